@@ -1,0 +1,62 @@
+# Thin driver over CMake (as neovim's is): every target configures into a build directory and
+# installs missing Debian packages first. See README.md.
+#   make            build into build/ (programs in build/bin/)
+#   make test       build and run every test (SANITIZE=1: ASan+UBSan build in build-sanitize/)
+#   make demo       active + passive on loopback, a workload, the copy catching up, a verdict
+#   make bench      release build in build-release/, then the benchmark (QUICK=1: under a minute)
+#   make fuzz       libFuzzer targets built with clang in build-fuzz/, run FUZZ_SECONDS each
+#   make format     apply .clang-format;  make format-check  check it
+
+JOBS        ?= $(shell nproc 2>/dev/null || echo 2)
+SANITIZE    ?=
+FUZZ_SECONDS ?= 30
+CMAKE_FLAGS ?=
+
+ifeq ($(SANITIZE),1)
+BUILD_DIR   ?= build-sanitize
+CMAKE_FLAGS += -DLS_SANITIZE=address,undefined
+else
+BUILD_DIR   ?= build
+endif
+
+SOURCES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
+
+.PHONY: all build test demo bench fuzz format format-check deps clean
+
+all: build
+
+deps:
+	@tools/deps.sh build test
+
+build: deps
+	@cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=Debug $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD_DIR) -j $(JOBS)
+
+test: build format-check
+	@cd $(BUILD_DIR) && ctest --output-on-failure -j 1 --timeout 900
+
+demo: build
+	@tools/demo.sh $(BUILD_DIR)/bin $(DEMO_DIR)
+
+bench:
+	@tools/deps.sh build bench
+	@cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DLS_FAULTS=OFF -DLS_TESTS=OFF >/dev/null
+	@cmake --build build-release -j $(JOBS)
+	@build-release/bin/logship-bench $(if $(QUICK),--quick) --out build/bench
+
+fuzz:
+	@tools/deps.sh build fuzz
+	@CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DLS_FUZZ=ON -DLS_TESTS=OFF >/dev/null
+	@cmake --build build-fuzz -j $(JOBS)
+	@tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS)
+
+format:
+	@clang-format -i $(SOURCES)
+
+format-check:
+	@if command -v clang-format >/dev/null 2>&1; then \
+	  clang-format --dry-run --Werror $(SOURCES) || { echo "logship: formatting differs from .clang-format: run 'make format'"; exit 1; }; \
+	else echo "logship: clang-format not installed, formatting not checked"; fi
+
+clean:
+	rm -rf build build-sanitize build-release build-fuzz

@@ -1,0 +1,27 @@
+# System libraries, found through pkg-config. A missing one stops the configure step with the name
+# of the Debian package that provides it (tools/deps.sh installs them all).
+find_package(PkgConfig)
+if(NOT PKG_CONFIG_FOUND)
+  message(FATAL_ERROR "pkg-config not found: install the Debian package 'pkg-config' (or run tools/deps.sh)")
+endif()
+find_package(Threads REQUIRED)
+
+function(ls_require var module debpkg)
+  pkg_check_modules(${var} QUIET IMPORTED_TARGET ${module})
+  if(NOT ${var}_FOUND)
+    message(FATAL_ERROR "missing library '${module}': install the Debian package '${debpkg}' (or run tools/deps.sh)")
+  endif()
+endfunction()
+
+ls_require(LIBUV     libuv     libuv1-dev)
+ls_require(LIBSSL    libssl    libssl-dev)
+ls_require(LIBCRYPTO libcrypto libssl-dev)
+ls_require(ZSTD      libzstd   libzstd-dev)
+ls_require(LMDB      lmdb      liblmdb-dev)
+ls_require(XXHASH    libxxhash libxxhash-dev)
+ls_require(INIH      inih      libinih-dev)
+ls_require(CJSON     libcjson  libcjson-dev)
+ls_require(MHD       libmicrohttpd libmicrohttpd-dev)
+if(LS_TESTS)
+  ls_require(CRITERION criterion libcriterion-dev)
+endif()

@@ -1,0 +1,102 @@
+/*
+ * db: the active side's embedded API. An application opens a database directory, commits
+ * transactions of puts and deletes, and logship writes them as log generations (logfmt.h) and
+ * applies them to the active store (LMDB named database "data").
+ *
+ *   <dir>/logs/E00.log                       the current log (open)
+ *   <dir>/logs/E00-<epoch>-<generation>.log  closed generations
+ *   <dir>/logs/history                       epoch -> first generation of that epoch
+ *   <dir>/store/                             LMDB environment: "data" (user) and "meta" (engine)
+ *
+ * Commit path: one flusher thread is the sequencer. It takes every transaction queued since its
+ * last pass (group commit), assigns LSNs in queue order, appends their records and COMMIT records
+ * to the current log, fdatasyncs once, applies the batch to the store in one LMDB write
+ * transaction (with the meta record), then wakes the committers. So ls_txn_commit() returns only
+ * once the transaction is durable in the log and visible in the store. The store is not on the
+ * durability path: it is synced at checkpoints; recovery replays the log from the store's meta LSN.
+ *
+ * Isolation: transactions buffer blind writes (no read-your-writes inside a transaction);
+ * ls_db_get() reads committed state (read committed). Concurrent transactions touching the same
+ * key are ordered by commit: the one committed later (higher LSN) wins. No conflict detection.
+ *
+ * Lifecycle: ls_db_open() -> ls_txn_begin()/put/del/commit|abort ... -> ls_db_close().
+ * Threading: an ls_db_t may be used from many threads at once; an ls_txn_t from one at a time.
+ * Errors: a failed log write or fsync makes the database fail stickily (every later commit
+ * returns the same error, like PostgreSQL after a failed fsync): close and reopen to recover.
+ */
+#ifndef LOGSHIP_DB_H
+#define LOGSHIP_DB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <logship/error.h>
+#include <logship/logfmt.h>
+
+typedef struct ls_db ls_db_t;
+typedef struct ls_txn ls_txn_t;
+
+/* Zero means the default for every field. */
+typedef struct {
+    uint64_t target_size;    /* roll the current log before it would exceed this; 1 MiB */
+    uint64_t max_generation; /* hard cap for one generation (oversized txn); 64 MiB,
+                                at most LS_GEN_HARD_CAP */
+    uint64_t idle_roll_ms;   /* roll a non-empty current log idle this long; 5000 */
+    bool no_idle_roll;       /* never roll on idle (tests) */
+    uint64_t map_size;       /* initial LMDB map size, bytes; 64 MiB; grows when full */
+    uint64_t checkpoint_ms;  /* sync the store at least this often; 10000 */
+    const char *prefix;      /* log file prefix; "E00" */
+    bool no_create;          /* fail with LS_ENOENT instead of creating a new database */
+} ls_db_options_t;
+
+typedef struct {
+    uint8_t dbid[LS_DBID_LEN];   /* database id */
+    uint32_t epoch;              /* current epoch */
+    uint64_t current_generation; /* generation number of the current (open) log */
+    uint64_t last_closed;        /* last closed generation, 0 when none */
+    uint64_t last_lsn;           /* last LSN assigned and durable */
+    uint64_t last_txid;          /* last transaction number committed */
+    uint64_t checkpoint_lsn;     /* store synced up to this LSN */
+    uint64_t commits;            /* transactions committed since open */
+    uint64_t batches;            /* group-commit batches (log fdatasyncs) since open */
+    uint64_t generations_closed; /* generations closed since open */
+    uint64_t recovered_records;  /* records replayed into the store at open */
+    uint64_t truncated_bytes;    /* torn tail bytes removed from the current log at open */
+} ls_db_stats_t;
+
+/* Opens (or creates) the database at dir; runs crash recovery. *out owned by the caller until
+ * ls_db_close(). Errors: LS_ENOENT (no_create), LS_EDBID (store of another database),
+ * LS_ECORRUPT (a closed generation or the store is damaged), LS_EIO. ls_db_open_error() gives
+ * the message of the last failed open on this thread. */
+int ls_db_open(const char *dir, const ls_db_options_t *opts, ls_db_t **out);
+const char *ls_db_open_error(void);
+
+/* Closes the database: waits for queued commits, rolls a non-empty current log (so nothing sits
+ * unshipped), checkpoints the store, frees db. Returns the first error met. NULL is a no-op. */
+int ls_db_close(ls_db_t *db);
+
+/* Message describing the database's last error ("" when none). Valid until the next call. */
+const char *ls_db_errmsg(ls_db_t *db);
+int ls_db_stats(ls_db_t *db, ls_db_stats_t *out);
+
+/* Transactions. Keys are 1..LS_KEY_MAX bytes. put/del copy their arguments. */
+int ls_txn_begin(ls_db_t *db, ls_txn_t **out);
+int ls_txn_put(ls_txn_t *txn, const void *key, size_t key_len, const void *val, size_t val_len);
+int ls_txn_del(ls_txn_t *txn, const void *key, size_t key_len);
+/* Commits and frees txn. 0: durable in the log and applied to the store. LS_ETOOBIG: larger than
+ * max_generation, nothing written. Other errors: the database has failed (see above). An empty
+ * transaction commits nothing and returns 0. */
+int ls_txn_commit(ls_txn_t *txn);
+void ls_txn_abort(ls_txn_t *txn); /* frees txn; NULL is a no-op */
+
+/* Reads the committed value of key into a malloc'd buffer (*val owned by the caller).
+ * LS_ENOENT when absent. */
+int ls_db_get(ls_db_t *db, const void *key, size_t key_len, void **val, size_t *val_len);
+
+/* Closes the current log now if it holds any record (returns 0 and does nothing when empty). */
+int ls_db_roll(ls_db_t *db);
+/* Syncs the store and records the checkpoint LSN. */
+int ls_db_checkpoint(ls_db_t *db);
+
+#endif

@@ -1,0 +1,182 @@
+/* Test harness implementation (see harness.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+char *ls_h_tmpdir(const char *tag)
+{
+    const char *base = getenv("TMPDIR");
+    if (!base || !*base) base = "/tmp";
+    char *path = NULL;
+    if (asprintf(&path, "%s/logship-%s-XXXXXX", base, tag) < 0) return NULL;
+    if (!mkdtemp(path)) {
+        free(path);
+        return NULL;
+    }
+    return path;
+}
+
+static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void) st;
+    (void) flag;
+    (void) ftw;
+    return remove(p);
+}
+
+void ls_h_rmtree(const char *path)
+{
+    if (path) nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+const char *ls_h_bin(const char *name)
+{
+    static __thread char buf[4][512];
+    static __thread int i;
+    char *b = buf[i++ % 4];
+    snprintf(b, sizeof(buf[0]), "%s/%s", LS_BIN_DIR, name);
+    return b;
+}
+
+static char *slurp_fd(int fd)
+{
+    size_t cap = 4096, len = 0;
+    char *s = malloc(cap);
+    for (;;) {
+        if (len + 1024 > cap) s = realloc(s, cap *= 2);
+        ssize_t n = read(fd, s + len, cap - len - 1);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        len += (size_t) n;
+    }
+    s[len] = 0;
+    return s;
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+}
+
+int ls_h_wait(pid_t pid, int timeout_ms)
+{
+    uint64_t end = now_ms() + (uint64_t) timeout_ms;
+    for (;;) {
+        int st;
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        if (r < 0) return -1;
+        if (now_ms() >= end) return -1;
+        usleep(2000);
+    }
+}
+
+int ls_h_run(char *const argv[], char **out, char **err, int timeout_ms)
+{
+    char otmp[] = "/tmp/ls-h-outXXXXXX", etmp[] = "/tmp/ls-h-errXXXXXX";
+    int ofd = mkstemp(otmp), efd = mkstemp(etmp);
+    unlink(otmp);
+    unlink(etmp);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(ofd, 1);
+        dup2(efd, 2);
+        int devnull = open("/dev/null", O_RDONLY);
+        dup2(devnull, 0);
+        execv(argv[0], argv);
+        fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    int rc = ls_h_wait(pid, timeout_ms);
+    if (rc < 0) {
+        kill(pid, SIGKILL);
+        ls_h_wait(pid, 5000);
+    }
+    if (out) {
+        lseek(ofd, 0, SEEK_SET);
+        *out = slurp_fd(ofd);
+    }
+    if (err) {
+        lseek(efd, 0, SEEK_SET);
+        *err = slurp_fd(efd);
+    }
+    close(ofd);
+    close(efd);
+    return rc;
+}
+
+int ls_h_sh(const char *cmd, char **out, char **err, int timeout_ms)
+{
+    char *argv[] = {"/bin/sh", "-c", (char *) cmd, NULL};
+    return ls_h_run(argv, out, err, timeout_ms);
+}
+
+pid_t ls_h_spawn(char *const argv[], const char *logpath, char *const env[])
+{
+    pid_t pid = fork();
+    if (pid != 0) return pid;
+    int fd = open(logpath ? logpath : "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0600);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    int devnull = open("/dev/null", O_RDONLY);
+    dup2(devnull, 0);
+    for (int i = 0; env && env[i]; i++)
+        putenv(env[i]);
+    execv(argv[0], argv);
+    fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+    _exit(127);
+}
+
+void ls_h_kill(pid_t pid, int sig)
+{
+    if (pid > 0) kill(pid, sig);
+}
+
+bool ls_h_wait_for(bool (*cond)(void *ctx), void *ctx, int timeout_ms)
+{
+    uint64_t end = now_ms() + (uint64_t) timeout_ms;
+    for (;;) {
+        if (cond(ctx)) return true;
+        if (now_ms() >= end) return false;
+        usleep(5000);
+    }
+}
+
+int ls_h_write_file(const char *path, const void *buf, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f) return -1;
+    size_t n = fwrite(buf, 1, len, f);
+    return fclose(f) == 0 && n == len ? 0 : -1;
+}
+
+uint8_t *ls_h_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long sz = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *buf = malloc((size_t) sz + 1);
+    *len = fread(buf, 1, (size_t) sz, f);
+    buf[*len] = 0;
+    fclose(f);
+    return buf;
+}
+
+bool ls_h_contains(const char *haystack, const char *needle)
+{
+    return haystack && needle && strstr(haystack, needle) != NULL;
+}

@@ -1,0 +1,42 @@
+/*
+ * Test harness shared by the Criterion tests: scratch directories, running the programs under
+ * test, waiting on a condition with a deadline (never a fixed sleep), and small file helpers.
+ * Every process a test starts it stops by pid (ls_h_spawn / ls_h_kill / ls_h_wait).
+ */
+#ifndef LS_TEST_HARNESS_H
+#define LS_TEST_HARNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* A fresh directory under $TMPDIR (or /tmp), removed by ls_h_rmtree. Returns a malloc'd path. */
+char *ls_h_tmpdir(const char *tag);
+void ls_h_rmtree(const char *path);
+/* Path of a program in build/bin ("logship", "logshipd", ...), static storage per call site. */
+const char *ls_h_bin(const char *name);
+
+/* Runs argv (argv[0] is a path) to completion; stdout and stderr captured into malloc'd strings
+ * (NULL to discard). Returns the exit status, or 128+signal. Gives up after timeout_ms (killing
+ * the child) and returns -1. */
+int ls_h_run(char *const argv[], char **out, char **err, int timeout_ms);
+/* Same with a shell command line (sh -c). */
+int ls_h_sh(const char *cmd, char **out, char **err, int timeout_ms);
+/* Starts argv in the background with stdout/stderr appended to logpath (NULL: /dev/null),
+ * extra environment entries "K=V" (NULL-terminated, may be NULL). Returns the pid or -1. */
+pid_t ls_h_spawn(char *const argv[], const char *logpath, char *const env[]);
+/* Sends sig to pid. */
+void ls_h_kill(pid_t pid, int sig);
+/* Waits for pid up to timeout_ms; returns its exit status (128+signal) or -1 on timeout. */
+int ls_h_wait(pid_t pid, int timeout_ms);
+
+/* Polls cond(ctx) every few ms until it is true (returns true) or timeout_ms passes (false). */
+bool ls_h_wait_for(bool (*cond)(void *ctx), void *ctx, int timeout_ms);
+
+/* Whole-file helpers. */
+int ls_h_write_file(const char *path, const void *buf, size_t len);
+uint8_t *ls_h_read_file(const char *path, size_t *len); /* malloc'd, NULL on error */
+bool ls_h_contains(const char *haystack, const char *needle);
+
+#endif

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs the Debian packages logship needs to build, test and run its demo, if any is missing.
+# As root it runs apt-get; otherwise it uses sudo when it can; otherwise it names the packages and
+# exits non-zero. Usage: tools/deps.sh [build|test|bench|fuzz]...
+set -euo pipefail
+
+need=(build-essential cmake pkg-config libuv1-dev libssl-dev openssl libzstd-dev liblmdb-dev lmdb-utils
+      libxxhash-dev libinih-dev libcjson-dev libmicrohttpd-dev)
+for what in "$@"; do
+  case "$what" in
+    build) ;;
+    test)  need+=(libcriterion-dev iproute2 e2fsprogs curl) ;;
+    bench) need+=(rsync gnuplot-nox iproute2) ;;
+    fuzz)  need+=(clang libclang-rt-14-dev) ;;
+    *) echo "deps.sh: unknown set '$what' (expected build, test, bench or fuzz)" >&2; exit 2 ;;
+  esac
+done
+
+missing=()
+for p in "${need[@]}"; do
+  st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  [ "$st" = "install ok installed" ] || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "logship: installing missing Debian packages: ${missing[*]}" >&2
+if [ "$(id -u)" -eq 0 ]; then
+  sudo=()
+elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+  sudo=(sudo -n)
+else
+  echo "logship: cannot install packages (not root and no password-less sudo)." >&2
+  echo "logship: please run:  sudo apt-get install ${missing[*]}" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq || { echo "logship: apt-get update failed" >&2; exit 1; }
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || {
+  echo "logship: apt-get install failed for: ${missing[*]}" >&2; exit 1; }

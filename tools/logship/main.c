@@ -1,0 +1,35 @@
+/* `logship`: the command-line tool. Dispatches to one subcommand per cmd_<name>.c. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cmds.h"
+
+static const struct ls_cmd cmds[] = {
+    /* cmd:dump */
+    /* cmd:load */
+    /* cmd:certs */
+    {NULL, NULL, NULL, NULL},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: logship COMMAND [ARGS]\n\ncommands:\n");
+    for (const struct ls_cmd *c = cmds; c->name; c++)
+        fprintf(f, "  %-8s %s\n           %s\n", c->name, c->usage, c->help);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    for (const struct ls_cmd *c = cmds; c->name; c++)
+        if (!strcmp(c->name, argv[1])) return c->fn(argc - 1, argv + 1);
+    fprintf(stderr, "logship: unknown command '%s' (try 'logship --help')\n", argv[1]);
+    return 2;
+}

@@ -1,0 +1,331 @@
+/*
+ * proto: the wire protocol's frame codec. Frames in and out of byte buffers; no sockets, no
+ * event loop, no allocation.
+ *
+ * Every frame is the envelope of proto/frame.h (8-byte header, body, optional checksum added by
+ * the transport) around one of the bodies below. proto/PROTOCOL.md documents every byte, who
+ * sends each frame, when, and what the receiver does with it.
+ *
+ * Lifecycle: none. The caller fills an ls_frame_t (type + the matching member) and encodes it
+ * into a buffer of its own; or it hands a received buffer to ls_frame_decode(), which fills an
+ * ls_frame_t whose byte and string fields POINT INTO THAT BUFFER (zero-copy): they are valid
+ * while the buffer is, and are not NUL-terminated. The decoder never allocates and never trusts
+ * a length from the input: each length is checked against the bytes left and its bound first.
+ *
+ * Threading: every function is reentrant; an ls_frame_t belongs to one thread at a time.
+ */
+#ifndef LS_PROTO_PROTO_H
+#define LS_PROTO_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/types.h>
+
+#include "proto/frame.h"
+
+/* ---- versions, bounds, defaults ------------------------------------------------------------ */
+#define LS_PROTO_MAGIC       "LSHP" /* 4 bytes at HELLO offset 0 */
+#define LS_PROTO_VERSION_MIN 1      /* oldest protocol version this build speaks */
+#define LS_PROTO_VERSION_MAX 1      /* newest protocol version this build speaks */
+
+#define LS_PROTO_DBID_LEN   16   /* database id, bytes */
+#define LS_PROTO_DIGEST_LEN 32   /* SHA-256 digest, bytes */
+#define LS_PROTO_NODE_MAX   64   /* node name, bytes (1..64) */
+#define LS_PROTO_DBNAME_MAX 64   /* database name, bytes (0..64) */
+#define LS_PROTO_REASON_MAX 256  /* per-database refusal reason in WELCOME, bytes */
+#define LS_PROTO_MSG_MAX    1024 /* ERROR and ASK_AGAIN message, bytes */
+#define LS_PROTO_DB_MAX     256  /* databases in one HELLO or WELCOME */
+
+#define LS_PROTO_DB_WINDOW_DEFAULT    (4u * 1024u * 1024u)  /* per-database credit window, bytes */
+#define LS_PROTO_CONN_WINDOW_DEFAULT  (16u * 1024u * 1024u) /* connection-wide window, bytes */
+#define LS_PROTO_WINDOW_MAX           (1u << 30) /* no window may exceed 1 GiB outstanding */
+#define LS_PROTO_HEARTBEAT_MS         1000       /* heartbeat interval, ms */
+#define LS_PROTO_HEARTBEAT_TIMEOUT_MS 5000       /* no frame for this long: the path is dead, ms */
+
+/* Frame types, grouped by family in blocks of 16 so each family has room to grow. A receiver
+ * rejects a type it does not know (LS_EPROTO): new types come with a new protocol version. */
+typedef enum {
+    /* 0x01..0x0f connection */
+    LS_FRAME_HELLO = 0x01,     /* client -> server: first frame on every connection */
+    LS_FRAME_WELCOME = 0x02,   /* server -> client: answer to HELLO */
+    LS_FRAME_ERROR = 0x03,     /* either way: an error for a database or the whole connection */
+    LS_FRAME_HEARTBEAT = 0x04, /* either way: liveness, RTT and clock offset */
+    /* 0x10..0x1f flow */
+    LS_FRAME_RESUME = 0x10, /* target -> source: where the target stands, "ship from here" */
+    LS_FRAME_CREDIT = 0x11, /* data receiver -> data sender: more bytes may be in flight */
+    /* 0x20..0x2f shipping */
+    LS_FRAME_GEN_BEGIN = 0x20, /* source -> target: a generation starts */
+    LS_FRAME_GEN_DATA = 0x21,  /* source -> target: a chunk of it */
+    LS_FRAME_GEN_END = 0x22,   /* source -> target: it is complete, with its digest */
+    /* 0x30..0x3f acknowledgements */
+    LS_FRAME_DURABLE = 0x30,         /* target -> source: generation fsynced on the target */
+    LS_FRAME_INSPECTED = 0x31,       /* target -> source: generation passed inspection */
+    LS_FRAME_REPLAYED = 0x32,        /* target -> source: copy store holds the generation */
+    LS_FRAME_REPLAYED_SYNCED = 0x33, /* target -> source: copy store synced past it */
+    LS_FRAME_ASK_AGAIN = 0x34,       /* target -> source: resend from this generation on */
+    /* 0x40..0x4f seeding */
+    LS_FRAME_SEED_BEGIN = 0x40, /* seed source -> seeded node: a snapshot starts */
+    LS_FRAME_SEED_DATA = 0x41,  /* seed source -> seeded node: a chunk of it */
+    LS_FRAME_SEED_END = 0x42,   /* seed source -> seeded node: it is complete */
+} ls_frame_type_t;
+
+/* Header flag bits (frame.h: receivers reject unknown bits). */
+#define LS_FRAME_FLAG_ZSTD                                                                         \
+    0x01u /* body is one zstd frame; only after WELCOME accepted LS_FEAT_ZSTD.                     \
+             The transport decompresses (to at most LS_FRAME_MAX_BODY bytes),                      \
+             clears the bit, then calls ls_frame_decode_body() */
+#define LS_FRAME_FLAGS_KNOWN LS_FRAME_FLAG_ZSTD
+
+/* HELLO feature bits. A server ignores bits it does not know and answers with the subset it
+ * accepts, so new features need no new version. */
+#define LS_FEAT_ZSTD                                                                               \
+    0x00000001u /* per-frame zstd compression (LS_FRAME_FLAG_ZSTD), at zstd_level */
+#define LS_FEAT_CKSUM 0x00000002u /* per-frame checksum (frame.h); required when TLS is off */
+#define LS_FEAT_BLOCK 0x00000004u /* reserved: block mode (ship the current log as it grows) */
+
+/* Connection purpose in HELLO. */
+typedef enum {
+    LS_PURPOSE_SHIP = 1, /* the client is a source shipping generations to the server */
+    LS_PURPOSE_SEED = 2  /* the client is a node being seeded from the server (one database) */
+} ls_proto_purpose_t;
+
+/* WELCOME per-database answer. */
+typedef enum {
+    LS_DB_REFUSED = 0, /* see code and reason */
+    LS_DB_ACCEPTED = 1
+} ls_proto_db_status_t;
+
+/* ---- bodies -----------------------------------------------------------------------------------
+ */
+/* A string on the wire: u16 length + bytes, no NUL inside. Decoded: points into the input. */
+typedef struct {
+    const char *ptr; /* bytes (not NUL-terminated); may be NULL when len is 0 */
+    size_t len;      /* bytes; each field has its bound (LS_PROTO_*_MAX) */
+} ls_proto_str_t;
+
+/* A C string as an ls_proto_str_t (borrows s). */
+static inline ls_proto_str_t ls_proto_str(const char *s)
+{
+    ls_proto_str_t r = {s, s ? strlen(s) : 0};
+    return r;
+}
+
+typedef struct {
+    uint8_t dbid[LS_PROTO_DBID_LEN]; /* database id */
+    ls_proto_str_t name;             /* database name for messages, <= LS_PROTO_DBNAME_MAX */
+} ls_proto_db_t;
+
+typedef struct {
+    uint16_t version_min;               /* oldest protocol version the client speaks, >= 1 */
+    uint16_t version_max;               /* newest, >= version_min */
+    uint8_t purpose;                    /* ls_proto_purpose_t */
+    uint32_t features;                  /* LS_FEAT_* bits the client offers */
+    int8_t zstd_level;                  /* zstd level wanted when LS_FEAT_ZSTD is offered */
+    ls_proto_str_t node;                /* client node name, 1..LS_PROTO_NODE_MAX */
+    uint16_t db_count;                  /* entries used in dbs, <= LS_PROTO_DB_MAX (1 to seed) */
+    ls_proto_db_t dbs[LS_PROTO_DB_MAX]; /* databases the client wants to replicate or seed */
+} ls_proto_hello_t;
+
+typedef struct {
+    uint8_t dbid[LS_PROTO_DBID_LEN]; /* database id, as in HELLO */
+    uint8_t status;                  /* ls_proto_db_status_t */
+    int32_t code;                    /* 0 when accepted, else a negative LS_E* code */
+    ls_proto_str_t reason;           /* why refused, <= LS_PROTO_REASON_MAX; empty if accepted */
+} ls_proto_db_result_t;
+
+typedef struct {
+    uint16_t version;                          /* chosen protocol version */
+    uint32_t features;                         /* accepted LS_FEAT_* bits (subset offered) */
+    int8_t zstd_level;                         /* zstd level to use when LS_FEAT_ZSTD accepted */
+    ls_proto_str_t node;                       /* server node name, 1..LS_PROTO_NODE_MAX */
+    uint16_t db_count;                         /* entries used in dbs, <= LS_PROTO_DB_MAX */
+    ls_proto_db_result_t dbs[LS_PROTO_DB_MAX]; /* one answer per database of the HELLO */
+} ls_proto_welcome_t;
+
+typedef struct {
+    uint8_t dbid[LS_PROTO_DBID_LEN]; /* database concerned; all zeros: the whole connection */
+    int32_t code;                    /* negative LS_E* code */
+    ls_proto_str_t message;          /* what and where, <= LS_PROTO_MSG_MAX */
+} ls_proto_error_t;
+
+typedef struct {
+    uint64_t seq;           /* sender's heartbeat counter, 1, 2, 3 ... */
+    uint64_t send_ns;       /* sender's wall clock when sending, UTC ns */
+    uint64_t echo_ns;       /* send_ns of the last heartbeat received from the peer, 0 if none */
+    uint64_t echo_delay_ns; /* ns between receiving that heartbeat and sending this one */
+} ls_proto_heartbeat_t;
+
+typedef struct {
+    uint8_t dbid[LS_PROTO_DBID_LEN];          /* database id */
+    uint32_t epoch;                           /* epoch of the last generation held, 0: none */
+    uint64_t next_generation;                 /* first generation the target wants, >= 1 */
+    uint8_t last_digest[LS_PROTO_DIGEST_LEN]; /* digest of next_generation-1, zeros if none */
+    uint64_t last_lsn;                        /* last LSN held, 0 if none */
+} ls_proto_resume_t;
+
+typedef struct {
+    uint8_t dbid[LS_PROTO_DBID_LEN]; /* database id; all zeros: the connection-wide window */
+    uint32_t bytes;                  /* window increment, bytes of data payload, >= 1 */
+} ls_proto_credit_t;
+
+typedef struct {
+    uint8_t dbid[LS_PROTO_DBID_LEN]; /* database id */
+    uint32_t epoch;                  /* epoch of the generation */
+    uint64_t generation;             /* generation number, >= 1 */
+    uint64_t size;                   /* total file size, bytes */
+    uint64_t close_ns;               /* close time of the generation, UTC ns (from its trailer) */
+} ls_proto_gen_begin_t;
+
+typedef struct {
+    uint8_t dbid[LS_PROTO_DBID_LEN]; /* database id */
+    uint64_t generation;             /* generation number */
+    uint64_t offset;                 /* file offset of data[0], bytes */
+    const uint8_t *data;             /* chunk bytes; decoded: points into the input buffer */
+    uint32_t len;                    /* bytes in data, 1..LS_FRAME_CHUNK_MAX */
+} ls_proto_gen_data_t;
+
+typedef struct {
+    uint8_t dbid[LS_PROTO_DBID_LEN];     /* database id */
+    uint64_t generation;                 /* generation number */
+    uint8_t digest[LS_PROTO_DIGEST_LEN]; /* the generation's digest (its trailer's SHA-256) */
+} ls_proto_gen_end_t;
+
+/* DURABLE and INSPECTED. */
+typedef struct {
+    uint8_t dbid[LS_PROTO_DBID_LEN]; /* database id */
+    uint64_t generation;             /* generation now durable / inspected on the target */
+} ls_proto_gen_ack_t;
+
+/* REPLAYED and REPLAYED_SYNCED. */
+typedef struct {
+    uint8_t dbid[LS_PROTO_DBID_LEN]; /* database id */
+    uint64_t generation;             /* last generation replayed (synced) into the copy store */
+    uint64_t lsn;                    /* last LSN replayed (synced) */
+} ls_proto_replayed_t;
+
+typedef struct {
+    uint8_t dbid[LS_PROTO_DBID_LEN]; /* database id */
+    uint64_t generation;             /* resend from this generation on */
+    int32_t code;                    /* why: negative LS_E* code of the failed inspection */
+    ls_proto_str_t message;          /* inspector's verdict, <= LS_PROTO_MSG_MAX */
+} ls_proto_ask_again_t;
+
+typedef struct {
+    uint8_t dbid[LS_PROTO_DBID_LEN];          /* database id */
+    uint64_t total_bytes;                     /* snapshot size, bytes */
+    uint64_t last_lsn;                        /* last LSN L the snapshot holds */
+    uint64_t generation;                      /* generation N containing L; ask for N next */
+    uint8_t prev_digest[LS_PROTO_DIGEST_LEN]; /* digest of N-1, zeros when N is 1 */
+    uint32_t epoch;                           /* epoch of generation N */
+} ls_proto_seed_begin_t;
+
+typedef struct {
+    uint64_t offset;     /* offset of data[0] in the snapshot stream, bytes */
+    const uint8_t *data; /* chunk bytes; decoded: points into the input buffer */
+    uint32_t len;        /* bytes in data, 1..LS_FRAME_CHUNK_MAX */
+} ls_proto_seed_data_t;
+
+typedef struct {
+    uint8_t digest[LS_PROTO_DIGEST_LEN]; /* SHA-256 of the whole snapshot stream */
+} ls_proto_seed_end_t;
+
+/* One frame: type selects the member. */
+typedef struct {
+    uint8_t type; /* ls_frame_type_t */
+    union {
+        ls_proto_hello_t hello;
+        ls_proto_welcome_t welcome;
+        ls_proto_error_t error;
+        ls_proto_heartbeat_t heartbeat;
+        ls_proto_resume_t resume;
+        ls_proto_credit_t credit;
+        ls_proto_gen_begin_t gen_begin;
+        ls_proto_gen_data_t gen_data;
+        ls_proto_gen_end_t gen_end;
+        ls_proto_gen_ack_t durable;
+        ls_proto_gen_ack_t inspected;
+        ls_proto_replayed_t replayed;
+        ls_proto_replayed_t replayed_synced;
+        ls_proto_ask_again_t ask_again;
+        ls_proto_seed_begin_t seed_begin;
+        ls_proto_seed_data_t seed_data;
+        ls_proto_seed_end_t seed_end;
+    };
+} ls_frame_t;
+
+/* The envelope's header (frame.h), decoded. */
+typedef struct {
+    uint32_t body_len; /* bytes of body after the 8-byte header, <= LS_FRAME_MAX_BODY */
+    uint8_t type;      /* ls_frame_type_t, known */
+    uint8_t flags;     /* LS_FRAME_FLAG_* bits, only known ones */
+} ls_frame_header_t;
+
+/* ---- functions --------------------------------------------------------------------------------
+ */
+/* "HELLO", "GEN_DATA", ...; "UNKNOWN" for a type this build does not know. Static storage. */
+const char *ls_frame_type_name(uint8_t type);
+
+/* Writes the 8-byte envelope header (reserved bytes zero). */
+void ls_frame_header_encode(const ls_frame_header_t *h, uint8_t out[LS_FRAME_HEADER_SIZE]);
+
+/* Decodes and validates the 8-byte header at buf. Reads nothing past buf[7] (the body need not
+ * be there yet: a reader decodes the header, then waits for body_len more bytes).
+ * Returns 0, LS_EFRAMETRUNC (len < 8), LS_EFRAMETOOBIG (body_len > LS_FRAME_MAX_BODY), or
+ * LS_EPROTO (unknown type, unknown flag bits, reserved not zero). */
+int ls_frame_header_decode(const uint8_t *buf, size_t len, ls_frame_header_t *out);
+
+/* Size of f encoded (header + body, without the transport's checksum), or a negative LS_EINVAL
+ * when a field is out of its bounds (string too long or with a NUL, too many databases, chunk
+ * empty or over LS_FRAME_CHUNK_MAX, unknown type ...). */
+ssize_t ls_frame_size(const ls_frame_t *f);
+
+/* Encodes f (header + body) into out (cap bytes). Borrows f and every pointer in it.
+ * Returns the bytes written, LS_EINVAL (as ls_frame_size), or LS_ETOOBIG (cap too small). */
+ssize_t ls_frame_encode(const ls_frame_t *f, uint8_t *out, size_t cap);
+
+/* Like ls_frame_encode, but for GEN_DATA and SEED_DATA stops before the chunk bytes, so the
+ * caller can send the chunk from where it lies (scatter/gather); the header's body_len counts
+ * the chunk. For other types it is ls_frame_encode. Returns the bytes written or as above. */
+ssize_t ls_frame_encode_head(const ls_frame_t *f, uint8_t *out, size_t cap);
+
+/* Decodes one whole frame: buf holds exactly header + body (len bytes, no checksum). Fields of
+ * out that are bytes or strings point into buf: valid while buf is. On error err (errlen bytes,
+ * may be NULL) names the frame type, the field and its offset in the body.
+ * Returns 0, LS_EFRAMETRUNC (buf shorter than the header says, or a field runs past the body),
+ * LS_EFRAMETOOBIG, LS_EPROTO (bad type/flags, trailing bytes, a length over its bound, a bad
+ * value), LS_EBADMAGIC (HELLO magic). A frame still flagged LS_FRAME_FLAG_ZSTD is LS_EPROTO:
+ * decompress it first. */
+int ls_frame_decode(const uint8_t *buf, size_t len, ls_frame_t *out, char *err, size_t errlen);
+
+/* Decodes a body whose header h was already decoded by ls_frame_header_decode (and whose body
+ * was decompressed if flagged, with h->flags cleared). len must equal h->body_len. Same
+ * ownership, errors and messages as ls_frame_decode. */
+int ls_frame_decode_body(const ls_frame_header_t *h, const uint8_t *body, size_t len,
+                         ls_frame_t *out, char *err, size_t errlen);
+
+/* What a server accepts, for ls_proto_negotiate. Zero fields mean the defaults. */
+typedef struct {
+    uint16_t version_min;  /* oldest version spoken; 0: LS_PROTO_VERSION_MIN */
+    uint16_t version_max;  /* newest version spoken; 0: LS_PROTO_VERSION_MAX */
+    uint32_t features;     /* LS_FEAT_* bits this server allows */
+    int8_t zstd_level_max; /* highest zstd level allowed; 0: no cap */
+} ls_proto_offer_t;
+
+/* The outcome of a successful negotiation. */
+typedef struct {
+    uint16_t version;  /* highest version both sides speak */
+    uint32_t features; /* hello->features & ours->features */
+    int8_t zstd_level; /* hello's level, capped by ours->zstd_level_max; 0 without zstd */
+} ls_proto_choice_t;
+
+/* Picks the protocol version and features for a decoded HELLO. On success fills choice and
+ * returns 0. When the version ranges do not overlap returns LS_EUNSUPPORTED and, when error is
+ * not NULL, fills it as an ERROR frame (connection-wide, code LS_EUNSUPPORTED) whose message
+ * "unsupported protocol version 2..3 (this node speaks 1..1)" is written into msg (msglen
+ * bytes; error->message borrows msg). */
+int ls_proto_negotiate(const ls_proto_hello_t *hello, const ls_proto_offer_t *ours,
+                       ls_proto_choice_t *choice, ls_frame_t *error, char *msg, size_t msglen);
+
+#endif

@@ -1,0 +1,428 @@
+/* The LMDB store with its meta record (see store.h for the flags and the threading rule). */
+#include <errno.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include "core/core.h"
+#include "store/store.h"
+
+#define DEFAULT_MAP_SIZE (64ull * 1024 * 1024)
+#define META_KEY         "meta"
+#define META_VERSION     1
+#define META_SIZE        96 /* encoded meta record, see meta_encode */
+
+struct ls_store {
+    MDB_env *env;            /* the environment */
+    MDB_dbi data;            /* "data": user keys */
+    MDB_dbi meta_dbi;        /* "meta": the meta record */
+    pthread_rwlock_t lock;   /* shared by transactions, exclusive while the map is resized */
+    pthread_mutex_t meta_mu; /* guards meta */
+    ls_store_meta_t meta;    /* copy of the last committed meta record */
+    uint64_t map_grows;      /* times the map was grown since open */
+    char path[4096];         /* environment directory, for messages */
+};
+
+struct ls_store_txn {
+    ls_store_t *store; /* owner */
+    MDB_txn *txn;      /* the LMDB write transaction */
+    bool map_full;     /* a put/del hit MDB_MAP_FULL: retry after growing even if fn hides it */
+};
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || errlen == 0) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* Maps an LMDB (or errno) code to an LS_E* code; MDB_MAP_FULL is passed through for retry. */
+static int map_rc(int rc)
+{
+    if (rc == 0 || rc == MDB_MAP_FULL) return rc;
+    if (rc == ENOMEM) return LS_ENOMEM;
+    if (rc == ENOSPC) return LS_ENOSPC;
+    if (rc > 0) return ls_err_from_errno(rc);
+    return LS_ESTORE;
+}
+
+static void meta_encode(const ls_store_meta_t *m, uint8_t out[META_SIZE])
+{
+    memset(out, 0, META_SIZE);
+    ls_put32(out, META_VERSION);
+    ls_put32(out + 4, m->epoch);
+    memcpy(out + 8, m->dbid, LS_DBID_LEN);
+    ls_put64(out + 24, m->generation);
+    ls_put64(out + 32, m->lsn);
+    ls_put64(out + 40, m->txid);
+    ls_put64(out + 48, m->digest_generation);
+    memcpy(out + 56, m->digest, LS_DIGEST_SIZE);
+    ls_put64(out + 88, m->checkpoint_lsn);
+}
+
+static int meta_decode(const MDB_val *v, ls_store_meta_t *m)
+{
+    const uint8_t *p = v->mv_data;
+    if (v->mv_size != META_SIZE || ls_get32(p) != META_VERSION) return LS_ECORRUPT;
+    m->epoch = ls_get32(p + 4);
+    memcpy(m->dbid, p + 8, LS_DBID_LEN);
+    m->generation = ls_get64(p + 24);
+    m->lsn = ls_get64(p + 32);
+    m->txid = ls_get64(p + 40);
+    m->digest_generation = ls_get64(p + 48);
+    memcpy(m->digest, p + 56, LS_DIGEST_SIZE);
+    m->checkpoint_lsn = ls_get64(p + 88);
+    return 0;
+}
+
+static int meta_put(MDB_txn *txn, MDB_dbi dbi, const ls_store_meta_t *m)
+{
+    uint8_t buf[META_SIZE];
+    meta_encode(m, buf);
+    MDB_val k = {sizeof(META_KEY) - 1, (void *) META_KEY}, v = {META_SIZE, buf};
+    return mdb_put(txn, dbi, &k, &v, 0);
+}
+
+/* Begins a transaction, adopting a map grown by another process (MDB_MAP_RESIZED). The caller
+ * holds store->lock shared; it is dropped and retaken around the resize. */
+static int txn_begin(ls_store_t *s, unsigned flags, MDB_txn **txn)
+{
+    for (int tries = 0;; tries++) {
+        int rc = mdb_txn_begin(s->env, NULL, flags, txn);
+        if (rc != MDB_MAP_RESIZED || tries > 3) return rc;
+        pthread_rwlock_unlock(&s->lock);
+        pthread_rwlock_wrlock(&s->lock);
+        rc = mdb_env_set_mapsize(s->env, 0);
+        pthread_rwlock_unlock(&s->lock);
+        pthread_rwlock_rdlock(&s->lock);
+        if (rc) return rc;
+    }
+}
+
+static uint64_t map_size_of(ls_store_t *s)
+{
+    MDB_envinfo info;
+    mdb_env_info(s->env, &info);
+    return (uint64_t) info.me_mapsize;
+}
+
+/* Doubles the map. No transaction of ours may be active: takes the lock exclusively. */
+static int grow_map(ls_store_t *s)
+{
+    pthread_rwlock_wrlock(&s->lock);
+    uint64_t size = map_size_of(s);
+    int rc = mdb_env_set_mapsize(s->env, (size_t) (size * 2));
+    if (rc == 0) s->map_grows++;
+    pthread_rwlock_unlock(&s->lock);
+    if (rc == 0)
+        LS_LOGI("store", "map of %s full: grown from %llu to %llu bytes", s->path,
+                (unsigned long long) size, (unsigned long long) size * 2);
+    return rc;
+}
+
+/* Opens the two named databases and reads (or writes, for a new store) the meta record. */
+static int open_dbs(ls_store_t *s, const uint8_t *dbid, char *err, size_t errlen)
+{
+    MDB_txn *txn = NULL;
+    int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (rc) goto fail;
+    if ((rc = mdb_dbi_open(txn, "data", MDB_CREATE, &s->data))) goto fail;
+    if ((rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->meta_dbi))) goto fail;
+    MDB_val k = {sizeof(META_KEY) - 1, (void *) META_KEY}, v;
+    rc = mdb_get(txn, s->meta_dbi, &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        memset(&s->meta, 0, sizeof(s->meta));
+        if (dbid) {
+            memcpy(s->meta.dbid, dbid, LS_DBID_LEN);
+            rc = meta_put(txn, s->meta_dbi, &s->meta);
+        } else {
+            rc = 0;
+        }
+    } else if (rc == 0 && meta_decode(&v, &s->meta) != 0) {
+        set_err(err, errlen, "store %s: meta record malformed (%zu bytes)", s->path, v.mv_size);
+        mdb_txn_abort(txn);
+        return LS_ECORRUPT;
+    }
+    if (rc) goto fail;
+    static const uint8_t zero[LS_DBID_LEN];
+    bool has_id = memcmp(s->meta.dbid, zero, LS_DBID_LEN) != 0;
+    if (dbid && has_id && memcmp(s->meta.dbid, dbid, LS_DBID_LEN) != 0) {
+        char have[2 * LS_DBID_LEN + 1], want[2 * LS_DBID_LEN + 1];
+        ls_hex(s->meta.dbid, LS_DBID_LEN, have);
+        ls_hex(dbid, LS_DBID_LEN, want);
+        set_err(err, errlen, "store %s belongs to database %s, not to database %s", s->path, have,
+                want);
+        mdb_txn_abort(txn);
+        return LS_EDBID;
+    }
+    if (!has_id && dbid) memcpy(s->meta.dbid, dbid, LS_DBID_LEN);
+    rc = mdb_txn_commit(txn);
+    txn = NULL;
+    if (rc == 0) return 0;
+fail:
+    if (txn) mdb_txn_abort(txn);
+    set_err(err, errlen, "store %s: %s", s->path, mdb_strerror(rc));
+    return map_rc(rc) == MDB_MAP_FULL ? LS_ESTORE : map_rc(rc);
+}
+
+static int env_open(ls_store_t *s, const ls_store_options_t *o, char *err, size_t errlen)
+{
+    int rc = mdb_env_create(&s->env);
+    if (rc == 0) rc = mdb_env_set_maxdbs(s->env, 4);
+    if (rc == 0)
+        rc = mdb_env_set_mapsize(s->env, (size_t) (o->map_size ? o->map_size : DEFAULT_MAP_SIZE));
+    if (rc == 0) rc = mdb_env_open(s->env, s->path, MDB_NOMETASYNC | MDB_NOTLS, 0600);
+    if (rc) {
+        set_err(err, errlen, "store %s: cannot open LMDB environment: %s", s->path,
+                mdb_strerror(rc));
+        return map_rc(rc);
+    }
+    return 0;
+}
+
+int ls_store_open(const char *path, const ls_store_options_t *opts, ls_store_t **out, char *err,
+                  size_t errlen)
+{
+    static const ls_store_options_t defaults;
+    const ls_store_options_t *o = opts ? opts : &defaults;
+    *out = NULL;
+    char file[4200];
+    snprintf(file, sizeof(file), "%s/data.mdb", path);
+    struct stat st;
+    if (!o->create && stat(file, &st) != 0) {
+        set_err(err, errlen, "store %s: no LMDB environment there", path);
+        return LS_ENOENT;
+    }
+    int rc = o->create ? ls_mkdir_p(path) : 0;
+    if (rc) {
+        set_err(err, errlen, "store %s: cannot create directory: %s", path, ls_strerror(rc));
+        return rc;
+    }
+    ls_store_t *s = calloc(1, sizeof(*s));
+    if (!s) return LS_ENOMEM;
+    snprintf(s->path, sizeof(s->path), "%s", path);
+    pthread_rwlockattr_t attr;
+    pthread_rwlockattr_init(&attr);
+    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&s->lock, &attr);
+    pthread_rwlockattr_destroy(&attr);
+    pthread_mutex_init(&s->meta_mu, NULL);
+    rc = env_open(s, o, err, errlen);
+    if (rc == 0) rc = open_dbs(s, o->dbid, err, errlen);
+    if (rc) {
+        ls_store_close(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+void ls_store_close(ls_store_t *s)
+{
+    if (!s) return;
+    if (s->env) mdb_env_close(s->env);
+    pthread_rwlock_destroy(&s->lock);
+    pthread_mutex_destroy(&s->meta_mu);
+    free(s);
+}
+
+/* One attempt: begin, fn, meta, commit. Returns MDB_MAP_FULL when the map must grow. */
+static int apply_once(ls_store_t *s, ls_store_apply_fn fn, void *ctx, const ls_store_meta_t *meta)
+{
+    ls_store_txn_t t = {.store = s};
+    pthread_rwlock_rdlock(&s->lock);
+    int rc = txn_begin(s, 0, &t.txn);
+    if (rc) {
+        pthread_rwlock_unlock(&s->lock);
+        LS_LOGE("store", "%s: cannot begin a write transaction: %s", s->path, mdb_strerror(rc));
+        return map_rc(rc);
+    }
+    rc = fn(ctx, &t);
+    if (rc == 0 && !t.map_full) rc = map_rc(meta_put(t.txn, s->meta_dbi, meta));
+    if (rc == 0 && !t.map_full) {
+        int crc = mdb_txn_commit(t.txn);
+        if (crc) LS_LOGE("store", "%s: commit failed: %s", s->path, mdb_strerror(crc));
+        rc = map_rc(crc);
+    } else {
+        mdb_txn_abort(t.txn);
+    }
+    pthread_rwlock_unlock(&s->lock);
+    return t.map_full ? MDB_MAP_FULL : rc;
+}
+
+int ls_store_apply(ls_store_t *s, ls_store_apply_fn fn, void *ctx, const ls_store_meta_t *meta)
+{
+    LS_CHECK(memcmp(meta->dbid, s->meta.dbid, LS_DBID_LEN) == 0);
+    for (;;) {
+        int rc = apply_once(s, fn, ctx, meta);
+        if (rc == MDB_MAP_FULL) {
+            rc = grow_map(s);
+            if (rc == 0) continue;
+            LS_LOGE("store", "%s: cannot grow the map: %s", s->path, mdb_strerror(rc));
+            return map_rc(rc);
+        }
+        if (rc) return rc;
+        pthread_mutex_lock(&s->meta_mu);
+        s->meta = *meta;
+        pthread_mutex_unlock(&s->meta_mu);
+        return 0;
+    }
+}
+
+int ls_store_put(ls_store_txn_t *t, const void *key, size_t key_len, const void *val,
+                 size_t val_len)
+{
+    if (key_len == 0 || key_len > LS_KEY_MAX) return LS_EINVAL;
+    MDB_val k = {key_len, (void *) key}, v = {val_len, (void *) val};
+    int rc = mdb_put(t->txn, t->store->data, &k, &v, 0);
+    if (rc == MDB_MAP_FULL) t->map_full = true;
+    return map_rc(rc);
+}
+
+int ls_store_del(ls_store_txn_t *t, const void *key, size_t key_len)
+{
+    if (key_len == 0 || key_len > LS_KEY_MAX) return LS_EINVAL;
+    MDB_val k = {key_len, (void *) key};
+    int rc = mdb_del(t->txn, t->store->data, &k, NULL);
+    if (rc == MDB_NOTFOUND) return 0;
+    if (rc == MDB_MAP_FULL) t->map_full = true;
+    return map_rc(rc);
+}
+
+int ls_store_get(ls_store_t *s, const void *key, size_t key_len, void **val, size_t *val_len)
+{
+    *val = NULL;
+    *val_len = 0;
+    if (key_len == 0 || key_len > LS_KEY_MAX) return LS_EINVAL;
+    MDB_txn *txn;
+    pthread_rwlock_rdlock(&s->lock);
+    int rc = txn_begin(s, MDB_RDONLY, &txn);
+    if (rc) goto out;
+    MDB_val k = {key_len, (void *) key}, v;
+    rc = mdb_get(txn, s->data, &k, &v);
+    if (rc == 0) {
+        *val = malloc(v.mv_size + 1);
+        if (*val) {
+            memcpy(*val, v.mv_data, v.mv_size);
+            ((uint8_t *) *val)[v.mv_size] = 0;
+            *val_len = v.mv_size;
+        }
+    }
+    mdb_txn_abort(txn);
+out:
+    pthread_rwlock_unlock(&s->lock);
+    if (rc == MDB_NOTFOUND) return LS_ENOENT;
+    if (rc == 0 && !*val) return LS_ENOMEM;
+    return map_rc(rc);
+}
+
+int ls_store_iterate(ls_store_t *s, ls_store_iter_fn fn, void *ctx)
+{
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    pthread_rwlock_rdlock(&s->lock);
+    int rc = txn_begin(s, MDB_RDONLY, &txn);
+    if (rc == 0) rc = mdb_cursor_open(txn, s->data, &cur);
+    if (rc) goto out;
+    MDB_val k, v;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        int urc = fn(ctx, k.mv_data, k.mv_size, v.mv_data, v.mv_size);
+        if (urc) {
+            if (cur) mdb_cursor_close(cur);
+            mdb_txn_abort(txn);
+            pthread_rwlock_unlock(&s->lock);
+            return urc;
+        }
+    }
+    if (rc == MDB_NOTFOUND) rc = 0;
+out:
+    if (cur) mdb_cursor_close(cur);
+    if (txn) mdb_txn_abort(txn);
+    pthread_rwlock_unlock(&s->lock);
+    return rc == MDB_MAP_FULL ? LS_ESTORE : map_rc(rc);
+}
+
+void ls_store_meta(ls_store_t *s, ls_store_meta_t *out)
+{
+    pthread_mutex_lock(&s->meta_mu);
+    *out = s->meta;
+    pthread_mutex_unlock(&s->meta_mu);
+}
+
+int ls_store_sync(ls_store_t *s)
+{
+    pthread_rwlock_rdlock(&s->lock);
+    int rc = mdb_env_sync(s->env, 1);
+    pthread_rwlock_unlock(&s->lock);
+    if (rc) LS_LOGE("store", "%s: sync failed: %s", s->path, mdb_strerror(rc));
+    return rc == 0 ? 0 : rc == MDB_MAP_FULL ? LS_ESTORE : map_rc(rc);
+}
+
+/* Records checkpoint_lsn = lsn in the meta record, read and written under the writer lock so a
+ * concurrent apply's position is never overwritten with an older one. */
+static int record_checkpoint(ls_store_t *s, uint64_t lsn)
+{
+    MDB_txn *txn;
+    ls_store_meta_t m;
+    pthread_rwlock_rdlock(&s->lock);
+    int rc = txn_begin(s, 0, &txn);
+    if (rc) goto out;
+    MDB_val k = {sizeof(META_KEY) - 1, (void *) META_KEY}, v;
+    rc = mdb_get(txn, s->meta_dbi, &k, &v);
+    if (rc == 0 && meta_decode(&v, &m) != 0) rc = LS_ECORRUPT;
+    if (rc == 0 && m.checkpoint_lsn < lsn) {
+        m.checkpoint_lsn = lsn;
+        rc = meta_put(txn, s->meta_dbi, &m);
+    }
+    if (rc == 0) {
+        rc = mdb_txn_commit(txn);
+        if (rc == 0) {
+            pthread_mutex_lock(&s->meta_mu);
+            if (s->meta.checkpoint_lsn < lsn) s->meta.checkpoint_lsn = lsn;
+            pthread_mutex_unlock(&s->meta_mu);
+        }
+    } else {
+        mdb_txn_abort(txn);
+    }
+out:
+    pthread_rwlock_unlock(&s->lock);
+    if (rc == LS_ECORRUPT) return rc;
+    return rc == MDB_NOTFOUND || rc == MDB_MAP_FULL ? LS_ESTORE : map_rc(rc);
+}
+
+int ls_store_checkpoint(ls_store_t *s, uint64_t *lsn)
+{
+    ls_store_meta_t m;
+    ls_store_meta(s, &m);
+    int rc = ls_store_sync(s);
+    if (rc) return rc;
+    if (m.checkpoint_lsn < m.lsn && (rc = record_checkpoint(s, m.lsn))) return rc;
+    if (lsn) *lsn = m.lsn;
+    return 0;
+}
+
+int ls_store_stats(ls_store_t *s, ls_store_stats_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    MDB_txn *txn;
+    pthread_rwlock_rdlock(&s->lock);
+    out->map_size = map_size_of(s);
+    out->map_grows = s->map_grows;
+    int rc = txn_begin(s, MDB_RDONLY, &txn);
+    if (rc == 0) {
+        MDB_stat st;
+        rc = mdb_stat(txn, s->data, &st);
+        if (rc == 0) out->entries = st.ms_entries;
+        mdb_txn_abort(txn);
+    }
+    pthread_rwlock_unlock(&s->lock);
+    return map_rc(rc);
+}

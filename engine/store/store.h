@@ -1,0 +1,116 @@
+/*
+ * store: an LMDB environment holding a database's applied state, used by the active writer and by
+ * the passive replayer alike.
+ *
+ * Two named LMDB databases: "data" (the user's keys and values) and "meta" (one record, key
+ * "meta", describing what the data holds: the database id and the applied position). The meta
+ * record is written in the SAME LMDB write transaction as the data it describes
+ * (ls_store_apply), so a crash can never leave data without its position or the reverse, and
+ * replay that skips records with LSN <= meta.lsn is idempotent.
+ *
+ * Environment flags, and why:
+ *  - MDB_NOMETASYNC: each commit fdatasyncs the data pages but not the meta page, so a crash may
+ *    lose the last commit(s) (the meta page falls back to the previous one) but never corrupts:
+ *    copy-on-write pages are durable before any meta page points at them, and the next commit's
+ *    sync makes the previous meta durable. The log is the durable record; recovery replays what
+ *    the store lost. MDB_NOSYNC is refused: it orders nothing, so after a power loss the meta page
+ *    can point at data pages that never reached the disk (a corrupt store).
+ *    ls_store_sync() (a checkpoint) makes everything durable.
+ *  - MDB_NOTLS: read transactions are not tied to a thread's slot, so any thread may read.
+ *  - map size: configured, and doubled whenever a write transaction hits MDB_MAP_FULL (the
+ *    transaction is aborted, the map grown, the apply callback run again). MAP_FULL is never fatal.
+ *    MDB_MAP_RESIZED (another process grew the map) is answered by adopting the new size.
+ *    Resizing needs no transaction active in this process: a read-write lock keeps readers
+ *    (ls_store_get, ls_store_iterate) out while the map is grown.
+ *
+ * Lifecycle: ls_store_open() -> ls_store_apply()/ls_store_get()/ls_store_sync() ... ->
+ * ls_store_close().
+ * Threading: one writer at a time (ls_store_apply, ls_store_checkpoint serialise on LMDB's writer
+ * lock; an LMDB write transaction is begun and committed inside one call, on one thread); any
+ * number of concurrent readers.
+ */
+#ifndef LS_STORE_H
+#define LS_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <logship/logfmt.h>
+
+typedef struct ls_store ls_store_t;
+typedef struct ls_store_txn ls_store_txn_t;
+
+/* The applied position, kept in the meta database. */
+typedef struct {
+    uint8_t dbid[LS_DBID_LEN];      /* database id; zeros when the store has no identity yet */
+    uint32_t epoch;                 /* epoch of the generation holding lsn */
+    uint64_t generation;            /* generation holding the last applied record (0: none) */
+    uint64_t lsn;                   /* last applied LSN, always a COMMIT record (0: none) */
+    uint64_t txid;                  /* txid of the last applied transaction (0: none) */
+    uint64_t digest_generation;     /* last generation applied completely (0: none) */
+    uint8_t digest[LS_DIGEST_SIZE]; /* digest of digest_generation (zeros when none) */
+    uint64_t checkpoint_lsn;        /* the store was synced with at least this LSN applied */
+} ls_store_meta_t;
+
+/* Zero means the default for every field. */
+typedef struct {
+    uint64_t map_size;   /* initial LMDB map size, bytes; 64 MiB. Grows when full */
+    bool create;         /* create the directory and environment when absent */
+    const uint8_t *dbid; /* LS_DBID_LEN bytes or NULL. A store without identity adopts it
+                            (written at open); a store of another database is refused */
+} ls_store_options_t;
+
+/* Opens the LMDB environment in directory path. *out owned by the caller until ls_store_close().
+ * err (errlen bytes, may be NULL) receives a message naming the path and values on failure.
+ * Errors: LS_ENOENT (absent and !create), LS_EDBID (store of another database: the message names
+ * both ids), LS_ECORRUPT (meta record malformed), LS_ESTORE (other LMDB failure), LS_ENOMEM. */
+int ls_store_open(const char *path, const ls_store_options_t *opts, ls_store_t **out, char *err,
+                  size_t errlen);
+/* Closes the environment (no sync: call ls_store_sync first to make it durable). NULL: no-op. */
+void ls_store_close(ls_store_t *store);
+
+/* Called by ls_store_apply inside the write transaction. Must be re-runnable: after MDB_MAP_FULL
+ * the transaction is aborted, the map grown and fn called again from the start. Returns 0 or an
+ * error (from ls_store_put/del, or its own), which aborts the transaction. */
+typedef int (*ls_store_apply_fn)(void *ctx, ls_store_txn_t *txn);
+
+/* Runs fn in one write transaction, writes *meta (its dbid must be the store's) in the same
+ * transaction and commits. Borrows meta. On success the cached meta is updated.
+ * Errors: fn's error, LS_ESTORE (LMDB failure; the transaction was aborted, nothing applied). */
+int ls_store_apply(ls_store_t *store, ls_store_apply_fn fn, void *ctx, const ls_store_meta_t *meta);
+/* Inside fn only. Keys are 1..LS_KEY_MAX bytes. Return 0, LS_EINVAL, or MDB_MAP_FULL (pass it
+ * back from fn; ls_store_apply then grows the map and retries) or LS_ESTORE. Deleting an absent
+ * key is not an error. */
+int ls_store_put(ls_store_txn_t *txn, const void *key, size_t key_len, const void *val,
+                 size_t val_len);
+int ls_store_del(ls_store_txn_t *txn, const void *key, size_t key_len);
+
+/* Copies the value of key into a malloc'd buffer (*val owned by the caller; NUL-terminated for
+ * convenience, *val_len excludes it). LS_ENOENT when absent. */
+int ls_store_get(ls_store_t *store, const void *key, size_t key_len, void **val, size_t *val_len);
+
+/* Calls fn for every data key in key order under one read transaction (borrowed pointers valid
+ * during the call). A non-zero return stops the walk and is returned. */
+typedef int (*ls_store_iter_fn)(void *ctx, const void *key, size_t key_len, const void *val,
+                                size_t val_len);
+int ls_store_iterate(ls_store_t *store, ls_store_iter_fn fn, void *ctx);
+
+/* The current meta record (a copy of the last committed one). */
+void ls_store_meta(ls_store_t *store, ls_store_meta_t *out);
+
+/* Forces everything committed to disk (mdb_env_sync(force)). LS_ESTORE/LS_EIO on failure. */
+int ls_store_sync(ls_store_t *store);
+/* A checkpoint: syncs, then records checkpoint_lsn = the lsn applied before the sync (in meta).
+ * On success *lsn (may be NULL) holds that checkpoint LSN. */
+int ls_store_checkpoint(ls_store_t *store, uint64_t *lsn);
+
+/* Figures for tests and status. */
+typedef struct {
+    uint64_t map_size;  /* current map size, bytes */
+    uint64_t map_grows; /* times the map was grown after MDB_MAP_FULL since open */
+    uint64_t entries;   /* keys in "data" */
+} ls_store_stats_t;
+int ls_store_stats(ls_store_t *store, ls_store_stats_t *out);
+
+#endif

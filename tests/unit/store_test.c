@@ -1,0 +1,199 @@
+/* store: LMDB with the meta record in the same transaction, identity check, map growth. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "core/core.h"
+#include "harness.h"
+#include "store/store.h"
+
+static const uint8_t ID_A[LS_DBID_LEN] = {0xaa, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+static const uint8_t ID_B[LS_DBID_LEN] = {0xbb, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+
+struct puts {
+    int first, count;  /* keys k<first> .. k<first+count-1> */
+    size_t value_size; /* bytes per value */
+    int calls;         /* times the apply callback ran */
+    int fail_at;       /* return LS_EINVAL at this key index (-1: never) */
+};
+
+static int put_range(void *ctx, ls_store_txn_t *txn)
+{
+    struct puts *p = ctx;
+    p->calls++;
+    char *val = malloc(p->value_size + 1);
+    memset(val, 'v', p->value_size);
+    int rc = 0;
+    for (int i = 0; i < p->count && rc == 0; i++) {
+        if (i == p->fail_at) {
+            rc = LS_EINVAL;
+            break;
+        }
+        char key[32];
+        int n = snprintf(key, sizeof(key), "k%08d", p->first + i);
+        snprintf(val, p->value_size + 1, "value-%d-", p->first + i);
+        rc = ls_store_put(txn, key, (size_t) n, val, p->value_size);
+    }
+    free(val);
+    return rc;
+}
+
+static ls_store_t *open_store(const char *dir, const uint8_t *id, uint64_t map_size)
+{
+    ls_store_options_t o = {.create = true, .dbid = id, .map_size = map_size};
+    ls_store_t *s = NULL;
+    char err[256] = "";
+    int rc = ls_store_open(dir, &o, &s, err, sizeof(err));
+    cr_assert_eq(rc, 0, "open %s: %s", dir, err);
+    return s;
+}
+
+Test(store, put_get_and_meta_commit_together)
+{
+    char *dir = ls_h_tmpdir("store");
+    ls_store_t *s = open_store(dir, ID_A, 0);
+    ls_store_meta_t m;
+    ls_store_meta(s, &m);
+    cr_assert_arr_eq(m.dbid, ID_A, LS_DBID_LEN);
+    cr_assert_eq(m.lsn, 0);
+    m.lsn = 42;
+    m.txid = 7;
+    m.generation = 3;
+    m.epoch = 1;
+    struct puts p = {.first = 0, .count = 100, .value_size = 20, .fail_at = -1};
+    cr_assert_eq(ls_store_apply(s, put_range, &p, &m), 0);
+    void *v;
+    size_t len;
+    cr_assert_eq(ls_store_get(s, "k00000042", 9, &v, &len), 0);
+    cr_assert_eq(len, 20);
+    cr_assert(!strncmp(v, "value-42-", 9));
+    free(v);
+    cr_assert_eq(ls_store_get(s, "nope", 4, &v, &len), LS_ENOENT);
+
+    /* A failing callback aborts everything: neither data nor meta change. */
+    ls_store_meta_t m2 = m;
+    m2.lsn = 99;
+    struct puts bad = {.first = 1000, .count = 10, .value_size = 8, .fail_at = 5};
+    cr_assert_eq(ls_store_apply(s, put_range, &bad, &m2), LS_EINVAL);
+    cr_assert_eq(ls_store_get(s, "k00001000", 9, &v, &len), LS_ENOENT);
+    ls_store_close(s);
+
+    s = open_store(dir, ID_A, 0);
+    ls_store_meta(s, &m2);
+    cr_assert_eq(m2.lsn, 42, "meta persisted with the data, the failed apply left no trace");
+    cr_assert_eq(m2.txid, 7);
+    cr_assert_eq(m2.generation, 3);
+    ls_store_stats_t st;
+    cr_assert_eq(ls_store_stats(s, &st), 0);
+    cr_assert_eq(st.entries, 100);
+    ls_store_close(s);
+    ls_h_rmtree(dir);
+    free(dir);
+}
+
+Test(store, refuses_store_of_another_database)
+{
+    char *dir = ls_h_tmpdir("store");
+    ls_store_close(open_store(dir, ID_A, 0));
+    ls_store_options_t o = {.dbid = ID_B};
+    ls_store_t *s = NULL;
+    char err[256] = "";
+    cr_assert_eq(ls_store_open(dir, &o, &s, err, sizeof(err)), LS_EDBID);
+    cr_assert_null(s);
+    cr_assert(ls_h_contains(err, "aa0102030405060708090a0b0c0d0e0f"), "names the store's id: %s",
+              err);
+    cr_assert(ls_h_contains(err, "bb0102030405060708090a0b0c0d0e0f"), "names the expected: %s",
+              err);
+    /* Opening without an expectation reads the identity. */
+    o.dbid = NULL;
+    cr_assert_eq(ls_store_open(dir, &o, &s, err, sizeof(err)), 0);
+    ls_store_meta_t m;
+    ls_store_meta(s, &m);
+    cr_assert_arr_eq(m.dbid, ID_A, LS_DBID_LEN);
+    ls_store_close(s);
+    ls_h_rmtree(dir);
+    free(dir);
+}
+
+Test(store, missing_store_without_create_is_enoent)
+{
+    char *dir = ls_h_tmpdir("store");
+    char sub[600];
+    snprintf(sub, sizeof(sub), "%s/none", dir);
+    ls_store_options_t o = {0};
+    ls_store_t *s = NULL;
+    char err[256] = "";
+    cr_assert_eq(ls_store_open(sub, &o, &s, err, sizeof(err)), LS_ENOENT);
+    cr_assert(ls_h_contains(err, sub), "%s", err);
+    ls_h_rmtree(dir);
+    free(dir);
+}
+
+Test(store, map_full_grows_the_map_and_reruns_the_callback)
+{
+    char *dir = ls_h_tmpdir("store");
+    ls_store_t *s = open_store(dir, ID_A, 256 * 1024); /* 64 pages */
+    ls_store_meta_t m;
+    ls_store_meta(s, &m);
+    m.lsn = 1;
+    /* 4 MiB of values in one transaction: far beyond the 256 KiB map. */
+    struct puts p = {.first = 0, .count = 4096, .value_size = 1024, .fail_at = -1};
+    cr_assert_eq(ls_store_apply(s, put_range, &p, &m), 0);
+    cr_assert_gt(p.calls, 1, "the callback ran again after the map grew");
+    ls_store_stats_t st;
+    cr_assert_eq(ls_store_stats(s, &st), 0);
+    cr_assert_gt(st.map_grows, 0);
+    cr_assert_gt(st.map_size, 4u * 1024 * 1024);
+    cr_assert_eq(st.entries, 4096);
+    ls_store_close(s);
+    ls_h_rmtree(dir);
+    free(dir);
+}
+
+Test(store, checkpoint_records_the_synced_lsn)
+{
+    char *dir = ls_h_tmpdir("store");
+    ls_store_t *s = open_store(dir, ID_A, 0);
+    ls_store_meta_t m;
+    ls_store_meta(s, &m);
+    m.lsn = 10;
+    struct puts p = {.first = 0, .count = 5, .value_size = 8, .fail_at = -1};
+    cr_assert_eq(ls_store_apply(s, put_range, &p, &m), 0);
+    uint64_t lsn = 0;
+    cr_assert_eq(ls_store_checkpoint(s, &lsn), 0);
+    cr_assert_eq(lsn, 10);
+    ls_store_close(s);
+    s = open_store(dir, ID_A, 0);
+    ls_store_meta(s, &m);
+    cr_assert_eq(m.checkpoint_lsn, 10);
+    cr_assert_eq(m.lsn, 10);
+    ls_store_close(s);
+    ls_h_rmtree(dir);
+    free(dir);
+}
+
+static int count_keys(void *ctx, const void *k, size_t kl, const void *v, size_t vl)
+{
+    (void) k;
+    (void) v;
+    cr_assert_eq(kl, 9);
+    cr_assert_eq(vl, 8);
+    (*(int *) ctx)++;
+    return 0;
+}
+
+Test(store, iterate_walks_all_keys)
+{
+    char *dir = ls_h_tmpdir("store");
+    ls_store_t *s = open_store(dir, ID_A, 0);
+    ls_store_meta_t m;
+    ls_store_meta(s, &m);
+    struct puts p = {.first = 0, .count = 300, .value_size = 8, .fail_at = -1};
+    cr_assert_eq(ls_store_apply(s, put_range, &p, &m), 0);
+    int n = 0;
+    cr_assert_eq(ls_store_iterate(s, count_keys, &n), 0);
+    cr_assert_eq(n, 300);
+    ls_store_close(s);
+    ls_h_rmtree(dir);
+    free(dir);
+}

@@ -5,7 +5,7 @@
 #include "cmds.h"
 
 static const struct ls_cmd cmds[] = {
-    /* cmd:dump */
+    {"dump", ls_cmd_dump, "FILE [--records]", "print a generation's header, trailer, record count and verdict"},
     /* cmd:load */
     /* cmd:certs */
     {NULL, NULL, NULL, NULL},

@@ -1,0 +1,102 @@
+/* The daemon's INI configuration: parsing through libinih with line numbers, then validation. */
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <ini.h>
+
+#include "config/config.h"
+#include "config/config_int.h"
+#include "core/core.h"
+
+/* inih's line reader: counts lines and notices lines longer than inih's buffer. */
+static char *reader(char *str, int num, void *stream)
+{
+    struct parser *p = stream;
+    if (!fgets(str, num, p->f)) return NULL;
+    p->lineno++;
+    size_t len = strlen(str);
+    if (len == (size_t) num - 1 && str[len - 1] != '\n' && !feof(p->f)) {
+        if (!p->long_line) p->long_line = true, p->long_lineno = p->lineno;
+        int c; /* discard the rest of the line; report it once parsing ends */
+        while ((c = fgetc(p->f)) != EOF && c != '\n') {}
+        str[0] = '\0';
+    }
+    return str;
+}
+
+static int handler(void *user, const char *section, const char *name, const char *value)
+{
+    struct parser *p = user;
+    if (p->failed) return 1;
+    if (!strcmp(section, "node")) return ls__cfg_node_key(p, name, value);
+    if (!strcmp(section, "tls")) return ls__cfg_tls_key(p, name, value);
+    if (!strcmp(section, "listen")) return ls__cfg_listen_key(p, name, value);
+    if (!strncmp(section, "target ", 7)) return ls__cfg_target_key(p, section + 7, name, value);
+    if (!strncmp(section, "database ", 9)) return ls__cfg_database_key(p, section + 9, name, value);
+    if (!*section)
+        ls__cfg_fail(p, p->lineno, "key '%s' outside any section", name);
+    else
+        ls__cfg_fail(p, p->lineno,
+                     "unknown section [%s] (expected [node], [tls], [listen], [target NAME] or "
+                     "[database NAME])",
+                     section);
+    return 1;
+}
+
+int ls_config_load(const char *path, ls_config_t **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    ls_config_t *cfg = calloc(1, sizeof(*cfg));
+    if (!cfg) return LS_ENOMEM;
+    snprintf(cfg->path, sizeof(cfg->path), "%s", path);
+    struct parser p = {.cfg = cfg, .err = err, .errlen = errlen};
+    p.f = fopen(path, "r");
+    if (!p.f) {
+        snprintf(err, errlen, "%s: cannot open configuration file: %m", path);
+        ls_config_free(cfg);
+        return LS_ENOENT;
+    }
+    int line = ini_parse_stream(reader, &p, handler, &p);
+    fclose(p.f);
+    if (p.long_line) { /* an over-long line is the first thing to fix, whatever followed it */
+        p.failed = false;
+        ls__cfg_fail(&p, p.long_lineno, "line longer than %d characters", LINE_MAX_LEN - 1);
+    }
+    if (line > 0 && !p.failed)
+        ls__cfg_fail(&p, line, "syntax error (expected '[section]', 'key = value' or a comment)");
+    if (!p.failed) ls__cfg_validate(&p);
+    free(p.target_line);
+    free(p.db_line);
+    if (p.failed) {
+        ls_config_free(cfg);
+        return LS_ECONFIG;
+    }
+    *out = cfg;
+    return 0;
+}
+
+void ls_config_free(ls_config_t *cfg)
+{
+    if (!cfg) return;
+    free(cfg->targets);
+    free(cfg->databases);
+    free(cfg);
+}
+
+const ls_cfg_target_t *ls_config_target(const ls_config_t *cfg, const char *name)
+{
+    for (int i = 0; i < cfg->ntargets; i++)
+        if (!strcmp(cfg->targets[i].name, name)) return &cfg->targets[i];
+    return NULL;
+}
+
+const ls_cfg_database_t *ls_config_database(const ls_config_t *cfg, const char *name)
+{
+    for (int i = 0; i < cfg->ndatabases; i++)
+        if (!strcmp(cfg->databases[i].name, name)) return &cfg->databases[i];
+    return NULL;
+}

@@ -1,0 +1,169 @@
+/* config: the daemon's INI file, its defaults, and a clear FILE:LINE error for every bad input. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config/config.h"
+#include "harness.h"
+
+static char *dir;
+
+static void setup(void)
+{
+    dir = ls_h_tmpdir("config");
+}
+
+static void teardown(void)
+{
+    ls_h_rmtree(dir);
+    free(dir);
+}
+
+/* Writes text to a file and loads it; returns the code, err filled. */
+static int load(const char *text, ls_config_t **cfg, char *err, size_t errlen)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/node.conf", dir);
+    cr_assert_eq(ls_h_write_file(path, text, strlen(text)), 0);
+    return ls_config_load(path, cfg, err, errlen);
+}
+
+#define GOOD                                                                                       \
+    "[node]\nname = node-a\ndata_dir = /var/lib/ls\n"                                              \
+    "[tls]\nca = /c/ca.pem\ncert = /c/a.pem\nkey = /c/a.key\n"                                     \
+    "[listen]\naddress = 127.0.0.1:7401\naddress = [::1]:7401\n"                                   \
+    "[target node-b]\nnetwork = repl 10.1.0.2:7401 bind=10.1.0.1\n"                                \
+    "network = public 192.0.2.2:7401\ncompression = zstd:3\nheartbeat_timeout = 3s\n"              \
+    "[database db1]\nrole = active\ntargets = node-b\ntarget_size = 512KiB\n"                      \
+    "[database db2]\nrole = passive\nsource = node-b\nreplay_lag = 2m\n"
+
+TestSuite(config, .init = setup, .fini = teardown);
+
+Test(config, parses_every_section_with_defaults)
+{
+    ls_config_t *c;
+    char err[512] = "";
+    cr_assert_eq(load(GOOD, &c, err, sizeof(err)), 0, "%s", err);
+    cr_assert_str_eq(c->node_name, "node-a");
+    cr_assert_str_eq(c->control_socket, "/var/lib/ls/logshipd.sock");
+    cr_assert_str_eq(c->log_level, "info");
+    cr_assert_eq(c->nlisten, 2);
+    cr_assert_str_eq(c->listen[1].host, "::1");
+    cr_assert_eq(c->listen[1].port, 7401);
+    const ls_cfg_target_t *t = ls_config_target(c, "node-b");
+    cr_assert_not_null(t);
+    cr_assert_eq(t->nnets, 2);
+    cr_assert_str_eq(t->nets[0].name, "repl");
+    cr_assert_str_eq(t->nets[0].bind, "10.1.0.1");
+    cr_assert_str_eq(t->nets[1].remote.host, "192.0.2.2");
+    cr_assert_eq(t->compression_level, 3);
+    cr_assert_eq(t->heartbeat_interval_ms, 1000);
+    cr_assert_eq(t->heartbeat_timeout_ms, 3000);
+    cr_assert_eq(t->window_bytes, 4u << 20);
+    cr_assert_str_eq(t->peer_name, "node-b");
+    const ls_cfg_database_t *d1 = ls_config_database(c, "db1");
+    cr_assert_eq(d1->role, LS_ROLE_ACTIVE);
+    cr_assert_eq(d1->target_size, 512 * 1024);
+    cr_assert_str_eq(d1->path, "/var/lib/ls/db1");
+    cr_assert_eq(d1->idle_roll_ms, 5000);
+    const ls_cfg_database_t *d2 = ls_config_database(c, "db2");
+    cr_assert_eq(d2->role, LS_ROLE_PASSIVE);
+    cr_assert_eq(d2->replay_lag_ms, 120000);
+    ls_config_free(c);
+}
+
+/* Each case: a config text and the exact "FILE:LINE: reason" suffix expected. */
+static void expect_error(const char *text, const char *suffix)
+{
+    ls_config_t *c = NULL;
+    char err[512] = "";
+    cr_assert_eq(load(text, &c, err, sizeof(err)), LS_ECONFIG, "accepted: %s", text);
+    cr_assert_null(c);
+    cr_assert(ls_h_contains(err, "node.conf"), "error names the file: %s", err);
+    cr_assert(ls_h_contains(err, suffix), "expected '%s' in '%s'", suffix, err);
+}
+
+Test(config, unknown_key_names_file_line_and_key)
+{
+    expect_error("[node]\nname = a\ndata_dir = /x\nfrobnicate = 1\n",
+                 ":4: unknown key 'frobnicate' in [node]");
+}
+
+Test(config, unknown_section_is_rejected)
+{
+    expect_error("[node]\nname = a\n[nodes]\nx = 1\n", ":4: unknown section [nodes]");
+}
+
+Test(config, bad_values_name_the_line)
+{
+    expect_error("[node]\nname = a b\n", ":2: bad node name 'a b'");
+    expect_error("[node]\nname=a\ndata_dir=/x\n[tls]\ninsecure_plaintext = true\n[database d]\n"
+                 "role = primary\n",
+                 ":7: bad role 'primary'");
+    expect_error("[node]\nname=a\ndata_dir=/x\n[tls]\ninsecure_plaintext = true\n[target b]\n"
+                 "network = repl nowhere\n",
+                 ":7: bad network address 'nowhere'");
+    expect_error("[node]\nname=a\ndata_dir=/x\n[tls]\ninsecure_plaintext = true\n[target b]\n"
+                 "network = repl h:1\nheartbeat_timeout = soon\n",
+                 ":8: bad duration for 'heartbeat_timeout'");
+    expect_error("[node]\nname=a\ndata_dir=/x\n[tls]\ninsecure_plaintext = maybe\n",
+                 ":5: bad value for 'insecure_plaintext'");
+    expect_error("[listen]\naddress = 127.0.0.1:99999\n", ":2: bad address '127.0.0.1:99999'");
+    expect_error("[node]\nname=a\ndata_dir=/x\n[tls]\ninsecure_plaintext = true\n[target b]\n"
+                 "network = r h:1\ncompression = lz4\n",
+                 ":8: bad compression 'lz4'");
+}
+
+Test(config, missing_required_keys_are_named)
+{
+    expect_error("[node]\nname = a\n", "missing required key 'data_dir' in [node]");
+    expect_error("[node]\nname = a\ndata_dir = /x\n", "[tls] needs 'ca', 'cert' and 'key'");
+    expect_error("[node]\nname=a\ndata_dir=/x\n[tls]\ninsecure_plaintext=true\n[database d]\n"
+                 "targets = b\n",
+                 ":7: [database d] is missing required key 'role'");
+    expect_error("[node]\nname=a\ndata_dir=/x\n[tls]\ninsecure_plaintext=true\n[database d]\n"
+                 "role = active\ntargets = b\n",
+                 "ships to target 'b' but there is no [target b]");
+    expect_error("[node]\nname=a\ndata_dir=/x\n[tls]\ninsecure_plaintext=true\n[database d]\n"
+                 "role = passive\n",
+                 "is passive but names no 'source'");
+}
+
+Test(config, syntax_errors_and_long_lines)
+{
+    expect_error("[node]\nname = a\nthis line has no equals sign\n", ":3: syntax error");
+    char text[1024];
+    snprintf(text, sizeof(text), "[node]\nname = a\ndata_dir = /%0300d\n", 7);
+    expect_error(text, ":3: line longer than 199 characters");
+    expect_error("name = a\n", ":1: key 'name' outside any section");
+}
+
+Test(config, missing_file_is_a_clear_error)
+{
+    ls_config_t *c;
+    char err[512];
+    cr_assert_eq(ls_config_load("/nonexistent/logship.conf", &c, err, sizeof(err)), LS_ENOENT);
+    cr_assert(ls_h_contains(err, "/nonexistent/logship.conf: cannot open"), "%s", err);
+}
+
+Test(config, value_parsers)
+{
+    uint64_t v;
+    cr_assert_eq(ls_parse_size("4MiB", &v), 0);
+    cr_assert_eq(v, 4u << 20);
+    cr_assert_eq(ls_parse_size("10", &v), 0);
+    cr_assert_eq(v, 10);
+    cr_assert_eq(ls_parse_size("-1", &v), LS_EINVAL);
+    cr_assert_eq(ls_parse_size("99999999999999999999GiB", &v), LS_EINVAL);
+    cr_assert_eq(ls_parse_size("1TiB", &v), LS_EINVAL);
+    cr_assert_eq(ls_parse_duration_ms("250ms", &v), 0);
+    cr_assert_eq(v, 250);
+    cr_assert_eq(ls_parse_duration_ms("3", &v), 0);
+    cr_assert_eq(v, 3000);
+    ls_cfg_addr_t a;
+    cr_assert_eq(ls_parse_addr("host.example:80", &a), 0);
+    cr_assert_str_eq(a.host, "host.example");
+    cr_assert_eq(ls_parse_addr(":80", &a), LS_EINVAL);
+    cr_assert_eq(ls_parse_addr("[::1]80", &a), LS_EINVAL);
+}

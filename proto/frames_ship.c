@@ -1,0 +1,123 @@
+/*
+ * proto/frames_ship.c: the flow (RESUME, CREDIT), shipping (GEN_*), acknowledgement (DURABLE,
+ * INSPECTED, REPLAYED*, ASK_AGAIN) and seeding (SEED_*) families. Layouts: proto/PROTOCOL.md;
+ * the field order here is the wire order.
+ */
+#include "core/core.h"
+#include "proto/wire.h"
+
+void ls__visit_resume(ls__io_t *io, ls_frame_t *f)
+{
+    ls_proto_resume_t *m = &f->resume;
+    ls__io_fixed(io, "dbid", m->dbid, LS_PROTO_DBID_LEN);
+    ls__io_u32(io, "epoch", &m->epoch);
+    ls__io_u64(io, "next_generation", &m->next_generation);
+    ls__io_require_gen(io, m->next_generation);
+    ls__io_fixed(io, "last_digest", m->last_digest, LS_PROTO_DIGEST_LEN);
+    ls__io_u64(io, "last_lsn", &m->last_lsn);
+}
+
+void ls__visit_credit(ls__io_t *io, ls_frame_t *f)
+{
+    ls_proto_credit_t *m = &f->credit;
+    ls__io_fixed(io, "dbid", m->dbid, LS_PROTO_DBID_LEN);
+    ls__io_u32(io, "bytes", &m->bytes);
+    ls__io_require(io, m->bytes >= 1 && m->bytes <= LS_PROTO_WINDOW_MAX,
+                   "credit of %u bytes outside 1..%u", (unsigned) m->bytes,
+                   (unsigned) LS_PROTO_WINDOW_MAX);
+}
+
+void ls__visit_gen_begin(ls__io_t *io, ls_frame_t *f)
+{
+    ls_proto_gen_begin_t *m = &f->gen_begin;
+    ls__io_fixed(io, "dbid", m->dbid, LS_PROTO_DBID_LEN);
+    ls__io_u32(io, "epoch", &m->epoch);
+    ls__io_require(io, m->epoch >= 1, "epoch 0 does not exist (epochs start at 1)");
+    ls__io_u64(io, "generation", &m->generation);
+    ls__io_require_gen(io, m->generation);
+    ls__io_u64(io, "size", &m->size);
+    ls__io_u64(io, "close_ns", &m->close_ns);
+}
+
+/* The chunk of GEN_DATA and SEED_DATA: u32 length, bounded, then the bytes. */
+static void visit_chunk(ls__io_t *io, uint64_t offset, const uint8_t **data, uint32_t *len)
+{
+    ls__io_u32(io, "len", len);
+    ls__io_require(io, *len >= 1 && *len <= LS_FRAME_CHUNK_MAX, "chunk of %u bytes outside 1..%u",
+                   (unsigned) *len, (unsigned) LS_FRAME_CHUNK_MAX);
+    ls__io_require(io, offset <= UINT64_MAX - *len, "offset %llu + %u bytes overflows",
+                   (unsigned long long) offset, (unsigned) *len);
+    ls__io_chunk(io, "data", data, *len);
+}
+
+void ls__visit_gen_data(ls__io_t *io, ls_frame_t *f)
+{
+    ls_proto_gen_data_t *m = &f->gen_data;
+    ls__io_fixed(io, "dbid", m->dbid, LS_PROTO_DBID_LEN);
+    ls__io_u64(io, "generation", &m->generation);
+    ls__io_require_gen(io, m->generation);
+    ls__io_u64(io, "offset", &m->offset);
+    visit_chunk(io, m->offset, &m->data, &m->len);
+}
+
+void ls__visit_gen_end(ls__io_t *io, ls_frame_t *f)
+{
+    ls_proto_gen_end_t *m = &f->gen_end;
+    ls__io_fixed(io, "dbid", m->dbid, LS_PROTO_DBID_LEN);
+    ls__io_u64(io, "generation", &m->generation);
+    ls__io_require_gen(io, m->generation);
+    ls__io_fixed(io, "digest", m->digest, LS_PROTO_DIGEST_LEN);
+}
+
+void ls__visit_gen_ack(ls__io_t *io, ls_frame_t *f)
+{
+    ls_proto_gen_ack_t *m = &f->durable; /* same member type as f->inspected */
+    ls__io_fixed(io, "dbid", m->dbid, LS_PROTO_DBID_LEN);
+    ls__io_u64(io, "generation", &m->generation);
+    ls__io_require_gen(io, m->generation);
+}
+
+void ls__visit_replayed(ls__io_t *io, ls_frame_t *f)
+{
+    ls_proto_replayed_t *m = &f->replayed; /* same member type as f->replayed_synced */
+    ls__io_fixed(io, "dbid", m->dbid, LS_PROTO_DBID_LEN);
+    ls__io_u64(io, "generation", &m->generation);
+    ls__io_require_gen(io, m->generation);
+    ls__io_u64(io, "lsn", &m->lsn);
+}
+
+void ls__visit_ask_again(ls__io_t *io, ls_frame_t *f)
+{
+    ls_proto_ask_again_t *m = &f->ask_again;
+    ls__io_fixed(io, "dbid", m->dbid, LS_PROTO_DBID_LEN);
+    ls__io_u64(io, "generation", &m->generation);
+    ls__io_require_gen(io, m->generation);
+    ls__io_i32(io, "code", &m->code);
+    ls__io_require_code(io, m->code);
+    ls__io_str(io, "message", &m->message, 0, LS_PROTO_MSG_MAX);
+}
+
+void ls__visit_seed_begin(ls__io_t *io, ls_frame_t *f)
+{
+    ls_proto_seed_begin_t *m = &f->seed_begin;
+    ls__io_fixed(io, "dbid", m->dbid, LS_PROTO_DBID_LEN);
+    ls__io_u64(io, "total_bytes", &m->total_bytes);
+    ls__io_u64(io, "last_lsn", &m->last_lsn);
+    ls__io_u64(io, "generation", &m->generation);
+    ls__io_require_gen(io, m->generation);
+    ls__io_fixed(io, "prev_digest", m->prev_digest, LS_PROTO_DIGEST_LEN);
+    ls__io_u32(io, "epoch", &m->epoch);
+    ls__io_require(io, m->epoch >= 1, "epoch 0 does not exist (epochs start at 1)");
+}
+
+void ls__visit_seed_data(ls__io_t *io, ls_frame_t *f)
+{
+    ls_proto_seed_data_t *m = &f->seed_data;
+    ls__io_u64(io, "offset", &m->offset);
+    visit_chunk(io, m->offset, &m->data, &m->len);
+}
+
+void ls__visit_seed_end(ls__io_t *io, ls_frame_t *f)
+{
+    ls__io_fixed(io, "digest", f->seed_end.digest, LS_PROTO_DIGEST_LEN);
+}

@@ -1,0 +1,590 @@
+/*
+ * proto: every frame round-trips; every truncation, oversized length, trailing byte, unknown
+ * type, flag and bad value is refused with a message naming the frame, field and offset; the
+ * decoder reads nothing past its input and allocates nothing; version negotiation; and the fuzz
+ * seed corpus (tests/fuzz/corpus/frame_decode/) is exactly the current encoding of each sample
+ * (LS_PROTO_WRITE_CORPUS=1 rewrites it).
+ */
+#include <criterion/criterion.h>
+#include <ctype.h>
+#include <malloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "core/core.h"
+#include "harness.h"
+#include "proto/proto.h"
+
+static const uint8_t all_types[] = {
+    LS_FRAME_HELLO,           LS_FRAME_WELCOME,   LS_FRAME_ERROR,      LS_FRAME_HEARTBEAT,
+    LS_FRAME_RESUME,          LS_FRAME_CREDIT,    LS_FRAME_GEN_BEGIN,  LS_FRAME_GEN_DATA,
+    LS_FRAME_GEN_END,         LS_FRAME_DURABLE,   LS_FRAME_INSPECTED,  LS_FRAME_REPLAYED,
+    LS_FRAME_REPLAYED_SYNCED, LS_FRAME_ASK_AGAIN, LS_FRAME_SEED_BEGIN, LS_FRAME_SEED_DATA,
+    LS_FRAME_SEED_END,
+};
+
+static uint8_t chunk[3000]; /* payload of the data samples */
+
+static void fill(uint8_t *p, size_t n, uint8_t seed)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (uint8_t) (seed + i * 7);
+}
+
+static void sample_conn(uint8_t type, ls_frame_t *f)
+{
+    static const char *names[] = {"orders", "", "inventory"};
+    if (type == LS_FRAME_HELLO) {
+        ls_proto_hello_t *m = &f->hello;
+        *m = (ls_proto_hello_t){.version_min = 1, .version_max = 3, .purpose = LS_PURPOSE_SHIP};
+        m->features = LS_FEAT_ZSTD | LS_FEAT_CKSUM | 0x80000000u;
+        m->zstd_level = -3;
+        m->node = ls_proto_str("node-a");
+        m->db_count = 3;
+        for (int i = 0; i < 3; i++) {
+            fill(m->dbs[i].dbid, LS_PROTO_DBID_LEN, (uint8_t) (0x10 * i + 1));
+            m->dbs[i].name = ls_proto_str(names[i]);
+        }
+    } else if (type == LS_FRAME_WELCOME) {
+        ls_proto_welcome_t *m = &f->welcome;
+        *m = (ls_proto_welcome_t){.version = 1, .features = LS_FEAT_CKSUM, .zstd_level = 0};
+        m->node = ls_proto_str("node-b");
+        m->db_count = 2;
+        fill(m->dbs[0].dbid, LS_PROTO_DBID_LEN, 1);
+        m->dbs[0].status = LS_DB_ACCEPTED;
+        fill(m->dbs[1].dbid, LS_PROTO_DBID_LEN, 0x11);
+        m->dbs[1].status = LS_DB_REFUSED;
+        m->dbs[1].code = LS_EDBID;
+        m->dbs[1].reason = ls_proto_str("copy store belongs to another database");
+    } else if (type == LS_FRAME_ERROR) {
+        fill(f->error.dbid, LS_PROTO_DBID_LEN, 5);
+        f->error.code = LS_EDIVERGED;
+        f->error.message = ls_proto_str("digest of generation 41 differs");
+    } else {
+        f->heartbeat =
+            (ls_proto_heartbeat_t){7, 1700000000123456789ull, 1700000000000000001ull, 250000};
+    }
+}
+
+static void sample_ship(uint8_t type, ls_frame_t *f)
+{
+    uint8_t id[LS_PROTO_DBID_LEN];
+    fill(id, sizeof(id), 0x21);
+    fill(chunk, sizeof(chunk), 3);
+    switch (type) {
+    case LS_FRAME_RESUME:
+        f->resume = (ls_proto_resume_t){.epoch = 2, .next_generation = 42, .last_lsn = 99999};
+        fill(f->resume.last_digest, LS_PROTO_DIGEST_LEN, 0x40);
+        break;
+    case LS_FRAME_CREDIT:
+        f->credit.bytes = LS_PROTO_DB_WINDOW_DEFAULT;
+        break;
+    case LS_FRAME_GEN_BEGIN:
+        f->gen_begin = (ls_proto_gen_begin_t){
+            .epoch = 2, .generation = 42, .size = 1048672, .close_ns = 1700000000999ull};
+        break;
+    case LS_FRAME_GEN_DATA:
+        f->gen_data = (ls_proto_gen_data_t){
+            .generation = 42, .offset = 65536, .data = chunk, .len = sizeof(chunk)};
+        break;
+    case LS_FRAME_GEN_END:
+        f->gen_end.generation = 42;
+        fill(f->gen_end.digest, LS_PROTO_DIGEST_LEN, 0x99);
+        break;
+    case LS_FRAME_DURABLE:
+    case LS_FRAME_INSPECTED:
+        f->durable.generation = 42;
+        break;
+    case LS_FRAME_REPLAYED:
+    case LS_FRAME_REPLAYED_SYNCED:
+        f->replayed = (ls_proto_replayed_t){.generation = 41, .lsn = 123456};
+        break;
+    case LS_FRAME_ASK_AGAIN:
+        f->ask_again = (ls_proto_ask_again_t){.generation = 40, .code = LS_ERECCKSUM};
+        f->ask_again.message = ls_proto_str("record checksum mismatch at offset 4096");
+        break;
+    case LS_FRAME_SEED_BEGIN:
+        f->seed_begin = (ls_proto_seed_begin_t){
+            .total_bytes = 1u << 30, .last_lsn = 777, .generation = 9, .epoch = 1};
+        fill(f->seed_begin.prev_digest, LS_PROTO_DIGEST_LEN, 0x55);
+        break;
+    case LS_FRAME_SEED_DATA:
+        f->seed_data = (ls_proto_seed_data_t){.offset = 1u << 20, .data = chunk, .len = 100};
+        return;
+    case LS_FRAME_SEED_END:
+        fill(f->seed_end.digest, LS_PROTO_DIGEST_LEN, 0x77);
+        return;
+    }
+    memcpy(f->resume.dbid, id, sizeof(id)); /* dbid comes first in every body handled above */
+}
+
+/* A valid frame of the given type with distinctive values in every field. */
+static void sample(uint8_t type, ls_frame_t *f)
+{
+    memset(f, 0, sizeof(*f));
+    f->type = type;
+    if (type <= LS_FRAME_HEARTBEAT)
+        sample_conn(type, f);
+    else
+        sample_ship(type, f);
+}
+
+static void str_eq(ls_proto_str_t a, ls_proto_str_t b)
+{
+    cr_assert_eq(a.len, b.len);
+    cr_assert(a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
+}
+
+static void hello_eq(const ls_proto_hello_t *a, const ls_proto_hello_t *b)
+{
+    cr_assert(a->version_min == b->version_min && a->version_max == b->version_max);
+    cr_assert(a->purpose == b->purpose && a->features == b->features);
+    cr_assert(a->zstd_level == b->zstd_level && a->db_count == b->db_count);
+    str_eq(a->node, b->node);
+    for (int i = 0; i < a->db_count; i++) {
+        cr_assert_arr_eq(a->dbs[i].dbid, b->dbs[i].dbid, LS_PROTO_DBID_LEN);
+        str_eq(a->dbs[i].name, b->dbs[i].name);
+    }
+}
+
+static void welcome_eq(const ls_proto_welcome_t *a, const ls_proto_welcome_t *b)
+{
+    cr_assert(a->version == b->version && a->features == b->features);
+    cr_assert(a->zstd_level == b->zstd_level && a->db_count == b->db_count);
+    str_eq(a->node, b->node);
+    for (int i = 0; i < a->db_count; i++) {
+        cr_assert_arr_eq(a->dbs[i].dbid, b->dbs[i].dbid, LS_PROTO_DBID_LEN);
+        cr_assert(a->dbs[i].status == b->dbs[i].status && a->dbs[i].code == b->dbs[i].code);
+        str_eq(a->dbs[i].reason, b->dbs[i].reason);
+    }
+}
+
+/* Field by field (the structs have padding, so no memcmp of whole structs). */
+static void frame_eq(const ls_frame_t *a, const ls_frame_t *b)
+{
+    cr_assert_eq(a->type, b->type);
+    switch (a->type) {
+    case LS_FRAME_HELLO:
+        hello_eq(&a->hello, &b->hello);
+        return;
+    case LS_FRAME_WELCOME:
+        welcome_eq(&a->welcome, &b->welcome);
+        return;
+    case LS_FRAME_HEARTBEAT:
+        cr_assert(a->heartbeat.seq == b->heartbeat.seq);
+        cr_assert(a->heartbeat.send_ns == b->heartbeat.send_ns);
+        cr_assert(a->heartbeat.echo_ns == b->heartbeat.echo_ns);
+        cr_assert(a->heartbeat.echo_delay_ns == b->heartbeat.echo_delay_ns);
+        return;
+    case LS_FRAME_SEED_DATA:
+        cr_assert(a->seed_data.offset == b->seed_data.offset &&
+                  a->seed_data.len == b->seed_data.len);
+        cr_assert_arr_eq(a->seed_data.data, b->seed_data.data, a->seed_data.len);
+        return;
+    case LS_FRAME_SEED_END:
+        cr_assert_arr_eq(a->seed_end.digest, b->seed_end.digest, LS_PROTO_DIGEST_LEN);
+        return;
+    }
+    /* Every other body starts with the database id. */
+    cr_assert_arr_eq(a->resume.dbid, b->resume.dbid, LS_PROTO_DBID_LEN);
+    switch (a->type) {
+    case LS_FRAME_ERROR:
+        cr_assert_eq(a->error.code, b->error.code);
+        str_eq(a->error.message, b->error.message);
+        break;
+    case LS_FRAME_RESUME:
+        cr_assert(a->resume.epoch == b->resume.epoch && a->resume.last_lsn == b->resume.last_lsn);
+        cr_assert(a->resume.next_generation == b->resume.next_generation);
+        cr_assert_arr_eq(a->resume.last_digest, b->resume.last_digest, LS_PROTO_DIGEST_LEN);
+        break;
+    case LS_FRAME_CREDIT:
+        cr_assert_eq(a->credit.bytes, b->credit.bytes);
+        break;
+    case LS_FRAME_GEN_BEGIN:
+        cr_assert(a->gen_begin.epoch == b->gen_begin.epoch);
+        cr_assert(a->gen_begin.generation == b->gen_begin.generation);
+        cr_assert(a->gen_begin.size == b->gen_begin.size);
+        cr_assert(a->gen_begin.close_ns == b->gen_begin.close_ns);
+        break;
+    case LS_FRAME_GEN_DATA:
+        cr_assert(a->gen_data.generation == b->gen_data.generation);
+        cr_assert(a->gen_data.offset == b->gen_data.offset && a->gen_data.len == b->gen_data.len);
+        cr_assert_arr_eq(a->gen_data.data, b->gen_data.data, a->gen_data.len);
+        break;
+    case LS_FRAME_GEN_END:
+        cr_assert(a->gen_end.generation == b->gen_end.generation);
+        cr_assert_arr_eq(a->gen_end.digest, b->gen_end.digest, LS_PROTO_DIGEST_LEN);
+        break;
+    case LS_FRAME_DURABLE:
+    case LS_FRAME_INSPECTED:
+        cr_assert(a->durable.generation == b->durable.generation);
+        break;
+    case LS_FRAME_REPLAYED:
+    case LS_FRAME_REPLAYED_SYNCED:
+        cr_assert(a->replayed.generation == b->replayed.generation);
+        cr_assert(a->replayed.lsn == b->replayed.lsn);
+        break;
+    case LS_FRAME_ASK_AGAIN:
+        cr_assert(a->ask_again.generation == b->ask_again.generation);
+        cr_assert_eq(a->ask_again.code, b->ask_again.code);
+        str_eq(a->ask_again.message, b->ask_again.message);
+        break;
+    case LS_FRAME_SEED_BEGIN:
+        cr_assert(a->seed_begin.total_bytes == b->seed_begin.total_bytes);
+        cr_assert(a->seed_begin.last_lsn == b->seed_begin.last_lsn);
+        cr_assert(a->seed_begin.generation == b->seed_begin.generation);
+        cr_assert(a->seed_begin.epoch == b->seed_begin.epoch);
+        cr_assert_arr_eq(a->seed_begin.prev_digest, b->seed_begin.prev_digest, LS_PROTO_DIGEST_LEN);
+        break;
+    default:
+        cr_assert_fail("type 0x%02x not compared", a->type);
+    }
+}
+
+/* Encodes sample(type) into a malloc'd buffer. */
+static uint8_t *encode_sample(uint8_t type, ls_frame_t *f, size_t *len)
+{
+    sample(type, f);
+    ssize_t size = ls_frame_size(f);
+    cr_assert_gt(size, LS_FRAME_HEADER_SIZE, "%s: size %zd", ls_frame_type_name(type), size);
+    uint8_t *buf = malloc((size_t) size);
+    cr_assert_eq(ls_frame_encode(f, buf, (size_t) size), size);
+    *len = (size_t) size;
+    return buf;
+}
+
+Test(proto, every_type_round_trips)
+{
+    static ls_frame_t f, g;
+    char err[256];
+    for (size_t i = 0; i < sizeof(all_types); i++) {
+        size_t len;
+        uint8_t *buf = encode_sample(all_types[i], &f, &len);
+        int rc = ls_frame_decode(buf, len, &g, err, sizeof(err));
+        cr_assert_eq(rc, 0, "%s: %s", ls_frame_type_name(all_types[i]), err);
+        frame_eq(&f, &g);
+        cr_assert_str_neq(ls_frame_type_name(all_types[i]), "UNKNOWN");
+        free(buf);
+    }
+}
+
+Test(proto, every_truncation_is_refused)
+{
+    static ls_frame_t f, g;
+    char err[256];
+    for (size_t i = 0; i < sizeof(all_types); i++) {
+        size_t len;
+        uint8_t *buf = encode_sample(all_types[i], &f, &len);
+        const char *name = ls_frame_type_name(all_types[i]);
+        for (size_t n = 0; n < len; n++) { /* the whole frame cut short */
+            err[0] = 0;
+            cr_assert_eq(ls_frame_decode(buf, n, &g, err, sizeof(err)), LS_EFRAMETRUNC,
+                         "%s cut at %zu", name, n);
+            cr_assert(strlen(err) > 0);
+        }
+        ls_frame_header_t h;
+        cr_assert_eq(ls_frame_header_decode(buf, len, &h), 0);
+        for (uint32_t n = 0; n < h.body_len; n++) { /* a body whose header agrees, cut short */
+            ls_frame_header_t cut = {n, h.type, 0};
+            err[0] = 0;
+            int rc =
+                ls_frame_decode_body(&cut, buf + LS_FRAME_HEADER_SIZE, n, &g, err, sizeof(err));
+            cr_assert_eq(rc, LS_EFRAMETRUNC, "%s body cut at %u: %d %s", name, n, rc, err);
+            cr_assert(ls_h_contains(err, name) && ls_h_contains(err, "offset"), "%s", err);
+        }
+        free(buf);
+    }
+}
+
+/* 8 bytes at the very end of a readable page, followed by an inaccessible one: any read past
+ * them faults. */
+static uint8_t *guarded8(void)
+{
+    long pg = sysconf(_SC_PAGESIZE);
+    uint8_t *p =
+        mmap(NULL, (size_t) pg * 2, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    cr_assert(p != MAP_FAILED);
+    cr_assert_eq(mprotect(p + pg, (size_t) pg, PROT_NONE), 0);
+    return p + pg - 8;
+}
+
+Test(proto, huge_body_len_refused_without_reading_or_allocating)
+{
+    static ls_frame_t g;
+    char err[256];
+    uint8_t *h = guarded8();
+    ls_frame_header_t hdr = {0xffffffffu, LS_FRAME_GEN_DATA, 0};
+    ls_frame_header_encode(&hdr, h);
+    struct mallinfo2 before = mallinfo2();
+    int rc = ls_frame_decode(h, 8, &g, err, sizeof(err));
+    struct mallinfo2 after = mallinfo2();
+    cr_assert_eq(rc, LS_EFRAMETOOBIG);
+    cr_assert_eq(before.uordblks, after.uordblks, "the decoder allocated");
+    cr_assert(ls_h_contains(err, "GEN_DATA") && ls_h_contains(err, "4294967295"), "%s", err);
+    ls_put32(h, LS_FRAME_MAX_BODY + 1);
+    cr_assert_eq(ls_frame_header_decode(h, 8, &hdr), LS_EFRAMETOOBIG);
+    ls_put32(h, LS_FRAME_MAX_BODY); /* allowed size, but only the header is here */
+    cr_assert_eq(ls_frame_decode(h, 8, &g, err, sizeof(err)), LS_EFRAMETRUNC);
+    cr_assert(ls_h_contains(err, "truncated GEN_DATA"), "%s", err);
+}
+
+/* Decodes a body given as bytes; returns the code and leaves the message in err. */
+static int decode_raw(uint8_t type, const uint8_t *body, size_t len, char *err, size_t errlen)
+{
+    static ls_frame_t g;
+    uint8_t *buf = malloc(len + LS_FRAME_HEADER_SIZE);
+    ls_frame_header_t h = {(uint32_t) len, type, 0};
+    ls_frame_header_encode(&h, buf);
+    memcpy(buf + LS_FRAME_HEADER_SIZE, body, len);
+    err[0] = 0;
+    int rc = ls_frame_decode(buf, len + LS_FRAME_HEADER_SIZE, &g, err, errlen);
+    free(buf);
+    return rc;
+}
+
+Test(proto, oversized_strings_lists_and_chunks_refused)
+{
+    char err[256];
+    uint8_t *body = calloc(1, LS_FRAME_MAX_BODY);
+    /* ERROR: dbid 16, code -31030, message of 1025 bytes all present */
+    ls_put32(body + 16, (uint32_t) LS_EPROTO);
+    ls_put16(body + 20, LS_PROTO_MSG_MAX + 1);
+    memset(body + 22, 'x', LS_PROTO_MSG_MAX + 1);
+    cr_assert_eq(decode_raw(LS_FRAME_ERROR, body, 22 + LS_PROTO_MSG_MAX + 1, err, 256), LS_EPROTO);
+    cr_assert(ls_h_contains(err, "ERROR: field 'message' at offset 20: length 1025"), "%s", err);
+    /* a string length of 60000 in a 30-byte body: the bound is checked before the bytes */
+    ls_put16(body + 20, 60000);
+    cr_assert_eq(decode_raw(LS_FRAME_ERROR, body, 30, err, 256), LS_EPROTO);
+    /* GEN_DATA: a chunk one byte over the maximum, all present */
+    memset(body, 0, 64);
+    ls_put64(body + 16, 1);
+    ls_put32(body + 32, LS_FRAME_CHUNK_MAX + 1);
+    cr_assert_eq(decode_raw(LS_FRAME_GEN_DATA, body, 36 + LS_FRAME_CHUNK_MAX + 1, err, 256),
+                 LS_EPROTO);
+    cr_assert(ls_h_contains(err, "GEN_DATA: field 'len' at offset 32"), "%s", err);
+    ls_put32(body + 32, 1000); /* claims 1000, carries 100 */
+    cr_assert_eq(decode_raw(LS_FRAME_GEN_DATA, body, 136, err, 256), LS_EFRAMETRUNC);
+    /* HELLO: 257 databases */
+    static ls_frame_t f;
+    size_t len;
+    uint8_t *buf = encode_sample(LS_FRAME_HELLO, &f, &len);
+    size_t count_off = 14 + 2 + f.hello.node.len; /* magic..features, node */
+    ls_put16(buf + LS_FRAME_HEADER_SIZE + count_off, LS_PROTO_DB_MAX + 1);
+    cr_assert_eq(decode_raw(LS_FRAME_HELLO, buf + 8, len - 8, err, 256), LS_EPROTO);
+    cr_assert(ls_h_contains(err, "'db_count' at offset 22: 257 databases"), "%s", err);
+    free(buf);
+    free(body);
+}
+
+Test(proto, encoder_refuses_out_of_bounds_structs)
+{
+    static ls_frame_t f;
+    static char big[LS_PROTO_MSG_MAX + 2];
+    memset(big, 'n', sizeof(big) - 1);
+    sample(LS_FRAME_HELLO, &f);
+    f.hello.node = (ls_proto_str_t){big, LS_PROTO_NODE_MAX + 1};
+    cr_assert_eq(ls_frame_size(&f), LS_EINVAL);
+    sample(LS_FRAME_HELLO, &f);
+    f.hello.dbs[2].name = (ls_proto_str_t){big, LS_PROTO_DBNAME_MAX + 1};
+    cr_assert_eq(ls_frame_size(&f), LS_EINVAL);
+    f.hello.dbs[2].name = (ls_proto_str_t){"a\0b", 3};
+    cr_assert_eq(ls_frame_size(&f), LS_EINVAL);
+    sample(LS_FRAME_HELLO, &f);
+    f.hello.db_count = LS_PROTO_DB_MAX + 1;
+    cr_assert_eq(ls_frame_size(&f), LS_EINVAL);
+    sample(LS_FRAME_ERROR, &f);
+    f.error.message = (ls_proto_str_t){big, LS_PROTO_MSG_MAX + 1};
+    cr_assert_eq(ls_frame_size(&f), LS_EINVAL);
+    f.error.message = (ls_proto_str_t){big, LS_PROTO_MSG_MAX};
+    cr_assert_gt(ls_frame_size(&f), 0);
+    sample(LS_FRAME_GEN_DATA, &f);
+    f.gen_data.len = LS_FRAME_CHUNK_MAX + 1;
+    cr_assert_eq(ls_frame_size(&f), LS_EINVAL);
+    f.gen_data.len = 0;
+    cr_assert_eq(ls_frame_size(&f), LS_EINVAL);
+    f.type = 0x2f;
+    cr_assert_eq(ls_frame_size(&f), LS_EINVAL);
+}
+
+Test(proto, trailing_bytes_refused)
+{
+    static ls_frame_t f, g;
+    char err[256];
+    for (size_t i = 0; i < sizeof(all_types); i++) {
+        size_t len;
+        uint8_t *buf = encode_sample(all_types[i], &f, &len);
+        buf = realloc(buf, len + 1);
+        buf[len] = 0;
+        /* bytes after the frame the header describes */
+        cr_assert_eq(ls_frame_decode(buf, len + 1, &g, err, sizeof(err)), LS_EPROTO);
+        cr_assert(ls_h_contains(err, "trailing"), "%s", err);
+        /* a body longer than its fields, with a header that agrees */
+        ls_put32(buf, ls_get32(buf) + 1);
+        cr_assert_eq(ls_frame_decode(buf, len + 1, &g, err, sizeof(err)), LS_EPROTO, "%s",
+                     ls_frame_type_name(all_types[i]));
+        cr_assert(ls_h_contains(err, "trailing") && ls_h_contains(err, "offset"), "%s", err);
+        free(buf);
+    }
+}
+
+Test(proto, unknown_types_flags_and_reserved_refused)
+{
+    static ls_frame_t g;
+    char err[256];
+    uint8_t buf[8];
+    ls_frame_header_t h;
+    const uint8_t unknown[] = {0x00, 0x05, 0x0f, 0x12, 0x23, 0x35, 0x43, 0x50, 0xff};
+    for (size_t i = 0; i < sizeof(unknown); i++) {
+        ls_frame_header_t u = {0, unknown[i], 0};
+        ls_frame_header_encode(&u, buf);
+        cr_assert_eq(ls_frame_header_decode(buf, 8, &h), LS_EPROTO);
+        cr_assert_eq(ls_frame_decode(buf, 8, &g, err, sizeof(err)), LS_EPROTO);
+        cr_assert(ls_h_contains(err, "unknown frame type"), "%s", err);
+        cr_assert_str_eq(ls_frame_type_name(unknown[i]), "UNKNOWN");
+    }
+    ls_frame_header_t hb = {32, LS_FRAME_HEARTBEAT, 0x80};
+    ls_frame_header_encode(&hb, buf);
+    cr_assert_eq(ls_frame_header_decode(buf, 8, &h), LS_EPROTO);
+    hb.flags = LS_FRAME_FLAG_ZSTD; /* known to the header, refused by the body decoder */
+    ls_frame_header_encode(&hb, buf);
+    cr_assert_eq(ls_frame_header_decode(buf, 8, &h), 0);
+    uint8_t body[32] = {0};
+    cr_assert_eq(ls_frame_decode_body(&h, body, 32, &g, err, sizeof(err)), LS_EPROTO);
+    cr_assert(ls_h_contains(err, "decompress"), "%s", err);
+    hb.flags = 0;
+    ls_frame_header_encode(&hb, buf);
+    buf[7] = 1;
+    cr_assert_eq(ls_frame_header_decode(buf, 8, &h), LS_EPROTO);
+}
+
+/* Decodes sample(type) after patching one body byte range. */
+static int decode_patched(uint8_t type, size_t off, const void *bytes, size_t n, char *err)
+{
+    static ls_frame_t f, g;
+    size_t len;
+    uint8_t *buf = encode_sample(type, &f, &len);
+    memcpy(buf + LS_FRAME_HEADER_SIZE + off, bytes, n);
+    err[0] = 0;
+    int rc = ls_frame_decode(buf, len, &g, err, 256);
+    free(buf);
+    return rc;
+}
+
+Test(proto, bad_values_refused_with_field_and_offset)
+{
+    char err[256];
+    const uint8_t zero8[8] = {0}, three = 3, pos[4] = {1, 0, 0, 0}, nul = 0;
+    cr_assert_eq(decode_patched(LS_FRAME_HELLO, 0, "LSHQ", 4, err), LS_EBADMAGIC);
+    cr_assert(ls_h_contains(err, "HELLO: field 'magic' at offset 0"), "%s", err);
+    cr_assert_eq(decode_patched(LS_FRAME_HELLO, 4, zero8, 2, err), LS_EPROTO);
+    cr_assert_eq(decode_patched(LS_FRAME_HELLO, 8, &three, 1, err), LS_EPROTO);
+    cr_assert(ls_h_contains(err, "'purpose' at offset 8"), "%s", err);
+    cr_assert_eq(decode_patched(LS_FRAME_HELLO, 16, &nul, 1, err), LS_EPROTO); /* NUL in node */
+    cr_assert(ls_h_contains(err, "'node' at offset 14"), "%s", err);
+    cr_assert_eq(decode_patched(LS_FRAME_ERROR, 16, pos, 4, err), LS_EPROTO);
+    cr_assert(ls_h_contains(err, "ERROR: field 'code' at offset 16"), "%s", err);
+    cr_assert_eq(decode_patched(LS_FRAME_GEN_BEGIN, 20, zero8, 8, err), LS_EPROTO);
+    cr_assert(ls_h_contains(err, "'generation' at offset 20"), "%s", err);
+    cr_assert_eq(decode_patched(LS_FRAME_CREDIT, 16, zero8, 4, err), LS_EPROTO);
+    cr_assert_eq(decode_patched(LS_FRAME_RESUME, 20, zero8, 8, err), LS_EPROTO);
+    cr_assert_eq(decode_patched(LS_FRAME_SEED_BEGIN, 72, zero8, 4, err), LS_EPROTO);
+    cr_assert(ls_h_contains(err, "'epoch' at offset 72"), "%s", err);
+    cr_assert_eq(decode_patched(LS_FRAME_WELCOME, 17 + 16, &three, 1, err), LS_EPROTO);
+    cr_assert(ls_h_contains(err, "'dbs[].status' at offset 33"), "%s", err);
+}
+
+Test(proto, seed_hello_must_name_one_database)
+{
+    static ls_frame_t f;
+    sample(LS_FRAME_HELLO, &f);
+    f.hello.purpose = LS_PURPOSE_SEED;
+    cr_assert_eq(ls_frame_size(&f), LS_EINVAL);
+    f.hello.db_count = 1;
+    cr_assert_gt(ls_frame_size(&f), 0);
+}
+
+Test(proto, encode_head_leaves_the_chunk_to_the_caller)
+{
+    static ls_frame_t f;
+    size_t len;
+    uint8_t *full = encode_sample(LS_FRAME_GEN_DATA, &f, &len);
+    uint8_t head[64];
+    ssize_t n = ls_frame_encode_head(&f, head, sizeof(head));
+    cr_assert_eq(n, (ssize_t) (len - f.gen_data.len));
+    cr_assert_arr_eq(head, full, (size_t) n);
+    cr_assert_arr_eq(full + n, f.gen_data.data, f.gen_data.len);
+    for (size_t cap = 0; cap < len; cap++) /* every too-small buffer is refused */
+        cr_assert_eq(ls_frame_encode(&f, full, cap), LS_ETOOBIG);
+    sample(LS_FRAME_CREDIT, &f);
+    cr_assert_eq(ls_frame_encode_head(&f, head, sizeof(head)), ls_frame_size(&f));
+    free(full);
+}
+
+Test(proto, unsupported_version_gets_a_clear_error_frame)
+{
+    static ls_frame_t f, err_frame, g;
+    char msg[LS_PROTO_MSG_MAX], err[256];
+    ls_proto_choice_t choice;
+    ls_proto_offer_t ours = {0};
+    sample(LS_FRAME_HELLO, &f);
+    f.hello.version_min = 2;
+    f.hello.version_max = 3;
+    int rc = ls_proto_negotiate(&f.hello, &ours, &choice, &err_frame, msg, sizeof(msg));
+    cr_assert_eq(rc, LS_EUNSUPPORTED);
+    cr_assert_eq(err_frame.type, LS_FRAME_ERROR);
+    cr_assert_eq(err_frame.error.code, LS_EUNSUPPORTED);
+    cr_assert_str_eq(msg, "unsupported protocol version 2..3 (this node speaks 1..1)");
+    uint8_t buf[2048];
+    ssize_t n = ls_frame_encode(&err_frame, buf, sizeof(buf));
+    cr_assert_gt(n, 0);
+    cr_assert_eq(ls_frame_decode(buf, (size_t) n, &g, err, sizeof(err)), 0, "%s", err);
+    frame_eq(&err_frame, &g);
+}
+
+Test(proto, negotiation_picks_highest_common_version_and_feature_subset)
+{
+    static ls_frame_t f;
+    ls_proto_choice_t c;
+    sample(LS_FRAME_HELLO, &f); /* 1..3, zstd level -3, cksum, an unknown bit */
+    ls_proto_offer_t ours = {.version_min = 1, .version_max = 2, .features = LS_FEAT_ZSTD};
+    cr_assert_eq(ls_proto_negotiate(&f.hello, &ours, &c, NULL, NULL, 0), 0);
+    cr_assert_eq(c.version, 2);
+    cr_assert_eq(c.features, LS_FEAT_ZSTD);
+    cr_assert_eq(c.zstd_level, -3);
+    f.hello.zstd_level = 19;
+    ours.zstd_level_max = 3;
+    cr_assert_eq(ls_proto_negotiate(&f.hello, &ours, &c, NULL, NULL, 0), 0);
+    cr_assert_eq(c.zstd_level, 3);
+    ours.features = LS_FEAT_CKSUM;
+    cr_assert_eq(ls_proto_negotiate(&f.hello, &ours, &c, NULL, NULL, 0), 0);
+    cr_assert(c.features == LS_FEAT_CKSUM && c.zstd_level == 0);
+}
+
+/* The checked-in fuzz seeds are the current encodings (rewritten with LS_PROTO_WRITE_CORPUS=1). */
+Test(proto, fuzz_seed_corpus_is_current)
+{
+    static ls_frame_t f;
+    bool write = getenv("LS_PROTO_WRITE_CORPUS") != NULL;
+    for (size_t i = 0; i < sizeof(all_types); i++) {
+        char path[1024], lower[32];
+        const char *name = ls_frame_type_name(all_types[i]);
+        size_t k = 0;
+        for (; name[k] && k < sizeof(lower) - 1; k++)
+            lower[k] = (char) tolower((unsigned char) name[k]);
+        lower[k] = 0;
+        snprintf(path, sizeof(path), "%s/tests/fuzz/corpus/frame_decode/%s.bin", LS_SOURCE_DIR,
+                 lower);
+        size_t len, have;
+        uint8_t *buf = encode_sample(all_types[i], &f, &len);
+        if (write) cr_assert_eq(ls_h_write_file(path, buf, len), 0, "%s", path);
+        uint8_t *disk = ls_h_read_file(path, &have);
+        cr_assert(disk, "%s missing: run with LS_PROTO_WRITE_CORPUS=1", path);
+        cr_assert(have == len && memcmp(disk, buf, len) == 0,
+                  "%s is stale: run with LS_PROTO_WRITE_CORPUS=1", path);
+        free(disk);
+        free(buf);
+    }
+}

@@ -100,7 +100,7 @@ int ls_control_call(const char *path, const char *request, int timeout_ms, char 
                     char *err, size_t errlen)
 {
     *response = NULL;
-    int fd;
+    int fd = -1;
     int rc = connect_to(path, err, errlen, &fd);
     if (rc) return rc;
     size_t n = strlen(request);

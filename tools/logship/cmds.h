@@ -15,5 +15,8 @@ struct ls_cmd {
 int ls_cmd_dump(int argc, char **argv);
 int ls_cmd_load(int argc, char **argv);
 int ls_cmd_certs(int argc, char **argv);
+int ls_cmd_status(int argc, char **argv);
+int ls_cmd_suspend(int argc, char **argv);
+int ls_cmd_resume(int argc, char **argv);
 
 #endif

@@ -5,9 +5,16 @@
 #include "cmds.h"
 
 static const struct ls_cmd cmds[] = {
-    {"dump", ls_cmd_dump, "FILE [--records]", "print a generation's header, trailer, record count and verdict"},
+    {"dump", ls_cmd_dump, "FILE [--records]",
+     "print a generation's header, trailer, record count and verdict"},
     /* cmd:load */
     /* cmd:certs */
+    {"status", ls_cmd_status, "[-c CONFIG | --socket PATH] [--json]",
+     "show every copy's state, positions, queues and lags (from the local daemon)"},
+    {"suspend", ls_cmd_suspend, "DB PEER [--comment TEXT] [--replay-only] [-c CONFIG]",
+     "suspend shipping (or, with --replay-only on a passive, replay) of a copy"},
+    {"resume", ls_cmd_resume, "DB PEER [--replay-only] [-c CONFIG]",
+     "resume a suspended copy where it stopped"},
     {NULL, NULL, NULL, NULL},
 };
 

@@ -1,0 +1,220 @@
+/* `logship status`, `suspend`, `resume`: operator commands sent to the local daemon over its
+ * control socket (engine/control). The answer's schema is documented in docs/STATUS.md. */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "cmds.h"
+#include "config/config.h"
+#include "control/control.h"
+#include "core/core.h"
+
+#define CALL_TIMEOUT_MS 10000
+
+/* Finds the control socket: --socket, else the config file's control_socket, else
+ * $LOGSHIP_SOCKET. Returns 0 or 2 (usage) with a message printed. */
+static int socket_path(const char *sock, const char *conf, char *out, size_t outlen)
+{
+    if (sock) {
+        snprintf(out, outlen, "%s", sock);
+        return 0;
+    }
+    if (conf) {
+        ls_config_t *cfg;
+        char err[512];
+        if (ls_config_load(conf, &cfg, err, sizeof(err)) != 0) {
+            fprintf(stderr, "logship: %s\n", err);
+            return 2;
+        }
+        snprintf(out, outlen, "%s", cfg->control_socket);
+        ls_config_free(cfg);
+        return 0;
+    }
+    const char *env = getenv("LOGSHIP_SOCKET");
+    if (env && *env) {
+        snprintf(out, outlen, "%s", env);
+        return 0;
+    }
+    fprintf(stderr, "logship: say which daemon: -c CONFIG, --socket PATH or LOGSHIP_SOCKET\n");
+    return 2;
+}
+
+/* Sends req to the daemon; prints errors; returns the parsed answer or NULL (*rc set). */
+static cJSON *call(const char *path, cJSON *req, int *rc)
+{
+    char *text = cJSON_PrintUnformatted(req), *resp = NULL, err[512] = "";
+    int c = ls_control_call(path, text, CALL_TIMEOUT_MS, &resp, err, sizeof(err));
+    free(text);
+    if (c) {
+        fprintf(stderr, "logship: %s\n", err);
+        *rc = 1;
+        return NULL;
+    }
+    cJSON *j = cJSON_Parse(resp);
+    free(resp);
+    if (!j) {
+        fprintf(stderr, "logship: the daemon's answer is not JSON\n");
+        *rc = 1;
+        return NULL;
+    }
+    if (!cJSON_IsTrue(cJSON_GetObjectItem(j, "ok"))) {
+        const cJSON *e = cJSON_GetObjectItem(j, "error");
+        fprintf(stderr, "logship: %s\n", cJSON_IsString(e) ? e->valuestring : "request failed");
+        cJSON_Delete(j);
+        *rc = 1;
+        return NULL;
+    }
+    *rc = 0;
+    return j;
+}
+
+static const char *str(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItem(o, k);
+    return cJSON_IsString(v) && v->valuestring[0] ? v->valuestring : "-";
+}
+
+static double num(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItem(o, k);
+    return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+static void print_table(const cJSON *j)
+{
+    printf("node %s\n", str(j, "node"));
+    printf("%-12s %-6s %-10s %-12s %-8s %9s %9s %9s %9s %6s %6s %10s %10s %8s %8s\n", "DATABASE",
+           "ROLE", "PEER", "STATE", "NETWORK", "GENERATED", "COPIED", "INSPECTED", "REPLAYED",
+           "COPYQ", "REPLQ", "COPYQ_B", "REPLQ_B", "COPYLAG", "REPLLAG");
+    const cJSON *c;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(j, "copies"))
+    {
+        bool active = !strcmp(str(c, "role"), "active");
+        printf("%-12s %-6s %-10s %-12s %-8s %9.0f %9.0f %9.0f %9.0f %6.0f %6.0f %10.0f %10.0f "
+               "%7.1fs %7.1fs\n",
+               str(c, "database"), str(c, "role"), active ? str(c, "target") : str(c, "source"),
+               str(c, "state"), str(c, "network"), num(c, "last_generated"), num(c, "last_copied"),
+               num(c, "last_inspected"), num(c, "last_replayed"), num(c, "copy_queue"),
+               num(c, "replay_queue"), num(c, "copy_queue_bytes"), num(c, "replay_queue_bytes"),
+               num(c, "copy_lag_s"), num(c, "replay_lag_s"));
+        const char *comment = str(c, "comment");
+        if (strcmp(comment, "-")) printf("    comment: %s\n", comment);
+        const char *reason = str(c, "reason");
+        if (strcmp(reason, "-")) printf("    reason: %s\n", reason);
+    }
+}
+
+enum { OPT_SOCKET = 256, OPT_JSON, OPT_COMMENT, OPT_REPLAY_ONLY };
+
+static const struct option opts[] = {
+    {"config", required_argument, NULL, 'c'},
+    {"socket", required_argument, NULL, OPT_SOCKET},
+    {"json", no_argument, NULL, OPT_JSON},
+    {"comment", required_argument, NULL, OPT_COMMENT},
+    {"replay-only", no_argument, NULL, OPT_REPLAY_ONLY},
+    {NULL, 0, NULL, 0},
+};
+
+typedef struct {
+    const char *conf, *sock, *comment;
+    bool json, replay_only;
+} args_t;
+
+static int parse(int argc, char **argv, args_t *a, const char *allowed)
+{
+    optind = 1;
+    opterr = 0;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
+        const char *name = ch == 'c'               ? "config"
+                           : ch == OPT_JSON        ? "json"
+                           : ch == OPT_COMMENT     ? "comment"
+                           : ch == OPT_REPLAY_ONLY ? "replay-only"
+                           : ch == OPT_SOCKET      ? "socket"
+                                                   : NULL;
+        if (!name || (strstr(allowed, name) == NULL && ch != 'c' && ch != OPT_SOCKET)) {
+            fprintf(stderr, "logship %s: unknown option '%s'\n", argv[0], argv[optind - 1]);
+            return 2;
+        }
+        if (ch == 'c')
+            a->conf = optarg;
+        else if (ch == OPT_SOCKET)
+            a->sock = optarg;
+        else if (ch == OPT_JSON)
+            a->json = true;
+        else if (ch == OPT_COMMENT)
+            a->comment = optarg;
+        else
+            a->replay_only = true;
+    }
+    return 0;
+}
+
+int ls_cmd_status(int argc, char **argv)
+{
+    args_t a = {0};
+    char path[1024];
+    if (parse(argc, argv, &a, "json") || optind != argc) {
+        if (optind != argc)
+            fprintf(stderr, "logship status: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    if (socket_path(a.sock, a.conf, path, sizeof(path))) return 2;
+    cJSON *req = cJSON_CreateObject();
+    cJSON_AddStringToObject(req, "cmd", "status");
+    int rc;
+    cJSON *j = call(path, req, &rc);
+    cJSON_Delete(req);
+    if (!j) return rc;
+    if (a.json) {
+        cJSON_DeleteItemFromObject(j, "ok");
+        char *text = cJSON_Print(j);
+        printf("%s\n", text);
+        free(text);
+    } else {
+        print_table(j);
+    }
+    cJSON_Delete(j);
+    return 0;
+}
+
+/* suspend and resume: DB PEER, where PEER is the target (active side) or the source (passive). */
+static int suspend_resume(int argc, char **argv, bool suspend)
+{
+    args_t a = {0};
+    char path[1024];
+    if (parse(argc, argv, &a, suspend ? "comment replay-only" : "replay-only")) return 2;
+    if (argc - optind != 2) {
+        fprintf(stderr, "usage: logship %s DB PEER%s [-c CONFIG | --socket PATH]\n", argv[0],
+                suspend ? " [--comment TEXT] [--replay-only]" : " [--replay-only]");
+        return 2;
+    }
+    if (socket_path(a.sock, a.conf, path, sizeof(path))) return 2;
+    cJSON *req = cJSON_CreateObject();
+    cJSON_AddStringToObject(req, "cmd", argv[0]);
+    cJSON_AddStringToObject(req, "database", argv[optind]);
+    cJSON_AddStringToObject(req, "peer", argv[optind + 1]);
+    if (a.comment) cJSON_AddStringToObject(req, "comment", a.comment);
+    cJSON_AddBoolToObject(req, "replay_only", a.replay_only);
+    int rc;
+    cJSON *j = call(path, req, &rc);
+    cJSON_Delete(req);
+    if (!j) return rc;
+    printf("%s\n", str(j, "message"));
+    cJSON_Delete(j);
+    return 0;
+}
+
+int ls_cmd_suspend(int argc, char **argv)
+{
+    return suspend_resume(argc, argv, true);
+}
+
+int ls_cmd_resume(int argc, char **argv)
+{
+    return suspend_resume(argc, argv, false);
+}

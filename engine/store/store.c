@@ -13,7 +13,8 @@
 #define DEFAULT_MAP_SIZE (64ull * 1024 * 1024)
 #define META_KEY         "meta"
 #define META_VERSION     1
-#define META_SIZE        96 /* encoded meta record, see meta_encode */
+#define META_SIZE        104 /* encoded meta record, see meta_encode */
+#define META_SIZE_V1     96  /* the record before applied_generations was added */
 
 struct ls_store {
     MDB_env *env;            /* the environment */
@@ -65,12 +66,15 @@ static void meta_encode(const ls_store_meta_t *m, uint8_t out[META_SIZE])
     ls_put64(out + 48, m->digest_generation);
     memcpy(out + 56, m->digest, LS_DIGEST_SIZE);
     ls_put64(out + 88, m->checkpoint_lsn);
+    ls_put64(out + 96, m->applied_generations);
 }
 
 static int meta_decode(const MDB_val *v, ls_store_meta_t *m)
 {
     const uint8_t *p = v->mv_data;
-    if (v->mv_size != META_SIZE || ls_get32(p) != META_VERSION) return LS_ECORRUPT;
+    /* The shorter record (before applied_generations) decodes with that field 0. */
+    if ((v->mv_size != META_SIZE && v->mv_size != META_SIZE_V1) || ls_get32(p) != META_VERSION)
+        return LS_ECORRUPT;
     m->epoch = ls_get32(p + 4);
     memcpy(m->dbid, p + 8, LS_DBID_LEN);
     m->generation = ls_get64(p + 24);
@@ -79,6 +83,7 @@ static int meta_decode(const MDB_val *v, ls_store_meta_t *m)
     m->digest_generation = ls_get64(p + 48);
     memcpy(m->digest, p + 56, LS_DIGEST_SIZE);
     m->checkpoint_lsn = ls_get64(p + 88);
+    m->applied_generations = v->mv_size == META_SIZE ? ls_get64(p + 96) : 0;
     return 0;
 }
 

@@ -51,6 +51,8 @@ typedef struct {
     uint64_t digest_generation;     /* last generation applied completely (0: none) */
     uint8_t digest[LS_DIGEST_SIZE]; /* digest of digest_generation (zeros when none) */
     uint64_t checkpoint_lsn;        /* the store was synced with at least this LSN applied */
+    uint64_t applied_generations;   /* generations applied so far (the replayer counts them in the
+                                       same transaction; 0 in a record written before it existed) */
 } ls_store_meta_t;
 
 /* Zero means the default for every field. */

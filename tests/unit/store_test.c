@@ -1,5 +1,6 @@
 /* store: LMDB with the meta record in the same transaction, identity check, map growth. */
 #include <criterion/criterion.h>
+#include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -193,6 +194,58 @@ Test(store, iterate_walks_all_keys)
     int n = 0;
     cr_assert_eq(ls_store_iterate(s, count_keys, &n), 0);
     cr_assert_eq(n, 300);
+    ls_store_close(s);
+    ls_h_rmtree(dir);
+    free(dir);
+}
+
+/* Rewrites the meta record as the 96-byte record written before applied_generations existed. */
+static void write_short_meta(const char *dir, const uint8_t *id, uint64_t lsn)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    cr_assert_eq(mdb_env_create(&env), 0);
+    cr_assert_eq(mdb_env_set_maxdbs(env, 4), 0);
+    cr_assert_eq(mdb_env_open(env, dir, 0, 0600), 0);
+    cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    cr_assert_eq(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
+    uint8_t rec[96] = {0};
+    ls_put32(rec, 1);
+    ls_put32(rec + 4, 2);
+    memcpy(rec + 8, id, LS_DBID_LEN);
+    ls_put64(rec + 32, lsn);
+    MDB_val k = {4, (void *) "meta"}, v = {sizeof(rec), rec};
+    cr_assert_eq(mdb_put(txn, dbi, &k, &v, 0), 0);
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+Test(store, applied_generations_round_trips_and_old_record_reads_as_zero)
+{
+    char *dir = ls_h_tmpdir("store");
+    ls_store_t *s = open_store(dir, ID_A, 0);
+    ls_store_meta_t m;
+    ls_store_meta(s, &m);
+    cr_assert_eq(m.applied_generations, 0);
+    m.applied_generations = 41;
+    m.lsn = 5;
+    struct puts p = {.first = 0, .count = 3, .value_size = 8, .fail_at = -1};
+    cr_assert_eq(ls_store_apply(s, put_range, &p, &m), 0);
+    cr_assert_eq(ls_store_checkpoint(s, NULL), 0);
+    ls_store_close(s);
+    s = open_store(dir, ID_A, 0);
+    ls_store_meta(s, &m);
+    cr_assert_eq(m.applied_generations, 41, "kept across a checkpoint and a reopen");
+    cr_assert_eq(m.checkpoint_lsn, 5);
+    ls_store_close(s);
+
+    write_short_meta(dir, ID_A, 77);
+    s = open_store(dir, ID_A, 0);
+    ls_store_meta(s, &m);
+    cr_assert_eq(m.lsn, 77, "the 96-byte record still decodes");
+    cr_assert_eq(m.epoch, 2);
+    cr_assert_eq(m.applied_generations, 0);
     ls_store_close(s);
     ls_h_rmtree(dir);
     free(dir);

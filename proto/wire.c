@@ -36,6 +36,8 @@ void ls__io_init_dec(ls__io_t *io, const char *frame, const uint8_t *in, size_t 
 
 /* Records the error and its message (first error only). */
 static void vfail(ls__io_t *io, int code, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+static void vfail(ls__io_t *io, int code, const char *fmt, va_list ap)
 {
     if (io->code) return;
     io->code = code;

@@ -8,7 +8,7 @@ static const struct ls_cmd cmds[] = {
     {"dump", ls_cmd_dump, "FILE [--records]",
      "print a generation's header, trailer, record count and verdict"},
     /* cmd:load */
-    /* cmd:certs */
+    {"certs", ls_cmd_certs, "DIR [--ca] [--node NAME]...", "create a test/demo CA and node certificates"},
     {"status", ls_cmd_status, "[-c CONFIG | --socket PATH] [--json]",
      "show every copy's state, positions, queues and lags (from the local daemon)"},
     {"suspend", ls_cmd_suspend, "DB PEER [--comment TEXT] [--replay-only] [-c CONFIG]",

@@ -86,7 +86,9 @@ void ls_gen_trailer_encode(const ls_gen_trailer_t *t, uint64_t seed,
                            uint8_t out[LS_GEN_TRAILER_SIZE]);
 
 /* Decodes and validates a header (magic, version, size, checksum). 0 or LS_EBADMAGIC,
- * LS_EBADVERSION, LS_EHDRCKSUM, LS_ETRUNCATED. */
+ * LS_EBADVERSION, LS_EHDRCKSUM, LS_ETRUNCATED.
+ * Checked in that order, then (with a valid checksum): header_size != 128 or non-zero flags
+ * -> LS_EBADVERSION; non-zero reserved bytes, epoch 0 or generation 0 -> LS_ECORRUPT. */
 int ls_gen_header_decode(const uint8_t *buf, size_t len, ls_gen_header_t *out);
 
 /* File names. ls_gen_name returns 0 or LS_EINVAL (prefix too long or with '-' or '/').
@@ -138,11 +140,18 @@ typedef int (*ls_record_cb)(void *ctx, const ls_record_t *r);
  * callback's non-zero return. With expect->allow_open a missing trailer is not an error: the scan
  * stops at the first invalid record (a torn tail) and reports where (info->valid_end,
  * info->commit_end); verdict->code is 0 and info->closed false. cb and info may be NULL. */
+/* Expectation codes (verdict offset 0): dbid -> LS_EDBID, epoch -> LS_ELINEAGE, generation ->
+ * LS_EGAP, first_lsn -> LS_ELSNORDER, prev_digest -> LS_ELINEAGE. Records: LS_ETRUNCATED,
+ * LS_EBADRECORD (lengths, type, flags, key length, txid), LS_ERECCKSUM, LS_ELSNORDER; trailer:
+ * LS_EBADTRAILER, LS_EDIGEST; none at the end: LS_ENOTRAILER; len > LS_GEN_HARD_CAP: LS_ETOOBIG.
+ * With allow_open the scan's stop reason stays in verdict->msg and verdict->offset although
+ * verdict->code is 0 (empty when a valid trailer closed the buffer). */
 int ls_gen_scan(const uint8_t *buf, size_t len, const ls_gen_expect_t *expect, ls_record_cb cb,
                 void *ctx, ls_gen_info_t *info, ls_gen_verdict_t *verdict);
 
 /* Reads path (at most LS_GEN_HARD_CAP bytes) and scans it as above. A file that cannot be read
- * gets verdict code LS_EIO/LS_ENOENT/LS_ETOOBIG with the path in msg. */
+ * gets verdict code LS_EIO/LS_ENOENT/LS_ETOOBIG with the path in msg.
+ * The records passed to cb point into a buffer freed before ls_gen_scan_file returns. */
 int ls_gen_scan_file(const char *path, const ls_gen_expect_t *expect, ls_record_cb cb, void *ctx,
                      ls_gen_info_t *info, ls_gen_verdict_t *verdict);
 

@@ -1,0 +1,272 @@
+/*
+ * source: the directory view. A rescan lists <db>/logs once (readdir, no stat), keeps the names
+ * that are closed generations with our prefix, sorts them, and merges the new array with the old
+ * one so cached headers and trailers survive. The current log, the history and foreign files are
+ * ignored. Each file's epoch is checked against the history; two files for one generation are
+ * an error, as the active never writes that.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "core/core.h"
+#include "source/source_int.h"
+
+int ls__src_fail(char *err, size_t errlen, int code, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+void ls__src_path(const ls_source_t *src, uint32_t epoch, uint64_t g, char *out, size_t outlen)
+{
+    char name[LS_GEN_NAME_MAX];
+    LS_CHECK(ls_gen_name(name, sizeof(name), src->prefix, epoch, g) == 0);
+    snprintf(out, outlen, "%s/%s", src->logs, name);
+}
+
+size_t ls__src_upper(const ls_source_t *src, uint64_t g)
+{
+    size_t lo = 0, hi = src->ngens;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (src->gens[mid].generation <= g)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+ssize_t ls__src_find(const ls_source_t *src, uint64_t g)
+{
+    size_t i = ls__src_upper(src, g);
+    if (i > 0 && src->gens[i - 1].generation == g) return (ssize_t) (i - 1);
+    return -1;
+}
+
+static int cmp_gen(const void *a, const void *b)
+{
+    const ls__src_gen_t *x = a, *y = b;
+    return x->generation < y->generation ? -1 : x->generation > y->generation;
+}
+
+/* Lists the directory into a sorted array of bare entries. */
+static int list_dir(ls_source_t *src, ls__src_gen_t **out, size_t *n, char *err, size_t errlen)
+{
+    DIR *d = opendir(src->logs);
+    if (!d)
+        return ls__src_fail(err, errlen, ls_err_from_errno(errno), "cannot open %s: %s", src->logs,
+                            strerror(errno));
+    ls__src_gen_t *arr = NULL;
+    size_t cnt = 0, cap = 0;
+    int rc = 0;
+    struct dirent *de;
+    errno = 0;
+    while ((de = readdir(d))) {
+        ls__src_gen_t e = {0};
+        if (ls_gen_name_parse(de->d_name, src->prefix, &e.epoch, &e.generation) != 0 ||
+            e.generation == 0)
+            continue;
+        if (cnt == cap) {
+            cap = cap ? cap * 2 : 64;
+            ls__src_gen_t *a = realloc(arr, cap * sizeof(*a));
+            if (!a) {
+                rc = ls__src_fail(err, errlen, LS_ENOMEM, "%s: out of memory", src->logs);
+                goto fail;
+            }
+            arr = a;
+        }
+        arr[cnt++] = e;
+    }
+    if (errno) {
+        rc = ls__src_fail(err, errlen, ls_err_from_errno(errno), "cannot list %s: %s", src->logs,
+                          strerror(errno));
+        goto fail;
+    }
+    closedir(d);
+    if (cnt) qsort(arr, cnt, sizeof(*arr), cmp_gen);
+    *out = arr;
+    *n = cnt;
+    return 0;
+fail:
+    closedir(d);
+    free(arr);
+    return rc;
+}
+
+/* Checks the new array: unique generations, epochs as the history says. */
+static int check_view(const ls_source_t *src, const ls__src_gen_t *a, size_t n, char *err,
+                      size_t errlen)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0 && a[i].generation == a[i - 1].generation)
+            return ls__src_fail(err, errlen, LS_ECORRUPT,
+                                "%s: generation %llu exists for epochs %u and %u; the active "
+                                "never writes that: move the wrong one away",
+                                src->logs, (unsigned long long) a[i].generation, a[i - 1].epoch,
+                                a[i].epoch);
+        uint32_t want = ls__src_hist_epoch(src, a[i].generation);
+        if (a[i].epoch != want) {
+            char path[PATH_MAX];
+            ls__src_path(src, a[i].epoch, a[i].generation, path, sizeof(path));
+            return ls__src_fail(err, errlen, LS_ELINEAGE,
+                                "%s: epoch %u, but %s says generation %llu belongs to epoch %u",
+                                path, a[i].epoch, src->hist_path,
+                                (unsigned long long) a[i].generation, want);
+        }
+    }
+    return 0;
+}
+
+/* Carries the cached fields of old entries still present into a. */
+static void merge_cache(const ls_source_t *src, ls__src_gen_t *a, size_t n)
+{
+    size_t j = 0;
+    for (size_t i = 0; i < n; i++) {
+        while (j < src->ngens && src->gens[j].generation < a[i].generation)
+            j++;
+        if (j < src->ngens && src->gens[j].generation == a[i].generation &&
+            src->gens[j].epoch == a[i].epoch)
+            a[i] = src->gens[j];
+    }
+}
+
+static void wake_readers(ls_source_t *src)
+{
+    for (ls__src_waiter_t *w = src->waiters; w; w = w->next) {
+        pthread_mutex_lock(w->mu);
+        *w->dirty = true;
+        pthread_cond_broadcast(w->cond);
+        pthread_mutex_unlock(w->mu);
+    }
+}
+
+static int rescan_locked(ls_source_t *src, char *err, size_t errlen)
+{
+    int rc = ls__src_hist_refresh(src, err, errlen);
+    if (rc) return rc;
+    ls__src_gen_t *a = NULL;
+    size_t n = 0;
+    rc = list_dir(src, &a, &n, err, errlen);
+    if (rc) return rc;
+    rc = check_view(src, a, n, err, errlen);
+    if (rc) {
+        free(a);
+        return rc;
+    }
+    merge_cache(src, a, n);
+    bool grew = n && (!src->ngens || a[n - 1].generation > src->gens[src->ngens - 1].generation);
+    free(src->gens);
+    src->gens = a;
+    src->ngens = n;
+    if (grew) wake_readers(src);
+    return 0;
+}
+
+int ls_source_rescan(ls_source_t *src, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&src->mu);
+    int rc = rescan_locked(src, err, errlen);
+    pthread_mutex_unlock(&src->mu);
+    return rc;
+}
+
+int ls_source_open(const ls_source_options_t *opts, ls_source_t **out, char *err, size_t errlen)
+{
+    LS_ASSERT(opts && opts->db_dir && out);
+    const char *prefix = opts->prefix && *opts->prefix ? opts->prefix : LS_GEN_PREFIX_DEFAULT;
+    char probe[LS_GEN_NAME_MAX];
+    if (ls_gen_name(probe, sizeof(probe), prefix, 1, 1) != 0)
+        return ls__src_fail(err, errlen, LS_EINVAL,
+                            "log prefix \"%s\" is not valid (1 to %d characters, no '-' or '/')",
+                            prefix, LS_GEN_PREFIX_MAX);
+    ls_source_t *src = calloc(1, sizeof(*src));
+    if (!src) return ls__src_fail(err, errlen, LS_ENOMEM, "out of memory");
+    pthread_mutex_init(&src->mu, NULL);
+    snprintf(src->prefix, sizeof(src->prefix), "%s", prefix);
+    int n1 = snprintf(src->logs, sizeof(src->logs), "%s/logs", opts->db_dir);
+    int n2 = snprintf(src->hist_path, sizeof(src->hist_path), "%s/logs/history", opts->db_dir);
+    if (n1 < 0 || n2 < 0 || (size_t) n2 >= sizeof(src->hist_path) - LS_GEN_NAME_MAX) {
+        ls_source_free(src);
+        return ls__src_fail(err, errlen, LS_EINVAL, "database directory path too long: %s",
+                            opts->db_dir);
+    }
+    int rc = ls_source_rescan(src, err, errlen);
+    if (rc) {
+        ls_source_free(src);
+        return rc;
+    }
+    *out = src;
+    return 0;
+}
+
+void ls_source_free(ls_source_t *src)
+{
+    if (!src) return;
+    LS_CHECK(src->waiters == NULL);
+    pthread_mutex_destroy(&src->mu);
+    free(src->gens);
+    free(src->hist);
+    free(src);
+}
+
+void ls_source_view(ls_source_t *src, ls_source_view_t *out)
+{
+    pthread_mutex_lock(&src->mu);
+    memset(out, 0, sizeof(*out));
+    out->count = src->ngens;
+    if (src->ngens) {
+        out->oldest = src->gens[0].generation;
+        out->newest = src->gens[src->ngens - 1].generation;
+        out->epoch = src->gens[src->ngens - 1].epoch;
+    }
+    uint32_t he = src->nhist ? src->hist[src->nhist - 1].epoch : 1;
+    out->epoch = LS_MAX(out->epoch, he);
+    out->history_len = (uint32_t) src->nhist;
+    pthread_mutex_unlock(&src->mu);
+}
+
+uint32_t ls_source_epoch_of(ls_source_t *src, uint64_t g)
+{
+    pthread_mutex_lock(&src->mu);
+    ssize_t i = ls__src_find(src, g);
+    uint32_t e = i >= 0 ? src->gens[i].epoch : ls__src_hist_epoch(src, g);
+    pthread_mutex_unlock(&src->mu);
+    return e;
+}
+
+bool ls_source_has(ls_source_t *src, uint64_t g, uint32_t *epoch)
+{
+    pthread_mutex_lock(&src->mu);
+    ssize_t i = ls__src_find(src, g);
+    if (i >= 0 && epoch) *epoch = src->gens[i].epoch;
+    pthread_mutex_unlock(&src->mu);
+    return i >= 0;
+}
+
+void ls__src_watch(ls_source_t *src, ls__src_waiter_t *w)
+{
+    pthread_mutex_lock(&src->mu);
+    w->next = src->waiters;
+    src->waiters = w;
+    pthread_mutex_unlock(&src->mu);
+}
+
+void ls__src_unwatch(ls_source_t *src, ls__src_waiter_t *w)
+{
+    pthread_mutex_lock(&src->mu);
+    for (ls__src_waiter_t **p = &src->waiters; *p; p = &(*p)->next) {
+        if (*p == w) {
+            *p = w->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&src->mu);
+}

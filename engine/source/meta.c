@@ -1,0 +1,151 @@
+/*
+ * source: lazy header + trailer loads, and the figures for lag accounting.
+ *
+ * A load costs one open, one fstat and two preads (128 + 96 bytes); the result is cached in the
+ * directory entry until the file leaves the view. The trailer is validated by decoding it and
+ * encoding it again with ls_gen_trailer_encode(): equal bytes mean the checksum, the magic and
+ * the reserved fields are right. The digest stored there is not recomputed here (that needs the
+ * whole file); the reader verifies it before anything ships.
+ *
+ * logfmt exports no trailer decoder, so the field offsets come from logfmt/internal.h (read-only
+ * use of logfmt's private layout; a public ls_gen_trailer_decode() would remove this).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/core.h"
+#include "logfmt/internal.h"
+#include "source/source_int.h"
+
+/* Decodes and validates the trailer bytes p of the generation with header h. */
+static bool decode_trailer(const uint8_t *p, const ls_gen_header_t *h, uint64_t size,
+                           ls_gen_trailer_t *t)
+{
+    t->record_count = ls_get64(p + LS__TRL_COUNT);
+    t->last_lsn = ls_get64(p + LS__TRL_LAST_LSN);
+    t->payload_len = ls_get64(p + LS__TRL_PAYLOAD);
+    t->close_ns = ls_get64(p + LS__TRL_CLOSE_NS);
+    memcpy(t->digest, p + LS__TRL_DIGEST, LS_DIGEST_SIZE);
+    uint8_t again[LS_GEN_TRAILER_SIZE];
+    ls_gen_trailer_encode(t, ls_gen_seed(h->dbid, h->epoch, h->generation), again);
+    return memcmp(again, p, LS_GEN_TRAILER_SIZE) == 0 &&
+           t->payload_len == size - LS_GEN_HEADER_SIZE - LS_GEN_TRAILER_SIZE &&
+           t->last_lsn + 1 >= h->first_lsn;
+}
+
+static int check_header(ls_source_t *src, const ls__src_gen_t *e, const ls_gen_header_t *h,
+                        const char *path, char *err, size_t errlen)
+{
+    if (h->epoch != e->epoch || h->generation != e->generation)
+        return ls__src_fail(err, errlen, LS_ECORRUPT,
+                            "%s: header says epoch %u generation %llu, not what its name says",
+                            path, h->epoch, (unsigned long long) h->generation);
+    if (src->have_dbid && memcmp(src->dbid, h->dbid, LS_DBID_LEN) != 0) {
+        char a[2 * LS_DBID_LEN + 1], b[2 * LS_DBID_LEN + 1];
+        ls_hex(h->dbid, LS_DBID_LEN, a);
+        ls_hex(src->dbid, LS_DBID_LEN, b);
+        return ls__src_fail(err, errlen, LS_EDBID,
+                            "%s: database id %s, but the other generations here carry %s", path, a,
+                            b);
+    }
+    return 0;
+}
+
+/* Reads and checks header and trailer of e from fd. */
+static int load_fd(ls_source_t *src, ls__src_gen_t *e, int fd, const char *path, char *err,
+                   size_t errlen)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return ls__src_fail(err, errlen, ls_err_from_errno(errno), "cannot stat %s: %s", path,
+                            strerror(errno));
+    uint64_t size = (uint64_t) st.st_size;
+    if (size < LS_GEN_HEADER_SIZE + LS_GEN_TRAILER_SIZE || size > LS_GEN_HARD_CAP)
+        return ls__src_fail(err, errlen, LS_ECORRUPT,
+                            "%s: size %llu is not that of a closed generation", path,
+                            (unsigned long long) size);
+    uint8_t hb[LS_GEN_HEADER_SIZE], tb[LS_GEN_TRAILER_SIZE];
+    ssize_t n1 = ls_pread_full(fd, hb, sizeof(hb), 0);
+    ssize_t n2 = ls_pread_full(fd, tb, sizeof(tb), (off_t) (size - LS_GEN_TRAILER_SIZE));
+    if (n1 < 0 || n2 < 0)
+        return ls__src_fail(err, errlen, (int) (n1 < 0 ? n1 : n2), "cannot read %s: %s", path,
+                            ls_strerror((int) (n1 < 0 ? n1 : n2)));
+    if (n1 != (ssize_t) sizeof(hb) || n2 != (ssize_t) sizeof(tb))
+        return ls__src_fail(err, errlen, LS_ECORRUPT, "%s: shrank while being read", path);
+    ls_gen_header_t h;
+    int rc = ls_gen_header_decode(hb, sizeof(hb), &h);
+    if (rc)
+        return ls__src_fail(err, errlen, LS_ECORRUPT, "%s: bad header (%s)", path, ls_strerror(rc));
+    if ((rc = check_header(src, e, &h, path, err, errlen))) return rc;
+    ls_gen_trailer_t t;
+    if (!decode_trailer(tb, &h, size, &t))
+        return ls__src_fail(err, errlen, LS_ECORRUPT,
+                            "%s: no valid trailer at offset %llu: not a closed generation", path,
+                            (unsigned long long) (size - LS_GEN_TRAILER_SIZE));
+    if (!src->have_dbid) {
+        memcpy(src->dbid, h.dbid, LS_DBID_LEN);
+        src->have_dbid = true;
+    }
+    e->size = size;
+    e->first_lsn = h.first_lsn;
+    e->last_lsn = t.last_lsn;
+    e->close_ns = t.close_ns;
+    memcpy(e->prev_digest, h.prev_digest, LS_DIGEST_SIZE);
+    memcpy(e->digest, t.digest, LS_DIGEST_SIZE);
+    e->loaded = true;
+    return 0;
+}
+
+int ls__src_load(ls_source_t *src, size_t i, char *err, size_t errlen)
+{
+    ls__src_gen_t *e = &src->gens[i];
+    if (e->loaded) return 0;
+    char path[PATH_MAX];
+    ls__src_path(src, e->epoch, e->generation, path, sizeof(path));
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return ls__src_fail(err, errlen, ls_err_from_errno(errno),
+                            "cannot open %s: %s (removed behind the view?)", path, strerror(errno));
+    int rc = load_fd(src, e, fd, path, err, errlen);
+    close(fd);
+    return rc;
+}
+
+int ls_source_last_closed(ls_source_t *src, uint64_t *gen, uint64_t *close_ns, char *err,
+                          size_t errlen)
+{
+    pthread_mutex_lock(&src->mu);
+    int rc = 0;
+    *gen = 0;
+    *close_ns = 0;
+    if (src->ngens) {
+        rc = ls__src_load(src, src->ngens - 1, err, errlen);
+        if (!rc) {
+            *gen = src->gens[src->ngens - 1].generation;
+            *close_ns = src->gens[src->ngens - 1].close_ns;
+        }
+    }
+    pthread_mutex_unlock(&src->mu);
+    return rc;
+}
+
+int ls_source_queue(ls_source_t *src, uint64_t after, ls_source_queue_t *out, char *err,
+                    size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    pthread_mutex_lock(&src->mu);
+    int rc = 0;
+    size_t first = ls__src_upper(src, after);
+    for (size_t i = first; i < src->ngens; i++) {
+        if ((rc = ls__src_load(src, i, err, errlen))) break;
+        if (i == first) out->oldest_close_ns = src->gens[i].close_ns;
+        out->count++;
+        out->bytes += src->gens[i].size;
+    }
+    pthread_mutex_unlock(&src->mu);
+    if (rc) memset(out, 0, sizeof(*out));
+    return rc;
+}

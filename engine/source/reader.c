@@ -1,0 +1,389 @@
+/*
+ * source: the pipelined generation reader. One pthread per reader (not libuv's pool: a read and
+ * hash of a large generation must not delay the loop's other work) reads the next generations
+ * ahead of the network and verifies each with ls_gen_scan over the whole file: header, record
+ * checksums, trailer, digest, and the chain (prev_digest = the digest of the one before, first
+ * LSN = its last LSN + 1, same database id, epoch as its name says).
+ *
+ * Memory: before reading a generation the thread reserves its size; it waits while the
+ * generations read and not yet released would exceed max_gens or max_bytes (a generation larger
+ * than max_bytes is read only when nothing else is buffered). So at most
+ * max(max_bytes, one generation) bytes are held, whatever the backlog.
+ *
+ * A generation that is not closed yet is waited for: ls_source_rescan() wakes the thread when a
+ * newer generation appears. One that is missing while a later one exists, removed, unreadable or
+ * damaged stops the reader with the reason; it is never handed out.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/core.h"
+#include "source/source_int.h"
+
+#define DEFAULT_MAX_GENS  2u
+#define DEFAULT_MAX_BYTES (8ull << 20)
+#define LOCATE_WAIT       1 /* locate(): the generation is not closed yet */
+
+typedef struct rgen {
+    ls_gen_buf_t buf;  /* what ls_reader_next hands out; first, so &buf is the node */
+    uint8_t *data;     /* the file's bytes (buf.bytes) */
+    struct rgen *next; /* next in the ready queue or the handed-out list */
+} rgen_t;
+
+struct ls_reader {
+    ls_source_t *src;                    /* the directory view (outlives the reader) */
+    pthread_t thread;                    /* the reading thread */
+    pthread_mutex_t mu;                  /* guards the fields below it */
+    pthread_cond_t cond;                 /* space freed, directory changed, or stop */
+    ls__src_waiter_t waiter;             /* registration with src for directory changes */
+    ls_reader_notify_cb cb;              /* called on the thread: ready or failed */
+    void *ctx;                           /* cb's argument */
+    uint32_t max_gens;                   /* bound on buffered generations */
+    uint64_t max_bytes;                  /* bound on buffered bytes */
+    bool have_prev;                      /* prev_digest below is the expected chain */
+    uint8_t prev_digest[LS_DIGEST_SIZE]; /* digest the next generation's header must carry */
+    uint64_t prev_last_lsn;              /* last LSN of the previous generation (0: unknown) */
+    bool have_dbid;                      /* dbid below is known */
+    uint8_t dbid[LS_DBID_LEN];           /* database id of the first generation read */
+    bool stop;                           /* ls_reader_stop() was called */
+    bool dirty;                          /* the directory changed since the thread last looked */
+    rgen_t *head, *tail;                 /* ready queue, in generation order */
+    rgen_t *out;                         /* handed out, not yet released */
+    ls_reader_stats_t st;                /* figures; st.error is the sticky failure */
+    char errmsg[LS_SOURCE_ERRLEN];       /* why the reader stopped */
+};
+
+/* Where generation g is. 0: *epoch and *path filled; LOCATE_WAIT; or an error (errmsg). */
+static int locate(ls_reader_t *r, uint64_t g, uint32_t *epoch, char *path, size_t pathlen)
+{
+    ls_source_t *src = r->src;
+    char *err = r->errmsg;
+    int rc = 0;
+    pthread_mutex_lock(&src->mu);
+    ssize_t i = ls__src_find(src, g);
+    if (i >= 0) {
+        *epoch = src->gens[i].epoch;
+        ls__src_path(src, *epoch, g, path, pathlen);
+        ssize_t p = g > 1 && !r->have_prev ? ls__src_find(src, g - 1) : -1;
+        if (p >= 0 && ls__src_load(src, (size_t) p, NULL, 0) == 0) {
+            memcpy(r->prev_digest, src->gens[p].digest, LS_DIGEST_SIZE);
+            r->prev_last_lsn = src->gens[p].last_lsn;
+            r->have_prev = true;
+        }
+    } else if (src->ngens && g < src->gens[0].generation) {
+        rc = ls__src_fail(err, sizeof(r->errmsg), LS_EGAP,
+                          "generation %llu was removed on the active (oldest held: %llu): the "
+                          "copy needs a seed",
+                          (unsigned long long) g, (unsigned long long) src->gens[0].generation);
+    } else if (src->ngens && g < src->gens[src->ngens - 1].generation) {
+        rc = ls__src_fail(err, sizeof(r->errmsg), LS_EGAP,
+                          "generation %llu is missing on the active while %llu exists: never "
+                          "skipped; restore the file or reseed the copy",
+                          (unsigned long long) g,
+                          (unsigned long long) src->gens[src->ngens - 1].generation);
+    } else {
+        rc = LOCATE_WAIT;
+    }
+    pthread_mutex_unlock(&src->mu);
+    return rc;
+}
+
+/* Waits until size bytes fit the bounds, then reserves them. false when stopping. */
+static bool reserve(ls_reader_t *r, uint64_t size)
+{
+    pthread_mutex_lock(&r->mu);
+    while (!r->stop && r->st.buffered_gens != 0 &&
+           (r->st.buffered_gens >= r->max_gens || r->st.buffered_bytes + size > r->max_bytes)) {
+        r->st.waiting_space = true;
+        pthread_cond_wait(&r->cond, &r->mu);
+    }
+    r->st.waiting_space = false;
+    bool ok = !r->stop;
+    if (ok) {
+        r->st.buffered_gens++;
+        r->st.buffered_bytes += size;
+        r->st.peak_gens = LS_MAX(r->st.peak_gens, r->st.buffered_gens);
+        r->st.peak_bytes = LS_MAX(r->st.peak_bytes, r->st.buffered_bytes);
+    }
+    pthread_mutex_unlock(&r->mu);
+    return ok;
+}
+
+static void unreserve(ls_reader_t *r, uint64_t size)
+{
+    pthread_mutex_lock(&r->mu);
+    r->st.buffered_gens--;
+    r->st.buffered_bytes -= size;
+    pthread_cond_broadcast(&r->cond);
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* Reads the whole file at path into a new node (space reserved). 1 when stopping. */
+static int read_gen(ls_reader_t *r, const char *path, rgen_t **out)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return ls__src_fail(r->errmsg, sizeof(r->errmsg), ls_err_from_errno(errno),
+                            "cannot open %s: %s", path, strerror(errno));
+    struct stat st;
+    int rc = 0;
+    if (fstat(fd, &st) != 0) {
+        rc = ls__src_fail(r->errmsg, sizeof(r->errmsg), ls_err_from_errno(errno),
+                          "cannot stat %s: %s", path, strerror(errno));
+        goto done;
+    }
+    uint64_t size = (uint64_t) st.st_size;
+    if (size > LS_GEN_HARD_CAP) {
+        rc = ls__src_fail(r->errmsg, sizeof(r->errmsg), LS_ETOOBIG,
+                          "%s: %llu bytes, larger than the cap of %u", path,
+                          (unsigned long long) size, LS_GEN_HARD_CAP);
+        goto done;
+    }
+    if (!reserve(r, size)) {
+        rc = 1;
+        goto done;
+    }
+    rgen_t *n = calloc(1, sizeof(*n));
+    uint8_t *data = malloc(size ? size : 1);
+    ssize_t got = n && data ? ls_pread_full(fd, data, size, 0) : LS_ENOMEM;
+    if (got != (ssize_t) size) {
+        free(n);
+        free(data);
+        unreserve(r, size);
+        rc = got < 0 ? (int) got : LS_ECORRUPT;
+        ls__src_fail(r->errmsg, sizeof(r->errmsg), rc, "cannot read %s: %s", path,
+                     got < 0 ? ls_strerror(rc) : "it changed size while being read");
+        goto done;
+    }
+    n->data = data;
+    n->buf.bytes = data;
+    n->buf.size = size;
+    *out = n;
+done:
+    close(fd);
+    return rc;
+}
+
+/* Verifies n (generation g, epoch from its name) and fills its description. */
+static int verify(ls_reader_t *r, rgen_t *n, uint64_t g, uint32_t epoch, const char *path)
+{
+    ls_gen_expect_t ex = {
+        .dbid = r->have_dbid ? r->dbid : NULL,
+        .epoch = epoch,
+        .generation = g,
+        .first_lsn = r->have_prev && r->prev_last_lsn ? r->prev_last_lsn + 1 : 0,
+        .prev_digest = r->have_prev ? r->prev_digest : NULL,
+    };
+    ls_gen_info_t info;
+    ls_gen_verdict_t v;
+    int rc = ls_gen_scan(n->data, n->buf.size, &ex, NULL, NULL, &info, &v);
+    if (rc)
+        return ls__src_fail(r->errmsg, sizeof(r->errmsg), rc,
+                            "generation %llu (%s) failed verification, not shipped: %s",
+                            (unsigned long long) g, path, v.msg);
+    n->buf.epoch = info.header.epoch;
+    n->buf.generation = g;
+    n->buf.first_lsn = info.header.first_lsn;
+    n->buf.last_lsn = info.trailer.last_lsn;
+    n->buf.close_ns = info.trailer.close_ns;
+    memcpy(n->buf.digest, info.digest, LS_DIGEST_SIZE);
+    memcpy(r->prev_digest, info.digest, LS_DIGEST_SIZE);
+    r->prev_last_lsn = info.trailer.last_lsn;
+    r->have_prev = true;
+    memcpy(r->dbid, info.header.dbid, LS_DBID_LEN);
+    r->have_dbid = true;
+    return 0;
+}
+
+static void publish(ls_reader_t *r, rgen_t *n)
+{
+    n->buf.ready_ns = ls_mono_ns();
+    pthread_mutex_lock(&r->mu);
+    if (r->tail)
+        r->tail->next = n;
+    else
+        r->head = n;
+    r->tail = n;
+    r->st.read++;
+    r->st.next = n->buf.generation + 1;
+    pthread_mutex_unlock(&r->mu);
+    r->cb(r->ctx);
+}
+
+/* Waits for the directory to change. false when stopping. */
+static bool wait_dir(ls_reader_t *r)
+{
+    pthread_mutex_lock(&r->mu);
+    r->st.waiting_gen = true;
+    while (!r->dirty && !r->stop)
+        pthread_cond_wait(&r->cond, &r->mu);
+    r->st.waiting_gen = false;
+    bool ok = !r->stop;
+    pthread_mutex_unlock(&r->mu);
+    return ok;
+}
+
+/* Reads generation g: 0 published, LOCATE_WAIT, 1 (via read_gen) stopping, or an error. */
+static int step(ls_reader_t *r, uint64_t g)
+{
+    uint32_t epoch = 0;
+    char path[PATH_MAX];
+    int rc = locate(r, g, &epoch, path, sizeof(path));
+    if (rc) return rc;
+    rgen_t *n = NULL;
+    if ((rc = read_gen(r, path, &n))) return rc;
+    if ((rc = verify(r, n, g, epoch, path))) {
+        unreserve(r, n->buf.size);
+        free(n->data);
+        free(n);
+        return rc;
+    }
+    publish(r, n);
+    return 0;
+}
+
+static void *reader_main(void *arg)
+{
+    ls_reader_t *r = arg;
+    for (uint64_t g = r->st.next;;) {
+        pthread_mutex_lock(&r->mu);
+        r->dirty = false;
+        bool stop = r->stop;
+        pthread_mutex_unlock(&r->mu);
+        if (stop) break;
+        int rc = step(r, g);
+        if (rc == 0) {
+            g++;
+        } else if (rc == LOCATE_WAIT) {
+            if (!wait_dir(r)) break;
+        } else if (rc == 1) {
+            break;
+        } else {
+            pthread_mutex_lock(&r->mu);
+            r->st.error = rc;
+            pthread_mutex_unlock(&r->mu);
+            r->cb(r->ctx);
+            break;
+        }
+    }
+    return NULL;
+}
+
+int ls_reader_start(ls_source_t *src, uint64_t first, const ls_reader_options_t *opts,
+                    ls_reader_notify_cb notify_cb, void *ctx, ls_reader_t **out)
+{
+    static const ls_reader_options_t defaults;
+    if (!opts) opts = &defaults;
+    if (!src || first == 0 || !notify_cb || !out) return LS_EINVAL;
+    ls_reader_t *r = calloc(1, sizeof(*r));
+    if (!r) return LS_ENOMEM;
+    r->src = src;
+    r->cb = notify_cb;
+    r->ctx = ctx;
+    r->max_gens = opts->max_gens ? opts->max_gens : DEFAULT_MAX_GENS;
+    r->max_bytes = opts->max_bytes ? opts->max_bytes : DEFAULT_MAX_BYTES;
+    if (opts->prev_digest) {
+        memcpy(r->prev_digest, opts->prev_digest, LS_DIGEST_SIZE);
+        r->have_prev = true;
+    }
+    r->st.next = first;
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->cond, NULL);
+    r->waiter = (ls__src_waiter_t){.mu = &r->mu, .cond = &r->cond, .dirty = &r->dirty};
+    ls__src_watch(src, &r->waiter);
+    int err = pthread_create(&r->thread, NULL, reader_main, r);
+    if (err) {
+        ls__src_unwatch(src, &r->waiter);
+        pthread_cond_destroy(&r->cond);
+        pthread_mutex_destroy(&r->mu);
+        free(r);
+        return ls_err_from_errno(err);
+    }
+    *out = r;
+    return 0;
+}
+
+int ls_reader_next(ls_reader_t *r, const ls_gen_buf_t **gen)
+{
+    pthread_mutex_lock(&r->mu);
+    int rc = LS_EBUSY;
+    rgen_t *n = r->head;
+    if (n) {
+        r->head = n->next;
+        if (!r->head) r->tail = NULL;
+        n->next = r->out;
+        r->out = n;
+        r->st.delivered++;
+        *gen = &n->buf;
+        rc = 0;
+    } else if (r->st.error) {
+        rc = r->st.error;
+    }
+    pthread_mutex_unlock(&r->mu);
+    return rc;
+}
+
+void ls_reader_release(ls_reader_t *r, const ls_gen_buf_t *gen)
+{
+    rgen_t *n = NULL;
+    pthread_mutex_lock(&r->mu);
+    for (rgen_t **p = &r->out; *p; p = &(*p)->next) {
+        if (&(*p)->buf == gen) {
+            n = *p;
+            *p = n->next;
+            break;
+        }
+    }
+    LS_CHECK(n != NULL); /* releasing what was not handed out would corrupt the accounting */
+    r->st.buffered_gens--;
+    r->st.buffered_bytes -= n->buf.size;
+    pthread_cond_broadcast(&r->cond);
+    pthread_mutex_unlock(&r->mu);
+    free(n->data);
+    free(n);
+}
+
+const char *ls_reader_error(ls_reader_t *r)
+{
+    pthread_mutex_lock(&r->mu);
+    const char *m = r->st.error ? r->errmsg : "";
+    pthread_mutex_unlock(&r->mu);
+    return m;
+}
+
+void ls_reader_stats(ls_reader_t *r, ls_reader_stats_t *out)
+{
+    pthread_mutex_lock(&r->mu);
+    *out = r->st;
+    pthread_mutex_unlock(&r->mu);
+}
+
+static void free_list(rgen_t *n)
+{
+    while (n) {
+        rgen_t *next = n->next;
+        free(n->data);
+        free(n);
+        n = next;
+    }
+}
+
+void ls_reader_stop(ls_reader_t *r)
+{
+    if (!r) return;
+    pthread_mutex_lock(&r->mu);
+    r->stop = true;
+    pthread_cond_broadcast(&r->cond);
+    pthread_mutex_unlock(&r->mu);
+    pthread_join(r->thread, NULL);
+    ls__src_unwatch(r->src, &r->waiter);
+    free_list(r->head);
+    free_list(r->out);
+    pthread_cond_destroy(&r->cond);
+    pthread_mutex_destroy(&r->mu);
+    free(r);
+}

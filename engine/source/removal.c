@@ -1,0 +1,151 @@
+/*
+ * source: the log removal rule on the active (DESIGN.md, "Seeding, activation, divergence").
+ *
+ * Generation g may be deleted when all of these hold:
+ *  - it is not the newest closed generation (kept as the anchor of the digest chain, so that a
+ *    target at newest + 1 can always be checked);
+ *  - the store's checkpoint covers it: last_lsn(g) <= checkpoint_lsn;
+ *  - no seed in progress needs it: g < seed_needs;
+ *  - the truncation lag has passed: close_ns(g) + lag <= now;
+ *  - every target has replayed-synced it: g <= target_synced[t] for each t (a target that is
+ *    gone keeps its last position, so its logs are held).
+ * The first four give others_upto (walking from the oldest, stopping at the first generation that
+ * fails one); the targets lower that to upto. The bytes of the generations held only for targets
+ * (upto < g <= others_upto) are held_bytes. At the cap (max_log_bytes, 8 GiB by default) the
+ * oldest of them become removable until held_bytes <= cap: upto moves past the lagging targets,
+ * which lose their position (cut_targets) and get LS_EGAP "needs a seed" at their next plan, as
+ * PostgreSQL invalidates a slot past max_slot_wal_keep_size. The cap never overrides the
+ * checkpoint, a seed, the truncation lag or the newest generation. warning is raised from 3/4 of
+ * the cap; with LS_SOURCE_NO_CAP nothing is ever removed for a target, and warning is raised from
+ * 3/4 of the default cap, so the disk never fills silently.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "core/core.h"
+#include "source/source_int.h"
+
+/* The highest index (+1) removable by the rules other than targets; 0 when none. */
+static int others_end(ls_source_t *src, const ls_removal_input_t *in, uint64_t now, size_t *end,
+                      char *err, size_t errlen)
+{
+    size_t i = 0;
+    for (; i + 1 < src->ngens; i++) {
+        const ls__src_gen_t *e = &src->gens[i];
+        if (in->seed_needs && e->generation >= in->seed_needs) break;
+        int rc = ls__src_load(src, i, err, errlen);
+        if (rc) return rc;
+        if (e->last_lsn > in->checkpoint_lsn) break;
+        if (e->close_ns > now || now - e->close_ns < in->truncation_lag_ns) break;
+    }
+    *end = i;
+    return 0;
+}
+
+static uint64_t targets_min(const ls_removal_input_t *in)
+{
+    uint64_t m = UINT64_MAX;
+    for (size_t t = 0; t < in->ntargets; t++)
+        m = LS_MIN(m, in->target_synced[t]);
+    return m;
+}
+
+/* Applies the cap to the generations held only for targets, [from, end). */
+static void apply_cap(ls_source_t *src, const ls_removal_input_t *in, size_t from, size_t end,
+                      ls_removal_t *out)
+{
+    uint64_t cap = in->max_log_bytes ? in->max_log_bytes : LS_SOURCE_DEFAULT_MAX_LOG_BYTES;
+    uint64_t warn_at = (cap == LS_SOURCE_NO_CAP ? LS_SOURCE_DEFAULT_MAX_LOG_BYTES : cap) / 4 * 3;
+    uint64_t held = 0;
+    for (size_t i = from; i < end; i++)
+        held += src->gens[i].size;
+    out->held_bytes = held;
+    out->warning = held >= warn_at;
+    if (cap == LS_SOURCE_NO_CAP || held <= cap) {
+        if (out->warning)
+            snprintf(out->msg, sizeof(out->msg),
+                     "%llu bytes of logs held only for lagging targets (from generation %llu); "
+                     "%s",
+                     (unsigned long long) held, (unsigned long long) src->gens[from].generation,
+                     cap == LS_SOURCE_NO_CAP ? "no cap is set: the disk may fill"
+                                             : "at the cap the oldest are removed");
+        return;
+    }
+    size_t i = from;
+    for (; i < end && held > cap; i++)
+        held -= src->gens[i].size;
+    out->upto = src->gens[i - 1].generation;
+    out->capped = true;
+    out->cut_target_lowest = UINT64_MAX;
+    for (size_t t = 0; t < in->ntargets; t++) {
+        if (in->target_synced[t] < out->upto) {
+            out->cut_targets++;
+            out->cut_target_lowest = LS_MIN(out->cut_target_lowest, in->target_synced[t]);
+        }
+    }
+    snprintf(out->msg, sizeof(out->msg),
+             "%llu bytes of logs held only for lagging targets exceed the cap of %llu: removing "
+             "up to generation %llu; %zu target(s) (lowest at generation %llu) will need a seed",
+             (unsigned long long) out->held_bytes, (unsigned long long) cap,
+             (unsigned long long) out->upto, out->cut_targets,
+             (unsigned long long) out->cut_target_lowest);
+}
+
+int ls_source_removable(ls_source_t *src, const ls_removal_input_t *in, ls_removal_t *out,
+                        char *err, size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    uint64_t now = in->now_ns ? in->now_ns : ls_now_ns();
+    pthread_mutex_lock(&src->mu);
+    size_t end = 0;
+    int rc = others_end(src, in, now, &end, err, errlen);
+    if (rc || end == 0) goto done;
+    out->others_upto = src->gens[end - 1].generation;
+    uint64_t tmin = targets_min(in);
+    size_t from = ls__src_upper(src, tmin); /* first index held for targets */
+    if (from >= end) {
+        out->upto = out->others_upto;
+        goto done;
+    }
+    out->upto = from ? src->gens[from - 1].generation : 0;
+    apply_cap(src, in, from, end, out);
+done:
+    pthread_mutex_unlock(&src->mu);
+    return rc;
+}
+
+int ls_source_remove_upto(ls_source_t *src, uint64_t gen, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&src->mu);
+    int rc = 0, removed = 0;
+    size_t i = 0;
+    if (src->ngens && gen >= src->gens[src->ngens - 1].generation) {
+        rc = ls__src_fail(err, errlen, LS_EINVAL,
+                          "refusing to remove generation %llu: the newest closed generation is "
+                          "kept as the anchor of the chain",
+                          (unsigned long long) src->gens[src->ngens - 1].generation);
+        goto done;
+    }
+    for (; i < src->ngens && src->gens[i].generation <= gen; i++) {
+        char path[PATH_MAX];
+        ls__src_path(src, src->gens[i].epoch, src->gens[i].generation, path, sizeof(path));
+        if (unlink(path) == 0) {
+            removed++;
+        } else if (errno != ENOENT) {
+            rc = ls__src_fail(err, errlen, ls_err_from_errno(errno), "cannot remove %s: %s", path,
+                              strerror(errno));
+            break;
+        }
+    }
+    if (i) {
+        memmove(src->gens, src->gens + i, (src->ngens - i) * sizeof(*src->gens));
+        src->ngens -= i;
+        int frc = ls_fsync_dir(src->logs);
+        if (frc && !rc)
+            rc = ls__src_fail(err, errlen, frc, "cannot fsync %s: %s", src->logs, ls_strerror(frc));
+    }
+done:
+    pthread_mutex_unlock(&src->mu);
+    return rc ? rc : removed;
+}

@@ -1,0 +1,85 @@
+/*
+ * source internals shared by the module's files (dir.c, history.c, meta.c, plan.c, removal.c,
+ * reader.c); not for other modules.
+ *
+ * Threading: src->mu guards everything in ls_source below (the array, the caches, the history,
+ * the reader list). Lock order: src->mu before a reader's mutex; a reader's thread never holds
+ * its own mutex while taking src->mu.
+ */
+#ifndef LS_SOURCE_INT_H
+#define LS_SOURCE_INT_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <sys/types.h>
+
+#include "source/source.h"
+
+/* One closed generation held in logs/. Header and trailer fields are loaded lazily. */
+typedef struct {
+    uint64_t generation;                 /* from the file name */
+    uint32_t epoch;                      /* from the file name */
+    bool loaded;                         /* the fields below are valid */
+    uint64_t size;                       /* file size, bytes */
+    uint64_t first_lsn;                  /* header: first LSN */
+    uint64_t last_lsn;                   /* trailer: last LSN */
+    uint64_t close_ns;                   /* trailer: close time, UTC ns */
+    uint8_t prev_digest[LS_DIGEST_SIZE]; /* header: digest of generation - 1 */
+    uint8_t digest[LS_DIGEST_SIZE];      /* trailer: digest of this generation (as stored) */
+} ls__src_gen_t;
+
+/* One line of logs/history. */
+typedef struct {
+    uint32_t epoch;     /* epoch number */
+    uint64_t first_gen; /* first generation of that epoch */
+} ls__src_hist_t;
+
+/* A reader as the source sees it: to wake it when the directory changes. */
+typedef struct ls__src_waiter {
+    pthread_mutex_t *mu;         /* the reader's mutex */
+    pthread_cond_t *cond;        /* the reader's condition */
+    bool *dirty;                 /* set under *mu when the directory changed */
+    struct ls__src_waiter *next; /* next registered reader */
+} ls__src_waiter_t;
+
+struct ls_source {
+    pthread_mutex_t mu;                 /* guards every field below */
+    char prefix[LS_GEN_PREFIX_MAX + 1]; /* log file prefix */
+    char logs[PATH_MAX];                /* <db>/logs */
+    char hist_path[PATH_MAX];           /* <db>/logs/history */
+    ls__src_gen_t *gens;                /* closed generations, sorted by generation, unique */
+    size_t ngens;                       /* entries in gens */
+    ls__src_hist_t *hist;               /* history lines in order */
+    size_t nhist;                       /* entries in hist */
+    bool hist_seen;                     /* the history file existed at the last read */
+    uint64_t hist_size;                 /* its size then, bytes */
+    int64_t hist_mtime_ns;              /* its mtime then, ns */
+    uint64_t hist_ino;                  /* its inode then */
+    bool have_dbid;                     /* dbid was learnt from a header */
+    uint8_t dbid[LS_DBID_LEN];          /* database id of every generation loaded */
+    ls__src_waiter_t *waiters;          /* readers to wake when the directory changes */
+};
+
+/* Formats into err (may be NULL) and returns code. */
+int ls__src_fail(char *err, size_t errlen, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* All of the following expect src->mu held. */
+/* Index of generation g in src->gens, or -1. */
+ssize_t ls__src_find(const ls_source_t *src, uint64_t g);
+/* Index of the first entry with generation > g (src->ngens when none). */
+size_t ls__src_upper(const ls_source_t *src, uint64_t g);
+/* Loads the header and trailer of src->gens[i] if not cached. */
+int ls__src_load(ls_source_t *src, size_t i, char *err, size_t errlen);
+/* Epoch of generation g according to the history (1 when there is none), 0 when unknown. */
+uint32_t ls__src_hist_epoch(const ls_source_t *src, uint64_t g);
+/* Re-reads logs/history when it changed; validates it. */
+int ls__src_hist_refresh(ls_source_t *src, char *err, size_t errlen);
+/* Path of a generation file into out. */
+void ls__src_path(const ls_source_t *src, uint32_t epoch, uint64_t g, char *out, size_t outlen);
+/* Registers / unregisters a reader's wake-up (takes src->mu itself). */
+void ls__src_watch(ls_source_t *src, ls__src_waiter_t *w);
+void ls__src_unwatch(ls_source_t *src, ls__src_waiter_t *w);
+
+#endif

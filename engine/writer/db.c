@@ -1,0 +1,200 @@
+/*
+ * db: the public API of include/logship/db.h: open/close, transactions, reads, stats.
+ * The commit itself is the flusher's work (flusher.c); this file queues and waits.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "writer/writer_int.h"
+
+static __thread char open_err[768];
+
+const char *ls_db_open_error(void)
+{
+    return open_err;
+}
+
+void ls__db_fail(ls_db_t *db, int err, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    pthread_mutex_lock(&db->mu);
+    if (!db->failed) {
+        db->failed = err;
+        snprintf(db->errmsg, sizeof(db->errmsg), "%s", msg);
+    }
+    pthread_mutex_unlock(&db->mu);
+    LS_LOGE("writer", "%s: database failed: %s (%s)", db->dir, msg, ls_strerror(err));
+}
+
+/* Fills defaults and checks the options. */
+static int resolve_options(ls_db_t *db, const ls_db_options_t *in)
+{
+    ls_db_options_t o = in ? *in : (ls_db_options_t){0};
+    if (!o.max_generation) o.max_generation = 64ull * 1024 * 1024;
+    if (!o.target_size) o.target_size = LS_GEN_DEFAULT_SIZE;
+    if (!o.idle_roll_ms) o.idle_roll_ms = 5000;
+    if (!o.map_size) o.map_size = 64ull * 1024 * 1024;
+    if (!o.checkpoint_ms) o.checkpoint_ms = 10000;
+    if (!o.prefix) o.prefix = LS_GEN_PREFIX_DEFAULT;
+    uint64_t min = LS_GEN_HEADER_SIZE + LS_GEN_TRAILER_SIZE + 2 * LS_REC_HEADER_SIZE;
+    char name[LS_GEN_NAME_MAX];
+    if (o.max_generation > LS_GEN_HARD_CAP || o.target_size < min ||
+        o.target_size > o.max_generation) {
+        snprintf(open_err, sizeof(open_err),
+                 "invalid sizes: target_size %llu, max_generation %llu (need %llu <= target <= "
+                 "max <= %u)",
+                 (unsigned long long) o.target_size, (unsigned long long) o.max_generation,
+                 (unsigned long long) min, LS_GEN_HARD_CAP);
+        return LS_EINVAL;
+    }
+    if (ls_gen_name(name, sizeof(name), o.prefix, 1, 1) != 0) {
+        snprintf(open_err, sizeof(open_err), "invalid log prefix '%s'", o.prefix);
+        return LS_EINVAL;
+    }
+    snprintf(db->prefix, sizeof(db->prefix), "%s", o.prefix);
+    o.prefix = db->prefix;
+    db->opts = o;
+    return 0;
+}
+
+static ls_db_t *db_new(const char *dir)
+{
+    ls_db_t *db = calloc(1, sizeof(*db));
+    if (!db) return NULL;
+    db->fd = -1;
+    snprintf(db->dir, sizeof(db->dir), "%s", dir);
+    pthread_mutex_init(&db->mu, NULL);
+    pthread_mutex_init(&db->log_mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&db->wake, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_cond_init(&db->done, NULL);
+    return db;
+}
+
+static void db_free(ls_db_t *db)
+{
+    if (db->fd >= 0) close(db->fd);
+    ls_store_close(db->store);
+    ls_sha256_free(db->sha);
+    free(db->buf);
+    pthread_mutex_destroy(&db->mu);
+    pthread_mutex_destroy(&db->log_mu);
+    pthread_cond_destroy(&db->wake);
+    pthread_cond_destroy(&db->done);
+    free(db);
+}
+
+int ls_db_open(const char *dir, const ls_db_options_t *opts, ls_db_t **out)
+{
+    *out = NULL;
+    open_err[0] = 0;
+    if (!dir || strlen(dir) > LS__PATH_MAX - 64) {
+        snprintf(open_err, sizeof(open_err), "database directory path missing or too long");
+        return LS_EINVAL;
+    }
+    ls_db_t *db = db_new(dir);
+    if (!db) return LS_ENOMEM;
+    int rc = resolve_options(db, opts);
+    if (rc) goto fail;
+    snprintf(db->logs, sizeof(db->logs), "%s/logs", dir);
+    snprintf(db->cur_path, sizeof(db->cur_path), "%s/%s.log", db->logs, db->prefix);
+    char msg[512] = "";
+    rc = ls__writer_recover(db, msg, sizeof(msg));
+    if (rc) {
+        snprintf(open_err, sizeof(open_err), "cannot open database %s: %s", dir, msg);
+        goto fail;
+    }
+    db->last_append_ns = db->last_ckpt_ns = ls_mono_ns();
+    if ((rc = pthread_create(&db->thread, NULL, ls__flusher_main, db)) != 0) {
+        rc = ls_err_from_errno(rc);
+        snprintf(open_err, sizeof(open_err), "cannot start the flusher thread");
+        goto fail;
+    }
+    db->running = true;
+    *out = db;
+    return 0;
+fail:
+    db_free(db);
+    return rc;
+}
+
+int ls_db_close(ls_db_t *db)
+{
+    if (!db) return 0;
+    pthread_mutex_lock(&db->mu);
+    db->stopping = true;
+    pthread_cond_signal(&db->wake);
+    pthread_mutex_unlock(&db->mu);
+    if (db->running) pthread_join(db->thread, NULL);
+    pthread_mutex_lock(&db->log_mu);
+    int rc = db->failed;
+    if (!rc && (rc = ls__roll(db)) != 0)
+        ls__db_fail(db, rc, "cannot close generation %llu at close", (unsigned long long) db->gen);
+    if (!rc && (rc = ls__checkpoint(db)) != 0)
+        ls__db_fail(db, rc, "store checkpoint failed at close");
+    pthread_mutex_unlock(&db->log_mu);
+    db_free(db);
+    return rc;
+}
+
+const char *ls_db_errmsg(ls_db_t *db)
+{
+    pthread_mutex_lock(&db->mu);
+    const char *m = db->errmsg; /* written once (sticky), so the pointer stays meaningful */
+    pthread_mutex_unlock(&db->mu);
+    return m;
+}
+
+int ls_db_stats(ls_db_t *db, ls_db_stats_t *out)
+{
+    ls_store_meta_t m;
+    pthread_mutex_lock(&db->log_mu);
+    ls_store_meta(db->store, &m);
+    *out = db->stats;
+    memcpy(out->dbid, db->dbid, LS_DBID_LEN);
+    out->epoch = db->epoch;
+    out->current_generation = db->gen;
+    out->last_closed = db->last_closed;
+    out->last_lsn = db->last_lsn;
+    out->last_txid = db->last_txid;
+    out->checkpoint_lsn = m.checkpoint_lsn;
+    pthread_mutex_unlock(&db->log_mu);
+    return 0;
+}
+
+int ls_db_get(ls_db_t *db, const void *key, size_t key_len, void **val, size_t *val_len)
+{
+    return ls_store_get(db->store, key, key_len, val, val_len);
+}
+
+/* Runs op with log_mu held unless the database has failed; a failure of op fails it. */
+static int locked_op(ls_db_t *db, int (*op)(ls_db_t *), const char *what)
+{
+    pthread_mutex_lock(&db->log_mu);
+    pthread_mutex_lock(&db->mu);
+    int rc = db->failed;
+    pthread_mutex_unlock(&db->mu);
+    if (!rc && (rc = op(db)) != 0) ls__db_fail(db, rc, "%s failed", what);
+    pthread_mutex_unlock(&db->log_mu);
+    return rc;
+}
+
+int ls_db_roll(ls_db_t *db)
+{
+    return locked_op(db, ls__roll, "roll");
+}
+
+int ls_db_checkpoint(ls_db_t *db)
+{
+    return locked_op(db, ls__checkpoint, "checkpoint");
+}

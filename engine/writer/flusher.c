@@ -1,0 +1,221 @@
+/*
+ * The flusher: the one sequencer of the commit path (group commit).
+ *
+ * Each pass takes every transaction queued since the last one, and with log_mu held:
+ *   1. for each transaction in queue order: roll first when it would push the current log past
+ *      target_size (a transaction never spans generations), assign dense LSNs and the next txid,
+ *      encode its records and a COMMIT record into the batch buffer;
+ *   2. appends the buffer to the current log (one pwrite), feeds the running digest;
+ *      fault point writer.commit.after_write;
+ *   3. fdatasyncs the log once for the whole batch; fault point writer.commit.after_fsync;
+ *   4. applies the whole batch to the store in one LMDB write transaction with the meta record;
+ * then wakes the committers. Between batches it rolls an idle current log and checkpoints the
+ * store on their timers. Any failure in 1-4 fails the database stickily (never retry an fsync).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "writer/writer_int.h"
+
+#define MAX_WAIT_NS (3600ull * 1000000000ull)
+
+void ls__db_meta(ls_db_t *db, ls_store_meta_t *m)
+{
+    ls_store_meta(db->store, m); /* keeps checkpoint_lsn */
+    memcpy(m->dbid, db->dbid, LS_DBID_LEN);
+    m->epoch = db->epoch;
+    m->generation = db->gen;
+    m->lsn = db->last_lsn;
+    m->txid = db->last_txid;
+    m->digest_generation = db->gen - 1;
+    memcpy(m->digest, db->prev_digest, LS_DIGEST_SIZE);
+}
+
+static int buf_reserve(ls_db_t *db, size_t need)
+{
+    if (need <= db->buf_cap) return 0;
+    size_t n = db->buf_cap ? db->buf_cap : 64 * 1024;
+    while (n < need)
+        n *= 2;
+    uint8_t *p = realloc(db->buf, n);
+    if (!p) return LS_ENOMEM;
+    db->buf = p;
+    db->buf_cap = n;
+    return 0;
+}
+
+/* Appends buf[0, len) to the current log and the running digest. */
+static int append(ls_db_t *db, size_t len)
+{
+    if (len == 0) return 0;
+    int rc = ls_pwrite_full(db->fd, db->buf, len, (off_t) db->log_size);
+    if (rc) return rc;
+    ls_sha256_update(db->sha, db->buf, len);
+    db->log_size += len;
+    db->last_append_ns = ls_mono_ns();
+    return 0;
+}
+
+/* Encodes t at db->buf + *len with the next LSNs and txid. */
+static void encode_txn(ls_db_t *db, const ls_txn_t *t, size_t *len)
+{
+    uint64_t seed = ls_gen_seed(db->dbid, db->epoch, db->gen);
+    uint64_t txid = ++db->last_txid;
+    for (size_t i = 0; i <= t->nops; i++) {
+        ls_record_t r = {.type = LS_REC_COMMIT, .lsn = ++db->last_lsn, .txid = txid};
+        if (i < t->nops) {
+            const ls__op_t *op = &t->ops[i];
+            r.type = op->type;
+            r.key = t->arena + op->off;
+            r.key_len = op->key_len;
+            r.value = r.key + op->key_len;
+            r.value_len = op->value_len;
+        }
+        *len += ls_record_encode(&r, seed, db->buf + *len);
+    }
+    db->gen_records += t->nops + 1;
+}
+
+/* Steps 1-2: encodes and appends every transaction of the batch, rolling where needed. */
+static int write_batch(ls_db_t *db, ls_txn_t *batch)
+{
+    size_t len = 0;
+    for (ls_txn_t *t = batch; t; t = t->next) {
+        uint64_t pending = db->log_size + len;
+        if (pending > LS_GEN_HEADER_SIZE &&
+            pending + t->log_bytes + LS_GEN_TRAILER_SIZE > db->opts.target_size) {
+            int rc = append(db, len);
+            if (rc == 0) rc = ls__roll(db);
+            if (rc) return rc;
+            len = 0;
+        }
+        int rc = buf_reserve(db, len + t->log_bytes);
+        if (rc) return rc;
+        encode_txn(db, t, &len);
+    }
+    return append(db, len);
+}
+
+static int apply_batch_cb(void *ctx, ls_store_txn_t *st)
+{
+    for (const ls_txn_t *t = ctx; t; t = t->next) {
+        for (size_t i = 0; i < t->nops; i++) {
+            const ls__op_t *op = &t->ops[i];
+            const uint8_t *key = t->arena + op->off;
+            int rc = op->type == LS_REC_PUT
+                         ? ls_store_put(st, key, op->key_len, key + op->key_len, op->value_len)
+                         : ls_store_del(st, key, op->key_len);
+            if (rc) return rc;
+        }
+    }
+    return 0;
+}
+
+/* One batch, log_mu held. Returns the result every transaction of the batch gets. */
+static int commit_batch(ls_db_t *db, ls_txn_t *batch)
+{
+    pthread_mutex_lock(&db->mu);
+    int rc = db->failed;
+    pthread_mutex_unlock(&db->mu);
+    if (rc) return rc;
+    if ((rc = write_batch(db, batch)) != 0) {
+        ls__db_fail(db, rc, "cannot append to %s (generation %llu)", db->cur_path,
+                    (unsigned long long) db->gen);
+        return rc;
+    }
+    /* "fail" at this point stands for a failed fdatasync (the sticky-failure test). */
+    rc = LS_FAULT("writer.commit.after_write") ? LS_EIO : ls_fdatasync(db->fd);
+    if (rc) {
+        ls__db_fail(db, rc, "fdatasync of %s failed (generation %llu)", db->cur_path,
+                    (unsigned long long) db->gen);
+        return rc;
+    }
+    LS_FAULT("writer.commit.after_fsync");
+    ls_store_meta_t m;
+    ls__db_meta(db, &m);
+    if ((rc = ls_store_apply(db->store, apply_batch_cb, batch, &m)) != 0) {
+        ls__db_fail(db, rc, "store apply failed up to lsn %llu (the log holds it; reopen replays)",
+                    (unsigned long long) db->last_lsn);
+        return rc;
+    }
+    for (ls_txn_t *t = batch; t; t = t->next)
+        db->stats.commits++;
+    db->stats.batches++;
+    return 0;
+}
+
+/* Idle roll and periodic checkpoint, log_mu held. Returns the next deadline (monotonic ns). */
+static uint64_t timers(ls_db_t *db)
+{
+    pthread_mutex_lock(&db->mu);
+    bool failed = db->failed != 0;
+    pthread_mutex_unlock(&db->mu);
+    uint64_t now = ls_mono_ns(), next = now + MAX_WAIT_NS;
+    if (failed) return next;
+    uint64_t idle = db->opts.idle_roll_ms * 1000000ull, ckpt = db->opts.checkpoint_ms * 1000000ull;
+    if (!db->opts.no_idle_roll && db->log_size > LS_GEN_HEADER_SIZE) {
+        if (now - db->last_append_ns >= idle) {
+            int rc = ls__roll(db);
+            if (rc)
+                ls__db_fail(db, rc, "idle roll of generation %llu failed",
+                            (unsigned long long) db->gen);
+        } else {
+            next = LS_MIN(next, db->last_append_ns + idle);
+        }
+    }
+    ls_store_meta_t m;
+    ls_store_meta(db->store, &m);
+    if (m.lsn > m.checkpoint_lsn) {
+        if (now - db->last_ckpt_ns >= ckpt) {
+            int rc = ls__checkpoint(db);
+            if (rc) ls__db_fail(db, rc, "store checkpoint failed");
+        } else {
+            next = LS_MIN(next, db->last_ckpt_ns + ckpt);
+        }
+    }
+    return next;
+}
+
+static void wait_until(ls_db_t *db, uint64_t deadline)
+{
+    while (!db->qhead && !db->stopping && ls_mono_ns() < deadline) {
+        struct timespec ts = {.tv_sec = (time_t) (deadline / 1000000000ull),
+                              .tv_nsec = (long) (deadline % 1000000000ull)};
+        pthread_cond_timedwait(&db->wake, &db->mu, &ts);
+    }
+}
+
+void *ls__flusher_main(void *arg)
+{
+    ls_db_t *db = arg;
+    pthread_mutex_lock(&db->log_mu);
+    uint64_t deadline = timers(db);
+    pthread_mutex_unlock(&db->log_mu);
+    for (;;) {
+        pthread_mutex_lock(&db->mu);
+        wait_until(db, deadline);
+        ls_txn_t *batch = db->qhead;
+        bool stop = db->stopping;
+        db->qhead = db->qtail = NULL;
+        pthread_mutex_unlock(&db->mu);
+
+        pthread_mutex_lock(&db->log_mu);
+        int rc = batch ? commit_batch(db, batch) : 0;
+        deadline = timers(db);
+        pthread_mutex_unlock(&db->log_mu);
+
+        if (batch) {
+            pthread_mutex_lock(&db->mu);
+            for (ls_txn_t *t = batch, *next; t; t = next) {
+                next = t->next; /* t is freed by its committer once done is set */
+                t->rc = rc;
+                t->done = true;
+            }
+            pthread_cond_broadcast(&db->done);
+            pthread_mutex_unlock(&db->mu);
+        }
+        if (stop && !batch) break;
+    }
+    return NULL;
+}

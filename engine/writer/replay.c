@@ -1,0 +1,232 @@
+/*
+ * Recovery, part 2: the closed generations. Lists logs/, finds the generations the store still
+ * needs (those holding LSNs above the store's meta LSN), verifies them (numbering without gaps,
+ * each header's prev_digest equal to the digest of the generation before it, every record and
+ * the trailer's digest) and replays their records into the store, one store transaction per
+ * generation, whole transactions only (a closed generation never ends inside one).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "writer/writer_int.h"
+
+static int gen_cmp(const void *a, const void *b)
+{
+    const ls__genfile_t *x = a, *y = b;
+    if (x->epoch != y->epoch) return x->epoch < y->epoch ? -1 : 1;
+    return x->gen < y->gen ? -1 : x->gen > y->gen;
+}
+
+int ls__list_gens(ls_db_t *db, ls__recovery_t *rs, char *msg, size_t msglen)
+{
+    DIR *d = opendir(db->logs);
+    if (!d) {
+        snprintf(msg, msglen, "cannot list %s: %s", db->logs, strerror(errno));
+        return ls_err_from_errno(errno);
+    }
+    size_t cap = 0;
+    char cur[LS_GEN_PREFIX_MAX + 8];
+    snprintf(cur, sizeof(cur), "%s.log", db->prefix);
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        ls__genfile_t g;
+        if (!strcmp(e->d_name, cur)) rs->has_cur = true;
+        if (ls_gen_name_parse(e->d_name, db->prefix, &g.epoch, &g.gen) != 0) continue;
+        if (rs->ngens == cap) {
+            cap = cap ? cap * 2 : 64;
+            ls__genfile_t *p = realloc(rs->gens, cap * sizeof(*p));
+            if (!p) {
+                closedir(d);
+                return LS_ENOMEM;
+            }
+            rs->gens = p;
+        }
+        rs->gens[rs->ngens++] = g;
+    }
+    closedir(d);
+    if (rs->ngens) qsort(rs->gens, rs->ngens, sizeof(*rs->gens), gen_cmp);
+    return 0;
+}
+
+void ls__gen_path(ls_db_t *db, const ls__genfile_t *g, char *out, size_t outlen)
+{
+    char name[LS_GEN_NAME_MAX];
+    ls_gen_name(name, sizeof(name), db->prefix, g->epoch, g->gen);
+    snprintf(out, outlen, "%s/%s", db->logs, name);
+}
+
+/* Scans closed generation g with expectations; it must be intact and closed. */
+static int scan_closed(ls_db_t *db, const ls__genfile_t *g, ls_gen_expect_t *ex, ls__replay_t *rp,
+                       ls_gen_info_t *info, uint8_t **buf, char *msg, size_t msglen)
+{
+    char path[LS__PATH_MAX + 16 + LS_GEN_NAME_MAX];
+    ls__gen_path(db, g, path, sizeof(path));
+    size_t len = 0;
+    int rc = ls_read_file(path, LS_GEN_HARD_CAP, buf, &len);
+    if (rc) {
+        snprintf(msg, msglen, "cannot read %s: %s", path, ls_strerror(rc));
+        return rc;
+    }
+    ex->dbid = db->dbid;
+    ex->epoch = g->epoch;
+    ex->generation = g->gen;
+    ls_gen_verdict_t v;
+    rc = ls_gen_scan(*buf, len, ex, rp ? ls__replay_collect : NULL, rp, info, &v);
+    if (rc == 0 && !info->closed) rc = LS_ENOTRAILER;
+    if (rc) snprintf(msg, msglen, "closed generation %s is damaged: %s", path, v.msg);
+    return rc;
+}
+
+int ls__scan_last_closed(ls_db_t *db, ls__recovery_t *rs, char *msg, size_t msglen)
+{
+    if (rs->ngens == 0) return 0;
+    ls_gen_expect_t ex = {0};
+    uint8_t *buf = NULL;
+    int rc = scan_closed(db, &rs->gens[rs->ngens - 1], &ex, NULL, &rs->last, &buf, msg, msglen);
+    free(buf);
+    if (rc == 0) rs->have_last = true;
+    rs->max_txid = LS_MAX(rs->max_txid, rs->last.last_txid);
+    return rc;
+}
+
+int ls__replay_collect(void *ctx, const ls_record_t *r)
+{
+    ls__replay_t *rp = ctx;
+    if (r->lsn <= rp->skip_lsn) return 0;
+    if (rp->n == rp->cap) {
+        size_t cap = rp->cap ? rp->cap * 2 : 1024;
+        ls_record_t *p = realloc(rp->recs, cap * sizeof(*p));
+        if (!p) return LS_ENOMEM;
+        rp->recs = p;
+        rp->cap = cap;
+    }
+    rp->recs[rp->n++] = *r;
+    return 0;
+}
+
+static int replay_cb(void *ctx, ls_store_txn_t *st)
+{
+    const ls__replay_t *rp = ctx;
+    for (size_t i = 0; i < rp->n; i++) {
+        const ls_record_t *r = &rp->recs[i];
+        int rc = 0;
+        if (r->type == LS_REC_PUT)
+            rc = ls_store_put(st, r->key, r->key_len, r->value, r->value_len);
+        else if (r->type == LS_REC_DEL)
+            rc = ls_store_del(st, r->key, r->key_len);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+int ls__replay_apply(ls_db_t *db, ls__replay_t *rp, const ls_store_meta_t *meta)
+{
+    int rc = ls_store_apply(db->store, replay_cb, rp, meta);
+    if (rc == 0) db->stats.recovered_records += rp->n;
+    return rc;
+}
+
+/* Reads the header of closed generation g. */
+static int read_header(ls_db_t *db, const ls__genfile_t *g, ls_gen_header_t *h, char *msg,
+                       size_t msglen)
+{
+    char path[LS__PATH_MAX + 16 + LS_GEN_NAME_MAX];
+    ls__gen_path(db, g, path, sizeof(path));
+    uint8_t b[LS_GEN_HEADER_SIZE];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd < 0 ? ls_err_from_errno(errno) : ls_pread_full(fd, b, sizeof(b), 0);
+    if (fd >= 0) close(fd);
+    int rc = n < 0 ? (int) n : ls_gen_header_decode(b, (size_t) n, h);
+    if (rc) snprintf(msg, msglen, "closed generation %s: bad header: %s", path, ls_strerror(rc));
+    return rc;
+}
+
+/* Index of the first closed generation the store needs (ngens when none). */
+static int find_start(ls_db_t *db, ls__recovery_t *rs, uint64_t first_lsn_after, size_t *start,
+                      char *msg, size_t msglen)
+{
+    size_t s = rs->ngens;
+    uint64_t next_first = first_lsn_after;
+    while (s > 0 && next_first - 1 > rs->meta.lsn) {
+        ls_gen_header_t h;
+        int rc = read_header(db, &rs->gens[s - 1], &h, msg, msglen);
+        if (rc) return rc;
+        next_first = h.first_lsn;
+        s--;
+    }
+    if (next_first > rs->meta.lsn + 1) {
+        snprintf(msg, msglen,
+                 "the store holds lsn %llu but the oldest log present starts at lsn %llu "
+                 "(generation %llu): generations are missing",
+                 (unsigned long long) rs->meta.lsn, (unsigned long long) next_first,
+                 (unsigned long long) (s < rs->ngens ? rs->gens[s].gen : db->gen));
+        return LS_EGAP;
+    }
+    *start = s;
+    return 0;
+}
+
+/* Verifies and replays closed generation i; ex carries the chain expectations. */
+static int replay_one(ls_db_t *db, ls__recovery_t *rs, size_t i, ls_gen_expect_t *ex,
+                      ls_gen_info_t *info, char *msg, size_t msglen)
+{
+    ls__replay_t rp = {.skip_lsn = rs->meta.lsn};
+    uint8_t *buf = NULL;
+    int rc = scan_closed(db, &rs->gens[i], ex, &rp, info, &buf, msg, msglen);
+    if (rc == 0 && info->last_lsn > rs->meta.lsn) {
+        ls_store_meta_t m = rs->meta;
+        memcpy(m.dbid, db->dbid, LS_DBID_LEN);
+        m.epoch = rs->gens[i].epoch;
+        m.generation = m.digest_generation = rs->gens[i].gen;
+        m.lsn = info->last_lsn;
+        m.txid = info->last_txid;
+        memcpy(m.digest, info->digest, LS_DIGEST_SIZE);
+        rc = ls__replay_apply(db, &rp, &m);
+        if (rc)
+            snprintf(msg, msglen, "replay of generation %llu into the store failed: %s",
+                     (unsigned long long) rs->gens[i].gen, ls_strerror(rc));
+        else
+            rs->meta = m;
+    }
+    rs->max_txid = LS_MAX(rs->max_txid, info->last_txid);
+    free(rp.recs);
+    free(buf);
+    return rc;
+}
+
+int ls__replay_closed(ls_db_t *db, ls__recovery_t *rs, uint64_t first_lsn_after, char *msg,
+                      size_t msglen)
+{
+    size_t s = 0;
+    int rc = find_start(db, rs, first_lsn_after, &s, msg, msglen);
+    if (rc || s == rs->ngens) return rc;
+    static const uint8_t zeros[LS_DIGEST_SIZE];
+    uint8_t prev[LS_DIGEST_SIZE];
+    ls_gen_info_t info;
+    ls_gen_expect_t ex = {0};
+    if (s > 0) { /* the generation before the first needed one anchors the chain */
+        uint8_t *buf = NULL;
+        rc = scan_closed(db, &rs->gens[s - 1], &ex, NULL, &info, &buf, msg, msglen);
+        free(buf);
+        if (rc) return rc;
+        memcpy(prev, info.digest, LS_DIGEST_SIZE);
+        ex = (ls_gen_expect_t){.prev_digest = prev, .first_lsn = info.last_lsn + 1};
+    } else if (rs->gens[0].gen == 1) {
+        ex.prev_digest = zeros;
+    }
+    for (size_t i = s; i < rs->ngens; i++) {
+        if (i > 0 && rs->gens[i].gen != rs->gens[i - 1].gen + 1) {
+            snprintf(msg, msglen, "generation %llu is missing (found %llu after it)",
+                     (unsigned long long) rs->gens[i - 1].gen + 1,
+                     (unsigned long long) rs->gens[i].gen);
+            return LS_EGAP;
+        }
+        if ((rc = replay_one(db, rs, i, &ex, &info, msg, msglen)) != 0) return rc;
+        memcpy(prev, info.digest, LS_DIGEST_SIZE);
+        ex = (ls_gen_expect_t){.prev_digest = prev, .first_lsn = info.last_lsn + 1};
+    }
+    return 0;
+}

@@ -1,0 +1,154 @@
+/*
+ * writer internals shared by db.c (public API), flusher.c (the sequencer thread), roll.c (closing
+ * and creating log files) and recover.c (crash recovery at open).
+ *
+ * Lifecycle: ls_db_open() runs ls__writer_recover() (which leaves the current log open, its
+ * running digest rebuilt and the store caught up), then starts the flusher thread. ls_db_close()
+ * stops the flusher after it drained the queue, rolls and checkpoints on the closing thread.
+ *
+ * Threading: two locks. `mu` guards the commit queue, the sticky error and the flags the flusher
+ * waits on. `log_mu` guards the current log and everything written to the store (the "log state"
+ * fields below): the flusher holds it while it writes, syncs and applies a batch; ls_db_roll and
+ * ls_db_checkpoint take it from the caller's thread. Lock order: log_mu before mu.
+ */
+#ifndef LS_WRITER_INT_H
+#define LS_WRITER_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <logship/db.h>
+
+#include "core/core.h"
+#include "store/store.h"
+
+#define LS__PATH_MAX 4096
+
+/* One buffered operation of a transaction. Key and value live in the txn's arena. */
+typedef struct {
+    uint8_t type;       /* LS_REC_PUT or LS_REC_DEL */
+    uint32_t key_len;   /* bytes */
+    uint32_t value_len; /* bytes (0 for DEL) */
+    size_t off;         /* offset of the key in the arena; the value follows it */
+} ls__op_t;
+
+struct ls_txn {
+    ls_db_t *db;          /* owner */
+    ls__op_t *ops;        /* operations in call order */
+    size_t nops, cap_ops; /* used and allocated entries of ops */
+    uint8_t *arena;       /* keys and values */
+    size_t arena_len;     /* bytes used in arena */
+    size_t arena_cap;     /* bytes allocated in arena */
+    uint64_t log_bytes;   /* encoded size of all records including the COMMIT */
+    struct ls_txn *next;  /* commit queue link */
+    bool done;            /* set by the flusher when rc is final */
+    int rc;               /* commit result */
+};
+
+struct ls_db {
+    /* configuration (immutable after open) */
+    char dir[LS__PATH_MAX];             /* database directory */
+    char logs[LS__PATH_MAX + 8];        /* <dir>/logs */
+    char cur_path[LS__PATH_MAX + 32];   /* <dir>/logs/<prefix>.log */
+    char prefix[LS_GEN_PREFIX_MAX + 1]; /* log file prefix */
+    ls_db_options_t opts;               /* options with defaults filled in */
+    uint8_t dbid[LS_DBID_LEN];          /* database id */
+    ls_store_t *store;                  /* the active store */
+
+    /* log state (log_mu) */
+    pthread_mutex_t log_mu;              /* guards the log state */
+    uint32_t epoch;                      /* current epoch */
+    int fd;                              /* current log, open for writing; -1 when none */
+    uint64_t gen;                        /* generation number of the current log */
+    uint64_t gen_first_lsn;              /* first LSN of the current log */
+    uint64_t gen_records;                /* records in the current log */
+    uint64_t log_size;                   /* bytes in the current log (header + records) */
+    ls_sha256_t *sha;                    /* running digest of the current log's bytes */
+    uint8_t prev_digest[LS_DIGEST_SIZE]; /* digest of generation gen-1 (the header's) */
+    uint64_t last_closed;                /* last closed generation, 0 when none */
+    uint64_t last_lsn;                   /* last LSN written and durable */
+    uint64_t last_txid;                  /* last txid written and durable */
+    uint64_t last_append_ns;             /* monotonic time of the last append (idle roll) */
+    uint64_t last_ckpt_ns;               /* monotonic time of the last checkpoint */
+    uint8_t *buf;                        /* encoding buffer for a batch */
+    size_t buf_cap;                      /* bytes allocated in buf */
+
+    /* queue and status (mu) */
+    pthread_mutex_t mu;      /* guards the fields below */
+    pthread_cond_t wake;     /* signals the flusher: queue non-empty or stopping */
+    pthread_cond_t done;     /* signals committers: a batch finished */
+    ls_txn_t *qhead, *qtail; /* commit queue, FIFO */
+    bool stopping;           /* ls_db_close() asked the flusher to exit */
+    bool running;            /* the flusher thread was started */
+    int failed;              /* sticky error (0: healthy) */
+    char errmsg[512];        /* message of the sticky or last error */
+    ls_db_stats_t stats;     /* counters (recovered_records etc.) */
+    pthread_t thread;        /* the flusher */
+};
+
+/* Records err as the database's sticky error with a message (mu must NOT be held). */
+void ls__db_fail(ls_db_t *db, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* The flusher thread body (flusher.c). */
+void *ls__flusher_main(void *arg);
+
+/* roll.c (log_mu held). ls__roll closes a non-empty current log and opens the next one. */
+int ls__roll(ls_db_t *db);
+/* Creates the current log for generation gen (header only), fsyncs it and the directory, and
+ * makes it the db's current log (fd, sha, log_size...). */
+int ls__log_create(ls_db_t *db, uint64_t gen, uint64_t first_lsn,
+                   const uint8_t prev_digest[LS_DIGEST_SIZE]);
+/* Syncs the store and records the checkpoint LSN. */
+int ls__checkpoint(ls_db_t *db);
+
+/* ---- recovery (recover.c, replay.c) ---- */
+
+typedef struct {
+    uint32_t epoch; /* from the file name */
+    uint64_t gen;   /* from the file name */
+} ls__genfile_t;
+
+/* Records collected from one generation for replay (borrowed from the file's buffer). */
+typedef struct {
+    ls_record_t *recs; /* records with LSN above the store's, in order */
+    size_t n, cap;     /* used and allocated entries */
+    uint64_t skip_lsn; /* records at or below this LSN are already in the store */
+} ls__replay_t;
+
+/* State gathered by recovery. */
+typedef struct {
+    ls__genfile_t *gens;    /* closed generations in logs/, sorted by (epoch, generation) */
+    size_t ngens;           /* entries in gens */
+    bool has_cur;           /* logs/<prefix>.log exists */
+    ls_store_meta_t meta;   /* store position, updated as replay applies */
+    bool have_last;         /* last holds the newest closed generation's scan */
+    ls_gen_info_t last;     /* scan of the newest closed generation */
+    uint8_t *cur;           /* contents of the current log (valid header) */
+    size_t cur_len;         /* bytes in cur */
+    ls_gen_info_t cur_info; /* scan of the current log */
+    uint64_t max_txid;      /* highest txid seen in the log or the store */
+} ls__recovery_t;
+
+int ls__list_gens(ls_db_t *db, ls__recovery_t *rs, char *msg, size_t msglen);
+/* Full path of closed generation g into out. */
+void ls__gen_path(ls_db_t *db, const ls__genfile_t *g, char *out, size_t outlen);
+/* Scans the newest closed generation (it must be intact) into rs->last. */
+int ls__scan_last_closed(ls_db_t *db, ls__recovery_t *rs, char *msg, size_t msglen);
+/* Verifies the closed generations the store still needs (chain, numbering, digests) and
+ * replays them; updates rs->meta. first_lsn_after is the first LSN of the current log. */
+int ls__replay_closed(ls_db_t *db, ls__recovery_t *rs, uint64_t first_lsn_after, char *msg,
+                      size_t msglen);
+/* Scan callback collecting records into an ls__replay_t. */
+int ls__replay_collect(void *ctx, const ls_record_t *r);
+/* Applies the collected records with meta in one store transaction. */
+int ls__replay_apply(ls_db_t *db, ls__replay_t *rp, const ls_store_meta_t *meta);
+
+/* recover.c: runs at open on a db with paths and options set; leaves the current log open.
+ * msg (msglen) receives the reason on failure. */
+int ls__writer_recover(ls_db_t *db, char *msg, size_t msglen);
+
+/* Store meta describing the current position (log_mu held). */
+void ls__db_meta(ls_db_t *db, ls_store_meta_t *m);
+
+#endif

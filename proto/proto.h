@@ -43,6 +43,8 @@
 #define LS_PROTO_WINDOW_MAX           (1u << 30) /* no window may exceed 1 GiB outstanding */
 #define LS_PROTO_HEARTBEAT_MS         1000       /* heartbeat interval, ms */
 #define LS_PROTO_HEARTBEAT_TIMEOUT_MS 5000       /* no frame for this long: the path is dead, ms */
+#define LS_PROTO_HANDSHAKE_TIMEOUT_MS 10000      /* HELLO and WELCOME must each arrive within, ms */
+#define LS_PROTO_ASK_AGAIN_MAX        3          /* asks for one generation before the copy Fails */
 
 /* Frame types, grouped by family in blocks of 16 so each family has room to grow. A receiver
  * rejects a type it does not know (LS_EPROTO): new types come with a new protocol version. */

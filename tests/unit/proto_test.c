@@ -454,10 +454,21 @@ Test(proto, unknown_types_flags_and_reserved_refused)
     uint8_t body[32] = {0};
     cr_assert_eq(ls_frame_decode_body(&h, body, 32, &g, err, sizeof(err)), LS_EPROTO);
     cr_assert(ls_h_contains(err, "decompress"), "%s", err);
+    hb.flags = 0x80;
+    ls_frame_header_encode(&hb, buf);
+    cr_assert_eq(ls_frame_decode(buf, 8, &g, err, sizeof(err)), LS_EPROTO);
+    cr_assert(ls_h_contains(err, "unknown flags 0x80 at offset 5"), "%s", err);
     hb.flags = 0;
     ls_frame_header_encode(&hb, buf);
     buf[7] = 1;
-    cr_assert_eq(ls_frame_header_decode(buf, 8, &h), LS_EPROTO);
+    cr_assert_eq(ls_frame_decode(buf, 8, &g, err, sizeof(err)), LS_EPROTO);
+    cr_assert(ls_h_contains(err, "reserved 0x0100 at offset 6"), "%s", err);
+    /* the body decoder checks what the header decoder would have */
+    ls_frame_header_t bad = {0, 0x99, 0}, h32 = {32, LS_FRAME_HEARTBEAT, 0};
+    cr_assert_eq(ls_frame_decode_body(&bad, body, 0, &g, err, sizeof(err)), LS_EPROTO);
+    cr_assert(ls_h_contains(err, "unknown frame type 0x99"), "%s", err);
+    cr_assert_eq(ls_frame_decode_body(&h32, body, 31, &g, err, sizeof(err)), LS_EFRAMETRUNC);
+    cr_assert(ls_h_contains(err, "HEARTBEAT: body of 31 bytes but header says 32"), "%s", err);
 }
 
 /* Decodes sample(type) after patching one body byte range. */
@@ -518,6 +529,8 @@ Test(proto, encode_head_leaves_the_chunk_to_the_caller)
     cr_assert_arr_eq(full + n, f.gen_data.data, f.gen_data.len);
     for (size_t cap = 0; cap < len; cap++) /* every too-small buffer is refused */
         cr_assert_eq(ls_frame_encode(&f, full, cap), LS_ETOOBIG);
+    sample(LS_FRAME_SEED_DATA, &f);
+    cr_assert_eq(ls_frame_encode_head(&f, head, sizeof(head)), ls_frame_size(&f) - f.seed_data.len);
     sample(LS_FRAME_CREDIT, &f);
     cr_assert_eq(ls_frame_encode_head(&f, head, sizeof(head)), ls_frame_size(&f));
     free(full);

@@ -1,0 +1,126 @@
+/* `logship load`: argument errors, the workload it writes, and how its values compress. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <logship/db.h>
+
+#include "harness.h"
+
+/* Runs `logship load ARGS...`; returns the exit status, stderr in *err (malloc'd). */
+static int load(char **err, char **out, const char *a1, const char *a2, const char *a3,
+                const char *a4)
+{
+    char *argv[] = {(char *) ls_h_bin("logship"),
+                    "load",
+                    (char *) a1,
+                    (char *) a2,
+                    (char *) a3,
+                    (char *) a4,
+                    NULL};
+    return ls_h_run(argv, out, err, 60000);
+}
+
+static void expect_usage_error(const char *needle, const char *a1, const char *a2, const char *a3)
+{
+    char *err = NULL;
+    int st = load(&err, NULL, a1, a2, a3, NULL);
+    cr_assert_eq(st, 2, "exit 2 for %s %s %s (stderr: %s)", a1, a2 ? a2 : "", a3 ? a3 : "", err);
+    cr_assert(ls_h_contains(err, needle), "stderr names '%s': %s", needle, err);
+    cr_assert(ls_h_contains(err, "usage: logship load"), "%s", err);
+    free(err);
+}
+
+Test(load, bad_arguments_are_clear_errors)
+{
+    expect_usage_error("missing DIR", NULL, NULL, NULL);
+    expect_usage_error("unknown option '--frobnicate'", "/tmp/x", "--frobnicate", NULL);
+    expect_usage_error("--transactions: 'ten' is not a valid number", "/tmp/x", "--transactions",
+                       "ten");
+    expect_usage_error("--threads must be 1..1024 (got 0)", "/tmp/x", "--threads", "0");
+    expect_usage_error("--seed needs a value", "/tmp/x", "--seed", NULL);
+    expect_usage_error("--value-size: '-5' is not a valid number", "/tmp/x", "--value-size", "-5");
+    expect_usage_error("--rate: '3x' is not a valid number", "/tmp/x", "--rate", "3x");
+}
+
+Test(load, writes_the_workload_it_reports, .timeout = 60)
+{
+    char *dir = ls_h_tmpdir("load");
+    char db[600];
+    snprintf(db, sizeof(db), "%s/db", dir);
+    char *out = NULL, *err = NULL;
+    char *argv[] = {(char *) ls_h_bin("logship"),
+                    "load",
+                    db,
+                    "--transactions",
+                    "300",
+                    "--records-per-txn",
+                    "3",
+                    "--threads",
+                    "3",
+                    "--key-space",
+                    "50",
+                    NULL};
+    int st = ls_h_run(argv, &out, &err, 60000);
+    cr_assert_eq(st, 0, "stderr: %s", err);
+    cr_assert(ls_h_contains(out, "transactions:       300"), "%s", out);
+    cr_assert(ls_h_contains(out, "records:            900"), "%s", out);
+    cr_assert(ls_h_contains(out, "fsync batches:"), "%s", out);
+    cr_assert(ls_h_contains(out, "commits/s:"), "%s", out);
+    ls_db_t *h;
+    ls_db_options_t o = {.no_create = true, .no_idle_roll = true};
+    cr_assert_eq(ls_db_open(db, &o, &h), 0, "%s", ls_db_open_error());
+    ls_db_stats_t s;
+    ls_db_stats(h, &s);
+    cr_assert_eq(s.last_txid, 300);
+    cr_assert_eq(s.last_lsn, 1200);
+    void *v;
+    size_t len;
+    int found = 0;
+    for (unsigned k = 0; k < 50; k++) {
+        char key[32];
+        snprintf(key, sizeof(key), "k%012u", k);
+        if (ls_db_get(h, key, 13, &v, &len) == 0) {
+            cr_assert_eq(len, 200, "default value size");
+            found++;
+            free(v);
+        }
+    }
+    cr_assert_gt(found, 40, "keys drawn from the key space");
+    cr_assert_eq(ls_db_close(h), 0);
+    free(out);
+    free(err);
+    ls_h_rmtree(dir);
+    free(dir);
+}
+
+/* zstd -1 ratio of the closed generations a default run writes. */
+static double ratio_of_run(const char *extra_flag, const char *extra_val)
+{
+    char *dir = ls_h_tmpdir("load");
+    char cmd[2048];
+    snprintf(cmd, sizeof(cmd),
+             "%s load %s/db --transactions 3000 --threads 2 %s %s >/dev/null && "
+             "cat %s/db/logs/E00-* | wc -c && cat %s/db/logs/E00-* | zstd -1 -c | wc -c",
+             ls_h_bin("logship"), dir, extra_flag, extra_val, dir, dir);
+    char *out = NULL, *err = NULL;
+    cr_assert_eq(ls_h_sh(cmd, &out, &err, 60000), 0, "%s", err);
+    double raw = 0, packed = 0;
+    cr_assert_eq(sscanf(out, "%lf %lf", &raw, &packed), 2, "%s", out);
+    cr_assert_gt(packed, 0);
+    free(out);
+    free(err);
+    ls_h_rmtree(dir);
+    free(dir);
+    return raw / packed;
+}
+
+Test(load, logs_compress_about_3x_with_zstd_1, .timeout = 60)
+{
+    double r = ratio_of_run("", "");
+    cr_assert(r >= 2.5 && r <= 3.8, "zstd -1 ratio %.2f outside 2.5-3.8", r);
+    double lo = ratio_of_run("--compressibility", "2");
+    double hi = ratio_of_run("--compressibility", "5");
+    cr_assert_lt(lo, r, "--compressibility 2 compresses less (%.2f vs %.2f)", lo, r);
+    cr_assert_gt(hi, r, "--compressibility 5 compresses more (%.2f vs %.2f)", hi, r);
+}

@@ -8,6 +8,17 @@
 #include "core/core.h"
 #include "proto/wire.h"
 
+/* The initial credit windows a data receiver announces (0: the defaults). */
+static void visit_windows(ls__io_t *io, uint32_t *db_window, uint32_t *conn_window)
+{
+    ls__io_u32(io, "db_window", db_window);
+    ls__io_require(io, *db_window <= LS_PROTO_WINDOW_MAX, "window of %u bytes exceeds %u",
+                   (unsigned) *db_window, (unsigned) LS_PROTO_WINDOW_MAX);
+    ls__io_u32(io, "conn_window", conn_window);
+    ls__io_require(io, *conn_window <= LS_PROTO_WINDOW_MAX, "window of %u bytes exceeds %u",
+                   (unsigned) *conn_window, (unsigned) LS_PROTO_WINDOW_MAX);
+}
+
 static void visit_hello_db(ls__io_t *io, ls_proto_db_t *db)
 {
     ls__io_fixed(io, "dbs[].dbid", db->dbid, LS_PROTO_DBID_LEN);
@@ -33,6 +44,7 @@ void ls__visit_hello(ls__io_t *io, ls_frame_t *f)
                    "unknown purpose %u (1 ship, 2 seed)", (unsigned) m->purpose);
     ls__io_i8(io, "zstd_level", &m->zstd_level);
     ls__io_u32(io, "features", &m->features);
+    visit_windows(io, &m->db_window, &m->conn_window);
     ls__io_str(io, "node", &m->node, 1, LS_PROTO_NODE_MAX);
     ls__io_u16(io, "db_count", &m->db_count);
     ls__io_require(io, m->db_count >= 1 && m->db_count <= LS_PROTO_DB_MAX,
@@ -65,6 +77,7 @@ void ls__visit_welcome(ls__io_t *io, ls_frame_t *f)
     ls__io_require(io, m->version >= 1, "protocol version 0 does not exist");
     ls__io_u32(io, "features", &m->features);
     ls__io_i8(io, "zstd_level", &m->zstd_level);
+    visit_windows(io, &m->db_window, &m->conn_window);
     ls__io_str(io, "node", &m->node, 1, LS_PROTO_NODE_MAX);
     ls__io_u16(io, "db_count", &m->db_count);
     ls__io_require(io, m->db_count <= LS_PROTO_DB_MAX, "%u databases exceed %u",

@@ -120,13 +120,16 @@ typedef struct {
 } ls_proto_db_t;
 
 typedef struct {
-    uint16_t version_min;               /* oldest protocol version the client speaks, >= 1 */
-    uint16_t version_max;               /* newest, >= version_min */
-    uint8_t purpose;                    /* ls_proto_purpose_t */
-    uint32_t features;                  /* LS_FEAT_* bits the client offers */
-    int8_t zstd_level;                  /* zstd level wanted when LS_FEAT_ZSTD is offered */
-    ls_proto_str_t node;                /* client node name, 1..LS_PROTO_NODE_MAX */
-    uint16_t db_count;                  /* entries used in dbs, <= LS_PROTO_DB_MAX (1 to seed) */
+    uint16_t version_min; /* oldest protocol version the client speaks, >= 1 */
+    uint16_t version_max; /* newest, >= version_min */
+    uint8_t purpose;      /* ls_proto_purpose_t */
+    uint32_t features;    /* LS_FEAT_* bits the client offers */
+    int8_t zstd_level;    /* zstd level wanted when LS_FEAT_ZSTD is offered */
+    uint32_t db_window;   /* initial credit per database the client grants as a data receiver
+                             (seed connections), bytes, <= LS_PROTO_WINDOW_MAX; 0: default */
+    uint32_t conn_window; /* same for the whole connection; 0: LS_PROTO_CONN_WINDOW_DEFAULT */
+    ls_proto_str_t node;  /* client node name, 1..LS_PROTO_NODE_MAX */
+    uint16_t db_count;    /* entries used in dbs, <= LS_PROTO_DB_MAX (1 to seed) */
     ls_proto_db_t dbs[LS_PROTO_DB_MAX]; /* databases the client wants to replicate or seed */
 } ls_proto_hello_t;
 
@@ -138,11 +141,14 @@ typedef struct {
 } ls_proto_db_result_t;
 
 typedef struct {
-    uint16_t version;                          /* chosen protocol version */
-    uint32_t features;                         /* accepted LS_FEAT_* bits (subset offered) */
-    int8_t zstd_level;                         /* zstd level to use when LS_FEAT_ZSTD accepted */
-    ls_proto_str_t node;                       /* server node name, 1..LS_PROTO_NODE_MAX */
-    uint16_t db_count;                         /* entries used in dbs, <= LS_PROTO_DB_MAX */
+    uint16_t version;     /* chosen protocol version */
+    uint32_t features;    /* accepted LS_FEAT_* bits (subset offered) */
+    int8_t zstd_level;    /* zstd level to use when LS_FEAT_ZSTD accepted */
+    uint32_t db_window;   /* initial credit per database the server grants as a data receiver
+                             (ship connections), bytes, <= LS_PROTO_WINDOW_MAX; 0: default */
+    uint32_t conn_window; /* same for the whole connection; 0: LS_PROTO_CONN_WINDOW_DEFAULT */
+    ls_proto_str_t node;  /* server node name, 1..LS_PROTO_NODE_MAX */
+    uint16_t db_count;    /* entries used in dbs, <= LS_PROTO_DB_MAX */
     ls_proto_db_result_t dbs[LS_PROTO_DB_MAX]; /* one answer per database of the HELLO */
 } ls_proto_welcome_t;
 

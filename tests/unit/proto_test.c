@@ -42,6 +42,7 @@ static void sample_conn(uint8_t type, ls_frame_t *f)
         *m = (ls_proto_hello_t){.version_min = 1, .version_max = 3, .purpose = LS_PURPOSE_SHIP};
         m->features = LS_FEAT_ZSTD | LS_FEAT_CKSUM | 0x80000000u;
         m->zstd_level = -3;
+        m->db_window = 8u << 20;
         m->node = ls_proto_str("node-a");
         m->db_count = 3;
         for (int i = 0; i < 3; i++) {
@@ -50,7 +51,7 @@ static void sample_conn(uint8_t type, ls_frame_t *f)
         }
     } else if (type == LS_FRAME_WELCOME) {
         ls_proto_welcome_t *m = &f->welcome;
-        *m = (ls_proto_welcome_t){.version = 1, .features = LS_FEAT_CKSUM, .zstd_level = 0};
+        *m = (ls_proto_welcome_t){.version = 1, .features = LS_FEAT_CKSUM, .conn_window = 1u << 30};
         m->node = ls_proto_str("node-b");
         m->db_count = 2;
         fill(m->dbs[0].dbid, LS_PROTO_DBID_LEN, 1);
@@ -143,6 +144,7 @@ static void hello_eq(const ls_proto_hello_t *a, const ls_proto_hello_t *b)
     cr_assert(a->version_min == b->version_min && a->version_max == b->version_max);
     cr_assert(a->purpose == b->purpose && a->features == b->features);
     cr_assert(a->zstd_level == b->zstd_level && a->db_count == b->db_count);
+    cr_assert(a->db_window == b->db_window && a->conn_window == b->conn_window);
     str_eq(a->node, b->node);
     for (int i = 0; i < a->db_count; i++) {
         cr_assert_arr_eq(a->dbs[i].dbid, b->dbs[i].dbid, LS_PROTO_DBID_LEN);
@@ -154,6 +156,7 @@ static void welcome_eq(const ls_proto_welcome_t *a, const ls_proto_welcome_t *b)
 {
     cr_assert(a->version == b->version && a->features == b->features);
     cr_assert(a->zstd_level == b->zstd_level && a->db_count == b->db_count);
+    cr_assert(a->db_window == b->db_window && a->conn_window == b->conn_window);
     str_eq(a->node, b->node);
     for (int i = 0; i < a->db_count; i++) {
         cr_assert_arr_eq(a->dbs[i].dbid, b->dbs[i].dbid, LS_PROTO_DBID_LEN);
@@ -371,10 +374,10 @@ Test(proto, oversized_strings_lists_and_chunks_refused)
     static ls_frame_t f;
     size_t len;
     uint8_t *buf = encode_sample(LS_FRAME_HELLO, &f, &len);
-    size_t count_off = 14 + 2 + f.hello.node.len; /* magic..features, node */
+    size_t count_off = 22 + 2 + f.hello.node.len; /* magic..conn_window, node */
     ls_put16(buf + LS_FRAME_HEADER_SIZE + count_off, LS_PROTO_DB_MAX + 1);
     cr_assert_eq(decode_raw(LS_FRAME_HELLO, buf + 8, len - 8, err, 256), LS_EPROTO);
-    cr_assert(ls_h_contains(err, "'db_count' at offset 22: 257 databases"), "%s", err);
+    cr_assert(ls_h_contains(err, "'db_count' at offset 30: 257 databases"), "%s", err);
     free(buf);
     free(body);
 }
@@ -394,6 +397,9 @@ Test(proto, encoder_refuses_out_of_bounds_structs)
     cr_assert_eq(ls_frame_size(&f), LS_EINVAL);
     sample(LS_FRAME_HELLO, &f);
     f.hello.db_count = LS_PROTO_DB_MAX + 1;
+    cr_assert_eq(ls_frame_size(&f), LS_EINVAL);
+    sample(LS_FRAME_WELCOME, &f);
+    f.welcome.db_window = LS_PROTO_WINDOW_MAX + 1;
     cr_assert_eq(ls_frame_size(&f), LS_EINVAL);
     sample(LS_FRAME_ERROR, &f);
     f.error.message = (ls_proto_str_t){big, LS_PROTO_MSG_MAX + 1};
@@ -491,10 +497,13 @@ Test(proto, bad_values_refused_with_field_and_offset)
     cr_assert_eq(decode_patched(LS_FRAME_HELLO, 0, "LSHQ", 4, err), LS_EBADMAGIC);
     cr_assert(ls_h_contains(err, "HELLO: field 'magic' at offset 0"), "%s", err);
     cr_assert_eq(decode_patched(LS_FRAME_HELLO, 4, zero8, 2, err), LS_EPROTO);
+    const uint8_t big_window[4] = {1, 0, 0, 0x40}; /* 2^30 + 1 */
+    cr_assert_eq(decode_patched(LS_FRAME_HELLO, 18, big_window, 4, err), LS_EPROTO);
+    cr_assert(ls_h_contains(err, "'conn_window' at offset 18"), "%s", err);
     cr_assert_eq(decode_patched(LS_FRAME_HELLO, 8, &three, 1, err), LS_EPROTO);
     cr_assert(ls_h_contains(err, "'purpose' at offset 8"), "%s", err);
-    cr_assert_eq(decode_patched(LS_FRAME_HELLO, 16, &nul, 1, err), LS_EPROTO); /* NUL in node */
-    cr_assert(ls_h_contains(err, "'node' at offset 14"), "%s", err);
+    cr_assert_eq(decode_patched(LS_FRAME_HELLO, 24, &nul, 1, err), LS_EPROTO); /* NUL in node */
+    cr_assert(ls_h_contains(err, "'node' at offset 22"), "%s", err);
     cr_assert_eq(decode_patched(LS_FRAME_ERROR, 16, pos, 4, err), LS_EPROTO);
     cr_assert(ls_h_contains(err, "ERROR: field 'code' at offset 16"), "%s", err);
     cr_assert_eq(decode_patched(LS_FRAME_GEN_BEGIN, 20, zero8, 8, err), LS_EPROTO);
@@ -503,8 +512,8 @@ Test(proto, bad_values_refused_with_field_and_offset)
     cr_assert_eq(decode_patched(LS_FRAME_RESUME, 20, zero8, 8, err), LS_EPROTO);
     cr_assert_eq(decode_patched(LS_FRAME_SEED_BEGIN, 72, zero8, 4, err), LS_EPROTO);
     cr_assert(ls_h_contains(err, "'epoch' at offset 72"), "%s", err);
-    cr_assert_eq(decode_patched(LS_FRAME_WELCOME, 17 + 16, &three, 1, err), LS_EPROTO);
-    cr_assert(ls_h_contains(err, "'dbs[].status' at offset 33"), "%s", err);
+    cr_assert_eq(decode_patched(LS_FRAME_WELCOME, 25 + 16, &three, 1, err), LS_EPROTO);
+    cr_assert(ls_h_contains(err, "'dbs[].status' at offset 41"), "%s", err);
 }
 
 Test(proto, seed_hello_must_name_one_database)

@@ -1,0 +1,767 @@
+/* source: directory view, history, resume plan, pipelined reader, removal rule, queue figures.
+ * Log directories are built with genbuild (a chain of valid generations under their real names),
+ * each generation's trailer patched to a distinct close time (BASE_NS + generation seconds). */
+#include <criterion/criterion.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/core.h"
+#include "genbuild.h"
+#include "harness.h"
+#include "source/source.h"
+
+#define MAXG    128
+#define BASE_NS 1795000000000000000ull
+#define SEC     1000000000ull
+
+typedef struct {
+    char *dir;                                /* database directory */
+    char logs[1024];                          /* its logs/ */
+    uint64_t n;                               /* generations written: 1..n */
+    uint64_t next_lsn;                        /* first LSN of the next generation */
+    uint32_t epoch[MAXG + 1];                 /* epoch of each */
+    uint8_t digest[MAXG + 1][LS_DIGEST_SIZE]; /* digest of each */
+    uint64_t size[MAXG + 1];                  /* file size of each */
+    uint64_t last_lsn[MAXG + 1];              /* last LSN of each */
+} chain_t;
+
+static chain_t *chain_new(void)
+{
+    chain_t *c = calloc(1, sizeof(*c));
+    cr_assert(c);
+    c->dir = ls_h_tmpdir("source");
+    cr_assert(c->dir);
+    snprintf(c->logs, sizeof(c->logs), "%s/logs", c->dir);
+    cr_assert_eq(mkdir(c->logs, 0700), 0);
+    c->next_lsn = 1;
+    return c;
+}
+
+static void chain_free(chain_t *c)
+{
+    ls_h_rmtree(c->dir);
+    free(c->dir);
+    free(c);
+}
+
+static void gen_path(const chain_t *c, uint64_t g, char *out, size_t outlen)
+{
+    char name[LS_GEN_NAME_MAX];
+    cr_assert_eq(ls_gen_name(name, sizeof(name), "E00", c->epoch[g], g), 0);
+    snprintf(out, outlen, "%s/%s", c->logs, name);
+}
+
+/* Rewrites the trailer of a closed generation with close_ns (the digest does not cover it). */
+static void patch_close(uint8_t *b, size_t len, uint64_t seed, uint64_t close_ns)
+{
+    ls_gen_info_t info;
+    ls_gen_verdict_t v;
+    cr_assert_eq(ls_gen_scan(b, len, NULL, NULL, NULL, &info, &v), 0, "%s", v.msg);
+    info.trailer.close_ns = close_ns;
+    ls_gen_trailer_encode(&info.trailer, seed, b + len - LS_GEN_TRAILER_SIZE);
+}
+
+/* Appends generation n+1 of epoch e with `puts` records of vsize-byte values. */
+static void add_gen(chain_t *c, uint32_t e, int puts, size_t vsize)
+{
+    uint64_t g = ++c->n;
+    cr_assert_leq(g, MAXG);
+    ls_h_gen_spec_t spec;
+    ls_h_gen_spec_default(&spec, g, c->next_lsn);
+    spec.epoch = e;
+    spec.prev_digest = g > 1 ? c->digest[g - 1] : NULL;
+    spec.first_txid = g * 100;
+    ls_h_gen_t *b = ls_h_gen_new(&spec);
+    char *val = malloc(vsize + 1);
+    memset(val, 'a' + (int) (g % 26), vsize);
+    for (int i = 0; i < puts; i++) {
+        char key[32];
+        int kl = snprintf(key, sizeof(key), "k%llu-%d", (unsigned long long) g, i);
+        ls_h_gen_put(b, key, (size_t) kl, val, vsize);
+    }
+    free(val);
+    ls_h_gen_commit(b);
+    ls_h_gen_close(b);
+    size_t len;
+    uint8_t *bytes = ls_h_gen_copy(b, &len);
+    patch_close(bytes, len, ls_h_gen_seed(b), BASE_NS + g * SEC);
+    memcpy(c->digest[g], ls_h_gen_digest(b), LS_DIGEST_SIZE);
+    c->epoch[g] = e;
+    c->size[g] = len;
+    c->last_lsn[g] = c->next_lsn + (uint64_t) puts; /* puts + one COMMIT */
+    c->next_lsn = c->last_lsn[g] + 1;
+    ls_h_gen_free(b);
+    char path[PATH_MAX];
+    gen_path(c, g, path, sizeof(path));
+    cr_assert_eq(ls_h_write_file(path, bytes, len), 0);
+    free(bytes);
+}
+
+static void add_gens(chain_t *c, int count, uint32_t e)
+{
+    for (int i = 0; i < count; i++)
+        add_gen(c, e, 2, 64);
+}
+
+static void write_text(const chain_t *c, const char *name, const char *text)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/%s", c->logs, name);
+    cr_assert_eq(ls_h_write_file(path, text, strlen(text)), 0);
+}
+
+static ls_source_t *open_src(const chain_t *c)
+{
+    ls_source_options_t o = {.db_dir = c->dir};
+    ls_source_t *s = NULL;
+    char err[LS_SOURCE_ERRLEN] = "";
+    cr_assert_eq(ls_source_open(&o, &s, err, sizeof(err)), 0, "%s", err);
+    return s;
+}
+
+static void rescan(ls_source_t *s)
+{
+    char err[LS_SOURCE_ERRLEN] = "";
+    cr_assert_eq(ls_source_rescan(s, err, sizeof(err)), 0, "%s", err);
+}
+
+static void hex8(const uint8_t *d, char out[17])
+{
+    ls_hex(d, 8, out);
+}
+
+/* ---- directory view and history --------------------------------------------------------- */
+
+Test(source, view_lists_closed_generations_only)
+{
+    chain_t *c = chain_new();
+    add_gens(c, 3, 1);
+    write_text(c, "E00.log", "the current log: never read, not even its header");
+    write_text(c, "E00-zz.log", "foreign");
+    write_text(c, "E01-00000001-0000000000000009.log", "another prefix");
+    write_text(c, "E00-00000001-0000000000000009.log.part", "not a closed name");
+    write_text(c, "notes.txt", "foreign");
+    ls_source_t *s = open_src(c);
+    ls_source_view_t v;
+    ls_source_view(s, &v);
+    cr_assert_eq(v.count, 3);
+    cr_assert_eq(v.oldest, 1);
+    cr_assert_eq(v.newest, 3);
+    cr_assert_eq(v.epoch, 1);
+    cr_assert_eq(v.history_len, 0);
+
+    add_gens(c, 2, 1);
+    ls_source_view(s, &v);
+    cr_assert_eq(v.newest, 3, "nothing changes before a rescan");
+    rescan(s);
+    ls_source_view(s, &v);
+    cr_assert_eq(v.count, 5);
+    cr_assert_eq(v.newest, 5);
+    cr_assert(ls_source_has(s, 4, NULL));
+    cr_assert_not(ls_source_has(s, 9, NULL));
+    ls_source_free(s);
+    chain_free(c);
+}
+
+Test(source, bad_prefix_and_missing_dir)
+{
+    ls_source_options_t o = {.db_dir = "/nonexistent/logship", .prefix = "E-0"};
+    ls_source_t *s = NULL;
+    char err[LS_SOURCE_ERRLEN] = "";
+    cr_assert_eq(ls_source_open(&o, &s, err, sizeof(err)), LS_EINVAL);
+    cr_assert(ls_h_contains(err, "E-0"), "%s", err);
+    o.prefix = NULL;
+    cr_assert_eq(ls_source_open(&o, &s, err, sizeof(err)), LS_ENOENT, "%s", err);
+    cr_assert(ls_h_contains(err, "/nonexistent/logship/logs"), "%s", err);
+}
+
+Test(source, history_gives_epochs)
+{
+    chain_t *c = chain_new();
+    add_gens(c, 3, 1);
+    add_gens(c, 2, 2);
+    write_text(c, "history", "# epoch first_generation\n1 1\n\n2\t4\n");
+    ls_source_t *s = open_src(c);
+    ls_source_view_t v;
+    ls_source_view(s, &v);
+    cr_assert_eq(v.epoch, 2);
+    cr_assert_eq(v.history_len, 2);
+    cr_assert_eq(ls_source_epoch_of(s, 3), 1);
+    cr_assert_eq(ls_source_epoch_of(s, 4), 2);
+    char err[LS_SOURCE_ERRLEN] = "";
+    cr_assert_eq(ls_source_remove_upto(s, 3, err, sizeof(err)), 3, "%s", err);
+    cr_assert_eq(ls_source_epoch_of(s, 2), 1, "a removed generation's epoch comes from history");
+    cr_assert_eq(ls_source_epoch_of(s, 9), 2);
+    ls_source_free(s);
+    chain_free(c);
+}
+
+Test(source, malformed_history_names_file_and_line)
+{
+    chain_t *c = chain_new();
+    add_gens(c, 2, 1);
+    write_text(c, "history", "1 1\n2 x\n");
+    ls_source_options_t o = {.db_dir = c->dir};
+    ls_source_t *s = NULL;
+    char err[LS_SOURCE_ERRLEN] = "";
+    cr_assert_eq(ls_source_open(&o, &s, err, sizeof(err)), LS_ECONFIG);
+    char want[1200];
+    snprintf(want, sizeof(want), "%s/history:2:", c->logs);
+    cr_assert(ls_h_contains(err, want), "%s", err);
+
+    write_text(c, "history", "1 1\n");
+    s = open_src(c);
+    write_text(c, "history", "1 1\n3 5\n2 6\n"); /* epochs must increase */
+    cr_assert_eq(ls_source_rescan(s, err, sizeof(err)), LS_ECONFIG);
+    snprintf(want, sizeof(want), "%s/history:3: epoch does not increase", c->logs);
+    cr_assert(ls_h_contains(err, want), "%s", err);
+    ls_source_view_t v;
+    ls_source_view(s, &v);
+    cr_assert_eq(v.newest, 2, "a failed rescan keeps the previous view");
+    ls_source_free(s);
+    chain_free(c);
+}
+
+Test(source, file_epoch_must_match_history)
+{
+    chain_t *c = chain_new();
+    add_gens(c, 2, 1);
+    add_gens(c, 1, 2); /* epoch 2 but no history line for it */
+    ls_source_options_t o = {.db_dir = c->dir};
+    ls_source_t *s = NULL;
+    char err[LS_SOURCE_ERRLEN] = "";
+    cr_assert_eq(ls_source_open(&o, &s, err, sizeof(err)), LS_ELINEAGE, "%s", err);
+    cr_assert(ls_h_contains(err, "E00-00000002-0000000000000003.log: epoch 2"), "%s", err);
+    chain_free(c);
+}
+
+/* ---- resume plan --------------------------------------------------------------------------- */
+
+static int plan(ls_source_t *s, uint32_t epoch, uint64_t next, const uint8_t *digest,
+                ls_ship_plan_t *p, char *err)
+{
+    ls_resume_t r = {.epoch = epoch, .next = next};
+    if (digest) memcpy(r.digest, digest, LS_DIGEST_SIZE);
+    return ls_source_plan(s, &r, p, err, LS_SOURCE_ERRLEN);
+}
+
+Test(source, plan_fresh_and_matching)
+{
+    chain_t *c = chain_new();
+    ls_source_t *s = open_src(c);
+    ls_ship_plan_t p;
+    char err[LS_SOURCE_ERRLEN];
+    cr_assert_eq(plan(s, 0, 1, NULL, &p, err), 0, "%s", err);
+    cr_assert_eq(p.ready, 0, "nothing closed yet");
+    add_gens(c, 5, 1);
+    rescan(s);
+    cr_assert_eq(plan(s, 0, 1, NULL, &p, err), 0, "%s", err);
+    cr_assert_eq(p.first, 1);
+    cr_assert_eq(p.ready, 5);
+    cr_assert_eq(plan(s, 1, 4, c->digest[3], &p, err), 0, "%s", err);
+    cr_assert_eq(p.first, 4);
+    cr_assert_eq(p.ready, 2);
+    cr_assert_eq(p.epoch, 1);
+    cr_assert_eq(plan(s, 1, 6, c->digest[5], &p, err), 0, "%s", err);
+    cr_assert_eq(p.ready, 0, "up to date: waits for generation 6");
+    cr_assert_eq(plan(s, 0, 0, NULL, &p, err), LS_EPROTO);
+    cr_assert_eq(plan(s, 1, 1, c->digest[1], &p, err), LS_EPROTO, "a digest with nothing held");
+    ls_source_free(s);
+    chain_free(c);
+}
+
+Test(source, plan_mismatching_digest_diverges)
+{
+    chain_t *c = chain_new();
+    add_gens(c, 5, 1);
+    ls_source_t *s = open_src(c);
+    uint8_t other[LS_DIGEST_SIZE];
+    memcpy(other, c->digest[3], LS_DIGEST_SIZE);
+    other[0] ^= 0x5a;
+    ls_ship_plan_t p;
+    char err[LS_SOURCE_ERRLEN];
+    cr_assert_eq(plan(s, 1, 4, other, &p, err), LS_EDIVERGED);
+    char a[17], b[17];
+    hex8(other, a);
+    hex8(c->digest[3], b);
+    cr_assert(ls_h_contains(err, "generation 3 diverged"), "%s", err);
+    cr_assert(ls_h_contains(err, a) && ls_h_contains(err, b), "%s", err);
+    cr_assert_not(p.newer_epoch);
+
+    cr_assert_eq(plan(s, 1, 7, c->digest[5], &p, err), LS_EDIVERGED, "beyond our newest + 1");
+    cr_assert(ls_h_contains(err, "never wrote"), "%s", err);
+    ls_source_free(s);
+    chain_free(c);
+}
+
+Test(source, plan_checks_epoch_of_previous)
+{
+    chain_t *c = chain_new();
+    add_gens(c, 3, 1);
+    add_gens(c, 2, 2);
+    write_text(c, "history", "1 1\n2 4\n");
+    ls_source_t *s = open_src(c);
+    ls_ship_plan_t p;
+    char err[LS_SOURCE_ERRLEN];
+    cr_assert_eq(plan(s, 1, 4, c->digest[3], &p, err), 0, "%s", err); /* chain across epochs */
+    cr_assert_eq(plan(s, 2, 5, c->digest[4], &p, err), 0, "%s", err);
+    cr_assert_eq(plan(s, 2, 4, c->digest[3], &p, err), LS_EDIVERGED);
+    cr_assert(ls_h_contains(err, "generation 3 of epoch 2"), "%s", err);
+    cr_assert_not(p.newer_epoch);
+    cr_assert_eq(plan(s, 3, 6, c->digest[5], &p, err), LS_EDIVERGED);
+    cr_assert(p.newer_epoch, "%s", err);
+    ls_source_free(s);
+    chain_free(c);
+}
+
+Test(source, plan_removed_generation_needs_seed)
+{
+    chain_t *c = chain_new();
+    add_gens(c, 6, 1);
+    ls_source_t *s = open_src(c);
+    char err[LS_SOURCE_ERRLEN] = "";
+    cr_assert_eq(ls_source_remove_upto(s, 3, err, sizeof(err)), 3, "%s", err);
+    ls_ship_plan_t p;
+    cr_assert_eq(plan(s, 1, 2, c->digest[1], &p, err), LS_EGAP);
+    cr_assert(p.need_seed);
+    cr_assert(ls_h_contains(err, "generation 2 was removed on the active"), "%s", err);
+    cr_assert(ls_h_contains(err, "needs a seed"), "%s", err);
+    cr_assert_eq(plan(s, 0, 1, NULL, &p, err), LS_EGAP);
+    cr_assert(p.need_seed);
+    /* 3 was removed, but 4's header carries its digest. */
+    cr_assert_eq(plan(s, 1, 4, c->digest[3], &p, err), 0, "%s", err);
+    cr_assert_eq(p.ready, 3);
+    cr_assert_eq(plan(s, 1, 4, c->digest[2], &p, err), LS_EDIVERGED);
+    cr_assert(ls_h_contains(err, "generation 3 diverged"), "%s", err);
+    cr_assert(ls_h_contains(err, "header of the next generation"), "%s", err);
+    ls_source_free(s);
+    chain_free(c);
+}
+
+Test(source, plan_gap_names_missing_generation)
+{
+    chain_t *c = chain_new();
+    add_gens(c, 6, 1);
+    ls_source_t *s = open_src(c);
+    char path[PATH_MAX];
+    gen_path(c, 4, path, sizeof(path));
+    cr_assert_eq(unlink(path), 0);
+    rescan(s);
+    ls_ship_plan_t p;
+    char err[LS_SOURCE_ERRLEN];
+    cr_assert_eq(plan(s, 1, 2, c->digest[1], &p, err), LS_EGAP);
+    cr_assert_not(p.need_seed);
+    cr_assert(ls_h_contains(err, "generation 4 is missing"), "%s", err);
+    cr_assert_eq(plan(s, 1, 5, c->digest[4], &p, err), 0, "%s", err); /* past the hole */
+    cr_assert_eq(plan(s, 1, 4, c->digest[3], &p, err), LS_EGAP);
+    cr_assert(ls_h_contains(err, "generation 4 is missing"), "%s", err);
+    ls_source_free(s);
+    chain_free(c);
+}
+
+/* ---- pipelined reader ---------------------------------------------------------------------- */
+
+static void notify(void *ctx)
+{
+    __atomic_add_fetch((int *) ctx, 1, __ATOMIC_SEQ_CST);
+}
+
+typedef struct {
+    ls_reader_t *r;
+    bool (*pred)(const ls_reader_stats_t *st, uint64_t arg);
+    uint64_t arg;
+} waitst_t;
+
+static bool st_cond(void *ctx)
+{
+    waitst_t *w = ctx;
+    ls_reader_stats_t st;
+    ls_reader_stats(w->r, &st);
+    return w->pred(&st, w->arg);
+}
+
+static bool waiting_space(const ls_reader_stats_t *st, uint64_t arg)
+{
+    (void) arg;
+    return st->waiting_space;
+}
+
+static bool waiting_gen(const ls_reader_stats_t *st, uint64_t arg)
+{
+    return st->waiting_gen && st->next == arg;
+}
+
+static bool failed(const ls_reader_stats_t *st, uint64_t arg)
+{
+    (void) arg;
+    return st->error != 0;
+}
+
+static void wait_reader(ls_reader_t *r, bool (*pred)(const ls_reader_stats_t *, uint64_t),
+                        uint64_t arg)
+{
+    waitst_t w = {r, pred, arg};
+    cr_assert(ls_h_wait_for(st_cond, &w, 10000), "reader condition not reached");
+}
+
+typedef struct {
+    ls_reader_t *r;
+    const ls_gen_buf_t *g;
+    int rc;
+} nextw_t;
+
+static bool next_cond(void *ctx)
+{
+    nextw_t *w = ctx;
+    w->rc = ls_reader_next(w->r, &w->g);
+    return w->rc != LS_EBUSY;
+}
+
+/* Waits for the next generation (or the reader's error): returns its code. */
+static int next_gen(ls_reader_t *r, const ls_gen_buf_t **g)
+{
+    nextw_t w = {r, NULL, 0};
+    cr_assert(ls_h_wait_for(next_cond, &w, 10000), "no generation within 10 s");
+    *g = w.g;
+    return w.rc;
+}
+
+static void expect_gen(const chain_t *c, const ls_gen_buf_t *g, uint64_t want)
+{
+    cr_assert_eq(g->generation, want);
+    cr_assert_eq(g->epoch, c->epoch[want]);
+    cr_assert_eq(g->size, c->size[want]);
+    cr_assert_eq(g->last_lsn, c->last_lsn[want]);
+    cr_assert_eq(g->close_ns, BASE_NS + want * SEC);
+    cr_assert_eq(memcmp(g->digest, c->digest[want], LS_DIGEST_SIZE), 0, "digest of %llu",
+                 (unsigned long long) want);
+    char path[PATH_MAX];
+    gen_path(c, want, path, sizeof(path));
+    size_t len;
+    uint8_t *disk = ls_h_read_file(path, &len);
+    cr_assert(disk && len == g->size && memcmp(disk, g->bytes, len) == 0);
+    free(disk);
+}
+
+Test(source, reader_delivers_in_order_and_waits_for_new_generations)
+{
+    chain_t *c = chain_new();
+    add_gens(c, 10, 1);
+    ls_source_t *s = open_src(c);
+    int notes = 0;
+    ls_reader_t *r = NULL;
+    cr_assert_eq(ls_reader_start(s, 3, NULL, notify, &notes, &r), 0);
+    const ls_gen_buf_t *g;
+    for (uint64_t want = 3; want <= 10; want++) {
+        cr_assert_eq(next_gen(r, &g), 0, "%s", ls_reader_error(r));
+        expect_gen(c, g, want);
+        ls_reader_release(r, g);
+    }
+    wait_reader(r, waiting_gen, 11);
+    cr_assert_eq(ls_reader_next(r, &g), LS_EBUSY);
+    add_gens(c, 2, 1);
+    rescan(s); /* wakes the thread */
+    for (uint64_t want = 11; want <= 12; want++) {
+        cr_assert_eq(next_gen(r, &g), 0, "%s", ls_reader_error(r));
+        expect_gen(c, g, want);
+        ls_reader_release(r, g);
+    }
+    cr_assert_geq(__atomic_load_n(&notes, __ATOMIC_SEQ_CST), 10);
+    ls_reader_stats_t st;
+    ls_reader_stats(r, &st);
+    cr_assert_eq(st.delivered, 10);
+    cr_assert_eq(st.buffered_gens, 0);
+    cr_assert_eq(st.buffered_bytes, 0);
+    cr_assert_leq(st.peak_gens, 2, "default bound of 2 generations");
+    ls_reader_stop(r);
+    ls_source_free(s);
+    chain_free(c);
+}
+
+Test(source, reader_memory_stays_bounded_with_a_backlog)
+{
+    chain_t *c = chain_new();
+    for (int i = 0; i < 100; i++)
+        add_gen(c, 1, 4, 4096); /* ~16.6 KiB each */
+    ls_source_t *s = open_src(c);
+    int notes = 0;
+    /* Bound by count: 3 generations. */
+    ls_reader_options_t o = {.max_gens = 3, .max_bytes = 1u << 20};
+    ls_reader_t *r = NULL;
+    cr_assert_eq(ls_reader_start(s, 1, &o, notify, &notes, &r), 0);
+    wait_reader(r, waiting_space, 0);
+    ls_reader_stats_t st;
+    ls_reader_stats(r, &st);
+    cr_assert_eq(st.buffered_gens, 3);
+    cr_assert_eq(st.read, 3);
+    cr_assert_eq(st.buffered_bytes, c->size[1] + c->size[2] + c->size[3]);
+    ls_reader_stop(r); /* frees what was never consumed */
+
+    /* Bound by bytes: room for two and a half generations, consumer holds what it takes. */
+    o = (ls_reader_options_t){.max_gens = 100, .max_bytes = c->size[1] * 5 / 2};
+    cr_assert_eq(ls_reader_start(s, 1, &o, notify, &notes, &r), 0);
+    wait_reader(r, waiting_space, 0);
+    ls_reader_stats(r, &st);
+    cr_assert_eq(st.buffered_gens, 2);
+    cr_assert_leq(st.buffered_bytes, o.max_bytes);
+    const ls_gen_buf_t *held[2];
+    cr_assert_eq(next_gen(r, &held[0]), 0);
+    cr_assert_eq(next_gen(r, &held[1]), 0);
+    ls_reader_stats(r, &st);
+    cr_assert_eq(st.buffered_gens, 2, "handed out but not released still counts");
+    cr_assert_eq(st.read, 2);
+    ls_reader_release(r, held[1]); /* any order */
+    ls_reader_release(r, held[0]);
+    for (uint64_t want = 3; want <= 100; want++) {
+        const ls_gen_buf_t *g;
+        cr_assert_eq(next_gen(r, &g), 0, "%s", ls_reader_error(r));
+        cr_assert_eq(g->generation, want);
+        cr_assert_eq(memcmp(g->digest, c->digest[want], LS_DIGEST_SIZE), 0);
+        ls_reader_release(r, g);
+    }
+    ls_reader_stats(r, &st);
+    cr_assert_leq(st.peak_bytes, o.max_bytes);
+    cr_assert_leq(st.peak_gens, 2);
+    cr_assert_eq(st.read, 100);
+    ls_reader_stop(r);
+    ls_source_free(s);
+    chain_free(c);
+}
+
+Test(source, reader_stops_on_a_damaged_generation)
+{
+    chain_t *c = chain_new();
+    add_gens(c, 5, 1);
+    char path[PATH_MAX];
+    gen_path(c, 3, path, sizeof(path));
+    size_t len;
+    uint8_t *b = ls_h_read_file(path, &len);
+    b[LS_GEN_HEADER_SIZE + 40] ^= 0x01; /* inside the first record */
+    cr_assert_eq(ls_h_write_file(path, b, len), 0);
+    free(b);
+    ls_source_t *s = open_src(c);
+    int notes = 0;
+    ls_reader_t *r = NULL;
+    ls_reader_options_t o = {.max_gens = 8};
+    cr_assert_eq(ls_reader_start(s, 1, &o, notify, &notes, &r), 0);
+    wait_reader(r, failed, 0);
+    const ls_gen_buf_t *g;
+    for (uint64_t want = 1; want <= 2; want++) {
+        cr_assert_eq(ls_reader_next(r, &g), 0, "the good ones before it are delivered");
+        expect_gen(c, g, want);
+        ls_reader_release(r, g);
+    }
+    int rc = ls_reader_next(r, &g);
+    cr_assert_eq(rc, LS_ERECCKSUM, "%s", ls_err_name(rc));
+    cr_assert(ls_h_contains(ls_reader_error(r), "generation 3"), "%s", ls_reader_error(r));
+    cr_assert(ls_h_contains(ls_reader_error(r), "not shipped"), "%s", ls_reader_error(r));
+    cr_assert_eq(ls_reader_next(r, &g), LS_ERECCKSUM, "sticky");
+    ls_reader_stats_t st;
+    ls_reader_stats(r, &st);
+    cr_assert_eq(st.delivered, 2);
+    cr_assert_eq(st.read, 2);
+    cr_assert_eq(st.buffered_bytes, 0);
+    ls_reader_stop(r);
+    ls_source_free(s);
+    chain_free(c);
+}
+
+Test(source, reader_stops_at_a_gap_and_on_a_broken_chain)
+{
+    chain_t *c = chain_new();
+    add_gens(c, 5, 1);
+    char path[PATH_MAX];
+    gen_path(c, 3, path, sizeof(path));
+    cr_assert_eq(unlink(path), 0);
+    ls_source_t *s = open_src(c);
+    int notes = 0;
+    ls_reader_t *r = NULL;
+    cr_assert_eq(ls_reader_start(s, 1, NULL, notify, &notes, &r), 0);
+    const ls_gen_buf_t *g;
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(next_gen(r, &g), 0, "%s", ls_reader_error(r));
+        ls_reader_release(r, g);
+    }
+    cr_assert_eq(next_gen(r, &g), LS_EGAP);
+    cr_assert(ls_h_contains(ls_reader_error(r), "generation 3 is missing"), "%s",
+              ls_reader_error(r));
+    ls_reader_stop(r);
+
+    /* The target's digest (from the plan) must be what generation 4 chains to. */
+    uint8_t wrong[LS_DIGEST_SIZE] = {1};
+    ls_reader_options_t o = {.prev_digest = wrong};
+    cr_assert_eq(ls_reader_start(s, 4, &o, notify, &notes, &r), 0);
+    cr_assert_eq(next_gen(r, &g), LS_ELINEAGE);
+    cr_assert(ls_h_contains(ls_reader_error(r), "generation 4"), "%s", ls_reader_error(r));
+    ls_reader_stop(r);
+    ls_source_free(s);
+    chain_free(c);
+}
+
+/* ---- removal ------------------------------------------------------------------------------- */
+
+static int removable(ls_source_t *s, ls_removal_input_t *in, ls_removal_t *out)
+{
+    char err[LS_SOURCE_ERRLEN] = "";
+    int rc = ls_source_removable(s, in, out, err, sizeof(err));
+    cr_assert_eq(rc, 0, "%s", err);
+    return rc;
+}
+
+Test(source, removal_needs_every_target_checkpoint_seed_and_lag)
+{
+    chain_t *c = chain_new();
+    add_gens(c, 10, 1);
+    ls_source_t *s = open_src(c);
+    uint64_t synced[2] = {6, 4};
+    ls_removal_input_t in = {
+        .target_synced = synced,
+        .ntargets = 2,
+        .checkpoint_lsn = c->last_lsn[8],
+        .truncation_lag_ns = 3 * SEC,
+        .now_ns = BASE_NS + 10 * SEC, /* generations closed at <= 7 s are old enough */
+    };
+    ls_removal_t out;
+    removable(s, &in, &out);
+    cr_assert_eq(out.upto, 4, "the slower target");
+    cr_assert_eq(out.others_upto, 7, "the truncation lag");
+    cr_assert_not(out.warning);
+    cr_assert_not(out.capped);
+    synced[0] = synced[1] = 9;
+    removable(s, &in, &out);
+    cr_assert_eq(out.upto, 7);
+    in.truncation_lag_ns = 0;
+    removable(s, &in, &out);
+    cr_assert_eq(out.upto, 8, "the checkpoint");
+    in.checkpoint_lsn = c->last_lsn[8] - 1;
+    removable(s, &in, &out);
+    cr_assert_eq(out.upto, 7, "a checkpoint inside generation 8");
+    in.checkpoint_lsn = UINT64_MAX;
+    synced[0] = synced[1] = 10;
+    removable(s, &in, &out);
+    cr_assert_eq(out.upto, 9, "the newest is always kept");
+    in.seed_needs = 3;
+    removable(s, &in, &out);
+    cr_assert_eq(out.upto, 2, "a seed needs 3 and later");
+    in.seed_needs = 0;
+    in.ntargets = 0;
+    in.checkpoint_lsn = 0;
+    removable(s, &in, &out);
+    cr_assert_eq(out.upto, 0, "nothing checkpointed");
+
+    char err[LS_SOURCE_ERRLEN] = "";
+    cr_assert_eq(ls_source_remove_upto(s, 4, err, sizeof(err)), 4, "%s", err);
+    for (uint64_t g = 1; g <= 10; g++) {
+        char path[PATH_MAX];
+        gen_path(c, g, path, sizeof(path));
+        cr_assert_eq(access(path, F_OK) == 0, g > 4, "generation %llu", (unsigned long long) g);
+    }
+    ls_source_view_t v;
+    ls_source_view(s, &v);
+    cr_assert_eq(v.oldest, 5);
+    cr_assert_eq(ls_source_remove_upto(s, 10, err, sizeof(err)), LS_EINVAL);
+    cr_assert(ls_h_contains(err, "newest"), "%s", err);
+    cr_assert_eq(ls_source_remove_upto(s, 4, err, sizeof(err)), 0, "nothing left to remove");
+    ls_source_free(s);
+    chain_free(c);
+}
+
+Test(source, removal_cap_warns_and_cuts_the_lagging_target)
+{
+    chain_t *c = chain_new();
+    add_gens(c, 10, 1); /* equal sizes */
+    ls_source_t *s = open_src(c);
+    uint64_t size = c->size[1];
+    uint64_t synced[2] = {9, 1}; /* the second target is gone since generation 1 */
+    ls_removal_input_t in = {
+        .target_synced = synced,
+        .ntargets = 2,
+        .checkpoint_lsn = UINT64_MAX,
+        .now_ns = BASE_NS + 100 * SEC,
+        .max_log_bytes = 10 * size,
+    };
+    ls_removal_t out;
+    removable(s, &in, &out);
+    cr_assert_eq(out.upto, 1);
+    cr_assert_eq(out.others_upto, 9);
+    cr_assert_eq(out.held_bytes, 8 * size, "generations 2..9 are held only for the target");
+    cr_assert(out.warning, "8 of 10 is past three quarters of the cap");
+    cr_assert_not(out.capped);
+    cr_assert(ls_h_contains(out.msg, "lagging"), "%s", out.msg);
+
+    in.max_log_bytes = 4 * size;
+    removable(s, &in, &out);
+    cr_assert(out.capped);
+    cr_assert(out.warning);
+    cr_assert_eq(out.upto, 5, "2..5 go so that 6..9 fit the cap");
+    cr_assert_eq(out.cut_targets, 1);
+    cr_assert_eq(out.cut_target_lowest, 1);
+    cr_assert(ls_h_contains(out.msg, "need a seed"), "%s", out.msg);
+
+    in.max_log_bytes = LS_SOURCE_NO_CAP;
+    removable(s, &in, &out);
+    cr_assert_eq(out.upto, 1, "no cap: held for the target forever");
+    cr_assert_not(out.warning, "far below the default cap");
+
+    in.max_log_bytes = 100 * size;
+    removable(s, &in, &out);
+    cr_assert_not(out.warning);
+    cr_assert_eq(out.msg[0], '\0');
+    ls_source_free(s);
+    chain_free(c);
+}
+
+/* ---- figures ------------------------------------------------------------------------------- */
+
+Test(source, queue_figures_are_exact)
+{
+    chain_t *c = chain_new();
+    for (int i = 1; i <= 8; i++)
+        add_gen(c, 1, i, (size_t) (100 * i)); /* distinct sizes */
+    write_text(c, "E00.log", "garbage: the current log is never read");
+    ls_source_t *s = open_src(c);
+    char err[LS_SOURCE_ERRLEN] = "";
+    uint64_t last = 0, close_ns = 0;
+    cr_assert_eq(ls_source_last_closed(s, &last, &close_ns, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(last, 8);
+    cr_assert_eq(close_ns, BASE_NS + 8 * SEC);
+    ls_source_queue_t q;
+    cr_assert_eq(ls_source_queue(s, 3, &q, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(q.count, 5);
+    uint64_t bytes = 0;
+    for (uint64_t g = 4; g <= 8; g++) {
+        char path[PATH_MAX];
+        struct stat st;
+        gen_path(c, g, path, sizeof(path));
+        cr_assert_eq(stat(path, &st), 0);
+        bytes += (uint64_t) st.st_size;
+    }
+    cr_assert_eq(q.bytes, bytes);
+    cr_assert_eq(q.oldest_close_ns, BASE_NS + 4 * SEC);
+    cr_assert_eq(ls_source_queue(s, 0, &q, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(q.count, 8);
+    cr_assert_eq(q.oldest_close_ns, BASE_NS + 1 * SEC);
+    cr_assert_eq(ls_source_queue(s, 8, &q, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(q.count, 0);
+    cr_assert_eq(q.bytes, 0);
+    cr_assert_eq(q.oldest_close_ns, 0);
+
+    /* A damaged trailer is an error naming the file, not a wrong figure. */
+    char path[PATH_MAX];
+    gen_path(c, 9 - 1, path, sizeof(path));
+    size_t len;
+    uint8_t *b = ls_h_read_file(path, &len);
+    b[len - 10] ^= 0xff;
+    cr_assert_eq(ls_h_write_file(path, b, len), 0);
+    free(b);
+    ls_source_free(s);
+    s = open_src(c);
+    cr_assert_eq(ls_source_queue(s, 3, &q, err, sizeof(err)), LS_ECORRUPT);
+    cr_assert(ls_h_contains(err, "E00-00000001-0000000000000008.log"), "%s", err);
+    cr_assert(ls_h_contains(err, "no valid trailer"), "%s", err);
+    ls_source_free(s);
+    chain_free(c);
+}

@@ -303,7 +303,7 @@ int ls_gen_scan(const uint8_t *buf, size_t len, const ls_gen_expect_t *expect, l
                     "generation of %zu bytes exceeds the cap of %u", len, LS_GEN_HARD_CAP);
     int rc = scan_header(&s);
     if (rc) return rc;
-    if (!s.ex->known_digest && !(s.sha = ls_sha256_new()))
+    if (!s.ex->known_digest && (LS_FAULT("logfmt.digest_alloc") || !(s.sha = ls_sha256_new())))
         return fail(&s, LS_ENOMEM, 0, "out of memory allocating the digest state");
     int cbrc = 0;
     rc = walk(&s, cb, ctx, &cbrc);

@@ -2,6 +2,7 @@
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "core/core.h"
 #include "genbuild.h"
@@ -435,6 +436,12 @@ Test(logfmt, unknown_flags_and_bad_trailers_are_rejected)
     cr_assert_eq(scan(longer, len + 1, NULL, NULL, &v), LS_EBADTRAILER, "bytes after trailer");
     cr_assert(ls_h_contains(v.msg, "1 bytes follow"), "%s", v.msg);
     free(longer);
+    /* A trailer with a valid checksum but a wrong magic. */
+    b[t + 80] ^= 1;
+    reseal(b, t, LS_GEN_TRAILER_SIZE, seed);
+    cr_assert_eq(scan(b, len, NULL, NULL, &v), LS_EBADTRAILER);
+    cr_assert(ls_h_contains(v.msg, "malformed"), "%s", v.msg);
+    b[t + 80] ^= 1;
     /* A forged digest with a valid trailer checksum is a digest error. */
     b[t + 48] ^= 1;
     reseal(b, t, LS_GEN_TRAILER_SIZE, seed);
@@ -694,4 +701,31 @@ Test(logfmt, one_mib_generation_digest_spans_hash_batches)
     cr_assert_eq(scan(c, len, NULL, &in, &v), LS_EDIGEST, "%s", v.msg);
     free(c);
     ls_h_gen_free(g);
+}
+
+Test(logfmt, oversize_input_and_allocation_failure_are_errors)
+{
+    /* Never touched: the size check comes first, so the pages are never faulted in. */
+    uint8_t *huge = malloc((size_t) LS_GEN_HARD_CAP + 1);
+    cr_assert_not_null(huge);
+    ls_gen_verdict_t v;
+    cr_assert_eq(scan(huge, (size_t) LS_GEN_HARD_CAP + 1, NULL, NULL, &v), LS_ETOOBIG);
+    free(huge);
+    char *dir = ls_h_tmpdir("logfmt");
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/sparse.log", dir);
+    cr_assert_eq(ls_h_write_file(path, "", 0), 0);
+    cr_assert_eq(truncate(path, (off_t) LS_GEN_HARD_CAP + 1), 0);
+    cr_assert_eq(ls_gen_scan_file(path, NULL, NULL, NULL, NULL, &v), LS_ETOOBIG);
+    cr_assert(ls_h_contains(v.msg, path), "%s", v.msg);
+    ls_h_rmtree(dir);
+    free(dir);
+#ifdef LS_FAULTS_ENABLED
+    ls_h_gen_t *g = small_gen(true);
+    size_t len;
+    const uint8_t *b = ls_h_gen_bytes(g, &len);
+    setenv("LS_FAULTS", "logfmt.digest_alloc=fail", 1);
+    cr_assert_eq(scan(b, len, NULL, NULL, &v), LS_ENOMEM);
+    ls_h_gen_free(g);
+#endif
 }

@@ -1,0 +1,174 @@
+/*
+ * copy: the passive side's disk pipeline for one copy (database, source). No networking.
+ *
+ * Bytes of a generation arrive (GEN_BEGIN / GEN_DATA / GEN_END frames, decoded by the daemon) and
+ * go through three directories, each move a rename after an fsync (docs/COPY.md):
+ *
+ *   <dir>/inspect/<name>.part   being received (SHA-256 of header + records computed on the way)
+ *   <dir>/inspect/<name>        fsynced and renamed: durable(N) is reported
+ *   <dir>/logs/<name>           inspected (checksums, trailer, digest, chain): inspected(N)
+ *   <dir>/store/                the copy store; replayed(N), then replayed-synced(N) after a sync
+ *
+ * Position after a restart comes from the directories and the store's meta record only (no
+ * journal): .part files are deleted, complete files left in inspect/ are inspected again, logs/
+ * holds the inspected chain past the store's position, and the resume point is the first
+ * generation not held.
+ *
+ * Lifecycle: ls_copy_open() -> ls_copy_start() (the replayer thread) -> receive calls and
+ * ls_copy_pause_replay() / ls_copy_stats() / ls_copy_resume_point() at any time -> ls_copy_stop()
+ * -> ls_copy_close(). Without ls_copy_start() generations are received and inspected but never
+ * replayed (tests use that; the daemon always starts it).
+ *
+ * Threading:
+ *  - ls_copy_recv_begin/data/end/abort belong to ONE receiver thread at a time (the daemon's
+ *    receiver). They do the file I/O and the inspection on that thread.
+ *  - the replayer is a thread of this module (not libuv's pool): it reads logs/, verifies each
+ *    generation again, applies it to the store and checkpoints.
+ *  - ls_copy_stats, ls_copy_state, ls_copy_resume_point and ls_copy_pause_replay may be called
+ *    from any thread; they only take the copy's mutex.
+ *  - the event callback runs on the receiver thread (DURABLE, INSPECTED, ASK_AGAIN after a failed
+ *    inspection, STATE for a full disk or Failed) or on the replayer thread (REPLAYED,
+ *    REPLAYED_SYNCED, ASK_AGAIN for a file damaged in logs/, STATE); never with the copy's mutex
+ *    held, so it may call ls_copy_stats(). It must not block for long: marshal to the loop.
+ *    ls_copy_open() reports nothing through it (the resume point says where the copy stands).
+ */
+#ifndef LS_COPY_H
+#define LS_COPY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <logship/logfmt.h>
+
+#include "store/store.h"
+
+typedef struct ls_copy ls_copy_t;
+
+typedef enum {
+    LS_COPY_HEALTHY = 0,   /* receiving and replaying normally */
+    LS_COPY_DISK_FULL = 1, /* the last write hit ENOSPC: nothing durable harmed, retry later */
+    LS_COPY_FAILED = 2     /* too many failed inspections or a store error: see the reason */
+} ls_copy_state_t;
+
+typedef enum {
+    LS_COPY_EV_DURABLE = 1,     /* generation fsynced and renamed out of .part */
+    LS_COPY_EV_INSPECTED,       /* generation inspected and moved into logs/ */
+    LS_COPY_EV_ASK_AGAIN,       /* resend from generation on (code and message say why) */
+    LS_COPY_EV_REPLAYED,        /* the store holds generation (committed, not yet synced) */
+    LS_COPY_EV_REPLAYED_SYNCED, /* the store has been synced with generation applied */
+    LS_COPY_EV_STATE            /* the state changed: code is the new ls_copy_state_t */
+} ls_copy_event_kind_t;
+
+typedef struct {
+    ls_copy_event_kind_t kind; /* what happened */
+    uint64_t generation;       /* the generation concerned (0 for STATE) */
+    uint64_t lsn;              /* REPLAYED/REPLAYED_SYNCED: last LSN applied; else 0 */
+    int code;                  /* ASK_AGAIN: the LS_E* reason; STATE: the new state */
+    const char *message;       /* ASK_AGAIN/STATE: the reason; borrowed for the call, or "" */
+} ls_copy_event_t;
+
+/* Called on the receiver or replayer thread (see above). ev is borrowed for the call. */
+typedef void (*ls_copy_event_cb)(void *ctx, const ls_copy_event_t *ev);
+
+/* Zero means the default for every field except dir. Strings are copied at open. */
+typedef struct {
+    const char *dir;               /* the copy's directory (created when absent); required */
+    const char *prefix;            /* generation file name prefix; "E00" */
+    const uint8_t *dbid;           /* expected database id (LS_DBID_LEN bytes) or NULL: adopt the
+                                      store's, else the first generation's */
+    uint32_t keep_logs;            /* replayed-synced generations kept in logs/; 8 */
+    uint64_t replay_lag_ms;        /* apply a generation only this long after its close time */
+    uint32_t max_inspect_failures; /* consecutive failures of one generation before Failed; 3 */
+    uint64_t map_size;             /* initial LMDB map size of the store, bytes; store default */
+    uint64_t checkpoint_ms;        /* sync the store at most this often (and when idle); 1000 */
+    uint32_t batch_generations;    /* at most this many generations per store transaction; 16 */
+    uint64_t batch_bytes;          /* at most about this many bytes of log per transaction;
+                                      32 MiB (one generation is always allowed) */
+    ls_copy_event_cb event_cb;     /* NULL: no events */
+    void *event_ctx;               /* passed to event_cb */
+} ls_copy_options_t;
+
+/* Where the copy stands: what the daemon sends in RESUME. */
+typedef struct {
+    uint32_t epoch;                 /* epoch of the last generation held; 0 when none */
+    uint64_t next_generation;       /* first generation not held (wanted next) */
+    uint8_t digest[LS_DIGEST_SIZE]; /* digest of next_generation-1 (zeros when none) */
+    uint64_t last_lsn;              /* last LSN held (0 when none or unknown) */
+} ls_copy_resume_t;
+
+/* Figures for lag accounting and tests. */
+typedef struct {
+    ls_copy_state_t state;        /* current state */
+    char reason[512];             /* why DISK_FULL or FAILED ("" when healthy) */
+    bool replay_paused;           /* the operator suspended replay */
+    uint64_t last_durable;        /* last generation durable (fsynced out of .part) */
+    uint64_t last_inspected;      /* last generation inspected (held) */
+    uint64_t last_replayed;       /* last generation applied completely to the store */
+    uint64_t last_replayed_lsn;   /* the store's last applied LSN */
+    uint64_t last_synced;         /* last generation applied before the last store sync */
+    uint64_t inspect_queue;       /* generations durable in inspect/ not yet inspected */
+    uint64_t inspect_queue_bytes; /* their bytes */
+    uint64_t replay_queue;        /* generations in logs/ waiting for replay */
+    uint64_t replay_queue_bytes;  /* their bytes */
+    uint64_t inspect_failures;    /* failed inspections since open (receive and replay) */
+    uint64_t ask_agains;          /* ASK_AGAIN events since open */
+    uint64_t applied_generations; /* generations ever applied to the store (its meta) */
+    uint64_t replay_txns;         /* store transactions committed by the replayer since open */
+    uint64_t checkpoints;         /* store syncs since open */
+} ls_copy_stats_t;
+
+/* Opens (creating when absent) the copy in opts->dir and works out its position (see above).
+ * *out is owned by the caller until ls_copy_close(). err (errlen bytes) receives a message.
+ * Errors: LS_EINVAL (no dir, bad prefix), LS_EDBID (the store or a held generation belongs to
+ * another database: the message names both ids), LS_ECORRUPT/LS_ESTORE (store), LS_EIO,
+ * LS_ENOSPC, LS_ENOMEM. */
+int ls_copy_open(const ls_copy_options_t *opts, ls_copy_t **out, char *err, size_t errlen);
+/* Stops the replayer if running, drops a half-received .part, closes the store (a checkpoint is
+ * taken first so the store is durable). NULL: no-op. */
+void ls_copy_close(ls_copy_t *copy);
+
+/* Starts / stops the replayer thread. Stop waits for the batch in progress, then checkpoints.
+ * ls_copy_start returns 0, LS_ESTATE (already running) or LS_ENOMEM. */
+int ls_copy_start(ls_copy_t *copy);
+void ls_copy_stop(ls_copy_t *copy);
+/* The operator's replay-only suspend: receiving and inspection go on, nothing is applied. */
+void ls_copy_pause_replay(ls_copy_t *copy, bool paused);
+/* Leaves FAILED (the operator's resume): clears the failure count and the reason. */
+void ls_copy_clear_failed(ls_copy_t *copy);
+
+void ls_copy_resume_point(ls_copy_t *copy, ls_copy_resume_t *out);
+/* The current state; reason (may be NULL) receives the reason ("" when healthy). */
+ls_copy_state_t ls_copy_state(ls_copy_t *copy, char *reason, size_t reason_len);
+void ls_copy_stats(ls_copy_t *copy, ls_copy_stats_t *out);
+/* The copy store, for reading (ls_store_get/iterate/meta); NULL until the database id is known.
+ * Borrowed, valid until ls_copy_close(). */
+ls_store_t *ls_copy_store(ls_copy_t *copy);
+
+/* Receiving (the receiver thread). Each returns 0 or an error with a message in err.
+ *
+ * recv_begin: starts generation `generation` of `epoch`, `size` bytes in all, closed at close_ns
+ * (informational: the trailer's close time is what replay lag uses). Refused with LS_ESTATE
+ * unless it is the next wanted generation, its epoch is not older than the last held, the copy
+ * is not FAILED and nothing else is being received; LS_ETOOBIG beyond LS_GEN_HARD_CAP or below
+ * a header + trailer; LS_ENOSPC/LS_EIO creating the .part (state DISK_FULL for ENOSPC). */
+int ls_copy_recv_begin(ls_copy_t *copy, uint32_t epoch, uint64_t generation, uint64_t size,
+                       uint64_t close_ns, char *err, size_t errlen);
+/* Writes len bytes at offset (must be exactly the bytes received so far: contiguous) and hashes
+ * them. Borrows data. LS_ESTATE (no such receive, offset not contiguous, past size, or the
+ * generation is no longer wanted because an earlier one was asked again), LS_EDBID (the header
+ * names another database: the copy goes FAILED), LS_ENOSPC (DISK_FULL; the .part is dropped),
+ * LS_EIO. After any error the receive is over (begin again). */
+int ls_copy_recv_data(ls_copy_t *copy, uint64_t generation, uint64_t offset, const void *data,
+                      size_t len, char *err, size_t errlen);
+/* Completes the generation: size reached, digest compared with sender_digest (may be NULL),
+ * fdatasync, rename out of .part, directory fsync -> DURABLE; then inspection -> INSPECTED (file
+ * in logs/, replayer woken) or ASK_AGAIN (file deleted; FAILED after max_inspect_failures).
+ * Returns 0 when the generation was inspected; the inspection's LS_E* code when it failed (an
+ * ASK_AGAIN was reported); LS_ESTATE, LS_ENOSPC, LS_EIO as above. */
+int ls_copy_recv_end(ls_copy_t *copy, uint64_t generation, const uint8_t *sender_digest, char *err,
+                     size_t errlen);
+/* Drops a half-received .part (connection lost). No-op when nothing is being received. */
+void ls_copy_recv_abort(ls_copy_t *copy);
+
+#endif

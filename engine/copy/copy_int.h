@@ -1,0 +1,160 @@
+/*
+ * copy internals shared by the module's files: copy.c (open/close/state/events), position.c
+ * (restart recovery from the directories and the store), recv.c (receive path), inspect.c
+ * (inspection and the move into logs/), replay.c (the replayer thread). Not public.
+ *
+ * Locking: `mu` guards every field marked (mu). The receiver thread owns `rx` alone. The store is
+ * written only by the replayer thread (and by open/close when no replayer runs). File I/O is done
+ * without mu except the short moves that must be atomic with the position (the rename into logs/
+ * and the replayer's roll back after a damaged file).
+ */
+#ifndef LS_COPY_INT_H
+#define LS_COPY_INT_H
+
+#include <pthread.h>
+
+#include "copy/copy.h"
+#include "core/core.h"
+
+#define LS__COPY_PATH_MAX 4096
+
+/* One inspected generation in logs/ waiting for replay (or the last one held). */
+typedef struct {
+    uint32_t epoch;                      /* its epoch (part of the file name) */
+    uint64_t generation;                 /* its number */
+    uint64_t size;                       /* file size, bytes */
+    uint64_t first_lsn;                  /* header's first LSN */
+    uint64_t last_lsn;                   /* trailer's last LSN */
+    uint64_t close_ns;                   /* trailer's close time, UTC ns (replay lag) */
+    uint64_t last_txid;                  /* txid of its last COMMIT (0: none) */
+    uint8_t prev_digest[LS_DIGEST_SIZE]; /* header's digest of generation-1 */
+    uint8_t digest[LS_DIGEST_SIZE];      /* trailer's digest, as inspected */
+} ls__copy_entry_t;
+
+/* What a generation must be, for ls__copy_check_buf (built from the held chain or the queue). */
+typedef struct {
+    bool check_dbid;                  /* compare the header's database id with dbid */
+    uint8_t dbid[LS_DBID_LEN];        /* the copy's database id */
+    uint32_t epoch;                   /* expected epoch */
+    uint64_t generation;              /* expected generation */
+    uint64_t first_lsn;               /* expected first LSN, 0: not checked */
+    uint8_t prev[LS_DIGEST_SIZE];     /* expected prev_digest (zeros for generation 1) */
+    bool has_known;                   /* known holds the digest computed while receiving */
+    uint8_t known[LS_DIGEST_SIZE];    /* SHA-256 of header + records, when has_known */
+    uint64_t seed_lsn;                /* a seeded store holds LSNs up to this one inside this
+                                         generation: its first LSN must be <= seed_lsn + 1 (0: no
+                                         such check) */
+    uint8_t header_dbid[LS_DBID_LEN]; /* out: the database id the header names */
+} ls__copy_expect_t;
+
+/* The generation being received (receiver thread only). */
+typedef struct {
+    bool active;         /* a .part is open */
+    uint32_t epoch;      /* announced epoch */
+    uint64_t generation; /* announced generation */
+    uint64_t size;       /* announced size, bytes */
+    uint64_t got;        /* bytes written so far (contiguous from 0) */
+    int fd;              /* the .part, -1 when none */
+    ls_sha256_t *sha;    /* running SHA-256 of bytes [0, size - LS_GEN_TRAILER_SIZE) */
+    uint8_t header[LS_GEN_HEADER_SIZE]; /* the header bytes, checked as soon as complete */
+    char part[LS__COPY_PATH_MAX];       /* inspect/<name>.part */
+    char name[LS_GEN_NAME_MAX];         /* <name> */
+} ls__copy_rx_t;
+
+struct ls_copy {
+    /* options, copied at open */
+    char dir[LS__COPY_PATH_MAX];         /* the copy's directory */
+    char inspect_dir[LS__COPY_PATH_MAX]; /* <dir>/inspect */
+    char logs_dir[LS__COPY_PATH_MAX];    /* <dir>/logs */
+    char store_dir[LS__COPY_PATH_MAX];   /* <dir>/store */
+    char prefix[LS_GEN_PREFIX_MAX + 1];  /* generation name prefix */
+    ls_copy_options_t o;                 /* options with defaults filled (dir/prefix/dbid unused) */
+
+    pthread_mutex_t mu; /* guards the (mu) fields */
+    pthread_cond_t cv;  /* wakes the replayer (CLOCK_MONOTONIC) */
+
+    ls_store_t *store;         /* the copy store; NULL until the database id is known (mu) */
+    bool have_dbid;            /* dbid is known (mu) */
+    uint8_t dbid[LS_DBID_LEN]; /* the copy's database id (mu) */
+
+    /* the held chain: the last generation durable and inspected (in logs/ or in the store) (mu) */
+    uint64_t held_gen;                   /* 0 when nothing held */
+    uint32_t held_epoch;                 /* its epoch (0 when none) */
+    uint8_t held_digest[LS_DIGEST_SIZE]; /* its digest (zeros when none) */
+    uint64_t held_lsn;                   /* its last LSN; 0 when unknown (seeded store) */
+    uint64_t durable_gen;                /* last generation reported durable */
+
+    ls_store_meta_t meta; /* cached copy of the store's meta record (mu) */
+    uint64_t synced_gen;  /* last generation applied before the last store sync (mu) */
+
+    ls__copy_entry_t *q;    /* generations in logs/ past the store's position, oldest first (mu) */
+    size_t qlen;            /* entries in q */
+    size_t qcap;            /* capacity of q */
+    uint64_t q_bytes;       /* bytes of the queued files */
+    uint64_t rx_bytes_done; /* bytes of the file in inspect/ being inspected now (mu) */
+    bool rx_inspecting;     /* a file sits in inspect/ being inspected (mu) */
+
+    ls__copy_rx_t rx; /* the receive in progress (receiver thread only) */
+
+    ls_copy_state_t state;     /* (mu) */
+    char reason[512];          /* why DISK_FULL/FAILED (mu) */
+    uint64_t fail_gen;         /* generation of the consecutive failures (mu) */
+    uint32_t fail_count;       /* consecutive failed inspections of fail_gen (mu) */
+    uint64_t inspect_failures; /* failed inspections since open (mu) */
+    uint64_t ask_agains;       /* ASK_AGAIN events since open (mu) */
+
+    pthread_t thread;     /* the replayer */
+    bool running;         /* the replayer thread exists */
+    bool stop;            /* asks the replayer to finish (mu) */
+    bool paused;          /* replay suspended by the operator (mu) */
+    bool dirty;           /* applied since the last checkpoint (replayer) */
+    uint64_t last_ckpt;   /* monotonic ns of the last checkpoint (replayer) */
+    uint64_t replay_txns; /* store transactions committed (mu) */
+    uint64_t checkpoints; /* store syncs (mu) */
+    bool quiet;           /* during open: no events */
+};
+
+/* copy.c */
+/* snprintf into out (len bytes; out may be NULL), truncating quietly: messages and paths. */
+void ls__copy_msg(char *out, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void ls__copy_emit(ls_copy_t *c, ls_copy_event_kind_t kind, uint64_t gen, uint64_t lsn, int code,
+                   const char *msg);
+/* Sets state and reason (mu held); returns true when it changed (the caller emits STATE). */
+bool ls__copy_set_state(ls_copy_t *c, ls_copy_state_t st, const char *reason);
+/* Counts a failed inspection of gen (mu held); true when the copy just went FAILED. */
+bool ls__copy_count_failure(ls_copy_t *c, uint64_t gen, const char *why);
+int ls__copy_queue_push(ls_copy_t *c, const ls__copy_entry_t *e); /* mu held */
+/* Opens the store with the known dbid (mu held or single-threaded). */
+int ls__copy_open_store(ls_copy_t *c, char *err, size_t errlen);
+void ls__copy_path(const ls_copy_t *c, char *out, const char *dir, uint32_t epoch, uint64_t gen);
+
+/* position.c */
+int ls__copy_recover(ls_copy_t *c, char *err, size_t errlen);
+/* Deletes logs/ files of generations from..held (mu held) and rolls held back to from-1. */
+void ls__copy_rollback(ls_copy_t *c, uint64_t from);
+/* Removes replayed-synced logs beyond the newest keep_logs (replayer thread). */
+void ls__copy_remove_logs(ls_copy_t *c, uint64_t synced);
+
+/* inspect.c */
+/* Inspects the durable file inspect/<name> of (epoch, gen) against the held chain; known_digest
+ * (may be NULL: hash it) is the digest computed while receiving. On success moves it into logs/
+ * and queues it (INSPECTED emitted); on failure deletes it, counts the failure and emits
+ * ASK_AGAIN (and STATE when it went FAILED). Returns 0 or the failure's code, with err set. */
+int ls__copy_inspect(ls_copy_t *c, uint32_t epoch, uint64_t gen, const uint8_t *known_digest,
+                     char *err, size_t errlen);
+/* Expectations of generation gen of epoch against the held chain (mu held). */
+void ls__copy_expect(ls_copy_t *c, uint32_t epoch, uint64_t gen, ls__copy_expect_t *x);
+/* Checks buf[0, len) against x and fills e. Hashes unless x->has_known; trust_trailer takes the
+ * trailer's own digest as known (structure, checksums and chain checked; the full digest is
+ * verified again before replay). 0 or the LS_E* code with msg set. */
+int ls__copy_check_buf(ls__copy_expect_t *x, const uint8_t *buf, size_t len, bool trust_trailer,
+                       ls__copy_entry_t *e, char *msg, size_t msglen);
+/* Makes e the last held generation (mu held). */
+void ls__copy_hold(ls_copy_t *c, const ls__copy_entry_t *e);
+
+/* replay.c */
+void *ls__copy_replayer(void *arg);
+int ls__copy_checkpoint(ls_copy_t *c);
+
+#endif

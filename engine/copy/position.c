@@ -1,0 +1,259 @@
+/*
+ * Where a copy stands after a restart, from the directories and the store's meta record only:
+ *  - the store's meta names the last generation applied completely (digest_generation) and its
+ *    digest; that is the start of the held chain;
+ *  - logs/ holds inspected generations; those past the store's position that follow on (next
+ *    number, not an older epoch) and chain (prev_digest = digest of the one before) are held and
+ *    queued for replay; the first that does not, and every later one, is deleted (asked again);
+ *  - inspect/ holds received, durable, uninspected files: *.part are deleted, the next one is
+ *    inspected now (hashing it: its receive-time digest died with the process), others deleted.
+ * Files in logs/ at or below the store's position are replayed ones kept for log retention.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "copy/copy_int.h"
+
+/* A generation file found in a directory. */
+typedef struct {
+    uint32_t epoch;      /* from its name */
+    uint64_t generation; /* from its name */
+} gen_file_t;
+
+static int cmp_files(const void *a, const void *b)
+{
+    const gen_file_t *x = a, *y = b;
+    if (x->generation != y->generation) return x->generation < y->generation ? -1 : 1;
+    return x->epoch < y->epoch ? -1 : x->epoch > y->epoch;
+}
+
+static bool has_suffix(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+/* Lists the closed generation files of dir sorted by generation; deletes *.part when asked. */
+static int list_gens(ls_copy_t *c, const char *dir, bool drop_parts, gen_file_t **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    DIR *d = opendir(dir);
+    if (!d) return ls_err_from_errno(errno);
+    size_t cap = 0;
+    int rc = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        gen_file_t f;
+        if (drop_parts && has_suffix(de->d_name, ".part")) {
+            LS_LOGI("copy", "%s: deleting the partial file %s left by a restart", c->dir,
+                    de->d_name);
+            unlinkat(dirfd(d), de->d_name, 0);
+            continue;
+        }
+        if (ls_gen_name_parse(de->d_name, c->prefix, &f.epoch, &f.generation) != 0) continue;
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 64;
+            gen_file_t *p = realloc(*out, cap * sizeof(*p));
+            if (!p) {
+                rc = LS_ENOMEM;
+                break;
+            }
+            *out = p;
+        }
+        (*out)[(*n)++] = f;
+    }
+    closedir(d);
+    if (rc == 0 && *n) qsort(*out, *n, sizeof(**out), cmp_files);
+    if (drop_parts && rc == 0) rc = ls_fsync_dir(dir);
+    return rc;
+}
+
+/* Deletes files[from..n) of dir and fsyncs it. */
+static void delete_from(ls_copy_t *c, const char *dir, const gen_file_t *files, size_t from,
+                        size_t n)
+{
+    char path[LS__COPY_PATH_MAX];
+    for (size_t i = from; i < n; i++) {
+        ls__copy_path(c, path, dir, files[i].epoch, files[i].generation);
+        LS_LOGW("copy", "%s: deleting %s (does not follow the held chain; asked again)", c->dir,
+                path);
+        unlink(path);
+    }
+    if (from < n) ls_fsync_dir(dir);
+}
+
+/* The held chain starts at the store's position. */
+static void held_from_store(ls_copy_t *c)
+{
+    const ls_store_meta_t *m = &c->meta;
+    c->held_gen = m->digest_generation;
+    c->held_epoch = m->digest_generation ? m->epoch : 0;
+    memcpy(c->held_digest, m->digest, LS_DIGEST_SIZE);
+    /* meta.lsn is the last LSN of digest_generation unless a seed stopped inside the next one */
+    c->held_lsn = m->generation == m->digest_generation ? m->lsn : 0;
+}
+
+/* Opens the store when the database id is known, or reads the identity of an existing one. */
+static int recover_store(ls_copy_t *c, char *err, size_t errlen)
+{
+    if (c->have_dbid) return ls__copy_open_store(c, err, errlen);
+    char file[LS__COPY_PATH_MAX + 16];
+    struct stat st;
+    ls__copy_msg(file, sizeof(file), "%s/data.mdb", c->store_dir);
+    if (stat(file, &st) != 0) return 0; /* opened when the first generation names the id */
+    ls_store_options_t so = {.map_size = c->o.map_size};
+    ls_store_t *s = NULL;
+    int rc = ls_store_open(c->store_dir, &so, &s, err, errlen);
+    if (rc) return rc;
+    ls_store_meta(s, &c->meta);
+    static const uint8_t zero[LS_DBID_LEN];
+    if (memcmp(c->meta.dbid, zero, LS_DBID_LEN) == 0) {
+        ls_store_close(s); /* no identity yet: adopt the first generation's */
+        memset(&c->meta, 0, sizeof(c->meta));
+        return 0;
+    }
+    memcpy(c->dbid, c->meta.dbid, LS_DBID_LEN);
+    c->have_dbid = true;
+    c->store = s;
+    return 0;
+}
+
+/* Checks logs/ file f structurally against the held chain and queues it. */
+static int hold_log(ls_copy_t *c, const gen_file_t *f, char *msg, size_t msglen)
+{
+    char path[LS__COPY_PATH_MAX];
+    ls__copy_path(c, path, c->logs_dir, f->epoch, f->generation);
+    ls__copy_expect_t x;
+    ls__copy_expect(c, f->epoch, f->generation, &x);
+    ls__copy_entry_t e;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = ls_read_file(path, LS_GEN_HARD_CAP, &buf, &len);
+    if (rc) ls__copy_msg(msg, msglen, "%s: cannot read: %s", path, ls_strerror(rc));
+    if (rc == 0) rc = ls__copy_check_buf(&x, buf, len, true, &e, msg, msglen);
+    free(buf);
+    if (rc) return rc;
+    if (!c->have_dbid) {
+        memcpy(c->dbid, x.header_dbid, LS_DBID_LEN);
+        c->have_dbid = true;
+        char err[512];
+        if ((rc = ls__copy_open_store(c, err, sizeof(err)))) {
+            ls__copy_msg(msg, msglen, "%s", err);
+            return rc;
+        }
+    }
+    if ((rc = ls__copy_queue_push(c, &e))) return rc;
+    ls__copy_hold(c, &e);
+    return 0;
+}
+
+static int recover_logs(ls_copy_t *c)
+{
+    gen_file_t *files;
+    size_t n, i = 0;
+    int rc = list_gens(c, c->logs_dir, false, &files, &n);
+    if (rc) return rc;
+    while (i < n && files[i].generation <= c->held_gen)
+        i++; /* replayed, kept for retention */
+    for (; i < n; i++) {
+        char msg[512] = "";
+        if (files[i].generation != c->held_gen + 1 || files[i].epoch < c->held_epoch) break;
+        rc = hold_log(c, &files[i], msg, sizeof(msg));
+        if (rc == LS_ENOMEM || rc == LS_EDBID) break;
+        if (rc) {
+            LS_LOGW("copy", "%s: generation %llu in logs/ fails its check at open: %s", c->dir,
+                    (unsigned long long) files[i].generation, msg);
+            rc = 0;
+            break;
+        }
+    }
+    if (rc == 0) delete_from(c, c->logs_dir, files, i, n);
+    free(files);
+    return rc;
+}
+
+static int recover_inspect(ls_copy_t *c)
+{
+    gen_file_t *files;
+    size_t n, i = 0;
+    int rc = list_gens(c, c->inspect_dir, true, &files, &n);
+    if (rc) return rc;
+    while (i < n && files[i].generation <= c->held_gen)
+        i++;
+    delete_from(c, c->inspect_dir, files, 0, i); /* older than what logs/ holds: leftovers */
+    size_t next = i;
+    if (i < n && files[i].generation == c->held_gen + 1 && files[i].epoch >= c->held_epoch) {
+        char msg[512];
+        /* inspected with hashing; on failure the file is deleted and counted */
+        rc = ls__copy_inspect(c, files[i].epoch, files[i].generation, NULL, msg, sizeof(msg));
+        if (rc) LS_LOGW("copy", "%s: %s", c->dir, msg);
+        rc = rc == LS_ENOMEM ? rc : 0;
+        next = i + 1;
+    }
+    delete_from(c, c->inspect_dir, files, next, n);
+    free(files);
+    return rc;
+}
+
+int ls__copy_recover(ls_copy_t *c, char *err, size_t errlen)
+{
+    int rc = recover_store(c, err, errlen);
+    if (rc) return rc;
+    held_from_store(c);
+    c->quiet = true;
+    rc = recover_logs(c);
+    if (rc == 0) rc = recover_inspect(c);
+    c->quiet = false;
+    c->durable_gen = c->held_gen;
+    if (rc && err && errlen)
+        ls__copy_msg(err, errlen, "copy %s: cannot recover its position: %s", c->dir,
+                     ls_strerror(rc));
+    if (rc == 0)
+        LS_LOGI("copy", "%s: store at generation %llu, holding through %llu (%zu to replay)",
+                c->dir, (unsigned long long) c->meta.digest_generation,
+                (unsigned long long) c->held_gen, c->qlen);
+    return rc;
+}
+
+void ls__copy_rollback(ls_copy_t *c, uint64_t from)
+{
+    char path[LS__COPY_PATH_MAX];
+    size_t keep = 0;
+    while (keep < c->qlen && c->q[keep].generation < from)
+        keep++;
+    for (size_t i = keep; i < c->qlen; i++) {
+        ls__copy_path(c, path, c->logs_dir, c->q[i].epoch, c->q[i].generation);
+        unlink(path);
+        c->q_bytes -= c->q[i].size;
+    }
+    if (keep < c->qlen) ls_fsync_dir(c->logs_dir);
+    c->qlen = keep;
+    if (keep == 0)
+        held_from_store(c);
+    else
+        ls__copy_hold(c, &c->q[keep - 1]);
+    c->durable_gen = c->held_gen;
+}
+
+void ls__copy_remove_logs(ls_copy_t *c, uint64_t synced)
+{
+    gen_file_t *files;
+    size_t n, done = 0;
+    if (list_gens(c, c->logs_dir, false, &files, &n) != 0) return;
+    while (done < n && files[done].generation <= synced)
+        done++;
+    char path[LS__COPY_PATH_MAX];
+    size_t drop = done > c->o.keep_logs ? done - c->o.keep_logs : 0;
+    for (size_t i = 0; i < drop; i++) {
+        ls__copy_path(c, path, c->logs_dir, files[i].epoch, files[i].generation);
+        if (unlink(path) != 0)
+            LS_LOGW("copy", "%s: cannot remove %s: %s", c->dir, path, strerror(errno));
+    }
+    if (drop) ls_fsync_dir(c->logs_dir);
+    free(files);
+}

@@ -1,0 +1,240 @@
+/*
+ * The receive path (receiver thread): bytes of the next wanted generation into inspect/<name>.part
+ * with SHA-256 of header + records computed on the way (the inspector uses it instead of hashing
+ * again), then fdatasync, rename out of .part and directory fsync before durable(N) is reported.
+ * ENOSPC anywhere drops the .part and puts the copy in DISK_FULL: nothing durable is touched, and
+ * a later recv_begin of the same generation retries.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "copy/copy_int.h"
+
+/* Closes and deletes the .part; the receive is over. */
+static void drop_part(ls_copy_t *c)
+{
+    ls__copy_rx_t *rx = &c->rx;
+    if (rx->fd >= 0) {
+        close(rx->fd);
+        unlink(rx->part);
+    }
+    rx->fd = -1;
+    rx->active = false;
+    ls_sha256_free(rx->sha);
+    rx->sha = NULL;
+}
+
+/* An I/O error of the receive path: drops the .part; ENOSPC makes the copy DISK_FULL. */
+static int io_failed(ls_copy_t *c, int rc, const char *what, char *err, size_t errlen)
+{
+    ls__copy_rx_t *rx = &c->rx;
+    char reason[512];
+    ls__copy_msg(
+        reason, sizeof(reason),
+        "copy %s: %s inspect/%s failed: %s; the partial file was dropped and generation %llu "
+        "will be received again%s",
+        c->dir, what, rx->name, ls_strerror(rc), (unsigned long long) rx->generation,
+        rc == LS_ENOSPC ? " when space returns" : "");
+    ls__copy_msg(err, errlen, "%s", reason);
+    drop_part(c);
+    if (rc != LS_ENOSPC) return rc;
+    pthread_mutex_lock(&c->mu);
+    bool changed = ls__copy_set_state(c, LS_COPY_DISK_FULL, reason);
+    pthread_mutex_unlock(&c->mu);
+    if (changed) ls__copy_emit(c, LS_COPY_EV_STATE, 0, 0, LS_COPY_DISK_FULL, reason);
+    return rc;
+}
+
+/* Whether gen may be received now (mu held); why is set when not. */
+static bool wanted(ls_copy_t *c, uint32_t epoch, uint64_t gen, char *why, size_t len)
+{
+    if (c->state == LS_COPY_FAILED) {
+        ls__copy_msg(why, len, "copy %s is failed: %s", c->dir, c->reason);
+        return false;
+    }
+    if (gen != c->held_gen + 1 || epoch < c->held_epoch) {
+        ls__copy_msg(why, len,
+                     "copy %s wants generation %llu (epoch %u or later), not generation %llu of "
+                     "epoch %u",
+                     c->dir, (unsigned long long) c->held_gen + 1, c->held_epoch,
+                     (unsigned long long) gen, epoch);
+        return false;
+    }
+    return true;
+}
+
+int ls_copy_recv_begin(ls_copy_t *c, uint32_t epoch, uint64_t gen, uint64_t size, uint64_t close_ns,
+                       char *err, size_t errlen)
+{
+    (void) close_ns; /* informational: the trailer's close time is authoritative */
+    ls__copy_rx_t *rx = &c->rx;
+    char why[768];
+    if (rx->active) {
+        ls__copy_msg(err, errlen, "copy %s: generation %llu is still being received", c->dir,
+                     (unsigned long long) rx->generation);
+        return LS_ESTATE;
+    }
+    pthread_mutex_lock(&c->mu);
+    bool ok = wanted(c, epoch, gen, why, sizeof(why));
+    pthread_mutex_unlock(&c->mu);
+    if (!ok) {
+        ls__copy_msg(err, errlen, "%s", why);
+        return LS_ESTATE;
+    }
+    if (size > LS_GEN_HARD_CAP || size < LS_GEN_HEADER_SIZE + LS_GEN_TRAILER_SIZE) {
+        ls__copy_msg(err, errlen,
+                     "copy %s: generation %llu announced with %llu bytes (allowed %d..%u)", c->dir,
+                     (unsigned long long) gen, (unsigned long long) size,
+                     LS_GEN_HEADER_SIZE + LS_GEN_TRAILER_SIZE, LS_GEN_HARD_CAP);
+        return size > LS_GEN_HARD_CAP ? LS_ETOOBIG : LS_EINVAL;
+    }
+    *rx = (ls__copy_rx_t){.epoch = epoch, .generation = gen, .size = size, .fd = -1};
+    ls_gen_name(rx->name, sizeof(rx->name), c->prefix, epoch, gen);
+    ls__copy_msg(rx->part, sizeof(rx->part), "%s/%s.part", c->inspect_dir, rx->name);
+    if (!(rx->sha = ls_sha256_new())) return LS_ENOMEM;
+    rx->fd = open(rx->part, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0600);
+    if (rx->fd < 0) return io_failed(c, ls_err_from_errno(errno), "creating", err, errlen);
+    rx->active = true;
+    return 0;
+}
+
+/* Checks the header's database id as soon as the header is complete. */
+static int check_header(ls_copy_t *c, char *err, size_t errlen)
+{
+    ls_gen_header_t h;
+    if (ls_gen_header_decode(c->rx.header, LS_GEN_HEADER_SIZE, &h) != 0)
+        return 0; /* damaged in transit: the inspection will say so and ask again */
+    pthread_mutex_lock(&c->mu);
+    bool other = c->have_dbid && memcmp(h.dbid, c->dbid, LS_DBID_LEN) != 0;
+    char reason[512] = "", have[2 * LS_DBID_LEN + 1], got[2 * LS_DBID_LEN + 1];
+    if (other) {
+        ls_hex(c->dbid, LS_DBID_LEN, have);
+        ls_hex(h.dbid, LS_DBID_LEN, got);
+        ls__copy_msg(reason, sizeof(reason),
+                     "copy %s belongs to database %s but generation %llu names database %s: check "
+                     "the source configured for this copy",
+                     c->dir, have, (unsigned long long) c->rx.generation, got);
+        other = ls__copy_set_state(c, LS_COPY_FAILED, reason) || true;
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (!other) return 0;
+    ls__copy_msg(err, errlen, "%s", reason);
+    drop_part(c);
+    ls__copy_emit(c, LS_COPY_EV_STATE, 0, 0, LS_COPY_FAILED, reason);
+    return LS_EDBID;
+}
+
+int ls_copy_recv_data(ls_copy_t *c, uint64_t gen, uint64_t offset, const void *data, size_t len,
+                      char *err, size_t errlen)
+{
+    ls__copy_rx_t *rx = &c->rx;
+    char why[768] = "";
+    if (!rx->active || rx->generation != gen) {
+        ls__copy_msg(err, errlen, "copy %s: generation %llu is not being received", c->dir,
+                     (unsigned long long) gen);
+        return LS_ESTATE;
+    }
+    pthread_mutex_lock(&c->mu);
+    bool ok = wanted(c, rx->epoch, gen, why, sizeof(why));
+    pthread_mutex_unlock(&c->mu);
+    if (ok && (offset != rx->got || len > rx->size - rx->got)) {
+        ls__copy_msg(why, sizeof(why),
+                     "copy %s: generation %llu: %zu bytes at offset %llu, expected offset %llu of "
+                     "%llu",
+                     c->dir, (unsigned long long) gen, len, (unsigned long long) offset,
+                     (unsigned long long) rx->got, (unsigned long long) rx->size);
+        ok = false;
+    }
+    if (!ok) {
+        ls__copy_msg(err, errlen, "%s", why);
+        drop_part(c);
+        return LS_ESTATE;
+    }
+    int rc = ls_pwrite_full(rx->fd, data, len, (off_t) offset);
+    if (rc) return io_failed(c, rc, "writing", err, errlen);
+    uint64_t hash_end = rx->size - LS_GEN_TRAILER_SIZE;
+    if (offset < hash_end)
+        ls_sha256_update(rx->sha, data, (size_t) LS_MIN((uint64_t) len, hash_end - offset));
+    if (offset < LS_GEN_HEADER_SIZE) {
+        size_t n = (size_t) LS_MIN((uint64_t) len, LS_GEN_HEADER_SIZE - offset);
+        memcpy(rx->header + offset, data, n);
+    }
+    rx->got += len;
+    if (offset < LS_GEN_HEADER_SIZE && rx->got >= LS_GEN_HEADER_SIZE)
+        return check_header(c, err, errlen);
+    return 0;
+}
+
+/* fdatasync, rename out of .part, directory fsync: the generation is durable. */
+static int make_durable(ls_copy_t *c, char *err, size_t errlen)
+{
+    ls__copy_rx_t *rx = &c->rx;
+    char to[LS__COPY_PATH_MAX];
+    ls__copy_msg(to, sizeof(to), "%s/%s", c->inspect_dir, rx->name);
+    int rc = ls_fdatasync(rx->fd);
+    if (rc) return io_failed(c, rc, "syncing", err, errlen);
+    if (LS_FAULT("copy.recv.before_rename"))
+        return io_failed(c, LS_EIO, "renaming (fault point)", err, errlen);
+    if (rename(rx->part, to) != 0)
+        return io_failed(c, ls_err_from_errno(errno), "renaming", err, errlen);
+    close(rx->fd);
+    rx->fd = -1;
+    if ((rc = ls_fsync_dir(c->inspect_dir))) {
+        unlink(to); /* not known durable: never report it */
+        rx->active = false;
+        return io_failed(c, rc, "syncing the directory of", err, errlen);
+    }
+    return 0;
+}
+
+int ls_copy_recv_end(ls_copy_t *c, uint64_t gen, const uint8_t *sender_digest, char *err,
+                     size_t errlen)
+{
+    ls__copy_rx_t *rx = &c->rx;
+    if (!rx->active || rx->generation != gen || rx->got != rx->size) {
+        ls__copy_msg(
+            err, errlen, "copy %s: generation %llu cannot end: %llu of %llu bytes received", c->dir,
+            (unsigned long long) gen, (unsigned long long) rx->got, (unsigned long long) rx->size);
+        if (rx->active) drop_part(c);
+        return LS_ESTATE;
+    }
+    uint8_t digest[LS_DIGEST_SIZE];
+    ls_sha256_final(rx->sha, digest);
+    if (sender_digest && memcmp(sender_digest, digest, LS_DIGEST_SIZE) != 0) {
+        char msg[256];
+        ls__copy_msg(msg, sizeof(msg),
+                     "generation %llu: digest of the bytes received differs from "
+                     "the sender's (damaged in transit)",
+                     (unsigned long long) gen);
+        ls__copy_msg(err, errlen, "copy %s: %s", c->dir, msg);
+        drop_part(c);
+        pthread_mutex_lock(&c->mu);
+        bool failed = ls__copy_count_failure(c, gen, msg);
+        char reason[512];
+        ls__copy_msg(reason, sizeof(reason), "%s", c->reason);
+        pthread_mutex_unlock(&c->mu);
+        ls__copy_emit(c, LS_COPY_EV_ASK_AGAIN, gen, 0, LS_EDIGEST, msg);
+        if (failed) ls__copy_emit(c, LS_COPY_EV_STATE, 0, 0, LS_COPY_FAILED, reason);
+        return LS_EDIGEST;
+    }
+    int rc = make_durable(c, err, errlen);
+    if (rc) return rc;
+    uint32_t epoch = rx->epoch;
+    drop_part(c); /* fd already closed and the .part renamed: frees the hash only */
+    pthread_mutex_lock(&c->mu);
+    c->durable_gen = gen;
+    bool recovered = c->state == LS_COPY_DISK_FULL && ls__copy_set_state(c, LS_COPY_HEALTHY, "");
+    pthread_mutex_unlock(&c->mu);
+    if (recovered) ls__copy_emit(c, LS_COPY_EV_STATE, 0, 0, LS_COPY_HEALTHY, "");
+    ls__copy_emit(c, LS_COPY_EV_DURABLE, gen, 0, 0, "");
+    return ls__copy_inspect(c, epoch, gen, digest, err, errlen);
+}
+
+void ls_copy_recv_abort(ls_copy_t *c)
+{
+    if (c->rx.active || c->rx.sha) drop_part(c);
+}

@@ -1,0 +1,269 @@
+/*
+ * The replayer thread: applies queued generations from logs/ to the copy store in order.
+ *
+ * A batch is up to batch_generations whole generations (about batch_bytes of log, at least one)
+ * whose close time + replay lag has passed. Each file is read and verified again in full (record
+ * checksums, trailer, SHA-256 digest equal to the one inspected, chain to the previous digest):
+ * a file damaged on disk after inspection is caught here, deleted with every later one, and
+ * asked again. The verified prefix is then applied in ONE ls_store_apply with the meta record
+ * (epoch, generation, LSN, txid, digest, applied_generations + n) in the same transaction, by a
+ * second scan given the digest just computed (no second hash). Records with LSN <= meta.lsn are
+ * skipped (idempotent; the seed hand-off). The store is checkpointed at most every checkpoint_ms
+ * and when idle; replayed-synced(N) follows, then log removal.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "copy/copy_int.h"
+
+#define IDLE_WAIT_NS  1000000000ull /* re-evaluate at least this often */
+#define ERROR_WAIT_NS 1000000000ull /* after a transient store error (ENOSPC) */
+
+/* One batch read into memory. */
+typedef struct {
+    ls__copy_entry_t e[64]; /* the generations, oldest first */
+    uint8_t *buf[64];       /* their bytes */
+    size_t len[64];         /* their lengths */
+    size_t n;               /* generations in the batch */
+    size_t ok;              /* leading generations verified */
+    uint64_t base_lsn;      /* records with LSN <= base_lsn are already in the store */
+} batch_t;
+
+/* Entries at the head of the queue ready to replay (mu held); *wait_ns when the head waits for
+ * its replay lag. */
+static size_t ready(ls_copy_t *c, uint64_t *wait_ns)
+{
+    *wait_ns = IDLE_WAIT_NS;
+    if (c->paused || c->state == LS_COPY_FAILED || !c->store) return 0;
+    uint64_t now = ls_now_ns(), lag = c->o.replay_lag_ms * 1000000ull, bytes = 0;
+    size_t n = 0, max = LS_MIN((size_t) c->o.batch_generations, LS_ARRAY_SIZE(((batch_t *) 0)->e));
+    while (n < c->qlen && n < max) {
+        const ls__copy_entry_t *e = &c->q[n];
+        if (e->close_ns + lag > now) {
+            if (n == 0) *wait_ns = LS_MIN(e->close_ns + lag - now, IDLE_WAIT_NS);
+            break;
+        }
+        if (n > 0 && bytes + e->size > c->o.batch_bytes) break;
+        bytes += e->size;
+        n++;
+    }
+    return n;
+}
+
+/* Reads and verifies the batch's files in order; b->ok counts the good prefix. On the first
+ * bad one returns its code with msg set. */
+static int verify(ls_copy_t *c, batch_t *b, const ls_store_meta_t *m, char *msg, size_t msglen)
+{
+    const uint8_t *prev = m->digest;
+    uint64_t next_lsn = m->generation == m->digest_generation && m->lsn ? m->lsn + 1 : 0;
+    for (b->ok = 0; b->ok < b->n; b->ok++) {
+        ls__copy_entry_t *e = &b->e[b->ok], got;
+        char path[LS__COPY_PATH_MAX];
+        ls__copy_path(c, path, c->logs_dir, e->epoch, e->generation);
+        int rc = ls_read_file(path, LS_GEN_HARD_CAP, &b->buf[b->ok], &b->len[b->ok]);
+        if (rc) {
+            ls__copy_msg(msg, msglen, "cannot read %s: %s", path, ls_strerror(rc));
+            return rc;
+        }
+        ls__copy_expect_t x = {.check_dbid = true, .epoch = e->epoch, .generation = e->generation};
+        memcpy(x.dbid, c->dbid, LS_DBID_LEN);
+        memcpy(x.prev, prev, LS_DIGEST_SIZE);
+        x.first_lsn = next_lsn;
+        if (b->ok == 0 && m->generation == e->generation && m->lsn && !next_lsn)
+            x.seed_lsn = m->lsn;
+        rc = ls__copy_check_buf(&x, b->buf[b->ok], b->len[b->ok], false, &got, msg, msglen);
+        if (rc == 0 && memcmp(got.digest, e->digest, LS_DIGEST_SIZE) != 0) {
+            ls__copy_msg(msg, msglen, "generation %llu: digest differs from the one inspected",
+                         (unsigned long long) e->generation);
+            rc = LS_EDIGEST;
+        }
+        if (rc) return rc;
+        prev = e->digest;
+        next_lsn = e->last_lsn + 1;
+    }
+    return 0;
+}
+
+static int apply_record(void *ctx, const ls_record_t *r)
+{
+    void **a = ctx;
+    batch_t *b = a[0];
+    ls_store_txn_t *txn = a[1];
+    if (r->lsn <= b->base_lsn) return 0;
+    if (r->type == LS_REC_PUT) return ls_store_put(txn, r->key, r->key_len, r->value, r->value_len);
+    if (r->type == LS_REC_DEL) return ls_store_del(txn, r->key, r->key_len);
+    return 0; /* COMMIT: the transaction's end; the batch commits as one */
+}
+
+/* The store callback: every verified generation of the batch, records past base_lsn. Re-runnable
+ * (after MDB_MAP_FULL the store calls it again from the start). */
+static int apply_fn(void *ctx, ls_store_txn_t *txn)
+{
+    batch_t *b = ctx;
+    void *a[2] = {b, txn};
+    for (size_t i = 0; i < b->ok; i++) {
+        ls_gen_expect_t ex = {.known_digest = b->e[i].digest};
+        ls_gen_verdict_t v;
+        int rc = ls_gen_scan(b->buf[i], b->len[i], &ex, apply_record, a, NULL, &v);
+        if (rc) return rc;
+    }
+    if (LS_FAULT("copy.replay.before_commit")) return LS_EIO;
+    return 0;
+}
+
+/* A store error: DISK_FULL (retried) or FAILED (mu not held). */
+static void store_failed(ls_copy_t *c, const batch_t *b, int rc)
+{
+    char reason[512];
+    ls__copy_msg(reason, sizeof(reason),
+                 "copy %s: applying generations %llu..%llu to the store failed: %s", c->dir,
+                 (unsigned long long) b->e[0].generation,
+                 (unsigned long long) b->e[b->ok - 1].generation, ls_strerror(rc));
+    ls_copy_state_t st = rc == LS_ENOSPC ? LS_COPY_DISK_FULL : LS_COPY_FAILED;
+    pthread_mutex_lock(&c->mu);
+    bool changed = ls__copy_set_state(c, st, reason);
+    pthread_mutex_unlock(&c->mu);
+    if (changed) ls__copy_emit(c, LS_COPY_EV_STATE, 0, 0, (int) st, reason);
+}
+
+/* Applies the verified prefix in one transaction with its meta record. */
+static int apply(ls_copy_t *c, batch_t *b, ls_store_meta_t *nm)
+{
+    const ls__copy_entry_t *last = &b->e[b->ok - 1];
+    b->base_lsn = nm->lsn;
+    nm->epoch = last->epoch;
+    nm->generation = last->generation;
+    nm->digest_generation = last->generation;
+    memcpy(nm->digest, last->digest, LS_DIGEST_SIZE);
+    nm->lsn = LS_MAX(nm->lsn, last->last_lsn);
+    for (size_t i = 0; i < b->ok; i++)
+        nm->txid = LS_MAX(nm->txid, b->e[i].last_txid);
+    nm->applied_generations += b->ok;
+    int rc = ls_store_apply(c->store, apply_fn, b, nm);
+    if (rc) {
+        store_failed(c, b, rc);
+        return rc;
+    }
+    LS_FAULT("copy.replay.after_commit");
+    return 0;
+}
+
+/* A file of the batch failed verification: roll the held chain back to it and ask again. */
+static void damaged(ls_copy_t *c, uint64_t gen, int rc, const char *msg)
+{
+    char why[700];
+    ls__copy_msg(why, sizeof(why),
+                 "generation %llu in logs/ is damaged before replay (deleted with "
+                 "every later one): %s",
+                 (unsigned long long) gen, msg);
+    pthread_mutex_lock(&c->mu);
+    bool queued = c->qlen && c->q[0].generation <= gen && gen <= c->held_gen;
+    if (queued) ls__copy_rollback(c, gen);
+    bool failed = queued && ls__copy_count_failure(c, gen, why);
+    char reason[512];
+    ls__copy_msg(reason, sizeof(reason), "%s", c->reason);
+    pthread_mutex_unlock(&c->mu);
+    if (!queued) return;
+    LS_LOGW("copy", "%s: %s", c->dir, why);
+    ls__copy_emit(c, LS_COPY_EV_ASK_AGAIN, gen, 0, rc, why);
+    if (failed) ls__copy_emit(c, LS_COPY_EV_STATE, 0, 0, LS_COPY_FAILED, reason);
+}
+
+/* Verifies and applies the n ready entries at the head of the queue (mu not held). Returns
+ * a store error (the replayer then waits before trying again) or 0. */
+static int replay_batch(ls_copy_t *c, batch_t *b, ls_store_meta_t *m)
+{
+    char msg[512] = "";
+    int vrc = verify(c, b, m, msg, sizeof(msg));
+    int rc = 0;
+    if (b->ok) {
+        ls_store_meta_t nm = *m;
+        rc = apply(c, b, &nm);
+        if (rc == 0) {
+            pthread_mutex_lock(&c->mu);
+            c->meta = nm;
+            for (size_t i = 0; i < b->ok; i++)
+                c->q_bytes -= c->q[i].size;
+            memmove(c->q, c->q + b->ok, (c->qlen - b->ok) * sizeof(*c->q));
+            c->qlen -= b->ok;
+            c->replay_txns++;
+            bool healthy =
+                c->state == LS_COPY_DISK_FULL && ls__copy_set_state(c, LS_COPY_HEALTHY, "");
+            pthread_mutex_unlock(&c->mu);
+            c->dirty = true;
+            if (healthy) ls__copy_emit(c, LS_COPY_EV_STATE, 0, 0, LS_COPY_HEALTHY, "");
+            ls__copy_emit(c, LS_COPY_EV_REPLAYED, nm.digest_generation, nm.lsn, 0, "");
+        }
+    }
+    if (vrc && rc == 0) damaged(c, b->e[b->ok].generation, vrc, msg);
+    for (size_t i = 0; i < b->n; i++)
+        free(b->buf[i]);
+    return rc;
+}
+
+int ls__copy_checkpoint(ls_copy_t *c)
+{
+    pthread_mutex_lock(&c->mu);
+    uint64_t gen = c->meta.digest_generation;
+    pthread_mutex_unlock(&c->mu);
+    uint64_t lsn = 0;
+    int rc = ls_store_checkpoint(c->store, &lsn);
+    c->last_ckpt = ls_mono_ns();
+    if (rc) {
+        LS_LOGE("copy", "%s: store checkpoint failed: %s", c->dir, ls_strerror(rc));
+        return rc;
+    }
+    c->dirty = false;
+    pthread_mutex_lock(&c->mu);
+    c->synced_gen = gen;
+    c->checkpoints++;
+    pthread_mutex_unlock(&c->mu);
+    ls__copy_emit(c, LS_COPY_EV_REPLAYED_SYNCED, gen, lsn, 0, "");
+    ls__copy_remove_logs(c, gen);
+    return 0;
+}
+
+static void wait_ns(ls_copy_t *c, uint64_t ns)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t t = (uint64_t) ts.tv_sec * 1000000000ull + (uint64_t) ts.tv_nsec + ns;
+    ts.tv_sec = (time_t) (t / 1000000000ull);
+    ts.tv_nsec = (long) (t % 1000000000ull);
+    pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+}
+
+void *ls__copy_replayer(void *arg)
+{
+    ls_copy_t *c = arg;
+    batch_t *b = calloc(1, sizeof(*b));
+    LS_CHECK(b != NULL);
+    pthread_mutex_lock(&c->mu);
+    while (!c->stop) {
+        uint64_t wait;
+        size_t n = ready(c, &wait);
+        if (n == 0) {
+            bool ckpt = c->dirty;
+            pthread_mutex_unlock(&c->mu);
+            if (ckpt) ls__copy_checkpoint(c); /* idle: sync now */
+            pthread_mutex_lock(&c->mu);
+            if (!c->stop && ready(c, &wait) == 0) wait_ns(c, wait);
+            continue;
+        }
+        b->n = n;
+        memcpy(b->e, c->q, n * sizeof(*b->e));
+        memset(b->buf, 0, sizeof(b->buf));
+        ls_store_meta_t m = c->meta;
+        pthread_mutex_unlock(&c->mu);
+        int rc = replay_batch(c, b, &m);
+        if (c->dirty && ls_mono_ns() - c->last_ckpt >= c->o.checkpoint_ms * 1000000ull)
+            ls__copy_checkpoint(c);
+        pthread_mutex_lock(&c->mu);
+        if (rc && !c->stop) wait_ns(c, ERROR_WAIT_NS);
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (c->dirty) ls__copy_checkpoint(c);
+    free(b);
+    return NULL;
+}

@@ -1,0 +1,457 @@
+/* copy: receive, inspect, replay; refusals, ask-again, Failed, batching, lag, pause, removal. */
+#include "copy_test_util.h"
+
+static const uint8_t OTHER_ID[LS_DBID_LEN] = {0xee, 1, 2,  3,  4,  5,  6,  7,
+                                              8,    9, 10, 11, 12, 13, 14, 15};
+
+Test(copy, receives_in_chunks_inspects_replays_and_store_matches_the_log)
+{
+    char *dir = ls_h_tmpdir("copy");
+    chain_t ch;
+    chain_build(&ch, 6, 5, 40);
+    events_t ev;
+    events_init(&ev);
+    ls_copy_t *c = copy_open(dir, &ev);
+    cr_assert_eq(ls_copy_start(c), 0);
+    send_range(c, &ch, 1, 6);
+    cr_assert_eq(events_count(&ev, LS_COPY_EV_DURABLE, 0), 6);
+    cr_assert_eq(events_count(&ev, LS_COPY_EV_INSPECTED, 0), 6);
+    wait_replayed(c, 6, true);
+    cr_assert_geq(events_count(&ev, LS_COPY_EV_REPLAYED, 6), 1);
+    cr_assert_geq(events_count(&ev, LS_COPY_EV_REPLAYED_SYNCED, 6), 1);
+    store_matches(c, &ch);
+
+    ls_store_meta_t m;
+    ls_store_meta(ls_copy_store(c), &m);
+    cr_assert_eq(m.digest_generation, 6);
+    cr_assert_eq(m.generation, 6);
+    cr_assert_eq(m.lsn, ch.last_lsn[6]);
+    cr_assert_eq(m.txid, 30, "6 generations of 5 transactions");
+    cr_assert_arr_eq(m.digest, ch.digest[6], 32);
+    cr_assert_eq(m.applied_generations, 6);
+    cr_assert_geq(m.checkpoint_lsn, ch.last_lsn[6]);
+
+    ls_copy_resume_t r;
+    ls_copy_resume_point(c, &r);
+    cr_assert_eq(r.next_generation, 7);
+    cr_assert_eq(r.epoch, 1);
+    cr_assert_arr_eq(r.digest, ch.digest[6], 32);
+    cr_assert_eq(r.last_lsn, ch.last_lsn[6]);
+    ls_copy_stats_t st;
+    ls_copy_stats(c, &st);
+    cr_assert_eq(st.last_durable, 6);
+    cr_assert_eq(st.last_inspected, 6);
+    cr_assert_eq(st.replay_queue, 0);
+    cr_assert_eq(count_files(dir, "inspect"), 0);
+    cr_assert_eq(count_files(dir, "logs"), 6, "8 kept by default");
+    ls_copy_close(c);
+    chain_free(&ch);
+    ls_h_rmtree(dir);
+    free(dir);
+}
+
+Test(copy, refuses_out_of_order_generations_and_offsets)
+{
+    char *dir = ls_h_tmpdir("copy");
+    chain_t ch;
+    chain_build(&ch, 2, 2, 10);
+    ls_copy_t *c = copy_open(dir, NULL);
+    char err[1024] = "";
+    cr_assert_eq(ls_copy_recv_begin(c, 1, 2, ch.len[2], 0, err, sizeof(err)), LS_ESTATE);
+    cr_assert(ls_h_contains(err, "wants generation 1"), "%s", err);
+    cr_assert_eq(ls_copy_recv_begin(c, 1, 1, LS_GEN_HARD_CAP + 1ull, 0, err, sizeof(err)),
+                 LS_ETOOBIG);
+    cr_assert_eq(ls_copy_recv_begin(c, 1, 1, ch.len[1], 0, err, sizeof(err)), 0);
+    cr_assert_eq(ls_copy_recv_data(c, 1, 0, ch.buf[1], 10, err, sizeof(err)), 0);
+    cr_assert_eq(ls_copy_recv_data(c, 1, 20, ch.buf[1] + 20, 10, err, sizeof(err)), LS_ESTATE,
+                 "a gap in the offsets");
+    cr_assert(ls_h_contains(err, "expected offset 10"), "%s", err);
+    cr_assert_eq(count_files(dir, "inspect"), 0, "the .part was dropped");
+    cr_assert_eq(send_gen(c, &ch, 1), 0);
+    cr_assert_eq(ls_copy_recv_begin(c, 1, 1, ch.len[1], 0, err, sizeof(err)), LS_ESTATE,
+                 "already held");
+    cr_assert_eq(send_gen(c, &ch, 2), 0);
+    ls_copy_close(c);
+    chain_free(&ch);
+    ls_h_rmtree(dir);
+    free(dir);
+}
+
+Test(copy, flipped_bit_fails_inspection_is_deleted_and_asked_again)
+{
+    char *dir = ls_h_tmpdir("copy");
+    chain_t ch;
+    chain_build(&ch, 3, 3, 20);
+    events_t ev;
+    events_init(&ev);
+    ls_copy_t *c = copy_open(dir, &ev);
+    send_range(c, &ch, 1, 1);
+    uint8_t *bad = malloc(ch.len[2]);
+    memcpy(bad, ch.buf[2], ch.len[2]);
+    bad[LS_GEN_HEADER_SIZE + 40] ^= 0x04;
+    char err[1024] = "";
+    /* without the sender's digest the inspection catches it (record checksum) */
+    int rc = send_bytes(c, 2, bad, ch.len[2], NULL, err, sizeof(err));
+    cr_assert_eq(rc, LS_ERECCKSUM, "%s: %s", ls_err_name(rc), err);
+    cr_assert_eq(events_count(&ev, LS_COPY_EV_DURABLE, 2), 1);
+    cr_assert_eq(events_count(&ev, LS_COPY_EV_INSPECTED, 2), 0);
+    cr_assert_eq(events_count(&ev, LS_COPY_EV_ASK_AGAIN, 2), 1);
+    cr_assert(!file_exists(dir, "inspect", 2) && !file_exists(dir, "logs", 2), "deleted");
+    /* with the sender's digest it is caught before it is even made durable */
+    rc = send_bytes(c, 2, bad, ch.len[2], ch.digest[2], err, sizeof(err));
+    cr_assert_eq(rc, LS_EDIGEST, "%s", err);
+    cr_assert_eq(events_count(&ev, LS_COPY_EV_DURABLE, 2), 1);
+    cr_assert_eq(events_count(&ev, LS_COPY_EV_ASK_AGAIN, 2), 2);
+    ls_copy_resume_t r;
+    ls_copy_resume_point(c, &r);
+    cr_assert_eq(r.next_generation, 2);
+    cr_assert_arr_eq(r.digest, ch.digest[1], 32);
+    cr_assert_eq(ls_copy_start(c), 0);
+    wait_replayed(c, 1, true);
+    ls_copy_stats_t st;
+    ls_copy_stats(c, &st);
+    cr_assert_eq(st.applied_generations, 1, "nothing of generation 2 applied");
+    cr_assert_eq(st.inspect_failures, 2);
+    cr_assert_eq(st.state, LS_COPY_HEALTHY, "two failures are below the limit");
+    send_range(c, &ch, 2, 3);
+    wait_replayed(c, 3, true);
+    store_matches(c, &ch);
+    ls_copy_close(c);
+    free(bad);
+    chain_free(&ch);
+    ls_h_rmtree(dir);
+    free(dir);
+}
+
+Test(copy, three_failures_of_one_generation_make_the_copy_failed)
+{
+    char *dir = ls_h_tmpdir("copy");
+    chain_t ch;
+    chain_build(&ch, 1, 2, 10);
+    events_t ev;
+    events_init(&ev);
+    ls_copy_t *c = copy_open(dir, &ev);
+    uint8_t *bad = malloc(ch.len[1]);
+    memcpy(bad, ch.buf[1], ch.len[1]);
+    bad[ch.len[1] - 20] ^= 0x80; /* in the trailer */
+    char err[1024] = "";
+    for (int i = 0; i < 3; i++)
+        cr_assert_neq(send_bytes(c, 1, bad, ch.len[1], NULL, err, sizeof(err)), 0);
+    char reason[512];
+    cr_assert_eq(ls_copy_state(c, reason, sizeof(reason)), LS_COPY_FAILED);
+    cr_assert(ls_h_contains(reason, "generation 1 failed inspection 3 times"), "%s", reason);
+    cr_assert_eq(events_count(&ev, LS_COPY_EV_STATE, 0), 1);
+    cr_assert_eq(ls_copy_recv_begin(c, 1, 1, ch.len[1], 0, err, sizeof(err)), LS_ESTATE);
+    cr_assert(ls_h_contains(err, "is failed"), "%s", err);
+    ls_copy_clear_failed(c);
+    cr_assert_eq(ls_copy_state(c, NULL, 0), LS_COPY_HEALTHY);
+    cr_assert_eq(send_gen(c, &ch, 1), 0);
+    ls_copy_close(c);
+    free(bad);
+    chain_free(&ch);
+    ls_h_rmtree(dir);
+    free(dir);
+}
+
+Test(copy, generation_that_does_not_chain_is_refused)
+{
+    char *dir = ls_h_tmpdir("copy");
+    chain_t ch;
+    chain_build(&ch, 1, 2, 10);
+    ls_copy_t *c = copy_open(dir, NULL);
+    send_range(c, &ch, 1, 1);
+    uint8_t wrong[32];
+    memset(wrong, 0x5a, sizeof(wrong));
+    ls_h_gen_spec_t spec;
+    ls_h_gen_spec_default(&spec, 2, ch.last_lsn[1] + 1);
+    spec.prev_digest = wrong;
+    ls_h_gen_t *b = ls_h_gen_new(&spec);
+    ls_h_gen_put(b, "key01", 5, "x", 1);
+    ls_h_gen_commit(b);
+    ls_h_gen_close(b);
+    size_t len;
+    const uint8_t *bytes = ls_h_gen_bytes(b, &len);
+    char err[1024] = "";
+    int rc = send_bytes(c, 2, bytes, len, ls_h_gen_digest(b), err, sizeof(err));
+    cr_assert_eq(rc, LS_ELINEAGE, "%s: %s", ls_err_name(rc), err);
+    cr_assert(!file_exists(dir, "logs", 2));
+    ls_copy_resume_t r;
+    ls_copy_resume_point(c, &r);
+    cr_assert_eq(r.next_generation, 2);
+    ls_h_gen_free(b);
+    ls_copy_close(c);
+    chain_free(&ch);
+    ls_h_rmtree(dir);
+    free(dir);
+}
+
+Test(copy, generation_or_store_of_another_database_is_refused)
+{
+    char *dir = ls_h_tmpdir("copy");
+    chain_t ch;
+    chain_build(&ch, 1, 2, 10);
+    ls_copy_options_t o = {.dir = dir, .dbid = OTHER_ID};
+    ls_copy_t *c = copy_open_opts(&o);
+    char err[1024] = "";
+    int rc = send_bytes(c, 1, ch.buf[1], ch.len[1], NULL, err, sizeof(err));
+    cr_assert_eq(rc, LS_EDBID, "%s", err);
+    cr_assert(ls_h_contains(err, "ee0102030405060708090a0b0c0d0e0f"), "copy's id: %s", err);
+    cr_assert(ls_h_contains(err, "000102030405060708090a0b0c0d0e0f"), "generation's id: %s", err);
+    cr_assert_eq(ls_copy_state(c, NULL, 0), LS_COPY_FAILED);
+    cr_assert_eq(count_files(dir, "inspect"), 0);
+    ls_copy_close(c);
+
+    /* the store now belongs to OTHER_ID: opening the copy for the builder's id is refused */
+    uint8_t id[LS_DBID_LEN];
+    for (int i = 0; i < LS_DBID_LEN; i++)
+        id[i] = (uint8_t) i;
+    o.dbid = id;
+    c = NULL;
+    cr_assert_eq(ls_copy_open(&o, &c, err, sizeof(err)), LS_EDBID);
+    cr_assert_null(c);
+    cr_assert(ls_h_contains(err, "ee0102030405060708090a0b0c0d0e0f") &&
+                  ls_h_contains(err, "000102030405060708090a0b0c0d0e0f"),
+              "names both: %s", err);
+    chain_free(&ch);
+    ls_h_rmtree(dir);
+    free(dir);
+}
+
+Test(copy, adopts_the_database_id_of_the_first_generation)
+{
+    char *dir = ls_h_tmpdir("copy");
+    chain_t ch;
+    chain_build(&ch, 2, 2, 10);
+    ls_copy_t *c = copy_open(dir, NULL);
+    cr_assert_null(ls_copy_store(c), "no store before the id is known");
+    send_range(c, &ch, 1, 1);
+    cr_assert_not_null(ls_copy_store(c));
+    ls_copy_close(c);
+    c = copy_open(dir, NULL); /* the id now comes from the store */
+    ls_copy_resume_t r;
+    ls_copy_resume_point(c, &r);
+    cr_assert_eq(r.next_generation, 2);
+    send_range(c, &ch, 2, 2);
+    cr_assert_eq(ls_copy_start(c), 0);
+    wait_replayed(c, 2, true);
+    store_matches(c, &ch);
+    ls_copy_close(c);
+    chain_free(&ch);
+    ls_h_rmtree(dir);
+    free(dir);
+}
+
+static void flip_file(const char *path, size_t off)
+{
+    size_t len;
+    uint8_t *b = ls_h_read_file(path, &len);
+    cr_assert_not_null(b);
+    cr_assert_lt(off, len);
+    b[off] ^= 0x10;
+    cr_assert_eq(ls_h_write_file(path, b, len), 0);
+    free(b);
+}
+
+static bool asked(void *ctx)
+{
+    return events_count(ctx, LS_COPY_EV_ASK_AGAIN, 3) == 1;
+}
+
+Test(copy, file_damaged_in_logs_is_caught_before_replay_and_asked_again)
+{
+    char *dir = ls_h_tmpdir("copy");
+    chain_t ch;
+    chain_build(&ch, 4, 3, 30);
+    events_t ev;
+    events_init(&ev);
+    ls_copy_t *c = copy_open(dir, &ev);
+    ls_copy_pause_replay(c, true);
+    cr_assert_eq(ls_copy_start(c), 0);
+    send_range(c, &ch, 1, 4);
+    char p[4200];
+    gen_path(p, sizeof(p), dir, "logs", 3, "");
+    flip_file(p, ch.len[3] / 2);
+    ls_copy_pause_replay(c, false);
+    wait_replayed(c, 2, true);
+    cr_assert(ls_h_wait_for(asked, &ev, 5000), "ASK_AGAIN(3) reported");
+    ls_copy_stats_t st;
+    ls_copy_stats(c, &st);
+    cr_assert_eq(st.last_replayed, 2, "nothing of generation 3 or later applied");
+    cr_assert_eq(st.applied_generations, 2);
+    cr_assert(!file_exists(dir, "logs", 3) && !file_exists(dir, "logs", 4));
+    ls_copy_resume_t r;
+    ls_copy_resume_point(c, &r);
+    cr_assert_eq(r.next_generation, 3);
+    cr_assert_arr_eq(r.digest, ch.digest[2], 32);
+    send_range(c, &ch, 3, 4);
+    wait_replayed(c, 4, true);
+    store_matches(c, &ch);
+    ls_copy_stats(c, &st);
+    cr_assert_eq(st.applied_generations, 4);
+    ls_copy_close(c);
+    chain_free(&ch);
+    ls_h_rmtree(dir);
+    free(dir);
+}
+
+Test(copy, queued_generations_are_applied_in_few_transactions)
+{
+    char *dir = ls_h_tmpdir("copy");
+    chain_t ch;
+    chain_build(&ch, 10, 4, 30);
+    ls_copy_t *c = copy_open(dir, NULL);
+    send_range(c, &ch, 1, 10);
+    ls_copy_stats_t st;
+    ls_copy_stats(c, &st);
+    cr_assert_eq(st.replay_queue, 10);
+    cr_assert_gt(st.replay_queue_bytes, 0);
+    cr_assert_eq(ls_copy_start(c), 0);
+    wait_replayed(c, 10, true);
+    ls_copy_stats(c, &st);
+    cr_assert_lt(st.replay_txns, 10, "%llu transactions", (unsigned long long) st.replay_txns);
+    cr_assert_eq(st.replay_txns, 1, "10 generations fit one batch of 16");
+    cr_assert_eq(st.applied_generations, 10);
+    store_matches(c, &ch);
+    ls_copy_close(c);
+    chain_free(&ch);
+    ls_h_rmtree(dir);
+    free(dir);
+}
+
+Test(copy, replay_lag_holds_a_generation_back_until_its_time)
+{
+    char *dir = ls_h_tmpdir("copy");
+    chain_t ch;
+    chain_build(&ch, 2, 2, 10);
+    /* the builder closes generations at a fixed past time: lag = its age + 1.5 s */
+    uint64_t age_ms = (ls_now_ns() - LS_H_GEN_CLOSE_NS) / 1000000ull;
+    ls_copy_options_t o = {.dir = dir, .replay_lag_ms = age_ms + 1500};
+    ls_copy_t *c = copy_open_opts(&o);
+    cr_assert_eq(ls_copy_start(c), 0);
+    uint64_t t0 = ls_mono_ns();
+    send_range(c, &ch, 1, 2);
+    usleep(400 * 1000);
+    ls_copy_stats_t st;
+    ls_copy_stats(c, &st);
+    cr_assert_eq(st.last_replayed, 0, "held back by the lag");
+    cr_assert_eq(st.replay_queue, 2);
+    wait_replayed(c, 2, false);
+    cr_assert_geq(ls_mono_ns() - t0, 1000000000ull, "not before its time");
+    ls_copy_close(c);
+    chain_free(&ch);
+    ls_h_rmtree(dir);
+    free(dir);
+}
+
+Test(copy, paused_replay_holds_and_resume_drains)
+{
+    char *dir = ls_h_tmpdir("copy");
+    chain_t ch;
+    chain_build(&ch, 3, 2, 10);
+    ls_copy_t *c = copy_open(dir, NULL);
+    ls_copy_pause_replay(c, true);
+    cr_assert_eq(ls_copy_start(c), 0);
+    send_range(c, &ch, 1, 3);
+    usleep(300 * 1000);
+    ls_copy_stats_t st;
+    ls_copy_stats(c, &st);
+    cr_assert(st.replay_paused);
+    cr_assert_eq(st.last_replayed, 0);
+    cr_assert_eq(st.last_inspected, 3, "receiving goes on while replay is paused");
+    ls_copy_pause_replay(c, false);
+    wait_replayed(c, 3, true);
+    store_matches(c, &ch);
+    ls_copy_close(c);
+    chain_free(&ch);
+    ls_h_rmtree(dir);
+    free(dir);
+}
+
+static bool logs_are(void *ctx)
+{
+    return count_files(ctx, "logs") == 3;
+}
+
+Test(copy, log_removal_keeps_exactly_keep_logs_synced_generations)
+{
+    char *dir = ls_h_tmpdir("copy");
+    chain_t ch;
+    chain_build(&ch, 10, 2, 10);
+    ls_copy_options_t o = {.dir = dir, .keep_logs = 3};
+    ls_copy_t *c = copy_open_opts(&o);
+    send_range(c, &ch, 1, 10);
+    cr_assert_eq(count_files(dir, "logs"), 10, "nothing removed before replay");
+    cr_assert_eq(ls_copy_start(c), 0);
+    wait_replayed(c, 10, true);
+    cr_assert(ls_h_wait_for(logs_are, dir, 5000), "logs/ holds %d", count_files(dir, "logs"));
+    for (int g = 1; g <= 10; g++)
+        cr_assert_eq(file_exists(dir, "logs", g), g >= 8, "generation %d", g);
+    ls_copy_close(c);
+    chain_free(&ch);
+    ls_h_rmtree(dir);
+    free(dir);
+}
+
+static int nothing(void *ctx, ls_store_txn_t *txn)
+{
+    (void) ctx;
+    (void) txn;
+    return 0;
+}
+
+Test(copy, seeded_store_skips_records_it_already_holds)
+{
+    char *dir = ls_h_tmpdir("copy");
+    chain_t ch;
+    chain_build(&ch, 1, 2, 10);
+    /* generation 2: transaction A (held by the seed) then transaction B */
+    ls_h_gen_spec_t spec;
+    ls_h_gen_spec_default(&spec, 2, ch.last_lsn[1] + 1);
+    spec.prev_digest = ch.digest[1];
+    ls_h_gen_t *b = ls_h_gen_new(&spec);
+    ls_h_gen_put(b, "seedA", 5, "a", 1);
+    ls_h_gen_commit(b);
+    uint64_t seed_lsn = ch.last_lsn[1] + ls_h_gen_count(b);
+    ls_h_gen_put(b, "seedB", 5, "b", 1);
+    ls_h_gen_commit(b);
+    ls_h_gen_close(b);
+    /* the seed: a store whose meta names generation 2 up to transaction A's COMMIT */
+    char sdir[4200];
+    snprintf(sdir, sizeof(sdir), "%s/store", dir);
+    ls_store_options_t so = {.create = true, .dbid = spec.dbid};
+    ls_store_t *s;
+    cr_assert_eq(ls_store_open(sdir, &so, &s, NULL, 0), 0);
+    ls_store_meta_t m;
+    ls_store_meta(s, &m);
+    m.epoch = 1;
+    m.generation = 2;
+    m.lsn = seed_lsn;
+    m.digest_generation = 1;
+    memcpy(m.digest, ch.digest[1], 32);
+    cr_assert_eq(ls_store_apply(s, nothing, NULL, &m), 0);
+    ls_store_close(s);
+
+    ls_copy_t *c = copy_open(dir, NULL);
+    ls_copy_resume_t r;
+    ls_copy_resume_point(c, &r);
+    cr_assert_eq(r.next_generation, 2);
+    cr_assert_arr_eq(r.digest, ch.digest[1], 32);
+    cr_assert_eq(r.last_lsn, seed_lsn);
+    size_t len;
+    const uint8_t *bytes = ls_h_gen_bytes(b, &len);
+    char err[1024] = "";
+    cr_assert_eq(send_bytes(c, 2, bytes, len, ls_h_gen_digest(b), err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(ls_copy_start(c), 0);
+    wait_replayed(c, 2, true);
+    void *v;
+    size_t vl;
+    cr_assert_eq(ls_store_get(ls_copy_store(c), "seedA", 5, &v, &vl), LS_ENOENT,
+                 "a record at or below the seed's LSN is not applied again");
+    cr_assert_eq(ls_store_get(ls_copy_store(c), "seedB", 5, &v, &vl), 0);
+    free(v);
+    ls_copy_close(c);
+    ls_h_gen_free(b);
+    chain_free(&ch);
+    ls_h_rmtree(dir);
+    free(dir);
+}

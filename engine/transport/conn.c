@@ -1,0 +1,446 @@
+/*
+ * conn: the connection object: framing, checksums, the send queue bound, the receive pump,
+ * closing, and the public accessors (see transport.h and internal.h).
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "transport/internal.h"
+
+#define COMPONENT "transport"
+
+/* A queued write: the bytes the kernel did not take at once, kept until uv_write completes. */
+typedef struct {
+    uv_write_t req; /* libuv request; req.data is the connection */
+    size_t len;     /* bytes in data */
+    uint8_t data[]; /* the bytes */
+} wreq_t;
+
+int ls__uv_err(int uverr)
+{
+    switch (uverr) {
+    case UV_ECONNREFUSED:
+        return LS_ECONNREFUSED;
+    case UV_ECONNRESET:
+    case UV_EPIPE:
+    case UV_EOF:
+    case UV_ECONNABORTED:
+        return LS_ECONNRESET;
+    case UV_ETIMEDOUT:
+        return LS_ETIMEDOUT;
+    case UV_ENOMEM:
+        return LS_ENOMEM;
+    case UV_EINVAL:
+        return LS_EINVAL;
+    default:
+        return LS_EIO;
+    }
+}
+
+ls_conn_t *ls__conn_new(uv_loop_t *loop, const ls_conn_opts_t *opts, SSL_CTX *ssl_ctx,
+                        bool is_client)
+{
+    ls_conn_t *c = calloc(1, sizeof(*c));
+    if (!c) return NULL;
+    c->loop = loop;
+    c->opts = *opts;
+    c->is_client = is_client;
+    if (!c->opts.heartbeat_ms) c->opts.heartbeat_ms = LS_CONN_HEARTBEAT_MS_DEFAULT;
+    if (!c->opts.dead_ms) c->opts.dead_ms = LS_CONN_DEAD_MS_DEFAULT;
+    if (!c->opts.send_hwm) c->opts.send_hwm = LS_CONN_SEND_HWM_DEFAULT;
+    c->opts.bind_addr = NULL; /* used by connect only, not kept */
+    c->drv = ssl_ctx ? &ls__driver_tls : &ls__driver_tcp;
+    c->opts.tls = NULL; /* only ssl_ctx, our own reference, is used */
+    c->peer_name = opts->peer_name ? strdup(opts->peer_name) : NULL;
+    c->opts.peer_name = c->peer_name;
+    c->rd_buf = malloc(LS__READ_CHUNK);
+    c->rx = malloc(LS__RX_CAP);
+    c->tx = malloc(LS__FRAME_WIRE_MAX);
+    if (ssl_ctx) c->tls_out = malloc(LS__READ_CHUNK);
+    snprintf(c->peer, sizeof(c->peer), "(not connected)");
+    if (!c->rd_buf || !c->rx || !c->tx || (ssl_ctx && !c->tls_out) ||
+        (opts->peer_name && !c->peer_name))
+        goto fail;
+    if (ssl_ctx) {
+        SSL_CTX_up_ref(ssl_ctx);
+        c->ssl_ctx = ssl_ctx;
+    }
+    uv_tcp_init(loop, &c->tcp);
+    uv_timer_init(loop, &c->hb_timer);
+    uv_timer_init(loop, &c->dead_timer);
+    uv_timer_init(loop, &c->pump_timer);
+    c->open_handles = 4;
+    c->tcp.data = c->hb_timer.data = c->dead_timer.data = c->pump_timer.data = c;
+    c->start_mono = c->stats.last_rx_mono_ns = ls_mono_ns();
+    return c;
+fail:
+    free(c->rd_buf);
+    free(c->rx);
+    free(c->tx);
+    free(c->tls_out);
+    free(c->peer_name);
+    free(c);
+    return NULL;
+}
+
+static void conn_free(ls_conn_t *c)
+{
+    if (c->drv->free) c->drv->free(c);
+    ls__zstd_free(c);
+    free(c->rd_buf);
+    free(c->rx);
+    free(c->tx);
+    free(c->ztx);
+    free(c->dbuf);
+    free(c->peer_name);
+    free(c);
+}
+
+static void handle_closed(uv_handle_t *h)
+{
+    ls_conn_t *c = h->data;
+    if (--c->open_handles > 0) return;
+    if (c->handed_out) c->opts.on_close(c, c->close_status, c->close_msg);
+    conn_free(c);
+}
+
+int ls__conn_fail(ls_conn_t *c, int status, const char *fmt, ...)
+{
+    if (c->state == LS__CONN_CLOSING) return status;
+    c->state = LS__CONN_CLOSING;
+    c->close_status = status;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->close_msg, sizeof(c->close_msg), fmt, ap);
+    va_end(ap);
+    if (status < 0) {
+        ls_log(LS_LOG_WARN, COMPONENT, "%s connection with %s closed: %s (%s)", c->drv->name,
+               c->peer, c->close_msg, ls_err_name(status));
+    } else {
+        ls_log(LS_LOG_DEBUG, COMPONENT, "connection with %s closed: %s", c->peer, c->close_msg);
+    }
+    if (c->drv->bye) c->drv->bye(c);
+    ls__hb_stop(c);
+    ls__tcp_read_stop(c);
+    uv_close((uv_handle_t *) &c->tcp, handle_closed);
+    uv_close((uv_handle_t *) &c->hb_timer, handle_closed);
+    uv_close((uv_handle_t *) &c->dead_timer, handle_closed);
+    uv_close((uv_handle_t *) &c->pump_timer, handle_closed);
+    return status;
+}
+
+void ls_conn_close(ls_conn_t *c)
+{
+    ls__conn_fail(c, 0, "closed by us");
+}
+
+void ls__conn_ready(ls_conn_t *c)
+{
+    if (c->state != LS__CONN_HANDSHAKE) return;
+    c->state = LS__CONN_READY;
+    ls_log(LS_LOG_INFO, COMPONENT, "%s connection with %s%s%s ready", c->drv->name, c->peer,
+           c->peer_name ? " as " : "", c->peer_name ? c->peer_name : "");
+    if (c->paused) ls__tcp_read_stop(c);
+    ls__hb_start(c);
+    if (c->opts.on_ready) c->opts.on_ready(c);
+}
+
+/* ---- send ---------------------------------------------------------------------------------- */
+static void write_cb(uv_write_t *req, int status)
+{
+    wreq_t *w = (wreq_t *) req;
+    ls_conn_t *c = req->data;
+    c->stats.send_queued -= w->len;
+    if (status == 0) c->stats.wire_bytes_sent += w->len;
+    free(w);
+    if (status < 0) {
+        ls__conn_fail(c, ls__uv_err(status), "write to %s failed: %s", c->peer,
+                      uv_strerror(status));
+        return;
+    }
+    if (c->want_drain && c->stats.send_queued <= c->opts.send_hwm / 2 &&
+        c->state == LS__CONN_READY) {
+        c->want_drain = false;
+        if (c->opts.on_drain) c->opts.on_drain(c);
+    }
+}
+
+int ls__conn_write_raw(ls_conn_t *c, const uint8_t *buf, size_t len)
+{
+    if (c->state == LS__CONN_CLOSING) return LS_ECLOSED;
+    size_t done = 0;
+    if (c->stats.send_queued == 0) {
+        uv_buf_t b = uv_buf_init((char *) buf, (unsigned) len);
+        int n = uv_try_write((uv_stream_t *) &c->tcp, &b, 1);
+        if (n < 0 && n != UV_EAGAIN)
+            return ls__conn_fail(c, ls__uv_err(n), "write to %s failed: %s", c->peer,
+                                 uv_strerror(n));
+        if (n > 0) done = (size_t) n;
+        c->stats.wire_bytes_sent += done;
+        if (done == len) return 0;
+    }
+    size_t rest = len - done;
+    wreq_t *w = malloc(sizeof(*w) + rest);
+    if (!w) return ls__conn_fail(c, LS_ENOMEM, "out of memory queuing %zu bytes", rest);
+    memcpy(w->data, buf + done, rest);
+    w->len = rest;
+    w->req.data = c;
+    uv_buf_t b = uv_buf_init((char *) w->data, (unsigned) rest);
+    int rc = uv_write(&w->req, (uv_stream_t *) &c->tcp, &b, 1, write_cb);
+    if (rc < 0) {
+        free(w);
+        return ls__conn_fail(c, ls__uv_err(rc), "write to %s failed: %s", c->peer, uv_strerror(rc));
+    }
+    c->stats.send_queued += rest;
+    if (c->stats.send_queued > c->stats.send_queued_max)
+        c->stats.send_queued_max = c->stats.send_queued;
+    return 0;
+}
+
+/* Copies the body pieces into c->tx after the header room; returns the body length. */
+static size_t gather(ls_conn_t *c, const struct iovec *iov, int iovcnt)
+{
+    size_t off = LS_FRAME_HEADER_SIZE;
+    for (int i = 0; i < iovcnt; i++) {
+        memcpy(c->tx + off, iov[i].iov_base, iov[i].iov_len);
+        off += iov[i].iov_len;
+    }
+    return off - LS_FRAME_HEADER_SIZE;
+}
+
+int ls__conn_send_frame(ls_conn_t *c, uint8_t type, uint8_t flags, const struct iovec *iov,
+                        int iovcnt)
+{
+    size_t body = gather(c, iov, iovcnt);
+    uint8_t *frame = c->tx;
+    c->stats.bytes_sent += LS_FRAME_HEADER_SIZE + body;
+    if (c->zstd_level && !(flags & LS_FRAME_FLAG_ZSTD) && body >= LS_CONN_ZSTD_MIN_BODY) {
+        size_t zlen = 0;
+        int rc = ls__zstd_compress(c, c->tx + LS_FRAME_HEADER_SIZE, body,
+                                   c->ztx + LS_FRAME_HEADER_SIZE, body - 1, &zlen);
+        if (rc) return ls__conn_fail(c, rc, "compressing a %zu-byte frame failed", body);
+        if (zlen) {
+            frame = c->ztx;
+            body = zlen;
+            flags |= LS_FRAME_FLAG_ZSTD;
+        }
+    }
+    ls_frame_header_t h = {.body_len = (uint32_t) body, .type = type, .flags = flags};
+    ls_frame_header_encode(&h, frame);
+    size_t len = LS_FRAME_HEADER_SIZE + body;
+    if (c->drv == &ls__driver_tcp) {
+        ls_put32(frame + len, ls_cksum32(frame, len, c->tx_seq));
+        len += LS_FRAME_CKSUM_SIZE;
+    }
+    c->tx_seq++;
+    c->stats.frames_sent++;
+    return c->drv->write(c, frame, len);
+}
+
+static int send_check(ls_conn_t *c, size_t len)
+{
+    if (c->state == LS__CONN_CLOSING) return LS_ECLOSED;
+    if (c->state != LS__CONN_READY) return LS_ESTATE;
+    if (len > LS_FRAME_MAX_BODY) return LS_EFRAMETOOBIG;
+    if (c->stats.send_queued >= c->opts.send_hwm) {
+        c->want_drain = true;
+        return LS_EBUSY;
+    }
+    return 0;
+}
+
+int ls_conn_sendv(ls_conn_t *c, uint8_t type, const struct iovec *iov, int iovcnt)
+{
+    size_t len = 0;
+    for (int i = 0; i < iovcnt; i++)
+        len += iov[i].iov_len;
+    int rc = send_check(c, len);
+    return rc ? rc : ls__conn_send_frame(c, type, 0, iov, iovcnt);
+}
+
+int ls_conn_send(ls_conn_t *c, uint8_t type, const void *body, size_t len)
+{
+    struct iovec iov = {.iov_base = (void *) body, .iov_len = len};
+    return ls_conn_sendv(c, type, &iov, 1);
+}
+
+int ls_conn_send_raw(ls_conn_t *c, uint8_t type, const void *zbody, size_t len)
+{
+    int rc = send_check(c, len);
+    if (rc) return rc;
+    if (!c->zstd_level) return LS_ESTATE;
+    struct iovec iov = {.iov_base = (void *) zbody, .iov_len = len};
+    return ls__conn_send_frame(c, type, LS_FRAME_FLAG_ZSTD, &iov, 1);
+}
+
+int ls_conn_set_compression(ls_conn_t *c, int level)
+{
+    if (c->state == LS__CONN_CLOSING) return LS_ECLOSED;
+    if (level == 0) {
+        c->zstd_level = 0;
+        return 0;
+    }
+    return ls__zstd_enable(c, level);
+}
+
+/* ---- receive ------------------------------------------------------------------------------- */
+/* Checks, decompresses and hands on the frame at rx_start (need bytes, header h). */
+static int deliver(ls_conn_t *c, const ls_frame_header_t *h, size_t need)
+{
+    uint8_t *p = c->rx + c->rx_start;
+    size_t len = LS_FRAME_HEADER_SIZE + h->body_len;
+    uint64_t seq = c->rx_seq++;
+    if (c->drv == &ls__driver_tcp && ls_get32(p + len) != ls_cksum32(p, len, seq))
+        return ls__conn_fail(c, LS_ECORRUPT, "frame %llu (%s, %u bytes) from %s: checksum mismatch",
+                             (unsigned long long) seq, ls_frame_type_name(h->type), h->body_len,
+                             c->peer);
+    ls_conn_frame_t f = {.type = h->type,
+                         .flags = h->flags,
+                         .bytes = p,
+                         .body_len = h->body_len,
+                         .seq = seq,
+                         .wire_len = (uint32_t) need};
+    if (h->flags & LS_FRAME_FLAG_ZSTD) {
+        if (!c->zstd_rx_ok)
+            return ls__conn_fail(c, LS_EPROTO,
+                                 "compressed frame %llu from %s before compression "
+                                 "was negotiated",
+                                 (unsigned long long) seq, c->peer);
+        size_t dlen;
+        int rc = ls__zstd_decompress(c, p + LS_FRAME_HEADER_SIZE, h->body_len,
+                                     c->dbuf + LS_FRAME_HEADER_SIZE, LS_FRAME_MAX_BODY, &dlen);
+        if (rc)
+            return ls__conn_fail(c, rc, "frame %llu (%s) from %s: bad compressed body",
+                                 (unsigned long long) seq, ls_frame_type_name(h->type), c->peer);
+        ls_frame_header_t dh = {.body_len = (uint32_t) dlen, .type = h->type, .flags = 0};
+        ls_frame_header_encode(&dh, c->dbuf);
+        f.bytes = c->dbuf;
+        f.body_len = (uint32_t) dlen;
+        f.flags = 0;
+    }
+    f.body = f.bytes + LS_FRAME_HEADER_SIZE;
+    c->rx_start += need;
+    c->stats.frames_received++;
+    c->stats.bytes_received += LS_FRAME_HEADER_SIZE + f.body_len;
+    if (f.type == LS_FRAME_HEARTBEAT) {
+        ls_frame_header_t hh = {.body_len = f.body_len, .type = f.type, .flags = 0};
+        return ls__hb_receive(c, &hh, f.body, f.body_len);
+    }
+    c->opts.on_frame(c, &f);
+    return 0;
+}
+
+/* One frame out of rx: 1 delivered, 0 more bytes needed, < 0 closed. */
+static int next_frame(ls_conn_t *c)
+{
+    size_t avail = c->rx_end - c->rx_start;
+    if (avail < LS_FRAME_HEADER_SIZE) return 0;
+    ls_frame_header_t h;
+    int rc = ls_frame_header_decode(c->rx + c->rx_start, avail, &h);
+    if (rc) {
+        const uint8_t *p = c->rx + c->rx_start;
+        return ls__conn_fail(c, rc,
+                             "bad frame header from %s after %llu frames: length %u, "
+                             "type 0x%02x, flags 0x%02x",
+                             c->peer, (unsigned long long) c->rx_seq, ls_get32(p), p[4], p[5]);
+    }
+    size_t need = LS_FRAME_HEADER_SIZE + h.body_len;
+    if (c->drv == &ls__driver_tcp) need += LS_FRAME_CKSUM_SIZE;
+    if (avail < need) return 0;
+    rc = deliver(c, &h, need);
+    return rc < 0 ? rc : 1;
+}
+
+/* More plaintext into rx; returns the bytes added or < 0 when closed. */
+static ssize_t fill(ls_conn_t *c)
+{
+    if (c->rx_start == c->rx_end) {
+        c->rx_start = c->rx_end = 0;
+    } else if (LS__RX_CAP - c->rx_end < LS__READ_CHUNK) {
+        memmove(c->rx, c->rx + c->rx_start, c->rx_end - c->rx_start);
+        c->rx_end -= c->rx_start;
+        c->rx_start = 0;
+    }
+    size_t got = 0;
+    int rc = c->drv->pull(c, c->rx + c->rx_end, LS__RX_CAP - c->rx_end, &got);
+    if (rc < 0) return rc;
+    c->rx_end += got;
+    return (ssize_t) got;
+}
+
+void ls__conn_pump(ls_conn_t *c)
+{
+    while (c->state != LS__CONN_CLOSING) {
+        if (c->paused && c->state == LS__CONN_READY) break; /* buffered frames wait */
+        if (c->state == LS__CONN_READY) {
+            int rc = next_frame(c);
+            if (rc < 0) return;
+            if (rc > 0) continue;
+        }
+        ssize_t got = fill(c);
+        if (got < 0) return;
+        if (got == 0) break;
+    }
+    if (c->state == LS__CONN_CLOSING) return;
+    if (c->paused && c->state == LS__CONN_READY)
+        ls__tcp_read_stop(c);
+    else
+        ls__tcp_read_start(c);
+}
+
+static void pump_cb(uv_timer_t *t)
+{
+    ls__conn_pump(t->data);
+}
+
+void ls_conn_pause(ls_conn_t *c)
+{
+    if (c->state == LS__CONN_CLOSING || c->paused) return;
+    c->paused = true;
+    if (c->state == LS__CONN_READY) ls__tcp_read_stop(c); /* else the handshake goes on */
+}
+
+void ls_conn_resume(ls_conn_t *c)
+{
+    if (c->state == LS__CONN_CLOSING || !c->paused) return;
+    c->paused = false;
+    c->stats.last_rx_mono_ns = ls_mono_ns(); /* the deadline restarts: we were not reading */
+    uv_timer_start(&c->pump_timer, pump_cb, 0, 0);
+}
+
+/* ---- accessors ----------------------------------------------------------------------------- */
+bool ls_conn_is_tls(const ls_conn_t *c)
+{
+    return c->drv == &ls__driver_tls;
+}
+
+bool ls_conn_is_ready(const ls_conn_t *c)
+{
+    return c->state == LS__CONN_READY;
+}
+
+const char *ls_conn_peer(const ls_conn_t *c)
+{
+    return c->peer;
+}
+
+const char *ls_conn_peer_name(const ls_conn_t *c)
+{
+    return c->drv == &ls__driver_tls && c->tls_done ? c->peer_name : NULL;
+}
+
+void ls_conn_stats(const ls_conn_t *c, ls_conn_stats_t *out)
+{
+    *out = c->stats;
+}
+
+void *ls_conn_data(const ls_conn_t *c)
+{
+    return c->opts.data;
+}
+
+void ls_conn_set_data(ls_conn_t *c, void *data)
+{
+    c->opts.data = data;
+}

@@ -1,0 +1,173 @@
+/*
+ * transport internals shared by conn.c (framing, queues, close), tcp.c (sockets, listener, the
+ * plain driver), tls.c (the TLS driver), zstd.c (per-frame compression) and heartbeat.c (timers).
+ *
+ * Receive path, pulled by ls__conn_pump() on the loop thread:
+ *   read_cb -> drv->on_read (plain: keep the bytes in rd_buf; TLS: into the read BIO, advance the
+ *   handshake) -> drv->pull (plaintext) -> rx -> one frame at a time: checksum, decompress,
+ *   heartbeat or on_frame.
+ * Send path, pushed by ls_conn_send*: frame into tx scratch -> compress -> checksum ->
+ *   drv->write (plain: to the socket; TLS: SSL_write, then the write BIO to the socket) ->
+ *   ls__conn_write_raw: uv_try_write, the rest queued in one uv_write request (counted).
+ *
+ * Threading: the loop thread only.
+ */
+#ifndef LS_TRANSPORT_INTERNAL_H
+#define LS_TRANSPORT_INTERNAL_H
+
+#include <openssl/ssl.h>
+#include <zstd.h>
+
+#include "core/core.h"
+#include "proto/proto.h"
+#include "transport/transport.h"
+
+#define LS__READ_CHUNK (64u * 1024u) /* bytes asked of the socket per read */
+#define LS__FRAME_WIRE_MAX                                                                         \
+    (LS_FRAME_HEADER_SIZE + LS_FRAME_MAX_BODY + LS_FRAME_CKSUM_SIZE) /* largest frame, bytes */
+#define LS__RX_CAP (LS__FRAME_WIRE_MAX + LS__READ_CHUNK)             /* receive buffer, bytes */
+
+typedef enum {
+    LS__CONN_CONNECTING = 0, /* TCP connect under way (client) */
+    LS__CONN_HANDSHAKE,      /* socket up, TLS handshake under way (or about to be ready) */
+    LS__CONN_READY,          /* on_ready has run; frames flow */
+    LS__CONN_CLOSING         /* handles closing; on_close pending */
+} ls__conn_state_t;
+
+/* The stream layer: plain TCP or TLS (Redis's ConnectionType). All return 0 or LS_E* and leave
+ * a message in the connection through ls__conn_fail when they fail. */
+typedef struct {
+    const char *name;           /* "tcp" or "tls", for messages */
+    int (*start)(ls_conn_t *c); /* socket connected/accepted: begin (handshake) */
+    int (*on_read)(ls_conn_t *c, const uint8_t *buf, size_t len); /* bytes from the socket */
+    /* Up to cap plaintext bytes into out; *got 0 when nothing more until the socket reads. */
+    int (*pull)(ls_conn_t *c, uint8_t *out, size_t cap, size_t *got);
+    int (*write)(ls_conn_t *c, const uint8_t *buf, size_t len); /* plaintext to send */
+    void (*bye)(ls_conn_t *c);  /* best effort last words (alert, close_notify), no queuing */
+    void (*free)(ls_conn_t *c); /* release driver state */
+} ls__driver_t;
+
+extern const ls__driver_t ls__driver_tcp;
+extern const ls__driver_t ls__driver_tls;
+
+struct ls_tls_ctx {
+    SSL_CTX *ssl_ctx; /* TLS 1.3 only, verify peer, CA + our cert/key loaded */
+};
+
+struct ls_conn {
+    uv_loop_t *loop;          /* owning loop (borrowed) */
+    uv_tcp_t tcp;             /* the socket */
+    uv_connect_t connect_req; /* client connect request */
+    uv_timer_t hb_timer;      /* sends a heartbeat every heartbeat_ms */
+    uv_timer_t dead_timer;    /* fires at the receive deadline (dead_ms after the last bytes) */
+    uv_timer_t pump_timer;    /* 0 ms: delivers buffered frames after ls_conn_resume */
+    int open_handles;         /* handles above not yet through their close callback */
+    ls_conn_opts_t opts;      /* copy of the options; opts.peer_name points at peer_name */
+    char *peer_name;          /* expected peer DNS name (owned copy), NULL without TLS */
+    const ls__driver_t *drv;  /* stream layer */
+    ls__conn_state_t state;   /* see ls__conn_state_t */
+    bool is_client;           /* we connected (TLS client role) */
+    bool handed_out;          /* the user holds the pointer: on_close is owed */
+    bool reading;             /* uv_read_start is in effect */
+    bool paused;              /* the application paused reading */
+    bool want_drain;          /* ls_conn_send returned LS_EBUSY: on_drain owed */
+    int close_status;         /* 0 or LS_E* given to on_close */
+    char close_msg[LS_CONN_MSG_MAX]; /* message given to on_close */
+    char peer[64];                   /* "ip:port" of the peer */
+
+    /* TLS driver state (unused by plain TCP) */
+    SSL_CTX *ssl_ctx;  /* our reference to the context (NULL for plain TCP) */
+    SSL *ssl;          /* owns rbio and wbio */
+    uint8_t *tls_out;  /* LS__READ_CHUNK bytes: records from wbio on their way to the socket */
+    BIO *rbio;         /* network -> OpenSSL (memory BIO) */
+    BIO *wbio;         /* OpenSSL -> network (memory BIO) */
+    bool tls_done;     /* handshake finished on our side, peer verified */
+    bool tls_accepted; /* client: the server proved it accepted us (ticket or data) */
+
+    /* receive */
+    uint8_t *rd_buf; /* LS__READ_CHUNK bytes given to libuv for reads */
+    size_t rd_off;   /* plain driver: first unconsumed byte in rd_buf */
+    size_t rd_len;   /* plain driver: bytes in rd_buf from rd_off not consumed yet */
+    uint8_t *rx;     /* LS__RX_CAP bytes: plaintext, not yet framed */
+    size_t rx_start; /* first byte of the next frame in rx */
+    size_t rx_end;   /* end of the bytes in rx */
+    uint8_t *dbuf;   /* header + decompressed body of the current frame, LS__FRAME_WIRE_MAX */
+    uint64_t rx_seq; /* sequence number of the next frame received */
+    bool zstd_rx_ok; /* compressed frames from the peer are allowed */
+    ZSTD_DCtx *zd;   /* decompression context (created with compression) */
+
+    /* send */
+    uint8_t *tx;     /* scratch: header + body + checksum of the frame being sent */
+    uint8_t *ztx;    /* scratch: same, compressed */
+    uint64_t tx_seq; /* sequence number of the next frame sent */
+    int zstd_level;  /* 0: off, else the zstd level for bodies sent */
+    ZSTD_CCtx *zc;   /* compression context (created with compression) */
+
+    /* heartbeats */
+    uint64_t hb_seq;          /* our last heartbeat's counter */
+    uint64_t peer_hb_send_ns; /* send_ns of the peer's last heartbeat, its wall clock */
+    uint64_t peer_hb_rx_mono; /* ls_mono_ns() when it arrived */
+    uint64_t start_mono;      /* ls_mono_ns() at connect/accept */
+
+    ls_conn_stats_t stats; /* counters for ls_conn_stats */
+};
+
+struct ls_listener {
+    uv_tcp_t tcp;                    /* listening socket */
+    uv_loop_t *loop;                 /* owning loop (borrowed) */
+    ls_conn_opts_t conn_opts;        /* template for accepted connections (peer_name copied,
+                                        tls cleared: ssl_ctx below is used instead) */
+    SSL_CTX *ssl_ctx;                /* our reference to the TLS context, NULL for plain TCP */
+    char *peer_name;                 /* owned copy of conn_opts.peer_name */
+    ls_listener_accept_cb on_accept; /* new connection */
+    ls_listener_close_cb on_close;   /* after ls_listener_close */
+    void *data;                      /* user pointer */
+    int port;                        /* bound port */
+    bool closing;                    /* ls_listener_close was called */
+};
+
+/* conn.c */
+/* Allocates a connection with its handles initialised on loop, taking a reference on ssl_ctx
+ * (NULL for plain TCP); NULL if out of memory. */
+ls_conn_t *ls__conn_new(uv_loop_t *loop, const ls_conn_opts_t *opts, SSL_CTX *ssl_ctx,
+                        bool is_client);
+/* Closes with status (0 or LS_E*) and a printf message; logs failures with the peer. Idempotent:
+ * the first call wins. Returns status, for `return ls__conn_fail(...)`. */
+int ls__conn_fail(ls_conn_t *c, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Frames out of what the driver has, as far as the pause and the bytes allow; manages reading. */
+void ls__conn_pump(ls_conn_t *c);
+/* The stream is ready: on_ready, heartbeats start. */
+void ls__conn_ready(ls_conn_t *c);
+/* Encodes and sends one frame (no flow-control check). flags may carry LS_FRAME_FLAG_ZSTD for a
+ * body compressed by the caller. */
+int ls__conn_send_frame(ls_conn_t *c, uint8_t type, uint8_t flags, const struct iovec *iov,
+                        int iovcnt);
+/* Hands bytes to the socket: written now or queued (counted in send_queued). */
+int ls__conn_write_raw(ls_conn_t *c, const uint8_t *buf, size_t len);
+/* A libuv error as an LS_E* code. */
+int ls__uv_err(int uverr);
+
+/* tcp.c */
+int ls__tcp_setup(ls_conn_t *c); /* nodelay, keepalive, user timeout, peer address */
+void ls__tcp_read_start(ls_conn_t *c);
+void ls__tcp_read_stop(ls_conn_t *c);
+int ls__parse_addr(const char *addr, int port, struct sockaddr_storage *out);
+
+/* zstd.c */
+int ls__zstd_enable(ls_conn_t *c, int level);
+/* Compresses src into dst (cap bytes); *out_len 0 when it would not shrink. */
+int ls__zstd_compress(ls_conn_t *c, const uint8_t *src, size_t len, uint8_t *dst, size_t cap,
+                      size_t *out_len);
+/* Decompresses one zstd frame into dst (at most cap bytes). LS_ECORRUPT on bad input. */
+int ls__zstd_decompress(ls_conn_t *c, const uint8_t *src, size_t len, uint8_t *dst, size_t cap,
+                        size_t *out_len);
+void ls__zstd_free(ls_conn_t *c);
+
+/* heartbeat.c */
+void ls__hb_start(ls_conn_t *c); /* at ready: first heartbeat now, then every interval */
+void ls__dead_arm(ls_conn_t *c); /* at connect/accept: the deadline runs */
+void ls__hb_stop(ls_conn_t *c);  /* at close */
+int ls__hb_receive(ls_conn_t *c, const ls_frame_header_t *h, const uint8_t *body, size_t len);
+
+#endif

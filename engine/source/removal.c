@@ -21,6 +21,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "core/core.h"
@@ -115,37 +116,54 @@ done:
     return rc;
 }
 
+/* Takes the entries <= gen out of the view; their paths go to a malloc'd array. */
+static int detach(ls_source_t *src, uint64_t gen, char (**paths)[PATH_MAX], size_t *n, char *err,
+                  size_t errlen)
+{
+    *paths = NULL;
+    *n = 0;
+    if (!src->ngens) return 0;
+    if (gen >= src->gens[src->ngens - 1].generation)
+        return ls__src_fail(err, errlen, LS_EINVAL,
+                            "refusing to remove generation %llu: the newest closed generation is "
+                            "kept as the anchor of the chain",
+                            (unsigned long long) src->gens[src->ngens - 1].generation);
+    size_t cnt = ls__src_upper(src, gen);
+    if (!cnt) return 0;
+    if (!(*paths = malloc(cnt * sizeof(**paths))))
+        return ls__src_fail(err, errlen, LS_ENOMEM, "out of memory");
+    for (size_t i = 0; i < cnt; i++)
+        ls__src_path(src, src->gens[i].epoch, src->gens[i].generation, (*paths)[i], PATH_MAX);
+    memmove(src->gens, src->gens + cnt, (src->ngens - cnt) * sizeof(*src->gens));
+    src->ngens -= cnt;
+    *n = cnt;
+    return 0;
+}
+
+/* The entries leave the view first, under the lock; the unlinks and the directory fsync run
+ * without it, so plans and readers are not held up by the disk. A file whose unlink failed comes
+ * back at the next rescan. */
 int ls_source_remove_upto(ls_source_t *src, uint64_t gen, char *err, size_t errlen)
 {
+    char(*paths)[PATH_MAX];
+    size_t n;
     pthread_mutex_lock(&src->mu);
-    int rc = 0, removed = 0;
-    size_t i = 0;
-    if (src->ngens && gen >= src->gens[src->ngens - 1].generation) {
-        rc = ls__src_fail(err, errlen, LS_EINVAL,
-                          "refusing to remove generation %llu: the newest closed generation is "
-                          "kept as the anchor of the chain",
-                          (unsigned long long) src->gens[src->ngens - 1].generation);
-        goto done;
-    }
-    for (; i < src->ngens && src->gens[i].generation <= gen; i++) {
-        char path[PATH_MAX];
-        ls__src_path(src, src->gens[i].epoch, src->gens[i].generation, path, sizeof(path));
-        if (unlink(path) == 0) {
+    int rc = detach(src, gen, &paths, &n, err, errlen);
+    pthread_mutex_unlock(&src->mu);
+    if (rc || !n) return rc;
+    int removed = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (unlink(paths[i]) == 0) {
             removed++;
         } else if (errno != ENOENT) {
-            rc = ls__src_fail(err, errlen, ls_err_from_errno(errno), "cannot remove %s: %s", path,
-                              strerror(errno));
+            rc = ls__src_fail(err, errlen, ls_err_from_errno(errno), "cannot remove %s: %s",
+                              paths[i], strerror(errno));
             break;
         }
     }
-    if (i) {
-        memmove(src->gens, src->gens + i, (src->ngens - i) * sizeof(*src->gens));
-        src->ngens -= i;
-        int frc = ls_fsync_dir(src->logs);
-        if (frc && !rc)
-            rc = ls__src_fail(err, errlen, frc, "cannot fsync %s: %s", src->logs, ls_strerror(frc));
-    }
-done:
-    pthread_mutex_unlock(&src->mu);
+    free(paths);
+    int frc = ls_fsync_dir(src->logs);
+    if (frc && !rc)
+        rc = ls__src_fail(err, errlen, frc, "cannot fsync %s: %s", src->logs, ls_strerror(frc));
     return rc ? rc : removed;
 }

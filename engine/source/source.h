@@ -17,7 +17,7 @@
  * can be lost) -> plans, readers, figures, removal ... -> stop every reader -> ls_source_free().
  *
  * Threading: every ls_source_* function is thread-safe (one mutex guards the array and the
- * caches; it is held during the small preads of a lazy load and during removal's unlinks).
+ * caches; it is held during the small preads of a lazy load, not during removal's unlinks).
  * The daemon calls rescan, plan and the figures from its loop thread; ls_source_remove_upto()
  * unlinks and fsyncs the directory, so call it off the loop. A reader's thread reads and hashes
  * generations; its notify_cb runs on that thread. ls_reader_next/release/stats/stop may be
@@ -142,7 +142,8 @@ typedef struct {
     uint64_t upto;              /* highest generation that may be deleted now (0: none) */
     uint64_t others_upto;       /* the same ignoring targets (checkpoint, seed, lag, newest) */
     uint64_t held_bytes;        /* bytes of generations held only for targets (before the cap) */
-    bool warning;               /* held_bytes reached 3/4 of the cap, or no cap and > 0 held */
+    bool warning;               /* held_bytes reached 3/4 of the cap (of the default cap when
+                                   LS_SOURCE_NO_CAP): tell the operator */
     bool capped;                /* the cap moved upto past some target's position */
     size_t cut_targets;         /* targets whose synced position is now below upto: they will
                                    need a seed (LS_EGAP at their next plan) */
@@ -157,7 +158,9 @@ typedef struct {
 int ls_source_removable(ls_source_t *src, const ls_removal_input_t *in, ls_removal_t *out,
                         char *err, size_t errlen);
 
-/* Deletes every held generation <= gen, oldest first, then fsyncs the directory. Refuses
+/* Deletes every held generation <= gen, oldest first, then fsyncs the directory. The entries
+ * leave the view before the unlinks, which run without the lock (one that fails to unlink comes
+ * back at the next rescan). Refuses
  * (LS_EINVAL) to delete the newest closed generation. Returns the number of files removed, or
  * a negative LS_E* code (what was removed before the failure stays removed). */
 int ls_source_remove_upto(ls_source_t *src, uint64_t gen, char *err, size_t errlen);

@@ -43,7 +43,6 @@ typedef struct {
     int compression_level;                  /* zstd level; 0 = compression off (default) */
     uint64_t heartbeat_interval_ms;         /* default 1000 */
     uint64_t heartbeat_timeout_ms;          /* default 5000 */
-    uint64_t window_bytes;                  /* per-database credit window; default 4 MiB */
     uint64_t settle_ms;                     /* a preferred network must stay healthy this long
                                                before failback; default 10000 */
 } ls_cfg_target_t;
@@ -73,7 +72,9 @@ typedef struct {
     char control_socket[LS_CFG_PATH_MAX]; /* default <data_dir>/logshipd.sock */
     char metrics_listen[LS_CFG_ADDR_MAX]; /* "host:port" or "" (off, default) */
     char log_level[16];                   /* error|warn|info|debug; default info */
-    char tls_ca[LS_CFG_PATH_MAX];         /* [tls] ca, cert, key: required unless plaintext */
+    uint64_t receive_window;      /* bytes in flight per database this node accepts as a receiver
+                                     (announced in WELCOME); default 4 MiB */
+    char tls_ca[LS_CFG_PATH_MAX]; /* [tls] ca, cert, key: required unless plaintext */
     char tls_cert[LS_CFG_PATH_MAX];
     char tls_key[LS_CFG_PATH_MAX];
     bool plaintext;                          /* [tls] insecure_plaintext = true */

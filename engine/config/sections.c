@@ -92,6 +92,10 @@ int ls__cfg_node_key(struct parser *p, const char *name, const char *v)
             ls__cfg_fail(p, p->lineno, "bad address '%s' (HOST:PORT)", v);
         else
             set_str(p, c->metrics_listen, sizeof(c->metrics_listen), name, v);
+    } else if (!strcmp(name, "receive_window")) {
+        set_size(p, &c->receive_window, name, v);
+        if (!p->failed && (c->receive_window < 64 * 1024 || c->receive_window > (1ull << 30)))
+            ls__cfg_fail(p, p->lineno, "receive_window must be between 64KiB and 1GiB");
     } else if (!strcmp(name, "log_level")) {
         if (strcmp(v, "error") && strcmp(v, "warn") && strcmp(v, "info") && strcmp(v, "debug"))
             ls__cfg_fail(p, p->lineno, "bad log_level '%s' (error, warn, info or debug)", v);
@@ -230,8 +234,6 @@ int ls__cfg_target_key(struct parser *p, const char *tname, const char *name, co
         set_duration(p, &t->heartbeat_interval_ms, name, v);
     else if (!strcmp(name, "heartbeat_timeout"))
         set_duration(p, &t->heartbeat_timeout_ms, name, v);
-    else if (!strcmp(name, "window"))
-        set_size(p, &t->window_bytes, name, v);
     else if (!strcmp(name, "settle_time"))
         set_duration(p, &t->settle_ms, name, v);
     else
@@ -305,15 +307,12 @@ static void validate_target(struct parser *p, ls_cfg_target_t *t, int line)
     if (!t->peer_name[0]) snprintf(t->peer_name, sizeof(t->peer_name), "%s", t->name);
     if (!t->heartbeat_interval_ms) t->heartbeat_interval_ms = 1000;
     if (!t->heartbeat_timeout_ms) t->heartbeat_timeout_ms = 5000;
-    if (!t->window_bytes) t->window_bytes = 4u << 20;
     if (!t->settle_ms) t->settle_ms = 10000;
     if (t->nnets == 0)
         ls__cfg_fail(p, line, "[target %s] needs at least one 'network = NAME HOST:PORT'", t->name);
     else if (t->heartbeat_timeout_ms <= t->heartbeat_interval_ms)
         ls__cfg_fail(p, line, "[target %s] heartbeat_timeout must exceed heartbeat_interval",
                      t->name);
-    else if (t->window_bytes < 64 * 1024 || t->window_bytes > (1ull << 30))
-        ls__cfg_fail(p, line, "[target %s] window must be between 64KiB and 1GiB", t->name);
 }
 
 static void validate_database(struct parser *p, ls_cfg_database_t *d, int line)
@@ -353,6 +352,7 @@ void ls__cfg_validate(struct parser *p)
                           c->data_dir) >= sizeof(c->control_socket))
         ls__cfg_fail(p, 0, "[node] data_dir too long for the default control_socket");
     if (!c->log_level[0]) snprintf(c->log_level, sizeof(c->log_level), "info");
+    if (!c->receive_window) c->receive_window = 4u << 20;
     if (!c->plaintext && (!c->tls_ca[0] || !c->tls_cert[0] || !c->tls_key[0]))
         ls__cfg_fail(p, 0,
                      "[tls] needs 'ca', 'cert' and 'key' (or 'insecure_plaintext = true' to run "

@@ -117,7 +117,10 @@ typedef struct {
     ls_tls_ctx_t *tls;         /* TLS context (borrowed); NULL is allowed only with plaintext */
     bool insecure_plaintext;   /* explicit opt-in to plain TCP (checksummed frames, no auth) */
     const char *peer_name;     /* DNS name the peer certificate's subjectAltName must carry
-                                  (copied); required with TLS */
+                                  (copied); required with TLS for ls_conn_connect; a listener
+                                  may leave it NULL to accept any certificate of its CA, and
+                                  must then check the name announced in HELLO with
+                                  ls_conn_peer_matches() before trusting the peer */
     const char *bind_addr;     /* client: local IP literal to bind (the NIC); NULL: any */
     uint32_t heartbeat_ms;     /* heartbeat interval, ms; 0: LS_CONN_HEARTBEAT_MS_DEFAULT */
     uint32_t dead_ms;          /* silence before declaring the peer dead, ms; 0: default 5000 */
@@ -175,10 +178,12 @@ void ls_conn_resume(ls_conn_t *conn); /* deliver buffered frames (from the loop)
  * Idempotent; after an error close it changes nothing. */
 void ls_conn_close(ls_conn_t *conn);
 
-bool ls_conn_is_tls(const ls_conn_t *conn);           /* encrypted and authenticated (for status) */
-bool ls_conn_is_ready(const ls_conn_t *conn);         /* on_ready has run and not closed yet */
-const char *ls_conn_peer(const ls_conn_t *conn);      /* "ip:port" of the peer, static per conn */
-const char *ls_conn_peer_name(const ls_conn_t *conn); /* verified name, NULL without TLS */
+bool ls_conn_is_tls(const ls_conn_t *conn);      /* encrypted and authenticated (for status) */
+bool ls_conn_is_ready(const ls_conn_t *conn);    /* on_ready has run and not closed yet */
+const char *ls_conn_peer(const ls_conn_t *conn); /* "ip:port" of the peer, static per conn */
+/* The expected peer name verified at the handshake; NULL without TLS, before the handshake, or
+ * when the listener deferred the name (see ls_conn_opts_t.peer_name). */
+const char *ls_conn_peer_name(const ls_conn_t *conn);
 /* Whether the peer's verified certificate carries name (subjectAltName DNS, exact). A listener
  * may accept any certificate of its CA (peer_name NULL) and check the name the peer announces
  * in its HELLO with this. False without TLS. */

@@ -60,7 +60,7 @@ Test(config, parses_every_section_with_defaults)
     cr_assert_eq(t->compression_level, 3);
     cr_assert_eq(t->heartbeat_interval_ms, 1000);
     cr_assert_eq(t->heartbeat_timeout_ms, 3000);
-    cr_assert_eq(t->window_bytes, 4u << 20);
+    cr_assert_eq(c->receive_window, 4u << 20);
     cr_assert_str_eq(t->peer_name, "node-b");
     const ls_cfg_database_t *d1 = ls_config_database(c, "db1");
     cr_assert_eq(d1->role, LS_ROLE_ACTIVE);

@@ -1,0 +1,125 @@
+/* An active database: its log directory watched (fs events plus a periodic rescan, since events
+ * can be lost), its source view, and the shippers to each of its targets. */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemon.h"
+
+void ld_active_init(node_t *n, active_t *a, const ls_cfg_database_t *cfg)
+{
+    memset(a, 0, sizeof(*a));
+    a->node = n;
+    a->cfg = cfg;
+    snprintf(a->logs, sizeof(a->logs), "%s/logs", cfg->path);
+    a->shippers = calloc((size_t) cfg->ntargets, sizeof(shipper_t));
+    LS_CHECK(a->shippers != NULL);
+    a->nshippers = cfg->ntargets;
+    for (int i = 0; i < cfg->ntargets; i++) {
+        shipper_t *s = &a->shippers[i];
+        s->db = a;
+        s->idx = -1;
+        for (int j = 0; j < n->nlinks; j++)
+            if (!strcmp(n->links[j].cfg->name, cfg->targets[i])) s->link = &n->links[j];
+        LS_CHECK(s->link != NULL); /* config validation guarantees the target exists */
+        link_t *l = s->link;
+        l->shippers = realloc(l->shippers, (size_t) (l->nshippers + 1) * sizeof(*l->shippers));
+        LS_CHECK(l->shippers != NULL);
+        l->shippers[l->nshippers++] = s;
+        ld_shipper_reset(s, CS_INITIALIZING, "waiting for the database to exist");
+    }
+}
+
+/* The database id, from the current log's header or else any closed generation's. */
+static bool read_dbid(active_t *a)
+{
+    char path[LS_CFG_PATH_MAX + 64];
+    snprintf(path, sizeof(path), "%s/E00.log", a->logs);
+    uint8_t hdr[LS_GEN_HEADER_SIZE];
+    ls_gen_header_t h;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t n = ls_pread_full(fd, hdr, sizeof(hdr), 0);
+        close(fd);
+        if (n == (ssize_t) sizeof(hdr) && ls_gen_header_decode(hdr, sizeof(hdr), &h) == 0) {
+            memcpy(a->dbid, h.dbid, LS_DBID_LEN);
+            return true;
+        }
+    }
+    ls_source_view_t v;
+    ls_source_view(a->src, &v);
+    if (v.count == 0) return false;
+    uint32_t epoch = 0;
+    if (!ls_source_has(a->src, v.oldest, &epoch)) return false;
+    char name[LS_GEN_NAME_MAX];
+    ls_gen_name(name, sizeof(name), LS_GEN_PREFIX_DEFAULT, epoch, v.oldest);
+    snprintf(path, sizeof(path), "%s/%s", a->logs, name);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    ssize_t n = ls_pread_full(fd, hdr, sizeof(hdr), 0);
+    close(fd);
+    if (n != (ssize_t) sizeof(hdr) || ls_gen_header_decode(hdr, sizeof(hdr), &h) != 0) return false;
+    memcpy(a->dbid, h.dbid, LS_DBID_LEN);
+    return true;
+}
+
+static void on_fs_event(uv_fs_event_t *h, const char *filename, int events, int status)
+{
+    (void) filename;
+    (void) events;
+    (void) status;
+    ld_active_poll(h->data);
+}
+
+static void start_watch(active_t *a)
+{
+    uv_fs_event_init(a->node->loop, &a->watch);
+    a->watch.data = a;
+    if (uv_fs_event_start(&a->watch, on_fs_event, a->logs, 0) == 0) {
+        a->watching = true;
+    } else {
+        LS_LOGW("active", "database %s: no fs events on %s, relying on the %d ms rescan",
+                a->cfg->name, a->logs, LD_RESCAN_MS);
+        uv_close((uv_handle_t *) &a->watch, NULL);
+    }
+}
+
+void ld_active_poll(active_t *a)
+{
+    if (a->node->stopping) return;
+    char err[LS_SOURCE_ERRLEN];
+    if (!a->src) {
+        if (access(a->logs, F_OK) != 0) return; /* not created yet: the writer makes it */
+        ls_source_options_t o = {.db_dir = a->cfg->path};
+        if (ls_source_open(&o, &a->src, err, sizeof(err)) != 0) {
+            for (int i = 0; i < a->nshippers; i++)
+                ld_shipper_set_state(&a->shippers[i], CS_FAILED, "%s", err);
+            return;
+        }
+        start_watch(a);
+    } else if (ls_source_rescan(a->src, err, sizeof(err)) != 0) {
+        LS_LOGE("active", "database %s: %s", a->cfg->name, err);
+        return;
+    }
+    if (!a->have_dbid && read_dbid(a)) {
+        a->have_dbid = true;
+        char hex[2 * LS_DBID_LEN + 1];
+        ls_hex(a->dbid, LS_DBID_LEN, hex);
+        LS_LOGI("active", "database %s (id %s) is ready to ship", a->cfg->name, hex);
+        for (int i = 0; i < a->nshippers; i++)
+            ld_shipper_reset(&a->shippers[i], CS_DISCONNECTED, "not connected yet");
+    }
+    if (!a->have_dbid) return;
+    for (int i = 0; i < a->nshippers; i++)
+        ld_link_kick(a->shippers[i].link);
+}
+
+void ld_active_close(active_t *a)
+{
+    for (int i = 0; i < a->nshippers; i++)
+        ld_shipper_reset(&a->shippers[i], CS_DISCONNECTED, "daemon stopping");
+    if (a->watching) uv_close((uv_handle_t *) &a->watch, NULL);
+    a->watching = false;
+}

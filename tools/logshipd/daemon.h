@@ -1,0 +1,249 @@
+/*
+ * logshipd: the daemon's wiring. One process serves many databases, as active for some (it
+ * ships their closed generations to targets) and passive for others (it keeps copies).
+ *
+ *  node      (node.c)      config, TLS context, listeners, control socket, signals, timers
+ *  active    (active.c)    per active database: the source view (engine/source), the watcher
+ *  link      (link.c)      per target: one connection carrying every database shipped to it
+ *  shipper   (shipper.c)   per (active database, target): resume plan, reader, GEN frames, acks
+ *  peer      (peer.c)      per accepted connection: HELLO/WELCOME, frames to the copies
+ *  pcopy     (pcopy.c)     per passive copy: engine/copy, a receiver thread, events to the loop
+ *  status    (status.c)    the control socket's commands and the status document
+ *
+ * Threading: everything here runs on the loop thread except each pcopy's receiver thread (disk
+ * writes, fsync, inspection through engine/copy) and the threads inside engine/copy (replayer)
+ * and engine/source (readers). Those threads talk to the loop only through mutex-protected queues
+ * and uv_async_send(). The loop only moves bytes, runs timers and lists directories.
+ */
+#ifndef LS_LOGSHIPD_H
+#define LS_LOGSHIPD_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "config/config.h"
+#include "control/control.h"
+#include "copy/copy.h"
+#include "core/core.h"
+#include "proto/proto.h"
+#include "source/source.h"
+#include "transport/credit.h"
+#include "transport/transport.h"
+
+#define LD_CHUNK        (256u * 1024u) /* GEN_DATA chunk, bytes */
+#define LD_RESCAN_MS    1000           /* periodic rescan of an active log directory */
+#define LD_HOUSEKEEP_MS 1000           /* log removal, disk-full retries, status upkeep */
+#define LD_BACKOFF_MIN  100            /* reconnect backoff, ms */
+#define LD_BACKOFF_MAX  3000
+#define LD_REASON_MAX   512
+
+typedef struct node node_t;
+typedef struct link link_t;
+typedef struct shipper shipper_t;
+typedef struct active active_t;
+typedef struct peer peer_t;
+typedef struct pcopy pcopy_t;
+
+/* Copy states (DESIGN.md "Copy states and lag accounting"). */
+typedef enum {
+    CS_INITIALIZING = 0,
+    CS_HEALTHY,
+    CS_DISCONNECTED,
+    CS_SUSPENDED,
+    CS_SEEDING,
+    CS_FAILED,
+    CS_DIVERGED,
+    CS_DISK_FULL /* passive only: waiting for space (a transient reason, shown as such) */
+} copy_state_t;
+const char *ld_state_name(copy_state_t s);
+
+/* A position reported by a target, with when it was learned. */
+typedef struct {
+    uint64_t gen;     /* generation */
+    uint64_t lsn;     /* LSN (replayed positions only) */
+    uint64_t when_ns; /* wall clock when the ack arrived, UTC ns */
+} ld_pos_t;
+
+/* ---- active side ---------------------------------------------------------------------------- */
+struct shipper {
+    active_t *db;               /* the database shipped */
+    link_t *link;               /* the target it is shipped to */
+    copy_state_t state;         /* as shown in status */
+    char reason[LD_REASON_MAX]; /* why Failed/Diverged/Disconnected */
+    int idx;                    /* index in the link's HELLO and credit ledger; -1 when none */
+    bool accepted;              /* the target's WELCOME accepted this database */
+    bool shipping;              /* RESUME planned: the reader runs */
+    ls_reader_t *reader;        /* pipelined reader while shipping */
+    const ls_gen_buf_t *cur;    /* generation being sent (borrowed from the reader) */
+    uint64_t cur_off;           /* bytes of cur sent */
+    bool begun;                 /* GEN_BEGIN of cur was sent */
+    uint64_t restart_from;      /* ASK_AGAIN: restart the reader here once cur is done (0: no) */
+    uint64_t next;              /* next generation to read when (re)starting the reader */
+    ld_pos_t durable, inspected, replayed, synced; /* the target's positions */
+    uint64_t sent_gens;                            /* generations sent in full since start */
+    uint64_t sent_bytes;                           /* GEN_DATA bytes sent since start */
+    uint64_t ask_agains;                           /* ASK_AGAIN frames received */
+};
+
+struct active {
+    node_t *node;
+    const ls_cfg_database_t *cfg;
+    char logs[LS_CFG_PATH_MAX + 8]; /* <path>/logs */
+    ls_source_t *src;               /* NULL until the database exists */
+    uint8_t dbid[LS_DBID_LEN];      /* from a generation header once known */
+    bool have_dbid;
+    uv_fs_event_t watch; /* fs events on logs/ (when started) */
+    bool watching;
+    shipper_t *shippers; /* one per configured target */
+    int nshippers;
+};
+
+struct link {
+    node_t *node;
+    const ls_cfg_target_t *cfg;
+    ls_conn_t *conn;        /* NULL when not connected */
+    bool ready;             /* WELCOME received */
+    int net;                /* network in use (index into cfg->nets) */
+    uv_timer_t retry;       /* reconnect timer */
+    uv_async_t wake;        /* readers' notifications */
+    uint64_t backoff_ms;    /* next reconnect delay */
+    ls_credit_tx_t *credit; /* per-connection credit ledger */
+    shipper_t **shippers;   /* every (database, this target) pair */
+    int nshippers;
+    shipper_t **by_idx; /* HELLO index -> shipper, for this connection */
+    int nidx;
+    char last_error[LD_REASON_MAX]; /* why the last connection ended */
+    uint64_t connects;              /* successful connections since start */
+};
+
+/* ---- passive side --------------------------------------------------------------------------- */
+/* A unit of work for a copy's receiver thread. */
+typedef struct ritem {
+    struct ritem *next;
+    uint8_t type; /* LS_FRAME_GEN_BEGIN/DATA/END, or 0: abort the receive */
+    uint32_t epoch;
+    uint64_t generation, size, close_ns, offset;
+    uint8_t digest[LS_DIGEST_SIZE];
+    uint32_t len;     /* data bytes (GEN_DATA) */
+    uint64_t conn_id; /* connection the bytes came on (credit goes back to it) */
+    uint8_t data[];   /* GEN_DATA bytes */
+} ritem_t;
+
+/* An event for the loop from a copy's threads. */
+typedef struct revent {
+    struct revent *next;
+    ls_copy_event_kind_t kind; /* or 0: credit to return */
+    uint64_t generation, lsn;
+    int code;
+    uint64_t consumed; /* kind 0: bytes consumed */
+    uint64_t conn_id;  /* kind 0: connection they came on */
+    char msg[LD_REASON_MAX];
+} revent_t;
+
+struct pcopy {
+    node_t *node;
+    const ls_cfg_database_t *cfg;
+    ls_copy_t *copy; /* engine/copy (NULL if it failed to open: see reason) */
+    copy_state_t state;
+    char reason[LD_REASON_MAX];
+    peer_t *peer; /* connection serving it, or NULL */
+    int idx;      /* index in that peer's credit ledger */
+    /* receiver thread */
+    pthread_t thread;
+    bool thread_started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    ritem_t *head, *tail; /* work queue (bounded by the credit window) */
+    bool stop;
+    uint64_t skip_gen; /* receiver thread: drop frames of this generation */
+    /* events to the loop */
+    uv_async_t async;
+    revent_t *ev_head, *ev_tail; /* under mu */
+    uint64_t diskfull_gen;       /* generation to ask again once space returns (0: none) */
+    uint64_t diskfull_size;      /* its size, bytes */
+};
+
+struct peer {
+    node_t *node;
+    peer_t *next;
+    ls_conn_t *conn;
+    uint64_t id; /* connection id (credit returns go to the right connection) */
+    char name[LS_PROTO_NODE_MAX + 1]; /* the source node's name from HELLO */
+    bool welcomed;
+    ls_credit_rx_t *credit;
+    pcopy_t **by_idx;              /* HELLO index -> copy (NULL: refused) */
+    uint8_t (*dbids)[LS_DBID_LEN]; /* HELLO index -> database id */
+    int nidx;
+};
+
+struct node {
+    uv_loop_t *loop;
+    ls_config_t *cfg;
+    ls_tls_ctx_t *tls;
+    uv_signal_t sigterm, sigint;
+    ls_listener_t *listeners[LS_CFG_MAX_LISTEN];
+    int nlisteners;
+    ls_control_t *control;
+    uv_timer_t rescan;    /* LD_RESCAN_MS: rescan active dirs, open new ones */
+    uv_timer_t housekeep; /* LD_HOUSEKEEP_MS */
+    active_t *actives;
+    int nactives;
+    link_t *links;
+    int nlinks;
+    pcopy_t *copies;
+    int ncopies;
+    peer_t *peers; /* accepted connections */
+    uint64_t next_conn_id;
+    bool stopping;
+    int exit_code;
+};
+
+/* node.c */
+int ld_node_start(node_t *n, uv_loop_t *loop, ls_config_t *cfg, char *err, size_t errlen);
+void ld_node_stop(node_t *n); /* begins a clean stop; the loop ends when all handles closed */
+void ld_conn_opts(node_t *n, ls_conn_opts_t *o, const char *peer_name, uint64_t heartbeat_ms,
+                  uint64_t dead_ms);
+int ld_send(ls_conn_t *conn, const ls_frame_t *f); /* encodes and sends; 0, LS_EBUSY, ... */
+
+/* active.c */
+void ld_active_init(node_t *n, active_t *a, const ls_cfg_database_t *cfg);
+void ld_active_poll(active_t *a); /* open when it appears, rescan */
+void ld_active_close(active_t *a);
+
+/* link.c */
+void ld_link_init(node_t *n, link_t *l, const ls_cfg_target_t *cfg);
+void ld_link_kick(link_t *l); /* connect if idle and something is ready to ship */
+void ld_link_pump(link_t *l); /* send what credit and the socket allow */
+void ld_link_close(link_t *l);
+
+/* shipper.c */
+void ld_shipper_reset(shipper_t *s, copy_state_t state, const char *reason);
+void ld_shipper_on_frame(shipper_t *s, const ls_frame_t *f);
+int ld_shipper_fill(shipper_t *s); /* takes the next generation from the reader; sends BEGIN */
+void ld_shipper_set_state(shipper_t *s, copy_state_t st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* peer.c */
+void ld_peer_accept(ls_listener_t *l, ls_conn_t *conn);
+void ld_peer_on_frame(ls_conn_t *conn, const ls_conn_frame_t *fr);
+void ld_peer_on_close(ls_conn_t *conn, int status, const char *msg);
+void ld_peer_close_all(node_t *n);
+
+/* pcopy.c */
+int ld_pcopy_open(node_t *n, pcopy_t *p, const ls_cfg_database_t *cfg);
+void ld_pcopy_close(pcopy_t *p);
+void ld_pcopy_attach(pcopy_t *p, peer_t *peer, int idx); /* a connection now serves it */
+void ld_pcopy_detach(pcopy_t *p);                        /* that connection ended */
+void ld_pcopy_push(pcopy_t *p, ritem_t *it);             /* to the receiver thread */
+void ld_pcopy_housekeep(pcopy_t *p);
+void ld_pcopy_send_position(pcopy_t *p); /* RESUME + replayed positions */
+void ld_pcopy_set_state(pcopy_t *p, copy_state_t st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* status.c */
+int ld_control_handler(void *ctx, const cJSON *req, cJSON *resp, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,274 @@
+/* A link: the connection from this node to one target, carrying every database shipped there
+ * (one HELLO lists them all), with a per-database credit window, and reconnect with backoff. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon.h"
+
+static void on_wake(uv_async_t *a)
+{
+    ld_link_pump(a->data);
+}
+
+static void on_retry(uv_timer_t *t)
+{
+    link_t *l = t->data;
+    ld_link_kick(l);
+}
+
+void ld_link_init(node_t *n, link_t *l, const ls_cfg_target_t *cfg)
+{
+    memset(l, 0, sizeof(*l));
+    l->node = n;
+    l->cfg = cfg;
+    l->backoff_ms = LD_BACKOFF_MIN;
+    uv_timer_init(n->loop, &l->retry);
+    l->retry.data = l;
+    uv_async_init(n->loop, &l->wake, on_wake);
+    l->wake.data = l;
+}
+
+static void schedule_retry(link_t *l)
+{
+    if (l->node->stopping) return;
+    uv_timer_start(&l->retry, on_retry, l->backoff_ms, 0);
+    l->backoff_ms = LS_MIN(l->backoff_ms * 2, LD_BACKOFF_MAX);
+}
+
+static void send_hello(link_t *l)
+{
+    ls_frame_t f = {.type = LS_FRAME_HELLO};
+    ls_proto_hello_t *h = &f.hello;
+    h->version_min = LS_PROTO_VERSION_MIN;
+    h->version_max = LS_PROTO_VERSION_MAX;
+    h->purpose = LS_PURPOSE_SHIP;
+    h->features = l->node->cfg->plaintext ? LS_FEAT_CKSUM : 0;
+    if (l->cfg->compression_level > 0) {
+        h->features |= LS_FEAT_ZSTD;
+        h->zstd_level = (int8_t) l->cfg->compression_level;
+    }
+    h->node = ls_proto_str(l->node->cfg->node_name);
+    free(l->by_idx);
+    l->by_idx = calloc((size_t) l->nshippers + 1, sizeof(*l->by_idx));
+    LS_CHECK(l->by_idx != NULL);
+    l->nidx = 0;
+    for (int i = 0; i < l->nshippers && h->db_count < LS_PROTO_DB_MAX; i++) {
+        shipper_t *s = l->shippers[i];
+        if (!s->db->have_dbid) continue;
+        memcpy(h->dbs[h->db_count].dbid, s->db->dbid, LS_DBID_LEN);
+        h->dbs[h->db_count].name = ls_proto_str(s->db->cfg->name);
+        s->idx = h->db_count;
+        l->by_idx[l->nidx++] = s;
+        h->db_count++;
+    }
+    int rc = ld_send(l->conn, &f);
+    if (rc) ls_conn_close(l->conn);
+}
+
+static void on_ready(ls_conn_t *c)
+{
+    link_t *l = ls_conn_data(c);
+    LS_LOGI("link", "connected to %s over network %s (%s)%s", l->cfg->name,
+            l->cfg->nets[l->net].name, ls_conn_peer(c), ls_conn_is_tls(c) ? ", TLS" : "");
+    send_hello(l);
+}
+
+static void on_welcome(link_t *l, const ls_proto_welcome_t *w)
+{
+    if (w->db_count != l->nidx) {
+        LS_LOGE("link", "%s answered for %u databases, %d were offered", l->cfg->name, w->db_count,
+                l->nidx);
+        ls_conn_close(l->conn);
+        return;
+    }
+    l->ready = true;
+    l->backoff_ms = LD_BACKOFF_MIN;
+    l->connects++;
+    l->credit = ls_credit_tx_new(w->db_window, w->conn_window); /* the receiver's windows */
+    LS_CHECK(l->credit != NULL);
+    if (w->features & LS_FEAT_ZSTD) ls_conn_set_compression(l->conn, w->zstd_level);
+    for (int i = 0; i < l->nidx; i++) {
+        shipper_t *s = l->by_idx[i];
+        LS_CHECK(ls_credit_tx_db_add(l->credit) == i);
+        s->accepted = w->dbs[i].status == LS_DB_ACCEPTED;
+        if (s->accepted)
+            ld_shipper_set_state(s, CS_INITIALIZING,
+                                 "connected, waiting for the target's position");
+        else
+            ld_shipper_set_state(s, w->dbs[i].code == LS_EDBID ? CS_FAILED : CS_DISCONNECTED,
+                                 "refused by %s: %.*s", l->cfg->name, (int) w->dbs[i].reason.len,
+                                 w->dbs[i].reason.ptr);
+    }
+}
+
+static shipper_t *shipper_for(link_t *l, const uint8_t *dbid)
+{
+    for (int i = 0; i < l->nidx; i++)
+        if (!memcmp(l->by_idx[i]->db->dbid, dbid, LS_DBID_LEN)) return l->by_idx[i];
+    return NULL;
+}
+
+static const uint8_t *frame_dbid(const ls_frame_t *f)
+{
+    switch (f->type) {
+    case LS_FRAME_RESUME:
+        return f->resume.dbid;
+    case LS_FRAME_CREDIT:
+        return f->credit.dbid;
+    case LS_FRAME_DURABLE:
+        return f->durable.dbid;
+    case LS_FRAME_INSPECTED:
+        return f->inspected.dbid;
+    case LS_FRAME_REPLAYED:
+        return f->replayed.dbid;
+    case LS_FRAME_REPLAYED_SYNCED:
+        return f->replayed_synced.dbid;
+    case LS_FRAME_ASK_AGAIN:
+        return f->ask_again.dbid;
+    case LS_FRAME_ERROR:
+        return f->error.dbid;
+    default:
+        return NULL;
+    }
+}
+
+static bool zero_id(const uint8_t *id)
+{
+    static const uint8_t z[LS_DBID_LEN];
+    return memcmp(id, z, LS_DBID_LEN) == 0;
+}
+
+static void on_frame(ls_conn_t *c, const ls_conn_frame_t *fr)
+{
+    link_t *l = ls_conn_data(c);
+    ls_frame_t f;
+    char err[256];
+    if (ls_frame_decode(fr->bytes, LS_FRAME_HEADER_SIZE + fr->body_len, &f, err, sizeof(err))) {
+        LS_LOGE("link", "bad frame from %s: %s", l->cfg->name, err);
+        ls_conn_close(c);
+        return;
+    }
+    if (f.type == LS_FRAME_WELCOME && !l->ready) {
+        on_welcome(l, &f.welcome);
+    } else if (f.type == LS_FRAME_ERROR && zero_id(f.error.dbid)) {
+        snprintf(l->last_error, sizeof(l->last_error), "%s refused the connection: %.*s",
+                 l->cfg->name, (int) f.error.message.len, f.error.message.ptr);
+        LS_LOGE("link", "%s", l->last_error);
+        ls_conn_close(c);
+        return;
+    } else if (!l->ready) {
+        LS_LOGE("link", "%s sent %s before WELCOME", l->cfg->name, ls_frame_type_name(f.type));
+        ls_conn_close(c);
+        return;
+    } else if (f.type == LS_FRAME_CREDIT && zero_id(f.credit.dbid)) {
+        if (ls_credit_tx_grant_conn(l->credit, f.credit.bytes)) ls_conn_close(c);
+    } else {
+        const uint8_t *id = frame_dbid(&f);
+        shipper_t *s = id ? shipper_for(l, id) : NULL;
+        if (!s) {
+            LS_LOGW("link", "%s sent %s for a database not on this connection", l->cfg->name,
+                    ls_frame_type_name(f.type));
+            return;
+        }
+        if (f.type == LS_FRAME_CREDIT) {
+            if (ls_credit_tx_grant(l->credit, s->idx, f.credit.bytes)) ls_conn_close(c);
+        } else {
+            ld_shipper_on_frame(s, &f);
+        }
+    }
+    ld_link_pump(l);
+}
+
+static void on_drain(ls_conn_t *c)
+{
+    ld_link_pump(ls_conn_data(c));
+}
+
+static void on_close(ls_conn_t *c, int status, const char *msg)
+{
+    link_t *l = ls_conn_data(c);
+    if (status) snprintf(l->last_error, sizeof(l->last_error), "%s", msg);
+    l->conn = NULL;
+    l->ready = false;
+    for (int i = 0; i < l->nshippers; i++)
+        ld_shipper_reset(l->shippers[i], CS_DISCONNECTED,
+                         l->last_error[0] ? l->last_error : "connection closed");
+    ls_credit_tx_free(l->credit);
+    l->credit = NULL;
+    if (status) LS_LOGW("link", "connection to %s ended: %s", l->cfg->name, msg);
+    schedule_retry(l);
+}
+
+static bool anything_to_ship(link_t *l)
+{
+    for (int i = 0; i < l->nshippers; i++)
+        if (l->shippers[i]->db->have_dbid) return true;
+    return false;
+}
+
+void ld_link_kick(link_t *l)
+{
+    if (l->conn || l->node->stopping || uv_is_active((uv_handle_t *) &l->retry)) return;
+    if (!anything_to_ship(l)) return;
+    const ls_cfg_network_t *net = &l->cfg->nets[l->net];
+    ls_conn_opts_t o;
+    ld_conn_opts(l->node, &o, l->cfg->peer_name, l->cfg->heartbeat_interval_ms,
+                 l->cfg->heartbeat_timeout_ms);
+    o.bind_addr = net->bind[0] ? net->bind : NULL;
+    o.on_ready = on_ready;
+    o.on_frame = on_frame;
+    o.on_drain = on_drain;
+    o.on_close = on_close;
+    o.data = l;
+    int rc = ls_conn_connect(l->node->loop, net->remote.host, net->remote.port, &o, &l->conn);
+    if (rc) {
+        l->conn = NULL;
+        snprintf(l->last_error, sizeof(l->last_error), "cannot connect to %s:%u: %s",
+                 net->remote.host, net->remote.port,
+                 rc < 0 && rc > -4096 ? uv_strerror(rc) : ls_strerror(rc));
+        schedule_retry(l);
+    }
+}
+
+/* Sends as much as credit and the socket allow: GEN_BEGIN when a generation is taken from a
+ * reader, GEN_DATA chunks round-robin between databases, GEN_END when one is complete. */
+void ld_link_pump(link_t *l)
+{
+    if (!l->conn || !l->ready) return;
+    for (int i = 0; i < l->nidx; i++)
+        if (ld_shipper_fill(l->by_idx[i]) == LS_EBUSY) return;
+    for (;;) {
+        int db;
+        uint64_t len;
+        if (ls_credit_tx_next(l->credit, LD_CHUNK, &db, &len)) return;
+        shipper_t *s = l->by_idx[db];
+        LS_CHECK(s->cur && s->cur_off + len <= s->cur->size);
+        ls_frame_t f = {.type = LS_FRAME_GEN_DATA};
+        memcpy(f.gen_data.dbid, s->db->dbid, LS_DBID_LEN);
+        f.gen_data.generation = s->cur->generation;
+        f.gen_data.offset = s->cur_off;
+        f.gen_data.data = s->cur->bytes + s->cur_off;
+        f.gen_data.len = (uint32_t) len;
+        uint8_t head[128];
+        ssize_t hn = ls_frame_encode_head(&f, head, sizeof(head));
+        LS_CHECK(hn > LS_FRAME_HEADER_SIZE);
+        struct iovec iov[2] = {{head + LS_FRAME_HEADER_SIZE, (size_t) hn - LS_FRAME_HEADER_SIZE},
+                               {(void *) f.gen_data.data, len}};
+        int rc = ls_conn_sendv(l->conn, LS_FRAME_GEN_DATA, iov, 2);
+        if (rc == LS_EBUSY) return; /* on_drain pumps again */
+        if (rc) return;             /* closing: on_close follows */
+        LS_CHECK(ls_credit_tx_sent(l->credit, db, len) == 0);
+        s->cur_off += len;
+        s->sent_bytes += len;
+        if (ld_shipper_fill(s) == LS_EBUSY) return; /* GEN_END and the next GEN_BEGIN */
+    }
+}
+
+void ld_link_close(link_t *l)
+{
+    uv_timer_stop(&l->retry);
+    uv_close((uv_handle_t *) &l->retry, NULL);
+    uv_close((uv_handle_t *) &l->wake, NULL);
+    if (l->conn) ls_conn_close(l->conn);
+}

@@ -1,0 +1,106 @@
+/* logshipd: the logship daemon. `logshipd -c FILE` runs in the foreground, logs to stderr and
+ * stops cleanly on SIGTERM or SIGINT. `logshipd -c FILE --check` validates the file and exits. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: logshipd -c FILE [--check]\n"
+               "  -c, --config FILE  configuration file (docs/CONFIG.md)\n"
+               "      --check        validate the configuration and exit\n");
+}
+
+static void set_level(const char *s)
+{
+    ls_log_set_level(!strcmp(s, "error")   ? LS_LOG_ERROR
+                     : !strcmp(s, "warn")  ? LS_LOG_WARN
+                     : !strcmp(s, "debug") ? LS_LOG_DEBUG
+                                           : LS_LOG_INFO);
+}
+
+static void free_node(node_t *n)
+{
+    for (int i = 0; i < n->nactives; i++) {
+        ls_source_free(n->actives[i].src);
+        free(n->actives[i].shippers);
+    }
+    for (int i = 0; i < n->nlinks; i++) {
+        free(n->links[i].shippers);
+        free(n->links[i].by_idx);
+    }
+    for (int i = 0; i < n->ncopies; i++) {
+        pthread_mutex_destroy(&n->copies[i].mu);
+        pthread_cond_destroy(&n->copies[i].cv);
+    }
+    free(n->actives);
+    free(n->links);
+    free(n->copies);
+    ls_tls_ctx_free(n->tls);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"check", no_argument, NULL, 'k'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *conf = NULL;
+    bool check = false;
+    int ch;
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        if (ch == 'c')
+            conf = optarg;
+        else if (ch == 'k')
+            check = true;
+        else if (ch == 'h') {
+            usage(stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "logshipd: unknown option '%s'\n", argv[optind - 1]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!conf || optind != argc) {
+        if (optind != argc)
+            fprintf(stderr, "logshipd: unexpected argument '%s'\n", argv[optind]);
+        else
+            fprintf(stderr, "logshipd: a configuration file is required (-c FILE)\n");
+        usage(stderr);
+        return 2;
+    }
+    char err[1024];
+    ls_config_t *cfg;
+    if (ls_config_load(conf, &cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "logshipd: %s\n", err);
+        return 2;
+    }
+    if (check) {
+        printf("%s: ok\n", conf);
+        ls_config_free(cfg);
+        return 0;
+    }
+    if (!getenv("LS_LOG_LEVEL")) set_level(cfg->log_level);
+    signal(SIGPIPE, SIG_IGN);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    static node_t node;
+    int rc = ld_node_start(&node, &loop, cfg, err, sizeof(err));
+    if (rc) {
+        LS_LOGE("node", "cannot start: %s", err);
+        ld_node_stop(&node);
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    int closed = uv_loop_close(&loop);
+    if (closed) LS_LOGW("node", "event loop closed with handles still open");
+    free_node(&node);
+    ls_config_free(cfg);
+    if (!rc) LS_LOGI("node", "stopped");
+    return rc ? 1 : 0;
+}

@@ -1,0 +1,357 @@
+/* A passive copy in the daemon: engine/copy plus a receiver thread that does its disk work, and
+ * an event queue that brings the copy's acknowledgements back to the loop, which sends them. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+
+#include "daemon.h"
+
+void ld_pcopy_set_state(pcopy_t *p, copy_state_t st, const char *fmt, ...)
+{
+    char reason[LD_REASON_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof(reason), fmt, ap);
+    va_end(ap);
+    if (p->state != st)
+        ls_log(st == CS_FAILED || st == CS_DIVERGED ? LS_LOG_ERROR : LS_LOG_INFO, "copy",
+               "%s <- %s: %s -> %s (%s)", p->cfg->name, p->cfg->source, ld_state_name(p->state),
+               ld_state_name(st), reason);
+    p->state = st;
+    snprintf(p->reason, sizeof(p->reason), "%s", reason);
+}
+
+/* ---- events: copy threads -> loop ---------------------------------------------------------- */
+static void post(pcopy_t *p, revent_t *e)
+{
+    pthread_mutex_lock(&p->mu);
+    if (p->ev_tail)
+        p->ev_tail->next = e;
+    else
+        p->ev_head = e;
+    p->ev_tail = e;
+    pthread_mutex_unlock(&p->mu);
+    uv_async_send(&p->async);
+}
+
+static void on_copy_event(void *ctx, const ls_copy_event_t *ev)
+{
+    revent_t *e = calloc(1, sizeof(*e));
+    LS_CHECK(e != NULL);
+    e->kind = ev->kind;
+    e->generation = ev->generation;
+    e->lsn = ev->lsn;
+    e->code = ev->code;
+    snprintf(e->msg, sizeof(e->msg), "%s", ev->message ? ev->message : "");
+    post(ctx, e);
+}
+
+static void send_gen_frame(pcopy_t *p, uint8_t type, uint64_t gen, uint64_t lsn)
+{
+    if (!p->peer) return;
+    ls_frame_t f = {.type = type};
+    const uint8_t *id = p->peer->dbids[p->idx];
+    if (type == LS_FRAME_REPLAYED || type == LS_FRAME_REPLAYED_SYNCED) {
+        memcpy(f.replayed.dbid, id, LS_DBID_LEN);
+        f.replayed.generation = gen;
+        f.replayed.lsn = lsn;
+    } else {
+        memcpy(f.durable.dbid, id, LS_DBID_LEN);
+        f.durable.generation = gen;
+    }
+    ld_send(p->peer->conn, &f);
+}
+
+static void send_ask_again(pcopy_t *p, uint64_t gen, int code, const char *msg)
+{
+    if (!p->peer) return;
+    ls_frame_t f = {.type = LS_FRAME_ASK_AGAIN};
+    memcpy(f.ask_again.dbid, p->peer->dbids[p->idx], LS_DBID_LEN);
+    f.ask_again.generation = gen;
+    f.ask_again.code = code;
+    f.ask_again.message = ls_proto_str(msg);
+    ld_send(p->peer->conn, &f);
+}
+
+static void send_error(pcopy_t *p, int code)
+{
+    if (!p->peer) return;
+    ls_frame_t f = {.type = LS_FRAME_ERROR};
+    memcpy(f.error.dbid, p->peer->dbids[p->idx], LS_DBID_LEN);
+    f.error.code = code;
+    f.error.message = ls_proto_str(p->reason);
+    ld_send(p->peer->conn, &f);
+}
+
+static void return_credit(pcopy_t *p, const revent_t *e)
+{
+    if (!p->peer || p->peer->id != e->conn_id) return; /* bytes of an older connection */
+    uint64_t conn_grant = 0;
+    uint64_t grant = ls_credit_rx_consumed(p->peer->credit, p->idx, e->consumed, &conn_grant);
+    ls_frame_t f = {.type = LS_FRAME_CREDIT};
+    if (grant) {
+        memcpy(f.credit.dbid, p->peer->dbids[p->idx], LS_DBID_LEN);
+        f.credit.bytes = (uint32_t) grant;
+        ld_send(p->peer->conn, &f);
+    }
+    if (conn_grant) {
+        memset(f.credit.dbid, 0, LS_DBID_LEN);
+        f.credit.bytes = (uint32_t) conn_grant;
+        ld_send(p->peer->conn, &f);
+    }
+}
+
+static void on_state_event(pcopy_t *p, const revent_t *e)
+{
+    if (e->code == LS_COPY_DISK_FULL) {
+        ls_copy_resume_t r;
+        ls_copy_resume_point(p->copy, &r);
+        p->diskfull_gen = r.next_generation;
+        ld_pcopy_set_state(p, CS_DISK_FULL, "%s", e->msg);
+    } else if (e->code == LS_COPY_FAILED) {
+        ld_pcopy_set_state(p, CS_FAILED, "%s", e->msg);
+        send_error(p, LS_ESTATE);
+    } else if (p->state == CS_DISK_FULL || p->state == CS_INITIALIZING) {
+        p->diskfull_gen = 0;
+        ld_pcopy_set_state(p, p->peer ? CS_HEALTHY : CS_DISCONNECTED, "receiving");
+    }
+}
+
+static void handle_event(pcopy_t *p, const revent_t *e)
+{
+    switch ((int) e->kind) {
+    case 0:
+        return_credit(p, e);
+        break;
+    case LS_COPY_EV_DURABLE:
+        if (p->state == CS_DISK_FULL) on_state_event(p, &(revent_t){.code = LS_COPY_HEALTHY});
+        send_gen_frame(p, LS_FRAME_DURABLE, e->generation, 0);
+        break;
+    case LS_COPY_EV_INSPECTED:
+        send_gen_frame(p, LS_FRAME_INSPECTED, e->generation, 0);
+        break;
+    case LS_COPY_EV_REPLAYED:
+        send_gen_frame(p, LS_FRAME_REPLAYED, e->generation, e->lsn);
+        break;
+    case LS_COPY_EV_REPLAYED_SYNCED:
+        send_gen_frame(p, LS_FRAME_REPLAYED_SYNCED, e->generation, e->lsn);
+        break;
+    case LS_COPY_EV_ASK_AGAIN:
+        send_ask_again(p, e->generation, e->code, e->msg);
+        break;
+    case LS_COPY_EV_STATE:
+        on_state_event(p, e);
+        break;
+    }
+}
+
+static void on_async(uv_async_t *a)
+{
+    pcopy_t *p = a->data;
+    pthread_mutex_lock(&p->mu);
+    revent_t *e = p->ev_head;
+    p->ev_head = p->ev_tail = NULL;
+    pthread_mutex_unlock(&p->mu);
+    while (e) {
+        revent_t *next = e->next;
+        handle_event(p, e);
+        free(e);
+        e = next;
+    }
+}
+
+/* ---- the receiver thread -------------------------------------------------------------------- */
+static void receive(pcopy_t *p, ritem_t *it)
+{
+    char err[512] = "";
+    int rc = 0;
+    if (it->type == 0) {
+        ls_copy_recv_abort(p->copy);
+        p->skip_gen = 0;
+        return;
+    }
+    if (it->type == LS_FRAME_GEN_BEGIN) {
+        ls_copy_recv_abort(p->copy); /* a new BEGIN abandons any half-received generation */
+        p->skip_gen = 0;
+        rc = ls_copy_recv_begin(p->copy, it->epoch, it->generation, it->size, it->close_ns, err,
+                                sizeof(err));
+    } else if (it->generation == p->skip_gen) {
+        return;
+    } else if (it->type == LS_FRAME_GEN_DATA) {
+        rc = ls_copy_recv_data(p->copy, it->generation, it->offset, it->data, it->len, err,
+                               sizeof(err));
+    } else {
+        rc = ls_copy_recv_end(p->copy, it->generation, it->digest, err, sizeof(err));
+        if (rc && rc != LS_ESTATE && rc != LS_ENOSPC && rc != LS_EIO) rc = 0; /* ASK_AGAIN sent */
+    }
+    if (rc) {
+        p->skip_gen = it->generation;
+        ls_log(rc == LS_ESTATE ? LS_LOG_DEBUG : LS_LOG_WARN, "receiver", "%s generation %llu: %s",
+               p->cfg->name, (unsigned long long) it->generation, err);
+    }
+}
+
+static void *receiver_main(void *arg)
+{
+    pcopy_t *p = arg;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (!p->head && !p->stop)
+            pthread_cond_wait(&p->cv, &p->mu);
+        if (p->stop) break;
+        ritem_t *it = p->head;
+        p->head = it->next;
+        if (!p->head) p->tail = NULL;
+        pthread_mutex_unlock(&p->mu);
+        receive(p, it);
+        if (it->type == LS_FRAME_GEN_DATA) {
+            revent_t *e = calloc(1, sizeof(*e));
+            LS_CHECK(e != NULL);
+            e->consumed = it->len;
+            e->conn_id = it->conn_id;
+            post(p, e);
+        }
+        free(it);
+        pthread_mutex_lock(&p->mu);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+void ld_pcopy_push(pcopy_t *p, ritem_t *it)
+{
+    pthread_mutex_lock(&p->mu);
+    if (p->tail)
+        p->tail->next = it;
+    else
+        p->head = it;
+    p->tail = it;
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* ---- lifecycle ------------------------------------------------------------------------------ */
+int ld_pcopy_open(node_t *n, pcopy_t *p, const ls_cfg_database_t *cfg)
+{
+    memset(p, 0, sizeof(*p));
+    p->node = n;
+    p->cfg = cfg;
+    p->idx = -1;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    uv_async_init(n->loop, &p->async, on_async);
+    p->async.data = p;
+    ls_copy_options_t o = {.dir = cfg->path,
+                           .keep_logs = (uint32_t) cfg->keep_logs,
+                           .replay_lag_ms = cfg->replay_lag_ms,
+                           .event_cb = on_copy_event,
+                           .event_ctx = p};
+    char err[512];
+    int rc = ls_copy_open(&o, &p->copy, err, sizeof(err));
+    if (rc == 0) rc = ls_copy_start(p->copy);
+    if (rc) {
+        /* The daemon keeps serving its other databases: this copy shows Failed with why. */
+        ld_pcopy_set_state(p, CS_FAILED, "cannot open the copy in %s: %s", cfg->path,
+                           err[0] ? err : ls_strerror(rc));
+        ls_copy_close(p->copy);
+        p->copy = NULL;
+        return 0;
+    }
+    char reason[256];
+    if (ls_copy_state(p->copy, reason, sizeof(reason)) == LS_COPY_FAILED)
+        ld_pcopy_set_state(p, CS_FAILED, "%s", reason);
+    else
+        ld_pcopy_set_state(p, CS_DISCONNECTED, "waiting for %s to connect", cfg->source);
+    if (pthread_create(&p->thread, NULL, receiver_main, p) != 0) {
+        ld_pcopy_set_state(p, CS_FAILED, "cannot start the receiver thread");
+        return 0;
+    }
+    p->thread_started = true;
+    return 0;
+}
+
+void ld_pcopy_send_position(pcopy_t *p)
+{
+    if (!p->peer) return;
+    if (p->state == CS_FAILED || p->state == CS_DIVERGED) {
+        send_error(p, p->state == CS_DIVERGED ? LS_EDIVERGED : LS_ESTATE);
+        return;
+    }
+    ls_copy_resume_t r;
+    ls_copy_resume_point(p->copy, &r);
+    ls_frame_t f = {.type = LS_FRAME_RESUME};
+    memcpy(f.resume.dbid, p->peer->dbids[p->idx], LS_DBID_LEN);
+    f.resume.epoch = r.epoch;
+    f.resume.next_generation = r.next_generation;
+    memcpy(f.resume.last_digest, r.digest, LS_DIGEST_SIZE);
+    f.resume.last_lsn = r.last_lsn;
+    ld_send(p->peer->conn, &f);
+    ls_copy_stats_t st;
+    ls_copy_stats(p->copy, &st);
+    if (st.last_replayed)
+        send_gen_frame(p, LS_FRAME_REPLAYED, st.last_replayed, st.last_replayed_lsn);
+    if (st.last_synced) send_gen_frame(p, LS_FRAME_REPLAYED_SYNCED, st.last_synced, 0);
+}
+
+void ld_pcopy_attach(pcopy_t *p, peer_t *peer, int idx)
+{
+    if (p->peer && p->peer != peer) ld_pcopy_detach(p); /* a newer connection takes over */
+    p->peer = peer;
+    p->idx = idx;
+    if (p->state == CS_DISCONNECTED || p->state == CS_INITIALIZING)
+        ld_pcopy_set_state(p, CS_HEALTHY, "receiving from %s", peer->name);
+    ld_pcopy_send_position(p);
+}
+
+void ld_pcopy_detach(pcopy_t *p)
+{
+    if (!p->peer) return;
+    p->peer = NULL;
+    p->idx = -1;
+    ritem_t *abort_item = calloc(1, sizeof(*abort_item));
+    LS_CHECK(abort_item != NULL);
+    ld_pcopy_push(p, abort_item);
+    if (p->state == CS_HEALTHY)
+        ld_pcopy_set_state(p, CS_DISCONNECTED, "%s disconnected", p->cfg->source);
+}
+
+/* While the disk is full, ask again for the generation once there is room for it. */
+void ld_pcopy_housekeep(pcopy_t *p)
+{
+    if (p->state != CS_DISK_FULL || !p->peer || !p->diskfull_gen) return;
+    struct statvfs vfs;
+    if (statvfs(p->cfg->path, &vfs) != 0) return;
+    uint64_t avail = (uint64_t) vfs.f_bavail * vfs.f_frsize;
+    uint64_t need = LS_MAX(p->cfg->target_size * 2, (uint64_t) 2 << 20);
+    if (avail < need) return;
+    LS_LOGI("copy", "%s: %llu bytes free again, asking for generation %llu", p->cfg->name,
+            (unsigned long long) avail, (unsigned long long) p->diskfull_gen);
+    send_ask_again(p, p->diskfull_gen, LS_ENOSPC, "disk space available again");
+}
+
+void ld_pcopy_close(pcopy_t *p)
+{
+    if (p->thread_started) {
+        pthread_mutex_lock(&p->mu);
+        p->stop = true;
+        pthread_cond_signal(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+        pthread_join(p->thread, NULL);
+        p->thread_started = false;
+    }
+    ls_copy_close(p->copy); /* stops the replayer, checkpoints */
+    p->copy = NULL;
+    uv_close((uv_handle_t *) &p->async, NULL);
+    while (p->head) {
+        ritem_t *it = p->head;
+        p->head = it->next;
+        free(it);
+    }
+    while (p->ev_head) {
+        revent_t *e = p->ev_head;
+        p->ev_head = e->next;
+        free(e);
+    }
+}

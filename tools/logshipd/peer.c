@@ -1,0 +1,256 @@
+/* A peer: a connection accepted from a source node. Its HELLO names the databases it ships; each
+ * is matched with a configured passive copy of that source, answered in WELCOME, told where the
+ * copy stands (RESUME) and then fed GEN frames through the copy's receiver thread. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon.h"
+
+void ld_peer_accept(ls_listener_t *l, ls_conn_t *conn)
+{
+    node_t *n = ls_listener_data(l);
+    peer_t *p = calloc(1, sizeof(*p));
+    if (!p) {
+        ls_conn_close(conn);
+        return;
+    }
+    p->node = n;
+    p->conn = conn;
+    p->id = n->next_conn_id++;
+    p->next = n->peers;
+    n->peers = p;
+    ls_conn_set_data(conn, p);
+}
+
+static void unlink_peer(peer_t *p)
+{
+    for (peer_t **pp = &p->node->peers; *pp; pp = &(*pp)->next)
+        if (*pp == p) {
+            *pp = p->next;
+            return;
+        }
+}
+
+void ld_peer_on_close(ls_conn_t *conn, int status, const char *msg)
+{
+    peer_t *p = ls_conn_data(conn);
+    if (!p) return;
+    if (status && p->name[0]) LS_LOGW("peer", "connection from %s ended: %s", p->name, msg);
+    for (int i = 0; i < p->nidx; i++)
+        if (p->by_idx[i] && p->by_idx[i]->peer == p) ld_pcopy_detach(p->by_idx[i]);
+    unlink_peer(p);
+    ls_credit_rx_free(p->credit);
+    free(p->by_idx);
+    free(p->dbids);
+    free(p);
+}
+
+/* Matches one database of the HELLO with a passive copy; NULL with the reason when refused. */
+static pcopy_t *match(peer_t *p, const ls_proto_db_t *d, int *code, char *why, size_t whylen)
+{
+    node_t *n = p->node;
+    char name[LS_PROTO_DBNAME_MAX + 1];
+    snprintf(name, sizeof(name), "%.*s", (int) d->name.len, d->name.ptr);
+    for (int i = 0; i < n->ncopies; i++) {
+        pcopy_t *c = &n->copies[i];
+        if (strcmp(c->cfg->name, name) || strcmp(c->cfg->source, p->name)) continue;
+        if (!c->copy) {
+            *code = LS_ESTATE;
+            snprintf(why, whylen, "copy %s cannot be opened: %.160s", name, c->reason);
+            return NULL;
+        }
+        struct ls_store *st = ls_copy_store(c->copy);
+        ls_store_meta_t m;
+        if (st) {
+            ls_store_meta(st, &m);
+            if (memcmp(m.dbid, d->dbid, LS_DBID_LEN) != 0) {
+                char a[33], b[33];
+                ls_hex(m.dbid, LS_DBID_LEN, a);
+                ls_hex(d->dbid, LS_DBID_LEN, b);
+                *code = LS_EDBID;
+                snprintf(why, whylen,
+                         "copy %s belongs to database %s, the source ships %s: refused (reseed "
+                         "the copy to replace it)",
+                         name, a, b);
+                ld_pcopy_set_state(c, CS_FAILED, "%s", why);
+                return NULL;
+            }
+        }
+        return c;
+    }
+    *code = LS_ENOENT;
+    snprintf(why, whylen, "node %s holds no passive copy of %s from %s", n->cfg->node_name, name,
+             p->name);
+    return NULL;
+}
+
+static void on_hello(peer_t *p, const ls_proto_hello_t *h)
+{
+    node_t *n = p->node;
+    ls_frame_t err_frame;
+    char msg[256];
+    ls_proto_offer_t offer = {.features = LS_FEAT_ZSTD | LS_FEAT_CKSUM};
+    ls_proto_choice_t choice;
+    snprintf(p->name, sizeof(p->name), "%.*s", (int) h->node.len, h->node.ptr);
+    if (ls_proto_negotiate(h, &offer, &choice, &err_frame, msg, sizeof(msg)) != 0) {
+        LS_LOGE("peer", "%s: %s", p->name, msg);
+        ld_send(p->conn, &err_frame);
+        ls_conn_close(p->conn);
+        return;
+    }
+    if (!n->cfg->plaintext && !ls_conn_peer_matches(p->conn, p->name)) {
+        snprintf(msg, sizeof(msg), "node name %s in HELLO is not the name in its certificate",
+                 p->name);
+        LS_LOGE("peer", "%s from %s: refused", msg, ls_conn_peer(p->conn));
+        ls_frame_t f = {.type = LS_FRAME_ERROR};
+        f.error.code = LS_EAUTH;
+        f.error.message = ls_proto_str(msg);
+        ld_send(p->conn, &f);
+        ls_conn_close(p->conn);
+        return;
+    }
+    uint64_t dbw = n->cfg->receive_window, connw = LS_MAX(dbw * 4, LS_PROTO_CONN_WINDOW_DEFAULT);
+    p->credit = ls_credit_rx_new(dbw, connw);
+    p->by_idx = calloc((size_t) h->db_count + 1, sizeof(*p->by_idx));
+    p->dbids = calloc((size_t) h->db_count + 1, LS_DBID_LEN);
+    LS_CHECK(p->credit && p->by_idx && p->dbids);
+    p->nidx = h->db_count;
+    static ls_frame_t w; /* large (256 answers); the loop is single-threaded */
+    static char why[LS_PROTO_DB_MAX][LS_PROTO_REASON_MAX];
+    memset(&w, 0, sizeof(w));
+    w.type = LS_FRAME_WELCOME;
+    w.welcome.version = choice.version;
+    w.welcome.features = choice.features;
+    w.welcome.zstd_level = choice.zstd_level;
+    w.welcome.node = ls_proto_str(n->cfg->node_name);
+    w.welcome.db_count = h->db_count;
+    w.welcome.db_window = (uint32_t) dbw;
+    w.welcome.conn_window = (uint32_t) connw;
+    for (int i = 0; i < h->db_count; i++) {
+        ls_proto_db_result_t *r = &w.welcome.dbs[i];
+        memcpy(r->dbid, h->dbs[i].dbid, LS_DBID_LEN);
+        memcpy(p->dbids[i], h->dbs[i].dbid, LS_DBID_LEN);
+        LS_CHECK(ls_credit_rx_db_add(p->credit) == i);
+        why[i][0] = '\0';
+        pcopy_t *c = match(p, &h->dbs[i], &r->code, why[i], sizeof(why[i]));
+        r->status = c ? LS_DB_ACCEPTED : LS_DB_REFUSED;
+        r->code = c ? 0 : r->code;
+        r->reason = ls_proto_str(why[i]);
+        if (!c) LS_LOGW("peer", "%s", why[i]);
+        p->by_idx[i] = c;
+    }
+    if (ld_send(p->conn, &w) != 0) {
+        ls_conn_close(p->conn);
+        return;
+    }
+    p->welcomed = true;
+    if (choice.features & LS_FEAT_ZSTD) ls_conn_set_compression(p->conn, choice.zstd_level);
+    LS_LOGI("peer", "%s connected from %s%s, %u database(s)", p->name, ls_conn_peer(p->conn),
+            ls_conn_is_tls(p->conn) ? " (TLS)" : " (plaintext)", h->db_count);
+    for (int i = 0; i < p->nidx; i++)
+        if (p->by_idx[i]) ld_pcopy_attach(p->by_idx[i], p, i);
+}
+
+static int index_of(peer_t *p, const uint8_t *dbid)
+{
+    for (int i = 0; i < p->nidx; i++)
+        if (!memcmp(p->dbids[i], dbid, LS_DBID_LEN)) return p->by_idx[i] ? i : -1;
+    return -1;
+}
+
+static ritem_t *item_for(peer_t *p, const ls_frame_t *f, uint32_t datalen)
+{
+    ritem_t *it = calloc(1, sizeof(*it) + datalen);
+    LS_CHECK(it != NULL);
+    it->type = f->type;
+    it->conn_id = p->id;
+    return it;
+}
+
+/* GEN_BEGIN / GEN_DATA / GEN_END for an attached copy become work for its receiver thread. */
+static void on_gen_frame(peer_t *p, const ls_frame_t *f, const uint8_t *dbid)
+{
+    int i = index_of(p, dbid);
+    pcopy_t *c = i >= 0 ? p->by_idx[i] : NULL;
+    if (!c || c->peer != p) {
+        LS_LOGW("peer", "%s sent %s for a database it may not ship here", p->name,
+                ls_frame_type_name(f->type));
+        return;
+    }
+    ritem_t *it;
+    if (f->type == LS_FRAME_GEN_DATA) {
+        if (ls_credit_rx_received(p->credit, i, f->gen_data.len) != 0) {
+            LS_LOGE("peer", "%s ignored the credit window for %s: closing", p->name, c->cfg->name);
+            ls_conn_close(p->conn);
+            return;
+        }
+        it = item_for(p, f, f->gen_data.len);
+        it->generation = f->gen_data.generation;
+        it->offset = f->gen_data.offset;
+        it->len = f->gen_data.len;
+        memcpy(it->data, f->gen_data.data, f->gen_data.len);
+    } else if (f->type == LS_FRAME_GEN_BEGIN) {
+        it = item_for(p, f, 0);
+        it->epoch = f->gen_begin.epoch;
+        it->generation = f->gen_begin.generation;
+        it->size = f->gen_begin.size;
+        it->close_ns = f->gen_begin.close_ns;
+    } else {
+        it = item_for(p, f, 0);
+        it->generation = f->gen_end.generation;
+        memcpy(it->digest, f->gen_end.digest, LS_DIGEST_SIZE);
+    }
+    ld_pcopy_push(c, it);
+}
+
+void ld_peer_on_frame(ls_conn_t *conn, const ls_conn_frame_t *fr)
+{
+    peer_t *p = ls_conn_data(conn);
+    ls_frame_t f;
+    char err[256];
+    if (ls_frame_decode(fr->bytes, LS_FRAME_HEADER_SIZE + fr->body_len, &f, err, sizeof(err))) {
+        LS_LOGE("peer", "bad frame from %s: %s", ls_conn_peer(conn), err);
+        ls_conn_close(conn);
+        return;
+    }
+    if (!p->welcomed) {
+        if (f.type == LS_FRAME_HELLO && f.hello.purpose == LS_PURPOSE_SHIP) {
+            on_hello(p, &f.hello);
+        } else {
+            LS_LOGE("peer", "%s sent %s before HELLO: closing", ls_conn_peer(conn),
+                    ls_frame_type_name(f.type));
+            ls_conn_close(conn);
+        }
+        return;
+    }
+    switch (f.type) {
+    case LS_FRAME_GEN_BEGIN:
+        on_gen_frame(p, &f, f.gen_begin.dbid);
+        break;
+    case LS_FRAME_GEN_DATA:
+        on_gen_frame(p, &f, f.gen_data.dbid);
+        break;
+    case LS_FRAME_GEN_END:
+        on_gen_frame(p, &f, f.gen_end.dbid);
+        break;
+    case LS_FRAME_ERROR: {
+        int i = index_of(p, f.error.dbid);
+        if (i >= 0)
+            ld_pcopy_set_state(p->by_idx[i], f.error.code == LS_EDIVERGED ? CS_DIVERGED : CS_FAILED,
+                               "source %s: %.*s", p->name, (int) f.error.message.len,
+                               f.error.message.ptr);
+        else
+            LS_LOGE("peer", "%s: %.*s", p->name, (int) f.error.message.len, f.error.message.ptr);
+        break;
+    }
+    default:
+        LS_LOGW("peer", "%s sent an unexpected %s frame", p->name, ls_frame_type_name(f.type));
+    }
+}
+
+void ld_peer_close_all(node_t *n)
+{
+    for (peer_t *p = n->peers; p; p = p->next)
+        ls_conn_close(p->conn);
+}

@@ -1,0 +1,216 @@
+/* A shipper: one (active database, target) pair. It checks the target's position against our
+ * chain (engine/source's plan), runs a pipelined reader from there, frames each generation as
+ * GEN_BEGIN / GEN_DATA... / GEN_END, and keeps the target's acknowledged positions. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon.h"
+
+void ld_shipper_set_state(shipper_t *s, copy_state_t st, const char *fmt, ...)
+{
+    char reason[LD_REASON_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof(reason), fmt, ap);
+    va_end(ap);
+    if (s->state != st) { /* transitions are logged with their cause */
+        ls_log(st == CS_FAILED || st == CS_DIVERGED ? LS_LOG_ERROR : LS_LOG_INFO, "copy",
+               "%s -> %s: %s -> %s (%s)", s->db->cfg->name, s->link->cfg->name,
+               ld_state_name(s->state), ld_state_name(st), reason);
+    }
+    s->state = st;
+    snprintf(s->reason, sizeof(s->reason), "%s", reason);
+}
+
+static void stop_reader(shipper_t *s)
+{
+    if (s->cur && s->reader) ls_reader_release(s->reader, s->cur);
+    s->cur = NULL;
+    s->cur_off = 0;
+    ls_reader_stop(s->reader);
+    s->reader = NULL;
+    s->shipping = false;
+}
+
+void ld_shipper_reset(shipper_t *s, copy_state_t state, const char *reason)
+{
+    stop_reader(s);
+    s->accepted = false;
+    s->begun = false;
+    s->restart_from = 0;
+    if (s->state != CS_FAILED && s->state != CS_DIVERGED)
+        ld_shipper_set_state(s, state, "%s", reason);
+}
+
+static void notify(void *ctx)
+{
+    link_t *l = ctx;
+    uv_async_send(&l->wake);
+}
+
+static int start_reader(shipper_t *s, uint64_t first, const uint8_t *prev_digest)
+{
+    ls_reader_options_t o = {.prev_digest = prev_digest};
+    int rc = ls_reader_start(s->db->src, first, &o, notify, s->link, &s->reader);
+    if (rc) {
+        ld_shipper_set_state(s, CS_FAILED, "cannot start the log reader: %s", ls_strerror(rc));
+        return rc;
+    }
+    s->shipping = true;
+    s->next = first;
+    return 0;
+}
+
+/* Tells the target why this copy stopped (it shows the same state). */
+static void send_error(shipper_t *s, int code)
+{
+    ls_frame_t f = {.type = LS_FRAME_ERROR};
+    memcpy(f.error.dbid, s->db->dbid, LS_DBID_LEN);
+    f.error.code = code;
+    f.error.message = ls_proto_str(s->reason);
+    if (s->link->conn) ld_send(s->link->conn, &f);
+}
+
+static void on_resume(shipper_t *s, const ls_proto_resume_t *r)
+{
+    ls_resume_t res = {.epoch = r->epoch, .next = r->next_generation, .last_lsn = r->last_lsn};
+    memcpy(res.digest, r->last_digest, LS_DIGEST_SIZE);
+    ls_ship_plan_t plan;
+    char err[LS_SOURCE_ERRLEN];
+    stop_reader(s);
+    int rc = ls_source_plan(s->db->src, &res, &plan, err, sizeof(err));
+    if (rc == LS_EDIVERGED) {
+        ld_shipper_set_state(s, CS_DIVERGED, "%s", err);
+    } else if (rc) {
+        ld_shipper_set_state(s, CS_FAILED, "%s", err);
+    } else if (start_reader(s, plan.first, r->next_generation > 1 ? r->last_digest : NULL) == 0) {
+        ld_shipper_set_state(s, CS_HEALTHY, "shipping from generation %llu",
+                             (unsigned long long) plan.first);
+        return;
+    }
+    send_error(s, rc ? rc : LS_EIO);
+}
+
+static void ack(ld_pos_t *p, uint64_t gen, uint64_t lsn)
+{
+    if (gen < p->gen) return;
+    p->gen = gen;
+    p->lsn = lsn;
+    p->when_ns = ls_now_ns();
+}
+
+static void on_ask_again(shipper_t *s, const ls_proto_ask_again_t *a)
+{
+    s->ask_agains++;
+    LS_LOGW("copy", "%s -> %s: target asks again from generation %llu: %.*s", s->db->cfg->name,
+            s->link->cfg->name, (unsigned long long) a->generation, (int) a->message.len,
+            a->message.ptr);
+    if (!s->shipping) return;
+    /* The generation in flight is finished first (the target drops it), then the reader restarts
+     * from the generation asked for. */
+    s->restart_from = a->generation;
+    if (!s->cur) ld_shipper_fill(s);
+}
+
+void ld_shipper_on_frame(shipper_t *s, const ls_frame_t *f)
+{
+    switch (f->type) {
+    case LS_FRAME_RESUME:
+        if (s->accepted) on_resume(s, &f->resume);
+        break;
+    case LS_FRAME_DURABLE:
+        ack(&s->durable, f->durable.generation, 0);
+        break;
+    case LS_FRAME_INSPECTED:
+        ack(&s->inspected, f->inspected.generation, 0);
+        break;
+    case LS_FRAME_REPLAYED:
+        ack(&s->replayed, f->replayed.generation, f->replayed.lsn);
+        break;
+    case LS_FRAME_REPLAYED_SYNCED:
+        ack(&s->synced, f->replayed_synced.generation, f->replayed_synced.lsn);
+        break;
+    case LS_FRAME_ASK_AGAIN:
+        on_ask_again(s, &f->ask_again);
+        break;
+    case LS_FRAME_ERROR:
+        stop_reader(s);
+        ld_shipper_set_state(s, f->error.code == LS_EDIVERGED ? CS_DIVERGED : CS_FAILED,
+                             "target %s: %.*s", s->link->cfg->name, (int) f->error.message.len,
+                             f->error.message.ptr);
+        break;
+    default:
+        LS_LOGW("copy", "%s -> %s: unexpected %s frame ignored", s->db->cfg->name,
+                s->link->cfg->name, ls_frame_type_name(f->type));
+    }
+}
+
+static int send_begin(shipper_t *s)
+{
+    ls_frame_t f = {.type = LS_FRAME_GEN_BEGIN};
+    memcpy(f.gen_begin.dbid, s->db->dbid, LS_DBID_LEN);
+    f.gen_begin.epoch = s->cur->epoch;
+    f.gen_begin.generation = s->cur->generation;
+    f.gen_begin.size = s->cur->size;
+    f.gen_begin.close_ns = s->cur->close_ns;
+    int rc = ld_send(s->link->conn, &f);
+    if (rc) return rc;
+    s->begun = true;
+    ls_credit_tx_backlog_add(s->link->credit, s->idx, s->cur->size);
+    return 0;
+}
+
+static int send_end(shipper_t *s)
+{
+    ls_frame_t f = {.type = LS_FRAME_GEN_END};
+    memcpy(f.gen_end.dbid, s->db->dbid, LS_DBID_LEN);
+    f.gen_end.generation = s->cur->generation;
+    memcpy(f.gen_end.digest, s->cur->digest, LS_DIGEST_SIZE);
+    int rc = ld_send(s->link->conn, &f);
+    if (rc) return rc;
+    s->next = s->cur->generation + 1;
+    s->sent_gens++;
+    ls_reader_release(s->reader, s->cur);
+    s->cur = NULL;
+    s->begun = false;
+    return 0;
+}
+
+/* Keeps one generation in flight: takes it from the reader and sends GEN_BEGIN; sends GEN_END
+ * once all its data went out. Returns LS_EBUSY when the socket is full (on_drain resumes). */
+int ld_shipper_fill(shipper_t *s)
+{
+    while (s->shipping && s->link->ready) {
+        if (!s->cur && s->restart_from) {
+            uint64_t from = s->restart_from;
+            stop_reader(s);
+            s->restart_from = 0;
+            if (start_reader(s, from, NULL)) return 0;
+        }
+        if (!s->cur) {
+            int rc = ls_reader_next(s->reader, &s->cur);
+            if (rc == LS_EBUSY) {
+                s->cur = NULL;
+                return 0;
+            }
+            if (rc) {
+                s->cur = NULL;
+                ld_shipper_set_state(s, CS_FAILED, "%s", ls_reader_error(s->reader));
+                stop_reader(s);
+                send_error(s, rc);
+                return 0;
+            }
+            s->cur_off = 0;
+            s->begun = false;
+        }
+        int rc = 0;
+        if (!s->begun) rc = send_begin(s);
+        if (rc) return rc;
+        if (s->cur_off < s->cur->size) return 0; /* the link pump sends the data */
+        rc = send_end(s);
+        if (rc) return rc;
+    }
+    return 0;
+}

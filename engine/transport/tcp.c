@@ -122,18 +122,21 @@ static void connect_cb(uv_connect_t *req, int status)
     if (c->state != LS__CONN_CLOSING) c->drv->start(c);
 }
 
-static int check_opts(const ls_conn_opts_t *o)
+/* A client must name the peer it expects; a listener may defer the name to the HELLO. */
+static int check_opts(const ls_conn_opts_t *o, bool client)
 {
     if (!o->on_frame || !o->on_close) return LS_EINVAL;
     if (o->insecure_plaintext) return o->tls ? LS_EINVAL : 0; /* contradictory: refuse */
-    return o->tls && o->peer_name && *o->peer_name ? 0 : LS_EINVAL;
+    if (!o->tls) return LS_EINVAL;
+    if (o->peer_name) return *o->peer_name ? 0 : LS_EINVAL;
+    return client ? LS_EINVAL : 0;
 }
 
 int ls_conn_connect(uv_loop_t *loop, const char *addr, int port, const ls_conn_opts_t *opts,
                     ls_conn_t **out)
 {
     struct sockaddr_storage sa, local;
-    int rc = check_opts(opts);
+    int rc = check_opts(opts, true);
     if (rc == 0) rc = ls__parse_addr(addr, port, &sa);
     if (rc == 0 && opts->bind_addr) rc = ls__parse_addr(opts->bind_addr, 0, &local);
     if (rc) return rc;
@@ -207,7 +210,7 @@ int ls_listener_start(uv_loop_t *loop, const char *addr, int port, const ls_conn
                       ls_listener_accept_cb on_accept, void *data, ls_listener_t **out)
 {
     struct sockaddr_storage sa;
-    int rc = check_opts(conn_opts);
+    int rc = check_opts(conn_opts, false);
     if (rc == 0) rc = ls__parse_addr(addr, port, &sa);
     if (rc) return rc;
     ls_listener_t *l = calloc(1, sizeof(*l));

@@ -98,7 +98,8 @@ static int tls_error(ls_conn_t *c, int err, const char *during)
     long vr = SSL_get_verify_result(c->ssl);
     if (vr != X509_V_OK)
         return ls__conn_fail(c, LS_EAUTH, "refused the certificate of %s (expected %s): %s",
-                             c->peer, c->peer_name, X509_verify_cert_error_string(vr));
+                             c->peer, c->peer_name ? c->peer_name : "any name of our CA",
+                             X509_verify_cert_error_string(vr));
     unsigned long e = ERR_get_error();
     char why[256] = "";
     if (e) ERR_error_string_n(e, why, sizeof(why));
@@ -153,9 +154,9 @@ static int tls_start(ls_conn_t *c)
     SSL_set_bio(c->ssl, c->rbio, c->wbio);
     SSL_set_app_data(c->ssl, c);
     SSL_set_hostflags(c->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-    if (SSL_set1_host(c->ssl, c->peer_name) != 1)
+    if (c->peer_name && SSL_set1_host(c->ssl, c->peer_name) != 1)
         return ls__conn_fail(c, LS_EINVAL, "bad expected peer name '%s'", c->peer_name);
-    if (c->is_client) {
+    if (c->is_client) { /* check_opts made sure a client has a peer name */
         SSL_set_tlsext_host_name(c->ssl, c->peer_name);
         SSL_set_connect_state(c->ssl);
     } else {

@@ -429,6 +429,25 @@ Test(transport, refuses_certificate_with_wrong_name, .timeout = 30)
     fx_fini(&fx);
 }
 
+/* A listener that serves many sources defers the name to the HELLO: it takes any certificate
+ * of its CA (the layer above then checks the announced name), and still refuses other CAs. */
+Test(transport, listener_without_expected_name_still_requires_its_ca, .timeout = 30)
+{
+    fx_t fx;
+    fx_init(&fx);
+    make_certs(&fx);
+    tls_pair(&fx, ctx(&fx, "ca1", "ca1", "mallory"), NULL);
+    cr_assert(run_until(&fx, both_ready, 10000), "srv '%s' cli '%s'", fx.srv.msg, fx.cli.msg);
+    cr_assert_null(ls_conn_peer_name(fx.srv.c), "no name was checked yet");
+    cr_assert(ls_conn_is_tls(fx.srv.c));
+    fx_fini(&fx);
+
+    fx_init(&fx);
+    make_certs(&fx);
+    expect_refusal(&fx, ctx(&fx, "ca1", "ca2", "source"), NULL, "unable to get local issuer");
+    fx_fini(&fx);
+}
+
 Test(transport, client_refuses_server_with_wrong_name, .timeout = 30)
 {
     fx_t fx;

@@ -123,3 +123,36 @@ void ls_gen_trailer_encode(const ls_gen_trailer_t *t, uint64_t seed,
     memcpy(out + LS__TRL_MAGIC, LS_TRAILER_MAGIC, 8);
     ls_put32(out + LS__REC_CKSUM, ls_cksum32(out + 4, LS_GEN_TRAILER_SIZE - 4, seed));
 }
+
+int ls__logfmt_trailer_check(const uint8_t *p, uint64_t off, uint64_t seed, ls_gen_trailer_t *out,
+                             char *msg, size_t msglen)
+{
+    uint32_t stored = ls_get32(p + LS__REC_CKSUM);
+    uint32_t computed = ls_cksum32(p + 4, LS_GEN_TRAILER_SIZE - 4, seed);
+    if (stored != computed)
+        HFAIL(LS_EBADTRAILER,
+              "trailer at offset %llu: checksum mismatch (stored 0x%08x, computed 0x%08x)",
+              (unsigned long long) off, stored, computed);
+    if (ls_get32(p + LS__REC_LEN) != LS_GEN_TRAILER_SIZE || p[LS__REC_TYPE] != LS_REC_TRAILER ||
+        p[LS__REC_FLAGS] != 0 || ls_get16(p + LS__REC_KEY_LEN) != 0 ||
+        ls_get32(p + LS__REC_VALUE_LEN) != 0 || ls_get64(p + LS__TRL_RESERVED) != 0 ||
+        memcmp(p + LS__TRL_MAGIC, LS_TRAILER_MAGIC, 8) != 0)
+        HFAIL(LS_EBADTRAILER,
+              "trailer at offset %llu: malformed (length %u, type 0x%02x, bad magic or non-zero "
+              "reserved fields)",
+              (unsigned long long) off, ls_get32(p + LS__REC_LEN), p[LS__REC_TYPE]);
+    if (out) {
+        out->record_count = ls_get64(p + LS__TRL_COUNT);
+        out->last_lsn = ls_get64(p + LS__TRL_LAST_LSN);
+        out->payload_len = ls_get64(p + LS__TRL_PAYLOAD);
+        out->close_ns = ls_get64(p + LS__TRL_CLOSE_NS);
+        memcpy(out->digest, p + LS__TRL_DIGEST, LS_DIGEST_SIZE);
+    }
+    return 0;
+}
+
+int ls_gen_trailer_decode(const uint8_t *buf, size_t len, uint64_t seed, ls_gen_trailer_t *out)
+{
+    if (len < LS_GEN_TRAILER_SIZE) return LS_ETRUNCATED;
+    return ls__logfmt_trailer_check(buf, 0, seed, out, NULL, 0);
+}

@@ -47,4 +47,9 @@
 int ls__logfmt_header_check(const uint8_t *buf, size_t len, ls_gen_header_t *out, char *msg,
                             size_t msglen);
 
+/* Validates the 96 trailer bytes at p (checksum with seed, length, type, reserved fields, magic)
+ * and decodes them into out (may be NULL); off is only used in msg. 0 or LS_EBADTRAILER. */
+int ls__logfmt_trailer_check(const uint8_t *p, uint64_t off, uint64_t seed, ls_gen_trailer_t *out,
+                             char *msg, size_t msglen);
+
 #endif

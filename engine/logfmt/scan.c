@@ -178,24 +178,16 @@ static void account(scan_t *s, const ls_record_t *r, size_t end)
     if (end - s->hashed >= HASH_BATCH) hash_upto(s, end);
 }
 
-static int check_trailer_fields(scan_t *s, size_t off, const uint8_t *p)
+static int check_trailer_fields(scan_t *s, size_t off, const uint8_t *p, ls_gen_trailer_t *t)
 {
-    uint32_t stored = ls_get32(p + LS__REC_CKSUM);
-    uint32_t computed = ls_cksum32(p + 4, LS_GEN_TRAILER_SIZE - 4, s->seed);
-    if (stored != computed)
-        return fail(s, LS_EBADTRAILER, off,
-                    "trailer at offset %zu: checksum mismatch (stored 0x%08x, computed 0x%08x)",
-                    off, stored, computed);
-    if (ls_get32(p + LS__REC_LEN) != LS_GEN_TRAILER_SIZE || p[LS__REC_FLAGS] != 0 ||
-        ls_get16(p + LS__REC_KEY_LEN) != 0 || ls_get32(p + LS__REC_VALUE_LEN) != 0 ||
-        ls_get64(p + LS__TRL_RESERVED) != 0 || memcmp(p + LS__TRL_MAGIC, LS_TRAILER_MAGIC, 8))
-        return fail(s, LS_EBADTRAILER, off,
-                    "trailer at offset %zu: malformed (length %u, bad magic or non-zero reserved "
-                    "fields)",
-                    off, ls_get32(p + LS__REC_LEN));
+    int rc = ls__logfmt_trailer_check(p, off, s->seed, t, s->v->msg, sizeof(s->v->msg));
+    if (rc) { /* the message is already in the verdict */
+        s->v->code = rc;
+        s->v->offset = off;
+        return rc;
+    }
     const ls_gen_info_t *in = s->info;
-    uint64_t count = ls_get64(p + LS__TRL_COUNT), last = ls_get64(p + LS__TRL_LAST_LSN);
-    uint64_t payload = ls_get64(p + LS__TRL_PAYLOAD);
+    uint64_t count = t->record_count, last = t->last_lsn, payload = t->payload_len;
     if (count != in->record_count || last != in->last_lsn || payload != off - LS_GEN_HEADER_SIZE)
         return fail(s, LS_EBADTRAILER, off,
                     "trailer at offset %zu: says %llu records, last lsn %llu, payload %llu; "
@@ -219,7 +211,8 @@ static int scan_trailer(scan_t *s, size_t off)
     if (s->len - off < LS_GEN_TRAILER_SIZE)
         return fail(s, LS_ETRUNCATED, off, "trailer at offset %zu: truncated (%zu of %d bytes)",
                     off, s->len - off, LS_GEN_TRAILER_SIZE);
-    int rc = check_trailer_fields(s, off, p);
+    ls_gen_trailer_t t;
+    int rc = check_trailer_fields(s, off, p, &t);
     if (rc) return rc;
     uint8_t digest[LS_DIGEST_SIZE];
     if (s->ex->known_digest) {
@@ -237,11 +230,7 @@ static int scan_trailer(scan_t *s, size_t off)
                     b);
     }
     ls_gen_info_t *in = s->info;
-    in->trailer.record_count = in->record_count;
-    in->trailer.last_lsn = in->last_lsn;
-    in->trailer.payload_len = off - LS_GEN_HEADER_SIZE;
-    in->trailer.close_ns = ls_get64(p + LS__TRL_CLOSE_NS);
-    memcpy(in->trailer.digest, digest, LS_DIGEST_SIZE);
+    in->trailer = t;
     memcpy(in->digest, digest, LS_DIGEST_SIZE);
     in->closed = true;
     return 0;

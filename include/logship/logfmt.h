@@ -91,6 +91,12 @@ void ls_gen_trailer_encode(const ls_gen_trailer_t *t, uint64_t seed,
  * -> LS_EBADVERSION; non-zero reserved bytes, epoch 0 or generation 0 -> LS_ECORRUPT. */
 int ls_gen_header_decode(const uint8_t *buf, size_t len, ls_gen_header_t *out);
 
+/* Decodes and validates a trailer (the LS_GEN_TRAILER_SIZE bytes at buf) of the generation whose
+ * record seed is seed (ls_gen_seed): checksum, length, type, reserved fields and magic. It cannot
+ * compare the counts and the digest with the records: ls_gen_scan does. 0, LS_ETRUNCATED
+ * (len < LS_GEN_TRAILER_SIZE) or LS_EBADTRAILER. */
+int ls_gen_trailer_decode(const uint8_t *buf, size_t len, uint64_t seed, ls_gen_trailer_t *out);
+
 /* File names. ls_gen_name returns 0 or LS_EINVAL (prefix too long or with '-' or '/').
  * ls_gen_name_parse returns 0 when name is exactly a closed name with this prefix. */
 int ls_gen_name(char *out, size_t outlen, const char *prefix, uint32_t epoch, uint64_t generation);

@@ -451,6 +451,31 @@ Test(logfmt, unknown_flags_and_bad_trailers_are_rejected)
     ls_h_gen_free(g);
 }
 
+Test(logfmt, trailer_decode_validates_without_the_records)
+{
+    ls_h_gen_t *g = small_gen(true);
+    size_t len;
+    uint8_t *b = ls_h_gen_copy(g, &len);
+    uint8_t *t = b + len - LS_GEN_TRAILER_SIZE;
+    uint64_t seed = ls_h_gen_seed(g);
+    ls_gen_trailer_t tr;
+    cr_assert_eq(ls_gen_trailer_decode(t, LS_GEN_TRAILER_SIZE, seed, &tr), 0);
+    cr_assert_eq(tr.record_count, 5);
+    cr_assert_eq(tr.last_lsn, 104);
+    cr_assert_eq(tr.payload_len, len - LS_GEN_HEADER_SIZE - LS_GEN_TRAILER_SIZE);
+    cr_assert_eq(tr.close_ns, LS_H_GEN_CLOSE_NS);
+    cr_assert_arr_eq(tr.digest, ls_h_gen_digest(g), LS_DIGEST_SIZE);
+    cr_assert_eq(ls_gen_trailer_decode(t, LS_GEN_TRAILER_SIZE - 1, seed, &tr), LS_ETRUNCATED);
+    cr_assert_eq(ls_gen_trailer_decode(t, LS_GEN_TRAILER_SIZE, seed + 1, &tr), LS_EBADTRAILER,
+                 "another generation's seed");
+    t[88] = 1;
+    reseal(b, len - LS_GEN_TRAILER_SIZE, LS_GEN_TRAILER_SIZE, seed);
+    cr_assert_eq(ls_gen_trailer_decode(t, LS_GEN_TRAILER_SIZE, seed, &tr), LS_EBADTRAILER,
+                 "reserved field");
+    free(b);
+    ls_h_gen_free(g);
+}
+
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 static uint64_t rng(void)
 {

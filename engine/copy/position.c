@@ -186,15 +186,19 @@ static int recover_inspect(ls_copy_t *c)
     while (i < n && files[i].generation <= c->held_gen)
         i++;
     delete_from(c, c->inspect_dir, files, 0, i); /* older than what logs/ holds: leftovers */
-    size_t next = i;
-    if (i < n && files[i].generation == c->held_gen + 1 && files[i].epoch >= c->held_epoch) {
+    /* normally at most one; inspected in order while they follow on (hashing each) */
+    for (; i < n && files[i].generation == c->held_gen + 1 && files[i].epoch >= c->held_epoch;
+         i++) {
         char msg[512];
-        /* inspected with hashing; on failure the file is deleted and counted */
         rc = ls__copy_inspect(c, files[i].epoch, files[i].generation, NULL, msg, sizeof(msg));
-        if (rc) LS_LOGW("copy", "%s: %s", c->dir, msg);
-        rc = rc == LS_ENOMEM ? rc : 0;
-        next = i + 1;
+        if (rc) {
+            LS_LOGW("copy", "%s: %s", c->dir, msg);
+            rc = rc == LS_ENOMEM ? rc : 0;
+            i++; /* deleted by the failed inspection */
+            break;
+        }
     }
+    size_t next = i;
     delete_from(c, c->inspect_dir, files, next, n);
     free(files);
     return rc;

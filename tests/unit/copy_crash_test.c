@@ -1,0 +1,298 @@
+/* copy: restart at every stage, crashes at fault points (forked children), full disk. */
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "copy_test_util.h"
+
+/* In a forked child: no Criterion assertions (they belong to the test's process). */
+#define CHILD_CHECK(e)                                                                             \
+    do {                                                                                           \
+        if (!(e)) {                                                                                \
+            fprintf(stderr, "child: %s:%d: %s\n", __FILE__, __LINE__, #e);                         \
+            _exit(3);                                                                              \
+        }                                                                                          \
+    } while (0)
+
+/* What a child does before it is expected to die at a fault point. */
+typedef struct {
+    const char *dir;   /* the copy */
+    const chain_t *ch; /* generations to send */
+    int send_to;       /* send 1..send_to */
+    bool replay;       /* then start the replayer and wait for the whole chain */
+    uint32_t batch;    /* batch_generations */
+} child_t;
+
+static bool replayed_all(void *ctx)
+{
+    void **a = ctx;
+    ls_copy_stats_t st;
+    ls_copy_stats(a[0], &st);
+    return st.last_replayed >= (uint64_t) ((const chain_t *) a[1])->n;
+}
+
+static void child_run(const child_t *k)
+{
+    ls_copy_options_t o = {.dir = k->dir, .batch_generations = k->batch};
+    ls_copy_t *c = NULL;
+    CHILD_CHECK(ls_copy_open(&o, &c, NULL, 0) == 0);
+    for (int g = 1; g <= k->send_to; g++) {
+        char err[1024] = "";
+        int rc = send_bytes(c, (uint64_t) g, k->ch->buf[g], k->ch->len[g], k->ch->digest[g], err,
+                            sizeof(err));
+        CHILD_CHECK(rc == 0);
+    }
+    if (k->replay) {
+        CHILD_CHECK(ls_copy_start(c) == 0);
+        void *a[2] = {c, (void *) k->ch};
+        ls_h_wait_for(replayed_all, a, 10000);
+    }
+    ls_copy_close(c);
+}
+
+/* Runs child_run in a forked child with LS_FAULTS=faults; returns its exit status. The parent
+ * must not have hit any fault point before (the variable is read once per process). */
+static int run_child(const child_t *k, const char *faults)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        setenv("LS_FAULTS", faults, 1);
+        child_run(k);
+        _exit(0);
+    }
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* Reopens after the crash, resends from the resume point, converges; checks nothing was applied
+ * twice. */
+static void converge(const char *dir, const chain_t *ch)
+{
+    ls_copy_t *c = copy_open(dir, NULL);
+    ls_copy_resume_t r;
+    ls_copy_resume_point(c, &r);
+    cr_assert_eq(count_files(dir, "inspect"), 0, "no .part or uninspected file left");
+    if (r.next_generation > 1) cr_assert_arr_eq(r.digest, ch->digest[r.next_generation - 1], 32);
+    send_range(c, ch, (int) r.next_generation, ch->n);
+    cr_assert_eq(ls_copy_start(c), 0);
+    wait_replayed(c, (uint64_t) ch->n, true);
+    store_matches(c, ch);
+    ls_copy_stats_t st;
+    ls_copy_stats(c, &st);
+    cr_assert_eq(st.applied_generations, (uint64_t) ch->n, "each generation applied once: %llu",
+                 (unsigned long long) st.applied_generations);
+    ls_copy_close(c);
+}
+
+static void crash_case(const char *faults, int send_to, bool replay, uint64_t want_replayed)
+{
+    char *dir = ls_h_tmpdir("copycrash");
+    chain_t ch;
+    chain_build(&ch, 5, 4, 30);
+    child_t k = {.dir = dir, .ch = &ch, .send_to = send_to, .replay = replay, .batch = 2};
+    int st = run_child(&k, faults);
+    cr_assert_eq(st, LS_FAULT_EXIT_CODE, "the child died at %s (status %d)", faults, st);
+    ls_copy_t *c = copy_open(dir, NULL);
+    ls_copy_stats_t s;
+    ls_copy_stats(c, &s);
+    cr_assert_eq(s.last_replayed, want_replayed, "store at %llu after %s",
+                 (unsigned long long) s.last_replayed, faults);
+    cr_assert_eq(s.applied_generations, want_replayed);
+    ls_copy_close(c);
+    converge(dir, &ch);
+    chain_free(&ch);
+    ls_h_rmtree(dir);
+    free(dir);
+}
+
+Test(copy_crash, crash_before_the_second_replay_commit_loses_only_that_batch)
+{
+    crash_case("copy.replay.before_commit=exit@2", 5, true, 2);
+}
+
+Test(copy_crash, crash_after_the_second_replay_commit_keeps_it)
+{
+    crash_case("copy.replay.after_commit=exit@2", 5, true, 4);
+}
+
+Test(copy_crash, crash_before_the_rename_out_of_part_drops_the_part)
+{
+    crash_case("copy.recv.before_rename=exit@3", 5, false, 0);
+}
+
+static void write_at(const char *dir, const char *sub, int g, const char *suffix,
+                     const uint8_t *buf, size_t len)
+{
+    char p[4200];
+    gen_path(p, sizeof(p), dir, sub, g, suffix);
+    cr_assert_eq(ls_h_write_file(p, buf, len), 0);
+}
+
+Test(copy_crash, restart_at_every_stage_resumes_at_the_first_generation_not_held)
+{
+    char *dir = ls_h_tmpdir("copycrash");
+    chain_t ch;
+    chain_build(&ch, 6, 3, 20);
+    ls_copy_t *c = copy_open(dir, NULL);
+    send_range(c, &ch, 1, 2);
+    ls_copy_close(c);
+
+    /* killed while receiving 3: a .part is left */
+    write_at(dir, "inspect", 3, ".part", ch.buf[3], ch.len[3] / 2);
+    c = copy_open(dir, NULL);
+    ls_copy_resume_t r;
+    ls_copy_resume_point(c, &r);
+    cr_assert_eq(r.next_generation, 3);
+    cr_assert_arr_eq(r.digest, ch.digest[2], 32);
+    cr_assert_eq(r.last_lsn, ch.last_lsn[2]);
+    cr_assert_eq(count_files(dir, "inspect"), 0, ".part deleted");
+    ls_copy_close(c);
+
+    /* killed after 3 became durable, before inspection; 4 arrived damaged */
+    write_at(dir, "inspect", 3, "", ch.buf[3], ch.len[3]);
+    uint8_t *bad = malloc(ch.len[4]);
+    memcpy(bad, ch.buf[4], ch.len[4]);
+    bad[200] ^= 1;
+    write_at(dir, "inspect", 4, "", bad, ch.len[4]);
+    free(bad);
+    c = copy_open(dir, NULL);
+    ls_copy_resume_point(c, &r);
+    cr_assert_eq(r.next_generation, 4, "3 inspected at open, the damaged 4 dropped");
+    cr_assert(file_exists(dir, "logs", 3) && !file_exists(dir, "inspect", 4));
+    ls_copy_stats_t st;
+    ls_copy_stats(c, &st);
+    cr_assert_eq(st.replay_queue, 3, "1..3 in logs/ not replayed");
+    cr_assert_eq(st.inspect_failures, 1, "4 inspected at open and refused");
+    cr_assert_eq(st.last_replayed, 0);
+    ls_copy_close(c);
+
+    /* killed with 1..3 in logs/ not replayed: replayed after the restart, once */
+    c = copy_open(dir, NULL);
+    cr_assert_eq(ls_copy_start(c), 0);
+    wait_replayed(c, 3, true);
+    ls_copy_close(c);
+    c = copy_open(dir, NULL);
+    cr_assert_eq(ls_copy_start(c), 0);
+    ls_copy_stats(c, &st);
+    cr_assert_eq(st.replay_queue, 0);
+    cr_assert_eq(st.applied_generations, 3);
+    ls_copy_resume_point(c, &r);
+    cr_assert_eq(r.next_generation, 4);
+    ls_copy_close(c);
+    ls_copy_stats(c = copy_open(dir, NULL), &st);
+    cr_assert_eq(st.replay_txns, 0, "nothing applied again after a clean restart");
+    ls_copy_close(c);
+    converge(dir, &ch);
+    chain_free(&ch);
+    ls_h_rmtree(dir);
+    free(dir);
+}
+
+Test(copy_crash, a_log_that_no_longer_chains_is_dropped_at_open)
+{
+    char *dir = ls_h_tmpdir("copycrash");
+    chain_t ch, other;
+    chain_build(&ch, 4, 2, 10);
+    chain_build(&other, 4, 3, 12); /* same numbers, another history */
+    ls_copy_t *c = copy_open(dir, NULL);
+    send_range(c, &ch, 1, 3);
+    ls_copy_close(c);
+    write_at(dir, "logs", 3, "", other.buf[3], other.len[3]); /* replaced behind our back */
+    write_at(dir, "logs", 4, "", other.buf[4], other.len[4]);
+    c = copy_open(dir, NULL);
+    ls_copy_resume_t r;
+    ls_copy_resume_point(c, &r);
+    cr_assert_eq(r.next_generation, 3);
+    cr_assert(!file_exists(dir, "logs", 3) && !file_exists(dir, "logs", 4));
+    ls_copy_close(c);
+    converge(dir, &ch);
+    chain_free(&ch);
+    chain_free(&other);
+    ls_h_rmtree(dir);
+    free(dir);
+}
+
+/* Fills the file system holding dir; returns the filler's path (malloc'd). */
+static char *fill(const char *dir)
+{
+    char *path = malloc(strlen(dir) + 8);
+    strcpy(path, dir);
+    strcat(path, "/filler");
+    int fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0600);
+    cr_assert_geq(fd, 0);
+    static char block[16384];
+    memset(block, 'f', sizeof(block));
+    for (;;) {
+        ssize_t n = write(fd, block, sizeof(block));
+        if (n < 0 && errno == ENOSPC) break;
+        cr_assert_geq(n, 0, "filling: %s", strerror(errno));
+        if (n == 0) break;
+    }
+    close(fd);
+    return path;
+}
+
+static bool state_is_full(void *ctx)
+{
+    return ls_copy_state(ctx, NULL, 0) == LS_COPY_DISK_FULL;
+}
+
+Test(copy_crash, full_disk_is_a_state_and_the_copy_resumes_when_space_returns)
+{
+    char *dir = ls_h_tmpdir("copycrash");
+    char mnt[4200];
+    snprintf(mnt, sizeof(mnt), "%s/mnt", dir);
+    cr_assert_eq(mkdir(mnt, 0700), 0);
+    if (mount("tmpfs", mnt, "tmpfs", 0, "size=4m") != 0) {
+        int e = errno;
+        ls_h_rmtree(dir);
+        if (getenv("CI")) cr_assert_fail("cannot mount a tmpfs in CI: %s", strerror(e));
+        if (geteuid() != 0) cr_skip_test("skipped: mounting a tmpfs needs root (%s)", strerror(e));
+        cr_assert_fail("cannot mount a tmpfs as root: %s", strerror(e));
+    }
+    char cdir[4300];
+    snprintf(cdir, sizeof(cdir), "%s/copy", mnt);
+    chain_t ch;
+    chain_build(&ch, 5, 12, 1000); /* ~40 KiB per generation */
+    events_t ev;
+    events_init(&ev);
+    ls_copy_t *c = copy_open(cdir, &ev);
+    cr_assert_eq(ls_copy_start(c), 0);
+    send_range(c, &ch, 1, 2);
+    wait_replayed(c, 2, true);
+    char *filler = fill(mnt);
+    char err[1024] = "";
+    int rc = send_bytes(c, 3, ch.buf[3], ch.len[3], ch.digest[3], err, sizeof(err));
+    cr_assert_eq(rc, LS_ENOSPC, "%s: %s", ls_err_name(rc), err);
+    char reason[512];
+    cr_assert(ls_h_wait_for(state_is_full, c, 1000));
+    ls_copy_state(c, reason, sizeof(reason));
+    cr_assert(ls_h_contains(reason, "no space left"), "%s", reason);
+    cr_assert(ls_h_contains(reason, "generation 3"), "%s", reason);
+    cr_assert_geq(events_count(&ev, LS_COPY_EV_STATE, 0), 1);
+    cr_assert_eq(count_files(cdir, "inspect"), 0, "the .part was dropped");
+    ls_copy_resume_t r;
+    ls_copy_resume_point(c, &r);
+    cr_assert_eq(r.next_generation, 3, "nothing durable harmed, 3 still wanted");
+    cr_assert_eq(send_bytes(c, 3, ch.buf[3], ch.len[3], NULL, err, sizeof(err)), LS_ENOSPC,
+                 "still full");
+    cr_assert_eq(unlink(filler), 0);
+    send_range(c, &ch, 3, 5);
+    cr_assert_eq(ls_copy_state(c, NULL, 0), LS_COPY_HEALTHY);
+    wait_replayed(c, 5, true);
+    store_matches(c, &ch);
+    ls_copy_stats_t st;
+    ls_copy_stats(c, &st);
+    cr_assert_eq(st.applied_generations, 5);
+    ls_copy_close(c);
+    free(filler);
+    chain_free(&ch);
+    umount2(mnt, MNT_DETACH);
+    ls_h_rmtree(dir);
+    free(dir);
+}

@@ -191,16 +191,16 @@ typedef struct {
 } ls_gen_buf_t;
 
 typedef struct {
-    uint32_t buffered_gens; /* read and not released (queued + handed out) */
-    uint64_t buffered_bytes;
-    uint32_t peak_gens;  /* highest buffered_gens seen */
-    uint64_t peak_bytes; /* highest buffered_bytes seen */
-    uint64_t read;       /* generations read and verified */
-    uint64_t delivered;  /* generations handed out by ls_reader_next */
-    uint64_t next;       /* next generation the thread will read */
-    bool waiting_space;  /* the thread waits for a release (bounds reached) */
-    bool waiting_gen;    /* the thread waits for generation `next` to be closed */
-    int error;           /* 0, or why the reader stopped */
+    uint32_t buffered_gens;  /* read and not released (queued + handed out) */
+    uint64_t buffered_bytes; /* their total size, bytes */
+    uint32_t peak_gens;      /* highest buffered_gens seen */
+    uint64_t peak_bytes;     /* highest buffered_bytes seen */
+    uint64_t read;           /* generations read and verified */
+    uint64_t delivered;      /* generations handed out by ls_reader_next */
+    uint64_t next;           /* next generation the thread will read */
+    bool waiting_space;      /* the thread waits for a release (bounds reached) */
+    bool waiting_gen;        /* the thread waits for generation `next` to be closed */
+    int error;               /* 0, or why the reader stopped */
 } ls_reader_stats_t;
 
 /* Called on the reader's thread when a generation becomes ready or the reader fails. Must not

@@ -531,6 +531,35 @@ Test(source, reader_memory_stays_bounded_with_a_backlog)
     chain_free(c);
 }
 
+Test(source, reader_reads_an_oversized_generation_alone)
+{
+    chain_t *c = chain_new();
+    add_gens(c, 4, 1);
+    ls_source_t *s = open_src(c);
+    int notes = 0;
+    ls_reader_options_t o = {.max_gens = 10, .max_bytes = 100}; /* smaller than any generation */
+    ls_reader_t *r = NULL;
+    cr_assert_eq(ls_reader_start(s, 1, &o, notify, &notes, &r), 0);
+    for (uint64_t want = 1; want <= 4; want++) {
+        const ls_gen_buf_t *g;
+        cr_assert_eq(next_gen(r, &g), 0, "%s", ls_reader_error(r));
+        cr_assert_eq(g->generation, want);
+        if (want < 4) wait_reader(r, waiting_space, 0);
+        ls_reader_stats_t st;
+        ls_reader_stats(r, &st);
+        cr_assert_eq(st.buffered_gens, 1, "one at a time");
+        ls_reader_release(r, g);
+    }
+    ls_reader_stats_t st;
+    ls_reader_stats(r, &st);
+    cr_assert_eq(st.peak_gens, 1);
+    cr_assert_eq(st.peak_bytes, c->size[1]);
+    cr_assert_geq(__atomic_load_n(&notes, __ATOMIC_SEQ_CST), 4);
+    ls_reader_stop(r);
+    ls_source_free(s);
+    chain_free(c);
+}
+
 Test(source, reader_stops_on_a_damaged_generation)
 {
     chain_t *c = chain_new();

@@ -2,13 +2,10 @@
  * source: lazy header + trailer loads, and the figures for lag accounting.
  *
  * A load costs one open, one fstat and two preads (128 + 96 bytes); the result is cached in the
- * directory entry until the file leaves the view. The trailer is validated by decoding it and
- * encoding it again with ls_gen_trailer_encode(): equal bytes mean the checksum, the magic and
- * the reserved fields are right. The digest stored there is not recomputed here (that needs the
- * whole file); the reader verifies it before anything ships.
- *
- * logfmt exports no trailer decoder, so the field offsets come from logfmt/internal.h (read-only
- * use of logfmt's private layout; a public ls_gen_trailer_decode() would remove this).
+ * directory entry until the file leaves the view. The trailer is validated by
+ * ls_gen_trailer_decode() (checksum, magic, reserved fields) and its payload length must match
+ * the file size. The digest stored there is not recomputed here (that needs the whole file); the
+ * reader verifies it before anything ships.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,21 +14,14 @@
 #include <unistd.h>
 
 #include "core/core.h"
-#include "logfmt/internal.h"
 #include "source/source_int.h"
 
 /* Decodes and validates the trailer bytes p of the generation with header h. */
 static bool decode_trailer(const uint8_t *p, const ls_gen_header_t *h, uint64_t size,
                            ls_gen_trailer_t *t)
 {
-    t->record_count = ls_get64(p + LS__TRL_COUNT);
-    t->last_lsn = ls_get64(p + LS__TRL_LAST_LSN);
-    t->payload_len = ls_get64(p + LS__TRL_PAYLOAD);
-    t->close_ns = ls_get64(p + LS__TRL_CLOSE_NS);
-    memcpy(t->digest, p + LS__TRL_DIGEST, LS_DIGEST_SIZE);
-    uint8_t again[LS_GEN_TRAILER_SIZE];
-    ls_gen_trailer_encode(t, ls_gen_seed(h->dbid, h->epoch, h->generation), again);
-    return memcmp(again, p, LS_GEN_TRAILER_SIZE) == 0 &&
+    uint64_t seed = ls_gen_seed(h->dbid, h->epoch, h->generation);
+    return ls_gen_trailer_decode(p, LS_GEN_TRAILER_SIZE, seed, t) == 0 &&
            t->payload_len == size - LS_GEN_HEADER_SIZE - LS_GEN_TRAILER_SIZE &&
            t->last_lsn + 1 >= h->first_lsn;
 }

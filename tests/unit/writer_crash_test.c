@@ -1,0 +1,215 @@
+/*
+ * writer crash recovery: a torn tail at every byte of the last transaction, tails of zeros, random
+ * bytes and stale records, kills at the roll and commit fault points, sticky failure.
+ * Crashes are simulated in a forked child (writer_util.h) that _exit()s or dies at a fault point.
+ */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <logship/db.h>
+
+#include "core/core.h"
+#include "harness.h"
+#include "writer_util.h"
+
+static void read_pos(const char *dir, long long *pos)
+{
+    char p[PATHLEN];
+    snprintf(p, sizeof(p), "%s.pos", dir);
+    FILE *f = fopen(p, "r");
+    cr_assert_not_null(f);
+    cr_assert_eq(fscanf(f, "%lld", pos), 1);
+    fclose(f);
+    unlink(p);
+}
+
+Test(writer, torn_tail_at_every_byte_of_the_last_transaction_recovers_to_the_last_commit)
+{
+    char *tmpl = ls_h_tmpdir("writer-tmpl");
+    /* The child dies after writing its 6th transaction, before the fsync and the store apply. */
+    int st = in_child("writer.commit.after_write=exit@6", child_commit, tmpl, 6);
+    cr_assert_eq(st, LS_FAULT_EXIT_CODE);
+    long long pos;
+    read_pos(tmpl, &pos);
+    char cur[PATHLEN];
+    cur_path(tmpl, cur);
+    long long end = file_size(cur);
+    cr_assert_eq(end - pos, 3 * 32 + 2 * (4 + 8), "two puts and a COMMIT: %lld", end - pos);
+    char *work = ls_h_tmpdir("writer-work");
+    char cmd[3 * PATHLEN];
+    for (long long cut = pos; cut <= end; cut++) {
+        snprintf(cmd, sizeof(cmd), "rm -rf %s && cp -a %s %s", work, tmpl, work);
+        cr_assert_eq(ls_h_sh(cmd, NULL, NULL, 10000), 0);
+        cur_path(work, cur);
+        cr_assert_eq(truncate(cur, (off_t) cut), 0);
+        ls_db_options_t o = quiet_opts();
+        ls_db_t *db = open_db(work, &o);
+        ls_db_stats_t s;
+        ls_db_stats(db, &s);
+        for (int i = 0; i < 5; i++)
+            cr_assert(has_tx(db, i, 0) && has_tx(db, i, 1), "cut %lld: tx %d present", cut, i);
+        bool complete = cut == end;
+        cr_assert_eq(has_tx(db, 5, 0), complete, "cut %lld: last tx iff complete", cut);
+        cr_assert_eq(has_tx(db, 5, 1), complete, "cut %lld", cut);
+        cr_assert_eq(s.last_lsn, complete ? 18u : 15u, "cut %lld", cut);
+        cr_assert_eq(s.truncated_bytes, complete ? 0u : (uint64_t) (cut - pos), "cut %lld", cut);
+        cr_assert_eq(s.recovered_records, complete ? 3u : 0u, "cut %lld", cut);
+        cr_assert_eq(file_size(cur), complete ? end : pos, "cut %lld: tail removed", cut);
+        cr_assert_eq(commit_tx(db, 100, 1, 8), 0, "cut %lld: commits continue", cut);
+        cr_assert_eq(ls_db_close(db), 0);
+    }
+    ls_h_rmtree(work);
+    ls_h_rmtree(tmpl);
+    free(work);
+    free(tmpl);
+}
+
+/* Appends a tail to the current log of a crashed database and checks recovery removes it. */
+static void check_tail(const uint8_t *tail, size_t len)
+{
+    char *dir = ls_h_tmpdir("writer");
+    cr_assert_eq(in_child(NULL, child_commit, dir, 4), 0);
+    long long pos;
+    read_pos(dir, &pos);
+    char cur[PATHLEN];
+    cur_path(dir, cur);
+    off_t before = file_size(cur);
+    int fd = open(cur, O_WRONLY | O_APPEND);
+    cr_assert_eq(write(fd, tail, len), (ssize_t) len);
+    close(fd);
+    ls_db_options_t o = quiet_opts();
+    ls_db_t *db = open_db(dir, &o);
+    ls_db_stats_t s;
+    ls_db_stats(db, &s);
+    cr_assert_eq(s.truncated_bytes, len);
+    cr_assert_eq(s.last_lsn, 12);
+    cr_assert_eq(file_size(cur), before, "tail removed");
+    for (int i = 0; i < 4; i++)
+        cr_assert(has_tx(db, i, 0) && has_tx(db, i, 1));
+    cr_assert_eq(ls_db_close(db), 0);
+    ls_h_rmtree(dir);
+    free(dir);
+}
+
+Test(writer, tail_of_zeros_is_removed)
+{
+    uint8_t z[4096] = {0};
+    check_tail(z, sizeof(z));
+}
+
+Test(writer, tail_of_random_bytes_is_removed)
+{
+    uint8_t r[3000];
+    srand(7);
+    for (size_t i = 0; i < sizeof(r); i++)
+        r[i] = (uint8_t) rand();
+    check_tail(r, sizeof(r));
+}
+
+Test(writer, tail_of_records_from_another_generation_is_removed)
+{
+    /* Records that would be valid right here (next LSN, next txid) but sealed with the seed of
+     * an older generation, as a recycled file would hold. */
+    uint8_t dbid[LS_DBID_LEN] = {1, 2, 3};
+    uint64_t seed = ls_gen_seed(dbid, 1, 1);
+    uint8_t tail[512];
+    size_t len = 0;
+    const char *k = "k9-0", *v = "stale!!!";
+    ls_record_t r = {.type = LS_REC_PUT,
+                     .lsn = 13,
+                     .txid = 5,
+                     .key = (const uint8_t *) k,
+                     .key_len = 4,
+                     .value = (const uint8_t *) v,
+                     .value_len = 8};
+    len += ls_record_encode(&r, seed, tail + len);
+    r = (ls_record_t){.type = LS_REC_COMMIT, .lsn = 14, .txid = 5};
+    len += ls_record_encode(&r, seed, tail + len);
+    check_tail(tail, len);
+}
+
+Test(writer, kill_between_rename_and_directory_fsync_recovers)
+{
+    char *dir = ls_h_tmpdir("writer");
+    cr_assert_eq(in_child("writer.roll.after_rename=exit", child_commit_roll, dir, 5),
+                 LS_FAULT_EXIT_CODE);
+    ls_db_options_t o = quiet_opts();
+    ls_db_t *db = open_db(dir, &o);
+    ls_db_stats_t s;
+    ls_db_stats(db, &s);
+    cr_assert_eq(s.last_closed, 1);
+    cr_assert_eq(s.current_generation, 2, "the next current log was created");
+    cr_assert_eq(s.last_lsn, 15);
+    for (int i = 0; i < 5; i++)
+        cr_assert(has_tx(db, i, 0) && has_tx(db, i, 1));
+    cr_assert_eq(commit_tx(db, 7, 1, 8), 0);
+    cr_assert_eq(ls_db_close(db), 0);
+    genfile_t g[8];
+    cr_assert_eq(list_gens(dir, g, 8), 2);
+    ls_h_rmtree(dir);
+    free(dir);
+}
+
+Test(writer, kill_after_trailer_before_rename_finishes_the_close)
+{
+    char *dir = ls_h_tmpdir("writer");
+    cr_assert_eq(in_child("writer.roll.after_trailer=exit", child_commit_roll, dir, 5),
+                 LS_FAULT_EXIT_CODE);
+    genfile_t g[8];
+    cr_assert_eq(list_gens(dir, g, 8), 0, "not renamed yet");
+    ls_db_options_t o = quiet_opts();
+    ls_db_t *db = open_db(dir, &o);
+    ls_db_stats_t s;
+    ls_db_stats(db, &s);
+    cr_assert_eq(s.last_closed, 1);
+    cr_assert_eq(s.last_lsn, 15);
+    cr_assert(has_tx(db, 4, 1));
+    cr_assert_eq(ls_db_close(db), 0);
+    cr_assert_eq(list_gens(dir, g, 8), 1, "the recovered close renamed it");
+    ls_h_rmtree(dir);
+    free(dir);
+}
+
+Test(writer, kill_after_log_fsync_before_store_apply_recovers_from_the_log)
+{
+    char *dir = ls_h_tmpdir("writer");
+    cr_assert_eq(in_child("writer.commit.after_fsync=exit@3", child_commit, dir, 5),
+                 LS_FAULT_EXIT_CODE);
+    ls_db_options_t o = quiet_opts();
+    ls_db_t *db = open_db(dir, &o);
+    ls_db_stats_t s;
+    ls_db_stats(db, &s);
+    cr_assert_eq(s.recovered_records, 3, "the durable transaction was replayed");
+    cr_assert_eq(s.last_lsn, 9);
+    cr_assert(has_tx(db, 2, 0) && has_tx(db, 2, 1));
+    cr_assert(!has_tx(db, 3, 0));
+    cr_assert_eq(ls_db_close(db), 0);
+    ls_h_rmtree(dir);
+    free(dir);
+}
+
+/* Child: commit 1 succeeds, commit 2 fails (fault), commit 3 must get the same error. */
+static void child_sticky(const char *dir, int n)
+{
+    (void) n;
+    ls_db_options_t o = quiet_opts();
+    ls_db_t *db = NULL;
+    if (ls_db_open(dir, &o, &db)) _exit(3);
+    if (commit_tx(db, 0, 1, 8) != 0) _exit(4);
+    if (commit_tx(db, 1, 1, 8) != LS_EIO) _exit(5);
+    if (commit_tx(db, 2, 1, 8) != LS_EIO) _exit(6);
+    if (ls_db_roll(db) != LS_EIO) _exit(7);
+    if (!ls_h_contains(ls_db_errmsg(db), "fdatasync")) _exit(8);
+    _exit(ls_db_close(db) == LS_EIO ? 0 : 9);
+}
+
+Test(writer, failed_log_sync_fails_the_database_stickily)
+{
+    char *dir = ls_h_tmpdir("writer");
+    cr_assert_eq(in_child("writer.commit.after_write=fail@2", child_sticky, dir, 0), 0);
+    ls_h_rmtree(dir);
+    free(dir);
+}

@@ -1,0 +1,158 @@
+/*
+ * Helpers shared by writer_test.c and writer_crash_test.c: opening databases, committing and
+ * checking numbered transactions, listing closed generations, running a body in a forked child
+ * (with LS_FAULTS armed before its first fault point: the parent never hits one before forking).
+ */
+#ifndef LS_TEST_WRITER_UTIL_H
+#define LS_TEST_WRITER_UTIL_H
+
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <logship/db.h>
+
+#include "core/core.h"
+#include "harness.h"
+
+#define PATHLEN 1400
+
+static inline ls_db_options_t quiet_opts(void)
+{
+    return (ls_db_options_t){.no_idle_roll = true, .checkpoint_ms = 3600000};
+}
+
+static inline ls_db_t *open_db(const char *dir, const ls_db_options_t *o)
+{
+    ls_db_t *db = NULL;
+    int rc = ls_db_open(dir, o, &db);
+    cr_assert_eq(rc, 0, "open %s: %s (%s)", dir, ls_db_open_error(), ls_strerror(rc));
+    return db;
+}
+
+/* Commits transaction i: nrec puts of "k<i>-<j>" = value of vlen bytes. */
+static inline int commit_tx(ls_db_t *db, int i, int nrec, size_t vlen)
+{
+    ls_txn_t *t;
+    cr_assert_eq(ls_txn_begin(db, &t), 0);
+    char *val = malloc(vlen + 1);
+    for (int j = 0; j < nrec; j++) {
+        char key[48];
+        int n = snprintf(key, sizeof(key), "k%d-%d", i, j);
+        char tag[48]; /* the value starts with "v<i>-<j>\0", then filler */
+        int tn = snprintf(tag, sizeof(tag), "v%d-%d", i, j);
+        memset(val, 'a' + (i + j) % 26, vlen);
+        memcpy(val, tag, LS_MIN((size_t) tn + 1, vlen));
+        cr_assert_eq(ls_txn_put(t, key, (size_t) n, val, vlen), 0);
+    }
+    free(val);
+    return ls_txn_commit(t);
+}
+
+static inline bool has_tx(ls_db_t *db, int i, int j)
+{
+    char key[48], want[48];
+    int n = snprintf(key, sizeof(key), "k%d-%d", i, j);
+    snprintf(want, sizeof(want), "v%d-%d", i, j);
+    void *v = NULL;
+    size_t len = 0;
+    int rc = ls_db_get(db, key, (size_t) n, &v, &len);
+    bool ok = rc == 0 && !strcmp(v, want);
+    free(v);
+    return ok;
+}
+
+typedef struct {
+    char name[PATHLEN]; /* path */
+    uint64_t gen;       /* generation number */
+} genfile_t;
+
+/* Closed generations of dir, sorted; returns the count. */
+static inline int list_gens(const char *dir, genfile_t *out, int max)
+{
+    char logs[PATHLEN - 300];
+    snprintf(logs, sizeof(logs), "%s/logs", dir);
+    DIR *d = opendir(logs);
+    cr_assert_not_null(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d)) && n < max;) {
+        uint32_t ep;
+        uint64_t g;
+        if (ls_gen_name_parse(e->d_name, "E00", &ep, &g) != 0) continue;
+        snprintf(out[n].name, PATHLEN, "%s/%s", logs, e->d_name);
+        out[n++].gen = g;
+    }
+    closedir(d);
+    for (int i = 0; i < n; i++) /* insertion sort by generation */
+        for (int j = i; j > 0 && out[j].gen < out[j - 1].gen; j--) {
+            genfile_t tmp = out[j];
+            out[j] = out[j - 1];
+            out[j - 1] = tmp;
+        }
+    return n;
+}
+
+static inline off_t file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? st.st_size : -1;
+}
+
+static inline void cur_path(const char *dir, char *out)
+{
+    snprintf(out, PATHLEN, "%s/logs/E00.log", dir);
+}
+
+/* Runs body(dir, arg) in a forked child with LS_FAULTS=faults; returns its exit status. */
+static inline int in_child(const char *faults, void (*body)(const char *, int), const char *dir,
+                           int arg)
+{
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        if (faults) setenv("LS_FAULTS", faults, 1);
+        body(dir, arg);
+        _exit(0); /* a crash: no ls_db_close */
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* Child: commits n small transactions (3 records each); before the last one writes the current
+ * log's size to <dir>.pos. */
+static inline void child_commit(const char *dir, int n)
+{
+    ls_db_options_t o = quiet_opts();
+    ls_db_t *db = NULL;
+    if (ls_db_open(dir, &o, &db)) _exit(3);
+    for (int i = 0; i < n; i++) {
+        if (i == n - 1) {
+            char p[PATHLEN], c[PATHLEN];
+            snprintf(p, sizeof(p), "%s.pos", dir);
+            cur_path(dir, c);
+            FILE *f = fopen(p, "w");
+            fprintf(f, "%lld\n", (long long) file_size(c));
+            fclose(f);
+        }
+        if (commit_tx(db, i, 2, 8)) _exit(4);
+    }
+}
+
+/* Child: commits n transactions then rolls. */
+static inline void child_commit_roll(const char *dir, int n)
+{
+    ls_db_options_t o = quiet_opts();
+    ls_db_t *db = NULL;
+    if (ls_db_open(dir, &o, &db)) _exit(3);
+    for (int i = 0; i < n; i++)
+        if (commit_tx(db, i, 2, 8)) _exit(4);
+    ls_db_roll(db);
+    _exit(5); /* the fault point should have ended us */
+}
+
+#endif

@@ -520,6 +520,8 @@ Test(transport, compressed_and_plain_streams_carry_the_same_bytes, .timeout = 60
     xfer_t plain, z;
     exchange(0, &plain);
     exchange(1, &z);
+    fprintf(stderr, "compression: server read %llu bytes plain, %llu with zstd level 1\n",
+            (unsigned long long) plain.wire_srv_rx, (unsigned long long) z.wire_srv_rx);
     cr_assert_eq(plain.hash_c2s, z.hash_c2s, "same bytes client -> server");
     cr_assert_eq(plain.hash_s2c, z.hash_s2c, "same bytes server -> client");
     cr_assert_gt(plain.wire_srv_rx, 4 * MiB, "uncompressed: at least the payload crossed");
@@ -572,7 +574,13 @@ Test(transport, fast_sender_to_paused_reader_keeps_memory_bounded, .timeout = 60
     cr_assert_eq(fx.srv.hash, fx.cli.sent_hash);
     ls_conn_stats(fx.cli.c, &st);
     cr_assert_leq(st.send_queued_max, hwm + frame_wire);
+    fprintf(stderr,
+            "flow control: %llu MiB offered, queued max %zu bytes (hwm %zu), RSS +%zu KiB\n",
+            (unsigned long long) (fx.cli.offered / MiB), st.send_queued_max, hwm,
+            (fx.rss_max - rss0) / 1024);
+#ifndef __SANITIZE_ADDRESS__ /* ASan's quarantine keeps freed memory resident: counters only */
     cr_assert_lt(fx.rss_max - rss0, 64ull * MiB, "RSS grew by %zu bytes", fx.rss_max - rss0);
+#endif
     fx_fini(&fx);
 }
 
@@ -774,6 +782,8 @@ Test(transport, stopped_peer_is_declared_dead_within_the_timeout, .timeout = 30)
     cr_assert(ls_h_contains(fx.cli.msg, "declared dead"), "%s", fx.cli.msg);
     uint64_t since_stop = (t_dead - t_stop) / MS,
              since_last = (t_dead - fx.cli.final.last_rx_mono_ns) / MS;
+    fprintf(stderr, "heartbeat: dead %llu ms after SIGSTOP, %llu ms after the last bytes\n",
+            (unsigned long long) since_stop, (unsigned long long) since_last);
     cr_assert_geq(since_last, dead_ms, "dead after %llu ms of silence, before the timeout",
                   (unsigned long long) since_last);
     cr_assert_geq(since_stop + hb_ms, dead_ms, "%llu ms after SIGSTOP",

@@ -31,6 +31,14 @@
  *    REPLAYED_SYNCED, ASK_AGAIN for a file damaged in logs/, STATE); never with the copy's mutex
  *    held, so it may call ls_copy_stats(). It must not block for long: marshal to the loop.
  *    ls_copy_open() reports nothing through it (the resume point says where the copy stands).
+ *
+ * States: HEALTHY; DISK_FULL (transient: set by ENOSPC on the receive path or in the store, left
+ * by the next generation made durable or the next batch applied); FAILED (the same generation
+ * failed inspection max_inspect_failures times in a row, a generation of another database
+ * arrived, or the store failed: receiving is refused and replay halts until
+ * ls_copy_clear_failed()). States are not persisted: a restart starts HEALTHY and tries again.
+ * Fault points (test builds): copy.recv.before_rename, copy.replay.before_commit (inside the
+ * store transaction), copy.replay.after_commit.
  */
 #ifndef LS_COPY_H
 #define LS_COPY_H
@@ -82,7 +90,8 @@ typedef struct {
     uint32_t max_inspect_failures; /* consecutive failures of one generation before Failed; 3 */
     uint64_t map_size;             /* initial LMDB map size of the store, bytes; store default */
     uint64_t checkpoint_ms;        /* sync the store at most this often (and when idle); 1000 */
-    uint32_t batch_generations;    /* at most this many generations per store transaction; 16 */
+    uint32_t batch_generations;    /* at most this many generations per store transaction;
+                                       16 (capped at 64) */
     uint64_t batch_bytes;          /* at most about this many bytes of log per transaction;
                                       32 MiB (one generation is always allowed) */
     ls_copy_event_cb event_cb;     /* NULL: no events */

@@ -19,6 +19,9 @@
 #include "genbuild.h"
 #include "harness.h"
 
+/* helpers a test program may leave unused */
+#define UTIL static __attribute__((unused))
+
 #define CH_MAX 64 /* generations in a chain */
 #define KEYS   48 /* key space of the model */
 #define EV_MAX 4096
@@ -36,7 +39,7 @@ typedef struct {
 
 /* Builds generations 1..n: each has txns transactions of puts (values padded to vsize bytes)
  * and a delete now and then; the model follows. */
-static void chain_build(chain_t *ch, int n, int txns, size_t vsize)
+UTIL void chain_build(chain_t *ch, int n, int txns, size_t vsize)
 {
     memset(ch, 0, sizeof(*ch));
     uint64_t lsn = 1, txid = 1;
@@ -80,7 +83,7 @@ static void chain_build(chain_t *ch, int n, int txns, size_t vsize)
     ch->n = n;
 }
 
-static void chain_free(chain_t *ch)
+UTIL void chain_free(chain_t *ch)
 {
     for (int g = 1; g <= ch->n; g++)
         free(ch->buf[g]);
@@ -88,8 +91,8 @@ static void chain_free(chain_t *ch)
 
 /* Sends bytes of generation g in chunks of varied sizes; returns recv_end's code (or the first
  * failing call's). */
-static int send_bytes(ls_copy_t *c, uint64_t g, const uint8_t *buf, size_t len,
-                      const uint8_t *sender_digest, char *err, size_t errlen)
+UTIL int send_bytes(ls_copy_t *c, uint64_t g, const uint8_t *buf, size_t len,
+                    const uint8_t *sender_digest, char *err, size_t errlen)
 {
     static const size_t sizes[] = {1, 7, 100, 127, 4096, 333, 65536, 9, 20000};
     int rc = ls_copy_recv_begin(c, 1, g, len, LS_H_GEN_CLOSE_NS, err, errlen);
@@ -103,7 +106,7 @@ static int send_bytes(ls_copy_t *c, uint64_t g, const uint8_t *buf, size_t len,
     return ls_copy_recv_end(c, g, sender_digest, err, errlen);
 }
 
-static int send_gen(ls_copy_t *c, const chain_t *ch, int g)
+UTIL int send_gen(ls_copy_t *c, const chain_t *ch, int g)
 {
     char err[1024] = "";
     int rc = send_bytes(c, (uint64_t) g, ch->buf[g], ch->len[g], ch->digest[g], err, sizeof(err));
@@ -111,7 +114,7 @@ static int send_gen(ls_copy_t *c, const chain_t *ch, int g)
     return rc;
 }
 
-static void send_range(ls_copy_t *c, const chain_t *ch, int from, int to)
+UTIL void send_range(ls_copy_t *c, const chain_t *ch, int from, int to)
 {
     for (int g = from; g <= to; g++)
         cr_assert_eq(send_gen(c, ch, g), 0, "generation %d received and inspected", g);
@@ -127,7 +130,7 @@ typedef struct {
     char last_msg[1024]; /* message of the last ASK_AGAIN or STATE */
 } events_t;
 
-static void on_event(void *ctx, const ls_copy_event_t *ev)
+UTIL void on_event(void *ctx, const ls_copy_event_t *ev)
 {
     events_t *e = ctx;
     pthread_mutex_lock(&e->mu);
@@ -142,14 +145,14 @@ static void on_event(void *ctx, const ls_copy_event_t *ev)
     pthread_mutex_unlock(&e->mu);
 }
 
-static void events_init(events_t *e)
+UTIL void events_init(events_t *e)
 {
     memset(e, 0, sizeof(*e));
     pthread_mutex_init(&e->mu, NULL);
 }
 
 /* Events of kind (for generation gen, or any when gen is 0). */
-static int events_count(events_t *e, ls_copy_event_kind_t kind, uint64_t gen)
+UTIL int events_count(events_t *e, ls_copy_event_kind_t kind, uint64_t gen)
 {
     int n = 0;
     pthread_mutex_lock(&e->mu);
@@ -159,7 +162,7 @@ static int events_count(events_t *e, ls_copy_event_kind_t kind, uint64_t gen)
     return n;
 }
 
-static ls_copy_t *copy_open_opts(ls_copy_options_t *o)
+UTIL ls_copy_t *copy_open_opts(ls_copy_options_t *o)
 {
     ls_copy_t *c = NULL;
     char err[1024] = "";
@@ -168,7 +171,7 @@ static ls_copy_t *copy_open_opts(ls_copy_options_t *o)
     return c;
 }
 
-static ls_copy_t *copy_open(const char *dir, events_t *ev)
+UTIL ls_copy_t *copy_open(const char *dir, events_t *ev)
 {
     ls_copy_options_t o = {.dir = dir, .event_cb = ev ? on_event : NULL, .event_ctx = ev};
     return copy_open_opts(&o);
@@ -180,7 +183,7 @@ typedef struct {
     uint64_t replayed, synced;
 } want_t;
 
-static bool reached(void *ctx)
+UTIL bool reached(void *ctx)
 {
     want_t *w = ctx;
     ls_copy_stats_t st;
@@ -188,7 +191,7 @@ static bool reached(void *ctx)
     return st.last_replayed >= w->replayed && st.last_synced >= w->synced;
 }
 
-static void wait_replayed(ls_copy_t *c, uint64_t gen, bool synced)
+UTIL void wait_replayed(ls_copy_t *c, uint64_t gen, bool synced)
 {
     want_t w = {c, gen, synced ? gen : 0};
     ls_copy_stats_t st;
@@ -200,7 +203,7 @@ static void wait_replayed(ls_copy_t *c, uint64_t gen, bool synced)
 }
 
 /* Compares the copy store key by key with the model. */
-static int cmp_key(void *ctx, const void *k, size_t kl, const void *v, size_t vl)
+UTIL int cmp_key(void *ctx, const void *k, size_t kl, const void *v, size_t vl)
 {
     const chain_t *ch = ctx;
     char key[16] = "";
@@ -216,7 +219,7 @@ static int cmp_key(void *ctx, const void *k, size_t kl, const void *v, size_t vl
     return 0;
 }
 
-static void store_matches(ls_copy_t *c, const chain_t *ch)
+UTIL void store_matches(ls_copy_t *c, const chain_t *ch)
 {
     ls_store_t *s = ls_copy_store(c);
     cr_assert_not_null(s);
@@ -231,7 +234,7 @@ static void store_matches(ls_copy_t *c, const chain_t *ch)
 }
 
 /* Counts files in dir/sub whose name does (suffix true) or does not end in ".part". */
-static int count_files(const char *dir, const char *sub)
+UTIL int count_files(const char *dir, const char *sub)
 {
     char path[4200];
     snprintf(path, sizeof(path), "%s/%s", dir, sub);
@@ -245,15 +248,15 @@ static int count_files(const char *dir, const char *sub)
     return n;
 }
 
-static void gen_path(char *out, size_t len, const char *dir, const char *sub, int g,
-                     const char *suffix)
+UTIL void gen_path(char *out, size_t len, const char *dir, const char *sub, int g,
+                   const char *suffix)
 {
     char name[LS_GEN_NAME_MAX];
     ls_gen_name(name, sizeof(name), "E00", 1, (uint64_t) g);
     snprintf(out, len, "%s/%s/%s%s", dir, sub, name, suffix);
 }
 
-static bool file_exists(const char *dir, const char *sub, int g)
+UTIL bool file_exists(const char *dir, const char *sub, int g)
 {
     char p[4200];
     gen_path(p, sizeof(p), dir, sub, g, "");

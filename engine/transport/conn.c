@@ -49,6 +49,8 @@ ls_conn_t *ls__conn_new(uv_loop_t *loop, const ls_conn_opts_t *opts, SSL_CTX *ss
     if (!c->opts.heartbeat_ms) c->opts.heartbeat_ms = LS_CONN_HEARTBEAT_MS_DEFAULT;
     if (!c->opts.dead_ms) c->opts.dead_ms = LS_CONN_DEAD_MS_DEFAULT;
     if (!c->opts.send_hwm) c->opts.send_hwm = LS_CONN_SEND_HWM_DEFAULT;
+    if (!c->opts.tcp_user_timeout_ms) c->opts.tcp_user_timeout_ms = LS_CONN_USER_TIMEOUT_MS_DEFAULT;
+    c->opts.tcp_user_timeout_ms = LS_MAX(c->opts.tcp_user_timeout_ms, 2 * c->opts.dead_ms);
     c->opts.bind_addr = NULL; /* used by connect only, not kept */
     c->drv = ssl_ctx ? &ls__driver_tls : &ls__driver_tcp;
     c->opts.tls = NULL; /* only ssl_ctx, our own reference, is used */

@@ -47,13 +47,14 @@ int ls__tcp_setup(ls_conn_t *c)
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *) &sa, &n) == 0)
         addr_name(&sa, c->peer, sizeof(c->peer));
     uv_tcp_nodelay(&c->tcp, 1);
-    /* Keepalive and TCP_USER_TIMEOUT are the belt under the heartbeats: the kernel gives up on
-     * a path that does not acknowledge for twice the heartbeat deadline. */
+    /* Keepalive and TCP_USER_TIMEOUT are the belt under the heartbeats: the kernel probes an idle
+     * connection after dead_ms and gives up on data (or a zero window) unacknowledged for
+     * tcp_user_timeout_ms. */
     unsigned idle = LS_MAX(1u, c->opts.dead_ms / 1000);
     uv_tcp_keepalive(&c->tcp, 1, idle);
     uv_os_fd_t fd;
     if (uv_fileno((uv_handle_t *) &c->tcp, &fd) == 0) {
-        int intvl = 1, cnt = (int) LS_MAX(1u, idle), uto = (int) c->opts.dead_ms * 2;
+        int intvl = 1, cnt = (int) LS_MAX(1u, idle), uto = (int) c->opts.tcp_user_timeout_ms;
         if (setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl)) != 0 ||
             setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt)) != 0 ||
             setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &uto, sizeof(uto)) != 0)

@@ -46,9 +46,12 @@
  * (last and smoothed, ls_conn_stats). Any bytes received count as life; nothing for dead_ms closes
  * the connection with LS_ETIMEDOUT. The same deadline covers connect + handshake. While the
  * application has paused reading the deadline is suspended (we are the ones not reading); TCP
- * keepalive and TCP_USER_TIMEOUT remain as a belt. HEARTBEAT frames are consumed here, never
- * passed to on_frame. A heartbeat is skipped while the send queue is over send_hwm: the data
- * already queued keeps the peer's deadline fed as long as the path moves.
+ * keepalive and TCP_USER_TIMEOUT remain as a belt. Linux applies TCP_USER_TIMEOUT to zero-window
+ * probes too, so a reader paused longer than tcp_user_timeout_ms gets the connection reset by the
+ * sender's kernel: pauses are meant to be short (per-database credit keeps them so). HEARTBEAT
+ * frames are consumed here, never passed to on_frame. A heartbeat is skipped while the send queue
+ * is over send_hwm: the data already queued keeps the peer's deadline fed as long as the path
+ * moves.
  *
  * Threading: one event loop thread owns a connection, its listener and every callback; no
  * function here may be called from another thread. The loop thread only moves bytes and runs
@@ -72,11 +75,12 @@
 
 #include "proto/frame.h"
 
-#define LS_CONN_HEARTBEAT_MS_DEFAULT 1000               /* heartbeat interval, ms */
-#define LS_CONN_DEAD_MS_DEFAULT      5000               /* silence that kills a connection, ms */
-#define LS_CONN_SEND_HWM_DEFAULT     (8u * 1024 * 1024) /* send queue high-water mark, bytes */
-#define LS_CONN_ZSTD_MIN_BODY        512 /* bodies shorter than this are never compressed, bytes */
-#define LS_CONN_MSG_MAX              512 /* close message, bytes incl. NUL */
+#define LS_CONN_HEARTBEAT_MS_DEFAULT    1000               /* heartbeat interval, ms */
+#define LS_CONN_DEAD_MS_DEFAULT         5000               /* silence that kills a connection, ms */
+#define LS_CONN_SEND_HWM_DEFAULT        (8u * 1024 * 1024) /* send queue high-water mark, bytes */
+#define LS_CONN_USER_TIMEOUT_MS_DEFAULT 30000 /* TCP_USER_TIMEOUT, ms (at least 2 x dead_ms) */
+#define LS_CONN_ZSTD_MIN_BODY           512 /* bodies shorter than this are never compressed, bytes */
+#define LS_CONN_MSG_MAX                 512 /* close message, bytes incl. NUL */
 
 typedef struct ls_tls_ctx ls_tls_ctx_t;
 typedef struct ls_conn ls_conn_t;
@@ -114,22 +118,26 @@ typedef void (*ls_conn_drain_cb)(ls_conn_t *conn);
 typedef void (*ls_conn_close_cb)(ls_conn_t *conn, int status, const char *msg);
 
 typedef struct {
-    ls_tls_ctx_t *tls;         /* TLS context (borrowed); NULL is allowed only with plaintext */
-    bool insecure_plaintext;   /* explicit opt-in to plain TCP (checksummed frames, no auth) */
-    const char *peer_name;     /* DNS name the peer certificate's subjectAltName must carry
-                                  (copied); required with TLS for ls_conn_connect; a listener
-                                  may leave it NULL to accept any certificate of its CA, and
-                                  must then check the name announced in HELLO with
-                                  ls_conn_peer_matches() before trusting the peer */
-    const char *bind_addr;     /* client: local IP literal to bind (the NIC); NULL: any */
-    uint32_t heartbeat_ms;     /* heartbeat interval, ms; 0: LS_CONN_HEARTBEAT_MS_DEFAULT */
-    uint32_t dead_ms;          /* silence before declaring the peer dead, ms; 0: default 5000 */
-    size_t send_hwm;           /* send queue high-water mark, bytes; 0: default 8 MiB */
-    ls_conn_ready_cb on_ready; /* connected, handshake done, peer verified; may be NULL */
-    ls_conn_frame_cb on_frame; /* a frame arrived (required) */
-    ls_conn_drain_cb on_drain; /* after LS_EBUSY, the queue fell to send_hwm / 2; may be NULL */
-    ls_conn_close_cb on_close; /* exactly once, last callback (required) */
-    void *data;                /* user pointer, see ls_conn_data() */
+    ls_tls_ctx_t *tls;            /* TLS context (borrowed); NULL is allowed only with plaintext */
+    bool insecure_plaintext;      /* explicit opt-in to plain TCP (checksummed frames, no auth) */
+    const char *peer_name;        /* DNS name the peer certificate's subjectAltName must carry
+                                     (copied); required with TLS for ls_conn_connect; a listener
+                                     may leave it NULL to accept any certificate of its CA, and
+                                     must then check the name announced in HELLO with
+                                     ls_conn_peer_matches() before trusting the peer */
+    const char *bind_addr;        /* client: local IP literal to bind (the NIC); NULL: any */
+    uint32_t heartbeat_ms;        /* heartbeat interval, ms; 0: LS_CONN_HEARTBEAT_MS_DEFAULT */
+    uint32_t dead_ms;             /* silence before declaring the peer dead, ms; 0: default 5000 */
+    size_t send_hwm;              /* send queue high-water mark, bytes; 0: default 8 MiB */
+    uint32_t tcp_user_timeout_ms; /* kernel gives up on unacknowledged data, or on a peer
+                                     advertising a zero window (a paused reader), after this,
+                                     ms; 0: LS_CONN_USER_TIMEOUT_MS_DEFAULT; raised to at least
+                                     2 x dead_ms */
+    ls_conn_ready_cb on_ready;    /* connected, handshake done, peer verified; may be NULL */
+    ls_conn_frame_cb on_frame;    /* a frame arrived (required) */
+    ls_conn_drain_cb on_drain;    /* after LS_EBUSY, the queue fell to send_hwm / 2; may be NULL */
+    ls_conn_close_cb on_close;    /* exactly once, last callback (required) */
+    void *data;                   /* user pointer, see ls_conn_data() */
 } ls_conn_opts_t;
 
 /* Counters and figures for status. */

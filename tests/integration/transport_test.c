@@ -531,6 +531,24 @@ Test(transport, compressed_and_plain_streams_carry_the_same_bytes, .timeout = 60
                  (unsigned long long) z.wire_cli_rx, (unsigned long long) plain.wire_cli_rx);
 }
 
+Test(transport, compressed_frame_before_negotiation_is_refused, .timeout = 30)
+{
+    fx_t fx;
+    fx_init(&fx);
+    ls_conn_opts_t so = base_opts(), co = base_opts();
+    so.insecure_plaintext = co.insecure_plaintext = true;
+    fx.cli.zstd_level = 3; /* the client compresses, the server never agreed */
+    start_pair(&fx, so, co);
+    cr_assert(run_until(&fx, both_ready, 5000));
+    fx.cli.frame = 65536;
+    fx.cli.to_send = 65536;
+    cr_assert(run_until(&fx, both_closed, 5000));
+    cr_assert_eq(fx.srv.status, LS_EPROTO, "%s", fx.srv.msg);
+    cr_assert(ls_h_contains(fx.srv.msg, "before compression was negotiated"), "%s", fx.srv.msg);
+    cr_assert_eq(fx.srv.frames, 0);
+    fx_fini(&fx);
+}
+
 /* ---- flow control ---------------------------------------------------------------------- */
 static bool offered_100(fx_t *fx)
 {
@@ -581,6 +599,59 @@ Test(transport, fast_sender_to_paused_reader_keeps_memory_bounded, .timeout = 60
 #ifndef __SANITIZE_ADDRESS__ /* ASan's quarantine keeps freed memory resident: counters only */
     cr_assert_lt(fx.rss_max - rss0, 64ull * MiB, "RSS grew by %zu bytes", fx.rss_max - rss0);
 #endif
+    fx_fini(&fx);
+}
+
+/* A reader paused for several heartbeat timeouts is not a dead peer on either side: its own
+ * deadline is suspended, the sender still hears its heartbeats, and the kernel's
+ * TCP_USER_TIMEOUT (2 x dead_ms) does not fire while the paused side acknowledges probes. */
+static bool paused_long_enough(fx_t *fx)
+{
+    return fx->cli.closed || fx->srv.closed;
+}
+
+Test(transport, paused_reader_is_not_declared_dead, .timeout = 30)
+{
+    fx_t fx;
+    fx_init(&fx);
+    ls_conn_opts_t so = base_opts(), co = base_opts();
+    so.insecure_plaintext = co.insecure_plaintext = true;
+    so.dead_ms = co.dead_ms = 400;
+    so.send_hwm = co.send_hwm = 1 * MiB;
+    fx.srv.pause_on_ready = true;
+    start_pair(&fx, so, co);
+    cr_assert(run_until(&fx, both_ready, 5000));
+    fx.cli.frame = 65536;
+    fx.cli.to_send = 64ull * MiB; /* far more than the socket buffers hold */
+    cr_assert(!run_until(&fx, paused_long_enough, 3000), "closed while paused: srv '%s' cli '%s'",
+              fx.srv.msg, fx.cli.msg);
+    cr_assert_gt(fx.cli.refused, 0, "the sender was held back");
+    cr_assert_eq(fx.srv.frames, 0);
+    ls_conn_resume(fx.srv.c);
+    cr_assert(run_until(&fx, exchanged, 20000), "received %llu of %llu",
+              (unsigned long long) fx.srv.bytes, (unsigned long long) fx.cli.sent);
+    cr_assert_eq(fx.srv.hash, fx.cli.sent_hash);
+    fx_fini(&fx);
+}
+
+/* The belt: with a short TCP_USER_TIMEOUT the sender's kernel gives up on a peer whose window
+ * stays shut (here a paused reader), and the transport reports it. */
+Test(transport, tcp_user_timeout_resets_a_stalled_connection, .timeout = 30)
+{
+    fx_t fx;
+    fx_init(&fx);
+    ls_conn_opts_t so = base_opts(), co = base_opts();
+    so.insecure_plaintext = co.insecure_plaintext = true;
+    so.dead_ms = co.dead_ms = 400;
+    co.tcp_user_timeout_ms = 1; /* raised to 2 x dead_ms = 800 ms */
+    so.send_hwm = co.send_hwm = 1 * MiB;
+    fx.srv.pause_on_ready = true;
+    start_pair(&fx, so, co);
+    cr_assert(run_until(&fx, both_ready, 5000));
+    fx.cli.frame = 65536;
+    fx.cli.to_send = 64ull * MiB;
+    cr_assert(run_until(&fx, cli_closed, 10000), "the kernel never gave up");
+    cr_assert_eq(fx.cli.status, LS_ETIMEDOUT, "%s", fx.cli.msg);
     fx_fini(&fx);
 }
 

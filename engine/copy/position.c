@@ -152,19 +152,26 @@ static int hold_log(ls_copy_t *c, const gen_file_t *f, char *msg, size_t msglen)
     return 0;
 }
 
-static int recover_logs(ls_copy_t *c)
+static int recover_logs(ls_copy_t *c, char *err, size_t errlen)
 {
     gen_file_t *files;
     size_t n, i = 0;
     int rc = list_gens(c, c->logs_dir, false, &files, &n);
-    if (rc) return rc;
+    if (rc) {
+        ls__copy_msg(err, errlen, "copy %s: cannot list logs/: %s", c->dir, ls_strerror(rc));
+        return rc;
+    }
     while (i < n && files[i].generation <= c->held_gen)
         i++; /* replayed, kept for retention */
     for (; i < n; i++) {
         char msg[512] = "";
         if (files[i].generation != c->held_gen + 1 || files[i].epoch < c->held_epoch) break;
         rc = hold_log(c, &files[i], msg, sizeof(msg));
-        if (rc == LS_ENOMEM || rc == LS_EDBID) break;
+        if (rc == LS_ENOMEM || rc == LS_EDBID) { /* another database's log here: refuse */
+            ls__copy_msg(err, errlen, "copy %s: logs/ holds a generation it cannot take: %s",
+                         c->dir, msg);
+            break;
+        }
         if (rc) {
             LS_LOGW("copy", "%s: generation %llu in logs/ fails its check at open: %s", c->dir,
                     (unsigned long long) files[i].generation, msg);
@@ -210,11 +217,12 @@ int ls__copy_recover(ls_copy_t *c, char *err, size_t errlen)
     if (rc) return rc;
     held_from_store(c);
     c->quiet = true;
-    rc = recover_logs(c);
-    if (rc == 0) rc = recover_inspect(c);
+    rc = recover_logs(c, err, errlen);
+    if (rc) return rc;
+    rc = recover_inspect(c);
     c->quiet = false;
     c->durable_gen = c->held_gen;
-    if (rc && err && errlen)
+    if (rc)
         ls__copy_msg(err, errlen, "copy %s: cannot recover its position: %s", c->dir,
                      ls_strerror(rc));
     if (rc == 0)

@@ -118,13 +118,13 @@ static int check_header(ls_copy_t *c, char *err, size_t errlen)
                      "copy %s belongs to database %s but generation %llu names database %s: check "
                      "the source configured for this copy",
                      c->dir, have, (unsigned long long) c->rx.generation, got);
-        other = ls__copy_set_state(c, LS_COPY_FAILED, reason) || true;
     }
+    bool changed = other && ls__copy_set_state(c, LS_COPY_FAILED, reason);
     pthread_mutex_unlock(&c->mu);
     if (!other) return 0;
     ls__copy_msg(err, errlen, "%s", reason);
     drop_part(c);
-    ls__copy_emit(c, LS_COPY_EV_STATE, 0, 0, LS_COPY_FAILED, reason);
+    if (changed) ls__copy_emit(c, LS_COPY_EV_STATE, 0, 0, LS_COPY_FAILED, reason);
     return LS_EDBID;
 }
 
@@ -200,6 +200,15 @@ int ls_copy_recv_end(ls_copy_t *c, uint64_t gen, const uint8_t *sender_digest, c
             err, errlen, "copy %s: generation %llu cannot end: %llu of %llu bytes received", c->dir,
             (unsigned long long) gen, (unsigned long long) rx->got, (unsigned long long) rx->size);
         if (rx->active) drop_part(c);
+        return LS_ESTATE;
+    }
+    char why[768];
+    pthread_mutex_lock(&c->mu);
+    bool ok = wanted(c, rx->epoch, gen, why, sizeof(why));
+    pthread_mutex_unlock(&c->mu);
+    if (!ok) { /* an earlier generation was asked again meanwhile */
+        ls__copy_msg(err, errlen, "%s", why);
+        drop_part(c);
         return LS_ESTATE;
     }
     uint8_t digest[LS_DIGEST_SIZE];

@@ -296,3 +296,35 @@ Test(copy_crash, full_disk_is_a_state_and_the_copy_resumes_when_space_returns)
     ls_h_rmtree(dir);
     free(dir);
 }
+
+Test(copy_crash, a_log_of_another_database_in_logs_refuses_the_open)
+{
+    char *dir = ls_h_tmpdir("copycrash");
+    chain_t ch;
+    chain_build(&ch, 2, 2, 10);
+    ls_copy_t *c = copy_open(dir, NULL);
+    send_range(c, &ch, 1, 1);
+    ls_copy_close(c);
+    ls_h_gen_spec_t spec;
+    ls_h_gen_spec_default(&spec, 2, ch.last_lsn[1] + 1);
+    spec.dbid[0] = 0x77;
+    spec.prev_digest = ch.digest[1];
+    ls_h_gen_t *b = ls_h_gen_new(&spec);
+    ls_h_gen_put(b, "key01", 5, "x", 1);
+    ls_h_gen_commit(b);
+    ls_h_gen_close(b);
+    size_t len;
+    const uint8_t *bytes = ls_h_gen_bytes(b, &len);
+    write_at(dir, "logs", 2, "", bytes, len);
+    ls_copy_options_t o = {.dir = dir};
+    char err[1024] = "";
+    c = NULL;
+    cr_assert_eq(ls_copy_open(&o, &c, err, sizeof(err)), LS_EDBID, "%s", err);
+    cr_assert_null(c);
+    cr_assert(ls_h_contains(err, "logs/ holds a generation"), "%s", err);
+    cr_assert(file_exists(dir, "logs", 2), "left for the operator, not deleted");
+    ls_h_gen_free(b);
+    chain_free(&ch);
+    ls_h_rmtree(dir);
+    free(dir);
+}

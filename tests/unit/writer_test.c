@@ -5,6 +5,7 @@
  */
 #include <criterion/criterion.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -322,14 +323,43 @@ Test(writer, store_of_another_database_is_refused)
     free(b);
 }
 
-Test(writer, map_full_grows_the_store)
+typedef struct {
+    ls_db_t *db;      /* database read from */
+    atomic_bool stop; /* set when the writer is done */
+    uint64_t reads;   /* successful reads */
+    int bad;          /* reads that returned a wrong value */
+} reader_t;
+
+static void *reader(void *arg)
+{
+    reader_t *r = arg;
+    while (!atomic_load(&r->stop)) {
+        void *v;
+        size_t len;
+        if (ls_db_get(r->db, "k0-0", 4, &v, &len) != 0) continue;
+        if (strcmp(v, "v0-0") != 0) r->bad++;
+        r->reads++;
+        free(v);
+    }
+    return NULL;
+}
+
+Test(writer, map_full_grows_the_store_while_readers_read)
 {
     char *dir = ls_h_tmpdir("writer");
     ls_db_options_t o = quiet_opts();
     o.map_size = 128 * 1024;
     ls_db_t *db = open_db(dir, &o);
-    for (int i = 0; i < 100; i++) /* 100 x 10 x 2 KB = 2 MB, 16x the initial map */
+    cr_assert_eq(commit_tx(db, 0, 10, 2000), 0);
+    reader_t r = {.db = db};
+    pthread_t th;
+    pthread_create(&th, NULL, reader, &r);
+    for (int i = 1; i < 100; i++) /* 100 x 10 x 2 KB = 2 MB, 16x the initial map */
         cr_assert_eq(commit_tx(db, i, 10, 2000), 0, "tx %d: %s", i, ls_db_errmsg(db));
+    atomic_store(&r.stop, true);
+    pthread_join(th, NULL);
+    cr_assert_gt(r.reads, 0);
+    cr_assert_eq(r.bad, 0);
     for (int i = 0; i < 100; i += 9)
         cr_assert(has_tx(db, i, 9));
     cr_assert_eq(ls_db_close(db), 0);

@@ -213,3 +213,82 @@ Test(writer, failed_log_sync_fails_the_database_stickily)
     ls_h_rmtree(dir);
     free(dir);
 }
+
+/* ---- the store is a consequence of the log ------------------------------------------------ */
+
+/* Builds a closed database of 40 transactions over several generations; returns its dir. */
+static char *build_closed(void)
+{
+    char *dir = ls_h_tmpdir("writer");
+    ls_db_options_t o = quiet_opts();
+    o.target_size = 1024;
+    ls_db_t *db = open_db(dir, &o);
+    for (int i = 0; i < 40; i++)
+        cr_assert_eq(commit_tx(db, i, 2, 30), 0);
+    cr_assert_eq(ls_db_close(db), 0);
+    return dir;
+}
+
+static void rm_store(const char *dir)
+{
+    char cmd[PATHLEN + 16];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s/store", dir);
+    cr_assert_eq(ls_h_sh(cmd, NULL, NULL, 10000), 0);
+}
+
+Test(writer, deleted_store_is_rebuilt_from_the_logs)
+{
+    char *dir = build_closed();
+    genfile_t g[64];
+    cr_assert_gt(list_gens(dir, g, 64), 3);
+    rm_store(dir);
+    ls_db_options_t o = quiet_opts();
+    ls_db_t *db = open_db(dir, &o);
+    ls_db_stats_t s;
+    ls_db_stats(db, &s);
+    cr_assert_eq(s.recovered_records, 120, "every record replayed");
+    for (int i = 0; i < 40; i++)
+        cr_assert(has_tx(db, i, 0) && has_tx(db, i, 1), "tx %d", i);
+    cr_assert_eq(ls_db_close(db), 0);
+    ls_h_rmtree(dir);
+    free(dir);
+}
+
+Test(writer, missing_generation_the_store_needs_is_a_gap)
+{
+    char *dir = build_closed();
+    genfile_t g[64];
+    cr_assert_gt(list_gens(dir, g, 64), 3);
+    rm_store(dir);
+    cr_assert_eq(unlink(g[1].name), 0);
+    ls_db_options_t o = quiet_opts();
+    ls_db_t *db = NULL;
+    cr_assert_eq(ls_db_open(dir, &o, &db), LS_EGAP, "%s", ls_db_open_error());
+    cr_assert(ls_h_contains(ls_db_open_error(), "generation 2 is missing"), "%s",
+              ls_db_open_error());
+    ls_h_rmtree(dir);
+    free(dir);
+}
+
+Test(writer, damaged_generation_the_store_needs_is_refused)
+{
+    char *dir = build_closed();
+    genfile_t g[64];
+    cr_assert_gt(list_gens(dir, g, 64), 3);
+    rm_store(dir);
+    int fd = open(g[2].name, O_RDWR);
+    uint8_t b;
+    cr_assert_eq(pread(fd, &b, 1, LS_GEN_HEADER_SIZE + 40), 1);
+    b ^= 0x20;
+    cr_assert_eq(pwrite(fd, &b, 1, LS_GEN_HEADER_SIZE + 40), 1);
+    close(fd);
+    ls_db_options_t o = quiet_opts();
+    ls_db_t *db = NULL;
+    int rc = ls_db_open(dir, &o, &db);
+    cr_assert_neq(rc, 0);
+    cr_assert_null(db);
+    cr_assert(ls_h_contains(ls_db_open_error(), g[2].name), "names the file: %s",
+              ls_db_open_error());
+    ls_h_rmtree(dir);
+    free(dir);
+}

@@ -67,6 +67,11 @@ Test(copy, refuses_out_of_order_generations_and_offsets)
                  "a gap in the offsets");
     cr_assert(ls_h_contains(err, "expected offset 10"), "%s", err);
     cr_assert_eq(count_files(dir, "inspect"), 0, "the .part was dropped");
+    cr_assert_eq(ls_copy_recv_begin(c, 1, 1, ch.len[1], 0, err, sizeof(err)), 0);
+    cr_assert_eq(ls_copy_recv_data(c, 1, 0, ch.buf[1], 50, err, sizeof(err)), 0);
+    cr_assert_eq(count_files(dir, "inspect"), 1, "a .part while receiving");
+    ls_copy_recv_abort(c); /* connection lost */
+    cr_assert_eq(count_files(dir, "inspect"), 0, "abort drops the .part");
     cr_assert_eq(send_gen(c, &ch, 1), 0);
     cr_assert_eq(ls_copy_recv_begin(c, 1, 1, ch.len[1], 0, err, sizeof(err)), LS_ESTATE,
                  "already held");

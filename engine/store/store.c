@@ -431,3 +431,29 @@ int ls_store_stats(ls_store_t *s, ls_store_stats_t *out)
     pthread_rwlock_unlock(&s->lock);
     return map_rc(rc);
 }
+
+int ls_store_peek_meta(const char *path, ls_store_meta_t *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    MDB_dbi dbi;
+    MDB_val k = {.mv_size = sizeof(META_KEY) - 1, .mv_data = (void *) META_KEY}, v;
+    int rc = mdb_env_create(&env);
+    if (rc == 0) rc = mdb_env_set_maxdbs(env, 4);
+    /* Map size 0 adopts the size recorded in the environment, whatever another process grew. */
+    if (rc == 0) rc = mdb_env_open(env, path, MDB_RDONLY | MDB_NOTLS, 0600);
+    if (rc == 0) rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
+    if (rc == 0) rc = mdb_dbi_open(txn, "meta", 0, &dbi);
+    if (rc == 0) rc = mdb_get(txn, dbi, &k, &v);
+    if (rc == 0 && meta_decode(&v, out) != 0) {
+        set_err(err, errlen, "store %s: malformed meta record (%zu bytes)", path, v.mv_size);
+        rc = LS_ECORRUPT;
+    } else if (rc) {
+        set_err(err, errlen, "store %s: cannot read the meta record: %s", path, mdb_strerror(rc));
+        rc = rc == ENOENT || rc == MDB_NOTFOUND ? LS_ENOENT : map_rc(rc);
+    }
+    if (txn) mdb_txn_abort(txn);
+    if (env) mdb_env_close(env);
+    return rc;
+}

@@ -107,6 +107,11 @@ int ls_store_sync(ls_store_t *store);
  * On success *lsn (may be NULL) holds that checkpoint LSN. */
 int ls_store_checkpoint(ls_store_t *store, uint64_t *lsn);
 
+/* Reads the meta record of the store at path without opening it for writing (another process,
+ * the application's writer, may hold it open): the daemon learns the active store's checkpoint
+ * LSN this way. LS_ENOENT when there is no store or no meta record yet; err names the path. */
+int ls_store_peek_meta(const char *path, ls_store_meta_t *out, char *err, size_t errlen);
+
 /* Figures for tests and status. */
 typedef struct {
     uint64_t map_size;  /* current map size, bytes */

@@ -123,3 +123,53 @@ void ld_active_close(active_t *a)
     if (a->watching) uv_close((uv_handle_t *) &a->watch, NULL);
     a->watching = false;
 }
+
+/* ---- log removal ---------------------------------------------------------------------------- */
+/* Off the loop: reads the active store's checkpoint, applies engine/source's removal rule with
+ * the targets' replayed-synced positions copied on the loop, and deletes what it allows. */
+static void removal_work(uv_work_t *w)
+{
+    active_t *a = w->data;
+    char store[LS_CFG_PATH_MAX + 8], err[LS_SOURCE_ERRLEN];
+    snprintf(store, sizeof(store), "%s/store", a->cfg->path);
+    ls_store_meta_t m;
+    a->removal_msg[0] = '\0';
+    if (ls_store_peek_meta(store, &m, err, sizeof(err)) != 0) return; /* no checkpoint: keep */
+    ls_removal_input_t in = {.target_synced = a->removal_synced,
+                             .ntargets = (size_t) a->nshippers,
+                             .checkpoint_lsn = m.checkpoint_lsn,
+                             .truncation_lag_ns = a->cfg->truncation_lag_ms * 1000000ull,
+                             .max_log_bytes = a->cfg->max_log_bytes};
+    ls_removal_t out;
+    if (ls_source_removable(a->src, &in, &out, err, sizeof(err)) != 0) {
+        snprintf(a->removal_msg, sizeof(a->removal_msg), "%.250s", err);
+        return;
+    }
+    if (out.msg[0]) snprintf(a->removal_msg, sizeof(a->removal_msg), "%s", out.msg);
+    if (out.upto == 0) return;
+    int n = ls_source_remove_upto(a->src, out.upto, err, sizeof(err));
+    if (n > 0)
+        a->removed += (uint64_t) n;
+    else if (n < 0)
+        snprintf(a->removal_msg, sizeof(a->removal_msg), "%.250s", err);
+}
+
+static void removal_done(uv_work_t *w, int status)
+{
+    (void) status;
+    active_t *a = w->data;
+    a->removing = false;
+    if (a->removal_msg[0] && !a->removal_warned)
+        LS_LOGW("active", "database %s: %s", a->cfg->name, a->removal_msg);
+    a->removal_warned = a->removal_msg[0] != '\0';
+}
+
+void ld_active_housekeep(active_t *a)
+{
+    if (!a->src || a->removing || a->node->stopping) return;
+    for (int i = 0; i < a->nshippers && i < LS_CFG_MAX_NETS; i++)
+        a->removal_synced[i] = a->shippers[i].synced.gen; /* 0 until the target said */
+    a->removal.data = a;
+    if (uv_queue_work(a->node->loop, &a->removal, removal_work, removal_done) == 0)
+        a->removing = true;
+}

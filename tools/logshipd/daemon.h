@@ -30,6 +30,7 @@
 #include "core/core.h"
 #include "proto/proto.h"
 #include "source/source.h"
+#include "store/store.h"
 #include "transport/credit.h"
 #include "transport/transport.h"
 
@@ -99,6 +100,12 @@ struct active {
     bool watching;
     shipper_t *shippers; /* one per configured target */
     int nshippers;
+    uv_work_t removal;                        /* log removal in progress (off the loop) */
+    bool removing;                            /* removal is queued or running */
+    uint64_t removal_synced[LS_CFG_MAX_NETS]; /* targets' synced positions for that removal */
+    uint64_t removed;                         /* generations removed since start */
+    bool removal_warned;                      /* the removal warning was logged */
+    char removal_msg[256];                    /* last warning of the removal rule ("" when none) */
 };
 
 struct link {
@@ -212,6 +219,7 @@ int ld_send(ls_conn_t *conn, const ls_frame_t *f); /* encodes and sends; 0, LS_E
 void ld_active_init(node_t *n, active_t *a, const ls_cfg_database_t *cfg);
 void ld_active_poll(active_t *a); /* open when it appears, rescan */
 void ld_active_close(active_t *a);
+void ld_active_housekeep(active_t *a); /* log removal */
 
 /* link.c */
 void ld_link_init(node_t *n, link_t *l, const ls_cfg_target_t *cfg);

@@ -57,6 +57,8 @@ static void on_housekeep(uv_timer_t *t)
     node_t *n = t->data;
     for (int i = 0; i < n->ncopies; i++)
         ld_pcopy_housekeep(&n->copies[i]);
+    for (int i = 0; i < n->nactives; i++)
+        ld_active_housekeep(&n->actives[i]);
 }
 
 static int start_listeners(node_t *n, char *err, size_t errlen)

@@ -7,7 +7,8 @@
 static const struct ls_cmd cmds[] = {
     {"dump", ls_cmd_dump, "FILE [--records]",
      "print a generation's header, trailer, record count and verdict"},
-    {"load", ls_cmd_load, "DIR [--transactions N] ...", "write a deterministic workload through the public API"},
+    {"load", ls_cmd_load, "DIR [--transactions N] ...",
+     "write a deterministic workload through the public API"},
     {"certs", ls_cmd_certs, "DIR [--ca] [--node NAME]...", "create a test/demo CA and node certificates"},
     {"status", ls_cmd_status, "[-c CONFIG | --socket PATH] [--json]",
      "show every copy's state, positions, queues and lags (from the local daemon)"},

@@ -12,10 +12,6 @@
 
 #include "copy/copy_int.h"
 
-/* Offset of the digest inside the 96-byte trailer (docs of logfmt: count, last LSN, payload,
- * close time, then the digest at 48). Used only to take a trailer's digest as known at open. */
-#define TRL_DIGEST_OFF 48
-
 void ls__copy_expect(ls_copy_t *c, uint32_t epoch, uint64_t gen, ls__copy_expect_t *x)
 {
     memset(x, 0, sizeof(*x));
@@ -46,8 +42,13 @@ int ls__copy_check_buf(ls__copy_expect_t *x, const uint8_t *buf, size_t len, boo
                           .first_lsn = x->first_lsn,
                           .prev_digest = x->prev,
                           .known_digest = x->has_known ? x->known : NULL};
-    if (trust_trailer && len >= LS_GEN_HEADER_SIZE + LS_GEN_TRAILER_SIZE)
-        ex.known_digest = buf + len - LS_GEN_TRAILER_SIZE + TRL_DIGEST_OFF;
+    ls_gen_header_t h;
+    ls_gen_trailer_t t;
+    if (trust_trailer && len >= LS_GEN_HEADER_SIZE + LS_GEN_TRAILER_SIZE &&
+        ls_gen_header_decode(buf, len, &h) == 0 &&
+        ls_gen_trailer_decode(buf + len - LS_GEN_TRAILER_SIZE, LS_GEN_TRAILER_SIZE,
+                              ls_gen_seed(h.dbid, h.epoch, h.generation), &t) == 0)
+        ex.known_digest = t.digest; /* otherwise the scan hashes, then reports the damage */
     ls_gen_info_t info;
     ls_gen_verdict_t v;
     int rc = ls_gen_scan(buf, len, &ex, NULL, NULL, &info, &v);

@@ -142,14 +142,9 @@ static int open_dbs(ls_store_t *s, const uint8_t *dbid, char *err, size_t errlen
     if ((rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->meta_dbi))) goto fail;
     MDB_val k = {sizeof(META_KEY) - 1, (void *) META_KEY}, v;
     rc = mdb_get(txn, s->meta_dbi, &k, &v);
-    if (rc == MDB_NOTFOUND) {
+    if (rc == MDB_NOTFOUND) { /* a new store: written below when an id is given */
         memset(&s->meta, 0, sizeof(s->meta));
-        if (dbid) {
-            memcpy(s->meta.dbid, dbid, LS_DBID_LEN);
-            rc = meta_put(txn, s->meta_dbi, &s->meta);
-        } else {
-            rc = 0;
-        }
+        rc = 0;
     } else if (rc == 0 && meta_decode(&v, &s->meta) != 0) {
         set_err(err, errlen, "store %s: meta record malformed (%zu bytes)", s->path, v.mv_size);
         mdb_txn_abort(txn);
@@ -167,7 +162,10 @@ static int open_dbs(ls_store_t *s, const uint8_t *dbid, char *err, size_t errlen
         mdb_txn_abort(txn);
         return LS_EDBID;
     }
-    if (!has_id && dbid) memcpy(s->meta.dbid, dbid, LS_DBID_LEN);
+    if (!has_id && dbid) { /* a new store, or one without identity, adopts it */
+        memcpy(s->meta.dbid, dbid, LS_DBID_LEN);
+        if ((rc = meta_put(txn, s->meta_dbi, &s->meta)) != 0) goto fail;
+    }
     rc = mdb_txn_commit(txn);
     txn = NULL;
     if (rc == 0) return 0;

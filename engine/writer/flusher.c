@@ -18,7 +18,8 @@
 
 #include "writer/writer_int.h"
 
-#define MAX_WAIT_NS (3600ull * 1000000000ull)
+#define MAX_WAIT_NS (3600ull * 1000000000ull) /* longest timed wait of the flusher */
+#define FLUSH_BYTES (4u * 1024 * 1024)        /* append the batch buffer beyond this */
 
 void ls__db_meta(ls_db_t *db, ls_store_meta_t *m)
 {
@@ -87,6 +88,11 @@ static int write_batch(ls_db_t *db, ls_txn_t *batch)
             pending + t->log_bytes + LS_GEN_TRAILER_SIZE > db->opts.target_size) {
             int rc = append(db, len);
             if (rc == 0) rc = ls__roll(db);
+            if (rc) return rc;
+            len = 0;
+        }
+        if (len >= FLUSH_BYTES) { /* bounds the buffer whatever the batch size */
+            int rc = append(db, len);
             if (rc) return rc;
             len = 0;
         }

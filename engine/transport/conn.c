@@ -1,6 +1,7 @@
 /*
- * conn: the connection object: framing, checksums, the send queue bound, the receive pump,
- * closing, and the public accessors (see transport.h and internal.h).
+ * conn: the connection object: creation, closing, the receive pump (framing, checksums,
+ * decompression, delivery, pause/resume) and the public accessors (see transport.h and
+ * internal.h). The send path is in send.c.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -9,13 +10,6 @@
 #include "transport/internal.h"
 
 #define COMPONENT "transport"
-
-/* A queued write: the bytes the kernel did not take at once, kept until uv_write completes. */
-typedef struct {
-    uv_write_t req; /* libuv request; req.data is the connection */
-    size_t len;     /* bytes in data */
-    uint8_t data[]; /* the bytes */
-} wreq_t;
 
 int ls__uv_err(int uverr)
 {
@@ -89,6 +83,7 @@ fail:
 static void conn_free(ls_conn_t *c)
 {
     if (c->drv->free) c->drv->free(c);
+    ls__send_free(c);
     ls__zstd_free(c);
     free(c->rd_buf);
     free(c->rx);
@@ -148,144 +143,6 @@ void ls__conn_ready(ls_conn_t *c)
     if (c->opts.on_ready) c->opts.on_ready(c);
 }
 
-/* ---- send ---------------------------------------------------------------------------------- */
-static void write_cb(uv_write_t *req, int status)
-{
-    wreq_t *w = (wreq_t *) req;
-    ls_conn_t *c = req->data;
-    c->stats.send_queued -= w->len;
-    if (status == 0) c->stats.wire_bytes_sent += w->len;
-    free(w);
-    if (status < 0) {
-        ls__conn_fail(c, ls__uv_err(status), "write to %s failed: %s", c->peer,
-                      uv_strerror(status));
-        return;
-    }
-    if (c->want_drain && c->stats.send_queued <= c->opts.send_hwm / 2 &&
-        c->state == LS__CONN_READY) {
-        c->want_drain = false;
-        if (c->opts.on_drain) c->opts.on_drain(c);
-    }
-}
-
-int ls__conn_write_raw(ls_conn_t *c, const uint8_t *buf, size_t len)
-{
-    if (c->state == LS__CONN_CLOSING) return LS_ECLOSED;
-    size_t done = 0;
-    if (c->stats.send_queued == 0) {
-        uv_buf_t b = uv_buf_init((char *) buf, (unsigned) len);
-        int n = uv_try_write((uv_stream_t *) &c->tcp, &b, 1);
-        if (n < 0 && n != UV_EAGAIN)
-            return ls__conn_fail(c, ls__uv_err(n), "write to %s failed: %s", c->peer,
-                                 uv_strerror(n));
-        if (n > 0) done = (size_t) n;
-        c->stats.wire_bytes_sent += done;
-        if (done == len) return 0;
-    }
-    size_t rest = len - done;
-    wreq_t *w = malloc(sizeof(*w) + rest);
-    if (!w) return ls__conn_fail(c, LS_ENOMEM, "out of memory queuing %zu bytes", rest);
-    memcpy(w->data, buf + done, rest);
-    w->len = rest;
-    w->req.data = c;
-    uv_buf_t b = uv_buf_init((char *) w->data, (unsigned) rest);
-    int rc = uv_write(&w->req, (uv_stream_t *) &c->tcp, &b, 1, write_cb);
-    if (rc < 0) {
-        free(w);
-        return ls__conn_fail(c, ls__uv_err(rc), "write to %s failed: %s", c->peer, uv_strerror(rc));
-    }
-    c->stats.send_queued += rest;
-    if (c->stats.send_queued > c->stats.send_queued_max)
-        c->stats.send_queued_max = c->stats.send_queued;
-    return 0;
-}
-
-/* Copies the body pieces into c->tx after the header room; returns the body length. */
-static size_t gather(ls_conn_t *c, const struct iovec *iov, int iovcnt)
-{
-    size_t off = LS_FRAME_HEADER_SIZE;
-    for (int i = 0; i < iovcnt; i++) {
-        memcpy(c->tx + off, iov[i].iov_base, iov[i].iov_len);
-        off += iov[i].iov_len;
-    }
-    return off - LS_FRAME_HEADER_SIZE;
-}
-
-int ls__conn_send_frame(ls_conn_t *c, uint8_t type, uint8_t flags, const struct iovec *iov,
-                        int iovcnt)
-{
-    size_t body = gather(c, iov, iovcnt);
-    uint8_t *frame = c->tx;
-    c->stats.bytes_sent += LS_FRAME_HEADER_SIZE + body;
-    if (c->zstd_level && !(flags & LS_FRAME_FLAG_ZSTD) && body >= LS_CONN_ZSTD_MIN_BODY) {
-        size_t zlen = 0;
-        int rc = ls__zstd_compress(c, c->tx + LS_FRAME_HEADER_SIZE, body,
-                                   c->ztx + LS_FRAME_HEADER_SIZE, body - 1, &zlen);
-        if (rc) return ls__conn_fail(c, rc, "compressing a %zu-byte frame failed", body);
-        if (zlen) {
-            frame = c->ztx;
-            body = zlen;
-            flags |= LS_FRAME_FLAG_ZSTD;
-        }
-    }
-    ls_frame_header_t h = {.body_len = (uint32_t) body, .type = type, .flags = flags};
-    ls_frame_header_encode(&h, frame);
-    size_t len = LS_FRAME_HEADER_SIZE + body;
-    if (c->drv == &ls__driver_tcp) {
-        ls_put32(frame + len, ls_cksum32(frame, len, c->tx_seq));
-        len += LS_FRAME_CKSUM_SIZE;
-    }
-    c->tx_seq++;
-    c->stats.frames_sent++;
-    return c->drv->write(c, frame, len);
-}
-
-static int send_check(ls_conn_t *c, size_t len)
-{
-    if (c->state == LS__CONN_CLOSING) return LS_ECLOSED;
-    if (c->state != LS__CONN_READY) return LS_ESTATE;
-    if (len > LS_FRAME_MAX_BODY) return LS_EFRAMETOOBIG;
-    if (c->stats.send_queued >= c->opts.send_hwm) {
-        c->want_drain = true;
-        return LS_EBUSY;
-    }
-    return 0;
-}
-
-int ls_conn_sendv(ls_conn_t *c, uint8_t type, const struct iovec *iov, int iovcnt)
-{
-    size_t len = 0;
-    for (int i = 0; i < iovcnt; i++)
-        len += iov[i].iov_len;
-    int rc = send_check(c, len);
-    return rc ? rc : ls__conn_send_frame(c, type, 0, iov, iovcnt);
-}
-
-int ls_conn_send(ls_conn_t *c, uint8_t type, const void *body, size_t len)
-{
-    struct iovec iov = {.iov_base = (void *) body, .iov_len = len};
-    return ls_conn_sendv(c, type, &iov, 1);
-}
-
-int ls_conn_send_raw(ls_conn_t *c, uint8_t type, const void *zbody, size_t len)
-{
-    int rc = send_check(c, len);
-    if (rc) return rc;
-    if (!c->zstd_level) return LS_ESTATE;
-    struct iovec iov = {.iov_base = (void *) zbody, .iov_len = len};
-    return ls__conn_send_frame(c, type, LS_FRAME_FLAG_ZSTD, &iov, 1);
-}
-
-int ls_conn_set_compression(ls_conn_t *c, int level)
-{
-    if (c->state == LS__CONN_CLOSING) return LS_ECLOSED;
-    if (level == 0) {
-        c->zstd_level = 0;
-        return 0;
-    }
-    return ls__zstd_enable(c, level);
-}
-
 /* ---- receive ------------------------------------------------------------------------------- */
 /* Checks, decompresses and hands on the frame at rx_start (need bytes, header h). */
 static int deliver(ls_conn_t *c, const ls_frame_header_t *h, size_t need)
@@ -313,8 +170,10 @@ static int deliver(ls_conn_t *c, const ls_frame_header_t *h, size_t need)
         int rc = ls__zstd_decompress(c, p + LS_FRAME_HEADER_SIZE, h->body_len,
                                      c->dbuf + LS_FRAME_HEADER_SIZE, LS_FRAME_MAX_BODY, &dlen);
         if (rc)
-            return ls__conn_fail(c, rc, "frame %llu (%s) from %s: bad compressed body",
-                                 (unsigned long long) seq, ls_frame_type_name(h->type), c->peer);
+            return ls__conn_fail(c, rc, "frame %llu (%s) from %s: compressed body: %s",
+                                 (unsigned long long) seq, ls_frame_type_name(h->type), c->peer,
+                                 rc == LS_EFRAMETOOBIG ? "decompresses beyond the frame limit"
+                                                       : "not a valid zstd frame");
         ls_frame_header_t dh = {.body_len = (uint32_t) dlen, .type = h->type, .flags = 0};
         ls_frame_header_encode(&dh, c->dbuf);
         f.bytes = c->dbuf;

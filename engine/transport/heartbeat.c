@@ -21,7 +21,6 @@
 static void hb_send(ls_conn_t *c)
 {
     if (c->state != LS__CONN_READY) return;
-    if (c->stats.send_queued > c->opts.send_hwm) return; /* queued data feeds the deadline */
     ls_frame_t f = {.type = LS_FRAME_HEARTBEAT};
     f.heartbeat.seq = ++c->hb_seq;
     f.heartbeat.send_ns = ls_now_ns();
@@ -29,10 +28,10 @@ static void hb_send(ls_conn_t *c)
     f.heartbeat.echo_delay_ns = c->peer_hb_send_ns ? ls_mono_ns() - c->peer_hb_rx_mono : 0;
     uint8_t buf[64];
     ssize_t n = ls_frame_encode(&f, buf, sizeof(buf));
-    LS_CHECK(n > LS_FRAME_HEADER_SIZE);
-    struct iovec iov = {.iov_base = buf + LS_FRAME_HEADER_SIZE,
-                        .iov_len = (size_t) n - LS_FRAME_HEADER_SIZE};
-    ls__conn_send_frame(c, LS_FRAME_HEARTBEAT, 0, &iov, 1);
+    LS_CHECK(n > LS_FRAME_HEADER_SIZE); /* ahead of the frame queue: a backlog of chunks must not
+                                           starve the peer's deadline */
+    ls__conn_send_now(c, LS_FRAME_HEARTBEAT, buf + LS_FRAME_HEADER_SIZE,
+                      (size_t) n - LS_FRAME_HEADER_SIZE);
 }
 
 static void hb_cb(uv_timer_t *t)

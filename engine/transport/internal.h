@@ -1,14 +1,16 @@
 /*
- * transport internals shared by conn.c (framing, queues, close), tcp.c (sockets, listener, the
- * plain driver), tls.c (the TLS driver), zstd.c (per-frame compression) and heartbeat.c (timers).
+ * transport internals shared by conn.c (receive, close), send.c (queues), tcp.c (sockets, listener,
+ * the plain driver), tls.c (the TLS driver), zstd.c (per-frame compression) and heartbeat.c
+ * (timers).
  *
  * Receive path, pulled by ls__conn_pump() on the loop thread:
  *   read_cb -> drv->on_read (plain: keep the bytes in rd_buf; TLS: into the read BIO, advance the
  *   handshake) -> drv->pull (plaintext) -> rx -> one frame at a time: checksum, decompress,
- *   heartbeat or on_frame.
- * Send path, pushed by ls_conn_send*: frame into tx scratch -> compress -> checksum ->
- *   drv->write (plain: to the socket; TLS: SSL_write, then the write BIO to the socket) ->
- *   ls__conn_write_raw: uv_try_write, the rest queued in one uv_write request (counted).
+ *   heartbeat or on_frame. * Send path (send.c): ls_conn_send* -> frame queue (a copy, in order;
+ * skipped while it is empty and the socket keeps up) -> frame into tx scratch -> compress ->
+ * checksum -> drv->write (plain: to the socket; TLS: SSL_write, then the write BIO to the socket)
+ * -> ls__conn_write_raw: uv_try_write, the rest queued in one uv_write request (counted).
+ *   Heartbeats skip the frame queue (ls__conn_send_now).
  *
  * Threading: the loop thread only.
  */
@@ -25,7 +27,11 @@
 #define LS__READ_CHUNK (64u * 1024u) /* bytes asked of the socket per read */
 #define LS__FRAME_WIRE_MAX                                                                         \
     (LS_FRAME_HEADER_SIZE + LS_FRAME_MAX_BODY + LS_FRAME_CKSUM_SIZE) /* largest frame, bytes */
-#define LS__RX_CAP (LS__FRAME_WIRE_MAX + LS__READ_CHUNK)             /* receive buffer, bytes */
+#define LS__RX_CAP        (LS__FRAME_WIRE_MAX + LS__READ_CHUNK)      /* receive buffer, bytes */
+#define LS__SOCK_LOW      (64u * 1024u) /* frames are encoded while the socket queue is below, bytes */
+#define LS__NOTSENT_LOWAT (128 * 1024) /* TCP_NOTSENT_LOWAT: unsent bytes the kernel keeps */
+
+struct ls__pframe; /* a frame in the frame queue (send.c) */
 
 typedef enum {
     LS__CONN_CONNECTING = 0, /* TCP connect under way (client) */
@@ -94,14 +100,16 @@ struct ls_conn {
     uint8_t *dbuf;   /* header + decompressed body of the current frame, LS__FRAME_WIRE_MAX */
     uint64_t rx_seq; /* sequence number of the next frame received */
     bool zstd_rx_ok; /* compressed frames from the peer are allowed */
-    ZSTD_DCtx *zd;   /* decompression context (created with compression) */
-
-    /* send */
-    uint8_t *tx;     /* scratch: header + body + checksum of the frame being sent */
-    uint8_t *ztx;    /* scratch: same, compressed */
-    uint64_t tx_seq; /* sequence number of the next frame sent */
-    int zstd_level;  /* 0: off, else the zstd level for bodies sent */
-    ZSTD_CCtx *zc;   /* compression context (created with compression) */
+    ZSTD_DCtx *zd; /* decompression context (created with compression) */ /* send (send.c) */
+    struct ls__pframe *pending;      /* frame queue: accepted, not encoded yet, oldest first */
+    struct ls__pframe *pending_tail; /* its last frame */
+    size_t pending_bytes;            /* header + body bytes in the frame queue */
+    size_t sock_queued;              /* encoded bytes handed to libuv, not yet written */
+    uint8_t *tx;                     /* scratch: header + body + checksum of the frame being sent */
+    uint8_t *ztx;                    /* scratch: same, compressed */
+    uint64_t tx_seq;                 /* sequence number of the next frame sent */
+    int zstd_level;                  /* 0: off, else the zstd level for bodies sent */
+    ZSTD_CCtx *zc;                   /* compression context (created with compression) */
 
     /* heartbeats */
     uint64_t hb_seq;          /* our last heartbeat's counter */
@@ -143,7 +151,11 @@ void ls__conn_ready(ls_conn_t *c);
  * body compressed by the caller. */
 int ls__conn_send_frame(ls_conn_t *c, uint8_t type, uint8_t flags, const struct iovec *iov,
                         int iovcnt);
-/* Hands bytes to the socket: written now or queued (counted in send_queued). */
+/* Encodes and sends one frame at once, ahead of the frame queue (heartbeats). LS_ESTATE before
+ * ready. */
+int ls__conn_send_now(ls_conn_t *c, uint8_t type, const void *body, size_t len);
+void ls__send_free(ls_conn_t *c); /* drops the frame queue */
+/* Hands bytes to the socket: written now or queued (counted in sock_queued). */
 int ls__conn_write_raw(ls_conn_t *c, const uint8_t *buf, size_t len);
 /* A libuv error as an LS_E* code. */
 int ls__uv_err(int uverr);
@@ -159,7 +171,8 @@ int ls__zstd_enable(ls_conn_t *c, int level);
 /* Compresses src into dst (cap bytes); *out_len 0 when it would not shrink. */
 int ls__zstd_compress(ls_conn_t *c, const uint8_t *src, size_t len, uint8_t *dst, size_t cap,
                       size_t *out_len);
-/* Decompresses one zstd frame into dst (at most cap bytes). LS_ECORRUPT on bad input. */
+/* Decompresses one zstd frame into dst (at most cap bytes). LS_EFRAMETOOBIG when it holds more,
+ * LS_ECORRUPT on bad input. */
 int ls__zstd_decompress(ls_conn_t *c, const uint8_t *src, size_t len, uint8_t *dst, size_t cap,
                         size_t *out_len);
 void ls__zstd_free(ls_conn_t *c);

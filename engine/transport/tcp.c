@@ -55,10 +55,12 @@ int ls__tcp_setup(ls_conn_t *c)
     uv_os_fd_t fd;
     if (uv_fileno((uv_handle_t *) &c->tcp, &fd) == 0) {
         int intvl = 1, cnt = (int) LS_MAX(1u, idle), uto = (int) c->opts.tcp_user_timeout_ms;
+        int lowat = LS__NOTSENT_LOWAT; /* keeps heartbeats from waiting behind megabytes */
         if (setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl)) != 0 ||
             setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt)) != 0 ||
-            setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &uto, sizeof(uto)) != 0)
-            ls_log(LS_LOG_WARN, COMPONENT, "%s: cannot set keepalive/user timeout options",
+            setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &uto, sizeof(uto)) != 0 ||
+            setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat)) != 0)
+            ls_log(LS_LOG_WARN, COMPONENT, "%s: cannot set keepalive/user timeout/lowat options",
                    c->peer);
     }
     return 0;

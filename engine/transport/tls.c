@@ -211,7 +211,7 @@ static void tls_bye(ls_conn_t *c)
     if (c->close_status == 0 && c->tls_done) SSL_shutdown(c->ssl);
     int n;
     while ((n = BIO_read(c->wbio, c->tls_out, LS__READ_CHUNK)) > 0) {
-        if (c->stats.send_queued) break; /* would go out of order; drop */
+        if (c->sock_queued) break; /* would go out of order; drop */
         uv_buf_t b = uv_buf_init((char *) c->tls_out, (unsigned) n);
         if (uv_try_write((uv_stream_t *) &c->tcp, &b, 1) != n) break;
     }

@@ -55,11 +55,15 @@ int ls__zstd_decompress(ls_conn_t *c, const uint8_t *src, size_t len, uint8_t *d
                         size_t *out_len)
 {
     *out_len = 0;
+    unsigned long long declared = ZSTD_getFrameContentSize(src, len);
+    if (declared == ZSTD_CONTENTSIZE_ERROR) return LS_ECORRUPT;
+    if (declared != ZSTD_CONTENTSIZE_UNKNOWN && declared > cap) return LS_EFRAMETOOBIG;
     ZSTD_DCtx_reset(c->zd, ZSTD_reset_session_only);
     ZSTD_inBuffer in = {src, len, 0};
     ZSTD_outBuffer out = {dst, cap, 0};
     size_t r = ZSTD_decompressStream(c->zd, &out, &in);
     if (ZSTD_isError(r)) return LS_ECORRUPT;
+    if (r != 0 && out.pos == cap) return LS_EFRAMETOOBIG; /* more than a frame's worth */
     /* r == 0: the frame is complete. Anything else means a truncated frame, a body larger than
      * cap, or trailing bytes after the frame: all corrupt. */
     if (r != 0 || in.pos != in.size) return LS_ECORRUPT;

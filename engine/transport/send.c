@@ -1,0 +1,250 @@
+/*
+ * send: the send path (see internal.h).
+ *
+ * Two queues bound what a connection holds:
+ *   - the frame queue: frames accepted by ls_conn_send*, copied, not yet encoded, in order;
+ *   - the socket queue: encoded bytes (compressed, checksummed, TLS records) handed to libuv and
+ *     not yet taken by the kernel.
+ * A frame leaves the frame queue only while the socket queue holds less than LS__SOCK_LOW bytes,
+ * and the kernel keeps at most TCP_NOTSENT_LOWAT unsent bytes (tcp.c), so a HEARTBEAT, which is
+ * encoded at once and skips the frame queue, waits behind at most LS__SOCK_LOW bytes plus the
+ * frame being written and the kernel's low-water mark, never behind the whole backlog. Every
+ * other frame keeps its order (GEN_BEGIN, GEN_DATA ..., GEN_END must not be reordered).
+ *
+ * ls_conn_send* refuses (LS_EBUSY) while frame queue + socket queue >= send_hwm, so together they
+ * never exceed send_hwm + one frame (+ TLS record overhead and heartbeats, a few hundred bytes).
+ */
+#include <stdlib.h>
+
+#include "transport/internal.h"
+
+/* A socket write libuv could not complete at once. */
+typedef struct {
+    uv_write_t req; /* libuv request; req.data is the connection */
+    size_t len;     /* bytes in data */
+    uint8_t data[]; /* the bytes */
+} wreq_t;
+
+/* A frame waiting in the frame queue. */
+struct ls__pframe {
+    struct ls__pframe *next; /* next in the queue */
+    uint8_t type;            /* ls_frame_type_t */
+    uint8_t flags;           /* LS_FRAME_FLAG_ZSTD for a body compressed by the caller */
+    size_t len;              /* body bytes */
+    uint8_t body[];          /* the body */
+};
+
+static void account(ls_conn_t *c)
+{
+    c->stats.send_queued = c->pending_bytes + c->sock_queued;
+    if (c->stats.send_queued > c->stats.send_queued_max)
+        c->stats.send_queued_max = c->stats.send_queued;
+}
+
+static void flush_pending(ls_conn_t *c);
+
+static void write_cb(uv_write_t *req, int status)
+{
+    wreq_t *w = (wreq_t *) req;
+    ls_conn_t *c = req->data;
+    c->sock_queued -= w->len;
+    if (status == 0) c->stats.wire_bytes_sent += w->len;
+    free(w);
+    account(c);
+    if (status < 0) {
+        ls__conn_fail(c, ls__uv_err(status), "write to %s failed: %s", c->peer,
+                      uv_strerror(status));
+        return;
+    }
+    flush_pending(c);
+    if (c->want_drain && c->stats.send_queued <= c->opts.send_hwm / 2 &&
+        c->state == LS__CONN_READY) {
+        c->want_drain = false;
+        if (c->opts.on_drain) c->opts.on_drain(c);
+    }
+}
+
+int ls__conn_write_raw(ls_conn_t *c, const uint8_t *buf, size_t len)
+{
+    if (c->state == LS__CONN_CLOSING) return LS_ECLOSED;
+    size_t done = 0;
+    if (c->sock_queued == 0) {
+        uv_buf_t b = uv_buf_init((char *) buf, (unsigned) len);
+        int n = uv_try_write((uv_stream_t *) &c->tcp, &b, 1);
+        if (n < 0 && n != UV_EAGAIN)
+            return ls__conn_fail(c, ls__uv_err(n), "write to %s failed: %s", c->peer,
+                                 uv_strerror(n));
+        if (n > 0) done = (size_t) n;
+        c->stats.wire_bytes_sent += done;
+        if (done == len) return 0;
+    }
+    size_t rest = len - done;
+    wreq_t *w = malloc(sizeof(*w) + rest);
+    if (!w) return ls__conn_fail(c, LS_ENOMEM, "out of memory queuing %zu bytes", rest);
+    memcpy(w->data, buf + done, rest);
+    w->len = rest;
+    w->req.data = c;
+    uv_buf_t b = uv_buf_init((char *) w->data, (unsigned) rest);
+    int rc = uv_write(&w->req, (uv_stream_t *) &c->tcp, &b, 1, write_cb);
+    if (rc < 0) {
+        free(w);
+        return ls__conn_fail(c, ls__uv_err(rc), "write to %s failed: %s", c->peer, uv_strerror(rc));
+    }
+    c->sock_queued += rest;
+    account(c);
+    return 0;
+}
+
+/* Copies the body pieces into c->tx after the header room; returns the body length. */
+static size_t gather(ls_conn_t *c, const struct iovec *iov, int iovcnt)
+{
+    size_t off = LS_FRAME_HEADER_SIZE;
+    for (int i = 0; i < iovcnt; i++) {
+        memcpy(c->tx + off, iov[i].iov_base, iov[i].iov_len);
+        off += iov[i].iov_len;
+    }
+    return off - LS_FRAME_HEADER_SIZE;
+}
+
+/* Only chunk frames are worth compressing (proto/PROTOCOL.md, §3). */
+static bool compressible(uint8_t type)
+{
+    return type == LS_FRAME_GEN_DATA || type == LS_FRAME_SEED_DATA;
+}
+
+int ls__conn_send_frame(ls_conn_t *c, uint8_t type, uint8_t flags, const struct iovec *iov,
+                        int iovcnt)
+{
+    size_t body = gather(c, iov, iovcnt);
+    uint8_t *frame = c->tx;
+    c->stats.bytes_sent += LS_FRAME_HEADER_SIZE + body;
+    if (c->zstd_level && !(flags & LS_FRAME_FLAG_ZSTD) && compressible(type) &&
+        body >= LS_CONN_ZSTD_MIN_BODY) {
+        size_t zlen = 0;
+        int rc = ls__zstd_compress(c, c->tx + LS_FRAME_HEADER_SIZE, body,
+                                   c->ztx + LS_FRAME_HEADER_SIZE, body - 1, &zlen);
+        if (rc) return ls__conn_fail(c, rc, "compressing a %zu-byte frame failed", body);
+        if (zlen) {
+            frame = c->ztx;
+            body = zlen;
+            flags |= LS_FRAME_FLAG_ZSTD;
+        }
+    }
+    ls_frame_header_t h = {.body_len = (uint32_t) body, .type = type, .flags = flags};
+    ls_frame_header_encode(&h, frame);
+    size_t len = LS_FRAME_HEADER_SIZE + body;
+    if (c->drv == &ls__driver_tcp) {
+        ls_put32(frame + len, ls_cksum32(frame, len, c->tx_seq));
+        len += LS_FRAME_CKSUM_SIZE;
+    }
+    c->tx_seq++;
+    c->stats.frames_sent++;
+    return c->drv->write(c, frame, len);
+}
+
+/* Encodes queued frames while the socket queue is short. */
+static void flush_pending(ls_conn_t *c)
+{
+    while (c->pending && c->sock_queued < LS__SOCK_LOW && c->state == LS__CONN_READY) {
+        struct ls__pframe *p = c->pending;
+        c->pending = p->next;
+        if (!c->pending) c->pending_tail = NULL;
+        c->pending_bytes -= LS_FRAME_HEADER_SIZE + p->len;
+        struct iovec iov = {.iov_base = p->body, .iov_len = p->len};
+        int rc = ls__conn_send_frame(c, p->type, p->flags, &iov, 1);
+        free(p);
+        if (rc) return;
+    }
+    account(c);
+}
+
+/* Sends now when nothing waits and the socket keeps up, else appends a copy to the queue. */
+static int send_or_queue(ls_conn_t *c, uint8_t type, uint8_t flags, const struct iovec *iov,
+                         int iovcnt, size_t len)
+{
+    if (!c->pending && c->sock_queued < LS__SOCK_LOW)
+        return ls__conn_send_frame(c, type, flags, iov, iovcnt);
+    struct ls__pframe *p = malloc(sizeof(*p) + len);
+    if (!p) return LS_ENOMEM;
+    p->next = NULL;
+    p->type = type;
+    p->flags = flags;
+    p->len = len;
+    size_t off = 0;
+    for (int i = 0; i < iovcnt; i++) {
+        memcpy(p->body + off, iov[i].iov_base, iov[i].iov_len);
+        off += iov[i].iov_len;
+    }
+    if (c->pending_tail)
+        c->pending_tail->next = p;
+    else
+        c->pending = p;
+    c->pending_tail = p;
+    c->pending_bytes += LS_FRAME_HEADER_SIZE + len;
+    account(c);
+    return 0;
+}
+
+static int send_check(ls_conn_t *c, size_t len)
+{
+    if (c->state == LS__CONN_CLOSING) return LS_ECLOSED;
+    if (c->state != LS__CONN_READY) return LS_ESTATE;
+    if (len > LS_FRAME_MAX_BODY) return LS_EFRAMETOOBIG;
+    if (c->pending_bytes + c->sock_queued >= c->opts.send_hwm) {
+        c->want_drain = true;
+        return LS_EBUSY;
+    }
+    return 0;
+}
+
+int ls_conn_sendv(ls_conn_t *c, uint8_t type, const struct iovec *iov, int iovcnt)
+{
+    size_t len = 0;
+    for (int i = 0; i < iovcnt; i++)
+        len += iov[i].iov_len;
+    int rc = send_check(c, len);
+    return rc ? rc : send_or_queue(c, type, 0, iov, iovcnt, len);
+}
+
+int ls_conn_send(ls_conn_t *c, uint8_t type, const void *body, size_t len)
+{
+    struct iovec iov = {.iov_base = (void *) body, .iov_len = len};
+    return ls_conn_sendv(c, type, &iov, 1);
+}
+
+int ls_conn_send_raw(ls_conn_t *c, uint8_t type, const void *zbody, size_t len)
+{
+    int rc = send_check(c, len);
+    if (rc) return rc;
+    if (!c->zstd_level) return LS_ESTATE;
+    struct iovec iov = {.iov_base = (void *) zbody, .iov_len = len};
+    return send_or_queue(c, type, LS_FRAME_FLAG_ZSTD, &iov, 1, len);
+}
+
+int ls__conn_send_now(ls_conn_t *c, uint8_t type, const void *body, size_t len)
+{
+    if (c->state != LS__CONN_READY) return LS_ESTATE;
+    struct iovec iov = {.iov_base = (void *) body, .iov_len = len};
+    return ls__conn_send_frame(c, type, 0, &iov, 1);
+}
+
+int ls_conn_set_compression(ls_conn_t *c, int level)
+{
+    if (c->state == LS__CONN_CLOSING) return LS_ECLOSED;
+    if (level == 0) {
+        c->zstd_level = 0;
+        return 0;
+    }
+    return ls__zstd_enable(c, level);
+}
+
+void ls__send_free(ls_conn_t *c)
+{
+    while (c->pending) {
+        struct ls__pframe *p = c->pending;
+        c->pending = p->next;
+        free(p);
+    }
+    c->pending_tail = NULL;
+    c->pending_bytes = 0;
+}

@@ -31,27 +31,28 @@
  *     same holds for a listener and its close callback.
  *
  * Flow control.
- *   - Send: the bytes handed to the socket and not yet written by the kernel (wire bytes, after
- *     compression and TLS) are counted; when they reach send_hwm, ls_conn_send() refuses with
- *     LS_EBUSY without queuing, and on_drain runs once they fall to half of it. Queued bytes never
- *     exceed send_hwm + one encoded frame.
+ *   - Send: ls_conn_send*() copies the frame into an ordered frame queue (skipped while the
+ *     socket keeps up); frames are encoded (compressed, checksummed, encrypted) only while fewer
+ *     than 64 KiB of encoded bytes wait for the socket, and the kernel keeps at most 128 KiB unsent
+ *     (TCP_NOTSENT_LOWAT). Frame queue + encoded bytes waiting are counted (stats.send_queued);
+ *     once they reach send_hwm, ls_conn_send*() refuses with LS_EBUSY without queuing, and
+ *     on_drain runs once they fall to half of it. They never exceed send_hwm + one frame (plus
+ *     TLS record overhead and heartbeats, a few hundred bytes).
  *   - Receive: ls_conn_pause() stops reading (uv_read_stop) and stops delivering frames after the
  *     current one; ls_conn_resume() delivers what is buffered, then reads again. While paused at
  *     most one read (64 KiB) and one frame are buffered, so a peer sending faster than we consume
  *     fills the kernel buffers and then its own send_hwm. Per-database credit (CREDIT frames) is
- *     the layer above's, with the helper in transport/credit.h.
+ *     the layer above's, with the helper in transport/credit.h; it keeps pauses rare and short.
  *
  * Heartbeats. Each side sends HEARTBEAT (proto.h) every heartbeat_ms with its send time and the
  * echo of the peer's last one (with how long it held it), so each side measures the round trip
- * (last and smoothed, ls_conn_stats). Any bytes received count as life; nothing for dead_ms closes
- * the connection with LS_ETIMEDOUT. The same deadline covers connect + handshake. While the
- * application has paused reading the deadline is suspended (we are the ones not reading); TCP
- * keepalive and TCP_USER_TIMEOUT remain as a belt. Linux applies TCP_USER_TIMEOUT to zero-window
- * probes too, so a reader paused longer than tcp_user_timeout_ms gets the connection reset by the
- * sender's kernel: pauses are meant to be short (per-database credit keeps them so). HEARTBEAT
- * frames are consumed here, never passed to on_frame. A heartbeat is skipped while the send queue
- * is over send_hwm: the data already queued keeps the peer's deadline fed as long as the path
- * moves.
+ * (last and smoothed, ls_conn_stats). Heartbeats skip the frame queue: they wait behind at most
+ * 64 KiB + the frame being written + the kernel's 128 KiB, never behind the backlog. Any bytes
+ * received count as life; nothing for dead_ms closes the connection with LS_ETIMEDOUT. The same
+ * deadline covers connect + handshake. While the application has paused reading the deadline is
+ * suspended (we are the ones not reading). TCP keepalive (idle dead_ms, then 1 s probes) and
+ * TCP_USER_TIMEOUT (tcp_user_timeout_ms, default 30 s) remain as a belt. HEARTBEAT frames are
+ * consumed here, never passed to on_frame.
  *
  * Threading: one event loop thread owns a connection, its listener and every callback; no
  * function here may be called from another thread. The loop thread only moves bytes and runs
@@ -59,9 +60,10 @@
  * 1 costs ~3 ms per 1 MiB chunk here (docs/TRANSPORT.md): acceptable for slow links, where
  * compression pays, but it delays heartbeats by that much per chunk. Because compression is per
  * frame body (a pure function of the body), it can move off the loop without a wire change: a
- * worker compresses the body and hands it to ls_conn_send_raw() with LS_FRAME_FLAG_ZSTD set; the
- * receive side can do likewise with the compressed body it receives (TODO, see docs). No disk I/O
- * happens in this module once the contexts exist.
+ * worker compresses the body and hands it to ls_conn_send_raw() with LS_FRAME_FLAG_ZSTD set.
+ * Decompression (~1.4 ms per MiB) still runs on the loop on receipt; moving it off needs an
+ * on_frame variant that hands the compressed body over (not done, see docs/TRANSPORT.md). No disk
+ * I/O happens in this module once the contexts exist.
  */
 #ifndef LS_TRANSPORT_H
 #define LS_TRANSPORT_H
@@ -129,10 +131,9 @@ typedef struct {
     uint32_t heartbeat_ms;        /* heartbeat interval, ms; 0: LS_CONN_HEARTBEAT_MS_DEFAULT */
     uint32_t dead_ms;             /* silence before declaring the peer dead, ms; 0: default 5000 */
     size_t send_hwm;              /* send queue high-water mark, bytes; 0: default 8 MiB */
-    uint32_t tcp_user_timeout_ms; /* kernel gives up on unacknowledged data, or on a peer
-                                     advertising a zero window (a paused reader), after this,
-                                     ms; 0: LS_CONN_USER_TIMEOUT_MS_DEFAULT; raised to at least
-                                     2 x dead_ms */
+    uint32_t tcp_user_timeout_ms; /* TCP_USER_TIMEOUT: the kernel gives up on data left
+                                     unacknowledged this long, ms; 0: default 30 s; raised to at
+                                     least 2 x dead_ms */
     ls_conn_ready_cb on_ready;    /* connected, handshake done, peer verified; may be NULL */
     ls_conn_frame_cb on_frame;    /* a frame arrived (required) */
     ls_conn_drain_cb on_drain;    /* after LS_EBUSY, the queue fell to send_hwm / 2; may be NULL */
@@ -148,7 +149,8 @@ typedef struct {
     uint64_t bytes_received;      /* frame bytes after decompression (header + body) */
     uint64_t wire_bytes_sent;     /* bytes written to the socket (after compression and TLS) */
     uint64_t wire_bytes_received; /* bytes read from the socket */
-    size_t send_queued;           /* wire bytes handed to the socket, not yet written, now */
+    size_t send_queued;           /* bytes accepted and not yet taken by the kernel: frame
+                                     queue (header + body) + encoded bytes waiting, now */
     size_t send_queued_max;       /* highest send_queued seen, bytes */
     uint64_t rtt_last_ns;         /* last measured round trip, ns (0: none yet) */
     uint64_t rtt_smoothed_ns;     /* smoothed round trip (7/8 old + 1/8 new), ns */

@@ -3,9 +3,12 @@
  * The commit itself is the flusher's work (flusher.c); this file queues and waits.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "writer/writer_int.h"
@@ -68,7 +71,7 @@ static ls_db_t *db_new(const char *dir)
 {
     ls_db_t *db = calloc(1, sizeof(*db));
     if (!db) return NULL;
-    db->fd = -1;
+    db->fd = db->lock_fd = -1;
     snprintf(db->dir, sizeof(db->dir), "%s", dir);
     pthread_mutex_init(&db->mu, NULL);
     pthread_mutex_init(&db->log_mu, NULL);
@@ -85,6 +88,7 @@ static void db_free(ls_db_t *db)
 {
     if (db->fd >= 0) close(db->fd);
     ls_store_close(db->store);
+    if (db->lock_fd >= 0) close(db->lock_fd); /* releases the flock, last */
     ls_sha256_free(db->sha);
     free(db->buf);
     pthread_mutex_destroy(&db->mu);
@@ -92,6 +96,35 @@ static void db_free(ls_db_t *db)
     pthread_cond_destroy(&db->wake);
     pthread_cond_destroy(&db->done);
     free(db);
+}
+
+/* Takes <dir>/lock exclusively (flock), so one process and one handle write a database.
+ * Messages name the path only (bounded: open_err is fixed-size). */
+static int lock_dir(ls_db_t *db)
+{
+    char path[LS__PATH_MAX + 16];
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/history", db->logs);
+    if (db->opts.no_create && stat(path, &st) != 0) {
+        snprintf(open_err, sizeof(open_err), "no database at %.600s (history missing)", db->dir);
+        return LS_ENOENT;
+    }
+    int rc = ls_mkdir_p(db->dir);
+    snprintf(path, sizeof(path), "%s/lock", db->dir);
+    if (rc == 0 && (db->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
+        rc = ls_err_from_errno(errno);
+    if (rc) {
+        snprintf(open_err, sizeof(open_err), "cannot create %.600s: %s", path, ls_strerror(rc));
+        return rc;
+    }
+    if (flock(db->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        rc = errno == EWOULDBLOCK ? LS_EBUSY : ls_err_from_errno(errno);
+        snprintf(open_err, sizeof(open_err),
+                 "database %.600s is open already (lock held by another handle or process)",
+                 db->dir);
+        return rc;
+    }
+    return 0;
 }
 
 int ls_db_open(const char *dir, const ls_db_options_t *opts, ls_db_t **out)
@@ -108,6 +141,7 @@ int ls_db_open(const char *dir, const ls_db_options_t *opts, ls_db_t **out)
     if (rc) goto fail;
     snprintf(db->logs, sizeof(db->logs), "%s/logs", dir);
     snprintf(db->cur_path, sizeof(db->cur_path), "%s/%s.log", db->logs, db->prefix);
+    if ((rc = lock_dir(db)) != 0) goto fail;
     char msg[512] = "";
     rc = ls__writer_recover(db, msg, sizeof(msg));
     if (rc) {

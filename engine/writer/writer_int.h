@@ -55,6 +55,7 @@ struct ls_db {
     ls_db_options_t opts;               /* options with defaults filled in */
     uint8_t dbid[LS_DBID_LEN];          /* database id */
     ls_store_t *store;                  /* the active store */
+    int lock_fd; /* <dir>/lock, flock'ed exclusively while open; -1 when none */
 
     /* log state (log_mu) */
     pthread_mutex_t log_mu;              /* guards the log state */

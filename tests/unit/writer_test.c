@@ -414,3 +414,18 @@ Test(writer, close_rolls_a_non_empty_log_and_checkpoints)
     ls_h_rmtree(dir);
     free(dir);
 }
+
+Test(writer, a_database_is_opened_by_one_handle_at_a_time)
+{
+    char *dir = ls_h_tmpdir("writer");
+    ls_db_options_t o = quiet_opts();
+    ls_db_t *db = open_db(dir, &o), *db2 = NULL;
+    cr_assert_eq(ls_db_open(dir, &o, &db2), LS_EBUSY);
+    cr_assert_null(db2);
+    cr_assert(ls_h_contains(ls_db_open_error(), "open already"), "%s", ls_db_open_error());
+    cr_assert_eq(ls_db_close(db), 0);
+    db = open_db(dir, &o);
+    cr_assert_eq(ls_db_close(db), 0);
+    ls_h_rmtree(dir);
+    free(dir);
+}

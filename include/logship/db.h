@@ -68,8 +68,9 @@ typedef struct {
 
 /* Opens (or creates) the database at dir; runs crash recovery. *out owned by the caller until
  * ls_db_close(). Errors: LS_ENOENT (no_create), LS_EDBID (store of another database),
- * LS_ECORRUPT (a closed generation or the store is damaged), LS_EIO. LS_EBUSY (open already, in this or another process). ls_db_open_error()
- * gives the message of the last failed open on this thread. */
+ * LS_ECORRUPT (a closed generation or the store is damaged), LS_EIO, LS_EBUSY (open already, in
+ * this or another process). ls_db_open_error() gives the message of the last failed open on this
+ * thread. */
 int ls_db_open(const char *dir, const ls_db_options_t *opts, ls_db_t **out);
 const char *ls_db_open_error(void);
 

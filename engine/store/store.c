@@ -102,6 +102,7 @@ static int txn_begin(ls_store_t *s, unsigned flags, MDB_txn **txn)
     for (int tries = 0;; tries++) {
         int rc = mdb_txn_begin(s->env, NULL, flags, txn);
         if (rc != MDB_MAP_RESIZED || tries > 3) return rc;
+        LS_LOGI("store", "%s: map grown by another process, adopting its size", s->path);
         pthread_rwlock_unlock(&s->lock);
         pthread_rwlock_wrlock(&s->lock);
         rc = mdb_env_set_mapsize(s->env, 0);

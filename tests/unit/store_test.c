@@ -3,6 +3,8 @@
 #include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "core/core.h"
 #include "harness.h"
@@ -246,6 +248,46 @@ Test(store, applied_generations_round_trips_and_old_record_reads_as_zero)
     cr_assert_eq(m.lsn, 77, "the 96-byte record still decodes");
     cr_assert_eq(m.epoch, 2);
     cr_assert_eq(m.applied_generations, 0);
+    ls_store_close(s);
+    ls_h_rmtree(dir);
+    free(dir);
+}
+
+Test(store, map_grown_by_another_process_is_adopted)
+{
+    char *dir = ls_h_tmpdir("store");
+    ls_store_t *s = open_store(dir, ID_A, 256 * 1024);
+    ls_store_meta_t m;
+    ls_store_meta(s, &m);
+    struct puts p = {.first = 0, .count = 10, .value_size = 100, .fail_at = -1};
+    cr_assert_eq(ls_store_apply(s, put_range, &p, &m), 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) { /* another process (its own environment handle) fills far beyond the map */
+        ls_store_t *c = NULL;
+        ls_store_options_t o = {.dbid = ID_A, .map_size = 256 * 1024};
+        if (ls_store_open(dir, &o, &c, NULL, 0)) _exit(3);
+        struct puts big = {.first = 1000, .count = 4096, .value_size = 1024, .fail_at = -1};
+        ls_store_meta_t cm;
+        ls_store_meta(c, &cm);
+        cm.lsn = 2;
+        _exit(ls_store_apply(c, put_range, &big, &cm) == 0 ? 0 : 4);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %d", st);
+    void *v;
+    size_t len;
+    cr_assert_eq(ls_store_get(s, "k00005000", 9, &v, &len), 0, "read after MDB_MAP_RESIZED");
+    cr_assert_eq(len, 1024);
+    free(v);
+    ls_store_stats_t stats;
+    cr_assert_eq(ls_store_stats(s, &stats), 0);
+    cr_assert_geq(stats.map_size, 4u * 1024 * 1024, "the new size was adopted");
+    p.first = 20;
+    ls_store_meta(s, &m);
+    m.lsn = 3;
+    cr_assert_eq(ls_store_apply(s, put_range, &p, &m), 0, "and writing works");
     ls_store_close(s);
     ls_h_rmtree(dir);
     free(dir);

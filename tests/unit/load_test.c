@@ -2,6 +2,7 @@
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <logship/db.h>
 
@@ -123,4 +124,33 @@ Test(load, logs_compress_about_3x_with_zstd_1, .timeout = 60)
     double hi = ratio_of_run("--compressibility", "5");
     cr_assert_lt(lo, r, "--compressibility 2 compresses less (%.2f vs %.2f)", lo, r);
     cr_assert_gt(hi, r, "--compressibility 5 compresses more (%.2f vs %.2f)", hi, r);
+}
+
+Test(load, rate_paces_the_run)
+{
+    char *dir = ls_h_tmpdir("load");
+    char db[600];
+    snprintf(db, sizeof(db), "%s/db", dir);
+    char *out = NULL, *err = NULL;
+    char *argv[] = {(char *) ls_h_bin("logship"),
+                    "load",
+                    db,
+                    "--transactions",
+                    "30",
+                    "--rate",
+                    "100",
+                    "--threads",
+                    "2",
+                    NULL};
+    cr_assert_eq(ls_h_run(argv, &out, &err, 60000), 0, "%s", err);
+    const char *e = strstr(out, "elapsed:");
+    cr_assert_not_null(e, "%s", out);
+    double secs = 0;
+    cr_assert_eq(sscanf(e, "elapsed: %lf", &secs), 1);
+    cr_assert_geq(secs, 0.25, "30 transactions at 100/s take about 0.3 s, took %.3f", secs);
+    cr_assert_lt(secs, 5.0);
+    free(out);
+    free(err);
+    ls_h_rmtree(dir);
+    free(dir);
 }

@@ -109,26 +109,57 @@ Test(writer, tail_of_random_bytes_is_removed)
     check_tail(r, sizeof(r));
 }
 
-Test(writer, tail_of_records_from_another_generation_is_removed)
+/* Records that would be valid at the end of the current log (generation 2: right database,
+ * next LSN, next txid) but sealed with the seed of generation 1, as a recycled file would hold. */
+static size_t stale_records(const char *dir, uint8_t *out)
 {
-    /* Records that would be valid right here (next LSN, next txid) but sealed with the seed of
-     * an older generation, as a recycled file would hold. */
-    uint8_t dbid[LS_DBID_LEN] = {1, 2, 3};
-    uint64_t seed = ls_gen_seed(dbid, 1, 1);
-    uint8_t tail[512];
-    size_t len = 0;
+    char cur[PATHLEN];
+    cur_path(dir, cur);
+    size_t n = 0;
+    uint8_t *buf = ls_h_read_file(cur, &n);
+    ls_gen_header_t h;
+    cr_assert_eq(ls_gen_header_decode(buf, n, &h), 0);
+    free(buf);
+    cr_assert_eq(h.generation, 2);
+    uint64_t seed = ls_gen_seed(h.dbid, h.epoch, 1);
     const char *k = "k9-0", *v = "stale!!!";
     ls_record_t r = {.type = LS_REC_PUT,
-                     .lsn = 13,
-                     .txid = 5,
+                     .lsn = h.first_lsn,
+                     .txid = 6,
                      .key = (const uint8_t *) k,
                      .key_len = 4,
                      .value = (const uint8_t *) v,
                      .value_len = 8};
-    len += ls_record_encode(&r, seed, tail + len);
-    r = (ls_record_t){.type = LS_REC_COMMIT, .lsn = 14, .txid = 5};
-    len += ls_record_encode(&r, seed, tail + len);
-    check_tail(tail, len);
+    size_t len = ls_record_encode(&r, seed, out);
+    r = (ls_record_t){.type = LS_REC_COMMIT, .lsn = h.first_lsn + 1, .txid = 6};
+    return len + ls_record_encode(&r, seed, out + len);
+}
+
+Test(writer, tail_of_records_from_an_older_generation_is_removed)
+{
+    char *dir = ls_h_tmpdir("writer");
+    cr_assert_eq(in_child(NULL, child_commit_roll, dir, 5), 5, "committed, rolled, crashed");
+    uint8_t tail[256];
+    size_t len = stale_records(dir, tail);
+    char cur[PATHLEN];
+    cur_path(dir, cur);
+    int fd = open(cur, O_WRONLY | O_APPEND);
+    cr_assert_eq(write(fd, tail, len), (ssize_t) len);
+    close(fd);
+    ls_db_options_t o = quiet_opts();
+    ls_db_t *db = open_db(dir, &o);
+    ls_db_stats_t s;
+    ls_db_stats(db, &s);
+    cr_assert_eq(s.truncated_bytes, len, "the stale records never validate");
+    cr_assert_eq(s.last_lsn, 15);
+    cr_assert_eq(file_size(cur), LS_GEN_HEADER_SIZE);
+    void *v;
+    size_t vl;
+    cr_assert_eq(ls_db_get(db, "k9-0", 4, &v, &vl), LS_ENOENT);
+    cr_assert(has_tx(db, 4, 1));
+    cr_assert_eq(ls_db_close(db), 0);
+    ls_h_rmtree(dir);
+    free(dir);
 }
 
 Test(writer, kill_between_rename_and_directory_fsync_recovers)

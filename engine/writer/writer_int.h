@@ -1,6 +1,6 @@
 /*
- * writer internals shared by db.c (public API), flusher.c (the sequencer thread), roll.c (closing
- * and creating log files) and recover.c (crash recovery at open).
+ * writer internals shared by db.c and txn.c (the public API), flusher.c (the sequencer thread),
+ * roll.c (closing and creating log files), recover.c and replay.c (crash recovery at open).
  *
  * Lifecycle: ls_db_open() runs ls__writer_recover() (which leaves the current log open, its
  * running digest rebuilt and the store caught up), then starts the flusher thread. ls_db_close()
@@ -74,6 +74,7 @@ struct ls_db {
     uint64_t last_ckpt_ns;               /* monotonic time of the last checkpoint */
     uint8_t *buf;                        /* encoding buffer for a batch */
     size_t buf_cap;                      /* bytes allocated in buf */
+    ls_db_stats_t stats;                 /* counters: commits, batches, recovered_records... */
 
     /* queue and status (mu) */
     pthread_mutex_t mu;      /* guards the fields below */
@@ -84,7 +85,6 @@ struct ls_db {
     bool running;            /* the flusher thread was started */
     int failed;              /* sticky error (0: healthy) */
     char errmsg[512];        /* message of the sticky or last error */
-    ls_db_stats_t stats;     /* counters (recovered_records etc.) */
     pthread_t thread;        /* the flusher */
 };
 

@@ -140,11 +140,30 @@ void ls__conn_ready(ls_conn_t *c)
            c->peer_name ? " as " : "", c->peer_name ? c->peer_name : "");
     if (c->paused) ls__tcp_read_stop(c);
     ls__hb_start(c);
-    if (c->opts.on_ready) c->opts.on_ready(c);
+    if (c->state == LS__CONN_READY && c->opts.on_ready) c->opts.on_ready(c);
 }
 
 /* ---- receive ------------------------------------------------------------------------------- */
 /* Checks, decompresses and hands on the frame at rx_start (need bytes, header h). */
+/* Replaces f's compressed body by its decompressed form in c->dbuf, header rewritten. */
+static int inflate(ls_conn_t *c, ls_conn_frame_t *f)
+{
+    size_t dlen;
+    int rc = ls_zbody_decompress(c->z, f->bytes + LS_FRAME_HEADER_SIZE, f->body_len,
+                                 c->dbuf + LS_FRAME_HEADER_SIZE, LS_FRAME_MAX_BODY, &dlen);
+    if (rc)
+        return ls__conn_fail(c, rc, "frame %llu (%s) from %s: compressed body: %s",
+                             (unsigned long long) f->seq, ls_frame_type_name(f->type), c->peer,
+                             rc == LS_EFRAMETOOBIG ? "decompresses beyond the frame limit"
+                                                   : "not a valid zstd frame");
+    ls_frame_header_t dh = {.body_len = (uint32_t) dlen, .type = f->type, .flags = 0};
+    ls_frame_header_encode(&dh, c->dbuf);
+    f->bytes = c->dbuf;
+    f->body_len = (uint32_t) dlen;
+    f->flags = 0;
+    return 0;
+}
+
 static int deliver(ls_conn_t *c, const ls_frame_header_t *h, size_t need)
 {
     uint8_t *p = c->rx + c->rx_start;
@@ -166,19 +185,11 @@ static int deliver(ls_conn_t *c, const ls_frame_header_t *h, size_t need)
                                  "compressed frame %llu from %s before compression "
                                  "was negotiated",
                                  (unsigned long long) seq, c->peer);
-        size_t dlen;
-        int rc = ls__zstd_decompress(c, p + LS_FRAME_HEADER_SIZE, h->body_len,
-                                     c->dbuf + LS_FRAME_HEADER_SIZE, LS_FRAME_MAX_BODY, &dlen);
-        if (rc)
-            return ls__conn_fail(c, rc, "frame %llu (%s) from %s: compressed body: %s",
-                                 (unsigned long long) seq, ls_frame_type_name(h->type), c->peer,
-                                 rc == LS_EFRAMETOOBIG ? "decompresses beyond the frame limit"
-                                                       : "not a valid zstd frame");
-        ls_frame_header_t dh = {.body_len = (uint32_t) dlen, .type = h->type, .flags = 0};
-        ls_frame_header_encode(&dh, c->dbuf);
-        f.bytes = c->dbuf;
-        f.body_len = (uint32_t) dlen;
-        f.flags = 0;
+        /* with deliver_compressed, chunks are decompressed off the loop by the layer above */
+        if (!c->opts.deliver_compressed || h->type == LS_FRAME_HEARTBEAT) {
+            int rc = inflate(c, &f);
+            if (rc) return rc;
+        }
     }
     f.body = f.bytes + LS_FRAME_HEADER_SIZE;
     c->rx_start += need;

@@ -100,7 +100,9 @@ struct ls_conn {
     uint8_t *dbuf;   /* header + decompressed body of the current frame, LS__FRAME_WIRE_MAX */
     uint64_t rx_seq; /* sequence number of the next frame received */
     bool zstd_rx_ok; /* compressed frames from the peer are allowed */
-    ZSTD_DCtx *zd; /* decompression context (created with compression) */ /* send (send.c) */
+    ls_zbody_t *z;   /* zstd contexts, both ways (created with compression) */
+
+    /* send (send.c) */
     struct ls__pframe *pending;      /* frame queue: accepted, not encoded yet, oldest first */
     struct ls__pframe *pending_tail; /* its last frame */
     size_t pending_bytes;            /* header + body bytes in the frame queue */
@@ -109,7 +111,6 @@ struct ls_conn {
     uint8_t *ztx;                    /* scratch: same, compressed */
     uint64_t tx_seq;                 /* sequence number of the next frame sent */
     int zstd_level;                  /* 0: off, else the zstd level for bodies sent */
-    ZSTD_CCtx *zc;                   /* compression context (created with compression) */
 
     /* heartbeats */
     uint64_t hb_seq;          /* our last heartbeat's counter */
@@ -167,14 +168,7 @@ void ls__tcp_read_stop(ls_conn_t *c);
 int ls__parse_addr(const char *addr, int port, struct sockaddr_storage *out);
 
 /* zstd.c */
-int ls__zstd_enable(ls_conn_t *c, int level);
-/* Compresses src into dst (cap bytes); *out_len 0 when it would not shrink. */
-int ls__zstd_compress(ls_conn_t *c, const uint8_t *src, size_t len, uint8_t *dst, size_t cap,
-                      size_t *out_len);
-/* Decompresses one zstd frame into dst (at most cap bytes). LS_EFRAMETOOBIG when it holds more,
- * LS_ECORRUPT on bad input. */
-int ls__zstd_decompress(ls_conn_t *c, const uint8_t *src, size_t len, uint8_t *dst, size_t cap,
-                        size_t *out_len);
+int ls__zstd_enable(ls_conn_t *c, int level); /* contexts, scratch buffers, level */
 void ls__zstd_free(ls_conn_t *c);
 
 /* heartbeat.c */

@@ -125,10 +125,14 @@ static void connect_cb(uv_connect_t *req, int status)
     if (c->state != LS__CONN_CLOSING) c->drv->start(c);
 }
 
-/* A client must name the peer it expects; a listener may defer the name to the HELLO. */
+/* Callbacks present, heartbeats more frequent than the deadline, TLS or an explicit opt-out; a
+ * client must name the peer it expects, a listener may defer the name to the HELLO. */
 static int check_opts(const ls_conn_opts_t *o, bool client)
 {
     if (!o->on_frame || !o->on_close) return LS_EINVAL;
+    uint32_t hb = o->heartbeat_ms ? o->heartbeat_ms : LS_CONN_HEARTBEAT_MS_DEFAULT;
+    uint32_t dead = o->dead_ms ? o->dead_ms : LS_CONN_DEAD_MS_DEFAULT;
+    if (hb >= dead) return LS_EINVAL; /* the peer would be declared dead between heartbeats */
     if (o->insecure_plaintext) return o->tls ? LS_EINVAL : 0; /* contradictory: refuse */
     if (!o->tls) return LS_EINVAL;
     if (o->peer_name) return *o->peer_name ? 0 : LS_EINVAL;

@@ -60,10 +60,9 @@
  * 1 costs ~3 ms per 1 MiB chunk here (docs/TRANSPORT.md): acceptable for slow links, where
  * compression pays, but it delays heartbeats by that much per chunk. Because compression is per
  * frame body (a pure function of the body), it can move off the loop without a wire change: a
- * worker compresses the body and hands it to ls_conn_send_raw() with LS_FRAME_FLAG_ZSTD set.
- * Decompression (~1.4 ms per MiB) still runs on the loop on receipt; moving it off needs an
- * on_frame variant that hands the compressed body over (not done, see docs/TRANSPORT.md). No disk
- * I/O happens in this module once the contexts exist.
+ * worker compresses the body (ls_zbody_compress) and hands it to ls_conn_send_raw(); with
+ * deliver_compressed, on_frame hands compressed chunk bodies over for a worker to decompress
+ * (ls_zbody_decompress). No disk I/O happens in this module once the contexts exist.
  */
 #ifndef LS_TRANSPORT_H
 #define LS_TRANSPORT_H
@@ -105,9 +104,10 @@ void ls_tls_ctx_free(ls_tls_ctx_t *ctx); /* NULL is a no-op; live connections ke
 /* One received frame, valid only during the on_frame call. */
 typedef struct {
     uint8_t type;         /* ls_frame_type_t */
-    uint8_t flags;        /* header flags as delivered: LS_FRAME_FLAG_ZSTD already removed */
+    uint8_t flags;        /* header flags as delivered: LS_FRAME_FLAG_ZSTD only with
+                             deliver_compressed (body still compressed), else removed */
     const uint8_t *bytes; /* header + body, LS_FRAME_HEADER_SIZE + body_len bytes, decompressed
-                             (the header's body_len and flags are rewritten to match) */
+                             unless flags says otherwise (header rewritten to match) */
     const uint8_t *body;  /* bytes + LS_FRAME_HEADER_SIZE */
     uint32_t body_len;    /* bytes of body */
     uint64_t seq;         /* frame's sequence number received on this connection, from 0 */
@@ -129,7 +129,8 @@ typedef struct {
                                      ls_conn_peer_matches() before trusting the peer */
     const char *bind_addr;        /* client: local IP literal to bind (the NIC); NULL: any */
     uint32_t heartbeat_ms;        /* heartbeat interval, ms; 0: LS_CONN_HEARTBEAT_MS_DEFAULT */
-    uint32_t dead_ms;             /* silence before declaring the peer dead, ms; 0: default 5000 */
+    uint32_t dead_ms;             /* silence before declaring the peer dead, ms; 0: default
+                                     5000; must exceed heartbeat_ms (else LS_EINVAL) */
     size_t send_hwm;              /* send queue high-water mark, bytes; 0: default 8 MiB */
     uint32_t tcp_user_timeout_ms; /* TCP_USER_TIMEOUT: the kernel gives up on data left
                                      unacknowledged this long, ms; 0: default 30 s; raised to at
@@ -138,6 +139,9 @@ typedef struct {
     ls_conn_frame_cb on_frame;    /* a frame arrived (required) */
     ls_conn_drain_cb on_drain;    /* after LS_EBUSY, the queue fell to send_hwm / 2; may be NULL */
     ls_conn_close_cb on_close;    /* exactly once, last callback (required) */
+    bool deliver_compressed;      /* hand compressed chunk bodies to on_frame as they came (flag
+                                     set) so the layer above decompresses them off the loop with
+                                     ls_zbody_decompress(); heartbeats are always decoded here */
     void *data;                   /* user pointer, see ls_conn_data() */
 } ls_conn_opts_t;
 
@@ -201,6 +205,26 @@ bool ls_conn_peer_matches(const ls_conn_t *conn, const char *name);
 void ls_conn_stats(const ls_conn_t *conn, ls_conn_stats_t *out);
 void *ls_conn_data(const ls_conn_t *conn);
 void ls_conn_set_data(ls_conn_t *conn, void *data);
+
+/* ---- off-loop compression ----------------------------------------------------------------- */
+/* A body codec (zstd contexts for one thread at a time): what a connection uses on the loop, for
+ * workers that compress chunk bodies before ls_conn_send_raw() or decompress what on_frame
+ * delivered with deliver_compressed. Any thread; one object per thread. */
+typedef struct ls_zbody ls_zbody_t;
+
+/* level: 1..19, or negative for zstd's fast levels (not 0). NULL: bad level or out of memory. */
+ls_zbody_t *ls_zbody_new(int level);
+void ls_zbody_free(ls_zbody_t *z); /* NULL is a no-op */
+/* Compresses len bytes of src into one zstd frame in dst (cap bytes). When it does not fit in cap
+ * returns 0 with *out_len 0: pass cap = len - 1 to keep only bodies that shrink. Returns 0 or
+ * LS_ECOMPRESS. */
+int ls_zbody_compress(ls_zbody_t *z, const void *src, size_t len, void *dst, size_t cap,
+                      size_t *out_len);
+/* Decompresses one body (exactly one zstd frame, len bytes) into dst (at most cap bytes; a
+ * frame's body is at most LS_FRAME_MAX_BODY). Returns 0, LS_EFRAMETOOBIG (holds more than cap),
+ * LS_ECORRUPT (not one valid zstd frame). */
+int ls_zbody_decompress(ls_zbody_t *z, const void *src, size_t len, void *dst, size_t cap,
+                        size_t *out_len);
 
 /* ---- listener ----------------------------------------------------------------------------- */
 typedef void (*ls_listener_accept_cb)(ls_listener_t *l, ls_conn_t *conn);

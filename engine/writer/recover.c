@@ -15,6 +15,8 @@
  *  5. The current log is cut at its last complete COMMIT (ftruncate + fsync; the torn tail is
  *     counted in truncated_bytes), its complete transactions above the store's LSN are replayed,
  *     and the running digest is rebuilt from its bytes.
+ *  6. When history's last epoch is newer than the current log's, the current log is closed and
+ *     the next one starts in that epoch.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -303,6 +305,25 @@ static int adopt_current(ls_db_t *db, ls__recovery_t *rs, char *msg, size_t msgl
     return 0;
 }
 
+/* Step 6: history names a newer epoch than the current log's (an activation recorded it): the
+ * current log is closed in its own epoch and the next one starts in the new epoch. */
+static int enter_epoch(ls_db_t *db, uint32_t epoch, char *msg, size_t msglen)
+{
+    if (epoch <= db->epoch) return 0;
+    int rc = ls__roll(db); /* nothing when the current log is empty */
+    if (rc == 0) {
+        db->epoch = epoch;
+        rc = ls__log_create(db, db->gen, db->gen_first_lsn, db->prev_digest);
+    }
+    if (rc)
+        snprintf(msg, msglen, "cannot start epoch %u at generation %llu: %s", epoch,
+                 (unsigned long long) db->gen, ls_strerror(rc));
+    else
+        LS_LOGI("writer", "%s: epoch %u starts at generation %llu", db->dir, epoch,
+                (unsigned long long) db->gen);
+    return rc;
+}
+
 int ls__writer_recover(ls_db_t *db, char *msg, size_t msglen)
 {
     ls__recovery_t rs = {0};
@@ -319,14 +340,16 @@ int ls__writer_recover(ls_db_t *db, char *msg, size_t msglen)
         free(rs.gens);
         return rc;
     }
-    if ((rc = read_history(db, hist, msg, msglen)) == 0 &&
-        (rc = ls__list_gens(db, &rs, msg, msglen)) == 0 &&
+    if ((rc = read_history(db, hist, msg, msglen)) != 0) return rc;
+    uint32_t hist_epoch = db->epoch;
+    if ((rc = ls__list_gens(db, &rs, msg, msglen)) == 0 &&
         (rc = identify(db, &rs, msg, msglen)) == 0 &&
         (rc = ls__scan_last_closed(db, &rs, msg, msglen)) == 0 &&
         (rc = settle_current(db, &rs, msg, msglen)) == 0 &&
         (rc = ls__replay_closed(db, &rs, rs.cur_info.header.first_lsn, msg, msglen)) == 0 &&
-        (rc = replay_current(db, &rs, msg, msglen)) == 0)
-        rc = adopt_current(db, &rs, msg, msglen);
+        (rc = replay_current(db, &rs, msg, msglen)) == 0 &&
+        (rc = adopt_current(db, &rs, msg, msglen)) == 0)
+        rc = enter_epoch(db, hist_epoch, msg, msglen);
     free(rs.gens);
     free(rs.cur);
     return rc;

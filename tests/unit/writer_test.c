@@ -429,3 +429,32 @@ Test(writer, a_database_is_opened_by_one_handle_at_a_time)
     ls_h_rmtree(dir);
     free(dir);
 }
+
+Test(writer, a_newer_epoch_in_history_starts_with_the_next_generation)
+{
+    char *dir = ls_h_tmpdir("writer");
+    ls_db_options_t o = quiet_opts();
+    ls_db_t *db = open_db(dir, &o);
+    cr_assert_eq(commit_tx(db, 0, 2, 8), 0);
+    cr_assert_eq(ls_db_close(db), 0); /* generation 1 closed, the current log is generation 2 */
+    char hist[PATHLEN];
+    snprintf(hist, sizeof(hist), "%s/logs/history", dir);
+    FILE *f = fopen(hist, "a");
+    fprintf(f, "2 2\n"); /* what an activation records */
+    fclose(f);
+    db = open_db(dir, &o);
+    ls_db_stats_t s;
+    ls_db_stats(db, &s);
+    cr_assert_eq(s.epoch, 2);
+    cr_assert_eq(s.current_generation, 2);
+    cr_assert_eq(commit_tx(db, 1, 2, 8), 0);
+    cr_assert_eq(ls_db_close(db), 0);
+    char name[PATHLEN];
+    snprintf(name, sizeof(name), "%s/logs/E00-00000002-0000000000000002.log", dir);
+    cr_assert_gt(file_size(name), 0, "generation 2 closed in epoch 2");
+    db = open_db(dir, &o); /* the chain holds across the epoch change */
+    cr_assert(has_tx(db, 0, 1) && has_tx(db, 1, 1));
+    cr_assert_eq(ls_db_close(db), 0);
+    ls_h_rmtree(dir);
+    free(dir);
+}

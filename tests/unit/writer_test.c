@@ -458,3 +458,28 @@ Test(writer, a_newer_epoch_in_history_starts_with_the_next_generation)
     ls_h_rmtree(dir);
     free(dir);
 }
+
+static bool checkpointed(void *ctx)
+{
+    ls_db_stats_t s;
+    ls_db_stats(ctx, &s);
+    return s.checkpoint_lsn == s.last_lsn;
+}
+
+Test(writer, flusher_checkpoints_every_checkpoint_ms)
+{
+    char *dir = ls_h_tmpdir("writer");
+    ls_db_options_t o = {.no_idle_roll = true, .checkpoint_ms = 100};
+    ls_db_t *db = open_db(dir, &o);
+    cr_assert_eq(commit_tx(db, 0, 2, 8), 0);
+    cr_assert(ls_h_wait_for(checkpointed, db, 5000), "checkpointed within 5 s");
+    ls_db_stats_t s;
+    ls_db_stats(db, &s);
+    cr_assert_eq(s.checkpoint_lsn, 3);
+    cr_assert_eq(commit_tx(db, 1, 2, 8), 0);
+    cr_assert(ls_h_wait_for(checkpointed, db, 5000), "and again after more commits");
+    cr_assert_eq(ls_db_checkpoint(db), 0);
+    cr_assert_eq(ls_db_close(db), 0);
+    ls_h_rmtree(dir);
+    free(dir);
+}

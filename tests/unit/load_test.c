@@ -101,7 +101,7 @@ static double ratio_of_run(const char *extra_flag, const char *extra_val)
     char *dir = ls_h_tmpdir("load");
     char cmd[2048];
     snprintf(cmd, sizeof(cmd),
-             "%s load %s/db --transactions 3000 --threads 2 %s %s >/dev/null && "
+             "%s load %s/db --transactions 2000 --threads 8 %s %s >/dev/null && "
              "cat %s/db/logs/E00-* | wc -c && cat %s/db/logs/E00-* | zstd -1 -c | wc -c",
              ls_h_bin("logship"), dir, extra_flag, extra_val, dir, dir);
     char *out = NULL, *err = NULL;

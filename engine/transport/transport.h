@@ -54,6 +54,9 @@
  * TCP_USER_TIMEOUT (tcp_user_timeout_ms, default 30 s) remain as a belt. HEARTBEAT frames are
  * consumed here, never passed to on_frame.
  *
+ * Signals: libuv writes with write(2), so a peer that closes while we write raises SIGPIPE; the
+ * process must ignore it (logshipd does). The transport does not change signal dispositions.
+ *
  * Threading: one event loop thread owns a connection, its listener and every callback; no
  * function here may be called from another thread. The loop thread only moves bytes and runs
  * timers: TLS record crypto and (when enabled) zstd of frame bodies run on it today. zstd at level

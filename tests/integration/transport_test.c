@@ -400,6 +400,8 @@ Test(transport, mutual_tls_frames_flow_both_ways, .timeout = 30)
     ls_conn_stats_t st;
     ls_conn_stats(fx.cli.c, &st);
     cr_assert_lt(st.rtt_smoothed_ns, 1000 * MS, "loopback RTT is small");
+    cr_assert_lt(llabs(st.clock_offset_ns), (long long) (100 * MS), "same clock: offset %lld ns",
+                 (long long) st.clock_offset_ns);
     ls_conn_close(fx.cli.c);
     cr_assert(run_until(&fx, both_closed, 5000));
     cr_assert_eq(fx.cli.status, 0);
@@ -468,6 +470,9 @@ Test(transport, listener_without_expected_name_still_requires_its_ca, .timeout =
     tls_pair(&fx, ctx(&fx, "ca1", "ca1", "mallory"), NULL);
     cr_assert(run_until(&fx, both_ready, 10000), "srv '%s' cli '%s'", fx.srv.msg, fx.cli.msg);
     cr_assert_null(ls_conn_peer_name(fx.srv.c), "no name was checked yet");
+    cr_assert(ls_conn_peer_matches(fx.srv.c, "mallory"), "the name HELLO would announce");
+    cr_assert(!ls_conn_peer_matches(fx.srv.c, "source"), "a name the certificate lacks");
+    cr_assert(!ls_conn_peer_matches(fx.srv.c, "mallor"));
     cr_assert(ls_conn_is_tls(fx.srv.c));
     fx_fini(&fx);
 

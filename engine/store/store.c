@@ -263,7 +263,10 @@ static int apply_once(ls_store_t *s, ls_store_apply_fn fn, void *ctx, const ls_s
 
 int ls_store_apply(ls_store_t *s, ls_store_apply_fn fn, void *ctx, const ls_store_meta_t *meta)
 {
-    LS_CHECK(memcmp(meta->dbid, s->meta.dbid, LS_DBID_LEN) == 0);
+    static const uint8_t none[LS_DBID_LEN];
+    /* The meta must describe this store's database (a store without identity takes the id). */
+    LS_CHECK(memcmp(meta->dbid, s->meta.dbid, LS_DBID_LEN) == 0 ||
+             memcmp(s->meta.dbid, none, LS_DBID_LEN) == 0);
     for (;;) {
         int rc = apply_once(s, fn, ctx, meta);
         if (rc == MDB_MAP_FULL) {

@@ -77,8 +77,9 @@ void ls_store_close(ls_store_t *store);
  * error (from ls_store_put/del, or its own), which aborts the transaction. */
 typedef int (*ls_store_apply_fn)(void *ctx, ls_store_txn_t *txn);
 
-/* Runs fn in one write transaction, writes *meta (its dbid must be the store's) in the same
- * transaction and commits. Borrows meta. On success the cached meta is updated.
+/* Runs fn in one write transaction, writes *meta (its dbid must be the store's, or the store has
+ * none yet and takes it) in the same transaction and commits. Borrows meta. On success the cached
+ * meta is updated.
  * Errors: fn's error, LS_ESTORE (LMDB failure; the transaction was aborted, nothing applied). */
 int ls_store_apply(ls_store_t *store, ls_store_apply_fn fn, void *ctx, const ls_store_meta_t *meta);
 /* Inside fn only. Keys are 1..LS_KEY_MAX bytes. Return 0, LS_EINVAL, or MDB_MAP_FULL (pass it

@@ -144,7 +144,6 @@ void ls__conn_ready(ls_conn_t *c)
 }
 
 /* ---- receive ------------------------------------------------------------------------------- */
-/* Checks, decompresses and hands on the frame at rx_start (need bytes, header h). */
 /* Replaces f's compressed body by its decompressed form in c->dbuf, header rewritten. */
 static int inflate(ls_conn_t *c, ls_conn_frame_t *f)
 {
@@ -164,6 +163,7 @@ static int inflate(ls_conn_t *c, ls_conn_frame_t *f)
     return 0;
 }
 
+/* Checks, decompresses and hands on the frame at rx_start (need bytes, header h). */
 static int deliver(ls_conn_t *c, const ls_frame_header_t *h, size_t need)
 {
     uint8_t *p = c->rx + c->rx_start;

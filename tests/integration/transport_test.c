@@ -505,6 +505,29 @@ Test(transport, client_refuses_server_with_wrong_name, .timeout = 30)
     fx_fini(&fx);
 }
 
+/* A misconfiguration: a TLS client against a plaintext listener. Both sides fail with a reason
+ * instead of hanging or misreading bytes. */
+Test(transport, tls_client_against_plaintext_server_fails_cleanly, .timeout = 30)
+{
+    fx_t fx;
+    fx_init(&fx);
+    make_certs(&fx);
+    ls_conn_opts_t so = base_opts(), co = base_opts();
+    so.insecure_plaintext = true;
+    co.tls = ctx(&fx, "ca1", "ca1", "source");
+    co.peer_name = "target";
+    start_pair(&fx, so, co);
+    ls_tls_ctx_free(co.tls);
+    cr_assert(run_until(&fx, both_closed, 10000), "srv '%s' cli '%s'", fx.srv.msg, fx.cli.msg);
+    cr_assert(!fx.cli.ready);
+    cr_assert(fx.srv.status == LS_EPROTO || fx.srv.status == LS_EFRAMETOOBIG ||
+                  fx.srv.status == LS_ECONNRESET,
+              "server: %s (%s)", fx.srv.msg, ls_err_name(fx.srv.status));
+    cr_assert(fx.cli.status == LS_ETLS || fx.cli.status == LS_ECONNRESET, "client: %s (%s)",
+              fx.cli.msg, ls_err_name(fx.cli.status));
+    fx_fini(&fx);
+}
+
 Test(transport, plaintext_only_when_asked_for, .timeout = 10)
 {
     fx_t fx;

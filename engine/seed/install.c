@@ -204,7 +204,9 @@ static int noop_apply(void *ctx, ls_store_txn_t *txn)
 static int prepare_store(ls_seed_install_t *in, char *err, size_t errlen)
 {
     const ls_seed_info_t *i = &in->info;
-    ls_store_options_t so = {.map_size = in->map_size, .dbid = i->dbid};
+    /* room past the compacted file, so the meta update (and the first replays) need no growth */
+    uint64_t room = i->total_bytes + i->total_bytes / 2 + (64u << 20);
+    ls_store_options_t so = {.map_size = LS_MAX(in->map_size, room), .dbid = i->dbid};
     ls_store_t *s = NULL;
     int rc = ls_store_open(in->store_dir, &so, &s, err, errlen);
     if (rc) return rc;

@@ -1,0 +1,439 @@
+/* seed: snapshot + install round trip, the hand-off to engine/copy, verification, refusal,
+ * bounded memory on a 100 MiB store, an empty database, progress. Crashes: seed_crash_test.c. */
+#include <fcntl.h>
+
+#include "copy/copy.h"
+#include "seed_test_util.h"
+
+#define CHUNK (64u * 1024u)
+
+/* The copy's store meta names L, N and the digest of N-1, and its data is the active's. */
+Test(seed, round_trip_copy_equals_active_and_meta_names_handoff)
+{
+    env_t e;
+    env_init(&e, "seed");
+    ls_db_options_t o = db_opts(32 * 1024);
+    ls_db_t *db = NULL;
+    cr_assert_eq(ls_db_open(e.db, &o, &db), 0, "%s", ls_db_open_error());
+    cr_assert_eq(commit_range(db, 0, 60, 3, 700), 0);
+    ls_db_stats_t st;
+    ls_db_stats(db, &st);
+    cr_assert_gt(st.last_closed, 2, "several generations closed");
+    cr_assert_gt(st.current_generation, st.last_closed, "the current log is open");
+
+    ls_seed_install_options_t io = {.copy_dir = e.copy};
+    ls_seed_info_t info;
+    char err[1024] = "";
+    int rc = seed_run(e.db, &io, CHUNK, -1, &info, err, sizeof(err));
+    cr_assert_eq(rc, 0, "seed: %s (%s)", ls_err_name(rc), err);
+    cr_assert_eq(ls_db_close(db), 0);
+
+    uint8_t prev[LS_DIGEST_SIZE];
+    gen_digest(e.db, st.current_generation - 1, prev);
+    cr_assert_eq(info.last_lsn, st.last_lsn, "L is the last LSN");
+    cr_assert_eq(info.generation, st.current_generation, "N is the open generation");
+    cr_assert_eq(info.epoch, 1);
+    cr_assert_arr_eq(info.prev_digest, prev, LS_DIGEST_SIZE, "digest of N-1");
+    cr_assert_arr_eq(info.dbid, st.dbid, LS_DBID_LEN);
+
+    char cs[PATHSZ];
+    snprintf(cs, sizeof(cs), "%s/store", e.copy);
+    ls_store_meta_t m;
+    store_meta(cs, &m);
+    cr_assert_eq(m.lsn, st.last_lsn);
+    cr_assert_eq(m.txid, st.last_txid);
+    cr_assert_eq(m.generation, st.current_generation);
+    cr_assert_eq(m.digest_generation, st.current_generation - 1);
+    cr_assert_arr_eq(m.digest, prev, LS_DIGEST_SIZE);
+    cr_assert_eq(m.checkpoint_lsn, st.last_lsn);
+    cr_assert_eq(m.applied_generations, 0);
+    assert_copy_equals_active(e.db, e.copy);
+    assert_no_leftovers(e.copy);
+    char tmp[PATHSZ];
+    snprintf(tmp, sizeof(tmp), "%s/seed-tmp", e.db);
+    struct dirent **ents;
+    int n = scandir(tmp, &ents, NULL, NULL);
+    for (int i = 0; i < n; i++)
+        free(ents[i]);
+    if (n >= 0) free(ents);
+    cr_assert_leq(n, 2, "the local snapshot copy was removed from %s", tmp);
+    env_free(&e);
+}
+
+/* Sends closed generation g of the active's logs to the copy in chunks. */
+static void feed(ls_copy_t *c, const char *db, uint64_t g)
+{
+    char name[LS_GEN_NAME_MAX], path[PATHSZ], err[1024] = "";
+    ls_gen_name(name, sizeof(name), "E00", 1, g);
+    snprintf(path, sizeof(path), "%s/logs/%s", db, name);
+    size_t len = 0;
+    uint8_t *buf = ls_h_read_file(path, &len);
+    cr_assert_not_null(buf, "%s", path);
+    int rc = ls_copy_recv_begin(c, 1, g, len, 0, err, sizeof(err));
+    for (size_t off = 0; rc == 0 && off < len; off += 4000)
+        rc = ls_copy_recv_data(c, g, off, buf + off, LS_MIN(4000, len - off), err, sizeof(err));
+    if (rc == 0) rc = ls_copy_recv_end(c, g, NULL, err, sizeof(err));
+    cr_assert_eq(rc, 0, "generation %llu: %s (%s)", (unsigned long long) g, ls_err_name(rc), err);
+    free(buf);
+}
+
+static bool replayed_to(void *ctx)
+{
+    void **a = ctx;
+    ls_copy_stats_t st;
+    ls_copy_stats(a[0], &st);
+    return st.last_replayed >= *(uint64_t *) a[1];
+}
+
+/* Opens the seeded copy, feeds N..last, replays, and checks the result against the active. */
+static void converge(const env_t *e, const ls_seed_info_t *info, uint64_t last, uint64_t lsn)
+{
+    ls_copy_options_t co = {.dir = e->copy, .dbid = info->dbid};
+    ls_copy_t *c = NULL;
+    char err[1024] = "";
+    cr_assert_eq(ls_copy_open(&co, &c, err, sizeof(err)), 0, "%s", err);
+    ls_copy_resume_t r;
+    ls_copy_resume_point(c, &r);
+    cr_assert_eq(r.next_generation, info->generation, "the copy asks for N");
+    cr_assert_arr_eq(r.digest, info->prev_digest, LS_DIGEST_SIZE, "and holds N-1's digest");
+    for (uint64_t g = info->generation; g <= last; g++)
+        feed(c, e->db, g);
+    cr_assert_eq(ls_copy_start(c), 0);
+    void *a[2] = {c, &last};
+    cr_assert(ls_h_wait_for(replayed_to, a, 10000), "replayed through %llu",
+              (unsigned long long) last);
+    ls_copy_stats_t st;
+    ls_copy_stats(c, &st);
+    cr_assert_eq(st.applied_generations, last - info->generation + 1, "each applied once");
+    cr_assert_eq(st.last_replayed_lsn, lsn, "through the active's last LSN");
+    cr_assert_eq(st.state, LS_COPY_HEALTHY);
+    ls_copy_close(c);
+    assert_copy_equals_active(e->db, e->copy);
+}
+
+/* Snapshot while the current log holds committed transactions after L; more are committed in the
+ * same generation before it closes: they arrive and nothing is applied twice. */
+Test(seed, handoff_inside_open_generation_loses_nothing)
+{
+    env_t e;
+    env_init(&e, "seed");
+    ls_db_options_t o = db_opts(32 * 1024);
+    ls_db_t *db = NULL;
+    cr_assert_eq(ls_db_open(e.db, &o, &db), 0, "%s", ls_db_open_error());
+    cr_assert_eq(commit_range(db, 0, 50, 3, 600), 0, "A: several generations");
+    cr_assert_eq(ls_db_roll(db), 0);
+    cr_assert_eq(commit_range(db, 50, 53, 2, 100), 0, "A: the open generation's first part");
+    cr_assert_eq(ls_db_checkpoint(db), 0);
+    ls_db_stats_t s1;
+    ls_db_stats(db, &s1);
+
+    ls_seed_install_options_t io = {.copy_dir = e.copy};
+    ls_seed_info_t info;
+    char err[1024] = "";
+    int rc = seed_run(e.db, &io, CHUNK, -1, &info, err, sizeof(err));
+    cr_assert_eq(rc, 0, "seed: %s (%s)", ls_err_name(rc), err);
+    cr_assert_eq(info.last_lsn, s1.last_lsn);
+    cr_assert_eq(info.generation, s1.current_generation);
+
+    cr_assert_eq(commit_range(db, 53, 57, 2, 100), 0, "B: after L, same generation");
+    ls_db_stats_t s2;
+    ls_db_stats(db, &s2);
+    cr_assert_eq(s2.current_generation, s1.current_generation, "B went into generation N");
+    cr_assert_eq(ls_db_roll(db), 0);
+    cr_assert_eq(commit_range(db, 57, 90, 3, 600), 0, "C: later generations, deletes of A's");
+    cr_assert_eq(ls_db_close(db), 0); /* rolls the last one */
+    uint8_t prev[LS_DIGEST_SIZE];
+    gen_digest(e.db, info.generation - 1, prev);
+    cr_assert_arr_eq(info.prev_digest, prev, LS_DIGEST_SIZE);
+
+    ls_db_t *db2 = NULL;
+    cr_assert_eq(ls_db_open(e.db, &o, &db2), 0);
+    ls_db_stats_t s3;
+    ls_db_stats(db2, &s3);
+    cr_assert_eq(ls_db_close(db2), 0);
+    converge(&e, &info, s3.last_closed, s3.last_lsn);
+    env_free(&e);
+}
+
+/* L is the last record of closed generation G, which retention already removed: the hand-off
+ * moves to G + 1 (it starts at L + 1). */
+Test(seed, handoff_after_removed_generation_starts_at_next)
+{
+    env_t e;
+    env_init(&e, "seed");
+    ls_db_options_t o = db_opts(32 * 1024);
+    ls_db_t *db = NULL;
+    cr_assert_eq(ls_db_open(e.db, &o, &db), 0, "%s", ls_db_open_error());
+    cr_assert_eq(commit_range(db, 0, 30, 3, 600), 0);
+    cr_assert_eq(ls_db_roll(db), 0);
+    ls_db_stats_t s1;
+    ls_db_stats(db, &s1);
+    uint8_t dg[LS_DIGEST_SIZE];
+    gen_digest(e.db, s1.last_closed, dg);
+    char name[LS_GEN_NAME_MAX], path[PATHSZ];
+    ls_gen_name(name, sizeof(name), "E00", 1, s1.last_closed);
+    snprintf(path, sizeof(path), "%s/logs/%s", e.db, name);
+    cr_assert_eq(unlink(path), 0, "retention removed generation %llu",
+                 (unsigned long long) s1.last_closed);
+
+    ls_seed_install_options_t io = {.copy_dir = e.copy};
+    ls_seed_info_t info;
+    char err[1024] = "";
+    int rc = seed_run(e.db, &io, CHUNK, -1, &info, err, sizeof(err));
+    cr_assert_eq(rc, 0, "seed: %s (%s)", ls_err_name(rc), err);
+    cr_assert_eq(info.generation, s1.last_closed + 1);
+    cr_assert_arr_eq(info.prev_digest, dg, LS_DIGEST_SIZE);
+    cr_assert_eq(commit_range(db, 30, 45, 3, 600), 0);
+    cr_assert_eq(ls_db_close(db), 0);
+    ls_db_t *db2 = NULL;
+    cr_assert_eq(ls_db_open(e.db, &o, &db2), 0);
+    ls_db_stats_t s3;
+    ls_db_stats(db2, &s3);
+    cr_assert_eq(ls_db_close(db2), 0);
+    converge(&e, &info, s3.last_closed, s3.last_lsn);
+    env_free(&e);
+}
+
+/* Builds an old copy by a first seed, then commits more (in this process). */
+static void old_copy(env_t *e, ls_db_t **db)
+{
+    ls_db_options_t o = db_opts(0);
+    cr_assert_eq(ls_db_open(e->db, &o, db), 0, "%s", ls_db_open_error());
+    cr_assert_eq(commit_range(*db, 0, 20, 3, 500), 0);
+    ls_seed_install_options_t io = {.copy_dir = e->copy};
+    char err[1024] = "";
+    int rc = seed_run(e->db, &io, CHUNK, -1, NULL, err, sizeof(err));
+    cr_assert_eq(rc, 0, "first seed: %s (%s)", ls_err_name(rc), err);
+    cr_assert_eq(commit_range(*db, 20, 40, 3, 500), 0);
+}
+
+Test(seed, corrupted_byte_fails_verification_and_installs_nothing)
+{
+    env_t e;
+    env_init(&e, "seed");
+    ls_db_t *db;
+    old_copy(&e, &db);
+    char before[65], after[65];
+    tree_hash(e.copy, before);
+    ls_seed_install_options_t io = {.copy_dir = e.copy, .delete_existing = true};
+    char err[1024] = "";
+    int rc = seed_run(e.db, &io, CHUNK, 5000, NULL, err, sizeof(err));
+    cr_assert_eq(rc, LS_EDIGEST, "got %s (%s)", ls_err_name(rc), err);
+    cr_assert(ls_h_contains(err, "SHA-256"), "the message says why: %s", err);
+    tree_hash(e.copy, after);
+    cr_assert_str_eq(before, after, "the old copy is byte-identical");
+    assert_no_leftovers(e.copy);
+    rc = seed_run(e.db, &io, CHUNK, -1, NULL, err, sizeof(err));
+    cr_assert_eq(rc, 0, "a new seed succeeds: %s", err);
+    cr_assert_eq(ls_db_close(db), 0);
+    assert_copy_equals_active(e.db, e.copy);
+    env_free(&e);
+}
+
+Test(seed, refuses_existing_copy_without_delete_existing)
+{
+    env_t e;
+    env_init(&e, "seed");
+    ls_db_t *db;
+    old_copy(&e, &db);
+    char before[65], after[65];
+    tree_hash(e.copy, before);
+    ls_seed_install_options_t io = {.copy_dir = e.copy};
+    char err[1024] = "";
+    int rc = seed_run(e.db, &io, CHUNK, -1, NULL, err, sizeof(err));
+    cr_assert_eq(rc, LS_EEXIST, "got %s (%s)", ls_err_name(rc), err);
+    cr_assert(ls_h_contains(err, "already holds a store"), "says why: %s", err);
+    cr_assert(ls_h_contains(err, "--delete-existing"), "says what to do: %s", err);
+    tree_hash(e.copy, after);
+    cr_assert_str_eq(before, after);
+    assert_no_leftovers(e.copy);
+    io.copy_failed = true; /* a Failed or Diverged copy may be replaced */
+    rc = seed_run(e.db, &io, CHUNK, -1, NULL, err, sizeof(err));
+    cr_assert_eq(rc, 0, "%s", err);
+    cr_assert_eq(ls_db_close(db), 0);
+    assert_copy_equals_active(e.db, e.copy);
+    env_free(&e);
+}
+
+Test(seed, chunk_out_of_order_or_past_total_is_refused)
+{
+    env_t e;
+    env_init(&e, "seed");
+    ls_db_options_t o = db_opts(0);
+    ls_db_t *db = NULL;
+    cr_assert_eq(ls_db_open(e.db, &o, &db), 0, "%s", ls_db_open_error());
+    cr_assert_eq(commit_range(db, 0, 5, 2, 100), 0);
+    ls_seed_snapshot_options_t so = {.db_dir = e.db};
+    ls_seed_snapshot_t *s = NULL;
+    char err[1024] = "";
+    cr_assert_eq(ls_seed_snapshot_new(&so, &s, err, sizeof(err)), 0, "%s", err);
+    ls_seed_install_options_t io = {.copy_dir = e.copy};
+    ls_seed_install_t *in = NULL;
+    cr_assert_eq(ls_seed_install_begin(&io, ls_seed_snapshot_info(s), &in, err, sizeof(err)), 0);
+    uint8_t b[16] = {0};
+    cr_assert_eq(ls_seed_install_data(in, 8, b, sizeof(b), err, sizeof(err)), LS_EPROTO);
+    cr_assert(ls_h_contains(err, "expected offset 0"), "%s", err);
+    cr_assert_eq(ls_seed_install_data(in, 0, b, sizeof(b), err, sizeof(err)), LS_ESTATE,
+                 "errors are sticky");
+    ls_seed_install_free(in);
+    assert_no_leftovers(e.copy);
+    uint64_t total = ls_seed_snapshot_info(s)->total_bytes;
+    cr_assert_eq(ls_seed_install_begin(&io, ls_seed_snapshot_info(s), &in, err, sizeof(err)), 0);
+    uint8_t *big = calloc(1, total + 1);
+    cr_assert_eq(ls_seed_install_data(in, 0, big, total + 1, err, sizeof(err)), LS_EPROTO);
+    ls_seed_install_free(in);
+    cr_assert_eq(ls_seed_install_begin(&io, ls_seed_snapshot_info(s), &in, err, sizeof(err)), 0);
+    cr_assert_eq(ls_seed_install_data(in, 0, big, total - 1, err, sizeof(err)), 0);
+    uint8_t d[LS_DIGEST_SIZE] = {0};
+    cr_assert_eq(ls_seed_install_end(in, d, err, sizeof(err)), LS_ETRUNCATED, "%s", err);
+    ls_seed_install_free(in);
+    free(big);
+    assert_no_leftovers(e.copy);
+    ls_seed_snapshot_free(s);
+    cr_assert_eq(ls_db_close(db), 0);
+    env_free(&e);
+}
+
+Test(seed, empty_database_hands_off_at_generation_one)
+{
+    env_t e;
+    env_init(&e, "seed");
+    ls_db_options_t o = db_opts(0);
+    ls_db_t *db = NULL;
+    cr_assert_eq(ls_db_open(e.db, &o, &db), 0, "%s", ls_db_open_error());
+    ls_seed_install_options_t io = {.copy_dir = e.copy};
+    ls_seed_info_t info;
+    char err[1024] = "";
+    int rc = seed_run(e.db, &io, CHUNK, -1, &info, err, sizeof(err));
+    cr_assert_eq(rc, 0, "seed: %s (%s)", ls_err_name(rc), err);
+    cr_assert_eq(info.last_lsn, 0);
+    cr_assert_eq(info.generation, 1);
+    cr_assert_eq(commit_range(db, 0, 10, 2, 300), 0);
+    cr_assert_eq(ls_db_close(db), 0);
+    ls_db_t *db2 = NULL;
+    cr_assert_eq(ls_db_open(e.db, &o, &db2), 0);
+    ls_db_stats_t s3;
+    ls_db_stats(db2, &s3);
+    cr_assert_eq(ls_db_close(db2), 0);
+    converge(&e, &info, s3.last_closed, s3.last_lsn);
+    env_free(&e);
+}
+
+/* Peak resident set size of this process, bytes (VmHWM). */
+static uint64_t vm_hwm(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    uint64_t kb = 0;
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "VmHWM: %lu kB", &kb) == 1) break;
+    if (f) fclose(f);
+    return kb * 1024;
+}
+
+/* Resets VmHWM to the current RSS (Linux >= 4.0); false when not allowed. */
+static bool reset_hwm(void)
+{
+    int fd = open("/proc/self/clear_refs", O_WRONLY);
+    bool ok = fd >= 0 && write(fd, "5", 1) == 1;
+    if (fd >= 0) close(fd);
+    return ok;
+}
+
+static void build_big(void *ctx)
+{
+    const char *dir = ctx;
+    ls_db_options_t o = db_opts(0);
+    ls_db_t *db = NULL;
+    CHILD_CHECK(ls_db_open(dir, &o, &db) == 0);
+    CHILD_CHECK(commit_range(db, 0, 110, 15, 64 * 1024) == 0); /* ~103 MiB of values */
+    CHILD_CHECK(ls_db_close(db) == 0);
+}
+
+/* A >= 100 MiB store streams through fixed chunks: the peak RSS of streaming and installing
+ * grows by far less than the store. The local copy's pages touched through LMDB's map (file
+ * pages, counted in RSS) are excluded by resetting the high-water mark after the snapshot. */
+Test(seed, big_store_streams_with_bounded_memory, .timeout = 120)
+{
+    env_t e;
+    env_init(&e, "seed");
+    cr_assert_eq(in_child(build_big, e.db, NULL), 0, "active built");
+    ls_seed_snapshot_options_t so = {.db_dir = e.db};
+    ls_seed_snapshot_t *s = NULL;
+    char err[1024] = "";
+    uint64_t t0 = ls_mono_ns();
+    cr_assert_eq(ls_seed_snapshot_new(&so, &s, err, sizeof(err)), 0, "%s", err);
+    const ls_seed_info_t *info = ls_seed_snapshot_info(s);
+    cr_assert_geq(info->total_bytes, 100ull << 20, "store of %llu bytes",
+                  (unsigned long long) info->total_bytes);
+    bool measured = reset_hwm();
+    uint64_t base = vm_hwm();
+    ls_seed_install_options_t io = {.copy_dir = e.copy};
+    ls_seed_install_t *in = NULL;
+    cr_assert_eq(ls_seed_install_begin(&io, info, &in, err, sizeof(err)), 0, "%s", err);
+    uint8_t *buf = malloc(1 << 20);
+    uint64_t off;
+    size_t n;
+    ls_seed_progress_t p;
+    ls_seed_progress_init(&p, info->total_bytes, ls_mono_ns());
+    while (ls_seed_snapshot_read(s, buf, 1 << 20, &off, &n) == 0 && n > 0) {
+        cr_assert_eq(ls_seed_install_data(in, off, buf, n, err, sizeof(err)), 0, "%s", err);
+        ls_seed_progress_update(&p, ls_seed_install_done(in), ls_mono_ns());
+    }
+    free(buf);
+    uint8_t d[LS_DIGEST_SIZE];
+    cr_assert_eq(ls_seed_snapshot_digest(s, d), 0);
+    cr_assert_eq(ls_seed_install_end(in, d, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(ls_seed_install_commit(in, err, sizeof(err)), 0, "%s", err);
+    ls_seed_install_free(in);
+    uint64_t grew = vm_hwm() - base, total = info->total_bytes;
+    cr_log_info("seeded %llu bytes in %.2f s; peak RSS grew by %llu KiB while streaming",
+                (unsigned long long) total, (double) (ls_mono_ns() - t0) / 1e9,
+                (unsigned long long) grew / 1024);
+    ls_seed_snapshot_free(s);
+#if !defined(__SANITIZE_ADDRESS__)
+    if (measured) cr_assert_lt(grew, total / 8, "peak RSS grew by %llu bytes", grew);
+#endif
+    cr_assert_eq(ls_seed_progress_percent(&p), 100);
+    assert_copy_equals_active_by(e.db, e.copy, false); /* mdb_dump: in the smaller tests */
+    env_free(&e);
+}
+
+Test(seed, progress_bar_on_tty_and_plain_lines_otherwise)
+{
+    const uint64_t s = 1000000000ull, total = 100ull << 20;
+    ls_seed_progress_t p;
+    ls_seed_progress_init(&p, total, 5 * s);
+    cr_assert_eq(ls_seed_progress_eta(&p), -1, "unknown before any rate");
+    ls_seed_progress_update(&p, 10ull << 20, 6 * s);
+    cr_assert_eq(ls_seed_progress_percent(&p), 10);
+    cr_assert_float_eq(p.rate, 10.0 * (1 << 20), 1.0, "10 MiB/s");
+    cr_assert_float_eq(ls_seed_progress_eta(&p), 9.0, 0.01);
+    char line[256];
+    ls_seed_progress_format(&p, true, line, sizeof(line));
+    cr_assert(ls_h_contains(line, "[###......"), "%s", line);
+    cr_assert(ls_h_contains(line, " 10%"), "%s", line);
+    cr_assert(ls_h_contains(line, "10.0 MiB/s  00:09 left"), "%s", line);
+    ls_seed_progress_format(&p, false, line, sizeof(line));
+    cr_assert_str_eq(line, "seed 10% 10485760/104857600 bytes 10.0 MiB/s 9 s left");
+
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&out, &len);
+    cr_assert(ls_seed_progress_print(&p, f, false, 10, false), "the first line");
+    cr_assert_not(ls_seed_progress_print(&p, f, false, 10, false), "nothing new");
+    ls_seed_progress_update(&p, 15ull << 20, 7 * s);
+    cr_assert_not(ls_seed_progress_print(&p, f, false, 10, false), "same tenth, too soon");
+    ls_seed_progress_update(&p, 21ull << 20, 8 * s);
+    cr_assert(ls_seed_progress_print(&p, f, false, 10, false), "a new tenth");
+    ls_seed_progress_update(&p, 22ull << 20, 19 * s);
+    cr_assert(ls_seed_progress_print(&p, f, false, 10, false), "interval passed");
+    ls_seed_progress_update(&p, total, 20 * s);
+    cr_assert(ls_seed_progress_print(&p, f, true, 0, true), "final bar");
+    fclose(f);
+    cr_assert(ls_h_contains(out, "seed 21% "), "%s", out);
+    cr_assert(ls_h_contains(out, "\r[##############################] 100%"), "%s", out);
+    cr_assert_eq(out[len - 1], '\n', "the final bar ends its line");
+    free(out);
+    cr_assert_eq(ls_seed_progress_eta(&p), 0);
+}

@@ -1,6 +1,8 @@
 /* seed: snapshot + install round trip, the hand-off to engine/copy, verification, refusal,
  * bounded memory on a 100 MiB store, an empty database, progress. Crashes: seed_crash_test.c. */
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 
 #include "copy/copy.h"
 #include "seed_test_util.h"
@@ -436,4 +438,63 @@ Test(seed, progress_bar_on_tty_and_plain_lines_otherwise)
     cr_assert_eq(out[len - 1], '\n', "the final bar ends its line");
     free(out);
     cr_assert_eq(ls_seed_progress_eta(&p), 0);
+}
+
+/* A writer committing without pause (small generations: frequent rolls) while the snapshot is
+ * taken and streamed. */
+typedef struct {
+    ls_db_t *db;      /* the active */
+    atomic_bool stop; /* asks the writer thread to finish */
+    atomic_int next;  /* next transaction number */
+    int rc;           /* first commit error */
+} load_t;
+
+static void *load_main(void *arg)
+{
+    load_t *l = arg;
+    while (!atomic_load(&l->stop) && l->rc == 0)
+        l->rc = commit_n(l->db, atomic_fetch_add(&l->next, 1), 2, 300, 500);
+    return NULL;
+}
+
+static bool load_past(void *ctx)
+{
+    void **a = ctx;
+    return atomic_load(&((load_t *) a[0])->next) >= *(int *) a[1];
+}
+
+static void load_wait(load_t *l, int n)
+{
+    void *a[2] = {l, &n};
+    cr_assert(ls_h_wait_for(load_past, a, 20000), "the writer reached transaction %d", n);
+}
+
+Test(seed, snapshot_under_running_writer_converges)
+{
+    env_t e;
+    env_init(&e, "seed");
+    ls_db_options_t o = db_opts(8 * 1024);
+    load_t l = {.rc = 0};
+    cr_assert_eq(ls_db_open(e.db, &o, &l.db), 0, "%s", ls_db_open_error());
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, load_main, &l), 0);
+    load_wait(&l, 100);
+    ls_seed_install_options_t io = {.copy_dir = e.copy};
+    ls_seed_info_t info;
+    char err[1024] = "";
+    int rc = seed_run(e.db, &io, 4096, -1, &info, err, sizeof(err));
+    load_wait(&l, atomic_load(&l.next) + 100);
+    atomic_store(&l.stop, true);
+    pthread_join(t, NULL);
+    cr_assert_eq(rc, 0, "seed under load: %s (%s)", ls_err_name(rc), err);
+    cr_assert_eq(l.rc, 0, "the writer never stopped");
+    cr_assert_eq(ls_db_close(l.db), 0);
+    ls_db_t *db2 = NULL;
+    cr_assert_eq(ls_db_open(e.db, &o, &db2), 0);
+    ls_db_stats_t s3;
+    ls_db_stats(db2, &s3);
+    cr_assert_eq(ls_db_close(db2), 0);
+    cr_assert_gt(s3.last_closed, info.generation + 3, "generations closed after the snapshot");
+    converge(&e, &info, s3.last_closed, s3.last_lsn);
+    env_free(&e);
 }

@@ -140,6 +140,9 @@ typedef struct ritem {
 } ritem_t;
 
 /* An event for the loop from a copy's threads. */
+#define LD_EV_BEHIND      100 /* the receiver got GEN_BEGIN past the generation it wants */
+#define LD_ASK_SPACING_NS (2000000000ull) /* at most one ASK_AGAIN per generation per 2 s */
+
 typedef struct revent {
     struct revent *next;
     ls_copy_event_kind_t kind; /* or 0: credit to return */
@@ -169,8 +172,9 @@ struct pcopy {
     /* events to the loop */
     uv_async_t async;
     revent_t *ev_head, *ev_tail; /* under mu */
-    uint64_t diskfull_gen;       /* generation to ask again once space returns (0: none) */
-    uint64_t diskfull_size;      /* its size, bytes */
+    bool diskfull;               /* the last write hit ENOSPC; cleared by the next DURABLE */
+    uint64_t asked_gen;          /* last ASK_AGAIN sent for this generation ... */
+    uint64_t asked_ns;           /* ... at this monotonic time (rate limit) */
 };
 
 struct peer {

@@ -106,17 +106,30 @@ static void return_credit(pcopy_t *p, const revent_t *e)
 static void on_state_event(pcopy_t *p, const revent_t *e)
 {
     if (e->code == LS_COPY_DISK_FULL) {
-        ls_copy_resume_t r;
-        ls_copy_resume_point(p->copy, &r);
-        p->diskfull_gen = r.next_generation;
+        p->diskfull = true;
         ld_pcopy_set_state(p, CS_DISK_FULL, "%s", e->msg);
     } else if (e->code == LS_COPY_FAILED) {
         ld_pcopy_set_state(p, CS_FAILED, "%s", e->msg);
         send_error(p, LS_ESTATE);
-    } else if (p->state == CS_DISK_FULL || p->state == CS_INITIALIZING) {
-        p->diskfull_gen = 0;
-        ld_pcopy_set_state(p, p->peer ? CS_HEALTHY : CS_DISCONNECTED, "receiving");
     }
+    /* Healthy again only on real progress: the next DURABLE (handle_event). */
+}
+
+/* Asks the source to resend from the generation this copy wants, at most once per generation
+ * every LD_ASK_SPACING_NS, and not while the disk is full (housekeeping asks when there is
+ * room again). */
+static void ask_for_wanted(pcopy_t *p, int code, const char *why)
+{
+    if (!p->peer || !p->copy) return;
+    ls_copy_resume_t r;
+    ls_copy_resume_point(p->copy, &r);
+    uint64_t now = ls_mono_ns();
+    if (r.next_generation == p->asked_gen && now - p->asked_ns < LD_ASK_SPACING_NS) return;
+    p->asked_gen = r.next_generation;
+    p->asked_ns = now;
+    LS_LOGI("copy", "%s: asking %s again from generation %llu (%s)", p->cfg->name, p->peer->name,
+            (unsigned long long) r.next_generation, why);
+    send_ask_again(p, r.next_generation, code, why);
 }
 
 static void handle_event(pcopy_t *p, const revent_t *e)
@@ -126,7 +139,10 @@ static void handle_event(pcopy_t *p, const revent_t *e)
         return_credit(p, e);
         break;
     case LS_COPY_EV_DURABLE:
-        if (p->state == CS_DISK_FULL) on_state_event(p, &(revent_t){.code = LS_COPY_HEALTHY});
+        if (p->diskfull) {
+            p->diskfull = false;
+            ld_pcopy_set_state(p, p->peer ? CS_HEALTHY : CS_DISCONNECTED, "receiving again");
+        }
         send_gen_frame(p, LS_FRAME_DURABLE, e->generation, 0);
         break;
     case LS_COPY_EV_INSPECTED:
@@ -143,6 +159,10 @@ static void handle_event(pcopy_t *p, const revent_t *e)
         break;
     case LS_COPY_EV_STATE:
         on_state_event(p, e);
+        break;
+    case LD_EV_BEHIND:
+        if (!p->diskfull && p->state != CS_FAILED && p->state != CS_DIVERGED)
+            ask_for_wanted(p, LS_EGAP, e->msg);
         break;
     }
 }
@@ -180,11 +200,24 @@ static void receive(pcopy_t *p, ritem_t *it)
     } else if (it->generation == p->skip_gen) {
         return;
     } else if (it->type == LS_FRAME_GEN_DATA) {
+        if (LS_FAULT("receiver.flip_bit")) it->data[it->len / 2] ^= 0x10; /* damage on the wire */
         rc = ls_copy_recv_data(p->copy, it->generation, it->offset, it->data, it->len, err,
                                sizeof(err));
     } else {
         rc = ls_copy_recv_end(p->copy, it->generation, it->digest, err, sizeof(err));
         if (rc && rc != LS_ESTATE && rc != LS_ENOSPC && rc != LS_EIO) rc = 0; /* ASK_AGAIN sent */
+    }
+    if (rc == LS_ESTATE && it->type == LS_FRAME_GEN_BEGIN) {
+        ls_copy_resume_t r;
+        ls_copy_resume_point(p->copy, &r);
+        if (it->generation > r.next_generation) {
+            revent_t *e = calloc(1, sizeof(*e));
+            LS_CHECK(e != NULL);
+            e->kind = LD_EV_BEHIND;
+            snprintf(e->msg, sizeof(e->msg), "got generation %llu, want %llu",
+                     (unsigned long long) it->generation, (unsigned long long) r.next_generation);
+            post(p, e);
+        }
     }
     if (rc) {
         p->skip_gen = it->generation;
@@ -317,18 +350,17 @@ void ld_pcopy_detach(pcopy_t *p)
         ld_pcopy_set_state(p, CS_DISCONNECTED, "%s disconnected", p->cfg->source);
 }
 
-/* While the disk is full, ask again for the generation once there is room for it. */
+/* While the disk is full, ask again for the wanted generation once there is room for it. */
 void ld_pcopy_housekeep(pcopy_t *p)
 {
-    if (p->state != CS_DISK_FULL || !p->peer || !p->diskfull_gen) return;
+    if (!p->diskfull || !p->peer) return;
     struct statvfs vfs;
-    if (statvfs(p->cfg->path, &vfs) != 0) return;
+    char dir[LS_CFG_PATH_MAX + 16];
+    snprintf(dir, sizeof(dir), "%s/inspect", p->cfg->path); /* may be another filesystem */
+    if (statvfs(dir, &vfs) != 0 && statvfs(p->cfg->path, &vfs) != 0) return;
     uint64_t avail = (uint64_t) vfs.f_bavail * vfs.f_frsize;
     uint64_t need = LS_MAX(p->cfg->target_size * 2, (uint64_t) 2 << 20);
-    if (avail < need) return;
-    LS_LOGI("copy", "%s: %llu bytes free again, asking for generation %llu", p->cfg->name,
-            (unsigned long long) avail, (unsigned long long) p->diskfull_gen);
-    send_ask_again(p, p->diskfull_gen, LS_ENOSPC, "disk space available again");
+    if (avail >= need) ask_for_wanted(p, LS_ENOSPC, "disk space available again");
 }
 
 void ld_pcopy_close(pcopy_t *p)

@@ -1,0 +1,74 @@
+/*
+ * A pair of real daemons for integration tests: node-a (active for db1) and node-b (passive for
+ * db1) on loopback, each in its own directory under one scratch directory, TLS with throw-away
+ * certificates from `logship certs` (or plaintext when asked). Every process it starts it stops
+ * by pid (ls_h_pair_fini kills what is still running). Conditions are waited for with deadlines
+ * through the daemons' control sockets, never with fixed sleeps.
+ *
+ *   <dir>/node-a/db1/{logs,store}              the active database (written by `logship load`)
+ *   <dir>/node-b/db1/{inspect,logs,store}      the passive copy
+ */
+#ifndef LS_TEST_DAEMONS_H
+#define LS_TEST_DAEMONS_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include <cjson/cJSON.h>
+
+enum { LS_H_A = 0, LS_H_B = 1 };
+
+typedef struct {
+    bool plaintext;             /* insecure_plaintext = true instead of TLS */
+    const char *a_db_extra;     /* extra lines in node-a's [database db1] */
+    const char *b_db_extra;     /* extra lines in node-b's [database db1] */
+    const char *a_target_extra; /* extra lines in node-a's [target node-b] */
+} ls_h_pair_opts_t;
+
+typedef struct {
+    char *dir;         /* scratch directory */
+    int port;          /* node-b's listen port */
+    char conf[2][512]; /* configuration files */
+    char sock[2][512]; /* control sockets */
+    char log[2][512];  /* daemon logs (stderr) */
+    char db[2][512];   /* db1's directory on each node */
+    pid_t pid[2];      /* running daemons (0: none) */
+    pid_t load;        /* a background `logship load` (0: none) */
+} ls_h_pair_t;
+
+/* Creates the scratch directory, certificates and both configuration files. */
+void ls_h_pair_init(ls_h_pair_t *p, const char *tag, const ls_h_pair_opts_t *o);
+/* Kills whatever still runs (by pid) and removes the scratch directory (kept when LS_KEEP is
+ * set in the environment). */
+void ls_h_pair_fini(ls_h_pair_t *p);
+
+/* Starts a node's daemon with extra environment entries ("K=V", NULL-terminated, may be NULL);
+ * waits until its control socket answers. */
+void ls_h_node_start(ls_h_pair_t *p, int node, char *const env[]);
+/* SIGTERM and wait: asserts a clean exit (status 0) within 20 s. */
+void ls_h_node_stop(ls_h_pair_t *p, int node);
+/* SIGKILL and reap. */
+void ls_h_node_kill(ls_h_pair_t *p, int node);
+
+/* `logship load <node-a db1> ARGS` to completion (asserts success), or in the background. */
+void ls_h_load(ls_h_pair_t *p, const char *args);
+void ls_h_load_start(ls_h_pair_t *p, const char *args);
+void ls_h_load_wait(ls_h_pair_t *p); /* asserts success */
+
+/* The node's status document (NULL when the daemon does not answer). Free with cJSON_Delete. */
+cJSON *ls_h_status(ls_h_pair_t *p, int node);
+/* A field of db1's copy in a status document: number (-1 when absent) or string ("" absent). */
+double ls_h_num(const cJSON *st, const char *field);
+const char *ls_h_str(const cJSON *st, const char *field);
+/* Polls node's status until field == value (numbers) within timeout_ms. */
+bool ls_h_wait_num(ls_h_pair_t *p, int node, const char *field, double value, int timeout_ms);
+bool ls_h_wait_state(ls_h_pair_t *p, int node, const char *state, int timeout_ms);
+/* The copy has caught up: last_generated > 0 on node-a, and both nodes report it replayed. */
+bool ls_h_wait_caught_up(ls_h_pair_t *p, int timeout_ms);
+
+/* Compares db1's "data" on both nodes with LMDB's own mdb_dump; true when identical. */
+bool ls_h_stores_equal(ls_h_pair_t *p);
+/* Prints the tail of both daemon logs to stderr (for failing tests). */
+void ls_h_pair_logs(ls_h_pair_t *p);
+
+#endif

@@ -5,6 +5,8 @@
  */
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -320,6 +322,91 @@ Test(writer, damaged_generation_the_store_needs_is_refused)
     cr_assert_null(db);
     cr_assert(ls_h_contains(ls_db_open_error(), g[2].name), "names the file: %s",
               ls_db_open_error());
+    ls_h_rmtree(dir);
+    free(dir);
+}
+
+/* ---- kill -9 under concurrent commits ------------------------------------------------------ */
+
+typedef struct {
+    ls_db_t *db; /* shared database */
+    int id;      /* thread number */
+    int round;   /* kill round, part of the keys */
+    int ack_fd;  /* acknowledged keys are appended here, one per line */
+} acker_t;
+
+static void *acker(void *arg)
+{
+    acker_t *a = arg;
+    for (int n = 0;; n++) {
+        char key[64], line[70];
+        int kn = snprintf(key, sizeof(key), "r%d-t%d-n%d", a->round, a->id, n);
+        ls_txn_t *t;
+        if (ls_txn_begin(a->db, &t) || ls_txn_put(t, key, (size_t) kn, key, (size_t) kn) ||
+            ls_txn_commit(t))
+            _exit(7);
+        int ln = snprintf(line, sizeof(line), "%s\n", key);
+        if (write(a->ack_fd, line, (size_t) ln) != ln) _exit(8);
+    }
+    return NULL;
+}
+
+/* Child: 4 threads commit until killed; every acknowledged key goes to <dir>.acks. */
+static void child_commit_until_killed(const char *dir, int round)
+{
+    ls_db_options_t o = quiet_opts();
+    o.target_size = 16 * 1024;
+    ls_db_t *db = NULL;
+    if (ls_db_open(dir, &o, &db)) _exit(3);
+    char path[PATHLEN];
+    snprintf(path, sizeof(path), "%s.acks", dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0600);
+    acker_t a[4];
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) {
+        a[i] = (acker_t){db, i, round, fd};
+        pthread_create(&th[i], NULL, acker, &a[i]);
+    }
+    pthread_join(th[0], NULL); /* never returns: killed */
+}
+
+Test(writer, kill_9_during_concurrent_commits_loses_no_acknowledged_commit, .timeout = 60)
+{
+    char *dir = ls_h_tmpdir("writer");
+    char acks[PATHLEN];
+    snprintf(acks, sizeof(acks), "%s.acks", dir);
+    srand(42);
+    for (int round = 0; round < 6; round++) {
+        pid_t pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0) {
+            child_commit_until_killed(dir, round);
+            _exit(0);
+        }
+        usleep((useconds_t) (30000 + rand() % 70000));
+        kill(pid, SIGKILL);
+        int st;
+        waitpid(pid, &st, 0);
+        cr_assert(WIFSIGNALED(st), "round %d: child ended by itself (status %d)", round, st);
+        size_t len = 0;
+        char *list = (char *) ls_h_read_file(acks, &len);
+        cr_assert_not_null(list);
+        ls_db_options_t o = quiet_opts();
+        ls_db_t *db = open_db(dir, &o);
+        int n = 0;
+        for (char *save = NULL, *k = strtok_r(list, "\n", &save); k;
+             k = strtok_r(NULL, "\n", &save), n++) {
+            void *v;
+            size_t vl;
+            cr_assert_eq(ls_db_get(db, k, strlen(k), &v, &vl), 0, "round %d: acknowledged %s lost",
+                         round, k);
+            free(v);
+        }
+        cr_assert_gt(n, 0, "round %d: something was acknowledged", round);
+        cr_assert_eq(ls_db_close(db), 0);
+        free(list);
+    }
+    unlink(acks);
     ls_h_rmtree(dir);
     free(dir);
 }

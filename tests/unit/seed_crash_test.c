@@ -5,6 +5,13 @@
 
 #define CHUNK (16u * 1024u)
 
+/* The fault points exist only in test builds (LS_FAULTS=ON). */
+#ifdef LS_FAULTS_ENABLED
+#define NEED_FAULTS() ((void) 0)
+#else
+#define NEED_FAULTS() cr_skip_test("fault points are not compiled in (LS_FAULTS=OFF)")
+#endif
+
 /* Child: the active with A, a first seed (the old copy), then B committed. */
 static void setup(void *ctx)
 {
@@ -45,6 +52,7 @@ static uint64_t active_lsn(const env_t *e)
 
 static void crash_at(const char *faults, bool new_wins, ls_seed_recover_t want)
 {
+    NEED_FAULTS();
     env_t e;
     env_init(&e, "seedcrash");
     cr_assert_eq(in_child(setup, &e, NULL), 0, "setup");
@@ -119,6 +127,7 @@ static void corrupt_reseed(void *ctx)
 
 Test(seed_crash, snapshot_fault_point_corrupts_the_stream)
 {
+    NEED_FAULTS();
     env_t e;
     env_init(&e, "seedcrash");
     cr_assert_eq(in_child(setup, &e, NULL), 0, "setup");
@@ -148,6 +157,7 @@ static void first_seed(void *ctx)
 
 Test(seed_crash, first_seed_before_its_rename_finishes)
 {
+    NEED_FAULTS();
     env_t e;
     env_init(&e, "seedcrash");
     cr_assert_eq(in_child(first_seed, &e, "seed.install.before_swap=exit"), LS_FAULT_EXIT_CODE);

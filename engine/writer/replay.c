@@ -2,8 +2,8 @@
  * Recovery, part 2: the closed generations. Lists logs/, finds the generations the store still
  * needs (those holding LSNs above the store's meta LSN), verifies them (numbering without gaps,
  * each header's prev_digest equal to the digest of the generation before it, every record and
- * the trailer's digest) and replays their records into the store, one store transaction per
- * generation, whole transactions only (a closed generation never ends inside one).
+ * the trailer's digest) and replays their records into the store, whole generations (a closed
+ * generation never ends inside a transaction) grouped up to 64 MiB per store transaction.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -169,32 +169,85 @@ static int find_start(ls_db_t *db, ls__recovery_t *rs, uint64_t first_lsn_after,
     return 0;
 }
 
-/* Verifies and replays closed generation i; ex carries the chain expectations. */
-static int replay_one(ls_db_t *db, ls__recovery_t *rs, size_t i, ls_gen_expect_t *ex,
-                      ls_gen_info_t *info, char *msg, size_t msglen)
+/* Closed generations replayed together in one store transaction (the replayer's batching: one
+ * LMDB sync per group instead of one per generation, ~3x faster here, machine-limits.md). */
+typedef struct {
+    ls__replay_t rp;      /* records of the group above the store's LSN */
+    uint8_t **bufs;       /* the files' contents the records point into */
+    size_t nbufs;         /* entries in bufs */
+    uint64_t bytes;       /* file bytes held */
+    ls_store_meta_t meta; /* the position after the group's last generation */
+} group_t;
+
+#define GROUP_BYTES (64ull * 1024 * 1024) /* apply once this much log is held */
+
+static void group_free(group_t *g)
 {
-    ls__replay_t rp = {.skip_lsn = rs->meta.lsn};
-    uint8_t *buf = NULL;
-    int rc = scan_closed(db, &rs->gens[i], ex, &rp, info, &buf, msg, msglen);
-    if (rc == 0 && info->last_lsn > rs->meta.lsn) {
-        ls_store_meta_t m = rs->meta;
-        memcpy(m.dbid, db->dbid, LS_DBID_LEN);
-        m.epoch = rs->gens[i].epoch;
-        m.generation = m.digest_generation = rs->gens[i].gen;
-        m.lsn = info->last_lsn;
-        m.txid = info->last_txid;
-        memcpy(m.digest, info->digest, LS_DIGEST_SIZE);
-        rc = ls__replay_apply(db, &rp, &m);
-        if (rc)
-            snprintf(msg, msglen, "replay of generation %llu into the store failed: %s",
-                     (unsigned long long) rs->gens[i].gen, ls_strerror(rc));
-        else
-            rs->meta = m;
-    }
+    for (size_t i = 0; i < g->nbufs; i++)
+        free(g->bufs[i]);
+    free(g->bufs);
+    free(g->rp.recs);
+    *g = (group_t){0};
+}
+
+/* Verifies closed generation i (ex: the chain expectations) and adds it to the group. */
+static int group_add(ls_db_t *db, ls__recovery_t *rs, size_t i, ls_gen_expect_t *ex,
+                     ls_gen_info_t *info, group_t *g, char *msg, size_t msglen)
+{
+    uint8_t **bufs = realloc(g->bufs, (g->nbufs + 1) * sizeof(*bufs));
+    if (!bufs) return LS_ENOMEM;
+    g->bufs = bufs;
+    g->bufs[g->nbufs] = NULL;
+    g->rp.skip_lsn = rs->meta.lsn;
+    int rc = scan_closed(db, &rs->gens[i], ex, &g->rp, info, &g->bufs[g->nbufs], msg, msglen);
+    g->nbufs++;
+    if (rc) return rc;
+    g->bytes += LS_GEN_HEADER_SIZE + info->trailer.payload_len + LS_GEN_TRAILER_SIZE;
+    g->meta = rs->meta;
+    memcpy(g->meta.dbid, db->dbid, LS_DBID_LEN);
+    g->meta.epoch = rs->gens[i].epoch;
+    g->meta.generation = g->meta.digest_generation = rs->gens[i].gen;
+    g->meta.lsn = info->last_lsn;
+    g->meta.txid = info->last_txid;
+    memcpy(g->meta.digest, info->digest, LS_DIGEST_SIZE);
     rs->max_txid = LS_MAX(rs->max_txid, info->last_txid);
-    free(rp.recs);
-    free(buf);
+    return 0;
+}
+
+/* Applies the group with its meta in one store transaction. */
+static int group_apply(ls_db_t *db, ls__recovery_t *rs, group_t *g, char *msg, size_t msglen)
+{
+    int rc = 0;
+    if (g->nbufs && g->meta.lsn > rs->meta.lsn) {
+        rc = ls__replay_apply(db, &g->rp, &g->meta);
+        if (rc)
+            snprintf(msg, msglen, "replay up to generation %llu into the store failed: %s",
+                     (unsigned long long) g->meta.generation, ls_strerror(rc));
+        else
+            rs->meta = g->meta;
+    }
+    group_free(g);
     return rc;
+}
+
+/* The expectations for the first needed generation s: the chain from generation s-1. */
+static int anchor(ls_db_t *db, ls__recovery_t *rs, size_t s, ls_gen_expect_t *ex,
+                  uint8_t prev[LS_DIGEST_SIZE], char *msg, size_t msglen)
+{
+    static const uint8_t zeros[LS_DIGEST_SIZE];
+    *ex = (ls_gen_expect_t){0};
+    if (s == 0) { /* older generations are gone: only generation 1 has a known predecessor */
+        if (rs->gens[0].gen == 1) ex->prev_digest = zeros;
+        return 0;
+    }
+    ls_gen_info_t info;
+    uint8_t *buf = NULL;
+    int rc = scan_closed(db, &rs->gens[s - 1], ex, NULL, &info, &buf, msg, msglen);
+    free(buf);
+    if (rc) return rc;
+    memcpy(prev, info.digest, LS_DIGEST_SIZE);
+    *ex = (ls_gen_expect_t){.prev_digest = prev, .first_lsn = info.last_lsn + 1};
+    return 0;
 }
 
 int ls__replay_closed(ls_db_t *db, ls__recovery_t *rs, uint64_t first_lsn_after, char *msg,
@@ -203,30 +256,24 @@ int ls__replay_closed(ls_db_t *db, ls__recovery_t *rs, uint64_t first_lsn_after,
     size_t s = 0;
     int rc = find_start(db, rs, first_lsn_after, &s, msg, msglen);
     if (rc || s == rs->ngens) return rc;
-    static const uint8_t zeros[LS_DIGEST_SIZE];
     uint8_t prev[LS_DIGEST_SIZE];
-    ls_gen_info_t info;
-    ls_gen_expect_t ex = {0};
-    if (s > 0) { /* the generation before the first needed one anchors the chain */
-        uint8_t *buf = NULL;
-        rc = scan_closed(db, &rs->gens[s - 1], &ex, NULL, &info, &buf, msg, msglen);
-        free(buf);
-        if (rc) return rc;
-        memcpy(prev, info.digest, LS_DIGEST_SIZE);
-        ex = (ls_gen_expect_t){.prev_digest = prev, .first_lsn = info.last_lsn + 1};
-    } else if (rs->gens[0].gen == 1) {
-        ex.prev_digest = zeros;
-    }
-    for (size_t i = s; i < rs->ngens; i++) {
+    ls_gen_expect_t ex;
+    if ((rc = anchor(db, rs, s, &ex, prev, msg, msglen)) != 0) return rc;
+    group_t g = {0};
+    for (size_t i = s; i < rs->ngens && rc == 0; i++) {
         if (i > 0 && rs->gens[i].gen != rs->gens[i - 1].gen + 1) {
             snprintf(msg, msglen, "generation %llu is missing (found %llu after it)",
                      (unsigned long long) rs->gens[i - 1].gen + 1,
                      (unsigned long long) rs->gens[i].gen);
-            return LS_EGAP;
+            rc = LS_EGAP;
+            break;
         }
-        if ((rc = replay_one(db, rs, i, &ex, &info, msg, msglen)) != 0) return rc;
+        ls_gen_info_t info;
+        if ((rc = group_add(db, rs, i, &ex, &info, &g, msg, msglen)) != 0) break;
         memcpy(prev, info.digest, LS_DIGEST_SIZE);
         ex = (ls_gen_expect_t){.prev_digest = prev, .first_lsn = info.last_lsn + 1};
+        if (g.bytes >= GROUP_BYTES || i + 1 == rs->ngens) rc = group_apply(db, rs, &g, msg, msglen);
     }
-    return 0;
+    group_free(&g);
+    return rc;
 }

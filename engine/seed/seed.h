@@ -112,7 +112,8 @@ typedef struct {
     bool delete_existing;  /* the operator's --delete-existing: replace a copy holding data */
     bool copy_failed;      /* the caller says the copy is Failed or Diverged: may be replaced */
     uint64_t max_bytes;    /* refuse a larger stream; 0: only the free space limits it */
-    uint64_t store_map_mb; /* map size to open the new store with, MiB; 0: the file's own */
+    uint64_t store_map_mb; /* map size to open the new store with, MiB; at least (and by
+                              default) 1.5 x the stream + 64 MiB */
 } ls_seed_install_options_t;
 
 /* Starts installing the stream described by info beside the copy, in <copy>.seed-new/. Borrows
@@ -154,7 +155,9 @@ typedef enum {
 
 /* Finishes or undoes an install a crash interrupted, from the directories alone (docs/SEED.md:
  * the crash table). Call at daemon start, before ls_copy_open on copy_dir, with no seed of it
- * running. *what (may be NULL) says what it did. 0, LS_EIO, LS_EINVAL. */
+ * running. *what (may be NULL) says what it did. 0, LS_EIO, LS_EINVAL, LS_ESTATE (<copy> and
+ * <copy>.seed-old both exist with no marker: no install leaves that; the message asks for a hand).
+ */
 int ls_seed_recover(const char *copy_dir, ls_seed_recover_t *what, char *err, size_t errlen);
 
 /* ---- progress -------------------------------------------------------------------------- */

@@ -350,6 +350,13 @@ int ls__writer_recover(ls_db_t *db, char *msg, size_t msglen)
         (rc = replay_current(db, &rs, msg, msglen)) == 0 &&
         (rc = adopt_current(db, &rs, msg, msglen)) == 0)
         rc = enter_epoch(db, hist_epoch, msg, msglen);
+    if (rc == 0 && (db->stats.recovered_records || db->stats.truncated_bytes))
+        LS_LOGI("writer",
+                "%s: recovered: %llu records replayed into the store, %llu torn bytes "
+                "removed; at generation %llu, lsn %llu",
+                db->dir, (unsigned long long) db->stats.recovered_records,
+                (unsigned long long) db->stats.truncated_bytes, (unsigned long long) db->gen,
+                (unsigned long long) db->last_lsn);
     free(rs.gens);
     free(rs.cur);
     return rc;

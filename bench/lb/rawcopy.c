@@ -3,9 +3,9 @@
  * files with the same durability as logship's receiver.
  *
  * One loopback TCP connection. The sender reads each file (page cache) and sends
- * [u32 name length][u64 size][name][bytes]; the receiver (a thread) writes <name>.part with
- * 1 MiB writes, fsyncs it, renames it to <name>, fsyncs the directory, and acks with the UTC ns
- * of the rename (the same point the benchmark's inotify sees for logship). Back to back
+ * [u32 name length][u64 size][name][bytes]; the receiver writes <name>.part, fdatasyncs it
+ * (as logship's receiver does), renames it to <name>, fsyncs the directory, and acks with the
+ * UTC ns of the rename (the same point the benchmark's inotify sees for logship). Back to back
  * (throughput) the sender does not wait for acks; at a rate (latency) it waits for each ack.
  */
 #include <errno.h>
@@ -22,12 +22,29 @@
 #include "core/core.h"
 #include "lb.h"
 
-#define CHUNK (1u << 20)
+#define CHUNK (1u << 20) /* sender's read size */
+
+#define DEPTH 8 /* files received but not yet durable, at most */
 
 typedef struct {
-    int lfd;         /* listening socket */
-    const char *dst; /* directory written */
-    int rc;          /* 0 or -1 */
+    char name[256]; /* file name */
+    uint8_t *buf;   /* its bytes */
+    uint64_t size;  /* bytes */
+} item_t;
+
+/* The receiver: a network thread reads whole files into memory and queues them; a disk thread
+ * writes, fdatasyncs, renames and fsyncs the directory, then acks. So the network keeps
+ * flowing while a file is being synced, as logship's receiver does (disk work off the loop). */
+typedef struct {
+    int lfd;            /* listening socket */
+    int fd;             /* the accepted connection */
+    const char *dst;    /* directory written */
+    pthread_mutex_t mu; /* guards q, n, eof */
+    pthread_cond_t cv;  /* q changed */
+    item_t q[DEPTH];    /* ring */
+    size_t head, n;     /* ring position and fill */
+    bool eof;           /* no more files */
+    int rc;             /* 0 or -1 */
 } recv_t;
 
 static int read_all(int fd, void *buf, size_t len)
@@ -35,52 +52,87 @@ static int read_all(int fd, void *buf, size_t len)
     return ls_read_full(fd, buf, len) == (ssize_t) len ? 0 : -1;
 }
 
-static int recv_file(int fd, const char *dst, int dfd, uint8_t *buf, uint32_t nlen, uint64_t size)
+static int store_file(recv_t *r, int dfd, const item_t *it)
 {
-    char name[256], part[LB_PATH + 300], final[LB_PATH + 300];
-    if (nlen == 0 || nlen >= sizeof(name) || read_all(fd, name, nlen)) return -1;
-    name[nlen] = 0;
-    snprintf(part, sizeof(part), "%s/%s.part", dst, name);
-    snprintf(final, sizeof(final), "%s/%s", dst, name);
+    char part[LB_PATH + 300], final[LB_PATH + 300];
+    snprintf(part, sizeof(part), "%s/%s.part", r->dst, it->name);
+    snprintf(final, sizeof(final), "%s/%s", r->dst, it->name);
     int out = open(part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (out < 0) return -1;
-    for (uint64_t left = size; left > 0;) {
-        size_t n = left < CHUNK ? (size_t) left : CHUNK;
-        if (read_all(fd, buf, n) || ls_write_full(out, buf, n)) goto fail;
-        left -= n;
+    if (ls_write_full(out, it->buf, (size_t) it->size) || fdatasync(out) < 0) {
+        close(out);
+        return -1;
     }
-    if (fsync(out) < 0) goto fail;
     close(out);
     if (rename(part, final) < 0) return -1;
     uint64_t now = lb_now_ns();
     if (fsync(dfd) < 0) return -1;
-    return ls_write_full(fd, &now, sizeof(now)) == 0 ? 0 : -1;
-fail:
-    close(out);
-    return -1;
+    return ls_write_full(r->fd, &now, sizeof(now)) == 0 ? 0 : -1;
+}
+
+static void *disk_main(void *arg)
+{
+    recv_t *r = arg;
+    int dfd = open(r->dst, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc = dfd >= 0 ? 0 : -1;
+    pthread_mutex_lock(&r->mu);
+    for (;;) {
+        while (r->n == 0 && !r->eof)
+            pthread_cond_wait(&r->cv, &r->mu);
+        if (r->n == 0) break;
+        item_t it = r->q[r->head];
+        pthread_mutex_unlock(&r->mu);
+        if (rc == 0) rc = store_file(r, dfd, &it);
+        free(it.buf);
+        pthread_mutex_lock(&r->mu);
+        r->head = (r->head + 1) % DEPTH;
+        r->n--;
+        pthread_cond_broadcast(&r->cv);
+    }
+    pthread_mutex_unlock(&r->mu);
+    if (dfd >= 0) close(dfd);
+    if (rc) r->rc = -1;
+    return NULL;
 }
 
 static void *receiver_main(void *arg)
 {
     recv_t *r = arg;
-    uint8_t *buf = malloc(CHUNK);
-    int fd = accept(r->lfd, NULL, NULL);
-    int dfd = open(r->dst, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    r->rc = -1;
-    while (fd >= 0 && dfd >= 0 && buf) {
+    pthread_t disk;
+    r->fd = accept(r->lfd, NULL, NULL);
+    pthread_create(&disk, NULL, disk_main, r);
+    int rc = -1;
+    while (r->fd >= 0) {
         uint8_t hdr[12];
-        if (read_all(fd, hdr, sizeof(hdr))) break;
+        item_t it = {0};
+        if (read_all(r->fd, hdr, sizeof(hdr))) break;
         uint32_t nlen = ls_get32(hdr);
-        uint64_t size = ls_get64(hdr + 4);
+        it.size = ls_get64(hdr + 4);
         if (nlen == 0) {
-            r->rc = 0;
+            rc = 0;
             break;
         }
-        if (recv_file(fd, r->dst, dfd, buf, nlen, size)) break;
+        if (nlen >= sizeof(it.name) || read_all(r->fd, it.name, nlen)) break;
+        it.name[nlen] = 0;
+        it.buf = malloc(it.size ? (size_t) it.size : 1);
+        if (!it.buf || read_all(r->fd, it.buf, (size_t) it.size)) {
+            free(it.buf);
+            break;
+        }
+        pthread_mutex_lock(&r->mu);
+        while (r->n == DEPTH)
+            pthread_cond_wait(&r->cv, &r->mu);
+        r->q[(r->head + r->n) % DEPTH] = it;
+        r->n++;
+        pthread_cond_broadcast(&r->cv);
+        pthread_mutex_unlock(&r->mu);
     }
-    if (fd >= 0) close(fd);
-    if (dfd >= 0) close(dfd);
-    free(buf);
+    pthread_mutex_lock(&r->mu);
+    r->eof = true;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    pthread_join(disk, NULL);
+    if (rc) r->rc = -1;
+    if (r->fd >= 0) close(r->fd);
     return NULL;
 }
 
@@ -140,7 +192,9 @@ int lb_rawcopy(const char *src, char **files, size_t n, const char *dst, double 
     int port = 0, fd = -1, rc = -1;
     memset(r, 0, sizeof(*r));
     r->lat_ms = calloc(n ? n : 1, sizeof(double));
-    recv_t rv = {.dst = dst, .lfd = listen_any(&port)};
+    recv_t rv = {.dst = dst, .lfd = listen_any(&port), .fd = -1};
+    pthread_mutex_init(&rv.mu, NULL);
+    pthread_cond_init(&rv.cv, NULL);
     uint8_t *buf = malloc(CHUNK);
     uint64_t *starts = calloc(n ? n : 1, sizeof(uint64_t)); /* UTC ns each send began */
     if (rv.lfd < 0 || !buf || !starts || ls_mkdir_p(dst)) goto out;

@@ -26,8 +26,14 @@ static int nnotes;
 
 lb_result_t *lb_result_add(const char *name, const char *unit, const double *v, int runs)
 {
+    lb_result_t *r = lb_result_find(name);
+    if (r) { /* a later round of the same measurement: its runs join the earlier ones */
+        for (int i = 0; i < runs && r->runs < LB_MAXRUNS; i++)
+            r->v[r->runs++] = v[i];
+        return r;
+    }
     if (nres == MAXRES) return NULL;
-    lb_result_t *r = &res[nres++];
+    r = &res[nres++];
     memset(r, 0, sizeof(*r));
     snprintf(r->name, sizeof(r->name), "%s", name);
     snprintf(r->unit, sizeof(r->unit), "%s", unit);
@@ -55,6 +61,10 @@ void lb_result_cmp(lb_result_t *r, const char *baseline, lb_target_kind_t kind, 
 
 void lb_skip(const char *what, const char *why)
 {
+    char line[256];
+    snprintf(line, sizeof(line), "%s: %s", what, why);
+    for (int i = 0; i < nskips; i++)
+        if (!strcmp(skips[i], line)) return;
     printf("skipped: %s: %s\n", what, why);
     fflush(stdout);
     if (nskips < MAXSKIP) snprintf(skips[nskips++], sizeof(skips[0]), "%s: %s", what, why);
@@ -62,10 +72,14 @@ void lb_skip(const char *what, const char *why)
 
 void lb_note(const char *fmt, ...)
 {
+    char line[256];
     va_list ap;
     va_start(ap, fmt);
-    if (nnotes < MAXSKIP) vsnprintf(notes[nnotes++], sizeof(notes[0]), fmt, ap);
+    vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
+    for (int i = 0; i < nnotes; i++)
+        if (!strcmp(notes[i], line)) return;
+    if (nnotes < MAXSKIP) snprintf(notes[nnotes++], sizeof(notes[0]), "%s", line);
 }
 
 static double med(const lb_result_t *r)

@@ -27,6 +27,25 @@ void ls__visit_credit(ls__io_t *io, ls_frame_t *f)
                    (unsigned) LS_PROTO_WINDOW_MAX);
 }
 
+void ls__visit_copy_state(ls__io_t *io, ls_frame_t *f)
+{
+    ls_proto_copy_state_t *m = &f->copy_state;
+    ls__io_fixed(io, "dbid", m->dbid, LS_PROTO_DBID_LEN);
+    ls__io_u32(io, "flags", &m->flags);
+    ls__io_require(io, (m->flags & ~LS_COPY_FLAGS_KNOWN) == 0, "unknown flags 0x%x",
+                   (unsigned) m->flags);
+    ls__io_u64(io, "since_ns", &m->since_ns);
+    ls__io_u64(io, "last_generated", &m->last_generated);
+    ls__io_u64(io, "last_generated_ns", &m->last_generated_ns);
+    ls__io_u64(io, "queue_count", &m->queue_count);
+    ls__io_u64(io, "queue_bytes", &m->queue_bytes);
+    ls__io_u64(io, "queue_oldest_ns", &m->queue_oldest_ns);
+    ls__io_require(io, m->queue_count <= m->last_generated,
+                   "queue of %llu generations past the last generated %llu",
+                   (unsigned long long) m->queue_count, (unsigned long long) m->last_generated);
+    ls__io_str(io, "comment", &m->comment, 0, LS_PROTO_REASON_MAX);
+}
+
 void ls__visit_gen_begin(ls__io_t *io, ls_frame_t *f)
 {
     ls_proto_gen_begin_t *m = &f->gen_begin;

@@ -55,8 +55,9 @@ typedef enum {
     LS_FRAME_ERROR = 0x03,     /* either way: an error for a database or the whole connection */
     LS_FRAME_HEARTBEAT = 0x04, /* either way: liveness, RTT and clock offset */
     /* 0x10..0x1f flow */
-    LS_FRAME_RESUME = 0x10, /* target -> source: where the target stands, "ship from here" */
-    LS_FRAME_CREDIT = 0x11, /* data receiver -> data sender: more bytes may be in flight */
+    LS_FRAME_RESUME = 0x10,     /* target -> source: where the target stands, "ship from here" */
+    LS_FRAME_CREDIT = 0x11,     /* data receiver -> data sender: more bytes may be in flight */
+    LS_FRAME_COPY_STATE = 0x12, /* either way: a copy's operator state and the source's figures */
     /* 0x20..0x2f shipping */
     LS_FRAME_GEN_BEGIN = 0x20, /* source -> target: a generation starts */
     LS_FRAME_GEN_DATA = 0x21,  /* source -> target: a chunk of it */
@@ -178,6 +179,23 @@ typedef struct {
     uint32_t bytes;                  /* window increment, bytes of data payload, >= 1 */
 } ls_proto_credit_t;
 
+/* COPY_STATE flags. */
+#define LS_COPY_SUSPENDED        0x1u /* the sender's operator suspended the copy (shipping) */
+#define LS_COPY_REPLAY_SUSPENDED 0x2u /* the sender's operator suspended replay (passive only) */
+#define LS_COPY_FLAGS_KNOWN      0x3u
+
+typedef struct {
+    uint8_t dbid[LS_PROTO_DBID_LEN]; /* database id */
+    uint32_t flags;                  /* LS_COPY_* bits set by the sender's operator */
+    uint64_t since_ns;               /* when the sender's suspension began, UTC ns (0: none) */
+    uint64_t last_generated;         /* source only: newest closed generation (0 otherwise) */
+    uint64_t last_generated_ns;      /* source only: its close time, UTC ns (source's clock) */
+    uint64_t queue_count;            /* source only: generations after the target's durable */
+    uint64_t queue_bytes;            /* source only: their bytes */
+    uint64_t queue_oldest_ns;        /* source only: close time of the first of them (0: none) */
+    ls_proto_str_t comment;          /* the operator's comment, <= LS_PROTO_REASON_MAX */
+} ls_proto_copy_state_t;
+
 typedef struct {
     uint8_t dbid[LS_PROTO_DBID_LEN]; /* database id */
     uint32_t epoch;                  /* epoch of the generation */
@@ -249,6 +267,7 @@ typedef struct {
         ls_proto_heartbeat_t heartbeat;
         ls_proto_resume_t resume;
         ls_proto_credit_t credit;
+        ls_proto_copy_state_t copy_state;
         ls_proto_gen_begin_t gen_begin;
         ls_proto_gen_data_t gen_data;
         ls_proto_gen_end_t gen_end;

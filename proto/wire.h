@@ -77,6 +77,7 @@ void ls__visit_error(ls__io_t *io, ls_frame_t *f);
 void ls__visit_heartbeat(ls__io_t *io, ls_frame_t *f);
 void ls__visit_resume(ls__io_t *io, ls_frame_t *f);
 void ls__visit_credit(ls__io_t *io, ls_frame_t *f);
+void ls__visit_copy_state(ls__io_t *io, ls_frame_t *f);
 void ls__visit_gen_begin(ls__io_t *io, ls_frame_t *f);
 void ls__visit_gen_data(ls__io_t *io, ls_frame_t *f);
 void ls__visit_gen_end(ls__io_t *io, ls_frame_t *f);

@@ -19,11 +19,11 @@
 #include "proto/proto.h"
 
 static const uint8_t all_types[] = {
-    LS_FRAME_HELLO,           LS_FRAME_WELCOME,   LS_FRAME_ERROR,      LS_FRAME_HEARTBEAT,
-    LS_FRAME_RESUME,          LS_FRAME_CREDIT,    LS_FRAME_GEN_BEGIN,  LS_FRAME_GEN_DATA,
-    LS_FRAME_GEN_END,         LS_FRAME_DURABLE,   LS_FRAME_INSPECTED,  LS_FRAME_REPLAYED,
-    LS_FRAME_REPLAYED_SYNCED, LS_FRAME_ASK_AGAIN, LS_FRAME_SEED_BEGIN, LS_FRAME_SEED_DATA,
-    LS_FRAME_SEED_END,
+    LS_FRAME_HELLO,           LS_FRAME_WELCOME,    LS_FRAME_ERROR,      LS_FRAME_HEARTBEAT,
+    LS_FRAME_RESUME,          LS_FRAME_CREDIT,     LS_FRAME_GEN_BEGIN,  LS_FRAME_GEN_DATA,
+    LS_FRAME_GEN_END,         LS_FRAME_DURABLE,    LS_FRAME_INSPECTED,  LS_FRAME_REPLAYED,
+    LS_FRAME_REPLAYED_SYNCED, LS_FRAME_ASK_AGAIN,  LS_FRAME_SEED_BEGIN, LS_FRAME_SEED_DATA,
+    LS_FRAME_SEED_END,        LS_FRAME_COPY_STATE,
 };
 
 static uint8_t chunk[3000]; /* payload of the data samples */
@@ -79,6 +79,16 @@ static void sample_ship(uint8_t type, ls_frame_t *f)
     case LS_FRAME_RESUME:
         f->resume = (ls_proto_resume_t){.epoch = 2, .next_generation = 42, .last_lsn = 99999};
         fill(f->resume.last_digest, LS_PROTO_DIGEST_LEN, 0x40);
+        break;
+    case LS_FRAME_COPY_STATE:
+        f->copy_state = (ls_proto_copy_state_t){.flags = LS_COPY_SUSPENDED,
+                                                .since_ns = 1795000000000000000ull,
+                                                .last_generated = 57,
+                                                .last_generated_ns = 1795000001000000000ull,
+                                                .queue_count = 10,
+                                                .queue_bytes = 10485760,
+                                                .queue_oldest_ns = 1795000000500000000ull};
+        f->copy_state.comment = ls_proto_str("maintenance of node-b");
         break;
     case LS_FRAME_CREDIT:
         f->credit.bytes = LS_PROTO_DB_WINDOW_DEFAULT;
@@ -174,6 +184,16 @@ static void ship_eq(const ls_frame_t *a, const ls_frame_t *b)
         cr_assert_eq(a->error.code, b->error.code);
         str_eq(a->error.message, b->error.message);
         break;
+    case LS_FRAME_COPY_STATE: {
+        const ls_proto_copy_state_t *x = &a->copy_state, *y = &b->copy_state;
+        cr_assert(x->flags == y->flags && x->since_ns == y->since_ns);
+        cr_assert(x->last_generated == y->last_generated);
+        cr_assert(x->last_generated_ns == y->last_generated_ns);
+        cr_assert(x->queue_count == y->queue_count && x->queue_bytes == y->queue_bytes);
+        cr_assert(x->queue_oldest_ns == y->queue_oldest_ns);
+        str_eq(x->comment, y->comment);
+        break;
+    }
     case LS_FRAME_RESUME:
         cr_assert(a->resume.epoch == b->resume.epoch && a->resume.last_lsn == b->resume.last_lsn);
         cr_assert(a->resume.next_generation == b->resume.next_generation);
@@ -447,7 +467,7 @@ Test(proto, unknown_types_flags_and_reserved_refused)
     char err[256];
     uint8_t buf[8];
     ls_frame_header_t h;
-    const uint8_t unknown[] = {0x00, 0x05, 0x0f, 0x12, 0x23, 0x35, 0x43, 0x50, 0xff};
+    const uint8_t unknown[] = {0x00, 0x05, 0x0f, 0x13, 0x23, 0x35, 0x43, 0x50, 0xff};
     for (size_t i = 0; i < sizeof(unknown); i++) {
         ls_frame_header_t u = {0, unknown[i], 0};
         ls_frame_header_encode(&u, buf);

@@ -206,6 +206,38 @@ Test(writer, kill_after_trailer_before_rename_finishes_the_close)
     free(dir);
 }
 
+Test(writer, trailer_torn_at_every_byte_leaves_the_generation_open_and_intact)
+{
+    char *tmpl = ls_h_tmpdir("writer-tmpl");
+    cr_assert_eq(in_child("writer.roll.after_trailer=exit", child_commit_roll, tmpl, 5),
+                 LS_FAULT_EXIT_CODE);
+    char cur[PATHLEN], cmd[3 * PATHLEN];
+    cur_path(tmpl, cur);
+    long long end = file_size(cur), records_end = end - LS_GEN_TRAILER_SIZE;
+    char *work = ls_h_tmpdir("writer-work");
+    for (long long cut = records_end; cut < end; cut++) {
+        snprintf(cmd, sizeof(cmd), "rm -rf %s && cp -a %s %s", work, tmpl, work);
+        cr_assert_eq(ls_h_sh(cmd, NULL, NULL, 10000), 0);
+        cur_path(work, cur);
+        cr_assert_eq(truncate(cur, (off_t) cut), 0);
+        ls_db_options_t o = quiet_opts();
+        ls_db_t *db = open_db(work, &o);
+        ls_db_stats_t s;
+        ls_db_stats(db, &s);
+        cr_assert_eq(s.current_generation, 1, "cut %lld: still open", cut);
+        cr_assert_eq(s.last_lsn, 15, "cut %lld", cut);
+        cr_assert_eq(s.truncated_bytes, (uint64_t) (cut - records_end), "cut %lld", cut);
+        cr_assert(has_tx(db, 4, 1), "cut %lld", cut);
+        cr_assert_eq(ls_db_close(db), 0, "cut %lld: closes (rolls) cleanly", cut);
+        genfile_t g[4];
+        cr_assert_eq(list_gens(work, g, 4), 1, "cut %lld", cut);
+    }
+    ls_h_rmtree(work);
+    ls_h_rmtree(tmpl);
+    free(work);
+    free(tmpl);
+}
+
 Test(writer, kill_after_log_fsync_before_store_apply_recovers_from_the_log)
 {
     char *dir = ls_h_tmpdir("writer");

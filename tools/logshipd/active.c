@@ -29,6 +29,7 @@ void ld_active_init(node_t *n, active_t *a, const ls_cfg_database_t *cfg)
         LS_CHECK(l->shippers != NULL);
         l->shippers[l->nshippers++] = s;
         ld_shipper_reset(s, CS_INITIALIZING, "waiting for the database to exist");
+        ld_shipper_load_op(s);
     }
 }
 
@@ -112,8 +113,10 @@ void ld_active_poll(active_t *a)
             ld_shipper_reset(&a->shippers[i], CS_DISCONNECTED, "not connected yet");
     }
     if (!a->have_dbid) return;
-    for (int i = 0; i < a->nshippers; i++)
+    for (int i = 0; i < a->nshippers; i++) {
         ld_link_kick(a->shippers[i].link);
+        ld_shipper_send_state(&a->shippers[i], false); /* the target's view of our newest */
+    }
 }
 
 void ld_active_close(active_t *a)

@@ -41,6 +41,34 @@
 #define LD_BACKOFF_MAX  3000
 #define LD_REASON_MAX   512
 
+/* An operator's decision about one copy, kept across restarts (opstate.c). */
+typedef struct {
+    bool suspended;                        /* shipping suspended (and replay, on a passive) */
+    bool replay_suspended;                 /* passive only: replay suspended, receiving goes on */
+    char comment[LS_PROTO_REASON_MAX + 1]; /* the operator's words */
+    uint64_t since_ns;                     /* when, UTC ns */
+} ld_opstate_t;
+
+/* Bytes per second over the last minute: 60 one-second buckets (rate.c). */
+typedef struct {
+    uint64_t bucket[60]; /* bytes in each second */
+    uint64_t second;     /* the second (monotonic) bucket[second % 60] holds */
+} ld_rate_t;
+void ld_rate_add(ld_rate_t *r, uint64_t bytes);
+double ld_rate_per_s(ld_rate_t *r); /* bytes per second over the last 60 s */
+
+/* What the source last told a passive copy in COPY_STATE. */
+typedef struct {
+    ld_opstate_t op;            /* the source's operator */
+    uint64_t last_generated;    /* newest closed generation on the source */
+    uint64_t last_generated_ns; /* its close time (source clock) */
+    uint64_t queue_count;       /* copy queue, generations */
+    uint64_t queue_bytes;       /* copy queue, bytes */
+    uint64_t queue_oldest_ns;   /* close time of the oldest queued (source clock; 0: none) */
+    int64_t clock_offset_ns;    /* source clock minus ours, from heartbeats, when received */
+} ld_source_view_t;
+
+typedef struct ld_metrics ld_metrics_t;
 typedef struct node node_t;
 typedef struct link link_t;
 typedef struct shipper shipper_t;
@@ -87,6 +115,13 @@ struct shipper {
     uint64_t sent_gens;                            /* generations sent in full since start */
     uint64_t sent_bytes;                           /* GEN_DATA bytes sent since start */
     uint64_t ask_agains;                           /* ASK_AGAIN frames received */
+    uint64_t inspection_failures;       /* of those, asked because an inspection failed */
+    ld_opstate_t op;                    /* this node's operator on this copy (persisted) */
+    char op_path[LS_CFG_PATH_MAX + 80]; /* where op is kept */
+    ld_opstate_t peer_op;               /* the target's operator (from its COPY_STATE) */
+    ld_rate_t rate;                     /* bytes made durable on the target */
+    uint64_t cs_sent_gen;               /* last_generated in the last COPY_STATE sent ... */
+    uint64_t cs_sent_durable;           /* ... and the durable position it was computed from */
 };
 
 struct active {
@@ -171,10 +206,16 @@ struct pcopy {
     uint64_t skip_gen; /* receiver thread: drop frames of this generation */
     /* events to the loop */
     uv_async_t async;
-    revent_t *ev_head, *ev_tail; /* under mu */
-    bool diskfull;               /* the last write hit ENOSPC; cleared by the next DURABLE */
-    uint64_t asked_gen;          /* last ASK_AGAIN sent for this generation ... */
-    uint64_t asked_ns;           /* ... at this monotonic time (rate limit) */
+    revent_t *ev_head, *ev_tail;        /* under mu */
+    bool diskfull;                      /* the last write hit ENOSPC; cleared by the next DURABLE */
+    uint64_t asked_gen;                 /* last ASK_AGAIN sent for this generation ... */
+    uint64_t asked_ns;                  /* ... at this monotonic time (rate limit) */
+    ld_opstate_t op;                    /* this node's operator on this copy (persisted) */
+    char op_path[LS_CFG_PATH_MAX + 16]; /* where op is kept (<copy>.state) */
+    ld_source_view_t src;               /* the source's COPY_STATE */
+    bool src_suspended_seen;            /* the source's SUSPENDED flag as last received */
+    ld_pos_t durable, inspected, replayed; /* with the times they were reached */
+    ld_rate_t rate;                        /* bytes written by the receiver */
 };
 
 struct peer {
@@ -210,6 +251,7 @@ struct node {
     uint64_t next_conn_id;
     bool stopping;
     int exit_code;
+    ld_metrics_t *metrics; /* Prometheus endpoint (NULL: off) */
 };
 
 /* node.c */
@@ -234,7 +276,10 @@ void ld_link_close(link_t *l);
 /* shipper.c */
 void ld_shipper_reset(shipper_t *s, copy_state_t state, const char *reason);
 void ld_shipper_on_frame(shipper_t *s, const ls_frame_t *f);
-int ld_shipper_fill(shipper_t *s); /* takes the next generation from the reader; sends BEGIN */
+int ld_shipper_fill(shipper_t *s);
+void ld_shipper_pause(shipper_t *s);
+/* stops the reader, keeps the connection's state */ /* takes the next generation from the
+                                                        reader; sends BEGIN */
 void ld_shipper_set_state(shipper_t *s, copy_state_t st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -255,7 +300,26 @@ void ld_pcopy_send_position(pcopy_t *p); /* RESUME + replayed positions */
 void ld_pcopy_set_state(pcopy_t *p, copy_state_t st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* opstate.c */
+int ld_opstate_load(const char *path, ld_opstate_t *out); /* absent: all clear, 0 */
+int ld_opstate_save(const char *path, const ld_opstate_t *st);
+
+/* suspend.c: operator commands and COPY_STATE, both sides */
+int ld_cmd_suspend(node_t *n, const cJSON *req, bool suspend, cJSON *resp, char *err,
+                   size_t errlen);
+void ld_shipper_load_op(shipper_t *s);                /* at start */
+void ld_shipper_send_state(shipper_t *s, bool force); /* COPY_STATE to the target */
+void ld_shipper_on_copy_state(shipper_t *s, const ls_proto_copy_state_t *cs);
+void ld_pcopy_load_op(pcopy_t *p);    /* at start, after the copy opened */
+void ld_pcopy_send_state(pcopy_t *p); /* COPY_STATE to the source */
+void ld_pcopy_on_copy_state(pcopy_t *p, const ls_proto_copy_state_t *cs);
+
+/* metrics.c: the Prometheus endpoint (libmicrohttpd, its own thread) */
+int ld_metrics_start(node_t *n, const char *addr, ld_metrics_t **out, char *err, size_t errlen);
+void ld_metrics_stop(ld_metrics_t *m);
+
 /* status.c */
+void ld_status_build(node_t *n, cJSON *resp); /* the status document (also for metrics) */
 int ld_control_handler(void *ctx, const cJSON *req, cJSON *resp, char *err, size_t errlen);
 
 #endif

@@ -92,10 +92,14 @@ static void on_welcome(link_t *l, const ls_proto_welcome_t *w)
         shipper_t *s = l->by_idx[i];
         LS_CHECK(ls_credit_tx_db_add(l->credit) == i);
         s->accepted = w->dbs[i].status == LS_DB_ACCEPTED;
-        if (s->accepted)
+        if (s->accepted && s->op.suspended) {
+            ld_shipper_set_state(s, CS_SUSPENDED, "suspended by the operator: %s", s->op.comment);
+            ld_shipper_send_state(s, true);
+        } else if (s->accepted) {
             ld_shipper_set_state(s, CS_INITIALIZING,
                                  "connected, waiting for the target's position");
-        else
+            ld_shipper_send_state(s, true);
+        } else
             ld_shipper_set_state(s, w->dbs[i].code == LS_EDBID ? CS_FAILED : CS_DISCONNECTED,
                                  "refused by %s: %.*s", l->cfg->name, (int) w->dbs[i].reason.len,
                                  w->dbs[i].reason.ptr);
@@ -128,6 +132,8 @@ static const uint8_t *frame_dbid(const ls_frame_t *f)
         return f->ask_again.dbid;
     case LS_FRAME_ERROR:
         return f->error.dbid;
+    case LS_FRAME_COPY_STATE:
+        return f->copy_state.dbid;
     default:
         return NULL;
     }

@@ -130,6 +130,8 @@ int ld_node_start(node_t *n, uv_loop_t *loop, ls_config_t *cfg, char *err, size_
     }
     int rc = start_databases(n, err, errlen);
     if (!rc) rc = start_listeners(n, err, errlen);
+    if (!rc && cfg->metrics_listen[0])
+        rc = ld_metrics_start(n, cfg->metrics_listen, &n->metrics, err, errlen);
     if (!rc)
         rc = ls_control_start(loop, cfg->control_socket, ld_control_handler, n, &n->control, err,
                               errlen);
@@ -159,6 +161,8 @@ void ld_node_stop(node_t *n)
     uv_close((uv_handle_t *) &n->housekeep, NULL);
     for (int i = 0; i < n->nlisteners; i++)
         ls_listener_close(n->listeners[i], NULL);
+    ld_metrics_stop(n->metrics);
+    n->metrics = NULL;
     ls_control_close(n->control);
     n->control = NULL;
     /* Readers first: their threads notify the links' async handles. */

@@ -132,10 +132,19 @@ static void ask_for_wanted(pcopy_t *p, int code, const char *why)
     send_ask_again(p, r.next_generation, code, why);
 }
 
+static void ack_pos(ld_pos_t *pos, uint64_t gen, uint64_t lsn)
+{
+    if (gen < pos->gen) return;
+    pos->gen = gen;
+    pos->lsn = lsn;
+    pos->when_ns = ls_now_ns();
+}
+
 static void handle_event(pcopy_t *p, const revent_t *e)
 {
     switch ((int) e->kind) {
     case 0:
+        ld_rate_add(&p->rate, e->consumed);
         return_credit(p, e);
         break;
     case LS_COPY_EV_DURABLE:
@@ -143,12 +152,15 @@ static void handle_event(pcopy_t *p, const revent_t *e)
             p->diskfull = false;
             ld_pcopy_set_state(p, p->peer ? CS_HEALTHY : CS_DISCONNECTED, "receiving again");
         }
+        ack_pos(&p->durable, e->generation, 0);
         send_gen_frame(p, LS_FRAME_DURABLE, e->generation, 0);
         break;
     case LS_COPY_EV_INSPECTED:
+        ack_pos(&p->inspected, e->generation, 0);
         send_gen_frame(p, LS_FRAME_INSPECTED, e->generation, 0);
         break;
     case LS_COPY_EV_REPLAYED:
+        ack_pos(&p->replayed, e->generation, e->lsn);
         send_gen_frame(p, LS_FRAME_REPLAYED, e->generation, e->lsn);
         break;
     case LS_COPY_EV_REPLAYED_SYNCED:
@@ -293,6 +305,7 @@ int ld_pcopy_open(node_t *n, pcopy_t *p, const ls_cfg_database_t *cfg)
         return 0;
     }
     char reason[256];
+    ld_pcopy_load_op(p);
     if (ls_copy_state(p->copy, reason, sizeof(reason)) == LS_COPY_FAILED)
         ld_pcopy_set_state(p, CS_FAILED, "%s", reason);
     else
@@ -308,6 +321,8 @@ int ld_pcopy_open(node_t *n, pcopy_t *p, const ls_cfg_database_t *cfg)
 void ld_pcopy_send_position(pcopy_t *p)
 {
     if (!p->peer) return;
+    ld_pcopy_send_state(p);
+    if (p->op.suspended) return; /* no RESUME: the source ships nothing until we resume */
     if (p->state == CS_FAILED || p->state == CS_DIVERGED) {
         send_error(p, p->state == CS_DIVERGED ? LS_EDIVERGED : LS_ESTATE);
         return;
@@ -333,7 +348,7 @@ void ld_pcopy_attach(pcopy_t *p, peer_t *peer, int idx)
     if (p->peer && p->peer != peer) ld_pcopy_detach(p); /* a newer connection takes over */
     p->peer = peer;
     p->idx = idx;
-    if (p->state == CS_DISCONNECTED || p->state == CS_INITIALIZING)
+    if ((p->state == CS_DISCONNECTED || p->state == CS_INITIALIZING) && !p->op.suspended)
         ld_pcopy_set_state(p, CS_HEALTHY, "receiving from %s", peer->name);
     ld_pcopy_send_position(p);
 }
@@ -343,6 +358,8 @@ void ld_pcopy_detach(pcopy_t *p)
     if (!p->peer) return;
     p->peer = NULL;
     p->idx = -1;
+    p->src_suspended_seen = false; /* the source says again when it reconnects */
+    memset(&p->src.op, 0, sizeof(p->src.op));
     ritem_t *abort_item = calloc(1, sizeof(*abort_item));
     LS_CHECK(abort_item != NULL);
     ld_pcopy_push(p, abort_item);

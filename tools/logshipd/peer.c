@@ -234,6 +234,11 @@ void ld_peer_on_frame(ls_conn_t *conn, const ls_conn_frame_t *fr)
     case LS_FRAME_GEN_END:
         on_gen_frame(p, &f, f.gen_end.dbid);
         break;
+    case LS_FRAME_COPY_STATE: {
+        int i = index_of(p, f.copy_state.dbid);
+        if (i >= 0 && p->by_idx[i]->peer == p) ld_pcopy_on_copy_state(p->by_idx[i], &f.copy_state);
+        break;
+    }
     case LS_FRAME_ERROR: {
         int i = index_of(p, f.error.dbid);
         if (i >= 0)

@@ -40,8 +40,17 @@ void ld_shipper_reset(shipper_t *s, copy_state_t state, const char *reason)
     s->accepted = false;
     s->begun = false;
     s->restart_from = 0;
+    memset(&s->peer_op, 0, sizeof(s->peer_op)); /* the target says again when it connects */
+    if (s->op.suspended) state = CS_SUSPENDED, reason = "suspended by the operator";
     if (s->state != CS_FAILED && s->state != CS_DIVERGED)
         ld_shipper_set_state(s, state, "%s", reason);
+}
+
+void ld_shipper_pause(shipper_t *s)
+{
+    stop_reader(s);
+    s->begun = false;
+    s->restart_from = 0;
 }
 
 static void notify(void *ctx)
@@ -75,6 +84,7 @@ static void send_error(shipper_t *s, int code)
 
 static void on_resume(shipper_t *s, const ls_proto_resume_t *r)
 {
+    if (s->op.suspended || s->peer_op.suspended) return; /* resumed later: the target re-sends */
     ls_resume_t res = {.epoch = r->epoch, .next = r->next_generation, .last_lsn = r->last_lsn};
     memcpy(res.digest, r->last_digest, LS_DIGEST_SIZE);
     ls_ship_plan_t plan;
@@ -104,6 +114,7 @@ static void ack(ld_pos_t *p, uint64_t gen, uint64_t lsn)
 static void on_ask_again(shipper_t *s, const ls_proto_ask_again_t *a)
 {
     s->ask_agains++;
+    if (a->code != LS_ENOSPC && a->code != LS_EGAP) s->inspection_failures++;
     LS_LOGW("copy", "%s -> %s: target asks again from generation %llu: %.*s", s->db->cfg->name,
             s->link->cfg->name, (unsigned long long) a->generation, (int) a->message.len,
             a->message.ptr);
@@ -120,9 +131,21 @@ void ld_shipper_on_frame(shipper_t *s, const ls_frame_t *f)
     case LS_FRAME_RESUME:
         if (s->accepted) on_resume(s, &f->resume);
         break;
-    case LS_FRAME_DURABLE:
+    case LS_FRAME_DURABLE: {
+        uint64_t before = s->durable.gen;
         ack(&s->durable, f->durable.generation, 0);
+        ls_source_queue_t q;
+        char err[LS_SOURCE_ERRLEN];
+        /* Throughput: the bytes of the generations that became durable. */
+        if (s->durable.gen > before && s->db->src &&
+            ls_source_queue(s->db->src, before, &q, err, sizeof(err)) == 0) {
+            ls_source_queue_t rest;
+            if (ls_source_queue(s->db->src, s->durable.gen, &rest, err, sizeof(err)) == 0)
+                ld_rate_add(&s->rate, q.bytes - rest.bytes);
+        }
+        ld_shipper_send_state(s, false);
         break;
+    }
     case LS_FRAME_INSPECTED:
         ack(&s->inspected, f->inspected.generation, 0);
         break;
@@ -134,6 +157,9 @@ void ld_shipper_on_frame(shipper_t *s, const ls_frame_t *f)
         break;
     case LS_FRAME_ASK_AGAIN:
         on_ask_again(s, &f->ask_again);
+        break;
+    case LS_FRAME_COPY_STATE:
+        ld_shipper_on_copy_state(s, &f->copy_state);
         break;
     case LS_FRAME_ERROR:
         stop_reader(s);

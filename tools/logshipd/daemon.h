@@ -159,6 +159,7 @@ struct link {
     int nidx;
     char last_error[LD_REASON_MAX]; /* why the last connection ended */
     uint64_t connects;              /* successful connections since start */
+    struct ld_netsel *sel;          /* networks: states, probes, pin, counters (netpath.c) */
 };
 
 /* ---- passive side --------------------------------------------------------------------------- */
@@ -272,6 +273,11 @@ void ld_link_init(node_t *n, link_t *l, const ls_cfg_target_t *cfg);
 void ld_link_kick(link_t *l); /* connect if idle and something is ready to ship */
 void ld_link_pump(link_t *l); /* send what credit and the socket allow */
 void ld_link_close(link_t *l);
+
+/* netpath.c: the link's replication networks (docs/NETWORKS.md) */
+void ld_link_status(shipper_t *s, cJSON *o); /* adds the network fields to a copy's status */
+/* The control command "network": pin a target's copies to one network, release, show. */
+int ld_link_command(node_t *n, const cJSON *req, cJSON *resp, char *err, size_t errlen);
 
 /* shipper.c */
 void ld_shipper_reset(shipper_t *s, copy_state_t state, const char *reason);

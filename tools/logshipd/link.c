@@ -1,10 +1,12 @@
 /* A link: the connection from this node to one target, carrying every database shipped there
- * (one HELLO lists them all), with a per-database credit window, and reconnect with backoff. */
+ * (one HELLO lists them all), with a per-database credit window. Which replication network it
+ * goes over, failover, probes and failback are netpath.c's (docs/NETWORKS.md): this file runs the
+ * connection it is given and reports how it ended. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon.h"
+#include "netpath.h"
 
 static void on_wake(uv_async_t *a)
 {
@@ -27,6 +29,7 @@ void ld_link_init(node_t *n, link_t *l, const ls_cfg_target_t *cfg)
     l->retry.data = l;
     uv_async_init(n->loop, &l->wake, on_wake);
     l->wake.data = l;
+    ld__np_init(l);
 }
 
 static void schedule_retry(link_t *l)
@@ -66,12 +69,22 @@ static void send_hello(link_t *l)
     if (rc) ls_conn_close(l->conn);
 }
 
-static void on_ready(ls_conn_t *c)
+/* The data connection is ready (connected now, or a probe taken over): say HELLO. */
+static void data_ready(link_t *l)
 {
-    link_t *l = ls_conn_data(c);
+    ls_conn_t *c = l->conn;
     LS_LOGI("link", "connected to %s over network %s (%s)%s", l->cfg->name,
             l->cfg->nets[l->net].name, ls_conn_peer(c), ls_conn_is_tls(c) ? ", TLS" : "");
     send_hello(l);
+}
+
+static void on_ready(ls_conn_t *c)
+{
+    link_t *l = ls_conn_data(c);
+    if (c == l->conn)
+        data_ready(l);
+    else if (!ld__np_probe_ready(l, c))
+        ls_conn_close(c); /* a connection the link no longer wants */
 }
 
 static void on_welcome(link_t *l, const ls_proto_welcome_t *w)
@@ -85,6 +98,7 @@ static void on_welcome(link_t *l, const ls_proto_welcome_t *w)
     l->ready = true;
     l->backoff_ms = LD_BACKOFF_MIN;
     l->connects++;
+    ld__np_welcome(l);
     l->credit = ls_credit_tx_new(w->db_window, w->conn_window); /* the receiver's windows */
     LS_CHECK(l->credit != NULL);
     if (w->features & LS_FEAT_ZSTD) ls_conn_set_compression(l->conn, w->zstd_level);
@@ -150,6 +164,11 @@ static void on_frame(ls_conn_t *c, const ls_conn_frame_t *fr)
     link_t *l = ls_conn_data(c);
     ls_frame_t f;
     char err[256];
+    if (c != l->conn) { /* a probe: the target says nothing before HELLO */
+        LS_LOGD("link", "%s sent %s on a probe connection: ignored", l->cfg->name,
+                ls_frame_type_name(fr->type));
+        return;
+    }
     if (ls_frame_decode(fr->bytes, LS_FRAME_HEADER_SIZE + fr->body_len, &f, err, sizeof(err))) {
         LS_LOGE("link", "bad frame from %s: %s", l->cfg->name, err);
         ls_conn_close(c);
@@ -188,22 +207,58 @@ static void on_frame(ls_conn_t *c, const ls_conn_frame_t *fr)
 
 static void on_drain(ls_conn_t *c)
 {
-    ld_link_pump(ls_conn_data(c));
+    link_t *l = ls_conn_data(c);
+    if (c == l->conn) ld_link_pump(l);
+}
+
+/* Forgets the data connection (already closing or to be closed by the caller). */
+static void drop_conn(link_t *l, copy_state_t state, const char *reason)
+{
+    l->conn = NULL;
+    l->ready = false;
+    for (int i = 0; i < l->nshippers; i++)
+        ld_shipper_reset(l->shippers[i], state, reason);
+    ls_credit_tx_free(l->credit);
+    l->credit = NULL;
 }
 
 static void on_close(ls_conn_t *c, int status, const char *msg)
 {
     link_t *l = ls_conn_data(c);
+    if (c != l->conn) { /* a probe, or a data connection the link already left */
+        ld__np_probe_closed(l, c, status, msg);
+        return;
+    }
     if (status) snprintf(l->last_error, sizeof(l->last_error), "%s", msg);
-    l->conn = NULL;
-    l->ready = false;
-    for (int i = 0; i < l->nshippers; i++)
-        ld_shipper_reset(l->shippers[i], CS_DISCONNECTED,
-                         l->last_error[0] ? l->last_error : "connection closed");
-    ls_credit_tx_free(l->credit);
-    l->credit = NULL;
-    if (status) LS_LOGW("link", "connection to %s ended: %s", l->cfg->name, msg);
-    schedule_retry(l);
+    drop_conn(l, CS_DISCONNECTED, l->last_error[0] ? l->last_error : "connection closed");
+    if (l->node->stopping) return;
+    if (status) {
+        /* The network failed: the next one at once (ld_link_kick); the target resumes from
+         * its RESUME position on the new connection. */
+        LS_LOGW("link", "connection to %s over network %s ended: %s", l->cfg->name,
+                l->cfg->nets[l->net].name, msg);
+        ld__np_failed(l, l->net, msg);
+        ld_link_kick(l);
+    } else {
+        schedule_retry(l); /* we closed it (a protocol error): same network, after a pause */
+    }
+}
+
+int ld__link_connect(link_t *l, int net, ls_conn_t **out)
+{
+    const ls_cfg_network_t *nw = &l->cfg->nets[net];
+    ls_conn_opts_t o;
+    ld_conn_opts(l->node, &o, l->cfg->peer_name, l->cfg->heartbeat_interval_ms,
+                 l->cfg->heartbeat_timeout_ms);
+    o.bind_addr = nw->bind[0] ? nw->bind : NULL;
+    o.on_ready = on_ready;
+    o.on_frame = on_frame;
+    o.on_drain = on_drain;
+    o.on_close = on_close;
+    o.data = l;
+    int rc = ls_conn_connect(l->node->loop, nw->remote.host, nw->remote.port, &o, out);
+    if (rc) *out = NULL;
+    return rc;
 }
 
 static bool anything_to_ship(link_t *l)
@@ -213,27 +268,66 @@ static bool anything_to_ship(link_t *l)
     return false;
 }
 
+/* Every network failed in this round: the copies say so, network by network; retry later. */
+static void all_down(link_t *l)
+{
+    char errs[LD_REASON_MAX];
+    ld__np_errors(l, errs, sizeof(errs));
+    snprintf(l->last_error, sizeof(l->last_error), "no network reaches %s: %.400s", l->cfg->name,
+             errs);
+    for (int i = 0; i < l->nshippers; i++) {
+        shipper_t *s = l->shippers[i];
+        if (s->state == CS_DISCONNECTED || s->state == CS_INITIALIZING)
+            ld_shipper_set_state(s, CS_DISCONNECTED, "%s", l->last_error);
+    }
+    schedule_retry(l);
+}
+
 void ld_link_kick(link_t *l)
 {
     if (l->conn || l->node->stopping || uv_is_active((uv_handle_t *) &l->retry)) return;
     if (!anything_to_ship(l)) return;
-    const ls_cfg_network_t *net = &l->cfg->nets[l->net];
-    ls_conn_opts_t o;
-    ld_conn_opts(l->node, &o, l->cfg->peer_name, l->cfg->heartbeat_interval_ms,
-                 l->cfg->heartbeat_timeout_ms);
-    o.bind_addr = net->bind[0] ? net->bind : NULL;
-    o.on_ready = on_ready;
-    o.on_frame = on_frame;
-    o.on_drain = on_drain;
-    o.on_close = on_close;
-    o.data = l;
-    int rc = ls_conn_connect(l->node->loop, net->remote.host, net->remote.port, &o, &l->conn);
-    if (rc) {
-        l->conn = NULL;
+    for (;;) {
+        ls_conn_t *adopt = NULL;
+        int net = ld__np_choose(l, &adopt);
+        if (net < 0) {
+            all_down(l);
+            return;
+        }
+        l->net = net;
+        ld__np_attempt(l, net);
+        if (adopt) { /* a probe over net is up: it becomes the data connection */
+            l->conn = adopt;
+            data_ready(l);
+            return;
+        }
+        int rc = ld__link_connect(l, net, &l->conn);
+        if (!rc) return;
+        const ls_cfg_network_t *nw = &l->cfg->nets[net];
         snprintf(l->last_error, sizeof(l->last_error), "cannot connect to %s:%u: %s",
-                 net->remote.host, net->remote.port,
+                 nw->remote.host, nw->remote.port,
                  rc < 0 && rc > -4096 ? uv_strerror(rc) : ls_strerror(rc));
-        schedule_retry(l);
+        ld__np_failed(l, net, l->last_error);
+    }
+}
+
+void ld__link_switch(link_t *l, int net, ls_conn_t *conn, const char *why)
+{
+    if (l->conn) {
+        ls_conn_t *old = l->conn;
+        ld__np_left(l, l->net, why);
+        drop_conn(l, CS_INITIALIZING, why);
+        ls_conn_close(old); /* its on_close finds it is no longer l->conn */
+    }
+    uv_timer_stop(&l->retry);
+    l->backoff_ms = LD_BACKOFF_MIN;
+    l->net = net;
+    if (conn) {
+        ld__np_attempt(l, net);
+        l->conn = conn;
+        data_ready(l);
+    } else {
+        ld_link_kick(l);
     }
 }
 
@@ -265,6 +359,7 @@ void ld_link_pump(link_t *l)
         if (rc == LS_EBUSY) return; /* on_drain pumps again */
         if (rc) return;             /* closing: on_close follows */
         LS_CHECK(ls_credit_tx_sent(l->credit, db, len) == 0);
+        ld__np_sent(l, s, s->cur->generation, s->cur_off, len);
         s->cur_off += len;
         s->sent_bytes += len;
         if (ld_shipper_fill(s) == LS_EBUSY) return; /* GEN_END and the next GEN_BEGIN */
@@ -276,5 +371,6 @@ void ld_link_close(link_t *l)
     uv_timer_stop(&l->retry);
     uv_close((uv_handle_t *) &l->retry, NULL);
     uv_close((uv_handle_t *) &l->wake, NULL);
+    ld__np_close(l);
     if (l->conn) ls_conn_close(l->conn);
 }

@@ -79,6 +79,7 @@ static void active_copy(cJSON *arr, shipper_t *s, uint64_t now)
     cJSON_AddNumberToObject(o, "rtt_ms", (double) cs.rtt_smoothed_ns / 1e6);
     cJSON_AddNumberToObject(o, "removed_generations", (double) s->db->removed);
     cJSON_AddStringToObject(o, "last_error", l->last_error);
+    ld_link_status(s, o);
 }
 
 /* Close time of a generation held by a passive copy (in logs/ or inspect/), 0 if not held. */
@@ -184,7 +185,8 @@ int ld_control_handler(void *ctx, const cJSON *req, cJSON *resp, char *err, size
     }
     if (!strcmp(cmd, "suspend") || !strcmp(cmd, "resume"))
         return ld_cmd_suspend(n, req, !strcmp(cmd, "suspend"), resp, err, errlen);
-    snprintf(err, errlen, "unknown command '%s' (this daemon answers: status, suspend, resume)",
-             cmd);
+    if (!strcmp(cmd, "network")) return ld_link_command(n, req, resp, err, errlen);
+    snprintf(err, errlen,
+             "unknown command '%s' (this daemon answers: status, suspend, resume, network)", cmd);
     return LS_EINVAL;
 }

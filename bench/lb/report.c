@@ -227,8 +227,8 @@ static int write_chart(const char *out, const lb_times_t *t, const char *title)
             "plot '%s/latency.dat' using 1:2 with linespoints pt 7 ps 0.5 title 'closed -> "
             "durable', '' using 1:3 with linespoints pt 7 ps 0.5 title 'closed -> replayed'\n"
             "set title 'throughput (median, bars: min-max)'\nset xlabel ''\nset ylabel 'MB/s'\n"
-            "set style fill solid 0.5\nset boxwidth 0.7\nset xtics rotate by -40 left\n"
-            "set bmargin 19\nset key off\nset yrange [0:*]\n"
+            "set style fill solid 0.5\nset boxwidth 0.7\nset xtics rotate by 35 right\n"
+            "set bmargin 19\nset lmargin 18\nset key off\nset yrange [0:*]\n"
             "plot '%s/throughput.dat' using 1:3:xtic(2) with boxes, '' using 1:3:4:5 with "
             "yerrorbars pt 0 lc rgb 'black'\nunset multiplot\n",
             out, title, out, out);

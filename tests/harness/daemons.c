@@ -36,8 +36,8 @@ static void write_conf(ls_h_pair_t *p, int node, const ls_h_pair_opts_t *o)
                  p->dir, me, p->dir, me);
     FILE *f = fopen(p->conf[node], "w");
     cr_assert_not_null(f);
-    fprintf(f, "[node]\nname = %s\ndata_dir = %s/%s\ncontrol_socket = %s\n[tls]\n%s", me, p->dir,
-            me, p->sock[node], tls);
+    fprintf(f, "[node]\nname = %s\ndata_dir = %s/%s\ncontrol_socket = %s\n%s[tls]\n%s", me, p->dir,
+            me, p->sock[node], node == LS_H_A && o->a_node_extra ? o->a_node_extra : "", tls);
     if (node == LS_H_A)
         fprintf(f,
                 "[target node-b]\nnetwork = loop 127.0.0.1:%d\nheartbeat_interval = 200ms\n"

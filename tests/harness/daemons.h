@@ -23,6 +23,7 @@ typedef struct {
     const char *a_db_extra;     /* extra lines in node-a's [database db1] */
     const char *b_db_extra;     /* extra lines in node-b's [database db1] */
     const char *a_target_extra; /* extra lines in node-a's [target node-b] */
+    const char *a_node_extra;   /* extra lines in node-a's [node] */
 } ls_h_pair_opts_t;
 
 typedef struct {

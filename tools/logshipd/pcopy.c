@@ -305,11 +305,11 @@ int ld_pcopy_open(node_t *n, pcopy_t *p, const ls_cfg_database_t *cfg)
         return 0;
     }
     char reason[256];
-    ld_pcopy_load_op(p);
     if (ls_copy_state(p->copy, reason, sizeof(reason)) == LS_COPY_FAILED)
         ld_pcopy_set_state(p, CS_FAILED, "%s", reason);
     else
         ld_pcopy_set_state(p, CS_DISCONNECTED, "waiting for %s to connect", cfg->source);
+    ld_pcopy_load_op(p); /* after the default state: a suspension shows */
     if (pthread_create(&p->thread, NULL, receiver_main, p) != 0) {
         ld_pcopy_set_state(p, CS_FAILED, "cannot start the receiver thread");
         return 0;

@@ -3,7 +3,7 @@
  * machine's limit, and how it compares with what an operator would use instead (issue 8;
  * bench/README.md says how every figure is measured).
  *
- *   logship-bench [--quick] [--out DIR] [--keep] [--runs N]
+ *   logship-bench [--quick] [--out DIR] [--keep] [--runs N] [--only PART]
  *
  * It generates one workload with `logship load` (daemons stopped; values that compress about 3x
  * with zstd -1) into a master set of generations, then measures on those same bytes: the three
@@ -27,6 +27,12 @@
 
 static lb_ctx_t ctx;
 static bool keep;
+static const char *only; /* --only PART: run that part alone (the workload is made anyway) */
+
+static bool want(const char *part)
+{
+    return !only || !strcmp(only, part);
+}
 static char wan_a[32], wan_b[32];
 
 static void cleanup(void)
@@ -50,7 +56,8 @@ static void on_signal(int sig)
 static int usage(const char *msg)
 {
     if (msg) fprintf(stderr, "logship-bench: %s\n", msg);
-    fprintf(stderr, "usage: logship-bench [--quick] [--out DIR] [--keep] [--runs N]\n");
+    fprintf(stderr, "usage: logship-bench [--quick] [--out DIR] [--keep] [--runs N] [--only PART]\n"
+                    "  PART: raw rsync lmdb logship steady pickup rss seed wan\n");
     return 2;
 }
 
@@ -145,6 +152,8 @@ int main(int argc, char **argv)
             keep = true;
         else if (!strcmp(argv[i], "--out") && i + 1 < argc)
             out = argv[++i];
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc)
+            only = argv[++i];
         else if (!strcmp(argv[i], "--runs") && i + 1 < argc) {
             ctx.runs = atoi(argv[++i]);
             if (ctx.runs < 1 || ctx.runs > LB_MAXRUNS / 2) return usage("--runs must be 1..8");
@@ -191,23 +200,22 @@ int main(int argc, char **argv)
     ctx.runs = 1;
     for (int r = 0; r < runs; r++) {
         printf("== round %d of %d\n", r + 1, runs);
-        lb_run_raw(&ctx);
-        lb_run_rsync(&ctx);
-        lb_run_lmdb(&ctx);
-        for (size_t i = 0; i < sizeof(CONFIGS) / sizeof(CONFIGS[0]); i++)
+        if (want("raw")) lb_run_raw(&ctx);
+        if (want("rsync")) lb_run_rsync(&ctx);
+        if (want("lmdb")) lb_run_lmdb(&ctx);
+        for (size_t i = 0; want("logship") && i < sizeof(CONFIGS) / sizeof(CONFIGS[0]); i++)
             lb_run_logship(&ctx, CONFIGS[i].label, &CONFIGS[i].cfg);
-        lb_run_steady(&ctx);
-        lb_run_pickup(&ctx);
+        if (want("steady")) lb_run_steady(&ctx);
+        if (want("pickup")) lb_run_pickup(&ctx);
     }
     ctx.runs = runs;
-    lb_run_rss(&ctx);
-    if (has_seed(&ctx))
-        lb_skip("seeding", "`logship seed` exists but this harness does not drive it yet");
-    else
-        lb_skip("seeding", "seeding not built yet (no `logship seed`)");
+    if (want("rss")) lb_run_rss(&ctx);
+    if (!has_seed(&ctx)) lb_skip("seeding", "seeding not built yet (no `logship seed`)");
+    for (int r = 0; want("seed") && has_seed(&ctx) && r < (ctx.quick ? 1 : 3); r++)
+        lb_run_seed(&ctx);
     snprintf(wan_a, sizeof(wan_a), "lsb-a-%d", (int) getpid());
     snprintf(wan_b, sizeof(wan_b), "lsb-b-%d", (int) getpid());
-    lb_run_wan(&ctx);
+    if (want("wan")) lb_run_wan(&ctx);
     wan_a[0] = 0;
     char title[160];
     snprintf(title, sizeof(title), "logship-bench%s, %d runs, %.0f s", ctx.quick ? " --quick" : "",

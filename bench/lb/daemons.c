@@ -100,18 +100,28 @@ static int make_confs(lb_pair_t *p, const char *certs, const lb_pair_cfg_t *cfg,
     const char *addr = cfg->addr_b ? cfg->addr_b : "127.0.0.1";
     char comp[64] = "";
     if (cfg->zstd) snprintf(comp, sizeof(comp), "compression = zstd:%d\n", cfg->zstd);
+    /* For a seed the passive connects to the active: the active listens, the passive names it
+     * in a [source] section. */
+    char seed_a[128] = "", seed_b[128] = "";
+    int seed_port = cfg->seed_store ? lb_free_port() : 0;
+    if (seed_port > 0) {
+        snprintf(seed_a, sizeof(seed_a), "[listen]\naddress = 127.0.0.1:%d\n", seed_port);
+        snprintf(seed_b, sizeof(seed_b), "[source node-a]\nnetwork = bench 127.0.0.1:%d\n",
+                 seed_port);
+    }
     snprintf(conf, sizeof(conf),
              "[node]\nname = node-a\ndata_dir = %s/node-a\ncontrol_socket = %s\nlog_level = "
-             "warn\n%s[target node-b]\nnetwork = bench %s:%d\n%s[database db1]\nrole = "
+             "warn\n%s%s[target node-b]\nnetwork = bench %s:%d\n%s[database db1]\nrole = "
              "active\ntargets = node-b\n",
-             p->dir, p->sock_a, tls[0], addr, connect_port, comp);
+             p->dir, p->sock_a, tls[0], seed_a, addr, connect_port, comp);
     snprintf(path, sizeof(path), "%s/node-a.conf", p->dir);
     if (write_conf(path, conf)) return -1;
     snprintf(conf, sizeof(conf),
              "[node]\nname = node-b\ndata_dir = %s/node-b\ncontrol_socket = %s\nlog_level = "
-             "warn\n%s[listen]\naddress = %s:%d\n[database db1]\nrole = passive\nsource = "
+             "warn\n%s[listen]\naddress = %s:%d\n%s[database db1]\nrole = passive\nsource = "
              "node-a\n%s",
-             p->dir, p->sock_b, tls[1], addr, port, cfg->hold_replay ? "replay_lag = 1h\n" : "");
+             p->dir, p->sock_b, tls[1], addr, port, seed_b,
+             cfg->hold_replay ? "replay_lag = 1h\n" : "");
     snprintf(path, sizeof(path), "%s/node-b.conf", p->dir);
     return write_conf(path, conf);
 }
@@ -152,6 +162,31 @@ static int drop(lb_pair_t *p, const char *stage, uint64_t gen, uint64_t *closed_
     return ls_fsync_dir(p->logs_a) == 0 ? 0 : -1;
 }
 
+/* The active's database for a seed: the workload's store, the current log and the last two
+ * closed generations (stage is the workload's logs/, its store beside it). */
+static int seed_setup(lb_pair_t *p, const char *stage)
+{
+    char from[LB_PATH + 300], to[LB_PATH + 300], store[LB_PATH + 16];
+    char **names;
+    size_t n;
+    lb_fmt(store, sizeof(store), "%s/../store", p->logs_a);
+    lb_fmt(from, sizeof(from), "%s/../store/data.mdb", stage);
+    lb_fmt(to, sizeof(to), "%s/data.mdb", store);
+    if (ls_mkdir_p(store) || lb_copy_file(from, to, true)) return -1;
+    lb_fmt(from, sizeof(from), "%s/E00.log", stage);
+    lb_fmt(to, sizeof(to), "%s/E00.log", p->logs_a);
+    if (lb_copy_file(from, to, true) || lb_list_gens(stage, &names, &n) || n < 2) return -1;
+    for (size_t i = n - 2; i < n; i++) {
+        lb_fmt(from, sizeof(from), "%s/%s", stage, names[i]);
+        lb_fmt(to, sizeof(to), "%s/%s", p->logs_a, names[i]);
+        if (link(from, to) < 0) return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    return ls_fsync_dir(p->logs_a) == 0 ? 0 : -1;
+}
+
 int lb_pair_start(lb_pair_t *p, const char *dir, const char *bin, const char *certs,
                   const char *stage, const lb_pair_cfg_t *cfg)
 {
@@ -174,10 +209,12 @@ int lb_pair_start(lb_pair_t *p, const char *dir, const char *bin, const char *ce
     if (port < 0 || ls_mkdir_p(p->logs_a) || make_confs(p, certs, cfg, port, connect_port))
         goto fail;
     lb_copy_file(hist_from, hist_to, true);
+    if (cfg->seed_store && seed_setup(p, stage)) goto fail;
     p->pid_b = start_daemon(p, bin, cfg->netns_b, 'b');
     if (p->pid_b < 0 || wait_answer(p->sock_b, 10)) goto fail;
     p->pid_a = start_daemon(p, bin, cfg->netns_a, 'a');
     if (p->pid_a < 0 || wait_answer(p->sock_a, 10)) goto fail;
+    if (cfg->seed_store) return 0;
     if (drop(p, stage, 1, NULL)) goto fail;
     uint64_t end = lb_mono_ns() + 30000000000ull;
     lb_status_t st;

@@ -40,6 +40,8 @@ int lb_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2))); /* system
 /* snprintf into a path buffer; a path cut short shows up as a failed open, not a warning. */
 void lb_fmt(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+void lb_progress(const char *fmt, ...) __attribute__((format(printf, 1, 2))); /* "== ..." */
+
 uint64_t lb_mono_ns(void);
 uint64_t lb_now_ns(void); /* UTC ns */
 void lb_sleep_ns(uint64_t ns);
@@ -85,6 +87,8 @@ typedef struct {
     bool hold_replay;    /* passive replay_lag = 1h: ship only (runs wait for durable) */
     double shape_mbit;   /* > 0: connect through a user-space shaper (shaper.c) */
     int shape_rtt_ms;    /* its round trip */
+    bool seed_store;     /* the active gets the workload's store and only its log's tail, and no
+                            warm-up generation: for `logship seed` (seed.c) */
 } lb_pair_cfg_t;
 
 typedef struct lb_shaper lb_shaper_t;
@@ -227,5 +231,6 @@ void lb_run_steady(lb_ctx_t *c);
 void lb_run_pickup(lb_ctx_t *c);
 void lb_run_rss(lb_ctx_t *c);
 void lb_run_wan(lb_ctx_t *c);
+void lb_run_seed(lb_ctx_t *c); /* seed.c */
 
 #endif

@@ -202,6 +202,7 @@ static int write_chart(const char *out, const lb_times_t *t, const char *title)
                 ((double) t->durable_ns[g] - (double) t->closed_ns[g]) / 1e6,
                 ((double) t->replayed_ns[g] - (double) t->closed_ns[g]) / 1e6, (unsigned long) g);
     }
+    if (!first) fprintf(f, "0 0 0 0\n"); /* no steady run: an empty panel, not a gnuplot error */
     fclose(f);
     snprintf(path, sizeof(path), "%s/throughput.dat", out);
     if (!(f = fopen(path, "w"))) return -1;

@@ -3,7 +3,6 @@
  * `logship load`), so logship and the baselines move the same bytes: throughput figures ship
  * generations 2..tput_gens (generation 1 warms each daemon pair up: connection, store open).
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,18 +36,6 @@ static void subset(const lb_ctx_t *c, const char *dir, uint64_t first, uint64_t 
     }
 }
 
-static void progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void progress(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    printf("== ");
-    vprintf(fmt, ap);
-    printf("\n");
-    fflush(stdout);
-    va_end(ap);
-}
-
 /* p50, p99, max of (to - from) in ms over generations first..last that have both. */
 static void lat(const uint64_t *from, const uint64_t *to, uint64_t first, uint64_t last,
                 double out[3])
@@ -68,8 +55,8 @@ void lb_run_raw(lb_ctx_t *c)
     double tput[LB_MAXRUNS], p99[LB_MAXRUNS], pick[LB_MAXRUNS];
     char dst[LB_PATH + 32];
     uint64_t n = c->tput_gens - 1, ns = c->steady_gens - 1;
-    progress("baseline (a) raw copy: %d x %lu files back to back, then %lu at %.0f/s", c->runs,
-             (unsigned long) n, (unsigned long) ns, c->steady_rate);
+    lb_progress("baseline (a) raw copy: %d x %lu files back to back, then %lu at %.0f/s", c->runs,
+                (unsigned long) n, (unsigned long) ns, c->steady_rate);
     for (int r = 0; r < c->runs; r++) {
         lb_raw_t x;
         snprintf(dst, sizeof(dst), "%s/raw", c->tmp);
@@ -105,9 +92,9 @@ void lb_run_rsync(lb_ctx_t *c)
         return;
     }
     uint64_t bytes = bytes_of(c, 2, c->tput_gens);
-    progress("baseline (b) rsync daemon on 127.0.0.1:%d: whole dir (%lu files), with and "
-             "without --fsync; one new file",
-             d.port, (unsigned long) (c->tput_gens - 1));
+    lb_progress("baseline (b) rsync daemon on 127.0.0.1:%d: whole dir (%lu files), with and "
+                "without --fsync; one new file",
+                d.port, (unsigned long) (c->tput_gens - 1));
     snprintf(src, sizeof(src), "%s/rsync-src", c->tmp);
     subset(c, src, 2, c->tput_gens);
     double v[2][LB_MAXRUNS], pick[2][LB_MAXRUNS];
@@ -142,8 +129,8 @@ void lb_run_lmdb(lb_ctx_t *c)
     double v[LB_MAXRUNS];
     char dir[LB_PATH + 32];
     uint64_t recs = 0, bytes = bytes_of(c, 2, c->tput_gens);
-    progress("baseline (c) LMDB apply: %lu generations, 16 per transaction, MDB_NOMETASYNC",
-             (unsigned long) (c->tput_gens - 1));
+    lb_progress("baseline (c) LMDB apply: %lu generations, 16 per transaction, MDB_NOMETASYNC",
+                (unsigned long) (c->tput_gens - 1));
     for (int r = 0; r < c->runs; r++) {
         snprintf(dir, sizeof(dir), "%s/lmdb", c->tmp);
         lb_rm_rf(dir);
@@ -162,8 +149,8 @@ void lb_run_logship(lb_ctx_t *c, const char *label, const lb_pair_cfg_t *cfg)
     double cpua[LB_MAXRUNS], cpub[LB_MAXRUNS], wire[LB_MAXRUNS];
     uint64_t T = c->tput_gens, bytes = bytes_of(c, 2, T);
     int ok = 0;
-    progress("logship %s: %d runs, backlog of %lu generations (%.0f MB) dropped at once", label,
-             c->runs, (unsigned long) (T - 1), (double) bytes / MB);
+    lb_progress("logship %s: %d runs, backlog of %lu generations (%.0f MB) dropped at once", label,
+                c->runs, (unsigned long) (T - 1), (double) bytes / MB);
     for (int r = 0; r < c->runs; r++) {
         lb_pair_t p;
         char dir[LB_PATH + 64];
@@ -253,9 +240,9 @@ void lb_run_steady(lb_ctx_t *c)
     double ld[3][LB_MAXRUNS], lr[3][LB_MAXRUNS];
     uint64_t S = c->steady_gens;
     int ok = 0;
-    progress("logship plain at a steady %.0f generations/s (%.0f MB/s): %d runs of %lu",
-             c->steady_rate, c->steady_rate * (double) c->gen_bytes / MB, c->runs,
-             (unsigned long) (S - 1));
+    lb_progress("logship plain at a steady %.0f generations/s (%.0f MB/s): %d runs of %lu",
+                c->steady_rate, c->steady_rate * (double) c->gen_bytes / MB, c->runs,
+                (unsigned long) (S - 1));
     for (int r = 0; r < c->runs; r++) {
         lb_pair_t p;
         lb_pair_cfg_t cfg = {0};
@@ -296,7 +283,7 @@ void lb_run_pickup(lb_ctx_t *c)
     char dir[LB_PATH + 64];
     int k = c->runs * 2 > LB_MAXRUNS ? LB_MAXRUNS : c->runs * 2, ok = 0;
     double d[LB_MAXRUNS], rp[LB_MAXRUNS];
-    progress("logship plain: pick up one new generation on an idle system, %d times", k);
+    lb_progress("logship plain: pick up one new generation on an idle system, %d times", k);
     snprintf(dir, sizeof(dir), "%s/pair-pickup", c->tmp);
     if (lb_pair_start(&p, dir, c->bin, c->certs, c->set, &cfg) != 0) return;
     lb_times_t t;
@@ -330,7 +317,7 @@ void lb_run_rss(lb_ctx_t *c)
         lb_pair_cfg_t cfg = {0};
         char dir[LB_PATH + 64];
         if (B[i] + 1 > c->ngens) B[i] = c->ngens - 1;
-        progress("peak RSS (VmHWM) with a backlog of %lu generations", (unsigned long) B[i]);
+        lb_progress("peak RSS (VmHWM) with a backlog of %lu generations", (unsigned long) B[i]);
         snprintf(dir, sizeof(dir), "%s/pair-rss-%d", c->tmp, i);
         hwm[i][0] = hwm[i][1] = 0;
         if (lb_pair_start(&p, dir, c->bin, c->certs, c->set, &cfg) != 0) continue;
@@ -370,8 +357,8 @@ static void wan_runs(lb_ctx_t *c, const char *what, const lb_pair_cfg_t *base)
     int runs = c->quick ? 2 : 3;
     double v[2][LB_MAXRUNS];
     int ok[2] = {0, 0};
-    progress("%s: %lu generations (%.0f MB), %d runs without and with zstd:1", what,
-             (unsigned long) (W - 1), (double) bytes / MB, runs);
+    lb_progress("%s: %lu generations (%.0f MB), %d runs without and with zstd:1", what,
+                (unsigned long) (W - 1), (double) bytes / MB, runs);
     for (int z = 0; z < 2; z++)
         for (int r = 0; r < runs; r++) {
             lb_pair_t p;

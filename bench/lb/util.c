@@ -112,6 +112,17 @@ void lb_fmt(char *buf, size_t len, const char *fmt, ...)
     va_end(ap);
 }
 
+void lb_progress(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    printf("== ");
+    vprintf(fmt, ap);
+    printf("\n");
+    fflush(stdout);
+    va_end(ap);
+}
+
 static uint64_t clock_ns(clockid_t c)
 {
     struct timespec ts;

@@ -72,9 +72,11 @@ typedef struct {
     char control_socket[LS_CFG_PATH_MAX]; /* default <data_dir>/logshipd.sock */
     char metrics_listen[LS_CFG_ADDR_MAX]; /* "host:port" or "" (off, default) */
     char log_level[16];                   /* error|warn|info|debug; default info */
-    uint64_t receive_window;      /* bytes in flight per database this node accepts as a receiver
-                                     (announced in WELCOME); default 4 MiB */
-    char tls_ca[LS_CFG_PATH_MAX]; /* [tls] ca, cert, key: required unless plaintext */
+    uint64_t heartbeat_interval_ms; /* heartbeat period on the replication connections this node
+                                       accepts (as a passive), ms; default 1000 */
+    uint64_t receive_window;        /* bytes in flight per database this node accepts as a receiver
+                                       (announced in WELCOME); default 4 MiB */
+    char tls_ca[LS_CFG_PATH_MAX];   /* [tls] ca, cert, key: required unless plaintext */
     char tls_cert[LS_CFG_PATH_MAX];
     char tls_key[LS_CFG_PATH_MAX];
     bool plaintext;                          /* [tls] insecure_plaintext = true */

@@ -92,6 +92,10 @@ int ls__cfg_node_key(struct parser *p, const char *name, const char *v)
             ls__cfg_fail(p, p->lineno, "bad address '%s' (HOST:PORT)", v);
         else
             set_str(p, c->metrics_listen, sizeof(c->metrics_listen), name, v);
+    } else if (!strcmp(name, "heartbeat_interval")) {
+        set_duration(p, &c->heartbeat_interval_ms, name, v);
+        if (!p->failed && (c->heartbeat_interval_ms < 50 || c->heartbeat_interval_ms > 4000))
+            ls__cfg_fail(p, p->lineno, "[node] heartbeat_interval must be between 50ms and 4s");
     } else if (!strcmp(name, "receive_window")) {
         set_size(p, &c->receive_window, name, v);
         if (!p->failed && (c->receive_window < 64 * 1024 || c->receive_window > (1ull << 30)))
@@ -353,6 +357,7 @@ void ls__cfg_validate(struct parser *p)
         ls__cfg_fail(p, 0, "[node] data_dir too long for the default control_socket");
     if (!c->log_level[0]) snprintf(c->log_level, sizeof(c->log_level), "info");
     if (!c->receive_window) c->receive_window = 4u << 20;
+    if (!c->heartbeat_interval_ms) c->heartbeat_interval_ms = 1000;
     if (!c->plaintext && (!c->tls_ca[0] || !c->tls_cert[0] || !c->tls_key[0]))
         ls__cfg_fail(p, 0,
                      "[tls] needs 'ca', 'cert' and 'key' (or 'insecure_plaintext = true' to run "

@@ -167,3 +167,24 @@ Test(config, value_parsers)
     cr_assert_eq(ls_parse_addr(":80", &a), LS_EINVAL);
     cr_assert_eq(ls_parse_addr("[::1]80", &a), LS_EINVAL);
 }
+
+Test(config, node_heartbeat_interval_for_accepted_connections)
+{
+    ls_config_t *c;
+    char err[512] = "";
+    cr_assert_eq(load(GOOD, &c, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(c->heartbeat_interval_ms, 1000, "default 1 s");
+    ls_config_free(c);
+    cr_assert_eq(load("[node]\nname = b\ndata_dir = /d\nheartbeat_interval = 200ms\n"
+                      "[tls]\ninsecure_plaintext = true\n",
+                      &c, err, sizeof(err)),
+                 0, "%s", err);
+    cr_assert_eq(c->heartbeat_interval_ms, 200);
+    ls_config_free(c);
+    cr_assert_eq(load("[node]\nname = b\ndata_dir = /d\nheartbeat_interval = 10ms\n"
+                      "[tls]\ninsecure_plaintext = true\n",
+                      &c, err, sizeof(err)),
+                 LS_ECONFIG);
+    cr_assert(ls_h_contains(err, ":4: [node] heartbeat_interval must be between 50ms and 4s"), "%s",
+              err);
+}

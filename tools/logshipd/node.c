@@ -68,7 +68,7 @@ static int start_listeners(node_t *n, char *err, size_t errlen)
         ls_conn_opts_t o;
         /* The listener accepts any certificate chaining to our CA; the HELLO's node name is then
          * checked against the certificate (peer.c). */
-        ld_conn_opts(n, &o, NULL, LS_PROTO_HEARTBEAT_MS, LS_PROTO_HEARTBEAT_TIMEOUT_MS);
+        ld_conn_opts(n, &o, NULL, c->heartbeat_interval_ms, LS_PROTO_HEARTBEAT_TIMEOUT_MS);
         o.on_frame = ld_peer_on_frame;
         o.on_close = ld_peer_on_close;
         int rc = ls_listener_start(n->loop, c->listen[i].host, c->listen[i].port, &o,

@@ -218,3 +218,50 @@ int ls_cmd_resume(int argc, char **argv)
 {
     return suspend_resume(argc, argv, false);
 }
+
+/* network TARGET [pin NET | release]: shows, pins or releases the network a target's copies use
+ * (docs/NETWORKS.md). */
+int ls_cmd_network(int argc, char **argv)
+{
+    args_t a = {0};
+    char path[1024];
+    if (parse(argc, argv, &a, "json")) return 2;
+    int n = argc - optind;
+    const char *action = n >= 2 ? argv[optind + 1] : "show";
+    bool pin = !strcmp(action, "pin");
+    if (n < 1 || (pin && n != 3) || (!pin && n > 2) ||
+        (strcmp(action, "show") && strcmp(action, "release") && !pin)) {
+        fprintf(stderr, "usage: logship network TARGET [pin NET | release] [--json] "
+                        "[-c CONFIG | --socket PATH]\n");
+        return 2;
+    }
+    if (socket_path(a.sock, a.conf, path, sizeof(path))) return 2;
+    cJSON *req = cJSON_CreateObject();
+    cJSON_AddStringToObject(req, "cmd", "network");
+    cJSON_AddStringToObject(req, "target", argv[optind]);
+    cJSON_AddStringToObject(req, "action", action);
+    if (pin) cJSON_AddStringToObject(req, "network", argv[optind + 2]);
+    int rc;
+    cJSON *j = call(path, req, &rc);
+    cJSON_Delete(req);
+    if (!j) return rc;
+    if (a.json) {
+        cJSON_DeleteItemFromObject(j, "ok");
+        char *text = cJSON_Print(j);
+        printf("%s\n", text);
+        free(text);
+    } else {
+        printf("%s\n%-10s %-11s %-22s %8s  %s\n", str(j, "message"), "NETWORK", "STATE", "REMOTE",
+               "FAILURES", "LAST ERROR / WHY LEFT");
+        const cJSON *net;
+        cJSON_ArrayForEach(net, cJSON_GetObjectItem(j, "networks"))
+        {
+            printf("%-10s %-11s %-22s %8.0f  %s\n", str(net, "name"), str(net, "state"),
+                   str(net, "remote"), num(net, "failures"), str(net, "last_error"));
+            if (strcmp(str(net, "left_reason"), "-"))
+                printf("%56s left: %s\n", "", str(net, "left_reason"));
+        }
+    }
+    cJSON_Delete(j);
+    return 0;
+}

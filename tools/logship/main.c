@@ -17,6 +17,8 @@ static const struct ls_cmd cmds[] = {
      "suspend shipping (or, with --replay-only on a passive, replay) of a copy"},
     {"resume", ls_cmd_resume, "DB PEER [--replay-only] [-c CONFIG]",
      "resume a suspended copy where it stopped"},
+    {"network", ls_cmd_network, "TARGET [pin NET | release] [--json] [-c CONFIG]",
+     "show a target's replication networks, pin its copies to one, or release the pin"},
     {NULL, NULL, NULL, NULL},
 };
 

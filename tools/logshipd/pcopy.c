@@ -360,9 +360,11 @@ void ld_pcopy_detach(pcopy_t *p)
     p->idx = -1;
     p->src_suspended_seen = false; /* the source says again when it reconnects */
     memset(&p->src.op, 0, sizeof(p->src.op));
-    ritem_t *abort_item = calloc(1, sizeof(*abort_item));
-    LS_CHECK(abort_item != NULL);
-    ld_pcopy_push(p, abort_item);
+    if (p->thread_started) { /* after ld_pcopy_close the receiver is gone: nothing to abort */
+        ritem_t *abort_item = calloc(1, sizeof(*abort_item));
+        LS_CHECK(abort_item != NULL);
+        ld_pcopy_push(p, abort_item);
+    }
     if (p->state == CS_HEALTHY)
         ld_pcopy_set_state(p, CS_DISCONNECTED, "%s disconnected", p->cfg->source);
 }

@@ -306,6 +306,18 @@ Test(netns, every_network_down_shows_disconnected_then_catches_up)
     wait_network("public", 15000);
     cr_assert(ls_h_wait_caught_up(&pair, 20000), "the copy did not catch up over public");
     cr_assert_eq(num_a("copy_queue"), 0);
+
+    /* repl returns too: its probe connects and settles; a clean stop meanwhile closes it. */
+    ls_h_netns_set(&nn, REPL, LS_H_A, true);
+    uint64_t until = now_ms() + 10000;
+    for (;;) {
+        st = ls_h_status(&pair, LS_H_A);
+        bool settling = st && !strcmp(net_field(st, "repl", "state"), "settling");
+        cJSON_Delete(st);
+        if (settling) break;
+        cr_assert_lt(now_ms(), until, "repl's probe never connected");
+        usleep(20000);
+    }
     ls_h_node_stop(&pair, LS_H_A);
     ls_h_node_stop(&pair, LS_H_B);
     cr_assert(ls_h_stores_equal(&pair));

@@ -120,6 +120,7 @@ static void start_probe(link_t *l, int j, uint64_t now)
 
 bool ld__np_probe_ready(link_t *l, ls_conn_t *c)
 {
+    if (!l->sel) return false; /* stopping */
     for (int j = 0; j < l->cfg->nnets; j++) {
         np_net_t *n = &l->sel->nets[j];
         if (n->probe != c) continue;
@@ -136,6 +137,7 @@ bool ld__np_probe_ready(link_t *l, ls_conn_t *c)
 
 void ld__np_probe_closed(link_t *l, ls_conn_t *c, int status, const char *msg)
 {
+    if (!l->sel) return; /* stopping: ld__np_close() closed the probes */
     for (int j = 0; j < l->cfg->nnets; j++) {
         np_net_t *n = &l->sel->nets[j];
         if (n->probe != c) continue;

@@ -87,6 +87,7 @@ void lb_run_seed(lb_ctx_t *c)
     char dir[LB_PATH + 32], snap[LB_PATH + 32], log[LB_PATH + 48], conf[LB_PATH + 48];
     char exe[LB_PATH + 16];
     lb_fmt(snap, sizeof(snap), "%s/seed-snap", c->tmp);
+    lb_rm_rf(snap); /* mdb_env_copy2 wants a directory without data.mdb */
     uint64_t size = compact_copy(c, snap);
     if (!size) {
         lb_skip("seeding", "cannot make a compacted copy of the workload's store");

@@ -37,12 +37,13 @@ static int handler(void *user, const char *section, const char *name, const char
     if (!strcmp(section, "listen")) return ls__cfg_listen_key(p, name, value);
     if (!strncmp(section, "target ", 7)) return ls__cfg_target_key(p, section + 7, name, value);
     if (!strncmp(section, "database ", 9)) return ls__cfg_database_key(p, section + 9, name, value);
+    if (!strncmp(section, "source ", 7)) return ls__cfg_source_key(p, section + 7, name, value);
     if (!*section)
         ls__cfg_fail(p, p->lineno, "key '%s' outside any section", name);
     else
         ls__cfg_fail(p, p->lineno,
-                     "unknown section [%s] (expected [node], [tls], [listen], [target NAME] or "
-                     "[database NAME])",
+                     "unknown section [%s] (expected [node], [tls], [listen], [target NAME], "
+                     "[source NAME] or [database NAME])",
                      section);
     return 1;
 }
@@ -71,6 +72,7 @@ int ls_config_load(const char *path, ls_config_t **out, char *err, size_t errlen
     if (!p.failed) ls__cfg_validate(&p);
     free(p.target_line);
     free(p.db_line);
+    free(p.source_line);
     if (p.failed) {
         ls_config_free(cfg);
         return LS_ECONFIG;
@@ -84,6 +86,7 @@ void ls_config_free(ls_config_t *cfg)
     if (!cfg) return;
     free(cfg->targets);
     free(cfg->databases);
+    free(cfg->sources);
     free(cfg);
 }
 
@@ -91,6 +94,13 @@ const ls_cfg_target_t *ls_config_target(const ls_config_t *cfg, const char *name
 {
     for (int i = 0; i < cfg->ntargets; i++)
         if (!strcmp(cfg->targets[i].name, name)) return &cfg->targets[i];
+    return NULL;
+}
+
+const ls_cfg_target_t *ls_config_source(const ls_config_t *cfg, const char *name)
+{
+    for (int i = 0; i < cfg->nsources; i++)
+        if (!strcmp(cfg->sources[i].name, name)) return &cfg->sources[i];
     return NULL;
 }
 

@@ -86,6 +86,9 @@ typedef struct {
     int ntargets;
     ls_cfg_database_t *databases; /* [database NAME] sections */
     int ndatabases;
+    ls_cfg_target_t *sources; /* [source NAME] sections: how to reach a node this node copies
+                                 from (seeding connects to it); same keys as [target NAME] */
+    int nsources;
 } ls_config_t;
 
 /* Loads and validates path. On error returns LS_ECONFIG (or LS_ENOENT/LS_EIO for the file) and
@@ -95,6 +98,8 @@ void ls_config_free(ls_config_t *cfg); /* NULL is a no-op */
 
 const ls_cfg_target_t *ls_config_target(const ls_config_t *cfg, const char *name);
 const ls_cfg_database_t *ls_config_database(const ls_config_t *cfg, const char *name);
+/* The [source NAME] section, or NULL when there is none. */
+const ls_cfg_target_t *ls_config_source(const ls_config_t *cfg, const char *name);
 
 /* Value parsers shared with the command line (0 or LS_EINVAL). Sizes take B/KiB/MiB/GiB
  * suffixes (and plain bytes), durations ms/s/m/h (plain = seconds). */

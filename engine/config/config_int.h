@@ -19,6 +19,7 @@ struct parser {
     bool failed;      /* an error was recorded: later ones are ignored */
     int *target_line; /* first line of each [target] section, for later messages */
     int *db_line;     /* first line of each [database] section */
+    int *source_line; /* first line of each [source] section */
 };
 
 /* Records the first error; line 0 means "no line" (a missing key). */
@@ -30,6 +31,7 @@ int ls__cfg_node_key(struct parser *p, const char *name, const char *value);
 int ls__cfg_tls_key(struct parser *p, const char *name, const char *value);
 int ls__cfg_listen_key(struct parser *p, const char *name, const char *value);
 int ls__cfg_target_key(struct parser *p, const char *tname, const char *name, const char *value);
+int ls__cfg_source_key(struct parser *p, const char *sname, const char *name, const char *value);
 int ls__cfg_database_key(struct parser *p, const char *dname, const char *name, const char *value);
 /* Required keys, defaults and cross-references, after the whole file was read. */
 void ls__cfg_validate(struct parser *p);

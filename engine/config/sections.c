@@ -218,15 +218,15 @@ static void set_compression(struct parser *p, ls_cfg_target_t *t, const char *v)
     ls__cfg_fail(p, p->lineno, "bad compression '%s' (off, zstd or zstd:LEVEL with LEVEL 1-19)", v);
 }
 
-int ls__cfg_target_key(struct parser *p, const char *tname, const char *name, const char *v)
+/* [target NAME] and [source NAME] share their keys: a peer reached over replication networks. */
+static int peer_key(struct parser *p, const char *kind, ls_cfg_target_t **arr, int *n, int **lines,
+                    const char *tname, const char *name, const char *v)
 {
-    ls_config_t *c = p->cfg;
     if (!valid_name(tname)) {
-        ls__cfg_fail(p, p->lineno, "bad target name '%s' in section header", tname);
+        ls__cfg_fail(p, p->lineno, "bad %s name '%s' in section header", kind, tname);
         return 1;
     }
-    ls_cfg_target_t *t =
-        section_entry(p, (void **) &c->targets, &c->ntargets, &p->target_line, sizeof(*t), tname);
+    ls_cfg_target_t *t = section_entry(p, (void **) arr, n, lines, sizeof(*t), tname);
     if (!t) return 1;
     if (!strcmp(name, "peer_name"))
         set_str(p, t->peer_name, sizeof(t->peer_name), name, v);
@@ -241,8 +241,20 @@ int ls__cfg_target_key(struct parser *p, const char *tname, const char *name, co
     else if (!strcmp(name, "settle_time"))
         set_duration(p, &t->settle_ms, name, v);
     else
-        unknown(p, "target", name);
+        unknown(p, kind, name);
     return 1;
+}
+
+int ls__cfg_target_key(struct parser *p, const char *tname, const char *name, const char *v)
+{
+    return peer_key(p, "target", &p->cfg->targets, &p->cfg->ntargets, &p->target_line, tname, name,
+                    v);
+}
+
+int ls__cfg_source_key(struct parser *p, const char *sname, const char *name, const char *v)
+{
+    return peer_key(p, "source", &p->cfg->sources, &p->cfg->nsources, &p->source_line, sname, name,
+                    v);
 }
 
 static void add_targets(struct parser *p, ls_cfg_database_t *d, const char *v)
@@ -306,16 +318,17 @@ int ls__cfg_database_key(struct parser *p, const char *dname, const char *name, 
     return 1;
 }
 
-static void validate_target(struct parser *p, ls_cfg_target_t *t, int line)
+static void validate_target(struct parser *p, const char *kind, ls_cfg_target_t *t, int line)
 {
     if (!t->peer_name[0]) snprintf(t->peer_name, sizeof(t->peer_name), "%s", t->name);
     if (!t->heartbeat_interval_ms) t->heartbeat_interval_ms = 1000;
     if (!t->heartbeat_timeout_ms) t->heartbeat_timeout_ms = 5000;
     if (!t->settle_ms) t->settle_ms = 10000;
     if (t->nnets == 0)
-        ls__cfg_fail(p, line, "[target %s] needs at least one 'network = NAME HOST:PORT'", t->name);
+        ls__cfg_fail(p, line, "[%s %s] needs at least one 'network = NAME HOST:PORT'", kind,
+                     t->name);
     else if (t->heartbeat_timeout_ms <= t->heartbeat_interval_ms)
-        ls__cfg_fail(p, line, "[target %s] heartbeat_timeout must exceed heartbeat_interval",
+        ls__cfg_fail(p, line, "[%s %s] heartbeat_timeout must exceed heartbeat_interval", kind,
                      t->name);
 }
 
@@ -363,7 +376,9 @@ void ls__cfg_validate(struct parser *p)
                      "[tls] needs 'ca', 'cert' and 'key' (or 'insecure_plaintext = true' to run "
                      "without TLS, which status will show)");
     for (int i = 0; i < c->ntargets; i++)
-        validate_target(p, &c->targets[i], p->target_line[i]);
+        validate_target(p, "target", &c->targets[i], p->target_line[i]);
+    for (int i = 0; i < c->nsources; i++)
+        validate_target(p, "source", &c->sources[i], p->source_line[i]);
     for (int i = 0; i < c->ndatabases; i++)
         validate_database(p, &c->databases[i], p->db_line[i]);
 }

@@ -115,6 +115,43 @@ Test(config, bad_values_name_the_line)
                  ":8: bad compression 'lz4'");
 }
 
+/* A passive names how to reach its source for a seed: [source NAME], the keys of [target]. */
+Test(config, source_sections_name_the_networks_to_seed_from)
+{
+    ls_config_t *c;
+    char err[512] = "";
+    cr_assert_eq(load("[node]\nname = node-b\ndata_dir = /x\n[tls]\ninsecure_plaintext = true\n"
+                      "[listen]\naddress = 127.0.0.1:7402\n"
+                      "[source node-a]\nnetwork = repl 10.1.0.1:7401 bind=10.1.0.2\n"
+                      "network = public 192.0.2.1:7401\ncompression = zstd\n"
+                      "[database db1]\nrole = passive\nsource = node-a\n",
+                      &c, err, sizeof(err)),
+                 0, "%s", err);
+    cr_assert_eq(c->nsources, 1);
+    const ls_cfg_target_t *s = ls_config_source(c, "node-a");
+    cr_assert_not_null(s);
+    cr_assert_null(ls_config_source(c, "node-c"));
+    cr_assert_null(ls_config_target(c, "node-a"), "a source is not a target");
+    cr_assert_eq(s->nnets, 2);
+    cr_assert_str_eq(s->nets[0].name, "repl");
+    cr_assert_str_eq(s->nets[0].remote.host, "10.1.0.1");
+    cr_assert_eq(s->nets[0].remote.port, 7401);
+    cr_assert_str_eq(s->nets[0].bind, "10.1.0.2");
+    cr_assert_str_eq(s->peer_name, "node-a");
+    cr_assert_eq(s->compression_level, 1);
+    cr_assert_eq(s->heartbeat_timeout_ms, 5000);
+    ls_config_free(c);
+    expect_error("[node]\nname=a\ndata_dir=/x\n[tls]\ninsecure_plaintext = true\n[source b]\n"
+                 "peer_name = b\n",
+                 "[source b] needs at least one 'network = NAME HOST:PORT'");
+    expect_error("[node]\nname=a\ndata_dir=/x\n[tls]\ninsecure_plaintext = true\n[source b]\n"
+                 "network = r h:1\nretries = 3\n",
+                 ":8: unknown key 'retries' in [source]");
+    expect_error("[node]\nname=a\ndata_dir=/x\n[tls]\ninsecure_plaintext = true\n[source b c]\n"
+                 "network = r h:1\n",
+                 ":7: bad source name 'b c'");
+}
+
 Test(config, missing_required_keys_are_named)
 {
     expect_error("[node]\nname = a\n", "missing required key 'data_dir' in [node]");

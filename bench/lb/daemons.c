@@ -330,9 +330,13 @@ int lb_pair_ship(lb_pair_t *p, const char *stage, uint64_t first, uint64_t last,
         rc = drop(p, stage, g, &t->closed_ns[g]);
     }
     uint64_t end = lb_mono_ns() + (uint64_t) (timeout_s * 1e9);
-    while (rc == 0 && !atomic_load(&m.done) && lb_mono_ns() < end) {
+    for (unsigned i = 0; rc == 0 && !atomic_load(&m.done) && lb_mono_ns() < end; i++) {
         lb_sleep_ns(1000000);
-        if (atomic_load(&m.done)) break;
+        if (i % 100 == 99 && (!lb_alive(&p->pid_a) || !lb_alive(&p->pid_b))) {
+            fprintf(stderr, "logship-bench: a daemon exited during the run (see %s/node-*.log)\n",
+                    p->dir);
+            rc = -1;
+        }
     }
     atomic_store(&m.stop, true);
     pthread_join(th, NULL);

@@ -33,6 +33,8 @@ pid_t lb_spawn(char *const argv[], const char *log);
 /* SIGTERM, then SIGKILL after timeout_ms; reaps. Returns the exit status (waitpid form) or -1. */
 int lb_stop(pid_t pid, int timeout_ms);
 void lb_stop_all(void); /* every process still recorded */
+/* false (and *pid set to 0, the process reaped) once *pid has exited */
+bool lb_alive(pid_t *pid);
 /* Runs argv to completion (output to log or /dev/null); returns its exit code or -1. */
 int lb_run(char *const argv[], const char *log);
 int lb_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2))); /* system(), quiet */

@@ -24,6 +24,13 @@ static uint64_t bytes_of(const lb_ctx_t *c, uint64_t first, uint64_t last)
     return b;
 }
 
+/* Seconds a run of gens generations may take before it counts as stalled (loaded machine: ~2 MB/s
+ * of 1 MiB generations, plus a minute). */
+static double deadline(uint64_t gens)
+{
+    return 60 + 0.5 * (double) gens;
+}
+
 /* A directory of hard links to generations first..last (for rsync). */
 static void subset(const lb_ctx_t *c, const char *dir, uint64_t first, uint64_t last)
 {
@@ -162,7 +169,7 @@ void lb_run_logship(lb_ctx_t *c, const char *label, const lb_pair_cfg_t *cfg)
         uint64_t w0 = lb_wire_bytes(p.port), w1;
         lb_pair_cpu(&p);
         double a0 = p.cpu_a, b0 = p.cpu_b;
-        if (lb_pair_ship(&p, c->set, 2, T, 0, 600, &t) == 0) {
+        if (lb_pair_ship(&p, c->set, 2, T, 0, deadline(T), &t) == 0) {
             lb_pair_cpu(&p);
             w1 = lb_wire_bytes(p.port);
             uint64_t dend = 0;
@@ -251,7 +258,8 @@ void lb_run_steady(lb_ctx_t *c)
         if (lb_pair_start(&p, dir, c->bin, c->certs, c->set, &cfg) != 0) continue;
         lb_times_free(&c->steady);
         lb_times_init(&c->steady, S);
-        if (lb_pair_ship(&p, c->set, 2, S, c->steady_rate, 600, &c->steady) == 0) {
+        if (lb_pair_ship(&p, c->set, 2, S, c->steady_rate,
+                         deadline(S) + (double) S / c->steady_rate, &c->steady) == 0) {
             double l[3];
             lat(c->steady.closed_ns, c->steady.durable_ns, 2, S, l);
             for (int k = 0; k < 3; k++)
@@ -323,7 +331,7 @@ void lb_run_rss(lb_ctx_t *c)
         if (lb_pair_start(&p, dir, c->bin, c->certs, c->set, &cfg) != 0) continue;
         lb_times_t t;
         lb_times_init(&t, B[i] + 1);
-        if (lb_pair_ship(&p, c->set, 2, B[i] + 1, 0, 600, &t) == 0) {
+        if (lb_pair_ship(&p, c->set, 2, B[i] + 1, 0, deadline(B[i]), &t) == 0) {
             hwm[i][0] = (double) lb_vmhwm_kib(p.pid_a) / 1024.0;
             hwm[i][1] = (double) lb_vmhwm_kib(p.pid_b) / 1024.0;
             anon[i][0] = (double) p.anon_a / 1024.0;
@@ -369,7 +377,7 @@ static void wan_runs(lb_ctx_t *c, const char *what, const lb_pair_cfg_t *base)
             if (lb_pair_start(&p, dir, c->bin, c->certs, c->set, &cfg) != 0) continue;
             lb_times_t t;
             lb_times_init(&t, W);
-            if (lb_pair_ship(&p, c->set, 2, W, 0, 600, &t) == 0) {
+            if (lb_pair_ship(&p, c->set, 2, W, 0, deadline(W) * 4, &t) == 0) {
                 uint64_t dend = 0;
                 for (uint64_t g = 2; g <= W; g++)
                     if (t.durable_ns[g] > dend) dend = t.durable_ns[g];

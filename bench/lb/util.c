@@ -77,6 +77,16 @@ int lb_stop(pid_t pid, int timeout_ms)
     return st;
 }
 
+bool lb_alive(pid_t *pid)
+{
+    int st;
+    if (*pid <= 0) return false;
+    if (waitpid(*pid, &st, WNOHANG) != *pid) return true;
+    remember(*pid, false); /* reaped: nothing left to stop */
+    *pid = 0;
+    return false;
+}
+
 void lb_stop_all(void)
 {
     for (int i = 0; i < MAXPIDS; i++)

@@ -141,6 +141,7 @@ static void removal_work(uv_work_t *w)
     ls_removal_input_t in = {.target_synced = a->removal_synced,
                              .ntargets = (size_t) a->nshippers,
                              .checkpoint_lsn = m.checkpoint_lsn,
+                             .seed_needs = a->removal_seed_needs,
                              .truncation_lag_ns = a->cfg->truncation_lag_ms * 1000000ull,
                              .max_log_bytes = a->cfg->max_log_bytes};
     ls_removal_t out;
@@ -170,8 +171,10 @@ static void removal_done(uv_work_t *w, int status)
 void ld_active_housekeep(active_t *a)
 {
     if (!a->src || a->removing || a->node->stopping) return;
+    if (a->seed_snapshots) return; /* LMDB's locks are per process: no peek during a snapshot */
     for (int i = 0; i < a->nshippers && i < LS_CFG_MAX_NETS; i++)
         a->removal_synced[i] = a->shippers[i].synced.gen; /* 0 until the target said */
+    a->removal_seed_needs = ld_seed_needs(a);             /* a seed keeps what it needs */
     a->removal.data = a;
     if (uv_queue_work(a->node->loop, &a->removal, removal_work, removal_done) == 0)
         a->removing = true;

@@ -9,11 +9,14 @@
  *  peer      (peer.c)      per accepted connection: HELLO/WELCOME, frames to the copies
  *  pcopy     (pcopy.c)     per passive copy: engine/copy, a receiver thread, events to the loop
  *  status    (status.c)    the control socket's commands and the status document
+ *  seed      (seed_server.c) per accepted seed connection: snapshot worker, SEED frames
+ *            (seed_client.c) per passive copy: `logship seed`, the install on its receiver
  *
  * Threading: everything here runs on the loop thread except each pcopy's receiver thread (disk
  * writes, fsync, inspection through engine/copy) and the threads inside engine/copy (replayer)
- * and engine/source (readers). Those threads talk to the loop only through mutex-protected queues
- * and uv_async_send(). The loop only moves bytes, runs timers and lists directories.
+ * and engine/source (readers), and each seed server's snapshot worker. Those threads talk to the
+ * loop only through mutex-protected queues and uv_async_send(). The loop only moves bytes, runs
+ * timers and lists directories.
  */
 #ifndef LS_LOGSHIPD_H
 #define LS_LOGSHIPD_H
@@ -122,6 +125,8 @@ struct shipper {
     ld_rate_t rate;                     /* bytes made durable on the target */
     uint64_t cs_sent_gen;               /* last_generated in the last COPY_STATE sent ... */
     uint64_t cs_sent_durable;           /* ... and the durable position it was computed from */
+    uint64_t seed_needs; /* a seed of this target needs generations >= this (0: none) */
+    bool seed_sent;      /* ... its stream went out whole: kept until replayed-synced past it */
 };
 
 struct active {
@@ -141,6 +146,9 @@ struct active {
     uint64_t removed;                         /* generations removed since start */
     bool removal_warned;                      /* the removal warning was logged */
     char removal_msg[256];                    /* last warning of the removal rule ("" when none) */
+    uint64_t removal_seed_needs; /* lowest generation a seed needs, for that removal (0: none) */
+    int seed_snapshots; /* seed snapshots of its store under way (seed_server.c): the removal's
+                           ls_store_peek_meta waits, LMDB's locks being per process */
 };
 
 struct link {
@@ -217,6 +225,7 @@ struct pcopy {
     bool src_suspended_seen;            /* the source's SUSPENDED flag as last received */
     ld_pos_t durable, inspected, replayed; /* with the times they were reached */
     ld_rate_t rate;                        /* bytes written by the receiver */
+    struct ld_seedc *seed; /* this copy's seed, running or the last one (seed_client.c) */
 };
 
 struct peer {
@@ -230,6 +239,7 @@ struct peer {
     pcopy_t **by_idx;              /* HELLO index -> copy (NULL: refused) */
     uint8_t (*dbids)[LS_DBID_LEN]; /* HELLO index -> database id */
     int nidx;
+    struct ld_seeds *seed; /* a seed connection (seed_server.c), or NULL */
 };
 
 struct node {
@@ -323,6 +333,23 @@ void ld_pcopy_on_copy_state(pcopy_t *p, const ls_proto_copy_state_t *cs);
 /* metrics.c: the Prometheus endpoint (libmicrohttpd, its own thread) */
 int ld_metrics_start(node_t *n, const char *addr, ld_metrics_t **out, char *err, size_t errlen);
 void ld_metrics_stop(ld_metrics_t *m);
+
+/* seed_server.c: the active side of a seed (a SEED-purpose connection accepted by peer.c) */
+void ld_seed_server_frame(peer_t *p, const ls_frame_t *f); /* HELLO (seed) and what follows */
+void ld_seed_server_close(peer_t *p);                      /* its connection ended */
+uint64_t ld_seed_needs(active_t *a); /* lowest generation a seed of a needs (0: none) */
+
+/* seed_client.c: the passive side of a seed (`logship seed`) */
+#define LD_SEED_SWAP  0x4e /* ritem types past LS_FRAME_SEED_END: swap the verified copy in */
+#define LD_SEED_ABORT 0x4f /* ... drop the install */
+void ld_seed_recover(const ls_cfg_database_t *d);  /* at start, before the copy or store opens */
+bool ld_seed_client_item(pcopy_t *p, ritem_t *it); /* receiver thread: true when it was a seed's */
+bool ld_seed_client_busy(pcopy_t *p, char *why, size_t whylen); /* refuse shipping while seeding */
+int ld_seed_client_cmd(node_t *n, const cJSON *req, bool status_only, cJSON *resp, char *err,
+                       size_t errlen);            /* "seed" and "seed_status" */
+void ld_seed_client_status(pcopy_t *p, cJSON *o); /* seed figures in status */
+void ld_seed_client_stop(node_t *n);              /* at stop, after the copies closed */
+int ld_pcopy_copy_open(pcopy_t *p, ls_copy_t **out, char *err, size_t errlen); /* pcopy.c */
 
 /* status.c */
 void ld_status_build(node_t *n, cJSON *resp); /* the status document (also for metrics) */

@@ -97,6 +97,7 @@ static int start_databases(node_t *n, char *err, size_t errlen)
         ld_link_init(n, &n->links[n->nlinks++], &c->targets[i]);
     for (int i = 0; i < c->ndatabases; i++) {
         const ls_cfg_database_t *d = &c->databases[i];
+        ld_seed_recover(d); /* an interrupted seed, before the copy or the store is opened */
         if (d->role == LS_ROLE_ACTIVE) {
             ld_active_init(n, &n->actives[n->nactives++], d);
         } else {
@@ -173,4 +174,5 @@ void ld_node_stop(node_t *n)
     ld_peer_close_all(n);
     for (int i = 0; i < n->ncopies; i++)
         ld_pcopy_close(&n->copies[i]);
+    ld_seed_client_stop(n); /* after the receiver threads ended */
 }

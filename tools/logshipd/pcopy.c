@@ -199,6 +199,7 @@ static void receive(pcopy_t *p, ritem_t *it)
 {
     char err[512] = "";
     int rc = 0;
+    if (ld_seed_client_item(p, it)) return; /* SEED_* and the swap (seed_client.c) */
     if (it->type == 0) {
         ls_copy_recv_abort(p->copy);
         p->skip_gen = 0;
@@ -278,6 +279,24 @@ void ld_pcopy_push(pcopy_t *p, ritem_t *it)
 }
 
 /* ---- lifecycle ------------------------------------------------------------------------------ */
+/* Opens and starts the engine/copy of p with its options (at start, and after a seed's swap on
+ * the receiver thread). */
+int ld_pcopy_copy_open(pcopy_t *p, ls_copy_t **out, char *err, size_t errlen)
+{
+    ls_copy_options_t o = {.dir = p->cfg->path,
+                           .keep_logs = (uint32_t) p->cfg->keep_logs,
+                           .replay_lag_ms = p->cfg->replay_lag_ms,
+                           .event_cb = on_copy_event,
+                           .event_ctx = p};
+    int rc = ls_copy_open(&o, out, err, errlen);
+    if (rc == 0) rc = ls_copy_start(*out);
+    if (rc) {
+        ls_copy_close(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
 int ld_pcopy_open(node_t *n, pcopy_t *p, const ls_cfg_database_t *cfg)
 {
     memset(p, 0, sizeof(*p));

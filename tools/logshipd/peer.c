@@ -36,6 +36,7 @@ void ld_peer_on_close(ls_conn_t *conn, int status, const char *msg)
 {
     peer_t *p = ls_conn_data(conn);
     if (!p) return;
+    ld_seed_server_close(p);
     if (status && p->name[0]) LS_LOGW("peer", "connection from %s ended: %s", p->name, msg);
     for (int i = 0; i < p->nidx; i++)
         if (p->by_idx[i] && p->by_idx[i]->peer == p) ld_pcopy_detach(p->by_idx[i]);
@@ -55,6 +56,10 @@ static pcopy_t *match(peer_t *p, const ls_proto_db_t *d, int *code, char *why, s
     for (int i = 0; i < n->ncopies; i++) {
         pcopy_t *c = &n->copies[i];
         if (strcmp(c->cfg->name, name) || strcmp(c->cfg->source, p->name)) continue;
+        if (ld_seed_client_busy(c, why, whylen)) {
+            *code = LS_ESTATE;
+            return NULL;
+        }
         if (!c->copy) {
             *code = LS_ESTATE;
             snprintf(why, whylen, "copy %s cannot be opened: %.160s", name, c->reason);
@@ -212,6 +217,11 @@ void ld_peer_on_frame(ls_conn_t *conn, const ls_conn_frame_t *fr)
     if (ls_frame_decode(fr->bytes, LS_FRAME_HEADER_SIZE + fr->body_len, &f, err, sizeof(err))) {
         LS_LOGE("peer", "bad frame from %s: %s", ls_conn_peer(conn), err);
         ls_conn_close(conn);
+        return;
+    }
+    if (p->seed ||
+        (!p->welcomed && f.type == LS_FRAME_HELLO && f.hello.purpose == LS_PURPOSE_SEED)) {
+        ld_seed_server_frame(p, &f); /* a seed connection (seed_server.c) */
         return;
     }
     if (!p->welcomed) {

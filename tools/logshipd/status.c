@@ -159,6 +159,7 @@ static void passive_copy(cJSON *arr, pcopy_t *p, uint64_t now)
     if (p->peer) ls_conn_stats(p->peer->conn, &cs);
     cJSON_AddNumberToObject(o, "rtt_ms", (double) cs.rtt_smoothed_ns / 1e6);
     cJSON_AddNumberToObject(o, "clock_offset_ms", (double) p->src.clock_offset_ns / 1e6);
+    ld_seed_client_status(p, o); /* "seed_percent" and "seed" once a seed was asked */
 }
 
 void ld_status_build(node_t *n, cJSON *resp)
@@ -186,7 +187,11 @@ int ld_control_handler(void *ctx, const cJSON *req, cJSON *resp, char *err, size
     if (!strcmp(cmd, "suspend") || !strcmp(cmd, "resume"))
         return ld_cmd_suspend(n, req, !strcmp(cmd, "suspend"), resp, err, errlen);
     if (!strcmp(cmd, "network")) return ld_link_command(n, req, resp, err, errlen);
+    if (!strcmp(cmd, "seed") || !strcmp(cmd, "seed_status"))
+        return ld_seed_client_cmd(n, req, !strcmp(cmd, "seed_status"), resp, err, errlen);
     snprintf(err, errlen,
-             "unknown command '%s' (this daemon answers: status, suspend, resume, network)", cmd);
+             "unknown command '%s' (this daemon answers: status, suspend, resume, network, seed, "
+             "seed_status)",
+             cmd);
     return LS_EINVAL;
 }

@@ -19,5 +19,6 @@ int ls_cmd_status(int argc, char **argv);
 int ls_cmd_suspend(int argc, char **argv);
 int ls_cmd_resume(int argc, char **argv);
 int ls_cmd_network(int argc, char **argv);
+int ls_cmd_seed(int argc, char **argv);
 
 #endif

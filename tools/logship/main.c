@@ -19,6 +19,9 @@ static const struct ls_cmd cmds[] = {
      "resume a suspended copy where it stopped"},
     {"network", ls_cmd_network, "TARGET [pin NET | release] [--json] [-c CONFIG]",
      "show a target's replication networks, pin its copies to one, or release the pin"},
+    {"seed", ls_cmd_seed,
+     "DB [--from NODE] [--network NAME] [--delete-existing] [--manual-resume] [-c CONFIG]",
+     "(re)build a passive copy from a snapshot of its source's store, with progress"},
     {NULL, NULL, NULL, NULL},
 };
 

@@ -330,6 +330,9 @@ Test(netns, operator_pin_survives_restart_and_repeated_failures_lengthen_the_set
     ls_h_load_start(&pair, "--transactions 2400 --records-per-txn 50 --value-size 400 "
                            "--threads 2 --seed 24 --rate 80");
     wait_network("repl", 20000);
+    cr_assert_eq(network_cmd("node-b"), 0);
+    cr_assert_eq(network_cmd("node-b release"), 0, "releasing without a pin is harmless");
+    cr_assert_neq(network_cmd("nosuchtarget pin repl"), 0, "an unknown target is refused");
 
     /* Pinned to public: the copy moves at once, and stays there across a restart of node-a
      * although repl is healthy. */

@@ -89,8 +89,10 @@ static int save_pin(link_t *l, char *err, size_t errlen)
     struct ld_netsel *ns = l->sel;
     int rc;
     if (ns->pinned < 0) {
-        rc = unlink(ns->pin_path) && errno != ENOENT ? ls_err_from_errno(errno) : 0;
-        if (!rc) rc = ls_fsync_dir(l->node->cfg->data_dir);
+        if (unlink(ns->pin_path) == 0)
+            rc = ls_fsync_dir(l->node->cfg->data_dir);
+        else
+            rc = errno == ENOENT ? 0 : ls_err_from_errno(errno); /* no pin: nothing to undo */
     } else {
         char text[LS_CFG_NAME_MAX + 2];
         int n = snprintf(text, sizeof(text), "%s\n", l->cfg->nets[ns->pinned].name);

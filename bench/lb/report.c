@@ -148,10 +148,12 @@ static int write_json(const char *out)
         cJSON_AddStringToObject(o, "name", r->name);
         cJSON_AddNumberToObject(o, "value", med(r));
         cJSON_AddStringToObject(o, "unit", r->unit);
+        const lb_result_t *b = r->baseline[0] ? lb_result_find(r->baseline) : NULL;
         if (r->baseline[0])
             cJSON_AddStringToObject(o, "baseline", r->baseline);
         else
             cJSON_AddNullToObject(o, "baseline");
+        if (b) cJSON_AddNumberToObject(o, "baseline_value", med(b));
         if (isnan(ratio))
             cJSON_AddNullToObject(o, "ratio");
         else

@@ -176,7 +176,9 @@ void lb_run_logship(lb_ctx_t *c, const char *label, const lb_pair_cfg_t *cfg)
             for (uint64_t g = 2; g <= T; g++)
                 if (t.durable_ns[g] > dend) dend = t.durable_ns[g];
             dur[ok] = (double) bytes / MB / ((double) (dend - t.closed_ns[2]) / 1e9);
-            rep[ok] = (double) bytes / MB / ((double) (t.replayed_ns[T] - t.closed_ns[2]) / 1e9);
+            rep[ok] = t.replayed_ns[T] ? (double) bytes / MB /
+                                             ((double) (t.replayed_ns[T] - t.closed_ns[2]) / 1e9)
+                                       : 0; /* replay held back */
             double l[3];
             lat(t.closed_ns, t.durable_ns, 2, T, l);
             for (int k = 0; k < 3; k++)

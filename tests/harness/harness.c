@@ -1,4 +1,5 @@
 /* Test harness implementation (see harness.h). */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -6,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -142,6 +145,20 @@ pid_t ls_h_spawn(char *const argv[], const char *logpath, char *const env[])
 void ls_h_kill(pid_t pid, int sig)
 {
     if (pid > 0) kill(pid, sig);
+}
+
+int ls_h_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sa);
+    if (fd < 0 || bind(fd, (struct sockaddr *) &sa, sizeof(sa)) != 0 ||
+        getsockname(fd, (struct sockaddr *) &sa, &len) != 0) {
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    close(fd);
+    return ntohs(sa.sin_port);
 }
 
 bool ls_h_wait_for(bool (*cond)(void *ctx), void *ctx, int timeout_ms)

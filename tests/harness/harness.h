@@ -31,6 +31,9 @@ void ls_h_kill(pid_t pid, int sig);
 /* Waits for pid up to timeout_ms; returns its exit status (128+signal) or -1 on timeout. */
 int ls_h_wait(pid_t pid, int timeout_ms);
 
+/* A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, read back, closed). */
+int ls_h_free_port(void);
+
 /* Polls cond(ctx) every few ms until it is true (returns true) or timeout_ms passes (false). */
 bool ls_h_wait_for(bool (*cond)(void *ctx), void *ctx, int timeout_ms);
 

@@ -21,17 +21,6 @@ static pid_t pids[3], loads[2];
 static int ports[3];
 static const char *names[3] = {"node-a", "node-b", "node-c"};
 
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(sa);
-    cr_assert(bind(fd, (struct sockaddr *) &sa, sizeof(sa)) == 0);
-    cr_assert(getsockname(fd, (struct sockaddr *) &sa, &len) == 0);
-    close(fd);
-    return ntohs(sa.sin_port);
-}
-
 static void fini(void)
 {
     for (int i = 0; i < 3; i++)
@@ -118,7 +107,7 @@ Test(multi, one_daemon_active_for_some_passive_for_others_and_two_targets)
 {
     dir = ls_h_tmpdir("multi");
     for (int i = 0; i < 3; i++)
-        ports[i] = free_port();
+        ports[i] = ls_h_free_port();
     char body[2048];
     snprintf(body, sizeof(body),
              "[target node-b]\nnetwork = loop 127.0.0.1:%d\n[target node-c]\n"

@@ -182,16 +182,23 @@ static void push_type(struct ld_seedc *sc, uint8_t type)
     push(sc, it);
 }
 
-/* Closes the ship connections from the copy's source, so that it says HELLO again and finds the
- * copy refused (seeding) or accepted (seeded). The other databases they carry reconnect too. */
+/* Asks the copy's source to end its ship connections and say HELLO again, so that it finds the
+ * copy refused (seeding) or accepted (seeded); the other databases they carry reconnect too. A
+ * connection-wide ERROR with a transient code makes the source close and reconnect on the same
+ * network after its back-off; closing from here would look like a failed network to it. */
 static void cycle_ship_connections(pcopy_t *p, const char *why)
 {
-    for (peer_t *q = p->node->peers; q; q = q->next)
-        if (!q->seed && q->welcomed && !strcmp(q->name, p->cfg->source)) {
-            LS_LOGI("seed", "%s: closing the connection from %s so that it offers %s again (%s)",
-                    p->cfg->name, q->name, p->cfg->name, why);
-            ls_conn_close(q->conn);
-        }
+    char msg[LD_REASON_MAX];
+    snprintf(msg, sizeof(msg), "copy %s %s: connect again to offer it", p->cfg->name, why);
+    for (peer_t *q = p->node->peers; q; q = q->next) {
+        if (q->seed || !q->welcomed || strcmp(q->name, p->cfg->source)) continue;
+        LS_LOGI("seed", "%s: asking %s to connect again so that it offers %s anew (%s)",
+                p->cfg->name, q->name, p->cfg->name, why);
+        ls_frame_t f = {.type = LS_FRAME_ERROR};
+        f.error.code = LS_EBUSY;
+        f.error.message = ls_proto_str(msg);
+        if (ld_send(q->conn, &f) != 0) ls_conn_close(q->conn);
+    }
 }
 
 static bool finished(const struct ld_seedc *sc)
@@ -218,7 +225,7 @@ static void fail(struct ld_seedc *sc, int code, const char *fmt, ...)
     LS_LOGE("seed", "%s: seed from %s failed: %s", p->cfg->name, sc->src->name, sc->error);
     ld_pcopy_set_state(p, sc->saved_state, "seed from %s failed (the copy is as it was): %.400s",
                        sc->src->name, sc->error);
-    cycle_ship_connections(p, "seed failed");
+    cycle_ship_connections(p, "was not seeded");
 }
 
 /* ---- loop: the connection -------------------------------------------------------------------- */
@@ -469,7 +476,7 @@ static void end_swap(struct ld_seedc *sc)
                 (unsigned long long) sc->info.generation);
     else
         LS_LOGE("seed", "%s: seed from %s failed: %s", p->cfg->name, sc->src->name, msg);
-    cycle_ship_connections(p, swapped ? "seeded" : "seed failed");
+    cycle_ship_connections(p, swapped ? "was seeded" : "was not seeded");
 }
 
 static void on_async(uv_async_t *a)
@@ -684,7 +691,7 @@ int ld_seed_client_cmd(node_t *n, const cJSON *req, bool status_only, cJSON *res
     LS_LOGI("seed", "%s: seed from %s asked%s%s", p->cfg->name, src->name,
             cJSON_IsTrue(cJSON_GetObjectItem(req, "delete_existing")) ? " (--delete-existing)" : "",
             sc->manual_resume ? " (--manual-resume)" : "");
-    if (p->peer) cycle_ship_connections(p, "seeding");
+    if (p->peer) cycle_ship_connections(p, "is being seeded");
     connect_net(sc); /* a failure is the seed's: status and seed_status say why */
     describe(sc, resp);
     char msg[256];

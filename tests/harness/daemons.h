@@ -24,11 +24,14 @@ typedef struct {
     const char *b_db_extra;     /* extra lines in node-b's [database db1] */
     const char *a_target_extra; /* extra lines in node-a's [target node-b] */
     const char *a_node_extra;   /* extra lines in node-a's [node] */
+    bool seedable;              /* node-a listens too (aport) and node-b names that address in a
+                                   [source node-a] section, so `logship seed` can run */
 } ls_h_pair_opts_t;
 
 typedef struct {
     char *dir;         /* scratch directory */
     int port;          /* node-b's listen port */
+    int aport;         /* node-a's listen port (seedable pairs), else 0 */
     char conf[2][512]; /* configuration files */
     char sock[2][512]; /* control sockets */
     char log[2][512];  /* daemon logs (stderr) */
@@ -69,6 +72,20 @@ bool ls_h_wait_caught_up(ls_h_pair_t *p, int timeout_ms);
 
 /* Compares db1's "data" on both nodes with LMDB's own mdb_dump; true when identical. */
 bool ls_h_stores_equal(ls_h_pair_t *p);
+/* True when db1's data on node equals a dump taken earlier with ls_h_dump_store. */
+bool ls_h_store_matches_dump(ls_h_pair_t *p, int node, const char *dump);
+/* Writes an mdb_dump of db1's data on node into path (the map size line left out). */
+void ls_h_dump_store(ls_h_pair_t *p, int node, const char *path);
+
+/* `logship seed db1 ARGS -c <node-b's config>` to completion: exit status, output captured. */
+int ls_h_seed(ls_h_pair_t *p, const char *args, char **out, char **err, int timeout_ms);
+/* The same in the background (output in <dir>/seed.log); returns its pid. */
+pid_t ls_h_seed_start(ls_h_pair_t *p, const char *args);
+/* node-b's "seed_status" answer for db1 (NULL when it does not answer). cJSON_Delete it. */
+cJSON *ls_h_seed_status(ls_h_pair_t *p);
+/* Waits until node-b's seed of db1 has received at least percent of its stream. */
+bool ls_h_wait_seed_percent(ls_h_pair_t *p, double percent, int timeout_ms);
+
 /* Prints the tail of both daemon logs to stderr (for failing tests). */
 void ls_h_pair_logs(ls_h_pair_t *p);
 

@@ -284,8 +284,10 @@ Test(seed, passive_killed_during_the_swap_recovers_then_reseeds)
         ls_h_node_stop(&pair, LS_H_A);
         ls_h_node_stop(&pair, LS_H_B);
         cr_assert(ls_h_stores_equal(&pair));
-        ls_h_pair_fini(&pair);
-        memset(&pair, 0, sizeof(pair));
+        if (i == 0) { /* the suite's fini puts the last pair away */
+            ls_h_pair_fini(&pair);
+            memset(&pair, 0, sizeof(pair));
+        }
     }
 }
 

@@ -177,9 +177,12 @@ static void on_frame(ls_conn_t *c, const ls_conn_frame_t *fr)
     if (f.type == LS_FRAME_WELCOME && !l->ready) {
         on_welcome(l, &f.welcome);
     } else if (f.type == LS_FRAME_ERROR && zero_id(f.error.dbid)) {
+        /* Not a network failure: on_close retries the same network after the backoff. A
+         * transient code (a seed asking us to come back) is no error worth shouting about. */
         snprintf(l->last_error, sizeof(l->last_error), "%s refused the connection: %.*s",
                  l->cfg->name, (int) f.error.message.len, f.error.message.ptr);
-        LS_LOGE("link", "%s", l->last_error);
+        ls_log(ls_err_is_transient(f.error.code) ? LS_LOG_INFO : LS_LOG_ERROR, "link", "%s (%s)",
+               l->last_error, ls_err_name(f.error.code));
         ls_conn_close(c);
         return;
     } else if (!l->ready) {

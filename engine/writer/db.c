@@ -1,6 +1,6 @@
 /*
  * db: the public API of include/logship/db.h: open/close, transactions, reads, stats.
- * The commit itself is the flusher's work (flusher.c); this file queues and waits.
+ * The commit itself is the pipeline's work (flusher.c, then applier.c); txn.c queues and waits.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -75,10 +75,12 @@ static ls_db_t *db_new(const char *dir)
     snprintf(db->dir, sizeof(db->dir), "%s", dir);
     pthread_mutex_init(&db->mu, NULL);
     pthread_mutex_init(&db->log_mu, NULL);
+    pthread_mutex_init(&db->store_mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&db->wake, &ca);
+    pthread_cond_init(&db->applyq, &ca);
     pthread_condattr_destroy(&ca);
     pthread_cond_init(&db->done, NULL);
     return db;
@@ -93,7 +95,9 @@ static void db_free(ls_db_t *db)
     free(db->buf);
     pthread_mutex_destroy(&db->mu);
     pthread_mutex_destroy(&db->log_mu);
+    pthread_mutex_destroy(&db->store_mu);
     pthread_cond_destroy(&db->wake);
+    pthread_cond_destroy(&db->applyq);
     pthread_cond_destroy(&db->done);
     free(db);
 }
@@ -127,6 +131,24 @@ static int lock_dir(ls_db_t *db)
     return 0;
 }
 
+/* Stops the flusher once it drained the commit queue, then the applier once it applied (or
+ * failed) every batch the flusher handed it: no committer is left waiting. */
+static void stop_threads(ls_db_t *db)
+{
+    pthread_mutex_lock(&db->mu);
+    db->stopping = true;
+    pthread_cond_signal(&db->wake);
+    pthread_mutex_unlock(&db->mu);
+    if (db->running) pthread_join(db->thread, NULL);
+    db->running = false;
+    pthread_mutex_lock(&db->mu);
+    db->apply_stopping = true;
+    pthread_cond_signal(&db->applyq);
+    pthread_mutex_unlock(&db->mu);
+    if (db->applier_running) pthread_join(db->applier, NULL);
+    db->applier_running = false;
+}
+
 int ls_db_open(const char *dir, const ls_db_options_t *opts, ls_db_t **out)
 {
     *out = NULL;
@@ -149,6 +171,12 @@ int ls_db_open(const char *dir, const ls_db_options_t *opts, ls_db_t **out)
         goto fail;
     }
     db->last_append_ns = db->last_ckpt_ns = ls_mono_ns();
+    if ((rc = pthread_create(&db->applier, NULL, ls__applier_main, db)) != 0) {
+        rc = ls_err_from_errno(rc);
+        snprintf(open_err, sizeof(open_err), "cannot start the applier thread");
+        goto fail;
+    }
+    db->applier_running = true;
     if ((rc = pthread_create(&db->thread, NULL, ls__flusher_main, db)) != 0) {
         rc = ls_err_from_errno(rc);
         snprintf(open_err, sizeof(open_err), "cannot start the flusher thread");
@@ -158,6 +186,7 @@ int ls_db_open(const char *dir, const ls_db_options_t *opts, ls_db_t **out)
     *out = db;
     return 0;
 fail:
+    stop_threads(db);
     db_free(db);
     return rc;
 }
@@ -165,18 +194,16 @@ fail:
 int ls_db_close(ls_db_t *db)
 {
     if (!db) return 0;
-    pthread_mutex_lock(&db->mu);
-    db->stopping = true;
-    pthread_cond_signal(&db->wake);
-    pthread_mutex_unlock(&db->mu);
-    if (db->running) pthread_join(db->thread, NULL);
+    stop_threads(db);
     pthread_mutex_lock(&db->log_mu);
     int rc = db->failed;
     if (!rc && (rc = ls__roll(db)) != 0)
         ls__db_fail(db, rc, "cannot close generation %llu at close", (unsigned long long) db->gen);
+    pthread_mutex_unlock(&db->log_mu);
+    pthread_mutex_lock(&db->store_mu);
     if (!rc && (rc = ls__checkpoint(db)) != 0)
         ls__db_fail(db, rc, "store checkpoint failed at close");
-    pthread_mutex_unlock(&db->log_mu);
+    pthread_mutex_unlock(&db->store_mu);
     db_free(db);
     return rc;
 }
@@ -203,6 +230,10 @@ int ls_db_stats(ls_db_t *db, ls_db_stats_t *out)
     out->last_txid = db->last_txid;
     out->checkpoint_lsn = m.checkpoint_lsn;
     pthread_mutex_unlock(&db->log_mu);
+    pthread_mutex_lock(&db->mu);
+    out->commits = db->commits;
+    out->applies = db->applies;
+    pthread_mutex_unlock(&db->mu);
     return 0;
 }
 
@@ -211,24 +242,26 @@ int ls_db_get(ls_db_t *db, const void *key, size_t key_len, void **val, size_t *
     return ls_store_get(db->store, key, key_len, val, val_len);
 }
 
-/* Runs op with log_mu held unless the database has failed; a failure of op fails it. */
-static int locked_op(ls_db_t *db, int (*op)(ls_db_t *), const char *what)
+/* Runs op with lock held unless the database has failed; a failure of op fails it. */
+static int locked_op(ls_db_t *db, pthread_mutex_t *lock, int (*op)(ls_db_t *), const char *what)
 {
-    pthread_mutex_lock(&db->log_mu);
+    pthread_mutex_lock(lock);
     pthread_mutex_lock(&db->mu);
     int rc = db->failed;
     pthread_mutex_unlock(&db->mu);
     if (!rc && (rc = op(db)) != 0) ls__db_fail(db, rc, "%s failed", what);
-    pthread_mutex_unlock(&db->log_mu);
+    pthread_mutex_unlock(lock);
     return rc;
 }
 
 int ls_db_roll(ls_db_t *db)
 {
-    return locked_op(db, ls__roll, "roll");
+    return locked_op(db, &db->log_mu, ls__roll, "roll");
 }
 
+/* Needs only the store: the log goes on meanwhile. It covers every acknowledged commit (those
+ * are applied); batches still in the pipeline go to the next checkpoint. */
 int ls_db_checkpoint(ls_db_t *db)
 {
-    return locked_op(db, ls__checkpoint, "checkpoint");
+    return locked_op(db, &db->store_mu, ls__checkpoint, "checkpoint");
 }

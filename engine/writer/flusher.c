@@ -1,5 +1,5 @@
 /*
- * The flusher: the one sequencer of the commit path (group commit).
+ * The flusher: stage 1 of the commit pipeline and the one sequencer (group commit).
  *
  * Each pass takes every transaction queued since the last one, and with log_mu held:
  *   1. for each transaction in queue order: roll first when it would push the current log past
@@ -8,9 +8,13 @@
  *   2. appends the buffer to the current log (one pwrite), feeds the running digest;
  *      fault point writer.commit.after_write;
  *   3. fdatasyncs the log once for the whole batch; fault point writer.commit.after_fsync;
- *   4. applies the whole batch to the store in one LMDB write transaction with the meta record;
- * then wakes the committers. Between batches it rolls an idle current log and checkpoints the
- * store on their timers. Any failure in 1-4 fails the database stickily (never retry an fsync).
+ *   4. notes the position the batch ends at (generation holding its last LSN, the digest of the
+ *      generation before it), taken now: a later roll must not change what the batch's meta says;
+ * then, log_mu released, hands the durable batch and its position to the applier (applier.c),
+ * which applies it to the store and wakes its committers. The flusher goes on with the next
+ * batch meanwhile. Between batches it rolls an idle current log. Any failure in 1-3 fails the
+ * database stickily (never retry an fsync) and the batch's committers get the error at once;
+ * batches handed over before the failure are durable and still applied.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -21,9 +25,9 @@
 #define MAX_WAIT_NS (3600ull * 1000000000ull) /* longest timed wait of the flusher */
 #define FLUSH_BYTES (4u * 1024 * 1024)        /* append the batch buffer beyond this */
 
-void ls__db_meta(ls_db_t *db, ls_store_meta_t *m)
+void ls__db_position(ls_db_t *db, ls_store_meta_t *m)
 {
-    ls_store_meta(db->store, m); /* keeps checkpoint_lsn */
+    *m = (ls_store_meta_t){0};
     memcpy(m->dbid, db->dbid, LS_DBID_LEN);
     m->epoch = db->epoch;
     m->generation = db->gen;
@@ -103,23 +107,8 @@ static int write_batch(ls_db_t *db, ls_txn_t *batch)
     return append(db, len);
 }
 
-static int apply_batch_cb(void *ctx, ls_store_txn_t *st)
-{
-    for (const ls_txn_t *t = ctx; t; t = t->next) {
-        for (size_t i = 0; i < t->nops; i++) {
-            const ls__op_t *op = &t->ops[i];
-            const uint8_t *key = t->arena + op->off;
-            int rc = op->type == LS_REC_PUT
-                         ? ls_store_put(st, key, op->key_len, key + op->key_len, op->value_len)
-                         : ls_store_del(st, key, op->key_len);
-            if (rc) return rc;
-        }
-    }
-    return 0;
-}
-
-/* One batch, log_mu held. Returns the result every transaction of the batch gets. */
-static int commit_batch(ls_db_t *db, ls_txn_t *batch)
+/* Steps 1-4 for one batch, log_mu held; *pos receives the position after it. */
+static int commit_batch(ls_db_t *db, ls_txn_t *batch, ls_store_meta_t *pos)
 {
     pthread_mutex_lock(&db->mu);
     int rc = db->failed;
@@ -138,48 +127,48 @@ static int commit_batch(ls_db_t *db, ls_txn_t *batch)
         return rc;
     }
     LS_FAULT("writer.commit.after_fsync");
-    ls_store_meta_t m;
-    ls__db_meta(db, &m);
-    if ((rc = ls_store_apply(db->store, apply_batch_cb, batch, &m)) != 0) {
-        ls__db_fail(db, rc, "store apply failed up to lsn %llu (the log holds it; reopen replays)",
-                    (unsigned long long) db->last_lsn);
-        return rc;
-    }
-    for (ls_txn_t *t = batch; t; t = t->next)
-        db->stats.commits++;
+    ls__db_position(db, pos);
     db->stats.batches++;
     return 0;
 }
 
-/* Idle roll and periodic checkpoint, log_mu held. Returns the next deadline (monotonic ns). */
+/* Hands a durable batch to the applier, or fails its transactions with rc (mu held). */
+static void hand_over(ls_db_t *db, ls_txn_t *batch, const ls_store_meta_t *pos, int rc)
+{
+    if (rc == 0) {
+        ls_txn_t *tail = batch;
+        while (tail->next)
+            tail = tail->next;
+        if (db->atail)
+            db->atail->next = batch;
+        else
+            db->ahead = batch;
+        db->atail = tail;
+        db->apos = *pos;
+        pthread_cond_signal(&db->applyq);
+        return;
+    }
+    for (ls_txn_t *t = batch, *next; t; t = next) {
+        next = t->next; /* t is freed by its committer once done is set */
+        t->rc = rc;
+        t->done = true;
+    }
+    pthread_cond_broadcast(&db->done);
+}
+
+/* Idle roll, log_mu held. Returns the next deadline (monotonic ns). */
 static uint64_t timers(ls_db_t *db)
 {
     pthread_mutex_lock(&db->mu);
     bool failed = db->failed != 0;
     pthread_mutex_unlock(&db->mu);
     uint64_t now = ls_mono_ns(), next = now + MAX_WAIT_NS;
-    if (failed) return next;
-    uint64_t idle = db->opts.idle_roll_ms * 1000000ull, ckpt = db->opts.checkpoint_ms * 1000000ull;
-    if (!db->opts.no_idle_roll && db->log_size > LS_GEN_HEADER_SIZE) {
-        if (now - db->last_append_ns >= idle) {
-            int rc = ls__roll(db);
-            if (rc)
-                ls__db_fail(db, rc, "idle roll of generation %llu failed",
-                            (unsigned long long) db->gen);
-        } else {
-            next = LS_MIN(next, db->last_append_ns + idle);
-        }
-    }
-    ls_store_meta_t m;
-    ls_store_meta(db->store, &m);
-    if (m.lsn > m.checkpoint_lsn) {
-        if (now - db->last_ckpt_ns >= ckpt) {
-            int rc = ls__checkpoint(db);
-            if (rc) ls__db_fail(db, rc, "store checkpoint failed");
-        } else {
-            next = LS_MIN(next, db->last_ckpt_ns + ckpt);
-        }
-    }
+    if (failed || db->opts.no_idle_roll || db->log_size <= LS_GEN_HEADER_SIZE) return next;
+    uint64_t idle = db->opts.idle_roll_ms * 1000000ull;
+    if (now - db->last_append_ns < idle) return db->last_append_ns + idle;
+    int rc = ls__roll(db);
+    if (rc)
+        ls__db_fail(db, rc, "idle roll of generation %llu failed", (unsigned long long) db->gen);
     return next;
 }
 
@@ -206,19 +195,15 @@ void *ls__flusher_main(void *arg)
         db->qhead = db->qtail = NULL;
         pthread_mutex_unlock(&db->mu);
 
+        ls_store_meta_t pos = {0};
         pthread_mutex_lock(&db->log_mu);
-        int rc = batch ? commit_batch(db, batch) : 0;
+        int rc = batch ? commit_batch(db, batch, &pos) : 0;
         deadline = timers(db);
         pthread_mutex_unlock(&db->log_mu);
 
         if (batch) {
             pthread_mutex_lock(&db->mu);
-            for (ls_txn_t *t = batch, *next; t; t = next) {
-                next = t->next; /* t is freed by its committer once done is set */
-                t->rc = rc;
-                t->done = true;
-            }
-            pthread_cond_broadcast(&db->done);
+            hand_over(db, batch, &pos, rc);
             pthread_mutex_unlock(&db->mu);
         }
         if (stop && !batch) break;

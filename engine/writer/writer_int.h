@@ -1,15 +1,24 @@
 /*
- * writer internals shared by db.c and txn.c (the public API), flusher.c (the sequencer thread),
- * roll.c (closing and creating log files), recover.c and replay.c (crash recovery at open).
+ * writer internals shared by db.c and txn.c (the public API), flusher.c (stage 1 of the commit
+ * pipeline: the sequencer), applier.c (stage 2: the store), roll.c (closing and creating log
+ * files), recover.c and replay.c (crash recovery at open).
  *
  * Lifecycle: ls_db_open() runs ls__writer_recover() (which leaves the current log open, its
- * running digest rebuilt and the store caught up), then starts the flusher thread. ls_db_close()
- * stops the flusher after it drained the queue, rolls and checkpoints on the closing thread.
+ * running digest rebuilt and the store caught up), then starts the applier and the flusher
+ * threads. ls_db_close() stops the flusher once it drained the commit queue, then the applier once
+ * it applied every durable batch, then rolls and checkpoints on the closing thread.
  *
- * Threading: two locks. `mu` guards the commit queue, the sticky error and the flags the flusher
- * waits on. `log_mu` guards the current log and everything written to the store (the "log state"
- * fields below): the flusher holds it while it writes, syncs and applies a batch; ls_db_roll and
- * ls_db_checkpoint take it from the caller's thread. Lock order: log_mu before mu.
+ * Threading: three locks, taken in the order log_mu, store_mu, mu (never the reverse).
+ *  - `log_mu` guards the current log (the "log state" fields below): the flusher holds it while it
+ *    encodes, appends and fdatasyncs a batch; ls_db_roll and ls_db_stats take it from the
+ *    caller's thread.
+ *  - `store_mu` guards writes to the store (apply, checkpoint) and last_ckpt_ns: the applier holds
+ *    it while it applies; ls_db_checkpoint and close take it. It keeps a checkpoint from
+ *    interleaving with the read-modify-write of the meta record an apply does.
+ *  - `mu` guards the commit queue, the applier queue (durable batches and their position), the
+ *    sticky error, the stop flags, the done flags of transactions and the commit counters.
+ * A transaction belongs to its committer until queued, then to the flusher until handed to the
+ * applier (or failed), then to the applier until it sets done; the committer frees it.
  */
 #ifndef LS_WRITER_INT_H
 #define LS_WRITER_INT_H
@@ -42,7 +51,7 @@ struct ls_txn {
     size_t arena_cap;     /* bytes allocated in arena */
     uint64_t log_bytes;   /* encoded size of all records including the COMMIT */
     struct ls_txn *next;  /* commit queue link */
-    bool done;            /* set by the flusher when rc is final */
+    bool done;            /* set by the flusher (failure) or the applier when rc is final */
     int rc;               /* commit result */
 };
 
@@ -71,28 +80,44 @@ struct ls_db {
     uint64_t last_lsn;                   /* last LSN written and durable */
     uint64_t last_txid;                  /* last txid written and durable */
     uint64_t last_append_ns;             /* monotonic time of the last append (idle roll) */
-    uint64_t last_ckpt_ns;               /* monotonic time of the last checkpoint */
     uint8_t *buf;                        /* encoding buffer for a batch */
     size_t buf_cap;                      /* bytes allocated in buf */
-    ls_db_stats_t stats;                 /* counters: commits, batches, recovered_records... */
+    ls_db_stats_t stats; /* counters: batches, generations, recovered_records... (not commits
+                            and applies, kept under mu below) */
+
+    /* store writes (store_mu) */
+    pthread_mutex_t store_mu; /* guards store writes and the field below */
+    uint64_t last_ckpt_ns;    /* monotonic time of the last checkpoint */
 
     /* queue and status (mu) */
     pthread_mutex_t mu;      /* guards the fields below */
     pthread_cond_t wake;     /* signals the flusher: queue non-empty or stopping */
     pthread_cond_t done;     /* signals committers: a batch finished */
+    pthread_cond_t applyq;   /* signals the applier: durable batches queued or stopping */
     ls_txn_t *qhead, *qtail; /* commit queue, FIFO */
+    ls_txn_t *ahead, *atail; /* durable, not yet applied transactions in LSN order (the flusher's
+                                batches chained); the applier takes them all at once */
+    ls_store_meta_t apos;    /* position after atail: the meta the store gets once it holds them */
     bool stopping;           /* ls_db_close() asked the flusher to exit */
+    bool apply_stopping;     /* ls_db_close() asked the applier to exit (the flusher is gone) */
     bool running;            /* the flusher thread was started */
+    bool applier_running;    /* the applier thread was started */
     int failed;              /* sticky error (0: healthy) */
+    int store_failed;        /* a store apply failed: the applier applies nothing more */
+    uint64_t commits;        /* transactions acknowledged (applied) since open */
+    uint64_t applies;        /* store transactions of the applier since open */
     char errmsg[512];        /* message of the sticky or last error */
     pthread_t thread;        /* the flusher */
+    pthread_t applier;       /* the applier */
 };
 
 /* Records err as the database's sticky error with a message (mu must NOT be held). */
 void ls__db_fail(ls_db_t *db, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-/* The flusher thread body (flusher.c). */
+/* The flusher thread body (flusher.c): stage 1, the sequencer. */
 void *ls__flusher_main(void *arg);
+/* The applier thread body (applier.c): stage 2, the store. */
+void *ls__applier_main(void *arg);
 
 /* roll.c (log_mu held). ls__roll closes a non-empty current log and opens the next one. */
 int ls__roll(ls_db_t *db);
@@ -100,7 +125,7 @@ int ls__roll(ls_db_t *db);
  * makes it the db's current log (fd, sha, log_size...). */
 int ls__log_create(ls_db_t *db, uint64_t gen, uint64_t first_lsn,
                    const uint8_t prev_digest[LS_DIGEST_SIZE]);
-/* Syncs the store and records the checkpoint LSN. */
+/* Syncs the store and records the checkpoint LSN (store_mu held). */
 int ls__checkpoint(ls_db_t *db);
 
 /* ---- recovery (recover.c, replay.c) ---- */
@@ -149,7 +174,10 @@ int ls__replay_apply(ls_db_t *db, ls__replay_t *rp, const ls_store_meta_t *meta)
  * msg (msglen) receives the reason on failure. */
 int ls__writer_recover(ls_db_t *db, char *msg, size_t msglen);
 
-/* Store meta describing the current position (log_mu held). */
-void ls__db_meta(ls_db_t *db, ls_store_meta_t *m);
+/* The position of the last record written to the current log (log_mu held): dbid, epoch,
+ * generation holding last_lsn, last_lsn, last_txid, and generation-1 with the current log's
+ * prev_digest. The other meta fields (checkpoint_lsn, applied_generations) are left zero: the
+ * applier takes them from the store when it writes the record. */
+void ls__db_position(ls_db_t *db, ls_store_meta_t *m);
 
 #endif

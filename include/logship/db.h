@@ -9,12 +9,14 @@
  *   <dir>/store/                             LMDB environment: "data" (user) and "meta" (engine)
  *   <dir>/lock                               flock'ed while a handle has the database open
  *
- * Commit path: one flusher thread is the sequencer. It takes every transaction queued since its
- * last pass (group commit), assigns LSNs in queue order, appends their records and COMMIT records
- * to the current log, fdatasyncs once, applies the batch to the store in one LMDB write
- * transaction (with the meta record), then wakes the committers. So ls_txn_commit() returns only
- * once the transaction is durable in the log and visible in the store. The store is not on the
- * durability path: it is synced at checkpoints; recovery replays the log from the store's meta LSN.
+ * Commit path, a two-stage pipeline: one flusher thread is the sequencer. It takes every
+ * transaction queued since its last pass (group commit), assigns LSNs in queue order, appends
+ * their records and COMMIT records to the current log, fdatasyncs once and hands the durable batch
+ * to an applier thread, then goes on with the next batch. The applier applies durable batches to
+ * the store in LSN order, every batch waiting at its turn merged into one LMDB write transaction
+ * (with the meta record), then wakes their committers. So ls_txn_commit() returns only once the
+ * transaction is durable in the log and visible in the store. The store is not on the durability
+ * path: it is synced at checkpoints; recovery replays the log from the store's meta LSN.
  *
  * Isolation: transactions buffer blind writes (no read-your-writes inside a transaction);
  * ls_db_get() reads committed state (read committed). Concurrent transactions touching the same
@@ -22,8 +24,9 @@
  *
  * Lifecycle: ls_db_open() -> ls_txn_begin()/put/del/commit|abort ... -> ls_db_close().
  * Threading: an ls_db_t may be used from many threads at once; an ls_txn_t from one at a time.
- * Errors: a failed log write or fsync makes the database fail stickily (every later commit
- * returns the same error, like PostgreSQL after a failed fsync): close and reopen to recover.
+ * Errors: a failed log write or fsync, or a failed store apply, makes the database fail
+ * stickily (every later commit returns the same error, like PostgreSQL after a failed fsync):
+ * close and reopen to recover.
  */
 #ifndef LOGSHIP_DB_H
 #define LOGSHIP_DB_H
@@ -61,6 +64,8 @@ typedef struct {
     uint64_t checkpoint_lsn;     /* store synced up to this LSN */
     uint64_t commits;            /* transactions committed since open */
     uint64_t batches;            /* group-commit batches (log fdatasyncs) since open */
+    uint64_t applies;            /* store write transactions of the commit path since open
+                                    (< batches when durable batches were merged) */
     uint64_t generations_closed; /* generations closed since open */
     uint64_t recovered_records;  /* records replayed into the store at open */
     uint64_t truncated_bytes;    /* torn tail bytes removed from the current log at open */

@@ -1,0 +1,138 @@
+/*
+ * The applier: stage 2 of the commit pipeline. It applies the batches the flusher made durable
+ * to the store, in LSN order, and wakes their committers; it also checkpoints the store on its
+ * timer.
+ *
+ * Each pass takes EVERY durable batch queued since the last pass (the flusher chains them in LSN
+ * order) with the position after the last one, and with store_mu held:
+ *   fault point writer.apply.before ("fail" stands for a failed store transaction);
+ *   one ls_store_apply for all of them: their puts and deletes in order, and the meta record of
+ *   the last batch (generation holding its last LSN, the digest of the generation before it,
+ *   both noted by the flusher when that batch was durable), in the same LMDB write transaction;
+ *   fault point writer.apply.after;
+ * then marks their transactions done and wakes the committers: ls_txn_commit returns once its
+ * transaction is durable in the log AND visible in the store. When the store is slower than the
+ * log, batches pile up while an apply runs and the next pass merges them: one LMDB commit (and
+ * one data.mdb fdatasync) for several log fsyncs, as the replayer groups generations.
+ *
+ * Merged batches may straddle rolls: the meta written is the last batch's, which names the
+ * generation holding the last applied LSN, so the record never claims a generation whose data is
+ * missing; the generations before it are closed and durable already (a roll only follows a
+ * durable batch), so recovery replays from the meta LSN whatever the store lacks, however far
+ * rolls ran ahead of the applier.
+ *
+ * A failed apply fails the database stickily (LS_ESTORE or the like): the store can no longer
+ * follow the log in order, so nothing more is applied and every later commit gets the error; the
+ * transactions concerned are durable in the log and the next open replays them.
+ */
+#include <time.h>
+
+#include "writer/writer_int.h"
+
+#define MAX_WAIT_NS (3600ull * 1000000000ull) /* longest timed wait of the applier */
+
+static int apply_cb(void *ctx, ls_store_txn_t *st)
+{
+    for (const ls_txn_t *t = ctx; t; t = t->next) {
+        for (size_t i = 0; i < t->nops; i++) {
+            const ls__op_t *op = &t->ops[i];
+            const uint8_t *key = t->arena + op->off;
+            int rc = op->type == LS_REC_PUT
+                         ? ls_store_put(st, key, op->key_len, key + op->key_len, op->value_len)
+                         : ls_store_del(st, key, op->key_len);
+            if (rc) return rc;
+        }
+    }
+    return 0;
+}
+
+/* Applies the chain with the position pos in one store transaction (store_mu held). */
+static int apply_chain(ls_db_t *db, ls_txn_t *chain, const ls_store_meta_t *pos)
+{
+    if (db->store_failed) return db->store_failed;
+    ls_store_meta_t m;
+    ls_store_meta(db->store, &m); /* keeps checkpoint_lsn and applied_generations */
+    memcpy(m.dbid, pos->dbid, LS_DBID_LEN);
+    m.epoch = pos->epoch;
+    m.generation = pos->generation;
+    m.lsn = pos->lsn;
+    m.txid = pos->txid;
+    m.digest_generation = pos->digest_generation;
+    memcpy(m.digest, pos->digest, LS_DIGEST_SIZE);
+    int rc = LS_FAULT("writer.apply.before") ? LS_ESTORE
+                                             : ls_store_apply(db->store, apply_cb, chain, &m);
+    if (rc) {
+        db->store_failed = rc;
+        ls__db_fail(db, rc,
+                    "store apply up to lsn %llu (generation %llu) failed; the log holds it, "
+                    "reopen replays it",
+                    (unsigned long long) pos->lsn, (unsigned long long) pos->generation);
+        return rc;
+    }
+    LS_FAULT("writer.apply.after");
+    return 0;
+}
+
+/* Periodic checkpoint (store_mu held). Returns the next deadline (monotonic ns). */
+static uint64_t timers(ls_db_t *db)
+{
+    pthread_mutex_lock(&db->mu);
+    bool failed = db->failed != 0;
+    pthread_mutex_unlock(&db->mu);
+    uint64_t now = ls_mono_ns(), next = now + MAX_WAIT_NS;
+    if (failed) return next;
+    uint64_t ckpt = db->opts.checkpoint_ms * 1000000ull;
+    ls_store_meta_t m;
+    ls_store_meta(db->store, &m);
+    if (m.lsn <= m.checkpoint_lsn) return next;
+    if (now - db->last_ckpt_ns < ckpt) return db->last_ckpt_ns + ckpt;
+    int rc = ls__checkpoint(db);
+    if (rc) ls__db_fail(db, rc, "store checkpoint failed");
+    return next;
+}
+
+static void wait_until(ls_db_t *db, uint64_t deadline)
+{
+    while (!db->ahead && !db->apply_stopping && ls_mono_ns() < deadline) {
+        struct timespec ts = {.tv_sec = (time_t) (deadline / 1000000000ull),
+                              .tv_nsec = (long) (deadline % 1000000000ull)};
+        pthread_cond_timedwait(&db->applyq, &db->mu, &ts);
+    }
+}
+
+void *ls__applier_main(void *arg)
+{
+    ls_db_t *db = arg;
+    pthread_mutex_lock(&db->store_mu);
+    uint64_t deadline = timers(db);
+    pthread_mutex_unlock(&db->store_mu);
+    for (;;) {
+        pthread_mutex_lock(&db->mu);
+        wait_until(db, deadline);
+        ls_txn_t *chain = db->ahead;
+        ls_store_meta_t pos = db->apos;
+        bool stop = db->apply_stopping; /* set only once the flusher has exited */
+        db->ahead = db->atail = NULL;
+        pthread_mutex_unlock(&db->mu);
+
+        pthread_mutex_lock(&db->store_mu);
+        int rc = chain ? apply_chain(db, chain, &pos) : 0;
+        deadline = timers(db);
+        pthread_mutex_unlock(&db->store_mu);
+
+        if (chain) {
+            pthread_mutex_lock(&db->mu);
+            if (rc == 0) db->applies++;
+            for (ls_txn_t *t = chain, *next; t; t = next) {
+                next = t->next; /* t is freed by its committer once done is set */
+                t->rc = rc;
+                t->done = true;
+                if (rc == 0) db->commits++;
+            }
+            pthread_cond_broadcast(&db->done);
+            pthread_mutex_unlock(&db->mu);
+        }
+        if (stop && !chain) break;
+    }
+    return NULL;
+}

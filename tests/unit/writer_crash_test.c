@@ -1,6 +1,8 @@
 /*
  * writer crash recovery: a torn tail at every byte of the last transaction, tails of zeros, random
- * bytes and stale records, kills at the roll and commit fault points, sticky failure.
+ * bytes and stale records, kills at the roll, commit and apply fault points (between the two
+ * stages of the pipeline, with durable batches across rolls waiting for the applier), sticky
+ * failure of the log and of the store.
  * Crashes are simulated in a forked child (writer_util.h) that _exit()s or dies at a fault point.
  */
 #include <criterion/criterion.h>
@@ -256,6 +258,62 @@ Test(writer, kill_after_log_fsync_before_store_apply_recovers_from_the_log)
     free(dir);
 }
 
+Test(writer, kill_after_store_apply_before_the_wakeup_keeps_the_applied_transaction)
+{
+    char *dir = ls_h_tmpdir("writer");
+    cr_assert_eq(in_child("writer.apply.after=exit@3", child_commit, dir, 5), LS_FAULT_EXIT_CODE);
+    ls_db_options_t o = quiet_opts();
+    ls_db_t *db = open_db(dir, &o);
+    ls_db_stats_t s;
+    ls_db_stats(db, &s);
+    cr_assert_eq(s.recovered_records, 0, "the store held it already");
+    cr_assert_eq(s.last_lsn, 9);
+    cr_assert(has_tx(db, 2, 0) && has_tx(db, 2, 1));
+    cr_assert(!has_tx(db, 3, 0));
+    cr_assert_eq(ls_db_close(db), 0);
+    ls_h_rmtree(dir);
+    free(dir);
+}
+
+/* Child: transaction 0 is applied, then the applier waits while 1-5 become durable (one batch and
+ * one roll each); the merged apply of 1-5 is killed before it starts. */
+static void child_merge_killed(const char *dir, int n)
+{
+    (void) n;
+    ls_db_options_t o = quiet_opts();
+    o.target_size = 1024;
+    ls_db_t *db = NULL;
+    if (ls_db_open(dir, &o, &db)) _exit(3);
+    stagger_t s[6];
+    if (!commit_staggered(db, s, 6, 2000)) _exit(4);
+    pthread_join(s[0].th, NULL); /* the applier dies before waking the others */
+    for (;;)
+        pause();
+}
+
+Test(writer, kill_with_durable_batches_across_rolls_waiting_for_the_applier_replays_them,
+     .timeout = 60)
+{
+    char *dir = ls_h_tmpdir("writer");
+    cr_assert_eq(in_child("writer.apply.after=sleep:2500@1,writer.apply.before=exit@2",
+                          child_merge_killed, dir, 0),
+                 LS_FAULT_EXIT_CODE);
+    genfile_t g[16];
+    cr_assert_geq(list_gens(dir, g, 16), 4, "the log rolled ahead of the applier");
+    ls_db_options_t o = quiet_opts();
+    ls_db_t *db = open_db(dir, &o);
+    ls_db_stats_t s;
+    ls_db_stats(db, &s);
+    cr_assert_eq(s.recovered_records, 15, "transactions 1-5 replayed from closed generations");
+    cr_assert_eq(s.last_lsn, 18);
+    for (int i = 0; i < 6; i++)
+        cr_assert(has_tx(db, i, 0) && has_tx(db, i, 1), "tx %d", i);
+    cr_assert_eq(commit_tx(db, 6, 1, 8), 0, "commits continue");
+    cr_assert_eq(ls_db_close(db), 0);
+    ls_h_rmtree(dir);
+    free(dir);
+}
+
 /* Child: commit 1 succeeds, commit 2 fails (fault), commit 3 must get the same error. */
 static void child_sticky(const char *dir, int n)
 {
@@ -275,6 +333,40 @@ Test(writer, failed_log_sync_fails_the_database_stickily)
 {
     char *dir = ls_h_tmpdir("writer");
     cr_assert_eq(in_child("writer.commit.after_write=fail@2", child_sticky, dir, 0), 0);
+    ls_h_rmtree(dir);
+    free(dir);
+}
+
+/* Child: commit 1 succeeds, the store apply of commit 2 fails (fault): commit 2, 3, a roll and
+ * the close get LS_ESTORE. */
+static void child_store_sticky(const char *dir, int n)
+{
+    (void) n;
+    ls_db_options_t o = quiet_opts();
+    ls_db_t *db = NULL;
+    if (ls_db_open(dir, &o, &db)) _exit(3);
+    if (commit_tx(db, 0, 1, 8) != 0) _exit(4);
+    if (commit_tx(db, 1, 1, 8) != LS_ESTORE) _exit(5);
+    if (commit_tx(db, 2, 1, 8) != LS_ESTORE) _exit(6);
+    if (ls_db_roll(db) != LS_ESTORE) _exit(7);
+    if (ls_db_checkpoint(db) != LS_ESTORE) _exit(8);
+    if (!ls_h_contains(ls_db_errmsg(db), "store apply")) _exit(9);
+    _exit(ls_db_close(db) == LS_ESTORE ? 0 : 10);
+}
+
+Test(writer, failed_store_apply_fails_the_database_stickily_and_reopen_replays)
+{
+    char *dir = ls_h_tmpdir("writer");
+    cr_assert_eq(in_child("writer.apply.before=fail@2", child_store_sticky, dir, 0), 0);
+    ls_db_options_t o = quiet_opts();
+    ls_db_t *db = open_db(dir, &o);
+    ls_db_stats_t s;
+    ls_db_stats(db, &s);
+    cr_assert(has_tx(db, 0, 0));
+    cr_assert(has_tx(db, 1, 0), "durable in the log although its commit failed: replayed");
+    cr_assert_eq(s.recovered_records, 2);
+    cr_assert(!has_tx(db, 2, 0), "refused before anything was written");
+    cr_assert_eq(ls_db_close(db), 0);
     ls_h_rmtree(dir);
     free(dir);
 }

@@ -1,7 +1,8 @@
 /*
  * writer: rolls at the target size, the generation chain, transactions never spanning
- * generations, oversized transactions, group commit against a replay of the logs, identity,
- * map growth, idle roll, close. Crash recovery is in writer_crash_test.c.
+ * generations, oversized transactions, group commit against a replay of the logs, the applier
+ * merging durable batches across rolls, identity, map growth, idle roll, close, checkpoints.
+ * Crash recovery is in writer_crash_test.c.
  */
 #include <criterion/criterion.h>
 #include <pthread.h>
@@ -232,6 +233,7 @@ Test(writer, concurrent_commits_store_equals_a_replay_of_the_logs, .timeout = 60
     ls_db_stats(db, &s);
     cr_assert_eq(s.commits, 900);
     cr_assert_leq(s.batches, s.commits);
+    cr_assert_leq(s.applies, s.batches, "the applier merges batches, never splits one");
     cr_assert_eq(ls_db_close(db), 0); /* rolls: every record is in a closed generation */
 
     char scratch[PATHLEN], storedir[PATHLEN];
@@ -466,7 +468,7 @@ static bool checkpointed(void *ctx)
     return s.checkpoint_lsn == s.last_lsn;
 }
 
-Test(writer, flusher_checkpoints_every_checkpoint_ms)
+Test(writer, applier_checkpoints_every_checkpoint_ms)
 {
     char *dir = ls_h_tmpdir("writer");
     ls_db_options_t o = {.no_idle_roll = true, .checkpoint_ms = 100};
@@ -480,6 +482,60 @@ Test(writer, flusher_checkpoints_every_checkpoint_ms)
     cr_assert(ls_h_wait_for(checkpointed, db, 5000), "and again after more commits");
     cr_assert_eq(ls_db_checkpoint(db), 0);
     cr_assert_eq(ls_db_close(db), 0);
+    ls_h_rmtree(dir);
+    free(dir);
+}
+
+/* ---- the pipeline: the applier merges durable batches ------------------------------------ */
+
+Test(writer, durable_batches_behind_the_applier_merge_into_one_store_transaction_across_rolls,
+     .timeout = 60)
+{
+    /* The applier applies transaction 0, then stays 2.5 s before waking its committer; the
+     * flusher meanwhile makes transactions 1-5 durable, one batch and one roll each. */
+    setenv("LS_FAULTS", "writer.apply.after=sleep:2500@1", 1);
+    char *dir = ls_h_tmpdir("writer");
+    ls_db_options_t o = quiet_opts();
+    o.target_size = 1024; /* one transaction (~700 bytes) per generation */
+    ls_db_t *db = open_db(dir, &o);
+    stagger_t s[6];
+    cr_assert(commit_staggered(db, s, 6, 2000), "each commit durable while the applier waits");
+    ls_db_stats_t st;
+    ls_db_stats(db, &st);
+    cr_assert_eq(st.commits, 0, "nothing acknowledged before it is applied");
+    cr_assert_eq(st.batches, 6);
+    cr_assert_eq(st.last_lsn, 18);
+    cr_assert_geq(st.generations_closed, 4, "the log rolled ahead of the applier");
+    for (int i = 0; i < 6; i++) {
+        pthread_join(s[i].th, NULL);
+        cr_assert_eq(s[i].rc, 0, "commit %d", i);
+        cr_assert(has_tx(db, i, 0) && has_tx(db, i, 1), "tx %d visible once acknowledged", i);
+    }
+    ls_db_stats(db, &st);
+    cr_assert_eq(st.commits, 6);
+    cr_assert_eq(st.applies, 2, "transaction 0, then 1-5 merged into one store transaction");
+    uint64_t gen = st.current_generation;
+    cr_assert_eq(ls_db_close(db), 0);
+
+    /* The meta record is the last batch's: the generation holding lsn 18 and the digest of the
+     * one before it, not the position of any batch merged before it. */
+    char store[PATHLEN];
+    snprintf(store, sizeof(store), "%s/store", dir);
+    ls_store_meta_t m;
+    cr_assert_eq(ls_store_peek_meta(store, &m, NULL, 0), 0);
+    cr_assert_eq(m.lsn, 18);
+    cr_assert_eq(m.txid, 6);
+    cr_assert_eq(m.generation, gen);
+    cr_assert_eq(m.digest_generation, gen - 1);
+    genfile_t g[16];
+    int n = list_gens(dir, g, 16);
+    cr_assert_geq(n, (int) gen);
+    ls_gen_info_t info;
+    ls_gen_verdict_t v;
+    cr_assert_eq(g[gen - 2].gen, gen - 1);
+    cr_assert_eq(ls_gen_scan_file(g[gen - 2].name, NULL, NULL, NULL, &info, &v), 0, "%s", v.msg);
+    cr_assert_eq(memcmp(m.digest, info.digest, LS_DIGEST_SIZE), 0, "digest of generation %llu",
+                 (unsigned long long) gen - 1);
     ls_h_rmtree(dir);
     free(dir);
 }

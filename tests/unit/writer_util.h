@@ -8,6 +8,7 @@
 
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -153,6 +154,48 @@ static inline void child_commit_roll(const char *dir, int n)
         if (commit_tx(db, i, 2, 8)) _exit(4);
     ls_db_roll(db);
     _exit(5); /* the fault point should have ended us */
+}
+
+/* ---- staggered commits: one flusher batch each ------------------------------------------- */
+
+typedef struct {
+    ls_db_t *db;  /* shared database */
+    int i;        /* transaction number (commit_tx) */
+    int rc;       /* its commit's result */
+    pthread_t th; /* the committing thread */
+} stagger_t;
+
+static inline void *stagger_commit(void *arg)
+{
+    stagger_t *s = arg;
+    s->rc = commit_tx(s->db, s->i, 2, 300);
+    return NULL;
+}
+
+/* True once the log is durable up to lsn (ls_db_stats' last_lsn), false after timeout_ms. */
+static inline bool wait_durable(ls_db_t *db, uint64_t lsn, int timeout_ms)
+{
+    for (uint64_t end = ls_mono_ns() + (uint64_t) timeout_ms * 1000000u; ls_mono_ns() < end;) {
+        ls_db_stats_t st;
+        ls_db_stats(db, &st);
+        if (st.last_lsn >= lsn) return true;
+        usleep(1000);
+    }
+    return false;
+}
+
+/* Commits transactions 0..n-1 (2 records of 300 bytes: 3 LSNs each) from n threads, starting
+ * each once the one before is durable in the log, so every one is its own flusher batch. Returns
+ * false when one did not become durable within timeout_ms. The threads may still wait for the
+ * applier: join them with pthread_join(s[i].th). */
+static inline bool commit_staggered(ls_db_t *db, stagger_t *s, int n, int timeout_ms)
+{
+    for (int i = 0; i < n; i++) {
+        s[i] = (stagger_t){.db = db, .i = i};
+        pthread_create(&s[i].th, NULL, stagger_commit, &s[i]);
+        if (!wait_durable(db, 3u * (uint64_t) (i + 1), timeout_ms)) return false;
+    }
+    return true;
 }
 
 #endif

@@ -2,9 +2,16 @@
  * commitbench: group commit through the public API (db.h). For 1, 2, 4, 8 and 16 threads, each
  * thread commits small transactions (one 16-byte key, 100-byte value) back to back for a fixed
  * time into a fresh database; prints commits/s, fsync batches (log fdatasyncs), commits per batch,
- * commit latency (mean) and the gain over one thread.
+ * store applies (LMDB write transactions of the applier: fewer than batches when it merged
+ * durable batches), commit latency (mean) and the gain over one thread.
  *
- *   commitbench [--seconds S] [--dir BASE]      (defaults: 3 s, $TMPDIR or /tmp)
+ *   commitbench [--seconds S] [--dir BASE] [--threads T] [--records K] [--value-size B]
+ *               [--random-keys N]
+ *
+ * Defaults: 3 s, $TMPDIR or /tmp, every thread count, 1 record of 100 bytes, per-thread cyclic
+ * keys. --random-keys N draws the keys uniformly from N ("k%012u", as `logship load` does), so
+ * the store apply touches random pages: `--threads 8 --records 50 --value-size 400
+ * --random-keys 100000` is the `logship load` workload of docs/WRITER.md, with the applies shown.
  *
  * A measurement, not a test: nothing is asserted.
  */
@@ -21,30 +28,57 @@
 #include "core/core.h"
 
 typedef struct {
-    ls_db_t *db;       /* shared database */
-    int id;            /* thread number */
-    atomic_bool *stop; /* set when the time is up */
-    uint64_t commits;  /* transactions committed */
-    uint64_t busy_ns;  /* time spent inside ls_txn_commit */
-    int rc;            /* first error */
+    int records;          /* records per transaction */
+    size_t value_size;    /* bytes per value */
+    uint64_t random_keys; /* key space of uniform random keys; 0: per-thread cyclic keys */
+} workload_t;
+
+typedef struct {
+    const workload_t *wl; /* what to commit */
+    ls_db_t *db;          /* shared database */
+    int id;               /* thread number */
+    atomic_bool *stop;    /* set when the time is up */
+    uint64_t commits;     /* transactions committed */
+    uint64_t busy_ns;     /* time spent inside ls_txn_commit */
+    int rc;               /* first error */
 } worker_t;
+
+static uint64_t splitmix64(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
 
 static void *worker(void *arg)
 {
     worker_t *w = arg;
-    char val[100];
-    memset(val, 'x', sizeof(val));
+    const workload_t *wl = w->wl;
+    char *val = malloc(wl->value_size ? wl->value_size : 1);
+    if (!val) {
+        w->rc = LS_ENOMEM;
+        return NULL;
+    }
+    memset(val, 'x', wl->value_size);
+    uint64_t rng = (uint64_t) w->id + 1, n = 0;
     while (!atomic_load(w->stop)) {
-        char key[17];
-        snprintf(key, sizeof(key), "t%02d-%012" PRIu64, w->id, w->commits % 100000);
         ls_txn_t *t;
         if ((w->rc = ls_txn_begin(w->db, &t)) != 0) break;
-        ls_txn_put(t, key, 16, val, sizeof(val));
+        for (int i = 0; i < wl->records; i++, n++) {
+            char key[32];
+            if (wl->random_keys)
+                snprintf(key, sizeof(key), "k%012" PRIu64, splitmix64(&rng) % wl->random_keys);
+            else
+                snprintf(key, sizeof(key), "t%02d-%012" PRIu64, w->id, n % 100000);
+            ls_txn_put(t, key, strlen(key), val, wl->value_size);
+        }
         uint64_t t0 = ls_mono_ns();
         if ((w->rc = ls_txn_commit(t)) != 0) break;
         w->busy_ns += ls_mono_ns() - t0;
         w->commits++;
     }
+    free(val);
     return NULL;
 }
 
@@ -52,10 +86,11 @@ typedef struct {
     double commits_per_s; /* throughput */
     uint64_t commits;     /* transactions */
     uint64_t batches;     /* log fdatasyncs */
+    uint64_t applies;     /* store write transactions */
     double latency_us;    /* mean commit latency */
 } result_t;
 
-static int run(const char *base, int threads, double seconds, result_t *r)
+static int run(const char *base, const workload_t *wl, int threads, double seconds, result_t *r)
 {
     char dir[4096];
     snprintf(dir, sizeof(dir), "%s/commitbench-%d-%d", base, (int) getpid(), threads);
@@ -69,7 +104,7 @@ static int run(const char *base, int threads, double seconds, result_t *r)
     worker_t w[16];
     pthread_t th[16];
     for (int i = 0; i < threads; i++) {
-        w[i] = (worker_t){.db = db, .id = i, .stop = &stop};
+        w[i] = (worker_t){.wl = wl, .db = db, .id = i, .stop = &stop};
         pthread_create(&th[i], NULL, worker, &w[i]);
     }
     uint64_t t0 = ls_mono_ns();
@@ -88,6 +123,7 @@ static int run(const char *base, int threads, double seconds, result_t *r)
     ls_db_stats_t s;
     ls_db_stats(db, &s);
     r->batches = s.batches;
+    r->applies = s.applies;
     r->commits_per_s = (double) r->commits / secs;
     r->latency_us = r->commits ? (double) busy / (double) r->commits / 1e3 : 0;
     ls_db_close(db);
@@ -102,28 +138,51 @@ int main(int argc, char **argv)
 {
     double seconds = 3;
     const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    workload_t wl = {.records = 1, .value_size = 100};
+    int only = 0;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--seconds") && i + 1 < argc) {
-            seconds = atof(argv[++i]);
-        } else if (!strcmp(argv[i], "--dir") && i + 1 < argc) {
-            base = argv[++i];
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (v && !strcmp(a, "--seconds")) {
+            seconds = atof(v);
+        } else if (v && !strcmp(a, "--dir")) {
+            base = v;
+        } else if (v && !strcmp(a, "--threads")) {
+            only = atoi(v);
+        } else if (v && !strcmp(a, "--records")) {
+            wl.records = atoi(v);
+        } else if (v && !strcmp(a, "--value-size")) {
+            wl.value_size = (size_t) strtoull(v, NULL, 10);
+        } else if (v && !strcmp(a, "--random-keys")) {
+            wl.random_keys = strtoull(v, NULL, 10);
         } else {
-            fprintf(stderr, "usage: commitbench [--seconds S] [--dir BASE]\n");
+            fprintf(stderr, "usage: commitbench [--seconds S] [--dir BASE] [--threads 1..16] "
+                            "[--records K] [--value-size B] [--random-keys N]\n");
             return 2;
         }
+        i++;
     }
     if (seconds <= 0) seconds = 3;
-    static const int counts[] = {1, 2, 4, 8, 16};
+    if (only < 0 || only > 16 || wl.records < 1 || wl.value_size > 1024 * 1024) {
+        fprintf(stderr, "commitbench: --threads must be 1..16, --records >= 1, --value-size <= 1 "
+                        "MiB\n");
+        return 2;
+    }
+    static const int all[] = {1, 2, 4, 8, 16};
+    int counts[LS_ARRAY_SIZE(all)];
+    size_t ncounts = 0;
+    for (size_t i = 0; i < LS_ARRAY_SIZE(all); i++)
+        if (!only || all[i] == only) counts[ncounts++] = all[i];
+    if (ncounts == 0) counts[ncounts++] = only;
     double base_rate = 0;
-    printf("%-8s %12s %10s %10s %14s %14s %8s\n", "threads", "commits/s", "commits", "batches",
-           "commits/batch", "latency_us", "gain");
-    for (size_t i = 0; i < LS_ARRAY_SIZE(counts); i++) {
+    printf("%-8s %12s %10s %10s %14s %10s %14s %8s\n", "threads", "commits/s", "commits", "batches",
+           "commits/batch", "applies", "latency_us", "gain");
+    for (size_t i = 0; i < ncounts; i++) {
         result_t r;
-        if (run(base, counts[i], seconds, &r)) return 1;
+        if (run(base, &wl, counts[i], seconds, &r)) return 1;
         if (i == 0) base_rate = r.commits_per_s;
-        printf("%-8d %12.0f %10" PRIu64 " %10" PRIu64 " %14.2f %14.1f %7.2fx\n", counts[i],
-               r.commits_per_s, r.commits, r.batches,
-               r.batches ? (double) r.commits / (double) r.batches : 0.0, r.latency_us,
+        printf("%-8d %12.0f %10" PRIu64 " %10" PRIu64 " %14.2f %10" PRIu64 " %14.1f %7.2fx\n",
+               counts[i], r.commits_per_s, r.commits, r.batches,
+               r.batches ? (double) r.commits / (double) r.batches : 0.0, r.applies, r.latency_us,
                base_rate > 0 ? r.commits_per_s / base_rate : 0.0);
         fflush(stdout);
     }

@@ -141,6 +141,12 @@ uint64_t ls_credit_tx_credit(const ls_credit_tx_t *c, int db)
     return c->db[db].credit;
 }
 
+void ls_credit_tx_backlog_drop(ls_credit_tx_t *c, int db)
+{
+    LS_ASSERT(db >= 0 && db < c->n);
+    c->db[db].backlog = 0;
+}
+
 uint64_t ls_credit_tx_backlog(const ls_credit_tx_t *c, int db)
 {
     LS_ASSERT(db >= 0 && db < c->n);

@@ -45,6 +45,9 @@ void ls_credit_tx_free(ls_credit_tx_t *c);
 int ls_credit_tx_db_add(ls_credit_tx_t *c);
 /* Adds bytes to a database's backlog (bytes it wants to send). */
 void ls_credit_tx_backlog_add(ls_credit_tx_t *c, int db, uint64_t bytes);
+/* Forgets a database's backlog: what it wanted to send will not be sent (a generation abandoned
+ * half-way, when shipping of that database stops or restarts). Its credit is unchanged. */
+void ls_credit_tx_backlog_drop(ls_credit_tx_t *c, int db);
 /* Picks the next database to send for, round-robin after the last one picked, among those with
  * backlog and credit; *len = min(max_chunk, credit, connection credit, backlog). Returns 0, or
  * LS_EBUSY when no database can send now (all empty or waiting for credit). Does not consume: call

@@ -26,7 +26,10 @@ static void write_conf(ls_h_pair_t *p, int node, const ls_h_pair_opts_t *o)
     FILE *f = fopen(p->conf[node], "w");
     cr_assert_not_null(f);
     fprintf(f, "[node]\nname = %s\ndata_dir = %s/%s\ncontrol_socket = %s\n%s[tls]\n%s", me, p->dir,
-            me, p->sock[node], node == LS_H_A && o->a_node_extra ? o->a_node_extra : "", tls);
+            me, p->sock[node],
+            node == LS_H_A ? (o->a_node_extra ? o->a_node_extra : "")
+                           : (o->b_node_extra ? o->b_node_extra : ""),
+            tls);
     if (o->seedable && node == LS_H_A) fprintf(f, "[listen]\naddress = 127.0.0.1:%d\n", p->aport);
     if (o->seedable && node == LS_H_B)
         fprintf(f,

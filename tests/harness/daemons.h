@@ -24,6 +24,7 @@ typedef struct {
     const char *b_db_extra;     /* extra lines in node-b's [database db1] */
     const char *a_target_extra; /* extra lines in node-a's [target node-b] */
     const char *a_node_extra;   /* extra lines in node-a's [node] */
+    const char *b_node_extra;   /* extra lines in node-b's [node] */
     bool seedable;              /* node-a listens too (aport) and node-b names that address in a
                                    [source node-a] section, so `logship seed` can run */
 } ls_h_pair_opts_t;

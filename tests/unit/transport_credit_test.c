@@ -113,3 +113,22 @@ Test(transport_credit, huge_backlog_does_not_starve_another_database, .timeout =
     ls_credit_tx_free(tx);
     ls_credit_rx_free(rx);
 }
+
+Test(credit, dropped_backlog_is_never_picked_again)
+{
+    ls_credit_tx_t *c = ls_credit_tx_new(1u << 20, 4u << 20);
+    int a = ls_credit_tx_db_add(c), b = ls_credit_tx_db_add(c);
+    ls_credit_tx_backlog_add(c, a, 3u << 20); /* a generation begun, then abandoned */
+    ls_credit_tx_backlog_add(c, b, 1000);
+    ls_credit_tx_backlog_drop(c, a);
+    cr_assert_eq(ls_credit_tx_backlog(c, a), 0);
+    cr_assert_eq(ls_credit_tx_credit(c, a), 1u << 20, "credit is kept");
+    int db;
+    uint64_t len;
+    cr_assert_eq(ls_credit_tx_next(c, 65536, &db, &len), 0);
+    cr_assert_eq(db, b, "only the database with data left is picked");
+    cr_assert_eq(len, 1000);
+    cr_assert_eq(ls_credit_tx_sent(c, b, len), 0);
+    cr_assert_eq(ls_credit_tx_next(c, 65536, &db, &len), LS_EBUSY);
+    ls_credit_tx_free(c);
+}

@@ -26,6 +26,11 @@ void ld_shipper_set_state(shipper_t *s, copy_state_t st, const char *fmt, ...)
 
 static void stop_reader(shipper_t *s)
 {
+    /* A generation abandoned half-way: its unsent bytes leave the credit ledger's backlog, or
+     * the link would pick this database for data it no longer has. */
+    if (s->cur && s->begun && s->link->credit && s->idx >= 0)
+        ls_credit_tx_backlog_drop(s->link->credit, s->idx);
+    s->begun = false;
     if (s->cur && s->reader) ls_reader_release(s->reader, s->cur);
     s->cur = NULL;
     s->cur_off = 0;

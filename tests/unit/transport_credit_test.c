@@ -114,7 +114,7 @@ Test(transport_credit, huge_backlog_does_not_starve_another_database, .timeout =
     ls_credit_rx_free(rx);
 }
 
-Test(credit, dropped_backlog_is_never_picked_again)
+Test(transport_credit, dropped_backlog_is_never_picked_again, .timeout = 10)
 {
     ls_credit_tx_t *c = ls_credit_tx_new(1u << 20, 4u << 20);
     int a = ls_credit_tx_db_add(c), b = ls_credit_tx_db_add(c);

@@ -57,7 +57,6 @@ typedef struct {
     int ntargets;                                   /* active: >= 1 */
     char source[LS_CFG_NAME_MAX];                   /* passive: the node it copies from */
     uint64_t target_size;       /* generation target size, bytes; default 1 MiB */
-    uint64_t idle_roll_ms;      /* active: roll an idle non-empty log; default 5000 */
     uint64_t replay_lag_ms;     /* passive: delay replay this long; default 0 */
     uint64_t keep_logs;         /* passive: replayed generations kept; default 8 */
     uint64_t truncation_lag_ms; /* active: keep logs at least this long; default 0 */

@@ -303,8 +303,6 @@ int ls__cfg_database_key(struct parser *p, const char *dname, const char *name, 
             set_str(p, d->source, sizeof(d->source), name, v);
     } else if (!strcmp(name, "target_size"))
         set_size(p, &d->target_size, name, v);
-    else if (!strcmp(name, "idle_roll"))
-        set_duration(p, &d->idle_roll_ms, name, v);
     else if (!strcmp(name, "replay_lag"))
         set_duration(p, &d->replay_lag_ms, name, v);
     else if (!strcmp(name, "keep_logs"))
@@ -339,7 +337,6 @@ static void validate_database(struct parser *p, ls_cfg_database_t *d, int line)
                            sizeof(d->path))
         ls__cfg_fail(p, line, "[database %s] path too long", d->name);
     if (!d->target_size) d->target_size = 1u << 20;
-    if (!d->idle_roll_ms) d->idle_roll_ms = 5000;
     if (!d->keep_logs) d->keep_logs = 8;
     if (d->role == 0) {
         ls__cfg_fail(p, line, "[database %s] is missing required key 'role' (active or passive)",

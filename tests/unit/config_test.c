@@ -66,7 +66,6 @@ Test(config, parses_every_section_with_defaults)
     cr_assert_eq(d1->role, LS_ROLE_ACTIVE);
     cr_assert_eq(d1->target_size, 512 * 1024);
     cr_assert_str_eq(d1->path, "/var/lib/ls/db1");
-    cr_assert_eq(d1->idle_roll_ms, 5000);
     const ls_cfg_database_t *d2 = ls_config_database(c, "db2");
     cr_assert_eq(d2->role, LS_ROLE_PASSIVE);
     cr_assert_eq(d2->replay_lag_ms, 120000);

@@ -162,9 +162,7 @@ Test(seed, empty_passive_under_workload_converges_while_others_ship)
  * none before L is applied twice. */
 Test(seed, snapshot_inside_an_open_generation_hands_off_exactly)
 {
-    ls_h_pair_init(
-        &pair, "seed-handoff",
-        &(ls_h_pair_opts_t){.plaintext = true, .seedable = true, .a_db_extra = "idle_roll = 2s\n"});
+    ls_h_pair_init(&pair, "seed-handoff", &(ls_h_pair_opts_t){.plaintext = true, .seedable = true});
     ls_h_load(&pair, "--transactions 200 --records-per-txn 50 --value-size 400 --seed 4");
     truncate_logs(1);
     char *env[] = {"LS_FAULTS=seed.snapshot.before=sleep:1500", NULL};

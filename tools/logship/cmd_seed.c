@@ -13,13 +13,11 @@
 #include <cjson/cJSON.h>
 
 #include "cmds.h"
-#include "config/config.h"
-#include "control/control.h"
+#include "ctl.h"
 #include "core/core.h"
 #include "seed/seed.h"
 
-#define CALL_TIMEOUT_MS 10000
-#define POLL_US         200000 /* between two seed_status requests */
+#define POLL_US 200000 /* between two seed_status requests */
 
 enum { OPT_SOCKET = 256, OPT_FROM, OPT_NETWORK, OPT_DELETE, OPT_MANUAL, OPT_INTERVAL };
 
@@ -38,55 +36,6 @@ static void usage(void)
 {
     fprintf(stderr, "usage: logship seed DB [--from NODE] [--network NAME] [--delete-existing] "
                     "[--manual-resume] [--interval SECONDS] [-c CONFIG | --socket PATH]\n");
-}
-
-/* The control socket: --socket, else the config file's, else $LOGSHIP_SOCKET. */
-static int socket_path(const char *sock, const char *conf, char *out, size_t outlen)
-{
-    if (sock) {
-        snprintf(out, outlen, "%s", sock);
-        return 0;
-    }
-    if (conf) {
-        ls_config_t *cfg;
-        char err[512];
-        if (ls_config_load(conf, &cfg, err, sizeof(err)) != 0) {
-            fprintf(stderr, "logship seed: %s\n", err);
-            return 2;
-        }
-        snprintf(out, outlen, "%s", cfg->control_socket);
-        ls_config_free(cfg);
-        return 0;
-    }
-    const char *env = getenv("LOGSHIP_SOCKET");
-    if (env && *env) {
-        snprintf(out, outlen, "%s", env);
-        return 0;
-    }
-    fprintf(stderr, "logship seed: say which daemon: -c CONFIG, --socket PATH or LOGSHIP_SOCKET\n");
-    return 2;
-}
-
-/* One request; the answer when it says ok, else NULL with the daemon's error in err. */
-static cJSON *call(const char *path, cJSON *req, char *err, size_t errlen)
-{
-    char *text = cJSON_PrintUnformatted(req), *resp = NULL;
-    int c = ls_control_call(path, text, CALL_TIMEOUT_MS, &resp, err, errlen);
-    free(text);
-    if (c) return NULL;
-    cJSON *j = cJSON_Parse(resp);
-    free(resp);
-    if (!j) {
-        snprintf(err, errlen, "the daemon's answer is not JSON");
-        return NULL;
-    }
-    if (!cJSON_IsTrue(cJSON_GetObjectItem(j, "ok"))) {
-        const cJSON *e = cJSON_GetObjectItem(j, "error");
-        snprintf(err, errlen, "%s", cJSON_IsString(e) ? e->valuestring : "request failed");
-        cJSON_Delete(j);
-        return NULL;
-    }
-    return j;
 }
 
 static const char *jstr(const cJSON *o, const char *k)
@@ -112,7 +61,7 @@ static int follow(const char *path, const char *db, unsigned interval)
         cJSON *req = cJSON_CreateObject();
         cJSON_AddStringToObject(req, "cmd", "seed_status");
         cJSON_AddStringToObject(req, "database", db);
-        cJSON *j = call(path, req, err, sizeof(err));
+        cJSON *j = ls_ctl_request(path, req, err, sizeof(err));
         cJSON_Delete(req);
         if (!j) {
             if (started && tty) printf("\n");
@@ -192,7 +141,7 @@ int ls_cmd_seed(int argc, char **argv)
     }
     const char *db = argv[optind];
     char path[1024], err[1024];
-    if (socket_path(sock, conf, path, sizeof(path))) return 2;
+    if (ls_ctl_socket("logship seed", sock, conf, path, sizeof(path))) return 2;
     cJSON *req = cJSON_CreateObject();
     cJSON_AddStringToObject(req, "cmd", "seed");
     cJSON_AddStringToObject(req, "database", db);
@@ -200,7 +149,7 @@ int ls_cmd_seed(int argc, char **argv)
     if (network) cJSON_AddStringToObject(req, "network", network);
     cJSON_AddBoolToObject(req, "delete_existing", del);
     cJSON_AddBoolToObject(req, "manual_resume", manual);
-    cJSON *j = call(path, req, err, sizeof(err));
+    cJSON *j = ls_ctl_request(path, req, err, sizeof(err));
     cJSON_Delete(req);
     if (!j) {
         fprintf(stderr, "logship seed: %s\n", err);

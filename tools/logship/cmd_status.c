@@ -9,66 +9,16 @@
 #include <cjson/cJSON.h>
 
 #include "cmds.h"
-#include "config/config.h"
-#include "control/control.h"
+#include "ctl.h"
 #include "core/core.h"
-
-#define CALL_TIMEOUT_MS 10000
-
-/* Finds the control socket: --socket, else the config file's control_socket, else
- * $LOGSHIP_SOCKET. Returns 0 or 2 (usage) with a message printed. */
-static int socket_path(const char *sock, const char *conf, char *out, size_t outlen)
-{
-    if (sock) {
-        snprintf(out, outlen, "%s", sock);
-        return 0;
-    }
-    if (conf) {
-        ls_config_t *cfg;
-        char err[512];
-        if (ls_config_load(conf, &cfg, err, sizeof(err)) != 0) {
-            fprintf(stderr, "logship: %s\n", err);
-            return 2;
-        }
-        snprintf(out, outlen, "%s", cfg->control_socket);
-        ls_config_free(cfg);
-        return 0;
-    }
-    const char *env = getenv("LOGSHIP_SOCKET");
-    if (env && *env) {
-        snprintf(out, outlen, "%s", env);
-        return 0;
-    }
-    fprintf(stderr, "logship: say which daemon: -c CONFIG, --socket PATH or LOGSHIP_SOCKET\n");
-    return 2;
-}
 
 /* Sends req to the daemon; prints errors; returns the parsed answer or NULL (*rc set). */
 static cJSON *call(const char *path, cJSON *req, int *rc)
 {
-    char *text = cJSON_PrintUnformatted(req), *resp = NULL, err[512] = "";
-    int c = ls_control_call(path, text, CALL_TIMEOUT_MS, &resp, err, sizeof(err));
-    free(text);
-    if (c) {
-        fprintf(stderr, "logship: %s\n", err);
-        *rc = 1;
-        return NULL;
-    }
-    cJSON *j = cJSON_Parse(resp);
-    free(resp);
-    if (!j) {
-        fprintf(stderr, "logship: the daemon's answer is not JSON\n");
-        *rc = 1;
-        return NULL;
-    }
-    if (!cJSON_IsTrue(cJSON_GetObjectItem(j, "ok"))) {
-        const cJSON *e = cJSON_GetObjectItem(j, "error");
-        fprintf(stderr, "logship: %s\n", cJSON_IsString(e) ? e->valuestring : "request failed");
-        cJSON_Delete(j);
-        *rc = 1;
-        return NULL;
-    }
-    *rc = 0;
+    char err[1024];
+    cJSON *j = ls_ctl_request(path, req, err, sizeof(err));
+    *rc = j ? 0 : 1;
+    if (!j) fprintf(stderr, "logship: %s\n", err);
     return j;
 }
 
@@ -163,7 +113,7 @@ int ls_cmd_status(int argc, char **argv)
             fprintf(stderr, "logship status: unexpected argument '%s'\n", argv[optind]);
         return 2;
     }
-    if (socket_path(a.sock, a.conf, path, sizeof(path))) return 2;
+    if (ls_ctl_socket("logship", a.sock, a.conf, path, sizeof(path))) return 2;
     cJSON *req = cJSON_CreateObject();
     cJSON_AddStringToObject(req, "cmd", "status");
     int rc;
@@ -193,7 +143,7 @@ static int suspend_resume(int argc, char **argv, bool suspend)
                 suspend ? " [--comment TEXT] [--replay-only]" : " [--replay-only]");
         return 2;
     }
-    if (socket_path(a.sock, a.conf, path, sizeof(path))) return 2;
+    if (ls_ctl_socket("logship", a.sock, a.conf, path, sizeof(path))) return 2;
     cJSON *req = cJSON_CreateObject();
     cJSON_AddStringToObject(req, "cmd", argv[0]);
     cJSON_AddStringToObject(req, "database", argv[optind]);
@@ -235,7 +185,7 @@ int ls_cmd_network(int argc, char **argv)
                         "[-c CONFIG | --socket PATH]\n");
         return 2;
     }
-    if (socket_path(a.sock, a.conf, path, sizeof(path))) return 2;
+    if (ls_ctl_socket("logship", a.sock, a.conf, path, sizeof(path))) return 2;
     cJSON *req = cJSON_CreateObject();
     cJSON_AddStringToObject(req, "cmd", "network");
     cJSON_AddStringToObject(req, "target", argv[optind]);

@@ -1,0 +1,58 @@
+/* The `logship` commands' side of the control socket (see ctl.h). */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "config/config.h"
+#include "control/control.h"
+#include "ctl.h"
+
+int ls_ctl_socket(const char *who, const char *sock, const char *conf, char *out, size_t outlen)
+{
+    if (sock) {
+        snprintf(out, outlen, "%s", sock);
+        return 0;
+    }
+    if (conf) {
+        ls_config_t *cfg;
+        char err[512];
+        if (ls_config_load(conf, &cfg, err, sizeof(err)) != 0) {
+            fprintf(stderr, "%s: %s\n", who, err);
+            return 2;
+        }
+        snprintf(out, outlen, "%s", cfg->control_socket);
+        ls_config_free(cfg);
+        return 0;
+    }
+    const char *env = getenv("LOGSHIP_SOCKET");
+    if (env && *env) {
+        snprintf(out, outlen, "%s", env);
+        return 0;
+    }
+    fprintf(stderr, "%s: say which daemon: -c CONFIG, --socket PATH or LOGSHIP_SOCKET\n", who);
+    return 2;
+}
+
+cJSON *ls_ctl_request(const char *path, const cJSON *req, char *err, size_t errlen)
+{
+    char *text = cJSON_PrintUnformatted(req), *resp = NULL;
+    if (!text) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    int rc = ls_control_call(path, text, LS_CTL_TIMEOUT_MS, &resp, err, errlen);
+    free(text);
+    if (rc) return NULL;
+    cJSON *j = cJSON_Parse(resp);
+    free(resp);
+    if (!j) {
+        snprintf(err, errlen, "the daemon's answer is not JSON");
+        return NULL;
+    }
+    if (!cJSON_IsTrue(cJSON_GetObjectItem(j, "ok"))) {
+        const cJSON *e = cJSON_GetObjectItem(j, "error");
+        snprintf(err, errlen, "%s", cJSON_IsString(e) ? e->valuestring : "request failed");
+        cJSON_Delete(j);
+        return NULL;
+    }
+    return j;
+}

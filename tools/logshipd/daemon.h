@@ -292,10 +292,11 @@ int ld_link_command(node_t *n, const cJSON *req, cJSON *resp, char *err, size_t 
 /* shipper.c */
 void ld_shipper_reset(shipper_t *s, copy_state_t state, const char *reason);
 void ld_shipper_on_frame(shipper_t *s, const ls_frame_t *f);
+/* Takes the next generation from the reader and sends GEN_BEGIN (GEN_END when all its data went
+ * out); LS_EBUSY when the socket is full. */
 int ld_shipper_fill(shipper_t *s);
+/* Stops the reader and forgets the generation in flight; keeps the connection's state. */
 void ld_shipper_pause(shipper_t *s);
-/* stops the reader, keeps the connection's state */ /* takes the next generation from the
-                                                        reader; sends BEGIN */
 void ld_shipper_set_state(shipper_t *s, copy_state_t st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

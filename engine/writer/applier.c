@@ -4,7 +4,10 @@
  * timer.
  *
  * Each pass takes EVERY durable batch queued since the last pass (the flusher chains them in LSN
- * order) with the position after the last one, and with store_mu held:
+ * order) with the position after the last one; when the flusher is writing a batch at that moment,
+ * the applier first waits for that one (at most one log fsync, never for a later batch: bounded)
+ * so it joins this apply instead of waiting a whole LMDB commit for the next. Then, with store_mu
+ * held:
  *   fault point writer.apply.before ("fail" stands for a failed store transaction);
  *   one ls_store_apply for all of them: their puts and deletes in order, and the meta record of
  *   the last batch (generation holding its last LSN, the digest of the generation before it,
@@ -109,6 +112,10 @@ void *ls__applier_main(void *arg)
     for (;;) {
         pthread_mutex_lock(&db->mu);
         wait_until(db, deadline);
+        /* The batch the flusher is writing now (at most that one: the wait is bounded by one
+         * log fsync) joins this apply. */
+        for (uint64_t want = db->taken; db->ahead && db->handed < want;)
+            pthread_cond_wait(&db->applyq, &db->mu);
         ls_txn_t *chain = db->ahead;
         ls_store_meta_t pos = db->apos;
         bool stop = db->apply_stopping; /* set only once the flusher has exited */

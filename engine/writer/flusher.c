@@ -135,6 +135,8 @@ static int commit_batch(ls_db_t *db, ls_txn_t *batch, ls_store_meta_t *pos)
 /* Hands a durable batch to the applier, or fails its transactions with rc (mu held). */
 static void hand_over(ls_db_t *db, ls_txn_t *batch, const ls_store_meta_t *pos, int rc)
 {
+    db->handed++;
+    pthread_cond_signal(&db->applyq); /* an applier waiting for this batch goes on */
     if (rc == 0) {
         ls_txn_t *tail = batch;
         while (tail->next)
@@ -145,7 +147,6 @@ static void hand_over(ls_db_t *db, ls_txn_t *batch, const ls_store_meta_t *pos, 
             db->ahead = batch;
         db->atail = tail;
         db->apos = *pos;
-        pthread_cond_signal(&db->applyq);
         return;
     }
     for (ls_txn_t *t = batch, *next; t; t = next) {
@@ -193,6 +194,7 @@ void *ls__flusher_main(void *arg)
         ls_txn_t *batch = db->qhead;
         bool stop = db->stopping;
         db->qhead = db->qtail = NULL;
+        if (batch) db->taken++;
         pthread_mutex_unlock(&db->mu);
 
         ls_store_meta_t pos = {0};

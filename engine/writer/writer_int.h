@@ -98,6 +98,9 @@ struct ls_db {
     ls_txn_t *ahead, *atail; /* durable, not yet applied transactions in LSN order (the flusher's
                                 batches chained); the applier takes them all at once */
     ls_store_meta_t apos;    /* position after atail: the meta the store gets once it holds them */
+    uint64_t taken;          /* batches the flusher took from the queue since open */
+    uint64_t handed;         /* of those, handed to the applier or failed (taken - handed: 0 or
+                                1, the batch being written) */
     bool stopping;           /* ls_db_close() asked the flusher to exit */
     bool apply_stopping;     /* ls_db_close() asked the applier to exit (the flusher is gone) */
     bool running;            /* the flusher thread was started */

@@ -19,7 +19,8 @@ enum { REPL = 0, PUBLIC = 1 };
 
 #define HB_TIMEOUT_MS 1000
 #define SETTLE_MS     2000
-#define TARGET_SIZE   (512 * 1024)
+#define TARGET_SIZE   (512 * 1024) /* generations written by the tests' loads */
+#define TARGET_SIZE_S "524288"
 #define WINDOW        (256 * 1024)
 
 static ls_h_pair_t pair;
@@ -54,10 +55,10 @@ static void setup(const char *tag)
             "[tls]\nca = %s/certs/ca.pem\ncert = %s/certs/node-a.pem\nkey = %s/certs/node-a.key\n"
             "[target node-b]\nnetwork = repl %s:7401 bind=%s\nnetwork = public %s:7401 bind=%s\n"
             "heartbeat_interval = 200ms\nheartbeat_timeout = %dms\nsettle_time = %dms\n"
-            "[database db1]\nrole = active\ntargets = node-b\ntarget_size = %d\nidle_roll = 1s\n",
+            "[database db1]\nrole = active\ntargets = node-b\n",
             pair.dir, pair.sock[LS_H_A], pair.dir, pair.dir, pair.dir, nn.addr[REPL][LS_H_B],
             nn.addr[REPL][LS_H_A], nn.addr[PUBLIC][LS_H_B], nn.addr[PUBLIC][LS_H_A], HB_TIMEOUT_MS,
-            SETTLE_MS, TARGET_SIZE);
+            SETTLE_MS);
     fclose(f);
     f = fopen(pair.conf[LS_H_B], "w");
     cr_assert_not_null(f);
@@ -197,7 +198,8 @@ Test(netns, repl_down_fails_over_to_public_then_back_and_flaps_are_damped)
     if (!ls_h_netns_usable("the replication-network test")) return;
     setup("netns-failover");
     /* ~2.5 MB/s of log (about 5 generations a second) for ~25 s. */
-    ls_h_load_start(&pair, "--transactions 3000 --records-per-txn 50 --value-size 400 "
+    ls_h_load_start(&pair, "--target-size " TARGET_SIZE_S
+                           " --transactions 3000 --records-per-txn 50 --value-size 400 "
                            "--threads 2 --seed 21 --rate 120");
     wait_network("repl", 20000);
     wait_copied_past(2, 20000);
@@ -274,7 +276,8 @@ Test(netns, every_network_down_shows_disconnected_then_catches_up)
 {
     if (!ls_h_netns_usable("the replication-network test")) return;
     setup("netns-alldown");
-    ls_h_load(&pair, "--transactions 100 --records-per-txn 50 --value-size 400 --seed 22");
+    ls_h_load(&pair, "--target-size " TARGET_SIZE_S
+                     " --transactions 100 --records-per-txn 50 --value-size 400 --seed 22");
     cr_assert(ls_h_wait_caught_up(&pair, 20000));
 
     /* Both links down on node-a's side: the copy is Disconnected, each network says why. */
@@ -291,7 +294,8 @@ Test(netns, every_network_down_shows_disconnected_then_catches_up)
     cJSON_Delete(st);
 
     /* The copy queue grows while nothing can be shipped. */
-    ls_h_load(&pair, "--transactions 150 --records-per-txn 50 --value-size 400 --seed 23");
+    ls_h_load(&pair, "--target-size " TARGET_SIZE_S
+                     " --transactions 150 --records-per-txn 50 --value-size 400 --seed 23");
     uint64_t end = now_ms() + 10000;
     while (num_a("copy_queue") < queue0 + 3 && now_ms() < end)
         usleep(50000);
@@ -327,7 +331,8 @@ Test(netns, operator_pin_survives_restart_and_repeated_failures_lengthen_the_set
 {
     if (!ls_h_netns_usable("the replication-network test")) return;
     setup("netns-pin");
-    ls_h_load_start(&pair, "--transactions 2400 --records-per-txn 50 --value-size 400 "
+    ls_h_load_start(&pair, "--target-size " TARGET_SIZE_S
+                           " --transactions 2400 --records-per-txn 50 --value-size 400 "
                            "--threads 2 --seed 24 --rate 80");
     wait_network("repl", 20000);
     cr_assert_eq(network_cmd("node-b"), 0);

@@ -42,6 +42,33 @@ Test(load, bad_arguments_are_clear_errors)
     expect_usage_error("--seed needs a value", "/tmp/x", "--seed", NULL);
     expect_usage_error("--value-size: '-5' is not a valid number", "/tmp/x", "--value-size", "-5");
     expect_usage_error("--rate: '3x' is not a valid number", "/tmp/x", "--rate", "3x");
+    expect_usage_error("--target-size must be 4096..67108864 bytes (got 100)", "/tmp/x",
+                       "--target-size", "100");
+}
+
+Test(load, target_size_sets_the_generation_size, .timeout = 60)
+{
+    char *dir = ls_h_tmpdir("load-ts"), *err = NULL, cmd[1200], *out = NULL;
+    char *argv[] = {(char *) ls_h_bin("logship"),
+                    "load",
+                    dir,
+                    "--transactions",
+                    "400",
+                    "--target-size",
+                    "65536",
+                    NULL};
+    cr_assert_eq(ls_h_run(argv, NULL, &err, 60000), 0, "%s", err);
+    free(err);
+    /* Every closed generation is at most the target plus one transaction (4 records of ~260 B). */
+    snprintf(cmd, sizeof(cmd),
+             "n=0; for f in %s/logs/E00-*.log; do s=$(stat -c %%s $f); n=$((n+1)); "
+             "[ $s -le 67584 ] || { echo big $f $s; exit 1; }; done; echo $n",
+             dir);
+    cr_assert_eq(ls_h_sh(cmd, &out, NULL, 10000), 0, "%s", out);
+    cr_assert_geq(atoi(out), 5, "several generations of 64 KiB: %s", out);
+    free(out);
+    ls_h_rmtree(dir);
+    free(dir);
 }
 
 Test(load, writes_the_workload_it_reports, .timeout = 60)

@@ -33,6 +33,7 @@ typedef struct {
     double rate;            /* transactions per second overall; 0: unpaced */
     uint64_t threads;       /* committing threads */
     double compressibility; /* target zstd -1 ratio of the values */
+    uint64_t target_size;   /* generation target size, bytes; 0: the writer's default (1 MiB) */
 } load_opts_t;
 
 typedef struct {
@@ -188,7 +189,7 @@ __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ..
     va_end(ap);
     fprintf(stderr, "\nusage: logship load DIR [--transactions N] [--records-per-txn K] "
                     "[--key-space K] [--value-size B] [--seed S] [--rate TPS] [--threads T] "
-                    "[--compressibility R]\n");
+                    "[--compressibility R] [--target-size B]\n");
     return 2;
 }
 
@@ -233,6 +234,7 @@ static int parse_args(int argc, char **argv, load_opts_t *o, const char **dir)
                       : !strcmp(a, "--value-size")      ? &o->value_size
                       : !strcmp(a, "--seed")            ? &o->seed
                       : !strcmp(a, "--threads")         ? &o->threads
+                      : !strcmp(a, "--target-size")     ? &o->target_size
                                                         : NULL;
         double *d = !strcmp(a, "--rate")              ? &o->rate
                     : !strcmp(a, "--compressibility") ? &o->compressibility
@@ -259,6 +261,9 @@ static int parse_args(int argc, char **argv, load_opts_t *o, const char **dir)
     if (o->key_space == 0) return usage_error("--key-space must be at least 1");
     if (o->value_size > 16u * 1024 * 1024) return usage_error("--value-size is above 16 MiB");
     if (o->compressibility < 1.0) return usage_error("--compressibility must be >= 1");
+    if (o->target_size && (o->target_size < 4096 || o->target_size > (64u << 20)))
+        return usage_error("--target-size must be 4096..67108864 bytes (got %" PRIu64 ")",
+                           o->target_size);
     return 0;
 }
 
@@ -285,7 +290,8 @@ int ls_cmd_load(int argc, char **argv)
     int rc = parse_args(argc, argv, &o, &dir);
     if (rc) return rc;
     ls_db_t *db;
-    if ((rc = ls_db_open(dir, NULL, &db)) != 0) {
+    ls_db_options_t dbo = {.target_size = o.target_size};
+    if ((rc = ls_db_open(dir, &dbo, &db)) != 0) {
         fprintf(stderr, "logship load: %s\n", ls_db_open_error());
         return 1;
     }

@@ -41,7 +41,9 @@ demo: build
 bench:
 	@tools/deps.sh build bench
 	@cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DLS_FAULTS=OFF -DLS_TESTS=OFF >/dev/null
-	@cmake --build build-release -j $(JOBS)
+	@echo "logship: building the release programs (log in build-release/build.log)"
+	@cmake --build build-release -j $(JOBS) > build-release/build.log 2>&1 || \
+	  { tail -40 build-release/build.log; echo "logship: release build failed"; exit 1; }
 	@build-release/bin/logship-bench $(if $(QUICK),--quick) --out build/bench
 
 fuzz:

@@ -187,6 +187,7 @@ static int deliver(ls_conn_t *c, const ls_frame_header_t *h, size_t need)
                                  (unsigned long long) seq, c->peer);
         /* with deliver_compressed, chunks are decompressed off the loop by the layer above */
         if (!c->opts.deliver_compressed || h->type == LS_FRAME_HEARTBEAT) {
+            if (h->type != LS_FRAME_HEARTBEAT) c->stats.zstd_loop_calls++; /* on the loop */
             int rc = inflate(c, &f);
             if (rc) return rc;
         }

@@ -121,6 +121,7 @@ int ls__conn_send_frame(ls_conn_t *c, uint8_t type, uint8_t flags, const struct 
     if (c->zstd_level && !(flags & LS_FRAME_FLAG_ZSTD) && compressible(type) &&
         body >= LS_CONN_ZSTD_MIN_BODY) {
         size_t zlen = 0;
+        c->stats.zstd_loop_calls++; /* the loop thread: ls_conn_* run on no other */
         int rc = ls_zbody_compress(c->z, c->tx + LS_FRAME_HEADER_SIZE, body,
                                    c->ztx + LS_FRAME_HEADER_SIZE, body - 1, &zlen);
         if (rc) return ls__conn_fail(c, rc, "compressing a %zu-byte frame failed", body);

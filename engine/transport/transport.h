@@ -58,14 +58,17 @@
  * process must ignore it (logshipd does). The transport does not change signal dispositions.
  *
  * Threading: one event loop thread owns a connection, its listener and every callback; no
- * function here may be called from another thread. The loop thread only moves bytes and runs
- * timers: TLS record crypto and (when enabled) zstd of frame bodies run on it today. zstd at level
- * 1 costs ~3 ms per 1 MiB chunk here (docs/TRANSPORT.md): acceptable for slow links, where
- * compression pays, but it delays heartbeats by that much per chunk. Because compression is per
- * frame body (a pure function of the body), it can move off the loop without a wire change: a
- * worker compresses the body (ls_zbody_compress) and hands it to ls_conn_send_raw(); with
- * deliver_compressed, on_frame hands compressed chunk bodies over for a worker to decompress
- * (ls_zbody_decompress). No disk I/O happens in this module once the contexts exist.
+ * function here may be called from another thread. The loop thread moves bytes and runs timers;
+ * TLS record crypto runs on it (~0.6 ms per MiB per side). zstd of frame bodies runs on it only
+ * when the layer above lets the connection do it (ls_conn_send*, on_frame without
+ * deliver_compressed): at level 1 ~3.3 ms per 1 MiB chunk to compress and ~1.4 ms to decompress
+ * (docs/TRANSPORT.md), which delays heartbeats by that much. Compression is per frame body (a pure
+ * function of the body), so it runs off the loop without a wire change: a worker compresses the
+ * body (ls_zbody_compress) and the loop hands it to ls_conn_send_raw(); with deliver_compressed,
+ * on_frame hands compressed chunk bodies over for a worker to decompress (ls_zbody_decompress).
+ * logshipd does both for GEN_DATA (tools/logshipd/zwork.c); stats.zstd_loop_calls counts the
+ * bodies a connection still (de)compressed on its loop. No disk I/O happens in this module once
+ * the contexts exist.
  */
 #ifndef LS_TRANSPORT_H
 #define LS_TRANSPORT_H
@@ -163,6 +166,10 @@ typedef struct {
     uint64_t rtt_smoothed_ns;     /* smoothed round trip (7/8 old + 1/8 new), ns */
     int64_t clock_offset_ns;      /* peer's wall clock minus ours, estimated, ns */
     uint64_t last_rx_mono_ns;     /* ls_mono_ns() when bytes last arrived */
+    uint64_t zstd_loop_calls;     /* GEN_DATA/SEED_DATA bodies this connection compressed or
+                                     decompressed itself, i.e. on its loop thread (0 when the
+                                     layer above does it off the loop: send_raw and
+                                     deliver_compressed) */
 } ls_conn_stats_t;
 
 /* Connects to addr:port (IP literals, v4 or v6). Takes a copy of what it needs from opts.

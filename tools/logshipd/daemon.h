@@ -11,12 +11,15 @@
  *  status    (status.c)    the control socket's commands and the status document
  *  seed      (seed_server.c) per accepted seed connection: snapshot worker, SEED frames
  *            (seed_client.c) per passive copy: `logship seed`, the install on its receiver
+ *  zwork     (zwork.c)     a zstd worker thread: per link (compresses GEN_DATA) and per peer
+ *                          connection (decompresses), when compression was negotiated
  *
  * Threading: everything here runs on the loop thread except each pcopy's receiver thread (disk
  * writes, fsync, inspection through engine/copy) and the threads inside engine/copy (replayer)
- * and engine/source (readers), and each seed server's snapshot worker. Those threads talk to the
- * loop only through mutex-protected queues and uv_async_send(). The loop only moves bytes, runs
- * timers and lists directories.
+ * and engine/source (readers), each seed server's snapshot worker, and the zstd workers. Those
+ * threads talk to the loop only through mutex-protected queues and uv_async_send(). The loop
+ * only moves bytes, runs timers and lists directories (SEED_DATA is still (de)compressed on it:
+ * docs/TRANSPORT.md).
  */
 #ifndef LS_LOGSHIPD_H
 #define LS_LOGSHIPD_H
@@ -43,6 +46,8 @@
 #define LD_BACKOFF_MIN  100            /* reconnect backoff, ms */
 #define LD_BACKOFF_MAX  3000
 #define LD_REASON_MAX   512
+#define LD_ZQ_MAX       8                  /* GEN_DATA chunks with a link's zstd worker, at most */
+#define LD_ZRX_MAX      (8u * 1024 * 1024) /* bytes a peer's zstd worker holds before pausing */
 
 /* An operator's decision about one copy, kept across restarts (opstate.c). */
 typedef struct {
@@ -127,6 +132,8 @@ struct shipper {
     uint64_t cs_sent_durable;           /* ... and the durable position it was computed from */
     uint64_t seed_needs; /* a seed of this target needs generations >= this (0: none) */
     bool seed_sent;      /* ... its stream went out whole: kept until replayed-synced past it */
+    uint32_t zinflight;  /* GEN_DATA chunks with the link's zstd worker, not sent yet: GEN_END
+                            and the next GEN_BEGIN wait for them (order) */
 };
 
 struct active {
@@ -168,6 +175,9 @@ struct link {
     char last_error[LD_REASON_MAX]; /* why the last connection ended */
     uint64_t connects;              /* successful connections since start */
     struct ld_netsel *sel;          /* networks: states, probes, pin, counters (netpath.c) */
+    struct ld_zwork *zw;            /* compresses GEN_DATA bodies off the loop (NULL: none yet) */
+    int zlevel;                     /* its zstd level */
+    uint64_t ztag;                  /* connection generation: jobs of an older one are dropped */
 };
 
 /* ---- passive side --------------------------------------------------------------------------- */
@@ -240,6 +250,8 @@ struct peer {
     uint8_t (*dbids)[LS_DBID_LEN]; /* HELLO index -> database id */
     int nidx;
     struct ld_seeds *seed; /* a seed connection (seed_server.c), or NULL */
+    struct ld_zwork *zw;   /* with compression: frames pass it, in order, to be decompressed */
+    bool zpaused;          /* reading paused: the worker holds LD_ZRX_MAX bytes or more */
 };
 
 struct node {

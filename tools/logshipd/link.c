@@ -7,6 +7,9 @@
 #include <string.h>
 
 #include "netpath.h"
+#include "zwork.h"
+
+static void on_zdone(ld_zwork_t *w);
 
 static void on_wake(uv_async_t *a)
 {
@@ -101,7 +104,18 @@ static void on_welcome(link_t *l, const ls_proto_welcome_t *w)
     ld__np_welcome(l);
     l->credit = ls_credit_tx_new(w->db_window, w->conn_window); /* the receiver's windows */
     LS_CHECK(l->credit != NULL);
-    if (w->features & LS_FEAT_ZSTD) ls_conn_set_compression(l->conn, w->zstd_level);
+    if (w->features & LS_FEAT_ZSTD) {
+        ls_conn_set_compression(l->conn, w->zstd_level);
+        if (l->zw && l->zlevel != w->zstd_level) {
+            ld_zwork_stop(l->zw);
+            l->zw = NULL;
+        }
+        if (!l->zw) l->zw = ld_zwork_start(l->node->loop, w->zstd_level, on_zdone, l);
+        l->zlevel = w->zstd_level;
+        if (!l->zw) /* the transport still compresses, on the loop */
+            LS_LOGW("link", "%s: no zstd worker (out of memory): compressing on the loop",
+                    l->cfg->name);
+    }
     for (int i = 0; i < l->nidx; i++) {
         shipper_t *s = l->by_idx[i];
         LS_CHECK(ls_credit_tx_db_add(l->credit) == i);
@@ -219,8 +233,11 @@ static void drop_conn(link_t *l, copy_state_t state, const char *reason)
 {
     l->conn = NULL;
     l->ready = false;
-    for (int i = 0; i < l->nshippers; i++)
+    l->ztag++; /* chunks still with the worker are dropped when done */
+    for (int i = 0; i < l->nshippers; i++) {
+        l->shippers[i]->zinflight = 0;
         ld_shipper_reset(l->shippers[i], state, reason);
+    }
     ls_credit_tx_free(l->credit);
     l->credit = NULL;
 }
@@ -334,31 +351,91 @@ void ld__link_switch(link_t *l, int net, ls_conn_t *conn, const char *why)
     }
 }
 
+/* Sends the chunks the worker compressed, in order, as far as the socket allows; GEN_END
+ * follows a generation's last chunk. Returns LS_EBUSY when the socket is full. */
+static int zflush(link_t *l)
+{
+    ld_zjob_t *j;
+    while ((j = ld_zwork_peek(l->zw))) {
+        shipper_t *s = j->owner;
+        bool live = j->tag == l->ztag && l->conn;
+        if (live) {
+            if (j->rc) {
+                LS_LOGE("link", "%s: compressing a chunk failed: %s", l->cfg->name,
+                        ls_strerror(j->rc));
+                ls_conn_close(l->conn);
+                return LS_ECLOSED;
+            }
+            int rc = ls_conn_send_raw(l->conn, j->type, j->out, j->out_len);
+            if (rc == LS_EBUSY) return rc; /* on_drain pumps again */
+            if (rc) return rc;             /* closing: on_close follows */
+        }
+        ld_zjob_free(ld_zwork_pop(l->zw));
+        if (!live) continue;
+        s->zinflight--;
+        if (!s->zinflight && ld_shipper_fill(s) == LS_EBUSY) return LS_EBUSY; /* GEN_END ... */
+    }
+    return 0;
+}
+
+static void on_zdone(ld_zwork_t *w)
+{
+    link_t *l = ld_zwork_data(w);
+    if (!l->conn) {
+        zflush(l); /* drops the chunks of a connection that ended */
+        return;
+    }
+    ld_link_pump(l);
+}
+
+/* One chunk of s: to the worker when compression runs there, else to the transport. The credit
+ * is taken at once (it counts uncompressed chunk bytes; the chunk goes out whole, in order). */
+static int send_chunk(link_t *l, shipper_t *s, uint64_t len)
+{
+    ls_frame_t f = {.type = LS_FRAME_GEN_DATA};
+    memcpy(f.gen_data.dbid, s->db->dbid, LS_DBID_LEN);
+    f.gen_data.generation = s->cur->generation;
+    f.gen_data.offset = s->cur_off;
+    f.gen_data.data = s->cur->bytes + s->cur_off;
+    f.gen_data.len = (uint32_t) len;
+    uint8_t head[128];
+    ssize_t hn = ls_frame_encode_head(&f, head, sizeof(head));
+    LS_CHECK(hn > LS_FRAME_HEADER_SIZE);
+    size_t fields = (size_t) hn - LS_FRAME_HEADER_SIZE;
+    if (l->zw) {
+        /* The chunk is copied (the reader may release its generation before the worker is
+         * done, at a pause or a restart): the copy the transport would make anyway. */
+        ld_zjob_t *j = ld_zjob_new(LD_ZJOB_COMPRESS, LS_FRAME_GEN_DATA, fields + len);
+        memcpy(j->in, head + LS_FRAME_HEADER_SIZE, fields);
+        memcpy(j->in + fields, f.gen_data.data, len);
+        j->owner = s;
+        j->tag = l->ztag;
+        ld_zwork_push(l->zw, j);
+        s->zinflight++;
+        return 0;
+    }
+    struct iovec iov[2] = {{head + LS_FRAME_HEADER_SIZE, fields}, {(void *) f.gen_data.data, len}};
+    return ls_conn_sendv(l->conn, LS_FRAME_GEN_DATA, iov, 2);
+}
+
 /* Sends as much as credit and the socket allow: GEN_BEGIN when a generation is taken from a
- * reader, GEN_DATA chunks round-robin between databases, GEN_END when one is complete. */
+ * reader, GEN_DATA chunks round-robin between databases, GEN_END when one is complete. With
+ * compression, chunks go through the link's zstd worker (at most LD_ZQ_MAX at a time) and out
+ * in the order they were taken. */
 void ld_link_pump(link_t *l)
 {
     if (!l->conn || !l->ready) return;
+    if (l->zw && zflush(l)) return;
     for (int i = 0; i < l->nidx; i++)
         if (ld_shipper_fill(l->by_idx[i]) == LS_EBUSY) return;
     for (;;) {
         int db;
         uint64_t len;
+        if (l->zw && ld_zwork_jobs(l->zw) >= LD_ZQ_MAX) return; /* on_zdone pumps again */
         if (ls_credit_tx_next(l->credit, LD_CHUNK, &db, &len)) return;
         shipper_t *s = l->by_idx[db];
         LS_CHECK(s->cur && s->cur_off + len <= s->cur->size);
-        ls_frame_t f = {.type = LS_FRAME_GEN_DATA};
-        memcpy(f.gen_data.dbid, s->db->dbid, LS_DBID_LEN);
-        f.gen_data.generation = s->cur->generation;
-        f.gen_data.offset = s->cur_off;
-        f.gen_data.data = s->cur->bytes + s->cur_off;
-        f.gen_data.len = (uint32_t) len;
-        uint8_t head[128];
-        ssize_t hn = ls_frame_encode_head(&f, head, sizeof(head));
-        LS_CHECK(hn > LS_FRAME_HEADER_SIZE);
-        struct iovec iov[2] = {{head + LS_FRAME_HEADER_SIZE, (size_t) hn - LS_FRAME_HEADER_SIZE},
-                               {(void *) f.gen_data.data, len}};
-        int rc = ls_conn_sendv(l->conn, LS_FRAME_GEN_DATA, iov, 2);
+        int rc = send_chunk(l, s, len);
         if (rc == LS_EBUSY) return; /* on_drain pumps again */
         if (rc) return;             /* closing: on_close follows */
         LS_CHECK(ls_credit_tx_sent(l->credit, db, len) == 0);
@@ -376,4 +453,6 @@ void ld_link_close(link_t *l)
     uv_close((uv_handle_t *) &l->wake, NULL);
     ld__np_close(l);
     if (l->conn) ls_conn_close(l->conn);
+    ld_zwork_stop(l->zw);
+    l->zw = NULL;
 }

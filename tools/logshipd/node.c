@@ -71,6 +71,7 @@ static int start_listeners(node_t *n, char *err, size_t errlen)
         ld_conn_opts(n, &o, NULL, c->heartbeat_interval_ms, LS_PROTO_HEARTBEAT_TIMEOUT_MS);
         o.on_frame = ld_peer_on_frame;
         o.on_close = ld_peer_on_close;
+        o.deliver_compressed = true; /* peer.c decompresses chunks on a worker */
         int rc = ls_listener_start(n->loop, c->listen[i].host, c->listen[i].port, &o,
                                    ld_peer_accept, n, &n->listeners[n->nlisteners]);
         if (rc) {

@@ -236,6 +236,9 @@ int ld_shipper_fill(shipper_t *s)
             s->cur_off = 0;
             s->begun = false;
         }
+        /* Chunks still with the link's zstd worker go out first: a GEN_END or a new GEN_BEGIN
+         * must not overtake them. The worker's completion fills again. */
+        if (s->zinflight && (!s->begun || s->cur_off >= s->cur->size)) return 0;
         int rc = 0;
         if (!s->begun) rc = send_begin(s);
         if (rc) return rc;

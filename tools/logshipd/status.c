@@ -77,6 +77,11 @@ static void active_copy(cJSON *arr, shipper_t *s, uint64_t now)
     ls_conn_stats_t cs = {0};
     if (l->conn) ls_conn_stats(l->conn, &cs);
     cJSON_AddNumberToObject(o, "rtt_ms", (double) cs.rtt_smoothed_ns / 1e6);
+    cJSON_AddNumberToObject(o, "rtt_last_ms", (double) cs.rtt_last_ns / 1e6);
+    /* the connection's (every database on it): bytes on the socket vs frame bytes before zstd */
+    cJSON_AddNumberToObject(o, "wire_bytes_sent", (double) cs.wire_bytes_sent);
+    cJSON_AddNumberToObject(o, "frame_bytes_sent", (double) cs.bytes_sent);
+    cJSON_AddNumberToObject(o, "zstd_loop_calls", (double) cs.zstd_loop_calls);
     cJSON_AddNumberToObject(o, "removed_generations", (double) s->db->removed);
     cJSON_AddStringToObject(o, "last_error", l->last_error);
     ld_link_status(s, o);
@@ -158,6 +163,8 @@ static void passive_copy(cJSON *arr, pcopy_t *p, uint64_t now)
     ls_conn_stats_t cs = {0};
     if (p->peer) ls_conn_stats(p->peer->conn, &cs);
     cJSON_AddNumberToObject(o, "rtt_ms", (double) cs.rtt_smoothed_ns / 1e6);
+    cJSON_AddNumberToObject(o, "wire_bytes_received", (double) cs.wire_bytes_received);
+    cJSON_AddNumberToObject(o, "zstd_loop_calls", (double) cs.zstd_loop_calls);
     cJSON_AddNumberToObject(o, "clock_offset_ms", (double) p->src.clock_offset_ns / 1e6);
     ld_seed_client_status(p, o); /* "seed_percent" and "seed" once a seed was asked */
 }

@@ -146,8 +146,8 @@ int ls__copy_inspect(ls_copy_t *c, uint32_t epoch, uint64_t gen, const uint8_t *
 /* Expectations of generation gen of epoch against the held chain (mu held). */
 void ls__copy_expect(ls_copy_t *c, uint32_t epoch, uint64_t gen, ls__copy_expect_t *x);
 /* Checks buf[0, len) against x and fills e. Hashes unless x->has_known; trust_trailer takes the
- * trailer's own digest as known (structure, checksums and chain checked; the full digest is
- * verified again before replay). 0 or the LS_E* code with msg set. */
+ * trailer's own digest as known (structure, checksums and chain checked, no hash: for files in
+ * logs/, whose digest was checked at inspection). 0 or the LS_E* code with msg set. */
 int ls__copy_check_buf(ls__copy_expect_t *x, const uint8_t *buf, size_t len, bool trust_trailer,
                        ls__copy_entry_t *e, char *msg, size_t msglen);
 /* Makes e the last held generation (mu held). */

@@ -2,6 +2,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "copy/copy_int.h"
@@ -11,6 +12,8 @@
 #define DEFAULT_CHECKPOINT_MS 1000
 #define DEFAULT_BATCH_GENS    16
 #define DEFAULT_BATCH_BYTES   (32ull * 1024 * 1024)
+#define DEFAULT_MAP_SIZE      (64ull * 1024 * 1024) /* engine/store's default */
+#define MAP_ROUND             (1024ull * 1024)
 
 void ls__copy_msg(char *out, size_t len, const char *fmt, ...)
 {
@@ -78,9 +81,22 @@ void ls__copy_path(const ls_copy_t *c, char *out, const char *dir, uint32_t epoc
     ls__copy_msg(out, LS__COPY_PATH_MAX, "%s/%s", dir, name);
 }
 
+uint64_t ls__copy_map_size(const ls_copy_t *c)
+{
+    uint64_t size = c->o.map_size ? c->o.map_size : DEFAULT_MAP_SIZE;
+    char file[LS__COPY_PATH_MAX + 16];
+    struct stat st;
+    ls__copy_msg(file, sizeof(file), "%s/data.mdb", c->store_dir);
+    if (stat(file, &st) == 0 && st.st_size > 0) {
+        uint64_t twice = ((uint64_t) st.st_size * 2 + MAP_ROUND - 1) / MAP_ROUND * MAP_ROUND;
+        size = LS_MAX(size, twice);
+    }
+    return size;
+}
+
 int ls__copy_open_store(ls_copy_t *c, char *err, size_t errlen)
 {
-    ls_store_options_t so = {.map_size = c->o.map_size, .create = true, .dbid = c->dbid};
+    ls_store_options_t so = {.map_size = ls__copy_map_size(c), .create = true, .dbid = c->dbid};
     ls_store_t *s = NULL;
     int rc = ls_store_open(c->store_dir, &so, &s, err, errlen);
     if (rc) return rc;

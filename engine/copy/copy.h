@@ -88,7 +88,8 @@ typedef struct {
     uint32_t keep_logs;            /* replayed-synced generations kept in logs/; 8 */
     uint64_t replay_lag_ms;        /* apply a generation only this long after its close time */
     uint32_t max_inspect_failures; /* consecutive failures of one generation before Failed; 3 */
-    uint64_t map_size;             /* initial LMDB map size of the store, bytes; store default */
+    uint64_t map_size;             /* initial LMDB map size of the store, bytes; 64 MiB, raised to
+                                      twice an existing data.mdb */
     uint64_t checkpoint_ms;        /* sync the store at most this often (and when idle); 1000 */
     uint32_t batch_generations;    /* at most this many generations per store transaction;
                                        16 (capped at 64) */

@@ -125,6 +125,10 @@ bool ls__copy_set_state(ls_copy_t *c, ls_copy_state_t st, const char *reason);
 /* Counts a failed inspection of gen (mu held); true when the copy just went FAILED. */
 bool ls__copy_count_failure(ls_copy_t *c, uint64_t gen, const char *why);
 int ls__copy_queue_push(ls_copy_t *c, const ls__copy_entry_t *e); /* mu held */
+/* The store's initial map: the configured size (64 MiB by default), raised to twice the existing
+ * data.mdb so that a store that has grown does not double its map again and again after a restart
+ * (each MDB_MAP_FULL aborts and reruns a whole batch). */
+uint64_t ls__copy_map_size(const ls_copy_t *c);
 /* Opens the store with the known dbid (mu held or single-threaded). */
 int ls__copy_open_store(ls_copy_t *c, char *err, size_t errlen);
 void ls__copy_path(const ls_copy_t *c, char *out, const char *dir, uint32_t epoch, uint64_t gen);

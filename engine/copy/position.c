@@ -106,7 +106,7 @@ static int recover_store(ls_copy_t *c, char *err, size_t errlen)
     struct stat st;
     ls__copy_msg(file, sizeof(file), "%s/data.mdb", c->store_dir);
     if (stat(file, &st) != 0) return 0; /* opened when the first generation names the id */
-    ls_store_options_t so = {.map_size = c->o.map_size};
+    ls_store_options_t so = {.map_size = ls__copy_map_size(c)};
     ls_store_t *s = NULL;
     int rc = ls_store_open(c->store_dir, &so, &s, err, errlen);
     if (rc) return rc;

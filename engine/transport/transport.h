@@ -66,9 +66,9 @@
  * function of the body), so it runs off the loop without a wire change: a worker compresses the
  * body (ls_zbody_compress) and the loop hands it to ls_conn_send_raw(); with deliver_compressed,
  * on_frame hands compressed chunk bodies over for a worker to decompress (ls_zbody_decompress).
- * logshipd does both for GEN_DATA (tools/logshipd/zwork.c); stats.zstd_loop_calls counts the
- * bodies a connection still (de)compressed on its loop. No disk I/O happens in this module once
- * the contexts exist.
+ * logshipd does both for GEN_DATA and SEED_DATA (tools/logshipd/zwork.c); stats.zstd_loop_calls
+ * counts the bodies a connection still (de)compressed on its loop. No disk I/O happens in this
+ * module once the contexts exist.
  */
 #ifndef LS_TRANSPORT_H
 #define LS_TRANSPORT_H

@@ -5,6 +5,7 @@
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -113,4 +114,78 @@ Test(compress, tls_copy_equals_active_off_loop)
 Test(compress, plaintext_copy_equals_active_off_loop)
 {
     ship_compressed(true, "compress-plain");
+}
+
+/* Inserts line after the first occurrence of after in a configuration file. */
+static void conf_insert(const char *path, const char *after, const char *line)
+{
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f);
+    char buf[8192];
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *at = strstr(buf, after);
+    cr_assert_not_null(at, "%s holds no %s", path, after);
+    at += strlen(after);
+    f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fwrite(buf, 1, (size_t) (at - buf), f);
+    fputs(line, f);
+    fputs(at, f);
+    fclose(f);
+}
+
+/* A seed with compression asked for on both sides ([source] on the passive, [target] on the
+ * active): the stream goes out compressed from the seed server's zstd worker and is
+ * decompressed on the seed client's, never on a loop; the seeded copy then ships on and equals
+ * the active. */
+Test(compress, seed_stream_compressed_off_loop)
+{
+    ls_h_pair_opts_t o = {
+        .plaintext = true, .seedable = true, .a_target_extra = "compression = zstd:1\n"};
+    ls_h_pair_init(&pair, "compress-seed", &o);
+    conf_insert(pair.conf[LS_H_B], "[source node-a]\n", "compression = zstd:1\n");
+    ls_h_load(&pair, WORKLOAD);
+    ls_h_node_start(&pair, LS_H_A, NULL);
+    ls_h_node_start(&pair, LS_H_B, NULL);
+    char *out = NULL, *err = NULL;
+    int rc = ls_h_seed(&pair, "--delete-existing", &out, &err, 120000);
+    cr_assert_eq(rc, 0, "logship seed: %s %s", out, err);
+    free(out);
+    free(err);
+    cr_assert(ls_h_wait_caught_up(&pair, 60000), "the seeded copy did not catch up");
+    cJSON *a = ls_h_status(&pair, LS_H_A), *b = ls_h_status(&pair, LS_H_B);
+    cr_assert_eq(ls_h_num(a, "zstd_loop_calls"), 0, "the active compressed on its loop");
+    cr_assert_eq(ls_h_num(b, "zstd_loop_calls"), 0, "the passive decompressed on its loop");
+    /* The seed connection's own figures: the client's in its seed status, the server's in the
+     * line it logs when the client closes (after the client's seed status says Done). */
+    const cJSON *seed =
+        cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(b, "copies"), 0), "seed");
+    cr_assert_not_null(seed, "no seed in the passive's status");
+    double zc = cJSON_GetNumberValue(cJSON_GetObjectItem(seed, "zstd_loop_calls"));
+    double wire = cJSON_GetNumberValue(cJSON_GetObjectItem(seed, "wire_bytes_received"));
+    fprintf(stderr, "compress-seed: %.0f bytes on the wire for the seed stream\n", wire);
+    cr_assert_eq(zc, 0, "the seed client decompressed on its loop");
+    cr_assert_gt(wire, 0);
+    cJSON_Delete(a);
+    cJSON_Delete(b);
+    bool logged = false;
+    for (int i = 0; i < 100 && !logged; i++) {
+        char *log = NULL;
+        char cmd[700];
+        snprintf(cmd, sizeof(cmd), "grep -c 'chunk bodies compressed on the loop' %s",
+                 pair.log[LS_H_A]);
+        logged = ls_h_sh(cmd, &log, NULL, 5000) == 0;
+        free(log);
+        if (!logged) usleep(50 * 1000);
+    }
+    cr_assert(logged, "the seed server did not log the end of the seed connection");
+    char cmd[700];
+    snprintf(cmd, sizeof(cmd), "grep -q ', 0 chunk bodies compressed on the loop' %s",
+             pair.log[LS_H_A]);
+    cr_assert_eq(ls_h_sh(cmd, NULL, NULL, 5000), 0, "the seed server compressed on its loop");
+    ls_h_node_stop(&pair, LS_H_A);
+    ls_h_node_stop(&pair, LS_H_B);
+    cr_assert(ls_h_stores_equal(&pair), "the seeded copy differs from the active");
 }

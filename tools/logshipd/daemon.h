@@ -11,15 +11,15 @@
  *  status    (status.c)    the control socket's commands and the status document
  *  seed      (seed_server.c) per accepted seed connection: snapshot worker, SEED frames
  *            (seed_client.c) per passive copy: `logship seed`, the install on its receiver
- *  zwork     (zwork.c)     a zstd worker thread: per link (compresses GEN_DATA) and per peer
- *                          connection (decompresses), when compression was negotiated
+ *  zwork     (zwork.c)     a zstd worker thread, when compression was negotiated: per link and
+ *                          per seed session (compresses GEN_DATA / SEED_DATA), per peer and per
+ *                          seed client connection (decompresses)
  *
  * Threading: everything here runs on the loop thread except each pcopy's receiver thread (disk
  * writes, fsync, inspection through engine/copy) and the threads inside engine/copy (replayer)
  * and engine/source (readers), each seed server's snapshot worker, and the zstd workers. Those
  * threads talk to the loop only through mutex-protected queues and uv_async_send(). The loop
- * only moves bytes, runs timers and lists directories (SEED_DATA is still (de)compressed on it:
- * docs/TRANSPORT.md).
+ * only moves bytes, runs timers and lists directories.
  */
 #ifndef LS_LOGSHIPD_H
 #define LS_LOGSHIPD_H

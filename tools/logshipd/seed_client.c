@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 
 #include "daemon.h"
+#include "zwork.h"
 #include "seed/seed.h"
 
 typedef enum {
@@ -44,11 +45,14 @@ struct ld_seedc {
     sc_state_t state;
     char error[LD_REASON_MAX]; /* why it failed */
     const ls_cfg_target_t *src;
-    int net;            /* network in use (index in src->nets) */
-    bool net_fixed;     /* --network: no other network is tried */
-    bool replace;       /* the install may replace what the copy holds */
-    bool manual_resume; /* leave the copy Suspended */
-    ls_conn_t *conn;    /* the seed connection; NULL once closed */
+    int net;                /* network in use (index in src->nets) */
+    bool net_fixed;         /* --network: no other network is tried */
+    bool replace;           /* the install may replace what the copy holds */
+    bool manual_resume;     /* leave the copy Suspended */
+    ls_conn_t *conn;        /* the seed connection; NULL once closed */
+    struct ld_zwork *zw;    /* with compression: frames pass it, in order, to be decompressed */
+    bool zpaused;           /* reading paused: the worker holds LD_ZRX_MAX bytes or more */
+    ls_conn_stats_t cstats; /* the connection's figures when it closed */
     bool welcomed;
     ls_credit_rx_t *credit;
     ls_seed_info_t info; /* from SEED_BEGIN */
@@ -266,6 +270,8 @@ static void on_ready(ls_conn_t *c)
     send_hello(sc);
 }
 
+static void on_zdone(ld_zwork_t *w);
+
 static void on_welcome(struct ld_seedc *sc, const ls_proto_welcome_t *w)
 {
     if (w->db_count != 1) {
@@ -279,7 +285,15 @@ static void on_welcome(struct ld_seedc *sc, const ls_proto_welcome_t *w)
         return;
     }
     sc->welcomed = true;
-    if (w->features & LS_FEAT_ZSTD) ls_conn_set_compression(sc->conn, w->zstd_level);
+    if (w->features & LS_FEAT_ZSTD) {
+        /* SEED_DATA reaches us compressed (deliver_compressed): a worker decompresses it off the
+         * loop, every later frame passing it in order. */
+        if (!sc->zw) sc->zw = ld_zwork_start(sc->node->loop, w->zstd_level, on_zdone, sc);
+        if (!sc->zw || ls_conn_set_compression(sc->conn, w->zstd_level) != 0) {
+            fail(sc, LS_ENOMEM, "cannot start decompression: out of memory");
+            return;
+        }
+    }
     sc->state = SC_SNAPSHOT;
     ld_pcopy_set_state(sc->p, CS_SEEDING, "seeding from %s: %s takes a snapshot", sc->src->name,
                        sc->src->name);
@@ -337,13 +351,12 @@ static void on_end(struct ld_seedc *sc, const ls_proto_seed_end_t *e)
     push(sc, it);
 }
 
-static void on_frame(ls_conn_t *c, const ls_conn_frame_t *fr)
+/* One frame (header + plain body) from the connection, in its order. */
+static void dispatch(struct ld_seedc *sc, const uint8_t *bytes, size_t len)
 {
-    struct ld_seedc *sc = ls_conn_data(c);
     ls_frame_t f;
     char err[256];
-    if (!sc) return;
-    if (ls_frame_decode(fr->bytes, LS_FRAME_HEADER_SIZE + fr->body_len, &f, err, sizeof(err))) {
+    if (ls_frame_decode(bytes, len, &f, err, sizeof(err))) {
         fail(sc, LS_EPROTO, "bad frame from %s: %s", sc->src->name, err);
         return;
     }
@@ -368,13 +381,64 @@ static void on_frame(ls_conn_t *c, const ls_conn_frame_t *fr)
     }
 }
 
+/* Frames the worker is done with, in order; reading resumes once it holds less. */
+static void on_zdone(ld_zwork_t *w)
+{
+    struct ld_seedc *sc = ld_zwork_data(w);
+    ld_zjob_t *j;
+    while (sc->conn && (j = ld_zwork_pop(w))) {
+        if (j->rc) {
+            fail(sc, LS_ECORRUPT, "compressed %s frame from %s: %s", ls_frame_type_name(j->type),
+                 sc->src->name,
+                 j->rc == LS_EFRAMETOOBIG ? "decompresses beyond the frame limit"
+                                          : "not a valid zstd frame");
+            ld_zjob_free(j);
+            return; /* on_close stops the worker and drops the rest */
+        }
+        dispatch(sc, j->out ? j->out : j->in, j->out ? j->out_len : j->in_len);
+        ld_zjob_free(j);
+    }
+    if (sc->conn && sc->zpaused && ld_zwork_bytes(w) <= LD_ZRX_MAX / 2) {
+        sc->zpaused = false;
+        ls_conn_resume(sc->conn);
+    }
+}
+
+static void on_frame(ls_conn_t *c, const ls_conn_frame_t *fr)
+{
+    struct ld_seedc *sc = ls_conn_data(c);
+    if (!sc) return;
+    size_t len = LS_FRAME_HEADER_SIZE + fr->body_len;
+    bool z = (fr->flags & LS_FRAME_FLAG_ZSTD) != 0;
+    if (!sc->zw) {
+        if (z)
+            fail(sc, LS_EPROTO, "%s sent a compressed %s before compression was agreed",
+                 sc->src->name, ls_frame_type_name(fr->type));
+        else
+            dispatch(sc, fr->bytes, len);
+        return;
+    }
+    /* The credit window bounds what an honest source sends; the pause bounds the rest. */
+    ld_zjob_t *j = ld_zjob_new(z ? LD_ZJOB_INFLATE : LD_ZJOB_PASS, fr->type, len);
+    memcpy(j->in, fr->bytes, len);
+    ld_zwork_push(sc->zw, j);
+    if (!sc->zpaused && ld_zwork_bytes(sc->zw) >= LD_ZRX_MAX) {
+        sc->zpaused = true;
+        ls_conn_pause(c);
+    }
+}
+
 static int connect_net(struct ld_seedc *sc);
 
 static void on_close(ls_conn_t *c, int status, const char *msg)
 {
     struct ld_seedc *sc = ls_conn_data(c);
     if (!sc) return;
+    ls_conn_stats(c, &sc->cstats);
     sc->conn = NULL;
+    ld_zwork_stop(sc->zw); /* drops the frames it held */
+    sc->zw = NULL;
+    sc->zpaused = false;
     if (sc->state == SC_CONNECTING && !sc->welcomed && !sc->net_fixed &&
         sc->net + 1 < sc->src->nnets && !sc->node->stopping) {
         LS_LOGW("seed", "%s: network %s to %s: %s; trying network %s", sc->p->cfg->name,
@@ -397,6 +461,7 @@ static int connect_net(struct ld_seedc *sc)
     o.on_ready = on_ready;
     o.on_frame = on_frame;
     o.on_close = on_close;
+    o.deliver_compressed = true; /* on_zdone: decompressed on a worker */
     o.data = sc;
     int rc = ls_conn_connect(sc->node->loop, net->remote.host, net->remote.port, &o, &sc->conn);
     if (rc) {
@@ -715,7 +780,12 @@ void ld_seed_client_status(pcopy_t *p, cJSON *o)
     if (!p->seed) return;
     cJSON_AddNumberToObject(o, "seed_percent",
                             p->seed->begun ? ls_seed_progress_percent(&p->seed->prog) : 0);
-    describe(p->seed, cJSON_AddObjectToObject(o, "seed"));
+    cJSON *so = cJSON_AddObjectToObject(o, "seed");
+    describe(p->seed, so);
+    ls_conn_stats_t cs = p->seed->cstats;
+    if (p->seed->conn) ls_conn_stats(p->seed->conn, &cs);
+    cJSON_AddNumberToObject(so, "wire_bytes_received", (double) cs.wire_bytes_received);
+    cJSON_AddNumberToObject(so, "zstd_loop_calls", (double) cs.zstd_loop_calls);
 }
 
 void ld_seed_recover(const ls_cfg_database_t *d)
@@ -749,6 +819,8 @@ void ld_seed_client_stop(node_t *n)
         ls_seed_install_free(sc->install);
         if (!sc->installed) ls_copy_close(sc->old_copy); /* the swap never ran */
         if (sc->installed && !sc->taken) ls_copy_close(sc->new_copy);
+        ld_zwork_stop(sc->zw);
+        sc->zw = NULL;
         if (sc->conn) {
             ls_conn_set_data(sc->conn, NULL);
             ls_conn_close(sc->conn);

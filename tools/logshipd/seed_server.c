@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "daemon.h"
+#include "zwork.h"
 #include "seed/seed.h"
 
 #define SS_AHEAD    8  /* chunks the worker reads ahead of the socket (LD_CHUNK each) */
@@ -42,6 +43,7 @@ struct ld_seeds {
     shipper_t *ship; /* the (database, client node) shipper: its log retention */
     char client[LS_PROTO_NODE_MAX + 1];
     ls_credit_tx_t *credit; /* the client's windows */
+    struct ld_zwork *zw;    /* with compression: compresses SEED_DATA bodies off the loop */
     uv_async_t async;       /* worker -> loop */
     uv_timer_t retry;       /* socket full */
     int handles;            /* handles not yet closed */
@@ -197,10 +199,45 @@ static void send_begin(struct ld_seeds *s)
 
 static void on_retry(uv_timer_t *t);
 
-/* Sends what credit and the socket allow; SEED_END once the whole stream went out. */
+/* Sends the bodies the zstd worker compressed, in order; false when the socket is full (the
+ * retry timer runs) or the connection is closing. */
+static bool zflush(struct ld_seeds *s)
+{
+    ld_zjob_t *j;
+    while ((j = ld_zwork_peek(s->zw))) {
+        if (j->rc) {
+            LS_LOGE("seed", "%s -> %s: compressing a chunk failed: %s", s->db->cfg->name, s->client,
+                    ls_strerror(j->rc));
+            ls_conn_close(s->peer->conn);
+            return false;
+        }
+        int rc = ls_conn_send_raw(s->peer->conn, j->type, j->out, j->out_len);
+        if (rc == LS_EBUSY) uv_timer_start(&s->retry, on_retry, SS_RETRY_MS, 0);
+        if (rc) return false;
+        ld_zjob_free(ld_zwork_pop(s->zw));
+    }
+    return true;
+}
+
+/* One SEED_DATA: its body to the zstd worker when compression runs there (copied: the chunk is
+ * freed once taken whole), else to the transport. */
+static int send_data(struct ld_seeds *s, const struct iovec *iov)
+{
+    if (!s->zw) return ls_conn_sendv(s->peer->conn, LS_FRAME_SEED_DATA, iov, 2);
+    ld_zjob_t *j =
+        ld_zjob_new(LD_ZJOB_COMPRESS, LS_FRAME_SEED_DATA, iov[0].iov_len + iov[1].iov_len);
+    memcpy(j->in, iov[0].iov_base, iov[0].iov_len);
+    memcpy(j->in + iov[0].iov_len, iov[1].iov_base, iov[1].iov_len);
+    ld_zwork_push(s->zw, j);
+    return 0;
+}
+
+/* Sends what credit and the socket allow; SEED_END once the whole stream went out. With
+ * compression the chunks pass the zstd worker (LD_ZQ_MAX at a time) and go out in order. */
 static void pump(struct ld_seeds *s)
 {
     if (!s->peer || !s->begin_sent || s->end_sent || s->failed) return;
+    if (s->zw && !zflush(s)) return;
     pthread_mutex_lock(&s->mu);
     for (chunk_t *c = s->head; c; c = c->next)
         if (!c->counted) {
@@ -213,6 +250,7 @@ static void pump(struct ld_seeds *s)
         chunk_t *c = s->head;
         pthread_mutex_unlock(&s->mu);
         if (!c) return; /* step() sends SEED_END once the worker read everything */
+        if (s->zw && ld_zwork_jobs(s->zw) >= LD_ZQ_MAX) return; /* on_zdone steps again */
         int db;
         uint64_t len;
         if (ls_credit_tx_next(s->credit, LD_CHUNK, &db, &len)) return; /* waits for CREDIT */
@@ -226,7 +264,7 @@ static void pump(struct ld_seeds *s)
         LS_CHECK(hn > LS_FRAME_HEADER_SIZE);
         struct iovec iov[2] = {{head + LS_FRAME_HEADER_SIZE, (size_t) hn - LS_FRAME_HEADER_SIZE},
                                {(void *) f.seed_data.data, len}};
-        int rc = ls_conn_sendv(s->peer->conn, LS_FRAME_SEED_DATA, iov, 2);
+        int rc = send_data(s, iov);
         if (rc == LS_EBUSY) {
             uv_timer_start(&s->retry, on_retry, SS_RETRY_MS, 0);
             return;
@@ -289,7 +327,7 @@ static void step(struct ld_seeds *s)
     if (info && !s->begin_sent) send_begin(s);
     pump(s);
     pthread_mutex_lock(&s->mu);
-    end = s->end_ready && !s->head;
+    end = s->end_ready && !s->head && (!s->zw || !ld_zwork_jobs(s->zw));
     pthread_mutex_unlock(&s->mu);
     if (end && s->begin_sent && !s->end_sent && s->peer) send_end(s);
 }
@@ -304,6 +342,11 @@ static void on_async(uv_async_t *a)
 static void on_retry(uv_timer_t *t)
 {
     step(t->data);
+}
+
+static void on_zdone(ld_zwork_t *w)
+{
+    step(ld_zwork_data(w));
 }
 
 /* Answers HELLO with a WELCOME of one entry; returns the shipper when accepted. */
@@ -402,6 +445,10 @@ static void on_hello(peer_t *p, const ls_proto_hello_t *h)
     if (choice.features & LS_FEAT_ZSTD) ls_conn_set_compression(p->conn, choice.zstd_level);
     struct ld_seeds *s = calloc(1, sizeof(*s));
     LS_CHECK(s != NULL);
+    if (choice.features & LS_FEAT_ZSTD) { /* NULL (out of memory): the transport compresses */
+        s->zw = ld_zwork_start(n->loop, choice.zstd_level, on_zdone, s);
+        if (!s->zw) LS_LOGW("seed", "no zstd worker (out of memory): compressing on the loop");
+    }
     s->node = n;
     s->peer = p;
     s->db = a;
@@ -485,13 +532,20 @@ void ld_seed_server_close(peer_t *p)
     p->seed = NULL;
     s->peer = NULL;
     uv_timer_stop(&s->retry);
+    ld_zwork_stop(s->zw); /* drops what it held */
+    s->zw = NULL;
     if (!s->end_sent) {
         s->ship->seed_needs = 0; /* the seed did not go out: it needs nothing */
         LS_LOGW("seed", "%s -> %s: seed connection ended after %llu bytes", s->db->cfg->name,
                 s->client, (unsigned long long) s->sent);
     } else {
-        LS_LOGI("seed", "%s -> %s: seed connection closed by the client", s->db->cfg->name,
-                s->client);
+        ls_conn_stats_t cs;
+        ls_conn_stats(p->conn, &cs);
+        LS_LOGI("seed",
+                "%s -> %s: seed connection closed by the client (%llu bytes on the wire, "
+                "%llu chunk bodies compressed on the loop)",
+                s->db->cfg->name, s->client, (unsigned long long) cs.wire_bytes_sent,
+                (unsigned long long) cs.zstd_loop_calls);
     }
     pthread_mutex_lock(&s->mu);
     s->stop = true;

@@ -1,9 +1,9 @@
 /*
  * zwork: a zstd worker thread, so that chunk bodies are compressed and decompressed off the
- * loop (DESIGN.md: "hashing and compression off the loop too"). One per link (compresses the
- * GEN_DATA bodies it is given, ls_conn_send_raw sends them) and one per peer connection that
- * negotiated compression (decompresses what the transport delivered compressed, with
- * deliver_compressed, before the frame is routed to a copy).
+ * loop (DESIGN.md: "hashing and compression off the loop too"). One per link and per seed
+ * session (compresses the GEN_DATA / SEED_DATA bodies it is given, ls_conn_send_raw sends them)
+ * and one per peer or seed client connection that negotiated compression (decompresses what the
+ * transport delivered compressed, with deliver_compressed, before the frame is routed on).
  *
  * Jobs are done strictly in the order they were pushed and popped in that order, so frames keep
  * their order through the worker. Uncompressed frames may go through it too (kept as they are),

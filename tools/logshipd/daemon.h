@@ -317,6 +317,11 @@ void ld_peer_accept(ls_listener_t *l, ls_conn_t *conn);
 void ld_peer_on_frame(ls_conn_t *conn, const ls_conn_frame_t *fr);
 void ld_peer_on_close(ls_conn_t *conn, int status, const char *msg);
 void ld_peer_close_all(node_t *n);
+/* Negotiates the version and features of a HELLO and checks its node name against the peer's
+ * certificate; on refusal answers with ERROR, closes the connection and returns false. Fills
+ * p->name and *choice. component names the log lines ("peer", "seed"). */
+bool ld_hello_admit(peer_t *p, const ls_proto_hello_t *h, ls_proto_choice_t *choice,
+                    const char *component);
 
 /* pcopy.c */
 int ld_pcopy_open(node_t *n, pcopy_t *p, const ls_cfg_database_t *cfg);
@@ -330,6 +335,9 @@ void ld_pcopy_set_state(pcopy_t *p, copy_state_t st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* opstate.c */
+/* Moves a position forward to gen (never back: a late acknowledgement changes nothing) and
+ * records when. */
+void ld_pos_advance(ld_pos_t *pos, uint64_t gen, uint64_t lsn);
 int ld_opstate_load(const char *path, ld_opstate_t *out); /* absent: all clear, 0 */
 int ld_opstate_save(const char *path, const ld_opstate_t *st);
 

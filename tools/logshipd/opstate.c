@@ -1,6 +1,7 @@
 /* An operator's suspension of a copy, kept in a small JSON file written durably, so that it
  * survives a restart: <db>/copy-<target>.state on the active, <copy>.state beside a passive copy
- * (beside, not inside: a seed replaces the copy directory). Also the per-minute rate helper. */
+ * (beside, not inside: a seed replaces the copy directory). Also the per-minute rate and the
+ * acknowledged-position helpers. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,14 @@ int ld_opstate_save(const char *path, const ld_opstate_t *st)
     free(text);
     if (rc) LS_LOGE("opstate", "cannot save %s: %s", path, ls_strerror(rc));
     return rc;
+}
+
+void ld_pos_advance(ld_pos_t *pos, uint64_t gen, uint64_t lsn)
+{
+    if (gen < pos->gen) return;
+    pos->gen = gen;
+    pos->lsn = lsn;
+    pos->when_ns = ls_now_ns();
 }
 
 static void rate_advance(ld_rate_t *r, uint64_t now_s)

@@ -132,14 +132,6 @@ static void ask_for_wanted(pcopy_t *p, int code, const char *why)
     send_ask_again(p, r.next_generation, code, why);
 }
 
-static void ack_pos(ld_pos_t *pos, uint64_t gen, uint64_t lsn)
-{
-    if (gen < pos->gen) return;
-    pos->gen = gen;
-    pos->lsn = lsn;
-    pos->when_ns = ls_now_ns();
-}
-
 static void handle_event(pcopy_t *p, const revent_t *e)
 {
     switch ((int) e->kind) {
@@ -152,15 +144,15 @@ static void handle_event(pcopy_t *p, const revent_t *e)
             p->diskfull = false;
             ld_pcopy_set_state(p, p->peer ? CS_HEALTHY : CS_DISCONNECTED, "receiving again");
         }
-        ack_pos(&p->durable, e->generation, 0);
+        ld_pos_advance(&p->durable, e->generation, 0);
         send_gen_frame(p, LS_FRAME_DURABLE, e->generation, 0);
         break;
     case LS_COPY_EV_INSPECTED:
-        ack_pos(&p->inspected, e->generation, 0);
+        ld_pos_advance(&p->inspected, e->generation, 0);
         send_gen_frame(p, LS_FRAME_INSPECTED, e->generation, 0);
         break;
     case LS_COPY_EV_REPLAYED:
-        ack_pos(&p->replayed, e->generation, e->lsn);
+        ld_pos_advance(&p->replayed, e->generation, e->lsn);
         send_gen_frame(p, LS_FRAME_REPLAYED, e->generation, e->lsn);
         break;
     case LS_COPY_EV_REPLAYED_SYNCED:

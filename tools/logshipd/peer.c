@@ -94,31 +94,38 @@ static pcopy_t *match(peer_t *p, const ls_proto_db_t *d, int *code, char *why, s
     return NULL;
 }
 
-static void on_hello(peer_t *p, const ls_proto_hello_t *h)
+bool ld_hello_admit(peer_t *p, const ls_proto_hello_t *h, ls_proto_choice_t *choice,
+                    const char *component)
 {
-    node_t *n = p->node;
     ls_frame_t err_frame;
     char msg[256];
     ls_proto_offer_t offer = {.features = LS_FEAT_ZSTD | LS_FEAT_CKSUM};
-    ls_proto_choice_t choice;
     snprintf(p->name, sizeof(p->name), "%.*s", (int) h->node.len, h->node.ptr);
-    if (ls_proto_negotiate(h, &offer, &choice, &err_frame, msg, sizeof(msg)) != 0) {
-        LS_LOGE("peer", "%s: %s", p->name, msg);
+    if (ls_proto_negotiate(h, &offer, choice, &err_frame, msg, sizeof(msg)) != 0) {
+        LS_LOGE(component, "%s: %s", p->name, msg);
         ld_send(p->conn, &err_frame);
         ls_conn_close(p->conn);
-        return;
+        return false;
     }
-    if (!n->cfg->plaintext && !ls_conn_peer_matches(p->conn, p->name)) {
+    if (!p->node->cfg->plaintext && !ls_conn_peer_matches(p->conn, p->name)) {
         snprintf(msg, sizeof(msg), "node name %s in HELLO is not the name in its certificate",
                  p->name);
-        LS_LOGE("peer", "%s from %s: refused", msg, ls_conn_peer(p->conn));
+        LS_LOGE(component, "%s from %s: refused", msg, ls_conn_peer(p->conn));
         ls_frame_t f = {.type = LS_FRAME_ERROR};
         f.error.code = LS_EAUTH;
         f.error.message = ls_proto_str(msg);
         ld_send(p->conn, &f);
         ls_conn_close(p->conn);
-        return;
+        return false;
     }
+    return true;
+}
+
+static void on_hello(peer_t *p, const ls_proto_hello_t *h)
+{
+    node_t *n = p->node;
+    ls_proto_choice_t choice;
+    if (!ld_hello_admit(p, h, &choice, "peer")) return;
     uint64_t dbw = n->cfg->receive_window, connw = LS_MAX(dbw * 4, LS_PROTO_CONN_WINDOW_DEFAULT);
     p->credit = ls_credit_rx_new(dbw, connw);
     p->by_idx = calloc((size_t) h->db_count + 1, sizeof(*p->by_idx));

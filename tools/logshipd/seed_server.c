@@ -398,27 +398,9 @@ static shipper_t *admit(peer_t *p, const ls_proto_hello_t *h, active_t **db, int
 static void on_hello(peer_t *p, const ls_proto_hello_t *h)
 {
     node_t *n = p->node;
-    ls_frame_t err_frame;
     char msg[LD_REASON_MAX];
-    ls_proto_offer_t offer = {.features = LS_FEAT_ZSTD | LS_FEAT_CKSUM};
     ls_proto_choice_t choice;
-    snprintf(p->name, sizeof(p->name), "%.*s", (int) h->node.len, h->node.ptr);
-    if (ls_proto_negotiate(h, &offer, &choice, &err_frame, msg, sizeof(msg)) != 0) {
-        LS_LOGE("seed", "%s: %s", p->name, msg);
-        ld_send(p->conn, &err_frame);
-        ls_conn_close(p->conn);
-        return;
-    }
-    if (!n->cfg->plaintext && !ls_conn_peer_matches(p->conn, p->name)) {
-        LS_LOGE("seed", "node name %s in a seed HELLO from %s is not the name in its certificate",
-                p->name, ls_conn_peer(p->conn));
-        ls_frame_t f = {.type = LS_FRAME_ERROR};
-        f.error.code = LS_EAUTH;
-        f.error.message = ls_proto_str("node name in HELLO is not the name in the certificate");
-        ld_send(p->conn, &f);
-        ls_conn_close(p->conn);
-        return;
-    }
+    if (!ld_hello_admit(p, h, &choice, "seed")) return;
     active_t *a;
     int code;
     shipper_t *sh = admit(p, h, &a, &code, msg, sizeof(msg));

@@ -108,14 +108,6 @@ static void on_resume(shipper_t *s, const ls_proto_resume_t *r)
     send_error(s, rc ? rc : LS_EIO);
 }
 
-static void ack(ld_pos_t *p, uint64_t gen, uint64_t lsn)
-{
-    if (gen < p->gen) return;
-    p->gen = gen;
-    p->lsn = lsn;
-    p->when_ns = ls_now_ns();
-}
-
 static void on_ask_again(shipper_t *s, const ls_proto_ask_again_t *a)
 {
     s->ask_agains++;
@@ -138,7 +130,7 @@ void ld_shipper_on_frame(shipper_t *s, const ls_frame_t *f)
         break;
     case LS_FRAME_DURABLE: {
         uint64_t before = s->durable.gen;
-        ack(&s->durable, f->durable.generation, 0);
+        ld_pos_advance(&s->durable, f->durable.generation, 0);
         ls_source_queue_t q;
         char err[LS_SOURCE_ERRLEN];
         /* Throughput: the bytes of the generations that became durable. */
@@ -152,13 +144,13 @@ void ld_shipper_on_frame(shipper_t *s, const ls_frame_t *f)
         break;
     }
     case LS_FRAME_INSPECTED:
-        ack(&s->inspected, f->inspected.generation, 0);
+        ld_pos_advance(&s->inspected, f->inspected.generation, 0);
         break;
     case LS_FRAME_REPLAYED:
-        ack(&s->replayed, f->replayed.generation, f->replayed.lsn);
+        ld_pos_advance(&s->replayed, f->replayed.generation, f->replayed.lsn);
         break;
     case LS_FRAME_REPLAYED_SYNCED:
-        ack(&s->synced, f->replayed_synced.generation, f->replayed_synced.lsn);
+        ld_pos_advance(&s->synced, f->replayed_synced.generation, f->replayed_synced.lsn);
         break;
     case LS_FRAME_ASK_AGAIN:
         on_ask_again(s, &f->ask_again);

@@ -140,7 +140,7 @@ int main(int argc, char **argv)
     const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
     workload_t wl = {.records = 1, .value_size = 100};
     int only = 0;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) { /* every option takes one value */
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (v && !strcmp(a, "--seconds")) {
             seconds = atof(v);
@@ -159,7 +159,6 @@ int main(int argc, char **argv)
                             "[--records K] [--value-size B] [--random-keys N]\n");
             return 2;
         }
-        i++;
     }
     if (seconds <= 0) seconds = 3;
     if (only < 0 || only > 16 || wl.records < 1 || wl.value_size > 1024 * 1024) {

@@ -396,7 +396,8 @@ Test(seed, big_store_streams_with_bounded_memory, .timeout = 120)
 #if defined(__SANITIZE_ADDRESS__)
     measured = false; /* ASan's shadow memory and quarantine, not the stream */
 #endif
-    if (measured) cr_assert_lt(grew, total / 8, "peak RSS grew by %llu bytes", grew);
+    if (measured)
+        cr_assert_lt(grew, total / 8, "peak RSS grew by %llu bytes", (unsigned long long) grew);
     cr_assert_eq(ls_seed_progress_percent(&p), 100);
     assert_copy_equals_active_by(e.db, e.copy, false); /* mdb_dump: in the smaller tests */
     env_free(&e);

@@ -14,7 +14,8 @@
  *
  * Threading: the loop owns everything but `install` (receiver thread) and the fields under mu,
  * which the receiver thread fills and signals with uv_async_send. A seed object lives until the
- * next seed of the copy replaces it or the daemon stops, so status can show the last result. */
+ * next seed of the copy replaces it or the daemon stops, so status can show the last result.
+ * The control commands, status and start-up recovery are in seed_cmd.c. */
 #include <dirent.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -22,65 +23,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "daemon.h"
-#include "zwork.h"
-#include "seed/seed.h"
-
-typedef enum {
-    SC_CONNECTING = 1, /* connecting / handshake */
-    SC_SNAPSHOT,       /* accepted: the source takes its snapshot */
-    SC_RECEIVING,      /* SEED_DATA arriving */
-    SC_INSTALLING,     /* verified: swapping the new copy in */
-    SC_DONE,           /* installed */
-    SC_FAILED          /* see error */
-} sc_state_t;
-
-static const char *state_names[] = {"",           "connecting", "snapshot", "receiving",
-                                    "installing", "done",       "failed"};
-
-struct ld_seedc {
-    node_t *node;
-    pcopy_t *p;
-    uint64_t id; /* seed number on this node: `logship seed` follows it */
-    sc_state_t state;
-    char error[LD_REASON_MAX]; /* why it failed */
-    const ls_cfg_target_t *src;
-    int net;                /* network in use (index in src->nets) */
-    bool net_fixed;         /* --network: no other network is tried */
-    bool replace;           /* the install may replace what the copy holds */
-    bool manual_resume;     /* leave the copy Suspended */
-    ls_conn_t *conn;        /* the seed connection; NULL once closed */
-    struct ld_zwork *zw;    /* with compression: frames pass it, in order, to be decompressed */
-    bool zpaused;           /* reading paused: the worker holds LD_ZRX_MAX bytes or more */
-    ls_conn_stats_t cstats; /* the connection's figures when it closed */
-    bool welcomed;
-    ls_credit_rx_t *credit;
-    ls_seed_info_t info; /* from SEED_BEGIN */
-    bool begun;          /* SEED_BEGIN received */
-    ls_seed_progress_t prog;
-    uint64_t start_ns, end_ns;        /* UTC ns */
-    copy_state_t saved_state;         /* the copy's state before the seed ... */
-    char saved_reason[LD_REASON_MAX]; /* ... and its reason */
-    ls_copy_t *old_copy;              /* handed to the receiver thread for the swap */
-    uv_async_t async;                 /* receiver thread -> loop */
-    /* receiver thread only */
-    ls_seed_install_t *install;
-    /* receiver thread <-> loop, under mu */
-    pthread_mutex_t mu;
-    int outstanding;         /* items pushed and not processed */
-    uint64_t consumed;       /* bytes written whose credit is not yet returned */
-    uint64_t done;           /* bytes written */
-    bool verified;           /* ls_seed_install_end succeeded */
-    bool installed;          /* the swap step ran: new_copy is what is open now */
-    bool taken;              /* loop: new_copy became the pcopy's copy */
-    ls_copy_t *new_copy;     /* the copy opened after the swap (NULL: it could not open) */
-    bool swapped;            /* the new copy is in place */
-    ld_opstate_t op;         /* manual resume: the suspension written */
-    int code;                /* first failure on the receiver thread ... */
-    char msg[LD_REASON_MAX]; /* ... and why */
-};
-
-static uint64_t next_id = 1;
+#include "seed_client_int.h"
 
 /* ---- receiver thread ------------------------------------------------------------------------- */
 static void fail_thread(struct ld_seedc *sc, int rc, const char *msg)
@@ -190,7 +133,7 @@ static void push_type(struct ld_seedc *sc, uint8_t type)
  * copy refused (seeding) or accepted (seeded); the other databases they carry reconnect too. A
  * connection-wide ERROR with a transient code makes the source close and reconnect on the same
  * network after its back-off; closing from here would look like a failed network to it. */
-static void cycle_ship_connections(pcopy_t *p, const char *why)
+void ld__seedc_cycle_ship(pcopy_t *p, const char *why)
 {
     char msg[LD_REASON_MAX];
     snprintf(msg, sizeof(msg), "copy %s %s: connect again to offer it", p->cfg->name, why);
@@ -205,7 +148,7 @@ static void cycle_ship_connections(pcopy_t *p, const char *why)
     }
 }
 
-static bool finished(const struct ld_seedc *sc)
+bool ld__seedc_finished(const struct ld_seedc *sc)
 {
     return sc->state == SC_DONE || sc->state == SC_FAILED;
 }
@@ -215,7 +158,7 @@ static void fail(struct ld_seedc *sc, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void fail(struct ld_seedc *sc, int code, const char *fmt, ...)
 {
-    if (finished(sc) || sc->state == SC_INSTALLING) return;
+    if (ld__seedc_finished(sc) || sc->state == SC_INSTALLING) return;
     pcopy_t *p = sc->p;
     va_list ap;
     va_start(ap, fmt);
@@ -229,7 +172,7 @@ static void fail(struct ld_seedc *sc, int code, const char *fmt, ...)
     LS_LOGE("seed", "%s: seed from %s failed: %s", p->cfg->name, sc->src->name, sc->error);
     ld_pcopy_set_state(p, sc->saved_state, "seed from %s failed (the copy is as it was): %.400s",
                        sc->src->name, sc->error);
-    cycle_ship_connections(p, "was not seeded");
+    ld__seedc_cycle_ship(p, "was not seeded");
 }
 
 /* ---- loop: the connection -------------------------------------------------------------------- */
@@ -428,8 +371,6 @@ static void on_frame(ls_conn_t *c, const ls_conn_frame_t *fr)
     }
 }
 
-static int connect_net(struct ld_seedc *sc);
-
 static void on_close(ls_conn_t *c, int status, const char *msg)
 {
     struct ld_seedc *sc = ls_conn_data(c);
@@ -444,14 +385,14 @@ static void on_close(ls_conn_t *c, int status, const char *msg)
         LS_LOGW("seed", "%s: network %s to %s: %s; trying network %s", sc->p->cfg->name,
                 sc->src->nets[sc->net].name, sc->src->name, msg, sc->src->nets[sc->net + 1].name);
         sc->net++;
-        if (connect_net(sc) == 0) return;
+        if (ld__seedc_connect(sc) == 0) return;
     }
     if (sc->state < SC_INSTALLING)
         fail(sc, status ? status : LS_ECONNRESET, "connection to %s lost: %s", sc->src->name,
              status ? msg : "closed");
 }
 
-static int connect_net(struct ld_seedc *sc)
+int ld__seedc_connect(struct ld_seedc *sc)
 {
     const ls_cfg_network_t *net = &sc->src->nets[sc->net];
     ls_conn_opts_t o;
@@ -541,10 +482,10 @@ static void end_swap(struct ld_seedc *sc)
                 (unsigned long long) sc->info.generation);
     else
         LS_LOGE("seed", "%s: seed from %s failed: %s", p->cfg->name, sc->src->name, msg);
-    cycle_ship_connections(p, swapped ? "was seeded" : "was not seeded");
+    ld__seedc_cycle_ship(p, swapped ? "was seeded" : "was not seeded");
 }
 
-static void on_async(uv_async_t *a)
+void ld__seedc_on_async(uv_async_t *a)
 {
     struct ld_seedc *sc = a->data;
     pthread_mutex_lock(&sc->mu);
@@ -556,7 +497,7 @@ static void on_async(uv_async_t *a)
     char msg[LD_REASON_MAX];
     snprintf(msg, sizeof(msg), "%s", sc->msg);
     pthread_mutex_unlock(&sc->mu);
-    if (consumed && !finished(sc)) return_credit(sc, consumed);
+    if (consumed && !ld__seedc_finished(sc)) return_credit(sc, consumed);
     if (sc->begun) ls_seed_progress_update(&sc->prog, done, ls_mono_ns());
     if (sc->state == SC_RECEIVING)
         ld_pcopy_set_state(sc->p, CS_SEEDING, "seeding from %s: %u%% (%llu of %llu bytes)",
@@ -568,263 +509,5 @@ static void on_async(uv_async_t *a)
         fail(sc, code, "%s", msg);
     } else if (verified && sc->state == SC_RECEIVING) {
         start_swap(sc);
-    }
-}
-
-/* ---- loop: commands -------------------------------------------------------------------------- */
-static void on_async_closed(uv_handle_t *h)
-{
-    struct ld_seedc *sc = h->data;
-    ls_credit_rx_free(sc->credit);
-    pthread_mutex_destroy(&sc->mu);
-    free(sc);
-}
-
-/* What makes a copy "hold data" (as ls_seed_install_begin judges it: a store file, or a file in
- * logs/ or inspect/). Only looks: the store is never opened. */
-static bool holds_data(const char *copy, char *what, size_t len)
-{
-    char path[LS_CFG_PATH_MAX + 32];
-    struct stat st;
-    snprintf(path, sizeof(path), "%s/store/data.mdb", copy);
-    if (stat(path, &st) == 0 && st.st_size > 0) {
-        snprintf(what, len, "a store of %lld bytes", (long long) st.st_size);
-        return true;
-    }
-    const char *sub[] = {"logs", "inspect"};
-    for (size_t i = 0; i < LS_ARRAY_SIZE(sub); i++) {
-        snprintf(path, sizeof(path), "%s/%s", copy, sub[i]);
-        DIR *d = opendir(path);
-        bool any = false;
-        for (struct dirent *e; d && !any && (e = readdir(d));)
-            any = strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
-        if (d) closedir(d);
-        if (any) {
-            snprintf(what, len, "generation files in %s/", sub[i]);
-            return true;
-        }
-    }
-    return false;
-}
-
-static const char *str_arg(const cJSON *req, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItem(req, k);
-    return cJSON_IsString(v) && v->valuestring[0] ? v->valuestring : NULL;
-}
-
-static void describe(const struct ld_seedc *sc, cJSON *o)
-{
-    cJSON_AddNumberToObject(o, "id", (double) sc->id);
-    cJSON_AddStringToObject(o, "state", state_names[sc->state]);
-    cJSON_AddStringToObject(o, "from", sc->src->name);
-    cJSON_AddStringToObject(o, "network", sc->src->nets[sc->net].name);
-    cJSON_AddNumberToObject(o, "bytes_done", (double) sc->prog.done);
-    cJSON_AddNumberToObject(o, "bytes_total", (double) sc->info.total_bytes);
-    cJSON_AddNumberToObject(o, "percent", sc->begun ? ls_seed_progress_percent(&sc->prog) : 0);
-    cJSON_AddNumberToObject(o, "rate_bps", sc->prog.rate);
-    cJSON_AddNumberToObject(o, "eta_s", ls_seed_progress_eta(&sc->prog));
-    cJSON_AddNumberToObject(o, "generation", (double) sc->info.generation);
-    cJSON_AddNumberToObject(o, "lsn", (double) sc->info.last_lsn);
-    cJSON_AddBoolToObject(o, "manual_resume", sc->manual_resume);
-    cJSON_AddNumberToObject(o, "start_time_ns", (double) sc->start_ns);
-    cJSON_AddNumberToObject(o, "end_time_ns", (double) sc->end_ns);
-    cJSON_AddStringToObject(o, "error", sc->error);
-}
-
-/* Checks a "seed" request against the copy and the configuration; *srcp and *net on success. */
-static int check(node_t *n, pcopy_t *p, const cJSON *req, const ls_cfg_target_t **srcp, int *net,
-                 bool *replace, char *err, size_t errlen)
-{
-    const char *from = str_arg(req, "from"), *netname = str_arg(req, "network");
-    bool del = cJSON_IsTrue(cJSON_GetObjectItem(req, "delete_existing"));
-    if (from && strcmp(from, p->cfg->source)) {
-        snprintf(err, errlen,
-                 "copy %s on %s copies from %s: it can only be seeded from there, not from %s",
-                 p->cfg->name, n->cfg->node_name, p->cfg->source, from);
-        return LS_EINVAL;
-    }
-    const ls_cfg_target_t *src = ls_config_source(n->cfg, p->cfg->source);
-    if (!src) {
-        snprintf(err, errlen,
-                 "%s has no [source %s] section: add one with 'network = NAME HOST:PORT' (an "
-                 "address %s listens on) to seed from it",
-                 n->cfg->path, p->cfg->source, p->cfg->source);
-        return LS_ECONFIG;
-    }
-    *net = 0;
-    if (netname) {
-        *net = -1;
-        for (int i = 0; i < src->nnets; i++)
-            if (!strcmp(src->nets[i].name, netname)) *net = i;
-        if (*net < 0) {
-            snprintf(err, errlen, "[source %s] has no network %s (it has %s%s%s)", src->name,
-                     netname, src->nets[0].name, src->nnets > 1 ? ", " : "",
-                     src->nnets > 1 ? src->nets[1].name : "");
-            return LS_EINVAL;
-        }
-    }
-    if (p->seed && !finished(p->seed)) {
-        snprintf(err, errlen, "a seed of %s from %s is under way (%s)", p->cfg->name,
-                 p->seed->src->name, state_names[p->seed->state]);
-        return LS_EBUSY;
-    }
-    if (!p->thread_started) {
-        snprintf(err, errlen, "copy %s has no receiver running (%s)", p->cfg->name, p->reason);
-        return LS_ESTATE;
-    }
-    char what[128];
-    bool failed = p->state == CS_FAILED || p->state == CS_DIVERGED;
-    if (!del && !failed && holds_data(p->cfg->path, what, sizeof(what))) {
-        snprintf(err, errlen,
-                 "copy %s (%s) already holds %s and is %s: a seed would replace it; run the seed "
-                 "with --delete-existing to do so (a Failed or Diverged copy needs no such "
-                 "flag)",
-                 p->cfg->name, p->cfg->path, what, ld_state_name(p->state));
-        return LS_EEXIST;
-    }
-    *srcp = src;
-    *replace = true; /* decided here, against the copy as the operator saw it */
-    return 0;
-}
-
-static pcopy_t *find_copy(node_t *n, const char *db, char *err, size_t errlen)
-{
-    for (int i = 0; db && i < n->ncopies; i++)
-        if (!strcmp(n->copies[i].cfg->name, db)) return &n->copies[i];
-    if (!db)
-        snprintf(err, errlen, "which database? (\"database\" is missing)");
-    else
-        snprintf(err, errlen, "node %s holds no passive copy of %s", n->cfg->node_name, db);
-    return NULL;
-}
-
-int ld_seed_client_cmd(node_t *n, const cJSON *req, bool status_only, cJSON *resp, char *err,
-                       size_t errlen)
-{
-    pcopy_t *p = find_copy(n, str_arg(req, "database"), err, errlen);
-    if (!p) return LS_ENOENT;
-    if (status_only) {
-        if (!p->seed) {
-            snprintf(err, errlen, "no seed of %s since the daemon started", p->cfg->name);
-            return LS_ENOENT;
-        }
-        describe(p->seed, resp);
-        cJSON_AddStringToObject(resp, "copy_state", ld_state_name(p->state));
-        cJSON_AddStringToObject(resp, "reason", p->reason);
-        return 0;
-    }
-    const ls_cfg_target_t *src;
-    int net;
-    bool replace;
-    int rc = check(n, p, req, &src, &net, &replace, err, errlen);
-    if (rc) return rc;
-    struct ld_seedc *old = p->seed;
-    if (old) {
-        pthread_mutex_lock(&old->mu);
-        bool idle = old->outstanding == 0;
-        pthread_mutex_unlock(&old->mu);
-        if (!idle || old->conn) {
-            snprintf(err, errlen, "the last seed of %s is still winding down: try again",
-                     p->cfg->name);
-            return LS_EBUSY;
-        }
-        uv_close((uv_handle_t *) &old->async, on_async_closed);
-    }
-    struct ld_seedc *sc = calloc(1, sizeof(*sc));
-    LS_CHECK(sc != NULL);
-    sc->node = n;
-    sc->p = p;
-    sc->id = next_id++;
-    sc->state = SC_CONNECTING;
-    sc->src = src;
-    sc->net = net;
-    sc->net_fixed = str_arg(req, "network") != NULL;
-    sc->replace = replace;
-    sc->manual_resume = cJSON_IsTrue(cJSON_GetObjectItem(req, "manual_resume"));
-    sc->start_ns = ls_now_ns();
-    sc->saved_state = p->state == CS_SEEDING ? CS_DISCONNECTED : p->state;
-    snprintf(sc->saved_reason, sizeof(sc->saved_reason), "%s", p->reason);
-    sc->credit = ls_credit_rx_new(n->cfg->receive_window, n->cfg->receive_window);
-    LS_CHECK(sc->credit && ls_credit_rx_db_add(sc->credit) == 0);
-    pthread_mutex_init(&sc->mu, NULL);
-    uv_async_init(n->loop, &sc->async, on_async);
-    sc->async.data = sc;
-    p->seed = sc;
-    ld_pcopy_set_state(p, CS_SEEDING, "seeding from %s over network %s: connecting", src->name,
-                       src->nets[net].name);
-    LS_LOGI("seed", "%s: seed from %s asked%s%s", p->cfg->name, src->name,
-            cJSON_IsTrue(cJSON_GetObjectItem(req, "delete_existing")) ? " (--delete-existing)" : "",
-            sc->manual_resume ? " (--manual-resume)" : "");
-    if (p->peer) cycle_ship_connections(p, "is being seeded");
-    connect_net(sc); /* a failure is the seed's: status and seed_status say why */
-    describe(sc, resp);
-    char msg[256];
-    snprintf(msg, sizeof(msg), "seeding %s from %s over network %s", p->cfg->name, src->name,
-             src->nets[sc->net].name);
-    cJSON_AddStringToObject(resp, "message", msg);
-    return 0;
-}
-
-bool ld_seed_client_busy(pcopy_t *p, char *why, size_t whylen)
-{
-    struct ld_seedc *sc = p->seed;
-    if (!sc || finished(sc)) return false;
-    snprintf(why, whylen, "copy %s is being seeded from %s (%s)", p->cfg->name, sc->src->name,
-             state_names[sc->state]);
-    return true;
-}
-
-void ld_seed_client_status(pcopy_t *p, cJSON *o)
-{
-    if (!p->seed) return;
-    cJSON_AddNumberToObject(o, "seed_percent",
-                            p->seed->begun ? ls_seed_progress_percent(&p->seed->prog) : 0);
-    cJSON *so = cJSON_AddObjectToObject(o, "seed");
-    describe(p->seed, so);
-    ls_conn_stats_t cs = p->seed->cstats;
-    if (p->seed->conn) ls_conn_stats(p->seed->conn, &cs);
-    cJSON_AddNumberToObject(so, "wire_bytes_received", (double) cs.wire_bytes_received);
-    cJSON_AddNumberToObject(so, "zstd_loop_calls", (double) cs.zstd_loop_calls);
-}
-
-void ld_seed_recover(const ls_cfg_database_t *d)
-{
-    char err[LD_REASON_MAX] = "";
-    if (d->role == LS_ROLE_ACTIVE) {
-        if (ls_seed_snapshot_cleanup(d->path) != 0)
-            LS_LOGW("seed", "%s: cannot remove leftover snapshots in %s/seed-tmp", d->name,
-                    d->path);
-        return;
-    }
-    ls_seed_recover_t what = LS_SEED_RECOVER_NOTHING;
-    int rc = ls_seed_recover(d->path, &what, err, sizeof(err));
-    if (rc)
-        LS_LOGE("seed", "%s: %s", d->name, err);
-    else if (what != LS_SEED_RECOVER_NOTHING)
-        LS_LOGI("seed", "%s: an interrupted seed was %s", d->name,
-                what == LS_SEED_RECOVER_FINISHED ? "finished: the new copy is in place"
-                : what == LS_SEED_RECOVER_UNDONE ? "undone: the old copy is back"
-                                                 : "removed: the old copy stands");
-}
-
-void ld_seed_client_stop(node_t *n)
-{
-    for (int i = 0; i < n->ncopies; i++) {
-        pcopy_t *p = &n->copies[i];
-        struct ld_seedc *sc = p->seed;
-        if (!sc) continue;
-        p->seed = NULL;
-        /* The receiver thread has been joined: what it left is ours to put away. */
-        ls_seed_install_free(sc->install);
-        if (!sc->installed) ls_copy_close(sc->old_copy); /* the swap never ran */
-        if (sc->installed && !sc->taken) ls_copy_close(sc->new_copy);
-        ld_zwork_stop(sc->zw);
-        sc->zw = NULL;
-        if (sc->conn) {
-            ls_conn_set_data(sc->conn, NULL);
-            ls_conn_close(sc->conn);
-        }
-        uv_close((uv_handle_t *) &sc->async, on_async_closed);
     }
 }

@@ -29,38 +29,38 @@ static int scale(uint64_t v, uint64_t mul, uint64_t *out)
     return 0;
 }
 
-int ls_parse_size(const char *s, uint64_t *out)
+typedef struct {
+    const char *suffix; /* after the number, spaces allowed between */
+    uint64_t mul;       /* what one unit is worth */
+} unit_t;
+
+/* A non-negative integer followed by one of units (exactly), scaled without overflow. */
+static int parse_with_units(const char *s, const unit_t *units, size_t n, uint64_t *out)
 {
-    static const struct {
-        const char *suffix;
-        uint64_t mul;
-    } units[] = {{"", 1},         {"B", 1},          {"K", 1024},       {"KiB", 1024},
-                 {"M", 1u << 20}, {"MiB", 1u << 20}, {"G", 1u << 30},   {"GiB", 1u << 30},
-                 {"KB", 1000},    {"MB", 1000000},   {"GB", 1000000000}};
     uint64_t v;
     const char *end;
     if (parse_u64(s, &v, &end)) return LS_EINVAL;
     while (*end == ' ')
         end++;
-    for (size_t i = 0; i < LS_ARRAY_SIZE(units); i++)
+    for (size_t i = 0; i < n; i++)
         if (!strcmp(end, units[i].suffix)) return scale(v, units[i].mul, out);
     return LS_EINVAL;
 }
 
+int ls_parse_size(const char *s, uint64_t *out)
+{
+    static const unit_t units[] = {{"", 1},         {"B", 1},          {"K", 1024},
+                                   {"KiB", 1024},   {"M", 1u << 20},   {"MiB", 1u << 20},
+                                   {"G", 1u << 30}, {"GiB", 1u << 30}, {"KB", 1000},
+                                   {"MB", 1000000}, {"GB", 1000000000}};
+    return parse_with_units(s, units, LS_ARRAY_SIZE(units), out);
+}
+
 int ls_parse_duration_ms(const char *s, uint64_t *out)
 {
-    static const struct {
-        const char *suffix;
-        uint64_t mul;
-    } units[] = {{"", 1000}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"min", 60000}, {"h", 3600000}};
-    uint64_t v;
-    const char *end;
-    if (parse_u64(s, &v, &end)) return LS_EINVAL;
-    while (*end == ' ')
-        end++;
-    for (size_t i = 0; i < LS_ARRAY_SIZE(units); i++)
-        if (!strcmp(end, units[i].suffix)) return scale(v, units[i].mul, out);
-    return LS_EINVAL;
+    static const unit_t units[] = {{"", 1000},   {"ms", 1},      {"s", 1000},
+                                   {"m", 60000}, {"min", 60000}, {"h", 3600000}};
+    return parse_with_units(s, units, LS_ARRAY_SIZE(units), out);
 }
 
 int ls_parse_addr(const char *s, ls_cfg_addr_t *out)

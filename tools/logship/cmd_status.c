@@ -12,14 +12,25 @@
 #include "ctl.h"
 #include "core/core.h"
 
-/* Sends req to the daemon; prints errors; returns the parsed answer or NULL (*rc set). */
+/* Sends req (and frees it) to the daemon; prints errors; returns the parsed answer or NULL with
+ * *rc set to the exit code. */
 static cJSON *call(const char *path, cJSON *req, int *rc)
 {
     char err[1024];
     cJSON *j = ls_ctl_request(path, req, err, sizeof(err));
+    cJSON_Delete(req);
     *rc = j ? 0 : 1;
     if (!j) fprintf(stderr, "logship: %s\n", err);
     return j;
+}
+
+/* The answer for programs: the daemon's document without its "ok". */
+static void print_json(cJSON *j)
+{
+    cJSON_DeleteItemFromObject(j, "ok");
+    char *text = cJSON_Print(j);
+    printf("%s\n", text);
+    free(text);
 }
 
 static const char *str(const cJSON *o, const char *k)
@@ -118,13 +129,9 @@ int ls_cmd_status(int argc, char **argv)
     cJSON_AddStringToObject(req, "cmd", "status");
     int rc;
     cJSON *j = call(path, req, &rc);
-    cJSON_Delete(req);
     if (!j) return rc;
     if (a.json) {
-        cJSON_DeleteItemFromObject(j, "ok");
-        char *text = cJSON_Print(j);
-        printf("%s\n", text);
-        free(text);
+        print_json(j);
     } else {
         print_table(j);
     }
@@ -152,7 +159,6 @@ static int suspend_resume(int argc, char **argv, bool suspend)
     cJSON_AddBoolToObject(req, "replay_only", a.replay_only);
     int rc;
     cJSON *j = call(path, req, &rc);
-    cJSON_Delete(req);
     if (!j) return rc;
     printf("%s\n", str(j, "message"));
     cJSON_Delete(j);
@@ -193,13 +199,9 @@ int ls_cmd_network(int argc, char **argv)
     if (pin) cJSON_AddStringToObject(req, "network", argv[optind + 2]);
     int rc;
     cJSON *j = call(path, req, &rc);
-    cJSON_Delete(req);
     if (!j) return rc;
     if (a.json) {
-        cJSON_DeleteItemFromObject(j, "ok");
-        char *text = cJSON_Print(j);
-        printf("%s\n", text);
-        free(text);
+        print_json(j);
     } else {
         printf("%s\n%-10s %-11s %-22s %8s  %s\n", str(j, "message"), "NETWORK", "STATE", "REMOTE",
                "FAILURES", "LAST ERROR / WHY LEFT");

@@ -106,10 +106,10 @@ void ls_h_pair_fini(ls_h_pair_t *p)
     free(p->dir);
 }
 
-void ls_h_node_start(ls_h_pair_t *p, int node, char *const env[])
+void ls_h_node_start_argv(ls_h_pair_t *p, int node, char *const argv[], char *const env[],
+                          const char *where)
 {
     cr_assert_eq(p->pid[node], 0, "node %d already running", node);
-    char *argv[] = {(char *) ls_h_bin("logshipd"), "-c", p->conf[node], NULL};
     p->pid[node] = ls_h_spawn(argv, p->log[node], env);
     cr_assert_gt(p->pid[node], 0);
     for (int i = 0; i < 2000; i++) {
@@ -121,11 +121,17 @@ void ls_h_node_start(ls_h_pair_t *p, int node, char *const env[])
         if (ls_h_wait(p->pid[node], 5) >= 0) {
             p->pid[node] = 0;
             ls_h_pair_logs(p);
-            cr_assert_fail("logshipd %s exited at start", p->conf[node]);
+            cr_assert_fail("logshipd %s exited at start%s", p->conf[node], where);
         }
     }
     ls_h_pair_logs(p);
-    cr_assert_fail("logshipd %s does not answer on its control socket", p->conf[node]);
+    cr_assert_fail("logshipd %s does not answer on its control socket%s", p->conf[node], where);
+}
+
+void ls_h_node_start(ls_h_pair_t *p, int node, char *const env[])
+{
+    char *argv[] = {(char *) ls_h_bin("logshipd"), "-c", p->conf[node], NULL};
+    ls_h_node_start_argv(p, node, argv, env, "");
 }
 
 void ls_h_node_stop(ls_h_pair_t *p, int node)

@@ -50,6 +50,10 @@ void ls_h_pair_fini(ls_h_pair_t *p);
 /* Starts a node's daemon with extra environment entries ("K=V", NULL-terminated, may be NULL);
  * waits until its control socket answers. */
 void ls_h_node_start(ls_h_pair_t *p, int node, char *const env[]);
+/* The same with the command line given (argv[0] a path; e.g. logshipd under `ip netns exec`);
+ * where ("" or " in NS") ends the failure messages. */
+void ls_h_node_start_argv(ls_h_pair_t *p, int node, char *const argv[], char *const env[],
+                          const char *where);
 /* SIGTERM and wait: asserts a clean exit (status 0) within 20 s. */
 void ls_h_node_stop(ls_h_pair_t *p, int node);
 /* SIGKILL and reap. */

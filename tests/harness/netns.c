@@ -93,24 +93,10 @@ void ls_h_netns_set(ls_h_netns_t *n, int i, int side, bool up)
 
 void ls_h_netns_node_start(ls_h_netns_t *n, ls_h_pair_t *p, int node)
 {
-    cr_assert_eq(p->pid[node], 0, "node %d already running", node);
     char *argv[] = {
         (char *) ip_path(), "netns", "exec", n->ns[node], (char *) ls_h_bin("logshipd"), "-c",
         p->conf[node],      NULL};
-    p->pid[node] = ls_h_spawn(argv, p->log[node], NULL);
-    cr_assert_gt(p->pid[node], 0);
-    for (int i = 0; i < 2000; i++) {
-        cJSON *st = ls_h_status(p, node);
-        if (st) {
-            cJSON_Delete(st);
-            return;
-        }
-        if (ls_h_wait(p->pid[node], 5) >= 0) {
-            p->pid[node] = 0;
-            ls_h_pair_logs(p);
-            cr_assert_fail("logshipd %s exited at start in %s", p->conf[node], n->ns[node]);
-        }
-    }
-    ls_h_pair_logs(p);
-    cr_assert_fail("logshipd %s does not answer in %s", p->conf[node], n->ns[node]);
+    char where[64];
+    snprintf(where, sizeof(where), " in %s", n->ns[node]);
+    ls_h_node_start_argv(p, node, argv, NULL, where);
 }

@@ -33,37 +33,35 @@ void ld_active_init(node_t *n, active_t *a, const ls_cfg_database_t *cfg)
     }
 }
 
-/* The database id, from the current log's header or else any closed generation's. */
-static bool read_dbid(active_t *a)
+/* Reads and validates the header of the generation file at path. */
+static bool read_header(const char *path, ls_gen_header_t *h)
 {
-    char path[LS_CFG_PATH_MAX + 64];
-    snprintf(path, sizeof(path), "%s/E00.log", a->logs);
     uint8_t hdr[LS_GEN_HEADER_SIZE];
-    ls_gen_header_t h;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        ssize_t n = ls_pread_full(fd, hdr, sizeof(hdr), 0);
-        close(fd);
-        if (n == (ssize_t) sizeof(hdr) && ls_gen_header_decode(hdr, sizeof(hdr), &h) == 0) {
-            memcpy(a->dbid, h.dbid, LS_DBID_LEN);
-            return true;
-        }
-    }
-    ls_source_view_t v;
-    ls_source_view(a->src, &v);
-    if (v.count == 0) return false;
-    uint32_t epoch = 0;
-    if (!ls_source_has(a->src, v.oldest, &epoch)) return false;
-    char name[LS_GEN_NAME_MAX];
-    ls_gen_name(name, sizeof(name), LS_GEN_PREFIX_DEFAULT, epoch, v.oldest);
-    snprintf(path, sizeof(path), "%s/%s", a->logs, name);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return false;
     ssize_t n = ls_pread_full(fd, hdr, sizeof(hdr), 0);
     close(fd);
-    if (n != (ssize_t) sizeof(hdr) || ls_gen_header_decode(hdr, sizeof(hdr), &h) != 0) return false;
-    memcpy(a->dbid, h.dbid, LS_DBID_LEN);
-    return true;
+    return n == (ssize_t) sizeof(hdr) && ls_gen_header_decode(hdr, sizeof(hdr), h) == 0;
+}
+
+/* The database id, from the current log's header or else the oldest closed generation's. */
+static bool read_dbid(active_t *a)
+{
+    char path[LS_CFG_PATH_MAX + 64];
+    ls_gen_header_t h;
+    snprintf(path, sizeof(path), "%s/E00.log", a->logs);
+    bool ok = read_header(path, &h);
+    ls_source_view_t v;
+    ls_source_view(a->src, &v);
+    uint32_t epoch = 0;
+    if (!ok && v.count > 0 && ls_source_has(a->src, v.oldest, &epoch)) {
+        char name[LS_GEN_NAME_MAX];
+        ls_gen_name(name, sizeof(name), LS_GEN_PREFIX_DEFAULT, epoch, v.oldest);
+        snprintf(path, sizeof(path), "%s/%s", a->logs, name);
+        ok = read_header(path, &h);
+    }
+    if (ok) memcpy(a->dbid, h.dbid, LS_DBID_LEN);
+    return ok;
 }
 
 static void on_fs_event(uv_fs_event_t *h, const char *filename, int events, int status)

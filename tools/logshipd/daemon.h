@@ -331,6 +331,9 @@ void ld_pcopy_detach(pcopy_t *p);                        /* that connection ende
 void ld_pcopy_push(pcopy_t *p, ritem_t *it);             /* to the receiver thread */
 void ld_pcopy_housekeep(pcopy_t *p);
 void ld_pcopy_send_position(pcopy_t *p); /* RESUME + replayed positions */
+/* The state of a copy with nothing wrong: Healthy when its source is connected, else
+ * Disconnected. */
+copy_state_t ld_pcopy_running_state(const pcopy_t *p);
 void ld_pcopy_set_state(pcopy_t *p, copy_state_t st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

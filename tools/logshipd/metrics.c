@@ -71,12 +71,13 @@ static const struct {
     {"rtt_ms", "logship_rtt_milliseconds", "gauge", "smoothed heartbeat round trip"},
 };
 
-static void labels(sbuf_t *b, const cJSON *c)
+/* The copy's label set; extra ("" or ",name=\"value\"") is added inside it. */
+static void labels(sbuf_t *b, const cJSON *c, const char *extra)
 {
-    put(b, "{database=\"%s\",role=\"%s\",source=\"%s\",target=\"%s\"}",
+    put(b, "{database=\"%s\",role=\"%s\",source=\"%s\",target=\"%s\"%s}",
         cJSON_GetObjectItem(c, "database")->valuestring,
         cJSON_GetObjectItem(c, "role")->valuestring, cJSON_GetObjectItem(c, "source")->valuestring,
-        cJSON_GetObjectItem(c, "target")->valuestring);
+        cJSON_GetObjectItem(c, "target")->valuestring, extra);
 }
 
 static char *render(const cJSON *doc)
@@ -88,10 +89,12 @@ static char *render(const cJSON *doc)
             "# TYPE logship_copy_state gauge\n");
     cJSON_ArrayForEach(c, copies)
     {
+        char state[96];
+        snprintf(state, sizeof(state), ",state=\"%s\"",
+                 cJSON_GetObjectItem(c, "state")->valuestring);
         put(&b, "logship_copy_state");
-        labels(&b, c);
-        b.len--; /* reopen the label set to add the state */
-        put(&b, ",state=\"%s\"} 1\n", cJSON_GetObjectItem(c, "state")->valuestring);
+        labels(&b, c, state);
+        put(&b, " 1\n");
     }
     for (size_t i = 0; i < LS_ARRAY_SIZE(gauges); i++) {
         put(&b, "# HELP %s %s\n# TYPE %s %s\n", gauges[i].metric, gauges[i].help, gauges[i].metric,
@@ -101,7 +104,7 @@ static char *render(const cJSON *doc)
             const cJSON *v = cJSON_GetObjectItem(c, gauges[i].field);
             if (!cJSON_IsNumber(v)) continue;
             put(&b, "%s", gauges[i].metric);
-            labels(&b, c);
+            labels(&b, c, "");
             put(&b, " %.17g\n", v->valuedouble);
         }
     }

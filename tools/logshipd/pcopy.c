@@ -8,6 +8,11 @@
 
 #include "daemon.h"
 
+copy_state_t ld_pcopy_running_state(const pcopy_t *p)
+{
+    return p->peer ? CS_HEALTHY : CS_DISCONNECTED;
+}
+
 void ld_pcopy_set_state(pcopy_t *p, copy_state_t st, const char *fmt, ...)
 {
     char reason[LD_REASON_MAX];
@@ -142,7 +147,7 @@ static void handle_event(pcopy_t *p, const revent_t *e)
     case LS_COPY_EV_DURABLE:
         if (p->diskfull) {
             p->diskfull = false;
-            ld_pcopy_set_state(p, p->peer ? CS_HEALTHY : CS_DISCONNECTED, "receiving again");
+            ld_pcopy_set_state(p, ld_pcopy_running_state(p), "receiving again");
         }
         ld_pos_advance(&p->durable, e->generation, 0);
         send_gen_frame(p, LS_FRAME_DURABLE, e->generation, 0);

@@ -118,8 +118,7 @@ void ld_pcopy_on_copy_state(pcopy_t *p, const ls_proto_copy_state_t *cs)
         ld_pcopy_set_state(p, CS_SUSPENDED, "suspended on %s: %s", p->cfg->source,
                            p->src.op.comment);
     } else if (!p->src.op.suspended && was) {
-        ld_pcopy_set_state(p, p->peer ? CS_HEALTHY : CS_DISCONNECTED, "resumed on %s",
-                           p->cfg->source);
+        ld_pcopy_set_state(p, ld_pcopy_running_state(p), "resumed on %s", p->cfg->source);
         ld_pcopy_send_position(p); /* the source waits for our position to ship again */
     }
 }
@@ -185,7 +184,7 @@ static int passive_cmd(pcopy_t *p, bool suspend, bool replay_only, const char *c
     if (p->op.suspended) {
         ld_pcopy_set_state(p, CS_SUSPENDED, "suspended by the operator: %s", p->op.comment);
     } else if (was_suspended && p->state == CS_SUSPENDED && !p->src.op.suspended) {
-        ld_pcopy_set_state(p, p->peer ? CS_HEALTHY : CS_DISCONNECTED, "resumed by the operator");
+        ld_pcopy_set_state(p, ld_pcopy_running_state(p), "resumed by the operator");
     }
     ld_pcopy_send_state(p);
     if (was_suspended && !p->op.suspended) ld_pcopy_send_position(p);

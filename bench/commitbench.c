@@ -136,6 +136,7 @@ static int run(const char *base, const workload_t *wl, int threads, double secon
 
 int main(int argc, char **argv)
 {
+    ls_log_set_handler(ls_log_stderr, NULL); /* the library prints nothing by itself */
     double seconds = 3;
     const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
     workload_t wl = {.records = 1, .value_size = 100};

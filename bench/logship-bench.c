@@ -144,6 +144,7 @@ static bool has_seed(const lb_ctx_t *c)
 
 int main(int argc, char **argv)
 {
+    ls_log_set_handler(ls_log_stderr, NULL); /* the library prints nothing by itself */
     const char *out = "build/bench";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick"))

@@ -17,6 +17,7 @@
 #include <sys/types.h>
 
 #include <logship/error.h>
+#include <logship/log.h>
 
 /* ---- assertions ------------------------------------------------------------------------- */
 /* LS_ASSERT: debug builds only, for arguments and invariants. LS_CHECK: always on, for
@@ -68,11 +69,8 @@ uint64_t ls_now_ns(void);  /* wall clock, UTC, ns since the epoch (what trailers
 uint64_t ls_mono_ns(void); /* monotonic clock, ns (for timeouts and durations) */
 
 /* ---- logging ---------------------------------------------------------------------------- */
-typedef enum { LS_LOG_ERROR = 0, LS_LOG_WARN, LS_LOG_INFO, LS_LOG_DEBUG } ls_log_level_t;
-/* Messages at or below level go to stderr as "time level [component] message". Default INFO,
- * or the LS_LOG_LEVEL environment variable (error|warn|info|debug). */
-void ls_log_set_level(ls_log_level_t level);
-ls_log_level_t ls_log_get_level(void);
+/* Levels, the handler and ls_log_stderr are public (logship/log.h): the library only hands
+ * messages to the handler the application installed. */
 void ls_log(ls_log_level_t level, const char *component, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 #define LS_LOGE(comp, ...) ls_log(LS_LOG_ERROR, comp, __VA_ARGS__)

@@ -1,6 +1,7 @@
 /* Assertions, the clock and leveled logging. */
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <strings.h>
@@ -30,6 +31,10 @@ uint64_t ls_mono_ns(void)
 
 static int log_level = -1;
 static pthread_once_t log_once = PTHREAD_ONCE_INIT;
+/* Set once at start (log.h); read by every thread. A relaxed atomic pair is enough: a message
+ * racing a change may reach the previous handler, which log.h allows. */
+static ls_log_cb _Atomic log_cb;
+static void *_Atomic log_ctx;
 
 static void log_init(void)
 {
@@ -44,6 +49,12 @@ static void log_init(void)
         log_level = LS_LOG_DEBUG;
 }
 
+void ls_log_set_handler(ls_log_cb cb, void *ctx)
+{
+    atomic_store_explicit(&log_ctx, ctx, memory_order_relaxed);
+    atomic_store_explicit(&log_cb, cb, memory_order_release);
+}
+
 void ls_log_set_level(ls_log_level_t level)
 {
     pthread_once(&log_once, log_init);
@@ -56,16 +67,28 @@ ls_log_level_t ls_log_get_level(void)
     return (ls_log_level_t) log_level;
 }
 
-void ls_log(ls_log_level_t level, const char *component, const char *fmt, ...)
+const char *ls_log_level_name(ls_log_level_t level)
 {
     static const char *names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
+    return (unsigned) level < 4 ? names[level] : "?";
+}
+
+void ls_log(ls_log_level_t level, const char *component, const char *fmt, ...)
+{
     pthread_once(&log_once, log_init);
-    if ((int) level > log_level) return;
+    ls_log_cb cb = atomic_load_explicit(&log_cb, memory_order_acquire);
+    if (!cb || (int) level > log_level) return;
     char msg[1024];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    cb(atomic_load_explicit(&log_ctx, memory_order_relaxed), level, component, msg);
+}
+
+void ls_log_stderr(void *ctx, ls_log_level_t level, const char *component, const char *msg)
+{
+    (void) ctx;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     struct tm tm;
@@ -73,5 +96,5 @@ void ls_log(ls_log_level_t level, const char *component, const char *fmt, ...)
     /* One fprintf per line so that concurrent threads do not interleave inside a line. */
     fprintf(stderr, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s [%s] %s\n", tm.tm_year + 1900,
             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,
-            names[level], component, msg);
+            ls_log_level_name(level), component, msg);
 }

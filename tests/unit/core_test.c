@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "core/core.h"
@@ -78,4 +79,59 @@ Test(core, fault_point_fires_at_the_nth_hit)
     cr_assert(LS_FAULT("t.point"));
     cr_assert(!LS_FAULT("t.point"));
     cr_assert(!LS_FAULT("t.other"));
+}
+
+typedef struct {
+    int calls;
+    ls_log_level_t level;
+    char component[32];
+    char msg[1100];
+} log_seen_t;
+
+static void log_capture(void *ctx, ls_log_level_t level, const char *component, const char *msg)
+{
+    log_seen_t *s = ctx;
+    s->calls++;
+    s->level = level;
+    snprintf(s->component, sizeof(s->component), "%s", component);
+    snprintf(s->msg, sizeof(s->msg), "%s", msg);
+}
+
+Test(core, library_is_silent_until_a_handler_is_installed)
+{
+    /* Without a handler nothing reaches stderr: point stderr at a file and look. */
+    char path[] = "/tmp/ls-core-log-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    fflush(stderr);
+    int saved = dup(2);
+    dup2(fd, 2);
+    ls_log_set_handler(NULL, NULL);
+    LS_LOGE("core", "nobody hears this %d", 1);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    cr_assert_eq(lseek(fd, 0, SEEK_END), 0, "the library printed without a handler");
+    close(fd);
+    unlink(path);
+
+    log_seen_t seen = {0};
+    ls_log_set_handler(log_capture, &seen);
+    ls_log_set_level(LS_LOG_WARN);
+    LS_LOGI("core", "below the level");
+    cr_assert_eq(seen.calls, 0, "an INFO message passed a WARN level");
+    LS_LOGW("writer", "generation %d at offset %d", 7, 128);
+    cr_assert_eq(seen.calls, 1);
+    cr_assert_eq(seen.level, LS_LOG_WARN);
+    cr_assert_str_eq(seen.component, "writer");
+    cr_assert_str_eq(seen.msg, "generation 7 at offset 128");
+    cr_assert_str_eq(ls_log_level_name(LS_LOG_DEBUG), "DEBUG");
+
+    /* A long message is cut, never overflowed. */
+    char big[2000];
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = 0;
+    LS_LOGE("core", "%s", big);
+    cr_assert_eq(strlen(seen.msg), 1023);
+    ls_log_set_handler(NULL, NULL);
 }

@@ -2,6 +2,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <logship/log.h>
+
 #include "cmds.h"
 
 static const struct ls_cmd cmds[] = {
@@ -34,6 +36,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    ls_log_set_handler(ls_log_stderr, NULL); /* the library prints nothing by itself */
     if (argc < 2) {
         usage(stderr);
         return 2;

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <logship/log.h>
+
 #include "daemon.h"
 
 static void usage(FILE *f)
@@ -45,6 +47,7 @@ static void free_node(node_t *n)
 
 int main(int argc, char **argv)
 {
+    ls_log_set_handler(ls_log_stderr, NULL); /* the library prints nothing by itself */
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
                                          {"check", no_argument, NULL, 'k'},
                                          {"help", no_argument, NULL, 'h'},

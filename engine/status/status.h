@@ -85,15 +85,15 @@ typedef struct {
  * that side only. */
 typedef struct {
     /* identity and state */
-    char database[LS_STATUS_NAME_MAX];
-    ls_status_role_t role;
-    char source[LS_STATUS_NAME_MAX];  /* the active node */
-    char target[LS_STATUS_NAME_MAX];  /* the passive node */
-    const char *state;                /* "Healthy", ... (static string) */
-    char reason[LS_STATUS_TEXT_MAX];  /* why it is in that state */
-    char comment[LS_STATUS_TEXT_MAX]; /* the operator's comment on a suspension */
-    uint64_t suspended_since_ns;      /* when the suspension began, UTC ns (0: none) */
-    bool replay_suspended;            /* passive: replay suspended, copying goes on */
+    char database[LS_STATUS_NAME_MAX]; /* the database copied */
+    ls_status_role_t role;             /* which side this node is on */
+    char source[LS_STATUS_NAME_MAX];   /* the active node */
+    char target[LS_STATUS_NAME_MAX];   /* the passive node */
+    const char *state;                 /* "Healthy", ... (static string) */
+    char reason[LS_STATUS_TEXT_MAX];   /* why it is in that state */
+    char comment[LS_STATUS_TEXT_MAX];  /* the operator's comment on a suspension */
+    uint64_t suspended_since_ns;       /* when the suspension began, UTC ns (0: none) */
+    bool replay_suspended;             /* passive: replay suspended, copying goes on */
     /* the connection */
     char network[LS_STATUS_ADDR_MAX]; /* active: network in use; passive: source address */
     bool tls;                         /* TLS protects it */
@@ -128,17 +128,17 @@ typedef struct {
     uint64_t applied_generations; /* passive: ever applied to the copy store (meta) */
     uint64_t replay_transactions; /* passive: store transactions since start */
     /* active: the replication networks (docs/NETWORKS.md) */
-    char last_error[LS_STATUS_TEXT_MAX];     /* why the last connection ended */
-    bool have_networks;                      /* the network fields below are filled */
-    char network_pinned[LS_STATUS_NAME_MAX]; /* the operator's pin ("" none) */
-    uint64_t network_switches;               /* times the copy changed network since start */
-    char last_switch[LS_STATUS_TEXT_MAX];    /* the last switch, as logged */
-    uint64_t last_switch_time_ns;            /* when, UTC ns */
-    uint64_t resent_bytes;                   /* GEN_DATA bytes sent again since start */
-    ls_status_net_t nets[LS_STATUS_NETS_MAX];
-    int nnets;
+    char last_error[LS_STATUS_TEXT_MAX];      /* why the last connection ended */
+    bool have_networks;                       /* the network fields below are filled */
+    char network_pinned[LS_STATUS_NAME_MAX];  /* the operator's pin ("" none) */
+    uint64_t network_switches;                /* times the copy changed network since start */
+    char last_switch[LS_STATUS_TEXT_MAX];     /* the last switch, as logged */
+    uint64_t last_switch_time_ns;             /* when, UTC ns */
+    uint64_t resent_bytes;                    /* GEN_DATA bytes sent again since start */
+    ls_status_net_t nets[LS_STATUS_NETS_MAX]; /* as configured for the target, in order */
+    int nnets;                                /* entries of nets filled */
     /* passive: the seed */
-    ls_status_seed_t seed;
+    ls_status_seed_t seed; /* present once `logship seed` ran since the start */
 } ls_status_copy_t;
 
 /* The node and its copies. */
@@ -147,8 +147,8 @@ typedef struct {
     bool plaintext;                /* the node runs without TLS */
     uint64_t time_ns;              /* when the figures were taken, UTC ns */
     uint64_t start_time_ns;        /* when the daemon started, UTC ns */
-    ls_status_copy_t *copies;      /* borrowed */
-    size_t ncopies;
+    ls_status_copy_t *copies;      /* every copy: actives first (borrowed) */
+    size_t ncopies;                /* entries of copies */
 } ls_status_node_t;
 
 /* ---- renderers ------------------------------------------------------------------------------ */

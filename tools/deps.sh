@@ -9,7 +9,10 @@ need=(build-essential cmake pkg-config libuv1-dev libssl-dev openssl libzstd-dev
 for what in "$@"; do
   case "$what" in
     build) ;;
-    test)  need+=(libcriterion-dev iproute2 e2fsprogs curl) ;;
+    # prometheus: for /usr/bin/promtool (the status tests lint /metrics with it). The package
+    # also holds the server, which its postinst starts under systemd (port 9090); in a container
+    # without systemd nothing starts.
+    test)  need+=(libcriterion-dev iproute2 e2fsprogs curl prometheus) ;;
     bench) need+=(rsync gnuplot-nox iproute2) ;;
     fuzz)  need+=(clang libclang-rt-14-dev) ;;
     *) echo "deps.sh: unknown set '$what' (expected build, test, bench or fuzz)" >&2; exit 2 ;;

@@ -1,6 +1,7 @@
 /* Lag accounting, status and operator control with real daemons: exact queues on both sides,
- * suspend/resume (also replay only, also across a restart), the JSON document, the Prometheus
- * endpoint, and the command line against no daemon. */
+ * suspend/resume (also replay only, also across a restart), the JSON document (times as exact
+ * integers), the Prometheus endpoint (checked by promtool), counters kept across restarts, and
+ * the command line against no daemon. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,8 @@
 #include <unistd.h>
 
 #include <logship/db.h>
+
+#include "control/control.h"
 
 #include "daemons.h"
 #include "harness.h"
@@ -201,6 +204,84 @@ Test(status, json_document_carries_every_field_on_both_sides)
     }
 }
 
+/* The digits of "key":DIGITS in text, copied into out ("" when absent). */
+static void digits_of(const char *text, const char *key, char *out, size_t outlen)
+{
+    char pat[128];
+    snprintf(pat, sizeof(pat), "\"%s\":", key);
+    const char *p = strstr(text, pat);
+    out[0] = '\0';
+    if (!p) return;
+    p += strlen(pat);
+    while (*p == ' ' || *p == '\t')
+        p++;
+    size_t n = strcspn(p, ",}\n");
+    snprintf(out, outlen, "%.*s", (int) (n < outlen ? n : outlen - 1), p);
+}
+
+/* Defect 8: nanosecond times (above 2^53) were printed as doubles, 1.7964032388927552e+18. */
+Test(status, json_times_are_exact_integers_in_the_daemon_and_the_command)
+{
+    start_pair(&(ls_h_pair_opts_t){.plaintext = true});
+    for (int node = 0; node < 2; node++) {
+        char *raw = NULL, err[256], want[64], got[64], cmd[1024], *out = NULL;
+        cr_assert_eq(
+            ls_control_call(pair.sock[node], "{\"cmd\":\"status\"}", 5000, &raw, err, sizeof(err)),
+            0, "%s", err);
+        digits_of(raw, "last_copied_time_ns", want, sizeof(want));
+        cr_assert_eq(strlen(want), 19, "node %d: a UTC ns time has 19 digits: '%s'", node, want);
+        cr_assert_eq(strspn(want, "0123456789"), 19, "node %d: not an integer: '%s'", node, want);
+        digits_of(raw, "time_ns", got, sizeof(got));
+        cr_assert_eq(strspn(got, "0123456789"), 19, "node %d: time_ns '%s'", node, got);
+        free(raw);
+        /* The position does not move once caught up: the command prints the same digits. */
+        snprintf(cmd, sizeof(cmd), "%s status --json -c %s", ls_h_bin("logship"), pair.conf[node]);
+        cr_assert_eq(ls_h_sh(cmd, &out, NULL, 10000), 0);
+        digits_of(out, "last_copied_time_ns", got, sizeof(got));
+        cr_assert_str_eq(got, want, "node %d: logship status --json prints %s for %s", node, got,
+                         want);
+        cr_assert(!ls_h_contains(out, "e+18"), "no time printed as a double:\n%s", out);
+        free(out);
+    }
+}
+
+static double copy_num(int node, const char *field)
+{
+    cJSON *st = ls_h_status(&pair, node);
+    double v = st ? ls_h_num(st, field) : -1;
+    cJSON_Delete(st);
+    return v;
+}
+
+/* Defect 9: ask_agains and inspection_failures are kept with the copy, on both sides. */
+Test(status, ask_again_counters_survive_a_restart_of_both_daemons)
+{
+    ls_h_pair_init(&pair, "counters", &(ls_h_pair_opts_t){.plaintext = true});
+    char *env[] = {"LS_FAULTS=receiver.flip_bit=fail@3", NULL};
+    ls_h_node_start(&pair, LS_H_B, env);
+    ls_h_node_start(&pair, LS_H_A, NULL);
+    uint64_t last;
+    write_generations(6, &last);
+    cr_assert(ls_h_wait_caught_up(&pair, 30000));
+    double b_fail = copy_num(LS_H_B, "inspection_failures"), b_ask = copy_num(LS_H_B, "ask_agains");
+    double a_fail = copy_num(LS_H_A, "inspection_failures"), a_ask = copy_num(LS_H_A, "ask_agains");
+    cr_assert_geq(b_fail, 1, "the flipped bit failed an inspection");
+    cr_assert_geq(b_ask, b_fail);
+    cr_assert_geq(a_ask, 1, "the active was asked again");
+    cr_assert_geq(a_fail, 1, "... because an inspection failed");
+    ls_h_node_stop(&pair, LS_H_A);
+    ls_h_node_stop(&pair, LS_H_B);
+    ls_h_node_start(&pair, LS_H_B, NULL);
+    ls_h_node_start(&pair, LS_H_A, NULL);
+    cr_assert_eq(copy_num(LS_H_B, "inspection_failures"), b_fail);
+    cr_assert_eq(copy_num(LS_H_B, "ask_agains"), b_ask);
+    cr_assert_eq(copy_num(LS_H_A, "inspection_failures"), a_fail);
+    cr_assert_eq(copy_num(LS_H_A, "ask_agains"), a_ask);
+    write_generations(1, &last);
+    cr_assert(ls_h_wait_caught_up(&pair, 30000));
+    cr_assert_eq(copy_num(LS_H_A, "ask_agains"), a_ask, "nothing new was asked");
+}
+
 Test(status, metrics_endpoint_serves_the_same_numbers)
 {
     char extra[64];
@@ -229,7 +310,20 @@ Test(status, metrics_endpoint_serves_the_same_numbers)
              (unsigned long long) last);
     cr_assert(ls_h_contains(out, want), "%s not in:\n%s", want, out);
     cr_assert(ls_h_contains(out, "state=\"Suspended\"} 1"), "%s", out);
+    snprintf(want, sizeof(want), "logship_rtt_seconds%s ", labels);
+    cr_assert(ls_h_contains(out, want), "the round trip in seconds: %s", out);
+    cr_assert(!ls_h_contains(out, "milliseconds"), "base units only: %s", out);
     free(out);
+    /* Prometheus's own linter accepts the endpoint (base units, HELP/TYPE, _total counters). */
+    char *err = NULL, cmd2[2048];
+    snprintf(cmd2, sizeof(cmd2),
+             "curl -sS --max-time 10 -o %s/metrics.txt http://127.0.0.1:%d/metrics && "
+             "promtool check metrics < %s/metrics.txt",
+             pair.dir, port, pair.dir);
+    int rc = ls_h_sh(cmd2, &out, &err, 30000);
+    cr_assert_eq(rc, 0, "promtool check metrics: exit %d: %s%s", rc, out, err);
+    free(out);
+    free(err);
     snprintf(cmd, sizeof(cmd), "curl -s -o /dev/null -w '%%{http_code}' http://127.0.0.1:%d/x",
              port);
     cr_assert_eq(ls_h_sh(cmd, &out, NULL, 15000), 0);

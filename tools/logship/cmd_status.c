@@ -9,16 +9,32 @@
 #include <cjson/cJSON.h>
 
 #include "cmds.h"
-#include "ctl.h"
+#include "control/control.h"
 #include "core/core.h"
+#include "ctl.h"
+#include "status/status.h"
 
 /* Sends req (and frees it) to the daemon; prints errors; returns the parsed answer or NULL with
- * *rc set to the exit code. */
+ * *rc set to the exit code. The answer's 64-bit integers (nanosecond times) are kept exactly
+ * (ls_status_json_parse), so --json prints them digit for digit. */
 static cJSON *call(const char *path, cJSON *req, int *rc)
 {
-    char err[1024];
-    cJSON *j = ls_ctl_request(path, req, err, sizeof(err));
+    char err[1024] = "", *text = cJSON_PrintUnformatted(req), *resp = NULL;
     cJSON_Delete(req);
+    cJSON *j = NULL;
+    if (!text)
+        snprintf(err, sizeof(err), "out of memory");
+    else if (ls_control_call(path, text, LS_CTL_TIMEOUT_MS, &resp, err, sizeof(err)) == 0 &&
+             !(j = ls_status_json_parse(resp)))
+        snprintf(err, sizeof(err), "the daemon's answer is not JSON");
+    free(text);
+    free(resp);
+    if (j && !cJSON_IsTrue(cJSON_GetObjectItem(j, "ok"))) {
+        const cJSON *e = cJSON_GetObjectItem(j, "error");
+        snprintf(err, sizeof(err), "%s", cJSON_IsString(e) ? e->valuestring : "request failed");
+        cJSON_Delete(j);
+        j = NULL;
+    }
     *rc = j ? 0 : 1;
     if (!j) fprintf(stderr, "logship: %s\n", err);
     return j;
@@ -41,8 +57,7 @@ static const char *str(const cJSON *o, const char *k)
 
 static double num(const cJSON *o, const char *k)
 {
-    const cJSON *v = cJSON_GetObjectItem(o, k);
-    return cJSON_IsNumber(v) ? v->valuedouble : 0;
+    return ls_status_json_num(o, k);
 }
 
 static void print_table(const cJSON *j)
@@ -55,13 +70,15 @@ static void print_table(const cJSON *j)
     cJSON_ArrayForEach(c, cJSON_GetObjectItem(j, "copies"))
     {
         bool active = !strcmp(str(c, "role"), "active");
-        printf("%-12s %-6s %-10s %-12s %-8s %9.0f %9.0f %9.0f %9.0f %6.0f %6.0f %10.0f %10.0f "
-               "%7.1fs %7.1fs\n",
+        printf("%-12s %-6s %-10s %-12s %-8s %9" PRIu64 " %9" PRIu64 " %9" PRIu64 " %9" PRIu64
+               " %6" PRIu64 " %6" PRIu64 " %10" PRIu64 " %10" PRIu64 " %7.1fs %7.1fs\n",
                str(c, "database"), str(c, "role"), active ? str(c, "target") : str(c, "source"),
-               str(c, "state"), str(c, "network"), num(c, "last_generated"), num(c, "last_copied"),
-               num(c, "last_inspected"), num(c, "last_replayed"), num(c, "copy_queue"),
-               num(c, "replay_queue"), num(c, "copy_queue_bytes"), num(c, "replay_queue_bytes"),
-               num(c, "copy_lag_s"), num(c, "replay_lag_s"));
+               str(c, "state"), str(c, "network"), ls_status_json_u64(c, "last_generated"),
+               ls_status_json_u64(c, "last_copied"), ls_status_json_u64(c, "last_inspected"),
+               ls_status_json_u64(c, "last_replayed"), ls_status_json_u64(c, "copy_queue"),
+               ls_status_json_u64(c, "replay_queue"), ls_status_json_u64(c, "copy_queue_bytes"),
+               ls_status_json_u64(c, "replay_queue_bytes"), num(c, "copy_lag_s"),
+               num(c, "replay_lag_s"));
         const char *comment = str(c, "comment");
         if (strcmp(comment, "-")) printf("    comment: %s\n", comment);
         const char *reason = str(c, "reason");

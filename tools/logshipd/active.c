@@ -30,6 +30,7 @@ void ld_active_init(node_t *n, active_t *a, const ls_cfg_database_t *cfg)
         l->shippers[l->nshippers++] = s;
         ld_shipper_reset(s, CS_INITIALIZING, "waiting for the database to exist");
         ld_shipper_load_op(s);
+        ld_shipper_load_kept(s);
     }
 }
 

@@ -36,6 +36,7 @@
 #include "core/core.h"
 #include "proto/proto.h"
 #include "source/source.h"
+#include "status/status.h"
 #include "store/store.h"
 #include "transport/credit.h"
 #include "transport/transport.h"
@@ -122,8 +123,8 @@ struct shipper {
     ld_pos_t durable, inspected, replayed, synced; /* the target's positions */
     uint64_t sent_gens;                            /* generations sent in full since start */
     uint64_t sent_bytes;                           /* GEN_DATA bytes sent since start */
-    uint64_t ask_agains;                           /* ASK_AGAIN frames received */
-    uint64_t inspection_failures;       /* of those, asked because an inspection failed */
+    ls_status_counters_t kept;                     /* ASK_AGAINs received: kept in ... */
+    char kept_path[LS_CFG_PATH_MAX + 80];          /* ... <db>/copy-<target>.counters */
     ld_opstate_t op;                    /* this node's operator on this copy (persisted) */
     char op_path[LS_CFG_PATH_MAX + 80]; /* where op is kept */
     ld_opstate_t peer_op;               /* the target's operator (from its COPY_STATE) */
@@ -235,6 +236,8 @@ struct pcopy {
     bool src_suspended_seen;            /* the source's SUSPENDED flag as last received */
     ld_pos_t durable, inspected, replayed; /* with the times they were reached */
     ld_rate_t rate;                        /* bytes written by the receiver */
+    ls_status_counters_t kept;             /* ASK_AGAINs sent: kept in ... */
+    char kept_path[LS_CFG_PATH_MAX + 16];  /* ... <copy>.counters, beside <copy>.state */
     struct ld_seedc *seed; /* this copy's seed, running or the last one (seed_client.c) */
 };
 
@@ -297,7 +300,7 @@ void ld_link_pump(link_t *l); /* send what credit and the socket allow */
 void ld_link_close(link_t *l);
 
 /* netpath.c: the link's replication networks (docs/NETWORKS.md) */
-void ld_link_status(shipper_t *s, cJSON *o); /* adds the network fields to a copy's status */
+void ld_link_status(shipper_t *s, ls_status_copy_t *c); /* fills a copy's network figures */
 /* The control command "network": pin a target's copies to one network, release, show. */
 int ld_link_command(node_t *n, const cJSON *req, cJSON *resp, char *err, size_t errlen);
 
@@ -309,6 +312,8 @@ void ld_shipper_on_frame(shipper_t *s, const ls_frame_t *f);
 int ld_shipper_fill(shipper_t *s);
 /* Stops the reader and forgets the generation in flight; keeps the connection's state. */
 void ld_shipper_pause(shipper_t *s);
+/* At start: loads the counters kept with the copy (ASK_AGAINs) from <db>/copy-<target>.counters. */
+void ld_shipper_load_kept(shipper_t *s);
 void ld_shipper_set_state(shipper_t *s, copy_state_t st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -370,13 +375,16 @@ void ld_seed_recover(const ls_cfg_database_t *d);  /* at start, before the copy 
 bool ld_seed_client_item(pcopy_t *p, ritem_t *it); /* receiver thread: true when it was a seed's */
 bool ld_seed_client_busy(pcopy_t *p, char *why, size_t whylen); /* refuse shipping while seeding */
 int ld_seed_client_cmd(node_t *n, const cJSON *req, bool status_only, cJSON *resp, char *err,
-                       size_t errlen);            /* "seed" and "seed_status" */
-void ld_seed_client_status(pcopy_t *p, cJSON *o); /* seed figures in status */
-void ld_seed_client_stop(node_t *n);              /* at stop, after the copies closed */
+                       size_t errlen);                       /* "seed" and "seed_status" */
+void ld_seed_client_status(pcopy_t *p, ls_status_seed_t *o); /* seed figures in status */
+void ld_seed_client_stop(node_t *n);                         /* at stop, after the copies closed */
 int ld_pcopy_copy_open(pcopy_t *p, ls_copy_t **out, char *err, size_t errlen); /* pcopy.c */
 
 /* status.c */
-void ld_status_build(node_t *n, cJSON *resp); /* the status document (also for metrics) */
+/* Fills out with every copy's figures (out->copies is malloc'd: free() it). 0 or LS_ENOMEM. */
+int ld_status_fill(node_t *n, ls_status_node_t *out);
+/* Counts an ASK_AGAIN with its code in kept and writes kept to path (logs a failure). */
+void ld_status_count_ask(ls_status_counters_t *kept, const char *path, int code);
 int ld_control_handler(void *ctx, const cJSON *req, cJSON *resp, char *err, size_t errlen);
 
 #endif

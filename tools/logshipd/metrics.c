@@ -1,11 +1,11 @@
 /* The Prometheus endpoint: libmicrohttpd serves GET /metrics from a thread of its own. Each
- * request asks the loop (uv_async) to build the same status document `logship status` shows
- * and renders it in the text exposition format, so the figures are the same numbers. */
+ * request asks the loop (uv_async) to fill the same status model `logship status` shows
+ * (status.c) and engine/status renders it in the text exposition format, so the figures are the
+ * same numbers. */
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <pthread.h>
 #include <stdio.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -25,99 +25,12 @@ struct ld_metrics {
     bool stopping;
 };
 
-typedef struct {
-    char *buf;
-    size_t len, cap;
-} sbuf_t;
-
-static void put(sbuf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(sbuf_t *b, const char *fmt, ...)
-{
-    va_list ap;
-    for (;;) {
-        va_start(ap, fmt);
-        int n = vsnprintf(b->buf + b->len, b->cap - b->len, fmt, ap);
-        va_end(ap);
-        if (n >= 0 && (size_t) n < b->cap - b->len) {
-            b->len += (size_t) n;
-            return;
-        }
-        size_t cap = b->cap * 2 + (size_t) (n > 0 ? n : 0);
-        char *nb = realloc(b->buf, cap);
-        if (!nb) return;
-        b->buf = nb;
-        b->cap = cap;
-    }
-}
-
-static const struct {
-    const char *field, *metric, *type, *help;
-} gauges[] = {
-    {"last_generated", "logship_last_generated", "gauge", "newest closed generation on the source"},
-    {"last_copied", "logship_last_copied", "gauge", "last generation durable on the target"},
-    {"last_inspected", "logship_last_inspected", "gauge", "last generation inspected"},
-    {"last_replayed", "logship_last_replayed", "gauge", "last generation replayed"},
-    {"copy_queue", "logship_copy_queue", "gauge", "generations not yet durable on the target"},
-    {"copy_queue_bytes", "logship_copy_queue_bytes", "gauge",
-     "bytes not yet durable on the target"},
-    {"replay_queue", "logship_replay_queue", "gauge", "generations durable, not yet replayed"},
-    {"replay_queue_bytes", "logship_replay_queue_bytes", "gauge", "bytes durable, not replayed"},
-    {"copy_lag_s", "logship_copy_lag_seconds", "gauge", "age of the oldest generation not durable"},
-    {"replay_lag_s", "logship_replay_lag_seconds", "gauge",
-     "age of the oldest generation not replayed"},
-    {"throughput_bps", "logship_throughput_bytes_per_second", "gauge", "over the last minute"},
-    {"ask_agains", "logship_ask_agains_total", "counter", "generations asked for again"},
-    {"inspection_failures", "logship_inspection_failures_total", "counter", "failed inspections"},
-    {"rtt_ms", "logship_rtt_milliseconds", "gauge", "smoothed heartbeat round trip"},
-};
-
-/* The copy's label set; extra ("" or ",name=\"value\"") is added inside it. */
-static void labels(sbuf_t *b, const cJSON *c, const char *extra)
-{
-    put(b, "{database=\"%s\",role=\"%s\",source=\"%s\",target=\"%s\"%s}",
-        cJSON_GetObjectItem(c, "database")->valuestring,
-        cJSON_GetObjectItem(c, "role")->valuestring, cJSON_GetObjectItem(c, "source")->valuestring,
-        cJSON_GetObjectItem(c, "target")->valuestring, extra);
-}
-
-static char *render(const cJSON *doc)
-{
-    sbuf_t b = {malloc(4096), 0, 4096};
-    if (!b.buf) return NULL;
-    const cJSON *copies = cJSON_GetObjectItem(doc, "copies"), *c;
-    put(&b, "# HELP logship_copy_state the copy's state (1 for the current one)\n"
-            "# TYPE logship_copy_state gauge\n");
-    cJSON_ArrayForEach(c, copies)
-    {
-        char state[96];
-        snprintf(state, sizeof(state), ",state=\"%s\"",
-                 cJSON_GetObjectItem(c, "state")->valuestring);
-        put(&b, "logship_copy_state");
-        labels(&b, c, state);
-        put(&b, " 1\n");
-    }
-    for (size_t i = 0; i < LS_ARRAY_SIZE(gauges); i++) {
-        put(&b, "# HELP %s %s\n# TYPE %s %s\n", gauges[i].metric, gauges[i].help, gauges[i].metric,
-            gauges[i].type);
-        cJSON_ArrayForEach(c, copies)
-        {
-            const cJSON *v = cJSON_GetObjectItem(c, gauges[i].field);
-            if (!cJSON_IsNumber(v)) continue;
-            put(&b, "%s", gauges[i].metric);
-            labels(&b, c, "");
-            put(&b, " %.17g\n", v->valuedouble);
-        }
-    }
-    return b.buf;
-}
-
 static void on_async(uv_async_t *a)
 {
     ld_metrics_t *m = a->data;
-    cJSON *doc = cJSON_CreateObject();
-    ld_status_build(m->node, doc);
-    char *text = render(doc);
-    cJSON_Delete(doc);
+    ls_status_node_t st;
+    char *text = ld_status_fill(m->node, &st) == 0 ? ls_status_to_prometheus(&st) : NULL;
+    free(st.copies);
     pthread_mutex_lock(&m->mu);
     free(m->text);
     m->text = text;

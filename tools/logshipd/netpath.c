@@ -344,49 +344,45 @@ void ld__np_sent(link_t *l, shipper_t *s, uint64_t gen, uint64_t off, uint64_t l
 }
 
 /* ---- status and the operator's command ----------------------------------------------------- */
-static cJSON *networks_json(link_t *l)
+/* Each network's figures into nets (at least LS_STATUS_NETS_MAX); returns how many. */
+static int nets_status(link_t *l, ls_status_net_t *nets)
 {
     struct ld_netsel *ns = l->sel;
     uint64_t now = ls_mono_ns();
-    cJSON *arr = cJSON_CreateArray();
-    for (int j = 0; j < l->cfg->nnets; j++) {
-        const ls_cfg_network_t *c = &l->cfg->nets[j];
+    int j;
+    for (j = 0; j < l->cfg->nnets && j < LS_STATUS_NETS_MAX; j++) {
+        const ls_cfg_network_t *cf = &l->cfg->nets[j];
         const np_net_t *n = &ns->nets[j];
-        cJSON *o = cJSON_CreateObject();
-        char addr[LS_CFG_ADDR_MAX + 16];
-        snprintf(addr, sizeof(addr), "%s:%u", c->remote.host, c->remote.port);
-        cJSON_AddStringToObject(o, "name", c->name);
-        cJSON_AddStringToObject(o, "remote", addr);
-        cJSON_AddStringToObject(o, "bind", c->bind);
-        cJSON_AddStringToObject(o, "state", state_name(n->state));
-        cJSON_AddStringToObject(o, "last_error", n->last_error);
-        cJSON_AddNumberToObject(o, "last_error_time_ns", (double) n->last_error_ns);
-        cJSON_AddStringToObject(o, "left_reason", n->left_reason);
-        cJSON_AddNumberToObject(o, "left_time_ns", (double) n->left_ns);
-        cJSON_AddNumberToObject(o, "failures", (double) n->failures);
-        cJSON_AddNumberToObject(o, "settle_s", (double) settle_ms(l, n, now) / 1e3);
-        cJSON_AddNumberToObject(o, "up_s",
-                                n->probe_ready ? (double) (now - n->healthy_since) / 1e9 : 0);
-        cJSON_AddItemToArray(arr, o);
+        ls_status_net_t *o = &nets[j];
+        snprintf(o->name, sizeof(o->name), "%s", cf->name);
+        snprintf(o->remote, sizeof(o->remote), "%s:%u", cf->remote.host, cf->remote.port);
+        snprintf(o->bind, sizeof(o->bind), "%s", cf->bind);
+        o->state = state_name(n->state);
+        snprintf(o->last_error, sizeof(o->last_error), "%s", n->last_error);
+        o->last_error_time_ns = n->last_error_ns;
+        snprintf(o->left_reason, sizeof(o->left_reason), "%s", n->left_reason);
+        o->left_time_ns = n->left_ns;
+        o->failures = n->failures;
+        o->settle_ns = settle_ms(l, n, now) * MS;
+        o->up_ns = n->probe_ready ? now - n->healthy_since : 0;
     }
-    return arr;
+    return j;
 }
 
-void ld_link_status(shipper_t *s, cJSON *o)
+void ld_link_status(shipper_t *s, ls_status_copy_t *c)
 {
     link_t *l = s->link;
     struct ld_netsel *ns = l->sel;
     if (!ns) return;
-    uint64_t resent = 0;
+    c->have_networks = true;
     for (int i = 0; i < ns->nres && i < l->nshippers; i++)
-        if (l->shippers[i] == s) resent = ns->res[i].resent;
-    cJSON_AddStringToObject(o, "network_pinned",
-                            ns->pinned >= 0 ? l->cfg->nets[ns->pinned].name : "");
-    cJSON_AddNumberToObject(o, "network_switches", (double) ns->switches);
-    cJSON_AddStringToObject(o, "last_switch", ns->last_switch);
-    cJSON_AddNumberToObject(o, "last_switch_time_ns", (double) ns->last_switch_ns);
-    cJSON_AddNumberToObject(o, "resent_bytes", (double) resent);
-    cJSON_AddItemToObject(o, "networks", networks_json(l));
+        if (l->shippers[i] == s) c->resent_bytes = ns->res[i].resent;
+    snprintf(c->network_pinned, sizeof(c->network_pinned), "%s",
+             ns->pinned >= 0 ? l->cfg->nets[ns->pinned].name : "");
+    c->network_switches = ns->switches;
+    snprintf(c->last_switch, sizeof(c->last_switch), "%s", ns->last_switch);
+    c->last_switch_time_ns = ns->last_switch_ns;
+    c->nnets = nets_status(l, c->nets);
 }
 
 static link_t *find_link(node_t *n, const char *name)
@@ -465,6 +461,9 @@ int ld_link_command(node_t *n, const cJSON *req, cJSON *resp, char *err, size_t 
     cJSON_AddStringToObject(resp, "network_pinned",
                             ns->pinned >= 0 ? l->cfg->nets[ns->pinned].name : "");
     cJSON_AddNumberToObject(resp, "network_switches", (double) ns->switches);
-    cJSON_AddItemToObject(resp, "networks", networks_json(l));
+    ls_status_net_t *nets = calloc(LS_STATUS_NETS_MAX, sizeof(*nets));
+    if (!nets) return LS_ENOMEM;
+    cJSON_AddItemToObject(resp, "networks", ls_status_networks_to_json(nets, nets_status(l, nets)));
+    free(nets);
     return 0;
 }

@@ -71,6 +71,7 @@ static void send_gen_frame(pcopy_t *p, uint8_t type, uint64_t gen, uint64_t lsn)
 
 static void send_ask_again(pcopy_t *p, uint64_t gen, int code, const char *msg)
 {
+    ld_status_count_ask(&p->kept, p->kept_path, code);
     if (!p->peer) return;
     ls_frame_t f = {.type = LS_FRAME_ASK_AGAIN};
     memcpy(f.ask_again.dbid, p->peer->dbids[p->idx], LS_DBID_LEN);
@@ -300,6 +301,9 @@ int ld_pcopy_open(node_t *n, pcopy_t *p, const ls_cfg_database_t *cfg)
     p->node = n;
     p->cfg = cfg;
     p->idx = -1;
+    snprintf(p->kept_path, sizeof(p->kept_path), "%s.counters", cfg->path);
+    int kept = ls_status_counters_load(p->kept_path, &p->kept);
+    if (kept) LS_LOGW("copy", "%s: counting from 0: %s", p->kept_path, ls_strerror(kept));
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
     uv_async_init(n->loop, &p->async, on_async);

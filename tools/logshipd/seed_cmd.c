@@ -54,23 +54,31 @@ static const char *str_arg(const cJSON *req, const char *k)
     return cJSON_IsString(v) && v->valuestring[0] ? v->valuestring : NULL;
 }
 
+static void fill(const struct ld_seedc *sc, ls_status_seed_t *o)
+{
+    o->present = true;
+    o->id = sc->id;
+    o->state = state_names[sc->state];
+    snprintf(o->from, sizeof(o->from), "%s", sc->src->name);
+    snprintf(o->network, sizeof(o->network), "%s", sc->src->nets[sc->net].name);
+    o->bytes_done = sc->prog.done;
+    o->bytes_total = sc->info.total_bytes;
+    o->percent = sc->begun ? ls_seed_progress_percent(&sc->prog) : 0;
+    o->rate_bps = sc->prog.rate;
+    o->eta_s = ls_seed_progress_eta(&sc->prog);
+    o->generation = sc->info.generation;
+    o->lsn = sc->info.last_lsn;
+    o->manual_resume = sc->manual_resume;
+    o->start_time_ns = sc->start_ns;
+    o->end_time_ns = sc->end_ns;
+    snprintf(o->error, sizeof(o->error), "%s", sc->error);
+}
+
 static void describe(const struct ld_seedc *sc, cJSON *o)
 {
-    cJSON_AddNumberToObject(o, "id", (double) sc->id);
-    cJSON_AddStringToObject(o, "state", state_names[sc->state]);
-    cJSON_AddStringToObject(o, "from", sc->src->name);
-    cJSON_AddStringToObject(o, "network", sc->src->nets[sc->net].name);
-    cJSON_AddNumberToObject(o, "bytes_done", (double) sc->prog.done);
-    cJSON_AddNumberToObject(o, "bytes_total", (double) sc->info.total_bytes);
-    cJSON_AddNumberToObject(o, "percent", sc->begun ? ls_seed_progress_percent(&sc->prog) : 0);
-    cJSON_AddNumberToObject(o, "rate_bps", sc->prog.rate);
-    cJSON_AddNumberToObject(o, "eta_s", ls_seed_progress_eta(&sc->prog));
-    cJSON_AddNumberToObject(o, "generation", (double) sc->info.generation);
-    cJSON_AddNumberToObject(o, "lsn", (double) sc->info.last_lsn);
-    cJSON_AddBoolToObject(o, "manual_resume", sc->manual_resume);
-    cJSON_AddNumberToObject(o, "start_time_ns", (double) sc->start_ns);
-    cJSON_AddNumberToObject(o, "end_time_ns", (double) sc->end_ns);
-    cJSON_AddStringToObject(o, "error", sc->error);
+    ls_status_seed_t st = {0};
+    fill(sc, &st);
+    ls_status_seed_to_json(&st, o);
 }
 
 /* Checks a "seed" request against the copy and the configuration; *srcp and *net on success. */
@@ -216,17 +224,14 @@ bool ld_seed_client_busy(pcopy_t *p, char *why, size_t whylen)
     return true;
 }
 
-void ld_seed_client_status(pcopy_t *p, cJSON *o)
+void ld_seed_client_status(pcopy_t *p, ls_status_seed_t *o)
 {
     if (!p->seed) return;
-    cJSON_AddNumberToObject(o, "seed_percent",
-                            p->seed->begun ? ls_seed_progress_percent(&p->seed->prog) : 0);
-    cJSON *so = cJSON_AddObjectToObject(o, "seed");
-    describe(p->seed, so);
+    fill(p->seed, o);
     ls_conn_stats_t cs = p->seed->cstats;
     if (p->seed->conn) ls_conn_stats(p->seed->conn, &cs);
-    cJSON_AddNumberToObject(so, "wire_bytes_received", (double) cs.wire_bytes_received);
-    cJSON_AddNumberToObject(so, "zstd_loop_calls", (double) cs.zstd_loop_calls);
+    o->wire_bytes_received = cs.wire_bytes_received;
+    o->zstd_loop_calls = cs.zstd_loop_calls;
 }
 
 void ld_seed_recover(const ls_cfg_database_t *d)

@@ -51,6 +51,14 @@ void ld_shipper_reset(shipper_t *s, copy_state_t state, const char *reason)
         ld_shipper_set_state(s, state, "%s", reason);
 }
 
+void ld_shipper_load_kept(shipper_t *s)
+{
+    snprintf(s->kept_path, sizeof(s->kept_path), "%s/copy-%s.counters", s->db->cfg->path,
+             s->link->cfg->name);
+    int rc = ls_status_counters_load(s->kept_path, &s->kept);
+    if (rc) LS_LOGW("copy", "%s: counting from 0: %s", s->kept_path, ls_strerror(rc));
+}
+
 void ld_shipper_pause(shipper_t *s)
 {
     stop_reader(s);
@@ -110,8 +118,7 @@ static void on_resume(shipper_t *s, const ls_proto_resume_t *r)
 
 static void on_ask_again(shipper_t *s, const ls_proto_ask_again_t *a)
 {
-    s->ask_agains++;
-    if (a->code != LS_ENOSPC && a->code != LS_EGAP) s->inspection_failures++;
+    ld_status_count_ask(&s->kept, s->kept_path, a->code);
     LS_LOGW("copy", "%s -> %s: target asks again from generation %llu: %.*s", s->db->cfg->name,
             s->link->cfg->name, (unsigned long long) a->generation, (int) a->message.len,
             a->message.ptr);

@@ -1,54 +1,60 @@
-/* The control socket's commands and the status document (docs/STATUS.md has the schema). Every
- * figure is computed here, on the loop, from the source view, the copies' own counters and the
- * positions the peers acknowledged: nothing is estimated. */
+/* The control socket's commands, and the daemon's side of the status model (engine/status):
+ * every figure is taken here, on the loop, from the source view, the copies' own counters and the
+ * positions the peers acknowledged, into one ls_status_copy_t per copy; engine/status renders
+ * them as the JSON document (docs/STATUS.md) and for Prometheus (metrics.c). Nothing is
+ * estimated. */
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "daemon.h"
 
-static double age_s(uint64_t then_ns, uint64_t now_ns)
+static uint64_t started_ns; /* when the daemon started (UTC ns): counters since start begin here */
+
+__attribute__((constructor)) static void note_start(void)
 {
-    return then_ns && now_ns > then_ns ? (double) (now_ns - then_ns) / 1e9 : 0.0;
+    started_ns = ls_now_ns();
 }
 
-static void add_pos(cJSON *o, const char *name, uint64_t gen, uint64_t when_ns)
+static uint64_t age_ns(uint64_t then_ns, uint64_t now_ns)
 {
-    char key[64];
-    cJSON_AddNumberToObject(o, name, (double) gen);
-    snprintf(key, sizeof(key), "%s_time_ns", name);
-    cJSON_AddNumberToObject(o, key, (double) when_ns);
+    return then_ns && now_ns > then_ns ? now_ns - then_ns : 0;
 }
 
-/* The fields every copy has, on both sides (docs/STATUS.md). */
-static cJSON *copy_object(cJSON *arr, const char *db, const char *role, const char *source,
-                          const char *target, copy_state_t st, const char *reason,
-                          const ld_opstate_t *op)
+static ls_status_pos_t pos(uint64_t gen, uint64_t when_ns)
 {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "database", db);
-    cJSON_AddStringToObject(o, "role", role);
-    cJSON_AddStringToObject(o, "source", source);
-    cJSON_AddStringToObject(o, "target", target);
-    cJSON_AddStringToObject(o, "state", ld_state_name(st));
-    cJSON_AddStringToObject(o, "reason", reason);
-    cJSON_AddStringToObject(o, "comment", op->comment);
-    cJSON_AddNumberToObject(o, "suspended_since_ns", (double) op->since_ns);
-    cJSON_AddBoolToObject(o, "replay_suspended", op->replay_suspended);
-    cJSON_AddItemToArray(arr, o);
-    return o;
+    return (ls_status_pos_t){gen, when_ns};
 }
 
-static void active_copy(cJSON *arr, shipper_t *s, uint64_t now)
+#define COPY_STR(dst, src) snprintf((dst), sizeof(dst), "%s", (src))
+
+/* The fields every copy has, on both sides. */
+static void identity(ls_status_copy_t *c, const char *db, ls_status_role_t role, const char *source,
+                     const char *target, copy_state_t st, const char *reason,
+                     const ld_opstate_t *op)
+{
+    COPY_STR(c->database, db);
+    c->role = role;
+    COPY_STR(c->source, source);
+    COPY_STR(c->target, target);
+    c->state = ld_state_name(st);
+    COPY_STR(c->reason, reason);
+    COPY_STR(c->comment, op->comment);
+    c->suspended_since_ns = op->since_ns;
+    c->replay_suspended = op->replay_suspended;
+}
+
+static void active_copy(ls_status_copy_t *c, shipper_t *s, uint64_t now)
 {
     link_t *l = s->link;
     const ld_opstate_t *op = s->op.suspended ? &s->op : &s->peer_op;
-    cJSON *o = copy_object(arr, s->db->cfg->name, "active", l->node->cfg->node_name, l->cfg->name,
-                           s->state, s->reason, op);
-    cJSON_AddStringToObject(o, "network", l->ready ? l->cfg->nets[l->net].name : "");
-    cJSON_AddBoolToObject(o, "tls", l->conn && ls_conn_is_tls(l->conn));
+    identity(c, s->db->cfg->name, LS_STATUS_ACTIVE, l->node->cfg->node_name, l->cfg->name, s->state,
+             s->reason, op);
+    COPY_STR(c->network, l->ready ? l->cfg->nets[l->net].name : "");
+    c->tls = l->conn && ls_conn_is_tls(l->conn);
     uint64_t gen = 0, close_ns = 0;
     ls_source_queue_t cq = {0}, rq = {0};
     char err[LS_SOURCE_ERRLEN];
@@ -57,34 +63,33 @@ static void active_copy(cJSON *arr, shipper_t *s, uint64_t now)
         ls_source_queue(s->db->src, s->durable.gen, &cq, err, sizeof(err));
         ls_source_queue(s->db->src, s->replayed.gen, &rq, err, sizeof(err));
     }
-    add_pos(o, "last_generated", gen, close_ns);
-    add_pos(o, "last_copied", s->durable.gen, s->durable.when_ns);
-    add_pos(o, "last_inspected", s->inspected.gen, s->inspected.when_ns);
-    add_pos(o, "last_replayed", s->replayed.gen, s->replayed.when_ns);
-    add_pos(o, "last_replayed_synced", s->synced.gen, s->synced.when_ns);
-    cJSON_AddNumberToObject(o, "copy_queue", (double) cq.count);
-    cJSON_AddNumberToObject(o, "copy_queue_bytes", (double) cq.bytes);
+    c->last_generated = pos(gen, close_ns);
+    c->last_copied = pos(s->durable.gen, s->durable.when_ns);
+    c->last_inspected = pos(s->inspected.gen, s->inspected.when_ns);
+    c->last_replayed = pos(s->replayed.gen, s->replayed.when_ns);
+    c->last_replayed_synced = pos(s->synced.gen, s->synced.when_ns);
+    c->copy_queue = cq.count;
+    c->copy_queue_bytes = cq.bytes;
     /* Durable on the target, not replayed: what follows replayed, less the copy queue. */
-    cJSON_AddNumberToObject(o, "replay_queue", (double) (rq.count - cq.count));
-    cJSON_AddNumberToObject(o, "replay_queue_bytes", (double) (rq.bytes - cq.bytes));
-    cJSON_AddNumberToObject(o, "copy_lag_s", cq.count ? age_s(cq.oldest_close_ns, now) : 0);
-    cJSON_AddNumberToObject(o, "replay_lag_s", rq.count ? age_s(rq.oldest_close_ns, now) : 0);
-    cJSON_AddNumberToObject(o, "throughput_bps", ld_rate_per_s(&s->rate));
-    cJSON_AddNumberToObject(o, "sent_generations", (double) s->sent_gens);
-    cJSON_AddNumberToObject(o, "sent_bytes", (double) s->sent_bytes);
-    cJSON_AddNumberToObject(o, "ask_agains", (double) s->ask_agains);
-    cJSON_AddNumberToObject(o, "inspection_failures", (double) s->inspection_failures);
+    c->replay_queue = rq.count - cq.count;
+    c->replay_queue_bytes = rq.bytes - cq.bytes;
+    c->copy_lag_ns = cq.count ? age_ns(cq.oldest_close_ns, now) : 0;
+    c->replay_lag_ns = rq.count ? age_ns(rq.oldest_close_ns, now) : 0;
+    c->throughput_bps = ld_rate_per_s(&s->rate);
+    c->kept = s->kept;
+    c->sent_generations = s->sent_gens;
+    c->sent_bytes = s->sent_bytes;
     ls_conn_stats_t cs = {0};
     if (l->conn) ls_conn_stats(l->conn, &cs);
-    cJSON_AddNumberToObject(o, "rtt_ms", (double) cs.rtt_smoothed_ns / 1e6);
-    cJSON_AddNumberToObject(o, "rtt_last_ms", (double) cs.rtt_last_ns / 1e6);
+    c->rtt_ns = cs.rtt_smoothed_ns;
+    c->rtt_last_ns = cs.rtt_last_ns;
     /* the connection's (every database on it): bytes on the socket vs frame bytes before zstd */
-    cJSON_AddNumberToObject(o, "wire_bytes_sent", (double) cs.wire_bytes_sent);
-    cJSON_AddNumberToObject(o, "frame_bytes_sent", (double) cs.bytes_sent);
-    cJSON_AddNumberToObject(o, "zstd_loop_calls", (double) cs.zstd_loop_calls);
-    cJSON_AddNumberToObject(o, "removed_generations", (double) s->db->removed);
-    cJSON_AddStringToObject(o, "last_error", l->last_error);
-    ld_link_status(s, o);
+    c->wire_bytes_sent = cs.wire_bytes_sent;
+    c->frame_bytes_sent = cs.bytes_sent;
+    c->zstd_loop_calls = cs.zstd_loop_calls;
+    c->removed_generations = s->db->removed;
+    COPY_STR(c->last_error, l->last_error);
+    ld_link_status(s, c);
 }
 
 /* Close time of a generation held by a passive copy (in logs/ or inspect/), 0 if not held. */
@@ -127,13 +132,13 @@ static uint64_t held_close_ns(const pcopy_t *p, uint64_t gen)
     return 0;
 }
 
-static void passive_copy(cJSON *arr, pcopy_t *p, uint64_t now)
+static void passive_copy(ls_status_copy_t *c, pcopy_t *p, uint64_t now)
 {
     const ld_opstate_t *op = p->op.suspended || p->op.replay_suspended ? &p->op : &p->src.op;
-    cJSON *o = copy_object(arr, p->cfg->name, "passive", p->cfg->source, p->node->cfg->node_name,
-                           p->state, p->reason, op);
-    cJSON_AddStringToObject(o, "network", p->peer ? ls_conn_peer(p->peer->conn) : "");
-    cJSON_AddBoolToObject(o, "tls", p->peer && ls_conn_is_tls(p->peer->conn));
+    identity(c, p->cfg->name, LS_STATUS_PASSIVE, p->cfg->source, p->node->cfg->node_name, p->state,
+             p->reason, op);
+    COPY_STR(c->network, p->peer ? ls_conn_peer(p->peer->conn) : "");
+    c->tls = p->peer && ls_conn_is_tls(p->peer->conn);
     ls_copy_stats_t st = {0};
     if (p->copy) ls_copy_stats(p->copy, &st);
     /* The source's clock, estimated: ours plus the offset its heartbeats measured. */
@@ -141,56 +146,75 @@ static void passive_copy(cJSON *arr, pcopy_t *p, uint64_t now)
     uint64_t copyq =
         p->src.last_generated > st.last_durable ? p->src.last_generated - st.last_durable : 0;
     uint64_t replq = st.last_durable > st.last_replayed ? st.last_durable - st.last_replayed : 0;
-    add_pos(o, "last_generated", p->src.last_generated, p->src.last_generated_ns);
-    add_pos(o, "last_copied", st.last_durable, p->durable.when_ns);
-    add_pos(o, "last_inspected", st.last_inspected, p->inspected.when_ns);
-    add_pos(o, "last_replayed", st.last_replayed, p->replayed.when_ns);
-    add_pos(o, "last_replayed_synced", st.last_synced, 0);
-    cJSON_AddNumberToObject(o, "last_replayed_lsn", (double) st.last_replayed_lsn);
-    cJSON_AddNumberToObject(o, "copy_queue", (double) copyq);
-    cJSON_AddNumberToObject(o, "copy_queue_bytes", copyq ? (double) p->src.queue_bytes : 0);
-    cJSON_AddNumberToObject(o, "replay_queue", (double) replq);
-    cJSON_AddNumberToObject(o, "replay_queue_bytes",
-                            (double) (st.inspect_queue_bytes + st.replay_queue_bytes));
-    cJSON_AddNumberToObject(o, "copy_lag_s", copyq ? age_s(p->src.queue_oldest_ns, src_now) : 0);
+    c->last_generated = pos(p->src.last_generated, p->src.last_generated_ns);
+    c->last_copied = pos(st.last_durable, p->durable.when_ns);
+    c->last_inspected = pos(st.last_inspected, p->inspected.when_ns);
+    c->last_replayed = pos(st.last_replayed, p->replayed.when_ns);
+    c->last_replayed_synced = pos(st.last_synced, 0);
+    c->last_replayed_lsn = st.last_replayed_lsn;
+    c->copy_queue = copyq;
+    c->copy_queue_bytes = copyq ? p->src.queue_bytes : 0;
+    c->replay_queue = replq;
+    c->replay_queue_bytes = st.inspect_queue_bytes + st.replay_queue_bytes;
+    c->copy_lag_ns = copyq ? age_ns(p->src.queue_oldest_ns, src_now) : 0;
     uint64_t oldest = replq ? held_close_ns(p, st.last_replayed + 1) : 0;
-    cJSON_AddNumberToObject(o, "replay_lag_s", oldest ? age_s(oldest, src_now) : 0);
-    cJSON_AddNumberToObject(o, "throughput_bps", ld_rate_per_s(&p->rate));
-    cJSON_AddNumberToObject(o, "inspection_failures", (double) st.inspect_failures);
-    cJSON_AddNumberToObject(o, "ask_agains", (double) st.ask_agains);
-    cJSON_AddNumberToObject(o, "applied_generations", (double) st.applied_generations);
-    cJSON_AddNumberToObject(o, "replay_transactions", (double) st.replay_txns);
+    c->replay_lag_ns = oldest ? age_ns(oldest, src_now) : 0;
+    c->throughput_bps = ld_rate_per_s(&p->rate);
+    c->kept = p->kept;
+    c->applied_generations = st.applied_generations;
+    c->replay_transactions = st.replay_txns;
     ls_conn_stats_t cs = {0};
     if (p->peer) ls_conn_stats(p->peer->conn, &cs);
-    cJSON_AddNumberToObject(o, "rtt_ms", (double) cs.rtt_smoothed_ns / 1e6);
-    cJSON_AddNumberToObject(o, "wire_bytes_received", (double) cs.wire_bytes_received);
-    cJSON_AddNumberToObject(o, "zstd_loop_calls", (double) cs.zstd_loop_calls);
-    cJSON_AddNumberToObject(o, "clock_offset_ms", (double) p->src.clock_offset_ns / 1e6);
-    ld_seed_client_status(p, o); /* "seed_percent" and "seed" once a seed was asked */
+    c->rtt_ns = cs.rtt_smoothed_ns;
+    c->wire_bytes_received = cs.wire_bytes_received;
+    c->zstd_loop_calls = cs.zstd_loop_calls;
+    c->clock_offset_ns = p->src.clock_offset_ns;
+    ld_seed_client_status(p, &c->seed); /* once a seed was asked */
 }
 
-void ld_status_build(node_t *n, cJSON *resp)
+int ld_status_fill(node_t *n, ls_status_node_t *out)
 {
     uint64_t now = ls_now_ns();
-    cJSON_AddStringToObject(resp, "node", n->cfg->node_name);
-    cJSON_AddBoolToObject(resp, "plaintext", n->cfg->plaintext);
-    cJSON_AddNumberToObject(resp, "time_ns", (double) now);
-    cJSON *arr = cJSON_AddArrayToObject(resp, "copies");
+    memset(out, 0, sizeof(*out));
+    COPY_STR(out->node, n->cfg->node_name);
+    out->plaintext = n->cfg->plaintext;
+    out->time_ns = now;
+    out->start_time_ns = started_ns;
+    size_t count = (size_t) n->ncopies;
+    for (int i = 0; i < n->nactives; i++)
+        count += (size_t) n->actives[i].nshippers;
+    out->copies = calloc(count ? count : 1, sizeof(*out->copies));
+    if (!out->copies) return LS_ENOMEM;
     for (int i = 0; i < n->nactives; i++)
         for (int j = 0; j < n->actives[i].nshippers; j++)
-            active_copy(arr, &n->actives[i].shippers[j], now);
+            active_copy(&out->copies[out->ncopies++], &n->actives[i].shippers[j], now);
     for (int i = 0; i < n->ncopies; i++)
-        passive_copy(arr, &n->copies[i], now);
+        passive_copy(&out->copies[out->ncopies++], &n->copies[i], now);
+    return 0;
+}
+
+void ld_status_count_ask(ls_status_counters_t *kept, const char *path, int code)
+{
+    ls_status_counters_ask(kept, code);
+    /* Rare (a damaged or missing generation), so written at once: the count survives a crash. */
+    int rc = ls_status_counters_save(path, kept);
+    if (rc) LS_LOGW("copy", "cannot keep the ask-again counters in %s: %s", path, ls_strerror(rc));
+}
+
+static int status_cmd(node_t *n, cJSON *resp)
+{
+    ls_status_node_t st;
+    int rc = ld_status_fill(n, &st);
+    if (rc == 0) rc = ls_status_to_json(&st, resp);
+    free(st.copies);
+    return rc;
 }
 
 int ld_control_handler(void *ctx, const cJSON *req, cJSON *resp, char *err, size_t errlen)
 {
     node_t *n = ctx;
     const char *cmd = cJSON_GetObjectItem(req, "cmd")->valuestring;
-    if (!strcmp(cmd, "status")) {
-        ld_status_build(n, resp);
-        return 0;
-    }
+    if (!strcmp(cmd, "status")) return status_cmd(n, resp);
     if (!strcmp(cmd, "suspend") || !strcmp(cmd, "resume"))
         return ld_cmd_suspend(n, req, !strcmp(cmd, "suspend"), resp, err, errlen);
     if (!strcmp(cmd, "network")) return ld_link_command(n, req, resp, err, errlen);

@@ -1,0 +1,52 @@
+/* The counters kept with a copy: a small JSON file beside its other state files, written durably
+ * whenever a counter moves (ASK_AGAIN is rare), so the figures survive a restart. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/core.h"
+#include "status/status.h"
+
+int ls_status_counters_load(const char *path, ls_status_counters_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    uint8_t *buf;
+    size_t len;
+    int rc = ls_read_file(path, 4096, &buf, &len);
+    if (rc == LS_ENOENT) return 0;
+    if (rc) return rc;
+    char *text = malloc(len + 1);
+    if (!text) {
+        free(buf);
+        return LS_ENOMEM;
+    }
+    memcpy(text, buf, len);
+    text[len] = '\0';
+    free(buf);
+    cJSON *j = ls_status_json_parse(text);
+    free(text);
+    if (!cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        return LS_ECORRUPT;
+    }
+    out->ask_agains = ls_status_json_u64(j, "ask_agains");
+    out->inspection_failures = ls_status_json_u64(j, "inspection_failures");
+    cJSON_Delete(j);
+    return 0;
+}
+
+int ls_status_counters_save(const char *path, const ls_status_counters_t *c)
+{
+    char text[128];
+    int n = snprintf(text, sizeof(text),
+                     "{\"ask_agains\":%" PRIu64 ",\"inspection_failures\":%" PRIu64 "}\n",
+                     c->ask_agains, c->inspection_failures);
+    return ls_write_file_durable(path, text, (size_t) n);
+}
+
+void ls_status_counters_ask(ls_status_counters_t *c, int code)
+{
+    c->ask_agains++;
+    if (code != LS_ENOSPC && code != LS_EGAP) c->inspection_failures++;
+}

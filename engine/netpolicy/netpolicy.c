@@ -66,6 +66,13 @@ static bool tried(const ls_netpolicy_t *p, int j)
     return p->tried & (1u << j);
 }
 
+/* The copies leave j (on purpose or not): failures it has lived down stay forgotten. */
+static void leave(ls_netpolicy_t *p, ls_netpolicy_net_t *n, uint64_t now)
+{
+    n->penalty = ls__netpolicy_penalty(p, n, now);
+    n->in_use_since = 0;
+}
+
 /* The data connection goes over j from now on (connecting). */
 static void attempt(ls_netpolicy_t *p, int j)
 {
@@ -81,6 +88,7 @@ static void switch_to(ls_netpolicy_t *p, ls_netpolicy_now_t now, int j, bool ado
 {
     if (p->cur >= 0) {
         ls_netpolicy_net_t *old = &p->nets[p->cur];
+        leave(p, old, now.mono);
         copy_text(old->left_reason, why);
         old->left_ns = now.wall;
         old->state = LS_NETPOLICY_UNUSED;
@@ -128,13 +136,8 @@ static void plan(ls_netpolicy_t *p, ls_netpolicy_now_t now, ls_netpolicy_out_t *
             min_deadline(&deadline, n->next_probe);
         } else if (n->probe_ready) {
             uint64_t due = n->healthy_since + ls__netpolicy_settle_ms(p, n, now.mono) * NP_MS;
-            uint64_t forget = ls__netpolicy_forget_at(p, n, now.mono);
-            if (now.mono >= due) {
-                if (best < 0) best = j;
-            } else {
-                min_deadline(&deadline, due);
-                if (forget) min_deadline(&deadline, forget);
-            }
+            if (now.mono >= due && best < 0) best = j;
+            if (now.mono < due) min_deadline(&deadline, due);
         }
     }
     p->deadline = deadline;
@@ -203,7 +206,7 @@ void ls_netpolicy_kick(ls_netpolicy_t *p, ls_netpolicy_now_t now, ls_netpolicy_o
         n->probe = n->probe_ready = false;
         push(out, LS_NETPOLICY_ADOPT, j);
     } else {
-        close_probe(n, j, out);
+        LS_ASSERT(!n->probe); /* plan() closed the probes that had not answered */
         push(out, LS_NETPOLICY_CONNECT, j);
     }
     attempt(p, j);
@@ -216,26 +219,21 @@ void ls_netpolicy_welcome(ls_netpolicy_t *p, ls_netpolicy_now_t now, ls_netpolic
     int cur = p->cur;
     p->ready = true;
     p->nets[cur].state = LS_NETPOLICY_IN_USE;
+    p->nets[cur].in_use_since = now.mono;
     p->tried = 0;
     if (p->shipped_on >= 0 && p->shipped_on != cur) {
         p->switches++;
         p->last_switch_ns = now.wall;
-        snprintf(p->last_switch, sizeof(p->last_switch), "from %s to %s: %.380s",
+        snprintf(p->last_switch, sizeof(p->last_switch), "from %s to %s: %.370s",
                  p->nets[p->shipped_on].name, p->nets[cur].name,
                  p->why[0] ? p->why : "reconnected");
         say(out, cur > p->shipped_on ? LS_LOG_WARN : LS_LOG_INFO,
-            "switched network %.480s (switch %llu)", p->last_switch,
+            "switched network %.460s (switch %llu)", p->last_switch,
             (unsigned long long) p->switches);
     }
     p->shipped_on = cur;
     p->why[0] = '\0';
     plan(p, now, out);
-}
-
-/* Recent failures of n while it carried the copies, counted at now (0 once forgotten). */
-static unsigned penalty(const ls_netpolicy_t *p, const ls_netpolicy_net_t *n, uint64_t now)
-{
-    return ls__netpolicy_forget_at(p, n, now) ? n->penalty : 0;
 }
 
 void ls_netpolicy_failed(ls_netpolicy_t *p, ls_netpolicy_now_t now, const char *why,
@@ -249,7 +247,8 @@ void ls_netpolicy_failed(ls_netpolicy_t *p, ls_netpolicy_now_t now, const char *
     n->next_probe = now.mono + probe_interval_ns(p);
     p->tried |= 1u << j;
     if (p->ready) {
-        n->penalty = LS_MIN(penalty(p, n, now.mono) + 1, p->penalty_max);
+        leave(p, n, now.mono);
+        n->penalty = LS_MIN(n->penalty + 1, p->penalty_max);
         n->penalty_mono = now.mono;
         snprintf(n->left_reason, sizeof(n->left_reason), "failed: %.490s", why);
         n->left_ns = now.wall;
@@ -264,7 +263,10 @@ void ls_netpolicy_failed(ls_netpolicy_t *p, ls_netpolicy_now_t now, const char *
 void ls_netpolicy_closed(ls_netpolicy_t *p, ls_netpolicy_now_t now, ls_netpolicy_out_t *out)
 {
     out->n = 0;
-    if (p->cur >= 0) p->nets[p->cur].state = LS_NETPOLICY_UNUSED;
+    if (p->cur >= 0) {
+        leave(p, &p->nets[p->cur], now.mono);
+        p->nets[p->cur].state = LS_NETPOLICY_UNUSED;
+    }
     p->cur = -1;
     p->ready = false;
     plan(p, now, out);

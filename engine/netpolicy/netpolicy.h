@@ -52,7 +52,8 @@ typedef struct {
     uint64_t probe_min_ms;    /* failed probes are retried every settle_ms / 2, at least ... */
     uint64_t probe_max_ms;    /* ... and at most this (ms); 0: 500 and 5000 */
     unsigned penalty_max;     /* failures counted for the hysteresis (x16 at 5); 0: 5 */
-    unsigned forget;          /* failures are forgotten after this many settle times; 0: 8 */
+    unsigned forget;          /* failures are forgotten once the network carried the copies
+                                 this many settle times without failing; 0: 8 */
     const char *pin;          /* network pinned at start (a name); NULL, "" or unknown: none */
 } ls_netpolicy_opts_t;
 
@@ -82,6 +83,7 @@ typedef struct {
     uint64_t failures;                       /* failed connections and probes since start */
     unsigned penalty;       /* failures while it carried the copies, the recent ones */
     uint64_t penalty_mono;  /* the last of them, monotonic ns */
+    uint64_t in_use_since;  /* monotonic ns of the WELCOME over it (while in_use) */
     bool probe;             /* a probe over it is under way (the caller holds it) */
     bool probe_ready;       /* ... and answered */
     uint64_t healthy_since; /* monotonic ns since which that probe is up */

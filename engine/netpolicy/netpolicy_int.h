@@ -37,8 +37,7 @@ struct ls_netpolicy {
 /* How long a probe of n must stay up at now (ms), with the hysteresis. */
 uint64_t ls__netpolicy_settle_ms(const ls_netpolicy_t *p, const ls_netpolicy_net_t *n,
                                  uint64_t now);
-/* When n's failures are forgotten (monotonic ns; 0 when it has none to forget at now). */
-uint64_t ls__netpolicy_forget_at(const ls_netpolicy_t *p, const ls_netpolicy_net_t *n,
-                                 uint64_t now);
+/* n's recent failures at now: none once it carried the copies for `forget` settle times. */
+unsigned ls__netpolicy_penalty(const ls_netpolicy_t *p, const ls_netpolicy_net_t *n, uint64_t now);
 
 #endif

@@ -6,18 +6,18 @@
 
 #include "netpolicy_int.h"
 
-uint64_t ls__netpolicy_forget_at(const ls_netpolicy_t *p, const ls_netpolicy_net_t *n, uint64_t now)
+unsigned ls__netpolicy_penalty(const ls_netpolicy_t *p, const ls_netpolicy_net_t *n, uint64_t now)
 {
-    if (!n->penalty) return 0;
-    uint64_t at = n->penalty_mono + p->forget * p->settle_ms * NP_MS + 1;
-    return now < at ? at : 0;
+    bool trusted = n->state == LS_NETPOLICY_IN_USE &&
+                   now - n->in_use_since >= p->forget * p->settle_ms * NP_MS;
+    return trusted ? 0 : n->penalty;
 }
 
 /* settle_time, doubled for each recent failure after the first (a flapping network earns an
  * ever longer wait). */
 uint64_t ls__netpolicy_settle_ms(const ls_netpolicy_t *p, const ls_netpolicy_net_t *n, uint64_t now)
 {
-    unsigned pen = ls__netpolicy_forget_at(p, n, now) ? n->penalty : 0;
+    unsigned pen = ls__netpolicy_penalty(p, n, now);
     return p->settle_ms << (pen > 1 ? pen - 1 : 0);
 }
 

@@ -13,10 +13,10 @@
  *
  *   event                        actions it may return
  *   _kick (needs a connection)   CLOSE_PROBE, then CONNECT or ADOPT, or ALL_DOWN
- *   _welcome, _failed, _closed,  LOG, PROBE, CLOSE_PROBE, SWITCH (last)
- *   _probe_up, _probe_down, _tick
+ *   _welcome, _failed, _closed,  LOG, PROBE, CLOSE_PROBE, SWITCH (a failback, adopting the
+ *   _probe_up, _probe_down, _tick  probe; CLOSE_PROBE may follow it)
  *   _pin                         SAVE_PIN (only)
- *   _pin_saved                   LOG, CLOSE_PROBE, SWITCH
+ *   _pin_saved                   LOG, CLOSE_PROBE, SWITCH, PROBE (after a release)
  *
  * The policy assumes every action it returns is carried out (a probe it asks for is under way
  * from then on); a failure comes back as an event (_probe_down for a probe that cannot start,
@@ -74,8 +74,8 @@ typedef enum {
 
 /* One network as the policy sees it (read-only for the caller). */
 typedef struct {
-    char name[LS_NETPOLICY_NAME_MAX];
-    ls_netpolicy_state_t state;
+    char name[LS_NETPOLICY_NAME_MAX];        /* as configured ("repl") */
+    ls_netpolicy_state_t state;              /* as status shows it */
     char last_error[LS_NETPOLICY_TEXT_MAX];  /* last failure on it ("" none) */
     uint64_t last_error_ns;                  /* when, wall ns */
     char left_reason[LS_NETPOLICY_TEXT_MAX]; /* why the copies last left it ("" never) */
@@ -105,7 +105,7 @@ typedef enum {
 } ls_netpolicy_kind_t;
 
 typedef struct {
-    ls_netpolicy_kind_t kind;
+    ls_netpolicy_kind_t kind;         /* what to do */
     int net;                          /* the network acted on (-1: none) */
     bool adopt;                       /* SWITCH: take the probe over net */
     ls_log_level_t level;             /* LOG */

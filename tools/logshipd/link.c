@@ -260,6 +260,7 @@ static void on_close(ls_conn_t *c, int status, const char *msg)
         ld__np_failed(l, l->net, msg);
         ld_link_kick(l);
     } else {
+        ld__np_closed(l);
         schedule_retry(l); /* we closed it (a protocol error): same network, after a pause */
     }
 }
@@ -315,7 +316,6 @@ void ld_link_kick(link_t *l)
             return;
         }
         l->net = net;
-        ld__np_attempt(l, net);
         if (adopt) { /* a probe over net is up: it becomes the data connection */
             l->conn = adopt;
             data_ready(l);
@@ -335,7 +335,6 @@ void ld__link_switch(link_t *l, int net, ls_conn_t *conn, const char *why)
 {
     if (l->conn) {
         ls_conn_t *old = l->conn;
-        ld__np_left(l, l->net, why);
         drop_conn(l, CS_INITIALIZING, why);
         ls_conn_close(old); /* its on_close finds it is no longer l->conn */
     }
@@ -343,7 +342,6 @@ void ld__link_switch(link_t *l, int net, ls_conn_t *conn, const char *why)
     l->backoff_ms = LD_BACKOFF_MIN;
     l->net = net;
     if (conn) {
-        ld__np_attempt(l, net);
         l->conn = conn;
         data_ready(l);
     } else {

@@ -94,6 +94,22 @@ static pcopy_t *match(peer_t *p, const ls_proto_db_t *d, int *code, char *why, s
     return NULL;
 }
 
+/* The earlier HELLO entry naming the same database as entry i (by name or by id), or -1: frames
+ * and credit are keyed by the database id, so a second entry would share the first's copy and
+ * credit window under another index (PROTOCOL.md, WELCOME: LS_EEXIST). */
+static int duplicate_of(const ls_proto_hello_t *h, int i)
+{
+    const ls_proto_db_t *d = &h->dbs[i];
+    for (int j = 0; j < i; j++) {
+        const ls_proto_db_t *e = &h->dbs[j];
+        if ((e->name.len == d->name.len &&
+             (!d->name.len || !memcmp(e->name.ptr, d->name.ptr, d->name.len))) ||
+            !memcmp(e->dbid, d->dbid, LS_DBID_LEN))
+            return j;
+    }
+    return -1;
+}
+
 bool ld_hello_admit(peer_t *p, const ls_proto_hello_t *h, ls_proto_choice_t *choice,
                     const char *component)
 {
@@ -149,7 +165,17 @@ static void on_hello(peer_t *p, const ls_proto_hello_t *h)
         memcpy(p->dbids[i], h->dbs[i].dbid, LS_DBID_LEN);
         LS_CHECK(ls_credit_rx_db_add(p->credit) == i);
         why[i][0] = '\0';
-        pcopy_t *c = match(p, &h->dbs[i], &r->code, why[i], sizeof(why[i]));
+        int dup = duplicate_of(h, i);
+        pcopy_t *c = NULL;
+        if (dup >= 0) {
+            r->code = LS_EEXIST;
+            snprintf(why[i], sizeof(why[i]),
+                     "HELLO from %s names database %.*s twice (entries %d and %d): entry %d "
+                     "refused",
+                     p->name, (int) h->dbs[i].name.len, h->dbs[i].name.ptr, dup + 1, i + 1, i + 1);
+        } else {
+            c = match(p, &h->dbs[i], &r->code, why[i], sizeof(why[i]));
+        }
         r->status = c ? LS_DB_ACCEPTED : LS_DB_REFUSED;
         r->code = c ? 0 : r->code;
         r->reason = ls_proto_str(why[i]);

@@ -176,6 +176,12 @@ static void fail(struct ld_seedc *sc, int code, const char *fmt, ...)
 }
 
 /* ---- loop: the connection -------------------------------------------------------------------- */
+static uint32_t offered_features(const struct ld_seedc *sc)
+{
+    return (sc->node->cfg->plaintext ? LS_FEAT_CKSUM : 0) |
+           (sc->src->compression_level > 0 ? LS_FEAT_ZSTD : 0);
+}
+
 static void send_hello(struct ld_seedc *sc)
 {
     pcopy_t *p = sc->p;
@@ -185,11 +191,8 @@ static void send_hello(struct ld_seedc *sc)
     h->version_min = LS_PROTO_VERSION_MIN;
     h->version_max = LS_PROTO_VERSION_MAX;
     h->purpose = LS_PURPOSE_SEED;
-    h->features = c->plaintext ? LS_FEAT_CKSUM : 0;
-    if (sc->src->compression_level > 0) {
-        h->features |= LS_FEAT_ZSTD;
-        h->zstd_level = (int8_t) sc->src->compression_level;
-    }
+    h->features = offered_features(sc);
+    if (h->features & LS_FEAT_ZSTD) h->zstd_level = (int8_t) sc->src->compression_level;
     h->db_window = (uint32_t) c->receive_window;
     h->conn_window = (uint32_t) c->receive_window;
     h->node = ls_proto_str(c->node_name);
@@ -217,9 +220,13 @@ static void on_zdone(ld_zwork_t *w);
 
 static void on_welcome(struct ld_seedc *sc, const ls_proto_welcome_t *w)
 {
-    if (w->db_count != 1) {
-        fail(sc, LS_EPROTO, "%s answered for %u databases, 1 was asked", sc->src->name,
-             w->db_count);
+    ls_proto_hello_t h = {.version_min = LS_PROTO_VERSION_MIN,
+                          .version_max = LS_PROTO_VERSION_MAX,
+                          .features = offered_features(sc),
+                          .db_count = 1};
+    char msg[LD_REASON_MAX - 64];
+    if (ls_proto_welcome_check(&h, w, false, msg, sizeof(msg)) != 0) {
+        fail(sc, LS_EPROTO, "%s broke the protocol: %s", sc->src->name, msg);
         return;
     }
     if (w->dbs[0].status != LS_DB_ACCEPTED) {
@@ -231,8 +238,9 @@ static void on_welcome(struct ld_seedc *sc, const ls_proto_welcome_t *w)
     if (w->features & LS_FEAT_ZSTD) {
         /* SEED_DATA reaches us compressed (deliver_compressed): a worker decompresses it off the
          * loop, every later frame passing it in order. */
-        if (!sc->zw) sc->zw = ld_zwork_start(sc->node->loop, w->zstd_level, on_zdone, sc);
-        if (!sc->zw || ls_conn_set_compression(sc->conn, w->zstd_level) != 0) {
+        int level = ls_proto_zstd_level(w->zstd_level);
+        if (!sc->zw) sc->zw = ld_zwork_start(sc->node->loop, level, on_zdone, sc);
+        if (!sc->zw || ls_conn_set_compression(sc->conn, level) != 0) {
             fail(sc, LS_ENOMEM, "cannot start decompression: out of memory");
             return;
         }

@@ -336,6 +336,13 @@ void ld_pcopy_send_position(pcopy_t *p); /* RESUME + replayed positions */
 copy_state_t ld_pcopy_running_state(const pcopy_t *p);
 void ld_pcopy_set_state(pcopy_t *p, copy_state_t st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* A per-database ERROR from the source (PROTOCOL.md, ERROR): LS_EDIVERGED gives Diverged, a
+ * transient code Disconnected until the next connection (or the next generation made durable),
+ * any other code Failed until the operator's `logship resume` (ld_pcopy_clear_failed). */
+void ld_pcopy_on_error(pcopy_t *p, int code, const ls_proto_str_t *msg);
+/* The operator's resume of a Failed copy: clears the failure here and in engine/copy and tells
+ * the source where the copy stands. False (with why) when it cannot: no copy is open. */
+bool ld_pcopy_clear_failed(pcopy_t *p, char *why, size_t whylen);
 
 /* opstate.c */
 /* Moves a position forward to gen (never back: a late acknowledgement changes nothing) and

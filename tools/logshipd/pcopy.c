@@ -28,6 +28,39 @@ void ld_pcopy_set_state(pcopy_t *p, copy_state_t st, const char *fmt, ...)
     snprintf(p->reason, sizeof(p->reason), "%s", reason);
 }
 
+void ld_pcopy_on_error(pcopy_t *p, int code, const ls_proto_str_t *msg)
+{
+    const char *src = p->peer ? p->peer->name : p->cfg->source;
+    if (code == LS_EDIVERGED) {
+        ld_pcopy_set_state(p, CS_DIVERGED, "source %s: %.*s", src, (int) msg->len, msg->ptr);
+    } else if (ls_err_is_transient(code)) {
+        /* The source stopped shipping it on this connection; nothing is wrong with the copy. A
+         * state the operator or a worse failure set stays. */
+        if (p->state == CS_HEALTHY || p->state == CS_INITIALIZING || p->state == CS_DISCONNECTED)
+            ld_pcopy_set_state(p, CS_DISCONNECTED, "source %s: %.*s (%s: until it connects again)",
+                               src, (int) msg->len, msg->ptr, ls_err_name(code));
+        else
+            LS_LOGW("copy", "%s <- %s: %.*s (%s)", p->cfg->name, src, (int) msg->len, msg->ptr,
+                    ls_err_name(code));
+    } else {
+        ld_pcopy_set_state(p, CS_FAILED, "source %s: %.*s (%s)", src, (int) msg->len, msg->ptr,
+                           ls_err_name(code));
+    }
+}
+
+bool ld_pcopy_clear_failed(pcopy_t *p, char *why, size_t whylen)
+{
+    if (!p->copy) {
+        snprintf(why, whylen, "copy %s is not open (%.300s): restart the daemon or reseed it",
+                 p->cfg->name, p->reason);
+        return false;
+    }
+    ls_copy_clear_failed(p->copy);
+    ld_pcopy_set_state(p, p->op.suspended ? CS_SUSPENDED : ld_pcopy_running_state(p),
+                       "resumed by the operator (it was Failed: %.300s)", p->reason);
+    return true;
+}
+
 /* ---- events: copy threads -> loop ---------------------------------------------------------- */
 static void post(pcopy_t *p, revent_t *e)
 {
@@ -145,8 +178,8 @@ static void handle_event(pcopy_t *p, const revent_t *e)
         return_credit(p, e);
         break;
     case LS_COPY_EV_DURABLE:
-        if (p->diskfull) {
-            p->diskfull = false;
+        if (p->diskfull || (p->state == CS_DISCONNECTED && p->peer)) {
+            p->diskfull = false; /* or the source, after a transient ERROR, ships again */
             ld_pcopy_set_state(p, ld_pcopy_running_state(p), "receiving again");
         }
         ld_pos_advance(&p->durable, e->generation, 0);

@@ -297,10 +297,8 @@ static void dispatch(peer_t *p, ls_conn_t *conn, const uint8_t *bytes, size_t le
     }
     case LS_FRAME_ERROR: {
         int i = index_of(p, f.error.dbid);
-        if (i >= 0)
-            ld_pcopy_set_state(p->by_idx[i], f.error.code == LS_EDIVERGED ? CS_DIVERGED : CS_FAILED,
-                               "source %s: %.*s", p->name, (int) f.error.message.len,
-                               f.error.message.ptr);
+        if (i >= 0 && p->by_idx[i]->peer == p)
+            ld_pcopy_on_error(p->by_idx[i], f.error.code, &f.error.message);
         else
             LS_LOGE("peer", "%s: %.*s", p->name, (int) f.error.message.len, f.error.message.ptr);
         break;

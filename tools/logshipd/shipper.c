@@ -158,9 +158,12 @@ void ld_shipper_on_frame(shipper_t *s, const ls_frame_t *f)
     case LS_FRAME_COPY_STATE:
         ld_shipper_on_copy_state(s, &f->copy_state);
         break;
-    case LS_FRAME_ERROR:
+    case LS_FRAME_ERROR: /* PROTOCOL.md: a transient code stops it until the next connection */
         stop_reader(s);
-        ld_shipper_set_state(s, f->error.code == LS_EDIVERGED ? CS_DIVERGED : CS_FAILED,
+        ld_shipper_set_state(s,
+                             f->error.code == LS_EDIVERGED        ? CS_DIVERGED
+                             : ls_err_is_transient(f->error.code) ? CS_DISCONNECTED
+                                                                  : CS_FAILED,
                              "target %s: %.*s", s->link->cfg->name, (int) f->error.message.len,
                              f->error.message.ptr);
         break;

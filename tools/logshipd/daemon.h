@@ -283,6 +283,15 @@ void ld_node_stop(node_t *n); /* begins a clean stop; the loop ends when all han
 void ld_conn_opts(node_t *n, ls_conn_opts_t *o, const char *peer_name, uint64_t heartbeat_ms,
                   uint64_t dead_ms);
 int ld_send(ls_conn_t *conn, const ls_frame_t *f); /* encodes and sends; 0, LS_EBUSY, ... */
+/* Who may ship and seed (docs/CONFIG.md, peer_name): the one rule, both directions. A node named
+ * NAME is the holder of a certificate carrying the peer_name of its section, [target NAME] when
+ * target (we ship to it, and it may seed from us) or [source NAME] (we copy from it); NAME
+ * itself when there is no such section. ld_node_cert_name gives that certificate name (borrowed
+ * from the configuration or name), for the connections we open; ld_node_authorized checks an
+ * accepted connection whose HELLO says NAME (always true without TLS), with why when not. */
+const char *ld_node_cert_name(const node_t *n, const char *name, bool target);
+bool ld_node_authorized(const node_t *n, const ls_conn_t *conn, const char *name, bool target,
+                        char *why, size_t whylen);
 
 /* active.c */
 void ld_active_init(node_t *n, active_t *a, const ls_cfg_database_t *cfg);
@@ -317,8 +326,9 @@ void ld_peer_accept(ls_listener_t *l, ls_conn_t *conn);
 void ld_peer_on_frame(ls_conn_t *conn, const ls_conn_frame_t *fr);
 void ld_peer_on_close(ls_conn_t *conn, int status, const char *msg);
 void ld_peer_close_all(node_t *n);
-/* Negotiates the version and features of a HELLO and checks its node name against the peer's
- * certificate; on refusal answers with ERROR, closes the connection and returns false. Fills
+/* Negotiates the version and features of a HELLO and authenticates its node name
+ * (ld_node_authorized: a seed's client as one of our targets, a ship connection's as a source);
+ * on refusal answers with ERROR (LS_EAUTH), closes the connection and returns false. Fills
  * p->name and *choice. component names the log lines ("peer", "seed"). */
 bool ld_hello_admit(peer_t *p, const ls_proto_hello_t *h, ls_proto_choice_t *choice,
                     const char *component);

@@ -296,8 +296,8 @@ int ld__link_connect(link_t *l, int net, ls_conn_t **out)
 {
     const ls_cfg_network_t *nw = &l->cfg->nets[net];
     ls_conn_opts_t o;
-    ld_conn_opts(l->node, &o, l->cfg->peer_name, l->cfg->heartbeat_interval_ms,
-                 l->cfg->heartbeat_timeout_ms);
+    ld_conn_opts(l->node, &o, ld_node_cert_name(l->node, l->cfg->name, true),
+                 l->cfg->heartbeat_interval_ms, l->cfg->heartbeat_timeout_ms);
     o.bind_addr = nw->bind[0] ? nw->bind : NULL;
     o.on_ready = on_ready;
     o.on_frame = on_frame;

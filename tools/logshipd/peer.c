@@ -123,10 +123,9 @@ bool ld_hello_admit(peer_t *p, const ls_proto_hello_t *h, ls_proto_choice_t *cho
         ls_conn_close(p->conn);
         return false;
     }
-    if (!p->node->cfg->plaintext && !ls_conn_peer_matches(p->conn, p->name)) {
-        snprintf(msg, sizeof(msg), "node name %s in HELLO is not the name in its certificate",
-                 p->name);
-        LS_LOGE(component, "%s from %s: refused", msg, ls_conn_peer(p->conn));
+    if (!ld_node_authorized(p->node, p->conn, p->name, h->purpose == LS_PURPOSE_SEED, msg,
+                            sizeof(msg))) {
+        LS_LOGE(component, "%s: refused", msg);
         ls_frame_t f = {.type = LS_FRAME_ERROR};
         f.error.code = LS_EAUTH;
         f.error.message = ls_proto_str(msg);

@@ -404,8 +404,8 @@ int ld__seedc_connect(struct ld_seedc *sc)
 {
     const ls_cfg_network_t *net = &sc->src->nets[sc->net];
     ls_conn_opts_t o;
-    ld_conn_opts(sc->node, &o, sc->src->peer_name, sc->src->heartbeat_interval_ms,
-                 sc->src->heartbeat_timeout_ms);
+    ld_conn_opts(sc->node, &o, ld_node_cert_name(sc->node, sc->src->name, false),
+                 sc->src->heartbeat_interval_ms, sc->src->heartbeat_timeout_ms);
     o.bind_addr = net->bind[0] ? net->bind : NULL;
     o.on_ready = on_ready;
     o.on_frame = on_frame;

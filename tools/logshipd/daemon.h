@@ -210,7 +210,11 @@ typedef struct revent {
 struct pcopy {
     node_t *node;
     const ls_cfg_database_t *cfg;
-    ls_copy_t *copy; /* engine/copy (NULL if it failed to open: see reason) */
+    ls_copy_t *copy;    /* engine/copy as the loop uses it (NULL if it failed to open: see reason;
+                           NULL during a seed's swap, from start_swap to end_swap) */
+    ls_copy_t *rx_copy; /* the same copy as the receiver thread uses it, and only that thread
+                           once it runs: a seed's swap replaces it there, then hands the new one
+                           to the loop (seed_client.c); NULL after a swap that could not reopen */
     copy_state_t state;
     char reason[LD_REASON_MAX];
     peer_t *peer; /* connection serving it, or NULL */

@@ -230,29 +230,31 @@ static void receive(pcopy_t *p, ritem_t *it)
     char err[512] = "";
     int rc = 0;
     if (ld_seed_client_item(p, it)) return; /* SEED_* and the swap (seed_client.c) */
+    ls_copy_t *copy = p->rx_copy; /* never p->copy: the loop's, cleared by a seed's swap */
+    if (!copy) return;            /* a seed's swap could not reopen it: the copy is Failed */
     if (it->type == 0) {
-        ls_copy_recv_abort(p->copy);
+        ls_copy_recv_abort(copy);
         p->skip_gen = 0;
         return;
     }
     if (it->type == LS_FRAME_GEN_BEGIN) {
-        ls_copy_recv_abort(p->copy); /* a new BEGIN abandons any half-received generation */
+        ls_copy_recv_abort(copy); /* a new BEGIN abandons any half-received generation */
         p->skip_gen = 0;
-        rc = ls_copy_recv_begin(p->copy, it->epoch, it->generation, it->size, it->close_ns, err,
+        rc = ls_copy_recv_begin(copy, it->epoch, it->generation, it->size, it->close_ns, err,
                                 sizeof(err));
     } else if (it->generation == p->skip_gen) {
         return;
     } else if (it->type == LS_FRAME_GEN_DATA) {
         if (LS_FAULT("receiver.flip_bit")) it->data[it->len / 2] ^= 0x10; /* damage on the wire */
-        rc = ls_copy_recv_data(p->copy, it->generation, it->offset, it->data, it->len, err,
+        rc = ls_copy_recv_data(copy, it->generation, it->offset, it->data, it->len, err,
                                sizeof(err));
     } else {
-        rc = ls_copy_recv_end(p->copy, it->generation, it->digest, err, sizeof(err));
+        rc = ls_copy_recv_end(copy, it->generation, it->digest, err, sizeof(err));
         if (rc && rc != LS_ESTATE && rc != LS_ENOSPC && rc != LS_EIO) rc = 0; /* ASK_AGAIN sent */
     }
     if (rc == LS_ESTATE && it->type == LS_FRAME_GEN_BEGIN) {
         ls_copy_resume_t r;
-        ls_copy_resume_point(p->copy, &r);
+        ls_copy_resume_point(copy, &r);
         if (it->generation > r.next_generation) {
             revent_t *e = calloc(1, sizeof(*e));
             LS_CHECK(e != NULL);
@@ -353,6 +355,7 @@ int ld_pcopy_open(node_t *n, pcopy_t *p, const ls_cfg_database_t *cfg)
         p->copy = NULL;
         return 0;
     }
+    p->rx_copy = p->copy; /* before the receiver thread starts: from then on its own */
     char reason[256];
     if (ls_copy_state(p->copy, reason, sizeof(reason)) == LS_COPY_FAILED)
         ld_pcopy_set_state(p, CS_FAILED, "%s", reason);
@@ -441,8 +444,10 @@ void ld_pcopy_close(pcopy_t *p)
         pthread_join(p->thread, NULL);
         p->thread_started = false;
     }
-    ls_copy_close(p->copy); /* stops the replayer, checkpoints */
-    p->copy = NULL;
+    /* The receiver thread has ended: its copy is the open one (the loop's is NULL during a
+     * seed's swap, and the same object otherwise). */
+    ls_copy_close(p->copy ? p->copy : p->rx_copy); /* stops the replayer, checkpoints */
+    p->copy = p->rx_copy = NULL;
     uv_close((uv_handle_t *) &p->async, NULL);
     while (p->head) {
         ritem_t *it = p->head;

@@ -6,8 +6,9 @@
  * once). We connect to the source over the first network of its [source NAME] section (or the
  * one named), say HELLO with purpose SEED, and feed SEED_BEGIN / SEED_DATA / SEED_END to the
  * copy's receiver thread, which runs ls_seed_install_* beside the copy. Once the stream
- * verified, the loop hands the open ls_copy_t to the receiver thread, which closes it, swaps the
- * new copy in (ls_seed_install_commit), and opens and starts the new one; the loop takes it back
+ * verified, the loop stops using the open ls_copy_t (p->copy = NULL) and asks the receiver thread,
+ * which owns its own pointer to it (p->rx_copy), to close it, swap the new copy in
+ * (ls_seed_install_commit), and open and start the new one; the loop takes that one
  * and closes the ship connections from the source once more, so that the source offers the
  * database again and the copy answers RESUME(N). A seed that fails leaves the old copy as it was
  * (it is reopened if it had been closed) and the copy's reason says why.
@@ -40,7 +41,9 @@ static void fail_thread(struct ld_seedc *sc, int rc, const char *msg)
 static void swap(struct ld_seedc *sc, pcopy_t *p)
 {
     char err[LD_REASON_MAX] = "", err2[LD_REASON_MAX] = "";
-    ls_copy_close(sc->old_copy); /* stops its replayer and checkpoints */
+    LS_FAULT("seed.client.swap"); /* tests: "sleep:MS" holds the swap between its two halves */
+    ls_copy_close(p->rx_copy);    /* stops its replayer and checkpoints */
+    p->rx_copy = NULL;
     int rc = ls_seed_install_commit(sc->install, err, sizeof(err));
     ls_seed_install_free(sc->install);
     sc->install = NULL;
@@ -64,6 +67,7 @@ static void swap(struct ld_seedc *sc, pcopy_t *p)
     }
     ls_copy_t *nc = NULL;
     int orc = ld_pcopy_copy_open(p, &nc, err2, sizeof(err2));
+    p->rx_copy = nc; /* this thread's from now on; the loop gets it in end_swap */
     pthread_mutex_lock(&sc->mu);
     sc->installed = true;
     sc->swapped = swapped;
@@ -446,8 +450,9 @@ static void start_swap(struct ld_seedc *sc)
     pcopy_t *p = sc->p;
     sc->state = SC_INSTALLING;
     if (sc->conn) ls_conn_close(sc->conn); /* the stream is complete: tells the source */
-    /* Not attached (refused while seeding), so nothing but the swap uses the copy now. */
-    sc->old_copy = p->copy;
+    /* The loop leaves the copy alone until end_swap; the receiver thread, which owns its own
+     * pointer to it (rx_copy), closes it and opens the new one in order with whatever else it
+     * is given meanwhile (a late abort from a connection that still served the copy). */
     p->copy = NULL;
     ld_pcopy_set_state(p, CS_SEEDING, "seeded from %s: installing the new copy", sc->src->name);
     push_type(sc, LD_SEED_SWAP);

@@ -109,10 +109,13 @@ bool ld_seed_client_item(pcopy_t *p, ritem_t *it)
         ls_seed_install_free(sc->install); /* removes the partial new copy */
         sc->install = NULL;
     }
+    /* The wake-up goes out before the count is seen released: the loop frees a seed only once
+     * it finds outstanding 0 under mu (seed_cmd.c), so sc must not be touched after unlocking. */
     pthread_mutex_lock(&sc->mu);
     sc->outstanding--;
-    pthread_mutex_unlock(&sc->mu);
+    LS_FAULT("seed.client.item_done"); /* tests: "sleep:MS" between the count and the wake-up */
     uv_async_send(&sc->async);
+    pthread_mutex_unlock(&sc->mu);
     return true;
 }
 

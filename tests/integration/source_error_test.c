@@ -1,5 +1,6 @@
 /* A per-database ERROR from the source (issue 13, defect 4; PROTOCOL.md, ERROR): a transient code
- * leaves the passive copy Disconnected and it recovers by itself when the source connects again;
+ * leaves the passive copy Disconnected and it recovers by itself (it asks the source again after
+ * a back-off, and a new connection serves it at once);
  * a fatal one makes it Failed, which only `logship resume DB PEER` clears. A scripted node-a
  * (tests/harness/scripted.h) sends the ERROR; the real node-a then takes over. */
 #include <criterion/criterion.h>
@@ -95,6 +96,12 @@ Test(source_error, transient_error_means_disconnected_and_recovers_by_itself)
     cr_assert(wait_state("Disconnected", 10000), "a transient ERROR gives Disconnected, not %s",
               reason());
     cr_assert(ls_h_contains(reason(), "busy for a moment"), "%s", reason());
+    /* The copy asks the source again by itself, on the same connection, after a back-off. */
+    cr_assert_not_null(ls_h_sp_expect(sp, LS_FRAME_RESUME, 6000), "no RESUME after the back-off");
+    cr_assert(wait_state("Healthy", 2000), "the copy is %s", reason());
+    send_error(dbid, LS_EBUSY, "scripted source: still busy");
+    cr_assert(wait_state("Disconnected", 10000), "the copy is %s", reason());
+    cr_assert(ls_h_contains(reason(), "asking again in 4 s"), "the back-off doubles: %s", reason());
     ls_h_sp_close(sp);
     sp = NULL;
     /* The source connects again: nothing but that is needed. */

@@ -46,7 +46,9 @@
 #define LD_BACKOFF_MIN  100            /* reconnect backoff, ms */
 #define LD_BACKOFF_MAX  3000
 #define LD_REASON_MAX   512
-#define LD_ZQ_MAX       8                  /* GEN_DATA chunks with a link's zstd worker, at most */
+#define LD_AGAIN_MIN_MS 2000  /* a copy stopped by a transient ERROR asks again after this ... */
+#define LD_AGAIN_MAX_MS 60000 /* ... doubling up to this */
+#define LD_ZQ_MAX       8     /* GEN_DATA chunks with a link's zstd worker, at most */
 #define LD_ZRX_MAX      (8u * 1024 * 1024) /* bytes a peer's zstd worker holds before pausing */
 
 /* An operator's decision about one copy, kept across restarts (opstate.c). */
@@ -229,14 +231,18 @@ struct pcopy {
     uint64_t skip_gen; /* receiver thread: drop frames of this generation */
     /* events to the loop */
     uv_async_t async;
-    revent_t *ev_head, *ev_tail;        /* under mu */
-    bool diskfull;                      /* the last write hit ENOSPC; cleared by the next DURABLE */
-    uint64_t asked_gen;                 /* last ASK_AGAIN sent for this generation ... */
-    uint64_t asked_ns;                  /* ... at this monotonic time (rate limit) */
-    ld_opstate_t op;                    /* this node's operator on this copy (persisted) */
-    char op_path[LS_CFG_PATH_MAX + 16]; /* where op is kept (<copy>.state) */
-    ld_source_view_t src;               /* the source's COPY_STATE */
-    bool src_suspended_seen;            /* the source's SUSPENDED flag as last received */
+    revent_t *ev_head, *ev_tail; /* under mu */
+    bool diskfull;               /* the last write hit ENOSPC; cleared by the next DURABLE */
+    uint64_t asked_gen;          /* last ASK_AGAIN sent for this generation ... */
+    uint64_t asked_ns;           /* ... at this monotonic time (rate limit) */
+    uint64_t again_ns; /* after a transient ERROR from the source: send RESUME again at this
+                          monotonic time (0: not waiting) */
+    uint32_t again_ms; /* the back-off that set it, ms: doubles up to LD_AGAIN_MAX_MS, and
+                          starts again once a generation is made durable */
+    ld_opstate_t op;   /* this node's operator on this copy (persisted) */
+    char op_path[LS_CFG_PATH_MAX + 16];    /* where op is kept (<copy>.state) */
+    ld_source_view_t src;                  /* the source's COPY_STATE */
+    bool src_suspended_seen;               /* the source's SUSPENDED flag as last received */
     ld_pos_t durable, inspected, replayed; /* with the times they were reached */
     ld_rate_t rate;                        /* bytes written by the receiver */
     struct ld_seedc *seed; /* this copy's seed, running or the last one (seed_client.c) */
@@ -351,8 +357,9 @@ copy_state_t ld_pcopy_running_state(const pcopy_t *p);
 void ld_pcopy_set_state(pcopy_t *p, copy_state_t st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* A per-database ERROR from the source (PROTOCOL.md, ERROR): LS_EDIVERGED gives Diverged, a
- * transient code Disconnected until the next connection (or the next generation made durable),
- * any other code Failed until the operator's `logship resume` (ld_pcopy_clear_failed). */
+ * transient code Disconnected, and the copy asks the source again by itself (a new RESUME after
+ * a back-off, from ld_pcopy_housekeep, or the next connection); any other code Failed until
+ * the operator's `logship resume` (ld_pcopy_clear_failed). */
 void ld_pcopy_on_error(pcopy_t *p, int code, const ls_proto_str_t *msg);
 /* The operator's resume of a Failed copy: clears the failure here and in engine/copy and tells
  * the source where the copy stands. False (with why) when it cannot: no copy is open. */

@@ -36,10 +36,13 @@ void ld_pcopy_on_error(pcopy_t *p, int code, const ls_proto_str_t *msg)
     } else if (ls_err_is_transient(code)) {
         /* The source stopped shipping it on this connection; nothing is wrong with the copy. A
          * state the operator or a worse failure set stays. */
-        if (p->state == CS_HEALTHY || p->state == CS_INITIALIZING || p->state == CS_DISCONNECTED)
-            ld_pcopy_set_state(p, CS_DISCONNECTED, "source %s: %.*s (%s: until it connects again)",
-                               src, (int) msg->len, msg->ptr, ls_err_name(code));
-        else
+        if (p->state == CS_HEALTHY || p->state == CS_INITIALIZING || p->state == CS_DISCONNECTED) {
+            p->again_ms = p->again_ms ? LS_MIN(p->again_ms * 2, LD_AGAIN_MAX_MS) : LD_AGAIN_MIN_MS;
+            p->again_ns = ls_mono_ns() + (uint64_t) p->again_ms * 1000000;
+            ld_pcopy_set_state(p, CS_DISCONNECTED, "source %s: %.*s (%s: asking again in %u s)",
+                               src, (int) msg->len, msg->ptr, ls_err_name(code),
+                               p->again_ms / 1000);
+        } else
             LS_LOGW("copy", "%s <- %s: %.*s (%s)", p->cfg->name, src, (int) msg->len, msg->ptr,
                     ls_err_name(code));
     } else {
@@ -178,6 +181,7 @@ static void handle_event(pcopy_t *p, const revent_t *e)
         return_credit(p, e);
         break;
     case LS_COPY_EV_DURABLE:
+        p->again_ms = 0; /* progress: the next transient ERROR backs off from the start */
         if (p->diskfull || (p->state == CS_DISCONNECTED && p->peer)) {
             p->diskfull = false; /* or the source, after a transient ERROR, ships again */
             ld_pcopy_set_state(p, ld_pcopy_running_state(p), "receiving again");
@@ -400,6 +404,7 @@ void ld_pcopy_attach(pcopy_t *p, peer_t *peer, int idx)
     if (p->peer && p->peer != peer) ld_pcopy_detach(p); /* a newer connection takes over */
     p->peer = peer;
     p->idx = idx;
+    p->again_ns = 0; /* the RESUME below is the asking again */
     if ((p->state == CS_DISCONNECTED || p->state == CS_INITIALIZING) && !p->op.suspended)
         ld_pcopy_set_state(p, CS_HEALTHY, "receiving from %s", peer->name);
     ld_pcopy_send_position(p);
@@ -410,6 +415,7 @@ void ld_pcopy_detach(pcopy_t *p)
     if (!p->peer) return;
     p->peer = NULL;
     p->idx = -1;
+    p->again_ns = 0;
     p->src_suspended_seen = false; /* the source says again when it reconnects */
     memset(&p->src.op, 0, sizeof(p->src.op));
     if (p->thread_started) { /* after ld_pcopy_close the receiver is gone: nothing to abort */
@@ -421,9 +427,22 @@ void ld_pcopy_detach(pcopy_t *p)
         ld_pcopy_set_state(p, CS_DISCONNECTED, "%s disconnected", p->cfg->source);
 }
 
+/* After a transient ERROR from the source, the back-off over: a new RESUME, from which the source
+ * plans again (it stopped the database on this connection, as after a suspension). */
+static void ask_source_again(pcopy_t *p)
+{
+    if (!p->again_ns || !p->peer || ls_mono_ns() < p->again_ns) return;
+    p->again_ns = 0;
+    if (p->state != CS_DISCONNECTED || p->op.suspended) return; /* something else took over */
+    ld_pcopy_set_state(p, ld_pcopy_running_state(p), "asking %s again (it said: %.300s)",
+                       p->peer->name, p->reason);
+    ld_pcopy_send_position(p);
+}
+
 /* While the disk is full, ask again for the wanted generation once there is room for it. */
 void ld_pcopy_housekeep(pcopy_t *p)
 {
+    ask_source_again(p);
     if (!p->diskfull || !p->peer) return;
     struct statvfs vfs;
     char dir[LS_CFG_PATH_MAX + 16];

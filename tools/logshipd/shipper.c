@@ -158,7 +158,7 @@ void ld_shipper_on_frame(shipper_t *s, const ls_frame_t *f)
     case LS_FRAME_COPY_STATE:
         ld_shipper_on_copy_state(s, &f->copy_state);
         break;
-    case LS_FRAME_ERROR: /* PROTOCOL.md: a transient code stops it until the next connection */
+    case LS_FRAME_ERROR: /* PROTOCOL.md, ERROR: a transient code means Disconnected */
         stop_reader(s);
         ld_shipper_set_state(s,
                              f->error.code == LS_EDIVERGED        ? CS_DIVERGED

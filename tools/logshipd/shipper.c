@@ -98,6 +98,8 @@ static void on_resume(shipper_t *s, const ls_proto_resume_t *r)
     int rc = ls_source_plan(s->db->src, &res, &plan, err, sizeof(err));
     if (rc == LS_EDIVERGED) {
         ld_shipper_set_state(s, CS_DIVERGED, "%s", err);
+    } else if (rc && ls_err_is_transient(rc)) { /* the target asks again after a back-off */
+        ld_shipper_set_state(s, CS_DISCONNECTED, "%s", err);
     } else if (rc) {
         ld_shipper_set_state(s, CS_FAILED, "%s", err);
     } else if (start_reader(s, plan.first, r->next_generation > 1 ? r->last_digest : NULL) == 0) {

@@ -130,9 +130,44 @@ int ls_proto_negotiate(const ls_proto_hello_t *hello, const ls_proto_offer_t *ou
     choice->version = hi;
     choice->features = hello->features & ours->features;
     if (choice->features & LS_FEAT_ZSTD) {
-        choice->zstd_level = hello->zstd_level;
+        choice->zstd_level = (int8_t) ls_proto_zstd_level(hello->zstd_level);
         if (ours->zstd_level_max && choice->zstd_level > ours->zstd_level_max)
             choice->zstd_level = ours->zstd_level_max;
     }
+    return 0;
+}
+
+int ls_proto_welcome_check(const ls_proto_hello_t *hello, const ls_proto_welcome_t *welcome,
+                           bool dbs_match, char *msg, size_t msglen)
+{
+    if (welcome->version < hello->version_min || welcome->version > hello->version_max) {
+        snprintf(msg, msglen, "WELCOME chose protocol version %u, outside the %u..%u offered",
+                 (unsigned) welcome->version, (unsigned) hello->version_min,
+                 (unsigned) hello->version_max);
+        return LS_EPROTO;
+    }
+    if (welcome->features & ~hello->features) {
+        snprintf(msg, msglen, "WELCOME accepts features 0x%x, only 0x%x were offered",
+                 (unsigned) welcome->features, (unsigned) hello->features);
+        return LS_EPROTO;
+    }
+    if (welcome->db_count != hello->db_count) {
+        snprintf(msg, msglen, "WELCOME answers for %u databases, HELLO offered %u",
+                 (unsigned) welcome->db_count, (unsigned) hello->db_count);
+        return LS_EPROTO;
+    }
+    for (int i = 0; dbs_match && i < hello->db_count; i++)
+        if (memcmp(welcome->dbs[i].dbid, hello->dbs[i].dbid, LS_PROTO_DBID_LEN)) {
+            char got[2 * LS_PROTO_DBID_LEN + 1], want[2 * LS_PROTO_DBID_LEN + 1];
+            for (int k = 0; k < LS_PROTO_DBID_LEN; k++) {
+                snprintf(got + 2 * k, 3, "%02x", welcome->dbs[i].dbid[k]);
+                snprintf(want + 2 * k, 3, "%02x", hello->dbs[i].dbid[k]);
+            }
+            snprintf(msg, msglen,
+                     "WELCOME entry %d names database %s, which was not offered there (HELLO "
+                     "entry %d is %.*s, %s)",
+                     i + 1, got, i + 1, (int) hello->dbs[i].name.len, hello->dbs[i].name.ptr, want);
+            return LS_EPROTO;
+        }
     return 0;
 }

@@ -45,6 +45,7 @@
 #define LS_PROTO_HEARTBEAT_TIMEOUT_MS 5000       /* no frame for this long: the path is dead, ms */
 #define LS_PROTO_HANDSHAKE_TIMEOUT_MS 10000      /* HELLO and WELCOME must each arrive within, ms */
 #define LS_PROTO_ASK_AGAIN_MAX        3          /* asks for one generation before the copy Fails */
+#define LS_PROTO_ZSTD_LEVEL_DEFAULT   3 /* what zstd_level 0 means: zstd's own default level */
 
 /* Frame types, grouped by family in blocks of 16 so each family has room to grow. A receiver
  * rejects a type it does not know (LS_EPROTO): new types come with a new protocol version. */
@@ -344,7 +345,8 @@ typedef struct {
 typedef struct {
     uint16_t version;  /* highest version both sides speak */
     uint32_t features; /* hello->features & ours->features */
-    int8_t zstd_level; /* hello's level, capped by ours->zstd_level_max; 0 without zstd */
+    int8_t zstd_level; /* hello's level (0 there: LS_PROTO_ZSTD_LEVEL_DEFAULT), capped by
+                          ours->zstd_level_max; 0 without zstd */
 } ls_proto_choice_t;
 
 /* Picks the protocol version and features for a decoded HELLO. On success fills choice and
@@ -354,5 +356,20 @@ typedef struct {
  * bytes; error->message borrows msg). */
 int ls_proto_negotiate(const ls_proto_hello_t *hello, const ls_proto_offer_t *ours,
                        ls_proto_choice_t *choice, ls_frame_t *error, char *msg, size_t msglen);
+
+/* The zstd level a HELLO or WELCOME field means: 0 is zstd's default level. */
+static inline int ls_proto_zstd_level(int8_t level)
+{
+    return level ? level : LS_PROTO_ZSTD_LEVEL_DEFAULT;
+}
+
+/* The client's checks of a WELCOME against its HELLO (PROTOCOL.md, WELCOME): `version` within
+ * hello's range, `features` a subset of those offered, and, with dbs_match, one entry per HELLO
+ * database with the same id in the same order (a seed HELLO may name the database by name only,
+ * with a zero id: the server then answers with its id, and dbs_match is false). Returns 0, or
+ * LS_EPROTO with what is wrong in msg (msglen bytes), e.g. "WELCOME accepts features 0x1, 0x0
+ * were offered". */
+int ls_proto_welcome_check(const ls_proto_hello_t *hello, const ls_proto_welcome_t *welcome,
+                           bool dbs_match, char *msg, size_t msglen);
 
 #endif

@@ -63,6 +63,10 @@ static bool holds_data(const ls__seed_paths_t *p, char *what, size_t len)
 }
 
 /* Checks the options, the announced stream and what lies around the copy. */
+/* The largest snapshot stream accepted, bytes (1 PiB): far beyond any LMDB store here, and small
+ * enough that the space and map-size sums on total_bytes cannot wrap. */
+#define SEED_TOTAL_MAX (1ull << 50)
+
 static int admit(const ls_seed_install_options_t *o, const ls_seed_info_t *info,
                  const ls__seed_paths_t *p, char *err, size_t errlen)
 {
@@ -93,6 +97,12 @@ static int admit(const ls_seed_install_options_t *o, const ls_seed_info_t *info,
                      "Failed or Diverged",
                      p->copy, what);
         return LS_EEXIST;
+    }
+    if (info->total_bytes > SEED_TOTAL_MAX) { /* the sums below must not wrap */
+        ls__seed_msg(
+            err, errlen, "seed of %s: %llu bytes announced, more than a snapshot may hold (%llu)",
+            p->copy, (unsigned long long) info->total_bytes, (unsigned long long) SEED_TOTAL_MAX);
+        return LS_ETOOBIG;
     }
     if (o->max_bytes && info->total_bytes > o->max_bytes) {
         ls__seed_msg(err, errlen, "seed of %s: %llu bytes announced, more than the %llu allowed",

@@ -635,3 +635,48 @@ Test(proto, fuzz_seed_corpus_is_current)
         free(buf);
     }
 }
+
+/* PROTOCOL.md: a HELLO's zstd_level 0 is zstd's default; WELCOME names the level both use. */
+Test(proto, negotiation_turns_zstd_level_zero_into_the_default)
+{
+    static ls_frame_t f;
+    ls_proto_choice_t c;
+    sample(LS_FRAME_HELLO, &f);
+    f.hello.zstd_level = 0;
+    ls_proto_offer_t ours = {.features = LS_FEAT_ZSTD};
+    cr_assert_eq(ls_proto_negotiate(&f.hello, &ours, &c, NULL, NULL, 0), 0);
+    cr_assert_eq(c.zstd_level, LS_PROTO_ZSTD_LEVEL_DEFAULT);
+    cr_assert_eq(ls_proto_zstd_level(0), LS_PROTO_ZSTD_LEVEL_DEFAULT);
+    cr_assert_eq(ls_proto_zstd_level(-5), -5);
+}
+
+/* The client's checks of a WELCOME: version in range, features offered, the same databases. */
+Test(proto, welcome_check_refuses_what_was_not_offered)
+{
+    static ls_frame_t h, w;
+    char msg[256];
+    sample(LS_FRAME_HELLO, &h);
+    memset(&w, 0, sizeof(w));
+    w.type = LS_FRAME_WELCOME;
+    w.welcome.version = h.hello.version_min;
+    w.welcome.features = h.hello.features & LS_FEAT_CKSUM;
+    w.welcome.db_count = h.hello.db_count;
+    for (int i = 0; i < h.hello.db_count; i++)
+        memcpy(w.welcome.dbs[i].dbid, h.hello.dbs[i].dbid, LS_PROTO_DBID_LEN);
+    cr_assert_eq(ls_proto_welcome_check(&h.hello, &w.welcome, true, msg, sizeof(msg)), 0);
+    w.welcome.version = h.hello.version_max + 1;
+    cr_assert_eq(ls_proto_welcome_check(&h.hello, &w.welcome, true, msg, sizeof(msg)), LS_EPROTO);
+    cr_assert(strstr(msg, "version"), "%s", msg);
+    w.welcome.version = h.hello.version_min;
+    w.welcome.features = h.hello.features | 0x80;
+    cr_assert_eq(ls_proto_welcome_check(&h.hello, &w.welcome, true, msg, sizeof(msg)), LS_EPROTO);
+    cr_assert(strstr(msg, "features"), "%s", msg);
+    w.welcome.features = 0;
+    w.welcome.dbs[0].dbid[0] ^= 1;
+    cr_assert_eq(ls_proto_welcome_check(&h.hello, &w.welcome, true, msg, sizeof(msg)), LS_EPROTO);
+    cr_assert(strstr(msg, "not offered"), "%s", msg);
+    cr_assert_eq(ls_proto_welcome_check(&h.hello, &w.welcome, false, msg, sizeof(msg)), 0,
+                 "a seed's WELCOME may name the id the HELLO left out");
+    w.welcome.db_count = (uint16_t) (h.hello.db_count + 1);
+    cr_assert_eq(ls_proto_welcome_check(&h.hello, &w.welcome, false, msg, sizeof(msg)), LS_EPROTO);
+}

@@ -47,7 +47,9 @@
 #define LD_BACKOFF_MIN  100            /* reconnect backoff, ms */
 #define LD_BACKOFF_MAX  3000
 #define LD_REASON_MAX   512
-#define LD_ZQ_MAX       8                  /* GEN_DATA chunks with a link's zstd worker, at most */
+#define LD_AGAIN_MIN_MS 2000  /* a copy stopped by a transient ERROR asks again after this ... */
+#define LD_AGAIN_MAX_MS 60000 /* ... doubling up to this */
+#define LD_ZQ_MAX       8     /* GEN_DATA chunks with a link's zstd worker, at most */
 #define LD_ZRX_MAX      (8u * 1024 * 1024) /* bytes a peer's zstd worker holds before pausing */
 
 /* An operator's decision about one copy, kept across restarts (opstate.c). */
@@ -211,7 +213,11 @@ typedef struct revent {
 struct pcopy {
     node_t *node;
     const ls_cfg_database_t *cfg;
-    ls_copy_t *copy; /* engine/copy (NULL if it failed to open: see reason) */
+    ls_copy_t *copy;    /* engine/copy as the loop uses it (NULL if it failed to open: see reason;
+                           NULL during a seed's swap, from start_swap to end_swap) */
+    ls_copy_t *rx_copy; /* the same copy as the receiver thread uses it, and only that thread
+                           once it runs: a seed's swap replaces it there, then hands the new one
+                           to the loop (seed_client.c); NULL after a swap that could not reopen */
     copy_state_t state;
     char reason[LD_REASON_MAX];
     peer_t *peer; /* connection serving it, or NULL */
@@ -226,14 +232,18 @@ struct pcopy {
     uint64_t skip_gen; /* receiver thread: drop frames of this generation */
     /* events to the loop */
     uv_async_t async;
-    revent_t *ev_head, *ev_tail;        /* under mu */
-    bool diskfull;                      /* the last write hit ENOSPC; cleared by the next DURABLE */
-    uint64_t asked_gen;                 /* last ASK_AGAIN sent for this generation ... */
-    uint64_t asked_ns;                  /* ... at this monotonic time (rate limit) */
-    ld_opstate_t op;                    /* this node's operator on this copy (persisted) */
-    char op_path[LS_CFG_PATH_MAX + 16]; /* where op is kept (<copy>.state) */
-    ld_source_view_t src;               /* the source's COPY_STATE */
-    bool src_suspended_seen;            /* the source's SUSPENDED flag as last received */
+    revent_t *ev_head, *ev_tail; /* under mu */
+    bool diskfull;               /* the last write hit ENOSPC; cleared by the next DURABLE */
+    uint64_t asked_gen;          /* last ASK_AGAIN sent for this generation ... */
+    uint64_t asked_ns;           /* ... at this monotonic time (rate limit) */
+    uint64_t again_ns; /* after a transient ERROR from the source: send RESUME again at this
+                          monotonic time (0: not waiting) */
+    uint32_t again_ms; /* the back-off that set it, ms: doubles up to LD_AGAIN_MAX_MS, and
+                          starts again once a generation is made durable */
+    ld_opstate_t op;   /* this node's operator on this copy (persisted) */
+    char op_path[LS_CFG_PATH_MAX + 16];    /* where op is kept (<copy>.state) */
+    ld_source_view_t src;                  /* the source's COPY_STATE */
+    bool src_suspended_seen;               /* the source's SUSPENDED flag as last received */
     ld_pos_t durable, inspected, replayed; /* with the times they were reached */
     ld_rate_t rate;                        /* bytes written by the receiver */
     ls_status_counters_t kept;             /* ASK_AGAINs sent: kept in ... */
@@ -286,6 +296,15 @@ void ld_node_stop(node_t *n); /* begins a clean stop; the loop ends when all han
 void ld_conn_opts(node_t *n, ls_conn_opts_t *o, const char *peer_name, uint64_t heartbeat_ms,
                   uint64_t dead_ms);
 int ld_send(ls_conn_t *conn, const ls_frame_t *f); /* encodes and sends; 0, LS_EBUSY, ... */
+/* Who may ship and seed (docs/CONFIG.md, peer_name): the one rule, both directions. A node named
+ * NAME is the holder of a certificate carrying the peer_name of its section, [target NAME] when
+ * target (we ship to it, and it may seed from us) or [source NAME] (we copy from it); NAME
+ * itself when there is no such section. ld_node_cert_name gives that certificate name (borrowed
+ * from the configuration or name), for the connections we open; ld_node_authorized checks an
+ * accepted connection whose HELLO says NAME (always true without TLS), with why when not. */
+const char *ld_node_cert_name(const node_t *n, const char *name, bool target);
+bool ld_node_authorized(const node_t *n, const ls_conn_t *conn, const char *name, bool target,
+                        char *why, size_t whylen);
 
 /* active.c */
 void ld_active_init(node_t *n, active_t *a, const ls_cfg_database_t *cfg);
@@ -322,8 +341,9 @@ void ld_peer_accept(ls_listener_t *l, ls_conn_t *conn);
 void ld_peer_on_frame(ls_conn_t *conn, const ls_conn_frame_t *fr);
 void ld_peer_on_close(ls_conn_t *conn, int status, const char *msg);
 void ld_peer_close_all(node_t *n);
-/* Negotiates the version and features of a HELLO and checks its node name against the peer's
- * certificate; on refusal answers with ERROR, closes the connection and returns false. Fills
+/* Negotiates the version and features of a HELLO and authenticates its node name
+ * (ld_node_authorized: a seed's client as one of our targets, a ship connection's as a source);
+ * on refusal answers with ERROR (LS_EAUTH), closes the connection and returns false. Fills
  * p->name and *choice. component names the log lines ("peer", "seed"). */
 bool ld_hello_admit(peer_t *p, const ls_proto_hello_t *h, ls_proto_choice_t *choice,
                     const char *component);
@@ -341,6 +361,14 @@ void ld_pcopy_send_position(pcopy_t *p); /* RESUME + replayed positions */
 copy_state_t ld_pcopy_running_state(const pcopy_t *p);
 void ld_pcopy_set_state(pcopy_t *p, copy_state_t st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* A per-database ERROR from the source (PROTOCOL.md, ERROR): LS_EDIVERGED gives Diverged, a
+ * transient code Disconnected, and the copy asks the source again by itself (a new RESUME after
+ * a back-off, from ld_pcopy_housekeep, or the next connection); any other code Failed until
+ * the operator's `logship resume` (ld_pcopy_clear_failed). */
+void ld_pcopy_on_error(pcopy_t *p, int code, const ls_proto_str_t *msg);
+/* The operator's resume of a Failed copy: clears the failure here and in engine/copy and tells
+ * the source where the copy stands. False (with why) when it cannot: no copy is open. */
+bool ld_pcopy_clear_failed(pcopy_t *p, char *why, size_t whylen);
 
 /* opstate.c */
 /* Moves a position forward to gen (never back: a late acknowledgement changes nothing) and

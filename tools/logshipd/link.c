@@ -42,6 +42,12 @@ static void schedule_retry(link_t *l)
     l->backoff_ms = LS_MIN(l->backoff_ms * 2, LD_BACKOFF_MAX);
 }
 
+static uint32_t offered_features(const link_t *l)
+{
+    return (l->node->cfg->plaintext ? LS_FEAT_CKSUM : 0) |
+           (l->cfg->compression_level > 0 ? LS_FEAT_ZSTD : 0);
+}
+
 static void send_hello(link_t *l)
 {
     ls_frame_t f = {.type = LS_FRAME_HELLO};
@@ -49,11 +55,8 @@ static void send_hello(link_t *l)
     h->version_min = LS_PROTO_VERSION_MIN;
     h->version_max = LS_PROTO_VERSION_MAX;
     h->purpose = LS_PURPOSE_SHIP;
-    h->features = l->node->cfg->plaintext ? LS_FEAT_CKSUM : 0;
-    if (l->cfg->compression_level > 0) {
-        h->features |= LS_FEAT_ZSTD;
-        h->zstd_level = (int8_t) l->cfg->compression_level;
-    }
+    h->features = offered_features(l);
+    if (h->features & LS_FEAT_ZSTD) h->zstd_level = (int8_t) l->cfg->compression_level;
     h->node = ls_proto_str(l->node->cfg->node_name);
     free(l->by_idx);
     l->by_idx = calloc((size_t) l->nshippers + 1, sizeof(*l->by_idx));
@@ -90,14 +93,39 @@ static void on_ready(ls_conn_t *c)
         ls_conn_close(c); /* a connection the link no longer wants */
 }
 
+/* The WELCOME answers the HELLO sent (PROTOCOL.md): else the connection is closed and the
+ * copies show why. */
+static bool welcome_ok(link_t *l, const ls_proto_welcome_t *w)
+{
+    static ls_proto_hello_t h; /* what send_hello said (256 entries); the loop is one thread */
+    char msg[LD_REASON_MAX - 64];
+    memset(&h, 0, sizeof(h));
+    h.version_min = LS_PROTO_VERSION_MIN;
+    h.version_max = LS_PROTO_VERSION_MAX;
+    h.features = offered_features(l);
+    h.db_count = (uint16_t) l->nidx;
+    for (int i = 0; i < l->nidx; i++) {
+        memcpy(h.dbs[i].dbid, l->by_idx[i]->db->dbid, LS_DBID_LEN);
+        h.dbs[i].name = ls_proto_str(l->by_idx[i]->db->cfg->name);
+    }
+    int rc = ls_proto_welcome_check(&h, w, true, msg, sizeof(msg));
+    if (rc == 0 && (w->features & LS_FEAT_ZSTD) &&
+        ls_conn_set_compression(l->conn, ls_proto_zstd_level(w->zstd_level)) != 0) {
+        snprintf(msg, sizeof(msg), "WELCOME names zstd level %d, which zstd does not have",
+                 w->zstd_level);
+        rc = LS_EPROTO;
+    }
+    if (rc == 0) return true;
+    snprintf(l->last_error, sizeof(l->last_error), "%s broke the protocol: %.400s", l->cfg->name,
+             msg);
+    LS_LOGE("link", "%s: closing", l->last_error);
+    ls_conn_close(l->conn);
+    return false;
+}
+
 static void on_welcome(link_t *l, const ls_proto_welcome_t *w)
 {
-    if (w->db_count != l->nidx) {
-        LS_LOGE("link", "%s answered for %u databases, %d were offered", l->cfg->name, w->db_count,
-                l->nidx);
-        ls_conn_close(l->conn);
-        return;
-    }
+    if (!welcome_ok(l, w)) return;
     l->ready = true;
     l->backoff_ms = LD_BACKOFF_MIN;
     l->connects++;
@@ -105,13 +133,13 @@ static void on_welcome(link_t *l, const ls_proto_welcome_t *w)
     l->credit = ls_credit_tx_new(w->db_window, w->conn_window); /* the receiver's windows */
     LS_CHECK(l->credit != NULL);
     if (w->features & LS_FEAT_ZSTD) {
-        ls_conn_set_compression(l->conn, w->zstd_level);
-        if (l->zw && l->zlevel != w->zstd_level) {
+        int level = ls_proto_zstd_level(w->zstd_level); /* set on the connection: welcome_ok */
+        if (l->zw && l->zlevel != level) {
             ld_zwork_stop(l->zw);
             l->zw = NULL;
         }
-        if (!l->zw) l->zw = ld_zwork_start(l->node->loop, w->zstd_level, on_zdone, l);
-        l->zlevel = w->zstd_level;
+        if (!l->zw) l->zw = ld_zwork_start(l->node->loop, level, on_zdone, l);
+        l->zlevel = level;
         if (!l->zw) /* the transport still compresses, on the loop */
             LS_LOGW("link", "%s: no zstd worker (out of memory): compressing on the loop",
                     l->cfg->name);
@@ -269,8 +297,8 @@ int ld__link_connect(link_t *l, int net, ls_conn_t **out)
 {
     const ls_cfg_network_t *nw = &l->cfg->nets[net];
     ls_conn_opts_t o;
-    ld_conn_opts(l->node, &o, l->cfg->peer_name, l->cfg->heartbeat_interval_ms,
-                 l->cfg->heartbeat_timeout_ms);
+    ld_conn_opts(l->node, &o, ld_node_cert_name(l->node, l->cfg->name, true),
+                 l->cfg->heartbeat_interval_ms, l->cfg->heartbeat_timeout_ms);
     o.bind_addr = nw->bind[0] ? nw->bind : NULL;
     o.on_ready = on_ready;
     o.on_frame = on_frame;

@@ -38,6 +38,30 @@ void ld_conn_opts(node_t *n, ls_conn_opts_t *o, const char *peer_name, uint64_t 
     o->dead_ms = (uint32_t) dead_ms;
 }
 
+const char *ld_node_cert_name(const node_t *n, const char *name, bool target)
+{
+    const ls_cfg_target_t *t =
+        target ? ls_config_target(n->cfg, name) : ls_config_source(n->cfg, name);
+    return t ? t->peer_name : name;
+}
+
+bool ld_node_authorized(const node_t *n, const ls_conn_t *conn, const char *name, bool target,
+                        char *why, size_t whylen)
+{
+    if (n->cfg->plaintext) return true; /* no certificates: the operator trusts the network */
+    const char *want = ld_node_cert_name(n, name, target);
+    if (ls_conn_peer_matches(conn, want)) return true;
+    if (strcmp(want, name))
+        snprintf(why, whylen,
+                 "%s says it is node %s, whose certificate must carry %s ([%s %s] peer_name): "
+                 "its certificate does not",
+                 ls_conn_peer(conn), name, want, target ? "target" : "source", name);
+    else
+        snprintf(why, whylen, "%s says it is node %s: its certificate does not carry that name",
+                 ls_conn_peer(conn), name);
+    return false;
+}
+
 static void on_signal(uv_signal_t *s, int signum)
 {
     node_t *n = s->data;

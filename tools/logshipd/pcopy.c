@@ -28,6 +28,42 @@ void ld_pcopy_set_state(pcopy_t *p, copy_state_t st, const char *fmt, ...)
     snprintf(p->reason, sizeof(p->reason), "%s", reason);
 }
 
+void ld_pcopy_on_error(pcopy_t *p, int code, const ls_proto_str_t *msg)
+{
+    const char *src = p->peer ? p->peer->name : p->cfg->source;
+    if (code == LS_EDIVERGED) {
+        ld_pcopy_set_state(p, CS_DIVERGED, "source %s: %.*s", src, (int) msg->len, msg->ptr);
+    } else if (ls_err_is_transient(code)) {
+        /* The source stopped shipping it on this connection; nothing is wrong with the copy. A
+         * state the operator or a worse failure set stays. */
+        if (p->state == CS_HEALTHY || p->state == CS_INITIALIZING || p->state == CS_DISCONNECTED) {
+            p->again_ms = p->again_ms ? LS_MIN(p->again_ms * 2, LD_AGAIN_MAX_MS) : LD_AGAIN_MIN_MS;
+            p->again_ns = ls_mono_ns() + (uint64_t) p->again_ms * 1000000;
+            ld_pcopy_set_state(p, CS_DISCONNECTED, "source %s: %.*s (%s: asking again in %u s)",
+                               src, (int) msg->len, msg->ptr, ls_err_name(code),
+                               p->again_ms / 1000);
+        } else
+            LS_LOGW("copy", "%s <- %s: %.*s (%s)", p->cfg->name, src, (int) msg->len, msg->ptr,
+                    ls_err_name(code));
+    } else {
+        ld_pcopy_set_state(p, CS_FAILED, "source %s: %.*s (%s)", src, (int) msg->len, msg->ptr,
+                           ls_err_name(code));
+    }
+}
+
+bool ld_pcopy_clear_failed(pcopy_t *p, char *why, size_t whylen)
+{
+    if (!p->copy) {
+        snprintf(why, whylen, "copy %s is not open (%.300s): restart the daemon or reseed it",
+                 p->cfg->name, p->reason);
+        return false;
+    }
+    ls_copy_clear_failed(p->copy);
+    ld_pcopy_set_state(p, p->op.suspended ? CS_SUSPENDED : ld_pcopy_running_state(p),
+                       "resumed by the operator (it was Failed: %.300s)", p->reason);
+    return true;
+}
+
 /* ---- events: copy threads -> loop ---------------------------------------------------------- */
 static void post(pcopy_t *p, revent_t *e)
 {
@@ -146,8 +182,9 @@ static void handle_event(pcopy_t *p, const revent_t *e)
         return_credit(p, e);
         break;
     case LS_COPY_EV_DURABLE:
-        if (p->diskfull) {
-            p->diskfull = false;
+        p->again_ms = 0; /* progress: the next transient ERROR backs off from the start */
+        if (p->diskfull || (p->state == CS_DISCONNECTED && p->peer)) {
+            p->diskfull = false; /* or the source, after a transient ERROR, ships again */
             ld_pcopy_set_state(p, ld_pcopy_running_state(p), "receiving again");
         }
         ld_pos_advance(&p->durable, e->generation, 0);
@@ -198,29 +235,31 @@ static void receive(pcopy_t *p, ritem_t *it)
     char err[512] = "";
     int rc = 0;
     if (ld_seed_client_item(p, it)) return; /* SEED_* and the swap (seed_client.c) */
+    ls_copy_t *copy = p->rx_copy; /* never p->copy: the loop's, cleared by a seed's swap */
+    if (!copy) return;            /* a seed's swap could not reopen it: the copy is Failed */
     if (it->type == 0) {
-        ls_copy_recv_abort(p->copy);
+        ls_copy_recv_abort(copy);
         p->skip_gen = 0;
         return;
     }
     if (it->type == LS_FRAME_GEN_BEGIN) {
-        ls_copy_recv_abort(p->copy); /* a new BEGIN abandons any half-received generation */
+        ls_copy_recv_abort(copy); /* a new BEGIN abandons any half-received generation */
         p->skip_gen = 0;
-        rc = ls_copy_recv_begin(p->copy, it->epoch, it->generation, it->size, it->close_ns, err,
+        rc = ls_copy_recv_begin(copy, it->epoch, it->generation, it->size, it->close_ns, err,
                                 sizeof(err));
     } else if (it->generation == p->skip_gen) {
         return;
     } else if (it->type == LS_FRAME_GEN_DATA) {
         if (LS_FAULT("receiver.flip_bit")) it->data[it->len / 2] ^= 0x10; /* damage on the wire */
-        rc = ls_copy_recv_data(p->copy, it->generation, it->offset, it->data, it->len, err,
+        rc = ls_copy_recv_data(copy, it->generation, it->offset, it->data, it->len, err,
                                sizeof(err));
     } else {
-        rc = ls_copy_recv_end(p->copy, it->generation, it->digest, err, sizeof(err));
+        rc = ls_copy_recv_end(copy, it->generation, it->digest, err, sizeof(err));
         if (rc && rc != LS_ESTATE && rc != LS_ENOSPC && rc != LS_EIO) rc = 0; /* ASK_AGAIN sent */
     }
     if (rc == LS_ESTATE && it->type == LS_FRAME_GEN_BEGIN) {
         ls_copy_resume_t r;
-        ls_copy_resume_point(p->copy, &r);
+        ls_copy_resume_point(copy, &r);
         if (it->generation > r.next_generation) {
             revent_t *e = calloc(1, sizeof(*e));
             LS_CHECK(e != NULL);
@@ -324,6 +363,7 @@ int ld_pcopy_open(node_t *n, pcopy_t *p, const ls_cfg_database_t *cfg)
         p->copy = NULL;
         return 0;
     }
+    p->rx_copy = p->copy; /* before the receiver thread starts: from then on its own */
     char reason[256];
     if (ls_copy_state(p->copy, reason, sizeof(reason)) == LS_COPY_FAILED)
         ld_pcopy_set_state(p, CS_FAILED, "%s", reason);
@@ -368,6 +408,7 @@ void ld_pcopy_attach(pcopy_t *p, peer_t *peer, int idx)
     if (p->peer && p->peer != peer) ld_pcopy_detach(p); /* a newer connection takes over */
     p->peer = peer;
     p->idx = idx;
+    p->again_ns = 0; /* the RESUME below is the asking again */
     if ((p->state == CS_DISCONNECTED || p->state == CS_INITIALIZING) && !p->op.suspended)
         ld_pcopy_set_state(p, CS_HEALTHY, "receiving from %s", peer->name);
     ld_pcopy_send_position(p);
@@ -378,6 +419,7 @@ void ld_pcopy_detach(pcopy_t *p)
     if (!p->peer) return;
     p->peer = NULL;
     p->idx = -1;
+    p->again_ns = 0;
     p->src_suspended_seen = false; /* the source says again when it reconnects */
     memset(&p->src.op, 0, sizeof(p->src.op));
     if (p->thread_started) { /* after ld_pcopy_close the receiver is gone: nothing to abort */
@@ -389,9 +431,22 @@ void ld_pcopy_detach(pcopy_t *p)
         ld_pcopy_set_state(p, CS_DISCONNECTED, "%s disconnected", p->cfg->source);
 }
 
+/* After a transient ERROR from the source, the back-off over: a new RESUME, from which the source
+ * plans again (it stopped the database on this connection, as after a suspension). */
+static void ask_source_again(pcopy_t *p)
+{
+    if (!p->again_ns || !p->peer || ls_mono_ns() < p->again_ns) return;
+    p->again_ns = 0;
+    if (p->state != CS_DISCONNECTED || p->op.suspended) return; /* something else took over */
+    ld_pcopy_set_state(p, ld_pcopy_running_state(p), "asking %s again (it said: %.300s)",
+                       p->peer->name, p->reason);
+    ld_pcopy_send_position(p);
+}
+
 /* While the disk is full, ask again for the wanted generation once there is room for it. */
 void ld_pcopy_housekeep(pcopy_t *p)
 {
+    ask_source_again(p);
     if (!p->diskfull || !p->peer) return;
     struct statvfs vfs;
     char dir[LS_CFG_PATH_MAX + 16];
@@ -412,8 +467,10 @@ void ld_pcopy_close(pcopy_t *p)
         pthread_join(p->thread, NULL);
         p->thread_started = false;
     }
-    ls_copy_close(p->copy); /* stops the replayer, checkpoints */
-    p->copy = NULL;
+    /* The receiver thread has ended: its copy is the open one (the loop's is NULL during a
+     * seed's swap, and the same object otherwise). */
+    ls_copy_close(p->copy ? p->copy : p->rx_copy); /* stops the replayer, checkpoints */
+    p->copy = p->rx_copy = NULL;
     uv_close((uv_handle_t *) &p->async, NULL);
     while (p->head) {
         ritem_t *it = p->head;

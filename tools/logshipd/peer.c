@@ -94,6 +94,22 @@ static pcopy_t *match(peer_t *p, const ls_proto_db_t *d, int *code, char *why, s
     return NULL;
 }
 
+/* The earlier HELLO entry naming the same database as entry i (by name or by id), or -1: frames
+ * and credit are keyed by the database id, so a second entry would share the first's copy and
+ * credit window under another index (PROTOCOL.md, WELCOME: LS_EEXIST). */
+static int duplicate_of(const ls_proto_hello_t *h, int i)
+{
+    const ls_proto_db_t *d = &h->dbs[i];
+    for (int j = 0; j < i; j++) {
+        const ls_proto_db_t *e = &h->dbs[j];
+        if ((e->name.len == d->name.len &&
+             (!d->name.len || !memcmp(e->name.ptr, d->name.ptr, d->name.len))) ||
+            !memcmp(e->dbid, d->dbid, LS_DBID_LEN))
+            return j;
+    }
+    return -1;
+}
+
 bool ld_hello_admit(peer_t *p, const ls_proto_hello_t *h, ls_proto_choice_t *choice,
                     const char *component)
 {
@@ -107,10 +123,9 @@ bool ld_hello_admit(peer_t *p, const ls_proto_hello_t *h, ls_proto_choice_t *cho
         ls_conn_close(p->conn);
         return false;
     }
-    if (!p->node->cfg->plaintext && !ls_conn_peer_matches(p->conn, p->name)) {
-        snprintf(msg, sizeof(msg), "node name %s in HELLO is not the name in its certificate",
-                 p->name);
-        LS_LOGE(component, "%s from %s: refused", msg, ls_conn_peer(p->conn));
+    if (!ld_node_authorized(p->node, p->conn, p->name, h->purpose == LS_PURPOSE_SEED, msg,
+                            sizeof(msg))) {
+        LS_LOGE(component, "%s: refused", msg);
         ls_frame_t f = {.type = LS_FRAME_ERROR};
         f.error.code = LS_EAUTH;
         f.error.message = ls_proto_str(msg);
@@ -149,7 +164,17 @@ static void on_hello(peer_t *p, const ls_proto_hello_t *h)
         memcpy(p->dbids[i], h->dbs[i].dbid, LS_DBID_LEN);
         LS_CHECK(ls_credit_rx_db_add(p->credit) == i);
         why[i][0] = '\0';
-        pcopy_t *c = match(p, &h->dbs[i], &r->code, why[i], sizeof(why[i]));
+        int dup = duplicate_of(h, i);
+        pcopy_t *c = NULL;
+        if (dup >= 0) {
+            r->code = LS_EEXIST;
+            snprintf(why[i], sizeof(why[i]),
+                     "HELLO from %s names database %.*s twice (entries %d and %d): entry %d "
+                     "refused",
+                     p->name, (int) h->dbs[i].name.len, h->dbs[i].name.ptr, dup + 1, i + 1, i + 1);
+        } else {
+            c = match(p, &h->dbs[i], &r->code, why[i], sizeof(why[i]));
+        }
         r->status = c ? LS_DB_ACCEPTED : LS_DB_REFUSED;
         r->code = c ? 0 : r->code;
         r->reason = ls_proto_str(why[i]);
@@ -271,10 +296,8 @@ static void dispatch(peer_t *p, ls_conn_t *conn, const uint8_t *bytes, size_t le
     }
     case LS_FRAME_ERROR: {
         int i = index_of(p, f.error.dbid);
-        if (i >= 0)
-            ld_pcopy_set_state(p->by_idx[i], f.error.code == LS_EDIVERGED ? CS_DIVERGED : CS_FAILED,
-                               "source %s: %.*s", p->name, (int) f.error.message.len,
-                               f.error.message.ptr);
+        if (i >= 0 && p->by_idx[i]->peer == p)
+            ld_pcopy_on_error(p->by_idx[i], f.error.code, &f.error.message);
         else
             LS_LOGE("peer", "%s: %.*s", p->name, (int) f.error.message.len, f.error.message.ptr);
         break;

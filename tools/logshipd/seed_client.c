@@ -6,8 +6,9 @@
  * once). We connect to the source over the first network of its [source NAME] section (or the
  * one named), say HELLO with purpose SEED, and feed SEED_BEGIN / SEED_DATA / SEED_END to the
  * copy's receiver thread, which runs ls_seed_install_* beside the copy. Once the stream
- * verified, the loop hands the open ls_copy_t to the receiver thread, which closes it, swaps the
- * new copy in (ls_seed_install_commit), and opens and starts the new one; the loop takes it back
+ * verified, the loop stops using the open ls_copy_t (p->copy = NULL) and asks the receiver thread,
+ * which owns its own pointer to it (p->rx_copy), to close it, swap the new copy in
+ * (ls_seed_install_commit), and open and start the new one; the loop takes that one
  * and closes the ship connections from the source once more, so that the source offers the
  * database again and the copy answers RESUME(N). A seed that fails leaves the old copy as it was
  * (it is reopened if it had been closed) and the copy's reason says why.
@@ -40,7 +41,9 @@ static void fail_thread(struct ld_seedc *sc, int rc, const char *msg)
 static void swap(struct ld_seedc *sc, pcopy_t *p)
 {
     char err[LD_REASON_MAX] = "", err2[LD_REASON_MAX] = "";
-    ls_copy_close(sc->old_copy); /* stops its replayer and checkpoints */
+    LS_FAULT("seed.client.swap"); /* tests: "sleep:MS" holds the swap between its two halves */
+    ls_copy_close(p->rx_copy);    /* stops its replayer and checkpoints */
+    p->rx_copy = NULL;
     int rc = ls_seed_install_commit(sc->install, err, sizeof(err));
     ls_seed_install_free(sc->install);
     sc->install = NULL;
@@ -64,6 +67,7 @@ static void swap(struct ld_seedc *sc, pcopy_t *p)
     }
     ls_copy_t *nc = NULL;
     int orc = ld_pcopy_copy_open(p, &nc, err2, sizeof(err2));
+    p->rx_copy = nc; /* this thread's from now on; the loop gets it in end_swap */
     pthread_mutex_lock(&sc->mu);
     sc->installed = true;
     sc->swapped = swapped;
@@ -105,10 +109,13 @@ bool ld_seed_client_item(pcopy_t *p, ritem_t *it)
         ls_seed_install_free(sc->install); /* removes the partial new copy */
         sc->install = NULL;
     }
+    /* The wake-up goes out before the count is seen released: the loop frees a seed only once
+     * it finds outstanding 0 under mu (seed_cmd.c), so sc must not be touched after unlocking. */
     pthread_mutex_lock(&sc->mu);
     sc->outstanding--;
-    pthread_mutex_unlock(&sc->mu);
+    LS_FAULT("seed.client.item_done"); /* tests: "sleep:MS" between the count and the wake-up */
     uv_async_send(&sc->async);
+    pthread_mutex_unlock(&sc->mu);
     return true;
 }
 
@@ -176,6 +183,12 @@ static void fail(struct ld_seedc *sc, int code, const char *fmt, ...)
 }
 
 /* ---- loop: the connection -------------------------------------------------------------------- */
+static uint32_t offered_features(const struct ld_seedc *sc)
+{
+    return (sc->node->cfg->plaintext ? LS_FEAT_CKSUM : 0) |
+           (sc->src->compression_level > 0 ? LS_FEAT_ZSTD : 0);
+}
+
 static void send_hello(struct ld_seedc *sc)
 {
     pcopy_t *p = sc->p;
@@ -185,11 +198,8 @@ static void send_hello(struct ld_seedc *sc)
     h->version_min = LS_PROTO_VERSION_MIN;
     h->version_max = LS_PROTO_VERSION_MAX;
     h->purpose = LS_PURPOSE_SEED;
-    h->features = c->plaintext ? LS_FEAT_CKSUM : 0;
-    if (sc->src->compression_level > 0) {
-        h->features |= LS_FEAT_ZSTD;
-        h->zstd_level = (int8_t) sc->src->compression_level;
-    }
+    h->features = offered_features(sc);
+    if (h->features & LS_FEAT_ZSTD) h->zstd_level = (int8_t) sc->src->compression_level;
     h->db_window = (uint32_t) c->receive_window;
     h->conn_window = (uint32_t) c->receive_window;
     h->node = ls_proto_str(c->node_name);
@@ -217,9 +227,13 @@ static void on_zdone(ld_zwork_t *w);
 
 static void on_welcome(struct ld_seedc *sc, const ls_proto_welcome_t *w)
 {
-    if (w->db_count != 1) {
-        fail(sc, LS_EPROTO, "%s answered for %u databases, 1 was asked", sc->src->name,
-             w->db_count);
+    ls_proto_hello_t h = {.version_min = LS_PROTO_VERSION_MIN,
+                          .version_max = LS_PROTO_VERSION_MAX,
+                          .features = offered_features(sc),
+                          .db_count = 1};
+    char msg[LD_REASON_MAX - 64];
+    if (ls_proto_welcome_check(&h, w, false, msg, sizeof(msg)) != 0) {
+        fail(sc, LS_EPROTO, "%s broke the protocol: %s", sc->src->name, msg);
         return;
     }
     if (w->dbs[0].status != LS_DB_ACCEPTED) {
@@ -231,8 +245,9 @@ static void on_welcome(struct ld_seedc *sc, const ls_proto_welcome_t *w)
     if (w->features & LS_FEAT_ZSTD) {
         /* SEED_DATA reaches us compressed (deliver_compressed): a worker decompresses it off the
          * loop, every later frame passing it in order. */
-        if (!sc->zw) sc->zw = ld_zwork_start(sc->node->loop, w->zstd_level, on_zdone, sc);
-        if (!sc->zw || ls_conn_set_compression(sc->conn, w->zstd_level) != 0) {
+        int level = ls_proto_zstd_level(w->zstd_level);
+        if (!sc->zw) sc->zw = ld_zwork_start(sc->node->loop, level, on_zdone, sc);
+        if (!sc->zw || ls_conn_set_compression(sc->conn, level) != 0) {
             fail(sc, LS_ENOMEM, "cannot start decompression: out of memory");
             return;
         }
@@ -396,8 +411,8 @@ int ld__seedc_connect(struct ld_seedc *sc)
 {
     const ls_cfg_network_t *net = &sc->src->nets[sc->net];
     ls_conn_opts_t o;
-    ld_conn_opts(sc->node, &o, sc->src->peer_name, sc->src->heartbeat_interval_ms,
-                 sc->src->heartbeat_timeout_ms);
+    ld_conn_opts(sc->node, &o, ld_node_cert_name(sc->node, sc->src->name, false),
+                 sc->src->heartbeat_interval_ms, sc->src->heartbeat_timeout_ms);
     o.bind_addr = net->bind[0] ? net->bind : NULL;
     o.on_ready = on_ready;
     o.on_frame = on_frame;
@@ -438,8 +453,9 @@ static void start_swap(struct ld_seedc *sc)
     pcopy_t *p = sc->p;
     sc->state = SC_INSTALLING;
     if (sc->conn) ls_conn_close(sc->conn); /* the stream is complete: tells the source */
-    /* Not attached (refused while seeding), so nothing but the swap uses the copy now. */
-    sc->old_copy = p->copy;
+    /* The loop leaves the copy alone until end_swap; the receiver thread, which owns its own
+     * pointer to it (rx_copy), closes it and opens the new one in order with whatever else it
+     * is given meanwhile (a late abort from a connection that still served the copy). */
     p->copy = NULL;
     ld_pcopy_set_state(p, CS_SEEDING, "seeded from %s: installing the new copy", sc->src->name);
     push_type(sc, LD_SEED_SWAP);

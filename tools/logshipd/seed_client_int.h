@@ -39,7 +39,6 @@ struct ld_seedc {
     uint64_t start_ns, end_ns;        /* UTC ns */
     copy_state_t saved_state;         /* the copy's state before the seed ... */
     char saved_reason[LD_REASON_MAX]; /* ... and its reason */
-    ls_copy_t *old_copy;              /* handed to the receiver thread for the swap */
     uv_async_t async;                 /* receiver thread -> loop */
     /* receiver thread only */
     ls_seed_install_t *install;

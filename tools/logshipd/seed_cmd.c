@@ -261,10 +261,9 @@ void ld_seed_client_stop(node_t *n)
         struct ld_seedc *sc = p->seed;
         if (!sc) continue;
         p->seed = NULL;
-        /* The receiver thread has been joined: what it left is ours to put away. */
+        /* The receiver thread has been joined: what it left is ours to put away (its copy,
+         * old or new, was closed with the pcopy). */
         ls_seed_install_free(sc->install);
-        if (!sc->installed) ls_copy_close(sc->old_copy); /* the swap never ran */
-        if (sc->installed && !sc->taken) ls_copy_close(sc->new_copy);
         ld_zwork_stop(sc->zw);
         sc->zw = NULL;
         if (sc->conn) {

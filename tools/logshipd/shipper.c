@@ -106,6 +106,8 @@ static void on_resume(shipper_t *s, const ls_proto_resume_t *r)
     int rc = ls_source_plan(s->db->src, &res, &plan, err, sizeof(err));
     if (rc == LS_EDIVERGED) {
         ld_shipper_set_state(s, CS_DIVERGED, "%s", err);
+    } else if (rc && ls_err_is_transient(rc)) { /* the target asks again after a back-off */
+        ld_shipper_set_state(s, CS_DISCONNECTED, "%s", err);
     } else if (rc) {
         ld_shipper_set_state(s, CS_FAILED, "%s", err);
     } else if (start_reader(s, plan.first, r->next_generation > 1 ? r->last_digest : NULL) == 0) {
@@ -165,9 +167,12 @@ void ld_shipper_on_frame(shipper_t *s, const ls_frame_t *f)
     case LS_FRAME_COPY_STATE:
         ld_shipper_on_copy_state(s, &f->copy_state);
         break;
-    case LS_FRAME_ERROR:
+    case LS_FRAME_ERROR: /* PROTOCOL.md, ERROR: a transient code means Disconnected */
         stop_reader(s);
-        ld_shipper_set_state(s, f->error.code == LS_EDIVERGED ? CS_DIVERGED : CS_FAILED,
+        ld_shipper_set_state(s,
+                             f->error.code == LS_EDIVERGED        ? CS_DIVERGED
+                             : ls_err_is_transient(f->error.code) ? CS_DISCONNECTED
+                                                                  : CS_FAILED,
                              "target %s: %.*s", s->link->cfg->name, (int) f->error.message.len,
                              f->error.message.ptr);
         break;

@@ -172,7 +172,8 @@ static int active_cmd(shipper_t *s, bool suspend, bool replay_only, const char *
 static int passive_cmd(pcopy_t *p, bool suspend, bool replay_only, const char *comment, char *msg,
                        size_t msglen)
 {
-    bool was_suspended = p->op.suspended;
+    bool was_suspended = p->op.suspended, cleared = false;
+    char why[400] = "";
     set_op(&p->op, suspend, replay_only, comment);
     int rc = ld_opstate_save(p->op_path, &p->op);
     if (rc) {
@@ -185,11 +186,19 @@ static int passive_cmd(pcopy_t *p, bool suspend, bool replay_only, const char *c
         ld_pcopy_set_state(p, CS_SUSPENDED, "suspended by the operator: %s", p->op.comment);
     } else if (was_suspended && p->state == CS_SUSPENDED && !p->src.op.suspended) {
         ld_pcopy_set_state(p, ld_pcopy_running_state(p), "resumed by the operator");
+    } else if (!suspend && !replay_only && p->state == CS_FAILED) {
+        /* `logship resume` is also how an operator clears Failed (Exchange's
+         * Resume-StorageGroupCopy): the copy asks its source again from where it stands. */
+        cleared = ld_pcopy_clear_failed(p, why, sizeof(why));
     }
     ld_pcopy_send_state(p);
-    if (was_suspended && !p->op.suspended) ld_pcopy_send_position(p);
-    snprintf(msg, msglen, "%s <- %s %s%s", p->cfg->name, p->cfg->source,
-             replay_only ? "replay " : "", suspend ? "suspended" : "resumed");
+    if ((was_suspended && !p->op.suspended) || cleared) ld_pcopy_send_position(p);
+    snprintf(msg, msglen, "%s <- %s %s%s%s%.280s", p->cfg->name, p->cfg->source,
+             replay_only ? "replay " : "", suspend ? "suspended" : "resumed",
+             cleared  ? " (Failed cleared)"
+             : why[0] ? "; still Failed: "
+                      : "",
+             why);
     return 0;
 }
 

@@ -16,6 +16,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -334,33 +335,40 @@ static void tls_pair(fx_t *fx, ls_tls_ctx_t *cli_ctx, const char *srv_expects)
 }
 
 /* ---- stderr capture, to check that refusals are logged ---------------------------------- */
+/* What the transport logs, through the library's log handler (logship/log.h): the lines are
+ * kept in memory while a capture runs. */
 typedef struct {
-    int saved;      /* the real stderr */
-    char path[512]; /* capture file */
+    pthread_mutex_t mu;
+    char *text; /* every message, one per line */
+    size_t len;
 } cap_t;
 
-static void cap_start(cap_t *cap, const char *dir)
+static void cap_log(void *ctx, ls_log_level_t level, const char *component, const char *msg)
 {
-    snprintf(cap->path, sizeof(cap->path), "%s/stderr.log", dir);
-    fflush(stderr);
-    cap->saved = dup(2);
-    int fd = open(cap->path, O_CREAT | O_WRONLY | O_TRUNC, 0600);
-    cr_assert_geq(fd, 0);
-    dup2(fd, 2);
-    close(fd);
+    cap_t *cap = ctx;
+    pthread_mutex_lock(&cap->mu);
+    size_t add = strlen(component) + strlen(msg) + 16;
+    cap->text = realloc(cap->text, cap->len + add);
+    cr_assert_not_null(cap->text);
+    cap->len += (size_t) snprintf(cap->text + cap->len, add, "%s [%s] %s\n",
+                                  ls_log_level_name(level), component, msg);
+    pthread_mutex_unlock(&cap->mu);
 }
 
+static void cap_start(cap_t *cap)
+{
+    memset(cap, 0, sizeof(*cap));
+    pthread_mutex_init(&cap->mu, NULL);
+    cap->text = calloc(1, 1);
+    ls_log_set_handler(cap_log, cap);
+}
+
+/* Stops capturing; returns the text (the caller frees it). */
 static char *cap_stop(cap_t *cap)
 {
-    fflush(stderr);
-    dup2(cap->saved, 2);
-    close(cap->saved);
-    size_t len;
-    char *s = (char *) ls_h_read_file(cap->path, &len);
-    cr_assert_not_null(s);
-    s = realloc(s, len + 1);
-    s[len] = 0;
-    return s;
+    ls_log_set_handler(NULL, NULL);
+    pthread_mutex_destroy(&cap->mu);
+    return cap->text;
 }
 
 /* ---- TLS ----------------------------------------------------------------------------------- */
@@ -414,7 +422,7 @@ static void expect_refusal(fx_t *fx, ls_tls_ctx_t *cli_ctx, const char *srv_expe
                            const char *srv_reason)
 {
     cap_t cap;
-    cap_start(&cap, fx->dir);
+    cap_start(&cap);
     tls_pair(fx, cli_ctx, srv_expects);
     bool done = run_until(fx, both_closed, 10000);
     char *log = cap_stop(&cap);

@@ -334,7 +334,7 @@ static void tls_pair(fx_t *fx, ls_tls_ctx_t *cli_ctx, const char *srv_expects)
     ls_tls_ctx_free(cli_ctx);
 }
 
-/* ---- stderr capture, to check that refusals are logged ---------------------------------- */
+/* ---- log capture, to check that refusals are logged ------------------------------------- */
 /* What the transport logs, through the library's log handler (logship/log.h): the lines are
  * kept in memory while a capture runs. */
 typedef struct {

@@ -111,6 +111,7 @@ void ld_active_poll(active_t *a)
     for (int i = 0; i < a->nshippers; i++) {
         ld_link_kick(a->shippers[i].link);
         ls_ship_tick(a->shippers[i].m, ls_now_ns()); /* the target's view of our newest */
+        ld_link_pump(a->shippers[i].link);
     }
 }
 

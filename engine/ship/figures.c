@@ -112,7 +112,8 @@ uint64_t ls_ship_credit_left(const ls_ship_t *m)
     return m->credit;
 }
 
-/* ---- the seed's hold ---------------------------------------------------------------------------- */
+/* ---- the seed's hold ----------------------------------------------------------------------------
+ */
 void ls_ship_seed_hold(ls_ship_t *m, uint64_t gen)
 {
     if (gen <= 1) m->seed_sent = false; /* a new seed: everything held while it snapshots */
@@ -144,8 +145,8 @@ uint64_t ls_ship_seed_needs(ls_ship_t *m)
         snprintf(msg, sizeof(msg), "the seeded copy replayed generation %llu: no longer kept",
                  (unsigned long long) m->synced.gen);
         m->o.action_cb(m->o.ctx, &(ls_ship_action_t){.kind = LS_SHIP_ACT_SEED_RELEASED,
-                                                      .gen = m->synced.gen,
-                                                      .reason = msg});
+                                                     .gen = m->synced.gen,
+                                                     .reason = msg});
         m->seed_needs = 0;
         m->seed_sent = false;
     }

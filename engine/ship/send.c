@@ -64,7 +64,8 @@ void ls__ship_reader_stop(ls_ship_t *m)
     m->o.action_cb(m->o.ctx, &(ls_ship_action_t){.kind = LS_SHIP_ACT_READER_STOP, .gen = at});
 }
 
-/* ---- single frames ---------------------------------------------------------------------------- */
+/* ---- single frames ----------------------------------------------------------------------------
+ */
 static int send(ls_ship_t *m, const ls_frame_t *f)
 {
     return m->o.send_cb(m->o.ctx, f);
@@ -146,7 +147,8 @@ static int send_end(ls_ship_t *m)
     return 0;
 }
 
-/* ---- the generation stream -------------------------------------------------------------------- */
+/* ---- the generation stream --------------------------------------------------------------------
+ */
 /* Takes the next generation from the reader (restarting it first when asked again). Returns 0
  * with m->cur set, LS_EBUSY when none is ready, another code when shipping stopped. */
 static int take(ls_ship_t *m, uint64_t now)

@@ -152,10 +152,9 @@ static void on_ask_again(ls_ship_t *m, const ls_proto_ask_again_t *a, uint64_t n
     char msg[LS_SHIP_REASON_MAX];
     ls_status_counters_ask(&m->kept, a->code);
     snprintf(msg, sizeof(msg), "%s asks again from generation %llu: %.*s", m->o.target,
-             (unsigned long long) a->generation, (int) LS_MIN(a->message.len, 400),
-             a->message.ptr);
-    act(m, (ls_ship_action_t){
-               .kind = LS_SHIP_ACT_SAVE_COUNTERS, .counters = &m->kept, .reason = msg});
+             (unsigned long long) a->generation, (int) LS_MIN(a->message.len, 400), a->message.ptr);
+    act(m,
+        (ls_ship_action_t){.kind = LS_SHIP_ACT_SAVE_COUNTERS, .counters = &m->kept, .reason = msg});
     if (!m->reader) return;
     /* The generation in flight is finished first (the target drops it), then the reader
      * restarts from the generation asked for (ls_ship_pump). */
@@ -262,8 +261,7 @@ int ls_ship_suspend(ls_ship_t *m, const char *comment, uint64_t now)
     if (rc) return rc;
     ls__ship_reader_stop(m);
     m->restart_from = 0;
-    ls__ship_set_state(m, LS_SHIP_SUSPENDED, now, "suspended by the operator: %s",
-                       m->o.op.comment);
+    ls__ship_set_state(m, LS_SHIP_SUSPENDED, now, "suspended by the operator: %s", m->o.op.comment);
     ls__ship_send_state(m, true);
     return 0;
 }

@@ -84,11 +84,11 @@ typedef enum {
 
 typedef struct {
     ls_ship_act_kind_t kind;
-    ls_ship_state_t state, prev;           /* STATE: new and previous state */
-    const char *reason;                    /* STATE: why; others: what happened (log line) */
-    const ls_ship_op_t *op;                /* SAVE_OP */
-    const ls_status_counters_t *counters;  /* SAVE_COUNTERS */
-    uint64_t gen;                          /* READER_*, SEED_RELEASED */
+    ls_ship_state_t state, prev;          /* STATE: new and previous state */
+    const char *reason;                   /* STATE: why; others: what happened (log line) */
+    const ls_ship_op_t *op;               /* SAVE_OP */
+    const ls_status_counters_t *counters; /* SAVE_COUNTERS */
+    uint64_t gen;                         /* READER_*, SEED_RELEASED */
 } ls_ship_action_t;
 
 /* Sends one frame to the target (borrowed: GEN_DATA's bytes point into the reader's buffer and
@@ -112,17 +112,17 @@ typedef struct {
 } ls_ship_reader_ops_t;
 
 typedef struct {
-    const char *database;            /* its name, for reasons (borrowed for the machine's life) */
-    const char *target;              /* the target's name, likewise */
-    ls_ship_send_cb send_cb;         /* frames out (required) */
-    ls_ship_action_cb action_cb;     /* actions out (required) */
-    void *ctx;                       /* for both */
-    ls_reader_notify_cb notify_cb;   /* a reader has a generation ready: call ls_ship_pump() */
-    void *notify_ctx;                /* for notify_cb */
+    const char *database;          /* its name, for reasons (borrowed for the machine's life) */
+    const char *target;            /* the target's name, likewise */
+    ls_ship_send_cb send_cb;       /* frames out (required) */
+    ls_ship_action_cb action_cb;   /* actions out (required) */
+    void *ctx;                     /* for both */
+    ls_reader_notify_cb notify_cb; /* a reader has a generation ready: call ls_ship_pump() */
+    void *notify_ctx;              /* for notify_cb */
     const ls_ship_reader_ops_t *reader; /* NULL: engine/source's ls_reader_* */
-    void *reader_ctx;                /* for reader->start */
-    ls_ship_op_t op;                 /* this operator's decision, as loaded */
-    ls_status_counters_t counters;   /* the copy's kept counters, as loaded */
+    void *reader_ctx;                   /* for reader->start */
+    ls_ship_op_t op;                    /* this operator's decision, as loaded */
+    ls_status_counters_t counters;      /* the copy's kept counters, as loaded */
 } ls_ship_options_t;
 
 /* New machine in INITIALIZING (SUSPENDED when opts->op says so). Copies opts. NULL when out of
@@ -136,8 +136,7 @@ void ls_ship_free(ls_ship_t *m);
 
 /* The database's source view (borrowed: it must outlive the machine) and id are known: the
  * copy waits for a connection (DISCONNECTED). */
-void ls_ship_attach(ls_ship_t *m, ls_source_t *src, const uint8_t dbid[LS_DBID_LEN],
-                    uint64_t now);
+void ls_ship_attach(ls_ship_t *m, ls_source_t *src, const uint8_t dbid[LS_DBID_LEN], uint64_t now);
 /* The source view could not be opened: FAILED with msg. */
 void ls_ship_source_failed(ls_ship_t *m, const char *msg, uint64_t now);
 
@@ -182,13 +181,14 @@ void ls_ship_tick(ls_ship_t *m, uint64_t now);
 void ls_ship_seed_hold(ls_ship_t *m, uint64_t gen); /* gen 0: hold everything (1) */
 /* The seed's stream went out whole: the target's positions of the old copy are forgotten. */
 void ls_ship_seed_sent(ls_ship_t *m);
-void ls_ship_seed_abort(ls_ship_t *m); /* the seed ended before its stream went out */
+void ls_ship_seed_abort(ls_ship_t *m);      /* the seed ended before its stream went out */
 bool ls_ship_seed_busy(const ls_ship_t *m); /* a seed is under way (not sent yet) */
 /* Lowest generation the seed needs (0: none); releases a hold the target synced past
  * (LS_SHIP_ACT_SEED_RELEASED). */
 uint64_t ls_ship_seed_needs(ls_ship_t *m);
 
-/* ---- figures ---------------------------------------------------------------------------------- */
+/* ---- figures ----------------------------------------------------------------------------------
+ */
 ls_ship_state_t ls_ship_state(const ls_ship_t *m);
 const char *ls_ship_reason(const ls_ship_t *m);
 const ls_ship_op_t *ls_ship_op(const ls_ship_t *m); /* this operator's decision */

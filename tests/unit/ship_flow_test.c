@@ -3,8 +3,8 @@
  * states, the plan and suspension). */
 #include "ship_test_util.h"
 
-Test(ship_flow, damaged_in_transit_resends_after_the_generation_in_flight,
-     .init = setup_attached, .fini = teardown_world)
+Test(ship_flow, damaged_in_transit_resends_after_the_generation_in_flight, .init = setup_attached,
+     .fini = teardown_world)
 {
     ship_from(1);
     take_gen(1);
@@ -198,8 +198,7 @@ Test(ship_flow, figures_follow_the_fake_clock, .init = setup_attached, .fini = t
     c = status();
     cr_assert_eq(c.copy_queue, 0);
     cr_assert_eq(c.copy_lag_ns, 0);
-    cr_assert_float_eq(c.throughput_bps, (double) (W.size[1] + W.size[2] + W.size[3]) / 60.0,
-                       1e-9);
+    cr_assert_float_eq(c.throughput_bps, (double) (W.size[1] + W.size[2] + W.size[3]) / 60.0, 1e-9);
     W.now += 61 * SEC; /* a minute later: nothing in the last minute */
     cr_assert_float_eq(status().throughput_bps, 0.0, 1e-9);
 }

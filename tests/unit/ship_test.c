@@ -131,8 +131,8 @@ Test(ship, a_removed_generation_fails_the_copy_with_a_gap, .init = setup_attache
 
 Test(ship, refusals_by_the_target, .init = setup_attached, .fini = teardown_world)
 {
-    ls_proto_db_result_t r = {.status = LS_DB_REFUSED, .code = LS_EDBID,
-                              .reason = ls_proto_str("another database")};
+    ls_proto_db_result_t r = {
+        .status = LS_DB_REFUSED, .code = LS_EDBID, .reason = ls_proto_str("another database")};
     ls_ship_connected(W.m, &r, 0, W.now);
     cr_assert_eq(ls_ship_state(W.m), LS_SHIP_FAILED);
     cr_assert_str_eq(ls_ship_reason(W.m), "refused by tgt: another database");

@@ -42,25 +42,25 @@ typedef struct {
 } sent_t;
 
 typedef struct {
-    char *dir;                            /* database directory */
-    uint64_t n;                           /* generations 1..n on disk */
+    char *dir;  /* database directory */
+    uint64_t n; /* generations 1..n on disk */
     uint8_t digest[MAXG + 1][LS_DIGEST_SIZE];
-    uint8_t *bytes[MAXG + 1];             /* each generation's file */
+    uint8_t *bytes[MAXG + 1]; /* each generation's file */
     size_t size[MAXG + 1];
     uint64_t next_lsn;
     ls_source_t *src;
     ls_ship_t *m;
-    uint64_t now;                         /* the fake clock */
-    sent_t q[MAXF];                       /* frames sent, in order */
+    uint64_t now;   /* the fake clock */
+    sent_t q[MAXF]; /* frames sent, in order */
     int head, tail;
-    int busy;                             /* the next `busy` sends answer LS_EBUSY */
-    int save_rc;                          /* what SAVE_OP answers */
+    int busy;    /* the next `busy` sends answer LS_EBUSY */
+    int save_rc; /* what SAVE_OP answers */
     int saves, counter_saves, reader_starts, reader_stops, released;
-    ls_ship_op_t saved;                   /* the last operator state saved */
-    ls_status_counters_t counters;        /* the last counters saved */
-    ls_ship_state_t states[64];           /* every state entered */
+    ls_ship_op_t saved;            /* the last operator state saved */
+    ls_status_counters_t counters; /* the last counters saved */
+    ls_ship_state_t states[64];    /* every state entered */
     int nstates;
-    volatile int notified;                /* the reader's notify_cb ran */
+    volatile int notified; /* the reader's notify_cb ran */
 } world_t;
 
 static world_t W; /* the test process's world */

@@ -105,10 +105,10 @@ typedef struct {
     /* Starts reading at first; prev_digest as ls_reader_options_t. 0 or an error. */
     int (*start)(void *ctx, ls_source_t *src, uint64_t first, const uint8_t *prev_digest,
                  void **reader);
-    int (*next)(void *reader, const ls_gen_buf_t **gen); /* as ls_reader_next */
-    void (*release)(void *reader, const ls_gen_buf_t *gen);
-    const char *(*error)(void *reader);
-    void (*stop)(void *reader);
+    int (*next)(void *reader, const ls_gen_buf_t **gen);    /* as ls_reader_next */
+    void (*release)(void *reader, const ls_gen_buf_t *gen); /* as ls_reader_release */
+    const char *(*error)(void *reader);                     /* as ls_reader_error */
+    void (*stop)(void *reader);                             /* as ls_reader_stop */
 } ls_ship_reader_ops_t;
 
 typedef struct {

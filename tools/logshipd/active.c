@@ -23,10 +23,8 @@ void ld_active_init(node_t *n, active_t *a, const ls_cfg_database_t *cfg)
         for (int j = 0; j < n->nlinks; j++)
             if (!strcmp(n->links[j].cfg->name, cfg->targets[i])) l = &n->links[j];
         LS_CHECK(l != NULL); /* config validation guarantees the target exists */
-        l->shippers = realloc(l->shippers, (size_t) (l->nshippers + 1) * sizeof(*l->shippers));
-        LS_CHECK(l->shippers != NULL);
-        l->shippers[l->nshippers++] = s;
         ld_shipper_init(s, a, l);
+        ld_link_add(l, s);
     }
 }
 

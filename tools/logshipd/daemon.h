@@ -274,8 +274,9 @@ void ld_active_housekeep(active_t *a); /* log removal */
 
 /* link.c */
 void ld_link_init(node_t *n, link_t *l, const ls_cfg_target_t *cfg);
-void ld_link_kick(link_t *l); /* connect if idle and something is ready to ship */
-void ld_link_pump(link_t *l); /* send what credit and the socket allow */
+void ld_link_add(link_t *l, shipper_t *s); /* s ships over l (at start) */
+void ld_link_kick(link_t *l);              /* connect if idle and something is ready to ship */
+void ld_link_pump(link_t *l);              /* send what credit and the socket allow */
 /* A frame of shipper s (its machine's send callback): GEN_DATA through the zstd worker when
  * there is one. 0, LS_EBUSY (socket full, or s's GEN_BEGIN/GEN_END waits for its chunks), ... */
 int ld_link_send(link_t *l, shipper_t *s, const ls_frame_t *f);

@@ -35,6 +35,13 @@ void ld_link_init(node_t *n, link_t *l, const ls_cfg_target_t *cfg)
     ld__np_init(l);
 }
 
+void ld_link_add(link_t *l, shipper_t *s)
+{
+    l->shippers = realloc(l->shippers, (size_t) (l->nshippers + 1) * sizeof(*l->shippers));
+    LS_CHECK(l->shippers != NULL);
+    l->shippers[l->nshippers++] = s;
+}
+
 static void schedule_retry(link_t *l)
 {
     if (l->node->stopping) return;

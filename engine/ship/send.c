@@ -34,12 +34,12 @@ static const char *reader_error(ls_ship_t *m)
     return m->o.reader ? m->o.reader->error(m->reader) : ls_reader_error(m->reader);
 }
 
-int ls__ship_reader_start(ls_ship_t *m, uint64_t first, const uint8_t *prev_digest, uint64_t now)
+int ls__ship_reader_start(ls_ship_t *m, uint64_t first, const uint8_t *prev_digest)
 {
     int rc = reader_start(m, first, prev_digest, &m->reader);
     if (rc) {
         m->reader = NULL;
-        ls__ship_set_state(m, LS_SHIP_FAILED, now, "cannot start the log reader at %llu: %s",
+        ls__ship_set_state(m, LS_SHIP_FAILED, "cannot start the log reader at %llu: %s",
                            (unsigned long long) first, ls_strerror(rc));
         return rc;
     }
@@ -83,9 +83,8 @@ static int send_error(ls_ship_t *m)
     return rc;
 }
 
-void ls__ship_fail(ls_ship_t *m, int code, uint64_t now)
+void ls__ship_fail(ls_ship_t *m, int code)
 {
-    (void) now;
     if (!m->connected) return;
     m->err_due = code ? code : LS_EIO;
     send_error(m);
@@ -151,13 +150,13 @@ static int send_end(ls_ship_t *m)
  */
 /* Takes the next generation from the reader (restarting it first when asked again). Returns 0
  * with m->cur set, LS_EBUSY when none is ready, another code when shipping stopped. */
-static int take(ls_ship_t *m, uint64_t now)
+static int take(ls_ship_t *m)
 {
     if (m->restart_from) {
         uint64_t from = m->restart_from;
         ls__ship_reader_stop(m);
         m->restart_from = 0;
-        int rc = ls__ship_reader_start(m, from, NULL, now);
+        int rc = ls__ship_reader_start(m, from, NULL);
         if (rc) return rc;
     }
     int rc = reader_next(m, &m->cur);
@@ -168,21 +167,22 @@ static int take(ls_ship_t *m, uint64_t now)
     }
     m->cur = NULL;
     if (rc == LS_EBUSY) return rc;
-    ls__ship_set_state(m, LS_SHIP_FAILED, now, "%s", reader_error(m));
+    ls__ship_set_state(m, LS_SHIP_FAILED, "%s", reader_error(m));
     ls__ship_reader_stop(m);
-    ls__ship_fail(m, rc, now);
+    ls__ship_fail(m, rc);
     return rc;
 }
 
 int ls_ship_pump(ls_ship_t *m, uint64_t now)
 {
+    (void) now; /* every input takes the time; sending needs none today */
     if (!m->connected) return 0;
     if (m->err_due && send_error(m) == LS_EBUSY) return LS_EBUSY;
     if (m->cs_due) ls__ship_send_state(m, true);
     if (m->cs_due) return LS_EBUSY;
     while (m->reader) {
         if (!m->cur) {
-            int rc = take(m, now);
+            int rc = take(m);
             if (rc) return 0; /* nothing ready (the reader notifies), or stopped */
         }
         if (!m->begun) {

@@ -18,13 +18,14 @@ static int act(ls_ship_t *m, ls_ship_action_t a)
     return m->o.action_cb(m->o.ctx, &a);
 }
 
-void ls__ship_set_state(ls_ship_t *m, ls_ship_state_t st, uint64_t now, const char *fmt, ...)
+void ls__ship_set_state(ls_ship_t *m, ls_ship_state_t st, const char *fmt, ...)
 {
-    (void) now;
+    char reason[LS_SHIP_REASON_MAX]; /* formatted apart: an argument may be m->reason itself */
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(m->reason, sizeof(m->reason), fmt, ap);
+    vsnprintf(reason, sizeof(reason), fmt, ap);
     va_end(ap);
+    memcpy(m->reason, reason, sizeof(reason));
     ls_ship_state_t prev = m->state;
     m->state = st;
     if (prev != st)
@@ -39,6 +40,7 @@ bool ls__ship_suspended(const ls_ship_t *m)
 
 ls_ship_t *ls_ship_new(const ls_ship_options_t *opts, uint64_t now)
 {
+    (void) now; /* every input takes the time (ship.h); states keep no time of their own */
     LS_ASSERT(opts->send_cb && opts->action_cb);
     ls_ship_t *m = calloc(1, sizeof(*m));
     if (!m) return NULL;
@@ -48,8 +50,7 @@ ls_ship_t *ls_ship_new(const ls_ship_options_t *opts, uint64_t now)
     m->state = LS_SHIP_INITIALIZING;
     snprintf(m->reason, sizeof(m->reason), "waiting for the database to exist");
     if (m->o.op.suspended)
-        ls__ship_set_state(m, LS_SHIP_SUSPENDED, now, "suspended by the operator: %s",
-                           m->o.op.comment);
+        ls__ship_set_state(m, LS_SHIP_SUSPENDED, "suspended by the operator: %s", m->o.op.comment);
     return m;
 }
 
@@ -72,44 +73,44 @@ static void drop(ls_ship_t *m)
 }
 
 /* Back to waiting; FAILED and DIVERGED stay. */
-static void reset(ls_ship_t *m, ls_ship_state_t st, const char *reason, uint64_t now)
+static void reset(ls_ship_t *m, ls_ship_state_t st, const char *reason)
 {
     drop(m);
     if (m->state == LS_SHIP_FAILED || m->state == LS_SHIP_DIVERGED) return;
     if (m->o.op.suspended)
-        ls__ship_set_state(m, LS_SHIP_SUSPENDED, now, "suspended by the operator: %s",
-                           m->o.op.comment);
+        ls__ship_set_state(m, LS_SHIP_SUSPENDED, "suspended by the operator: %s", m->o.op.comment);
     else
-        ls__ship_set_state(m, st, now, "%s", reason);
+        ls__ship_set_state(m, st, "%s", reason);
 }
 
 void ls_ship_attach(ls_ship_t *m, ls_source_t *src, const uint8_t dbid[LS_DBID_LEN], uint64_t now)
 {
     m->src = src;
     memcpy(m->dbid, dbid, LS_DBID_LEN);
-    reset(m, LS_SHIP_DISCONNECTED, "not connected yet", now);
+    (void) now;
+    reset(m, LS_SHIP_DISCONNECTED, "not connected yet");
 }
 
 void ls_ship_source_failed(ls_ship_t *m, const char *msg, uint64_t now)
 {
-    ls__ship_set_state(m, LS_SHIP_FAILED, now, "%s", msg);
+    (void) now;
+    ls__ship_set_state(m, LS_SHIP_FAILED, "%s", msg);
 }
 
 void ls_ship_connected(ls_ship_t *m, const ls_proto_db_result_t *r, uint32_t db_window,
                        uint64_t now)
 {
+    (void) now;
     drop(m);
     m->connected = true;
     m->accepted = r->status == LS_DB_ACCEPTED;
     m->window = m->credit = db_window ? db_window : LS_PROTO_DB_WINDOW_DEFAULT;
     if (m->accepted && m->o.op.suspended) {
-        ls__ship_set_state(m, LS_SHIP_SUSPENDED, now, "suspended by the operator: %s",
-                           m->o.op.comment);
+        ls__ship_set_state(m, LS_SHIP_SUSPENDED, "suspended by the operator: %s", m->o.op.comment);
     } else if (m->accepted) {
-        ls__ship_set_state(m, LS_SHIP_INITIALIZING, now,
-                           "connected, waiting for the target's position");
+        ls__ship_set_state(m, LS_SHIP_INITIALIZING, "connected, waiting for the target's position");
     } else {
-        ls__ship_set_state(m, r->code == LS_EDBID ? LS_SHIP_FAILED : LS_SHIP_DISCONNECTED, now,
+        ls__ship_set_state(m, r->code == LS_EDBID ? LS_SHIP_FAILED : LS_SHIP_DISCONNECTED,
                            "refused by %s: %.*s", m->o.target, (int) r->reason.len, r->reason.ptr);
         return;
     }
@@ -118,11 +119,12 @@ void ls_ship_connected(ls_ship_t *m, const ls_proto_db_result_t *r, uint32_t db_
 
 void ls_ship_disconnected(ls_ship_t *m, bool switching, const char *reason, uint64_t now)
 {
-    reset(m, switching ? LS_SHIP_INITIALIZING : LS_SHIP_DISCONNECTED, reason, now);
+    (void) now;
+    reset(m, switching ? LS_SHIP_INITIALIZING : LS_SHIP_DISCONNECTED, reason);
 }
 
 /* The target says where it stands: check it against our chain, then ship from there. */
-static void on_resume(ls_ship_t *m, const ls_proto_resume_t *r, uint64_t now)
+static void on_resume(ls_ship_t *m, const ls_proto_resume_t *r)
 {
     if (ls__ship_suspended(m) || !m->src) return; /* resumed later: the target re-sends */
     ls_resume_t res = {.epoch = r->epoch, .next = r->next_generation, .last_lsn = r->last_lsn};
@@ -133,18 +135,16 @@ static void on_resume(ls_ship_t *m, const ls_proto_resume_t *r, uint64_t now)
     m->restart_from = 0;
     int rc = ls_source_plan(m->src, &res, &plan, err, sizeof(err));
     if (rc == 0) {
-        rc = ls__ship_reader_start(m, plan.first, r->next_generation > 1 ? r->last_digest : NULL,
-                                   now);
+        rc = ls__ship_reader_start(m, plan.first, r->next_generation > 1 ? r->last_digest : NULL);
         if (rc == 0) {
-            ls__ship_set_state(m, LS_SHIP_HEALTHY, now, "shipping from generation %llu",
+            ls__ship_set_state(m, LS_SHIP_HEALTHY, "shipping from generation %llu",
                                (unsigned long long) plan.first);
             return;
         }
     } else {
-        ls__ship_set_state(m, rc == LS_EDIVERGED ? LS_SHIP_DIVERGED : LS_SHIP_FAILED, now, "%s",
-                           err);
+        ls__ship_set_state(m, rc == LS_EDIVERGED ? LS_SHIP_DIVERGED : LS_SHIP_FAILED, "%s", err);
     }
-    ls__ship_fail(m, rc, now);
+    ls__ship_fail(m, rc);
 }
 
 static void on_ask_again(ls_ship_t *m, const ls_proto_ask_again_t *a, uint64_t now)
@@ -162,7 +162,7 @@ static void on_ask_again(ls_ship_t *m, const ls_proto_ask_again_t *a, uint64_t n
     ls_ship_pump(m, now);
 }
 
-static void on_copy_state(ls_ship_t *m, const ls_proto_copy_state_t *cs, uint64_t now)
+static void on_copy_state(ls_ship_t *m, const ls_proto_copy_state_t *cs)
 {
     bool was = m->peer_op.suspended;
     ls_ship_op_t *p = &m->peer_op;
@@ -174,10 +174,10 @@ static void on_copy_state(ls_ship_t *m, const ls_proto_copy_state_t *cs, uint64_
         ls__ship_reader_stop(m);
         m->restart_from = 0;
         if (!m->o.op.suspended)
-            ls__ship_set_state(m, LS_SHIP_SUSPENDED, now, "suspended on %s: %s", m->o.target,
+            ls__ship_set_state(m, LS_SHIP_SUSPENDED, "suspended on %s: %s", m->o.target,
                                p->comment);
     } else if (!p->suspended && was && !m->o.op.suspended) {
-        ls__ship_set_state(m, LS_SHIP_INITIALIZING, now, "resumed on %s, waiting for its position",
+        ls__ship_set_state(m, LS_SHIP_INITIALIZING, "resumed on %s, waiting for its position",
                            m->o.target);
     }
 }
@@ -200,7 +200,7 @@ void ls_ship_on_frame(ls_ship_t *m, const ls_frame_t *f, uint64_t now)
 {
     switch (f->type) {
     case LS_FRAME_RESUME:
-        if (m->accepted) on_resume(m, &f->resume, now);
+        if (m->accepted) on_resume(m, &f->resume);
         break;
     case LS_FRAME_DURABLE:
         on_durable(m, f->durable.generation, now);
@@ -218,13 +218,13 @@ void ls_ship_on_frame(ls_ship_t *m, const ls_frame_t *f, uint64_t now)
         on_ask_again(m, &f->ask_again, now);
         break;
     case LS_FRAME_COPY_STATE:
-        on_copy_state(m, &f->copy_state, now);
+        on_copy_state(m, &f->copy_state);
         break;
     case LS_FRAME_ERROR:
         ls__ship_reader_stop(m);
         m->restart_from = 0;
         ls__ship_set_state(m, f->error.code == LS_EDIVERGED ? LS_SHIP_DIVERGED : LS_SHIP_FAILED,
-                           now, "target %s: %.*s", m->o.target, (int) f->error.message.len,
+                           "target %s: %.*s", m->o.target, (int) f->error.message.len,
                            f->error.message.ptr);
         break;
     default:
@@ -261,7 +261,7 @@ int ls_ship_suspend(ls_ship_t *m, const char *comment, uint64_t now)
     if (rc) return rc;
     ls__ship_reader_stop(m);
     m->restart_from = 0;
-    ls__ship_set_state(m, LS_SHIP_SUSPENDED, now, "suspended by the operator: %s", m->o.op.comment);
+    ls__ship_set_state(m, LS_SHIP_SUSPENDED, "suspended by the operator: %s", m->o.op.comment);
     ls__ship_send_state(m, true);
     return 0;
 }
@@ -271,10 +271,10 @@ int ls_ship_resume(ls_ship_t *m, uint64_t now)
     int rc = set_op(m, false, NULL, now);
     if (rc) return rc;
     if (m->peer_op.suspended) /* still suspended, by the target's operator now */
-        ls__ship_set_state(m, LS_SHIP_SUSPENDED, now, "suspended on %s: %s", m->o.target,
+        ls__ship_set_state(m, LS_SHIP_SUSPENDED, "suspended on %s: %s", m->o.target,
                            m->peer_op.comment);
     else if (m->state == LS_SHIP_SUSPENDED)
-        ls__ship_set_state(m, m->connected ? LS_SHIP_INITIALIZING : LS_SHIP_DISCONNECTED, now,
+        ls__ship_set_state(m, m->connected ? LS_SHIP_INITIALIZING : LS_SHIP_DISCONNECTED,
                            "resumed by the operator");
     ls__ship_send_state(m, true);
     return 0;

@@ -53,15 +53,15 @@ struct ls_ship {
 };
 
 /* ship.c */
-void ls__ship_set_state(ls_ship_t *m, ls_ship_state_t st, uint64_t now, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+void ls__ship_set_state(ls_ship_t *m, ls_ship_state_t st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 bool ls__ship_suspended(const ls_ship_t *m); /* by either operator */
 
 /* send.c */
-int ls__ship_reader_start(ls_ship_t *m, uint64_t first, const uint8_t *prev_digest, uint64_t now);
-void ls__ship_reader_stop(ls_ship_t *m);                  /* forgets the generation in flight too */
-void ls__ship_fail(ls_ship_t *m, int code, uint64_t now); /* ERROR with the reason, due */
-void ls__ship_send_state(ls_ship_t *m, bool force);       /* COPY_STATE, now or due */
+int ls__ship_reader_start(ls_ship_t *m, uint64_t first, const uint8_t *prev_digest);
+void ls__ship_reader_stop(ls_ship_t *m);            /* forgets the generation in flight too */
+void ls__ship_fail(ls_ship_t *m, int code);         /* ERROR with the reason, due */
+void ls__ship_send_state(ls_ship_t *m, bool force); /* COPY_STATE, now or due */
 
 /* figures.c */
 void ls__ship_advance(ship_pos_t *p, uint64_t gen, uint64_t lsn, uint64_t now);

@@ -3,8 +3,9 @@
  * protocol", "Copy states and lag accounting"). It does no I/O of its own and knows neither the
  * event loop nor the daemon: frames from the target, connection events, reader events, credit,
  * the operator's decisions and clock ticks go in, each with the time `now` (wall clock, UTC ns,
- * injected so that tests drive it with a fake clock); frames to send and actions come out
- * through the two callbacks of ls_ship_options_t.
+ * injected so that tests drive it with a fake clock; it is recorded where status shows a time:
+ * acknowledged positions, the throughput window, the start of a suspension); frames to send and
+ * actions come out through the two callbacks of ls_ship_options_t.
  *
  * What lives here: the resume plan and divergence check (engine/source's ls_source_plan), the
  * pipelined reader's buffers framed as GEN_BEGIN / GEN_DATA chunks / GEN_END, the per-database
@@ -24,8 +25,9 @@
  *                 or the target refused the database (any code but LS_EDBID)
  *   HEALTHY       RESUME planned: shipping from the target's next generation
  *   SUSPENDED     this operator's suspension (persisted) or the target's (its COPY_STATE)
- *   FAILED        the target refused another database (LS_EDBID), the target's ERROR, the
- *                 plan or the reader failed (gap, damage, removed log): the reason says which
+ *   FAILED        the source view could not be opened, the target refused another database
+ *                 (LS_EDBID), the target's ERROR, the plan or the reader failed (gap, damage,
+ *                 removed log): the reason says which
  *   DIVERGED      the plan's divergence check failed, or the target said LS_EDIVERGED
  * FAILED and DIVERGED survive disconnection; the next accepted WELCOME starts over.
  *

@@ -6,11 +6,15 @@
 #   make bench      release build in build-release/, then the benchmark (QUICK=1: under a minute)
 #   make fuzz       libFuzzer targets built with clang in build-fuzz/, run FUZZ_SECONDS each
 #   make format     apply .clang-format;  make format-check  check it
+#   make coverage   build with --coverage in build-cov/, run the unit tests matching COVER_TESTS,
+#                   report line coverage of COVER_FILTER with gcovr (default: engine/ship)
 
 JOBS        ?= $(shell nproc 2>/dev/null || echo 2)
 SANITIZE    ?=
 FUZZ_SECONDS ?= 30
 CMAKE_FLAGS ?=
+COVER_TESTS ?= unit_ship
+COVER_FILTER ?= engine/ship/
 
 ifeq ($(SANITIZE),1)
 BUILD_DIR   ?= build-sanitize
@@ -21,7 +25,7 @@ endif
 
 SOURCES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
 
-.PHONY: all build test demo bench fuzz format format-check deps clean
+.PHONY: all build test demo bench fuzz format format-check deps clean coverage
 
 all: build
 
@@ -52,6 +56,13 @@ fuzz:
 	@cmake --build build-fuzz -j $(JOBS)
 	@tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS)
 
+coverage: deps
+	@cmake -S . -B build-cov -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_FLAGS=--coverage >/dev/null
+	@cmake --build build-cov -j $(JOBS)
+	@find build-cov -name '*.gcda' -delete
+	@cd build-cov && ctest -R '$(COVER_TESTS)' --output-on-failure -j 1
+	@gcovr -r . --filter '$(COVER_FILTER)' build-cov
+
 format:
 	@clang-format -i $(SOURCES)
 
@@ -61,4 +72,4 @@ format-check:
 	else echo "logship: clang-format not installed, formatting not checked"; fi
 
 clean:
-	rm -rf build build-sanitize build-release build-fuzz
+	rm -rf build build-sanitize build-release build-fuzz build-cov

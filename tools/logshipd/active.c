@@ -19,18 +19,12 @@ void ld_active_init(node_t *n, active_t *a, const ls_cfg_database_t *cfg)
     a->nshippers = cfg->ntargets;
     for (int i = 0; i < cfg->ntargets; i++) {
         shipper_t *s = &a->shippers[i];
-        s->db = a;
-        s->idx = -1;
+        link_t *l = NULL;
         for (int j = 0; j < n->nlinks; j++)
-            if (!strcmp(n->links[j].cfg->name, cfg->targets[i])) s->link = &n->links[j];
-        LS_CHECK(s->link != NULL); /* config validation guarantees the target exists */
-        link_t *l = s->link;
-        l->shippers = realloc(l->shippers, (size_t) (l->nshippers + 1) * sizeof(*l->shippers));
-        LS_CHECK(l->shippers != NULL);
-        l->shippers[l->nshippers++] = s;
-        ld_shipper_reset(s, CS_INITIALIZING, "waiting for the database to exist");
-        ld_shipper_load_op(s);
-        ld_shipper_load_kept(s);
+            if (!strcmp(n->links[j].cfg->name, cfg->targets[i])) l = &n->links[j];
+        LS_CHECK(l != NULL); /* config validation guarantees the target exists */
+        ld_shipper_init(s, a, l);
+        ld_link_add(l, s);
     }
 }
 
@@ -95,7 +89,7 @@ void ld_active_poll(active_t *a)
         ls_source_options_t o = {.db_dir = a->cfg->path};
         if (ls_source_open(&o, &a->src, err, sizeof(err)) != 0) {
             for (int i = 0; i < a->nshippers; i++)
-                ld_shipper_set_state(&a->shippers[i], CS_FAILED, "%s", err);
+                ls_ship_source_failed(a->shippers[i].m, err, ls_now_ns());
             return;
         }
         start_watch(a);
@@ -109,21 +103,30 @@ void ld_active_poll(active_t *a)
         ls_hex(a->dbid, LS_DBID_LEN, hex);
         LS_LOGI("active", "database %s (id %s) is ready to ship", a->cfg->name, hex);
         for (int i = 0; i < a->nshippers; i++)
-            ld_shipper_reset(&a->shippers[i], CS_DISCONNECTED, "not connected yet");
+            ls_ship_attach(a->shippers[i].m, a->src, a->dbid, ls_now_ns());
     }
     if (!a->have_dbid) return;
     for (int i = 0; i < a->nshippers; i++) {
         ld_link_kick(a->shippers[i].link);
-        ld_shipper_send_state(&a->shippers[i], false); /* the target's view of our newest */
+        ls_ship_tick(a->shippers[i].m, ls_now_ns()); /* the target's view of our newest */
+        ld_link_pump(a->shippers[i].link);
     }
 }
 
 void ld_active_close(active_t *a)
 {
     for (int i = 0; i < a->nshippers; i++)
-        ld_shipper_reset(&a->shippers[i], CS_DISCONNECTED, "daemon stopping");
+        ls_ship_disconnected(a->shippers[i].m, false, "daemon stopping", ls_now_ns());
     if (a->watching) uv_close((uv_handle_t *) &a->watch, NULL);
     a->watching = false;
+}
+
+void ld_active_free(active_t *a)
+{
+    for (int i = 0; i < a->nshippers; i++) /* their readers first: they read the source */
+        ls_ship_free(a->shippers[i].m);
+    ls_source_free(a->src);
+    free(a->shippers);
 }
 
 /* ---- log removal ---------------------------------------------------------------------------- */
@@ -172,8 +175,8 @@ void ld_active_housekeep(active_t *a)
     if (!a->src || a->removing || a->node->stopping) return;
     if (a->seed_snapshots) return; /* LMDB's locks are per process: no peek during a snapshot */
     for (int i = 0; i < a->nshippers && i < LS_CFG_MAX_NETS; i++)
-        a->removal_synced[i] = a->shippers[i].synced.gen; /* 0 until the target said */
-    a->removal_seed_needs = ld_seed_needs(a);             /* a seed keeps what it needs */
+        a->removal_synced[i] = ls_ship_synced(a->shippers[i].m); /* 0 until the target said */
+    a->removal_seed_needs = ld_seed_needs(a);                    /* a seed keeps what it needs */
     a->removal.data = a;
     if (uv_queue_work(a->node->loop, &a->removal, removal_work, removal_done) == 0)
         a->removing = true;

@@ -5,7 +5,8 @@
  *  node      (node.c)      config, TLS context, listeners, control socket, signals, timers
  *  active    (active.c)    per active database: the source view (engine/source), the watcher
  *  link      (link.c)      per target: one connection carrying every database shipped to it
- *  shipper   (shipper.c)   per (active database, target): resume plan, reader, GEN frames, acks
+ *  shipper   (shipper.c)   per (active database, target): the adapter of its shipping state
+ *                          machine (engine/ship: resume plan, reader, GEN frames, acks, suspension)
  *  peer      (peer.c)      per accepted connection: HELLO/WELCOME, frames to the copies
  *  pcopy     (pcopy.c)     per passive copy: engine/copy, a receiver thread, events to the loop
  *  status    (status.c)    the control socket's commands and the status document
@@ -35,6 +36,7 @@
 #include "copy/copy.h"
 #include "core/core.h"
 #include "proto/proto.h"
+#include "ship/ship.h"
 #include "source/source.h"
 #include "status/status.h"
 #include "store/store.h"
@@ -52,13 +54,8 @@
 #define LD_ZQ_MAX       8     /* GEN_DATA chunks with a link's zstd worker, at most */
 #define LD_ZRX_MAX      (8u * 1024 * 1024) /* bytes a peer's zstd worker holds before pausing */
 
-/* An operator's decision about one copy, kept across restarts (opstate.c). */
-typedef struct {
-    bool suspended;                        /* shipping suspended (and replay, on a passive) */
-    bool replay_suspended;                 /* passive only: replay suspended, receiving goes on */
-    char comment[LS_PROTO_REASON_MAX + 1]; /* the operator's words */
-    uint64_t since_ns;                     /* when, UTC ns */
-} ld_opstate_t;
+/* An operator's decision about one copy, kept across restarts (opstate.c): engine/ship's. */
+typedef ls_ship_op_t ld_opstate_t;
 
 /* Bytes per second over the last minute: 60 one-second buckets (rate.c). */
 typedef struct {
@@ -109,34 +106,11 @@ typedef struct {
 
 /* ---- active side ---------------------------------------------------------------------------- */
 struct shipper {
-    active_t *db;               /* the database shipped */
-    link_t *link;               /* the target it is shipped to */
-    copy_state_t state;         /* as shown in status */
-    char reason[LD_REASON_MAX]; /* why Failed/Diverged/Disconnected */
-    int idx;                    /* index in the link's HELLO and credit ledger; -1 when none */
-    bool accepted;              /* the target's WELCOME accepted this database */
-    bool shipping;              /* RESUME planned: the reader runs */
-    ls_reader_t *reader;        /* pipelined reader while shipping */
-    const ls_gen_buf_t *cur;    /* generation being sent (borrowed from the reader) */
-    uint64_t cur_off;           /* bytes of cur sent */
-    bool begun;                 /* GEN_BEGIN of cur was sent */
-    uint64_t restart_from;      /* ASK_AGAIN: restart the reader here once cur is done (0: no) */
-    uint64_t next;              /* next generation to read when (re)starting the reader */
-    ld_pos_t durable, inspected, replayed, synced; /* the target's positions */
-    uint64_t sent_gens;                            /* generations sent in full since start */
-    uint64_t sent_bytes;                           /* GEN_DATA bytes sent since start */
-    ls_status_counters_t kept;                     /* ASK_AGAINs received: kept in ... */
-    char kept_path[LS_CFG_PATH_MAX + 80];          /* ... <db>/copy-<target>.counters */
-    ld_opstate_t op;                    /* this node's operator on this copy (persisted) */
-    char op_path[LS_CFG_PATH_MAX + 80]; /* where op is kept */
-    ld_opstate_t peer_op;               /* the target's operator (from its COPY_STATE) */
-    ld_rate_t rate;                     /* bytes made durable on the target */
-    uint64_t cs_sent_gen;               /* last_generated in the last COPY_STATE sent ... */
-    uint64_t cs_sent_durable;           /* ... and the durable position it was computed from */
-    uint64_t seed_needs; /* a seed of this target needs generations >= this (0: none) */
-    bool seed_sent;      /* ... its stream went out whole: kept until replayed-synced past it */
-    uint32_t zinflight;  /* GEN_DATA chunks with the link's zstd worker, not sent yet: GEN_END
-                            and the next GEN_BEGIN wait for them (order) */
+    active_t *db;                         /* the database shipped */
+    link_t *link;                         /* the target it is shipped to */
+    ls_ship_t *m;                         /* its state machine (engine/ship) */
+    char kept_path[LS_CFG_PATH_MAX + 80]; /* <db>/copy-<target>.counters: m's kept counters */
+    char op_path[LS_CFG_PATH_MAX + 80];   /* <db>/copy-<target>.state: m's operator state */
 };
 
 struct active {
@@ -164,17 +138,21 @@ struct active {
 struct link {
     node_t *node;
     const ls_cfg_target_t *cfg;
-    ls_conn_t *conn;        /* NULL when not connected */
-    bool ready;             /* WELCOME received */
-    int net;                /* network in use (index into cfg->nets) */
-    uv_timer_t retry;       /* reconnect timer */
-    uv_async_t wake;        /* readers' notifications */
-    uint64_t backoff_ms;    /* next reconnect delay */
-    ls_credit_tx_t *credit; /* per-connection credit ledger */
-    shipper_t **shippers;   /* every (database, this target) pair */
+    ls_conn_t *conn;      /* NULL when not connected */
+    bool ready;           /* WELCOME received */
+    int net;              /* network in use (index into cfg->nets) */
+    uv_timer_t retry;     /* reconnect timer */
+    uv_async_t wake;      /* readers' notifications */
+    uint64_t backoff_ms;  /* next reconnect delay */
+    uint64_t conn_window; /* connection-wide credit window (WELCOME), bytes */
+    uint64_t conn_credit; /* bytes of GEN_DATA the connection accepts now */
+    shipper_t **shippers; /* every (database, this target) pair */
     int nshippers;
     shipper_t **by_idx; /* HELLO index -> shipper, for this connection */
+    uint32_t *zin;      /* HELLO index -> GEN_DATA chunks with the zstd worker, not sent yet:
+                           that database's GEN_END and next GEN_BEGIN wait for them (order) */
     int nidx;
+    int rr;                         /* HELLO index the round-robin of chunks starts at next */
     char last_error[LD_REASON_MAX]; /* why the last connection ended */
     uint64_t connects;              /* successful connections since start */
     struct ld_netsel *sel;          /* networks: states, probes, pin, counters (netpath.c) */
@@ -310,12 +288,17 @@ bool ld_node_authorized(const node_t *n, const ls_conn_t *conn, const char *name
 void ld_active_init(node_t *n, active_t *a, const ls_cfg_database_t *cfg);
 void ld_active_poll(active_t *a); /* open when it appears, rescan */
 void ld_active_close(active_t *a);
+void ld_active_free(active_t *a);      /* after the loop ended: machines, source, shippers */
 void ld_active_housekeep(active_t *a); /* log removal */
 
 /* link.c */
 void ld_link_init(node_t *n, link_t *l, const ls_cfg_target_t *cfg);
-void ld_link_kick(link_t *l); /* connect if idle and something is ready to ship */
-void ld_link_pump(link_t *l); /* send what credit and the socket allow */
+void ld_link_add(link_t *l, shipper_t *s); /* s ships over l (at start) */
+void ld_link_kick(link_t *l);              /* connect if idle and something is ready to ship */
+void ld_link_pump(link_t *l);              /* send what credit and the socket allow */
+/* A frame of shipper s (its machine's send callback): GEN_DATA through the zstd worker when
+ * there is one. 0, LS_EBUSY (socket full, or s's GEN_BEGIN/GEN_END waits for its chunks), ... */
+int ld_link_send(link_t *l, shipper_t *s, const ls_frame_t *f);
 void ld_link_close(link_t *l);
 
 /* netpath.c: the link's replication networks (docs/NETWORKS.md) */
@@ -324,17 +307,8 @@ void ld_link_status(shipper_t *s, ls_status_copy_t *c); /* fills a copy's networ
 int ld_link_command(node_t *n, const cJSON *req, cJSON *resp, char *err, size_t errlen);
 
 /* shipper.c */
-void ld_shipper_reset(shipper_t *s, copy_state_t state, const char *reason);
-void ld_shipper_on_frame(shipper_t *s, const ls_frame_t *f);
-/* Takes the next generation from the reader and sends GEN_BEGIN (GEN_END when all its data went
- * out); LS_EBUSY when the socket is full. */
-int ld_shipper_fill(shipper_t *s);
-/* Stops the reader and forgets the generation in flight; keeps the connection's state. */
-void ld_shipper_pause(shipper_t *s);
-/* At start: loads the counters kept with the copy (ASK_AGAINs) from <db>/copy-<target>.counters. */
-void ld_shipper_load_kept(shipper_t *s);
-void ld_shipper_set_state(shipper_t *s, copy_state_t st, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+/* Creates the machine of (a, l) with the operator state and counters kept with the copy. */
+void ld_shipper_init(shipper_t *s, active_t *a, link_t *l);
 
 /* peer.c */
 void ld_peer_accept(ls_listener_t *l, ls_conn_t *conn);
@@ -380,9 +354,6 @@ int ld_opstate_save(const char *path, const ld_opstate_t *st);
 /* suspend.c: operator commands and COPY_STATE, both sides */
 int ld_cmd_suspend(node_t *n, const cJSON *req, bool suspend, cJSON *resp, char *err,
                    size_t errlen);
-void ld_shipper_load_op(shipper_t *s);                /* at start */
-void ld_shipper_send_state(shipper_t *s, bool force); /* COPY_STATE to the target */
-void ld_shipper_on_copy_state(shipper_t *s, const ls_proto_copy_state_t *cs);
 void ld_pcopy_load_op(pcopy_t *p);    /* at start, after the copy opened */
 void ld_pcopy_send_state(pcopy_t *p); /* COPY_STATE to the source */
 void ld_pcopy_on_copy_state(pcopy_t *p, const ls_proto_copy_state_t *cs);

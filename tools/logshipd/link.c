@@ -35,6 +35,13 @@ void ld_link_init(node_t *n, link_t *l, const ls_cfg_target_t *cfg)
     ld__np_init(l);
 }
 
+void ld_link_add(link_t *l, shipper_t *s)
+{
+    l->shippers = realloc(l->shippers, (size_t) (l->nshippers + 1) * sizeof(*l->shippers));
+    LS_CHECK(l->shippers != NULL);
+    l->shippers[l->nshippers++] = s;
+}
+
 static void schedule_retry(link_t *l)
 {
     if (l->node->stopping) return;
@@ -59,15 +66,17 @@ static void send_hello(link_t *l)
     if (h->features & LS_FEAT_ZSTD) h->zstd_level = (int8_t) l->cfg->compression_level;
     h->node = ls_proto_str(l->node->cfg->node_name);
     free(l->by_idx);
+    free(l->zin);
     l->by_idx = calloc((size_t) l->nshippers + 1, sizeof(*l->by_idx));
-    LS_CHECK(l->by_idx != NULL);
+    l->zin = calloc((size_t) l->nshippers + 1, sizeof(*l->zin));
+    LS_CHECK(l->by_idx != NULL && l->zin != NULL);
     l->nidx = 0;
+    l->rr = 0;
     for (int i = 0; i < l->nshippers && h->db_count < LS_PROTO_DB_MAX; i++) {
         shipper_t *s = l->shippers[i];
         if (!s->db->have_dbid) continue;
         memcpy(h->dbs[h->db_count].dbid, s->db->dbid, LS_DBID_LEN);
         h->dbs[h->db_count].name = ls_proto_str(s->db->cfg->name);
-        s->idx = h->db_count;
         l->by_idx[l->nidx++] = s;
         h->db_count++;
     }
@@ -130,8 +139,9 @@ static void on_welcome(link_t *l, const ls_proto_welcome_t *w)
     l->backoff_ms = LD_BACKOFF_MIN;
     l->connects++;
     ld__np_welcome(l);
-    l->credit = ls_credit_tx_new(w->db_window, w->conn_window); /* the receiver's windows */
-    LS_CHECK(l->credit != NULL);
+    /* The receiver's windows: the connection's here, each database's in its machine. */
+    l->conn_window = l->conn_credit =
+        w->conn_window ? w->conn_window : LS_PROTO_CONN_WINDOW_DEFAULT;
     if (w->features & LS_FEAT_ZSTD) {
         int level = ls_proto_zstd_level(w->zstd_level); /* set on the connection: welcome_ok */
         if (l->zw && l->zlevel != level) {
@@ -144,22 +154,8 @@ static void on_welcome(link_t *l, const ls_proto_welcome_t *w)
             LS_LOGW("link", "%s: no zstd worker (out of memory): compressing on the loop",
                     l->cfg->name);
     }
-    for (int i = 0; i < l->nidx; i++) {
-        shipper_t *s = l->by_idx[i];
-        LS_CHECK(ls_credit_tx_db_add(l->credit) == i);
-        s->accepted = w->dbs[i].status == LS_DB_ACCEPTED;
-        if (s->accepted && s->op.suspended) {
-            ld_shipper_set_state(s, CS_SUSPENDED, "suspended by the operator: %s", s->op.comment);
-            ld_shipper_send_state(s, true);
-        } else if (s->accepted) {
-            ld_shipper_set_state(s, CS_INITIALIZING,
-                                 "connected, waiting for the target's position");
-            ld_shipper_send_state(s, true);
-        } else
-            ld_shipper_set_state(s, w->dbs[i].code == LS_EDBID ? CS_FAILED : CS_DISCONNECTED,
-                                 "refused by %s: %.*s", l->cfg->name, (int) w->dbs[i].reason.len,
-                                 w->dbs[i].reason.ptr);
-    }
+    for (int i = 0; i < l->nidx; i++)
+        ls_ship_connected(l->by_idx[i]->m, &w->dbs[i], w->db_window, ls_now_ns());
 }
 
 static shipper_t *shipper_for(link_t *l, const uint8_t *dbid)
@@ -232,7 +228,12 @@ static void on_frame(ls_conn_t *c, const ls_conn_frame_t *fr)
         ls_conn_close(c);
         return;
     } else if (f.type == LS_FRAME_CREDIT && zero_id(f.credit.dbid)) {
-        if (ls_credit_tx_grant_conn(l->credit, f.credit.bytes)) ls_conn_close(c);
+        if (f.credit.bytes > l->conn_window - l->conn_credit) { /* never received */
+            LS_LOGE("link", "%s granted connection credit it never received", l->cfg->name);
+            ls_conn_close(c);
+            return;
+        }
+        l->conn_credit += f.credit.bytes;
     } else {
         const uint8_t *id = frame_dbid(&f);
         shipper_t *s = id ? shipper_for(l, id) : NULL;
@@ -241,10 +242,13 @@ static void on_frame(ls_conn_t *c, const ls_conn_frame_t *fr)
                     ls_frame_type_name(f.type));
             return;
         }
-        if (f.type == LS_FRAME_CREDIT) {
-            if (ls_credit_tx_grant(l->credit, s->idx, f.credit.bytes)) ls_conn_close(c);
-        } else {
-            ld_shipper_on_frame(s, &f);
+        if (f.type != LS_FRAME_CREDIT) {
+            ls_ship_on_frame(s->m, &f, ls_now_ns());
+        } else if (ls_ship_credit(s->m, f.credit.bytes)) {
+            LS_LOGE("link", "%s granted %s credit it never received", l->cfg->name,
+                    s->db->cfg->name);
+            ls_conn_close(c);
+            return;
         }
     }
     ld_link_pump(l);
@@ -256,18 +260,18 @@ static void on_drain(ls_conn_t *c)
     if (c == l->conn) ld_link_pump(l);
 }
 
-/* Forgets the data connection (already closing or to be closed by the caller). */
-static void drop_conn(link_t *l, copy_state_t state, const char *reason)
+/* Forgets the data connection (already closing or to be closed by the caller); switching: to
+ * another network at once. */
+static void drop_conn(link_t *l, bool switching, const char *reason)
 {
     l->conn = NULL;
     l->ready = false;
     l->ztag++; /* chunks still with the worker are dropped when done */
-    for (int i = 0; i < l->nshippers; i++) {
-        l->shippers[i]->zinflight = 0;
-        ld_shipper_reset(l->shippers[i], state, reason);
-    }
-    ls_credit_tx_free(l->credit);
-    l->credit = NULL;
+    l->conn_credit = 0;
+    for (int i = 0; i < l->nidx; i++)
+        l->zin[i] = 0;
+    for (int i = 0; i < l->nshippers; i++)
+        ls_ship_disconnected(l->shippers[i]->m, switching, reason, ls_now_ns());
 }
 
 static void on_close(ls_conn_t *c, int status, const char *msg)
@@ -278,7 +282,7 @@ static void on_close(ls_conn_t *c, int status, const char *msg)
         return;
     }
     if (status) snprintf(l->last_error, sizeof(l->last_error), "%s", msg);
-    drop_conn(l, CS_DISCONNECTED, l->last_error[0] ? l->last_error : "connection closed");
+    drop_conn(l, false, l->last_error[0] ? l->last_error : "connection closed");
     if (l->node->stopping) return;
     if (status) {
         /* The network failed: the next one at once (ld_link_kick); the target resumes from
@@ -325,9 +329,9 @@ static void all_down(link_t *l)
     snprintf(l->last_error, sizeof(l->last_error), "no network reaches %s: %.400s", l->cfg->name,
              errs);
     for (int i = 0; i < l->nshippers; i++) {
-        shipper_t *s = l->shippers[i];
-        if (s->state == CS_DISCONNECTED || s->state == CS_INITIALIZING)
-            ld_shipper_set_state(s, CS_DISCONNECTED, "%s", l->last_error);
+        ls_ship_t *m = l->shippers[i]->m;
+        if (ls_ship_state(m) == LS_SHIP_DISCONNECTED || ls_ship_state(m) == LS_SHIP_INITIALIZING)
+            ls_ship_disconnected(m, false, l->last_error, ls_now_ns());
     }
     schedule_retry(l);
 }
@@ -363,7 +367,7 @@ void ld__link_switch(link_t *l, int net, ls_conn_t *conn, const char *why)
 {
     if (l->conn) {
         ls_conn_t *old = l->conn;
-        drop_conn(l, CS_INITIALIZING, why);
+        drop_conn(l, true, why);
         ls_conn_close(old); /* its on_close finds it is no longer l->conn */
     }
     uv_timer_stop(&l->retry);
@@ -377,8 +381,15 @@ void ld__link_switch(link_t *l, int net, ls_conn_t *conn, const char *why)
     }
 }
 
-/* Sends the chunks the worker compressed, in order, as far as the socket allows; GEN_END
- * follows a generation's last chunk. Returns LS_EBUSY when the socket is full. */
+static int idx_of(link_t *l, const shipper_t *s)
+{
+    for (int i = 0; i < l->nidx; i++)
+        if (l->by_idx[i] == s) return i;
+    return -1;
+}
+
+/* Sends the chunks the worker compressed, in order, as far as the socket allows; a database's
+ * GEN_END follows once its last chunk went out. Returns LS_EBUSY when the socket is full. */
 static int zflush(link_t *l)
 {
     ld_zjob_t *j;
@@ -397,9 +408,10 @@ static int zflush(link_t *l)
             if (rc) return rc;             /* closing: on_close follows */
         }
         ld_zjob_free(ld_zwork_pop(l->zw));
-        if (!live) continue;
-        s->zinflight--;
-        if (!s->zinflight && ld_shipper_fill(s) == LS_EBUSY) return LS_EBUSY; /* GEN_END ... */
+        int i = live ? idx_of(l, s) : -1;
+        if (i < 0) continue;
+        l->zin[i]--;
+        if (!l->zin[i] && ls_ship_pump(s->m, ls_now_ns()) == LS_EBUSY) return LS_EBUSY;
     }
     return 0;
 }
@@ -414,61 +426,73 @@ static void on_zdone(ld_zwork_t *w)
     ld_link_pump(l);
 }
 
-/* One chunk of s: to the worker when compression runs there, else to the transport. The credit
- * is taken at once (it counts uncompressed chunk bytes; the chunk goes out whole, in order). */
-static int send_chunk(link_t *l, shipper_t *s, uint64_t len)
+/* One GEN_DATA chunk of database i: to the worker when compression runs there, else to the
+ * transport. */
+static int send_data(link_t *l, int i, const ls_frame_t *f)
 {
-    ls_frame_t f = {.type = LS_FRAME_GEN_DATA};
-    memcpy(f.gen_data.dbid, s->db->dbid, LS_DBID_LEN);
-    f.gen_data.generation = s->cur->generation;
-    f.gen_data.offset = s->cur_off;
-    f.gen_data.data = s->cur->bytes + s->cur_off;
-    f.gen_data.len = (uint32_t) len;
+    const ls_proto_gen_data_t *d = &f->gen_data;
     uint8_t head[128];
-    ssize_t hn = ls_frame_encode_head(&f, head, sizeof(head));
+    ssize_t hn = ls_frame_encode_head(f, head, sizeof(head));
     LS_CHECK(hn > LS_FRAME_HEADER_SIZE);
     size_t fields = (size_t) hn - LS_FRAME_HEADER_SIZE;
+    int rc = 0;
     if (l->zw) {
         /* The chunk is copied (the reader may release its generation before the worker is
          * done, at a pause or a restart): the copy the transport would make anyway. */
-        ld_zjob_t *j = ld_zjob_new(LD_ZJOB_COMPRESS, LS_FRAME_GEN_DATA, fields + len);
+        ld_zjob_t *j = ld_zjob_new(LD_ZJOB_COMPRESS, LS_FRAME_GEN_DATA, fields + d->len);
         memcpy(j->in, head + LS_FRAME_HEADER_SIZE, fields);
-        memcpy(j->in + fields, f.gen_data.data, len);
-        j->owner = s;
+        memcpy(j->in + fields, d->data, d->len);
+        j->owner = l->by_idx[i];
         j->tag = l->ztag;
         ld_zwork_push(l->zw, j);
-        s->zinflight++;
-        return 0;
+        l->zin[i]++;
+    } else {
+        struct iovec iov[2] = {{head + LS_FRAME_HEADER_SIZE, fields}, {(void *) d->data, d->len}};
+        rc = ls_conn_sendv(l->conn, LS_FRAME_GEN_DATA, iov, 2);
     }
-    struct iovec iov[2] = {{head + LS_FRAME_HEADER_SIZE, fields}, {(void *) f.gen_data.data, len}};
-    return ls_conn_sendv(l->conn, LS_FRAME_GEN_DATA, iov, 2);
+    if (rc == 0) ld__np_sent(l, l->by_idx[i], d->generation, d->offset, d->len);
+    return rc;
 }
 
-/* Sends as much as credit and the socket allow: GEN_BEGIN when a generation is taken from a
- * reader, GEN_DATA chunks round-robin between databases, GEN_END when one is complete. With
- * compression, chunks go through the link's zstd worker (at most LD_ZQ_MAX at a time) and out
- * in the order they were taken. */
+int ld_link_send(link_t *l, shipper_t *s, const ls_frame_t *f)
+{
+    if (!l->conn || !l->ready) return LS_ECLOSED;
+    int i = idx_of(l, s);
+    if (i < 0) return LS_ECLOSED; /* not on this connection */
+    if (f->type == LS_FRAME_GEN_DATA) return send_data(l, i, f);
+    /* A database's chunks still with the zstd worker go out first: its GEN_END or next
+     * GEN_BEGIN must not overtake them (zflush pumps it again). */
+    if ((f->type == LS_FRAME_GEN_BEGIN || f->type == LS_FRAME_GEN_END) && l->zin[i])
+        return LS_EBUSY;
+    return ld_send(l->conn, f);
+}
+
+/* Sends as much as credit and the socket allow: each database's machine sends its GEN_BEGIN /
+ * GEN_END and control frames, then GEN_DATA chunks go round-robin between databases, one per
+ * turn, within the connection's credit (each machine keeps its database's). With compression,
+ * chunks go through the link's zstd worker (at most LD_ZQ_MAX at a time), in order. */
 void ld_link_pump(link_t *l)
 {
     if (!l->conn || !l->ready) return;
     if (l->zw && zflush(l)) return;
-    for (int i = 0; i < l->nidx; i++)
-        if (ld_shipper_fill(l->by_idx[i]) == LS_EBUSY) return;
-    for (;;) {
-        int db;
-        uint64_t len;
-        if (l->zw && ld_zwork_jobs(l->zw) >= LD_ZQ_MAX) return; /* on_zdone pumps again */
-        if (ls_credit_tx_next(l->credit, LD_CHUNK, &db, &len)) return;
-        shipper_t *s = l->by_idx[db];
-        LS_CHECK(s->cur && s->cur_off + len <= s->cur->size);
-        int rc = send_chunk(l, s, len);
-        if (rc == LS_EBUSY) return; /* on_drain pumps again */
-        if (rc) return;             /* closing: on_close follows */
-        LS_CHECK(ls_credit_tx_sent(l->credit, db, len) == 0);
-        ld__np_sent(l, s, s->cur->generation, s->cur_off, len);
-        s->cur_off += len;
-        s->sent_bytes += len;
-        if (ld_shipper_fill(s) == LS_EBUSY) return; /* GEN_END and the next GEN_BEGIN */
+    uint64_t now = ls_now_ns();
+    for (int i = 0; i < l->nidx && l->conn; i++)
+        ls_ship_pump(l->by_idx[i]->m, now); /* LS_EBUSY: the chunk loop finds out too */
+    bool progress = true;
+    while (progress) {
+        progress = false;
+        for (int k = 0; k < l->nidx; k++) {
+            if (!l->conn || !l->conn_credit) return;
+            if (l->zw && ld_zwork_jobs(l->zw) >= LD_ZQ_MAX) return; /* on_zdone pumps again */
+            shipper_t *s = l->by_idx[l->rr];
+            l->rr = (l->rr + 1) % l->nidx;
+            int64_t n = ls_ship_send_chunk(s->m, LS_MIN(LD_CHUNK, l->conn_credit), now);
+            if (n < 0) return; /* socket full (on_drain pumps again) or closing */
+            if (n > 0) {
+                l->conn_credit -= (uint64_t) n;
+                progress = true;
+            }
+        }
     }
 }
 

@@ -27,13 +27,12 @@ static void set_level(const char *s)
 
 static void free_node(node_t *n)
 {
-    for (int i = 0; i < n->nactives; i++) {
-        ls_source_free(n->actives[i].src);
-        free(n->actives[i].shippers);
-    }
+    for (int i = 0; i < n->nactives; i++)
+        ld_active_free(&n->actives[i]);
     for (int i = 0; i < n->nlinks; i++) {
         free(n->links[i].shippers);
         free(n->links[i].by_idx);
+        free(n->links[i].zin);
     }
     for (int i = 0; i < n->ncopies; i++) {
         pthread_mutex_destroy(&n->copies[i].mu);

@@ -189,7 +189,7 @@ static void send_begin(struct ld_seeds *s)
     b->epoch = s->info.epoch;
     if (ld_send(s->peer->conn, &f) != 0) return; /* closing: on_close follows */
     s->begin_sent = true;
-    s->ship->seed_needs = LS_MAX(s->info.generation, 1);
+    ls_ship_seed_hold(s->ship->m, s->info.generation);
     LS_LOGI("seed",
             "%s -> %s: snapshot of %llu bytes (lsn %llu); the copy will ask for "
             "generation %llu",
@@ -292,14 +292,13 @@ static void send_end(struct ld_seeds *s)
     s->end_sent = true;
     /* The copy is being replaced: what the target said about the old one no longer holds. */
     shipper_t *sh = s->ship;
-    sh->durable = sh->inspected = sh->replayed = sh->synced = (ld_pos_t){0};
-    sh->seed_sent = true;
+    ls_ship_seed_sent(sh->m);
     double secs = (double) (ls_mono_ns() - s->start_ns) / 1e9;
     LS_LOGI("seed",
             "%s -> %s: %llu bytes sent in %.1f s; generation %llu and later are kept "
             "until the copy has replayed them",
             s->db->cfg->name, s->client, (unsigned long long) s->sent, secs,
-            (unsigned long long) sh->seed_needs);
+            (unsigned long long) ls_ship_seed_needs(sh->m));
 }
 
 static void start_worker(struct ld_seeds *s);
@@ -382,7 +381,7 @@ static shipper_t *admit(peer_t *p, const ls_proto_hello_t *h, active_t **db, int
     for (int i = 0; i < a->nshippers; i++) {
         shipper_t *sh = &a->shippers[i];
         if (strcmp(sh->link->cfg->name, p->name)) continue;
-        if (sh->seed_needs && !sh->seed_sent) {
+        if (ls_ship_seed_busy(sh->m)) {
             *code = LS_EBUSY;
             snprintf(why, whylen, "a seed of %s for %s is already under way", name, p->name);
             return NULL;
@@ -446,8 +445,7 @@ static void on_hello(peer_t *p, const ls_proto_hello_t *h)
     s->async.data = s->retry.data = s;
     s->handles = 2;
     p->seed = s;
-    sh->seed_needs = 1; /* nothing is removed while the snapshot is taken */
-    sh->seed_sent = false;
+    ls_ship_seed_hold(sh->m, 0); /* nothing is removed while the snapshot is taken */
     LS_LOGI("seed", "%s asks for a seed of %s (%s%s): taking a snapshot", p->name, a->cfg->name,
             ls_conn_peer(p->conn), ls_conn_is_tls(p->conn) ? ", TLS" : ", plaintext");
     start_worker(s);
@@ -517,7 +515,7 @@ void ld_seed_server_close(peer_t *p)
     ld_zwork_stop(s->zw); /* drops what it held */
     s->zw = NULL;
     if (!s->end_sent) {
-        s->ship->seed_needs = 0; /* the seed did not go out: it needs nothing */
+        ls_ship_seed_abort(s->ship->m); /* the seed did not go out: it needs nothing */
         LS_LOGW("seed", "%s -> %s: seed connection ended after %llu bytes", s->db->cfg->name,
                 s->client, (unsigned long long) s->sent);
     } else {
@@ -539,17 +537,9 @@ void ld_seed_server_close(peer_t *p)
 uint64_t ld_seed_needs(active_t *a)
 {
     uint64_t need = 0;
-    for (int i = 0; i < a->nshippers; i++) {
-        shipper_t *sh = &a->shippers[i];
-        if (sh->seed_needs && sh->seed_sent && sh->synced.gen >= sh->seed_needs) {
-            LS_LOGI("seed",
-                    "%s -> %s: the seeded copy replayed generation %llu: no longer kept "
-                    "for it",
-                    a->cfg->name, sh->link->cfg->name, (unsigned long long) sh->synced.gen);
-            sh->seed_needs = 0;
-            sh->seed_sent = false;
-        }
-        if (sh->seed_needs && (!need || sh->seed_needs < need)) need = sh->seed_needs;
+    for (int i = 0; i < a->nshippers; i++) { /* each releases a hold its target synced past */
+        uint64_t n = ls_ship_seed_needs(a->shippers[i].m);
+        if (n && (!need || n < need)) need = n;
     }
     return need;
 }

@@ -47,38 +47,17 @@ static void identity(ls_status_copy_t *c, const char *db, ls_status_role_t role,
     c->replay_suspended = op->replay_suspended;
 }
 
+/* An active copy: its machine's figures (engine/ship), then the connection's. */
 static void active_copy(ls_status_copy_t *c, shipper_t *s, uint64_t now)
 {
     link_t *l = s->link;
-    const ld_opstate_t *op = s->op.suspended ? &s->op : &s->peer_op;
-    identity(c, s->db->cfg->name, LS_STATUS_ACTIVE, l->node->cfg->node_name, l->cfg->name, s->state,
-             s->reason, op);
+    COPY_STR(c->database, s->db->cfg->name);
+    c->role = LS_STATUS_ACTIVE;
+    COPY_STR(c->source, l->node->cfg->node_name);
+    COPY_STR(c->target, l->cfg->name);
+    ls_ship_status(s->m, now, c);
     COPY_STR(c->network, l->ready ? l->cfg->nets[l->net].name : "");
     c->tls = l->conn && ls_conn_is_tls(l->conn);
-    uint64_t gen = 0, close_ns = 0;
-    ls_source_queue_t cq = {0}, rq = {0};
-    char err[LS_SOURCE_ERRLEN];
-    if (s->db->src) {
-        ls_source_last_closed(s->db->src, &gen, &close_ns, err, sizeof(err));
-        ls_source_queue(s->db->src, s->durable.gen, &cq, err, sizeof(err));
-        ls_source_queue(s->db->src, s->replayed.gen, &rq, err, sizeof(err));
-    }
-    c->last_generated = pos(gen, close_ns);
-    c->last_copied = pos(s->durable.gen, s->durable.when_ns);
-    c->last_inspected = pos(s->inspected.gen, s->inspected.when_ns);
-    c->last_replayed = pos(s->replayed.gen, s->replayed.when_ns);
-    c->last_replayed_synced = pos(s->synced.gen, s->synced.when_ns);
-    c->copy_queue = cq.count;
-    c->copy_queue_bytes = cq.bytes;
-    /* Durable on the target, not replayed: what follows replayed, less the copy queue. */
-    c->replay_queue = rq.count - cq.count;
-    c->replay_queue_bytes = rq.bytes - cq.bytes;
-    c->copy_lag_ns = cq.count ? age_ns(cq.oldest_close_ns, now) : 0;
-    c->replay_lag_ns = rq.count ? age_ns(rq.oldest_close_ns, now) : 0;
-    c->throughput_bps = ld_rate_per_s(&s->rate);
-    c->kept = s->kept;
-    c->sent_generations = s->sent_gens;
-    c->sent_bytes = s->sent_bytes;
     ls_conn_stats_t cs = {0};
     if (l->conn) ls_conn_stats(l->conn, &cs);
     c->rtt_ns = cs.rtt_smoothed_ns;

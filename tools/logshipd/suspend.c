@@ -1,8 +1,7 @@
-/* Suspend and resume (the operator's commands) and COPY_STATE, on both sides of a copy.
+/* Suspend and resume (the operator's commands), and COPY_STATE on the passive side.
  *
- * Active side: a suspended shipper stops its reader and ignores RESUME; it tells the target in
- * COPY_STATE (with the comment), which shows the copy Suspended too. On resume it says so in
- * COPY_STATE and the target answers with a fresh RESUME, from which shipping continues.
+ * Active side: the command goes to the copy's shipping machine (engine/ship), which persists
+ * the decision, stops or allows shipping and tells the target in COPY_STATE.
  * Passive side: a full suspension pauses replay and tells the source to stop shipping; a
  * replay-only suspension pauses replay while receiving goes on. Either side keeps its operator's
  * decision in a state file (opstate.c) so that it survives restarts.
@@ -13,67 +12,12 @@
 
 #include "daemon.h"
 
-static bool shipper_suspended(const shipper_t *s)
-{
-    return s->op.suspended || s->peer_op.suspended;
-}
-
-void ld_shipper_load_op(shipper_t *s)
-{
-    snprintf(s->op_path, sizeof(s->op_path), "%s/copy-%s.state", s->db->cfg->path,
-             s->link->cfg->name);
-    ld_opstate_load(s->op_path, &s->op);
-    if (s->op.suspended)
-        ld_shipper_set_state(s, CS_SUSPENDED, "suspended by the operator: %s", s->op.comment);
-}
-
-void ld_shipper_send_state(shipper_t *s, bool force)
-{
-    link_t *l = s->link;
-    if (!l->conn || !l->ready || !s->accepted || !s->db->src) return;
-    ls_frame_t f = {.type = LS_FRAME_COPY_STATE};
-    ls_proto_copy_state_t *cs = &f.copy_state;
-    char err[LS_SOURCE_ERRLEN];
-    ls_source_queue_t q = {0};
-    ls_source_last_closed(s->db->src, &cs->last_generated, &cs->last_generated_ns, err,
-                          sizeof(err));
-    ls_source_queue(s->db->src, s->durable.gen, &q, err, sizeof(err));
-    if (!force && cs->last_generated == s->cs_sent_gen && s->durable.gen == s->cs_sent_durable)
-        return;
-    memcpy(cs->dbid, s->db->dbid, LS_DBID_LEN);
-    cs->flags = s->op.suspended ? LS_COPY_SUSPENDED : 0;
-    cs->since_ns = s->op.since_ns;
-    cs->queue_count = LS_MIN(q.count, cs->last_generated);
-    cs->queue_bytes = q.bytes;
-    cs->queue_oldest_ns = q.oldest_close_ns;
-    cs->comment = ls_proto_str(s->op.comment);
-    if (ld_send(l->conn, &f) == 0) {
-        s->cs_sent_gen = cs->last_generated;
-        s->cs_sent_durable = s->durable.gen;
-    }
-}
-
 static void copy_op(ld_opstate_t *dst, const ls_proto_copy_state_t *cs)
 {
     dst->suspended = cs->flags & LS_COPY_SUSPENDED;
     dst->replay_suspended = cs->flags & LS_COPY_REPLAY_SUSPENDED;
     dst->since_ns = cs->since_ns;
     snprintf(dst->comment, sizeof(dst->comment), "%.*s", (int) cs->comment.len, cs->comment.ptr);
-}
-
-void ld_shipper_on_copy_state(shipper_t *s, const ls_proto_copy_state_t *cs)
-{
-    bool was = s->peer_op.suspended;
-    copy_op(&s->peer_op, cs);
-    if (s->peer_op.suspended && !was) {
-        ld_shipper_pause(s);
-        if (!s->op.suspended)
-            ld_shipper_set_state(s, CS_SUSPENDED, "suspended on %s: %s", s->link->cfg->name,
-                                 s->peer_op.comment);
-    } else if (!s->peer_op.suspended && was && !s->op.suspended) {
-        ld_shipper_set_state(s, CS_INITIALIZING, "resumed on %s, waiting for its position",
-                             s->link->cfg->name);
-    }
 }
 
 void ld_pcopy_load_op(pcopy_t *p)
@@ -149,21 +93,14 @@ static int active_cmd(shipper_t *s, bool suspend, bool replay_only, const char *
                  s->db->cfg->name, s->link->cfg->name);
         return LS_EINVAL;
     }
-    set_op(&s->op, suspend, false, comment);
-    int rc = ld_opstate_save(s->op_path, &s->op);
+    int rc =
+        suspend ? ls_ship_suspend(s->m, comment, ls_now_ns()) : ls_ship_resume(s->m, ls_now_ns());
     if (rc) {
         snprintf(msg, msglen, "cannot save the copy's state in %.300s: %s", s->op_path,
                  ls_strerror(rc));
         return rc;
     }
-    if (suspend) {
-        ld_shipper_pause(s);
-        ld_shipper_set_state(s, CS_SUSPENDED, "suspended by the operator: %s", s->op.comment);
-    } else if (!shipper_suspended(s)) {
-        ld_shipper_set_state(s, s->link->ready ? CS_INITIALIZING : CS_DISCONNECTED,
-                             "resumed by the operator");
-    }
-    ld_shipper_send_state(s, true);
+    ld_link_pump(s->link);
     snprintf(msg, msglen, "%s -> %s %s", s->db->cfg->name, s->link->cfg->name,
              suspend ? "suspended" : "resumed");
     return 0;

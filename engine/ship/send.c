@@ -1,0 +1,224 @@
+/* ship: frames out (GEN_BEGIN / GEN_DATA / GEN_END, COPY_STATE, ERROR) and the reader whose
+ * buffers they carry (see ship.h). A frame the send callback refuses with LS_EBUSY is tried
+ * again at the next pump: nothing is lost, nothing goes out of order. */
+#include <stdio.h>
+#include <string.h>
+
+#include "proto/frame.h"
+#include "ship/ship_int.h"
+
+/* ---- the reader: the one given, or engine/source's ----------------------------------------- */
+static int reader_start(ls_ship_t *m, uint64_t first, const uint8_t *prev, void **out)
+{
+    if (m->o.reader) return m->o.reader->start(m->o.reader_ctx, m->src, first, prev, out);
+    ls_reader_options_t o = {.prev_digest = prev};
+    return ls_reader_start(m->src, first, &o, m->o.notify_cb, m->o.notify_ctx,
+                           (ls_reader_t **) out);
+}
+
+static int reader_next(ls_ship_t *m, const ls_gen_buf_t **g)
+{
+    return m->o.reader ? m->o.reader->next(m->reader, g) : ls_reader_next(m->reader, g);
+}
+
+static void reader_release(ls_ship_t *m, const ls_gen_buf_t *g)
+{
+    if (m->o.reader)
+        m->o.reader->release(m->reader, g);
+    else
+        ls_reader_release(m->reader, g);
+}
+
+static const char *reader_error(ls_ship_t *m)
+{
+    return m->o.reader ? m->o.reader->error(m->reader) : ls_reader_error(m->reader);
+}
+
+int ls__ship_reader_start(ls_ship_t *m, uint64_t first, const uint8_t *prev_digest)
+{
+    int rc = reader_start(m, first, prev_digest, &m->reader);
+    if (rc) {
+        m->reader = NULL;
+        ls__ship_set_state(m, LS_SHIP_FAILED, "cannot start the log reader at %llu: %s",
+                           (unsigned long long) first, ls_strerror(rc));
+        return rc;
+    }
+    m->next = first;
+    m->o.action_cb(m->o.ctx, &(ls_ship_action_t){.kind = LS_SHIP_ACT_READER_START, .gen = first});
+    return 0;
+}
+
+void ls__ship_reader_stop(ls_ship_t *m)
+{
+    if (!m->reader) return;
+    uint64_t at = m->cur ? m->cur->generation : m->next;
+    if (m->cur) reader_release(m, m->cur);
+    m->cur = NULL;
+    m->cur_off = 0;
+    m->begun = false;
+    if (m->o.reader)
+        m->o.reader->stop(m->reader);
+    else
+        ls_reader_stop(m->reader);
+    m->reader = NULL;
+    m->o.action_cb(m->o.ctx, &(ls_ship_action_t){.kind = LS_SHIP_ACT_READER_STOP, .gen = at});
+}
+
+/* ---- single frames ----------------------------------------------------------------------------
+ */
+static int send(ls_ship_t *m, const ls_frame_t *f)
+{
+    return m->o.send_cb(m->o.ctx, f);
+}
+
+/* Tells the target why this copy stopped (it shows the same state). */
+static int send_error(ls_ship_t *m)
+{
+    ls_frame_t f = {.type = LS_FRAME_ERROR};
+    memcpy(f.error.dbid, m->dbid, LS_DBID_LEN);
+    f.error.code = m->err_due;
+    f.error.message = ls_proto_str(m->reason);
+    int rc = send(m, &f);
+    if (rc != LS_EBUSY) m->err_due = 0; /* sent, or the connection is closing */
+    return rc;
+}
+
+void ls__ship_fail(ls_ship_t *m, int code)
+{
+    if (!m->connected) return;
+    m->err_due = code ? code : LS_EIO;
+    send_error(m);
+}
+
+void ls__ship_send_state(ls_ship_t *m, bool force)
+{
+    if (!m->connected || !m->accepted || !m->src) return;
+    ls_frame_t f = {.type = LS_FRAME_COPY_STATE};
+    ls_proto_copy_state_t *cs = &f.copy_state;
+    char err[LS_SOURCE_ERRLEN];
+    ls_source_queue_t q = {0};
+    ls_source_last_closed(m->src, &cs->last_generated, &cs->last_generated_ns, err, sizeof(err));
+    ls_source_queue(m->src, m->durable.gen, &q, err, sizeof(err));
+    if (!force && !m->cs_due && cs->last_generated == m->cs_sent_gen &&
+        m->durable.gen == m->cs_sent_durable)
+        return;
+    memcpy(cs->dbid, m->dbid, LS_DBID_LEN);
+    cs->flags = m->o.op.suspended ? LS_COPY_SUSPENDED : 0;
+    cs->since_ns = m->o.op.since_ns;
+    cs->queue_count = LS_MIN(q.count, cs->last_generated);
+    cs->queue_bytes = q.bytes;
+    cs->queue_oldest_ns = q.oldest_close_ns;
+    cs->comment = ls_proto_str(m->o.op.comment);
+    m->cs_due = true;
+    int rc = send(m, &f);
+    if (rc == LS_EBUSY) return; /* the next pump tries again */
+    m->cs_due = false;
+    m->cs_sent_gen = cs->last_generated;
+    m->cs_sent_durable = m->durable.gen;
+}
+
+static int send_begin(ls_ship_t *m)
+{
+    ls_frame_t f = {.type = LS_FRAME_GEN_BEGIN};
+    memcpy(f.gen_begin.dbid, m->dbid, LS_DBID_LEN);
+    f.gen_begin.epoch = m->cur->epoch;
+    f.gen_begin.generation = m->cur->generation;
+    f.gen_begin.size = m->cur->size;
+    f.gen_begin.close_ns = m->cur->close_ns;
+    int rc = send(m, &f);
+    if (rc == 0) m->begun = true;
+    return rc;
+}
+
+static int send_end(ls_ship_t *m)
+{
+    ls_frame_t f = {.type = LS_FRAME_GEN_END};
+    memcpy(f.gen_end.dbid, m->dbid, LS_DBID_LEN);
+    f.gen_end.generation = m->cur->generation;
+    memcpy(f.gen_end.digest, m->cur->digest, LS_DIGEST_SIZE);
+    int rc = send(m, &f);
+    if (rc) return rc;
+    m->next = m->cur->generation + 1;
+    m->sent_gens++;
+    reader_release(m, m->cur);
+    m->cur = NULL;
+    m->begun = false;
+    return 0;
+}
+
+/* ---- the generation stream --------------------------------------------------------------------
+ */
+/* Takes the next generation from the reader (restarting it first when asked again). Returns 0
+ * with m->cur set, LS_EBUSY when none is ready, another code when shipping stopped. */
+static int take(ls_ship_t *m)
+{
+    if (m->restart_from) {
+        uint64_t from = m->restart_from;
+        ls__ship_reader_stop(m);
+        m->restart_from = 0;
+        int rc = ls__ship_reader_start(m, from, NULL);
+        if (rc) return rc;
+    }
+    int rc = reader_next(m, &m->cur);
+    if (rc == 0) {
+        m->cur_off = 0;
+        m->begun = false;
+        return 0;
+    }
+    m->cur = NULL;
+    if (rc == LS_EBUSY) return rc;
+    ls__ship_set_state(m, LS_SHIP_FAILED, "%s", reader_error(m));
+    ls__ship_reader_stop(m);
+    ls__ship_fail(m, rc);
+    return rc;
+}
+
+int ls_ship_pump(ls_ship_t *m, uint64_t now)
+{
+    (void) now; /* every input takes the time; sending needs none today */
+    if (!m->connected) return 0;
+    if (m->err_due && send_error(m) == LS_EBUSY) return LS_EBUSY;
+    if (m->cs_due) ls__ship_send_state(m, true);
+    if (m->cs_due) return LS_EBUSY;
+    while (m->reader) {
+        if (!m->cur) {
+            int rc = take(m);
+            if (rc) return 0; /* nothing ready (the reader notifies), or stopped */
+        }
+        if (!m->begun) {
+            int rc = send_begin(m);
+            if (rc) return rc;
+        }
+        if (m->cur_off < m->cur->size) return 0; /* ls_ship_send_chunk sends the data */
+        int rc = send_end(m);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+int64_t ls_ship_send_chunk(ls_ship_t *m, uint64_t max_len, uint64_t now)
+{
+    if (!m->connected || !m->cur || !m->begun || m->cur_off >= m->cur->size) return 0;
+    uint64_t len = LS_MIN(LS_MIN(max_len, m->credit), m->cur->size - m->cur_off);
+    len = LS_MIN(len, LS_FRAME_CHUNK_MAX);
+    if (len == 0) return 0;
+    ls_frame_t f = {.type = LS_FRAME_GEN_DATA};
+    memcpy(f.gen_data.dbid, m->dbid, LS_DBID_LEN);
+    f.gen_data.generation = m->cur->generation;
+    f.gen_data.offset = m->cur_off;
+    f.gen_data.data = m->cur->bytes + m->cur_off;
+    f.gen_data.len = (uint32_t) len;
+    int rc = send(m, &f);
+    if (rc) return rc;
+    m->credit -= len;
+    m->cur_off += len;
+    m->sent_bytes += len;
+    ls_ship_pump(m, now); /* GEN_END and the next GEN_BEGIN */
+    return (int64_t) len;
+}
+
+void ls_ship_tick(ls_ship_t *m, uint64_t now)
+{
+    ls__ship_send_state(m, false);
+    ls_ship_pump(m, now);
+}

@@ -1,0 +1,289 @@
+/* ship: lifecycle, states, the target's frames and the operator's decisions (see ship.h). */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ship/ship_int.h"
+
+const char *ls_ship_state_name(ls_ship_state_t s)
+{
+    static const char *names[] = {"Initializing", "Healthy", "Disconnected",
+                                  "Suspended",    "Failed",  "Diverged"};
+    return (size_t) s < LS_ARRAY_SIZE(names) ? names[s] : "Unknown";
+}
+
+static int act(ls_ship_t *m, ls_ship_action_t a)
+{
+    return m->o.action_cb(m->o.ctx, &a);
+}
+
+void ls__ship_set_state(ls_ship_t *m, ls_ship_state_t st, const char *fmt, ...)
+{
+    char reason[LS_SHIP_REASON_MAX]; /* formatted apart: an argument may be m->reason itself */
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof(reason), fmt, ap);
+    va_end(ap);
+    memcpy(m->reason, reason, sizeof(reason));
+    ls_ship_state_t prev = m->state;
+    m->state = st;
+    if (prev != st)
+        act(m, (ls_ship_action_t){
+                   .kind = LS_SHIP_ACT_STATE, .state = st, .prev = prev, .reason = m->reason});
+}
+
+bool ls__ship_suspended(const ls_ship_t *m)
+{
+    return m->o.op.suspended || m->peer_op.suspended;
+}
+
+ls_ship_t *ls_ship_new(const ls_ship_options_t *opts, uint64_t now)
+{
+    (void) now; /* every input takes the time (ship.h); states keep no time of their own */
+    LS_ASSERT(opts->send_cb && opts->action_cb);
+    ls_ship_t *m = calloc(1, sizeof(*m));
+    if (!m) return NULL;
+    m->o = *opts;
+    m->kept = opts->counters;
+    m->window = m->credit = LS_PROTO_DB_WINDOW_DEFAULT;
+    m->state = LS_SHIP_INITIALIZING;
+    snprintf(m->reason, sizeof(m->reason), "waiting for the database to exist");
+    if (m->o.op.suspended)
+        ls__ship_set_state(m, LS_SHIP_SUSPENDED, "suspended by the operator: %s", m->o.op.comment);
+    return m;
+}
+
+void ls_ship_free(ls_ship_t *m)
+{
+    if (!m) return;
+    ls__ship_reader_stop(m);
+    free(m);
+}
+
+/* Forgets the connection: no reader, nothing due, the target's suspension unknown. */
+static void drop(ls_ship_t *m)
+{
+    ls__ship_reader_stop(m);
+    m->connected = m->accepted = false;
+    m->restart_from = 0;
+    m->cs_due = false;
+    m->err_due = 0;
+    memset(&m->peer_op, 0, sizeof(m->peer_op)); /* the target says again when it connects */
+}
+
+/* Back to waiting; FAILED and DIVERGED stay. */
+static void reset(ls_ship_t *m, ls_ship_state_t st, const char *reason)
+{
+    drop(m);
+    if (m->state == LS_SHIP_FAILED || m->state == LS_SHIP_DIVERGED) return;
+    if (m->o.op.suspended)
+        ls__ship_set_state(m, LS_SHIP_SUSPENDED, "suspended by the operator: %s", m->o.op.comment);
+    else
+        ls__ship_set_state(m, st, "%s", reason);
+}
+
+void ls_ship_attach(ls_ship_t *m, ls_source_t *src, const uint8_t dbid[LS_DBID_LEN], uint64_t now)
+{
+    m->src = src;
+    memcpy(m->dbid, dbid, LS_DBID_LEN);
+    (void) now;
+    reset(m, LS_SHIP_DISCONNECTED, "not connected yet");
+}
+
+void ls_ship_source_failed(ls_ship_t *m, const char *msg, uint64_t now)
+{
+    (void) now;
+    ls__ship_set_state(m, LS_SHIP_FAILED, "%s", msg);
+}
+
+void ls_ship_connected(ls_ship_t *m, const ls_proto_db_result_t *r, uint32_t db_window,
+                       uint64_t now)
+{
+    (void) now;
+    drop(m);
+    m->connected = true;
+    m->accepted = r->status == LS_DB_ACCEPTED;
+    m->window = m->credit = db_window ? db_window : LS_PROTO_DB_WINDOW_DEFAULT;
+    if (m->accepted && m->o.op.suspended) {
+        ls__ship_set_state(m, LS_SHIP_SUSPENDED, "suspended by the operator: %s", m->o.op.comment);
+    } else if (m->accepted) {
+        ls__ship_set_state(m, LS_SHIP_INITIALIZING, "connected, waiting for the target's position");
+    } else {
+        ls__ship_set_state(m, r->code == LS_EDBID ? LS_SHIP_FAILED : LS_SHIP_DISCONNECTED,
+                           "refused by %s: %.*s", m->o.target, (int) r->reason.len, r->reason.ptr);
+        return;
+    }
+    ls__ship_send_state(m, true);
+}
+
+void ls_ship_disconnected(ls_ship_t *m, bool switching, const char *reason, uint64_t now)
+{
+    (void) now;
+    reset(m, switching ? LS_SHIP_INITIALIZING : LS_SHIP_DISCONNECTED, reason);
+}
+
+/* The state an error code leaves the copy in (PROTOCOL.md, ERROR): a transient code means
+ * Disconnected (the target asks again after a back-off), a divergence Diverged, anything else
+ * Failed. */
+static ls_ship_state_t state_for(int code)
+{
+    if (code == LS_EDIVERGED) return LS_SHIP_DIVERGED;
+    return ls_err_is_transient(code) ? LS_SHIP_DISCONNECTED : LS_SHIP_FAILED;
+}
+
+/* The target says where it stands: check it against our chain, then ship from there. */
+static void on_resume(ls_ship_t *m, const ls_proto_resume_t *r)
+{
+    if (ls__ship_suspended(m) || !m->src) return; /* resumed later: the target re-sends */
+    ls_resume_t res = {.epoch = r->epoch, .next = r->next_generation, .last_lsn = r->last_lsn};
+    memcpy(res.digest, r->last_digest, LS_DIGEST_SIZE);
+    ls_ship_plan_t plan;
+    char err[LS_SOURCE_ERRLEN];
+    ls__ship_reader_stop(m);
+    m->restart_from = 0;
+    int rc = ls_source_plan(m->src, &res, &plan, err, sizeof(err));
+    if (rc == 0) {
+        rc = ls__ship_reader_start(m, plan.first, r->next_generation > 1 ? r->last_digest : NULL);
+        if (rc == 0) {
+            ls__ship_set_state(m, LS_SHIP_HEALTHY, "shipping from generation %llu",
+                               (unsigned long long) plan.first);
+            return;
+        }
+    } else {
+        ls__ship_set_state(m, state_for(rc), "%s", err);
+    }
+    ls__ship_fail(m, rc);
+}
+
+static void on_ask_again(ls_ship_t *m, const ls_proto_ask_again_t *a, uint64_t now)
+{
+    char msg[LS_SHIP_REASON_MAX];
+    ls_status_counters_ask(&m->kept, a->code);
+    snprintf(msg, sizeof(msg), "%s asks again from generation %llu: %.*s", m->o.target,
+             (unsigned long long) a->generation, (int) LS_MIN(a->message.len, 400), a->message.ptr);
+    act(m,
+        (ls_ship_action_t){.kind = LS_SHIP_ACT_SAVE_COUNTERS, .counters = &m->kept, .reason = msg});
+    if (!m->reader) return;
+    /* The generation in flight is finished first (the target drops it), then the reader
+     * restarts from the generation asked for (ls_ship_pump). */
+    m->restart_from = a->generation;
+    ls_ship_pump(m, now);
+}
+
+static void on_copy_state(ls_ship_t *m, const ls_proto_copy_state_t *cs)
+{
+    bool was = m->peer_op.suspended;
+    ls_ship_op_t *p = &m->peer_op;
+    p->suspended = cs->flags & LS_COPY_SUSPENDED;
+    p->replay_suspended = cs->flags & LS_COPY_REPLAY_SUSPENDED;
+    p->since_ns = cs->since_ns;
+    snprintf(p->comment, sizeof(p->comment), "%.*s", (int) cs->comment.len, cs->comment.ptr);
+    if (p->suspended && !was) {
+        ls__ship_reader_stop(m);
+        m->restart_from = 0;
+        if (!m->o.op.suspended)
+            ls__ship_set_state(m, LS_SHIP_SUSPENDED, "suspended on %s: %s", m->o.target,
+                               p->comment);
+    } else if (!p->suspended && was && !m->o.op.suspended) {
+        ls__ship_set_state(m, LS_SHIP_INITIALIZING, "resumed on %s, waiting for its position",
+                           m->o.target);
+    }
+}
+
+static void on_durable(ls_ship_t *m, uint64_t gen, uint64_t now)
+{
+    uint64_t before = m->durable.gen;
+    ls__ship_advance(&m->durable, gen, 0, now);
+    ls_source_queue_t q, rest;
+    char err[LS_SOURCE_ERRLEN];
+    /* Throughput: the bytes of the generations that became durable. */
+    if (m->durable.gen > before && m->src &&
+        ls_source_queue(m->src, before, &q, err, sizeof(err)) == 0 &&
+        ls_source_queue(m->src, m->durable.gen, &rest, err, sizeof(err)) == 0)
+        ls__ship_rate_add(&m->rate, q.bytes - rest.bytes, now);
+    ls__ship_send_state(m, false);
+}
+
+void ls_ship_on_frame(ls_ship_t *m, const ls_frame_t *f, uint64_t now)
+{
+    switch (f->type) {
+    case LS_FRAME_RESUME:
+        if (m->accepted) on_resume(m, &f->resume);
+        break;
+    case LS_FRAME_DURABLE:
+        on_durable(m, f->durable.generation, now);
+        break;
+    case LS_FRAME_INSPECTED:
+        ls__ship_advance(&m->inspected, f->inspected.generation, 0, now);
+        break;
+    case LS_FRAME_REPLAYED:
+        ls__ship_advance(&m->replayed, f->replayed.generation, f->replayed.lsn, now);
+        break;
+    case LS_FRAME_REPLAYED_SYNCED:
+        ls__ship_advance(&m->synced, f->replayed_synced.generation, f->replayed_synced.lsn, now);
+        break;
+    case LS_FRAME_ASK_AGAIN:
+        on_ask_again(m, &f->ask_again, now);
+        break;
+    case LS_FRAME_COPY_STATE:
+        on_copy_state(m, &f->copy_state);
+        break;
+    case LS_FRAME_ERROR:
+        ls__ship_reader_stop(m);
+        m->restart_from = 0;
+        ls__ship_set_state(m, state_for(f->error.code), "target %s: %.*s", m->o.target,
+                           (int) f->error.message.len, f->error.message.ptr);
+        break;
+    default:
+        break; /* not for a source: the caller logs it */
+    }
+    ls_ship_pump(m, now);
+}
+
+int ls_ship_credit(ls_ship_t *m, uint64_t bytes)
+{
+    if (!m->connected) return LS_ESTATE;
+    if (bytes > m->window - m->credit) return LS_EPROTO;
+    m->credit += bytes;
+    return 0;
+}
+
+/* The operator's decision, persisted before it takes effect. */
+static int set_op(ls_ship_t *m, bool suspend, const char *comment, uint64_t now)
+{
+    ls_ship_op_t op = {0};
+    if (suspend) {
+        op.suspended = true;
+        snprintf(op.comment, sizeof(op.comment), "%s", comment ? comment : "");
+        op.since_ns = now;
+    }
+    int rc = act(m, (ls_ship_action_t){.kind = LS_SHIP_ACT_SAVE_OP, .op = &op});
+    if (rc == 0) m->o.op = op;
+    return rc;
+}
+
+int ls_ship_suspend(ls_ship_t *m, const char *comment, uint64_t now)
+{
+    int rc = set_op(m, true, comment, now);
+    if (rc) return rc;
+    ls__ship_reader_stop(m);
+    m->restart_from = 0;
+    ls__ship_set_state(m, LS_SHIP_SUSPENDED, "suspended by the operator: %s", m->o.op.comment);
+    ls__ship_send_state(m, true);
+    return 0;
+}
+
+int ls_ship_resume(ls_ship_t *m, uint64_t now)
+{
+    int rc = set_op(m, false, NULL, now);
+    if (rc) return rc;
+    if (m->peer_op.suspended) /* still suspended, by the target's operator now */
+        ls__ship_set_state(m, LS_SHIP_SUSPENDED, "suspended on %s: %s", m->o.target,
+                           m->peer_op.comment);
+    else if (m->state == LS_SHIP_SUSPENDED)
+        ls__ship_set_state(m, m->connected ? LS_SHIP_INITIALIZING : LS_SHIP_DISCONNECTED,
+                           "resumed by the operator");
+    ls__ship_send_state(m, true);
+    return 0;
+}

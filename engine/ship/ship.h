@@ -1,0 +1,204 @@
+/*
+ * ship: the shipping state machine of one (active database, target) pair (DESIGN.md "Wire
+ * protocol", "Copy states and lag accounting"). It does no I/O of its own and knows neither the
+ * event loop nor the daemon: frames from the target, connection events, reader events, credit,
+ * the operator's decisions and clock ticks go in, each with the time `now` (wall clock, UTC ns,
+ * injected so that tests drive it with a fake clock; it is recorded where status shows a time:
+ * acknowledged positions, the throughput window, the start of a suspension); frames to send and
+ * actions come out through the two callbacks of ls_ship_options_t.
+ *
+ * What lives here: the resume plan and divergence check (engine/source's ls_source_plan), the
+ * pipelined reader's buffers framed as GEN_BEGIN / GEN_DATA chunks / GEN_END, the per-database
+ * credit window, ask-again (restart from N once the generation in flight is done), suspension
+ * on either side (COPY_STATE both ways; the operator's own decision is persisted through an
+ * action), the hold a seed of this target puts on the logs, the target's acknowledged positions
+ * and the copy's state with its reason, and the status figures (ls_ship_status).
+ *
+ * What does not: the connection (HELLO/WELCOME, networks, zstd workers, the connection-wide
+ * credit window and the round-robin between databases belong to the daemon's link, which calls
+ * ls_ship_send_chunk() on each database in turn).
+ *
+ * States (ls_ship_state_t) and their transitions:
+ *   INITIALIZING  created: "waiting for the database to exist"; after WELCOME accepted it:
+ *                 waiting for the target's RESUME; after a resume on either side
+ *   DISCONNECTED  database ready but no connection, a connection ended, every network failed,
+ *                 the target refused the database (any code but LS_EDBID), or a transient
+ *                 code in the target's ERROR or from the plan (the target asks again)
+ *   HEALTHY       RESUME planned: shipping from the target's next generation
+ *   SUSPENDED     this operator's suspension (persisted) or the target's (its COPY_STATE)
+ *   FAILED        the source view could not be opened, the target refused another database
+ *                 (LS_EDBID), the target's ERROR (not transient), the plan or the reader
+ *                 failed (gap, damage, removed log): the reason says which
+ *   DIVERGED      the plan's divergence check failed, or the target said LS_EDIVERGED
+ * FAILED and DIVERGED survive disconnection; the next accepted WELCOME starts over.
+ *
+ * Lifecycle: ls_ship_new() -> ls_ship_attach() once the database's source view exists ->
+ * ls_ship_connected() per WELCOME ... frames, credit, ls_ship_pump()/ls_ship_send_chunk() ...
+ * ls_ship_disconnected() -> ... -> ls_ship_free() (stops the reader; the source must outlive
+ * the machine's reader, so free machines before ls_source_free()).
+ *
+ * Threading: one thread (the daemon's loop) calls every function of a machine. The reader it
+ * starts runs a thread of its own whose only contact is notify_cb (see ls_reader_notify_cb).
+ */
+#ifndef LS_SHIP_H
+#define LS_SHIP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/proto.h"
+#include "source/source.h"
+#include "status/status.h"
+
+#define LS_SHIP_REASON_MAX 512 /* a state's reason, bytes with the NUL */
+
+typedef struct ls_ship ls_ship_t;
+
+typedef enum {
+    LS_SHIP_INITIALIZING = 0,
+    LS_SHIP_HEALTHY,
+    LS_SHIP_DISCONNECTED,
+    LS_SHIP_SUSPENDED,
+    LS_SHIP_FAILED,
+    LS_SHIP_DIVERGED
+} ls_ship_state_t;
+
+/* "Initializing", "Healthy", ... as status shows them (static storage). */
+const char *ls_ship_state_name(ls_ship_state_t s);
+
+/* An operator's decision about a copy (either side's), kept across restarts by the caller. */
+typedef struct {
+    bool suspended;                        /* shipping suspended (and replay, on a passive) */
+    bool replay_suspended;                 /* passive only: replay suspended, receiving goes on */
+    char comment[LS_PROTO_REASON_MAX + 1]; /* the operator's words */
+    uint64_t since_ns;                     /* when, UTC ns (0: not suspended) */
+} ls_ship_op_t;
+
+/* What comes out besides frames. */
+typedef enum {
+    LS_SHIP_ACT_STATE = 1,     /* the state changed: state, prev, reason (log it) */
+    LS_SHIP_ACT_SAVE_OP,       /* persist op (the operator's decision); a failure is returned */
+    LS_SHIP_ACT_SAVE_COUNTERS, /* persist counters (an ASK_AGAIN was counted; msg says what) */
+    LS_SHIP_ACT_READER_START,  /* the reader (re)started at generation gen */
+    LS_SHIP_ACT_READER_STOP,   /* the reader stopped (gen: the next it would have read) */
+    LS_SHIP_ACT_SEED_RELEASED  /* a seeded copy synced past gen: the seed's hold is gone */
+} ls_ship_act_kind_t;
+
+typedef struct {
+    ls_ship_act_kind_t kind;
+    ls_ship_state_t state, prev;          /* STATE: new and previous state */
+    const char *reason;                   /* STATE: why; others: what happened (log line) */
+    const ls_ship_op_t *op;               /* SAVE_OP */
+    const ls_status_counters_t *counters; /* SAVE_COUNTERS */
+    uint64_t gen;                         /* READER_*, SEED_RELEASED */
+} ls_ship_action_t;
+
+/* Sends one frame to the target (borrowed: GEN_DATA's bytes point into the reader's buffer and
+ * are valid during the call only). Returns 0, or LS_EBUSY when it cannot go now (socket full, or
+ * a GEN_BEGIN / GEN_END that must wait for earlier chunks): the machine tries again at the next
+ * ls_ship_pump(). Other codes: the frame was dropped (the connection is closing). */
+typedef int (*ls_ship_send_cb)(void *ctx, const ls_frame_t *f);
+/* Runs an action (borrowed during the call). Returns 0, or an error for SAVE_OP (then the
+ * operator's command fails and nothing changes). */
+typedef int (*ls_ship_action_cb)(void *ctx, const ls_ship_action_t *a);
+
+/* The pipelined reader the machine consumes (engine/source's by default). */
+typedef struct {
+    /* Starts reading at first; prev_digest as ls_reader_options_t. 0 or an error. */
+    int (*start)(void *ctx, ls_source_t *src, uint64_t first, const uint8_t *prev_digest,
+                 void **reader);
+    int (*next)(void *reader, const ls_gen_buf_t **gen);    /* as ls_reader_next */
+    void (*release)(void *reader, const ls_gen_buf_t *gen); /* as ls_reader_release */
+    const char *(*error)(void *reader);                     /* as ls_reader_error */
+    void (*stop)(void *reader);                             /* as ls_reader_stop */
+} ls_ship_reader_ops_t;
+
+typedef struct {
+    const char *database;          /* its name, for reasons (borrowed for the machine's life) */
+    const char *target;            /* the target's name, likewise */
+    ls_ship_send_cb send_cb;       /* frames out (required) */
+    ls_ship_action_cb action_cb;   /* actions out (required) */
+    void *ctx;                     /* for both */
+    ls_reader_notify_cb notify_cb; /* a reader has a generation ready: call ls_ship_pump() */
+    void *notify_ctx;              /* for notify_cb */
+    const ls_ship_reader_ops_t *reader; /* NULL: engine/source's ls_reader_* */
+    void *reader_ctx;                   /* for reader->start */
+    ls_ship_op_t op;                    /* this operator's decision, as loaded */
+    ls_status_counters_t counters;      /* the copy's kept counters, as loaded */
+} ls_ship_options_t;
+
+/* New machine in INITIALIZING (SUSPENDED when opts->op says so). Copies opts. NULL when out of
+ * memory. */
+ls_ship_t *ls_ship_new(const ls_ship_options_t *opts, uint64_t now);
+/* Stops the reader and frees; NULL is a no-op. */
+void ls_ship_free(ls_ship_t *m);
+
+/* ---- inputs ---------------------------------------------------------------------------------
+ * Each may send frames and run actions before it returns. */
+
+/* The database's source view (borrowed: it must outlive the machine) and id are known: the
+ * copy waits for a connection (DISCONNECTED). */
+void ls_ship_attach(ls_ship_t *m, ls_source_t *src, const uint8_t dbid[LS_DBID_LEN], uint64_t now);
+/* The source view could not be opened: FAILED with msg. */
+void ls_ship_source_failed(ls_ship_t *m, const char *msg, uint64_t now);
+
+/* The target's WELCOME answered for this database (r is its entry); db_window is the WELCOME's
+ * per-database credit window (0: LS_PROTO_DB_WINDOW_DEFAULT). */
+void ls_ship_connected(ls_ship_t *m, const ls_proto_db_result_t *r, uint32_t db_window,
+                       uint64_t now);
+/* The connection ended, or could not be made (reason says why): the reader stops, the target's
+ * suspension is forgotten (it says again), DISCONNECTED (or INITIALIZING when switching: a
+ * switch to another network is under way), unless FAILED or DIVERGED. */
+void ls_ship_disconnected(ls_ship_t *m, bool switching, const char *reason, uint64_t now);
+
+/* A frame from the target for this database: RESUME, DURABLE, INSPECTED, REPLAYED,
+ * REPLAYED_SYNCED, ASK_AGAIN, COPY_STATE, ERROR (others are ignored). Borrowed. */
+void ls_ship_on_frame(ls_ship_t *m, const ls_frame_t *f, uint64_t now);
+/* A CREDIT frame for this database. LS_EPROTO when it exceeds the window (close the
+ * connection), LS_ESTATE when not connected. */
+int ls_ship_credit(ls_ship_t *m, uint64_t bytes);
+
+/* The operator suspends (comment borrowed) or resumes shipping. The decision is persisted first
+ * (LS_SHIP_ACT_SAVE_OP): when that fails its error is returned and nothing changes. */
+int ls_ship_suspend(ls_ship_t *m, const char *comment, uint64_t now);
+int ls_ship_resume(ls_ship_t *m, uint64_t now);
+
+/* Sends what can go now except data: a pending COPY_STATE or ERROR, GEN_END of a generation
+ * whose data went out, GEN_BEGIN of the next one the reader has ready, a restart asked for.
+ * Returns 0, or LS_EBUSY when send_cb said so. Call after a reader's notify_cb, a drained socket,
+ * or any input. */
+int ls_ship_pump(ls_ship_t *m, uint64_t now);
+/* Sends one GEN_DATA chunk of at most max_len bytes, within this database's credit, then pumps.
+ * Returns the chunk's bytes (> 0), 0 when nothing can go (no data begun, no credit), or LS_EBUSY
+ * when the socket is full. */
+int64_t ls_ship_send_chunk(ls_ship_t *m, uint64_t max_len, uint64_t now);
+/* Timer tick: COPY_STATE to the target when the source's newest generation or the copy queue
+ * changed since the last one, and a pump. */
+void ls_ship_tick(ls_ship_t *m, uint64_t now);
+
+/* ---- seeding ---------------------------------------------------------------------------------
+ * A seed of this target holds the logs it needs (docs/SEED.md): from its start all of them, then
+ * generation gen on; once its stream went out the hold stays until the target reports
+ * replayed-synced past gen. */
+void ls_ship_seed_hold(ls_ship_t *m, uint64_t gen); /* gen 0: hold everything (1) */
+/* The seed's stream went out whole: the target's positions of the old copy are forgotten. */
+void ls_ship_seed_sent(ls_ship_t *m);
+void ls_ship_seed_abort(ls_ship_t *m);      /* the seed ended before its stream went out */
+bool ls_ship_seed_busy(const ls_ship_t *m); /* a seed is under way (not sent yet) */
+/* Lowest generation the seed needs (0: none); releases a hold the target synced past
+ * (LS_SHIP_ACT_SEED_RELEASED). */
+uint64_t ls_ship_seed_needs(ls_ship_t *m);
+
+/* ---- figures ----------------------------------------------------------------------------------
+ */
+ls_ship_state_t ls_ship_state(const ls_ship_t *m);
+const char *ls_ship_reason(const ls_ship_t *m);
+const ls_ship_op_t *ls_ship_op(const ls_ship_t *m); /* this operator's decision */
+uint64_t ls_ship_synced(const ls_ship_t *m);        /* replayed-synced on the target (0: none) */
+uint64_t ls_ship_credit_left(const ls_ship_t *m);   /* bytes this database may send now */
+/* Fills the copy's state, reason, suspension, positions with their times, queues, lags,
+ * throughput and counters; leaves names, connection and network fields to the caller. */
+void ls_ship_status(ls_ship_t *m, uint64_t now, ls_status_copy_t *c);
+
+#endif

@@ -1,0 +1,387 @@
+/* ship: states, the resume plan and divergence, the target's errors and refusals, the reader,
+ * and suspension on either side (ship_flow_test.c has ask-again, credit, disconnection, the
+ * seed's hold and the figures). */
+#include "ship_test_util.h"
+
+Test(ship, starts_initializing_then_waits_for_a_connection, .fini = teardown_world)
+{
+    setup_world(2, NULL);
+    cr_assert_eq(ls_ship_state(W.m), LS_SHIP_INITIALIZING);
+    cr_assert(strstr(ls_ship_reason(W.m), "waiting for the database"));
+    cr_assert_eq(ls_ship_pump(W.m, W.now), 0);
+    ls_ship_tick(W.m, W.now);
+    cr_assert_eq(ls_ship_credit(W.m, 10), LS_ESTATE);
+    attach();
+    cr_assert_eq(ls_ship_state(W.m), LS_SHIP_DISCONNECTED);
+    cr_assert_str_eq(ls_ship_reason(W.m), "not connected yet");
+    cr_assert_eq(W.nstates, 1);
+    expect_nothing();
+    cr_assert_str_eq(status().state, "Disconnected");
+}
+
+Test(ship, state_names)
+{
+    const char *want[] = {"Initializing", "Healthy", "Disconnected",
+                          "Suspended",    "Failed",  "Diverged"};
+    for (int s = 0; s < 6; s++)
+        cr_assert_str_eq(ls_ship_state_name((ls_ship_state_t) s), want[s]);
+    cr_assert_str_eq(ls_ship_state_name((ls_ship_state_t) 42), "Unknown");
+    ls_ship_free(NULL);
+}
+
+Test(ship, a_source_that_cannot_open_fails_the_copy, .fini = teardown_world)
+{
+    setup_world(1, NULL);
+    ls_ship_source_failed(W.m, "logs/history:3: malformed line", W.now);
+    cr_assert_eq(ls_ship_state(W.m), LS_SHIP_FAILED);
+    cr_assert_str_eq(ls_ship_reason(W.m), "logs/history:3: malformed line");
+}
+
+Test(ship, ships_every_generation_from_the_targets_position, .init = setup_attached,
+     .fini = teardown_world)
+{
+    ship_from(1);
+    cr_assert_str_eq(ls_ship_reason(W.m), "shipping from generation 1");
+    for (uint64_t g = 1; g <= 3; g++)
+        take_gen(g);
+    ls_ship_pump(W.m, W.now);
+    expect_nothing();
+    ls_status_copy_t c = status();
+    cr_assert_eq(c.sent_generations, 3);
+    cr_assert_eq(c.sent_bytes, W.size[1] + W.size[2] + W.size[3]);
+    cr_assert_eq(c.copy_queue, 3);
+    W.now += 5 * SEC;
+    ack(LS_FRAME_DURABLE, 3);
+    sent_t *cs = expect(LS_FRAME_COPY_STATE); /* the copy queue changed */
+    cr_assert_eq(cs->queue_count, 0);
+    cr_assert_eq(cs->last_generated, 3);
+    ack(LS_FRAME_INSPECTED, 3);
+    ack(LS_FRAME_REPLAYED, 2);
+    ack(LS_FRAME_REPLAYED_SYNCED, 2);
+    W.now += SEC;
+    ack(LS_FRAME_DURABLE, 1); /* late: changes nothing */
+    expect_nothing();
+    c = status();
+    cr_assert_eq(c.last_copied.gen, 3);
+    cr_assert_eq(c.last_copied.time_ns, T0 + 5 * SEC);
+    cr_assert_eq(c.last_inspected.gen, 3);
+    cr_assert_eq(c.last_replayed.gen, 2);
+    cr_assert_eq(c.last_replayed_synced.gen, 2);
+    cr_assert_eq(ls_ship_synced(W.m), 2);
+    cr_assert_eq(c.copy_queue, 0);
+    cr_assert_eq(c.replay_queue, 1);
+    cr_assert_eq(c.replay_queue_bytes, W.size[3]);
+    cr_assert_str_eq(c.state, "Healthy");
+}
+
+Test(ship, resumes_after_what_the_target_holds, .init = setup_attached, .fini = teardown_world)
+{
+    ship_from(3);
+    cr_assert_str_eq(ls_ship_reason(W.m), "shipping from generation 3");
+    take_gen(3);
+    ls_ship_pump(W.m, W.now);
+    expect_nothing();
+    cr_assert_eq(W.reader_starts, 1);
+}
+
+Test(ship, a_generation_ships_once_it_is_closed, .init = setup_attached, .fini = teardown_world)
+{
+    ship_from(1);
+    for (uint64_t g = 1; g <= 3; g++)
+        take_gen(g);
+    add_gen(&W, 2, 100);
+    rescan(&W); /* wakes the reader waiting for generation 4 */
+    take_gen(4);
+    ls_ship_tick(W.m, W.now);
+    cr_assert_eq(expect(LS_FRAME_COPY_STATE)->last_generated, 4);
+}
+
+Test(ship, divergence_at_resume_marks_the_copy_diverged, .init = setup_attached,
+     .fini = teardown_world)
+{
+    connect_accepted(0);
+    expect(LS_FRAME_COPY_STATE);
+    uint8_t other[LS_DIGEST_SIZE];
+    memset(other, 0x5a, sizeof(other));
+    resume_at(3, other); /* the target's generation 2 is not ours */
+    cr_assert_eq(ls_ship_state(W.m), LS_SHIP_DIVERGED);
+    sent_t *e = expect(LS_FRAME_ERROR);
+    cr_assert_eq(e->code, LS_EDIVERGED);
+    cr_assert_str_eq(e->text, ls_ship_reason(W.m));
+    cr_assert_eq(W.reader_starts, 0);
+    ls_ship_disconnected(W.m, false, "connection reset", W.now);
+    cr_assert_eq(ls_ship_state(W.m), LS_SHIP_DIVERGED, "Diverged survives disconnection");
+    connect_accepted(0); /* the next accepted WELCOME starts over */
+    cr_assert_eq(ls_ship_state(W.m), LS_SHIP_INITIALIZING);
+}
+
+Test(ship, a_removed_generation_fails_the_copy_with_a_gap, .init = setup_attached,
+     .fini = teardown_world)
+{
+    char path[PATH_MAX];
+    gen_file(&W, 1, path, sizeof(path));
+    cr_assert_eq(unlink(path), 0);
+    rescan(&W);
+    connect_accepted(0);
+    expect(LS_FRAME_COPY_STATE);
+    resume_at(1, NULL);
+    cr_assert_eq(ls_ship_state(W.m), LS_SHIP_FAILED);
+    cr_assert_eq(expect(LS_FRAME_ERROR)->code, LS_EGAP);
+}
+
+Test(ship, refusals_by_the_target, .init = setup_attached, .fini = teardown_world)
+{
+    ls_proto_db_result_t r = {
+        .status = LS_DB_REFUSED, .code = LS_EDBID, .reason = ls_proto_str("another database")};
+    ls_ship_connected(W.m, &r, 0, W.now);
+    cr_assert_eq(ls_ship_state(W.m), LS_SHIP_FAILED);
+    cr_assert_str_eq(ls_ship_reason(W.m), "refused by tgt: another database");
+    resume_at(1, NULL); /* not accepted: ignored */
+    r.code = LS_EBUSY;
+    r.reason = ls_proto_str("being seeded");
+    ls_ship_connected(W.m, &r, 0, W.now);
+    cr_assert_eq(ls_ship_state(W.m), LS_SHIP_DISCONNECTED);
+    cr_assert_str_eq(ls_ship_reason(W.m), "refused by tgt: being seeded");
+    expect_nothing();
+    cr_assert_eq(W.reader_starts, 0);
+}
+
+Test(ship, the_targets_error_fails_or_diverges_the_copy, .init = setup_attached,
+     .fini = teardown_world)
+{
+    ship_from(1);
+    pump_until_sent();
+    expect(LS_FRAME_GEN_BEGIN);
+    ls_frame_t f = {.type = LS_FRAME_ERROR};
+    f.error.code = LS_EGAP;
+    f.error.message = ls_proto_str("generation 2 missing");
+    reply(&f);
+    cr_assert_eq(ls_ship_state(W.m), LS_SHIP_FAILED);
+    cr_assert_str_eq(ls_ship_reason(W.m), "target tgt: generation 2 missing");
+    cr_assert_eq(ls_ship_send_chunk(W.m, CHUNK, W.now), 0);
+    ls_ship_pump(W.m, W.now);
+    expect_nothing();
+    connect_accepted(0);
+    expect(LS_FRAME_COPY_STATE);
+    f.error.code = LS_EDIVERGED;
+    reply(&f);
+    cr_assert_eq(ls_ship_state(W.m), LS_SHIP_DIVERGED);
+    f.type = LS_FRAME_GEN_DATA; /* not a frame for a source: ignored */
+    reply(&f);
+    cr_assert_eq(ls_ship_state(W.m), LS_SHIP_DIVERGED);
+}
+
+Test(ship, a_transient_error_from_the_target_only_disconnects_the_copy, .init = setup_attached,
+     .fini = teardown_world)
+{
+    ship_from(1);
+    pump_until_sent();
+    expect(LS_FRAME_GEN_BEGIN);
+    ls_frame_t f = {.type = LS_FRAME_ERROR};
+    f.error.code = LS_ENOSPC; /* the target's disk is full: it asks again once it has space */
+    f.error.message = ls_proto_str("no space left in inspect/");
+    reply(&f);
+    cr_assert_eq(ls_ship_state(W.m), LS_SHIP_DISCONNECTED, "a transient code is not Failed: %s",
+                 ls_ship_state_name(ls_ship_state(W.m)));
+    cr_assert_str_eq(ls_ship_reason(W.m), "target tgt: no space left in inspect/");
+    ship_from(1); /* its next RESUME ships again, no operator needed */
+    cr_assert_eq(ls_ship_state(W.m), LS_SHIP_HEALTHY);
+}
+
+Test(ship, a_damaged_generation_on_disk_fails_the_copy, .init = setup_attached,
+     .fini = teardown_world)
+{
+    char path[PATH_MAX];
+    gen_file(&W, 2, path, sizeof(path));
+    W.bytes[2][W.size[2] / 2] ^= 0xff; /* one byte of a record */
+    cr_assert_eq(ls_h_write_file(path, W.bytes[2], W.size[2]), 0);
+    W.bytes[2][W.size[2] / 2] ^= 0xff;
+    ship_from(1);
+    take_gen(1);
+    pump_until_sent();
+    sent_t *e = expect(LS_FRAME_ERROR);
+    cr_assert_eq(ls_ship_state(W.m), LS_SHIP_FAILED);
+    cr_assert_str_eq(e->text, ls_ship_reason(W.m));
+    cr_assert_neq(e->code, 0);
+    cr_assert_eq(W.reader_stops, 1);
+}
+
+/* ---- a reader given by the caller ------------------------------------------------------------ */
+typedef struct {
+    int start_rc;   /* what start answers */
+    int calls;      /* next calls */
+    ls_gen_buf_t g; /* the one generation it has */
+    int released, stopped;
+} fake_reader_t;
+
+static fake_reader_t FR;
+
+static int fr_start(void *ctx, ls_source_t *src, uint64_t first, const uint8_t *prev, void **out)
+{
+    (void) src, (void) prev;
+    fake_reader_t *r = ctx;
+    cr_assert_eq(first, 1);
+    *out = r;
+    return r->start_rc;
+}
+
+static int fr_next(void *rd, const ls_gen_buf_t **g)
+{
+    fake_reader_t *r = rd;
+    if (++r->calls != 3) return LS_EBUSY; /* ready at the third call only */
+    *g = &r->g;
+    return 0;
+}
+
+static void fr_release(void *rd, const ls_gen_buf_t *g)
+{
+    cr_assert_eq(g, &((fake_reader_t *) rd)->g);
+    ((fake_reader_t *) rd)->released++;
+}
+
+static const char *fr_error(void *rd)
+{
+    (void) rd;
+    return "";
+}
+
+static void fr_stop(void *rd)
+{
+    ((fake_reader_t *) rd)->stopped++;
+}
+
+static const ls_ship_reader_ops_t fake_ops = {fr_start, fr_next, fr_release, fr_error, fr_stop};
+
+static void setup_fake(int start_rc)
+{
+    memset(&FR, 0, sizeof(FR));
+    FR.start_rc = start_rc;
+    ls_ship_options_t o = options();
+    o.reader = &fake_ops;
+    o.reader_ctx = &FR;
+    setup_world(1, &o);
+    FR.g = (ls_gen_buf_t){.epoch = 1, .generation = 1, .bytes = W.bytes[1], .size = W.size[1]};
+    memcpy(FR.g.digest, W.digest[1], LS_DIGEST_SIZE);
+    attach();
+}
+
+Test(ship, a_reader_that_cannot_start_fails_the_copy, .fini = teardown_world)
+{
+    setup_fake(LS_ENOMEM);
+    connect_accepted(0);
+    expect(LS_FRAME_COPY_STATE);
+    resume_at(1, NULL);
+    cr_assert_eq(ls_ship_state(W.m), LS_SHIP_FAILED);
+    cr_assert(strstr(ls_ship_reason(W.m), "cannot start the log reader"));
+    cr_assert_eq(expect(LS_FRAME_ERROR)->code, LS_ENOMEM);
+}
+
+Test(ship, consumes_the_reader_it_is_given, .fini = teardown_world)
+{
+    setup_fake(0);
+    ship_from(1);
+    ls_ship_pump(W.m, W.now); /* nothing ready at first */
+    expect_nothing();
+    take_gen(1);
+    cr_assert_eq(FR.released, 1);
+    ls_ship_free(W.m);
+    W.m = NULL;
+    cr_assert_eq(FR.stopped, 1);
+}
+
+/* ---- suspension ------------------------------------------------------------------------------ */
+Test(ship, the_operators_suspension_is_persisted_and_told_to_the_target, .init = setup_attached,
+     .fini = teardown_world)
+{
+    ship_from(1);
+    take_gen(1);
+    W.now += SEC;
+    cr_assert_eq(ls_ship_suspend(W.m, "maintenance", W.now), 0);
+    cr_assert_eq(W.saves, 1);
+    cr_assert(W.saved.suspended);
+    cr_assert_str_eq(W.saved.comment, "maintenance");
+    cr_assert_eq(W.saved.since_ns, W.now);
+    cr_assert(ls_ship_op(W.m)->suspended);
+    cr_assert_eq(ls_ship_state(W.m), LS_SHIP_SUSPENDED);
+    cr_assert_str_eq(ls_ship_reason(W.m), "suspended by the operator: maintenance");
+    while (pending() && W.q[W.head].type != LS_FRAME_COPY_STATE) /* GEN_BEGIN 2 went out */
+        W.head++;
+    sent_t *cs = expect(LS_FRAME_COPY_STATE);
+    cr_assert_eq(cs->flags, LS_COPY_SUSPENDED);
+    cr_assert_str_eq(cs->text, "maintenance");
+    resume_at(2, W.digest[1]); /* ignored while suspended */
+    ls_ship_pump(W.m, W.now);
+    expect_nothing();
+    ls_status_copy_t c = status();
+    cr_assert_str_eq(c.comment, "maintenance");
+    cr_assert_eq(c.suspended_since_ns, W.now);
+    cr_assert_eq(ls_ship_resume(W.m, W.now), 0);
+    cr_assert(!W.saved.suspended);
+    cr_assert_eq(ls_ship_state(W.m), LS_SHIP_INITIALIZING);
+    cr_assert_str_eq(ls_ship_reason(W.m), "resumed by the operator");
+    cr_assert_eq(expect(LS_FRAME_COPY_STATE)->flags, 0);
+    resume_at(2, W.digest[1]); /* the target answers the resume with its position */
+    cr_assert_eq(ls_ship_state(W.m), LS_SHIP_HEALTHY);
+    take_gen(2);
+}
+
+Test(ship, a_failed_save_changes_nothing, .init = setup_attached, .fini = teardown_world)
+{
+    ship_from(1);
+    W.save_rc = LS_EIO;
+    cr_assert_eq(ls_ship_suspend(W.m, "x", W.now), LS_EIO);
+    cr_assert_eq(ls_ship_state(W.m), LS_SHIP_HEALTHY);
+    cr_assert(!ls_ship_op(W.m)->suspended);
+    cr_assert_eq(ls_ship_resume(W.m, W.now), LS_EIO);
+    ls_ship_pump(W.m, W.now);
+    cr_assert_eq(W.reader_stops, 0);
+    take_gen(1);
+}
+
+Test(ship, a_suspension_loaded_at_start_holds_across_connections, .fini = teardown_world)
+{
+    ls_ship_options_t o = options();
+    o.op.suspended = true;
+    snprintf(o.op.comment, sizeof(o.op.comment), "kept");
+    setup_world(2, &o);
+    cr_assert_eq(ls_ship_state(W.m), LS_SHIP_SUSPENDED);
+    attach();
+    cr_assert_str_eq(ls_ship_reason(W.m), "suspended by the operator: kept");
+    connect_accepted(0);
+    cr_assert_eq(ls_ship_state(W.m), LS_SHIP_SUSPENDED);
+    cr_assert_eq(expect(LS_FRAME_COPY_STATE)->flags, LS_COPY_SUSPENDED);
+    resume_at(1, NULL);
+    cr_assert_eq(W.reader_starts, 0);
+    ls_ship_disconnected(W.m, false, "connection reset", W.now);
+    cr_assert_eq(ls_ship_state(W.m), LS_SHIP_SUSPENDED);
+    cr_assert_eq(ls_ship_resume(W.m, W.now), 0);
+    cr_assert_eq(ls_ship_state(W.m), LS_SHIP_DISCONNECTED, "not connected: Disconnected");
+}
+
+Test(ship, the_targets_suspension_stops_shipping_until_it_resumes, .init = setup_attached,
+     .fini = teardown_world)
+{
+    ship_from(1);
+    pump_until_sent();
+    expect(LS_FRAME_GEN_BEGIN);
+    copy_state(true, "disk swap");
+    cr_assert_eq(ls_ship_state(W.m), LS_SHIP_SUSPENDED);
+    cr_assert_str_eq(ls_ship_reason(W.m), "suspended on tgt: disk swap");
+    cr_assert_eq(W.reader_stops, 1);
+    cr_assert_str_eq(status().comment, "disk swap");
+    resume_at(1, NULL);
+    cr_assert_eq(W.reader_starts, 1, "RESUME is ignored while the target is suspended");
+    /* this operator suspends and resumes meanwhile: still the target's suspension */
+    cr_assert_eq(ls_ship_suspend(W.m, "mine", W.now), 0);
+    cr_assert_str_eq(ls_ship_reason(W.m), "suspended by the operator: mine");
+    cr_assert_eq(ls_ship_resume(W.m, W.now), 0);
+    cr_assert_eq(ls_ship_state(W.m), LS_SHIP_SUSPENDED);
+    cr_assert_str_eq(ls_ship_reason(W.m), "suspended on tgt: disk swap");
+    copy_state(false, "");
+    cr_assert_eq(ls_ship_state(W.m), LS_SHIP_INITIALIZING);
+    cr_assert_str_eq(ls_ship_reason(W.m), "resumed on tgt, waiting for its position");
+    resume_at(1, NULL);
+    cr_assert_eq(ls_ship_state(W.m), LS_SHIP_HEALTHY);
+    W.head = W.tail; /* the COPY_STATEs of the operator's commands */
+    take_gen(1);
+}

@@ -3,7 +3,8 @@
  * that are closed generations with our prefix, sorts them, and merges the new array with the old
  * one so cached headers and trailers survive. The current log, the history and foreign files are
  * ignored. Each file's epoch is checked against the history; two files for one generation are
- * an error, as the active never writes that.
+ * an error, as the active never writes that. Generations a removal is unlinking (removing_upto,
+ * see removal.c) are left out, so a rescan never re-adds a file about to vanish.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -74,6 +75,7 @@ static int list_dir(ls_source_t *src, ls__src_gen_t **out, size_t *n, char *err,
         if (ls_gen_name_parse(de->d_name, src->prefix, &e.epoch, &e.generation) != 0 ||
             e.generation == 0)
             continue;
+        if (e.generation <= src->removing_upto) continue; /* being unlinked by a removal */
         if (cnt == cap) {
             cap = cap ? cap * 2 : 64;
             ls__src_gen_t *a = realloc(arr, cap * sizeof(*a));
@@ -190,6 +192,7 @@ int ls_source_open(const ls_source_options_t *opts, ls_source_t **out, char *err
     ls_source_t *src = calloc(1, sizeof(*src));
     if (!src) return ls__src_fail(err, errlen, LS_ENOMEM, "out of memory");
     pthread_mutex_init(&src->mu, NULL);
+    pthread_mutex_init(&src->remove_mu, NULL);
     snprintf(src->prefix, sizeof(src->prefix), "%s", prefix);
     int n1 = snprintf(src->logs, sizeof(src->logs), "%s/logs", opts->db_dir);
     int n2 = snprintf(src->hist_path, sizeof(src->hist_path), "%s/logs/history", opts->db_dir);
@@ -212,6 +215,7 @@ void ls_source_free(ls_source_t *src)
     if (!src) return;
     LS_CHECK(src->waiters == NULL);
     pthread_mutex_destroy(&src->mu);
+    pthread_mutex_destroy(&src->remove_mu);
     free(src->gens);
     free(src->hist);
     free(src);

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "config/config.h"
 #include "core/core.h"
 #include "genbuild.h"
 #include "harness.h"
@@ -740,6 +741,47 @@ Test(source, removal_cap_warns_and_cuts_the_lagging_target)
     removable(s, &in, &out);
     cr_assert_not(out.warning);
     cr_assert_eq(out.msg[0], '\0');
+    ls_source_free(s);
+    chain_free(c);
+}
+
+/* Defect 3 of issue 13: what the configuration says reaches the rule unchanged. "none" (or 0) in
+ * the file is LS_SOURCE_NO_CAP here: a target gone since generation 1 keeps everything however
+ * much is held; the default cap is the engine's; a configured cap cuts. */
+Test(source, removal_honours_the_configured_cap_or_none)
+{
+    cr_assert_eq(LS_CFG_NO_CAP, LS_SOURCE_NO_CAP);
+    cr_assert_eq(LS_CFG_DEFAULT_MAX_LOG_BYTES, LS_SOURCE_DEFAULT_MAX_LOG_BYTES);
+    chain_t *c = chain_new();
+    for (int i = 0; i < 40; i++)
+        add_gen(c, 1, 4, 4096);
+    ls_source_t *s = open_src(c);
+    uint64_t synced[2] = {39, 1};
+    ls_removal_input_t in = {
+        .target_synced = synced,
+        .ntargets = 2,
+        .checkpoint_lsn = UINT64_MAX,
+        .now_ns = BASE_NS + 1000 * SEC,
+        .max_log_bytes = LS_CFG_NO_CAP,
+    };
+    ls_removal_t out;
+    removable(s, &in, &out);
+    cr_assert_eq(out.upto, 1, "no cap: nothing the gone target needs is removed");
+    cr_assert_not(out.capped);
+    cr_assert_eq(out.cut_targets, 0);
+    uint64_t held = 0;
+    for (uint64_t g = 2; g <= 39; g++)
+        held += c->size[g];
+    cr_assert_eq(out.held_bytes, held);
+    in.max_log_bytes = 0; /* the struct's zero: the default cap, far above these bytes */
+    removable(s, &in, &out);
+    cr_assert_eq(out.upto, 1);
+    cr_assert_not(out.capped);
+    in.max_log_bytes = held / 2; /* a configured cap */
+    removable(s, &in, &out);
+    cr_assert(out.capped);
+    cr_assert_gt(out.upto, 1);
+    cr_assert_eq(out.cut_targets, 1);
     ls_source_free(s);
     chain_free(c);
 }

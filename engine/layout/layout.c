@@ -61,8 +61,8 @@ static int push(ls_layout_gen_t **arr, size_t *n, size_t *cap, ls_layout_gen_t e
 }
 
 /* Sorts one name into out: a closed generation, a .part of one, the current log, or nothing. */
-static int classify(const char *name, const char *prefix, const char *current, ls_layout_list_t *out,
-                    size_t caps[2])
+static int classify(const char *name, const char *prefix, const char *current,
+                    ls_layout_list_t *out, size_t caps[2])
 {
     ls_layout_gen_t e;
     if (ls_gen_name_parse(name, prefix, &e.epoch, &e.generation) == 0)
@@ -104,8 +104,8 @@ int ls_layout_list(const char *dir, const ls_layout_options_t *opts, ls_layout_l
     while (rc == 0 && (de = readdir(d)) != NULL)
         rc = classify(de->d_name, prefix, current, out, caps);
     if (rc == 0 && errno)
-        rc = fail(err, errlen, ls_err_from_errno(errno), "cannot list %s: %s", dir,
-                  strerror(errno));
+        rc =
+            fail(err, errlen, ls_err_from_errno(errno), "cannot list %s: %s", dir, strerror(errno));
     else if (rc)
         rc = fail(err, errlen, rc, "%s: out of memory listing it", dir);
     closedir(d);

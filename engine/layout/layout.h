@@ -71,10 +71,10 @@ int ls_layout_path(char *out, size_t outlen, const char *dir, const char *prefix
 
 /* The two ends of a generation file. */
 typedef struct {
-    uint64_t size;       /* file size, bytes */
-    ls_gen_header_t h;   /* the header (always valid when the call returns 0) */
-    bool closed;         /* a valid trailer ends the file: t is valid */
-    ls_gen_trailer_t t;  /* the trailer when closed */
+    uint64_t size;      /* file size, bytes */
+    ls_gen_header_t h;  /* the header (always valid when the call returns 0) */
+    bool closed;        /* a valid trailer ends the file: t is valid */
+    ls_gen_trailer_t t; /* the trailer when closed */
 } ls_layout_ends_t;
 
 /* Reads the header and, when the file is large enough, the trailer of the generation file at

@@ -14,13 +14,13 @@
 #define MAX_DBIS 4 /* named databases per environment ("data", "meta" today) */
 
 struct ls_store_env {
-    MDB_env *env;               /* the one environment of this data.mdb in the process */
-    dev_t dev;                  /* device of data.mdb */
-    ino_t ino;                  /* inode of data.mdb */
-    bool writable;              /* opened without MDB_RDONLY */
-    unsigned refs;              /* acquire() minus release(); guarded by reg_mu */
-    pthread_rwlock_t lock;      /* shared by transactions, exclusive while the map changes */
-    pthread_mutex_t dbi_mu;     /* one mdb_dbi_open at a time; guards the cache below */
+    MDB_env *env;                 /* the one environment of this data.mdb in the process */
+    dev_t dev;                    /* device of data.mdb */
+    ino_t ino;                    /* inode of data.mdb */
+    bool writable;                /* opened without MDB_RDONLY */
+    unsigned refs;                /* acquire() minus release(); guarded by reg_mu */
+    pthread_rwlock_t lock;        /* shared by transactions, exclusive while the map changes */
+    pthread_mutex_t dbi_mu;       /* one mdb_dbi_open at a time; guards the cache below */
     char dbi_names[MAX_DBIS][16]; /* named databases opened */
     MDB_dbi dbis[MAX_DBIS];       /* their handles */
     int ndbis;                    /* entries used */
@@ -67,8 +67,7 @@ static int open_new(const char *path, const char *file, const ls_store_env_optio
     mdb_filehandle_t fd;
     if (rc == 0 && (rc = mdb_env_get_fd(e->env, &fd)) == 0 && fstat(fd, &st) != 0) rc = errno;
     if (rc) {
-        set_err(err, errlen, "store %s: cannot open LMDB environment: %s", path,
-                mdb_strerror(rc));
+        set_err(err, errlen, "store %s: cannot open LMDB environment: %s", path, mdb_strerror(rc));
         if (e->env) mdb_env_close(e->env);
         free(e);
         if (rc == ENOENT) return LS_ENOENT;
@@ -90,8 +89,8 @@ static int open_new(const char *path, const char *file, const ls_store_env_optio
     return 0;
 }
 
-int ls_store_env_acquire(const char *path, const ls_store_env_options_t *opts,
-                         ls_store_env_t **out, char *err, size_t errlen)
+int ls_store_env_acquire(const char *path, const ls_store_env_options_t *opts, ls_store_env_t **out,
+                         char *err, size_t errlen)
 {
     static const ls_store_env_options_t defaults;
     const ls_store_env_options_t *o = opts ? opts : &defaults;

@@ -56,8 +56,8 @@ typedef struct {
  * Errors: LS_ENOENT (no directory, or readonly and no environment there), LS_EBUSY (write access
  * asked of an environment this process could only open read-only), LS_ESTORE (LMDB refused),
  * LS_ENOMEM, LS_EIO. */
-int ls_store_env_acquire(const char *path, const ls_store_env_options_t *opts,
-                         ls_store_env_t **out, char *err, size_t errlen);
+int ls_store_env_acquire(const char *path, const ls_store_env_options_t *opts, ls_store_env_t **out,
+                         char *err, size_t errlen);
 /* Drops a reference; the last one closes the environment (every transaction of the caller must
  * be finished). NULL is a no-op. */
 void ls_store_env_release(ls_store_env_t *env);

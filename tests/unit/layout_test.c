@@ -122,8 +122,7 @@ Test(layout, errors_name_the_directory_and_the_prefix)
 }
 
 /* Writes generation g (epoch 1) with two records, closed or not; returns its path. */
-static void write_gen(uint64_t g, bool closed, char *path, size_t len, uint8_t **bytes,
-                      size_t *n)
+static void write_gen(uint64_t g, bool closed, char *path, size_t len, uint8_t **bytes, size_t *n)
 {
     ls_h_gen_spec_t spec;
     ls_h_gen_spec_default(&spec, g, 40);

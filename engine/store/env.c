@@ -214,34 +214,57 @@ int ls_store_env_txn_begin(ls_store_env_t *e, unsigned flags, MDB_txn **txn)
     }
 }
 
-int ls_store_env_dbi(ls_store_env_t *e, const char *name, bool create, MDB_dbi *out)
+/* The cached handle of name, or -1. dbi_mu held. */
+static int cached(const ls_store_env_t *e, const char *name)
 {
-    LS_ASSERT(strlen(name) < sizeof(e->dbi_names[0]));
+    for (int i = 0; i < e->ndbis; i++)
+        if (!strcmp(e->dbi_names[i], name)) return i;
+    return -1;
+}
+
+int ls_store_env_dbis(ls_store_env_t *e, const char *const *names, size_t n, bool create,
+                      MDB_dbi *out)
+{
     pthread_mutex_lock(&e->dbi_mu);
-    for (int i = 0; i < e->ndbis; i++) {
-        if (!strcmp(e->dbi_names[i], name)) {
-            *out = e->dbis[i];
-            pthread_mutex_unlock(&e->dbi_mu);
-            return 0;
-        }
+    size_t missing = 0;
+    for (size_t i = 0; i < n; i++) {
+        LS_ASSERT(strlen(names[i]) < sizeof(e->dbi_names[0]));
+        int c = cached(e, names[i]);
+        if (c >= 0)
+            out[i] = e->dbis[c];
+        else
+            missing++;
     }
-    int rc = e->ndbis < MAX_DBIS ? 0 : MDB_DBS_FULL;
+    int rc = missing == 0 ? 0 : e->ndbis + (int) missing <= MAX_DBIS ? 0 : MDB_DBS_FULL;
+    if (missing == 0 || rc) {
+        pthread_mutex_unlock(&e->dbi_mu);
+        return rc;
+    }
+    /* One transaction opens every missing name (one commit, one sync for a new store). */
     MDB_txn *txn = NULL;
     pthread_rwlock_rdlock(&e->lock);
-    if (rc == 0) rc = ls_store_env_txn_begin(e, create ? 0 : MDB_RDONLY, &txn);
-    if (rc == 0) rc = mdb_dbi_open(txn, name, create ? MDB_CREATE : 0, out);
-    if (rc == 0) { /* a committed transaction keeps the handle for every later one */
+    rc = ls_store_env_txn_begin(e, create ? 0 : MDB_RDONLY, &txn);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if (cached(e, names[i]) < 0)
+            rc = mdb_dbi_open(txn, names[i], create ? MDB_CREATE : 0, &out[i]);
+    if (rc == 0) { /* a committed transaction keeps the handles for every later one */
         rc = mdb_txn_commit(txn);
     } else if (txn) {
         mdb_txn_abort(txn);
     }
     pthread_rwlock_unlock(&e->lock);
-    if (rc == 0) {
-        snprintf(e->dbi_names[e->ndbis], sizeof(e->dbi_names[0]), "%s", name);
-        e->dbis[e->ndbis++] = *out;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (cached(e, names[i]) >= 0) continue;
+        snprintf(e->dbi_names[e->ndbis], sizeof(e->dbi_names[0]), "%s", names[i]);
+        e->dbis[e->ndbis++] = out[i];
     }
     pthread_mutex_unlock(&e->dbi_mu);
     return rc;
+}
+
+int ls_store_env_dbi(ls_store_env_t *e, const char *name, bool create, MDB_dbi *out)
+{
+    return ls_store_env_dbis(e, &name, 1, create, out);
 }
 
 size_t ls_store_env_count(void)

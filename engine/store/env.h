@@ -87,6 +87,9 @@ uint64_t ls_store_env_map_size(ls_store_env_t *env);
  * caches the handle for every user. Call without the shared lock. Returns an LMDB code
  * (MDB_NOTFOUND: absent and !create). */
 int ls_store_env_dbi(ls_store_env_t *env, const char *name, bool create, MDB_dbi *out);
+/* The same for n names at once, in one transaction (out: n handles). */
+int ls_store_env_dbis(ls_store_env_t *env, const char *const *names, size_t n, bool create,
+                      MDB_dbi *out);
 
 /* Environments open in this process (for tests and status). */
 size_t ls_store_env_count(void);

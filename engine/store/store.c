@@ -156,9 +156,12 @@ static int load_meta(ls_store_t *s, MDB_txn *txn, const uint8_t *dbid, char *err
 static int open_dbs(ls_store_t *s, const uint8_t *dbid, char *err, size_t errlen)
 {
     MDB_txn *txn = NULL;
-    int rc = ls_store_env_dbi(s->shared, "data", true, &s->data);
-    if (rc == 0) rc = ls_store_env_dbi(s->shared, "meta", true, &s->meta_dbi);
+    static const char *const names[] = {"data", "meta"};
+    MDB_dbi dbis[2];
+    int rc = ls_store_env_dbis(s->shared, names, 2, true, dbis);
     if (rc) goto fail;
+    s->data = dbis[0];
+    s->meta_dbi = dbis[1];
     ls_store_env_rdlock(s->shared);
     rc = txn_begin(s, 0, &txn);
     if (rc == 0) rc = load_meta(s, txn, dbid, err, errlen);

@@ -223,8 +223,9 @@ static int cached(const ls_store_env_t *e, const char *name)
 }
 
 int ls_store_env_dbis(ls_store_env_t *e, const char *const *names, size_t n, bool create,
-                      MDB_dbi *out)
+                      MDB_dbi *out, ls_store_env_txn_fn fn, void *ctx, bool *ran)
 {
+    if (ran) *ran = false;
     pthread_mutex_lock(&e->dbi_mu);
     size_t missing = 0;
     for (size_t i = 0; i < n; i++) {
@@ -247,6 +248,10 @@ int ls_store_env_dbis(ls_store_env_t *e, const char *const *names, size_t n, boo
     for (size_t i = 0; rc == 0 && i < n; i++)
         if (cached(e, names[i]) < 0)
             rc = mdb_dbi_open(txn, names[i], create ? MDB_CREATE : 0, &out[i]);
+    if (rc == 0 && fn) {
+        rc = fn(ctx, txn);
+        if (ran) *ran = true;
+    }
     if (rc == 0) { /* a committed transaction keeps the handles for every later one */
         rc = mdb_txn_commit(txn);
     } else if (txn) {
@@ -264,7 +269,7 @@ int ls_store_env_dbis(ls_store_env_t *e, const char *const *names, size_t n, boo
 
 int ls_store_env_dbi(ls_store_env_t *e, const char *name, bool create, MDB_dbi *out)
 {
-    return ls_store_env_dbis(e, &name, 1, create, out);
+    return ls_store_env_dbis(e, &name, 1, create, out, NULL, NULL, NULL);
 }
 
 size_t ls_store_env_count(void)

@@ -87,9 +87,13 @@ uint64_t ls_store_env_map_size(ls_store_env_t *env);
  * caches the handle for every user. Call without the shared lock. Returns an LMDB code
  * (MDB_NOTFOUND: absent and !create). */
 int ls_store_env_dbi(ls_store_env_t *env, const char *name, bool create, MDB_dbi *out);
-/* The same for n names at once, in one transaction (out: n handles). */
+/* Runs inside the transaction that opened named databases; a non-zero return aborts it. */
+typedef int (*ls_store_env_txn_fn)(void *ctx, MDB_txn *txn);
+/* The same for n names at once, in one transaction (out: n handles). When that transaction is
+ * needed (a name not opened yet in this process) and fn is not NULL, fn runs in it before the
+ * commit and *ran (may be NULL) is set: a new store then takes one commit. */
 int ls_store_env_dbis(ls_store_env_t *env, const char *const *names, size_t n, bool create,
-                      MDB_dbi *out);
+                      MDB_dbi *out, ls_store_env_txn_fn fn, void *ctx, bool *ran);
 
 /* Environments open in this process (for tests and status). */
 size_t ls_store_env_count(void);

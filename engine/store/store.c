@@ -152,27 +152,49 @@ static int load_meta(ls_store_t *s, MDB_txn *txn, const uint8_t *dbid, char *err
     return rc;
 }
 
-/* Opens the two named databases and loads the meta record in one write transaction. */
+typedef struct {
+    ls_store_t *s;       /* the store being opened */
+    const uint8_t *dbid; /* expected or adopted id, may be NULL */
+    char *err;           /* message buffer */
+    size_t errlen;       /* its size */
+    const MDB_dbi *dbis; /* "data" and "meta", filled before the callback runs */
+} load_ctx_t;
+
+static int load_meta_cb(void *ctx, MDB_txn *txn)
+{
+    load_ctx_t *c = ctx;
+    c->s->data = c->dbis[0];
+    c->s->meta_dbi = c->dbis[1];
+    return load_meta(c->s, txn, c->dbid, c->err, c->errlen);
+}
+
+/* Opens the two named databases and loads the meta record: in the transaction that opens the
+ * databases when this process had not opened them yet (one commit for a new store), else in a
+ * write transaction of its own. */
 static int open_dbs(ls_store_t *s, const uint8_t *dbid, char *err, size_t errlen)
 {
-    MDB_txn *txn = NULL;
     static const char *const names[] = {"data", "meta"};
     MDB_dbi dbis[2];
-    int rc = ls_store_env_dbis(s->shared, names, 2, true, dbis);
-    if (rc) goto fail;
-    s->data = dbis[0];
-    s->meta_dbi = dbis[1];
-    ls_store_env_rdlock(s->shared);
-    rc = txn_begin(s, 0, &txn);
-    if (rc == 0) rc = load_meta(s, txn, dbid, err, errlen);
+    MDB_txn *txn = NULL;
+    load_ctx_t lc = {s, dbid, err, errlen, dbis};
+    bool loaded = false;
+    int rc = ls_store_env_dbis(s->shared, names, 2, true, dbis, load_meta_cb, &lc, &loaded);
     if (rc == 0) {
-        rc = mdb_txn_commit(txn);
-    } else if (txn) {
-        mdb_txn_abort(txn);
+        s->data = dbis[0];
+        s->meta_dbi = dbis[1];
     }
-    ls_store_env_unlock(s->shared);
+    if (rc == 0 && !loaded) {
+        ls_store_env_rdlock(s->shared);
+        rc = txn_begin(s, 0, &txn);
+        if (rc == 0) rc = load_meta(s, txn, dbid, err, errlen);
+        if (rc == 0) {
+            rc = mdb_txn_commit(txn);
+        } else if (txn) {
+            mdb_txn_abort(txn);
+        }
+        ls_store_env_unlock(s->shared);
+    }
     if (rc == 0 || rc == LS_ECORRUPT || rc == LS_EDBID) return rc;
-fail:
     set_err(err, errlen, "store %s: %s", s->path, mdb_strerror(rc));
     return map_rc(rc) == MDB_MAP_FULL ? LS_ESTORE : map_rc(rc);
 }

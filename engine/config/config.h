@@ -49,6 +49,11 @@ typedef struct {
 
 typedef enum { LS_ROLE_ACTIVE = 1, LS_ROLE_PASSIVE = 2 } ls_role_t;
 
+/* max_log_bytes: the default cap, and "no cap" (the same values as engine/source's
+ * LS_SOURCE_DEFAULT_MAX_LOG_BYTES and LS_SOURCE_NO_CAP, which the daemon passes through). */
+#define LS_CFG_DEFAULT_MAX_LOG_BYTES (8ull << 30)
+#define LS_CFG_NO_CAP                UINT64_MAX
+
 typedef struct {
     char name[LS_CFG_NAME_MAX]; /* database name (directory name under data_dir) */
     ls_role_t role;             /* active or passive on this node */
@@ -60,8 +65,10 @@ typedef struct {
     uint64_t replay_lag_ms;     /* passive: delay replay this long; default 0 */
     uint64_t keep_logs;         /* passive: replayed generations kept; default 8 */
     uint64_t truncation_lag_ms; /* active: keep logs at least this long; default 0 */
-    uint64_t max_log_bytes;     /* active: warn and cap when logs held for a target
-                                   exceed this; default 0 = no cap */
+    uint64_t max_log_bytes;     /* active: bytes of logs held only for lagging targets
+                                   before the oldest are removed (those targets then need a
+                                   seed); default LS_CFG_DEFAULT_MAX_LOG_BYTES; LS_CFG_NO_CAP
+                                   ("none" or 0 in the file): held for them forever */
 } ls_cfg_database_t;
 
 typedef struct {

@@ -51,6 +51,22 @@ static void set_size(struct parser *p, uint64_t *dst, const char *key, const cha
                      key, v);
 }
 
+/* A cap: a size, or "none" (also 0, which the documentation long promised as "no cap") for
+ * LS_CFG_NO_CAP. Absent, validate_database gives the default. */
+static void set_cap(struct parser *p, uint64_t *dst, const char *key, const char *v)
+{
+    if (!strcasecmp(v, "none")) {
+        *dst = LS_CFG_NO_CAP;
+        return;
+    }
+    if (ls_parse_size(v, dst)) {
+        ls__cfg_fail(p, p->lineno, "bad size for '%s': '%s' (expected e.g. 8GiB, 512MiB, or none)",
+                     key, v);
+        return;
+    }
+    if (*dst == 0) *dst = LS_CFG_NO_CAP;
+}
+
 static void set_duration(struct parser *p, uint64_t *dst, const char *key, const char *v)
 {
     if (ls_parse_duration_ms(v, dst))
@@ -310,7 +326,7 @@ int ls__cfg_database_key(struct parser *p, const char *dname, const char *name, 
     else if (!strcmp(name, "truncation_lag"))
         set_duration(p, &d->truncation_lag_ms, name, v);
     else if (!strcmp(name, "max_log_bytes"))
-        set_size(p, &d->max_log_bytes, name, v);
+        set_cap(p, &d->max_log_bytes, name, v);
     else
         unknown(p, "database", name);
     return 1;
@@ -338,6 +354,7 @@ static void validate_database(struct parser *p, ls_cfg_database_t *d, int line)
         ls__cfg_fail(p, line, "[database %s] path too long", d->name);
     if (!d->target_size) d->target_size = 1u << 20;
     if (!d->keep_logs) d->keep_logs = 8;
+    if (!d->max_log_bytes) d->max_log_bytes = LS_CFG_DEFAULT_MAX_LOG_BYTES; /* absent */
     if (d->role == 0) {
         ls__cfg_fail(p, line, "[database %s] is missing required key 'role' (active or passive)",
                      d->name);

@@ -9,7 +9,6 @@
  *    inspected now (hashing it: its receive-time digest died with the process), others deleted.
  * Files in logs/ at or below the store's position are replayed ones kept for log retention.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,59 +16,39 @@
 #include <unistd.h>
 
 #include "copy/copy_int.h"
+#include "layout/layout.h"
 
-/* A generation file found in a directory. */
-typedef struct {
-    uint32_t epoch;      /* from its name */
-    uint64_t generation; /* from its name */
-} gen_file_t;
+/* A generation file found in a directory (engine/layout). */
+typedef ls_layout_gen_t gen_file_t;
 
-static int cmp_files(const void *a, const void *b)
-{
-    const gen_file_t *x = a, *y = b;
-    if (x->generation != y->generation) return x->generation < y->generation ? -1 : 1;
-    return x->epoch < y->epoch ? -1 : x->epoch > y->epoch;
-}
-
-static bool has_suffix(const char *s, const char *suffix)
-{
-    size_t n = strlen(s), m = strlen(suffix);
-    return n >= m && strcmp(s + n - m, suffix) == 0;
-}
-
-/* Lists the closed generation files of dir sorted by generation; deletes *.part when asked. */
+/* Lists the closed generation files of dir sorted by generation (*out malloc'd); deletes the
+ * .part files (received partly before a restart) when asked. */
 static int list_gens(ls_copy_t *c, const char *dir, bool drop_parts, gen_file_t **out, size_t *n)
 {
     *out = NULL;
     *n = 0;
-    DIR *d = opendir(dir);
-    if (!d) return ls_err_from_errno(errno);
-    size_t cap = 0;
-    int rc = 0;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        gen_file_t f;
-        if (drop_parts && has_suffix(de->d_name, ".part")) {
-            LS_LOGI("copy", "%s: deleting the partial file %s left by a restart", c->dir,
-                    de->d_name);
-            unlinkat(dirfd(d), de->d_name, 0);
+    ls_layout_options_t lo = {.prefix = c->prefix, .order = LS_LAYOUT_BY_GENERATION};
+    ls_layout_list_t l;
+    int rc = ls_layout_list(dir, &lo, &l, NULL, 0);
+    if (rc) return rc;
+    for (size_t i = 0; drop_parts && i < l.nparts; i++) {
+        char path[LS__COPY_PATH_MAX];
+        if (ls_layout_path(path, sizeof(path), dir, c->prefix, l.parts[i].epoch,
+                           l.parts[i].generation, ".part") != 0)
             continue;
-        }
-        if (ls_gen_name_parse(de->d_name, c->prefix, &f.epoch, &f.generation) != 0) continue;
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 64;
-            gen_file_t *p = realloc(*out, cap * sizeof(*p));
-            if (!p) {
-                rc = LS_ENOMEM;
-                break;
-            }
-            *out = p;
-        }
-        (*out)[(*n)++] = f;
+        LS_LOGI("copy", "%s: deleting the partial file %s left by a restart", c->dir, path);
+        unlink(path);
     }
-    closedir(d);
-    if (rc == 0 && *n) qsort(*out, *n, sizeof(**out), cmp_files);
-    if (drop_parts && rc == 0) rc = ls_fsync_dir(dir);
+    if (drop_parts) rc = ls_fsync_dir(dir);
+    *out = l.gens; /* ownership moves to the caller */
+    *n = l.ngens;
+    l.gens = NULL;
+    ls_layout_list_free(&l);
+    if (rc) {
+        free(*out);
+        *out = NULL;
+        *n = 0;
+    }
     return rc;
 }
 

@@ -12,13 +12,11 @@
  * The writer may roll the current log while we look (rename to the closed name, then create
  * the next <prefix>.log): a miss that can be that race is retried for up to RETRY_MS.
  */
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
+#include "layout/layout.h"
 #include "seed/seed_int.h"
 
 #define RETRY_MS 2000 /* how long a roll in progress may hide generation G */
@@ -32,39 +30,27 @@ typedef struct {
     char path[LS__SEED_PATH_MAX]; /* the file */
 } look_t;
 
-/* Reads the header (and, for a closed file, the trailer) of path. A current log that is absent
- * or shorter than a header is "not found" (being created); a closed file must be whole. */
+/* Reads the header (and, for a closed file, the trailer) of path through engine/layout. A
+ * current log that is absent or shorter than a header is "not found" (being created); a closed
+ * file must be whole. */
 static int read_gen(const char *path, bool closed, look_t *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof(*out));
     snprintf(out->path, sizeof(out->path), "%s", path);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return errno == ENOENT ? 0 : ls_err_from_errno(errno);
-    uint8_t hdr[LS_GEN_HEADER_SIZE], trl[LS_GEN_TRAILER_SIZE];
-    struct stat st;
-    int rc = fstat(fd, &st) == 0 ? 0 : ls_err_from_errno(errno);
-    ssize_t n = rc ? 0 : ls_pread_full(fd, hdr, sizeof(hdr), 0);
-    if (rc == 0 && n < 0) rc = (int) n;
-    if (rc == 0 && (size_t) n == sizeof(hdr) &&
-        ls_gen_header_decode(hdr, sizeof(hdr), &out->h) == 0)
-        out->found = true;
-    else if (rc == 0 && closed)
-        rc = LS_ECORRUPT;
-    if (rc == 0 && out->found && closed) {
-        uint64_t seed = ls_gen_seed(out->h.dbid, out->h.epoch, out->h.generation);
-        off_t at = st.st_size - LS_GEN_TRAILER_SIZE;
-        ls_gen_trailer_t t = {0};
-        n = at >= LS_GEN_HEADER_SIZE ? ls_pread_full(fd, trl, sizeof(trl), at) : 0;
-        if (n != (ssize_t) sizeof(trl) || ls_gen_trailer_decode(trl, sizeof(trl), seed, &t) != 0)
-            rc = LS_ECORRUPT;
-        out->closed = rc == 0;
-        out->last_lsn = t.last_lsn;
-    }
-    close(fd);
-    if (rc)
+    ls_layout_ends_t x;
+    int rc = ls_layout_read_ends(path, &x, NULL, 0);
+    if (rc == LS_ENOENT || (rc == LS_ECORRUPT && !closed)) return 0;
+    if (rc == 0 && closed && !x.closed) rc = LS_ECORRUPT;
+    if (rc) {
         ls__seed_msg(err, errlen, "%s: cannot read its header and trailer: %s", path,
                      ls_strerror(rc));
-    return rc;
+        return rc;
+    }
+    out->found = true;
+    out->h = x.h;
+    out->closed = x.closed && closed;
+    out->last_lsn = x.t.last_lsn;
+    return 0;
 }
 
 /* The closed file of generation gen in logs (any epoch: the highest), or found = false. */
@@ -72,21 +58,19 @@ static int look_closed(const char *logs, const char *prefix, uint64_t gen, look_
                        size_t errlen)
 {
     memset(out, 0, sizeof(*out));
-    DIR *d = opendir(logs);
-    if (!d) {
-        ls__seed_msg(err, errlen, "%s: cannot list: %s", logs, strerror(errno));
-        return ls_err_from_errno(errno);
+    ls_layout_options_t lo = {.prefix = prefix};
+    ls_layout_list_t l;
+    int rc = ls_layout_list(logs, &lo, &l, err, errlen);
+    if (rc) return rc;
+    ssize_t i = ls_layout_find(&l, gen);
+    char path[LS__SEED_PATH_MAX];
+    if (i >= 0) rc = ls_layout_path(path, sizeof(path), logs, prefix, l.gens[i].epoch, gen, NULL);
+    ls_layout_list_free(&l);
+    if (i < 0) return 0;
+    if (rc) {
+        ls__seed_msg(err, errlen, "%s: path too long", logs);
+        return rc;
     }
-    uint32_t best = 0, e;
-    uint64_t g;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL)
-        if (ls_gen_name_parse(de->d_name, prefix, &e, &g) == 0 && g == gen && e > best) best = e;
-    closedir(d);
-    if (best == 0) return 0;
-    char name[LS_GEN_NAME_MAX], path[LS__SEED_PATH_MAX];
-    ls_gen_name(name, sizeof(name), prefix, best, gen);
-    snprintf(path, sizeof(path), "%s/%s", logs, name);
     return read_gen(path, true, out, err, errlen);
 }
 

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "seed/seed_int.h"
+#include "store/env.h"
 
 struct ls_seed_snapshot {
     char dir[LS__SEED_PATH_MAX]; /* <db>/seed-tmp/<unique>: the local copy's environment */
@@ -52,20 +53,26 @@ static int check_space(MDB_env *env, const char *dir, char *err, size_t errlen)
     return LS_ENOSPC;
 }
 
-/* Copies the environment in store into dir/data.mdb, compacted, under one read transaction. */
+/* Copies the environment in store into dir/data.mdb, compacted, under one read transaction.
+ * The environment is the process's one for that path (store/env.h), shared with the writer when
+ * it runs here, with status, and with the snapshots of other targets taken at the same time: a
+ * second MDB_env on the path would, when closed, drop every reader slot of the process and let
+ * the writer reuse the pages another snapshot is still copying. mdb_env_copy2 with
+ * MDB_CP_COMPACT only needs a read transaction, so concurrent copies on one environment are
+ * fine. The shared lock is held during the copy: the map is never remapped under it. */
 static int copy_env(const char *store, const char *dir, char *err, size_t errlen)
 {
-    MDB_env *env = NULL;
-    int rc = mdb_env_create(&env);
-    if (rc == 0) rc = mdb_env_set_maxdbs(env, 4);
-    /* Map size 0 adopts the size the writer recorded; RDONLY takes a reader slot only. */
-    if (rc == 0) rc = mdb_env_open(env, store, MDB_RDONLY | MDB_NOTLS, 0600);
+    ls_store_env_t *e = NULL;
+    /* Map size 0 adopts the size the writer recorded; readonly never creates a store. */
+    ls_store_env_options_t eo = {.readonly = true};
+    char msg[512] = "";
+    int rc = ls_store_env_acquire(store, &eo, &e, msg, sizeof(msg));
     if (rc) {
-        ls__seed_msg(err, errlen, "store %s: cannot open for the snapshot: %s", store,
-                     mdb_strerror(rc));
-        if (env) mdb_env_close(env);
-        return rc == ENOENT ? LS_ENOENT : LS_ESTORE;
+        ls__seed_msg(err, errlen, "store %s: cannot open for the snapshot: %s", store, msg);
+        return rc == LS_ENOENT ? LS_ENOENT : LS_ESTORE;
     }
+    MDB_env *env = ls_store_env_mdb(e);
+    ls_store_env_rdlock(e);
     int lrc = check_space(env, dir, err, errlen);
     for (int tries = 0; lrc == 0 && tries < 8; tries++) {
         rc = mdb_env_copy2(env, dir, MDB_CP_COMPACT);
@@ -74,9 +81,12 @@ static int copy_env(const char *store, const char *dir, char *err, size_t errlen
         char file[LS__SEED_PATH_MAX + 16];
         snprintf(file, sizeof(file), "%s/data.mdb", dir);
         unlink(file);
-        mdb_env_set_mapsize(env, 0);
+        ls_store_env_unlock(e);
+        ls_store_env_grow(e, 0, NULL);
+        ls_store_env_rdlock(e);
     }
-    mdb_env_close(env);
+    ls_store_env_unlock(e);
+    ls_store_env_release(e);
     if (lrc) return lrc;
     if (rc) {
         ls__seed_msg(err, errlen, "store %s: copy into %s failed: %s", store, dir,

@@ -1,16 +1,17 @@
 /*
- * source: the directory view. A rescan lists <db>/logs once (readdir, no stat), keeps the names
- * that are closed generations with our prefix, sorts them, and merges the new array with the old
- * one so cached headers and trailers survive. The current log, the history and foreign files are
- * ignored. Each file's epoch is checked against the history; two files for one generation are
- * an error, as the active never writes that.
+ * source: the directory view. A rescan lists <db>/logs once through engine/layout (readdir, no
+ * stat), keeps the names that are closed generations with our prefix, sorted, and merges the new
+ * array with the old one so cached headers and trailers survive. The current log, the history and
+ * foreign files are ignored. Each file's epoch is checked against the history; two files for one
+ * generation are an error, as the active never writes that. Generations a removal is unlinking
+ * (removing_upto, see removal.c) are left out, so a rescan never re-adds a file about to vanish.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "core/core.h"
+#include "layout/layout.h"
 #include "source/source_int.h"
 
 int ls__src_fail(char *err, size_t errlen, int code, const char *fmt, ...)
@@ -51,54 +52,28 @@ ssize_t ls__src_find(const ls_source_t *src, uint64_t g)
     return -1;
 }
 
-static int cmp_gen(const void *a, const void *b)
-{
-    const ls__src_gen_t *x = a, *y = b;
-    return x->generation < y->generation ? -1 : x->generation > y->generation;
-}
-
-/* Lists the directory into a sorted array of bare entries. */
+/* Lists the directory (engine/layout) into a sorted array of bare entries. */
 static int list_dir(ls_source_t *src, ls__src_gen_t **out, size_t *n, char *err, size_t errlen)
 {
-    DIR *d = opendir(src->logs);
-    if (!d)
-        return ls__src_fail(err, errlen, ls_err_from_errno(errno), "cannot open %s: %s", src->logs,
-                            strerror(errno));
-    ls__src_gen_t *arr = NULL;
-    size_t cnt = 0, cap = 0;
-    int rc = 0;
-    struct dirent *de;
-    errno = 0;
-    while ((de = readdir(d))) {
-        ls__src_gen_t e = {0};
-        if (ls_gen_name_parse(de->d_name, src->prefix, &e.epoch, &e.generation) != 0 ||
-            e.generation == 0)
-            continue;
-        if (cnt == cap) {
-            cap = cap ? cap * 2 : 64;
-            ls__src_gen_t *a = realloc(arr, cap * sizeof(*a));
-            if (!a) {
-                rc = ls__src_fail(err, errlen, LS_ENOMEM, "%s: out of memory", src->logs);
-                goto fail;
-            }
-            arr = a;
-        }
-        arr[cnt++] = e;
+    ls_layout_options_t lo = {.prefix = src->prefix};
+    ls_layout_list_t l;
+    int rc = ls_layout_list(src->logs, &lo, &l, err, errlen);
+    if (rc) return rc;
+    ls__src_gen_t *arr = l.ngens ? calloc(l.ngens, sizeof(*arr)) : NULL;
+    if (l.ngens && !arr) {
+        ls_layout_list_free(&l);
+        return ls__src_fail(err, errlen, LS_ENOMEM, "%s: out of memory", src->logs);
     }
-    if (errno) {
-        rc = ls__src_fail(err, errlen, ls_err_from_errno(errno), "cannot list %s: %s", src->logs,
-                          strerror(errno));
-        goto fail;
+    size_t cnt = 0;
+    for (size_t i = 0; i < l.ngens; i++) {
+        if (l.gens[i].generation <= src->removing_upto) continue; /* being unlinked */
+        arr[cnt].epoch = l.gens[i].epoch;
+        arr[cnt++].generation = l.gens[i].generation;
     }
-    closedir(d);
-    if (cnt) qsort(arr, cnt, sizeof(*arr), cmp_gen);
+    ls_layout_list_free(&l);
     *out = arr;
     *n = cnt;
     return 0;
-fail:
-    closedir(d);
-    free(arr);
-    return rc;
 }
 
 /* Checks the new array: unique generations, epochs as the history says. */
@@ -106,12 +81,23 @@ static int check_view(const ls_source_t *src, const ls__src_gen_t *a, size_t n, 
                       size_t errlen)
 {
     for (size_t i = 0; i < n; i++) {
-        if (i > 0 && a[i].generation == a[i - 1].generation)
-            return ls__src_fail(err, errlen, LS_ECORRUPT,
-                                "%s: generation %llu exists for epochs %u and %u; the active "
-                                "never writes that: move the wrong one away",
-                                src->logs, (unsigned long long) a[i].generation, a[i - 1].epoch,
-                                a[i].epoch);
+        /* Sorted by (epoch, generation): generations rise strictly unless two epochs overlap. */
+        if (i > 0 && a[i].generation <= a[i - 1].generation) {
+            ssize_t j = (ssize_t) i - 1;
+            while (j > 0 && a[j].generation != a[i].generation)
+                j--;
+            if (a[j].generation == a[i].generation)
+                return ls__src_fail(err, errlen, LS_ECORRUPT,
+                                    "%s: generation %llu exists for epochs %u and %u; the active "
+                                    "never writes that: move the wrong one away",
+                                    src->logs, (unsigned long long) a[i].generation, a[j].epoch,
+                                    a[i].epoch);
+            return ls__src_fail(err, errlen, LS_ELINEAGE,
+                                "%s: generation %llu of epoch %u follows generation %llu of epoch "
+                                "%u: the epochs overlap; the active never writes that",
+                                src->logs, (unsigned long long) a[i].generation, a[i].epoch,
+                                (unsigned long long) a[i - 1].generation, a[i - 1].epoch);
+        }
         uint32_t want = ls__src_hist_epoch(src, a[i].generation);
         if (a[i].epoch != want) {
             char path[PATH_MAX];
@@ -190,6 +176,7 @@ int ls_source_open(const ls_source_options_t *opts, ls_source_t **out, char *err
     ls_source_t *src = calloc(1, sizeof(*src));
     if (!src) return ls__src_fail(err, errlen, LS_ENOMEM, "out of memory");
     pthread_mutex_init(&src->mu, NULL);
+    pthread_mutex_init(&src->remove_mu, NULL);
     snprintf(src->prefix, sizeof(src->prefix), "%s", prefix);
     int n1 = snprintf(src->logs, sizeof(src->logs), "%s/logs", opts->db_dir);
     int n2 = snprintf(src->hist_path, sizeof(src->hist_path), "%s/logs/history", opts->db_dir);
@@ -212,6 +199,7 @@ void ls_source_free(ls_source_t *src)
     if (!src) return;
     LS_CHECK(src->waiters == NULL);
     pthread_mutex_destroy(&src->mu);
+    pthread_mutex_destroy(&src->remove_mu);
     free(src->gens);
     free(src->hist);
     free(src);

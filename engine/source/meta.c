@@ -1,11 +1,11 @@
 /*
  * source: lazy header + trailer loads, and the figures for lag accounting.
  *
- * A load costs one open, one fstat and two preads (128 + 96 bytes); the result is cached in the
- * directory entry until the file leaves the view. The trailer is validated by
- * ls_gen_trailer_decode() (checksum, magic, reserved fields) and its payload length must match
- * the file size. The digest stored there is not recomputed here (that needs the whole file); the
- * reader verifies it before anything ships.
+ * A load costs one open, one fstat and two preads (128 + 96 bytes, ls_layout_read_ends_fd); the
+ * result is cached in the directory entry until the file leaves the view. The trailer is
+ * validated by ls_gen_trailer_decode() (checksum, magic, reserved fields) and its payload length
+ * must match the file size. The digest stored there is not recomputed here (that needs the whole
+ * file); the reader verifies it before anything ships.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -14,17 +14,8 @@
 #include <unistd.h>
 
 #include "core/core.h"
+#include "layout/layout.h"
 #include "source/source_int.h"
-
-/* Decodes and validates the trailer bytes p of the generation with header h. */
-static bool decode_trailer(const uint8_t *p, const ls_gen_header_t *h, uint64_t size,
-                           ls_gen_trailer_t *t)
-{
-    uint64_t seed = ls_gen_seed(h->dbid, h->epoch, h->generation);
-    return ls_gen_trailer_decode(p, LS_GEN_TRAILER_SIZE, seed, t) == 0 &&
-           t->payload_len == size - LS_GEN_HEADER_SIZE - LS_GEN_TRAILER_SIZE &&
-           t->last_lsn + 1 >= h->first_lsn;
-}
 
 static int check_header(ls_source_t *src, const ls__src_gen_t *e, const ls_gen_header_t *h,
                         const char *path, char *err, size_t errlen)
@@ -44,47 +35,32 @@ static int check_header(ls_source_t *src, const ls__src_gen_t *e, const ls_gen_h
     return 0;
 }
 
-/* Reads and checks header and trailer of e from fd. */
+/* Reads (engine/layout) and checks header and trailer of e from fd. */
 static int load_fd(ls_source_t *src, ls__src_gen_t *e, int fd, const char *path, char *err,
                    size_t errlen)
 {
-    struct stat st;
-    if (fstat(fd, &st) != 0)
-        return ls__src_fail(err, errlen, ls_err_from_errno(errno), "cannot stat %s: %s", path,
-                            strerror(errno));
-    uint64_t size = (uint64_t) st.st_size;
-    if (size < LS_GEN_HEADER_SIZE + LS_GEN_TRAILER_SIZE || size > LS_GEN_HARD_CAP)
+    ls_layout_ends_t x;
+    int rc = ls_layout_read_ends_fd(fd, path, &x, err, errlen);
+    if (rc) return rc;
+    if (x.size < LS_GEN_HEADER_SIZE + LS_GEN_TRAILER_SIZE || x.size > LS_GEN_HARD_CAP)
         return ls__src_fail(err, errlen, LS_ECORRUPT,
                             "%s: size %llu is not that of a closed generation", path,
-                            (unsigned long long) size);
-    uint8_t hb[LS_GEN_HEADER_SIZE], tb[LS_GEN_TRAILER_SIZE];
-    ssize_t n1 = ls_pread_full(fd, hb, sizeof(hb), 0);
-    ssize_t n2 = ls_pread_full(fd, tb, sizeof(tb), (off_t) (size - LS_GEN_TRAILER_SIZE));
-    if (n1 < 0 || n2 < 0)
-        return ls__src_fail(err, errlen, (int) (n1 < 0 ? n1 : n2), "cannot read %s: %s", path,
-                            ls_strerror((int) (n1 < 0 ? n1 : n2)));
-    if (n1 != (ssize_t) sizeof(hb) || n2 != (ssize_t) sizeof(tb))
-        return ls__src_fail(err, errlen, LS_ECORRUPT, "%s: shrank while being read", path);
-    ls_gen_header_t h;
-    int rc = ls_gen_header_decode(hb, sizeof(hb), &h);
-    if (rc)
-        return ls__src_fail(err, errlen, LS_ECORRUPT, "%s: bad header (%s)", path, ls_strerror(rc));
-    if ((rc = check_header(src, e, &h, path, err, errlen))) return rc;
-    ls_gen_trailer_t t;
-    if (!decode_trailer(tb, &h, size, &t))
+                            (unsigned long long) x.size);
+    if ((rc = check_header(src, e, &x.h, path, err, errlen))) return rc;
+    if (!x.closed)
         return ls__src_fail(err, errlen, LS_ECORRUPT,
                             "%s: no valid trailer at offset %llu: not a closed generation", path,
-                            (unsigned long long) (size - LS_GEN_TRAILER_SIZE));
+                            (unsigned long long) (x.size - LS_GEN_TRAILER_SIZE));
     if (!src->have_dbid) {
-        memcpy(src->dbid, h.dbid, LS_DBID_LEN);
+        memcpy(src->dbid, x.h.dbid, LS_DBID_LEN);
         src->have_dbid = true;
     }
-    e->size = size;
-    e->first_lsn = h.first_lsn;
-    e->last_lsn = t.last_lsn;
-    e->close_ns = t.close_ns;
-    memcpy(e->prev_digest, h.prev_digest, LS_DIGEST_SIZE);
-    memcpy(e->digest, t.digest, LS_DIGEST_SIZE);
+    e->size = x.size;
+    e->first_lsn = x.h.first_lsn;
+    e->last_lsn = x.t.last_lsn;
+    e->close_ns = x.t.close_ns;
+    memcpy(e->prev_digest, x.h.prev_digest, LS_DIGEST_SIZE);
+    memcpy(e->digest, x.t.digest, LS_DIGEST_SIZE);
     e->loaded = true;
     return 0;
 }

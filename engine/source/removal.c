@@ -140,17 +140,28 @@ static int detach(ls_source_t *src, uint64_t gen, char (**paths)[PATH_MAX], size
     return 0;
 }
 
-/* The entries leave the view first, under the lock; the unlinks and the directory fsync run
- * without it, so plans and readers are not held up by the disk. A file whose unlink failed comes
- * back at the next rescan. */
+/* The entries leave the view first, under the lock, and removing_upto tells every rescan until
+ * the unlinks are done to keep them out (without it a rescan between the detach and an unlink
+ * re-adds a file about to vanish, and a target reconnecting then is told that its generation
+ * N-1 is missing). The unlinks and the directory fsync run without src->mu, so plans and readers
+ * are not held up by the disk; remove_mu keeps removals one at a time. A file whose unlink failed
+ * comes back at the first rescan after the removal. */
 int ls_source_remove_upto(ls_source_t *src, uint64_t gen, char *err, size_t errlen)
 {
     char(*paths)[PATH_MAX];
     size_t n;
+    pthread_mutex_lock(&src->remove_mu);
     pthread_mutex_lock(&src->mu);
     int rc = detach(src, gen, &paths, &n, err, errlen);
+    if (rc == 0 && n) src->removing_upto = gen;
+    ls__src_remove_hook_fn hook = src->remove_hook;
+    void *hook_ctx = src->remove_hook_ctx;
     pthread_mutex_unlock(&src->mu);
-    if (rc || !n) return rc;
+    if (rc || !n) {
+        pthread_mutex_unlock(&src->remove_mu);
+        return rc;
+    }
+    if (hook) hook(hook_ctx, 0);
     int removed = 0;
     for (size_t i = 0; i < n; i++) {
         if (unlink(paths[i]) == 0) {
@@ -160,10 +171,23 @@ int ls_source_remove_upto(ls_source_t *src, uint64_t gen, char *err, size_t errl
                               paths[i], strerror(errno));
             break;
         }
+        if (hook) hook(hook_ctx, i + 1);
     }
     free(paths);
     int frc = ls_fsync_dir(src->logs);
     if (frc && !rc)
         rc = ls__src_fail(err, errlen, frc, "cannot fsync %s: %s", src->logs, ls_strerror(frc));
+    pthread_mutex_lock(&src->mu);
+    src->removing_upto = 0;
+    pthread_mutex_unlock(&src->mu);
+    pthread_mutex_unlock(&src->remove_mu);
     return rc ? rc : removed;
+}
+
+void ls__src_set_remove_hook(ls_source_t *src, ls__src_remove_hook_fn fn, void *ctx)
+{
+    pthread_mutex_lock(&src->mu);
+    src->remove_hook = fn;
+    src->remove_hook_ctx = ctx;
+    pthread_mutex_unlock(&src->mu);
 }

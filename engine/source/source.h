@@ -159,10 +159,11 @@ int ls_source_removable(ls_source_t *src, const ls_removal_input_t *in, ls_remov
                         char *err, size_t errlen);
 
 /* Deletes every held generation <= gen, oldest first, then fsyncs the directory. The entries
- * leave the view before the unlinks, which run without the lock (one that fails to unlink comes
- * back at the next rescan). Refuses
- * (LS_EINVAL) to delete the newest closed generation. Returns the number of files removed, or
- * a negative LS_E* code (what was removed before the failure stays removed). */
+ * leave the view before the unlinks, which run without the lock; until they are done every
+ * rescan keeps those generations out of the view, so removal and rescan never disagree (a file
+ * that fails to unlink comes back at the first rescan after the removal). Removals run one at a
+ * time. Refuses (LS_EINVAL) to delete the newest closed generation. Returns the number of files
+ * removed, or a negative LS_E* code (what was removed before the failure stays removed). */
 int ls_source_remove_upto(ls_source_t *src, uint64_t gen, char *err, size_t errlen);
 
 /* ---- pipelined reader ---------------------------------------------------------------------- */

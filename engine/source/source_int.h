@@ -43,6 +43,11 @@ typedef struct ls__src_waiter {
     struct ls__src_waiter *next; /* next registered reader */
 } ls__src_waiter_t;
 
+/* Test hook of ls_source_remove_upto(): called without src->mu after the entries left the view
+ * (done = 0, no file unlinked yet) and after each unlink (done = files unlinked so far), so a
+ * test can interleave rescans with a removal deterministically. */
+typedef void (*ls__src_remove_hook_fn)(void *ctx, size_t done);
+
 struct ls_source {
     pthread_mutex_t mu;                 /* guards every field below */
     char prefix[LS_GEN_PREFIX_MAX + 1]; /* log file prefix */
@@ -59,6 +64,11 @@ struct ls_source {
     bool have_dbid;                     /* dbid was learnt from a header */
     uint8_t dbid[LS_DBID_LEN];          /* database id of every generation loaded */
     ls__src_waiter_t *waiters;          /* readers to wake when the directory changes */
+    uint64_t removing_upto;             /* a removal is unlinking generations <= this: a rescan
+                                           keeps them out of the view (0: no removal running) */
+    pthread_mutex_t remove_mu;          /* serialises removals (taken before mu, never under) */
+    ls__src_remove_hook_fn remove_hook; /* tests: called during a removal (NULL: none) */
+    void *remove_hook_ctx;              /* its context */
 };
 
 /* Formats into err (may be NULL) and returns code. */
@@ -78,6 +88,8 @@ uint32_t ls__src_hist_epoch(const ls_source_t *src, uint64_t g);
 int ls__src_hist_refresh(ls_source_t *src, char *err, size_t errlen);
 /* Path of a generation file into out. */
 void ls__src_path(const ls_source_t *src, uint32_t epoch, uint64_t g, char *out, size_t outlen);
+/* Installs the removal hook (tests only; takes src->mu itself). */
+void ls__src_set_remove_hook(ls_source_t *src, ls__src_remove_hook_fn fn, void *ctx);
 /* Registers / unregisters a reader's wake-up (takes src->mu itself). */
 void ls__src_watch(ls_source_t *src, ls__src_waiter_t *w);
 void ls__src_unwatch(ls_source_t *src, ls__src_waiter_t *w);

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "core/core.h"
+#include "store/env.h"
 #include "store/store.h"
 
 #define DEFAULT_MAP_SIZE (64ull * 1024 * 1024)
@@ -17,10 +18,10 @@
 #define META_SIZE_V1     96  /* the record before applied_generations was added */
 
 struct ls_store {
-    MDB_env *env;            /* the environment */
+    ls_store_env_t *shared;  /* the process's environment of this path (store/env.h) */
+    MDB_env *env;            /* its LMDB handle */
     MDB_dbi data;            /* "data": user keys */
     MDB_dbi meta_dbi;        /* "meta": the meta record */
-    pthread_rwlock_t lock;   /* shared by transactions, exclusive while the map is resized */
     pthread_mutex_t meta_mu; /* guards meta */
     ls_store_meta_t meta;    /* copy of the last committed meta record */
     uint64_t map_grows;      /* times the map was grown since open */
@@ -95,63 +96,45 @@ static int meta_put(MDB_txn *txn, MDB_dbi dbi, const ls_store_meta_t *m)
     return mdb_put(txn, dbi, &k, &v, 0);
 }
 
-/* Begins a transaction, adopting a map grown by another process (MDB_MAP_RESIZED). The caller
- * holds store->lock shared; it is dropped and retaken around the resize. */
+/* Begins a transaction under the environment's shared lock (held by the caller), adopting a map
+ * grown by another process (MDB_MAP_RESIZED). */
 static int txn_begin(ls_store_t *s, unsigned flags, MDB_txn **txn)
 {
-    for (int tries = 0;; tries++) {
-        int rc = mdb_txn_begin(s->env, NULL, flags, txn);
-        if (rc != MDB_MAP_RESIZED || tries > 3) return rc;
-        LS_LOGI("store", "%s: map grown by another process, adopting its size", s->path);
-        pthread_rwlock_unlock(&s->lock);
-        pthread_rwlock_wrlock(&s->lock);
-        rc = mdb_env_set_mapsize(s->env, 0);
-        pthread_rwlock_unlock(&s->lock);
-        pthread_rwlock_rdlock(&s->lock);
-        if (rc) return rc;
-    }
+    return ls_store_env_txn_begin(s->shared, flags, txn);
 }
 
 static uint64_t map_size_of(ls_store_t *s)
 {
-    MDB_envinfo info;
-    mdb_env_info(s->env, &info);
-    return (uint64_t) info.me_mapsize;
+    return ls_store_env_map_size(s->shared);
 }
 
-/* Doubles the map. No transaction of ours may be active: takes the lock exclusively. */
+/* Doubles the map. No transaction of ours may be active: the environment's lock is taken
+ * exclusively (it waits for every transaction of the process on it, a seed's copy too). */
 static int grow_map(ls_store_t *s)
 {
-    pthread_rwlock_wrlock(&s->lock);
-    uint64_t size = map_size_of(s);
-    int rc = mdb_env_set_mapsize(s->env, (size_t) (size * 2));
+    uint64_t size = map_size_of(s), now = 0;
+    int rc = ls_store_env_grow(s->shared, size * 2, &now);
     if (rc == 0) s->map_grows++;
-    pthread_rwlock_unlock(&s->lock);
     if (rc == 0)
         LS_LOGI("store", "map of %s full: grown from %llu to %llu bytes", s->path,
-                (unsigned long long) size, (unsigned long long) size * 2);
+                (unsigned long long) size, (unsigned long long) now);
     return rc;
 }
 
-/* Opens the two named databases and reads (or writes, for a new store) the meta record. */
-static int open_dbs(ls_store_t *s, const uint8_t *dbid, char *err, size_t errlen)
+/* Reads (or writes, for a new store) the meta record in txn; 0, an LMDB code, or an LS_E* code
+ * with err set. */
+static int load_meta(ls_store_t *s, MDB_txn *txn, const uint8_t *dbid, char *err, size_t errlen)
 {
-    MDB_txn *txn = NULL;
-    int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
-    if (rc) goto fail;
-    if ((rc = mdb_dbi_open(txn, "data", MDB_CREATE, &s->data))) goto fail;
-    if ((rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->meta_dbi))) goto fail;
     MDB_val k = {sizeof(META_KEY) - 1, (void *) META_KEY}, v;
-    rc = mdb_get(txn, s->meta_dbi, &k, &v);
+    int rc = mdb_get(txn, s->meta_dbi, &k, &v);
     if (rc == MDB_NOTFOUND) { /* a new store: written below when an id is given */
         memset(&s->meta, 0, sizeof(s->meta));
         rc = 0;
     } else if (rc == 0 && meta_decode(&v, &s->meta) != 0) {
         set_err(err, errlen, "store %s: meta record malformed (%zu bytes)", s->path, v.mv_size);
-        mdb_txn_abort(txn);
         return LS_ECORRUPT;
     }
-    if (rc) goto fail;
+    if (rc) return rc;
     static const uint8_t zero[LS_DBID_LEN];
     bool has_id = memcmp(s->meta.dbid, zero, LS_DBID_LEN) != 0;
     if (dbid && has_id && memcmp(s->meta.dbid, dbid, LS_DBID_LEN) != 0) {
@@ -160,35 +143,60 @@ static int open_dbs(ls_store_t *s, const uint8_t *dbid, char *err, size_t errlen
         ls_hex(dbid, LS_DBID_LEN, want);
         set_err(err, errlen, "store %s belongs to database %s, not to database %s", s->path, have,
                 want);
-        mdb_txn_abort(txn);
         return LS_EDBID;
     }
     if (!has_id && dbid) { /* a new store, or one without identity, adopts it */
         memcpy(s->meta.dbid, dbid, LS_DBID_LEN);
-        if ((rc = meta_put(txn, s->meta_dbi, &s->meta)) != 0) goto fail;
+        rc = meta_put(txn, s->meta_dbi, &s->meta);
     }
-    rc = mdb_txn_commit(txn);
-    txn = NULL;
-    if (rc == 0) return 0;
-fail:
-    if (txn) mdb_txn_abort(txn);
-    set_err(err, errlen, "store %s: %s", s->path, mdb_strerror(rc));
-    return map_rc(rc) == MDB_MAP_FULL ? LS_ESTORE : map_rc(rc);
+    return rc;
 }
 
-static int env_open(ls_store_t *s, const ls_store_options_t *o, char *err, size_t errlen)
+typedef struct {
+    ls_store_t *s;       /* the store being opened */
+    const uint8_t *dbid; /* expected or adopted id, may be NULL */
+    char *err;           /* message buffer */
+    size_t errlen;       /* its size */
+    const MDB_dbi *dbis; /* "data" and "meta", filled before the callback runs */
+} load_ctx_t;
+
+static int load_meta_cb(void *ctx, MDB_txn *txn)
 {
-    int rc = mdb_env_create(&s->env);
-    if (rc == 0) rc = mdb_env_set_maxdbs(s->env, 4);
-    if (rc == 0)
-        rc = mdb_env_set_mapsize(s->env, (size_t) (o->map_size ? o->map_size : DEFAULT_MAP_SIZE));
-    if (rc == 0) rc = mdb_env_open(s->env, s->path, MDB_NOMETASYNC | MDB_NOTLS, 0600);
-    if (rc) {
-        set_err(err, errlen, "store %s: cannot open LMDB environment: %s", s->path,
-                mdb_strerror(rc));
-        return map_rc(rc);
+    load_ctx_t *c = ctx;
+    c->s->data = c->dbis[0];
+    c->s->meta_dbi = c->dbis[1];
+    return load_meta(c->s, txn, c->dbid, c->err, c->errlen);
+}
+
+/* Opens the two named databases and loads the meta record: in the transaction that opens the
+ * databases when this process had not opened them yet (one commit for a new store), else in a
+ * write transaction of its own. */
+static int open_dbs(ls_store_t *s, const uint8_t *dbid, char *err, size_t errlen)
+{
+    static const char *const names[] = {"data", "meta"};
+    MDB_dbi dbis[2];
+    MDB_txn *txn = NULL;
+    load_ctx_t lc = {s, dbid, err, errlen, dbis};
+    bool loaded = false;
+    int rc = ls_store_env_dbis(s->shared, names, 2, true, dbis, load_meta_cb, &lc, &loaded);
+    if (rc == 0) {
+        s->data = dbis[0];
+        s->meta_dbi = dbis[1];
     }
-    return 0;
+    if (rc == 0 && !loaded) {
+        ls_store_env_rdlock(s->shared);
+        rc = txn_begin(s, 0, &txn);
+        if (rc == 0) rc = load_meta(s, txn, dbid, err, errlen);
+        if (rc == 0) {
+            rc = mdb_txn_commit(txn);
+        } else if (txn) {
+            mdb_txn_abort(txn);
+        }
+        ls_store_env_unlock(s->shared);
+    }
+    if (rc == 0 || rc == LS_ECORRUPT || rc == LS_EDBID) return rc;
+    set_err(err, errlen, "store %s: %s", s->path, mdb_strerror(rc));
+    return map_rc(rc) == MDB_MAP_FULL ? LS_ESTORE : map_rc(rc);
 }
 
 int ls_store_open(const char *path, const ls_store_options_t *opts, ls_store_t **out, char *err,
@@ -212,14 +220,13 @@ int ls_store_open(const char *path, const ls_store_options_t *opts, ls_store_t *
     ls_store_t *s = calloc(1, sizeof(*s));
     if (!s) return LS_ENOMEM;
     snprintf(s->path, sizeof(s->path), "%s", path);
-    pthread_rwlockattr_t attr;
-    pthread_rwlockattr_init(&attr);
-    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-    pthread_rwlock_init(&s->lock, &attr);
-    pthread_rwlockattr_destroy(&attr);
     pthread_mutex_init(&s->meta_mu, NULL);
-    rc = env_open(s, o, err, errlen);
-    if (rc == 0) rc = open_dbs(s, o->dbid, err, errlen);
+    ls_store_env_options_t eo = {.map_size = o->map_size ? o->map_size : DEFAULT_MAP_SIZE};
+    rc = ls_store_env_acquire(path, &eo, &s->shared, err, errlen);
+    if (rc == 0) {
+        s->env = ls_store_env_mdb(s->shared);
+        rc = open_dbs(s, o->dbid, err, errlen);
+    }
     if (rc) {
         ls_store_close(s);
         return rc;
@@ -231,8 +238,7 @@ int ls_store_open(const char *path, const ls_store_options_t *opts, ls_store_t *
 void ls_store_close(ls_store_t *s)
 {
     if (!s) return;
-    if (s->env) mdb_env_close(s->env);
-    pthread_rwlock_destroy(&s->lock);
+    ls_store_env_release(s->shared);
     pthread_mutex_destroy(&s->meta_mu);
     free(s);
 }
@@ -241,10 +247,10 @@ void ls_store_close(ls_store_t *s)
 static int apply_once(ls_store_t *s, ls_store_apply_fn fn, void *ctx, const ls_store_meta_t *meta)
 {
     ls_store_txn_t t = {.store = s};
-    pthread_rwlock_rdlock(&s->lock);
+    ls_store_env_rdlock(s->shared);
     int rc = txn_begin(s, 0, &t.txn);
     if (rc) {
-        pthread_rwlock_unlock(&s->lock);
+        ls_store_env_unlock(s->shared);
         LS_LOGE("store", "%s: cannot begin a write transaction: %s", s->path, mdb_strerror(rc));
         return map_rc(rc);
     }
@@ -257,7 +263,7 @@ static int apply_once(ls_store_t *s, ls_store_apply_fn fn, void *ctx, const ls_s
     } else {
         mdb_txn_abort(t.txn);
     }
-    pthread_rwlock_unlock(&s->lock);
+    ls_store_env_unlock(s->shared);
     return t.map_full ? MDB_MAP_FULL : rc;
 }
 
@@ -309,7 +315,7 @@ int ls_store_get(ls_store_t *s, const void *key, size_t key_len, void **val, siz
     *val_len = 0;
     if (key_len == 0 || key_len > LS_KEY_MAX) return LS_EINVAL;
     MDB_txn *txn;
-    pthread_rwlock_rdlock(&s->lock);
+    ls_store_env_rdlock(s->shared);
     int rc = txn_begin(s, MDB_RDONLY, &txn);
     if (rc) goto out;
     MDB_val k = {key_len, (void *) key}, v;
@@ -324,7 +330,7 @@ int ls_store_get(ls_store_t *s, const void *key, size_t key_len, void **val, siz
     }
     mdb_txn_abort(txn);
 out:
-    pthread_rwlock_unlock(&s->lock);
+    ls_store_env_unlock(s->shared);
     if (rc == MDB_NOTFOUND) return LS_ENOENT;
     if (rc == 0 && !*val) return LS_ENOMEM;
     return map_rc(rc);
@@ -334,7 +340,7 @@ int ls_store_iterate(ls_store_t *s, ls_store_iter_fn fn, void *ctx)
 {
     MDB_txn *txn = NULL;
     MDB_cursor *cur = NULL;
-    pthread_rwlock_rdlock(&s->lock);
+    ls_store_env_rdlock(s->shared);
     int rc = txn_begin(s, MDB_RDONLY, &txn);
     if (rc == 0) rc = mdb_cursor_open(txn, s->data, &cur);
     if (rc) goto out;
@@ -345,7 +351,7 @@ int ls_store_iterate(ls_store_t *s, ls_store_iter_fn fn, void *ctx)
         if (urc) {
             if (cur) mdb_cursor_close(cur);
             mdb_txn_abort(txn);
-            pthread_rwlock_unlock(&s->lock);
+            ls_store_env_unlock(s->shared);
             return urc;
         }
     }
@@ -353,7 +359,7 @@ int ls_store_iterate(ls_store_t *s, ls_store_iter_fn fn, void *ctx)
 out:
     if (cur) mdb_cursor_close(cur);
     if (txn) mdb_txn_abort(txn);
-    pthread_rwlock_unlock(&s->lock);
+    ls_store_env_unlock(s->shared);
     return rc == MDB_MAP_FULL ? LS_ESTORE : map_rc(rc);
 }
 
@@ -366,9 +372,9 @@ void ls_store_meta(ls_store_t *s, ls_store_meta_t *out)
 
 int ls_store_sync(ls_store_t *s)
 {
-    pthread_rwlock_rdlock(&s->lock);
+    ls_store_env_rdlock(s->shared);
     int rc = mdb_env_sync(s->env, 1);
-    pthread_rwlock_unlock(&s->lock);
+    ls_store_env_unlock(s->shared);
     if (rc) LS_LOGE("store", "%s: sync failed: %s", s->path, mdb_strerror(rc));
     return rc == 0 ? 0 : rc == MDB_MAP_FULL ? LS_ESTORE : map_rc(rc);
 }
@@ -379,7 +385,7 @@ static int record_checkpoint(ls_store_t *s, uint64_t lsn)
 {
     MDB_txn *txn;
     ls_store_meta_t m;
-    pthread_rwlock_rdlock(&s->lock);
+    ls_store_env_rdlock(s->shared);
     int rc = txn_begin(s, 0, &txn);
     if (rc) goto out;
     MDB_val k = {sizeof(META_KEY) - 1, (void *) META_KEY}, v;
@@ -400,7 +406,7 @@ static int record_checkpoint(ls_store_t *s, uint64_t lsn)
         mdb_txn_abort(txn);
     }
 out:
-    pthread_rwlock_unlock(&s->lock);
+    ls_store_env_unlock(s->shared);
     if (rc == LS_ECORRUPT) return rc;
     return rc == MDB_NOTFOUND || rc == MDB_MAP_FULL ? LS_ESTORE : map_rc(rc);
 }
@@ -420,7 +426,7 @@ int ls_store_stats(ls_store_t *s, ls_store_stats_t *out)
 {
     memset(out, 0, sizeof(*out));
     MDB_txn *txn;
-    pthread_rwlock_rdlock(&s->lock);
+    ls_store_env_rdlock(s->shared);
     out->map_size = map_size_of(s);
     out->map_grows = s->map_grows;
     int rc = txn_begin(s, MDB_RDONLY, &txn);
@@ -430,23 +436,24 @@ int ls_store_stats(ls_store_t *s, ls_store_stats_t *out)
         if (rc == 0) out->entries = st.ms_entries;
         mdb_txn_abort(txn);
     }
-    pthread_rwlock_unlock(&s->lock);
+    ls_store_env_unlock(s->shared);
     return map_rc(rc);
 }
 
 int ls_store_peek_meta(const char *path, ls_store_meta_t *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof(*out));
-    MDB_env *env = NULL;
+    ls_store_env_t *e = NULL;
     MDB_txn *txn = NULL;
     MDB_dbi dbi;
     MDB_val k = {.mv_size = sizeof(META_KEY) - 1, .mv_data = (void *) META_KEY}, v;
-    int rc = mdb_env_create(&env);
-    if (rc == 0) rc = mdb_env_set_maxdbs(env, 4);
-    /* Map size 0 adopts the size recorded in the environment, whatever another process grew. */
-    if (rc == 0) rc = mdb_env_open(env, path, MDB_RDONLY | MDB_NOTLS, 0600);
-    if (rc == 0) rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
-    if (rc == 0) rc = mdb_dbi_open(txn, "meta", 0, &dbi);
+    /* The process's environment of path (the writer's, a snapshot's): never a second one. */
+    ls_store_env_options_t eo = {.readonly = true};
+    int rc = ls_store_env_acquire(path, &eo, &e, err, errlen);
+    if (rc) return rc;
+    rc = ls_store_env_dbi(e, "meta", false, &dbi);
+    ls_store_env_rdlock(e);
+    if (rc == 0) rc = ls_store_env_txn_begin(e, MDB_RDONLY, &txn);
     if (rc == 0) rc = mdb_get(txn, dbi, &k, &v);
     if (rc == 0 && meta_decode(&v, out) != 0) {
         set_err(err, errlen, "store %s: malformed meta record (%zu bytes)", path, v.mv_size);
@@ -456,6 +463,7 @@ int ls_store_peek_meta(const char *path, ls_store_meta_t *out, char *err, size_t
         rc = rc == ENOENT || rc == MDB_NOTFOUND ? LS_ENOENT : map_rc(rc);
     }
     if (txn) mdb_txn_abort(txn);
-    if (env) mdb_env_close(env);
+    ls_store_env_unlock(e);
+    ls_store_env_release(e);
     return rc;
 }

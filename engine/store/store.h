@@ -23,6 +23,12 @@
  *    Resizing needs no transaction active in this process: a read-write lock keeps readers
  *    (ls_store_get, ls_store_iterate) out while the map is grown.
  *
+ * One environment per path per process: ls_store_open() and ls_store_peek_meta() take the
+ * process's environment of the path from store/env.h (as do seed snapshots), so any number of
+ * stores, peeks and snapshots of one path may be open at once; closing one never disturbs the
+ * others' transactions, and the last one closes the environment. The map size is shared: a
+ * later ls_store_open() asking for more grows it.
+ *
  * Lifecycle: ls_store_open() -> ls_store_apply()/ls_store_get()/ls_store_sync() ... ->
  * ls_store_close().
  * Threading: one writer at a time (ls_store_apply, ls_store_checkpoint serialise on LMDB's writer
@@ -108,9 +114,11 @@ int ls_store_sync(ls_store_t *store);
  * On success *lsn (may be NULL) holds that checkpoint LSN. */
 int ls_store_checkpoint(ls_store_t *store, uint64_t *lsn);
 
-/* Reads the meta record of the store at path without opening it for writing (another process,
- * the application's writer, may hold it open): the daemon learns the active store's checkpoint
- * LSN this way. LS_ENOENT when there is no store or no meta record yet; err names the path. */
+/* Reads the meta record of the store at path under a read transaction on the process's
+ * environment of the path (another process, the application's writer, may hold it open; a
+ * store of this process shares it): the daemon learns the active store's checkpoint LSN this
+ * way. Never creates a store. LS_ENOENT when there is no store or no meta record yet; err names
+ * the path. */
 int ls_store_peek_meta(const char *path, ls_store_meta_t *out, char *err, size_t errlen);
 
 /* Figures for tests and status. */

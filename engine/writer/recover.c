@@ -26,6 +26,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "layout/layout.h"
 #include "writer/writer_int.h"
 
 static const uint8_t zero_digest[LS_DIGEST_SIZE];
@@ -111,15 +112,13 @@ static int create_new(ls_db_t *db, ls__recovery_t *rs, const char *hist, char *m
     return rc;
 }
 
-/* Reads a header at the start of path; 0 when valid. */
+/* Reads a header at the start of path (engine/layout); 0 when valid. */
 static int peek_header(const char *path, ls_gen_header_t *h)
 {
-    uint8_t b[LS_GEN_HEADER_SIZE];
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return ls_err_from_errno(errno);
-    ssize_t n = ls_pread_full(fd, b, sizeof(b), 0);
-    close(fd);
-    return n < 0 ? (int) n : ls_gen_header_decode(b, (size_t) n, h);
+    ls_layout_ends_t x;
+    int rc = ls_layout_read_ends(path, &x, NULL, 0);
+    if (rc == 0) *h = x.h;
+    return rc;
 }
 
 /* Step 2: the id from the logs, and the store opened expecting it. */

@@ -1,61 +1,43 @@
 /*
- * Recovery, part 2: the closed generations. Lists logs/, finds the generations the store still
- * needs (those holding LSNs above the store's meta LSN), verifies them (numbering without gaps,
- * each header's prev_digest equal to the digest of the generation before it, every record and
- * the trailer's digest) and replays their records into the store, whole generations (a closed
- * generation never ends inside a transaction) grouped up to 64 MiB per store transaction.
+ * Recovery, part 2: the closed generations. Lists logs/ (engine/layout), finds the generations the
+ * store still needs (those holding LSNs above the store's meta LSN), verifies them (numbering
+ * without gaps, each header's prev_digest equal to the digest of the generation before it, every
+ * record and the trailer's digest) and replays their records into the store, whole generations (a
+ * closed generation never ends inside a transaction) grouped up to 64 MiB per store transaction.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "layout/layout.h"
 #include "writer/writer_int.h"
-
-static int gen_cmp(const void *a, const void *b)
-{
-    const ls__genfile_t *x = a, *y = b;
-    if (x->epoch != y->epoch) return x->epoch < y->epoch ? -1 : 1;
-    return x->gen < y->gen ? -1 : x->gen > y->gen;
-}
 
 int ls__list_gens(ls_db_t *db, ls__recovery_t *rs, char *msg, size_t msglen)
 {
-    DIR *d = opendir(db->logs);
-    if (!d) {
-        snprintf(msg, msglen, "cannot list %s: %s", db->logs, strerror(errno));
-        return ls_err_from_errno(errno);
-    }
-    size_t cap = 0;
-    char cur[LS_GEN_PREFIX_MAX + 8];
-    snprintf(cur, sizeof(cur), "%s.log", db->prefix);
-    for (struct dirent *e; (e = readdir(d)) != NULL;) {
-        ls__genfile_t g;
-        if (!strcmp(e->d_name, cur)) rs->has_cur = true;
-        if (ls_gen_name_parse(e->d_name, db->prefix, &g.epoch, &g.gen) != 0) continue;
-        if (rs->ngens == cap) {
-            cap = cap ? cap * 2 : 64;
-            ls__genfile_t *p = realloc(rs->gens, cap * sizeof(*p));
-            if (!p) {
-                closedir(d);
-                return LS_ENOMEM;
-            }
-            rs->gens = p;
+    ls_layout_options_t lo = {.prefix = db->prefix}; /* sorted by (epoch, generation) */
+    ls_layout_list_t l;
+    int rc = ls_layout_list(db->logs, &lo, &l, msg, msglen);
+    if (rc) return rc;
+    rs->has_cur = l.has_current;
+    if (l.ngens) {
+        ls__genfile_t *p = realloc(rs->gens, (rs->ngens + l.ngens) * sizeof(*p));
+        if (!p) {
+            ls_layout_list_free(&l);
+            return LS_ENOMEM;
         }
-        rs->gens[rs->ngens++] = g;
+        rs->gens = p;
+        for (size_t i = 0; i < l.ngens; i++)
+            rs->gens[rs->ngens++] = (ls__genfile_t){l.gens[i].epoch, l.gens[i].generation};
     }
-    closedir(d);
-    if (rs->ngens) qsort(rs->gens, rs->ngens, sizeof(*rs->gens), gen_cmp);
+    ls_layout_list_free(&l);
     return 0;
 }
 
 void ls__gen_path(ls_db_t *db, const ls__genfile_t *g, char *out, size_t outlen)
 {
-    char name[LS_GEN_NAME_MAX];
-    ls_gen_name(name, sizeof(name), db->prefix, g->epoch, g->gen);
-    snprintf(out, outlen, "%s/%s", db->logs, name);
+    LS_CHECK(ls_layout_path(out, outlen, db->logs, db->prefix, g->epoch, g->gen, NULL) == 0);
 }
 
 /* Scans closed generation g with expectations; it must be intact and closed. */

@@ -224,3 +224,37 @@ Test(config, node_heartbeat_interval_for_accepted_connections)
     cr_assert(ls_h_contains(err, ":4: [node] heartbeat_interval must be between 50ms and 4s"), "%s",
               err);
 }
+
+/* Defect 3 of issue 13: 0 was documented as "no cap" but meant the 8 GiB default. Absent is the
+ * default cap; "none" and 0 are no cap; a size is that cap. */
+static uint64_t cap_of(const char *line)
+{
+    char text[1024];
+    snprintf(text, sizeof(text),
+             "[node]\nname=a\ndata_dir=/x\n[tls]\ninsecure_plaintext = true\n[target b]\n"
+             "network = r h:1\n[database d]\nrole = active\ntargets = b\n%s\n",
+             line);
+    ls_config_t *c = NULL;
+    char err[512] = "";
+    cr_assert_eq(load(text, &c, err, sizeof(err)), 0, "%s: %s", line, err);
+    uint64_t cap = ls_config_database(c, "d")->max_log_bytes;
+    ls_config_free(c);
+    return cap;
+}
+
+Test(config, max_log_bytes_default_none_and_zero)
+{
+    cr_assert_eq(cap_of(""), LS_CFG_DEFAULT_MAX_LOG_BYTES, "absent: the default cap");
+    cr_assert_eq(LS_CFG_DEFAULT_MAX_LOG_BYTES, 8ull << 30);
+    cr_assert_eq(cap_of("max_log_bytes = none"), LS_CFG_NO_CAP);
+    cr_assert_eq(cap_of("max_log_bytes = NONE"), LS_CFG_NO_CAP);
+    cr_assert_eq(cap_of("max_log_bytes = 0"), LS_CFG_NO_CAP, "0 is no cap, as documented");
+    cr_assert_eq(cap_of("max_log_bytes = 0GiB"), LS_CFG_NO_CAP);
+    cr_assert_eq(cap_of("max_log_bytes = 2GiB"), 2ull << 30);
+    cr_assert_eq(cap_of("max_log_bytes = 1048576"), 1ull << 20);
+    expect_error("[node]\nname=a\ndata_dir=/x\n[tls]\ninsecure_plaintext = true\n[target b]\n"
+                 "network = r h:1\n[database d]\nrole = active\ntargets = b\n"
+                 "max_log_bytes = unlimited\n",
+                 ":11: bad size for 'max_log_bytes': 'unlimited' (expected e.g. 8GiB, 512MiB, or "
+                 "none)");
+}

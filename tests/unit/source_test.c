@@ -8,10 +8,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "config/config.h"
 #include "core/core.h"
 #include "genbuild.h"
 #include "harness.h"
 #include "source/source.h"
+#include "source/source_int.h"
 
 #define MAXG    128
 #define BASE_NS 1795000000000000000ull
@@ -739,6 +741,108 @@ Test(source, removal_cap_warns_and_cuts_the_lagging_target)
     removable(s, &in, &out);
     cr_assert_not(out.warning);
     cr_assert_eq(out.msg[0], '\0');
+    ls_source_free(s);
+    chain_free(c);
+}
+
+/* Defect 3 of issue 13: what the configuration says reaches the rule unchanged. "none" (or 0) in
+ * the file is LS_SOURCE_NO_CAP here: a target gone since generation 1 keeps everything however
+ * much is held; the default cap is the engine's; a configured cap cuts. */
+Test(source, removal_honours_the_configured_cap_or_none)
+{
+    cr_assert_eq(LS_CFG_NO_CAP, LS_SOURCE_NO_CAP);
+    cr_assert_eq(LS_CFG_DEFAULT_MAX_LOG_BYTES, LS_SOURCE_DEFAULT_MAX_LOG_BYTES);
+    chain_t *c = chain_new();
+    for (int i = 0; i < 40; i++)
+        add_gen(c, 1, 4, 4096);
+    ls_source_t *s = open_src(c);
+    uint64_t synced[2] = {39, 1};
+    ls_removal_input_t in = {
+        .target_synced = synced,
+        .ntargets = 2,
+        .checkpoint_lsn = UINT64_MAX,
+        .now_ns = BASE_NS + 1000 * SEC,
+        .max_log_bytes = LS_CFG_NO_CAP,
+    };
+    ls_removal_t out;
+    removable(s, &in, &out);
+    cr_assert_eq(out.upto, 1, "no cap: nothing the gone target needs is removed");
+    cr_assert_not(out.capped);
+    cr_assert_eq(out.cut_targets, 0);
+    uint64_t held = 0;
+    for (uint64_t g = 2; g <= 39; g++)
+        held += c->size[g];
+    cr_assert_eq(out.held_bytes, held);
+    in.max_log_bytes = 0; /* the struct's zero: the default cap, far above these bytes */
+    removable(s, &in, &out);
+    cr_assert_eq(out.upto, 1);
+    cr_assert_not(out.capped);
+    in.max_log_bytes = held / 2; /* a configured cap */
+    removable(s, &in, &out);
+    cr_assert(out.capped);
+    cr_assert_gt(out.upto, 1);
+    cr_assert_eq(out.cut_targets, 1);
+    ls_source_free(s);
+    chain_free(c);
+}
+
+/* A rescan at chosen points of a removal (defect 4 of issue 13): between the detach and the
+ * first unlink, and after some but not all unlinks. */
+typedef struct {
+    ls_source_t *src;
+    size_t at[2];       /* rescan when this many files are unlinked */
+    uint64_t oldest[2]; /* the view's oldest generation after each of those rescans */
+    uint64_t count[2];  /* and its size */
+    int rescans;        /* rescans done */
+} interleave_t;
+
+static void rescan_during_removal(void *ctx, size_t done)
+{
+    interleave_t *x = ctx;
+    for (int i = 0; i < 2; i++) {
+        if (x->at[i] != done) continue;
+        rescan(x->src);
+        ls_source_view_t v;
+        ls_source_view(x->src, &v);
+        x->oldest[i] = v.oldest;
+        x->count[i] = v.count;
+        x->rescans++;
+    }
+}
+
+Test(source, removal_and_rescan_never_disagree)
+{
+    chain_t *c = chain_new();
+    add_gens(c, 10, 1);
+    ls_source_t *s = open_src(c);
+    interleave_t x = {.src = s, .at = {0, 2}};
+    ls__src_set_remove_hook(s, rescan_during_removal, &x);
+    char err[LS_SOURCE_ERRLEN] = "";
+    cr_assert_eq(ls_source_remove_upto(s, 4, err, sizeof(err)), 4, "%s", err);
+    cr_assert_eq(x.rescans, 2);
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(x.oldest[i], 5, "rescan %d re-added a generation being removed", i);
+        cr_assert_eq(x.count[i], 6);
+    }
+    ls_source_view_t v;
+    ls_source_view(s, &v);
+    cr_assert_eq(v.oldest, 5, "the view holds files that no longer exist");
+    cr_assert_eq(v.count, 6);
+    cr_assert_not(ls_source_has(s, 4, NULL));
+    /* A target holding 4 reconnects: 4's digest is checked against 5's header, nothing is
+     * reported missing. One holding 3 needs a seed. */
+    ls_ship_plan_t p;
+    cr_assert_eq(plan(s, 1, 5, c->digest[4], &p, err), 0, "%s", err);
+    cr_assert_eq(p.first, 5);
+    cr_assert_eq(p.ready, 6);
+    cr_assert_eq(plan(s, 1, 4, c->digest[3], &p, err), LS_EGAP);
+    cr_assert(p.need_seed);
+    /* After the removal a rescan sees the directory as it is. */
+    ls__src_set_remove_hook(s, NULL, NULL);
+    rescan(s);
+    ls_source_view(s, &v);
+    cr_assert_eq(v.oldest, 5);
+    cr_assert_eq(v.count, 6);
     ls_source_free(s);
     chain_free(c);
 }

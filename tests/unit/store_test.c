@@ -8,6 +8,7 @@
 
 #include "core/core.h"
 #include "harness.h"
+#include "store/env.h"
 #include "store/store.h"
 
 static const uint8_t ID_A[LS_DBID_LEN] = {0xaa, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
@@ -289,6 +290,111 @@ Test(store, map_grown_by_another_process_is_adopted)
     m.lsn = 3;
     cr_assert_eq(ls_store_apply(s, put_range, &p, &m), 0, "and writing works");
     ls_store_close(s);
+    ls_h_rmtree(dir);
+    free(dir);
+}
+
+/* ---- one environment per path per process (issue 11, issue 13 defect 1) ------------------- */
+
+static int count_reader(const char *msg, void *ctx)
+{
+    (void) msg;
+    (*(int *) ctx)++;
+    return 0;
+}
+
+/* Reader slots listed in the lock file (the header line excluded). */
+static int readers(MDB_env *env)
+{
+    int n = 0;
+    mdb_reader_list(env, count_reader, &n);
+    return n - 1;
+}
+
+Test(store, every_user_of_a_path_shares_one_environment)
+{
+    char *dir = ls_h_tmpdir("store");
+    char link[1100], sub[1100];
+    snprintf(sub, sizeof(sub), "%s/s", dir);
+    snprintf(link, sizeof(link), "%s/alias", dir);
+    cr_assert_eq(ls_store_env_count(), 0);
+    ls_store_t *a = open_store(sub, ID_A, 0);
+    cr_assert_eq(symlink("s", link), 0);
+    ls_store_t *b = open_store(link, ID_A, 0); /* another spelling of the same directory */
+    cr_assert_eq(ls_store_env_count(), 1, "the writer and a second user share one MDB_env");
+    struct puts p = {.first = 0, .count = 10, .value_size = 16, .fail_at = -1};
+    ls_store_meta_t m = {0};
+    memcpy(m.dbid, ID_A, LS_DBID_LEN);
+    m.lsn = 7;
+    cr_assert_eq(ls_store_apply(a, put_range, &p, &m), 0);
+    ls_store_meta_t got;
+    char err[256] = "";
+    cr_assert_eq(ls_store_peek_meta(link, &got, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(got.lsn, 7);
+    cr_assert_eq(ls_store_env_count(), 1, "status's peek used the same environment");
+    ls_store_close(a);
+    void *v;
+    size_t vl;
+    cr_assert_eq(ls_store_get(b, "k00000003", 9, &v, &vl), 0, "still open for the other user");
+    free(v);
+    ls_store_close(b);
+    cr_assert_eq(ls_store_env_count(), 0, "the last release closed it");
+    cr_assert_eq(ls_store_peek_meta(dir, &got, err, sizeof(err)), LS_ENOENT, "no store there");
+    cr_assert_eq(ls_store_env_count(), 0, "a reader never creates an environment");
+    ls_h_rmtree(dir);
+    free(dir);
+}
+
+/* What broke two seeds at once: releasing one user's handle must leave another user's read
+ * transaction in the reader table (LMDB's mdb_env_close clears every slot of the process). */
+Test(store, releasing_one_user_keeps_another_users_reader_slot)
+{
+    char *dir = ls_h_tmpdir("store");
+    ls_store_t *s = open_store(dir, ID_A, 0);
+    ls_store_close(s);
+    ls_store_env_options_t ro = {.readonly = true};
+    ls_store_env_t *e1 = NULL, *e2 = NULL;
+    char err[256] = "";
+    cr_assert_eq(ls_store_env_acquire(dir, &ro, &e1, err, sizeof(err)), 0, "%s", err);
+    MDB_txn *txn;
+    ls_store_env_rdlock(e1);
+    cr_assert_eq(ls_store_env_txn_begin(e1, MDB_RDONLY, &txn), 0);
+    cr_assert_eq(readers(ls_store_env_mdb(e1)), 1);
+    cr_assert_eq(ls_store_env_acquire(dir, &ro, &e2, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(e1, e2, "a second snapshot of the path gets the same environment");
+    ls_store_env_release(e2);
+    cr_assert_eq(readers(ls_store_env_mdb(e1)), 1, "the first user's read transaction survives");
+    mdb_txn_abort(txn);
+    ls_store_env_unlock(e1);
+    ls_store_env_release(e1);
+    cr_assert_eq(ls_store_env_count(), 0);
+    ls_h_rmtree(dir);
+    free(dir);
+}
+
+/* A later user asking for a larger map grows the shared one; a smaller request never shrinks
+ * it. */
+Test(store, a_larger_map_request_grows_the_shared_map)
+{
+    char *dir = ls_h_tmpdir("store");
+    ls_store_t *a = open_store(dir, ID_A, 8u << 20);
+    ls_store_stats_t st;
+    cr_assert_eq(ls_store_stats(a, &st), 0);
+    cr_assert_eq(st.map_size, 8u << 20);
+    ls_store_t *b = open_store(dir, ID_A, 32u << 20);
+    cr_assert_eq(ls_store_stats(a, &st), 0);
+    cr_assert_eq(st.map_size, 32u << 20, "grown for both users");
+    ls_store_t *c = open_store(dir, ID_A, 4u << 20);
+    cr_assert_eq(ls_store_stats(c, &st), 0);
+    cr_assert_eq(st.map_size, 32u << 20, "never shrunk");
+    ls_store_t *d = NULL;
+    ls_store_options_t o = {.dbid = ID_B};
+    char err[256] = "";
+    cr_assert_eq(ls_store_open(dir, &o, &d, err, sizeof(err)), LS_EDBID, "identity still checked");
+    ls_store_close(c);
+    ls_store_close(b);
+    ls_store_close(a);
+    cr_assert_eq(ls_store_env_count(), 0);
     ls_h_rmtree(dir);
     free(dir);
 }

@@ -3,14 +3,13 @@
  * positions the peers acknowledged, into one ls_status_copy_t per copy; engine/status renders
  * them as the JSON document (docs/STATUS.md) and for Prometheus (metrics.c). Nothing is
  * estimated. */
-#include <dirent.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "daemon.h"
+#include "layout/layout.h"
 
 static uint64_t started_ns; /* when the daemon started (UTC ns): counters since start begin here */
 
@@ -76,37 +75,18 @@ static uint64_t held_close_ns(const pcopy_t *p, uint64_t gen)
 {
     static const char *dirs[] = {"logs", "inspect"};
     for (size_t d = 0; d < LS_ARRAY_SIZE(dirs); d++) {
-        char path[LS_CFG_PATH_MAX + 300];
-        snprintf(path, sizeof(path), "%s/%s", p->cfg->path, dirs[d]);
-        DIR *dir = opendir(path);
-        struct dirent *e;
-        uint32_t epoch;
-        uint64_t g;
-        while (dir && (e = readdir(dir)))
-            if (ls_gen_name_parse(e->d_name, LS_GEN_PREFIX_DEFAULT, &epoch, &g) == 0 && g == gen)
-                break;
-        if (!dir) continue;
-        if (!e) {
-            closedir(dir);
-            continue;
-        }
-        snprintf(path, sizeof(path), "%s/%s/%s", p->cfg->path, dirs[d], e->d_name);
-        closedir(dir);
-        uint8_t hdr[LS_GEN_HEADER_SIZE], trl[LS_GEN_TRAILER_SIZE];
-        ls_gen_header_t h;
-        ls_gen_trailer_t t;
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0) return 0;
-        off_t size = lseek(fd, 0, SEEK_END);
-        bool ok = size >= (off_t) sizeof(trl) &&
-                  ls_pread_full(fd, hdr, sizeof(hdr), 0) == (ssize_t) sizeof(hdr) &&
-                  ls_pread_full(fd, trl, sizeof(trl), size - (off_t) sizeof(trl)) ==
-                      (ssize_t) sizeof(trl) &&
-                  ls_gen_header_decode(hdr, sizeof(hdr), &h) == 0 &&
-                  ls_gen_trailer_decode(trl, sizeof(trl),
-                                        ls_gen_seed(h.dbid, h.epoch, h.generation), &t) == 0;
-        close(fd);
-        return ok ? t.close_ns : 0;
+        char dir[LS_CFG_PATH_MAX + 16], path[LS_CFG_PATH_MAX + 300];
+        snprintf(dir, sizeof(dir), "%s/%s", p->cfg->path, dirs[d]);
+        ls_layout_list_t list;
+        if (ls_layout_list(dir, NULL, &list, NULL, 0) != 0) continue;
+        ssize_t i = ls_layout_find(&list, gen);
+        int rc = i < 0
+                     ? LS_ENOENT
+                     : ls_layout_path(path, sizeof(path), dir, NULL, list.gens[i].epoch, gen, NULL);
+        ls_layout_list_free(&list);
+        if (rc) continue;
+        ls_layout_ends_t x;
+        return ls_layout_read_ends(path, &x, NULL, 0) == 0 && x.closed ? x.t.close_ns : 0;
     }
     return 0;
 }

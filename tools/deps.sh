@@ -9,7 +9,7 @@ need=(build-essential cmake pkg-config libuv1-dev libssl-dev openssl libzstd-dev
 for what in "$@"; do
   case "$what" in
     build) ;;
-    test)  need+=(libcriterion-dev iproute2 e2fsprogs curl) ;;
+    test)  need+=(libcriterion-dev iproute2 e2fsprogs curl libfuse3-dev fuse3) ;;
     bench) need+=(rsync gnuplot-nox iproute2) ;;
     fuzz)  need+=(clang libclang-rt-14-dev) ;;
     *) echo "deps.sh: unknown set '$what' (expected build, test, bench or fuzz)" >&2; exit 2 ;;

@@ -23,6 +23,8 @@
  * mount are killed nothing of theirs is in flight in the kernel. Reads go through the kernel page
  * cache and mmap works (no direct_io): LMDB maps its data file read-only and writes with pwrite.
  * Locks (flock, fcntl) are left to the kernel. One thread serves every request: no locking.
+ * CUTFS_IGNORE=fsync or fsyncdir in the environment makes that call a no-op (it answers success
+ * and makes nothing durable): a check that the tests built on cutfs notice a missing sync.
  * docs/POWERCUT.md describes the model and the tests built on it.
  */
 #define FUSE_USE_VERSION 34
@@ -77,6 +79,7 @@ static size_t ninodes;
 static struct fuse_session *session;
 static volatile sig_atomic_t cut_requested;
 static unsigned long long rng = 88172645463325252ull;
+static int ignore_fsync, ignore_fsyncdir; /* CUTFS_IGNORE: make that call a no-op */
 
 static unsigned long long next_rand(void) /* xorshift64 */
 {
@@ -568,8 +571,8 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
     (void) datasync;
     (void) fi;
     inode_t *in = get(ino);
-    if (!in) {
-        fuse_reply_err(req, ENOENT);
+    if (!in || ignore_fsync) {
+        fuse_reply_err(req, in ? 0 : ENOENT);
         return;
     }
     int rc = blob_reserve(&in->dur, in->cur.len);
@@ -591,8 +594,8 @@ static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fus
     (void) datasync;
     (void) fi;
     inode_t *in = get(ino);
-    if (!in || !S_ISDIR(in->mode)) {
-        fuse_reply_err(req, ENOTDIR);
+    if (!in || !S_ISDIR(in->mode) || ignore_fsyncdir) {
+        fuse_reply_err(req, in && S_ISDIR(in->mode) ? 0 : ENOTDIR);
         return;
     }
     dents_t old = in->edur;
@@ -836,6 +839,9 @@ int main(int argc, char **argv)
     }
     if (argc > 3) rng ^= strtoull(argv[3], NULL, 10) * 0x9e3779b97f4a7c15ull;
     if (!rng) rng = 1;
+    const char *ign = getenv("CUTFS_IGNORE");
+    ignore_fsync = ign && !strcmp(ign, "fsync");
+    ignore_fsyncdir = ign && !strcmp(ign, "fsyncdir");
     if (load(argv[2])) return 1;
     char *fargv[] = {argv[0], "-o", "fsname=cutfs,subtype=cutfs", NULL};
     struct fuse_args args = FUSE_ARGS_INIT(3, fargv);

@@ -46,6 +46,8 @@
 typedef struct {
     char *name;     /* entry name (malloc'd) */
     fuse_ino_t ino; /* inode it names */
+    off_t seq;      /* readdir offset: increasing along the array, never reused, so a listing
+                       running while entries come and go returns every other entry once */
 } dent_t;
 
 typedef struct {
@@ -78,6 +80,7 @@ static inode_t *inodes; /* indexed by inode number; 1 is the root */
 static size_t ninodes;
 static struct fuse_session *session;
 static volatile sig_atomic_t cut_requested;
+static off_t next_seq = 3; /* 1 and 2 are "." and ".." */
 static unsigned long long rng = 88172645463325252ull;
 static int ignore_fsync, ignore_fsyncdir; /* CUTFS_IGNORE: make that call a no-op */
 
@@ -169,6 +172,7 @@ static int dents_copy(dents_t *dst, const dents_t *src)
     for (size_t i = 0; i < src->n; i++) {
         dst->v[i].name = strdup(src->v[i].name);
         dst->v[i].ino = src->v[i].ino;
+        dst->v[i].seq = src->v[i].seq;
     }
     dst->n = src->n;
     return 0;
@@ -191,6 +195,7 @@ static int dents_add(dents_t *e, const char *name, fuse_ino_t ino)
         e->cap = cap;
     }
     e->v[e->n].name = strdup(name);
+    e->v[e->n].seq = next_seq++;
     e->v[e->n++].ino = ino;
     return 0;
 }
@@ -200,7 +205,8 @@ static void dents_del(dents_t *e, const char *name)
     dent_t *d = dents_find(e, name);
     if (!d) return;
     free(d->name);
-    *d = e->v[--e->n];
+    memmove(d, d + 1, (size_t) (e->v + e->n - (d + 1)) * sizeof(*d)); /* keeps seq order */
+    e->n--;
 }
 
 static inode_t *get(fuse_ino_t ino)
@@ -623,12 +629,18 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     }
     char *buf = malloc(size);
     size_t used = 0;
-    for (size_t i = (size_t) off; buf && i < in->ecur.n + 2; i++) {
+    for (size_t i = 0; buf && i < in->ecur.n + 2; i++) {
         struct stat st = {0};
-        const char *name = i == 0 ? "." : i == 1 ? ".." : in->ecur.v[i - 2].name;
-        st.st_ino = i < 2 ? ino : in->ecur.v[i - 2].ino;
-        st.st_mode = i < 2 ? S_IFDIR : get(st.st_ino)->mode;
-        size_t n = fuse_add_direntry(req, buf + used, size - used, name, &st, (off_t) i + 1);
+        const dent_t *d = i < 2 ? NULL : &in->ecur.v[i - 2];
+        off_t seq = d ? d->seq : (off_t) i + 1;
+        if (seq <= off) continue;
+        st.st_ino = d ? d->ino : ino;
+        st.st_mode = d ? get(d->ino)->mode : S_IFDIR;
+        size_t n = fuse_add_direntry(req, buf + used, size - used,
+                                     d   ? d->name
+                                     : i ? ".."
+                                         : ".",
+                                     &st, seq);
         if (n > size - used) break;
         used += n;
     }

@@ -4,9 +4,9 @@
  * their directory is fsynced. The active (`logship load` writing with --ack-log, and node-a's
  * daemon) and the passive (node-b's daemon: receiver, inspector, replayer, seed install, log
  * removal) run a paced workload; at random moments one host, the other or both lose power: every
- * process on the host is killed with SIGKILL, the filesystem drops what was not durable (tearing
- * the last unsynced write of a file now and then), is mounted again with a cold page cache, and
- * the host restarts. After each cut:
+ * process on the host is killed with SIGKILL, the filesystem drops what was not durable (keeping
+ * some unsynced writes, out of order or torn), is mounted again with a cold page cache, and the
+ * host restarts. After each cut:
  *   - the active's store holds every commit `logship load` acknowledged (its --ack-log lines);
  *   - every generation the passive acknowledged durable is still in its inspect/ or logs/ and
  *     intact (`logship dump` verdict ok), or already in its store; the store holds at least every
@@ -272,8 +272,8 @@ static void count_duplicates(uint64_t replayed)
     if (d) closedir(d);
 }
 
-/* Torn writes cutfs applied, from its logs. */
-static int torn_writes(void)
+/* Unsynced writes cutfs persisted at the cuts (whole or torn), from its logs. */
+static int persisted_writes(void)
 {
     int total = 0;
     for (int n = 0; n < 2; n++) {
@@ -282,9 +282,11 @@ static int torn_writes(void)
         size_t len;
         char *log = (char *) ls_h_read_file(path, &len);
         for (char *p = log; p && (p = strstr(p, "cut ")); p++) {
-            int k;
+            int kept, torn;
             char *paren = strchr(p, '(');
-            if (paren && sscanf(paren, "(%d torn", &k) == 1) total += k;
+            if (paren &&
+                sscanf(paren, "(%d unsynced writes kept whole, %d torn", &kept, &torn) == 2)
+                total += kept + torn;
         }
         free(log);
     }
@@ -437,11 +439,11 @@ Test(powercut, cuts_lose_nothing_acknowledged)
     fprintf(
         stderr,
         "powercut: %d cuts (node-a %d, node-b %d, both %d), %d seeds, %d writer runs, %d "
-        "acknowledged commits checked, %d unreplayed durable generations checked, %d torn writes "
-        "kept, %d seeds cut, %d files left in inspect/ after their move, %llu s, seed "
+        "acknowledged commits checked, %d unreplayed durable generations checked, %d unsynced "
+        "writes persisted, %d seeds cut, %d files left in inspect/ after their move, %llu s, seed "
         "%u: %d findings%s%s\n",
         cut_count[0] + cut_count[1] + cut_count[2], cut_count[0], cut_count[1], cut_count[2], seeds,
-        runs, acked, gens_checked, torn_writes(), seeds_cut, dup_inspect,
+        runs, acked, gens_checked, persisted_writes(), seeds_cut, dup_inspect,
         (unsigned long long) ((uint64_t) time(NULL) - t0), rng_seed, findings,
         findings ? "; first: " : "", findings ? first_finding : "");
     if (findings) ls_h_pair_logs(&pair);
@@ -474,5 +476,8 @@ Test(powercut, a_new_store_survives_a_cut)
     snprintf(store, sizeof(store), "%s/store", pair.db[LS_H_A]);
     ls_store_meta_t m;
     cr_assert_eq(ls_store_peek_meta(store, &m, err, sizeof(err)), 0, "after the cut: %s", err);
-    cr_assert_gt(m.checkpoint_lsn, 0, "the checkpointed commits survive the cut");
+    /* The close synced the store (its checkpoint): the commits are there. The record of that
+     * checkpoint LSN is a later transaction whose meta page LMDB does not sync (MDB_NOMETASYNC)
+     * and may be lost, which is harmless: it only ever claims less than was synced. */
+    cr_assert_eq(m.lsn, 250, "the 50 transactions of 4 records and a COMMIT each survive the cut");
 }

@@ -12,9 +12,12 @@
  *     durable in the source on the source's fsync and in the destination on the destination's;
  *   - nothing else makes anything durable (no timer, no close, no "journal" that orders things).
  * SIGUSR1 is the cut: the current state of every inode is replaced by its durable state, except
- * that the last unsynced write to each file is, with probability 1/2, applied in part (a random
- * number of whole 512-byte sectors from its start: a torn write) over the durable data. Inodes no
- * durable entry reaches are dropped. The durable image is saved to STATE_FILE and the process
+ * that some of each file's unsynced writes (the last MAX_PENDING since its last fsync) may reach
+ * its durable data, as a disk with a volatile cache would persist them: per file, one of three
+ * at random: none; a prefix in write order; any subset (reordered). The last write persisted is
+ * torn with probability 1/2 (a random number of whole 512-byte sectors from its start). A write
+ * past the durable size extends it (zeros in between). Inodes no durable entry reaches are
+ * dropped. The durable image is saved to STATE_FILE and the process
  * unmounts and exits 0; the next start on the same STATE_FILE mounts what the cut left, with a
  * cold kernel page cache. SIGTERM (or SIGINT, or an external unmount) is a clean shutdown:
  * everything current is saved as durable, as `sync; umount` would.
@@ -40,8 +43,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SECTOR 512
-#define PAGE   4096 /* unit of the dirty map: an fsync copies only the pages written since */
+#define SECTOR      512
+#define PAGE        4096 /* unit of the dirty map: an fsync copies only the pages written since */
+#define MAX_PENDING 256  /* unsynced writes remembered per file; older ones are never persisted */
 
 typedef struct {
     char *name;     /* entry name (malloc'd) */
@@ -63,13 +67,18 @@ typedef struct {
 } blob_t;
 
 typedef struct {
+    off_t off;        /* offset written */
+    size_t len;       /* bytes */
+    unsigned char *d; /* the bytes (malloc'd) */
+} pending_t;
+
+typedef struct {
     int used;             /* slot in use */
     mode_t mode;          /* type and permissions */
     blob_t cur, dur;      /* regular files: current and durable data */
     dents_t ecur, edur;   /* directories: current and durable entries */
-    int has_last;         /* a write since the last fsync */
-    off_t last_off;       /* its offset */
-    blob_t last;          /* its bytes */
+    pending_t *pend;      /* writes since the last fsync, oldest first (at most MAX_PENDING) */
+    size_t npend;         /* their count */
     struct timespec mtim; /* modification time (current only) */
     int opens;            /* open file handles (an unlinked open file keeps its data) */
     unsigned char *dirty; /* one byte per PAGE of cur: written since the last fsync */
@@ -248,14 +257,41 @@ static int named(fuse_ino_t ino)
     return 0;
 }
 
+static void drop_pending(inode_t *in)
+{
+    for (size_t i = 0; i < in->npend; i++)
+        free(in->pend[i].d);
+    free(in->pend);
+    in->pend = NULL;
+    in->npend = 0;
+}
+
+/* Remembers an unsynced write, for the cut to persist or not. */
+static int add_pending(inode_t *in, off_t off, const void *buf, size_t len)
+{
+    if (in->npend == MAX_PENDING) {
+        free(in->pend[0].d);
+        memmove(in->pend, in->pend + 1, (MAX_PENDING - 1) * sizeof(*in->pend));
+        in->npend--;
+    } else if (in->npend == 0 || !(in->npend & (in->npend - 1))) {
+        pending_t *v = realloc(in->pend, (in->npend ? in->npend * 2 : 1) * sizeof(*v));
+        if (!v) return -ENOMEM;
+        in->pend = v;
+    }
+    unsigned char *d = malloc(len ? len : 1);
+    if (!d) return -ENOMEM;
+    memcpy(d, buf, len);
+    in->pend[in->npend++] = (pending_t){off, len, d};
+    return 0;
+}
+
 static void maybe_release_data(fuse_ino_t ino)
 {
     inode_t *in = get(ino);
     if (!in || S_ISDIR(in->mode) || in->opens || named(ino)) return;
     blob_free(&in->cur);
     blob_free(&in->dur);
-    blob_free(&in->last);
-    in->has_last = 0;
+    drop_pending(in);
     free(in->dirty);
     in->dirty = NULL;
     in->ndirty = 0;
@@ -540,15 +576,12 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
         return;
     }
     size_t old = in->cur.len;
-    if (blob_write(&in->cur, off, buf, size) ||
-        (in->last.len = 0, blob_write(&in->last, 0, buf, size)) ||
+    if (blob_write(&in->cur, off, buf, size) || add_pending(in, off, buf, size) ||
         mark_dirty(&in->dirty, &in->ndirty, (size_t) off < old ? (size_t) off : old,
                    (size_t) off + size - ((size_t) off < old ? (size_t) off : old))) {
         fuse_reply_err(req, ENOMEM);
         return;
     }
-    in->has_last = 1;
-    in->last_off = off;
     touch(in);
     fuse_reply_write(req, size);
 }
@@ -591,7 +624,7 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
                    in->cur.len - off < PAGE ? in->cur.len - off : PAGE);
     }
     if (rc == 0) in->dur.len = in->cur.len;
-    in->has_last = 0;
+    drop_pending(in);
     fuse_reply_err(req, rc ? ENOMEM : 0);
 }
 
@@ -701,11 +734,45 @@ static void mark(fuse_ino_t ino, unsigned char *seen)
             mark(in->edur.v[i].ino, seen);
 }
 
-/* Replaces current by durable everywhere (tearing the last unsynced writes when tear is set),
- * then drops what no durable entry reaches. Returns the number of torn writes applied. */
-static int cut(int tear)
+/* What a cut did with the unsynced writes of the files. */
+typedef struct {
+    int kept; /* writes persisted whole */
+    int torn; /* writes persisted in part (whole sectors from their start) */
+} cut_stats_t;
+
+/* Persists (some of) in's unsynced writes over its durable data. Per file one of three disks:
+ * none of them reached the platter; a prefix of them in order, the last one maybe torn; or any
+ * subset of them (a disk that reorders its cache), the last one persisted maybe torn. */
+static void persist_some(inode_t *in, cut_stats_t *st)
 {
-    int torn = 0;
+    int model = (int) (next_rand() % 3);
+    size_t prefix = (size_t) (next_rand() % (in->npend + 1)), last = in->npend;
+    unsigned char *keep = calloc(in->npend ? in->npend : 1, 1);
+    for (size_t j = 0; keep && j < in->npend; j++) {
+        keep[j] = model == 1 ? j < prefix : model == 2 ? (int) (next_rand() % 2) : 0;
+        if (keep[j]) last = j;
+    }
+    for (size_t j = 0; keep && j < in->npend; j++) {
+        if (!keep[j]) continue;
+        pending_t *w = &in->pend[j];
+        size_t len = w->len;
+        if (j == last && next_rand() % 2) {
+            size_t sectors = (w->len + SECTOR - 1) / SECTOR;
+            len = (size_t) (next_rand() % (sectors + 1)) * SECTOR;
+            if (len > w->len) len = w->len;
+            st->torn += len < w->len;
+        }
+        st->kept += len == w->len;
+        if (len) blob_write(&in->dur, w->off, w->d, len);
+    }
+    free(keep);
+}
+
+/* Replaces current by durable everywhere (persisting some unsynced writes when tear is set),
+ * then drops what no durable entry reaches. */
+static cut_stats_t cut(int tear)
+{
+    cut_stats_t st = {0, 0};
     for (size_t i = 1; i < ninodes; i++) {
         inode_t *in = &inodes[i];
         if (!in->used) continue;
@@ -713,17 +780,8 @@ static int cut(int tear)
             dents_copy(&in->ecur, &in->edur);
             continue;
         }
-        if (tear && in->has_last && next_rand() % 2) {
-            size_t sectors = (in->last.len + SECTOR - 1) / SECTOR;
-            size_t keep = (size_t) (next_rand() % (sectors + 1)) * SECTOR;
-            if (keep > in->last.len) keep = in->last.len;
-            if (keep) {
-                blob_write(&in->dur, in->last_off, in->last.d, keep);
-                torn++;
-            }
-        }
-        in->has_last = 0;
-        blob_free(&in->last);
+        if (tear && in->npend) persist_some(in, &st);
+        drop_pending(in);
         blob_copy(&in->cur, &in->dur);
         if (in->dirty) memset(in->dirty, 0, in->ndirty);
     }
@@ -739,7 +797,7 @@ static int cut(int tear)
             inodes[i].used = 0;
         }
     free(seen);
-    return torn;
+    return st;
 }
 
 /* Clean shutdown: everything current becomes durable. */
@@ -752,7 +810,7 @@ static void sync_all(void)
             dents_copy(&in->edur, &in->ecur);
         else
             blob_copy(&in->dur, &in->cur);
-        in->has_last = 0;
+        drop_pending(in);
     }
     cut(0); /* drops what is no longer named */
 }
@@ -869,8 +927,9 @@ int main(int argc, char **argv)
     fuse_session_destroy(session);
     session = NULL;
     if (cut_requested) {
-        int torn = cut(1);
-        fprintf(stderr, "cutfs: cut %s (%d torn writes kept)\n", argv[1], torn);
+        cut_stats_t st = cut(1);
+        fprintf(stderr, "cutfs: cut %s (%d unsynced writes kept whole, %d torn)\n", argv[1],
+                st.kept, st.torn);
     } else {
         sync_all();
     }

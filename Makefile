@@ -5,6 +5,7 @@
 #   make demo       active + passive on loopback, a workload, the copy catching up, a verdict
 #   make bench      release build in build-release/, then the benchmark (QUICK=1: under a minute)
 #   make fuzz       libFuzzer targets built with clang in build-fuzz/, run FUZZ_SECONDS each
+#   make powercut   CUTS=N power cuts under load on FUSE (docs/POWERCUT.md; root, /dev/fuse)
 #   make format     apply .clang-format;  make format-check  check it
 #   make coverage   build with --coverage in build-cov/, run the unit tests matching COVER_TESTS,
 #                   report line coverage of COVER_FILTER with gcovr (default: engine/ship)
@@ -12,6 +13,7 @@
 JOBS        ?= $(shell nproc 2>/dev/null || echo 2)
 SANITIZE    ?=
 FUZZ_SECONDS ?= 30
+CUTS        ?= 100
 CMAKE_FLAGS ?=
 COVER_TESTS ?= unit_ship
 COVER_FILTER ?= engine/ship/
@@ -25,7 +27,7 @@ endif
 
 SOURCES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
 
-.PHONY: all build test demo bench fuzz format format-check deps clean coverage
+.PHONY: all build test demo bench fuzz powercut format format-check deps clean coverage
 
 all: build
 
@@ -38,6 +40,9 @@ build: deps
 
 test: build format-check
 	@cd $(BUILD_DIR) && ctest --output-on-failure -j 1 --timeout 900
+
+powercut: build
+	@LS_POWERCUT_CUTS=$(CUTS) $(BUILD_DIR)/tests/integration_powercut_test --timeout=0 --verbose=0
 
 demo: build
 	@tools/demo.sh $(BUILD_DIR)/bin $(DEMO_DIR)

@@ -11,8 +11,8 @@ for what in "$@"; do
     build) ;;
     # prometheus: for /usr/bin/promtool (the status tests lint /metrics with it). The package
     # also holds the server, which its postinst starts under systemd (port 9090); in a container
-    # without systemd nothing starts.
-    test)  need+=(libcriterion-dev iproute2 e2fsprogs curl prometheus) ;;
+    # without systemd nothing starts. libfuse3-dev, fuse3: the power-cut file system (cutfs).
+    test)  need+=(libcriterion-dev iproute2 e2fsprogs curl prometheus libfuse3-dev fuse3) ;;
     bench) need+=(rsync gnuplot-nox iproute2) ;;
     fuzz)  need+=(clang libclang-rt-14-dev) ;;
     *) echo "deps.sh: unknown set '$what' (expected build, test, bench or fuzz)" >&2; exit 2 ;;

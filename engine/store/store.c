@@ -227,6 +227,10 @@ int ls_store_open(const char *path, const ls_store_options_t *opts, ls_store_t *
         s->env = ls_store_env_mdb(s->shared);
         rc = open_dbs(s, o->dbid, err, errlen);
     }
+    /* mdb_env_open creates data.mdb and lock.mdb but never syncs their directory: until it is,
+     * a power cut may take data.mdb's entry, and every commit in it, away. */
+    if (rc == 0 && o->create && (rc = ls_fsync_dir(path)) != 0)
+        set_err(err, errlen, "store %s: cannot sync the directory: %s", path, ls_strerror(rc));
     if (rc) {
         ls_store_close(s);
         return rc;

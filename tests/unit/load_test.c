@@ -181,3 +181,47 @@ Test(load, rate_paces_the_run)
     ls_h_rmtree(dir);
     free(dir);
 }
+
+/* --ack-log: one line per acknowledged commit, each naming a marker key the store holds with the
+ * line's value (the power-cut test's record of what was acknowledged). */
+Test(load, ack_log_names_every_acknowledged_commit, .timeout = 60)
+{
+    char *dir = ls_h_tmpdir("load-ack"), *err = NULL, ack[600], db[600];
+    snprintf(ack, sizeof(ack), "%s/acked", dir);
+    snprintf(db, sizeof(db), "%s/db", dir);
+    char *argv[] = {(char *) ls_h_bin("logship"),
+                    "load",
+                    db,
+                    "--transactions",
+                    "120",
+                    "--threads",
+                    "3",
+                    "--ack-log",
+                    ack,
+                    NULL};
+    cr_assert_eq(ls_h_run(argv, NULL, &err, 60000), 0, "%s", err);
+    free(err);
+    size_t len;
+    char *log = (char *) ls_h_read_file(ack, &len);
+    cr_assert_not_null(log);
+    ls_db_t *d;
+    cr_assert_eq(ls_db_open(db, NULL, &d), 0);
+    int lines = 0;
+    for (char *save = NULL, *l = strtok_r(log, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        char *sp = strchr(l, ' ');
+        cr_assert_not_null(sp, "line '%s'", l);
+        void *v = NULL;
+        size_t vlen = 0;
+        cr_assert_eq(ls_db_get(d, l, (size_t) (sp - l), &v, &vlen), 0, "marker %.*s",
+                     (int) (sp - l), l);
+        cr_assert_eq(vlen, 16);
+        cr_assert_eq(memcmp(v, sp + 1, 16), 0, "value of %.*s", (int) (sp - l), l);
+        free(v);
+        lines++;
+    }
+    cr_assert_eq(lines, 120, "one line per commit");
+    ls_db_close(d);
+    free(log);
+    ls_h_rmtree(dir);
+    free(dir);
+}

@@ -9,8 +9,16 @@
  * compressibility: the default (--compressibility 3) compresses about 3x with zstd -1, as the
  * log-like data measured in reference/machine-limits.md (tests/unit/load_test.c checks it).
  * --rate paces the whole run at that many transactions per second.
+ *
+ * --ack-log FILE records what the writer acknowledged, for the power-cut test (docs/POWERCUT.md):
+ * each transaction then also puts a marker key "a<seed>-<thread>-<n>" (unique per run and seed)
+ * whose value is the XXH3-64 of the transaction's keys and values in hex, and once its commit
+ * returned 0 the line "<marker key> <value>\n" is appended to FILE with one write() (O_APPEND,
+ * so lines of concurrent threads never interleave). FILE belongs outside the filesystem under
+ * test; it is not fsynced.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -18,6 +26,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+
+#include <xxhash.h>
 
 #include <logship/db.h>
 
@@ -34,6 +45,8 @@ typedef struct {
     uint64_t threads;       /* committing threads */
     double compressibility; /* target zstd -1 ratio of the values */
     uint64_t target_size;   /* generation target size, bytes; 0: the writer's default (1 MiB) */
+    const char *ack_log;    /* file acknowledged commits are appended to (NULL: none) */
+    int ack_fd;             /* its descriptor (-1: none) */
 } load_opts_t;
 
 typedef struct {
@@ -162,18 +175,36 @@ static void *worker_main(void *arg)
         pace(o, start, i);
         ls_txn_t *t;
         if ((w->rc = ls_txn_begin(w->db, &t)) != 0) break;
+        XXH3_state_t *h = o->ack_fd >= 0 ? XXH3_createState() : NULL;
+        if (h) XXH3_64bits_reset(h);
         for (uint64_t j = 0; j < o->records && w->rc == 0; j++) {
             char key[32];
             int kn = snprintf(key, sizeof(key), "k%012" PRIu64, next_rand(&w->rng) % o->key_space);
             make_value(&w->rng, noise, val, o->value_size);
             w->rc = ls_txn_put(t, key, (size_t) kn, val, o->value_size);
             w->bytes += (uint64_t) kn + o->value_size;
+            if (h)
+                XXH3_64bits_update(h, key, (size_t) kn), XXH3_64bits_update(h, val, o->value_size);
         }
+        char line[96];
+        int ln = 0;
+        if (h && w->rc == 0) {
+            char mk[48];
+            int mn =
+                snprintf(mk, sizeof(mk), "a%" PRIu64 "-%" PRIu64 "-%" PRIu64, o->seed, w->id, i);
+            ln = snprintf(line, sizeof(line), "%s %016" PRIx64 "\n", mk,
+                          (uint64_t) XXH3_64bits_digest(h));
+            w->rc = ls_txn_put(t, mk, (size_t) mn, line + mn + 1, 16);
+        }
+        XXH3_freeState(h);
         if (w->rc) {
             ls_txn_abort(t);
             break;
         }
-        if ((w->rc = ls_txn_commit(t)) == 0) w->records += o->records;
+        if ((w->rc = ls_txn_commit(t)) == 0) {
+            w->records += o->records;
+            if (ln && write(o->ack_fd, line, (size_t) ln) != ln) w->rc = ls_err_from_errno(errno);
+        }
     }
     if (!val) w->rc = LS_ENOMEM;
     free(val);
@@ -189,7 +220,7 @@ __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ..
     va_end(ap);
     fprintf(stderr, "\nusage: logship load DIR [--transactions N] [--records-per-txn K] "
                     "[--key-space K] [--value-size B] [--seed S] [--rate TPS] [--threads T] "
-                    "[--compressibility R] [--target-size B]\n");
+                    "[--compressibility R] [--target-size B] [--ack-log FILE]\n");
     return 2;
 }
 
@@ -224,7 +255,8 @@ static int parse_args(int argc, char **argv, load_opts_t *o, const char **dir)
                        .value_size = 200,
                        .seed = 1,
                        .threads = 4,
-                       .compressibility = 3.0};
+                       .compressibility = 3.0,
+                       .ack_fd = -1};
     *dir = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -239,7 +271,11 @@ static int parse_args(int argc, char **argv, load_opts_t *o, const char **dir)
         double *d = !strcmp(a, "--rate")              ? &o->rate
                     : !strcmp(a, "--compressibility") ? &o->compressibility
                                                       : NULL;
-        if (u || d) {
+        if (!strcmp(a, "--ack-log")) {
+            if (!v) return usage_error("%s needs a value", a);
+            o->ack_log = v;
+            i++;
+        } else if (u || d) {
             if (!v) return usage_error("%s needs a value", a);
             if (u ? parse_u64(v, u) : parse_double(v, d)) {
                 return usage_error("%s: '%s' is not a valid number", a, v);
@@ -289,6 +325,12 @@ int ls_cmd_load(int argc, char **argv)
     const char *dir;
     int rc = parse_args(argc, argv, &o, &dir);
     if (rc) return rc;
+    if (o.ack_log &&
+        (o.ack_fd = open(o.ack_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644)) < 0) {
+        fprintf(stderr, "logship load: cannot open the ack log %s: %s\n", o.ack_log,
+                strerror(errno));
+        return 1;
+    }
     ls_db_t *db;
     ls_db_options_t dbo = {.target_size = o.target_size};
     if ((rc = ls_db_open(dir, &dbo, &db)) != 0) {
@@ -323,5 +365,6 @@ int ls_cmd_load(int argc, char **argv)
     report(&o, &s, records, bytes, secs);
     free(w);
     free(th);
+    if (o.ack_fd >= 0) close(o.ack_fd);
     return rc || crc ? 1 : 0;
 }

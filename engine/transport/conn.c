@@ -23,6 +23,17 @@ int ls__uv_err(int uverr)
         return LS_ECONNRESET;
     case UV_ETIMEDOUT:
         return LS_ETIMEDOUT;
+    case UV_EADDRINUSE:
+        return LS_EADDRINUSE;
+    case UV_EADDRNOTAVAIL:
+        return LS_EADDRNOTAVAIL;
+    case UV_ENETUNREACH:
+    case UV_EHOSTUNREACH:
+    case UV_ENETDOWN:
+        return LS_EUNREACH;
+    case UV_EACCES:
+    case UV_EPERM:
+        return LS_EACCES;
     case UV_ENOMEM:
         return LS_ENOMEM;
     case UV_EINVAL:

@@ -175,7 +175,8 @@ typedef struct {
 /* Connects to addr:port (IP literals, v4 or v6). Takes a copy of what it needs from opts.
  * Returns 0 and *out (valid until on_close returns), after which exactly one on_close follows;
  * or LS_EINVAL (bad address, TLS without a context or peer name, plaintext not asked for),
- * LS_ENOMEM, a libuv error (bind) - and then no callback runs. */
+ * LS_ENOMEM, LS_EADDRNOTAVAIL or LS_EADDRINUSE (bind) - and then no callback runs. libuv's codes
+ * never leave the transport: they are mapped to LS_E* codes here. */
 int ls_conn_connect(uv_loop_t *loop, const char *addr, int port, const ls_conn_opts_t *opts,
                     ls_conn_t **out);
 
@@ -242,8 +243,8 @@ typedef void (*ls_listener_close_cb)(ls_listener_t *l);
 
 /* Listens on addr:port (IP literal; port 0 picks a free port, see ls_listener_port). Each
  * accepted connection gets a copy of conn_opts (their data pointer included) and is announced
- * through on_accept before its handshake starts. Returns 0 and *out, or LS_EINVAL, a libuv error
- * (address in use ...) and then no callback runs. */
+ * through on_accept before its handshake starts. Returns 0 and *out, or LS_EINVAL,
+ * LS_EADDRINUSE, LS_EADDRNOTAVAIL, LS_EACCES, LS_EIO, and then no callback runs. */
 int ls_listener_start(uv_loop_t *loop, const char *addr, int port, const ls_conn_opts_t *conn_opts,
                       ls_listener_accept_cb on_accept, void *data, ls_listener_t **out);
 int ls_listener_port(const ls_listener_t *l); /* the bound port */

@@ -52,7 +52,11 @@
     X(COMPRESS, -31039, 0, "compression error")                                                    \
     X(CONFIG, -31040, 0, "configuration error")                                                    \
     X(STATE, -31041, 0, "operation not allowed in this state")                                     \
-    X(DIVERGED, -31042, 0, "histories diverged")
+    X(DIVERGED, -31042, 0, "histories diverged")                                                   \
+    X(ADDRINUSE, -31043, 1, "address already in use")                                              \
+    X(ADDRNOTAVAIL, -31044, 0, "address not available on this host")                               \
+    X(UNREACH, -31045, 1, "network or host unreachable")                                           \
+    X(ACCES, -31046, 0, "permission denied")
 
 typedef enum {
 #define LS__ERR_ENUM(name, val, tr, msg) LS_E##name = val,

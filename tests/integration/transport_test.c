@@ -550,6 +550,29 @@ Test(transport, plaintext_only_when_asked_for, .timeout = 10)
     fx_fini(&fx);
 }
 
+Test(transport, address_errors_are_logship_codes_with_their_own_words, .timeout = 10)
+{
+    fx_t fx;
+    fx_init(&fx);
+    ls_conn_opts_t o = base_opts();
+    o.insecure_plaintext = true;
+    ls_listener_t *a = NULL, *b = NULL;
+    cr_assert_eq(ls_listener_start(&fx.loop, "127.0.0.1", 0, &o, NULL, NULL, &a), 0);
+    int rc = ls_listener_start(&fx.loop, "127.0.0.1", ls_listener_port(a), &o, NULL, NULL, &b);
+    cr_assert_eq(rc, LS_EADDRINUSE, "a second listener on the port: %s", ls_err_name(rc));
+    cr_assert_str_eq(ls_strerror(rc), "address already in use");
+    cr_assert(ls_err_is_transient(rc), "the port may be freed: retrying can succeed");
+    /* 192.0.2.1 (TEST-NET-1) is on no interface of this host: binding to it is refused at once,
+     * no packet is sent. */
+    o.bind_addr = "192.0.2.1";
+    ls_conn_t *c = NULL;
+    rc = ls_conn_connect(&fx.loop, "127.0.0.1", ls_listener_port(a), &o, &c);
+    cr_assert_eq(rc, LS_EADDRNOTAVAIL, "bind to a foreign address: %s", ls_err_name(rc));
+    cr_assert_null(c, "a failed call hands nothing out");
+    ls_listener_close(a, NULL);
+    fx_fini(&fx);
+}
+
 /* ---- compression ----------------------------------------------------------------------- */
 typedef struct {
     uint64_t wire_cli_rx, wire_srv_rx; /* bytes read from the socket by each side */

@@ -357,8 +357,7 @@ void ld_link_kick(link_t *l)
         if (!rc) return;
         const ls_cfg_network_t *nw = &l->cfg->nets[net];
         snprintf(l->last_error, sizeof(l->last_error), "cannot connect to %s:%u: %s",
-                 nw->remote.host, nw->remote.port,
-                 rc < 0 && rc > -4096 ? uv_strerror(rc) : ls_strerror(rc));
+                 nw->remote.host, nw->remote.port, ls_strerror(rc));
         ld__np_failed(l, net, l->last_error);
     }
 }

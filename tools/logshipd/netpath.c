@@ -19,11 +19,6 @@ static ls_netpolicy_now_t now(void)
     return (ls_netpolicy_now_t){.mono = ls_mono_ns(), .wall = ls_now_ns()};
 }
 
-static const char *conn_error(int rc)
-{
-    return rc < 0 && rc > -4096 ? uv_strerror(rc) : ls_strerror(rc);
-}
-
 /* ---- carrying out the policy's actions ------------------------------------------------------ */
 static void run(link_t *l, const ls_netpolicy_out_t *out, ls_conn_t **adopt, int *chosen);
 
@@ -56,7 +51,7 @@ static void start_probe(link_t *l, int j)
     if (!rc) return;
     ns->probe[j] = NULL;
     char why[LD_REASON_MAX];
-    snprintf(why, sizeof(why), "probe cannot connect: %s", conn_error(rc));
+    snprintf(why, sizeof(why), "probe cannot connect: %s", ls_strerror(rc));
     ls_netpolicy_out_t out;
     ls_netpolicy_probe_down(ns->pol, now(), j, why, &out);
     run(l, &out, NULL, NULL);

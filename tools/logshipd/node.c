@@ -100,7 +100,7 @@ static int start_listeners(node_t *n, char *err, size_t errlen)
                                    ld_peer_accept, n, &n->listeners[n->nlisteners]);
         if (rc) {
             snprintf(err, errlen, "cannot listen on %s:%u: %s", c->listen[i].host,
-                     c->listen[i].port, rc < 0 && rc > -4096 ? uv_strerror(rc) : ls_strerror(rc));
+                     c->listen[i].port, ls_strerror(rc));
             return rc;
         }
         LS_LOGI("node", "listening on %s:%d%s", c->listen[i].host,

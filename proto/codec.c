@@ -120,32 +120,21 @@ ssize_t ls_frame_encode_head(const ls_frame_t *f, uint8_t *out, size_t cap)
     return encode(f, out, cap, true);
 }
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 int ls_frame_decode_body(const ls_frame_header_t *h, const uint8_t *body, size_t len,
                          ls_frame_t *out, char *err, size_t errlen)
 {
     const frame_kind_t *k = kind_of(h->type);
     if (!k) {
-        set_err(err, errlen, "unknown frame type 0x%02x", (unsigned) h->type);
+        ls_msgf(err, errlen, "unknown frame type 0x%02x", (unsigned) h->type);
         return LS_EPROTO;
     }
     if (h->flags) {
-        set_err(err, errlen, "%s: flags 0x%02x still set (decompress first)", k->name,
+        ls_msgf(err, errlen, "%s: flags 0x%02x still set (decompress first)", k->name,
                 (unsigned) h->flags);
         return LS_EPROTO;
     }
     if (len != h->body_len) {
-        set_err(err, errlen, "%s: body of %zu bytes but header says %u", k->name, len,
+        ls_msgf(err, errlen, "%s: body of %zu bytes but header says %u", k->name, len,
                 (unsigned) h->body_len);
         return len < h->body_len ? LS_EFRAMETRUNC : LS_EPROTO;
     }
@@ -156,7 +145,7 @@ int ls_frame_decode_body(const ls_frame_header_t *h, const uint8_t *body, size_t
     k->visit(&io, out);
     if (io.code) return io.code;
     if (io.off != len) {
-        set_err(err, errlen, "%s: %zu trailing bytes after offset %zu", k->name, len - io.off,
+        ls_msgf(err, errlen, "%s: %zu trailing bytes after offset %zu", k->name, len - io.off,
                 io.off);
         return LS_EPROTO;
     }
@@ -167,17 +156,17 @@ int ls_frame_decode_body(const ls_frame_header_t *h, const uint8_t *body, size_t
 static void header_err(const uint8_t *buf, size_t len, int rc, char *err, size_t errlen)
 {
     if (rc == LS_EFRAMETRUNC)
-        set_err(err, errlen, "truncated frame header: %zu of %d bytes", len, LS_FRAME_HEADER_SIZE);
+        ls_msgf(err, errlen, "truncated frame header: %zu of %d bytes", len, LS_FRAME_HEADER_SIZE);
     else if (rc == LS_EFRAMETOOBIG)
-        set_err(err, errlen, "%s frame: body_len %u at offset 0 exceeds %u",
+        ls_msgf(err, errlen, "%s frame: body_len %u at offset 0 exceeds %u",
                 ls_frame_type_name(buf[4]), (unsigned) ls_get32(buf), LS_FRAME_MAX_BODY);
     else if (!kind_of(buf[4]))
-        set_err(err, errlen, "unknown frame type 0x%02x at offset 4", (unsigned) buf[4]);
+        ls_msgf(err, errlen, "unknown frame type 0x%02x at offset 4", (unsigned) buf[4]);
     else if (buf[5] & ~LS_FRAME_FLAGS_KNOWN)
-        set_err(err, errlen, "%s frame: unknown flags 0x%02x at offset 5",
+        ls_msgf(err, errlen, "%s frame: unknown flags 0x%02x at offset 5",
                 ls_frame_type_name(buf[4]), (unsigned) buf[5]);
     else
-        set_err(err, errlen, "%s frame: reserved 0x%04x at offset 6 is not zero",
+        ls_msgf(err, errlen, "%s frame: reserved 0x%04x at offset 6 is not zero",
                 ls_frame_type_name(buf[4]), (unsigned) ls_get16(buf + 6));
 }
 
@@ -191,12 +180,12 @@ int ls_frame_decode(const uint8_t *buf, size_t len, ls_frame_t *out, char *err, 
     }
     size_t have = len - LS_FRAME_HEADER_SIZE;
     if (have < h.body_len) {
-        set_err(err, errlen, "truncated %s frame: header says %u body bytes, %zu present",
+        ls_msgf(err, errlen, "truncated %s frame: header says %u body bytes, %zu present",
                 ls_frame_type_name(h.type), (unsigned) h.body_len, have);
         return LS_EFRAMETRUNC;
     }
     if (have > h.body_len) {
-        set_err(err, errlen, "%s frame: %zu trailing bytes after the %u-byte body",
+        ls_msgf(err, errlen, "%s frame: %zu trailing bytes after the %u-byte body",
                 ls_frame_type_name(h.type), have - h.body_len, (unsigned) h.body_len);
         return LS_EPROTO;
     }

@@ -68,6 +68,14 @@ static inline uint64_t ls_get64(const uint8_t *p)
 uint64_t ls_now_ns(void);  /* wall clock, UTC, ns since the epoch (what trailers record) */
 uint64_t ls_mono_ns(void); /* monotonic clock, ns (for timeouts and durations) */
 
+/* ---- messages --------------------------------------------------------------------------- */
+/* The one message helper: formats into out (len bytes, always terminated, cut when too long);
+ * out NULL or len 0: nothing. Every module fills its err buffers and reasons through it. */
+void ls_msgf(char *out, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* The same, returning code: `return ls_errf(err, errlen, LS_EIO, "cannot read %s", path);` */
+int ls_errf(char *err, size_t errlen, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* ---- logging ---------------------------------------------------------------------------- */
 /* Levels, the handler and ls_log_stderr are public (logship/log.h): the library only hands
  * messages to the handler the application installed. */

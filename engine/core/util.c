@@ -29,6 +29,26 @@ uint64_t ls_mono_ns(void)
     return (uint64_t) ts.tv_sec * 1000000000ull + (uint64_t) ts.tv_nsec;
 }
 
+void ls_msgf(char *out, size_t len, const char *fmt, ...)
+{
+    if (!out || len == 0) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(out, len, fmt, ap);
+    va_end(ap);
+}
+
+int ls_errf(char *err, size_t errlen, int code, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
 static int log_level = -1;
 static pthread_once_t log_once = PTHREAD_ONCE_INIT;
 /* Set once at start (log.h); read by every thread. A relaxed atomic pair is enough: a message

@@ -14,19 +14,6 @@
 
 #define PART_SUFFIX ".part"
 
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
 static const char *prefix_of(const char *prefix)
 {
     return prefix && *prefix ? prefix : LS_GEN_PREFIX_DEFAULT;
@@ -89,14 +76,14 @@ int ls_layout_list(const char *dir, const ls_layout_options_t *opts, ls_layout_l
     const char *prefix = prefix_of(o->prefix);
     char current[LS_GEN_PREFIX_MAX + 8], probe[LS_GEN_NAME_MAX];
     if (ls_gen_name(probe, sizeof(probe), prefix, 1, 1) != 0)
-        return fail(err, errlen, LS_EINVAL,
-                    "log prefix \"%s\" is not valid (1 to %d characters, no '-' or '/')", prefix,
-                    LS_GEN_PREFIX_MAX);
+        return ls_errf(err, errlen, LS_EINVAL,
+                       "log prefix \"%s\" is not valid (1 to %d characters, no '-' or '/')", prefix,
+                       LS_GEN_PREFIX_MAX);
     snprintf(current, sizeof(current), "%s.log", prefix);
     DIR *d = opendir(dir);
     if (!d)
-        return fail(err, errlen, ls_err_from_errno(errno), "cannot open %s: %s", dir,
-                    strerror(errno));
+        return ls_errf(err, errlen, ls_err_from_errno(errno), "cannot open %s: %s", dir,
+                       strerror(errno));
     size_t caps[2] = {0, 0};
     int rc = 0;
     struct dirent *de;
@@ -104,10 +91,10 @@ int ls_layout_list(const char *dir, const ls_layout_options_t *opts, ls_layout_l
     while (rc == 0 && (de = readdir(d)) != NULL)
         rc = classify(de->d_name, prefix, current, out, caps);
     if (rc == 0 && errno)
-        rc =
-            fail(err, errlen, ls_err_from_errno(errno), "cannot list %s: %s", dir, strerror(errno));
+        rc = ls_errf(err, errlen, ls_err_from_errno(errno), "cannot list %s: %s", dir,
+                     strerror(errno));
     else if (rc)
-        rc = fail(err, errlen, rc, "%s: out of memory listing it", dir);
+        rc = ls_errf(err, errlen, rc, "%s: out of memory listing it", dir);
     closedir(d);
     if (rc) {
         ls_layout_list_free(out);
@@ -152,20 +139,22 @@ int ls_layout_read_ends_fd(int fd, const char *path, ls_layout_ends_t *out, char
     memset(out, 0, sizeof(*out));
     struct stat st;
     if (fstat(fd, &st) != 0)
-        return fail(err, errlen, ls_err_from_errno(errno), "cannot stat %s: %s", path,
-                    strerror(errno));
+        return ls_errf(err, errlen, ls_err_from_errno(errno), "cannot stat %s: %s", path,
+                       strerror(errno));
     out->size = (uint64_t) st.st_size;
     uint8_t hb[LS_GEN_HEADER_SIZE], tb[LS_GEN_TRAILER_SIZE];
     ssize_t n = ls_pread_full(fd, hb, sizeof(hb), 0);
-    if (n < 0) return fail(err, errlen, (int) n, "cannot read %s: %s", path, ls_strerror((int) n));
+    if (n < 0)
+        return ls_errf(err, errlen, (int) n, "cannot read %s: %s", path, ls_strerror((int) n));
     if (n != (ssize_t) sizeof(hb))
-        return fail(err, errlen, LS_ECORRUPT, "%s: %llu bytes, shorter than a header", path,
-                    (unsigned long long) out->size);
+        return ls_errf(err, errlen, LS_ECORRUPT, "%s: %llu bytes, shorter than a header", path,
+                       (unsigned long long) out->size);
     int rc = ls_gen_header_decode(hb, sizeof(hb), &out->h);
-    if (rc) return fail(err, errlen, LS_ECORRUPT, "%s: bad header (%s)", path, ls_strerror(rc));
+    if (rc) return ls_errf(err, errlen, LS_ECORRUPT, "%s: bad header (%s)", path, ls_strerror(rc));
     if (out->size < LS_GEN_HEADER_SIZE + LS_GEN_TRAILER_SIZE) return 0; /* open, or torn */
     n = ls_pread_full(fd, tb, sizeof(tb), (off_t) (out->size - LS_GEN_TRAILER_SIZE));
-    if (n < 0) return fail(err, errlen, (int) n, "cannot read %s: %s", path, ls_strerror((int) n));
+    if (n < 0)
+        return ls_errf(err, errlen, (int) n, "cannot read %s: %s", path, ls_strerror((int) n));
     if (n != (ssize_t) sizeof(tb)) return 0; /* shrank meanwhile: not closed */
     uint64_t seed = ls_gen_seed(out->h.dbid, out->h.epoch, out->h.generation);
     out->closed = ls_gen_trailer_decode(tb, sizeof(tb), seed, &out->t) == 0 &&
@@ -180,8 +169,8 @@ int ls_layout_read_ends(const char *path, ls_layout_ends_t *out, char *err, size
     memset(out, 0, sizeof(*out));
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return fail(err, errlen, ls_err_from_errno(errno), "cannot open %s: %s", path,
-                    strerror(errno));
+        return ls_errf(err, errlen, ls_err_from_errno(errno), "cannot open %s: %s", path,
+                       strerror(errno));
     int rc = ls_layout_read_ends_fd(fd, path, out, err, errlen);
     close(fd);
     return rc;

@@ -14,17 +14,6 @@
 #include "layout/layout.h"
 #include "source/source_int.h"
 
-int ls__src_fail(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
 void ls__src_path(const ls_source_t *src, uint32_t epoch, uint64_t g, char *out, size_t outlen)
 {
     char name[LS_GEN_NAME_MAX];
@@ -62,7 +51,7 @@ static int list_dir(ls_source_t *src, ls__src_gen_t **out, size_t *n, char *err,
     ls__src_gen_t *arr = l.ngens ? calloc(l.ngens, sizeof(*arr)) : NULL;
     if (l.ngens && !arr) {
         ls_layout_list_free(&l);
-        return ls__src_fail(err, errlen, LS_ENOMEM, "%s: out of memory", src->logs);
+        return ls_errf(err, errlen, LS_ENOMEM, "%s: out of memory", src->logs);
     }
     size_t cnt = 0;
     for (size_t i = 0; i < l.ngens; i++) {
@@ -87,25 +76,24 @@ static int check_view(const ls_source_t *src, const ls__src_gen_t *a, size_t n, 
             while (j > 0 && a[j].generation != a[i].generation)
                 j--;
             if (a[j].generation == a[i].generation)
-                return ls__src_fail(err, errlen, LS_ECORRUPT,
-                                    "%s: generation %llu exists for epochs %u and %u; the active "
-                                    "never writes that: move the wrong one away",
-                                    src->logs, (unsigned long long) a[i].generation, a[j].epoch,
-                                    a[i].epoch);
-            return ls__src_fail(err, errlen, LS_ELINEAGE,
-                                "%s: generation %llu of epoch %u follows generation %llu of epoch "
-                                "%u: the epochs overlap; the active never writes that",
-                                src->logs, (unsigned long long) a[i].generation, a[i].epoch,
-                                (unsigned long long) a[i - 1].generation, a[i - 1].epoch);
+                return ls_errf(err, errlen, LS_ECORRUPT,
+                               "%s: generation %llu exists for epochs %u and %u; the active "
+                               "never writes that: move the wrong one away",
+                               src->logs, (unsigned long long) a[i].generation, a[j].epoch,
+                               a[i].epoch);
+            return ls_errf(err, errlen, LS_ELINEAGE,
+                           "%s: generation %llu of epoch %u follows generation %llu of epoch "
+                           "%u: the epochs overlap; the active never writes that",
+                           src->logs, (unsigned long long) a[i].generation, a[i].epoch,
+                           (unsigned long long) a[i - 1].generation, a[i - 1].epoch);
         }
         uint32_t want = ls__src_hist_epoch(src, a[i].generation);
         if (a[i].epoch != want) {
             char path[PATH_MAX];
             ls__src_path(src, a[i].epoch, a[i].generation, path, sizeof(path));
-            return ls__src_fail(err, errlen, LS_ELINEAGE,
-                                "%s: epoch %u, but %s says generation %llu belongs to epoch %u",
-                                path, a[i].epoch, src->hist_path,
-                                (unsigned long long) a[i].generation, want);
+            return ls_errf(err, errlen, LS_ELINEAGE,
+                           "%s: epoch %u, but %s says generation %llu belongs to epoch %u", path,
+                           a[i].epoch, src->hist_path, (unsigned long long) a[i].generation, want);
         }
     }
     return 0;
@@ -170,11 +158,11 @@ int ls_source_open(const ls_source_options_t *opts, ls_source_t **out, char *err
     const char *prefix = opts->prefix && *opts->prefix ? opts->prefix : LS_GEN_PREFIX_DEFAULT;
     char probe[LS_GEN_NAME_MAX];
     if (ls_gen_name(probe, sizeof(probe), prefix, 1, 1) != 0)
-        return ls__src_fail(err, errlen, LS_EINVAL,
-                            "log prefix \"%s\" is not valid (1 to %d characters, no '-' or '/')",
-                            prefix, LS_GEN_PREFIX_MAX);
+        return ls_errf(err, errlen, LS_EINVAL,
+                       "log prefix \"%s\" is not valid (1 to %d characters, no '-' or '/')", prefix,
+                       LS_GEN_PREFIX_MAX);
     ls_source_t *src = calloc(1, sizeof(*src));
-    if (!src) return ls__src_fail(err, errlen, LS_ENOMEM, "out of memory");
+    if (!src) return ls_errf(err, errlen, LS_ENOMEM, "out of memory");
     pthread_mutex_init(&src->mu, NULL);
     pthread_mutex_init(&src->remove_mu, NULL);
     snprintf(src->prefix, sizeof(src->prefix), "%s", prefix);
@@ -182,8 +170,8 @@ int ls_source_open(const ls_source_options_t *opts, ls_source_t **out, char *err
     int n2 = snprintf(src->hist_path, sizeof(src->hist_path), "%s/logs/history", opts->db_dir);
     if (n1 < 0 || n2 < 0 || (size_t) n2 >= sizeof(src->hist_path) - LS_GEN_NAME_MAX) {
         ls_source_free(src);
-        return ls__src_fail(err, errlen, LS_EINVAL, "database directory path too long: %s",
-                            opts->db_dir);
+        return ls_errf(err, errlen, LS_EINVAL, "database directory path too long: %s",
+                       opts->db_dir);
     }
     int rc = ls_source_rescan(src, err, errlen);
     if (rc) {

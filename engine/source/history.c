@@ -77,16 +77,16 @@ static int parse(const char *path, char *buf, ls__src_hist_t **out, size_t *n, c
                 ls__src_hist_t *a = realloc(arr, cap * sizeof(*a));
                 if (!a) {
                     free(arr);
-                    return ls__src_fail(err, errlen, LS_ENOMEM, "%s: out of memory", path);
+                    return ls_errf(err, errlen, LS_ENOMEM, "%s: out of memory", path);
                 }
                 arr = a;
             }
             const char *why = parse_line(line, cnt ? &arr[cnt - 1] : NULL, &arr[cnt]);
             if (why) {
                 free(arr);
-                return ls__src_fail(err, errlen, LS_ECONFIG,
-                                    "%s:%d: %s in \"%.64s\" (expected \"EPOCH FIRST_GENERATION\")",
-                                    path, lineno, why, line);
+                return ls_errf(err, errlen, LS_ECONFIG,
+                               "%s:%d: %s in \"%.64s\" (expected \"EPOCH FIRST_GENERATION\")", path,
+                               lineno, why, line);
             }
             cnt++;
         }
@@ -107,8 +107,8 @@ int ls__src_hist_refresh(ls_source_t *src, char *err, size_t errlen)
     struct stat st;
     if (stat(src->hist_path, &st) != 0) {
         if (errno != ENOENT)
-            return ls__src_fail(err, errlen, ls_err_from_errno(errno), "cannot stat %s: %s",
-                                src->hist_path, strerror(errno));
+            return ls_errf(err, errlen, ls_err_from_errno(errno), "cannot stat %s: %s",
+                           src->hist_path, strerror(errno));
         free(src->hist);
         src->hist = NULL;
         src->nhist = 0;
@@ -121,18 +121,17 @@ int ls__src_hist_refresh(ls_source_t *src, char *err, size_t errlen)
     uint8_t *buf = NULL;
     size_t len = 0;
     int rc = ls_read_file(src->hist_path, HIST_MAX_BYTES, &buf, &len);
-    if (rc)
-        return ls__src_fail(err, errlen, rc, "cannot read %s: %s", src->hist_path, ls_strerror(rc));
+    if (rc) return ls_errf(err, errlen, rc, "cannot read %s: %s", src->hist_path, ls_strerror(rc));
     char *text = realloc(buf, len + 1);
     if (!text) {
         free(buf);
-        return ls__src_fail(err, errlen, LS_ENOMEM, "%s: out of memory", src->hist_path);
+        return ls_errf(err, errlen, LS_ENOMEM, "%s: out of memory", src->hist_path);
     }
     text[len] = '\0';
     if (memchr(text, '\0', len)) {
         free(text);
-        return ls__src_fail(err, errlen, LS_ECONFIG, "%s: contains a NUL byte (not a text file)",
-                            src->hist_path);
+        return ls_errf(err, errlen, LS_ECONFIG, "%s: contains a NUL byte (not a text file)",
+                       src->hist_path);
     }
     ls__src_hist_t *arr = NULL;
     size_t n = 0;

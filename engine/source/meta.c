@@ -21,16 +21,15 @@ static int check_header(ls_source_t *src, const ls__src_gen_t *e, const ls_gen_h
                         const char *path, char *err, size_t errlen)
 {
     if (h->epoch != e->epoch || h->generation != e->generation)
-        return ls__src_fail(err, errlen, LS_ECORRUPT,
-                            "%s: header says epoch %u generation %llu, not what its name says",
-                            path, h->epoch, (unsigned long long) h->generation);
+        return ls_errf(err, errlen, LS_ECORRUPT,
+                       "%s: header says epoch %u generation %llu, not what its name says", path,
+                       h->epoch, (unsigned long long) h->generation);
     if (src->have_dbid && memcmp(src->dbid, h->dbid, LS_DBID_LEN) != 0) {
         char a[2 * LS_DBID_LEN + 1], b[2 * LS_DBID_LEN + 1];
         ls_hex(h->dbid, LS_DBID_LEN, a);
         ls_hex(src->dbid, LS_DBID_LEN, b);
-        return ls__src_fail(err, errlen, LS_EDBID,
-                            "%s: database id %s, but the other generations here carry %s", path, a,
-                            b);
+        return ls_errf(err, errlen, LS_EDBID,
+                       "%s: database id %s, but the other generations here carry %s", path, a, b);
     }
     return 0;
 }
@@ -43,14 +42,13 @@ static int load_fd(ls_source_t *src, ls__src_gen_t *e, int fd, const char *path,
     int rc = ls_layout_read_ends_fd(fd, path, &x, err, errlen);
     if (rc) return rc;
     if (x.size < LS_GEN_HEADER_SIZE + LS_GEN_TRAILER_SIZE || x.size > LS_GEN_HARD_CAP)
-        return ls__src_fail(err, errlen, LS_ECORRUPT,
-                            "%s: size %llu is not that of a closed generation", path,
-                            (unsigned long long) x.size);
+        return ls_errf(err, errlen, LS_ECORRUPT, "%s: size %llu is not that of a closed generation",
+                       path, (unsigned long long) x.size);
     if ((rc = check_header(src, e, &x.h, path, err, errlen))) return rc;
     if (!x.closed)
-        return ls__src_fail(err, errlen, LS_ECORRUPT,
-                            "%s: no valid trailer at offset %llu: not a closed generation", path,
-                            (unsigned long long) (x.size - LS_GEN_TRAILER_SIZE));
+        return ls_errf(err, errlen, LS_ECORRUPT,
+                       "%s: no valid trailer at offset %llu: not a closed generation", path,
+                       (unsigned long long) (x.size - LS_GEN_TRAILER_SIZE));
     if (!src->have_dbid) {
         memcpy(src->dbid, x.h.dbid, LS_DBID_LEN);
         src->have_dbid = true;
@@ -73,8 +71,8 @@ int ls__src_load(ls_source_t *src, size_t i, char *err, size_t errlen)
     ls__src_path(src, e->epoch, e->generation, path, sizeof(path));
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return ls__src_fail(err, errlen, ls_err_from_errno(errno),
-                            "cannot open %s: %s (removed behind the view?)", path, strerror(errno));
+        return ls_errf(err, errlen, ls_err_from_errno(errno),
+                       "cannot open %s: %s (removed behind the view?)", path, strerror(errno));
     int rc = load_fd(src, e, fd, path, err, errlen);
     close(fd);
     return rc;

@@ -47,15 +47,15 @@ static int check_epoch(plan_t *p, uint64_t prev)
     uint32_t cur = current_epoch(p->src);
     if (p->r->epoch > cur) {
         p->out->newer_epoch = true;
-        return ls__src_fail(p->err, p->errlen, LS_EDIVERGED,
-                            "target holds generation %llu of epoch %u, newer than this active's "
-                            "epoch %u: another copy was activated; this node must stop writing",
-                            (unsigned long long) prev, p->r->epoch, cur);
+        return ls_errf(p->err, p->errlen, LS_EDIVERGED,
+                       "target holds generation %llu of epoch %u, newer than this active's "
+                       "epoch %u: another copy was activated; this node must stop writing",
+                       (unsigned long long) prev, p->r->epoch, cur);
     }
-    return ls__src_fail(p->err, p->errlen, LS_EDIVERGED,
-                        "target holds generation %llu of epoch %u, here it belongs to epoch %u: "
-                        "the histories diverged; the copy needs a reseed",
-                        (unsigned long long) prev, p->r->epoch, ours);
+    return ls_errf(p->err, p->errlen, LS_EDIVERGED,
+                   "target holds generation %llu of epoch %u, here it belongs to epoch %u: "
+                   "the histories diverged; the copy needs a reseed",
+                   (unsigned long long) prev, p->r->epoch, ours);
 }
 
 static int diverged_digest(plan_t *p, uint64_t prev, const uint8_t *ours, const char *where)
@@ -63,10 +63,10 @@ static int diverged_digest(plan_t *p, uint64_t prev, const uint8_t *ours, const 
     char a[17], b[17];
     ls_hex(p->r->digest, 8, a);
     ls_hex(ours, 8, b);
-    return ls__src_fail(p->err, p->errlen, LS_EDIVERGED,
-                        "generation %llu diverged: the target's digest is %s..., ours is %s... "
-                        "(%s); the copy must not be overwritten: reseed it explicitly",
-                        (unsigned long long) prev, a, b, where);
+    return ls_errf(p->err, p->errlen, LS_EDIVERGED,
+                   "generation %llu diverged: the target's digest is %s..., ours is %s... "
+                   "(%s); the copy must not be overwritten: reseed it explicitly",
+                   (unsigned long long) prev, a, b, where);
 }
 
 /* Step 3: the target holds N-1 >= 1. */
@@ -77,10 +77,10 @@ static int check_prev(plan_t *p, uint64_t n)
     if (rc) return rc;
     if (!p->newest || n < p->oldest) {
         p->out->need_seed = true;
-        return ls__src_fail(p->err, p->errlen, LS_EGAP,
-                            "generation %llu was removed on the active (oldest held: %llu): the "
-                            "copy needs a seed",
-                            (unsigned long long) n, (unsigned long long) p->oldest);
+        return ls_errf(p->err, p->errlen, LS_EGAP,
+                       "generation %llu was removed on the active (oldest held: %llu): the "
+                       "copy needs a seed",
+                       (unsigned long long) n, (unsigned long long) p->oldest);
     }
     ssize_t i = ls__src_find(p->src, prev);
     if (i >= 0) {
@@ -92,11 +92,11 @@ static int check_prev(plan_t *p, uint64_t n)
     /* N-1 was removed here (or is a hole): N's header carries its digest. */
     ssize_t j = ls__src_find(p->src, n);
     if (j < 0)
-        return ls__src_fail(p->err, p->errlen, LS_EGAP,
-                            "generation %llu is missing on the active (held: %llu..%llu with a "
-                            "hole): cannot ship past it",
-                            (unsigned long long) n, (unsigned long long) p->oldest,
-                            (unsigned long long) p->newest);
+        return ls_errf(p->err, p->errlen, LS_EGAP,
+                       "generation %llu is missing on the active (held: %llu..%llu with a "
+                       "hole): cannot ship past it",
+                       (unsigned long long) n, (unsigned long long) p->oldest,
+                       (unsigned long long) p->newest);
     if ((rc = ls__src_load(p->src, (size_t) j, p->err, p->errlen))) return rc;
     if (memcmp(p->src->gens[j].prev_digest, p->r->digest, LS_DIGEST_SIZE) != 0)
         return diverged_digest(p, prev, p->src->gens[j].prev_digest,
@@ -114,10 +114,10 @@ static int check_holes(plan_t *p, uint64_t n)
     uint64_t want = n;
     for (; i < p->src->ngens; i++, want++)
         if (p->src->gens[i].generation != want) break;
-    return ls__src_fail(p->err, p->errlen, LS_EGAP,
-                        "generation %llu is missing on the active while %llu exists: never "
-                        "skipped; restore the file or reseed the copy",
-                        (unsigned long long) want, (unsigned long long) p->newest);
+    return ls_errf(p->err, p->errlen, LS_EGAP,
+                   "generation %llu is missing on the active while %llu exists: never "
+                   "skipped; restore the file or reseed the copy",
+                   (unsigned long long) want, (unsigned long long) p->newest);
 }
 
 /* Step 6: the target's last LSN against the end of N. */
@@ -128,11 +128,11 @@ static int check_lsn(plan_t *p, uint64_t n)
     int rc = ls__src_load(p->src, (size_t) i, p->err, p->errlen);
     if (rc) return rc;
     if (p->r->last_lsn > p->src->gens[i].last_lsn)
-        return ls__src_fail(p->err, p->errlen, LS_EDIVERGED,
-                            "target holds lsn %llu but wants generation %llu, which ends at lsn "
-                            "%llu here: the histories diverged",
-                            (unsigned long long) p->r->last_lsn, (unsigned long long) n,
-                            (unsigned long long) p->src->gens[i].last_lsn);
+        return ls_errf(p->err, p->errlen, LS_EDIVERGED,
+                       "target holds lsn %llu but wants generation %llu, which ends at lsn "
+                       "%llu here: the histories diverged",
+                       (unsigned long long) p->r->last_lsn, (unsigned long long) n,
+                       (unsigned long long) p->src->gens[i].last_lsn);
     return 0;
 }
 
@@ -140,24 +140,24 @@ static int plan_locked(plan_t *p)
 {
     const ls_resume_t *r = p->r;
     uint64_t n = r->next;
-    if (n == 0) return ls__src_fail(p->err, p->errlen, LS_EPROTO, "target wants generation 0");
+    if (n == 0) return ls_errf(p->err, p->errlen, LS_EPROTO, "target wants generation 0");
     if (n == 1 && memcmp(r->digest, zero_digest, LS_DIGEST_SIZE) != 0)
-        return ls__src_fail(p->err, p->errlen, LS_EPROTO,
-                            "target wants generation 1 but sends a digest of a generation 0");
+        return ls_errf(p->err, p->errlen, LS_EPROTO,
+                       "target wants generation 1 but sends a digest of a generation 0");
     if (n > p->newest + 1)
-        return ls__src_fail(p->err, p->errlen, LS_EDIVERGED,
-                            "target wants generation %llu but the newest generation written "
-                            "here is %llu: it holds generations this active never wrote",
-                            (unsigned long long) n, (unsigned long long) p->newest);
+        return ls_errf(p->err, p->errlen, LS_EDIVERGED,
+                       "target wants generation %llu but the newest generation written "
+                       "here is %llu: it holds generations this active never wrote",
+                       (unsigned long long) n, (unsigned long long) p->newest);
     int rc;
     if (n > 1) {
         if ((rc = check_prev(p, n))) return rc;
     } else if (p->oldest > 1) {
         p->out->need_seed = true;
-        return ls__src_fail(p->err, p->errlen, LS_EGAP,
-                            "generation 1 was removed on the active (oldest held: %llu): the "
-                            "copy needs a seed",
-                            (unsigned long long) p->oldest);
+        return ls_errf(p->err, p->errlen, LS_EGAP,
+                       "generation 1 was removed on the active (oldest held: %llu): the "
+                       "copy needs a seed",
+                       (unsigned long long) p->oldest);
     }
     if ((rc = check_holes(p, n)) || (rc = check_lsn(p, n))) return rc;
     p->out->ready = n <= p->newest ? p->newest - n + 1 : 0;

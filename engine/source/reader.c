@@ -75,16 +75,16 @@ static int locate(ls_reader_t *r, uint64_t g, uint32_t *epoch, char *path, size_
             r->have_prev = true;
         }
     } else if (src->ngens && g < src->gens[0].generation) {
-        rc = ls__src_fail(err, sizeof(r->errmsg), LS_EGAP,
-                          "generation %llu was removed on the active (oldest held: %llu): the "
-                          "copy needs a seed",
-                          (unsigned long long) g, (unsigned long long) src->gens[0].generation);
+        rc = ls_errf(err, sizeof(r->errmsg), LS_EGAP,
+                     "generation %llu was removed on the active (oldest held: %llu): the "
+                     "copy needs a seed",
+                     (unsigned long long) g, (unsigned long long) src->gens[0].generation);
     } else if (src->ngens && g < src->gens[src->ngens - 1].generation) {
-        rc = ls__src_fail(err, sizeof(r->errmsg), LS_EGAP,
-                          "generation %llu is missing on the active while %llu exists: never "
-                          "skipped; restore the file or reseed the copy",
-                          (unsigned long long) g,
-                          (unsigned long long) src->gens[src->ngens - 1].generation);
+        rc = ls_errf(err, sizeof(r->errmsg), LS_EGAP,
+                     "generation %llu is missing on the active while %llu exists: never "
+                     "skipped; restore the file or reseed the copy",
+                     (unsigned long long) g,
+                     (unsigned long long) src->gens[src->ngens - 1].generation);
     } else {
         rc = LOCATE_WAIT;
     }
@@ -127,20 +127,20 @@ static int read_gen(ls_reader_t *r, const char *path, rgen_t **out)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return ls__src_fail(r->errmsg, sizeof(r->errmsg), ls_err_from_errno(errno),
-                            "cannot open %s: %s", path, strerror(errno));
+        return ls_errf(r->errmsg, sizeof(r->errmsg), ls_err_from_errno(errno), "cannot open %s: %s",
+                       path, strerror(errno));
     struct stat st;
     int rc = 0;
     if (fstat(fd, &st) != 0) {
-        rc = ls__src_fail(r->errmsg, sizeof(r->errmsg), ls_err_from_errno(errno),
-                          "cannot stat %s: %s", path, strerror(errno));
+        rc = ls_errf(r->errmsg, sizeof(r->errmsg), ls_err_from_errno(errno), "cannot stat %s: %s",
+                     path, strerror(errno));
         goto done;
     }
     uint64_t size = (uint64_t) st.st_size;
     if (size > LS_GEN_HARD_CAP) {
-        rc = ls__src_fail(r->errmsg, sizeof(r->errmsg), LS_ETOOBIG,
-                          "%s: %llu bytes, larger than the cap of %u", path,
-                          (unsigned long long) size, LS_GEN_HARD_CAP);
+        rc = ls_errf(r->errmsg, sizeof(r->errmsg), LS_ETOOBIG,
+                     "%s: %llu bytes, larger than the cap of %u", path, (unsigned long long) size,
+                     LS_GEN_HARD_CAP);
         goto done;
     }
     if (!reserve(r, size)) {
@@ -155,8 +155,8 @@ static int read_gen(ls_reader_t *r, const char *path, rgen_t **out)
         free(data);
         unreserve(r, size);
         rc = got < 0 ? (int) got : LS_ECORRUPT;
-        ls__src_fail(r->errmsg, sizeof(r->errmsg), rc, "cannot read %s: %s", path,
-                     got < 0 ? ls_strerror(rc) : "it changed size while being read");
+        ls_errf(r->errmsg, sizeof(r->errmsg), rc, "cannot read %s: %s", path,
+                got < 0 ? ls_strerror(rc) : "it changed size while being read");
         goto done;
     }
     n->data = data;
@@ -182,9 +182,9 @@ static int verify(ls_reader_t *r, rgen_t *n, uint64_t g, uint32_t epoch, const c
     ls_gen_verdict_t v;
     int rc = ls_gen_scan(n->data, n->buf.size, &ex, NULL, NULL, &info, &v);
     if (rc)
-        return ls__src_fail(r->errmsg, sizeof(r->errmsg), rc,
-                            "generation %llu (%s) failed verification, not shipped: %s",
-                            (unsigned long long) g, path, v.msg);
+        return ls_errf(r->errmsg, sizeof(r->errmsg), rc,
+                       "generation %llu (%s) failed verification, not shipped: %s",
+                       (unsigned long long) g, path, v.msg);
     n->buf.epoch = info.header.epoch;
     n->buf.generation = g;
     n->buf.first_lsn = info.header.first_lsn;

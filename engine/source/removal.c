@@ -124,14 +124,14 @@ static int detach(ls_source_t *src, uint64_t gen, char (**paths)[PATH_MAX], size
     *n = 0;
     if (!src->ngens) return 0;
     if (gen >= src->gens[src->ngens - 1].generation)
-        return ls__src_fail(err, errlen, LS_EINVAL,
-                            "refusing to remove generation %llu: the newest closed generation is "
-                            "kept as the anchor of the chain",
-                            (unsigned long long) src->gens[src->ngens - 1].generation);
+        return ls_errf(err, errlen, LS_EINVAL,
+                       "refusing to remove generation %llu: the newest closed generation is "
+                       "kept as the anchor of the chain",
+                       (unsigned long long) src->gens[src->ngens - 1].generation);
     size_t cnt = ls__src_upper(src, gen);
     if (!cnt) return 0;
     if (!(*paths = malloc(cnt * sizeof(**paths))))
-        return ls__src_fail(err, errlen, LS_ENOMEM, "out of memory");
+        return ls_errf(err, errlen, LS_ENOMEM, "out of memory");
     for (size_t i = 0; i < cnt; i++)
         ls__src_path(src, src->gens[i].epoch, src->gens[i].generation, (*paths)[i], PATH_MAX);
     memmove(src->gens, src->gens + cnt, (src->ngens - cnt) * sizeof(*src->gens));
@@ -167,8 +167,8 @@ int ls_source_remove_upto(ls_source_t *src, uint64_t gen, char *err, size_t errl
         if (unlink(paths[i]) == 0) {
             removed++;
         } else if (errno != ENOENT) {
-            rc = ls__src_fail(err, errlen, ls_err_from_errno(errno), "cannot remove %s: %s",
-                              paths[i], strerror(errno));
+            rc = ls_errf(err, errlen, ls_err_from_errno(errno), "cannot remove %s: %s", paths[i],
+                         strerror(errno));
             break;
         }
         if (hook) hook(hook_ctx, i + 1);
@@ -176,7 +176,7 @@ int ls_source_remove_upto(ls_source_t *src, uint64_t gen, char *err, size_t errl
     free(paths);
     int frc = ls_fsync_dir(src->logs);
     if (frc && !rc)
-        rc = ls__src_fail(err, errlen, frc, "cannot fsync %s: %s", src->logs, ls_strerror(frc));
+        rc = ls_errf(err, errlen, frc, "cannot fsync %s: %s", src->logs, ls_strerror(frc));
     pthread_mutex_lock(&src->mu);
     src->removing_upto = 0;
     pthread_mutex_unlock(&src->mu);

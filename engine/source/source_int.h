@@ -71,10 +71,6 @@ struct ls_source {
     void *remove_hook_ctx;              /* its context */
 };
 
-/* Formats into err (may be NULL) and returns code. */
-int ls__src_fail(char *err, size_t errlen, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
 /* All of the following expect src->mu held. */
 /* Index of generation g in src->gens, or -1. */
 ssize_t ls__src_find(const ls_source_t *src, uint64_t g);

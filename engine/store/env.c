@@ -31,17 +31,6 @@ struct ls_store_env {
 static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER; /* guards the list and refs */
 static ls_store_env_t *reg_head;                           /* open environments */
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 static ls_store_env_t *find(const struct stat *st)
 {
     for (ls_store_env_t *e = reg_head; e; e = e->next)
@@ -67,7 +56,7 @@ static int open_new(const char *path, const char *file, const ls_store_env_optio
     mdb_filehandle_t fd;
     if (rc == 0 && (rc = mdb_env_get_fd(e->env, &fd)) == 0 && fstat(fd, &st) != 0) rc = errno;
     if (rc) {
-        set_err(err, errlen, "store %s: cannot open LMDB environment: %s", path, mdb_strerror(rc));
+        ls_msgf(err, errlen, "store %s: cannot open LMDB environment: %s", path, mdb_strerror(rc));
         if (e->env) mdb_env_close(e->env);
         free(e);
         if (rc == ENOENT) return LS_ENOENT;
@@ -97,7 +86,7 @@ int ls_store_env_acquire(const char *path, const ls_store_env_options_t *opts, l
     *out = NULL;
     char file[4200];
     if ((size_t) snprintf(file, sizeof(file), "%s/data.mdb", path) >= sizeof(file)) {
-        set_err(err, errlen, "store %s: path too long", path);
+        ls_msgf(err, errlen, "store %s: path too long", path);
         return LS_EINVAL;
     }
     struct stat st;
@@ -107,11 +96,11 @@ int ls_store_env_acquire(const char *path, const ls_store_env_options_t *opts, l
     if (stat(file, &st) == 0) {
         e = find(&st);
     } else if (o->readonly) {
-        set_err(err, errlen, "store %s: no LMDB environment there", path);
+        ls_msgf(err, errlen, "store %s: no LMDB environment there", path);
         rc = LS_ENOENT;
     }
     if (rc == 0 && e && !o->readonly && !e->writable) {
-        set_err(err, errlen,
+        ls_msgf(err, errlen,
                 "store %s: this process could only open it read-only (no write permission on "
                 "data.mdb) and a second environment on it is not allowed: fix the permissions",
                 path);
@@ -124,7 +113,7 @@ int ls_store_env_acquire(const char *path, const ls_store_env_options_t *opts, l
     if (o->map_size && ls_store_env_map_size(e) < o->map_size) {
         rc = ls_store_env_grow(e, o->map_size, NULL);
         if (rc) {
-            set_err(err, errlen, "store %s: cannot grow the shared map to %llu bytes: %s", path,
+            ls_msgf(err, errlen, "store %s: cannot grow the shared map to %llu bytes: %s", path,
                     (unsigned long long) o->map_size, mdb_strerror(rc));
             ls_store_env_release(e);
             return LS_ESTORE;

@@ -34,17 +34,6 @@ struct ls_store_txn {
     bool map_full;     /* a put/del hit MDB_MAP_FULL: retry after growing even if fn hides it */
 };
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* Maps an LMDB (or errno) code to an LS_E* code; MDB_MAP_FULL is passed through for retry. */
 static int map_rc(int rc)
 {
@@ -131,7 +120,7 @@ static int load_meta(ls_store_t *s, MDB_txn *txn, const uint8_t *dbid, char *err
         memset(&s->meta, 0, sizeof(s->meta));
         rc = 0;
     } else if (rc == 0 && meta_decode(&v, &s->meta) != 0) {
-        set_err(err, errlen, "store %s: meta record malformed (%zu bytes)", s->path, v.mv_size);
+        ls_msgf(err, errlen, "store %s: meta record malformed (%zu bytes)", s->path, v.mv_size);
         return LS_ECORRUPT;
     }
     if (rc) return rc;
@@ -141,7 +130,7 @@ static int load_meta(ls_store_t *s, MDB_txn *txn, const uint8_t *dbid, char *err
         char have[2 * LS_DBID_LEN + 1], want[2 * LS_DBID_LEN + 1];
         ls_hex(s->meta.dbid, LS_DBID_LEN, have);
         ls_hex(dbid, LS_DBID_LEN, want);
-        set_err(err, errlen, "store %s belongs to database %s, not to database %s", s->path, have,
+        ls_msgf(err, errlen, "store %s belongs to database %s, not to database %s", s->path, have,
                 want);
         return LS_EDBID;
     }
@@ -195,7 +184,7 @@ static int open_dbs(ls_store_t *s, const uint8_t *dbid, char *err, size_t errlen
         ls_store_env_unlock(s->shared);
     }
     if (rc == 0 || rc == LS_ECORRUPT || rc == LS_EDBID) return rc;
-    set_err(err, errlen, "store %s: %s", s->path, mdb_strerror(rc));
+    ls_msgf(err, errlen, "store %s: %s", s->path, mdb_strerror(rc));
     return map_rc(rc) == MDB_MAP_FULL ? LS_ESTORE : map_rc(rc);
 }
 
@@ -209,12 +198,12 @@ int ls_store_open(const char *path, const ls_store_options_t *opts, ls_store_t *
     snprintf(file, sizeof(file), "%s/data.mdb", path);
     struct stat st;
     if (!o->create && stat(file, &st) != 0) {
-        set_err(err, errlen, "store %s: no LMDB environment there", path);
+        ls_msgf(err, errlen, "store %s: no LMDB environment there", path);
         return LS_ENOENT;
     }
     int rc = o->create ? ls_mkdir_p(path) : 0;
     if (rc) {
-        set_err(err, errlen, "store %s: cannot create directory: %s", path, ls_strerror(rc));
+        ls_msgf(err, errlen, "store %s: cannot create directory: %s", path, ls_strerror(rc));
         return rc;
     }
     ls_store_t *s = calloc(1, sizeof(*s));
@@ -230,7 +219,7 @@ int ls_store_open(const char *path, const ls_store_options_t *opts, ls_store_t *
     /* mdb_env_open creates data.mdb and lock.mdb but never syncs their directory: until it is,
      * a power cut may take data.mdb's entry, and every commit in it, away. */
     if (rc == 0 && o->create && (rc = ls_fsync_dir(path)) != 0)
-        set_err(err, errlen, "store %s: cannot sync the directory: %s", path, ls_strerror(rc));
+        ls_msgf(err, errlen, "store %s: cannot sync the directory: %s", path, ls_strerror(rc));
     if (rc) {
         ls_store_close(s);
         return rc;
@@ -460,10 +449,10 @@ int ls_store_peek_meta(const char *path, ls_store_meta_t *out, char *err, size_t
     if (rc == 0) rc = ls_store_env_txn_begin(e, MDB_RDONLY, &txn);
     if (rc == 0) rc = mdb_get(txn, dbi, &k, &v);
     if (rc == 0 && meta_decode(&v, out) != 0) {
-        set_err(err, errlen, "store %s: malformed meta record (%zu bytes)", path, v.mv_size);
+        ls_msgf(err, errlen, "store %s: malformed meta record (%zu bytes)", path, v.mv_size);
         rc = LS_ECORRUPT;
     } else if (rc) {
-        set_err(err, errlen, "store %s: cannot read the meta record: %s", path, mdb_strerror(rc));
+        ls_msgf(err, errlen, "store %s: cannot read the meta record: %s", path, mdb_strerror(rc));
         rc = rc == ENOENT || rc == MDB_NOTFOUND ? LS_ENOENT : map_rc(rc);
     }
     if (txn) mdb_txn_abort(txn);

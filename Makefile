@@ -5,6 +5,7 @@
 #   make demo       active + passive on loopback, a workload, the copy catching up, a verdict
 #   make bench      release build in build-release/, then the benchmark (QUICK=1: under a minute)
 #   make fuzz       libFuzzer targets built with clang in build-fuzz/, run FUZZ_SECONDS each
+#   make fresh-check  make demo and make test on a fresh minimal Debian 12 (root, debootstrap)
 #   make format     apply .clang-format;  make format-check  check it
 
 JOBS        ?= $(shell nproc 2>/dev/null || echo 2)
@@ -21,7 +22,7 @@ endif
 
 SOURCES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
 
-.PHONY: all build test demo bench fuzz format format-check deps clean
+.PHONY: all build test demo bench fuzz format format-check deps clean fresh-check
 
 all: build
 
@@ -51,6 +52,9 @@ fuzz:
 	@CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DLS_FUZZ=ON -DLS_TESTS=OFF >/dev/null
 	@cmake --build build-fuzz -j $(JOBS)
 	@tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS)
+
+fresh-check:
+	@tools/fresh-check.sh
 
 format:
 	@clang-format -i $(SOURCES)

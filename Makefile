@@ -5,6 +5,8 @@
 #   make demo       active + passive on loopback, a workload, the copy catching up, a verdict
 #   make bench      release build in build-release/, then the benchmark (QUICK=1: under a minute)
 #   make fuzz       libFuzzer targets built with clang in build-fuzz/, run FUZZ_SECONDS each
+#   make install   release build in build-release/, installed under PREFIX (default /usr/local):
+#                   liblogship.so/.a, include/logship/, logship.pc, logship, logshipd, man pages
 #   make fresh-check  make demo and make test on a fresh minimal Debian 12 (root, debootstrap)
 #   make format     apply .clang-format;  make format-check  check it
 
@@ -12,6 +14,7 @@ JOBS        ?= $(shell nproc 2>/dev/null || echo 2)
 SANITIZE    ?=
 FUZZ_SECONDS ?= 30
 CMAKE_FLAGS ?=
+PREFIX      ?= /usr/local
 
 ifeq ($(SANITIZE),1)
 BUILD_DIR   ?= build-sanitize
@@ -22,7 +25,7 @@ endif
 
 SOURCES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
 
-.PHONY: all build test demo bench fuzz format format-check deps clean fresh-check
+.PHONY: all build test demo bench fuzz format format-check deps clean fresh-check install
 
 all: build
 
@@ -52,6 +55,12 @@ fuzz:
 	@CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DLS_FUZZ=ON -DLS_TESTS=OFF >/dev/null
 	@cmake --build build-fuzz -j $(JOBS)
 	@tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS)
+
+install:
+	@tools/deps.sh build
+	@cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DLS_FAULTS=OFF -DLS_TESTS=OFF >/dev/null
+	@cmake --build build-release -j $(JOBS)
+	@cmake --install build-release --prefix $(PREFIX)
 
 fresh-check:
 	@tools/fresh-check.sh

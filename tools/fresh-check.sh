@@ -41,13 +41,24 @@ scratch=$(mktemp -d "${TMPDIR:-/var/tmp}/logship-fresh.XXXXXX")
 root=$scratch/root
 mkdir -p "$root"
 
+# Long steps run in the background and are waited for: bash runs the INT trap at once then (a
+# foreground child that handles Ctrl-C itself, as apt-get does, would otherwise make bash ignore
+# it and go on). The cleanup stops that child and everything running inside the root.
+child=
+run() {
+    "$@" &
+    child=$!
+    wait "$child"
+}
+
 # Unmounts everything under the new root, deepest first (the tests' tmpfs and network
 # namespaces included), then removes the scratch directory. Runs on every exit.
 cleanup() {
     local rc=$? m p
     trap - EXIT INT TERM HUP
     set +e
-    # Processes a test left behind inside the root (a daemon) would keep mounts busy.
+    [ -n "$child" ] && kill -TERM "$child" 2>/dev/null && sleep 2 && kill -KILL "$child" 2>/dev/null
+    # Processes inside the root (a build, a test's daemon) would keep mounts busy.
     for p in /proc/[0-9]*; do
         [ "$(readlink "$p/root" 2>/dev/null)" = "$root" ] && kill -KILL "${p#/proc/}" 2>/dev/null || true
     done
@@ -71,7 +82,7 @@ trap cleanup EXIT
 trap 'say "interrupted"; exit 130' INT TERM HUP
 
 say "debootstrap --variant=minbase $suite from $mirror into $root (log: $scratch/debootstrap.log)"
-if ! debootstrap --variant=minbase "$suite" "$root" "$mirror" >"$scratch/debootstrap.log" 2>&1; then
+if ! run debootstrap --variant=minbase "$suite" "$root" "$mirror" >"$scratch/debootstrap.log" 2>&1; then
     tail -n 30 "$scratch/debootstrap.log" >&2
     say "debootstrap failed"
     exit 1
@@ -96,7 +107,7 @@ in_root() {
 }
 
 say "installing make and git"
-in_root sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends make git ca-certificates >/dev/null'
+run in_root sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends make git ca-certificates >/dev/null'
 
 rev=$(git -C "$src" rev-parse --short HEAD)
 say "cloning $src at $rev (committed changes only)"
@@ -106,7 +117,7 @@ git -C "$root/root/logship" checkout -q --detach "$rev"
 status=0
 for target in demo test; do
     say "make $target (log: $scratch/make-$target.log) after $(elapsed)"
-    if in_root sh -c "cd /root/logship && make $target" >"$scratch/make-$target.log" 2>&1; then
+    if run in_root sh -c "cd /root/logship && make $target" >"$scratch/make-$target.log" 2>&1; then
         tail -n 5 "$scratch/make-$target.log" >&2
         say "make $target passed after $(elapsed)"
     else

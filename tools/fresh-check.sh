@@ -62,11 +62,13 @@ cleanup() {
     for p in /proc/[0-9]*; do
         [ "$(readlink "$p/root" 2>/dev/null)" = "$root" ] && kill -KILL "${p#/proc/}" 2>/dev/null || true
     done
+    mounts() { awk -v r="$root" '$5 == r || index($5, r "/") == 1 { print $5 }' /proc/self/mountinfo | sort -r; }
     for _ in 1 2 3; do
-        m=$(awk -v r="$root" '$5 == r || index($5, r "/") == 1 { print $5 }' /proc/self/mountinfo | sort -r)
+        m=$(mounts)
         [ -z "$m" ] && break
         while read -r t; do umount "$t" 2>/dev/null || umount -l "$t" 2>/dev/null || true; done <<<"$m"
     done
+    m=$(mounts)
     if [ -n "$m" ]; then
         say "could not unmount everything under $root; leaving $scratch in place:"
         echo "$m" >&2

@@ -3,9 +3,9 @@
 # installed tree: libraries, headers, logship.pc, programs and manual pages; builds
 # tests/install/dbdemo.c against it with `pkg-config --cflags --libs logship` (shared, then
 # static) and runs it; checks that liblogship.so exports the public API and nothing else.
-# Usage: install_test.sh BUILD_DIR SOURCE_DIR [SANITIZE_FLAGS]   (run by ctest)
+# Usage: install_test.sh BUILD_DIR SOURCE_DIR [CFLAGS]   (run by ctest; CFLAGS: sanitizer, coverage)
 set -eu
-build=$1 src=$2 san=${3:-}
+build=$1 src=$2 extra=${3:-}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/ls-install.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 prefix=$tmp/prefix
@@ -34,11 +34,11 @@ flags=$(pkg-config --cflags --libs logship) || fail "pkg-config --cflags --libs 
 echo "pkg-config --cflags --libs logship: $flags"
 cc=${CC:-cc}
 # shellcheck disable=SC2086 # flags are words
-$cc -std=c11 -Wall -Wextra -Werror $san -o "$tmp/dbdemo" "$src/tests/install/dbdemo.c" $flags ||
+$cc -std=c11 -Wall -Wextra -Werror $extra -o "$tmp/dbdemo" "$src/tests/install/dbdemo.c" $flags ||
     fail "dbdemo does not build against the installed headers and liblogship.so"
 LD_LIBRARY_PATH=$libdir "$tmp/dbdemo" "$tmp/db" || fail "dbdemo (shared) failed"
 # shellcheck disable=SC2086
-$cc -std=c11 -Wall -Wextra -Werror $san -o "$tmp/dbdemo-static" "$src/tests/install/dbdemo.c" \
+$cc -std=c11 -Wall -Wextra -Werror $extra -o "$tmp/dbdemo-static" "$src/tests/install/dbdemo.c" \
     $(pkg-config --cflags logship) "$libdir/liblogship.a" $(pkg-config --static --libs logship | sed 's/-llogship//') ||
     fail "dbdemo does not link against liblogship.a with pkg-config --static"
 "$tmp/dbdemo-static" "$tmp/db-static" || fail "dbdemo (static) failed"

@@ -36,7 +36,8 @@ for d in sorted(mods):
     if t:
         print("  %-20s %6.1f%%  %6d / %-6d lines  %d files" % (d + "/", 100.0 * c / t, c, t, n))
     elif srcs:
-        print("  %-20s   no data: %d source files not built or not linked into a test" % (d + "/", len(srcs)))
+        print("  %-20s   no data: %d source file%s not built or not linked into a test"
+              % (d + "/", len(srcs), "" if len(srcs) == 1 else "s"))
     else:
         print("  %-20s   no sources" % (d + "/"))
 if tt:

@@ -19,3 +19,10 @@ if(LS_SANITIZE)
   target_compile_options(ls_flags INTERFACE -fsanitize=${LS_SANITIZE} -fno-omit-frame-pointer -fno-sanitize-recover=all)
   target_link_options(ls_flags INTERFACE -fsanitize=${LS_SANITIZE})
 endif()
+# make coverage: gcov counters, -O0 so that every line maps to code (last -O wins), counters
+# updated atomically (the writer's threads otherwise race on them: negative branch counts that
+# gcovr refuses).
+if(LS_COVERAGE)
+  target_compile_options(ls_flags INTERFACE --coverage -O0 -fprofile-update=atomic)
+  target_link_options(ls_flags INTERFACE --coverage)
+endif()

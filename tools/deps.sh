@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages logship needs to build, test and run its demo, if any is missing.
 # As root it runs apt-get; otherwise it uses sudo when it can; otherwise it names the packages and
-# exits non-zero. Usage: tools/deps.sh [build|test|bench|fuzz]...
+# exits non-zero. Usage: tools/deps.sh [build|test|bench|fuzz|coverage]...
+# The test set covers the commands the tests run through /bin/sh besides what a minimal Debian
+# (debootstrap --variant=minbase) has: ip (iproute2), curl, mdb_dump (lmdb-utils), zstd, openssl;
+# `make fresh-check` proves the list on such a system.
 set -euo pipefail
 
 need=(build-essential cmake pkg-config libuv1-dev libssl-dev openssl libzstd-dev liblmdb-dev lmdb-utils
@@ -12,10 +15,12 @@ for what in "$@"; do
     # prometheus: for /usr/bin/promtool (the status tests lint /metrics with it). The package
     # also holds the server, which its postinst starts under systemd (port 9090); in a container
     # without systemd nothing starts. libfuse3-dev, fuse3: the power-cut file system (cutfs).
-    test)  need+=(libcriterion-dev iproute2 e2fsprogs curl prometheus libfuse3-dev fuse3) ;;
+    # zstd: unit_load_test pipes the logs through the zstd command.
+    test)  need+=(libcriterion-dev iproute2 e2fsprogs curl prometheus libfuse3-dev fuse3 zstd) ;;
     bench) need+=(rsync gnuplot-nox iproute2) ;;
     fuzz)  need+=(clang libclang-rt-14-dev) ;;
-    *) echo "deps.sh: unknown set '$what' (expected build, test, bench or fuzz)" >&2; exit 2 ;;
+    coverage) need+=(libcriterion-dev gcovr) ;;
+    *) echo "deps.sh: unknown set '$what' (expected build, test, bench, fuzz or coverage)" >&2; exit 2 ;;
   esac
 done
 

@@ -27,11 +27,54 @@ static const struct ls_cmd cmds[] = {
     {NULL, NULL, NULL, NULL},
 };
 
+/* The --help text, laid out as a manual page (tools/CMakeLists.txt turns it into logship.1). */
+static void manual(FILE *f)
+{
+    fprintf(f, "NAME\n"
+               "    logship - command-line tool of the logship log-shipping replication engine\n"
+               "\n"
+               "SYNOPSIS\n"
+               "    logship COMMAND [ARGS]\n"
+               "    logship --help\n"
+               "\n"
+               "DESCRIPTION\n"
+               "    logship reads and checks log generations, writes test workloads through the\n"
+               "    embedded API (logship/db.h), makes test certificates, and asks the local\n"
+               "    logshipd(1) for status or to suspend, resume, switch networks or seed a copy,\n"
+               "    through the daemon's control socket.\n"
+               "\n"
+               "COMMANDS\n");
+    for (const struct ls_cmd *c = cmds; c->name; c++)
+        fprintf(f, "    %s %s\n        %s\n", c->name, c->usage, c->help);
+    fprintf(f, "\n"
+               "OPTIONS\n"
+               "    -h, --help\n"
+               "        print this manual and exit\n"
+               "    -c CONFIG\n"
+               "        (daemon commands) the daemon's configuration file; its control_socket\n"
+               "    --socket PATH\n"
+               "        (daemon commands) the daemon's control socket\n"
+               "\n"
+               "ENVIRONMENT\n"
+               "    LOGSHIP_SOCKET\n"
+               "        control socket used when neither -c nor --socket is given\n"
+               "    LS_LOG_LEVEL\n"
+               "        error, warn, info or debug: messages of the library on stderr\n"
+               "\n"
+               "EXIT STATUS\n"
+               "    0   success\n"
+               "    1   the operation failed (the reason is printed)\n"
+               "    2   bad usage: unknown command or option, missing argument\n"
+               "\n"
+               "SEE ALSO\n"
+               "    logshipd(1); docs/ and proto/PROTOCOL.md in the source tree\n");
+}
+
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: logship COMMAND [ARGS]\n\ncommands:\n");
+    fprintf(f, "usage: logship COMMAND [ARGS]   (logship --help for the manual)\n\ncommands:\n");
     for (const struct ls_cmd *c = cmds; c->name; c++)
-        fprintf(f, "  %-8s %s\n           %s\n", c->name, c->usage, c->help);
+        fprintf(f, "  %-8s %s\n", c->name, c->usage);
 }
 
 int main(int argc, char **argv)
@@ -42,7 +85,7 @@ int main(int argc, char **argv)
         return 2;
     }
     if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
-        usage(stdout);
+        manual(stdout);
         return 0;
     }
     for (const struct ls_cmd *c = cmds; c->name; c++)

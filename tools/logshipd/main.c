@@ -12,9 +12,53 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: logshipd -c FILE [--check]\n"
+    fprintf(f, "usage: logshipd -c FILE [--check]   (logshipd --help for the manual)\n"
                "  -c, --config FILE  configuration file (docs/CONFIG.md)\n"
                "      --check        validate the configuration and exit\n");
+}
+
+/* The --help text, laid out as a manual page (tools/CMakeLists.txt turns it into logshipd.1). */
+static void manual(FILE *f)
+{
+    fprintf(
+        f, "NAME\n"
+           "    logshipd - the logship daemon: ships closed log generations to passive copies,\n"
+           "    receives, inspects and replays them\n"
+           "\n"
+           "SYNOPSIS\n"
+           "    logshipd -c FILE [--check]\n"
+           "    logshipd --help\n"
+           "\n"
+           "DESCRIPTION\n"
+           "    logshipd runs one node. For each active database it watches the log directory\n"
+           "    and ships every closed generation, with its checksums, to each target from the\n"
+           "    position the target announces. For each passive copy it receives generations,\n"
+           "    makes them durable, inspects them and replays them into the copy's store. It\n"
+           "    serves the control socket of logship(1) (status, suspend, resume, network,\n"
+           "    seed) and, when configured, Prometheus metrics.\n"
+           "\n"
+           "    It runs in the foreground, logs to stderr, and stops cleanly on SIGTERM or\n"
+           "    SIGINT.\n"
+           "\n"
+           "OPTIONS\n"
+           "    -c, --config FILE\n"
+           "        the configuration file (INI; docs/CONFIG.md lists every key)\n"
+           "    --check\n"
+           "        validate the configuration file, print 'FILE: ok' and exit\n"
+           "    -h, --help\n"
+           "        print this manual and exit\n"
+           "\n"
+           "ENVIRONMENT\n"
+           "    LS_LOG_LEVEL\n"
+           "        error, warn, info or debug; overrides the configuration's log_level\n"
+           "\n"
+           "EXIT STATUS\n"
+           "    0   stopped cleanly on a signal, or --check found the configuration valid\n"
+           "    1   the node could not start (the reason is logged)\n"
+           "    2   bad usage, or the configuration file is invalid (FILE:LINE: reason)\n"
+           "\n"
+           "SEE ALSO\n"
+           "    logship(1); docs/CONFIG.md, docs/STATUS.md, docs/NETWORKS.md in the source tree\n");
 }
 
 static void set_level(const char *s)
@@ -61,7 +105,7 @@ int main(int argc, char **argv)
         else if (ch == 'k')
             check = true;
         else if (ch == 'h') {
-            usage(stdout);
+            manual(stdout);
             return 0;
         } else {
             fprintf(stderr, "logshipd: unknown option '%s'\n", argv[optind - 1]);

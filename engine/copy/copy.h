@@ -126,6 +126,15 @@ typedef struct {
     uint64_t applied_generations; /* generations ever applied to the store (its meta) */
     uint64_t replay_txns;         /* store transactions committed by the replayer since open */
     uint64_t checkpoints;         /* store syncs since open */
+    /* Checks computed since open, on any thread (docs/COPY.md, "Which check runs where"). Each
+     * record of a received generation has its checksum computed once (while receiving) and each
+     * generation its digest once; replay computes neither, it compares the file's seal. */
+    uint64_t record_checksums; /* record checksums computed (receiving; re-checks after open) */
+    uint64_t digests;          /* generation digests (SHA-256) computed */
+    uint64_t digest_bytes;     /* bytes fed to SHA-256 */
+    uint64_t seals;            /* whole-file XXH3-128 seals computed (receiving; after open) */
+    uint64_t seal_checks;      /* seals verified by the replayer, one per file read */
+    uint64_t seal_bytes;       /* bytes fed to XXH3-128 (seals and their checks) */
 } ls_copy_stats_t;
 
 /* Opens (creating when absent) the copy in opts->dir and works out its position (see above).

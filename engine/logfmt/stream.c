@@ -375,6 +375,12 @@ int ls_gen_stream_feed(ls_gen_stream_t *s, const uint8_t *p, size_t n, ls_record
     return rc;
 }
 
+bool ls_gen_stream_header(const ls_gen_stream_t *s, ls_gen_header_t *out)
+{
+    if (s->info.header_ok && out) *out = s->info.header;
+    return s->info.header_ok;
+}
+
 /* No more bytes: what is missing, what follows the trailer, the open transaction, the digest. */
 static void finish(stream_t *s)
 {

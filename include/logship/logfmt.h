@@ -183,6 +183,9 @@ void ls_gen_stream_begin(ls_gen_stream_t *s, const ls_gen_expect_t *expect, unsi
  * further bytes), or the callback's non-zero return (which stops the stream). */
 int ls_gen_stream_feed(ls_gen_stream_t *s, const uint8_t *data, size_t len, ls_record_cb cb,
                        void *ctx);
+/* True once the header has been fed and is valid (checksum and fields; *out filled), even when
+ * an expectation failed, so a caller can tell whose generation is arriving. */
+bool ls_gen_stream_header(const ls_gen_stream_t *s, ls_gen_header_t *out);
 /* No more bytes: finishes the checks (truncation, bytes after the trailer, open transaction,
  * digest) and returns what ls_gen_scan would have returned for the concatenated bytes, filling
  * info and verdict (either may be NULL). */

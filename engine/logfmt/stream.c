@@ -285,7 +285,7 @@ static int carry_append(stream_t *s, const uint8_t *p, size_t n)
 /* Completes the unit begun in carry from *p (advancing it); 0 with *n == 0 while incomplete. */
 static int feed_carry(stream_t *s, const uint8_t **p, size_t *n, ls_record_cb cb, void *ctx)
 {
-    size_t need;
+    size_t need = 0;
     for (;;) {
         int rc = unit_need(s, s->carry, s->carry_len, &need);
         if (rc) return rc;
@@ -361,7 +361,7 @@ int ls_gen_stream_feed(ls_gen_stream_t *s, const uint8_t *p, size_t n, ls_record
             rc = feed_carry(s, &p, &n, cb, ctx);
             continue;
         }
-        size_t need;
+        size_t need = 0;
         if ((rc = unit_need(s, p, n, &need))) break;
         if (n < need) {
             rc = carry_append(s, p, n);

@@ -15,8 +15,9 @@
 
 #include "logfmt/internal.h"
 
-#define HASH_BATCH (64u * 1024u) /* bytes fed to SHA-256 per update, at most */
-#define CARRY_MIN  256u          /* first allocation of carry */
+#define HASH_BATCH (64u * 1024u)   /* bytes fed to SHA-256 per update, at most */
+#define CARRY_MIN  256u            /* first allocation of carry */
+#define CARRY_KEEP (1024u * 1024u) /* carry kept across begins up to this size */
 
 enum { P_HEADER = 0, P_BODY = 1, P_DONE = 2 };
 
@@ -330,6 +331,11 @@ void ls_gen_stream_begin(ls_gen_stream_t *s, const ls_gen_expect_t *expect, unsi
 {
     static const ls_gen_expect_t none;
     ls_sha256_t *sha = s->sha;
+    if (s->carry_cap > CARRY_KEEP) { /* one huge record must not stay allocated for ever */
+        free(s->carry);
+        s->carry = NULL;
+        s->carry_cap = 0;
+    }
     uint8_t *carry = s->carry;
     size_t cap = s->carry_cap;
     memset(s, 0, sizeof(*s));

@@ -205,7 +205,7 @@ int ls__copy_inspect(ls_copy_t *c, uint32_t epoch, uint64_t gen, const uint8_t *
         x.has_known = true;
         memcpy(x.known, known_digest, LS_DIGEST_SIZE);
     }
-    ls__copy_entry_t e;
+    ls__copy_entry_t e = {0};
     if (rc == 0) rc = ls__copy_check_buf(c, &x, buf, len, false, &e, msg, sizeof(msg));
     free(buf);
     return ls__copy_conclude(c, epoch, gen, rc, &e, x.header_dbid, msg, err, errlen);

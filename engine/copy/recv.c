@@ -271,7 +271,7 @@ int ls_copy_recv_end(ls_copy_t *c, uint64_t gen, const uint8_t *sender_digest, c
     LS__COPY_COUNT(c, seals, 1);
     LS__COPY_COUNT(c, seal_bytes, rx->size);
     char msg[512] = "";
-    ls__copy_entry_t e;
+    ls__copy_entry_t e = {0};
     if (vrc)
         ls__copy_msg(msg, sizeof(msg), "generation %llu: %s", (unsigned long long) gen, v.msg);
     else

@@ -16,7 +16,8 @@
 #include "copy/copy.h"
 #include "core/core.h"
 
-#define LS__COPY_PATH_MAX 4096
+#define LS__COPY_PATH_MAX   4096
+#define LS__COPY_TRL_DIGEST 48 /* offset of the digest in the trailer (docs/FORMAT.md) */
 
 /* One inspected generation in logs/ waiting for replay (or the last one held). */
 typedef struct {

@@ -26,8 +26,7 @@ typedef enum { LS_LOG_ERROR = 0, LS_LOG_WARN, LS_LOG_INFO, LS_LOG_DEBUG } ls_log
 /* Receives one message. ctx is the pointer given to ls_log_set_handler (borrowed); component
  * names the part of logship that speaks ("writer", "copy", "link" ...); msg is valid only during
  * the call. */
-typedef void (*ls_log_cb)(void *ctx, ls_log_level_t level, const char *component,
-                          const char *msg);
+typedef void (*ls_log_cb)(void *ctx, ls_log_level_t level, const char *component, const char *msg);
 
 /* Installs the handler (NULL: drop every message, the default). */
 void ls_log_set_handler(ls_log_cb cb, void *ctx);

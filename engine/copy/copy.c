@@ -169,6 +169,7 @@ void ls_copy_close(ls_copy_t *c)
     if (!c) return;
     ls_copy_stop(c);
     ls_copy_recv_abort(c);
+    ls__copy_rx_free(c);
     if (c->store) {
         if (c->dirty) ls__copy_checkpoint(c);
         ls_store_close(c->store);
@@ -262,6 +263,12 @@ void ls_copy_stats(ls_copy_t *c, ls_copy_stats_t *out)
     out->replay_txns = c->replay_txns;
     out->checkpoints = c->checkpoints;
     pthread_mutex_unlock(&c->mu);
+    out->record_checksums = __atomic_load_n(&c->ck.record_checksums, __ATOMIC_RELAXED);
+    out->digests = __atomic_load_n(&c->ck.digests, __ATOMIC_RELAXED);
+    out->digest_bytes = __atomic_load_n(&c->ck.digest_bytes, __ATOMIC_RELAXED);
+    out->seals = __atomic_load_n(&c->ck.seals, __ATOMIC_RELAXED);
+    out->seal_checks = __atomic_load_n(&c->ck.seal_checks, __ATOMIC_RELAXED);
+    out->seal_bytes = __atomic_load_n(&c->ck.seal_bytes, __ATOMIC_RELAXED);
 }
 
 ls_store_t *ls_copy_store(ls_copy_t *c)

@@ -4,7 +4,8 @@
  * Bytes of a generation arrive (GEN_BEGIN / GEN_DATA / GEN_END frames, decoded by the daemon) and
  * go through three directories, each move a rename after an fsync (docs/COPY.md):
  *
- *   <dir>/inspect/<name>.part   being received (SHA-256 of header + records computed on the way)
+ *   <dir>/inspect/<name>.part   being received, and inspected on the way: SHA-256 of header +
+ *                               records, each record's checksum as it arrives, the file's seal
  *   <dir>/inspect/<name>        fsynced and renamed: durable(N) is reported
  *   <dir>/logs/<name>           inspected (checksums, trailer, digest, chain): inspected(N)
  *   <dir>/store/                the copy store; replayed(N), then replayed-synced(N) after a sync
@@ -22,8 +23,9 @@
  * Threading:
  *  - ls_copy_recv_begin/data/end/abort belong to ONE receiver thread at a time (the daemon's
  *    receiver). They do the file I/O and the inspection on that thread.
- *  - the replayer is a thread of this module (not libuv's pool): it reads logs/, verifies each
- *    generation again, applies it to the store and checkpoints.
+ *  - the replayer is a thread of this module (not libuv's pool): it reads logs/, compares each
+ *    file with the seal taken when it was inspected (no record checksum or digest computed
+ *    again: docs/COPY.md, "Which check runs where"), applies it to the store and checkpoints.
  *  - ls_copy_stats, ls_copy_state, ls_copy_resume_point and ls_copy_pause_replay may be called
  *    from any thread; they only take the copy's mutex.
  *  - the event callback runs on the receiver thread (DURABLE, INSPECTED, ASK_AGAIN after a failed
@@ -126,6 +128,15 @@ typedef struct {
     uint64_t applied_generations; /* generations ever applied to the store (its meta) */
     uint64_t replay_txns;         /* store transactions committed by the replayer since open */
     uint64_t checkpoints;         /* store syncs since open */
+    /* Checks computed since open, on any thread (docs/COPY.md, "Which check runs where"). Each
+     * record of a received generation has its checksum computed once (while receiving) and each
+     * generation its digest once; replay computes neither, it compares the file's seal. */
+    uint64_t record_checksums; /* record checksums computed (receiving; re-checks after open) */
+    uint64_t digests;          /* generation digests (SHA-256) computed */
+    uint64_t digest_bytes;     /* bytes fed to SHA-256 */
+    uint64_t seals;            /* whole-file XXH3-128 seals computed (receiving; after open) */
+    uint64_t seal_checks;      /* seals verified by the replayer, one per file read */
+    uint64_t seal_bytes;       /* bytes fed to XXH3-128 (seals and their checks) */
 } ls_copy_stats_t;
 
 /* Opens (creating when absent) the copy in opts->dir and works out its position (see above).
@@ -164,16 +175,18 @@ ls_store_t *ls_copy_store(ls_copy_t *copy);
  * a header + trailer; LS_ENOSPC/LS_EIO creating the .part (state DISK_FULL for ENOSPC). */
 int ls_copy_recv_begin(ls_copy_t *copy, uint32_t epoch, uint64_t generation, uint64_t size,
                        uint64_t close_ns, char *err, size_t errlen);
-/* Writes len bytes at offset (must be exactly the bytes received so far: contiguous) and hashes
- * them. Borrows data. LS_ESTATE (no such receive, offset not contiguous, past size, or the
- * generation is no longer wanted because an earlier one was asked again), LS_EDBID (the header
- * names another database: the copy goes FAILED), LS_ENOSPC (DISK_FULL; the .part is dropped),
- * LS_EIO. After any error the receive is over (begin again). */
+/* Writes len bytes at offset (must be exactly the bytes received so far: contiguous), hashes
+ * them and inspects them (records may straddle calls; a failure is reported by recv_end). Borrows
+ * data. LS_ESTATE (no such receive, offset not contiguous, past size, or the generation is no
+ * longer wanted because an earlier one was asked again), LS_EDBID (the header names another
+ * database: the copy goes FAILED), LS_ENOSPC (DISK_FULL; the .part is dropped), LS_EIO. After any
+ * error the receive is over (begin again). */
 int ls_copy_recv_data(ls_copy_t *copy, uint64_t generation, uint64_t offset, const void *data,
                       size_t len, char *err, size_t errlen);
 /* Completes the generation: size reached, digest compared with sender_digest (may be NULL),
- * fdatasync, rename out of .part, directory fsync -> DURABLE; then inspection -> INSPECTED (file
- * in logs/, replayer woken) or ASK_AGAIN (file deleted; FAILED after max_inspect_failures).
+ * fdatasync, rename out of .part, directory fsync -> DURABLE; then the inspection's verdict,
+ * established while receiving (the file is not read back) -> INSPECTED (file in logs/, replayer
+ * woken) or ASK_AGAIN (file deleted; FAILED after max_inspect_failures).
  * Returns 0 when the generation was inspected; the inspection's LS_E* code when it failed (an
  * ASK_AGAIN was reported); LS_ESTATE, LS_ENOSPC, LS_EIO as above. */
 int ls_copy_recv_end(ls_copy_t *copy, uint64_t generation, const uint8_t *sender_digest, char *err,

@@ -16,7 +16,8 @@
 #include "copy/copy.h"
 #include "core/core.h"
 
-#define LS__COPY_PATH_MAX 4096
+#define LS__COPY_PATH_MAX   4096
+#define LS__COPY_TRL_DIGEST 48 /* offset of the digest in the trailer (docs/FORMAT.md) */
 
 /* One inspected generation in logs/ waiting for replay (or the last one held). */
 typedef struct {
@@ -29,6 +30,8 @@ typedef struct {
     uint64_t last_txid;                  /* txid of its last COMMIT (0: none) */
     uint8_t prev_digest[LS_DIGEST_SIZE]; /* header's digest of generation-1 */
     uint8_t digest[LS_DIGEST_SIZE];      /* trailer's digest, as inspected */
+    uint8_t seal[LS_SEAL_LEN];           /* XXH3-128 of the whole file, computed over the bytes
+                                            the inspection checked (replay compares its read) */
 } ls__copy_entry_t;
 
 /* What a generation must be, for ls__copy_check_buf (built from the held chain or the queue). */
@@ -49,16 +52,20 @@ typedef struct {
 
 /* The generation being received (receiver thread only). */
 typedef struct {
-    bool active;         /* a .part is open */
-    uint32_t epoch;      /* announced epoch */
-    uint64_t generation; /* announced generation */
-    uint64_t size;       /* announced size, bytes */
-    uint64_t got;        /* bytes written so far (contiguous from 0) */
-    int fd;              /* the .part, -1 when none */
-    ls_sha256_t *sha;    /* running SHA-256 of bytes [0, size - LS_GEN_TRAILER_SIZE) */
-    uint8_t header[LS_GEN_HEADER_SIZE]; /* the header bytes, checked as soon as complete */
-    char part[LS__COPY_PATH_MAX];       /* inspect/<name>.part */
-    char name[LS_GEN_NAME_MAX];         /* <name> */
+    bool active;             /* a .part is open */
+    uint32_t epoch;          /* announced epoch */
+    uint64_t generation;     /* announced generation */
+    uint64_t size;           /* announced size, bytes */
+    uint64_t got;            /* bytes written so far (contiguous from 0) */
+    int fd;                  /* the .part, -1 when none */
+    ls_sha256_t *sha;        /* running SHA-256 of bytes [0, size - LS_GEN_TRAILER_SIZE) */
+    ls_seal_t *seal;         /* running XXH3-128 of bytes [0, size): the file's seal (kept) */
+    ls_gen_stream_t *stream; /* the inspection, record by record as bytes arrive (kept) */
+    ls__copy_expect_t x;     /* what the generation must be, fixed at begin */
+    ls_gen_expect_t ex;      /* x for the stream; known_digest points at digest */
+    uint8_t digest[LS_DIGEST_SIZE]; /* the SHA-256 of the bytes received, filled at end */
+    char part[LS__COPY_PATH_MAX];   /* inspect/<name>.part */
+    char name[LS_GEN_NAME_MAX];     /* <name> */
 } ls__copy_rx_t;
 
 struct ls_copy {
@@ -112,7 +119,20 @@ struct ls_copy {
     uint64_t replay_txns; /* store transactions committed (mu) */
     uint64_t checkpoints; /* store syncs (mu) */
     bool quiet;           /* during open: no events */
+
+    /* Checks computed since open (atomic, relaxed: counted by the receiver and the replayer,
+     * read by ls_copy_stats). docs/COPY.md says which runs where. */
+    struct {
+        uint64_t record_checksums; /* record checksums computed */
+        uint64_t digests;          /* generation digests (SHA-256) computed */
+        uint64_t digest_bytes;     /* bytes fed to SHA-256 */
+        uint64_t seals;            /* whole-file seals computed (receive, restart) */
+        uint64_t seal_checks;      /* seals verified by the replayer */
+        uint64_t seal_bytes;       /* bytes fed to XXH3-128 for seals and their checks */
+    } ck;
 };
+
+#define LS__COPY_COUNT(c, field, n) __atomic_fetch_add(&(c)->ck.field, (n), __ATOMIC_RELAXED)
 
 /* copy.c */
 /* snprintf into out (len bytes; out may be NULL), truncating quietly: messages and paths. */
@@ -133,6 +153,9 @@ uint64_t ls__copy_map_size(const ls_copy_t *c);
 int ls__copy_open_store(ls_copy_t *c, char *err, size_t errlen);
 void ls__copy_path(const ls_copy_t *c, char *out, const char *dir, uint32_t epoch, uint64_t gen);
 
+/* recv.c */
+void ls__copy_rx_free(ls_copy_t *c); /* what the receiver keeps between generations */
+
 /* position.c */
 int ls__copy_recover(ls_copy_t *c, char *err, size_t errlen);
 /* Deletes logs/ files of generations from..held (mu held) and rolls held back to from-1. */
@@ -149,11 +172,21 @@ int ls__copy_inspect(ls_copy_t *c, uint32_t epoch, uint64_t gen, const uint8_t *
                      char *err, size_t errlen);
 /* Expectations of generation gen of epoch against the held chain (mu held). */
 void ls__copy_expect(ls_copy_t *c, uint32_t epoch, uint64_t gen, ls__copy_expect_t *x);
-/* Checks buf[0, len) against x and fills e. Hashes unless x->has_known; trust_trailer takes the
- * trailer's own digest as known (structure, checksums and chain checked, no hash: for files in
- * logs/, whose digest was checked at inspection). 0 or the LS_E* code with msg set. */
-int ls__copy_check_buf(ls__copy_expect_t *x, const uint8_t *buf, size_t len, bool trust_trailer,
-                       ls__copy_entry_t *e, char *msg, size_t msglen);
+/* Checks buf[0, len) against x and fills e, its seal included. Hashes unless x->has_known;
+ * trust_trailer takes the trailer's own digest as known (structure, checksums and chain checked,
+ * no hash: for files in logs/, whose digest was checked at inspection). Counts what it computes
+ * in c->ck. 0 or the LS_E* code with msg set. */
+int ls__copy_check_buf(ls_copy_t *c, ls__copy_expect_t *x, const uint8_t *buf, size_t len,
+                       bool trust_trailer, ls__copy_entry_t *e, char *msg, size_t msglen);
+/* Fills e from a scan's findings and the file's seal; checks a seeded store's first LSN. */
+int ls__copy_entry_from(const ls__copy_expect_t *x, const ls_gen_info_t *info, size_t len,
+                        const uint8_t seal[LS_SEAL_LEN], ls__copy_entry_t *e, char *msg,
+                        size_t msglen);
+/* Concludes the inspection of the durable inspect/<name> of (epoch, gen): rc 0 moves it into
+ * logs/ and queues e (INSPECTED); otherwise, or when the move fails, deletes it and asks again
+ * (ASK_AGAIN; STATE when it went FAILED). msg says why rc. Returns 0 or the failure's code. */
+int ls__copy_conclude(ls_copy_t *c, uint32_t epoch, uint64_t gen, int rc, const ls__copy_entry_t *e,
+                      const uint8_t *header_dbid, const char *msg, char *err, size_t errlen);
 /* Makes e the last held generation (mu held). */
 void ls__copy_hold(ls_copy_t *c, const ls__copy_entry_t *e);
 

@@ -1,9 +1,14 @@
 /*
- * The inspector: checks a durable generation in inspect/ against the held chain (database id,
- * epoch, generation, first LSN = previous last LSN + 1, prev_digest = digest of the one before,
- * every record checksum, the trailer) using the digest computed while receiving, so nothing is
- * hashed twice; then moves it into logs/ (rename + fsync of logs/) and queues it for replay.
- * A failure deletes the file and asks again; repeated failures of one generation make it FAILED.
+ * The inspector's conclusions: a generation checked against the held chain (database id, epoch,
+ * generation, first LSN = previous last LSN + 1, prev_digest = digest of the one before, every
+ * record checksum, the trailer, the digest) moves into logs/ (rename + fsync of logs/) and is
+ * queued for replay with the facts its check established (counts, LSNs, digest, and the file's
+ * XXH3-128 seal, which replay compares instead of checking the records again). A failure deletes
+ * the file and asks again; repeated failures of one generation make it FAILED.
+ *
+ * The check itself runs where the bytes are: while receiving (recv.c feeds ls_gen_stream as the
+ * chunks arrive, then calls ls__copy_conclude), or over a file read back after a restart
+ * (ls__copy_inspect for inspect/, ls__copy_check_buf for logs/).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -33,8 +38,33 @@ void ls__copy_hold(ls_copy_t *c, const ls__copy_entry_t *e)
     c->held_lsn = e->last_lsn;
 }
 
-int ls__copy_check_buf(ls__copy_expect_t *x, const uint8_t *buf, size_t len, bool trust_trailer,
-                       ls__copy_entry_t *e, char *msg, size_t msglen)
+int ls__copy_entry_from(const ls__copy_expect_t *x, const ls_gen_info_t *info, size_t len,
+                        const uint8_t seal[LS_SEAL_LEN], ls__copy_entry_t *e, char *msg,
+                        size_t msglen)
+{
+    if (x->seed_lsn && info->header.first_lsn > x->seed_lsn + 1) {
+        ls__copy_msg(msg, msglen,
+                     "generation %llu starts at lsn %llu but the seeded store holds only through "
+                     "lsn %llu",
+                     (unsigned long long) x->generation,
+                     (unsigned long long) info->header.first_lsn, (unsigned long long) x->seed_lsn);
+        return LS_EGAP;
+    }
+    e->epoch = info->header.epoch;
+    e->generation = info->header.generation;
+    e->size = len;
+    e->first_lsn = info->header.first_lsn;
+    e->last_lsn = info->trailer.last_lsn;
+    e->close_ns = info->trailer.close_ns;
+    e->last_txid = info->last_txid;
+    memcpy(e->prev_digest, info->header.prev_digest, LS_DIGEST_SIZE);
+    memcpy(e->digest, info->trailer.digest, LS_DIGEST_SIZE);
+    memcpy(e->seal, seal, LS_SEAL_LEN);
+    return 0;
+}
+
+int ls__copy_check_buf(ls_copy_t *c, ls__copy_expect_t *x, const uint8_t *buf, size_t len,
+                       bool trust_trailer, ls__copy_entry_t *e, char *msg, size_t msglen)
 {
     ls_gen_expect_t ex = {.dbid = x->check_dbid ? x->dbid : NULL,
                           .epoch = x->epoch,
@@ -42,39 +72,28 @@ int ls__copy_check_buf(ls__copy_expect_t *x, const uint8_t *buf, size_t len, boo
                           .first_lsn = x->first_lsn,
                           .prev_digest = x->prev,
                           .known_digest = x->has_known ? x->known : NULL};
-    ls_gen_header_t h;
-    ls_gen_trailer_t t;
-    if (trust_trailer && len >= LS_GEN_HEADER_SIZE + LS_GEN_TRAILER_SIZE &&
-        ls_gen_header_decode(buf, len, &h) == 0 &&
-        ls_gen_trailer_decode(buf + len - LS_GEN_TRAILER_SIZE, LS_GEN_TRAILER_SIZE,
-                              ls_gen_seed(h.dbid, h.epoch, h.generation), &t) == 0)
-        ex.known_digest = t.digest; /* otherwise the scan hashes, then reports the damage */
+    /* Trusting the trailer: its digest field is the known digest. The scan still checks the
+     * trailer's checksum and that it ends the file, so nothing is decoded twice. */
+    if (trust_trailer && len >= LS_GEN_HEADER_SIZE + LS_GEN_TRAILER_SIZE)
+        ex.known_digest = buf + len - LS_GEN_TRAILER_SIZE + LS__COPY_TRL_DIGEST;
     ls_gen_info_t info;
     ls_gen_verdict_t v;
     int rc = ls_gen_scan(buf, len, &ex, NULL, NULL, &info, &v);
+    LS__COPY_COUNT(c, record_checksums, info.record_checksums);
+    if (info.hashed) {
+        LS__COPY_COUNT(c, digests, 1);
+        LS__COPY_COUNT(c, digest_bytes, info.hashed);
+    }
     if (info.header_ok) memcpy(x->header_dbid, info.header.dbid, LS_DBID_LEN);
     if (rc) {
         ls__copy_msg(msg, msglen, "generation %llu: %s", (unsigned long long) x->generation, v.msg);
         return rc;
     }
-    if (x->seed_lsn && info.header.first_lsn > x->seed_lsn + 1) {
-        ls__copy_msg(msg, msglen,
-                     "generation %llu starts at lsn %llu but the seeded store holds only through "
-                     "lsn %llu",
-                     (unsigned long long) x->generation, (unsigned long long) info.header.first_lsn,
-                     (unsigned long long) x->seed_lsn);
-        return LS_EGAP;
-    }
-    e->epoch = info.header.epoch;
-    e->generation = info.header.generation;
-    e->size = len;
-    e->first_lsn = info.header.first_lsn;
-    e->last_lsn = info.trailer.last_lsn;
-    e->close_ns = info.trailer.close_ns;
-    e->last_txid = info.last_txid;
-    memcpy(e->prev_digest, info.header.prev_digest, LS_DIGEST_SIZE);
-    memcpy(e->digest, info.trailer.digest, LS_DIGEST_SIZE);
-    return 0;
+    uint8_t seal[LS_SEAL_LEN];
+    ls_seal(buf, len, seal); /* the buffer is still in cache */
+    LS__COPY_COUNT(c, seals, 1);
+    LS__COPY_COUNT(c, seal_bytes, len);
+    return ls__copy_entry_from(x, &info, len, seal, e, msg, msglen);
 }
 
 /* Moves the inspected file into logs/ and makes it held (mu held). */
@@ -143,6 +162,27 @@ static int fail_inspection(ls_copy_t *c, const char *path, uint64_t gen, int rc,
     return rc;
 }
 
+int ls__copy_conclude(ls_copy_t *c, uint32_t epoch, uint64_t gen, int rc, const ls__copy_entry_t *e,
+                      const uint8_t *header_dbid, const char *msg, char *err, size_t errlen)
+{
+    char path[LS__COPY_PATH_MAX], why[512];
+    ls__copy_path(c, path, c->inspect_dir, epoch, gen);
+    ls__copy_msg(why, sizeof(why), "%s", msg);
+    if (rc == 0) {
+        pthread_mutex_lock(&c->mu);
+        rc = promote(c, path, e, header_dbid, why, sizeof(why));
+        if (rc == 0) c->rx_inspecting = false;
+        pthread_mutex_unlock(&c->mu);
+    }
+    if (rc) {
+        ls__copy_msg(err, errlen, "copy %s: inspection of generation %llu failed: %s", c->dir,
+                     (unsigned long long) gen, why);
+        return fail_inspection(c, path, gen, rc, why);
+    }
+    if (!c->quiet) ls__copy_emit(c, LS_COPY_EV_INSPECTED, gen, e->last_lsn, 0, "");
+    return 0;
+}
+
 int ls__copy_inspect(ls_copy_t *c, uint32_t epoch, uint64_t gen, const uint8_t *known_digest,
                      char *err, size_t errlen)
 {
@@ -162,20 +202,8 @@ int ls__copy_inspect(ls_copy_t *c, uint32_t epoch, uint64_t gen, const uint8_t *
         x.has_known = true;
         memcpy(x.known, known_digest, LS_DIGEST_SIZE);
     }
-    ls__copy_entry_t e;
-    if (rc == 0) rc = ls__copy_check_buf(&x, buf, len, false, &e, msg, sizeof(msg));
+    ls__copy_entry_t e = {0};
+    if (rc == 0) rc = ls__copy_check_buf(c, &x, buf, len, false, &e, msg, sizeof(msg));
     free(buf);
-    if (rc == 0) {
-        pthread_mutex_lock(&c->mu);
-        rc = promote(c, path, &e, x.header_dbid, msg, sizeof(msg));
-        if (rc == 0) c->rx_inspecting = false;
-        pthread_mutex_unlock(&c->mu);
-    }
-    if (rc) {
-        ls__copy_msg(err, errlen, "copy %s: inspection of generation %llu failed: %s", c->dir,
-                     (unsigned long long) gen, msg);
-        return fail_inspection(c, path, gen, rc, msg);
-    }
-    if (!c->quiet) ls__copy_emit(c, LS_COPY_EV_INSPECTED, gen, e.last_lsn, 0, "");
-    return 0;
+    return ls__copy_conclude(c, epoch, gen, rc, &e, x.header_dbid, msg, err, errlen);
 }

@@ -114,7 +114,7 @@ static int hold_log(ls_copy_t *c, const gen_file_t *f, char *msg, size_t msglen)
     size_t len = 0;
     int rc = ls_read_file(path, LS_GEN_HARD_CAP, &buf, &len);
     if (rc) ls__copy_msg(msg, msglen, "%s: cannot read: %s", path, ls_strerror(rc));
-    if (rc == 0) rc = ls__copy_check_buf(&x, buf, len, true, &e, msg, msglen);
+    if (rc == 0) rc = ls__copy_check_buf(c, &x, buf, len, true, &e, msg, msglen);
     free(buf);
     if (rc) return rc;
     if (!c->have_dbid) {

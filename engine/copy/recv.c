@@ -1,9 +1,13 @@
 /*
- * The receive path (receiver thread): bytes of the next wanted generation into inspect/<name>.part
- * with SHA-256 of header + records computed on the way (the inspector uses it instead of hashing
- * again), then fdatasync, rename out of .part and directory fsync before durable(N) is reported.
- * ENOSPC anywhere drops the .part and puts the copy in DISK_FULL: nothing durable is touched, and
- * a later recv_begin of the same generation retries.
+ * The receive path (receiver thread): bytes of the next wanted generation into inspect/<name>.part,
+ * and, over the same bytes while they are in hand, the whole inspection in one pass: SHA-256 of
+ * header + records (compared with the sender's and with the trailer), the generation walk
+ * (ls_gen_stream: header, expectations, every record checksum and field, the trailer against the
+ * records; records may straddle chunks) and the file's XXH3-128 seal that replay compares instead
+ * of checking the records again. Then fdatasync, rename out of .part and directory fsync before
+ * durable(N); the verdict is already known, so the inspection ends with the move into logs/ (or
+ * the ask-again) without reading the file back. ENOSPC anywhere drops the .part and puts the copy
+ * in DISK_FULL: nothing durable is touched, and a later recv_begin of the same generation retries.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +30,15 @@ static void drop_part(ls_copy_t *c)
     rx->active = false;
     ls_sha256_free(rx->sha);
     rx->sha = NULL;
+}
+
+/* Frees what the receiver keeps between generations (at close). */
+void ls__copy_rx_free(ls_copy_t *c)
+{
+    ls_gen_stream_free(c->rx.stream);
+    ls_seal_free(c->rx.seal);
+    c->rx.stream = NULL;
+    c->rx.seal = NULL;
 }
 
 /* An I/O error of the receive path: drops the .part; ENOSPC makes the copy DISK_FULL. */
@@ -92,21 +105,38 @@ int ls_copy_recv_begin(ls_copy_t *c, uint32_t epoch, uint64_t gen, uint64_t size
                      LS_GEN_HEADER_SIZE + LS_GEN_TRAILER_SIZE, LS_GEN_HARD_CAP);
         return size > LS_GEN_HARD_CAP ? LS_ETOOBIG : LS_EINVAL;
     }
-    *rx = (ls__copy_rx_t){.epoch = epoch, .generation = gen, .size = size, .fd = -1};
+    ls_gen_stream_t *stream = rx->stream;
+    ls_seal_t *seal = rx->seal;
+    *rx = (ls__copy_rx_t){
+        .epoch = epoch, .generation = gen, .size = size, .fd = -1, .stream = stream, .seal = seal};
     ls_gen_name(rx->name, sizeof(rx->name), c->prefix, epoch, gen);
     ls__copy_msg(rx->part, sizeof(rx->part), "%s/%s.part", c->inspect_dir, rx->name);
-    if (!(rx->sha = ls_sha256_new())) return LS_ENOMEM;
+    if ((!rx->stream && !(rx->stream = ls_gen_stream_new())) ||
+        (!rx->seal && !(rx->seal = ls_seal_new())) || !(rx->sha = ls_sha256_new()))
+        return LS_ENOMEM;
+    /* What the generation must be: fixed now, re-checked against the held chain at the move */
+    pthread_mutex_lock(&c->mu);
+    ls__copy_expect(c, epoch, gen, &rx->x);
+    pthread_mutex_unlock(&c->mu);
+    rx->ex = (ls_gen_expect_t){.dbid = rx->x.check_dbid ? rx->x.dbid : NULL,
+                               .epoch = epoch,
+                               .generation = gen,
+                               .first_lsn = rx->x.first_lsn,
+                               .prev_digest = rx->x.prev,
+                               .known_digest = rx->digest};
+    ls_gen_stream_begin(rx->stream, &rx->ex, 0);
+    ls_seal_reset(rx->seal);
     rx->fd = open(rx->part, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0600);
     if (rx->fd < 0) return io_failed(c, ls_err_from_errno(errno), "creating", err, errlen);
     rx->active = true;
     return 0;
 }
 
-/* Checks the header's database id as soon as the header is complete. */
+/* Checks the header's database id as soon as the stream has validated the header. */
 static int check_header(ls_copy_t *c, char *err, size_t errlen)
 {
     ls_gen_header_t h;
-    if (ls_gen_header_decode(c->rx.header, LS_GEN_HEADER_SIZE, &h) != 0)
+    if (!ls_gen_stream_header(c->rx.stream, &h))
         return 0; /* damaged in transit: the inspection will say so and ask again */
     pthread_mutex_lock(&c->mu);
     bool other = c->have_dbid && memcmp(h.dbid, c->dbid, LS_DBID_LEN) != 0;
@@ -159,10 +189,9 @@ int ls_copy_recv_data(ls_copy_t *c, uint64_t gen, uint64_t offset, const void *d
     uint64_t hash_end = rx->size - LS_GEN_TRAILER_SIZE;
     if (offset < hash_end)
         ls_sha256_update(rx->sha, data, (size_t) LS_MIN((uint64_t) len, hash_end - offset));
-    if (offset < LS_GEN_HEADER_SIZE) {
-        size_t n = (size_t) LS_MIN((uint64_t) len, LS_GEN_HEADER_SIZE - offset);
-        memcpy(rx->header + offset, data, n);
-    }
+    ls_seal_update(rx->seal, data, len);
+    /* a failure sticks in the stream and is the inspection's verdict at the end */
+    ls_gen_stream_feed(rx->stream, data, len, NULL, NULL);
     rx->got += len;
     if (offset < LS_GEN_HEADER_SIZE && rx->got >= LS_GEN_HEADER_SIZE)
         return check_header(c, err, errlen);
@@ -211,8 +240,10 @@ int ls_copy_recv_end(ls_copy_t *c, uint64_t gen, const uint8_t *sender_digest, c
         drop_part(c);
         return LS_ESTATE;
     }
-    uint8_t digest[LS_DIGEST_SIZE];
+    uint8_t *digest = rx->digest; /* the stream's known digest */
     ls_sha256_final(rx->sha, digest);
+    LS__COPY_COUNT(c, digests, 1);
+    LS__COPY_COUNT(c, digest_bytes, rx->size - LS_GEN_TRAILER_SIZE);
     if (sender_digest && memcmp(sender_digest, digest, LS_DIGEST_SIZE) != 0) {
         char msg[256];
         ls__copy_msg(msg, sizeof(msg),
@@ -230,6 +261,21 @@ int ls_copy_recv_end(ls_copy_t *c, uint64_t gen, const uint8_t *sender_digest, c
         if (failed) ls__copy_emit(c, LS_COPY_EV_STATE, 0, 0, LS_COPY_FAILED, reason);
         return LS_EDIGEST;
     }
+    /* the inspection's verdict, from the pass over the bytes as they arrived */
+    ls_gen_info_t info;
+    ls_gen_verdict_t v;
+    int vrc = ls_gen_stream_end(rx->stream, &info, &v);
+    LS__COPY_COUNT(c, record_checksums, info.record_checksums);
+    uint8_t seal[LS_SEAL_LEN];
+    ls_seal_final(rx->seal, seal);
+    LS__COPY_COUNT(c, seals, 1);
+    LS__COPY_COUNT(c, seal_bytes, rx->size);
+    char msg[512] = "";
+    ls__copy_entry_t e = {0};
+    if (vrc)
+        ls__copy_msg(msg, sizeof(msg), "generation %llu: %s", (unsigned long long) gen, v.msg);
+    else
+        vrc = ls__copy_entry_from(&rx->x, &info, rx->size, seal, &e, msg, sizeof(msg));
     int rc = make_durable(c, err, errlen);
     if (rc) return rc;
     uint32_t epoch = rx->epoch;
@@ -240,7 +286,7 @@ int ls_copy_recv_end(ls_copy_t *c, uint64_t gen, const uint8_t *sender_digest, c
     pthread_mutex_unlock(&c->mu);
     if (recovered) ls__copy_emit(c, LS_COPY_EV_STATE, 0, 0, LS_COPY_HEALTHY, "");
     ls__copy_emit(c, LS_COPY_EV_DURABLE, gen, 0, 0, "");
-    return ls__copy_inspect(c, epoch, gen, digest, err, errlen);
+    return ls__copy_conclude(c, epoch, gen, vrc, &e, info.header.dbid, msg, err, errlen);
 }
 
 void ls_copy_recv_abort(ls_copy_t *c)

@@ -2,25 +2,32 @@
  * The replayer thread: applies queued generations from logs/ to the copy store in order.
  *
  * A batch is up to batch_generations whole generations (about batch_bytes of log, at least one)
- * whose close time + replay lag has passed. Each file is read and verified again in full but
- * without hashing (header checksum and fields, every record checksum, trailer checksum and fields,
- * the trailer's digest equal to the one inspected, the chain to the previous digest): a file
- * damaged on disk after inspection is caught here, deleted with every later one, and asked again.
- * The SHA-256 was computed while receiving and checked at inspection; it is not computed again
- * (docs/COPY.md says what that gives up). The verified prefix is then applied in ONE
+ * whose close time + replay lag has passed. Each file is read and, in the same pass, its XXH3-128
+ * seal computed and compared with the seal taken over the bytes the inspection checked (size
+ * too), and its chain facts (prev_digest, first LSN) compared with the previous generation's: a
+ * file damaged on disk after inspection is caught here, before anything of it is applied,
+ * deleted with every later one, and asked again. No record checksum and no SHA-256 is computed
+ * here: the inspection computed them once, and the seal proves the bytes are the ones it checked
+ * (docs/COPY.md, "Which check runs where"). The verified prefix is then applied in ONE
  * ls_store_apply with the meta record (epoch, generation, LSN, txid, digest,
- * applied_generations + n) in the same transaction, by a second scan. Records with LSN <= meta.lsn
- * are skipped (idempotent; the seed hand-off). The store is checkpointed at most every
- * checkpoint_ms and when idle; replayed-synced(N) follows, then log removal.
+ * applied_generations + n) in the same transaction, parsed by ls_gen_stream in trusted mode
+ * (structure only). Records with LSN <= meta.lsn are skipped (idempotent; the seed hand-off).
+ * The store is checkpointed at most every checkpoint_ms and when idle; replayed-synced(N)
+ * follows, then log removal.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "copy/copy_int.h"
 
-#define IDLE_WAIT_NS  1000000000ull /* re-evaluate at least this often */
-#define ERROR_WAIT_NS 1000000000ull /* after a transient store error (ENOSPC) */
+#define IDLE_WAIT_NS  1000000000ull   /* re-evaluate at least this often */
+#define ERROR_WAIT_NS 1000000000ull   /* after a transient store error (ENOSPC) */
+#define READ_PIECE    (1024u * 1024u) /* bytes read (and sealed) per pread */
 
 /* One batch read into memory. */
 typedef struct {
@@ -30,6 +37,9 @@ typedef struct {
     size_t n;               /* generations in the batch */
     size_t ok;              /* leading generations verified */
     uint64_t base_lsn;      /* records with LSN <= base_lsn are already in the store */
+    ls_copy_t *c;           /* the copy (counters) */
+    ls_seal_t *seal;        /* for the seal checks (kept) */
+    ls_gen_stream_t *st;    /* the apply pass's parser (kept) */
 } batch_t;
 
 /* Entries at the head of the queue ready to replay (mu held); *wait_ns when the head waits for
@@ -53,32 +63,75 @@ static size_t ready(ls_copy_t *c, uint64_t *wait_ns)
     return n;
 }
 
-/* Reads and verifies the batch's files in order; b->ok counts the good prefix. On the first
- * bad one returns its code with msg set. */
+/* Reads path whole into *buf (malloc'd) and computes its seal in the same pass. */
+static int read_sealed(ls_seal_t *seal, const char *path, uint8_t **buf, size_t *len,
+                       uint8_t out[LS_SEAL_LEN])
+{
+    *buf = NULL;
+    *len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return ls_err_from_errno(errno);
+    struct stat st;
+    int rc = fstat(fd, &st) != 0 ? ls_err_from_errno(errno) : 0;
+    if (rc == 0 && st.st_size > (off_t) LS_GEN_HARD_CAP) rc = LS_ETOOBIG;
+    size_t size = rc == 0 ? (size_t) st.st_size : 0;
+    if (rc == 0 && !(*buf = malloc(size ? size : 1))) rc = LS_ENOMEM;
+    ls_seal_reset(seal);
+    for (size_t off = 0; rc == 0 && off < size;) {
+        ssize_t n = pread(fd, *buf + off, LS_MIN((size_t) READ_PIECE, size - off), (off_t) off);
+        if (n <= 0) {
+            rc = n < 0 ? ls_err_from_errno(errno) : LS_EIO; /* shrank under us */
+            break;
+        }
+        ls_seal_update(seal, *buf + off, (size_t) n);
+        off += (size_t) n;
+    }
+    close(fd);
+    if (rc == 0) {
+        ls_seal_final(seal, out);
+        *len = size;
+    }
+    return rc;
+}
+
+/* Reads the batch's files in order, each checked against its seal and the chain; b->ok counts
+ * the good prefix. On the first bad one returns its code with msg set. */
 static int verify(ls_copy_t *c, batch_t *b, const ls_store_meta_t *m, char *msg, size_t msglen)
 {
     const uint8_t *prev = m->digest;
     uint64_t next_lsn = m->generation == m->digest_generation && m->lsn ? m->lsn + 1 : 0;
     for (b->ok = 0; b->ok < b->n; b->ok++) {
-        ls__copy_entry_t *e = &b->e[b->ok], got;
-        char path[LS__COPY_PATH_MAX];
+        const ls__copy_entry_t *e = &b->e[b->ok];
+        char path[LS__COPY_PATH_MAX], a[2 * LS_SEAL_LEN + 1], x[2 * LS_SEAL_LEN + 1];
         ls__copy_path(c, path, c->logs_dir, e->epoch, e->generation);
-        int rc = ls_read_file(path, LS_GEN_HARD_CAP, &b->buf[b->ok], &b->len[b->ok]);
+        uint8_t seal[LS_SEAL_LEN];
+        int rc = read_sealed(b->seal, path, &b->buf[b->ok], &b->len[b->ok], seal);
         if (rc) {
             ls__copy_msg(msg, msglen, "cannot read %s: %s", path, ls_strerror(rc));
             return rc;
         }
-        ls__copy_expect_t x = {
-            .check_dbid = true, .epoch = e->epoch, .generation = e->generation, .has_known = true};
-        memcpy(x.dbid, c->dbid, LS_DBID_LEN);
-        memcpy(x.prev, prev, LS_DIGEST_SIZE);
-        memcpy(x.known, e->digest, LS_DIGEST_SIZE); /* hashed at receive, checked at inspection */
-        x.first_lsn = next_lsn;
-        if (b->ok == 0 && m->generation == e->generation && m->lsn && !next_lsn)
-            x.seed_lsn = m->lsn;
-        /* the scan compares the trailer's digest with the one inspected (LS_EDIGEST) */
-        rc = ls__copy_check_buf(&x, b->buf[b->ok], b->len[b->ok], false, &got, msg, msglen);
-        if (rc) return rc;
+        LS__COPY_COUNT(c, seal_checks, 1);
+        LS__COPY_COUNT(c, seal_bytes, b->len[b->ok]);
+        if (b->len[b->ok] != e->size || memcmp(seal, e->seal, LS_SEAL_LEN) != 0) {
+            ls_hex(seal, LS_SEAL_LEN, a);
+            ls_hex(e->seal, LS_SEAL_LEN, x);
+            ls__copy_msg(msg, msglen,
+                         "generation %llu: %s is not the file inspected (%zu bytes, seal %s; "
+                         "inspected %llu bytes, seal %s): damaged on disk",
+                         (unsigned long long) e->generation, path, b->len[b->ok], a,
+                         (unsigned long long) e->size, x);
+            return LS_ECORRUPT;
+        }
+        /* facts the inspection established: the chain as the queue holds it */
+        if (memcmp(e->prev_digest, prev, LS_DIGEST_SIZE) != 0 ||
+            (next_lsn && e->first_lsn != next_lsn)) {
+            ls__copy_msg(msg, msglen,
+                         "generation %llu does not follow the store's position (first lsn %llu, "
+                         "expected %llu, or another prev_digest)",
+                         (unsigned long long) e->generation, (unsigned long long) e->first_lsn,
+                         (unsigned long long) next_lsn);
+            return LS_ELINEAGE;
+        }
         prev = e->digest;
         next_lsn = e->last_lsn + 1;
     }
@@ -103,10 +156,20 @@ static int apply_fn(void *ctx, ls_store_txn_t *txn)
     batch_t *b = ctx;
     void *a[2] = {b, txn};
     for (size_t i = 0; i < b->ok; i++) {
-        ls_gen_expect_t ex = {.known_digest = b->e[i].digest};
+        /* The bytes are the ones inspected (their seal matched): structure only, no checksum; the
+         * trailer must still carry the inspected digest and the header the inspected chain. */
+        const ls__copy_entry_t *e = &b->e[i];
+        ls_gen_expect_t ex = {.epoch = e->epoch,
+                              .generation = e->generation,
+                              .prev_digest = e->prev_digest,
+                              .known_digest = e->digest};
+        ls_gen_info_t info;
         ls_gen_verdict_t v;
-        int rc = ls_gen_scan(b->buf[i], b->len[i], &ex, apply_record, a, NULL, &v);
+        ls_gen_stream_begin(b->st, &ex, LS_GEN_STREAM_TRUSTED);
+        int rc = ls_gen_stream_feed(b->st, b->buf[i], b->len[i], apply_record, a);
+        if (rc == 0) rc = ls_gen_stream_end(b->st, &info, &v);
         if (rc) return rc;
+        LS__COPY_COUNT(b->c, record_checksums, info.record_checksums); /* 0: trusted */
     }
     if (LS_FAULT("copy.replay.before_commit")) return LS_EIO;
     return 0;
@@ -239,6 +302,10 @@ void *ls__copy_replayer(void *arg)
     ls_copy_t *c = arg;
     batch_t *b = calloc(1, sizeof(*b));
     LS_CHECK(b != NULL);
+    b->c = c;
+    b->seal = ls_seal_new();
+    b->st = ls_gen_stream_new();
+    LS_CHECK(b->seal != NULL && b->st != NULL);
     pthread_mutex_lock(&c->mu);
     while (!c->stop) {
         uint64_t wait;
@@ -264,6 +331,8 @@ void *ls__copy_replayer(void *arg)
     }
     pthread_mutex_unlock(&c->mu);
     if (c->dirty) ls__copy_checkpoint(c);
+    ls_seal_free(b->seal);
+    ls_gen_stream_free(b->st);
     free(b);
     return NULL;
 }

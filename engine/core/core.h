@@ -124,6 +124,18 @@ void ls_sha256_peek(const ls_sha256_t *h, uint8_t out[LS_DIGEST_LEN]);
 void ls_sha256_final(ls_sha256_t *h, uint8_t out[LS_DIGEST_LEN]);
 void ls_sha256_free(ls_sha256_t *h);
 void ls_sha256(const void *buf, size_t len, uint8_t out[LS_DIGEST_LEN]);
+/* The whole-file seal: XXH3-128 of every byte of a file, incremental. Not part of the format:
+ * the passive computes it over a generation's bytes as it writes them, so that reading the file
+ * back can prove it unchanged at ~20 GB/s instead of checking each record again (docs/COPY.md). */
+#define LS_SEAL_LEN 16
+typedef struct ls_seal ls_seal_t;
+ls_seal_t *ls_seal_new(void); /* NULL on allocation failure */
+void ls_seal_reset(ls_seal_t *h);
+void ls_seal_update(ls_seal_t *h, const void *buf, size_t len);
+/* Writes the seal of everything updated so far (canonical big-endian bytes). */
+void ls_seal_final(const ls_seal_t *h, uint8_t out[LS_SEAL_LEN]);
+void ls_seal_free(ls_seal_t *h);
+void ls_seal(const void *buf, size_t len, uint8_t out[LS_SEAL_LEN]);
 /* Lowercase hex of n bytes into out (2n+1 bytes). */
 void ls_hex(const uint8_t *buf, size_t n, char *out);
 

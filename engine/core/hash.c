@@ -74,6 +74,53 @@ void ls_sha256(const void *buf, size_t len, uint8_t out[LS_DIGEST_LEN])
     LS_CHECK(EVP_Digest(buf, len, out, &n, EVP_sha256(), NULL) == 1 && n == LS_DIGEST_LEN);
 }
 
+struct ls_seal {
+    XXH3_state_t *st;
+};
+
+ls_seal_t *ls_seal_new(void)
+{
+    ls_seal_t *h = calloc(1, sizeof(*h));
+    if (!h) return NULL;
+    if (!(h->st = XXH3_createState())) {
+        free(h);
+        return NULL;
+    }
+    ls_seal_reset(h);
+    return h;
+}
+
+void ls_seal_reset(ls_seal_t *h)
+{
+    LS_CHECK(XXH3_128bits_reset(h->st) == XXH_OK);
+}
+
+void ls_seal_update(ls_seal_t *h, const void *buf, size_t len)
+{
+    LS_CHECK(XXH3_128bits_update(h->st, buf, len) == XXH_OK);
+}
+
+void ls_seal_final(const ls_seal_t *h, uint8_t out[LS_SEAL_LEN])
+{
+    XXH128_canonical_t c;
+    XXH128_canonicalFromHash(&c, XXH3_128bits_digest(h->st));
+    memcpy(out, c.digest, LS_SEAL_LEN);
+}
+
+void ls_seal_free(ls_seal_t *h)
+{
+    if (!h) return;
+    XXH3_freeState(h->st);
+    free(h);
+}
+
+void ls_seal(const void *buf, size_t len, uint8_t out[LS_SEAL_LEN])
+{
+    XXH128_canonical_t c;
+    XXH128_canonicalFromHash(&c, XXH3_128bits(buf, len));
+    memcpy(out, c.digest, LS_SEAL_LEN);
+}
+
 void ls_hex(const uint8_t *buf, size_t n, char *out)
 {
     static const char digits[] = "0123456789abcdef";

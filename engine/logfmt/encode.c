@@ -41,8 +41,8 @@ static bool all_zero(const uint8_t *p, size_t n)
         return code;                                                                               \
     } while (0)
 
-int ls__logfmt_header_check(const uint8_t *buf, size_t len, ls_gen_header_t *out, char *msg,
-                            size_t msglen)
+int ls__logfmt_header_check(const uint8_t *buf, size_t len, bool cksum, ls_gen_header_t *out,
+                            char *msg, size_t msglen)
 {
     if (len < LS_GEN_HEADER_SIZE)
         HFAIL(LS_ETRUNCATED, "header at offset 0: truncated (%zu of %d bytes)", len,
@@ -54,7 +54,7 @@ int ls__logfmt_header_check(const uint8_t *buf, size_t len, ls_gen_header_t *out
         HFAIL(LS_EBADVERSION, "header at offset 0: format version %u (this build reads %d)",
               version, LS_GEN_VERSION);
     uint32_t stored = ls_get32(buf + LS__HDR_CKSUM);
-    uint32_t computed = ls_cksum32(buf, LS__HDR_CKSUM, 0);
+    uint32_t computed = cksum ? ls_cksum32(buf, LS__HDR_CKSUM, 0) : stored;
     if (stored != computed)
         HFAIL(LS_EHDRCKSUM,
               "header at offset 0: checksum mismatch (stored 0x%08x, computed 0x%08x)", stored,
@@ -83,7 +83,7 @@ int ls__logfmt_header_check(const uint8_t *buf, size_t len, ls_gen_header_t *out
 
 int ls_gen_header_decode(const uint8_t *buf, size_t len, ls_gen_header_t *out)
 {
-    return ls__logfmt_header_check(buf, len, out, NULL, 0);
+    return ls__logfmt_header_check(buf, len, true, out, NULL, 0);
 }
 
 size_t ls_record_size(uint32_t key_len, uint32_t value_len)
@@ -124,11 +124,11 @@ void ls_gen_trailer_encode(const ls_gen_trailer_t *t, uint64_t seed,
     ls_put32(out + LS__REC_CKSUM, ls_cksum32(out + 4, LS_GEN_TRAILER_SIZE - 4, seed));
 }
 
-int ls__logfmt_trailer_check(const uint8_t *p, uint64_t off, uint64_t seed, ls_gen_trailer_t *out,
-                             char *msg, size_t msglen)
+int ls__logfmt_trailer_check(const uint8_t *p, uint64_t off, uint64_t seed, bool cksum,
+                             ls_gen_trailer_t *out, char *msg, size_t msglen)
 {
     uint32_t stored = ls_get32(p + LS__REC_CKSUM);
-    uint32_t computed = ls_cksum32(p + 4, LS_GEN_TRAILER_SIZE - 4, seed);
+    uint32_t computed = cksum ? ls_cksum32(p + 4, LS_GEN_TRAILER_SIZE - 4, seed) : stored;
     if (stored != computed)
         HFAIL(LS_EBADTRAILER,
               "trailer at offset %llu: checksum mismatch (stored 0x%08x, computed 0x%08x)",
@@ -154,5 +154,5 @@ int ls__logfmt_trailer_check(const uint8_t *p, uint64_t off, uint64_t seed, ls_g
 int ls_gen_trailer_decode(const uint8_t *buf, size_t len, uint64_t seed, ls_gen_trailer_t *out)
 {
     if (len < LS_GEN_TRAILER_SIZE) return LS_ETRUNCATED;
-    return ls__logfmt_trailer_check(buf, 0, seed, out, NULL, 0);
+    return ls__logfmt_trailer_check(buf, 0, seed, true, out, NULL, 0);
 }

@@ -13,9 +13,11 @@
  * Lifecycle: encoders write into caller buffers. ls_gen_scan() walks a generation held in memory,
  * calls a callback per record, and fills a verdict naming the first bad offset; it never logs,
  * never exits and never trusts a length from the bytes (like PostgreSQL's xlogreader), so the
- * inspector, the writer's recovery and `logship dump` share it.
+ * inspector, the writer's recovery and `logship dump` share it. ls_gen_stream_*() is the same
+ * walk over bytes that arrive in pieces (the passive checks a generation while receiving it);
+ * ls_gen_scan is one feed of it, so both give the same verdicts.
  *
- * Threading: all functions are reentrant.
+ * Threading: all functions are reentrant; one stream belongs to one thread at a time.
  */
 #ifndef LOGSHIP_LOGFMT_H
 #define LOGSHIP_LOGFMT_H
@@ -129,6 +131,8 @@ typedef struct {
     uint64_t commit_count;          /* COMMIT records walked */
     uint64_t last_txid;             /* txid of the last COMMIT, 0 when none */
     uint8_t digest[LS_DIGEST_SIZE]; /* digest of [0, valid_end) when closed (computed or known) */
+    uint64_t record_checksums;      /* record checksums this scan computed (0 when trusted) */
+    uint64_t hashed;                /* bytes this scan fed to SHA-256 (0 with a known digest) */
 } ls_gen_info_t;
 
 /* The first problem found: code 0 means valid. msg names the offset and what is wrong. */
@@ -154,6 +158,38 @@ typedef int (*ls_record_cb)(void *ctx, const ls_record_t *r);
  * verdict->code is 0 (empty when a valid trailer closed the buffer). */
 int ls_gen_scan(const uint8_t *buf, size_t len, const ls_gen_expect_t *expect, ls_record_cb cb,
                 void *ctx, ls_gen_info_t *info, ls_gen_verdict_t *verdict);
+
+/* The incremental scanner: ls_gen_scan's checks, in the same order and with the same verdicts,
+ * over bytes fed in pieces of any size (a record may straddle pieces; it is assembled in a buffer
+ * of the stream's own). Lifecycle: ls_gen_stream_new() -> ls_gen_stream_begin() ->
+ * ls_gen_stream_feed()... -> ls_gen_stream_end() -> begin again or ls_gen_stream_free(). */
+typedef struct ls_gen_stream ls_gen_stream_t;
+
+/* begin flag: the bytes are known intact (a whole-file check passed): no header, record or
+ * trailer checksum is computed, every structural check still runs; the digest is compared only
+ * when expect->known_digest is given (nothing is hashed). */
+#define LS_GEN_STREAM_TRUSTED 1u
+
+/* NULL on allocation failure. ls_gen_stream_free(NULL) is a no-op. */
+ls_gen_stream_t *ls_gen_stream_new(void);
+void ls_gen_stream_free(ls_gen_stream_t *s);
+/* Starts a new generation. expect (may be NULL) and what it points to are borrowed until
+ * ls_gen_stream_end; expect->known_digest is read only there, so a caller hashing the bytes
+ * itself may fill it in at the end. Without a known digest (and not trusted) the stream hashes. */
+void ls_gen_stream_begin(ls_gen_stream_t *s, const ls_gen_expect_t *expect, unsigned flags);
+/* Feeds the next len bytes (borrowed for the call). cb (may be NULL) is called for each valid
+ * record; the record points into data or into the stream's buffer and is valid for the call only.
+ * Returns 0 while nothing is wrong, the verdict's code once something is (the stream then ignores
+ * further bytes), or the callback's non-zero return (which stops the stream). */
+int ls_gen_stream_feed(ls_gen_stream_t *s, const uint8_t *data, size_t len, ls_record_cb cb,
+                       void *ctx);
+/* True once the header has been fed and is valid (checksum and fields; *out filled), even when
+ * an expectation failed, so a caller can tell whose generation is arriving. */
+bool ls_gen_stream_header(const ls_gen_stream_t *s, ls_gen_header_t *out);
+/* No more bytes: finishes the checks (truncation, bytes after the trailer, open transaction,
+ * digest) and returns what ls_gen_scan would have returned for the concatenated bytes, filling
+ * info and verdict (either may be NULL). */
+int ls_gen_stream_end(ls_gen_stream_t *s, ls_gen_info_t *info, ls_gen_verdict_t *verdict);
 
 /* Reads path (at most LS_GEN_HARD_CAP bytes) and scans it as above. A file that cannot be read
  * gets verdict code LS_EIO/LS_ENOENT/LS_ETOOBIG with the path in msg.

@@ -23,6 +23,7 @@ max_len_for() {
   case "$1" in
     frame_decode) echo 32768 ;; # a HELLO naming 256 databases is ~21 KiB; data chunks are opaque
     gen_scan) echo 65536 ;;     # many records, trailer; a full 1 MiB generation adds nothing
+    gen_stream) echo 65536 ;;   # the same inputs, plus one byte choosing how they are cut
     *) echo 65536 ;;
   esac
 }

@@ -177,6 +177,7 @@ struct link {
     int nidx;
     char last_error[LD_REASON_MAX]; /* why the last connection ended */
     uint64_t connects;              /* successful connections since start */
+    uint16_t version;               /* protocol version of this connection (WELCOME) */
     struct ld_netsel *sel;          /* networks: states, probes, pin, counters (netpath.c) */
     struct ld_zwork *zw;            /* compresses GEN_DATA bodies off the loop (NULL: none yet) */
     int zlevel;                     /* its zstd level */
@@ -262,6 +263,9 @@ struct peer {
     pcopy_t **by_idx;              /* HELLO index -> copy (NULL: refused) */
     uint8_t (*dbids)[LS_DBID_LEN]; /* HELLO index -> database id */
     int nidx;
+    uint16_t version;      /* protocol version chosen for this connection */
+    pcopy_t **seeding;     /* HELLO index -> copy refused because it was being seeded
+                              (a RE_OFFER takes it back), or NULL */
     struct ld_seeds *seed; /* a seed connection (seed_server.c), or NULL */
     struct ld_zwork *zw;   /* with compression: frames pass it, in order, to be decompressed */
     bool zpaused;          /* reading paused: the worker holds LD_ZRX_MAX bytes or more */

@@ -129,6 +129,7 @@ static void on_welcome(link_t *l, const ls_proto_welcome_t *w)
     l->ready = true;
     l->backoff_ms = LD_BACKOFF_MIN;
     l->connects++;
+    l->version = w->version;
     ld__np_welcome(l);
     l->credit = ls_credit_tx_new(w->db_window, w->conn_window); /* the receiver's windows */
     LS_CHECK(l->credit != NULL);
@@ -190,6 +191,8 @@ static const uint8_t *frame_dbid(const ls_frame_t *f)
         return f->error.dbid;
     case LS_FRAME_COPY_STATE:
         return f->copy_state.dbid;
+    case LS_FRAME_RE_OFFER:
+        return f->re_offer.dbid;
     default:
         return NULL;
     }

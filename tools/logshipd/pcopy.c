@@ -380,7 +380,7 @@ int ld_pcopy_open(node_t *n, pcopy_t *p, const ls_cfg_database_t *cfg)
 
 void ld_pcopy_send_position(pcopy_t *p)
 {
-    if (!p->peer) return;
+    if (!p->peer || ld_seed_client_busy(p, NULL, 0)) return; /* the seed's RE_OFFER says it */
     ld_pcopy_send_state(p);
     if (p->op.suspended) return; /* no RESUME: the source ships nothing until we resume */
     if (p->state == CS_FAILED || p->state == CS_DIVERGED) {

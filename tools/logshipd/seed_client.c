@@ -1,16 +1,16 @@
 /* The seed client: the passive side of `logship seed` (docs/SEED.md, "The daemon").
  *
  * The command arrives on the control socket ("seed"); the copy goes Seeding and stops being
- * shipped to (its ship connection from the source is closed once, and the source's next HELLO
- * finds it refused with "being seeded"; the other databases on that connection reconnect at
- * once). We connect to the source over the first network of its [source NAME] section (or the
- * one named), say HELLO with purpose SEED, and feed SEED_BEGIN / SEED_DATA / SEED_END to the
- * copy's receiver thread, which runs ls_seed_install_* beside the copy. Once the stream
+ * shipped to: RE_OFFER HOLD on a version-2 ship connection from the source (PROTOCOL.md), which
+ * drops its GEN frames meanwhile; a version-1 source is made to reconnect and finds it refused
+ * with "being seeded". We connect to the source over the first network of its [source NAME] section
+ * (or the one named), say HELLO with purpose SEED, and feed SEED_BEGIN / SEED_DATA / SEED_END to
+ * the copy's receiver thread, which runs ls_seed_install_* beside the copy. Once the stream
  * verified, the loop stops using the open ls_copy_t (p->copy = NULL) and asks the receiver thread,
  * which owns its own pointer to it (p->rx_copy), to close it, swap the new copy in
  * (ls_seed_install_commit), and open and start the new one; the loop takes that one
- * and closes the ship connections from the source once more, so that the source offers the
- * database again and the copy answers RESUME(N). A seed that fails leaves the old copy as it was
+ * and sends RE_OFFER REPLACED + RESUME(N) for this database alone (a version-1 source is made
+ * to reconnect once more). A seed that fails leaves the old copy as it was
  * (it is reopened if it had been closed) and the copy's reason says why.
  *
  * Threading: the loop owns everything but `install` (receiver thread) and the fields under mu,
@@ -136,21 +136,46 @@ static void push_type(struct ld_seedc *sc, uint8_t type)
     push(sc, it);
 }
 
-/* Asks the copy's source to end its ship connections and say HELLO again, so that it finds the
- * copy refused (seeding) or accepted (seeded); the other databases they carry reconnect too. A
- * connection-wide ERROR with a transient code makes the source close and reconnect on the same
- * network after its back-off; closing from here would look like a failed network to it. */
-void ld__seedc_cycle_ship(pcopy_t *p, const char *why)
+/* Tells the copy's source that the copy changed (PROTOCOL.md, RE_OFFER): on a version-2 ship
+ * connection that carries it (attached, or refused in WELCOME while it was being seeded) one
+ * RE_OFFER for this database; without HOLD the copy is (re)attached, which sends its RESUME. The
+ * other databases of the connection are not touched. A version-1 source is asked the old way: a
+ * connection-wide ERROR with a transient code, after which it reconnects and offers every
+ * database again (closing from here would look like a failed network to it). */
+void ld__seedc_reoffer(pcopy_t *p, uint32_t flags, const char *why)
 {
     char msg[LD_REASON_MAX];
-    snprintf(msg, sizeof(msg), "copy %s %s: connect again to offer it", p->cfg->name, why);
+    snprintf(msg, sizeof(msg), "copy %s %s", p->cfg->name, why);
     for (peer_t *q = p->node->peers; q; q = q->next) {
         if (q->seed || !q->welcomed || strcmp(q->name, p->cfg->source)) continue;
-        LS_LOGI("seed", "%s: asking %s to connect again so that it offers %s anew (%s)",
-                p->cfg->name, q->name, p->cfg->name, why);
+        int i = q->nidx - 1;
+        while (i >= 0 && q->by_idx[i] != p && q->seeding[i] != p)
+            i--;
+        if (q->version >= LS_PROTO_VERSION_REOFFER) {
+            if (i < 0) continue; /* this connection does not carry the database */
+            LS_LOGI("seed", "%s: RE_OFFER%s%s to %s (%s)", p->cfg->name,
+                    flags & LS_REOFFER_HOLD ? " HOLD" : "",
+                    flags & LS_REOFFER_REPLACED ? " REPLACED" : "", q->name, why);
+            ls_frame_t f = {.type = LS_FRAME_RE_OFFER};
+            memcpy(f.re_offer.dbid, q->dbids[i], LS_DBID_LEN);
+            f.re_offer.flags = flags;
+            f.re_offer.reason = ls_proto_str(msg);
+            if (ld_send(q->conn, &f) != 0) continue; /* closing: the next HELLO offers it */
+            if (flags & LS_REOFFER_HOLD) continue;
+            q->seeding[i] = NULL;
+            q->by_idx[i] = p;
+            ld_pcopy_attach(p, q, i); /* RESUME: the source plans this database anew */
+            continue;
+        }
+        LS_LOGI("seed",
+                "%s: asking %s (protocol version %u) to connect again so that it offers %s "
+                "anew (%s)",
+                p->cfg->name, q->name, (unsigned) q->version, p->cfg->name, why);
         ls_frame_t f = {.type = LS_FRAME_ERROR};
         f.error.code = LS_EBUSY;
-        f.error.message = ls_proto_str(msg);
+        char msg1[LD_REASON_MAX + 32];
+        snprintf(msg1, sizeof(msg1), "%s: connect again to offer it", msg);
+        f.error.message = ls_proto_str(msg1);
         if (ld_send(q->conn, &f) != 0) ls_conn_close(q->conn);
     }
 }
@@ -179,7 +204,7 @@ static void fail(struct ld_seedc *sc, int code, const char *fmt, ...)
     LS_LOGE("seed", "%s: seed from %s failed: %s", p->cfg->name, sc->src->name, sc->error);
     ld_pcopy_set_state(p, sc->saved_state, "seed from %s failed (the copy is as it was): %.400s",
                        sc->src->name, sc->error);
-    ld__seedc_cycle_ship(p, "was not seeded");
+    ld__seedc_reoffer(p, 0, "was not seeded");
 }
 
 /* ---- loop: the connection -------------------------------------------------------------------- */
@@ -498,7 +523,8 @@ static void end_swap(struct ld_seedc *sc)
                 (unsigned long long) sc->info.generation);
     else
         LS_LOGE("seed", "%s: seed from %s failed: %s", p->cfg->name, sc->src->name, msg);
-    ld__seedc_cycle_ship(p, swapped ? "was seeded" : "was not seeded");
+    ld__seedc_reoffer(p, swapped ? LS_REOFFER_REPLACED : 0,
+                      swapped ? "was seeded" : "was not seeded");
 }
 
 void ld__seedc_on_async(uv_async_t *a)

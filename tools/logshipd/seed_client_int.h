@@ -60,8 +60,9 @@ struct ld_seedc {
 /* seed_client.c */
 bool ld__seedc_finished(const struct ld_seedc *sc); /* done or failed */
 int ld__seedc_connect(struct ld_seedc *sc);         /* over sc->net; 0 or an error */
-/* Asks the copy's source to end its ship connections and say HELLO again. */
-void ld__seedc_cycle_ship(pcopy_t *p, const char *why);
+/* Tells the copy's source it changed: RE_OFFER with flags (LS_REOFFER_*) on a version-2 ship
+ * connection, else a connection-wide ERROR that makes a version-1 source reconnect. */
+void ld__seedc_reoffer(pcopy_t *p, uint32_t flags, const char *why);
 void ld__seedc_on_async(uv_async_t *a); /* the receiver thread's events, on the loop */
 
 #endif

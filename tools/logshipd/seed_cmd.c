@@ -205,7 +205,7 @@ int ld_seed_client_cmd(node_t *n, const cJSON *req, bool status_only, cJSON *res
     LS_LOGI("seed", "%s: seed from %s asked%s%s", p->cfg->name, src->name,
             cJSON_IsTrue(cJSON_GetObjectItem(req, "delete_existing")) ? " (--delete-existing)" : "",
             sc->manual_resume ? " (--manual-resume)" : "");
-    if (p->peer) ld__seedc_cycle_ship(p, "is being seeded");
+    if (p->peer) ld__seedc_reoffer(p, LS_REOFFER_HOLD, "is being seeded");
     ld__seedc_connect(sc); /* a failure is the seed's: status and seed_status say why */
     describe(sc, resp);
     char msg[256];

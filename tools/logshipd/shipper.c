@@ -131,6 +131,31 @@ static void on_ask_again(shipper_t *s, const ls_proto_ask_again_t *a)
     if (!s->cur) ld_shipper_fill(s);
 }
 
+/* PROTOCOL.md, RE_OFFER: the target's copy of this database changed (a seed): only it is planned
+ * anew; the connection and its other databases go on. */
+static void on_re_offer(shipper_t *s, const ls_proto_re_offer_t *r)
+{
+    if (s->link->version < LS_PROTO_VERSION_REOFFER) {
+        LS_LOGW("copy", "%s -> %s: RE_OFFER on a version %u connection ignored", s->db->cfg->name,
+                s->link->cfg->name, (unsigned) s->link->version);
+        return;
+    }
+    stop_reader(s);
+    s->restart_from = 0;
+    if (r->flags & LS_REOFFER_REPLACED) /* what the target said about the old copy is void */
+        s->durable = s->inspected = s->replayed = s->synced = (ld_pos_t){0};
+    if (r->flags & LS_REOFFER_HOLD) {
+        ld_shipper_set_state(s, CS_SEEDING, "target %s: %.*s", s->link->cfg->name,
+                             (int) r->reason.len, r->reason.ptr);
+        return;
+    }
+    s->accepted = true; /* also an entry WELCOME refused while the copy was being seeded */
+    ld_shipper_set_state(s, s->op.suspended ? CS_SUSPENDED : CS_INITIALIZING,
+                         "target %s offers it anew (%.*s): waiting for its position",
+                         s->link->cfg->name, (int) r->reason.len, r->reason.ptr);
+    ld_shipper_send_state(s, true);
+}
+
 void ld_shipper_on_frame(shipper_t *s, const ls_frame_t *f)
 {
     switch (f->type) {
@@ -166,6 +191,9 @@ void ld_shipper_on_frame(shipper_t *s, const ls_frame_t *f)
         break;
     case LS_FRAME_COPY_STATE:
         ld_shipper_on_copy_state(s, &f->copy_state);
+        break;
+    case LS_FRAME_RE_OFFER:
+        on_re_offer(s, &f->re_offer);
         break;
     case LS_FRAME_ERROR: /* PROTOCOL.md, ERROR: a transient code means Disconnected */
         stop_reader(s);

@@ -406,6 +406,10 @@ uint64_t ld_seed_needs(active_t *a); /* lowest generation a seed of a needs (0: 
 void ld_seed_recover(const ls_cfg_database_t *d);  /* at start, before the copy or store opens */
 bool ld_seed_client_item(pcopy_t *p, ritem_t *it); /* receiver thread: true when it was a seed's */
 bool ld_seed_client_busy(pcopy_t *p, char *why, size_t whylen); /* refuse shipping while seeding */
+/* The copy's last seed failed less than LD_SEED_NOTE_NS ago: why (a copy that goes on being
+ * shipped after a failed seed keeps saying so when its source then disconnects). */
+#define LD_SEED_NOTE_NS (60ull * 1000000000ull)
+bool ld_seed_client_failed_lately(pcopy_t *p, char *why, size_t whylen);
 int ld_seed_client_cmd(node_t *n, const cJSON *req, bool status_only, cJSON *resp, char *err,
                        size_t errlen);                       /* "seed" and "seed_status" */
 void ld_seed_client_status(pcopy_t *p, ls_status_seed_t *o); /* seed figures in status */

@@ -427,7 +427,10 @@ void ld_pcopy_detach(pcopy_t *p)
         LS_CHECK(abort_item != NULL);
         ld_pcopy_push(p, abort_item);
     }
-    if (p->state == CS_HEALTHY)
+    char seed[LD_REASON_MAX - 64] = "";
+    if (p->state == CS_HEALTHY && ld_seed_client_failed_lately(p, seed, sizeof(seed)))
+        ld_pcopy_set_state(p, CS_DISCONNECTED, "%s disconnected; %s", p->cfg->source, seed);
+    else if (p->state == CS_HEALTHY)
         ld_pcopy_set_state(p, CS_DISCONNECTED, "%s disconnected", p->cfg->source);
 }
 

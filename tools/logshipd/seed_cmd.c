@@ -224,6 +224,14 @@ bool ld_seed_client_busy(pcopy_t *p, char *why, size_t whylen)
     return true;
 }
 
+bool ld_seed_client_failed_lately(pcopy_t *p, char *why, size_t whylen)
+{
+    struct ld_seedc *sc = p->seed;
+    if (!sc || sc->state != SC_FAILED || ls_now_ns() - sc->end_ns > LD_SEED_NOTE_NS) return false;
+    snprintf(why, whylen, "the last seed from %s failed: %s", sc->src->name, sc->error);
+    return true;
+}
+
 void ld_seed_client_status(pcopy_t *p, ls_status_seed_t *o)
 {
     if (!p->seed) return;

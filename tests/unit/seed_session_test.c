@@ -317,8 +317,10 @@ Test(seed_session, refused_without_delete_existing_creates_nothing, .timeout = 6
     env_init(&e, "seed-session");
     ls_db_t *db = active(&e, 10);
     first_copy(&e);
-    char before[2 * LS_DIGEST_SIZE + 1], after[2 * LS_DIGEST_SIZE + 1];
+    char before[2 * LS_DIGEST_SIZE + 1], after[2 * LS_DIGEST_SIZE + 1], what[128] = "";
     tree_hash(e.copy, before);
+    cr_assert(ls_seed_copy_holds_data(e.copy, what, sizeof(what)));
+    cr_assert(strstr(what, "a store of"), "%s", what);
     wire_t t;
     wire_init(&t, &e, true);
     t.replace = false;

@@ -1,10 +1,8 @@
 /* The seed client's control commands ("seed", "seed_status"), its part of the status document,
  * and start-up recovery of half-done seeds (docs/SEED.md, "The daemon"). */
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "seed_client_int.h"
 
@@ -22,33 +20,6 @@ static void on_async_closed(uv_handle_t *h)
     ls_seed_client_free(sc->cs);
     pthread_mutex_destroy(&sc->mu);
     free(sc);
-}
-
-/* What makes a copy "hold data" (as ls_seed_install_begin judges it: a store file, or a file in
- * logs/ or inspect/). Only looks: the store is never opened. */
-static bool holds_data(const char *copy, char *what, size_t len)
-{
-    char path[LS_CFG_PATH_MAX + 32];
-    struct stat st;
-    snprintf(path, sizeof(path), "%s/store/data.mdb", copy);
-    if (stat(path, &st) == 0 && st.st_size > 0) {
-        snprintf(what, len, "a store of %lld bytes", (long long) st.st_size);
-        return true;
-    }
-    const char *sub[] = {"logs", "inspect"};
-    for (size_t i = 0; i < LS_ARRAY_SIZE(sub); i++) {
-        snprintf(path, sizeof(path), "%s/%s", copy, sub[i]);
-        DIR *d = opendir(path);
-        bool any = false;
-        for (struct dirent *e; d && !any && (e = readdir(d));)
-            any = strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
-        if (d) closedir(d);
-        if (any) {
-            snprintf(what, len, "generation files in %s/", sub[i]);
-            return true;
-        }
-    }
-    return false;
 }
 
 static const char *str_arg(const cJSON *req, const char *k)
@@ -129,7 +100,7 @@ static int check(node_t *n, pcopy_t *p, const cJSON *req, const ls_cfg_target_t 
     }
     char what[128];
     bool failed = p->state == CS_FAILED || p->state == CS_DIVERGED;
-    if (!del && !failed && holds_data(p->cfg->path, what, sizeof(what))) {
+    if (!del && !failed && ls_seed_copy_holds_data(p->cfg->path, what, sizeof(what))) {
         snprintf(err, errlen,
                  "copy %s (%s) already holds %s and is %s: a seed would replace it; run the seed "
                  "with --delete-existing to do so (a Failed or Diverged copy needs no such "

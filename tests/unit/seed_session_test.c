@@ -27,8 +27,9 @@ typedef struct {
     long long corrupt; /* flip this stream byte in transit (-1: none) */
     bool closed;       /* the client closed the connection */
     bool swapped;
-    int frames;    /* frames the server sent */
-    uint64_t done; /* bytes installed */
+    bool fail_open; /* the copy cannot be opened after the swap */
+    int frames;     /* frames the server sent */
+    uint64_t done;  /* bytes installed */
     char err[1024];
 } wire_t;
 
@@ -45,8 +46,12 @@ static void release(void *ctx, void *data)
 
 static int open_copy(void *ctx, ls_copy_t **out, char *err, size_t errlen)
 {
-    const env_t *e = ctx;
-    ls_copy_options_t o = {.dir = e->copy};
+    const wire_t *t = ctx;
+    if (t->fail_open) {
+        snprintf(err, errlen, "%s: map size too small (test)", t->e->copy);
+        return LS_ESTORE;
+    }
+    ls_copy_options_t o = {.dir = t->e->copy};
     int rc = ls_copy_open(&o, out, err, errlen);
     if (rc) *out = NULL;
     return rc;
@@ -90,9 +95,9 @@ static void receive(wire_t *t, const ls_seed_act_t *a)
         rc = ls_seed_install_end(t->in, a->digest, t->err, sizeof(t->err));
         if (rc == 0) ls_seed_client_verified(t->cli);
     } else if (a->kind == LS_SEED_ACT_SWAP) {
-        rc = ls_seed_copy_swap(&t->copy, &t->in, t->e->copy, open_copy, (void *) t->e, &t->swapped,
-                               t->err, sizeof(t->err));
-        ls_seed_client_swapped(t->cli, t->swapped, t->err);
+        rc = ls_seed_copy_swap(&t->copy, &t->in, t->e->copy, open_copy, t, &t->swapped, t->err,
+                               sizeof(t->err));
+        ls_seed_client_swapped(t->cli, t->swapped && t->copy, t->err); /* in place and open */
         return;
     } else if (a->kind == LS_SEED_ACT_ABORT) {
         ls_seed_install_free(t->in);
@@ -272,7 +277,7 @@ Test(seed_session, whole_exchange_hands_off_inside_an_open_generation, .timeout 
     wire_t t;
     wire_init(&t, &e, true);
     char err[512];
-    cr_assert_eq(open_copy((void *) &e, &t.copy, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(open_copy(&t, &t.copy, err, sizeof(err)), 0, "%s", err);
     welcome(&t, true);
     cr_assert_eq(ls_seed_client_state(t.cli), LS_SEED_CLI_SNAPSHOT);
     cr_assert(ls_seed_client_welcomed(t.cli));
@@ -590,7 +595,7 @@ Test(seed_session, client_credit_overrun_and_failed_swap, .timeout = 60)
     cr_assert(ls_seed_client_action(t.cli, &a) && a.kind == LS_SEED_ACT_CLOSE);
     cr_assert(ls_seed_client_action(t.cli, &a) && a.kind == LS_SEED_ACT_SWAP);
     char err[512];
-    cr_assert_eq(open_copy(&e, &t.copy, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(open_copy(&t, &t.copy, err, sizeof(err)), 0, "%s", err);
     receive(&t, &a); /* no verified install: nothing swapped, the copy reopened */
     cr_assert(!t.swapped && t.copy);
     cr_assert_eq(ls_seed_client_state(t.cli), LS_SEED_CLI_FAILED);
@@ -598,6 +603,29 @@ Test(seed_session, client_credit_overrun_and_failed_swap, .timeout = 60)
               ls_seed_client_error(t.cli, NULL));
     cr_assert_str_eq(ls_seed_client_state_name(LS_SEED_CLI_FAILED), "failed");
     cr_assert_str_eq(ls_seed_client_state_name(0), "");
+    wire_free(&t);
+    env_free(&e);
+}
+
+/* The new copy is in place but cannot be opened: the seed fails and says why. */
+Test(seed_session, swap_that_cannot_reopen_fails_with_the_reason, .timeout = 60)
+{
+    env_t e;
+    env_init(&e, "seed-session");
+    ls_db_t *db = active(&e, 10);
+    ls_db_close(db);
+    wire_t t;
+    wire_init(&t, &e, true);
+    t.fail_open = true;
+    welcome(&t, true);
+    pump(&t);
+    int code;
+    cr_assert(t.swapped && !t.copy, "in place, not open");
+    cr_assert_eq(ls_seed_client_state(t.cli), LS_SEED_CLI_FAILED);
+    const char *why = ls_seed_client_error(t.cli, &code);
+    cr_assert(strstr(why, "cannot open the copy after the seed") && strstr(why, "map size"), "%s",
+              why);
+    assert_no_leftovers(e.copy);
     wire_free(&t);
     env_free(&e);
 }

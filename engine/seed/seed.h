@@ -19,6 +19,9 @@
  * with a recovery rule where the file system lacks it). ls_seed_recover() finishes or undoes a
  * swap a crash interrupted (the crash table is in docs/SEED.md).
  *
+ * The seed connection's protocol (the server and client sessions, the snapshot worker, the swap
+ * around the open copy) is in session.h, built on these.
+ *
  * Lifecycle: snapshot: ls_seed_snapshot_new -> ls_seed_snapshot_info -> ls_seed_snapshot_read
  * until it returns 0 bytes -> ls_seed_snapshot_digest -> ls_seed_snapshot_free (removes the local
  * copy). Install: ls_seed_recover (at daemon start, before ls_copy_open) ... ls_seed_install_begin

@@ -9,8 +9,9 @@
  *  peer      (peer.c)      per accepted connection: HELLO/WELCOME, frames to the copies
  *  pcopy     (pcopy.c)     per passive copy: engine/copy, a receiver thread, events to the loop
  *  status    (status.c)    the control socket's commands and the status document
- *  seed      (seed_server.c) per accepted seed connection: snapshot worker, SEED frames
- *            (seed_client.c) per passive copy: `logship seed`, the install on its receiver
+ *  seed      (seed_server.c) per accepted seed connection: adapter of engine/seed's worker and
+ *            server session; (seed_client.c) per passive copy: `logship seed`, adapter of its
+ *            client session, the install and swap on the copy's receiver thread
  *  zwork     (zwork.c)     a zstd worker thread, when compression was negotiated: per link and
  *                          per seed session (compresses GEN_DATA / SEED_DATA), per peer and per
  *                          seed client connection (decompresses)

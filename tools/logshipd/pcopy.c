@@ -91,7 +91,9 @@ static void on_copy_event(void *ctx, const ls_copy_event_t *ev)
 
 static void send_gen_frame(pcopy_t *p, uint8_t type, uint64_t gen, uint64_t lsn)
 {
-    if (!p->peer) return;
+    /* While a seed holds the copy (RE_OFFER HOLD) the old copy's positions must not reach the
+     * source: a REPLAYED_SYNCED past N would release the logs the seeded copy needs. */
+    if (!p->peer || ld_seed_client_busy(p, NULL, 0)) return;
     ls_frame_t f = {.type = type};
     const uint8_t *id = p->peer->dbids[p->idx];
     if (type == LS_FRAME_REPLAYED || type == LS_FRAME_REPLAYED_SYNCED) {

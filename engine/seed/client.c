@@ -143,7 +143,7 @@ static void on_welcome(ls_seed_client_t *c, const ls_proto_welcome_t *w)
     }
 }
 
-static void on_begin(ls_seed_client_t *c, const ls_proto_seed_begin_t *b)
+static void on_begin(ls_seed_client_t *c, const ls_proto_seed_begin_t *b, uint64_t now_ns)
 {
     if (c->state != LS_SEED_CLI_SNAPSHOT) {
         ls_seed_client_fail(c, LS_EPROTO, "%s sent SEED_BEGIN out of turn", c->source);
@@ -156,7 +156,7 @@ static void on_begin(ls_seed_client_t *c, const ls_proto_seed_begin_t *b)
     c->info.generation = b->generation;
     memcpy(c->info.prev_digest, b->prev_digest, LS_DIGEST_SIZE);
     c->info.epoch = b->epoch;
-    ls_seed_progress_init(&c->prog, b->total_bytes, ls_mono_ns());
+    ls_seed_progress_init(&c->prog, b->total_bytes, now_ns);
     c->state = LS_SEED_CLI_RECEIVING;
     push(c, LS_SEED_ACT_INSTALL_BEGIN)->info = &c->info;
 }
@@ -177,7 +177,7 @@ static void on_data(ls_seed_client_t *c, const ls_proto_seed_data_t *d)
     a->len = d->len;
 }
 
-void ls_seed_client_frame(ls_seed_client_t *c, const ls_frame_t *f)
+void ls_seed_client_frame(ls_seed_client_t *c, const ls_frame_t *f, uint64_t now_ns)
 {
     if (c->state == LS_SEED_CLI_FAILED || c->state == LS_SEED_CLI_DONE) return;
     if (f->type == LS_FRAME_ERROR) {
@@ -190,7 +190,7 @@ void ls_seed_client_frame(ls_seed_client_t *c, const ls_frame_t *f)
             ls_seed_client_fail(c, LS_EPROTO, "%s sent %s before WELCOME", c->source,
                                 ls_frame_type_name(f->type));
     } else if (f->type == LS_FRAME_SEED_BEGIN) {
-        on_begin(c, &f->seed_begin);
+        on_begin(c, &f->seed_begin, now_ns);
     } else if (f->type == LS_FRAME_SEED_DATA) {
         on_data(c, &f->seed_data);
     } else if (f->type == LS_FRAME_SEED_END) {

@@ -184,8 +184,9 @@ int ls_seed_client_new(const ls_seed_client_options_t *o, ls_seed_client_t **out
  * node. Strings are borrowed by the frame. */
 void ls_seed_client_hello(ls_seed_client_t *c, const char *node, const char *name,
                           const uint8_t dbid[LS_DBID_LEN], ls_frame_t *out);
-/* A frame from the source (decoded). Actions follow. */
-void ls_seed_client_frame(ls_seed_client_t *c, const ls_frame_t *f);
+/* A frame from the source (decoded), at now_ns (monotonic: the progress clock; tests pass their
+ * own). Actions follow. */
+void ls_seed_client_frame(ls_seed_client_t *c, const ls_frame_t *f, uint64_t now_ns);
 /* From the receiver thread, on the loop: bytes written (credit to give back), bytes done. */
 void ls_seed_client_consumed(ls_seed_client_t *c, uint64_t bytes, uint64_t done, uint64_t now_ns);
 /* The stream verified (ls_seed_install_end succeeded): close, then SWAP. */

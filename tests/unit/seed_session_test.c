@@ -135,7 +135,7 @@ static void drain(wire_t *t)
 
 static void to_client(wire_t *t, const ls_frame_t *f)
 {
-    ls_seed_client_frame(t->cli, f);
+    ls_seed_client_frame(t->cli, f, ls_mono_ns());
     drain(t);
 }
 
@@ -383,7 +383,7 @@ Test(seed_session, refused_welcome_and_frames_out_of_turn_fail_the_seed)
     cr_assert_eq(code, LS_EBUSY);
     cr_assert(t.closed);
     ls_frame_t f = {.type = LS_FRAME_SEED_END};
-    ls_seed_client_frame(t.cli, &f); /* after the end: ignored */
+    ls_seed_client_frame(t.cli, &f, ls_mono_ns()); /* after the end: ignored */
     cr_assert(ls_seed_client_finished(t.cli));
     wire_free(&t);
 
@@ -394,14 +394,14 @@ Test(seed_session, refused_welcome_and_frames_out_of_turn_fail_the_seed)
         ls_frame_t g = {.type = bad[i]};
         if (bad[i] == LS_FRAME_SEED_BEGIN) {
             g.seed_begin.generation = 1;
-            ls_seed_client_frame(t.cli, &g); /* the first one is fine */
+            ls_seed_client_frame(t.cli, &g, ls_mono_ns()); /* the first one is fine */
             ls_seed_act_t a;
             while (ls_seed_client_action(t.cli, &a))
                 ;
             cr_assert_eq(ls_seed_client_state(t.cli), LS_SEED_CLI_RECEIVING);
         }
         if (bad[i] == LS_FRAME_SEED_DATA) g.seed_data.len = 1;
-        ls_seed_client_frame(t.cli, &g);
+        ls_seed_client_frame(t.cli, &g, ls_mono_ns());
         drain(&t);
         bool end_ok = bad[i] == LS_FRAME_SEED_END;
         cr_assert_eq(ls_seed_client_state(t.cli), LS_SEED_CLI_FAILED, "%s",
@@ -412,7 +412,7 @@ Test(seed_session, refused_welcome_and_frames_out_of_turn_fail_the_seed)
         wire_free(&t);
     }
     wire_init(&t, &e, false); /* a frame before WELCOME */
-    ls_seed_client_frame(t.cli, &f);
+    ls_seed_client_frame(t.cli, &f, ls_mono_ns());
     drain(&t);
     cr_assert(strstr(ls_seed_client_error(t.cli, &code), "before WELCOME"));
     wire_free(&t);
@@ -556,7 +556,8 @@ Test(seed_session, client_credit_overrun_and_failed_swap, .timeout = 60)
     ls_frame_t b = {.type = LS_FRAME_SEED_BEGIN};
     b.seed_begin.total_bytes = 1 << 20;
     b.seed_begin.generation = 1;
-    ls_seed_client_frame(t.cli, &b);
+    const uint64_t T0 = 5000000000ull; /* a fake monotonic clock, ns */
+    ls_seed_client_frame(t.cli, &b, T0);
     ls_seed_act_t a;
     cr_assert(ls_seed_client_action(t.cli, &a) && a.kind == LS_SEED_ACT_INSTALL_BEGIN);
     cr_assert_eq(a.info->total_bytes, 1u << 20);
@@ -564,17 +565,23 @@ Test(seed_session, client_credit_overrun_and_failed_swap, .timeout = 60)
     ls_frame_t d = {.type = LS_FRAME_SEED_DATA};
     d.seed_data.data = chunk;
     d.seed_data.len = sizeof(chunk);
-    ls_seed_client_frame(t.cli, &d);
+    ls_seed_client_frame(t.cli, &d, ls_mono_ns());
     cr_assert(ls_seed_client_action(t.cli, &a) && a.kind == LS_SEED_ACT_INSTALL_DATA);
     cr_assert(a.data == chunk && a.len == sizeof(chunk));
-    ls_seed_client_consumed(t.cli, sizeof(chunk), sizeof(chunk), ls_mono_ns());
+    ls_seed_client_consumed(t.cli, sizeof(chunk), sizeof(chunk), T0 + 1000000000ull);
+    ls_seed_client_figures_t fig;
+    ls_seed_client_figures(t.cli, &fig);
+    cr_assert_eq(fig.done, sizeof(chunk));
+    cr_assert_float_eq(fig.prog.rate, 40000.0, 1e-6,
+                       "40000 bytes in the first second of the fake clock");
+    cr_assert_eq(ls_seed_progress_percent(&fig.prog), 3);
     int credits = 0;
     while (ls_seed_client_action(t.cli, &a))
         credits += a.kind == LS_SEED_ACT_SEND && a.frame.type == LS_FRAME_CREDIT;
     cr_assert_geq(credits, 1, "consumed bytes go back as CREDIT");
     d.seed_data.offset = sizeof(chunk);
-    ls_seed_client_frame(t.cli, &d);
-    ls_seed_client_frame(t.cli, &d); /* 80000 > 64 KiB outstanding */
+    ls_seed_client_frame(t.cli, &d, ls_mono_ns());
+    ls_seed_client_frame(t.cli, &d, ls_mono_ns()); /* 80000 > 64 KiB outstanding */
     drain(&t);
     int code;
     cr_assert_eq(ls_seed_client_state(t.cli), LS_SEED_CLI_FAILED);
@@ -584,7 +591,7 @@ Test(seed_session, client_credit_overrun_and_failed_swap, .timeout = 60)
 
     wire_init(&t, &e, false);
     welcome(&t, true);
-    ls_seed_client_frame(t.cli, &b);
+    ls_seed_client_frame(t.cli, &b, ls_mono_ns());
     while (ls_seed_client_action(t.cli, &a))
         ;
     ls_seed_client_verified(t.cli); /* as if the install had verified */

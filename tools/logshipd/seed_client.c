@@ -294,7 +294,7 @@ static void dispatch(struct ld_seedc *sc, const uint8_t *bytes, size_t len)
     if (ls_frame_decode(bytes, len, &f, err, sizeof(err)))
         ls_seed_client_fail(sc->cs, LS_EPROTO, "bad frame from %s: %s", sc->src->name, err);
     else
-        ls_seed_client_frame(sc->cs, &f);
+        ls_seed_client_frame(sc->cs, &f, ls_mono_ns());
     act(sc);
 }
 

@@ -1,7 +1,7 @@
 /*
- * proto/frames_ship.c: the flow (RESUME, CREDIT), shipping (GEN_*), acknowledgement (DURABLE,
- * INSPECTED, REPLAYED*, ASK_AGAIN) and seeding (SEED_*) families. Layouts: proto/PROTOCOL.md;
- * the field order here is the wire order.
+ * proto/frames_ship.c: the flow (RESUME, CREDIT, COPY_STATE, RE_OFFER), shipping (GEN_*),
+ * acknowledgement (DURABLE, INSPECTED, REPLAYED*, ASK_AGAIN) and seeding (SEED_*) families.
+ * Layouts: proto/PROTOCOL.md; the field order here is the wire order.
  */
 #include "core/core.h"
 #include "proto/wire.h"
@@ -44,6 +44,16 @@ void ls__visit_copy_state(ls__io_t *io, ls_frame_t *f)
                    "queue of %llu generations past the last generated %llu",
                    (unsigned long long) m->queue_count, (unsigned long long) m->last_generated);
     ls__io_str(io, "comment", &m->comment, 0, LS_PROTO_REASON_MAX);
+}
+
+void ls__visit_re_offer(ls__io_t *io, ls_frame_t *f)
+{
+    ls_proto_re_offer_t *m = &f->re_offer;
+    ls__io_fixed(io, "dbid", m->dbid, LS_PROTO_DBID_LEN);
+    ls__io_u32(io, "flags", &m->flags);
+    ls__io_require(io, (m->flags & ~LS_REOFFER_FLAGS_KNOWN) == 0, "unknown flags 0x%x",
+                   (unsigned) m->flags);
+    ls__io_str(io, "reason", &m->reason, 0, LS_PROTO_REASON_MAX);
 }
 
 void ls__visit_gen_begin(ls__io_t *io, ls_frame_t *f)

@@ -26,9 +26,10 @@
 #include "proto/frame.h"
 
 /* ---- versions, bounds, defaults ------------------------------------------------------------ */
-#define LS_PROTO_MAGIC       "LSHP" /* 4 bytes at HELLO offset 0 */
-#define LS_PROTO_VERSION_MIN 1      /* oldest protocol version this build speaks */
-#define LS_PROTO_VERSION_MAX 1      /* newest protocol version this build speaks */
+#define LS_PROTO_MAGIC           "LSHP" /* 4 bytes at HELLO offset 0 */
+#define LS_PROTO_VERSION_MIN     1      /* oldest protocol version this build speaks */
+#define LS_PROTO_VERSION_MAX     2      /* newest protocol version this build speaks */
+#define LS_PROTO_VERSION_REOFFER 2      /* first version with RE_OFFER (PROTOCOL.md, versions) */
 
 #define LS_PROTO_DBID_LEN   16   /* database id, bytes */
 #define LS_PROTO_DIGEST_LEN 32   /* SHA-256 digest, bytes */
@@ -59,6 +60,7 @@ typedef enum {
     LS_FRAME_RESUME = 0x10,     /* target -> source: where the target stands, "ship from here" */
     LS_FRAME_CREDIT = 0x11,     /* data receiver -> data sender: more bytes may be in flight */
     LS_FRAME_COPY_STATE = 0x12, /* either way: a copy's operator state and the source's figures */
+    LS_FRAME_RE_OFFER = 0x13,   /* target -> source (version >= 2): plan this one database anew */
     /* 0x20..0x2f shipping */
     LS_FRAME_GEN_BEGIN = 0x20, /* source -> target: a generation starts */
     LS_FRAME_GEN_DATA = 0x21,  /* source -> target: a chunk of it */
@@ -175,6 +177,17 @@ typedef struct {
     uint64_t last_lsn;                        /* last LSN held, 0 if none */
 } ls_proto_resume_t;
 
+/* RE_OFFER flags. */
+#define LS_REOFFER_HOLD        0x1u /* ship nothing for the database until the next RE_OFFER */
+#define LS_REOFFER_REPLACED    0x2u /* the copy was replaced (seeded): forget its acknowledgements */
+#define LS_REOFFER_FLAGS_KNOWN 0x3u
+
+typedef struct {
+    uint8_t dbid[LS_PROTO_DBID_LEN]; /* database id, one of this connection's HELLO entries */
+    uint32_t flags;                  /* LS_REOFFER_* bits */
+    ls_proto_str_t reason;           /* why, for logs and status, <= LS_PROTO_REASON_MAX */
+} ls_proto_re_offer_t;
+
 typedef struct {
     uint8_t dbid[LS_PROTO_DBID_LEN]; /* database id; all zeros: the connection-wide window */
     uint32_t bytes;                  /* window increment, bytes of data payload, >= 1 */
@@ -269,6 +282,7 @@ typedef struct {
         ls_proto_resume_t resume;
         ls_proto_credit_t credit;
         ls_proto_copy_state_t copy_state;
+        ls_proto_re_offer_t re_offer;
         ls_proto_gen_begin_t gen_begin;
         ls_proto_gen_data_t gen_data;
         ls_proto_gen_end_t gen_end;

@@ -62,6 +62,12 @@ static bool holds_data(const ls__seed_paths_t *p, char *what, size_t len)
     return false;
 }
 
+bool ls_seed_copy_holds_data(const char *copy_dir, char *what, size_t len)
+{
+    ls__seed_paths_t p;
+    return ls__seed_paths(copy_dir, &p) == 0 && holds_data(&p, what, len);
+}
+
 /* Checks the options, the announced stream and what lies around the copy. */
 /* The largest snapshot stream accepted, bytes (1 PiB): far beyond any LMDB store here, and small
  * enough that the space and map-size sums on total_bytes cannot wrap. */

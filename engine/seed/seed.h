@@ -19,6 +19,9 @@
  * with a recovery rule where the file system lacks it). ls_seed_recover() finishes or undoes a
  * swap a crash interrupted (the crash table is in docs/SEED.md).
  *
+ * The seed connection's protocol (the server and client sessions, the snapshot worker, the swap
+ * around the open copy) is in session.h, built on these.
+ *
  * Lifecycle: snapshot: ls_seed_snapshot_new -> ls_seed_snapshot_info -> ls_seed_snapshot_read
  * until it returns 0 bytes -> ls_seed_snapshot_digest -> ls_seed_snapshot_free (removes the local
  * copy). Install: ls_seed_recover (at daemon start, before ls_copy_open) ... ls_seed_install_begin
@@ -139,6 +142,10 @@ int ls_seed_install_end(ls_seed_install_t *in, const uint8_t digest[LS_DIGEST_SI
  * ls_copy_t open on it) and removes the old one. From the moment the ready marker is durable a
  * crash is finished by ls_seed_recover (the new copy wins). LS_EIO, LS_ESTATE. */
 int ls_seed_install_commit(ls_seed_install_t *in, char *err, size_t errlen);
+/* Whether the copy in copy_dir holds data as ls_seed_install_begin judges it (a store file, or a
+ * file in logs/ or inspect/), with what in what (len bytes). Only looks: the store is never
+ * opened (opening an LMDB environment rewrites its lock file). */
+bool ls_seed_copy_holds_data(const char *copy_dir, char *what, size_t len);
 /* Bytes received so far (for progress). */
 uint64_t ls_seed_install_done(const ls_seed_install_t *in);
 /* Frees in; an install not committed has its partial new copy removed. NULL: no-op. */

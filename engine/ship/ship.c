@@ -8,8 +8,8 @@
 
 const char *ls_ship_state_name(ls_ship_state_t s)
 {
-    static const char *names[] = {"Initializing", "Healthy", "Disconnected",
-                                  "Suspended",    "Failed",  "Diverged"};
+    static const char *names[] = {"Initializing", "Healthy",  "Disconnected", "Suspended",
+                                  "Failed",       "Diverged", "Seeding"};
     return (size_t) s < LS_ARRAY_SIZE(names) ? names[s] : "Unknown";
 }
 
@@ -156,6 +156,30 @@ static void on_resume(ls_ship_t *m, const ls_proto_resume_t *r)
     ls__ship_fail(m, rc);
 }
 
+/* PROTOCOL.md, RE_OFFER: the target's copy of this database changed (a seed): only this
+ * database stops and is planned again, the others on the connection go on. The link passes it
+ * on only from a connection of version LS_PROTO_VERSION_REOFFER or later. */
+static void on_re_offer(ls_ship_t *m, const ls_proto_re_offer_t *r)
+{
+    ls__ship_reader_stop(m);
+    m->restart_from = 0;
+    if (r->flags & LS_REOFFER_REPLACED) /* what the target said about the old copy is void */
+        m->durable = m->inspected = m->replayed = m->synced = (ship_pos_t){0};
+    if (r->flags & LS_REOFFER_HOLD) {
+        ls__ship_set_state(m, LS_SHIP_SEEDING, "target %s: %.*s", m->o.target,
+                           (int) LS_MIN(r->reason.len, 400), r->reason.ptr);
+        return;
+    }
+    m->accepted = true; /* also an entry WELCOME refused while the copy was being seeded */
+    if (m->o.op.suspended)
+        ls__ship_set_state(m, LS_SHIP_SUSPENDED, "suspended by the operator: %s", m->o.op.comment);
+    else
+        ls__ship_set_state(m, LS_SHIP_INITIALIZING,
+                           "target %s offers it anew (%.*s): waiting for its position", m->o.target,
+                           (int) LS_MIN(r->reason.len, 400), r->reason.ptr);
+    ls__ship_send_state(m, true);
+}
+
 static void on_ask_again(ls_ship_t *m, const ls_proto_ask_again_t *a, uint64_t now)
 {
     char msg[LS_SHIP_REASON_MAX];
@@ -228,6 +252,9 @@ void ls_ship_on_frame(ls_ship_t *m, const ls_frame_t *f, uint64_t now)
         break;
     case LS_FRAME_COPY_STATE:
         on_copy_state(m, &f->copy_state);
+        break;
+    case LS_FRAME_RE_OFFER:
+        on_re_offer(m, &f->re_offer);
         break;
     case LS_FRAME_ERROR:
         ls__ship_reader_stop(m);

@@ -30,6 +30,8 @@
  *                 (LS_EDBID), the target's ERROR (not transient), the plan or the reader
  *                 failed (gap, damage, removed log): the reason says which
  *   DIVERGED      the plan's divergence check failed, or the target said LS_EDIVERGED
+ *   SEEDING       the target holds the database while it seeds its copy (RE_OFFER with HOLD);
+ *                 the next RE_OFFER offers it anew (INITIALIZING, waiting for its RESUME)
  * FAILED and DIVERGED survive disconnection; the next accepted WELCOME starts over.
  *
  * Lifecycle: ls_ship_new() -> ls_ship_attach() once the database's source view exists ->
@@ -61,7 +63,8 @@ typedef enum {
     LS_SHIP_DISCONNECTED,
     LS_SHIP_SUSPENDED,
     LS_SHIP_FAILED,
-    LS_SHIP_DIVERGED
+    LS_SHIP_DIVERGED,
+    LS_SHIP_SEEDING
 } ls_ship_state_t;
 
 /* "Initializing", "Healthy", ... as status shows them (static storage). */

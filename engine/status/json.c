@@ -98,6 +98,7 @@ static void active_json(const ls_status_copy_t *c, cJSON *o)
     ls_status_json_add_u64(o, "wire_bytes_sent", c->wire_bytes_sent);
     ls_status_json_add_u64(o, "frame_bytes_sent", c->frame_bytes_sent);
     ls_status_json_add_u64(o, "zstd_loop_calls", c->zstd_loop_calls);
+    ls_status_json_add_u64(o, "connections", c->connections);
     ls_status_json_add_u64(o, "removed_generations", c->removed_generations);
     cJSON_AddStringToObject(o, "last_error", c->last_error);
     if (!c->have_networks) return;

@@ -121,6 +121,7 @@ typedef struct {
     uint64_t sent_generations;    /* active: generations sent in full since start */
     uint64_t sent_bytes;          /* active: GEN_DATA bytes sent since start */
     uint64_t wire_bytes_sent;     /* active: connection bytes on the socket since start */
+    uint64_t connections;         /* active: connections to the target made since start */
     uint64_t frame_bytes_sent;    /* active: connection frame bytes before zstd */
     uint64_t wire_bytes_received; /* passive: connection bytes on the socket */
     uint64_t zstd_loop_calls;     /* zstd calls run on the loop, not the worker */

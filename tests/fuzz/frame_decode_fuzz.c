@@ -50,6 +50,9 @@ static unsigned touch_frame(const ls_frame_t *f)
     case LS_FRAME_ASK_AGAIN:
         sum += touch(f->ask_again.message.ptr, f->ask_again.message.len);
         break;
+    case LS_FRAME_RE_OFFER:
+        sum += touch(f->re_offer.reason.ptr, f->re_offer.reason.len);
+        break;
     case LS_FRAME_GEN_DATA:
         sum += touch(f->gen_data.data, f->gen_data.len);
         break;
@@ -71,7 +74,8 @@ static void check_canonical(const ls_frame_t *f, const uint8_t *data, size_t siz
     free(out);
 }
 
-/* This build speaks 1..1: a HELLO whose range holds 1 gets 1, any other a valid ERROR frame. */
+/* This build speaks 1..LS_PROTO_VERSION_MAX: a HELLO whose range meets it gets the highest common
+ * version, any other a valid ERROR frame. */
 static void check_negotiation(const ls_proto_hello_t *hello)
 {
     static ls_frame_t error;
@@ -79,8 +83,11 @@ static void check_negotiation(const ls_proto_hello_t *hello)
     ls_proto_choice_t choice;
     char msg[LS_PROTO_MSG_MAX];
     int rc = ls_proto_negotiate(hello, &ours, &choice, &error, msg, sizeof(msg));
-    if (hello->version_min <= 1 && (rc != 0 || choice.version != 1)) abort();
-    if (hello->version_min > 1 && (rc != LS_EUNSUPPORTED || ls_frame_size(&error) <= 0)) abort();
+    uint16_t top = LS_PROTO_VERSION_MAX;
+    bool meets = hello->version_min <= top && hello->version_max >= LS_PROTO_VERSION_MIN;
+    uint16_t want = hello->version_max < top ? hello->version_max : top;
+    if (meets && (rc != 0 || choice.version != want)) abort();
+    if (!meets && (rc != LS_EUNSUPPORTED || ls_frame_size(&error) <= 0)) abort();
 }
 
 static void check_err(int rc, const char *err, size_t errlen)

@@ -124,6 +124,10 @@ Test(seed, empty_passive_under_workload_converges_while_others_ship)
     pid_t load2 = ls_h_spawn(argv2, log2, NULL);
     cr_assert_gt(load2, 0);
     usleep(300000);
+    cJSON *a0 = ls_h_status(&pair, LS_H_A);
+    double conns_before = db_num(a0, "db2", "connections");
+    cJSON_Delete(a0);
+    cr_assert_geq(conns_before, 1, "node-a ships db2 over a connection before the seed");
     pid_t seed = ls_h_seed_start(&pair, NULL);
     bool saw_seeding = false;
     double db2_first = -1, db2_last = -1;
@@ -149,6 +153,12 @@ Test(seed, empty_passive_under_workload_converges_while_others_ship)
     cr_assert(saw_seeding, "status never showed Seeding with a percent");
     cr_assert_gt(db2_last, db2_first, "db2 kept shipping during the seed (%.0f -> %.0f)", db2_first,
                  db2_last);
+    /* The hand-off was RE_OFFER for db1 alone: db2's connection was never reset. */
+    cJSON *a1 = ls_h_status(&pair, LS_H_A);
+    cr_assert_eq(db_num(a1, "db2", "connections"), conns_before,
+                 "node-a reconnected during the seed (%.0f -> %.0f connections)", conns_before,
+                 db_num(a1, "db2", "connections"));
+    cJSON_Delete(a1);
     ls_h_load_wait(&pair);
     cr_assert_eq(ls_h_wait(load2, 60000), 0);
     cr_assert(ls_h_wait_caught_up(&pair, 60000), "the seeded copy did not converge");

@@ -23,7 +23,7 @@ static const uint8_t all_types[] = {
     LS_FRAME_RESUME,          LS_FRAME_CREDIT,     LS_FRAME_GEN_BEGIN,  LS_FRAME_GEN_DATA,
     LS_FRAME_GEN_END,         LS_FRAME_DURABLE,    LS_FRAME_INSPECTED,  LS_FRAME_REPLAYED,
     LS_FRAME_REPLAYED_SYNCED, LS_FRAME_ASK_AGAIN,  LS_FRAME_SEED_BEGIN, LS_FRAME_SEED_DATA,
-    LS_FRAME_SEED_END,        LS_FRAME_COPY_STATE,
+    LS_FRAME_SEED_END,        LS_FRAME_COPY_STATE, LS_FRAME_RE_OFFER,
 };
 
 static uint8_t chunk[3000]; /* payload of the data samples */
@@ -92,6 +92,10 @@ static void sample_ship(uint8_t type, ls_frame_t *f)
         break;
     case LS_FRAME_CREDIT:
         f->credit.bytes = LS_PROTO_DB_WINDOW_DEFAULT;
+        break;
+    case LS_FRAME_RE_OFFER:
+        f->re_offer.flags = LS_REOFFER_HOLD | LS_REOFFER_REPLACED;
+        f->re_offer.reason = ls_proto_str("copy db1 is being seeded");
         break;
     case LS_FRAME_GEN_BEGIN:
         f->gen_begin = (ls_proto_gen_begin_t){
@@ -201,6 +205,10 @@ static void ship_eq(const ls_frame_t *a, const ls_frame_t *b)
         break;
     case LS_FRAME_CREDIT:
         cr_assert_eq(a->credit.bytes, b->credit.bytes);
+        break;
+    case LS_FRAME_RE_OFFER:
+        cr_assert_eq(a->re_offer.flags, b->re_offer.flags);
+        str_eq(a->re_offer.reason, b->re_offer.reason);
         break;
     case LS_FRAME_GEN_BEGIN:
         cr_assert(a->gen_begin.epoch == b->gen_begin.epoch);
@@ -467,7 +475,7 @@ Test(proto, unknown_types_flags_and_reserved_refused)
     char err[256];
     uint8_t buf[8];
     ls_frame_header_t h;
-    const uint8_t unknown[] = {0x00, 0x05, 0x0f, 0x13, 0x23, 0x35, 0x43, 0x50, 0xff};
+    const uint8_t unknown[] = {0x00, 0x05, 0x0f, 0x14, 0x23, 0x35, 0x43, 0x50, 0xff};
     for (size_t i = 0; i < sizeof(unknown); i++) {
         ls_frame_header_t u = {0, unknown[i], 0};
         ls_frame_header_encode(&u, buf);
@@ -577,13 +585,13 @@ Test(proto, unsupported_version_gets_a_clear_error_frame)
     ls_proto_choice_t choice;
     ls_proto_offer_t ours = {0};
     sample(LS_FRAME_HELLO, &f);
-    f.hello.version_min = 2;
-    f.hello.version_max = 3;
+    f.hello.version_min = 3;
+    f.hello.version_max = 4;
     int rc = ls_proto_negotiate(&f.hello, &ours, &choice, &err_frame, msg, sizeof(msg));
     cr_assert_eq(rc, LS_EUNSUPPORTED);
     cr_assert_eq(err_frame.type, LS_FRAME_ERROR);
     cr_assert_eq(err_frame.error.code, LS_EUNSUPPORTED);
-    cr_assert_str_eq(msg, "unsupported protocol version 2..3 (this node speaks 1..1)");
+    cr_assert_str_eq(msg, "unsupported protocol version 3..4 (this node speaks 1..2)");
     uint8_t buf[2048];
     ssize_t n = ls_frame_encode(&err_frame, buf, sizeof(buf));
     cr_assert_gt(n, 0);
@@ -634,6 +642,29 @@ Test(proto, fuzz_seed_corpus_is_current)
         free(disk);
         free(buf);
     }
+}
+
+/* RE_OFFER (version 2): unknown flags and an over-long reason are refused. */
+Test(proto, re_offer_refuses_unknown_flags_and_long_reasons)
+{
+    static ls_frame_t f, g;
+    static char reason[LS_PROTO_REASON_MAX + 2];
+    char err[256];
+    uint8_t buf[2048];
+    sample(LS_FRAME_RE_OFFER, &f);
+    f.re_offer.flags = 0x4;
+    ssize_t n = ls_frame_encode(&f, buf, sizeof(buf));
+    cr_assert_eq(n, LS_EINVAL, "the encoder refuses an unknown flag");
+    f.re_offer.flags = LS_REOFFER_HOLD;
+    n = ls_frame_encode(&f, buf, sizeof(buf));
+    cr_assert_gt(n, 0);
+    buf[LS_FRAME_HEADER_SIZE + LS_PROTO_DBID_LEN] |= 0x80; /* flags, little-endian low byte */
+    cr_assert_eq(ls_frame_decode(buf, (size_t) n, &g, err, sizeof(err)), LS_EPROTO);
+    cr_assert(strstr(err, "RE_OFFER") && strstr(err, "flags"), "%s", err);
+    memset(reason, 'r', LS_PROTO_REASON_MAX + 1);
+    f.re_offer.reason = ls_proto_str(reason);
+    cr_assert_eq(ls_frame_encode(&f, buf, sizeof(buf)), LS_EINVAL);
+    cr_assert_str_eq(ls_frame_type_name(LS_FRAME_RE_OFFER), "RE_OFFER");
 }
 
 /* PROTOCOL.md: a HELLO's zstd_level 0 is zstd's default; WELCOME names the level both use. */

@@ -21,9 +21,9 @@ Test(ship, starts_initializing_then_waits_for_a_connection, .fini = teardown_wor
 
 Test(ship, state_names)
 {
-    const char *want[] = {"Initializing", "Healthy", "Disconnected",
-                          "Suspended",    "Failed",  "Diverged"};
-    for (int s = 0; s < 6; s++)
+    const char *want[] = {"Initializing", "Healthy",  "Disconnected", "Suspended",
+                          "Failed",       "Diverged", "Seeding"};
+    for (int s = 0; s < 7; s++)
         cr_assert_str_eq(ls_ship_state_name((ls_ship_state_t) s), want[s]);
     cr_assert_str_eq(ls_ship_state_name((ls_ship_state_t) 42), "Unknown");
     ls_ship_free(NULL);
@@ -186,6 +186,38 @@ Test(ship, a_transient_error_from_the_target_only_disconnects_the_copy, .init = 
     cr_assert_str_eq(ls_ship_reason(W.m), "target tgt: no space left in inspect/");
     ship_from(1); /* its next RESUME ships again, no operator needed */
     cr_assert_eq(ls_ship_state(W.m), LS_SHIP_HEALTHY);
+}
+
+Test(ship, a_re_offer_holds_only_this_database_and_plans_it_again, .init = setup_attached,
+     .fini = teardown_world)
+{
+    ship_from(1);
+    take_gen(1);
+    ack(LS_FRAME_DURABLE, 1);
+    cr_assert_eq(status().last_copied.gen, 1);
+    pump_until_sent();
+    expect(LS_FRAME_GEN_BEGIN); /* generation 2 in flight when the target starts a seed */
+
+    ls_frame_t f = {.type = LS_FRAME_RE_OFFER};
+    f.re_offer.flags = LS_REOFFER_HOLD;
+    f.re_offer.reason = ls_proto_str("being seeded");
+    reply(&f);
+    cr_assert_eq(ls_ship_state(W.m), LS_SHIP_SEEDING, "%s", ls_ship_reason(W.m));
+    cr_assert_str_eq(ls_ship_reason(W.m), "target tgt: being seeded");
+    cr_assert_eq(ls_ship_send_chunk(W.m, CHUNK, W.now), 0, "nothing of the held database goes out");
+    ls_ship_pump(W.m, W.now);
+    while (pending()) /* at most the COPY_STATE the durable ack made due: no GEN frame */
+        expect(LS_FRAME_COPY_STATE);
+
+    f.re_offer.flags = LS_REOFFER_REPLACED;
+    f.re_offer.reason = ls_proto_str("was seeded");
+    reply(&f);
+    cr_assert_eq(ls_ship_state(W.m), LS_SHIP_INITIALIZING);
+    cr_assert_eq(status().last_copied.gen, 0, "the replaced copy's positions are forgotten");
+    expect(LS_FRAME_COPY_STATE);
+    resume_at(2, W.digest[1]); /* the seeded copy asks for the generation holding its snapshot */
+    cr_assert_eq(ls_ship_state(W.m), LS_SHIP_HEALTHY, "%s", ls_ship_reason(W.m));
+    take_gen(2);
 }
 
 Test(ship, a_damaged_generation_on_disk_fails_the_copy, .init = setup_attached,

@@ -10,8 +10,9 @@
  *  peer      (peer.c)      per accepted connection: HELLO/WELCOME, frames to the copies
  *  pcopy     (pcopy.c)     per passive copy: engine/copy, a receiver thread, events to the loop
  *  status    (status.c)    the control socket's commands and the status document
- *  seed      (seed_server.c) per accepted seed connection: snapshot worker, SEED frames
- *            (seed_client.c) per passive copy: `logship seed`, the install on its receiver
+ *  seed      (seed_server.c) per accepted seed connection: adapter of engine/seed's worker and
+ *            server session; (seed_client.c) per passive copy: `logship seed`, adapter of its
+ *            client session, the install and swap on the copy's receiver thread
  *  zwork     (zwork.c)     a zstd worker thread, when compression was negotiated: per link and
  *                          per seed session (compresses GEN_DATA / SEED_DATA), per peer and per
  *                          seed client connection (decompresses)
@@ -155,6 +156,7 @@ struct link {
     int rr;                         /* HELLO index the round-robin of chunks starts at next */
     char last_error[LD_REASON_MAX]; /* why the last connection ended */
     uint64_t connects;              /* successful connections since start */
+    uint16_t version;               /* protocol version of this connection (WELCOME) */
     struct ld_netsel *sel;          /* networks: states, probes, pin, counters (netpath.c) */
     struct ld_zwork *zw;            /* compresses GEN_DATA bodies off the loop (NULL: none yet) */
     int zlevel;                     /* its zstd level */
@@ -240,6 +242,9 @@ struct peer {
     pcopy_t **by_idx;              /* HELLO index -> copy (NULL: refused) */
     uint8_t (*dbids)[LS_DBID_LEN]; /* HELLO index -> database id */
     int nidx;
+    uint16_t version;      /* protocol version chosen for this connection */
+    pcopy_t **seeding;     /* HELLO index -> copy refused because it was being seeded
+                              (a RE_OFFER takes it back), or NULL */
     struct ld_seeds *seed; /* a seed connection (seed_server.c), or NULL */
     struct ld_zwork *zw;   /* with compression: frames pass it, in order, to be decompressed */
     bool zpaused;          /* reading paused: the worker holds LD_ZRX_MAX bytes or more */
@@ -373,6 +378,10 @@ uint64_t ld_seed_needs(active_t *a); /* lowest generation a seed of a needs (0: 
 void ld_seed_recover(const ls_cfg_database_t *d);  /* at start, before the copy or store opens */
 bool ld_seed_client_item(pcopy_t *p, ritem_t *it); /* receiver thread: true when it was a seed's */
 bool ld_seed_client_busy(pcopy_t *p, char *why, size_t whylen); /* refuse shipping while seeding */
+/* The copy's last seed failed less than LD_SEED_NOTE_NS ago: why (a copy that goes on being
+ * shipped after a failed seed keeps saying so when its source then disconnects). */
+#define LD_SEED_NOTE_NS (60ull * 1000000000ull)
+bool ld_seed_client_failed_lately(pcopy_t *p, char *why, size_t whylen);
 int ld_seed_client_cmd(node_t *n, const cJSON *req, bool status_only, cJSON *resp, char *err,
                        size_t errlen);                       /* "seed" and "seed_status" */
 void ld_seed_client_status(pcopy_t *p, ls_status_seed_t *o); /* seed figures in status */

@@ -138,6 +138,7 @@ static void on_welcome(link_t *l, const ls_proto_welcome_t *w)
     l->ready = true;
     l->backoff_ms = LD_BACKOFF_MIN;
     l->connects++;
+    l->version = w->version;
     ld__np_welcome(l);
     /* The receiver's windows: the connection's here, each database's in its machine. */
     l->conn_window = l->conn_credit =
@@ -186,6 +187,8 @@ static const uint8_t *frame_dbid(const ls_frame_t *f)
         return f->error.dbid;
     case LS_FRAME_COPY_STATE:
         return f->copy_state.dbid;
+    case LS_FRAME_RE_OFFER:
+        return f->re_offer.dbid;
     default:
         return NULL;
     }
@@ -242,7 +245,10 @@ static void on_frame(ls_conn_t *c, const ls_conn_frame_t *fr)
                     ls_frame_type_name(f.type));
             return;
         }
-        if (f.type != LS_FRAME_CREDIT) {
+        if (f.type == LS_FRAME_RE_OFFER && l->version < LS_PROTO_VERSION_REOFFER) {
+            LS_LOGW("link", "%s sent RE_OFFER on a version %u connection: ignored", l->cfg->name,
+                    (unsigned) l->version);
+        } else if (f.type != LS_FRAME_CREDIT) {
             ls_ship_on_frame(s->m, &f, ls_now_ns());
         } else if (ls_ship_credit(s->m, f.credit.bytes)) {
             LS_LOGE("link", "%s granted %s credit it never received", l->cfg->name,

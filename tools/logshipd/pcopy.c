@@ -91,7 +91,9 @@ static void on_copy_event(void *ctx, const ls_copy_event_t *ev)
 
 static void send_gen_frame(pcopy_t *p, uint8_t type, uint64_t gen, uint64_t lsn)
 {
-    if (!p->peer) return;
+    /* While a seed holds the copy (RE_OFFER HOLD) the old copy's positions must not reach the
+     * source: a REPLAYED_SYNCED past N would release the logs the seeded copy needs. */
+    if (!p->peer || ld_seed_client_busy(p, NULL, 0)) return;
     ls_frame_t f = {.type = type};
     const uint8_t *id = p->peer->dbids[p->idx];
     if (type == LS_FRAME_REPLAYED || type == LS_FRAME_REPLAYED_SYNCED) {
@@ -380,7 +382,7 @@ int ld_pcopy_open(node_t *n, pcopy_t *p, const ls_cfg_database_t *cfg)
 
 void ld_pcopy_send_position(pcopy_t *p)
 {
-    if (!p->peer) return;
+    if (!p->peer || ld_seed_client_busy(p, NULL, 0)) return; /* the seed's RE_OFFER says it */
     ld_pcopy_send_state(p);
     if (p->op.suspended) return; /* no RESUME: the source ships nothing until we resume */
     if (p->state == CS_FAILED || p->state == CS_DIVERGED) {
@@ -427,7 +429,10 @@ void ld_pcopy_detach(pcopy_t *p)
         LS_CHECK(abort_item != NULL);
         ld_pcopy_push(p, abort_item);
     }
-    if (p->state == CS_HEALTHY)
+    char seed[LD_REASON_MAX - 64] = "";
+    if (p->state == CS_HEALTHY && ld_seed_client_failed_lately(p, seed, sizeof(seed)))
+        ld_pcopy_set_state(p, CS_DISCONNECTED, "%s disconnected; %s", p->cfg->source, seed);
+    else if (p->state == CS_HEALTHY)
         ld_pcopy_set_state(p, CS_DISCONNECTED, "%s disconnected", p->cfg->source);
 }
 

@@ -47,12 +47,14 @@ void ld_peer_on_close(ls_conn_t *conn, int status, const char *msg)
     unlink_peer(p);
     ls_credit_rx_free(p->credit);
     free(p->by_idx);
+    free(p->seeding);
     free(p->dbids);
     free(p);
 }
 
 /* Matches one database of the HELLO with a passive copy; NULL with the reason when refused. */
-static pcopy_t *match(peer_t *p, const ls_proto_db_t *d, int *code, char *why, size_t whylen)
+static pcopy_t *match(peer_t *p, const ls_proto_db_t *d, pcopy_t **seeding, int *code, char *why,
+                      size_t whylen)
 {
     node_t *n = p->node;
     char name[LS_PROTO_DBNAME_MAX + 1];
@@ -62,6 +64,7 @@ static pcopy_t *match(peer_t *p, const ls_proto_db_t *d, int *code, char *why, s
         if (strcmp(c->cfg->name, name) || strcmp(c->cfg->source, p->name)) continue;
         if (ld_seed_client_busy(c, why, whylen)) {
             *code = LS_ESTATE;
+            *seeding = c; /* version 2: a RE_OFFER takes it back after the seed */
             return NULL;
         }
         if (!c->copy) {
@@ -144,9 +147,11 @@ static void on_hello(peer_t *p, const ls_proto_hello_t *h)
     uint64_t dbw = n->cfg->receive_window, connw = LS_MAX(dbw * 4, LS_PROTO_CONN_WINDOW_DEFAULT);
     p->credit = ls_credit_rx_new(dbw, connw);
     p->by_idx = calloc((size_t) h->db_count + 1, sizeof(*p->by_idx));
+    p->seeding = calloc((size_t) h->db_count + 1, sizeof(*p->seeding));
     p->dbids = calloc((size_t) h->db_count + 1, LS_DBID_LEN);
-    LS_CHECK(p->credit && p->by_idx && p->dbids);
+    LS_CHECK(p->credit && p->by_idx && p->seeding && p->dbids);
     p->nidx = h->db_count;
+    p->version = choice.version;
     static ls_frame_t w; /* large (256 answers); the loop is single-threaded */
     static char why[LS_PROTO_DB_MAX][LS_PROTO_REASON_MAX];
     memset(&w, 0, sizeof(w));
@@ -173,7 +178,7 @@ static void on_hello(peer_t *p, const ls_proto_hello_t *h)
                      "refused",
                      p->name, (int) h->dbs[i].name.len, h->dbs[i].name.ptr, dup + 1, i + 1, i + 1);
         } else {
-            c = match(p, &h->dbs[i], &r->code, why[i], sizeof(why[i]));
+            c = match(p, &h->dbs[i], &p->seeding[i], &r->code, why[i], sizeof(why[i]));
         }
         r->status = c ? LS_DB_ACCEPTED : LS_DB_REFUSED;
         r->code = c ? 0 : r->code;
@@ -218,7 +223,26 @@ static ritem_t *item_for(peer_t *p, const ls_frame_t *f, uint32_t datalen)
     return it;
 }
 
-/* GEN_BEGIN / GEN_DATA / GEN_END for an attached copy become work for its receiver thread. */
+/* Credit for len bytes of database i received and dropped (PROTOCOL.md, RE_OFFER HOLD). */
+static void grant_back(peer_t *p, int i, uint32_t len)
+{
+    uint64_t conn_grant = 0;
+    uint64_t grant = ls_credit_rx_consumed(p->credit, i, len, &conn_grant);
+    ls_frame_t f = {.type = LS_FRAME_CREDIT};
+    if (grant) {
+        memcpy(f.credit.dbid, p->dbids[i], LS_DBID_LEN);
+        f.credit.bytes = (uint32_t) grant;
+        ld_send(p->conn, &f);
+    }
+    if (conn_grant) {
+        memset(f.credit.dbid, 0, LS_DBID_LEN);
+        f.credit.bytes = (uint32_t) conn_grant;
+        ld_send(p->conn, &f);
+    }
+}
+
+/* GEN_BEGIN / GEN_DATA / GEN_END for an attached copy become work for its receiver thread; while
+ * the copy is being seeded (held) they are dropped. */
 static void on_gen_frame(peer_t *p, const ls_frame_t *f, const uint8_t *dbid)
 {
     int i = index_of(p, dbid);
@@ -228,11 +252,17 @@ static void on_gen_frame(peer_t *p, const ls_frame_t *f, const uint8_t *dbid)
                 ls_frame_type_name(f->type));
         return;
     }
+    bool held = ld_seed_client_busy(c, NULL, 0);
+    if (held && f->type != LS_FRAME_GEN_DATA) return;
     ritem_t *it;
     if (f->type == LS_FRAME_GEN_DATA) {
         if (ls_credit_rx_received(p->credit, i, f->gen_data.len) != 0) {
             LS_LOGE("peer", "%s ignored the credit window for %s: closing", p->name, c->cfg->name);
             ls_conn_close(p->conn);
+            return;
+        }
+        if (held) { /* credit given back */
+            grant_back(p, i, f->gen_data.len);
             return;
         }
         it = item_for(p, f, f->gen_data.len);

@@ -1,43 +1,33 @@
-/* seed client internals shared by seed_client.c (the connection, the stream and the swap) and
- * seed_cmd.c (the control commands, status and start-up recovery). See seed_client.c. */
+/* seed client internals shared by seed_client.c (the adapter of engine/seed's client session:
+ * the connection, the receiver thread's install and swap) and seed_cmd.c (the control commands,
+ * status and start-up recovery). See seed_client.c. */
 #ifndef LS_LOGSHIPD_SEED_CLIENT_INT_H
 #define LS_LOGSHIPD_SEED_CLIENT_INT_H
 
 #include "daemon.h"
 #include "seed/seed.h"
+#include "seed/session.h"
 #include "zwork.h"
-
-typedef enum {
-    SC_CONNECTING = 1, /* connecting / handshake */
-    SC_SNAPSHOT,       /* accepted: the source takes its snapshot */
-    SC_RECEIVING,      /* SEED_DATA arriving */
-    SC_INSTALLING,     /* verified: swapping the new copy in */
-    SC_DONE,           /* installed */
-    SC_FAILED          /* see error */
-} sc_state_t;
 
 struct ld_seedc {
     node_t *node;
     pcopy_t *p;
-    uint64_t id; /* seed number on this node: `logship seed` follows it */
-    sc_state_t state;
-    char error[LD_REASON_MAX]; /* why it failed */
+    uint64_t id;                  /* seed number on this node: `logship seed` follows it */
+    ls_seed_client_t *cs;         /* the protocol (engine/seed) */
+    ls_seed_client_state_t shown; /* the session's state the copy's state reflects */
+    char error[LD_REASON_MAX];    /* why it failed */
     const ls_cfg_target_t *src;
-    int net;                /* network in use (index in src->nets) */
-    bool net_fixed;         /* --network: no other network is tried */
-    bool replace;           /* the install may replace what the copy holds */
-    bool manual_resume;     /* leave the copy Suspended */
-    ls_conn_t *conn;        /* the seed connection; NULL once closed */
-    struct ld_zwork *zw;    /* with compression: frames pass it, in order, to be decompressed */
-    bool zpaused;           /* reading paused: the worker holds LD_ZRX_MAX bytes or more */
-    ls_conn_stats_t cstats; /* the connection's figures when it closed */
-    bool welcomed;
-    ls_credit_rx_t *credit;
-    ls_seed_info_t info; /* from SEED_BEGIN */
-    bool begun;          /* SEED_BEGIN received */
-    ls_seed_progress_t prog;
-    uint64_t start_ns, end_ns;        /* UTC ns */
-    copy_state_t saved_state;         /* the copy's state before the seed ... */
+    int net;                   /* network in use (index in src->nets) */
+    bool net_fixed;            /* --network: no other network is tried */
+    bool replace;              /* the install may replace what the copy holds */
+    bool manual_resume;        /* leave the copy Suspended */
+    ls_conn_t *conn;           /* the seed connection; NULL once closed */
+    struct ld_zwork *zw;       /* with compression: frames pass it, in order, to be decompressed */
+    bool zpaused;              /* reading paused: the worker holds LD_ZRX_MAX bytes or more */
+    ls_conn_stats_t cstats;    /* the connection's figures when it closed */
+    ls_seed_info_t info;       /* from SEED_BEGIN: the receiver thread's install reads it */
+    uint64_t start_ns, end_ns; /* UTC ns */
+    copy_state_t saved_state;  /* the copy's state before the seed ... */
     char saved_reason[LD_REASON_MAX]; /* ... and its reason */
     uv_async_t async;                 /* receiver thread -> loop */
     /* receiver thread only */
@@ -60,8 +50,9 @@ struct ld_seedc {
 /* seed_client.c */
 bool ld__seedc_finished(const struct ld_seedc *sc); /* done or failed */
 int ld__seedc_connect(struct ld_seedc *sc);         /* over sc->net; 0 or an error */
-/* Asks the copy's source to end its ship connections and say HELLO again. */
-void ld__seedc_cycle_ship(pcopy_t *p, const char *why);
+/* Tells the copy's source it changed: RE_OFFER with flags (LS_REOFFER_*) on a version-2 ship
+ * connection, else a connection-wide ERROR that makes a version-1 source reconnect. */
+void ld__seedc_reoffer(pcopy_t *p, uint32_t flags, const char *why);
 void ld__seedc_on_async(uv_async_t *a); /* the receiver thread's events, on the loop */
 
 #endif

@@ -1,51 +1,25 @@
 /* The seed client's control commands ("seed", "seed_status"), its part of the status document,
  * and start-up recovery of half-done seeds (docs/SEED.md, "The daemon"). */
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "seed_client_int.h"
 
-static const char *state_names[] = {"",           "connecting", "snapshot", "receiving",
-                                    "installing", "done",       "failed"};
 static uint64_t next_id = 1;
+
+static const char *state_name(const struct ld_seedc *sc)
+{
+    return ls_seed_client_state_name(ls_seed_client_state(sc->cs));
+}
 
 /* ---- loop: commands -------------------------------------------------------------------------- */
 static void on_async_closed(uv_handle_t *h)
 {
     struct ld_seedc *sc = h->data;
-    ls_credit_rx_free(sc->credit);
+    ls_seed_client_free(sc->cs);
     pthread_mutex_destroy(&sc->mu);
     free(sc);
-}
-
-/* What makes a copy "hold data" (as ls_seed_install_begin judges it: a store file, or a file in
- * logs/ or inspect/). Only looks: the store is never opened. */
-static bool holds_data(const char *copy, char *what, size_t len)
-{
-    char path[LS_CFG_PATH_MAX + 32];
-    struct stat st;
-    snprintf(path, sizeof(path), "%s/store/data.mdb", copy);
-    if (stat(path, &st) == 0 && st.st_size > 0) {
-        snprintf(what, len, "a store of %lld bytes", (long long) st.st_size);
-        return true;
-    }
-    const char *sub[] = {"logs", "inspect"};
-    for (size_t i = 0; i < LS_ARRAY_SIZE(sub); i++) {
-        snprintf(path, sizeof(path), "%s/%s", copy, sub[i]);
-        DIR *d = opendir(path);
-        bool any = false;
-        for (struct dirent *e; d && !any && (e = readdir(d));)
-            any = strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
-        if (d) closedir(d);
-        if (any) {
-            snprintf(what, len, "generation files in %s/", sub[i]);
-            return true;
-        }
-    }
-    return false;
 }
 
 static const char *str_arg(const cJSON *req, const char *k)
@@ -56,18 +30,20 @@ static const char *str_arg(const cJSON *req, const char *k)
 
 static void fill(const struct ld_seedc *sc, ls_status_seed_t *o)
 {
+    ls_seed_client_figures_t fig;
+    ls_seed_client_figures(sc->cs, &fig);
     o->present = true;
     o->id = sc->id;
-    o->state = state_names[sc->state];
+    o->state = ls_seed_client_state_name(fig.state);
     snprintf(o->from, sizeof(o->from), "%s", sc->src->name);
     snprintf(o->network, sizeof(o->network), "%s", sc->src->nets[sc->net].name);
-    o->bytes_done = sc->prog.done;
-    o->bytes_total = sc->info.total_bytes;
-    o->percent = sc->begun ? ls_seed_progress_percent(&sc->prog) : 0;
-    o->rate_bps = sc->prog.rate;
-    o->eta_s = ls_seed_progress_eta(&sc->prog);
-    o->generation = sc->info.generation;
-    o->lsn = sc->info.last_lsn;
+    o->bytes_done = fig.prog.done;
+    o->bytes_total = fig.info.total_bytes;
+    o->percent = fig.begun ? ls_seed_progress_percent(&fig.prog) : 0;
+    o->rate_bps = fig.prog.rate;
+    o->eta_s = ls_seed_progress_eta(&fig.prog);
+    o->generation = fig.info.generation;
+    o->lsn = fig.info.last_lsn;
     o->manual_resume = sc->manual_resume;
     o->start_time_ns = sc->start_ns;
     o->end_time_ns = sc->end_ns;
@@ -115,7 +91,7 @@ static int check(node_t *n, pcopy_t *p, const cJSON *req, const ls_cfg_target_t 
     }
     if (p->seed && !ld__seedc_finished(p->seed)) {
         snprintf(err, errlen, "a seed of %s from %s is under way (%s)", p->cfg->name,
-                 p->seed->src->name, state_names[p->seed->state]);
+                 p->seed->src->name, state_name(p->seed));
         return LS_EBUSY;
     }
     if (!p->thread_started) {
@@ -124,7 +100,7 @@ static int check(node_t *n, pcopy_t *p, const cJSON *req, const ls_cfg_target_t 
     }
     char what[128];
     bool failed = p->state == CS_FAILED || p->state == CS_DIVERGED;
-    if (!del && !failed && holds_data(p->cfg->path, what, sizeof(what))) {
+    if (!del && !failed && ls_seed_copy_holds_data(p->cfg->path, what, sizeof(what))) {
         snprintf(err, errlen,
                  "copy %s (%s) already holds %s and is %s: a seed would replace it; run the seed "
                  "with --delete-existing to do so (a Failed or Diverged copy needs no such "
@@ -185,7 +161,6 @@ int ld_seed_client_cmd(node_t *n, const cJSON *req, bool status_only, cJSON *res
     sc->node = n;
     sc->p = p;
     sc->id = next_id++;
-    sc->state = SC_CONNECTING;
     sc->src = src;
     sc->net = net;
     sc->net_fixed = str_arg(req, "network") != NULL;
@@ -194,8 +169,13 @@ int ld_seed_client_cmd(node_t *n, const cJSON *req, bool status_only, cJSON *res
     sc->start_ns = ls_now_ns();
     sc->saved_state = p->state == CS_SEEDING ? CS_DISCONNECTED : p->state;
     snprintf(sc->saved_reason, sizeof(sc->saved_reason), "%s", p->reason);
-    sc->credit = ls_credit_rx_new(n->cfg->receive_window, n->cfg->receive_window);
-    LS_CHECK(sc->credit && ls_credit_rx_db_add(sc->credit) == 0);
+    ls_seed_client_options_t co = {.source = src->name,
+                                   .features = (n->cfg->plaintext ? LS_FEAT_CKSUM : 0) |
+                                               (src->compression_level > 0 ? LS_FEAT_ZSTD : 0),
+                                   .zstd_level = (int8_t) src->compression_level,
+                                   .window = (uint32_t) n->cfg->receive_window};
+    LS_CHECK(ls_seed_client_new(&co, &sc->cs) == 0);
+    sc->shown = ls_seed_client_state(sc->cs);
     pthread_mutex_init(&sc->mu, NULL);
     uv_async_init(n->loop, &sc->async, ld__seedc_on_async);
     sc->async.data = sc;
@@ -205,7 +185,7 @@ int ld_seed_client_cmd(node_t *n, const cJSON *req, bool status_only, cJSON *res
     LS_LOGI("seed", "%s: seed from %s asked%s%s", p->cfg->name, src->name,
             cJSON_IsTrue(cJSON_GetObjectItem(req, "delete_existing")) ? " (--delete-existing)" : "",
             sc->manual_resume ? " (--manual-resume)" : "");
-    if (p->peer) ld__seedc_cycle_ship(p, "is being seeded");
+    if (p->peer) ld__seedc_reoffer(p, LS_REOFFER_HOLD, "is being seeded");
     ld__seedc_connect(sc); /* a failure is the seed's: status and seed_status say why */
     describe(sc, resp);
     char msg[256];
@@ -220,7 +200,17 @@ bool ld_seed_client_busy(pcopy_t *p, char *why, size_t whylen)
     struct ld_seedc *sc = p->seed;
     if (!sc || ld__seedc_finished(sc)) return false;
     snprintf(why, whylen, "copy %s is being seeded from %s (%s)", p->cfg->name, sc->src->name,
-             state_names[sc->state]);
+             state_name(sc));
+    return true;
+}
+
+bool ld_seed_client_failed_lately(pcopy_t *p, char *why, size_t whylen)
+{
+    struct ld_seedc *sc = p->seed;
+    if (!sc || ls_seed_client_state(sc->cs) != LS_SEED_CLI_FAILED ||
+        ls_now_ns() - sc->end_ns > LD_SEED_NOTE_NS)
+        return false;
+    snprintf(why, whylen, "the last seed from %s failed: %s", sc->src->name, sc->error);
     return true;
 }
 

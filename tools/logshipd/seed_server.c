@@ -2,39 +2,30 @@
  *
  * A passive node connects to one of this node's [listen] addresses and says HELLO with purpose
  * SEED for one database (peer.c hands the connection here). We check that the database is active
- * here and that the node is one of its targets, answer WELCOME, and start a worker thread of the
- * session's own: it takes the snapshot (ls_seed_snapshot_new: a local compacted copy, seconds to
- * minutes, never on the loop) and reads it in chunks into a short queue. The loop sends
- * SEED_BEGIN, then SEED_DATA within the credit the client granted in its HELLO, then SEED_END,
- * and waits for the client to close.
+ * here and that the node is one of its targets, answer WELCOME, and start engine/seed's snapshot
+ * worker (ls_seed_worker_t: the snapshot and its reads on a thread of its own, never the loop).
+ * engine/seed's server session (ls_seed_server_t) turns the worker's events and the client's
+ * CREDIT into SEED_BEGIN, SEED_DATA, SEED_END or ERROR; this file is the adapter: it moves the
+ * worker's events to the session and the session's frames to the connection (through the zstd
+ * worker when compression was agreed), and keeps the log retention.
  *
- * Log retention: from the moment the seed is accepted the target's shipper holds seed_needs = 1
+ * Log retention: from the moment the seed is accepted the target's shipping machine holds 1
  * (nothing may be removed while the snapshot is taken), then N (the generation the copy will ask
  * for). A seed that ends before its stream went out releases it; one whose stream went out whole
  * keeps N until the target reports replayed-synced past N (its old positions are forgotten then:
  * the copy was replaced).
  *
- * Threading: the worker touches only the snapshot and the fields under mu; everything else runs
- * on the loop. The session is freed once its connection closed and its worker ended. */
+ * Threading: everything here runs on the loop; the worker's thread only calls notify. The session
+ * is freed once its connection closed and its worker ended. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "daemon.h"
 #include "zwork.h"
-#include "seed/seed.h"
+#include "seed/session.h"
 
-#define SS_AHEAD    8  /* chunks the worker reads ahead of the socket (LD_CHUNK each) */
 #define SS_RETRY_MS 20 /* the socket was full: try again after this */
-
-typedef struct chunk {
-    struct chunk *next;
-    uint64_t offset; /* stream offset of data[0] */
-    size_t len;      /* bytes in data */
-    size_t sent;     /* bytes of it sent */
-    bool counted;    /* added to the credit ledger's backlog */
-    uint8_t data[];
-} chunk_t;
 
 struct ld_seeds {
     node_t *node;
@@ -42,107 +33,32 @@ struct ld_seeds {
     active_t *db;    /* the database seeded */
     shipper_t *ship; /* the (database, client node) shipper: its log retention */
     char client[LS_PROTO_NODE_MAX + 1];
-    ls_credit_tx_t *credit; /* the client's windows */
-    struct ld_zwork *zw;    /* with compression: compresses SEED_DATA bodies off the loop */
-    uv_async_t async;       /* worker -> loop */
-    uv_timer_t retry;       /* socket full */
-    int handles;            /* handles not yet closed */
-    pthread_t thread;
-    bool thread_started;
-    bool begin_sent, end_sent, failed;
-    bool snapshotting; /* counted in db->seed_snapshots: the store is open for the snapshot */
-    uint64_t sent;     /* stream bytes sent */
-    uint64_t start_ns; /* monotonic, when accepted */
-    /* shared with the worker, under mu */
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool stop;                      /* the loop wants the worker gone */
-    bool info_ready;                /* info is valid */
-    ls_seed_info_t info;            /* what SEED_BEGIN says */
-    chunk_t *head, *tail;           /* read, not yet sent */
-    int nchunks;                    /* in the queue */
-    bool end_ready;                 /* every byte was read: digest is valid */
-    uint8_t digest[LS_DIGEST_SIZE]; /* SHA-256 of the stream */
-    int code;                       /* the worker failed: LS_E* ... */
-    char msg[LD_REASON_MAX];        /* ... and why */
-    bool exited;                    /* the worker returned */
+    ls_seed_server_t *ss; /* the protocol (engine/seed) */
+    ls_seed_worker_t *w;  /* the snapshot thread (engine/seed); NULL until started */
+    struct ld_zwork *zw;  /* with compression: compresses SEED_DATA bodies off the loop */
+    uv_async_t async;     /* worker -> loop */
+    uv_timer_t retry;     /* socket full, or a log removal peeking at the store */
+    int handles;          /* handles not yet closed */
+    bool snapshotting;    /* counted in db->seed_snapshots: the store is open for the snapshot */
+    uint64_t start_ns;    /* monotonic, when accepted */
 };
 
-/* ---- the worker ------------------------------------------------------------------------------ */
-static void *worker_main(void *arg)
+static void notify(void *ctx)
 {
-    struct ld_seeds *s = arg;
-    char err[LD_REASON_MAX] = "";
-    ls_seed_snapshot_t *snap = NULL;
-    LS_FAULT("seed.snapshot.before"); /* tests: "sleep:MS" lets a writer commit meanwhile */
-    ls_seed_snapshot_options_t o = {.db_dir = s->db->cfg->path, .chunk_max = LD_CHUNK};
-    int rc = ls_seed_snapshot_new(&o, &snap, err, sizeof(err));
-    pthread_mutex_lock(&s->mu);
-    if (rc == 0) {
-        s->info = *ls_seed_snapshot_info(snap);
-        s->info_ready = true;
-    }
-    pthread_mutex_unlock(&s->mu);
+    struct ld_seeds *s = ctx;
     uv_async_send(&s->async);
-    while (rc == 0) {
-        pthread_mutex_lock(&s->mu);
-        while (s->nchunks >= SS_AHEAD && !s->stop)
-            pthread_cond_wait(&s->cv, &s->mu);
-        bool stop = s->stop;
-        pthread_mutex_unlock(&s->mu);
-        if (stop) break;
-        LS_FAULT("seed.server.chunk"); /* tests: "sleep:MS" paces the stream */
-        chunk_t *c = malloc(sizeof(*c) + LD_CHUNK);
-        if (!c) {
-            rc = LS_ENOMEM;
-            snprintf(err, sizeof(err), "out of memory");
-            break;
-        }
-        memset(c, 0, sizeof(*c));
-        rc = ls_seed_snapshot_read(snap, c->data, LD_CHUNK, &c->offset, &c->len);
-        if (rc || c->len == 0) {
-            free(c);
-            if (rc) snprintf(err, sizeof(err), "cannot read the snapshot: %s", ls_strerror(rc));
-            pthread_mutex_lock(&s->mu);
-            if (!rc) s->end_ready = ls_seed_snapshot_digest(snap, s->digest) == 0;
-            pthread_mutex_unlock(&s->mu);
-            break;
-        }
-        pthread_mutex_lock(&s->mu);
-        if (s->tail)
-            s->tail->next = c;
-        else
-            s->head = c;
-        s->tail = c;
-        s->nchunks++;
-        pthread_mutex_unlock(&s->mu);
-        uv_async_send(&s->async);
-    }
-    ls_seed_snapshot_free(snap); /* removes the local copy */
-    pthread_mutex_lock(&s->mu);
-    if (rc) {
-        s->code = rc;
-        snprintf(s->msg, sizeof(s->msg), "%s", err[0] ? err : ls_strerror(rc));
-    }
-    s->exited = true;
-    pthread_mutex_unlock(&s->mu);
-    uv_async_send(&s->async);
-    return NULL;
 }
 
-/* ---- the loop -------------------------------------------------------------------------------- */
+static void release(void *ctx, void *data)
+{
+    struct ld_seeds *s = ctx;
+    ls_seed_worker_release(s->w, data);
+}
+
 static void on_handle_closed(uv_handle_t *h)
 {
     struct ld_seeds *s = h->data;
     if (--s->handles > 0) return;
-    while (s->head) {
-        chunk_t *c = s->head;
-        s->head = c->next;
-        free(c);
-    }
-    ls_credit_tx_free(s->credit);
-    pthread_mutex_destroy(&s->mu);
-    pthread_cond_destroy(&s->cv);
     free(s);
 }
 
@@ -157,44 +73,15 @@ static void snapshot_over(struct ld_seeds *s)
 /* Frees the session once both its connection and its worker are gone. */
 static void maybe_free(struct ld_seeds *s)
 {
-    pthread_mutex_lock(&s->mu);
-    bool exited = s->exited;
-    pthread_mutex_unlock(&s->mu);
+    bool exited = !s->w || ls_seed_worker_exited(s->w);
     if (exited) snapshot_over(s);
-    if (s->peer || (s->thread_started && !exited) || s->handles != 2) return;
-    if (s->thread_started) pthread_join(s->thread, NULL);
-    s->thread_started = false;
+    if (s->peer || !exited || s->handles != 2) return;
+    ls_seed_server_free(s->ss); /* gives its chunks back to the worker: first */
+    s->ss = NULL;
+    ls_seed_worker_free(s->w);
+    s->w = NULL;
     uv_close((uv_handle_t *) &s->async, on_handle_closed);
     uv_close((uv_handle_t *) &s->retry, on_handle_closed);
-}
-
-static void send_error(struct ld_seeds *s, int code, const char *msg)
-{
-    ls_frame_t f = {.type = LS_FRAME_ERROR};
-    memcpy(f.error.dbid, s->db->dbid, LS_DBID_LEN);
-    f.error.code = code;
-    f.error.message = ls_proto_str(msg);
-    if (s->peer) ld_send(s->peer->conn, &f);
-}
-
-static void send_begin(struct ld_seeds *s)
-{
-    ls_frame_t f = {.type = LS_FRAME_SEED_BEGIN};
-    ls_proto_seed_begin_t *b = &f.seed_begin;
-    memcpy(b->dbid, s->info.dbid, LS_DBID_LEN);
-    b->total_bytes = s->info.total_bytes;
-    b->last_lsn = s->info.last_lsn;
-    b->generation = s->info.generation;
-    memcpy(b->prev_digest, s->info.prev_digest, LS_DIGEST_SIZE);
-    b->epoch = s->info.epoch;
-    if (ld_send(s->peer->conn, &f) != 0) return; /* closing: on_close follows */
-    s->begin_sent = true;
-    ls_ship_seed_hold(s->ship->m, s->info.generation);
-    LS_LOGI("seed",
-            "%s -> %s: snapshot of %llu bytes (lsn %llu); the copy will ask for "
-            "generation %llu",
-            s->db->cfg->name, s->client, (unsigned long long) s->info.total_bytes,
-            (unsigned long long) s->info.last_lsn, (unsigned long long) s->info.generation);
 }
 
 static void on_retry(uv_timer_t *t);
@@ -219,10 +106,15 @@ static bool zflush(struct ld_seeds *s)
     return true;
 }
 
-/* One SEED_DATA: its body to the zstd worker when compression runs there (copied: the chunk is
- * freed once taken whole), else to the transport. */
-static int send_data(struct ld_seeds *s, const struct iovec *iov)
+/* One SEED_DATA, sent from where the chunk lies: its body to the zstd worker when compression
+ * runs there (copied), else to the transport. */
+static int send_data(struct ld_seeds *s, const ls_frame_t *f)
 {
+    uint8_t head[64];
+    ssize_t hn = ls_frame_encode_head(f, head, sizeof(head));
+    LS_CHECK(hn > LS_FRAME_HEADER_SIZE);
+    struct iovec iov[2] = {{head + LS_FRAME_HEADER_SIZE, (size_t) hn - LS_FRAME_HEADER_SIZE},
+                           {(void *) f->seed_data.data, f->seed_data.len}};
     if (!s->zw) return ls_conn_sendv(s->peer->conn, LS_FRAME_SEED_DATA, iov, 2);
     ld_zjob_t *j =
         ld_zjob_new(LD_ZJOB_COMPRESS, LS_FRAME_SEED_DATA, iov[0].iov_len + iov[1].iov_len);
@@ -232,103 +124,65 @@ static int send_data(struct ld_seeds *s, const struct iovec *iov)
     return 0;
 }
 
-/* Sends what credit and the socket allow; SEED_END once the whole stream went out. With
- * compression the chunks pass the zstd worker (LD_ZQ_MAX at a time) and go out in order. */
-static void pump(struct ld_seeds *s)
+/* What the daemon does once a frame went out: log retention and the log. */
+static void after_sent(struct ld_seeds *s, uint8_t type)
 {
-    if (!s->peer || !s->begin_sent || s->end_sent || s->failed) return;
-    if (s->zw && !zflush(s)) return;
-    pthread_mutex_lock(&s->mu);
-    for (chunk_t *c = s->head; c; c = c->next)
-        if (!c->counted) {
-            c->counted = true;
-            ls_credit_tx_backlog_add(s->credit, 0, c->len);
-        }
-    pthread_mutex_unlock(&s->mu);
-    for (;;) {
-        pthread_mutex_lock(&s->mu);
-        chunk_t *c = s->head;
-        pthread_mutex_unlock(&s->mu);
-        if (!c) return; /* step() sends SEED_END once the worker read everything */
-        if (s->zw && ld_zwork_jobs(s->zw) >= LD_ZQ_MAX) return; /* on_zdone steps again */
-        int db;
-        uint64_t len;
-        if (ls_credit_tx_next(s->credit, LD_CHUNK, &db, &len)) return; /* waits for CREDIT */
-        len = LS_MIN(len, c->len - c->sent);
-        ls_frame_t f = {.type = LS_FRAME_SEED_DATA};
-        f.seed_data.offset = c->offset + c->sent;
-        f.seed_data.data = c->data + c->sent;
-        f.seed_data.len = (uint32_t) len;
-        uint8_t head[64];
-        ssize_t hn = ls_frame_encode_head(&f, head, sizeof(head));
-        LS_CHECK(hn > LS_FRAME_HEADER_SIZE);
-        struct iovec iov[2] = {{head + LS_FRAME_HEADER_SIZE, (size_t) hn - LS_FRAME_HEADER_SIZE},
-                               {(void *) f.seed_data.data, len}};
-        int rc = send_data(s, iov);
-        if (rc == LS_EBUSY) {
-            uv_timer_start(&s->retry, on_retry, SS_RETRY_MS, 0);
-            return;
-        }
-        if (rc) return; /* closing: on_close follows */
-        LS_CHECK(ls_credit_tx_sent(s->credit, db, len) == 0);
-        c->sent += len;
-        s->sent += len;
-        if (c->sent < c->len) continue;
-        pthread_mutex_lock(&s->mu);
-        s->head = c->next;
-        if (!s->head) s->tail = NULL;
-        s->nchunks--;
-        pthread_cond_signal(&s->cv);
-        pthread_mutex_unlock(&s->mu);
-        free(c);
+    const ls_seed_info_t *info = ls_seed_server_info(s->ss);
+    shipper_t *sh = s->ship;
+    if (type == LS_FRAME_SEED_BEGIN) {
+        ls_ship_seed_hold(sh->m, info->generation);
+        LS_LOGI("seed",
+                "%s -> %s: snapshot of %llu bytes (lsn %llu); the copy will ask for generation "
+                "%llu",
+                s->db->cfg->name, s->client, (unsigned long long) info->total_bytes,
+                (unsigned long long) info->last_lsn, (unsigned long long) info->generation);
+    } else if (type == LS_FRAME_SEED_END) {
+        /* The copy is being replaced: what the target said about the old one no longer holds. */
+        ls_ship_seed_sent(sh->m);
+        LS_LOGI("seed",
+                "%s -> %s: %llu bytes sent in %.1f s; generation %llu and later are kept until "
+                "the copy has replayed them",
+                s->db->cfg->name, s->client, (unsigned long long) ls_seed_server_bytes_sent(s->ss),
+                (double) (ls_mono_ns() - s->start_ns) / 1e9,
+                (unsigned long long) ls_ship_seed_needs(sh->m));
+    } else if (type == LS_FRAME_ERROR) {
+        LS_LOGE("seed", "%s -> %s: %s", s->db->cfg->name, s->client,
+                ls_seed_server_error(s->ss, NULL)); /* the client fails the seed and closes */
     }
 }
 
-static void send_end(struct ld_seeds *s)
+/* Sends what the session has, as credit and the socket allow. SEED_DATA may pass the zstd
+ * worker (LD_ZQ_MAX at a time); nothing overtakes it. */
+static void pump(struct ld_seeds *s)
 {
-    ls_frame_t f = {.type = LS_FRAME_SEED_END};
-    memcpy(f.seed_end.digest, s->digest, LS_DIGEST_SIZE);
-    if (ld_send(s->peer->conn, &f) != 0) return;
-    s->end_sent = true;
-    /* The copy is being replaced: what the target said about the old one no longer holds. */
-    shipper_t *sh = s->ship;
-    ls_ship_seed_sent(sh->m);
-    double secs = (double) (ls_mono_ns() - s->start_ns) / 1e9;
-    LS_LOGI("seed",
-            "%s -> %s: %llu bytes sent in %.1f s; generation %llu and later are kept "
-            "until the copy has replayed them",
-            s->db->cfg->name, s->client, (unsigned long long) s->sent, secs,
-            (unsigned long long) ls_ship_seed_needs(sh->m));
+    if (s->zw && !zflush(s)) return;
+    ls_frame_t f;
+    while (s->peer && ls_seed_server_next(s->ss, &f)) {
+        if (s->zw && ld_zwork_jobs(s->zw) >= (f.type == LS_FRAME_SEED_DATA ? LD_ZQ_MAX : 1))
+            return; /* on_zdone steps again */
+        int rc = f.type == LS_FRAME_SEED_DATA ? send_data(s, &f) : ld_send(s->peer->conn, &f);
+        if (rc == LS_EBUSY) uv_timer_start(&s->retry, on_retry, SS_RETRY_MS, 0);
+        if (rc) return; /* full: the timer; else closing: on_close follows */
+        ls_seed_server_sent(s->ss);
+        after_sent(s, f.type);
+    }
 }
 
 static void start_worker(struct ld_seeds *s);
 
 static void step(struct ld_seeds *s)
 {
-    if (!s->peer || s->failed) return;
-    if (!s->thread_started) {
+    if (!s->peer) return;
+    if (!s->w) {
         start_worker(s);
         return;
     }
-    pthread_mutex_lock(&s->mu);
-    bool info = s->info_ready, end;
-    int code = s->code;
-    char msg[LD_REASON_MAX];
-    snprintf(msg, sizeof(msg), "%s", s->msg);
-    pthread_mutex_unlock(&s->mu);
-    if (info || code) snapshot_over(s);
-    if (code) {
-        s->failed = true;
-        LS_LOGE("seed", "%s -> %s: %s", s->db->cfg->name, s->client, msg);
-        send_error(s, code, msg); /* the client fails the seed and closes */
-        return;
+    ls_seed_wev_t ev;
+    while (ls_seed_worker_poll(s->w, &ev)) {
+        if (ev.kind == LS_SEED_WEV_INFO || ev.kind == LS_SEED_WEV_FAIL) snapshot_over(s);
+        ls_seed_server_feed(s->ss, &ev);
     }
-    if (info && !s->begin_sent) send_begin(s);
     pump(s);
-    pthread_mutex_lock(&s->mu);
-    end = s->end_ready && !s->head && (!s->zw || !ld_zwork_jobs(s->zw));
-    pthread_mutex_unlock(&s->mu);
-    if (end && s->begin_sent && !s->end_sent && s->peer) send_end(s);
 }
 
 static void on_async(uv_async_t *a)
@@ -435,11 +289,13 @@ static void on_hello(peer_t *p, const ls_proto_hello_t *h)
     s->db = a;
     s->ship = sh;
     snprintf(s->client, sizeof(s->client), "%s", p->name);
-    s->credit = ls_credit_tx_new(h->db_window, h->conn_window);
-    LS_CHECK(s->credit && ls_credit_tx_db_add(s->credit) == 0);
+    ls_seed_server_options_t so = {.db_window = h->db_window,
+                                   .conn_window = h->conn_window,
+                                   .chunk_max = LD_CHUNK,
+                                   .release = release,
+                                   .release_ctx = s};
+    LS_CHECK(ls_seed_server_new(&so, a->dbid, &s->ss) == 0);
     s->start_ns = ls_mono_ns();
-    pthread_mutex_init(&s->mu, NULL);
-    pthread_cond_init(&s->cv, NULL);
     uv_async_init(n->loop, &s->async, on_async);
     uv_timer_init(n->loop, &s->retry);
     s->async.data = s->retry.data = s;
@@ -455,20 +311,22 @@ static void on_hello(peer_t *p, const ls_proto_hello_t *h)
  * and an environment closed elsewhere in the process would drop the snapshot's reader lock. */
 static void start_worker(struct ld_seeds *s)
 {
+    if (ls_seed_server_state(s->ss) == LS_SEED_SRV_FAILED) return;
     if (s->db->removing) {
         uv_timer_start(&s->retry, on_retry, SS_RETRY_MS, 0);
         return;
     }
     s->db->seed_snapshots++;
     s->snapshotting = true;
-    if (pthread_create(&s->thread, NULL, worker_main, s) != 0) {
+    ls_seed_worker_options_t o = {
+        .db_dir = s->db->cfg->path, .chunk = LD_CHUNK, .notify = notify, .ctx = s};
+    if (ls_seed_worker_start(&o, &s->w) != 0) {
         snapshot_over(s);
-        s->failed = true;
-        LS_LOGE("seed", "%s -> %s: cannot start the snapshot thread", s->db->cfg->name, s->client);
-        send_error(s, LS_ENOMEM, "cannot start the snapshot thread");
-        return;
+        ls_seed_wev_t ev = {.kind = LS_SEED_WEV_FAIL, .code = LS_ENOMEM};
+        snprintf(ev.msg, sizeof(ev.msg), "cannot start the snapshot thread");
+        ls_seed_server_feed(s->ss, &ev);
+        pump(s);
     }
-    s->thread_started = true;
 }
 
 void ld_seed_server_frame(peer_t *p, const ls_frame_t *f)
@@ -484,25 +342,16 @@ void ld_seed_server_frame(peer_t *p, const ls_frame_t *f)
         ls_conn_close(p->conn);
         return;
     }
-    static const uint8_t zero[LS_DBID_LEN];
-    if (f->type == LS_FRAME_CREDIT) {
-        int rc = !memcmp(f->credit.dbid, zero, LS_DBID_LEN)
-                     ? ls_credit_tx_grant_conn(s->credit, f->credit.bytes)
-                     : ls_credit_tx_grant(s->credit, 0, f->credit.bytes);
-        if (rc) {
-            LS_LOGE("seed", "%s granted credit it never received: closing", p->name);
-            ls_conn_close(p->conn);
-            return;
-        }
+    if (f->type == LS_FRAME_HEARTBEAT) return;
+    char err[LD_REASON_MAX];
+    int rc = ls_seed_server_frame(s->ss, f, err, sizeof(err));
+    if (rc == 0) {
         step(s);
-    } else if (f->type == LS_FRAME_ERROR) {
-        LS_LOGW("seed", "%s -> %s: the client gave up: %.*s", s->db->cfg->name, p->name,
-                (int) f->error.message.len, f->error.message.ptr);
-        ls_conn_close(p->conn);
-    } else {
-        LS_LOGW("seed", "%s sent an unexpected %s on a seed connection", p->name,
-                ls_frame_type_name(f->type));
+        return;
     }
+    ls_log(rc == LS_ECLOSED ? LS_LOG_WARN : LS_LOG_ERROR, "seed", "%s -> %s: %s: closing",
+           s->db->cfg->name, p->name, err);
+    ls_conn_close(p->conn);
 }
 
 void ld_seed_server_close(peer_t *p)
@@ -514,10 +363,10 @@ void ld_seed_server_close(peer_t *p)
     uv_timer_stop(&s->retry);
     ld_zwork_stop(s->zw); /* drops what it held */
     s->zw = NULL;
-    if (!s->end_sent) {
+    if (ls_seed_server_state(s->ss) != LS_SEED_SRV_ENDED) {
         ls_ship_seed_abort(s->ship->m); /* the seed did not go out: it needs nothing */
         LS_LOGW("seed", "%s -> %s: seed connection ended after %llu bytes", s->db->cfg->name,
-                s->client, (unsigned long long) s->sent);
+                s->client, (unsigned long long) ls_seed_server_bytes_sent(s->ss));
     } else {
         ls_conn_stats_t cs;
         ls_conn_stats(p->conn, &cs);
@@ -527,10 +376,7 @@ void ld_seed_server_close(peer_t *p)
                 s->db->cfg->name, s->client, (unsigned long long) cs.wire_bytes_sent,
                 (unsigned long long) cs.zstd_loop_calls);
     }
-    pthread_mutex_lock(&s->mu);
-    s->stop = true;
-    pthread_cond_signal(&s->cv);
-    pthread_mutex_unlock(&s->mu);
+    ls_seed_worker_stop(s->w);
     maybe_free(s);
 }
 

@@ -65,6 +65,7 @@ static void active_copy(ls_status_copy_t *c, shipper_t *s, uint64_t now)
     c->wire_bytes_sent = cs.wire_bytes_sent;
     c->frame_bytes_sent = cs.bytes_sent;
     c->zstd_loop_calls = cs.zstd_loop_calls;
+    c->connections = l->connects;
     c->removed_generations = s->db->removed;
     COPY_STR(c->last_error, l->last_error);
     ld_link_status(s, c);

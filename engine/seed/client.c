@@ -1,0 +1,282 @@
+/*
+ * The seed client session (session.h): the passive's side of a seed connection. Frames from the
+ * source and reports from the receiver thread in; install steps, CREDIT frames, close and swap
+ * out, through a small queue of actions the caller drains after each call.
+ *
+ * States: CONNECTING -(WELCOME accepted)-> SNAPSHOT -(SEED_BEGIN)-> RECEIVING -(verified)->
+ * INSTALLING -(swapped)-> DONE; any failure before INSTALLING -> FAILED (the install is aborted:
+ * nothing of it stays, the old copy is untouched); a failed swap -> FAILED.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "seed/seed_int.h"
+#include "seed/session.h"
+#include "transport/credit.h"
+
+#define ACT_MAX 8 /* actions one call can queue */
+
+struct ls_seed_client {
+    ls_seed_client_options_t o;
+    char source[LS_PROTO_NODE_MAX + 1];
+    ls_seed_client_state_t state;
+    bool welcomed;
+    ls_credit_rx_t *credit; /* what the source may still send */
+    ls_seed_info_t info;    /* from SEED_BEGIN */
+    bool begun;
+    uint64_t done; /* bytes written by the receiver thread */
+    ls_seed_progress_t prog;
+    int code;
+    char msg[LS_SEED_MSG_MAX];
+    ls_seed_act_t acts[ACT_MAX]; /* queued actions */
+    int nacts, next_act;
+};
+
+static const char *const state_names[] = {"",           "connecting", "snapshot", "receiving",
+                                          "installing", "done",       "failed"};
+
+const char *ls_seed_client_state_name(ls_seed_client_state_t st)
+{
+    return st >= LS_SEED_CLI_CONNECTING && st <= LS_SEED_CLI_FAILED ? state_names[st] : "";
+}
+
+int ls_seed_client_new(const ls_seed_client_options_t *o, ls_seed_client_t **out)
+{
+    ls_seed_client_t *c = calloc(1, sizeof(*c));
+    if (!c) return LS_ENOMEM;
+    c->o = *o;
+    snprintf(c->source, sizeof(c->source), "%s", o->source ? o->source : "the source");
+    c->o.source = c->source;
+    c->state = LS_SEED_CLI_CONNECTING;
+    c->credit = ls_credit_rx_new(o->window, o->window);
+    if (!c->credit || ls_credit_rx_db_add(c->credit) != 0) {
+        ls_credit_rx_free(c->credit);
+        free(c);
+        return LS_ENOMEM;
+    }
+    *out = c;
+    return 0;
+}
+
+void ls_seed_client_free(ls_seed_client_t *c)
+{
+    if (!c) return;
+    ls_credit_rx_free(c->credit);
+    free(c);
+}
+
+static ls_seed_act_t *push(ls_seed_client_t *c, ls_seed_act_kind_t kind)
+{
+    if (c->next_act == c->nacts) c->next_act = c->nacts = 0; /* drained: start again */
+    LS_CHECK(c->nacts < ACT_MAX);
+    ls_seed_act_t *a = &c->acts[c->nacts++];
+    memset(a, 0, sizeof(*a));
+    a->kind = kind;
+    return a;
+}
+
+bool ls_seed_client_action(ls_seed_client_t *c, ls_seed_act_t *a)
+{
+    if (c->next_act >= c->nacts) {
+        c->next_act = c->nacts = 0;
+        return false;
+    }
+    *a = c->acts[c->next_act++];
+    return true;
+}
+
+static void vfail(ls_seed_client_t *c, int code, const char *fmt, va_list ap)
+{
+    if (c->state >= LS_SEED_CLI_INSTALLING) return; /* the swap decides from here */
+    vsnprintf(c->msg, sizeof(c->msg), fmt, ap);
+    c->code = code ? code : LS_EIO;
+    c->state = LS_SEED_CLI_FAILED;
+    push(c, LS_SEED_ACT_CLOSE);
+    push(c, LS_SEED_ACT_ABORT);
+}
+
+void ls_seed_client_fail(ls_seed_client_t *c, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfail(c, code, fmt, ap);
+    va_end(ap);
+}
+
+void ls_seed_client_hello(ls_seed_client_t *c, const char *node, const char *name,
+                          const uint8_t dbid[LS_DBID_LEN], ls_frame_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->type = LS_FRAME_HELLO;
+    ls_proto_hello_t *h = &out->hello;
+    h->version_min = LS_PROTO_VERSION_MIN;
+    h->version_max = LS_PROTO_VERSION_MAX;
+    h->purpose = LS_PURPOSE_SEED;
+    h->features = c->o.features;
+    if (h->features & LS_FEAT_ZSTD) h->zstd_level = c->o.zstd_level;
+    h->db_window = c->o.window;
+    h->conn_window = c->o.window;
+    h->node = ls_proto_str(node);
+    h->db_count = 1;
+    if (dbid) memcpy(h->dbs[0].dbid, dbid, LS_DBID_LEN);
+    h->dbs[0].name = ls_proto_str(name);
+}
+
+static void on_welcome(ls_seed_client_t *c, const ls_proto_welcome_t *w)
+{
+    ls_proto_hello_t h = {.version_min = LS_PROTO_VERSION_MIN,
+                          .version_max = LS_PROTO_VERSION_MAX,
+                          .features = c->o.features,
+                          .db_count = 1};
+    char msg[LS_SEED_MSG_MAX - 64];
+    if (ls_proto_welcome_check(&h, w, false, msg, sizeof(msg)) != 0) {
+        ls_seed_client_fail(c, LS_EPROTO, "%s broke the protocol: %s", c->source, msg);
+    } else if (w->dbs[0].status != LS_DB_ACCEPTED) {
+        ls_seed_client_fail(c, w->dbs[0].code, "refused by %s: %.*s", c->source,
+                            (int) w->dbs[0].reason.len, w->dbs[0].reason.ptr);
+    } else {
+        c->welcomed = true;
+        c->state = LS_SEED_CLI_SNAPSHOT;
+        if (w->features & LS_FEAT_ZSTD)
+            push(c, LS_SEED_ACT_ZSTD)->zstd_level = ls_proto_zstd_level(w->zstd_level);
+    }
+}
+
+static void on_begin(ls_seed_client_t *c, const ls_proto_seed_begin_t *b, uint64_t now_ns)
+{
+    if (c->state != LS_SEED_CLI_SNAPSHOT) {
+        ls_seed_client_fail(c, LS_EPROTO, "%s sent SEED_BEGIN out of turn", c->source);
+        return;
+    }
+    c->begun = true;
+    memcpy(c->info.dbid, b->dbid, LS_DBID_LEN);
+    c->info.total_bytes = b->total_bytes;
+    c->info.last_lsn = b->last_lsn;
+    c->info.generation = b->generation;
+    memcpy(c->info.prev_digest, b->prev_digest, LS_DIGEST_SIZE);
+    c->info.epoch = b->epoch;
+    ls_seed_progress_init(&c->prog, b->total_bytes, now_ns);
+    c->state = LS_SEED_CLI_RECEIVING;
+    push(c, LS_SEED_ACT_INSTALL_BEGIN)->info = &c->info;
+}
+
+static void on_data(ls_seed_client_t *c, const ls_proto_seed_data_t *d)
+{
+    if (c->state != LS_SEED_CLI_RECEIVING) {
+        ls_seed_client_fail(c, LS_EPROTO, "%s sent SEED_DATA out of turn", c->source);
+        return;
+    }
+    if (ls_credit_rx_received(c->credit, 0, d->len) != 0) {
+        ls_seed_client_fail(c, LS_EPROTO, "%s ignored the credit window", c->source);
+        return;
+    }
+    ls_seed_act_t *a = push(c, LS_SEED_ACT_INSTALL_DATA);
+    a->offset = d->offset;
+    a->data = d->data;
+    a->len = d->len;
+}
+
+void ls_seed_client_frame(ls_seed_client_t *c, const ls_frame_t *f, uint64_t now_ns)
+{
+    if (c->state == LS_SEED_CLI_FAILED || c->state == LS_SEED_CLI_DONE) return;
+    if (f->type == LS_FRAME_ERROR) {
+        ls_seed_client_fail(c, f->error.code, "%s: %.*s", c->source, (int) f->error.message.len,
+                            f->error.message.ptr);
+    } else if (!c->welcomed) {
+        if (f->type == LS_FRAME_WELCOME)
+            on_welcome(c, &f->welcome);
+        else
+            ls_seed_client_fail(c, LS_EPROTO, "%s sent %s before WELCOME", c->source,
+                                ls_frame_type_name(f->type));
+    } else if (f->type == LS_FRAME_SEED_BEGIN) {
+        on_begin(c, &f->seed_begin, now_ns);
+    } else if (f->type == LS_FRAME_SEED_DATA) {
+        on_data(c, &f->seed_data);
+    } else if (f->type == LS_FRAME_SEED_END) {
+        if (c->state != LS_SEED_CLI_RECEIVING)
+            ls_seed_client_fail(c, LS_EPROTO, "%s sent SEED_END out of turn", c->source);
+        else
+            memcpy(push(c, LS_SEED_ACT_INSTALL_END)->digest, f->seed_end.digest, LS_DIGEST_SIZE);
+    } /* HEARTBEAT and the like: nothing to do */
+}
+
+void ls_seed_client_consumed(ls_seed_client_t *c, uint64_t bytes, uint64_t done, uint64_t now_ns)
+{
+    c->done = done;
+    if (c->begun) ls_seed_progress_update(&c->prog, done, now_ns);
+    if (!bytes || ls_seed_client_finished(c) || c->state == LS_SEED_CLI_INSTALLING) return;
+    uint64_t conn_grant = 0;
+    uint64_t grant = ls_credit_rx_consumed(c->credit, 0, bytes, &conn_grant);
+    if (grant) {
+        ls_seed_act_t *a = push(c, LS_SEED_ACT_SEND);
+        a->frame.type = LS_FRAME_CREDIT;
+        memcpy(a->frame.credit.dbid, c->info.dbid, LS_DBID_LEN);
+        a->frame.credit.bytes = (uint32_t) grant;
+    }
+    if (conn_grant) {
+        ls_seed_act_t *a = push(c, LS_SEED_ACT_SEND);
+        a->frame.type = LS_FRAME_CREDIT;
+        a->frame.credit.bytes = (uint32_t) conn_grant;
+    }
+}
+
+void ls_seed_client_verified(ls_seed_client_t *c)
+{
+    if (c->state != LS_SEED_CLI_RECEIVING) return;
+    c->state = LS_SEED_CLI_INSTALLING;
+    push(c, LS_SEED_ACT_CLOSE); /* the stream is complete: tells the source */
+    push(c, LS_SEED_ACT_SWAP);
+}
+
+void ls_seed_client_failed(ls_seed_client_t *c, int code, const char *msg)
+{
+    ls_seed_client_fail(c, code, "%s", msg && msg[0] ? msg : ls_strerror(code));
+}
+
+void ls_seed_client_swapped(ls_seed_client_t *c, bool swapped, const char *msg)
+{
+    if (c->state != LS_SEED_CLI_INSTALLING) return;
+    c->state = swapped ? LS_SEED_CLI_DONE : LS_SEED_CLI_FAILED;
+    if (!swapped) {
+        c->code = LS_EIO;
+        snprintf(c->msg, sizeof(c->msg), "%s", msg && msg[0] ? msg : "the swap failed");
+    }
+}
+
+void ls_seed_client_closed(ls_seed_client_t *c, int status, const char *msg)
+{
+    if (c->state >= LS_SEED_CLI_INSTALLING) return; /* closed after the stream: expected */
+    ls_seed_client_fail(c, status ? status : LS_ECONNRESET, "connection to %s lost: %s", c->source,
+                        status && msg ? msg : "closed");
+}
+
+ls_seed_client_state_t ls_seed_client_state(const ls_seed_client_t *c)
+{
+    return c->state;
+}
+
+bool ls_seed_client_welcomed(const ls_seed_client_t *c)
+{
+    return c->welcomed;
+}
+
+bool ls_seed_client_finished(const ls_seed_client_t *c)
+{
+    return c->state == LS_SEED_CLI_DONE || c->state == LS_SEED_CLI_FAILED;
+}
+
+void ls_seed_client_figures(const ls_seed_client_t *c, ls_seed_client_figures_t *out)
+{
+    out->state = c->state;
+    out->info = c->info;
+    out->begun = c->begun;
+    out->done = c->done;
+    out->prog = c->prog;
+}
+
+const char *ls_seed_client_error(const ls_seed_client_t *c, int *code)
+{
+    if (code) *code = c->code;
+    return c->msg;
+}

@@ -1,0 +1,202 @@
+/*
+ * The snapshot worker (session.h): one thread per seed on the active, never the event loop's.
+ * It takes the snapshot (ls_seed_snapshot_new: a local compacted copy, seconds to minutes), then
+ * reads it in chunks into a queue bounded by `ahead` chunks not yet released, and ends with the
+ * stream's digest. The loop polls the queue after notify; it owns every chunk it polled until it
+ * releases it. The snapshot copy is removed when the thread returns.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "seed/seed_int.h"
+#include "seed/session.h"
+
+#define WORKER_CHUNK (256u * 1024u)
+#define WORKER_AHEAD 8
+
+typedef struct wev {
+    struct wev *next;
+    ls_seed_wev_t ev;
+} wev_t;
+
+struct ls_seed_worker {
+    char db_dir[LS__SEED_PATH_MAX];
+    size_t chunk;
+    unsigned ahead;
+    void (*notify)(void *ctx);
+    void *ctx;
+    pthread_t thread;
+    pthread_mutex_t mu; /* guards what follows */
+    pthread_cond_t cv;
+    wev_t *head, *tail; /* events not yet polled */
+    unsigned held;      /* chunks read and not released */
+    bool stop;          /* the loop wants the thread gone */
+    bool exited;        /* the thread returned */
+};
+
+/* Queues ev (copied); returns false when the loop asked to stop. */
+static bool post(ls_seed_worker_t *w, const ls_seed_wev_t *ev)
+{
+    wev_t *e = malloc(sizeof(*e));
+    if (!e) return false;
+    e->next = NULL;
+    e->ev = *ev;
+    pthread_mutex_lock(&w->mu);
+    bool stop = w->stop;
+    if (!stop) {
+        if (w->tail)
+            w->tail->next = e;
+        else
+            w->head = e;
+        w->tail = e;
+        if (ev->kind == LS_SEED_WEV_CHUNK) w->held++;
+    }
+    pthread_mutex_unlock(&w->mu);
+    if (stop) {
+        free(ev->data);
+        free(e);
+        return false;
+    }
+    w->notify(w->ctx);
+    return true;
+}
+
+/* Reads the stream; 0 at its end (END posted) or when told to stop. */
+static int stream(ls_seed_worker_t *w, ls_seed_snapshot_t *snap, ls_seed_wev_t *fail)
+{
+    for (;;) {
+        pthread_mutex_lock(&w->mu);
+        while (w->held >= w->ahead && !w->stop)
+            pthread_cond_wait(&w->cv, &w->mu);
+        bool stop = w->stop;
+        pthread_mutex_unlock(&w->mu);
+        if (stop) return 0;
+        LS_FAULT("seed.server.chunk"); /* tests: "sleep:MS" paces the stream */
+        ls_seed_wev_t ev = {.kind = LS_SEED_WEV_CHUNK, .data = malloc(w->chunk)};
+        if (!ev.data) {
+            snprintf(fail->msg, sizeof(fail->msg), "out of memory");
+            return LS_ENOMEM;
+        }
+        int rc = ls_seed_snapshot_read(snap, ev.data, w->chunk, &ev.offset, &ev.len);
+        if (rc) {
+            free(ev.data);
+            snprintf(fail->msg, sizeof(fail->msg), "cannot read the snapshot: %s", ls_strerror(rc));
+            return rc;
+        }
+        if (ev.len == 0) {
+            free(ev.data);
+            ls_seed_wev_t end = {.kind = LS_SEED_WEV_END};
+            rc = ls_seed_snapshot_digest(snap, end.digest);
+            if (rc == 0) post(w, &end);
+            return rc;
+        }
+        if (!post(w, &ev)) return 0;
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    ls_seed_worker_t *w = arg;
+    ls_seed_wev_t fail = {.kind = LS_SEED_WEV_FAIL};
+    ls_seed_snapshot_t *snap = NULL;
+    LS_FAULT("seed.snapshot.before"); /* tests: "sleep:MS" lets a writer commit meanwhile */
+    ls_seed_snapshot_options_t o = {.db_dir = w->db_dir, .chunk_max = w->chunk};
+    int rc = ls_seed_snapshot_new(&o, &snap, fail.msg, sizeof(fail.msg));
+    if (rc == 0) {
+        ls_seed_wev_t info = {.kind = LS_SEED_WEV_INFO, .info = *ls_seed_snapshot_info(snap)};
+        if (post(w, &info)) rc = stream(w, snap, &fail);
+    }
+    ls_seed_snapshot_free(snap); /* removes the local copy */
+    if (rc) {
+        fail.code = rc;
+        if (!fail.msg[0]) snprintf(fail.msg, sizeof(fail.msg), "%s", ls_strerror(rc));
+        post(w, &fail);
+    }
+    pthread_mutex_lock(&w->mu);
+    w->exited = true;
+    pthread_mutex_unlock(&w->mu);
+    w->notify(w->ctx);
+    return NULL;
+}
+
+int ls_seed_worker_start(const ls_seed_worker_options_t *o, ls_seed_worker_t **out)
+{
+    *out = NULL;
+    if (!o || !o->db_dir || !o->notify || strlen(o->db_dir) >= LS__SEED_PATH_MAX) return LS_EINVAL;
+    ls_seed_worker_t *w = calloc(1, sizeof(*w));
+    if (!w) return LS_ENOMEM;
+    snprintf(w->db_dir, sizeof(w->db_dir), "%s", o->db_dir);
+    w->chunk = o->chunk ? LS_MIN(o->chunk, LS__SEED_CHUNK) : WORKER_CHUNK;
+    w->ahead = o->ahead ? o->ahead : WORKER_AHEAD;
+    w->notify = o->notify;
+    w->ctx = o->ctx;
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+        pthread_mutex_destroy(&w->mu);
+        pthread_cond_destroy(&w->cv);
+        free(w);
+        return LS_ENOMEM;
+    }
+    *out = w;
+    return 0;
+}
+
+bool ls_seed_worker_poll(ls_seed_worker_t *w, ls_seed_wev_t *ev)
+{
+    pthread_mutex_lock(&w->mu);
+    wev_t *e = w->head;
+    if (e) {
+        w->head = e->next;
+        if (!w->head) w->tail = NULL;
+    }
+    pthread_mutex_unlock(&w->mu);
+    if (!e) return false;
+    *ev = e->ev;
+    free(e);
+    return true;
+}
+
+void ls_seed_worker_release(ls_seed_worker_t *w, void *data)
+{
+    if (!data) return;
+    free(data);
+    pthread_mutex_lock(&w->mu);
+    if (w->held) w->held--;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+void ls_seed_worker_stop(ls_seed_worker_t *w)
+{
+    if (!w) return;
+    pthread_mutex_lock(&w->mu);
+    w->stop = true;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+bool ls_seed_worker_exited(ls_seed_worker_t *w)
+{
+    pthread_mutex_lock(&w->mu);
+    bool exited = w->exited;
+    pthread_mutex_unlock(&w->mu);
+    return exited;
+}
+
+void ls_seed_worker_free(ls_seed_worker_t *w)
+{
+    if (!w) return;
+    ls_seed_worker_stop(w);
+    pthread_join(w->thread, NULL);
+    while (w->head) {
+        wev_t *e = w->head;
+        w->head = e->next;
+        free(e->ev.data);
+        free(e);
+    }
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+    free(w);
+}

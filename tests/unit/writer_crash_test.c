@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <logship/db.h>
@@ -295,7 +296,9 @@ Test(writer, kill_with_durable_batches_across_rolls_waiting_for_the_applier_repl
      .timeout = 60)
 {
     char *dir = ls_h_tmpdir("writer");
-    cr_assert_eq(in_child("writer.apply.after=sleep:2500@1,writer.apply.before=exit@2",
+    /* The applier sleeps long enough for 1-5 to become durable one by one even on a loaded
+     * machine (each is committed once the one before is durable): 2.5 s was not always. */
+    cr_assert_eq(in_child("writer.apply.after=sleep:6000@1,writer.apply.before=exit@2",
                           child_merge_killed, dir, 0),
                  LS_FAULT_EXIT_CODE);
     genfile_t g[16];
@@ -501,13 +504,20 @@ Test(writer, kill_9_during_concurrent_commits_loses_no_acknowledged_commit, .tim
     snprintf(acks, sizeof(acks), "%s.acks", dir);
     srand(42);
     for (int round = 0; round < 6; round++) {
+        unlink(acks); /* the child creates it; the last round's must not count as this one's */
         pid_t pid = fork();
         cr_assert_geq(pid, 0);
         if (pid == 0) {
             child_commit_until_killed(dir, round);
             _exit(0);
         }
-        usleep((useconds_t) (30000 + rand() % 70000));
+        /* Kill at a random moment once commits are being acknowledged (a fixed delay alone
+         * could fall before the first acknowledgement on a loaded machine). */
+        struct stat ast;
+        for (int waited = 0; waited < 20000 && (stat(acks, &ast) != 0 || ast.st_size == 0);
+             waited += 5)
+            usleep(5000);
+        usleep((useconds_t) (rand() % 70000));
         kill(pid, SIGKILL);
         int st;
         waitpid(pid, &st, 0);

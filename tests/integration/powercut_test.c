@@ -109,7 +109,16 @@ static void fs_stop(int node, int sig)
         snprintf(cmd, sizeof(cmd), "umount -l %s", mnt[node]);
         ls_h_sh(cmd, NULL, NULL, 10000);
     }
-    cr_assert_eq(rc, 0, "cutfs %s ended with status %d", mnt[node], rc);
+    if (rc != 0) {
+        char log[700];
+        size_t len = 0;
+        snprintf(log, sizeof(log), "%s/cutfs-%d.log", pair.dir, node);
+        char *text = (char *) ls_h_read_file(log, &len);
+        char shown[4001];
+        snprintf(shown, sizeof(shown), "%.*s", (int) (len < 4000 ? len : 4000), text ? text : "");
+        free(text);
+        cr_assert_fail("cutfs %s ended with status %d; its log:\n%s", mnt[node], rc, shown);
+    }
 }
 
 static void fini(void)

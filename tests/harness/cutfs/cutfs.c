@@ -830,7 +830,7 @@ static int save(const char *path)
         unsigned long long h[3] = {i, in->mode, S_ISDIR(in->mode) ? in->edur.n : in->dur.len};
         fwrite(h, sizeof(h), 1, f);
         if (!S_ISDIR(in->mode)) {
-            fwrite(in->dur.d, 1, in->dur.len, f);
+            if (in->dur.len) fwrite(in->dur.d, 1, in->dur.len, f); /* an empty file: no buffer */
             continue;
         }
         for (size_t k = 0; k < in->edur.n; k++) {
@@ -871,7 +871,8 @@ static int load(const char *path)
         *in = (inode_t){.used = 1, .mode = (mode_t) h[1]};
         clock_gettime(CLOCK_REALTIME, &in->mtim);
         if (!S_ISDIR(in->mode)) {
-            if (blob_resize(&in->dur, h[2]) || fread(in->dur.d, 1, h[2], f) != h[2]) goto bad;
+            if (blob_resize(&in->dur, h[2]) || (h[2] && fread(in->dur.d, 1, h[2], f) != h[2]))
+                goto bad;
             blob_copy(&in->cur, &in->dur);
             continue;
         }
@@ -926,6 +927,7 @@ int main(int argc, char **argv)
     fuse_remove_signal_handlers(session);
     fuse_session_destroy(session);
     session = NULL;
+    fuse_opt_free_args(&args); /* libfuse copies the arguments it parsed */
     if (cut_requested) {
         cut_stats_t st = cut(1);
         fprintf(stderr, "cutfs: cut %s (%d unsynced writes kept whole, %d torn)\n", argv[1],

@@ -113,6 +113,7 @@ static int commit_batch(ls_db_t *db, ls_txn_t *batch, ls_store_meta_t *pos)
     pthread_mutex_lock(&db->mu);
     int rc = db->failed;
     pthread_mutex_unlock(&db->mu);
+    if (rc == 0) rc = ls__db_check_fence(db); /* one shared-memory load when not fenced */
     if (rc) return rc;
     if ((rc = write_batch(db, batch)) != 0) {
         ls__db_fail(db, rc, "cannot append to %s (generation %llu)", db->cur_path,

@@ -52,7 +52,8 @@
     X(COMPRESS, -31039, 0, "compression error")                                                    \
     X(CONFIG, -31040, 0, "configuration error")                                                    \
     X(STATE, -31041, 0, "operation not allowed in this state")                                     \
-    X(DIVERGED, -31042, 0, "histories diverged")
+    X(DIVERGED, -31042, 0, "histories diverged")                                                   \
+    X(FENCED, -31043, 0, "database fenced: another node is active")
 
 typedef enum {
 #define LS__ERR_ENUM(name, val, tr, msg) LS_E##name = val,

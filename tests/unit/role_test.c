@@ -13,8 +13,10 @@
 
 #include <logship/db.h>
 
+#include "copy/copy.h"
 #include "core/core.h"
 #include "harness.h"
+#include "layout/layout.h"
 #include "role/role.h"
 #include "writer/ctlpage.h"
 
@@ -231,4 +233,217 @@ Test(role, fence_set_by_another_process_stops_running_commits, .timeout = 60)
     ls_db_close(db);
     ls_h_rmtree(dir);
     free(dir);
+}
+
+/* ---- activation ---- */
+
+/* An active with `gens` closed generations of `per` transactions each ("k<g>-<t>" = "v<g>-<t>"),
+ * its current log empty after close. */
+static void build_active(const char *dir, int gens, int per)
+{
+    ls_db_t *db = open_db(dir);
+    for (int g = 1; g <= gens; g++) {
+        for (int t = 0; t < per; t++) {
+            char k[32], v[32];
+            snprintf(k, sizeof(k), "k%d-%d", g, t);
+            snprintf(v, sizeof(v), "v%d-%d", g, t);
+            cr_assert_eq(put1(db, k, v), 0);
+        }
+        cr_assert_eq(ls_db_roll(db), 0);
+    }
+    cr_assert_eq(ls_db_close(db), 0);
+}
+
+static void gen_path(char *out, size_t len, const char *dir, uint32_t e, uint64_t g)
+{
+    char logs[PATHLEN];
+    snprintf(logs, sizeof(logs), "%s/logs", dir);
+    cr_assert_eq(ls_layout_path(out, len, logs, NULL, e, g, NULL), 0);
+}
+
+/* Ships closed generations from..to of the active into the copy through engine/copy (received
+ * and inspected, not replayed: activation replays them). Returns their bytes. */
+static uint64_t ship(const char *active, const char *copy, int from, int to)
+{
+    ls_copy_options_t o = {.dir = copy};
+    ls_copy_t *c = NULL;
+    char err[1024] = "";
+    cr_assert_eq(ls_copy_open(&o, &c, err, sizeof(err)), 0, "%s", err);
+    uint64_t bytes = 0;
+    for (int g = from; g <= to; g++) {
+        char path[PATHLEN];
+        gen_path(path, sizeof(path), active, 1, (uint64_t) g);
+        size_t len = 0;
+        uint8_t *buf = ls_h_read_file(path, &len);
+        cr_assert_not_null(buf, "%s", path);
+        int rc = ls_copy_recv_begin(c, 1, (uint64_t) g, len, 0, err, sizeof(err));
+        if (rc == 0) rc = ls_copy_recv_data(c, (uint64_t) g, 0, buf, len, err, sizeof(err));
+        if (rc == 0) rc = ls_copy_recv_end(c, (uint64_t) g, NULL, err, sizeof(err));
+        cr_assert_eq(rc, 0, "generation %d: %s", g, err);
+        bytes += len;
+        free(buf);
+    }
+    ls_copy_close(c);
+    return bytes;
+}
+
+static uint64_t close_time(const char *dir, uint32_t e, uint64_t g)
+{
+    char path[PATHLEN];
+    gen_path(path, sizeof(path), dir, e, g);
+    ls_layout_ends_t x;
+    cr_assert_eq(ls_layout_read_ends(path, &x, NULL, 0), 0, "%s", path);
+    cr_assert(x.closed);
+    return x.t.close_ns;
+}
+
+static void expect_value(ls_db_t *db, const char *key, const char *want)
+{
+    void *v = NULL;
+    size_t vl = 0;
+    int rc = ls_db_get(db, key, strlen(key), &v, &vl);
+    cr_assert_eq(rc, 0, "%s: %s", key, ls_strerror(rc));
+    cr_assert(vl == strlen(want) && memcmp(v, want, vl) == 0, "%s = %.*s", key, (int) vl,
+              (char *) v);
+    free(v);
+}
+
+Test(role, activated_copy_opens_in_the_next_epoch_chained_to_its_last_generation, .timeout = 60)
+{
+    char *act = ls_h_tmpdir("act"), *cp = ls_h_tmpdir("copy");
+    build_active(act, 3, 5);
+    ship(act, cp, 1, 3);
+    ls_role_activate_options_t o = {
+        .announced = {.last_generation = 3, .last_close_ns = close_time(act, 1, 3)}};
+    ls_role_activate_report_t r;
+    char err[1024] = "";
+    cr_assert_eq(ls_role_activate(cp, &o, &r, err, sizeof(err)), 0, "%s", err);
+    cr_assert(r.lossless);
+    cr_assert_eq(r.old_epoch, 1);
+    cr_assert_eq(r.new_epoch, 2);
+    cr_assert_eq(r.last_generation, 3);
+    cr_assert_eq(r.first_generation, 4);
+    cr_assert_eq(r.last_lsn, 30, "15 puts and 15 commits");
+    cr_assert_eq(r.loss.generations, 0);
+    cr_assert_eq(r.loss.open_generation, 4);
+    size_t hl = 0;
+    char hist[PATHLEN];
+    snprintf(hist, sizeof(hist), "%s/logs/history", cp);
+    char *h = (char *) ls_h_read_file(hist, &hl);
+    cr_assert_not_null(h);
+    cr_assert(hl == 8 && memcmp(h, "1 1\n2 4\n", 8) == 0, "history: %.*s", (int) hl, h);
+    free(h);
+    ls_role_state_t st;
+    cr_assert_eq(ls_role_load(cp, LS_ROLE_COPY, &st, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(st.role, LS_ROLE_ACTIVE);
+    cr_assert_eq(st.epoch, 2);
+
+    ls_db_t *db = open_db(cp);
+    ls_db_stats_t s;
+    ls_db_stats(db, &s);
+    cr_assert_eq(s.epoch, 2);
+    cr_assert_eq(s.current_generation, 4);
+    cr_assert_eq(s.last_lsn, 30);
+    cr_assert_eq(put1(db, "new", "after activation"), 0);
+    cr_assert_eq(ls_db_close(db), 0);
+
+    /* generation 4 of epoch 2, chained to generation 3's digest */
+    char p3[PATHLEN], p4[PATHLEN];
+    gen_path(p3, sizeof(p3), cp, 1, 3);
+    gen_path(p4, sizeof(p4), cp, 2, 4);
+    ls_layout_ends_t e3;
+    cr_assert_eq(ls_layout_read_ends(p3, &e3, NULL, 0), 0);
+    ls_gen_expect_t ex = {.epoch = 2,
+                          .generation = 4,
+                          .first_lsn = 31,
+                          .prev_digest = e3.t.digest,
+                          .dbid = e3.h.dbid};
+    ls_gen_info_t info;
+    ls_gen_verdict_t v;
+    cr_assert_eq(ls_gen_scan_file(p4, &ex, NULL, NULL, &info, &v), 0, "%s", v.msg);
+    cr_assert(info.closed);
+    cr_assert_eq(info.record_count, 2);
+
+    db = open_db(cp);
+    ls_db_stats(db, &s);
+    cr_assert_eq(s.epoch, 2);
+    cr_assert_eq(s.current_generation, 5);
+    for (int g = 1; g <= 3; g++)
+        for (int t = 0; t < 5; t++) {
+            char k[32], val[32];
+            snprintf(k, sizeof(k), "k%d-%d", g, t);
+            snprintf(val, sizeof(val), "v%d-%d", g, t);
+            expect_value(db, k, val);
+        }
+    expect_value(db, "new", "after activation");
+    cr_assert_eq(ls_db_close(db), 0);
+    ls_h_rmtree(act);
+    ls_h_rmtree(cp);
+    free(act);
+    free(cp);
+}
+
+Test(role, lossy_activation_is_refused_then_accepted_within_max_loss, .timeout = 60)
+{
+    char *act = ls_h_tmpdir("act"), *cp = ls_h_tmpdir("copy");
+    build_active(act, 5, 3);
+    ship(act, cp, 1, 2);
+    char p[PATHLEN];
+    size_t l3 = 0, l4 = 0, l5 = 0;
+    gen_path(p, sizeof(p), act, 1, 3);
+    free(ls_h_read_file(p, &l3));
+    gen_path(p, sizeof(p), act, 1, 4);
+    free(ls_h_read_file(p, &l4));
+    gen_path(p, sizeof(p), act, 1, 5);
+    free(ls_h_read_file(p, &l5));
+    uint64_t c2 = close_time(act, 1, 2), c5 = close_time(act, 1, 5);
+    ls_role_activate_options_t o = {
+        .max_loss = 2,
+        .announced = {.last_generation = 5, .last_close_ns = c5, .missing_bytes = l3 + l4 + l5}};
+    ls_role_activate_report_t r;
+    char err[1024] = "";
+    cr_assert_eq(ls_role_activate(cp, &o, &r, err, sizeof(err)), LS_ESTATE);
+    cr_assert(ls_h_contains(err, "would lose 3 generations (more than the 2 allowed)"), "%s", err);
+    cr_assert(ls_h_contains(err, "generations 3..5"), "%s", err);
+    cr_assert(ls_h_contains(err, "--max-loss 3"), "%s", err);
+    char hist[PATHLEN];
+    snprintf(hist, sizeof(hist), "%s/logs/history", cp);
+    struct stat sb;
+    cr_assert_neq(stat(hist, &sb), 0, "nothing recorded by a refused activation");
+
+    o.max_loss = 3;
+    cr_assert_eq(ls_role_activate(cp, &o, &r, err, sizeof(err)), 0, "%s", err);
+    cr_assert_not(r.lossless);
+    cr_assert_eq(r.new_epoch, 2);
+    cr_assert_eq(r.first_generation, 3);
+    cr_assert_eq(r.loss.first_generation, 3);
+    cr_assert_eq(r.loss.last_generation, 5);
+    cr_assert_eq(r.loss.generations, 3);
+    cr_assert_eq(r.loss.bytes, l3 + l4 + l5);
+    cr_assert_eq(r.loss.from_ns, c2);
+    cr_assert_eq(r.loss.to_ns, c5);
+    cr_assert_eq(r.loss.open_generation, 6);
+    ls_role_state_t st;
+    cr_assert_eq(ls_role_load(cp, LS_ROLE_COPY, &st, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(st.role, LS_ROLE_ACTIVE);
+    cr_assert_eq(memcmp(&st.loss, &r.loss, sizeof(r.loss)), 0, "status keeps the loss");
+    cr_assert(ls_h_contains(st.reason, "3 generations lost (3..5)"), "%s", st.reason);
+
+    ls_db_t *db = open_db(cp);
+    ls_db_stats_t s;
+    ls_db_stats(db, &s);
+    cr_assert_eq(s.epoch, 2);
+    cr_assert_eq(s.current_generation, 3, "generation 3 of epoch 2 replaces the lost one");
+    expect_value(db, "k2-2", "v2-2");
+    void *v;
+    size_t vl;
+    cr_assert_eq(ls_db_get(db, "k3-0", 4, &v, &vl), LS_ENOENT, "lost");
+    cr_assert_eq(ls_db_close(db), 0);
+    /* a second activation of an active is refused */
+    cr_assert_eq(ls_role_activate(cp, &o, &r, err, sizeof(err)), LS_ESTATE);
+    cr_assert(ls_h_contains(err, "is active in epoch 2, not a copy"), "%s", err);
+    ls_h_rmtree(act);
+    ls_h_rmtree(cp);
+    free(act);
+    free(cp);
 }

@@ -144,9 +144,11 @@ typedef struct {
 } ls_role_split_t;
 
 /* Pure: the split point of two chains sorted by generation (mine: this node's; theirs: the new
- * active's). A common generation number with another digest is past the split. When no
- * generation is common at all, found and overlap are false and every local generation above
- * theirs' newest counts as diverged only if theirs' chain reaches it (see ACTIVATION.md). */
+ * active's). Walking mine from its newest generation back, the first generation theirs holds
+ * with the same epoch and digest is the split (the digest chain makes everything before it the
+ * same); a common generation number with another digest is past the split. Not found with
+ * overlap: every local generation diverged. Not found without overlap: the chains share no
+ * generation number, nothing can be told (diverged 0: a reseed decides). */
 void ls_role_find_split(const ls_role_link_t *mine, size_t nmine, const ls_role_link_t *theirs,
                         size_t ntheirs, ls_role_split_t *out);
 

@@ -172,4 +172,23 @@ typedef struct {
 int ls_role_move_aside(const char *dir, const char *prefix, uint64_t split, uint32_t new_epoch,
                        ls_role_diverged_t *report, char *err, size_t errlen);
 
+/* What ls_role_demote did. */
+typedef struct {
+    ls_role_split_t split;    /* where the histories split */
+    ls_role_diverged_t moved; /* what was moved aside (generations 0: Demoted) */
+    ls_role_kind_t role;      /* LS_ROLE_DEMOTED or LS_ROLE_DIVERGED, as recorded */
+} ls_role_demote_report_t;
+
+/* An old active that learned of epoch new_epoch at new_active (theirs: its chain, sorted by
+ * generation): fences the directory (its writer refuses commits from its next batch), then,
+ * holding <dir>/lock, finds the split, moves the later generations aside and records the role
+ * (diverged when something was moved, else demoted) following new_active.
+ * Errors: LS_EBUSY (fenced and recorded demoted, but the application still has the database
+ * open: nothing moved yet; call again once it closed), LS_EDIVERGED (no generation number in
+ * common: nothing can be told, recorded diverged, a reseed is needed), and those of the calls
+ * above. */
+int ls_role_demote(const char *dir, const char *prefix, const ls_role_link_t *theirs,
+                   size_t ntheirs, uint32_t new_epoch, const char *new_active,
+                   ls_role_demote_report_t *report, char *err, size_t errlen);
+
 #endif

@@ -621,3 +621,36 @@ Test(role, nothing_diverged_moves_nothing_and_everything_diverged_moves_all, .ti
     ls_h_rmtree(dir);
     free(dir);
 }
+
+Test(role, demote_fences_waits_for_the_application_then_moves_aside, .timeout = 60)
+{
+    char *dir = ls_h_tmpdir("dem");
+    build_active(dir, 4, 1);
+    size_t n = 0, nt = 0;
+    ls_role_link_t *mine = chain_of(dir, &n);
+    ls_role_link_t *t = their_chain(mine, n, 2, 5, &nt);
+    ls_db_t *db = open_db(dir); /* the application still has it open */
+    ls_role_demote_report_t r;
+    char err[1024] = "";
+    cr_assert_eq(ls_role_demote(dir, NULL, t, nt, 2, "node-b", &r, err, sizeof(err)), LS_EBUSY);
+    cr_assert(ls_h_contains(err, "still has it open"), "%s", err);
+    cr_assert_eq(put1(db, "late", "x"), LS_EFENCED);
+    cr_assert(ls_h_contains(ls_db_errmsg(db), "node-b"), "%s", ls_db_errmsg(db));
+    ls_db_close(db);
+    cr_assert_eq(ls_role_demote(dir, NULL, t, nt, 2, "node-b", &r, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(r.role, LS_ROLE_DIVERGED);
+    cr_assert_eq(r.split.split, 2);
+    cr_assert_eq(r.moved.generations, 2);
+    ls_role_state_t st;
+    cr_assert_eq(ls_role_load(dir, LS_ROLE_ACTIVE, &st, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(st.role, LS_ROLE_DIVERGED);
+    cr_assert_eq(st.epoch, 2);
+    cr_assert_str_eq(st.follows, "node-b");
+    cr_assert(ls_h_contains(st.reason, "generations 3..4"), "%s", st.reason);
+    ls_db_options_t o = quiet();
+    cr_assert_eq(ls_db_open(dir, &o, &db), LS_EFENCED, "still fenced");
+    free(t);
+    free(mine);
+    ls_h_rmtree(dir);
+    free(dir);
+}

@@ -10,6 +10,7 @@
  *  5. "E+1 last+1" appended to logs/history durably: the commit point of the activation;
  *  6. inspect/ emptied, a stale fence cleared, the role file written: active, epoch E+1.
  * A crash before 5 leaves a copy (rerun); after 5, rerunning finds the line and finishes 6.
+ * Fault point (test builds): role.activate.after_history.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -254,6 +255,7 @@ int ls_role_activate(const char *dir, const ls_role_activate_options_t *opts,
     int rc = prepare(dir, &o, prefix, r, err, errlen);
     if (rc == 0 && !r->resumed)
         rc = append_history(dir, prefix, r->new_epoch, r->first_generation, err, errlen);
+    LS_FAULT("role.activate.after_history");
     if (rc == 0) rc = clear_inspect(dir, err, errlen);
     if (rc == 0) rc = clear_fence(dir, err, errlen);
     if (rc) return rc;

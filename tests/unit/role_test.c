@@ -654,3 +654,65 @@ Test(role, demote_fences_waits_for_the_application_then_moves_aside, .timeout = 
     ls_h_rmtree(dir);
     free(dir);
 }
+
+static int run_child(void (*body)(void *), void *arg, const char *faults)
+{
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        if (faults) setenv("LS_FAULTS", faults, 1); /* before this process's first fault point */
+        body(arg);
+        _exit(0);
+    }
+    int status = 0;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static void prepare_copy(void *arg)
+{
+    char **dirs = arg;
+    build_active(dirs[0], 3, 2);
+    ship(dirs[0], dirs[1], 1, 3);
+}
+
+static void activate_body(void *arg)
+{
+    char **dirs = arg;
+    ls_role_activate_report_t r;
+    char err[1024];
+    _exit(ls_role_activate(dirs[1], NULL, &r, err, sizeof(err)) == 0 ? 0 : 1);
+}
+
+Test(role, activation_crashed_after_the_history_line_is_finished_by_a_rerun, .timeout = 60)
+{
+    char *dirs[2] = {ls_h_tmpdir("act"), ls_h_tmpdir("copy")};
+    cr_assert_eq(run_child(prepare_copy, dirs, NULL), 0);
+    cr_assert_eq(run_child(activate_body, dirs, "role.activate.after_history=exit"),
+                 LS_FAULT_EXIT_CODE);
+    ls_role_state_t st;
+    char err[1024] = "";
+    cr_assert_eq(ls_role_load(dirs[1], LS_ROLE_COPY, &st, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(st.role, LS_ROLE_COPY, "no role file yet: still a copy");
+    uint32_t he;
+    uint64_t hg;
+    cr_assert_eq(ls_role_history_last(dirs[1], &he, &hg, err, sizeof(err)), 0, "%s", err);
+    cr_assert(he == 2 && hg == 4, "the history line is there: %u %" PRIu64, he, hg);
+    ls_role_activate_report_t r;
+    cr_assert_eq(ls_role_activate(dirs[1], NULL, &r, err, sizeof(err)), 0, "%s", err);
+    cr_assert(r.resumed);
+    cr_assert_eq(r.new_epoch, 2, "the same epoch, not a third one");
+    cr_assert_eq(ls_role_history_last(dirs[1], &he, &hg, err, sizeof(err)), 0, "%s", err);
+    cr_assert(he == 2 && hg == 4, "no second line: %u %" PRIu64, he, hg);
+    ls_db_t *db = open_db(dirs[1]);
+    ls_db_stats_t s;
+    ls_db_stats(db, &s);
+    cr_assert_eq(s.epoch, 2);
+    cr_assert_eq(s.current_generation, 4);
+    expect_value(db, "k3-1", "v3-1");
+    cr_assert_eq(ls_db_close(db), 0);
+    for (int i = 0; i < 2; i++) {
+        ls_h_rmtree(dirs[i]);
+        free(dirs[i]);
+    }
+}

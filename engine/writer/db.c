@@ -235,6 +235,7 @@ int ls_db_close(ls_db_t *db)
     stop_threads(db);
     pthread_mutex_lock(&db->log_mu);
     int rc = db->failed;
+    if (!rc) rc = ls__db_check_fence(db); /* a fenced database writes nothing more */
     if (!rc && (rc = ls__roll(db)) != 0)
         ls__db_fail(db, rc, "cannot close generation %llu at close", (unsigned long long) db->gen);
     pthread_mutex_unlock(&db->log_mu);
@@ -292,9 +293,15 @@ static int locked_op(ls_db_t *db, pthread_mutex_t *lock, int (*op)(ls_db_t *), c
     return rc;
 }
 
+static int roll_unless_fenced(ls_db_t *db)
+{
+    int rc = ls__db_check_fence(db);
+    return rc ? rc : ls__roll(db);
+}
+
 int ls_db_roll(ls_db_t *db)
 {
-    return locked_op(db, &db->log_mu, ls__roll, "roll");
+    return locked_op(db, &db->log_mu, roll_unless_fenced, "roll");
 }
 
 /* Needs only the store: the log goes on meanwhile. It covers every acknowledged commit (those

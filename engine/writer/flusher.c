@@ -164,6 +164,7 @@ static uint64_t timers(ls_db_t *db)
     pthread_mutex_lock(&db->mu);
     bool failed = db->failed != 0;
     pthread_mutex_unlock(&db->mu);
+    if (!failed && db->log_size > LS_GEN_HEADER_SIZE && ls__db_check_fence(db)) failed = true;
     uint64_t now = ls_mono_ns(), next = now + MAX_WAIT_NS;
     if (failed || db->opts.no_idle_roll || db->log_size <= LS_GEN_HEADER_SIZE) return next;
     uint64_t idle = db->opts.idle_roll_ms * 1000000ull;

@@ -390,3 +390,23 @@ Test(role, activation_crashed_after_the_history_line_is_finished_by_a_rerun, .ti
         free(dirs[i]);
     }
 }
+
+Test(role, fenced_database_neither_rolls_nor_closes_its_log)
+{
+    char *dir = ls_h_tmpdir("fence");
+    ls_db_t *db = open_db(dir);
+    cr_assert_eq(put1(db, "a", "1"), 0);
+    char err[512] = "";
+    cr_assert_eq(ls_role_fence(dir, 2, "node-b", err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(ls_db_roll(db), LS_EFENCED);
+    cr_assert_eq(ls_db_close(db), LS_EFENCED);
+    char logs[PATHLEN];
+    snprintf(logs, sizeof(logs), "%s/logs", dir);
+    ls_layout_list_t l;
+    cr_assert_eq(ls_layout_list(logs, NULL, &l, NULL, 0), 0);
+    cr_assert_eq(l.ngens, 0, "the open log stays open: nothing written after the fence");
+    cr_assert(l.has_current);
+    ls_layout_list_free(&l);
+    ls_h_rmtree(dir);
+    free(dir);
+}

@@ -51,25 +51,23 @@ static void msg(char *err, size_t errlen, const char *path, const char *what)
 }
 
 /* Creates path from a complete temporary file with link(2): never replaces an existing page
- * (another process may have set a fence in it meanwhile). */
+ * (another process may have set a fence in it meanwhile). Not synced: a page without a fence
+ * carries nothing a crash could lose; setting a fence syncs the file and the directory. */
 static int create_page(const char *path, char *err, size_t errlen)
 {
     uint8_t page[LS_CTL_SIZE] = {0};
     memcpy(page, CTL_MAGIC, 8);
     ls_put32(page + OFF_VERSION, CTL_VERSION);
     ls_put32(page + OFF_SIZE, LS_CTL_SIZE);
-    char tmp[PATH_MAX_BYTES + 32];
-    snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int) getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    char tmp[PATH_MAX_BYTES + 64];
+    snprintf(tmp, sizeof(tmp), "%s.tmp.%d.%llu", path, (int) getpid(),
+             (unsigned long long) ls_mono_ns()); /* unique per process and thread */
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     int rc = fd < 0 ? ls_err_from_errno(errno) : 0;
     if (rc == 0) rc = ls_write_full(fd, page, sizeof(page));
-    if (rc == 0) rc = ls_fsync(fd);
     if (fd >= 0) close(fd);
     if (rc == 0 && link(tmp, path) != 0 && errno != EEXIST) rc = ls_err_from_errno(errno);
     unlink(tmp);
-    char dir[PATH_MAX_BYTES];
-    ls_path_dirname(path, dir, sizeof(dir));
-    if (rc == 0) rc = ls_fsync_dir(dir);
     if (rc) msg(err, errlen, path, ls_strerror(rc));
     return rc;
 }
@@ -162,11 +160,15 @@ void ls_ctlpage_fence(const ls_ctlpage_t *p, ls_ctl_fence_t *out)
     out->name[n] = '\0';
 }
 
-/* msync + fsync: the page survives a restart. */
+/* msync + fsync of the page and of its directory (the page may never have been synced since
+ * its creation): the page survives a restart. */
 static int sync_page(ls_ctlpage_t *p, char *err, size_t errlen)
 {
+    char dir[PATH_MAX_BYTES];
+    ls_path_dirname(p->path, dir, sizeof(dir));
     int rc = msync(p->map, LS_CTL_SIZE, MS_SYNC) != 0 ? ls_err_from_errno(errno) : 0;
     if (rc == 0) rc = ls_fsync(p->fd);
+    if (rc == 0) rc = ls_fsync_dir(dir);
     if (rc) msg(err, errlen, p->path, ls_strerror(rc));
     return rc;
 }

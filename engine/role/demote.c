@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/core.h"
@@ -58,9 +59,18 @@ static int record(const char *dir, uint32_t epoch, const char *new_active,
     ls_role_state_t st = {.epoch = epoch, .since_ns = ls_now_ns()};
     snprintf(st.follows, sizeof(st.follows), "%s", new_active ? new_active : "");
     const ls_role_diverged_t *m = &r->moved;
-    st.role = r->role = m->generations || (!r->split.found && !r->split.overlap) ? LS_ROLE_DIVERGED
-                                                                                 : LS_ROLE_DEMOTED;
-    if (!r->split.found && !r->split.overlap)
+    char aside[4200];
+    struct stat sb;
+    snprintf(aside, sizeof(aside), "%.4000s/diverged/%" PRIu32, dir, epoch);
+    bool earlier = m->generations == 0 && stat(aside, &sb) == 0; /* a run that crashed */
+    bool unknown = !r->split.found && !r->split.overlap;
+    st.role = r->role = m->generations || earlier || unknown ? LS_ROLE_DIVERGED : LS_ROLE_DEMOTED;
+    if (earlier)
+        snprintf(st.reason, sizeof(st.reason),
+                 "diverged from %s (epoch %" PRIu32 "): generations after %" PRIu64
+                 " were moved aside by an earlier run",
+                 st.follows, epoch, r->split.split);
+    else if (unknown)
         snprintf(st.reason, sizeof(st.reason),
                  "no generation in common with %s's chain (epoch %" PRIu32 "): reseed needed",
                  st.follows, epoch);

@@ -202,6 +202,13 @@ Test(role_diverge, demote_fences_waits_for_the_application_then_moves_aside, .ti
     cr_assert(ls_h_contains(st.reason, "generations 3..4"), "%s", st.reason);
     ls_db_options_t o = quiet();
     cr_assert_eq(ls_db_open(dir, &o, &db), LS_EFENCED, "still fenced");
+    /* run again (as after a crash before the role file): nothing left to move, still diverged */
+    cr_assert_eq(ls_role_demote(dir, NULL, t, nt, 2, "node-b", &r, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(r.moved.generations, 0);
+    cr_assert_eq(r.role, LS_ROLE_DIVERGED);
+    cr_assert_eq(ls_role_load(dir, LS_ROLE_ACTIVE, &st, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(st.role, LS_ROLE_DIVERGED);
+    cr_assert(ls_h_contains(st.reason, "moved aside by an earlier run"), "%s", st.reason);
     free(t);
     free(mine);
     ls_h_rmtree(dir);

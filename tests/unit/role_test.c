@@ -410,3 +410,63 @@ Test(role, fenced_database_neither_rolls_nor_closes_its_log)
     ls_h_rmtree(dir);
     free(dir);
 }
+
+Test(role, activation_replays_a_durable_file_left_in_inspect, .timeout = 60)
+{
+    char *act = ls_h_tmpdir("act"), *cp = ls_h_tmpdir("copy");
+    build_active(act, 3, 2);
+    ship(act, cp, 1, 2);
+    /* generation 3 received and durable, not inspected yet (the receiver died before) */
+    char src[PATHLEN], dst[PATHLEN], in[PATHLEN];
+    gen_path(src, sizeof(src), act, 1, 3);
+    snprintf(in, sizeof(in), "%s/inspect", cp);
+    cr_assert_eq(ls_layout_path(dst, sizeof(dst), in, NULL, 1, 3, NULL), 0);
+    size_t len = 0;
+    uint8_t *buf = ls_h_read_file(src, &len);
+    cr_assert_eq(ls_h_write_file(dst, buf, len), 0);
+    free(buf);
+    ls_role_activate_options_t o = {
+        .announced = {.last_generation = 3, .last_close_ns = close_time(act, 1, 3)}};
+    ls_role_activate_report_t r;
+    char err[1024] = "";
+    cr_assert_eq(ls_role_activate(cp, &o, &r, err, sizeof(err)), 0, "%s", err);
+    cr_assert(r.lossless, "generation 3 was durable here");
+    cr_assert_eq(r.last_generation, 3);
+    struct stat st;
+    cr_assert_neq(stat(dst, &st), 0, "inspect/ emptied");
+    ls_db_t *db = open_db(cp);
+    expect_value(db, "k3-1", "v3-1");
+    ls_db_stats_t s;
+    ls_db_stats(db, &s);
+    cr_assert_eq(s.current_generation, 4);
+    cr_assert_eq(ls_db_close(db), 0);
+    ls_h_rmtree(act);
+    ls_h_rmtree(cp);
+    free(act);
+    free(cp);
+}
+
+Test(role, damaged_control_page_is_refused_naming_the_file)
+{
+    char *dir = ls_h_tmpdir("ctl");
+    ls_db_t *db = open_db(dir);
+    cr_assert_eq(ls_db_close(db), 0);
+    char path[PATHLEN];
+    snprintf(path, sizeof(path), "%s/control", dir);
+    size_t len = 0;
+    uint8_t *page = ls_h_read_file(path, &len);
+    cr_assert_eq(len, LS_CTL_SIZE);
+    page[0] ^= 0xff;
+    cr_assert_eq(ls_h_write_file(path, page, len), 0);
+    ls_db_options_t o = quiet();
+    cr_assert_eq(ls_db_open(dir, &o, &db), LS_ECORRUPT);
+    cr_assert(ls_h_contains(ls_db_open_error(), "control: bad magic at offset 0"), "%s",
+              ls_db_open_error());
+    cr_assert_eq(ls_h_write_file(path, page, 100), 0);
+    cr_assert_eq(ls_db_open(dir, &o, &db), LS_ECORRUPT);
+    cr_assert(ls_h_contains(ls_db_open_error(), "is not 4096 bytes long"), "%s",
+              ls_db_open_error());
+    free(page);
+    ls_h_rmtree(dir);
+    free(dir);
+}

@@ -89,6 +89,7 @@ static ls_db_t *db_new(const char *dir)
 static void db_free(ls_db_t *db)
 {
     if (db->fd >= 0) close(db->fd);
+    ls_ctlpage_close(db->ctl);
     ls_store_close(db->store);
     if (db->lock_fd >= 0) close(db->lock_fd); /* releases the flock, last */
     ls_sha256_free(db->sha);
@@ -131,6 +132,42 @@ static int lock_dir(ls_db_t *db)
     return 0;
 }
 
+/* The fence's message: names the new active and its epoch (docs/ACTIVATION.md). */
+static void fence_msg(ls_db_t *db, char *out, size_t len)
+{
+    ls_ctl_fence_t f;
+    ls_ctlpage_fence(db->ctl, &f);
+    snprintf(out, len,
+             "database %.600s is fenced: %s became active in epoch %u; this node must not write "
+             "it any more (demoted or diverged, see logship status)",
+             db->dir, f.name[0] ? f.name : "another node", f.epoch);
+}
+
+int ls__db_check_fence(ls_db_t *db)
+{
+    if (!db->ctl || !ls_ctlpage_fenced(db->ctl)) return 0;
+    char msg[1024];
+    fence_msg(db, msg, sizeof(msg));
+    ls__db_fail(db, LS_EFENCED, "%s", msg);
+    return LS_EFENCED;
+}
+
+/* Maps <dir>/control and refuses a fenced directory before recovery writes anything. */
+static int open_control(ls_db_t *db)
+{
+    char msg[512] = "";
+    int rc = ls_ctlpage_open(db->dir, true, &db->ctl, msg, sizeof(msg));
+    if (rc) {
+        snprintf(open_err, sizeof(open_err), "cannot open database %.200s: %s", db->dir, msg);
+        return rc;
+    }
+    if (ls_ctlpage_fenced(db->ctl)) {
+        fence_msg(db, open_err, sizeof(open_err));
+        return LS_EFENCED;
+    }
+    return 0;
+}
+
 /* Stops the flusher once it drained the commit queue, then the applier once it applied (or
  * failed) every batch the flusher handed it: no committer is left waiting. */
 static void stop_threads(ls_db_t *db)
@@ -164,6 +201,7 @@ int ls_db_open(const char *dir, const ls_db_options_t *opts, ls_db_t **out)
     snprintf(db->logs, sizeof(db->logs), "%s/logs", dir);
     snprintf(db->cur_path, sizeof(db->cur_path), "%s/%s.log", db->logs, db->prefix);
     if ((rc = lock_dir(db)) != 0) goto fail;
+    if ((rc = open_control(db)) != 0) goto fail;
     char msg[512] = "";
     rc = ls__writer_recover(db, msg, sizeof(msg));
     if (rc) {
@@ -197,6 +235,7 @@ int ls_db_close(ls_db_t *db)
     stop_threads(db);
     pthread_mutex_lock(&db->log_mu);
     int rc = db->failed;
+    if (!rc) rc = ls__db_check_fence(db); /* a fenced database writes nothing more */
     if (!rc && (rc = ls__roll(db)) != 0)
         ls__db_fail(db, rc, "cannot close generation %llu at close", (unsigned long long) db->gen);
     pthread_mutex_unlock(&db->log_mu);
@@ -254,9 +293,15 @@ static int locked_op(ls_db_t *db, pthread_mutex_t *lock, int (*op)(ls_db_t *), c
     return rc;
 }
 
+static int roll_unless_fenced(ls_db_t *db)
+{
+    int rc = ls__db_check_fence(db);
+    return rc ? rc : ls__roll(db);
+}
+
 int ls_db_roll(ls_db_t *db)
 {
-    return locked_op(db, &db->log_mu, ls__roll, "roll");
+    return locked_op(db, &db->log_mu, roll_unless_fenced, "roll");
 }
 
 /* Needs only the store: the log goes on meanwhile. It covers every acknowledged commit (those

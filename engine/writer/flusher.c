@@ -113,6 +113,7 @@ static int commit_batch(ls_db_t *db, ls_txn_t *batch, ls_store_meta_t *pos)
     pthread_mutex_lock(&db->mu);
     int rc = db->failed;
     pthread_mutex_unlock(&db->mu);
+    if (rc == 0) rc = ls__db_check_fence(db); /* one shared-memory load when not fenced */
     if (rc) return rc;
     if ((rc = write_batch(db, batch)) != 0) {
         ls__db_fail(db, rc, "cannot append to %s (generation %llu)", db->cur_path,
@@ -163,6 +164,7 @@ static uint64_t timers(ls_db_t *db)
     pthread_mutex_lock(&db->mu);
     bool failed = db->failed != 0;
     pthread_mutex_unlock(&db->mu);
+    if (!failed && db->log_size > LS_GEN_HEADER_SIZE && ls__db_check_fence(db)) failed = true;
     uint64_t now = ls_mono_ns(), next = now + MAX_WAIT_NS;
     if (failed || db->opts.no_idle_roll || db->log_size <= LS_GEN_HEADER_SIZE) return next;
     uint64_t idle = db->opts.idle_roll_ms * 1000000ull;

@@ -31,6 +31,7 @@
 
 #include "core/core.h"
 #include "store/store.h"
+#include "writer/ctlpage.h"
 
 #define LS__PATH_MAX 4096
 
@@ -64,7 +65,8 @@ struct ls_db {
     ls_db_options_t opts;               /* options with defaults filled in */
     uint8_t dbid[LS_DBID_LEN];          /* database id */
     ls_store_t *store;                  /* the active store */
-    int lock_fd; /* <dir>/lock, flock'ed exclusively while open; -1 when none */
+    int lock_fd;       /* <dir>/lock, flock'ed exclusively while open; -1 when none */
+    ls_ctlpage_t *ctl; /* <dir>/control, mapped: the fence read once per batch (ctlpage.h) */
 
     /* log state (log_mu) */
     pthread_mutex_t log_mu;              /* guards the log state */
@@ -116,6 +118,10 @@ struct ls_db {
 
 /* Records err as the database's sticky error with a message (mu must NOT be held). */
 void ls__db_fail(ls_db_t *db, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Fails the database with LS_EFENCED when the control page carries a fence (mu NOT held).
+ * One shared-memory load when not fenced. */
+int ls__db_check_fence(ls_db_t *db);
 
 /* The flusher thread body (flusher.c): stage 1, the sequencer. */
 void *ls__flusher_main(void *arg);

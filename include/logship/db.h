@@ -74,7 +74,8 @@ typedef struct {
 /* Opens (or creates) the database at dir; runs crash recovery. *out owned by the caller until
  * ls_db_close(). Errors: LS_ENOENT (no_create), LS_EDBID (store of another database),
  * LS_ECORRUPT (a closed generation or the store is damaged), LS_EIO, LS_EBUSY (open already, in
- * this or another process). ls_db_open_error() gives the message of the last failed open on this
+ * this or another process), LS_EFENCED (another node became active: the message names it;
+ * docs/ACTIVATION.md). ls_db_open_error() gives the message of the last failed open on this
  * thread. */
 int ls_db_open(const char *dir, const ls_db_options_t *opts, ls_db_t **out);
 const char *ls_db_open_error(void);
@@ -92,7 +93,9 @@ int ls_txn_begin(ls_db_t *db, ls_txn_t **out);
 int ls_txn_put(ls_txn_t *txn, const void *key, size_t key_len, const void *val, size_t val_len);
 int ls_txn_del(ls_txn_t *txn, const void *key, size_t key_len);
 /* Commits and frees txn. 0: durable in the log and applied to the store. LS_ETOOBIG: larger than
- * max_generation, nothing written. Other errors: the database has failed (see above). An empty
+ * max_generation, nothing written. LS_EFENCED: another node became active (the daemon set the
+ * fence of <dir>/control); ls_db_errmsg() names it; sticky. Other errors: the database has
+ * failed (see above). An empty
  * transaction commits nothing and returns 0. */
 int ls_txn_commit(ls_txn_t *txn);
 void ls_txn_abort(ls_txn_t *txn); /* frees txn; NULL is a no-op */

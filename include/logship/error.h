@@ -56,7 +56,8 @@
     X(ADDRINUSE, -31043, 1, "address already in use")                                              \
     X(ADDRNOTAVAIL, -31044, 0, "address not available on this host")                               \
     X(UNREACH, -31045, 1, "network or host unreachable")                                           \
-    X(ACCES, -31046, 0, "permission denied")
+    X(ACCES, -31046, 0, "permission denied")                                                       \
+    X(FENCED, -31047, 0, "database fenced: another node is active")
 
 typedef enum {
 #define LS__ERR_ENUM(name, val, tr, msg) LS_E##name = val,

@@ -1,0 +1,276 @@
+/*
+ * Activation of a copy directory (role.h, docs/ACTIVATION.md "What activation does"):
+ *
+ *  1. the role file must say copy (or be absent: a copy by configuration);
+ *  2. everything durable is replayed through engine/copy: the copy is opened (which inspects a
+ *     durable file left in inspect/), its replayer started, and we wait until nothing is queued
+ *     for inspection or replay, then it is stopped (a checkpoint) and closed;
+ *  3. the store must hold the newest generation of logs/ completely;
+ *  4. the loss against what the old active announced, refused beyond max_loss;
+ *  5. "E+1 last+1" appended to logs/history durably: the commit point of the activation;
+ *  6. inspect/ emptied, a stale fence cleared, the role file written: active, epoch E+1.
+ * A crash before 5 leaves a copy (rerun); after 5, rerunning finds the line and finishes 6.
+ * Fault point (test builds): role.activate.after_history.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "copy/copy.h"
+#include "core/core.h"
+#include "layout/layout.h"
+#include "role/role.h"
+#include "writer/ctlpage.h"
+
+#define DEFAULT_REPLAY_TIMEOUT_MS 600000ull
+#define POLL_NS                   (10 * 1000000L)
+#define DIRLEN                    4200
+
+static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
+}
+
+/* Step 2: replays what is durable; *st receives the copy's figures at the end. */
+static int replay_durable(const char *dir, const char *prefix, uint64_t timeout_ms,
+                          ls_copy_stats_t *st, char *err, size_t errlen)
+{
+    ls_copy_options_t o = {.dir = dir, .prefix = prefix};
+    ls_copy_t *c = NULL;
+    int rc = ls_copy_open(&o, &c, err, errlen);
+    if (rc == 0) rc = ls_copy_start(c);
+    uint64_t deadline = ls_mono_ns() + timeout_ms * 1000000ull;
+    while (rc == 0) {
+        ls_copy_stats(c, st);
+        if (st->state == LS_COPY_FAILED)
+            rc = fail(err, errlen, LS_ESTATE, "the copy in %s is failed: %s", dir, st->reason);
+        else if (st->inspect_queue == 0 && st->replay_queue == 0 &&
+                 st->last_replayed == st->last_inspected)
+            break;
+        else if (ls_mono_ns() > deadline)
+            rc =
+                fail(err, errlen, LS_ETIMEDOUT,
+                     "%s: replay did not finish in %" PRIu64 " ms (%" PRIu64 " generations queued)",
+                     dir, timeout_ms, st->replay_queue);
+        else
+            nanosleep(&(struct timespec){0, POLL_NS}, NULL);
+    }
+    ls_copy_stop(c);
+    if (rc == 0) ls_copy_stats(c, st);
+    ls_copy_close(c);
+    return rc;
+}
+
+/* Step 3: the newest generation held (by generation), its epoch and close time. */
+static int newest_held(const char *dir, const char *prefix, const ls_copy_stats_t *st,
+                       ls_layout_gen_t *last, uint64_t *close_ns, char *err, size_t errlen)
+{
+    char logs[DIRLEN], path[DIRLEN + 64];
+    snprintf(logs, sizeof(logs), "%.4000s/logs", dir);
+    ls_layout_options_t lo = {.prefix = prefix, .order = LS_LAYOUT_BY_GENERATION};
+    ls_layout_list_t l;
+    int rc = ls_layout_list(logs, &lo, &l, err, errlen);
+    if (rc) return rc;
+    if (l.ngens == 0) {
+        ls_layout_list_free(&l);
+        return fail(err, errlen, LS_ENOENT, "%s holds no generation: nothing to activate", logs);
+    }
+    *last = l.gens[l.ngens - 1];
+    ls_layout_list_free(&l);
+    if (st->last_replayed != last->generation)
+        return fail(err, errlen, LS_ESTATE,
+                    "the store of %s holds generation %" PRIu64 " but logs/ holds up to %" PRIu64
+                    ": replay did not finish",
+                    dir, st->last_replayed, last->generation);
+    ls_layout_path(path, sizeof(path), logs, prefix, last->epoch, last->generation, NULL);
+    ls_layout_ends_t ends;
+    if ((rc = ls_layout_read_ends(path, &ends, err, errlen)) != 0) return rc;
+    if (!ends.closed) return fail(err, errlen, LS_ECORRUPT, "%s has no valid trailer", path);
+    *close_ns = ends.t.close_ns;
+    return 0;
+}
+
+/* Step 4: what may be lost. */
+static void compute_loss(const ls_role_announced_t *a, uint64_t last, uint64_t last_close_ns,
+                         ls_role_loss_t *loss)
+{
+    memset(loss, 0, sizeof(*loss));
+    if (a->last_generation == 0) return; /* nothing announced: nothing known to be lost */
+    loss->open_generation = a->last_generation + 1;
+    loss->from_ns = last_close_ns;
+    loss->to_ns = LS_MAX(a->last_close_ns, last_close_ns);
+    if (a->last_generation <= last) return;
+    loss->first_generation = last + 1;
+    loss->last_generation = a->last_generation;
+    loss->generations = a->last_generation - last;
+    loss->bytes = a->missing_bytes;
+}
+
+/* History for a copy that has none: one line per epoch held, from its first generation held
+ * (epoch 1 always starts at 1). Appends to *text (malloc'd). */
+static int history_from_names(const char *dir, const char *prefix, char **text, size_t *len)
+{
+    char logs[DIRLEN];
+    snprintf(logs, sizeof(logs), "%.4000s/logs", dir);
+    ls_layout_options_t lo = {.prefix = prefix}; /* (epoch, generation) */
+    ls_layout_list_t l;
+    int rc = ls_layout_list(logs, &lo, &l, NULL, 0);
+    if (rc) return rc;
+    char *t = malloc(l.ngens * 40 + 1);
+    size_t n = 0;
+    if (!t) rc = LS_ENOMEM;
+    for (size_t i = 0; rc == 0 && i < l.ngens; i++) {
+        if (i > 0 && l.gens[i].epoch == l.gens[i - 1].epoch) continue;
+        uint64_t first = l.gens[i].epoch == 1 ? 1 : l.gens[i].generation;
+        n += (size_t) sprintf(t + n, "%" PRIu32 " %" PRIu64 "\n", l.gens[i].epoch, first);
+    }
+    ls_layout_list_free(&l);
+    if (rc) return rc;
+    *text = t;
+    *len = n;
+    return 0;
+}
+
+/* Step 5: appends "epoch first" to logs/history durably (the whole file rewritten). */
+static int append_history(const char *dir, const char *prefix, uint32_t epoch, uint64_t first,
+                          char *err, size_t errlen)
+{
+    char path[DIRLEN];
+    snprintf(path, sizeof(path), "%.4000s/logs/history", dir);
+    uint8_t *old = NULL;
+    size_t len = 0;
+    int rc = ls_read_file(path, 1 << 20, &old, &len);
+    if (rc == LS_ENOENT) rc = history_from_names(dir, prefix, (char **) &old, &len);
+    if (rc) return fail(err, errlen, rc, "cannot read %s: %s", path, ls_strerror(rc));
+    char *t = realloc(old, len + 64);
+    if (!t) {
+        free(old);
+        return LS_ENOMEM;
+    }
+    if (len && t[len - 1] != '\n') t[len++] = '\n';
+    len += (size_t) sprintf(t + len, "%" PRIu32 " %" PRIu64 "\n", epoch, first);
+    rc = ls_write_file_durable(path, t, len);
+    free(t);
+    if (rc) return fail(err, errlen, rc, "cannot write %s: %s", path, ls_strerror(rc));
+    return 0;
+}
+
+/* Step 6a: inspect/ emptied (a copy's leftovers; the writer never reads it). */
+static int clear_inspect(const char *dir, char *err, size_t errlen)
+{
+    char in[DIRLEN], path[DIRLEN + 300];
+    snprintf(in, sizeof(in), "%.4000s/inspect", dir);
+    DIR *d = opendir(in);
+    if (!d) return errno == ENOENT ? 0 : fail(err, errlen, LS_EIO, "cannot list %s", in);
+    int rc = 0;
+    for (struct dirent *e; rc == 0 && (e = readdir(d)) != NULL;) {
+        if (e->d_name[0] == '.' && (!e->d_name[1] || (e->d_name[1] == '.' && !e->d_name[2])))
+            continue;
+        snprintf(path, sizeof(path), "%s/%.255s", in, e->d_name);
+        if (unlink(path) != 0) rc = fail(err, errlen, LS_EIO, "cannot remove %s", path);
+    }
+    closedir(d);
+    return rc ? rc : ls_fsync_dir(in);
+}
+
+/* Step 6b: a fence left from an earlier life of this directory no longer applies. */
+static int clear_fence(const char *dir, char *err, size_t errlen)
+{
+    ls_ctlpage_t *ctl = NULL;
+    int rc = ls_ctlpage_open(dir, false, &ctl, err, errlen);
+    if (rc == LS_ENOENT) return 0;
+    if (rc == 0 && ls_ctlpage_fenced(ctl)) rc = ls_ctlpage_clear_fence(ctl, err, errlen);
+    ls_ctlpage_close(ctl);
+    return rc;
+}
+
+static void loss_text(const ls_role_loss_t *l, char *out, size_t len)
+{
+    snprintf(out, len,
+             "generations %" PRIu64 "..%" PRIu64 " (%" PRIu64 " generations, %" PRIu64
+             " bytes, commits made between %" PRIu64 " and %" PRIu64
+             " ns since 1970 UTC), and whatever the old active's open generation %" PRIu64 " held",
+             l->first_generation, l->last_generation, l->generations, l->bytes, l->from_ns,
+             l->to_ns, l->open_generation);
+}
+
+/* Steps 1-4: where the copy stands and what activation would lose; fills r. */
+static int prepare(const char *dir, const ls_role_activate_options_t *o, const char *prefix,
+                   ls_role_activate_report_t *r, char *err, size_t errlen)
+{
+    ls_role_state_t st;
+    int rc = ls_role_load(dir, LS_ROLE_COPY, &st, err, errlen);
+    if (rc) return rc;
+    if (st.role != LS_ROLE_COPY)
+        return fail(err, errlen, LS_ESTATE,
+                    "%s is %s in epoch %" PRIu32 ", not a copy: only a copy can be activated", dir,
+                    ls_role_kind_name(st.role), st.epoch);
+    ls_copy_stats_t cs;
+    uint64_t timeout = o->replay_timeout_ms ? o->replay_timeout_ms : DEFAULT_REPLAY_TIMEOUT_MS;
+    if ((rc = replay_durable(dir, prefix, timeout, &cs, err, errlen)) != 0) return rc;
+    ls_layout_gen_t last = {0};
+    uint64_t close_ns = 0;
+    if ((rc = newest_held(dir, prefix, &cs, &last, &close_ns, err, errlen)) != 0) return rc;
+    uint32_t he = 0;
+    uint64_t hg = 0;
+    if ((rc = ls_role_history_last(dir, &he, &hg, err, errlen)) != 0) return rc;
+    r->last_generation = last.generation;
+    r->last_lsn = cs.last_replayed_lsn;
+    r->first_generation = last.generation + 1;
+    r->resumed = he > last.epoch && hg == last.generation + 1;
+    r->old_epoch = last.epoch;
+    r->new_epoch = r->resumed ? he : LS_MAX(LS_MAX(he, last.epoch), st.epoch) + 1;
+    compute_loss(&o->announced, last.generation, close_ns, &r->loss);
+    r->lossless = r->loss.generations == 0;
+    if (!r->resumed && r->loss.generations > o->max_loss) {
+        char what[512];
+        loss_text(&r->loss, what, sizeof(what));
+        return fail(err, errlen, LS_ESTATE,
+                    "activating %s would lose %" PRIu64 " generations (more than the %" PRIu64
+                    " allowed): %s; refused: rerun with --max-loss %" PRIu64 " to accept the loss",
+                    dir, r->loss.generations, o->max_loss, what, r->loss.generations);
+    }
+    return 0;
+}
+
+int ls_role_activate(const char *dir, const ls_role_activate_options_t *opts,
+                     ls_role_activate_report_t *r, char *err, size_t errlen)
+{
+    ls_role_activate_options_t o = opts ? *opts : (ls_role_activate_options_t){0};
+    const char *prefix = o.prefix && *o.prefix ? o.prefix : LS_GEN_PREFIX_DEFAULT;
+    memset(r, 0, sizeof(*r));
+    int rc = prepare(dir, &o, prefix, r, err, errlen);
+    if (rc == 0 && !r->resumed)
+        rc = append_history(dir, prefix, r->new_epoch, r->first_generation, err, errlen);
+    LS_FAULT("role.activate.after_history");
+    if (rc == 0) rc = clear_inspect(dir, err, errlen);
+    if (rc == 0) rc = clear_fence(dir, err, errlen);
+    if (rc) return rc;
+    ls_role_state_t st = {.role = LS_ROLE_ACTIVE, .epoch = r->new_epoch, .since_ns = ls_now_ns()};
+    st.loss = r->loss;
+    if (o.reason)
+        snprintf(st.reason, sizeof(st.reason), "%s", o.reason);
+    else if (r->lossless)
+        snprintf(st.reason, sizeof(st.reason), "activated at generation %" PRIu64 ", lossless",
+                 r->first_generation);
+    else
+        snprintf(st.reason, sizeof(st.reason),
+                 "activated at generation %" PRIu64 ", %" PRIu64 " generations lost (%" PRIu64
+                 "..%" PRIu64 ")",
+                 r->first_generation, r->loss.generations, r->loss.first_generation,
+                 r->loss.last_generation);
+    return ls_role_save(dir, &st, err, errlen);
+}

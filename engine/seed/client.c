@@ -86,7 +86,8 @@ bool ls_seed_client_action(ls_seed_client_t *c, ls_seed_act_t *a)
     return true;
 }
 
-static void vfail(ls_seed_client_t *c, int code, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static void vfail(ls_seed_client_t *c, int code,
+                                                        const char *fmt, va_list ap)
 {
     if (c->state >= LS_SEED_CLI_INSTALLING) return; /* the swap decides from here */
     vsnprintf(c->msg, sizeof(c->msg), fmt, ap);

@@ -51,8 +51,11 @@ static void msg(char *err, size_t errlen, const char *path, const char *what)
 }
 
 /* Creates path from a complete temporary file with link(2): never replaces an existing page
- * (another process may have set a fence in it meanwhile). Not synced: a page without a fence
- * carries nothing a crash could lose; setting a fence syncs the file and the directory. */
+ * (another process may have set a fence in it meanwhile). The file's data is synced before it is
+ * linked: a later fsync of the directory (the database's creation does one) may make the name
+ * durable, and a power cut must then find a whole page, not an empty file that open refuses (the
+ * power-cut test found that). The directory is not synced here: a page whose name is lost is
+ * created again at the next open; setting a fence syncs the file and the directory. */
 static int create_page(const char *path, char *err, size_t errlen)
 {
     uint8_t page[LS_CTL_SIZE] = {0};
@@ -65,6 +68,7 @@ static int create_page(const char *path, char *err, size_t errlen)
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     int rc = fd < 0 ? ls_err_from_errno(errno) : 0;
     if (rc == 0) rc = ls_write_full(fd, page, sizeof(page));
+    if (rc == 0) rc = ls_fsync(fd);
     if (fd >= 0) close(fd);
     if (rc == 0 && link(tmp, path) != 0 && errno != EEXIST) rc = ls_err_from_errno(errno);
     unlink(tmp);

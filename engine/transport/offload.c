@@ -50,6 +50,7 @@ struct ls__off {
     ls_workq_t *jobs;           /* loop -> worker */
     ls_workq_t *done;           /* worker -> loop */
     int level;                  /* worker: its codec's level */
+    int tx_level;               /* loop: the level the last compression job asked for */
     ls_zbody_t *z;              /* worker: codec */
     uint8_t *scratch;           /* worker: header + LS_FRAME_MAX_BODY */
     struct ls__pframe *tx_next; /* first frame queued LS__Z_WAIT (NULL: none) */
@@ -126,10 +127,11 @@ static void wake(void *arg)
 static void submit(ls_conn_t *c)
 {
     struct ls__off *o = c->off;
+    if (!o->jobs) return; /* stopped: the connection is closing */
     while (o->tx_next && o->tx_busy < LS__OFF_DEPTH) {
         struct ls__pframe *p = o->tx_next;
-        ls_workq_msg_t m = {.type = JOB_COMPRESS, .ptr = p, .len = (size_t) c->zstd_level};
-        if (!c->zstd_level) m.len = (size_t) o->level; /* turned off since: the level it had */
+        if (c->zstd_level) o->tx_level = c->zstd_level; /* else turned off since: as queued */
+        ls_workq_msg_t m = {.type = JOB_COMPRESS, .ptr = p, .len = (size_t) o->tx_level};
         p->zstate = LS__Z_BUSY;
         LS_CHECK(ls_workq_push(o->jobs, &m) == 0); /* room: at most 2 x depth jobs */
         o->tx_busy++;
@@ -177,7 +179,7 @@ int ls__off_start(ls_conn_t *c)
     if (c->off) return 0;
     struct ls__off *o = calloc(1, sizeof(*o));
     if (!o) return LS_ENOMEM;
-    o->level = c->zstd_level;
+    o->level = o->tx_level = c->zstd_level;
     o->z = ls_zbody_new(o->level);
     o->scratch = malloc(LS_FRAME_HEADER_SIZE + LS_FRAME_MAX_BODY);
     o->jobs = ls_workq_new(2 * LS__OFF_DEPTH, NULL, NULL);

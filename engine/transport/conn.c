@@ -201,7 +201,8 @@ static int deliver(ls_conn_t *c, const ls_frame_header_t *h, size_t need)
                                  "compressed frame %llu from %s before compression "
                                  "was negotiated",
                                  (unsigned long long) seq, c->peer);
-        /* with deliver_compressed, chunks are decompressed off the loop by the layer above */
+        /* chunks: to the connection's zstd worker (offload), or left to the layer above
+         * (deliver_compressed), or decompressed here */
         if (c->off && !c->opts.deliver_compressed && h->type != LS_FRAME_HEARTBEAT) {
             c->rx_start += need;
             c->stats.frames_received++;

@@ -94,7 +94,8 @@ fail:
 static void conn_free(ls_conn_t *c)
 {
     if (c->drv->free) c->drv->free(c);
-    ls__send_free(c);
+    ls__off_free(c);
+    ls__send_free(c); /* after ls__off_free joined the worker: it may hold frames of the queue */
     ls__zstd_free(c);
     free(c->rd_buf);
     free(c->rx);
@@ -135,6 +136,10 @@ int ls__conn_fail(ls_conn_t *c, int status, const char *fmt, ...)
     uv_close((uv_handle_t *) &c->hb_timer, handle_closed);
     uv_close((uv_handle_t *) &c->dead_timer, handle_closed);
     uv_close((uv_handle_t *) &c->pump_timer, handle_closed);
+    if (c->off) {
+        ls__off_stop(c); /* joins the worker: no wake-up after this */
+        uv_close((uv_handle_t *) &c->off_async, handle_closed);
+    }
     return status;
 }
 
@@ -196,8 +201,13 @@ static int deliver(ls_conn_t *c, const ls_frame_header_t *h, size_t need)
                                  "compressed frame %llu from %s before compression "
                                  "was negotiated",
                                  (unsigned long long) seq, c->peer);
-        /* with deliver_compressed, chunks are decompressed off the loop by the layer above */
-        if (!c->opts.deliver_compressed || h->type == LS_FRAME_HEARTBEAT) {
+        /* chunks: to the connection's zstd worker (offload), or left to the layer above
+         * (deliver_compressed), or decompressed here */
+        if (c->off && !c->opts.deliver_compressed && h->type != LS_FRAME_HEARTBEAT) {
+            c->rx_start += need;
+            c->stats.frames_received++;
+            return ls__off_rx_add(c, &f, true); /* the worker's, in order */
+        } else if (!c->opts.deliver_compressed || h->type == LS_FRAME_HEARTBEAT) {
             if (h->type != LS_FRAME_HEARTBEAT) c->stats.zstd_loop_calls++; /* on the loop */
             int rc = inflate(c, &f);
             if (rc) return rc;
@@ -206,6 +216,7 @@ static int deliver(ls_conn_t *c, const ls_frame_header_t *h, size_t need)
     f.body = f.bytes + LS_FRAME_HEADER_SIZE;
     c->rx_start += need;
     c->stats.frames_received++;
+    if (f.type != LS_FRAME_HEARTBEAT && c->rxhold) return ls__off_rx_add(c, &f, false); /* behind */
     c->stats.bytes_received += LS_FRAME_HEADER_SIZE + f.body_len;
     if (f.type == LS_FRAME_HEARTBEAT) {
         ls_frame_header_t hh = {.body_len = f.body_len, .type = f.type, .flags = 0};
@@ -255,8 +266,10 @@ static ssize_t fill(ls_conn_t *c)
 
 void ls__conn_pump(ls_conn_t *c)
 {
+    if (c->rxhold) ls__off_deliver(c); /* frames held for the worker go first */
     while (c->state != LS__CONN_CLOSING) {
         if (c->paused && c->state == LS__CONN_READY) break; /* buffered frames wait */
+        if (ls__off_rx_full(c)) break;                      /* the worker catches up first */
         if (c->state == LS__CONN_READY) {
             int rc = next_frame(c);
             if (rc < 0) return;
@@ -267,7 +280,7 @@ void ls__conn_pump(ls_conn_t *c)
         if (got == 0) break;
     }
     if (c->state == LS__CONN_CLOSING) return;
-    if (c->paused && c->state == LS__CONN_READY)
+    if ((c->paused && c->state == LS__CONN_READY) || ls__off_rx_full(c))
         ls__tcp_read_stop(c);
     else
         ls__tcp_read_start(c);

@@ -49,7 +49,7 @@ static void dead_cb(uv_timer_t *t)
 {
     ls_conn_t *c = t->data;
     uint64_t now = ls_mono_ns();
-    if (c->paused && c->state == LS__CONN_READY)
+    if ((c->paused || ls__off_rx_full(c)) && c->state == LS__CONN_READY)
         c->stats.last_rx_mono_ns = now; /* we are the ones not reading */
     uint64_t quiet = now - c->stats.last_rx_mono_ns, limit = c->opts.dead_ms * MS;
     if (quiet < limit) {

@@ -12,7 +12,11 @@
  * -> ls__conn_write_raw: uv_try_write, the rest queued in one uv_write request (counted).
  *   Heartbeats skip the frame queue (ls__conn_send_now).
  *
- * Threading: the loop thread only.
+ * With offload_compression, the compressing and decompressing steps are the zstd worker's
+ * (offload.c): frames wait for it in order, in the frame queue and in rxhold.
+ *
+ * Threading: the loop thread only, except offload.c's worker, which touches only the frames it
+ * was given (LS__Z_BUSY) and its own codec.
  */
 #ifndef LS_TRANSPORT_INTERNAL_H
 #define LS_TRANSPORT_INTERNAL_H
@@ -31,7 +35,35 @@
 #define LS__SOCK_LOW      (64u * 1024u) /* frames are encoded while the socket queue is below, bytes */
 #define LS__NOTSENT_LOWAT (128 * 1024) /* TCP_NOTSENT_LOWAT: unsent bytes the kernel keeps */
 
-struct ls__pframe; /* a frame in the frame queue (send.c) */
+#define LS__OFF_DEPTH 8 /* bodies each way with a connection's zstd worker at a time */
+#define LS__OFF_RX_MAX                                                                             \
+    (8u * 1024 * 1024) /* received bytes held for the worker before reading                        \
+                          pauses (resumes at half) */
+
+/* Where a frame's body stands with the zstd worker (offload_compression). */
+typedef enum {
+    LS__Z_NONE = 0, /* nothing to do: sent or delivered as it is */
+    LS__Z_WAIT,     /* to be given to the worker */
+    LS__Z_BUSY,     /* with the worker: only the worker touches its buffers */
+    LS__Z_DONE      /* the worker's result is in (zrc, out) */
+} ls__zstate_t;
+
+/* A frame waiting in the frame queue (send.c). With offload, a compressible body waits for the
+ * worker (zstate) and the frames behind it wait for it. */
+struct ls__pframe {
+    struct ls__pframe *next; /* next in the queue */
+    uint8_t type;            /* ls_frame_type_t */
+    uint8_t flags;           /* LS_FRAME_FLAG_ZSTD for a body compressed by the caller */
+    ls__zstate_t zstate;     /* offload: see ls__zstate_t */
+    int zrc;                 /* worker: 0 or LS_ECOMPRESS / LS_ENOMEM */
+    uint8_t *zbody;          /* worker: the compressed body (owned), NULL when it did not shrink */
+    size_t zlen;             /* bytes in zbody */
+    size_t len;              /* body bytes */
+    uint8_t body[];          /* the body */
+};
+
+struct ls__off;   /* a connection's zstd worker (offload.c) */
+struct ls__rxent; /* a received frame held for the worker, in order (offload.c) */
 
 typedef enum {
     LS__CONN_CONNECTING = 0, /* TCP connect under way (client) */
@@ -91,16 +123,21 @@ struct ls_conn {
     bool tls_accepted; /* client: the server proved it accepted us (ticket or data) */
 
     /* receive */
-    uint8_t *rd_buf; /* LS__READ_CHUNK bytes given to libuv for reads */
-    size_t rd_off;   /* plain driver: first unconsumed byte in rd_buf */
-    size_t rd_len;   /* plain driver: bytes in rd_buf from rd_off not consumed yet */
-    uint8_t *rx;     /* LS__RX_CAP bytes: plaintext, not yet framed */
-    size_t rx_start; /* first byte of the next frame in rx */
-    size_t rx_end;   /* end of the bytes in rx */
-    uint8_t *dbuf;   /* header + decompressed body of the current frame, LS__FRAME_WIRE_MAX */
-    uint64_t rx_seq; /* sequence number of the next frame received */
-    bool zstd_rx_ok; /* compressed frames from the peer are allowed */
-    ls_zbody_t *z;   /* zstd contexts, both ways (created with compression) */
+    uint8_t *rd_buf;      /* LS__READ_CHUNK bytes given to libuv for reads */
+    size_t rd_off;        /* plain driver: first unconsumed byte in rd_buf */
+    size_t rd_len;        /* plain driver: bytes in rd_buf from rd_off not consumed yet */
+    uint8_t *rx;          /* LS__RX_CAP bytes: plaintext, not yet framed */
+    size_t rx_start;      /* first byte of the next frame in rx */
+    size_t rx_end;        /* end of the bytes in rx */
+    uint8_t *dbuf;        /* header + decompressed body of the current frame, LS__FRAME_WIRE_MAX */
+    uint64_t rx_seq;      /* sequence number of the next frame received */
+    bool zstd_rx_ok;      /* compressed frames from the peer are allowed */
+    ls_zbody_t *z;        /* zstd contexts, both ways (created with compression) */
+    struct ls__off *off;  /* offload_compression: the zstd worker, once compression is on */
+    uv_async_t off_async; /* the worker's wake-up of the loop (initialised with off) */
+    struct ls__rxent *rxhold;      /* offload: received frames not delivered yet, oldest first */
+    struct ls__rxent *rxhold_tail; /* its last one */
+    size_t rxhold_bytes;           /* their bytes as received */
 
     /* send (send.c) */
     struct ls__pframe *pending;      /* frame queue: accepted, not encoded yet, oldest first */
@@ -170,6 +207,19 @@ int ls__parse_addr(const char *addr, int port, struct sockaddr_storage *out);
 /* zstd.c */
 int ls__zstd_enable(ls_conn_t *c, int level); /* contexts, scratch buffers, level */
 void ls__zstd_free(ls_conn_t *c);
+
+/* send.c */
+void ls__send_flush(ls_conn_t *c); /* encodes queued frames while the socket queue is short */
+
+/* offload.c: the zstd worker of offload_compression (its own thread; see transport.h) */
+int ls__off_start(ls_conn_t *c); /* at set_compression; idempotent */
+void ls__off_stop(ls_conn_t *c); /* at close: drops its jobs, joins the thread */
+void ls__off_free(ls_conn_t *c); /* at free: held frames and queues */
+void ls__off_tx_add(ls_conn_t *c, struct ls__pframe *p); /* p (queued, LS__Z_WAIT) to the worker */
+/* Holds a received frame (copied) behind those already held; compressed: for the worker. */
+int ls__off_rx_add(ls_conn_t *c, const ls_conn_frame_t *f, bool compressed);
+void ls__off_deliver(ls_conn_t *c); /* delivers held frames the worker is done with, in order */
+bool ls__off_rx_full(ls_conn_t *c); /* reading waits for the worker */
 
 /* heartbeat.c */
 void ls__hb_start(ls_conn_t *c); /* at ready: first heartbeat now, then every interval */

@@ -25,23 +25,12 @@ typedef struct {
     uint8_t data[]; /* the bytes */
 } wreq_t;
 
-/* A frame waiting in the frame queue. */
-struct ls__pframe {
-    struct ls__pframe *next; /* next in the queue */
-    uint8_t type;            /* ls_frame_type_t */
-    uint8_t flags;           /* LS_FRAME_FLAG_ZSTD for a body compressed by the caller */
-    size_t len;              /* body bytes */
-    uint8_t body[];          /* the body */
-};
-
 static void account(ls_conn_t *c)
 {
     c->stats.send_queued = c->pending_bytes + c->sock_queued;
     if (c->stats.send_queued > c->stats.send_queued_max)
         c->stats.send_queued_max = c->stats.send_queued;
 }
-
-static void flush_pending(ls_conn_t *c);
 
 static void write_cb(uv_write_t *req, int status)
 {
@@ -56,7 +45,7 @@ static void write_cb(uv_write_t *req, int status)
                       uv_strerror(status));
         return;
     }
-    flush_pending(c);
+    ls__send_flush(c);
     if (c->want_drain && c->stats.send_queued <= c->opts.send_hwm / 2 &&
         c->state == LS__CONN_READY) {
         c->want_drain = false;
@@ -118,8 +107,8 @@ int ls__conn_send_frame(ls_conn_t *c, uint8_t type, uint8_t flags, const struct 
     size_t body = gather(c, iov, iovcnt);
     uint8_t *frame = c->tx;
     c->stats.bytes_sent += LS_FRAME_HEADER_SIZE + body;
-    if (c->zstd_level && !(flags & LS_FRAME_FLAG_ZSTD) && compressible(type) &&
-        body >= LS_CONN_ZSTD_MIN_BODY) {
+    if (c->zstd_level && !c->off && !(flags & LS_FRAME_FLAG_ZSTD) && compressible(type) &&
+        body >= LS_CONN_ZSTD_MIN_BODY) { /* with the worker (c->off) the loop never compresses */
         size_t zlen = 0;
         c->stats.zstd_loop_calls++; /* the loop thread: ls_conn_* run on no other */
         int rc = ls_zbody_compress(c->z, c->tx + LS_FRAME_HEADER_SIZE, body,
@@ -143,31 +132,44 @@ int ls__conn_send_frame(ls_conn_t *c, uint8_t type, uint8_t flags, const struct 
     return c->drv->write(c, frame, len);
 }
 
-/* Encodes queued frames while the socket queue is short. */
-static void flush_pending(ls_conn_t *c)
+/* Encodes the frame p taken off the queue: as it is, or as the worker compressed it. */
+static int send_pframe(ls_conn_t *c, struct ls__pframe *p)
+{
+    if (p->zstate == LS__Z_DONE && p->zrc)
+        return ls__conn_fail(c, p->zrc, "compressing a %zu-byte frame failed", p->len);
+    if (p->zstate == LS__Z_DONE && p->zlen) {
+        struct iovec iov = {.iov_base = p->zbody, .iov_len = p->zlen};
+        int rc = ls__conn_send_frame(c, p->type, LS_FRAME_FLAG_ZSTD, &iov, 1);
+        c->stats.bytes_sent += p->len - p->zlen; /* counted before compression, like the loop */
+        return rc;
+    }
+    struct iovec iov = {.iov_base = p->body, .iov_len = p->len};
+    return ls__conn_send_frame(c, p->type, p->flags, &iov, 1);
+}
+
+void ls__send_flush(ls_conn_t *c)
 {
     while (c->pending && c->sock_queued < LS__SOCK_LOW && c->state == LS__CONN_READY) {
         struct ls__pframe *p = c->pending;
+        if (p->zstate == LS__Z_WAIT || p->zstate == LS__Z_BUSY) break; /* the worker's still */
         c->pending = p->next;
         if (!c->pending) c->pending_tail = NULL;
         c->pending_bytes -= LS_FRAME_HEADER_SIZE + p->len;
-        struct iovec iov = {.iov_base = p->body, .iov_len = p->len};
-        int rc = ls__conn_send_frame(c, p->type, p->flags, &iov, 1);
+        int rc = send_pframe(c, p);
+        free(p->zbody);
         free(p);
         if (rc) return;
     }
     account(c);
 }
 
-/* Sends now when nothing waits and the socket keeps up, else appends a copy to the queue. */
-static int send_or_queue(ls_conn_t *c, uint8_t type, uint8_t flags, const struct iovec *iov,
-                         int iovcnt, size_t len)
+/* Appends a copy to the frame queue: NULL when out of memory. */
+static struct ls__pframe *queue(ls_conn_t *c, uint8_t type, uint8_t flags, const struct iovec *iov,
+                                int iovcnt, size_t len)
 {
-    if (!c->pending && c->sock_queued < LS__SOCK_LOW)
-        return ls__conn_send_frame(c, type, flags, iov, iovcnt);
     struct ls__pframe *p = malloc(sizeof(*p) + len);
-    if (!p) return LS_ENOMEM;
-    p->next = NULL;
+    if (!p) return NULL;
+    memset(p, 0, sizeof(*p));
     p->type = type;
     p->flags = flags;
     p->len = len;
@@ -183,6 +185,24 @@ static int send_or_queue(ls_conn_t *c, uint8_t type, uint8_t flags, const struct
     c->pending_tail = p;
     c->pending_bytes += LS_FRAME_HEADER_SIZE + len;
     account(c);
+    return p;
+}
+
+/* Sends now when nothing waits and the socket keeps up, else appends a copy to the queue. With
+ * the zstd worker, a compressible body always queues, for the worker (offload.c). */
+static int send_or_queue(ls_conn_t *c, uint8_t type, uint8_t flags, const struct iovec *iov,
+                         int iovcnt, size_t len)
+{
+    bool offload = c->off && c->zstd_level && !(flags & LS_FRAME_FLAG_ZSTD) && compressible(type) &&
+                   len >= LS_CONN_ZSTD_MIN_BODY;
+    if (!offload && !c->pending && c->sock_queued < LS__SOCK_LOW)
+        return ls__conn_send_frame(c, type, flags, iov, iovcnt);
+    struct ls__pframe *p = queue(c, type, flags, iov, iovcnt, len);
+    if (!p) return LS_ENOMEM;
+    if (offload) {
+        p->zstate = LS__Z_WAIT;
+        ls__off_tx_add(c, p);
+    }
     return 0;
 }
 
@@ -236,7 +256,9 @@ int ls_conn_set_compression(ls_conn_t *c, int level)
         c->zstd_level = 0;
         return 0;
     }
-    return ls__zstd_enable(c, level);
+    int rc = ls__zstd_enable(c, level);
+    if (!rc && c->opts.offload_compression) rc = ls__off_start(c);
+    return rc;
 }
 
 void ls__send_free(ls_conn_t *c)
@@ -244,6 +266,7 @@ void ls__send_free(ls_conn_t *c)
     while (c->pending) {
         struct ls__pframe *p = c->pending;
         c->pending = p->next;
+        free(p->zbody);
         free(p);
     }
     c->pending_tail = NULL;

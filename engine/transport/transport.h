@@ -59,15 +59,19 @@
  *
  * Threading: one event loop thread owns a connection, its listener and every callback; no
  * function here may be called from another thread. The loop thread moves bytes and runs timers;
- * TLS record crypto runs on it (~0.6 ms per MiB per side). zstd of frame bodies runs on it only
- * when the layer above lets the connection do it (ls_conn_send*, on_frame without
- * deliver_compressed): at level 1 ~3.3 ms per 1 MiB chunk to compress and ~1.4 ms to decompress
- * (docs/TRANSPORT.md), which delays heartbeats by that much. Compression is per frame body (a pure
- * function of the body), so it runs off the loop without a wire change: a worker compresses the
- * body (ls_zbody_compress) and the loop hands it to ls_conn_send_raw(); with deliver_compressed,
- * on_frame hands compressed chunk bodies over for a worker to decompress (ls_zbody_decompress).
- * logshipd does both for GEN_DATA and SEED_DATA (tools/logshipd/zwork.c); stats.zstd_loop_calls
- * counts the bodies a connection still (de)compressed on its loop. No disk I/O happens in this
+ * TLS record crypto runs on it (~0.6 ms per MiB per side). zstd of frame bodies (at level 1 ~3.3
+ * ms per 1 MiB chunk to compress, ~1.4 ms to decompress, docs/TRANSPORT.md) runs:
+ *   - with offload_compression, on the connection's own zstd worker thread (offload.c), started
+ *     by ls_conn_set_compression() and joined at close. ls_conn_send*() queues a compressible body
+ *     for it and the frames behind wait in the frame queue (counted in send_queued, so send_hwm
+ *     still bounds them); compressed bodies received are held, with every frame behind them, until
+ *     the worker has them, and on_frame gets them in order, decompressed. ls_conn_pause() stops
+ *     that delivery too; reading stops while 8 MiB are held and restarts at half. Closing drops
+ *     what the worker holds. This is what logshipd uses;
+ *   - without it, on the loop, which delays heartbeats by that much; or in the layer above's own
+ *     threads, with ls_zbody_* around ls_conn_send_raw() and deliver_compressed.
+ * stats.zstd_loop_calls counts the bodies a connection (de)compressed on its loop,
+ * stats.zstd_offload_calls those its worker did. No disk I/O happens in this
  * module once the contexts exist.
  */
 #ifndef LS_TRANSPORT_H
@@ -148,6 +152,9 @@ typedef struct {
     bool deliver_compressed;      /* hand compressed chunk bodies to on_frame as they came (flag
                                      set) so the layer above decompresses them off the loop with
                                      ls_zbody_decompress(); heartbeats are always decoded here */
+    bool offload_compression;     /* a zstd worker thread of the connection, started by
+                                     ls_conn_set_compression(), (de)compresses chunk bodies:
+                                     the loop never does (see "Threading" above) */
     void *data;                   /* user pointer, see ls_conn_data() */
 } ls_conn_opts_t;
 
@@ -169,7 +176,8 @@ typedef struct {
     uint64_t zstd_loop_calls;     /* GEN_DATA/SEED_DATA bodies this connection compressed or
                                      decompressed itself, i.e. on its loop thread (0 when the
                                      layer above does it off the loop: send_raw and
-                                     deliver_compressed) */
+                                     deliver_compressed, or offload_compression) */
+    uint64_t zstd_offload_calls;  /* bodies the connection's zstd worker (de)compressed */
 } ls_conn_stats_t;
 
 /* Connects to addr:port (IP literals, v4 or v6). Takes a copy of what it needs from opts.

@@ -13,13 +13,11 @@
  *  seed      (seed_server.c) per accepted seed connection: adapter of engine/seed's worker and
  *            server session; (seed_client.c) per passive copy: `logship seed`, adapter of its
  *            client session, the install and swap on the copy's receiver thread
- *  zwork     (zwork.c)     a zstd worker thread, when compression was negotiated: per link and
- *                          per seed session (compresses GEN_DATA / SEED_DATA), per peer and per
- *                          seed client connection (decompresses)
  *
  * Threading: everything here runs on the loop thread except each pcopy's receiver thread (disk
  * writes, fsync, inspection through engine/copy) and the threads inside engine/copy (replayer)
- * and engine/source (readers), each seed server's snapshot worker, and the zstd workers. Those
+ * and engine/source (readers), each seed server's snapshot worker, and each connection's zstd
+ * worker (engine/transport, offload_compression: every connection asks for it). Those
  * threads talk to the loop only through mutex-protected queues and uv_async_send(). The loop
  * only moves bytes, runs timers and lists directories.
  */
@@ -52,8 +50,6 @@
 #define LD_REASON_MAX   512
 #define LD_AGAIN_MIN_MS 2000  /* a copy stopped by a transient ERROR asks again after this ... */
 #define LD_AGAIN_MAX_MS 60000 /* ... doubling up to this */
-#define LD_ZQ_MAX       8     /* GEN_DATA chunks with a link's zstd worker, at most */
-#define LD_ZRX_MAX      (8u * 1024 * 1024) /* bytes a peer's zstd worker holds before pausing */
 
 /* An operator's decision about one copy, kept across restarts (opstate.c): engine/ship's. */
 typedef ls_ship_op_t ld_opstate_t;
@@ -150,17 +146,12 @@ struct link {
     shipper_t **shippers; /* every (database, this target) pair */
     int nshippers;
     shipper_t **by_idx; /* HELLO index -> shipper, for this connection */
-    uint32_t *zin;      /* HELLO index -> GEN_DATA chunks with the zstd worker, not sent yet:
-                           that database's GEN_END and next GEN_BEGIN wait for them (order) */
     int nidx;
     int rr;                         /* HELLO index the round-robin of chunks starts at next */
     char last_error[LD_REASON_MAX]; /* why the last connection ended */
     uint64_t connects;              /* successful connections since start */
     uint16_t version;               /* protocol version of this connection (WELCOME) */
     struct ld_netsel *sel;          /* networks: states, probes, pin, counters (netpath.c) */
-    struct ld_zwork *zw;            /* compresses GEN_DATA bodies off the loop (NULL: none yet) */
-    int zlevel;                     /* its zstd level */
-    uint64_t ztag;                  /* connection generation: jobs of an older one are dropped */
 };
 
 /* ---- passive side --------------------------------------------------------------------------- */
@@ -246,8 +237,6 @@ struct peer {
     pcopy_t **seeding;     /* HELLO index -> copy refused because it was being seeded
                               (a RE_OFFER takes it back), or NULL */
     struct ld_seeds *seed; /* a seed connection (seed_server.c), or NULL */
-    struct ld_zwork *zw;   /* with compression: frames pass it, in order, to be decompressed */
-    bool zpaused;          /* reading paused: the worker holds LD_ZRX_MAX bytes or more */
 };
 
 struct node {
@@ -301,8 +290,7 @@ void ld_link_init(node_t *n, link_t *l, const ls_cfg_target_t *cfg);
 void ld_link_add(link_t *l, shipper_t *s); /* s ships over l (at start) */
 void ld_link_kick(link_t *l);              /* connect if idle and something is ready to ship */
 void ld_link_pump(link_t *l);              /* send what credit and the socket allow */
-/* A frame of shipper s (its machine's send callback): GEN_DATA through the zstd worker when
- * there is one. 0, LS_EBUSY (socket full, or s's GEN_BEGIN/GEN_END waits for its chunks), ... */
+/* A frame of shipper s (its machine's send callback). 0, LS_EBUSY (socket full), ... */
 int ld_link_send(link_t *l, shipper_t *s, const ls_frame_t *f);
 void ld_link_close(link_t *l);
 

@@ -7,9 +7,6 @@
 #include <string.h>
 
 #include "netpath.h"
-#include "zwork.h"
-
-static void on_zdone(ld_zwork_t *w);
 
 static void on_wake(uv_async_t *a)
 {
@@ -66,10 +63,8 @@ static void send_hello(link_t *l)
     if (h->features & LS_FEAT_ZSTD) h->zstd_level = (int8_t) l->cfg->compression_level;
     h->node = ls_proto_str(l->node->cfg->node_name);
     free(l->by_idx);
-    free(l->zin);
     l->by_idx = calloc((size_t) l->nshippers + 1, sizeof(*l->by_idx));
-    l->zin = calloc((size_t) l->nshippers + 1, sizeof(*l->zin));
-    LS_CHECK(l->by_idx != NULL && l->zin != NULL);
+    LS_CHECK(l->by_idx != NULL);
     l->nidx = 0;
     l->rr = 0;
     for (int i = 0; i < l->nshippers && h->db_count < LS_PROTO_DB_MAX; i++) {
@@ -143,18 +138,6 @@ static void on_welcome(link_t *l, const ls_proto_welcome_t *w)
     /* The receiver's windows: the connection's here, each database's in its machine. */
     l->conn_window = l->conn_credit =
         w->conn_window ? w->conn_window : LS_PROTO_CONN_WINDOW_DEFAULT;
-    if (w->features & LS_FEAT_ZSTD) {
-        int level = ls_proto_zstd_level(w->zstd_level); /* set on the connection: welcome_ok */
-        if (l->zw && l->zlevel != level) {
-            ld_zwork_stop(l->zw);
-            l->zw = NULL;
-        }
-        if (!l->zw) l->zw = ld_zwork_start(l->node->loop, level, on_zdone, l);
-        l->zlevel = level;
-        if (!l->zw) /* the transport still compresses, on the loop */
-            LS_LOGW("link", "%s: no zstd worker (out of memory): compressing on the loop",
-                    l->cfg->name);
-    }
     for (int i = 0; i < l->nidx; i++)
         ls_ship_connected(l->by_idx[i]->m, &w->dbs[i], w->db_window, ls_now_ns());
 }
@@ -272,10 +255,7 @@ static void drop_conn(link_t *l, bool switching, const char *reason)
 {
     l->conn = NULL;
     l->ready = false;
-    l->ztag++; /* chunks still with the worker are dropped when done */
     l->conn_credit = 0;
-    for (int i = 0; i < l->nidx; i++)
-        l->zin[i] = 0;
     for (int i = 0; i < l->nshippers; i++)
         ls_ship_disconnected(l->shippers[i]->m, switching, reason, ls_now_ns());
 }
@@ -393,46 +373,8 @@ static int idx_of(link_t *l, const shipper_t *s)
     return -1;
 }
 
-/* Sends the chunks the worker compressed, in order, as far as the socket allows; a database's
- * GEN_END follows once its last chunk went out. Returns LS_EBUSY when the socket is full. */
-static int zflush(link_t *l)
-{
-    ld_zjob_t *j;
-    while ((j = ld_zwork_peek(l->zw))) {
-        shipper_t *s = j->owner;
-        bool live = j->tag == l->ztag && l->conn;
-        if (live) {
-            if (j->rc) {
-                LS_LOGE("link", "%s: compressing a chunk failed: %s", l->cfg->name,
-                        ls_strerror(j->rc));
-                ls_conn_close(l->conn);
-                return LS_ECLOSED;
-            }
-            int rc = ls_conn_send_raw(l->conn, j->type, j->out, j->out_len);
-            if (rc == LS_EBUSY) return rc; /* on_drain pumps again */
-            if (rc) return rc;             /* closing: on_close follows */
-        }
-        ld_zjob_free(ld_zwork_pop(l->zw));
-        int i = live ? idx_of(l, s) : -1;
-        if (i < 0) continue;
-        l->zin[i]--;
-        if (!l->zin[i] && ls_ship_pump(s->m, ls_now_ns()) == LS_EBUSY) return LS_EBUSY;
-    }
-    return 0;
-}
-
-static void on_zdone(ld_zwork_t *w)
-{
-    link_t *l = ld_zwork_data(w);
-    if (!l->conn) {
-        zflush(l); /* drops the chunks of a connection that ended */
-        return;
-    }
-    ld_link_pump(l);
-}
-
-/* One GEN_DATA chunk of database i: to the worker when compression runs there, else to the
- * transport. */
+/* One GEN_DATA chunk of database i, sent from where it lies (the transport copies it and, with
+ * compression, has its zstd worker compress it, in order). */
 static int send_data(link_t *l, int i, const ls_frame_t *f)
 {
     const ls_proto_gen_data_t *d = &f->gen_data;
@@ -440,21 +382,8 @@ static int send_data(link_t *l, int i, const ls_frame_t *f)
     ssize_t hn = ls_frame_encode_head(f, head, sizeof(head));
     LS_CHECK(hn > LS_FRAME_HEADER_SIZE);
     size_t fields = (size_t) hn - LS_FRAME_HEADER_SIZE;
-    int rc = 0;
-    if (l->zw) {
-        /* The chunk is copied (the reader may release its generation before the worker is
-         * done, at a pause or a restart): the copy the transport would make anyway. */
-        ld_zjob_t *j = ld_zjob_new(LD_ZJOB_COMPRESS, LS_FRAME_GEN_DATA, fields + d->len);
-        memcpy(j->in, head + LS_FRAME_HEADER_SIZE, fields);
-        memcpy(j->in + fields, d->data, d->len);
-        j->owner = l->by_idx[i];
-        j->tag = l->ztag;
-        ld_zwork_push(l->zw, j);
-        l->zin[i]++;
-    } else {
-        struct iovec iov[2] = {{head + LS_FRAME_HEADER_SIZE, fields}, {(void *) d->data, d->len}};
-        rc = ls_conn_sendv(l->conn, LS_FRAME_GEN_DATA, iov, 2);
-    }
+    struct iovec iov[2] = {{head + LS_FRAME_HEADER_SIZE, fields}, {(void *) d->data, d->len}};
+    int rc = ls_conn_sendv(l->conn, LS_FRAME_GEN_DATA, iov, 2);
     if (rc == 0) ld__np_sent(l, l->by_idx[i], d->generation, d->offset, d->len);
     return rc;
 }
@@ -465,21 +394,15 @@ int ld_link_send(link_t *l, shipper_t *s, const ls_frame_t *f)
     int i = idx_of(l, s);
     if (i < 0) return LS_ECLOSED; /* not on this connection */
     if (f->type == LS_FRAME_GEN_DATA) return send_data(l, i, f);
-    /* A database's chunks still with the zstd worker go out first: its GEN_END or next
-     * GEN_BEGIN must not overtake them (zflush pumps it again). */
-    if ((f->type == LS_FRAME_GEN_BEGIN || f->type == LS_FRAME_GEN_END) && l->zin[i])
-        return LS_EBUSY;
     return ld_send(l->conn, f);
 }
 
 /* Sends as much as credit and the socket allow: each database's machine sends its GEN_BEGIN /
  * GEN_END and control frames, then GEN_DATA chunks go round-robin between databases, one per
- * turn, within the connection's credit (each machine keeps its database's). With compression,
- * chunks go through the link's zstd worker (at most LD_ZQ_MAX at a time), in order. */
+ * turn, within the connection's credit (each machine keeps its database's). */
 void ld_link_pump(link_t *l)
 {
     if (!l->conn || !l->ready) return;
-    if (l->zw && zflush(l)) return;
     uint64_t now = ls_now_ns();
     for (int i = 0; i < l->nidx && l->conn; i++)
         ls_ship_pump(l->by_idx[i]->m, now); /* LS_EBUSY: the chunk loop finds out too */
@@ -488,7 +411,6 @@ void ld_link_pump(link_t *l)
         progress = false;
         for (int k = 0; k < l->nidx; k++) {
             if (!l->conn || !l->conn_credit) return;
-            if (l->zw && ld_zwork_jobs(l->zw) >= LD_ZQ_MAX) return; /* on_zdone pumps again */
             shipper_t *s = l->by_idx[l->rr];
             l->rr = (l->rr + 1) % l->nidx;
             int64_t n = ls_ship_send_chunk(s->m, LS_MIN(LD_CHUNK, l->conn_credit), now);
@@ -508,6 +430,4 @@ void ld_link_close(link_t *l)
     uv_close((uv_handle_t *) &l->wake, NULL);
     ld__np_close(l);
     if (l->conn) ls_conn_close(l->conn);
-    ld_zwork_stop(l->zw);
-    l->zw = NULL;
 }

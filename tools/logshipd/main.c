@@ -76,7 +76,6 @@ static void free_node(node_t *n)
     for (int i = 0; i < n->nlinks; i++) {
         free(n->links[i].shippers);
         free(n->links[i].by_idx);
-        free(n->links[i].zin);
     }
     for (int i = 0; i < n->ncopies; i++) {
         pthread_mutex_destroy(&n->copies[i].mu);

@@ -36,6 +36,7 @@ void ld_conn_opts(node_t *n, ls_conn_opts_t *o, const char *peer_name, uint64_t 
     o->peer_name = n->cfg->plaintext ? NULL : peer_name;
     o->heartbeat_ms = (uint32_t) heartbeat_ms;
     o->dead_ms = (uint32_t) dead_ms;
+    o->offload_compression = true; /* zstd on the connection's worker, never on the loop */
 }
 
 const char *ld_node_cert_name(const node_t *n, const char *name, bool target)
@@ -95,7 +96,6 @@ static int start_listeners(node_t *n, char *err, size_t errlen)
         ld_conn_opts(n, &o, NULL, c->heartbeat_interval_ms, LS_PROTO_HEARTBEAT_TIMEOUT_MS);
         o.on_frame = ld_peer_on_frame;
         o.on_close = ld_peer_on_close;
-        o.deliver_compressed = true; /* peer.c decompresses chunks on a worker */
         int rc = ls_listener_start(n->loop, c->listen[i].host, c->listen[i].port, &o,
                                    ld_peer_accept, n, &n->listeners[n->nlisteners]);
         if (rc) {

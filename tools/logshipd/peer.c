@@ -6,9 +6,6 @@
 #include <string.h>
 
 #include "daemon.h"
-#include "zwork.h"
-
-static void on_zdone(ld_zwork_t *w);
 
 void ld_peer_accept(ls_listener_t *l, ls_conn_t *conn)
 {
@@ -40,7 +37,6 @@ void ld_peer_on_close(ls_conn_t *conn, int status, const char *msg)
     peer_t *p = ls_conn_data(conn);
     if (!p) return;
     ld_seed_server_close(p);
-    ld_zwork_stop(p->zw); /* drops the frames it held */
     if (status && p->name[0]) LS_LOGW("peer", "connection from %s ended: %s", p->name, msg);
     for (int i = 0; i < p->nidx; i++)
         if (p->by_idx[i] && p->by_idx[i]->peer == p) ld_pcopy_detach(p->by_idx[i]);
@@ -192,10 +188,8 @@ static void on_hello(peer_t *p, const ls_proto_hello_t *h)
     }
     p->welcomed = true;
     if (choice.features & LS_FEAT_ZSTD) {
-        /* Compressed chunks reach us as they came (deliver_compressed): a worker of this
-         * connection decompresses them off the loop, every frame passing it in order. */
-        p->zw = ld_zwork_start(n->loop, choice.zstd_level, on_zdone, p);
-        if (!p->zw || ls_conn_set_compression(p->conn, choice.zstd_level) != 0) {
+        /* The connection's zstd worker decompresses chunks, in order (offload_compression). */
+        if (ls_conn_set_compression(p->conn, choice.zstd_level) != 0) {
             LS_LOGE("peer", "%s: cannot start decompression: out of memory", p->name);
             ls_conn_close(p->conn);
             return;
@@ -337,57 +331,9 @@ static void dispatch(peer_t *p, ls_conn_t *conn, const uint8_t *bytes, size_t le
     }
 }
 
-/* Frames the worker is done with, in order; reading resumes once it holds less. */
-static void on_zdone(ld_zwork_t *w)
-{
-    peer_t *p = ld_zwork_data(w);
-    ld_zjob_t *j;
-    while ((j = ld_zwork_pop(w))) {
-        if (j->rc) {
-            LS_LOGE("peer", "%s: compressed %s frame: %s: closing", p->name,
-                    ls_frame_type_name(j->type),
-                    j->rc == LS_EFRAMETOOBIG ? "decompresses beyond the frame limit"
-                                             : "not a valid zstd frame");
-            ld_zjob_free(j);
-            ls_conn_close(p->conn);
-            return; /* on_close stops the worker and drops the rest */
-        }
-        if (j->out)
-            dispatch(p, p->conn, j->out, j->out_len);
-        else
-            dispatch(p, p->conn, j->in, j->in_len);
-        ld_zjob_free(j);
-    }
-    if (p->zpaused && ld_zwork_bytes(w) <= LD_ZRX_MAX / 2) {
-        p->zpaused = false;
-        ls_conn_resume(p->conn);
-    }
-}
-
 void ld_peer_on_frame(ls_conn_t *conn, const ls_conn_frame_t *fr)
 {
-    peer_t *p = ls_conn_data(conn);
-    size_t len = LS_FRAME_HEADER_SIZE + fr->body_len;
-    bool z = (fr->flags & LS_FRAME_FLAG_ZSTD) != 0;
-    if (!p->zw) {
-        if (z) { /* only a shipping connection that negotiated compression sends them */
-            LS_LOGE("peer", "compressed %s frame from %s on a connection without a worker",
-                    ls_frame_type_name(fr->type), ls_conn_peer(conn));
-            ls_conn_close(conn);
-            return;
-        }
-        dispatch(p, conn, fr->bytes, len);
-        return;
-    }
-    /* Every frame passes the worker, so GEN_BEGIN / DATA / END keep their order. Memory: the
-     * credit windows bound what an honest source sends; the pause bounds the rest. */
-    ld_zjob_t *j = ld_zjob_new(z ? LD_ZJOB_INFLATE : LD_ZJOB_PASS, fr->type, len);
-    memcpy(j->in, fr->bytes, len);
-    ld_zwork_push(p->zw, j);
-    if (!p->zpaused && ld_zwork_bytes(p->zw) >= LD_ZRX_MAX) {
-        p->zpaused = true;
-        ls_conn_pause(conn);
-    }
+    dispatch(ls_conn_data(conn), conn, fr->bytes, LS_FRAME_HEADER_SIZE + fr->body_len);
 }
 
 void ld_peer_close_all(node_t *n)

@@ -5,8 +5,9 @@
  * which drops its GEN frames meanwhile; a version-1 source is made to reconnect and finds it
  * refused with "being seeded". The protocol is engine/seed's client session (ls_seed_client_t);
  * this file is its adapter: the connection (over the first network of [source NAME], or the one
- * named; zstd off the loop), the session's actions carried out (CREDIT frames, install steps
- * queued to the copy's receiver thread, close, swap), the copy's state and reason.
+ * named; zstd on the connection's worker, off the loop), the session's actions carried out (CREDIT
+ * frames, install steps queued to the copy's receiver thread, close, swap), the copy's state and
+ * reason.
  *
  * The swap: once the stream verified, the loop stops using the open ls_copy_t (p->copy = NULL)
  * and the receiver thread, which owns its own pointer to it (p->rx_copy), closes it, swaps the
@@ -195,14 +196,11 @@ static void start_swap(struct ld_seedc *sc)
     push(sc, item(sc, LD_SEED_SWAP, 0));
 }
 
-static void on_zdone(ld_zwork_t *w);
-
-/* Compression agreed in WELCOME: SEED_DATA reaches us compressed (deliver_compressed); a worker
- * decompresses it off the loop, every later frame passing it in order. */
+/* Compression agreed in WELCOME: the connection's zstd worker decompresses SEED_DATA, in order
+ * (offload_compression). */
 static void start_zstd(struct ld_seedc *sc, int level)
 {
-    if (!sc->zw) sc->zw = ld_zwork_start(sc->node->loop, level, on_zdone, sc);
-    if (!sc->zw || !sc->conn || ls_conn_set_compression(sc->conn, level) != 0)
+    if (!sc->conn || ls_conn_set_compression(sc->conn, level) != 0)
         ls_seed_client_fail(sc->cs, LS_ENOMEM, "cannot start decompression: out of memory");
 }
 
@@ -298,55 +296,10 @@ static void dispatch(struct ld_seedc *sc, const uint8_t *bytes, size_t len)
     act(sc);
 }
 
-/* Frames the worker is done with, in order; reading resumes once it holds less. */
-static void on_zdone(ld_zwork_t *w)
-{
-    struct ld_seedc *sc = ld_zwork_data(w);
-    ld_zjob_t *j;
-    while (sc->conn && (j = ld_zwork_pop(w))) {
-        if (j->rc) {
-            ls_seed_client_fail(sc->cs, LS_ECORRUPT, "compressed %s frame from %s: %s",
-                                ls_frame_type_name(j->type), sc->src->name,
-                                j->rc == LS_EFRAMETOOBIG ? "decompresses beyond the frame limit"
-                                                         : "not a valid zstd frame");
-            ld_zjob_free(j);
-            act(sc);
-            return; /* on_close stops the worker and drops the rest */
-        }
-        dispatch(sc, j->out ? j->out : j->in, j->out ? j->out_len : j->in_len);
-        ld_zjob_free(j);
-    }
-    if (sc->conn && sc->zpaused && ld_zwork_bytes(w) <= LD_ZRX_MAX / 2) {
-        sc->zpaused = false;
-        ls_conn_resume(sc->conn);
-    }
-}
-
 static void on_frame(ls_conn_t *c, const ls_conn_frame_t *fr)
 {
     struct ld_seedc *sc = ls_conn_data(c);
-    if (!sc) return;
-    size_t len = LS_FRAME_HEADER_SIZE + fr->body_len;
-    bool z = (fr->flags & LS_FRAME_FLAG_ZSTD) != 0;
-    if (!sc->zw) {
-        if (!z) {
-            dispatch(sc, fr->bytes, len);
-            return;
-        }
-        ls_seed_client_fail(sc->cs, LS_EPROTO,
-                            "%s sent a compressed %s before compression was agreed", sc->src->name,
-                            ls_frame_type_name(fr->type));
-        act(sc);
-        return;
-    }
-    /* The credit window bounds what an honest source sends; the pause bounds the rest. */
-    ld_zjob_t *j = ld_zjob_new(z ? LD_ZJOB_INFLATE : LD_ZJOB_PASS, fr->type, len);
-    memcpy(j->in, fr->bytes, len);
-    ld_zwork_push(sc->zw, j);
-    if (!sc->zpaused && ld_zwork_bytes(sc->zw) >= LD_ZRX_MAX) {
-        sc->zpaused = true;
-        ls_conn_pause(c);
-    }
+    if (sc) dispatch(sc, fr->bytes, LS_FRAME_HEADER_SIZE + fr->body_len);
 }
 
 static void on_close(ls_conn_t *c, int status, const char *msg)
@@ -355,9 +308,6 @@ static void on_close(ls_conn_t *c, int status, const char *msg)
     if (!sc) return;
     ls_conn_stats(c, &sc->cstats);
     sc->conn = NULL;
-    ld_zwork_stop(sc->zw); /* drops the frames it held */
-    sc->zw = NULL;
-    sc->zpaused = false;
     if (ls_seed_client_state(sc->cs) == LS_SEED_CLI_CONNECTING &&
         !ls_seed_client_welcomed(sc->cs) && !sc->net_fixed && sc->net + 1 < sc->src->nnets &&
         !sc->node->stopping) {
@@ -380,7 +330,6 @@ int ld__seedc_connect(struct ld_seedc *sc)
     o.on_ready = on_ready;
     o.on_frame = on_frame;
     o.on_close = on_close;
-    o.deliver_compressed = true; /* on_zdone: decompressed on a worker */
     o.data = sc;
     int rc = ls_conn_connect(sc->node->loop, net->remote.host, net->remote.port, &o, &sc->conn);
     if (rc) {

@@ -7,7 +7,6 @@
 #include "daemon.h"
 #include "seed/seed.h"
 #include "seed/session.h"
-#include "zwork.h"
 
 struct ld_seedc {
     node_t *node;
@@ -17,17 +16,15 @@ struct ld_seedc {
     ls_seed_client_state_t shown; /* the session's state the copy's state reflects */
     char error[LD_REASON_MAX];    /* why it failed */
     const ls_cfg_target_t *src;
-    int net;                   /* network in use (index in src->nets) */
-    bool net_fixed;            /* --network: no other network is tried */
-    bool replace;              /* the install may replace what the copy holds */
-    bool manual_resume;        /* leave the copy Suspended */
-    ls_conn_t *conn;           /* the seed connection; NULL once closed */
-    struct ld_zwork *zw;       /* with compression: frames pass it, in order, to be decompressed */
-    bool zpaused;              /* reading paused: the worker holds LD_ZRX_MAX bytes or more */
-    ls_conn_stats_t cstats;    /* the connection's figures when it closed */
-    ls_seed_info_t info;       /* from SEED_BEGIN: the receiver thread's install reads it */
-    uint64_t start_ns, end_ns; /* UTC ns */
-    copy_state_t saved_state;  /* the copy's state before the seed ... */
+    int net;                          /* network in use (index in src->nets) */
+    bool net_fixed;                   /* --network: no other network is tried */
+    bool replace;                     /* the install may replace what the copy holds */
+    bool manual_resume;               /* leave the copy Suspended */
+    ls_conn_t *conn;                  /* the seed connection; NULL once closed */
+    ls_conn_stats_t cstats;           /* the connection's figures when it closed */
+    ls_seed_info_t info;              /* from SEED_BEGIN: the receiver thread's install reads it */
+    uint64_t start_ns, end_ns;        /* UTC ns */
+    copy_state_t saved_state;         /* the copy's state before the seed ... */
     char saved_reason[LD_REASON_MAX]; /* ... and its reason */
     uv_async_t async;                 /* receiver thread -> loop */
     /* receiver thread only */

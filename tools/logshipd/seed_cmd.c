@@ -254,8 +254,6 @@ void ld_seed_client_stop(node_t *n)
         /* The receiver thread has been joined: what it left is ours to put away (its copy,
          * old or new, was closed with the pcopy). */
         ls_seed_install_free(sc->install);
-        ld_zwork_stop(sc->zw);
-        sc->zw = NULL;
         if (sc->conn) {
             ls_conn_set_data(sc->conn, NULL);
             ls_conn_close(sc->conn);

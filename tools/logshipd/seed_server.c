@@ -6,8 +6,8 @@
  * worker (ls_seed_worker_t: the snapshot and its reads on a thread of its own, never the loop).
  * engine/seed's server session (ls_seed_server_t) turns the worker's events and the client's
  * CREDIT into SEED_BEGIN, SEED_DATA, SEED_END or ERROR; this file is the adapter: it moves the
- * worker's events to the session and the session's frames to the connection (through the zstd
- * worker when compression was agreed), and keeps the log retention.
+ * worker's events to the session and the session's frames to the connection (whose zstd worker
+ * compresses SEED_DATA when compression was agreed), and keeps the log retention.
  *
  * Log retention: from the moment the seed is accepted the target's shipping machine holds 1
  * (nothing may be removed while the snapshot is taken), then N (the generation the copy will ask
@@ -22,7 +22,6 @@
 #include <string.h>
 
 #include "daemon.h"
-#include "zwork.h"
 #include "seed/session.h"
 
 #define SS_RETRY_MS 20 /* the socket was full: try again after this */
@@ -35,7 +34,6 @@ struct ld_seeds {
     char client[LS_PROTO_NODE_MAX + 1];
     ls_seed_server_t *ss; /* the protocol (engine/seed) */
     ls_seed_worker_t *w;  /* the snapshot thread (engine/seed); NULL until started */
-    struct ld_zwork *zw;  /* with compression: compresses SEED_DATA bodies off the loop */
     uv_async_t async;     /* worker -> loop */
     uv_timer_t retry;     /* socket full, or a log removal peeking at the store */
     int handles;          /* handles not yet closed */
@@ -86,28 +84,7 @@ static void maybe_free(struct ld_seeds *s)
 
 static void on_retry(uv_timer_t *t);
 
-/* Sends the bodies the zstd worker compressed, in order; false when the socket is full (the
- * retry timer runs) or the connection is closing. */
-static bool zflush(struct ld_seeds *s)
-{
-    ld_zjob_t *j;
-    while ((j = ld_zwork_peek(s->zw))) {
-        if (j->rc) {
-            LS_LOGE("seed", "%s -> %s: compressing a chunk failed: %s", s->db->cfg->name, s->client,
-                    ls_strerror(j->rc));
-            ls_conn_close(s->peer->conn);
-            return false;
-        }
-        int rc = ls_conn_send_raw(s->peer->conn, j->type, j->out, j->out_len);
-        if (rc == LS_EBUSY) uv_timer_start(&s->retry, on_retry, SS_RETRY_MS, 0);
-        if (rc) return false;
-        ld_zjob_free(ld_zwork_pop(s->zw));
-    }
-    return true;
-}
-
-/* One SEED_DATA, sent from where the chunk lies: its body to the zstd worker when compression
- * runs there (copied), else to the transport. */
+/* One SEED_DATA, sent from where the chunk lies (the transport copies it). */
 static int send_data(struct ld_seeds *s, const ls_frame_t *f)
 {
     uint8_t head[64];
@@ -115,13 +92,7 @@ static int send_data(struct ld_seeds *s, const ls_frame_t *f)
     LS_CHECK(hn > LS_FRAME_HEADER_SIZE);
     struct iovec iov[2] = {{head + LS_FRAME_HEADER_SIZE, (size_t) hn - LS_FRAME_HEADER_SIZE},
                            {(void *) f->seed_data.data, f->seed_data.len}};
-    if (!s->zw) return ls_conn_sendv(s->peer->conn, LS_FRAME_SEED_DATA, iov, 2);
-    ld_zjob_t *j =
-        ld_zjob_new(LD_ZJOB_COMPRESS, LS_FRAME_SEED_DATA, iov[0].iov_len + iov[1].iov_len);
-    memcpy(j->in, iov[0].iov_base, iov[0].iov_len);
-    memcpy(j->in + iov[0].iov_len, iov[1].iov_base, iov[1].iov_len);
-    ld_zwork_push(s->zw, j);
-    return 0;
+    return ls_conn_sendv(s->peer->conn, LS_FRAME_SEED_DATA, iov, 2);
 }
 
 /* What the daemon does once a frame went out: log retention and the log. */
@@ -151,15 +122,11 @@ static void after_sent(struct ld_seeds *s, uint8_t type)
     }
 }
 
-/* Sends what the session has, as credit and the socket allow. SEED_DATA may pass the zstd
- * worker (LD_ZQ_MAX at a time); nothing overtakes it. */
+/* Sends what the session has, as credit and the socket allow. */
 static void pump(struct ld_seeds *s)
 {
-    if (s->zw && !zflush(s)) return;
     ls_frame_t f;
     while (s->peer && ls_seed_server_next(s->ss, &f)) {
-        if (s->zw && ld_zwork_jobs(s->zw) >= (f.type == LS_FRAME_SEED_DATA ? LD_ZQ_MAX : 1))
-            return; /* on_zdone steps again */
         int rc = f.type == LS_FRAME_SEED_DATA ? send_data(s, &f) : ld_send(s->peer->conn, &f);
         if (rc == LS_EBUSY) uv_timer_start(&s->retry, on_retry, SS_RETRY_MS, 0);
         if (rc) return; /* full: the timer; else closing: on_close follows */
@@ -195,11 +162,6 @@ static void on_async(uv_async_t *a)
 static void on_retry(uv_timer_t *t)
 {
     step(t->data);
-}
-
-static void on_zdone(ld_zwork_t *w)
-{
-    step(ld_zwork_data(w));
 }
 
 /* Answers HELLO with a WELCOME of one entry; returns the shipper when accepted. */
@@ -277,13 +239,14 @@ static void on_hello(peer_t *p, const ls_proto_hello_t *h)
         ls_conn_close(p->conn);
         return;
     }
-    if (choice.features & LS_FEAT_ZSTD) ls_conn_set_compression(p->conn, choice.zstd_level);
+    if ((choice.features & LS_FEAT_ZSTD) &&
+        ls_conn_set_compression(p->conn, choice.zstd_level) != 0) { /* its zstd worker */
+        LS_LOGE("seed", "%s: cannot start compression: out of memory", p->name);
+        ls_conn_close(p->conn);
+        return;
+    }
     struct ld_seeds *s = calloc(1, sizeof(*s));
     LS_CHECK(s != NULL);
-    if (choice.features & LS_FEAT_ZSTD) { /* NULL (out of memory): the transport compresses */
-        s->zw = ld_zwork_start(n->loop, choice.zstd_level, on_zdone, s);
-        if (!s->zw) LS_LOGW("seed", "no zstd worker (out of memory): compressing on the loop");
-    }
     s->node = n;
     s->peer = p;
     s->db = a;
@@ -361,8 +324,6 @@ void ld_seed_server_close(peer_t *p)
     p->seed = NULL;
     s->peer = NULL;
     uv_timer_stop(&s->retry);
-    ld_zwork_stop(s->zw); /* drops what it held */
-    s->zw = NULL;
     if (ls_seed_server_state(s->ss) != LS_SEED_SRV_ENDED) {
         ls_ship_seed_abort(s->ship->m); /* the seed did not go out: it needs nothing */
         LS_LOGW("seed", "%s -> %s: seed connection ended after %llu bytes", s->db->cfg->name,

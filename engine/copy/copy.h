@@ -21,8 +21,8 @@
  * replayed (tests use that; the daemon always starts it).
  *
  * Threading:
- *  - ls_copy_recv_begin/data/end/abort belong to ONE receiver thread at a time (the daemon's
- *    receiver). They do the file I/O and the inspection on that thread.
+ *  - ls_copy_recv_begin/data/end/abort belong to ONE receiver thread at a time (copy/receiver.h
+ *    runs one per copy). They do the file I/O and the inspection on that thread.
  *  - the replayer is a thread of this module (not libuv's pool): it reads logs/, compares each
  *    file with the seal taken when it was inspected (no record checksum or digest computed
  *    again: docs/COPY.md, "Which check runs where"), applies it to the store and checkpoints.

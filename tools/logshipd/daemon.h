@@ -8,7 +8,8 @@
  *  shipper   (shipper.c)   per (active database, target): the adapter of its shipping state
  *                          machine (engine/ship: resume plan, reader, GEN frames, acks, suspension)
  *  peer      (peer.c)      per accepted connection: HELLO/WELCOME, frames to the copies
- *  pcopy     (pcopy.c)     per passive copy: engine/copy, a receiver thread, events to the loop
+ *  pcopy     (pcopy.c)     per passive copy: engine/copy and its receiver thread
+ *                          (copy/receiver.h), whose events the loop polls
  *  status    (status.c)    the control socket's commands and the status document
  *  seed      (seed_server.c) per accepted seed connection: adapter of engine/seed's worker and
  *            server session; (seed_client.c) per passive copy: `logship seed`, adapter of its
@@ -17,8 +18,8 @@
  *                          per seed session (compresses GEN_DATA / SEED_DATA), per peer and per
  *                          seed client connection (decompresses)
  *
- * Threading: everything here runs on the loop thread except each pcopy's receiver thread (disk
- * writes, fsync, inspection through engine/copy) and the threads inside engine/copy (replayer)
+ * Threading: everything here runs on the loop thread except the threads inside engine/copy
+ * (each copy's receiver: disk writes, fsync, inspection, a seed's install; and its replayer)
  * and engine/source (readers), each seed server's snapshot worker, and the zstd workers. Those
  * threads talk to the loop only through mutex-protected queues and uv_async_send(). The loop
  * only moves bytes, runs timers and lists directories.
@@ -35,6 +36,7 @@
 #include "config/config.h"
 #include "control/control.h"
 #include "copy/copy.h"
+#include "copy/receiver.h"
 #include "core/core.h"
 #include "proto/proto.h"
 #include "ship/ship.h"
@@ -164,63 +166,29 @@ struct link {
 };
 
 /* ---- passive side --------------------------------------------------------------------------- */
-/* A unit of work for a copy's receiver thread. */
-typedef struct ritem {
-    struct ritem *next;
-    uint8_t type; /* LS_FRAME_GEN_BEGIN/DATA/END, or 0: abort the receive */
-    uint32_t epoch;
-    uint64_t generation, size, close_ns, offset;
-    uint8_t digest[LS_DIGEST_SIZE];
-    uint32_t len;     /* data bytes (GEN_DATA) */
-    uint64_t conn_id; /* connection the bytes came on (credit goes back to it) */
-    uint8_t data[];   /* GEN_DATA bytes */
-} ritem_t;
-
-/* An event for the loop from a copy's threads. */
-#define LD_EV_BEHIND      100 /* the receiver got GEN_BEGIN past the generation it wants */
 #define LD_ASK_SPACING_NS (2000000000ull) /* at most one ASK_AGAIN per generation per 2 s */
-
-typedef struct revent {
-    struct revent *next;
-    ls_copy_event_kind_t kind; /* or 0: credit to return */
-    uint64_t generation, lsn;
-    int code;
-    uint64_t consumed; /* kind 0: bytes consumed */
-    uint64_t conn_id;  /* kind 0: connection they came on */
-    char msg[LD_REASON_MAX];
-} revent_t;
 
 struct pcopy {
     node_t *node;
     const ls_cfg_database_t *cfg;
-    ls_copy_t *copy;    /* engine/copy as the loop uses it (NULL if it failed to open: see reason;
-                           NULL during a seed's swap, from start_swap to end_swap) */
-    ls_copy_t *rx_copy; /* the same copy as the receiver thread uses it, and only that thread
-                           once it runs: a seed's swap replaces it there, then hands the new one
-                           to the loop (seed_client.c); NULL after a swap that could not reopen */
+    ls_copy_t *copy; /* engine/copy as the loop uses it (NULL if it failed to open: see reason;
+                        NULL during a seed's swap, from start_swap to end_swap) */
     copy_state_t state;
     char reason[LD_REASON_MAX];
-    peer_t *peer; /* connection serving it, or NULL */
-    int idx;      /* index in that peer's credit ledger */
-    /* receiver thread */
-    pthread_t thread;
-    bool thread_started;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    ritem_t *head, *tail; /* work queue (bounded by the credit window) */
-    bool stop;
-    uint64_t skip_gen; /* receiver thread: drop frames of this generation */
-    /* events to the loop */
-    uv_async_t async;
-    revent_t *ev_head, *ev_tail; /* under mu */
-    bool diskfull;               /* the last write hit ENOSPC; cleared by the next DURABLE */
-    uint64_t asked_gen;          /* last ASK_AGAIN sent for this generation ... */
-    uint64_t asked_ns;           /* ... at this monotonic time (rate limit) */
-    uint64_t again_ns; /* after a transient ERROR from the source: send RESUME again at this
-                          monotonic time (0: not waiting) */
-    uint32_t again_ms; /* the back-off that set it, ms: doubles up to LD_AGAIN_MAX_MS, and
-                          starts again once a generation is made durable */
-    ld_opstate_t op;   /* this node's operator on this copy (persisted) */
+    peer_t *peer;       /* connection serving it, or NULL */
+    int idx;            /* index in that peer's credit ledger */
+    ls_copy_rx_t *rx;   /* the receiver thread (engine/copy/receiver.h): owns its own pointer to
+                           the copy, which a seed's swap replaces there (seed_client.c) */
+    bool rx_started;    /* rx runs */
+    uv_async_t async;   /* rx's notify: its events are polled on the loop */
+    bool diskfull;      /* the last write hit ENOSPC; cleared by the next DURABLE */
+    uint64_t asked_gen; /* last ASK_AGAIN sent for this generation ... */
+    uint64_t asked_ns;  /* ... at this monotonic time (rate limit) */
+    uint64_t again_ns;  /* after a transient ERROR from the source: send RESUME again at this
+                           monotonic time (0: not waiting) */
+    uint32_t again_ms;  /* the back-off that set it, ms: doubles up to LD_AGAIN_MAX_MS, and
+                           starts again once a generation is made durable */
+    ld_opstate_t op;    /* this node's operator on this copy (persisted) */
     char op_path[LS_CFG_PATH_MAX + 16];    /* where op is kept (<copy>.state) */
     ld_source_view_t src;                  /* the source's COPY_STATE */
     bool src_suspended_seen;               /* the source's SUSPENDED flag as last received */
@@ -332,7 +300,6 @@ int ld_pcopy_open(node_t *n, pcopy_t *p, const ls_cfg_database_t *cfg);
 void ld_pcopy_close(pcopy_t *p);
 void ld_pcopy_attach(pcopy_t *p, peer_t *peer, int idx); /* a connection now serves it */
 void ld_pcopy_detach(pcopy_t *p);                        /* that connection ended */
-void ld_pcopy_push(pcopy_t *p, ritem_t *it);             /* to the receiver thread */
 void ld_pcopy_housekeep(pcopy_t *p);
 void ld_pcopy_send_position(pcopy_t *p); /* RESUME + replayed positions */
 /* The state of a copy with nothing wrong: Healthy when its source is connected, else
@@ -373,10 +340,7 @@ void ld_seed_server_close(peer_t *p);                      /* its connection end
 uint64_t ld_seed_needs(active_t *a); /* lowest generation a seed of a needs (0: none) */
 
 /* seed_client.c: the passive side of a seed (`logship seed`) */
-#define LD_SEED_SWAP  0x4e /* ritem types past LS_FRAME_SEED_END: swap the verified copy in */
-#define LD_SEED_ABORT 0x4f /* ... drop the install */
-void ld_seed_recover(const ls_cfg_database_t *d);  /* at start, before the copy or store opens */
-bool ld_seed_client_item(pcopy_t *p, ritem_t *it); /* receiver thread: true when it was a seed's */
+void ld_seed_recover(const ls_cfg_database_t *d); /* at start, before the copy or store opens */
 bool ld_seed_client_busy(pcopy_t *p, char *why, size_t whylen); /* refuse shipping while seeding */
 /* The copy's last seed failed less than LD_SEED_NOTE_NS ago: why (a copy that goes on being
  * shipped after a failed seed keeps saying so when its source then disconnects). */

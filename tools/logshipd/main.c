@@ -78,10 +78,8 @@ static void free_node(node_t *n)
         free(n->links[i].by_idx);
         free(n->links[i].zin);
     }
-    for (int i = 0; i < n->ncopies; i++) {
-        pthread_mutex_destroy(&n->copies[i].mu);
-        pthread_cond_destroy(&n->copies[i].cv);
-    }
+    for (int i = 0; i < n->ncopies; i++)
+        ls_copy_rx_free(n->copies[i].rx); /* stopped by ld_pcopy_close */
     free(n->actives);
     free(n->links);
     free(n->copies);

@@ -1,5 +1,5 @@
-/* A passive copy in the daemon: engine/copy plus a receiver thread that does its disk work, and
- * an event queue that brings the copy's acknowledgements back to the loop, which sends them. */
+/* A passive copy in the daemon: engine/copy with its receiver thread (engine/copy/receiver.h),
+ * whose events the loop polls on one uv_async and answers with frames to the source. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,31 +64,7 @@ bool ld_pcopy_clear_failed(pcopy_t *p, char *why, size_t whylen)
     return true;
 }
 
-/* ---- events: copy threads -> loop ---------------------------------------------------------- */
-static void post(pcopy_t *p, revent_t *e)
-{
-    pthread_mutex_lock(&p->mu);
-    if (p->ev_tail)
-        p->ev_tail->next = e;
-    else
-        p->ev_head = e;
-    p->ev_tail = e;
-    pthread_mutex_unlock(&p->mu);
-    uv_async_send(&p->async);
-}
-
-static void on_copy_event(void *ctx, const ls_copy_event_t *ev)
-{
-    revent_t *e = calloc(1, sizeof(*e));
-    LS_CHECK(e != NULL);
-    e->kind = ev->kind;
-    e->generation = ev->generation;
-    e->lsn = ev->lsn;
-    e->code = ev->code;
-    snprintf(e->msg, sizeof(e->msg), "%s", ev->message ? ev->message : "");
-    post(ctx, e);
-}
-
+/* ---- events from the receiver thread and the replayer (engine/copy/receiver.h) ---------- */
 static void send_gen_frame(pcopy_t *p, uint8_t type, uint64_t gen, uint64_t lsn)
 {
     /* While a seed holds the copy (RE_OFFER HOLD) the old copy's positions must not reach the
@@ -129,9 +105,9 @@ static void send_error(pcopy_t *p, int code)
     ld_send(p->peer->conn, &f);
 }
 
-static void return_credit(pcopy_t *p, const revent_t *e)
+static void return_credit(pcopy_t *p, const ls_copy_rx_event_t *e)
 {
-    if (!p->peer || p->peer->id != e->conn_id) return; /* bytes of an older connection */
+    if (!p->peer || p->peer->id != e->tag) return; /* bytes of an older connection */
     uint64_t conn_grant = 0;
     uint64_t grant = ls_credit_rx_consumed(p->peer->credit, p->idx, e->consumed, &conn_grant);
     ls_frame_t f = {.type = LS_FRAME_CREDIT};
@@ -147,13 +123,13 @@ static void return_credit(pcopy_t *p, const revent_t *e)
     }
 }
 
-static void on_state_event(pcopy_t *p, const revent_t *e)
+static void on_state_event(pcopy_t *p, const ls_copy_rx_event_t *e)
 {
     if (e->code == LS_COPY_DISK_FULL) {
         p->diskfull = true;
-        ld_pcopy_set_state(p, CS_DISK_FULL, "%s", e->msg);
+        ld_pcopy_set_state(p, CS_DISK_FULL, "%s", e->message);
     } else if (e->code == LS_COPY_FAILED) {
-        ld_pcopy_set_state(p, CS_FAILED, "%s", e->msg);
+        ld_pcopy_set_state(p, CS_FAILED, "%s", e->message);
         send_error(p, LS_ESTATE);
     }
     /* Healthy again only on real progress: the next DURABLE (handle_event). */
@@ -176,10 +152,10 @@ static void ask_for_wanted(pcopy_t *p, int code, const char *why)
     send_ask_again(p, r.next_generation, code, why);
 }
 
-static void handle_event(pcopy_t *p, const revent_t *e)
+static void handle_event(pcopy_t *p, const ls_copy_rx_event_t *e)
 {
-    switch ((int) e->kind) {
-    case 0:
+    switch (e->kind) {
+    case LS_COPY_RX_EV_CONSUMED:
         ld_rate_add(&p->rate, e->consumed);
         return_credit(p, e);
         break;
@@ -204,14 +180,14 @@ static void handle_event(pcopy_t *p, const revent_t *e)
         send_gen_frame(p, LS_FRAME_REPLAYED_SYNCED, e->generation, e->lsn);
         break;
     case LS_COPY_EV_ASK_AGAIN:
-        send_ask_again(p, e->generation, e->code, e->msg);
+        send_ask_again(p, e->generation, e->code, e->message);
         break;
     case LS_COPY_EV_STATE:
         on_state_event(p, e);
         break;
-    case LD_EV_BEHIND:
+    case LS_COPY_RX_EV_BEHIND:
         if (!p->diskfull && p->state != CS_FAILED && p->state != CS_DIVERGED)
-            ask_for_wanted(p, LS_EGAP, e->msg);
+            ask_for_wanted(p, LS_EGAP, e->message);
         break;
     }
 }
@@ -219,114 +195,26 @@ static void handle_event(pcopy_t *p, const revent_t *e)
 static void on_async(uv_async_t *a)
 {
     pcopy_t *p = a->data;
-    pthread_mutex_lock(&p->mu);
-    revent_t *e = p->ev_head;
-    p->ev_head = p->ev_tail = NULL;
-    pthread_mutex_unlock(&p->mu);
-    while (e) {
-        revent_t *next = e->next;
-        handle_event(p, e);
-        free(e);
-        e = next;
-    }
+    ls_copy_rx_event_t e;
+    while (ls_copy_rx_poll(p->rx, &e))
+        handle_event(p, &e);
 }
 
-/* ---- the receiver thread -------------------------------------------------------------------- */
-static void receive(pcopy_t *p, ritem_t *it)
+static void notify(void *ctx)
 {
-    char err[512] = "";
-    int rc = 0;
-    if (ld_seed_client_item(p, it)) return; /* SEED_* and the swap (seed_client.c) */
-    ls_copy_t *copy = p->rx_copy; /* never p->copy: the loop's, cleared by a seed's swap */
-    if (!copy) return;            /* a seed's swap could not reopen it: the copy is Failed */
-    if (it->type == 0) {
-        ls_copy_recv_abort(copy);
-        p->skip_gen = 0;
-        return;
-    }
-    if (it->type == LS_FRAME_GEN_BEGIN) {
-        ls_copy_recv_abort(copy); /* a new BEGIN abandons any half-received generation */
-        p->skip_gen = 0;
-        rc = ls_copy_recv_begin(copy, it->epoch, it->generation, it->size, it->close_ns, err,
-                                sizeof(err));
-    } else if (it->generation == p->skip_gen) {
-        return;
-    } else if (it->type == LS_FRAME_GEN_DATA) {
-        if (LS_FAULT("receiver.flip_bit")) it->data[it->len / 2] ^= 0x10; /* damage on the wire */
-        rc = ls_copy_recv_data(copy, it->generation, it->offset, it->data, it->len, err,
-                               sizeof(err));
-    } else {
-        rc = ls_copy_recv_end(copy, it->generation, it->digest, err, sizeof(err));
-        if (rc && rc != LS_ESTATE && rc != LS_ENOSPC && rc != LS_EIO) rc = 0; /* ASK_AGAIN sent */
-    }
-    if (rc == LS_ESTATE && it->type == LS_FRAME_GEN_BEGIN) {
-        ls_copy_resume_t r;
-        ls_copy_resume_point(copy, &r);
-        if (it->generation > r.next_generation) {
-            revent_t *e = calloc(1, sizeof(*e));
-            LS_CHECK(e != NULL);
-            e->kind = LD_EV_BEHIND;
-            snprintf(e->msg, sizeof(e->msg), "got generation %llu, want %llu",
-                     (unsigned long long) it->generation, (unsigned long long) r.next_generation);
-            post(p, e);
-        }
-    }
-    if (rc) {
-        p->skip_gen = it->generation;
-        ls_log(rc == LS_ESTATE ? LS_LOG_DEBUG : LS_LOG_WARN, "receiver", "%s generation %llu: %s",
-               p->cfg->name, (unsigned long long) it->generation, err);
-    }
-}
-
-static void *receiver_main(void *arg)
-{
-    pcopy_t *p = arg;
-    pthread_mutex_lock(&p->mu);
-    for (;;) {
-        while (!p->head && !p->stop)
-            pthread_cond_wait(&p->cv, &p->mu);
-        if (p->stop) break;
-        ritem_t *it = p->head;
-        p->head = it->next;
-        if (!p->head) p->tail = NULL;
-        pthread_mutex_unlock(&p->mu);
-        receive(p, it);
-        if (it->type == LS_FRAME_GEN_DATA) {
-            revent_t *e = calloc(1, sizeof(*e));
-            LS_CHECK(e != NULL);
-            e->consumed = it->len;
-            e->conn_id = it->conn_id;
-            post(p, e);
-        }
-        free(it);
-        pthread_mutex_lock(&p->mu);
-    }
-    pthread_mutex_unlock(&p->mu);
-    return NULL;
-}
-
-void ld_pcopy_push(pcopy_t *p, ritem_t *it)
-{
-    pthread_mutex_lock(&p->mu);
-    if (p->tail)
-        p->tail->next = it;
-    else
-        p->head = it;
-    p->tail = it;
-    pthread_cond_signal(&p->cv);
-    pthread_mutex_unlock(&p->mu);
+    uv_async_send(ctx); /* any thread */
 }
 
 /* ---- lifecycle ------------------------------------------------------------------------------ */
 /* Opens and starts the engine/copy of p with its options (at start, and after a seed's swap on
- * the receiver thread). */
+ * the receiver thread); its events go to p's receiver queue. */
 int ld_pcopy_copy_open(pcopy_t *p, ls_copy_t **out, char *err, size_t errlen)
 {
     ls_copy_options_t o = {.dir = p->cfg->path,
                            .keep_logs = (uint32_t) p->cfg->keep_logs,
                            .replay_lag_ms = p->cfg->replay_lag_ms,
-                           .event_cb = on_copy_event,
-                           .event_ctx = p};
+                           .event_cb = ls_copy_rx_event_cb,
+                           .event_ctx = p->rx};
     int rc = ls_copy_open(&o, out, err, errlen);
     if (rc == 0) rc = ls_copy_start(*out);
     if (rc) {
@@ -345,38 +233,30 @@ int ld_pcopy_open(node_t *n, pcopy_t *p, const ls_cfg_database_t *cfg)
     snprintf(p->kept_path, sizeof(p->kept_path), "%s.counters", cfg->path);
     int kept = ls_status_counters_load(p->kept_path, &p->kept);
     if (kept) LS_LOGW("copy", "%s: counting from 0: %s", p->kept_path, ls_strerror(kept));
-    pthread_mutex_init(&p->mu, NULL);
-    pthread_cond_init(&p->cv, NULL);
     uv_async_init(n->loop, &p->async, on_async);
     p->async.data = p;
-    ls_copy_options_t o = {.dir = cfg->path,
-                           .keep_logs = (uint32_t) cfg->keep_logs,
-                           .replay_lag_ms = cfg->replay_lag_ms,
-                           .event_cb = on_copy_event,
-                           .event_ctx = p};
-    char err[512];
-    int rc = ls_copy_open(&o, &p->copy, err, sizeof(err));
-    if (rc == 0) rc = ls_copy_start(p->copy);
+    ls_copy_rx_options_t ro = {.name = cfg->name, .notify_cb = notify, .notify_ctx = &p->async};
+    p->rx = ls_copy_rx_new(&ro);
+    LS_CHECK(p->rx != NULL);
+    char err[512] = "";
+    int rc = ld_pcopy_copy_open(p, &p->copy, err, sizeof(err));
     if (rc) {
         /* The daemon keeps serving its other databases: this copy shows Failed with why. */
         ld_pcopy_set_state(p, CS_FAILED, "cannot open the copy in %s: %s", cfg->path,
                            err[0] ? err : ls_strerror(rc));
-        ls_copy_close(p->copy);
-        p->copy = NULL;
         return 0;
     }
-    p->rx_copy = p->copy; /* before the receiver thread starts: from then on its own */
     char reason[256];
     if (ls_copy_state(p->copy, reason, sizeof(reason)) == LS_COPY_FAILED)
         ld_pcopy_set_state(p, CS_FAILED, "%s", reason);
     else
         ld_pcopy_set_state(p, CS_DISCONNECTED, "waiting for %s to connect", cfg->source);
     ld_pcopy_load_op(p); /* after the default state: a suspension shows */
-    if (pthread_create(&p->thread, NULL, receiver_main, p) != 0) {
+    if (ls_copy_rx_start(p->rx, p->copy) != 0) {
         ld_pcopy_set_state(p, CS_FAILED, "cannot start the receiver thread");
         return 0;
     }
-    p->thread_started = true;
+    p->rx_started = true;
     return 0;
 }
 
@@ -424,11 +304,8 @@ void ld_pcopy_detach(pcopy_t *p)
     p->again_ns = 0;
     p->src_suspended_seen = false; /* the source says again when it reconnects */
     memset(&p->src.op, 0, sizeof(p->src.op));
-    if (p->thread_started) { /* after ld_pcopy_close the receiver is gone: nothing to abort */
-        ritem_t *abort_item = calloc(1, sizeof(*abort_item));
-        LS_CHECK(abort_item != NULL);
-        ld_pcopy_push(p, abort_item);
-    }
+    if (p->rx_started) /* after ld_pcopy_close the receiver is gone: nothing to abort */
+        ls_copy_rx_push(p->rx, ls_copy_item_new(LS_COPY_ITEM_ABORT, 0));
     char seed[LD_REASON_MAX - 64] = "";
     if (p->state == CS_HEALTHY && ld_seed_client_failed_lately(p, seed, sizeof(seed)))
         ld_pcopy_set_state(p, CS_DISCONNECTED, "%s disconnected; %s", p->cfg->source, seed);
@@ -464,27 +341,11 @@ void ld_pcopy_housekeep(pcopy_t *p)
 
 void ld_pcopy_close(pcopy_t *p)
 {
-    if (p->thread_started) {
-        pthread_mutex_lock(&p->mu);
-        p->stop = true;
-        pthread_cond_signal(&p->cv);
-        pthread_mutex_unlock(&p->mu);
-        pthread_join(p->thread, NULL);
-        p->thread_started = false;
-    }
-    /* The receiver thread has ended: its copy is the open one (the loop's is NULL during a
-     * seed's swap, and the same object otherwise). */
-    ls_copy_close(p->copy ? p->copy : p->rx_copy); /* stops the replayer, checkpoints */
-    p->copy = p->rx_copy = NULL;
+    /* The receiver thread's copy is the open one (the loop's is NULL during a seed's swap, and
+     * the same object otherwise). */
+    ls_copy_t *rxc = ls_copy_rx_stop(p->rx);
+    p->rx_started = false;
+    ls_copy_close(rxc ? rxc : p->copy); /* stops the replayer, checkpoints */
+    p->copy = NULL;                     /* p->rx is freed with the node: a late push is dropped */
     uv_close((uv_handle_t *) &p->async, NULL);
-    while (p->head) {
-        ritem_t *it = p->head;
-        p->head = it->next;
-        free(it);
-    }
-    while (p->ev_head) {
-        revent_t *e = p->ev_head;
-        p->ev_head = e->next;
-        free(e);
-    }
 }

@@ -214,12 +214,10 @@ static int index_of(peer_t *p, const uint8_t *dbid)
     return -1;
 }
 
-static ritem_t *item_for(peer_t *p, const ls_frame_t *f, uint32_t datalen)
+static ls_copy_item_t *item_for(peer_t *p, ls_copy_item_kind_t kind, uint32_t datalen)
 {
-    ritem_t *it = calloc(1, sizeof(*it) + datalen);
-    LS_CHECK(it != NULL);
-    it->type = f->type;
-    it->conn_id = p->id;
+    ls_copy_item_t *it = ls_copy_item_new(kind, datalen);
+    it->tag = p->id; /* credit goes back to this connection only */
     return it;
 }
 
@@ -254,7 +252,7 @@ static void on_gen_frame(peer_t *p, const ls_frame_t *f, const uint8_t *dbid)
     }
     bool held = ld_seed_client_busy(c, NULL, 0);
     if (held && f->type != LS_FRAME_GEN_DATA) return;
-    ritem_t *it;
+    ls_copy_item_t *it;
     if (f->type == LS_FRAME_GEN_DATA) {
         if (ls_credit_rx_received(p->credit, i, f->gen_data.len) != 0) {
             LS_LOGE("peer", "%s ignored the credit window for %s: closing", p->name, c->cfg->name);
@@ -265,23 +263,22 @@ static void on_gen_frame(peer_t *p, const ls_frame_t *f, const uint8_t *dbid)
             grant_back(p, i, f->gen_data.len);
             return;
         }
-        it = item_for(p, f, f->gen_data.len);
+        it = item_for(p, LS_COPY_ITEM_DATA, f->gen_data.len);
         it->generation = f->gen_data.generation;
         it->offset = f->gen_data.offset;
-        it->len = f->gen_data.len;
         memcpy(it->data, f->gen_data.data, f->gen_data.len);
     } else if (f->type == LS_FRAME_GEN_BEGIN) {
-        it = item_for(p, f, 0);
+        it = item_for(p, LS_COPY_ITEM_BEGIN, 0);
         it->epoch = f->gen_begin.epoch;
         it->generation = f->gen_begin.generation;
         it->size = f->gen_begin.size;
         it->close_ns = f->gen_begin.close_ns;
     } else {
-        it = item_for(p, f, 0);
+        it = item_for(p, LS_COPY_ITEM_END, 0);
         it->generation = f->gen_end.generation;
         memcpy(it->digest, f->gen_end.digest, LS_DIGEST_SIZE);
     }
-    ld_pcopy_push(c, it);
+    ls_copy_rx_push(c->rx, it);
 }
 
 /* One frame (header + plain body) from the connection, in its order. */

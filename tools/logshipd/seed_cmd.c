@@ -94,7 +94,7 @@ static int check(node_t *n, pcopy_t *p, const cJSON *req, const ls_cfg_target_t 
                  p->seed->src->name, state_name(p->seed));
         return LS_EBUSY;
     }
-    if (!p->thread_started) {
+    if (!p->rx_started) {
         snprintf(err, errlen, "copy %s has no receiver running (%s)", p->cfg->name, p->reason);
         return LS_ESTATE;
     }

@@ -78,8 +78,10 @@ static void free_node(node_t *n)
         free(n->links[i].by_idx);
         free(n->links[i].zin);
     }
-    for (int i = 0; i < n->ncopies; i++)
+    for (int i = 0; i < n->ncopies; i++) {
+        ls_passive_free(n->copies[i].m);
         ls_copy_rx_free(n->copies[i].rx); /* stopped by ld_pcopy_close */
+    }
     free(n->actives);
     free(n->links);
     free(n->copies);

@@ -195,6 +195,7 @@ static void start_swap(struct ld_seedc *sc)
      * pointer to it, closes it and opens the new one in order with whatever else it
      * is given meanwhile (a late abort from a connection that still served the copy). */
     p->copy = NULL;
+    ls_passive_set_copy(p->m, NULL, NULL);
     ld_pcopy_set_state(p, CS_SEEDING, "seeded from %s: installing the new copy", sc->src->name);
     push(sc, item(sc, SEED_SWAP, 0));
 }
@@ -413,16 +414,16 @@ static void end_swap(struct ld_seedc *sc)
     ls_seed_client_swapped(sc->cs, ok, msg[0] ? msg : "the new copy cannot be opened");
     sc->shown = ls_seed_client_state(sc->cs);
     if (!ok) snprintf(sc->error, sizeof(sc->error), "%s", ls_seed_client_error(sc->cs, NULL));
-    if (op.suspended) p->op = op;
-    if (p->copy && (p->op.suspended || p->op.replay_suspended)) ls_copy_pause_replay(p->copy, true);
+    ls_passive_set_copy(p->m, p->copy, op.suspended ? &op : NULL); /* pauses replay if suspended */
+    const ld_opstate_t *cur = ls_passive_op(p->m);
     if (!p->copy) {
         ld_pcopy_set_state(p, CS_FAILED, "%s", msg);
     } else if (!swapped) {
         ld_pcopy_set_state(p, sc->saved_state,
                            "seed from %s failed (the copy is as it was): %.400s", sc->src->name,
                            msg);
-    } else if (p->op.suspended) {
-        ld_pcopy_set_state(p, CS_SUSPENDED, "suspended by the operator: %s", p->op.comment);
+    } else if (cur->suspended) {
+        ld_pcopy_set_state(p, CS_SUSPENDED, "suspended by the operator: %s", cur->comment);
     } else {
         ld_pcopy_set_state(p, CS_DISCONNECTED,
                            "seeded from %s (generation %llu, lsn %llu): "

@@ -39,8 +39,9 @@
  * failed inspection max_inspect_failures times in a row, a generation of another database
  * arrived, or the store failed: receiving is refused and replay halts until
  * ls_copy_clear_failed()). States are not persisted: a restart starts HEALTHY and tries again.
- * Fault points (test builds): copy.recv.before_rename, copy.replay.before_commit (inside the
- * store transaction), copy.replay.after_commit.
+ * Fault points (test builds): copy.recv.before_rename, copy.recv.write_enospc (a write of the
+ * receive path fails with ENOSPC: DISK_FULL), copy.replay.before_commit (inside the store
+ * transaction), copy.replay.after_commit.
  */
 #ifndef LS_COPY_H
 #define LS_COPY_H

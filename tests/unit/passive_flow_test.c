@@ -241,3 +241,45 @@ Test(passive_flow, without_a_receiver_frames_are_dropped_and_credit_returned)
     chain_free(&ch);
     pt_teardown(&t);
 }
+
+/* Every byte sent was consumed (what is left ungranted is under a quarter window). */
+static bool credit_back(void *ctx)
+{
+    pt_t *t = ctx;
+    ls_passive_poll(t->m, t->now);
+    return ls_credit_rx_outstanding(t->credit, t->idx) > PT_DBW - PT_DBW / 4;
+}
+
+Test(passive_flow, a_full_disk_on_the_receive_path_waits_for_space_then_resumes)
+{
+    setenv("LS_FAULTS", "copy.recv.write_enospc=fail@2", 1);
+    pt_t t;
+    pt_setup(&t);
+    pt_connect(&t);
+    pt_skip(&t);
+    chain_t ch;
+    chain_build(&ch, 1, 8, 60);
+    pt_ship(&t, &ch, 1, 1024, NULL);
+    ls_copy_stats_t st;
+    for (int i = 0; i < 1000 && pt_state(&t) != LS_PASSIVE_DISK_FULL; i++) {
+        usleep(10000);
+        ls_passive_poll(t.m, t.now);
+    }
+    cr_assert_eq(pt_state(&t), LS_PASSIVE_DISK_FULL, "%s", ls_passive_reason(t.m));
+    cr_assert(strstr(ls_passive_reason(t.m), "when space returns"), "%s", ls_passive_reason(t.m));
+    cr_assert(ls_passive_disk_full(t.m));
+    ls_copy_stats(t.copy, &st);
+    cr_assert_eq(st.last_durable, 0, "nothing durable");
+    cr_assert(ls_h_wait_for(credit_back, &t, 10000), "the dropped bytes' credit came back");
+    ls_passive_space_available(t.m, t.now);
+    pt_frame_t *a = pt_next(&t, LS_FRAME_ASK_AGAIN);
+    cr_assert_not_null(a);
+    cr_assert_eq(a->generation, 1);
+    cr_assert_eq(a->code, LS_ENOSPC);
+    pt_ship(&t, &ch, 1, 1024, NULL); /* the source resends it: the fault fired once */
+    pt_wait(&t, LS_FRAME_DURABLE, 1);
+    cr_assert_eq(pt_state(&t), LS_PASSIVE_HEALTHY);
+    cr_assert_str_eq(ls_passive_reason(t.m), "receiving again");
+    chain_free(&ch);
+    pt_teardown(&t);
+}

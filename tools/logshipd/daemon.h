@@ -7,9 +7,11 @@
  *  link      (link.c)      per target: one connection carrying every database shipped to it
  *  shipper   (shipper.c)   per (active database, target): the adapter of its shipping state
  *                          machine (engine/ship: resume plan, reader, GEN frames, acks, suspension)
- *  peer      (peer.c)      per accepted connection: HELLO/WELCOME, frames to the copies
- *  pcopy     (pcopy.c)     per passive copy: engine/copy and its receiver thread
- *                          (copy/receiver.h), whose events the loop polls
+ *  peer      (peer.c)      per accepted connection: HELLO/WELCOME, each database's frames to
+ *                          its copy's machine
+ *  pcopy     (pcopy.c)     per passive copy: the adapter of its protocol machine
+ *                          (engine/passive), engine/copy and its receiver thread
+ *                          (copy/receiver.h), whose events the loop polls into the machine
  *  status    (status.c)    the control socket's commands and the status document
  *  seed      (seed_server.c) per accepted seed connection: adapter of engine/seed's worker and
  *            server session; (seed_client.c) per passive copy: `logship seed`, adapter of its

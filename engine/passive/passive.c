@@ -155,10 +155,34 @@ void ls_passive_send_position(ls_passive_t *m, uint64_t now)
     if (st.last_synced) send_replayed(m, LS_FRAME_REPLAYED_SYNCED, st.last_synced, 0);
 }
 
+int ls_passive_admit(ls_passive_t *m, const uint8_t dbid[LS_DBID_LEN], char *why, size_t whylen,
+                     uint64_t now)
+{
+    if (!m->copy) {
+        snprintf(why, whylen, "copy %s cannot be opened: %.160s", m->database, m->reason);
+        return LS_ESTATE;
+    }
+    ls_store_t *st = ls_copy_store(m->copy);
+    ls_store_meta_t meta;
+    if (!st) return 0; /* a new copy adopts the first database it is given */
+    ls_store_meta(st, &meta);
+    if (!memcmp(meta.dbid, dbid, LS_DBID_LEN)) return 0;
+    char a[2 * LS_DBID_LEN + 1], b[2 * LS_DBID_LEN + 1];
+    ls_hex(meta.dbid, LS_DBID_LEN, a);
+    ls_hex(dbid, LS_DBID_LEN, b);
+    snprintf(why, whylen,
+             "copy %s belongs to database %s, the source ships %s: refused (reseed the copy to "
+             "replace it)",
+             m->database, a, b);
+    ls_passive_set_state(m, LS_PASSIVE_FAILED, now, "%s", why);
+    return LS_EDBID;
+}
+
 void ls_passive_connected(ls_passive_t *m, ls_credit_rx_t *credit, int idx,
                           const uint8_t dbid[LS_DBID_LEN], uint64_t tag, uint64_t now)
 {
-    if (m->connected) ls_passive_disconnected(m, NULL, now); /* a newer connection takes over */
+    if (m->connected && m->tag != tag) /* a newer connection takes over */
+        ls_passive_disconnected(m, NULL, now);
     m->connected = true;
     m->credit = credit;
     m->idx = idx;

@@ -137,11 +137,17 @@ void ls_passive_set_state(ls_passive_t *m, ls_passive_state_t st, uint64_t now, 
 
 /* A connection serves the copy: credit is its rx ledger (borrowed until ls_passive_disconnected)
  * and idx the database's index in it and in HELLO, dbid its id, tag the connection's (items and
- * credit returns of an older connection are told apart). A connection already attached is
- * detached first. HEALTHY unless something else holds; COPY_STATE, then RESUME and the
- * replayed positions (or ERROR for a FAILED or DIVERGED copy, nothing while suspended). */
+ * credit returns of an older connection are told apart). Another connection already attached
+ * is detached first; the same one again (a seed's RE_OFFER) is not. HEALTHY unless something else
+ * holds; COPY_STATE, then RESUME and the replayed positions (or ERROR for a FAILED or DIVERGED
+ * copy, nothing while suspended). */
 void ls_passive_connected(ls_passive_t *m, ls_credit_rx_t *credit, int idx,
                           const uint8_t dbid[LS_DBID_LEN], uint64_t tag, uint64_t now);
+/* May a connection shipping database dbid serve this copy? 0; LS_ESTATE when the copy is not
+ * open; LS_EDBID when the copy's store belongs to another database (then FAILED, with both ids).
+ * why (whylen bytes) receives the refusal, for WELCOME. */
+int ls_passive_admit(ls_passive_t *m, const uint8_t dbid[LS_DBID_LEN], char *why, size_t whylen,
+                     uint64_t now);
 /* The connection ended: a receive in progress is aborted, the source's suspension forgotten,
  * HEALTHY becomes DISCONNECTED (note, when not NULL, is added to the reason). */
 void ls_passive_disconnected(ls_passive_t *m, const char *note, uint64_t now);

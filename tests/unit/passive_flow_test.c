@@ -72,6 +72,21 @@ Test(passive_flow, replayed_positions_go_out_and_come_back_in_resume)
     ls_passive_status(t.m, t.now, &c);
     cr_assert_eq(c.last_replayed.gen, 2);
     cr_assert_eq(c.last_replayed_lsn, ch.last_lsn[2]);
+    /* admission: the database the store holds, not another */
+    char why[512];
+    ls_store_meta_t meta;
+    ls_store_meta(ls_copy_store(t.copy), &meta);
+    cr_assert_eq(ls_passive_admit(t.m, meta.dbid, why, sizeof(why), t.now), 0);
+    uint8_t other[LS_DBID_LEN];
+    memcpy(other, meta.dbid, sizeof(other));
+    other[0] ^= 0xff;
+    cr_assert_eq(ls_passive_admit(t.m, other, why, sizeof(why), t.now), LS_EDBID);
+    cr_assert(strstr(why, "copy db1 belongs to database "), "%s", why);
+    cr_assert_eq(pt_state(&t), LS_PASSIVE_FAILED);
+    cr_assert_str_eq(ls_passive_reason(t.m), why);
+    char msg[512];
+    cr_assert_eq(ls_passive_command(t.m, false, false, NULL, msg, sizeof(msg), t.now), 0);
+    pt_skip(&t);
     /* a new connection: RESUME from 3 with the positions the store holds */
     ls_passive_disconnected(t.m, NULL, t.now);
     pt_skip(&t);

@@ -8,6 +8,8 @@ Test(passive, connect_sends_copy_state_then_resume_from_the_copy)
     pt_t t;
     pt_setup(&t);
     cr_assert_str_eq(ls_passive_reason(t.m), "waiting for node-a to connect");
+    char why[64] = "";
+    cr_assert_eq(ls_passive_admit(t.m, t.dbid, why, sizeof(why), t.now), 0, "a new copy adopts");
     cr_assert(!ls_passive_is_connected(t.m));
     pt_connect(&t);
     cr_assert(ls_passive_is_connected(t.m));
@@ -21,9 +23,11 @@ Test(passive, connect_sends_copy_state_then_resume_from_the_copy)
     cr_assert_str_eq(ls_passive_reason(t.m), "node-a disconnected; the seed failed");
     ls_passive_disconnected(t.m, NULL, t.now); /* twice: nothing */
     pt_connect(&t);
-    pt_connect(&t); /* a newer connection takes over: detached first, then the same again */
+    pt_connect(&t); /* the same connection again (a seed's RE_OFFER): no detach */
+    cr_assert_eq(t.nstates, 4, "D, H, D, H");
+    pt_connect_tag(&t, 2); /* a newer connection takes over: detached first */
     cr_assert_eq(pt_state(&t), LS_PASSIVE_HEALTHY);
-    cr_assert_eq(pt_count(&t, LS_FRAME_RESUME), 3);
+    cr_assert_eq(pt_count(&t, LS_FRAME_RESUME), 4);
     cr_assert_eq(t.nstates, 6, "D, H, D, H, D, H: every change once, none repeated");
     pt_teardown(&t);
 }
@@ -34,6 +38,9 @@ Test(passive, a_copy_that_cannot_open_is_failed_and_says_so)
     pt_setup_op(&t, false, NULL);
     ls_passive_start(t.m, NULL, "cannot open the copy in /x: LS_EIO", t.now);
     cr_assert_eq(pt_state(&t), LS_PASSIVE_FAILED);
+    char why[512];
+    cr_assert_eq(ls_passive_admit(t.m, t.dbid, why, sizeof(why), t.now), LS_ESTATE);
+    cr_assert_str_eq(why, "copy db1 cannot be opened: cannot open the copy in /x: LS_EIO");
     cr_assert_null(ls_passive_copy(t.m));
     pt_connect(&t);
     cr_assert_eq(pt_state(&t), LS_PASSIVE_FAILED, "Failed survives a connection");

@@ -173,9 +173,14 @@ UTIL void pt_teardown(pt_t *t)
     free(t->dir);
 }
 
+UTIL void pt_connect_tag(pt_t *t, uint64_t tag)
+{
+    ls_passive_connected(t->m, t->credit, t->idx, t->dbid, tag, t->now);
+}
+
 UTIL void pt_connect(pt_t *t)
 {
-    ls_passive_connected(t->m, t->credit, t->idx, t->dbid, 1, t->now);
+    pt_connect_tag(t, 1);
 }
 
 /* The next frame the machine sent, of type (asserting it is that one). */

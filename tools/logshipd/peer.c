@@ -68,29 +68,8 @@ static pcopy_t *match(peer_t *p, const ls_proto_db_t *d, pcopy_t **seeding, int 
             *seeding = c; /* version 2: a RE_OFFER takes it back after the seed */
             return NULL;
         }
-        if (!c->copy) {
-            *code = LS_ESTATE;
-            snprintf(why, whylen, "copy %s cannot be opened: %.160s", name, ld_pcopy_reason(c));
-            return NULL;
-        }
-        struct ls_store *st = ls_copy_store(c->copy);
-        ls_store_meta_t m;
-        if (st) {
-            ls_store_meta(st, &m);
-            if (memcmp(m.dbid, d->dbid, LS_DBID_LEN) != 0) {
-                char a[33], b[33];
-                ls_hex(m.dbid, LS_DBID_LEN, a);
-                ls_hex(d->dbid, LS_DBID_LEN, b);
-                *code = LS_EDBID;
-                snprintf(why, whylen,
-                         "copy %s belongs to database %s, the source ships %s: refused (reseed "
-                         "the copy to replace it)",
-                         name, a, b);
-                ld_pcopy_set_state(c, CS_FAILED, "%s", why);
-                return NULL;
-            }
-        }
-        return c;
+        *code = ls_passive_admit(c->m, d->dbid, why, whylen, ls_now_ns());
+        return *code ? NULL : c;
     }
     *code = LS_ENOENT;
     snprintf(why, whylen, "node %s holds no passive copy of %s from %s", n->cfg->node_name, name,

@@ -21,8 +21,8 @@
  * replayed (tests use that; the daemon always starts it).
  *
  * Threading:
- *  - ls_copy_recv_begin/data/end/abort belong to ONE receiver thread at a time (the daemon's
- *    receiver). They do the file I/O and the inspection on that thread.
+ *  - ls_copy_recv_begin/data/end/abort belong to ONE receiver thread at a time (copy/receiver.h
+ *    runs one per copy). They do the file I/O and the inspection on that thread.
  *  - the replayer is a thread of this module (not libuv's pool): it reads logs/, compares each
  *    file with the seal taken when it was inspected (no record checksum or digest computed
  *    again: docs/COPY.md, "Which check runs where"), applies it to the store and checkpoints.
@@ -39,8 +39,9 @@
  * failed inspection max_inspect_failures times in a row, a generation of another database
  * arrived, or the store failed: receiving is refused and replay halts until
  * ls_copy_clear_failed()). States are not persisted: a restart starts HEALTHY and tries again.
- * Fault points (test builds): copy.recv.before_rename, copy.replay.before_commit (inside the
- * store transaction), copy.replay.after_commit.
+ * Fault points (test builds): copy.recv.before_rename, copy.recv.write_enospc (a write of the
+ * receive path fails with ENOSPC: DISK_FULL), copy.replay.before_commit (inside the store
+ * transaction), copy.replay.after_commit.
  */
 #ifndef LS_COPY_H
 #define LS_COPY_H

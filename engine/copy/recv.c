@@ -184,7 +184,8 @@ int ls_copy_recv_data(ls_copy_t *c, uint64_t gen, uint64_t offset, const void *d
         drop_part(c);
         return LS_ESTATE;
     }
-    int rc = ls_pwrite_full(rx->fd, data, len, (off_t) offset);
+    int rc = LS_FAULT("copy.recv.write_enospc") ? LS_ENOSPC /* tests: a full disk */
+                                                : ls_pwrite_full(rx->fd, data, len, (off_t) offset);
     if (rc) return io_failed(c, rc, "writing", err, errlen);
     uint64_t hash_end = rx->size - LS_GEN_TRAILER_SIZE;
     if (offset < hash_end)

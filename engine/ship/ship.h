@@ -71,12 +71,7 @@ typedef enum {
 const char *ls_ship_state_name(ls_ship_state_t s);
 
 /* An operator's decision about a copy (either side's), kept across restarts by the caller. */
-typedef struct {
-    bool suspended;                        /* shipping suspended (and replay, on a passive) */
-    bool replay_suspended;                 /* passive only: replay suspended, receiving goes on */
-    char comment[LS_PROTO_REASON_MAX + 1]; /* the operator's words */
-    uint64_t since_ns;                     /* when, UTC ns (0: not suspended) */
-} ls_ship_op_t;
+typedef ls_status_op_t ls_ship_op_t;
 
 /* What comes out besides frames. */
 typedef enum {

@@ -75,6 +75,16 @@ typedef struct {
     uint64_t zstd_loop_calls;         /* decompressions run on the loop (not the worker) */
 } ls_status_seed_t;
 
+/* An operator's decision about a copy (either side's), kept across restarts by the caller
+ * (engine/ship's ls_ship_op_t and engine/passive's are this). */
+#define LS_STATUS_COMMENT_MAX 257 /* the operator's comment with its NUL (the protocol's 256) */
+typedef struct {
+    bool suspended;                      /* shipping suspended (and replay, on a passive) */
+    bool replay_suspended;               /* passive only: replay suspended, receiving goes on */
+    char comment[LS_STATUS_COMMENT_MAX]; /* the operator's words */
+    uint64_t since_ns;                   /* when, UTC ns (0: not suspended) */
+} ls_status_op_t;
+
 /* Counters kept with the copy: they survive restarts (ls_status_counters_load/_save). */
 typedef struct {
     uint64_t ask_agains;          /* ASK_AGAIN frames, received (active) or sent (passive) */

@@ -7,15 +7,18 @@
  *  link      (link.c)      per target: one connection carrying every database shipped to it
  *  shipper   (shipper.c)   per (active database, target): the adapter of its shipping state
  *                          machine (engine/ship: resume plan, reader, GEN frames, acks, suspension)
- *  peer      (peer.c)      per accepted connection: HELLO/WELCOME, frames to the copies
- *  pcopy     (pcopy.c)     per passive copy: engine/copy, a receiver thread, events to the loop
+ *  peer      (peer.c)      per accepted connection: HELLO/WELCOME, each database's frames to
+ *                          its copy's machine
+ *  pcopy     (pcopy.c)     per passive copy: the adapter of its protocol machine
+ *                          (engine/passive), engine/copy and its receiver thread
+ *                          (copy/receiver.h), whose events the loop polls into the machine
  *  status    (status.c)    the control socket's commands and the status document
  *  seed      (seed_server.c) per accepted seed connection: adapter of engine/seed's worker and
  *            server session; (seed_client.c) per passive copy: `logship seed`, adapter of its
  *            client session, the install and swap on the copy's receiver thread
  *
- * Threading: everything here runs on the loop thread except each pcopy's receiver thread (disk
- * writes, fsync, inspection through engine/copy) and the threads inside engine/copy (replayer)
+ * Threading: everything here runs on the loop thread except the threads inside engine/copy
+ * (each copy's receiver: disk writes, fsync, inspection, a seed's install; and its replayer)
  * and engine/source (readers), each seed server's snapshot worker, and each connection's zstd
  * worker (engine/transport, offload_compression: every connection asks for it). Those
  * threads talk to the loop only through mutex-protected queues and uv_async_send(). The loop
@@ -33,6 +36,8 @@
 #include "config/config.h"
 #include "control/control.h"
 #include "copy/copy.h"
+#include "copy/receiver.h"
+#include "passive/passive.h"
 #include "core/core.h"
 #include "proto/proto.h"
 #include "ship/ship.h"
@@ -48,30 +53,9 @@
 #define LD_BACKOFF_MIN  100            /* reconnect backoff, ms */
 #define LD_BACKOFF_MAX  3000
 #define LD_REASON_MAX   512
-#define LD_AGAIN_MIN_MS 2000  /* a copy stopped by a transient ERROR asks again after this ... */
-#define LD_AGAIN_MAX_MS 60000 /* ... doubling up to this */
 
 /* An operator's decision about one copy, kept across restarts (opstate.c): engine/ship's. */
 typedef ls_ship_op_t ld_opstate_t;
-
-/* Bytes per second over the last minute: 60 one-second buckets (rate.c). */
-typedef struct {
-    uint64_t bucket[60]; /* bytes in each second */
-    uint64_t second;     /* the second (monotonic) bucket[second % 60] holds */
-} ld_rate_t;
-void ld_rate_add(ld_rate_t *r, uint64_t bytes);
-double ld_rate_per_s(ld_rate_t *r); /* bytes per second over the last 60 s */
-
-/* What the source last told a passive copy in COPY_STATE. */
-typedef struct {
-    ld_opstate_t op;            /* the source's operator */
-    uint64_t last_generated;    /* newest closed generation on the source */
-    uint64_t last_generated_ns; /* its close time (source clock) */
-    uint64_t queue_count;       /* copy queue, generations */
-    uint64_t queue_bytes;       /* copy queue, bytes */
-    uint64_t queue_oldest_ns;   /* close time of the oldest queued (source clock; 0: none) */
-    int64_t clock_offset_ns;    /* source clock minus ours, from heartbeats, when received */
-} ld_source_view_t;
 
 typedef struct ld_metrics ld_metrics_t;
 typedef struct node node_t;
@@ -81,25 +65,18 @@ typedef struct active active_t;
 typedef struct peer peer_t;
 typedef struct pcopy pcopy_t;
 
-/* Copy states (DESIGN.md "Copy states and lag accounting"). */
-typedef enum {
-    CS_INITIALIZING = 0,
-    CS_HEALTHY,
-    CS_DISCONNECTED,
-    CS_SUSPENDED,
-    CS_SEEDING,
-    CS_FAILED,
-    CS_DIVERGED,
-    CS_DISK_FULL /* passive only: waiting for space (a transient reason, shown as such) */
-} copy_state_t;
+/* Copy states (DESIGN.md "Copy states and lag accounting"): engine/passive's, whose values the
+ * active side's names share. */
+typedef ls_passive_state_t copy_state_t;
+#define CS_INITIALIZING LS_PASSIVE_INITIALIZING
+#define CS_HEALTHY      LS_PASSIVE_HEALTHY
+#define CS_DISCONNECTED LS_PASSIVE_DISCONNECTED
+#define CS_SUSPENDED    LS_PASSIVE_SUSPENDED
+#define CS_SEEDING      LS_PASSIVE_SEEDING
+#define CS_FAILED       LS_PASSIVE_FAILED
+#define CS_DIVERGED     LS_PASSIVE_DIVERGED
+#define CS_DISK_FULL    LS_PASSIVE_DISK_FULL
 const char *ld_state_name(copy_state_t s);
-
-/* A position reported by a target, with when it was learned. */
-typedef struct {
-    uint64_t gen;     /* generation */
-    uint64_t lsn;     /* LSN (replayed positions only) */
-    uint64_t when_ns; /* wall clock when the ack arrived, UTC ns */
-} ld_pos_t;
 
 /* ---- active side ---------------------------------------------------------------------------- */
 struct shipper {
@@ -155,70 +132,20 @@ struct link {
 };
 
 /* ---- passive side --------------------------------------------------------------------------- */
-/* A unit of work for a copy's receiver thread. */
-typedef struct ritem {
-    struct ritem *next;
-    uint8_t type; /* LS_FRAME_GEN_BEGIN/DATA/END, or 0: abort the receive */
-    uint32_t epoch;
-    uint64_t generation, size, close_ns, offset;
-    uint8_t digest[LS_DIGEST_SIZE];
-    uint32_t len;     /* data bytes (GEN_DATA) */
-    uint64_t conn_id; /* connection the bytes came on (credit goes back to it) */
-    uint8_t data[];   /* GEN_DATA bytes */
-} ritem_t;
-
-/* An event for the loop from a copy's threads. */
-#define LD_EV_BEHIND      100 /* the receiver got GEN_BEGIN past the generation it wants */
-#define LD_ASK_SPACING_NS (2000000000ull) /* at most one ASK_AGAIN per generation per 2 s */
-
-typedef struct revent {
-    struct revent *next;
-    ls_copy_event_kind_t kind; /* or 0: credit to return */
-    uint64_t generation, lsn;
-    int code;
-    uint64_t consumed; /* kind 0: bytes consumed */
-    uint64_t conn_id;  /* kind 0: connection they came on */
-    char msg[LD_REASON_MAX];
-} revent_t;
-
 struct pcopy {
     node_t *node;
     const ls_cfg_database_t *cfg;
-    ls_copy_t *copy;    /* engine/copy as the loop uses it (NULL if it failed to open: see reason;
-                           NULL during a seed's swap, from start_swap to end_swap) */
-    ls_copy_t *rx_copy; /* the same copy as the receiver thread uses it, and only that thread
-                           once it runs: a seed's swap replaces it there, then hands the new one
-                           to the loop (seed_client.c); NULL after a swap that could not reopen */
-    copy_state_t state;
-    char reason[LD_REASON_MAX];
-    peer_t *peer; /* connection serving it, or NULL */
-    int idx;      /* index in that peer's credit ledger */
-    /* receiver thread */
-    pthread_t thread;
-    bool thread_started;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    ritem_t *head, *tail; /* work queue (bounded by the credit window) */
-    bool stop;
-    uint64_t skip_gen; /* receiver thread: drop frames of this generation */
-    /* events to the loop */
-    uv_async_t async;
-    revent_t *ev_head, *ev_tail; /* under mu */
-    bool diskfull;               /* the last write hit ENOSPC; cleared by the next DURABLE */
-    uint64_t asked_gen;          /* last ASK_AGAIN sent for this generation ... */
-    uint64_t asked_ns;           /* ... at this monotonic time (rate limit) */
-    uint64_t again_ns; /* after a transient ERROR from the source: send RESUME again at this
-                          monotonic time (0: not waiting) */
-    uint32_t again_ms; /* the back-off that set it, ms: doubles up to LD_AGAIN_MAX_MS, and
-                          starts again once a generation is made durable */
-    ld_opstate_t op;   /* this node's operator on this copy (persisted) */
-    char op_path[LS_CFG_PATH_MAX + 16];    /* where op is kept (<copy>.state) */
-    ld_source_view_t src;                  /* the source's COPY_STATE */
-    bool src_suspended_seen;               /* the source's SUSPENDED flag as last received */
-    ld_pos_t durable, inspected, replayed; /* with the times they were reached */
-    ld_rate_t rate;                        /* bytes written by the receiver */
-    ls_status_counters_t kept;             /* ASK_AGAINs sent: kept in ... */
-    char kept_path[LS_CFG_PATH_MAX + 16];  /* ... <copy>.counters, beside <copy>.state */
+    ls_passive_t *m;  /* its protocol: state, RESUME, acks, ask-again, suspension, figures */
+    ls_copy_t *copy;  /* engine/copy as the loop uses it (NULL if it failed to open: see the
+                         reason; NULL during a seed's swap, from start_swap to end_swap); the
+                         machine is given the same pointer */
+    peer_t *peer;     /* connection serving it, or NULL */
+    ls_copy_rx_t *rx; /* the receiver thread (engine/copy/receiver.h): owns its own pointer to
+                         the copy, which a seed's swap replaces there (seed_client.c) */
+    bool rx_started;  /* rx runs */
+    uv_async_t async; /* rx's notify: its events are polled on the loop */
+    char op_path[LS_CFG_PATH_MAX + 16];   /* the operator's decision: <copy>.state */
+    char kept_path[LS_CFG_PATH_MAX + 16]; /* ask-again counters: <copy>.counters */
     struct ld_seedc *seed; /* this copy's seed, running or the last one (seed_client.c) */
 };
 
@@ -320,36 +247,19 @@ int ld_pcopy_open(node_t *n, pcopy_t *p, const ls_cfg_database_t *cfg);
 void ld_pcopy_close(pcopy_t *p);
 void ld_pcopy_attach(pcopy_t *p, peer_t *peer, int idx); /* a connection now serves it */
 void ld_pcopy_detach(pcopy_t *p);                        /* that connection ended */
-void ld_pcopy_push(pcopy_t *p, ritem_t *it);             /* to the receiver thread */
 void ld_pcopy_housekeep(pcopy_t *p);
-void ld_pcopy_send_position(pcopy_t *p); /* RESUME + replayed positions */
-/* The state of a copy with nothing wrong: Healthy when its source is connected, else
- * Disconnected. */
-copy_state_t ld_pcopy_running_state(const pcopy_t *p);
+copy_state_t ld_pcopy_state(const pcopy_t *p);
+const char *ld_pcopy_reason(const pcopy_t *p);
 void ld_pcopy_set_state(pcopy_t *p, copy_state_t st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/* A per-database ERROR from the source (PROTOCOL.md, ERROR): LS_EDIVERGED gives Diverged, a
- * transient code Disconnected, and the copy asks the source again by itself (a new RESUME after
- * a back-off, from ld_pcopy_housekeep, or the next connection); any other code Failed until
- * the operator's `logship resume` (ld_pcopy_clear_failed). */
-void ld_pcopy_on_error(pcopy_t *p, int code, const ls_proto_str_t *msg);
-/* The operator's resume of a Failed copy: clears the failure here and in engine/copy and tells
- * the source where the copy stands. False (with why) when it cannot: no copy is open. */
-bool ld_pcopy_clear_failed(pcopy_t *p, char *why, size_t whylen);
 
 /* opstate.c */
-/* Moves a position forward to gen (never back: a late acknowledgement changes nothing) and
- * records when. */
-void ld_pos_advance(ld_pos_t *pos, uint64_t gen, uint64_t lsn);
 int ld_opstate_load(const char *path, ld_opstate_t *out); /* absent: all clear, 0 */
 int ld_opstate_save(const char *path, const ld_opstate_t *st);
 
 /* suspend.c: operator commands and COPY_STATE, both sides */
 int ld_cmd_suspend(node_t *n, const cJSON *req, bool suspend, cJSON *resp, char *err,
                    size_t errlen);
-void ld_pcopy_load_op(pcopy_t *p);    /* at start, after the copy opened */
-void ld_pcopy_send_state(pcopy_t *p); /* COPY_STATE to the source */
-void ld_pcopy_on_copy_state(pcopy_t *p, const ls_proto_copy_state_t *cs);
 
 /* metrics.c: the Prometheus endpoint (libmicrohttpd, its own thread) */
 int ld_metrics_start(node_t *n, const char *addr, ld_metrics_t **out, char *err, size_t errlen);
@@ -361,10 +271,7 @@ void ld_seed_server_close(peer_t *p);                      /* its connection end
 uint64_t ld_seed_needs(active_t *a); /* lowest generation a seed of a needs (0: none) */
 
 /* seed_client.c: the passive side of a seed (`logship seed`) */
-#define LD_SEED_SWAP  0x4e /* ritem types past LS_FRAME_SEED_END: swap the verified copy in */
-#define LD_SEED_ABORT 0x4f /* ... drop the install */
-void ld_seed_recover(const ls_cfg_database_t *d);  /* at start, before the copy or store opens */
-bool ld_seed_client_item(pcopy_t *p, ritem_t *it); /* receiver thread: true when it was a seed's */
+void ld_seed_recover(const ls_cfg_database_t *d); /* at start, before the copy or store opens */
 bool ld_seed_client_busy(pcopy_t *p, char *why, size_t whylen); /* refuse shipping while seeding */
 /* The copy's last seed failed less than LD_SEED_NOTE_NS ago: why (a copy that goes on being
  * shipped after a failed seed keeps saying so when its source then disconnects). */
@@ -379,8 +286,6 @@ int ld_pcopy_copy_open(pcopy_t *p, ls_copy_t **out, char *err, size_t errlen); /
 /* status.c */
 /* Fills out with every copy's figures (out->copies is malloc'd: free() it). 0 or LS_ENOMEM. */
 int ld_status_fill(node_t *n, ls_status_node_t *out);
-/* Counts an ASK_AGAIN with its code in kept and writes kept to path (logs a failure). */
-void ld_status_count_ask(ls_status_counters_t *kept, const char *path, int code);
 int ld_control_handler(void *ctx, const cJSON *req, cJSON *resp, char *err, size_t errlen);
 
 #endif

@@ -78,8 +78,8 @@ static void free_node(node_t *n)
         free(n->links[i].by_idx);
     }
     for (int i = 0; i < n->ncopies; i++) {
-        pthread_mutex_destroy(&n->copies[i].mu);
-        pthread_cond_destroy(&n->copies[i].cv);
+        ls_passive_free(n->copies[i].m);
+        ls_copy_rx_free(n->copies[i].rx); /* stopped by ld_pcopy_close */
     }
     free(n->actives);
     free(n->links);

@@ -129,7 +129,7 @@ static int start_databases(node_t *n, char *err, size_t errlen)
             int rc = ld_pcopy_open(n, &n->copies[n->ncopies++], d);
             if (rc) {
                 snprintf(err, errlen, "passive copy %s: %s", d->name,
-                         n->copies[n->ncopies - 1].reason);
+                         ld_pcopy_reason(&n->copies[n->ncopies - 1]));
                 return rc;
             }
         }

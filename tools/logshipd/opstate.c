@@ -1,7 +1,6 @@
 /* An operator's suspension of a copy, kept in a small JSON file written durably, so that it
  * survives a restart: <db>/copy-<target>.state on the active, <copy>.state beside a passive copy
- * (beside, not inside: a seed replaces the copy directory). Also the per-minute rate and the
- * acknowledged-position helpers. */
+ * (beside, not inside: a seed replaces the copy directory). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,40 +45,4 @@ int ld_opstate_save(const char *path, const ld_opstate_t *st)
     free(text);
     if (rc) LS_LOGE("opstate", "cannot save %s: %s", path, ls_strerror(rc));
     return rc;
-}
-
-void ld_pos_advance(ld_pos_t *pos, uint64_t gen, uint64_t lsn)
-{
-    if (gen < pos->gen) return;
-    pos->gen = gen;
-    pos->lsn = lsn;
-    pos->when_ns = ls_now_ns();
-}
-
-static void rate_advance(ld_rate_t *r, uint64_t now_s)
-{
-    if (now_s - r->second >= 60) {
-        memset(r->bucket, 0, sizeof(r->bucket));
-    } else {
-        for (uint64_t s = r->second + 1; s <= now_s; s++)
-            r->bucket[s % 60] = 0;
-    }
-    r->second = now_s;
-}
-
-void ld_rate_add(ld_rate_t *r, uint64_t bytes)
-{
-    uint64_t now_s = ls_mono_ns() / 1000000000ull;
-    if (now_s != r->second) rate_advance(r, now_s);
-    r->bucket[now_s % 60] += bytes;
-}
-
-double ld_rate_per_s(ld_rate_t *r)
-{
-    uint64_t now_s = ls_mono_ns() / 1000000000ull;
-    if (now_s != r->second) rate_advance(r, now_s);
-    uint64_t sum = 0;
-    for (int i = 0; i < 60; i++)
-        sum += r->bucket[i];
-    return (double) sum / 60.0;
 }

@@ -1,6 +1,7 @@
 /* A peer: a connection accepted from a source node. Its HELLO names the databases it ships; each
- * is matched with a configured passive copy of that source, answered in WELCOME, told where the
- * copy stands (RESUME) and then fed GEN frames through the copy's receiver thread. */
+ * is matched with a configured passive copy of that source and answered in WELCOME; the frames
+ * of each database then go to its copy's machine (engine/passive), which tells the source where
+ * the copy stands (RESUME), answers, and feeds the GEN frames to the copy's receiver thread. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,29 +64,8 @@ static pcopy_t *match(peer_t *p, const ls_proto_db_t *d, pcopy_t **seeding, int 
             *seeding = c; /* version 2: a RE_OFFER takes it back after the seed */
             return NULL;
         }
-        if (!c->copy) {
-            *code = LS_ESTATE;
-            snprintf(why, whylen, "copy %s cannot be opened: %.160s", name, c->reason);
-            return NULL;
-        }
-        struct ls_store *st = ls_copy_store(c->copy);
-        ls_store_meta_t m;
-        if (st) {
-            ls_store_meta(st, &m);
-            if (memcmp(m.dbid, d->dbid, LS_DBID_LEN) != 0) {
-                char a[33], b[33];
-                ls_hex(m.dbid, LS_DBID_LEN, a);
-                ls_hex(d->dbid, LS_DBID_LEN, b);
-                *code = LS_EDBID;
-                snprintf(why, whylen,
-                         "copy %s belongs to database %s, the source ships %s: refused (reseed "
-                         "the copy to replace it)",
-                         name, a, b);
-                ld_pcopy_set_state(c, CS_FAILED, "%s", why);
-                return NULL;
-            }
-        }
-        return c;
+        *code = ls_passive_admit(c->m, d->dbid, why, whylen, ls_now_ns());
+        return *code ? NULL : c;
     }
     *code = LS_ENOENT;
     snprintf(why, whylen, "node %s holds no passive copy of %s from %s", n->cfg->node_name, name,
@@ -208,74 +188,29 @@ static int index_of(peer_t *p, const uint8_t *dbid)
     return -1;
 }
 
-static ritem_t *item_for(peer_t *p, const ls_frame_t *f, uint32_t datalen)
-{
-    ritem_t *it = calloc(1, sizeof(*it) + datalen);
-    LS_CHECK(it != NULL);
-    it->type = f->type;
-    it->conn_id = p->id;
-    return it;
-}
-
-/* Credit for len bytes of database i received and dropped (PROTOCOL.md, RE_OFFER HOLD). */
-static void grant_back(peer_t *p, int i, uint32_t len)
-{
-    uint64_t conn_grant = 0;
-    uint64_t grant = ls_credit_rx_consumed(p->credit, i, len, &conn_grant);
-    ls_frame_t f = {.type = LS_FRAME_CREDIT};
-    if (grant) {
-        memcpy(f.credit.dbid, p->dbids[i], LS_DBID_LEN);
-        f.credit.bytes = (uint32_t) grant;
-        ld_send(p->conn, &f);
-    }
-    if (conn_grant) {
-        memset(f.credit.dbid, 0, LS_DBID_LEN);
-        f.credit.bytes = (uint32_t) conn_grant;
-        ld_send(p->conn, &f);
-    }
-}
-
-/* GEN_BEGIN / GEN_DATA / GEN_END for an attached copy become work for its receiver thread; while
- * the copy is being seeded (held) they are dropped. */
-static void on_gen_frame(peer_t *p, const ls_frame_t *f, const uint8_t *dbid)
+/* A frame for one database (by its id) goes to its copy's machine (engine/passive), when this
+ * connection serves that copy. */
+static void to_copy(peer_t *p, const ls_frame_t *f, const uint8_t *dbid)
 {
     int i = index_of(p, dbid);
     pcopy_t *c = i >= 0 ? p->by_idx[i] : NULL;
     if (!c || c->peer != p) {
-        LS_LOGW("peer", "%s sent %s for a database it may not ship here", p->name,
-                ls_frame_type_name(f->type));
+        if (f->type == LS_FRAME_ERROR)
+            LS_LOGE("peer", "%s: %.*s", p->name, (int) f->error.message.len, f->error.message.ptr);
+        else if (f->type != LS_FRAME_COPY_STATE)
+            LS_LOGW("peer", "%s sent %s for a database it may not ship here", p->name,
+                    ls_frame_type_name(f->type));
         return;
     }
-    bool held = ld_seed_client_busy(c, NULL, 0);
-    if (held && f->type != LS_FRAME_GEN_DATA) return;
-    ritem_t *it;
-    if (f->type == LS_FRAME_GEN_DATA) {
-        if (ls_credit_rx_received(p->credit, i, f->gen_data.len) != 0) {
-            LS_LOGE("peer", "%s ignored the credit window for %s: closing", p->name, c->cfg->name);
-            ls_conn_close(p->conn);
-            return;
-        }
-        if (held) { /* credit given back */
-            grant_back(p, i, f->gen_data.len);
-            return;
-        }
-        it = item_for(p, f, f->gen_data.len);
-        it->generation = f->gen_data.generation;
-        it->offset = f->gen_data.offset;
-        it->len = f->gen_data.len;
-        memcpy(it->data, f->gen_data.data, f->gen_data.len);
-    } else if (f->type == LS_FRAME_GEN_BEGIN) {
-        it = item_for(p, f, 0);
-        it->epoch = f->gen_begin.epoch;
-        it->generation = f->gen_begin.generation;
-        it->size = f->gen_begin.size;
-        it->close_ns = f->gen_begin.close_ns;
-    } else {
-        it = item_for(p, f, 0);
-        it->generation = f->gen_end.generation;
-        memcpy(it->digest, f->gen_end.digest, LS_DIGEST_SIZE);
+    if (f->type == LS_FRAME_COPY_STATE) {
+        ls_conn_stats_t st;
+        ls_conn_stats(p->conn, &st);
+        ls_passive_clock_offset(c->m, st.clock_offset_ns);
     }
-    ld_pcopy_push(c, it);
+    if (ls_passive_on_frame(c->m, f, ls_now_ns()) == LS_EPROTO) {
+        LS_LOGE("peer", "%s ignored the credit window for %s: closing", p->name, c->cfg->name);
+        ls_conn_close(p->conn);
+    }
 }
 
 /* One frame (header + plain body) from the connection, in its order. */
@@ -305,27 +240,20 @@ static void dispatch(peer_t *p, ls_conn_t *conn, const uint8_t *bytes, size_t le
     }
     switch (f.type) {
     case LS_FRAME_GEN_BEGIN:
-        on_gen_frame(p, &f, f.gen_begin.dbid);
+        to_copy(p, &f, f.gen_begin.dbid);
         break;
     case LS_FRAME_GEN_DATA:
-        on_gen_frame(p, &f, f.gen_data.dbid);
+        to_copy(p, &f, f.gen_data.dbid);
         break;
     case LS_FRAME_GEN_END:
-        on_gen_frame(p, &f, f.gen_end.dbid);
+        to_copy(p, &f, f.gen_end.dbid);
         break;
-    case LS_FRAME_COPY_STATE: {
-        int i = index_of(p, f.copy_state.dbid);
-        if (i >= 0 && p->by_idx[i]->peer == p) ld_pcopy_on_copy_state(p->by_idx[i], &f.copy_state);
+    case LS_FRAME_COPY_STATE:
+        to_copy(p, &f, f.copy_state.dbid);
         break;
-    }
-    case LS_FRAME_ERROR: {
-        int i = index_of(p, f.error.dbid);
-        if (i >= 0 && p->by_idx[i]->peer == p)
-            ld_pcopy_on_error(p->by_idx[i], f.error.code, &f.error.message);
-        else
-            LS_LOGE("peer", "%s: %.*s", p->name, (int) f.error.message.len, f.error.message.ptr);
+    case LS_FRAME_ERROR:
+        to_copy(p, &f, f.error.dbid);
         break;
-    }
     default:
         LS_LOGW("peer", "%s sent an unexpected %s frame", p->name, ls_frame_type_name(f.type));
     }

@@ -10,7 +10,8 @@
  * reason.
  *
  * The swap: once the stream verified, the loop stops using the open ls_copy_t (p->copy = NULL)
- * and the receiver thread, which owns its own pointer to it (p->rx_copy), closes it, swaps the
+ * and the receiver thread, which owns its own pointer to it (engine/copy/receiver.h: a RUN
+ * item is given that pointer), closes it, swaps the
  * new copy in and opens it again (ls_seed_copy_swap); the loop takes the new one and sends
  * RE_OFFER REPLACED + RESUME(N) for this database alone. A seed that fails leaves the old copy as
  * it was (reopened if it had been closed) and the copy's reason says why.
@@ -23,6 +24,9 @@
 #include <string.h>
 
 #include "seed_client_int.h"
+
+#define SEED_SWAP  0x4e /* item steps past LS_FRAME_SEED_END: swap the verified copy in */
+#define SEED_ABORT 0x4f /* ... drop the install */
 
 /* ---- receiver thread ------------------------------------------------------------------------- */
 static void fail_thread(struct ld_seedc *sc, int rc, const char *msg)
@@ -41,12 +45,12 @@ static int reopen(void *ctx, ls_copy_t **out, char *err, size_t errlen)
 }
 
 /* The copy closes, swaps the verified new one in, and reopens itself, on this thread. */
-static void swap(struct ld_seedc *sc, pcopy_t *p)
+static void swap(struct ld_seedc *sc, pcopy_t *p, ls_copy_t **copy)
 {
     char err[LD_REASON_MAX] = "";
     bool swapped = false;
-    int rc = ls_seed_copy_swap(&p->rx_copy, &sc->install, p->cfg->path, reopen, p, &swapped, err,
-                               sizeof(err));
+    int rc =
+        ls_seed_copy_swap(copy, &sc->install, p->cfg->path, reopen, p, &swapped, err, sizeof(err));
     ld_opstate_t op = {0};
     if (swapped && sc->manual_resume) {
         op.suspended = true;
@@ -61,36 +65,37 @@ static void swap(struct ld_seedc *sc, pcopy_t *p)
     pthread_mutex_lock(&sc->mu);
     sc->installed = true;
     sc->swapped = swapped;
-    sc->new_copy = p->rx_copy; /* this thread's from now on; the loop gets it in end_swap */
+    sc->new_copy = *copy; /* this thread's from now on; the loop gets it in end_swap */
     sc->op = op;
     pthread_mutex_unlock(&sc->mu);
 }
 
-bool ld_seed_client_item(pcopy_t *p, ritem_t *it)
+/* One step of the install (a RUN item of the copy's receiver): copy is the thread's pointer. */
+static void run_step(void *ctx, ls_copy_t **copy, ls_copy_item_t *it)
 {
-    if (it->type < LS_FRAME_SEED_BEGIN || it->type > LD_SEED_ABORT) return false;
-    struct ld_seedc *sc = p->seed;
+    struct ld_seedc *sc = ctx;
+    pcopy_t *p = sc->p;
     char err[LD_REASON_MAX] = "";
     int rc = 0;
-    if (it->type == LS_FRAME_SEED_BEGIN) {
+    if (it->sub == LS_FRAME_SEED_BEGIN) {
         ls_seed_install_options_t o = {.copy_dir = p->cfg->path, .delete_existing = sc->replace};
         rc = ls_seed_install_begin(&o, &sc->info, &sc->install, err, sizeof(err));
-    } else if (it->type == LS_FRAME_SEED_DATA && sc->install) {
+    } else if (it->sub == LS_FRAME_SEED_DATA && sc->install) {
         rc = ls_seed_install_data(sc->install, it->offset, it->data, it->len, err, sizeof(err));
         pthread_mutex_lock(&sc->mu);
         sc->consumed += it->len;
         if (!rc) sc->done = ls_seed_install_done(sc->install);
         pthread_mutex_unlock(&sc->mu);
-    } else if (it->type == LS_FRAME_SEED_END && sc->install) {
+    } else if (it->sub == LS_FRAME_SEED_END && sc->install) {
         rc = ls_seed_install_end(sc->install, it->digest, err, sizeof(err));
         pthread_mutex_lock(&sc->mu);
         sc->verified = rc == 0;
         pthread_mutex_unlock(&sc->mu);
-    } else if (it->type == LD_SEED_SWAP) {
-        swap(sc, p);
+    } else if (it->sub == SEED_SWAP) {
+        swap(sc, p, copy);
     }
     if (rc) fail_thread(sc, rc, err);
-    if (rc || it->type == LD_SEED_ABORT) {
+    if (rc || it->sub == SEED_ABORT) {
         ls_seed_install_free(sc->install); /* removes the partial new copy */
         sc->install = NULL;
     }
@@ -101,24 +106,23 @@ bool ld_seed_client_item(pcopy_t *p, ritem_t *it)
     LS_FAULT("seed.client.item_done"); /* tests: "sleep:MS" between the count and the wake-up */
     uv_async_send(&sc->async);
     pthread_mutex_unlock(&sc->mu);
-    return true;
 }
 
 /* ---- loop: helpers --------------------------------------------------------------------------- */
-static void push(struct ld_seedc *sc, ritem_t *it)
+static void push(struct ld_seedc *sc, ls_copy_item_t *it)
 {
     pthread_mutex_lock(&sc->mu);
     sc->outstanding++;
     pthread_mutex_unlock(&sc->mu);
-    ld_pcopy_push(sc->p, it);
+    ls_copy_rx_push(sc->p->rx, it);
 }
 
-static ritem_t *item(struct ld_seedc *sc, uint8_t type, uint32_t len)
+static ls_copy_item_t *item(struct ld_seedc *sc, int step, uint32_t len)
 {
-    ritem_t *it = calloc(1, sizeof(*it) + len);
-    LS_CHECK(it != NULL);
-    it->type = type;
-    (void) sc;
+    ls_copy_item_t *it = ls_copy_item_new(LS_COPY_ITEM_RUN, len);
+    it->sub = step;
+    it->run = run_step;
+    it->run_ctx = sc;
     return it;
 }
 
@@ -189,11 +193,12 @@ static void start_swap(struct ld_seedc *sc)
 {
     pcopy_t *p = sc->p;
     /* The loop leaves the copy alone until end_swap; the receiver thread, which owns its own
-     * pointer to it (rx_copy), closes it and opens the new one in order with whatever else it
+     * pointer to it, closes it and opens the new one in order with whatever else it
      * is given meanwhile (a late abort from a connection that still served the copy). */
     p->copy = NULL;
+    ls_passive_set_copy(p->m, NULL, NULL);
     ld_pcopy_set_state(p, CS_SEEDING, "seeded from %s: installing the new copy", sc->src->name);
-    push(sc, item(sc, LD_SEED_SWAP, 0));
+    push(sc, item(sc, SEED_SWAP, 0));
 }
 
 /* Compression agreed in WELCOME: the connection's zstd worker decompresses SEED_DATA, in order
@@ -207,7 +212,7 @@ static void start_zstd(struct ld_seedc *sc, int level)
 /* One action of the session. */
 static void act_one(struct ld_seedc *sc, const ls_seed_act_t *a)
 {
-    ritem_t *it;
+    ls_copy_item_t *it;
     switch (a->kind) {
     case LS_SEED_ACT_SEND:
         if (sc->conn) ld_send(sc->conn, &a->frame);
@@ -219,7 +224,6 @@ static void act_one(struct ld_seedc *sc, const ls_seed_act_t *a)
     case LS_SEED_ACT_INSTALL_DATA:
         it = item(sc, LS_FRAME_SEED_DATA, a->len);
         it->offset = a->offset;
-        it->len = a->len;
         memcpy(it->data, a->data, a->len);
         push(sc, it);
         break;
@@ -232,7 +236,7 @@ static void act_one(struct ld_seedc *sc, const ls_seed_act_t *a)
         start_swap(sc);
         break;
     case LS_SEED_ACT_ABORT:
-        push(sc, item(sc, LD_SEED_ABORT, 0));
+        push(sc, item(sc, SEED_ABORT, 0));
         break;
     case LS_SEED_ACT_CLOSE:
         if (sc->conn) ls_conn_close(sc->conn);
@@ -359,16 +363,16 @@ static void end_swap(struct ld_seedc *sc)
     ls_seed_client_swapped(sc->cs, ok, msg[0] ? msg : "the new copy cannot be opened");
     sc->shown = ls_seed_client_state(sc->cs);
     if (!ok) snprintf(sc->error, sizeof(sc->error), "%s", ls_seed_client_error(sc->cs, NULL));
-    if (op.suspended) p->op = op;
-    if (p->copy && (p->op.suspended || p->op.replay_suspended)) ls_copy_pause_replay(p->copy, true);
+    ls_passive_set_copy(p->m, p->copy, op.suspended ? &op : NULL); /* pauses replay if suspended */
+    const ld_opstate_t *cur = ls_passive_op(p->m);
     if (!p->copy) {
         ld_pcopy_set_state(p, CS_FAILED, "%s", msg);
     } else if (!swapped) {
         ld_pcopy_set_state(p, sc->saved_state,
                            "seed from %s failed (the copy is as it was): %.400s", sc->src->name,
                            msg);
-    } else if (p->op.suspended) {
-        ld_pcopy_set_state(p, CS_SUSPENDED, "suspended by the operator: %s", p->op.comment);
+    } else if (cur->suspended) {
+        ld_pcopy_set_state(p, CS_SUSPENDED, "suspended by the operator: %s", cur->comment);
     } else {
         ld_pcopy_set_state(p, CS_DISCONNECTED,
                            "seeded from %s (generation %llu, lsn %llu): "

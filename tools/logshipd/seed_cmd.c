@@ -94,18 +94,19 @@ static int check(node_t *n, pcopy_t *p, const cJSON *req, const ls_cfg_target_t 
                  p->seed->src->name, state_name(p->seed));
         return LS_EBUSY;
     }
-    if (!p->thread_started) {
-        snprintf(err, errlen, "copy %s has no receiver running (%s)", p->cfg->name, p->reason);
+    if (!p->rx_started) {
+        snprintf(err, errlen, "copy %s has no receiver running (%s)", p->cfg->name,
+                 ld_pcopy_reason(p));
         return LS_ESTATE;
     }
     char what[128];
-    bool failed = p->state == CS_FAILED || p->state == CS_DIVERGED;
+    bool failed = ld_pcopy_state(p) == CS_FAILED || ld_pcopy_state(p) == CS_DIVERGED;
     if (!del && !failed && ls_seed_copy_holds_data(p->cfg->path, what, sizeof(what))) {
         snprintf(err, errlen,
                  "copy %s (%s) already holds %s and is %s: a seed would replace it; run the seed "
                  "with --delete-existing to do so (a Failed or Diverged copy needs no such "
                  "flag)",
-                 p->cfg->name, p->cfg->path, what, ld_state_name(p->state));
+                 p->cfg->name, p->cfg->path, what, ld_state_name(ld_pcopy_state(p)));
         return LS_EEXIST;
     }
     *srcp = src;
@@ -135,8 +136,8 @@ int ld_seed_client_cmd(node_t *n, const cJSON *req, bool status_only, cJSON *res
             return LS_ENOENT;
         }
         describe(p->seed, resp);
-        cJSON_AddStringToObject(resp, "copy_state", ld_state_name(p->state));
-        cJSON_AddStringToObject(resp, "reason", p->reason);
+        cJSON_AddStringToObject(resp, "copy_state", ld_state_name(ld_pcopy_state(p)));
+        cJSON_AddStringToObject(resp, "reason", ld_pcopy_reason(p));
         return 0;
     }
     const ls_cfg_target_t *src;
@@ -167,8 +168,8 @@ int ld_seed_client_cmd(node_t *n, const cJSON *req, bool status_only, cJSON *res
     sc->replace = replace;
     sc->manual_resume = cJSON_IsTrue(cJSON_GetObjectItem(req, "manual_resume"));
     sc->start_ns = ls_now_ns();
-    sc->saved_state = p->state == CS_SEEDING ? CS_DISCONNECTED : p->state;
-    snprintf(sc->saved_reason, sizeof(sc->saved_reason), "%s", p->reason);
+    sc->saved_state = ld_pcopy_state(p) == CS_SEEDING ? CS_DISCONNECTED : ld_pcopy_state(p);
+    snprintf(sc->saved_reason, sizeof(sc->saved_reason), "%s", ld_pcopy_reason(p));
     ls_seed_client_options_t co = {.source = src->name,
                                    .features = (n->cfg->plaintext ? LS_FEAT_CKSUM : 0) |
                                                (src->compression_level > 0 ? LS_FEAT_ZSTD : 0),

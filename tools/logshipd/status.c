@@ -23,28 +23,7 @@ static uint64_t age_ns(uint64_t then_ns, uint64_t now_ns)
     return then_ns && now_ns > then_ns ? now_ns - then_ns : 0;
 }
 
-static ls_status_pos_t pos(uint64_t gen, uint64_t when_ns)
-{
-    return (ls_status_pos_t){gen, when_ns};
-}
-
 #define COPY_STR(dst, src) snprintf((dst), sizeof(dst), "%s", (src))
-
-/* The fields every copy has, on both sides. */
-static void identity(ls_status_copy_t *c, const char *db, ls_status_role_t role, const char *source,
-                     const char *target, copy_state_t st, const char *reason,
-                     const ld_opstate_t *op)
-{
-    COPY_STR(c->database, db);
-    c->role = role;
-    COPY_STR(c->source, source);
-    COPY_STR(c->target, target);
-    c->state = ld_state_name(st);
-    COPY_STR(c->reason, reason);
-    COPY_STR(c->comment, op->comment);
-    c->suspended_since_ns = op->since_ns;
-    c->replay_suspended = op->replay_suspended;
-}
 
 /* An active copy: its machine's figures (engine/ship), then the connection's. */
 static void active_copy(ls_status_copy_t *c, shipper_t *s, uint64_t now)
@@ -94,41 +73,22 @@ static uint64_t held_close_ns(const pcopy_t *p, uint64_t gen)
 
 static void passive_copy(ls_status_copy_t *c, pcopy_t *p, uint64_t now)
 {
-    const ld_opstate_t *op = p->op.suspended || p->op.replay_suspended ? &p->op : &p->src.op;
-    identity(c, p->cfg->name, LS_STATUS_PASSIVE, p->cfg->source, p->node->cfg->node_name, p->state,
-             p->reason, op);
+    COPY_STR(c->database, p->cfg->name);
+    c->role = LS_STATUS_PASSIVE;
+    COPY_STR(c->source, p->cfg->source);
+    COPY_STR(c->target, p->node->cfg->node_name);
+    ls_passive_status(p->m, now, c);
+    /* The replay lag needs the close time of the oldest generation not replayed, on the
+     * source's clock, estimated as ours plus the offset its heartbeats measured. */
+    uint64_t oldest = c->replay_queue ? held_close_ns(p, c->last_replayed.gen + 1) : 0;
+    c->replay_lag_ns = oldest ? age_ns(oldest, (uint64_t) ((int64_t) now + c->clock_offset_ns)) : 0;
     COPY_STR(c->network, p->peer ? ls_conn_peer(p->peer->conn) : "");
     c->tls = p->peer && ls_conn_is_tls(p->peer->conn);
-    ls_copy_stats_t st = {0};
-    if (p->copy) ls_copy_stats(p->copy, &st);
-    /* The source's clock, estimated: ours plus the offset its heartbeats measured. */
-    uint64_t src_now = (uint64_t) ((int64_t) now + p->src.clock_offset_ns);
-    uint64_t copyq =
-        p->src.last_generated > st.last_durable ? p->src.last_generated - st.last_durable : 0;
-    uint64_t replq = st.last_durable > st.last_replayed ? st.last_durable - st.last_replayed : 0;
-    c->last_generated = pos(p->src.last_generated, p->src.last_generated_ns);
-    c->last_copied = pos(st.last_durable, p->durable.when_ns);
-    c->last_inspected = pos(st.last_inspected, p->inspected.when_ns);
-    c->last_replayed = pos(st.last_replayed, p->replayed.when_ns);
-    c->last_replayed_synced = pos(st.last_synced, 0);
-    c->last_replayed_lsn = st.last_replayed_lsn;
-    c->copy_queue = copyq;
-    c->copy_queue_bytes = copyq ? p->src.queue_bytes : 0;
-    c->replay_queue = replq;
-    c->replay_queue_bytes = st.inspect_queue_bytes + st.replay_queue_bytes;
-    c->copy_lag_ns = copyq ? age_ns(p->src.queue_oldest_ns, src_now) : 0;
-    uint64_t oldest = replq ? held_close_ns(p, st.last_replayed + 1) : 0;
-    c->replay_lag_ns = oldest ? age_ns(oldest, src_now) : 0;
-    c->throughput_bps = ld_rate_per_s(&p->rate);
-    c->kept = p->kept;
-    c->applied_generations = st.applied_generations;
-    c->replay_transactions = st.replay_txns;
     ls_conn_stats_t cs = {0};
     if (p->peer) ls_conn_stats(p->peer->conn, &cs);
     c->rtt_ns = cs.rtt_smoothed_ns;
     c->wire_bytes_received = cs.wire_bytes_received;
     c->zstd_loop_calls = cs.zstd_loop_calls;
-    c->clock_offset_ns = p->src.clock_offset_ns;
     ld_seed_client_status(p, &c->seed); /* once a seed was asked */
 }
 
@@ -151,14 +111,6 @@ int ld_status_fill(node_t *n, ls_status_node_t *out)
     for (int i = 0; i < n->ncopies; i++)
         passive_copy(&out->copies[out->ncopies++], &n->copies[i], now);
     return 0;
-}
-
-void ld_status_count_ask(ls_status_counters_t *kept, const char *path, int code)
-{
-    ls_status_counters_ask(kept, code);
-    /* Rare (a damaged or missing generation), so written at once: the count survives a crash. */
-    int rc = ls_status_counters_save(path, kept);
-    if (rc) LS_LOGW("copy", "cannot keep the ask-again counters in %s: %s", path, ls_strerror(rc));
 }
 
 static int status_cmd(node_t *n, cJSON *resp)

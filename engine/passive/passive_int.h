@@ -1,0 +1,70 @@
+/* passive internals shared by passive.c (lifecycle, states, connection, frames in), events.c
+ * (the copy's events: acknowledgements, ask-again, credit) and op.c (the operator, COPY_STATE,
+ * figures). Not public. Everything runs on the caller's one thread. */
+#ifndef LS_PASSIVE_INT_H
+#define LS_PASSIVE_INT_H
+
+#include "core/core.h"
+#include "passive/passive.h"
+
+/* A position acknowledged, with when it was reached. */
+typedef struct {
+    uint64_t gen;     /* generation */
+    uint64_t when_ns; /* UTC ns (0: not in this run) */
+} ls__passive_pos_t;
+
+/* What the source last said in COPY_STATE. */
+typedef struct {
+    ls_status_op_t op;          /* the source's operator */
+    uint64_t last_generated;    /* newest closed generation on the source */
+    uint64_t last_generated_ns; /* its close time (source clock) */
+    uint64_t queue_bytes;       /* copy queue, bytes */
+    uint64_t queue_oldest_ns;   /* close time of the oldest queued (source clock; 0: none) */
+} ls__passive_src_t;
+
+struct ls_passive {
+    char database[128], source[128]; /* names, for reasons */
+    ls_passive_options_t o;          /* callbacks, receiver */
+    ls_copy_t *copy;                 /* the copy in use (NULL: not open, or a seed swaps it) */
+    ls_passive_state_t state;
+    char reason[LS_PASSIVE_REASON_MAX];
+    ls_status_op_t op;             /* this operator's decision (persisted by the caller) */
+    ls_status_counters_t counters; /* kept counters (persisted by the caller) */
+    /* the connection serving the copy */
+    bool connected;
+    ls_credit_rx_t *credit;    /* its rx ledger (borrowed) */
+    int idx;                   /* the database's index in it */
+    uint8_t dbid[LS_DBID_LEN]; /* the database's id */
+    uint64_t tag;              /* the connection's tag */
+    /* ask-again and back-off */
+    bool diskfull;      /* the last write hit ENOSPC; cleared by the next DURABLE */
+    uint64_t asked_gen; /* last ASK_AGAIN sent for this generation ... */
+    uint64_t asked_ns;  /* ... at this time (rate limit) */
+    uint64_t again_ns;  /* after a transient ERROR: RESUME again at this time (0: not waiting) */
+    uint32_t again_ms;  /* the back-off that set it, ms */
+    /* the source's view */
+    ls__passive_src_t src;
+    bool src_suspended_seen; /* the source's SUSPENDED flag as last received */
+    int64_t clock_offset_ns; /* source clock minus ours */
+    /* figures */
+    ls__passive_pos_t durable, inspected, replayed;
+    uint64_t bucket[60]; /* bytes made durable in each second of the last minute */
+    uint64_t second;     /* the second (UTC) bucket[second % 60] holds */
+};
+
+/* passive.c */
+void ls__passive_send(ls_passive_t *m, ls_frame_t *f);
+void ls__passive_act(ls_passive_t *m, ls_passive_act_kind_t kind, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+ls_passive_state_t ls__passive_running(const ls_passive_t *m); /* HEALTHY or DISCONNECTED */
+bool ls__passive_held(ls_passive_t *m);
+void ls__passive_send_error(ls_passive_t *m, int code);
+/* events.c */
+void ls__passive_rate_add(ls_passive_t *m, uint64_t bytes, uint64_t now);
+double ls__passive_rate(ls_passive_t *m, uint64_t now);
+void ls__passive_grant(ls_passive_t *m, uint64_t bytes);
+/* op.c */
+void ls__passive_send_state(ls_passive_t *m); /* COPY_STATE to the source */
+void ls__passive_on_copy_state(ls_passive_t *m, const ls_proto_copy_state_t *cs, uint64_t now);
+
+#endif

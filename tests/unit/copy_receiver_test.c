@@ -1,0 +1,276 @@
+/* engine/copy/receiver.h: the receiver thread of a copy over a real ls_copy_t in a temp dir,
+ * generations from genbuild; events polled as the daemon's loop does, after the notify. */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "copy/receiver.h"
+#include "copy_test_util.h"
+
+typedef struct {
+    ls_copy_rx_t *rx;
+    ls_copy_t *copy;
+    char *dir;
+    int notified; /* notify calls (any thread) */
+    pthread_mutex_t mu;
+    ls_copy_rx_event_t ev[512]; /* polled so far */
+    int nev;
+} fix_t;
+
+static void notify(void *ctx)
+{
+    fix_t *f = ctx;
+    pthread_mutex_lock(&f->mu);
+    f->notified++;
+    pthread_mutex_unlock(&f->mu);
+}
+
+static void setup(fix_t *f)
+{
+    memset(f, 0, sizeof(*f));
+    pthread_mutex_init(&f->mu, NULL);
+    f->dir = ls_h_tmpdir("copy_receiver");
+    ls_copy_rx_options_t ro = {.name = "db1", .notify_cb = notify, .notify_ctx = f};
+    f->rx = ls_copy_rx_new(&ro);
+    cr_assert_not_null(f->rx);
+    ls_copy_options_t o = {.dir = f->dir, .event_cb = ls_copy_rx_event_cb, .event_ctx = f->rx};
+    f->copy = copy_open_opts(&o);
+    cr_assert_eq(ls_copy_start(f->copy), 0);
+    cr_assert_eq(ls_copy_rx_start(f->rx, f->copy), 0);
+    cr_assert_eq(ls_copy_rx_start(f->rx, f->copy), LS_ESTATE, "started once");
+}
+
+static void teardown(fix_t *f)
+{
+    ls_copy_rx_free(f->rx);
+    ls_h_rmtree(f->dir);
+    free(f->dir);
+}
+
+static void push_gen(fix_t *f, const chain_t *ch, int g, uint64_t tag, size_t chunk)
+{
+    ls_copy_item_t *it = ls_copy_item_new(LS_COPY_ITEM_BEGIN, 0);
+    it->epoch = 1;
+    it->generation = (uint64_t) g;
+    it->size = ch->len[g];
+    it->close_ns = LS_H_GEN_CLOSE_NS;
+    ls_copy_rx_push(f->rx, it);
+    for (size_t off = 0; off < ch->len[g]; off += chunk) {
+        uint32_t n = (uint32_t) LS_MIN(chunk, ch->len[g] - off);
+        it = ls_copy_item_new(LS_COPY_ITEM_DATA, n);
+        it->generation = (uint64_t) g;
+        it->offset = off;
+        it->tag = tag;
+        memcpy(it->data, ch->buf[g] + off, n);
+        ls_copy_rx_push(f->rx, it);
+    }
+    it = ls_copy_item_new(LS_COPY_ITEM_END, 0);
+    it->generation = (uint64_t) g;
+    memcpy(it->digest, ch->digest[g], LS_DIGEST_SIZE);
+    ls_copy_rx_push(f->rx, it);
+}
+
+static void drain(fix_t *f)
+{
+    ls_copy_rx_event_t e;
+    while (f->nev < (int) LS_ARRAY_SIZE(f->ev) && ls_copy_rx_poll(f->rx, &e))
+        f->ev[f->nev++] = e;
+}
+
+static int count(fix_t *f, int kind, uint64_t gen)
+{
+    int n = 0;
+    for (int i = 0; i < f->nev; i++)
+        if (f->ev[i].kind == kind && (!gen || f->ev[i].generation == gen)) n++;
+    return n;
+}
+
+typedef struct {
+    fix_t *f;
+    int kind;
+    uint64_t gen;
+} want_ev_t;
+
+static bool seen(void *ctx)
+{
+    want_ev_t *w = ctx;
+    drain(w->f);
+    return count(w->f, w->kind, w->gen) > 0;
+}
+
+static void wait_ev(fix_t *f, int kind, uint64_t gen)
+{
+    want_ev_t w = {f, kind, gen};
+    cr_assert(ls_h_wait_for(seen, &w, 10000), "event %d for generation %llu", kind,
+              (unsigned long long) gen);
+}
+
+static uint64_t consumed(fix_t *f, uint64_t tag)
+{
+    uint64_t n = 0;
+    for (int i = 0; i < f->nev; i++)
+        if (f->ev[i].kind == LS_COPY_RX_EV_CONSUMED && f->ev[i].tag == tag) n += f->ev[i].consumed;
+    return n;
+}
+
+Test(copy_receiver, receives_in_order_and_reports_events_and_credit)
+{
+    fix_t f;
+    setup(&f);
+    chain_t ch;
+    chain_build(&ch, 3, 5, 40);
+    for (int g = 1; g <= 3; g++)
+        push_gen(&f, &ch, g, 7, 1000);
+    wait_ev(&f, LS_COPY_EV_INSPECTED, 3);
+    cr_assert_eq(count(&f, LS_COPY_EV_DURABLE, 0), 3);
+    cr_assert_eq(consumed(&f, 7), ch.len[1] + ch.len[2] + ch.len[3], "every byte's credit back");
+    int d1 = -1, i1 = -1;
+    for (int i = 0; i < f.nev; i++) {
+        if (f.ev[i].kind == LS_COPY_EV_DURABLE && f.ev[i].generation == 1 && d1 < 0) d1 = i;
+        if (f.ev[i].kind == LS_COPY_EV_INSPECTED && f.ev[i].generation == 1 && i1 < 0) i1 = i;
+    }
+    cr_assert(d1 >= 0 && d1 < i1, "DURABLE(1) before INSPECTED(1), in order");
+    cr_assert_gt(f.notified, 0, "the loop is notified");
+    wait_ev(&f, LS_COPY_EV_REPLAYED, 3); /* the copy's replayer reports through the same queue */
+    ls_copy_resume_t r;
+    ls_copy_resume_point(f.copy, &r);
+    cr_assert_eq(r.next_generation, 4);
+    chain_free(&ch);
+    teardown(&f);
+}
+
+Test(copy_receiver, a_generation_past_the_wanted_one_is_behind_and_skipped)
+{
+    fix_t f;
+    setup(&f);
+    chain_t ch;
+    chain_build(&ch, 3, 3, 20);
+    push_gen(&f, &ch, 2, 1, 500); /* wants 1 */
+    push_gen(&f, &ch, 1, 1, 500);
+    wait_ev(&f, LS_COPY_EV_INSPECTED, 1);
+    cr_assert_eq(count(&f, LS_COPY_RX_EV_BEHIND, 2), 1, "BEHIND once, for generation 2");
+    for (int i = 0; i < f.nev; i++)
+        if (f.ev[i].kind == LS_COPY_RX_EV_BEHIND)
+            cr_assert_str_eq(f.ev[i].message, "got generation 2, want 1");
+    cr_assert_eq(count(&f, LS_COPY_EV_DURABLE, 2), 0, "its data and end were dropped");
+    cr_assert_eq(consumed(&f, 1), ch.len[1] + ch.len[2], "dropped bytes' credit comes back too");
+    /* an old generation again is refused without BEHIND */
+    push_gen(&f, &ch, 1, 1, 500);
+    push_gen(&f, &ch, 2, 1, 500);
+    wait_ev(&f, LS_COPY_EV_INSPECTED, 2);
+    cr_assert_eq(count(&f, LS_COPY_RX_EV_BEHIND, 0), 1);
+    chain_free(&ch);
+    teardown(&f);
+}
+
+Test(copy_receiver, abort_drops_the_half_received_generation)
+{
+    fix_t f;
+    setup(&f);
+    chain_t ch;
+    chain_build(&ch, 1, 6, 40);
+    ls_copy_item_t *it = ls_copy_item_new(LS_COPY_ITEM_BEGIN, 0);
+    it->epoch = 1;
+    it->generation = 1;
+    it->size = ch.len[1];
+    ls_copy_rx_push(f.rx, it);
+    it = ls_copy_item_new(LS_COPY_ITEM_DATA, 100);
+    it->generation = 1;
+    memcpy(it->data, ch.buf[1], 100);
+    ls_copy_rx_push(f.rx, it);
+    ls_copy_rx_push(f.rx, ls_copy_item_new(LS_COPY_ITEM_ABORT, 0));
+    push_gen(&f, &ch, 1, 0, 333); /* from the start again: accepted */
+    wait_ev(&f, LS_COPY_EV_INSPECTED, 1);
+    chain_free(&ch);
+    teardown(&f);
+}
+
+Test(copy_receiver, damage_on_the_wire_is_asked_again, .init = NULL)
+{
+    setenv("LS_FAULTS", "receiver.flip_bit=fail@2", 1);
+    fix_t f;
+    setup(&f);
+    chain_t ch;
+    chain_build(&ch, 1, 6, 40);
+    push_gen(&f, &ch, 1, 0, 256);
+    wait_ev(&f, LS_COPY_EV_ASK_AGAIN, 1);
+    push_gen(&f, &ch, 1, 0, 256); /* the fault fired once: the resend is clean */
+    wait_ev(&f, LS_COPY_EV_INSPECTED, 1);
+    chain_free(&ch);
+    teardown(&f);
+}
+
+typedef struct {
+    int runs;
+    bool had_copy;
+} run_t;
+
+/* Closes the thread's copy as a seed's swap does, leaving none. */
+static void close_it(void *ctx, ls_copy_t **copy, ls_copy_item_t *it)
+{
+    run_t *r = ctx;
+    r->runs++;
+    r->had_copy = *copy != NULL;
+    cr_assert_eq(it->sub, 42);
+    cr_assert_eq(it->len, 3);
+    cr_assert_eq(memcmp(it->data, "abc", 3), 0);
+    ls_copy_close(*copy);
+    *copy = NULL;
+}
+
+typedef struct {
+    fix_t *f;
+    uint64_t want; /* bytes of tag 9 consumed */
+} want_bytes_t;
+
+static bool all_consumed(void *ctx)
+{
+    want_bytes_t *w = ctx;
+    drain(w->f);
+    return consumed(w->f, 9) == w->want;
+}
+
+Test(copy_receiver, run_items_get_the_threads_copy_and_may_replace_it)
+{
+    fix_t f;
+    setup(&f);
+    chain_t ch;
+    chain_build(&ch, 1, 2, 20);
+    run_t r = {0};
+    ls_copy_item_t *it = ls_copy_item_new(LS_COPY_ITEM_RUN, 3);
+    it->sub = 42;
+    it->run = close_it;
+    it->run_ctx = &r;
+    memcpy(it->data, "abc", 3);
+    ls_copy_rx_push(f.rx, it);
+    push_gen(&f, &ch, 1, 9, 100); /* no copy on the thread any more: ignored, credit back */
+    ls_copy_rx_push(f.rx, ls_copy_item_new(LS_COPY_ITEM_ABORT, 0)); /* likewise */
+    want_bytes_t w = {&f, ch.len[1]};
+    cr_assert(ls_h_wait_for(all_consumed, &w, 10000), "every item ran");
+    ls_copy_t *left = ls_copy_rx_stop(f.rx);
+    cr_assert_eq(r.runs, 1);
+    cr_assert(r.had_copy);
+    cr_assert_null(left, "the thread's pointer, which the run item cleared");
+    drain(&f);
+    cr_assert_eq(count(&f, LS_COPY_EV_DURABLE, 0), 0);
+    cr_assert_null(ls_copy_rx_stop(f.rx), "stop twice: nothing more");
+    ls_copy_rx_push(f.rx, ls_copy_item_new(LS_COPY_ITEM_ABORT, 0)); /* after stop: dropped */
+    chain_free(&ch);
+    teardown(&f);
+}
+
+Test(copy_receiver, stop_returns_the_copy_and_free_without_start)
+{
+    fix_t f;
+    setup(&f);
+    ls_copy_t *c = ls_copy_rx_stop(f.rx);
+    cr_assert_eq(c, f.copy, "the caller owns the copy again");
+    ls_copy_close(c);
+    teardown(&f);
+    ls_copy_rx_options_t ro = {0};
+    ls_copy_rx_t *rx = ls_copy_rx_new(&ro);
+    ls_copy_rx_push(rx, ls_copy_item_new(LS_COPY_ITEM_BEGIN, 0)); /* not started: dropped */
+    ls_copy_rx_free(rx);
+    ls_copy_rx_free(NULL);
+}

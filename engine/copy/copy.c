@@ -15,15 +15,6 @@
 #define DEFAULT_MAP_SIZE      (64ull * 1024 * 1024) /* engine/store's default */
 #define MAP_ROUND             (1024ull * 1024)
 
-void ls__copy_msg(char *out, size_t len, const char *fmt, ...)
-{
-    if (!out || len == 0) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(out, len, fmt, ap);
-    va_end(ap);
-}
-
 void ls__copy_emit(ls_copy_t *c, ls_copy_event_kind_t kind, uint64_t gen, uint64_t lsn, int code,
                    const char *msg)
 {
@@ -37,7 +28,7 @@ bool ls__copy_set_state(ls_copy_t *c, ls_copy_state_t st, const char *reason)
 {
     bool changed = c->state != st || strcmp(c->reason, reason ? reason : "") != 0;
     c->state = st;
-    ls__copy_msg(c->reason, sizeof(c->reason), "%s", reason ? reason : "");
+    ls_msgf(c->reason, sizeof(c->reason), "%s", reason ? reason : "");
     if (changed && st != LS_COPY_HEALTHY) LS_LOGW("copy", "%s: %s", c->dir, c->reason);
     return changed;
 }
@@ -54,9 +45,8 @@ bool ls__copy_count_failure(ls_copy_t *c, uint64_t gen, const char *why)
     }
     if (c->fail_count < c->o.max_inspect_failures || c->state == LS_COPY_FAILED) return false;
     char reason[sizeof(c->reason)];
-    ls__copy_msg(reason, sizeof(reason),
-                 "generation %llu failed inspection %u times in a row: %.400s",
-                 (unsigned long long) gen, c->fail_count, why);
+    ls_msgf(reason, sizeof(reason), "generation %llu failed inspection %u times in a row: %.400s",
+            (unsigned long long) gen, c->fail_count, why);
     return ls__copy_set_state(c, LS_COPY_FAILED, reason);
 }
 
@@ -78,7 +68,7 @@ void ls__copy_path(const ls_copy_t *c, char *out, const char *dir, uint32_t epoc
 {
     char name[LS_GEN_NAME_MAX];
     ls_gen_name(name, sizeof(name), c->prefix, epoch, gen); /* prefix validated at open */
-    ls__copy_msg(out, LS__COPY_PATH_MAX, "%s/%s", dir, name);
+    ls_msgf(out, LS__COPY_PATH_MAX, "%s/%s", dir, name);
 }
 
 uint64_t ls__copy_map_size(const ls_copy_t *c)
@@ -86,7 +76,7 @@ uint64_t ls__copy_map_size(const ls_copy_t *c)
     uint64_t size = c->o.map_size ? c->o.map_size : DEFAULT_MAP_SIZE;
     char file[LS__COPY_PATH_MAX + 16];
     struct stat st;
-    ls__copy_msg(file, sizeof(file), "%s/data.mdb", c->store_dir);
+    ls_msgf(file, sizeof(file), "%s/data.mdb", c->store_dir);
     if (stat(file, &st) == 0 && st.st_size > 0) {
         uint64_t twice = ((uint64_t) st.st_size * 2 + MAP_ROUND - 1) / MAP_ROUND * MAP_ROUND;
         size = LS_MAX(size, twice);
@@ -112,9 +102,8 @@ static int init_options(ls_copy_t *c, const ls_copy_options_t *o, char *err, siz
     char probe[LS_GEN_NAME_MAX];
     if (!o->dir || !*o->dir || strlen(o->dir) > LS__COPY_PATH_MAX - 64 ||
         ls_gen_name(probe, sizeof(probe), prefix, 1, 1) != 0) {
-        ls__copy_msg(err, errlen,
-                     "copy: a directory (at most %d bytes) and a valid prefix are needed",
-                     LS__COPY_PATH_MAX - 64);
+        ls_msgf(err, errlen, "copy: a directory (at most %d bytes) and a valid prefix are needed",
+                LS__COPY_PATH_MAX - 64);
         return LS_EINVAL;
     }
     c->o = *o;
@@ -126,11 +115,11 @@ static int init_options(ls_copy_t *c, const ls_copy_options_t *o, char *err, siz
     c->o.dir = c->dir;
     c->o.prefix = c->prefix;
     c->o.dbid = NULL;
-    ls__copy_msg(c->prefix, sizeof(c->prefix), "%s", prefix);
-    ls__copy_msg(c->dir, sizeof(c->dir), "%s", o->dir);
-    ls__copy_msg(c->inspect_dir, sizeof(c->inspect_dir), "%s/inspect", o->dir);
-    ls__copy_msg(c->logs_dir, sizeof(c->logs_dir), "%s/logs", o->dir);
-    ls__copy_msg(c->store_dir, sizeof(c->store_dir), "%s/store", o->dir);
+    ls_msgf(c->prefix, sizeof(c->prefix), "%s", prefix);
+    ls_msgf(c->dir, sizeof(c->dir), "%s", o->dir);
+    ls_msgf(c->inspect_dir, sizeof(c->inspect_dir), "%s/inspect", o->dir);
+    ls_msgf(c->logs_dir, sizeof(c->logs_dir), "%s/logs", o->dir);
+    ls_msgf(c->store_dir, sizeof(c->store_dir), "%s/store", o->dir);
     if (o->dbid) {
         memcpy(c->dbid, o->dbid, LS_DBID_LEN);
         c->have_dbid = true;
@@ -152,8 +141,7 @@ int ls_copy_open(const ls_copy_options_t *opts, ls_copy_t **out, char *err, size
     pthread_condattr_destroy(&ca);
     int rc = init_options(c, opts, err, errlen);
     if (rc == 0 && ((rc = ls_mkdir_p(c->inspect_dir)) || (rc = ls_mkdir_p(c->logs_dir))))
-        ls__copy_msg(err, errlen, "copy %s: cannot create its directories: %s", c->dir,
-                     ls_strerror(rc));
+        ls_msgf(err, errlen, "copy %s: cannot create its directories: %s", c->dir, ls_strerror(rc));
     if (rc == 0) rc = ls__copy_recover(c, err, errlen);
     if (rc) {
         ls_copy_close(c);
@@ -236,7 +224,7 @@ ls_copy_state_t ls_copy_state(ls_copy_t *c, char *reason, size_t reason_len)
 {
     pthread_mutex_lock(&c->mu);
     ls_copy_state_t st = c->state;
-    if (reason && reason_len) ls__copy_msg(reason, reason_len, "%s", c->reason);
+    if (reason && reason_len) ls_msgf(reason, reason_len, "%s", c->reason);
     pthread_mutex_unlock(&c->mu);
     return st;
 }
@@ -246,7 +234,7 @@ void ls_copy_stats(ls_copy_t *c, ls_copy_stats_t *out)
     memset(out, 0, sizeof(*out));
     pthread_mutex_lock(&c->mu);
     out->state = c->state;
-    ls__copy_msg(out->reason, sizeof(out->reason), "%s", c->reason);
+    ls_msgf(out->reason, sizeof(out->reason), "%s", c->reason);
     out->replay_paused = c->paused;
     out->last_durable = c->durable_gen;
     out->last_inspected = c->held_gen;

@@ -135,9 +135,6 @@ struct ls_copy {
 #define LS__COPY_COUNT(c, field, n) __atomic_fetch_add(&(c)->ck.field, (n), __ATOMIC_RELAXED)
 
 /* copy.c */
-/* snprintf into out (len bytes; out may be NULL), truncating quietly: messages and paths. */
-void ls__copy_msg(char *out, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 void ls__copy_emit(ls_copy_t *c, ls_copy_event_kind_t kind, uint64_t gen, uint64_t lsn, int code,
                    const char *msg);
 /* Sets state and reason (mu held); returns true when it changed (the caller emits STATE). */

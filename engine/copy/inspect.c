@@ -43,11 +43,11 @@ int ls__copy_entry_from(const ls__copy_expect_t *x, const ls_gen_info_t *info, s
                         size_t msglen)
 {
     if (x->seed_lsn && info->header.first_lsn > x->seed_lsn + 1) {
-        ls__copy_msg(msg, msglen,
-                     "generation %llu starts at lsn %llu but the seeded store holds only through "
-                     "lsn %llu",
-                     (unsigned long long) x->generation,
-                     (unsigned long long) info->header.first_lsn, (unsigned long long) x->seed_lsn);
+        ls_msgf(msg, msglen,
+                "generation %llu starts at lsn %llu but the seeded store holds only through "
+                "lsn %llu",
+                (unsigned long long) x->generation, (unsigned long long) info->header.first_lsn,
+                (unsigned long long) x->seed_lsn);
         return LS_EGAP;
     }
     e->epoch = info->header.epoch;
@@ -86,7 +86,7 @@ int ls__copy_check_buf(ls_copy_t *c, ls__copy_expect_t *x, const uint8_t *buf, s
     }
     if (info.header_ok) memcpy(x->header_dbid, info.header.dbid, LS_DBID_LEN);
     if (rc) {
-        ls__copy_msg(msg, msglen, "generation %llu: %s", (unsigned long long) x->generation, v.msg);
+        ls_msgf(msg, msglen, "generation %llu: %s", (unsigned long long) x->generation, v.msg);
         return rc;
     }
     uint8_t seal[LS_SEAL_LEN];
@@ -103,8 +103,8 @@ static int promote(ls_copy_t *c, const char *from, const ls__copy_entry_t *e, co
     char to[LS__COPY_PATH_MAX];
     ls__copy_path(c, to, c->logs_dir, e->epoch, e->generation);
     if (c->held_gen + 1 != e->generation || memcmp(c->held_digest, e->prev_digest, 32) != 0) {
-        ls__copy_msg(err, errlen, "generation %llu no longer follows the held chain (now at %llu)",
-                     (unsigned long long) e->generation, (unsigned long long) c->held_gen);
+        ls_msgf(err, errlen, "generation %llu no longer follows the held chain (now at %llu)",
+                (unsigned long long) e->generation, (unsigned long long) c->held_gen);
         return LS_ESTATE; /* the replayer rolled back meanwhile and already asked again */
     }
     int rc = 0;
@@ -123,7 +123,7 @@ static int promote(ls_copy_t *c, const char *from, const ls__copy_entry_t *e, co
     if (rc == 0) rc = ls_fsync_dir(c->logs_dir);
     if (rc == 0) rc = ls__copy_queue_push(c, e);
     if (rc) {
-        ls__copy_msg(err, errlen, "cannot move %s into logs/: %s", from, ls_strerror(rc));
+        ls_msgf(err, errlen, "cannot move %s into logs/: %s", from, ls_strerror(rc));
         unlink(to);
         return rc;
     }
@@ -142,9 +142,8 @@ static int fail_inspection(ls_copy_t *c, const char *path, uint64_t gen, int rc,
     bool failed = false, full = false;
     if (rc == LS_ENOSPC) {
         char reason[512];
-        ls__copy_msg(reason, sizeof(reason),
-                     "copy %s: no space left inspecting generation %llu: %s", c->dir,
-                     (unsigned long long) gen, why);
+        ls_msgf(reason, sizeof(reason), "copy %s: no space left inspecting generation %llu: %s",
+                c->dir, (unsigned long long) gen, why);
         full = ls__copy_set_state(c, LS_COPY_DISK_FULL, reason);
         c->ask_agains++;
     } else if (rc != LS_ESTATE) {
@@ -152,7 +151,7 @@ static int fail_inspection(ls_copy_t *c, const char *path, uint64_t gen, int rc,
     }
     ls_copy_state_t st = c->state;
     char reason[512];
-    ls__copy_msg(reason, sizeof(reason), "%s", c->reason);
+    ls_msgf(reason, sizeof(reason), "%s", c->reason);
     c->rx_inspecting = false;
     bool quiet = c->quiet;
     pthread_mutex_unlock(&c->mu);
@@ -167,7 +166,7 @@ int ls__copy_conclude(ls_copy_t *c, uint32_t epoch, uint64_t gen, int rc, const 
 {
     char path[LS__COPY_PATH_MAX], why[512];
     ls__copy_path(c, path, c->inspect_dir, epoch, gen);
-    ls__copy_msg(why, sizeof(why), "%s", msg);
+    ls_msgf(why, sizeof(why), "%s", msg);
     if (rc == 0) {
         pthread_mutex_lock(&c->mu);
         rc = promote(c, path, e, header_dbid, why, sizeof(why));
@@ -175,8 +174,8 @@ int ls__copy_conclude(ls_copy_t *c, uint32_t epoch, uint64_t gen, int rc, const 
         pthread_mutex_unlock(&c->mu);
     }
     if (rc) {
-        ls__copy_msg(err, errlen, "copy %s: inspection of generation %llu failed: %s", c->dir,
-                     (unsigned long long) gen, why);
+        ls_msgf(err, errlen, "copy %s: inspection of generation %llu failed: %s", c->dir,
+                (unsigned long long) gen, why);
         return fail_inspection(c, path, gen, rc, why);
     }
     if (!c->quiet) ls__copy_emit(c, LS_COPY_EV_INSPECTED, gen, e->last_lsn, 0, "");
@@ -191,7 +190,7 @@ int ls__copy_inspect(ls_copy_t *c, uint32_t epoch, uint64_t gen, const uint8_t *
     uint8_t *buf = NULL;
     size_t len = 0;
     int rc = ls_read_file(path, LS_GEN_HARD_CAP, &buf, &len);
-    if (rc) ls__copy_msg(msg, sizeof(msg), "cannot read %s: %s", path, ls_strerror(rc));
+    if (rc) ls_msgf(msg, sizeof(msg), "cannot read %s: %s", path, ls_strerror(rc));
     ls__copy_expect_t x;
     pthread_mutex_lock(&c->mu);
     ls__copy_expect(c, epoch, gen, &x);

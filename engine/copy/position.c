@@ -83,7 +83,7 @@ static int recover_store(ls_copy_t *c, char *err, size_t errlen)
     if (c->have_dbid) return ls__copy_open_store(c, err, errlen);
     char file[LS__COPY_PATH_MAX + 16];
     struct stat st;
-    ls__copy_msg(file, sizeof(file), "%s/data.mdb", c->store_dir);
+    ls_msgf(file, sizeof(file), "%s/data.mdb", c->store_dir);
     if (stat(file, &st) != 0) return 0; /* opened when the first generation names the id */
     ls_store_options_t so = {.map_size = ls__copy_map_size(c)};
     ls_store_t *s = NULL;
@@ -113,7 +113,7 @@ static int hold_log(ls_copy_t *c, const gen_file_t *f, char *msg, size_t msglen)
     uint8_t *buf = NULL;
     size_t len = 0;
     int rc = ls_read_file(path, LS_GEN_HARD_CAP, &buf, &len);
-    if (rc) ls__copy_msg(msg, msglen, "%s: cannot read: %s", path, ls_strerror(rc));
+    if (rc) ls_msgf(msg, msglen, "%s: cannot read: %s", path, ls_strerror(rc));
     if (rc == 0) rc = ls__copy_check_buf(c, &x, buf, len, true, &e, msg, msglen);
     free(buf);
     if (rc) return rc;
@@ -122,7 +122,7 @@ static int hold_log(ls_copy_t *c, const gen_file_t *f, char *msg, size_t msglen)
         c->have_dbid = true;
         char err[512];
         if ((rc = ls__copy_open_store(c, err, sizeof(err)))) {
-            ls__copy_msg(msg, msglen, "%s", err);
+            ls_msgf(msg, msglen, "%s", err);
             return rc;
         }
     }
@@ -137,7 +137,7 @@ static int recover_logs(ls_copy_t *c, char *err, size_t errlen)
     size_t n, i = 0;
     int rc = list_gens(c, c->logs_dir, false, &files, &n);
     if (rc) {
-        ls__copy_msg(err, errlen, "copy %s: cannot list logs/: %s", c->dir, ls_strerror(rc));
+        ls_msgf(err, errlen, "copy %s: cannot list logs/: %s", c->dir, ls_strerror(rc));
         return rc;
     }
     while (i < n && files[i].generation <= c->held_gen)
@@ -147,8 +147,8 @@ static int recover_logs(ls_copy_t *c, char *err, size_t errlen)
         if (files[i].generation != c->held_gen + 1 || files[i].epoch < c->held_epoch) break;
         rc = hold_log(c, &files[i], msg, sizeof(msg));
         if (rc == LS_ENOMEM || rc == LS_EDBID) { /* another database's log here: refuse */
-            ls__copy_msg(err, errlen, "copy %s: logs/ holds a generation it cannot take: %s",
-                         c->dir, msg);
+            ls_msgf(err, errlen, "copy %s: logs/ holds a generation it cannot take: %s", c->dir,
+                    msg);
             break;
         }
         if (rc) {
@@ -202,8 +202,7 @@ int ls__copy_recover(ls_copy_t *c, char *err, size_t errlen)
     c->quiet = false;
     c->durable_gen = c->held_gen;
     if (rc)
-        ls__copy_msg(err, errlen, "copy %s: cannot recover its position: %s", c->dir,
-                     ls_strerror(rc));
+        ls_msgf(err, errlen, "copy %s: cannot recover its position: %s", c->dir, ls_strerror(rc));
     if (rc == 0)
         LS_LOGI("copy", "%s: store at generation %llu, holding through %llu (%zu to replay)",
                 c->dir, (unsigned long long) c->meta.digest_generation,

@@ -46,13 +46,12 @@ static int io_failed(ls_copy_t *c, int rc, const char *what, char *err, size_t e
 {
     ls__copy_rx_t *rx = &c->rx;
     char reason[512];
-    ls__copy_msg(
-        reason, sizeof(reason),
-        "copy %s: %s inspect/%s failed: %s; the partial file was dropped and generation %llu "
-        "will be received again%s",
-        c->dir, what, rx->name, ls_strerror(rc), (unsigned long long) rx->generation,
-        rc == LS_ENOSPC ? " when space returns" : "");
-    ls__copy_msg(err, errlen, "%s", reason);
+    ls_msgf(reason, sizeof(reason),
+            "copy %s: %s inspect/%s failed: %s; the partial file was dropped and generation %llu "
+            "will be received again%s",
+            c->dir, what, rx->name, ls_strerror(rc), (unsigned long long) rx->generation,
+            rc == LS_ENOSPC ? " when space returns" : "");
+    ls_msgf(err, errlen, "%s", reason);
     drop_part(c);
     if (rc != LS_ENOSPC) return rc;
     pthread_mutex_lock(&c->mu);
@@ -66,15 +65,15 @@ static int io_failed(ls_copy_t *c, int rc, const char *what, char *err, size_t e
 static bool wanted(ls_copy_t *c, uint32_t epoch, uint64_t gen, char *why, size_t len)
 {
     if (c->state == LS_COPY_FAILED) {
-        ls__copy_msg(why, len, "copy %s is failed: %s", c->dir, c->reason);
+        ls_msgf(why, len, "copy %s is failed: %s", c->dir, c->reason);
         return false;
     }
     if (gen != c->held_gen + 1 || epoch < c->held_epoch) {
-        ls__copy_msg(why, len,
-                     "copy %s wants generation %llu (epoch %u or later), not generation %llu of "
-                     "epoch %u",
-                     c->dir, (unsigned long long) c->held_gen + 1, c->held_epoch,
-                     (unsigned long long) gen, epoch);
+        ls_msgf(why, len,
+                "copy %s wants generation %llu (epoch %u or later), not generation %llu of "
+                "epoch %u",
+                c->dir, (unsigned long long) c->held_gen + 1, c->held_epoch,
+                (unsigned long long) gen, epoch);
         return false;
     }
     return true;
@@ -87,22 +86,21 @@ int ls_copy_recv_begin(ls_copy_t *c, uint32_t epoch, uint64_t gen, uint64_t size
     ls__copy_rx_t *rx = &c->rx;
     char why[768];
     if (rx->active) {
-        ls__copy_msg(err, errlen, "copy %s: generation %llu is still being received", c->dir,
-                     (unsigned long long) rx->generation);
+        ls_msgf(err, errlen, "copy %s: generation %llu is still being received", c->dir,
+                (unsigned long long) rx->generation);
         return LS_ESTATE;
     }
     pthread_mutex_lock(&c->mu);
     bool ok = wanted(c, epoch, gen, why, sizeof(why));
     pthread_mutex_unlock(&c->mu);
     if (!ok) {
-        ls__copy_msg(err, errlen, "%s", why);
+        ls_msgf(err, errlen, "%s", why);
         return LS_ESTATE;
     }
     if (size > LS_GEN_HARD_CAP || size < LS_GEN_HEADER_SIZE + LS_GEN_TRAILER_SIZE) {
-        ls__copy_msg(err, errlen,
-                     "copy %s: generation %llu announced with %llu bytes (allowed %d..%u)", c->dir,
-                     (unsigned long long) gen, (unsigned long long) size,
-                     LS_GEN_HEADER_SIZE + LS_GEN_TRAILER_SIZE, LS_GEN_HARD_CAP);
+        ls_msgf(err, errlen, "copy %s: generation %llu announced with %llu bytes (allowed %d..%u)",
+                c->dir, (unsigned long long) gen, (unsigned long long) size,
+                LS_GEN_HEADER_SIZE + LS_GEN_TRAILER_SIZE, LS_GEN_HARD_CAP);
         return size > LS_GEN_HARD_CAP ? LS_ETOOBIG : LS_EINVAL;
     }
     ls_gen_stream_t *stream = rx->stream;
@@ -110,7 +108,7 @@ int ls_copy_recv_begin(ls_copy_t *c, uint32_t epoch, uint64_t gen, uint64_t size
     *rx = (ls__copy_rx_t){
         .epoch = epoch, .generation = gen, .size = size, .fd = -1, .stream = stream, .seal = seal};
     ls_gen_name(rx->name, sizeof(rx->name), c->prefix, epoch, gen);
-    ls__copy_msg(rx->part, sizeof(rx->part), "%s/%s.part", c->inspect_dir, rx->name);
+    ls_msgf(rx->part, sizeof(rx->part), "%s/%s.part", c->inspect_dir, rx->name);
     if ((!rx->stream && !(rx->stream = ls_gen_stream_new())) ||
         (!rx->seal && !(rx->seal = ls_seal_new())) || !(rx->sha = ls_sha256_new()))
         return LS_ENOMEM;
@@ -144,15 +142,15 @@ static int check_header(ls_copy_t *c, char *err, size_t errlen)
     if (other) {
         ls_hex(c->dbid, LS_DBID_LEN, have);
         ls_hex(h.dbid, LS_DBID_LEN, got);
-        ls__copy_msg(reason, sizeof(reason),
-                     "copy %s belongs to database %s but generation %llu names database %s: check "
-                     "the source configured for this copy",
-                     c->dir, have, (unsigned long long) c->rx.generation, got);
+        ls_msgf(reason, sizeof(reason),
+                "copy %s belongs to database %s but generation %llu names database %s: check "
+                "the source configured for this copy",
+                c->dir, have, (unsigned long long) c->rx.generation, got);
     }
     bool changed = other && ls__copy_set_state(c, LS_COPY_FAILED, reason);
     pthread_mutex_unlock(&c->mu);
     if (!other) return 0;
-    ls__copy_msg(err, errlen, "%s", reason);
+    ls_msgf(err, errlen, "%s", reason);
     drop_part(c);
     if (changed) ls__copy_emit(c, LS_COPY_EV_STATE, 0, 0, LS_COPY_FAILED, reason);
     return LS_EDBID;
@@ -164,23 +162,23 @@ int ls_copy_recv_data(ls_copy_t *c, uint64_t gen, uint64_t offset, const void *d
     ls__copy_rx_t *rx = &c->rx;
     char why[768] = "";
     if (!rx->active || rx->generation != gen) {
-        ls__copy_msg(err, errlen, "copy %s: generation %llu is not being received", c->dir,
-                     (unsigned long long) gen);
+        ls_msgf(err, errlen, "copy %s: generation %llu is not being received", c->dir,
+                (unsigned long long) gen);
         return LS_ESTATE;
     }
     pthread_mutex_lock(&c->mu);
     bool ok = wanted(c, rx->epoch, gen, why, sizeof(why));
     pthread_mutex_unlock(&c->mu);
     if (ok && (offset != rx->got || len > rx->size - rx->got)) {
-        ls__copy_msg(why, sizeof(why),
-                     "copy %s: generation %llu: %zu bytes at offset %llu, expected offset %llu of "
-                     "%llu",
-                     c->dir, (unsigned long long) gen, len, (unsigned long long) offset,
-                     (unsigned long long) rx->got, (unsigned long long) rx->size);
+        ls_msgf(why, sizeof(why),
+                "copy %s: generation %llu: %zu bytes at offset %llu, expected offset %llu of "
+                "%llu",
+                c->dir, (unsigned long long) gen, len, (unsigned long long) offset,
+                (unsigned long long) rx->got, (unsigned long long) rx->size);
         ok = false;
     }
     if (!ok) {
-        ls__copy_msg(err, errlen, "%s", why);
+        ls_msgf(err, errlen, "%s", why);
         drop_part(c);
         return LS_ESTATE;
     }
@@ -204,7 +202,7 @@ static int make_durable(ls_copy_t *c, char *err, size_t errlen)
 {
     ls__copy_rx_t *rx = &c->rx;
     char to[LS__COPY_PATH_MAX];
-    ls__copy_msg(to, sizeof(to), "%s/%s", c->inspect_dir, rx->name);
+    ls_msgf(to, sizeof(to), "%s/%s", c->inspect_dir, rx->name);
     int rc = ls_fdatasync(rx->fd);
     if (rc) return io_failed(c, rc, "syncing", err, errlen);
     if (LS_FAULT("copy.recv.before_rename"))
@@ -226,9 +224,9 @@ int ls_copy_recv_end(ls_copy_t *c, uint64_t gen, const uint8_t *sender_digest, c
 {
     ls__copy_rx_t *rx = &c->rx;
     if (!rx->active || rx->generation != gen || rx->got != rx->size) {
-        ls__copy_msg(
-            err, errlen, "copy %s: generation %llu cannot end: %llu of %llu bytes received", c->dir,
-            (unsigned long long) gen, (unsigned long long) rx->got, (unsigned long long) rx->size);
+        ls_msgf(err, errlen, "copy %s: generation %llu cannot end: %llu of %llu bytes received",
+                c->dir, (unsigned long long) gen, (unsigned long long) rx->got,
+                (unsigned long long) rx->size);
         if (rx->active) drop_part(c);
         return LS_ESTATE;
     }
@@ -237,7 +235,7 @@ int ls_copy_recv_end(ls_copy_t *c, uint64_t gen, const uint8_t *sender_digest, c
     bool ok = wanted(c, rx->epoch, gen, why, sizeof(why));
     pthread_mutex_unlock(&c->mu);
     if (!ok) { /* an earlier generation was asked again meanwhile */
-        ls__copy_msg(err, errlen, "%s", why);
+        ls_msgf(err, errlen, "%s", why);
         drop_part(c);
         return LS_ESTATE;
     }
@@ -247,16 +245,16 @@ int ls_copy_recv_end(ls_copy_t *c, uint64_t gen, const uint8_t *sender_digest, c
     LS__COPY_COUNT(c, digest_bytes, rx->size - LS_GEN_TRAILER_SIZE);
     if (sender_digest && memcmp(sender_digest, digest, LS_DIGEST_SIZE) != 0) {
         char msg[256];
-        ls__copy_msg(msg, sizeof(msg),
-                     "generation %llu: digest of the bytes received differs from "
-                     "the sender's (damaged in transit)",
-                     (unsigned long long) gen);
-        ls__copy_msg(err, errlen, "copy %s: %s", c->dir, msg);
+        ls_msgf(msg, sizeof(msg),
+                "generation %llu: digest of the bytes received differs from "
+                "the sender's (damaged in transit)",
+                (unsigned long long) gen);
+        ls_msgf(err, errlen, "copy %s: %s", c->dir, msg);
         drop_part(c);
         pthread_mutex_lock(&c->mu);
         bool failed = ls__copy_count_failure(c, gen, msg);
         char reason[512];
-        ls__copy_msg(reason, sizeof(reason), "%s", c->reason);
+        ls_msgf(reason, sizeof(reason), "%s", c->reason);
         pthread_mutex_unlock(&c->mu);
         ls__copy_emit(c, LS_COPY_EV_ASK_AGAIN, gen, 0, LS_EDIGEST, msg);
         if (failed) ls__copy_emit(c, LS_COPY_EV_STATE, 0, 0, LS_COPY_FAILED, reason);
@@ -274,7 +272,7 @@ int ls_copy_recv_end(ls_copy_t *c, uint64_t gen, const uint8_t *sender_digest, c
     char msg[512] = "";
     ls__copy_entry_t e = {0};
     if (vrc)
-        ls__copy_msg(msg, sizeof(msg), "generation %llu: %s", (unsigned long long) gen, v.msg);
+        ls_msgf(msg, sizeof(msg), "generation %llu: %s", (unsigned long long) gen, v.msg);
     else
         vrc = ls__copy_entry_from(&rx->x, &info, rx->size, seal, &e, msg, sizeof(msg));
     int rc = make_durable(c, err, errlen);

@@ -107,7 +107,7 @@ static int verify(ls_copy_t *c, batch_t *b, const ls_store_meta_t *m, char *msg,
         uint8_t seal[LS_SEAL_LEN];
         int rc = read_sealed(b->seal, path, &b->buf[b->ok], &b->len[b->ok], seal);
         if (rc) {
-            ls__copy_msg(msg, msglen, "cannot read %s: %s", path, ls_strerror(rc));
+            ls_msgf(msg, msglen, "cannot read %s: %s", path, ls_strerror(rc));
             return rc;
         }
         LS__COPY_COUNT(c, seal_checks, 1);
@@ -115,21 +115,21 @@ static int verify(ls_copy_t *c, batch_t *b, const ls_store_meta_t *m, char *msg,
         if (b->len[b->ok] != e->size || memcmp(seal, e->seal, LS_SEAL_LEN) != 0) {
             ls_hex(seal, LS_SEAL_LEN, a);
             ls_hex(e->seal, LS_SEAL_LEN, x);
-            ls__copy_msg(msg, msglen,
-                         "generation %llu: %s is not the file inspected (%zu bytes, seal %s; "
-                         "inspected %llu bytes, seal %s): damaged on disk",
-                         (unsigned long long) e->generation, path, b->len[b->ok], a,
-                         (unsigned long long) e->size, x);
+            ls_msgf(msg, msglen,
+                    "generation %llu: %s is not the file inspected (%zu bytes, seal %s; "
+                    "inspected %llu bytes, seal %s): damaged on disk",
+                    (unsigned long long) e->generation, path, b->len[b->ok], a,
+                    (unsigned long long) e->size, x);
             return LS_ECORRUPT;
         }
         /* facts the inspection established: the chain as the queue holds it */
         if (memcmp(e->prev_digest, prev, LS_DIGEST_SIZE) != 0 ||
             (next_lsn && e->first_lsn != next_lsn)) {
-            ls__copy_msg(msg, msglen,
-                         "generation %llu does not follow the store's position (first lsn %llu, "
-                         "expected %llu, or another prev_digest)",
-                         (unsigned long long) e->generation, (unsigned long long) e->first_lsn,
-                         (unsigned long long) next_lsn);
+            ls_msgf(msg, msglen,
+                    "generation %llu does not follow the store's position (first lsn %llu, "
+                    "expected %llu, or another prev_digest)",
+                    (unsigned long long) e->generation, (unsigned long long) e->first_lsn,
+                    (unsigned long long) next_lsn);
             return LS_ELINEAGE;
         }
         prev = e->digest;
@@ -179,10 +179,10 @@ static int apply_fn(void *ctx, ls_store_txn_t *txn)
 static void store_failed(ls_copy_t *c, const batch_t *b, int rc)
 {
     char reason[512];
-    ls__copy_msg(reason, sizeof(reason),
-                 "copy %s: applying generations %llu..%llu to the store failed: %s", c->dir,
-                 (unsigned long long) b->e[0].generation,
-                 (unsigned long long) b->e[b->ok - 1].generation, ls_strerror(rc));
+    ls_msgf(reason, sizeof(reason),
+            "copy %s: applying generations %llu..%llu to the store failed: %s", c->dir,
+            (unsigned long long) b->e[0].generation,
+            (unsigned long long) b->e[b->ok - 1].generation, ls_strerror(rc));
     ls_copy_state_t st = rc == LS_ENOSPC ? LS_COPY_DISK_FULL : LS_COPY_FAILED;
     pthread_mutex_lock(&c->mu);
     bool changed = ls__copy_set_state(c, st, reason);
@@ -216,16 +216,16 @@ static int apply(ls_copy_t *c, batch_t *b, ls_store_meta_t *nm)
 static void damaged(ls_copy_t *c, uint64_t gen, int rc, const char *msg)
 {
     char why[700];
-    ls__copy_msg(why, sizeof(why),
-                 "generation %llu in logs/ is damaged before replay (deleted with "
-                 "every later one): %s",
-                 (unsigned long long) gen, msg);
+    ls_msgf(why, sizeof(why),
+            "generation %llu in logs/ is damaged before replay (deleted with "
+            "every later one): %s",
+            (unsigned long long) gen, msg);
     pthread_mutex_lock(&c->mu);
     bool queued = c->qlen && c->q[0].generation <= gen && gen <= c->held_gen;
     if (queued) ls__copy_rollback(c, gen);
     bool failed = queued && ls__copy_count_failure(c, gen, why);
     char reason[512];
-    ls__copy_msg(reason, sizeof(reason), "%s", c->reason);
+    ls_msgf(reason, sizeof(reason), "%s", c->reason);
     pthread_mutex_unlock(&c->mu);
     if (!queued) return;
     LS_LOGW("copy", "%s: %s", c->dir, why);

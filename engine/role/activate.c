@@ -31,19 +31,6 @@
 #define POLL_NS                   (10 * 1000000L)
 #define DIRLEN                    4200
 
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
-
 /* Step 2: replays what is durable; *st receives the copy's figures at the end. */
 static int replay_durable(const char *dir, const char *prefix, uint64_t timeout_ms,
                           ls_copy_stats_t *st, char *err, size_t errlen)
@@ -56,15 +43,15 @@ static int replay_durable(const char *dir, const char *prefix, uint64_t timeout_
     while (rc == 0) {
         ls_copy_stats(c, st);
         if (st->state == LS_COPY_FAILED)
-            rc = fail(err, errlen, LS_ESTATE, "the copy in %s is failed: %s", dir, st->reason);
+            rc = ls_errf(err, errlen, LS_ESTATE, "the copy in %s is failed: %s", dir, st->reason);
         else if (st->inspect_queue == 0 && st->replay_queue == 0 &&
                  st->last_replayed == st->last_inspected)
             break;
         else if (ls_mono_ns() > deadline)
-            rc =
-                fail(err, errlen, LS_ETIMEDOUT,
-                     "%s: replay did not finish in %" PRIu64 " ms (%" PRIu64 " generations queued)",
-                     dir, timeout_ms, st->replay_queue);
+            rc = ls_errf(err, errlen, LS_ETIMEDOUT,
+                         "%s: replay did not finish in %" PRIu64 " ms (%" PRIu64
+                         " generations queued)",
+                         dir, timeout_ms, st->replay_queue);
         else
             nanosleep(&(struct timespec){0, POLL_NS}, NULL);
     }
@@ -86,19 +73,19 @@ static int newest_held(const char *dir, const char *prefix, const ls_copy_stats_
     if (rc) return rc;
     if (l.ngens == 0) {
         ls_layout_list_free(&l);
-        return fail(err, errlen, LS_ENOENT, "%s holds no generation: nothing to activate", logs);
+        return ls_errf(err, errlen, LS_ENOENT, "%s holds no generation: nothing to activate", logs);
     }
     *last = l.gens[l.ngens - 1];
     ls_layout_list_free(&l);
     if (st->last_replayed != last->generation)
-        return fail(err, errlen, LS_ESTATE,
-                    "the store of %s holds generation %" PRIu64 " but logs/ holds up to %" PRIu64
-                    ": replay did not finish",
-                    dir, st->last_replayed, last->generation);
+        return ls_errf(err, errlen, LS_ESTATE,
+                       "the store of %s holds generation %" PRIu64 " but logs/ holds up to %" PRIu64
+                       ": replay did not finish",
+                       dir, st->last_replayed, last->generation);
     ls_layout_path(path, sizeof(path), logs, prefix, last->epoch, last->generation, NULL);
     ls_layout_ends_t ends;
     if ((rc = ls_layout_read_ends(path, &ends, err, errlen)) != 0) return rc;
-    if (!ends.closed) return fail(err, errlen, LS_ECORRUPT, "%s has no valid trailer", path);
+    if (!ends.closed) return ls_errf(err, errlen, LS_ECORRUPT, "%s has no valid trailer", path);
     *close_ns = ends.t.close_ns;
     return 0;
 }
@@ -154,7 +141,7 @@ static int append_history(const char *dir, const char *prefix, uint32_t epoch, u
     size_t len = 0;
     int rc = ls_read_file(path, 1 << 20, &old, &len);
     if (rc == LS_ENOENT) rc = history_from_names(dir, prefix, (char **) &old, &len);
-    if (rc) return fail(err, errlen, rc, "cannot read %s: %s", path, ls_strerror(rc));
+    if (rc) return ls_errf(err, errlen, rc, "cannot read %s: %s", path, ls_strerror(rc));
     char *t = realloc(old, len + 64);
     if (!t) {
         free(old);
@@ -164,7 +151,7 @@ static int append_history(const char *dir, const char *prefix, uint32_t epoch, u
     len += (size_t) sprintf(t + len, "%" PRIu32 " %" PRIu64 "\n", epoch, first);
     rc = ls_write_file_durable(path, t, len);
     free(t);
-    if (rc) return fail(err, errlen, rc, "cannot write %s: %s", path, ls_strerror(rc));
+    if (rc) return ls_errf(err, errlen, rc, "cannot write %s: %s", path, ls_strerror(rc));
     return 0;
 }
 
@@ -174,13 +161,13 @@ static int clear_inspect(const char *dir, char *err, size_t errlen)
     char in[DIRLEN], path[DIRLEN + 300];
     snprintf(in, sizeof(in), "%.4000s/inspect", dir);
     DIR *d = opendir(in);
-    if (!d) return errno == ENOENT ? 0 : fail(err, errlen, LS_EIO, "cannot list %s", in);
+    if (!d) return errno == ENOENT ? 0 : ls_errf(err, errlen, LS_EIO, "cannot list %s", in);
     int rc = 0;
     for (struct dirent *e; rc == 0 && (e = readdir(d)) != NULL;) {
         if (e->d_name[0] == '.' && (!e->d_name[1] || (e->d_name[1] == '.' && !e->d_name[2])))
             continue;
         snprintf(path, sizeof(path), "%s/%.255s", in, e->d_name);
-        if (unlink(path) != 0) rc = fail(err, errlen, LS_EIO, "cannot remove %s", path);
+        if (unlink(path) != 0) rc = ls_errf(err, errlen, LS_EIO, "cannot remove %s", path);
     }
     closedir(d);
     return rc ? rc : ls_fsync_dir(in);
@@ -215,9 +202,9 @@ static int prepare(const char *dir, const ls_role_activate_options_t *o, const c
     int rc = ls_role_load(dir, LS_ROLE_COPY, &st, err, errlen);
     if (rc) return rc;
     if (st.role != LS_ROLE_COPY)
-        return fail(err, errlen, LS_ESTATE,
-                    "%s is %s in epoch %" PRIu32 ", not a copy: only a copy can be activated", dir,
-                    ls_role_kind_name(st.role), st.epoch);
+        return ls_errf(err, errlen, LS_ESTATE,
+                       "%s is %s in epoch %" PRIu32 ", not a copy: only a copy can be activated",
+                       dir, ls_role_kind_name(st.role), st.epoch);
     ls_copy_stats_t cs;
     uint64_t timeout = o->replay_timeout_ms ? o->replay_timeout_ms : DEFAULT_REPLAY_TIMEOUT_MS;
     if ((rc = replay_durable(dir, prefix, timeout, &cs, err, errlen)) != 0) return rc;
@@ -238,10 +225,11 @@ static int prepare(const char *dir, const ls_role_activate_options_t *o, const c
     if (!r->resumed && r->loss.generations > o->max_loss) {
         char what[512];
         loss_text(&r->loss, what, sizeof(what));
-        return fail(err, errlen, LS_ESTATE,
-                    "activating %s would lose %" PRIu64 " generations (more than the %" PRIu64
-                    " allowed): %s; refused: rerun with --max-loss %" PRIu64 " to accept the loss",
-                    dir, r->loss.generations, o->max_loss, what, r->loss.generations);
+        return ls_errf(err, errlen, LS_ESTATE,
+                       "activating %s would lose %" PRIu64 " generations (more than the %" PRIu64
+                       " allowed): %s; refused: rerun with --max-loss %" PRIu64
+                       " to accept the loss",
+                       dir, r->loss.generations, o->max_loss, what, r->loss.generations);
     }
     return 0;
 }

@@ -23,19 +23,6 @@
 #include "core/core.h"
 #include "role/role.h"
 
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
-
 /* Step 2: the database lock, or LS_EBUSY while the application holds it. *fd to close. */
 static int take_lock(const char *dir, int *fd, char *err, size_t errlen)
 {
@@ -43,13 +30,13 @@ static int take_lock(const char *dir, int *fd, char *err, size_t errlen)
     snprintf(path, sizeof(path), "%.4000s/lock", dir);
     *fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (*fd < 0)
-        return fail(err, errlen, ls_err_from_errno(errno), "cannot open %s: %s", path,
-                    strerror(errno));
+        return ls_errf(err, errlen, ls_err_from_errno(errno), "cannot open %s: %s", path,
+                       strerror(errno));
     if (flock(*fd, LOCK_EX | LOCK_NB) == 0) return 0;
-    return fail(err, errlen, errno == EWOULDBLOCK ? LS_EBUSY : ls_err_from_errno(errno),
-                "%s is fenced, but the application still has it open: the diverged "
-                "generations are moved aside once it closes the database",
-                dir);
+    return ls_errf(err, errlen, errno == EWOULDBLOCK ? LS_EBUSY : ls_err_from_errno(errno),
+                   "%s is fenced, but the application still has it open: the diverged "
+                   "generations are moved aside once it closes the database",
+                   dir);
 }
 
 /* Step 4: the role file with what happened. */
@@ -109,10 +96,10 @@ int ls_role_demote(const char *dir, const char *prefix, const ls_role_link_t *th
         rc = ls_role_move_aside(dir, prefix, r->split.split, new_epoch, &r->moved, err, errlen);
     if (rc == 0) rc = record(dir, new_epoch, new_active, r, err, errlen);
     if (rc == 0 && !r->split.found && !r->split.overlap)
-        rc = fail(err, errlen, LS_EDIVERGED,
-                  "%s shares no generation number with %s's chain: cannot tell where they "
-                  "split; reseed this node",
-                  dir, new_active ? new_active : "the new active");
+        rc = ls_errf(err, errlen, LS_EDIVERGED,
+                     "%s shares no generation number with %s's chain: cannot tell where they "
+                     "split; reseed this node",
+                     dir, new_active ? new_active : "the new active");
 out:
     free(mine);
     if (fd >= 0) close(fd);

@@ -16,19 +16,6 @@
 
 #define DIRLEN 4200
 
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
-
 int ls_role_chain(const char *dir, const char *prefix, ls_role_link_t **links, size_t *n, char *err,
                   size_t errlen)
 {
@@ -49,7 +36,7 @@ int ls_role_chain(const char *dir, const char *prefix, ls_role_link_t **links, s
         ls_layout_ends_t x;
         if ((rc = ls_layout_read_ends(path, &x, err, errlen)) != 0) break;
         if (!x.closed) {
-            rc = fail(err, errlen, LS_ECORRUPT, "%s has no valid trailer", path);
+            rc = ls_errf(err, errlen, LS_ECORRUPT, "%s has no valid trailer", path);
             break;
         }
         out[k] = (ls_role_link_t){.epoch = l.gens[i].epoch, .generation = l.gens[i].generation};
@@ -175,7 +162,7 @@ static int move_one(const char *src, const char *dest_dir, const char *name, boo
     ls_gen_verdict_t v;
     memset(&info, 0, sizeof(info));
     ls_gen_scan_file(src, &ex, collect, c, &info, &v);
-    if (c->rc) return fail(err, errlen, c->rc, "%s: out of memory collecting keys", src);
+    if (c->rc) return ls_errf(err, errlen, c->rc, "%s: out of memory collecting keys", src);
     ls_role_diverged_t *rep = c->rep;
     uint64_t g = info.header_ok ? info.header.generation : 0;
     if (info.header_ok) {
@@ -193,8 +180,8 @@ static int move_one(const char *src, const char *dest_dir, const char *name, boo
     char dst[DIRLEN + 300];
     snprintf(dst, sizeof(dst), "%s/%.255s", dest_dir, name);
     if (rename(src, dst) != 0)
-        return fail(err, errlen, ls_err_from_errno(errno), "cannot move %s to %s: %s", src, dst,
-                    strerror(errno));
+        return ls_errf(err, errlen, ls_err_from_errno(errno), "cannot move %s to %s: %s", src, dst,
+                       strerror(errno));
     rep->generations++;
     return 0;
 }
@@ -230,7 +217,7 @@ int ls_role_move_aside(const char *dir, const char *prefix, uint64_t split, uint
             snprintf(src, sizeof(src), "%s/%s", logs, name);
         }
         if (!made && (rc = ls_mkdir_p(rep->dest)) != 0) {
-            rc = fail(err, errlen, rc, "cannot create %s: %s", rep->dest, ls_strerror(rc));
+            rc = ls_errf(err, errlen, rc, "cannot create %s: %s", rep->dest, ls_strerror(rc));
             break;
         }
         made = true;
@@ -239,6 +226,6 @@ int ls_role_move_aside(const char *dir, const char *prefix, uint64_t split, uint
     ls_layout_list_free(&l);
     finish_keys(&c);
     if (made && rc == 0 && ((rc = ls_fsync_dir(rep->dest)) || (rc = ls_fsync_dir(logs))))
-        fail(err, errlen, rc, "cannot sync %s or %s: %s", rep->dest, logs, ls_strerror(rc));
+        ls_errf(err, errlen, rc, "cannot sync %s or %s: %s", rep->dest, logs, ls_strerror(rc));
     return rc;
 }

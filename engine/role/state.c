@@ -30,17 +30,6 @@ const char *ls_role_kind_name(ls_role_kind_t k)
     return k >= LS_ROLE_ACTIVE && k <= LS_ROLE_DIVERGED ? kind_names[k] : "unknown";
 }
 
-static void fail_msg(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void fail_msg(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* Reads a small text file, NUL-terminated. LS_ENOENT when absent. */
 static int read_text(const char *path, size_t max, char **out, char *err, size_t errlen)
 {
@@ -48,7 +37,7 @@ static int read_text(const char *path, size_t max, char **out, char *err, size_t
     size_t len = 0;
     int rc = ls_read_file(path, max, &buf, &len);
     if (rc) {
-        if (rc != LS_ENOENT) fail_msg(err, errlen, "cannot read %s: %s", path, ls_strerror(rc));
+        if (rc != LS_ENOENT) ls_msgf(err, errlen, "cannot read %s: %s", path, ls_strerror(rc));
         return rc;
     }
     char *t = realloc(buf, len + 1);
@@ -59,7 +48,7 @@ static int read_text(const char *path, size_t max, char **out, char *err, size_t
     t[len] = '\0';
     if (memchr(t, '\0', len)) {
         free(t);
-        fail_msg(err, errlen, "%s: contains a NUL byte (not a text file)", path);
+        ls_msgf(err, errlen, "%s: contains a NUL byte (not a text file)", path);
         return LS_ECONFIG;
     }
     *out = t;
@@ -84,10 +73,10 @@ int ls_role_history_last(const char *dir, uint32_t *epoch, uint64_t *first_gen, 
         if (*s == '\0' || *s == '#') continue;
         if (sscanf(s, "%llu %llu %c", &e, &g, &extra) != 2 || e == 0 || e > UINT32_MAX || g == 0 ||
             e <= *epoch || g < *first_gen) {
-            fail_msg(err, errlen,
-                     "%s:%d: expected \"EPOCH FIRST_GENERATION\" with epochs increasing, got "
-                     "\"%.60s\"",
-                     path, lineno, l);
+            ls_msgf(err, errlen,
+                    "%s:%d: expected \"EPOCH FIRST_GENERATION\" with epochs increasing, got "
+                    "\"%.60s\"",
+                    path, lineno, l);
             free(text);
             return LS_ECONFIG;
         }
@@ -161,14 +150,14 @@ static int parse_role(const char *path, char *text, ls_role_state_t *st, char *e
             val[strcspn(val, "\r")] = '\0';
             const char *why = parse_field(key, val, st, &seen_role, &seen_epoch);
             if (why) {
-                fail_msg(err, errlen, "%s:%d: %s (\"%.40s\")", path, lineno, why, key);
+                ls_msgf(err, errlen, "%s:%d: %s (\"%.40s\")", path, lineno, why, key);
                 return LS_ECONFIG;
             }
         }
         line = nl ? nl + 1 : NULL;
     }
     if (!seen_role || !seen_epoch) {
-        fail_msg(err, errlen, "%s: the %s line is missing", path, seen_role ? "epoch" : "role");
+        ls_msgf(err, errlen, "%s: the %s line is missing", path, seen_role ? "epoch" : "role");
         return LS_ECONFIG;
     }
     return 0;
@@ -220,8 +209,8 @@ int ls_role_save(const char *dir, const ls_role_state_t *st, char *err, size_t e
     char path[4200], buf[2048], follows[LS_ROLE_NAME_MAX + 1], reason[LS_ROLE_REASON_MAX + 1];
     snprintf(path, sizeof(path), "%.4000s/role", dir);
     if (st->role < LS_ROLE_ACTIVE || st->role > LS_ROLE_DIVERGED || st->epoch == 0) {
-        fail_msg(err, errlen, "%s: refusing to write role %d epoch %u", path, (int) st->role,
-                 st->epoch);
+        ls_msgf(err, errlen, "%s: refusing to write role %d epoch %u", path, (int) st->role,
+                st->epoch);
         return LS_EINVAL;
     }
     snprintf(follows, sizeof(follows), "%s", st->follows);
@@ -238,7 +227,7 @@ int ls_role_save(const char *dir, const ls_role_state_t *st, char *err, size_t e
                      l->first_generation, l->last_generation, l->generations, l->bytes, l->from_ns,
                      l->to_ns, l->open_generation);
     int rc = ls_write_file_durable(path, buf, (size_t) n);
-    if (rc) fail_msg(err, errlen, "cannot write %s: %s", path, ls_strerror(rc));
+    if (rc) ls_msgf(err, errlen, "cannot write %s: %s", path, ls_strerror(rc));
     return rc;
 }
 

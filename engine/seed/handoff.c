@@ -42,8 +42,7 @@ static int read_gen(const char *path, bool closed, look_t *out, char *err, size_
     if (rc == LS_ENOENT || (rc == LS_ECORRUPT && !closed)) return 0;
     if (rc == 0 && closed && !x.closed) rc = LS_ECORRUPT;
     if (rc) {
-        ls__seed_msg(err, errlen, "%s: cannot read its header and trailer: %s", path,
-                     ls_strerror(rc));
+        ls_msgf(err, errlen, "%s: cannot read its header and trailer: %s", path, ls_strerror(rc));
         return rc;
     }
     out->found = true;
@@ -68,7 +67,7 @@ static int look_closed(const char *logs, const char *prefix, uint64_t gen, look_
     ls_layout_list_free(&l);
     if (i < 0) return 0;
     if (rc) {
-        ls__seed_msg(err, errlen, "%s: path too long", logs);
+        ls_msgf(err, errlen, "%s: path too long", logs);
         return rc;
     }
     return read_gen(path, true, out, err, errlen);
@@ -80,24 +79,22 @@ static int check(const look_t *f, const ls_store_meta_t *m, bool next, char *err
     static const uint8_t zero[LS_DBID_LEN];
     uint64_t L = m->lsn, last = f->closed ? f->last_lsn : UINT64_MAX;
     if (memcmp(m->dbid, zero, LS_DBID_LEN) != 0 && memcmp(m->dbid, f->h.dbid, LS_DBID_LEN) != 0) {
-        ls__seed_msg(err, errlen, "%s belongs to another database than the store", f->path);
+        ls_msgf(err, errlen, "%s belongs to another database than the store", f->path);
         return LS_EDBID;
     }
     bool holds = next ? f->h.first_lsn == L + 1 : (L == 0 || (f->h.first_lsn <= L && L <= last));
     if (!holds) {
-        ls__seed_msg(err, errlen,
-                     "%s (generation %llu, lsn %llu..%s) does not %s the snapshot's last lsn %llu",
-                     f->path, (unsigned long long) f->h.generation,
-                     (unsigned long long) f->h.first_lsn, f->closed ? "closed" : "open",
-                     next ? "follow" : "hold", (unsigned long long) L);
+        ls_msgf(err, errlen,
+                "%s (generation %llu, lsn %llu..%s) does not %s the snapshot's last lsn %llu",
+                f->path, (unsigned long long) f->h.generation, (unsigned long long) f->h.first_lsn,
+                f->closed ? "closed" : "open", next ? "follow" : "hold", (unsigned long long) L);
         return LS_ECORRUPT;
     }
     uint64_t dg = next ? m->generation : m->generation - 1;
     if (m->lsn && dg && m->digest_generation == dg &&
         memcmp(m->digest, f->h.prev_digest, LS_DIGEST_SIZE) != 0) {
-        ls__seed_msg(err, errlen,
-                     "%s: prev_digest differs from the store's digest of generation %llu", f->path,
-                     (unsigned long long) dg);
+        ls_msgf(err, errlen, "%s: prev_digest differs from the store's digest of generation %llu",
+                f->path, (unsigned long long) dg);
         return LS_ELINEAGE;
     }
     return 0;
@@ -144,11 +141,11 @@ int ls__seed_handoff(const char *logs, const char *prefix, const ls_store_meta_t
         usleep(5000); /* a roll in progress: look again */
     }
     if (rc == 0 && !f.found) {
-        ls__seed_msg(err, errlen,
-                     "%s: generation %llu holding the snapshot's last lsn %llu is neither closed "
-                     "here nor the current log (removed?): the copy could not resume after it",
-                     logs, (unsigned long long) (m->generation ? m->generation : 1),
-                     (unsigned long long) m->lsn);
+        ls_msgf(err, errlen,
+                "%s: generation %llu holding the snapshot's last lsn %llu is neither closed "
+                "here nor the current log (removed?): the copy could not resume after it",
+                logs, (unsigned long long) (m->generation ? m->generation : 1),
+                (unsigned long long) m->lsn);
         return LS_EGAP;
     }
     if (rc == 0) rc = check(&f, m, next, err, errlen);

@@ -48,14 +48,14 @@ static bool holds_data(const ls__seed_paths_t *p, char *what, size_t len)
     struct stat st;
     snprintf(path, sizeof(path), "%s/store/data.mdb", p->copy);
     if (stat(path, &st) == 0 && st.st_size > 0) {
-        ls__seed_msg(what, len, "a store of %lld bytes", (long long) st.st_size);
+        ls_msgf(what, len, "a store of %lld bytes", (long long) st.st_size);
         return true;
     }
     const char *sub[] = {"logs", "inspect"};
     for (size_t i = 0; i < LS_ARRAY_SIZE(sub); i++) {
         snprintf(path, sizeof(path), "%s/%s", p->copy, sub[i]);
         if (ls__seed_dir_nonempty(path)) {
-            ls__seed_msg(what, len, "generation files in %s/", sub[i]);
+            ls_msgf(what, len, "generation files in %s/", sub[i]);
             return true;
         }
     }
@@ -81,46 +81,45 @@ static int admit(const ls_seed_install_options_t *o, const ls_seed_info_t *info,
     struct statvfs vf;
     if (memcmp(info->dbid, zero, LS_DBID_LEN) == 0 || info->total_bytes == 0 ||
         (info->last_lsn && (info->generation == 0 || info->epoch == 0))) {
-        ls__seed_msg(err, errlen, "seed of %s: the announced snapshot is malformed", p->copy);
+        ls_msgf(err, errlen, "seed of %s: the announced snapshot is malformed", p->copy);
         return LS_EINVAL;
     }
     if (o->dbid && memcmp(o->dbid, info->dbid, LS_DBID_LEN) != 0) {
-        ls__seed_msg(err, errlen, "seed of %s: the snapshot is of another database", p->copy);
+        ls_msgf(err, errlen, "seed of %s: the snapshot is of another database", p->copy);
         return LS_EDBID;
     }
     if (ls__seed_exists(p->new_dir) || ls__seed_exists(p->old_dir) ||
         ls__seed_exists(p->copy_marker)) {
-        ls__seed_msg(err, errlen,
-                     "seed of %s: another seed of this copy is under way or was interrupted "
-                     "(%s or %s exists; the daemon's start-up recovery finishes or removes it)",
-                     p->copy, p->new_dir, p->old_dir);
+        ls_msgf(err, errlen,
+                "seed of %s: another seed of this copy is under way or was interrupted "
+                "(%s or %s exists; the daemon's start-up recovery finishes or removes it)",
+                p->copy, p->new_dir, p->old_dir);
         return LS_EBUSY;
     }
     if (holds_data(p, what, sizeof(what)) && !o->delete_existing && !o->copy_failed) {
-        ls__seed_msg(err, errlen,
-                     "copy %s already holds %s: a seed would replace it; seed with "
-                     "--delete-existing (delete_existing) to do so, or only once the copy is "
-                     "Failed or Diverged",
-                     p->copy, what);
+        ls_msgf(err, errlen,
+                "copy %s already holds %s: a seed would replace it; seed with "
+                "--delete-existing (delete_existing) to do so, or only once the copy is "
+                "Failed or Diverged",
+                p->copy, what);
         return LS_EEXIST;
     }
     if (info->total_bytes > SEED_TOTAL_MAX) { /* the sums below must not wrap */
-        ls__seed_msg(
-            err, errlen, "seed of %s: %llu bytes announced, more than a snapshot may hold (%llu)",
-            p->copy, (unsigned long long) info->total_bytes, (unsigned long long) SEED_TOTAL_MAX);
+        ls_msgf(err, errlen,
+                "seed of %s: %llu bytes announced, more than a snapshot may hold (%llu)", p->copy,
+                (unsigned long long) info->total_bytes, (unsigned long long) SEED_TOTAL_MAX);
         return LS_ETOOBIG;
     }
     if (o->max_bytes && info->total_bytes > o->max_bytes) {
-        ls__seed_msg(err, errlen, "seed of %s: %llu bytes announced, more than the %llu allowed",
-                     p->copy, (unsigned long long) info->total_bytes,
-                     (unsigned long long) o->max_bytes);
+        ls_msgf(err, errlen, "seed of %s: %llu bytes announced, more than the %llu allowed",
+                p->copy, (unsigned long long) info->total_bytes, (unsigned long long) o->max_bytes);
         return LS_ETOOBIG;
     }
     if (statvfs(p->parent, &vf) == 0 &&
         (uint64_t) vf.f_bavail * vf.f_frsize < info->total_bytes + (1u << 20)) {
-        ls__seed_msg(err, errlen, "seed of %s: %llu bytes free in %s, the snapshot needs %llu",
-                     p->copy, (unsigned long long) vf.f_bavail * vf.f_frsize, p->parent,
-                     (unsigned long long) info->total_bytes);
+        ls_msgf(err, errlen, "seed of %s: %llu bytes free in %s, the snapshot needs %llu", p->copy,
+                (unsigned long long) vf.f_bavail * vf.f_frsize, p->parent,
+                (unsigned long long) info->total_bytes);
         return LS_ENOSPC;
     }
     return 0;
@@ -133,7 +132,7 @@ static int create_new(ls_seed_install_t *in, char *err, size_t errlen)
     if (rc == 0 && mkdir(in->p.new_dir, 0700) != 0)
         rc = errno == EEXIST ? LS_EBUSY : ls_err_from_errno(errno);
     if (rc) {
-        ls__seed_msg(err, errlen, "%s: cannot create: %s", in->p.new_dir, ls_strerror(rc));
+        ls_msgf(err, errlen, "%s: cannot create: %s", in->p.new_dir, ls_strerror(rc));
         return rc;
     }
     in->created = true;
@@ -148,7 +147,7 @@ static int create_new(ls_seed_install_t *in, char *err, size_t errlen)
     if (rc == 0 && in->fd < 0) rc = ls_err_from_errno(errno);
     if (rc == 0) rc = ls_fsync_dir(in->p.new_dir);
     if (rc == 0) rc = ls_fsync_dir(in->p.parent);
-    if (rc) ls__seed_msg(err, errlen, "%s: cannot prepare: %s", in->p.new_dir, ls_strerror(rc));
+    if (rc) ls_msgf(err, errlen, "%s: cannot prepare: %s", in->p.new_dir, ls_strerror(rc));
     return rc;
 }
 
@@ -160,7 +159,7 @@ int ls_seed_install_begin(const ls_seed_install_options_t *o, const ls_seed_info
     if (!in) return LS_ENOMEM;
     in->fd = -1;
     int rc = o && info ? ls__seed_paths(o->copy_dir, &in->p) : LS_EINVAL;
-    if (rc) ls__seed_msg(err, errlen, "seed: no or too long copy directory");
+    if (rc) ls_msgf(err, errlen, "seed: no or too long copy directory");
     if (rc == 0) rc = admit(o, info, &in->p, err, errlen);
     if (rc == 0) {
         in->info = *info;
@@ -186,15 +185,15 @@ int ls_seed_install_data(ls_seed_install_t *in, uint64_t offset, const void *dat
     if (in->failed || in->stage != ST_RECEIVING) return LS_ESTATE;
     int rc = 0;
     if (offset != in->got || len == 0 || len > in->info.total_bytes - in->got) {
-        ls__seed_msg(err, errlen,
-                     "seed of %s: chunk at offset %llu of %zu bytes, expected offset %llu and at "
-                     "most %llu bytes",
-                     in->p.copy, (unsigned long long) offset, len, (unsigned long long) in->got,
-                     (unsigned long long) (in->info.total_bytes - in->got));
+        ls_msgf(err, errlen,
+                "seed of %s: chunk at offset %llu of %zu bytes, expected offset %llu and at "
+                "most %llu bytes",
+                in->p.copy, (unsigned long long) offset, len, (unsigned long long) in->got,
+                (unsigned long long) (in->info.total_bytes - in->got));
         rc = LS_EPROTO;
     } else if ((rc = ls_pwrite_full(in->fd, data, len, (off_t) offset)) != 0) {
-        ls__seed_msg(err, errlen, "%s/data.mdb: write at %llu failed: %s", in->store_dir,
-                     (unsigned long long) offset, ls_strerror(rc));
+        ls_msgf(err, errlen, "%s/data.mdb: write at %llu failed: %s", in->store_dir,
+                (unsigned long long) offset, ls_strerror(rc));
     }
     if (rc) return in->failed = rc;
     ls_sha256_update(in->sha, data, len);
@@ -229,8 +228,8 @@ static int prepare_store(ls_seed_install_t *in, char *err, size_t errlen)
     ls_store_meta_t m;
     ls_store_meta(s, &m);
     if (m.lsn != i->last_lsn) {
-        ls__seed_msg(err, errlen, "%s: the snapshot's meta names lsn %llu, the seed announced %llu",
-                     in->store_dir, (unsigned long long) m.lsn, (unsigned long long) i->last_lsn);
+        ls_msgf(err, errlen, "%s: the snapshot's meta names lsn %llu, the seed announced %llu",
+                in->store_dir, (unsigned long long) m.lsn, (unsigned long long) i->last_lsn);
         rc = LS_ECORRUPT;
     }
     ls_store_meta_t nm = {
@@ -242,10 +241,10 @@ static int prepare_store(ls_seed_install_t *in, char *err, size_t errlen)
         memcpy(nm.digest, i->prev_digest, LS_DIGEST_SIZE);
     }
     if (rc == 0 && (rc = ls_store_apply(s, noop_apply, NULL, &nm)) != 0)
-        ls__seed_msg(err, errlen, "%s: cannot write the hand-off meta record: %s", in->store_dir,
-                     ls_strerror(rc));
+        ls_msgf(err, errlen, "%s: cannot write the hand-off meta record: %s", in->store_dir,
+                ls_strerror(rc));
     if (rc == 0 && (rc = ls_store_sync(s)) != 0)
-        ls__seed_msg(err, errlen, "%s: cannot sync: %s", in->store_dir, ls_strerror(rc));
+        ls_msgf(err, errlen, "%s: cannot sync: %s", in->store_dir, ls_strerror(rc));
     ls_store_close(s);
     return rc;
 }
@@ -257,24 +256,24 @@ static int verify_stream(ls_seed_install_t *in, const uint8_t digest[LS_DIGEST_S
     uint8_t got[LS_DIGEST_SIZE];
     char a[2 * LS_DIGEST_SIZE + 1], b[2 * LS_DIGEST_SIZE + 1];
     if (in->got != in->info.total_bytes) {
-        ls__seed_msg(err, errlen, "seed of %s: stream ended at %llu of %llu bytes", in->p.copy,
-                     (unsigned long long) in->got, (unsigned long long) in->info.total_bytes);
+        ls_msgf(err, errlen, "seed of %s: stream ended at %llu of %llu bytes", in->p.copy,
+                (unsigned long long) in->got, (unsigned long long) in->info.total_bytes);
         return LS_ETRUNCATED;
     }
     ls_sha256_peek(in->sha, got);
     if (memcmp(got, digest, LS_DIGEST_SIZE) != 0) {
         ls_hex(got, LS_DIGEST_SIZE, a);
         ls_hex(digest, LS_DIGEST_SIZE, b);
-        ls__seed_msg(err, errlen,
-                     "seed of %s: the stream's SHA-256 is %s, the sender's %s: nothing installed",
-                     in->p.copy, a, b);
+        ls_msgf(err, errlen,
+                "seed of %s: the stream's SHA-256 is %s, the sender's %s: nothing installed",
+                in->p.copy, a, b);
         return LS_EDIGEST;
     }
     int rc = ls_fdatasync(in->fd);
     if (close(in->fd) != 0 && rc == 0) rc = LS_EIO;
     in->fd = -1;
     if (rc == 0) rc = ls_fsync_dir(in->store_dir);
-    if (rc) ls__seed_msg(err, errlen, "%s: cannot sync: %s", in->store_dir, ls_strerror(rc));
+    if (rc) ls_msgf(err, errlen, "%s: cannot sync: %s", in->store_dir, ls_strerror(rc));
     return rc;
 }
 
@@ -300,7 +299,7 @@ int ls_seed_install_commit(ls_seed_install_t *in, char *err, size_t errlen)
         in->info.epoch, (unsigned long long) in->info.total_bytes);
     int rc = ls_write_file_durable(in->p.new_marker, summary, (size_t) n);
     if (rc) {
-        ls__seed_msg(err, errlen, "%s: cannot write: %s", in->p.new_marker, ls_strerror(rc));
+        ls_msgf(err, errlen, "%s: cannot write: %s", in->p.new_marker, ls_strerror(rc));
         return in->failed = rc;
     }
     LS_FAULT("seed.install.before_swap");

@@ -16,7 +16,7 @@ int ls_seed_copy_swap(ls_copy_t **copy, ls_seed_install_t **in, const char *copy
     ls_copy_close(*copy);         /* stops its replayer and checkpoints */
     *copy = NULL;
     int rc = *in ? ls_seed_install_commit(*in, err, errlen) : LS_ESTATE;
-    if (!*in) ls__seed_msg(err, errlen, "%s: no verified seed to install", copy_dir);
+    if (!*in) ls_msgf(err, errlen, "%s: no verified seed to install", copy_dir);
     ls_seed_install_free(*in);
     *in = NULL;
     *swapped = rc == 0;
@@ -29,8 +29,8 @@ int ls_seed_copy_swap(ls_copy_t **copy, ls_seed_install_t **in, const char *copy
     if (orc) {
         *copy = NULL;
         if (rc == 0)
-            ls__seed_msg(err, errlen, "cannot open the copy after the seed: %.400s",
-                         err2[0] ? err2 : ls_strerror(orc));
+            ls_msgf(err, errlen, "cannot open the copy after the seed: %.400s",
+                    err2[0] ? err2 : ls_strerror(orc));
     }
     return rc ? rc : orc;
 }

@@ -31,9 +31,6 @@ typedef struct {
 } ls__seed_paths_t;
 
 /* util.c */
-/* snprintf into out (len bytes; out may be NULL), truncating quietly. */
-void ls__seed_msg(char *out, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 /* Fills p from copy_dir; LS_EINVAL when empty or too long. */
 int ls__seed_paths(const char *copy_dir, ls__seed_paths_t *p);
 bool ls__seed_exists(const char *path);

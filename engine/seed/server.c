@@ -129,18 +129,18 @@ int ls_seed_server_frame(ls_seed_server_t *s, const ls_frame_t *f, char *err, si
                      ? ls_credit_tx_grant_conn(s->credit, f->credit.bytes)
                      : ls_credit_tx_grant(s->credit, 0, f->credit.bytes);
         if (rc == 0) return 0;
-        ls__seed_msg(err, errlen, "the client granted %u bytes of credit it never received",
-                     (unsigned) f->credit.bytes);
+        ls_msgf(err, errlen, "the client granted %u bytes of credit it never received",
+                (unsigned) f->credit.bytes);
         fail(s, LS_EPROTO, err, false);
         return LS_EPROTO;
     }
     if (f->type == LS_FRAME_ERROR) {
-        ls__seed_msg(err, errlen, "the client gave up: %.*s", (int) f->error.message.len,
-                     f->error.message.ptr);
+        ls_msgf(err, errlen, "the client gave up: %.*s", (int) f->error.message.len,
+                f->error.message.ptr);
         fail(s, LS_ECLOSED, err, false);
         return LS_ECLOSED;
     }
-    ls__seed_msg(err, errlen, "unexpected %s on a seed connection", ls_frame_type_name(f->type));
+    ls_msgf(err, errlen, "unexpected %s on a seed connection", ls_frame_type_name(f->type));
     fail(s, LS_EPROTO, err, false);
     return LS_EPROTO;
 }

@@ -46,10 +46,10 @@ static int check_space(MDB_env *env, const char *dir, char *err, size_t errlen)
     uint64_t need = ((uint64_t) ei.me_last_pgno + 1) * st.ms_psize;
     uint64_t avail = (uint64_t) vf.f_bavail * vf.f_frsize;
     if (avail >= need) return 0;
-    ls__seed_msg(err, errlen,
-                 "%s: %llu bytes free, the local snapshot copy needs up to %llu: free space "
-                 "on the active or seed later",
-                 dir, (unsigned long long) avail, (unsigned long long) need);
+    ls_msgf(err, errlen,
+            "%s: %llu bytes free, the local snapshot copy needs up to %llu: free space "
+            "on the active or seed later",
+            dir, (unsigned long long) avail, (unsigned long long) need);
     return LS_ENOSPC;
 }
 
@@ -68,7 +68,7 @@ static int copy_env(const char *store, const char *dir, char *err, size_t errlen
     char msg[512] = "";
     int rc = ls_store_env_acquire(store, &eo, &e, msg, sizeof(msg));
     if (rc) {
-        ls__seed_msg(err, errlen, "store %s: cannot open for the snapshot: %s", store, msg);
+        ls_msgf(err, errlen, "store %s: cannot open for the snapshot: %s", store, msg);
         return rc == LS_ENOENT ? LS_ENOENT : LS_ESTORE;
     }
     MDB_env *env = ls_store_env_mdb(e);
@@ -89,8 +89,7 @@ static int copy_env(const char *store, const char *dir, char *err, size_t errlen
     ls_store_env_release(e);
     if (lrc) return lrc;
     if (rc) {
-        ls__seed_msg(err, errlen, "store %s: copy into %s failed: %s", store, dir,
-                     mdb_strerror(rc));
+        ls_msgf(err, errlen, "store %s: copy into %s failed: %s", store, dir, mdb_strerror(rc));
         return rc == ENOSPC ? LS_ENOSPC : LS_ESTORE;
     }
     return 0;
@@ -105,7 +104,7 @@ static int open_copy(ls_seed_snapshot_t *s, char *err, size_t errlen)
     s->fd = open(file, O_RDONLY | O_CLOEXEC);
     if (s->fd < 0 || fstat(s->fd, &st) != 0) {
         int rc = ls_err_from_errno(errno);
-        ls__seed_msg(err, errlen, "%s: cannot open: %s", file, strerror(errno));
+        ls_msgf(err, errlen, "%s: cannot open: %s", file, strerror(errno));
         return rc;
     }
     s->info.total_bytes = (uint64_t) st.st_size;
@@ -123,13 +122,13 @@ static int take(ls_seed_snapshot_t *s, const ls_seed_snapshot_options_t *o, char
     int n = snprintf(s->dir, sizeof(s->dir), "%s/%s/snap-%ld-%u", o->db_dir, LS__SEED_TMP,
                      (long) getpid(), atomic_fetch_add(&snap_counter, 1));
     if (n < 0 || (size_t) n + 64 >= sizeof(s->dir) || strlen(prefix) > LS_GEN_PREFIX_MAX) {
-        ls__seed_msg(err, errlen, "database directory or prefix too long");
+        ls_msgf(err, errlen, "database directory or prefix too long");
         return LS_EINVAL;
     }
     ls__seed_rmtree(s->dir); /* a leftover of a process with our pid */
     int rc = ls_mkdir_p(s->dir);
     if (rc) {
-        ls__seed_msg(err, errlen, "%s: cannot create: %s", s->dir, ls_strerror(rc));
+        ls_msgf(err, errlen, "%s: cannot create: %s", s->dir, ls_strerror(rc));
         return rc;
     }
     if ((rc = copy_env(store, s->dir, err, errlen))) return rc;
@@ -149,7 +148,7 @@ int ls_seed_snapshot_new(const ls_seed_snapshot_options_t *opts, ls_seed_snapsho
 {
     *out = NULL;
     if (!opts || !opts->db_dir || !*opts->db_dir) {
-        ls__seed_msg(err, errlen, "seed snapshot: no database directory");
+        ls_msgf(err, errlen, "seed snapshot: no database directory");
         return LS_EINVAL;
     }
     ls_seed_snapshot_t *s = calloc(1, sizeof(*s));

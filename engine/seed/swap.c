@@ -31,7 +31,7 @@ static int rename_durable(const ls__seed_paths_t *p, const char *from, const cha
 {
     int rc = rename(from, to) == 0 ? 0 : ls_err_from_errno(errno);
     if (rc == 0) rc = ls_fsync_dir(p->parent);
-    if (rc) ls__seed_msg(err, errlen, "rename %s -> %s: %s", from, to, ls_strerror(rc));
+    if (rc) ls_msgf(err, errlen, "rename %s -> %s: %s", from, to, ls_strerror(rc));
     return rc;
 }
 
@@ -45,13 +45,12 @@ int ls__seed_swap(const ls__seed_paths_t *p, char *err, size_t errlen)
         rc = 1;
     if (rc == 1) {
         rc = ls_fsync_dir(p->parent);
-        if (rc)
-            ls__seed_msg(err, errlen, "%s: fsync after the swap: %s", p->parent, ls_strerror(rc));
+        if (rc) ls_msgf(err, errlen, "%s: fsync after the swap: %s", p->parent, ls_strerror(rc));
         return rc;
     }
     if (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP) {
         rc = ls_err_from_errno(errno);
-        ls__seed_msg(err, errlen, "exchange %s <-> %s: %s", p->new_dir, p->copy, strerror(errno));
+        ls_msgf(err, errlen, "exchange %s <-> %s: %s", p->new_dir, p->copy, strerror(errno));
         return rc;
     }
     /* no exchange here: two renames, rule 1 of the recovery covers the gap between them */
@@ -68,13 +67,13 @@ int ls__seed_finish(const ls__seed_paths_t *p, char *err, size_t errlen)
         int rc = ls__seed_rmtree(gone[i]);
         if (rc == 0) rc = ls_fsync_dir(p->parent);
         if (rc) {
-            ls__seed_msg(err, errlen, "%s: cannot remove the replaced copy: %s", gone[i],
-                         ls_strerror(rc));
+            ls_msgf(err, errlen, "%s: cannot remove the replaced copy: %s", gone[i],
+                    ls_strerror(rc));
             return rc;
         }
     }
     if (unlink(p->copy_marker) != 0 && errno != ENOENT) {
-        ls__seed_msg(err, errlen, "%s: cannot remove: %s", p->copy_marker, strerror(errno));
+        ls_msgf(err, errlen, "%s: cannot remove: %s", p->copy_marker, strerror(errno));
         return ls_err_from_errno(errno);
     }
     return ls__seed_exists(p->copy) ? ls_fsync_dir(p->copy) : 0;
@@ -89,10 +88,10 @@ static int settle(const ls__seed_paths_t *p, ls_seed_recover_t *what, char *err,
         return rename_durable(p, ready ? p->new_dir : p->old_dir, p->copy, err, errlen);
     }
     if (copy && ls__seed_exists(p->old_dir) && !ready && !ls__seed_exists(p->copy_marker)) {
-        ls__seed_msg(err, errlen,
-                     "%s and %s both exist and no finished seed explains it: keep the right one "
-                     "by hand",
-                     p->copy, p->old_dir);
+        ls_msgf(err, errlen,
+                "%s and %s both exist and no finished seed explains it: keep the right one "
+                "by hand",
+                p->copy, p->old_dir);
         return LS_ESTATE;
     }
     if (!ready) return 0;
@@ -106,7 +105,7 @@ int ls_seed_recover(const char *copy_dir, ls_seed_recover_t *what, char *err, si
     ls__seed_paths_t p;
     int rc = ls__seed_paths(copy_dir, &p);
     if (rc) {
-        ls__seed_msg(err, errlen, "seed recovery: no or too long copy directory");
+        ls_msgf(err, errlen, "seed recovery: no or too long copy directory");
         return rc;
     }
     rc = settle(&p, &w, err, errlen);

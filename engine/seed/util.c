@@ -9,15 +9,6 @@
 
 #include "seed/seed_int.h"
 
-void ls__seed_msg(char *out, size_t len, const char *fmt, ...)
-{
-    if (!out || len == 0) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(out, len, fmt, ap);
-    va_end(ap);
-}
-
 static int set_path(char *out, const char *a, const char *b)
 {
     int n = snprintf(out, LS__SEED_PATH_MAX, "%s%s", a, b);

@@ -6,35 +6,6 @@
 
 #include "passive/passive_int.h"
 
-/* ---- throughput: bytes made durable per second over the last minute ------------------------- */
-static void rate_advance(ls_passive_t *m, uint64_t now_s)
-{
-    if (now_s - m->second >= 60) {
-        memset(m->bucket, 0, sizeof(m->bucket));
-    } else {
-        for (uint64_t s = m->second + 1; s <= now_s; s++)
-            m->bucket[s % 60] = 0;
-    }
-    m->second = now_s;
-}
-
-void ls__passive_rate_add(ls_passive_t *m, uint64_t bytes, uint64_t now)
-{
-    uint64_t now_s = now / 1000000000ull;
-    if (now_s != m->second) rate_advance(m, now_s);
-    m->bucket[now_s % 60] += bytes;
-}
-
-double ls__passive_rate(ls_passive_t *m, uint64_t now)
-{
-    uint64_t now_s = now / 1000000000ull;
-    if (now_s != m->second) rate_advance(m, now_s);
-    uint64_t sum = 0;
-    for (int i = 0; i < 60; i++)
-        sum += m->bucket[i];
-    return (double) sum / 60.0;
-}
-
 /* ---- frames out ----------------------------------------------------------------------------- */
 void ls__passive_grant(ls_passive_t *m, uint64_t bytes)
 {
@@ -150,7 +121,7 @@ void ls_passive_on_event(ls_passive_t *m, const ls_copy_rx_event_t *e, uint64_t 
 {
     switch (e->kind) {
     case LS_COPY_RX_EV_CONSUMED:
-        ls__passive_rate_add(m, e->consumed, now);
+        ls_status_rate_add(&m->rate, e->consumed, now);
         if (m->connected && e->tag == m->tag) ls__passive_grant(m, e->consumed);
         break;
     case LS_COPY_EV_DURABLE:

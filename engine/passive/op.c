@@ -145,7 +145,7 @@ void ls_passive_status(ls_passive_t *m, uint64_t now, ls_status_copy_t *c)
     c->replay_queue = replq;
     c->replay_queue_bytes = st.inspect_queue_bytes + st.replay_queue_bytes;
     c->copy_lag_ns = copyq ? age_ns(m->src.queue_oldest_ns, src_now) : 0;
-    c->throughput_bps = ls__passive_rate(m, now);
+    c->throughput_bps = ls_status_rate_per_s(&m->rate, now);
     c->kept = m->counters;
     c->applied_generations = st.applied_generations;
     c->replay_transactions = st.replay_txns;

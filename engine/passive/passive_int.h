@@ -48,8 +48,7 @@ struct ls_passive {
     int64_t clock_offset_ns; /* source clock minus ours */
     /* figures */
     ls__passive_pos_t durable, inspected, replayed;
-    uint64_t bucket[60]; /* bytes made durable in each second of the last minute */
-    uint64_t second;     /* the second (UTC) bucket[second % 60] holds */
+    ls_status_rate_t rate; /* bytes made durable over the last minute */
 };
 
 /* passive.c */
@@ -60,8 +59,6 @@ ls_passive_state_t ls__passive_running(const ls_passive_t *m); /* HEALTHY or DIS
 bool ls__passive_held(ls_passive_t *m);
 void ls__passive_send_error(ls_passive_t *m, int code);
 /* events.c */
-void ls__passive_rate_add(ls_passive_t *m, uint64_t bytes, uint64_t now);
-double ls__passive_rate(ls_passive_t *m, uint64_t now);
 void ls__passive_grant(ls_passive_t *m, uint64_t bytes);
 /* op.c */
 void ls__passive_send_state(ls_passive_t *m); /* COPY_STATE to the source */

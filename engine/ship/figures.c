@@ -15,34 +15,6 @@ void ls__ship_advance(ship_pos_t *p, uint64_t gen, uint64_t lsn, uint64_t now)
     p->when_ns = now;
 }
 
-static void rate_advance(ship_rate_t *r, uint64_t now_s)
-{
-    if (now_s < r->second || now_s - r->second >= 60) {
-        memset(r->bucket, 0, sizeof(r->bucket));
-    } else {
-        for (uint64_t s = r->second + 1; s <= now_s; s++)
-            r->bucket[s % 60] = 0;
-    }
-    r->second = now_s;
-}
-
-void ls__ship_rate_add(ship_rate_t *r, uint64_t bytes, uint64_t now)
-{
-    uint64_t now_s = now / SEC;
-    if (now_s != r->second) rate_advance(r, now_s);
-    r->bucket[now_s % 60] += bytes;
-}
-
-static double rate_per_s(ship_rate_t *r, uint64_t now)
-{
-    uint64_t now_s = now / SEC;
-    if (now_s != r->second) rate_advance(r, now_s);
-    uint64_t sum = 0;
-    for (int i = 0; i < 60; i++)
-        sum += r->bucket[i];
-    return (double) sum / 60.0;
-}
-
 static uint64_t age_ns(uint64_t then_ns, uint64_t now_ns)
 {
     return then_ns && now_ns > then_ns ? now_ns - then_ns : 0;
@@ -81,7 +53,7 @@ void ls_ship_status(ls_ship_t *m, uint64_t now, ls_status_copy_t *c)
     c->replay_queue_bytes = rq.bytes > cq.bytes ? rq.bytes - cq.bytes : 0;
     c->copy_lag_ns = cq.count ? age_ns(cq.oldest_close_ns, now) : 0;
     c->replay_lag_ns = rq.count ? age_ns(rq.oldest_close_ns, now) : 0;
-    c->throughput_bps = rate_per_s(&m->rate, now);
+    c->throughput_bps = ls_status_rate_per_s(&m->rate, now);
     c->kept = m->kept;
     c->sent_generations = m->sent_gens;
     c->sent_bytes = m->sent_bytes;

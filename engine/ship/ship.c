@@ -225,7 +225,7 @@ static void on_durable(ls_ship_t *m, uint64_t gen, uint64_t now)
     if (m->durable.gen > before && m->src &&
         ls_source_queue(m->src, before, &q, err, sizeof(err)) == 0 &&
         ls_source_queue(m->src, m->durable.gen, &rest, err, sizeof(err)) == 0)
-        ls__ship_rate_add(&m->rate, q.bytes - rest.bytes, now);
+        ls_status_rate_add(&m->rate, q.bytes - rest.bytes, now);
     ls__ship_send_state(m, false);
 }
 

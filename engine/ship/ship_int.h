@@ -16,12 +16,6 @@ typedef struct {
     uint64_t when_ns; /* when the ack arrived, UTC ns (the injected clock) */
 } ship_pos_t;
 
-/* Bytes per second over the last minute: 60 one-second buckets of the injected clock. */
-typedef struct {
-    uint64_t bucket[60]; /* bytes in each second */
-    uint64_t second;     /* the second bucket[second % 60] holds */
-} ship_rate_t;
-
 struct ls_ship {
     ls_ship_options_t o;             /* as given (names borrowed) */
     ls_ship_state_t state;           /* as shown in status */
@@ -43,7 +37,7 @@ struct ls_ship {
     uint64_t sent_bytes;                             /* GEN_DATA bytes sent since start */
     ls_status_counters_t kept; /* ASK_AGAINs received (persisted by the caller) */
     ls_ship_op_t peer_op;      /* the target's operator (from its COPY_STATE) */
-    ship_rate_t rate;          /* bytes made durable on the target */
+    ls_status_rate_t rate;     /* bytes made durable on the target */
     bool cs_due;               /* a COPY_STATE must go out (forced) */
     uint64_t cs_sent_gen;      /* last_generated in the last COPY_STATE sent ... */
     uint64_t cs_sent_durable;  /* ... and the durable position it was computed from */
@@ -65,6 +59,5 @@ void ls__ship_send_state(ls_ship_t *m, bool force); /* COPY_STATE, now or due */
 
 /* figures.c */
 void ls__ship_advance(ship_pos_t *p, uint64_t gen, uint64_t lsn, uint64_t now);
-void ls__ship_rate_add(ship_rate_t *r, uint64_t bytes, uint64_t now);
 
 #endif

@@ -50,3 +50,32 @@ void ls_status_counters_ask(ls_status_counters_t *c, int code)
     c->ask_agains++;
     if (code != LS_ENOSPC && code != LS_EGAP) c->inspection_failures++;
 }
+
+/* ---- throughput over the last minute -------------------------------------------------------- */
+static void rate_advance(ls_status_rate_t *r, uint64_t now_s)
+{
+    if (now_s < r->second || now_s - r->second >= 60) {
+        memset(r->bucket, 0, sizeof(r->bucket));
+    } else {
+        for (uint64_t s = r->second + 1; s <= now_s; s++)
+            r->bucket[s % 60] = 0;
+    }
+    r->second = now_s;
+}
+
+void ls_status_rate_add(ls_status_rate_t *r, uint64_t bytes, uint64_t now)
+{
+    uint64_t now_s = now / 1000000000ull;
+    if (now_s != r->second) rate_advance(r, now_s);
+    r->bucket[now_s % 60] += bytes;
+}
+
+double ls_status_rate_per_s(ls_status_rate_t *r, uint64_t now)
+{
+    uint64_t now_s = now / 1000000000ull;
+    if (now_s != r->second) rate_advance(r, now_s);
+    uint64_t sum = 0;
+    for (int i = 0; i < 60; i++)
+        sum += r->bucket[i];
+    return (double) sum / 60.0;
+}

@@ -85,6 +85,13 @@ typedef struct {
     uint64_t since_ns;                   /* when, UTC ns (0: not suspended) */
 } ls_status_op_t;
 
+/* Throughput over the last minute: bytes in each of the last 60 seconds (ls_status_rate_*).
+ * Zero-initialised is empty. */
+typedef struct {
+    uint64_t bucket[60]; /* bytes in each second */
+    uint64_t second;     /* the second (UTC) bucket[second % 60] holds */
+} ls_status_rate_t;
+
 /* Counters kept with the copy: they survive restarts (ls_status_counters_load/_save). */
 typedef struct {
     uint64_t ask_agains;          /* ASK_AGAIN frames, received (active) or sent (passive) */
@@ -200,5 +207,10 @@ int ls_status_counters_save(const char *path, const ls_status_counters_t *c);
 /* Counts one ASK_AGAIN with the code it gave (an LS_E* code): every one is an ask-again, and it
  * is an inspection failure unless it asked for lack of space or because of a gap. */
 void ls_status_counters_ask(ls_status_counters_t *c, int code);
+
+/* Adds bytes at now (UTC ns) to the last minute's figure. */
+void ls_status_rate_add(ls_status_rate_t *r, uint64_t bytes, uint64_t now);
+/* Bytes per second over the last minute, at now (UTC ns). A clock that went back clears it. */
+double ls_status_rate_per_s(ls_status_rate_t *r, uint64_t now);
 
 #endif

@@ -313,3 +313,20 @@ Test(status, counters_kept_with_the_copy_round_trip)
     ls_h_rmtree(dir);
     free(dir);
 }
+
+Test(status, the_rate_is_the_last_minute_of_bytes)
+{
+    const uint64_t s = 1000000000ull, t0 = 1796400000ull * s;
+    ls_status_rate_t r = {0};
+    cr_assert_float_eq(ls_status_rate_per_s(&r, t0), 0.0, 1e-9);
+    ls_status_rate_add(&r, 600, t0);
+    ls_status_rate_add(&r, 600, t0 + s / 2); /* the same second */
+    ls_status_rate_add(&r, 1200, t0 + 30 * s);
+    cr_assert_float_eq(ls_status_rate_per_s(&r, t0 + 30 * s), 2400.0 / 60, 1e-9);
+    /* 60 s after the first second, it has left the window; the rest is still in it */
+    cr_assert_float_eq(ls_status_rate_per_s(&r, t0 + 60 * s), 1200.0 / 60, 1e-9);
+    cr_assert_float_eq(ls_status_rate_per_s(&r, t0 + 200 * s), 0.0, 1e-9, "a quiet minute");
+    ls_status_rate_add(&r, 60, t0 + 300 * s);
+    cr_assert_float_eq(ls_status_rate_per_s(&r, t0 + 10 * s), 0.0, 1e-9,
+                       "a clock that went back starts over");
+}

@@ -137,10 +137,10 @@ static void fence_msg(ls_db_t *db, char *out, size_t len)
 {
     ls_ctl_fence_t f;
     ls_ctlpage_fence(db->ctl, &f);
-    snprintf(out, len,
-             "database %.600s is fenced: %s became active in epoch %u; this node must not write "
-             "it any more (demoted or diverged, see logship status)",
-             db->dir, f.name[0] ? f.name : "another node", f.epoch);
+    ls_msgf(out, len,
+            "database %.600s is fenced: %s became active in epoch %u; this node must not write "
+            "it any more (demoted or diverged, see logship status)",
+            db->dir, f.name[0] ? f.name : "another node", f.epoch);
 }
 
 int ls__db_check_fence(ls_db_t *db)

@@ -52,6 +52,8 @@ typedef struct {
     uint64_t checkpoint_ms;  /* sync the store at least this often; 10000 */
     const char *prefix;      /* log file prefix; "E00" */
     bool no_create;          /* fail with LS_ENOENT instead of creating a new database */
+    uint64_t overlay_max;    /* log bytes acknowledged but not yet applied to the store beyond
+                                which the next batch waits for the applier; 64 MiB */
 } ls_db_options_t;
 
 typedef struct {
@@ -69,6 +71,10 @@ typedef struct {
     uint64_t generations_closed; /* generations closed since open */
     uint64_t recovered_records;  /* records replayed into the store at open */
     uint64_t truncated_bytes;    /* torn tail bytes removed from the current log at open */
+    uint64_t applied_lsn;        /* last LSN the store holds (<= last_lsn) */
+    uint64_t unapplied_bytes;    /* log bytes acknowledged, not yet in the store (the overlay) */
+    uint64_t overlay_keys;       /* keys in the overlay */
+    uint64_t overlay_waits;      /* batches that waited for the applier (overlay_max reached) */
 } ls_db_stats_t;
 
 /* Opens (or creates) the database at dir; runs crash recovery. *out owned by the caller until

@@ -280,8 +280,8 @@ int ls_db_roll(ls_db_t *db)
     return locked_op(db, &db->log_mu, ls__roll, "roll");
 }
 
-/* Needs only the store: the log goes on meanwhile. It covers every acknowledged commit (those
- * are applied); batches still in the pipeline go to the next checkpoint. */
+/* Needs only the store: the log goes on meanwhile. It covers what the store holds; acknowledged
+ * batches still in the overlay go to a later checkpoint (the log holds them meanwhile). */
 int ls_db_checkpoint(ls_db_t *db)
 {
     return locked_op(db, &db->store_mu, ls__checkpoint, "checkpoint");

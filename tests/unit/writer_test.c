@@ -201,6 +201,16 @@ typedef struct {
     size_t n;            /* entries */
 } dump_t;
 
+static void dump_free(dump_t *d)
+{
+    for (size_t i = 0; i < d->n; i++) {
+        free(d->keys[i]);
+        free(d->vals[i]);
+    }
+    free(d->keys);
+    free(d->vals);
+}
+
 static int dump_kv(void *ctx, const void *k, size_t kl, const void *v, size_t vl)
 {
     dump_t *d = ctx;
@@ -265,6 +275,8 @@ Test(writer, concurrent_commits_store_equals_a_replay_of_the_logs, .timeout = 60
     ls_store_meta_t m;
     ls_store_meta(active, &m);
     cr_assert_eq(m.lsn, 3600);
+    dump_free(&a);
+    dump_free(&b);
     ls_store_close(active);
     ls_store_close(r.into);
     ls_h_rmtree(dir);

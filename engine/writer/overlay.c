@@ -143,6 +143,12 @@ size_t ls__ov_trim(ls__overlay_t *ov, const ls_txn_t *chain, uint64_t applied_ls
             }
         }
     }
+    /* Gives back the memory of a burst: a quarter of the table once it is 1/8 full (still at
+     * most half full after), never below MIN_CAP. Without memory it stays as it is. */
+    if (ov->cap > MIN_CAP && ov->count * 8 < ov->cap) {
+        size_t cap = ov->cap / 4 < MIN_CAP ? MIN_CAP : ov->cap / 4;
+        (void) rehash(ov, cap);
+    }
     pthread_rwlock_unlock(&ov->lock);
     return removed;
 }

@@ -277,6 +277,7 @@ Test(writer, concurrent_commits_store_equals_a_replay_of_the_logs, .timeout = 60
     cr_assert_eq(m.lsn, 3600);
     dump_free(&a);
     dump_free(&b);
+    free(r.ops);
     ls_store_close(active);
     ls_store_close(r.into);
     ls_h_rmtree(dir);

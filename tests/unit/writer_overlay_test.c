@@ -100,35 +100,46 @@ Test(writer_overlay, a_delete_in_the_overlay_hides_the_store_value, .timeout = 6
     free(dir);
 }
 
-static bool first_applied(void *ctx)
+typedef struct {
+    ls_db_t *db;          /* the database */
+    uint64_t applied_lsn; /* wait until the store holds at least this LSN */
+    uint64_t applies;     /* and the applier finished (trimmed) at least this many applies */
+} until_t;
+
+static bool reached(void *ctx)
 {
+    until_t *u = ctx;
     ls_db_stats_t s;
-    ls_db_stats(ctx, &s);
-    return s.applied_lsn >= 2;
+    ls_db_stats(u->db, &s);
+    return s.applied_lsn >= u->applied_lsn && s.applies >= u->applies;
 }
+
+/* Holds: apply 1 for 1.5 s after its store transaction (before its trim), apply 2 for 1.5 s
+ * before its store transaction. */
+#define HOLD_BETWEEN "writer.apply.after=sleep:1500@1,writer.apply.before=sleep:1500@2"
 
 Test(writer_overlay, trimming_keeps_a_later_write_of_an_applied_key, .timeout = 60)
 {
-    /* Every apply is held 1.5 s before its store transaction. Apply 1 takes "k"=v1 (lsn 1-2);
-     * "k"=v2 (lsn 3-4) is written meanwhile and waits for apply 2. Apply 1 must not trim "k":
-     * its entry is newer than what apply 1 wrote. */
-    setenv("LS_FAULTS", "writer.apply.before=sleep:1500", 1);
+    /* Apply 1 writes "k"=v1 (lsn 1-2); while it is held before its trim, "k"=v2 (lsn 3-4) is
+     * committed. The trim of apply 1 must keep "k": its entry is v2's, newer than what apply 1
+     * wrote; the store still has v1 until apply 2. */
+    setenv("LS_FAULTS", HOLD_BETWEEN, 1);
     char *dir = ls_h_tmpdir("overlay");
     ls_db_options_t o = quiet_opts();
     ls_db_t *db = open_db(dir, &o);
     char v[64];
     cr_assert_eq(put1(db, "k", "v1"), 0);
+    until_t u = {.db = db, .applied_lsn = 2};
+    cr_assert(ls_h_wait_for(reached, &u, 10000), "apply 1 committed");
     cr_assert_eq(put1(db, "k", "v2"), 0);
-    cr_assert(ls_h_wait_for(first_applied, db, 10000));
+    u.applies = 1;
+    cr_assert(ls_h_wait_for(reached, &u, 10000), "apply 1 trimmed");
     ls_db_stats_t s;
     ls_db_stats(db, &s);
-    if (s.applied_lsn == 2) { /* between apply 1 and apply 2 (else both merged: nothing to see) */
-        cr_assert_eq(s.overlay_keys, 1, "k stays: its entry is v2's");
-        cr_assert_eq(get_str(db, "k", v, sizeof(v)), 0);
-        cr_assert_str_eq(v, "v2", "not the store's v1");
-    } else {
-        cr_log_warn("both puts merged into one apply: the in-between state was not observed");
-    }
+    cr_assert_eq(s.applied_lsn, 2, "apply 2 is held: the store has v1");
+    cr_assert_eq(s.overlay_keys, 1, "k stays: its entry is v2's");
+    cr_assert_eq(get_str(db, "k", v, sizeof(v)), 0);
+    cr_assert_str_eq(v, "v2", "not the store's v1");
     cr_assert(ls_h_wait_for(store_caught_up, db, 20000));
     cr_assert_eq(get_str(db, "k", v, sizeof(v)), 0);
     cr_assert_str_eq(v, "v2");
@@ -140,36 +151,30 @@ Test(writer_overlay, trimming_keeps_a_later_write_of_an_applied_key, .timeout = 
     free(dir);
 }
 
-static bool big_applied(void *ctx)
-{
-    ls_db_stats_t s;
-    ls_db_stats(ctx, &s);
-    return s.applied_lsn >= 5001;
-}
-
 Test(writer_overlay, the_table_grows_and_shrinks_keeping_what_is_not_applied, .timeout = 60)
 {
-    /* Every apply is held 1.5 s. Transaction 0 (5000 keys: the table grows to 16384 slots) is
-     * taken by apply 1; transaction 1 (10 keys) waits for apply 2. Trimming transaction 0 leaves
-     * 10 keys in a table 1/8 full or less: it shrinks, and they must still be found. */
-    setenv("LS_FAULTS", "writer.apply.before=sleep:1500", 1);
+    /* Transaction 0 (5000 keys: the table grows to 16384 slots) is apply 1; transaction 1 (10
+     * keys) is committed while apply 1 is held before its trim, and waits for apply 2 (held).
+     * Trimming transaction 0 leaves 10 keys in a table 1/8 full or less: it shrinks, and they
+     * must still be found. */
+    setenv("LS_FAULTS", HOLD_BETWEEN, 1);
     char *dir = ls_h_tmpdir("overlay");
     ls_db_options_t o = quiet_opts();
     ls_db_t *db = open_db(dir, &o);
     cr_assert_eq(commit_tx(db, 0, 5000, 8), 0);
-    cr_assert_eq(commit_tx(db, 1, 10, 8), 0);
     for (int j = 0; j < 5000; j += 499)
-        cr_assert(has_tx(db, 0, j), "k0-%d from the overlay", j);
-    cr_assert(ls_h_wait_for(big_applied, db, 10000));
+        cr_assert(has_tx(db, 0, j), "k0-%d", j);
+    until_t u = {.db = db, .applied_lsn = 5001};
+    cr_assert(ls_h_wait_for(reached, &u, 10000), "apply 1 committed");
+    cr_assert_eq(commit_tx(db, 1, 10, 8), 0);
+    u.applies = 1;
+    cr_assert(ls_h_wait_for(reached, &u, 10000), "apply 1 trimmed");
     ls_db_stats_t s;
     ls_db_stats(db, &s);
-    if (s.applied_lsn == 5001) {
-        cr_assert_eq(s.overlay_keys, 10, "transaction 1 only");
-        for (int j = 0; j < 10; j++)
-            cr_assert(has_tx(db, 1, j), "k1-%d after the shrink", j);
-    } else {
-        cr_log_warn("both transactions merged into one apply: the shrink was not observed");
-    }
+    cr_assert_eq(s.applied_lsn, 5001, "apply 2 is held");
+    cr_assert_eq(s.overlay_keys, 10, "transaction 1 only");
+    for (int j = 0; j < 10; j++)
+        cr_assert(has_tx(db, 1, j), "k1-%d after the shrink", j);
     for (int j = 0; j < 5000; j += 499)
         cr_assert(has_tx(db, 0, j), "k0-%d from the store", j);
     cr_assert(ls_h_wait_for(store_caught_up, db, 20000));

@@ -3,7 +3,8 @@
 #   make            build into build/ (programs in build/bin/)
 #   make test       build and run every test (SANITIZE=1: ASan+UBSan build in build-sanitize/)
 #   make demo       active + passive on loopback, a workload, the copy catching up, a verdict
-#   make bench      release build in build-release/, then the benchmark (QUICK=1: under a minute)
+#   make bench      release build in build-release/, then the benchmark (QUICK=1: under a minute;
+#                   COMPARE=OLD.json: each figure's change against an earlier results.json)
 #   make fuzz       libFuzzer targets built with clang in build-fuzz/, run FUZZ_SECONDS each
 #   make powercut   CUTS=N power cuts under load on FUSE (docs/POWERCUT.md; root, /dev/fuse)
 #   make install    release build in build-release/, installed under PREFIX (default /usr/local):
@@ -55,7 +56,7 @@ bench:
 	@echo "logship: building the release programs (log in build-release/build.log)"
 	@cmake --build build-release -j $(JOBS) > build-release/build.log 2>&1 || \
 	  { tail -40 build-release/build.log; echo "logship: release build failed"; exit 1; }
-	@build-release/bin/logship-bench $(if $(QUICK),--quick) --out build/bench
+	@build-release/bin/logship-bench $(if $(QUICK),--quick) $(if $(COMPARE),--compare $(COMPARE)) --out build/bench
 
 fuzz:
 	@tools/deps.sh build fuzz

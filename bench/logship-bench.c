@@ -27,7 +27,8 @@
 
 static lb_ctx_t ctx;
 static bool keep;
-static const char *only; /* --only PART: run that part alone (the workload is made anyway) */
+static const char *only;    /* --only PART: run that part alone (the workload is made anyway) */
+static const char *compare; /* --compare OLD.json: each figure's change against that run */
 
 static bool want(const char *part)
 {
@@ -56,8 +57,9 @@ static void on_signal(int sig)
 static int usage(const char *msg)
 {
     if (msg) fprintf(stderr, "logship-bench: %s\n", msg);
-    fprintf(stderr, "usage: logship-bench [--quick] [--out DIR] [--keep] [--runs N] [--only PART]\n"
-                    "  PART: raw rsync lmdb logship steady pickup rss seed wan\n");
+    fprintf(stderr, "usage: logship-bench [--quick] [--out DIR] [--keep] [--runs N] [--only PART] "
+                    "[--compare OLD.json]\n"
+                    "  PART: raw rsync lmdb writer logship steady pickup rss seed wan\n");
     return 2;
 }
 
@@ -155,6 +157,8 @@ int main(int argc, char **argv)
             out = argv[++i];
         else if (!strcmp(argv[i], "--only") && i + 1 < argc)
             only = argv[++i];
+        else if (!strcmp(argv[i], "--compare") && i + 1 < argc)
+            compare = argv[++i];
         else if (!strcmp(argv[i], "--runs") && i + 1 < argc) {
             ctx.runs = atoi(argv[++i]);
             if (ctx.runs < 1 || ctx.runs > LB_MAXRUNS / 2) return usage("--runs must be 1..8");
@@ -164,6 +168,8 @@ int main(int argc, char **argv)
             return usage("unknown argument");
     }
     sizes(&ctx);
+    char *old_json = compare ? lb_compare_load(compare) : NULL;
+    if (compare && !old_json) return 1;
     if (find_bin(&ctx) || ls_mkdir_p(out)) return 1;
     const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
     snprintf(ctx.tmp, sizeof(ctx.tmp), "%s/logship-bench-XXXXXX", base);
@@ -204,6 +210,7 @@ int main(int argc, char **argv)
         if (want("raw")) lb_run_raw(&ctx);
         if (want("rsync")) lb_run_rsync(&ctx);
         if (want("lmdb")) lb_run_lmdb(&ctx);
+        if (want("writer")) lb_run_writer(&ctx);
         for (size_t i = 0; want("logship") && i < sizeof(CONFIGS) / sizeof(CONFIGS[0]); i++)
             lb_run_logship(&ctx, CONFIGS[i].label, &CONFIGS[i].cfg);
         if (want("steady")) lb_run_steady(&ctx);
@@ -223,6 +230,8 @@ int main(int argc, char **argv)
              ctx.runs, (double) (lb_mono_ns() - t0) / 1e9);
     lb_note("total time %.0f s", (double) (lb_mono_ns() - t0) / 1e9);
     int rc = lb_report(out, &ctx.steady, title);
+    if (old_json && lb_compare(compare, old_json) != 0) rc = 1;
+    free(old_json);
     lb_times_free(&ctx.steady);
     for (size_t i = 0; i < ctx.ngens; i++)
         free(ctx.gens[i]);

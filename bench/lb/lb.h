@@ -11,6 +11,8 @@
  * lmdbapply.c baseline (c): the same records applied to LMDB in batches (MDB_NOMETASYNC)
  * wan.c       two network namespaces joined by a veth pair shaped with tc netem
  * report.c    results: the table for people, results.json, the gnuplot chart
+ * writer.c    the writer row: `logship load` against the LMDB apply of the same records
+ * compare.c   --compare OLD.json: each figure's change against an earlier results.json
  *
  * Threading: everything runs on the main thread except the monitor and the raw-copy receiver,
  * which own their state until joined. Every process started is recorded and stopped by pid.
@@ -197,6 +199,8 @@ typedef struct {
 
 lb_result_t *lb_result_add(const char *name, const char *unit, const double *v, int runs);
 lb_result_t *lb_result_find(const char *name);
+int lb_result_count(void);              /* results added so far */
+const lb_result_t *lb_result_at(int i); /* 0 <= i < lb_result_count(), in the order added */
 /* Sets r's baseline (by name) and target. */
 void lb_result_cmp(lb_result_t *r, const char *baseline, lb_target_kind_t kind, double target,
                    const char *note);
@@ -234,5 +238,15 @@ void lb_run_pickup(lb_ctx_t *c);
 void lb_run_rss(lb_ctx_t *c);
 void lb_run_wan(lb_ctx_t *c);
 void lb_run_seed(lb_ctx_t *c); /* seed.c */
+void lb_run_writer(
+    lb_ctx_t *c); /* writer.c: `logship load` against the LMDB apply of its records */
+
+/* ---- compare.c --------------------------------------------------------------------------- */
+/* Reads an earlier results.json (before this run overwrites it): a malloc'd NUL-terminated copy,
+ * or NULL (with a message) when it cannot be read or is not a results array. */
+char *lb_compare_load(const char *old_path);
+/* Prints each figure of this run against the same figure of old_json (read from old_path):
+ * medians, change in percent, better or worse, whether inside the old min-max. 0 or -1. */
+int lb_compare(const char *old_path, const char *old_json);
 
 #endif

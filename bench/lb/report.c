@@ -42,6 +42,16 @@ lb_result_t *lb_result_add(const char *name, const char *unit, const double *v, 
     return r;
 }
 
+int lb_result_count(void)
+{
+    return nres;
+}
+
+const lb_result_t *lb_result_at(int i)
+{
+    return &res[i];
+}
+
 lb_result_t *lb_result_find(const char *name)
 {
     for (int i = 0; i < nres; i++)

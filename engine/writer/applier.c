@@ -1,22 +1,23 @@
 /*
  * The applier: stage 2 of the commit pipeline. It applies the batches the flusher made durable
- * to the store, in LSN order, and wakes their committers; it also checkpoints the store on its
- * timer.
+ * (and already acknowledged: their writes are readable through the overlay) to the store, in LSN
+ * order; it also checkpoints the store on its timer.
  *
  * Each pass takes EVERY durable batch queued since the last pass (the flusher chains them in LSN
  * order) with the position after the last one; when the flusher is writing a batch at that moment,
  * the applier first waits for that one (at most one log fsync, never for a later batch: bounded)
- * so it joins this apply instead of waiting a whole LMDB commit for the next. Then, with store_mu
- * held:
- *   fault point writer.apply.before ("fail" stands for a failed store transaction);
+ * so it joins this apply. Then, with store_mu held:
+ *   fault point writer.apply.before ("fail" stands for a failed store transaction; "sleep:MS"
+ *   holds the applier, which the overlay tests use);
  *   one ls_store_apply for all of them: their puts and deletes in order, and the meta record of
  *   the last batch (generation holding its last LSN, the digest of the generation before it,
  *   both noted by the flusher when that batch was durable), in the same LMDB write transaction;
  *   fault point writer.apply.after;
- * then marks their transactions done and wakes the committers: ls_txn_commit returns once its
- * transaction is durable in the log AND visible in the store. When the store is slower than the
- * log, batches pile up while an apply runs and the next pass merges them: one LMDB commit (and
- * one data.mdb fdatasync) for several log fsyncs, as the replayer groups generations.
+ * then trims the overlay of the keys whose latest write it applied, frees the transactions and
+ * wakes a flusher waiting for overlay space (backpressure). Committers no longer wait for the
+ * store, so batches pile up while an apply runs and the next pass merges them all: one LMDB
+ * commit (and one data.mdb fdatasync) for every log fsync of that time, up to overlay_max bytes
+ * of log, as the replayer groups generations.
  *
  * Merged batches may straddle rolls: the meta written is the last batch's, which names the
  * generation holding the last applied LSN, so the record never claims a generation whose data is
@@ -26,7 +27,8 @@
  *
  * A failed apply fails the database stickily (LS_ESTORE or the like): the store can no longer
  * follow the log in order, so nothing more is applied and every later commit gets the error; the
- * transactions concerned are durable in the log and the next open replays them.
+ * transactions concerned were acknowledged (durable in the log), stay readable through the
+ * overlay until close, and the next open replays them.
  */
 #include <time.h>
 
@@ -94,6 +96,35 @@ static uint64_t timers(ls_db_t *db)
     return next;
 }
 
+/* After an apply: trims the overlay of what the store holds now and frees the transactions;
+ * after a failed one keeps them (the overlay still serves their writes) until close. */
+static void finish(ls_db_t *db, ls_txn_t *chain, const ls_store_meta_t *pos, int rc)
+{
+    uint64_t bytes = 0;
+    ls_txn_t *tail = chain;
+    for (;; tail = tail->next) {
+        bytes += tail->log_bytes;
+        if (!tail->next) break;
+    }
+    if (rc == 0) {
+        ls__ov_trim(&db->ov, chain, pos->lsn);
+        for (ls_txn_t *t = chain, *next; t; t = next) {
+            next = t->next;
+            ls_txn_abort(t);
+        }
+    }
+    pthread_mutex_lock(&db->mu);
+    if (rc == 0) {
+        db->applies++;
+        db->unapplied -= bytes;
+    } else {
+        tail->next = db->dead;
+        db->dead = chain;
+    }
+    pthread_cond_broadcast(&db->space);
+    pthread_mutex_unlock(&db->mu);
+}
+
 static void wait_until(ls_db_t *db, uint64_t deadline)
 {
     while (!db->ahead && !db->apply_stopping && ls_mono_ns() < deadline) {
@@ -127,18 +158,7 @@ void *ls__applier_main(void *arg)
         deadline = timers(db);
         pthread_mutex_unlock(&db->store_mu);
 
-        if (chain) {
-            pthread_mutex_lock(&db->mu);
-            if (rc == 0) db->applies++;
-            for (ls_txn_t *t = chain, *next; t; t = next) {
-                next = t->next; /* t is freed by its committer once done is set */
-                t->rc = rc;
-                t->done = true;
-                if (rc == 0) db->commits++;
-            }
-            pthread_cond_broadcast(&db->done);
-            pthread_mutex_unlock(&db->mu);
-        }
+        if (chain) finish(db, chain, &pos, rc);
         if (stop && !chain) break;
     }
     return NULL;

@@ -32,6 +32,7 @@ void ls__db_fail(ls_db_t *db, int err, const char *fmt, ...)
         db->failed = err;
         snprintf(db->errmsg, sizeof(db->errmsg), "%s", msg);
     }
+    pthread_cond_broadcast(&db->space); /* a flusher waiting for the applier goes on, to fail */
     pthread_mutex_unlock(&db->mu);
     LS_LOGE("writer", "%s: database failed: %s (%s)", db->dir, msg, ls_strerror(err));
 }
@@ -46,6 +47,7 @@ static int resolve_options(ls_db_t *db, const ls_db_options_t *in)
     if (!o.map_size) o.map_size = 64ull * 1024 * 1024;
     if (!o.checkpoint_ms) o.checkpoint_ms = 10000;
     if (!o.prefix) o.prefix = LS_GEN_PREFIX_DEFAULT;
+    if (!o.overlay_max) o.overlay_max = 64ull * 1024 * 1024;
     uint64_t min = LS_GEN_HEADER_SIZE + LS_GEN_TRAILER_SIZE + 2 * LS_REC_HEADER_SIZE;
     char name[LS_GEN_NAME_MAX];
     if (o.max_generation > LS_GEN_HARD_CAP || o.target_size < min ||
@@ -71,6 +73,10 @@ static ls_db_t *db_new(const char *dir)
 {
     ls_db_t *db = calloc(1, sizeof(*db));
     if (!db) return NULL;
+    if (ls__ov_init(&db->ov) != 0) {
+        free(db);
+        return NULL;
+    }
     db->fd = db->lock_fd = -1;
     snprintf(db->dir, sizeof(db->dir), "%s", dir);
     pthread_mutex_init(&db->mu, NULL);
@@ -83,6 +89,7 @@ static ls_db_t *db_new(const char *dir)
     pthread_cond_init(&db->applyq, &ca);
     pthread_condattr_destroy(&ca);
     pthread_cond_init(&db->done, NULL);
+    pthread_cond_init(&db->space, NULL);
     return db;
 }
 
@@ -94,12 +101,18 @@ static void db_free(ls_db_t *db)
     if (db->lock_fd >= 0) close(db->lock_fd); /* releases the flock, last */
     ls_sha256_free(db->sha);
     free(db->buf);
+    for (ls_txn_t *t = db->dead, *next; t; t = next) {
+        next = t->next;
+        ls_txn_abort(t);
+    }
+    ls__ov_destroy(&db->ov);
     pthread_mutex_destroy(&db->mu);
     pthread_mutex_destroy(&db->log_mu);
     pthread_mutex_destroy(&db->store_mu);
     pthread_cond_destroy(&db->wake);
     pthread_cond_destroy(&db->applyq);
     pthread_cond_destroy(&db->done);
+    pthread_cond_destroy(&db->space);
     free(db);
 }
 
@@ -268,17 +281,25 @@ int ls_db_stats(ls_db_t *db, ls_db_stats_t *out)
     out->last_lsn = db->last_lsn;
     out->last_txid = db->last_txid;
     out->checkpoint_lsn = m.checkpoint_lsn;
+    out->applied_lsn = m.lsn;
     pthread_mutex_unlock(&db->log_mu);
     pthread_mutex_lock(&db->mu);
     out->commits = db->commits;
     out->applies = db->applies;
+    out->unapplied_bytes = db->unapplied;
+    out->overlay_waits = db->space_waits;
     pthread_mutex_unlock(&db->mu);
+    out->overlay_keys = ls__ov_count(&db->ov);
     return 0;
 }
 
+/* The overlay first: it holds the acknowledged writes the store does not yet. A key it does not
+ * know is in the store as of the lookup (entries leave only once the store holds them), and the
+ * store only moves forward, so the read sees every commit acknowledged before it began. */
 int ls_db_get(ls_db_t *db, const void *key, size_t key_len, void **val, size_t *val_len)
 {
-    return ls_store_get(db->store, key, key_len, val, val_len);
+    int rc = ls__ov_get(&db->ov, key, key_len, val, val_len);
+    return rc == 1 ? ls_store_get(db->store, key, key_len, val, val_len) : rc;
 }
 
 /* Runs op with lock held unless the database has failed; a failure of op fails it. */
@@ -304,8 +325,8 @@ int ls_db_roll(ls_db_t *db)
     return locked_op(db, &db->log_mu, roll_unless_fenced, "roll");
 }
 
-/* Needs only the store: the log goes on meanwhile. It covers every acknowledged commit (those
- * are applied); batches still in the pipeline go to the next checkpoint. */
+/* Needs only the store: the log goes on meanwhile. It covers what the store holds; acknowledged
+ * batches still in the overlay go to a later checkpoint (the log holds them meanwhile). */
 int ls_db_checkpoint(ls_db_t *db)
 {
     return locked_op(db, &db->store_mu, ls__checkpoint, "checkpoint");

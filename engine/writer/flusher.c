@@ -1,7 +1,9 @@
 /*
  * The flusher: stage 1 of the commit pipeline and the one sequencer (group commit).
  *
- * Each pass takes every transaction queued since the last one, and with log_mu held:
+ * Each pass takes every transaction queued since the last one (first waiting, while the overlay
+ * holds overlay_max bytes of log or more, for the applier to make room: backpressure), and with
+ * log_mu held:
  *   1. for each transaction in queue order: roll first when it would push the current log past
  *      target_size (a transaction never spans generations), assign dense LSNs and the next txid,
  *      encode its records and a COMMIT record into the batch buffer;
@@ -10,11 +12,13 @@
  *   3. fdatasyncs the log once for the whole batch; fault point writer.commit.after_fsync;
  *   4. notes the position the batch ends at (generation holding its last LSN, the digest of the
  *      generation before it), taken now: a later roll must not change what the batch's meta says;
- * then, log_mu released, hands the durable batch and its position to the applier (applier.c),
- * which applies it to the store and wakes its committers. The flusher goes on with the next
- * batch meanwhile. Between batches it rolls an idle current log. Any failure in 1-3 fails the
- * database stickily (never retry an fsync) and the batch's committers get the error at once;
- * batches handed over before the failure are durable and still applied.
+ *   5. adds the batch's writes to the overlay: readable from now on;
+ * then, log_mu released, acknowledges the batch (its committers' ls_txn_commit return 0: durable
+ * and visible) and hands it with its position to the applier (applier.c), which applies it to the
+ * store and frees it. The flusher goes on with the next batch meanwhile. Between batches it rolls
+ * an idle current log. Any failure in 1-3 fails the database stickily (never retry an fsync) and
+ * the batch's committers get the error at once; batches handed over before the failure are
+ * durable and still applied.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -63,10 +67,11 @@ static int append(ls_db_t *db, size_t len)
 }
 
 /* Encodes t at db->buf + *len with the next LSNs and txid. */
-static void encode_txn(ls_db_t *db, const ls_txn_t *t, size_t *len)
+static void encode_txn(ls_db_t *db, ls_txn_t *t, size_t *len)
 {
     uint64_t seed = ls_gen_seed(db->dbid, db->epoch, db->gen);
     uint64_t txid = ++db->last_txid;
+    t->first_lsn = db->last_lsn + 1;
     for (size_t i = 0; i <= t->nops; i++) {
         ls_record_t r = {.type = LS_REC_COMMIT, .lsn = ++db->last_lsn, .txid = txid};
         if (i < t->nops) {
@@ -107,9 +112,11 @@ static int write_batch(ls_db_t *db, ls_txn_t *batch)
     return append(db, len);
 }
 
-/* Steps 1-4 for one batch, log_mu held; *pos receives the position after it. */
-static int commit_batch(ls_db_t *db, ls_txn_t *batch, ls_store_meta_t *pos)
+/* Steps 1-4 for one batch, log_mu held; *pos receives the position after it, *durable whether
+ * the batch is in the log (also when the overlay then failed). */
+static int commit_batch(ls_db_t *db, ls_txn_t *batch, ls_store_meta_t *pos, bool *durable)
 {
+    *durable = false;
     pthread_mutex_lock(&db->mu);
     int rc = db->failed;
     pthread_mutex_unlock(&db->mu);
@@ -130,32 +137,65 @@ static int commit_batch(ls_db_t *db, ls_txn_t *batch, ls_store_meta_t *pos)
     LS_FAULT("writer.commit.after_fsync");
     ls__db_position(db, pos);
     db->stats.batches++;
+    /* Durable: visible to readers from now on, before anyone is told. */
+    if ((rc = ls__ov_insert(&db->ov, batch)) != 0) {
+        ls__db_fail(db, rc, "no memory for the overlay of a durable batch up to lsn %llu",
+                    (unsigned long long) pos->lsn);
+        *durable = true; /* the applier applies it still: the store follows the log */
+        return rc;
+    }
+    *durable = true;
     return 0;
 }
 
-/* Hands a durable batch to the applier, or fails its transactions with rc (mu held). */
-static void hand_over(ls_db_t *db, ls_txn_t *batch, const ls_store_meta_t *pos, int rc)
+/* Tells the batch's committers rc (mu held). */
+static void acknowledge(ls_db_t *db, ls_txn_t *batch, int rc)
+{
+    for (ls_txn_t *t = batch; t; t = t->next) {
+        t->waiter->rc = rc;
+        t->waiter->done = true;
+        t->waiter = NULL;
+        if (rc == 0) db->commits++;
+    }
+    pthread_cond_broadcast(&db->done);
+}
+
+/* Acknowledges a durable batch and hands it to the applier, or fails its transactions with rc
+ * (mu held). A durable batch goes to the applier even when its acknowledgement failed (the
+ * overlay had no memory): the store follows the log in order. */
+static void hand_over(ls_db_t *db, ls_txn_t *batch, const ls_store_meta_t *pos, int rc,
+                      bool durable)
 {
     db->handed++;
     pthread_cond_signal(&db->applyq); /* an applier waiting for this batch goes on */
-    if (rc == 0) {
-        ls_txn_t *tail = batch;
-        while (tail->next)
-            tail = tail->next;
-        if (db->atail)
-            db->atail->next = batch;
-        else
-            db->ahead = batch;
-        db->atail = tail;
-        db->apos = *pos;
+    acknowledge(db, batch, rc);
+    if (!durable) {
+        for (ls_txn_t *t = batch, *next; t; t = next) {
+            next = t->next;
+            ls_txn_abort(t);
+        }
         return;
     }
-    for (ls_txn_t *t = batch, *next; t; t = next) {
-        next = t->next; /* t is freed by its committer once done is set */
-        t->rc = rc;
-        t->done = true;
+    ls_txn_t *tail = batch;
+    for (;; tail = tail->next) {
+        db->unapplied += tail->log_bytes;
+        if (!tail->next) break;
     }
-    pthread_cond_broadcast(&db->done);
+    if (db->atail)
+        db->atail->next = batch;
+    else
+        db->ahead = batch;
+    db->atail = tail;
+    db->apos = *pos;
+}
+
+/* Backpressure (mu held): while the overlay holds overlay_max bytes of log or more, the next
+ * batch waits for the applier to trim it. Not when failed: nothing would trim it. */
+static void wait_for_space(ls_db_t *db)
+{
+    if (db->qhead && db->unapplied >= db->opts.overlay_max && !db->failed) db->space_waits++;
+    while (db->qhead && db->unapplied >= db->opts.overlay_max && !db->failed)
+        pthread_cond_wait(&db->space, &db->mu);
 }
 
 /* Idle roll, log_mu held. Returns the next deadline (monotonic ns). */
@@ -193,6 +233,7 @@ void *ls__flusher_main(void *arg)
     for (;;) {
         pthread_mutex_lock(&db->mu);
         wait_until(db, deadline);
+        wait_for_space(db);
         ls_txn_t *batch = db->qhead;
         bool stop = db->stopping;
         db->qhead = db->qtail = NULL;
@@ -200,14 +241,15 @@ void *ls__flusher_main(void *arg)
         pthread_mutex_unlock(&db->mu);
 
         ls_store_meta_t pos = {0};
+        bool durable = false;
         pthread_mutex_lock(&db->log_mu);
-        int rc = batch ? commit_batch(db, batch, &pos) : 0;
+        int rc = batch ? commit_batch(db, batch, &pos, &durable) : 0;
         deadline = timers(db);
         pthread_mutex_unlock(&db->log_mu);
 
         if (batch) {
             pthread_mutex_lock(&db->mu);
-            hand_over(db, batch, &pos, rc);
+            hand_over(db, batch, &pos, rc, durable);
             pthread_mutex_unlock(&db->mu);
         }
         if (stop && !batch) break;

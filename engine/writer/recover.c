@@ -219,6 +219,7 @@ static int settle_current(ls_db_t *db, ls__recovery_t *rs, char *msg, size_t msg
             LS_LOGW("writer", "%s: %s: torn at creation, creating it again", db->cur_path, v.msg);
             db->stats.truncated_bytes += len;
             rs->has_cur = false;
+            rc = 0; /* created again in the next round */
         } else if (rc) {
             snprintf(msg, msglen, "current log %s does not follow the closed generations: %s",
                      db->cur_path, v.msg);

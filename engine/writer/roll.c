@@ -7,7 +7,8 @@
  *   rename <prefix>.log -> closed name     -> fault point writer.roll.after_rename
  *   fsync of logs/                            (the generation is now durable and closed)
  *   new <prefix>.log with its header (generation+1, first LSN, prev_digest = digest just
- *   closed), fsync of it and of logs/
+ *   closed), fsync of logs/; the header itself becomes durable with the first batch's
+ *   fdatasync (a crash before leaves it torn at creation: recovery creates it again)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -29,8 +30,11 @@ int ls__log_create(ls_db_t *db, uint64_t gen, uint64_t first_lsn,
     if (db->fd >= 0) close(db->fd);
     db->fd = open(db->cur_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (db->fd < 0) return ls_err_from_errno(errno);
+    /* No fsync of the header alone: the first batch's fdatasync makes it durable with the
+     * batch, before anything in this log is acknowledged. A crash before that leaves a header
+     * torn at creation, which recovery recreates (settle_current). The directory entry is made
+     * durable now, so the name never points at the closed generation's old inode. */
     int rc = ls_write_full(db->fd, hdr, sizeof(hdr));
-    if (rc == 0) rc = ls_fsync(db->fd);
     if (rc == 0) rc = ls_fsync_dir(db->logs);
     if (rc) return rc;
     ls_sha256_reset(db->sha);

@@ -1,6 +1,8 @@
 /*
- * Transactions: buffered blind writes, handed to the flusher at commit. A transaction's operations
- * live in one arena; the flusher encodes them straight from it (no copy per record).
+ * Transactions: buffered blind writes, handed to the flusher at commit, acknowledged once durable
+ * in the log (readable through the overlay from then on) and freed by the applier once applied.
+ * A transaction's operations live in one arena; the flusher encodes them straight from it (no
+ * copy per record) and the overlay points into it until the store holds them.
  */
 #include <stdlib.h>
 
@@ -68,9 +70,12 @@ int ls_txn_del(ls_txn_t *t, const void *key, size_t key_len)
     return add_op(t, LS_REC_DEL, key, key_len, NULL, 0);
 }
 
+/* Queues t and waits until the flusher made it durable (and visible through the overlay) or
+ * failed it. From the queue on, t belongs to the pipeline: the applier frees it once applied. */
 int ls_txn_commit(ls_txn_t *t)
 {
     ls_db_t *db = t->db;
+    ls__commit_wait_t w = {0};
     int rc = 0;
     if (t->nops == 0) goto out;
     if (LS_GEN_HEADER_SIZE + t->log_bytes + LS_GEN_TRAILER_SIZE > db->opts.max_generation) {
@@ -83,15 +88,17 @@ int ls_txn_commit(ls_txn_t *t)
     } else if (db->stopping) {
         rc = LS_ECLOSED;
     } else {
+        t->waiter = &w;
         if (db->qtail)
             db->qtail->next = t;
         else
             db->qhead = t;
         db->qtail = t;
         pthread_cond_signal(&db->wake);
-        while (!t->done)
+        while (!w.done)
             pthread_cond_wait(&db->done, &db->mu);
-        rc = t->rc;
+        t = NULL; /* the pipeline's now */
+        rc = w.rc;
     }
     pthread_mutex_unlock(&db->mu);
 out:

@@ -17,8 +17,13 @@
  *    interleaving with the read-modify-write of the meta record an apply does.
  *  - `mu` guards the commit queue, the applier queue (durable batches and their position), the
  *    sticky error, the stop flags, the done flags of transactions and the commit counters.
+ *  - the overlay (`ov.lock`, a leaf rwlock taken with or without the others, never holding
+ *    another while it is held): the flusher inserts a durable batch, the applier trims what it
+ *    applied, ls_db_get reads.
  * A transaction belongs to its committer until queued, then to the flusher until handed to the
- * applier (or failed), then to the applier until it sets done; the committer frees it.
+ * applier (or failed: the flusher frees it), then to the applier, which frees it once applied
+ * and trimmed from the overlay (after a store failure it is kept in `dead` until close). The
+ * committer waits on an ls__commit_wait_t on its own stack, never on the transaction.
  */
 #ifndef LS_WRITER_INT_H
 #define LS_WRITER_INT_H
@@ -35,6 +40,12 @@
 
 #define LS__PATH_MAX 4096
 
+/* A committer waiting in ls_txn_commit (on its stack): set under mu by the flusher. */
+typedef struct {
+    bool done; /* rc is final */
+    int rc;    /* commit result */
+} ls__commit_wait_t;
+
 /* One buffered operation of a transaction. Key and value live in the txn's arena. */
 typedef struct {
     uint8_t type;       /* LS_REC_PUT or LS_REC_DEL */
@@ -44,17 +55,39 @@ typedef struct {
 } ls__op_t;
 
 struct ls_txn {
-    ls_db_t *db;          /* owner */
-    ls__op_t *ops;        /* operations in call order */
-    size_t nops, cap_ops; /* used and allocated entries of ops */
-    uint8_t *arena;       /* keys and values */
-    size_t arena_len;     /* bytes used in arena */
-    size_t arena_cap;     /* bytes allocated in arena */
-    uint64_t log_bytes;   /* encoded size of all records including the COMMIT */
-    struct ls_txn *next;  /* commit queue link */
-    bool done;            /* set by the flusher (failure) or the applier when rc is final */
-    int rc;               /* commit result */
+    ls_db_t *db;               /* owner */
+    ls__op_t *ops;             /* operations in call order */
+    size_t nops, cap_ops;      /* used and allocated entries of ops */
+    uint8_t *arena;            /* keys and values */
+    size_t arena_len;          /* bytes used in arena */
+    size_t arena_cap;          /* bytes allocated in arena */
+    uint64_t log_bytes;        /* encoded size of all records including the COMMIT */
+    uint64_t first_lsn;        /* LSN of ops[0] (op i has first_lsn + i), set by the flusher */
+    struct ls_txn *next;       /* commit queue, then applier queue link */
+    ls__commit_wait_t *waiter; /* the committer waiting for the outcome; NULL once told */
 };
+
+/* Overlay (overlay.c): the durable writes the store does not hold yet, by key. */
+typedef struct ls__ov_entry ls__ov_entry_t;
+typedef struct {
+    pthread_rwlock_t lock; /* leaf lock: nothing else is taken while it is held */
+    ls__ov_entry_t *slots; /* open-addressing table, cap entries */
+    size_t cap;            /* slots (a power of two, or 0) */
+    size_t count;          /* keys held */
+} ls__overlay_t;
+
+int ls__ov_init(ls__overlay_t *ov);
+void ls__ov_destroy(ls__overlay_t *ov);
+/* Adds every operation of the chain batch (in LSN order; first_lsn set). Keys and values stay
+ * borrowed from the transactions until ls__ov_trim removed them. LS_ENOMEM: nothing added. */
+int ls__ov_insert(ls__overlay_t *ov, const ls_txn_t *batch);
+/* Removes the keys of chain whose latest entry has LSN <= applied_lsn (the store holds them
+ * now). Returns how many entries were removed. */
+size_t ls__ov_trim(ls__overlay_t *ov, const ls_txn_t *chain, uint64_t applied_lsn);
+/* 0 with a malloc'd copy of the value (NUL-terminated), LS_ENOENT when deleted, 1 when the
+ * overlay does not know the key (read the store), LS_EINVAL, LS_ENOMEM. */
+int ls__ov_get(ls__overlay_t *ov, const void *key, size_t key_len, void **val, size_t *val_len);
+size_t ls__ov_count(ls__overlay_t *ov); /* keys held */
 
 struct ls_db {
     /* configuration (immutable after open) */
@@ -91,15 +124,23 @@ struct ls_db {
     pthread_mutex_t store_mu; /* guards store writes and the field below */
     uint64_t last_ckpt_ns;    /* monotonic time of the last checkpoint */
 
+    ls__overlay_t ov; /* acknowledged writes the store does not hold yet (its own leaf lock) */
+
     /* queue and status (mu) */
     pthread_mutex_t mu;      /* guards the fields below */
     pthread_cond_t wake;     /* signals the flusher: queue non-empty or stopping */
     pthread_cond_t done;     /* signals committers: a batch finished */
     pthread_cond_t applyq;   /* signals the applier: durable batches queued or stopping */
+    pthread_cond_t space;    /* signals the flusher: the applier trimmed the overlay, or failed */
     ls_txn_t *qhead, *qtail; /* commit queue, FIFO */
     ls_txn_t *ahead, *atail; /* durable, not yet applied transactions in LSN order (the flusher's
                                 batches chained); the applier takes them all at once */
     ls_store_meta_t apos;    /* position after atail: the meta the store gets once it holds them */
+    uint64_t unapplied;      /* log bytes of the acknowledged transactions the store does not
+                                hold yet (the overlay's; bounded by opts.overlay_max) */
+    uint64_t space_waits;    /* times the flusher waited for the applier (backpressure) */
+    ls_txn_t *dead;          /* chains kept after a store failure (the overlay still points into
+                                them); freed at close */
     uint64_t taken;          /* batches the flusher took from the queue since open */
     uint64_t handed;         /* of those, handed to the applier or failed (taken - handed: 0 or
                                 1, the batch being written) */
@@ -109,7 +150,7 @@ struct ls_db {
     bool applier_running;    /* the applier thread was started */
     int failed;              /* sticky error (0: healthy) */
     int store_failed;        /* a store apply failed: the applier applies nothing more */
-    uint64_t commits;        /* transactions acknowledged (applied) since open */
+    uint64_t commits;        /* transactions acknowledged (durable) since open */
     uint64_t applies;        /* store transactions of the applier since open */
     char errmsg[512];        /* message of the sticky or last error */
     pthread_t thread;        /* the flusher */

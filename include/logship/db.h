@@ -11,16 +11,24 @@
  *
  * Commit path, a two-stage pipeline: one flusher thread is the sequencer. It takes every
  * transaction queued since its last pass (group commit), assigns LSNs in queue order, appends
- * their records and COMMIT records to the current log, fdatasyncs once and hands the durable batch
- * to an applier thread, then goes on with the next batch. The applier applies durable batches to
- * the store in LSN order, every batch waiting at its turn merged into one LMDB write transaction
- * (with the meta record), then wakes their committers. So ls_txn_commit() returns only once the
- * transaction is durable in the log and visible in the store. The store is not on the durability
- * path: it is synced at checkpoints; recovery replays the log from the store's meta LSN.
+ * their records and COMMIT records to the current log, fdatasyncs once, adds the batch's writes to
+ * an in-memory overlay and acknowledges it: ls_txn_commit() returns once the transaction is
+ * durable in the log, and from then on every ls_db_get() sees it. An applier thread applies the
+ * durable batches to the store behind, in LSN order, every batch waiting merged into one LMDB
+ * write transaction (with the meta record), and trims the overlay of what the store now holds.
+ * The store is not on the durability path: it is synced at checkpoints; recovery replays the log
+ * from the store's meta LSN, so a crash loses no acknowledged commit.
+ * Memory: the overlay holds at most opts.overlay_max bytes of log (plus the batch being written):
+ * beyond that the next batch waits for the applier (backpressure), so commits then run at the
+ * store's speed.
  *
  * Isolation: transactions buffer blind writes (no read-your-writes inside a transaction);
- * ls_db_get() reads committed state (read committed). Concurrent transactions touching the same
- * key are ordered by commit: the one committed later (higher LSN) wins. No conflict detection.
+ * ls_db_get() reads committed state (read committed): the overlay first (the latest durable put
+ * or delete of the key), then the store. A commit becomes visible once durable and before its
+ * ls_txn_commit() returns; a read that begins after a commit returned sees it (or a later write
+ * of the key). Concurrent transactions touching the same key are ordered by commit: the one
+ * committed later (higher LSN) wins. No conflict detection. Readers of the store itself (a seed
+ * snapshot, ls_store_* in another process) see only the applied part, up to its meta LSN.
  *
  * Lifecycle: ls_db_open() -> ls_txn_begin()/put/del/commit|abort ... -> ls_db_close().
  * Threading: an ls_db_t may be used from many threads at once; an ls_txn_t from one at a time.
@@ -52,6 +60,8 @@ typedef struct {
     uint64_t checkpoint_ms;  /* sync the store at least this often; 10000 */
     const char *prefix;      /* log file prefix; "E00" */
     bool no_create;          /* fail with LS_ENOENT instead of creating a new database */
+    uint64_t overlay_max;    /* log bytes acknowledged but not yet applied to the store beyond
+                                which the next batch waits for the applier; 64 MiB */
 } ls_db_options_t;
 
 typedef struct {
@@ -69,6 +79,10 @@ typedef struct {
     uint64_t generations_closed; /* generations closed since open */
     uint64_t recovered_records;  /* records replayed into the store at open */
     uint64_t truncated_bytes;    /* torn tail bytes removed from the current log at open */
+    uint64_t applied_lsn;        /* last LSN the store holds (<= last_lsn) */
+    uint64_t unapplied_bytes;    /* log bytes acknowledged, not yet in the store (the overlay) */
+    uint64_t overlay_keys;       /* keys in the overlay */
+    uint64_t overlay_waits;      /* batches that waited for the applier (overlay_max reached) */
 } ls_db_stats_t;
 
 /* Opens (or creates) the database at dir; runs crash recovery. *out owned by the caller until
@@ -92,21 +106,23 @@ int ls_db_stats(ls_db_t *db, ls_db_stats_t *out);
 int ls_txn_begin(ls_db_t *db, ls_txn_t **out);
 int ls_txn_put(ls_txn_t *txn, const void *key, size_t key_len, const void *val, size_t val_len);
 int ls_txn_del(ls_txn_t *txn, const void *key, size_t key_len);
-/* Commits and frees txn. 0: durable in the log and applied to the store. LS_ETOOBIG: larger than
- * max_generation, nothing written. LS_EFENCED: another node became active (the daemon set the
- * fence of <dir>/control); ls_db_errmsg() names it; sticky. Other errors: the database has
- * failed (see above). An empty
- * transaction commits nothing and returns 0. */
+/* Commits txn (takes ownership: it is freed by the database). 0: durable in the log and visible
+ * to ls_db_get() (the store applies it later). LS_ETOOBIG: larger than max_generation, nothing
+ * written. LS_EFENCED: another node became active (the daemon set the fence of <dir>/control);
+ * ls_db_errmsg() names it; sticky. Other errors: the database has failed (see above). An empty
+ * transaction commits nothing and returns 0. May wait for the applier when the overlay is full
+ * (overlay_max). */
 int ls_txn_commit(ls_txn_t *txn);
 void ls_txn_abort(ls_txn_t *txn); /* frees txn; NULL is a no-op */
 
-/* Reads the committed value of key into a malloc'd buffer (*val owned by the caller).
- * LS_ENOENT when absent. */
+/* Reads the committed value of key into a malloc'd buffer (*val owned by the caller): the
+ * overlay's, else the store's. LS_ENOENT when absent or deleted. */
 int ls_db_get(ls_db_t *db, const void *key, size_t key_len, void **val, size_t *val_len);
 
 /* Closes the current log now if it holds any record (returns 0 and does nothing when empty). */
 int ls_db_roll(ls_db_t *db);
-/* Syncs the store and records the checkpoint LSN. */
+/* Syncs the store and records the checkpoint LSN: what the store holds (acknowledged commits
+ * still in the overlay go to a later checkpoint; the log holds them meanwhile). */
 int ls_db_checkpoint(ls_db_t *db);
 
 #endif

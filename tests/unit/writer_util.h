@@ -124,7 +124,21 @@ static inline int in_child(const char *faults, void (*body)(const char *, int), 
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
-/* Child: commits n small transactions (3 records each); before the last one writes the current
+/* True once the store holds everything durable (applied_lsn == last_lsn), false after
+ * timeout_ms. A commit is acknowledged once durable; the store follows. */
+static inline bool wait_applied(ls_db_t *db, int timeout_ms)
+{
+    for (uint64_t end = ls_mono_ns() + (uint64_t) timeout_ms * 1000000u; ls_mono_ns() < end;) {
+        ls_db_stats_t st;
+        ls_db_stats(db, &st);
+        if (st.applied_lsn == st.last_lsn) return true;
+        usleep(1000);
+    }
+    return false;
+}
+
+/* Child: commits n small transactions (3 records each), each once the store holds the one before
+ * (so a crash leaves the store at the previous commit); before the last one writes the current
  * log's size to <dir>.pos. */
 static inline void child_commit(const char *dir, int n)
 {
@@ -140,6 +154,7 @@ static inline void child_commit(const char *dir, int n)
             fprintf(f, "%lld\n", (long long) file_size(c));
             fclose(f);
         }
+        if (!wait_applied(db, 10000)) _exit(5);
         if (commit_tx(db, i, 2, 8)) _exit(4);
     }
 }
@@ -172,6 +187,11 @@ static inline void *stagger_commit(void *arg)
     return NULL;
 }
 
+static inline void *stagger_commit_noop(void *arg)
+{
+    return arg;
+}
+
 /* True once the log is durable up to lsn (ls_db_stats' last_lsn), false after timeout_ms. */
 static inline bool wait_durable(ls_db_t *db, uint64_t lsn, int timeout_ms)
 {
@@ -184,18 +204,30 @@ static inline bool wait_durable(ls_db_t *db, uint64_t lsn, int timeout_ms)
     return false;
 }
 
-/* Commits transactions 0..n-1 (2 records of 300 bytes: 3 LSNs each) from n threads, starting
- * each once the one before is durable in the log, so every one is its own flusher batch. Returns
- * false when one did not become durable within timeout_ms. The threads may still wait for the
- * applier: join them with pthread_join(s[i].th). */
-static inline bool commit_staggered(ls_db_t *db, stagger_t *s, int n, int timeout_ms)
+/* Commits transactions first..n-1 (2 records of 300 bytes: 3 LSNs each, transactions 0..first-1
+ * committed before) from one thread each, starting each once the one before is durable in the
+ * log, so every one is its own flusher batch. Returns false when one did not become durable
+ * within timeout_ms. Join the threads with pthread_join(s[i].th), first <= i < n. */
+static inline bool commit_staggered_from(ls_db_t *db, stagger_t *s, int first, int n,
+                                         int timeout_ms)
 {
-    for (int i = 0; i < n; i++) {
+    for (int i = first; i < n; i++) {
         s[i] = (stagger_t){.db = db, .i = i};
         pthread_create(&s[i].th, NULL, stagger_commit, &s[i]);
         if (!wait_durable(db, 3u * (uint64_t) (i + 1), timeout_ms)) return false;
     }
     return true;
+}
+
+/* Transaction 0 committed and applied alone (the store's first apply), then 1..n-1 staggered as
+ * above while the applier is held after that apply (writer.apply.after=sleep:MS@1). */
+static inline bool commit_staggered(ls_db_t *db, stagger_t *s, int n, int timeout_ms)
+{
+    s[0] = (stagger_t){.db = db, .i = 0};
+    stagger_commit(&s[0]);
+    pthread_create(&s[0].th, NULL, stagger_commit_noop, NULL);
+    if (s[0].rc || !wait_applied(db, timeout_ms)) return false;
+    return commit_staggered_from(db, s, 1, n, timeout_ms);
 }
 
 #endif

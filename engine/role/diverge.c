@@ -139,7 +139,7 @@ static void printable(const uint8_t *k, size_t len, char *out, size_t outlen)
 /* Distinct keys counted and the first LS_ROLE_KEYS_LISTED (in key order) named. */
 static void finish_keys(collect_t *c)
 {
-    qsort(c->keys, c->nkeys, sizeof(*c->keys), key_cmp);
+    if (c->nkeys) qsort(c->keys, c->nkeys, sizeof(*c->keys), key_cmp); /* none: no array */
     for (size_t i = 0; i < c->nkeys; i++) {
         if (i > 0 && key_cmp(&c->keys[i - 1], &c->keys[i]) == 0) continue;
         if (c->rep->keys < LS_ROLE_KEYS_LISTED)

@@ -140,7 +140,7 @@ static int find_bin(lb_ctx_t *c)
 static bool has_seed(const lb_ctx_t *c)
 {
     char cmd[LB_PATH + 64];
-    snprintf(cmd, sizeof(cmd), "'%s/logship' --help 2>&1 | grep -qE '^  seed '", c->bin);
+    snprintf(cmd, sizeof(cmd), "'%s/logship' --help 2>&1 | grep -qE '^ +seed '", c->bin);
     return lb_sh("%s", cmd) == 0;
 }
 

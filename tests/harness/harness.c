@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <netinet/in.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -128,8 +129,14 @@ int ls_h_sh(const char *cmd, char **out, char **err, int timeout_ms)
 
 pid_t ls_h_spawn(char *const argv[], const char *logpath, char *const env[])
 {
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid != 0) return pid;
+    /* Dies with the test: a test that crashes or times out runs no fini, and a daemon it started
+     * would live on (seen: a logshipd of a seed test an hour later). The spawning thread is the
+     * test's own, which lives as long as the test. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(127); /* the test died before prctl */
     int fd = open(logpath ? logpath : "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0600);
     dup2(fd, 1);
     dup2(fd, 2);

@@ -88,4 +88,25 @@ int ls_layout_read_ends(const char *path, ls_layout_ends_t *out, char *err, size
 int ls_layout_read_ends_fd(int fd, const char *path, ls_layout_ends_t *out, char *err,
                            size_t errlen);
 
+/* ---- logs/history (history.c) ------------------------------------------------------------ */
+#define LS_LAYOUT_HISTORY_MAX                                                                      \
+    (1u << 20) /* bytes: a history of a million bytes is not a history                             \
+                */
+
+/* One line of logs/history: an epoch and the first generation written in it. */
+typedef struct {
+    uint32_t epoch;     /* epoch number, >= 1 */
+    uint64_t first_gen; /* first generation of that epoch, >= 1 */
+} ls_layout_hist_t;
+
+/* Parses buf (NUL-terminated; modified) into a new array (*out, *n entries; the caller frees it).
+ * path names the file in messages. LS_ECONFIG naming "<path>:<line>" for a malformed line,
+ * LS_ENOMEM. */
+int ls_layout_history_parse(const char *path, char *buf, ls_layout_hist_t **out, size_t *n,
+                            char *err, size_t errlen);
+/* Reads and parses the history file at path. LS_ENOENT when it does not exist (the caller decides
+ * what that means), LS_ECONFIG for a malformed file or one with a NUL byte, LS_EIO. */
+int ls_layout_history_read(const char *path, ls_layout_hist_t **out, size_t *n, char *err,
+                           size_t errlen);
+
 #endif

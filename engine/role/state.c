@@ -21,7 +21,6 @@
 #include "writer/ctlpage.h"
 
 #define ROLE_FILE_MAX (64 * 1024)
-#define HIST_MAX      (1 << 20)
 
 static const char *const kind_names[] = {NULL, "active", "copy", "demoted", "diverged"};
 
@@ -58,32 +57,19 @@ static int read_text(const char *path, size_t max, char **out, char *err, size_t
 int ls_role_history_last(const char *dir, uint32_t *epoch, uint64_t *first_gen, char *err,
                          size_t errlen)
 {
-    char path[4200], *text = NULL;
+    char path[4200];
     snprintf(path, sizeof(path), "%.4000s/logs/history", dir);
     *epoch = 0;
     *first_gen = 0;
-    int rc = read_text(path, HIST_MAX, &text, err, errlen);
+    ls_layout_hist_t *h = NULL;
+    size_t n = 0;
+    int rc = ls_layout_history_read(path, &h, &n, err, errlen);
     if (rc) return rc == LS_ENOENT ? 0 : rc;
-    int lineno = 0;
-    for (char *save = NULL, *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-        lineno++; /* strtok_r skips empty lines: numbers count non-empty lines only */
-        unsigned long long e, g;
-        char extra;
-        const char *s = l + strspn(l, " \t\r");
-        if (*s == '\0' || *s == '#') continue;
-        if (sscanf(s, "%llu %llu %c", &e, &g, &extra) != 2 || e == 0 || e > UINT32_MAX || g == 0 ||
-            e <= *epoch || g < *first_gen) {
-            ls_msgf(err, errlen,
-                    "%s:%d: expected \"EPOCH FIRST_GENERATION\" with epochs increasing, got "
-                    "\"%.60s\"",
-                    path, lineno, l);
-            free(text);
-            return LS_ECONFIG;
-        }
-        *epoch = (uint32_t) e;
-        *first_gen = g;
+    if (n) {
+        *epoch = h[n - 1].epoch;
+        *first_gen = h[n - 1].first_gen;
     }
-    free(text);
+    free(h);
     return 0;
 }
 

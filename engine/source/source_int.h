@@ -14,6 +14,7 @@
 #include <stdarg.h>
 #include <sys/types.h>
 
+#include "layout/layout.h"
 #include "source/source.h"
 
 /* One closed generation held in logs/. Header and trailer fields are loaded lazily. */
@@ -29,11 +30,8 @@ typedef struct {
     uint8_t digest[LS_DIGEST_SIZE];      /* trailer: digest of this generation (as stored) */
 } ls__src_gen_t;
 
-/* One line of logs/history. */
-typedef struct {
-    uint32_t epoch;     /* epoch number */
-    uint64_t first_gen; /* first generation of that epoch */
-} ls__src_hist_t;
+/* One line of logs/history (engine/layout reads the file). */
+typedef ls_layout_hist_t ls__src_hist_t;
 
 /* A reader as the source sees it: to wake it when the directory changes. */
 typedef struct ls__src_waiter {

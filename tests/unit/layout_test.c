@@ -197,3 +197,41 @@ Test(layout, an_open_short_or_missing_file)
     cr_assert_eq(ls_layout_read_ends(path, &x, err, sizeof(err)), LS_ENOENT);
     free(bytes);
 }
+
+/* Writes text as <dir>/history and reads it back through the one history reader. */
+static int read_history_n(const char *text, size_t tlen, ls_layout_hist_t **h, size_t *n, char *err,
+                          size_t len)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/history", dir);
+    cr_assert_eq(ls_h_write_file(path, text, tlen), 0);
+    return ls_layout_history_read(path, h, n, err, len);
+}
+
+static int read_history(const char *text, ls_layout_hist_t **h, size_t *n, char *err, size_t len)
+{
+    return read_history_n(text, strlen(text), h, n, err, len);
+}
+
+Test(layout, history_lines_comments_and_errors_with_their_line)
+{
+    char path[PATH_MAX], err[256] = "";
+    ls_layout_hist_t *h = NULL;
+    size_t n = 0;
+    snprintf(path, sizeof(path), "%s/history", dir);
+    cr_assert_eq(ls_layout_history_read(path, &h, &n, err, sizeof(err)), LS_ENOENT);
+    cr_assert_eq(read_history("# epochs\n1 1\n\n  2 7\n3 7\n", &h, &n, err, sizeof(err)), 0, "%s",
+                 err);
+    cr_assert_eq(n, 3);
+    cr_assert(h[1].epoch == 2 && h[1].first_gen == 7 && h[2].epoch == 3 && h[2].first_gen == 7);
+    free(h);
+    h = NULL;
+    cr_assert_eq(read_history("1 1\n\n2 9\n2 12\n", &h, &n, err, sizeof(err)), LS_ECONFIG);
+    cr_assert(strstr(err, "history:4: epoch does not increase"), "names the line: %s", err);
+    cr_assert_null(h);
+    cr_assert_eq(read_history("1 5\n2 3\n", &h, &n, err, sizeof(err)), LS_ECONFIG);
+    cr_assert(strstr(err, ":2: first generation decreases"), "%s", err);
+    cr_assert_eq(read_history("1 1 x\n", &h, &n, err, sizeof(err)), LS_ECONFIG);
+    cr_assert_eq(read_history_n("1 1\n\0002 2\n", 9, &h, &n, err, sizeof(err)), LS_ECONFIG);
+    cr_assert(strstr(err, "NUL byte"), "%s", err);
+}

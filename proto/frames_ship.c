@@ -17,6 +17,22 @@ void ls__visit_resume(ls__io_t *io, ls_frame_t *f)
     ls__io_u64(io, "last_lsn", &m->last_lsn);
 }
 
+/* The dbid and flags that start a copy-state and a re-offer, refusing flags not in known. */
+static void dbid_flags(ls__io_t *io, uint8_t *dbid, uint32_t *flags, uint32_t known)
+{
+    ls__io_fixed(io, "dbid", dbid, LS_PROTO_DBID_LEN);
+    ls__io_u32(io, "flags", flags);
+    ls__io_require(io, (*flags & ~known) == 0, "unknown flags 0x%x", (unsigned) *flags);
+}
+
+/* The dbid and generation that start the frames about one generation. */
+static void dbid_gen(ls__io_t *io, uint8_t *dbid, uint64_t *generation)
+{
+    ls__io_fixed(io, "dbid", dbid, LS_PROTO_DBID_LEN);
+    ls__io_u64(io, "generation", generation);
+    ls__io_require_gen(io, *generation);
+}
+
 void ls__visit_credit(ls__io_t *io, ls_frame_t *f)
 {
     ls_proto_credit_t *m = &f->credit;
@@ -30,10 +46,7 @@ void ls__visit_credit(ls__io_t *io, ls_frame_t *f)
 void ls__visit_copy_state(ls__io_t *io, ls_frame_t *f)
 {
     ls_proto_copy_state_t *m = &f->copy_state;
-    ls__io_fixed(io, "dbid", m->dbid, LS_PROTO_DBID_LEN);
-    ls__io_u32(io, "flags", &m->flags);
-    ls__io_require(io, (m->flags & ~LS_COPY_FLAGS_KNOWN) == 0, "unknown flags 0x%x",
-                   (unsigned) m->flags);
+    dbid_flags(io, m->dbid, &m->flags, LS_COPY_FLAGS_KNOWN);
     ls__io_u64(io, "since_ns", &m->since_ns);
     ls__io_u64(io, "last_generated", &m->last_generated);
     ls__io_u64(io, "last_generated_ns", &m->last_generated_ns);
@@ -49,10 +62,7 @@ void ls__visit_copy_state(ls__io_t *io, ls_frame_t *f)
 void ls__visit_re_offer(ls__io_t *io, ls_frame_t *f)
 {
     ls_proto_re_offer_t *m = &f->re_offer;
-    ls__io_fixed(io, "dbid", m->dbid, LS_PROTO_DBID_LEN);
-    ls__io_u32(io, "flags", &m->flags);
-    ls__io_require(io, (m->flags & ~LS_REOFFER_FLAGS_KNOWN) == 0, "unknown flags 0x%x",
-                   (unsigned) m->flags);
+    dbid_flags(io, m->dbid, &m->flags, LS_REOFFER_FLAGS_KNOWN);
     ls__io_str(io, "reason", &m->reason, 0, LS_PROTO_REASON_MAX);
 }
 
@@ -82,9 +92,7 @@ static void visit_chunk(ls__io_t *io, uint64_t offset, const uint8_t **data, uin
 void ls__visit_gen_data(ls__io_t *io, ls_frame_t *f)
 {
     ls_proto_gen_data_t *m = &f->gen_data;
-    ls__io_fixed(io, "dbid", m->dbid, LS_PROTO_DBID_LEN);
-    ls__io_u64(io, "generation", &m->generation);
-    ls__io_require_gen(io, m->generation);
+    dbid_gen(io, m->dbid, &m->generation);
     ls__io_u64(io, "offset", &m->offset);
     visit_chunk(io, m->offset, &m->data, &m->len);
 }
@@ -92,35 +100,27 @@ void ls__visit_gen_data(ls__io_t *io, ls_frame_t *f)
 void ls__visit_gen_end(ls__io_t *io, ls_frame_t *f)
 {
     ls_proto_gen_end_t *m = &f->gen_end;
-    ls__io_fixed(io, "dbid", m->dbid, LS_PROTO_DBID_LEN);
-    ls__io_u64(io, "generation", &m->generation);
-    ls__io_require_gen(io, m->generation);
+    dbid_gen(io, m->dbid, &m->generation);
     ls__io_fixed(io, "digest", m->digest, LS_PROTO_DIGEST_LEN);
 }
 
 void ls__visit_gen_ack(ls__io_t *io, ls_frame_t *f)
 {
     ls_proto_gen_ack_t *m = &f->durable; /* same member type as f->inspected */
-    ls__io_fixed(io, "dbid", m->dbid, LS_PROTO_DBID_LEN);
-    ls__io_u64(io, "generation", &m->generation);
-    ls__io_require_gen(io, m->generation);
+    dbid_gen(io, m->dbid, &m->generation);
 }
 
 void ls__visit_replayed(ls__io_t *io, ls_frame_t *f)
 {
     ls_proto_replayed_t *m = &f->replayed; /* same member type as f->replayed_synced */
-    ls__io_fixed(io, "dbid", m->dbid, LS_PROTO_DBID_LEN);
-    ls__io_u64(io, "generation", &m->generation);
-    ls__io_require_gen(io, m->generation);
+    dbid_gen(io, m->dbid, &m->generation);
     ls__io_u64(io, "lsn", &m->lsn);
 }
 
 void ls__visit_ask_again(ls__io_t *io, ls_frame_t *f)
 {
     ls_proto_ask_again_t *m = &f->ask_again;
-    ls__io_fixed(io, "dbid", m->dbid, LS_PROTO_DBID_LEN);
-    ls__io_u64(io, "generation", &m->generation);
-    ls__io_require_gen(io, m->generation);
+    dbid_gen(io, m->dbid, &m->generation);
     ls__io_i32(io, "code", &m->code);
     ls__io_require_code(io, m->code);
     ls__io_str(io, "message", &m->message, 0, LS_PROTO_MSG_MAX);

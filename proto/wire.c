@@ -98,50 +98,50 @@ static const uint8_t *field(ls__io_t *io, const char *name, size_t n, uint8_t **
     return p;
 }
 
-void ls__io_u8(ls__io_t *io, const char *name, uint8_t *v)
+/* An unsigned little-endian field of width bytes (1, 2, 4 or 8). Encoding writes v; returns the
+ * decoded value, or v itself when encoding or when the field cannot be read. */
+static uint64_t uint_field(ls__io_t *io, const char *name, size_t width, uint64_t v)
 {
     uint8_t *w;
-    const uint8_t *r = field(io, name, 1, &w);
-    if (w) w[0] = *v;
-    if (r) *v = r[0];
+    const uint8_t *r = field(io, name, width, &w);
+    for (size_t i = 0; w && i < width; i++)
+        w[i] = (uint8_t) (v >> (8 * i));
+    if (r) {
+        v = 0;
+        for (size_t i = 0; i < width; i++)
+            v |= (uint64_t) r[i] << (8 * i);
+    }
+    return v;
+}
+
+void ls__io_u8(ls__io_t *io, const char *name, uint8_t *v)
+{
+    *v = (uint8_t) uint_field(io, name, 1, *v);
 }
 
 void ls__io_i8(ls__io_t *io, const char *name, int8_t *v)
 {
-    uint8_t u = (uint8_t) *v;
-    ls__io_u8(io, name, &u);
-    *v = (int8_t) u;
+    *v = (int8_t) (uint8_t) uint_field(io, name, 1, (uint8_t) *v);
 }
 
 void ls__io_u16(ls__io_t *io, const char *name, uint16_t *v)
 {
-    uint8_t *w;
-    const uint8_t *r = field(io, name, 2, &w);
-    if (w) ls_put16(w, *v);
-    if (r) *v = ls_get16(r);
+    *v = (uint16_t) uint_field(io, name, 2, *v);
 }
 
 void ls__io_u32(ls__io_t *io, const char *name, uint32_t *v)
 {
-    uint8_t *w;
-    const uint8_t *r = field(io, name, 4, &w);
-    if (w) ls_put32(w, *v);
-    if (r) *v = ls_get32(r);
+    *v = (uint32_t) uint_field(io, name, 4, *v);
 }
 
 void ls__io_i32(ls__io_t *io, const char *name, int32_t *v)
 {
-    uint32_t u = (uint32_t) *v;
-    ls__io_u32(io, name, &u);
-    *v = (int32_t) u;
+    *v = (int32_t) (uint32_t) uint_field(io, name, 4, (uint32_t) *v);
 }
 
 void ls__io_u64(ls__io_t *io, const char *name, uint64_t *v)
 {
-    uint8_t *w;
-    const uint8_t *r = field(io, name, 8, &w);
-    if (w) ls_put64(w, *v);
-    if (r) *v = ls_get64(r);
+    *v = uint_field(io, name, 8, *v);
 }
 
 void ls__io_fixed(ls__io_t *io, const char *name, uint8_t *buf, size_t n)

@@ -8,67 +8,61 @@
 
 #include "core/core.h"
 
-int ls_write_full(int fd, const void *buf, size_t len)
+/* The loop of ls_write_full and ls_pwrite_full: off < 0 writes at the file position. */
+static int write_loop(int fd, const void *buf, size_t len, off_t off)
 {
     const uint8_t *p = buf;
     while (len > 0) {
-        ssize_t n = write(fd, p, len);
+        ssize_t n = off < 0 ? write(fd, p, len) : pwrite(fd, p, len, off);
         if (n < 0) {
             if (errno == EINTR) continue;
             return ls_err_from_errno(errno);
         }
         p += n;
+        if (off >= 0) off += n;
         len -= (size_t) n;
     }
     return 0;
+}
+
+int ls_write_full(int fd, const void *buf, size_t len)
+{
+    return write_loop(fd, buf, len, -1);
 }
 
 int ls_pwrite_full(int fd, const void *buf, size_t len, off_t off)
 {
-    const uint8_t *p = buf;
-    while (len > 0) {
-        ssize_t n = pwrite(fd, p, len, off);
+    LS_ASSERT(off >= 0);
+    return write_loop(fd, buf, len, off);
+}
+
+/* The loop of ls_read_full and ls_pread_full: off < 0 reads at the file position. */
+static ssize_t read_loop(int fd, void *buf, size_t len, off_t off)
+{
+    uint8_t *p = buf;
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = off < 0 ? read(fd, p + done, len - done)
+                            : pread(fd, p + done, len - done, off + (off_t) done);
         if (n < 0) {
             if (errno == EINTR) continue;
             return ls_err_from_errno(errno);
         }
-        p += n;
-        off += n;
-        len -= (size_t) n;
+        if (n == 0) break;
+        done += (size_t) n;
     }
-    return 0;
+    return (ssize_t) done;
 }
 
 ssize_t ls_read_full(int fd, void *buf, size_t len)
 {
-    uint8_t *p = buf;
-    size_t done = 0;
-    while (done < len) {
-        ssize_t n = read(fd, p + done, len - done);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return ls_err_from_errno(errno);
-        }
-        if (n == 0) break;
-        done += (size_t) n;
-    }
-    return (ssize_t) done;
+    return read_loop(fd, buf, len, -1);
 }
 
 ssize_t ls_pread_full(int fd, void *buf, size_t len, off_t off)
 {
-    uint8_t *p = buf;
-    size_t done = 0;
-    while (done < len) {
-        ssize_t n = pread(fd, p + done, len - done, off + (off_t) done);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return ls_err_from_errno(errno);
-        }
-        if (n == 0) break;
-        done += (size_t) n;
-    }
-    return (ssize_t) done;
+    LS_ASSERT(off >= 0);
+    return read_loop(fd, buf, len, off);
 }
 
 int ls_fsync(int fd)

@@ -24,6 +24,7 @@
 #include "copy/copy.h"
 #include "core/core.h"
 #include "layout/layout.h"
+#include "role/logs.h"
 #include "role/role.h"
 #include "writer/ctlpage.h"
 
@@ -66,10 +67,8 @@ static int newest_held(const char *dir, const char *prefix, const ls_copy_stats_
                        ls_layout_gen_t *last, uint64_t *close_ns, char *err, size_t errlen)
 {
     char logs[DIRLEN], path[DIRLEN + 64];
-    snprintf(logs, sizeof(logs), "%.4000s/logs", dir);
-    ls_layout_options_t lo = {.prefix = prefix, .order = LS_LAYOUT_BY_GENERATION};
     ls_layout_list_t l;
-    int rc = ls_layout_list(logs, &lo, &l, err, errlen);
+    int rc = ls__role_list_logs(dir, prefix, logs, sizeof(logs), &l, err, errlen);
     if (rc) return rc;
     if (l.ngens == 0) {
         ls_layout_list_free(&l);
@@ -82,10 +81,9 @@ static int newest_held(const char *dir, const char *prefix, const ls_copy_stats_
                        "the store of %s holds generation %" PRIu64 " but logs/ holds up to %" PRIu64
                        ": replay did not finish",
                        dir, st->last_replayed, last->generation);
-    ls_layout_path(path, sizeof(path), logs, prefix, last->epoch, last->generation, NULL);
     ls_layout_ends_t ends;
-    if ((rc = ls_layout_read_ends(path, &ends, err, errlen)) != 0) return rc;
-    if (!ends.closed) return ls_errf(err, errlen, LS_ECORRUPT, "%s has no valid trailer", path);
+    rc = ls__role_read_closed(logs, prefix, last, path, sizeof(path), &ends, err, errlen);
+    if (rc) return rc;
     *close_ns = ends.t.close_ns;
     return 0;
 }

@@ -12,33 +12,45 @@
 
 #include "core/core.h"
 #include "layout/layout.h"
+#include "role/logs.h"
 #include "role/role.h"
 
 #define DIRLEN 4200
+
+int ls__role_list_logs(const char *dir, const char *prefix, char *logs, size_t logslen,
+                       ls_layout_list_t *l, char *err, size_t errlen)
+{
+    snprintf(logs, logslen, "%.4000s/logs", dir);
+    ls_layout_options_t lo = {.prefix = prefix, .order = LS_LAYOUT_BY_GENERATION};
+    return ls_layout_list(logs, &lo, l, err, errlen);
+}
+
+int ls__role_read_closed(const char *logs, const char *prefix, const ls_layout_gen_t *g, char *path,
+                         size_t pathlen, ls_layout_ends_t *x, char *err, size_t errlen)
+{
+    ls_layout_path(path, pathlen, logs, prefix, g->epoch, g->generation, NULL);
+    int rc = ls_layout_read_ends(path, x, err, errlen);
+    if (rc == 0 && !x->closed)
+        rc = ls_errf(err, errlen, LS_ECORRUPT, "%s has no valid trailer", path);
+    return rc;
+}
 
 int ls_role_chain(const char *dir, const char *prefix, ls_role_link_t **links, size_t *n, char *err,
                   size_t errlen)
 {
     char logs[DIRLEN], path[DIRLEN + 64];
-    snprintf(logs, sizeof(logs), "%.4000s/logs", dir);
     *links = NULL;
     *n = 0;
-    ls_layout_options_t lo = {.prefix = prefix, .order = LS_LAYOUT_BY_GENERATION};
     ls_layout_list_t l;
-    int rc = ls_layout_list(logs, &lo, &l, err, errlen);
+    int rc = ls__role_list_logs(dir, prefix, logs, sizeof(logs), &l, err, errlen);
     if (rc) return rc;
     ls_role_link_t *out = calloc(l.ngens ? l.ngens : 1, sizeof(*out));
     if (!out) rc = LS_ENOMEM;
     size_t k = 0;
     for (size_t i = 0; rc == 0 && i < l.ngens; i++) {
-        ls_layout_path(path, sizeof(path), logs, prefix, l.gens[i].epoch, l.gens[i].generation,
-                       NULL);
         ls_layout_ends_t x;
-        if ((rc = ls_layout_read_ends(path, &x, err, errlen)) != 0) break;
-        if (!x.closed) {
-            rc = ls_errf(err, errlen, LS_ECORRUPT, "%s has no valid trailer", path);
-            break;
-        }
+        rc = ls__role_read_closed(logs, prefix, &l.gens[i], path, sizeof(path), &x, err, errlen);
+        if (rc) break;
         out[k] = (ls_role_link_t){.epoch = l.gens[i].epoch, .generation = l.gens[i].generation};
         memcpy(out[k++].digest, x.t.digest, LS_DIGEST_SIZE);
     }
@@ -191,12 +203,10 @@ int ls_role_move_aside(const char *dir, const char *prefix, uint64_t split, uint
 {
     const char *pf = prefix && *prefix ? prefix : LS_GEN_PREFIX_DEFAULT;
     char logs[DIRLEN], src[DIRLEN + 300], name[LS_GEN_NAME_MAX];
-    snprintf(logs, sizeof(logs), "%.4000s/logs", dir);
     memset(rep, 0, sizeof(*rep));
     snprintf(rep->dest, sizeof(rep->dest), "%.4000s/diverged/%" PRIu32, dir, new_epoch);
-    ls_layout_options_t lo = {.prefix = pf, .order = LS_LAYOUT_BY_GENERATION};
     ls_layout_list_t l;
-    int rc = ls_layout_list(logs, &lo, &l, err, errlen);
+    int rc = ls__role_list_logs(dir, pf, logs, sizeof(logs), &l, err, errlen);
     if (rc) return rc;
     collect_t c = {.rep = rep};
     bool made = false;

@@ -16,8 +16,7 @@ int ls__role_list_logs(const char *dir, const char *prefix, char *logs, size_t l
 
 /* Reads the ends of generation g of logs into *x (its path into path, pathlen bytes). Returns 0,
  * ls_layout_read_ends' error, or LS_ECORRUPT when it has no valid trailer; err filled. */
-int ls__role_read_closed(const char *logs, const char *prefix, const ls_layout_gen_t *g,
-                         char *path, size_t pathlen, ls_layout_ends_t *x, char *err,
-                         size_t errlen);
+int ls__role_read_closed(const char *logs, const char *prefix, const ls_layout_gen_t *g, char *path,
+                         size_t pathlen, ls_layout_ends_t *x, char *err, size_t errlen);
 
 #endif

@@ -20,9 +20,11 @@
 #ifndef LB_H
 #define LB_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #define LB_MAXRUNS 16
@@ -42,6 +44,14 @@ int lb_run(char *const argv[], const char *log);
 int lb_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2))); /* system(), quiet */
 
 /* snprintf into a path buffer; a path cut short shows up as a failed open, not a warning. */
+/* Formats the variadic arguments after fmt into the array buf, in a function taking (fmt, ...). */
+#define LB_FORMAT(buf, fmt)                                                                        \
+    do {                                                                                           \
+        va_list ap_;                                                                               \
+        va_start(ap_, fmt);                                                                        \
+        vsnprintf(buf, sizeof(buf), fmt, ap_);                                                     \
+        va_end(ap_);                                                                               \
+    } while (0)
 void lb_fmt(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 void lb_progress(const char *fmt, ...) __attribute__((format(printf, 1, 2))); /* "== ..." */

@@ -83,10 +83,7 @@ void lb_skip(const char *what, const char *why)
 void lb_note(const char *fmt, ...)
 {
     char line[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof(line), fmt, ap);
-    va_end(ap);
+    LB_FORMAT(line, fmt);
     for (int i = 0; i < nnotes; i++)
         if (!strcmp(notes[i], line)) return;
     if (nnotes < MAXSKIP) snprintf(notes[nnotes++], sizeof(notes[0]), "%s", line);

@@ -106,10 +106,7 @@ int lb_run(char *const argv[], const char *log)
 int lb_sh(const char *fmt, ...)
 {
     char cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof(cmd), fmt, ap);
-    va_end(ap);
+    LB_FORMAT(cmd, fmt);
     int st = system(cmd);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }

@@ -132,54 +132,82 @@ static int parse(int argc, char **argv, args_t *a, const char *allowed)
     return 0;
 }
 
+/* The answer of suspend and resume: its message. */
+static void print_message(const cJSON *j)
+{
+    printf("%s\n", str(j, "message"));
+}
+
+/* The answer of network: its message, then a line a network. */
+static void print_networks(const cJSON *j)
+{
+    printf("%s\n%-10s %-11s %-22s %8s  %s\n", str(j, "message"), "NETWORK", "STATE", "REMOTE",
+           "FAILURES", "LAST ERROR / WHY LEFT");
+    const cJSON *net;
+    cJSON_ArrayForEach(net, cJSON_GetObjectItem(j, "networks"))
+    {
+        printf("%-10s %-11s %-22s %8.0f  %s\n", str(net, "name"), str(net, "state"),
+               str(net, "remote"), num(net, "failures"), str(net, "last_error"));
+        if (strcmp(str(net, "left_reason"), "-"))
+            printf("%56s left: %s\n", "", str(net, "left_reason"));
+    }
+}
+
+/* Sends req (and frees it) to the daemon a names; prints the answer with print_json under
+ * --json, else with print. Returns the exit code. */
+static int send_print(const args_t *a, cJSON *req, void (*print)(const cJSON *j))
+{
+    char path[1024];
+    if (ls_ctl_socket("logship", a->sock, a->conf, path, sizeof(path))) {
+        cJSON_Delete(req);
+        return 2;
+    }
+    int rc;
+    cJSON *j = call(path, req, &rc);
+    if (!j) return rc;
+    if (a->json)
+        print_json(j);
+    else
+        print(j);
+    cJSON_Delete(j);
+    return 0;
+}
+
+/* cJSON request {"cmd": cmd}. */
+static cJSON *request(const char *cmd)
+{
+    cJSON *req = cJSON_CreateObject();
+    cJSON_AddStringToObject(req, "cmd", cmd);
+    return req;
+}
+
 int ls_cmd_status(int argc, char **argv)
 {
     args_t a = {0};
-    char path[1024];
     if (parse(argc, argv, &a, "json") || optind != argc) {
         if (optind != argc)
             fprintf(stderr, "logship status: unexpected argument '%s'\n", argv[optind]);
         return 2;
     }
-    if (ls_ctl_socket("logship", a.sock, a.conf, path, sizeof(path))) return 2;
-    cJSON *req = cJSON_CreateObject();
-    cJSON_AddStringToObject(req, "cmd", "status");
-    int rc;
-    cJSON *j = call(path, req, &rc);
-    if (!j) return rc;
-    if (a.json) {
-        print_json(j);
-    } else {
-        print_table(j);
-    }
-    cJSON_Delete(j);
-    return 0;
+    return send_print(&a, request("status"), print_table);
 }
 
 /* suspend and resume: DB PEER, where PEER is the target (active side) or the source (passive). */
 static int suspend_resume(int argc, char **argv, bool suspend)
 {
     args_t a = {0};
-    char path[1024];
     if (parse(argc, argv, &a, suspend ? "comment replay-only" : "replay-only")) return 2;
     if (argc - optind != 2) {
         fprintf(stderr, "usage: logship %s DB PEER%s [-c CONFIG | --socket PATH]\n", argv[0],
                 suspend ? " [--comment TEXT] [--replay-only]" : " [--replay-only]");
         return 2;
     }
-    if (ls_ctl_socket("logship", a.sock, a.conf, path, sizeof(path))) return 2;
-    cJSON *req = cJSON_CreateObject();
-    cJSON_AddStringToObject(req, "cmd", argv[0]);
+    cJSON *req = request(argv[0]);
     cJSON_AddStringToObject(req, "database", argv[optind]);
     cJSON_AddStringToObject(req, "peer", argv[optind + 1]);
     if (a.comment) cJSON_AddStringToObject(req, "comment", a.comment);
     cJSON_AddBoolToObject(req, "replay_only", a.replay_only);
-    int rc;
-    cJSON *j = call(path, req, &rc);
-    if (!j) return rc;
-    printf("%s\n", str(j, "message"));
-    cJSON_Delete(j);
-    return 0;
+    return send_print(&a, req, print_message);
 }
 
 int ls_cmd_suspend(int argc, char **argv)
@@ -197,7 +225,6 @@ int ls_cmd_resume(int argc, char **argv)
 int ls_cmd_network(int argc, char **argv)
 {
     args_t a = {0};
-    char path[1024];
     if (parse(argc, argv, &a, "json")) return 2;
     int n = argc - optind;
     const char *action = n >= 2 ? argv[optind + 1] : "show";
@@ -208,29 +235,9 @@ int ls_cmd_network(int argc, char **argv)
                         "[-c CONFIG | --socket PATH]\n");
         return 2;
     }
-    if (ls_ctl_socket("logship", a.sock, a.conf, path, sizeof(path))) return 2;
-    cJSON *req = cJSON_CreateObject();
-    cJSON_AddStringToObject(req, "cmd", "network");
+    cJSON *req = request("network");
     cJSON_AddStringToObject(req, "target", argv[optind]);
     cJSON_AddStringToObject(req, "action", action);
     if (pin) cJSON_AddStringToObject(req, "network", argv[optind + 2]);
-    int rc;
-    cJSON *j = call(path, req, &rc);
-    if (!j) return rc;
-    if (a.json) {
-        print_json(j);
-    } else {
-        printf("%s\n%-10s %-11s %-22s %8s  %s\n", str(j, "message"), "NETWORK", "STATE", "REMOTE",
-               "FAILURES", "LAST ERROR / WHY LEFT");
-        const cJSON *net;
-        cJSON_ArrayForEach(net, cJSON_GetObjectItem(j, "networks"))
-        {
-            printf("%-10s %-11s %-22s %8.0f  %s\n", str(net, "name"), str(net, "state"),
-                   str(net, "remote"), num(net, "failures"), str(net, "last_error"));
-            if (strcmp(str(net, "left_reason"), "-"))
-                printf("%56s left: %s\n", "", str(net, "left_reason"));
-        }
-    }
-    cJSON_Delete(j);
-    return 0;
+    return send_print(&a, req, print_networks);
 }

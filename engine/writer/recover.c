@@ -31,35 +31,17 @@
 
 static const uint8_t zero_digest[LS_DIGEST_SIZE];
 
+/* The epoch of history's last line, through engine/layout's reader. The history is the writer's
+ * own record: a malformed one is a damaged database (LS_ECORRUPT), not a configuration error,
+ * and the message keeps the reader's "<path>:<line>: what is wrong". */
 static int read_history(ls_db_t *db, const char *path, char *msg, size_t msglen)
 {
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    int rc = ls_read_file(path, 1 << 20, &buf, &len);
-    if (rc) {
-        snprintf(msg, msglen, "cannot read %s: %s", path, ls_strerror(rc));
-        return rc;
-    }
-    db->epoch = 0;
-    int line = 0;
-    for (char *save = NULL, *l = strtok_r((char *) buf, "\n", &save); l;
-         l = strtok_r(NULL, "\n", &save)) {
-        unsigned epoch;
-        unsigned long long first;
-        char extra;
-        line++;
-        if (sscanf(l, "%u %llu %c", &epoch, &first, &extra) != 2 || epoch <= db->epoch ||
-            first == 0) {
-            snprintf(msg, msglen,
-                     "%s line %d: expected 'epoch first_generation' with epochs "
-                     "increasing, got '%.60s'",
-                     path, line, l);
-            free(buf);
-            return LS_ECORRUPT;
-        }
-        db->epoch = epoch;
-    }
-    free(buf);
+    ls_layout_hist_t *h = NULL;
+    size_t n = 0;
+    int rc = ls_layout_history_read(path, &h, &n, msg, msglen);
+    if (rc) return rc == LS_ECONFIG ? LS_ECORRUPT : rc;
+    db->epoch = n ? h[n - 1].epoch : 0;
+    free(h);
     if (db->epoch == 0) {
         snprintf(msg, msglen, "%s holds no epoch", path);
         return LS_ECORRUPT;

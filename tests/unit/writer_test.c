@@ -1,7 +1,8 @@
 /*
  * writer: rolls at the target size, the generation chain, transactions never spanning
  * generations, oversized transactions, group commit against a replay of the logs, the applier
- * merging durable batches across rolls, identity, map growth, idle roll, close, checkpoints.
+ * merging durable batches across rolls, identity, a damaged history, map growth, idle roll,
+ * close, checkpoints.
  * Crash recovery is in writer_crash_test.c.
  */
 #include <criterion/criterion.h>
@@ -470,6 +471,30 @@ Test(writer, a_newer_epoch_in_history_starts_with_the_next_generation)
     db = open_db(dir, &o); /* the chain holds across the epoch change */
     cr_assert(has_tx(db, 0, 1) && has_tx(db, 1, 1));
     cr_assert_eq(ls_db_close(db), 0);
+    ls_h_rmtree(dir);
+    free(dir);
+}
+
+Test(writer, a_damaged_history_is_refused_naming_the_file_and_line)
+{
+    char *dir = ls_h_tmpdir("writer");
+    ls_db_options_t o = quiet_opts();
+    ls_db_t *db = open_db(dir, &o);
+    cr_assert_eq(ls_db_close(db), 0);
+    char hist[PATHLEN];
+    snprintf(hist, sizeof(hist), "%s/logs/history", dir);
+    FILE *f = fopen(hist, "a");
+    fprintf(f, "# an activation\n1 3\n"); /* the epoch does not increase */
+    fclose(f);
+    cr_assert_eq(ls_db_open(dir, &o, &db), LS_ECORRUPT);
+    const char *msg = ls_db_open_error();
+    cr_assert(ls_h_contains(msg, "history:3:") && ls_h_contains(msg, "epoch does not increase"),
+              "%s", msg);
+    f = fopen(hist, "w");
+    fprintf(f, "# nothing but a comment\n");
+    fclose(f);
+    cr_assert_eq(ls_db_open(dir, &o, &db), LS_ECORRUPT);
+    cr_assert(ls_h_contains(ls_db_open_error(), "holds no epoch"), "%s", ls_db_open_error());
     ls_h_rmtree(dir);
     free(dir);
 }

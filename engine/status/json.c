@@ -3,6 +3,7 @@
  * to 2^53, while a nanosecond time is near 2^61. Integers therefore go out as raw items with
  * their digits, and come back in through ls_status_json_parse(). */
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,144 +27,204 @@ static void add_i64(cJSON *obj, const char *key, int64_t v)
     cJSON_AddRawToObject(obj, key, digits);
 }
 
-/* "name" and "name_time_ns". */
-static void add_pos(cJSON *o, const char *name, const ls_status_pos_t *p)
+/* How a member is written: each figure in its struct and the JSON type and unit it goes out in. */
+typedef enum {
+    STR,   /* char array */
+    STATE, /* const char * to a static string (NULL: "") */
+    U64,   /* uint64_t, an exact integer */
+    I64,   /* int64_t, an exact integer */
+    BOOL,  /* bool */
+    DBL,   /* double */
+    SECS,  /* uint64_t nanoseconds, as seconds */
+    MS,    /* int64_t nanoseconds (uint64_t below 2^63 alike), as milliseconds */
+    POS,   /* ls_status_pos_t: "key" (the generation) and "key_time_ns" */
+    ROLE,  /* ls_status_role_t, as "active" or "passive" */
+} kind_t;
+
+/* When a copy has a member (0: always). */
+enum { ALWAYS = 0, ACTIVE = 1, PASSIVE = 2, NETS = 4 /* have_networks */ };
+
+/* One member of a JSON object: its key and the figure at off in the struct rendered. */
+typedef struct {
+    const char *key;
+    kind_t kind;
+    size_t off;
+    int when; /* what a copy must have for it (ACTIVE, PASSIVE, NETS), or ALWAYS */
+} field_t;
+
+static void add_field(cJSON *o, const char *base, const field_t *f)
 {
+    const void *p = base + f->off;
     char key[64];
-    ls_status_json_add_u64(o, name, p->gen);
-    snprintf(key, sizeof(key), "%s_time_ns", name);
-    ls_status_json_add_u64(o, key, p->time_ns);
+    switch (f->kind) {
+    case STR:
+        cJSON_AddStringToObject(o, f->key, p);
+        break;
+    case STATE: {
+        const char *s = *(const char *const *) p;
+        cJSON_AddStringToObject(o, f->key, s ? s : "");
+        break;
+    }
+    case U64:
+        ls_status_json_add_u64(o, f->key, *(const uint64_t *) p);
+        break;
+    case I64:
+        add_i64(o, f->key, *(const int64_t *) p);
+        break;
+    case BOOL:
+        cJSON_AddBoolToObject(o, f->key, *(const bool *) p);
+        break;
+    case DBL:
+        cJSON_AddNumberToObject(o, f->key, *(const double *) p);
+        break;
+    case SECS:
+        cJSON_AddNumberToObject(o, f->key, (double) *(const uint64_t *) p / 1e9);
+        break;
+    case MS:
+        cJSON_AddNumberToObject(o, f->key, (double) *(const int64_t *) p / 1e6);
+        break;
+    case POS:
+        ls_status_json_add_u64(o, f->key, ((const ls_status_pos_t *) p)->gen);
+        snprintf(key, sizeof(key), "%s_time_ns", f->key);
+        ls_status_json_add_u64(o, key, ((const ls_status_pos_t *) p)->time_ns);
+        break;
+    case ROLE:
+        cJSON_AddStringToObject(
+            o, f->key, *(const ls_status_role_t *) p == LS_STATUS_ACTIVE ? "active" : "passive");
+        break;
+    }
 }
 
-static double secs(uint64_t ns)
+/* Adds the members of table (n entries) of the struct at base to o, in order: those whose when
+ * has no bit outside have. */
+static void add_fields(cJSON *o, const void *base, const field_t *table, size_t n, int have)
 {
-    return (double) ns / 1e9;
+    for (size_t i = 0; i < n; i++)
+        if ((table[i].when & ~have) == 0) add_field(o, base, &table[i]);
 }
 
-static double ms(int64_t ns)
-{
-    return (double) ns / 1e6;
-}
+#define ADD_FIELDS(o, base, table, have) add_fields(o, base, table, LS_ARRAY_SIZE(table), have)
+
+#define SEED(f) offsetof(ls_status_seed_t, f)
+static const field_t seed_fields[] = {
+    {"id", U64, SEED(id), ALWAYS},
+    {"state", STATE, SEED(state), ALWAYS},
+    {"from", STR, SEED(from), ALWAYS},
+    {"network", STR, SEED(network), ALWAYS},
+    {"bytes_done", U64, SEED(bytes_done), ALWAYS},
+    {"bytes_total", U64, SEED(bytes_total), ALWAYS},
+    {"percent", DBL, SEED(percent), ALWAYS},
+    {"rate_bps", DBL, SEED(rate_bps), ALWAYS},
+    {"eta_s", DBL, SEED(eta_s), ALWAYS},
+    {"generation", U64, SEED(generation), ALWAYS},
+    {"lsn", U64, SEED(lsn), ALWAYS},
+    {"manual_resume", BOOL, SEED(manual_resume), ALWAYS},
+    {"start_time_ns", U64, SEED(start_time_ns), ALWAYS},
+    {"end_time_ns", U64, SEED(end_time_ns), ALWAYS},
+    {"error", STR, SEED(error), ALWAYS},
+};
 
 void ls_status_seed_to_json(const ls_status_seed_t *s, cJSON *o)
 {
-    ls_status_json_add_u64(o, "id", s->id);
-    cJSON_AddStringToObject(o, "state", s->state ? s->state : "");
-    cJSON_AddStringToObject(o, "from", s->from);
-    cJSON_AddStringToObject(o, "network", s->network);
-    ls_status_json_add_u64(o, "bytes_done", s->bytes_done);
-    ls_status_json_add_u64(o, "bytes_total", s->bytes_total);
-    cJSON_AddNumberToObject(o, "percent", s->percent);
-    cJSON_AddNumberToObject(o, "rate_bps", s->rate_bps);
-    cJSON_AddNumberToObject(o, "eta_s", s->eta_s);
-    ls_status_json_add_u64(o, "generation", s->generation);
-    ls_status_json_add_u64(o, "lsn", s->lsn);
-    cJSON_AddBoolToObject(o, "manual_resume", s->manual_resume);
-    ls_status_json_add_u64(o, "start_time_ns", s->start_time_ns);
-    ls_status_json_add_u64(o, "end_time_ns", s->end_time_ns);
-    cJSON_AddStringToObject(o, "error", s->error);
+    ADD_FIELDS(o, s, seed_fields, 0);
 }
+
+#define NET(f) offsetof(ls_status_net_t, f)
+static const field_t net_fields[] = {
+    {"name", STR, NET(name), ALWAYS},
+    {"remote", STR, NET(remote), ALWAYS},
+    {"bind", STR, NET(bind), ALWAYS},
+    {"state", STATE, NET(state), ALWAYS},
+    {"last_error", STR, NET(last_error), ALWAYS},
+    {"last_error_time_ns", U64, NET(last_error_time_ns), ALWAYS},
+    {"left_reason", STR, NET(left_reason), ALWAYS},
+    {"left_time_ns", U64, NET(left_time_ns), ALWAYS},
+    {"failures", U64, NET(failures), ALWAYS},
+    {"settle_s", SECS, NET(settle_ns), ALWAYS},
+    {"up_s", SECS, NET(up_ns), ALWAYS},
+};
 
 cJSON *ls_status_networks_to_json(const ls_status_net_t *nets, int count)
 {
     cJSON *arr = cJSON_CreateArray();
     for (int i = 0; arr && i < count; i++) {
-        const ls_status_net_t *n = &nets[i];
         cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "name", n->name);
-        cJSON_AddStringToObject(o, "remote", n->remote);
-        cJSON_AddStringToObject(o, "bind", n->bind);
-        cJSON_AddStringToObject(o, "state", n->state ? n->state : "");
-        cJSON_AddStringToObject(o, "last_error", n->last_error);
-        ls_status_json_add_u64(o, "last_error_time_ns", n->last_error_time_ns);
-        cJSON_AddStringToObject(o, "left_reason", n->left_reason);
-        ls_status_json_add_u64(o, "left_time_ns", n->left_time_ns);
-        ls_status_json_add_u64(o, "failures", n->failures);
-        cJSON_AddNumberToObject(o, "settle_s", secs(n->settle_ns));
-        cJSON_AddNumberToObject(o, "up_s", secs(n->up_ns));
+        ADD_FIELDS(o, &nets[i], net_fields, 0);
         cJSON_AddItemToArray(arr, o);
     }
     return arr;
 }
 
-/* What only the active side has. */
-static void active_json(const ls_status_copy_t *c, cJSON *o)
-{
-    ls_status_json_add_u64(o, "sent_generations", c->sent_generations);
-    ls_status_json_add_u64(o, "sent_bytes", c->sent_bytes);
-    ls_status_json_add_u64(o, "ask_agains", c->kept.ask_agains);
-    ls_status_json_add_u64(o, "inspection_failures", c->kept.inspection_failures);
-    cJSON_AddNumberToObject(o, "rtt_ms", ms((int64_t) c->rtt_ns));
-    cJSON_AddNumberToObject(o, "rtt_last_ms", ms((int64_t) c->rtt_last_ns));
-    ls_status_json_add_u64(o, "wire_bytes_sent", c->wire_bytes_sent);
-    ls_status_json_add_u64(o, "frame_bytes_sent", c->frame_bytes_sent);
-    ls_status_json_add_u64(o, "zstd_loop_calls", c->zstd_loop_calls);
-    ls_status_json_add_u64(o, "connections", c->connections);
-    ls_status_json_add_u64(o, "removed_generations", c->removed_generations);
-    cJSON_AddStringToObject(o, "last_error", c->last_error);
-    if (!c->have_networks) return;
-    cJSON_AddStringToObject(o, "network_pinned", c->network_pinned);
-    ls_status_json_add_u64(o, "network_switches", c->network_switches);
-    cJSON_AddStringToObject(o, "last_switch", c->last_switch);
-    ls_status_json_add_u64(o, "last_switch_time_ns", c->last_switch_time_ns);
-    ls_status_json_add_u64(o, "resent_bytes", c->resent_bytes);
-    cJSON_AddItemToObject(o, "networks", ls_status_networks_to_json(c->nets, c->nnets));
-}
-
-/* What only the passive side has. */
-static void passive_json(const ls_status_copy_t *c, cJSON *o)
-{
-    ls_status_json_add_u64(o, "inspection_failures", c->kept.inspection_failures);
-    ls_status_json_add_u64(o, "ask_agains", c->kept.ask_agains);
-    ls_status_json_add_u64(o, "applied_generations", c->applied_generations);
-    ls_status_json_add_u64(o, "replay_transactions", c->replay_transactions);
-    cJSON_AddNumberToObject(o, "rtt_ms", ms((int64_t) c->rtt_ns));
-    ls_status_json_add_u64(o, "wire_bytes_received", c->wire_bytes_received);
-    ls_status_json_add_u64(o, "zstd_loop_calls", c->zstd_loop_calls);
-    cJSON_AddNumberToObject(o, "clock_offset_ms", ms(c->clock_offset_ns));
-    add_i64(o, "clock_offset_ns", c->clock_offset_ns);
-    if (!c->seed.present) return;
-    cJSON_AddNumberToObject(o, "seed_percent", c->seed.percent);
-    cJSON *so = cJSON_AddObjectToObject(o, "seed");
-    if (!so) return;
-    ls_status_seed_to_json(&c->seed, so);
-    ls_status_json_add_u64(so, "wire_bytes_received", c->seed.wire_bytes_received);
-    ls_status_json_add_u64(so, "zstd_loop_calls", c->seed.zstd_loop_calls);
-}
+#define COPY(f) offsetof(ls_status_copy_t, f)
+/* A copy's members, in document order; its networks and seed follow them. */
+static const field_t copy_fields[] = {
+    {"database", STR, COPY(database), ALWAYS},
+    {"role", ROLE, COPY(role), ALWAYS},
+    {"source", STR, COPY(source), ALWAYS},
+    {"target", STR, COPY(target), ALWAYS},
+    {"state", STATE, COPY(state), ALWAYS},
+    {"reason", STR, COPY(reason), ALWAYS},
+    {"comment", STR, COPY(comment), ALWAYS},
+    {"suspended_since_ns", U64, COPY(suspended_since_ns), ALWAYS},
+    {"replay_suspended", BOOL, COPY(replay_suspended), ALWAYS},
+    {"network", STR, COPY(network), ALWAYS},
+    {"tls", BOOL, COPY(tls), ALWAYS},
+    {"last_generated", POS, COPY(last_generated), ALWAYS},
+    {"last_copied", POS, COPY(last_copied), ALWAYS},
+    {"last_inspected", POS, COPY(last_inspected), ALWAYS},
+    {"last_replayed", POS, COPY(last_replayed), ALWAYS},
+    {"last_replayed_synced", POS, COPY(last_replayed_synced), ALWAYS},
+    {"last_replayed_lsn", U64, COPY(last_replayed_lsn), PASSIVE},
+    {"copy_queue", U64, COPY(copy_queue), ALWAYS},
+    {"copy_queue_bytes", U64, COPY(copy_queue_bytes), ALWAYS},
+    {"replay_queue", U64, COPY(replay_queue), ALWAYS},
+    {"replay_queue_bytes", U64, COPY(replay_queue_bytes), ALWAYS},
+    {"copy_lag_s", SECS, COPY(copy_lag_ns), ALWAYS},
+    {"replay_lag_s", SECS, COPY(replay_lag_ns), ALWAYS},
+    {"throughput_bps", DBL, COPY(throughput_bps), ALWAYS},
+    {"sent_generations", U64, COPY(sent_generations), ACTIVE},
+    {"sent_bytes", U64, COPY(sent_bytes), ACTIVE},
+    {"ask_agains", U64, COPY(kept.ask_agains), ACTIVE},
+    {"inspection_failures", U64, COPY(kept.inspection_failures), ACTIVE},
+    {"rtt_ms", MS, COPY(rtt_ns), ACTIVE},
+    {"rtt_last_ms", MS, COPY(rtt_last_ns), ACTIVE},
+    {"wire_bytes_sent", U64, COPY(wire_bytes_sent), ACTIVE},
+    {"frame_bytes_sent", U64, COPY(frame_bytes_sent), ACTIVE},
+    {"zstd_loop_calls", U64, COPY(zstd_loop_calls), ACTIVE},
+    {"connections", U64, COPY(connections), ACTIVE},
+    {"removed_generations", U64, COPY(removed_generations), ACTIVE},
+    {"last_error", STR, COPY(last_error), ACTIVE},
+    {"network_pinned", STR, COPY(network_pinned), ACTIVE | NETS},
+    {"network_switches", U64, COPY(network_switches), ACTIVE | NETS},
+    {"last_switch", STR, COPY(last_switch), ACTIVE | NETS},
+    {"last_switch_time_ns", U64, COPY(last_switch_time_ns), ACTIVE | NETS},
+    {"resent_bytes", U64, COPY(resent_bytes), ACTIVE | NETS},
+    {"inspection_failures", U64, COPY(kept.inspection_failures), PASSIVE},
+    {"ask_agains", U64, COPY(kept.ask_agains), PASSIVE},
+    {"applied_generations", U64, COPY(applied_generations), PASSIVE},
+    {"replay_transactions", U64, COPY(replay_transactions), PASSIVE},
+    {"rtt_ms", MS, COPY(rtt_ns), PASSIVE},
+    {"wire_bytes_received", U64, COPY(wire_bytes_received), PASSIVE},
+    {"zstd_loop_calls", U64, COPY(zstd_loop_calls), PASSIVE},
+    {"clock_offset_ms", MS, COPY(clock_offset_ns), PASSIVE},
+    {"clock_offset_ns", I64, COPY(clock_offset_ns), PASSIVE},
+};
 
 static cJSON *copy_json(const ls_status_copy_t *c)
 {
     bool active = c->role == LS_STATUS_ACTIVE;
     cJSON *o = cJSON_CreateObject();
     if (!o) return NULL;
-    cJSON_AddStringToObject(o, "database", c->database);
-    cJSON_AddStringToObject(o, "role", active ? "active" : "passive");
-    cJSON_AddStringToObject(o, "source", c->source);
-    cJSON_AddStringToObject(o, "target", c->target);
-    cJSON_AddStringToObject(o, "state", c->state ? c->state : "");
-    cJSON_AddStringToObject(o, "reason", c->reason);
-    cJSON_AddStringToObject(o, "comment", c->comment);
-    ls_status_json_add_u64(o, "suspended_since_ns", c->suspended_since_ns);
-    cJSON_AddBoolToObject(o, "replay_suspended", c->replay_suspended);
-    cJSON_AddStringToObject(o, "network", c->network);
-    cJSON_AddBoolToObject(o, "tls", c->tls);
-    add_pos(o, "last_generated", &c->last_generated);
-    add_pos(o, "last_copied", &c->last_copied);
-    add_pos(o, "last_inspected", &c->last_inspected);
-    add_pos(o, "last_replayed", &c->last_replayed);
-    add_pos(o, "last_replayed_synced", &c->last_replayed_synced);
-    if (!active) ls_status_json_add_u64(o, "last_replayed_lsn", c->last_replayed_lsn);
-    ls_status_json_add_u64(o, "copy_queue", c->copy_queue);
-    ls_status_json_add_u64(o, "copy_queue_bytes", c->copy_queue_bytes);
-    ls_status_json_add_u64(o, "replay_queue", c->replay_queue);
-    ls_status_json_add_u64(o, "replay_queue_bytes", c->replay_queue_bytes);
-    cJSON_AddNumberToObject(o, "copy_lag_s", secs(c->copy_lag_ns));
-    cJSON_AddNumberToObject(o, "replay_lag_s", secs(c->replay_lag_ns));
-    cJSON_AddNumberToObject(o, "throughput_bps", c->throughput_bps);
-    if (active)
-        active_json(c, o);
-    else
-        passive_json(c, o);
+    ADD_FIELDS(o, c, copy_fields, (active ? ACTIVE : PASSIVE) | (c->have_networks ? NETS : 0));
+    if (active && c->have_networks)
+        cJSON_AddItemToObject(o, "networks", ls_status_networks_to_json(c->nets, c->nnets));
+    if (active || !c->seed.present) return o;
+    cJSON_AddNumberToObject(o, "seed_percent", c->seed.percent);
+    cJSON *so = cJSON_AddObjectToObject(o, "seed");
+    if (!so) return o;
+    ls_status_seed_to_json(&c->seed, so); /* and what the seed_status command has not: */
+    ls_status_json_add_u64(so, "wire_bytes_received", c->seed.wire_bytes_received);
+    ls_status_json_add_u64(so, "zstd_loop_calls", c->seed.zstd_loop_calls);
     return o;
 }
 

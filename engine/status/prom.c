@@ -78,7 +78,7 @@ static void put_ns_as_s(sbuf_t *b, int64_t ns)
 }
 
 typedef enum { U64, NS, I64_NS, DBL } kind_t;
-enum { BOTH = 3, ACTIVE = 1, PASSIVE = 2 };
+enum { ACTIVE = 1, PASSIVE = 2, BOTH = 3, SEED = 4 /* a copy a seed ran on */ };
 
 #define F(field) offsetof(ls_status_copy_t, field)
 
@@ -87,8 +87,12 @@ static const struct {
     const char *name, *type, *help;
     kind_t kind;
     size_t off; /* of the figure in ls_status_copy_t */
-    int sides;  /* the roles that have it */
+    int sides;  /* the copies that have it: roles, or SEED */
 } families[] = {
+    {"logship_seed_received_bytes", "gauge", "snapshot bytes the last seed received", U64,
+     F(seed.bytes_done), SEED},
+    {"logship_seed_size_bytes", "gauge", "snapshot bytes of the last seed in all", U64,
+     F(seed.bytes_total), SEED},
     {"logship_last_generated", "gauge", "newest closed generation on the active", U64,
      F(last_generated.gen), BOTH},
     {"logship_last_generated_timestamp_seconds", "gauge",
@@ -190,10 +194,10 @@ static void header(sbuf_t *b, const char *name, const char *type, const char *he
 
 static int side(const ls_status_copy_t *c)
 {
-    return c->role == LS_STATUS_ACTIVE ? ACTIVE : PASSIVE;
+    return (c->role == LS_STATUS_ACTIVE ? ACTIVE : PASSIVE) | (c->seed.present ? SEED : 0);
 }
 
-/* The families with a label of their own: state, networks, seed. */
+/* The families with a label of their own: state, networks. */
 static void labelled(sbuf_t *b, const ls_status_node_t *n)
 {
     header(b, "logship_copy_state", "gauge", "the copy's state (1 for the current one)");
@@ -222,20 +226,6 @@ static void labelled(sbuf_t *b, const ls_status_node_t *n)
             put_labels(b, &n->copies[i],
                        (const char *const[]){"network", n->copies[i].nets[j].name, NULL});
             put(b, " %" PRIu64 "\n", n->copies[i].nets[j].failures);
-        }
-    header(b, "logship_seed_received_bytes", "gauge", "snapshot bytes the last seed received");
-    for (size_t i = 0; i < n->ncopies; i++)
-        if (n->copies[i].seed.present) {
-            put(b, "logship_seed_received_bytes");
-            put_labels(b, &n->copies[i], NULL);
-            put(b, " %" PRIu64 "\n", n->copies[i].seed.bytes_done);
-        }
-    header(b, "logship_seed_size_bytes", "gauge", "snapshot bytes of the last seed in all");
-    for (size_t i = 0; i < n->ncopies; i++)
-        if (n->copies[i].seed.present) {
-            put(b, "logship_seed_size_bytes");
-            put_labels(b, &n->copies[i], NULL);
-            put(b, " %" PRIu64 "\n", n->copies[i].seed.bytes_total);
         }
 }
 

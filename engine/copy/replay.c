@@ -289,12 +289,7 @@ int ls__copy_checkpoint(ls_copy_t *c)
 
 static void wait_ns(ls_copy_t *c, uint64_t ns)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    uint64_t t = (uint64_t) ts.tv_sec * 1000000000ull + (uint64_t) ts.tv_nsec + ns;
-    ts.tv_sec = (time_t) (t / 1000000000ull);
-    ts.tv_nsec = (long) (t % 1000000000ull);
-    pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+    ls_cond_wait_until(&c->cv, &c->mu, ls_mono_ns() + ns);
 }
 
 void *ls__copy_replayer(void *arg)

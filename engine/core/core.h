@@ -10,6 +10,7 @@
 #ifndef LS_CORE_H
 #define LS_CORE_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -67,6 +68,9 @@ static inline uint64_t ls_get64(const uint8_t *p)
 /* ---- clock ------------------------------------------------------------------------------ */
 uint64_t ls_now_ns(void);  /* wall clock, UTC, ns since the epoch (what trailers record) */
 uint64_t ls_mono_ns(void); /* monotonic clock, ns (for timeouts and durations) */
+/* pthread_cond_timedwait until deadline, an ls_mono_ns() time; cond must be on CLOCK_MONOTONIC
+ * (pthread_condattr_setclock). Returns its result: 0, or ETIMEDOUT once the deadline passed. */
+int ls_cond_wait_until(pthread_cond_t *cond, pthread_mutex_t *mu, uint64_t deadline);
 
 /* ---- messages --------------------------------------------------------------------------- */
 /* The one message helper: formats into out (len bytes, always terminated, cut when too long);

@@ -29,6 +29,13 @@ uint64_t ls_mono_ns(void)
     return (uint64_t) ts.tv_sec * 1000000000ull + (uint64_t) ts.tv_nsec;
 }
 
+int ls_cond_wait_until(pthread_cond_t *cond, pthread_mutex_t *mu, uint64_t deadline)
+{
+    struct timespec ts = {.tv_sec = (time_t) (deadline / 1000000000ull),
+                          .tv_nsec = (long) (deadline % 1000000000ull)};
+    return pthread_cond_timedwait(cond, mu, &ts);
+}
+
 void ls_msgf(char *out, size_t len, const char *fmt, ...)
 {
     if (!out || len == 0) return;

@@ -128,9 +128,7 @@ static void finish(ls_db_t *db, ls_txn_t *chain, const ls_store_meta_t *pos, int
 static void wait_until(ls_db_t *db, uint64_t deadline)
 {
     while (!db->ahead && !db->apply_stopping && ls_mono_ns() < deadline) {
-        struct timespec ts = {.tv_sec = (time_t) (deadline / 1000000000ull),
-                              .tv_nsec = (long) (deadline % 1000000000ull)};
-        pthread_cond_timedwait(&db->applyq, &db->mu, &ts);
+        ls_cond_wait_until(&db->applyq, &db->mu, deadline);
     }
 }
 

@@ -218,9 +218,7 @@ static uint64_t timers(ls_db_t *db)
 static void wait_until(ls_db_t *db, uint64_t deadline)
 {
     while (!db->qhead && !db->stopping && ls_mono_ns() < deadline) {
-        struct timespec ts = {.tv_sec = (time_t) (deadline / 1000000000ull),
-                              .tv_nsec = (long) (deadline % 1000000000ull)};
-        pthread_cond_timedwait(&db->wake, &db->mu, &ts);
+        ls_cond_wait_until(&db->wake, &db->mu, deadline);
     }
 }
 

@@ -41,181 +41,206 @@ typedef enum {
     ROLE,  /* ls_status_role_t, as "active" or "passive" */
 } kind_t;
 
-/* When a copy has a member (0: always). */
-enum { ALWAYS = 0, ACTIVE = 1, PASSIVE = 2, NETS = 4 /* have_networks */ };
+/* Where a member is: the object (IN_SEED, IN_NET, IN_COPY, the OBJECT bits), and for a copy's
+ * member what the copy must have for it (ACTIVE, PASSIVE, NETS: have_networks). */
+enum {
+    IN_SEED = 1,
+    IN_NET = 2,
+    IN_COPY = 3,
+    OBJECT = 3,
+    ACTIVE = 4,
+    PASSIVE = 8,
+    NETS = 16,
+    ACTIVE_ONLY = IN_COPY | ACTIVE,
+    ACTIVE_NETS = IN_COPY | ACTIVE | NETS,
+    PASSIVE_ONLY = IN_COPY | PASSIVE,
+};
 
 /* One member of a JSON object: its key and the figure at off in the struct rendered. */
 typedef struct {
     const char *key;
     kind_t kind;
     size_t off;
-    int when; /* what a copy must have for it (ACTIVE, PASSIVE, NETS), or ALWAYS */
+    int where; /* the object and conditions, above */
 } field_t;
+
+/* "key" (the generation) and "key_time_ns". */
+static void add_pos(cJSON *o, const char *key, const ls_status_pos_t *pos)
+{
+    char time_key[64];
+    ls_status_json_add_u64(o, key, pos->gen);
+    snprintf(time_key, sizeof(time_key), "%s_time_ns", key);
+    ls_status_json_add_u64(o, time_key, pos->time_ns);
+}
+
+/* The string of a STR, STATE or ROLE member. */
+static const char *string_of(kind_t kind, const void *p)
+{
+    if (kind == STR) return p;
+    if (kind == ROLE)
+        return *(const ls_status_role_t *) p == LS_STATUS_ACTIVE ? "active" : "passive";
+    const char *s = *(const char *const *) p;
+    return s ? s : "";
+}
+
+/* The number of a DBL, SECS or MS member. */
+static double number_of(kind_t kind, const void *p)
+{
+    if (kind == SECS) return (double) *(const uint64_t *) p / 1e9;
+    if (kind == MS) return (double) *(const int64_t *) p / 1e6;
+    return *(const double *) p;
+}
+
+/* An exact integer: a U64 or I64 member. */
+static void add_exact(cJSON *o, const char *key, kind_t kind, const void *p)
+{
+    if (kind == I64)
+        add_i64(o, key, *(const int64_t *) p);
+    else
+        ls_status_json_add_u64(o, key, *(const uint64_t *) p);
+}
 
 static void add_field(cJSON *o, const char *base, const field_t *f)
 {
     const void *p = base + f->off;
-    char key[64];
     switch (f->kind) {
     case STR:
-        cJSON_AddStringToObject(o, f->key, p);
+    case STATE:
+    case ROLE:
+        cJSON_AddStringToObject(o, f->key, string_of(f->kind, p));
         break;
-    case STATE: {
-        const char *s = *(const char *const *) p;
-        cJSON_AddStringToObject(o, f->key, s ? s : "");
-        break;
-    }
     case U64:
-        ls_status_json_add_u64(o, f->key, *(const uint64_t *) p);
-        break;
     case I64:
-        add_i64(o, f->key, *(const int64_t *) p);
+        add_exact(o, f->key, f->kind, p);
+        break;
+    case POS:
+        add_pos(o, f->key, p);
         break;
     case BOOL:
         cJSON_AddBoolToObject(o, f->key, *(const bool *) p);
         break;
     case DBL:
-        cJSON_AddNumberToObject(o, f->key, *(const double *) p);
-        break;
     case SECS:
-        cJSON_AddNumberToObject(o, f->key, (double) *(const uint64_t *) p / 1e9);
-        break;
     case MS:
-        cJSON_AddNumberToObject(o, f->key, (double) *(const int64_t *) p / 1e6);
-        break;
-    case POS:
-        ls_status_json_add_u64(o, f->key, ((const ls_status_pos_t *) p)->gen);
-        snprintf(key, sizeof(key), "%s_time_ns", f->key);
-        ls_status_json_add_u64(o, key, ((const ls_status_pos_t *) p)->time_ns);
-        break;
-    case ROLE:
-        cJSON_AddStringToObject(
-            o, f->key, *(const ls_status_role_t *) p == LS_STATUS_ACTIVE ? "active" : "passive");
+        cJSON_AddNumberToObject(o, f->key, number_of(f->kind, p));
         break;
     }
 }
 
-/* Adds the members of table (n entries) of the struct at base to o, in order: those whose when
- * has no bit outside have. */
-static void add_fields(cJSON *o, const void *base, const field_t *table, size_t n, int have)
-{
-    for (size_t i = 0; i < n; i++)
-        if ((table[i].when & ~have) == 0) add_field(o, base, &table[i]);
-}
-
-#define ADD_FIELDS(o, base, table, have) add_fields(o, base, table, LS_ARRAY_SIZE(table), have)
-
 #define SEED(f) offsetof(ls_status_seed_t, f)
-static const field_t seed_fields[] = {
-    {"id", U64, SEED(id), ALWAYS},
-    {"state", STATE, SEED(state), ALWAYS},
-    {"from", STR, SEED(from), ALWAYS},
-    {"network", STR, SEED(network), ALWAYS},
-    {"bytes_done", U64, SEED(bytes_done), ALWAYS},
-    {"bytes_total", U64, SEED(bytes_total), ALWAYS},
-    {"percent", DBL, SEED(percent), ALWAYS},
-    {"rate_bps", DBL, SEED(rate_bps), ALWAYS},
-    {"eta_s", DBL, SEED(eta_s), ALWAYS},
-    {"generation", U64, SEED(generation), ALWAYS},
-    {"lsn", U64, SEED(lsn), ALWAYS},
-    {"manual_resume", BOOL, SEED(manual_resume), ALWAYS},
-    {"start_time_ns", U64, SEED(start_time_ns), ALWAYS},
-    {"end_time_ns", U64, SEED(end_time_ns), ALWAYS},
-    {"error", STR, SEED(error), ALWAYS},
+#define NET(f)  offsetof(ls_status_net_t, f)
+#define COPY(f) offsetof(ls_status_copy_t, f)
+
+/* Every member of the status document's seed, network and copy objects, in document order (a
+ * copy's networks and seed follow its members). */
+static const field_t members[] = {
+    {"id", U64, SEED(id), IN_SEED},
+    {"state", STATE, SEED(state), IN_SEED},
+    {"from", STR, SEED(from), IN_SEED},
+    {"network", STR, SEED(network), IN_SEED},
+    {"bytes_done", U64, SEED(bytes_done), IN_SEED},
+    {"bytes_total", U64, SEED(bytes_total), IN_SEED},
+    {"percent", DBL, SEED(percent), IN_SEED},
+    {"rate_bps", DBL, SEED(rate_bps), IN_SEED},
+    {"eta_s", DBL, SEED(eta_s), IN_SEED},
+    {"generation", U64, SEED(generation), IN_SEED},
+    {"lsn", U64, SEED(lsn), IN_SEED},
+    {"manual_resume", BOOL, SEED(manual_resume), IN_SEED},
+    {"start_time_ns", U64, SEED(start_time_ns), IN_SEED},
+    {"end_time_ns", U64, SEED(end_time_ns), IN_SEED},
+    {"error", STR, SEED(error), IN_SEED},
+    {"name", STR, NET(name), IN_NET},
+    {"remote", STR, NET(remote), IN_NET},
+    {"bind", STR, NET(bind), IN_NET},
+    {"state", STATE, NET(state), IN_NET},
+    {"last_error", STR, NET(last_error), IN_NET},
+    {"last_error_time_ns", U64, NET(last_error_time_ns), IN_NET},
+    {"left_reason", STR, NET(left_reason), IN_NET},
+    {"left_time_ns", U64, NET(left_time_ns), IN_NET},
+    {"failures", U64, NET(failures), IN_NET},
+    {"settle_s", SECS, NET(settle_ns), IN_NET},
+    {"up_s", SECS, NET(up_ns), IN_NET},
+    {"database", STR, COPY(database), IN_COPY},
+    {"role", ROLE, COPY(role), IN_COPY},
+    {"source", STR, COPY(source), IN_COPY},
+    {"target", STR, COPY(target), IN_COPY},
+    {"state", STATE, COPY(state), IN_COPY},
+    {"reason", STR, COPY(reason), IN_COPY},
+    {"comment", STR, COPY(comment), IN_COPY},
+    {"suspended_since_ns", U64, COPY(suspended_since_ns), IN_COPY},
+    {"replay_suspended", BOOL, COPY(replay_suspended), IN_COPY},
+    {"network", STR, COPY(network), IN_COPY},
+    {"tls", BOOL, COPY(tls), IN_COPY},
+    {"last_generated", POS, COPY(last_generated), IN_COPY},
+    {"last_copied", POS, COPY(last_copied), IN_COPY},
+    {"last_inspected", POS, COPY(last_inspected), IN_COPY},
+    {"last_replayed", POS, COPY(last_replayed), IN_COPY},
+    {"last_replayed_synced", POS, COPY(last_replayed_synced), IN_COPY},
+    {"last_replayed_lsn", U64, COPY(last_replayed_lsn), PASSIVE_ONLY},
+    {"copy_queue", U64, COPY(copy_queue), IN_COPY},
+    {"copy_queue_bytes", U64, COPY(copy_queue_bytes), IN_COPY},
+    {"replay_queue", U64, COPY(replay_queue), IN_COPY},
+    {"replay_queue_bytes", U64, COPY(replay_queue_bytes), IN_COPY},
+    {"copy_lag_s", SECS, COPY(copy_lag_ns), IN_COPY},
+    {"replay_lag_s", SECS, COPY(replay_lag_ns), IN_COPY},
+    {"throughput_bps", DBL, COPY(throughput_bps), IN_COPY},
+    {"ask_agains", U64, COPY(kept.ask_agains), IN_COPY},
+    {"inspection_failures", U64, COPY(kept.inspection_failures), IN_COPY},
+    {"rtt_ms", MS, COPY(rtt_ns), IN_COPY},
+    {"zstd_loop_calls", U64, COPY(zstd_loop_calls), IN_COPY},
+    {"sent_generations", U64, COPY(sent_generations), ACTIVE_ONLY},
+    {"sent_bytes", U64, COPY(sent_bytes), ACTIVE_ONLY},
+    {"rtt_last_ms", MS, COPY(rtt_last_ns), ACTIVE_ONLY},
+    {"wire_bytes_sent", U64, COPY(wire_bytes_sent), ACTIVE_ONLY},
+    {"frame_bytes_sent", U64, COPY(frame_bytes_sent), ACTIVE_ONLY},
+    {"connections", U64, COPY(connections), ACTIVE_ONLY},
+    {"removed_generations", U64, COPY(removed_generations), ACTIVE_ONLY},
+    {"last_error", STR, COPY(last_error), ACTIVE_ONLY},
+    {"network_pinned", STR, COPY(network_pinned), ACTIVE_NETS},
+    {"network_switches", U64, COPY(network_switches), ACTIVE_NETS},
+    {"last_switch", STR, COPY(last_switch), ACTIVE_NETS},
+    {"last_switch_time_ns", U64, COPY(last_switch_time_ns), ACTIVE_NETS},
+    {"resent_bytes", U64, COPY(resent_bytes), ACTIVE_NETS},
+    {"applied_generations", U64, COPY(applied_generations), PASSIVE_ONLY},
+    {"replay_transactions", U64, COPY(replay_transactions), PASSIVE_ONLY},
+    {"wire_bytes_received", U64, COPY(wire_bytes_received), PASSIVE_ONLY},
+    {"clock_offset_ms", MS, COPY(clock_offset_ns), PASSIVE_ONLY},
+    {"clock_offset_ns", I64, COPY(clock_offset_ns), PASSIVE_ONLY},
 };
+
+/* Adds the members of object obj (IN_SEED, IN_NET, IN_COPY) of the struct at base to o: those
+ * whose conditions are all in have. */
+static void add_members(cJSON *o, const void *base, int obj, int have)
+{
+    for (size_t i = 0; i < LS_ARRAY_SIZE(members); i++) {
+        int where = members[i].where;
+        if ((where & OBJECT) == obj && (where & ~OBJECT & ~have) == 0)
+            add_field(o, base, &members[i]);
+    }
+}
 
 void ls_status_seed_to_json(const ls_status_seed_t *s, cJSON *o)
 {
-    ADD_FIELDS(o, s, seed_fields, 0);
+    add_members(o, s, IN_SEED, 0);
 }
-
-#define NET(f) offsetof(ls_status_net_t, f)
-static const field_t net_fields[] = {
-    {"name", STR, NET(name), ALWAYS},
-    {"remote", STR, NET(remote), ALWAYS},
-    {"bind", STR, NET(bind), ALWAYS},
-    {"state", STATE, NET(state), ALWAYS},
-    {"last_error", STR, NET(last_error), ALWAYS},
-    {"last_error_time_ns", U64, NET(last_error_time_ns), ALWAYS},
-    {"left_reason", STR, NET(left_reason), ALWAYS},
-    {"left_time_ns", U64, NET(left_time_ns), ALWAYS},
-    {"failures", U64, NET(failures), ALWAYS},
-    {"settle_s", SECS, NET(settle_ns), ALWAYS},
-    {"up_s", SECS, NET(up_ns), ALWAYS},
-};
 
 cJSON *ls_status_networks_to_json(const ls_status_net_t *nets, int count)
 {
     cJSON *arr = cJSON_CreateArray();
     for (int i = 0; arr && i < count; i++) {
         cJSON *o = cJSON_CreateObject();
-        ADD_FIELDS(o, &nets[i], net_fields, 0);
+        add_members(o, &nets[i], IN_NET, 0);
         cJSON_AddItemToArray(arr, o);
     }
     return arr;
 }
-
-#define COPY(f) offsetof(ls_status_copy_t, f)
-/* A copy's members, in document order; its networks and seed follow them. */
-static const field_t copy_fields[] = {
-    {"database", STR, COPY(database), ALWAYS},
-    {"role", ROLE, COPY(role), ALWAYS},
-    {"source", STR, COPY(source), ALWAYS},
-    {"target", STR, COPY(target), ALWAYS},
-    {"state", STATE, COPY(state), ALWAYS},
-    {"reason", STR, COPY(reason), ALWAYS},
-    {"comment", STR, COPY(comment), ALWAYS},
-    {"suspended_since_ns", U64, COPY(suspended_since_ns), ALWAYS},
-    {"replay_suspended", BOOL, COPY(replay_suspended), ALWAYS},
-    {"network", STR, COPY(network), ALWAYS},
-    {"tls", BOOL, COPY(tls), ALWAYS},
-    {"last_generated", POS, COPY(last_generated), ALWAYS},
-    {"last_copied", POS, COPY(last_copied), ALWAYS},
-    {"last_inspected", POS, COPY(last_inspected), ALWAYS},
-    {"last_replayed", POS, COPY(last_replayed), ALWAYS},
-    {"last_replayed_synced", POS, COPY(last_replayed_synced), ALWAYS},
-    {"last_replayed_lsn", U64, COPY(last_replayed_lsn), PASSIVE},
-    {"copy_queue", U64, COPY(copy_queue), ALWAYS},
-    {"copy_queue_bytes", U64, COPY(copy_queue_bytes), ALWAYS},
-    {"replay_queue", U64, COPY(replay_queue), ALWAYS},
-    {"replay_queue_bytes", U64, COPY(replay_queue_bytes), ALWAYS},
-    {"copy_lag_s", SECS, COPY(copy_lag_ns), ALWAYS},
-    {"replay_lag_s", SECS, COPY(replay_lag_ns), ALWAYS},
-    {"throughput_bps", DBL, COPY(throughput_bps), ALWAYS},
-    {"sent_generations", U64, COPY(sent_generations), ACTIVE},
-    {"sent_bytes", U64, COPY(sent_bytes), ACTIVE},
-    {"ask_agains", U64, COPY(kept.ask_agains), ACTIVE},
-    {"inspection_failures", U64, COPY(kept.inspection_failures), ACTIVE},
-    {"rtt_ms", MS, COPY(rtt_ns), ACTIVE},
-    {"rtt_last_ms", MS, COPY(rtt_last_ns), ACTIVE},
-    {"wire_bytes_sent", U64, COPY(wire_bytes_sent), ACTIVE},
-    {"frame_bytes_sent", U64, COPY(frame_bytes_sent), ACTIVE},
-    {"zstd_loop_calls", U64, COPY(zstd_loop_calls), ACTIVE},
-    {"connections", U64, COPY(connections), ACTIVE},
-    {"removed_generations", U64, COPY(removed_generations), ACTIVE},
-    {"last_error", STR, COPY(last_error), ACTIVE},
-    {"network_pinned", STR, COPY(network_pinned), ACTIVE | NETS},
-    {"network_switches", U64, COPY(network_switches), ACTIVE | NETS},
-    {"last_switch", STR, COPY(last_switch), ACTIVE | NETS},
-    {"last_switch_time_ns", U64, COPY(last_switch_time_ns), ACTIVE | NETS},
-    {"resent_bytes", U64, COPY(resent_bytes), ACTIVE | NETS},
-    {"inspection_failures", U64, COPY(kept.inspection_failures), PASSIVE},
-    {"ask_agains", U64, COPY(kept.ask_agains), PASSIVE},
-    {"applied_generations", U64, COPY(applied_generations), PASSIVE},
-    {"replay_transactions", U64, COPY(replay_transactions), PASSIVE},
-    {"rtt_ms", MS, COPY(rtt_ns), PASSIVE},
-    {"wire_bytes_received", U64, COPY(wire_bytes_received), PASSIVE},
-    {"zstd_loop_calls", U64, COPY(zstd_loop_calls), PASSIVE},
-    {"clock_offset_ms", MS, COPY(clock_offset_ns), PASSIVE},
-    {"clock_offset_ns", I64, COPY(clock_offset_ns), PASSIVE},
-};
 
 static cJSON *copy_json(const ls_status_copy_t *c)
 {
     bool active = c->role == LS_STATUS_ACTIVE;
     cJSON *o = cJSON_CreateObject();
     if (!o) return NULL;
-    ADD_FIELDS(o, c, copy_fields, (active ? ACTIVE : PASSIVE) | (c->have_networks ? NETS : 0));
+    add_members(o, c, IN_COPY, (active ? ACTIVE : PASSIVE) | (c->have_networks ? NETS : 0));
     if (active && c->have_networks)
         cJSON_AddItemToObject(o, "networks", ls_status_networks_to_json(c->nets, c->nnets));
     if (active || !c->seed.present) return o;

@@ -80,81 +80,79 @@ static void put_ns_as_s(sbuf_t *b, int64_t ns)
 typedef enum { U64, NS, I64_NS, DBL } kind_t;
 enum { ACTIVE = 1, PASSIVE = 2, BOTH = 3, SEED = 4 /* a copy a seed ran on */ };
 
-#define F(field) offsetof(ls_status_copy_t, field)
+/* Where a figure is in ls_status_copy_t: a member, a position's generation or time, a kept
+ * counter, a seed's figure. */
+#define F(field)      offsetof(ls_status_copy_t, field)
+#define GEN(pos)      (F(pos) + offsetof(ls_status_pos_t, gen))
+#define TIME(pos)     (F(pos) + offsetof(ls_status_pos_t, time_ns))
+#define KEPT(counter) (F(kept) + offsetof(ls_status_counters_t, counter))
+#define SEED_F(field) (F(seed) + offsetof(ls_status_seed_t, field))
 
 /* One metric family per copy figure. */
 static const struct {
-    const char *name, *type, *help;
+    const char *name; /* a counter when it ends in _total (docs/STATUS.md), else a gauge */
     kind_t kind;
     size_t off; /* of the figure in ls_status_copy_t */
     int sides;  /* the copies that have it: roles, or SEED */
+    const char *help;
 } families[] = {
-    {"logship_seed_received_bytes", "gauge", "snapshot bytes the last seed received", U64,
-     F(seed.bytes_done), SEED},
-    {"logship_seed_size_bytes", "gauge", "snapshot bytes of the last seed in all", U64,
-     F(seed.bytes_total), SEED},
-    {"logship_last_generated", "gauge", "newest closed generation on the active", U64,
-     F(last_generated.gen), BOTH},
-    {"logship_last_generated_timestamp_seconds", "gauge",
-     "close time of the newest closed generation, UTC", NS, F(last_generated.time_ns), BOTH},
-    {"logship_last_copied", "gauge", "last generation durable on the passive", U64,
-     F(last_copied.gen), BOTH},
-    {"logship_last_copied_timestamp_seconds", "gauge",
-     "when the last generation became durable on the passive, UTC", NS, F(last_copied.time_ns),
-     BOTH},
-    {"logship_last_inspected", "gauge", "last generation inspected on the passive", U64,
-     F(last_inspected.gen), BOTH},
-    {"logship_last_inspected_timestamp_seconds", "gauge", "when it was inspected, UTC", NS,
-     F(last_inspected.time_ns), BOTH},
-    {"logship_last_replayed", "gauge", "last generation replayed into the copy store", U64,
-     F(last_replayed.gen), BOTH},
-    {"logship_last_replayed_timestamp_seconds", "gauge", "when it was replayed, UTC", NS,
-     F(last_replayed.time_ns), BOTH},
-    {"logship_last_replayed_synced", "gauge",
-     "last generation replayed before the copy store's last sync", U64, F(last_replayed_synced.gen),
-     BOTH},
-    {"logship_copy_queue", "gauge", "generations closed on the active, not yet durable", U64,
-     F(copy_queue), BOTH},
-    {"logship_copy_queue_bytes", "gauge", "bytes of the generations in the copy queue", U64,
-     F(copy_queue_bytes), BOTH},
-    {"logship_replay_queue", "gauge", "generations durable on the passive, not yet replayed", U64,
-     F(replay_queue), BOTH},
-    {"logship_replay_queue_bytes", "gauge", "bytes of the generations in the replay queue", U64,
-     F(replay_queue_bytes), BOTH},
-    {"logship_copy_lag_seconds", "gauge", "age of the oldest generation not yet durable", NS,
-     F(copy_lag_ns), BOTH},
-    {"logship_replay_lag_seconds", "gauge", "age of the oldest generation not yet replayed", NS,
-     F(replay_lag_ns), BOTH},
-    {"logship_throughput_bytes_per_second", "gauge",
-     "bytes made durable on the passive per second over the last minute", DBL, F(throughput_bps),
-     BOTH},
-    {"logship_rtt_seconds", "gauge", "smoothed heartbeat round trip", NS, F(rtt_ns), BOTH},
-    {"logship_ask_agains_total", "counter",
-     "generations asked for again (kept with the copy across restarts)", U64, F(kept.ask_agains),
-     BOTH},
-    {"logship_inspection_failures_total", "counter",
-     "ask-agains caused by a failed inspection (kept with the copy across restarts)", U64,
-     F(kept.inspection_failures), BOTH},
-    {"logship_sent_generations_total", "counter", "generations sent in full since the start", U64,
-     F(sent_generations), ACTIVE},
-    {"logship_sent_bytes_total", "counter", "generation bytes sent since the start", U64,
-     F(sent_bytes), ACTIVE},
-    {"logship_resent_bytes_total", "counter", "generation bytes sent again since the start", U64,
-     F(resent_bytes), ACTIVE},
-    {"logship_network_switches_total", "counter",
-     "times the copy changed replication network since the start", U64, F(network_switches),
-     ACTIVE},
-    {"logship_removed_generations_total", "counter",
-     "generations removed from the active's logs since the start", U64, F(removed_generations),
-     ACTIVE},
-    {"logship_applied_generations_total", "counter",
-     "generations ever applied to the copy store (kept in its meta record)", U64,
-     F(applied_generations), PASSIVE},
-    {"logship_replay_transactions_total", "counter",
-     "copy store transactions committed by replay since the start", U64, F(replay_transactions),
-     PASSIVE},
-    {"logship_clock_offset_seconds", "gauge", "the source's clock minus ours, from heartbeats",
-     I64_NS, F(clock_offset_ns), PASSIVE},
+    {"logship_seed_received_bytes", U64, SEED_F(bytes_done), SEED,
+     "snapshot bytes the last seed received"},
+    {"logship_seed_size_bytes", U64, SEED_F(bytes_total), SEED,
+     "snapshot bytes of the last seed in all"},
+    {"logship_last_generated", U64, GEN(last_generated), BOTH,
+     "newest closed generation on the active"},
+    {"logship_last_generated_timestamp_seconds", NS, TIME(last_generated), BOTH,
+     "close time of the newest closed generation, UTC"},
+    {"logship_last_copied", U64, GEN(last_copied), BOTH, "last generation durable on the passive"},
+    {"logship_last_copied_timestamp_seconds", NS, TIME(last_copied), BOTH,
+     "when the last generation became durable on the passive, UTC"},
+    {"logship_last_inspected", U64, GEN(last_inspected), BOTH,
+     "last generation inspected on the passive"},
+    {"logship_last_inspected_timestamp_seconds", NS, TIME(last_inspected), BOTH,
+     "when it was inspected, UTC"},
+    {"logship_last_replayed", U64, GEN(last_replayed), BOTH,
+     "last generation replayed into the copy store"},
+    {"logship_last_replayed_timestamp_seconds", NS, TIME(last_replayed), BOTH,
+     "when it was replayed, UTC"},
+    {"logship_last_replayed_synced", U64, GEN(last_replayed_synced), BOTH,
+     "last generation replayed before the copy store's last sync"},
+    {"logship_copy_queue", U64, F(copy_queue), BOTH,
+     "generations closed on the active, not yet durable"},
+    {"logship_copy_queue_bytes", U64, F(copy_queue_bytes), BOTH,
+     "bytes of the generations in the copy queue"},
+    {"logship_replay_queue", U64, F(replay_queue), BOTH,
+     "generations durable on the passive, not yet replayed"},
+    {"logship_replay_queue_bytes", U64, F(replay_queue_bytes), BOTH,
+     "bytes of the generations in the replay queue"},
+    {"logship_copy_lag_seconds", NS, F(copy_lag_ns), BOTH,
+     "age of the oldest generation not yet durable"},
+    {"logship_replay_lag_seconds", NS, F(replay_lag_ns), BOTH,
+     "age of the oldest generation not yet replayed"},
+    {"logship_throughput_bytes_per_second", DBL, F(throughput_bps), BOTH,
+     "bytes made durable on the passive per second over the last minute"},
+    {"logship_rtt_seconds", NS, F(rtt_ns), BOTH,
+     "smoothed heartbeat round trip between the two nodes"},
+    {"logship_ask_agains_total", U64, KEPT(ask_agains), BOTH,
+     "generations asked for again (kept with the copy across restarts)"},
+    {"logship_inspection_failures_total", U64, KEPT(inspection_failures), BOTH,
+     "ask-agains caused by a failed inspection (kept with the copy across restarts)"},
+    {"logship_sent_generations_total", U64, F(sent_generations), ACTIVE,
+     "generations sent in full since the start"},
+    {"logship_sent_bytes_total", U64, F(sent_bytes), ACTIVE,
+     "generation bytes sent since the start"},
+    {"logship_resent_bytes_total", U64, F(resent_bytes), ACTIVE,
+     "generation bytes sent again since the start"},
+    {"logship_network_switches_total", U64, F(network_switches), ACTIVE,
+     "times the copy changed replication network since the start"},
+    {"logship_removed_generations_total", U64, F(removed_generations), ACTIVE,
+     "generations removed from the active's logs since the start"},
+    {"logship_applied_generations_total", U64, F(applied_generations), PASSIVE,
+     "generations ever applied to the copy store (kept in its meta record)"},
+    {"logship_replay_transactions_total", U64, F(replay_transactions), PASSIVE,
+     "copy store transactions committed by replay since the start"},
+    {"logship_clock_offset_seconds", I64_NS, F(clock_offset_ns), PASSIVE,
+     "the source's clock minus ours, from heartbeats"},
 };
 
 static void put_sample(sbuf_t *b, const ls_status_copy_t *c, kind_t kind, size_t off)
@@ -190,6 +188,13 @@ static void put_sample(sbuf_t *b, const ls_status_copy_t *c, kind_t kind, size_t
 static void header(sbuf_t *b, const char *name, const char *type, const char *help)
 {
     put(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* True when a family's name ends in _total. */
+static bool counter(const char *name)
+{
+    size_t n = strlen(name);
+    return n > 6 && !strcmp(name + n - 6, "_total");
 }
 
 static int side(const ls_status_copy_t *c)
@@ -242,7 +247,8 @@ char *ls_status_to_prometheus(const ls_status_node_t *n)
     put(&b, "\n");
     labelled(&b, n);
     for (size_t f = 0; f < LS_ARRAY_SIZE(families); f++) {
-        header(&b, families[f].name, families[f].type, families[f].help);
+        header(&b, families[f].name, counter(families[f].name) ? "counter" : "gauge",
+               families[f].help);
         for (size_t i = 0; i < n->ncopies; i++) {
             const ls_status_copy_t *c = &n->copies[i];
             if (!(families[f].sides & side(c))) continue;

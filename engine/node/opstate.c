@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon.h"
+#include "node/node_int.h"
 
-int ld_opstate_load(const char *path, ld_opstate_t *out)
+int ls__node_opstate_load(const char *path, ls_status_op_t *out)
 {
     memset(out, 0, sizeof(*out));
     uint8_t *buf;
@@ -31,7 +31,7 @@ int ld_opstate_load(const char *path, ld_opstate_t *out)
     return 0;
 }
 
-int ld_opstate_save(const char *path, const ld_opstate_t *st)
+int ls__node_opstate_save(const char *path, const ls_status_op_t *st)
 {
     cJSON *j = cJSON_CreateObject();
     cJSON_AddBoolToObject(j, "suspended", st->suspended);

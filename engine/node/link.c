@@ -149,34 +149,6 @@ static shipper_t *shipper_for(link_t *l, const uint8_t *dbid)
     return NULL;
 }
 
-static const uint8_t *frame_dbid(const ls_frame_t *f)
-{
-    switch (f->type) {
-    case LS_FRAME_RESUME:
-        return f->resume.dbid;
-    case LS_FRAME_CREDIT:
-        return f->credit.dbid;
-    case LS_FRAME_DURABLE:
-        return f->durable.dbid;
-    case LS_FRAME_INSPECTED:
-        return f->inspected.dbid;
-    case LS_FRAME_REPLAYED:
-        return f->replayed.dbid;
-    case LS_FRAME_REPLAYED_SYNCED:
-        return f->replayed_synced.dbid;
-    case LS_FRAME_ASK_AGAIN:
-        return f->ask_again.dbid;
-    case LS_FRAME_ERROR:
-        return f->error.dbid;
-    case LS_FRAME_COPY_STATE:
-        return f->copy_state.dbid;
-    case LS_FRAME_RE_OFFER:
-        return f->re_offer.dbid;
-    default:
-        return NULL;
-    }
-}
-
 static bool zero_id(const uint8_t *id)
 {
     static const uint8_t z[LS_DBID_LEN];
@@ -221,7 +193,7 @@ static void on_frame(ls_conn_t *c, const ls_conn_frame_t *fr)
         }
         l->conn_credit += f.credit.bytes;
     } else {
-        const uint8_t *id = frame_dbid(&f);
+        const uint8_t *id = ls__node_frame_dbid(&f, true);
         shipper_t *s = id ? shipper_for(l, id) : NULL;
         if (!s) {
             LS_LOGW("link", "%s sent %s for a database not on this connection", l->cfg->name,

@@ -39,6 +39,44 @@ static void conn_opts(const ls_node_t *n, ls_conn_opts_t *o, const char *peer_na
     o->offload_compression = true; /* zstd on the connection's worker, never on the loop */
 }
 
+const uint8_t *ls__node_frame_dbid(const ls_frame_t *f, bool to_source)
+{
+    bool gen = f->type == LS_FRAME_GEN_BEGIN || f->type == LS_FRAME_GEN_DATA ||
+               f->type == LS_FRAME_GEN_END; /* source -> target */
+    bool either = f->type == LS_FRAME_ERROR || f->type == LS_FRAME_COPY_STATE;
+    if (!either && gen == to_source) return NULL; /* the other way */
+    switch (f->type) {
+    case LS_FRAME_ERROR:
+        return f->error.dbid;
+    case LS_FRAME_COPY_STATE:
+        return f->copy_state.dbid;
+    case LS_FRAME_GEN_BEGIN:
+        return f->gen_begin.dbid;
+    case LS_FRAME_GEN_DATA:
+        return f->gen_data.dbid;
+    case LS_FRAME_GEN_END:
+        return f->gen_end.dbid;
+    case LS_FRAME_RESUME:
+        return f->resume.dbid;
+    case LS_FRAME_CREDIT:
+        return f->credit.dbid;
+    case LS_FRAME_RE_OFFER:
+        return f->re_offer.dbid;
+    case LS_FRAME_DURABLE:
+        return f->durable.dbid;
+    case LS_FRAME_INSPECTED:
+        return f->inspected.dbid;
+    case LS_FRAME_REPLAYED:
+        return f->replayed.dbid;
+    case LS_FRAME_REPLAYED_SYNCED:
+        return f->replayed_synced.dbid;
+    case LS_FRAME_ASK_AGAIN:
+        return f->ask_again.dbid;
+    default:
+        return NULL;
+    }
+}
+
 void ls_node_listen_opts(ls_node_t *n, ls_conn_opts_t *o)
 {
     /* Any certificate chaining to our CA is accepted; the HELLO's node name is then checked

@@ -186,6 +186,10 @@ struct ls_node {
 
 /* node.c */
 int ls__node_send(ls_conn_t *conn, const ls_frame_t *f); /* encodes and sends; 0, LS_EBUSY, ... */
+/* The database a frame names, among those a source receives (to_source: RESUME, CREDIT,
+ * RE_OFFER, the acknowledgements) or a target receives (GEN_BEGIN, GEN_DATA, GEN_END), and
+ * ERROR and COPY_STATE either way; NULL for any other frame. */
+const uint8_t *ls__node_frame_dbid(const ls_frame_t *f, bool to_source);
 /* Connects to network net of t, a [target] section when target, else a [source] one: its
  * address, bind address and heartbeats, the certificate name its node must show
  * (ls__node_cert_name), cb's callbacks and data. 0 and *out, or an error (*out NULL, no
@@ -256,6 +260,10 @@ const char *ls__node_pcopy_reason(const pcopy_t *p);
 /* opstate.c */
 int ls__node_opstate_load(const char *path, ls_status_op_t *out); /* absent: all clear, 0 */
 int ls__node_opstate_save(const char *path, const ls_status_op_t *st);
+/* The ask-again counters kept at path: loaded (from 0, with a warning, when unreadable), saved
+ * at once (a warning when it fails). */
+void ls__node_counters_load(const char *path, ls_status_counters_t *out);
+int ls__node_counters_save(const char *path, const ls_status_counters_t *c);
 
 /* suspend.c: operator commands and COPY_STATE, both sides */
 int ls__node_cmd_suspend(ls_node_t *n, const cJSON *req, bool suspend, cJSON *resp, char *err,

@@ -41,11 +41,7 @@ static int act(void *ctx, const ls_passive_action_t *a)
         rc = ls__node_opstate_save(p->op_path, a->op);
         break;
     case LS_PASSIVE_ACT_SAVE_COUNTERS:
-        /* Rare (a damaged or missing generation), so written at once: it survives a crash. */
-        rc = ls_status_counters_save(p->kept_path, a->counters);
-        if (rc)
-            LS_LOGW("copy", "cannot keep the ask-again counters in %s: %s", p->kept_path,
-                    ls_strerror(rc));
+        rc = ls__node_counters_save(p->kept_path, a->counters);
         break;
     case LS_PASSIVE_ACT_LOG:
         LS_LOGI("copy", "%s <- %s: %s", p->cfg->name, p->cfg->source, a->reason);
@@ -100,8 +96,7 @@ static void new_machine(pcopy_t *p)
                                .ctx = p,
                                .rx = p->rx};
     snprintf(p->kept_path, sizeof(p->kept_path), "%s.counters", p->cfg->path);
-    int kept = ls_status_counters_load(p->kept_path, &mo.counters);
-    if (kept) LS_LOGW("copy", "%s: counting from 0: %s", p->kept_path, ls_strerror(kept));
+    ls__node_counters_load(p->kept_path, &mo.counters);
     snprintf(p->op_path, sizeof(p->op_path), "%s.state", p->cfg->path);
     ls__node_opstate_load(p->op_path, &mo.op);
     p->m = ls_passive_new(&mo, ls_now_ns());

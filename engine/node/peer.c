@@ -232,25 +232,11 @@ static void dispatch(peer_t *p, ls_conn_t *conn, const uint8_t *bytes, size_t le
         }
         return;
     }
-    switch (f.type) {
-    case LS_FRAME_GEN_BEGIN:
-        to_copy(p, &f, f.gen_begin.dbid);
-        break;
-    case LS_FRAME_GEN_DATA:
-        to_copy(p, &f, f.gen_data.dbid);
-        break;
-    case LS_FRAME_GEN_END:
-        to_copy(p, &f, f.gen_end.dbid);
-        break;
-    case LS_FRAME_COPY_STATE:
-        to_copy(p, &f, f.copy_state.dbid);
-        break;
-    case LS_FRAME_ERROR:
-        to_copy(p, &f, f.error.dbid);
-        break;
-    default:
+    const uint8_t *id = ls__node_frame_dbid(&f, false);
+    if (id)
+        to_copy(p, &f, id);
+    else
         LS_LOGW("peer", "%s sent an unexpected %s frame", p->name, ls_frame_type_name(f.type));
-    }
 }
 
 void ls__node_peer_on_frame(ls_conn_t *conn, const ls_conn_frame_t *fr)

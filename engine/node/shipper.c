@@ -31,11 +31,7 @@ static int on_action(void *ctx, const ls_ship_action_t *a)
         break;
     case LS_SHIP_ACT_SAVE_COUNTERS:
         LS_LOGW("copy", "%s -> %s: %s", db, tg, a->reason);
-        /* Rare (a damaged or missing generation), so written at once: it survives a crash. */
-        rc = ls_status_counters_save(s->kept_path, a->counters);
-        if (rc)
-            LS_LOGW("copy", "cannot keep the ask-again counters in %s: %s", s->kept_path,
-                    ls_strerror(rc));
+        rc = ls__node_counters_save(s->kept_path, a->counters);
         break;
     case LS_SHIP_ACT_READER_START:
         LS_LOGD("copy", "%s -> %s: reading from generation %llu", db, tg,
@@ -72,8 +68,7 @@ void ls__node_shipper_init(shipper_t *s, active_t *a, link_t *l)
                            .notify_cb = on_notify,
                            .notify_ctx = l};
     ls__node_opstate_load(s->op_path, &o.op);
-    int rc = ls_status_counters_load(s->kept_path, &o.counters);
-    if (rc) LS_LOGW("copy", "%s: counting from 0: %s", s->kept_path, ls_strerror(rc));
+    ls__node_counters_load(s->kept_path, &o.counters);
     s->m = ls_ship_new(&o, ls_now_ns());
     LS_CHECK(s->m != NULL);
 }

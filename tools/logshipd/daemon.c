@@ -70,12 +70,13 @@ int ld_daemon_start(ld_daemon_t *d, uv_loop_t *loop, const ls_config_t *cfg, cha
     d->cfg = cfg;
     int rc = start(d, err, errlen);
     if (rc) return rc;
-    uv_signal_init(loop, &d->sigterm);
-    uv_signal_init(loop, &d->sigint);
-    d->signals = true;
-    d->sigterm.data = d->sigint.data = d;
-    uv_signal_start(&d->sigterm, on_signal, SIGTERM);
-    uv_signal_start(&d->sigint, on_signal, SIGINT);
+    static const int signums[] = {SIGTERM, SIGINT};
+    for (; d->nsignals < (int) LS_ARRAY_SIZE(signums); d->nsignals++) {
+        uv_signal_t *s = &d->signals[d->nsignals];
+        uv_signal_init(loop, s);
+        s->data = d;
+        uv_signal_start(s, on_signal, signums[d->nsignals]);
+    }
     return 0;
 }
 
@@ -83,10 +84,8 @@ void ld_daemon_stop(ld_daemon_t *d)
 {
     if (d->stopping) return;
     d->stopping = true;
-    if (d->signals) {
-        uv_close((uv_handle_t *) &d->sigterm, NULL);
-        uv_close((uv_handle_t *) &d->sigint, NULL);
-    }
+    for (int i = 0; i < d->nsignals; i++)
+        uv_close((uv_handle_t *) &d->signals[i], NULL);
     for (int i = 0; i < d->nlisteners; i++)
         ls_listener_close(d->listeners[i], NULL);
     ld_metrics_stop(d->metrics);

@@ -24,10 +24,10 @@ typedef struct ld_metrics ld_metrics_t;
 typedef struct {
     uv_loop_t *loop;
     const ls_config_t *cfg;
-    ls_tls_ctx_t *tls; /* NULL: insecure_plaintext */
-    ls_node_t *node;   /* the replication node (engine/node) */
-    uv_signal_t sigterm, sigint;
-    bool signals; /* sigterm and sigint were initialised */
+    ls_tls_ctx_t *tls;      /* NULL: insecure_plaintext */
+    ls_node_t *node;        /* the replication node (engine/node) */
+    uv_signal_t signals[2]; /* SIGTERM, SIGINT */
+    int nsignals;           /* of them initialised */
     ls_listener_t *listeners[LS_CFG_MAX_LISTEN];
     int nlisteners;
     ls_control_t *control;

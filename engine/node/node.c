@@ -1,4 +1,4 @@
-/* The node: start and stop, its timers, frame sending, connecting, who may ship and seed. */
+/* The node: start and stop, its timers, frame sending, connecting. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,7 +91,7 @@ int ls__node_connect(ls_node_t *n, const ls_cfg_target_t *t, int net, bool targe
 {
     const ls_cfg_network_t *nw = &t->nets[net];
     ls_conn_opts_t o;
-    conn_opts(n, &o, ls__node_cert_name(n, t->name, target), t->heartbeat_interval_ms,
+    conn_opts(n, &o, ls_node_cert_name(n->cfg, t->name, target), t->heartbeat_interval_ms,
               t->heartbeat_timeout_ms);
     o.bind_addr = nw->bind[0] ? nw->bind : NULL;
     o.on_ready = cb->on_ready;
@@ -114,30 +114,6 @@ void ls__node_welcome(const ls_node_t *n, ls_frame_t *w, const ls_proto_choice_t
     w->welcome.zstd_level = choice->zstd_level;
     w->welcome.node = ls_proto_str(n->cfg->node_name);
     w->welcome.db_count = count;
-}
-
-const char *ls__node_cert_name(const ls_node_t *n, const char *name, bool target)
-{
-    const ls_cfg_target_t *t =
-        target ? ls_config_target(n->cfg, name) : ls_config_source(n->cfg, name);
-    return t ? t->peer_name : name;
-}
-
-bool ls__node_authorized(const ls_node_t *n, const ls_conn_t *conn, const char *name, bool target,
-                         char *why, size_t whylen)
-{
-    if (n->cfg->plaintext) return true; /* no certificates: the operator trusts the network */
-    const char *want = ls__node_cert_name(n, name, target);
-    if (ls_conn_peer_matches(conn, want)) return true;
-    if (strcmp(want, name))
-        snprintf(why, whylen,
-                 "%s says it is node %s, whose certificate must carry %s ([%s %s] peer_name): "
-                 "its certificate does not",
-                 ls_conn_peer(conn), name, want, target ? "target" : "source", name);
-    else
-        snprintf(why, whylen, "%s says it is node %s: its certificate does not carry that name",
-                 ls_conn_peer(conn), name);
-    return false;
 }
 
 static void on_rescan(uv_timer_t *t)

@@ -29,6 +29,7 @@
 #include <uv.h>
 
 #include "config/config.h"
+#include "proto/proto.h"
 #include "status/status.h"
 #include "transport/transport.h"
 
@@ -63,5 +64,33 @@ void ls_node_accept(ls_listener_t *l, ls_conn_t *conn);
 int ls_node_control(void *ctx, const cJSON *req, cJSON *resp, char *err, size_t errlen);
 /* Fills out with every copy's figures (out->copies is malloc'd: free() it). 0 or LS_ENOMEM. */
 int ls_node_status_fill(ls_node_t *n, ls_status_node_t *out);
+
+/* ---- HELLO admission (admit.c): pure, no socket and no loop ---- */
+/* What admission knows of an accepted connection: its address, for messages, and whether its
+ * verified certificate carries a name (ls_conn_peer_matches on a live connection). */
+typedef struct {
+    const char *addr;                                   /* "ip:port" of the peer */
+    bool (*carries)(const void *ctx, const char *name); /* not asked under insecure_plaintext */
+    const void *ctx;
+} ls_node_peer_cert_t;
+
+/* Who may ship and seed (docs/CONFIG.md, peer_name): the one rule, both directions. A node named
+ * NAME is the holder of a certificate carrying the peer_name of its section, [target NAME] when
+ * target (we ship to it, and it may seed from us) or [source NAME] (we copy from it); NAME
+ * itself when there is no such section. ls_node_cert_name gives that certificate name (borrowed
+ * from cfg or name), for the connections the node opens; ls_node_authorized checks an accepted
+ * connection whose HELLO says NAME (always true under insecure_plaintext), with why when not. */
+const char *ls_node_cert_name(const ls_config_t *cfg, const char *name, bool target);
+bool ls_node_authorized(const ls_config_t *cfg, const ls_node_peer_cert_t *cert, const char *name,
+                        bool target, char *why, size_t whylen);
+/* Admission of a HELLO on a connection the node (cfg) accepted: negotiates the version and
+ * features against what the node offers (ls_proto_negotiate), then authenticates the node name
+ * the HELLO says, a seed's client as one of our targets, a ship connection's as a source
+ * (ls_node_authorized). Returns 0 and *choice; or LS_EUNSUPPORTED (no common version) or
+ * LS_EAUTH with *refusal, the connection-wide ERROR to answer with, whose message is msg
+ * (borrowed; msglen bytes). */
+int ls_node_hello_admit(const ls_config_t *cfg, const ls_node_peer_cert_t *cert,
+                        const ls_proto_hello_t *h, ls_proto_choice_t *choice, ls_frame_t *refusal,
+                        char *msg, size_t msglen);
 
 #endif

@@ -192,7 +192,7 @@ int ls__node_send(ls_conn_t *conn, const ls_frame_t *f); /* encodes and sends; 0
 const uint8_t *ls__node_frame_dbid(const ls_frame_t *f, bool to_source);
 /* Connects to network net of t, a [target] section when target, else a [source] one: its
  * address, bind address and heartbeats, the certificate name its node must show
- * (ls__node_cert_name), cb's callbacks and data. 0 and *out, or an error (*out NULL, no
+ * (ls_node_cert_name), cb's callbacks and data. 0 and *out, or an error (*out NULL, no
  * callback runs). */
 int ls__node_connect(ls_node_t *n, const ls_cfg_target_t *t, int net, bool target,
                      const ls_conn_opts_t *cb, ls_conn_t **out);
@@ -200,16 +200,6 @@ int ls__node_connect(ls_node_t *n, const ls_cfg_target_t *t, int net, bool targe
  * entries are the caller's). */
 void ls__node_welcome(const ls_node_t *n, ls_frame_t *w, const ls_proto_choice_t *choice,
                       uint16_t count);
-/* Who may ship and seed (docs/CONFIG.md, peer_name): the one rule, both directions. A node named
- * NAME is the holder of a certificate carrying the peer_name of its section, [target NAME] when
- * target (we ship to it, and it may seed from us) or [source NAME] (we copy from it); NAME
- * itself when there is no such section. ls__node_cert_name gives that certificate name (borrowed
- * from the configuration or name), for the connections we open; ls__node_authorized checks an
- * accepted connection whose HELLO says NAME (always true without TLS), with why when not. */
-const char *ls__node_cert_name(const ls_node_t *n, const char *name, bool target);
-bool ls__node_authorized(const ls_node_t *n, const ls_conn_t *conn, const char *name, bool target,
-                         char *why, size_t whylen);
-
 /* active.c */
 void ls__node_active_init(ls_node_t *n, active_t *a, const ls_cfg_database_t *cfg);
 void ls__node_active_poll(active_t *a); /* open when it appears, rescan */
@@ -239,10 +229,9 @@ void ls__node_shipper_init(shipper_t *s, active_t *a, link_t *l);
 void ls__node_peer_on_frame(ls_conn_t *conn, const ls_conn_frame_t *fr);
 void ls__node_peer_on_close(ls_conn_t *conn, int status, const char *msg);
 void ls__node_peer_close_all(ls_node_t *n);
-/* Negotiates the version and features of a HELLO and authenticates its node name
- * (ls__node_authorized: a seed's client as one of our targets, a ship connection's as a source);
- * on refusal answers with ERROR (LS_EAUTH), closes the connection and returns false. Fills
- * p->name and *choice. component names the log lines ("peer", "seed"). */
+/* Admits a HELLO on p's connection (ls_node_hello_admit); on refusal answers with the ERROR,
+ * closes the connection and returns false. Fills p->name and *choice. component names the log
+ * lines ("peer", "seed"). */
 bool ls__node_hello_admit(peer_t *p, const ls_proto_hello_t *h, ls_proto_choice_t *choice,
                           const char *component);
 

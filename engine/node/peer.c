@@ -89,30 +89,27 @@ static int duplicate_of(const ls_proto_hello_t *h, int i)
     return -1;
 }
 
+static bool carries(const void *ctx, const char *name)
+{
+    return ls_conn_peer_matches(ctx, name);
+}
+
 bool ls__node_hello_admit(peer_t *p, const ls_proto_hello_t *h, ls_proto_choice_t *choice,
                           const char *component)
 {
-    ls_frame_t err_frame;
+    ls_frame_t refusal;
     char msg[256];
-    ls_proto_offer_t offer = {.features = LS_FEAT_ZSTD | LS_FEAT_CKSUM};
+    ls_node_peer_cert_t cert = {.addr = ls_conn_peer(p->conn), .carries = carries, .ctx = p->conn};
     snprintf(p->name, sizeof(p->name), "%.*s", (int) h->node.len, h->node.ptr);
-    if (ls_proto_negotiate(h, &offer, choice, &err_frame, msg, sizeof(msg)) != 0) {
-        LS_LOGE(component, "%s: %s", p->name, msg);
-        ls__node_send(p->conn, &err_frame);
-        ls_conn_close(p->conn);
-        return false;
-    }
-    if (!ls__node_authorized(p->node, p->conn, p->name, h->purpose == LS_PURPOSE_SEED, msg,
-                             sizeof(msg))) {
+    int rc = ls_node_hello_admit(p->node->cfg, &cert, h, choice, &refusal, msg, sizeof(msg));
+    if (rc == 0) return true;
+    if (rc == LS_EAUTH)
         LS_LOGE(component, "%s: refused", msg);
-        ls_frame_t f = {.type = LS_FRAME_ERROR};
-        f.error.code = LS_EAUTH;
-        f.error.message = ls_proto_str(msg);
-        ls__node_send(p->conn, &f);
-        ls_conn_close(p->conn);
-        return false;
-    }
-    return true;
+    else
+        LS_LOGE(component, "%s: %s", p->name, msg);
+    ls__node_send(p->conn, &refusal);
+    ls_conn_close(p->conn);
+    return false;
 }
 
 static void on_hello(peer_t *p, const ls_proto_hello_t *h)

@@ -1,4 +1,4 @@
-/* The control socket's commands, and the daemon's side of the status model (engine/status):
+/* The control socket's commands, and the node's side of the status model (engine/status):
  * every figure is taken here, on the loop, from the source view, the copies' own counters and the
  * positions the peers acknowledged, into one ls_status_copy_t per copy; engine/status renders
  * them as the JSON document (docs/STATUS.md) and for Prometheus (the daemon's metrics.c). Nothing

@@ -1,291 +1,51 @@
 /*
- * logshipd: the daemon's wiring. One process serves many databases, as active for some (it
- * ships their closed generations to targets) and passive for others (it keeps copies).
+ * logshipd: the daemon is wiring around one engine/node (node/node.h), which hosts every engine
+ * machine of the node. The daemon owns what is the process's: the configuration (loaded by
+ * main.c), the TLS context, the listeners, the control socket, the signals, the Prometheus
+ * endpoint (metrics.c) and the one event loop they all run on.
  *
- *  node      (node.c)      config, TLS context, listeners, control socket, signals, timers
- *  active    (active.c)    per active database: the source view (engine/source), the watcher
- *  link      (link.c)      per target: one connection carrying every database shipped to it
- *  shipper   (shipper.c)   per (active database, target): the adapter of its shipping state
- *                          machine (engine/ship: resume plan, reader, GEN frames, acks, suspension)
- *  peer      (peer.c)      per accepted connection: HELLO/WELCOME, each database's frames to
- *                          its copy's machine
- *  pcopy     (pcopy.c)     per passive copy: the adapter of its protocol machine
- *                          (engine/passive), engine/copy and its receiver thread
- *                          (copy/receiver.h), whose events the loop polls into the machine
- *  status    (status.c)    the control socket's commands and the status document
- *  seed      (seed_server.c) per accepted seed connection: adapter of engine/seed's worker and
- *            server session; (seed_client.c) per passive copy: `logship seed`, adapter of its
- *            client session, the install and swap on the copy's receiver thread
- *
- * Threading: everything here runs on the loop thread except the threads inside engine/copy
- * (each copy's receiver: disk writes, fsync, inspection, a seed's install; and its replayer)
- * and engine/source (readers), each seed server's snapshot worker, and each connection's zstd
- * worker (engine/transport, offload_compression: every connection asks for it). Those
- * threads talk to the loop only through mutex-protected queues and uv_async_send(). The loop
- * only moves bytes, runs timers and lists directories.
+ * Lifecycle: ld_daemon_start, uv_run until every handle closed (a signal, or a failed start,
+ * calls ld_daemon_stop), ld_daemon_free. Threading: the loop thread, but for metrics.c's
+ * libmicrohttpd thread, which asks the loop for the status (uv_async).
  */
-#ifndef LS_LOGSHIPD_H
-#define LS_LOGSHIPD_H
-
-#include <pthread.h>
-#include <stdbool.h>
-#include <stdint.h>
+#ifndef LS_LOGSHIPD_DAEMON_H
+#define LS_LOGSHIPD_DAEMON_H
 
 #include <uv.h>
 
 #include "config/config.h"
 #include "control/control.h"
-#include "copy/copy.h"
-#include "copy/receiver.h"
-#include "passive/passive.h"
 #include "core/core.h"
-#include "proto/proto.h"
-#include "ship/ship.h"
-#include "source/source.h"
-#include "status/status.h"
-#include "store/store.h"
-#include "transport/credit.h"
+#include "node/node.h"
 #include "transport/transport.h"
 
-#define LD_CHUNK        (256u * 1024u) /* GEN_DATA chunk, bytes */
-#define LD_RESCAN_MS    1000           /* periodic rescan of an active log directory */
-#define LD_HOUSEKEEP_MS 1000           /* log removal, disk-full retries, status upkeep */
-#define LD_BACKOFF_MIN  100            /* reconnect backoff, ms */
-#define LD_BACKOFF_MAX  3000
-#define LD_REASON_MAX   512
-
-/* An operator's decision about one copy, kept across restarts (opstate.c): engine/ship's. */
-typedef ls_ship_op_t ld_opstate_t;
-
 typedef struct ld_metrics ld_metrics_t;
-typedef struct node node_t;
-typedef struct link link_t;
-typedef struct shipper shipper_t;
-typedef struct active active_t;
-typedef struct peer peer_t;
-typedef struct pcopy pcopy_t;
 
-/* Copy states (DESIGN.md "Copy states and lag accounting"): engine/passive's, whose values the
- * active side's names share. */
-typedef ls_passive_state_t copy_state_t;
-#define CS_INITIALIZING LS_PASSIVE_INITIALIZING
-#define CS_HEALTHY      LS_PASSIVE_HEALTHY
-#define CS_DISCONNECTED LS_PASSIVE_DISCONNECTED
-#define CS_SUSPENDED    LS_PASSIVE_SUSPENDED
-#define CS_SEEDING      LS_PASSIVE_SEEDING
-#define CS_FAILED       LS_PASSIVE_FAILED
-#define CS_DIVERGED     LS_PASSIVE_DIVERGED
-#define CS_DISK_FULL    LS_PASSIVE_DISK_FULL
-const char *ld_state_name(copy_state_t s);
-
-/* ---- active side ---------------------------------------------------------------------------- */
-struct shipper {
-    active_t *db;                         /* the database shipped */
-    link_t *link;                         /* the target it is shipped to */
-    ls_ship_t *m;                         /* its state machine (engine/ship) */
-    char kept_path[LS_CFG_PATH_MAX + 80]; /* <db>/copy-<target>.counters: m's kept counters */
-    char op_path[LS_CFG_PATH_MAX + 80];   /* <db>/copy-<target>.state: m's operator state */
-};
-
-struct active {
-    node_t *node;
-    const ls_cfg_database_t *cfg;
-    char logs[LS_CFG_PATH_MAX + 8]; /* <path>/logs */
-    ls_source_t *src;               /* NULL until the database exists */
-    uint8_t dbid[LS_DBID_LEN];      /* from a generation header once known */
-    bool have_dbid;
-    uv_fs_event_t watch; /* fs events on logs/ (when started) */
-    bool watching;
-    shipper_t *shippers; /* one per configured target */
-    int nshippers;
-    uv_work_t removal;                        /* log removal in progress (off the loop) */
-    bool removing;                            /* removal is queued or running */
-    uint64_t removal_synced[LS_CFG_MAX_NETS]; /* targets' synced positions for that removal */
-    uint64_t removed;                         /* generations removed since start */
-    bool removal_warned;                      /* the removal warning was logged */
-    char removal_msg[256];                    /* last warning of the removal rule ("" when none) */
-    uint64_t removal_seed_needs; /* lowest generation a seed needs, for that removal (0: none) */
-    int seed_snapshots; /* seed snapshots of its store under way (seed_server.c): the removal's
-                           ls_store_peek_meta waits, LMDB's locks being per process */
-};
-
-struct link {
-    node_t *node;
-    const ls_cfg_target_t *cfg;
-    ls_conn_t *conn;      /* NULL when not connected */
-    bool ready;           /* WELCOME received */
-    int net;              /* network in use (index into cfg->nets) */
-    uv_timer_t retry;     /* reconnect timer */
-    uv_async_t wake;      /* readers' notifications */
-    uint64_t backoff_ms;  /* next reconnect delay */
-    uint64_t conn_window; /* connection-wide credit window (WELCOME), bytes */
-    uint64_t conn_credit; /* bytes of GEN_DATA the connection accepts now */
-    shipper_t **shippers; /* every (database, this target) pair */
-    int nshippers;
-    shipper_t **by_idx; /* HELLO index -> shipper, for this connection */
-    int nidx;
-    int rr;                         /* HELLO index the round-robin of chunks starts at next */
-    char last_error[LD_REASON_MAX]; /* why the last connection ended */
-    uint64_t connects;              /* successful connections since start */
-    uint16_t version;               /* protocol version of this connection (WELCOME) */
-    struct ld_netsel *sel;          /* networks: states, probes, pin, counters (netpath.c) */
-};
-
-/* ---- passive side --------------------------------------------------------------------------- */
-struct pcopy {
-    node_t *node;
-    const ls_cfg_database_t *cfg;
-    ls_passive_t *m;  /* its protocol: state, RESUME, acks, ask-again, suspension, figures */
-    ls_copy_t *copy;  /* engine/copy as the loop uses it (NULL if it failed to open: see the
-                         reason; NULL during a seed's swap, from start_swap to end_swap); the
-                         machine is given the same pointer */
-    peer_t *peer;     /* connection serving it, or NULL */
-    ls_copy_rx_t *rx; /* the receiver thread (engine/copy/receiver.h): owns its own pointer to
-                         the copy, which a seed's swap replaces there (seed_client.c) */
-    bool rx_started;  /* rx runs */
-    uv_async_t async; /* rx's notify: its events are polled on the loop */
-    char op_path[LS_CFG_PATH_MAX + 16];   /* the operator's decision: <copy>.state */
-    char kept_path[LS_CFG_PATH_MAX + 16]; /* ask-again counters: <copy>.counters */
-    struct ld_seedc *seed; /* this copy's seed, running or the last one (seed_client.c) */
-};
-
-struct peer {
-    node_t *node;
-    peer_t *next;
-    ls_conn_t *conn;
-    uint64_t id; /* connection id (credit returns go to the right connection) */
-    char name[LS_PROTO_NODE_MAX + 1]; /* the source node's name from HELLO */
-    bool welcomed;
-    ls_credit_rx_t *credit;
-    pcopy_t **by_idx;              /* HELLO index -> copy (NULL: refused) */
-    uint8_t (*dbids)[LS_DBID_LEN]; /* HELLO index -> database id */
-    int nidx;
-    uint16_t version;      /* protocol version chosen for this connection */
-    pcopy_t **seeding;     /* HELLO index -> copy refused because it was being seeded
-                              (a RE_OFFER takes it back), or NULL */
-    struct ld_seeds *seed; /* a seed connection (seed_server.c), or NULL */
-};
-
-struct node {
+typedef struct {
     uv_loop_t *loop;
-    ls_config_t *cfg;
-    ls_tls_ctx_t *tls;
-    uv_signal_t sigterm, sigint;
+    const ls_config_t *cfg;
+    ls_tls_ctx_t *tls;      /* NULL: insecure_plaintext */
+    ls_node_t *node;        /* the replication node (engine/node) */
+    uv_signal_t signals[2]; /* SIGTERM, SIGINT */
+    int nsignals;           /* of them initialised */
     ls_listener_t *listeners[LS_CFG_MAX_LISTEN];
     int nlisteners;
     ls_control_t *control;
-    uv_timer_t rescan;    /* LD_RESCAN_MS: rescan active dirs, open new ones */
-    uv_timer_t housekeep; /* LD_HOUSEKEEP_MS */
-    active_t *actives;
-    int nactives;
-    link_t *links;
-    int nlinks;
-    pcopy_t *copies;
-    int ncopies;
-    peer_t *peers; /* accepted connections */
-    uint64_t next_conn_id;
-    bool stopping;
-    int exit_code;
     ld_metrics_t *metrics; /* Prometheus endpoint (NULL: off) */
-};
+    bool stopping;
+} ld_daemon_t;
 
-/* node.c */
-int ld_node_start(node_t *n, uv_loop_t *loop, ls_config_t *cfg, char *err, size_t errlen);
-void ld_node_stop(node_t *n); /* begins a clean stop; the loop ends when all handles closed */
-void ld_conn_opts(node_t *n, ls_conn_opts_t *o, const char *peer_name, uint64_t heartbeat_ms,
-                  uint64_t dead_ms);
-int ld_send(ls_conn_t *conn, const ls_frame_t *f); /* encodes and sends; 0, LS_EBUSY, ... */
-/* Who may ship and seed (docs/CONFIG.md, peer_name): the one rule, both directions. A node named
- * NAME is the holder of a certificate carrying the peer_name of its section, [target NAME] when
- * target (we ship to it, and it may seed from us) or [source NAME] (we copy from it); NAME
- * itself when there is no such section. ld_node_cert_name gives that certificate name (borrowed
- * from the configuration or name), for the connections we open; ld_node_authorized checks an
- * accepted connection whose HELLO says NAME (always true without TLS), with why when not. */
-const char *ld_node_cert_name(const node_t *n, const char *name, bool target);
-bool ld_node_authorized(const node_t *n, const ls_conn_t *conn, const char *name, bool target,
-                        char *why, size_t whylen);
-
-/* active.c */
-void ld_active_init(node_t *n, active_t *a, const ls_cfg_database_t *cfg);
-void ld_active_poll(active_t *a); /* open when it appears, rescan */
-void ld_active_close(active_t *a);
-void ld_active_free(active_t *a);      /* after the loop ended: machines, source, shippers */
-void ld_active_housekeep(active_t *a); /* log removal */
-
-/* link.c */
-void ld_link_init(node_t *n, link_t *l, const ls_cfg_target_t *cfg);
-void ld_link_add(link_t *l, shipper_t *s); /* s ships over l (at start) */
-void ld_link_kick(link_t *l);              /* connect if idle and something is ready to ship */
-void ld_link_pump(link_t *l);              /* send what credit and the socket allow */
-/* A frame of shipper s (its machine's send callback). 0, LS_EBUSY (socket full), ... */
-int ld_link_send(link_t *l, shipper_t *s, const ls_frame_t *f);
-void ld_link_close(link_t *l);
-
-/* netpath.c: the link's replication networks (docs/NETWORKS.md) */
-void ld_link_status(shipper_t *s, ls_status_copy_t *c); /* fills a copy's network figures */
-/* The control command "network": pin a target's copies to one network, release, show. */
-int ld_link_command(node_t *n, const cJSON *req, cJSON *resp, char *err, size_t errlen);
-
-/* shipper.c */
-/* Creates the machine of (a, l) with the operator state and counters kept with the copy. */
-void ld_shipper_init(shipper_t *s, active_t *a, link_t *l);
-
-/* peer.c */
-void ld_peer_accept(ls_listener_t *l, ls_conn_t *conn);
-void ld_peer_on_frame(ls_conn_t *conn, const ls_conn_frame_t *fr);
-void ld_peer_on_close(ls_conn_t *conn, int status, const char *msg);
-void ld_peer_close_all(node_t *n);
-/* Negotiates the version and features of a HELLO and authenticates its node name
- * (ld_node_authorized: a seed's client as one of our targets, a ship connection's as a source);
- * on refusal answers with ERROR (LS_EAUTH), closes the connection and returns false. Fills
- * p->name and *choice. component names the log lines ("peer", "seed"). */
-bool ld_hello_admit(peer_t *p, const ls_proto_hello_t *h, ls_proto_choice_t *choice,
-                    const char *component);
-
-/* pcopy.c */
-int ld_pcopy_open(node_t *n, pcopy_t *p, const ls_cfg_database_t *cfg);
-void ld_pcopy_close(pcopy_t *p);
-void ld_pcopy_attach(pcopy_t *p, peer_t *peer, int idx); /* a connection now serves it */
-void ld_pcopy_detach(pcopy_t *p);                        /* that connection ended */
-void ld_pcopy_housekeep(pcopy_t *p);
-copy_state_t ld_pcopy_state(const pcopy_t *p);
-const char *ld_pcopy_reason(const pcopy_t *p);
-void ld_pcopy_set_state(pcopy_t *p, copy_state_t st, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* opstate.c */
-int ld_opstate_load(const char *path, ld_opstate_t *out); /* absent: all clear, 0 */
-int ld_opstate_save(const char *path, const ld_opstate_t *st);
-
-/* suspend.c: operator commands and COPY_STATE, both sides */
-int ld_cmd_suspend(node_t *n, const cJSON *req, bool suspend, cJSON *resp, char *err,
-                   size_t errlen);
+/* daemon.c */
+/* Starts the node of cfg on loop with its listeners, control socket and signals. 0, or an error
+ * with err: the caller then calls ld_daemon_stop and runs the loop to its end all the same. */
+int ld_daemon_start(ld_daemon_t *d, uv_loop_t *loop, const ls_config_t *cfg, char *err,
+                    size_t errlen);
+void ld_daemon_stop(ld_daemon_t *d); /* begins a clean stop; the loop ends when all closed */
+void ld_daemon_free(ld_daemon_t *d); /* after the loop ended */
 
 /* metrics.c: the Prometheus endpoint (libmicrohttpd, its own thread) */
-int ld_metrics_start(node_t *n, const char *addr, ld_metrics_t **out, char *err, size_t errlen);
+int ld_metrics_start(uv_loop_t *loop, ls_node_t *node, const char *addr, ld_metrics_t **out,
+                     char *err, size_t errlen);
 void ld_metrics_stop(ld_metrics_t *m);
-
-/* seed_server.c: the active side of a seed (a SEED-purpose connection accepted by peer.c) */
-void ld_seed_server_frame(peer_t *p, const ls_frame_t *f); /* HELLO (seed) and what follows */
-void ld_seed_server_close(peer_t *p);                      /* its connection ended */
-uint64_t ld_seed_needs(active_t *a); /* lowest generation a seed of a needs (0: none) */
-
-/* seed_client.c: the passive side of a seed (`logship seed`) */
-void ld_seed_recover(const ls_cfg_database_t *d); /* at start, before the copy or store opens */
-bool ld_seed_client_busy(pcopy_t *p, char *why, size_t whylen); /* refuse shipping while seeding */
-/* The copy's last seed failed less than LD_SEED_NOTE_NS ago: why (a copy that goes on being
- * shipped after a failed seed keeps saying so when its source then disconnects). */
-#define LD_SEED_NOTE_NS (60ull * 1000000000ull)
-bool ld_seed_client_failed_lately(pcopy_t *p, char *why, size_t whylen);
-int ld_seed_client_cmd(node_t *n, const cJSON *req, bool status_only, cJSON *resp, char *err,
-                       size_t errlen);                       /* "seed" and "seed_status" */
-void ld_seed_client_status(pcopy_t *p, ls_status_seed_t *o); /* seed figures in status */
-void ld_seed_client_stop(node_t *n);                         /* at stop, after the copies closed */
-int ld_pcopy_copy_open(pcopy_t *p, ls_copy_t **out, char *err, size_t errlen); /* pcopy.c */
-
-/* status.c */
-/* Fills out with every copy's figures (out->copies is malloc'd: free() it). 0 or LS_ENOMEM. */
-int ld_status_fill(node_t *n, ls_status_node_t *out);
-int ld_control_handler(void *ctx, const cJSON *req, cJSON *resp, char *err, size_t errlen);
 
 #endif

@@ -69,24 +69,6 @@ static void set_level(const char *s)
                                            : LS_LOG_INFO);
 }
 
-static void free_node(node_t *n)
-{
-    for (int i = 0; i < n->nactives; i++)
-        ld_active_free(&n->actives[i]);
-    for (int i = 0; i < n->nlinks; i++) {
-        free(n->links[i].shippers);
-        free(n->links[i].by_idx);
-    }
-    for (int i = 0; i < n->ncopies; i++) {
-        ls_passive_free(n->copies[i].m);
-        ls_copy_rx_free(n->copies[i].rx); /* stopped by ld_pcopy_close */
-    }
-    free(n->actives);
-    free(n->links);
-    free(n->copies);
-    ls_tls_ctx_free(n->tls);
-}
-
 int main(int argc, char **argv)
 {
     ls_log_set_handler(ls_log_stderr, NULL); /* the library prints nothing by itself */
@@ -135,16 +117,16 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     uv_loop_t loop;
     uv_loop_init(&loop);
-    static node_t node;
-    int rc = ld_node_start(&node, &loop, cfg, err, sizeof(err));
+    static ld_daemon_t daemon;
+    int rc = ld_daemon_start(&daemon, &loop, cfg, err, sizeof(err));
     if (rc) {
         LS_LOGE("node", "cannot start: %s", err);
-        ld_node_stop(&node);
+        ld_daemon_stop(&daemon);
     }
     uv_run(&loop, UV_RUN_DEFAULT);
     int closed = uv_loop_close(&loop);
     if (closed) LS_LOGW("node", "event loop closed with handles still open");
-    free_node(&node);
+    ld_daemon_free(&daemon);
     ls_config_free(cfg);
     if (!rc) LS_LOGI("node", "stopped");
     return rc ? 1 : 0;

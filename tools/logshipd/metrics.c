@@ -1,7 +1,7 @@
 /* The Prometheus endpoint: libmicrohttpd serves GET /metrics from a thread of its own. Each
  * request asks the loop (uv_async) to fill the same status model `logship status` shows
- * (status.c) and engine/status renders it in the text exposition format, so the figures are the
- * same numbers. */
+ * (engine/node, status.c) and engine/status renders it in the text exposition format, so the
+ * figures are the same numbers. */
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <pthread.h>
@@ -15,7 +15,7 @@
 #define WAIT_MS 3000 /* a request waits this long for the loop */
 
 struct ld_metrics {
-    node_t *node;
+    ls_node_t *node;
     struct MHD_Daemon *mhd;
     uv_async_t async;   /* request -> loop */
     pthread_mutex_t mu; /* guards what follows */
@@ -29,7 +29,7 @@ static void on_async(uv_async_t *a)
 {
     ld_metrics_t *m = a->data;
     ls_status_node_t st;
-    char *text = ld_status_fill(m->node, &st) == 0 ? ls_status_to_prometheus(&st) : NULL;
+    char *text = ls_node_status_fill(m->node, &st) == 0 ? ls_status_to_prometheus(&st) : NULL;
     free(st.copies);
     pthread_mutex_lock(&m->mu);
     free(m->text);
@@ -85,7 +85,8 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *u
     return rc;
 }
 
-int ld_metrics_start(node_t *n, const char *addr, ld_metrics_t **out, char *err, size_t errlen)
+int ld_metrics_start(uv_loop_t *loop, ls_node_t *node, const char *addr, ld_metrics_t **out,
+                     char *err, size_t errlen)
 {
     ls_cfg_addr_t a;
     struct sockaddr_storage ss;
@@ -97,10 +98,10 @@ int ld_metrics_start(node_t *n, const char *addr, ld_metrics_t **out, char *err,
     }
     ld_metrics_t *m = calloc(1, sizeof(*m));
     if (!m) return LS_ENOMEM;
-    m->node = n;
+    m->node = node;
     pthread_mutex_init(&m->mu, NULL);
     pthread_cond_init(&m->cv, NULL);
-    uv_async_init(n->loop, &m->async, on_async);
+    uv_async_init(loop, &m->async, on_async);
     m->async.data = m;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
                      (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0);

@@ -1,32 +1,21 @@
-/* A passive copy in the daemon: engine/copy with its receiver thread (engine/copy/receiver.h),
+/* A passive copy in the node: engine/copy with its receiver thread (engine/copy/receiver.h),
  * whose events the loop polls on one uv_async, and the copy's protocol machine
  * (engine/passive), whose frames go to the connection serving the copy and whose actions are
  * carried out here: log a state change, keep the operator's decision (<copy>.state) and the
  * ask-again counters (<copy>.counters). */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
 
-#include "daemon.h"
+#include "node/node_int.h"
 
-void ld_pcopy_set_state(pcopy_t *p, copy_state_t st, const char *fmt, ...)
-{
-    char reason[LD_REASON_MAX];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(reason, sizeof(reason), fmt, ap);
-    va_end(ap);
-    ls_passive_set_state(p->m, st, ls_now_ns(), "%s", reason);
-}
-
-copy_state_t ld_pcopy_state(const pcopy_t *p)
+copy_state_t ls__node_pcopy_state(const pcopy_t *p)
 {
     return ls_passive_state(p->m);
 }
 
-const char *ld_pcopy_reason(const pcopy_t *p)
+const char *ls__node_pcopy_reason(const pcopy_t *p)
 {
     return ls_passive_reason(p->m);
 }
@@ -35,7 +24,7 @@ const char *ld_pcopy_reason(const pcopy_t *p)
 static int send_frame(void *ctx, const ls_frame_t *f)
 {
     pcopy_t *p = ctx;
-    return p->peer ? ld_send(p->peer->conn, f) : LS_ESTATE;
+    return p->peer ? ls__node_send(p->peer->conn, f) : LS_ESTATE;
 }
 
 static int act(void *ctx, const ls_passive_action_t *a)
@@ -46,17 +35,13 @@ static int act(void *ctx, const ls_passive_action_t *a)
     case LS_PASSIVE_ACT_STATE:
         ls_log(a->state == CS_FAILED || a->state == CS_DIVERGED ? LS_LOG_ERROR : LS_LOG_INFO,
                "copy", "%s <- %s: %s -> %s (%s)", p->cfg->name, p->cfg->source,
-               ld_state_name(a->prev), ld_state_name(a->state), a->reason);
+               ls__node_state_name(a->prev), ls__node_state_name(a->state), a->reason);
         break;
     case LS_PASSIVE_ACT_SAVE_OP:
-        rc = ld_opstate_save(p->op_path, a->op);
+        rc = ls__node_opstate_save(p->op_path, a->op);
         break;
     case LS_PASSIVE_ACT_SAVE_COUNTERS:
-        /* Rare (a damaged or missing generation), so written at once: it survives a crash. */
-        rc = ls_status_counters_save(p->kept_path, a->counters);
-        if (rc)
-            LS_LOGW("copy", "cannot keep the ask-again counters in %s: %s", p->kept_path,
-                    ls_strerror(rc));
+        rc = ls__node_counters_save(p->kept_path, a->counters);
         break;
     case LS_PASSIVE_ACT_LOG:
         LS_LOGI("copy", "%s <- %s: %s", p->cfg->name, p->cfg->source, a->reason);
@@ -67,7 +52,7 @@ static int act(void *ctx, const ls_passive_action_t *a)
 
 static bool held(void *ctx)
 {
-    return ld_seed_client_busy(ctx, NULL, 0);
+    return ls__node_seed_client_busy(ctx, NULL, 0);
 }
 
 static void on_async(uv_async_t *a)
@@ -84,7 +69,7 @@ static void notify(void *ctx)
 /* ---- lifecycle ------------------------------------------------------------------------------ */
 /* Opens and starts the engine/copy of p with its options (at start, and after a seed's swap on
  * the receiver thread); its events go to p's receiver queue. */
-int ld_pcopy_copy_open(pcopy_t *p, ls_copy_t **out, char *err, size_t errlen)
+int ls__node_pcopy_copy_open(pcopy_t *p, ls_copy_t **out, char *err, size_t errlen)
 {
     ls_copy_options_t o = {.dir = p->cfg->path,
                            .keep_logs = (uint32_t) p->cfg->keep_logs,
@@ -111,15 +96,14 @@ static void new_machine(pcopy_t *p)
                                .ctx = p,
                                .rx = p->rx};
     snprintf(p->kept_path, sizeof(p->kept_path), "%s.counters", p->cfg->path);
-    int kept = ls_status_counters_load(p->kept_path, &mo.counters);
-    if (kept) LS_LOGW("copy", "%s: counting from 0: %s", p->kept_path, ls_strerror(kept));
+    ls__node_counters_load(p->kept_path, &mo.counters);
     snprintf(p->op_path, sizeof(p->op_path), "%s.state", p->cfg->path);
-    ld_opstate_load(p->op_path, &mo.op);
+    ls__node_opstate_load(p->op_path, &mo.op);
     p->m = ls_passive_new(&mo, ls_now_ns());
     LS_CHECK(p->m != NULL);
 }
 
-int ld_pcopy_open(node_t *n, pcopy_t *p, const ls_cfg_database_t *cfg)
+int ls__node_pcopy_open(ls_node_t *n, pcopy_t *p, const ls_cfg_database_t *cfg)
 {
     memset(p, 0, sizeof(*p));
     p->node = n;
@@ -130,39 +114,39 @@ int ld_pcopy_open(node_t *n, pcopy_t *p, const ls_cfg_database_t *cfg)
     p->rx = ls_copy_rx_new(&ro);
     LS_CHECK(p->rx != NULL);
     new_machine(p);
-    char err[512] = "", why[LD_REASON_MAX];
-    int rc = ld_pcopy_copy_open(p, &p->copy, err, sizeof(err));
-    /* The daemon keeps serving its other databases: a copy that cannot open shows Failed. */
+    char err[512] = "", why[NODE_REASON_MAX];
+    int rc = ls__node_pcopy_copy_open(p, &p->copy, err, sizeof(err));
+    /* The node keeps serving its other databases: a copy that cannot open shows Failed. */
     snprintf(why, sizeof(why), "cannot open the copy in %.200s: %.280s", cfg->path,
              err[0] ? err : ls_strerror(rc));
     ls_passive_start(p->m, p->copy, why, ls_now_ns());
     if (rc) return 0;
     if (ls_copy_rx_start(p->rx, p->copy) != 0) {
-        ld_pcopy_set_state(p, CS_FAILED, "cannot start the receiver thread");
+        NODE_SET_STATE(p, CS_FAILED, "cannot start the receiver thread");
         return 0;
     }
     p->rx_started = true;
     return 0;
 }
 
-void ld_pcopy_attach(pcopy_t *p, peer_t *peer, int idx)
+void ls__node_pcopy_attach(pcopy_t *p, peer_t *peer, int idx)
 {
     p->peer = peer; /* a newer connection takes over: the machine detaches the older first */
     ls_passive_connected(p->m, peer->credit, idx, peer->dbids[idx], peer->id, ls_now_ns());
 }
 
-void ld_pcopy_detach(pcopy_t *p)
+void ls__node_pcopy_detach(pcopy_t *p)
 {
     if (!p->peer) return;
-    char seed[LD_REASON_MAX - 64] = "";
-    ld_seed_client_failed_lately(p, seed, sizeof(seed));
+    char seed[NODE_REASON_MAX - 64] = "";
+    ls__node_seed_client_failed_lately(p, seed, sizeof(seed));
     ls_passive_disconnected(p->m, seed, ls_now_ns());
     p->peer = NULL;
 }
 
 /* The back-off after a transient ERROR; while the disk is full, ask again for the wanted
  * generation once there is room for it. */
-void ld_pcopy_housekeep(pcopy_t *p)
+void ls__node_pcopy_housekeep(pcopy_t *p)
 {
     ls_passive_tick(p->m, ls_now_ns());
     if (!ls_passive_disk_full(p->m) || !p->peer) return;
@@ -175,7 +159,7 @@ void ld_pcopy_housekeep(pcopy_t *p)
     if (avail >= need) ls_passive_space_available(p->m, ls_now_ns());
 }
 
-void ld_pcopy_close(pcopy_t *p)
+void ls__node_pcopy_close(pcopy_t *p)
 {
     /* The receiver thread's copy is the open one (the loop's is NULL during a seed's swap, and
      * the same object otherwise). */

@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "daemon.h"
+#include "node/node_int.h"
 
 /* ---- the commands ------------------------------------------------------------------------- */
 static int active_cmd(shipper_t *s, bool suspend, bool replay_only, const char *comment, char *msg,
@@ -27,7 +27,7 @@ static int active_cmd(shipper_t *s, bool suspend, bool replay_only, const char *
                  ls_strerror(rc));
         return rc;
     }
-    ld_link_pump(s->link);
+    ls__node_link_pump(s->link);
     snprintf(msg, msglen, "%s -> %s %s", s->db->cfg->name, s->link->cfg->name,
              suspend ? "suspended" : "resumed");
     return 0;
@@ -43,7 +43,8 @@ static int passive_cmd(pcopy_t *p, bool suspend, bool replay_only, const char *c
     return rc;
 }
 
-int ld_cmd_suspend(node_t *n, const cJSON *req, bool suspend, cJSON *resp, char *err, size_t errlen)
+int ls__node_cmd_suspend(ls_node_t *n, const cJSON *req, bool suspend, cJSON *resp, char *err,
+                         size_t errlen)
 {
     const cJSON *db = cJSON_GetObjectItem(req, "database"),
                 *peer = cJSON_GetObjectItem(req, "peer");

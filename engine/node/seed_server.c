@@ -21,13 +21,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon.h"
+#include "node/node_int.h"
 #include "seed/session.h"
 
 #define SS_RETRY_MS 20 /* the socket was full: try again after this */
 
-struct ld_seeds {
-    node_t *node;
+struct node_seeds {
+    ls_node_t *node;
     peer_t *peer;    /* NULL once the connection closed */
     active_t *db;    /* the database seeded */
     shipper_t *ship; /* the (database, client node) shipper: its log retention */
@@ -43,25 +43,25 @@ struct ld_seeds {
 
 static void notify(void *ctx)
 {
-    struct ld_seeds *s = ctx;
+    struct node_seeds *s = ctx;
     uv_async_send(&s->async);
 }
 
 static void release(void *ctx, void *data)
 {
-    struct ld_seeds *s = ctx;
+    struct node_seeds *s = ctx;
     ls_seed_worker_release(s->w, data);
 }
 
 static void on_handle_closed(uv_handle_t *h)
 {
-    struct ld_seeds *s = h->data;
+    struct node_seeds *s = h->data;
     if (--s->handles > 0) return;
     free(s);
 }
 
 /* The worker is done with the store's environment (it returned from ls_seed_snapshot_new). */
-static void snapshot_over(struct ld_seeds *s)
+static void snapshot_over(struct node_seeds *s)
 {
     if (!s->snapshotting) return;
     s->snapshotting = false;
@@ -69,7 +69,7 @@ static void snapshot_over(struct ld_seeds *s)
 }
 
 /* Frees the session once both its connection and its worker are gone. */
-static void maybe_free(struct ld_seeds *s)
+static void maybe_free(struct node_seeds *s)
 {
     bool exited = !s->w || ls_seed_worker_exited(s->w);
     if (exited) snapshot_over(s);
@@ -85,7 +85,7 @@ static void maybe_free(struct ld_seeds *s)
 static void on_retry(uv_timer_t *t);
 
 /* One SEED_DATA, sent from where the chunk lies (the transport copies it). */
-static int send_data(struct ld_seeds *s, const ls_frame_t *f)
+static int send_data(struct node_seeds *s, const ls_frame_t *f)
 {
     uint8_t head[64];
     ssize_t hn = ls_frame_encode_head(f, head, sizeof(head));
@@ -95,8 +95,8 @@ static int send_data(struct ld_seeds *s, const ls_frame_t *f)
     return ls_conn_sendv(s->peer->conn, LS_FRAME_SEED_DATA, iov, 2);
 }
 
-/* What the daemon does once a frame went out: log retention and the log. */
-static void after_sent(struct ld_seeds *s, uint8_t type)
+/* What the node does once a frame went out: log retention and the log. */
+static void after_sent(struct node_seeds *s, uint8_t type)
 {
     const ls_seed_info_t *info = ls_seed_server_info(s->ss);
     shipper_t *sh = s->ship;
@@ -123,11 +123,11 @@ static void after_sent(struct ld_seeds *s, uint8_t type)
 }
 
 /* Sends what the session has, as credit and the socket allow. */
-static void pump(struct ld_seeds *s)
+static void pump(struct node_seeds *s)
 {
     ls_frame_t f;
     while (s->peer && ls_seed_server_next(s->ss, &f)) {
-        int rc = f.type == LS_FRAME_SEED_DATA ? send_data(s, &f) : ld_send(s->peer->conn, &f);
+        int rc = f.type == LS_FRAME_SEED_DATA ? send_data(s, &f) : ls__node_send(s->peer->conn, &f);
         if (rc == LS_EBUSY) uv_timer_start(&s->retry, on_retry, SS_RETRY_MS, 0);
         if (rc) return; /* full: the timer; else closing: on_close follows */
         ls_seed_server_sent(s->ss);
@@ -135,9 +135,9 @@ static void pump(struct ld_seeds *s)
     }
 }
 
-static void start_worker(struct ld_seeds *s);
+static void start_worker(struct node_seeds *s);
 
-static void step(struct ld_seeds *s)
+static void step(struct node_seeds *s)
 {
     if (!s->peer) return;
     if (!s->w) {
@@ -154,7 +154,7 @@ static void step(struct ld_seeds *s)
 
 static void on_async(uv_async_t *a)
 {
-    struct ld_seeds *s = a->data;
+    struct node_seeds *s = a->data;
     step(s);
     maybe_free(s);
 }
@@ -168,7 +168,7 @@ static void on_retry(uv_timer_t *t)
 static shipper_t *admit(peer_t *p, const ls_proto_hello_t *h, active_t **db, int *code, char *why,
                         size_t whylen)
 {
-    node_t *n = p->node;
+    ls_node_t *n = p->node;
     static const uint8_t zero[LS_DBID_LEN];
     char name[LS_PROTO_DBNAME_MAX + 1];
     snprintf(name, sizeof(name), "%.*s", (int) h->dbs[0].name.len, h->dbs[0].name.ptr);
@@ -212,27 +212,21 @@ static shipper_t *admit(peer_t *p, const ls_proto_hello_t *h, active_t **db, int
 
 static void on_hello(peer_t *p, const ls_proto_hello_t *h)
 {
-    node_t *n = p->node;
-    char msg[LD_REASON_MAX];
+    ls_node_t *n = p->node;
+    char msg[NODE_REASON_MAX];
     ls_proto_choice_t choice;
-    if (!ld_hello_admit(p, h, &choice, "seed")) return;
+    if (!ls__node_hello_admit(p, h, &choice, "seed")) return;
     active_t *a;
     int code;
     shipper_t *sh = admit(p, h, &a, &code, msg, sizeof(msg));
     static ls_frame_t w; /* large; the loop is single-threaded */
-    memset(&w, 0, sizeof(w));
-    w.type = LS_FRAME_WELCOME;
-    w.welcome.version = choice.version;
-    w.welcome.features = choice.features;
-    w.welcome.zstd_level = choice.zstd_level;
-    w.welcome.node = ls_proto_str(n->cfg->node_name);
-    w.welcome.db_count = 1;
+    ls__node_welcome(n, &w, &choice, 1);
     memcpy(w.welcome.dbs[0].dbid, a && a->have_dbid ? a->dbid : h->dbs[0].dbid, LS_DBID_LEN);
     w.welcome.dbs[0].status = sh ? LS_DB_ACCEPTED : LS_DB_REFUSED;
     w.welcome.dbs[0].code = code;
     w.welcome.dbs[0].reason = ls_proto_str(sh ? "" : msg);
     if (!sh) LS_LOGW("seed", "seed refused: %s", msg);
-    int rc = ld_send(p->conn, &w);
+    int rc = ls__node_send(p->conn, &w);
     p->welcomed = true;
     if (!sh) return; /* the client closes after reading the refusal */
     if (rc) {
@@ -245,7 +239,7 @@ static void on_hello(peer_t *p, const ls_proto_hello_t *h)
         ls_conn_close(p->conn);
         return;
     }
-    struct ld_seeds *s = calloc(1, sizeof(*s));
+    struct node_seeds *s = calloc(1, sizeof(*s));
     LS_CHECK(s != NULL);
     s->node = n;
     s->peer = p;
@@ -254,7 +248,7 @@ static void on_hello(peer_t *p, const ls_proto_hello_t *h)
     snprintf(s->client, sizeof(s->client), "%s", p->name);
     ls_seed_server_options_t so = {.db_window = h->db_window,
                                    .conn_window = h->conn_window,
-                                   .chunk_max = LD_CHUNK,
+                                   .chunk_max = NODE_CHUNK,
                                    .release = release,
                                    .release_ctx = s};
     LS_CHECK(ls_seed_server_new(&so, a->dbid, &s->ss) == 0);
@@ -272,7 +266,7 @@ static void on_hello(peer_t *p, const ls_proto_hello_t *h)
 
 /* Starts the snapshot, once no log removal is peeking at the store: LMDB's locks are per process,
  * and an environment closed elsewhere in the process would drop the snapshot's reader lock. */
-static void start_worker(struct ld_seeds *s)
+static void start_worker(struct node_seeds *s)
 {
     if (ls_seed_server_state(s->ss) == LS_SEED_SRV_FAILED) return;
     if (s->db->removing) {
@@ -282,7 +276,7 @@ static void start_worker(struct ld_seeds *s)
     s->db->seed_snapshots++;
     s->snapshotting = true;
     ls_seed_worker_options_t o = {
-        .db_dir = s->db->cfg->path, .chunk = LD_CHUNK, .notify = notify, .ctx = s};
+        .db_dir = s->db->cfg->path, .chunk = NODE_CHUNK, .notify = notify, .ctx = s};
     if (ls_seed_worker_start(&o, &s->w) != 0) {
         snapshot_over(s);
         ls_seed_wev_t ev = {.kind = LS_SEED_WEV_FAIL, .code = LS_ENOMEM};
@@ -292,9 +286,9 @@ static void start_worker(struct ld_seeds *s)
     }
 }
 
-void ld_seed_server_frame(peer_t *p, const ls_frame_t *f)
+void ls__node_seed_server_frame(peer_t *p, const ls_frame_t *f)
 {
-    struct ld_seeds *s = p->seed;
+    struct node_seeds *s = p->seed;
     if (!p->welcomed) {
         on_hello(p, &f->hello);
         return;
@@ -306,7 +300,7 @@ void ld_seed_server_frame(peer_t *p, const ls_frame_t *f)
         return;
     }
     if (f->type == LS_FRAME_HEARTBEAT) return;
-    char err[LD_REASON_MAX];
+    char err[NODE_REASON_MAX];
     int rc = ls_seed_server_frame(s->ss, f, err, sizeof(err));
     if (rc == 0) {
         step(s);
@@ -317,9 +311,9 @@ void ld_seed_server_frame(peer_t *p, const ls_frame_t *f)
     ls_conn_close(p->conn);
 }
 
-void ld_seed_server_close(peer_t *p)
+void ls__node_seed_server_close(peer_t *p)
 {
-    struct ld_seeds *s = p->seed;
+    struct node_seeds *s = p->seed;
     if (!s) return;
     p->seed = NULL;
     s->peer = NULL;
@@ -341,7 +335,7 @@ void ld_seed_server_close(peer_t *p)
     maybe_free(s);
 }
 
-uint64_t ld_seed_needs(active_t *a)
+uint64_t ls__node_seed_needs(active_t *a)
 {
     uint64_t need = 0;
     for (int i = 0; i < a->nshippers; i++) { /* each releases a hold its target synced past */

@@ -6,9 +6,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "daemon.h"
+#include "node/node_int.h"
 
-void ld_active_init(node_t *n, active_t *a, const ls_cfg_database_t *cfg)
+void ls__node_active_init(ls_node_t *n, active_t *a, const ls_cfg_database_t *cfg)
 {
     memset(a, 0, sizeof(*a));
     a->node = n;
@@ -23,8 +23,8 @@ void ld_active_init(node_t *n, active_t *a, const ls_cfg_database_t *cfg)
         for (int j = 0; j < n->nlinks; j++)
             if (!strcmp(n->links[j].cfg->name, cfg->targets[i])) l = &n->links[j];
         LS_CHECK(l != NULL); /* config validation guarantees the target exists */
-        ld_shipper_init(s, a, l);
-        ld_link_add(l, s);
+        ls__node_shipper_init(s, a, l);
+        ls__node_link_add(l, s);
     }
 }
 
@@ -64,7 +64,7 @@ static void on_fs_event(uv_fs_event_t *h, const char *filename, int events, int 
     (void) filename;
     (void) events;
     (void) status;
-    ld_active_poll(h->data);
+    ls__node_active_poll(h->data);
 }
 
 static void start_watch(active_t *a)
@@ -75,12 +75,12 @@ static void start_watch(active_t *a)
         a->watching = true;
     } else {
         LS_LOGW("active", "database %s: no fs events on %s, relying on the %d ms rescan",
-                a->cfg->name, a->logs, LD_RESCAN_MS);
+                a->cfg->name, a->logs, NODE_RESCAN_MS);
         uv_close((uv_handle_t *) &a->watch, NULL);
     }
 }
 
-void ld_active_poll(active_t *a)
+void ls__node_active_poll(active_t *a)
 {
     if (a->node->stopping) return;
     char err[LS_SOURCE_ERRLEN];
@@ -107,13 +107,13 @@ void ld_active_poll(active_t *a)
     }
     if (!a->have_dbid) return;
     for (int i = 0; i < a->nshippers; i++) {
-        ld_link_kick(a->shippers[i].link);
+        ls__node_link_kick(a->shippers[i].link);
         ls_ship_tick(a->shippers[i].m, ls_now_ns()); /* the target's view of our newest */
-        ld_link_pump(a->shippers[i].link);
+        ls__node_link_pump(a->shippers[i].link);
     }
 }
 
-void ld_active_close(active_t *a)
+void ls__node_active_close(active_t *a)
 {
     for (int i = 0; i < a->nshippers; i++)
         ls_ship_disconnected(a->shippers[i].m, false, "daemon stopping", ls_now_ns());
@@ -121,7 +121,7 @@ void ld_active_close(active_t *a)
     a->watching = false;
 }
 
-void ld_active_free(active_t *a)
+void ls__node_active_free(active_t *a)
 {
     for (int i = 0; i < a->nshippers; i++) /* their readers first: they read the source */
         ls_ship_free(a->shippers[i].m);
@@ -170,13 +170,13 @@ static void removal_done(uv_work_t *w, int status)
     a->removal_warned = a->removal_msg[0] != '\0';
 }
 
-void ld_active_housekeep(active_t *a)
+void ls__node_active_housekeep(active_t *a)
 {
     if (!a->src || a->removing || a->node->stopping) return;
     if (a->seed_snapshots) return; /* LMDB's locks are per process: no peek during a snapshot */
     for (int i = 0; i < a->nshippers && i < LS_CFG_MAX_NETS; i++)
         a->removal_synced[i] = ls_ship_synced(a->shippers[i].m); /* 0 until the target said */
-    a->removal_seed_needs = ld_seed_needs(a);                    /* a seed keeps what it needs */
+    a->removal_seed_needs = ls__node_seed_needs(a);              /* a seed keeps what it needs */
     a->removal.data = a;
     if (uv_queue_work(a->node->loop, &a->removal, removal_work, removal_done) == 0)
         a->removing = true;

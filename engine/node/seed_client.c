@@ -18,18 +18,18 @@
  *
  * Threading: the loop owns everything but `install` (receiver thread) and the fields under mu,
  * which the receiver thread fills and signals with uv_async_send. A seed object lives until the
- * next seed of the copy replaces it or the daemon stops, so status can show the last result. */
+ * next seed of the copy replaces it or the node stops, so status can show the last result. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "seed_client_int.h"
+#include "node/seed_client_int.h"
 
 #define SEED_SWAP  0x4e /* item steps past LS_FRAME_SEED_END: swap the verified copy in */
 #define SEED_ABORT 0x4f /* ... drop the install */
 
 /* ---- receiver thread ------------------------------------------------------------------------- */
-static void fail_thread(struct ld_seedc *sc, int rc, const char *msg)
+static void fail_thread(struct node_seedc *sc, int rc, const char *msg)
 {
     pthread_mutex_lock(&sc->mu);
     if (!sc->code) {
@@ -41,24 +41,24 @@ static void fail_thread(struct ld_seedc *sc, int rc, const char *msg)
 
 static int reopen(void *ctx, ls_copy_t **out, char *err, size_t errlen)
 {
-    return ld_pcopy_copy_open(ctx, out, err, errlen);
+    return ls__node_pcopy_copy_open(ctx, out, err, errlen);
 }
 
 /* The copy closes, swaps the verified new one in, and reopens itself, on this thread. */
-static void swap(struct ld_seedc *sc, pcopy_t *p, ls_copy_t **copy)
+static void swap(struct node_seedc *sc, pcopy_t *p, ls_copy_t **copy)
 {
-    char err[LD_REASON_MAX] = "";
+    char err[NODE_REASON_MAX] = "";
     bool swapped = false;
     int rc =
         ls_seed_copy_swap(copy, &sc->install, p->cfg->path, reopen, p, &swapped, err, sizeof(err));
-    ld_opstate_t op = {0};
+    ls_status_op_t op = {0};
     if (swapped && sc->manual_resume) {
         op.suspended = true;
         op.since_ns = ls_now_ns();
         snprintf(op.comment, sizeof(op.comment),
                  "seeded with --manual-resume: resume with `logship resume %s %s`", p->cfg->name,
                  p->cfg->source);
-        if (ld_opstate_save(p->op_path, &op) != 0)
+        if (ls__node_opstate_save(p->op_path, &op) != 0)
             LS_LOGE("seed", "%s: cannot keep the copy suspended in %s", p->cfg->name, p->op_path);
     }
     if (rc) fail_thread(sc, rc, err);
@@ -73,9 +73,9 @@ static void swap(struct ld_seedc *sc, pcopy_t *p, ls_copy_t **copy)
 /* One step of the install (a RUN item of the copy's receiver): copy is the thread's pointer. */
 static void run_step(void *ctx, ls_copy_t **copy, ls_copy_item_t *it)
 {
-    struct ld_seedc *sc = ctx;
+    struct node_seedc *sc = ctx;
     pcopy_t *p = sc->p;
-    char err[LD_REASON_MAX] = "";
+    char err[NODE_REASON_MAX] = "";
     int rc = 0;
     if (it->sub == LS_FRAME_SEED_BEGIN) {
         ls_seed_install_options_t o = {.copy_dir = p->cfg->path, .delete_existing = sc->replace};
@@ -109,7 +109,7 @@ static void run_step(void *ctx, ls_copy_t **copy, ls_copy_item_t *it)
 }
 
 /* ---- loop: helpers --------------------------------------------------------------------------- */
-static void push(struct ld_seedc *sc, ls_copy_item_t *it)
+static void push(struct node_seedc *sc, ls_copy_item_t *it)
 {
     pthread_mutex_lock(&sc->mu);
     sc->outstanding++;
@@ -117,7 +117,7 @@ static void push(struct ld_seedc *sc, ls_copy_item_t *it)
     ls_copy_rx_push(sc->p->rx, it);
 }
 
-static ls_copy_item_t *item(struct ld_seedc *sc, int step, uint32_t len)
+static ls_copy_item_t *item(struct node_seedc *sc, int step, uint32_t len)
 {
     ls_copy_item_t *it = ls_copy_item_new(LS_COPY_ITEM_RUN, len);
     it->sub = step;
@@ -132,9 +132,9 @@ static ls_copy_item_t *item(struct ld_seedc *sc, int step, uint32_t len)
  * other databases of the connection are not touched. A version-1 source is asked the old way: a
  * connection-wide ERROR with a transient code, after which it reconnects and offers every
  * database again (closing from here would look like a failed network to it). */
-void ld__seedc_reoffer(pcopy_t *p, uint32_t flags, const char *why)
+void ls__node_seedc_reoffer(pcopy_t *p, uint32_t flags, const char *why)
 {
-    char msg[LD_REASON_MAX];
+    char msg[NODE_REASON_MAX];
     snprintf(msg, sizeof(msg), "copy %s %s", p->cfg->name, why);
     for (peer_t *q = p->node->peers; q; q = q->next) {
         if (q->seed || !q->welcomed || strcmp(q->name, p->cfg->source)) continue;
@@ -150,11 +150,11 @@ void ld__seedc_reoffer(pcopy_t *p, uint32_t flags, const char *why)
             memcpy(f.re_offer.dbid, q->dbids[i], LS_DBID_LEN);
             f.re_offer.flags = flags;
             f.re_offer.reason = ls_proto_str(msg);
-            if (ld_send(q->conn, &f) != 0) continue; /* closing: the next HELLO offers it */
+            if (ls__node_send(q->conn, &f) != 0) continue; /* closing: the next HELLO offers it */
             if (flags & LS_REOFFER_HOLD) continue;
             q->seeding[i] = NULL;
             q->by_idx[i] = p;
-            ld_pcopy_attach(p, q, i); /* RESUME: the source plans this database anew */
+            ls__node_pcopy_attach(p, q, i); /* RESUME: the source plans this database anew */
             continue;
         }
         LS_LOGI("seed",
@@ -163,33 +163,33 @@ void ld__seedc_reoffer(pcopy_t *p, uint32_t flags, const char *why)
                 p->cfg->name, q->name, (unsigned) q->version, p->cfg->name, why);
         ls_frame_t f = {.type = LS_FRAME_ERROR};
         f.error.code = LS_EBUSY;
-        char msg1[LD_REASON_MAX + 32];
+        char msg1[NODE_REASON_MAX + 32];
         snprintf(msg1, sizeof(msg1), "%s: connect again to offer it", msg);
         f.error.message = ls_proto_str(msg1);
-        if (ld_send(q->conn, &f) != 0) ls_conn_close(q->conn);
+        if (ls__node_send(q->conn, &f) != 0) ls_conn_close(q->conn);
     }
 }
 
-bool ld__seedc_finished(const struct ld_seedc *sc)
+bool ls__node_seedc_finished(const struct node_seedc *sc)
 {
     return ls_seed_client_finished(sc->cs);
 }
 
 /* The seed is over without a new copy: the copy is as it was, and shipping resumes. */
-static void on_failed(struct ld_seedc *sc)
+static void on_failed(struct node_seedc *sc)
 {
     pcopy_t *p = sc->p;
     const char *why = ls_seed_client_error(sc->cs, NULL);
     snprintf(sc->error, sizeof(sc->error), "%s", why);
     sc->end_ns = ls_now_ns();
     LS_LOGE("seed", "%s: seed from %s failed: %s", p->cfg->name, sc->src->name, sc->error);
-    ld_pcopy_set_state(p, sc->saved_state, "seed from %s failed (the copy is as it was): %.400s",
-                       sc->src->name, sc->error);
-    ld__seedc_reoffer(p, 0, "was not seeded");
+    NODE_SET_STATE(p, sc->saved_state, "seed from %s failed (the copy is as it was): %.400s",
+                   sc->src->name, sc->error);
+    ls__node_seedc_reoffer(p, 0, "was not seeded");
 }
 
 /* Verified: the loop gives the open copy to the receiver thread, which swaps and reopens. */
-static void start_swap(struct ld_seedc *sc)
+static void start_swap(struct node_seedc *sc)
 {
     pcopy_t *p = sc->p;
     /* The loop leaves the copy alone until end_swap; the receiver thread, which owns its own
@@ -197,25 +197,25 @@ static void start_swap(struct ld_seedc *sc)
      * is given meanwhile (a late abort from a connection that still served the copy). */
     p->copy = NULL;
     ls_passive_set_copy(p->m, NULL, NULL);
-    ld_pcopy_set_state(p, CS_SEEDING, "seeded from %s: installing the new copy", sc->src->name);
+    NODE_SET_STATE(p, CS_SEEDING, "seeded from %s: installing the new copy", sc->src->name);
     push(sc, item(sc, SEED_SWAP, 0));
 }
 
 /* Compression agreed in WELCOME: the connection's zstd worker decompresses SEED_DATA, in order
  * (offload_compression). */
-static void start_zstd(struct ld_seedc *sc, int level)
+static void start_zstd(struct node_seedc *sc, int level)
 {
     if (!sc->conn || ls_conn_set_compression(sc->conn, level) != 0)
         ls_seed_client_fail(sc->cs, LS_ENOMEM, "cannot start decompression: out of memory");
 }
 
 /* One action of the session. */
-static void act_one(struct ld_seedc *sc, const ls_seed_act_t *a)
+static void act_one(struct node_seedc *sc, const ls_seed_act_t *a)
 {
     ls_copy_item_t *it;
     switch (a->kind) {
     case LS_SEED_ACT_SEND:
-        if (sc->conn) ld_send(sc->conn, &a->frame);
+        if (sc->conn) ls__node_send(sc->conn, &a->frame);
         break;
     case LS_SEED_ACT_INSTALL_BEGIN:
         sc->info = *a->info; /* read by the receiver thread once it takes the item */
@@ -248,7 +248,7 @@ static void act_one(struct ld_seedc *sc, const ls_seed_act_t *a)
 }
 
 /* Carries out the session's actions, then shows what its state became. */
-static void act(struct ld_seedc *sc)
+static void act(struct node_seedc *sc)
 {
     ls_seed_act_t a;
     while (ls_seed_client_action(sc->cs, &a))
@@ -258,12 +258,12 @@ static void act(struct ld_seedc *sc)
     sc->shown = st;
     ls_seed_client_figures_t fig;
     if (st == LS_SEED_CLI_SNAPSHOT) {
-        ld_pcopy_set_state(sc->p, CS_SEEDING, "seeding from %s: %s takes a snapshot", sc->src->name,
-                           sc->src->name);
+        NODE_SET_STATE(sc->p, CS_SEEDING, "seeding from %s: %s takes a snapshot", sc->src->name,
+                       sc->src->name);
     } else if (st == LS_SEED_CLI_RECEIVING) {
         ls_seed_client_figures(sc->cs, &fig);
-        ld_pcopy_set_state(sc->p, CS_SEEDING, "seeding from %s: receiving %llu bytes",
-                           sc->src->name, (unsigned long long) fig.info.total_bytes);
+        NODE_SET_STATE(sc->p, CS_SEEDING, "seeding from %s: receiving %llu bytes", sc->src->name,
+                       (unsigned long long) fig.info.total_bytes);
     } else if (st == LS_SEED_CLI_FAILED && was != LS_SEED_CLI_INSTALLING) {
         on_failed(sc); /* a failed swap is end_swap's */
     }
@@ -272,8 +272,8 @@ static void act(struct ld_seedc *sc)
 /* ---- loop: the connection -------------------------------------------------------------------- */
 static void on_ready(ls_conn_t *c)
 {
-    struct ld_seedc *sc = ls_conn_data(c);
-    if (!sc) return; /* the daemon is stopping */
+    struct node_seedc *sc = ls_conn_data(c);
+    if (!sc) return; /* the node is stopping */
     LS_LOGI("seed", "%s: connected to %s over network %s (%s)%s", sc->p->cfg->name, sc->src->name,
             sc->src->nets[sc->net].name, ls_conn_peer(c), ls_conn_is_tls(c) ? ", TLS" : "");
     static ls_frame_t f; /* large; the loop is single-threaded */
@@ -285,11 +285,11 @@ static void on_ready(ls_conn_t *c)
         memcpy(dbid, m.dbid, LS_DBID_LEN);
     }
     ls_seed_client_hello(sc->cs, sc->node->cfg->node_name, sc->p->cfg->name, dbid, &f);
-    if (ld_send(sc->conn, &f) != 0) ls_conn_close(sc->conn);
+    if (ls__node_send(sc->conn, &f) != 0) ls_conn_close(sc->conn);
 }
 
 /* One frame (header + plain body) from the connection, in its order. */
-static void dispatch(struct ld_seedc *sc, const uint8_t *bytes, size_t len)
+static void dispatch(struct node_seedc *sc, const uint8_t *bytes, size_t len)
 {
     static ls_frame_t f;
     char err[256];
@@ -302,13 +302,13 @@ static void dispatch(struct ld_seedc *sc, const uint8_t *bytes, size_t len)
 
 static void on_frame(ls_conn_t *c, const ls_conn_frame_t *fr)
 {
-    struct ld_seedc *sc = ls_conn_data(c);
+    struct node_seedc *sc = ls_conn_data(c);
     if (sc) dispatch(sc, fr->bytes, LS_FRAME_HEADER_SIZE + fr->body_len);
 }
 
 static void on_close(ls_conn_t *c, int status, const char *msg)
 {
-    struct ld_seedc *sc = ls_conn_data(c);
+    struct node_seedc *sc = ls_conn_data(c);
     if (!sc) return;
     ls_conn_stats(c, &sc->cstats);
     sc->conn = NULL;
@@ -318,26 +318,19 @@ static void on_close(ls_conn_t *c, int status, const char *msg)
         LS_LOGW("seed", "%s: network %s to %s: %s; trying network %s", sc->p->cfg->name,
                 sc->src->nets[sc->net].name, sc->src->name, msg, sc->src->nets[sc->net + 1].name);
         sc->net++;
-        if (ld__seedc_connect(sc) == 0) return;
+        if (ls__node_seedc_connect(sc) == 0) return;
     }
     ls_seed_client_closed(sc->cs, status, msg);
     act(sc);
 }
 
-int ld__seedc_connect(struct ld_seedc *sc)
+int ls__node_seedc_connect(struct node_seedc *sc)
 {
     const ls_cfg_network_t *net = &sc->src->nets[sc->net];
-    ls_conn_opts_t o;
-    ld_conn_opts(sc->node, &o, ld_node_cert_name(sc->node, sc->src->name, false),
-                 sc->src->heartbeat_interval_ms, sc->src->heartbeat_timeout_ms);
-    o.bind_addr = net->bind[0] ? net->bind : NULL;
-    o.on_ready = on_ready;
-    o.on_frame = on_frame;
-    o.on_close = on_close;
-    o.data = sc;
-    int rc = ls_conn_connect(sc->node->loop, net->remote.host, net->remote.port, &o, &sc->conn);
+    ls_conn_opts_t cb = {
+        .on_ready = on_ready, .on_frame = on_frame, .on_close = on_close, .data = sc};
+    int rc = ls__node_connect(sc->node, sc->src, sc->net, false, &cb, &sc->conn);
     if (rc) {
-        sc->conn = NULL;
         ls_seed_client_fail(sc->cs, rc, "cannot connect to %s over network %s (%s:%u): %s",
                             sc->src->name, net->name, net->remote.host, net->remote.port,
                             ls_strerror(rc));
@@ -347,15 +340,15 @@ int ld__seedc_connect(struct ld_seedc *sc)
 }
 
 /* ---- loop: events from the receiver thread --------------------------------------------------- */
-static void end_swap(struct ld_seedc *sc)
+static void end_swap(struct node_seedc *sc)
 {
     pcopy_t *p = sc->p;
     pthread_mutex_lock(&sc->mu);
     p->copy = sc->new_copy;
     sc->taken = true;
     bool swapped = sc->swapped;
-    ld_opstate_t op = sc->op;
-    char msg[LD_REASON_MAX];
+    ls_status_op_t op = sc->op;
+    char msg[NODE_REASON_MAX];
     snprintf(msg, sizeof(msg), "%s", sc->msg);
     pthread_mutex_unlock(&sc->mu);
     sc->end_ns = ls_now_ns();
@@ -364,21 +357,20 @@ static void end_swap(struct ld_seedc *sc)
     sc->shown = ls_seed_client_state(sc->cs);
     if (!ok) snprintf(sc->error, sizeof(sc->error), "%s", ls_seed_client_error(sc->cs, NULL));
     ls_passive_set_copy(p->m, p->copy, op.suspended ? &op : NULL); /* pauses replay if suspended */
-    const ld_opstate_t *cur = ls_passive_op(p->m);
+    const ls_status_op_t *cur = ls_passive_op(p->m);
     if (!p->copy) {
-        ld_pcopy_set_state(p, CS_FAILED, "%s", msg);
+        NODE_SET_STATE(p, CS_FAILED, "%s", msg);
     } else if (!swapped) {
-        ld_pcopy_set_state(p, sc->saved_state,
-                           "seed from %s failed (the copy is as it was): %.400s", sc->src->name,
-                           msg);
+        NODE_SET_STATE(p, sc->saved_state, "seed from %s failed (the copy is as it was): %.400s",
+                       sc->src->name, msg);
     } else if (cur->suspended) {
-        ld_pcopy_set_state(p, CS_SUSPENDED, "suspended by the operator: %s", cur->comment);
+        NODE_SET_STATE(p, CS_SUSPENDED, "suspended by the operator: %s", cur->comment);
     } else {
-        ld_pcopy_set_state(p, CS_DISCONNECTED,
-                           "seeded from %s (generation %llu, lsn %llu): "
-                           "waiting for it to connect",
-                           sc->src->name, (unsigned long long) sc->info.generation,
-                           (unsigned long long) sc->info.last_lsn);
+        NODE_SET_STATE(p, CS_DISCONNECTED,
+                       "seeded from %s (generation %llu, lsn %llu): "
+                       "waiting for it to connect",
+                       sc->src->name, (unsigned long long) sc->info.generation,
+                       (unsigned long long) sc->info.last_lsn);
     }
     if (swapped)
         LS_LOGI("seed", "%s: seeded from %s in %.1f s: the copy asks for generation %llu",
@@ -386,29 +378,29 @@ static void end_swap(struct ld_seedc *sc)
                 (unsigned long long) sc->info.generation);
     else
         LS_LOGE("seed", "%s: seed from %s failed: %s", p->cfg->name, sc->src->name, msg);
-    ld__seedc_reoffer(p, swapped ? LS_REOFFER_REPLACED : 0,
-                      swapped ? "was seeded" : "was not seeded");
+    ls__node_seedc_reoffer(p, swapped ? LS_REOFFER_REPLACED : 0,
+                           swapped ? "was seeded" : "was not seeded");
 }
 
-void ld__seedc_on_async(uv_async_t *a)
+void ls__node_seedc_on_async(uv_async_t *a)
 {
-    struct ld_seedc *sc = a->data;
+    struct node_seedc *sc = a->data;
     pthread_mutex_lock(&sc->mu);
     uint64_t consumed = sc->consumed, done = sc->done;
     sc->consumed = 0;
     bool verified = sc->verified, installed = sc->installed && !sc->taken;
     sc->verified = false;
     int code = sc->code;
-    char msg[LD_REASON_MAX];
+    char msg[NODE_REASON_MAX];
     snprintf(msg, sizeof(msg), "%s", sc->msg);
     pthread_mutex_unlock(&sc->mu);
     ls_seed_client_consumed(sc->cs, consumed, done, ls_mono_ns());
     ls_seed_client_figures_t fig;
     ls_seed_client_figures(sc->cs, &fig);
     if (fig.state == LS_SEED_CLI_RECEIVING)
-        ld_pcopy_set_state(sc->p, CS_SEEDING, "seeding from %s: %u%% (%llu of %llu bytes)",
-                           sc->src->name, ls_seed_progress_percent(&fig.prog),
-                           (unsigned long long) done, (unsigned long long) fig.info.total_bytes);
+        NODE_SET_STATE(sc->p, CS_SEEDING, "seeding from %s: %u%% (%llu of %llu bytes)",
+                       sc->src->name, ls_seed_progress_percent(&fig.prog),
+                       (unsigned long long) done, (unsigned long long) fig.info.total_bytes);
     if (installed) {
         act(sc);
         end_swap(sc);

@@ -4,11 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "seed_client_int.h"
+#include "node/seed_client_int.h"
 
 static uint64_t next_id = 1;
 
-static const char *state_name(const struct ld_seedc *sc)
+static const char *state_name(const struct node_seedc *sc)
 {
     return ls_seed_client_state_name(ls_seed_client_state(sc->cs));
 }
@@ -16,7 +16,7 @@ static const char *state_name(const struct ld_seedc *sc)
 /* ---- loop: commands -------------------------------------------------------------------------- */
 static void on_async_closed(uv_handle_t *h)
 {
-    struct ld_seedc *sc = h->data;
+    struct node_seedc *sc = h->data;
     ls_seed_client_free(sc->cs);
     pthread_mutex_destroy(&sc->mu);
     free(sc);
@@ -28,7 +28,7 @@ static const char *str_arg(const cJSON *req, const char *k)
     return cJSON_IsString(v) && v->valuestring[0] ? v->valuestring : NULL;
 }
 
-static void fill(const struct ld_seedc *sc, ls_status_seed_t *o)
+static void fill(const struct node_seedc *sc, ls_status_seed_t *o)
 {
     ls_seed_client_figures_t fig;
     ls_seed_client_figures(sc->cs, &fig);
@@ -50,7 +50,7 @@ static void fill(const struct ld_seedc *sc, ls_status_seed_t *o)
     snprintf(o->error, sizeof(o->error), "%s", sc->error);
 }
 
-static void describe(const struct ld_seedc *sc, cJSON *o)
+static void describe(const struct node_seedc *sc, cJSON *o)
 {
     ls_status_seed_t st = {0};
     fill(sc, &st);
@@ -58,7 +58,7 @@ static void describe(const struct ld_seedc *sc, cJSON *o)
 }
 
 /* Checks a "seed" request against the copy and the configuration; *srcp and *net on success. */
-static int check(node_t *n, pcopy_t *p, const cJSON *req, const ls_cfg_target_t **srcp, int *net,
+static int check(ls_node_t *n, pcopy_t *p, const cJSON *req, const ls_cfg_target_t **srcp, int *net,
                  bool *replace, char *err, size_t errlen)
 {
     const char *from = str_arg(req, "from"), *netname = str_arg(req, "network");
@@ -89,24 +89,24 @@ static int check(node_t *n, pcopy_t *p, const cJSON *req, const ls_cfg_target_t 
             return LS_EINVAL;
         }
     }
-    if (p->seed && !ld__seedc_finished(p->seed)) {
+    if (p->seed && !ls__node_seedc_finished(p->seed)) {
         snprintf(err, errlen, "a seed of %s from %s is under way (%s)", p->cfg->name,
                  p->seed->src->name, state_name(p->seed));
         return LS_EBUSY;
     }
     if (!p->rx_started) {
         snprintf(err, errlen, "copy %s has no receiver running (%s)", p->cfg->name,
-                 ld_pcopy_reason(p));
+                 ls__node_pcopy_reason(p));
         return LS_ESTATE;
     }
     char what[128];
-    bool failed = ld_pcopy_state(p) == CS_FAILED || ld_pcopy_state(p) == CS_DIVERGED;
+    bool failed = ls__node_pcopy_state(p) == CS_FAILED || ls__node_pcopy_state(p) == CS_DIVERGED;
     if (!del && !failed && ls_seed_copy_holds_data(p->cfg->path, what, sizeof(what))) {
         snprintf(err, errlen,
                  "copy %s (%s) already holds %s and is %s: a seed would replace it; run the seed "
                  "with --delete-existing to do so (a Failed or Diverged copy needs no such "
                  "flag)",
-                 p->cfg->name, p->cfg->path, what, ld_state_name(ld_pcopy_state(p)));
+                 p->cfg->name, p->cfg->path, what, ls__node_state_name(ls__node_pcopy_state(p)));
         return LS_EEXIST;
     }
     *srcp = src;
@@ -114,7 +114,7 @@ static int check(node_t *n, pcopy_t *p, const cJSON *req, const ls_cfg_target_t 
     return 0;
 }
 
-static pcopy_t *find_copy(node_t *n, const char *db, char *err, size_t errlen)
+static pcopy_t *find_copy(ls_node_t *n, const char *db, char *err, size_t errlen)
 {
     for (int i = 0; db && i < n->ncopies; i++)
         if (!strcmp(n->copies[i].cfg->name, db)) return &n->copies[i];
@@ -125,8 +125,8 @@ static pcopy_t *find_copy(node_t *n, const char *db, char *err, size_t errlen)
     return NULL;
 }
 
-int ld_seed_client_cmd(node_t *n, const cJSON *req, bool status_only, cJSON *resp, char *err,
-                       size_t errlen)
+int ls__node_seed_client_cmd(ls_node_t *n, const cJSON *req, bool status_only, cJSON *resp,
+                             char *err, size_t errlen)
 {
     pcopy_t *p = find_copy(n, str_arg(req, "database"), err, errlen);
     if (!p) return LS_ENOENT;
@@ -136,8 +136,8 @@ int ld_seed_client_cmd(node_t *n, const cJSON *req, bool status_only, cJSON *res
             return LS_ENOENT;
         }
         describe(p->seed, resp);
-        cJSON_AddStringToObject(resp, "copy_state", ld_state_name(ld_pcopy_state(p)));
-        cJSON_AddStringToObject(resp, "reason", ld_pcopy_reason(p));
+        cJSON_AddStringToObject(resp, "copy_state", ls__node_state_name(ls__node_pcopy_state(p)));
+        cJSON_AddStringToObject(resp, "reason", ls__node_pcopy_reason(p));
         return 0;
     }
     const ls_cfg_target_t *src;
@@ -145,7 +145,7 @@ int ld_seed_client_cmd(node_t *n, const cJSON *req, bool status_only, cJSON *res
     bool replace;
     int rc = check(n, p, req, &src, &net, &replace, err, errlen);
     if (rc) return rc;
-    struct ld_seedc *old = p->seed;
+    struct node_seedc *old = p->seed;
     if (old) {
         pthread_mutex_lock(&old->mu);
         bool idle = old->outstanding == 0;
@@ -157,7 +157,7 @@ int ld_seed_client_cmd(node_t *n, const cJSON *req, bool status_only, cJSON *res
         }
         uv_close((uv_handle_t *) &old->async, on_async_closed);
     }
-    struct ld_seedc *sc = calloc(1, sizeof(*sc));
+    struct node_seedc *sc = calloc(1, sizeof(*sc));
     LS_CHECK(sc != NULL);
     sc->node = n;
     sc->p = p;
@@ -168,8 +168,9 @@ int ld_seed_client_cmd(node_t *n, const cJSON *req, bool status_only, cJSON *res
     sc->replace = replace;
     sc->manual_resume = cJSON_IsTrue(cJSON_GetObjectItem(req, "manual_resume"));
     sc->start_ns = ls_now_ns();
-    sc->saved_state = ld_pcopy_state(p) == CS_SEEDING ? CS_DISCONNECTED : ld_pcopy_state(p);
-    snprintf(sc->saved_reason, sizeof(sc->saved_reason), "%s", ld_pcopy_reason(p));
+    sc->saved_state =
+        ls__node_pcopy_state(p) == CS_SEEDING ? CS_DISCONNECTED : ls__node_pcopy_state(p);
+    snprintf(sc->saved_reason, sizeof(sc->saved_reason), "%s", ls__node_pcopy_reason(p));
     ls_seed_client_options_t co = {.source = src->name,
                                    .features = (n->cfg->plaintext ? LS_FEAT_CKSUM : 0) |
                                                (src->compression_level > 0 ? LS_FEAT_ZSTD : 0),
@@ -178,16 +179,16 @@ int ld_seed_client_cmd(node_t *n, const cJSON *req, bool status_only, cJSON *res
     LS_CHECK(ls_seed_client_new(&co, &sc->cs) == 0);
     sc->shown = ls_seed_client_state(sc->cs);
     pthread_mutex_init(&sc->mu, NULL);
-    uv_async_init(n->loop, &sc->async, ld__seedc_on_async);
+    uv_async_init(n->loop, &sc->async, ls__node_seedc_on_async);
     sc->async.data = sc;
     p->seed = sc;
-    ld_pcopy_set_state(p, CS_SEEDING, "seeding from %s over network %s: connecting", src->name,
-                       src->nets[net].name);
+    NODE_SET_STATE(p, CS_SEEDING, "seeding from %s over network %s: connecting", src->name,
+                   src->nets[net].name);
     LS_LOGI("seed", "%s: seed from %s asked%s%s", p->cfg->name, src->name,
             cJSON_IsTrue(cJSON_GetObjectItem(req, "delete_existing")) ? " (--delete-existing)" : "",
             sc->manual_resume ? " (--manual-resume)" : "");
-    if (p->peer) ld__seedc_reoffer(p, LS_REOFFER_HOLD, "is being seeded");
-    ld__seedc_connect(sc); /* a failure is the seed's: status and seed_status say why */
+    if (p->peer) ls__node_seedc_reoffer(p, LS_REOFFER_HOLD, "is being seeded");
+    ls__node_seedc_connect(sc); /* a failure is the seed's: status and seed_status say why */
     describe(sc, resp);
     char msg[256];
     snprintf(msg, sizeof(msg), "seeding %s from %s over network %s", p->cfg->name, src->name,
@@ -196,26 +197,26 @@ int ld_seed_client_cmd(node_t *n, const cJSON *req, bool status_only, cJSON *res
     return 0;
 }
 
-bool ld_seed_client_busy(pcopy_t *p, char *why, size_t whylen)
+bool ls__node_seed_client_busy(pcopy_t *p, char *why, size_t whylen)
 {
-    struct ld_seedc *sc = p->seed;
-    if (!sc || ld__seedc_finished(sc)) return false;
+    struct node_seedc *sc = p->seed;
+    if (!sc || ls__node_seedc_finished(sc)) return false;
     snprintf(why, whylen, "copy %s is being seeded from %s (%s)", p->cfg->name, sc->src->name,
              state_name(sc));
     return true;
 }
 
-bool ld_seed_client_failed_lately(pcopy_t *p, char *why, size_t whylen)
+bool ls__node_seed_client_failed_lately(pcopy_t *p, char *why, size_t whylen)
 {
-    struct ld_seedc *sc = p->seed;
+    struct node_seedc *sc = p->seed;
     if (!sc || ls_seed_client_state(sc->cs) != LS_SEED_CLI_FAILED ||
-        ls_now_ns() - sc->end_ns > LD_SEED_NOTE_NS)
+        ls_now_ns() - sc->end_ns > NODE_SEED_NOTE_NS)
         return false;
     snprintf(why, whylen, "the last seed from %s failed: %s", sc->src->name, sc->error);
     return true;
 }
 
-void ld_seed_client_status(pcopy_t *p, ls_status_seed_t *o)
+void ls__node_seed_client_status(pcopy_t *p, ls_status_seed_t *o)
 {
     if (!p->seed) return;
     fill(p->seed, o);
@@ -225,9 +226,9 @@ void ld_seed_client_status(pcopy_t *p, ls_status_seed_t *o)
     o->zstd_loop_calls = cs.zstd_loop_calls;
 }
 
-void ld_seed_recover(const ls_cfg_database_t *d)
+void ls__node_seed_recover(const ls_cfg_database_t *d)
 {
-    char err[LD_REASON_MAX] = "";
+    char err[NODE_REASON_MAX] = "";
     if (d->role == LS_ROLE_ACTIVE) {
         if (ls_seed_snapshot_cleanup(d->path) != 0)
             LS_LOGW("seed", "%s: cannot remove leftover snapshots in %s/seed-tmp", d->name,
@@ -245,11 +246,11 @@ void ld_seed_recover(const ls_cfg_database_t *d)
                                                  : "removed: the old copy stands");
 }
 
-void ld_seed_client_stop(node_t *n)
+void ls__node_seed_client_stop(ls_node_t *n)
 {
     for (int i = 0; i < n->ncopies; i++) {
         pcopy_t *p = &n->copies[i];
-        struct ld_seedc *sc = p->seed;
+        struct node_seedc *sc = p->seed;
         if (!sc) continue;
         p->seed = NULL;
         /* The receiver thread has been joined: what it left is ours to put away (its copy,

@@ -1,22 +1,15 @@
-/* The control socket's commands, and the daemon's side of the status model (engine/status):
+/* The control socket's commands, and the node's side of the status model (engine/status):
  * every figure is taken here, on the loop, from the source view, the copies' own counters and the
  * positions the peers acknowledged, into one ls_status_copy_t per copy; engine/status renders
- * them as the JSON document (docs/STATUS.md) and for Prometheus (metrics.c). Nothing is
- * estimated. */
+ * them as the JSON document (docs/STATUS.md) and for Prometheus (the daemon's metrics.c). Nothing
+ * is estimated. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "daemon.h"
+#include "node/node_int.h"
 #include "layout/layout.h"
-
-static uint64_t started_ns; /* when the daemon started (UTC ns): counters since start begin here */
-
-__attribute__((constructor)) static void note_start(void)
-{
-    started_ns = ls_now_ns();
-}
 
 static uint64_t age_ns(uint64_t then_ns, uint64_t now_ns)
 {
@@ -47,7 +40,7 @@ static void active_copy(ls_status_copy_t *c, shipper_t *s, uint64_t now)
     c->connections = l->connects;
     c->removed_generations = s->db->removed;
     COPY_STR(c->last_error, l->last_error);
-    ld_link_status(s, c);
+    ls__node_link_status(s, c);
 }
 
 /* Close time of a generation held by a passive copy (in logs/ or inspect/), 0 if not held. */
@@ -89,17 +82,17 @@ static void passive_copy(ls_status_copy_t *c, pcopy_t *p, uint64_t now)
     c->rtt_ns = cs.rtt_smoothed_ns;
     c->wire_bytes_received = cs.wire_bytes_received;
     c->zstd_loop_calls = cs.zstd_loop_calls;
-    ld_seed_client_status(p, &c->seed); /* once a seed was asked */
+    ls__node_seed_client_status(p, &c->seed); /* once a seed was asked */
 }
 
-int ld_status_fill(node_t *n, ls_status_node_t *out)
+int ls_node_status_fill(ls_node_t *n, ls_status_node_t *out)
 {
     uint64_t now = ls_now_ns();
     memset(out, 0, sizeof(*out));
     COPY_STR(out->node, n->cfg->node_name);
     out->plaintext = n->cfg->plaintext;
     out->time_ns = now;
-    out->start_time_ns = started_ns;
+    out->start_time_ns = n->start_ns;
     size_t count = (size_t) n->ncopies;
     for (int i = 0; i < n->nactives; i++)
         count += (size_t) n->actives[i].nshippers;
@@ -113,25 +106,25 @@ int ld_status_fill(node_t *n, ls_status_node_t *out)
     return 0;
 }
 
-static int status_cmd(node_t *n, cJSON *resp)
+static int status_cmd(ls_node_t *n, cJSON *resp)
 {
     ls_status_node_t st;
-    int rc = ld_status_fill(n, &st);
+    int rc = ls_node_status_fill(n, &st);
     if (rc == 0) rc = ls_status_to_json(&st, resp);
     free(st.copies);
     return rc;
 }
 
-int ld_control_handler(void *ctx, const cJSON *req, cJSON *resp, char *err, size_t errlen)
+int ls_node_control(void *ctx, const cJSON *req, cJSON *resp, char *err, size_t errlen)
 {
-    node_t *n = ctx;
+    ls_node_t *n = ctx;
     const char *cmd = cJSON_GetObjectItem(req, "cmd")->valuestring;
     if (!strcmp(cmd, "status")) return status_cmd(n, resp);
     if (!strcmp(cmd, "suspend") || !strcmp(cmd, "resume"))
-        return ld_cmd_suspend(n, req, !strcmp(cmd, "suspend"), resp, err, errlen);
-    if (!strcmp(cmd, "network")) return ld_link_command(n, req, resp, err, errlen);
+        return ls__node_cmd_suspend(n, req, !strcmp(cmd, "suspend"), resp, err, errlen);
+    if (!strcmp(cmd, "network")) return ls__node_link_command(n, req, resp, err, errlen);
     if (!strcmp(cmd, "seed") || !strcmp(cmd, "seed_status"))
-        return ld_seed_client_cmd(n, req, !strcmp(cmd, "seed_status"), resp, err, errlen);
+        return ls__node_seed_client_cmd(n, req, !strcmp(cmd, "seed_status"), resp, err, errlen);
     snprintf(err, errlen,
              "unknown command '%s' (this daemon answers: status, suspend, resume, network, seed, "
              "seed_status)",

@@ -7,10 +7,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "netpath.h"
+#include "node/netpath.h"
 
 _Static_assert(LS_CFG_MAX_NETS <= LS_NETPOLICY_MAX_NETS, "the policy holds every network");
-_Static_assert(LD_REASON_MAX == LS_NETPOLICY_TEXT_MAX, "reasons pass through unchanged");
+_Static_assert(NODE_REASON_MAX == LS_NETPOLICY_TEXT_MAX, "reasons pass through unchanged");
 
 #define MS 1000000ull /* ns per ms */
 
@@ -35,7 +35,7 @@ static void on_tick(uv_timer_t *t)
  * for the same deadline again). */
 static void arm(link_t *l)
 {
-    struct ld_netsel *ns = l->sel;
+    struct node_netsel *ns = l->sel;
     uint64_t d = ls_netpolicy_deadline(ns->pol), t = ls_mono_ns();
     if (!d || l->node->stopping) {
         uv_timer_stop(&ns->tick);
@@ -46,25 +46,25 @@ static void arm(link_t *l)
 
 static void start_probe(link_t *l, int j)
 {
-    struct ld_netsel *ns = l->sel;
-    int rc = ld__link_connect(l, j, &ns->probe[j]);
+    struct node_netsel *ns = l->sel;
+    int rc = ls__node_link_connect(l, j, &ns->probe[j]);
     if (!rc) return;
     ns->probe[j] = NULL;
-    char why[LD_REASON_MAX];
+    char why[NODE_REASON_MAX];
     snprintf(why, sizeof(why), "probe cannot connect: %s", ls_strerror(rc));
     ls_netpolicy_out_t out;
     ls_netpolicy_probe_down(ns->pol, now(), j, why, &out);
     run(l, &out, NULL, NULL);
 }
 
-static void close_probe(struct ld_netsel *ns, int j)
+static void close_probe(struct node_netsel *ns, int j)
 {
     if (ns->probe[j]) ls_conn_close(ns->probe[j]); /* its on_close no longer finds it */
     ns->probe[j] = NULL;
 }
 
 /* Takes the ready probe over j: it becomes the data connection. */
-static ls_conn_t *take_probe(struct ld_netsel *ns, int j)
+static ls_conn_t *take_probe(struct node_netsel *ns, int j)
 {
     ls_conn_t *c = ns->probe[j];
     LS_ASSERT(c != NULL);
@@ -77,7 +77,7 @@ static ls_conn_t *take_probe(struct ld_netsel *ns, int j)
  * start, a switch that reconnects): those run nested, and the timer is armed last. */
 static void run(link_t *l, const ls_netpolicy_out_t *out, ls_conn_t **adopt, int *chosen)
 {
-    struct ld_netsel *ns = l->sel;
+    struct node_netsel *ns = l->sel;
     for (int i = 0; i < out->n; i++) {
         const ls_netpolicy_action_t *a = &out->act[i];
         switch (a->kind) {
@@ -89,7 +89,7 @@ static void run(link_t *l, const ls_netpolicy_out_t *out, ls_conn_t **adopt, int
             *adopt = take_probe(ns, a->net);
             break;
         case LS_NETPOLICY_SWITCH:
-            ld__link_switch(l, a->net, a->adopt ? take_probe(ns, a->net) : NULL, a->text);
+            ls__node_link_switch(l, a->net, a->adopt ? take_probe(ns, a->net) : NULL, a->text);
             break;
         case LS_NETPOLICY_PROBE:
             start_probe(l, a->net);
@@ -100,7 +100,7 @@ static void run(link_t *l, const ls_netpolicy_out_t *out, ls_conn_t **adopt, int
         case LS_NETPOLICY_LOG:
             ls_log(a->level, "link", "%s: %s", l->cfg->name, a->text);
             break;
-        case LS_NETPOLICY_ALL_DOWN: /* the caller asks ld__np_errors() */
+        case LS_NETPOLICY_ALL_DOWN: /* the caller asks ls__node_np_errors() */
         case LS_NETPOLICY_SAVE_PIN: /* only from _pin: the command saves it */
             break;
         }
@@ -129,7 +129,7 @@ static void load_pin(link_t *l, char *name, size_t len)
 /* Writes the pin (net) durably, or removes it (net < 0). */
 static int save_pin(link_t *l, int net, char *err, size_t errlen)
 {
-    struct ld_netsel *ns = l->sel;
+    struct node_netsel *ns = l->sel;
     int rc;
     if (net < 0) {
         if (unlink(ns->pin_path) == 0)
@@ -160,9 +160,9 @@ static int pin(link_t *l, int net, char *err, size_t errlen)
 }
 
 /* ---- lifecycle ------------------------------------------------------------------------------ */
-void ld__np_init(link_t *l)
+void ls__node_np_init(link_t *l)
 {
-    struct ld_netsel *ns = calloc(1, sizeof(*ns));
+    struct node_netsel *ns = calloc(1, sizeof(*ns));
     LS_CHECK(ns != NULL);
     l->sel = ns;
     snprintf(ns->pin_path, sizeof(ns->pin_path), "%s/network-pin.%s", l->node->cfg->data_dir,
@@ -187,14 +187,14 @@ void ld__np_init(link_t *l)
 
 static void on_tick_closed(uv_handle_t *h)
 {
-    struct ld_netsel *ns = h->data;
+    struct node_netsel *ns = h->data;
     ls_netpolicy_free(ns->pol);
     free(ns);
 }
 
-void ld__np_close(link_t *l)
+void ls__node_np_close(link_t *l)
 {
-    struct ld_netsel *ns = l->sel;
+    struct node_netsel *ns = l->sel;
     for (int j = 0; j < l->cfg->nnets; j++)
         close_probe(ns, j);
     uv_timer_stop(&ns->tick);
@@ -204,7 +204,7 @@ void ld__np_close(link_t *l)
 }
 
 /* ---- the link's events ---------------------------------------------------------------------- */
-int ld__np_choose(link_t *l, ls_conn_t **adopt)
+int ls__node_np_choose(link_t *l, ls_conn_t **adopt)
 {
     int net = -1;
     *adopt = NULL;
@@ -215,7 +215,7 @@ int ld__np_choose(link_t *l, ls_conn_t **adopt)
     return net;
 }
 
-void ld__np_welcome(link_t *l)
+void ls__node_np_welcome(link_t *l)
 {
     if (!l->sel) return;
     ls_netpolicy_out_t out;
@@ -223,7 +223,7 @@ void ld__np_welcome(link_t *l)
     run(l, &out, NULL, NULL);
 }
 
-void ld__np_failed(link_t *l, int net, const char *why)
+void ls__node_np_failed(link_t *l, int net, const char *why)
 {
     if (!l->sel) return;
     LS_ASSERT(net == ls_netpolicy_current(l->sel->pol));
@@ -232,7 +232,7 @@ void ld__np_failed(link_t *l, int net, const char *why)
     run(l, &out, NULL, NULL);
 }
 
-void ld__np_closed(link_t *l)
+void ls__node_np_closed(link_t *l)
 {
     if (!l->sel) return;
     ls_netpolicy_out_t out;
@@ -240,7 +240,7 @@ void ld__np_closed(link_t *l)
     run(l, &out, NULL, NULL);
 }
 
-void ld__np_errors(link_t *l, char *out, size_t outlen)
+void ls__node_np_errors(link_t *l, char *out, size_t outlen)
 {
     if (l->sel)
         ls_netpolicy_errors(l->sel->pol, out, outlen);
@@ -255,7 +255,7 @@ static int probe_net(link_t *l, ls_conn_t *c)
     return -1;
 }
 
-bool ld__np_probe_ready(link_t *l, ls_conn_t *c)
+bool ls__node_np_probe_ready(link_t *l, ls_conn_t *c)
 {
     int j = probe_net(l, c);
     if (j < 0) return false; /* stopping, or not a probe of ours */
@@ -267,7 +267,7 @@ bool ld__np_probe_ready(link_t *l, ls_conn_t *c)
     return true;
 }
 
-void ld__np_probe_closed(link_t *l, ls_conn_t *c, int status, const char *msg)
+void ls__node_np_probe_closed(link_t *l, ls_conn_t *c, int status, const char *msg)
 {
     int j = probe_net(l, c);
     if (j < 0) return; /* stopping, a probe we closed, or a data connection the link left */
@@ -285,7 +285,7 @@ static int shipper_index(const link_t *l, const shipper_t *s)
     return -1;
 }
 
-void ld__np_sent(link_t *l, shipper_t *s, uint64_t gen, uint64_t off, uint64_t len)
+void ls__node_np_sent(link_t *l, shipper_t *s, uint64_t gen, uint64_t off, uint64_t len)
 {
     int i = shipper_index(l, s);
     if (l->sel && i >= 0) ls_netpolicy_sent(l->sel->pol, i, gen, off, len);
@@ -323,7 +323,7 @@ static const char *pinned_name(const link_t *l)
     return j >= 0 ? l->cfg->nets[j].name : "";
 }
 
-void ld_link_status(shipper_t *s, ls_status_copy_t *c)
+void ls__node_link_status(shipper_t *s, ls_status_copy_t *c)
 {
     link_t *l = s->link;
     if (!l->sel) return;
@@ -337,7 +337,7 @@ void ld_link_status(shipper_t *s, ls_status_copy_t *c)
     c->nnets = nets_status(l, c->nets);
 }
 
-static link_t *find_link(node_t *n, const char *name)
+static link_t *find_link(ls_node_t *n, const char *name)
 {
     for (int i = 0; i < n->nlinks; i++)
         if (!strcmp(n->links[i].cfg->name, name)) return &n->links[i];
@@ -351,7 +351,7 @@ static const char *req_str(const cJSON *req, const char *key)
 }
 
 /* {"cmd":"network","target":T,"action":"pin","network":N} | "release" | "show" */
-int ld_link_command(node_t *n, const cJSON *req, cJSON *resp, char *err, size_t errlen)
+int ls__node_link_command(ls_node_t *n, const cJSON *req, cJSON *resp, char *err, size_t errlen)
 {
     const char *target = req_str(req, "target"), *action = req_str(req, "action");
     link_t *l = target ? find_link(n, target) : NULL;
@@ -360,7 +360,7 @@ int ld_link_command(node_t *n, const cJSON *req, cJSON *resp, char *err, size_t 
                  target ? target : "");
         return LS_ENOENT;
     }
-    char msg[LD_REASON_MAX];
+    char msg[NODE_REASON_MAX];
     if (!action || !strcmp(action, "show")) {
         snprintf(msg, sizeof(msg), "%s: network %s%s", l->cfg->name,
                  l->ready ? l->cfg->nets[l->net].name : "none (disconnected)",

@@ -6,33 +6,33 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "netpath.h"
+#include "node/netpath.h"
 
 static void on_wake(uv_async_t *a)
 {
-    ld_link_pump(a->data);
+    ls__node_link_pump(a->data);
 }
 
 static void on_retry(uv_timer_t *t)
 {
     link_t *l = t->data;
-    ld_link_kick(l);
+    ls__node_link_kick(l);
 }
 
-void ld_link_init(node_t *n, link_t *l, const ls_cfg_target_t *cfg)
+void ls__node_link_init(ls_node_t *n, link_t *l, const ls_cfg_target_t *cfg)
 {
     memset(l, 0, sizeof(*l));
     l->node = n;
     l->cfg = cfg;
-    l->backoff_ms = LD_BACKOFF_MIN;
+    l->backoff_ms = NODE_BACKOFF_MIN;
     uv_timer_init(n->loop, &l->retry);
     l->retry.data = l;
     uv_async_init(n->loop, &l->wake, on_wake);
     l->wake.data = l;
-    ld__np_init(l);
+    ls__node_np_init(l);
 }
 
-void ld_link_add(link_t *l, shipper_t *s)
+void ls__node_link_add(link_t *l, shipper_t *s)
 {
     l->shippers = realloc(l->shippers, (size_t) (l->nshippers + 1) * sizeof(*l->shippers));
     LS_CHECK(l->shippers != NULL);
@@ -43,7 +43,7 @@ static void schedule_retry(link_t *l)
 {
     if (l->node->stopping) return;
     uv_timer_start(&l->retry, on_retry, l->backoff_ms, 0);
-    l->backoff_ms = LS_MIN(l->backoff_ms * 2, LD_BACKOFF_MAX);
+    l->backoff_ms = LS_MIN(l->backoff_ms * 2, NODE_BACKOFF_MAX);
 }
 
 static uint32_t offered_features(const link_t *l)
@@ -75,7 +75,7 @@ static void send_hello(link_t *l)
         l->by_idx[l->nidx++] = s;
         h->db_count++;
     }
-    int rc = ld_send(l->conn, &f);
+    int rc = ls__node_send(l->conn, &f);
     if (rc) ls_conn_close(l->conn);
 }
 
@@ -93,7 +93,7 @@ static void on_ready(ls_conn_t *c)
     link_t *l = ls_conn_data(c);
     if (c == l->conn)
         data_ready(l);
-    else if (!ld__np_probe_ready(l, c))
+    else if (!ls__node_np_probe_ready(l, c))
         ls_conn_close(c); /* a connection the link no longer wants */
 }
 
@@ -102,7 +102,7 @@ static void on_ready(ls_conn_t *c)
 static bool welcome_ok(link_t *l, const ls_proto_welcome_t *w)
 {
     static ls_proto_hello_t h; /* what send_hello said (256 entries); the loop is one thread */
-    char msg[LD_REASON_MAX - 64];
+    char msg[NODE_REASON_MAX - 64];
     memset(&h, 0, sizeof(h));
     h.version_min = LS_PROTO_VERSION_MIN;
     h.version_max = LS_PROTO_VERSION_MAX;
@@ -131,10 +131,10 @@ static void on_welcome(link_t *l, const ls_proto_welcome_t *w)
 {
     if (!welcome_ok(l, w)) return;
     l->ready = true;
-    l->backoff_ms = LD_BACKOFF_MIN;
+    l->backoff_ms = NODE_BACKOFF_MIN;
     l->connects++;
     l->version = w->version;
-    ld__np_welcome(l);
+    ls__node_np_welcome(l);
     /* The receiver's windows: the connection's here, each database's in its machine. */
     l->conn_window = l->conn_credit =
         w->conn_window ? w->conn_window : LS_PROTO_CONN_WINDOW_DEFAULT;
@@ -147,34 +147,6 @@ static shipper_t *shipper_for(link_t *l, const uint8_t *dbid)
     for (int i = 0; i < l->nidx; i++)
         if (!memcmp(l->by_idx[i]->db->dbid, dbid, LS_DBID_LEN)) return l->by_idx[i];
     return NULL;
-}
-
-static const uint8_t *frame_dbid(const ls_frame_t *f)
-{
-    switch (f->type) {
-    case LS_FRAME_RESUME:
-        return f->resume.dbid;
-    case LS_FRAME_CREDIT:
-        return f->credit.dbid;
-    case LS_FRAME_DURABLE:
-        return f->durable.dbid;
-    case LS_FRAME_INSPECTED:
-        return f->inspected.dbid;
-    case LS_FRAME_REPLAYED:
-        return f->replayed.dbid;
-    case LS_FRAME_REPLAYED_SYNCED:
-        return f->replayed_synced.dbid;
-    case LS_FRAME_ASK_AGAIN:
-        return f->ask_again.dbid;
-    case LS_FRAME_ERROR:
-        return f->error.dbid;
-    case LS_FRAME_COPY_STATE:
-        return f->copy_state.dbid;
-    case LS_FRAME_RE_OFFER:
-        return f->re_offer.dbid;
-    default:
-        return NULL;
-    }
 }
 
 static bool zero_id(const uint8_t *id)
@@ -221,7 +193,7 @@ static void on_frame(ls_conn_t *c, const ls_conn_frame_t *fr)
         }
         l->conn_credit += f.credit.bytes;
     } else {
-        const uint8_t *id = frame_dbid(&f);
+        const uint8_t *id = ls__node_frame_dbid(&f, true);
         shipper_t *s = id ? shipper_for(l, id) : NULL;
         if (!s) {
             LS_LOGW("link", "%s sent %s for a database not on this connection", l->cfg->name,
@@ -240,13 +212,13 @@ static void on_frame(ls_conn_t *c, const ls_conn_frame_t *fr)
             return;
         }
     }
-    ld_link_pump(l);
+    ls__node_link_pump(l);
 }
 
 static void on_drain(ls_conn_t *c)
 {
     link_t *l = ls_conn_data(c);
-    if (c == l->conn) ld_link_pump(l);
+    if (c == l->conn) ls__node_link_pump(l);
 }
 
 /* Forgets the data connection (already closing or to be closed by the caller); switching: to
@@ -264,40 +236,33 @@ static void on_close(ls_conn_t *c, int status, const char *msg)
 {
     link_t *l = ls_conn_data(c);
     if (c != l->conn) { /* a probe, or a data connection the link already left */
-        ld__np_probe_closed(l, c, status, msg);
+        ls__node_np_probe_closed(l, c, status, msg);
         return;
     }
     if (status) snprintf(l->last_error, sizeof(l->last_error), "%s", msg);
     drop_conn(l, false, l->last_error[0] ? l->last_error : "connection closed");
     if (l->node->stopping) return;
     if (status) {
-        /* The network failed: the next one at once (ld_link_kick); the target resumes from
+        /* The network failed: the next one at once (ls__node_link_kick); the target resumes from
          * its RESUME position on the new connection. */
         LS_LOGW("link", "connection to %s over network %s ended: %s", l->cfg->name,
                 l->cfg->nets[l->net].name, msg);
-        ld__np_failed(l, l->net, msg);
-        ld_link_kick(l);
+        ls__node_np_failed(l, l->net, msg);
+        ls__node_link_kick(l);
     } else {
-        ld__np_closed(l);
+        ls__node_np_closed(l);
         schedule_retry(l); /* we closed it (a protocol error): same network, after a pause */
     }
 }
 
-int ld__link_connect(link_t *l, int net, ls_conn_t **out)
+int ls__node_link_connect(link_t *l, int net, ls_conn_t **out)
 {
-    const ls_cfg_network_t *nw = &l->cfg->nets[net];
-    ls_conn_opts_t o;
-    ld_conn_opts(l->node, &o, ld_node_cert_name(l->node, l->cfg->name, true),
-                 l->cfg->heartbeat_interval_ms, l->cfg->heartbeat_timeout_ms);
-    o.bind_addr = nw->bind[0] ? nw->bind : NULL;
-    o.on_ready = on_ready;
-    o.on_frame = on_frame;
-    o.on_drain = on_drain;
-    o.on_close = on_close;
-    o.data = l;
-    int rc = ls_conn_connect(l->node->loop, nw->remote.host, nw->remote.port, &o, out);
-    if (rc) *out = NULL;
-    return rc;
+    ls_conn_opts_t cb = {.on_ready = on_ready,
+                         .on_frame = on_frame,
+                         .on_drain = on_drain,
+                         .on_close = on_close,
+                         .data = l};
+    return ls__node_connect(l->node, l->cfg, net, true, &cb, out);
 }
 
 static bool anything_to_ship(link_t *l)
@@ -310,8 +275,8 @@ static bool anything_to_ship(link_t *l)
 /* Every network failed in this round: the copies say so, network by network; retry later. */
 static void all_down(link_t *l)
 {
-    char errs[LD_REASON_MAX];
-    ld__np_errors(l, errs, sizeof(errs));
+    char errs[NODE_REASON_MAX];
+    ls__node_np_errors(l, errs, sizeof(errs));
     snprintf(l->last_error, sizeof(l->last_error), "no network reaches %s: %.400s", l->cfg->name,
              errs);
     for (int i = 0; i < l->nshippers; i++) {
@@ -322,13 +287,13 @@ static void all_down(link_t *l)
     schedule_retry(l);
 }
 
-void ld_link_kick(link_t *l)
+void ls__node_link_kick(link_t *l)
 {
     if (l->conn || l->node->stopping || uv_is_active((uv_handle_t *) &l->retry)) return;
     if (!anything_to_ship(l)) return;
     for (;;) {
         ls_conn_t *adopt = NULL;
-        int net = ld__np_choose(l, &adopt);
+        int net = ls__node_np_choose(l, &adopt);
         if (net < 0) {
             all_down(l);
             return;
@@ -339,16 +304,16 @@ void ld_link_kick(link_t *l)
             data_ready(l);
             return;
         }
-        int rc = ld__link_connect(l, net, &l->conn);
+        int rc = ls__node_link_connect(l, net, &l->conn);
         if (!rc) return;
         const ls_cfg_network_t *nw = &l->cfg->nets[net];
         snprintf(l->last_error, sizeof(l->last_error), "cannot connect to %s:%u: %s",
                  nw->remote.host, nw->remote.port, ls_strerror(rc));
-        ld__np_failed(l, net, l->last_error);
+        ls__node_np_failed(l, net, l->last_error);
     }
 }
 
-void ld__link_switch(link_t *l, int net, ls_conn_t *conn, const char *why)
+void ls__node_link_switch(link_t *l, int net, ls_conn_t *conn, const char *why)
 {
     if (l->conn) {
         ls_conn_t *old = l->conn;
@@ -356,13 +321,13 @@ void ld__link_switch(link_t *l, int net, ls_conn_t *conn, const char *why)
         ls_conn_close(old); /* its on_close finds it is no longer l->conn */
     }
     uv_timer_stop(&l->retry);
-    l->backoff_ms = LD_BACKOFF_MIN;
+    l->backoff_ms = NODE_BACKOFF_MIN;
     l->net = net;
     if (conn) {
         l->conn = conn;
         data_ready(l);
     } else {
-        ld_link_kick(l);
+        ls__node_link_kick(l);
     }
 }
 
@@ -384,23 +349,23 @@ static int send_data(link_t *l, int i, const ls_frame_t *f)
     size_t fields = (size_t) hn - LS_FRAME_HEADER_SIZE;
     struct iovec iov[2] = {{head + LS_FRAME_HEADER_SIZE, fields}, {(void *) d->data, d->len}};
     int rc = ls_conn_sendv(l->conn, LS_FRAME_GEN_DATA, iov, 2);
-    if (rc == 0) ld__np_sent(l, l->by_idx[i], d->generation, d->offset, d->len);
+    if (rc == 0) ls__node_np_sent(l, l->by_idx[i], d->generation, d->offset, d->len);
     return rc;
 }
 
-int ld_link_send(link_t *l, shipper_t *s, const ls_frame_t *f)
+int ls__node_link_send(link_t *l, shipper_t *s, const ls_frame_t *f)
 {
     if (!l->conn || !l->ready) return LS_ECLOSED;
     int i = idx_of(l, s);
     if (i < 0) return LS_ECLOSED; /* not on this connection */
     if (f->type == LS_FRAME_GEN_DATA) return send_data(l, i, f);
-    return ld_send(l->conn, f);
+    return ls__node_send(l->conn, f);
 }
 
 /* Sends as much as credit and the socket allow: each database's machine sends its GEN_BEGIN /
  * GEN_END and control frames, then GEN_DATA chunks go round-robin between databases, one per
  * turn, within the connection's credit (each machine keeps its database's). */
-void ld_link_pump(link_t *l)
+void ls__node_link_pump(link_t *l)
 {
     if (!l->conn || !l->ready) return;
     uint64_t now = ls_now_ns();
@@ -413,7 +378,7 @@ void ld_link_pump(link_t *l)
             if (!l->conn || !l->conn_credit) return;
             shipper_t *s = l->by_idx[l->rr];
             l->rr = (l->rr + 1) % l->nidx;
-            int64_t n = ls_ship_send_chunk(s->m, LS_MIN(LD_CHUNK, l->conn_credit), now);
+            int64_t n = ls_ship_send_chunk(s->m, LS_MIN(NODE_CHUNK, l->conn_credit), now);
             if (n < 0) return; /* socket full (on_drain pumps again) or closing */
             if (n > 0) {
                 l->conn_credit -= (uint64_t) n;
@@ -423,11 +388,11 @@ void ld_link_pump(link_t *l)
     }
 }
 
-void ld_link_close(link_t *l)
+void ls__node_link_close(link_t *l)
 {
     uv_timer_stop(&l->retry);
     uv_close((uv_handle_t *) &l->retry, NULL);
     uv_close((uv_handle_t *) &l->wake, NULL);
-    ld__np_close(l);
+    ls__node_np_close(l);
     if (l->conn) ls_conn_close(l->conn);
 }

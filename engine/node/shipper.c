@@ -1,17 +1,17 @@
-/* A shipper: the daemon's adapter around one (active database, target) state machine
- * (engine/ship). It gives the machine its callbacks: frames go to the link (ld_link_send),
+/* A shipper: the node's adapter around one (active database, target) state machine
+ * (engine/ship). It gives the machine its callbacks: frames go to the link (ls__node_link_send),
  * actions become log lines and the two state files kept with the copy (<db>/copy-<target>.state
  * for the operator's decision, <db>/copy-<target>.counters for the ask-again counters), and a
  * reader's notification wakes the link's loop. The shipping logic itself is engine/ship's. */
 #include <stdio.h>
 #include <string.h>
 
-#include "daemon.h"
+#include "node/node_int.h"
 
 static int on_send(void *ctx, const ls_frame_t *f)
 {
     shipper_t *s = ctx;
-    return ld_link_send(s->link, s, f);
+    return ls__node_link_send(s->link, s, f);
 }
 
 static int on_action(void *ctx, const ls_ship_action_t *a)
@@ -27,15 +27,11 @@ static int on_action(void *ctx, const ls_ship_action_t *a)
                ls_ship_state_name(a->state), a->reason);
         break;
     case LS_SHIP_ACT_SAVE_OP:
-        rc = ld_opstate_save(s->op_path, a->op);
+        rc = ls__node_opstate_save(s->op_path, a->op);
         break;
     case LS_SHIP_ACT_SAVE_COUNTERS:
         LS_LOGW("copy", "%s -> %s: %s", db, tg, a->reason);
-        /* Rare (a damaged or missing generation), so written at once: it survives a crash. */
-        rc = ls_status_counters_save(s->kept_path, a->counters);
-        if (rc)
-            LS_LOGW("copy", "cannot keep the ask-again counters in %s: %s", s->kept_path,
-                    ls_strerror(rc));
+        rc = ls__node_counters_save(s->kept_path, a->counters);
         break;
     case LS_SHIP_ACT_READER_START:
         LS_LOGD("copy", "%s -> %s: reading from generation %llu", db, tg,
@@ -58,7 +54,7 @@ static void on_notify(void *ctx)
     uv_async_send(&l->wake);
 }
 
-void ld_shipper_init(shipper_t *s, active_t *a, link_t *l)
+void ls__node_shipper_init(shipper_t *s, active_t *a, link_t *l)
 {
     s->db = a;
     s->link = l;
@@ -71,9 +67,8 @@ void ld_shipper_init(shipper_t *s, active_t *a, link_t *l)
                            .ctx = s,
                            .notify_cb = on_notify,
                            .notify_ctx = l};
-    ld_opstate_load(s->op_path, &o.op);
-    int rc = ls_status_counters_load(s->kept_path, &o.counters);
-    if (rc) LS_LOGW("copy", "%s: counting from 0: %s", s->kept_path, ls_strerror(rc));
+    ls__node_opstate_load(s->op_path, &o.op);
+    ls__node_counters_load(s->kept_path, &o.counters);
     s->m = ls_ship_new(&o, ls_now_ns());
     LS_CHECK(s->m != NULL);
 }

@@ -1,13 +1,14 @@
-/* An operator's suspension of a copy, kept in a small JSON file written durably, so that it
- * survives a restart: <db>/copy-<target>.state on the active, <copy>.state beside a passive copy
- * (beside, not inside: a seed replaces the copy directory). */
+/* What is kept of a copy across restarts, both sides, beside the copy (beside, not inside: a
+ * seed replaces the copy directory): the operator's suspension, in a small JSON file written
+ * durably (<db>/copy-<target>.state on the active, <copy>.state beside a passive copy), and the
+ * ask-again counters (<db>/copy-<target>.counters, <copy>.counters; engine/status's format). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon.h"
+#include "node/node_int.h"
 
-int ld_opstate_load(const char *path, ld_opstate_t *out)
+int ls__node_opstate_load(const char *path, ls_status_op_t *out)
 {
     memset(out, 0, sizeof(*out));
     uint8_t *buf;
@@ -31,7 +32,7 @@ int ld_opstate_load(const char *path, ld_opstate_t *out)
     return 0;
 }
 
-int ld_opstate_save(const char *path, const ld_opstate_t *st)
+int ls__node_opstate_save(const char *path, const ls_status_op_t *st)
 {
     cJSON *j = cJSON_CreateObject();
     cJSON_AddBoolToObject(j, "suspended", st->suspended);
@@ -44,5 +45,19 @@ int ld_opstate_save(const char *path, const ld_opstate_t *st)
     int rc = ls_write_file_durable(path, text, strlen(text));
     free(text);
     if (rc) LS_LOGE("opstate", "cannot save %s: %s", path, ls_strerror(rc));
+    return rc;
+}
+
+void ls__node_counters_load(const char *path, ls_status_counters_t *out)
+{
+    int rc = ls_status_counters_load(path, out);
+    if (rc) LS_LOGW("copy", "%s: counting from 0: %s", path, ls_strerror(rc));
+}
+
+int ls__node_counters_save(const char *path, const ls_status_counters_t *c)
+{
+    /* Rare (a damaged or missing generation), so written at once: it survives a crash. */
+    int rc = ls_status_counters_save(path, c);
+    if (rc) LS_LOGW("copy", "cannot keep the ask-again counters in %s: %s", path, ls_strerror(rc));
     return rc;
 }

@@ -6,11 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon.h"
+#include "node/node_int.h"
 
-void ld_peer_accept(ls_listener_t *l, ls_conn_t *conn)
+void ls_node_accept(ls_listener_t *l, ls_conn_t *conn)
 {
-    node_t *n = ls_listener_data(l);
+    ls_node_t *n = ls_listener_data(l);
     peer_t *p = calloc(1, sizeof(*p));
     if (!p) {
         ls_conn_close(conn);
@@ -33,14 +33,14 @@ static void unlink_peer(peer_t *p)
         }
 }
 
-void ld_peer_on_close(ls_conn_t *conn, int status, const char *msg)
+void ls__node_peer_on_close(ls_conn_t *conn, int status, const char *msg)
 {
     peer_t *p = ls_conn_data(conn);
     if (!p) return;
-    ld_seed_server_close(p);
+    ls__node_seed_server_close(p);
     if (status && p->name[0]) LS_LOGW("peer", "connection from %s ended: %s", p->name, msg);
     for (int i = 0; i < p->nidx; i++)
-        if (p->by_idx[i] && p->by_idx[i]->peer == p) ld_pcopy_detach(p->by_idx[i]);
+        if (p->by_idx[i] && p->by_idx[i]->peer == p) ls__node_pcopy_detach(p->by_idx[i]);
     unlink_peer(p);
     ls_credit_rx_free(p->credit);
     free(p->by_idx);
@@ -53,13 +53,13 @@ void ld_peer_on_close(ls_conn_t *conn, int status, const char *msg)
 static pcopy_t *match(peer_t *p, const ls_proto_db_t *d, pcopy_t **seeding, int *code, char *why,
                       size_t whylen)
 {
-    node_t *n = p->node;
+    ls_node_t *n = p->node;
     char name[LS_PROTO_DBNAME_MAX + 1];
     snprintf(name, sizeof(name), "%.*s", (int) d->name.len, d->name.ptr);
     for (int i = 0; i < n->ncopies; i++) {
         pcopy_t *c = &n->copies[i];
         if (strcmp(c->cfg->name, name) || strcmp(c->cfg->source, p->name)) continue;
-        if (ld_seed_client_busy(c, why, whylen)) {
+        if (ls__node_seed_client_busy(c, why, whylen)) {
             *code = LS_ESTATE;
             *seeding = c; /* version 2: a RE_OFFER takes it back after the seed */
             return NULL;
@@ -89,37 +89,34 @@ static int duplicate_of(const ls_proto_hello_t *h, int i)
     return -1;
 }
 
-bool ld_hello_admit(peer_t *p, const ls_proto_hello_t *h, ls_proto_choice_t *choice,
-                    const char *component)
+static bool carries(const void *ctx, const char *name)
 {
-    ls_frame_t err_frame;
+    return ls_conn_peer_matches(ctx, name);
+}
+
+bool ls__node_hello_admit(peer_t *p, const ls_proto_hello_t *h, ls_proto_choice_t *choice,
+                          const char *component)
+{
+    ls_frame_t refusal;
     char msg[256];
-    ls_proto_offer_t offer = {.features = LS_FEAT_ZSTD | LS_FEAT_CKSUM};
+    ls_node_peer_cert_t cert = {.addr = ls_conn_peer(p->conn), .carries = carries, .ctx = p->conn};
     snprintf(p->name, sizeof(p->name), "%.*s", (int) h->node.len, h->node.ptr);
-    if (ls_proto_negotiate(h, &offer, choice, &err_frame, msg, sizeof(msg)) != 0) {
-        LS_LOGE(component, "%s: %s", p->name, msg);
-        ld_send(p->conn, &err_frame);
-        ls_conn_close(p->conn);
-        return false;
-    }
-    if (!ld_node_authorized(p->node, p->conn, p->name, h->purpose == LS_PURPOSE_SEED, msg,
-                            sizeof(msg))) {
+    int rc = ls_node_hello_admit(p->node->cfg, &cert, h, choice, &refusal, msg, sizeof(msg));
+    if (rc == 0) return true;
+    if (rc == LS_EAUTH)
         LS_LOGE(component, "%s: refused", msg);
-        ls_frame_t f = {.type = LS_FRAME_ERROR};
-        f.error.code = LS_EAUTH;
-        f.error.message = ls_proto_str(msg);
-        ld_send(p->conn, &f);
-        ls_conn_close(p->conn);
-        return false;
-    }
-    return true;
+    else
+        LS_LOGE(component, "%s: %s", p->name, msg);
+    ls__node_send(p->conn, &refusal);
+    ls_conn_close(p->conn);
+    return false;
 }
 
 static void on_hello(peer_t *p, const ls_proto_hello_t *h)
 {
-    node_t *n = p->node;
+    ls_node_t *n = p->node;
     ls_proto_choice_t choice;
-    if (!ld_hello_admit(p, h, &choice, "peer")) return;
+    if (!ls__node_hello_admit(p, h, &choice, "peer")) return;
     uint64_t dbw = n->cfg->receive_window, connw = LS_MAX(dbw * 4, LS_PROTO_CONN_WINDOW_DEFAULT);
     p->credit = ls_credit_rx_new(dbw, connw);
     p->by_idx = calloc((size_t) h->db_count + 1, sizeof(*p->by_idx));
@@ -130,13 +127,7 @@ static void on_hello(peer_t *p, const ls_proto_hello_t *h)
     p->version = choice.version;
     static ls_frame_t w; /* large (256 answers); the loop is single-threaded */
     static char why[LS_PROTO_DB_MAX][LS_PROTO_REASON_MAX];
-    memset(&w, 0, sizeof(w));
-    w.type = LS_FRAME_WELCOME;
-    w.welcome.version = choice.version;
-    w.welcome.features = choice.features;
-    w.welcome.zstd_level = choice.zstd_level;
-    w.welcome.node = ls_proto_str(n->cfg->node_name);
-    w.welcome.db_count = h->db_count;
+    ls__node_welcome(n, &w, &choice, h->db_count);
     w.welcome.db_window = (uint32_t) dbw;
     w.welcome.conn_window = (uint32_t) connw;
     for (int i = 0; i < h->db_count; i++) {
@@ -162,7 +153,7 @@ static void on_hello(peer_t *p, const ls_proto_hello_t *h)
         if (!c) LS_LOGW("peer", "%s", why[i]);
         p->by_idx[i] = c;
     }
-    if (ld_send(p->conn, &w) != 0) {
+    if (ls__node_send(p->conn, &w) != 0) {
         ls_conn_close(p->conn);
         return;
     }
@@ -178,7 +169,7 @@ static void on_hello(peer_t *p, const ls_proto_hello_t *h)
     LS_LOGI("peer", "%s connected from %s%s, %u database(s)", p->name, ls_conn_peer(p->conn),
             ls_conn_is_tls(p->conn) ? " (TLS)" : " (plaintext)", h->db_count);
     for (int i = 0; i < p->nidx; i++)
-        if (p->by_idx[i]) ld_pcopy_attach(p->by_idx[i], p, i);
+        if (p->by_idx[i]) ls__node_pcopy_attach(p->by_idx[i], p, i);
 }
 
 static int index_of(peer_t *p, const uint8_t *dbid)
@@ -225,7 +216,7 @@ static void dispatch(peer_t *p, ls_conn_t *conn, const uint8_t *bytes, size_t le
     }
     if (p->seed ||
         (!p->welcomed && f.type == LS_FRAME_HELLO && f.hello.purpose == LS_PURPOSE_SEED)) {
-        ld_seed_server_frame(p, &f); /* a seed connection (seed_server.c) */
+        ls__node_seed_server_frame(p, &f); /* a seed connection (seed_server.c) */
         return;
     }
     if (!p->welcomed) {
@@ -238,33 +229,19 @@ static void dispatch(peer_t *p, ls_conn_t *conn, const uint8_t *bytes, size_t le
         }
         return;
     }
-    switch (f.type) {
-    case LS_FRAME_GEN_BEGIN:
-        to_copy(p, &f, f.gen_begin.dbid);
-        break;
-    case LS_FRAME_GEN_DATA:
-        to_copy(p, &f, f.gen_data.dbid);
-        break;
-    case LS_FRAME_GEN_END:
-        to_copy(p, &f, f.gen_end.dbid);
-        break;
-    case LS_FRAME_COPY_STATE:
-        to_copy(p, &f, f.copy_state.dbid);
-        break;
-    case LS_FRAME_ERROR:
-        to_copy(p, &f, f.error.dbid);
-        break;
-    default:
+    const uint8_t *id = ls__node_frame_dbid(&f, false);
+    if (id)
+        to_copy(p, &f, id);
+    else
         LS_LOGW("peer", "%s sent an unexpected %s frame", p->name, ls_frame_type_name(f.type));
-    }
 }
 
-void ld_peer_on_frame(ls_conn_t *conn, const ls_conn_frame_t *fr)
+void ls__node_peer_on_frame(ls_conn_t *conn, const ls_conn_frame_t *fr)
 {
     dispatch(ls_conn_data(conn), conn, fr->bytes, LS_FRAME_HEADER_SIZE + fr->body_len);
 }
 
-void ld_peer_close_all(node_t *n)
+void ls__node_peer_close_all(ls_node_t *n)
 {
     for (peer_t *p = n->peers; p; p = p->next)
         ls_conn_close(p->conn);

@@ -1,0 +1,226 @@
+/* The node: start and stop, its timers, frame sending, connecting. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "node/node_int.h"
+
+const char *ls__node_state_name(copy_state_t s)
+{
+    static const char *names[] = {"Initializing", "Healthy", "Disconnected", "Suspended",
+                                  "Seeding",      "Failed",  "Diverged",     "DiskFull"};
+    return (unsigned) s < LS_ARRAY_SIZE(names) ? names[s] : "Unknown";
+}
+
+int ls__node_send(ls_conn_t *conn, const ls_frame_t *f)
+{
+    ssize_t size = ls_frame_size(f);
+    if (size < 0) return (int) size;
+    uint8_t stackbuf[4096];
+    uint8_t *buf = (size_t) size <= sizeof(stackbuf) ? stackbuf : malloc((size_t) size);
+    if (!buf) return LS_ENOMEM;
+    ssize_t n = ls_frame_encode(f, buf, (size_t) size);
+    int rc = n < 0 ? (int) n
+                   : ls_conn_send(conn, f->type, buf + LS_FRAME_HEADER_SIZE,
+                                  (size_t) n - LS_FRAME_HEADER_SIZE);
+    if (buf != stackbuf) free(buf);
+    return rc;
+}
+
+static void conn_opts(const ls_node_t *n, ls_conn_opts_t *o, const char *peer_name,
+                      uint64_t heartbeat_ms, uint64_t dead_ms)
+{
+    memset(o, 0, sizeof(*o));
+    o->tls = n->tls;
+    o->insecure_plaintext = n->cfg->plaintext;
+    o->peer_name = n->cfg->plaintext ? NULL : peer_name;
+    o->heartbeat_ms = (uint32_t) heartbeat_ms;
+    o->dead_ms = (uint32_t) dead_ms;
+    o->offload_compression = true; /* zstd on the connection's worker, never on the loop */
+}
+
+const uint8_t *ls__node_frame_dbid(const ls_frame_t *f, bool to_source)
+{
+    bool gen = f->type == LS_FRAME_GEN_BEGIN || f->type == LS_FRAME_GEN_DATA ||
+               f->type == LS_FRAME_GEN_END; /* source -> target */
+    bool either = f->type == LS_FRAME_ERROR || f->type == LS_FRAME_COPY_STATE;
+    if (!either && gen == to_source) return NULL; /* the other way */
+    switch (f->type) {
+    case LS_FRAME_ERROR:
+        return f->error.dbid;
+    case LS_FRAME_COPY_STATE:
+        return f->copy_state.dbid;
+    case LS_FRAME_GEN_BEGIN:
+        return f->gen_begin.dbid;
+    case LS_FRAME_GEN_DATA:
+        return f->gen_data.dbid;
+    case LS_FRAME_GEN_END:
+        return f->gen_end.dbid;
+    case LS_FRAME_RESUME:
+        return f->resume.dbid;
+    case LS_FRAME_CREDIT:
+        return f->credit.dbid;
+    case LS_FRAME_RE_OFFER:
+        return f->re_offer.dbid;
+    case LS_FRAME_DURABLE:
+        return f->durable.dbid;
+    case LS_FRAME_INSPECTED:
+        return f->inspected.dbid;
+    case LS_FRAME_REPLAYED:
+        return f->replayed.dbid;
+    case LS_FRAME_REPLAYED_SYNCED:
+        return f->replayed_synced.dbid;
+    case LS_FRAME_ASK_AGAIN:
+        return f->ask_again.dbid;
+    default:
+        return NULL;
+    }
+}
+
+void ls_node_listen_opts(ls_node_t *n, ls_conn_opts_t *o)
+{
+    /* Any certificate chaining to our CA is accepted; the HELLO's node name is then checked
+     * against the certificate (peer.c). */
+    conn_opts(n, o, NULL, n->cfg->heartbeat_interval_ms, LS_PROTO_HEARTBEAT_TIMEOUT_MS);
+    o->on_frame = ls__node_peer_on_frame;
+    o->on_close = ls__node_peer_on_close;
+}
+
+int ls__node_connect(ls_node_t *n, const ls_cfg_target_t *t, int net, bool target,
+                     const ls_conn_opts_t *cb, ls_conn_t **out)
+{
+    const ls_cfg_network_t *nw = &t->nets[net];
+    ls_conn_opts_t o;
+    conn_opts(n, &o, ls_node_cert_name(n->cfg, t->name, target), t->heartbeat_interval_ms,
+              t->heartbeat_timeout_ms);
+    o.bind_addr = nw->bind[0] ? nw->bind : NULL;
+    o.on_ready = cb->on_ready;
+    o.on_frame = cb->on_frame;
+    o.on_drain = cb->on_drain;
+    o.on_close = cb->on_close;
+    o.data = cb->data;
+    int rc = ls_conn_connect(n->loop, nw->remote.host, nw->remote.port, &o, out);
+    if (rc) *out = NULL;
+    return rc;
+}
+
+void ls__node_welcome(const ls_node_t *n, ls_frame_t *w, const ls_proto_choice_t *choice,
+                      uint16_t count)
+{
+    memset(w, 0, sizeof(*w));
+    w->type = LS_FRAME_WELCOME;
+    w->welcome.version = choice->version;
+    w->welcome.features = choice->features;
+    w->welcome.zstd_level = choice->zstd_level;
+    w->welcome.node = ls_proto_str(n->cfg->node_name);
+    w->welcome.db_count = count;
+}
+
+static void on_rescan(uv_timer_t *t)
+{
+    ls_node_t *n = t->data;
+    for (int i = 0; i < n->nactives; i++)
+        ls__node_active_poll(&n->actives[i]);
+}
+
+static void on_housekeep(uv_timer_t *t)
+{
+    ls_node_t *n = t->data;
+    for (int i = 0; i < n->ncopies; i++)
+        ls__node_pcopy_housekeep(&n->copies[i]);
+    for (int i = 0; i < n->nactives; i++)
+        ls__node_active_housekeep(&n->actives[i]);
+}
+
+static int start_databases(ls_node_t *n, char *err, size_t errlen)
+{
+    const ls_config_t *c = n->cfg;
+    n->links = calloc((size_t) c->ntargets + 1, sizeof(link_t));
+    n->actives = calloc((size_t) c->ndatabases + 1, sizeof(active_t));
+    n->copies = calloc((size_t) c->ndatabases + 1, sizeof(pcopy_t));
+    if (!n->links || !n->actives || !n->copies) return LS_ENOMEM;
+    for (int i = 0; i < c->ntargets; i++)
+        ls__node_link_init(n, &n->links[n->nlinks++], &c->targets[i]);
+    for (int i = 0; i < c->ndatabases; i++) {
+        const ls_cfg_database_t *d = &c->databases[i];
+        ls__node_seed_recover(d); /* an interrupted seed, before the copy or the store is opened */
+        if (d->role == LS_ROLE_ACTIVE) {
+            ls__node_active_init(n, &n->actives[n->nactives++], d);
+        } else {
+            int rc = ls__node_pcopy_open(n, &n->copies[n->ncopies++], d);
+            if (rc) {
+                snprintf(err, errlen, "passive copy %s: %s", d->name,
+                         ls__node_pcopy_reason(&n->copies[n->ncopies - 1]));
+                return rc;
+            }
+        }
+    }
+    for (int i = 0; i < n->nactives; i++)
+        ls__node_active_poll(&n->actives[i]);
+    return 0;
+}
+
+ls_node_t *ls_node_new(const ls_node_options_t *o)
+{
+    ls_node_t *n = calloc(1, sizeof(*n));
+    if (!n) return NULL;
+    n->loop = o->loop;
+    n->cfg = o->cfg;
+    n->tls = o->tls;
+    n->next_conn_id = 1;
+    n->start_ns = ls_now_ns();
+    return n;
+}
+
+int ls_node_start(ls_node_t *n, char *err, size_t errlen)
+{
+    uv_timer_init(n->loop, &n->rescan);
+    uv_timer_init(n->loop, &n->housekeep);
+    n->rescan.data = n->housekeep.data = n;
+    n->timers = true;
+    int rc = start_databases(n, err, errlen);
+    if (rc) return rc;
+    uv_timer_start(&n->rescan, on_rescan, NODE_RESCAN_MS, NODE_RESCAN_MS);
+    uv_timer_start(&n->housekeep, on_housekeep, NODE_HOUSEKEEP_MS, NODE_HOUSEKEEP_MS);
+    LS_LOGI("node", "node %s started: %d active, %d passive database(s), %d target(s)",
+            n->cfg->node_name, n->nactives, n->ncopies, n->nlinks);
+    return 0;
+}
+
+void ls_node_stop(ls_node_t *n)
+{
+    if (n->stopping) return;
+    n->stopping = true;
+    if (n->timers) {
+        uv_close((uv_handle_t *) &n->rescan, NULL);
+        uv_close((uv_handle_t *) &n->housekeep, NULL);
+    }
+    /* Readers first: their threads notify the links' async handles. */
+    for (int i = 0; i < n->nactives; i++)
+        ls__node_active_close(&n->actives[i]);
+    for (int i = 0; i < n->nlinks; i++)
+        ls__node_link_close(&n->links[i]);
+    ls__node_peer_close_all(n);
+    for (int i = 0; i < n->ncopies; i++)
+        ls__node_pcopy_close(&n->copies[i]);
+    ls__node_seed_client_stop(n); /* after the receiver threads ended */
+}
+
+void ls_node_free(ls_node_t *n)
+{
+    if (!n) return;
+    for (int i = 0; i < n->nactives; i++)
+        ls__node_active_free(&n->actives[i]);
+    for (int i = 0; i < n->nlinks; i++) {
+        free(n->links[i].shippers);
+        free(n->links[i].by_idx);
+    }
+    for (int i = 0; i < n->ncopies; i++) {
+        ls_passive_free(n->copies[i].m);
+        ls_copy_rx_free(n->copies[i].rx); /* stopped by ls__node_pcopy_close */
+    }
+    free(n->actives);
+    free(n->links);
+    free(n->copies);
+    free(n);
+}

@@ -1,0 +1,281 @@
+/*
+ * node's private parts, shared by its files (node.h is the API). One process serves many
+ * databases, as active for some (it ships their closed generations to targets) and passive for
+ * others (it keeps copies).
+ *
+ *  node      (node.c)      start and stop, the timers, frame sending, who may ship and seed
+ *  active    (active.c)    per active database: the source view (engine/source), the watcher,
+ *                          the log removal
+ *  link      (link.c)      per target: one connection carrying every database shipped to it;
+ *            (netpath.c)   its replication networks (engine/netpolicy)
+ *  shipper   (shipper.c)   per (active database, target): the adapter of its shipping state
+ *                          machine (engine/ship: resume plan, reader, GEN frames, acks, suspension)
+ *  peer      (peer.c)      per accepted connection: HELLO/WELCOME, each database's frames to
+ *                          its copy's machine
+ *  pcopy     (pcopy.c)     per passive copy: the adapter of its protocol machine
+ *                          (engine/passive), engine/copy and its receiver thread
+ *                          (copy/receiver.h), whose events the loop polls into the machine
+ *  status    (status.c)    the control socket's commands and the status document;
+ *            (suspend.c)   suspend and resume; (opstate.c) the operator's decision on disk
+ *  seed      (seed_server.c) per accepted seed connection: adapter of engine/seed's worker and
+ *            server session; (seed_client.c, seed_cmd.c) per passive copy: `logship seed`,
+ *            adapter of its client session, the install and swap on the copy's receiver thread
+ *
+ * Threading: everything here runs on the loop thread except the threads inside engine/copy
+ * (each copy's receiver: disk writes, fsync, inspection, a seed's install; and its replayer)
+ * and engine/source (readers), each seed server's snapshot worker, and each connection's zstd
+ * worker (engine/transport, offload_compression: every connection asks for it). Those
+ * threads talk to the loop only through mutex-protected queues and uv_async_send(). The loop
+ * only moves bytes, runs timers and lists directories.
+ */
+#ifndef LS_NODE_INT_H
+#define LS_NODE_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "config/config.h"
+#include "copy/copy.h"
+#include "copy/receiver.h"
+#include "node/node.h"
+#include "passive/passive.h"
+#include "core/core.h"
+#include "proto/proto.h"
+#include "ship/ship.h"
+#include "source/source.h"
+#include "status/status.h"
+#include "store/store.h"
+#include "transport/credit.h"
+#include "transport/transport.h"
+
+#define NODE_CHUNK        (256u * 1024u) /* GEN_DATA chunk, bytes */
+#define NODE_RESCAN_MS    1000           /* periodic rescan of an active log directory */
+#define NODE_HOUSEKEEP_MS 1000           /* log removal, disk-full retries, status upkeep */
+#define NODE_BACKOFF_MIN  100            /* reconnect backoff, ms */
+#define NODE_BACKOFF_MAX  3000
+#define NODE_REASON_MAX   512
+
+typedef struct link link_t;
+typedef struct shipper shipper_t;
+typedef struct active active_t;
+typedef struct peer peer_t;
+typedef struct pcopy pcopy_t;
+
+/* Copy states (DESIGN.md "Copy states and lag accounting"): engine/passive's, whose values the
+ * active side's names share. */
+typedef ls_passive_state_t copy_state_t;
+#define CS_INITIALIZING LS_PASSIVE_INITIALIZING
+#define CS_HEALTHY      LS_PASSIVE_HEALTHY
+#define CS_DISCONNECTED LS_PASSIVE_DISCONNECTED
+#define CS_SUSPENDED    LS_PASSIVE_SUSPENDED
+#define CS_SEEDING      LS_PASSIVE_SEEDING
+#define CS_FAILED       LS_PASSIVE_FAILED
+#define CS_DIVERGED     LS_PASSIVE_DIVERGED
+#define CS_DISK_FULL    LS_PASSIVE_DISK_FULL
+const char *ls__node_state_name(copy_state_t s);
+
+/* ---- active side ---------------------------------------------------------------------------- */
+struct shipper {
+    active_t *db;                         /* the database shipped */
+    link_t *link;                         /* the target it is shipped to */
+    ls_ship_t *m;                         /* its state machine (engine/ship) */
+    char kept_path[LS_CFG_PATH_MAX + 80]; /* <db>/copy-<target>.counters: m's kept counters */
+    char op_path[LS_CFG_PATH_MAX + 80];   /* <db>/copy-<target>.state: m's operator state */
+};
+
+struct active {
+    ls_node_t *node;
+    const ls_cfg_database_t *cfg;
+    char logs[LS_CFG_PATH_MAX + 8]; /* <path>/logs */
+    ls_source_t *src;               /* NULL until the database exists */
+    uint8_t dbid[LS_DBID_LEN];      /* from a generation header once known */
+    bool have_dbid;
+    uv_fs_event_t watch; /* fs events on logs/ (when started) */
+    bool watching;
+    shipper_t *shippers; /* one per configured target */
+    int nshippers;
+    uv_work_t removal;                        /* log removal in progress (off the loop) */
+    bool removing;                            /* removal is queued or running */
+    uint64_t removal_synced[LS_CFG_MAX_NETS]; /* targets' synced positions for that removal */
+    uint64_t removed;                         /* generations removed since start */
+    bool removal_warned;                      /* the removal warning was logged */
+    char removal_msg[256];                    /* last warning of the removal rule ("" when none) */
+    uint64_t removal_seed_needs; /* lowest generation a seed needs, for that removal (0: none) */
+    int seed_snapshots; /* seed snapshots of its store under way (seed_server.c): the removal's
+                           ls_store_peek_meta waits, LMDB's locks being per process */
+};
+
+struct link {
+    ls_node_t *node;
+    const ls_cfg_target_t *cfg;
+    ls_conn_t *conn;      /* NULL when not connected */
+    bool ready;           /* WELCOME received */
+    int net;              /* network in use (index into cfg->nets) */
+    uv_timer_t retry;     /* reconnect timer */
+    uv_async_t wake;      /* readers' notifications */
+    uint64_t backoff_ms;  /* next reconnect delay */
+    uint64_t conn_window; /* connection-wide credit window (WELCOME), bytes */
+    uint64_t conn_credit; /* bytes of GEN_DATA the connection accepts now */
+    shipper_t **shippers; /* every (database, this target) pair */
+    int nshippers;
+    shipper_t **by_idx; /* HELLO index -> shipper, for this connection */
+    int nidx;
+    int rr;                           /* HELLO index the round-robin of chunks starts at next */
+    char last_error[NODE_REASON_MAX]; /* why the last connection ended */
+    uint64_t connects;                /* successful connections since start */
+    uint16_t version;                 /* protocol version of this connection (WELCOME) */
+    struct node_netsel *sel;          /* networks: states, probes, pin, counters (netpath.c) */
+};
+
+/* ---- passive side --------------------------------------------------------------------------- */
+struct pcopy {
+    ls_node_t *node;
+    const ls_cfg_database_t *cfg;
+    ls_passive_t *m;  /* its protocol: state, RESUME, acks, ask-again, suspension, figures */
+    ls_copy_t *copy;  /* engine/copy as the loop uses it (NULL if it failed to open: see the
+                         reason; NULL during a seed's swap, from start_swap to end_swap); the
+                         machine is given the same pointer */
+    peer_t *peer;     /* connection serving it, or NULL */
+    ls_copy_rx_t *rx; /* the receiver thread (engine/copy/receiver.h): owns its own pointer to
+                         the copy, which a seed's swap replaces there (seed_client.c) */
+    bool rx_started;  /* rx runs */
+    uv_async_t async; /* rx's notify: its events are polled on the loop */
+    char op_path[LS_CFG_PATH_MAX + 16];   /* the operator's decision: <copy>.state */
+    char kept_path[LS_CFG_PATH_MAX + 16]; /* ask-again counters: <copy>.counters */
+    struct node_seedc *seed; /* this copy's seed, running or the last one (seed_client.c) */
+};
+
+struct peer {
+    ls_node_t *node;
+    peer_t *next;
+    ls_conn_t *conn;
+    uint64_t id; /* connection id (credit returns go to the right connection) */
+    char name[LS_PROTO_NODE_MAX + 1]; /* the source node's name from HELLO */
+    bool welcomed;
+    ls_credit_rx_t *credit;
+    pcopy_t **by_idx;              /* HELLO index -> copy (NULL: refused) */
+    uint8_t (*dbids)[LS_DBID_LEN]; /* HELLO index -> database id */
+    int nidx;
+    uint16_t version;        /* protocol version chosen for this connection */
+    pcopy_t **seeding;       /* HELLO index -> copy refused because it was being seeded
+                                (a RE_OFFER takes it back), or NULL */
+    struct node_seeds *seed; /* a seed connection (seed_server.c), or NULL */
+};
+
+struct ls_node {
+    uv_loop_t *loop;        /* the caller's loop (borrowed) */
+    const ls_config_t *cfg; /* the configuration (borrowed) */
+    ls_tls_ctx_t *tls;      /* the caller's TLS context (borrowed; NULL: plaintext) */
+    uv_timer_t rescan;      /* NODE_RESCAN_MS: rescan active dirs, open new ones */
+    uv_timer_t housekeep;   /* NODE_HOUSEKEEP_MS */
+    bool timers;            /* rescan and housekeep were initialised */
+    active_t *actives;      /* the active databases, nactives of them */
+    int nactives;
+    link_t *links; /* one per [target], nlinks */
+    int nlinks;
+    pcopy_t *copies; /* the passive copies, ncopies */
+    int ncopies;
+    peer_t *peers;         /* accepted connections (a list) */
+    uint64_t next_conn_id; /* id of the next accepted connection */
+    uint64_t start_ns;     /* when the node was made (UTC ns): counters since start begin here */
+    bool stopping;         /* ls_node_stop was called */
+};
+
+/* node.c */
+int ls__node_send(ls_conn_t *conn, const ls_frame_t *f); /* encodes and sends; 0, LS_EBUSY, ... */
+/* The database a frame names, among those a source receives (to_source: RESUME, CREDIT,
+ * RE_OFFER, the acknowledgements) or a target receives (GEN_BEGIN, GEN_DATA, GEN_END), and
+ * ERROR and COPY_STATE either way; NULL for any other frame. */
+const uint8_t *ls__node_frame_dbid(const ls_frame_t *f, bool to_source);
+/* Connects to network net of t, a [target] section when target, else a [source] one: its
+ * address, bind address and heartbeats, the certificate name its node must show
+ * (ls_node_cert_name), cb's callbacks and data. 0 and *out, or an error (*out NULL, no
+ * callback runs). */
+int ls__node_connect(ls_node_t *n, const ls_cfg_target_t *t, int net, bool target,
+                     const ls_conn_opts_t *cb, ls_conn_t **out);
+/* The head of the WELCOME that answers a HELLO admitted with choice, for count databases (their
+ * entries are the caller's). */
+void ls__node_welcome(const ls_node_t *n, ls_frame_t *w, const ls_proto_choice_t *choice,
+                      uint16_t count);
+/* active.c */
+void ls__node_active_init(ls_node_t *n, active_t *a, const ls_cfg_database_t *cfg);
+void ls__node_active_poll(active_t *a); /* open when it appears, rescan */
+void ls__node_active_close(active_t *a);
+void ls__node_active_free(active_t *a);      /* after the loop ended: machines, source, shippers */
+void ls__node_active_housekeep(active_t *a); /* log removal */
+
+/* link.c */
+void ls__node_link_init(ls_node_t *n, link_t *l, const ls_cfg_target_t *cfg);
+void ls__node_link_add(link_t *l, shipper_t *s); /* s ships over l (at start) */
+void ls__node_link_kick(link_t *l); /* connect if idle and something is ready to ship */
+void ls__node_link_pump(link_t *l); /* send what credit and the socket allow */
+/* A frame of shipper s (its machine's send callback). 0, LS_EBUSY (socket full), ... */
+int ls__node_link_send(link_t *l, shipper_t *s, const ls_frame_t *f);
+void ls__node_link_close(link_t *l);
+
+/* netpath.c: the link's replication networks (docs/NETWORKS.md) */
+void ls__node_link_status(shipper_t *s, ls_status_copy_t *c); /* fills a copy's network figures */
+/* The control command "network": pin a target's copies to one network, release, show. */
+int ls__node_link_command(ls_node_t *n, const cJSON *req, cJSON *resp, char *err, size_t errlen);
+
+/* shipper.c */
+/* Creates the machine of (a, l) with the operator state and counters kept with the copy. */
+void ls__node_shipper_init(shipper_t *s, active_t *a, link_t *l);
+
+/* peer.c */
+void ls__node_peer_on_frame(ls_conn_t *conn, const ls_conn_frame_t *fr);
+void ls__node_peer_on_close(ls_conn_t *conn, int status, const char *msg);
+void ls__node_peer_close_all(ls_node_t *n);
+/* Admits a HELLO on p's connection (ls_node_hello_admit); on refusal answers with the ERROR,
+ * closes the connection and returns false. Fills p->name and *choice. component names the log
+ * lines ("peer", "seed"). */
+bool ls__node_hello_admit(peer_t *p, const ls_proto_hello_t *h, ls_proto_choice_t *choice,
+                          const char *component);
+
+/* pcopy.c */
+int ls__node_pcopy_open(ls_node_t *n, pcopy_t *p, const ls_cfg_database_t *cfg);
+void ls__node_pcopy_close(pcopy_t *p);
+void ls__node_pcopy_attach(pcopy_t *p, peer_t *peer, int idx); /* a connection now serves it */
+void ls__node_pcopy_detach(pcopy_t *p);                        /* that connection ended */
+void ls__node_pcopy_housekeep(pcopy_t *p);
+copy_state_t ls__node_pcopy_state(const pcopy_t *p);
+const char *ls__node_pcopy_reason(const pcopy_t *p);
+/* Sets the copy's state with a printf-style reason, through its machine (engine/passive). */
+#define NODE_SET_STATE(p, st, ...) ls_passive_set_state((p)->m, (st), ls_now_ns(), __VA_ARGS__)
+
+/* opstate.c */
+int ls__node_opstate_load(const char *path, ls_status_op_t *out); /* absent: all clear, 0 */
+int ls__node_opstate_save(const char *path, const ls_status_op_t *st);
+/* The ask-again counters kept at path: loaded (from 0, with a warning, when unreadable), saved
+ * at once (a warning when it fails). */
+void ls__node_counters_load(const char *path, ls_status_counters_t *out);
+int ls__node_counters_save(const char *path, const ls_status_counters_t *c);
+
+/* suspend.c: operator commands and COPY_STATE, both sides */
+int ls__node_cmd_suspend(ls_node_t *n, const cJSON *req, bool suspend, cJSON *resp, char *err,
+                         size_t errlen);
+
+/* seed_server.c: the active side of a seed (a SEED-purpose connection accepted by peer.c) */
+void ls__node_seed_server_frame(peer_t *p, const ls_frame_t *f); /* HELLO (seed) and what follows */
+void ls__node_seed_server_close(peer_t *p);                      /* its connection ended */
+uint64_t ls__node_seed_needs(active_t *a); /* lowest generation a seed of a needs (0: none) */
+
+/* seed_client.c: the passive side of a seed (`logship seed`) */
+void ls__node_seed_recover(
+    const ls_cfg_database_t *d); /* at start, before the copy or store opens */
+bool ls__node_seed_client_busy(pcopy_t *p, char *why,
+                               size_t whylen); /* refuse shipping while seeding */
+/* The copy's last seed failed less than NODE_SEED_NOTE_NS ago: why (a copy that goes on being
+ * shipped after a failed seed keeps saying so when its source then disconnects). */
+#define NODE_SEED_NOTE_NS (60ull * 1000000000ull)
+bool ls__node_seed_client_failed_lately(pcopy_t *p, char *why, size_t whylen);
+int ls__node_seed_client_cmd(ls_node_t *n, const cJSON *req, bool status_only, cJSON *resp,
+                             char *err, size_t errlen);            /* "seed" and "seed_status" */
+void ls__node_seed_client_status(pcopy_t *p, ls_status_seed_t *o); /* seed figures in status */
+void ls__node_seed_client_stop(ls_node_t *n); /* at stop, after the copies closed */
+int ls__node_pcopy_copy_open(pcopy_t *p, ls_copy_t **out, char *err, size_t errlen); /* pcopy.c */
+
+#endif

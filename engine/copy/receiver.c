@@ -1,5 +1,6 @@
-/* The receiver thread of a copy and its two queues (receiver.h). One mutex guards both queues;
- * the notify callback is called after it is released. */
+/* The receiver thread of a copy and its two queues (receiver.h): the work the loop pushes and
+ * the events the loop polls, both core/workq (growing: the work is bounded by the sender's credit
+ * window, the events by the work and the replayer's progress). */
 #include "copy/receiver.h"
 
 #include <pthread.h>
@@ -8,25 +9,18 @@
 #include <string.h>
 
 #include "core/core.h"
-
-typedef struct rx_ev {
-    struct rx_ev *next;
-    ls_copy_rx_event_t ev;
-} rx_ev_t;
+#include "core/workq.h"
 
 struct ls_copy_rx {
     char name[128];            /* the copy's, for log lines */
     void (*notify_cb)(void *); /* see ls_copy_rx_options_t */
     void *notify_ctx;
     pthread_t thread;
-    bool started;                /* the thread runs (until stop) */
-    bool stop;                   /* (mu) the thread ends at its next item */
-    pthread_mutex_t mu;          /* guards the queues and stop */
-    pthread_cond_t cv;           /* work queued or stop */
-    ls_copy_item_t *head, *tail; /* (mu) work, bounded by the sender's credit window */
-    rx_ev_t *ev_head, *ev_tail;  /* (mu) events for the loop */
-    ls_copy_t *copy;             /* the thread's copy once started (the thread alone) */
-    uint64_t skip_gen;           /* the thread's: drop the frames of this generation */
+    bool started;       /* the thread runs (until stop) */
+    ls_workq_t *work;   /* items for the thread, from start to stop (the loop's pointer) */
+    ls_workq_t *events; /* events for the loop, from any thread of the copy */
+    ls_copy_t *copy;    /* the thread's copy once started (the thread alone) */
+    uint64_t skip_gen;  /* the thread's: drop the frames of this generation */
 };
 
 ls_copy_item_t *ls_copy_item_new(ls_copy_item_kind_t kind, uint32_t len)
@@ -38,6 +32,12 @@ ls_copy_item_t *ls_copy_item_new(ls_copy_item_kind_t kind, uint32_t len)
     return it;
 }
 
+static void notify(void *arg)
+{
+    ls_copy_rx_t *rx = arg;
+    if (rx->notify_cb) rx->notify_cb(rx->notify_ctx);
+}
+
 ls_copy_rx_t *ls_copy_rx_new(const ls_copy_rx_options_t *opts)
 {
     ls_copy_rx_t *rx = calloc(1, sizeof(*rx));
@@ -45,25 +45,21 @@ ls_copy_rx_t *ls_copy_rx_new(const ls_copy_rx_options_t *opts)
     snprintf(rx->name, sizeof(rx->name), "%s", opts->name ? opts->name : "copy");
     rx->notify_cb = opts->notify_cb;
     rx->notify_ctx = opts->notify_ctx;
-    pthread_mutex_init(&rx->mu, NULL);
-    pthread_cond_init(&rx->cv, NULL);
+    rx->events = ls_workq_new_growing(64, notify, rx);
+    if (!rx->events) {
+        free(rx);
+        return NULL;
+    }
     return rx;
 }
 
 static void post(ls_copy_rx_t *rx, const ls_copy_rx_event_t *ev)
 {
-    rx_ev_t *e = malloc(sizeof(*e));
+    ls_copy_rx_event_t *e = malloc(sizeof(*e));
     LS_CHECK(e != NULL);
-    e->next = NULL;
-    e->ev = *ev;
-    pthread_mutex_lock(&rx->mu);
-    if (rx->ev_tail)
-        rx->ev_tail->next = e;
-    else
-        rx->ev_head = e;
-    rx->ev_tail = e;
-    pthread_mutex_unlock(&rx->mu);
-    if (rx->notify_cb) rx->notify_cb(rx->notify_ctx);
+    *e = *ev;
+    ls_workq_msg_t m = {.ptr = e, .len = sizeof(*e)};
+    LS_CHECK(ls_workq_push(rx->events, &m) == 0); /* growing, never closed before free */
 }
 
 void ls_copy_rx_event_cb(void *ctx, const ls_copy_event_t *ev)
@@ -76,16 +72,10 @@ void ls_copy_rx_event_cb(void *ctx, const ls_copy_event_t *ev)
 
 bool ls_copy_rx_poll(ls_copy_rx_t *rx, ls_copy_rx_event_t *out)
 {
-    pthread_mutex_lock(&rx->mu);
-    rx_ev_t *e = rx->ev_head;
-    if (e) {
-        rx->ev_head = e->next;
-        if (!rx->ev_head) rx->ev_tail = NULL;
-    }
-    pthread_mutex_unlock(&rx->mu);
-    if (!e) return false;
-    *out = e->ev;
-    free(e);
+    ls_workq_msg_t m;
+    if (ls_workq_pop(rx->events, &m) != 1) return false;
+    *out = *(ls_copy_rx_event_t *) m.ptr;
+    free(m.ptr);
     return true;
 }
 
@@ -149,30 +139,30 @@ static void run_item(ls_copy_rx_t *rx, ls_copy_item_t *it)
 static void *receiver_main(void *arg)
 {
     ls_copy_rx_t *rx = arg;
-    pthread_mutex_lock(&rx->mu);
-    for (;;) {
-        while (!rx->head && !rx->stop)
-            pthread_cond_wait(&rx->cv, &rx->mu);
-        if (rx->stop) break;
-        ls_copy_item_t *it = rx->head;
-        rx->head = it->next;
-        if (!rx->head) rx->tail = NULL;
-        pthread_mutex_unlock(&rx->mu);
-        run_item(rx, it);
-        free(it);
-        pthread_mutex_lock(&rx->mu);
+    ls_workq_msg_t m;
+    while (ls_workq_pop_wait(rx->work, &m) == 1) { /* LS_ECLOSED: stopped */
+        run_item(rx, m.ptr);
+        free(m.ptr);
     }
-    pthread_mutex_unlock(&rx->mu);
     return NULL;
+}
+
+static void drop_item(const ls_workq_msg_t *m, void *arg)
+{
+    (void) arg;
+    free(m->ptr);
 }
 
 int ls_copy_rx_start(ls_copy_rx_t *rx, ls_copy_t *copy)
 {
     if (rx->started) return LS_ESTATE;
+    rx->work = ls_workq_new_growing(256, NULL, NULL);
+    if (!rx->work) return LS_ENOMEM;
     rx->copy = copy; /* before the thread starts: from then on its own */
-    rx->stop = false;
     if (pthread_create(&rx->thread, NULL, receiver_main, rx) != 0) {
         rx->copy = NULL;
+        ls_workq_free(rx->work, NULL, NULL);
+        rx->work = NULL;
         return LS_ENOMEM;
     }
     rx->started = true;
@@ -181,39 +171,18 @@ int ls_copy_rx_start(ls_copy_rx_t *rx, ls_copy_t *copy)
 
 void ls_copy_rx_push(ls_copy_rx_t *rx, ls_copy_item_t *it)
 {
-    it->next = NULL;
-    pthread_mutex_lock(&rx->mu);
-    if (!rx->started) {
-        pthread_mutex_unlock(&rx->mu);
-        free(it);
-        return;
-    }
-    if (rx->tail)
-        rx->tail->next = it;
-    else
-        rx->head = it;
-    rx->tail = it;
-    pthread_cond_signal(&rx->cv);
-    pthread_mutex_unlock(&rx->mu);
+    ls_workq_msg_t m = {.type = (int) it->kind, .ptr = it, .len = it->len};
+    if (!rx->started || ls_workq_push(rx->work, &m) != 0) free(it); /* stopped: dropped */
 }
 
 ls_copy_t *ls_copy_rx_stop(ls_copy_rx_t *rx)
 {
     if (!rx->started) return NULL;
-    pthread_mutex_lock(&rx->mu);
-    rx->stop = true;
-    pthread_cond_signal(&rx->cv);
-    pthread_mutex_unlock(&rx->mu);
+    ls_workq_cancel(rx->work); /* the thread ends at its next item */
     pthread_join(rx->thread, NULL);
-    pthread_mutex_lock(&rx->mu);
     rx->started = false;
-    while (rx->head) {
-        ls_copy_item_t *it = rx->head;
-        rx->head = it->next;
-        free(it);
-    }
-    rx->tail = NULL;
-    pthread_mutex_unlock(&rx->mu);
+    ls_workq_free(rx->work, drop_item, NULL); /* the items not done */
+    rx->work = NULL;
     ls_copy_t *copy = rx->copy;
     rx->copy = NULL;
     return copy;
@@ -223,9 +192,6 @@ void ls_copy_rx_free(ls_copy_rx_t *rx)
 {
     if (!rx) return;
     ls_copy_close(ls_copy_rx_stop(rx));
-    ls_copy_rx_event_t e;
-    while (ls_copy_rx_poll(rx, &e)) {}
-    pthread_mutex_destroy(&rx->mu);
-    pthread_cond_destroy(&rx->cv);
+    ls_workq_free(rx->events, drop_item, NULL);
     free(rx);
 }

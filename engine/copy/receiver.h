@@ -46,7 +46,6 @@ typedef enum {
 typedef void (*ls_copy_run_fn)(void *ctx, ls_copy_t **copy, ls_copy_item_t *it);
 
 struct ls_copy_item {
-    struct ls_copy_item *next;      /* the queue's */
     ls_copy_item_kind_t kind;       /* what to do */
     uint32_t epoch;                 /* BEGIN */
     uint64_t generation;            /* BEGIN, DATA, END */

@@ -1,8 +1,10 @@
-/* workq: a bounded single-producer single-consumer message queue (see workq.h). A ring of cap
- * messages under one mutex; one condition variable wakes whichever side waits (only one of them
- * can: the queue cannot be both full and empty). */
+/* workq: a message queue between threads (see workq.h). A ring of cap messages under one mutex
+ * (so any number of producers may push); one condition variable wakes whichever side waits (only
+ * one side can: the queue cannot be both full and empty). A growing queue doubles its ring when
+ * full instead. */
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "core/core.h"
@@ -14,18 +16,24 @@ struct ls_workq {
     ls_workq_wake_cb wake; /* the consumer's wake-up, or NULL */
     void *wake_arg;        /* its argument */
     size_t cap;            /* ring slots */
+    bool grows;            /* doubles the ring when full (ls_workq_new_growing) */
     size_t head;           /* oldest message */
     size_t len;            /* messages queued */
     bool closed;           /* no more pushes */
     bool cancelled;        /* no more pops either */
-    ls_workq_msg_t ring[]; /* cap slots */
+    ls_workq_msg_t *ring;  /* cap slots */
 };
 
 ls_workq_t *ls_workq_new(size_t cap, ls_workq_wake_cb wake, void *wake_arg)
 {
     if (cap == 0) return NULL;
-    ls_workq_t *q = calloc(1, sizeof(*q) + cap * sizeof(q->ring[0]));
+    ls_workq_t *q = calloc(1, sizeof(*q));
     if (!q) return NULL;
+    q->ring = calloc(cap, sizeof(q->ring[0]));
+    if (!q->ring) {
+        free(q);
+        return NULL;
+    }
     pthread_mutex_init(&q->mu, NULL);
     pthread_cond_init(&q->cv, NULL);
     q->wake = wake;
@@ -34,12 +42,38 @@ ls_workq_t *ls_workq_new(size_t cap, ls_workq_wake_cb wake, void *wake_arg)
     return q;
 }
 
+ls_workq_t *ls_workq_new_growing(size_t initial, ls_workq_wake_cb wake, void *wake_arg)
+{
+    ls_workq_t *q = ls_workq_new(initial ? initial : 16, wake, wake_arg);
+    if (q) q->grows = true;
+    return q;
+}
+
+/* Under the lock: a ring twice as large, the messages in order from slot 0. */
+static int grow(ls_workq_t *q)
+{
+    if (q->cap > SIZE_MAX / 2 / sizeof(q->ring[0])) return LS_ENOMEM;
+    ls_workq_msg_t *ring = calloc(q->cap * 2, sizeof(ring[0]));
+    if (!ring) return LS_ENOMEM;
+    for (size_t i = 0; i < q->len; i++)
+        ring[i] = q->ring[(q->head + i) % q->cap];
+    free(q->ring);
+    q->ring = ring;
+    q->head = 0;
+    q->cap *= 2;
+    return 0;
+}
+
 /* Under the lock: appends *m when open and not full; sets *was_empty. */
 static int put(ls_workq_t *q, const ls_workq_msg_t *m, bool wait, bool *was_empty)
 {
-    while (wait && !q->closed && q->len == q->cap)
+    while (wait && !q->grows && !q->closed && q->len == q->cap)
         pthread_cond_wait(&q->cv, &q->mu);
     if (q->closed) return LS_ECLOSED;
+    if (q->len == q->cap && q->grows) {
+        int rc = grow(q);
+        if (rc) return rc;
+    }
     if (q->len == q->cap) return LS_EBUSY;
     *was_empty = q->len == 0;
     q->ring[(q->head + q->len) % q->cap] = *m;
@@ -134,5 +168,6 @@ void ls_workq_free(ls_workq_t *q, ls_workq_drop_cb drop, void *arg)
         if (drop) drop(&q->ring[(q->head + i) % q->cap], arg);
     pthread_mutex_destroy(&q->mu);
     pthread_cond_destroy(&q->cv);
+    free(q->ring);
     free(q);
 }

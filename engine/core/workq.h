@@ -1,6 +1,9 @@
 /*
- * workq: a bounded FIFO of typed messages from one producer thread to one consumer thread, with a
- * wake-up for the consumer (the primitive behind every hand-off between the loop and a worker).
+ * workq: a FIFO of typed messages from producer threads to one consumer thread, with a wake-up
+ * for the consumer (the primitive behind every hand-off between the loop and a worker). Bounded
+ * (ls_workq_new: a full queue refuses or makes the producer wait), or growing
+ * (ls_workq_new_growing) for a queue whose producers are bounded by other means (a credit
+ * window, a count of chunks not yet released): it doubles its ring when full.
  *
  * A message is small and copied in and out: a type chosen by the caller, a pointer and a length.
  * What the pointer points at belongs to whoever holds the message: the producer gives it up with
@@ -13,15 +16,17 @@
  *     a push that found the queue empty (and at close); map it to uv_async_send(). The consumer
  *     then pops with ls_workq_pop() until it says empty: one wake-up covers every message pushed
  *     before the pop that emptied the queue.
- * A producer that finds the queue full either keeps the message (ls_workq_push: LS_EBUSY) or
- * blocks for room (ls_workq_push_wait, for worker threads; never on a loop).
+ * A producer that finds a bounded queue full either keeps the message (ls_workq_push: LS_EBUSY)
+ * or blocks for room (ls_workq_push_wait, for worker threads; never on a loop). A growing queue
+ * never waits: a push fails only when memory runs out (LS_ENOMEM) or after close.
  *
  * Lifecycle: ls_workq_new() -> pushes and pops -> either ls_workq_close() (no more pushes; the
  * consumer drains what is queued, then pops say LS_ECLOSED) or ls_workq_cancel() (no more pushes
  * and pops say LS_ECLOSED at once: what is queued stays) -> join the other thread ->
  * ls_workq_free(), which hands each message still queued to the drop callback, in order.
  *
- * Threading: push*, pop*, close, cancel and len from the two threads (any of them from either);
+ * Threading: push* from any threads (the lock orders producers), pop* from the consumer, close,
+ * cancel and len from any of them;
  * new and free from one thread while no other uses the queue. wake runs on the pushing thread
  * with no lock held.
  */
@@ -42,7 +47,10 @@ typedef void (*ls_workq_drop_cb)(const ls_workq_msg_t *m, void *arg);
 
 /* A queue of at most cap (>= 1) messages; wake may be NULL. NULL: cap 0 or out of memory. */
 ls_workq_t *ls_workq_new(size_t cap, ls_workq_wake_cb wake, void *wake_arg);
-/* Queues a copy of *m. 0; LS_EBUSY when full (nothing queued); LS_ECLOSED after close/cancel. */
+/* A queue that starts with room for initial messages (0: 16) and doubles when full. */
+ls_workq_t *ls_workq_new_growing(size_t initial, ls_workq_wake_cb wake, void *wake_arg);
+/* Queues a copy of *m. 0; LS_EBUSY when full (nothing queued); LS_ECLOSED after close/cancel;
+ * LS_ENOMEM when a growing queue cannot grow. */
 int ls_workq_push(ls_workq_t *q, const ls_workq_msg_t *m);
 /* Same, waiting for room instead of LS_EBUSY. 0 or LS_ECLOSED (also when closed while waiting). */
 int ls_workq_push_wait(ls_workq_t *q, const ls_workq_msg_t *m);

@@ -9,16 +9,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "core/workq.h"
 #include "seed/seed_int.h"
 #include "seed/session.h"
 
 #define WORKER_CHUNK (256u * 1024u)
 #define WORKER_AHEAD 8
-
-typedef struct wev {
-    struct wev *next;
-    ls_seed_wev_t ev;
-} wev_t;
 
 struct ls_seed_worker {
     char db_dir[LS__SEED_PATH_MAX];
@@ -27,38 +23,32 @@ struct ls_seed_worker {
     void (*notify)(void *ctx);
     void *ctx;
     pthread_t thread;
+    ls_workq_t *events; /* events not yet polled (growing: at most `ahead` chunks and 3 others) */
     pthread_mutex_t mu; /* guards what follows */
     pthread_cond_t cv;
-    wev_t *head, *tail; /* events not yet polled */
-    unsigned held;      /* chunks read and not released */
-    bool stop;          /* the loop wants the thread gone */
-    bool exited;        /* the thread returned */
+    unsigned held; /* chunks read and not released */
+    bool stop;     /* the loop wants the thread gone */
+    bool exited;   /* the thread returned */
 };
 
 /* Queues ev (copied); returns false when the loop asked to stop. */
 static bool post(ls_seed_worker_t *w, const ls_seed_wev_t *ev)
 {
-    wev_t *e = malloc(sizeof(*e));
-    if (!e) return false;
-    e->next = NULL;
-    e->ev = *ev;
+    ls_seed_wev_t *e = malloc(sizeof(*e));
     pthread_mutex_lock(&w->mu);
-    bool stop = w->stop;
-    if (!stop) {
-        if (w->tail)
-            w->tail->next = e;
-        else
-            w->head = e;
-        w->tail = e;
-        if (ev->kind == LS_SEED_WEV_CHUNK) w->held++;
-    }
+    bool stop = w->stop || !e;
+    if (!stop && ev->kind == LS_SEED_WEV_CHUNK) w->held++;
     pthread_mutex_unlock(&w->mu);
+    if (!stop) {
+        *e = *ev;
+        ls_workq_msg_t m = {.type = (int) ev->kind, .ptr = e, .len = sizeof(*e)};
+        stop = ls_workq_push(w->events, &m) != 0;
+    }
     if (stop) {
         free(ev->data);
         free(e);
         return false;
     }
-    w->notify(w->ctx);
     return true;
 }
 
@@ -116,8 +106,22 @@ static void *worker_main(void *arg)
     pthread_mutex_lock(&w->mu);
     w->exited = true;
     pthread_mutex_unlock(&w->mu);
-    w->notify(w->ctx);
+    ls_workq_close(w->events); /* the loop polls what is left, then learns the thread is gone */
     return NULL;
+}
+
+static void wake(void *arg)
+{
+    ls_seed_worker_t *w = arg;
+    w->notify(w->ctx);
+}
+
+static void drop(const ls_workq_msg_t *m, void *arg)
+{
+    (void) arg;
+    ls_seed_wev_t *e = m->ptr;
+    free(e->data);
+    free(e);
 }
 
 int ls_seed_worker_start(const ls_seed_worker_options_t *o, ls_seed_worker_t **out)
@@ -131,11 +135,17 @@ int ls_seed_worker_start(const ls_seed_worker_options_t *o, ls_seed_worker_t **o
     w->ahead = o->ahead ? o->ahead : WORKER_AHEAD;
     w->notify = o->notify;
     w->ctx = o->ctx;
+    w->events = ls_workq_new_growing(w->ahead + 4, wake, w);
+    if (!w->events) {
+        free(w);
+        return LS_ENOMEM;
+    }
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
     if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
         pthread_mutex_destroy(&w->mu);
         pthread_cond_destroy(&w->cv);
+        ls_workq_free(w->events, NULL, NULL);
         free(w);
         return LS_ENOMEM;
     }
@@ -145,16 +155,10 @@ int ls_seed_worker_start(const ls_seed_worker_options_t *o, ls_seed_worker_t **o
 
 bool ls_seed_worker_poll(ls_seed_worker_t *w, ls_seed_wev_t *ev)
 {
-    pthread_mutex_lock(&w->mu);
-    wev_t *e = w->head;
-    if (e) {
-        w->head = e->next;
-        if (!w->head) w->tail = NULL;
-    }
-    pthread_mutex_unlock(&w->mu);
-    if (!e) return false;
-    *ev = e->ev;
-    free(e);
+    ls_workq_msg_t m;
+    if (ls_workq_pop(w->events, &m) != 1) return false;
+    *ev = *(ls_seed_wev_t *) m.ptr;
+    free(m.ptr);
     return true;
 }
 
@@ -190,12 +194,7 @@ void ls_seed_worker_free(ls_seed_worker_t *w)
     if (!w) return;
     ls_seed_worker_stop(w);
     pthread_join(w->thread, NULL);
-    while (w->head) {
-        wev_t *e = w->head;
-        w->head = e->next;
-        free(e->ev.data);
-        free(e);
-    }
+    ls_workq_free(w->events, drop, NULL);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);
     free(w);

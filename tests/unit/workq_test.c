@@ -146,3 +146,57 @@ Test(workq, cancel_with_items_pending_wakes_both_sides_and_drops_the_rest)
     cr_assert_eq((intptr_t) ret, LS_ECLOSED, "a consumer waiting on an empty queue is released");
     ls_workq_free(q, NULL, NULL);
 }
+
+static void *two_producers_half(void *arg)
+{
+    prod_t *p = arg;
+    for (int i = 0; i < N / 2; i++) {
+        ls_workq_msg_t m = {.type = p->pushed & 1, .ptr = p, .len = (size_t) i};
+        p->rc = ls_workq_push(p->q, &m);
+        if (p->rc) return NULL;
+        p->pushed++;
+    }
+    return NULL;
+}
+
+Test(workq, growing_queue_takes_everything_in_order_from_two_producers)
+{
+    ls_workq_t *q = ls_workq_new_growing(2, NULL, NULL);
+    cr_assert_not_null(q);
+    /* one thread first, nobody popping: the ring grows from 2 to hold all of it, in order */
+    for (int i = 0; i < N; i++) {
+        ls_workq_msg_t m = {.len = (size_t) i};
+        cr_assert_eq(ls_workq_push(q, &m), 0, "push %d into a growing queue", i);
+    }
+    cr_assert_eq(ls_workq_len(q), (size_t) N);
+    ls_workq_msg_t m;
+    for (int i = 0; i < N / 2; i++) {
+        cr_assert_eq(ls_workq_pop(q, &m), 1);
+        cr_assert_eq(m.len, (size_t) i);
+    }
+    /* two producers at once while half is still queued: each one's messages keep their order */
+    prod_t a = {.q = q}, b = {.q = q};
+    pthread_t ta, tb;
+    pthread_create(&ta, NULL, two_producers_half, &a);
+    pthread_create(&tb, NULL, two_producers_half, &b);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    cr_assert_eq(a.rc, 0);
+    cr_assert_eq(b.rc, 0);
+    for (int i = N / 2; i < N; i++) {
+        cr_assert_eq(ls_workq_pop(q, &m), 1);
+        cr_assert_eq(m.len, (size_t) i, "the old messages come first");
+    }
+    size_t next_a = 0, next_b = 0;
+    while (ls_workq_pop(q, &m) == 1) {
+        size_t *next = m.ptr == &a ? &next_a : &next_b;
+        cr_assert_eq(m.len, *next, "producer %c out of order", m.ptr == &a ? 'a' : 'b');
+        (*next)++;
+    }
+    cr_assert_eq(next_a, (size_t) N / 2);
+    cr_assert_eq(next_b, (size_t) N / 2);
+    ls_workq_close(q);
+    ls_workq_msg_t late = {0};
+    cr_assert_eq(ls_workq_push(q, &late), LS_ECLOSED);
+    ls_workq_free(q, NULL, NULL);
+}

@@ -16,6 +16,10 @@ if [ ! -r "$acks" ]; then
     echo "ack-check: cannot read the ack log $acks" >&2
     exit 2
 fi
+if ! grep -q . "$acks"; then
+    echo "ack-check: 0 acknowledged ids (the ack log $acks is empty)"
+    exit 0
+fi
 dump=$(mktemp) || exit 2
 trap 'rm -f "$dump"' EXIT
 if ! mdb_dump -p -s data "$store" >"$dump"; then

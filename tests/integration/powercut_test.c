@@ -176,6 +176,7 @@ static void load_start(int run)
 static void check_acked(const char *when)
 {
     char cmd[2000], *out = NULL, *err = NULL;
+    if (access(ack_log, F_OK) != 0) return; /* no writer opened it yet */
     snprintf(cmd, sizeof(cmd), "sh %s/tools/ack-check.sh %s/store %s", LS_SOURCE_DIR,
              pair.db[LS_H_A], ack_log);
     int rc = ls_h_sh(cmd, &out, &err, 120000);

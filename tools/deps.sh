@@ -3,7 +3,8 @@
 # As root it runs apt-get; otherwise it uses sudo when it can; otherwise it names the packages and
 # exits non-zero. Usage: tools/deps.sh [build|test|bench|fuzz|coverage]...
 # The test set covers the commands the tests run through /bin/sh besides what a minimal Debian
-# (debootstrap --variant=minbase) has: ip (iproute2), curl, mdb_dump (lmdb-utils), zstd, openssl;
+# (debootstrap --variant=minbase) has: ip (iproute2), curl, mdb_dump (lmdb-utils), zstd, openssl,
+# ocf-tester (resource-agents), xmllint (libxml2-utils);
 # `make fresh-check` proves the list on such a system.
 set -euo pipefail
 
@@ -16,7 +17,10 @@ for what in "$@"; do
     # also holds the server, which its postinst starts under systemd (port 9090); in a container
     # without systemd nothing starts. libfuse3-dev, fuse3: the power-cut file system (cutfs).
     # zstd: unit_load_test pipes the logs through the zstd command.
-    test)  need+=(libcriterion-dev iproute2 e2fsprogs curl prometheus libfuse3-dev fuse3 zstd) ;;
+    # resource-agents: ocf-tester and ocf-shellfuncs for the OCF agent's test (tools/ocf/logship);
+    # libxml2-utils: xmllint, with which ocf-tester checks the agent's meta-data.
+    test)  need+=(libcriterion-dev iproute2 e2fsprogs curl prometheus libfuse3-dev fuse3 zstd
+                  resource-agents libxml2-utils) ;;
     bench) need+=(rsync gnuplot-nox iproute2) ;;
     fuzz)  need+=(clang libclang-rt-14-dev) ;;
     coverage) need+=(libcriterion-dev gcovr) ;;

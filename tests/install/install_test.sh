@@ -17,7 +17,8 @@ pc=$(find "$prefix" -name logship.pc)
 libdir=$(dirname "$(dirname "$pc")")
 for f in "$libdir/liblogship.so" "$libdir/liblogship.a" "$prefix/include/logship/db.h" \
     "$prefix/include/logship/error.h" "$prefix/include/logship/logfmt.h" "$prefix/bin/logship" \
-    "$prefix/bin/logshipd" "$prefix/share/man/man1/logship.1" "$prefix/share/man/man1/logshipd.1"; do
+    "$prefix/bin/logshipd" "$prefix/share/man/man1/logship.1" "$prefix/share/man/man1/logshipd.1" \
+    "$prefix/lib/ocf/resource.d/logship/logship"; do
     [ -e "$f" ] || fail "not installed: ${f#"$prefix"/}"
 done
 for p in logship logshipd; do

@@ -10,18 +10,23 @@
  * log-like data measured in reference/machine-limits.md (tests/unit/load_test.c checks it).
  * --rate paces the whole run at that many transactions per second.
  *
- * --ack-log FILE records what the writer acknowledged, for the power-cut test (docs/POWERCUT.md):
- * each transaction then also puts a marker key "a<seed>-<thread>-<n>" (unique per run and seed)
- * whose value is the XXH3-64 of the transaction's keys and values in hex, and once its commit
- * returned 0 the line "<marker key> <value>\n" is appended to FILE with one write() (O_APPEND,
- * so lines of concurrent threads never interleave). FILE belongs outside the filesystem under
- * test; it is not fsynced.
+ * --ack-log FILE records what the writer acknowledged (docs/WRITER.md, "logship load"), so that
+ * any store can be checked with mdb_dump alone: each transaction gets an id "<run>-<n>" and also
+ * puts the marker key "txn/<id>" (value: the XXH3-64 of the transaction's keys and values, in
+ * hex); once its commit returned 0, the line "<id>\n" is appended to FILE with one write()
+ * (O_APPEND, so lines of concurrent threads never interleave). <run> numbers the runs against a
+ * database: the run counter key "logship-load/run" is read, incremented and committed before the
+ * first transaction (it travels with the database, so a run on a copy activated later goes on
+ * counting); <n> counts the run's transactions from 1 across all threads. Ids are therefore
+ * unique across restarts, crashes and activations of the same database. FILE belongs outside the
+ * filesystem under test; it is not fsynced.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,17 +52,19 @@ typedef struct {
     uint64_t target_size;   /* generation target size, bytes; 0: the writer's default (1 MiB) */
     const char *ack_log;    /* file acknowledged commits are appended to (NULL: none) */
     int ack_fd;             /* its descriptor (-1: none) */
+    uint64_t run;           /* this run's number against the database (--ack-log only) */
+    atomic_uint_fast64_t next_txn; /* last transaction number handed out in this run */
 } load_opts_t;
 
 typedef struct {
-    ls_db_t *db;          /* shared database */
-    const load_opts_t *o; /* options */
-    uint64_t id;          /* thread number */
-    uint64_t count;       /* transactions this thread commits */
-    uint64_t rng;         /* generator state */
-    uint64_t records;     /* records committed */
-    uint64_t bytes;       /* key + value bytes committed */
-    int rc;               /* first error */
+    ls_db_t *db;      /* shared database */
+    load_opts_t *o;   /* options (and the run's transaction counter) */
+    uint64_t id;      /* thread number */
+    uint64_t count;   /* transactions this thread commits */
+    uint64_t rng;     /* generator state */
+    uint64_t records; /* records committed */
+    uint64_t bytes;   /* key + value bytes committed */
+    int rc;           /* first error */
 } worker_t;
 
 static const char *FIELDS[] = {"level",  "svc",    "user",  "op",     "status", "latency_ms",
@@ -164,10 +171,48 @@ static void pace(const load_opts_t *o, uint64_t start_ns, uint64_t done)
     nanosleep(&ts, NULL);
 }
 
+/* The key holding the number of the last run with --ack-log against the database. */
+#define RUN_KEY "logship-load/run"
+
+/* Reads the run counter, commits it plus one (durably, before any marker) into *run. */
+static int start_run(ls_db_t *db, uint64_t *run)
+{
+    void *v = NULL;
+    size_t vn = 0;
+    uint64_t prev = 0;
+    int rc = ls_db_get(db, RUN_KEY, strlen(RUN_KEY), &v, &vn);
+    if (rc == 0) {
+        char text[24];
+        char *end = NULL;
+        snprintf(text, sizeof(text), "%.*s", (int) LS_MIN(vn, sizeof(text) - 1), (char *) v);
+        errno = 0;
+        prev = strtoull(text, &end, 10);
+        if (vn == 0 || vn >= sizeof(text) || *end || errno) {
+            fprintf(stderr, "logship load: the run counter key %s holds '%s', not a number\n",
+                    RUN_KEY, text);
+            free(v);
+            return LS_ECORRUPT;
+        }
+    } else if (rc != LS_ENOENT) {
+        return rc;
+    }
+    free(v);
+    char num[24];
+    int n = snprintf(num, sizeof(num), "%" PRIu64, prev + 1);
+    ls_txn_t *t;
+    if ((rc = ls_txn_begin(db, &t)) != 0) return rc;
+    if ((rc = ls_txn_put(t, RUN_KEY, strlen(RUN_KEY), num, (size_t) n)) != 0) {
+        ls_txn_abort(t);
+        return rc;
+    }
+    if ((rc = ls_txn_commit(t)) == 0) *run = prev + 1;
+    return rc;
+}
+
 static void *worker_main(void *arg)
 {
     worker_t *w = arg;
-    const load_opts_t *o = w->o;
+    load_opts_t *o = w->o;
     double noise = noise_for(o->compressibility);
     char *val = malloc(o->value_size + 1);
     uint64_t start = ls_mono_ns();
@@ -186,15 +231,15 @@ static void *worker_main(void *arg)
             if (h)
                 XXH3_64bits_update(h, key, (size_t) kn), XXH3_64bits_update(h, val, o->value_size);
         }
-        char line[96];
+        char line[64];
         int ln = 0;
         if (h && w->rc == 0) {
-            char mk[48];
-            int mn =
-                snprintf(mk, sizeof(mk), "a%" PRIu64 "-%" PRIu64 "-%" PRIu64, o->seed, w->id, i);
-            ln = snprintf(line, sizeof(line), "%s %016" PRIx64 "\n", mk,
-                          (uint64_t) XXH3_64bits_digest(h));
-            w->rc = ls_txn_put(t, mk, (size_t) mn, line + mn + 1, 16);
+            uint64_t n = atomic_fetch_add(&o->next_txn, 1) + 1;
+            char mk[64], hex[24];
+            ln = snprintf(line, sizeof(line), "%" PRIu64 "-%" PRIu64 "\n", o->run, n);
+            int mn = snprintf(mk, sizeof(mk), "txn/%.*s", ln - 1, line);
+            snprintf(hex, sizeof(hex), "%016" PRIx64, (uint64_t) XXH3_64bits_digest(h));
+            w->rc = ls_txn_put(t, mk, (size_t) mn, hex, 16);
         }
         XXH3_freeState(h);
         if (w->rc) {
@@ -335,6 +380,14 @@ int ls_cmd_load(int argc, char **argv)
     ls_db_options_t dbo = {.target_size = o.target_size};
     if ((rc = ls_db_open(dir, &dbo, &db)) != 0) {
         fprintf(stderr, "logship load: %s\n", ls_db_open_error());
+        if (o.ack_fd >= 0) close(o.ack_fd);
+        return 1;
+    }
+    if (o.ack_fd >= 0 && (rc = start_run(db, &o.run)) != 0) {
+        fprintf(stderr, "logship load: cannot start a run of %s: %s (%s)\n", dir, ls_strerror(rc),
+                ls_db_errmsg(db));
+        ls_db_close(db);
+        close(o.ack_fd);
         return 1;
     }
     worker_t *w = calloc(o.threads, sizeof(*w));

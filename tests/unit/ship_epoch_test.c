@@ -115,6 +115,8 @@ Test(ship_epoch, the_targets_fenced_error_or_welcome_refusal_fences, .init = set
      .fini = teardown_world)
 {
     ship_from(1);
+    pump_until_sent(); /* the reader is a thread: take what it readied, so nothing is left */
+    cr_assert_eq(expect(LS_FRAME_GEN_BEGIN)->gen, 1);
     ls_frame_t f = {.type = LS_FRAME_ERROR};
     f.error.code = LS_EFENCED;
     f.error.message = ls_proto_str("database db1: source node-a announces epoch 1, but this "
@@ -154,4 +156,21 @@ Test(ship_epoch, the_callers_fence_holds_across_connections, .init = setup_attac
     const char *active = NULL;
     cr_assert(ls_ship_fenced(W.m, NULL, &active));
     cr_assert_str_eq(active, "node-b", "the name learned first is kept");
+}
+
+/* The usual return of an old active: the copy followed the new active further than this node
+ * ever wrote. That is a newer epoch first (fenced), not a divergence of the copy. */
+Test(ship_epoch, a_target_ahead_in_a_newer_epoch_fences_rather_than_diverges,
+     .init = setup_attached, .fini = teardown_world)
+{
+    connect_accepted(0);
+    expect(LS_FRAME_COPY_STATE);
+    ls_frame_t f = {.type = LS_FRAME_RESUME};
+    f.resume.epoch = 2;
+    f.resume.next_generation = 9; /* this node wrote 1..3 */
+    memset(f.resume.last_digest, 0x5a, LS_DIGEST_SIZE);
+    reply(&f);
+    cr_assert_eq(ls_ship_state(W.m), LS_SHIP_DEMOTED, "%s", ls_ship_reason(W.m));
+    cr_assert_eq(W.fence_epoch, 2);
+    cr_assert_eq(expect(LS_FRAME_ERROR)->code, LS_EFENCED);
 }

@@ -25,6 +25,7 @@ static const frame_kind_t kinds[] = {
     {LS_FRAME_CREDIT, "CREDIT", ls__visit_credit},
     {LS_FRAME_COPY_STATE, "COPY_STATE", ls__visit_copy_state},
     {LS_FRAME_RE_OFFER, "RE_OFFER", ls__visit_re_offer},
+    {LS_FRAME_EPOCH, "EPOCH", ls__visit_epoch},
     {LS_FRAME_GEN_BEGIN, "GEN_BEGIN", ls__visit_gen_begin},
     {LS_FRAME_GEN_DATA, "GEN_DATA", ls__visit_gen_data},
     {LS_FRAME_GEN_END, "GEN_END", ls__visit_gen_end},

@@ -1,5 +1,5 @@
 /*
- * proto/frames_ship.c: the flow (RESUME, CREDIT, COPY_STATE, RE_OFFER), shipping (GEN_*),
+ * proto/frames_ship.c: the flow (RESUME, CREDIT, COPY_STATE, RE_OFFER, EPOCH), shipping (GEN_*),
  * acknowledgement (DURABLE, INSPECTED, REPLAYED*, ASK_AGAIN) and seeding (SEED_*) families.
  * Layouts: proto/PROTOCOL.md; the field order here is the wire order.
  */
@@ -64,6 +64,16 @@ void ls__visit_re_offer(ls__io_t *io, ls_frame_t *f)
     ls_proto_re_offer_t *m = &f->re_offer;
     dbid_flags(io, m->dbid, &m->flags, LS_REOFFER_FLAGS_KNOWN);
     ls__io_str(io, "reason", &m->reason, 0, LS_PROTO_REASON_MAX);
+}
+
+void ls__visit_epoch(ls__io_t *io, ls_frame_t *f)
+{
+    ls_proto_epoch_t *m = &f->epoch;
+    ls__io_fixed(io, "dbid", m->dbid, LS_PROTO_DBID_LEN);
+    ls__io_u32(io, "epoch", &m->epoch);
+    ls__io_require(io, m->epoch >= 1, "epoch 0 does not exist (epochs start at 1)");
+    ls__io_u64(io, "first_generation", &m->first_generation); /* 0: not known */
+    ls__io_str(io, "active", &m->active, 0, LS_PROTO_NODE_MAX);
 }
 
 void ls__visit_gen_begin(ls__io_t *io, ls_frame_t *f)

@@ -28,8 +28,9 @@
 /* ---- versions, bounds, defaults ------------------------------------------------------------ */
 #define LS_PROTO_MAGIC           "LSHP" /* 4 bytes at HELLO offset 0 */
 #define LS_PROTO_VERSION_MIN     1      /* oldest protocol version this build speaks */
-#define LS_PROTO_VERSION_MAX     2      /* newest protocol version this build speaks */
+#define LS_PROTO_VERSION_MAX     3      /* newest protocol version this build speaks */
 #define LS_PROTO_VERSION_REOFFER 2      /* first version with RE_OFFER (PROTOCOL.md, versions) */
+#define LS_PROTO_VERSION_EPOCH   3      /* first version with EPOCH (PROTOCOL.md, versions) */
 
 #define LS_PROTO_DBID_LEN   16   /* database id, bytes */
 #define LS_PROTO_DIGEST_LEN 32   /* SHA-256 digest, bytes */
@@ -61,6 +62,7 @@ typedef enum {
     LS_FRAME_CREDIT = 0x11,     /* data receiver -> data sender: more bytes may be in flight */
     LS_FRAME_COPY_STATE = 0x12, /* either way: a copy's operator state and the source's figures */
     LS_FRAME_RE_OFFER = 0x13,   /* target -> source (version >= 2): plan this one database anew */
+    LS_FRAME_EPOCH = 0x14,      /* either way (version >= 3): the newest epoch the sender knows */
     /* 0x20..0x2f shipping */
     LS_FRAME_GEN_BEGIN = 0x20, /* source -> target: a generation starts */
     LS_FRAME_GEN_DATA = 0x21,  /* source -> target: a chunk of it */
@@ -188,6 +190,15 @@ typedef struct {
     ls_proto_str_t reason;           /* why, for logs and status, <= LS_PROTO_REASON_MAX */
 } ls_proto_re_offer_t;
 
+/* EPOCH: what the sender knows of a database's history (PROTOCOL.md, EPOCH). */
+typedef struct {
+    uint8_t dbid[LS_PROTO_DBID_LEN]; /* database id, one of this connection's HELLO entries */
+    uint32_t epoch;                  /* the newest epoch the sender knows of, >= 1 */
+    uint64_t first_generation;       /* the first generation of that epoch (0: not known) */
+    ls_proto_str_t active;           /* the node that activated it, 0..LS_PROTO_NODE_MAX ("":
+                                        unknown) */
+} ls_proto_epoch_t;
+
 typedef struct {
     uint8_t dbid[LS_PROTO_DBID_LEN]; /* database id; all zeros: the connection-wide window */
     uint32_t bytes;                  /* window increment, bytes of data payload, >= 1 */
@@ -283,6 +294,7 @@ typedef struct {
         ls_proto_credit_t credit;
         ls_proto_copy_state_t copy_state;
         ls_proto_re_offer_t re_offer;
+        ls_proto_epoch_t epoch;
         ls_proto_gen_begin_t gen_begin;
         ls_proto_gen_data_t gen_data;
         ls_proto_gen_end_t gen_end;

@@ -115,3 +115,33 @@ int ls_layout_history_read(const char *path, ls_layout_hist_t **out, size_t *n, 
     free(text);
     return rc;
 }
+
+uint32_t ls_layout_history_epoch_at(const ls_layout_hist_t *h, size_t n, uint64_t g)
+{
+    uint32_t e = 0;
+    for (size_t i = 0; i < n; i++)
+        if (h[i].first_gen <= g && h[i].epoch > e) e = h[i].epoch;
+    return e;
+}
+
+int ls_layout_history_learn(ls_layout_hist_t *h, size_t *n, size_t cap, uint32_t epoch, uint64_t g)
+{
+    if (epoch == 0 || g == 0) return LS_EINVAL;
+    size_t i = 0;
+    while (i < *n && h[i].epoch < epoch)
+        i++;
+    if (i < *n && h[i].epoch == epoch) {
+        if (g < h[i].first_gen) h[i].first_gen = g;
+        return 0;
+    }
+    if (*n == cap) {
+        if (i == 0) return 0;                     /* older than everything kept: nothing to learn */
+        memmove(h, h + 1, (*n - 1) * sizeof(*h)); /* forget the oldest line */
+        i--;
+        (*n)--;
+    }
+    memmove(h + i + 1, h + i, (*n - i) * sizeof(*h));
+    h[i] = (ls_layout_hist_t){.epoch = epoch, .first_gen = g};
+    (*n)++;
+    return 0;
+}

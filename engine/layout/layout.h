@@ -109,4 +109,13 @@ int ls_layout_history_parse(const char *path, char *buf, ls_layout_hist_t **out,
 int ls_layout_history_read(const char *path, ls_layout_hist_t **out, size_t *n, char *err,
                            size_t errlen);
 
+/* Pure: the epoch generation g belongs to by the n lines of h: the highest epoch whose first
+ * generation is <= g; 0 when no line covers g. Works on any set of lines (one per epoch). */
+uint32_t ls_layout_history_epoch_at(const ls_layout_hist_t *h, size_t n, uint64_t g);
+/* Pure: records that epoch `epoch` holds generation g in h (*n lines of cap, kept sorted by
+ * epoch): a known epoch's first generation is lowered to g, an unknown one inserted at g (when
+ * h is full the oldest line is forgotten; an epoch older than every line kept is then ignored).
+ * 0, or LS_EINVAL for epoch or generation 0. */
+int ls_layout_history_learn(ls_layout_hist_t *h, size_t *n, size_t cap, uint32_t epoch, uint64_t g);
+
 #endif

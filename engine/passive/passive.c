@@ -189,6 +189,7 @@ void ls_passive_connected(ls_passive_t *m, ls_credit_rx_t *credit, int idx,
     memcpy(m->dbid, dbid, LS_DBID_LEN);
     m->tag = tag;
     m->again_ns = 0; /* the RESUME below is the asking again */
+    m->refused_gen = 0;
     if ((m->state == LS_PASSIVE_DISCONNECTED || m->state == LS_PASSIVE_INITIALIZING) &&
         !m->op.suspended)
         ls_passive_set_state(m, LS_PASSIVE_HEALTHY, now, "receiving from %s", m->source);
@@ -218,7 +219,14 @@ bool ls_passive_is_connected(const ls_passive_t *m)
 /* ---- frames in ------------------------------------------------------------------------------ */
 static void on_error(ls_passive_t *m, int code, const ls_proto_str_t *msg, uint64_t now)
 {
-    if (code == LS_EDIVERGED) {
+    if (code == LS_EFENCED) {
+        /* The source learned of a newer epoch: it is an old active and ships this database no
+         * more. The copy is fine; it waits for the new active. */
+        m->again_ns = 0;
+        if (m->state != LS_PASSIVE_FAILED && m->state != LS_PASSIVE_DIVERGED)
+            ls_passive_set_state(m, LS_PASSIVE_DISCONNECTED, now, "source %s was fenced: %.*s",
+                                 m->source, (int) msg->len, msg->ptr);
+    } else if (code == LS_EDIVERGED) {
         ls_passive_set_state(m, LS_PASSIVE_DIVERGED, now, "source %s: %.*s", m->source,
                              (int) msg->len, msg->ptr);
     } else if (ls_err_is_transient(code)) {
@@ -244,13 +252,13 @@ static void on_error(ls_passive_t *m, int code, const ls_proto_str_t *msg, uint6
 
 /* GEN_BEGIN / GEN_DATA / GEN_END become items of the copy's receiver; held, they are dropped
  * (GEN_DATA's credit given back). */
-static int on_gen(ls_passive_t *m, const ls_frame_t *f)
+static int on_gen(ls_passive_t *m, const ls_frame_t *f, uint64_t now)
 {
     bool held = ls__passive_held(m);
     ls_copy_item_t *it;
     if (f->type == LS_FRAME_GEN_DATA) {
         if (ls_credit_rx_received(m->credit, m->idx, f->gen_data.len) != 0) return LS_EPROTO;
-        if (held || !m->o.rx) {
+        if (held || !m->o.rx || (m->refused_gen && f->gen_data.generation == m->refused_gen)) {
             ls__passive_grant(m, f->gen_data.len);
             return 0;
         }
@@ -260,7 +268,10 @@ static int on_gen(ls_passive_t *m, const ls_frame_t *f)
         memcpy(it->data, f->gen_data.data, f->gen_data.len);
     } else if (held || !m->o.rx) {
         return 0;
+    } else if (f->type == LS_FRAME_GEN_END && m->refused_gen == f->gen_end.generation) {
+        return 0; /* its GEN_BEGIN was refused (epoch.c) */
     } else if (f->type == LS_FRAME_GEN_BEGIN) {
+        if (ls__passive_gen_refused(m, &f->gen_begin, now)) return 0;
         it = ls_copy_item_new(LS_COPY_ITEM_BEGIN, 0);
         it->epoch = f->gen_begin.epoch;
         it->generation = f->gen_begin.generation;
@@ -283,7 +294,10 @@ int ls_passive_on_frame(ls_passive_t *m, const ls_frame_t *f, uint64_t now)
     case LS_FRAME_GEN_BEGIN:
     case LS_FRAME_GEN_DATA:
     case LS_FRAME_GEN_END:
-        return on_gen(m, f);
+        return on_gen(m, f, now);
+    case LS_FRAME_EPOCH:
+        ls__passive_on_epoch(m, &f->epoch, now);
+        return 0;
     case LS_FRAME_COPY_STATE:
         ls__passive_on_copy_state(m, &f->copy_state, now);
         return 0;

@@ -55,6 +55,7 @@
 
 #include "copy/copy.h"
 #include "copy/receiver.h"
+#include "layout/layout.h"
 #include "proto/proto.h"
 #include "status/status.h"
 #include "transport/credit.h"
@@ -63,6 +64,7 @@
 #define LS_PASSIVE_ASK_SPACING_NS (2000000000ull) /* one ASK_AGAIN per generation per 2 s */
 #define LS_PASSIVE_AGAIN_MIN_MS   2000            /* back-off after a transient ERROR ... */
 #define LS_PASSIVE_AGAIN_MAX_MS   60000           /* ... doubling up to this */
+#define LS_PASSIVE_EPOCHS_MAX     64              /* epochs of the history kept (the newest) */
 
 typedef struct ls_passive ls_passive_t;
 
@@ -156,9 +158,24 @@ bool ls_passive_is_connected(const ls_passive_t *m);
 void ls_passive_send_position(ls_passive_t *m, uint64_t now);
 
 /* A frame from the source for this database: GEN_BEGIN / GEN_DATA / GEN_END (to the receiver),
- * COPY_STATE, ERROR; others are ignored. Borrowed. 0, or LS_EPROTO when GEN_DATA exceeds the
+ * COPY_STATE, EPOCH, ERROR (LS_EFENCED: the source was fenced, it ships no more: DISCONNECTED
+ * without asking again); others are ignored. Borrowed. 0, or LS_EPROTO when GEN_DATA exceeds the
  * credit window (close the connection). */
 int ls_passive_on_frame(ls_passive_t *m, const ls_frame_t *f, uint64_t now);
+/* ---- epochs (proto/PROTOCOL.md, EPOCH) ------------------------------------------------------
+ * What the copy knows of its database's history: h (n lines, borrowed, copied; the newest
+ * LS_PASSIVE_EPOCHS_MAX kept) from engine/role's ls_role_known_epochs() of the copy's directory,
+ * and who activated the newest epoch (active, "" when not known: ls_role_epoch_info()). Call
+ * after ls_passive_new() and whenever the directory's history changes. The machine also learns
+ * from the source: the newer epochs its EPOCH and GEN_BEGIN frames carry.
+ * From then on an EPOCH frame announcing an epoch older than the newest known, and a GEN_BEGIN
+ * whose epoch is older than the one its generation belongs to (ls_layout_history_epoch_at), are
+ * refused: ERROR(LS_EFENCED) to the source naming the database, both epochs and the generation,
+ * the state DISCONNECTED with that reason, the generation's GEN_DATA / GEN_END dropped. */
+void ls_passive_set_epochs(ls_passive_t *m, const ls_layout_hist_t *h, size_t n,
+                           const char *active);
+uint32_t ls_passive_epoch(const ls_passive_t *m); /* the newest epoch known (0: none) */
+
 /* The source's clock minus ours (heartbeats), as the caller measures it: status adds it. */
 void ls_passive_clock_offset(ls_passive_t *m, int64_t offset_ns);
 /* Handles every event queued by the receiver (engine/copy/receiver.h) in order. */

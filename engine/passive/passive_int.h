@@ -46,6 +46,11 @@ struct ls_passive {
     ls__passive_src_t src;
     bool src_suspended_seen; /* the source's SUSPENDED flag as last received */
     int64_t clock_offset_ns; /* source clock minus ours */
+    /* epochs (epoch.c) */
+    ls_layout_hist_t epochs[LS_PASSIVE_EPOCHS_MAX]; /* what the copy knows, sorted by epoch */
+    size_t nepochs;                                 /* lines used */
+    char epoch_active[LS_PROTO_NODE_MAX + 1];       /* who activated the newest ("": unknown) */
+    uint64_t refused_gen; /* its GEN_BEGIN was refused: GEN_DATA / GEN_END dropped (0: none) */
     /* figures */
     ls__passive_pos_t durable, inspected, replayed;
     ls_status_rate_t rate; /* bytes made durable over the last minute */
@@ -60,6 +65,11 @@ bool ls__passive_held(ls_passive_t *m);
 void ls__passive_send_error(ls_passive_t *m, int code);
 /* events.c */
 void ls__passive_grant(ls_passive_t *m, uint64_t bytes);
+/* epoch.c */
+void ls__passive_on_epoch(ls_passive_t *m, const ls_proto_epoch_t *e, uint64_t now);
+/* True (and the source refused) when g's epoch is older than the one its generation belongs to
+ * by what the copy knows; false when it may go on (a newer epoch is learned). */
+bool ls__passive_gen_refused(ls_passive_t *m, const ls_proto_gen_begin_t *g, uint64_t now);
 /* op.c */
 void ls__passive_send_state(ls_passive_t *m); /* COPY_STATE to the source */
 void ls__passive_on_copy_state(ls_passive_t *m, const ls_proto_copy_state_t *cs, uint64_t now);

@@ -27,6 +27,8 @@
 
 #include <logship/logfmt.h>
 
+#include "layout/layout.h"
+
 #define LS_ROLE_NAME_MAX   255 /* node names, bytes */
 #define LS_ROLE_REASON_MAX 511 /* reasons, bytes */
 
@@ -76,6 +78,34 @@ int ls_role_save(const char *dir, const ls_role_state_t *st, char *err, size_t e
  * the file is absent). Errors: LS_ECONFIG naming the file and line. */
 int ls_role_history_last(const char *dir, uint32_t *epoch, uint64_t *first_gen, char *err,
                          size_t errlen);
+
+/* ---- epochs on the wire (epoch.c) ---- */
+
+#define LS_ROLE_EPOCHS_MAX 64 /* epochs a known history keeps (the newest) */
+
+/* What <dir> knows of its epochs: the lines of logs/history merged with the epochs of the
+ * generation names in logs/ and inspect/ (each epoch's first generation is the lowest one known
+ * for it), sorted by epoch, the newest LS_ROLE_EPOCHS_MAX kept. *out is malloc'd (the caller
+ * frees it; NULL when *n is 0). Errors: LS_ECONFIG (malformed history, naming the line),
+ * LS_EINVAL (bad prefix), LS_EIO, LS_ENOMEM. */
+int ls_role_known_epochs(const char *dir, const char *prefix, ls_layout_hist_t **out, size_t *n,
+                         char *err, size_t errlen);
+
+/* The newest epoch a directory knows and who activated it: what this node announces in EPOCH
+ * frames (proto/PROTOCOL.md) and checks a peer's against. */
+typedef struct {
+    ls_role_kind_t role;               /* the role file's role (initial when absent) */
+    uint32_t epoch;                    /* newest of the role file's epoch and the known epochs */
+    uint64_t first_generation;         /* its first generation (0: not known here, e.g. a node
+                                          fenced by an epoch it holds nothing of) */
+    char active[LS_ROLE_NAME_MAX + 1]; /* who activated it: self for an active, else the role
+                                          file's follows ("" when not known) */
+} ls_role_epoch_info_t;
+
+/* Fills *out from <dir>/role (ls_role_load with `initial`) and ls_role_known_epochs(); self is
+ * this node's name (borrowed). Errors: those two calls'. */
+int ls_role_epoch_info(const char *dir, const char *prefix, ls_role_kind_t initial,
+                       const char *self, ls_role_epoch_info_t *out, char *err, size_t errlen);
 
 /* Fences an old active: sets the control page's fence (its writer refuses commits from its
  * next batch, naming new_active) and records role demoted, epoch, follows new_active. */

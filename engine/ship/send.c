@@ -92,7 +92,7 @@ void ls__ship_fail(ls_ship_t *m, int code)
 
 void ls__ship_send_state(ls_ship_t *m, bool force)
 {
-    if (!m->connected || !m->accepted || !m->src) return;
+    if (!m->connected || !m->accepted || !m->src || m->fenced) return;
     ls_frame_t f = {.type = LS_FRAME_COPY_STATE};
     ls_proto_copy_state_t *cs = &f.copy_state;
     char err[LS_SOURCE_ERRLEN];

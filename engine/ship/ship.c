@@ -9,7 +9,7 @@
 const char *ls_ship_state_name(ls_ship_state_t s)
 {
     static const char *names[] = {"Initializing", "Healthy",  "Disconnected", "Suspended",
-                                  "Failed",       "Diverged", "Seeding"};
+                                  "Failed",       "Diverged", "Seeding",      "Demoted"};
     return (size_t) s < LS_ARRAY_SIZE(names) ? names[s] : "Unknown";
 }
 
@@ -21,6 +21,8 @@ static int act(ls_ship_t *m, ls_ship_action_t a)
 void ls__ship_set_state(ls_ship_t *m, ls_ship_state_t st, const char *fmt, ...)
 {
     char reason[LS_SHIP_REASON_MAX]; /* formatted apart: an argument may be m->reason itself */
+    if (m->fenced && st != LS_SHIP_DEMOTED && st != LS_SHIP_DIVERGED)
+        return; /* fenced for good: what else happens does not show */
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(reason, sizeof(reason), fmt, ap);
@@ -100,11 +102,19 @@ void ls_ship_source_failed(ls_ship_t *m, const char *msg, uint64_t now)
 void ls_ship_connected(ls_ship_t *m, const ls_proto_db_result_t *r, uint32_t db_window,
                        uint64_t now)
 {
-    (void) now;
     drop(m);
     m->connected = true;
     m->accepted = r->status == LS_DB_ACCEPTED;
     m->window = m->credit = db_window ? db_window : LS_PROTO_DB_WINDOW_DEFAULT;
+    if (m->fenced) { /* an old active: the target must not wait for it */
+        if (m->accepted) ls__ship_fail(m, LS_EFENCED);
+        return;
+    }
+    if (!m->accepted && r->code == LS_EFENCED) {
+        ls__ship_fence_by(m, 0, NULL, false, now, "fenced: %.64s refused %.64s: %.*s", m->o.target,
+                          m->o.database, (int) LS_MIN(r->reason.len, 300), r->reason.ptr);
+        return;
+    }
     if (m->accepted && m->o.op.suspended) {
         ls__ship_set_state(m, LS_SHIP_SUSPENDED, "suspended by the operator: %s", m->o.op.comment);
     } else if (m->accepted) {
@@ -133,9 +143,9 @@ static ls_ship_state_t state_for(int code)
 }
 
 /* The target says where it stands: check it against our chain, then ship from there. */
-static void on_resume(ls_ship_t *m, const ls_proto_resume_t *r)
+static void on_resume(ls_ship_t *m, const ls_proto_resume_t *r, uint64_t now)
 {
-    if (ls__ship_suspended(m) || !m->src) return; /* resumed later: the target re-sends */
+    if (m->fenced || ls__ship_suspended(m) || !m->src) return; /* resumed later: re-sent */
     ls_resume_t res = {.epoch = r->epoch, .next = r->next_generation, .last_lsn = r->last_lsn};
     memcpy(res.digest, r->last_digest, LS_DIGEST_SIZE);
     ls_ship_plan_t plan;
@@ -150,6 +160,12 @@ static void on_resume(ls_ship_t *m, const ls_proto_resume_t *r)
                                (unsigned long long) plan.first);
             return;
         }
+    } else if (plan.newer_epoch) {
+        /* The target holds generations of a newer epoch: another copy was activated. */
+        ls__ship_fence_by(m, r->epoch, NULL, true, now,
+                          "fenced: target %.64s holds epoch %u of %.64s: %.300s", m->o.target,
+                          r->epoch, m->o.database, err);
+        return;
     } else {
         ls__ship_set_state(m, state_for(rc), "%s", err);
     }
@@ -233,7 +249,7 @@ void ls_ship_on_frame(ls_ship_t *m, const ls_frame_t *f, uint64_t now)
 {
     switch (f->type) {
     case LS_FRAME_RESUME:
-        if (m->accepted) on_resume(m, &f->resume);
+        if (m->accepted) on_resume(m, &f->resume, now);
         break;
     case LS_FRAME_DURABLE:
         on_durable(m, f->durable.generation, now);
@@ -256,7 +272,18 @@ void ls_ship_on_frame(ls_ship_t *m, const ls_frame_t *f, uint64_t now)
     case LS_FRAME_RE_OFFER:
         on_re_offer(m, &f->re_offer);
         break;
+    case LS_FRAME_EPOCH: {
+        char who[LS_PROTO_NODE_MAX + 1];
+        snprintf(who, sizeof(who), "%.*s", (int) f->epoch.active.len, f->epoch.active.ptr);
+        ls_ship_learn_epoch(m, f->epoch.epoch, who, now);
+        break;
+    }
     case LS_FRAME_ERROR:
+        if (f->error.code == LS_EFENCED) { /* the target refuses this node as an old active */
+            ls__ship_fence_by(m, 0, NULL, false, now, "fenced: target %.64s: %.*s", m->o.target,
+                              (int) LS_MIN(f->error.message.len, 400), f->error.message.ptr);
+            break;
+        }
         ls__ship_reader_stop(m);
         m->restart_from = 0;
         ls__ship_set_state(m, state_for(f->error.code), "target %s: %.*s", m->o.target,

@@ -32,7 +32,15 @@
  *   DIVERGED      the plan's divergence check failed, or the target said LS_EDIVERGED
  *   SEEDING       the target holds the database while it seeds its copy (RE_OFFER with HOLD);
  *                 the next RE_OFFER offers it anew (INITIALIZING, waiting for its RESUME)
- * FAILED and DIVERGED survive disconnection; the next accepted WELCOME starts over.
+ *   DEMOTED       fenced: this node is an old active of the database. It learned of a newer
+ *                 epoch from the target (its EPOCH frame, a RESUME at a newer epoch, an ERROR or
+ *                 a WELCOME refusal with LS_EFENCED) or from the caller (ls_ship_learn_epoch,
+ *                 ls_ship_fence). The STATE action entering it has `fence` set, with the new
+ *                 epoch and active: the caller fences the writer and demotes the directory
+ *                 (engine/role), then calls ls_ship_fence() with the outcome (DIVERGED when
+ *                 generations were moved aside).
+ * FAILED and DIVERGED survive disconnection; the next accepted WELCOME starts over. A fenced
+ * machine (DEMOTED, or DIVERGED by ls_ship_fence) never leaves that state and never ships again.
  *
  * Lifecycle: ls_ship_new() -> ls_ship_attach() once the database's source view exists ->
  * ls_ship_connected() per WELCOME ... frames, credit, ls_ship_pump()/ls_ship_send_chunk() ...
@@ -64,7 +72,8 @@ typedef enum {
     LS_SHIP_SUSPENDED,
     LS_SHIP_FAILED,
     LS_SHIP_DIVERGED,
-    LS_SHIP_SEEDING
+    LS_SHIP_SEEDING,
+    LS_SHIP_DEMOTED /* fenced by a newer epoch (shown "Demoted") */
 } ls_ship_state_t;
 
 /* "Initializing", "Healthy", ... as status shows them (static storage). */
@@ -90,6 +99,10 @@ typedef struct {
     const ls_ship_op_t *op;               /* SAVE_OP */
     const ls_status_counters_t *counters; /* SAVE_COUNTERS */
     uint64_t gen;                         /* READER_*, SEED_RELEASED */
+    bool fence;         /* STATE into DEMOTED: this node was just fenced (learned of a newer
+                           epoch): fence the writer and demote the directory (ship.h, DEMOTED) */
+    uint32_t epoch;     /* STATE with fence: the newer epoch (0: not known, e.g. an ERROR) */
+    const char *active; /* STATE with fence: the new active's name ("" when not known) */
 } ls_ship_action_t;
 
 /* Sends one frame to the target (borrowed: GEN_DATA's bytes point into the reader's buffer and
@@ -151,7 +164,8 @@ void ls_ship_connected(ls_ship_t *m, const ls_proto_db_result_t *r, uint32_t db_
 void ls_ship_disconnected(ls_ship_t *m, bool switching, const char *reason, uint64_t now);
 
 /* A frame from the target for this database: RESUME, DURABLE, INSPECTED, REPLAYED,
- * REPLAYED_SYNCED, ASK_AGAIN, COPY_STATE, ERROR (others are ignored). Borrowed. */
+ * REPLAYED_SYNCED, ASK_AGAIN, COPY_STATE, RE_OFFER, EPOCH (ls_ship_learn_epoch), ERROR (others
+ * are ignored). Borrowed. EPOCH must be passed also for a database WELCOME refused. */
 void ls_ship_on_frame(ls_ship_t *m, const ls_frame_t *f, uint64_t now);
 /* A CREDIT frame for this database. LS_EPROTO when it exceeds the window (close the
  * connection), LS_ESTATE when not connected. */
@@ -174,6 +188,24 @@ int64_t ls_ship_send_chunk(ls_ship_t *m, uint64_t max_len, uint64_t now);
 /* Timer tick: COPY_STATE to the target when the source's newest generation or the copy queue
  * changed since the last one, and a pump. */
 void ls_ship_tick(ls_ship_t *m, uint64_t now);
+
+/* ---- epochs and fencing (proto/PROTOCOL.md, EPOCH) -------------------------------------------
+ * The machine's own epoch is the source view's (ls_source_view: the highest of logs/history and
+ * the generation names). */
+
+/* A peer says `epoch` is the newest it knows for this database, activated by `active` (borrowed;
+ * NULL or "": not known): an EPOCH frame on any connection (as client or server), or the caller's
+ * own reading. Newer than this node's epoch: fenced (DEMOTED, the STATE action with fence set),
+ * the reader stopped and the target told (ERROR LS_EFENCED). Otherwise nothing. */
+void ls_ship_learn_epoch(ls_ship_t *m, uint32_t epoch, const char *active, uint64_t now);
+/* Puts the machine in its fenced state without an action (the caller already fenced): at start
+ * when the role file says demoted or diverged, or with ls_role_demote's outcome. diverged: shown
+ * DIVERGED, else DEMOTED; reason (borrowed; NULL: the machine's words) names the new active. */
+void ls_ship_fence(ls_ship_t *m, uint32_t epoch, const char *active, bool diverged,
+                   const char *reason, uint64_t now);
+/* Whether the machine is fenced; fills the epoch (0: not known) and the new active ("": not
+ * known; valid while the machine is) when it is (both may be NULL). */
+bool ls_ship_fenced(const ls_ship_t *m, uint32_t *epoch, const char **active);
 
 /* ---- seeding ---------------------------------------------------------------------------------
  * A seed of this target holds the logs it needs (docs/SEED.md): from its start all of them, then

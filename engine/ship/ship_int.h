@@ -44,12 +44,21 @@ struct ls_ship {
     int err_due;               /* an ERROR (this code, with reason) must go out (0: no) */
     uint64_t seed_needs;       /* a seed of this target needs gens >= this (0: none) */
     bool seed_sent;            /* its stream went out: held until synced past it */
+    bool fenced;               /* an old active: never ships again (DEMOTED or DIVERGED) */
+    uint32_t fence_epoch;      /* the newer epoch that fenced it (0: not known) */
+    char fence_active[LS_PROTO_NODE_MAX + 1]; /* the new active ("": not known) */
 };
 
 /* ship.c */
 void ls__ship_set_state(ls_ship_t *m, ls_ship_state_t st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 bool ls__ship_suspended(const ls_ship_t *m); /* by either operator */
+
+/* fence.c */
+/* Fences the machine (see ls_ship_learn_epoch): why is formatted into the reason; tell: send the
+ * target ERROR LS_EFENCED (not when the target is the one that said so). */
+void ls__ship_fence_by(ls_ship_t *m, uint32_t epoch, const char *active, bool tell, uint64_t now,
+                       const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 
 /* send.c */
 int ls__ship_reader_start(ls_ship_t *m, uint64_t first, const uint8_t *prev_digest);

@@ -4,7 +4,9 @@
  * The target says: epoch and digest of generation N-1 it holds, next wanted N, last LSN held.
  * In order:
  *  1. N = 0, or a digest with nothing held (N = 1): LS_EPROTO.
- *  2. N > newest + 1: the target holds generations never written here: LS_EDIVERGED.
+ *  2. N > 1 with the target's epoch newer than ours: newer_epoch (checked before the rest, so a
+ *     target that is also ahead of us is told apart from one that diverged). Then N > newest + 1:
+ *     the target holds generations never written here: LS_EDIVERGED.
  *  3. N-1 >= 1: the target's epoch must be ours for N-1 (a newer one means this node should be
  *     fenced: newer_epoch); N < oldest means N was removed here: LS_EGAP, need_seed. Then the
  *     digest must equal the trailer digest of our N-1, or the prev_digest in our N's header when
@@ -144,6 +146,15 @@ static int plan_locked(plan_t *p)
     if (n == 1 && memcmp(r->digest, zero_digest, LS_DIGEST_SIZE) != 0)
         return ls_errf(p->err, p->errlen, LS_EPROTO,
                        "target wants generation 1 but sends a digest of a generation 0");
+    if (n > 1 && r->epoch > current_epoch(p->src)) {
+        /* Before anything else: a target further on than this node (the new active wrote on)
+         * is first of all in a newer epoch, and that means this node must stop writing. */
+        p->out->newer_epoch = true;
+        return ls_errf(p->err, p->errlen, LS_EDIVERGED,
+                       "target holds generation %llu of epoch %u, newer than this active's "
+                       "epoch %u: another copy was activated; this node must stop writing",
+                       (unsigned long long) (n - 1), r->epoch, current_epoch(p->src));
+    }
     if (n > p->newest + 1)
         return ls_errf(p->err, p->errlen, LS_EDIVERGED,
                        "target wants generation %llu but the newest generation written "

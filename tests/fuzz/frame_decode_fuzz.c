@@ -53,6 +53,9 @@ static unsigned touch_frame(const ls_frame_t *f)
     case LS_FRAME_RE_OFFER:
         sum += touch(f->re_offer.reason.ptr, f->re_offer.reason.len);
         break;
+    case LS_FRAME_EPOCH:
+        sum += touch(f->epoch.active.ptr, f->epoch.active.len);
+        break;
     case LS_FRAME_GEN_DATA:
         sum += touch(f->gen_data.data, f->gen_data.len);
         break;

@@ -23,7 +23,7 @@ static const uint8_t all_types[] = {
     LS_FRAME_RESUME,          LS_FRAME_CREDIT,     LS_FRAME_GEN_BEGIN,  LS_FRAME_GEN_DATA,
     LS_FRAME_GEN_END,         LS_FRAME_DURABLE,    LS_FRAME_INSPECTED,  LS_FRAME_REPLAYED,
     LS_FRAME_REPLAYED_SYNCED, LS_FRAME_ASK_AGAIN,  LS_FRAME_SEED_BEGIN, LS_FRAME_SEED_DATA,
-    LS_FRAME_SEED_END,        LS_FRAME_COPY_STATE, LS_FRAME_RE_OFFER,
+    LS_FRAME_SEED_END,        LS_FRAME_COPY_STATE, LS_FRAME_RE_OFFER,   LS_FRAME_EPOCH,
 };
 
 static uint8_t chunk[3000]; /* payload of the data samples */
@@ -96,6 +96,11 @@ static void sample_ship(uint8_t type, ls_frame_t *f)
     case LS_FRAME_RE_OFFER:
         f->re_offer.flags = LS_REOFFER_HOLD | LS_REOFFER_REPLACED;
         f->re_offer.reason = ls_proto_str("copy db1 is being seeded");
+        break;
+    case LS_FRAME_EPOCH:
+        f->epoch.epoch = 2;
+        f->epoch.first_generation = 4;
+        f->epoch.active = ls_proto_str("node-b");
         break;
     case LS_FRAME_GEN_BEGIN:
         f->gen_begin = (ls_proto_gen_begin_t){
@@ -209,6 +214,11 @@ static void ship_eq(const ls_frame_t *a, const ls_frame_t *b)
     case LS_FRAME_RE_OFFER:
         cr_assert_eq(a->re_offer.flags, b->re_offer.flags);
         str_eq(a->re_offer.reason, b->re_offer.reason);
+        break;
+    case LS_FRAME_EPOCH:
+        cr_assert_eq(a->epoch.epoch, b->epoch.epoch);
+        cr_assert_eq(a->epoch.first_generation, b->epoch.first_generation);
+        str_eq(a->epoch.active, b->epoch.active);
         break;
     case LS_FRAME_GEN_BEGIN:
         cr_assert(a->gen_begin.epoch == b->gen_begin.epoch);
@@ -475,7 +485,7 @@ Test(proto, unknown_types_flags_and_reserved_refused)
     char err[256];
     uint8_t buf[8];
     ls_frame_header_t h;
-    const uint8_t unknown[] = {0x00, 0x05, 0x0f, 0x14, 0x23, 0x35, 0x43, 0x50, 0xff};
+    const uint8_t unknown[] = {0x00, 0x05, 0x0f, 0x15, 0x23, 0x35, 0x43, 0x50, 0xff};
     for (size_t i = 0; i < sizeof(unknown); i++) {
         ls_frame_header_t u = {0, unknown[i], 0};
         ls_frame_header_encode(&u, buf);
@@ -585,13 +595,13 @@ Test(proto, unsupported_version_gets_a_clear_error_frame)
     ls_proto_choice_t choice;
     ls_proto_offer_t ours = {0};
     sample(LS_FRAME_HELLO, &f);
-    f.hello.version_min = 3;
-    f.hello.version_max = 4;
+    f.hello.version_min = 4;
+    f.hello.version_max = 5;
     int rc = ls_proto_negotiate(&f.hello, &ours, &choice, &err_frame, msg, sizeof(msg));
     cr_assert_eq(rc, LS_EUNSUPPORTED);
     cr_assert_eq(err_frame.type, LS_FRAME_ERROR);
     cr_assert_eq(err_frame.error.code, LS_EUNSUPPORTED);
-    cr_assert_str_eq(msg, "unsupported protocol version 3..4 (this node speaks 1..2)");
+    cr_assert_str_eq(msg, "unsupported protocol version 4..5 (this node speaks 1..3)");
     uint8_t buf[2048];
     ssize_t n = ls_frame_encode(&err_frame, buf, sizeof(buf));
     cr_assert_gt(n, 0);
@@ -710,4 +720,51 @@ Test(proto, welcome_check_refuses_what_was_not_offered)
                  "a seed's WELCOME may name the id the HELLO left out");
     w.welcome.db_count = (uint16_t) (h.hello.db_count + 1);
     cr_assert_eq(ls_proto_welcome_check(&h.hello, &w.welcome, false, msg, sizeof(msg)), LS_EPROTO);
+}
+
+/* EPOCH (version 3): epoch 0 does not exist; first generation 0 means "not known"; the
+ * active's name is bounded. */
+Test(proto, epoch_refuses_zero_epoch_and_long_names)
+{
+    static ls_frame_t f, g;
+    static char name[LS_PROTO_NODE_MAX + 2];
+    char err[256];
+    uint8_t buf[512];
+    cr_assert_eq(LS_PROTO_VERSION_MAX, LS_PROTO_VERSION_EPOCH);
+    sample(LS_FRAME_EPOCH, &f);
+    ssize_t n = ls_frame_encode(&f, buf, sizeof(buf));
+    cr_assert_eq(n, LS_FRAME_HEADER_SIZE + 30 + 6, "16 + 4 + 8 + 2 + name");
+    cr_assert_eq(ls_frame_decode(buf, (size_t) n, &g, err, sizeof(err)), 0, "%s", err);
+    frame_eq(&f, &g);
+    memset(buf + LS_FRAME_HEADER_SIZE + LS_PROTO_DBID_LEN, 0, 4); /* epoch 0 */
+    cr_assert_eq(ls_frame_decode(buf, (size_t) n, &g, err, sizeof(err)), LS_EPROTO);
+    cr_assert(strstr(err, "EPOCH: field 'epoch' at offset 16: epoch 0 does not exist"), "%s", err);
+    f.epoch.first_generation = 0;
+    f.epoch.active = ls_proto_str("");
+    n = ls_frame_encode(&f, buf, sizeof(buf));
+    cr_assert_gt(n, 0, "an unknown start and an unknown active are allowed");
+    cr_assert_eq(ls_frame_decode(buf, (size_t) n, &g, err, sizeof(err)), 0, "%s", err);
+    cr_assert(g.epoch.first_generation == 0 && g.epoch.active.len == 0);
+    memset(name, 'n', LS_PROTO_NODE_MAX + 1);
+    f.epoch.active = ls_proto_str(name);
+    cr_assert_eq(ls_frame_encode(&f, buf, sizeof(buf)), LS_EINVAL);
+    cr_assert_str_eq(ls_frame_type_name(LS_FRAME_EPOCH), "EPOCH");
+}
+
+/* A version-2 peer (RE_OFFER, no EPOCH) still negotiates with this build: version 2 is chosen,
+ * and the side that speaks 3 sends no EPOCH on that connection (PROTOCOL.md, "Versions"). */
+Test(proto, a_version_2_peer_negotiates_version_2)
+{
+    static ls_frame_t f;
+    ls_proto_choice_t c;
+    sample(LS_FRAME_HELLO, &f);
+    f.hello.version_min = 1;
+    f.hello.version_max = 2;
+    ls_proto_offer_t ours = {0};
+    cr_assert_eq(ls_proto_negotiate(&f.hello, &ours, &c, NULL, NULL, 0), 0);
+    cr_assert_eq(c.version, 2);
+    cr_assert_lt(c.version, LS_PROTO_VERSION_EPOCH);
+    f.hello.version_max = 3;
+    cr_assert_eq(ls_proto_negotiate(&f.hello, &ours, &c, NULL, NULL, 0), 0);
+    cr_assert_eq(c.version, LS_PROTO_VERSION_EPOCH);
 }

@@ -22,8 +22,8 @@ Test(ship, starts_initializing_then_waits_for_a_connection, .fini = teardown_wor
 Test(ship, state_names)
 {
     const char *want[] = {"Initializing", "Healthy",  "Disconnected", "Suspended",
-                          "Failed",       "Diverged", "Seeding"};
-    for (int s = 0; s < 7; s++)
+                          "Failed",       "Diverged", "Seeding",      "Demoted"};
+    for (int s = 0; s < 8; s++)
         cr_assert_str_eq(ls_ship_state_name((ls_ship_state_t) s), want[s]);
     cr_assert_str_eq(ls_ship_state_name((ls_ship_state_t) 42), "Unknown");
     ls_ship_free(NULL);

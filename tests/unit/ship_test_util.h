@@ -60,6 +60,10 @@ typedef struct {
     ls_status_counters_t counters; /* the last counters saved */
     ls_ship_state_t states[64];    /* every state entered */
     int nstates;
+    int fences;            /* STATE actions with fence set */
+    uint32_t fence_epoch;  /* ... the last one's epoch */
+    char fence_active[80]; /* ... and new active */
+    char fence_reason[LS_SHIP_REASON_MAX];
     volatile int notified; /* the reader's notify_cb ran */
 } world_t;
 
@@ -118,6 +122,13 @@ UTIL int on_action(void *ctx, const ls_ship_action_t *a)
         cr_assert_neq(a->state, a->prev);
         cr_assert_lt(w->nstates, 64);
         w->states[w->nstates++] = a->state;
+        cr_assert(!a->fence || a->state == LS_SHIP_DEMOTED, "fence only into DEMOTED");
+        if (a->fence) {
+            w->fences++;
+            w->fence_epoch = a->epoch;
+            snprintf(w->fence_active, sizeof(w->fence_active), "%s", a->active);
+            snprintf(w->fence_reason, sizeof(w->fence_reason), "%s", a->reason);
+        }
         break;
     case LS_SHIP_ACT_SAVE_OP:
         w->saves++;

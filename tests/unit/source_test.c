@@ -315,6 +315,12 @@ Test(source, plan_checks_epoch_of_previous)
     cr_assert_not(p.newer_epoch);
     cr_assert_eq(plan(s, 3, 6, c->digest[5], &p, err), LS_EDIVERGED);
     cr_assert(p.newer_epoch, "%s", err);
+    /* A target ahead of this node in a newer epoch (the new active wrote on): newer_epoch too,
+     * not "generations this active never wrote". */
+    cr_assert_eq(plan(s, 3, 9, c->digest[5], &p, err), LS_EDIVERGED);
+    cr_assert(p.newer_epoch, "%s", err);
+    cr_assert(ls_h_contains(err, "generation 8 of epoch 3, newer than this active's epoch 2"), "%s",
+              err);
     ls_source_free(s);
     chain_free(c);
 }

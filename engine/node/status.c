@@ -68,7 +68,7 @@ static void passive_copy(ls_status_copy_t *c, pcopy_t *p, uint64_t now)
 {
     COPY_STR(c->database, p->cfg->name);
     c->role = LS_STATUS_PASSIVE;
-    COPY_STR(c->source, p->cfg->source);
+    COPY_STR(c->source, p->source);
     COPY_STR(c->target, p->node->cfg->node_name);
     ls_passive_status(p->m, now, c);
     /* The replay lag needs the close time of the oldest generation not replayed, on the
@@ -102,7 +102,7 @@ int ls_node_status_fill(ls_node_t *n, ls_status_node_t *out)
         for (int j = 0; j < n->actives[i].nshippers; j++)
             active_copy(&out->copies[out->ncopies++], &n->actives[i].shippers[j], now);
     for (int i = 0; i < n->ncopies; i++)
-        passive_copy(&out->copies[out->ncopies++], &n->copies[i], now);
+        if (!n->copies[i].retired) passive_copy(&out->copies[out->ncopies++], &n->copies[i], now);
     return 0;
 }
 
@@ -123,11 +123,13 @@ int ls_node_control(void *ctx, const cJSON *req, cJSON *resp, char *err, size_t 
     if (!strcmp(cmd, "suspend") || !strcmp(cmd, "resume"))
         return ls__node_cmd_suspend(n, req, !strcmp(cmd, "suspend"), resp, err, errlen);
     if (!strcmp(cmd, "network")) return ls__node_link_command(n, req, resp, err, errlen);
+    if (!strcmp(cmd, "activate") || !strcmp(cmd, "activate_status"))
+        return ls__node_activate_cmd(n, req, !strcmp(cmd, "activate_status"), resp, err, errlen);
     if (!strcmp(cmd, "seed") || !strcmp(cmd, "seed_status"))
         return ls__node_seed_client_cmd(n, req, !strcmp(cmd, "seed_status"), resp, err, errlen);
     snprintf(err, errlen,
              "unknown command '%s' (this daemon answers: status, suspend, resume, network, seed, "
-             "seed_status)",
+             "seed_status, activate, activate_status)",
              cmd);
     return LS_EINVAL;
 }

@@ -448,6 +448,11 @@ int ls__node_activate_cmd(ls_node_t *n, const cJSON *req, bool status_only, cJSO
     return 0;
 }
 
+const char *ls__node_activation_state(const node_db_t *d)
+{
+    return d->act ? act_state_name(d->act->state) : NULL;
+}
+
 void ls__node_activate_free(node_db_t *d)
 {
     free(d->act);

@@ -5,7 +5,8 @@
  *     the activated store (mdb_dump), the application then writes on node-b, the role survives
  *     a restart of node-b's daemon;
  *   - refusal while node-a answers (its connection alive; a connect to it succeeding), --force;
- *   - lossy: K generations closed on node-a while the copy was suspended: refused without
+ *   - lossy: K generations closed on node-a while the copy was suspended, node-a killed, node-b's
+ *     daemon killed and restarted (what node-a announced is kept with the copy): refused without
  *     --max-loss K, with it exactly those K generations reported, and shown by status. */
 #include <criterion/criterion.h>
 #include <signal.h>
@@ -221,6 +222,10 @@ Test(activate, lossy_activation_reports_exactly_the_missing_generations)
     cr_assert(ls_h_wait_num(&pair, LS_H_B, "last_generated", (double) (base + K), 10000),
               "node-b did not hear of node-a's %d new generations", K);
     ls_h_node_kill(&pair, LS_H_A);
+    /* What node-a announced is kept with the copy: a kill -9 of node-b's daemon loses none of it.
+     */
+    ls_h_node_kill(&pair, LS_H_B);
+    ls_h_node_start(&pair, LS_H_B, NULL);
 
     int rc = activate("", &out, &err);
     cr_assert_eq(rc, 1, "%s%s", out, err);

@@ -1,13 +1,14 @@
 /* Activation with real daemons (issue 12, docs/ACTIVATION.md): node-a active for db1, node-b its
  * copy; node-a's daemon killed with SIGKILL (or stopped with SIGSTOP, or alive), then
  * `logship activate db1` on node-b.
- *   - lossless failover: every commit `logship load` acknowledged (its --ack-log markers) is in
- *     the activated store (mdb_dump), the application then writes on node-b, the role survives
- *     a restart of node-b's daemon;
+ *   - lossless failover ([peer node-a] and copies on node-b): every commit `logship load`
+ * acknowledged (its --ack-log markers) is in the activated store (mdb_dump), the application then
+ * writes on node-b, the role survives a restart of node-b's daemon;
  *   - refusal while node-a answers (its connection alive; a connect to it succeeding), --force;
  *   - lossy: K generations closed on node-a while the copy was suspended, node-a killed, node-b's
  *     daemon killed and restarted (what node-a announced is kept with the copy): refused without
- *     --max-loss K, with it exactly those K generations reported, and shown by status. */
+ *     --max-loss K, with it exactly those K generations reported, and shown by status;
+ *   - a malformed role file stops the daemon, naming the file and line. */
 #include <criterion/criterion.h>
 #include <signal.h>
 #include <stdio.h>
@@ -31,6 +32,23 @@ static void start_pair(const char *tag)
 {
     ls_h_pair_opts_t o = {.plaintext = true, .seedable = true};
     ls_h_pair_init(&pair, tag, &o);
+    ls_h_node_start(&pair, LS_H_A, NULL);
+    ls_h_node_start(&pair, LS_H_B, NULL);
+}
+
+/* The same with node-b's configuration in the form activation is meant for: one [peer node-a]
+ * section used both ways, and the copy set spelled out. */
+static void start_pair_with_peers(const char *tag)
+{
+    ls_h_pair_opts_t o = {
+        .plaintext = true, .seedable = true, .b_db_extra = "copies = node-a, node-b\n"};
+    ls_h_pair_init(&pair, tag, &o);
+    char cmd[1200];
+    snprintf(
+        cmd, sizeof(cmd),
+        "sed -i 's/^\\[source node-a\\]$/[peer node-a]/' %s && grep -q '^\\[peer node-a\\]$' %s",
+        pair.conf[LS_H_B], pair.conf[LS_H_B]);
+    cr_assert_eq(ls_h_sh(cmd, NULL, NULL, 5000), 0, "no [source node-a] in node-b's configuration");
     ls_h_node_start(&pair, LS_H_A, NULL);
     ls_h_node_start(&pair, LS_H_B, NULL);
 }
@@ -95,7 +113,7 @@ static void load_on(int node, const char *args)
 
 Test(activate, lossless_failover_keeps_every_acknowledged_commit)
 {
-    start_pair("activate-lossless");
+    start_pair_with_peers("activate-lossless");
     char ack1[700], ack2[700], hist[700];
     snprintf(ack1, sizeof(ack1), "%s/ack1.log", pair.dir);
     snprintf(ack2, sizeof(ack2), "%s/ack2.log", pair.dir);
@@ -269,4 +287,23 @@ Test(activate, lossy_activation_reports_exactly_the_missing_generations)
              (unsigned long long) base + 1, (unsigned long long) base + K, K);
     cr_assert(ls_h_contains(out, want), "%s", out);
     free(out);
+}
+
+Test(activate, a_bad_role_file_stops_the_daemon_naming_file_and_line)
+{
+    ls_h_pair_opts_t o = {.plaintext = true, .seedable = true};
+    ls_h_pair_init(&pair, "activate-badrole", &o);
+    char path[1200], *out = NULL, *err = NULL;
+    snprintf(path, sizeof(path),
+             "mkdir -p %s && printf 'role copy\\nepoch 1\\nrole boss\\n' > %s/role",
+             pair.db[LS_H_B], pair.db[LS_H_B]);
+    cr_assert_eq(ls_h_sh(path, NULL, NULL, 5000), 0);
+    char *argv[] = {(char *) ls_h_bin("logshipd"), "-c", pair.conf[LS_H_B], NULL};
+    int rc = ls_h_run(argv, &out, &err, 20000);
+    cr_assert_neq(rc, 0, "the daemon started with a bad role file");
+    snprintf(path, sizeof(path), "%s/role:3", pair.db[LS_H_B]);
+    cr_assert(ls_h_contains(err, path), "%s", err);
+    cr_assert(ls_h_contains(err, "database db1"), "%s", err);
+    free(out);
+    free(err);
 }

@@ -77,18 +77,22 @@ int ls_cmd_activate(int argc, char **argv)
     opterr = 0;
     int ch;
     while ((ch = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
-        char *end = NULL;
         if (ch == 'c') {
             conf = optarg;
         } else if (ch == OPT_SOCKET) {
             sock = optarg;
         } else if (ch == OPT_FORCE) {
             force = true;
-        } else if (ch == OPT_MAX_LOSS && optarg[0] >= '0' && optarg[0] <= '9' &&
-                   (max_loss = strtoull(optarg, &end, 10), !*end)) {
+        } else if (ch == OPT_MAX_LOSS) {
+            char *end = NULL;
+            max_loss = strtoull(optarg, &end, 10);
+            if (optarg[0] < '0' || optarg[0] > '9' || *end) {
+                fprintf(stderr, "logship activate: bad --max-loss '%s' (a number of generations)\n",
+                        optarg);
+                return 2;
+            }
         } else {
-            fprintf(stderr, "logship activate: bad option '%s'%s\n", argv[optind - 1],
-                    ch == OPT_MAX_LOSS ? " (--max-loss takes a number of generations)" : "");
+            fprintf(stderr, "logship activate: bad option '%s'\n", argv[optind - 1]);
             usage();
             return 2;
         }

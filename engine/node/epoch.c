@@ -28,8 +28,8 @@ void ls__node_epoch_send(ls_node_t *n, ls_conn_t *conn, const uint8_t *dbid, con
     if (!d) return; /* not configured here: nothing to say about it */
     ls_role_epoch_info_t info;
     char err[600];
-    int rc = ls_role_epoch_info(d->path, LS_GEN_PREFIX_DEFAULT, initial_role(d),
-                                n->cfg->node_name, &info, err, sizeof(err));
+    int rc = ls_role_epoch_info(d->path, LS_GEN_PREFIX_DEFAULT, initial_role(d), n->cfg->node_name,
+                                &info, err, sizeof(err));
     if (rc) {
         LS_LOGE("epoch", "database %s: no EPOCH sent: %s", name, err);
         return;

@@ -69,8 +69,8 @@ static int open_log(node_db_t *db, uint64_t *records, char *err, size_t errlen)
         return ls_errf(err, errlen, LS_EDIVERGED,
                        "its open generation %llu holds %llu record(s) never shipped to %s (moved "
                        "aside into %s)",
-                       (unsigned long long) rep.first_generation,
-                       (unsigned long long) rep.records, db->role.follows, rep.dest);
+                       (unsigned long long) rep.first_generation, (unsigned long long) rep.records,
+                       db->role.follows, rep.dest);
     }
     if (rc) return rc;
     /* An open log without records (the writer rolled and stopped): the new active's epoch

@@ -152,8 +152,8 @@ static uint64_t kill_a_and_activate_b(void)
 static void ack_check(int node, const char *acklog)
 {
     char cmd[2048], *out = NULL;
-    snprintf(cmd, sizeof(cmd), "sh %s/tools/ack-check.sh %s/store %s", LS_SOURCE_DIR,
-             pair.db[node], acklog);
+    snprintf(cmd, sizeof(cmd), "sh %s/tools/ack-check.sh %s/store %s", LS_SOURCE_DIR, pair.db[node],
+             acklog);
     int rc = ls_h_sh(cmd, &out, NULL, 60000);
     cr_assert_eq(rc, 0, "ack-check of node %d against %s: %s", node, acklog, out);
     free(out);
@@ -213,8 +213,8 @@ Test(demote, old_active_returns_demoted_then_resyncs_as_a_copy)
     rc = logship("resync", LS_H_A, "", &out, &err);
     cr_assert_eq(rc, 0, "resync failed (%d): %s%s", rc, out, err);
     char want[200];
-    snprintf(want, sizeof(want), "is now a copy of node-b (epoch 2): it resumes at generation %" PRIu64,
-             first);
+    snprintf(want, sizeof(want),
+             "is now a copy of node-b (epoch 2): it resumes at generation %" PRIu64, first);
     cr_assert(ls_h_contains(out, want), "%s (want: %s)", out, want);
     free(out);
     free(err);
@@ -272,8 +272,8 @@ Test(demote, diverged_old_active_is_refused_and_its_generations_stay_out)
     /* node-b accepted none of node-a's generations of epoch 1 from the split on. */
     uint64_t last_old = newest_of(LS_H_B, 1);
     cr_assert_lt(last_old, first,
-                 "node-b holds epoch-1 generation %" PRIu64 " (epoch 2 from %" PRIu64 ")",
-                 last_old, first);
+                 "node-b holds epoch-1 generation %" PRIu64 " (epoch 2 from %" PRIu64 ")", last_old,
+                 first);
     cr_assert_geq(newest_of(LS_H_A, 1), first, "node-a wrote no generation after the split");
 
     rc = load_on(LS_H_A, "--transactions 10 --seed 99", &err);

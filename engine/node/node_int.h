@@ -3,7 +3,8 @@
  * databases, as active for some (it ships their closed generations to targets) and passive for
  * others (it keeps copies).
  *
- *  node      (node.c)      start and stop, the timers, frame sending, who may ship and seed
+ *  node      (node.c)      start and stop (each database run as its role file says), the timers,
+ *                          frame sending, who may ship and seed
  *  active    (active.c)    per active database: the source view (engine/source), the watcher,
  *                          the log removal
  *  link      (link.c)      per target: one connection carrying every database shipped to it;
@@ -17,6 +18,9 @@
  *                          (copy/receiver.h), whose events the loop polls into the machine
  *  status    (status.c)    the control socket's commands and the status document;
  *            (suspend.c)   suspend and resume; (opstate.c) the operator's decision on disk
+ *  activate  (activate.c)  `logship activate`: the refusal while the old active answers, the
+ *                          copy stopped, ls_role_activate on the libuv pool, the database switched
+ *                          to active; what the source announced, kept with the copy
  *  seed      (seed_server.c) per accepted seed connection: adapter of engine/seed's worker and
  *            server session; (seed_client.c, seed_cmd.c) per passive copy: `logship seed`,
  *            adapter of its client session, the install and swap on the copy's receiver thread

@@ -32,21 +32,20 @@ static const struct ls_cmd cmds[] = {
 /* The --help text, laid out as a manual page (tools/CMakeLists.txt turns it into logship.1). */
 static void manual(FILE *f)
 {
-    fprintf(f,
-            "NAME\n"
-            "    logship - command-line tool of the logship log-shipping replication engine\n"
-            "\n"
-            "SYNOPSIS\n"
-            "    logship COMMAND [ARGS]\n"
-            "    logship --help\n"
-            "\n"
-            "DESCRIPTION\n"
-            "    logship reads and checks log generations, writes test workloads through the\n"
-            "    embedded API (logship/db.h), makes test certificates, and asks the local\n"
-            "    logshipd(1) for status or to suspend, resume, switch networks, seed or activate\n"
-            "    a copy, through the daemon's control socket.\n"
-            "\n"
-            "COMMANDS\n");
+    fprintf(f, "NAME\n"
+               "    logship - command-line tool of the logship log-shipping replication engine\n"
+               "\n"
+               "SYNOPSIS\n"
+               "    logship COMMAND [ARGS]\n"
+               "    logship --help\n"
+               "\n"
+               "DESCRIPTION\n"
+               "    logship reads and checks log generations, writes test workloads through the\n"
+               "    embedded API (logship/db.h), makes test certificates, and asks the local\n"
+               "    logshipd(1) for status or to suspend, resume, switch networks, seed or\n"
+               "    activate a copy, through the daemon's control socket.\n"
+               "\n"
+               "COMMANDS\n");
     for (const struct ls_cmd *c = cmds; c->name; c++)
         fprintf(f, "    %s %s\n        %s\n", c->name, c->usage, c->help);
     fprintf(f, "\n"

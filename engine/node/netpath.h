@@ -2,7 +2,7 @@
  * netpath: the replication networks of one link (docs/NETWORKS.md). The decisions (which
  * network, failover, probes, failback after the settle time with hysteresis, the pin, the resend
  * counters) are engine/netpolicy's, a state machine without I/O; this file is its adapter in the
- * daemon: it feeds the policy the link's events with the time, and carries out its actions with
+ * node: it feeds the policy the link's events with the time, and carries out its actions with
  * the loop (one timer for the policy's deadline), the transport (probe connections, over the
  * network's bind address) and the file system (the pin, kept durably in
  * <data_dir>/network-pin.<target>). It also answers the "network" control command and adds the

@@ -233,11 +233,6 @@ int ls_node_start(ls_node_t *n, char *err, size_t errlen)
     return 0;
 }
 
-bool ls_node_stopping(const ls_node_t *n)
-{
-    return n->stopping;
-}
-
 void ls_node_stop(ls_node_t *n)
 {
     if (n->stopping) return;

@@ -49,7 +49,6 @@ ls_node_t *ls_node_new(const ls_node_options_t *o);
 int ls_node_start(ls_node_t *n, char *err, size_t errlen);
 /* Begins a clean stop: closes every handle, connection and copy of the node. Idempotent. */
 void ls_node_stop(ls_node_t *n);
-bool ls_node_stopping(const ls_node_t *n);
 /* After the loop ended: frees the machines, sources and the node. NULL is a no-op. */
 void ls_node_free(ls_node_t *n);
 

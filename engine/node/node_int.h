@@ -191,25 +191,25 @@ struct peer {
 };
 
 struct ls_node {
-    uv_loop_t *loop;
-    const ls_config_t *cfg;
-    ls_tls_ctx_t *tls;    /* NULL: plaintext */
-    uv_timer_t rescan;    /* NODE_RESCAN_MS: rescan active dirs, open new ones */
-    uv_timer_t housekeep; /* NODE_HOUSEKEEP_MS */
-    bool timers;          /* rescan and housekeep were initialised */
-    active_t *actives;
+    uv_loop_t *loop;        /* the caller's loop (borrowed) */
+    const ls_config_t *cfg; /* the configuration (borrowed) */
+    ls_tls_ctx_t *tls;      /* the caller's TLS context (borrowed; NULL: plaintext) */
+    uv_timer_t rescan;      /* NODE_RESCAN_MS: rescan active dirs, open new ones */
+    uv_timer_t housekeep;   /* NODE_HOUSEKEEP_MS */
+    bool timers;            /* rescan and housekeep were initialised */
+    active_t *actives;      /* the active databases, nactives of them */
     int nactives;
-    link_t *links;
+    link_t *links; /* one per [target], then per peer reached otherwise (activation), nlinks */
     int nlinks;
-    int links_cap; /* links has room for this many (links are never moved) */
-    pcopy_t *copies;
+    int links_cap;   /* links has room for this many (links are never moved) */
+    pcopy_t *copies; /* the passive copies, ncopies (a retired one stays in its slot) */
     int ncopies;
     node_db_t *dbs; /* one per [database] section, in the file's order */
     int ndbs;
-    peer_t *peers; /* accepted connections */
-    uint64_t next_conn_id;
-    uint64_t start_ns; /* when the node was made (UTC ns): counters since start begin here */
-    bool stopping;
+    peer_t *peers;         /* accepted connections (a list) */
+    uint64_t next_conn_id; /* id of the next accepted connection */
+    uint64_t start_ns;     /* when the node was made (UTC ns): counters since start begin here */
+    bool stopping;         /* ls_node_stop was called */
 };
 
 /* node.c */

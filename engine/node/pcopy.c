@@ -1,4 +1,4 @@
-/* A passive copy in the daemon: engine/copy with its receiver thread (engine/copy/receiver.h),
+/* A passive copy in the node: engine/copy with its receiver thread (engine/copy/receiver.h),
  * whose events the loop polls on one uv_async, and the copy's protocol machine
  * (engine/passive), whose frames go to the connection serving the copy and whose actions are
  * carried out here: log a state change, keep the operator's decision (<copy>.state) and the
@@ -118,7 +118,7 @@ int ls__node_pcopy_open(ls_node_t *n, pcopy_t *p, const ls_cfg_database_t *cfg, 
     new_machine(p);
     char err[512] = "", why[NODE_REASON_MAX];
     int rc = ls__node_pcopy_copy_open(p, &p->copy, err, sizeof(err));
-    /* The daemon keeps serving its other databases: a copy that cannot open shows Failed. */
+    /* The node keeps serving its other databases: a copy that cannot open shows Failed. */
     snprintf(why, sizeof(why), "cannot open the copy in %.200s: %.280s", cfg->path,
              err[0] ? err : ls_strerror(rc));
     ls_passive_start(p->m, p->copy, why, ls_now_ns());

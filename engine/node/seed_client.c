@@ -18,7 +18,7 @@
  *
  * Threading: the loop owns everything but `install` (receiver thread) and the fields under mu,
  * which the receiver thread fills and signals with uv_async_send. A seed object lives until the
- * next seed of the copy replaces it or the daemon stops, so status can show the last result. */
+ * next seed of the copy replaces it or the node stops, so status can show the last result. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -273,7 +273,7 @@ static void act(struct node_seedc *sc)
 static void on_ready(ls_conn_t *c)
 {
     struct node_seedc *sc = ls_conn_data(c);
-    if (!sc) return; /* the daemon is stopping */
+    if (!sc) return; /* the node is stopping */
     LS_LOGI("seed", "%s: connected to %s over network %s (%s)%s", sc->p->cfg->name, sc->src->name,
             sc->src->nets[sc->net].name, ls_conn_peer(c), ls_conn_is_tls(c) ? ", TLS" : "");
     static ls_frame_t f; /* large; the loop is single-threaded */

@@ -95,7 +95,7 @@ static int send_data(struct node_seeds *s, const ls_frame_t *f)
     return ls_conn_sendv(s->peer->conn, LS_FRAME_SEED_DATA, iov, 2);
 }
 
-/* What the daemon does once a frame went out: log retention and the log. */
+/* What the node does once a frame went out: log retention and the log. */
 static void after_sent(struct node_seeds *s, uint8_t type)
 {
     const ls_seed_info_t *info = ls_seed_server_info(s->ss);

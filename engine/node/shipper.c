@@ -1,4 +1,4 @@
-/* A shipper: the daemon's adapter around one (active database, target) state machine
+/* A shipper: the node's adapter around one (active database, target) state machine
  * (engine/ship). It gives the machine its callbacks: frames go to the link (ls__node_link_send),
  * actions become log lines and the two state files kept with the copy (<db>/copy-<target>.state
  * for the operator's decision, <db>/copy-<target>.counters for the ask-again counters), and a

@@ -1,7 +1,7 @@
-/* The control socket's commands, and the daemon's side of the status model (engine/status):
+/* The control socket's commands, and the node's side of the status model (engine/status):
  * every figure is taken here, on the loop, from the source view, the copies' own counters and the
  * positions the peers acknowledged, into one ls_status_copy_t per copy; engine/status renders
- * them as the JSON document (docs/STATUS.md) and for Prometheus (tools/logshipd/metrics.c). Nothing
+ * them as the JSON document (docs/STATUS.md) and for Prometheus (the daemon's metrics.c). Nothing
  * is estimated. */
 #include <stdio.h>
 #include <stdlib.h>

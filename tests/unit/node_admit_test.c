@@ -10,21 +10,6 @@
 #include "harness.h"
 #include "node/node.h"
 
-static char *dir;
-
-static void setup(void)
-{
-    dir = ls_h_tmpdir("node_admit");
-}
-
-static void teardown(void)
-{
-    ls_h_rmtree(dir);
-    free(dir);
-}
-
-TestSuite(node_admit, .init = setup, .fini = teardown);
-
 /* node-a ships db1 to node-b (whose certificate carries b.example) and copies db2 from node-c
  * (c.example); node-d has no section. */
 #define CONF(tls)                                                                                  \
@@ -36,13 +21,17 @@ TestSuite(node_admit, .init = setup, .fini = teardown);
 #define TLS       "[tls]\nca = /c/ca.pem\ncert = /c/a.pem\nkey = /c/a.key\n"
 #define PLAINTEXT "[tls]\ninsecure_plaintext = true\n"
 
+/* The configuration text, loaded through a file of a scratch directory removed at once. */
 static ls_config_t *load(const char *text)
 {
-    char path[512], err[512];
+    char *dir = ls_h_tmpdir("node_admit"), path[512], err[512];
     snprintf(path, sizeof(path), "%s/node.conf", dir);
     cr_assert_eq(ls_h_write_file(path, text, strlen(text)), 0);
     ls_config_t *cfg = NULL;
-    cr_assert_eq(ls_config_load(path, &cfg, err, sizeof(err)), 0, "%s", err);
+    int rc = ls_config_load(path, &cfg, err, sizeof(err));
+    ls_h_rmtree(dir);
+    free(dir);
+    cr_assert_eq(rc, 0, "%s", err);
     return cfg;
 }
 

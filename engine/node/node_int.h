@@ -3,7 +3,8 @@
  * databases, as active for some (it ships their closed generations to targets) and passive for
  * others (it keeps copies).
  *
- *  node      (node.c)      start and stop, the timers, frame sending, who may ship and seed
+ *  node      (node.c)      start and stop (each database run as its role file says), the timers,
+ *                          frame sending, who may ship and seed
  *  active    (active.c)    per active database: the source view (engine/source), the watcher,
  *                          the log removal
  *  link      (link.c)      per target: one connection carrying every database shipped to it;
@@ -17,6 +18,13 @@
  *                          (copy/receiver.h), whose events the loop polls into the machine
  *  status    (status.c)    the control socket's commands and the status document;
  *            (suspend.c)   suspend and resume; (opstate.c) the operator's decision on disk
+ *  activate  (activate.c)  `logship activate`: the refusal while the old active answers, the
+ *                          copy stopped, ls_role_activate on the libuv pool, the database switched
+ *                          to active; what the source announced, kept with the copy
+ *  epoch     (epoch.c)     EPOCH after each version-3 handshake and where a peer's goes; an
+ *                          old active fenced (ls_role_fence, its machines Demoted or Diverged)
+ *  resync    (resync.c)    `logship resync`: a demoted old active switched to a copy of the new
+ *                          active without a restart
  *  seed      (seed_server.c) per accepted seed connection: adapter of engine/seed's worker and
  *            server session; (seed_client.c, seed_cmd.c) per passive copy: `logship seed`,
  *            adapter of its client session, the install and swap on the copy's receiver thread
@@ -26,7 +34,9 @@
  * and engine/source (readers), each seed server's snapshot worker, and each connection's zstd
  * worker (engine/transport, offload_compression: every connection asks for it). Those
  * threads talk to the loop only through mutex-protected queues and uv_async_send(). The loop
- * only moves bytes, runs timers and lists directories.
+ * only moves bytes, runs timers and lists directories; the exceptions are rare and small: a
+ * fence (ls_role_fence: two durable writes, once per fenced database) and a resync (the role
+ * file, the copy's open) run on it.
  */
 #ifndef LS_NODE_INT_H
 #define LS_NODE_INT_H
@@ -199,17 +209,17 @@ struct ls_node {
     bool timers;            /* rescan and housekeep were initialised */
     active_t *actives;      /* the active databases, nactives of them */
     int nactives;
-    link_t *links; /* one per [target], nlinks */
+    link_t *links; /* one per [target], then per peer reached otherwise (activation), nlinks */
     int nlinks;
-    int links_cap; /* links has room for this many (links are never moved) */
-    pcopy_t *copies;
+    int links_cap;   /* links has room for this many (links are never moved) */
+    pcopy_t *copies; /* the passive copies, ncopies (a retired one stays in its slot) */
     int ncopies;
     node_db_t *dbs; /* one per [database] section, in the file's order */
     int ndbs;
-    peer_t *peers; /* accepted connections */
-    uint64_t next_conn_id;
-    uint64_t start_ns; /* when the node was made (UTC ns): counters since start begin here */
-    bool stopping;
+    peer_t *peers;         /* accepted connections (a list) */
+    uint64_t next_conn_id; /* id of the next accepted connection */
+    uint64_t start_ns;     /* when the node was made (UTC ns): counters since start begin here */
+    bool stopping;         /* ls_node_stop was called */
 };
 
 /* node.c */

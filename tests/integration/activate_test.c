@@ -224,7 +224,13 @@ Test(activate, refused_while_the_active_answers_unless_forced)
 
 Test(activate, lossy_activation_reports_exactly_the_missing_generations)
 {
-    start_pair("activate-lossy");
+    int mport = ls_h_free_port();
+    char node_extra[128];
+    snprintf(node_extra, sizeof(node_extra), "metrics_listen = 127.0.0.1:%d\n", mport);
+    ls_h_pair_opts_t o = {.plaintext = true, .seedable = true, .b_node_extra = node_extra};
+    ls_h_pair_init(&pair, "activate-lossy", &o);
+    ls_h_node_start(&pair, LS_H_A, NULL);
+    ls_h_node_start(&pair, LS_H_B, NULL);
     ls_h_load(&pair, "--transactions 100");
     cr_assert(ls_h_wait_caught_up(&pair, 30000), "the copy did not catch up");
     cJSON *st = ls_h_status(&pair, LS_H_B);
@@ -290,6 +296,20 @@ Test(activate, lossy_activation_reports_exactly_the_missing_generations)
              (unsigned long long) base + 1, (unsigned long long) base + K, K);
     cr_assert(ls_h_contains(out, want), "%s", out);
     free(out);
+
+    /* Prometheus: the same figures in base units, and promtool accepts the endpoint. */
+    snprintf(cmd, sizeof(cmd),
+             "curl -sS --max-time 10 -o %s/metrics.txt http://127.0.0.1:%d/metrics && "
+             "promtool check metrics < %s/metrics.txt >&2 && cat %s/metrics.txt",
+             pair.dir, mport, pair.dir, pair.dir);
+    cr_assert_eq(ls_h_sh(cmd, &out, &err, 30000), 0, "metrics: %s", err);
+    snprintf(want, sizeof(want), "logship_activation_lost_generations{database=\"db1\"} %d\n", K);
+    cr_assert(ls_h_contains(out, want), "%s", out);
+    cr_assert(ls_h_contains(out, "logship_database_role{database=\"db1\",role=\"active\"} 1\n"),
+              "%s", out);
+    cr_assert(ls_h_contains(out, "logship_database_epoch{database=\"db1\"} 2\n"), "%s", out);
+    free(out);
+    free(err);
 }
 
 Test(activate, a_bad_role_file_stops_the_daemon_naming_file_and_line)

@@ -44,8 +44,8 @@ static void manual(FILE *f)
                "DESCRIPTION\n"
                "    logship reads and checks log generations, writes test workloads through the\n"
                "    embedded API (logship/db.h), makes test certificates, and asks the local\n"
-               "    logshipd(1) for status or to suspend, resume, switch networks, seed, activate\n"
-               "    or resync a copy, through the daemon's control socket.\n"
+               "    logshipd(1) for status or to suspend, resume, switch networks, seed,\n"
+               "    activate or resync a copy, through the daemon's control socket.\n"
                "\n"
                "COMMANDS\n");
     for (const struct ls_cmd *c = cmds; c->name; c++)

@@ -3,7 +3,8 @@
  * node-a's daemon killed with SIGKILL, `logship activate db1` on node-b, the application writes
  * on node-b, then node-a's daemon restarts with its unchanged configuration.
  *   - lossless cycle: node-a learns of epoch 2 from node-b (EPOCH), shows Demoted naming node-b
- *     (status, JSON and the table), its writer refuses commits (LS_EFENCED naming node-b);
+ *     (status, JSON and the table), its writer refuses commits (LS_EFENCED naming node-b), a
+ *     restart keeps it so;
  *     `logship resync db1` makes it a copy of node-b without a restart, resuming at the
  *     generation epoch 2 began with (nothing else moves); node-b ships to it; both stores are
  *     equal by mdb_dump and every --ack-log marker is in node-a's store (tools/ack-check.sh).
@@ -208,6 +209,12 @@ Test(demote, old_active_returns_demoted_then_resyncs_as_a_copy)
     cr_assert_neq(rc, 0, "a fenced database accepted commits");
     cr_assert(ls_h_contains(err, "fenced") && ls_h_contains(err, "node-b"), "%s", err);
     free(err);
+
+    /* A restart keeps it demoted (the role file): its machine is fenced at once, nothing is
+     * offered. */
+    ls_h_node_stop(&pair, LS_H_A);
+    ls_h_node_start(&pair, LS_H_A, NULL);
+    cr_assert(wait_role(LS_H_A, "demoted", "Demoted"), "node-a is not demoted after a restart");
 
     /* Rebuilt as a copy of node-b, without a restart, from where epoch 2 began. */
     rc = logship("resync", LS_H_A, "", &out, &err);

@@ -162,6 +162,14 @@ static void on_hello(peer_t *p, const ls_proto_hello_t *h)
         return;
     }
     p->welcomed = true;
+    if (choice.features & LS_FEAT_ZSTD) {
+        /* The connection's zstd worker decompresses chunks, in order (offload_compression). */
+        if (ls_conn_set_compression(p->conn, choice.zstd_level) != 0) {
+            LS_LOGE("peer", "%s: cannot start decompression: out of memory", p->name);
+            ls_conn_close(p->conn);
+            return;
+        }
+    }
     /* Version 3: what this node knows of each database offered, accepted or refused, before any
      * other frame of it (an old active learns it was fenced; a copy that is behind is simply
      * shipped to). */
@@ -170,14 +178,6 @@ static void on_hello(peer_t *p, const ls_proto_hello_t *h)
         char name[LS_PROTO_DBNAME_MAX + 1];
         snprintf(name, sizeof(name), "%.*s", (int) h->dbs[i].name.len, h->dbs[i].name.ptr);
         ls__node_epoch_send(n, p->conn, h->dbs[i].dbid, name);
-    }
-    if (choice.features & LS_FEAT_ZSTD) {
-        /* The connection's zstd worker decompresses chunks, in order (offload_compression). */
-        if (ls_conn_set_compression(p->conn, choice.zstd_level) != 0) {
-            LS_LOGE("peer", "%s: cannot start decompression: out of memory", p->name);
-            ls_conn_close(p->conn);
-            return;
-        }
     }
     LS_LOGI("peer", "%s connected from %s%s, %u database(s)", p->name, ls_conn_peer(p->conn),
             ls_conn_is_tls(p->conn) ? " (TLS)" : " (plaintext)", h->db_count);

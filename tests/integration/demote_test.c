@@ -10,21 +10,31 @@
  *     equal by mdb_dump and every --ack-log marker is in node-a's store (tools/ack-check.sh).
  *   - diverged: node-a's application wrote generations after node-a's daemon died and before
  *     the activation: on return node-a shows Diverged, node-b accepted none of those old-epoch
- *     generations (none on its disk), and resync refuses with the count. */
+ *     generations (none on its disk), and resync refuses with the count.
+ *   - a copy whose history moved on refuses older epochs from its source: node-a, resynced as a
+ *     copy of node-b and restarted (its epochs read from its directory), is offered epoch 1 by
+ *     a scripted source playing node-b: its EPOCH and its GEN_BEGIN of the generation after the
+ *     split are refused with LS_EFENCED, and nothing of that generation is written. */
 #include <criterion/criterion.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <logship/error.h>
+
 #include "daemons.h"
 #include "harness.h"
+#include "scripted.h"
 #include "status/status.h"
 
 static ls_h_pair_t pair;
+static ls_h_sp_t *sp;
 
 static void fini(void)
 {
+    ls_h_sp_close(sp);
+    sp = NULL;
     ls_h_pair_fini(&pair);
 }
 
@@ -294,4 +304,90 @@ Test(demote, diverged_old_active_is_refused_and_its_generations_stay_out)
               "%s", err);
     free(out);
     free(err);
+}
+
+Test(demote, a_copy_whose_history_moved_on_refuses_older_epochs)
+{
+    start_pair_with_peers("demote-refuse");
+    load_ok(LS_H_A, "--transactions 400 --target-size 65536");
+    cr_assert(ls_h_wait_caught_up(&pair, 30000), "the copy did not catch up");
+    uint64_t first = kill_a_and_activate_b();
+    load_ok(LS_H_B, "--transactions 100 --seed 3 --target-size 65536");
+    ls_h_node_start(&pair, LS_H_A, NULL);
+    cr_assert(wait_role(LS_H_A, "demoted", "Demoted"), "node-a did not learn of epoch 2");
+    char *out, *err;
+    int rc = logship("resync", LS_H_A, "", &out, &err);
+    cr_assert_eq(rc, 0, "resync failed (%d): %s%s", rc, out, err);
+    free(out);
+    free(err);
+    cr_assert(ls_h_wait_for(b_caught_up, NULL, 30000), "node-b did not ship to node-a");
+    uint64_t held = newest_of(LS_H_A, 2);
+    cr_assert_geq(held, first);
+
+    /* node-b gone, node-a restarted: what it knows of epoch 2 comes from its directory. */
+    ls_h_node_kill(&pair, LS_H_B);
+    ls_h_node_stop(&pair, LS_H_A);
+    ls_h_node_start(&pair, LS_H_A, NULL);
+    char cmd[1200];
+    snprintf(cmd, sizeof(cmd), "ls %s/logs/E00-00000002-* | head -1", pair.db[LS_H_A]);
+    cr_assert_eq(ls_h_sh(cmd, &out, NULL, 5000), 0);
+    out[strcspn(out, "\n")] = '\0';
+    uint8_t id[LS_PROTO_DBID_LEN];
+    ls_h_file_dbid(out, id);
+    free(out);
+
+    /* An old active of epoch 1 (scripted, named node-b) offers db1 at version 3. */
+    const char *names[] = {"db1"};
+    static ls_frame_t f;
+    ls_h_sp_hello(&f, "node-b", 1, names, (const uint8_t(*)[LS_PROTO_DBID_LEN]) id);
+    f.hello.version_max = LS_PROTO_VERSION_EPOCH;
+    sp = ls_h_sp_connect(pair.aport);
+    ls_h_sp_send(sp, &f);
+    const ls_frame_t *g = ls_h_sp_expect(sp, LS_FRAME_WELCOME, 10000);
+    cr_assert_not_null(g, "no WELCOME");
+    cr_assert_eq(g->welcome.dbs[0].status, LS_DB_ACCEPTED, "node-a copies db1 from node-b");
+    g = ls_h_sp_expect(sp, LS_FRAME_EPOCH, 5000);
+    cr_assert_not_null(g, "no EPOCH from node-a");
+    cr_assert_eq(g->epoch.epoch, 2, "node-a knows epoch 2 from its directory");
+    g = ls_h_sp_expect(sp, LS_FRAME_RESUME, 5000);
+    cr_assert_not_null(g, "no RESUME");
+    uint64_t next = g->resume.next_generation;
+    cr_assert_eq(next, held + 1);
+
+    /* Its generation after the split, of epoch 1: refused, nothing written. */
+    memset(&f, 0, sizeof(f));
+    f.type = LS_FRAME_GEN_BEGIN;
+    memcpy(f.gen_begin.dbid, id, LS_PROTO_DBID_LEN);
+    f.gen_begin.epoch = 1;
+    f.gen_begin.generation = next;
+    f.gen_begin.size = 4096;
+    f.gen_begin.close_ns = 1;
+    ls_h_sp_send(sp, &f);
+    g = ls_h_sp_expect(sp, LS_FRAME_ERROR, 5000);
+    cr_assert_not_null(g, "the old-epoch GEN_BEGIN was not refused");
+    cr_assert_eq(g->error.code, LS_EFENCED);
+    char msg[600];
+    snprintf(msg, sizeof(msg), "%.*s", (int) g->error.message.len, g->error.message.ptr);
+    cr_assert(ls_h_contains(msg, "of epoch 1 from node-b refused") &&
+                  ls_h_contains(msg, "generations of an older epoch are never accepted"),
+              "%s", msg);
+    cr_assert_eq(newest_of(LS_H_A, 1) < first, true, "nothing of epoch 1 after the split");
+    snprintf(cmd, sizeof(cmd), "ls %s/inspect | grep -c . || true", pair.db[LS_H_A]);
+    cr_assert_eq(ls_h_sh(cmd, &out, NULL, 5000), 0);
+    cr_assert_eq(atoi(out), 0, "inspect/ holds %s", out);
+    free(out);
+
+    /* Its EPOCH of epoch 1: refused the same way. */
+    memset(&f, 0, sizeof(f));
+    f.type = LS_FRAME_EPOCH;
+    memcpy(f.epoch.dbid, id, LS_PROTO_DBID_LEN);
+    f.epoch.epoch = 1;
+    f.epoch.first_generation = 1;
+    f.epoch.active = ls_proto_str("node-b");
+    ls_h_sp_send(sp, &f);
+    g = ls_h_sp_expect(sp, LS_FRAME_ERROR, 5000);
+    cr_assert_not_null(g, "the older EPOCH was not refused");
+    cr_assert_eq(g->error.code, LS_EFENCED);
+    snprintf(msg, sizeof(msg), "%.*s", (int) g->error.message.len, g->error.message.ptr);
+    cr_assert(ls_h_contains(msg, "announces epoch 1"), "%s", msg);
 }

@@ -11,7 +11,9 @@
  * (docs/COPY.md, "Which check runs where"). The verified prefix is then applied in ONE
  * ls_store_apply with the meta record (epoch, generation, LSN, txid, digest,
  * applied_generations + n) in the same transaction, parsed by ls_gen_stream in trusted mode
- * (structure only). Records with LSN <= meta.lsn are skipped (idempotent; the seed hand-off).
+ * (structure only) before the transaction into a list of operations sorted by key (stable), of
+ * which only the last of each key is applied: the same final state, LMDB's B-tree walked in
+ * order. Records with LSN <= meta.lsn are skipped (idempotent; the seed hand-off).
  * The store is checkpointed at most every checkpoint_ms and when idle; replayed-synced(N)
  * follows, then log removal.
  */
@@ -29,6 +31,19 @@
 #define ERROR_WAIT_NS 1000000000ull   /* after a transient store error (ENOSPC) */
 #define READ_PIECE    (1024u * 1024u) /* bytes read (and sealed) per pread */
 
+/* One PUT or DEL of a batch, pointing into the batch's buffers. */
+typedef struct {
+    uint64_t pre;         /* the 8 key bytes after the batch's common prefix, big-endian, zero
+                             padded: orders most pairs without a memcmp */
+    const uint8_t *key;   /* the record's key */
+    const uint8_t *value; /* PUT: its value */
+    uint32_t key_len;     /* bytes */
+    uint32_t value_len;   /* bytes */
+    uint32_t seq;         /* position in the batch: the later of two writes of a key wins */
+    uint8_t type;         /* LS_REC_PUT or LS_REC_DEL */
+    bool tail;            /* the key has bytes past the common prefix and pre */
+} op_t;
+
 /* One batch read into memory. */
 typedef struct {
     ls__copy_entry_t e[64]; /* the generations, oldest first */
@@ -40,6 +55,10 @@ typedef struct {
     ls_copy_t *c;           /* the copy (counters) */
     ls_seal_t *seal;        /* for the seal checks (kept) */
     ls_gen_stream_t *st;    /* the apply pass's parser (kept) */
+    op_t *ops;              /* the batch's operations, sorted by key before they are applied */
+    size_t nops;            /* operations collected */
+    size_t ops_cap;         /* capacity of ops (kept between batches) */
+    bool ops_failed;        /* no memory for ops: applied in LSN order instead */
 } batch_t;
 
 /* Entries at the head of the queue ready to replay (mu held); *wait_ns when the head waits for
@@ -138,6 +157,30 @@ static int verify(ls_copy_t *c, batch_t *b, const ls_store_meta_t *m, char *msg,
     return 0;
 }
 
+/* Collects a record of the batch (past base_lsn) as an operation to sort. */
+static int collect_record(void *ctx, const ls_record_t *r)
+{
+    batch_t *b = ctx;
+    if (r->lsn <= b->base_lsn || (r->type != LS_REC_PUT && r->type != LS_REC_DEL))
+        return 0; /* COMMIT: the transaction's end; the batch commits as one */
+    if (b->nops == b->ops_cap) {
+        size_t cap = b->ops_cap ? b->ops_cap * 2 : 4096;
+        op_t *ops = realloc(b->ops, cap * sizeof(*ops));
+        if (!ops) return LS_ENOMEM;
+        b->ops = ops;
+        b->ops_cap = cap;
+    }
+    b->ops[b->nops] = (op_t){.key = r->key,
+                             .value = r->value,
+                             .key_len = r->key_len,
+                             .value_len = r->value_len,
+                             .seq = (uint32_t) b->nops,
+                             .type = r->type};
+    b->nops++;
+    return 0;
+}
+
+/* Applies a record directly, in LSN order (when there was no memory to sort). */
 static int apply_record(void *ctx, const ls_record_t *r)
 {
     void **a = ctx;
@@ -146,18 +189,29 @@ static int apply_record(void *ctx, const ls_record_t *r)
     if (r->lsn <= b->base_lsn) return 0;
     if (r->type == LS_REC_PUT) return ls_store_put(txn, r->key, r->key_len, r->value, r->value_len);
     if (r->type == LS_REC_DEL) return ls_store_del(txn, r->key, r->key_len);
-    return 0; /* COMMIT: the transaction's end; the batch commits as one */
+    return 0;
 }
 
-/* The store callback: every verified generation of the batch, records past base_lsn. Re-runnable
- * (after MDB_MAP_FULL the store calls it again from the start). */
-static int apply_fn(void *ctx, ls_store_txn_t *txn)
+/* LMDB's key order (bytes, then length), then the batch's order. Every key of the batch starts
+ * with the same bytes, then pre: comparing pre first is comparing those bytes. */
+static int op_cmp(const void *pa, const void *pb)
 {
-    batch_t *b = ctx;
-    void *a[2] = {b, txn};
+    const op_t *a = pa, *b = pb;
+    if (a->pre != b->pre) return a->pre < b->pre ? -1 : 1;
+    int c = a->tail && b->tail ? memcmp(a->key, b->key, LS_MIN(a->key_len, b->key_len)) : 0;
+    if (c) return c;
+    if (a->key_len != b->key_len) return a->key_len < b->key_len ? -1 : 1;
+    return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+/* Parses every verified generation of the batch (trusted: structure only) and collects its
+ * operations (cb collect_record) or applies them (cb apply_record). */
+static int parse_batch(batch_t *b, ls_record_cb cb, void *ctx)
+{
     for (size_t i = 0; i < b->ok; i++) {
         /* The bytes are the ones inspected (their seal matched): structure only, no checksum; the
-         * trailer must still carry the inspected digest and the header the inspected chain. */
+         * trailer must still carry the inspected digest and the header the inspected chain. The
+         * whole file is fed at once, so every record points into b->buf[i]. */
         const ls__copy_entry_t *e = &b->e[i];
         ls_gen_expect_t ex = {.epoch = e->epoch,
                               .generation = e->generation,
@@ -166,10 +220,66 @@ static int apply_fn(void *ctx, ls_store_txn_t *txn)
         ls_gen_info_t info;
         ls_gen_verdict_t v;
         ls_gen_stream_begin(b->st, &ex, LS_GEN_STREAM_TRUSTED);
-        int rc = ls_gen_stream_feed(b->st, b->buf[i], b->len[i], apply_record, a);
+        int rc = ls_gen_stream_feed(b->st, b->buf[i], b->len[i], cb, ctx);
         if (rc == 0) rc = ls_gen_stream_end(b->st, &info, &v);
         if (rc) return rc;
         LS__COPY_COUNT(b->c, record_checksums, info.record_checksums); /* 0: trusted */
+    }
+    return 0;
+}
+
+/* Parses the batch into b->ops, sorted by key (stable), before the transaction begins. False
+ * when there was no memory (the batch is then applied in LSN order); a parse error is kept in
+ * *rc. */
+static bool sort_batch(batch_t *b, int *rc)
+{
+    b->nops = 0;
+    *rc = parse_batch(b, collect_record, b);
+    b->ops_failed = *rc == LS_ENOMEM;
+    if (b->ops_failed) *rc = 0;
+    if (*rc || b->ops_failed) return false;
+    size_t lcp = b->nops ? b->ops[0].key_len : 0;
+    for (size_t i = 1; i < b->nops && lcp; i++) {
+        const op_t *o = &b->ops[i];
+        size_t n = LS_MIN(lcp, (size_t) o->key_len), j = 0;
+        while (j < n && o->key[j] == b->ops[0].key[j])
+            j++;
+        lcp = j;
+    }
+    for (size_t i = 0; i < b->nops; i++) {
+        op_t *o = &b->ops[i];
+        uint64_t pre = 0;
+        for (size_t j = lcp; j < lcp + 8; j++)
+            pre = pre << 8 | (j < o->key_len ? o->key[j] : 0);
+        o->pre = pre;
+        o->tail = o->key_len > lcp + 8;
+    }
+    qsort(b->ops, b->nops, sizeof(*b->ops), op_cmp);
+    return true;
+}
+
+/* The store callback: the batch's operations in key order, only the last one of each key (the
+ * same final state as every record in LSN order, since the batch commits as one), or, without
+ * the sorted list, every record past base_lsn in order. Re-runnable (after MDB_MAP_FULL the
+ * store calls it again from the start). */
+static int apply_fn(void *ctx, ls_store_txn_t *txn)
+{
+    batch_t *b = ctx;
+    if (b->ops_failed) {
+        void *a[2] = {b, txn};
+        int rc = parse_batch(b, apply_record, a);
+        if (rc) return rc;
+    } else {
+        for (size_t i = 0; i < b->nops; i++) {
+            const op_t *o = &b->ops[i];
+            if (i + 1 < b->nops && o->pre == o[1].pre && o->key_len == o[1].key_len &&
+                (!o->tail || memcmp(o->key, o[1].key, o->key_len) == 0))
+                continue; /* a later write of the same key follows */
+            int rc = o->type == LS_REC_PUT
+                         ? ls_store_put(txn, o->key, o->key_len, o->value, o->value_len)
+                         : ls_store_del(txn, o->key, o->key_len);
+            if (rc) return rc;
+        }
     }
     if (LS_FAULT("copy.replay.before_commit")) return LS_EIO;
     return 0;
@@ -203,7 +313,9 @@ static int apply(ls_copy_t *c, batch_t *b, ls_store_meta_t *nm)
     for (size_t i = 0; i < b->ok; i++)
         nm->txid = LS_MAX(nm->txid, b->e[i].last_txid);
     nm->applied_generations += b->ok;
-    int rc = ls_store_apply(c->store, apply_fn, b, nm);
+    int rc = 0;
+    sort_batch(b, &rc);
+    if (rc == 0) rc = ls_store_apply(c->store, apply_fn, b, nm);
     if (rc) {
         store_failed(c, b, rc);
         return rc;
@@ -328,6 +440,7 @@ void *ls__copy_replayer(void *arg)
     if (c->dirty) ls__copy_checkpoint(c);
     ls_seal_free(b->seal);
     ls_gen_stream_free(b->st);
+    free(b->ops);
     free(b);
     return NULL;
 }

@@ -31,6 +31,9 @@ struct ls_store {
 struct ls_store_txn {
     ls_store_t *store; /* owner */
     MDB_txn *txn;      /* the LMDB write transaction */
+    MDB_cursor *cur;   /* on "data", opened by the first put/del: a put whose key falls in the
+                          leaf page of the previous one is placed without a search from the root
+                          (keys applied in order are several times faster) */
     bool map_full;     /* a put/del hit MDB_MAP_FULL: retry after growing even if fn hides it */
 };
 
@@ -248,6 +251,7 @@ static int apply_once(ls_store_t *s, ls_store_apply_fn fn, void *ctx, const ls_s
         return map_rc(rc);
     }
     rc = fn(ctx, &t);
+    if (t.cur) mdb_cursor_close(t.cur);
     if (rc == 0 && !t.map_full) rc = map_rc(meta_put(t.txn, s->meta_dbi, meta));
     if (rc == 0 && !t.map_full) {
         int crc = mdb_txn_commit(t.txn);
@@ -287,7 +291,8 @@ int ls_store_put(ls_store_txn_t *t, const void *key, size_t key_len, const void 
 {
     if (key_len == 0 || key_len > LS_KEY_MAX) return LS_EINVAL;
     MDB_val k = {key_len, (void *) key}, v = {val_len, (void *) val};
-    int rc = mdb_put(t->txn, t->store->data, &k, &v, 0);
+    int rc = t->cur ? 0 : mdb_cursor_open(t->txn, t->store->data, &t->cur);
+    if (rc == 0) rc = mdb_cursor_put(t->cur, &k, &v, 0);
     if (rc == MDB_MAP_FULL) t->map_full = true;
     return map_rc(rc);
 }
@@ -295,8 +300,10 @@ int ls_store_put(ls_store_txn_t *t, const void *key, size_t key_len, const void 
 int ls_store_del(ls_store_txn_t *t, const void *key, size_t key_len)
 {
     if (key_len == 0 || key_len > LS_KEY_MAX) return LS_EINVAL;
-    MDB_val k = {key_len, (void *) key};
-    int rc = mdb_del(t->txn, t->store->data, &k, NULL);
+    MDB_val k = {key_len, (void *) key}, v;
+    int rc = t->cur ? 0 : mdb_cursor_open(t->txn, t->store->data, &t->cur);
+    if (rc == 0) rc = mdb_cursor_get(t->cur, &k, &v, MDB_SET);
+    if (rc == 0) rc = mdb_cursor_del(t->cur, 0);
     if (rc == MDB_NOTFOUND) return 0;
     if (rc == MDB_MAP_FULL) t->map_full = true;
     return map_rc(rc);

@@ -57,7 +57,7 @@ static long status_kib(const char *field)
     return v;
 }
 
-static volatile long g_peak_anon;
+static volatile long g_peak_anon, g_peak_file;
 static volatile int g_done;
 
 static void *sampler(void *arg)
@@ -66,6 +66,8 @@ static void *sampler(void *arg)
     while (!g_done) {
         long a = status_kib("RssAnon");
         if (a > g_peak_anon) g_peak_anon = a;
+        long f = status_kib("RssFile");
+        if (f > g_peak_file) g_peak_file = f;
         usleep(10000);
     }
     return NULL;
@@ -186,9 +188,11 @@ int main(int argc, char **argv)
         printf("%s %.3f s (%.1f MB/s), %llu store transactions\n",
                serial ? "then replayed+synced:" : "replayed+synced:", t_synced,
                (double) bytes / 1e6 / t_synced, (unsigned long long) st.replay_txns);
-    printf("VmHWM %.1f MiB, peak RssAnon %.1f MiB; now RssAnon %.1f MiB, RssFile %.1f MiB\n",
+    printf("VmHWM %.1f MiB, peak RssAnon %.1f MiB, peak RssFile %.1f MiB; now RssAnon %.1f MiB, "
+           "RssFile %.1f MiB\n",
            (double) status_kib("VmHWM") / 1024.0, (double) g_peak_anon / 1024.0,
-           (double) status_kib("RssAnon") / 1024.0, (double) status_kib("RssFile") / 1024.0);
+           (double) g_peak_file / 1024.0, (double) status_kib("RssAnon") / 1024.0,
+           (double) status_kib("RssFile") / 1024.0);
     ls_copy_close(c);
     for (uint64_t g = 1; g <= n; g++)
         free(path[g]);

@@ -30,6 +30,7 @@
 #define IDLE_WAIT_NS  1000000000ull   /* re-evaluate at least this often */
 #define ERROR_WAIT_NS 1000000000ull   /* after a transient store error (ENOSPC) */
 #define READ_PIECE    (1024u * 1024u) /* bytes read (and sealed) per pread */
+#define RELEASE_OPS   4096u           /* store pages released every this many operations */
 
 /* One PUT or DEL of a batch, pointing into the batch's buffers. */
 typedef struct {
@@ -279,6 +280,7 @@ static int apply_fn(void *ctx, ls_store_txn_t *txn)
                          ? ls_store_put(txn, o->key, o->key_len, o->value, o->value_len)
                          : ls_store_del(txn, o->key, o->key_len);
             if (rc) return rc;
+            if (i % RELEASE_OPS == RELEASE_OPS - 1) ls_store_txn_release_pages(txn);
         }
     }
     if (LS_FAULT("copy.replay.before_commit")) return LS_EIO;
@@ -321,6 +323,7 @@ static int apply(ls_copy_t *c, batch_t *b, ls_store_meta_t *nm)
         return rc;
     }
     LS_FAULT("copy.replay.after_commit");
+    ls_store_release_pages(c->store);
     return 0;
 }
 

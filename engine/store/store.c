@@ -5,7 +5,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include "core/core.h"
 #include "store/env.h"
@@ -377,6 +379,39 @@ int ls_store_sync(ls_store_t *s)
     ls_store_env_unlock(s->shared);
     if (rc) LS_LOGE("store", "%s: sync failed: %s", s->path, mdb_strerror(rc));
     return rc == 0 ? 0 : rc == MDB_MAP_FULL ? LS_ESTORE : map_rc(rc);
+}
+
+/* madvise(MADV_DONTNEED) over every mapping of the store's data.mdb (env read lock held).
+ * LMDB does not say where its map is (mdb_env_info's address is only set with MDB_FIXEDMAP):
+ * the mappings are found by device and inode in /proc/self/maps. */
+static void release_pages(ls_store_t *s)
+{
+    mdb_filehandle_t fd;
+    struct stat st;
+    FILE *f = NULL;
+    if (mdb_env_get_fd(s->env, &fd) == 0 && fstat(fd, &st) == 0) f = fopen("/proc/self/maps", "re");
+    char line[512];
+    while (f && fgets(line, sizeof(line), f)) {
+        unsigned long lo, hi, ino;
+        unsigned maj, min;
+        if (sscanf(line, "%lx-%lx %*s %*s %x:%x %lu", &lo, &hi, &maj, &min, &ino) == 5 &&
+            ino == (unsigned long) st.st_ino && maj == major(st.st_dev) &&
+            min == minor(st.st_dev) && hi > lo)
+            (void) madvise((void *) lo, hi - lo, MADV_DONTNEED);
+    }
+    if (f) fclose(f);
+}
+
+void ls_store_release_pages(ls_store_t *s)
+{
+    ls_store_env_rdlock(s->shared); /* the map is not moved meanwhile */
+    release_pages(s);
+    ls_store_env_unlock(s->shared);
+}
+
+void ls_store_txn_release_pages(ls_store_txn_t *t)
+{
+    release_pages(t->store); /* inside ls_store_apply: the env's read lock is held */
 }
 
 /* Records checkpoint_lsn = lsn in the meta record, read and written under the writer lock so a

@@ -121,6 +121,15 @@ int ls_store_checkpoint(ls_store_t *store, uint64_t *lsn);
  * the path. */
 int ls_store_peek_meta(const char *path, ls_store_meta_t *out, char *err, size_t errlen);
 
+/* Drops this process's mapping of the store's pages (madvise MADV_DONTNEED over LMDB's read-only
+ * shared map): they stay in the page cache, and the next access maps them again (a minor fault).
+ * Bounds the resident set of a process that walks a large store, which the map otherwise keeps
+ * mapped (and counted in its RSS) until it exits. Nothing changes for any reader or writer. */
+void ls_store_release_pages(ls_store_t *store);
+/* The same inside an apply callback: the pages the transaction has read so far are mapped again
+ * when touched again; its dirty pages are LMDB's own copies, not the map. */
+void ls_store_txn_release_pages(ls_store_txn_t *txn);
+
 /* Figures for tests and status. */
 typedef struct {
     uint64_t map_size;  /* current map size, bytes */

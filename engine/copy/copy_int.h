@@ -32,6 +32,7 @@ typedef struct {
     uint8_t digest[LS_DIGEST_SIZE];      /* trailer's digest, as inspected */
     uint8_t seal[LS_SEAL_LEN];           /* XXH3-128 of the whole file, computed over the bytes
                                             the inspection checked (replay compares its read) */
+    uint64_t queued_ns;                  /* monotonic ns when it was queued for replay */
 } ls__copy_entry_t;
 
 /* What a generation must be, for ls__copy_check_buf (built from the held chain or the queue). */
@@ -102,6 +103,9 @@ struct ls_copy {
     bool rx_inspecting;     /* a file sits in inspect/ being inspected (mu) */
 
     ls__copy_rx_t rx; /* the receive in progress (receiver thread only) */
+    /* what the replayer knows of the receiver (atomic, relaxed: set by the receiver) */
+    bool rx_open;            /* a .part is being received */
+    uint64_t rx_activity_ns; /* monotonic ns of the receiver's last begin, data or end */
 
     ls_copy_state_t state;     /* (mu) */
     char reason[512];          /* why DISK_FULL/FAILED (mu) */

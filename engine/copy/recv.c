@@ -28,6 +28,7 @@ static void drop_part(ls_copy_t *c)
     }
     rx->fd = -1;
     rx->active = false;
+    __atomic_store_n(&c->rx_open, false, __ATOMIC_RELAXED);
     ls_sha256_free(rx->sha);
     rx->sha = NULL;
 }
@@ -127,6 +128,8 @@ int ls_copy_recv_begin(ls_copy_t *c, uint32_t epoch, uint64_t gen, uint64_t size
     rx->fd = open(rx->part, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0600);
     if (rx->fd < 0) return io_failed(c, ls_err_from_errno(errno), "creating", err, errlen);
     rx->active = true;
+    __atomic_store_n(&c->rx_open, true, __ATOMIC_RELAXED);
+    __atomic_store_n(&c->rx_activity_ns, ls_mono_ns(), __ATOMIC_RELAXED);
     return 0;
 }
 
@@ -192,6 +195,7 @@ int ls_copy_recv_data(ls_copy_t *c, uint64_t gen, uint64_t offset, const void *d
     /* a failure sticks in the stream and is the inspection's verdict at the end */
     ls_gen_stream_feed(rx->stream, data, len, NULL, NULL);
     rx->got += len;
+    __atomic_store_n(&c->rx_activity_ns, ls_mono_ns(), __ATOMIC_RELAXED);
     if (offset < LS_GEN_HEADER_SIZE && rx->got >= LS_GEN_HEADER_SIZE)
         return check_header(c, err, errlen);
     return 0;
@@ -279,6 +283,7 @@ int ls_copy_recv_end(ls_copy_t *c, uint64_t gen, const uint8_t *sender_digest, c
     if (rc) return rc;
     uint32_t epoch = rx->epoch;
     drop_part(c); /* fd already closed and the .part renamed: frees the hash only */
+    __atomic_store_n(&c->rx_activity_ns, ls_mono_ns(), __ATOMIC_RELAXED);
     pthread_mutex_lock(&c->mu);
     c->durable_gen = gen;
     bool recovered = c->state == LS_COPY_DISK_FULL && ls__copy_set_state(c, LS_COPY_HEALTHY, "");

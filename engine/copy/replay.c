@@ -31,6 +31,8 @@
 #define ERROR_WAIT_NS 1000000000ull   /* after a transient store error (ENOSPC) */
 #define READ_PIECE    (1024u * 1024u) /* bytes read (and sealed) per pread */
 #define RELEASE_OPS   4096u           /* store pages released every this many operations */
+#define RX_QUIET_NS   5000000ull   /* the receiver counts as busy this long after its last call */
+#define HOLD_MAX_NS   250000000ull /* a batch waits at most this long for more generations */
 
 /* One PUT or DEL of a batch, pointing into the batch's buffers. */
 typedef struct {
@@ -63,24 +65,42 @@ typedef struct {
 } batch_t;
 
 /* Entries at the head of the queue ready to replay (mu held); *wait_ns when the head waits for
- * its replay lag. */
-static size_t ready(ls_copy_t *c, uint64_t *wait_ns)
+ * its replay lag, or when the batch is held for more: while the receiver is busy (a generation
+ * arriving, or one ended less than RX_QUIET_NS ago) a batch that is not full waits, for at most
+ * HOLD_MAX_NS after its first generation was queued. A backlog is then applied in full batches
+ * (each commit rewrites the pages it touched: with keys all over the tree, one generation per
+ * commit writes nearly as much as sixteen), and the commits and checkpoints keep off the disk
+ * while receives sync. *holding says the batch is held (not idle: no checkpoint now). */
+static size_t ready(ls_copy_t *c, uint64_t *wait_ns, bool *holding)
 {
     *wait_ns = IDLE_WAIT_NS;
+    *holding = false;
     if (c->paused || c->state == LS_COPY_FAILED || !c->store) return 0;
     uint64_t now = ls_now_ns(), lag = c->o.replay_lag_ms * 1000000ull, bytes = 0;
     size_t n = 0, max = LS_MIN((size_t) c->o.batch_generations, LS_ARRAY_SIZE(((batch_t *) 0)->e));
+    bool full = false;
     while (n < c->qlen && n < max) {
         const ls__copy_entry_t *e = &c->q[n];
         if (e->close_ns + lag > now) {
             if (n == 0) *wait_ns = LS_MIN(e->close_ns + lag - now, IDLE_WAIT_NS);
+            full = true; /* the rest waits for its lag: nothing to wait for here */
             break;
         }
-        if (n > 0 && bytes + e->size > c->o.batch_bytes) break;
+        if (n > 0 && bytes + e->size > c->o.batch_bytes) {
+            full = true;
+            break;
+        }
         bytes += e->size;
         n++;
     }
-    return n;
+    if (n == 0 || full || n == max) return n;
+    uint64_t mono = ls_mono_ns(), held = mono - c->q[0].queued_ns;
+    uint64_t quiet = mono - __atomic_load_n(&c->rx_activity_ns, __ATOMIC_RELAXED);
+    bool busy = __atomic_load_n(&c->rx_open, __ATOMIC_RELAXED) || quiet < RX_QUIET_NS;
+    if (!busy || held >= HOLD_MAX_NS) return n;
+    *holding = true;
+    *wait_ns = LS_MIN(RX_QUIET_NS, HOLD_MAX_NS - held);
+    return 0;
 }
 
 /* Reads path whole into *buf (malloc'd) and computes its seal in the same pass. */
@@ -419,13 +439,17 @@ void *ls__copy_replayer(void *arg)
     pthread_mutex_lock(&c->mu);
     while (!c->stop) {
         uint64_t wait;
-        size_t n = ready(c, &wait);
+        bool holding;
+        size_t n = ready(c, &wait, &holding);
         if (n == 0) {
-            bool ckpt = c->dirty;
-            pthread_mutex_unlock(&c->mu);
-            if (ckpt) ls__copy_checkpoint(c); /* idle: sync now */
-            pthread_mutex_lock(&c->mu);
-            if (!c->stop && ready(c, &wait) == 0) wait_ns(c, wait);
+            bool ckpt = c->dirty && !holding;
+            if (ckpt) {
+                pthread_mutex_unlock(&c->mu);
+                ls__copy_checkpoint(c); /* idle: sync now */
+                pthread_mutex_lock(&c->mu);
+                if (c->stop || ready(c, &wait, &holding) != 0) continue;
+            }
+            if (!c->stop) wait_ns(c, wait);
             continue;
         }
         b->n = n;

@@ -580,3 +580,32 @@ Test(copy, a_batch_applies_the_last_write_of_each_key_whatever_its_bytes)
     ls_h_rmtree(dir);
     free(dir);
 }
+
+Test(copy, a_generation_being_received_holds_replay_only_for_a_while)
+{
+    char *dir = ls_h_tmpdir("copy");
+    chain_t ch;
+    chain_build(&ch, 3, 4, 30);
+    ls_copy_t *c = copy_open(dir, NULL);
+    cr_assert_eq(ls_copy_start(c), 0);
+    send_range(c, &ch, 1, 2);
+    /* generation 3 is left half received: the replayer waits for more to batch, but not forever */
+    char err[1024] = "";
+    cr_assert_eq(ls_copy_recv_begin(c, 1, 3, ch.len[3], LS_H_GEN_CLOSE_NS, err, sizeof(err)), 0);
+    cr_assert_eq(ls_copy_recv_data(c, 3, 0, ch.buf[3], ch.len[3] / 2, err, sizeof(err)), 0, "%s",
+                 err);
+    wait_replayed(c, 2, false);
+    ls_copy_stats_t st;
+    ls_copy_stats(c, &st);
+    cr_assert_eq(st.last_replayed, 2);
+    cr_assert_eq(ls_copy_recv_data(c, 3, ch.len[3] / 2, ch.buf[3] + ch.len[3] / 2,
+                                   ch.len[3] - ch.len[3] / 2, err, sizeof(err)),
+                 0, "%s", err);
+    cr_assert_eq(ls_copy_recv_end(c, 3, ch.digest[3], err, sizeof(err)), 0, "%s", err);
+    wait_replayed(c, 3, true);
+    store_matches(c, &ch);
+    ls_copy_close(c);
+    chain_free(&ch);
+    ls_h_rmtree(dir);
+    free(dir);
+}

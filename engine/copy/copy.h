@@ -94,7 +94,8 @@ typedef struct {
     uint32_t max_inspect_failures; /* consecutive failures of one generation before Failed; 3 */
     uint64_t map_size;             /* initial LMDB map size of the store, bytes; 64 MiB, raised to
                                       twice an existing data.mdb */
-    uint64_t checkpoint_ms;        /* sync the store at most this often (and when idle); 1000 */
+    uint64_t checkpoint_ms;        /* sync the store at most this often (and when idle: nothing
+                                      to apply, the receiver quiet for 100 ms); 1000 */
     uint32_t batch_generations;    /* at most this many generations per store transaction;
                                        16 (capped at 64) */
     uint64_t batch_bytes;          /* at most about this many bytes of log per transaction;

@@ -14,7 +14,8 @@
  * (structure only) before the transaction into a list of operations sorted by key (stable), of
  * which only the last of each key is applied: the same final state, LMDB's B-tree walked in
  * order. Records with LSN <= meta.lsn are skipped (idempotent; the seed hand-off).
- * The store is checkpointed at most every checkpoint_ms and when idle; replayed-synced(N)
+ * The store is checkpointed at most every checkpoint_ms, and when idle (nothing to apply and the
+ * receiver quiet for IDLE_CKPT_NS); replayed-synced(N)
  * follows, then log removal.
  */
 #include <errno.h>
@@ -33,6 +34,7 @@
 #define RELEASE_OPS   4096u           /* store pages released every this many operations */
 #define RX_QUIET_NS   5000000ull   /* the receiver counts as busy this long after its last call */
 #define HOLD_MAX_NS   250000000ull /* a batch waits at most this long for more generations */
+#define IDLE_CKPT_NS  100000000ull /* idle: checkpoint once the receiver was quiet this long */
 
 /* One PUT or DEL of a batch, pointing into the batch's buffers. */
 typedef struct {
@@ -442,7 +444,15 @@ void *ls__copy_replayer(void *arg)
         bool holding;
         size_t n = ready(c, &wait, &holding);
         if (n == 0) {
-            bool ckpt = c->dirty && !holding;
+            /* Idle: checkpoint now if the receiver has been quiet IDLE_CKPT_NS (or the interval
+             * is over), not between the generations of a steady stream, whose receives would
+             * wait for the store's syncs. */
+            uint64_t mono = ls_mono_ns(), ckpt_ns = c->o.checkpoint_ms * 1000000ull;
+            uint64_t quiet = mono - __atomic_load_n(&c->rx_activity_ns, __ATOMIC_RELAXED);
+            uint64_t since = mono - c->last_ckpt;
+            bool ckpt = c->dirty && !holding && (quiet >= IDLE_CKPT_NS || since >= ckpt_ns);
+            if (c->dirty && !holding && !ckpt)
+                wait = LS_MIN(wait, LS_MIN(IDLE_CKPT_NS - quiet, ckpt_ns - since));
             if (ckpt) {
                 pthread_mutex_unlock(&c->mu);
                 ls__copy_checkpoint(c); /* idle: sync now */

@@ -9,7 +9,9 @@
  * so it joins this apply. Then, with store_mu held:
  *   fault point writer.apply.before ("fail" stands for a failed store transaction; "sleep:MS"
  *   holds the applier, which the overlay tests use);
- *   one ls_store_apply for all of them: their puts and deletes in order, and the meta record of
+ *   one ls_store_apply for all of them: their puts and deletes sorted by key, only the last one
+ *   of each key (keysort.c: the same final state, LMDB's B-tree walked in order; in LSN order
+ *   when the sort has no memory), and the meta record of
  *   the last batch (generation holding its last LSN, the digest of the generation before it,
  *   both noted by the flusher when that batch was durable), in the same LMDB write transaction;
  *   fault point writer.apply.after;
@@ -36,17 +38,33 @@
 
 #define MAX_WAIT_NS (3600ull * 1000000000ull) /* longest timed wait of the applier */
 
+static int put_or_del(ls_store_txn_t *st, const ls_txn_t *t, const ls__op_t *op)
+{
+    const uint8_t *key = t->arena + op->off;
+    return op->type == LS_REC_PUT
+               ? ls_store_put(st, key, op->key_len, key + op->key_len, op->value_len)
+               : ls_store_del(st, key, op->key_len);
+}
+
+/* The chain in LSN order (when the key sort had no memory). */
 static int apply_cb(void *ctx, ls_store_txn_t *st)
 {
     for (const ls_txn_t *t = ctx; t; t = t->next) {
         for (size_t i = 0; i < t->nops; i++) {
-            const ls__op_t *op = &t->ops[i];
-            const uint8_t *key = t->arena + op->off;
-            int rc = op->type == LS_REC_PUT
-                         ? ls_store_put(st, key, op->key_len, key + op->key_len, op->value_len)
-                         : ls_store_del(st, key, op->key_len);
+            int rc = put_or_del(st, t, &t->ops[i]);
             if (rc) return rc;
         }
+    }
+    return 0;
+}
+
+/* The chain in key order, the last operation of each key (keysort.c): the same final state. */
+static int apply_sorted_cb(void *ctx, ls_store_txn_t *st)
+{
+    const ls__keysort_t *ks = ctx;
+    for (size_t i = 0; i < ks->n; i++) {
+        int rc = put_or_del(st, ks->ops[i].t, &ks->ops[i].t->ops[ks->ops[i].op]);
+        if (rc) return rc;
     }
     return 0;
 }
@@ -64,8 +82,10 @@ static int apply_chain(ls_db_t *db, ls_txn_t *chain, const ls_store_meta_t *pos)
     m.txid = pos->txid;
     m.digest_generation = pos->digest_generation;
     memcpy(m.digest, pos->digest, LS_DIGEST_SIZE);
+    bool sorted = ls__keysort_chain(&db->ks, chain) == 0;
     int rc = LS_FAULT("writer.apply.before") ? LS_ESTORE
-                                             : ls_store_apply(db->store, apply_cb, chain, &m);
+             : sorted ? ls_store_apply(db->store, apply_sorted_cb, &db->ks, &m)
+                      : ls_store_apply(db->store, apply_cb, chain, &m);
     if (rc) {
         db->store_failed = rc;
         ls__db_fail(db, rc,

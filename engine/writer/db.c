@@ -101,6 +101,7 @@ static void db_free(ls_db_t *db)
     if (db->lock_fd >= 0) close(db->lock_fd); /* releases the flock, last */
     ls_sha256_free(db->sha);
     free(db->buf);
+    ls__keysort_free(&db->ks);
     for (ls_txn_t *t = db->dead, *next; t; t = next) {
         next = t->next;
         ls_txn_abort(t);

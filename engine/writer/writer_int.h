@@ -89,6 +89,21 @@ size_t ls__ov_trim(ls__overlay_t *ov, const ls_txn_t *chain, uint64_t applied_ls
 int ls__ov_get(ls__overlay_t *ov, const void *key, size_t key_len, void **val, size_t *val_len);
 size_t ls__ov_count(ls__overlay_t *ov); /* keys held */
 
+/* keysort.c: a merged chain's operations in key order, the last one of each key only. */
+typedef struct {
+    uint64_t k0, k1;   /* the key's first 16 bytes, big-endian, zero-padded */
+    const ls_txn_t *t; /* the transaction holding the operation */
+    uint32_t op;       /* its index in t->ops */
+} ls__keyop_t;
+typedef struct {
+    ls__keyop_t *ops, *tmp; /* sorted entries (n of them); merge scratch; cap entries each */
+    size_t n, cap;
+} ls__keysort_t;
+/* Fills ks with chain's operations sorted by key (stable: LSN order within a key), keeping only
+ * the last one of each key. LS_ENOMEM: ks->n is 0 (the caller applies in LSN order instead). */
+int ls__keysort_chain(ls__keysort_t *ks, const ls_txn_t *chain);
+void ls__keysort_free(ls__keysort_t *ks);
+
 struct ls_db {
     /* configuration (immutable after open) */
     char dir[LS__PATH_MAX];             /* database directory */
@@ -123,6 +138,7 @@ struct ls_db {
     /* store writes (store_mu) */
     pthread_mutex_t store_mu; /* guards store writes and the field below */
     uint64_t last_ckpt_ns;    /* monotonic time of the last checkpoint */
+    ls__keysort_t ks;         /* the applier's sort buffers */
 
     ls__overlay_t ov; /* acknowledged writes the store does not hold yet (its own leaf lock) */
 

@@ -83,6 +83,8 @@ typedef struct {
     uint64_t unapplied_bytes;    /* log bytes acknowledged, not yet in the store (the overlay) */
     uint64_t overlay_keys;       /* keys in the overlay */
     uint64_t overlay_waits;      /* batches that waited for the applier (overlay_max reached) */
+    uint64_t prepared_rolls;     /* rolls that took a next log prepared ahead (zero-filled) */
+    uint64_t next_prepared;      /* 1 while a prepared next log waits for the roll, else 0 */
 } ls_db_stats_t;
 
 /* Opens (or creates) the database at dir; runs crash recovery. *out owned by the caller until

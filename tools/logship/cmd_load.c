@@ -378,8 +378,9 @@ static void report(const load_opts_t *o, const ls_db_stats_t *s, uint64_t record
     printf("key+value bytes:    %" PRIu64 "\n", bytes);
     printf("log bytes:          %" PRIu64 " (records incl. COMMIT, without headers/trailers)\n",
            records * LS_REC_HEADER_SIZE + s->commits * LS_REC_HEADER_SIZE + bytes);
-    printf("generations closed: %" PRIu64 " (last closed %" PRIu64 ")\n", s->generations_closed,
-           s->last_closed);
+    printf("generations closed: %" PRIu64 " (last closed %" PRIu64 "; %" PRIu64
+           " rolls into a prepared log)\n",
+           s->generations_closed, s->last_closed, s->prepared_rolls);
     printf("elapsed:            %.3f s\n", secs);
     printf("commits/s:          %.0f\n", secs > 0 ? (double) s->commits / secs : 0.0);
     printf("fsync batches:      %" PRIu64 " (%.2f commits per batch)\n", s->batches,

@@ -3,8 +3,10 @@
  * (and already acknowledged: their writes are readable through the overlay) to the store, in LSN
  * order; it also checkpoints the store on its timer.
  *
- * Each pass takes EVERY durable batch queued since the last pass (the flusher chains them in LSN
- * order) with the position after the last one; when the flusher is writing a batch at that moment,
+ * Each pass first lets durable batches gather (gather(): until a quarter of overlay_max of log
+ * waits, or for APPLY_GATHER_NS, or close), then takes EVERY durable batch queued (the flusher
+ * chains them in LSN order) with the position after the last one; when the flusher is writing a
+ * batch at that moment,
  * the applier first waits for that one (at most one log fsync, never for a later batch: bounded)
  * so it joins this apply. Then, with store_mu held:
  *   fault point writer.apply.before ("fail" stands for a failed store transaction; "sleep:MS"
@@ -36,7 +38,8 @@
 
 #include "writer/writer_int.h"
 
-#define MAX_WAIT_NS (3600ull * 1000000000ull) /* longest timed wait of the applier */
+#define MAX_WAIT_NS     (3600ull * 1000000000ull) /* longest timed wait of the applier */
+#define APPLY_GATHER_NS (100ull * 1000000ull)     /* longest a durable batch waits for company */
 
 static int put_or_del(ls_store_txn_t *st, const ls_txn_t *t, const ls__op_t *op)
 {
@@ -145,6 +148,23 @@ static void finish(ls_db_t *db, ls_txn_t *chain, const ls_store_meta_t *pos, int
     pthread_mutex_unlock(&db->mu);
 }
 
+/* Lets durable batches gather before an apply (mu held, ahead non-empty): each LMDB commit
+ * writes every B-tree page the transaction dirtied, and with random keys a transaction of a few
+ * batches dirties about as many leaves as one of many, so fewer, larger applies write far less.
+ * Waits until a quarter of overlay_max bytes of log are waiting (backpressure starts at all of
+ * it), the batches waited APPLY_GATHER_NS, or close or a failure; readers meanwhile read the
+ * overlay. */
+static void gather(ls_db_t *db)
+{
+    uint64_t until = ls_mono_ns() + APPLY_GATHER_NS;
+    while (db->unapplied < db->opts.overlay_max / 4 && !db->apply_stopping && !db->failed &&
+           ls_mono_ns() < until) {
+        struct timespec ts = {.tv_sec = (time_t) (until / 1000000000ull),
+                              .tv_nsec = (long) (until % 1000000000ull)};
+        pthread_cond_timedwait(&db->applyq, &db->mu, &ts);
+    }
+}
+
 static void wait_until(ls_db_t *db, uint64_t deadline)
 {
     while (!db->ahead && !db->apply_stopping && ls_mono_ns() < deadline) {
@@ -161,6 +181,7 @@ void *ls__applier_main(void *arg)
     for (;;) {
         pthread_mutex_lock(&db->mu);
         wait_until(db, deadline);
+        if (db->ahead) gather(db);
         /* The batch the flusher is writing now (at most that one: the wait is bounded by one
          * log fsync) joins this apply. */
         for (uint64_t want = db->taken; db->ahead && db->handed < want;)

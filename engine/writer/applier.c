@@ -3,19 +3,19 @@
  * (and already acknowledged: their writes are readable through the overlay) to the store, in LSN
  * order; it also checkpoints the store on its timer.
  *
- * Each pass first lets durable batches gather (gather(): until a quarter of overlay_max of log
- * waits, or for APPLY_GATHER_NS, or close), then takes EVERY durable batch queued (the flusher
- * chains them in LSN order) with the position after the last one; when the flusher is writing a
- * batch at that moment,
- * the applier first waits for that one (at most one log fsync, never for a later batch: bounded)
- * so it joins this apply. Then, with store_mu held:
+ * Each pass first lets durable batches gather while more are coming (gather(): until a quarter of
+ * overlay_max of log waits, or for APPLY_GATHER_NS, or a checkpoint call or close), then takes
+ * EVERY durable batch queued (the flusher chains them in LSN order) with the position after the
+ * last one; when the flusher is writing a batch at that moment, the applier first waits for that
+ * one (at most one log fsync, never for a later batch: bounded) so it joins this apply. Then,
+ * with store_mu held:
  *   fault point writer.apply.before ("fail" stands for a failed store transaction; "sleep:MS"
  *   holds the applier, which the overlay tests use);
  *   one ls_store_apply for all of them: their puts and deletes sorted by key, only the last one
  *   of each key (keysort.c: the same final state, LMDB's B-tree walked in order; in LSN order
- *   when the sort has no memory), and the meta record of
- *   the last batch (generation holding its last LSN, the digest of the generation before it,
- *   both noted by the flusher when that batch was durable), in the same LMDB write transaction;
+ *   when the sort has no memory), and the meta record of the last batch (generation holding
+ *   its last LSN, the digest of the generation before it, both noted by the flusher when that
+ *   batch was durable), in the same LMDB write transaction;
  *   fault point writer.apply.after;
  * then trims the overlay of the keys whose latest write it applied, frees the transactions and
  * wakes a flusher waiting for overlay space (backpressure). Committers no longer wait for the
@@ -151,14 +151,15 @@ static void finish(ls_db_t *db, ls_txn_t *chain, const ls_store_meta_t *pos, int
 /* Lets durable batches gather before an apply (mu held, ahead non-empty): each LMDB commit
  * writes every B-tree page the transaction dirtied, and with random keys a transaction of a few
  * batches dirties about as many leaves as one of many, so fewer, larger applies write far less.
- * Waits until a quarter of overlay_max bytes of log are waiting (backpressure starts at all of
- * it), the batches waited APPLY_GATHER_NS, or close or a failure; readers meanwhile read the
- * overlay. */
+ * Waits while more batches are coming (commits queued or a batch being written: an idle
+ * flusher means nothing more to wait for) until a quarter of overlay_max bytes of log are
+ * waiting (backpressure starts at all of it), the batches waited APPLY_GATHER_NS, or
+ * ls_db_checkpoint, close or a failure; readers meanwhile read the overlay. */
 static void gather(ls_db_t *db)
 {
     uint64_t until = ls_mono_ns() + APPLY_GATHER_NS;
-    while (db->unapplied < db->opts.overlay_max / 4 && !db->apply_stopping && !db->failed &&
-           ls_mono_ns() < until) {
+    while ((db->qhead || db->handed < db->taken) && db->unapplied < db->opts.overlay_max / 4 &&
+           !db->apply_stopping && !db->failed && !db->flush_waiters && ls_mono_ns() < until) {
         struct timespec ts = {.tv_sec = (time_t) (until / 1000000000ull),
                               .tv_nsec = (long) (until % 1000000000ull)};
         pthread_cond_timedwait(&db->applyq, &db->mu, &ts);
@@ -201,4 +202,22 @@ void *ls__applier_main(void *arg)
         if (stop && !chain) break;
     }
     return NULL;
+}
+
+void ls__applier_flush(ls_db_t *db)
+{
+    pthread_mutex_lock(&db->log_mu);
+    uint64_t target = db->last_lsn; /* durable: the flusher holds log_mu across a batch */
+    pthread_mutex_unlock(&db->log_mu);
+    pthread_mutex_lock(&db->mu);
+    db->flush_waiters++;
+    pthread_cond_signal(&db->applyq); /* out of gather() */
+    for (;;) {
+        ls_store_meta_t m;
+        ls_store_meta(db->store, &m);
+        if (m.lsn >= target || db->failed || !db->applier_running) break;
+        pthread_cond_wait(&db->space, &db->mu); /* broadcast after every apply */
+    }
+    db->flush_waiters--;
+    pthread_mutex_unlock(&db->mu);
 }

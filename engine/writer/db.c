@@ -344,9 +344,11 @@ int ls_db_roll(ls_db_t *db)
     return locked_op(db, &db->log_mu, roll_unless_fenced, "roll");
 }
 
-/* Needs only the store: the log goes on meanwhile. It covers what the store holds; acknowledged
- * batches still in the overlay go to a later checkpoint (the log holds them meanwhile). */
+/* Needs only the store: the log goes on meanwhile. The applier first applies every batch durable
+ * at the call (instead of gathering more); batches acknowledged meanwhile go to a later
+ * checkpoint (the log holds them). */
 int ls_db_checkpoint(ls_db_t *db)
 {
+    ls__applier_flush(db); /* the applier may be gathering batches: they go in first */
     return locked_op(db, &db->store_mu, ls__checkpoint, "checkpoint");
 }

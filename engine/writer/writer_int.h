@@ -164,6 +164,8 @@ struct ls_db {
     uint64_t unapplied;      /* log bytes of the acknowledged transactions the store does not
                                 hold yet (the overlay's; bounded by opts.overlay_max) */
     uint64_t space_waits;    /* times the flusher waited for the applier (backpressure) */
+    unsigned flush_waiters;  /* ls_db_checkpoint callers waiting for the applier to apply what
+                                is durable: no gathering meanwhile */
     ls_txn_t *dead;          /* chains kept after a store failure (the overlay still points into
                                 them); freed at close */
     uint64_t taken;          /* batches the flusher took from the queue since open */
@@ -194,6 +196,9 @@ int ls__db_check_fence(ls_db_t *db);
 void *ls__flusher_main(void *arg);
 /* The applier thread body (applier.c): stage 2, the store. */
 void *ls__applier_main(void *arg);
+/* Waits (mu, log_mu NOT held) until the store holds every batch durable at the call, or the
+ * database failed: the applier applies at once meanwhile instead of gathering. */
+void ls__applier_flush(ls_db_t *db);
 
 /* The prep thread body (prep.c): prepares <prefix>.next while the current log fills. */
 void *ls__prep_main(void *arg);

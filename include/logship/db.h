@@ -123,8 +123,9 @@ int ls_db_get(ls_db_t *db, const void *key, size_t key_len, void **val, size_t *
 
 /* Closes the current log now if it holds any record (returns 0 and does nothing when empty). */
 int ls_db_roll(ls_db_t *db);
-/* Syncs the store and records the checkpoint LSN: what the store holds (acknowledged commits
- * still in the overlay go to a later checkpoint; the log holds them meanwhile). */
+/* Lets the store take every commit durable at the call (the applier may be gathering them),
+ * then syncs it and records the checkpoint LSN (commits acknowledged meanwhile go to a later
+ * checkpoint; the log holds them). */
 int ls_db_checkpoint(ls_db_t *db);
 
 #endif

@@ -430,3 +430,24 @@ Test(writer_overlay, a_merged_apply_in_key_order_leaves_the_last_write_of_each_k
     ls_h_rmtree(dir);
     free(dir);
 }
+
+Test(writer_overlay, a_checkpoint_covers_every_commit_durable_before_it, .timeout = 60)
+{
+    /* The applier is held 1 s before its first store transaction: ls_db_checkpoint must wait for
+     * it to apply what was acknowledged before the call, not checkpoint the empty store. */
+    setenv("LS_FAULTS", "writer.apply.before=sleep:1000@1", 1);
+    char *dir = ls_h_tmpdir("overlay");
+    ls_db_options_t o = quiet_opts();
+    ls_db_t *db = open_db(dir, &o);
+    cr_assert_eq(put1(db, "a", "1"), 0);
+    cr_assert_eq(put1(db, "b", "2"), 0);
+    cr_assert_eq(ls_db_checkpoint(db), 0);
+    ls_db_stats_t s;
+    ls_db_stats(db, &s);
+    cr_assert_eq(s.last_lsn, 4);
+    cr_assert_eq(s.applied_lsn, 4, "the store holds both commits");
+    cr_assert_eq(s.checkpoint_lsn, 4, "and the checkpoint covers them");
+    cr_assert_eq(ls_db_close(db), 0);
+    ls_h_rmtree(dir);
+    free(dir);
+}

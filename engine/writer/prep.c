@@ -64,7 +64,8 @@ static int prepare(ls_db_t *db, int *fd)
 
 uint64_t ls__prep_size(const ls_db_t *db)
 {
-    return (db->opts.target_size + 4095) / 4096 * 4096;
+    /* LS_GEN_HARD_CAP is a multiple of 4 KiB: a file recovery can still read whole. */
+    return LS_MIN((db->opts.target_size + 4095) / 4096 * 4096, LS_GEN_HARD_CAP);
 }
 
 void *ls__prep_main(void *arg)

@@ -202,7 +202,7 @@ void ls__applier_flush(ls_db_t *db);
 
 /* The prep thread body (prep.c): prepares <prefix>.next while the current log fills. */
 void *ls__prep_main(void *arg);
-/* The prepared file's size: target_size rounded up to 4 KiB. */
+/* The prepared file's size: target_size rounded up to 4 KiB (at most LS_GEN_HARD_CAP). */
 uint64_t ls__prep_size(const ls_db_t *db);
 /* Takes the prepared next log (its fd, the caller owns it), or -1 when none is ready. */
 int ls__prep_take(ls_db_t *db);

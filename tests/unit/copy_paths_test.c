@@ -207,3 +207,75 @@ Test(copy_paths, seeded_store_refuses_a_generation_starting_past_its_lsn)
     ls_h_rmtree(dir);
     free(dir);
 }
+
+/* The store of a copy without identity is damaged before the first generation arrives: the
+ * inspection cannot open it (the message names the copy and generation), the generation is not
+ * moved into logs/ and is asked again; with the store repaired, it goes through. */
+Test(copy_paths, first_generation_with_an_unopenable_store_is_asked_again)
+{
+    char *dir = ls_h_tmpdir("copypaths");
+    chain_t ch;
+    chain_build(&ch, 2, 4, 30);
+    events_t ev;
+    events_init(&ev);
+    ls_copy_t *c = copy_open(dir, &ev);
+    cr_assert_eq(ls_copy_start(c), 0);
+    char p[4200], err[1024] = "";
+    snprintf(p, sizeof(p), "%s/store", dir);
+    cr_assert_eq(ls_mkdir_p(p), 0);
+    snprintf(p, sizeof(p), "%s/store/data.mdb", dir);
+    uint8_t junk[8192];
+    memset(junk, 0x5a, sizeof(junk));
+    cr_assert_eq(ls_h_write_file(p, junk, sizeof(junk)), 0);
+    int rc = send_bytes(c, 1, ch.buf[1], ch.len[1], ch.digest[1], err, sizeof(err));
+    cr_assert_neq(rc, 0);
+    ASSERT_MSG_HAS(err, dir);
+    ASSERT_MSG_HAS(err, "inspection of generation 1 failed");
+    cr_assert_eq(events_count(&ev, LS_COPY_EV_ASK_AGAIN, 1), 1);
+    cr_assert_not(file_exists(dir, "logs", 1), "not moved into logs/");
+    cr_assert_not(file_exists(dir, "inspect", 1), "the failed inspection deleted it");
+    cr_assert_eq(unlink(p), 0);
+    send_range(c, &ch, 1, 2);
+    wait_replayed(c, 2, true);
+    store_matches(c, &ch);
+    ls_copy_close(c);
+    chain_free(&ch);
+    ls_h_rmtree(dir);
+    free(dir);
+}
+
+/* logs/ already has a directory where generation 1 goes: the move fails, the message names the
+ * file, and the generation is asked again; nothing under logs/ is touched. */
+Test(copy_paths, move_into_logs_that_fails_is_asked_again)
+{
+    char *dir = ls_h_tmpdir("copypaths");
+    chain_t ch;
+    chain_build(&ch, 2, 4, 30);
+    events_t ev;
+    events_init(&ev);
+    ls_copy_t *c = copy_open(dir, &ev);
+    cr_assert_eq(ls_copy_start(c), 0);
+    char p[4200], in[4200], err[1024] = "";
+    gen_path(p, sizeof(p), dir, "logs", 1, "/occupied");
+    cr_assert_eq(ls_mkdir_p(p), 0);
+    int rc = send_bytes(c, 1, ch.buf[1], ch.len[1], ch.digest[1], err, sizeof(err));
+    cr_assert_neq(rc, 0);
+    gen_path(in, sizeof(in), dir, "inspect", 1, "");
+    ASSERT_MSG_HAS(err, "inspection of generation 1 failed");
+    ASSERT_MSG_HAS(err, "cannot move");
+    ASSERT_MSG_HAS(err, in);
+    cr_assert_eq(events_count(&ev, LS_COPY_EV_ASK_AGAIN, 1), 1);
+    cr_assert_eq(events_count(&ev, LS_COPY_EV_INSPECTED, 1), 0);
+    cr_assert(access(p, F_OK) == 0, "what was in logs/ stays");
+    cr_assert_not(file_exists(dir, "inspect", 1));
+    cr_assert_eq(rmdir(p), 0);
+    gen_path(p, sizeof(p), dir, "logs", 1, "");
+    cr_assert_eq(rmdir(p), 0);
+    send_range(c, &ch, 1, 2);
+    wait_replayed(c, 2, true);
+    store_matches(c, &ch);
+    ls_copy_close(c);
+    chain_free(&ch);
+    ls_h_rmtree(dir);
+    free(dir);
+}

@@ -6,6 +6,8 @@
  * the message names the thing and the place, and that nothing durable is lost. */
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
+#include <sys/mount.h>
 
 #include "layout/layout.h"
 #include "seed/seed_int.h"
@@ -15,13 +17,18 @@
 #define CHUNK (16u * 1024u)
 
 /* An active database with closed generations (16 KiB each) and a current log, closed again. */
-static void active_db(env_t *e, int ntx)
+static void active_db_sized(env_t *e, int ntx, size_t vlen)
 {
     ls_db_options_t o = db_opts(16 * 1024);
     ls_db_t *db = NULL;
     cr_assert_eq(ls_db_open(e->db, &o, &db), 0, "%s", ls_db_open_error());
-    cr_assert_eq(commit_range(db, 0, ntx, 3, 500), 0);
+    cr_assert_eq(commit_range(db, 0, ntx, 3, vlen), 0);
     cr_assert_eq(ls_db_close(db), 0);
+}
+
+static void active_db(env_t *e, int ntx)
+{
+    active_db_sized(e, ntx, 500);
 }
 
 /* <dir>/<closed name of generation gen, epoch 1>. */
@@ -233,6 +240,197 @@ Test(seed_paths, snapshot_copy_shrinking_fails_the_reader)
     cr_assert_eq(ls_seed_snapshot_digest(s, dg), LS_ESTATE);
     ls_seed_snapshot_free(s);
     cr_assert_eq(entries(tmp), 0, "free removes the local copy");
+    env_free(&e);
+}
+
+/* Bytes the files under dir occupy (allocated blocks). */
+static uint64_t tree_bytes(const char *dir)
+{
+    char cmd[PATHSZ + 64], *out = NULL;
+    snprintf(cmd, sizeof(cmd), "du -s -B1 '%s' | cut -f1", dir);
+    cr_assert_eq(ls_h_sh(cmd, &out, NULL, 30000), 0);
+    uint64_t n = strtoull(out, NULL, 10);
+    free(out);
+    return n;
+}
+
+/* gcov's data of a forked child is written at exit(), which a child here never calls. */
+extern void __gcov_dump(void) __attribute__((weak));
+
+/* SHA-256 (hex) of one file's bytes. */
+static void file_hash(const char *path, char out[2 * LS_DIGEST_SIZE + 1])
+{
+    size_t len = 0;
+    uint8_t *b = ls_h_read_file(path, &len), d[LS_DIGEST_SIZE];
+    ls_sha256_t *h = ls_sha256_new();
+    if (b) ls_sha256_update(h, b, len);
+    ls_sha256_final(h, d);
+    ls_sha256_free(h);
+    free(b);
+    ls_hex(d, LS_DIGEST_SIZE, out);
+}
+
+/* Child: enters a mount namespace of its own (an unprivileged user namespace mapping us to root
+ * when not root), with private propagation, so its mounts vanish with it. */
+static void private_mounts(void)
+{
+    if (geteuid() == 0) {
+        CHILD_CHECK(unshare(CLONE_NEWNS) == 0);
+    } else { /* an unprivileged user namespace maps us to root in it */
+        uid_t uid = geteuid();
+        gid_t gid = getegid();
+        CHILD_CHECK(unshare(CLONE_NEWUSER | CLONE_NEWNS) == 0);
+        char map[64];
+        int n = snprintf(map, sizeof(map), "0 %u 1\n", (unsigned) uid);
+        CHILD_CHECK(ls_h_write_file("/proc/self/uid_map", map, (size_t) n) == 0);
+        CHILD_CHECK(ls_h_write_file("/proc/self/setgroups", "deny", 4) == 0);
+        n = snprintf(map, sizeof(map), "0 %u 1\n", (unsigned) gid);
+        CHILD_CHECK(ls_h_write_file("/proc/self/gid_map", map, (size_t) n) == 0);
+    }
+    CHILD_CHECK(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0);
+}
+
+typedef struct {
+    env_t *e;
+    uint64_t fs_bytes; /* size of the tmpfs */
+} tiny_t;
+
+/* Child: in a mount namespace of its own, a tmpfs of fs_bytes at <base>/fs holding a copy of the
+ * database; a snapshot of it. Writes "<rc>\n<message>\n<data.mdb hash before>\n<after>" to
+ * <base>/result. */
+static void tiny_fs_snapshot(void *ctx)
+{
+    const tiny_t *t = ctx;
+    char fs[PATHSZ], db[PATHSZ + 8], store[PATHSZ + 32], res[PATHSZ], cmd[3 * PATHSZ];
+    snprintf(fs, sizeof(fs), "%s/fs", t->e->base);
+    snprintf(db, sizeof(db), "%s/db", fs);
+    snprintf(store, sizeof(store), "%s/store/data.mdb", db);
+    snprintf(res, sizeof(res), "%s/result", t->e->base);
+    CHILD_CHECK(mkdir(fs, 0700) == 0);
+    private_mounts();
+    char opt[64];
+    snprintf(opt, sizeof(opt), "size=%llu", (unsigned long long) t->fs_bytes);
+    CHILD_CHECK(mount("tmpfs", fs, "tmpfs", 0, opt) == 0);
+    snprintf(cmd, sizeof(cmd), "cp -a '%s' '%s'", t->e->db, db);
+    CHILD_CHECK(system(cmd) == 0);
+    char before[65], after[65], err[1024] = "";
+    file_hash(store, before);
+    ls_seed_snapshot_options_t o = {.db_dir = db};
+    ls_seed_snapshot_t *s = NULL;
+    int rc = ls_seed_snapshot_new(&o, &s, err, sizeof(err));
+    ls_seed_snapshot_free(s);
+    file_hash(store, after);
+    snprintf(cmd, sizeof(cmd), "%s/seed-tmp", db);
+    CHILD_CHECK(entries(cmd) == 0); /* no scratch copy left */
+    char out[2048];
+    int n = snprintf(out, sizeof(out), "%d\n%s\n%s\n%s\n", rc, err, before, after);
+    CHILD_CHECK(ls_h_write_file(res, out, (size_t) n) == 0);
+    if (__gcov_dump) __gcov_dump();
+}
+
+/* A database on a file system with less room than its live pages: the snapshot is refused up
+ * front with LS_ENOSPC giving both figures; the store is untouched and no scratch copy stays. */
+Test(seed_paths, snapshot_on_full_file_system_is_refused_up_front)
+{
+    env_t e;
+    env_init(&e, "seedpaths");
+    active_db_sized(&e, 300, 2000);
+    char p[PATHSZ];
+    snprintf(p, sizeof(p), "%s/store/data.mdb", e.db);
+    struct stat st;
+    cr_assert_eq(stat(p, &st), 0);
+    uint64_t store = (uint64_t) st.st_size, all = tree_bytes(e.db);
+    cr_assert_gt(store, 1u << 20);
+    /* the copy fits, with half the store's size to spare */
+    tiny_t t = {&e, ((all + store / 2) / 4096 + 16) * 4096};
+    cr_assert_eq(in_child(tiny_fs_snapshot, &t, NULL), 0);
+    snprintf(p, sizeof(p), "%s/result", e.base);
+    size_t len = 0;
+    char *r = (char *) ls_h_read_file(p, &len);
+    cr_assert_not_null(r);
+    char *msg = strchr(r, '\n'), *h1 = msg ? strchr(msg + 1, '\n') : NULL;
+    char *h2 = h1 ? strchr(h1 + 1, '\n') : NULL;
+    cr_assert(msg && h1 && h2, "result: %s", r);
+    *msg++ = *h1++ = *h2++ = '\0';
+    h2[64] = '\0';
+    cr_assert_eq(atoi(r), LS_ENOSPC, "%s (%s)", ls_err_name(atoi(r)), msg);
+    snprintf(p, sizeof(p), "%s/fs/db/seed-tmp/snap-", e.base);
+    ASSERT_MSG_HAS(msg, p);
+    ASSERT_MSG_HAS(msg, "bytes free, the local snapshot copy needs up to");
+    cr_assert(!strncmp(h1, h2, 64), "the store is untouched");
+    free(r);
+    env_free(&e);
+}
+
+/* Child: the snapshot's own scratch directory (<db>/seed-tmp/snap-<pid>-0: the first snapshot
+ * of this process) is a read-only file system holding a file, and <db>/seed-tmp/busy an empty
+ * mount point. Writes "<snapshot rc>\n<message>\n<cleanup rc>\n<cleanup rc after umount>\n<hash
+ * before>\n<after>" to <base>/result. */
+static void read_only_scratch(void *ctx)
+{
+    const env_t *e = ctx;
+    char snap[PATHSZ], busy[PATHSZ], file[PATHSZ + 16], store[PATHSZ], res[PATHSZ];
+    snprintf(snap, sizeof(snap), "%s/seed-tmp/snap-%ld-0", e->db, (long) getpid());
+    snprintf(busy, sizeof(busy), "%s/seed-tmp/busy", e->db);
+    snprintf(file, sizeof(file), "%s/leftover", snap);
+    snprintf(store, sizeof(store), "%s/store/data.mdb", e->db);
+    snprintf(res, sizeof(res), "%s/result", e->base);
+    CHILD_CHECK(ls_mkdir_p(snap) == 0 && ls_mkdir_p(busy) == 0);
+    private_mounts();
+    CHILD_CHECK(mount("tmpfs", snap, "tmpfs", 0, "size=1m") == 0);
+    CHILD_CHECK(ls_h_write_file(file, "x", 1) == 0);
+    CHILD_CHECK(mount(NULL, snap, NULL, MS_REMOUNT | MS_RDONLY, NULL) == 0);
+    CHILD_CHECK(mount("tmpfs", busy, "tmpfs", 0, "size=1m") == 0);
+    char before[65], after[65], err[1024] = "";
+    file_hash(store, before);
+    ls_seed_snapshot_options_t o = {.db_dir = e->db};
+    ls_seed_snapshot_t *s = NULL;
+    int rc = ls_seed_snapshot_new(&o, &s, err, sizeof(err));
+    ls_seed_snapshot_free(s);
+    int clean = ls_seed_snapshot_cleanup(e->db);
+    CHILD_CHECK(umount(snap) == 0 && umount(busy) == 0);
+    int clean2 = ls_seed_snapshot_cleanup(e->db);
+    file_hash(store, after);
+    char out[2048];
+    int n = snprintf(out, sizeof(out), "%d\n%s\n%d\n%d\n%s\n%s\n", rc, err, clean, clean2, before,
+                     after);
+    CHILD_CHECK(ls_h_write_file(res, out, (size_t) n) == 0);
+    if (__gcov_dump) __gcov_dump();
+}
+
+/* The local copy cannot be written (a read-only scratch directory): LS_ESTORE naming the store and
+ * the directory; start-up cleanup reports what it cannot remove and, once it can, removes it all;
+ * the store is untouched. */
+Test(seed_paths, snapshot_into_read_only_scratch_fails_and_cleanup_reports_it)
+{
+    env_t e;
+    env_init(&e, "seedpaths");
+    active_db(&e, 20);
+    cr_assert_eq(in_child(read_only_scratch, &e, NULL), 0);
+    char p[PATHSZ];
+    snprintf(p, sizeof(p), "%s/result", e.base);
+    size_t len = 0;
+    char *r = (char *) ls_h_read_file(p, &len), *f[6];
+    cr_assert_not_null(r);
+    f[0] = r;
+    for (int i = 1; i < 6; i++) {
+        f[i] = strchr(f[i - 1], '\n');
+        cr_assert_not_null(f[i], "result: %s", r);
+        *f[i]++ = '\0';
+    }
+    f[5][64] = '\0';
+    cr_assert_eq(atoi(f[0]), LS_ESTORE, "%s (%s)", ls_err_name(atoi(f[0])), f[1]);
+    snprintf(p, sizeof(p), "%s/store", e.db);
+    ASSERT_MSG_HAS(f[1], p);
+    snprintf(p, sizeof(p), "%s/seed-tmp/snap-", e.db);
+    ASSERT_MSG_HAS(f[1], p);
+    ASSERT_MSG_HAS(f[1], "copy into");
+    cr_assert_neq(atoi(f[2]), 0, "cleanup cannot remove a read-only file system's file");
+    cr_assert_eq(atoi(f[3]), 0, "cleanup succeeds once it can");
+    snprintf(p, sizeof(p), "%s/seed-tmp", e.db);
+    cr_assert(access(p, F_OK) != 0, "%s removed", p);
+    cr_assert_str_eq(f[4], f[5], "the store is untouched");
+    free(r);
     env_free(&e);
 }
 
@@ -705,5 +903,47 @@ Test(seed_paths, worker_one_chunk_ahead_streams_everything)
     char p[PATHSZ];
     snprintf(p, sizeof(p), "%s/seed-tmp", e.db);
     cr_assert_eq(entries(p), 0, "the snapshot copy is removed");
+    env_free(&e);
+}
+
+/* The local copy is cut while the worker waits for a release: the next read fails, the worker
+ * posts FAIL naming the read (LS_EIO) and nothing after it. */
+Test(seed_paths, worker_reports_a_failed_read)
+{
+    env_t e;
+    env_init(&e, "seedpaths");
+    active_db(&e, 30);
+    wake_t k = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+    ls_seed_worker_t *w = NULL;
+    ls_seed_worker_options_t o = {
+        .db_dir = e.db, .chunk = 4096, .ahead = 1, .notify = on_wake, .ctx = &k};
+    cr_assert_eq(ls_seed_worker_start(&o, &w), 0);
+    ls_seed_wev_t ev = next_event(w, &k);
+    cr_assert_eq(ev.kind, LS_SEED_WEV_INFO);
+    ev = next_event(w, &k);
+    cr_assert_eq(ev.kind, LS_SEED_WEV_CHUNK);
+    cr_assert_eq(ev.offset, 0);
+    /* one chunk held: the worker waits for its release before reading on */
+    char tmp[PATHSZ], p[PATHSZ + 300] = "";
+    snprintf(tmp, sizeof(tmp), "%s/seed-tmp", e.db);
+    DIR *d = opendir(tmp);
+    cr_assert_not_null(d);
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL)
+        if (!strncmp(de->d_name, "snap-", 5))
+            snprintf(p, sizeof(p), "%s/%s/data.mdb", tmp, de->d_name);
+    closedir(d);
+    cr_assert(p[0], "the worker's local copy is under %s", tmp);
+    cr_assert_eq(truncate(p, 4096), 0);
+    ls_seed_worker_release(w, ev.data);
+    ev = next_event(w, &k);
+    cr_assert_eq(ev.kind, LS_SEED_WEV_FAIL);
+    cr_assert_eq(ev.code, LS_EIO, "%s", ls_err_name(ev.code));
+    ASSERT_MSG_HAS(ev.msg, "cannot read the snapshot");
+    while (!ls_seed_worker_exited(w))
+        usleep(1000);
+    cr_assert_not(ls_seed_worker_poll(w, &ev), "nothing follows FAIL");
+    ls_seed_worker_free(w);
+    cr_assert_eq(entries(tmp), 0, "the snapshot copy is removed");
     env_free(&e);
 }

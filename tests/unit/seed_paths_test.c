@@ -573,6 +573,63 @@ Test(seed_paths, handoff_removed_generation_next_closed)
     env_free(&e);
 }
 
+/* No generation closed yet: L is in the current log, generation 1, whose predecessor is none. */
+Test(seed_paths, handoff_with_no_generation_closed_yet)
+{
+    env_t e;
+    env_init(&e, "seedpaths");
+    ls_db_options_t o = db_opts(64u << 20);
+    ls_db_t *db = NULL;
+    cr_assert_eq(ls_db_open(e.db, &o, &db), 0, "%s", ls_db_open_error());
+    cr_assert_eq(commit_range(db, 0, 10, 3, 100), 0);
+    cr_assert_eq(ls_db_close(db), 0);
+    char store[PATHSZ], logs[PATHSZ], err[1024] = "";
+    snprintf(store, sizeof(store), "%s/store", e.db);
+    snprintf(logs, sizeof(logs), "%s/logs", e.db);
+    ls_store_meta_t m;
+    store_meta(store, &m);
+    cr_assert_eq(m.generation, 1);
+    cr_assert_gt(m.lsn, 0);
+    ls_seed_info_t info;
+    cr_assert_eq(ls__seed_handoff(logs, "E00", &m, &info, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(info.generation, 1);
+    cr_assert_eq(info.epoch, 1);
+    cr_assert_eq(info.last_lsn, m.lsn);
+    static const uint8_t zero[LS_DIGEST_SIZE];
+    cr_assert_arr_eq(info.prev_digest, zero, LS_DIGEST_SIZE, "no generation before 1");
+    cr_assert_arr_eq(info.dbid, m.dbid, LS_DBID_LEN);
+    env_free(&e);
+}
+
+/* A database with no commit yet: the hand-off is the current log, generation 1; while that log
+ * is shorter than a header (being created, or cut), it is retried as a roll in progress, then
+ * LS_EGAP names logs/ and generation 1. */
+Test(seed_paths, handoff_open_log_without_a_header_is_a_gap)
+{
+    env_t e;
+    env_init(&e, "seedpaths");
+    ls_db_options_t o = db_opts(0);
+    ls_db_t *db = NULL;
+    cr_assert_eq(ls_db_open(e.db, &o, &db), 0, "%s", ls_db_open_error());
+    cr_assert_eq(ls_db_close(db), 0);
+    char store[PATHSZ], logs[PATHSZ], cur[PATHSZ + 16], err[1024] = "";
+    snprintf(store, sizeof(store), "%s/store", e.db);
+    snprintf(logs, sizeof(logs), "%s/logs", e.db);
+    ls_store_meta_t m;
+    if (ls_store_peek_meta(store, &m, NULL, 0) != 0) memset(&m, 0, sizeof(m));
+    cr_assert_eq(m.lsn, 0, "nothing committed");
+    ls_seed_info_t info;
+    cr_assert_eq(ls__seed_handoff(logs, "E00", &m, &info, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(info.generation, 1);
+    snprintf(cur, sizeof(cur), "%s/E00.log", logs);
+    cr_assert_eq(truncate(cur, 10), 0);
+    int rc = ls__seed_handoff(logs, "E00", &m, &info, err, sizeof(err));
+    cr_assert_eq(rc, LS_EGAP, "%s (%s)", ls_err_name(rc), err);
+    ASSERT_MSG_HAS(err, logs);
+    ASSERT_MSG_HAS(err, "generation 1 holding the snapshot's last lsn 0");
+    env_free(&e);
+}
+
 /* ---- install ------------------------------------------------------------------------------- */
 
 static ls_seed_info_t some_info(void)

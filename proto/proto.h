@@ -99,6 +99,9 @@ typedef enum {
     0x00000001u /* per-frame zstd compression (LS_FRAME_FLAG_ZSTD), at zstd_level */
 #define LS_FEAT_CKSUM 0x00000002u /* per-frame checksum (frame.h); required when TLS is off */
 #define LS_FEAT_BLOCK 0x00000004u /* reserved: block mode (ship the current log as it grows) */
+#define LS_FEAT_RESYNC                                                                             \
+    0x00000008u /* seed connections, version >= 4: the client asks for an incremental resync       \
+                   (CHAIN_REQ, RESYNC) before the server takes anything (PROTOCOL.md §10) */
 
 /* Connection purpose in HELLO. */
 typedef enum {

@@ -26,6 +26,7 @@
 
 #include "layout/layout.h"
 #include "seed/seed_int.h"
+#include "seed/session.h"
 
 #define OP_PUT 1
 #define OP_DEL 2
@@ -362,4 +363,42 @@ int ls__seed_resync_apply(const char *copy, const char *prefix, char *err, size_
                 "; the copy asks for generation %" PRIu64,
                 copy, i.keys, i.last_lsn, i.generation);
     return rc;
+}
+
+/* ---- the chain a resync client asks for ---- */
+
+int ls_seed_chain(const char *db_dir, const char *prefix, uint64_t from, size_t max,
+                  ls_proto_link_t **links, size_t *n, char *err, size_t errlen)
+{
+    const char *pf = prefix && *prefix ? prefix : LS_GEN_PREFIX_DEFAULT;
+    char logs[LS__SEED_PATH_MAX], path[LS__SEED_PATH_MAX + 300];
+    *links = NULL;
+    *n = 0;
+    snprintf(logs, sizeof(logs), "%.4000s/logs", db_dir);
+    ls_layout_options_t lo = {.prefix = pf, .order = LS_LAYOUT_BY_GENERATION};
+    ls_layout_list_t l;
+    int rc = ls_layout_list(logs, &lo, &l, err, errlen);
+    if (rc) return rc;
+    ls_proto_link_t *out = calloc(LS_MAX(LS_MIN(l.ngens, max), 1), sizeof(*out));
+    size_t k = 0;
+    if (!out) rc = LS_ENOMEM;
+    for (size_t i = 0; rc == 0 && i < l.ngens && k < max; i++) {
+        if (l.gens[i].generation < from) continue;
+        ls_layout_path(path, sizeof(path), logs, pf, l.gens[i].epoch, l.gens[i].generation, NULL);
+        ls_layout_ends_t x;
+        rc = ls_layout_read_ends(path, &x, err, errlen);
+        if (rc == 0 && !x.closed)
+            rc = ls_errf(err, errlen, LS_ECORRUPT, "%s has no valid trailer", path);
+        if (rc) break;
+        out[k] = (ls_proto_link_t){.epoch = l.gens[i].epoch, .generation = l.gens[i].generation};
+        memcpy(out[k++].digest, x.t.digest, LS_DIGEST_SIZE);
+    }
+    ls_layout_list_free(&l);
+    if (rc || k == 0) {
+        free(out);
+        return rc;
+    }
+    *links = out;
+    *n = k;
+    return 0;
 }

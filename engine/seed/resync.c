@@ -31,17 +31,20 @@
 #define OP_PUT 1
 #define OP_DEL 2
 
-/* Checks that logs/ holds every generation after the split; the closed ones listed in l. */
+/* Checks that logs/ holds every generation after the split up to G, the one holding L (the
+ * closed ones are listed in l; G may be the current log), and that they continue the split's
+ * digest. */
 static int check_logs(const char *logs, const char *prefix, const ls_layout_list_t *l,
-                      const ls_seed_resync_req_t *rq, ls_seed_info_t *info, bool *fallback,
-                      char *err, size_t errlen)
+                      const ls_store_meta_t *m, const ls_seed_resync_req_t *rq,
+                      ls_seed_info_t *info, bool *fallback, char *err, size_t errlen)
 {
-    uint64_t S = rq->split_generation, newest = l->ngens ? l->gens[l->ngens - 1].generation : 0;
-    char path[LS__SEED_PATH_MAX + 300];
-    ls_layout_ends_t x;
-    /* every closed generation from S + 1 to the newest */
-    for (uint64_t g = S + 1; g <= newest; g++) {
-        if (ls_layout_find(l, g) >= 0) continue;
+    uint64_t S = rq->split_generation, G = m->generation;
+    char path[LS__SEED_PATH_MAX + 300], cur_path[LS__SEED_PATH_MAX + 300];
+    ls_layout_ends_t x, cur;
+    snprintf(cur_path, sizeof(cur_path), "%s/%s.log", logs, prefix);
+    bool have_cur = l->has_current && ls_layout_read_ends(cur_path, &cur, NULL, 0) == 0;
+    for (uint64_t g = S + 1; g <= G; g++) {
+        if (ls_layout_find(l, g) >= 0 || (have_cur && cur.h.generation == g)) continue;
         snprintf(info->fallback, sizeof(info->fallback),
                  "generation %" PRIu64 " after the split %" PRIu64 " is no longer held here", g, S);
         *fallback = true;
@@ -49,15 +52,15 @@ static int check_logs(const char *logs, const char *prefix, const ls_layout_list
     }
     /* the first generation after the split carries the split's digest; or the split itself */
     ssize_t i = ls_layout_find(l, S + 1);
-    bool have = false;
     int rc = 0;
+    bool have = false;
     if (i >= 0) {
         ls_layout_path(path, sizeof(path), logs, prefix, l->gens[i].epoch, S + 1, NULL);
         rc = ls_layout_read_ends(path, &x, err, errlen);
         have = rc == 0;
-    } else if (l->has_current) {
-        snprintf(path, sizeof(path), "%s/%s.log", logs, prefix);
-        have = ls_layout_read_ends(path, &x, NULL, 0) == 0 && x.h.generation == S + 1;
+    } else if (have_cur && cur.h.generation == S + 1) {
+        x = cur;
+        have = true;
     }
     if (rc) return rc;
     if (have) {
@@ -146,7 +149,7 @@ int ls__seed_resync_write(const char *db_dir, const char *prefix, const ls_seed_
     /* the view first: whatever the logs hold from here on includes every record <= L */
     int rc = ls_store_view_open(store, &v, &m, err, errlen);
     if (rc == 0) rc = ls_layout_list(logs, &lo, &l, err, errlen);
-    if (rc == 0) rc = check_logs(logs, prefix, &l, rq, info, fallback, err, errlen);
+    if (rc == 0) rc = check_logs(logs, prefix, &l, &m, rq, info, fallback, err, errlen);
     if (rc == 0 && !*fallback) rc = ls__seed_handoff(logs, prefix, &m, info, err, errlen);
     if (rc == 0 && !*fallback) {
         rc = server_keys(&ks, logs, prefix, &l, rq->split_generation);
@@ -252,10 +255,11 @@ int ls__seed_resync_walk(const char *path, ls_store_txn_t *txn, uint64_t *keys, 
         size_t got = fread(h, 1, 3, f);
         if (got == 0 && feof(f)) break;
         size_t kl = got == 3 ? (size_t) h[1] | (size_t) h[2] << 8 : 0;
-        bool ok = got == 3 && (h[0] == OP_PUT || h[0] == OP_DEL) && kl >= 1 && kl <= LS_KEY_MAX &&
+        uint8_t op = h[0];
+        bool ok = got == 3 && (op == OP_PUT || op == OP_DEL) && kl >= 1 && kl <= LS_KEY_MAX &&
                   fread(key, 1, kl, f) == kl;
         uint32_t vl = 0;
-        if (ok && h[0] == OP_PUT) {
+        if (ok && op == OP_PUT) {
             ok = fread(h, 1, 4, f) == 4;
             vl = ok ? ls_get32(h) : 0;
             if (ok && vl > cap) {
@@ -275,13 +279,13 @@ int ls__seed_resync_walk(const char *path, ls_store_txn_t *txn, uint64_t *keys, 
                          path, *keys, off);
             break;
         }
+        LS_FAULT("seed.resync.entry"); /* tests: "exit@N" crashes in the middle of applying */
         if (txn) {
-            rc =
-                (h[0] == OP_PUT) ? ls_store_put(txn, key, kl, val, vl) : ls_store_del(txn, key, kl);
+            rc = op == OP_PUT ? ls_store_put(txn, key, kl, val, vl) : ls_store_del(txn, key, kl);
             if (rc) break;
         }
         (*keys)++;
-        off += 3 + kl + (h[0] == OP_PUT ? 4 + vl : 0);
+        off += 3 + kl + (op == OP_PUT ? 4 + vl : 0);
     }
     free(val);
     fclose(f);

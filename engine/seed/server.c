@@ -348,7 +348,7 @@ void ls_seed_server_sent(ls_seed_server_t *s)
         s->error_pending = false;
     } else if (t == LS_FRAME_CHAIN) {
         s->chain_ready = false;
-    } else if (t == LS_FRAME_SEED_BEGIN) {
+    } else if (t == LS_FRAME_SEED_BEGIN || t == LS_FRAME_RESYNC_BEGIN) {
         s->begin_sent = true;
     } else if (t == LS_FRAME_SEED_END) {
         s->state = LS_SEED_SRV_ENDED;

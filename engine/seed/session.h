@@ -69,6 +69,8 @@ typedef struct {
     unsigned ahead;            /* chunks read and not yet released, at most; 0: 8 */
     void (*notify)(void *ctx); /* an event is ready (called on the worker's thread) */
     void *ctx;
+    const ls_seed_resync_req_t *resync; /* NULL: a seed; else the resync (copied, keys too):
+                                           ls_seed_snapshot_options_t.resync */
 } ls_seed_worker_options_t;
 
 /* Starts the thread: ls_seed_snapshot_new, then reads ahead. 0, LS_EINVAL, LS_ENOMEM (no

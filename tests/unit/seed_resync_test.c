@@ -385,6 +385,44 @@ static bool store_has(const char *dir, const char *kv)
     return found;
 }
 
+/* Shipping resumes at N: the copy A became asks for generation `from`; B's generations from..to
+ * (epoch 2) are received and replayed through engine/copy. */
+static void ship_and_replay(const sides_t *s, uint64_t from, uint64_t to)
+{
+    ls_copy_options_t o = {.dir = s->a};
+    ls_copy_t *c = NULL;
+    char err[1024] = "";
+    cr_assert_eq(ls_copy_open(&o, &c, err, sizeof(err)), 0, "%s", err);
+    ls_copy_resume_t r;
+    ls_copy_resume_point(c, &r);
+    cr_assert_eq(r.next_generation, from, "the copy asks for the generation holding L");
+    for (uint64_t g = from; g <= to; g++) {
+        char path[PATHLEN + 64];
+        gen_path(path, sizeof(path), s->b, 2, g);
+        size_t len = 0;
+        uint8_t *buf = ls_h_read_file(path, &len);
+        cr_assert_not_null(buf, "%s", path);
+        int rc = ls_copy_recv_begin(c, 2, g, len, 0, err, sizeof(err));
+        if (rc == 0) rc = ls_copy_recv_data(c, g, 0, buf, len, err, sizeof(err));
+        if (rc == 0) rc = ls_copy_recv_end(c, g, NULL, err, sizeof(err));
+        cr_assert_eq(rc, 0, "generation %llu: %s", (unsigned long long) g, err);
+        free(buf);
+    }
+    cr_assert_eq(ls_copy_start(c), 0);
+    ls_copy_stats_t st;
+    for (int i = 0; i < 3000; i++) {
+        ls_copy_stats(c, &st);
+        cr_assert_neq(st.state, LS_COPY_FAILED, "%s", st.reason);
+        if (st.last_replayed == to && st.replay_queue == 0) break;
+        usleep(10000);
+    }
+    ls_copy_stop(c);
+    ls_copy_stats(c, &st);
+    cr_assert_eq(st.last_replayed, to, "%s", st.reason);
+    cr_assert_eq(st.applied_generations, to - from + 1, "each generation replayed once");
+    ls_copy_close(c);
+}
+
 /* ---- tests ----------------------------------------------------------------------------------- */
 
 Test(seed_resync, split_found_and_only_the_union_of_keys_moved, .timeout = 120)
@@ -449,6 +487,17 @@ Test(seed_resync, split_found_and_only_the_union_of_keys_moved, .timeout = 120)
     cr_assert(access(path, F_OK) != 0, "the resync directory is gone");
     snprintf(path, sizeof(path), "%s/logs/E00.log", s.a);
     cr_assert(access(path, F_OK) != 0, "no open log left on the copy");
+
+    /* shipping resumes at generation 5 (records <= L skipped), then goes on with what B wrote
+     * since: equal again */
+    ls_db_t *bdb = open_quiet(s.b);
+    cr_assert_eq(put1(bdb, "after", "1"), 0);
+    cr_assert_eq(put1(bdb, "k1-1", "b-later"), 0);
+    cr_assert_eq(del1(bdb, "b-only"), 0);
+    cr_assert_eq(ls_db_close(bdb), 0);
+    ship_and_replay(&s, 5, 6);
+    expect_equal_stores(&s);
+    cr_assert(store_has(s.a, "k1-1=b-later") && !store_has(s.a, "b-only=b"));
     sides_free(&s);
 }
 
@@ -537,4 +586,123 @@ Test(seed_resync, a_crash_while_applying_leaves_a_store_the_recovery_finishes, .
     cr_assert_eq(ls_seed_recover(s.a, &what, err, sizeof(err)), 0, "%s", err);
     cr_assert_eq(what, LS_SEED_RECOVER_NOTHING, "a second run has nothing to do");
     sides_free(&s);
+}
+
+/* The server session's requests: CHAIN_REQ then RESYNC frames (split fixed by the first, keys
+ * appended, complete without MORE; too many keys: too_many); RESYNC frames naming another split,
+ * or a second CHAIN_REQ before the CHAIN, are protocol errors. */
+Test(seed_resync, server_session_assembles_the_requests)
+{
+    uint8_t id[LS_DBID_LEN] = {7};
+    ls_seed_server_options_t so = {.resync = true, .max_keys_bytes = 10};
+    ls_seed_server_t *srv;
+    cr_assert_eq(ls_seed_server_new(&so, id, &srv), 0);
+    cr_assert_eq(ls_seed_server_state(srv), LS_SEED_SRV_REQUEST);
+    ls_frame_t f = {.type = LS_FRAME_CHAIN_REQ}, out;
+    memcpy(f.chain_req.dbid, id, LS_DBID_LEN);
+    f.chain_req.from_generation = 3;
+    char err[256];
+    cr_assert_eq(ls_seed_server_frame(srv, &f, err, sizeof(err)), 0, "%s", err);
+    ls_seed_server_req_t rq;
+    cr_assert(ls_seed_server_request(srv, &rq));
+    cr_assert(rq.kind == LS_SEED_REQ_CHAIN && rq.from == 3);
+    cr_assert(!ls_seed_server_request(srv, &rq), "once");
+    cr_assert(!ls_seed_server_next(srv, &out), "nothing before the node answers");
+    ls_proto_link_t l[2] = {{.epoch = 1, .generation = 3}, {.epoch = 2, .generation = 4}};
+    cr_assert_eq(ls_seed_server_chain(srv, 2, "node-b", l, 2), 0);
+    cr_assert(ls_seed_server_next(srv, &out));
+    cr_assert(out.type == LS_FRAME_CHAIN && out.chain.count == 2 && out.chain.epoch == 2);
+    ls_seed_server_sent(srv);
+    cr_assert(!ls_seed_server_next(srv, &out));
+
+    static const uint8_t k1[] = {2, 0, 'a', 'b'}, k2[] = {3, 0, 'c', 'd', 'e', 1, 0, 'z'};
+    ls_frame_t r = {.type = LS_FRAME_RESYNC};
+    memcpy(r.resync.dbid, id, LS_DBID_LEN);
+    r.resync = (ls_proto_resync_t){.flags = LS_RESYNC_MORE,
+                                   .split_generation = 3,
+                                   .split_epoch = 1,
+                                   .keys = k1,
+                                   .keys_len = sizeof(k1)};
+    memcpy(r.resync.dbid, id, LS_DBID_LEN);
+    cr_assert_eq(ls_seed_server_frame(srv, &r, err, sizeof(err)), 0, "%s", err);
+    cr_assert(!ls_seed_server_request(srv, &rq), "not complete yet");
+    r.resync.flags = 0;
+    r.resync.keys = k2;
+    r.resync.keys_len = sizeof(k2);
+    cr_assert_eq(ls_seed_server_frame(srv, &r, err, sizeof(err)), 0, "%s", err);
+    cr_assert(ls_seed_server_request(srv, &rq));
+    cr_assert(rq.kind == LS_SEED_REQ_RESYNC && rq.resync.split_generation == 3);
+    cr_assert(rq.resync.too_many, "12 bytes of keys, 10 allowed: a full seed");
+    cr_assert_eq(ls_seed_server_state(srv), LS_SEED_SRV_SNAPSHOT, "the node starts the worker");
+    ls_seed_server_free(srv);
+
+    /* different splits; a CHAIN_REQ before the CHAIN */
+    so.max_keys_bytes = 0;
+    cr_assert_eq(ls_seed_server_new(&so, id, &srv), 0);
+    r.resync.flags = LS_RESYNC_MORE;
+    cr_assert_eq(ls_seed_server_frame(srv, &r, err, sizeof(err)), 0, "%s", err);
+    r.resync.split_generation = 4;
+    cr_assert_eq(ls_seed_server_frame(srv, &r, err, sizeof(err)), LS_EPROTO);
+    cr_assert(strstr(err, "different splits"), "%s", err);
+    cr_assert_eq(ls_seed_server_state(srv), LS_SEED_SRV_FAILED);
+    ls_seed_server_free(srv);
+    cr_assert_eq(ls_seed_server_new(&so, id, &srv), 0);
+    cr_assert_eq(ls_seed_server_frame(srv, &f, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(ls_seed_server_frame(srv, &f, err, sizeof(err)), LS_EPROTO);
+    cr_assert(strstr(err, "CHAIN_REQ before the last CHAIN"), "%s", err);
+    ls_seed_server_free(srv);
+
+    /* a seed server (no resync) refuses the resync frames */
+    so.resync = false;
+    cr_assert_eq(ls_seed_server_new(&so, id, &srv), 0);
+    cr_assert_eq(ls_seed_server_frame(srv, &f, err, sizeof(err)), LS_EPROTO);
+    cr_assert(strstr(err, "unexpected CHAIN_REQ"), "%s", err);
+    ls_seed_server_free(srv);
+}
+
+/* A resync client facing a source that did not accept LS_FEAT_RESYNC (an older node) fails with
+ * a message that says to seed instead; a chain without the split fails too. */
+Test(seed_resync, client_session_needs_a_resync_source)
+{
+    ls_seed_client_options_t co = {.source = "node-b", .window = WIN, .resync = true};
+    ls_seed_client_t *cli;
+    cr_assert_eq(ls_seed_client_new(&co, &cli), 0);
+    static ls_frame_t h, w;
+    static const uint8_t zero[LS_DBID_LEN];
+    ls_seed_client_hello(cli, "node-a", "db1", zero, &h);
+    memset(&w, 0, sizeof(w));
+    w.type = LS_FRAME_WELCOME;
+    w.welcome.version = LS_PROTO_VERSION_EPOCH;
+    w.welcome.node = ls_proto_str("node-b");
+    w.welcome.db_count = 1;
+    w.welcome.dbs[0].dbid[0] = 7;
+    w.welcome.dbs[0].status = LS_DB_ACCEPTED;
+    ls_seed_client_frame(cli, &w, 1);
+    int code;
+    cr_assert_eq(ls_seed_client_state(cli), LS_SEED_CLI_FAILED);
+    const char *msg = ls_seed_client_error(cli, &code);
+    cr_assert_eq(code, LS_EUNSUPPORTED);
+    cr_assert(strstr(msg, "cannot resync (protocol version 3") && strstr(msg, "seed this copy"),
+              "%s", msg);
+    ls_seed_client_free(cli);
+
+    cr_assert_eq(ls_seed_client_new(&co, &cli), 0);
+    ls_seed_client_hello(cli, "node-a", "db1", zero, &h);
+    w.welcome.version = LS_PROTO_VERSION_RESYNC;
+    w.welcome.features = LS_FEAT_RESYNC;
+    ls_seed_client_frame(cli, &w, 1);
+    cr_assert_eq(ls_seed_client_state(cli), LS_SEED_CLI_CHAIN);
+    ls_seed_act_t a;
+    cr_assert(ls_seed_client_action(cli, &a));
+    cr_assert(a.kind == LS_SEED_ACT_SEND && a.frame.type == LS_FRAME_CHAIN_REQ);
+    cr_assert_eq(a.frame.chain_req.from_generation, 1);
+    ls_proto_link_t l[1] = {{.epoch = 2, .generation = 9}};
+    ls_frame_t c = {.type = LS_FRAME_CHAIN};
+    c.chain = (ls_proto_chain_t){.epoch = 2, .count = 1, .links = l};
+    ls_seed_client_frame(cli, &c, 2);
+    cr_assert_eq(ls_seed_client_state(cli), LS_SEED_CLI_SPLIT);
+    cr_assert_eq(ls_seed_client_resync(cli, 3, NULL, 0), LS_EDIVERGED);
+    cr_assert_eq(ls_seed_client_state(cli), LS_SEED_CLI_FAILED);
+    cr_assert(strstr(ls_seed_client_error(cli, NULL), "split generation 3"));
+    ls_seed_client_free(cli);
 }

@@ -457,6 +457,9 @@ Test(seed_resync, split_found_and_only_the_union_of_keys_moved, .timeout = 120)
     cr_assert_eq(ls_seed_server_bytes_sent(t.srv), info->total_bytes);
     cr_assert_lt(info->total_bytes, 200, "8 short entries");
     cr_assert_gt(info->store_bytes, 10 * info->total_bytes, "far less than the store");
+    fprintf(stderr, "resync: %llu keys, %llu bytes moved, the store is %llu bytes\n",
+            (unsigned long long) info->keys, (unsigned long long) info->total_bytes,
+            (unsigned long long) info->store_bytes);
     ls_seed_client_figures_t fig;
     ls_seed_client_figures(t.cli, &fig);
     cr_assert(fig.info.resync && fig.info.store_bytes == info->store_bytes);

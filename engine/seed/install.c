@@ -173,6 +173,13 @@ static int admit_resync(const ls_seed_install_options_t *o, const ls_seed_info_t
     if (info->total_bytes > SEED_TOTAL_MAX || (o->max_bytes && info->total_bytes > o->max_bytes))
         return ls_errf(err, errlen, LS_ETOOBIG, "resync of %s: %llu bytes announced, too many",
                        p->copy, (unsigned long long) info->total_bytes);
+    struct statvfs vf;
+    if (statvfs(p->copy, &vf) == 0 &&
+        (uint64_t) vf.f_bavail * vf.f_frsize < info->total_bytes + (1u << 20))
+        return ls_errf(err, errlen, LS_ENOSPC,
+                       "resync of %s: %llu bytes free there, the stream needs %llu", p->copy,
+                       (unsigned long long) vf.f_bavail * vf.f_frsize,
+                       (unsigned long long) info->total_bytes);
     snprintf(path, sizeof(path), "%s/store/data.mdb", p->copy);
     if (!ls__seed_exists(path))
         return ls_errf(err, errlen, LS_ENOENT,

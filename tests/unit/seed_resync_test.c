@@ -709,3 +709,71 @@ Test(seed_resync, client_session_needs_a_resync_source)
     cr_assert(strstr(ls_seed_client_error(cli, NULL), "split generation 3"));
     ls_seed_client_free(cli);
 }
+
+/* A full CHAIN (1024 entries) makes the client ask again after its last entry; keys beyond one
+ * frame go in several RESYNC frames, whole keys each, MORE on all but the last. */
+Test(seed_resync, client_pages_the_chain_and_splits_the_keys)
+{
+    ls_seed_client_options_t co = {
+        .source = "node-b", .window = WIN, .resync = true, .chain_from = 1};
+    ls_seed_client_t *cli;
+    cr_assert_eq(ls_seed_client_new(&co, &cli), 0);
+    static ls_frame_t h, w, c;
+    static const uint8_t zero[LS_DBID_LEN];
+    ls_seed_client_hello(cli, "node-a", "db1", zero, &h);
+    w.type = LS_FRAME_WELCOME;
+    w.welcome.version = LS_PROTO_VERSION_RESYNC;
+    w.welcome.features = LS_FEAT_RESYNC;
+    w.welcome.node = ls_proto_str("node-b");
+    w.welcome.db_count = 1;
+    w.welcome.dbs[0].status = LS_DB_ACCEPTED;
+    ls_seed_client_frame(cli, &w, 1);
+    ls_seed_act_t a;
+    cr_assert(ls_seed_client_action(cli, &a) && a.frame.type == LS_FRAME_CHAIN_REQ);
+    static ls_proto_link_t l[LS_PROTO_CHAIN_MAX];
+    for (size_t i = 0; i < LS_PROTO_CHAIN_MAX; i++)
+        l[i] = (ls_proto_link_t){.epoch = 1, .generation = i + 1};
+    c.type = LS_FRAME_CHAIN;
+    c.chain = (ls_proto_chain_t){.epoch = 2, .count = LS_PROTO_CHAIN_MAX, .links = l};
+    ls_seed_client_frame(cli, &c, 2);
+    cr_assert_eq(ls_seed_client_state(cli), LS_SEED_CLI_CHAIN, "a full frame: maybe more");
+    cr_assert(ls_seed_client_action(cli, &a) && a.frame.type == LS_FRAME_CHAIN_REQ);
+    cr_assert_eq(a.frame.chain_req.from_generation, LS_PROTO_CHAIN_MAX + 1);
+    l[0] = (ls_proto_link_t){.epoch = 2, .generation = LS_PROTO_CHAIN_MAX + 1};
+    c.chain.count = 1;
+    ls_seed_client_frame(cli, &c, 3);
+    cr_assert_eq(ls_seed_client_state(cli), LS_SEED_CLI_SPLIT);
+    const ls_proto_link_t *got;
+    size_t n;
+    uint32_t epoch;
+    const char *active;
+    ls_seed_client_chain(cli, &got, &n, &epoch, &active);
+    cr_assert(n == LS_PROTO_CHAIN_MAX + 1 && epoch == 2 && got[n - 1].epoch == 2);
+
+    /* 1200 keys of 500 bytes: 602400 bytes, three frames of at most 256 KiB */
+    size_t nkeys = 1200, len = nkeys * 502;
+    uint8_t *keys = malloc(len);
+    for (size_t i = 0; i < nkeys; i++) {
+        keys[i * 502] = 500 & 0xff;
+        keys[i * 502 + 1] = 500 >> 8;
+        memset(keys + i * 502 + 2, 'a' + (int) (i % 26), 500);
+    }
+    cr_assert_eq(ls_seed_client_resync(cli, 1000, keys, len), 0);
+    free(keys);
+    size_t frames = 0, bytes = 0;
+    while (ls_seed_client_action(cli, &a)) {
+        cr_assert(a.kind == LS_SEED_ACT_SEND && a.frame.type == LS_FRAME_RESYNC);
+        cr_assert_eq(a.frame.resync.split_generation, 1000);
+        cr_assert_eq(a.frame.resync.keys_len % 502, 0, "whole keys");
+        cr_assert_leq(a.frame.resync.keys_len, 256 * 1024);
+        static uint8_t buf[LS_FRAME_HEADER_SIZE + 300 * 1024];
+        cr_assert_gt(ls_frame_encode(&a.frame, buf, sizeof(buf)), 0);
+        bytes += a.frame.resync.keys_len;
+        frames++;
+        cr_assert_eq((a.frame.resync.flags & LS_RESYNC_MORE) != 0, bytes < len);
+    }
+    cr_assert_eq(frames, 3);
+    cr_assert_eq(bytes, len);
+    cr_assert_eq(ls_seed_client_state(cli), LS_SEED_CLI_SNAPSHOT);
+    ls_seed_client_free(cli);
+}

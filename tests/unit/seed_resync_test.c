@@ -50,13 +50,32 @@ static int del1(ls_db_t *db, const char *key)
  * epoch 1. The keys each side touched after the split (generation 3):
  *   B: k1-0 (put), k2-0 (deleted), b-only (put), k3-1 (put, in the open generation)
  *   A: k1-1 (put), a-only (put), k3-2 (deleted), a-open (put, in its open log) */
-static void build(sides_t *s, const char *tag)
+/* big: each generation also holds 3000 keys "big-<g>-<i>" of 1 KiB, in one transaction. */
+static void build_sized(sides_t *s, const char *tag, bool big)
 {
     s->base = ls_h_tmpdir(tag);
     snprintf(s->a, sizeof(s->a), "%s/a", s->base);
     snprintf(s->b, sizeof(s->b), "%s/b", s->base);
     build_active(s->a, 3, 4);
-    ship(s->a, s->b, 1, 3);
+    if (big) { /* 3 more generations of bulk, still before the split */
+        ls_db_t *db = open_quiet(s->a);
+        static char val[1024];
+        memset(val, 'v', sizeof(val));
+        for (int g = 0; g < 3; g++) {
+            ls_txn_t *t;
+            cr_assert_eq(ls_txn_begin(db, &t), 0);
+            for (int i = 0; i < 3000; i++) {
+                char k[32];
+                snprintf(k, sizeof(k), "big-%d-%04d", g, i);
+                cr_assert_eq(ls_txn_put(t, k, strlen(k), val, sizeof(val)), 0);
+            }
+            cr_assert_eq(ls_txn_commit(t), 0);
+            cr_assert_eq(ls_db_roll(db), 0);
+        }
+        cr_assert_eq(ls_db_close(db), 0);
+    }
+    int last = big ? 6 : 3;
+    ship(s->a, s->b, 1, last);
     ls_role_activate_options_t ao = {.prefix = "E00"};
     ls_role_activate_report_t ar;
     char err[1024] = "";
@@ -76,6 +95,11 @@ static void build(sides_t *s, const char *tag)
     cr_assert_eq(ls_db_roll(db), 0);
     cr_assert_eq(put1(db, "a-open", "x"), 0);
     cr_assert_eq(ls_db_close(db), 0);
+}
+
+static void build(sides_t *s, const char *tag)
+{
+    build_sized(s, tag, false);
 }
 
 static void sides_free(sides_t *s)
@@ -776,4 +800,29 @@ Test(seed_resync, client_pages_the_chain_and_splits_the_keys)
     cr_assert_eq(bytes, len);
     cr_assert_eq(ls_seed_client_state(cli), LS_SEED_CLI_SNAPSHOT);
     ls_seed_client_free(cli);
+}
+
+/* The figure the issue asks for: a store of about 9 MiB with 8 keys touched since the split. */
+Test(seed_resync, moves_a_small_fraction_of_a_large_store, .timeout = 300)
+{
+    sides_t s;
+    build_sized(&s, "resync-large", true);
+    wire_t t;
+    wire_start(&t, &s);
+    pump(&t);
+    cr_assert_eq(ls_seed_client_state(t.cli), LS_SEED_CLI_DONE, "%s",
+                 ls_seed_client_error(t.cli, NULL));
+    ls_seed_info_t info = *ls_seed_server_info(t.srv);
+    cr_assert(info.resync, "%s", info.fallback);
+    cr_assert_eq(info.keys, 8);
+    cr_assert_eq(t.demote.split.split, 6);
+    cr_assert_gt(info.store_bytes, 9u << 20);
+    cr_assert_lt(info.total_bytes * 10000, info.store_bytes, "under 0.01%% of the store");
+    fprintf(stderr,
+            "resync of a large store: %llu keys, %llu bytes moved, the store is %llu bytes\n",
+            (unsigned long long) info.keys, (unsigned long long) info.total_bytes,
+            (unsigned long long) info.store_bytes);
+    wire_free(&t);
+    expect_equal_stores(&s);
+    sides_free(&s);
 }

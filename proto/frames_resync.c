@@ -37,12 +37,16 @@ void ls__visit_chain(ls__io_t *io, ls_frame_t *f)
     ls__io_u16(io, "count", &m->count);
     ls__io_require(io, m->count <= LS_PROTO_CHAIN_MAX, "%u entries, at most %u",
                    (unsigned) m->count, (unsigned) LS_PROTO_CHAIN_MAX);
-    ls__io_require(io, io->enc ? (m->count == 0 || m->links) : true, "NULL links");
+    ls__io_require(io, io->enc ? (m->count == 0 || m->links || m->raw) : true, "NULL links");
+    const uint8_t *raw = io->enc ? m->raw : NULL; /* a decoded frame re-encodes from its bytes */
     if (!io->enc && !io->code) m->raw = io->in + io->off;
     uint64_t prev = 0;
     for (size_t i = 0; i < m->count && !io->code; i++) {
         ls_proto_link_t l = {0};
-        if (io->enc) l = m->links[i];
+        if (io->enc && m->links)
+            l = m->links[i];
+        else if (io->enc)
+            ls_proto_chain_link(&(ls_proto_chain_t){.raw = raw}, i, &l);
         ls__io_u32(io, "link.epoch", &l.epoch);
         ls__io_require(io, l.epoch >= 1, "entry %zu: epoch 0 does not exist", i);
         ls__io_u64(io, "link.generation", &l.generation);

@@ -312,7 +312,8 @@ typedef struct {
     uint32_t epoch;                  /* the newest epoch the server knows, >= 1 */
     ls_proto_str_t active;           /* who activated it, 0..LS_PROTO_NODE_MAX */
     uint16_t count;                  /* entries, <= LS_PROTO_CHAIN_MAX */
-    const ls_proto_link_t *links;    /* encode: the caller's array (count entries) */
+    const ls_proto_link_t *links;    /* encode: the caller's array (count entries), or NULL to
+                                        encode from raw (a decoded frame re-encodes) */
     const uint8_t *raw;              /* decode: the entries' bytes in the input (44 each, checked:
                                         read them with ls_proto_chain_link) */
 } ls_proto_chain_t;

@@ -847,6 +847,10 @@ Test(proto, chain_and_resync_refuse_malformed_entries)
     cr_assert_eq(n, LS_FRAME_HEADER_SIZE + 16 + 4 + 2 + 6 + 2 + 3 * 44);
     cr_assert_eq(ls_frame_decode(buf, (size_t) n, &g, err, sizeof(err)), 0, "%s", err);
     frame_eq(&f, &g);
+    uint8_t again[4096]; /* a decoded CHAIN (entries in raw, no links) re-encodes the same */
+    cr_assert(g.chain.raw && !g.chain.links);
+    cr_assert_eq(ls_frame_encode(&g, again, sizeof(again)), n);
+    cr_assert_arr_eq(again, buf, (size_t) n);
     size_t second = LS_FRAME_HEADER_SIZE + 16 + 4 + 2 + 6 + 2 + 44; /* entry 1's epoch */
     memcpy(buf + second + 4, buf + second - 44 + 4, 8); /* entry 1's generation = entry 0's */
     cr_assert_eq(ls_frame_decode(buf, (size_t) n, &g, err, sizeof(err)), LS_EPROTO);

@@ -502,3 +502,70 @@ int ls_store_peek_meta(const char *path, ls_store_meta_t *out, char *err, size_t
     ls_store_env_release(e);
     return rc;
 }
+
+/* ---- a consistent read view (the incremental resync reads its keys from one) ---- */
+
+struct ls_store_view {
+    ls_store_env_t *e;
+    MDB_txn *txn;
+    MDB_dbi data;
+};
+
+int ls_store_view_open(const char *path, ls_store_view_t **out, ls_store_meta_t *meta, char *err,
+                       size_t errlen)
+{
+    *out = NULL;
+    memset(meta, 0, sizeof(*meta));
+    ls_store_view_t *v = calloc(1, sizeof(*v));
+    if (!v) return LS_ENOMEM;
+    static const char *const names[] = {"data", "meta"};
+    MDB_dbi dbis[2];
+    MDB_val k = {.mv_size = sizeof(META_KEY) - 1, .mv_data = (void *) META_KEY}, val;
+    ls_store_env_options_t eo = {.readonly = true};
+    int rc = ls_store_env_acquire(path, &eo, &v->e, err, errlen);
+    if (rc) {
+        free(v);
+        return rc;
+    }
+    rc = ls_store_env_dbis(v->e, names, 2, false, dbis, NULL, NULL, NULL);
+    ls_store_env_rdlock(v->e); /* held while the view lives: the map is not remapped under it */
+    if (rc == 0) rc = ls_store_env_txn_begin(v->e, MDB_RDONLY, &v->txn);
+    if (rc == 0) rc = mdb_get(v->txn, dbis[1], &k, &val);
+    bool have_meta = rc == 0;
+    if (rc == MDB_NOTFOUND && v->txn) rc = 0; /* no meta record yet: an empty store */
+    if (rc) {
+        ls_msgf(err, errlen, "store %s: cannot open a read view: %s", path, mdb_strerror(rc));
+        rc = rc == MDB_NOTFOUND ? LS_ENOENT : map_rc(rc);
+    } else if (have_meta && meta_decode(&val, meta) != 0) {
+        ls_msgf(err, errlen, "store %s: malformed meta record (%zu bytes)", path, val.mv_size);
+        rc = LS_ECORRUPT;
+    }
+    v->data = dbis[0];
+    if (rc) {
+        ls_store_view_close(v);
+        return rc;
+    }
+    *out = v;
+    return 0;
+}
+
+int ls_store_view_get(ls_store_view_t *v, const void *key, size_t key_len, const void **val,
+                      size_t *val_len)
+{
+    MDB_val k = {.mv_size = key_len, .mv_data = (void *) key}, d;
+    int rc = mdb_get(v->txn, v->data, &k, &d);
+    if (rc == MDB_NOTFOUND) return LS_ENOENT;
+    if (rc) return map_rc(rc);
+    *val = d.mv_data;
+    *val_len = d.mv_size;
+    return 0;
+}
+
+void ls_store_view_close(ls_store_view_t *v)
+{
+    if (!v) return;
+    if (v->txn) mdb_txn_abort(v->txn);
+    ls_store_env_unlock(v->e);
+    ls_store_env_release(v->e);
+    free(v);
+}

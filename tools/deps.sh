@@ -20,7 +20,7 @@ for what in "$@"; do
     # zstd: unit_load_test pipes the logs through the zstd command.
     # resource-agents: ocf-tester and ocf-shellfuncs for the OCF agent's test (tools/ocf/logship);
     # libxml2-utils: xmllint, with which ocf-tester checks the agent's meta-data.
-    # corosync, pacemaker, pacemaker-cli-utils (crm_mon, crm_resource; only recommended by
+    # corosync, pacemaker, pacemaker-cli-utils (crm_mon; only recommended by
     # pacemaker): the two-node failover test (tests/cluster/two_node.sh), which starts its own
     # daemons in namespaces (whatever the packages started is left alone).
     test)  need+=(libcriterion-dev iproute2 e2fsprogs curl prometheus libfuse3-dev fuse3 zstd

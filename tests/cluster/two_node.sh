@@ -68,7 +68,7 @@ skip() {
 [ "$(id -u)" -eq 0 ] || skip "needs root (network and mount namespaces)"
 command -v ip >/dev/null 2>&1 || skip "needs iproute2's ip"
 ip netns list >/dev/null 2>&1 || skip "ip netns does not work here"
-for c in ip unshare nsenter mount corosync pacemakerd crm_mon crm_resource; do
+for c in ip unshare nsenter mount corosync pacemakerd crm_mon corosync-quorumtool; do
     command -v "$c" >/dev/null 2>&1 ||
         die "no $c in PATH (apt-get install iproute2 util-linux corosync pacemaker)"
 done
@@ -368,10 +368,18 @@ diagnose() {
     done
 }
 
-# The node where the clone is promoted, as node-a/node-b, seen from node $1 (nothing if none).
+# The clone's instances seen from node $1: one "ROLE NODE" line each, from crm_mon's XML, whose
+# role is the settled one (Unpromoted, Promoted) or the pending action (Starting, Promoting...);
+# a failed instance says "failed NODE".
+instances() {
+    on "$1" crm_mon -1 --output-as=xml 2>/dev/null | tr '\n' ' ' | sed 's/<resource /\n&/g' |
+        sed -n "s/^<resource id=\"$RSC\" [^>]*role=\"\([A-Za-z]*\)\"[^>]*failed=\"\([a-z]*\)\"[^>]*>[[:space:]]*<node name=\"\(node-[ab]\)\".*/\1 \2 \3/p" |
+        awk '{ print ($2 == "false" ? $1 : "failed"), $3 }'
+}
+
+# The node where the clone is promoted (its promote done), seen from node $1 (nothing if none).
 promoted_on() {
-    on "$1" crm_resource --locate -r "$RSC-clone" 2>/dev/null |
-        sed -n 's/.*is running on: \(node-[ab]\) \(Promoted\|Master\).*/\1/p'
+    instances "$1" | awk '$1 == "Promoted" { print $2; exit }'
 }
 
 # Waits until `promoted_on $1` prints something other than $2 (the dead node, or ""): echoes it.
@@ -398,7 +406,8 @@ case $first in node-a) victim=a survivor=b ;; *) victim=b survivor=a ;; esac
 db1_active() {
     st=$(on "$1" "$BINDIR/logship" status -c "$WORK/node/logship.conf" --json) ||
         fail "logship status on node-$1 failed"
-    printf '%s\n' "$st" | tr -d ' \n' | grep -q '"role":"active"' ||
+    # An entry of "copies" or "databases" (docs/STATUS.md) naming db1 with the role active.
+    printf '%s\n' "$st" | tr -d ' \t\n' | grep -q '"database":"db1","role":"active"' ||
         fail "ls-clone is promoted on node-$1 but logship status there does not show db1 active: $st"
     echo "two_node.sh: logship status on node-$1 shows db1 active"
 }
@@ -413,11 +422,11 @@ else
         fail "st-clone is promoted on $first but its state file says '$(stateful_role "$victim")'"
 fi
 
-# The survivor must see its peer's instance running before the kill (a copy to promote).
+# The survivor's instance must have started (Unpromoted) before the kill: a copy to promote.
 t=0
-until on "$survivor" crm_resource --locate -r "$RSC-clone" 2>/dev/null | grep -q "node-$survivor"; do
+until instances "$survivor" | grep -q "^Unpromoted node-$survivor\$"; do
     t=$((t + 1))
-    [ "$t" -lt "$((WAIT * 2))" ] || fail "no instance of $RSC-clone started on node-$survivor"
+    [ "$t" -lt "$((WAIT * 2))" ] || fail "no Unpromoted instance of $RSC-clone on node-$survivor"
     sleep 0.5
 done
 

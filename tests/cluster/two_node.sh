@@ -12,13 +12,15 @@
 #   two_node.sh logship BINDIR     the clone is ocf:logship:logship (tools/ocf/logship) managing
 #                                  BINDIR/logshipd for database db1, node-a active, node-b a
 #                                  copy; `logship status` must show db1 active on the promoted
-#                                  node, and on the survivor after the kill (needs `logship activate` and `logship resync`);
-#                                  LS_OCF_AGENT=FILE installs FILE as the agent instead
+#                                  node, and on the survivor after the kill (needs `logship
+#                                  activate` and `logship resync`); LS_OCF_AGENT=FILE installs
+#                                  FILE as the agent instead of tools/ocf/logship
 #
 # Needs root, iproute2, util-linux (unshare, nsenter), corosync and pacemaker (Debian 12:
-# apt-get install corosync pacemaker pacemaker-cli-utils). No systemd: the daemons are started by hand. Everything
-# it starts is stopped by pid and network namespace on exit, INT and TERM. Exit 0 on success,
-# 1 on a failed check (with the reason), 2 on a usage or environment error, 77 when skipped.
+# apt-get install corosync pacemaker pacemaker-cli-utils). No systemd: the daemons are started
+# by hand. Everything it starts is stopped by pid and network namespace on exit, INT and TERM.
+# Exit 0 on success, 1 on a failed check (with the reason), 2 on a usage or environment error,
+# 77 when skipped.
 #
 # Without fencing (stonith-enabled=false) Pacemaker trusts that a node it lost is down: that is
 # true here (the test killed it), and false in general (a node cut off by the network still
@@ -373,7 +375,8 @@ diagnose() {
 # a failed instance says "failed NODE".
 instances() {
     on "$1" crm_mon -1 --output-as=xml 2>/dev/null | tr '\n' ' ' | sed 's/<resource /\n&/g' |
-        sed -n "s/^<resource id=\"$RSC\" [^>]*role=\"\([A-Za-z]*\)\"[^>]*failed=\"\([a-z]*\)\"[^>]*>[[:space:]]*<node name=\"\(node-[ab]\)\".*/\1 \2 \3/p" |
+        sed -n "s/^<resource id=\"$RSC\" [^>]*role=\"\([A-Za-z]*\)\"[^>]*failed=\"\([a-z]*\)\"\
+[^>]*>[[:space:]]*<node name=\"\(node-[ab]\)\".*/\1 \2 \3/p" |
         awk '{ print ($2 == "false" ? $1 : "failed"), $3 }'
 }
 
@@ -436,7 +439,8 @@ if [ "$AGENT" = stateful ]; then
 fi
 
 KILL_AT=$(date +%s)
-echo "two_node.sh: SIGKILL to every process of $first ($(ip netns pids "$(ns_of "$victim")" | wc -l) processes)"
+count=$(ip netns pids "$(ns_of "$victim")" | wc -l)
+echo "two_node.sh: SIGKILL to every process of $first ($count processes)"
 kill_node "$victim"
 next=$(wait_promoted "$survivor" "$first") ||
     fail "node-$survivor did not promote $RSC-clone within ${WAIT}s of $first's death"

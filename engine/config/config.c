@@ -38,12 +38,13 @@ static int handler(void *user, const char *section, const char *name, const char
     if (!strncmp(section, "target ", 7)) return ls__cfg_target_key(p, section + 7, name, value);
     if (!strncmp(section, "database ", 9)) return ls__cfg_database_key(p, section + 9, name, value);
     if (!strncmp(section, "source ", 7)) return ls__cfg_source_key(p, section + 7, name, value);
+    if (!strncmp(section, "peer ", 5)) return ls__cfg_peer_key(p, section + 5, name, value);
     if (!*section)
         ls__cfg_fail(p, p->lineno, "key '%s' outside any section", name);
     else
         ls__cfg_fail(p, p->lineno,
-                     "unknown section [%s] (expected [node], [tls], [listen], [target NAME], "
-                     "[source NAME] or [database NAME])",
+                     "unknown section [%s] (expected [node], [tls], [listen], [peer NAME], "
+                     "[target NAME], [source NAME] or [database NAME])",
                      section);
     return 1;
 }
@@ -102,6 +103,36 @@ const ls_cfg_target_t *ls_config_source(const ls_config_t *cfg, const char *name
     for (int i = 0; i < cfg->nsources; i++)
         if (!strcmp(cfg->sources[i].name, name)) return &cfg->sources[i];
     return NULL;
+}
+
+const ls_cfg_target_t *ls_config_peer(const ls_config_t *cfg, const char *name)
+{
+    const ls_cfg_target_t *t = ls_config_target(cfg, name);
+    return t ? t : ls_config_source(cfg, name);
+}
+
+static void copy_set_add(char out[][LS_CFG_NAME_MAX], int *n, const char *name)
+{
+    if (!name[0] || *n == LS_CFG_MAX_COPIES) return;
+    for (int i = 0; i < *n; i++)
+        if (!strcmp(out[i], name)) return;
+    snprintf(out[(*n)++], LS_CFG_NAME_MAX, "%s", name);
+}
+
+int ls_config_copy_set(const ls_config_t *cfg, const ls_cfg_database_t *d,
+                       char out[][LS_CFG_NAME_MAX])
+{
+    int n = 0;
+    if (d->ncopies) {
+        for (int i = 0; i < d->ncopies; i++)
+            copy_set_add(out, &n, d->copies[i]);
+        return n;
+    }
+    copy_set_add(out, &n, cfg->node_name);
+    copy_set_add(out, &n, d->source);
+    for (int i = 0; i < d->ntargets; i++)
+        copy_set_add(out, &n, d->targets[i]);
+    return n;
 }
 
 const ls_cfg_database_t *ls_config_database(const ls_config_t *cfg, const char *name)

@@ -47,7 +47,11 @@ typedef struct {
                                                before failback; default 10000 */
 } ls_cfg_target_t;
 
-typedef enum { LS_ROLE_ACTIVE = 1, LS_ROLE_PASSIVE = 2 } ls_role_t;
+/* The role the configuration gives a database: only its initial role, since activation makes
+ * roles state the engine owns (<db>/role, engine/role). */
+typedef enum { LS_CFG_ACTIVE = 1, LS_CFG_PASSIVE = 2 } ls_cfg_role_t;
+
+#define LS_CFG_MAX_COPIES 9 /* members of a database's copy set, this node included */
 
 /* max_log_bytes: the default cap, and "no cap" (the same values as engine/source's
  * LS_SOURCE_DEFAULT_MAX_LOG_BYTES and LS_SOURCE_NO_CAP, which the daemon passes through). */
@@ -56,11 +60,15 @@ typedef enum { LS_ROLE_ACTIVE = 1, LS_ROLE_PASSIVE = 2 } ls_role_t;
 
 typedef struct {
     char name[LS_CFG_NAME_MAX]; /* database name (directory name under data_dir) */
-    ls_role_t role;             /* active or passive on this node */
+    ls_cfg_role_t role;         /* initial role on this node: active or passive */
     char path[LS_CFG_PATH_MAX]; /* database directory; default <data_dir>/<name> */
     char targets[LS_CFG_MAX_NETS][LS_CFG_NAME_MAX]; /* active: [target] sections shipped to */
     int ntargets;                                   /* active: >= 1 */
     char source[LS_CFG_NAME_MAX];                   /* passive: the node it copies from */
+    char copies[LS_CFG_MAX_COPIES]
+               [LS_CFG_NAME_MAX]; /* the copy set, this node included, in
+                                     the file's order (0: see ls_config_copy_set) */
+    int ncopies;
     uint64_t target_size;       /* generation target size, bytes; default 1 MiB */
     uint64_t replay_lag_ms;     /* passive: delay replay this long; default 0 */
     uint64_t keep_logs;         /* passive: replayed generations kept; default 8 */
@@ -93,7 +101,8 @@ typedef struct {
     ls_cfg_database_t *databases; /* [database NAME] sections */
     int ndatabases;
     ls_cfg_target_t *sources; /* [source NAME] sections: how to reach a node this node copies
-                                 from (seeding connects to it); same keys as [target NAME] */
+                                 from (seeding connects to it); same keys as [target NAME]. A
+                                 [peer NAME] section is both a [target NAME] and a [source NAME] */
     int nsources;
 } ls_config_t;
 
@@ -106,6 +115,14 @@ const ls_cfg_target_t *ls_config_target(const ls_config_t *cfg, const char *name
 const ls_cfg_database_t *ls_config_database(const ls_config_t *cfg, const char *name);
 /* The [source NAME] section, or NULL when there is none. */
 const ls_cfg_target_t *ls_config_source(const ls_config_t *cfg, const char *name);
+
+/* Any section that says how to reach node name: [target NAME] (or [peer NAME]), else [source
+ * NAME]; NULL when there is none. */
+const ls_cfg_target_t *ls_config_peer(const ls_config_t *cfg, const char *name);
+/* The copy set of d: its 'copies' list when given, else this node, its source and its targets
+ * (each once, in that order). Writes up to LS_CFG_MAX_COPIES names into out; returns how many. */
+int ls_config_copy_set(const ls_config_t *cfg, const ls_cfg_database_t *d,
+                       char out[][LS_CFG_NAME_MAX]);
 
 /* Value parsers shared with the command line (0 or LS_EINVAL). Sizes take B/KiB/MiB/GiB
  * suffixes (and plain bytes), durations ms/s/m/h (plain = seconds). */

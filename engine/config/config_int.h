@@ -32,6 +32,8 @@ int ls__cfg_tls_key(struct parser *p, const char *name, const char *value);
 int ls__cfg_listen_key(struct parser *p, const char *name, const char *value);
 int ls__cfg_target_key(struct parser *p, const char *tname, const char *name, const char *value);
 int ls__cfg_source_key(struct parser *p, const char *sname, const char *name, const char *value);
+/* [peer NAME]: both a [target NAME] and a [source NAME] (one section per peer, both ways). */
+int ls__cfg_peer_key(struct parser *p, const char *pname, const char *name, const char *value);
 int ls__cfg_database_key(struct parser *p, const char *dname, const char *name, const char *value);
 /* Required keys, defaults and cross-references, after the whole file was read. */
 void ls__cfg_validate(struct parser *p);

@@ -273,6 +273,36 @@ int ls__cfg_source_key(struct parser *p, const char *sname, const char *name, co
                     v);
 }
 
+int ls__cfg_peer_key(struct parser *p, const char *pname, const char *name, const char *v)
+{
+    peer_key(p, "peer", &p->cfg->targets, &p->cfg->ntargets, &p->target_line, pname, name, v);
+    return peer_key(p, "peer", &p->cfg->sources, &p->cfg->nsources, &p->source_line, pname, name,
+                    v);
+}
+
+static void add_copies(struct parser *p, ls_cfg_database_t *d, const char *v)
+{
+    char buf[1024];
+    snprintf(buf, sizeof(buf), "%s", v);
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+        if (!valid_name(tok)) {
+            ls__cfg_fail(p, p->lineno, "bad node name '%s' in 'copies'", tok);
+            return;
+        }
+        for (int i = 0; i < d->ncopies; i++)
+            if (!strcmp(d->copies[i], tok)) {
+                ls__cfg_fail(p, p->lineno, "node '%s' listed twice in 'copies'", tok);
+                return;
+            }
+        if (d->ncopies == LS_CFG_MAX_COPIES) {
+            ls__cfg_fail(p, p->lineno, "too many copies (at most %d nodes)", LS_CFG_MAX_COPIES);
+            return;
+        }
+        snprintf(d->copies[d->ncopies++], LS_CFG_NAME_MAX, "%s", tok);
+    }
+}
+
 static void add_targets(struct parser *p, ls_cfg_database_t *d, const char *v)
 {
     char buf[1024];
@@ -303,15 +333,17 @@ int ls__cfg_database_key(struct parser *p, const char *dname, const char *name, 
     if (!d) return 1;
     if (!strcmp(name, "role")) {
         if (!strcmp(v, "active"))
-            d->role = LS_ROLE_ACTIVE;
+            d->role = LS_CFG_ACTIVE;
         else if (!strcmp(v, "passive"))
-            d->role = LS_ROLE_PASSIVE;
+            d->role = LS_CFG_PASSIVE;
         else
             ls__cfg_fail(p, p->lineno, "bad role '%s' (active or passive)", v);
     } else if (!strcmp(name, "path"))
         set_str(p, d->path, sizeof(d->path), name, v);
     else if (!strcmp(name, "targets"))
         add_targets(p, d, v);
+    else if (!strcmp(name, "copies"))
+        add_copies(p, d, v);
     else if (!strcmp(name, "source")) {
         if (!valid_name(v))
             ls__cfg_fail(p, p->lineno, "bad source node name '%s'", v);
@@ -358,16 +390,37 @@ static void validate_database(struct parser *p, ls_cfg_database_t *d, int line)
     if (d->role == 0) {
         ls__cfg_fail(p, line, "[database %s] is missing required key 'role' (active or passive)",
                      d->name);
-    } else if (d->role == LS_ROLE_ACTIVE) {
-        if (d->ntargets == 0)
-            ls__cfg_fail(p, line, "[database %s] is active but names no 'targets'", d->name);
+    } else if (d->role == LS_CFG_ACTIVE) {
+        if (d->ntargets == 0 && d->ncopies < 2)
+            ls__cfg_fail(p, line, "[database %s] is active but names no 'targets' (or 'copies')",
+                         d->name);
         for (int i = 0; i < d->ntargets; i++)
             if (!ls_config_target(c, d->targets[i]))
                 ls__cfg_fail(p, line,
-                             "[database %s] ships to target '%s' but there is no [target %s]",
-                             d->name, d->targets[i], d->targets[i]);
+                             "[database %s] ships to target '%s' but there is no [target %s] "
+                             "or [peer %s]",
+                             d->name, d->targets[i], d->targets[i], d->targets[i]);
     } else if (!d->source[0]) {
         ls__cfg_fail(p, line, "[database %s] is passive but names no 'source'", d->name);
+    }
+    if (d->ncopies) {
+        bool me = false, src = !d->source[0];
+        for (int i = 0; i < d->ncopies; i++) {
+            me = me || !strcmp(d->copies[i], c->node_name);
+            src = src || !strcmp(d->copies[i], d->source);
+        }
+        if (!me)
+            ls__cfg_fail(p, line, "[database %s] copies must name this node (%s)", d->name,
+                         c->node_name);
+        else if (!src)
+            ls__cfg_fail(p, line, "[database %s] copies must name its source '%s'", d->name,
+                         d->source);
+        for (int i = 0; i < d->ncopies && !p->failed; i++)
+            if (strcmp(d->copies[i], c->node_name) && !ls_config_peer(c, d->copies[i]))
+                ls__cfg_fail(p, line,
+                             "[database %s] copies names '%s' but there is no [peer %s] (or "
+                             "[target %s] or [source %s]) saying how to reach it",
+                             d->name, d->copies[i], d->copies[i], d->copies[i], d->copies[i]);
     }
     if (d->target_size < 4096 || d->target_size > (64ull << 20))
         ls__cfg_fail(p, line, "[database %s] target_size must be between 4KiB and 64MiB", d->name);

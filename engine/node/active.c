@@ -8,23 +8,28 @@
 
 #include "node/node_int.h"
 
-void ls__node_active_init(ls_node_t *n, active_t *a, const ls_cfg_database_t *cfg)
+void ls__node_active_init(ls_node_t *n, active_t *a, const ls_cfg_database_t *cfg,
+                          char to[][LS_CFG_NAME_MAX], int count)
 {
     memset(a, 0, sizeof(*a));
     a->node = n;
     a->cfg = cfg;
     snprintf(a->logs, sizeof(a->logs), "%s/logs", cfg->path);
-    a->shippers = calloc((size_t) cfg->ntargets, sizeof(shipper_t));
+    a->shippers = calloc((size_t) count + 1, sizeof(shipper_t));
     LS_CHECK(a->shippers != NULL);
-    a->nshippers = cfg->ntargets;
-    for (int i = 0; i < cfg->ntargets; i++) {
-        shipper_t *s = &a->shippers[i];
-        link_t *l = NULL;
-        for (int j = 0; j < n->nlinks; j++)
-            if (!strcmp(n->links[j].cfg->name, cfg->targets[i])) l = &n->links[j];
-        LS_CHECK(l != NULL); /* config validation guarantees the target exists */
+    for (int i = 0; i < count; i++) {
+        link_t *l = ls__node_link_for(n, to[i]);
+        if (!l) { /* the configuration names it in 'copies' without a section: checked there */
+            LS_LOGE("active",
+                    "database %s: no [peer %s] section says how to reach %s: not "
+                    "shipped there",
+                    cfg->name, to[i], to[i]);
+            continue;
+        }
+        shipper_t *s = &a->shippers[a->nshippers++];
         ls__node_shipper_init(s, a, l);
         ls__node_link_add(l, s);
+        if (l->conn) ls_conn_close(l->conn); /* its HELLO did not name this database */
     }
 }
 

@@ -32,6 +32,16 @@ void ls__node_link_init(ls_node_t *n, link_t *l, const ls_cfg_target_t *cfg)
     ls__node_np_init(l);
 }
 
+link_t *ls__node_link_for(ls_node_t *n, const char *name)
+{
+    for (int i = 0; i < n->nlinks; i++)
+        if (!strcmp(n->links[i].cfg->name, name)) return &n->links[i];
+    const ls_cfg_target_t *t = ls_config_peer(n->cfg, name);
+    if (!t || n->nlinks == n->links_cap) return NULL;
+    ls__node_link_init(n, &n->links[n->nlinks], t);
+    return &n->links[n->nlinks++];
+}
+
 void ls__node_link_add(link_t *l, shipper_t *s)
 {
     l->shippers = realloc(l->shippers, (size_t) (l->nshippers + 1) * sizeof(*l->shippers));

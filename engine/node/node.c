@@ -127,37 +127,83 @@ static void on_housekeep(uv_timer_t *t)
 {
     ls_node_t *n = t->data;
     for (int i = 0; i < n->ncopies; i++)
-        ls__node_pcopy_housekeep(&n->copies[i]);
+        if (!n->copies[i].retired) ls__node_pcopy_housekeep(&n->copies[i]);
     for (int i = 0; i < n->nactives; i++)
         ls__node_active_housekeep(&n->actives[i]);
+}
+
+/* Runs database d as its role says: active (shipping to the rest of its copy set), a copy
+ * (following the role file's active, else the configured source), or neither (demoted or
+ * diverged: it waits for the operator). */
+static int run_database(ls_node_t *n, node_db_t *db, char *err, size_t errlen)
+{
+    const ls_cfg_database_t *d = db->cfg;
+    ls_role_kind_t initial = d->role == LS_CFG_ACTIVE ? LS_ROLE_ACTIVE : LS_ROLE_COPY;
+    char why[600];
+    int rc = ls_role_load(d->path, initial, &db->role, why, sizeof(why));
+    if (rc) {
+        snprintf(err, errlen, "database %s: %s", d->name, why);
+        return rc;
+    }
+    ls__node_seed_recover(d, db->role.role == LS_ROLE_ACTIVE);
+    if (db->role.role == LS_ROLE_ACTIVE) {
+        char set[LS_CFG_MAX_COPIES][LS_CFG_NAME_MAX], to[LS_CFG_MAX_COPIES][LS_CFG_NAME_MAX];
+        int count = ls_config_copy_set(n->cfg, d, set), nto = 0;
+        for (int i = 0; i < count; i++)
+            if (strcmp(set[i], n->cfg->node_name)) memcpy(to[nto++], set[i], LS_CFG_NAME_MAX);
+        db->active = &n->actives[n->nactives++];
+        ls__node_active_init(n, db->active, d, to, nto);
+        return 0;
+    }
+    if (db->role.role != LS_ROLE_COPY) {
+        LS_LOGW("node",
+                "database %s is %s (epoch %u, following %s): neither shipped nor copied "
+                "until it is rebuilt as a copy (docs/ACTIVATION.md)",
+                d->name, ls_role_kind_name(db->role.role), db->role.epoch,
+                db->role.follows[0] ? db->role.follows : "?");
+        return 0;
+    }
+    const char *source = db->role.follows[0] ? db->role.follows : d->source;
+    if (!source[0]) {
+        snprintf(err, errlen,
+                 "database %s: %s/role says copy but names no active to follow, and the "
+                 "configuration gives no 'source'",
+                 d->name, d->path);
+        return LS_ECONFIG;
+    }
+    db->copy = &n->copies[n->ncopies++];
+    rc = ls__node_pcopy_open(n, db->copy, d, source);
+    if (rc) snprintf(err, errlen, "passive copy %s: %s", d->name, ls__node_pcopy_reason(db->copy));
+    return rc;
 }
 
 static int start_databases(ls_node_t *n, char *err, size_t errlen)
 {
     const ls_config_t *c = n->cfg;
-    n->links = calloc((size_t) c->ntargets + 1, sizeof(link_t));
+    n->links_cap = c->ntargets + c->nsources + 1;
+    n->links = calloc((size_t) n->links_cap, sizeof(link_t));
     n->actives = calloc((size_t) c->ndatabases + 1, sizeof(active_t));
     n->copies = calloc((size_t) c->ndatabases + 1, sizeof(pcopy_t));
-    if (!n->links || !n->actives || !n->copies) return LS_ENOMEM;
+    n->dbs = calloc((size_t) c->ndatabases + 1, sizeof(node_db_t));
+    if (!n->links || !n->actives || !n->copies || !n->dbs) return LS_ENOMEM;
     for (int i = 0; i < c->ntargets; i++)
         ls__node_link_init(n, &n->links[n->nlinks++], &c->targets[i]);
     for (int i = 0; i < c->ndatabases; i++) {
-        const ls_cfg_database_t *d = &c->databases[i];
-        ls__node_seed_recover(d); /* an interrupted seed, before the copy or the store is opened */
-        if (d->role == LS_ROLE_ACTIVE) {
-            ls__node_active_init(n, &n->actives[n->nactives++], d);
-        } else {
-            int rc = ls__node_pcopy_open(n, &n->copies[n->ncopies++], d);
-            if (rc) {
-                snprintf(err, errlen, "passive copy %s: %s", d->name,
-                         ls__node_pcopy_reason(&n->copies[n->ncopies - 1]));
-                return rc;
-            }
-        }
+        node_db_t *db = &n->dbs[n->ndbs++];
+        db->cfg = &c->databases[i];
+        int rc = run_database(n, db, err, errlen);
+        if (rc) return rc;
     }
     for (int i = 0; i < n->nactives; i++)
         ls__node_active_poll(&n->actives[i]);
     return 0;
+}
+
+node_db_t *ls__node_db(ls_node_t *n, const char *name)
+{
+    for (int i = 0; i < n->ndbs; i++)
+        if (!strcmp(n->dbs[i].cfg->name, name)) return &n->dbs[i];
+    return NULL;
 }
 
 ls_node_t *ls_node_new(const ls_node_options_t *o)
@@ -202,7 +248,7 @@ void ls_node_stop(ls_node_t *n)
         ls__node_link_close(&n->links[i]);
     ls__node_peer_close_all(n);
     for (int i = 0; i < n->ncopies; i++)
-        ls__node_pcopy_close(&n->copies[i]);
+        if (!n->copies[i].retired) ls__node_pcopy_close(&n->copies[i]);
     ls__node_seed_client_stop(n); /* after the receiver threads ended */
 }
 
@@ -219,6 +265,9 @@ void ls_node_free(ls_node_t *n)
         ls_passive_free(n->copies[i].m);
         ls_copy_rx_free(n->copies[i].rx); /* stopped by ls__node_pcopy_close */
     }
+    for (int i = 0; i < n->ndbs; i++)
+        ls__node_activate_free(&n->dbs[i]);
+    free(n->dbs);
     free(n->actives);
     free(n->links);
     free(n->copies);

@@ -59,9 +59,10 @@ void ls_node_listen_opts(ls_node_t *n, ls_conn_opts_t *o);
 void ls_node_accept(ls_listener_t *l, ls_conn_t *conn);
 
 /* The control socket's handler (engine/control, ctx: the node): status, suspend, resume,
- * network, seed, seed_status. */
+ * network, seed, seed_status, activate, activate_status. */
 int ls_node_control(void *ctx, const cJSON *req, cJSON *resp, char *err, size_t errlen);
-/* Fills out with every copy's figures (out->copies is malloc'd: free() it). 0 or LS_ENOMEM. */
+/* Fills out with every copy's figures and every database's role (out->copies and
+ * out->databases are malloc'd: free() both, also after an error). 0 or LS_ENOMEM. */
 int ls_node_status_fill(ls_node_t *n, ls_status_node_t *out);
 
 /* ---- HELLO admission (admit.c): pure, no socket and no loop ---- */

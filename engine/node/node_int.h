@@ -3,7 +3,8 @@
  * databases, as active for some (it ships their closed generations to targets) and passive for
  * others (it keeps copies).
  *
- *  node      (node.c)      start and stop, the timers, frame sending, who may ship and seed
+ *  node      (node.c)      start and stop (each database run as its role file says), the timers,
+ *                          frame sending, who may ship and seed
  *  active    (active.c)    per active database: the source view (engine/source), the watcher,
  *                          the log removal
  *  link      (link.c)      per target: one connection carrying every database shipped to it;
@@ -17,6 +18,9 @@
  *                          (copy/receiver.h), whose events the loop polls into the machine
  *  status    (status.c)    the control socket's commands and the status document;
  *            (suspend.c)   suspend and resume; (opstate.c) the operator's decision on disk
+ *  activate  (activate.c)  `logship activate`: the refusal while the old active answers, the
+ *                          copy stopped, ls_role_activate on the libuv pool, the database switched
+ *                          to active; what the source announced, kept with the copy
  *  seed      (seed_server.c) per accepted seed connection: adapter of engine/seed's worker and
  *            server session; (seed_client.c, seed_cmd.c) per passive copy: `logship seed`,
  *            adapter of its client session, the install and swap on the copy's receiver thread
@@ -44,6 +48,7 @@
 #include "passive/passive.h"
 #include "core/core.h"
 #include "proto/proto.h"
+#include "role/role.h"
 #include "ship/ship.h"
 #include "source/source.h"
 #include "status/status.h"
@@ -63,6 +68,7 @@ typedef struct shipper shipper_t;
 typedef struct active active_t;
 typedef struct peer peer_t;
 typedef struct pcopy pcopy_t;
+typedef struct node_db node_db_t;
 
 /* Copy states (DESIGN.md "Copy states and lag accounting"): engine/passive's, whose values the
  * active side's names share. */
@@ -95,7 +101,7 @@ struct active {
     bool have_dbid;
     uv_fs_event_t watch; /* fs events on logs/ (when started) */
     bool watching;
-    shipper_t *shippers; /* one per configured target */
+    shipper_t *shippers; /* one per other member of the copy set */
     int nshippers;
     uv_work_t removal;                        /* log removal in progress (off the loop) */
     bool removing;                            /* removal is queued or running */
@@ -145,7 +151,26 @@ struct pcopy {
     uv_async_t async; /* rx's notify: its events are polled on the loop */
     char op_path[LS_CFG_PATH_MAX + 16];   /* the operator's decision: <copy>.state */
     char kept_path[LS_CFG_PATH_MAX + 16]; /* ask-again counters: <copy>.counters */
-    struct node_seedc *seed; /* this copy's seed, running or the last one (seed_client.c) */
+    struct node_seedc *seed;      /* this copy's seed, running or the last one (seed_client.c) */
+    char source[LS_CFG_NAME_MAX]; /* the active it follows: the role file's, else the config's */
+    bool retired;                 /* closed for an activation (activate.c): no longer served */
+    bool async_closed;            /* async's close callback ran (it may be initialised again) */
+    /* What the source last announced in COPY_STATE, kept in <copy>.announced (activate.c) so
+     * that an activation after a restart of this daemon still knows it. */
+    ls_role_announced_t announced;
+    char ann_path[LS_CFG_PATH_MAX + 16];
+    bool ann_dirty;    /* changed since the file was last written */
+    bool ann_unsynced; /* written since the file was last fsynced */
+};
+
+/* A configured database on this node: its role (the role file, engine/role, with the
+ * configuration's role as the initial one) and what runs it. */
+struct node_db {
+    const ls_cfg_database_t *cfg;
+    ls_role_state_t role; /* as loaded at start, or as the last activation left it */
+    active_t *active;     /* it runs as active (NULL otherwise) */
+    pcopy_t *copy;        /* it runs as a copy (NULL otherwise) */
+    struct node_act *act; /* its activation, running or the last one (activate.c) */
 };
 
 struct peer {
@@ -174,10 +199,13 @@ struct ls_node {
     bool timers;            /* rescan and housekeep were initialised */
     active_t *actives;      /* the active databases, nactives of them */
     int nactives;
-    link_t *links; /* one per [target], nlinks */
+    link_t *links; /* one per [target], then per peer reached otherwise (activation), nlinks */
     int nlinks;
-    pcopy_t *copies; /* the passive copies, ncopies */
+    int links_cap;   /* links has room for this many (links are never moved) */
+    pcopy_t *copies; /* the passive copies, ncopies (a retired one stays in its slot) */
     int ncopies;
+    node_db_t *dbs; /* one per [database] section, in the file's order */
+    int ndbs;
     peer_t *peers;         /* accepted connections (a list) */
     uint64_t next_conn_id; /* id of the next accepted connection */
     uint64_t start_ns;     /* when the node was made (UTC ns): counters since start begin here */
@@ -201,7 +229,9 @@ int ls__node_connect(ls_node_t *n, const ls_cfg_target_t *t, int net, bool targe
 void ls__node_welcome(const ls_node_t *n, ls_frame_t *w, const ls_proto_choice_t *choice,
                       uint16_t count);
 /* active.c */
-void ls__node_active_init(ls_node_t *n, active_t *a, const ls_cfg_database_t *cfg);
+/* a ships to the count nodes of to (the copy set minus this node). */
+void ls__node_active_init(ls_node_t *n, active_t *a, const ls_cfg_database_t *cfg,
+                          char to[][LS_CFG_NAME_MAX], int count);
 void ls__node_active_poll(active_t *a); /* open when it appears, rescan */
 void ls__node_active_close(active_t *a);
 void ls__node_active_free(active_t *a);      /* after the loop ended: machines, source, shippers */
@@ -209,6 +239,9 @@ void ls__node_active_housekeep(active_t *a); /* log removal */
 
 /* link.c */
 void ls__node_link_init(ls_node_t *n, link_t *l, const ls_cfg_target_t *cfg);
+/* The link to node name, made from its [target]/[peer] (else [source]) section when there is none
+ * yet; NULL when no section says how to reach it. */
+link_t *ls__node_link_for(ls_node_t *n, const char *name);
 void ls__node_link_add(link_t *l, shipper_t *s); /* s ships over l (at start) */
 void ls__node_link_kick(link_t *l); /* connect if idle and something is ready to ship */
 void ls__node_link_pump(link_t *l); /* send what credit and the socket allow */
@@ -236,7 +269,8 @@ bool ls__node_hello_admit(peer_t *p, const ls_proto_hello_t *h, ls_proto_choice_
                           const char *component);
 
 /* pcopy.c */
-int ls__node_pcopy_open(ls_node_t *n, pcopy_t *p, const ls_cfg_database_t *cfg);
+/* Opens the copy of cfg following source (the active it copies from). */
+int ls__node_pcopy_open(ls_node_t *n, pcopy_t *p, const ls_cfg_database_t *cfg, const char *source);
 void ls__node_pcopy_close(pcopy_t *p);
 void ls__node_pcopy_attach(pcopy_t *p, peer_t *peer, int idx); /* a connection now serves it */
 void ls__node_pcopy_detach(pcopy_t *p);                        /* that connection ended */
@@ -245,6 +279,16 @@ copy_state_t ls__node_pcopy_state(const pcopy_t *p);
 const char *ls__node_pcopy_reason(const pcopy_t *p);
 /* Sets the copy's state with a printf-style reason, through its machine (engine/passive). */
 #define NODE_SET_STATE(p, st, ...) ls_passive_set_state((p)->m, (st), ls_now_ns(), __VA_ARGS__)
+
+/* activate.c: the control commands "activate" and "activate_status", and the announcements */
+int ls__node_activate_cmd(ls_node_t *n, const cJSON *req, bool status_only, cJSON *resp, char *err,
+                          size_t errlen);
+void ls__node_announced_load(pcopy_t *p);                                 /* at open */
+void ls__node_announced_set(pcopy_t *p, const ls_proto_copy_state_t *cs); /* a COPY_STATE */
+void ls__node_announced_save(pcopy_t *p, bool sync);       /* when changed; sync: fsync too */
+void ls__node_activate_free(node_db_t *d);                 /* after the loop ended */
+const char *ls__node_activation_state(const node_db_t *d); /* the last one's; NULL: none */
+node_db_t *ls__node_db(ls_node_t *n, const char *name);    /* NULL when not configured */
 
 /* opstate.c */
 int ls__node_opstate_load(const char *path, ls_status_op_t *out); /* absent: all clear, 0 */
@@ -264,8 +308,8 @@ void ls__node_seed_server_close(peer_t *p);                      /* its connecti
 uint64_t ls__node_seed_needs(active_t *a); /* lowest generation a seed of a needs (0: none) */
 
 /* seed_client.c: the passive side of a seed (`logship seed`) */
-void ls__node_seed_recover(
-    const ls_cfg_database_t *d); /* at start, before the copy or store opens */
+/* At start, before the copy or store opens; active: the database runs as active here. */
+void ls__node_seed_recover(const ls_cfg_database_t *d, bool active);
 bool ls__node_seed_client_busy(pcopy_t *p, char *why,
                                size_t whylen); /* refuse shipping while seeding */
 /* The copy's last seed failed less than NODE_SEED_NOTE_NS ago: why (a copy that goes on being

@@ -34,7 +34,7 @@ static int act(void *ctx, const ls_passive_action_t *a)
     switch (a->kind) {
     case LS_PASSIVE_ACT_STATE:
         ls_log(a->state == CS_FAILED || a->state == CS_DIVERGED ? LS_LOG_ERROR : LS_LOG_INFO,
-               "copy", "%s <- %s: %s -> %s (%s)", p->cfg->name, p->cfg->source,
+               "copy", "%s <- %s: %s -> %s (%s)", p->cfg->name, p->source,
                ls__node_state_name(a->prev), ls__node_state_name(a->state), a->reason);
         break;
     case LS_PASSIVE_ACT_SAVE_OP:
@@ -44,7 +44,7 @@ static int act(void *ctx, const ls_passive_action_t *a)
         rc = ls__node_counters_save(p->kept_path, a->counters);
         break;
     case LS_PASSIVE_ACT_LOG:
-        LS_LOGI("copy", "%s <- %s: %s", p->cfg->name, p->cfg->source, a->reason);
+        LS_LOGI("copy", "%s <- %s: %s", p->cfg->name, p->source, a->reason);
         break;
     }
     return rc;
@@ -89,7 +89,7 @@ int ls__node_pcopy_copy_open(pcopy_t *p, ls_copy_t **out, char *err, size_t errl
 static void new_machine(pcopy_t *p)
 {
     ls_passive_options_t mo = {.database = p->cfg->name,
-                               .source = p->cfg->source,
+                               .source = p->source,
                                .send_cb = send_frame,
                                .action_cb = act,
                                .held_cb = held,
@@ -103,11 +103,13 @@ static void new_machine(pcopy_t *p)
     LS_CHECK(p->m != NULL);
 }
 
-int ls__node_pcopy_open(ls_node_t *n, pcopy_t *p, const ls_cfg_database_t *cfg)
+int ls__node_pcopy_open(ls_node_t *n, pcopy_t *p, const ls_cfg_database_t *cfg, const char *source)
 {
     memset(p, 0, sizeof(*p));
     p->node = n;
     p->cfg = cfg;
+    snprintf(p->source, sizeof(p->source), "%s", source);
+    ls__node_announced_load(p);
     uv_async_init(n->loop, &p->async, on_async);
     p->async.data = p;
     ls_copy_rx_options_t ro = {.name = cfg->name, .notify_cb = notify, .notify_ctx = &p->async};
@@ -148,6 +150,7 @@ void ls__node_pcopy_detach(pcopy_t *p)
  * generation once there is room for it. */
 void ls__node_pcopy_housekeep(pcopy_t *p)
 {
+    ls__node_announced_save(p, true);
     ls_passive_tick(p->m, ls_now_ns());
     if (!ls_passive_disk_full(p->m) || !p->peer) return;
     struct statvfs vfs;
@@ -159,6 +162,12 @@ void ls__node_pcopy_housekeep(pcopy_t *p)
     if (avail >= need) ls_passive_space_available(p->m, ls_now_ns());
 }
 
+static void on_async_closed(uv_handle_t *h)
+{
+    pcopy_t *p = h->data;
+    p->async_closed = true;
+}
+
 void ls__node_pcopy_close(pcopy_t *p)
 {
     /* The receiver thread's copy is the open one (the loop's is NULL during a seed's swap, and
@@ -168,5 +177,6 @@ void ls__node_pcopy_close(pcopy_t *p)
     ls_passive_set_copy(p->m, NULL, NULL);
     ls_copy_close(rxc ? rxc : p->copy); /* stops the replayer, checkpoints */
     p->copy = NULL; /* p->rx and p->m are freed with the node: a late push is dropped */
-    uv_close((uv_handle_t *) &p->async, NULL);
+    ls__node_announced_save(p, true);
+    uv_close((uv_handle_t *) &p->async, on_async_closed);
 }

@@ -58,7 +58,7 @@ static pcopy_t *match(peer_t *p, const ls_proto_db_t *d, pcopy_t **seeding, int 
     snprintf(name, sizeof(name), "%.*s", (int) d->name.len, d->name.ptr);
     for (int i = 0; i < n->ncopies; i++) {
         pcopy_t *c = &n->copies[i];
-        if (strcmp(c->cfg->name, name) || strcmp(c->cfg->source, p->name)) continue;
+        if (c->retired || strcmp(c->cfg->name, name) || strcmp(c->source, p->name)) continue;
         if (ls__node_seed_client_busy(c, why, whylen)) {
             *code = LS_ESTATE;
             *seeding = c; /* version 2: a RE_OFFER takes it back after the seed */
@@ -194,6 +194,7 @@ static void to_copy(peer_t *p, const ls_frame_t *f, const uint8_t *dbid)
         return;
     }
     if (f->type == LS_FRAME_COPY_STATE) {
+        ls__node_announced_set(c, &f->copy_state);
         ls_conn_stats_t st;
         ls_conn_stats(p->conn, &st);
         ls_passive_clock_offset(c->m, st.clock_offset_ns);

@@ -57,7 +57,7 @@ static void swap(struct node_seedc *sc, pcopy_t *p, ls_copy_t **copy)
         op.since_ns = ls_now_ns();
         snprintf(op.comment, sizeof(op.comment),
                  "seeded with --manual-resume: resume with `logship resume %s %s`", p->cfg->name,
-                 p->cfg->source);
+                 p->source);
         if (ls__node_opstate_save(p->op_path, &op) != 0)
             LS_LOGE("seed", "%s: cannot keep the copy suspended in %s", p->cfg->name, p->op_path);
     }
@@ -137,7 +137,7 @@ void ls__node_seedc_reoffer(pcopy_t *p, uint32_t flags, const char *why)
     char msg[NODE_REASON_MAX];
     snprintf(msg, sizeof(msg), "copy %s %s", p->cfg->name, why);
     for (peer_t *q = p->node->peers; q; q = q->next) {
-        if (q->seed || !q->welcomed || strcmp(q->name, p->cfg->source)) continue;
+        if (q->seed || !q->welcomed || strcmp(q->name, p->source)) continue;
         int i = q->nidx - 1;
         while (i >= 0 && q->by_idx[i] != p && q->seeding[i] != p)
             i--;

@@ -63,18 +63,18 @@ static int check(ls_node_t *n, pcopy_t *p, const cJSON *req, const ls_cfg_target
 {
     const char *from = str_arg(req, "from"), *netname = str_arg(req, "network");
     bool del = cJSON_IsTrue(cJSON_GetObjectItem(req, "delete_existing"));
-    if (from && strcmp(from, p->cfg->source)) {
+    if (from && strcmp(from, p->source)) {
         snprintf(err, errlen,
                  "copy %s on %s copies from %s: it can only be seeded from there, not from %s",
-                 p->cfg->name, n->cfg->node_name, p->cfg->source, from);
+                 p->cfg->name, n->cfg->node_name, p->source, from);
         return LS_EINVAL;
     }
-    const ls_cfg_target_t *src = ls_config_source(n->cfg, p->cfg->source);
+    const ls_cfg_target_t *src = ls_config_source(n->cfg, p->source);
     if (!src) {
         snprintf(err, errlen,
                  "%s has no [source %s] section: add one with 'network = NAME HOST:PORT' (an "
                  "address %s listens on) to seed from it",
-                 n->cfg->path, p->cfg->source, p->cfg->source);
+                 n->cfg->path, p->source, p->source);
         return LS_ECONFIG;
     }
     *net = 0;
@@ -117,7 +117,7 @@ static int check(ls_node_t *n, pcopy_t *p, const cJSON *req, const ls_cfg_target
 static pcopy_t *find_copy(ls_node_t *n, const char *db, char *err, size_t errlen)
 {
     for (int i = 0; db && i < n->ncopies; i++)
-        if (!strcmp(n->copies[i].cfg->name, db)) return &n->copies[i];
+        if (!n->copies[i].retired && !strcmp(n->copies[i].cfg->name, db)) return &n->copies[i];
     if (!db)
         snprintf(err, errlen, "which database? (\"database\" is missing)");
     else
@@ -226,10 +226,10 @@ void ls__node_seed_client_status(pcopy_t *p, ls_status_seed_t *o)
     o->zstd_loop_calls = cs.zstd_loop_calls;
 }
 
-void ls__node_seed_recover(const ls_cfg_database_t *d)
+void ls__node_seed_recover(const ls_cfg_database_t *d, bool active)
 {
     char err[NODE_REASON_MAX] = "";
-    if (d->role == LS_ROLE_ACTIVE) {
+    if (active) {
         if (ls_seed_snapshot_cleanup(d->path) != 0)
             LS_LOGW("seed", "%s: cannot remove leftover snapshots in %s/seed-tmp", d->name,
                     d->path);

@@ -68,7 +68,7 @@ static void passive_copy(ls_status_copy_t *c, pcopy_t *p, uint64_t now)
 {
     COPY_STR(c->database, p->cfg->name);
     c->role = LS_STATUS_PASSIVE;
-    COPY_STR(c->source, p->cfg->source);
+    COPY_STR(c->source, p->source);
     COPY_STR(c->target, p->node->cfg->node_name);
     ls_passive_status(p->m, now, c);
     /* The replay lag needs the close time of the oldest generation not replayed, on the
@@ -85,6 +85,25 @@ static void passive_copy(ls_status_copy_t *c, pcopy_t *p, uint64_t now)
     ls__node_seed_client_status(p, &c->seed); /* once a seed was asked */
 }
 
+static void database(ls_status_db_t *o, const node_db_t *d)
+{
+    const ls_role_state_t *r = &d->role;
+    COPY_STR(o->database, d->cfg->name);
+    o->role = ls_role_kind_name(r->role);
+    o->epoch = r->epoch;
+    snprintf(o->follows, sizeof(o->follows), "%.*s", (int) sizeof(o->follows) - 1, r->follows);
+    o->since_ns = r->since_ns;
+    COPY_STR(o->reason, r->reason);
+    o->activation = ls__node_activation_state(d);
+    o->loss_generations = r->loss.generations;
+    o->loss_first_generation = r->loss.first_generation;
+    o->loss_last_generation = r->loss.last_generation;
+    o->loss_bytes = r->loss.bytes;
+    o->loss_from_ns = r->loss.from_ns;
+    o->loss_to_ns = r->loss.to_ns;
+    o->open_generation = r->loss.open_generation;
+}
+
 int ls_node_status_fill(ls_node_t *n, ls_status_node_t *out)
 {
     uint64_t now = ls_now_ns();
@@ -97,12 +116,15 @@ int ls_node_status_fill(ls_node_t *n, ls_status_node_t *out)
     for (int i = 0; i < n->nactives; i++)
         count += (size_t) n->actives[i].nshippers;
     out->copies = calloc(count ? count : 1, sizeof(*out->copies));
-    if (!out->copies) return LS_ENOMEM;
+    out->databases = calloc((size_t) n->ndbs + 1, sizeof(*out->databases));
+    if (!out->copies || !out->databases) return LS_ENOMEM;
+    for (int i = 0; i < n->ndbs; i++)
+        database(&out->databases[out->ndatabases++], &n->dbs[i]);
     for (int i = 0; i < n->nactives; i++)
         for (int j = 0; j < n->actives[i].nshippers; j++)
             active_copy(&out->copies[out->ncopies++], &n->actives[i].shippers[j], now);
     for (int i = 0; i < n->ncopies; i++)
-        passive_copy(&out->copies[out->ncopies++], &n->copies[i], now);
+        if (!n->copies[i].retired) passive_copy(&out->copies[out->ncopies++], &n->copies[i], now);
     return 0;
 }
 
@@ -112,6 +134,7 @@ static int status_cmd(ls_node_t *n, cJSON *resp)
     int rc = ls_node_status_fill(n, &st);
     if (rc == 0) rc = ls_status_to_json(&st, resp);
     free(st.copies);
+    free(st.databases);
     return rc;
 }
 
@@ -123,11 +146,13 @@ int ls_node_control(void *ctx, const cJSON *req, cJSON *resp, char *err, size_t 
     if (!strcmp(cmd, "suspend") || !strcmp(cmd, "resume"))
         return ls__node_cmd_suspend(n, req, !strcmp(cmd, "suspend"), resp, err, errlen);
     if (!strcmp(cmd, "network")) return ls__node_link_command(n, req, resp, err, errlen);
+    if (!strcmp(cmd, "activate") || !strcmp(cmd, "activate_status"))
+        return ls__node_activate_cmd(n, req, !strcmp(cmd, "activate_status"), resp, err, errlen);
     if (!strcmp(cmd, "seed") || !strcmp(cmd, "seed_status"))
         return ls__node_seed_client_cmd(n, req, !strcmp(cmd, "seed_status"), resp, err, errlen);
     snprintf(err, errlen,
              "unknown command '%s' (this daemon answers: status, suspend, resume, network, seed, "
-             "seed_status)",
+             "seed_status, activate, activate_status)",
              cmd);
     return LS_EINVAL;
 }

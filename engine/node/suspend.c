@@ -74,7 +74,8 @@ int ls__node_cmd_suspend(ls_node_t *n, const cJSON *req, bool suspend, cJSON *re
         }
     for (int i = 0; i < n->ncopies && rc == LS_ENOENT; i++) {
         pcopy_t *p = &n->copies[i];
-        if (!strcmp(p->cfg->name, db->valuestring) && !strcmp(p->cfg->source, peer->valuestring))
+        if (!p->retired && !strcmp(p->cfg->name, db->valuestring) &&
+            !strcmp(p->source, peer->valuestring))
             rc = passive_cmd(p, suspend, replay_only, c, msg, sizeof(msg));
     }
     if (rc == LS_ENOENT)

@@ -10,6 +10,7 @@
 
 #include "core/core.h"
 #include "status/status.h"
+#include "status/status_int.h"
 
 #define EXACT_MAX (1ull << 53) /* integers up to this are exact in a double */
 
@@ -266,7 +267,7 @@ int ls_status_to_json(const ls_status_node_t *n, cJSON *obj)
         if (!o) return LS_ENOMEM;
         cJSON_AddItemToArray(arr, o);
     }
-    return 0;
+    return ls__status_databases_json(n, obj);
 }
 
 /* ---- reading integers back exactly ---------------------------------------------------------- */

@@ -10,6 +10,7 @@
 
 #include "core/core.h"
 #include "status/status.h"
+#include "status/status_int.h"
 
 typedef struct {
     char *buf;
@@ -246,6 +247,10 @@ char *ls_status_to_prometheus(const ls_status_node_t *n)
     put_ns_as_s(&b, (int64_t) n->start_time_ns);
     put(&b, "\n");
     labelled(&b, n);
+    char *dbs = ls__status_databases_prom(n);
+    if (dbs) put(&b, "%s", dbs);
+    b.oom = b.oom || !dbs;
+    free(dbs);
     for (size_t f = 0; f < LS_ARRAY_SIZE(families); f++) {
         header(&b, families[f].name, counter(families[f].name) ? "counter" : "gauge",
                families[f].help);

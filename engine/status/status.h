@@ -159,6 +159,26 @@ typedef struct {
     ls_status_seed_t seed; /* present once `logship seed` ran since the start */
 } ls_status_copy_t;
 
+/* A database's role on this node (its role file, engine/role) and what the activation that made
+ * its epoch may have lost (docs/ACTIVATION.md). */
+typedef struct {
+    char database[LS_STATUS_NAME_MAX]; /* the database */
+    const char *role;                  /* "active", "copy", "demoted", "diverged" (static) */
+    uint32_t epoch;                    /* the epoch this node knows as current */
+    char follows[LS_STATUS_NAME_MAX];  /* the active it follows or was fenced by ("" none) */
+    uint64_t since_ns;                 /* when the role was taken, UTC ns (0: by configuration) */
+    char reason[LS_STATUS_TEXT_MAX];   /* why */
+    const char *activation;            /* this daemon's last activation of it: "probing",
+                                          "activating", "done", "refused", "failed" or NULL */
+    uint64_t loss_generations;         /* closed generations possibly lost (0: none) */
+    uint64_t loss_first_generation;    /* their range (0, 0: none) */
+    uint64_t loss_last_generation;
+    uint64_t loss_bytes;      /* their bytes, as the old active announced them */
+    uint64_t loss_from_ns;    /* commits lost were made after this (UTC ns) ... */
+    uint64_t loss_to_ns;      /* ... and up to this */
+    uint64_t open_generation; /* the old active's open generation, never shipped (0: none) */
+} ls_status_db_t;
+
 /* The node and its copies. */
 typedef struct {
     char node[LS_STATUS_NAME_MAX]; /* this node's name */
@@ -167,10 +187,13 @@ typedef struct {
     uint64_t start_time_ns;        /* when the daemon started, UTC ns */
     ls_status_copy_t *copies;      /* every copy: actives first (borrowed) */
     size_t ncopies;                /* entries of copies */
+    ls_status_db_t *databases;     /* every configured database's role (borrowed) */
+    size_t ndatabases;             /* entries of databases */
 } ls_status_node_t;
 
 /* ---- renderers ------------------------------------------------------------------------------ */
-/* Adds the status document's members (node, plaintext, time_ns, start_time_ns, copies) to obj,
+/* Adds the status document's members (node, plaintext, time_ns, start_time_ns, copies,
+ * databases) to obj,
  * an object. Borrows n. Returns 0 or LS_ENOMEM. */
 int ls_status_to_json(const ls_status_node_t *n, cJSON *obj);
 /* Adds a seed's members to obj (the "seed" object of a copy; also the seed_status command). */

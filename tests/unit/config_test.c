@@ -63,11 +63,11 @@ Test(config, parses_every_section_with_defaults)
     cr_assert_eq(c->receive_window, 4u << 20);
     cr_assert_str_eq(t->peer_name, "node-b");
     const ls_cfg_database_t *d1 = ls_config_database(c, "db1");
-    cr_assert_eq(d1->role, LS_ROLE_ACTIVE);
+    cr_assert_eq(d1->role, LS_CFG_ACTIVE);
     cr_assert_eq(d1->target_size, 512 * 1024);
     cr_assert_str_eq(d1->path, "/var/lib/ls/db1");
     const ls_cfg_database_t *d2 = ls_config_database(c, "db2");
-    cr_assert_eq(d2->role, LS_ROLE_PASSIVE);
+    cr_assert_eq(d2->role, LS_CFG_PASSIVE);
     cr_assert_eq(d2->replay_lag_ms, 120000);
     ls_config_free(c);
 }
@@ -257,4 +257,55 @@ Test(config, max_log_bytes_default_none_and_zero)
                  "max_log_bytes = unlimited\n",
                  ":11: bad size for 'max_log_bytes': 'unlimited' (expected e.g. 8GiB, 512MiB, or "
                  "none)");
+}
+
+/* Issue 12: one [peer NAME] section per peer, used both ways, and the copy set. */
+Test(config, peer_sections_and_copy_sets)
+{
+    ls_config_t *c;
+    char err[512] = "";
+    const char *both = "[node]\nname = node-b\ndata_dir = /d\n[tls]\ninsecure_plaintext = true\n"
+                       "[peer node-a]\nnetwork = repl 10.1.0.1:7401\n"
+                       "[peer node-c]\nnetwork = repl 10.1.0.3:7401\n"
+                       "[database db1]\nrole = passive\nsource = node-a\n"
+                       "[database db2]\nrole = passive\nsource = node-a\n"
+                       "copies = node-a, node-b, node-c\n"
+                       "[database db3]\nrole = active\ncopies = node-b node-c\n";
+    cr_assert_eq(load(both, &c, err, sizeof(err)), 0, "%s", err);
+    const ls_cfg_target_t *t = ls_config_target(c, "node-a"), *s = ls_config_source(c, "node-a");
+    cr_assert(t && s, "a [peer] is both a target and a source");
+    cr_assert_str_eq(s->nets[0].remote.host, "10.1.0.1");
+    cr_assert_eq(ls_config_peer(c, "node-c"), ls_config_target(c, "node-c"));
+    cr_assert_null(ls_config_peer(c, "node-z"));
+    char set[LS_CFG_MAX_COPIES][LS_CFG_NAME_MAX];
+    cr_assert_eq(ls_config_copy_set(c, ls_config_database(c, "db1"), set), 2);
+    cr_assert_str_eq(set[0], "node-b");
+    cr_assert_str_eq(set[1], "node-a");
+    cr_assert_eq(ls_config_copy_set(c, ls_config_database(c, "db2"), set), 3);
+    cr_assert_str_eq(set[2], "node-c");
+    cr_assert_eq(ls_config_copy_set(c, ls_config_database(c, "db3"), set), 2);
+    ls_config_free(c);
+
+    /* today's [target]/[source] files keep working: {this node, source} and the targets */
+    cr_assert_eq(load(GOOD, &c, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(ls_config_copy_set(c, ls_config_database(c, "db1"), set), 2);
+    cr_assert_str_eq(set[1], "node-b");
+    ls_config_free(c);
+
+    const char *no_me = "[node]\nname = node-b\ndata_dir = /d\n[tls]\ninsecure_plaintext = true\n"
+                        "[peer node-a]\nnetwork = repl 10.1.0.1:7401\n"
+                        "[database db1]\nrole = passive\nsource = node-a\ncopies = node-a\n";
+    cr_assert_eq(load(no_me, &c, err, sizeof(err)), LS_ECONFIG);
+    cr_assert(ls_h_contains(err, "copies must name this node (node-b)"), "%s", err);
+    const char *unknown = "[node]\nname = node-b\ndata_dir = /d\n[tls]\ninsecure_plaintext = true\n"
+                          "[peer node-a]\nnetwork = repl 10.1.0.1:7401\n"
+                          "[database db1]\nrole = passive\nsource = node-a\n"
+                          "copies = node-a, node-b, node-q\n";
+    cr_assert_eq(load(unknown, &c, err, sizeof(err)), LS_ECONFIG);
+    cr_assert(ls_h_contains(err, "no [peer node-q]"), "%s", err);
+    const char *twice = "[node]\nname = node-b\ndata_dir = /d\n[tls]\ninsecure_plaintext = true\n"
+                        "[database db1]\nrole = passive\nsource = node-a\n"
+                        "copies = node-a, node-b, node-a\n";
+    cr_assert_eq(load(twice, &c, err, sizeof(err)), LS_ECONFIG);
+    cr_assert(ls_h_contains(err, "node.conf:9: node 'node-a' listed twice in 'copies'"), "%s", err);
 }

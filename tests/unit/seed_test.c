@@ -23,6 +23,7 @@ Test(seed, round_trip_copy_equals_active_and_meta_names_handoff)
     ls_db_t *db = NULL;
     cr_assert_eq(ls_db_open(e.db, &o, &db), 0, "%s", ls_db_open_error());
     cr_assert_eq(commit_range(db, 0, 60, 3, 700), 0);
+    cr_assert(wait_applied(db, 10000), "the store holds every commit (the snapshot reads it)");
     ls_db_stats_t st;
     ls_db_stats(db, &st);
     cr_assert_gt(st.last_closed, 2, "several generations closed");
@@ -130,6 +131,7 @@ Test(seed, handoff_inside_open_generation_loses_nothing)
     cr_assert_eq(commit_range(db, 0, 50, 3, 600), 0, "A: several generations");
     cr_assert_eq(ls_db_roll(db), 0);
     cr_assert_eq(commit_range(db, 50, 53, 2, 100), 0, "A: the open generation's first part");
+    cr_assert(wait_applied(db, 10000), "the store holds every commit (the snapshot reads it)");
     cr_assert_eq(ls_db_checkpoint(db), 0);
     ls_db_stats_t s1;
     ls_db_stats(db, &s1);

@@ -19,6 +19,7 @@
 #include <logship/db.h>
 
 #include "core/core.h"
+#include "db_wait.h"
 #include "harness.h"
 #include "seed/seed.h"
 #include "store/store.h"

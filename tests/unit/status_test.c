@@ -92,7 +92,7 @@ Test(status, json_renders_a_passive_copy_exactly)
 {
     ls_status_copy_t c;
     passive(&c);
-    ls_status_node_t n = {"node-b", false, T0 + 100, T0 - 1000, &c, 1};
+    ls_status_node_t n = {"node-b", false, T0 + 100, T0 - 1000, &c, 1, NULL, 0};
     char *text = json_text(&n);
     const char *want =
         "{\"node\":\"node-b\",\"plaintext\":false,\"time_ns\":1796403238892755301,"
@@ -111,7 +111,8 @@ Test(status, json_renders_a_passive_copy_exactly)
         "\"replay_queue_bytes\":1048577,\"copy_lag_s\":1.5,\"replay_lag_s\":2.000000001,"
         "\"throughput_bps\":1024.5,\"ask_agains\":5,\"inspection_failures\":3,\"rtt_ms\":2.5,"
         "\"zstd_loop_calls\":1,\"applied_generations\":8,\"replay_transactions\":40,"
-        "\"wire_bytes_received\":123456,\"clock_offset_ms\":-3,\"clock_offset_ns\":-3000000}]}";
+        "\"wire_bytes_received\":123456,\"clock_offset_ms\":-3,\"clock_offset_ns\":-3000000}],"
+        "\"databases\":[]}";
     cr_assert_str_eq(text, want);
     free(text);
 }
@@ -127,7 +128,7 @@ Test(status, json_renders_an_active_copy_with_networks_and_a_passive_seed)
     c[1].seed.bytes_done = 1024;
     c[1].seed.bytes_total = 2048;
     c[1].seed.start_time_ns = T0 + 5;
-    ls_status_node_t n = {"node-a", true, T0, T0, c, 2};
+    ls_status_node_t n = {"node-a", true, T0, T0, c, 2, NULL, 0};
     char *text = json_text(&n);
     static const char *parts[] = {
         "\"database\":\"db\\\"2\\\\\",\"role\":\"active\"",
@@ -143,7 +144,7 @@ Test(status, json_renders_an_active_copy_with_networks_and_a_passive_seed)
         "\"seed_percent\":50,\"seed\":{\"id\":0,\"state\":\"receiving\",\"from\":\"\","
         "\"network\":\"\",\"bytes_done\":1024,\"bytes_total\":2048,\"percent\":50,",
         "\"start_time_ns\":1796403238892755206,\"end_time_ns\":0,\"error\":\"\","
-        "\"wire_bytes_received\":0,\"zstd_loop_calls\":0}}]}",
+        "\"wire_bytes_received\":0,\"zstd_loop_calls\":0}}],\"databases\":[]}",
     };
     for (size_t i = 0; i < LS_ARRAY_SIZE(parts); i++)
         cr_assert(strstr(text, parts[i]), "%s\nnot in\n%s", parts[i], text);
@@ -155,7 +156,7 @@ Test(status, time_ns_above_2_pow_53_survives_print_parse_and_reprint)
 {
     ls_status_copy_t c;
     passive(&c);
-    ls_status_node_t n = {"node-b", false, T0, T0, &c, 1};
+    ls_status_node_t n = {"node-b", false, T0, T0, &c, 1, NULL, 0};
     char *text = json_text(&n);
     cr_assert(strstr(text, "\"last_generated_time_ns\":1796403238892755201,"), "%s", text);
     /* What `logship status --json` does: parse the daemon's answer, print it again. */
@@ -213,7 +214,7 @@ Test(status, prometheus_samples_are_exact_and_in_base_units)
     ls_status_copy_t c[2];
     active(&c[0]);
     passive(&c[1]);
-    ls_status_node_t n = {"node-b", false, T0, T0 - 1000, c, 2};
+    ls_status_node_t n = {"node-b", false, T0, T0 - 1000, c, 2, NULL, 0};
     char *text = ls_status_to_prometheus(&n);
     cr_assert_not_null(text);
     const char *p = "{database=\"db1\",role=\"passive\",source=\"node-a\",target=\"node-b\"}";
@@ -266,6 +267,42 @@ Test(status, prometheus_samples_are_exact_and_in_base_units)
     free(text);
 }
 
+/* A database activated with a loss, as the node fills it from the role file. */
+static void lossy_db(ls_status_db_t *d)
+{
+    memset(d, 0, sizeof(*d));
+    snprintf(d->database, sizeof(d->database), "db1");
+    d->role = "active";
+    d->epoch = 2;
+    snprintf(d->follows, sizeof(d->follows), "node-a");
+    d->since_ns = T0 + 10;
+    d->activation = "done";
+    d->loss_generations = 3;
+    d->loss_first_generation = 3;
+    d->loss_last_generation = 5;
+    d->loss_bytes = 3145728;
+    d->loss_from_ns = T0 + 8;
+    d->loss_to_ns = T0 + 9;
+    d->open_generation = 6;
+}
+
+Test(status, json_renders_each_database_role_and_loss_exactly)
+{
+    ls_status_db_t d;
+    lossy_db(&d);
+    ls_status_node_t n = {"node-b", false, T0, T0, NULL, 0, &d, 1};
+    char *text = json_text(&n);
+    cr_assert(strstr(text,
+                     "\"databases\":[{\"database\":\"db1\",\"role\":\"active\",\"epoch\":2,"
+                     "\"follows\":\"node-a\",\"since_ns\":1796403238892755211,\"reason\":\"\","
+                     "\"activation\":\"done\",\"loss\":{\"generations\":3,"
+                     "\"first_generation\":3,\"last_generation\":5,\"bytes\":3145728,"
+                     "\"from_ns\":1796403238892755209,\"to_ns\":1796403238892755210,"
+                     "\"open_generation\":6}}]"),
+              "%s", text);
+    free(text);
+}
+
 Test(status, promtool_accepts_the_metrics)
 {
     ls_status_copy_t c[2];
@@ -273,8 +310,27 @@ Test(status, promtool_accepts_the_metrics)
     passive(&c[1]);
     c[1].seed.present = true;
     c[1].seed.bytes_total = 10;
-    ls_status_node_t n = {"node-b", false, T0, T0, c, 2};
+    ls_status_db_t d[2];
+    lossy_db(&d[0]);
+    memset(&d[1], 0, sizeof(d[1]));
+    snprintf(d[1].database, sizeof(d[1].database), "db\"2");
+    d[1].role = "copy";
+    d[1].epoch = 1;
+    ls_status_node_t n = {"node-b", false, T0, T0, c, 2, d, 2};
     char *text = ls_status_to_prometheus(&n);
+    cr_assert(strstr(text, "logship_database_role{database=\"db1\",role=\"active\"} 1\n"), "%s",
+              text);
+    cr_assert(strstr(text, "logship_database_epoch{database=\"db1\"} 2\n"), "%s", text);
+    cr_assert(strstr(text, "logship_activation_lost_generations{database=\"db1\"} 3\n"), "%s",
+              text);
+    cr_assert(strstr(text, "logship_activation_lost_bytes{database=\"db1\"} 3145728\n"), "%s",
+              text);
+    cr_assert(strstr(text, "logship_activation_lost_to_timestamp_seconds{database=\"db1\"} "
+                           "1796403238.892755210\n"),
+              "%s", text);
+    cr_assert(strstr(text, "logship_activation_open_generation{database=\"db1\"} 6\n"), "%s", text);
+    cr_assert(strstr(text, "logship_database_role{database=\"db\\\"2\",role=\"copy\"} 1\n"), "%s",
+              text);
     char *dir = ls_h_tmpdir("status-prom"), path[512], cmd[1024], *out = NULL, *err = NULL;
     snprintf(path, sizeof(path), "%s/metrics.txt", dir);
     cr_assert_eq(ls_h_write_file(path, text, strlen(text)), 0);

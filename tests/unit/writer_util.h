@@ -18,6 +18,7 @@
 #include <logship/db.h>
 
 #include "core/core.h"
+#include "db_wait.h"
 #include "harness.h"
 
 #define PATHLEN 1400
@@ -122,19 +123,6 @@ static inline int in_child(const char *faults, void (*body)(const char *, int), 
     int st;
     waitpid(pid, &st, 0);
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
-/* True once the store holds everything durable (applied_lsn == last_lsn), false after
- * timeout_ms. A commit is acknowledged once durable; the store follows. */
-static inline bool wait_applied(ls_db_t *db, int timeout_ms)
-{
-    for (uint64_t end = ls_mono_ns() + (uint64_t) timeout_ms * 1000000u; ls_mono_ns() < end;) {
-        ls_db_stats_t st;
-        ls_db_stats(db, &st);
-        if (st.applied_lsn == st.last_lsn) return true;
-        usleep(1000);
-    }
-    return false;
 }
 
 /* Child: commits n small transactions (3 records each), each once the store holds the one before

@@ -60,6 +60,35 @@ static double num(const cJSON *o, const char *k)
     return ls_status_json_num(o, k);
 }
 
+/* Each database's role and epoch, and what the activation that made the epoch may have lost. */
+static void print_databases(const cJSON *dbs)
+{
+    if (!cJSON_GetArraySize(dbs)) return;
+    printf("\n%-12s %-9s %6s %-10s %s\n", "DATABASE", "ROLE", "EPOCH", "FOLLOWS", "ACTIVATION");
+    const cJSON *d;
+    cJSON_ArrayForEach(d, dbs)
+    {
+        const cJSON *l = cJSON_GetObjectItem(d, "loss");
+        uint64_t gens = ls_status_json_u64(l, "generations"),
+                 open = ls_status_json_u64(l, "open_generation");
+        printf("%-12s %-9s %6" PRIu64 " %-10s %s\n", str(d, "database"), str(d, "role"),
+               ls_status_json_u64(d, "epoch"), str(d, "follows"), str(d, "activation"));
+        if (gens)
+            printf("    loss: generations %" PRIu64 "..%" PRIu64 " (%" PRIu64
+                   " generations, %" PRIu64 " bytes, commits made between %" PRIu64 " and %" PRIu64
+                   " ns since 1970 UTC)\n",
+                   ls_status_json_u64(l, "first_generation"),
+                   ls_status_json_u64(l, "last_generation"), gens, ls_status_json_u64(l, "bytes"),
+                   ls_status_json_u64(l, "from_ns"), ls_status_json_u64(l, "to_ns"));
+        else if (!strcmp(str(d, "role"), "active") && ls_status_json_u64(d, "since_ns"))
+            printf("    loss: none (lossless activation)\n");
+        if (open)
+            printf("    open generation %" PRIu64 " of the old active: never shipped\n", open);
+        const char *reason = str(d, "reason");
+        if (strcmp(reason, "-")) printf("    reason: %s\n", reason);
+    }
+}
+
 static void print_table(const cJSON *j)
 {
     printf("node %s\n", str(j, "node"));
@@ -84,6 +113,7 @@ static void print_table(const cJSON *j)
         const char *reason = str(c, "reason");
         if (strcmp(reason, "-")) printf("    reason: %s\n", reason);
     }
+    print_databases(cJSON_GetObjectItem(j, "databases"));
 }
 
 enum { OPT_SOCKET = 256, OPT_JSON, OPT_COMMENT, OPT_REPLAY_ONLY };

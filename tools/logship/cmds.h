@@ -20,5 +20,6 @@ int ls_cmd_suspend(int argc, char **argv);
 int ls_cmd_resume(int argc, char **argv);
 int ls_cmd_network(int argc, char **argv);
 int ls_cmd_seed(int argc, char **argv);
+int ls_cmd_activate(int argc, char **argv);
 
 #endif

@@ -24,6 +24,8 @@ static const struct ls_cmd cmds[] = {
     {"seed", ls_cmd_seed,
      "DB [--from NODE] [--network NAME] [--delete-existing] [--manual-resume] [-c CONFIG]",
      "(re)build a passive copy from a snapshot of its source's store, with progress"},
+    {"activate", ls_cmd_activate, "DB [--max-loss N] [--force] [-c CONFIG]",
+     "make this node's copy the active of a new epoch; prints what may have been lost"},
     {NULL, NULL, NULL, NULL},
 };
 
@@ -40,8 +42,8 @@ static void manual(FILE *f)
                "DESCRIPTION\n"
                "    logship reads and checks log generations, writes test workloads through the\n"
                "    embedded API (logship/db.h), makes test certificates, and asks the local\n"
-               "    logshipd(1) for status or to suspend, resume, switch networks or seed a copy,\n"
-               "    through the daemon's control socket.\n"
+               "    logshipd(1) for status or to suspend, resume, switch networks, seed or\n"
+               "    activate a copy, through the daemon's control socket.\n"
                "\n"
                "COMMANDS\n");
     for (const struct ls_cmd *c = cmds; c->name; c++)

@@ -31,6 +31,7 @@ static void on_async(uv_async_t *a)
     ls_status_node_t st;
     char *text = ls_node_status_fill(m->node, &st) == 0 ? ls_status_to_prometheus(&st) : NULL;
     free(st.copies);
+    free(st.databases);
     pthread_mutex_lock(&m->mu);
     free(m->text);
     m->text = text;

@@ -1,0 +1,121 @@
+/* Each database's role on the node in both renderings of the status model: the "databases"
+ * array of the JSON document and the logship_database_* and logship_activation_* Prometheus
+ * families (base units: seconds for times, written exactly from the nanoseconds). */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/core.h"
+#include "status/status_int.h"
+
+int ls__status_databases_json(const ls_status_node_t *n, cJSON *obj)
+{
+    cJSON *arr = cJSON_AddArrayToObject(obj, "databases");
+    if (!arr) return LS_ENOMEM;
+    for (size_t i = 0; i < n->ndatabases; i++) {
+        const ls_status_db_t *d = &n->databases[i];
+        cJSON *o = cJSON_CreateObject(), *l = cJSON_CreateObject();
+        if (!o || !l) {
+            cJSON_Delete(o);
+            cJSON_Delete(l);
+            return LS_ENOMEM;
+        }
+        cJSON_AddItemToArray(arr, o);
+        cJSON_AddStringToObject(o, "database", d->database);
+        cJSON_AddStringToObject(o, "role", d->role ? d->role : "");
+        ls_status_json_add_u64(o, "epoch", d->epoch);
+        cJSON_AddStringToObject(o, "follows", d->follows);
+        ls_status_json_add_u64(o, "since_ns", d->since_ns);
+        cJSON_AddStringToObject(o, "reason", d->reason);
+        cJSON_AddStringToObject(o, "activation", d->activation ? d->activation : "");
+        cJSON_AddItemToObject(o, "loss", l);
+        ls_status_json_add_u64(l, "generations", d->loss_generations);
+        ls_status_json_add_u64(l, "first_generation", d->loss_first_generation);
+        ls_status_json_add_u64(l, "last_generation", d->loss_last_generation);
+        ls_status_json_add_u64(l, "bytes", d->loss_bytes);
+        ls_status_json_add_u64(l, "from_ns", d->loss_from_ns);
+        ls_status_json_add_u64(l, "to_ns", d->loss_to_ns);
+        ls_status_json_add_u64(l, "open_generation", d->open_generation);
+    }
+    return 0;
+}
+
+/* A label value with backslash, double quote and newline escaped, into out. */
+static void label(char *out, size_t len, const char *v)
+{
+    size_t o = 0;
+    for (; *v && o + 3 < len; v++) {
+        if (*v == '\\' || *v == '"' || *v == '\n') out[o++] = '\\';
+        out[o++] = *v == '\n' ? 'n' : *v;
+    }
+    out[o] = '\0';
+}
+
+enum { F_EPOCH, F_GENS, F_BYTES, F_FROM, F_TO, F_OPEN };
+
+static const struct {
+    const char *name, *help;
+    int field;
+} families[] = {
+    {"logship_database_epoch", "the epoch this node knows as current for the database", F_EPOCH},
+    {"logship_activation_lost_generations",
+     "closed generations the activation that made this epoch may have lost", F_GENS},
+    {"logship_activation_lost_bytes", "their bytes, as the old active announced them", F_BYTES},
+    {"logship_activation_lost_from_timestamp_seconds",
+     "commits possibly lost were made after this time, UTC (0: none lost)", F_FROM},
+    {"logship_activation_lost_to_timestamp_seconds", "... and up to this time, UTC (0: none lost)",
+     F_TO},
+    {"logship_activation_open_generation",
+     "the old active's open generation at the activation, whose commits were never shipped",
+     F_OPEN},
+};
+
+char *ls__status_databases_prom(const ls_status_node_t *n)
+{
+    size_t cap = 2048 + n->ndatabases * 2048, len = 0;
+    char *buf = malloc(cap);
+    if (!buf) return NULL;
+#define PUT(...) len += (size_t) snprintf(buf + len, len < cap ? cap - len : 0, __VA_ARGS__)
+    PUT("# HELP logship_database_role the database's role on this node (1 for the current "
+        "one)\n# TYPE logship_database_role gauge\n");
+    char db[2 * LS_STATUS_NAME_MAX + 1];
+    for (size_t i = 0; i < n->ndatabases; i++) {
+        label(db, sizeof(db), n->databases[i].database);
+        PUT("logship_database_role{database=\"%s\",role=\"%s\"} 1\n", db,
+            n->databases[i].role ? n->databases[i].role : "");
+    }
+    for (size_t f = 0; f < LS_ARRAY_SIZE(families); f++) {
+        PUT("# HELP %s %s\n# TYPE %s gauge\n", families[f].name, families[f].help,
+            families[f].name);
+        for (size_t i = 0; i < n->ndatabases; i++) {
+            const ls_status_db_t *d = &n->databases[i];
+            label(db, sizeof(db), d->database);
+            PUT("%s{database=\"%s\"} ", families[f].name, db);
+            uint64_t ns = families[f].field == F_FROM ? d->loss_from_ns : d->loss_to_ns;
+            switch (families[f].field) {
+            case F_EPOCH:
+                PUT("%" PRIu32 "\n", d->epoch);
+                break;
+            case F_GENS:
+                PUT("%" PRIu64 "\n", d->loss_generations);
+                break;
+            case F_BYTES:
+                PUT("%" PRIu64 "\n", d->loss_bytes);
+                break;
+            case F_OPEN:
+                PUT("%" PRIu64 "\n", d->open_generation);
+                break;
+            default:
+                PUT("%" PRIu64 ".%09" PRIu64 "\n", ns / 1000000000u, ns % 1000000000u);
+                break;
+            }
+        }
+    }
+#undef PUT
+    if (len >= cap) { /* cannot happen: at most ~1.2 KiB a database */
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}

@@ -64,11 +64,8 @@ ls_conn_t *ls__conn_new(uv_loop_t *loop, const ls_conn_opts_t *opts, SSL_CTX *ss
     c->rd_buf = malloc(LS__READ_CHUNK);
     c->rx = malloc(LS__RX_CAP);
     c->tx = malloc(LS__FRAME_WIRE_MAX);
-    if (ssl_ctx) c->tls_out = malloc(LS__READ_CHUNK);
     snprintf(c->peer, sizeof(c->peer), "(not connected)");
-    if (!c->rd_buf || !c->rx || !c->tx || (ssl_ctx && !c->tls_out) ||
-        (opts->peer_name && !c->peer_name))
-        goto fail;
+    if (!c->rd_buf || !c->rx || !c->tx || (opts->peer_name && !c->peer_name)) goto fail;
     if (ssl_ctx) {
         SSL_CTX_up_ref(ssl_ctx);
         c->ssl_ctx = ssl_ctx;
@@ -85,7 +82,6 @@ fail:
     free(c->rd_buf);
     free(c->rx);
     free(c->tx);
-    free(c->tls_out);
     free(c->peer_name);
     free(c);
     return NULL;

@@ -48,6 +48,16 @@ typedef enum {
     LS__Z_DONE      /* the worker's result is in (zrc, out) */
 } ls__zstate_t;
 
+/* Bytes on their way to the socket (send.c): filled at data + len, written from data + off; while
+ * libuv writes them, req is in flight and the buffer is no one else's. */
+struct ls__wbuf {
+    uv_write_t req; /* libuv request; req.data is the connection */
+    size_t off;     /* first byte not written yet */
+    size_t len;     /* bytes in data */
+    size_t cap;     /* room in data */
+    uint8_t data[]; /* the bytes */
+};
+
 /* A frame waiting in the frame queue (send.c). With offload, a compressible body waits for the
  * worker (zstate) and the frames behind it wait for it. */
 struct ls__pframe {
@@ -116,16 +126,15 @@ struct ls_conn {
     /* TLS driver state (unused by plain TCP) */
     SSL_CTX *ssl_ctx;  /* our reference to the context (NULL for plain TCP) */
     SSL *ssl;          /* owns rbio and wbio */
-    uint8_t *tls_out;  /* LS__READ_CHUNK bytes: records from wbio on their way to the socket */
-    BIO *rbio;         /* network -> OpenSSL (memory BIO) */
-    BIO *wbio;         /* OpenSSL -> network (memory BIO) */
+    BIO *bio;          /* OpenSSL's side of the stream (tls.c): reads rd_buf, writes wst */
     bool tls_done;     /* handshake finished on our side, peer verified */
     bool tls_accepted; /* client: the server proved it accepted us (ticket or data) */
 
     /* receive */
     uint8_t *rd_buf;      /* LS__READ_CHUNK bytes given to libuv for reads */
-    size_t rd_off;        /* plain driver: first unconsumed byte in rd_buf */
-    size_t rd_len;        /* plain driver: bytes in rd_buf from rd_off not consumed yet */
+    size_t rd_off;        /* first unconsumed byte in rd_buf (plain driver, TLS BIO) */
+    size_t rd_len;        /* bytes in rd_buf from rd_off not consumed yet; reading stops while
+                             there are any (the next read would overwrite them) */
     uint8_t *rx;          /* LS__RX_CAP bytes: plaintext, not yet framed */
     size_t rx_start;      /* first byte of the next frame in rx */
     size_t rx_end;        /* end of the bytes in rx */
@@ -144,6 +153,7 @@ struct ls_conn {
     struct ls__pframe *pending_tail; /* its last frame */
     size_t pending_bytes;            /* header + body bytes in the frame queue */
     size_t sock_queued;              /* encoded bytes handed to libuv, not yet written */
+    struct ls__wbuf *wst;            /* TLS records staged for the socket (NULL: none yet) */
     uint8_t *tx;                     /* scratch: header + body + checksum of the frame being sent */
     uint8_t *ztx;                    /* scratch: same, compressed */
     uint64_t tx_seq;                 /* sequence number of the next frame sent */
@@ -195,6 +205,15 @@ int ls__conn_send_now(ls_conn_t *c, uint8_t type, const void *body, size_t len);
 void ls__send_free(ls_conn_t *c); /* drops the frame queue */
 /* Hands bytes to the socket: written now or queued (counted in sock_queued). */
 int ls__conn_write_raw(ls_conn_t *c, const uint8_t *buf, size_t len);
+/* Makes room for at least n more bytes in the stage (c->wst); LS_ENOMEM. */
+int ls__stage_reserve(ls_conn_t *c, size_t n);
+/* Appends len bytes to the stage (growing it); LS_ENOMEM. */
+int ls__stage_add(ls_conn_t *c, const void *buf, size_t len);
+/* Hands the staged bytes to the socket: written now, the rest queued in the stage's own buffer
+ * (no copy; counted in sock_queued). Returns 0 or the failure it closed the connection with. */
+int ls__stage_flush(ls_conn_t *c);
+/* Best effort: writes what the stage holds if the socket takes it at once, drops it (closing). */
+void ls__stage_bye(ls_conn_t *c);
 /* A libuv error as an LS_E* code. */
 int ls__uv_err(int uverr);
 

@@ -18,12 +18,7 @@
 
 #include "transport/internal.h"
 
-/* A socket write libuv could not complete at once. */
-typedef struct {
-    uv_write_t req; /* libuv request; req.data is the connection */
-    size_t len;     /* bytes in data */
-    uint8_t data[]; /* the bytes */
-} wreq_t;
+#define STAGE_MIN (64u * 1024u) /* smallest stage allocated, bytes */
 
 static void account(ls_conn_t *c)
 {
@@ -34,10 +29,11 @@ static void account(ls_conn_t *c)
 
 static void write_cb(uv_write_t *req, int status)
 {
-    wreq_t *w = (wreq_t *) req;
+    struct ls__wbuf *w = (struct ls__wbuf *) req;
     ls_conn_t *c = req->data;
-    c->sock_queued -= w->len;
-    if (status == 0) c->stats.wire_bytes_sent += w->len;
+    size_t n = w->len - w->off;
+    c->sock_queued -= n;
+    if (status == 0) c->stats.wire_bytes_sent += n;
     free(w);
     account(c);
     if (status < 0) {
@@ -53,27 +49,26 @@ static void write_cb(uv_write_t *req, int status)
     }
 }
 
-int ls__conn_write_raw(ls_conn_t *c, const uint8_t *buf, size_t len)
+/* Writes what the socket takes at once, when nothing is queued before: the bytes written, or
+ * < 0 when the connection failed (closed). */
+static ssize_t write_now(ls_conn_t *c, const uint8_t *buf, size_t len)
 {
-    if (c->state == LS__CONN_CLOSING) return LS_ECLOSED;
-    size_t done = 0;
-    if (c->sock_queued == 0) {
-        uv_buf_t b = uv_buf_init((char *) buf, (unsigned) len);
-        int n = uv_try_write((uv_stream_t *) &c->tcp, &b, 1);
-        if (n < 0 && n != UV_EAGAIN)
-            return ls__conn_fail(c, ls__uv_err(n), "write to %s failed: %s", c->peer,
-                                 uv_strerror(n));
-        if (n > 0) done = (size_t) n;
-        c->stats.wire_bytes_sent += done;
-        if (done == len) return 0;
-    }
-    size_t rest = len - done;
-    wreq_t *w = malloc(sizeof(*w) + rest);
-    if (!w) return ls__conn_fail(c, LS_ENOMEM, "out of memory queuing %zu bytes", rest);
-    memcpy(w->data, buf + done, rest);
-    w->len = rest;
+    if (c->sock_queued) return 0;
+    uv_buf_t b = uv_buf_init((char *) buf, (unsigned) len);
+    int n = uv_try_write((uv_stream_t *) &c->tcp, &b, 1);
+    if (n == UV_EAGAIN) return 0;
+    if (n < 0)
+        return ls__conn_fail(c, ls__uv_err(n), "write to %s failed: %s", c->peer, uv_strerror(n));
+    c->stats.wire_bytes_sent += (uint64_t) n;
+    return n;
+}
+
+/* Queues w's bytes from w->off in one libuv write; takes w (freed by write_cb or here). */
+static int write_later(ls_conn_t *c, struct ls__wbuf *w)
+{
+    size_t rest = w->len - w->off;
     w->req.data = c;
-    uv_buf_t b = uv_buf_init((char *) w->data, (unsigned) rest);
+    uv_buf_t b = uv_buf_init((char *) w->data + w->off, (unsigned) rest);
     int rc = uv_write(&w->req, (uv_stream_t *) &c->tcp, &b, 1, write_cb);
     if (rc < 0) {
         free(w);
@@ -82,6 +77,74 @@ int ls__conn_write_raw(ls_conn_t *c, const uint8_t *buf, size_t len)
     c->sock_queued += rest;
     account(c);
     return 0;
+}
+
+int ls__conn_write_raw(ls_conn_t *c, const uint8_t *buf, size_t len)
+{
+    if (c->state == LS__CONN_CLOSING) return LS_ECLOSED;
+    ssize_t done = write_now(c, buf, len);
+    if (done < 0) return (int) done;
+    if ((size_t) done == len) return 0;
+    size_t rest = len - (size_t) done;
+    struct ls__wbuf *w = malloc(sizeof(*w) + rest);
+    if (!w) return ls__conn_fail(c, LS_ENOMEM, "out of memory queuing %zu bytes", rest);
+    memcpy(w->data, buf + done, rest);
+    w->off = 0;
+    w->len = w->cap = rest;
+    return write_later(c, w);
+}
+
+int ls__stage_reserve(ls_conn_t *c, size_t n)
+{
+    struct ls__wbuf *w = c->wst;
+    size_t need = (w ? w->len : 0) + n;
+    if (w && need <= w->cap) return 0;
+    size_t cap = LS_MAX(need, w ? 2 * w->cap : STAGE_MIN);
+    struct ls__wbuf *nw = realloc(w, sizeof(*nw) + cap);
+    if (!nw) return LS_ENOMEM;
+    if (!w) nw->off = nw->len = 0;
+    nw->cap = cap;
+    c->wst = nw;
+    return 0;
+}
+
+int ls__stage_add(ls_conn_t *c, const void *buf, size_t len)
+{
+    int rc = ls__stage_reserve(c, len);
+    if (rc) return rc;
+    memcpy(c->wst->data + c->wst->len, buf, len);
+    c->wst->len += len;
+    return 0;
+}
+
+int ls__stage_flush(ls_conn_t *c)
+{
+    struct ls__wbuf *w = c->wst;
+    if (!w || w->off == w->len) return 0;
+    if (c->state == LS__CONN_CLOSING) {
+        w->off = w->len = 0;
+        return LS_ECLOSED;
+    }
+    ssize_t n = write_now(c, w->data + w->off, w->len - w->off);
+    if (n < 0) return (int) n;
+    w->off += (size_t) n;
+    if (w->off == w->len) { /* all taken: the buffer stays for the next records */
+        w->off = w->len = 0;
+        return 0;
+    }
+    c->wst = NULL; /* the rest goes from this buffer; the next records get a new one */
+    return write_later(c, w);
+}
+
+void ls__stage_bye(ls_conn_t *c)
+{
+    struct ls__wbuf *w = c->wst;
+    if (!w) return;
+    if (!c->sock_queued && w->off < w->len) { /* else it would go out of order */
+        uv_buf_t b = uv_buf_init((char *) w->data + w->off, (unsigned) (w->len - w->off));
+        (void) uv_try_write((uv_stream_t *) &c->tcp, &b, 1);
+    }
+    w->off = w->len = 0;
 }
 
 /* Copies the body pieces into c->tx after the header room; returns the body length. */
@@ -263,6 +326,8 @@ int ls_conn_set_compression(ls_conn_t *c, int level)
 
 void ls__send_free(ls_conn_t *c)
 {
+    free(c->wst);
+    c->wst = NULL;
     while (c->pending) {
         struct ls__pframe *p = c->pending;
         c->pending = p->next;

@@ -69,7 +69,8 @@ struct ls__pframe {
     uint8_t *zbody;          /* worker: the compressed body (owned), NULL when it did not shrink */
     size_t zlen;             /* bytes in zbody */
     size_t len;              /* body bytes */
-    uint8_t body[];          /* the body */
+    uint8_t hdr[LS_FRAME_HEADER_SIZE]; /* room for the header: the frame is encoded in place */
+    uint8_t body[]; /* the body, then LS_FRAME_CKSUM_SIZE bytes of room for the checksum */
 };
 
 struct ls__off;   /* a connection's zstd worker (offload.c) */

@@ -14,6 +14,7 @@
  * ls_conn_send* refuses (LS_EBUSY) while frame queue + socket queue >= send_hwm, so together they
  * never exceed send_hwm + one frame (+ TLS record overhead and heartbeats, a few hundred bytes).
  */
+#include <stddef.h>
 #include <stdlib.h>
 
 #include "transport/internal.h"
@@ -164,17 +165,21 @@ static bool compressible(uint8_t type)
     return type == LS_FRAME_GEN_DATA || type == LS_FRAME_SEED_DATA;
 }
 
-int ls__conn_send_frame(ls_conn_t *c, uint8_t type, uint8_t flags, const struct iovec *iov,
-                        int iovcnt)
+_Static_assert(offsetof(struct ls__pframe, body) ==
+                   offsetof(struct ls__pframe, hdr) + LS_FRAME_HEADER_SIZE,
+               "a queued frame's header room lies right before its body");
+
+/* Encodes the frame whose body (body bytes) follows LS_FRAME_HEADER_SIZE bytes of room at frame,
+ * with LS_FRAME_CKSUM_SIZE bytes of room after it: compressed (on the loop) into ztx, or in
+ * place; then to the driver. */
+static int encode(ls_conn_t *c, uint8_t *frame, size_t body, uint8_t type, uint8_t flags)
 {
-    size_t body = gather(c, iov, iovcnt);
-    uint8_t *frame = c->tx;
     c->stats.bytes_sent += LS_FRAME_HEADER_SIZE + body;
     if (c->zstd_level && !c->off && !(flags & LS_FRAME_FLAG_ZSTD) && compressible(type) &&
         body >= LS_CONN_ZSTD_MIN_BODY) { /* with the worker (c->off) the loop never compresses */
         size_t zlen = 0;
         c->stats.zstd_loop_calls++; /* the loop thread: ls_conn_* run on no other */
-        int rc = ls_zbody_compress(c->z, c->tx + LS_FRAME_HEADER_SIZE, body,
+        int rc = ls_zbody_compress(c->z, frame + LS_FRAME_HEADER_SIZE, body,
                                    c->ztx + LS_FRAME_HEADER_SIZE, body - 1, &zlen);
         if (rc) return ls__conn_fail(c, rc, "compressing a %zu-byte frame failed", body);
         if (zlen) {
@@ -195,6 +200,12 @@ int ls__conn_send_frame(ls_conn_t *c, uint8_t type, uint8_t flags, const struct 
     return c->drv->write(c, frame, len);
 }
 
+int ls__conn_send_frame(ls_conn_t *c, uint8_t type, uint8_t flags, const struct iovec *iov,
+                        int iovcnt)
+{
+    return encode(c, c->tx, gather(c, iov, iovcnt), type, flags);
+}
+
 /* Encodes the frame p taken off the queue: as it is, or as the worker compressed it. */
 static int send_pframe(ls_conn_t *c, struct ls__pframe *p)
 {
@@ -206,8 +217,7 @@ static int send_pframe(ls_conn_t *c, struct ls__pframe *p)
         c->stats.bytes_sent += p->len - p->zlen; /* counted before compression, like the loop */
         return rc;
     }
-    struct iovec iov = {.iov_base = p->body, .iov_len = p->len};
-    return ls__conn_send_frame(c, p->type, p->flags, &iov, 1);
+    return encode(c, p->hdr, p->len, p->type, p->flags); /* in place: no copy into tx */
 }
 
 void ls__send_flush(ls_conn_t *c)
@@ -230,7 +240,7 @@ void ls__send_flush(ls_conn_t *c)
 static struct ls__pframe *queue(ls_conn_t *c, uint8_t type, uint8_t flags, const struct iovec *iov,
                                 int iovcnt, size_t len)
 {
-    struct ls__pframe *p = malloc(sizeof(*p) + len);
+    struct ls__pframe *p = malloc(sizeof(*p) + len + LS_FRAME_CKSUM_SIZE);
     if (!p) return NULL;
     memset(p, 0, sizeof(*p));
     p->type = type;

@@ -243,6 +243,17 @@ static int next_frame(ls_conn_t *c)
     return rc < 0 ? rc : 1;
 }
 
+bool ls__conn_rx_partial(const ls_conn_t *c)
+{
+    size_t avail = c->rx_end - c->rx_start;
+    if (avail == 0) return false;
+    ls_frame_header_t h;
+    if (ls_frame_header_decode(c->rx + c->rx_start, avail, &h)) return true; /* short or bad */
+    size_t need = LS_FRAME_HEADER_SIZE + h.body_len;
+    if (c->drv == &ls__driver_tcp) need += LS_FRAME_CKSUM_SIZE;
+    return avail < need;
+}
+
 /* More plaintext into rx; returns the bytes added or < 0 when closed. */
 static ssize_t fill(ls_conn_t *c)
 {

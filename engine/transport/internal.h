@@ -194,6 +194,8 @@ int ls__conn_fail(ls_conn_t *c, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Frames out of what the driver has, as far as the pause and the bytes allow; manages reading. */
 void ls__conn_pump(ls_conn_t *c);
+/* Whether the plaintext received ends in an incomplete frame. */
+bool ls__conn_rx_partial(const ls_conn_t *c);
 /* The stream is ready: on_ready, heartbeats start. */
 void ls__conn_ready(ls_conn_t *c);
 /* Encodes and sends one frame (no flow-control check). flags may carry LS_FRAME_FLAG_ZSTD for a

@@ -4,12 +4,15 @@
  * (timers).
  *
  * Receive path, pulled by ls__conn_pump() on the loop thread:
- *   read_cb -> drv->on_read (plain: keep the bytes in rd_buf; TLS: into the read BIO, advance the
- *   handshake) -> drv->pull (plaintext) -> rx -> one frame at a time: checksum, decompress,
- *   heartbeat or on_frame. * Send path (send.c): ls_conn_send* -> frame queue (a copy, in order;
- * skipped while it is empty and the socket keeps up) -> frame into tx scratch -> compress ->
- * checksum -> drv->write (plain: to the socket; TLS: SSL_write, then the write BIO to the socket)
- * -> ls__conn_write_raw: uv_try_write, the rest queued in one uv_write request (counted).
+ *   read_cb -> drv->on_read (the bytes stay in rd_buf; TLS: the handshake advances, OpenSSL reads
+ *   rd_buf through our BIO) -> drv->pull (plaintext) -> rx -> one frame at a time: checksum,
+ *   decompress, heartbeat or on_frame.
+ * Send path (send.c): ls_conn_send* -> frame queue (a copy, in order; skipped while it is empty
+ * and the socket keeps up; a queued frame is encoded in place, header room before its body) or
+ * the frame into tx scratch -> compress -> checksum -> drv->write (plain: ls__conn_write_raw:
+ * uv_try_write, the rest copied into one uv_write request; TLS: SSL_write, its records into the
+ * stage through our BIO, then ls__stage_flush: one uv_try_write, the rest queued from the stage's
+ * own buffer), counted in sock_queued.
  *   Heartbeats skip the frame queue (ls__conn_send_now).
  *
  * With offload_compression, the compressing and decompressing steps are the zstd worker's
@@ -48,14 +51,18 @@ typedef enum {
     LS__Z_DONE      /* the worker's result is in (zrc, out) */
 } ls__zstate_t;
 
-/* Bytes on their way to the socket (send.c): filled at data + len, written from data + off; while
- * libuv writes them, req is in flight and the buffer is no one else's. */
+/* Bytes on their way to the socket (send.c): filled at data + len, written from data + off. Once
+ * handed to libuv they go in pieces of at most LS__SOCK_LOW bytes, one write request each, so the
+ * socket queue shrinks (and the next frames are encoded) while the last pieces are written; the
+ * buffer is freed with its last piece. */
+struct ls__wpiece;
 struct ls__wbuf {
-    uv_write_t req; /* libuv request; req.data is the connection */
-    size_t off;     /* first byte not written yet */
-    size_t len;     /* bytes in data */
-    size_t cap;     /* room in data */
-    uint8_t data[]; /* the bytes */
+    size_t off;                /* first byte not written yet */
+    size_t len;                /* bytes in data */
+    size_t cap;                /* room in data */
+    struct ls__wpiece *pieces; /* with libuv: the write requests (NULL before) */
+    unsigned refs;             /* with libuv: pieces not through their callback yet */
+    uint8_t data[];            /* the bytes */
 };
 
 /* A frame waiting in the frame queue (send.c). With offload, a compressible body waits for the

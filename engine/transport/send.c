@@ -28,14 +28,23 @@ static void account(ls_conn_t *c)
         c->stats.send_queued_max = c->stats.send_queued;
 }
 
+/* One libuv write request: len bytes of w. */
+struct ls__wpiece {
+    uv_write_t req;     /* req.data is the connection */
+    struct ls__wbuf *w; /* the buffer the bytes are in */
+    size_t len;         /* bytes */
+};
+
 static void write_cb(uv_write_t *req, int status)
 {
-    struct ls__wbuf *w = (struct ls__wbuf *) req;
+    struct ls__wpiece *p = (struct ls__wpiece *) req;
     ls_conn_t *c = req->data;
-    size_t n = w->len - w->off;
-    c->sock_queued -= n;
-    if (status == 0) c->stats.wire_bytes_sent += n;
-    free(w);
+    c->sock_queued -= p->len;
+    if (status == 0) c->stats.wire_bytes_sent += p->len;
+    if (--p->w->refs == 0) {
+        free(p->w->pieces);
+        free(p->w);
+    }
     account(c);
     if (status < 0) {
         ls__conn_fail(c, ls__uv_err(status), "write to %s failed: %s", c->peer,
@@ -64,18 +73,36 @@ static ssize_t write_now(ls_conn_t *c, const uint8_t *buf, size_t len)
     return n;
 }
 
-/* Queues w's bytes from w->off in one libuv write; takes w (freed by write_cb or here). */
+/* Queues w's bytes from w->off in pieces of LS__SOCK_LOW; takes w (freed by the last piece's
+ * write_cb, or here). */
 static int write_later(ls_conn_t *c, struct ls__wbuf *w)
 {
-    size_t rest = w->len - w->off;
-    w->req.data = c;
-    uv_buf_t b = uv_buf_init((char *) w->data + w->off, (unsigned) rest);
-    int rc = uv_write(&w->req, (uv_stream_t *) &c->tcp, &b, 1, write_cb);
-    if (rc < 0) {
+    size_t rest = w->len - w->off, n = (rest + LS__SOCK_LOW - 1) / LS__SOCK_LOW;
+    w->pieces = malloc(n * sizeof(*w->pieces));
+    if (!w->pieces) {
         free(w);
-        return ls__conn_fail(c, ls__uv_err(rc), "write to %s failed: %s", c->peer, uv_strerror(rc));
+        return ls__conn_fail(c, LS_ENOMEM, "out of memory queuing %zu bytes", rest);
     }
-    c->sock_queued += rest;
+    w->refs = (unsigned) n;
+    for (size_t i = 0; i < n; i++) {
+        struct ls__wpiece *p = &w->pieces[i];
+        p->w = w;
+        p->len = LS_MIN((size_t) LS__SOCK_LOW, w->len - w->off);
+        p->req.data = c;
+        uv_buf_t b = uv_buf_init((char *) w->data + w->off, (unsigned) p->len);
+        int rc = uv_write(&p->req, (uv_stream_t *) &c->tcp, &b, 1, write_cb);
+        if (rc < 0) { /* the pieces queued before still call back; the others never will */
+            w->refs -= (unsigned) (n - i);
+            if (w->refs == 0) {
+                free(w->pieces);
+                free(w);
+            }
+            return ls__conn_fail(c, ls__uv_err(rc), "write to %s failed: %s", c->peer,
+                                 uv_strerror(rc));
+        }
+        w->off += p->len;
+        c->sock_queued += p->len;
+    }
     account(c);
     return 0;
 }
@@ -92,6 +119,7 @@ int ls__conn_write_raw(ls_conn_t *c, const uint8_t *buf, size_t len)
     memcpy(w->data, buf + done, rest);
     w->off = 0;
     w->len = w->cap = rest;
+    w->pieces = NULL;
     return write_later(c, w);
 }
 
@@ -103,7 +131,10 @@ int ls__stage_reserve(ls_conn_t *c, size_t n)
     size_t cap = LS_MAX(need, w ? 2 * w->cap : STAGE_MIN);
     struct ls__wbuf *nw = realloc(w, sizeof(*nw) + cap);
     if (!nw) return LS_ENOMEM;
-    if (!w) nw->off = nw->len = 0;
+    if (!w) {
+        nw->off = nw->len = 0;
+        nw->pieces = NULL;
+    }
     nw->cap = cap;
     c->wst = nw;
     return 0;

@@ -41,9 +41,10 @@ static void write_cb(uv_write_t *req, int status)
     ls_conn_t *c = req->data;
     c->sock_queued -= p->len;
     if (status == 0) c->stats.wire_bytes_sent += p->len;
-    if (--p->w->refs == 0) {
-        free(p->w->pieces);
-        free(p->w);
+    struct ls__wbuf *w = p->w;
+    if (--w->refs == 0) { /* p is one of w->pieces */
+        free(w->pieces);
+        free(w);
     }
     account(c);
     if (status < 0) {

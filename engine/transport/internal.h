@@ -52,9 +52,9 @@ typedef enum {
 } ls__zstate_t;
 
 /* Bytes on their way to the socket (send.c): filled at data + len, written from data + off. Once
- * handed to libuv they go in pieces of at most LS__SOCK_LOW bytes, one write request each, so the
- * socket queue shrinks (and the next frames are encoded) while the last pieces are written; the
- * buffer is freed with its last piece. */
+ * handed to libuv they go as one write request, or two (the bulk, then a 32 KiB tail) so that the
+ * socket queue shrinks (and the next frame is encoded) while the tail is written; the buffer is
+ * freed with its last piece. */
 struct ls__wpiece;
 struct ls__wbuf {
     size_t off;                /* first byte not written yet */

@@ -74,11 +74,14 @@ static ssize_t write_now(ls_conn_t *c, const uint8_t *buf, size_t len)
     return n;
 }
 
-/* Queues w's bytes from w->off in pieces of LS__SOCK_LOW; takes w (freed by the last piece's
+/* Queues w's bytes from w->off as one write request, or two when they are more than TAIL: the
+ * bulk, then the last TAIL bytes, so that the socket queue falls below LS__SOCK_LOW (and the next
+ * frame is encoded) while the tail is still being written. Takes w (freed by the last piece's
  * write_cb, or here). */
+#define TAIL (LS__SOCK_LOW / 2)
 static int write_later(ls_conn_t *c, struct ls__wbuf *w)
 {
-    size_t rest = w->len - w->off, n = (rest + LS__SOCK_LOW - 1) / LS__SOCK_LOW;
+    size_t rest = w->len - w->off, n = rest > TAIL ? 2 : 1;
     w->pieces = malloc(n * sizeof(*w->pieces));
     if (!w->pieces) {
         free(w);
@@ -88,7 +91,7 @@ static int write_later(ls_conn_t *c, struct ls__wbuf *w)
     for (size_t i = 0; i < n; i++) {
         struct ls__wpiece *p = &w->pieces[i];
         p->w = w;
-        p->len = LS_MIN((size_t) LS__SOCK_LOW, w->len - w->off);
+        p->len = n == 2 && i == 0 ? rest - TAIL : w->len - w->off;
         p->req.data = c;
         uv_buf_t b = uv_buf_init((char *) w->data + w->off, (unsigned) p->len);
         int rc = uv_write(&p->req, (uv_stream_t *) &c->tcp, &b, 1, write_cb);

@@ -133,7 +133,7 @@ struct ls_conn {
 
     /* TLS driver state (unused by plain TCP) */
     SSL_CTX *ssl_ctx;  /* our reference to the context (NULL for plain TCP) */
-    SSL *ssl;          /* owns rbio and wbio */
+    SSL *ssl;          /* owns bio */
     BIO *bio;          /* OpenSSL's side of the stream (tls.c): reads rd_buf, writes wst */
     bool tls_done;     /* handshake finished on our side, peer verified */
     bool tls_accepted; /* client: the server proved it accepted us (ticket or data) */

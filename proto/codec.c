@@ -37,6 +37,10 @@ static const frame_kind_t kinds[] = {
     {LS_FRAME_SEED_BEGIN, "SEED_BEGIN", ls__visit_seed_begin},
     {LS_FRAME_SEED_DATA, "SEED_DATA", ls__visit_seed_data},
     {LS_FRAME_SEED_END, "SEED_END", ls__visit_seed_end},
+    {LS_FRAME_CHAIN_REQ, "CHAIN_REQ", ls__visit_chain_req},
+    {LS_FRAME_CHAIN, "CHAIN", ls__visit_chain},
+    {LS_FRAME_RESYNC, "RESYNC", ls__visit_resync},
+    {LS_FRAME_RESYNC_BEGIN, "RESYNC_BEGIN", ls__visit_resync_begin},
 };
 
 static const frame_kind_t *kind_of(uint8_t type)

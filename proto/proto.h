@@ -28,9 +28,12 @@
 /* ---- versions, bounds, defaults ------------------------------------------------------------ */
 #define LS_PROTO_MAGIC           "LSHP" /* 4 bytes at HELLO offset 0 */
 #define LS_PROTO_VERSION_MIN     1      /* oldest protocol version this build speaks */
-#define LS_PROTO_VERSION_MAX     3      /* newest protocol version this build speaks */
+#define LS_PROTO_VERSION_MAX     4      /* newest protocol version this build speaks */
 #define LS_PROTO_VERSION_REOFFER 2      /* first version with RE_OFFER (PROTOCOL.md, versions) */
 #define LS_PROTO_VERSION_EPOCH   3      /* first version with EPOCH (PROTOCOL.md, versions) */
+#define LS_PROTO_VERSION_RESYNC  4 /* first version with CHAIN_REQ, CHAIN, RESYNC, RESYNC_BEGIN */
+#define LS_PROTO_CHAIN_MAX       1024 /* generations in one CHAIN frame */
+#define LS_PROTO_KEY_MAX         511  /* a key in RESYNC, bytes (logfmt.h LS_KEY_MAX) */
 
 #define LS_PROTO_DBID_LEN   16   /* database id, bytes */
 #define LS_PROTO_DIGEST_LEN 32   /* SHA-256 digest, bytes */
@@ -63,6 +66,8 @@ typedef enum {
     LS_FRAME_COPY_STATE = 0x12, /* either way: a copy's operator state and the source's figures */
     LS_FRAME_RE_OFFER = 0x13,   /* target -> source (version >= 2): plan this one database anew */
     LS_FRAME_EPOCH = 0x14,      /* either way (version >= 3): the newest epoch the sender knows */
+    LS_FRAME_CHAIN_REQ = 0x15,  /* seed client -> server (version >= 4): send your chain */
+    LS_FRAME_CHAIN = 0x16,      /* seed server -> client (version >= 4): (epoch, gen, digest)s */
     /* 0x20..0x2f shipping */
     LS_FRAME_GEN_BEGIN = 0x20, /* source -> target: a generation starts */
     LS_FRAME_GEN_DATA = 0x21,  /* source -> target: a chunk of it */
@@ -74,9 +79,11 @@ typedef enum {
     LS_FRAME_REPLAYED_SYNCED = 0x33, /* target -> source: copy store synced past it */
     LS_FRAME_ASK_AGAIN = 0x34,       /* target -> source: resend from this generation on */
     /* 0x40..0x4f seeding */
-    LS_FRAME_SEED_BEGIN = 0x40, /* seed source -> seeded node: a snapshot starts */
-    LS_FRAME_SEED_DATA = 0x41,  /* seed source -> seeded node: a chunk of it */
-    LS_FRAME_SEED_END = 0x42,   /* seed source -> seeded node: it is complete */
+    LS_FRAME_SEED_BEGIN = 0x40,   /* seed source -> seeded node: a snapshot starts */
+    LS_FRAME_SEED_DATA = 0x41,    /* seed source -> seeded node: a chunk of it */
+    LS_FRAME_SEED_END = 0x42,     /* seed source -> seeded node: it is complete */
+    LS_FRAME_RESYNC = 0x43,       /* seeded node -> seed source (version >= 4): resync from split */
+    LS_FRAME_RESYNC_BEGIN = 0x44, /* seed source -> seeded node (version >= 4): the key stream */
 } ls_frame_type_t;
 
 /* Header flag bits (frame.h: receivers reject unknown bits). */
@@ -92,6 +99,9 @@ typedef enum {
     0x00000001u /* per-frame zstd compression (LS_FRAME_FLAG_ZSTD), at zstd_level */
 #define LS_FEAT_CKSUM 0x00000002u /* per-frame checksum (frame.h); required when TLS is off */
 #define LS_FEAT_BLOCK 0x00000004u /* reserved: block mode (ship the current log as it grows) */
+#define LS_FEAT_RESYNC                                                                             \
+    0x00000008u /* seed connections, version >= 4: the client asks for an incremental resync       \
+                   (CHAIN_REQ, RESYNC) before the server takes anything (PROTOCOL.md §10) */
 
 /* Connection purpose in HELLO. */
 typedef enum {
@@ -282,6 +292,65 @@ typedef struct {
     uint8_t digest[LS_PROTO_DIGEST_LEN]; /* SHA-256 of the whole snapshot stream */
 } ls_proto_seed_end_t;
 
+/* CHAIN_REQ: the seed client asks for the server's chain of closed generations. */
+typedef struct {
+    uint8_t dbid[LS_PROTO_DBID_LEN]; /* database id, the seed connection's */
+    uint64_t from_generation;        /* the first generation wanted, >= 1 */
+} ls_proto_chain_req_t;
+
+/* One closed generation of a chain. */
+typedef struct {
+    uint32_t epoch;                      /* its epoch (from its name), >= 1 */
+    uint64_t generation;                 /* its number, >= 1 */
+    uint8_t digest[LS_PROTO_DIGEST_LEN]; /* its trailer's digest */
+} ls_proto_link_t;
+
+/* CHAIN: the server's closed generations from the asked one on, sorted, at most
+ * LS_PROTO_CHAIN_MAX (a full frame: ask again from the last one + 1). */
+typedef struct {
+    uint8_t dbid[LS_PROTO_DBID_LEN]; /* database id */
+    uint32_t epoch;                  /* the newest epoch the server knows, >= 1 */
+    ls_proto_str_t active;           /* who activated it, 0..LS_PROTO_NODE_MAX */
+    uint16_t count;                  /* entries, <= LS_PROTO_CHAIN_MAX */
+    const ls_proto_link_t *links;    /* encode: the caller's array (count entries), or NULL to
+                                        encode from raw (a decoded frame re-encodes) */
+    const uint8_t *raw;              /* decode: the entries' bytes in the input (44 each, checked:
+                                        read them with ls_proto_chain_link) */
+} ls_proto_chain_t;
+
+/* RESYNC flags. */
+#define LS_RESYNC_MORE        0x1u /* more RESYNC frames (keys) follow */
+#define LS_RESYNC_FLAGS_KNOWN 0x1u
+
+/* RESYNC: the seed client's request for an incremental resync from the split point, with (a
+ * part of) the keys its diverged generations touched: a sequence of u16 length
+ * (1..LS_PROTO_KEY_MAX)
+ * + key bytes, whole keys in each frame. */
+typedef struct {
+    uint8_t dbid[LS_PROTO_DBID_LEN];           /* database id */
+    uint32_t flags;                            /* LS_RESYNC_* */
+    uint64_t split_generation;                 /* the last generation both hold, >= 1 */
+    uint32_t split_epoch;                      /* its epoch, >= 1 */
+    uint8_t split_digest[LS_PROTO_DIGEST_LEN]; /* its digest */
+    const uint8_t *keys; /* the key sequence; decoded: points into the input */
+    uint32_t keys_len;   /* bytes, 0..LS_FRAME_CHUNK_MAX */
+} ls_proto_resync_t;
+
+/* RESYNC_BEGIN: the key stream starts (SEED_DATA and SEED_END carry it). The hand-off fields
+ * are SEED_BEGIN's. */
+typedef struct {
+    uint8_t dbid[LS_PROTO_DBID_LEN];          /* database id */
+    uint64_t total_bytes;                     /* stream size, bytes */
+    uint64_t last_lsn;                        /* L: the snapshot's last LSN */
+    uint64_t generation;                      /* N, the generation holding L: ask for N next */
+    uint8_t prev_digest[LS_PROTO_DIGEST_LEN]; /* digest of N-1 */
+    uint32_t epoch;                           /* epoch of N */
+    uint64_t txid;                            /* txid of L's transaction */
+    uint64_t split_generation;                /* the split the stream starts from */
+    uint64_t keys;                            /* entries in the stream */
+    uint64_t store_bytes;                     /* the server's store size, bytes (the report) */
+} ls_proto_resync_begin_t;
+
 /* One frame: type selects the member. */
 typedef struct {
     uint8_t type; /* ls_frame_type_t */
@@ -306,6 +375,10 @@ typedef struct {
         ls_proto_seed_begin_t seed_begin;
         ls_proto_seed_data_t seed_data;
         ls_proto_seed_end_t seed_end;
+        ls_proto_chain_req_t chain_req;
+        ls_proto_chain_t chain;
+        ls_proto_resync_t resync;
+        ls_proto_resync_begin_t resync_begin;
     };
 } ls_frame_t;
 
@@ -318,6 +391,13 @@ typedef struct {
 
 /* ---- functions --------------------------------------------------------------------------------
  */
+/* Entry i (< c->count) of a CHAIN, decoded (from raw) or as given (links). */
+void ls_proto_chain_link(const ls_proto_chain_t *c, size_t i, ls_proto_link_t *out);
+
+/* Walks the key sequence of a RESYNC (u16 length + bytes each): the key at *off (advanced past
+ * it) in *key / *len; false at the end. The decoder checked the sequence is whole. */
+bool ls_proto_resync_key(const uint8_t *keys, size_t keys_len, size_t *off, const uint8_t **key,
+                         size_t *len);
 /* "HELLO", "GEN_DATA", ...; "UNKNOWN" for a type this build does not know. Static storage. */
 const char *ls_frame_type_name(uint8_t type);
 

@@ -89,5 +89,9 @@ void ls__visit_ask_again(ls__io_t *io, ls_frame_t *f);
 void ls__visit_seed_begin(ls__io_t *io, ls_frame_t *f);
 void ls__visit_seed_data(ls__io_t *io, ls_frame_t *f);
 void ls__visit_seed_end(ls__io_t *io, ls_frame_t *f);
+void ls__visit_chain_req(ls__io_t *io, ls_frame_t *f);
+void ls__visit_chain(ls__io_t *io, ls_frame_t *f);
+void ls__visit_resync(ls__io_t *io, ls_frame_t *f);
+void ls__visit_resync_begin(ls__io_t *io, ls_frame_t *f);
 
 #endif

@@ -59,7 +59,8 @@ int ls__copy_queue_push(ls_copy_t *c, const ls__copy_entry_t *e)
         c->q = q;
         c->qcap = cap;
     }
-    c->q[c->qlen++] = *e;
+    c->q[c->qlen] = *e;
+    c->q[c->qlen++].queued_ns = ls_mono_ns();
     c->q_bytes += e->size;
     return 0;
 }

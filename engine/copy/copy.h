@@ -6,8 +6,9 @@
  *
  *   <dir>/inspect/<name>.part   being received, and inspected on the way: SHA-256 of header +
  *                               records, each record's checksum as it arrives, the file's seal
- *   <dir>/inspect/<name>        fsynced and renamed: durable(N) is reported
- *   <dir>/logs/<name>           inspected (checksums, trailer, digest, chain): inspected(N)
+ *   <dir>/inspect/<name>        fsynced and renamed, inspection failed (then deleted): durable(N)
+ *   <dir>/logs/<name>           inspected (checksums, trailer, digest, chain): the .part is
+ *                               fsynced and renamed here directly: durable(N), inspected(N)
  *   <dir>/store/                the copy store; replayed(N), then replayed-synced(N) after a sync
  *
  * Position after a restart comes from the directories and the store's meta record only (no
@@ -93,7 +94,8 @@ typedef struct {
     uint32_t max_inspect_failures; /* consecutive failures of one generation before Failed; 3 */
     uint64_t map_size;             /* initial LMDB map size of the store, bytes; 64 MiB, raised to
                                       twice an existing data.mdb */
-    uint64_t checkpoint_ms;        /* sync the store at most this often (and when idle); 1000 */
+    uint64_t checkpoint_ms;        /* sync the store at most this often (and when idle: nothing
+                                      to apply, the receiver quiet for 100 ms); 1000 */
     uint32_t batch_generations;    /* at most this many generations per store transaction;
                                        16 (capped at 64) */
     uint64_t batch_bytes;          /* at most about this many bytes of log per transaction;
@@ -185,9 +187,10 @@ int ls_copy_recv_begin(ls_copy_t *copy, uint32_t epoch, uint64_t generation, uin
 int ls_copy_recv_data(ls_copy_t *copy, uint64_t generation, uint64_t offset, const void *data,
                       size_t len, char *err, size_t errlen);
 /* Completes the generation: size reached, digest compared with sender_digest (may be NULL),
- * fdatasync, rename out of .part, directory fsync -> DURABLE; then the inspection's verdict,
- * established while receiving (the file is not read back) -> INSPECTED (file in logs/, replayer
- * woken) or ASK_AGAIN (file deleted; FAILED after max_inspect_failures).
+ * fdatasync; then the inspection's verdict, established while receiving (the file is not read
+ * back): passed, the .part is renamed into logs/ and logs/ fsynced -> DURABLE, INSPECTED
+ * (replayer woken); failed, renamed out of .part and inspect/ fsynced -> DURABLE, then deleted ->
+ * ASK_AGAIN (FAILED after max_inspect_failures).
  * Returns 0 when the generation was inspected; the inspection's LS_E* code when it failed (an
  * ASK_AGAIN was reported); LS_ESTATE, LS_ENOSPC, LS_EIO as above. */
 int ls_copy_recv_end(ls_copy_t *copy, uint64_t generation, const uint8_t *sender_digest, char *err,

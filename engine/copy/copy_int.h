@@ -32,6 +32,7 @@ typedef struct {
     uint8_t digest[LS_DIGEST_SIZE];      /* trailer's digest, as inspected */
     uint8_t seal[LS_SEAL_LEN];           /* XXH3-128 of the whole file, computed over the bytes
                                             the inspection checked (replay compares its read) */
+    uint64_t queued_ns;                  /* monotonic ns when it was queued for replay */
 } ls__copy_entry_t;
 
 /* What a generation must be, for ls__copy_check_buf (built from the held chain or the queue). */
@@ -102,6 +103,9 @@ struct ls_copy {
     bool rx_inspecting;     /* a file sits in inspect/ being inspected (mu) */
 
     ls__copy_rx_t rx; /* the receive in progress (receiver thread only) */
+    /* what the replayer knows of the receiver (atomic, relaxed: set by the receiver) */
+    bool rx_open;            /* a .part is being received */
+    uint64_t rx_activity_ns; /* monotonic ns of the receiver's last begin, data or end */
 
     ls_copy_state_t state;     /* (mu) */
     char reason[512];          /* why DISK_FULL/FAILED (mu) */
@@ -152,6 +156,8 @@ void ls__copy_path(const ls_copy_t *c, char *out, const char *dir, uint32_t epoc
 
 /* recv.c */
 void ls__copy_rx_free(ls_copy_t *c); /* what the receiver keeps between generations */
+/* gen is durable: records it, leaves DISK_FULL, emits DURABLE (mu not held). */
+void ls__copy_durable(ls_copy_t *c, uint64_t gen);
 
 /* position.c */
 int ls__copy_recover(ls_copy_t *c, char *err, size_t errlen);
@@ -179,11 +185,14 @@ int ls__copy_check_buf(ls_copy_t *c, ls__copy_expect_t *x, const uint8_t *buf, s
 int ls__copy_entry_from(const ls__copy_expect_t *x, const ls_gen_info_t *info, size_t len,
                         const uint8_t seal[LS_SEAL_LEN], ls__copy_entry_t *e, char *msg,
                         size_t msglen);
-/* Concludes the inspection of the durable inspect/<name> of (epoch, gen): rc 0 moves it into
- * logs/ and queues e (INSPECTED); otherwise, or when the move fails, deletes it and asks again
- * (ASK_AGAIN; STATE when it went FAILED). msg says why rc. Returns 0 or the failure's code. */
+/* Concludes the inspection of the durable inspect/<name> of (epoch, gen), or of the fdatasynced
+ * file from (the receive's .part; NULL: inspect/<name>): rc 0 moves it into logs/ (rename, fsync
+ * of logs/) and queues e (with from: DURABLE, then INSPECTED); otherwise, or when the move fails,
+ * deletes it and asks again (ASK_AGAIN; STATE when it went FAILED). msg says why rc. Returns 0 or
+ * the failure's code. */
 int ls__copy_conclude(ls_copy_t *c, uint32_t epoch, uint64_t gen, int rc, const ls__copy_entry_t *e,
-                      const uint8_t *header_dbid, const char *msg, char *err, size_t errlen);
+                      const uint8_t *header_dbid, const char *msg, const char *from, char *err,
+                      size_t errlen);
 /* Makes e the last held generation (mu held). */
 void ls__copy_hold(ls_copy_t *c, const ls__copy_entry_t *e);
 

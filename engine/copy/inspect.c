@@ -162,10 +162,14 @@ static int fail_inspection(ls_copy_t *c, const char *path, uint64_t gen, int rc,
 }
 
 int ls__copy_conclude(ls_copy_t *c, uint32_t epoch, uint64_t gen, int rc, const ls__copy_entry_t *e,
-                      const uint8_t *header_dbid, const char *msg, char *err, size_t errlen)
+                      const uint8_t *header_dbid, const char *msg, const char *from, char *err,
+                      size_t errlen)
 {
     char path[LS__COPY_PATH_MAX], why[512];
-    ls__copy_path(c, path, c->inspect_dir, epoch, gen);
+    if (from)
+        ls_msgf(path, sizeof(path), "%s", from);
+    else
+        ls__copy_path(c, path, c->inspect_dir, epoch, gen);
     ls_msgf(why, sizeof(why), "%s", msg);
     if (rc == 0) {
         pthread_mutex_lock(&c->mu);
@@ -178,6 +182,7 @@ int ls__copy_conclude(ls_copy_t *c, uint32_t epoch, uint64_t gen, int rc, const 
                 (unsigned long long) gen, why);
         return fail_inspection(c, path, gen, rc, why);
     }
+    if (from) ls__copy_durable(c, gen); /* the .part went straight into logs/ */
     if (!c->quiet) ls__copy_emit(c, LS_COPY_EV_INSPECTED, gen, e->last_lsn, 0, "");
     return 0;
 }
@@ -204,5 +209,5 @@ int ls__copy_inspect(ls_copy_t *c, uint32_t epoch, uint64_t gen, const uint8_t *
     ls__copy_entry_t e = {0};
     if (rc == 0) rc = ls__copy_check_buf(c, &x, buf, len, false, &e, msg, sizeof(msg));
     free(buf);
-    return ls__copy_conclude(c, epoch, gen, rc, &e, x.header_dbid, msg, err, errlen);
+    return ls__copy_conclude(c, epoch, gen, rc, &e, x.header_dbid, msg, NULL, err, errlen);
 }

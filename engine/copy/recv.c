@@ -28,6 +28,7 @@ static void drop_part(ls_copy_t *c)
     }
     rx->fd = -1;
     rx->active = false;
+    __atomic_store_n(&c->rx_open, false, __ATOMIC_RELAXED);
     ls_sha256_free(rx->sha);
     rx->sha = NULL;
 }
@@ -127,6 +128,8 @@ int ls_copy_recv_begin(ls_copy_t *c, uint32_t epoch, uint64_t gen, uint64_t size
     rx->fd = open(rx->part, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0600);
     if (rx->fd < 0) return io_failed(c, ls_err_from_errno(errno), "creating", err, errlen);
     rx->active = true;
+    __atomic_store_n(&c->rx_open, true, __ATOMIC_RELAXED);
+    __atomic_store_n(&c->rx_activity_ns, ls_mono_ns(), __ATOMIC_RELAXED);
     return 0;
 }
 
@@ -192,8 +195,22 @@ int ls_copy_recv_data(ls_copy_t *c, uint64_t gen, uint64_t offset, const void *d
     /* a failure sticks in the stream and is the inspection's verdict at the end */
     ls_gen_stream_feed(rx->stream, data, len, NULL, NULL);
     rx->got += len;
+    __atomic_store_n(&c->rx_activity_ns, ls_mono_ns(), __ATOMIC_RELAXED);
     if (offset < LS_GEN_HEADER_SIZE && rx->got >= LS_GEN_HEADER_SIZE)
         return check_header(c, err, errlen);
+    return 0;
+}
+
+/* fdatasync and close of the .part, which stays for the move into logs/. */
+static int sync_part(ls_copy_t *c, char *err, size_t errlen)
+{
+    ls__copy_rx_t *rx = &c->rx;
+    int rc = ls_fdatasync(rx->fd);
+    if (rc) return io_failed(c, rc, "syncing", err, errlen);
+    if (LS_FAULT("copy.recv.before_rename"))
+        return io_failed(c, LS_EIO, "renaming (fault point)", err, errlen);
+    close(rx->fd);
+    rx->fd = -1;
     return 0;
 }
 
@@ -275,17 +292,30 @@ int ls_copy_recv_end(ls_copy_t *c, uint64_t gen, const uint8_t *sender_digest, c
         ls_msgf(msg, sizeof(msg), "generation %llu: %s", (unsigned long long) gen, v.msg);
     else
         vrc = ls__copy_entry_from(&rx->x, &info, rx->size, seal, &e, msg, sizeof(msg));
-    int rc = make_durable(c, err, errlen);
-    if (rc) return rc;
     uint32_t epoch = rx->epoch;
-    drop_part(c); /* fd already closed and the .part renamed: frees the hash only */
+    char part[LS__COPY_PATH_MAX];
+    ls_msgf(part, sizeof(part), "%s", rx->part);
+    /* Inspected: the .part goes straight into logs/, one rename and one directory fsync, and
+     * durable(N) and inspected(N) follow that fsync. Failed: made durable in inspect/ as received,
+     * then deleted and asked again. */
+    int rc = vrc == 0 ? sync_part(c, err, errlen) : make_durable(c, err, errlen);
+    if (rc) return rc;
+    drop_part(c); /* fd already closed (the .part renamed, or kept for the move): frees the hash */
+    __atomic_store_n(&c->rx_activity_ns, ls_mono_ns(), __ATOMIC_RELAXED);
+    if (vrc == 0)
+        return ls__copy_conclude(c, epoch, gen, 0, &e, info.header.dbid, msg, part, err, errlen);
+    ls__copy_durable(c, gen);
+    return ls__copy_conclude(c, epoch, gen, vrc, &e, info.header.dbid, msg, NULL, err, errlen);
+}
+
+void ls__copy_durable(ls_copy_t *c, uint64_t gen)
+{
     pthread_mutex_lock(&c->mu);
     c->durable_gen = gen;
     bool recovered = c->state == LS_COPY_DISK_FULL && ls__copy_set_state(c, LS_COPY_HEALTHY, "");
     pthread_mutex_unlock(&c->mu);
     if (recovered) ls__copy_emit(c, LS_COPY_EV_STATE, 0, 0, LS_COPY_HEALTHY, "");
     ls__copy_emit(c, LS_COPY_EV_DURABLE, gen, 0, 0, "");
-    return ls__copy_conclude(c, epoch, gen, vrc, &e, info.header.dbid, msg, err, errlen);
 }
 
 void ls_copy_recv_abort(ls_copy_t *c)

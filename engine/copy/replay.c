@@ -11,8 +11,11 @@
  * (docs/COPY.md, "Which check runs where"). The verified prefix is then applied in ONE
  * ls_store_apply with the meta record (epoch, generation, LSN, txid, digest,
  * applied_generations + n) in the same transaction, parsed by ls_gen_stream in trusted mode
- * (structure only). Records with LSN <= meta.lsn are skipped (idempotent; the seed hand-off).
- * The store is checkpointed at most every checkpoint_ms and when idle; replayed-synced(N)
+ * (structure only) before the transaction into a list of operations sorted by key (stable), of
+ * which only the last of each key is applied: the same final state, LMDB's B-tree walked in
+ * order. Records with LSN <= meta.lsn are skipped (idempotent; the seed hand-off).
+ * The store is checkpointed at most every checkpoint_ms, and when idle (nothing to apply and the
+ * receiver quiet for IDLE_CKPT_NS); replayed-synced(N)
  * follows, then log removal.
  */
 #include <errno.h>
@@ -28,6 +31,23 @@
 #define IDLE_WAIT_NS  1000000000ull   /* re-evaluate at least this often */
 #define ERROR_WAIT_NS 1000000000ull   /* after a transient store error (ENOSPC) */
 #define READ_PIECE    (1024u * 1024u) /* bytes read (and sealed) per pread */
+#define RELEASE_OPS   4096u           /* store pages released every this many operations */
+#define RX_QUIET_NS   5000000ull   /* the receiver counts as busy this long after its last call */
+#define HOLD_MAX_NS   250000000ull /* a batch waits at most this long for more generations */
+#define IDLE_CKPT_NS  100000000ull /* idle: checkpoint once the receiver was quiet this long */
+
+/* One PUT or DEL of a batch, pointing into the batch's buffers. */
+typedef struct {
+    uint64_t pre;         /* the 8 key bytes after the batch's common prefix, big-endian, zero
+                             padded: orders most pairs without a memcmp */
+    const uint8_t *key;   /* the record's key */
+    const uint8_t *value; /* PUT: its value */
+    uint32_t key_len;     /* bytes */
+    uint32_t value_len;   /* bytes */
+    uint32_t seq;         /* position in the batch: the later of two writes of a key wins */
+    uint8_t type;         /* LS_REC_PUT or LS_REC_DEL */
+    bool tail;            /* the key has bytes past the common prefix and pre */
+} op_t;
 
 /* One batch read into memory. */
 typedef struct {
@@ -40,27 +60,49 @@ typedef struct {
     ls_copy_t *c;           /* the copy (counters) */
     ls_seal_t *seal;        /* for the seal checks (kept) */
     ls_gen_stream_t *st;    /* the apply pass's parser (kept) */
+    op_t *ops;              /* the batch's operations, sorted by key before they are applied */
+    size_t nops;            /* operations collected */
+    size_t ops_cap;         /* capacity of ops (kept between batches) */
+    bool ops_failed;        /* no memory for ops: applied in LSN order instead */
 } batch_t;
 
 /* Entries at the head of the queue ready to replay (mu held); *wait_ns when the head waits for
- * its replay lag. */
-static size_t ready(ls_copy_t *c, uint64_t *wait_ns)
+ * its replay lag, or when the batch is held for more: while the receiver is busy (a generation
+ * arriving, or one ended less than RX_QUIET_NS ago) a batch that is not full waits, for at most
+ * HOLD_MAX_NS after its first generation was queued. A backlog is then applied in full batches
+ * (each commit rewrites the pages it touched: with keys all over the tree, one generation per
+ * commit writes nearly as much as sixteen), and the commits and checkpoints keep off the disk
+ * while receives sync. *holding says the batch is held (not idle: no checkpoint now). */
+static size_t ready(ls_copy_t *c, uint64_t *wait_ns, bool *holding)
 {
     *wait_ns = IDLE_WAIT_NS;
+    *holding = false;
     if (c->paused || c->state == LS_COPY_FAILED || !c->store) return 0;
     uint64_t now = ls_now_ns(), lag = c->o.replay_lag_ms * 1000000ull, bytes = 0;
     size_t n = 0, max = LS_MIN((size_t) c->o.batch_generations, LS_ARRAY_SIZE(((batch_t *) 0)->e));
+    bool full = false;
     while (n < c->qlen && n < max) {
         const ls__copy_entry_t *e = &c->q[n];
         if (e->close_ns + lag > now) {
             if (n == 0) *wait_ns = LS_MIN(e->close_ns + lag - now, IDLE_WAIT_NS);
+            full = true; /* the rest waits for its lag: nothing to wait for here */
             break;
         }
-        if (n > 0 && bytes + e->size > c->o.batch_bytes) break;
+        if (n > 0 && bytes + e->size > c->o.batch_bytes) {
+            full = true;
+            break;
+        }
         bytes += e->size;
         n++;
     }
-    return n;
+    if (n == 0 || full || n == max) return n;
+    uint64_t mono = ls_mono_ns(), held = mono - c->q[0].queued_ns;
+    uint64_t quiet = mono - __atomic_load_n(&c->rx_activity_ns, __ATOMIC_RELAXED);
+    bool busy = __atomic_load_n(&c->rx_open, __ATOMIC_RELAXED) || quiet < RX_QUIET_NS;
+    if (!busy || held >= HOLD_MAX_NS) return n;
+    *holding = true;
+    *wait_ns = LS_MIN(RX_QUIET_NS, HOLD_MAX_NS - held);
+    return 0;
 }
 
 /* Reads path whole into *buf (malloc'd) and computes its seal in the same pass. */
@@ -138,6 +180,30 @@ static int verify(ls_copy_t *c, batch_t *b, const ls_store_meta_t *m, char *msg,
     return 0;
 }
 
+/* Collects a record of the batch (past base_lsn) as an operation to sort. */
+static int collect_record(void *ctx, const ls_record_t *r)
+{
+    batch_t *b = ctx;
+    if (r->lsn <= b->base_lsn || (r->type != LS_REC_PUT && r->type != LS_REC_DEL))
+        return 0; /* COMMIT: the transaction's end; the batch commits as one */
+    if (b->nops == b->ops_cap) {
+        size_t cap = b->ops_cap ? b->ops_cap * 2 : 4096;
+        op_t *ops = realloc(b->ops, cap * sizeof(*ops));
+        if (!ops) return LS_ENOMEM;
+        b->ops = ops;
+        b->ops_cap = cap;
+    }
+    b->ops[b->nops] = (op_t){.key = r->key,
+                             .value = r->value,
+                             .key_len = r->key_len,
+                             .value_len = r->value_len,
+                             .seq = (uint32_t) b->nops,
+                             .type = r->type};
+    b->nops++;
+    return 0;
+}
+
+/* Applies a record directly, in LSN order (when there was no memory to sort). */
 static int apply_record(void *ctx, const ls_record_t *r)
 {
     void **a = ctx;
@@ -146,18 +212,29 @@ static int apply_record(void *ctx, const ls_record_t *r)
     if (r->lsn <= b->base_lsn) return 0;
     if (r->type == LS_REC_PUT) return ls_store_put(txn, r->key, r->key_len, r->value, r->value_len);
     if (r->type == LS_REC_DEL) return ls_store_del(txn, r->key, r->key_len);
-    return 0; /* COMMIT: the transaction's end; the batch commits as one */
+    return 0;
 }
 
-/* The store callback: every verified generation of the batch, records past base_lsn. Re-runnable
- * (after MDB_MAP_FULL the store calls it again from the start). */
-static int apply_fn(void *ctx, ls_store_txn_t *txn)
+/* LMDB's key order (bytes, then length), then the batch's order. Every key of the batch starts
+ * with the same bytes, then pre: comparing pre first is comparing those bytes. */
+static int op_cmp(const void *pa, const void *pb)
 {
-    batch_t *b = ctx;
-    void *a[2] = {b, txn};
+    const op_t *a = pa, *b = pb;
+    if (a->pre != b->pre) return a->pre < b->pre ? -1 : 1;
+    int c = a->tail && b->tail ? memcmp(a->key, b->key, LS_MIN(a->key_len, b->key_len)) : 0;
+    if (c) return c;
+    if (a->key_len != b->key_len) return a->key_len < b->key_len ? -1 : 1;
+    return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+/* Parses every verified generation of the batch (trusted: structure only) and collects its
+ * operations (cb collect_record) or applies them (cb apply_record). */
+static int parse_batch(batch_t *b, ls_record_cb cb, void *ctx)
+{
     for (size_t i = 0; i < b->ok; i++) {
         /* The bytes are the ones inspected (their seal matched): structure only, no checksum; the
-         * trailer must still carry the inspected digest and the header the inspected chain. */
+         * trailer must still carry the inspected digest and the header the inspected chain. The
+         * whole file is fed at once, so every record points into b->buf[i]. */
         const ls__copy_entry_t *e = &b->e[i];
         ls_gen_expect_t ex = {.epoch = e->epoch,
                               .generation = e->generation,
@@ -166,10 +243,67 @@ static int apply_fn(void *ctx, ls_store_txn_t *txn)
         ls_gen_info_t info;
         ls_gen_verdict_t v;
         ls_gen_stream_begin(b->st, &ex, LS_GEN_STREAM_TRUSTED);
-        int rc = ls_gen_stream_feed(b->st, b->buf[i], b->len[i], apply_record, a);
+        int rc = ls_gen_stream_feed(b->st, b->buf[i], b->len[i], cb, ctx);
         if (rc == 0) rc = ls_gen_stream_end(b->st, &info, &v);
         if (rc) return rc;
         LS__COPY_COUNT(b->c, record_checksums, info.record_checksums); /* 0: trusted */
+    }
+    return 0;
+}
+
+/* Parses the batch into b->ops, sorted by key (stable), before the transaction begins. False
+ * when there was no memory (the batch is then applied in LSN order); a parse error is kept in
+ * *rc. */
+static bool sort_batch(batch_t *b, int *rc)
+{
+    b->nops = 0;
+    *rc = parse_batch(b, collect_record, b);
+    b->ops_failed = *rc == LS_ENOMEM;
+    if (b->ops_failed) *rc = 0;
+    if (*rc || b->ops_failed) return false;
+    size_t lcp = b->nops ? b->ops[0].key_len : 0;
+    for (size_t i = 1; i < b->nops && lcp; i++) {
+        const op_t *o = &b->ops[i];
+        size_t n = LS_MIN(lcp, (size_t) o->key_len), j = 0;
+        while (j < n && o->key[j] == b->ops[0].key[j])
+            j++;
+        lcp = j;
+    }
+    for (size_t i = 0; i < b->nops; i++) {
+        op_t *o = &b->ops[i];
+        uint64_t pre = 0;
+        for (size_t j = lcp; j < lcp + 8; j++)
+            pre = pre << 8 | (j < o->key_len ? o->key[j] : 0);
+        o->pre = pre;
+        o->tail = o->key_len > lcp + 8;
+    }
+    qsort(b->ops, b->nops, sizeof(*b->ops), op_cmp);
+    return true;
+}
+
+/* The store callback: the batch's operations in key order, only the last one of each key (the
+ * same final state as every record in LSN order, since the batch commits as one), or, without
+ * the sorted list, every record past base_lsn in order. Re-runnable (after MDB_MAP_FULL the
+ * store calls it again from the start). */
+static int apply_fn(void *ctx, ls_store_txn_t *txn)
+{
+    batch_t *b = ctx;
+    if (b->ops_failed) {
+        void *a[2] = {b, txn};
+        int rc = parse_batch(b, apply_record, a);
+        if (rc) return rc;
+    } else {
+        for (size_t i = 0; i < b->nops; i++) {
+            const op_t *o = &b->ops[i];
+            if (i + 1 < b->nops && o->pre == o[1].pre && o->key_len == o[1].key_len &&
+                (!o->tail || memcmp(o->key, o[1].key, o->key_len) == 0))
+                continue; /* a later write of the same key follows */
+            int rc = o->type == LS_REC_PUT
+                         ? ls_store_put(txn, o->key, o->key_len, o->value, o->value_len)
+                         : ls_store_del(txn, o->key, o->key_len);
+            if (rc) return rc;
+            if (i % RELEASE_OPS == RELEASE_OPS - 1) ls_store_txn_release_pages(txn);
+        }
     }
     if (LS_FAULT("copy.replay.before_commit")) return LS_EIO;
     return 0;
@@ -203,12 +337,15 @@ static int apply(ls_copy_t *c, batch_t *b, ls_store_meta_t *nm)
     for (size_t i = 0; i < b->ok; i++)
         nm->txid = LS_MAX(nm->txid, b->e[i].last_txid);
     nm->applied_generations += b->ok;
-    int rc = ls_store_apply(c->store, apply_fn, b, nm);
+    int rc = 0;
+    sort_batch(b, &rc);
+    if (rc == 0) rc = ls_store_apply(c->store, apply_fn, b, nm);
     if (rc) {
         store_failed(c, b, rc);
         return rc;
     }
     LS_FAULT("copy.replay.after_commit");
+    ls_store_release_pages(c->store);
     return 0;
 }
 
@@ -304,13 +441,25 @@ void *ls__copy_replayer(void *arg)
     pthread_mutex_lock(&c->mu);
     while (!c->stop) {
         uint64_t wait;
-        size_t n = ready(c, &wait);
+        bool holding;
+        size_t n = ready(c, &wait, &holding);
         if (n == 0) {
-            bool ckpt = c->dirty;
-            pthread_mutex_unlock(&c->mu);
-            if (ckpt) ls__copy_checkpoint(c); /* idle: sync now */
-            pthread_mutex_lock(&c->mu);
-            if (!c->stop && ready(c, &wait) == 0) wait_ns(c, wait);
+            /* Idle: checkpoint now if the receiver has been quiet IDLE_CKPT_NS (or the interval
+             * is over), not between the generations of a steady stream, whose receives would
+             * wait for the store's syncs. */
+            uint64_t mono = ls_mono_ns(), ckpt_ns = c->o.checkpoint_ms * 1000000ull;
+            uint64_t quiet = mono - __atomic_load_n(&c->rx_activity_ns, __ATOMIC_RELAXED);
+            uint64_t since = mono - c->last_ckpt;
+            bool ckpt = c->dirty && !holding && (quiet >= IDLE_CKPT_NS || since >= ckpt_ns);
+            if (c->dirty && !holding && !ckpt)
+                wait = LS_MIN(wait, LS_MIN(IDLE_CKPT_NS - quiet, ckpt_ns - since));
+            if (ckpt) {
+                pthread_mutex_unlock(&c->mu);
+                ls__copy_checkpoint(c); /* idle: sync now */
+                pthread_mutex_lock(&c->mu);
+                if (c->stop || ready(c, &wait, &holding) != 0) continue;
+            }
+            if (!c->stop) wait_ns(c, wait);
             continue;
         }
         b->n = n;
@@ -328,6 +477,7 @@ void *ls__copy_replayer(void *arg)
     if (c->dirty) ls__copy_checkpoint(c);
     ls_seal_free(b->seal);
     ls_gen_stream_free(b->st);
+    free(b->ops);
     free(b);
     return NULL;
 }

@@ -31,10 +31,19 @@ struct ls_seed_client {
     char msg[LS_SEED_MSG_MAX];
     ls_seed_act_t acts[ACT_MAX]; /* queued actions */
     int nacts, next_act;
+    /* resync */
+    ls_proto_link_t *links; /* the source's chain */
+    size_t nlinks, cap;
+    uint32_t chain_epoch;
+    char chain_active[LS_PROTO_NODE_MAX + 1];
+    const ls_proto_link_t *split; /* in links */
+    uint8_t *keys;                /* the RESYNC key sequence */
+    size_t keys_len, keys_sent;
+    bool resync_sending; /* RESYNC frames still to go */
 };
 
-static const char *const state_names[] = {"",           "connecting", "snapshot", "receiving",
-                                          "installing", "done",       "failed"};
+static const char *const state_names[] = {"",          "connecting", "chain", "split", "snapshot",
+                                          "receiving", "installing", "done",  "failed"};
 
 const char *ls_seed_client_state_name(ls_seed_client_state_t st)
 {
@@ -48,6 +57,7 @@ int ls_seed_client_new(const ls_seed_client_options_t *o, ls_seed_client_t **out
     c->o = *o;
     snprintf(c->source, sizeof(c->source), "%s", o->source ? o->source : "the source");
     c->o.source = c->source;
+    if (c->o.resync) c->o.features |= LS_FEAT_RESYNC;
     c->state = LS_SEED_CLI_CONNECTING;
     c->credit = ls_credit_rx_new(o->window, o->window);
     if (!c->credit || ls_credit_rx_db_add(c->credit) != 0) {
@@ -63,6 +73,8 @@ void ls_seed_client_free(ls_seed_client_t *c)
 {
     if (!c) return;
     ls_credit_rx_free(c->credit);
+    free(c->links);
+    free(c->keys);
     free(c);
 }
 
@@ -76,10 +88,42 @@ static ls_seed_act_t *push(ls_seed_client_t *c, ls_seed_act_kind_t kind)
     return a;
 }
 
+#define RESYNC_FRAME_KEYS (256u * 1024u) /* key bytes per RESYNC frame, at most */
+
+/* The next RESYNC frame: whole keys, up to RESYNC_FRAME_KEYS bytes. */
+static void resync_frame(ls_seed_client_t *c, ls_seed_act_t *a)
+{
+    memset(a, 0, sizeof(*a));
+    a->kind = LS_SEED_ACT_SEND;
+    ls_proto_resync_t *r = &a->frame.resync;
+    a->frame.type = LS_FRAME_RESYNC;
+    memcpy(r->dbid, c->info.dbid, LS_DBID_LEN);
+    r->split_generation = c->split->generation;
+    r->split_epoch = c->split->epoch;
+    memcpy(r->split_digest, c->split->digest, LS_DIGEST_SIZE);
+    size_t off = c->keys_sent, n;
+    const uint8_t *k;
+    for (size_t next = off; ls_proto_resync_key(c->keys, c->keys_len, &next, &k, &n);) {
+        if (next - c->keys_sent > RESYNC_FRAME_KEYS) break;
+        off = next;
+    }
+    r->keys = c->keys_len ? c->keys + c->keys_sent : NULL;
+    r->keys_len = (uint32_t) (off - c->keys_sent);
+    c->keys_sent = off;
+    if (off < c->keys_len)
+        r->flags = LS_RESYNC_MORE;
+    else
+        c->resync_sending = false;
+}
+
 bool ls_seed_client_action(ls_seed_client_t *c, ls_seed_act_t *a)
 {
     if (c->next_act >= c->nacts) {
         c->next_act = c->nacts = 0;
+        if (c->resync_sending && c->state == LS_SEED_CLI_SNAPSHOT) {
+            resync_frame(c, a);
+            return true;
+        }
         return false;
     }
     *a = c->acts[c->next_act++];
@@ -136,21 +180,135 @@ static void on_welcome(ls_seed_client_t *c, const ls_proto_welcome_t *w)
     } else if (w->dbs[0].status != LS_DB_ACCEPTED) {
         ls_seed_client_fail(c, w->dbs[0].code, "refused by %s: %.*s", c->source,
                             (int) w->dbs[0].reason.len, w->dbs[0].reason.ptr);
+    } else if (c->o.resync &&
+               (w->version < LS_PROTO_VERSION_RESYNC || !(w->features & LS_FEAT_RESYNC))) {
+        ls_seed_client_fail(c, LS_EUNSUPPORTED,
+                            "%s cannot resync (protocol version %u, resync %s): seed this "
+                            "copy instead",
+                            c->source, (unsigned) w->version,
+                            w->features & LS_FEAT_RESYNC ? "offered" : "not offered");
     } else {
         c->welcomed = true;
-        c->state = LS_SEED_CLI_SNAPSHOT;
+        memcpy(c->info.dbid, w->dbs[0].dbid, LS_DBID_LEN);
+        c->state = c->o.resync ? LS_SEED_CLI_CHAIN : LS_SEED_CLI_SNAPSHOT;
         if (w->features & LS_FEAT_ZSTD)
             push(c, LS_SEED_ACT_ZSTD)->zstd_level = ls_proto_zstd_level(w->zstd_level);
+        if (c->o.resync) {
+            ls_seed_act_t *a = push(c, LS_SEED_ACT_SEND);
+            a->frame.type = LS_FRAME_CHAIN_REQ;
+            memcpy(a->frame.chain_req.dbid, c->info.dbid, LS_DBID_LEN);
+            a->frame.chain_req.from_generation = c->o.chain_from ? c->o.chain_from : 1;
+        }
     }
+}
+
+static void on_chain(ls_seed_client_t *c, const ls_proto_chain_t *ch)
+{
+    if (c->state != LS_SEED_CLI_CHAIN) {
+        ls_seed_client_fail(c, LS_EPROTO, "%s sent CHAIN out of turn", c->source);
+        return;
+    }
+    if (c->nlinks + ch->count > c->cap) {
+        size_t cap = LS_MAX(c->cap * 2, c->nlinks + ch->count);
+        ls_proto_link_t *l = realloc(c->links, cap * sizeof(*l));
+        if (!l) {
+            ls_seed_client_fail(c, LS_ENOMEM, "out of memory for %s's chain", c->source);
+            return;
+        }
+        c->links = l;
+        c->cap = cap;
+    }
+    for (size_t i = 0; i < ch->count; i++) {
+        ls_proto_link_t l;
+        ls_proto_chain_link(ch, i, &l);
+        if (c->nlinks && l.generation <= c->links[c->nlinks - 1].generation) {
+            ls_seed_client_fail(c, LS_EPROTO, "%s sent a chain out of order", c->source);
+            return;
+        }
+        c->links[c->nlinks++] = l;
+    }
+    c->chain_epoch = ch->epoch;
+    snprintf(c->chain_active, sizeof(c->chain_active), "%.*s", (int) ch->active.len,
+             ch->active.ptr ? ch->active.ptr : "");
+    if (ch->count == LS_PROTO_CHAIN_MAX) { /* a full frame: there may be more */
+        ls_seed_act_t *a = push(c, LS_SEED_ACT_SEND);
+        a->frame.type = LS_FRAME_CHAIN_REQ;
+        memcpy(a->frame.chain_req.dbid, c->info.dbid, LS_DBID_LEN);
+        a->frame.chain_req.from_generation = c->links[c->nlinks - 1].generation + 1;
+        return;
+    }
+    c->state = LS_SEED_CLI_SPLIT; /* the node demotes, then ls_seed_client_resync */
+}
+
+void ls_seed_client_chain(const ls_seed_client_t *c, const ls_proto_link_t **links, size_t *n,
+                          uint32_t *epoch, const char **active)
+{
+    *links = c->links;
+    *n = c->nlinks;
+    if (epoch) *epoch = c->chain_epoch;
+    if (active) *active = c->chain_active;
+}
+
+int ls_seed_client_resync(ls_seed_client_t *c, uint64_t split, const uint8_t *keys, size_t len)
+{
+    if (c->state != LS_SEED_CLI_SPLIT) return LS_ESTATE;
+    c->split = NULL;
+    for (size_t i = 0; i < c->nlinks; i++)
+        if (c->links[i].generation == split) c->split = &c->links[i];
+    if (!c->split) {
+        ls_seed_client_fail(c, LS_EDIVERGED,
+                            "%s does not hold the split generation %llu: nothing to resync "
+                            "from; seed this copy instead",
+                            c->source, (unsigned long long) split);
+        return LS_EDIVERGED;
+    }
+    uint8_t *k = len ? malloc(len) : NULL;
+    if (len && !k) return LS_ENOMEM;
+    if (len) memcpy(k, keys, len);
+    free(c->keys);
+    c->keys = k;
+    c->keys_len = len;
+    c->keys_sent = 0;
+    c->resync_sending = true;
+    c->state = LS_SEED_CLI_SNAPSHOT;
+    return 0;
+}
+
+/* RESYNC_BEGIN: the incremental stream; as SEED_BEGIN's, with the resync's figures. */
+static void on_resync_begin(ls_seed_client_t *c, const ls_proto_resync_begin_t *b, uint64_t now_ns)
+{
+    if (c->state != LS_SEED_CLI_SNAPSHOT || c->resync_sending || !c->o.resync) {
+        ls_seed_client_fail(c, LS_EPROTO, "%s sent RESYNC_BEGIN out of turn", c->source);
+        return;
+    }
+    c->begun = true;
+    memset(&c->info, 0, sizeof(c->info));
+    memcpy(c->info.dbid, b->dbid, LS_DBID_LEN);
+    c->info.total_bytes = b->total_bytes;
+    c->info.last_lsn = b->last_lsn;
+    c->info.generation = b->generation;
+    memcpy(c->info.prev_digest, b->prev_digest, LS_DIGEST_SIZE);
+    c->info.epoch = b->epoch;
+    c->info.txid = b->txid;
+    c->info.resync = true;
+    c->info.split_generation = b->split_generation;
+    c->info.keys = b->keys;
+    c->info.store_bytes = b->store_bytes;
+    ls_seed_progress_init(&c->prog, b->total_bytes, now_ns);
+    c->state = LS_SEED_CLI_RECEIVING;
+    push(c, LS_SEED_ACT_INSTALL_BEGIN)->info = &c->info;
 }
 
 static void on_begin(ls_seed_client_t *c, const ls_proto_seed_begin_t *b, uint64_t now_ns)
 {
-    if (c->state != LS_SEED_CLI_SNAPSHOT) {
+    if (c->state != LS_SEED_CLI_SNAPSHOT || c->resync_sending) {
         ls_seed_client_fail(c, LS_EPROTO, "%s sent SEED_BEGIN out of turn", c->source);
         return;
     }
     c->begun = true;
+    if (c->o.resync) /* the source fell back to a full seed */
+        snprintf(c->info.fallback, sizeof(c->info.fallback),
+                 "%s sent a full seed instead of the resync", c->source);
     memcpy(c->info.dbid, b->dbid, LS_DBID_LEN);
     c->info.total_bytes = b->total_bytes;
     c->info.last_lsn = b->last_lsn;
@@ -192,6 +350,10 @@ void ls_seed_client_frame(ls_seed_client_t *c, const ls_frame_t *f, uint64_t now
                                 ls_frame_type_name(f->type));
     } else if (f->type == LS_FRAME_SEED_BEGIN) {
         on_begin(c, &f->seed_begin, now_ns);
+    } else if (f->type == LS_FRAME_RESYNC_BEGIN) {
+        on_resync_begin(c, &f->resync_begin, now_ns);
+    } else if (f->type == LS_FRAME_CHAIN) {
+        on_chain(c, &f->chain);
     } else if (f->type == LS_FRAME_SEED_DATA) {
         on_data(c, &f->seed_data);
     } else if (f->type == LS_FRAME_SEED_END) {

@@ -39,6 +39,12 @@ struct ls_seed_install {
     stage_t stage;     /* where the install stands */
     int failed;        /* sticky error (0: none) */
     bool created;      /* we created <copy>.seed-new (free removes it) */
+    /* an incremental resync (info.resync): the stream goes to <copy>/resync/ */
+    bool resync;
+    char prefix[LS_GEN_PREFIX_MAX + 1];
+    char rdir[LS__SEED_PATH_MAX + 16];    /* <copy>/resync */
+    char rmarker[LS__SEED_PATH_MAX + 32]; /* <copy>/resync/READY */
+    char rstream[LS__SEED_PATH_MAX + 32]; /* <copy>/resync/stream */
 };
 
 /* What makes a copy "hold data": a store file or any generation file. */
@@ -151,6 +157,58 @@ static int create_new(ls_seed_install_t *in, char *err, size_t errlen)
     return rc;
 }
 
+/* A resync: the copy's store must be there, no seed or resync of it under way. */
+static int admit_resync(const ls_seed_install_options_t *o, const ls_seed_info_t *info,
+                        ls_seed_install_t *in, char *err, size_t errlen)
+{
+    static const uint8_t zero[LS_DBID_LEN];
+    const ls__seed_paths_t *p = &in->p;
+    char path[LS__SEED_PATH_MAX + 32];
+    if (memcmp(info->dbid, zero, LS_DBID_LEN) == 0 || info->generation == 0 || info->epoch == 0)
+        return ls_errf(err, errlen, LS_EINVAL, "resync of %s: the announced stream is malformed",
+                       p->copy);
+    if (o->dbid && memcmp(o->dbid, info->dbid, LS_DBID_LEN) != 0)
+        return ls_errf(err, errlen, LS_EDBID, "resync of %s: the stream is of another database",
+                       p->copy);
+    if (info->total_bytes > SEED_TOTAL_MAX || (o->max_bytes && info->total_bytes > o->max_bytes))
+        return ls_errf(err, errlen, LS_ETOOBIG, "resync of %s: %llu bytes announced, too many",
+                       p->copy, (unsigned long long) info->total_bytes);
+    struct statvfs vf;
+    if (statvfs(p->copy, &vf) == 0 &&
+        (uint64_t) vf.f_bavail * vf.f_frsize < info->total_bytes + (1u << 20))
+        return ls_errf(err, errlen, LS_ENOSPC,
+                       "resync of %s: %llu bytes free there, the stream needs %llu", p->copy,
+                       (unsigned long long) vf.f_bavail * vf.f_frsize,
+                       (unsigned long long) info->total_bytes);
+    snprintf(path, sizeof(path), "%s/store/data.mdb", p->copy);
+    if (!ls__seed_exists(path))
+        return ls_errf(err, errlen, LS_ENOENT,
+                       "resync of %s: it has no store to resync (%s): seed it instead", p->copy,
+                       path);
+    if (ls__seed_exists(in->rdir) || ls__seed_exists(p->new_dir) || ls__seed_exists(p->old_dir) ||
+        ls__seed_exists(p->copy_marker))
+        return ls_errf(err, errlen, LS_EBUSY,
+                       "resync of %s: a seed or resync of this copy is under way or was "
+                       "interrupted (%s or %s exists; the daemon's start-up recovery finishes "
+                       "or removes it)",
+                       p->copy, in->rdir, p->new_dir);
+    return 0;
+}
+
+static int create_resync(ls_seed_install_t *in, char *err, size_t errlen)
+{
+    int rc = mkdir(in->rdir, 0700) == 0 ? 0 : errno == EEXIST ? LS_EBUSY : ls_err_from_errno(errno);
+    if (rc == 0) in->created = true;
+    if (rc == 0) {
+        in->fd = open(in->rstream, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (in->fd < 0) rc = ls_err_from_errno(errno);
+    }
+    if (rc == 0) rc = ls_fsync_dir(in->rdir);
+    if (rc == 0) rc = ls_fsync_dir(in->p.copy);
+    if (rc) ls_msgf(err, errlen, "%s: cannot prepare: %s", in->rdir, ls_strerror(rc));
+    return rc;
+}
+
 int ls_seed_install_begin(const ls_seed_install_options_t *o, const ls_seed_info_t *info,
                           ls_seed_install_t **out, char *err, size_t errlen)
 {
@@ -160,6 +218,28 @@ int ls_seed_install_begin(const ls_seed_install_options_t *o, const ls_seed_info
     in->fd = -1;
     int rc = o && info ? ls__seed_paths(o->copy_dir, &in->p) : LS_EINVAL;
     if (rc) ls_msgf(err, errlen, "seed: no or too long copy directory");
+    if (rc == 0 && info->resync) {
+        in->resync = true;
+        in->info = *info;
+        snprintf(in->prefix, sizeof(in->prefix), "%.*s", LS_GEN_PREFIX_MAX,
+                 o->prefix && *o->prefix ? o->prefix : LS_GEN_PREFIX_DEFAULT);
+        snprintf(in->rdir, sizeof(in->rdir), "%s/%s", in->p.copy, LS__RESYNC_DIR);
+        snprintf(in->rmarker, sizeof(in->rmarker), "%s/%s", in->rdir, LS__RESYNC_READY);
+        snprintf(in->rstream, sizeof(in->rstream), "%s/%s", in->rdir, LS__RESYNC_STREAM);
+        snprintf(in->store_dir, sizeof(in->store_dir), "%s", in->rdir); /* what end syncs */
+        in->sha = ls_sha256_new();
+        rc = in->sha ? admit_resync(o, info, in, err, errlen) : LS_ENOMEM;
+        if (rc == 0) rc = create_resync(in, err, errlen);
+        if (rc) {
+            ls_seed_install_free(in);
+            return rc;
+        }
+        LS_LOGI("seed", "%s: receiving a resync of %llu keys (%llu bytes, lsn %llu) into %s",
+                in->p.copy, (unsigned long long) info->keys, (unsigned long long) info->total_bytes,
+                (unsigned long long) info->last_lsn, in->rdir);
+        *out = in;
+        return 0;
+    }
     if (rc == 0) rc = admit(o, info, &in->p, err, errlen);
     if (rc == 0) {
         in->info = *info;
@@ -282,15 +362,41 @@ int ls_seed_install_end(ls_seed_install_t *in, const uint8_t digest[LS_DIGEST_SI
 {
     if (in->failed || in->stage != ST_RECEIVING) return LS_ESTATE;
     int rc = verify_stream(in, digest, err, errlen);
-    if (rc == 0) rc = prepare_store(in, err, errlen);
+    uint64_t keys = 0;
+    if (rc == 0 && in->resync) { /* every entry well formed, as many as announced */
+        rc = ls__seed_resync_walk(in->rstream, NULL, &keys, err, errlen);
+        if (rc == 0 && keys != in->info.keys)
+            rc = ls_errf(err, errlen, LS_ECORRUPT, "%s: %llu entries, %llu announced", in->rstream,
+                         (unsigned long long) keys, (unsigned long long) in->info.keys);
+    } else if (rc == 0) {
+        rc = prepare_store(in, err, errlen);
+    }
     if (rc) return in->failed = rc;
     in->stage = ST_VERIFIED;
+    return 0;
+}
+
+/* A resync's commit: the marker with the hand-off figures, then the one-transaction apply. */
+static int commit_resync(ls_seed_install_t *in, char *err, size_t errlen)
+{
+    char text[512];
+    int n = ls__seed_resync_ready_text(&in->info, text, sizeof(text));
+    int rc = ls_write_file_durable(in->rmarker, text, (size_t) n);
+    if (rc) {
+        ls_msgf(err, errlen, "%s: cannot write: %s", in->rmarker, ls_strerror(rc));
+        return in->failed = rc;
+    }
+    LS_FAULT("seed.resync.before_apply");
+    rc = ls__seed_resync_apply(in->p.copy, in->prefix, err, errlen);
+    if (rc) return in->failed = rc; /* ls_seed_recover applies it again: the marker is durable */
+    in->stage = ST_COMMITTED;
     return 0;
 }
 
 int ls_seed_install_commit(ls_seed_install_t *in, char *err, size_t errlen)
 {
     if (in->failed || in->stage != ST_VERIFIED) return LS_ESTATE;
+    if (in->resync) return commit_resync(in, err, errlen);
     char summary[256], hex[2 * LS_DBID_LEN + 1];
     ls_hex(in->info.dbid, LS_DBID_LEN, hex);
     int n = snprintf(
@@ -320,6 +426,13 @@ void ls_seed_install_free(ls_seed_install_t *in)
     if (!in) return;
     if (in->fd >= 0) close(in->fd);
     ls_sha256_free(in->sha);
+    if (in->resync) { /* not committed and not marked: the partial stream goes */
+        if (in->created && in->stage != ST_COMMITTED && !ls__seed_exists(in->rmarker) &&
+            (ls__seed_rmtree(in->rdir) != 0 || ls_fsync_dir(in->p.copy) != 0))
+            LS_LOGW("seed", "%s: cannot remove the unfinished resync", in->rdir);
+        free(in);
+        return;
+    }
     /* not committed and the swap not decided: remove the partial new copy */
     if (in->created && in->stage != ST_COMMITTED && !ls__seed_exists(in->p.new_marker)) {
         if (ls__seed_rmtree(in->p.new_dir) != 0 || ls_fsync_dir(in->p.parent) != 0)

@@ -63,9 +63,26 @@ typedef struct {
                                             holding L was already removed from logs/ */
     uint8_t prev_digest[LS_DIGEST_SIZE]; /* digest of N-1; zeros when N is 1 */
     uint32_t epoch;                      /* epoch of N */
-    uint64_t txid;                       /* txid of L's transaction (not on the wire: the
-                                            snapshot's own meta record carries it) */
+    uint64_t txid;                       /* txid of L's transaction (not on the wire for a
+                                            seed: the snapshot's own meta record carries it) */
+    /* an incremental resync (docs/SEED.md, "Incremental resync"): the stream is key entries */
+    bool resync;               /* RESYNC_BEGIN: the stream is the keys read at L, not a store */
+    uint64_t split_generation; /* resync: the split the keys start from */
+    uint64_t keys;             /* resync: entries in the stream */
+    uint64_t store_bytes;      /* resync: the server's store size, bytes (what a seed moves) */
+    char fallback[160];        /* a resync asked for but a full seed taken: why ("" else) */
 } ls_seed_info_t;
+
+/* An incremental resync asked by an old active (the RESYNC frames, assembled). */
+typedef struct {
+    uint64_t split_generation;            /* the last generation both sides hold the same */
+    uint32_t split_epoch;                 /* its epoch */
+    uint8_t split_digest[LS_DIGEST_SIZE]; /* its digest */
+    const uint8_t *keys;                  /* the keys the client touched after the split: u16
+                                             length + bytes each (PROTOCOL.md, RESYNC) */
+    size_t keys_len;                      /* bytes */
+    bool too_many;                        /* more keys than the server takes: a full seed */
+} ls_seed_resync_req_t;
 
 /* ---- active side: snapshot ------------------------------------------------------------- */
 
@@ -77,6 +94,12 @@ typedef struct {
     const char *prefix; /* generation file name prefix; "E00" */
     size_t chunk_max;   /* largest chunk ls_seed_snapshot_read returns; 1 MiB (the SEED_DATA
                            maximum) */
+    const ls_seed_resync_req_t *resync; /* NULL: a seed (the compacted store). Else the stream
+                           is the resync's key entries read under one read transaction at L, and
+                           info.resync is set; falls back to a seed (info.fallback says why)
+                           when logs/ no longer holds every generation after the split or the
+                           request has too_many keys. LS_ELINEAGE when the split's digest is not
+                           this node's */
 } ls_seed_snapshot_options_t;
 
 /* Takes a snapshot of <db>/store without stopping its writers (another process may hold it) and
@@ -117,6 +140,7 @@ typedef struct {
     uint64_t max_bytes;    /* refuse a larger stream; 0: only the free space limits it */
     uint64_t store_map_mb; /* map size to open the new store with, MiB; at least (and by
                               default) 1.5 x the stream + 64 MiB */
+    const char *prefix;    /* resync: generation file prefix; "E00" */
 } ls_seed_install_options_t;
 
 /* Starts installing the stream described by info beside the copy, in <copy>.seed-new/. Borrows
@@ -150,6 +174,24 @@ bool ls_seed_copy_holds_data(const char *copy_dir, char *what, size_t len);
 uint64_t ls_seed_install_done(const ls_seed_install_t *in);
 /* Frees in; an install not committed has its partial new copy removed. NULL: no-op. */
 void ls_seed_install_free(ls_seed_install_t *in);
+
+/* ---- incremental resync (resync.c, keys.c) ---------------------------------------------- */
+
+/* The keys an old active must have fetched from the new active after the split: every key a
+ * record of the files in <dir>/diverged/<epoch>/ touched (PUT, DEL; scanned with logfmt, a
+ * damaged file up to the damage), and those of the records in <dir>/logs/ after the store's LSN
+ * (a store behind its log). Sorted, distinct, as a RESYNC key sequence (u16 length + bytes) in
+ * *keys (malloc'd, the caller frees; NULL when none), *count keys. LS_EIO, LS_ENOMEM. */
+int ls_seed_resync_keys(const char *dir, const char *prefix, uint32_t epoch, uint8_t **keys,
+                        size_t *keys_len, uint64_t *count, char *err, size_t errlen);
+
+/* With info.resync, the install writes the stream in <copy>/resync/stream (the copy's store
+ * stays in place) and ls_seed_install_end checks size, digest and every entry; commit writes
+ * <copy>/resync/READY durably, then applies every entry to <copy>/store in ONE LMDB write
+ * transaction whose meta record is the hand-off (lsn L, generation N, digest of N-1, epoch,
+ * txid, checkpoint L), syncs, removes an empty current log left in logs/ and the resync
+ * directory. A crash before the commit of that transaction leaves the store untouched and the
+ * marked stream, which ls_seed_recover applies again (idempotent: the same puts and deletes). */
 
 /* What ls_seed_recover found and did. */
 typedef enum {

@@ -46,6 +46,43 @@ bool ls__seed_dir_nonempty(const char *dir);
 int ls__seed_handoff(const char *logs, const char *prefix, const ls_store_meta_t *m,
                      ls_seed_info_t *info, char *err, size_t errlen);
 
+/* keys.c: a set of keys (each malloc'd: u16 length + bytes) */
+typedef struct {
+    uint8_t **k;    /* the keys */
+    size_t n, cap;  /* used, allocated */
+    uint64_t after; /* scan: only records with a greater LSN */
+    int rc;         /* LS_ENOMEM once an allocation failed */
+} ls__keyset_t;
+int ls__keyset_add(ls__keyset_t *ks, const void *key, size_t len);
+/* Adds the keys of a RESYNC key sequence; LS_EPROTO when it is not whole. */
+int ls__keyset_add_seq(ls__keyset_t *ks, const uint8_t *seq, size_t len);
+/* Adds the keys the PUT and DEL records of a generation file touched (LSN > ks->after). A
+ * damaged file counts up to the damage; LS_ENOMEM only. */
+int ls__keyset_scan(ls__keyset_t *ks, const char *path, bool open_log);
+/* Sorts and removes duplicates. */
+void ls__keyset_finish(ls__keyset_t *ks);
+void ls__keyset_free(ls__keyset_t *ks);
+#define LS__KEY_LEN(k) ((size_t) (k)[0] | (size_t) (k)[1] << 8)
+
+/* resync.c */
+/* Writes the resync stream of request rq into out_path (see seed.h) and fills info. *fallback
+ * (with info->fallback's reason) when a full seed must be taken instead. */
+int ls__seed_resync_write(const char *db_dir, const char *prefix, const ls_seed_resync_req_t *rq,
+                          const char *out_path, ls_seed_info_t *info, bool *fallback, char *err,
+                          size_t errlen);
+/* Applies the marked, verified stream in <copy>/resync/ to <copy>/store (one transaction) and
+ * removes the directory. */
+int ls__seed_resync_apply(const char *copy, const char *prefix, char *err, size_t errlen);
+/* The READY marker's text for info (snprintf's result). */
+int ls__seed_resync_ready_text(const ls_seed_info_t *i, char *out, size_t outlen);
+/* Reads every entry of the stream at path (*keys: how many), applying each through txn when
+ * not NULL. LS_ECORRUPT naming the entry and offset when one is malformed. */
+int ls__seed_resync_walk(const char *path, ls_store_txn_t *txn, uint64_t *keys, char *err,
+                         size_t errlen);
+#define LS__RESYNC_DIR    "resync" /* under <copy>: the stream and its READY marker */
+#define LS__RESYNC_READY  "READY"
+#define LS__RESYNC_STREAM "stream"
+
 /* swap.c */
 /* Removes whatever a finished swap leaves (the old copy, the marker in <copy>). */
 int ls__seed_finish(const ls__seed_paths_t *p, char *err, size_t errlen);

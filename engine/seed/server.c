@@ -41,6 +41,21 @@ struct ls_seed_server {
     uint8_t pending; /* frame type, 0: none */
     uint64_t pending_len;
     int pending_db;
+    /* resync (o.resync): the client's requests */
+    bool chain_asked;    /* a CHAIN_REQ came: request pending until taken */
+    bool chain_taken;    /* the node took it: waiting for ls_seed_server_chain */
+    uint64_t chain_from; /* its first generation */
+    bool chain_ready;    /* a CHAIN is due */
+    ls_proto_link_t *links;
+    size_t nlinks;
+    uint32_t chain_epoch;
+    char chain_active[LS_PROTO_NODE_MAX + 1];
+    bool resync_begun; /* a RESYNC frame came: split fixed */
+    bool resync_done;  /* the last one (no MORE): request pending until taken */
+    bool resync_taken;
+    ls_seed_resync_req_t rq;
+    uint8_t *keys; /* the keys received (rq.keys points here) */
+    size_t keys_cap;
 };
 
 static void release(ls_seed_server_t *s, void *data)
@@ -59,7 +74,8 @@ int ls_seed_server_new(const ls_seed_server_options_t *o, const uint8_t dbid[LS_
     if (o) s->o = *o;
     if (!s->o.chunk_max || s->o.chunk_max > LS_FRAME_CHUNK_MAX) s->o.chunk_max = SERVER_CHUNK;
     memcpy(s->dbid, dbid, LS_DBID_LEN);
-    s->state = LS_SEED_SRV_SNAPSHOT;
+    s->state = s->o.resync ? LS_SEED_SRV_REQUEST : LS_SEED_SRV_SNAPSHOT;
+    if (!s->o.max_keys_bytes) s->o.max_keys_bytes = 64u << 20;
     s->credit = ls_credit_tx_new(s->o.db_window, s->o.conn_window);
     if (!s->credit || ls_credit_tx_db_add(s->credit) != 0) {
         ls_credit_tx_free(s->credit);
@@ -74,6 +90,7 @@ static void fail(ls_seed_server_t *s, int code, const char *msg, bool tell)
 {
     if (s->state == LS_SEED_SRV_FAILED || s->state == LS_SEED_SRV_ENDED) return;
     s->state = LS_SEED_SRV_FAILED;
+    s->chain_ready = false;
     s->code = code;
     snprintf(s->msg, sizeof(s->msg), "%s", msg);
     s->error_pending = tell;
@@ -121,9 +138,62 @@ void ls_seed_server_feed(ls_seed_server_t *s, const ls_seed_wev_t *ev)
     }
 }
 
+/* The client's RESYNC frames: the split fixed by the first, the keys appended (beyond the
+ * limit: too_many, a full seed), complete with the first without MORE. */
+static int on_resync(ls_seed_server_t *s, const ls_proto_resync_t *r, char *err, size_t errlen)
+{
+    ls_seed_resync_req_t *q = &s->rq;
+    if (s->resync_begun &&
+        (q->split_generation != r->split_generation || q->split_epoch != r->split_epoch ||
+         memcmp(q->split_digest, r->split_digest, LS_DIGEST_SIZE) != 0))
+        return ls_errf(err, errlen, LS_EPROTO, "RESYNC frames name different splits");
+    s->resync_begun = true;
+    q->split_generation = r->split_generation;
+    q->split_epoch = r->split_epoch;
+    memcpy(q->split_digest, r->split_digest, LS_DIGEST_SIZE);
+    if (!q->too_many && q->keys_len + r->keys_len > s->o.max_keys_bytes) {
+        q->too_many = true; /* the worker takes a full seed */
+        free(s->keys);
+        s->keys = NULL;
+        q->keys = NULL;
+        q->keys_len = s->keys_cap = 0;
+    }
+    if (!q->too_many && r->keys_len) {
+        if (q->keys_len + r->keys_len > s->keys_cap) {
+            size_t cap = LS_MAX(s->keys_cap * 2, q->keys_len + r->keys_len);
+            uint8_t *k = realloc(s->keys, cap);
+            if (!k) return ls_errf(err, errlen, LS_ENOMEM, "out of memory for the resync's keys");
+            s->keys = k;
+            s->keys_cap = cap;
+        }
+        memcpy(s->keys + q->keys_len, r->keys, r->keys_len);
+        q->keys_len += r->keys_len;
+        q->keys = s->keys;
+    }
+    if (!(r->flags & LS_RESYNC_MORE)) s->resync_done = true;
+    return 0;
+}
+
 int ls_seed_server_frame(ls_seed_server_t *s, const ls_frame_t *f, char *err, size_t errlen)
 {
     static const uint8_t zero[LS_DBID_LEN];
+    if ((f->type == LS_FRAME_CHAIN_REQ || f->type == LS_FRAME_RESYNC) && s->o.resync &&
+        s->state == LS_SEED_SRV_REQUEST && !s->resync_done) {
+        int rc = 0;
+        if (memcmp(f->type == LS_FRAME_RESYNC ? f->resync.dbid : f->chain_req.dbid, s->dbid,
+                   LS_DBID_LEN) != 0)
+            rc = ls_errf(err, errlen, LS_EPROTO, "%s for another database than the seeded one",
+                         ls_frame_type_name(f->type));
+        else if (f->type == LS_FRAME_CHAIN_REQ && (s->chain_asked || s->chain_taken))
+            rc = ls_errf(err, errlen, LS_EPROTO, "CHAIN_REQ before the last CHAIN");
+        else if (f->type == LS_FRAME_CHAIN_REQ) {
+            s->chain_asked = true;
+            s->chain_from = f->chain_req.from_generation;
+        } else
+            rc = on_resync(s, &f->resync, err, errlen);
+        if (rc) fail(s, rc, err, rc == LS_ENOMEM);
+        return rc;
+    }
     if (f->type == LS_FRAME_CREDIT) {
         int rc = !memcmp(f->credit.dbid, zero, LS_DBID_LEN)
                      ? ls_credit_tx_grant_conn(s->credit, f->credit.bytes)
@@ -145,9 +215,75 @@ int ls_seed_server_frame(ls_seed_server_t *s, const ls_frame_t *f, char *err, si
     return LS_EPROTO;
 }
 
+bool ls_seed_server_request(ls_seed_server_t *s, ls_seed_server_req_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (s->state != LS_SEED_SRV_REQUEST) return false;
+    if (s->chain_asked) {
+        s->chain_asked = false;
+        s->chain_taken = true;
+        out->kind = LS_SEED_REQ_CHAIN;
+        out->from = s->chain_from;
+        return true;
+    }
+    if (s->resync_done && !s->resync_taken) {
+        s->resync_taken = true;
+        s->state = LS_SEED_SRV_SNAPSHOT; /* the node starts the worker */
+        out->kind = LS_SEED_REQ_RESYNC;
+        out->resync = s->rq;
+        return true;
+    }
+    return false;
+}
+
+int ls_seed_server_chain(ls_seed_server_t *s, uint32_t epoch, const char *active,
+                         const ls_proto_link_t *links, size_t n)
+{
+    if (!s->chain_taken || s->state != LS_SEED_SRV_REQUEST) return LS_ESTATE;
+    n = LS_MIN(n, (size_t) LS_PROTO_CHAIN_MAX);
+    ls_proto_link_t *copy = n ? malloc(n * sizeof(*copy)) : NULL;
+    if (n && !copy) return LS_ENOMEM;
+    if (n) memcpy(copy, links, n * sizeof(*copy));
+    free(s->links);
+    s->links = copy;
+    s->nlinks = n;
+    s->chain_epoch = epoch ? epoch : 1;
+    snprintf(s->chain_active, sizeof(s->chain_active), "%.*s", LS_PROTO_NODE_MAX,
+             active ? active : "");
+    s->chain_taken = false;
+    s->chain_ready = true;
+    return 0;
+}
+
+static void chain_frame(const ls_seed_server_t *s, ls_frame_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->type = LS_FRAME_CHAIN;
+    memcpy(out->chain.dbid, s->dbid, LS_DBID_LEN);
+    out->chain.epoch = s->chain_epoch;
+    out->chain.active = ls_proto_str(s->chain_active);
+    out->chain.count = (uint16_t) s->nlinks;
+    out->chain.links = s->links;
+}
+
 static void begin_frame(const ls_seed_server_t *s, ls_frame_t *out)
 {
     memset(out, 0, sizeof(*out));
+    if (s->info.resync) {
+        out->type = LS_FRAME_RESYNC_BEGIN;
+        ls_proto_resync_begin_t *r = &out->resync_begin;
+        memcpy(r->dbid, s->info.dbid, LS_DBID_LEN);
+        r->total_bytes = s->info.total_bytes;
+        r->last_lsn = s->info.last_lsn;
+        r->generation = s->info.generation;
+        memcpy(r->prev_digest, s->info.prev_digest, LS_DIGEST_SIZE);
+        r->epoch = s->info.epoch;
+        r->txid = s->info.txid;
+        r->split_generation = s->info.split_generation;
+        r->keys = s->info.keys;
+        r->store_bytes = s->info.store_bytes;
+        return;
+    }
     out->type = LS_FRAME_SEED_BEGIN;
     ls_proto_seed_begin_t *b = &out->seed_begin;
     memcpy(b->dbid, s->info.dbid, LS_DBID_LEN);
@@ -185,6 +321,8 @@ bool ls_seed_server_next(ls_seed_server_t *s, ls_frame_t *out)
         memcpy(out->error.dbid, s->dbid, LS_DBID_LEN);
         out->error.code = s->code;
         out->error.message = ls_proto_str(s->msg);
+    } else if (s->chain_ready) {
+        chain_frame(s, out);
     } else if (s->state != LS_SEED_SRV_STREAMING) {
         return false;
     } else if (!s->begin_sent) {
@@ -208,7 +346,9 @@ void ls_seed_server_sent(ls_seed_server_t *s)
     s->pending = 0;
     if (t == LS_FRAME_ERROR) {
         s->error_pending = false;
-    } else if (t == LS_FRAME_SEED_BEGIN) {
+    } else if (t == LS_FRAME_CHAIN) {
+        s->chain_ready = false;
+    } else if (t == LS_FRAME_SEED_BEGIN || t == LS_FRAME_RESYNC_BEGIN) {
         s->begin_sent = true;
     } else if (t == LS_FRAME_SEED_END) {
         s->state = LS_SEED_SRV_ENDED;
@@ -262,5 +402,7 @@ void ls_seed_server_free(ls_seed_server_t *s)
         free(c);
     }
     ls_credit_tx_free(s->credit);
+    free(s->links);
+    free(s->keys);
     free(s);
 }

@@ -69,6 +69,8 @@ typedef struct {
     unsigned ahead;            /* chunks read and not yet released, at most; 0: 8 */
     void (*notify)(void *ctx); /* an event is ready (called on the worker's thread) */
     void *ctx;
+    const ls_seed_resync_req_t *resync; /* NULL: a seed; else the resync (copied, keys too):
+                                           ls_seed_snapshot_options_t.resync */
 } ls_seed_worker_options_t;
 
 /* Starts the thread: ls_seed_snapshot_new, then reads ahead. 0, LS_EINVAL, LS_ENOMEM (no
@@ -93,7 +95,8 @@ typedef enum {
     LS_SEED_SRV_SNAPSHOT = 1, /* waiting for the worker's INFO */
     LS_SEED_SRV_STREAMING,    /* SEED_BEGIN out; SEED_DATA as credit allows */
     LS_SEED_SRV_ENDED,        /* SEED_END out: the client installs and closes */
-    LS_SEED_SRV_FAILED        /* an ERROR out, or the client gave up: close */
+    LS_SEED_SRV_FAILED,       /* an ERROR out, or the client gave up: close */
+    LS_SEED_SRV_REQUEST       /* resync: waiting for the client's CHAIN_REQ / RESYNC frames */
 } ls_seed_server_state_t;
 
 typedef struct {
@@ -102,7 +105,25 @@ typedef struct {
     uint32_t chunk_max;   /* largest SEED_DATA, bytes; 0: 256 KiB */
     void (*release)(void *ctx, void *data); /* a chunk was sent or dropped (NULL: free()) */
     void *release_ctx;
+    bool resync;             /* the WELCOME accepted LS_FEAT_RESYNC: start in REQUEST and wait
+                                for the client's requests (ls_seed_server_request) before
+                                starting the worker */
+    uint64_t max_keys_bytes; /* resync: keys taken from the client, bytes; more: a full seed
+                                (too_many); 0: 64 MiB */
 } ls_seed_server_options_t;
+
+/* What a resync client asks of the server's node (ls_seed_server_request). */
+typedef enum {
+    LS_SEED_REQ_CHAIN = 1, /* compute the chain from `from` (ls_seed_chain), then
+                              ls_seed_server_chain */
+    LS_SEED_REQ_RESYNC     /* start the worker with .resync = &req.resync */
+} ls_seed_req_kind_t;
+
+typedef struct {
+    ls_seed_req_kind_t kind;
+    uint64_t from;               /* CHAIN: the first generation asked */
+    ls_seed_resync_req_t resync; /* RESYNC: keys borrowed from the session (valid until free) */
+} ls_seed_server_req_t;
 
 /* dbid: the database seeded (ERROR frames name it). 0 or LS_ENOMEM. */
 int ls_seed_server_new(const ls_seed_server_options_t *o, const uint8_t dbid[LS_DBID_LEN],
@@ -116,6 +137,13 @@ int ls_seed_server_frame(ls_seed_server_t *s, const ls_frame_t *f, char *err, si
  * borrowed until ls_seed_server_sent or ls_seed_server_free. Calling it again without _sent
  * returns the same frame (the socket was full). */
 bool ls_seed_server_next(ls_seed_server_t *s, ls_frame_t *out);
+/* A request the client completed (true; once each), for the node to carry out. */
+bool ls_seed_server_request(ls_seed_server_t *s, ls_seed_server_req_t *out);
+/* The answer to a CHAIN request: the server's newest epoch, who activated it (borrowed: copied)
+ * and its closed generations from the asked one on (at most LS_PROTO_CHAIN_MAX, copied). A
+ * CHAIN frame follows from ls_seed_server_next. LS_ESTATE when no CHAIN was asked, LS_ENOMEM. */
+int ls_seed_server_chain(ls_seed_server_t *s, uint32_t epoch, const char *active,
+                         const ls_proto_link_t *links, size_t n);
 /* The frame ls_seed_server_next gave went out. */
 void ls_seed_server_sent(ls_seed_server_t *s);
 ls_seed_server_state_t ls_seed_server_state(const ls_seed_server_t *s);
@@ -127,12 +155,22 @@ unsigned ls_seed_server_queued(const ls_seed_server_t *s);     /* chunks held, n
 const char *ls_seed_server_error(const ls_seed_server_t *s, int *code);
 void ls_seed_server_free(ls_seed_server_t *s); /* releases held chunks; NULL: no-op */
 
+/* The closed generations of <db_dir>/logs from generation `from` on (epoch, generation, trailer
+ * digest), sorted, at most max: a CHAIN's entries. *links malloc'd (NULL when *n is 0). Errors:
+ * LS_ECORRUPT (a closed file without a valid trailer, named), LS_EIO, LS_ENOMEM. */
+int ls_seed_chain(const char *db_dir, const char *prefix, uint64_t from, size_t max,
+                  ls_proto_link_t **links, size_t *n, char *err, size_t errlen);
+
 /* ---- the client session (passive side) ---------------------------------------------------- */
 
 typedef struct ls_seed_client ls_seed_client_t;
 
 typedef enum {
     LS_SEED_CLI_CONNECTING = 1, /* connecting / handshake */
+    LS_SEED_CLI_CHAIN,          /* resync: asking the source's chain (CHAIN_REQ) */
+    LS_SEED_CLI_SPLIT,          /* resync: the chain is here (ls_seed_client_chain): the node
+                                   runs ls_role_demote with it, ls_seed_resync_keys, then
+                                   ls_seed_client_resync */
     LS_SEED_CLI_SNAPSHOT,       /* accepted: the source takes its snapshot */
     LS_SEED_CLI_RECEIVING,      /* SEED_DATA arriving */
     LS_SEED_CLI_INSTALLING,     /* verified: swapping the new copy in */
@@ -164,10 +202,14 @@ typedef struct {
 } ls_seed_act_t;
 
 typedef struct {
-    const char *source; /* the source node's name, for messages; required (copied) */
-    uint32_t features;  /* LS_FEAT_* offered (LS_FEAT_CKSUM without TLS, LS_FEAT_ZSTD) */
-    int8_t zstd_level;  /* wanted with LS_FEAT_ZSTD */
-    uint32_t window;    /* receive window announced for the database and the connection */
+    const char *source;  /* the source node's name, for messages; required (copied) */
+    uint32_t features;   /* LS_FEAT_* offered (LS_FEAT_CKSUM without TLS, LS_FEAT_ZSTD) */
+    int8_t zstd_level;   /* wanted with LS_FEAT_ZSTD */
+    uint32_t window;     /* receive window announced for the database and the connection */
+    bool resync;         /* an incremental resync of an old active (offers LS_FEAT_RESYNC; a
+                            source that does not accept it fails the session: seed instead) */
+    uint64_t chain_from; /* resync: the first generation of the source's chain asked (this
+                            node's oldest closed generation; 0: 1) */
 } ls_seed_client_options_t;
 
 /* Progress and outcome, for status (seed_status). */
@@ -197,6 +239,16 @@ void ls_seed_client_failed(ls_seed_client_t *c, int code, const char *msg);
 void ls_seed_client_swapped(ls_seed_client_t *c, bool swapped, const char *msg);
 /* The connection ended (status 0: closed by the peer). Before the install: FAILED, ABORT. */
 void ls_seed_client_closed(ls_seed_client_t *c, int status, const char *msg);
+/* The source's chain (in state LS_SEED_CLI_SPLIT): links sorted by generation (borrowed until
+ * free), its newest epoch and who activated it (borrowed). */
+void ls_seed_client_chain(const ls_seed_client_t *c, const ls_proto_link_t **links, size_t *n,
+                          uint32_t *epoch, const char **active);
+/* The node demoted (split found: the last generation both chains hold the same) and computed
+ * the keys (ls_seed_resync_keys, copied here): RESYNC frames follow as SEND actions, then the
+ * stream (RESYNC_BEGIN, or SEED_BEGIN: the source fell back to a full seed, which the node
+ * installs with copy_failed). LS_ESTATE out of turn, LS_EDIVERGED (split not in the source's
+ * chain: the session fails), LS_ENOMEM. */
+int ls_seed_client_resync(ls_seed_client_t *c, uint64_t split, const uint8_t *keys, size_t len);
 /* The next action (true) or none. */
 bool ls_seed_client_action(ls_seed_client_t *c, ls_seed_act_t *a);
 /* Fails the seed from outside (a connect error, compression failure ...): as failed. */

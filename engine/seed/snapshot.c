@@ -95,11 +95,11 @@ static int copy_env(const char *store, const char *dir, char *err, size_t errlen
     return 0;
 }
 
-/* Opens the local copy for reading and fills the size. */
-static int open_copy(ls_seed_snapshot_t *s, char *err, size_t errlen)
+/* Opens the local copy (name: data.mdb, or the resync's stream) for reading and fills the size. */
+static int open_copy(ls_seed_snapshot_t *s, const char *name, char *err, size_t errlen)
 {
     char file[LS__SEED_PATH_MAX + 16];
-    snprintf(file, sizeof(file), "%s/data.mdb", s->dir);
+    snprintf(file, sizeof(file), "%s/%s", s->dir, name);
     struct stat st;
     s->fd = open(file, O_RDONLY | O_CLOEXEC);
     if (s->fd < 0 || fstat(s->fd, &st) != 0) {
@@ -131,6 +131,16 @@ static int take(ls_seed_snapshot_t *s, const ls_seed_snapshot_options_t *o, char
         ls_msgf(err, errlen, "%s: cannot create: %s", s->dir, ls_strerror(rc));
         return rc;
     }
+    if (o->resync) { /* an incremental resync: the key stream, unless a full seed is needed */
+        char file[LS__SEED_PATH_MAX + 16];
+        bool fallback = false;
+        snprintf(file, sizeof(file), "%s/%s", s->dir, LS__RESYNC_STREAM);
+        rc = ls__seed_resync_write(o->db_dir, prefix, o->resync, file, &s->info, &fallback, err,
+                                   errlen);
+        if (rc || !fallback) return rc ? rc : open_copy(s, LS__RESYNC_STREAM, err, errlen);
+        LS_LOGI("seed", "%s: resync from generation %llu: a full seed instead: %s", o->db_dir,
+                (unsigned long long) o->resync->split_generation, s->info.fallback);
+    }
     if ((rc = copy_env(store, s->dir, err, errlen))) return rc;
     ls_store_meta_t m;
     rc = ls_store_peek_meta(s->dir, &m, err, errlen);
@@ -139,7 +149,7 @@ static int take(ls_seed_snapshot_t *s, const ls_seed_snapshot_options_t *o, char
         rc = 0;
     }
     if (rc == 0) rc = ls__seed_handoff(logs, prefix, &m, &s->info, err, errlen);
-    if (rc == 0) rc = open_copy(s, err, errlen);
+    if (rc == 0) rc = open_copy(s, "data.mdb", err, errlen);
     return rc;
 }
 

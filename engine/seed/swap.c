@@ -108,6 +108,24 @@ int ls_seed_recover(const char *copy_dir, ls_seed_recover_t *what, char *err, si
         ls_msgf(err, errlen, "seed recovery: no or too long copy directory");
         return rc;
     }
+    /* an incremental resync: a marked stream is applied (again: idempotent), else removed */
+    char rdir[LS__SEED_PATH_MAX + 16], rmarker[LS__SEED_PATH_MAX + 32];
+    snprintf(rdir, sizeof(rdir), "%s/%s", p.copy, LS__RESYNC_DIR);
+    snprintf(rmarker, sizeof(rmarker), "%s/%s", rdir, LS__RESYNC_READY);
+    if (ls__seed_exists(rmarker)) {
+        rc = ls__seed_resync_apply(p.copy, NULL, err, errlen);
+        if (rc == 0) LS_LOGI("seed", "%s: interrupted resync: applied", p.copy);
+        if (what) *what = LS_SEED_RECOVER_FINISHED;
+        return rc;
+    }
+    if (ls__seed_exists(rdir)) {
+        rc = ls__seed_rmtree(rdir);
+        if (rc == 0) rc = ls_fsync_dir(p.copy);
+        if (rc == 0)
+            LS_LOGI("seed", "%s: interrupted resync: removed the unfinished stream", p.copy);
+        if (what) *what = LS_SEED_RECOVER_REMOVED;
+        return rc;
+    }
     rc = settle(&p, &w, err, errlen);
     bool leftovers =
         ls__seed_exists(p.new_dir) || ls__seed_exists(p.old_dir) || ls__seed_exists(p.copy_marker);

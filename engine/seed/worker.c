@@ -29,6 +29,9 @@ struct ls_seed_worker {
     unsigned held; /* chunks read and not released */
     bool stop;     /* the loop wants the thread gone */
     bool exited;   /* the thread returned */
+    bool resync;   /* rq holds a resync request (keys: its own copy) */
+    ls_seed_resync_req_t rq;
+    uint8_t *keys;
 };
 
 /* Queues ev (copied); returns false when the loop asked to stop. */
@@ -91,7 +94,8 @@ static void *worker_main(void *arg)
     ls_seed_wev_t fail = {.kind = LS_SEED_WEV_FAIL};
     ls_seed_snapshot_t *snap = NULL;
     LS_FAULT("seed.snapshot.before"); /* tests: "sleep:MS" lets a writer commit meanwhile */
-    ls_seed_snapshot_options_t o = {.db_dir = w->db_dir, .chunk_max = w->chunk};
+    ls_seed_snapshot_options_t o = {
+        .db_dir = w->db_dir, .chunk_max = w->chunk, .resync = w->resync ? &w->rq : NULL};
     int rc = ls_seed_snapshot_new(&o, &snap, fail.msg, sizeof(fail.msg));
     if (rc == 0) {
         ls_seed_wev_t info = {.kind = LS_SEED_WEV_INFO, .info = *ls_seed_snapshot_info(snap)};
@@ -135,8 +139,20 @@ int ls_seed_worker_start(const ls_seed_worker_options_t *o, ls_seed_worker_t **o
     w->ahead = o->ahead ? o->ahead : WORKER_AHEAD;
     w->notify = o->notify;
     w->ctx = o->ctx;
+    if (o->resync) {
+        w->resync = true;
+        w->rq = *o->resync;
+        w->keys = o->resync->keys_len ? malloc(o->resync->keys_len) : NULL;
+        if (o->resync->keys_len && !w->keys) {
+            free(w);
+            return LS_ENOMEM;
+        }
+        if (w->keys) memcpy(w->keys, o->resync->keys, o->resync->keys_len);
+        w->rq.keys = w->keys;
+    }
     w->events = ls_workq_new_growing(w->ahead + 4, wake, w);
     if (!w->events) {
+        free(w->keys);
         free(w);
         return LS_ENOMEM;
     }
@@ -146,6 +162,7 @@ int ls_seed_worker_start(const ls_seed_worker_options_t *o, ls_seed_worker_t **o
         pthread_mutex_destroy(&w->mu);
         pthread_cond_destroy(&w->cv);
         ls_workq_free(w->events, NULL, NULL);
+        free(w->keys);
         free(w);
         return LS_ENOMEM;
     }
@@ -197,5 +214,6 @@ void ls_seed_worker_free(ls_seed_worker_t *w)
     ls_workq_free(w->events, drop, NULL);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);
+    free(w->keys);
     free(w);
 }

@@ -5,7 +5,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include "core/core.h"
 #include "store/env.h"
@@ -31,6 +33,9 @@ struct ls_store {
 struct ls_store_txn {
     ls_store_t *store; /* owner */
     MDB_txn *txn;      /* the LMDB write transaction */
+    MDB_cursor *cur;   /* on "data", opened by the first put/del: a put whose key falls in the
+                          leaf page of the previous one is placed without a search from the root
+                          (keys applied in order are several times faster) */
     bool map_full;     /* a put/del hit MDB_MAP_FULL: retry after growing even if fn hides it */
 };
 
@@ -248,6 +253,7 @@ static int apply_once(ls_store_t *s, ls_store_apply_fn fn, void *ctx, const ls_s
         return map_rc(rc);
     }
     rc = fn(ctx, &t);
+    if (t.cur) mdb_cursor_close(t.cur);
     if (rc == 0 && !t.map_full) rc = map_rc(meta_put(t.txn, s->meta_dbi, meta));
     if (rc == 0 && !t.map_full) {
         int crc = mdb_txn_commit(t.txn);
@@ -287,7 +293,8 @@ int ls_store_put(ls_store_txn_t *t, const void *key, size_t key_len, const void 
 {
     if (key_len == 0 || key_len > LS_KEY_MAX) return LS_EINVAL;
     MDB_val k = {key_len, (void *) key}, v = {val_len, (void *) val};
-    int rc = mdb_put(t->txn, t->store->data, &k, &v, 0);
+    int rc = t->cur ? 0 : mdb_cursor_open(t->txn, t->store->data, &t->cur);
+    if (rc == 0) rc = mdb_cursor_put(t->cur, &k, &v, 0);
     if (rc == MDB_MAP_FULL) t->map_full = true;
     return map_rc(rc);
 }
@@ -295,8 +302,10 @@ int ls_store_put(ls_store_txn_t *t, const void *key, size_t key_len, const void 
 int ls_store_del(ls_store_txn_t *t, const void *key, size_t key_len)
 {
     if (key_len == 0 || key_len > LS_KEY_MAX) return LS_EINVAL;
-    MDB_val k = {key_len, (void *) key};
-    int rc = mdb_del(t->txn, t->store->data, &k, NULL);
+    MDB_val k = {key_len, (void *) key}, v;
+    int rc = t->cur ? 0 : mdb_cursor_open(t->txn, t->store->data, &t->cur);
+    if (rc == 0) rc = mdb_cursor_get(t->cur, &k, &v, MDB_SET);
+    if (rc == 0) rc = mdb_cursor_del(t->cur, 0);
     if (rc == MDB_NOTFOUND) return 0;
     if (rc == MDB_MAP_FULL) t->map_full = true;
     return map_rc(rc);
@@ -370,6 +379,39 @@ int ls_store_sync(ls_store_t *s)
     ls_store_env_unlock(s->shared);
     if (rc) LS_LOGE("store", "%s: sync failed: %s", s->path, mdb_strerror(rc));
     return rc == 0 ? 0 : rc == MDB_MAP_FULL ? LS_ESTORE : map_rc(rc);
+}
+
+/* madvise(MADV_DONTNEED) over every mapping of the store's data.mdb (env read lock held).
+ * LMDB does not say where its map is (mdb_env_info's address is only set with MDB_FIXEDMAP):
+ * the mappings are found by device and inode in /proc/self/maps. */
+static void release_pages(ls_store_t *s)
+{
+    mdb_filehandle_t fd;
+    struct stat st;
+    FILE *f = NULL;
+    if (mdb_env_get_fd(s->env, &fd) == 0 && fstat(fd, &st) == 0) f = fopen("/proc/self/maps", "re");
+    char line[512];
+    while (f && fgets(line, sizeof(line), f)) {
+        unsigned long lo, hi, ino;
+        unsigned maj, min;
+        if (sscanf(line, "%lx-%lx %*s %*s %x:%x %lu", &lo, &hi, &maj, &min, &ino) == 5 &&
+            ino == (unsigned long) st.st_ino && maj == major(st.st_dev) &&
+            min == minor(st.st_dev) && hi > lo)
+            (void) madvise((void *) lo, hi - lo, MADV_DONTNEED);
+    }
+    if (f) fclose(f);
+}
+
+void ls_store_release_pages(ls_store_t *s)
+{
+    ls_store_env_rdlock(s->shared); /* the map is not moved meanwhile */
+    release_pages(s);
+    ls_store_env_unlock(s->shared);
+}
+
+void ls_store_txn_release_pages(ls_store_txn_t *t)
+{
+    release_pages(t->store); /* inside ls_store_apply: the env's read lock is held */
 }
 
 /* Records checkpoint_lsn = lsn in the meta record, read and written under the writer lock so a
@@ -459,4 +501,71 @@ int ls_store_peek_meta(const char *path, ls_store_meta_t *out, char *err, size_t
     ls_store_env_unlock(e);
     ls_store_env_release(e);
     return rc;
+}
+
+/* ---- a consistent read view (the incremental resync reads its keys from one) ---- */
+
+struct ls_store_view {
+    ls_store_env_t *e;
+    MDB_txn *txn;
+    MDB_dbi data;
+};
+
+int ls_store_view_open(const char *path, ls_store_view_t **out, ls_store_meta_t *meta, char *err,
+                       size_t errlen)
+{
+    *out = NULL;
+    memset(meta, 0, sizeof(*meta));
+    ls_store_view_t *v = calloc(1, sizeof(*v));
+    if (!v) return LS_ENOMEM;
+    static const char *const names[] = {"data", "meta"};
+    MDB_dbi dbis[2];
+    MDB_val k = {.mv_size = sizeof(META_KEY) - 1, .mv_data = (void *) META_KEY}, val;
+    ls_store_env_options_t eo = {.readonly = true};
+    int rc = ls_store_env_acquire(path, &eo, &v->e, err, errlen);
+    if (rc) {
+        free(v);
+        return rc;
+    }
+    rc = ls_store_env_dbis(v->e, names, 2, false, dbis, NULL, NULL, NULL);
+    ls_store_env_rdlock(v->e); /* held while the view lives: the map is not remapped under it */
+    if (rc == 0) rc = ls_store_env_txn_begin(v->e, MDB_RDONLY, &v->txn);
+    if (rc == 0) rc = mdb_get(v->txn, dbis[1], &k, &val);
+    bool have_meta = rc == 0;
+    if (rc == MDB_NOTFOUND && v->txn) rc = 0; /* no meta record yet: an empty store */
+    if (rc) {
+        ls_msgf(err, errlen, "store %s: cannot open a read view: %s", path, mdb_strerror(rc));
+        rc = rc == MDB_NOTFOUND ? LS_ENOENT : map_rc(rc);
+    } else if (have_meta && meta_decode(&val, meta) != 0) {
+        ls_msgf(err, errlen, "store %s: malformed meta record (%zu bytes)", path, val.mv_size);
+        rc = LS_ECORRUPT;
+    }
+    v->data = dbis[0];
+    if (rc) {
+        ls_store_view_close(v);
+        return rc;
+    }
+    *out = v;
+    return 0;
+}
+
+int ls_store_view_get(ls_store_view_t *v, const void *key, size_t key_len, const void **val,
+                      size_t *val_len)
+{
+    MDB_val k = {.mv_size = key_len, .mv_data = (void *) key}, d;
+    int rc = mdb_get(v->txn, v->data, &k, &d);
+    if (rc == MDB_NOTFOUND) return LS_ENOENT;
+    if (rc) return map_rc(rc);
+    *val = d.mv_data;
+    *val_len = d.mv_size;
+    return 0;
+}
+
+void ls_store_view_close(ls_store_view_t *v)
+{
+    if (!v) return;
+    if (v->txn) mdb_txn_abort(v->txn);
+    ls_store_env_unlock(v->e);
+    ls_store_env_release(v->e);
+    free(v);
 }

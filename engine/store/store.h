@@ -121,6 +121,30 @@ int ls_store_checkpoint(ls_store_t *store, uint64_t *lsn);
  * the path. */
 int ls_store_peek_meta(const char *path, ls_store_meta_t *out, char *err, size_t errlen);
 
+/* Drops this process's mapping of the store's pages (madvise MADV_DONTNEED over LMDB's read-only
+ * shared map): they stay in the page cache, and the next access maps them again (a minor fault).
+ * Bounds the resident set of a process that walks a large store, which the map otherwise keeps
+ * mapped (and counted in its RSS) until it exits. Nothing changes for any reader or writer. */
+void ls_store_release_pages(ls_store_t *store);
+/* The same inside an apply callback: the pages the transaction has read so far are mapped again
+ * when touched again; its dirty pages are LMDB's own copies, not the map. */
+void ls_store_txn_release_pages(ls_store_txn_t *txn);
+
+/* A consistent read view of the store at path: one LMDB read transaction on the process's
+ * environment of the path (another process, the writer, may hold it open), with the meta record
+ * read in it (*meta: zeros when the store has none yet), so every value read through the view
+ * is the store's state at meta->lsn. Keep it short: a read transaction pins its pages (the
+ * writer cannot reuse them) and the view holds the environment's shared lock (no map growth in
+ * this process meanwhile). LS_ENOENT (no store), LS_ECORRUPT, LS_ESTORE. */
+typedef struct ls_store_view ls_store_view_t;
+int ls_store_view_open(const char *path, ls_store_view_t **out, ls_store_meta_t *meta, char *err,
+                       size_t errlen);
+/* The value of key in the view: *val points into the map, valid until ls_store_view_close.
+ * 0, LS_ENOENT (absent), LS_ESTORE. */
+int ls_store_view_get(ls_store_view_t *v, const void *key, size_t key_len, const void **val,
+                      size_t *val_len);
+void ls_store_view_close(ls_store_view_t *v); /* NULL: no-op */
+
 /* Figures for tests and status. */
 typedef struct {
     uint64_t map_size;  /* current map size, bytes */

@@ -3,15 +3,19 @@
  * (and already acknowledged: their writes are readable through the overlay) to the store, in LSN
  * order; it also checkpoints the store on its timer.
  *
- * Each pass takes EVERY durable batch queued since the last pass (the flusher chains them in LSN
- * order) with the position after the last one; when the flusher is writing a batch at that moment,
- * the applier first waits for that one (at most one log fsync, never for a later batch: bounded)
- * so it joins this apply. Then, with store_mu held:
+ * Each pass first lets durable batches gather while more are coming (gather(): until a quarter of
+ * overlay_max of log waits, or for APPLY_GATHER_NS, or a checkpoint call or close), then takes
+ * EVERY durable batch queued (the flusher chains them in LSN order) with the position after the
+ * last one; when the flusher is writing a batch at that moment, the applier first waits for that
+ * one (at most one log fsync, never for a later batch: bounded) so it joins this apply. Then,
+ * with store_mu held:
  *   fault point writer.apply.before ("fail" stands for a failed store transaction; "sleep:MS"
  *   holds the applier, which the overlay tests use);
- *   one ls_store_apply for all of them: their puts and deletes in order, and the meta record of
- *   the last batch (generation holding its last LSN, the digest of the generation before it,
- *   both noted by the flusher when that batch was durable), in the same LMDB write transaction;
+ *   one ls_store_apply for all of them: their puts and deletes sorted by key, only the last one
+ *   of each key (keysort.c: the same final state, LMDB's B-tree walked in order; in LSN order
+ *   when the sort has no memory), and the meta record of the last batch (generation holding
+ *   its last LSN, the digest of the generation before it, both noted by the flusher when that
+ *   batch was durable), in the same LMDB write transaction;
  *   fault point writer.apply.after;
  * then trims the overlay of the keys whose latest write it applied, frees the transactions and
  * wakes a flusher waiting for overlay space (backpressure). Committers no longer wait for the
@@ -34,19 +38,36 @@
 
 #include "writer/writer_int.h"
 
-#define MAX_WAIT_NS (3600ull * 1000000000ull) /* longest timed wait of the applier */
+#define MAX_WAIT_NS     (3600ull * 1000000000ull) /* longest timed wait of the applier */
+#define APPLY_GATHER_NS (100ull * 1000000ull)     /* longest a durable batch waits for company */
 
+static int put_or_del(ls_store_txn_t *st, const ls_txn_t *t, const ls__op_t *op)
+{
+    const uint8_t *key = t->arena + op->off;
+    return op->type == LS_REC_PUT
+               ? ls_store_put(st, key, op->key_len, key + op->key_len, op->value_len)
+               : ls_store_del(st, key, op->key_len);
+}
+
+/* The chain in LSN order (when the key sort had no memory). */
 static int apply_cb(void *ctx, ls_store_txn_t *st)
 {
     for (const ls_txn_t *t = ctx; t; t = t->next) {
         for (size_t i = 0; i < t->nops; i++) {
-            const ls__op_t *op = &t->ops[i];
-            const uint8_t *key = t->arena + op->off;
-            int rc = op->type == LS_REC_PUT
-                         ? ls_store_put(st, key, op->key_len, key + op->key_len, op->value_len)
-                         : ls_store_del(st, key, op->key_len);
+            int rc = put_or_del(st, t, &t->ops[i]);
             if (rc) return rc;
         }
+    }
+    return 0;
+}
+
+/* The chain in key order, the last operation of each key (keysort.c): the same final state. */
+static int apply_sorted_cb(void *ctx, ls_store_txn_t *st)
+{
+    const ls__keysort_t *ks = ctx;
+    for (size_t i = 0; i < ks->n; i++) {
+        int rc = put_or_del(st, ks->ops[i].t, &ks->ops[i].t->ops[ks->ops[i].op]);
+        if (rc) return rc;
     }
     return 0;
 }
@@ -64,8 +85,10 @@ static int apply_chain(ls_db_t *db, ls_txn_t *chain, const ls_store_meta_t *pos)
     m.txid = pos->txid;
     m.digest_generation = pos->digest_generation;
     memcpy(m.digest, pos->digest, LS_DIGEST_SIZE);
+    bool sorted = ls__keysort_chain(&db->ks, chain) == 0;
     int rc = LS_FAULT("writer.apply.before") ? LS_ESTORE
-                                             : ls_store_apply(db->store, apply_cb, chain, &m);
+             : sorted ? ls_store_apply(db->store, apply_sorted_cb, &db->ks, &m)
+                      : ls_store_apply(db->store, apply_cb, chain, &m);
     if (rc) {
         db->store_failed = rc;
         ls__db_fail(db, rc,
@@ -125,6 +148,24 @@ static void finish(ls_db_t *db, ls_txn_t *chain, const ls_store_meta_t *pos, int
     pthread_mutex_unlock(&db->mu);
 }
 
+/* Lets durable batches gather before an apply (mu held, ahead non-empty): each LMDB commit
+ * writes every B-tree page the transaction dirtied, and with random keys a transaction of a few
+ * batches dirties about as many leaves as one of many, so fewer, larger applies write far less.
+ * Waits while more batches are coming (commits queued or a batch being written: an idle
+ * flusher means nothing more to wait for) until a quarter of overlay_max bytes of log are
+ * waiting (backpressure starts at all of it), the batches waited APPLY_GATHER_NS, or
+ * ls_db_checkpoint, close or a failure; readers meanwhile read the overlay. */
+static void gather(ls_db_t *db)
+{
+    uint64_t until = ls_mono_ns() + APPLY_GATHER_NS;
+    while ((db->qhead || db->handed < db->taken) && db->unapplied < db->opts.overlay_max / 4 &&
+           !db->apply_stopping && !db->failed && !db->flush_waiters && ls_mono_ns() < until) {
+        struct timespec ts = {.tv_sec = (time_t) (until / 1000000000ull),
+                              .tv_nsec = (long) (until % 1000000000ull)};
+        pthread_cond_timedwait(&db->applyq, &db->mu, &ts);
+    }
+}
+
 static void wait_until(ls_db_t *db, uint64_t deadline)
 {
     while (!db->ahead && !db->apply_stopping && ls_mono_ns() < deadline) {
@@ -141,6 +182,7 @@ void *ls__applier_main(void *arg)
     for (;;) {
         pthread_mutex_lock(&db->mu);
         wait_until(db, deadline);
+        if (db->ahead) gather(db);
         /* The batch the flusher is writing now (at most that one: the wait is bounded by one
          * log fsync) joins this apply. */
         for (uint64_t want = db->taken; db->ahead && db->handed < want;)
@@ -160,4 +202,22 @@ void *ls__applier_main(void *arg)
         if (stop && !chain) break;
     }
     return NULL;
+}
+
+void ls__applier_flush(ls_db_t *db)
+{
+    pthread_mutex_lock(&db->log_mu);
+    uint64_t target = db->last_lsn; /* durable: the flusher holds log_mu across a batch */
+    pthread_mutex_unlock(&db->log_mu);
+    pthread_mutex_lock(&db->mu);
+    db->flush_waiters++;
+    pthread_cond_signal(&db->applyq); /* out of gather() */
+    for (;;) {
+        ls_store_meta_t m;
+        ls_store_meta(db->store, &m);
+        if (m.lsn >= target || db->failed || !db->applier_running) break;
+        pthread_cond_wait(&db->space, &db->mu); /* broadcast after every apply */
+    }
+    db->flush_waiters--;
+    pthread_mutex_unlock(&db->mu);
 }

@@ -77,7 +77,7 @@ static ls_db_t *db_new(const char *dir)
         free(db);
         return NULL;
     }
-    db->fd = db->lock_fd = -1;
+    db->fd = db->lock_fd = db->next_fd = -1;
     snprintf(db->dir, sizeof(db->dir), "%s", dir);
     pthread_mutex_init(&db->mu, NULL);
     pthread_mutex_init(&db->log_mu, NULL);
@@ -90,17 +90,20 @@ static ls_db_t *db_new(const char *dir)
     pthread_condattr_destroy(&ca);
     pthread_cond_init(&db->done, NULL);
     pthread_cond_init(&db->space, NULL);
+    pthread_cond_init(&db->prepq, NULL);
     return db;
 }
 
 static void db_free(ls_db_t *db)
 {
     if (db->fd >= 0) close(db->fd);
+    if (db->next_fd >= 0) close(db->next_fd); /* prepared, unused: the next open redoes it */
     ls_ctlpage_close(db->ctl);
     ls_store_close(db->store);
     if (db->lock_fd >= 0) close(db->lock_fd); /* releases the flock, last */
     ls_sha256_free(db->sha);
     free(db->buf);
+    ls__keysort_free(&db->ks);
     for (ls_txn_t *t = db->dead, *next; t; t = next) {
         next = t->next;
         ls_txn_abort(t);
@@ -113,6 +116,7 @@ static void db_free(ls_db_t *db)
     pthread_cond_destroy(&db->applyq);
     pthread_cond_destroy(&db->done);
     pthread_cond_destroy(&db->space);
+    pthread_cond_destroy(&db->prepq);
     free(db);
 }
 
@@ -197,6 +201,12 @@ static void stop_threads(ls_db_t *db)
     pthread_mutex_unlock(&db->mu);
     if (db->applier_running) pthread_join(db->applier, NULL);
     db->applier_running = false;
+    pthread_mutex_lock(&db->mu);
+    db->prep_stopping = true;
+    pthread_cond_signal(&db->prepq);
+    pthread_mutex_unlock(&db->mu);
+    if (db->prep_running) pthread_join(db->prep, NULL);
+    db->prep_running = false;
 }
 
 int ls_db_open(const char *dir, const ls_db_options_t *opts, ls_db_t **out)
@@ -213,6 +223,7 @@ int ls_db_open(const char *dir, const ls_db_options_t *opts, ls_db_t **out)
     if (rc) goto fail;
     snprintf(db->logs, sizeof(db->logs), "%s/logs", dir);
     snprintf(db->cur_path, sizeof(db->cur_path), "%s/%s.log", db->logs, db->prefix);
+    snprintf(db->next_path, sizeof(db->next_path), "%s/%s.next", db->logs, db->prefix);
     if ((rc = lock_dir(db)) != 0) goto fail;
     if ((rc = open_control(db)) != 0) goto fail;
     char msg[512] = "";
@@ -234,6 +245,13 @@ int ls_db_open(const char *dir, const ls_db_options_t *opts, ls_db_t **out)
         goto fail;
     }
     db->running = true;
+    db->prep_want = true;
+    if ((rc = pthread_create(&db->prep, NULL, ls__prep_main, db)) != 0) {
+        rc = ls_err_from_errno(rc);
+        snprintf(open_err, sizeof(open_err), "cannot start the log prep thread");
+        goto fail;
+    }
+    db->prep_running = true;
     *out = db;
     return 0;
 fail:
@@ -288,6 +306,7 @@ int ls_db_stats(ls_db_t *db, ls_db_stats_t *out)
     out->applies = db->applies;
     out->unapplied_bytes = db->unapplied;
     out->overlay_waits = db->space_waits;
+    out->next_prepared = db->next_fd >= 0;
     pthread_mutex_unlock(&db->mu);
     out->overlay_keys = ls__ov_count(&db->ov);
     return 0;
@@ -325,9 +344,11 @@ int ls_db_roll(ls_db_t *db)
     return locked_op(db, &db->log_mu, roll_unless_fenced, "roll");
 }
 
-/* Needs only the store: the log goes on meanwhile. It covers what the store holds; acknowledged
- * batches still in the overlay go to a later checkpoint (the log holds them meanwhile). */
+/* Needs only the store: the log goes on meanwhile. The applier first applies every batch durable
+ * at the call (instead of gathering more); batches acknowledged meanwhile go to a later
+ * checkpoint (the log holds them). */
 int ls_db_checkpoint(ls_db_t *db)
 {
+    ls__applier_flush(db); /* the applier may be gathering batches: they go in first */
     return locked_op(db, &db->store_mu, ls__checkpoint, "checkpoint");
 }

@@ -14,7 +14,9 @@
  *  4. replay.c verifies and replays the closed generations the store still needs.
  *  5. The current log is cut at its last complete COMMIT (ftruncate + fsync; the torn tail is
  *     counted in truncated_bytes), its complete transactions above the store's LSN are replayed,
- *     and the running digest is rebuilt from its bytes.
+ *     and the running digest is rebuilt from its bytes. A tail of zeros only in a file of the
+ *     prepared size is a preallocated log's (prep.c): kept, not torn. A leftover <prefix>.next is
+ * ignored (prep.c redoes it).
  *  6. When history's last epoch is newer than the current log's, the current log is closed and
  *     the next one starts in that epoch.
  */
@@ -260,7 +262,14 @@ static int adopt_current(ls_db_t *db, ls__recovery_t *rs, char *msg, size_t msgl
     if (db->fd >= 0) close(db->fd);
     db->fd = open(db->cur_path, O_RDWR | O_CLOEXEC);
     int rc = db->fd < 0 ? ls_err_from_errno(errno) : 0;
-    if (rc == 0 && rs->cur_len > in->commit_end) {
+    /* Only zeros after the last COMMIT of a file of the prepared size: a preallocated log's
+     * (prep.c), kept, not torn. Any other tail is torn: cut, zeros after it included. */
+    size_t nz = rs->cur_len;
+    while (nz > in->commit_end && rs->cur[nz - 1] == 0)
+        nz--;
+    bool prealloc = nz == in->commit_end && rs->cur_len == ls__prep_size(db);
+    db->cur_alloc = prealloc ? rs->cur_len : 0;
+    if (rc == 0 && rs->cur_len > in->commit_end && !prealloc) {
         if (ftruncate(db->fd, (off_t) in->commit_end) != 0) rc = ls_err_from_errno(errno);
         if (rc == 0) rc = ls_fsync(db->fd);
         db->stats.truncated_bytes += rs->cur_len - in->commit_end;

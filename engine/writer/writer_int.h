@@ -8,7 +8,8 @@
  * threads. ls_db_close() stops the flusher once it drained the commit queue, then the applier once
  * it applied every durable batch, then rolls and checkpoints on the closing thread.
  *
- * Threading: three locks, taken in the order log_mu, store_mu, mu (never the reverse).
+ * Threading: three locks, taken in the order log_mu, store_mu, mu (never the reverse). A fourth
+ * thread, prep.c's, prepares the next log file; it takes only mu (next_fd, prep_want).
  *  - `log_mu` guards the current log (the "log state" fields below): the flusher holds it while it
  *    encodes, appends and fdatasyncs a batch; ls_db_roll and ls_db_stats take it from the
  *    caller's thread.
@@ -89,11 +90,27 @@ size_t ls__ov_trim(ls__overlay_t *ov, const ls_txn_t *chain, uint64_t applied_ls
 int ls__ov_get(ls__overlay_t *ov, const void *key, size_t key_len, void **val, size_t *val_len);
 size_t ls__ov_count(ls__overlay_t *ov); /* keys held */
 
+/* keysort.c: a merged chain's operations in key order, the last one of each key only. */
+typedef struct {
+    uint64_t k0, k1;   /* the key's first 16 bytes, big-endian, zero-padded */
+    const ls_txn_t *t; /* the transaction holding the operation */
+    uint32_t op;       /* its index in t->ops */
+} ls__keyop_t;
+typedef struct {
+    ls__keyop_t *ops, *tmp; /* sorted entries (n of them); merge scratch; cap entries each */
+    size_t n, cap;
+} ls__keysort_t;
+/* Fills ks with chain's operations sorted by key (stable: LSN order within a key), keeping only
+ * the last one of each key. LS_ENOMEM: ks->n is 0 (the caller applies in LSN order instead). */
+int ls__keysort_chain(ls__keysort_t *ks, const ls_txn_t *chain);
+void ls__keysort_free(ls__keysort_t *ks);
+
 struct ls_db {
     /* configuration (immutable after open) */
     char dir[LS__PATH_MAX];             /* database directory */
     char logs[LS__PATH_MAX + 8];        /* <dir>/logs */
     char cur_path[LS__PATH_MAX + 32];   /* <dir>/logs/<prefix>.log */
+    char next_path[LS__PATH_MAX + 32];  /* <dir>/logs/<prefix>.next: the next log, prepared */
     char prefix[LS_GEN_PREFIX_MAX + 1]; /* log file prefix */
     ls_db_options_t opts;               /* options with defaults filled in */
     uint8_t dbid[LS_DBID_LEN];          /* database id */
@@ -109,6 +126,8 @@ struct ls_db {
     uint64_t gen_first_lsn;              /* first LSN of the current log */
     uint64_t gen_records;                /* records in the current log */
     uint64_t log_size;                   /* bytes in the current log (header + records) */
+    uint64_t cur_alloc;                  /* its file size when preallocated (zeros past
+                                            log_size), else 0 */
     ls_sha256_t *sha;                    /* running digest of the current log's bytes */
     uint8_t prev_digest[LS_DIGEST_SIZE]; /* digest of generation gen-1 (the header's) */
     uint64_t last_closed;                /* last closed generation, 0 when none */
@@ -123,6 +142,7 @@ struct ls_db {
     /* store writes (store_mu) */
     pthread_mutex_t store_mu; /* guards store writes and the field below */
     uint64_t last_ckpt_ns;    /* monotonic time of the last checkpoint */
+    ls__keysort_t ks;         /* the applier's sort buffers */
 
     ls__overlay_t ov; /* acknowledged writes the store does not hold yet (its own leaf lock) */
 
@@ -132,6 +152,11 @@ struct ls_db {
     pthread_cond_t done;     /* signals committers: a batch finished */
     pthread_cond_t applyq;   /* signals the applier: durable batches queued or stopping */
     pthread_cond_t space;    /* signals the flusher: the applier trimmed the overlay, or failed */
+    pthread_cond_t prepq;    /* signals the prep thread: a next log is wanted, or stopping */
+    int next_fd;             /* the prepared next log (prep.c), open; -1 when none is ready */
+    bool prep_want;          /* a next log is wanted (none prepared or being prepared) */
+    bool prep_stopping;      /* ls_db_close() asked the prep thread to exit */
+    bool prep_running;       /* the prep thread was started */
     ls_txn_t *qhead, *qtail; /* commit queue, FIFO */
     ls_txn_t *ahead, *atail; /* durable, not yet applied transactions in LSN order (the flusher's
                                 batches chained); the applier takes them all at once */
@@ -139,6 +164,8 @@ struct ls_db {
     uint64_t unapplied;      /* log bytes of the acknowledged transactions the store does not
                                 hold yet (the overlay's; bounded by opts.overlay_max) */
     uint64_t space_waits;    /* times the flusher waited for the applier (backpressure) */
+    unsigned flush_waiters;  /* ls_db_checkpoint callers waiting for the applier to apply what
+                                is durable: no gathering meanwhile */
     ls_txn_t *dead;          /* chains kept after a store failure (the overlay still points into
                                 them); freed at close */
     uint64_t taken;          /* batches the flusher took from the queue since open */
@@ -155,6 +182,7 @@ struct ls_db {
     char errmsg[512];        /* message of the sticky or last error */
     pthread_t thread;        /* the flusher */
     pthread_t applier;       /* the applier */
+    pthread_t prep;          /* the prep thread (prep.c) */
 };
 
 /* Records err as the database's sticky error with a message (mu must NOT be held). */
@@ -168,6 +196,18 @@ int ls__db_check_fence(ls_db_t *db);
 void *ls__flusher_main(void *arg);
 /* The applier thread body (applier.c): stage 2, the store. */
 void *ls__applier_main(void *arg);
+/* Waits (mu, log_mu NOT held) until the store holds every batch durable at the call, or the
+ * database failed: the applier applies at once meanwhile instead of gathering. */
+void ls__applier_flush(ls_db_t *db);
+
+/* The prep thread body (prep.c): prepares <prefix>.next while the current log fills. */
+void *ls__prep_main(void *arg);
+/* The prepared file's size: target_size rounded up to 4 KiB (at most LS_GEN_HARD_CAP). */
+uint64_t ls__prep_size(const ls_db_t *db);
+/* Takes the prepared next log (its fd, the caller owns it), or -1 when none is ready. */
+int ls__prep_take(ls_db_t *db);
+/* After the roll renamed the taken file away: the thread prepares the following one. */
+void ls__prep_again(ls_db_t *db);
 
 /* roll.c (log_mu held). ls__roll closes a non-empty current log and opens the next one. */
 int ls__roll(ls_db_t *db);

@@ -83,6 +83,8 @@ typedef struct {
     uint64_t unapplied_bytes;    /* log bytes acknowledged, not yet in the store (the overlay) */
     uint64_t overlay_keys;       /* keys in the overlay */
     uint64_t overlay_waits;      /* batches that waited for the applier (overlay_max reached) */
+    uint64_t prepared_rolls;     /* rolls that took a next log prepared ahead (zero-filled) */
+    uint64_t next_prepared;      /* 1 while a prepared next log waits for the roll, else 0 */
 } ls_db_stats_t;
 
 /* Opens (or creates) the database at dir; runs crash recovery. *out owned by the caller until
@@ -121,8 +123,9 @@ int ls_db_get(ls_db_t *db, const void *key, size_t key_len, void **val, size_t *
 
 /* Closes the current log now if it holds any record (returns 0 and does nothing when empty). */
 int ls_db_roll(ls_db_t *db);
-/* Syncs the store and records the checkpoint LSN: what the store holds (acknowledged commits
- * still in the overlay go to a later checkpoint; the log holds them meanwhile). */
+/* Lets the store take every commit durable at the call (the applier may be gathering them),
+ * then syncs it and records the checkpoint LSN (commits acknowledged meanwhile go to a later
+ * checkpoint; the log holds them). */
 int ls_db_checkpoint(ls_db_t *db);
 
 #endif

@@ -62,6 +62,13 @@ static unsigned touch_frame(const ls_frame_t *f)
     case LS_FRAME_SEED_DATA:
         sum += touch(f->seed_data.data, f->seed_data.len);
         break;
+    case LS_FRAME_CHAIN:
+        sum += touch(f->chain.active.ptr, f->chain.active.len);
+        sum += touch(f->chain.raw, (size_t) f->chain.count * 44);
+        break;
+    case LS_FRAME_RESYNC:
+        sum += touch(f->resync.keys, f->resync.keys_len);
+        break;
     }
     return sum;
 }

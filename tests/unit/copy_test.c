@@ -460,3 +460,152 @@ Test(copy, seeded_store_skips_records_it_already_holds)
     ls_h_rmtree(dir);
     free(dir);
 }
+
+/* Keys of unusual shapes for the replayer's sort (its order compares 8 bytes past the batch's
+ * common prefix first): prefixes of one another, zero bytes, 0xff, the longest key, and keys
+ * that share more than 8 bytes. */
+#define SK_N 24
+typedef struct {
+    uint8_t key[SK_N][LS_KEY_MAX];
+    size_t len[SK_N];
+    char val[SK_N][48]; /* the last value put, "" when deleted or never written */
+    bool seen[SK_N];    /* found in the store */
+} sortkeys_t;
+
+static void sortkeys_init(sortkeys_t *m)
+{
+    static const char *const fixed[] = {"k",
+                                        "kk",
+                                        "k\xff",
+                                        "\xff",
+                                        "tenant/",
+                                        "tenant/a",
+                                        "tenant/aaaaaaaa",
+                                        "tenant/aaaaaaaab",
+                                        "tenant/aaaaaaaa\x01",
+                                        "tenant/b",
+                                        "tenant/10",
+                                        "tenant/100",
+                                        "tenant/1000000000"};
+    memset(m, 0, sizeof(*m));
+    size_t i = 0;
+    for (; i < LS_ARRAY_SIZE(fixed); i++) {
+        m->len[i] = strlen(fixed[i]);
+        memcpy(m->key[i], fixed[i], m->len[i]);
+    }
+    for (size_t z = 1; z <= 4; z++, i++) { /* "k\0", "k\0\0", ... : equal to "k" zero-padded */
+        m->key[i][0] = 'k';
+        m->len[i] = 1 + z * z; /* within and past the 8 bytes compared first */
+    }
+    m->key[i][0] = 0; /* a lone zero byte */
+    m->len[i++] = 1;
+    for (size_t l = LS_KEY_MAX - 2; l <= LS_KEY_MAX; l++, i++) {
+        memset(m->key[i], 'z', l);
+        m->len[i] = l;
+    }
+    for (; i < SK_N; i++) /* long shared prefix, short distinct tails */
+        m->len[i] = (size_t) snprintf((char *) m->key[i], LS_KEY_MAX,
+                                      "a-long-shared-prefix-of-keys/%zu", i);
+}
+
+static int sortkeys_cmp(void *ctx, const void *k, size_t kl, const void *v, size_t vl)
+{
+    sortkeys_t *m = ctx;
+    for (int i = 0; i < SK_N; i++) {
+        if (m->len[i] != kl || memcmp(m->key[i], k, kl) != 0) continue;
+        cr_assert(m->val[i][0], "key %d present in the store but deleted by the log", i);
+        cr_assert(vl == strlen(m->val[i]) && !memcmp(v, m->val[i], vl),
+                  "key %d: store has %.*s, log says %s", i, (int) vl, (const char *) v, m->val[i]);
+        m->seen[i] = true;
+        return 0;
+    }
+    cr_assert_fail("the store holds a key the log never wrote (%zu bytes)", kl);
+    return 1;
+}
+
+Test(copy, a_batch_applies_the_last_write_of_each_key_whatever_its_bytes)
+{
+    char *dir = ls_h_tmpdir("copy");
+    static sortkeys_t m;
+    sortkeys_init(&m);
+    uint8_t *buf[13] = {0};
+    size_t len[13];
+    uint8_t digest[13][32];
+    uint64_t lsn = 1, txid = 1, rnd = 7;
+    for (int g = 1; g <= 12; g++) {
+        ls_h_gen_spec_t spec;
+        ls_h_gen_spec_default(&spec, (uint64_t) g, lsn);
+        spec.prev_digest = g > 1 ? digest[g - 1] : NULL;
+        spec.first_txid = txid;
+        ls_h_gen_t *b = ls_h_gen_new(&spec);
+        for (int t = 0; t < 6; t++, txid++) {
+            for (int k = 0; k < 9; k++) {
+                rnd = rnd * 6364136223846793005ull + 1442695040888963407ull;
+                /* generations 5..8 write only the "tenant/" keys: a batch with a common prefix */
+                int i = g >= 5 && g <= 8 ? 4 + (int) ((rnd >> 33) % 9) : (int) ((rnd >> 33) % SK_N);
+                if ((rnd >> 20) % 4 == 0) {
+                    ls_h_gen_del(b, m.key[i], m.len[i]);
+                    m.val[i][0] = 0;
+                } else {
+                    snprintf(m.val[i], sizeof(m.val[i]), "g%d-t%d-k%d", g, t, k);
+                    ls_h_gen_put(b, m.key[i], m.len[i], m.val[i], strlen(m.val[i]));
+                }
+            }
+            ls_h_gen_commit(b);
+        }
+        ls_h_gen_close(b);
+        buf[g] = ls_h_gen_copy(b, &len[g]);
+        memcpy(digest[g], ls_h_gen_digest(b), 32);
+        lsn += ls_h_gen_count(b);
+        ls_h_gen_free(b);
+    }
+    /* batches of 4: 1..4 mixed keys, 5..8 the common prefix "tenant/", 9..12 mixed again */
+    ls_copy_options_t o = {.dir = dir, .batch_generations = 4};
+    ls_copy_t *c = copy_open_opts(&o);
+    char err[1024] = "";
+    for (int g = 1; g <= 12; g++)
+        cr_assert_eq(send_bytes(c, (uint64_t) g, buf[g], len[g], digest[g], err, sizeof(err)), 0,
+                     "generation %d: %s", g, err);
+    cr_assert_eq(ls_copy_start(c), 0);
+    wait_replayed(c, 12, false);
+    ls_copy_stats_t st;
+    ls_copy_stats(c, &st);
+    cr_assert_eq(st.replay_txns, 3, "three batches of 4");
+    cr_assert_eq(ls_store_iterate(ls_copy_store(c), sortkeys_cmp, &m), 0);
+    for (int i = 0; i < SK_N; i++)
+        cr_assert(!m.val[i][0] || m.seen[i], "key %d (%s) missing from the store", i, m.val[i]);
+    ls_copy_close(c);
+    for (int g = 1; g <= 12; g++)
+        free(buf[g]);
+    ls_h_rmtree(dir);
+    free(dir);
+}
+
+Test(copy, a_generation_being_received_holds_replay_only_for_a_while)
+{
+    char *dir = ls_h_tmpdir("copy");
+    chain_t ch;
+    chain_build(&ch, 3, 4, 30);
+    ls_copy_t *c = copy_open(dir, NULL);
+    cr_assert_eq(ls_copy_start(c), 0);
+    send_range(c, &ch, 1, 2);
+    /* generation 3 is left half received: the replayer waits for more to batch, but not forever */
+    char err[1024] = "";
+    cr_assert_eq(ls_copy_recv_begin(c, 1, 3, ch.len[3], LS_H_GEN_CLOSE_NS, err, sizeof(err)), 0);
+    cr_assert_eq(ls_copy_recv_data(c, 3, 0, ch.buf[3], ch.len[3] / 2, err, sizeof(err)), 0, "%s",
+                 err);
+    wait_replayed(c, 2, false);
+    ls_copy_stats_t st;
+    ls_copy_stats(c, &st);
+    cr_assert_eq(st.last_replayed, 2);
+    cr_assert_eq(ls_copy_recv_data(c, 3, ch.len[3] / 2, ch.buf[3] + ch.len[3] / 2,
+                                   ch.len[3] - ch.len[3] / 2, err, sizeof(err)),
+                 0, "%s", err);
+    cr_assert_eq(ls_copy_recv_end(c, 3, ch.digest[3], err, sizeof(err)), 0, "%s", err);
+    wait_replayed(c, 3, true);
+    store_matches(c, &ch);
+    ls_copy_close(c);
+    chain_free(&ch);
+    ls_h_rmtree(dir);
+    free(dir);
+}

@@ -24,7 +24,11 @@ static const uint8_t all_types[] = {
     LS_FRAME_GEN_END,         LS_FRAME_DURABLE,    LS_FRAME_INSPECTED,  LS_FRAME_REPLAYED,
     LS_FRAME_REPLAYED_SYNCED, LS_FRAME_ASK_AGAIN,  LS_FRAME_SEED_BEGIN, LS_FRAME_SEED_DATA,
     LS_FRAME_SEED_END,        LS_FRAME_COPY_STATE, LS_FRAME_RE_OFFER,   LS_FRAME_EPOCH,
+    LS_FRAME_CHAIN_REQ,       LS_FRAME_CHAIN,      LS_FRAME_RESYNC,     LS_FRAME_RESYNC_BEGIN,
 };
+
+static ls_proto_link_t links[3];                          /* the CHAIN sample's entries */
+static uint8_t keyseq[] = {1, 0, 'a', 3, 0, 'k', '-', 1}; /* the RESYNC sample's keys */
 
 static uint8_t chunk[3000]; /* payload of the data samples */
 
@@ -134,6 +138,36 @@ static void sample_ship(uint8_t type, ls_frame_t *f)
     case LS_FRAME_SEED_DATA:
         f->seed_data = (ls_proto_seed_data_t){.offset = 1u << 20, .data = chunk, .len = 100};
         return;
+    case LS_FRAME_CHAIN_REQ:
+        f->chain_req.from_generation = 7;
+        break;
+    case LS_FRAME_CHAIN:
+        for (int i = 0; i < 3; i++) {
+            links[i] = (ls_proto_link_t){.epoch = i < 2 ? 1 : 2, .generation = 7u + (unsigned) i};
+            fill(links[i].digest, LS_PROTO_DIGEST_LEN, (uint8_t) (0x60 + i));
+        }
+        f->chain = (ls_proto_chain_t){.epoch = 2, .count = 3, .links = links};
+        f->chain.active = ls_proto_str("node-b");
+        break;
+    case LS_FRAME_RESYNC:
+        f->resync = (ls_proto_resync_t){.flags = LS_RESYNC_MORE,
+                                        .split_generation = 8,
+                                        .split_epoch = 1,
+                                        .keys = keyseq,
+                                        .keys_len = sizeof(keyseq)};
+        fill(f->resync.split_digest, LS_PROTO_DIGEST_LEN, 0x61);
+        break;
+    case LS_FRAME_RESYNC_BEGIN:
+        f->resync_begin = (ls_proto_resync_begin_t){.total_bytes = 4242,
+                                                    .last_lsn = 900,
+                                                    .generation = 10,
+                                                    .epoch = 2,
+                                                    .txid = 300,
+                                                    .split_generation = 8,
+                                                    .keys = 77,
+                                                    .store_bytes = 1u << 26};
+        fill(f->resync_begin.prev_digest, LS_PROTO_DIGEST_LEN, 0x62);
+        break;
     case LS_FRAME_SEED_END:
         fill(f->seed_end.digest, LS_PROTO_DIGEST_LEN, 0x77);
         return;
@@ -256,6 +290,37 @@ static void ship_eq(const ls_frame_t *a, const ls_frame_t *b)
         cr_assert(a->seed_begin.epoch == b->seed_begin.epoch);
         cr_assert_arr_eq(a->seed_begin.prev_digest, b->seed_begin.prev_digest, LS_PROTO_DIGEST_LEN);
         break;
+    case LS_FRAME_CHAIN_REQ:
+        cr_assert_eq(a->chain_req.from_generation, b->chain_req.from_generation);
+        break;
+    case LS_FRAME_CHAIN:
+        cr_assert(a->chain.epoch == b->chain.epoch && a->chain.count == b->chain.count);
+        str_eq(a->chain.active, b->chain.active);
+        for (size_t i = 0; i < a->chain.count; i++) {
+            ls_proto_link_t x, y;
+            ls_proto_chain_link(&a->chain, i, &x);
+            ls_proto_chain_link(&b->chain, i, &y);
+            cr_assert(x.epoch == y.epoch && x.generation == y.generation);
+            cr_assert_arr_eq(x.digest, y.digest, LS_PROTO_DIGEST_LEN);
+        }
+        break;
+    case LS_FRAME_RESYNC:
+        cr_assert(a->resync.flags == b->resync.flags);
+        cr_assert(a->resync.split_generation == b->resync.split_generation);
+        cr_assert(a->resync.split_epoch == b->resync.split_epoch);
+        cr_assert_arr_eq(a->resync.split_digest, b->resync.split_digest, LS_PROTO_DIGEST_LEN);
+        cr_assert_eq(a->resync.keys_len, b->resync.keys_len);
+        cr_assert_arr_eq(a->resync.keys, b->resync.keys, a->resync.keys_len);
+        break;
+    case LS_FRAME_RESYNC_BEGIN: {
+        const ls_proto_resync_begin_t *x = &a->resync_begin, *y = &b->resync_begin;
+        cr_assert(x->total_bytes == y->total_bytes && x->last_lsn == y->last_lsn);
+        cr_assert(x->generation == y->generation && x->epoch == y->epoch);
+        cr_assert(x->txid == y->txid && x->split_generation == y->split_generation);
+        cr_assert(x->keys == y->keys && x->store_bytes == y->store_bytes);
+        cr_assert_arr_eq(x->prev_digest, y->prev_digest, LS_PROTO_DIGEST_LEN);
+        break;
+    }
     default:
         cr_assert_fail("type 0x%02x not compared", a->type);
     }
@@ -485,7 +550,7 @@ Test(proto, unknown_types_flags_and_reserved_refused)
     char err[256];
     uint8_t buf[8];
     ls_frame_header_t h;
-    const uint8_t unknown[] = {0x00, 0x05, 0x0f, 0x15, 0x23, 0x35, 0x43, 0x50, 0xff};
+    const uint8_t unknown[] = {0x00, 0x05, 0x0f, 0x17, 0x23, 0x35, 0x45, 0x50, 0xff};
     for (size_t i = 0; i < sizeof(unknown); i++) {
         ls_frame_header_t u = {0, unknown[i], 0};
         ls_frame_header_encode(&u, buf);
@@ -595,13 +660,13 @@ Test(proto, unsupported_version_gets_a_clear_error_frame)
     ls_proto_choice_t choice;
     ls_proto_offer_t ours = {0};
     sample(LS_FRAME_HELLO, &f);
-    f.hello.version_min = 4;
-    f.hello.version_max = 5;
+    f.hello.version_min = 5;
+    f.hello.version_max = 6;
     int rc = ls_proto_negotiate(&f.hello, &ours, &choice, &err_frame, msg, sizeof(msg));
     cr_assert_eq(rc, LS_EUNSUPPORTED);
     cr_assert_eq(err_frame.type, LS_FRAME_ERROR);
     cr_assert_eq(err_frame.error.code, LS_EUNSUPPORTED);
-    cr_assert_str_eq(msg, "unsupported protocol version 4..5 (this node speaks 1..3)");
+    cr_assert_str_eq(msg, "unsupported protocol version 5..6 (this node speaks 1..4)");
     uint8_t buf[2048];
     ssize_t n = ls_frame_encode(&err_frame, buf, sizeof(buf));
     cr_assert_gt(n, 0);
@@ -730,7 +795,7 @@ Test(proto, epoch_refuses_zero_epoch_and_long_names)
     static char name[LS_PROTO_NODE_MAX + 2];
     char err[256];
     uint8_t buf[512];
-    cr_assert_eq(LS_PROTO_VERSION_MAX, LS_PROTO_VERSION_EPOCH);
+    cr_assert_gt(LS_PROTO_VERSION_MAX, LS_PROTO_VERSION_EPOCH);
     sample(LS_FRAME_EPOCH, &f);
     ssize_t n = ls_frame_encode(&f, buf, sizeof(buf));
     cr_assert_eq(n, LS_FRAME_HEADER_SIZE + 30 + 6, "16 + 4 + 8 + 2 + name");
@@ -767,4 +832,50 @@ Test(proto, a_version_2_peer_negotiates_version_2)
     f.hello.version_max = 3;
     cr_assert_eq(ls_proto_negotiate(&f.hello, &ours, &c, NULL, NULL, 0), 0);
     cr_assert_eq(c.version, LS_PROTO_VERSION_EPOCH);
+}
+
+/* CHAIN and RESYNC (version 4): entries must be increasing with epochs and generations from 1;
+ * a RESYNC's keys must be whole (u16 length 1..511 and the bytes). */
+Test(proto, chain_and_resync_refuse_malformed_entries)
+{
+    static ls_frame_t f, g;
+    char err[256];
+    uint8_t buf[4096];
+    cr_assert_eq(LS_PROTO_VERSION_MAX, LS_PROTO_VERSION_RESYNC);
+    sample(LS_FRAME_CHAIN, &f);
+    ssize_t n = ls_frame_encode(&f, buf, sizeof(buf));
+    cr_assert_eq(n, LS_FRAME_HEADER_SIZE + 16 + 4 + 2 + 6 + 2 + 3 * 44);
+    cr_assert_eq(ls_frame_decode(buf, (size_t) n, &g, err, sizeof(err)), 0, "%s", err);
+    frame_eq(&f, &g);
+    uint8_t again[4096]; /* a decoded CHAIN (entries in raw, no links) re-encodes the same */
+    cr_assert(g.chain.raw && !g.chain.links);
+    cr_assert_eq(ls_frame_encode(&g, again, sizeof(again)), n);
+    cr_assert_arr_eq(again, buf, (size_t) n);
+    size_t second = LS_FRAME_HEADER_SIZE + 16 + 4 + 2 + 6 + 2 + 44; /* entry 1's epoch */
+    memcpy(buf + second + 4, buf + second - 44 + 4, 8); /* entry 1's generation = entry 0's */
+    cr_assert_eq(ls_frame_decode(buf, (size_t) n, &g, err, sizeof(err)), LS_EPROTO);
+    cr_assert(strstr(err, "CHAIN") && strstr(err, "increasing"), "%s", err);
+    links[1].generation = 7;
+    cr_assert_eq(ls_frame_encode(&f, buf, sizeof(buf)), LS_EINVAL, "the encoder checks too");
+    f.chain.count = LS_PROTO_CHAIN_MAX + 1;
+    cr_assert_eq(ls_frame_encode(&f, buf, sizeof(buf)), LS_EINVAL);
+
+    sample(LS_FRAME_RESYNC, &f);
+    n = ls_frame_encode(&f, buf, sizeof(buf));
+    cr_assert_gt(n, 0);
+    cr_assert_eq(ls_frame_encode_head(&f, buf, sizeof(buf)), n, "keys are not a data chunk");
+    size_t off = 0, len;
+    const uint8_t *k;
+    cr_assert(ls_proto_resync_key(keyseq, sizeof(keyseq), &off, &k, &len));
+    cr_assert(len == 1 && k[0] == 'a');
+    cr_assert(ls_proto_resync_key(keyseq, sizeof(keyseq), &off, &k, &len));
+    cr_assert(len == 3 && memcmp(k, "k-\x01", 3) == 0);
+    cr_assert(!ls_proto_resync_key(keyseq, sizeof(keyseq), &off, &k, &len));
+    buf[n - 4] = 9; /* the second key's length runs past the frame */
+    cr_assert_eq(ls_frame_decode(buf, (size_t) n, &g, err, sizeof(err)), LS_EPROTO);
+    cr_assert(strstr(err, "RESYNC: field 'keys'") && strstr(err, "key 1 at offset 3"), "%s", err);
+    sample(LS_FRAME_RESYNC, &f);
+    f.resync.flags = 0x2;
+    cr_assert_eq(ls_frame_encode(&f, buf, sizeof(buf)), LS_EINVAL, "unknown flag");
+    cr_assert_str_eq(ls_frame_type_name(LS_FRAME_RESYNC_BEGIN), "RESYNC_BEGIN");
 }

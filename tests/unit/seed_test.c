@@ -175,6 +175,8 @@ Test(seed, handoff_after_removed_generation_starts_at_next)
     cr_assert_eq(ls_db_open(e.db, &o, &db), 0, "%s", ls_db_open_error());
     cr_assert_eq(commit_range(db, 0, 30, 3, 600), 0);
     cr_assert_eq(ls_db_roll(db), 0);
+    /* Retention removes only generations the store holds (the snapshot reads the store). */
+    cr_assert(wait_applied(db, 10000), "the store holds every commit");
     ls_db_stats_t s1;
     ls_db_stats(db, &s1);
     uint8_t dg[LS_DIGEST_SIZE];
@@ -209,11 +211,13 @@ static void old_copy(env_t *e, ls_db_t **db)
     ls_db_options_t o = db_opts(0);
     cr_assert_eq(ls_db_open(e->db, &o, db), 0, "%s", ls_db_open_error());
     cr_assert_eq(commit_range(*db, 0, 20, 3, 500), 0);
+    cr_assert(wait_applied(*db, 10000), "the store holds every commit (the snapshot reads it)");
     ls_seed_install_options_t io = {.copy_dir = e->copy};
     char err[1024] = "";
     int rc = seed_run(e->db, &io, CHUNK, -1, NULL, err, sizeof(err));
     cr_assert_eq(rc, 0, "first seed: %s (%s)", ls_err_name(rc), err);
     cr_assert_eq(commit_range(*db, 20, 40, 3, 500), 0);
+    cr_assert(wait_applied(*db, 10000), "the store holds every commit (the snapshot reads it)");
 }
 
 Test(seed, corrupted_byte_fails_verification_and_installs_nothing)

@@ -132,6 +132,27 @@ static double noise_for(double r)
     return 1.0;
 }
 
+/* Appends the NUL-terminated s at tok + *n (the formatting of make_value without printf: the
+ * generator's own CPU is not the writer's). */
+static void put_str(char *tok, int *n, const char *s)
+{
+    while (*s)
+        tok[(*n)++] = *s++;
+}
+
+/* Appends v in decimal at tok + *n, at least width digits (zero-padded). */
+static void put_uint(char *tok, int *n, uint64_t v, int width)
+{
+    char d[24];
+    int k = 0;
+    do {
+        d[k++] = (char) ('0' + v % 10);
+        v /= 10;
+    } while (v || k < width);
+    while (k)
+        tok[(*n)++] = d[--k];
+}
+
 /* Fills out[0, len) with log-like text. */
 static void make_value(uint64_t *rng, double noise, char *out, size_t len)
 {
@@ -140,19 +161,18 @@ static void make_value(uint64_t *rng, double noise, char *out, size_t len)
     char tok[96];
     while (n < len) {
         uint64_t r = next_rand(rng);
-        const char *f = FIELDS[r % LS_ARRAY_SIZE(FIELDS)];
-        int tl;
+        int tl = 0;
+        put_str(tok, &tl, FIELDS[r % LS_ARRAY_SIZE(FIELDS)]);
+        tok[tl++] = '=';
         if ((double) ((r >> 8) & 0xffff) / 65536.0 < noise) {
-            char id[24];
             for (int i = 0; i < 16; i++)
-                id[i] = ALNUM[next_rand(rng) % (sizeof(ALNUM) - 1)];
-            id[16] = 0;
-            tl = snprintf(tok, sizeof(tok), "%s=%s ", f, id);
+                tok[tl++] = ALNUM[next_rand(rng) % (sizeof(ALNUM) - 1)];
         } else if ((r >> 24) % 4 == 0) {
-            tl = snprintf(tok, sizeof(tok), "%s=%u ", f, (unsigned) ((r >> 32) % 1000));
+            put_uint(tok, &tl, (r >> 32) % 1000, 1);
         } else {
-            tl = snprintf(tok, sizeof(tok), "%s=%s ", f, WORDS[(r >> 32) % LS_ARRAY_SIZE(WORDS)]);
+            put_str(tok, &tl, WORDS[(r >> 32) % LS_ARRAY_SIZE(WORDS)]);
         }
+        tok[tl++] = ' ';
         size_t take = LS_MIN((size_t) tl, len - n);
         memcpy(out + n, tok, take);
         n += take;
@@ -224,7 +244,9 @@ static void *worker_main(void *arg)
         if (h) XXH3_64bits_reset(h);
         for (uint64_t j = 0; j < o->records && w->rc == 0; j++) {
             char key[32];
-            int kn = snprintf(key, sizeof(key), "k%012" PRIu64, next_rand(&w->rng) % o->key_space);
+            int kn = 0;
+            key[kn++] = 'k';
+            put_uint(key, &kn, next_rand(&w->rng) % o->key_space, 12);
             make_value(&w->rng, noise, val, o->value_size);
             w->rc = ls_txn_put(t, key, (size_t) kn, val, o->value_size);
             w->bytes += (uint64_t) kn + o->value_size;
@@ -356,8 +378,9 @@ static void report(const load_opts_t *o, const ls_db_stats_t *s, uint64_t record
     printf("key+value bytes:    %" PRIu64 "\n", bytes);
     printf("log bytes:          %" PRIu64 " (records incl. COMMIT, without headers/trailers)\n",
            records * LS_REC_HEADER_SIZE + s->commits * LS_REC_HEADER_SIZE + bytes);
-    printf("generations closed: %" PRIu64 " (last closed %" PRIu64 ")\n", s->generations_closed,
-           s->last_closed);
+    printf("generations closed: %" PRIu64 " (last closed %" PRIu64 "; %" PRIu64
+           " rolls into a prepared log)\n",
+           s->generations_closed, s->last_closed, s->prepared_rolls);
     printf("elapsed:            %.3f s\n", secs);
     printf("commits/s:          %.0f\n", secs > 0 ? (double) s->commits / secs : 0.0);
     printf("fsync batches:      %" PRIu64 " (%.2f commits per batch)\n", s->batches,

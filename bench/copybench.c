@@ -1,0 +1,200 @@
+/*
+ * copybench: the passive copy pipeline (engine/copy) alone, without daemons or network, for
+ * profiling the receive path and the replayer (perf record, heaptrack) on a real workload.
+ *
+ *   copybench LOGS_DIR COPY_DIR [--hold | --serial] [--chunk BYTES] [--batch N]
+ *             [--batch-bytes BYTES]
+ *
+ * LOGS_DIR holds closed generations (e.g. `logship load DIR ...`'s DIR/logs). Every generation
+ * found there, from 1 on, is received into a fresh copy at COPY_DIR (which must not exist) on
+ * this thread in chunks of --chunk bytes (256 KiB, the wire's frame), as the receiver thread
+ * would, while the replayer runs (--hold: not started; --serial: paused until all are received,
+ * to time the replay alone). Prints the time until the last one is durable, until it is replayed
+ * and synced, and the process's VmHWM and peak RssAnon.
+ */
+#include <dirent.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "copy/copy.h"
+#include "core/core.h"
+
+#define GENS_MAX 4096
+
+static uint64_t g_synced;
+static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_cv = PTHREAD_COND_INITIALIZER;
+
+static void on_event(void *ctx, const ls_copy_event_t *ev)
+{
+    (void) ctx;
+    if (ev->kind != LS_COPY_EV_REPLAYED_SYNCED) return;
+    pthread_mutex_lock(&g_mu);
+    if (ev->generation > g_synced) g_synced = ev->generation;
+    pthread_cond_broadcast(&g_cv);
+    pthread_mutex_unlock(&g_mu);
+}
+
+static double now_s(void)
+{
+    return (double) ls_mono_ns() / 1e9;
+}
+
+/* kB value of a /proc/self/status field, 0 when absent. */
+static long status_kib(const char *field)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long v = 0;
+    size_t n = strlen(field);
+    while (f && fgets(line, sizeof(line), f))
+        if (strncmp(line, field, n) == 0 && line[n] == ':') v = strtol(line + n + 1, NULL, 10);
+    if (f) fclose(f);
+    return v;
+}
+
+static volatile long g_peak_anon, g_peak_file;
+static volatile int g_done;
+
+static void *sampler(void *arg)
+{
+    (void) arg;
+    while (!g_done) {
+        long a = status_kib("RssAnon");
+        if (a > g_peak_anon) g_peak_anon = a;
+        long f = status_kib("RssFile");
+        if (f > g_peak_file) g_peak_file = f;
+        usleep(10000);
+    }
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 3) {
+        fprintf(
+            stderr,
+            "usage: copybench LOGS_DIR COPY_DIR [--hold | --serial] [--chunk BYTES] [--batch N] "
+            "[--batch-bytes BYTES]\n");
+        return 2;
+    }
+    const char *logs = argv[1], *dir = argv[2];
+    bool hold = false, serial = false;
+    size_t chunk = 256 * 1024;
+    ls_copy_options_t o = {.dir = dir, .event_cb = on_event};
+    for (int i = 3; i < argc; i++) {
+        if (strcmp(argv[i], "--hold") == 0)
+            hold = true;
+        else if (strcmp(argv[i], "--serial") == 0)
+            serial = true;
+        else if (strcmp(argv[i], "--chunk") == 0 && i + 1 < argc)
+            chunk = strtoull(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc)
+            o.batch_generations = (uint32_t) strtoul(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--batch-bytes") == 0 && i + 1 < argc)
+            o.batch_bytes = strtoull(argv[++i], NULL, 10);
+        else {
+            fprintf(stderr, "copybench: unknown option %s\n", argv[i]);
+            return 2;
+        }
+    }
+    if (chunk == 0) chunk = 1;
+    if (access(dir, F_OK) == 0) {
+        fprintf(stderr, "copybench: %s exists: give a fresh directory\n", dir);
+        return 2;
+    }
+    /* the generations, 1..n, by name */
+    static char *path[GENS_MAX + 1];
+    static uint32_t epoch[GENS_MAX + 1];
+    uint64_t n = 0;
+    DIR *d = opendir(logs);
+    if (!d) {
+        fprintf(stderr, "copybench: cannot open %s\n", logs);
+        return 1;
+    }
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        uint32_t ep;
+        uint64_t g;
+        if (ls_gen_name_parse(de->d_name, LS_GEN_PREFIX_DEFAULT, &ep, &g) != 0) continue;
+        if (g == 0 || g > GENS_MAX) continue;
+        size_t len = strlen(logs) + strlen(de->d_name) + 2;
+        path[g] = malloc(len);
+        snprintf(path[g], len, "%s/%s", logs, de->d_name);
+        epoch[g] = ep;
+    }
+    closedir(d);
+    while (n < GENS_MAX && path[n + 1])
+        n++;
+    if (n == 0) {
+        fprintf(stderr, "copybench: no generations in %s\n", logs);
+        return 1;
+    }
+    char err[512];
+    ls_copy_t *c = NULL;
+    int rc = ls_copy_open(&o, &c, err, sizeof(err));
+    if (rc) {
+        fprintf(stderr, "copybench: %s\n", err);
+        return 1;
+    }
+    pthread_t th;
+    pthread_create(&th, NULL, sampler, NULL);
+    if (serial) ls_copy_pause_replay(c, true);
+    if (!hold) ls_copy_start(c);
+    uint64_t bytes = 0;
+    double t0 = now_s();
+    for (uint64_t g = 1; g <= n; g++) {
+        uint8_t *buf = NULL;
+        size_t len = 0;
+        if ((rc = ls_read_file(path[g], LS_GEN_HARD_CAP, &buf, &len))) {
+            fprintf(stderr, "copybench: cannot read %s\n", path[g]);
+            return 1;
+        }
+        rc = ls_copy_recv_begin(c, epoch[g], g, len, 0, err, sizeof(err));
+        for (size_t off = 0; rc == 0 && off < len; off += chunk)
+            rc =
+                ls_copy_recv_data(c, g, off, buf + off, LS_MIN(chunk, len - off), err, sizeof(err));
+        if (rc == 0) rc = ls_copy_recv_end(c, g, NULL, err, sizeof(err));
+        free(buf);
+        if (rc) {
+            fprintf(stderr, "copybench: generation %llu: %s\n", (unsigned long long) g, err);
+            return 1;
+        }
+        bytes += len;
+    }
+    double t_durable = now_s() - t0, t_synced = 0;
+    if (serial) {
+        t0 = now_s();
+        ls_copy_pause_replay(c, false);
+    }
+    if (!hold) {
+        pthread_mutex_lock(&g_mu);
+        while (g_synced < n)
+            pthread_cond_wait(&g_cv, &g_mu);
+        pthread_mutex_unlock(&g_mu);
+        t_synced = now_s() - t0;
+    }
+    g_done = 1;
+    pthread_join(th, NULL);
+    ls_copy_stats_t st;
+    ls_copy_stats(c, &st);
+    printf("generations %llu, %.1f MB\n", (unsigned long long) n, (double) bytes / 1e6);
+    printf("received+inspected: %.3f s (%.1f MB/s)\n", t_durable, (double) bytes / 1e6 / t_durable);
+    if (!hold)
+        printf("%s %.3f s (%.1f MB/s), %llu store transactions\n",
+               serial ? "then replayed+synced:" : "replayed+synced:", t_synced,
+               (double) bytes / 1e6 / t_synced, (unsigned long long) st.replay_txns);
+    printf("VmHWM %.1f MiB, peak RssAnon %.1f MiB, peak RssFile %.1f MiB; now RssAnon %.1f MiB, "
+           "RssFile %.1f MiB\n",
+           (double) status_kib("VmHWM") / 1024.0, (double) g_peak_anon / 1024.0,
+           (double) g_peak_file / 1024.0, (double) status_kib("RssAnon") / 1024.0,
+           (double) status_kib("RssFile") / 1024.0);
+    ls_copy_close(c);
+    for (uint64_t g = 1; g <= n; g++)
+        free(path[g]);
+    return 0;
+}

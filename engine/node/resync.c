@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "node/node_int.h"
@@ -76,9 +75,9 @@ static int open_log(node_db_t *db, uint64_t *records, char *err, size_t errlen)
     /* An open log without records (the writer rolled and stopped): the new active's epoch
      * begins at its number, it holds nothing, and a copy holds no open log. */
     char cur[LS_CFG_PATH_MAX + 32];
-    struct stat st;
+    uint64_t gen;
     snprintf(cur, sizeof(cur), "%s/logs/%s.log", db->cfg->path, LS_GEN_PREFIX_DEFAULT);
-    if (stat(cur, &st) == 0 && (uint64_t) st.st_size <= LS_GEN_HEADER_SIZE) unlink(cur);
+    if (ls__node_open_log_records(db->cfg->path, &gen) == 0) unlink(cur);
     return 0;
 }
 

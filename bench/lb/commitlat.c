@@ -189,7 +189,7 @@ static void add_cell(const char *who, int threads, const lb_lat_t *l)
 
 static double secs_per_cell(const lb_ctx_t *c)
 {
-    return c->quick ? 3 : 10;
+    return c->quick ? 3 : 6;
 }
 
 void lb_run_commit(lb_ctx_t *c, lb_pg_t *pg)

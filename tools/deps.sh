@@ -25,7 +25,9 @@ for what in "$@"; do
     # daemons in namespaces (whatever the packages started is left alone).
     test)  need+=(libcriterion-dev iproute2 e2fsprogs curl prometheus libfuse3-dev fuse3 zstd
                   resource-agents libxml2-utils corosync pacemaker pacemaker-cli-utils) ;;
-    bench) need+=(rsync gnuplot-nox iproute2) ;;
+    # postgresql-15: the commit-latency baseline (bench/lb/pg.c runs its own primary and standby;
+    # the cluster the package's postinst may create is left alone).
+    bench) need+=(rsync gnuplot-nox iproute2 postgresql-15) ;;
     fuzz)  need+=(clang libclang-rt-14-dev) ;;
     coverage) need+=(libcriterion-dev gcovr) ;;
     *) echo "deps.sh: unknown set '$what' (expected build, test, bench, fuzz or coverage)" >&2; exit 2 ;;

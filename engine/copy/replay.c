@@ -277,7 +277,7 @@ static bool sort_batch(batch_t *b, int *rc)
         o->pre = pre;
         o->tail = o->key_len > lcp + 8;
     }
-    qsort(b->ops, b->nops, sizeof(*b->ops), op_cmp);
+    if (b->nops > 1) qsort(b->ops, b->nops, sizeof(*b->ops), op_cmp); /* none: no array (NULL) */
     return true;
 }
 

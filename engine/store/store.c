@@ -11,13 +11,8 @@
 
 #include "core/core.h"
 #include "store/env.h"
+#include "store/meta_int.h"
 #include "store/store.h"
-
-#define DEFAULT_MAP_SIZE (64ull * 1024 * 1024)
-#define META_KEY         "meta"
-#define META_VERSION     1
-#define META_SIZE        104 /* encoded meta record, see meta_encode */
-#define META_SIZE_V1     96  /* the record before applied_generations was added */
 
 struct ls_store {
     ls_store_env_t *shared;  /* the process's environment of this path (store/env.h) */
@@ -39,53 +34,10 @@ struct ls_store_txn {
     bool map_full;     /* a put/del hit MDB_MAP_FULL: retry after growing even if fn hides it */
 };
 
-/* Maps an LMDB (or errno) code to an LS_E* code; MDB_MAP_FULL is passed through for retry. */
-static int map_rc(int rc)
-{
-    if (rc == 0 || rc == MDB_MAP_FULL) return rc;
-    if (rc == ENOMEM) return LS_ENOMEM;
-    if (rc == ENOSPC) return LS_ENOSPC;
-    if (rc > 0) return ls_err_from_errno(rc);
-    return LS_ESTORE;
-}
-
-static void meta_encode(const ls_store_meta_t *m, uint8_t out[META_SIZE])
-{
-    memset(out, 0, META_SIZE);
-    ls_put32(out, META_VERSION);
-    ls_put32(out + 4, m->epoch);
-    memcpy(out + 8, m->dbid, LS_DBID_LEN);
-    ls_put64(out + 24, m->generation);
-    ls_put64(out + 32, m->lsn);
-    ls_put64(out + 40, m->txid);
-    ls_put64(out + 48, m->digest_generation);
-    memcpy(out + 56, m->digest, LS_DIGEST_SIZE);
-    ls_put64(out + 88, m->checkpoint_lsn);
-    ls_put64(out + 96, m->applied_generations);
-}
-
-static int meta_decode(const MDB_val *v, ls_store_meta_t *m)
-{
-    const uint8_t *p = v->mv_data;
-    /* The shorter record (before applied_generations) decodes with that field 0. */
-    if ((v->mv_size != META_SIZE && v->mv_size != META_SIZE_V1) || ls_get32(p) != META_VERSION)
-        return LS_ECORRUPT;
-    m->epoch = ls_get32(p + 4);
-    memcpy(m->dbid, p + 8, LS_DBID_LEN);
-    m->generation = ls_get64(p + 24);
-    m->lsn = ls_get64(p + 32);
-    m->txid = ls_get64(p + 40);
-    m->digest_generation = ls_get64(p + 48);
-    memcpy(m->digest, p + 56, LS_DIGEST_SIZE);
-    m->checkpoint_lsn = ls_get64(p + 88);
-    m->applied_generations = v->mv_size == META_SIZE ? ls_get64(p + 96) : 0;
-    return 0;
-}
-
 static int meta_put(MDB_txn *txn, MDB_dbi dbi, const ls_store_meta_t *m)
 {
     uint8_t buf[META_SIZE];
-    meta_encode(m, buf);
+    ls_store_meta_encode(m, buf);
     MDB_val k = {sizeof(META_KEY) - 1, (void *) META_KEY}, v = {META_SIZE, buf};
     return mdb_put(txn, dbi, &k, &v, 0);
 }
@@ -124,7 +76,7 @@ static int load_meta(ls_store_t *s, MDB_txn *txn, const uint8_t *dbid, char *err
     if (rc == MDB_NOTFOUND) { /* a new store: written below when an id is given */
         memset(&s->meta, 0, sizeof(s->meta));
         rc = 0;
-    } else if (rc == 0 && meta_decode(&v, &s->meta) != 0) {
+    } else if (rc == 0 && ls_store_meta_decode(&v, &s->meta) != 0) {
         ls_msgf(err, errlen, "store %s: meta record malformed (%zu bytes)", s->path, v.mv_size);
         return LS_ECORRUPT;
     }
@@ -190,7 +142,7 @@ static int open_dbs(ls_store_t *s, const uint8_t *dbid, char *err, size_t errlen
     }
     if (rc == 0 || rc == LS_ECORRUPT || rc == LS_EDBID) return rc;
     ls_msgf(err, errlen, "store %s: %s", s->path, mdb_strerror(rc));
-    return map_rc(rc) == MDB_MAP_FULL ? LS_ESTORE : map_rc(rc);
+    return ls_store_map_rc(rc) == MDB_MAP_FULL ? LS_ESTORE : ls_store_map_rc(rc);
 }
 
 int ls_store_open(const char *path, const ls_store_options_t *opts, ls_store_t **out, char *err,
@@ -250,15 +202,15 @@ static int apply_once(ls_store_t *s, ls_store_apply_fn fn, void *ctx, const ls_s
     if (rc) {
         ls_store_env_unlock(s->shared);
         LS_LOGE("store", "%s: cannot begin a write transaction: %s", s->path, mdb_strerror(rc));
-        return map_rc(rc);
+        return ls_store_map_rc(rc);
     }
     rc = fn(ctx, &t);
     if (t.cur) mdb_cursor_close(t.cur);
-    if (rc == 0 && !t.map_full) rc = map_rc(meta_put(t.txn, s->meta_dbi, meta));
+    if (rc == 0 && !t.map_full) rc = ls_store_map_rc(meta_put(t.txn, s->meta_dbi, meta));
     if (rc == 0 && !t.map_full) {
         int crc = mdb_txn_commit(t.txn);
         if (crc) LS_LOGE("store", "%s: commit failed: %s", s->path, mdb_strerror(crc));
-        rc = map_rc(crc);
+        rc = ls_store_map_rc(crc);
     } else {
         mdb_txn_abort(t.txn);
     }
@@ -278,7 +230,7 @@ int ls_store_apply(ls_store_t *s, ls_store_apply_fn fn, void *ctx, const ls_stor
             rc = grow_map(s);
             if (rc == 0) continue;
             LS_LOGE("store", "%s: cannot grow the map: %s", s->path, mdb_strerror(rc));
-            return map_rc(rc);
+            return ls_store_map_rc(rc);
         }
         if (rc) return rc;
         pthread_mutex_lock(&s->meta_mu);
@@ -296,7 +248,7 @@ int ls_store_put(ls_store_txn_t *t, const void *key, size_t key_len, const void 
     int rc = t->cur ? 0 : mdb_cursor_open(t->txn, t->store->data, &t->cur);
     if (rc == 0) rc = mdb_cursor_put(t->cur, &k, &v, 0);
     if (rc == MDB_MAP_FULL) t->map_full = true;
-    return map_rc(rc);
+    return ls_store_map_rc(rc);
 }
 
 int ls_store_del(ls_store_txn_t *t, const void *key, size_t key_len)
@@ -308,7 +260,7 @@ int ls_store_del(ls_store_txn_t *t, const void *key, size_t key_len)
     if (rc == 0) rc = mdb_cursor_del(t->cur, 0);
     if (rc == MDB_NOTFOUND) return 0;
     if (rc == MDB_MAP_FULL) t->map_full = true;
-    return map_rc(rc);
+    return ls_store_map_rc(rc);
 }
 
 int ls_store_get(ls_store_t *s, const void *key, size_t key_len, void **val, size_t *val_len)
@@ -335,7 +287,7 @@ out:
     ls_store_env_unlock(s->shared);
     if (rc == MDB_NOTFOUND) return LS_ENOENT;
     if (rc == 0 && !*val) return LS_ENOMEM;
-    return map_rc(rc);
+    return ls_store_map_rc(rc);
 }
 
 int ls_store_iterate(ls_store_t *s, ls_store_iter_fn fn, void *ctx)
@@ -362,7 +314,7 @@ out:
     if (cur) mdb_cursor_close(cur);
     if (txn) mdb_txn_abort(txn);
     ls_store_env_unlock(s->shared);
-    return rc == MDB_MAP_FULL ? LS_ESTORE : map_rc(rc);
+    return rc == MDB_MAP_FULL ? LS_ESTORE : ls_store_map_rc(rc);
 }
 
 void ls_store_meta(ls_store_t *s, ls_store_meta_t *out)
@@ -378,7 +330,7 @@ int ls_store_sync(ls_store_t *s)
     int rc = mdb_env_sync(s->env, 1);
     ls_store_env_unlock(s->shared);
     if (rc) LS_LOGE("store", "%s: sync failed: %s", s->path, mdb_strerror(rc));
-    return rc == 0 ? 0 : rc == MDB_MAP_FULL ? LS_ESTORE : map_rc(rc);
+    return rc == 0 ? 0 : rc == MDB_MAP_FULL ? LS_ESTORE : ls_store_map_rc(rc);
 }
 
 /* madvise(MADV_DONTNEED) over every mapping of the store's data.mdb (env read lock held).
@@ -425,7 +377,7 @@ static int record_checkpoint(ls_store_t *s, uint64_t lsn)
     if (rc) goto out;
     MDB_val k = {sizeof(META_KEY) - 1, (void *) META_KEY}, v;
     rc = mdb_get(txn, s->meta_dbi, &k, &v);
-    if (rc == 0 && meta_decode(&v, &m) != 0) rc = LS_ECORRUPT;
+    if (rc == 0 && ls_store_meta_decode(&v, &m) != 0) rc = LS_ECORRUPT;
     if (rc == 0 && m.checkpoint_lsn < lsn) {
         m.checkpoint_lsn = lsn;
         rc = meta_put(txn, s->meta_dbi, &m);
@@ -443,7 +395,7 @@ static int record_checkpoint(ls_store_t *s, uint64_t lsn)
 out:
     ls_store_env_unlock(s->shared);
     if (rc == LS_ECORRUPT) return rc;
-    return rc == MDB_NOTFOUND || rc == MDB_MAP_FULL ? LS_ESTORE : map_rc(rc);
+    return rc == MDB_NOTFOUND || rc == MDB_MAP_FULL ? LS_ESTORE : ls_store_map_rc(rc);
 }
 
 int ls_store_checkpoint(ls_store_t *s, uint64_t *lsn)
@@ -472,100 +424,5 @@ int ls_store_stats(ls_store_t *s, ls_store_stats_t *out)
         mdb_txn_abort(txn);
     }
     ls_store_env_unlock(s->shared);
-    return map_rc(rc);
-}
-
-int ls_store_peek_meta(const char *path, ls_store_meta_t *out, char *err, size_t errlen)
-{
-    memset(out, 0, sizeof(*out));
-    ls_store_env_t *e = NULL;
-    MDB_txn *txn = NULL;
-    MDB_dbi dbi;
-    MDB_val k = {.mv_size = sizeof(META_KEY) - 1, .mv_data = (void *) META_KEY}, v;
-    /* The process's environment of path (the writer's, a snapshot's): never a second one. */
-    ls_store_env_options_t eo = {.readonly = true};
-    int rc = ls_store_env_acquire(path, &eo, &e, err, errlen);
-    if (rc) return rc;
-    rc = ls_store_env_dbi(e, "meta", false, &dbi);
-    ls_store_env_rdlock(e);
-    if (rc == 0) rc = ls_store_env_txn_begin(e, MDB_RDONLY, &txn);
-    if (rc == 0) rc = mdb_get(txn, dbi, &k, &v);
-    if (rc == 0 && meta_decode(&v, out) != 0) {
-        ls_msgf(err, errlen, "store %s: malformed meta record (%zu bytes)", path, v.mv_size);
-        rc = LS_ECORRUPT;
-    } else if (rc) {
-        ls_msgf(err, errlen, "store %s: cannot read the meta record: %s", path, mdb_strerror(rc));
-        rc = rc == ENOENT || rc == MDB_NOTFOUND ? LS_ENOENT : map_rc(rc);
-    }
-    if (txn) mdb_txn_abort(txn);
-    ls_store_env_unlock(e);
-    ls_store_env_release(e);
-    return rc;
-}
-
-/* ---- a consistent read view (the incremental resync reads its keys from one) ---- */
-
-struct ls_store_view {
-    ls_store_env_t *e;
-    MDB_txn *txn;
-    MDB_dbi data;
-};
-
-int ls_store_view_open(const char *path, ls_store_view_t **out, ls_store_meta_t *meta, char *err,
-                       size_t errlen)
-{
-    *out = NULL;
-    memset(meta, 0, sizeof(*meta));
-    ls_store_view_t *v = calloc(1, sizeof(*v));
-    if (!v) return LS_ENOMEM;
-    static const char *const names[] = {"data", "meta"};
-    MDB_dbi dbis[2];
-    MDB_val k = {.mv_size = sizeof(META_KEY) - 1, .mv_data = (void *) META_KEY}, val;
-    ls_store_env_options_t eo = {.readonly = true};
-    int rc = ls_store_env_acquire(path, &eo, &v->e, err, errlen);
-    if (rc) {
-        free(v);
-        return rc;
-    }
-    rc = ls_store_env_dbis(v->e, names, 2, false, dbis, NULL, NULL, NULL);
-    ls_store_env_rdlock(v->e); /* held while the view lives: the map is not remapped under it */
-    if (rc == 0) rc = ls_store_env_txn_begin(v->e, MDB_RDONLY, &v->txn);
-    if (rc == 0) rc = mdb_get(v->txn, dbis[1], &k, &val);
-    bool have_meta = rc == 0;
-    if (rc == MDB_NOTFOUND && v->txn) rc = 0; /* no meta record yet: an empty store */
-    if (rc) {
-        ls_msgf(err, errlen, "store %s: cannot open a read view: %s", path, mdb_strerror(rc));
-        rc = rc == MDB_NOTFOUND ? LS_ENOENT : map_rc(rc);
-    } else if (have_meta && meta_decode(&val, meta) != 0) {
-        ls_msgf(err, errlen, "store %s: malformed meta record (%zu bytes)", path, val.mv_size);
-        rc = LS_ECORRUPT;
-    }
-    v->data = dbis[0];
-    if (rc) {
-        ls_store_view_close(v);
-        return rc;
-    }
-    *out = v;
-    return 0;
-}
-
-int ls_store_view_get(ls_store_view_t *v, const void *key, size_t key_len, const void **val,
-                      size_t *val_len)
-{
-    MDB_val k = {.mv_size = key_len, .mv_data = (void *) key}, d;
-    int rc = mdb_get(v->txn, v->data, &k, &d);
-    if (rc == MDB_NOTFOUND) return LS_ENOENT;
-    if (rc) return map_rc(rc);
-    *val = d.mv_data;
-    *val_len = d.mv_size;
-    return 0;
-}
-
-void ls_store_view_close(ls_store_view_t *v)
-{
-    if (!v) return;
-    if (v->txn) mdb_txn_abort(v->txn);
-    ls_store_env_unlock(v->e);
-    ls_store_env_release(v->e);
-    free(v);
+    return ls_store_map_rc(rc);
 }

@@ -20,7 +20,7 @@
 
 #define POLL_US 100000 /* between two activate_status requests */
 
-enum { OPT_SOCKET = 256, OPT_MAX_LOSS, OPT_FORCE };
+enum { OPT_SOCKET = LS_CTL_OPT_SOCKET, OPT_MAX_LOSS, OPT_FORCE };
 
 static const struct option opts[] = {
     {"config", required_argument, NULL, 'c'},
@@ -36,32 +36,19 @@ static void usage(void)
                     "[-c CONFIG | --socket PATH]\n");
 }
 
-static const char *jstr(const cJSON *o, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItem(o, k);
-    return cJSON_IsString(v) ? v->valuestring : "";
-}
-
 /* Follows the activation until it is over; returns the exit code. */
 static int follow(const char *path, const char *db)
 {
-    char err[1024];
     for (;;) {
-        cJSON *req = cJSON_CreateObject();
-        cJSON_AddStringToObject(req, "cmd", "activate_status");
-        cJSON_AddStringToObject(req, "database", db);
-        cJSON *j = ls_ctl_request(path, req, err, sizeof(err));
-        cJSON_Delete(req);
-        if (!j) {
-            fprintf(stderr, "logship activate: lost contact with the daemon: %s\n", err);
-            return 1;
-        }
-        const char *state = jstr(j, "state");
+        cJSON *j = ls_ctl_ask("logship activate", "lost contact with the daemon: ", path,
+                              ls_ctl_db_req("activate_status", db));
+        if (!j) return 1;
+        const char *state = ls_ctl_jstr(j, "state");
         int rc = !strcmp(state, "done")                                  ? 0
                  : !strcmp(state, "refused") || !strcmp(state, "failed") ? 1
                                                                          : -1;
-        if (rc == 0) printf("%s\n", jstr(j, "message"));
-        if (rc == 1) fprintf(stderr, "logship activate: %s\n", jstr(j, "message"));
+        if (rc == 0) printf("%s\n", ls_ctl_jstr(j, "message"));
+        if (rc == 1) fprintf(stderr, "logship activate: %s\n", ls_ctl_jstr(j, "message"));
         cJSON_Delete(j);
         if (rc >= 0) return rc;
         usleep(POLL_US);
@@ -77,11 +64,8 @@ int ls_cmd_activate(int argc, char **argv)
     opterr = 0;
     int ch;
     while ((ch = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
-        if (ch == 'c') {
-            conf = optarg;
-        } else if (ch == OPT_SOCKET) {
-            sock = optarg;
-        } else if (ch == OPT_FORCE) {
+        if (ls_ctl_opt(ch, optarg, &conf, &sock)) continue;
+        if (ch == OPT_FORCE) {
             force = true;
         } else if (ch == OPT_MAX_LOSS) {
             char *end = NULL;
@@ -92,30 +76,18 @@ int ls_cmd_activate(int argc, char **argv)
                 return 2;
             }
         } else {
-            fprintf(stderr, "logship activate: bad option '%s'\n", argv[optind - 1]);
-            usage();
-            return 2;
+            return ls_ctl_bad_option("logship activate", argv, usage);
         }
     }
-    if (argc - optind != 1) {
-        usage();
-        return 2;
-    }
-    const char *db = argv[optind];
-    char path[1024], err[1024];
-    if (ls_ctl_socket("logship activate", sock, conf, path, sizeof(path))) return 2;
-    cJSON *req = cJSON_CreateObject();
-    cJSON_AddStringToObject(req, "cmd", "activate");
-    cJSON_AddStringToObject(req, "database", db);
+    const char *db = ls_ctl_operand(argc, argv, usage);
+    char path[1024];
+    if (!db || ls_ctl_socket("logship activate", sock, conf, path, sizeof(path))) return 2;
+    cJSON *req = ls_ctl_db_req("activate", db);
     ls_status_json_add_u64(req, "max_loss", max_loss);
     cJSON_AddBoolToObject(req, "force", force);
-    cJSON *j = ls_ctl_request(path, req, err, sizeof(err));
-    cJSON_Delete(req);
-    if (!j) {
-        fprintf(stderr, "logship activate: %s\n", err);
-        return 1;
-    }
-    printf("%s\n", jstr(j, "message"));
+    cJSON *j = ls_ctl_ask("logship activate", "", path, req);
+    if (!j) return 1;
+    printf("%s\n", ls_ctl_jstr(j, "message"));
     fflush(stdout);
     cJSON_Delete(j);
     return follow(path, db);

@@ -11,7 +11,7 @@
 #include "cmds.h"
 #include "ctl.h"
 
-enum { OPT_SOCKET = 256 };
+enum { OPT_SOCKET = LS_CTL_OPT_SOCKET };
 
 static const struct option opts[] = {
     {"config", required_argument, NULL, 'c'},
@@ -31,31 +31,14 @@ int ls_cmd_resync(int argc, char **argv)
     opterr = 0;
     int ch;
     while ((ch = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
-        if (ch == 'c') {
-            conf = optarg;
-        } else if (ch == OPT_SOCKET) {
-            sock = optarg;
-        } else {
-            fprintf(stderr, "logship resync: bad option '%s'\n", argv[optind - 1]);
-            usage();
-            return 2;
-        }
+        if (!ls_ctl_opt(ch, optarg, &conf, &sock))
+            return ls_ctl_bad_option("logship resync", argv, usage);
     }
-    if (argc - optind != 1) {
-        usage();
-        return 2;
-    }
-    char path[1024], err[1024];
-    if (ls_ctl_socket("logship resync", sock, conf, path, sizeof(path))) return 2;
-    cJSON *req = cJSON_CreateObject();
-    cJSON_AddStringToObject(req, "cmd", "resync");
-    cJSON_AddStringToObject(req, "database", argv[optind]);
-    cJSON *j = ls_ctl_request(path, req, err, sizeof(err));
-    cJSON_Delete(req);
-    if (!j) {
-        fprintf(stderr, "logship resync: %s\n", err);
-        return 1;
-    }
+    const char *db = ls_ctl_operand(argc, argv, usage);
+    char path[1024];
+    if (!db || ls_ctl_socket("logship resync", sock, conf, path, sizeof(path))) return 2;
+    cJSON *j = ls_ctl_ask("logship resync", "", path, ls_ctl_db_req("resync", db));
+    if (!j) return 1;
     const cJSON *m = cJSON_GetObjectItem(j, "message");
     printf("%s\n", cJSON_IsString(m) ? m->valuestring : "done");
     cJSON_Delete(j);

@@ -19,7 +19,14 @@
 
 #define POLL_US 200000 /* between two seed_status requests */
 
-enum { OPT_SOCKET = 256, OPT_FROM, OPT_NETWORK, OPT_DELETE, OPT_MANUAL, OPT_INTERVAL };
+enum {
+    OPT_SOCKET = LS_CTL_OPT_SOCKET,
+    OPT_FROM,
+    OPT_NETWORK,
+    OPT_DELETE,
+    OPT_MANUAL,
+    OPT_INTERVAL
+};
 
 static const struct option opts[] = {
     {"config", required_argument, NULL, 'c'},
@@ -38,12 +45,6 @@ static void usage(void)
                     "[--manual-resume] [--interval SECONDS] [-c CONFIG | --socket PATH]\n");
 }
 
-static const char *jstr(const cJSON *o, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItem(o, k);
-    return cJSON_IsString(v) ? v->valuestring : "";
-}
-
 static double jnum(const cJSON *o, const char *k)
 {
     const cJSON *v = cJSON_GetObjectItem(o, k);
@@ -56,11 +57,9 @@ static int follow(const char *path, const char *db, unsigned interval)
     bool tty = isatty(STDOUT_FILENO);
     ls_seed_progress_t prog;
     bool started = false;
-    char err[1024];
     for (;;) {
-        cJSON *req = cJSON_CreateObject();
-        cJSON_AddStringToObject(req, "cmd", "seed_status");
-        cJSON_AddStringToObject(req, "database", db);
+        cJSON *req = ls_ctl_db_req("seed_status", db);
+        char err[1024];
         cJSON *j = ls_ctl_request(path, req, err, sizeof(err));
         cJSON_Delete(req);
         if (!j) {
@@ -68,7 +67,7 @@ static int follow(const char *path, const char *db, unsigned interval)
             fprintf(stderr, "logship seed: lost contact with the daemon: %s\n", err);
             return 1;
         }
-        const char *state = jstr(j, "state");
+        const char *state = ls_ctl_jstr(j, "state");
         uint64_t total = (uint64_t) jnum(j, "bytes_total"), done = (uint64_t) jnum(j, "bytes_done");
         if (total && !started) {
             ls_seed_progress_init(&prog, total, ls_mono_ns());
@@ -83,19 +82,19 @@ static int follow(const char *path, const char *db, unsigned interval)
         }
         if (!strcmp(state, "failed")) {
             if (started && tty) printf("\n");
-            fprintf(stderr, "logship seed: seed of %s from %s failed: %s\n", db, jstr(j, "from"),
-                    jstr(j, "error"));
+            fprintf(stderr, "logship seed: seed of %s from %s failed: %s\n", db,
+                    ls_ctl_jstr(j, "from"), ls_ctl_jstr(j, "error"));
             cJSON_Delete(j);
             return 1;
         }
         if (!strcmp(state, "done")) {
             double secs = (jnum(j, "end_time_ns") - jnum(j, "start_time_ns")) / 1e9;
             printf("seeded %s from %s: %.0f bytes in %.1f s (generation %.0f, lsn %.0f)", db,
-                   jstr(j, "from"), jnum(j, "bytes_total"), secs, jnum(j, "generation"),
+                   ls_ctl_jstr(j, "from"), jnum(j, "bytes_total"), secs, jnum(j, "generation"),
                    jnum(j, "lsn"));
-            if (!strcmp(jstr(j, "copy_state"), "Suspended"))
+            if (!strcmp(ls_ctl_jstr(j, "copy_state"), "Suspended"))
                 printf("; the copy is Suspended: `logship resume %s %s` starts shipping\n", db,
-                       jstr(j, "from"));
+                       ls_ctl_jstr(j, "from"));
             else
                 printf("; shipping resumes from generation %.0f\n", jnum(j, "generation"));
             cJSON_Delete(j);
@@ -115,11 +114,8 @@ int ls_cmd_seed(int argc, char **argv)
     opterr = 0;
     int ch;
     while ((ch = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
-        if (ch == 'c')
-            conf = optarg;
-        else if (ch == OPT_SOCKET)
-            sock = optarg;
-        else if (ch == OPT_FROM)
+        if (ls_ctl_opt(ch, optarg, &conf, &sock)) continue;
+        if (ch == OPT_FROM)
             from = optarg;
         else if (ch == OPT_NETWORK)
             network = optarg;
@@ -129,33 +125,20 @@ int ls_cmd_seed(int argc, char **argv)
             manual = true;
         else if (ch == OPT_INTERVAL && atoi(optarg) > 0)
             interval = (unsigned) atoi(optarg);
-        else {
-            fprintf(stderr, "logship seed: bad option '%s'\n", argv[optind - 1]);
-            usage();
-            return 2;
-        }
+        else
+            return ls_ctl_bad_option("logship seed", argv, usage);
     }
-    if (argc - optind != 1) {
-        usage();
-        return 2;
-    }
-    const char *db = argv[optind];
-    char path[1024], err[1024];
-    if (ls_ctl_socket("logship seed", sock, conf, path, sizeof(path))) return 2;
-    cJSON *req = cJSON_CreateObject();
-    cJSON_AddStringToObject(req, "cmd", "seed");
-    cJSON_AddStringToObject(req, "database", db);
+    const char *db = ls_ctl_operand(argc, argv, usage);
+    char path[1024];
+    if (!db || ls_ctl_socket("logship seed", sock, conf, path, sizeof(path))) return 2;
+    cJSON *req = ls_ctl_db_req("seed", db);
     if (from) cJSON_AddStringToObject(req, "from", from);
     if (network) cJSON_AddStringToObject(req, "network", network);
     cJSON_AddBoolToObject(req, "delete_existing", del);
     cJSON_AddBoolToObject(req, "manual_resume", manual);
-    cJSON *j = ls_ctl_request(path, req, err, sizeof(err));
-    cJSON_Delete(req);
-    if (!j) {
-        fprintf(stderr, "logship seed: %s\n", err);
-        return 1;
-    }
-    printf("%s\n", jstr(j, "message"));
+    cJSON *j = ls_ctl_ask("logship seed", "", path, req);
+    if (!j) return 1;
+    printf("%s\n", ls_ctl_jstr(j, "message"));
     fflush(stdout);
     cJSON_Delete(j);
     return follow(path, db, interval);

@@ -1,6 +1,7 @@
 /* The `logship` commands' side of the control socket (see ctl.h). */
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "config/config.h"
 #include "control/control.h"
@@ -55,4 +56,52 @@ cJSON *ls_ctl_request(const char *path, const cJSON *req, char *err, size_t errl
         return NULL;
     }
     return j;
+}
+
+bool ls_ctl_opt(int ch, const char *optarg_, const char **conf, const char **sock)
+{
+    if (ch == 'c')
+        *conf = optarg_;
+    else if (ch == LS_CTL_OPT_SOCKET)
+        *sock = optarg_;
+    else
+        return false;
+    return true;
+}
+
+int ls_ctl_bad_option(const char *who, char **argv, void (*usage)(void))
+{
+    fprintf(stderr, "%s: bad option '%s'\n", who, argv[optind - 1]);
+    usage();
+    return 2;
+}
+
+const char *ls_ctl_operand(int argc, char **argv, void (*usage)(void))
+{
+    if (argc - optind == 1) return argv[optind];
+    usage();
+    return NULL;
+}
+
+cJSON *ls_ctl_db_req(const char *cmd, const char *db)
+{
+    cJSON *req = cJSON_CreateObject();
+    cJSON_AddStringToObject(req, "cmd", cmd);
+    cJSON_AddStringToObject(req, "database", db);
+    return req;
+}
+
+cJSON *ls_ctl_ask(const char *who, const char *context, const char *path, cJSON *req)
+{
+    char err[1024];
+    cJSON *j = ls_ctl_request(path, req, err, sizeof(err));
+    cJSON_Delete(req);
+    if (!j) fprintf(stderr, "%s: %s%s\n", who, context, err);
+    return j;
+}
+
+const char *ls_ctl_jstr(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItem(o, k);
+    return cJSON_IsString(v) ? v->valuestring : "";
 }

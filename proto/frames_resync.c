@@ -32,7 +32,7 @@ void ls__visit_chain(ls__io_t *io, ls_frame_t *f)
     ls_proto_chain_t *m = &f->chain;
     ls__io_fixed(io, "dbid", m->dbid, LS_PROTO_DBID_LEN);
     ls__io_u32(io, "epoch", &m->epoch);
-    ls__io_require(io, m->epoch >= 1, "epoch 0 does not exist (epochs start at 1)");
+    ls__io_require_epoch(io, m->epoch);
     ls__io_str(io, "active", &m->active, 0, LS_PROTO_NODE_MAX);
     ls__io_u16(io, "count", &m->count);
     ls__io_require(io, m->count <= LS_PROTO_CHAIN_MAX, "%u entries, at most %u",
@@ -82,7 +82,7 @@ void ls__visit_resync(ls__io_t *io, ls_frame_t *f)
     ls__io_u64(io, "split_generation", &m->split_generation);
     ls__io_require_gen(io, m->split_generation);
     ls__io_u32(io, "split_epoch", &m->split_epoch);
-    ls__io_require(io, m->split_epoch >= 1, "epoch 0 does not exist (epochs start at 1)");
+    ls__io_require_epoch(io, m->split_epoch);
     ls__io_fixed(io, "split_digest", m->split_digest, LS_PROTO_DIGEST_LEN);
     ls__io_u32(io, "keys_len", &m->keys_len);
     ls__io_require(io, m->keys_len <= LS_FRAME_CHUNK_MAX, "%u bytes of keys, at most %u",
@@ -104,14 +104,8 @@ void ls__visit_resync(ls__io_t *io, ls_frame_t *f)
 void ls__visit_resync_begin(ls__io_t *io, ls_frame_t *f)
 {
     ls_proto_resync_begin_t *m = &f->resync_begin;
-    ls__io_fixed(io, "dbid", m->dbid, LS_PROTO_DBID_LEN);
-    ls__io_u64(io, "total_bytes", &m->total_bytes);
-    ls__io_u64(io, "last_lsn", &m->last_lsn);
-    ls__io_u64(io, "generation", &m->generation);
-    ls__io_require_gen(io, m->generation);
-    ls__io_fixed(io, "prev_digest", m->prev_digest, LS_PROTO_DIGEST_LEN);
-    ls__io_u32(io, "epoch", &m->epoch);
-    ls__io_require(io, m->epoch >= 1, "epoch 0 does not exist (epochs start at 1)");
+    ls__visit_begin_head(io, m->dbid, &m->total_bytes, &m->last_lsn, &m->generation, m->prev_digest,
+                         &m->epoch);
     ls__io_u64(io, "txid", &m->txid);
     ls__io_u64(io, "split_generation", &m->split_generation);
     ls__io_require_gen(io, m->split_generation);

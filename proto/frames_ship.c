@@ -26,6 +26,13 @@ static void dbid_flags(ls__io_t *io, uint8_t *dbid, uint32_t *flags, uint32_t kn
 }
 
 /* The dbid and generation that start the frames about one generation. */
+static void dbid_epoch(ls__io_t *io, uint8_t *dbid, uint32_t *epoch)
+{
+    ls__io_fixed(io, "dbid", dbid, LS_PROTO_DBID_LEN);
+    ls__io_u32(io, "epoch", epoch);
+    ls__io_require_epoch(io, *epoch);
+}
+
 static void dbid_gen(ls__io_t *io, uint8_t *dbid, uint64_t *generation)
 {
     ls__io_fixed(io, "dbid", dbid, LS_PROTO_DBID_LEN);
@@ -69,9 +76,7 @@ void ls__visit_re_offer(ls__io_t *io, ls_frame_t *f)
 void ls__visit_epoch(ls__io_t *io, ls_frame_t *f)
 {
     ls_proto_epoch_t *m = &f->epoch;
-    ls__io_fixed(io, "dbid", m->dbid, LS_PROTO_DBID_LEN);
-    ls__io_u32(io, "epoch", &m->epoch);
-    ls__io_require(io, m->epoch >= 1, "epoch 0 does not exist (epochs start at 1)");
+    dbid_epoch(io, m->dbid, &m->epoch);
     ls__io_u64(io, "first_generation", &m->first_generation); /* 0: not known */
     ls__io_str(io, "active", &m->active, 0, LS_PROTO_NODE_MAX);
 }
@@ -79,9 +84,7 @@ void ls__visit_epoch(ls__io_t *io, ls_frame_t *f)
 void ls__visit_gen_begin(ls__io_t *io, ls_frame_t *f)
 {
     ls_proto_gen_begin_t *m = &f->gen_begin;
-    ls__io_fixed(io, "dbid", m->dbid, LS_PROTO_DBID_LEN);
-    ls__io_u32(io, "epoch", &m->epoch);
-    ls__io_require(io, m->epoch >= 1, "epoch 0 does not exist (epochs start at 1)");
+    dbid_epoch(io, m->dbid, &m->epoch);
     ls__io_u64(io, "generation", &m->generation);
     ls__io_require_gen(io, m->generation);
     ls__io_u64(io, "size", &m->size);
@@ -139,14 +142,21 @@ void ls__visit_ask_again(ls__io_t *io, ls_frame_t *f)
 void ls__visit_seed_begin(ls__io_t *io, ls_frame_t *f)
 {
     ls_proto_seed_begin_t *m = &f->seed_begin;
-    ls__io_fixed(io, "dbid", m->dbid, LS_PROTO_DBID_LEN);
-    ls__io_u64(io, "total_bytes", &m->total_bytes);
-    ls__io_u64(io, "last_lsn", &m->last_lsn);
-    ls__io_u64(io, "generation", &m->generation);
-    ls__io_require_gen(io, m->generation);
-    ls__io_fixed(io, "prev_digest", m->prev_digest, LS_PROTO_DIGEST_LEN);
-    ls__io_u32(io, "epoch", &m->epoch);
-    ls__io_require(io, m->epoch >= 1, "epoch 0 does not exist (epochs start at 1)");
+    ls__visit_begin_head(io, m->dbid, &m->total_bytes, &m->last_lsn, &m->generation, m->prev_digest,
+                         &m->epoch);
+}
+
+void ls__visit_begin_head(ls__io_t *io, uint8_t *dbid, uint64_t *total_bytes, uint64_t *last_lsn,
+                          uint64_t *generation, uint8_t *prev_digest, uint32_t *epoch)
+{
+    ls__io_fixed(io, "dbid", dbid, LS_PROTO_DBID_LEN);
+    ls__io_u64(io, "total_bytes", total_bytes);
+    ls__io_u64(io, "last_lsn", last_lsn);
+    ls__io_u64(io, "generation", generation);
+    ls__io_require_gen(io, *generation);
+    ls__io_fixed(io, "prev_digest", prev_digest, LS_PROTO_DIGEST_LEN);
+    ls__io_u32(io, "epoch", epoch);
+    ls__io_require_epoch(io, *epoch);
 }
 
 void ls__visit_seed_data(ls__io_t *io, ls_frame_t *f)

@@ -75,6 +75,11 @@ void ls__io_require_gen(ls__io_t *io, uint64_t generation)
     ls__io_require(io, generation >= 1, "generation 0 does not exist (generations start at 1)");
 }
 
+void ls__io_require_epoch(ls__io_t *io, uint32_t epoch)
+{
+    ls__io_require(io, epoch >= 1, "epoch 0 does not exist (epochs start at 1)");
+}
+
 /* Starts a field of n bytes. Returns where its bytes are (decode: in the input; encode: in the
  * output, or NULL when counting) or NULL with io->code set when the field cannot be visited. */
 static const uint8_t *field(ls__io_t *io, const char *name, size_t n, uint8_t **wp)

@@ -69,6 +69,8 @@ void ls__io_fail(ls__io_t *io, int code, const char *fmt, ...)
 void ls__io_require_code(ls__io_t *io, int32_t code);
 /* The field is a generation number (>= 1). */
 void ls__io_require_gen(ls__io_t *io, uint64_t generation);
+/* The field is an epoch number (>= 1). */
+void ls__io_require_epoch(ls__io_t *io, uint32_t epoch);
 
 /* Visitors of each body (frames_conn.c, frames_ship.c). */
 void ls__visit_hello(ls__io_t *io, ls_frame_t *f);
@@ -93,5 +95,8 @@ void ls__visit_chain_req(ls__io_t *io, ls_frame_t *f);
 void ls__visit_chain(ls__io_t *io, ls_frame_t *f);
 void ls__visit_resync(ls__io_t *io, ls_frame_t *f);
 void ls__visit_resync_begin(ls__io_t *io, ls_frame_t *f);
+/* The fields SEED_BEGIN and RESYNC_BEGIN both start with (frames_ship.c). */
+void ls__visit_begin_head(ls__io_t *io, uint8_t *dbid, uint64_t *total_bytes, uint64_t *last_lsn,
+                          uint64_t *generation, uint8_t *prev_digest, uint32_t *epoch);
 
 #endif

@@ -11,6 +11,7 @@
 #define LS_CORE_H
 
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -76,6 +77,10 @@ int ls_cond_wait_until(pthread_cond_t *cond, pthread_mutex_t *mu, uint64_t deadl
 /* The one message helper: formats into out (len bytes, always terminated, cut when too long);
  * out NULL or len 0: nothing. Every module fills its err buffers and reasons through it. */
 void ls_msgf(char *out, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* The same with a va_list, formatted apart first so that an argument may be out itself (a state's
+ * reason rebuilt from the previous one); at most 1023 bytes of the message are kept. */
+void ls_vmsgf(char *out, size_t len, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 /* The same, returning code: `return ls_errf(err, errlen, LS_EIO, "cannot read %s", path);` */
 int ls_errf(char *err, size_t errlen, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

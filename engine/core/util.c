@@ -45,6 +45,14 @@ void ls_msgf(char *out, size_t len, const char *fmt, ...)
     va_end(ap);
 }
 
+void ls_vmsgf(char *out, size_t len, const char *fmt, va_list ap)
+{
+    if (!out || len == 0) return;
+    char tmp[1024];
+    vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    snprintf(out, len, "%s", tmp);
+}
+
 int ls_errf(char *err, size_t errlen, int code, const char *fmt, ...)
 {
     if (err && errlen) {

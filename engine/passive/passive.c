@@ -75,14 +75,12 @@ void ls_passive_set_state(ls_passive_t *m, ls_passive_state_t st, uint64_t now, 
                           ...)
 {
     (void) now;
-    char reason[LS_PASSIVE_REASON_MAX];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(reason, sizeof(reason), fmt, ap);
+    ls_vmsgf(m->reason, sizeof(m->reason), fmt, ap);
     va_end(ap);
     ls_passive_state_t prev = m->state;
     m->state = st;
-    snprintf(m->reason, sizeof(m->reason), "%s", reason);
     if (prev == st) return;
     ls_passive_action_t a = {
         .kind = LS_PASSIVE_ACT_STATE, .state = st, .prev = prev, .reason = m->reason};

@@ -17,6 +17,17 @@ static uint32_t our_epoch(ls_ship_t *m)
     return v.epoch;
 }
 
+/* Stops shipping for good and records the newest epoch (and active) heard of. */
+static void mark_fenced(ls_ship_t *m, uint32_t epoch, const char *active)
+{
+    ls__ship_reader_stop(m);
+    m->restart_from = 0;
+    m->cs_due = false;
+    m->fenced = true;
+    if (epoch > m->fence_epoch) m->fence_epoch = epoch;
+    if (active && active[0]) snprintf(m->fence_active, sizeof(m->fence_active), "%s", active);
+}
+
 void ls__ship_fence_by(ls_ship_t *m, uint32_t epoch, const char *active, bool tell, uint64_t now,
                        const char *fmt, ...)
 {
@@ -24,20 +35,13 @@ void ls__ship_fence_by(ls_ship_t *m, uint32_t epoch, const char *active, bool te
     bool first = !m->fenced;
     if (!first && epoch <= m->fence_epoch && (!active || !active[0] || m->fence_active[0]))
         return; /* nothing new */
-    ls__ship_reader_stop(m);
-    m->restart_from = 0;
-    m->cs_due = false;
-    m->fenced = true;
-    if (epoch > m->fence_epoch) m->fence_epoch = epoch;
-    if (active && active[0]) snprintf(m->fence_active, sizeof(m->fence_active), "%s", active);
-    char why[LS_SHIP_REASON_MAX];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, sizeof(why), fmt, ap);
-    va_end(ap);
+    mark_fenced(m, epoch, active);
     ls_ship_state_t prev = m->state;
     m->state = LS_SHIP_DEMOTED;
-    snprintf(m->reason, sizeof(m->reason), "%s", why);
+    va_list ap;
+    va_start(ap, fmt);
+    ls_vmsgf(m->reason, sizeof(m->reason), fmt, ap); /* an argument may be the old reason */
+    va_end(ap);
     if (first) /* later news (the name, a newer epoch) only updates ls_ship_fenced()'s answer */
         m->o.action_cb(m->o.ctx, &(ls_ship_action_t){.kind = LS_SHIP_ACT_STATE,
                                                      .state = m->state,
@@ -66,12 +70,7 @@ void ls_ship_fence(ls_ship_t *m, uint32_t epoch, const char *active, bool diverg
                    const char *reason, uint64_t now)
 {
     (void) now;
-    ls__ship_reader_stop(m);
-    m->restart_from = 0;
-    m->cs_due = false;
-    m->fenced = true;
-    if (epoch > m->fence_epoch) m->fence_epoch = epoch;
-    if (active && active[0]) snprintf(m->fence_active, sizeof(m->fence_active), "%s", active);
+    mark_fenced(m, epoch, active);
     const char *who = m->fence_active[0] ? m->fence_active : "another node";
     if (reason)
         ls__ship_set_state(m, diverged ? LS_SHIP_DIVERGED : LS_SHIP_DEMOTED, "%s", reason);

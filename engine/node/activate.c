@@ -382,13 +382,9 @@ static void report_json(const struct node_act *a, cJSON *resp)
     ls_status_json_add_u64(resp, "last_lsn", r->last_lsn);
     cJSON *l = cJSON_AddObjectToObject(resp, "loss");
     if (!l) return;
-    ls_status_json_add_u64(l, "generations", r->loss.generations);
-    ls_status_json_add_u64(l, "first_generation", r->loss.first_generation);
-    ls_status_json_add_u64(l, "last_generation", r->loss.last_generation);
-    ls_status_json_add_u64(l, "bytes", r->loss.bytes);
-    ls_status_json_add_u64(l, "from_ns", r->loss.from_ns);
-    ls_status_json_add_u64(l, "to_ns", r->loss.to_ns);
-    ls_status_json_add_u64(l, "open_generation", r->loss.open_generation);
+    ls_status_json_add_loss(l, r->loss.generations, r->loss.first_generation,
+                            r->loss.last_generation, r->loss.bytes, r->loss.from_ns, r->loss.to_ns,
+                            r->loss.open_generation);
 }
 
 int ls__node_activate_cmd(ls_node_t *n, const cJSON *req, bool status_only, cJSON *resp, char *err,

@@ -275,6 +275,19 @@ int ls_seed_client_resync(ls_seed_client_t *c, uint64_t split, const uint8_t *ke
 }
 
 /* RESYNC_BEGIN: the incremental stream; as SEED_BEGIN's, with the resync's figures. */
+/* Into the info: the fields SEED_BEGIN and RESYNC_BEGIN share. */
+static void take_head(ls_seed_info_t *i, const uint8_t *dbid, uint64_t total_bytes,
+                      uint64_t last_lsn, uint64_t generation, const uint8_t *prev_digest,
+                      uint32_t epoch)
+{
+    memcpy(i->dbid, dbid, LS_DBID_LEN);
+    i->total_bytes = total_bytes;
+    i->last_lsn = last_lsn;
+    i->generation = generation;
+    memcpy(i->prev_digest, prev_digest, LS_DIGEST_SIZE);
+    i->epoch = epoch;
+}
+
 static void on_resync_begin(ls_seed_client_t *c, const ls_proto_resync_begin_t *b, uint64_t now_ns)
 {
     if (c->state != LS_SEED_CLI_SNAPSHOT || c->resync_sending || !c->o.resync) {
@@ -283,12 +296,8 @@ static void on_resync_begin(ls_seed_client_t *c, const ls_proto_resync_begin_t *
     }
     c->begun = true;
     memset(&c->info, 0, sizeof(c->info));
-    memcpy(c->info.dbid, b->dbid, LS_DBID_LEN);
-    c->info.total_bytes = b->total_bytes;
-    c->info.last_lsn = b->last_lsn;
-    c->info.generation = b->generation;
-    memcpy(c->info.prev_digest, b->prev_digest, LS_DIGEST_SIZE);
-    c->info.epoch = b->epoch;
+    take_head(&c->info, b->dbid, b->total_bytes, b->last_lsn, b->generation, b->prev_digest,
+              b->epoch);
     c->info.txid = b->txid;
     c->info.resync = true;
     c->info.split_generation = b->split_generation;
@@ -309,12 +318,8 @@ static void on_begin(ls_seed_client_t *c, const ls_proto_seed_begin_t *b, uint64
     if (c->o.resync) /* the source fell back to a full seed */
         snprintf(c->info.fallback, sizeof(c->info.fallback),
                  "%s sent a full seed instead of the resync", c->source);
-    memcpy(c->info.dbid, b->dbid, LS_DBID_LEN);
-    c->info.total_bytes = b->total_bytes;
-    c->info.last_lsn = b->last_lsn;
-    c->info.generation = b->generation;
-    memcpy(c->info.prev_digest, b->prev_digest, LS_DIGEST_SIZE);
-    c->info.epoch = b->epoch;
+    take_head(&c->info, b->dbid, b->total_bytes, b->last_lsn, b->generation, b->prev_digest,
+              b->epoch);
     ls_seed_progress_init(&c->prog, b->total_bytes, now_ns);
     c->state = LS_SEED_CLI_RECEIVING;
     push(c, LS_SEED_ACT_INSTALL_BEGIN)->info = &c->info;

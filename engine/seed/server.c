@@ -266,18 +266,27 @@ static void chain_frame(const ls_seed_server_t *s, ls_frame_t *out)
     out->chain.links = s->links;
 }
 
+/* The fields SEED_BEGIN and RESYNC_BEGIN share, from the snapshot's info. */
+static void put_head(const ls_seed_info_t *i, uint8_t *dbid, uint64_t *total_bytes,
+                     uint64_t *last_lsn, uint64_t *generation, uint8_t *prev_digest,
+                     uint32_t *epoch)
+{
+    memcpy(dbid, i->dbid, LS_DBID_LEN);
+    *total_bytes = i->total_bytes;
+    *last_lsn = i->last_lsn;
+    *generation = i->generation;
+    memcpy(prev_digest, i->prev_digest, LS_DIGEST_SIZE);
+    *epoch = i->epoch;
+}
+
 static void begin_frame(const ls_seed_server_t *s, ls_frame_t *out)
 {
     memset(out, 0, sizeof(*out));
     if (s->info.resync) {
         out->type = LS_FRAME_RESYNC_BEGIN;
         ls_proto_resync_begin_t *r = &out->resync_begin;
-        memcpy(r->dbid, s->info.dbid, LS_DBID_LEN);
-        r->total_bytes = s->info.total_bytes;
-        r->last_lsn = s->info.last_lsn;
-        r->generation = s->info.generation;
-        memcpy(r->prev_digest, s->info.prev_digest, LS_DIGEST_SIZE);
-        r->epoch = s->info.epoch;
+        put_head(&s->info, r->dbid, &r->total_bytes, &r->last_lsn, &r->generation, r->prev_digest,
+                 &r->epoch);
         r->txid = s->info.txid;
         r->split_generation = s->info.split_generation;
         r->keys = s->info.keys;
@@ -286,12 +295,8 @@ static void begin_frame(const ls_seed_server_t *s, ls_frame_t *out)
     }
     out->type = LS_FRAME_SEED_BEGIN;
     ls_proto_seed_begin_t *b = &out->seed_begin;
-    memcpy(b->dbid, s->info.dbid, LS_DBID_LEN);
-    b->total_bytes = s->info.total_bytes;
-    b->last_lsn = s->info.last_lsn;
-    b->generation = s->info.generation;
-    memcpy(b->prev_digest, s->info.prev_digest, LS_DIGEST_SIZE);
-    b->epoch = s->info.epoch;
+    put_head(&s->info, b->dbid, &b->total_bytes, &b->last_lsn, &b->generation, b->prev_digest,
+             &b->epoch);
 }
 
 /* A SEED_DATA from the head chunk, within credit; false when there is none to send. */

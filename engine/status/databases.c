@@ -30,13 +30,9 @@ int ls__status_databases_json(const ls_status_node_t *n, cJSON *obj)
         cJSON_AddStringToObject(o, "reason", d->reason);
         cJSON_AddStringToObject(o, "activation", d->activation ? d->activation : "");
         cJSON_AddItemToObject(o, "loss", l);
-        ls_status_json_add_u64(l, "generations", d->loss_generations);
-        ls_status_json_add_u64(l, "first_generation", d->loss_first_generation);
-        ls_status_json_add_u64(l, "last_generation", d->loss_last_generation);
-        ls_status_json_add_u64(l, "bytes", d->loss_bytes);
-        ls_status_json_add_u64(l, "from_ns", d->loss_from_ns);
-        ls_status_json_add_u64(l, "to_ns", d->loss_to_ns);
-        ls_status_json_add_u64(l, "open_generation", d->open_generation);
+        ls_status_json_add_loss(l, d->loss_generations, d->loss_first_generation,
+                                d->loss_last_generation, d->loss_bytes, d->loss_from_ns,
+                                d->loss_to_ns, d->open_generation);
     }
     return 0;
 }
@@ -71,6 +67,19 @@ static const struct {
      F_OPEN},
 };
 
+void ls_status_json_add_loss(cJSON *obj, uint64_t generations, uint64_t first_generation,
+                             uint64_t last_generation, uint64_t bytes, uint64_t from_ns,
+                             uint64_t to_ns, uint64_t open_generation)
+{
+    ls_status_json_add_u64(obj, "generations", generations);
+    ls_status_json_add_u64(obj, "first_generation", first_generation);
+    ls_status_json_add_u64(obj, "last_generation", last_generation);
+    ls_status_json_add_u64(obj, "bytes", bytes);
+    ls_status_json_add_u64(obj, "from_ns", from_ns);
+    ls_status_json_add_u64(obj, "to_ns", to_ns);
+    ls_status_json_add_u64(obj, "open_generation", open_generation);
+}
+
 char *ls__status_databases_prom(const ls_status_node_t *n)
 {
     size_t cap = 2048 + n->ndatabases * 2048, len = 0;
@@ -92,24 +101,16 @@ char *ls__status_databases_prom(const ls_status_node_t *n)
             const ls_status_db_t *d = &n->databases[i];
             label(db, sizeof(db), d->database);
             PUT("%s{database=\"%s\"} ", families[f].name, db);
-            uint64_t ns = families[f].field == F_FROM ? d->loss_from_ns : d->loss_to_ns;
-            switch (families[f].field) {
-            case F_EPOCH:
-                PUT("%" PRIu32 "\n", d->epoch);
-                break;
-            case F_GENS:
-                PUT("%" PRIu64 "\n", d->loss_generations);
-                break;
-            case F_BYTES:
-                PUT("%" PRIu64 "\n", d->loss_bytes);
-                break;
-            case F_OPEN:
-                PUT("%" PRIu64 "\n", d->open_generation);
-                break;
-            default:
+            int field = families[f].field;
+            uint64_t ns = field == F_FROM ? d->loss_from_ns : d->loss_to_ns;
+            uint64_t v = field == F_EPOCH   ? d->epoch
+                         : field == F_GENS  ? d->loss_generations
+                         : field == F_BYTES ? d->loss_bytes
+                                            : d->open_generation;
+            if (field == F_FROM || field == F_TO)
                 PUT("%" PRIu64 ".%09" PRIu64 "\n", ns / 1000000000u, ns % 1000000000u);
-                break;
-            }
+            else
+                PUT("%" PRIu64 "\n", v);
         }
     }
 #undef PUT

@@ -210,6 +210,12 @@ char *ls_status_to_prometheus(const ls_status_node_t *n);
 /* Adds v to obj under key as an exact JSON integer (a raw cJSON item). Returns the item or NULL
  * (out of memory). */
 cJSON *ls_status_json_add_u64(cJSON *obj, const char *key, uint64_t v);
+/* Adds what an activation may have lost to obj (a "loss" object: status's for each database,
+ * activate_status's report): generations, first_generation, last_generation, bytes, from_ns,
+ * to_ns, open_generation. */
+void ls_status_json_add_loss(cJSON *obj, uint64_t generations, uint64_t first_generation,
+                             uint64_t last_generation, uint64_t bytes, uint64_t from_ns,
+                             uint64_t to_ns, uint64_t open_generation);
 /* Parses text (borrowed) like cJSON_Parse, but integers are kept exactly: every integer number
  * that a double cannot hold becomes a raw item with its digits (cJSON_Print writes it back
  * unchanged). Returns a tree owned by the caller, or NULL when text is not JSON. */

@@ -87,7 +87,7 @@ static void start_watch(active_t *a)
 
 void ls__node_active_poll(active_t *a)
 {
-    if (a->node->stopping) return;
+    if (a->node->stopping || a->fenced || a->retired) return; /* an old active reads nothing */
     char err[LS_SOURCE_ERRLEN];
     if (!a->src) {
         if (access(a->logs, F_OK) != 0) return; /* not created yet: the writer makes it */
@@ -177,7 +177,7 @@ static void removal_done(uv_work_t *w, int status)
 
 void ls__node_active_housekeep(active_t *a)
 {
-    if (!a->src || a->removing || a->node->stopping) return;
+    if (!a->src || a->removing || a->node->stopping || a->fenced || a->retired) return;
     if (a->seed_snapshots) return; /* LMDB's locks are per process: no peek during a snapshot */
     for (int i = 0; i < a->nshippers && i < LS_CFG_MAX_NETS; i++)
         a->removal_synced[i] = ls_ship_synced(a->shippers[i].m); /* 0 until the target said */

@@ -79,7 +79,7 @@ static void send_hello(link_t *l)
     l->rr = 0;
     for (int i = 0; i < l->nshippers && h->db_count < LS_PROTO_DB_MAX; i++) {
         shipper_t *s = l->shippers[i];
-        if (!s->db->have_dbid) continue;
+        if (!s->db->have_dbid || s->db->fenced) continue; /* an old active offers nothing */
         memcpy(h->dbs[h->db_count].dbid, s->db->dbid, LS_DBID_LEN);
         h->dbs[h->db_count].name = ls_proto_str(s->db->cfg->name);
         l->by_idx[l->nidx++] = s;
@@ -148,6 +148,10 @@ static void on_welcome(link_t *l, const ls_proto_welcome_t *w)
     /* The receiver's windows: the connection's here, each database's in its machine. */
     l->conn_window = l->conn_credit =
         w->conn_window ? w->conn_window : LS_PROTO_CONN_WINDOW_DEFAULT;
+    /* Version 3: what this node knows of each database's epochs, before any other frame of it
+     * (the target's EPOCH may fence a machine: ls_ship_on_frame). */
+    for (int i = 0; i < l->nidx && l->version >= LS_PROTO_VERSION_EPOCH; i++)
+        ls__node_epoch_send(l->node, l->conn, l->by_idx[i]->db->dbid, l->by_idx[i]->db->cfg->name);
     for (int i = 0; i < l->nidx; i++)
         ls_ship_connected(l->by_idx[i]->m, &w->dbs[i], w->db_window, ls_now_ns());
 }
@@ -210,6 +214,13 @@ static void on_frame(ls_conn_t *c, const ls_conn_frame_t *fr)
                     ls_frame_type_name(f.type));
             return;
         }
+        if (f.type == LS_FRAME_EPOCH && l->version < LS_PROTO_VERSION_EPOCH) {
+            LS_LOGE("link", "%s sent EPOCH on a version %u connection: closing", l->cfg->name,
+                    (unsigned) l->version);
+            ls_conn_close(c);
+            return;
+        }
+        if (f.type == LS_FRAME_EPOCH) ls__node_epoch_note(s->db, &f.epoch);
         if (f.type == LS_FRAME_RE_OFFER && l->version < LS_PROTO_VERSION_REOFFER) {
             LS_LOGW("link", "%s sent RE_OFFER on a version %u connection: ignored", l->cfg->name,
                     (unsigned) l->version);
@@ -278,7 +289,7 @@ int ls__node_link_connect(link_t *l, int net, ls_conn_t **out)
 static bool anything_to_ship(link_t *l)
 {
     for (int i = 0; i < l->nshippers; i++)
-        if (l->shippers[i]->db->have_dbid) return true;
+        if (l->shippers[i]->db->have_dbid && !l->shippers[i]->db->fenced) return true;
     return false;
 }
 

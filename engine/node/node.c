@@ -43,13 +43,16 @@ const uint8_t *ls__node_frame_dbid(const ls_frame_t *f, bool to_source)
 {
     bool gen = f->type == LS_FRAME_GEN_BEGIN || f->type == LS_FRAME_GEN_DATA ||
                f->type == LS_FRAME_GEN_END; /* source -> target */
-    bool either = f->type == LS_FRAME_ERROR || f->type == LS_FRAME_COPY_STATE;
+    bool either =
+        f->type == LS_FRAME_ERROR || f->type == LS_FRAME_COPY_STATE || f->type == LS_FRAME_EPOCH;
     if (!either && gen == to_source) return NULL; /* the other way */
     switch (f->type) {
     case LS_FRAME_ERROR:
         return f->error.dbid;
     case LS_FRAME_COPY_STATE:
         return f->copy_state.dbid;
+    case LS_FRAME_EPOCH:
+        return f->epoch.dbid;
     case LS_FRAME_GEN_BEGIN:
         return f->gen_begin.dbid;
     case LS_FRAME_GEN_DATA:
@@ -132,9 +135,20 @@ static void on_housekeep(uv_timer_t *t)
         ls__node_active_housekeep(&n->actives[i]);
 }
 
+/* db runs as active: its ship machines to every other member of its copy set. */
+static void run_active(ls_node_t *n, node_db_t *db)
+{
+    char set[LS_CFG_MAX_COPIES][LS_CFG_NAME_MAX], to[LS_CFG_MAX_COPIES][LS_CFG_NAME_MAX];
+    int count = ls_config_copy_set(n->cfg, db->cfg, set), nto = 0;
+    for (int i = 0; i < count; i++)
+        if (strcmp(set[i], n->cfg->node_name)) memcpy(to[nto++], set[i], LS_CFG_NAME_MAX);
+    db->active = &n->actives[n->nactives++];
+    ls__node_active_init(n, db->active, db->cfg, to, nto);
+}
+
 /* Runs database d as its role says: active (shipping to the rest of its copy set), a copy
- * (following the role file's active, else the configured source), or neither (demoted or
- * diverged: it waits for the operator). */
+ * (following the role file's active, else the configured source), or an old active (demoted or
+ * diverged: its ship machines fenced for good, shipping nothing, until `logship resync`). */
 static int run_database(ls_node_t *n, node_db_t *db, char *err, size_t errlen)
 {
     const ls_cfg_database_t *d = db->cfg;
@@ -147,20 +161,19 @@ static int run_database(ls_node_t *n, node_db_t *db, char *err, size_t errlen)
     }
     ls__node_seed_recover(d, db->role.role == LS_ROLE_ACTIVE);
     if (db->role.role == LS_ROLE_ACTIVE) {
-        char set[LS_CFG_MAX_COPIES][LS_CFG_NAME_MAX], to[LS_CFG_MAX_COPIES][LS_CFG_NAME_MAX];
-        int count = ls_config_copy_set(n->cfg, d, set), nto = 0;
-        for (int i = 0; i < count; i++)
-            if (strcmp(set[i], n->cfg->node_name)) memcpy(to[nto++], set[i], LS_CFG_NAME_MAX);
-        db->active = &n->actives[n->nactives++];
-        ls__node_active_init(n, db->active, d, to, nto);
+        run_active(n, db);
         return 0;
     }
     if (db->role.role != LS_ROLE_COPY) {
+        /* An old active: its machines exist (status shows them Demoted or Diverged, naming the
+         * new active) but are fenced for good; nothing is offered, read or removed. */
         LS_LOGW("node",
                 "database %s is %s (epoch %u, following %s): neither shipped nor copied "
-                "until it is rebuilt as a copy (docs/ACTIVATION.md)",
+                "until it is rebuilt as a copy (logship resync, docs/ACTIVATION.md)",
                 d->name, ls_role_kind_name(db->role.role), db->role.epoch,
                 db->role.follows[0] ? db->role.follows : "?");
+        run_active(n, db);
+        ls__node_epoch_fenced_at_start(db->active, &db->role);
         return 0;
     }
     const char *source = db->role.follows[0] ? db->role.follows : d->source;

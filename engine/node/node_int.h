@@ -21,6 +21,10 @@
  *  activate  (activate.c)  `logship activate`: the refusal while the old active answers, the
  *                          copy stopped, ls_role_activate on the libuv pool, the database switched
  *                          to active; what the source announced, kept with the copy
+ *  epoch     (epoch.c)     EPOCH after each version-3 handshake and where a peer's goes; an
+ *                          old active fenced (ls_role_fence, its machines Demoted or Diverged)
+ *  resync    (resync.c)    `logship resync`: a demoted old active switched to a copy of the new
+ *                          active without a restart
  *  seed      (seed_server.c) per accepted seed connection: adapter of engine/seed's worker and
  *            server session; (seed_client.c, seed_cmd.c) per passive copy: `logship seed`,
  *            adapter of its client session, the install and swap on the copy's receiver thread
@@ -30,7 +34,9 @@
  * and engine/source (readers), each seed server's snapshot worker, and each connection's zstd
  * worker (engine/transport, offload_compression: every connection asks for it). Those
  * threads talk to the loop only through mutex-protected queues and uv_async_send(). The loop
- * only moves bytes, runs timers and lists directories.
+ * only moves bytes, runs timers and lists directories; the exceptions are rare and small: a
+ * fence (ls_role_fence: two durable writes, once per fenced database) and a resync (the role
+ * file, the copy's open) run on it.
  */
 #ifndef LS_NODE_INT_H
 #define LS_NODE_INT_H
@@ -110,8 +116,12 @@ struct active {
     bool removal_warned;                      /* the removal warning was logged */
     char removal_msg[256];                    /* last warning of the removal rule ("" when none) */
     uint64_t removal_seed_needs; /* lowest generation a seed needs, for that removal (0: none) */
-    int seed_snapshots; /* seed snapshots of its store under way (seed_server.c): the removal's
-                           ls_store_peek_meta waits, LMDB's locks being per process */
+    int seed_snapshots;   /* seed snapshots of its store under way (seed_server.c): the removal's
+                             ls_store_peek_meta waits, LMDB's locks being per process */
+    bool fenced;          /* an old active (epoch.c): nothing offered, nothing removed */
+    uint64_t newer_first; /* first generation of the newer epoch a peer announced (EPOCH; 0:
+                             not known): later local generations are after the split */
+    bool retired;         /* rebuilt as a copy (resync.c): no longer polled or shown */
 };
 
 struct link {
@@ -216,7 +226,7 @@ struct ls_node {
 int ls__node_send(ls_conn_t *conn, const ls_frame_t *f); /* encodes and sends; 0, LS_EBUSY, ... */
 /* The database a frame names, among those a source receives (to_source: RESUME, CREDIT,
  * RE_OFFER, the acknowledgements) or a target receives (GEN_BEGIN, GEN_DATA, GEN_END), and
- * ERROR and COPY_STATE either way; NULL for any other frame. */
+ * ERROR, COPY_STATE and EPOCH either way; NULL for any other frame. */
 const uint8_t *ls__node_frame_dbid(const ls_frame_t *f, bool to_source);
 /* Connects to network net of t, a [target] section when target, else a [source] one: its
  * address, bind address and heartbeats, the certificate name its node must show
@@ -289,6 +299,30 @@ void ls__node_announced_save(pcopy_t *p, bool sync);       /* when changed; sync
 void ls__node_activate_free(node_db_t *d);                 /* after the loop ended */
 const char *ls__node_activation_state(const node_db_t *d); /* the last one's; NULL: none */
 node_db_t *ls__node_db(ls_node_t *n, const char *name);    /* NULL when not configured */
+
+/* epoch.c: epochs on the wire (docs/ACTIVATION.md, "Epochs on the wire") */
+/* Sends EPOCH(dbid, ...) for the database named name on conn, from ls_role_epoch_info() of its
+ * directory; nothing when name is not configured here. */
+void ls__node_epoch_send(ls_node_t *n, ls_conn_t *conn, const uint8_t *dbid, const char *name);
+/* An EPOCH frame on a server connection for a database that connection does not ship here:
+ * learned by every ship machine of this node's active with that database id. */
+void ls__node_epoch_learn(ls_node_t *n, const ls_proto_epoch_t *e);
+/* Keeps where a newer epoch than a's starts (its EPOCH), before its machine learns of it. */
+void ls__node_epoch_note(active_t *a, const ls_proto_epoch_t *e);
+/* A ship machine of a entered DEMOTED with `fence` (shipper.c): fence the directory
+ * (ls_role_fence), tell the database's other machines, record Diverged when local generations
+ * lie after the split the EPOCH announced. from: the machine that learned it. */
+void ls__node_epoch_fence(active_t *a, shipper_t *from, uint32_t epoch, const char *who);
+/* At start, the role file says demoted or diverged: every machine of a fenced for good. */
+void ls__node_epoch_fenced_at_start(active_t *a, const ls_role_state_t *r);
+/* The copy's known history to its machine (at open). */
+void ls__node_pcopy_epochs(pcopy_t *p);
+/* The refusal of a HELLO entry for a database this node does not copy from that peer, when the
+ * database is active, demoted or diverged here (why filled, true), else false. */
+bool ls__node_epoch_refusal(ls_node_t *n, const char *name, char *why, size_t whylen);
+
+/* resync.c: the control command "resync": an old active rebuilt as a copy of the new active */
+int ls__node_resync_cmd(ls_node_t *n, const cJSON *req, cJSON *resp, char *err, size_t errlen);
 
 /* opstate.c */
 int ls__node_opstate_load(const char *path, ls_status_op_t *out); /* absent: all clear, 0 */

@@ -116,6 +116,7 @@ int ls__node_pcopy_open(ls_node_t *n, pcopy_t *p, const ls_cfg_database_t *cfg, 
     p->rx = ls_copy_rx_new(&ro);
     LS_CHECK(p->rx != NULL);
     new_machine(p);
+    ls__node_pcopy_epochs(p); /* generations of an older epoch than its history are refused */
     char err[512] = "", why[NODE_REASON_MAX];
     int rc = ls__node_pcopy_copy_open(p, &p->copy, err, sizeof(err));
     /* The node keeps serving its other databases: a copy that cannot open shows Failed. */

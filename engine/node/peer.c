@@ -67,6 +67,10 @@ static pcopy_t *match(peer_t *p, const ls_proto_db_t *d, pcopy_t **seeding, int 
         *code = ls_passive_admit(c->m, d->dbid, why, whylen, ls_now_ns());
         return *code ? NULL : c;
     }
+    if (ls__node_epoch_refusal(n, name, why, whylen)) { /* its EPOCH follows the WELCOME */
+        *code = LS_ESTATE;
+        return NULL;
+    }
     *code = LS_ENOENT;
     snprintf(why, whylen, "node %s holds no passive copy of %s from %s", n->cfg->node_name, name,
              p->name);
@@ -166,6 +170,15 @@ static void on_hello(peer_t *p, const ls_proto_hello_t *h)
             return;
         }
     }
+    /* Version 3: what this node knows of each database offered, accepted or refused, before any
+     * other frame of it (an old active learns it was fenced; a copy that is behind is simply
+     * shipped to). */
+    for (int i = 0; i < h->db_count && choice.version >= LS_PROTO_VERSION_EPOCH; i++) {
+        if (duplicate_of(h, i) >= 0) continue;
+        char name[LS_PROTO_DBNAME_MAX + 1];
+        snprintf(name, sizeof(name), "%.*s", (int) h->dbs[i].name.len, h->dbs[i].name.ptr);
+        ls__node_epoch_send(n, p->conn, h->dbs[i].dbid, name);
+    }
     LS_LOGI("peer", "%s connected from %s%s, %u database(s)", p->name, ls_conn_peer(p->conn),
             ls_conn_is_tls(p->conn) ? " (TLS)" : " (plaintext)", h->db_count);
     for (int i = 0; i < p->nidx; i++)
@@ -185,6 +198,16 @@ static void to_copy(peer_t *p, const ls_frame_t *f, const uint8_t *dbid)
 {
     int i = index_of(p, dbid);
     pcopy_t *c = i >= 0 ? p->by_idx[i] : NULL;
+    if (f->type == LS_FRAME_EPOCH && p->version < LS_PROTO_VERSION_EPOCH) {
+        LS_LOGE("peer", "%s sent EPOCH on a version %u connection: closing", p->name,
+                (unsigned) p->version);
+        ls_conn_close(p->conn);
+        return;
+    }
+    if (f->type == LS_FRAME_EPOCH && !c) { /* a database this node may ship: its machines */
+        ls__node_epoch_learn(p->node, &f->epoch);
+        return;
+    }
     if (!c || c->peer != p) {
         if (f->type == LS_FRAME_ERROR)
             LS_LOGE("peer", "%s: %.*s", p->name, (int) f->error.message.len, f->error.message.ptr);

@@ -25,6 +25,7 @@ static int on_action(void *ctx, const ls_ship_action_t *a)
                                                                           : LS_LOG_INFO,
                "copy", "%s -> %s: %s -> %s (%s)", db, tg, ls_ship_state_name(a->prev),
                ls_ship_state_name(a->state), a->reason);
+        if (a->fence) ls__node_epoch_fence(s->db, s, a->epoch, a->active ? a->active : "");
         break;
     case LS_SHIP_ACT_SAVE_OP:
         rc = ls__node_opstate_save(s->op_path, a->op);

@@ -121,7 +121,7 @@ int ls_node_status_fill(ls_node_t *n, ls_status_node_t *out)
     for (int i = 0; i < n->ndbs; i++)
         database(&out->databases[out->ndatabases++], &n->dbs[i]);
     for (int i = 0; i < n->nactives; i++)
-        for (int j = 0; j < n->actives[i].nshippers; j++)
+        for (int j = 0; j < n->actives[i].nshippers && !n->actives[i].retired; j++)
             active_copy(&out->copies[out->ncopies++], &n->actives[i].shippers[j], now);
     for (int i = 0; i < n->ncopies; i++)
         if (!n->copies[i].retired) passive_copy(&out->copies[out->ncopies++], &n->copies[i], now);
@@ -146,13 +146,14 @@ int ls_node_control(void *ctx, const cJSON *req, cJSON *resp, char *err, size_t 
     if (!strcmp(cmd, "suspend") || !strcmp(cmd, "resume"))
         return ls__node_cmd_suspend(n, req, !strcmp(cmd, "suspend"), resp, err, errlen);
     if (!strcmp(cmd, "network")) return ls__node_link_command(n, req, resp, err, errlen);
+    if (!strcmp(cmd, "resync")) return ls__node_resync_cmd(n, req, resp, err, errlen);
     if (!strcmp(cmd, "activate") || !strcmp(cmd, "activate_status"))
         return ls__node_activate_cmd(n, req, !strcmp(cmd, "activate_status"), resp, err, errlen);
     if (!strcmp(cmd, "seed") || !strcmp(cmd, "seed_status"))
         return ls__node_seed_client_cmd(n, req, !strcmp(cmd, "seed_status"), resp, err, errlen);
     snprintf(err, errlen,
              "unknown command '%s' (this daemon answers: status, suspend, resume, network, seed, "
-             "seed_status, activate, activate_status)",
+             "seed_status, activate, activate_status, resync)",
              cmd);
     return LS_EINVAL;
 }

@@ -26,6 +26,8 @@ static const struct ls_cmd cmds[] = {
      "(re)build a passive copy from a snapshot of its source's store, with progress"},
     {"activate", ls_cmd_activate, "DB [--max-loss N] [--force] [-c CONFIG]",
      "make this node's copy the active of a new epoch; prints what may have been lost"},
+    {"resync", ls_cmd_resync, "DB [-c CONFIG]",
+     "rebuild this node's old active (Demoted) as a copy of the new active, without a restart"},
     {NULL, NULL, NULL, NULL},
 };
 
@@ -42,8 +44,8 @@ static void manual(FILE *f)
                "DESCRIPTION\n"
                "    logship reads and checks log generations, writes test workloads through the\n"
                "    embedded API (logship/db.h), makes test certificates, and asks the local\n"
-               "    logshipd(1) for status or to suspend, resume, switch networks, seed or\n"
-               "    activate a copy, through the daemon's control socket.\n"
+               "    logshipd(1) for status or to suspend, resume, switch networks, seed,\n"
+               "    activate or resync a copy, through the daemon's control socket.\n"
                "\n"
                "COMMANDS\n");
     for (const struct ls_cmd *c = cmds; c->name; c++)

@@ -1,0 +1,202 @@
+/* `logship resync DB` in the node (docs/ACTIVATION.md): an old active that was fenced by a newer
+ * epoch (role demoted) is rebuilt as a copy of the new active without a restart: its ship
+ * machines stop for good (the active retired), the role file says copy, following the new
+ * active, and a copy opens on the same directory. The copy's position is the store's (the last
+ * generation the old writer applied and closed, engine/copy/position.c), so the new active ships
+ * from the generation after the split, where its epoch began: nothing moves when nothing
+ * diverged. A diverged node is refused (incremental resync is not built); so is a demoted one
+ * whose open log holds commits never shipped (they are after the split).
+ *
+ * The command runs on the loop and answers when done: two small durable writes (the role file,
+ * and moving an empty open log aside) and the copy's open. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "node/node_int.h"
+
+/* The shippers of a leave their links; a link whose connection offered a is closed (it
+ * reconnects with a HELLO without it). The machines stay allocated until the node is freed
+ * (a link's late pump may still name them; fenced, they send nothing). */
+static void retire_active(active_t *a)
+{
+    ls__node_active_close(a);
+    a->retired = true;
+    for (int i = 0; i < a->nshippers; i++) {
+        shipper_t *s = &a->shippers[i];
+        link_t *l = s->link;
+        for (int j = 0; j < l->nshippers; j++)
+            if (l->shippers[j] == s) {
+                memmove(&l->shippers[j], &l->shippers[j + 1],
+                        (size_t) (l->nshippers - j - 1) * sizeof(*l->shippers));
+                l->nshippers--;
+                break;
+            }
+        for (int j = 0; j < l->nidx; j++)
+            if (l->by_idx[j] == s && l->conn) ls_conn_close(l->conn);
+    }
+}
+
+/* A copy slot for db: its own retired one (an earlier activation), else a free one; NULL when
+ * none is left. */
+static pcopy_t *copy_slot(ls_node_t *n, node_db_t *db)
+{
+    for (int i = 0; i < n->ncopies; i++) {
+        pcopy_t *p = &n->copies[i];
+        if (p->cfg == db->cfg && p->retired && p->async_closed) return p;
+    }
+    return n->ncopies < n->cfg->ndatabases + 1 ? &n->copies[n->ncopies] : NULL;
+}
+
+/* The open log of an old active: commits in it were never shipped (LS_EDIVERGED), else it is
+ * moved aside (empty: it would be the first generation of the new epoch). */
+static int open_log(node_db_t *db, uint64_t *records, char *err, size_t errlen)
+{
+    ls_role_diverged_t rep;
+    ls_role_link_t *links = NULL;
+    size_t nl = 0;
+    *records = 0;
+    int rc = ls_role_chain(db->cfg->path, LS_GEN_PREFIX_DEFAULT, &links, &nl, err, errlen);
+    if (rc) return rc;
+    uint64_t last = nl ? links[nl - 1].generation : 0;
+    free(links);
+    rc = ls_role_move_aside(db->cfg->path, LS_GEN_PREFIX_DEFAULT, last, db->role.epoch, &rep, err,
+                            errlen);
+    if (rc == 0 && rep.records) {
+        *records = rep.records;
+        return ls_errf(err, errlen, LS_EDIVERGED,
+                       "its open generation %llu holds %llu record(s) never shipped to %s (moved "
+                       "aside into %s)",
+                       (unsigned long long) rep.first_generation, (unsigned long long) rep.records,
+                       db->role.follows, rep.dest);
+    }
+    if (rc) return rc;
+    /* An open log without records (the writer rolled and stopped): the new active's epoch
+     * begins at its number, it holds nothing, and a copy holds no open log. */
+    char cur[LS_CFG_PATH_MAX + 32];
+    struct stat st;
+    snprintf(cur, sizeof(cur), "%s/logs/%s.log", db->cfg->path, LS_GEN_PREFIX_DEFAULT);
+    if (stat(cur, &st) == 0 && (uint64_t) st.st_size <= LS_GEN_HEADER_SIZE) unlink(cur);
+    return 0;
+}
+
+static int refuse(ls_node_t *n, node_db_t *db, char *err, size_t errlen)
+{
+    const ls_role_state_t *r = &db->role;
+    const char *name = db->cfg->name, *self = n->cfg->node_name;
+    switch (r->role) {
+    case LS_ROLE_ACTIVE:
+        return ls_errf(err, errlen, LS_ESTATE,
+                       "resync of %s refused: %s is the active on %s (epoch %u); resync rebuilds "
+                       "an old active (demoted) as a copy of the new one",
+                       name, name, self, r->epoch);
+    case LS_ROLE_COPY:
+        return ls_errf(err, errlen, LS_ESTATE,
+                       "resync of %s refused: %s is a copy on %s already, following %s (epoch %u)",
+                       name, name, self, r->follows[0] ? r->follows : db->cfg->source, r->epoch);
+    case LS_ROLE_DIVERGED:
+        return ls_errf(err, errlen, LS_ESTATE,
+                       "resync of %s refused: %s; incremental resync not built yet; reseed with "
+                       "logship seed",
+                       name, r->reason[0] ? r->reason : "diverged");
+    case LS_ROLE_DEMOTED:
+        break;
+    }
+    if (!r->follows[0])
+        return ls_errf(err, errlen, LS_ESTATE,
+                       "resync of %s refused: %s/role names no new active to follow", name,
+                       db->cfg->path);
+    if (!db->active)
+        return ls_errf(err, errlen, LS_ESTATE, "resync of %s: not running here (restart it)", name);
+    return 0;
+}
+
+int ls__node_resync_cmd(ls_node_t *n, const cJSON *req, cJSON *resp, char *err, size_t errlen)
+{
+    const cJSON *jdb = cJSON_GetObjectItem(req, "database");
+    if (!cJSON_IsString(jdb)) {
+        snprintf(err, errlen, "resync needs a string field \"database\"");
+        return LS_EINVAL;
+    }
+    node_db_t *db = ls__node_db(n, jdb->valuestring);
+    if (!db) {
+        snprintf(err, errlen, "node %s has no database %s", n->cfg->node_name, jdb->valuestring);
+        return LS_ENOENT;
+    }
+    int rc = refuse(n, db, err, errlen);
+    if (rc) {
+        LS_LOGW("resync", "%s", err);
+        return rc;
+    }
+    char why[900], follows[LS_ROLE_NAME_MAX + 1];
+    snprintf(follows, sizeof(follows), "%s", db->role.follows);
+    uint64_t records = 0;
+    rc = open_log(db, &records, why, sizeof(why));
+    if (rc == LS_EDIVERGED) { /* recorded: a later resync says so at once */
+        ls_role_state_t st = db->role;
+        st.role = LS_ROLE_DIVERGED;
+        st.since_ns = ls_now_ns();
+        snprintf(st.reason, sizeof(st.reason), "diverged: 1 generation after the split (%.400s)",
+                 why);
+        char e2[600];
+        if (ls_role_save(db->cfg->path, &st, e2, sizeof(e2)) == 0) db->role = st;
+        for (int i = 0; db->active && i < db->active->nshippers; i++)
+            ls_ship_fence(db->active->shippers[i].m, st.epoch, follows, true, st.reason,
+                          ls_now_ns());
+        snprintf(why, sizeof(why), "%s", st.reason);
+        db->role.role = LS_ROLE_DIVERGED;
+        return refuse(n, db, err, errlen);
+    }
+    if (rc) {
+        snprintf(err, errlen, "resync of %s failed: %s", db->cfg->name, why);
+        return rc;
+    }
+    if (!copy_slot(n, db)) {
+        snprintf(err, errlen, "resync of %s: no room for another copy in this daemon: restart it",
+                 db->cfg->name);
+        return LS_ENOMEM;
+    }
+    ls_role_state_t st = db->role;
+    st.role = LS_ROLE_COPY;
+    st.since_ns = ls_now_ns();
+    memset(&st.loss, 0, sizeof(st.loss));
+    snprintf(st.reason, sizeof(st.reason),
+             "rebuilt as a copy of %.64s by logship resync on %.64s (was demoted: %.64s is "
+             "active in epoch %u)",
+             follows, n->cfg->node_name, follows, st.epoch);
+    rc = ls_role_save(db->cfg->path, &st, why, sizeof(why));
+    if (rc) {
+        snprintf(err, errlen, "resync of %s failed: %s", db->cfg->name, why);
+        return rc;
+    }
+    db->role = st;
+    retire_active(db->active);
+    db->active = NULL;
+    pcopy_t *p = copy_slot(n, db);
+    struct node_seedc *seed = NULL;
+    if (p == &n->copies[n->ncopies]) {
+        n->ncopies++;
+    } else { /* its own, retired by an activation: opened again in place */
+        seed = p->seed;
+        ls_passive_free(p->m);
+        ls_copy_rx_free(p->rx);
+    }
+    ls__node_pcopy_open(n, p, db->cfg, follows);
+    p->seed = seed;
+    db->copy = p;
+    /* The new active's connection refused the database: closed, it offers it again. */
+    for (peer_t *q = n->peers; q; q = q->next)
+        if (!q->seed && !strcmp(q->name, follows)) ls_conn_close(q->conn);
+    ls_copy_resume_t at = {0};
+    if (p->copy) ls_copy_resume_point(p->copy, &at);
+    snprintf(why, sizeof(why),
+             "%s on %s is now a copy of %s (epoch %u): it resumes at generation %llu; %s ships to "
+             "it from there",
+             db->cfg->name, n->cfg->node_name, follows, st.epoch,
+             (unsigned long long) at.next_generation, follows);
+    LS_LOGI("resync", "%s", why);
+    cJSON_AddStringToObject(resp, "message", why);
+    return 0;
+}

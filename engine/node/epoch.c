@@ -64,6 +64,16 @@ void ls__node_epoch_learn(ls_node_t *n, const ls_proto_epoch_t *e)
     }
 }
 
+bool ls__node_log_has_records(const char *path)
+{
+    ls_gen_expect_t ex = {.allow_open = true};
+    ls_gen_info_t info = {0};
+    ls_gen_verdict_t v;
+    /* a log prepared ahead by the writer (preallocated, zeros after its header) holds none */
+    ls_gen_scan_file(path, &ex, NULL, NULL, &info, &v);
+    return info.record_count > 0;
+}
+
 /* Local generations after the split: closed ones numbered from the newer epoch's first
  * generation with an older epoch, and the open log when it holds records (never shipped). */
 static uint64_t after_split(const active_t *a, uint32_t epoch, uint64_t *first, uint64_t *last)
@@ -83,9 +93,8 @@ static uint64_t after_split(const active_t *a, uint32_t epoch, uint64_t *first, 
             }
     free(links);
     char cur[LS_CFG_PATH_MAX + 32];
-    struct stat st;
     snprintf(cur, sizeof(cur), "%s/%s.log", a->logs, LS_GEN_PREFIX_DEFAULT);
-    if (stat(cur, &st) == 0 && (uint64_t) st.st_size > LS_GEN_HEADER_SIZE) {
+    if (ls__node_log_has_records(cur)) {
         if (!count) *first = *last ? *last + 1 : a->newer_first;
         count++;
     }

@@ -76,9 +76,8 @@ static int open_log(node_db_t *db, uint64_t *records, char *err, size_t errlen)
     /* An open log without records (the writer rolled and stopped): the new active's epoch
      * begins at its number, it holds nothing, and a copy holds no open log. */
     char cur[LS_CFG_PATH_MAX + 32];
-    struct stat st;
     snprintf(cur, sizeof(cur), "%s/logs/%s.log", db->cfg->path, LS_GEN_PREFIX_DEFAULT);
-    if (stat(cur, &st) == 0 && (uint64_t) st.st_size <= LS_GEN_HEADER_SIZE) unlink(cur);
+    if (access(cur, F_OK) == 0 && !ls__node_log_has_records(cur)) unlink(cur);
     return 0;
 }
 

@@ -28,10 +28,12 @@ TestSuite(resync, .fini = fini, .timeout = 120);
 
 /* node-b configured for activation: one [peer node-a] section used both ways, the copy set
  * spelled out. node-a's configuration is the pair's (active for db1, [target node-b]). */
-static void start_pair_with_peers(const char *tag)
+static void start_pair_with_peers(const char *tag, const char *a_db_extra)
 {
-    ls_h_pair_opts_t o = {
-        .plaintext = true, .seedable = true, .b_db_extra = "copies = node-a, node-b\n"};
+    ls_h_pair_opts_t o = {.plaintext = true,
+                          .seedable = true,
+                          .b_db_extra = "copies = node-a, node-b\n",
+                          .a_db_extra = a_db_extra};
     ls_h_pair_init(&pair, tag, &o);
     char cmd[1200];
     snprintf(
@@ -155,7 +157,7 @@ static uint64_t lines_of(const char *path)
 
 Test(resync, diverged_old_active_resyncs_incrementally)
 {
-    start_pair_with_peers("resync-diverged");
+    start_pair_with_peers("resync-diverged", NULL);
     char ack1[700], acka[700], ackb[700], args[1000];
     snprintf(ack1, sizeof(ack1), "%s/ack1.log", pair.dir);
     snprintf(acka, sizeof(acka), "%s/acka.log", pair.dir);
@@ -237,4 +239,34 @@ Test(resync, diverged_old_active_resyncs_incrementally)
     cr_assert(ls_h_stores_equal(&pair), "the stores differ after the resync");
     ack_check(LS_H_A, ack1);
     ack_check(LS_H_A, ackb);
+}
+
+/* With `auto_resync = true` node-a resyncs by itself once it finds itself diverged. */
+Test(resync, auto_resync_rebuilds_a_diverged_old_active_by_itself)
+{
+    start_pair_with_peers("resync-auto", "auto_resync = true\n");
+    load_ok(LS_H_A, "--transactions 300 --target-size 65536");
+    cr_assert(ls_h_wait_caught_up(&pair, 30000), "the copy did not catch up");
+    ls_h_node_kill(&pair, LS_H_A);
+    load_ok(LS_H_A, "--transactions 30 --seed 5 --threads 1 --target-size 65536");
+    char *out, *err;
+    int rc = logship("activate", LS_H_B, "", &out, &err);
+    cr_assert_eq(rc, 0, "activate failed (%d): %s%s", rc, out, err);
+    free(out);
+    free(err);
+    load_ok(LS_H_B, "--transactions 30 --seed 8 --threads 1 --target-size 65536");
+
+    ls_h_node_start(&pair, LS_H_A, NULL);
+    cr_assert(wait_role(LS_H_A, "copy", "Healthy"), "node-a did not resync by itself");
+    cr_assert(ls_h_wait_for(b_caught_up, NULL, 30000), "node-b did not ship to node-a");
+    cr_assert(ls_h_stores_equal(&pair), "the stores differ after the automatic resync");
+    char cmd[1500];
+    snprintf(cmd, sizeof(cmd), "ls %s/diverged/2 | grep -c '^E00-00000001-'", pair.db[LS_H_A]);
+    cr_assert_eq(ls_h_sh(cmd, &out, NULL, 5000), 0, "no epoch-1 file in diverged/2");
+    free(out);
+    /* node-a's log says why it started */
+    snprintf(cmd, sizeof(cmd),
+             "grep -q 'db1 is diverged (auto_resync = true): resyncing from node-b' %s",
+             pair.log[LS_H_A]);
+    cr_assert_eq(ls_h_sh(cmd, NULL, NULL, 5000), 0, "node-a's log does not say it resynced");
 }

@@ -20,9 +20,11 @@
  *
  * Threading: the loop owns everything; a job (disk work: demote, install, swap) runs on the pool
  * with only its own fields, one at a time, and its result is read in the after-work callback. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "node/node_int.h"
 #include "seed/seed.h"
@@ -59,6 +61,8 @@ struct node_rsi {
     rjob_t *head, *tail, *cur;
     uv_work_t work;
     bool demote_queued;
+    bool full;           /* no generation in common: a full seed on a second connection */
+    char full_why[1024]; /* ... why */
     /* the current job's inputs and results (the pool thread touches only these) */
     ls_role_link_t *theirs;
     size_t ntheirs;
@@ -89,6 +93,22 @@ static int open_none(void *ctx, ls_copy_t **out, char *err, size_t errlen)
     return 0;
 }
 
+/* Renames from to to durably when from exists (true); err set on failure. */
+static bool keep_aside(const char *from, const char *to, char *err, size_t errlen)
+{
+    if (access(from, F_OK) != 0) return false;
+    if (rename(from, to) != 0) {
+        snprintf(err, errlen, "cannot rename %s to %s: %s", from, to, strerror(errno));
+        return false;
+    }
+    char parent[LS_CFG_PATH_MAX + 16];
+    snprintf(parent, sizeof(parent), "%s", to);
+    char *slash = strrchr(parent, '/');
+    if (slash && slash != parent) *slash = '\0';
+    ls_fsync_dir(parent);
+    return true;
+}
+
 static void run_job(uv_work_t *w)
 {
     struct node_rsi *r = w->data;
@@ -100,6 +120,17 @@ static void run_job(uv_work_t *w)
     case J_DEMOTE:
         r->jrc = ls_role_demote(dir, LS_GEN_PREFIX_DEFAULT, r->theirs, r->ntheirs, r->new_epoch,
                                 r->new_active, &r->rep, r->jerr, sizeof(r->jerr));
+        if (r->jrc == LS_EDIVERGED) {
+            /* Nothing tells where the histories split (the new active no longer holds any
+             * generation number this node holds): every local generation is set aside, and a
+             * full seed replaces the store. */
+            snprintf(r->full_why, sizeof(r->full_why), "%s", r->jerr);
+            r->jerr[0] = 0;
+            r->jrc = ls_role_move_aside(dir, LS_GEN_PREFIX_DEFAULT, 0, r->new_epoch, &r->rep.moved,
+                                        r->jerr, sizeof(r->jerr));
+            r->full = r->jrc == 0;
+            break;
+        }
         if (r->jrc == 0)
             r->jrc = ls_seed_resync_keys(dir, LS_GEN_PREFIX_DEFAULT, r->new_epoch, &r->keys,
                                          &r->keys_len, &r->nkeys, r->jerr, sizeof(r->jerr));
@@ -123,8 +154,22 @@ static void run_job(uv_work_t *w)
     case J_SWAP: {
         ls_copy_t *none = NULL;
         r->swapped = false;
+        /* A full seed replaces the directory: the diverged generations wait beside it. */
+        char kept[LS_CFG_PATH_MAX + 16], in[LS_CFG_PATH_MAX + 16];
+        snprintf(kept, sizeof(kept), "%s.diverged", dir);
+        snprintf(in, sizeof(in), "%s/diverged", dir);
+        bool aside = !r->info.resync && keep_aside(in, kept, r->jerr, sizeof(r->jerr));
+        if (r->jerr[0]) {
+            r->jrc = LS_EIO;
+            break;
+        }
         r->jrc = ls_seed_copy_swap(&none, &r->install, dir, open_none, NULL, &r->swapped, r->jerr,
                                    sizeof(r->jerr));
+        if (aside) {
+            char e2[600] = "";
+            keep_aside(kept, in, e2, sizeof(e2));
+            if (e2[0]) LS_LOGE("resync", "%s (the diverged generations are in %s)", e2, kept);
+        }
         break;
     }
     case J_ABORT:
@@ -199,10 +244,67 @@ static void finish_swapped(struct node_rsi *r)
                  "%s on %s is now a copy of %s (epoch %u): fell back to a full seed (%s): %llu "
                  "bytes moved; %s; it resumes at generation %llu",
                  db->cfg->name, n->cfg->node_name, r->follows, st.epoch,
-                 in->fallback[0] ? in->fallback : "the new active did not take the resync",
+                 in->fallback[0]  ? in->fallback
+                 : r->full_why[0] ? r->full_why
+                                  : "the new active did not take the resync",
                  (unsigned long long) in->total_bytes, moved,
                  (unsigned long long) at.next_generation);
     LS_LOGI("resync", "%s", r->message);
+}
+
+static void on_ready(ls_conn_t *c);
+static void on_frame(ls_conn_t *c, const ls_conn_frame_t *fr);
+static void on_close(ls_conn_t *c, int status, const char *msg);
+
+/* Opens the connection to the new active for r->cs. */
+static void connect_src(struct node_rsi *r)
+{
+    ls_node_t *n = r->node;
+    ls_conn_opts_t cb = {
+        .on_ready = on_ready, .on_frame = on_frame, .on_close = on_close, .data = r};
+    bool target = ls_config_target(n->cfg, r->follows) != NULL;
+    int rc = ls__node_connect(n, r->src, 0, target, &cb, &r->conn);
+    if (rc) {
+        r->conn = NULL;
+        ls_seed_client_fail(r->cs, rc, "cannot connect to %s over network %s (%s:%u): %s",
+                            r->follows, r->src->nets[0].name, r->src->nets[0].remote.host,
+                            r->src->nets[0].remote.port, ls_strerror(rc));
+        act(r);
+    }
+}
+
+static ls_seed_client_options_t client_options(const struct node_rsi *r, bool resync, uint64_t from)
+{
+    const ls_node_t *n = r->node;
+    return (ls_seed_client_options_t){.source = r->follows,
+                                      .features =
+                                          (n->cfg->plaintext ? LS_FEAT_CKSUM : 0) |
+                                          (r->src->compression_level > 0 ? LS_FEAT_ZSTD : 0),
+                                      .zstd_level = (int8_t) r->src->compression_level,
+                                      .window = (uint32_t) n->cfg->receive_window,
+                                      .resync = resync,
+                                      .chain_from = from};
+}
+
+/* The resync connection is given up for a full seed (its generations were set aside). */
+static void full_seed(struct node_rsi *r)
+{
+    const ls_role_diverged_t *m = &r->rep.moved;
+    LS_LOGW("resync",
+            "%s: %s: %llu local generation(s) set aside into %s; falling back to a full seed "
+            "from %s",
+            r->db->cfg->name, r->full_why, (unsigned long long) m->generations, m->dest,
+            r->follows);
+    if (r->conn) {
+        ls_conn_set_data(r->conn, NULL);
+        ls_conn_close(r->conn);
+        r->conn = NULL;
+    }
+    ls_seed_client_free(r->cs);
+    ls_seed_client_options_t co = client_options(r, false, 0);
+    LS_CHECK(ls_seed_client_new(&co, &r->cs) == 0);
+    snprintf(r->message, sizeof(r->message), "falling back to a full seed from %s", r->follows);
+    connect_src(r);
 }
 
 static void after_job(uv_work_t *w, int status)
@@ -221,6 +323,10 @@ static void after_job(uv_work_t *w, int status)
         r->theirs = NULL;
         if (r->jrc) {
             ls_seed_client_fail(r->cs, r->jrc, "%s", r->jerr);
+        } else if (r->full) {
+            free(j);
+            full_seed(r);
+            return;
         } else {
             const ls_role_diverged_t *m = &r->rep.moved;
             LS_LOGI("resync",
@@ -458,7 +564,7 @@ static void describe(const struct node_rsi *r, cJSON *o)
     cJSON_AddStringToObject(o, "session", ls_seed_client_state_name(ls_seed_client_state(r->cs)));
     cJSON_AddStringToObject(o, "message", r->message);
     cJSON_AddBoolToObject(o, "incremental", r->info.resync);
-    cJSON_AddStringToObject(o, "fallback", r->info.fallback);
+    cJSON_AddStringToObject(o, "fallback", r->info.fallback[0] ? r->info.fallback : r->full_why);
     cJSON_AddNumberToObject(o, "bytes_moved", (double) r->info.total_bytes);
     cJSON_AddNumberToObject(o, "store_bytes", (double) r->info.store_bytes);
     cJSON_AddNumberToObject(o, "keys", (double) r->info.keys);
@@ -512,13 +618,7 @@ int ls__node_resync_inc_start(ls_node_t *n, node_db_t *db, cJSON *resp, char *er
     if (ls_role_chain(db->cfg->path, LS_GEN_PREFIX_DEFAULT, &mine, &nm, e2, sizeof(e2)) == 0 && nm)
         from = mine[0].generation;
     free(mine);
-    ls_seed_client_options_t co = {.source = follows,
-                                   .features = (n->cfg->plaintext ? LS_FEAT_CKSUM : 0) |
-                                               (src->compression_level > 0 ? LS_FEAT_ZSTD : 0),
-                                   .zstd_level = (int8_t) src->compression_level,
-                                   .window = (uint32_t) n->cfg->receive_window,
-                                   .resync = true,
-                                   .chain_from = from};
+    ls_seed_client_options_t co = client_options(r, true, from);
     LS_CHECK(ls_seed_client_new(&co, &r->cs) == 0);
     /* Shipping stops for good: whatever happens next, this node is no longer the active. */
     if (db->active) ls__node_resync_retire(db->active);
@@ -528,17 +628,7 @@ int ls__node_resync_inc_start(ls_node_t *n, node_db_t *db, cJSON *resp, char *er
     LS_LOGI("resync", "%s: incremental resync from %s (%s), its chain asked from generation %llu",
             name, follows, db->role.reason[0] ? db->role.reason : "demoted",
             (unsigned long long) from);
-    ls_conn_opts_t cb = {
-        .on_ready = on_ready, .on_frame = on_frame, .on_close = on_close, .data = r};
-    bool target = ls_config_target(n->cfg, follows) != NULL;
-    int rc = ls__node_connect(n, src, 0, target, &cb, &r->conn);
-    if (rc) {
-        r->conn = NULL;
-        ls_seed_client_fail(r->cs, rc, "cannot connect to %s over network %s (%s:%u): %s", follows,
-                            src->nets[0].name, src->nets[0].remote.host, src->nets[0].remote.port,
-                            ls_strerror(rc));
-        act(r);
-    }
+    connect_src(r);
     if (resp) {
         describe(r, resp);
         cJSON_AddBoolToObject(resp, "follow", true); /* the CLI polls resync_status */

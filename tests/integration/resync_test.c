@@ -28,11 +28,11 @@ TestSuite(resync, .fini = fini, .timeout = 120);
 
 /* node-b configured for activation: one [peer node-a] section used both ways, the copy set
  * spelled out. node-a's configuration is the pair's (active for db1, [target node-b]). */
-static void start_pair_with_peers(const char *tag, const char *a_db_extra)
+static void start_pair_with_peers(const char *tag, const char *a_db_extra, const char *b_db_extra)
 {
     ls_h_pair_opts_t o = {.plaintext = true,
                           .seedable = true,
-                          .b_db_extra = "copies = node-a, node-b\n",
+                          .b_db_extra = b_db_extra ? b_db_extra : "copies = node-a, node-b\n",
                           .a_db_extra = a_db_extra};
     ls_h_pair_init(&pair, tag, &o);
     char cmd[1200];
@@ -157,7 +157,7 @@ static uint64_t lines_of(const char *path)
 
 Test(resync, diverged_old_active_resyncs_incrementally)
 {
-    start_pair_with_peers("resync-diverged", NULL);
+    start_pair_with_peers("resync-diverged", NULL, NULL);
     char ack1[700], acka[700], ackb[700], args[1000];
     snprintf(ack1, sizeof(ack1), "%s/ack1.log", pair.dir);
     snprintf(acka, sizeof(acka), "%s/acka.log", pair.dir);
@@ -244,7 +244,7 @@ Test(resync, diverged_old_active_resyncs_incrementally)
 /* With `auto_resync = true` node-a resyncs by itself once it finds itself diverged. */
 Test(resync, auto_resync_rebuilds_a_diverged_old_active_by_itself)
 {
-    start_pair_with_peers("resync-auto", "auto_resync = true\n");
+    start_pair_with_peers("resync-auto", "auto_resync = true\n", NULL);
     load_ok(LS_H_A, "--transactions 300 --target-size 65536");
     cr_assert(ls_h_wait_caught_up(&pair, 30000), "the copy did not catch up");
     ls_h_node_kill(&pair, LS_H_A);
@@ -269,4 +269,60 @@ Test(resync, auto_resync_rebuilds_a_diverged_old_active_by_itself)
              "grep -q 'db1 is diverged (auto_resync = true): resyncing from node-b' %s",
              pair.log[LS_H_A]);
     cr_assert_eq(ls_h_sh(cmd, NULL, NULL, 5000), 0, "node-a's log does not say it resynced");
+}
+
+/* node-b's oldest generation in logs/ is past *ctx. */
+static bool first_removed(void *ctx)
+{
+    char cmd[1500], *out = NULL;
+    snprintf(cmd, sizeof(cmd),
+             "ls %s/logs | sed -n 's/^E00-[0-9a-f]*-\\([0-9a-f]*\\)\\.log$/\\1/p' "
+             "| while read g; do echo $((0x$g)); done | sort -n | head -1",
+             pair.db[LS_H_B]);
+    if (ls_h_sh(cmd, &out, NULL, 5000) != 0) return false;
+    uint64_t oldest = strtoull(out ? out : "0", NULL, 10);
+    free(out);
+    return oldest > *(uint64_t *) ctx;
+}
+
+/* The new active no longer holds any generation node-a holds (its log cap, max_log_bytes, removed
+ * those it held only for node-a): no split can be found, so every local generation is set aside
+ * into <db>/diverged/2 and a full seed replaces the store; the command says so and why, and the
+ * generations set aside are still there after the seed replaced the directory. */
+Test(resync, falls_back_to_a_full_seed_and_keeps_the_diverged_generations)
+{
+    start_pair_with_peers("resync-fallback", NULL,
+                          "copies = node-a, node-b\nmax_log_bytes = 65536\n");
+    load_ok(LS_H_A, "--transactions 300 --target-size 65536");
+    cr_assert(ls_h_wait_caught_up(&pair, 30000), "the copy did not catch up");
+    ls_h_node_kill(&pair, LS_H_A);
+    load_ok(LS_H_A, "--transactions 30 --seed 5 --threads 1 --target-size 65536");
+    char *out, *err;
+    int rc = logship("activate", LS_H_B, "", &out, &err);
+    cr_assert_eq(rc, 0, "activate failed (%d): %s%s", rc, out, err);
+    const char *p = strstr(out, "epoch 2 starts at generation ");
+    cr_assert_not_null(p, "%s", out);
+    uint64_t first = strtoull(p + strlen("epoch 2 starts at generation "), NULL, 10);
+    free(out);
+    free(err);
+    load_ok(LS_H_B, "--transactions 600 --seed 8 --target-size 65536");
+    /* node-b's cap removes the generations it held only for node-a, the first of epoch 2 too */
+    cr_assert(ls_h_wait_for(first_removed, &first, 15000), "node-b still holds generation %" PRIu64,
+              first);
+    ls_h_node_start(&pair, LS_H_A, NULL);
+    cr_assert(wait_role(LS_H_A, "diverged", "Diverged"), "node-a did not find its divergence");
+
+    rc = logship("resync", LS_H_A, "", &out, &err);
+    cr_assert_eq(rc, 0, "resync failed (%d): %s%s", rc, out, err);
+    fprintf(stderr, "logship resync printed:\n%s", out);
+    cr_assert(ls_h_contains(out, "fell back to a full seed"), "%s", out);
+    cr_assert(ls_h_contains(out, "moved: "), "%s", out);
+    free(out);
+    free(err);
+    char cmd[1500];
+    snprintf(cmd, sizeof(cmd), "ls %s/diverged/2 | grep -c '^E00-00000001-'", pair.db[LS_H_A]);
+    cr_assert_eq(ls_h_sh(cmd, &out, NULL, 5000), 0, "the diverged generations are gone");
+    free(out);
+    cr_assert(ls_h_wait_for(b_caught_up, NULL, 30000), "node-b did not ship to node-a");
+    cr_assert(ls_h_stores_equal(&pair), "the stores differ after the fall-back");
 }

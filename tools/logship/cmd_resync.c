@@ -69,10 +69,14 @@ static int follow(const char *path, const char *db, cJSON *j)
     int rc = strcmp(str(j, "state"), "done") ? 1 : 0;
     const cJSON *d = cJSON_GetObjectItem(j, "diverged");
     if (num(d, "generations") > 0) {
-        printf("diverged: %.0f generation(s) %.0f..%.0f after the split at generation %.0f, "
-               "%.0f records, %.0f keys, moved aside into %s\n",
-               num(d, "generations"), num(d, "first_generation"), num(d, "last_generation"),
-               num(j, "split_generation"), num(d, "records"), num(d, "keys"), str(d, "dest"));
+        char split[64] = "no split found: every local generation";
+        if (num(j, "split_generation") > 0)
+            snprintf(split, sizeof(split), "after the split at generation %.0f",
+                     num(j, "split_generation"));
+        printf("diverged: %.0f generation(s) %.0f..%.0f %s, %.0f records, %.0f keys, moved aside "
+               "into %s\n",
+               num(d, "generations"), num(d, "first_generation"), num(d, "last_generation"), split,
+               num(d, "records"), num(d, "keys"), str(d, "dest"));
         const cJSON *k = cJSON_GetObjectItem(d, "key_list"), *e;
         if (cJSON_GetArraySize(k) > 0) {
             printf("diverged keys:");

@@ -24,7 +24,8 @@
  *  epoch     (epoch.c)     EPOCH after each version-3 handshake and where a peer's goes; an
  *                          old active fenced (ls_role_fence, its machines Demoted or Diverged)
  *  resync    (resync.c)    `logship resync`: a demoted old active switched to a copy of the new
- *                          active without a restart
+ *                          active without a restart; (resync_inc.c) a diverged one rebuilt by
+ *                          the incremental resync from the split, auto_resync
  *  seed      (seed_server.c) per accepted seed connection: adapter of engine/seed's worker and
  *            server session; (seed_client.c, seed_cmd.c) per passive copy: `logship seed`,
  *            adapter of its client session, the install and swap on the copy's receiver thread

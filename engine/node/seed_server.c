@@ -15,6 +15,11 @@
  * keeps N until the target reports replayed-synced past N (its old positions are forgotten then:
  * the copy was replaced).
  *
+ * Incremental resync (docs/ACTIVATION.md): a seed HELLO offering LS_FEAT_RESYNC at version >= 4
+ * is accepted with it; the session then waits for the client's requests: its CHAIN_REQ is
+ * answered from this node's closed generations (ls_seed_chain, trailers only, on the loop) and
+ * its epoch (ls_role_epoch_info), its RESYNC starts the worker with the keys asked.
+ *
  * Threading: everything here runs on the loop; the worker's thread only calls notify. The session
  * is freed once its connection closed and its worker ended. */
 #include <stdio.h>

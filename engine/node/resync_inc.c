@@ -329,6 +329,10 @@ static void after_job(uv_work_t *w, int status)
             return;
         } else {
             const ls_role_diverged_t *m = &r->rep.moved;
+            ls_role_state_t st; /* what ls_role_demote recorded, for status */
+            char e2[600];
+            if (ls_role_load(r->db->cfg->path, LS_ROLE_ACTIVE, &st, e2, sizeof(e2)) == 0)
+                r->db->role = st;
             LS_LOGI("resync",
                     "%s: split at generation %llu; %llu generation(s) moved aside (%llu records, "
                     "%llu keys)%s%s; asking %s for %llu key(s)",

@@ -138,6 +138,14 @@ static void ack_check(int node, const char *acklog)
     free(out);
 }
 
+/* node-b has shipped and node-a replayed everything node-b closed (the daemons' logs when not). */
+static bool wait_b_caught_up(void)
+{
+    bool ok = ls_h_wait_for(b_caught_up, NULL, 30000);
+    if (!ok) ls_h_pair_logs(&pair);
+    return ok;
+}
+
 /* The number after `label` in text (0 when absent). */
 static uint64_t after(const char *text, const char *label)
 {
@@ -230,7 +238,7 @@ Test(resync, diverged_old_active_resyncs_incrementally)
     free(out);
 
     /* A copy of node-b, shipped to, equal to it. */
-    cr_assert(ls_h_wait_for(b_caught_up, NULL, 30000), "node-b did not ship to node-a");
+    cr_assert(wait_b_caught_up(), "node-b did not ship to node-a");
     st = ls_h_status(&pair, LS_H_A);
     const cJSON *d = db1_of(st);
     cr_assert_str_eq(jstr(d, "role"), "copy");
@@ -258,7 +266,7 @@ Test(resync, auto_resync_rebuilds_a_diverged_old_active_by_itself)
 
     ls_h_node_start(&pair, LS_H_A, NULL);
     cr_assert(wait_role(LS_H_A, "copy", "Healthy"), "node-a did not resync by itself");
-    cr_assert(ls_h_wait_for(b_caught_up, NULL, 30000), "node-b did not ship to node-a");
+    cr_assert(wait_b_caught_up(), "node-b did not ship to node-a");
     cr_assert(ls_h_stores_equal(&pair), "the stores differ after the automatic resync");
     char cmd[1500];
     snprintf(cmd, sizeof(cmd), "ls %s/diverged/2 | grep -c '^E00-00000001-'", pair.db[LS_H_A]);
@@ -323,6 +331,6 @@ Test(resync, falls_back_to_a_full_seed_and_keeps_the_diverged_generations)
     snprintf(cmd, sizeof(cmd), "ls %s/diverged/2 | grep -c '^E00-00000001-'", pair.db[LS_H_A]);
     cr_assert_eq(ls_h_sh(cmd, &out, NULL, 5000), 0, "the diverged generations are gone");
     free(out);
-    cr_assert(ls_h_wait_for(b_caught_up, NULL, 30000), "node-b did not ship to node-a");
+    cr_assert(wait_b_caught_up(), "node-b did not ship to node-a");
     cr_assert(ls_h_stores_equal(&pair), "the stores differ after the fall-back");
 }

@@ -98,7 +98,7 @@ static bool keep_aside(const char *from, const char *to, char *err, size_t errle
 {
     if (access(from, F_OK) != 0) return false;
     if (rename(from, to) != 0) {
-        snprintf(err, errlen, "cannot rename %s to %s: %s", from, to, strerror(errno));
+        snprintf(err, errlen, "cannot rename %.250s to %.250s: %s", from, to, strerror(errno));
         return false;
     }
     char parent[LS_CFG_PATH_MAX + 16];

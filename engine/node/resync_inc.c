@@ -390,13 +390,17 @@ static void next_job(struct node_rsi *r)
     LS_CHECK(uv_queue_work(r->node->loop, &r->work, run_job, after_job) == 0);
 }
 
-static void queue(struct node_rsi *r, job_kind_t kind, const uint8_t *data, uint32_t len)
+/* A job at the end of the queue, whole before it may start (offset: J_DATA; digest: J_END). */
+static void queue(struct node_rsi *r, job_kind_t kind, const uint8_t *data, uint32_t len,
+                  uint64_t offset, const uint8_t *digest)
 {
     rjob_t *j = calloc(1, sizeof(*j) + len);
     LS_CHECK(j != NULL);
     j->kind = kind;
     j->len = len;
+    j->offset = offset;
     if (len) memcpy(j->data, data, len);
+    if (digest) memcpy(j->digest, digest, LS_DIGEST_SIZE);
     if (r->tail)
         r->tail->next = j;
     else
@@ -426,7 +430,7 @@ static void split(struct node_rsi *r)
              "%s's chain received (%zu generations, epoch %u): finding the split", r->follows, n,
              epoch);
     r->demote_queued = true;
-    queue(r, J_DEMOTE, NULL, 0);
+    queue(r, J_DEMOTE, NULL, 0, 0, NULL);
 }
 
 /* The hand-off's meta names generation N (holding L), the digest of N-1 and N's epoch; the copy
@@ -466,22 +470,19 @@ static void act(struct node_rsi *r)
             snprintf(r->message, sizeof(r->message), "receiving %llu bytes from %s (%s)",
                      (unsigned long long) a.info->total_bytes, r->follows,
                      a.info->resync ? "incremental" : "full seed");
-            queue(r, J_BEGIN, NULL, 0);
+            queue(r, J_BEGIN, NULL, 0, 0, NULL);
             break;
-        case LS_SEED_ACT_INSTALL_DATA: {
-            queue(r, J_DATA, a.data, a.len);
-            r->tail->offset = a.offset;
+        case LS_SEED_ACT_INSTALL_DATA:
+            queue(r, J_DATA, a.data, a.len, a.offset, NULL);
             break;
-        }
         case LS_SEED_ACT_INSTALL_END:
-            queue(r, J_END, NULL, 0);
-            memcpy(r->tail->digest, a.digest, LS_DIGEST_SIZE);
+            queue(r, J_END, NULL, 0, 0, a.digest);
             break;
         case LS_SEED_ACT_SWAP:
-            queue(r, J_SWAP, NULL, 0);
+            queue(r, J_SWAP, NULL, 0, 0, NULL);
             break;
         case LS_SEED_ACT_ABORT:
-            queue(r, J_ABORT, NULL, 0);
+            queue(r, J_ABORT, NULL, 0, 0, NULL);
             break;
         case LS_SEED_ACT_CLOSE:
             if (r->conn) ls_conn_close(r->conn);

@@ -4,7 +4,7 @@
 #   make test       build (debug, and release in build-release/ as a check) and run every test
 #                   (SANITIZE=1: ASan+UBSan build in build-sanitize/)
 #   make demo       active + passive on loopback, a workload, the copy catching up, a verdict
-#   make bench      release build in build-release/, then the benchmark (QUICK=1: under a minute;
+#   make bench      release build in build-release/, then the benchmark (QUICK=1: about 80 s;
 #                   COMPARE=OLD.json: each figure's change against an earlier results.json)
 #   make fuzz       libFuzzer targets built with clang in build-fuzz/, run FUZZ_SECONDS each
 #   make powercut   CUTS=N power cuts under load on FUSE (docs/POWERCUT.md; root, /dev/fuse)

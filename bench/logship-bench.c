@@ -35,10 +35,12 @@ static bool want(const char *part)
     return !only || !strcmp(only, part);
 }
 static char wan_a[32], wan_b[32];
+static lb_pg_t pg; /* PostgreSQL for the commit-latency cells */
 
 static void cleanup(void)
 {
     lb_stop_all();
+    lb_pg_stop_all();
     if (wan_a[0]) lb_wan_down(wan_a, wan_b);
     if (!ctx.tmp[0]) return;
     if (keep)
@@ -59,7 +61,7 @@ static int usage(const char *msg)
     if (msg) fprintf(stderr, "logship-bench: %s\n", msg);
     fprintf(stderr, "usage: logship-bench [--quick] [--out DIR] [--keep] [--runs N] [--only PART] "
                     "[--compare OLD.json]\n"
-                    "  PART: raw rsync lmdb writer logship steady pickup rss seed wan\n");
+                    "  PART: raw rsync lmdb writer logship steady pickup rss seed wan commit\n");
     return 2;
 }
 
@@ -225,11 +227,13 @@ int main(int argc, char **argv)
     snprintf(wan_b, sizeof(wan_b), "lsb-b-%d", (int) getpid());
     if (want("wan")) lb_run_wan(&ctx);
     wan_a[0] = 0;
+    if (want("commit")) lb_run_commit(&ctx, &pg);
     char title[160];
     snprintf(title, sizeof(title), "logship-bench%s, %d runs, %.0f s", ctx.quick ? " --quick" : "",
              ctx.runs, (double) (lb_mono_ns() - t0) / 1e9);
     lb_note("total time %.0f s", (double) (lb_mono_ns() - t0) / 1e9);
     int rc = lb_report(out, &ctx.steady, title);
+    lb_commit_table();
     if (old_json && lb_compare(compare, old_json) != 0) rc = 1;
     free(old_json);
     lb_times_free(&ctx.steady);

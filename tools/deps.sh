@@ -4,7 +4,8 @@
 # exits non-zero. Usage: tools/deps.sh [build|test|bench|fuzz|coverage]...
 # The test set covers the commands the tests run through /bin/sh besides what a minimal Debian
 # (debootstrap --variant=minbase) has: ip (iproute2), curl, mdb_dump (lmdb-utils), zstd, openssl,
-# ocf-tester (resource-agents), xmllint (libxml2-utils);
+# ocf-tester (resource-agents), xmllint (libxml2-utils), corosync and pacemakerd (corosync,
+# pacemaker, pacemaker-cli-utils);
 # `make fresh-check` proves the list on such a system.
 set -euo pipefail
 
@@ -19,9 +20,14 @@ for what in "$@"; do
     # zstd: unit_load_test pipes the logs through the zstd command.
     # resource-agents: ocf-tester and ocf-shellfuncs for the OCF agent's test (tools/ocf/logship);
     # libxml2-utils: xmllint, with which ocf-tester checks the agent's meta-data.
+    # corosync, pacemaker, pacemaker-cli-utils (crm_mon; only recommended by
+    # pacemaker): the two-node failover test (tests/cluster/two_node.sh), which starts its own
+    # daemons in namespaces (whatever the packages started is left alone).
     test)  need+=(libcriterion-dev iproute2 e2fsprogs curl prometheus libfuse3-dev fuse3 zstd
-                  resource-agents libxml2-utils) ;;
-    bench) need+=(rsync gnuplot-nox iproute2) ;;
+                  resource-agents libxml2-utils corosync pacemaker pacemaker-cli-utils) ;;
+    # postgresql-15: the commit-latency baseline (bench/lb/pg.c runs its own primary and standby;
+    # the cluster the package's postinst may create is left alone).
+    bench) need+=(rsync gnuplot-nox iproute2 postgresql-15) ;;
     fuzz)  need+=(clang libclang-rt-14-dev) ;;
     coverage) need+=(libcriterion-dev gcovr) ;;
     *) echo "deps.sh: unknown set '$what' (expected build, test, bench, fuzz or coverage)" >&2; exit 2 ;;

@@ -13,6 +13,8 @@
  * report.c    results: the table for people, results.json, the gnuplot chart
  * writer.c    the writer row: `logship load` against the LMDB apply of the same records
  * compare.c   --compare OLD.json: each figure's change against an earlier results.json
+ * pg.c        PostgreSQL 15: a primary and one streaming standby on loopback, pgbench runs
+ * commitlat.c commit latency: logship's commit path against PostgreSQL's (issue 15)
  *
  * Threading: everything runs on the main thread except the monitor and the raw-copy receiver,
  * which own their state until joined. Every process started is recorded and stopped by pid.
@@ -250,6 +252,48 @@ void lb_run_wan(lb_ctx_t *c);
 void lb_run_seed(lb_ctx_t *c); /* seed.c */
 void lb_run_writer(
     lb_ctx_t *c); /* writer.c: `logship load` against the LMDB apply of its records */
+
+/* ---- commitlat.c, pg.c: commit latency (issue 15) -------------------------------------- */
+/* The transaction both sides commit: LB_COMMIT_ROWS puts (insert or update) of
+ * LB_COMMIT_VAL_LEN-byte values under LB_COMMIT_KEY_LEN-byte keys; row r's key is drawn from
+ * the r-th third of LB_COMMIT_KEYS key numbers (so PostgreSQL's rows lock in one order). */
+#define LB_COMMIT_ROWS    3
+#define LB_COMMIT_KEY_LEN 16
+#define LB_COMMIT_VAL_LEN 100
+#define LB_COMMIT_KEYS    999999
+
+typedef struct {
+    double *v;       /* per-transaction latencies, ms */
+    size_t n, cap;   /* used, allocated */
+    double rate;     /* commits per second */
+    uint64_t failed; /* transactions pgbench logged as failed or skipped */
+} lb_lat_t;
+void lb_lat_add(lb_lat_t *l, double ms);
+void lb_lat_free(lb_lat_t *l);
+
+typedef struct {
+    char bin[LB_PATH];     /* PostgreSQL's programs */
+    char dir[LB_PATH];     /* scratch: primary/, standby/, sockets, logs, the pgbench script */
+    char primary[LB_PATH]; /* the primary's data directory */
+    char standby[LB_PATH]; /* the standby's */
+    int port_p, port_s;    /* their ports on 127.0.0.1 (Unix sockets in dir) */
+    pid_t pid_p, pid_s;    /* their postmasters (postmaster.pid), 0 when stopped */
+    bool drop;             /* run PostgreSQL's programs as uid/gid (the harness is root) */
+    uid_t uid;             /* nobody's */
+    gid_t gid;
+} lb_pg_t;
+/* initdb, the primary (synchronous_standby_names '*'), the table kv, pg_basebackup -R, the
+ * standby; waits until it streams as the synchronous standby. 0, or -1 with the reason in why
+ * (what was started is then still recorded: call lb_pg_stop). */
+int lb_pg_start(lb_pg_t *pg, const char *bin, const char *dir, char *why, size_t whylen);
+void lb_pg_stop(lb_pg_t *pg); /* pg_ctl stop -m fast, then signals by pid; NULL: no-op */
+void lb_pg_stop_all(void);    /* the cluster started last, if still running (exit path) */
+/* pgbench, clients connections, secs seconds, synchronous_commit = level: tps and every
+ * transaction's latency (its -l log) into out (owned by the caller: lb_lat_free). 0 or -1. */
+int lb_pg_bench(lb_pg_t *pg, const char *level, int clients, double secs, lb_lat_t *out);
+/* The cells (1, 8, 32 threads): logship local, PostgreSQL local, on, remote_apply. */
+void lb_run_commit(lb_ctx_t *c, lb_pg_t *pg);
+void lb_commit_table(void); /* the side-by-side table (after lb_report) */
 
 /* ---- compare.c --------------------------------------------------------------------------- */
 /* Reads an earlier results.json (before this run overwrites it): a malloc'd NUL-terminated copy,

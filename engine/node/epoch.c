@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
+#include <unistd.h>
 
 #include "node/node_int.h"
 
@@ -64,16 +64,6 @@ void ls__node_epoch_learn(ls_node_t *n, const ls_proto_epoch_t *e)
     }
 }
 
-bool ls__node_log_has_records(const char *path)
-{
-    ls_gen_expect_t ex = {.allow_open = true};
-    ls_gen_info_t info = {0};
-    ls_gen_verdict_t v;
-    /* a log prepared ahead by the writer (preallocated, zeros after its header) holds none */
-    ls_gen_scan_file(path, &ex, NULL, NULL, &info, &v);
-    return info.record_count > 0;
-}
-
 /* Local generations after the split: closed ones numbered from the newer epoch's first
  * generation with an older epoch, and the open log when it holds records (never shipped). */
 static uint64_t after_split(const active_t *a, uint32_t epoch, uint64_t *first, uint64_t *last)
@@ -92,13 +82,27 @@ static uint64_t after_split(const active_t *a, uint32_t epoch, uint64_t *first, 
                 count++;
             }
     free(links);
-    char cur[LS_CFG_PATH_MAX + 32];
-    snprintf(cur, sizeof(cur), "%s/%s.log", a->logs, LS_GEN_PREFIX_DEFAULT);
-    if (ls__node_log_has_records(cur)) {
-        if (!count) *first = *last ? *last + 1 : a->newer_first;
+    uint64_t gen = 0;
+    if (ls__node_open_log_records(a->cfg->path, &gen) > 0 && gen >= a->newer_first) {
+        if (!count) *first = gen;
+        *last = gen;
         count++;
     }
     return count;
+}
+
+int64_t ls__node_open_log_records(const char *dir, uint64_t *gen)
+{
+    char cur[LS_CFG_PATH_MAX + 32];
+    snprintf(cur, sizeof(cur), "%s/logs/%s.log", dir, LS_GEN_PREFIX_DEFAULT);
+    ls_gen_info_t in;
+    ls_gen_expect_t ex = {.allow_open = true};
+    ls_gen_verdict_t v;
+    *gen = 0;
+    if (access(cur, F_OK) != 0) return -1;
+    if (ls_gen_scan_file(cur, &ex, NULL, NULL, &in, &v) != 0 || !in.header_ok) return -1;
+    *gen = in.header.generation;
+    return (int64_t) in.record_count;
 }
 
 void ls__node_epoch_fence(active_t *a, shipper_t *from, uint32_t epoch, const char *who)

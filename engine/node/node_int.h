@@ -317,8 +317,9 @@ void ls__node_epoch_note(active_t *a, const ls_proto_epoch_t *e);
 void ls__node_epoch_fence(active_t *a, shipper_t *from, uint32_t epoch, const char *who);
 /* At start, the role file says demoted or diverged: every machine of a fenced for good. */
 void ls__node_epoch_fenced_at_start(active_t *a, const ls_role_state_t *r);
-/* Whether the log at path holds a record (an open log preallocated by the writer holds none). */
-bool ls__node_log_has_records(const char *path);
+/* Records in <dir>/logs/<prefix>.log, the open log (*gen: its generation); -1 when there is
+ * none or its header cannot be read. Reads the file (small: one open generation). */
+int64_t ls__node_open_log_records(const char *dir, uint64_t *gen);
 /* The copy's known history to its machine (at open). */
 void ls__node_pcopy_epochs(pcopy_t *p);
 /* The refusal of a HELLO entry for a database this node does not copy from that peer, when the

@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "node/node_int.h"
@@ -76,8 +75,9 @@ static int open_log(node_db_t *db, uint64_t *records, char *err, size_t errlen)
     /* An open log without records (the writer rolled and stopped): the new active's epoch
      * begins at its number, it holds nothing, and a copy holds no open log. */
     char cur[LS_CFG_PATH_MAX + 32];
+    uint64_t gen;
     snprintf(cur, sizeof(cur), "%s/logs/%s.log", db->cfg->path, LS_GEN_PREFIX_DEFAULT);
-    if (access(cur, F_OK) == 0 && !ls__node_log_has_records(cur)) unlink(cur);
+    if (ls__node_open_log_records(db->cfg->path, &gen) == 0) unlink(cur);
     return 0;
 }
 

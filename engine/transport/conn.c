@@ -64,11 +64,8 @@ ls_conn_t *ls__conn_new(uv_loop_t *loop, const ls_conn_opts_t *opts, SSL_CTX *ss
     c->rd_buf = malloc(LS__READ_CHUNK);
     c->rx = malloc(LS__RX_CAP);
     c->tx = malloc(LS__FRAME_WIRE_MAX);
-    if (ssl_ctx) c->tls_out = malloc(LS__READ_CHUNK);
     snprintf(c->peer, sizeof(c->peer), "(not connected)");
-    if (!c->rd_buf || !c->rx || !c->tx || (ssl_ctx && !c->tls_out) ||
-        (opts->peer_name && !c->peer_name))
-        goto fail;
+    if (!c->rd_buf || !c->rx || !c->tx || (opts->peer_name && !c->peer_name)) goto fail;
     if (ssl_ctx) {
         SSL_CTX_up_ref(ssl_ctx);
         c->ssl_ctx = ssl_ctx;
@@ -85,7 +82,6 @@ fail:
     free(c->rd_buf);
     free(c->rx);
     free(c->tx);
-    free(c->tls_out);
     free(c->peer_name);
     free(c);
     return NULL;
@@ -245,6 +241,17 @@ static int next_frame(ls_conn_t *c)
     if (avail < need) return 0;
     rc = deliver(c, &h, need);
     return rc < 0 ? rc : 1;
+}
+
+bool ls__conn_rx_partial(const ls_conn_t *c)
+{
+    size_t avail = c->rx_end - c->rx_start;
+    if (avail == 0) return false;
+    ls_frame_header_t h;
+    if (ls_frame_header_decode(c->rx + c->rx_start, avail, &h)) return true; /* short or bad */
+    size_t need = LS_FRAME_HEADER_SIZE + h.body_len;
+    if (c->drv == &ls__driver_tcp) need += LS_FRAME_CKSUM_SIZE;
+    return avail < need;
 }
 
 /* More plaintext into rx; returns the bytes added or < 0 when closed. */

@@ -4,12 +4,15 @@
  * (timers).
  *
  * Receive path, pulled by ls__conn_pump() on the loop thread:
- *   read_cb -> drv->on_read (plain: keep the bytes in rd_buf; TLS: into the read BIO, advance the
- *   handshake) -> drv->pull (plaintext) -> rx -> one frame at a time: checksum, decompress,
- *   heartbeat or on_frame. * Send path (send.c): ls_conn_send* -> frame queue (a copy, in order;
- * skipped while it is empty and the socket keeps up) -> frame into tx scratch -> compress ->
- * checksum -> drv->write (plain: to the socket; TLS: SSL_write, then the write BIO to the socket)
- * -> ls__conn_write_raw: uv_try_write, the rest queued in one uv_write request (counted).
+ *   read_cb -> drv->on_read (the bytes stay in rd_buf; TLS: the handshake advances, OpenSSL reads
+ *   rd_buf through our BIO) -> drv->pull (plaintext) -> rx -> one frame at a time: checksum,
+ *   decompress, heartbeat or on_frame.
+ * Send path (send.c): ls_conn_send* -> frame queue (a copy, in order; skipped while it is empty
+ * and the socket keeps up; a queued frame is encoded in place, header room before its body) or
+ * the frame into tx scratch -> compress -> checksum -> drv->write (plain: ls__conn_write_raw:
+ * uv_try_write, the rest copied into one uv_write request; TLS: SSL_write, its records into the
+ * stage through our BIO, then ls__stage_flush: one uv_try_write, the rest queued from the stage's
+ * own buffer), counted in sock_queued.
  *   Heartbeats skip the frame queue (ls__conn_send_now).
  *
  * With offload_compression, the compressing and decompressing steps are the zstd worker's
@@ -48,6 +51,20 @@ typedef enum {
     LS__Z_DONE      /* the worker's result is in (zrc, out) */
 } ls__zstate_t;
 
+/* Bytes on their way to the socket (send.c): filled at data + len, written from data + off. Once
+ * handed to libuv they go as one write request, or two (the bulk, then a 32 KiB tail) so that the
+ * socket queue shrinks (and the next frame is encoded) while the tail is written; the buffer is
+ * freed with its last piece. */
+struct ls__wpiece;
+struct ls__wbuf {
+    size_t off;                /* first byte not written yet */
+    size_t len;                /* bytes in data */
+    size_t cap;                /* room in data */
+    struct ls__wpiece *pieces; /* with libuv: the write requests (NULL before) */
+    unsigned refs;             /* with libuv: pieces not through their callback yet */
+    uint8_t data[];            /* the bytes */
+};
+
 /* A frame waiting in the frame queue (send.c). With offload, a compressible body waits for the
  * worker (zstate) and the frames behind it wait for it. */
 struct ls__pframe {
@@ -59,7 +76,8 @@ struct ls__pframe {
     uint8_t *zbody;          /* worker: the compressed body (owned), NULL when it did not shrink */
     size_t zlen;             /* bytes in zbody */
     size_t len;              /* body bytes */
-    uint8_t body[];          /* the body */
+    uint8_t hdr[LS_FRAME_HEADER_SIZE]; /* room for the header: the frame is encoded in place */
+    uint8_t body[]; /* the body, then LS_FRAME_CKSUM_SIZE bytes of room for the checksum */
 };
 
 struct ls__off;   /* a connection's zstd worker (offload.c) */
@@ -115,17 +133,16 @@ struct ls_conn {
 
     /* TLS driver state (unused by plain TCP) */
     SSL_CTX *ssl_ctx;  /* our reference to the context (NULL for plain TCP) */
-    SSL *ssl;          /* owns rbio and wbio */
-    uint8_t *tls_out;  /* LS__READ_CHUNK bytes: records from wbio on their way to the socket */
-    BIO *rbio;         /* network -> OpenSSL (memory BIO) */
-    BIO *wbio;         /* OpenSSL -> network (memory BIO) */
+    SSL *ssl;          /* owns bio */
+    BIO *bio;          /* OpenSSL's side of the stream (tls.c): reads rd_buf, writes wst */
     bool tls_done;     /* handshake finished on our side, peer verified */
     bool tls_accepted; /* client: the server proved it accepted us (ticket or data) */
 
     /* receive */
     uint8_t *rd_buf;      /* LS__READ_CHUNK bytes given to libuv for reads */
-    size_t rd_off;        /* plain driver: first unconsumed byte in rd_buf */
-    size_t rd_len;        /* plain driver: bytes in rd_buf from rd_off not consumed yet */
+    size_t rd_off;        /* first unconsumed byte in rd_buf (plain driver, TLS BIO) */
+    size_t rd_len;        /* bytes in rd_buf from rd_off not consumed yet; reading stops while
+                             there are any (the next read would overwrite them) */
     uint8_t *rx;          /* LS__RX_CAP bytes: plaintext, not yet framed */
     size_t rx_start;      /* first byte of the next frame in rx */
     size_t rx_end;        /* end of the bytes in rx */
@@ -144,6 +161,7 @@ struct ls_conn {
     struct ls__pframe *pending_tail; /* its last frame */
     size_t pending_bytes;            /* header + body bytes in the frame queue */
     size_t sock_queued;              /* encoded bytes handed to libuv, not yet written */
+    struct ls__wbuf *wst;            /* TLS records staged for the socket (NULL: none yet) */
     uint8_t *tx;                     /* scratch: header + body + checksum of the frame being sent */
     uint8_t *ztx;                    /* scratch: same, compressed */
     uint64_t tx_seq;                 /* sequence number of the next frame sent */
@@ -183,6 +201,8 @@ int ls__conn_fail(ls_conn_t *c, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Frames out of what the driver has, as far as the pause and the bytes allow; manages reading. */
 void ls__conn_pump(ls_conn_t *c);
+/* Whether the plaintext received ends in an incomplete frame. */
+bool ls__conn_rx_partial(const ls_conn_t *c);
 /* The stream is ready: on_ready, heartbeats start. */
 void ls__conn_ready(ls_conn_t *c);
 /* Encodes and sends one frame (no flow-control check). flags may carry LS_FRAME_FLAG_ZSTD for a
@@ -195,6 +215,15 @@ int ls__conn_send_now(ls_conn_t *c, uint8_t type, const void *body, size_t len);
 void ls__send_free(ls_conn_t *c); /* drops the frame queue */
 /* Hands bytes to the socket: written now or queued (counted in sock_queued). */
 int ls__conn_write_raw(ls_conn_t *c, const uint8_t *buf, size_t len);
+/* Makes room for at least n more bytes in the stage (c->wst); LS_ENOMEM. */
+int ls__stage_reserve(ls_conn_t *c, size_t n);
+/* Appends len bytes to the stage (growing it); LS_ENOMEM. */
+int ls__stage_add(ls_conn_t *c, const void *buf, size_t len);
+/* Hands the staged bytes to the socket: written now, the rest queued in the stage's own buffer
+ * (no copy; counted in sock_queued). Returns 0 or the failure it closed the connection with. */
+int ls__stage_flush(ls_conn_t *c);
+/* Best effort: writes what the stage holds if the socket takes it at once, drops it (closing). */
+void ls__stage_bye(ls_conn_t *c);
 /* A libuv error as an LS_E* code. */
 int ls__uv_err(int uverr);
 

@@ -14,16 +14,12 @@
  * ls_conn_send* refuses (LS_EBUSY) while frame queue + socket queue >= send_hwm, so together they
  * never exceed send_hwm + one frame (+ TLS record overhead and heartbeats, a few hundred bytes).
  */
+#include <stddef.h>
 #include <stdlib.h>
 
 #include "transport/internal.h"
 
-/* A socket write libuv could not complete at once. */
-typedef struct {
-    uv_write_t req; /* libuv request; req.data is the connection */
-    size_t len;     /* bytes in data */
-    uint8_t data[]; /* the bytes */
-} wreq_t;
+#define STAGE_MIN (64u * 1024u) /* smallest stage allocated, bytes */
 
 static void account(ls_conn_t *c)
 {
@@ -32,13 +28,24 @@ static void account(ls_conn_t *c)
         c->stats.send_queued_max = c->stats.send_queued;
 }
 
+/* One libuv write request: len bytes of w. */
+struct ls__wpiece {
+    uv_write_t req;     /* req.data is the connection */
+    struct ls__wbuf *w; /* the buffer the bytes are in */
+    size_t len;         /* bytes */
+};
+
 static void write_cb(uv_write_t *req, int status)
 {
-    wreq_t *w = (wreq_t *) req;
+    struct ls__wpiece *p = (struct ls__wpiece *) req;
     ls_conn_t *c = req->data;
-    c->sock_queued -= w->len;
-    if (status == 0) c->stats.wire_bytes_sent += w->len;
-    free(w);
+    c->sock_queued -= p->len;
+    if (status == 0) c->stats.wire_bytes_sent += p->len;
+    struct ls__wbuf *w = p->w;
+    if (--w->refs == 0) { /* p is one of w->pieces */
+        free(w->pieces);
+        free(w);
+    }
     account(c);
     if (status < 0) {
         ls__conn_fail(c, ls__uv_err(status), "write to %s failed: %s", c->peer,
@@ -53,35 +60,127 @@ static void write_cb(uv_write_t *req, int status)
     }
 }
 
+/* Writes what the socket takes at once, when nothing is queued before: the bytes written, or
+ * < 0 when the connection failed (closed). */
+static ssize_t write_now(ls_conn_t *c, const uint8_t *buf, size_t len)
+{
+    if (c->sock_queued) return 0;
+    uv_buf_t b = uv_buf_init((char *) buf, (unsigned) len);
+    int n = uv_try_write((uv_stream_t *) &c->tcp, &b, 1);
+    if (n == UV_EAGAIN) return 0;
+    if (n < 0)
+        return ls__conn_fail(c, ls__uv_err(n), "write to %s failed: %s", c->peer, uv_strerror(n));
+    c->stats.wire_bytes_sent += (uint64_t) n;
+    return n;
+}
+
+/* Queues w's bytes from w->off as one write request, or two when they are more than TAIL: the
+ * bulk, then the last TAIL bytes, so that the socket queue falls below LS__SOCK_LOW (and the next
+ * frame is encoded) while the tail is still being written. Takes w (freed by the last piece's
+ * write_cb, or here). */
+#define TAIL (LS__SOCK_LOW / 2)
+static int write_later(ls_conn_t *c, struct ls__wbuf *w)
+{
+    size_t rest = w->len - w->off, n = rest > TAIL ? 2 : 1;
+    w->pieces = malloc(n * sizeof(*w->pieces));
+    if (!w->pieces) {
+        free(w);
+        return ls__conn_fail(c, LS_ENOMEM, "out of memory queuing %zu bytes", rest);
+    }
+    w->refs = (unsigned) n;
+    for (size_t i = 0; i < n; i++) {
+        struct ls__wpiece *p = &w->pieces[i];
+        p->w = w;
+        p->len = n == 2 && i == 0 ? rest - TAIL : w->len - w->off;
+        p->req.data = c;
+        uv_buf_t b = uv_buf_init((char *) w->data + w->off, (unsigned) p->len);
+        int rc = uv_write(&p->req, (uv_stream_t *) &c->tcp, &b, 1, write_cb);
+        if (rc < 0) { /* the pieces queued before still call back; the others never will */
+            w->refs -= (unsigned) (n - i);
+            if (w->refs == 0) {
+                free(w->pieces);
+                free(w);
+            }
+            return ls__conn_fail(c, ls__uv_err(rc), "write to %s failed: %s", c->peer,
+                                 uv_strerror(rc));
+        }
+        w->off += p->len;
+        c->sock_queued += p->len;
+    }
+    account(c);
+    return 0;
+}
+
 int ls__conn_write_raw(ls_conn_t *c, const uint8_t *buf, size_t len)
 {
     if (c->state == LS__CONN_CLOSING) return LS_ECLOSED;
-    size_t done = 0;
-    if (c->sock_queued == 0) {
-        uv_buf_t b = uv_buf_init((char *) buf, (unsigned) len);
-        int n = uv_try_write((uv_stream_t *) &c->tcp, &b, 1);
-        if (n < 0 && n != UV_EAGAIN)
-            return ls__conn_fail(c, ls__uv_err(n), "write to %s failed: %s", c->peer,
-                                 uv_strerror(n));
-        if (n > 0) done = (size_t) n;
-        c->stats.wire_bytes_sent += done;
-        if (done == len) return 0;
-    }
-    size_t rest = len - done;
-    wreq_t *w = malloc(sizeof(*w) + rest);
+    ssize_t done = write_now(c, buf, len);
+    if (done < 0) return (int) done;
+    if ((size_t) done == len) return 0;
+    size_t rest = len - (size_t) done;
+    struct ls__wbuf *w = malloc(sizeof(*w) + rest);
     if (!w) return ls__conn_fail(c, LS_ENOMEM, "out of memory queuing %zu bytes", rest);
     memcpy(w->data, buf + done, rest);
-    w->len = rest;
-    w->req.data = c;
-    uv_buf_t b = uv_buf_init((char *) w->data, (unsigned) rest);
-    int rc = uv_write(&w->req, (uv_stream_t *) &c->tcp, &b, 1, write_cb);
-    if (rc < 0) {
-        free(w);
-        return ls__conn_fail(c, ls__uv_err(rc), "write to %s failed: %s", c->peer, uv_strerror(rc));
+    w->off = 0;
+    w->len = w->cap = rest;
+    w->pieces = NULL;
+    return write_later(c, w);
+}
+
+int ls__stage_reserve(ls_conn_t *c, size_t n)
+{
+    struct ls__wbuf *w = c->wst;
+    size_t need = (w ? w->len : 0) + n;
+    if (w && need <= w->cap) return 0;
+    size_t cap = LS_MAX(need, w ? 2 * w->cap : STAGE_MIN);
+    struct ls__wbuf *nw = realloc(w, sizeof(*nw) + cap);
+    if (!nw) return LS_ENOMEM;
+    if (!w) {
+        nw->off = nw->len = 0;
+        nw->pieces = NULL;
     }
-    c->sock_queued += rest;
-    account(c);
+    nw->cap = cap;
+    c->wst = nw;
     return 0;
+}
+
+int ls__stage_add(ls_conn_t *c, const void *buf, size_t len)
+{
+    int rc = ls__stage_reserve(c, len);
+    if (rc) return rc;
+    memcpy(c->wst->data + c->wst->len, buf, len);
+    c->wst->len += len;
+    return 0;
+}
+
+int ls__stage_flush(ls_conn_t *c)
+{
+    struct ls__wbuf *w = c->wst;
+    if (!w || w->off == w->len) return 0;
+    if (c->state == LS__CONN_CLOSING) {
+        w->off = w->len = 0;
+        return LS_ECLOSED;
+    }
+    ssize_t n = write_now(c, w->data + w->off, w->len - w->off);
+    if (n < 0) return (int) n;
+    w->off += (size_t) n;
+    if (w->off == w->len) { /* all taken: the buffer stays for the next records */
+        w->off = w->len = 0;
+        return 0;
+    }
+    c->wst = NULL; /* the rest goes from this buffer; the next records get a new one */
+    return write_later(c, w);
+}
+
+void ls__stage_bye(ls_conn_t *c)
+{
+    struct ls__wbuf *w = c->wst;
+    if (!w) return;
+    if (!c->sock_queued && w->off < w->len) { /* else it would go out of order */
+        uv_buf_t b = uv_buf_init((char *) w->data + w->off, (unsigned) (w->len - w->off));
+        (void) uv_try_write((uv_stream_t *) &c->tcp, &b, 1);
+    }
+    w->off = w->len = 0;
 }
 
 /* Copies the body pieces into c->tx after the header room; returns the body length. */
@@ -101,17 +200,21 @@ static bool compressible(uint8_t type)
     return type == LS_FRAME_GEN_DATA || type == LS_FRAME_SEED_DATA;
 }
 
-int ls__conn_send_frame(ls_conn_t *c, uint8_t type, uint8_t flags, const struct iovec *iov,
-                        int iovcnt)
+_Static_assert(offsetof(struct ls__pframe, body) ==
+                   offsetof(struct ls__pframe, hdr) + LS_FRAME_HEADER_SIZE,
+               "a queued frame's header room lies right before its body");
+
+/* Encodes the frame whose body (body bytes) follows LS_FRAME_HEADER_SIZE bytes of room at frame,
+ * with LS_FRAME_CKSUM_SIZE bytes of room after it: compressed (on the loop) into ztx, or in
+ * place; then to the driver. */
+static int encode(ls_conn_t *c, uint8_t *frame, size_t body, uint8_t type, uint8_t flags)
 {
-    size_t body = gather(c, iov, iovcnt);
-    uint8_t *frame = c->tx;
     c->stats.bytes_sent += LS_FRAME_HEADER_SIZE + body;
     if (c->zstd_level && !c->off && !(flags & LS_FRAME_FLAG_ZSTD) && compressible(type) &&
         body >= LS_CONN_ZSTD_MIN_BODY) { /* with the worker (c->off) the loop never compresses */
         size_t zlen = 0;
         c->stats.zstd_loop_calls++; /* the loop thread: ls_conn_* run on no other */
-        int rc = ls_zbody_compress(c->z, c->tx + LS_FRAME_HEADER_SIZE, body,
+        int rc = ls_zbody_compress(c->z, frame + LS_FRAME_HEADER_SIZE, body,
                                    c->ztx + LS_FRAME_HEADER_SIZE, body - 1, &zlen);
         if (rc) return ls__conn_fail(c, rc, "compressing a %zu-byte frame failed", body);
         if (zlen) {
@@ -132,6 +235,12 @@ int ls__conn_send_frame(ls_conn_t *c, uint8_t type, uint8_t flags, const struct 
     return c->drv->write(c, frame, len);
 }
 
+int ls__conn_send_frame(ls_conn_t *c, uint8_t type, uint8_t flags, const struct iovec *iov,
+                        int iovcnt)
+{
+    return encode(c, c->tx, gather(c, iov, iovcnt), type, flags);
+}
+
 /* Encodes the frame p taken off the queue: as it is, or as the worker compressed it. */
 static int send_pframe(ls_conn_t *c, struct ls__pframe *p)
 {
@@ -143,8 +252,7 @@ static int send_pframe(ls_conn_t *c, struct ls__pframe *p)
         c->stats.bytes_sent += p->len - p->zlen; /* counted before compression, like the loop */
         return rc;
     }
-    struct iovec iov = {.iov_base = p->body, .iov_len = p->len};
-    return ls__conn_send_frame(c, p->type, p->flags, &iov, 1);
+    return encode(c, p->hdr, p->len, p->type, p->flags); /* in place: no copy into tx */
 }
 
 void ls__send_flush(ls_conn_t *c)
@@ -167,7 +275,7 @@ void ls__send_flush(ls_conn_t *c)
 static struct ls__pframe *queue(ls_conn_t *c, uint8_t type, uint8_t flags, const struct iovec *iov,
                                 int iovcnt, size_t len)
 {
-    struct ls__pframe *p = malloc(sizeof(*p) + len);
+    struct ls__pframe *p = malloc(sizeof(*p) + len + LS_FRAME_CKSUM_SIZE);
     if (!p) return NULL;
     memset(p, 0, sizeof(*p));
     p->type = type;
@@ -263,6 +371,8 @@ int ls_conn_set_compression(ls_conn_t *c, int level)
 
 void ls__send_free(ls_conn_t *c)
 {
+    free(c->wst);
+    c->wst = NULL;
     while (c->pending) {
         struct ls__pframe *p = c->pending;
         c->pending = p->next;

@@ -78,8 +78,11 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     ls_conn_t *c = s->data;
     if (nread == 0 || c->state == LS__CONN_CLOSING) return;
     if (nread < 0) {
-        if (nread == UV_EOF)
-            ls__conn_fail(c, LS_ECONNRESET, "%s closed the connection", c->peer);
+        if (nread == UV_EOF) /* a cut in the middle of a record or a frame is said so */
+            ls__conn_fail(c, LS_ECONNRESET, "%s closed the connection%s", c->peer,
+                          c->ssl && SSL_has_pending(c->ssl) ? " in the middle of a TLS record"
+                          : ls__conn_rx_partial(c)          ? " in the middle of a frame"
+                                                            : "");
         else
             ls__conn_fail(c, ls__uv_err((int) nread), "read from %s failed: %s", c->peer,
                           uv_strerror((int) nread));

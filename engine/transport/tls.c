@@ -1,8 +1,11 @@
 /*
- * tls: the TLS 1.3 driver. OpenSSL runs over two memory BIOs: bytes libuv reads go into rbio,
- * the records OpenSSL produces come out of wbio and go to the socket through
- * ls__conn_write_raw. Both sides present a certificate and verify the peer's chain against the
- * configured CA and its subjectAltName DNS name against the expected peer name.
+ * tls: the TLS 1.3 driver. OpenSSL runs over one BIO of ours (no memory BIOs, no copies of
+ * theirs): it reads the bytes of the last socket read where libuv put them (rd_buf, consumed as
+ * the plain driver consumes them), and it writes its records into the connection's stage
+ * (send.c), which goes to the socket in one write after each SSL_write; what the socket does not
+ * take at once is queued in the stage's own buffer. Both sides present a certificate and verify the
+ * peer's chain against the configured CA and its subjectAltName DNS name against the expected peer
+ * name.
  *
  * On the client, the connection becomes ready only when the server has shown it accepted our
  * certificate: in TLS 1.3 the client's certificate travels in its last flight, after which the
@@ -10,6 +13,7 @@
  * ticket, caught by the new-session callback, or application data) is that proof.
  */
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -25,6 +29,68 @@ static int new_session_cb(SSL *ssl, SSL_SESSION *sess)
     ls_conn_t *c = SSL_get_app_data(ssl);
     if (c) c->tls_accepted = true;
     return 0;
+}
+
+/* ---- the BIO between OpenSSL and the connection ------------------------------------------ */
+static BIO_METHOD *bio_method;
+static pthread_once_t bio_once = PTHREAD_ONCE_INIT;
+
+/* Records out: into the stage; never blocks (the stage grows; send.c bounds what is written). */
+static int bio_write(BIO *b, const char *buf, int len)
+{
+    ls_conn_t *c = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    if (len <= 0) return 0;
+    return ls__stage_add(c, buf, (size_t) len) ? -1 : len;
+}
+
+/* Bytes in: from what the last socket read left in rd_buf; none is "wait", not end of stream. */
+static int bio_read(BIO *b, char *out, int len)
+{
+    ls_conn_t *c = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    if (len <= 0) return 0;
+    if (c->rd_len == 0) {
+        BIO_set_retry_read(b);
+        return -1;
+    }
+    size_t n = LS_MIN((size_t) len, c->rd_len);
+    memcpy(out, c->rd_buf + c->rd_off, n);
+    c->rd_off += n;
+    c->rd_len -= n;
+    return (int) n;
+}
+
+static long bio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    (void) num;
+    (void) ptr;
+    ls_conn_t *c = BIO_get_data(b);
+    switch (cmd) {
+    case BIO_CTRL_FLUSH: /* records go out after each SSL call (ls__stage_flush) */
+        return 1;
+    case BIO_CTRL_PENDING:
+        return c ? (long) c->rd_len : 0;
+    default: /* no EOF, no kTLS, no duplication */
+        return 0;
+    }
+}
+
+static int bio_create(BIO *b)
+{
+    BIO_set_init(b, 1);
+    return 1;
+}
+
+static void bio_method_init(void)
+{
+    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "logship conn");
+    if (m && (!BIO_meth_set_write(m, bio_write) || !BIO_meth_set_read(m, bio_read) ||
+              !BIO_meth_set_ctrl(m, bio_ctrl) || !BIO_meth_set_create(m, bio_create))) {
+        BIO_meth_free(m);
+        m = NULL;
+    }
+    bio_method = m; /* kept for the process's life */
 }
 
 static int ctx_fail(SSL_CTX *ctx, char *err, size_t errlen, const char *what, const char *file)
@@ -83,12 +149,7 @@ void ls_tls_ctx_free(ls_tls_ctx_t *t)
 /* Moves the records OpenSSL produced to the socket. */
 static int flush(ls_conn_t *c)
 {
-    int n;
-    while ((n = BIO_read(c->wbio, c->tls_out, LS__READ_CHUNK)) > 0) {
-        int rc = ls__conn_write_raw(c, c->tls_out, (size_t) n);
-        if (rc) return rc;
-    }
-    return 0;
+    return ls__stage_flush(c);
 }
 
 /* Closes the connection with the reason OpenSSL gives for err (an SSL_get_error value). */
@@ -141,17 +202,16 @@ static int handshake(ls_conn_t *c)
 
 static int tls_start(ls_conn_t *c)
 {
+    pthread_once(&bio_once, bio_method_init);
     c->ssl = SSL_new(c->ssl_ctx);
-    c->rbio = BIO_new(BIO_s_mem());
-    c->wbio = BIO_new(BIO_s_mem());
-    if (!c->ssl || !c->rbio || !c->wbio) {
-        BIO_free(c->rbio);
-        BIO_free(c->wbio);
-        c->rbio = c->wbio = NULL;
+    c->bio = bio_method ? BIO_new(bio_method) : NULL;
+    if (!c->ssl || !c->bio) {
+        BIO_free(c->bio);
+        c->bio = NULL;
         return ls__conn_fail(c, LS_ENOMEM, "cannot set up TLS with %s", c->peer);
     }
-    BIO_set_mem_eof_return(c->rbio, -1); /* empty means "wait", not end of stream */
-    SSL_set_bio(c->ssl, c->rbio, c->wbio);
+    BIO_set_data(c->bio, c);
+    SSL_set_bio(c->ssl, c->bio, c->bio); /* one reference, for both directions */
     SSL_set_app_data(c->ssl, c);
     SSL_set_hostflags(c->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
     if (c->peer_name && SSL_set1_host(c->ssl, c->peer_name) != 1)
@@ -165,10 +225,13 @@ static int tls_start(ls_conn_t *c)
     return handshake(c);
 }
 
+/* The bytes stay in rd_buf for the BIO: reading stops whenever the pump leaves some there. */
 static int tls_on_read(ls_conn_t *c, const uint8_t *buf, size_t len)
 {
-    if (BIO_write(c->rbio, buf, (int) len) != (int) len)
-        return ls__conn_fail(c, LS_ENOMEM, "cannot buffer %zu bytes from %s", len, c->peer);
+    LS_ASSERT(c->rd_len == 0 && buf == c->rd_buf);
+    (void) buf;
+    c->rd_off = 0;
+    c->rd_len = len;
     return c->tls_done ? 0 : handshake(c);
 }
 
@@ -176,8 +239,14 @@ static int tls_pull(ls_conn_t *c, uint8_t *out, size_t cap, size_t *got)
 {
     *got = 0;
     if (!c->tls_done || cap == 0) return 0;
-    ERR_clear_error();
-    int r = SSL_read(c->ssl, out, (int) LS_MIN(cap, (size_t) INT_MAX));
+    int r;
+    size_t left;
+    do { /* a record that was no data (a ticket) may leave bytes in rd_buf: go on with them */
+        left = c->rd_len;
+        ERR_clear_error();
+        r = SSL_read(c->ssl, out, (int) LS_MIN(cap, (size_t) INT_MAX));
+    } while (r <= 0 && SSL_get_error(c->ssl, r) == SSL_ERROR_WANT_READ && c->rd_len &&
+             c->rd_len < left);
     if (r > 0) {
         c->tls_accepted = true; /* data from the server: it accepted us */
         maybe_ready(c);
@@ -198,6 +267,9 @@ static int tls_pull(ls_conn_t *c, uint8_t *out, size_t cap, size_t *got)
 
 static int tls_write(ls_conn_t *c, const uint8_t *buf, size_t len)
 {
+    /* room for the records at once: 16 KiB of plaintext each, + 22 bytes (header, type, tag) */
+    if (ls__stage_reserve(c, len + (len / 16384 + 1) * 32))
+        return ls__conn_fail(c, LS_ENOMEM, "out of memory encrypting %zu bytes", len);
     ERR_clear_error();
     int r = SSL_write(c->ssl, buf, (int) len);
     if (r <= 0) return tls_error(c, SSL_get_error(c->ssl, r), "TLS write");
@@ -209,20 +281,14 @@ static void tls_bye(ls_conn_t *c)
 {
     if (!c->ssl) return;
     if (c->close_status == 0 && c->tls_done) SSL_shutdown(c->ssl);
-    int n;
-    while ((n = BIO_read(c->wbio, c->tls_out, LS__READ_CHUNK)) > 0) {
-        if (c->sock_queued) break; /* would go out of order; drop */
-        uv_buf_t b = uv_buf_init((char *) c->tls_out, (unsigned) n);
-        if (uv_try_write((uv_stream_t *) &c->tcp, &b, 1) != n) break;
-    }
+    ls__stage_bye(c);
     ERR_clear_error();
 }
 
 static void tls_free(ls_conn_t *c)
 {
-    SSL_free(c->ssl); /* frees rbio and wbio */
+    SSL_free(c->ssl); /* frees the BIO */
     SSL_CTX_free(c->ssl_ctx);
-    free(c->tls_out);
 }
 
 const ls__driver_t ls__driver_tls = {

@@ -8,7 +8,8 @@
  *   compress   LS_FRAME_FLAG_ZSTD: a body becomes one zstd frame (proto/proto.h), when enabled
  *   integrity  without TLS, a u32 checksum after each frame (ls_cksum32 over header and body,
  *              seeded with the frame's sequence number in that direction); with TLS, its AEAD
- *   stream     a driver: plain TCP, or TLS over OpenSSL memory BIOs (like Redis's ConnectionType)
+ *   stream     a driver: plain TCP, or TLS over OpenSSL through a BIO of ours (tls.c) (like
+ *              Redis's ConnectionType)
  *   socket     a libuv TCP handle
  *
  * Lifecycle.

@@ -19,6 +19,7 @@ enum { REPL = 0, PUBLIC = 1 };
 
 #define HB_TIMEOUT_MS 1000
 #define SETTLE_MS     2000
+#define SLACK_MS      50           /* clock differences between this test and the daemon (below) */
 #define TARGET_SIZE   (512 * 1024) /* generations written by the tests' loads */
 #define TARGET_SIZE_S "524288"
 #define WINDOW        (256 * 1024)
@@ -229,7 +230,10 @@ Test(netns, repl_down_fails_over_to_public_then_back_and_flaps_are_damped)
     ls_h_netns_set(&nn, REPL, LS_H_B, true);
     took = wait_network("repl", SETTLE_MS + 8000);
     fprintf(stderr, "netns: failback to repl took %d ms (settle %d ms)\n", took, SETTLE_MS);
-    cr_assert_geq(took, SETTLE_MS, "failback after %d ms, before the settle time", took);
+    /* The daemon's settle timer counts from libuv's loop time, cached at the start of the loop
+     * iteration that saw repl healthy, and this test's clock starts once `ip` has returned:
+     * a few ms either way (1997 ms was seen), hence the SLACK_MS */
+    cr_assert_geq(took, SETTLE_MS - SLACK_MS, "failback after %d ms, before the settle time", took);
     wait_copied_past(copied + 1, 10000);
     cr_assert_eq(num_a("network_switches"), 2);
     check_resent(resent0, "failback");
@@ -362,7 +366,7 @@ Test(netns, operator_pin_survives_restart_and_repeated_failures_lengthen_the_set
     /* Released: back to repl after the settle time. */
     cr_assert_eq(network_cmd("node-b release"), 0);
     took = wait_network("repl", SETTLE_MS + 8000);
-    cr_assert_geq(took, SETTLE_MS, "failback after %d ms", took);
+    cr_assert_geq(took, SETTLE_MS - SLACK_MS, "failback after %d ms", took);
 
     /* repl fails twice while carrying the copy: the second time its settle time doubles. */
     for (int round = 1; round <= 2; round++) {

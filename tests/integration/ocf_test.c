@@ -115,13 +115,23 @@ static bool logship_has(const char *command)
 Test(ocf, ocf_tester_passes_on_a_copy)
 {
     setup();
+    /* ocf-tester runs meta-data as the user nobody: the agent it is given must be readable there
+     * (a clone under /root, mode 700, is not), so it gets a copy in a directory of its own */
+    char agent_dir[] = "/tmp/ls-ocf-agent-XXXXXX", agent_copy[sizeof(agent_dir) + 16];
+    cr_assert_not_null(mkdtemp(agent_dir));
+    cr_assert_eq(chmod(agent_dir, 0755), 0);
+    snprintf(agent_copy, sizeof(agent_copy), "%s/logship", agent_dir);
     char cmd[4400], *out = NULL;
+    snprintf(cmd, sizeof(cmd), "install -m 0755 %s %s", AGENT, agent_copy);
+    cr_assert_eq(ls_h_sh(cmd, NULL, NULL, 10000), 0, "%s", cmd);
     snprintf(cmd, sizeof(cmd),
              "%s -v -n logship-db1 -o config=%s -o database=db1 -o logshipd=%s -o logship=%s "
              "-o pidfile=%s -o logfile=%s %s 2>&1",
              OCF_TESTER, pair.conf[LS_H_B], ls_h_bin("logshipd"), ls_h_bin("logship"),
-             pidfile[LS_H_B], pair.log[LS_H_B], AGENT);
+             pidfile[LS_H_B], pair.log[LS_H_B], agent_copy);
     int rc = ls_h_sh(cmd, &out, NULL, 150000);
+    unlink(agent_copy);
+    rmdir(agent_dir);
     if (logship_has("activate") && logship_has("resync")) {
         /* Both commands exist: ocf-tester promotes this lone copy, which holds no generation
          * (no active ever shipped to it), so logship activate refuses and the agent passes the
@@ -335,14 +345,18 @@ Test(ocf, promotion_score_follows_the_copy_position)
     snprintf(want, sizeof(want), "--promotion=logship-db1 -l reboot -v 980");
     expect_line(stub, "scores", want);
 
-    /* A probe sets nothing; the active publishes nothing and sets no score. */
+    /* A probe sets nothing. The active scores 2000, above any copy, so that Pacemaker promotes
+     * the instance already active; a monitor of its unpromoted role (every instance starts
+     * unpromoted) answers 0 instead of an unexpected "promoted", and promote is then a no-op. */
     snprintf(extra, sizeof(extra), "PATH=%s:$PATH OCF_RESKEY_CRM_meta_interval=0", stub);
     set_others(stub, "");
     expect(LS_H_B, "monitor", OCF_SUCCESS, extra, NULL);
     expect_line(stub, "scores", want);
     snprintf(extra, sizeof(extra), "PATH=%s:$PATH", stub);
     expect(LS_H_A, "monitor", OCF_RUNNING_MASTER, extra, NULL);
-    expect_line(stub, "scores", want);
+    expect_line(stub, "scores", "--promotion=logship-db1 -l reboot -v 2000");
+    snprintf(extra, sizeof(extra), "PATH=%s:$PATH OCF_RESKEY_CRM_meta_role=Unpromoted", stub);
+    expect(LS_H_A, "monitor", OCF_SUCCESS, extra, NULL);
 
     /* pre-promote notify publishes the position again. */
     char path[800];

@@ -56,6 +56,7 @@ typedef struct side {
     ls_zbody_t *zb;     /* codec for send_raw and for frames delivered compressed */
     uint8_t *zbuf;      /* compressed / decompressed scratch */
     uint64_t zframes;   /* frames delivered still compressed */
+    bool cut_expected;  /* the stream gets damaged on the way: a send may find it closed */
 } side_t;
 
 typedef struct {
@@ -129,6 +130,7 @@ static void send_some(side_t *s)
             s->refused++;
             return;
         }
+        if (s->cut_expected && (rc == LS_ECONNRESET || rc == LS_ECLOSED)) return;
         cr_assert_eq(rc, 0, "send: %s", ls_strerror(rc));
         s->sent += len;
         s->sent_hash = ls_hash64(s->buf, len, s->sent_hash);
@@ -814,8 +816,46 @@ typedef struct {
     int port;     /* its port */
     int dst_port; /* server to forward to */
     long flip_at; /* client -> server byte offset to corrupt, -1: none */
-    pthread_t th; /* forwarding thread */
+    int record;   /* TLS: client -> server record (from 0) to damage in its middle, -1: none */
+    bool cut;     /* cut the stream there (then close both ends) instead of flipping a byte */
+    /* the proxy's parse of the client's TLS records */
+    int rec_i;          /* record at hand */
+    int hdr_got;        /* bytes of its 5-byte header seen */
+    uint8_t hdr[5];     /* the header */
+    long body_len, pos; /* its body length, bytes of it seen */
+    pthread_t th;       /* forwarding thread */
 } proxy_t;
+
+/* Damages the client's bytes (n in buf, the stream from off) as p asks; returns how many to
+ * forward (fewer when the stream is cut there). */
+static size_t damage(proxy_t *p, char *buf, size_t n, long off)
+{
+    if (p->record < 0) {
+        if (p->flip_at < off || p->flip_at >= off + (long) n) return n;
+        if (p->cut) return (size_t) (p->flip_at - off);
+        buf[p->flip_at - off] ^= 0x40;
+        return n;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (p->hdr_got < 5) {
+            p->hdr[p->hdr_got++] = (uint8_t) buf[i];
+            if (p->hdr_got == 5) {
+                p->body_len = (long) ((unsigned) p->hdr[3] << 8 | p->hdr[4]);
+                p->pos = 0;
+            }
+            continue;
+        }
+        if (p->rec_i == p->record && p->pos == p->body_len / 2) {
+            if (p->cut) return i;
+            buf[i] ^= 0x40;
+        }
+        if (++p->pos == p->body_len) {
+            p->hdr_got = 0;
+            p->rec_i++;
+        }
+    }
+    return n;
+}
 
 static bool write_all(int fd, const char *b, size_t n)
 {
@@ -843,9 +883,9 @@ static void *proxy_main(void *arg)
         if (fds[0].revents) {
             ssize_t n = read(a, buf, sizeof(buf));
             if (n <= 0) break;
-            if (p->flip_at >= off && p->flip_at < off + n) buf[p->flip_at - off] ^= 0x40;
+            size_t fwd = damage(p, buf, (size_t) n, off);
             off += n;
-            if (!write_all(b, buf, (size_t) n)) break;
+            if (!write_all(b, buf, fwd) || fwd < (size_t) n) break;
         }
         if (fds[1].revents) {
             ssize_t n = read(b, buf, sizeof(buf));
@@ -860,6 +900,8 @@ out:
 
 static void proxy_start(proxy_t *p, int dst_port, long flip_at)
 {
+    memset(p, 0, sizeof(*p));
+    p->record = -1;
     p->lfd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -884,20 +926,85 @@ static bool srv_got_all(fx_t *fx)
     return fx->srv.bytes == 10 * 65536 || fx->srv.closed;
 }
 
+/* ---- TLS records damaged or cut on the way ------------------------------------------- */
+/* A TLS pair through the proxy, which damages client record `record` (cut: cuts the stream in
+ * its middle); the client sends 10 frames of 64 KiB once ready. */
+static void tls_through_proxy(fx_t *fx, proxy_t *p, int record, bool cut)
+{
+    fx_init(fx);
+    make_certs(fx);
+    ls_tls_ctx_t *sctx = ctx(fx, "ca1", "ca1", "target"), *cctx = ctx(fx, "ca1", "ca1", "source");
+    ls_conn_opts_t so = base_opts(), co = base_opts();
+    so.tls = sctx;
+    so.peer_name = "source";
+    co.tls = cctx;
+    co.peer_name = "target";
+    cr_assert_eq(ls_listener_start(&fx->loop, "127.0.0.1", 0, &so, on_accept, fx, &fx->l), 0);
+    proxy_start(p, ls_listener_port(fx->l), -1);
+    p->record = record;
+    p->cut = cut;
+    co.data = &fx->cli;
+    cr_assert_eq(ls_conn_connect(&fx->loop, "127.0.0.1", p->port, &co, &fx->cli.c), 0);
+    ls_tls_ctx_free(sctx);
+    ls_tls_ctx_free(cctx);
+    cr_assert(run_until(fx, both_ready, 10000), "handshake: srv '%s' cli '%s'", fx->srv.msg,
+              fx->cli.msg);
+    cr_assert(ls_conn_is_tls(fx->cli.c));
+    fx->cli.frame = 65536;
+    fx->cli.to_send = 10 * 65536;
+    fx->cli.cut_expected = record >= 0;
+    cr_assert(run_until(fx, srv_got_all, 10000));
+}
+
+/* Record 20 of the client: well past its handshake flight (ClientHello, ChangeCipherSpec,
+ * Certificate, CertificateVerify, Finished) and the first heartbeat, inside the data frames. */
+#define DAMAGED_RECORD 20
+
+Test(transport, tls_damaged_or_cut_record_is_a_clear_error, .timeout = 60)
+{
+    fx_t fx;
+    proxy_t p;
+    tls_through_proxy(&fx, &p, -1, false); /* control: the same path without damage */
+    cr_assert_eq(fx.srv.frames, 10, "%s", fx.srv.msg);
+    cr_assert_eq(fx.srv.hash, fx.cli.sent_hash);
+    fx_fini(&fx);
+    proxy_stop(&p);
+
+    tls_through_proxy(&fx, &p, DAMAGED_RECORD, false); /* one byte flipped in a record */
+    cr_assert(run_until(&fx, both_closed, 10000));
+    cr_assert_eq(fx.srv.status, LS_ETLS, "%s (%s)", fx.srv.msg, ls_err_name(fx.srv.status));
+    cr_assert(ls_h_contains(fx.srv.msg, "TLS read with 127.0.0.1:"), "%s", fx.srv.msg);
+    cr_assert(ls_h_contains(fx.srv.msg, "bad record mac"), "%s", fx.srv.msg);
+    cr_assert_lt(fx.srv.frames, 10, "the damaged frame was not delivered");
+    fx_fini(&fx);
+    proxy_stop(&p);
+
+    tls_through_proxy(&fx, &p, DAMAGED_RECORD, true); /* the stream ends inside a record */
+    cr_assert(run_until(&fx, both_closed, 10000));
+    cr_assert_eq(fx.srv.status, LS_ECONNRESET, "%s (%s)", fx.srv.msg, ls_err_name(fx.srv.status));
+    cr_assert(ls_h_contains(fx.srv.msg, "closed the connection in the middle of a TLS record"),
+              "%s", fx.srv.msg);
+    cr_assert_lt(fx.srv.frames, 10);
+    fx_fini(&fx);
+    proxy_stop(&p);
+}
+
 /* Plain pair through the proxy; the client sends 10 frames of 64 KiB. */
-static void plain_through_proxy(fx_t *fx, proxy_t *p, long flip_at)
+static void plain_through_proxy(fx_t *fx, proxy_t *p, long flip_at, bool cut)
 {
     fx_init(fx);
     ls_conn_opts_t so = base_opts(), co = base_opts();
     so.insecure_plaintext = co.insecure_plaintext = true;
     cr_assert_eq(ls_listener_start(&fx->loop, "127.0.0.1", 0, &so, on_accept, fx, &fx->l), 0);
     proxy_start(p, ls_listener_port(fx->l), flip_at);
+    p->cut = cut;
     co.data = &fx->cli;
     cr_assert_eq(ls_conn_connect(&fx->loop, "127.0.0.1", p->port, &co, &fx->cli.c), 0);
     cr_assert(run_until(fx, both_ready, 10000));
     cr_assert(!ls_conn_is_tls(fx->cli.c));
     fx->cli.frame = 65536;
     fx->cli.to_send = 10 * 65536;
+    fx->cli.cut_expected = flip_at >= 0;
     cr_assert(run_until(fx, srv_got_all, 10000));
 }
 
@@ -905,18 +1012,32 @@ Test(transport, plaintext_checksum_catches_a_flipped_byte, .timeout = 30)
 {
     fx_t fx;
     proxy_t p;
-    plain_through_proxy(&fx, &p, -1); /* control: the same path without damage */
+    plain_through_proxy(&fx, &p, -1, false); /* control: the same path without damage */
     cr_assert_eq(fx.srv.frames, 10);
     cr_assert_eq(fx.srv.hash, fx.cli.sent_hash);
     fx_fini(&fx);
     proxy_stop(&p);
 
-    plain_through_proxy(&fx, &p, 5000); /* inside the first data frame (after a heartbeat) */
+    plain_through_proxy(&fx, &p, 5000, false); /* inside the first data frame (after a heartbeat) */
     cr_assert(run_until(&fx, both_closed, 10000));
     cr_assert_eq(fx.srv.status, LS_ECORRUPT, "%s (%s)", fx.srv.msg, ls_err_name(fx.srv.status));
     cr_assert(ls_h_contains(fx.srv.msg, "checksum mismatch"), "%s", fx.srv.msg);
     cr_assert(ls_h_contains(fx.srv.msg, "GEN_DATA"), "%s", fx.srv.msg);
     cr_assert_eq(fx.srv.frames, 0, "the damaged frame was not delivered");
+    fx_fini(&fx);
+    proxy_stop(&p);
+}
+
+Test(transport, plaintext_stream_cut_inside_a_frame_says_so, .timeout = 30)
+{
+    fx_t fx;
+    proxy_t p;
+    plain_through_proxy(&fx, &p, 3 * 65536, true); /* inside the third data frame */
+    cr_assert(run_until(&fx, both_closed, 10000));
+    cr_assert_eq(fx.srv.status, LS_ECONNRESET, "%s (%s)", fx.srv.msg, ls_err_name(fx.srv.status));
+    cr_assert(ls_h_contains(fx.srv.msg, "closed the connection in the middle of a frame"), "%s",
+              fx.srv.msg);
+    cr_assert_eq(fx.srv.frames, 2, "the frames before the cut arrived");
     fx_fini(&fx);
     proxy_stop(&p);
 }

@@ -77,6 +77,8 @@ typedef struct {
                                    before the oldest are removed (those targets then need a
                                    seed); default LS_CFG_DEFAULT_MAX_LOG_BYTES; LS_CFG_NO_CAP
                                    ("none" or 0 in the file): held for them forever */
+    bool auto_resync;           /* an old active found demoted or diverged resyncs itself from
+                                   the new active (logship resync); default false */
 } ls_cfg_database_t;
 
 typedef struct {

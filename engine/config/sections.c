@@ -359,7 +359,12 @@ int ls__cfg_database_key(struct parser *p, const char *dname, const char *name, 
         set_duration(p, &d->truncation_lag_ms, name, v);
     else if (!strcmp(name, "max_log_bytes"))
         set_cap(p, &d->max_log_bytes, name, v);
-    else
+    else if (!strcmp(name, "auto_resync")) {
+        if (!strcmp(v, "true") || !strcmp(v, "false"))
+            d->auto_resync = !strcmp(v, "true");
+        else
+            ls__cfg_fail(p, p->lineno, "bad value for 'auto_resync': '%s' (true or false)", v);
+    } else
         unknown(p, "database", name);
     return 1;
 }

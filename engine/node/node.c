@@ -133,6 +133,7 @@ static void on_housekeep(uv_timer_t *t)
         if (!n->copies[i].retired) ls__node_pcopy_housekeep(&n->copies[i]);
     for (int i = 0; i < n->nactives; i++)
         ls__node_active_housekeep(&n->actives[i]);
+    ls__node_resync_auto(n);
 }
 
 /* db runs as active: its ship machines to every other member of its copy set. */
@@ -263,6 +264,7 @@ void ls_node_stop(ls_node_t *n)
     for (int i = 0; i < n->ncopies; i++)
         if (!n->copies[i].retired) ls__node_pcopy_close(&n->copies[i]);
     ls__node_seed_client_stop(n); /* after the receiver threads ended */
+    ls__node_resync_inc_stop(n);
 }
 
 void ls_node_free(ls_node_t *n)
@@ -278,8 +280,10 @@ void ls_node_free(ls_node_t *n)
         ls_passive_free(n->copies[i].m);
         ls_copy_rx_free(n->copies[i].rx); /* stopped by ls__node_pcopy_close */
     }
-    for (int i = 0; i < n->ndbs; i++)
+    for (int i = 0; i < n->ndbs; i++) {
         ls__node_activate_free(&n->dbs[i]);
+        ls__node_resync_inc_free(&n->dbs[i]);
+    }
     free(n->dbs);
     free(n->actives);
     free(n->links);

@@ -24,7 +24,8 @@
  *  epoch     (epoch.c)     EPOCH after each version-3 handshake and where a peer's goes; an
  *                          old active fenced (ls_role_fence, its machines Demoted or Diverged)
  *  resync    (resync.c)    `logship resync`: a demoted old active switched to a copy of the new
- *                          active without a restart
+ *                          active without a restart; (resync_inc.c) a diverged one rebuilt by
+ *                          the incremental resync from the split, auto_resync
  *  seed      (seed_server.c) per accepted seed connection: adapter of engine/seed's worker and
  *            server session; (seed_client.c, seed_cmd.c) per passive copy: `logship seed`,
  *            adapter of its client session, the install and swap on the copy's receiver thread
@@ -181,6 +182,7 @@ struct node_db {
     active_t *active;     /* it runs as active (NULL otherwise) */
     pcopy_t *copy;        /* it runs as a copy (NULL otherwise) */
     struct node_act *act; /* its activation, running or the last one (activate.c) */
+    struct node_rsi *rsi; /* its incremental resync, running or the last one (resync_inc.c) */
 };
 
 struct peer {
@@ -326,6 +328,22 @@ bool ls__node_epoch_refusal(ls_node_t *n, const char *name, char *why, size_t wh
 
 /* resync.c: the control command "resync": an old active rebuilt as a copy of the new active */
 int ls__node_resync_cmd(ls_node_t *n, const cJSON *req, cJSON *resp, char *err, size_t errlen);
+void ls__node_resync_retire(active_t *a); /* its shipping stops for good */
+/* db (its role file saved as a copy following follows) opens as a copy: its active retired, a
+ * copy slot taken, the new active's ship connections closed (they offer it again); *at: where
+ * the copy resumes. The caller checked ls__node_resync_has_slot. */
+void ls__node_resync_open_copy(ls_node_t *n, node_db_t *db, const char *follows,
+                               ls_copy_resume_t *at);
+bool ls__node_resync_has_slot(ls_node_t *n, node_db_t *db);
+/* resync_inc.c: the incremental resync of a diverged (or demoted) old active from the split
+ * (docs/ACTIVATION.md, "Incremental resync"): started by "resync", followed by "resync_status";
+ * auto_resync starts it from the housekeeping timer. */
+int ls__node_resync_inc_start(ls_node_t *n, node_db_t *db, cJSON *resp, char *err, size_t errlen);
+int ls__node_resync_status_cmd(ls_node_t *n, const cJSON *req, cJSON *resp, char *err,
+                               size_t errlen);
+void ls__node_resync_auto(ls_node_t *n);      /* housekeeping: auto_resync databases */
+void ls__node_resync_inc_stop(ls_node_t *n);  /* at stop */
+void ls__node_resync_inc_free(node_db_t *db); /* after the loop ended */
 
 /* opstate.c */
 int ls__node_opstate_load(const char *path, ls_status_op_t *out); /* absent: all clear, 0 */

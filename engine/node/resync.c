@@ -19,7 +19,7 @@
 /* The shippers of a leave their links; a link whose connection offered a is closed (it
  * reconnects with a HELLO without it). The machines stay allocated until the node is freed
  * (a link's late pump may still name them; fenced, they send nothing). */
-static void retire_active(active_t *a)
+void ls__node_resync_retire(active_t *a)
 {
     ls__node_active_close(a);
     a->retired = true;
@@ -95,11 +95,7 @@ static int refuse(ls_node_t *n, node_db_t *db, char *err, size_t errlen)
         return ls_errf(err, errlen, LS_ESTATE,
                        "resync of %s refused: %s is a copy on %s already, following %s (epoch %u)",
                        name, name, self, r->follows[0] ? r->follows : db->cfg->source, r->epoch);
-    case LS_ROLE_DIVERGED:
-        return ls_errf(err, errlen, LS_ESTATE,
-                       "resync of %s refused: %s; incremental resync not built yet; reseed with "
-                       "logship seed",
-                       name, r->reason[0] ? r->reason : "diverged");
+    case LS_ROLE_DIVERGED: /* the incremental resync (resync_inc.c) */
     case LS_ROLE_DEMOTED:
         break;
     }
@@ -107,8 +103,9 @@ static int refuse(ls_node_t *n, node_db_t *db, char *err, size_t errlen)
         return ls_errf(err, errlen, LS_ESTATE,
                        "resync of %s refused: %s/role names no new active to follow", name,
                        db->cfg->path);
-    if (!db->active)
-        return ls_errf(err, errlen, LS_ESTATE, "resync of %s: not running here (restart it)", name);
+    if (db->copy)
+        return ls_errf(err, errlen, LS_ESTATE, "resync of %s: it runs as a copy here already",
+                       name);
     return 0;
 }
 
@@ -129,11 +126,15 @@ int ls__node_resync_cmd(ls_node_t *n, const cJSON *req, cJSON *resp, char *err, 
         LS_LOGW("resync", "%s", err);
         return rc;
     }
+    /* Diverged (generations after the split), or an earlier incremental resync retired it:
+     * the incremental resync from the split (resync_inc.c). */
+    if (db->role.role == LS_ROLE_DIVERGED || !db->active)
+        return ls__node_resync_inc_start(n, db, resp, err, errlen);
     char why[900], follows[LS_ROLE_NAME_MAX + 1];
     snprintf(follows, sizeof(follows), "%s", db->role.follows);
     uint64_t records = 0;
     rc = open_log(db, &records, why, sizeof(why));
-    if (rc == LS_EDIVERGED) { /* recorded: a later resync says so at once */
+    if (rc == LS_EDIVERGED) { /* recorded; the incremental resync brings it back */
         ls_role_state_t st = db->role;
         st.role = LS_ROLE_DIVERGED;
         st.since_ns = ls_now_ns();
@@ -144,9 +145,9 @@ int ls__node_resync_cmd(ls_node_t *n, const cJSON *req, cJSON *resp, char *err, 
         for (int i = 0; db->active && i < db->active->nshippers; i++)
             ls_ship_fence(db->active->shippers[i].m, st.epoch, follows, true, st.reason,
                           ls_now_ns());
-        snprintf(why, sizeof(why), "%s", st.reason);
         db->role.role = LS_ROLE_DIVERGED;
-        return refuse(n, db, err, errlen);
+        LS_LOGW("resync", "%s: %s: incremental resync", db->cfg->name, why);
+        return ls__node_resync_inc_start(n, db, resp, err, errlen);
     }
     if (rc) {
         snprintf(err, errlen, "resync of %s failed: %s", db->cfg->name, why);
@@ -171,9 +172,25 @@ int ls__node_resync_cmd(ls_node_t *n, const cJSON *req, cJSON *resp, char *err, 
         return rc;
     }
     db->role = st;
-    retire_active(db->active);
+    ls_copy_resume_t at = {0};
+    ls__node_resync_open_copy(n, db, follows, &at);
+    snprintf(why, sizeof(why),
+             "%s on %s is now a copy of %s (epoch %u): it resumes at generation %llu; %s ships to "
+             "it from there",
+             db->cfg->name, n->cfg->node_name, follows, st.epoch,
+             (unsigned long long) at.next_generation, follows);
+    LS_LOGI("resync", "%s", why);
+    cJSON_AddStringToObject(resp, "message", why);
+    return 0;
+}
+
+void ls__node_resync_open_copy(ls_node_t *n, node_db_t *db, const char *follows,
+                               ls_copy_resume_t *at)
+{
+    if (db->active) ls__node_resync_retire(db->active);
     db->active = NULL;
     pcopy_t *p = copy_slot(n, db);
+    LS_CHECK(p != NULL); /* checked by the caller */
     struct node_seedc *seed = NULL;
     if (p == &n->copies[n->ncopies]) {
         n->ncopies++;
@@ -188,14 +205,10 @@ int ls__node_resync_cmd(ls_node_t *n, const cJSON *req, cJSON *resp, char *err, 
     /* The new active's connection refused the database: closed, it offers it again. */
     for (peer_t *q = n->peers; q; q = q->next)
         if (!q->seed && !strcmp(q->name, follows)) ls_conn_close(q->conn);
-    ls_copy_resume_t at = {0};
-    if (p->copy) ls_copy_resume_point(p->copy, &at);
-    snprintf(why, sizeof(why),
-             "%s on %s is now a copy of %s (epoch %u): it resumes at generation %llu; %s ships to "
-             "it from there",
-             db->cfg->name, n->cfg->node_name, follows, st.epoch,
-             (unsigned long long) at.next_generation, follows);
-    LS_LOGI("resync", "%s", why);
-    cJSON_AddStringToObject(resp, "message", why);
-    return 0;
+    if (p->copy) ls_copy_resume_point(p->copy, at);
+}
+
+bool ls__node_resync_has_slot(ls_node_t *n, node_db_t *db)
+{
+    return copy_slot(n, db) != NULL;
 }

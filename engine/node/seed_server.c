@@ -15,6 +15,11 @@
  * keeps N until the target reports replayed-synced past N (its old positions are forgotten then:
  * the copy was replaced).
  *
+ * Incremental resync (docs/ACTIVATION.md): a seed HELLO offering LS_FEAT_RESYNC at version >= 4
+ * is accepted with it; the session then waits for the client's requests: its CHAIN_REQ is
+ * answered from this node's closed generations (ls_seed_chain, trailers only, on the loop) and
+ * its epoch (ls_role_epoch_info), its RESYNC starts the worker with the keys asked.
+ *
  * Threading: everything here runs on the loop; the worker's thread only calls notify. The session
  * is freed once its connection closed and its worker ended. */
 #include <stdio.h>
@@ -38,7 +43,10 @@ struct node_seeds {
     uv_timer_t retry;     /* socket full, or a log removal peeking at the store */
     int handles;          /* handles not yet closed */
     bool snapshotting;    /* counted in db->seed_snapshots: the store is open for the snapshot */
-    uint64_t start_ns;    /* monotonic, when accepted */
+    bool resync;          /* LS_FEAT_RESYNC accepted: the worker waits for the client's RESYNC */
+    bool resync_asked;    /* ... which came: resync_req is the worker's */
+    ls_seed_resync_req_t resync_req; /* its keys borrowed from ss (the worker copies them) */
+    uint64_t start_ns;               /* monotonic, when accepted */
 };
 
 static void notify(void *ctx)
@@ -100,8 +108,19 @@ static void after_sent(struct node_seeds *s, uint8_t type)
 {
     const ls_seed_info_t *info = ls_seed_server_info(s->ss);
     shipper_t *sh = s->ship;
-    if (type == LS_FRAME_SEED_BEGIN) {
+    if (type == LS_FRAME_RESYNC_BEGIN) {
         ls_ship_seed_hold(sh->m, info->generation);
+        LS_LOGI("seed",
+                "%s -> %s: incremental resync from generation %llu: %llu key(s), %llu bytes "
+                "(the store holds %llu); the copy will ask for generation %llu",
+                s->db->cfg->name, s->client, (unsigned long long) info->split_generation,
+                (unsigned long long) info->keys, (unsigned long long) info->total_bytes,
+                (unsigned long long) info->store_bytes, (unsigned long long) info->generation);
+    } else if (type == LS_FRAME_SEED_BEGIN) {
+        ls_ship_seed_hold(sh->m, info->generation);
+        if (info->fallback[0])
+            LS_LOGW("seed", "%s -> %s: resync asked, a full seed taken: %s", s->db->cfg->name,
+                    s->client, info->fallback);
         LS_LOGI("seed",
                 "%s -> %s: snapshot of %llu bytes (lsn %llu); the copy will ask for generation "
                 "%llu",
@@ -137,11 +156,54 @@ static void pump(struct node_seeds *s)
 
 static void start_worker(struct node_seeds *s);
 
+/* What the resync client asked (docs/ACTIVATION.md, "Incremental resync"): its chain, read from
+ * the trailers of this node's closed generations (small reads, on the loop), or the resync
+ * itself, which the worker takes from the store. */
+static void serve_requests(struct node_seeds *s)
+{
+    ls_seed_server_req_t rq;
+    while (ls_seed_server_request(s->ss, &rq)) {
+        if (rq.kind == LS_SEED_REQ_RESYNC) {
+            s->resync_req = rq.resync;
+            s->resync_asked = true;
+            LS_LOGI("seed", "%s -> %s: resync asked from generation %llu (%zu bytes of keys%s)",
+                    s->db->cfg->name, s->client, (unsigned long long) rq.resync.split_generation,
+                    rq.resync.keys_len, rq.resync.too_many ? ", too many: a full seed" : "");
+            continue;
+        }
+        const char *dir = s->db->cfg->path, *self = s->node->cfg->node_name;
+        ls_proto_link_t *links = NULL;
+        size_t n = 0;
+        ls_role_epoch_info_t info;
+        char err[NODE_REASON_MAX];
+        int rc = ls_seed_chain(dir, LS_GEN_PREFIX_DEFAULT, rq.from, LS_PROTO_CHAIN_MAX, &links, &n,
+                               err, sizeof(err));
+        if (rc == 0)
+            rc = ls_role_epoch_info(dir, LS_GEN_PREFIX_DEFAULT, LS_ROLE_ACTIVE, self, &info, err,
+                                    sizeof(err));
+        if (rc == 0) rc = ls_seed_server_chain(s->ss, info.epoch, info.active, links, n);
+        free(links);
+        if (rc) {
+            LS_LOGE("seed", "%s -> %s: cannot answer the chain asked: %s: closing",
+                    s->db->cfg->name, s->client, err);
+            if (s->peer) ls_conn_close(s->peer->conn);
+            return;
+        }
+        LS_LOGI("seed", "%s -> %s: chain from generation %llu: %zu generation(s), epoch %u of %s",
+                s->db->cfg->name, s->client, (unsigned long long) rq.from, n, info.epoch,
+                info.active);
+    }
+}
+
 static void step(struct node_seeds *s)
 {
     if (!s->peer) return;
     if (!s->w) {
-        start_worker(s);
+        if (s->resync && !s->resync_asked) {
+            serve_requests(s);
+            pump(s);
+        }
+        if (!s->resync || s->resync_asked) start_worker(s);
         return;
     }
     ls_seed_wev_t ev;
@@ -246,11 +308,13 @@ static void on_hello(peer_t *p, const ls_proto_hello_t *h)
     s->db = a;
     s->ship = sh;
     snprintf(s->client, sizeof(s->client), "%s", p->name);
+    s->resync = (choice.features & LS_FEAT_RESYNC) != 0;
     ls_seed_server_options_t so = {.db_window = h->db_window,
                                    .conn_window = h->conn_window,
                                    .chunk_max = NODE_CHUNK,
                                    .release = release,
-                                   .release_ctx = s};
+                                   .release_ctx = s,
+                                   .resync = s->resync};
     LS_CHECK(ls_seed_server_new(&so, a->dbid, &s->ss) == 0);
     s->start_ns = ls_mono_ns();
     uv_async_init(n->loop, &s->async, on_async);
@@ -259,9 +323,11 @@ static void on_hello(peer_t *p, const ls_proto_hello_t *h)
     s->handles = 2;
     p->seed = s;
     ls_ship_seed_hold(sh->m, 0); /* nothing is removed while the snapshot is taken */
-    LS_LOGI("seed", "%s asks for a seed of %s (%s%s): taking a snapshot", p->name, a->cfg->name,
-            ls_conn_peer(p->conn), ls_conn_is_tls(p->conn) ? ", TLS" : ", plaintext");
-    start_worker(s);
+    LS_LOGI("seed", "%s asks for %s of %s (%s%s)%s", p->name,
+            s->resync ? "an incremental resync" : "a seed", a->cfg->name, ls_conn_peer(p->conn),
+            ls_conn_is_tls(p->conn) ? ", TLS" : ", plaintext",
+            s->resync ? ": waiting for its chain request" : ": taking a snapshot");
+    if (!s->resync) start_worker(s);
 }
 
 /* Starts the snapshot, once no log removal is peeking at the store: LMDB's locks are per process,
@@ -275,8 +341,11 @@ static void start_worker(struct node_seeds *s)
     }
     s->db->seed_snapshots++;
     s->snapshotting = true;
-    ls_seed_worker_options_t o = {
-        .db_dir = s->db->cfg->path, .chunk = NODE_CHUNK, .notify = notify, .ctx = s};
+    ls_seed_worker_options_t o = {.db_dir = s->db->cfg->path,
+                                  .chunk = NODE_CHUNK,
+                                  .notify = notify,
+                                  .ctx = s,
+                                  .resync = s->resync ? &s->resync_req : NULL};
     if (ls_seed_worker_start(&o, &s->w) != 0) {
         snapshot_over(s);
         ls_seed_wev_t ev = {.kind = LS_SEED_WEV_FAIL, .code = LS_ENOMEM};

@@ -147,13 +147,14 @@ int ls_node_control(void *ctx, const cJSON *req, cJSON *resp, char *err, size_t 
         return ls__node_cmd_suspend(n, req, !strcmp(cmd, "suspend"), resp, err, errlen);
     if (!strcmp(cmd, "network")) return ls__node_link_command(n, req, resp, err, errlen);
     if (!strcmp(cmd, "resync")) return ls__node_resync_cmd(n, req, resp, err, errlen);
+    if (!strcmp(cmd, "resync_status")) return ls__node_resync_status_cmd(n, req, resp, err, errlen);
     if (!strcmp(cmd, "activate") || !strcmp(cmd, "activate_status"))
         return ls__node_activate_cmd(n, req, !strcmp(cmd, "activate_status"), resp, err, errlen);
     if (!strcmp(cmd, "seed") || !strcmp(cmd, "seed_status"))
         return ls__node_seed_client_cmd(n, req, !strcmp(cmd, "seed_status"), resp, err, errlen);
     snprintf(err, errlen,
              "unknown command '%s' (this daemon answers: status, suspend, resume, network, seed, "
-             "seed_status, activate, activate_status, resync)",
+             "seed_status, activate, activate_status, resync, resync_status)",
              cmd);
     return LS_EINVAL;
 }

@@ -10,7 +10,7 @@
  *     equal by mdb_dump and every --ack-log marker is in node-a's store (tools/ack-check.sh).
  *   - diverged: node-a's application wrote generations after node-a's daemon died and before
  *     the activation: on return node-a shows Diverged, node-b accepted none of those old-epoch
- *     generations (none on its disk), and resync refuses with the count.
+ *     generations (none on its disk) (its incremental resync: resync_test.c).
  *   - a copy whose history moved on refuses older epochs from its source: node-a, resynced as a
  *     copy of node-b and restarted (its epochs read from its directory), is offered epoch 1 by
  *     a scripted source playing node-b: its EPOCH and its GEN_BEGIN of the generation after the
@@ -297,13 +297,7 @@ Test(demote, diverged_old_active_is_refused_and_its_generations_stay_out)
     cr_assert_neq(rc, 0, "a fenced database accepted commits");
     cr_assert(ls_h_contains(err, "node-b"), "%s", err);
     free(err);
-    rc = logship("resync", LS_H_A, "", &out, &err);
-    cr_assert_eq(rc, 1, "%s%s", out, err);
-    cr_assert(ls_h_contains(err, "generation(s) after the split") &&
-                  ls_h_contains(err, "incremental resync not built yet; reseed with logship seed"),
-              "%s", err);
-    free(out);
-    free(err);
+    /* `logship resync` of a diverged node: tests/integration/resync_test.c. */
 }
 
 Test(demote, a_copy_whose_history_moved_on_refuses_older_epochs)

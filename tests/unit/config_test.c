@@ -259,6 +259,34 @@ Test(config, max_log_bytes_default_none_and_zero)
                  "none)");
 }
 
+/* Issue 12: [database] auto_resync, off unless true; anything but true or false is refused with
+ * its line. */
+static bool auto_resync_of(const char *line)
+{
+    char text[1024];
+    snprintf(text, sizeof(text),
+             "[node]\nname=a\ndata_dir=/x\n[tls]\ninsecure_plaintext = true\n[target b]\n"
+             "network = r h:1\n[database d]\nrole = active\ntargets = b\n%s\n",
+             line);
+    ls_config_t *c = NULL;
+    char err[512] = "";
+    cr_assert_eq(load(text, &c, err, sizeof(err)), 0, "%s: %s", line, err);
+    bool on = ls_config_database(c, "d")->auto_resync;
+    ls_config_free(c);
+    return on;
+}
+
+Test(config, auto_resync_default_off)
+{
+    cr_assert_not(auto_resync_of(""), "absent: off");
+    cr_assert_not(auto_resync_of("auto_resync = false"));
+    cr_assert(auto_resync_of("auto_resync = true"));
+    expect_error("[node]\nname=a\ndata_dir=/x\n[tls]\ninsecure_plaintext = true\n[target b]\n"
+                 "network = r h:1\n[database d]\nrole = active\ntargets = b\n"
+                 "auto_resync = yes\n",
+                 ":11: bad value for 'auto_resync': 'yes' (true or false)");
+}
+
 /* Issue 12: one [peer NAME] section per peer, used both ways, and the copy set. */
 Test(config, peer_sections_and_copy_sets)
 {

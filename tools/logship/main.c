@@ -27,7 +27,7 @@ static const struct ls_cmd cmds[] = {
     {"activate", ls_cmd_activate, "DB [--max-loss N] [--force] [-c CONFIG]",
      "make this node's copy the active of a new epoch; prints what may have been lost"},
     {"resync", ls_cmd_resync, "DB [-c CONFIG]",
-     "rebuild this node's old active (Demoted) as a copy of the new active, without a restart"},
+     "rebuild this node's old active (Demoted or Diverged) as a copy of the new active"},
     {NULL, NULL, NULL, NULL},
 };
 

@@ -1,0 +1,700 @@
+/* The incremental resync of an old active, the daemon's half (docs/ACTIVATION.md, "Incremental
+ * resync"; the protocol is engine/seed's client session with .resync, PROTOCOL.md §10).
+ *
+ * `logship resync DB` on a node whose database is Diverged (generations written after the split)
+ * retires the database's fenced ship machines, connects to the new active (the [target] or
+ * [source] section of the node its role file follows) with a seed HELLO offering LS_FEAT_RESYNC,
+ * asks for the new active's chain from its own oldest closed generation, and once the chain is
+ * here (LS_SEED_CLI_SPLIT) demotes with it (ls_role_demote: the generations after the split are
+ * moved into <db>/diverged/<epoch>/, never deleted), collects the keys they touched
+ * (ls_seed_resync_keys) and asks for those. The new active answers with the current values of
+ * those keys and of its own since the split (RESYNC_BEGIN + SEED_DATA), or falls back to a full
+ * seed (SEED_BEGIN, replacing the directory: copy_failed). The install's steps and the swap run
+ * one at a time on libuv's pool, in order (the directory is no copy yet: there is no receiver
+ * thread); then the role file says copy, following the new active, and the database opens as a
+ * copy that the new active ships to from the hand-off generation.
+ *
+ * The command answers at once; "resync_status" follows it (the CLI polls it). With
+ * `[database] auto_resync = true` the housekeeping timer starts it for a demoted or diverged
+ * database, again NODE_RSI_RETRY_NS after a failure.
+ *
+ * Threading: the loop owns everything; a job (disk work: demote, install, swap) runs on the pool
+ * with only its own fields, one at a time, and its result is read in the after-work callback. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "node/node_int.h"
+#include "seed/seed.h"
+#include "seed/session.h"
+
+#define NODE_RSI_RETRY_NS (5ull * 1000000000ull) /* auto_resync: again after a failure */
+
+typedef enum { J_DEMOTE = 1, J_BEGIN, J_DATA, J_END, J_SWAP, J_ABORT } job_kind_t;
+
+typedef struct rjob {
+    struct rjob *next;
+    job_kind_t kind;
+    uint64_t offset;
+    uint32_t len;
+    uint8_t digest[LS_DIGEST_SIZE];
+    uint8_t data[]; /* J_DATA: len bytes */
+} rjob_t;
+
+struct node_rsi {
+    ls_node_t *node;
+    node_db_t *db;
+    uint64_t id;
+    const ls_cfg_target_t *src; /* how the new active is reached */
+    int net;
+    char follows[LS_ROLE_NAME_MAX + 1];
+    ls_seed_client_t *cs;
+    ls_conn_t *conn;
+    ls_conn_stats_t cstats;
+    uint64_t start_ns, end_ns; /* UTC ns */
+    bool finished;             /* the outcome is final (ok or error) */
+    bool ok;
+    char message[4096]; /* the outcome, or what it does now */
+    /* jobs: a queue, one on the pool at a time */
+    rjob_t *head, *tail, *cur;
+    uv_work_t work;
+    bool demote_queued;
+    bool full;           /* no generation in common: a full seed on a second connection */
+    char full_why[1024]; /* ... why */
+    /* the current job's inputs and results (the pool thread touches only these) */
+    ls_role_link_t *theirs;
+    size_t ntheirs;
+    uint32_t new_epoch;
+    char new_active[LS_ROLE_NAME_MAX + 1];
+    ls_role_demote_report_t rep;
+    uint8_t *keys;
+    size_t keys_len;
+    uint64_t nkeys;
+    ls_seed_info_t info; /* from the session's INSTALL_BEGIN */
+    ls_seed_install_t *install;
+    uint64_t done;
+    bool swapped;
+    int jrc;
+    char jerr[1024];
+};
+
+static uint64_t next_id = 1;
+
+static void act(struct node_rsi *r);
+static void next_job(struct node_rsi *r);
+
+/* ---- the pool ------------------------------------------------------------------------------- */
+static int open_none(void *ctx, ls_copy_t **out, char *err, size_t errlen)
+{
+    (void) ctx, (void) err, (void) errlen;
+    *out = NULL; /* the loop opens the copy (ls__node_resync_open_copy) */
+    return 0;
+}
+
+/* Renames from to to durably when from exists (true); err set on failure. */
+static bool keep_aside(const char *from, const char *to, char *err, size_t errlen)
+{
+    if (access(from, F_OK) != 0) return false;
+    if (rename(from, to) != 0) {
+        snprintf(err, errlen, "cannot rename %.250s to %.250s: %s", from, to, strerror(errno));
+        return false;
+    }
+    char parent[LS_CFG_PATH_MAX + 16];
+    snprintf(parent, sizeof(parent), "%s", to);
+    char *slash = strrchr(parent, '/');
+    if (slash && slash != parent) *slash = '\0';
+    ls_fsync_dir(parent);
+    return true;
+}
+
+static void run_job(uv_work_t *w)
+{
+    struct node_rsi *r = w->data;
+    rjob_t *j = r->cur;
+    const char *dir = r->db->cfg->path;
+    r->jrc = 0;
+    r->jerr[0] = 0;
+    switch (j->kind) {
+    case J_DEMOTE:
+        r->jrc = ls_role_demote(dir, LS_GEN_PREFIX_DEFAULT, r->theirs, r->ntheirs, r->new_epoch,
+                                r->new_active, &r->rep, r->jerr, sizeof(r->jerr));
+        if (r->jrc == LS_EDIVERGED) {
+            /* Nothing tells where the histories split (the new active no longer holds any
+             * generation number this node holds): every local generation is set aside, and a
+             * full seed replaces the store. */
+            snprintf(r->full_why, sizeof(r->full_why), "%s", r->jerr);
+            r->jerr[0] = 0;
+            r->jrc = ls_role_move_aside(dir, LS_GEN_PREFIX_DEFAULT, 0, r->new_epoch, &r->rep.moved,
+                                        r->jerr, sizeof(r->jerr));
+            r->full = r->jrc == 0;
+            break;
+        }
+        if (r->jrc == 0)
+            r->jrc = ls_seed_resync_keys(dir, LS_GEN_PREFIX_DEFAULT, r->new_epoch, &r->keys,
+                                         &r->keys_len, &r->nkeys, r->jerr, sizeof(r->jerr));
+        break;
+    case J_BEGIN: {
+        ls_seed_install_options_t o = {
+            .copy_dir = dir, .prefix = LS_GEN_PREFIX_DEFAULT, .copy_failed = true};
+        r->jrc = ls_seed_install_begin(&o, &r->info, &r->install, r->jerr, sizeof(r->jerr));
+        break;
+    }
+    case J_DATA:
+        if (!r->install) break;
+        r->jrc =
+            ls_seed_install_data(r->install, j->offset, j->data, j->len, r->jerr, sizeof(r->jerr));
+        if (r->jrc == 0) r->done = ls_seed_install_done(r->install);
+        break;
+    case J_END:
+        if (r->install)
+            r->jrc = ls_seed_install_end(r->install, j->digest, r->jerr, sizeof(r->jerr));
+        break;
+    case J_SWAP: {
+        ls_copy_t *none = NULL;
+        r->swapped = false;
+        /* A full seed replaces the directory: the diverged generations wait beside it. */
+        char kept[LS_CFG_PATH_MAX + 16], in[LS_CFG_PATH_MAX + 16];
+        snprintf(kept, sizeof(kept), "%s.diverged", dir);
+        snprintf(in, sizeof(in), "%s/diverged", dir);
+        bool aside = !r->info.resync && keep_aside(in, kept, r->jerr, sizeof(r->jerr));
+        if (r->jerr[0]) {
+            r->jrc = LS_EIO;
+            break;
+        }
+        r->jrc = ls_seed_copy_swap(&none, &r->install, dir, open_none, NULL, &r->swapped, r->jerr,
+                                   sizeof(r->jerr));
+        if (aside) {
+            char e2[600] = "";
+            keep_aside(kept, in, e2, sizeof(e2));
+            if (e2[0]) LS_LOGE("resync", "%s (the diverged generations are in %s)", e2, kept);
+        }
+        break;
+    }
+    case J_ABORT:
+        break;
+    }
+    if (r->jrc || j->kind == J_ABORT) {
+        ls_seed_install_free(r->install); /* removes what was written beside the copy */
+        r->install = NULL;
+    }
+}
+
+/* ---- the loop: outcome ---------------------------------------------------------------------- */
+static void finish_failed(struct node_rsi *r, const char *why)
+{
+    if (r->finished) return;
+    r->finished = true;
+    r->ok = false;
+    r->end_ns = ls_now_ns();
+    snprintf(r->message, sizeof(r->message), "incremental resync of %s from %s failed: %.1500s",
+             r->db->cfg->name, r->follows, why);
+    LS_LOGE("resync", "%s", r->message);
+}
+
+/* The new store is in place: the role file says copy, and the database opens as one. */
+static void finish_swapped(struct node_rsi *r)
+{
+    ls_node_t *n = r->node;
+    node_db_t *db = r->db;
+    ls_role_state_t st = db->role;
+    st.role = LS_ROLE_COPY;
+    st.epoch = r->new_epoch > st.epoch ? r->new_epoch : st.epoch;
+    snprintf(st.follows, sizeof(st.follows), "%s", r->follows);
+    st.since_ns = ls_now_ns();
+    memset(&st.loss, 0, sizeof(st.loss));
+    const ls_seed_info_t *in = &r->info;
+    snprintf(st.reason, sizeof(st.reason),
+             "rebuilt as a copy of %.64s by logship resync on %.64s (%s, from generation %llu)",
+             r->follows, n->cfg->node_name, in->resync ? "incremental" : "full seed",
+             (unsigned long long) (in->resync ? in->split_generation : in->generation));
+    char err[900];
+    int rc = ls_role_save(db->cfg->path, &st, err, sizeof(err));
+    if (rc) {
+        finish_failed(r, err);
+        return;
+    }
+    db->role = st;
+    ls_copy_resume_t at = {0};
+    ls__node_resync_open_copy(n, db, r->follows, &at);
+    r->finished = true;
+    r->ok = true;
+    r->end_ns = ls_now_ns();
+    char moved[1200] = "nothing diverged";
+    const ls_role_diverged_t *m = &r->rep.moved;
+    if (m->generations)
+        snprintf(moved, sizeof(moved),
+                 "%llu diverged generation(s) %llu..%llu (%llu records, %llu keys) moved aside "
+                 "into %.900s",
+                 (unsigned long long) m->generations, (unsigned long long) m->first_generation,
+                 (unsigned long long) m->last_generation, (unsigned long long) m->records,
+                 (unsigned long long) m->keys, m->dest);
+    if (in->resync)
+        snprintf(r->message, sizeof(r->message),
+                 "%s on %s is now a copy of %s (epoch %u): incremental resync from generation "
+                 "%llu moved %llu bytes (%llu keys) against the store's %llu bytes; %s; it "
+                 "resumes at generation %llu",
+                 db->cfg->name, n->cfg->node_name, r->follows, st.epoch,
+                 (unsigned long long) in->split_generation, (unsigned long long) in->total_bytes,
+                 (unsigned long long) in->keys, (unsigned long long) in->store_bytes, moved,
+                 (unsigned long long) at.next_generation);
+    else
+        snprintf(r->message, sizeof(r->message),
+                 "%s on %s is now a copy of %s (epoch %u): fell back to a full seed (%s): %llu "
+                 "bytes moved; %s; it resumes at generation %llu",
+                 db->cfg->name, n->cfg->node_name, r->follows, st.epoch,
+                 in->fallback[0]  ? in->fallback
+                 : r->full_why[0] ? r->full_why
+                                  : "the new active did not take the resync",
+                 (unsigned long long) in->total_bytes, moved,
+                 (unsigned long long) at.next_generation);
+    LS_LOGI("resync", "%s", r->message);
+}
+
+static void on_ready(ls_conn_t *c);
+static void on_frame(ls_conn_t *c, const ls_conn_frame_t *fr);
+static void on_close(ls_conn_t *c, int status, const char *msg);
+
+/* Opens the connection to the new active for r->cs. */
+static void connect_src(struct node_rsi *r)
+{
+    ls_node_t *n = r->node;
+    ls_conn_opts_t cb = {
+        .on_ready = on_ready, .on_frame = on_frame, .on_close = on_close, .data = r};
+    bool target = ls_config_target(n->cfg, r->follows) != NULL;
+    int rc = ls__node_connect(n, r->src, 0, target, &cb, &r->conn);
+    if (rc) {
+        r->conn = NULL;
+        ls_seed_client_fail(r->cs, rc, "cannot connect to %s over network %s (%s:%u): %s",
+                            r->follows, r->src->nets[0].name, r->src->nets[0].remote.host,
+                            r->src->nets[0].remote.port, ls_strerror(rc));
+        act(r);
+    }
+}
+
+static ls_seed_client_options_t client_options(const struct node_rsi *r, bool resync, uint64_t from)
+{
+    const ls_node_t *n = r->node;
+    return (ls_seed_client_options_t){.source = r->follows,
+                                      .features =
+                                          (n->cfg->plaintext ? LS_FEAT_CKSUM : 0) |
+                                          (r->src->compression_level > 0 ? LS_FEAT_ZSTD : 0),
+                                      .zstd_level = (int8_t) r->src->compression_level,
+                                      .window = (uint32_t) n->cfg->receive_window,
+                                      .resync = resync,
+                                      .chain_from = from};
+}
+
+/* The resync connection is given up for a full seed (its generations were set aside). */
+static void full_seed(struct node_rsi *r)
+{
+    const ls_role_diverged_t *m = &r->rep.moved;
+    LS_LOGW("resync",
+            "%s: %s: %llu local generation(s) set aside into %s; falling back to a full seed "
+            "from %s",
+            r->db->cfg->name, r->full_why, (unsigned long long) m->generations, m->dest,
+            r->follows);
+    if (r->conn) {
+        ls_conn_set_data(r->conn, NULL);
+        ls_conn_close(r->conn);
+        r->conn = NULL;
+    }
+    ls_seed_client_free(r->cs);
+    ls_seed_client_options_t co = client_options(r, false, 0);
+    LS_CHECK(ls_seed_client_new(&co, &r->cs) == 0);
+    snprintf(r->message, sizeof(r->message), "falling back to a full seed from %s", r->follows);
+    connect_src(r);
+}
+
+static void after_job(uv_work_t *w, int status)
+{
+    (void) status;
+    struct node_rsi *r = w->data;
+    rjob_t *j = r->cur;
+    r->cur = NULL;
+    if (r->node->stopping) { /* ls__node_resync_inc_stop closed the connection */
+        free(j);
+        return;
+    }
+    switch (j->kind) {
+    case J_DEMOTE:
+        free(r->theirs);
+        r->theirs = NULL;
+        if (r->jrc) {
+            ls_seed_client_fail(r->cs, r->jrc, "%s", r->jerr);
+        } else if (r->full) {
+            free(j);
+            full_seed(r);
+            return;
+        } else {
+            const ls_role_diverged_t *m = &r->rep.moved;
+            ls_role_state_t st; /* what ls_role_demote recorded, for status */
+            char e2[600];
+            if (ls_role_load(r->db->cfg->path, LS_ROLE_ACTIVE, &st, e2, sizeof(e2)) == 0)
+                r->db->role = st;
+            LS_LOGI("resync",
+                    "%s: split at generation %llu; %llu generation(s) moved aside (%llu records, "
+                    "%llu keys)%s%s; asking %s for %llu key(s)",
+                    r->db->cfg->name, (unsigned long long) r->rep.split.split,
+                    (unsigned long long) m->generations, (unsigned long long) m->records,
+                    (unsigned long long) m->keys, m->generations ? " into " : "",
+                    m->generations ? m->dest : "", r->follows, (unsigned long long) r->nkeys);
+            snprintf(r->message, sizeof(r->message),
+                     "split at generation %llu: asking %s for %llu key(s)",
+                     (unsigned long long) r->rep.split.split, r->follows,
+                     (unsigned long long) r->nkeys);
+            int rc = ls_seed_client_resync(r->cs, r->rep.split.split, r->keys, r->keys_len);
+            if (rc)
+                ls_seed_client_fail(r->cs, rc, "the split (generation %llu) is not in %s's chain",
+                                    (unsigned long long) r->rep.split.split, r->follows);
+        }
+        free(r->keys);
+        r->keys = NULL;
+        break;
+    case J_BEGIN:
+    case J_DATA:
+        if (r->jrc)
+            ls_seed_client_failed(r->cs, r->jrc, r->jerr);
+        else if (j->kind == J_DATA)
+            ls_seed_client_consumed(r->cs, j->len, r->done, ls_mono_ns());
+        break;
+    case J_END:
+        if (r->jrc)
+            ls_seed_client_failed(r->cs, r->jrc, r->jerr);
+        else
+            ls_seed_client_verified(r->cs);
+        break;
+    case J_SWAP:
+        ls_seed_client_swapped(r->cs, r->swapped, r->jerr[0] ? r->jerr : "not swapped");
+        if (r->swapped)
+            finish_swapped(r);
+        else
+            finish_failed(r, r->jerr[0] ? r->jerr : "the new store was not swapped in");
+        break;
+    case J_ABORT:
+        break;
+    }
+    free(j);
+    act(r);
+    next_job(r);
+}
+
+static void next_job(struct node_rsi *r)
+{
+    if (r->cur || !r->head) return;
+    r->cur = r->head;
+    r->head = r->head->next;
+    if (!r->head) r->tail = NULL;
+    r->work.data = r;
+    LS_CHECK(uv_queue_work(r->node->loop, &r->work, run_job, after_job) == 0);
+}
+
+/* A job at the end of the queue, whole before it may start (offset: J_DATA; digest: J_END). */
+static void queue(struct node_rsi *r, job_kind_t kind, const uint8_t *data, uint32_t len,
+                  uint64_t offset, const uint8_t *digest)
+{
+    rjob_t *j = calloc(1, sizeof(*j) + len);
+    LS_CHECK(j != NULL);
+    j->kind = kind;
+    j->len = len;
+    j->offset = offset;
+    if (len) memcpy(j->data, data, len);
+    if (digest) memcpy(j->digest, digest, LS_DIGEST_SIZE);
+    if (r->tail)
+        r->tail->next = j;
+    else
+        r->head = j;
+    r->tail = j;
+    next_job(r);
+}
+
+/* The chain is here: demote with it (on the pool). */
+static void split(struct node_rsi *r)
+{
+    const ls_proto_link_t *pl;
+    size_t n;
+    uint32_t epoch;
+    const char *active;
+    ls_seed_client_chain(r->cs, &pl, &n, &epoch, &active);
+    r->theirs = calloc(n ? n : 1, sizeof(*r->theirs));
+    LS_CHECK(r->theirs != NULL);
+    for (size_t i = 0; i < n; i++) {
+        r->theirs[i] = (ls_role_link_t){.epoch = pl[i].epoch, .generation = pl[i].generation};
+        memcpy(r->theirs[i].digest, pl[i].digest, LS_DIGEST_SIZE);
+    }
+    r->ntheirs = n;
+    r->new_epoch = epoch;
+    snprintf(r->new_active, sizeof(r->new_active), "%s", active && active[0] ? active : r->follows);
+    snprintf(r->message, sizeof(r->message),
+             "%s's chain received (%zu generations, epoch %u): finding the split", r->follows, n,
+             epoch);
+    r->demote_queued = true;
+    queue(r, J_DEMOTE, NULL, 0, 0, NULL);
+}
+
+/* The hand-off's meta names generation N (holding L), the digest of N-1 and N's epoch; the copy
+ * reads that epoch as the one of N-1, the generation it holds (engine/copy/position.c, as its
+ * own replay writes it). When N is the first generation of the new active's epoch (it wrote
+ * less than a generation since its activation) N-1 is of the older epoch, and the new active
+ * would find the copy holding N-1 "of epoch 2" and call it diverged: the meta is written with
+ * N-1's epoch, from the chain received. */
+static void held_epoch(struct node_rsi *r)
+{
+    const ls_proto_link_t *pl;
+    size_t n;
+    uint32_t epoch;
+    const char *active;
+    ls_seed_client_chain(r->cs, &pl, &n, &epoch, &active);
+    for (size_t i = 0; i < n && r->info.generation > 1; i++)
+        if (pl[i].generation == r->info.generation - 1 && pl[i].epoch < r->info.epoch) {
+            LS_LOGI("resync",
+                    "%s: generation %llu begins epoch %u; the copy holds %llu of epoch %u",
+                    r->db->cfg->name, (unsigned long long) r->info.generation, r->info.epoch,
+                    (unsigned long long) pl[i].generation, pl[i].epoch);
+            r->info.epoch = pl[i].epoch;
+        }
+}
+
+static void act(struct node_rsi *r)
+{
+    ls_seed_act_t a;
+    while (ls_seed_client_action(r->cs, &a)) {
+        switch (a.kind) {
+        case LS_SEED_ACT_SEND:
+            if (r->conn) ls__node_send(r->conn, &a.frame);
+            break;
+        case LS_SEED_ACT_INSTALL_BEGIN:
+            r->info = *a.info;
+            held_epoch(r);
+            snprintf(r->message, sizeof(r->message), "receiving %llu bytes from %s (%s)",
+                     (unsigned long long) a.info->total_bytes, r->follows,
+                     a.info->resync ? "incremental" : "full seed");
+            queue(r, J_BEGIN, NULL, 0, 0, NULL);
+            break;
+        case LS_SEED_ACT_INSTALL_DATA:
+            queue(r, J_DATA, a.data, a.len, a.offset, NULL);
+            break;
+        case LS_SEED_ACT_INSTALL_END:
+            queue(r, J_END, NULL, 0, 0, a.digest);
+            break;
+        case LS_SEED_ACT_SWAP:
+            queue(r, J_SWAP, NULL, 0, 0, NULL);
+            break;
+        case LS_SEED_ACT_ABORT:
+            queue(r, J_ABORT, NULL, 0, 0, NULL);
+            break;
+        case LS_SEED_ACT_CLOSE:
+            if (r->conn) ls_conn_close(r->conn);
+            break;
+        case LS_SEED_ACT_ZSTD:
+            if (!r->conn || ls_conn_set_compression(r->conn, a.zstd_level) != 0)
+                ls_seed_client_fail(r->cs, LS_ENOMEM, "cannot start decompression");
+            break;
+        }
+    }
+    ls_seed_client_state_t st = ls_seed_client_state(r->cs);
+    if (st == LS_SEED_CLI_SPLIT && !r->demote_queued) split(r);
+    if (st == LS_SEED_CLI_FAILED) finish_failed(r, ls_seed_client_error(r->cs, NULL));
+}
+
+/* ---- the loop: the connection ------------------------------------------------------------- */
+static void on_ready(ls_conn_t *c)
+{
+    struct node_rsi *r = ls_conn_data(c);
+    if (!r) return;
+    LS_LOGI("resync", "%s: connected to %s over network %s (%s)", r->db->cfg->name, r->follows,
+            r->src->nets[r->net].name, ls_conn_peer(c));
+    static ls_frame_t f; /* large; the loop is single-threaded */
+    uint8_t dbid[LS_DBID_LEN] = {0};
+    char path[LS_CFG_PATH_MAX + 8], err[256];
+    ls_store_meta_t m;
+    snprintf(path, sizeof(path), "%s/store", r->db->cfg->path);
+    if (ls_store_peek_meta(path, &m, err, sizeof(err)) == 0) memcpy(dbid, m.dbid, LS_DBID_LEN);
+    ls_seed_client_hello(r->cs, r->node->cfg->node_name, r->db->cfg->name, dbid, &f);
+    snprintf(r->message, sizeof(r->message), "asking %s for its chain", r->follows);
+    if (ls__node_send(r->conn, &f) != 0) ls_conn_close(r->conn);
+}
+
+static void on_frame(ls_conn_t *c, const ls_conn_frame_t *fr)
+{
+    struct node_rsi *r = ls_conn_data(c);
+    if (!r) return;
+    static ls_frame_t f;
+    char err[256];
+    if (ls_frame_decode(fr->bytes, LS_FRAME_HEADER_SIZE + fr->body_len, &f, err, sizeof(err)))
+        ls_seed_client_fail(r->cs, LS_EPROTO, "bad frame from %s: %s", r->follows, err);
+    else
+        ls_seed_client_frame(r->cs, &f, ls_mono_ns());
+    act(r);
+}
+
+static void on_close(ls_conn_t *c, int status, const char *msg)
+{
+    struct node_rsi *r = ls_conn_data(c);
+    if (!r) return;
+    ls_conn_stats(c, &r->cstats);
+    r->conn = NULL;
+    ls_seed_client_closed(r->cs, status, msg);
+    act(r);
+}
+
+/* ---- commands ------------------------------------------------------------------------------- */
+static void rsi_free(struct node_rsi *r)
+{
+    if (!r) return;
+    ls_seed_client_free(r->cs);
+    while (r->head) {
+        rjob_t *j = r->head;
+        r->head = j->next;
+        free(j);
+    }
+    ls_seed_install_free(r->install);
+    free(r->theirs);
+    free(r->keys);
+    free(r);
+}
+
+static bool rsi_idle(const struct node_rsi *r)
+{
+    return r->finished && !r->cur && !r->head && !r->conn;
+}
+
+static void describe(const struct node_rsi *r, cJSON *o)
+{
+    cJSON_AddNumberToObject(o, "id", (double) r->id);
+    cJSON_AddStringToObject(o, "database", r->db->cfg->name);
+    cJSON_AddStringToObject(o, "from", r->follows);
+    cJSON_AddStringToObject(o, "state", !r->finished ? "running" : r->ok ? "done" : "failed");
+    cJSON_AddStringToObject(o, "session", ls_seed_client_state_name(ls_seed_client_state(r->cs)));
+    cJSON_AddStringToObject(o, "message", r->message);
+    cJSON_AddBoolToObject(o, "incremental", r->info.resync);
+    cJSON_AddStringToObject(o, "fallback", r->info.fallback[0] ? r->info.fallback : r->full_why);
+    cJSON_AddNumberToObject(o, "bytes_moved", (double) r->info.total_bytes);
+    cJSON_AddNumberToObject(o, "store_bytes", (double) r->info.store_bytes);
+    cJSON_AddNumberToObject(o, "keys", (double) r->info.keys);
+    cJSON_AddNumberToObject(o, "split_generation", (double) r->rep.split.split);
+    ls_conn_stats_t cs = r->cstats;
+    if (r->conn) ls_conn_stats(r->conn, &cs);
+    cJSON_AddNumberToObject(o, "wire_bytes_received", (double) cs.wire_bytes_received);
+    const ls_role_diverged_t *m = &r->rep.moved;
+    cJSON *d = cJSON_AddObjectToObject(o, "diverged");
+    cJSON_AddNumberToObject(d, "generations", (double) m->generations);
+    cJSON_AddNumberToObject(d, "first_generation", (double) m->first_generation);
+    cJSON_AddNumberToObject(d, "last_generation", (double) m->last_generation);
+    cJSON_AddNumberToObject(d, "records", (double) m->records);
+    cJSON_AddNumberToObject(d, "keys", (double) m->keys);
+    cJSON_AddStringToObject(d, "dest", m->dest);
+    cJSON *k = cJSON_AddArrayToObject(d, "key_list");
+    for (uint64_t i = 0; i < m->keys && i < LS_ROLE_KEYS_LISTED; i++)
+        cJSON_AddItemToArray(k, cJSON_CreateString(m->key[i]));
+}
+
+int ls__node_resync_inc_start(ls_node_t *n, node_db_t *db, cJSON *resp, char *err, size_t errlen)
+{
+    const char *follows = db->role.follows, *name = db->cfg->name;
+    if (db->rsi && !rsi_idle(db->rsi))
+        return ls_errf(err, errlen, LS_EBUSY, "a resync of %s from %s is under way (%s)", name,
+                       db->rsi->follows, db->rsi->message);
+    const ls_cfg_target_t *src = ls_config_peer(n->cfg, follows);
+    if (!src)
+        return ls_errf(err, errlen, LS_ECONFIG,
+                       "resync of %s: %s has no [target %s] or [source %s] section saying how "
+                       "to reach the new active %s",
+                       name, n->cfg->path, follows, follows, follows);
+    if (!ls__node_resync_has_slot(n, db))
+        return ls_errf(err, errlen, LS_ENOMEM,
+                       "resync of %s: no room for another copy in this daemon: restart it", name);
+    rsi_free(db->rsi);
+    struct node_rsi *r = calloc(1, sizeof(*r));
+    LS_CHECK(r != NULL);
+    db->rsi = r;
+    r->node = n;
+    r->db = db;
+    r->id = next_id++;
+    r->src = src;
+    snprintf(r->follows, sizeof(r->follows), "%s", follows);
+    r->start_ns = ls_now_ns();
+    /* chain_from: this node's oldest closed generation (1 when none) */
+    ls_role_link_t *mine = NULL;
+    size_t nm = 0;
+    char e2[512];
+    uint64_t from = 1;
+    if (ls_role_chain(db->cfg->path, LS_GEN_PREFIX_DEFAULT, &mine, &nm, e2, sizeof(e2)) == 0 && nm)
+        from = mine[0].generation;
+    free(mine);
+    ls_seed_client_options_t co = client_options(r, true, from);
+    LS_CHECK(ls_seed_client_new(&co, &r->cs) == 0);
+    /* Shipping stops for good: whatever happens next, this node is no longer the active. */
+    if (db->active) ls__node_resync_retire(db->active);
+    db->active = NULL;
+    snprintf(r->message, sizeof(r->message), "connecting to %s over network %s", follows,
+             src->nets[0].name);
+    LS_LOGI("resync", "%s: incremental resync from %s (%s), its chain asked from generation %llu",
+            name, follows, db->role.reason[0] ? db->role.reason : "demoted",
+            (unsigned long long) from);
+    connect_src(r);
+    if (resp) {
+        describe(r, resp);
+        cJSON_AddBoolToObject(resp, "follow", true); /* the CLI polls resync_status */
+    }
+    return 0;
+}
+
+int ls__node_resync_status_cmd(ls_node_t *n, const cJSON *req, cJSON *resp, char *err,
+                               size_t errlen)
+{
+    const cJSON *jdb = cJSON_GetObjectItem(req, "database");
+    if (!cJSON_IsString(jdb))
+        return ls_errf(err, errlen, LS_EINVAL, "resync_status needs a string field \"database\"");
+    node_db_t *db = ls__node_db(n, jdb->valuestring);
+    if (!db)
+        return ls_errf(err, errlen, LS_ENOENT, "node %s has no database %s", n->cfg->node_name,
+                       jdb->valuestring);
+    if (!db->rsi)
+        return ls_errf(err, errlen, LS_ENOENT,
+                       "no incremental resync of %s since the daemon started", db->cfg->name);
+    describe(db->rsi, resp);
+    return 0;
+}
+
+void ls__node_resync_auto(ls_node_t *n)
+{
+    for (int i = 0; i < n->ndbs && !n->stopping; i++) {
+        node_db_t *db = &n->dbs[i];
+        if (!db->cfg->auto_resync || db->copy) continue;
+        if (db->role.role != LS_ROLE_DEMOTED && db->role.role != LS_ROLE_DIVERGED) continue;
+        if (!db->role.follows[0]) continue;
+        struct node_rsi *r = db->rsi;
+        if (r && (!rsi_idle(r) || ls_now_ns() - r->end_ns < NODE_RSI_RETRY_NS)) continue;
+        cJSON *resp = cJSON_CreateObject();
+        cJSON *req = cJSON_CreateObject();
+        cJSON_AddStringToObject(req, "database", db->cfg->name);
+        char err[1024];
+        LS_LOGI("resync", "%s is %s (auto_resync = true): resyncing from %s", db->cfg->name,
+                ls_role_kind_name(db->role.role), db->role.follows);
+        if (ls__node_resync_cmd(n, req, resp, err, sizeof(err)) != 0)
+            LS_LOGW("resync", "%s: auto_resync: %s", db->cfg->name, err);
+        cJSON_Delete(req);
+        cJSON_Delete(resp);
+    }
+}
+
+void ls__node_resync_inc_stop(ls_node_t *n)
+{
+    for (int i = 0; i < n->ndbs; i++) {
+        struct node_rsi *r = n->dbs[i].rsi;
+        if (!r) continue;
+        if (r->conn) {
+            ls_conn_set_data(r->conn, NULL);
+            ls_conn_close(r->conn);
+            r->conn = NULL;
+        }
+    }
+}
+
+void ls__node_resync_inc_free(node_db_t *db)
+{
+    rsi_free(db->rsi); /* its last job ended with the loop */
+    db->rsi = NULL;
+}

@@ -57,4 +57,74 @@ int ls_ctlpage_set_fence(ls_ctlpage_t *page, uint32_t epoch, const char *name, c
 /* Clears the fence durably (the directory is to be written again: an activation). */
 int ls_ctlpage_clear_fence(ls_ctlpage_t *page, char *err, size_t errlen);
 
+/* ---- block mode and synchronous commit: the channel (bytes 512..2047) ---------------------- */
+
+#define LS_CTL_COPIES_MAX  8   /* copies whose positions the daemon publishes */
+#define LS_CTL_REASON_MAX  199 /* bytes of the degraded reason, without the NUL */
+#define LS_CTL_COPY_LINKED 1u  /* ls_ctl_copy_t.flags: the copy is connected */
+#define LS_CTL_COPY_BLOCK  2u  /* ls_ctl_copy_t.flags: the copy is in block mode */
+
+/* The writer's durable position: bytes [0, offset) of the current log (logs/<prefix>.log,
+ * whose header names generation) are fdatasynced, and lsn is the last record in them (the
+ * position after the last batch: always a COMMIT). offset 0: nothing of generation is durable
+ * yet (just rolled or opened). pid 0: no writer has the database open. */
+typedef struct {
+    uint64_t generation; /* generation of the current log */
+    uint64_t offset;     /* durable bytes of it, header included; 0: none yet */
+    uint64_t lsn;        /* last durable LSN (all generations) */
+    uint64_t time_ns;    /* when it was published, ns since 1970 UTC */
+    uint32_t epoch;      /* epoch of the current log */
+    uint32_t pid;        /* the writer's process; 0 when closed */
+} ls_ctl_durable_t;
+
+/* One copy's position as its daemon last heard it. */
+typedef struct {
+    uint64_t durable_lsn; /* the copy holds every record up to it durably (shadow or logs/) */
+    uint64_t applied_lsn; /* the copy's store holds every record up to it */
+    uint64_t time_ns;     /* when the daemon heard it, ns since 1970 UTC */
+    uint32_t flags;       /* LS_CTL_COPY_* */
+    uint32_t id;          /* the daemon's number for the copy (stable while it runs) */
+} ls_ctl_copy_t;
+
+/* Synchronous commit as the writer runs it (the daemon shows it in status, logs and metrics). */
+typedef enum {
+    LS_CTL_SYNC_OFF = 0,      /* commit level local: nothing to wait for */
+    LS_CTL_SYNC_SYNC = 1,     /* commits wait for their copies */
+    LS_CTL_SYNC_DEGRADED = 2, /* no copy answered in time: commits go on asynchronously */
+} ls_ctl_sync_state_t;
+
+typedef struct {
+    uint32_t state;    /* ls_ctl_sync_state_t */
+    uint32_t level;    /* the commit level (ls_db_commit_level_t of db.h), 0 local */
+    uint32_t copies;   /* copies a commit waits for */
+    uint32_t switches; /* times the state changed since the writer opened */
+    uint64_t since_ns; /* when the state last changed, ns since 1970 UTC */
+    char reason[LS_CTL_REASON_MAX + 1]; /* why degraded ("" otherwise) */
+} ls_ctl_sync_t;
+
+/* Writer: publishes its durable position and wakes a daemon thread sleeping in
+ * ls_ctlpage_wait_durable (a system call only when one sleeps). One publisher at a time. */
+void ls_ctlpage_publish_durable(ls_ctlpage_t *page, const ls_ctl_durable_t *d);
+/* A consistent copy of the durable position; returns its sequence (pass it to the wait). */
+uint32_t ls_ctlpage_read_durable(const ls_ctlpage_t *page, ls_ctl_durable_t *out);
+/* Sleeps until the durable position's sequence differs from seen, timeout_ns passes
+ * (LS_ETIMEDOUT) or ls_ctlpage_wake_durable is called (0: re-read and check why). */
+int ls_ctlpage_wait_durable(const ls_ctlpage_t *page, uint32_t seen, uint64_t timeout_ns);
+/* Wakes every thread sleeping in ls_ctlpage_wait_durable (a daemon stopping its watcher). */
+void ls_ctlpage_wake_durable(const ls_ctlpage_t *page);
+
+/* Daemon: publishes the copies' positions (n <= LS_CTL_COPIES_MAX; more are cut) and wakes the
+ * commits sleeping in ls_ctlpage_wait_copies. One publisher at a time. */
+void ls_ctlpage_publish_copies(ls_ctlpage_t *page, const ls_ctl_copy_t *copies, uint32_t n);
+/* A consistent copy of the copies' positions into out[LS_CTL_COPIES_MAX], *n of them; returns
+ * the sequence. */
+uint32_t ls_ctlpage_read_copies(const ls_ctlpage_t *page, ls_ctl_copy_t *out, uint32_t *n);
+/* As ls_ctlpage_wait_durable, for the copies' positions. */
+int ls_ctlpage_wait_copies(const ls_ctlpage_t *page, uint32_t seen, uint64_t timeout_ns);
+void ls_ctlpage_wake_copies(const ls_ctlpage_t *page);
+
+/* Writer: publishes the state of synchronous commit. Reader: a consistent copy of it. */
+void ls_ctlpage_publish_sync(ls_ctlpage_t *page, const ls_ctl_sync_t *s);
+void ls_ctlpage_read_sync(const ls_ctlpage_t *page, ls_ctl_sync_t *out);
+
 #endif

@@ -169,6 +169,18 @@ int ls__db_check_fence(ls_db_t *db)
     return LS_EFENCED;
 }
 
+void ls__db_publish(ls_db_t *db, uint64_t offset, bool open)
+{
+    if (!db->ctl) return;
+    ls_ctl_durable_t d = {.generation = db->gen,
+                          .offset = offset,
+                          .lsn = db->last_lsn,
+                          .time_ns = ls_now_ns(),
+                          .epoch = db->epoch,
+                          .pid = open ? (uint32_t) getpid() : 0};
+    ls_ctlpage_publish_durable(db->ctl, &d);
+}
+
 /* Maps <dir>/control and refuses a fenced directory before recovery writes anything. */
 static int open_control(ls_db_t *db)
 {
@@ -252,6 +264,9 @@ int ls_db_open(const char *dir, const ls_db_options_t *opts, ls_db_t **out)
         goto fail;
     }
     db->prep_running = true;
+    pthread_mutex_lock(&db->log_mu);
+    ls__db_publish(db, 0, true); /* recovered bytes go with the first batch's position */
+    pthread_mutex_unlock(&db->log_mu);
     *out = db;
     return 0;
 fail:
@@ -269,6 +284,7 @@ int ls_db_close(ls_db_t *db)
     if (!rc) rc = ls__db_check_fence(db); /* a fenced database writes nothing more */
     if (!rc && (rc = ls__roll(db)) != 0)
         ls__db_fail(db, rc, "cannot close generation %llu at close", (unsigned long long) db->gen);
+    ls__db_publish(db, 0, false);
     pthread_mutex_unlock(&db->log_mu);
     pthread_mutex_lock(&db->store_mu);
     if (!rc && (rc = ls__checkpoint(db)) != 0)

@@ -135,6 +135,7 @@ static int commit_batch(ls_db_t *db, ls_txn_t *batch, ls_store_meta_t *pos, bool
         return rc;
     }
     LS_FAULT("writer.commit.after_fsync");
+    ls__db_publish(db, db->log_size, true); /* block mode may ship these bytes now */
     ls__db_position(db, pos);
     db->stats.batches++;
     /* Durable: visible to readers from now on, before anyone is told. */

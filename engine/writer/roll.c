@@ -142,8 +142,10 @@ int ls__roll(ls_db_t *db)
     LS_LOGD("writer", "closed %s (%llu records, last lsn %llu)", name,
             (unsigned long long) db->gen_records, (unsigned long long) db->last_lsn);
     int nfd = ls__prep_take(db);
-    if (nfd >= 0) return log_from_prepared(db, nfd, db->gen + 1, db->last_lsn + 1, digest);
-    return ls__log_create(db, db->gen + 1, db->last_lsn + 1, digest);
+    rc = nfd >= 0 ? log_from_prepared(db, nfd, db->gen + 1, db->last_lsn + 1, digest)
+                  : ls__log_create(db, db->gen + 1, db->last_lsn + 1, digest);
+    if (rc == 0) ls__db_publish(db, 0, true); /* the new generation: nothing durable in it yet */
+    return rc;
 }
 
 int ls__checkpoint(ls_db_t *db)

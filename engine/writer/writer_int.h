@@ -192,6 +192,11 @@ void ls__db_fail(ls_db_t *db, int err, const char *fmt, ...) __attribute__((form
  * One shared-memory load when not fenced. */
 int ls__db_check_fence(ls_db_t *db);
 
+/* Publishes the durable position in the control page (log_mu held): bytes [0, offset) of the
+ * current log are fdatasynced (0: none yet), last_lsn is durable; open false: the writer is
+ * gone (pid 0). The daemon's block mode reads it (ctlpage.h, docs/BLOCKMODE.md). */
+void ls__db_publish(ls_db_t *db, uint64_t offset, bool open);
+
 /* The flusher thread body (flusher.c): stage 1, the sequencer. */
 void *ls__flusher_main(void *arg);
 /* The applier thread body (applier.c): stage 2, the store. */

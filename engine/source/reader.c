@@ -41,6 +41,8 @@ typedef struct rgen {
     ls_gen_buf_t buf;       /* what ls_reader_next hands out; first, so &buf is the node */
     uint8_t *data;          /* the file's bytes (buf.bytes) */
     _Atomic uint64_t avail; /* bytes read and verified so far (buf.avail points here) */
+    bool filling;           /* under r->mu: published, the thread still reads into data */
+    bool released;          /* under r->mu: released while filling: the thread frees it */
     struct rgen *next;      /* next in the ready queue or the handed-out list */
 } rgen_t;
 
@@ -180,11 +182,13 @@ fail:
     return rc;
 }
 
-/* Puts n at the end of the ready queue (its first bytes verified) and tells the loop. */
-static void publish(ls_reader_t *r, rgen_t *n)
+/* Puts n at the end of the ready queue (its first bytes verified, or all of it) and tells the
+ * loop; filling: the thread goes on reading into it. */
+static void publish(ls_reader_t *r, rgen_t *n, bool filling)
 {
     n->buf.ready_ns = ls_mono_ns();
     pthread_mutex_lock(&r->mu);
+    n->filling = filling;
     if (r->tail)
         r->tail->next = n;
     else
@@ -194,13 +198,17 @@ static void publish(ls_reader_t *r, rgen_t *n)
     r->cb(r->ctx);
 }
 
-/* Takes a node that failed verification out of the reader: freed when still queued (never
- * handed out); when handed out it stays short of its size until ship releases it. */
+/* The thread is done with n (it failed, or the reader stops): freed when not published, still
+ * queued (never handed out) or released meanwhile; when handed out it stays, short of its size,
+ * until ship releases it. */
 static void withdraw(ls_reader_t *r, rgen_t *n, bool published)
 {
     bool queued = false;
     pthread_mutex_lock(&r->mu);
-    if (published) {
+    n->filling = false;
+    if (published && n->released) {
+        queued = true; /* not in any list any more: only its bytes to give back */
+    } else if (published) {
         rgen_t *prev = NULL;
         for (rgen_t *q = r->head; q; prev = q, q = q->next) {
             if (q != n) continue;
@@ -223,6 +231,14 @@ static void withdraw(ls_reader_t *r, rgen_t *n, bool published)
         free(n->data);
         free(n);
     }
+}
+
+static bool stopping(ls_reader_t *r)
+{
+    pthread_mutex_lock(&r->mu);
+    bool stop = r->stop;
+    pthread_mutex_unlock(&r->mu);
+    return stop;
 }
 
 /* Reads generation g (epoch from its name) at path piece by piece through the incremental
@@ -276,10 +292,14 @@ static int read_verify(ls_reader_t *r, uint64_t g, uint32_t epoch, const char *p
         if (off == n->buf.size) break; /* the last piece is sent once the whole file passed */
         atomic_store_explicit(&n->avail, off, memory_order_release);
         if (!published) {
-            publish(r, n);
+            publish(r, n, true);
             published = true;
         } else {
             r->cb(r->ctx);
+        }
+        if (stopping(r)) {
+            rc = 1;
+            goto fail;
         }
     }
     ls_gen_info_t info;
@@ -303,15 +323,26 @@ static int read_verify(ls_reader_t *r, uint64_t g, uint32_t epoch, const char *p
     r->have_prev = true;
     memcpy(r->dbid, info.header.dbid, LS_DBID_LEN);
     r->have_dbid = true;
+    atomic_store_explicit(&n->avail, n->buf.size, memory_order_release);
+    if (!published) publish(r, n, false);
+    bool gone = false;
     pthread_mutex_lock(&r->mu);
     r->st.read++;
     r->st.next = g + 1;
+    n->filling = false;
+    if (n->released) { /* released while it was filling (ship stopped the reader) */
+        r->st.buffered_gens--;
+        r->st.buffered_bytes -= n->buf.size;
+        pthread_cond_broadcast(&r->cond);
+        gone = true;
+    }
     pthread_mutex_unlock(&r->mu);
-    atomic_store_explicit(&n->avail, n->buf.size, memory_order_release);
-    if (!published)
-        publish(r, n);
-    else
+    if (gone) {
+        free(n->data);
+        free(n);
+    } else if (published) {
         r->cb(r->ctx);
+    }
     return 0;
 fail:
     close(fd);
@@ -440,6 +471,11 @@ void ls_reader_release(ls_reader_t *r, const ls_gen_buf_t *gen)
         }
     }
     LS_CHECK(n != NULL); /* releasing what was not handed out would corrupt the accounting */
+    if (n->filling) {    /* the thread still reads into it: it frees it when done */
+        n->released = true;
+        pthread_mutex_unlock(&r->mu);
+        return;
+    }
     r->st.buffered_gens--;
     r->st.buffered_bytes -= n->buf.size;
     pthread_cond_broadcast(&r->cond);

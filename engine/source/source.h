@@ -239,7 +239,9 @@ int ls_reader_start(ls_source_t *src, uint64_t first, const ls_reader_options_t 
  * after it was handed out stays short of its size). While a handed-out generation grows, the
  * next call returns LS_EBUSY, or the error when that generation failed. */
 int ls_reader_next(ls_reader_t *r, const ls_gen_buf_t **gen);
-/* Frees a generation handed out by ls_reader_next (any order); makes room for the thread. */
+/* Frees a generation handed out by ls_reader_next (any order); makes room for the thread. One
+ * still being read (short of its size) may be released too (ship does when it stops the
+ * reader): the thread stops filling it and frees it itself. */
 void ls_reader_release(ls_reader_t *r, const ls_gen_buf_t *gen);
 /* Why the reader stopped ("" while healthy); valid until ls_reader_stop(). */
 const char *ls_reader_error(ls_reader_t *r);

@@ -648,6 +648,30 @@ Test(source, reader_hands_out_a_large_generation_while_verifying_it)
     chain_free(c);
 }
 
+/* Ship releases the generation it is sending when it stops the reader, possibly while the
+ * reader's thread still reads into it: the thread frees it once done (under ASan a free too
+ * early is a use after free), and the reader stops promptly. */
+Test(source, releasing_a_generation_still_being_verified_then_stopping_is_safe)
+{
+    chain_t *c = chain_new();
+    add_gen(c, 1, 6000, 1000); /* ~6 MB: many pieces */
+    ls_source_t *s = open_src(c);
+    for (int round = 0; round < 3; round++) {
+        int notes = 0;
+        ls_reader_t *r = NULL;
+        cr_assert_eq(ls_reader_start(s, 1, NULL, notify, &notes, &r), 0);
+        const ls_gen_buf_t *g;
+        cr_assert_eq(next_gen(r, &g), 0, "%s", ls_reader_error(r));
+        cr_assert_eq(g->generation, 1);
+        uint64_t seen = ls_gen_buf_avail(g);
+        cr_assert(seen > 0 && seen <= g->size);
+        ls_reader_release(r, g);
+        ls_reader_stop(r);
+    }
+    ls_source_free(s);
+    chain_free(c);
+}
+
 /* Damage past the first piece: the reader fails there; a generation it had queued but not
  * handed out is withdrawn (never delivered); the good one before it is. */
 Test(source, reader_withdraws_a_generation_damaged_past_its_first_piece)

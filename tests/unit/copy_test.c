@@ -544,7 +544,8 @@ Test(copy, a_batch_applies_the_last_write_of_each_key_whatever_its_bytes)
             for (int k = 0; k < 9; k++) {
                 rnd = rnd * 6364136223846793005ull + 1442695040888963407ull;
                 /* generations 5..8 write only the "tenant/" keys: a batch with a common prefix */
-                int i = g >= 5 && g <= 8 ? 4 + (int) ((rnd >> 33) % 11) : (int) ((rnd >> 33) % SK_N);
+                int i =
+                    g >= 5 && g <= 8 ? 4 + (int) ((rnd >> 33) % 11) : (int) ((rnd >> 33) % SK_N);
                 if ((rnd >> 20) % 4 == 0) {
                     ls_h_gen_del(b, m.key[i], m.len[i]);
                     m.val[i][0] = 0;

@@ -112,6 +112,8 @@ static void receive(ls_copy_rx_t *rx, ls_copy_item_t *it)
         rc = ls_copy_recv_data(copy, it->generation, it->offset, it->data, it->len, err,
                                sizeof(err));
     } else {
+        /* more queued behind: one fsync of logs/ for the generations received back to back */
+        ls_copy_recv_defer(copy, ls_workq_len(rx->work) > 0);
         rc = ls_copy_recv_end(copy, it->generation, it->digest, err, sizeof(err));
         if (rc && rc != LS_ESTATE && rc != LS_ENOSPC && rc != LS_EIO) rc = 0; /* ASK_AGAIN sent */
     }
@@ -140,10 +142,18 @@ static void *receiver_main(void *arg)
 {
     ls_copy_rx_t *rx = arg;
     ls_workq_msg_t m;
+    char err[512];
     while (ls_workq_pop_wait(rx->work, &m) == 1) { /* LS_ECLOSED: stopped */
-        run_item(rx, m.ptr);
-        free(m.ptr);
+        ls_copy_item_t *it = m.ptr;
+        if (it->kind == LS_COPY_ITEM_RUN && rx->copy) /* a seed's step may close the copy */
+            ls_copy_recv_flush(rx->copy, err, sizeof(err));
+        run_item(rx, it);
+        free(it);
+        if (rx->copy && ls_workq_len(rx->work) == 0 &&
+            ls_copy_recv_flush(rx->copy, err, sizeof(err)))
+            LS_LOGW("receiver", "%s: %s", rx->name, err);
     }
+    if (rx->copy) ls_copy_recv_flush(rx->copy, err, sizeof(err));
     return NULL;
 }
 

@@ -94,6 +94,10 @@ static size_t ready(ls_copy_t *c, uint64_t *wait_ns, bool *holding)
     bool full = false;
     while (n < c->qlen && n < max) {
         const ls__copy_entry_t *e = &c->q[n];
+        if (c->unsynced_gen && e->generation >= c->unsynced_gen) {
+            full = true; /* not durable in logs/ yet: the receiver's flush wakes us */
+            break;
+        }
         if (e->close_ns + lag > now) {
             if (n == 0) *wait_ns = LS_MIN(e->close_ns + lag - now, IDLE_WAIT_NS);
             full = true; /* the rest waits for its lag: nothing to wait for here */

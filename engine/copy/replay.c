@@ -31,7 +31,7 @@
 #define IDLE_WAIT_NS  1000000000ull   /* re-evaluate at least this often */
 #define ERROR_WAIT_NS 1000000000ull   /* after a transient store error (ENOSPC) */
 #define READ_PIECE    (1024u * 1024u) /* bytes read (and sealed) per pread */
-#define RELEASE_OPS   4096u           /* store pages released every this many operations */
+#define RELEASE_OPS   1024u           /* store pages released every this many operations */
 #define RX_QUIET_NS   5000000ull   /* the receiver counts as busy this long after its last call */
 #define HOLD_MAX_NS   250000000ull /* a batch waits at most this long for more generations */
 #define IDLE_CKPT_NS  100000000ull /* idle: checkpoint once the receiver was quiet this long */

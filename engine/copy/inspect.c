@@ -129,7 +129,8 @@ static int promote(ls_copy_t *c, const char *from, const ls__copy_entry_t *e, co
         return rc;
     }
     ls__copy_hold(c, e);
-    if (defer && !c->unsynced_gen) c->unsynced_gen = e->generation;
+    if (defer && (!c->unsynced_gen || e->generation < c->unsynced_gen)) /* (a rollback) */
+        c->unsynced_gen = e->generation;
     if (c->fail_gen <= e->generation) c->fail_count = 0;
     pthread_cond_broadcast(&c->cv);
     return 0;

@@ -54,6 +54,7 @@ static int io_failed(ls_copy_t *c, int rc, const char *what, char *err, size_t e
             rc == LS_ENOSPC ? " when space returns" : "");
     ls_msgf(err, errlen, "%s", reason);
     drop_part(c);
+    ls__copy_flush_durable(c, NULL, 0); /* earlier generations are reported before the state */
     if (rc != LS_ENOSPC) return rc;
     pthread_mutex_lock(&c->mu);
     bool changed = ls__copy_set_state(c, LS_COPY_DISK_FULL, reason);
@@ -155,6 +156,7 @@ static int check_header(ls_copy_t *c, char *err, size_t errlen)
     if (!other) return 0;
     ls_msgf(err, errlen, "%s", reason);
     drop_part(c);
+    ls__copy_flush_durable(c, NULL, 0);
     if (changed) ls__copy_emit(c, LS_COPY_EV_STATE, 0, 0, LS_COPY_FAILED, reason);
     return LS_EDBID;
 }

@@ -191,10 +191,11 @@ int ls_copy_recv_data(ls_copy_t *copy, uint64_t generation, uint64_t offset, con
 /* Completes the generation: size reached, digest compared with sender_digest (may be NULL),
  * fdatasync; then the inspection's verdict, established while receiving (the file is not read
  * back): passed, the .part is renamed into logs/ and logs/ fsynced -> DURABLE, INSPECTED
- * (replayer woken); failed, renamed out of .part and inspect/ fsynced -> DURABLE, then deleted ->
- * ASK_AGAIN (FAILED after max_inspect_failures).
- * Returns 0 when the generation was inspected; the inspection's LS_E* code when it failed (an
- * ASK_AGAIN was reported); LS_ESTATE, LS_ENOSPC, LS_EIO as above. */
+ * (replayer woken; while ls_copy_recv_defer is set the fsync and the two events may be left
+ * pending for a later one, see below); failed, renamed out of .part and inspect/ fsynced ->
+ * DURABLE, then deleted -> ASK_AGAIN (FAILED after max_inspect_failures). Returns 0 when the
+ * generation was inspected; the inspection's LS_E* code when it failed (an ASK_AGAIN was reported);
+ * LS_ESTATE, LS_ENOSPC, LS_EIO as above. */
 int ls_copy_recv_end(ls_copy_t *copy, uint64_t generation, const uint8_t *sender_digest, char *err,
                      size_t errlen);
 /* Drops a half-received .part (connection lost). No-op when nothing is being received. */

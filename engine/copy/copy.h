@@ -200,10 +200,11 @@ int ls_copy_recv_end(ls_copy_t *copy, uint64_t generation, const uint8_t *sender
                      size_t errlen);
 /* Drops a half-received .part (connection lost). No-op when nothing is being received. */
 void ls_copy_recv_abort(ls_copy_t *copy);
-/* Group durability (the receiver thread, which knows what is queued behind): while defer is set,
- * recv_end of an inspected generation renames it into logs/ (held, queued) but leaves the fsync
- * of logs/ and its DURABLE and INSPECTED events pending, up to 8 generations, so that one fsync
- * covers the generations received back to back; the replayer applies none of them meanwhile.
+/* Group durability (the receiver thread, which knows what is queued behind: copy/receiver.c sets
+ * it when another generation's END is already queued, and flushes when none is): while defer is
+ * set, recv_end of an inspected generation renames it into logs/ (held, queued) but leaves the
+ * fsync of logs/ and its DURABLE and INSPECTED events pending, up to 8 generations, so that one
+ * fsync covers the generations received back to back; the replayer applies none of them meanwhile.
  * ls_copy_recv_flush (call it when nothing more is queued), the 8th, a failed inspection and
  * ls_copy_close do the fsync and report them in order. Returns 0 or the fsync's error (the
  * pending generations are then deleted and asked again, as a failed move into logs/). */

@@ -22,6 +22,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -155,13 +156,24 @@ static int read_sealed(ls_seal_t *seal, const char *path, uint8_t *buf, size_t s
     return rc;
 }
 
-/* Room in b->arena for n bytes (kept: a backlog's batches reuse the pages already touched). */
+/* Frees b->arena. */
+static void arena_free(batch_t *b)
+{
+    if (b->arena) munmap(b->arena, b->arena_cap);
+    b->arena = NULL;
+    b->arena_cap = 0;
+}
+
+/* Room in b->arena for n bytes (kept: a backlog's batches reuse the pages already touched). Its
+ * own mapping, not malloc's: a smaller arena given back to a thread's malloc arena stays resident
+ * beside the larger one (measured: the daemon's heap 6-7 MiB larger at a 60-generation backlog). */
 static int arena_reserve(batch_t *b, size_t n)
 {
     if (n <= b->arena_cap) return 0;
-    free(b->arena);
-    b->arena_cap = 0;
-    if (!(b->arena = malloc(n))) return LS_ENOMEM;
+    arena_free(b);
+    void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return LS_ENOMEM;
+    b->arena = p;
     b->arena_cap = n;
     return 0;
 }
@@ -538,13 +550,12 @@ int ls__copy_checkpoint(ls_copy_t *c)
 /* Frees the batch's buffers (idle: a backlog that was caught up leaves no heap behind). */
 static void release_batch(batch_t *b)
 {
-    free(b->arena);
+    arena_free(b);
     free(b->ops);
     free(b->keys);
-    b->arena = NULL;
     b->ops = NULL;
     b->keys = NULL;
-    b->arena_cap = b->ops_cap = 0;
+    b->ops_cap = 0;
 }
 
 static void wait_ns(ls_copy_t *c, uint64_t ns)

@@ -156,6 +156,7 @@ int ls_copy_open(const ls_copy_options_t *opts, ls_copy_t **out, char *err, size
 void ls_copy_close(ls_copy_t *c)
 {
     if (!c) return;
+    ls__copy_flush_durable(c, NULL, 0); /* generations the receiver left pending */
     ls_copy_stop(c);
     ls_copy_recv_abort(c);
     ls__copy_rx_free(c);
@@ -258,6 +259,7 @@ void ls_copy_stats(ls_copy_t *c, ls_copy_stats_t *out)
     out->seals = __atomic_load_n(&c->ck.seals, __ATOMIC_RELAXED);
     out->seal_checks = __atomic_load_n(&c->ck.seal_checks, __ATOMIC_RELAXED);
     out->seal_bytes = __atomic_load_n(&c->ck.seal_bytes, __ATOMIC_RELAXED);
+    out->logs_syncs = __atomic_load_n(&c->ck.logs_syncs, __ATOMIC_RELAXED);
 }
 
 ls_store_t *ls_copy_store(ls_copy_t *c)

@@ -140,6 +140,8 @@ typedef struct {
     uint64_t seals;            /* whole-file XXH3-128 seals computed (receiving; after open) */
     uint64_t seal_checks;      /* seals verified by the replayer, one per file read */
     uint64_t seal_bytes;       /* bytes fed to XXH3-128 (seals and their checks) */
+    uint64_t logs_syncs;       /* fsyncs of logs/ that made inspected generations durable (one
+                                  for several while the receiver defers: ls_copy_recv_defer) */
 } ls_copy_stats_t;
 
 /* Opens (creating when absent) the copy in opts->dir and works out its position (see above).
@@ -189,13 +191,24 @@ int ls_copy_recv_data(ls_copy_t *copy, uint64_t generation, uint64_t offset, con
 /* Completes the generation: size reached, digest compared with sender_digest (may be NULL),
  * fdatasync; then the inspection's verdict, established while receiving (the file is not read
  * back): passed, the .part is renamed into logs/ and logs/ fsynced -> DURABLE, INSPECTED
- * (replayer woken); failed, renamed out of .part and inspect/ fsynced -> DURABLE, then deleted ->
- * ASK_AGAIN (FAILED after max_inspect_failures).
- * Returns 0 when the generation was inspected; the inspection's LS_E* code when it failed (an
- * ASK_AGAIN was reported); LS_ESTATE, LS_ENOSPC, LS_EIO as above. */
+ * (replayer woken; while ls_copy_recv_defer is set the fsync and the two events may be left
+ * pending for a later one, see below); failed, renamed out of .part and inspect/ fsynced ->
+ * DURABLE, then deleted -> ASK_AGAIN (FAILED after max_inspect_failures). Returns 0 when the
+ * generation was inspected; the inspection's LS_E* code when it failed (an ASK_AGAIN was reported);
+ * LS_ESTATE, LS_ENOSPC, LS_EIO as above. */
 int ls_copy_recv_end(ls_copy_t *copy, uint64_t generation, const uint8_t *sender_digest, char *err,
                      size_t errlen);
 /* Drops a half-received .part (connection lost). No-op when nothing is being received. */
 void ls_copy_recv_abort(ls_copy_t *copy);
+/* Group durability (the receiver thread, which knows what is queued behind: copy/receiver.c sets
+ * it when another generation's END is already queued, and flushes when none is): while defer is
+ * set, recv_end of an inspected generation renames it into logs/ (held, queued) but leaves the
+ * fsync of logs/ and its DURABLE and INSPECTED events pending, up to 8 generations, so that one
+ * fsync covers the generations received back to back; the replayer applies none of them meanwhile.
+ * ls_copy_recv_flush (call it when nothing more is queued), the 8th, a failed inspection and
+ * ls_copy_close do the fsync and report them in order. Returns 0 or the fsync's error (the
+ * pending generations are then deleted and asked again, as a failed move into logs/). */
+void ls_copy_recv_defer(ls_copy_t *copy, bool defer);
+int ls_copy_recv_flush(ls_copy_t *copy, char *err, size_t errlen);
 
 #endif

@@ -18,6 +18,7 @@
 
 #define LS__COPY_PATH_MAX   4096
 #define LS__COPY_TRL_DIGEST 48 /* offset of the digest in the trailer (docs/FORMAT.md) */
+#define LS__COPY_PEND_MAX   8  /* generations moved into logs/ at most, awaiting one fsync */
 
 /* One inspected generation in logs/ waiting for replay (or the last one held). */
 typedef struct {
@@ -103,6 +104,16 @@ struct ls_copy {
     bool rx_inspecting;     /* a file sits in inspect/ being inspected (mu) */
 
     ls__copy_rx_t rx; /* the receive in progress (receiver thread only) */
+    /* Generations moved into logs/ whose fsync of logs/ is pending: one fsync covers them all
+     * (ls__copy_flush_durable), then DURABLE and INSPECTED are reported (receiver thread only). */
+    struct {
+        uint64_t generation; /* moved into logs/, held, queued */
+        uint64_t lsn;        /* its last LSN (the INSPECTED event) */
+    } pend[LS__COPY_PEND_MAX];
+    size_t npend;          /* entries in pend */
+    bool rx_defer;         /* recv_end may leave its fsync pending (ls_copy_recv_defer) */
+    uint64_t unsynced_gen; /* first generation in logs/ not yet fsynced into it; 0: none (mu):
+                              the replayer applies nothing from it on */
     /* what the replayer knows of the receiver (atomic, relaxed: set by the receiver) */
     bool rx_open;            /* a .part is being received */
     uint64_t rx_activity_ns; /* monotonic ns of the receiver's last begin, data or end */
@@ -133,6 +144,7 @@ struct ls_copy {
         uint64_t seals;            /* whole-file seals computed (receive, restart) */
         uint64_t seal_checks;      /* seals verified by the replayer */
         uint64_t seal_bytes;       /* bytes fed to XXH3-128 for seals and their checks */
+        uint64_t logs_syncs;       /* fsyncs of logs/ that made received generations durable */
     } ck;
 };
 
@@ -158,6 +170,10 @@ void ls__copy_path(const ls_copy_t *c, char *out, const char *dir, uint32_t epoc
 void ls__copy_rx_free(ls_copy_t *c); /* what the receiver keeps between generations */
 /* gen is durable: records it, leaves DISK_FULL, emits DURABLE (mu not held). */
 void ls__copy_durable(ls_copy_t *c, uint64_t gen);
+/* The pending generations (pend): one fsync of logs/, then DURABLE and INSPECTED for each still
+ * held. A failed fsync rolls them back (deleted, asked again; DISK_FULL on ENOSPC). Receiver
+ * thread, or close. 0 or the fsync's error with err set (err may be NULL). */
+int ls__copy_flush_durable(ls_copy_t *c, char *err, size_t errlen);
 
 /* position.c */
 int ls__copy_recover(ls_copy_t *c, char *err, size_t errlen);
@@ -187,9 +203,10 @@ int ls__copy_entry_from(const ls__copy_expect_t *x, const ls_gen_info_t *info, s
                         size_t msglen);
 /* Concludes the inspection of the durable inspect/<name> of (epoch, gen), or of the fdatasynced
  * file from (the receive's .part; NULL: inspect/<name>): rc 0 moves it into logs/ (rename, fsync
- * of logs/) and queues e (with from: DURABLE, then INSPECTED); otherwise, or when the move fails,
- * deletes it and asks again (ASK_AGAIN; STATE when it went FAILED). msg says why rc. Returns 0 or
- * the failure's code. */
+ * of logs/) and queues e (with from: the fsync, DURABLE and INSPECTED are left pending in pend
+ * while the receiver defers and pend has room, else done for every pending one); otherwise, or when
+ * the move fails, deletes it and asks again (ASK_AGAIN; STATE when it went FAILED). msg says why
+ * rc. Returns 0 or the failure's code. */
 int ls__copy_conclude(ls_copy_t *c, uint32_t epoch, uint64_t gen, int rc, const ls__copy_entry_t *e,
                       const uint8_t *header_dbid, const char *msg, const char *from, char *err,
                       size_t errlen);

@@ -69,13 +69,16 @@ typedef enum {
     LS_COPY_EV_ASK_AGAIN,       /* resend from generation on (code and message say why) */
     LS_COPY_EV_REPLAYED,        /* the store holds generation (committed, not yet synced) */
     LS_COPY_EV_REPLAYED_SYNCED, /* the store has been synced with generation applied */
-    LS_COPY_EV_STATE            /* the state changed: code is the new ls_copy_state_t */
+    LS_COPY_EV_STATE,           /* the state changed: code is the new ls_copy_state_t */
+    LS_COPY_EV_APPLIED          /* block mode: the store applied the open generation's shadow up
+                                   to lsn (complete transactions, not yet synced); generation is
+                                   the open one (docs/BLOCKMODE.md) */
 } ls_copy_event_kind_t;
 
 typedef struct {
     ls_copy_event_kind_t kind; /* what happened */
     uint64_t generation;       /* the generation concerned (0 for STATE) */
-    uint64_t lsn;              /* REPLAYED/REPLAYED_SYNCED: last LSN applied; else 0 */
+    uint64_t lsn;              /* REPLAYED/REPLAYED_SYNCED/APPLIED: last LSN applied; else 0 */
     int code;                  /* ASK_AGAIN: the LS_E* reason; STATE: the new state */
     const char *message;       /* ASK_AGAIN/STATE: the reason; borrowed for the call, or "" */
 } ls_copy_event_t;
@@ -121,6 +124,14 @@ typedef struct {
     uint64_t last_inspected;      /* last generation inspected (held) */
     uint64_t last_replayed;       /* last generation applied completely to the store */
     uint64_t last_replayed_lsn;   /* the store's last applied LSN */
+    uint64_t applied_lsn;         /* the same: what BLOCK_ACK sends as applied (inside the open
+                                     generation once its shadow was applied early) */
+    uint64_t shadow_generation;   /* block mode: the open generation's shadow reported durable
+                                     (0: none since open) */
+    uint64_t shadow_size;         /* its durable bytes, as last reported */
+    uint64_t shadow_durable_lsn;  /* the LSN those bytes end at, as reported */
+    uint64_t shadow_applied_lsn;  /* last LSN applied early from it (0: none) */
+    uint64_t shadow_applies;      /* store transactions applying a shadow, since open */
     uint64_t last_synced;         /* last generation applied before the last store sync */
     uint64_t inspect_queue;       /* generations durable in inspect/ not yet inspected */
     uint64_t inspect_queue_bytes; /* their bytes */
@@ -168,6 +179,22 @@ void ls_copy_stats(ls_copy_t *copy, ls_copy_stats_t *out);
 /* The copy store, for reading (ls_store_get/iterate/meta); NULL until the database id is known.
  * Borrowed, valid until ls_copy_close(). */
 ls_store_t *ls_copy_store(ls_copy_t *copy);
+
+/* Block mode (docs/BLOCKMODE.md): the receiver keeps the open generation's shadow,
+ * <dir>/shadow/<ls_gen_name(prefix, epoch, generation)>, bytes [0, n) of the active's current log.
+ *
+ * ls_copy_shadow_durable: the receiver made bytes [0, size) of the shadow of (epoch, generation)
+ * durable (fdatasync); they end at durable_lsn. Records it and wakes the replayer, which applies
+ * the shadow's complete transactions early unless replay is lagged (replay_lag_ms), paused or the
+ * copy FAILED; each applied step is reported by LS_COPY_EV_APPLIED. Cheap: takes the copy's mutex
+ * briefly, no I/O. Any thread. A report for another generation than the one the copy wants next
+ * is kept but applies nothing until the copy has replayed up to it. */
+void ls_copy_shadow_durable(ls_copy_t *copy, uint32_t epoch, uint64_t generation, uint64_t size,
+                            uint64_t durable_lsn);
+/* The shadow's path for (epoch, generation) into out (outlen bytes): <dir>/shadow/<name>. The
+ * directory exists once the copy is open. 0, or LS_EINVAL (out too small). */
+int ls_copy_shadow_path(ls_copy_t *copy, uint32_t epoch, uint64_t generation, char *out,
+                        size_t outlen);
 
 /* Receiving (the receiver thread). Each returns 0 or an error with a message in err.
  *

@@ -51,6 +51,21 @@ typedef struct {
     uint8_t header_dbid[LS_DBID_LEN]; /* out: the database id the header names */
 } ls__copy_expect_t;
 
+/* The block-mode shadow of the open generation as the replayer sees it (shadow_apply.c). */
+typedef struct {
+    /* reported by the receiver through ls_copy_shadow_durable (mu) */
+    uint32_t epoch;       /* the shadow's epoch */
+    uint64_t generation;  /* its generation (0: nothing reported since open) */
+    uint64_t size;        /* durable bytes of it */
+    uint64_t durable_lsn; /* the LSN they end at */
+    uint64_t reports;     /* reports since open (the replayer notices a new one) */
+    /* what the replayer did (mu) */
+    uint64_t applied_lsn;        /* last LSN applied early from it (0: none) */
+    uint64_t applies;            /* store transactions applying a shadow */
+    uint64_t seen;               /* reports when the replayer last looked */
+    struct ls__copy_sh_run *run; /* the replayer's walk of the shadow (replayer only) */
+} ls__copy_shadow_t;
+
 /* The generation being received (receiver thread only). */
 typedef struct {
     bool active;             /* a .part is open */
@@ -75,6 +90,7 @@ struct ls_copy {
     char inspect_dir[LS__COPY_PATH_MAX]; /* <dir>/inspect */
     char logs_dir[LS__COPY_PATH_MAX];    /* <dir>/logs */
     char store_dir[LS__COPY_PATH_MAX];   /* <dir>/store */
+    char shadow_dir[LS__COPY_PATH_MAX];  /* <dir>/shadow (block mode) */
     char prefix[LS_GEN_PREFIX_MAX + 1];  /* generation name prefix */
     ls_copy_options_t o;                 /* options with defaults filled (dir/prefix/dbid unused) */
 
@@ -123,6 +139,7 @@ struct ls_copy {
     uint64_t replay_txns; /* store transactions committed (mu) */
     uint64_t checkpoints; /* store syncs (mu) */
     bool quiet;           /* during open: no events */
+    ls__copy_shadow_t sh; /* block mode: the open generation's shadow (shadow_apply.c) */
 
     /* Checks computed since open (atomic, relaxed: counted by the receiver and the replayer,
      * read by ls_copy_stats). docs/COPY.md says which runs where. */
@@ -195,6 +212,10 @@ int ls__copy_conclude(ls_copy_t *c, uint32_t epoch, uint64_t gen, int rc, const 
                       size_t errlen);
 /* Makes e the last held generation (mu held). */
 void ls__copy_hold(ls_copy_t *c, const ls__copy_entry_t *e);
+
+/* shadow_apply.c */
+/* Frees the replayer's walk of the shadow (close). */
+void ls__copy_shadow_free(ls_copy_t *c);
 
 /* replay.c */
 void *ls__copy_replayer(void *arg);

@@ -196,6 +196,30 @@ void ls_copy_shadow_durable(ls_copy_t *copy, uint32_t epoch, uint64_t generation
 int ls_copy_shadow_path(ls_copy_t *copy, uint32_t epoch, uint64_t generation, char *out,
                         size_t outlen);
 
+/* What ls_copy_shadow_close did. */
+typedef struct {
+    uint32_t epoch;      /* the closed generation's epoch */
+    uint64_t generation; /* the generation closed from the shadow; 0: none (no shadow of the
+                            generation wanted next, or no complete transaction in it) */
+    uint64_t first_lsn;  /* its first LSN */
+    uint64_t last_lsn;   /* its last LSN (a COMMIT) */
+    uint64_t bytes;      /* the closed file's size, trailer included */
+    uint64_t dropped;    /* bytes after the last COMMIT cut off (an incomplete transaction or a
+                            torn tail) */
+} ls_copy_shadow_closed_t;
+/* (also reported when no shadow is left but <dir>/shadow/closed says the last generation held
+ * was closed from one: a rerun after a crash) */
+
+/* Activation (engine/role): the shadow of the generation the copy wants next becomes that closed
+ * generation: cut after its last COMMIT, a trailer with its digest written, fdatasynced, renamed
+ * into logs/ and queued for replay (ls_copy_start replays it). Shadows of other generations are
+ * deleted. Call after ls_copy_open and before ls_copy_start, with nothing being received. Safe
+ * to rerun after a crash at any step. 0 (out filled; out->generation 0 when there was nothing to
+ * close), LS_ESTATE (replayer running or a receive open), the scanner's code when the shadow
+ * does not chain to the held generations (err names the file: remove it to activate without
+ * it), LS_EIO, LS_ENOSPC. */
+int ls_copy_shadow_close(ls_copy_t *copy, ls_copy_shadow_closed_t *out, char *err, size_t errlen);
+
 /* Receiving (the receiver thread). Each returns 0 or an error with a message in err.
  *
  * recv_begin: starts generation `generation` of `epoch`, `size` bytes in all, closed at close_ns

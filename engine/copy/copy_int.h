@@ -216,6 +216,16 @@ void ls__copy_hold(ls_copy_t *c, const ls__copy_entry_t *e);
 /* shadow_apply.c */
 /* Frees the replayer's walk of the shadow (close). */
 void ls__copy_shadow_free(ls_copy_t *c);
+/* True when the shadow has complete transactions to apply early now (mu held). */
+bool ls__copy_shadow_due(ls_copy_t *c);
+/* Applies what the shadow durably holds past the store's position (replayer thread, mu not
+ * held). 0, or an error after which the replayer waits before trying again. */
+int ls__copy_shadow_apply(ls_copy_t *c);
+/* Before the closed generation e (read into buf) is applied over a store that applied its shadow
+ * early (m): the bytes [0, m->shadow_end) must have the seal the store recorded. 0 when they do
+ * or nothing was applied early; LS_EDIVERGED after making the copy FAILED with the reason. */
+int ls__copy_shadow_check(ls_copy_t *c, const ls__copy_entry_t *e, const uint8_t *buf, size_t len,
+                          const ls_store_meta_t *m);
 
 /* replay.c */
 void *ls__copy_replayer(void *arg);

@@ -74,6 +74,7 @@ void ls_copy_shadow_durable(ls_copy_t *c, uint32_t epoch, uint64_t generation, u
     c->sh.size = size;
     c->sh.durable_lsn = durable_lsn;
     c->sh.reports++;
+    c->sh.report_ns = ls_mono_ns(); /* the idle checkpoint waits until reports are quiet */
     pthread_cond_broadcast(&c->cv);
     pthread_mutex_unlock(&c->mu);
 }

@@ -13,7 +13,10 @@
  * applied_generations + n) in the same transaction, parsed by ls_gen_stream in trusted mode
  * (structure only) before the transaction into a list of operations sorted by key (stable), of
  * which only the last of each key is applied: the same final state, LMDB's B-tree walked in
- * order. Records with LSN <= meta.lsn are skipped (idempotent; the seed hand-off).
+ * order. Records with LSN <= meta.lsn are skipped (idempotent; the seed hand-off; the records
+ * the block-mode shadow applied early, whose bytes ls__copy_shadow_check compares first).
+ * When nothing closed is ready, the shadow of the open generation is applied early
+ * (shadow_apply.c).
  * The store is checkpointed at most every checkpoint_ms, and when idle (nothing to apply and the
  * receiver quiet for IDLE_CKPT_NS); replayed-synced(N)
  * follows, then log removal.

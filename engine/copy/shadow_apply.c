@@ -46,6 +46,8 @@ struct ls__copy_sh_run {
     uint8_t prev[LS_DIGEST_SIZE]; /* ex.prev_digest points here */
     bool stopped;                 /* the walk ended (bad record, mismatch): nothing more */
     bool unlike;                  /* the shadow is not what the store applied: never apply */
+    bool reopen;                  /* the file was shorter than reported (replaced by the
+                                     receiver): the next report starts a new walk */
     uint64_t fed;                 /* bytes fed to the stream */
     uint64_t pos;                 /* end of the last record walked */
     uint64_t base_lsn;            /* records up to this LSN are in the store already */
@@ -117,7 +119,7 @@ bool ls__copy_shadow_due(ls_copy_t *c)
     if (s->generation != c->held_gen + 1 || s->epoch < c->held_epoch ||
         c->meta.digest_generation != c->held_gen)
         return false;
-    if (!r || r->epoch != s->epoch || r->generation != s->generation)
+    if (!r || r->epoch != s->epoch || r->generation != s->generation || r->reopen)
         return s->size > LS_GEN_HEADER_SIZE && s->seen != s->reports; /* a new report: retry */
     return !r->stopped && s->size > r->fed;
 }
@@ -226,10 +228,10 @@ static int walk(ls_copy_t *c, run_t *r, uint64_t size)
         ssize_t got = ls_pread_full(r->fd, r->tail + r->tail_len, n, (off_t) r->fed);
         if (got < 0) return (int) got;
         if ((size_t) got < n) { /* shorter than reported: the receiver's report is ahead */
-            LS_LOGW("copy", "%s: shadow of generation %llu has %llu bytes, %llu reported durable",
+            LS_LOGI("copy", "%s: shadow of generation %llu has %llu bytes, %llu reported durable",
                     c->dir, (unsigned long long) r->generation,
                     (unsigned long long) (r->fed + (uint64_t) got), (unsigned long long) size);
-            r->stopped = true;
+            r->stopped = r->reopen = true;
             n = (size_t) got;
         }
         const uint8_t *p = r->tail + r->tail_len;
@@ -313,24 +315,27 @@ int ls__copy_shadow_apply(ls_copy_t *c)
     run_t *r = c->sh.run;
     pthread_mutex_unlock(&c->mu);
     int rc = 0;
-    if (r && (r->epoch != epoch || r->generation != gen)) {
-        ls__copy_shadow_free(c);
-        r = NULL;
-    }
-    if (!r) {
-        rc = run_start(c, epoch, gen, &m, &r);
-        if (rc) {
-            LS_LOGW("copy", "%s: cannot read the shadow of generation %llu: %s", c->dir,
-                    (unsigned long long) gen, ls_strerror(rc));
-            return rc;
+    /* A file shorter than reported was replaced by the receiver: walk the new one at once. */
+    for (int attempt = 0; attempt < 2 && (!r || r->reopen || attempt == 0); attempt++) {
+        if (r && (r->epoch != epoch || r->generation != gen || r->reopen)) {
+            ls__copy_shadow_free(c);
+            r = NULL;
         }
-        c->sh.run = r; /* the replayer's alone */
-    }
-    if ((rc = walk(c, r, size)) != 0) {
-        r->stopped = true; /* no memory or an unreadable shadow: the closed generation will do */
-        LS_LOGW("copy", "%s: reading the shadow of generation %llu: %s", c->dir,
-                (unsigned long long) gen, ls_strerror(rc));
-        return 0;
+        if (!r) {
+            rc = run_start(c, epoch, gen, &m, &r);
+            if (rc) {
+                LS_LOGW("copy", "%s: cannot read the shadow of generation %llu: %s", c->dir,
+                        (unsigned long long) gen, ls_strerror(rc));
+                return rc;
+            }
+            c->sh.run = r; /* the replayer's alone */
+        }
+        if ((rc = walk(c, r, size)) != 0) {
+            r->stopped = true; /* no memory or unreadable: the closed generation will do */
+            LS_LOGW("copy", "%s: reading the shadow of generation %llu: %s", c->dir,
+                    (unsigned long long) gen, ls_strerror(rc));
+            return 0;
+        }
     }
     if (r->unlike || (r->commit_lsn <= m.lsn && m.generation == gen)) return 0; /* nothing new */
     if (r->applied_end != r->commit_end || r->commit_end <= LS_GEN_HEADER_SIZE) return 0;

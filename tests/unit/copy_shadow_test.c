@@ -84,7 +84,25 @@ static void shadow_write(const fx_t *f, uint32_t epoch, uint64_t gen, size_t len
     free(buf);
 }
 
-static ls_copy_t *copy_with(const fx_t *f, uint64_t lag_ms)
+/* APPLIED events seen (any thread). */
+typedef struct {
+    pthread_mutex_t mu;
+    int applied;       /* APPLIED events */
+    uint64_t gen, lsn; /* the last one's */
+} applied_ev_t;
+
+static void on_applied(void *ctx, const ls_copy_event_t *ev)
+{
+    applied_ev_t *a = ctx;
+    if (ev->kind != LS_COPY_EV_APPLIED) return;
+    pthread_mutex_lock(&a->mu);
+    a->applied++;
+    a->gen = ev->generation;
+    a->lsn = ev->lsn;
+    pthread_mutex_unlock(&a->mu);
+}
+
+static ls_copy_t *copy_ev(const fx_t *f, uint64_t lag_ms, applied_ev_t *ev)
 {
     size_t n = 0;
     uint8_t *buf = ls_h_read_file(f->cur, &n);
@@ -92,11 +110,20 @@ static ls_copy_t *copy_with(const fx_t *f, uint64_t lag_ms)
     ls_gen_header_t h;
     cr_assert_eq(ls_gen_header_decode(buf, n, &h), 0);
     free(buf);
-    ls_copy_options_t o = {.dir = f->cp, .dbid = h.dbid, .replay_lag_ms = lag_ms};
+    ls_copy_options_t o = {.dir = f->cp,
+                           .dbid = h.dbid,
+                           .replay_lag_ms = lag_ms,
+                           .event_cb = ev ? on_applied : NULL,
+                           .event_ctx = ev};
     ls_copy_t *c = NULL;
     char err[1024] = "";
     cr_assert_eq(ls_copy_open(&o, &c, err, sizeof(err)), 0, "%s", err);
     return c;
+}
+
+static ls_copy_t *copy_with(const fx_t *f, uint64_t lag_ms)
+{
+    return copy_ev(f, lag_ms, NULL);
 }
 
 typedef struct {
@@ -209,10 +236,15 @@ Test(copy_shadow, early_apply_then_the_closed_generation_gives_the_actives_store
     ls_ctl_durable_t d1 = durable_of(f.act);
     cr_assert_eq(d1.generation, 1);
     shadow_write(&f, d1.epoch, 1, d1.offset);
-    ls_copy_t *c = copy_with(&f, 0);
+    applied_ev_t ev = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    ls_copy_t *c = copy_ev(&f, 0, &ev);
     cr_assert_eq(ls_copy_start(c), 0);
     ls_copy_shadow_durable(c, d1.epoch, 1, d1.offset, d1.lsn);
     wait_applied(c, d1.lsn);
+    pthread_mutex_lock(&ev.mu);
+    cr_assert(ev.applied == 1 && ev.gen == 1 && ev.lsn == d1.lsn, "APPLIED(1, %llu) reported",
+              (unsigned long long) d1.lsn);
+    pthread_mutex_unlock(&ev.mu);
     ls_copy_stats_t s;
     ls_copy_stats(c, &s);
     cr_assert_eq(s.applied_lsn, d1.lsn, "exactly the durable transactions");
@@ -649,5 +681,69 @@ Test(copy_shadow, closed_generation_replay_skips_what_was_applied_early, .timeou
     free(v);
     cr_assert(has_key(c, "k5-1"), "the records after it applied");
     ls_copy_close(c);
+    fx_free(&f);
+}
+
+Test(copy_shadow, damaged_record_stops_the_early_apply_before_its_transaction, .timeout = 60)
+{
+    fx_t f;
+    fx_init(&f);
+    ls_db_t *db = open_db(f.act);
+    commit_n(db, 0, 3);
+    ls_ctl_durable_t d3 = durable_of(f.act);
+    commit_n(db, 3, 3);
+    ls_ctl_durable_t d6 = durable_of(f.act);
+    size_t n = 0;
+    uint8_t *buf = ls_h_read_file(f.cur, &n);
+    cr_assert_geq(n, d6.offset);
+    buf[d3.offset + LS_REC_HEADER_SIZE + 1] ^= 0x20; /* a key byte of the fourth transaction */
+    char path[PATHLEN];
+    shadow_file(f.cp, 1, 1, path, sizeof(path));
+    cr_assert_eq(ls_h_write_file(path, buf, d6.offset), 0);
+    free(buf);
+    ls_copy_t *c = copy_with(&f, 0);
+    cr_assert_eq(ls_copy_start(c), 0);
+    ls_copy_shadow_durable(c, 1, 1, d6.offset, d6.lsn);
+    wait_applied(c, d3.lsn);
+    ls_copy_stats_t s;
+    ls_copy_stats(c, &s);
+    cr_assert_eq(s.applied_lsn, d3.lsn, "up to the last COMMIT before the bad record only");
+    cr_assert(!has_key(c, "k3-0"));
+    cr_assert_eq(ls_db_roll(db), 0);
+    cr_assert_eq(ls_db_close(db), 0);
+    send_closed(&f, c, 1); /* the closed generation brings the rest */
+    wait_t w = {c, 1};
+    cr_assert(ls_h_wait_for(replayed_reached, &w, 20000));
+    ls_copy_stats(c, &s);
+    cr_assert_eq(s.state, LS_COPY_HEALTHY, "%s", s.reason);
+    expect_same_store(&f, c);
+    ls_copy_close(c);
+    fx_free(&f);
+}
+
+Test(copy_shadow, shadow_replaced_by_the_receiver_is_walked_again, .timeout = 60)
+{
+    fx_t f;
+    fx_init(&f);
+    ls_db_t *db = open_db(f.act);
+    commit_n(db, 0, 3);
+    ls_ctl_durable_t d1 = durable_of(f.act);
+    commit_n(db, 3, 3);
+    ls_ctl_durable_t d2 = durable_of(f.act);
+    shadow_write(&f, 1, 1, d1.offset);
+    ls_copy_t *c = copy_with(&f, 0);
+    cr_assert_eq(ls_copy_start(c), 0);
+    ls_copy_shadow_durable(c, 1, 1, d1.offset, d1.lsn);
+    wait_applied(c, d1.lsn);
+    /* the receiver dropped its file and wrote a new one (another inode) */
+    char path[PATHLEN];
+    shadow_file(f.cp, 1, 1, path, sizeof(path));
+    cr_assert_eq(unlink(path), 0);
+    shadow_write(&f, 1, 1, d2.offset);
+    ls_copy_shadow_durable(c, 1, 1, d2.offset, d2.lsn); /* the old file is too short */
+    wait_applied(c, d2.lsn);
+    cr_assert(has_key(c, "k5-1"));
+    ls_copy_close(c);
+    ls_db_close(db);
     fx_free(&f);
 }

@@ -220,12 +220,14 @@ typedef struct {
 /* Activation (engine/role): the shadow of the generation the copy wants next becomes that closed
  * generation: cut after its last COMMIT, a trailer with its digest written, fdatasynced, renamed
  * into logs/ and queued for replay (ls_copy_start replays it). Shadows of other generations are
- * deleted. Call after ls_copy_open and before ls_copy_start, with nothing being received. Safe
- * to rerun after a crash at any step. 0 (out filled; out->generation 0 when there was nothing to
- * close), LS_ESTATE (replayer running or a receive open), the scanner's code when the shadow
- * does not chain to the held generations (err names the file: remove it to activate without
- * it), LS_EIO, LS_ENOSPC. */
-int ls_copy_shadow_close(ls_copy_t *copy, ls_copy_shadow_closed_t *out, char *err, size_t errlen);
+ * deleted. dry_run: only says what it would close (out), changing nothing (an activation that may
+ * still be refused for its loss must leave the shadow as it is). Call after ls_copy_open and
+ * before ls_copy_start, with nothing being received. Safe to rerun after a crash at any step.
+ * 0 (out filled; out->generation 0 when there is nothing to close), LS_ESTATE (replayer running
+ * or a receive open), the scanner's code when the shadow does not chain to the held generations
+ * (err names the file: remove it to activate without it), LS_EIO, LS_ENOSPC. */
+int ls_copy_shadow_close(ls_copy_t *copy, bool dry_run, ls_copy_shadow_closed_t *out, char *err,
+                         size_t errlen);
 
 /* Receiving (the receiver thread). Each returns 0 or an error with a message in err.
  *

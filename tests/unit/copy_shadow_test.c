@@ -747,3 +747,34 @@ Test(copy_shadow, shadow_replaced_by_the_receiver_is_walked_again, .timeout = 60
     ls_db_close(db);
     fx_free(&f);
 }
+
+Test(copy_shadow, refused_activation_leaves_the_shadow_then_counts_its_generation_lost,
+     .timeout = 120)
+{
+    fx_t f;
+    fx_init(&f);
+    cr_assert_eq(run_child(prepare_activation, &f, NULL), 0);
+    uint64_t size, lsn;
+    read_pos(&f, &size, &lsn);
+    /* the old active closed generation 3 (at its close): the shadow holds only its beginning */
+    ls_role_activate_options_t o = {
+        .announced = {.last_generation = 3, .last_close_ns = close_time(f.act, 1, 3)}};
+    ls_role_activate_report_t r;
+    char err[1024] = "";
+    cr_assert_eq(ls_role_activate(f.cp, &o, &r, err, sizeof(err)), LS_ESTATE);
+    cr_assert(ls_h_contains(err, "would lose 1 generations") && ls_h_contains(err, "3..3"), "%s",
+              err);
+    char shadow[PATHLEN], p3[PATHLEN];
+    shadow_file(f.cp, 1, 3, shadow, sizeof(shadow));
+    gen_path(p3, sizeof(p3), f.cp, 1, 3);
+    struct stat st;
+    cr_assert(stat(shadow, &st) == 0 && stat(p3, &st) != 0, "refused: the shadow is untouched");
+    o.max_loss = 1;
+    cr_assert_eq(ls_role_activate(f.cp, &o, &r, err, sizeof(err)), 0, "%s", err);
+    cr_assert(!r.lossless);
+    cr_assert(r.loss.first_generation == 3 && r.loss.last_generation == 3 &&
+                  r.loss.generations == 1,
+              "generation 3 counted lost: only its first part is here");
+    expect_activated(&f, &r, lsn);
+    fx_free(&f);
+}

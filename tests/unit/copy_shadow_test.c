@@ -778,3 +778,59 @@ Test(copy_shadow, refused_activation_leaves_the_shadow_then_counts_its_generatio
     expect_activated(&f, &r, lsn);
     fx_free(&f);
 }
+
+/* Re-encodes a record with another generation's seed (the shadow of a new epoch). */
+static int reepoch_record(void *ctx, const ls_record_t *r)
+{
+    forge_t *fg = ctx;
+    fg->off += ls_record_encode(r, fg->seed, fg->out + fg->off);
+    return 0;
+}
+
+Test(copy_shadow, early_apply_of_a_new_epochs_generation_keeps_the_held_epoch, .timeout = 60)
+{
+    fx_t f;
+    fx_init(&f);
+    build_active(f.act, 2, 3);
+    ship(f.act, f.cp, 1, 2);
+    ls_db_t *db = open_db(f.act);
+    commit_n(db, 0, 3);
+    ls_ctl_durable_t d = durable_of(f.act);
+    cr_assert_eq(d.generation, 3);
+    size_t n = 0;
+    uint8_t *buf = ls_h_read_file(f.cur, &n);
+    ls_gen_header_t h;
+    cr_assert_eq(ls_gen_header_decode(buf, n, &h), 0);
+    h.epoch = 2; /* generation 3 opens epoch 2 */
+    uint8_t *out = malloc(d.offset);
+    ls_gen_header_encode(&h, out);
+    forge_t fg = {out, LS_GEN_HEADER_SIZE, ls_gen_seed(h.dbid, 2, 3)};
+    ls_gen_expect_t ex = {.allow_open = true};
+    ls_gen_verdict_t v;
+    cr_assert_eq(ls_gen_scan(buf, d.offset, &ex, reepoch_record, &fg, NULL, &v), 0, "%s", v.msg);
+    char path[PATHLEN];
+    shadow_file(f.cp, 2, 3, path, sizeof(path));
+    cr_assert_eq(ls_h_write_file(path, out, d.offset), 0);
+    free(out);
+    free(buf);
+    ls_copy_t *c = copy_with(&f, 0);
+    cr_assert_eq(ls_copy_start(c), 0);
+    ls_copy_shadow_durable(c, 2, 3, d.offset, d.lsn);
+    wait_applied(c, d.lsn);
+    ls_store_meta_t m;
+    ls_store_meta(ls_copy_store(c), &m);
+    cr_assert(m.generation == 3 && m.digest_generation == 2 && m.epoch == 1,
+              "the meta keeps generation 2's epoch: %u", m.epoch);
+    ls_copy_close(c);
+    c = copy_with(&f, 0); /* a restart: the held chain from the store */
+    ls_copy_resume_t r;
+    ls_copy_resume_point(c, &r);
+    cr_assert(r.epoch == 1 && r.next_generation == 3, "held: generation 2 of epoch 1 (%u, %llu)",
+              r.epoch, (unsigned long long) r.next_generation);
+    ls_copy_stats_t s;
+    ls_copy_stats(c, &s);
+    cr_assert_eq(s.applied_lsn, d.lsn);
+    ls_copy_close(c);
+    ls_db_close(db);
+    fx_free(&f);
+}

@@ -52,6 +52,22 @@ typedef struct {
     uint8_t header_dbid[LS_DBID_LEN]; /* out: the database id the header names */
 } ls__copy_expect_t;
 
+/* The block-mode shadow of the open generation as the replayer sees it (shadow_apply.c). */
+typedef struct {
+    /* reported by the receiver through ls_copy_shadow_durable (mu) */
+    uint32_t epoch;       /* the shadow's epoch */
+    uint64_t generation;  /* its generation (0: nothing reported since open) */
+    uint64_t size;        /* durable bytes of it */
+    uint64_t durable_lsn; /* the LSN they end at */
+    uint64_t reports;     /* reports since open (the replayer notices a new one) */
+    uint64_t report_ns;   /* monotonic ns of the last report (the idle checkpoint waits) */
+    /* what the replayer did (mu) */
+    uint64_t applied_lsn;        /* last LSN applied early from it (0: none) */
+    uint64_t applies;            /* store transactions applying a shadow */
+    uint64_t seen;               /* reports when the replayer last looked */
+    struct ls__copy_sh_run *run; /* the replayer's walk of the shadow (replayer only) */
+} ls__copy_shadow_t;
+
 /* The generation being received (receiver thread only). */
 typedef struct {
     bool active;             /* a .part is open */
@@ -76,6 +92,7 @@ struct ls_copy {
     char inspect_dir[LS__COPY_PATH_MAX]; /* <dir>/inspect */
     char logs_dir[LS__COPY_PATH_MAX];    /* <dir>/logs */
     char store_dir[LS__COPY_PATH_MAX];   /* <dir>/store */
+    char shadow_dir[LS__COPY_PATH_MAX];  /* <dir>/shadow (block mode) */
     char prefix[LS_GEN_PREFIX_MAX + 1];  /* generation name prefix */
     ls_copy_options_t o;                 /* options with defaults filled (dir/prefix/dbid unused) */
 
@@ -134,6 +151,7 @@ struct ls_copy {
     uint64_t replay_txns; /* store transactions committed (mu) */
     uint64_t checkpoints; /* store syncs (mu) */
     bool quiet;           /* during open: no events */
+    ls__copy_shadow_t sh; /* block mode: the open generation's shadow (shadow_apply.c) */
 
     /* Checks computed since open (atomic, relaxed: counted by the receiver and the replayer,
      * read by ls_copy_stats). docs/COPY.md says which runs where. */
@@ -212,6 +230,20 @@ int ls__copy_conclude(ls_copy_t *c, uint32_t epoch, uint64_t gen, int rc, const 
                       size_t errlen);
 /* Makes e the last held generation (mu held). */
 void ls__copy_hold(ls_copy_t *c, const ls__copy_entry_t *e);
+
+/* shadow_apply.c */
+/* Frees the replayer's walk of the shadow (close). */
+void ls__copy_shadow_free(ls_copy_t *c);
+/* True when the shadow has complete transactions to apply early now (mu held). */
+bool ls__copy_shadow_due(ls_copy_t *c);
+/* Applies what the shadow durably holds past the store's position (replayer thread, mu not
+ * held). 0, or an error after which the replayer waits before trying again. */
+int ls__copy_shadow_apply(ls_copy_t *c);
+/* Before the closed generation e (read into buf) is applied over a store that applied its shadow
+ * early (m): the bytes [0, m->shadow_end) must have the seal the store recorded. 0 when they do
+ * or nothing was applied early; LS_EDIVERGED after making the copy FAILED with the reason. */
+int ls__copy_shadow_check(ls_copy_t *c, const ls__copy_entry_t *e, const uint8_t *buf, size_t len,
+                          const ls_store_meta_t *m);
 
 /* replay.c */
 void *ls__copy_replayer(void *arg);

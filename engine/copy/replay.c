@@ -13,7 +13,10 @@
  * applied_generations + n) in the same transaction, parsed by ls_gen_stream in trusted mode
  * (structure only) before the transaction into a list of operations sorted by key (stable), of
  * which only the last of each key is applied: the same final state, LMDB's B-tree walked in
- * order. Records with LSN <= meta.lsn are skipped (idempotent; the seed hand-off).
+ * order. Records with LSN <= meta.lsn are skipped (idempotent; the seed hand-off; the records
+ * the block-mode shadow applied early, whose bytes ls__copy_shadow_check compares first).
+ * When nothing closed is ready, the shadow of the open generation is applied early
+ * (shadow_apply.c).
  * The store is checkpointed at most every checkpoint_ms, and when idle (nothing to apply and the
  * receiver quiet for IDLE_CKPT_NS); replayed-synced(N)
  * follows, then log removal.
@@ -458,6 +461,8 @@ static int apply(ls_copy_t *c, batch_t *b, ls_store_meta_t *nm)
     nm->generation = last->generation;
     nm->digest_generation = last->generation;
     memcpy(nm->digest, last->digest, LS_DIGEST_SIZE);
+    nm->shadow_end = 0; /* generation applied completely: no early-apply proof left */
+    memset(nm->shadow_seal, 0, sizeof(nm->shadow_seal));
     nm->lsn = LS_MAX(nm->lsn, last->last_lsn);
     for (size_t i = 0; i < b->ok; i++)
         nm->txid = LS_MAX(nm->txid, b->e[i].last_txid);
@@ -502,6 +507,8 @@ static int replay_batch(ls_copy_t *c, batch_t *b, ls_store_meta_t *m)
     char msg[512] = "";
     int vrc = verify(c, b, m, msg, sizeof(msg));
     int rc = 0;
+    if (b->ok && ls__copy_shadow_check(c, &b->e[0], b->buf[0], b->len[0], m) != 0)
+        b->ok = vrc = 0; /* the store applied other bytes early: FAILED, nothing applied */
     if (b->ok) {
         ls_store_meta_t nm = *m;
         rc = apply(c, b, &nm);
@@ -577,12 +584,22 @@ void *ls__copy_replayer(void *arg)
         uint64_t wait;
         bool holding;
         size_t n = ready(c, &wait, &holding);
+        if (n == 0 && ls__copy_shadow_due(c)) { /* block mode: the open generation, early */
+            pthread_mutex_unlock(&c->mu);
+            int rc = ls__copy_shadow_apply(c);
+            if (c->dirty && ls_mono_ns() - c->last_ckpt >= c->o.checkpoint_ms * 1000000ull)
+                ls__copy_checkpoint(c); /* reports that never pause still get checkpoints */
+            pthread_mutex_lock(&c->mu);
+            if (rc && !c->stop) wait_ns(c, ERROR_WAIT_NS);
+            continue;
+        }
         if (n == 0) {
             /* Idle: checkpoint now if the receiver has been quiet IDLE_CKPT_NS (or the interval
              * is over), not between the generations of a steady stream, whose receives would
              * wait for the store's syncs. */
             uint64_t mono = ls_mono_ns(), ckpt_ns = c->o.checkpoint_ms * 1000000ull;
-            uint64_t quiet = mono - __atomic_load_n(&c->rx_activity_ns, __ATOMIC_RELAXED);
+            uint64_t quiet = mono - LS_MAX(__atomic_load_n(&c->rx_activity_ns, __ATOMIC_RELAXED),
+                                           c->sh.report_ns); /* block mode: shadow reports */
             uint64_t since = mono - c->last_ckpt;
             bool ckpt = c->dirty && !holding && (quiet >= IDLE_CKPT_NS || since >= ckpt_ns);
             if (c->dirty && !holding && !ckpt)

@@ -228,6 +228,7 @@ void ls__ship_block_status(ls_ship_t *m, ls_status_copy_t *c)
 {
     ship_block_t *b = &m->blk;
     c->mode = ls_ship_mode_name(b->mode);
+    c->mode_block = b->mode == LS_SHIP_MODE_BLOCK;
     c->mode_switches = b->switches;
     snprintf(c->mode_reason, sizeof(c->mode_reason), "%s", b->reason);
     c->mode_switch_time_ns = b->since_ns;

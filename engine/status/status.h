@@ -135,6 +135,7 @@ typedef struct {
     double throughput_bps;       /* bytes made durable per second, last minute */
     /* block mode (active side, docs/BLOCKMODE.md) */
     const char *mode;                     /* "file" or "block" (static; NULL: not shown) */
+    uint64_t mode_block;                  /* 1 in block mode, else 0 (the metric) */
     uint64_t mode_switches;               /* switches between the modes since start */
     char mode_reason[LS_STATUS_TEXT_MAX]; /* why the last switch ("" none) */
     uint64_t mode_switch_time_ns;         /* when, UTC ns (0: never) */

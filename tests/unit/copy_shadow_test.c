@@ -163,7 +163,7 @@ Test(copy_shadow, shadows_of_another_generation_or_epoch_are_deleted_at_open)
     ls_copy_close(c);
     char path[4200];
     snprintf(path, sizeof(path), "%s/shadow", dir);
-    cr_assert_eq(mkdir(path, 0700), 0);
+    cr_assert_eq(access(path, F_OK), 0, "made at open");
     uint64_t gens[] = {2, 7, 3};
     uint32_t epochs[] = {1, 1, 2};
     for (int i = 0; i < 3; i++) { /* held already; too far; an epoch its header does not say */

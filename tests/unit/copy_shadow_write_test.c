@@ -27,7 +27,7 @@ static void teardown(void)
     free(dir);
 }
 
-TestSuite(copy_shadow, .init = setup, .fini = teardown);
+TestSuite(copy_shadow_write, .init = setup, .fini = teardown);
 
 /* Generation 3 as the active's open log: its bytes without the trailer. */
 static size_t open_len(void)
@@ -101,7 +101,7 @@ static void finish(ls_copy_t *c)
     free(b);
 }
 
-Test(copy_shadow, grows_in_order_and_refuses_gaps_and_other_generations)
+Test(copy_shadow_write, grows_in_order_and_refuses_gaps_and_other_generations)
 {
     ls_copy_t *c = copy_open(dir, NULL);
     send_range(c, &ch, 1, 2);
@@ -127,7 +127,7 @@ Test(copy_shadow, grows_in_order_and_refuses_gaps_and_other_generations)
     ls_copy_close(c);
 }
 
-Test(copy_shadow, a_torn_tail_is_cut_to_the_last_transaction_at_open)
+Test(copy_shadow_write, a_torn_tail_is_cut_to_the_last_transaction_at_open)
 {
     ls_copy_t *c = copy_open(dir, NULL);
     send_range(c, &ch, 1, 2);
@@ -156,7 +156,7 @@ Test(copy_shadow, a_torn_tail_is_cut_to_the_last_transaction_at_open)
     ls_copy_close(c);
 }
 
-Test(copy_shadow, shadows_of_another_generation_or_epoch_are_deleted_at_open)
+Test(copy_shadow_write, shadows_of_another_generation_or_epoch_are_deleted_at_open)
 {
     ls_copy_t *c = copy_open(dir, NULL);
     send_range(c, &ch, 1, 2);
@@ -223,19 +223,19 @@ static void crash_at(const char *point)
     ls_copy_close(c);
 }
 
-Test(copy_shadow, a_crash_before_the_fsync_is_finished_from_the_closed_file)
+Test(copy_shadow_write, a_crash_before_the_fsync_is_finished_from_the_closed_file)
 {
     crash_at("copy.shadow.before_fsync");
 }
 
-Test(copy_shadow, a_crash_after_the_fsync_is_finished_from_the_closed_file)
+Test(copy_shadow_write, a_crash_after_the_fsync_is_finished_from_the_closed_file)
 {
     crash_at("copy.shadow.after_fsync");
 }
 
 /* A crash after the closed generation went into logs/ but before the shadow was dropped: at
  * open the shadow is of a held generation, and goes. */
-Test(copy_shadow, a_shadow_of_a_held_generation_goes_at_open)
+Test(copy_shadow_write, a_shadow_of_a_held_generation_goes_at_open)
 {
     ls_copy_t *c = copy_open(dir, NULL);
     send_range(c, &ch, 1, 2);

@@ -76,20 +76,20 @@ uint64_t lb_file_size(const char *path);
 
 /* The daemon's status (`{"cmd":"status"}` on its control socket): copies[0]'s fields. */
 typedef struct {
-    bool ok;              /* the daemon answered */
-    char state[32];       /* copy state */
-    uint64_t copied;      /* last generation durable on the target */
-    uint64_t copied_ns;   /* when the active learned it (UTC ns) */
-    uint64_t replayed;    /* last generation replayed */
-    uint64_t replayed_ns; /* when the active learned it (UTC ns) */
-    uint64_t sent_bytes;  /* bytes sent (compressed when compression is on) */
-    uint64_t generated;   /* last closed generation on the active */
-    bool block;           /* block mode (docs/BLOCKMODE.md) */
-    uint64_t block_bytes; /* BLOCK bytes sent */
-    uint64_t block_lag_samples;                    /* commit batches measured */
-    double block_lag_p50_ms, block_lag_p99_ms;     /* commit durable on the active -> on the */
-    double block_lag_max_ms;                       /* copy, over the daemon's last 1024 */
-    uint64_t mode_switches;                        /* file <-> block */
+    bool ok;                                   /* the daemon answered */
+    char state[32];                            /* copy state */
+    uint64_t copied;                           /* last generation durable on the target */
+    uint64_t copied_ns;                        /* when the active learned it (UTC ns) */
+    uint64_t replayed;                         /* last generation replayed */
+    uint64_t replayed_ns;                      /* when the active learned it (UTC ns) */
+    uint64_t sent_bytes;                       /* bytes sent (compressed when compression is on) */
+    uint64_t generated;                        /* last closed generation on the active */
+    bool block;                                /* block mode (docs/BLOCKMODE.md) */
+    uint64_t block_bytes;                      /* BLOCK bytes sent */
+    uint64_t block_lag_samples;                /* commit batches measured */
+    double block_lag_p50_ms, block_lag_p99_ms; /* commit durable on the active -> on the */
+    double block_lag_max_ms;                   /* copy, over the daemon's last 1024 */
+    uint64_t mode_switches;                    /* file <-> block */
 } lb_status_t;
 int lb_status(const char *sock, lb_status_t *st); /* 0 or -1 */
 

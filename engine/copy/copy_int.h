@@ -195,9 +195,6 @@ void ls__copy_rollback(ls_copy_t *c, uint64_t from);
 void ls__copy_remove_logs(ls_copy_t *c, uint64_t synced);
 
 /* shadow.c */
-/* At open: keeps the shadow of the generation after the last held, cut to its last complete
- * transaction (a torn tail after a crash); deletes any other. Never fails the open. */
-void ls__copy_shadow_recover(ls_copy_t *c);
 void ls__copy_shadow_close(ls_copy_t *c); /* closes its descriptor (the file stays) */
 
 /* inspect.c */

@@ -276,6 +276,13 @@ typedef struct {
 int ls_copy_shadow_write(ls_copy_t *copy, uint32_t epoch, uint64_t generation, uint64_t offset,
                          const void *data, size_t len, uint64_t durable_lsn, ls_copy_shadow_t *out,
                          char *err, size_t errlen);
+/* ls_copy_shadow_write in two steps, so that the receiver syncs once for every BLOCK queued:
+ * append writes (same refusals, no fdatasync); sync fdatasyncs what was appended, calls
+ * ls_copy_shadow_durable and fills *out (generation 0: no shadow; an error drops the shadow). */
+int ls_copy_shadow_append(ls_copy_t *copy, uint32_t epoch, uint64_t generation, uint64_t offset,
+                          const void *data, size_t len, uint64_t durable_lsn, char *err,
+                          size_t errlen);
+int ls_copy_shadow_sync(ls_copy_t *copy, ls_copy_shadow_t *out, char *err, size_t errlen);
 /* Deletes the shadows of generations <= upto (the closed one is held), the one open included. */
 void ls_copy_shadow_drop(ls_copy_t *copy, uint64_t upto);
 /* What the shadow holds (generation 0: none). */

@@ -89,8 +89,10 @@ typedef struct {
     int fd;                       /* shadow/<name> while open, -1 when none */
     uint32_t epoch;               /* its epoch */
     uint64_t generation;          /* its generation (0: no shadow) */
-    uint64_t size;                /* bytes [0, size) written contiguously and fdatasynced */
-    uint64_t lsn;                 /* last durable LSN in them, as the source said (0: none) */
+    uint64_t size;                /* bytes [0, size) written contiguously */
+    uint64_t lsn;                 /* last LSN complete in them, as the source said (0: none) */
+    uint64_t synced;              /* bytes [0, synced) fdatasynced (<= size) */
+    uint64_t synced_lsn;          /* lsn when they were */
     char path[LS__COPY_PATH_MAX]; /* shadow/<name> */
 } ls__copy_shfile_t;
 

@@ -22,7 +22,7 @@ static void forget(ls_copy_t *c, bool unlink_it)
         ls_fsync_dir(c->shadow_dir);
     }
     c->shf.fd = -1;
-    c->shf.generation = c->shf.size = c->shf.lsn = 0;
+    c->shf.generation = c->shf.size = c->shf.lsn = c->shf.synced = c->shf.synced_lsn = 0;
     c->shf.epoch = 0;
     c->shf.path[0] = '\0';
 }
@@ -78,8 +78,8 @@ static bool adopt(ls_copy_t *c, const char *path, uint32_t epoch, uint64_t gen)
     c->shf.fd = fd;
     c->shf.epoch = epoch;
     c->shf.generation = gen;
-    c->shf.size = info.commit_end;
-    c->shf.lsn = info.commit_lsn;
+    c->shf.size = c->shf.synced = info.commit_end;
+    c->shf.lsn = c->shf.synced_lsn = info.commit_lsn;
     ls_msgf(c->shf.path, sizeof(c->shf.path), "%s", path);
     LS_LOGI("copy", "%s: shadow of generation %llu taken up again: %llu bytes through LSN %llu",
             c->dir, (unsigned long long) gen, (unsigned long long) c->shf.size,
@@ -139,13 +139,13 @@ static int open_shadow(ls_copy_t *c, uint32_t epoch, uint64_t gen, char *err, si
     }
     c->shf.epoch = epoch;
     c->shf.generation = gen;
-    c->shf.size = c->shf.lsn = 0;
+    c->shf.size = c->shf.lsn = c->shf.synced = c->shf.synced_lsn = 0;
     return 0;
 }
 
-int ls_copy_shadow_write(ls_copy_t *c, uint32_t epoch, uint64_t gen, uint64_t offset,
-                         const void *data, size_t len, uint64_t durable_lsn, ls_copy_shadow_t *out,
-                         char *err, size_t errlen)
+int ls_copy_shadow_append(ls_copy_t *c, uint32_t epoch, uint64_t gen, uint64_t offset,
+                          const void *data, size_t len, uint64_t durable_lsn, char *err,
+                          size_t errlen)
 {
     uint64_t want;
     uint32_t held_epoch;
@@ -173,8 +173,6 @@ int ls_copy_shadow_write(ls_copy_t *c, uint32_t epoch, uint64_t gen, uint64_t of
         size_t skip = (size_t) (c->shf.size - offset);
         rc = ls_pwrite_full(c->shf.fd, (const uint8_t *) data + skip, len - skip,
                             (off_t) c->shf.size);
-        if (rc == 0 && LS_FAULT("copy.shadow.before_fsync")) rc = LS_EIO;
-        if (rc == 0) rc = ls_fdatasync(c->shf.fd);
         if (rc) {
             ls_msgf(err, errlen, "copy %s: cannot write the shadow %s at %llu: %s", c->dir,
                     c->shf.path, (unsigned long long) c->shf.size, ls_strerror(rc));
@@ -182,12 +180,41 @@ int ls_copy_shadow_write(ls_copy_t *c, uint32_t epoch, uint64_t gen, uint64_t of
             return rc;
         }
         c->shf.size = offset + len;
-        LS_FAULT("copy.shadow.after_fsync");
     }
     if (durable_lsn > c->shf.lsn) c->shf.lsn = durable_lsn;
-    ls_copy_shadow_durable(c, epoch, gen, c->shf.size, c->shf.lsn);
+    return 0;
+}
+
+int ls_copy_shadow_sync(ls_copy_t *c, ls_copy_shadow_t *out, char *err, size_t errlen)
+{
+    if (c->shf.generation && c->shf.size > c->shf.synced) {
+        int rc = LS_FAULT("copy.shadow.before_fsync") ? LS_EIO : ls_fdatasync(c->shf.fd);
+        if (rc) {
+            ls_msgf(err, errlen, "copy %s: cannot sync the shadow %s: %s", c->dir, c->shf.path,
+                    ls_strerror(rc));
+            forget(c, true);
+            ls_copy_shadow_info(c, out);
+            return rc;
+        }
+        c->shf.synced = c->shf.size;
+        c->shf.synced_lsn = c->shf.lsn;
+        LS_FAULT("copy.shadow.after_fsync");
+        ls_copy_shadow_durable(c, c->shf.epoch, c->shf.generation, c->shf.synced,
+                               c->shf.synced_lsn);
+    }
+    if (c->shf.generation && c->shf.size == c->shf.synced && c->shf.lsn > c->shf.synced_lsn)
+        c->shf.synced_lsn = c->shf.lsn; /* bytes durable already: a later position in them */
     ls_copy_shadow_info(c, out);
     return 0;
+}
+
+int ls_copy_shadow_write(ls_copy_t *c, uint32_t epoch, uint64_t gen, uint64_t offset,
+                         const void *data, size_t len, uint64_t durable_lsn, ls_copy_shadow_t *out,
+                         char *err, size_t errlen)
+{
+    int rc = ls_copy_shadow_append(c, epoch, gen, offset, data, len, durable_lsn, err, errlen);
+    if (rc) return rc;
+    return ls_copy_shadow_sync(c, out, err, errlen);
 }
 
 void ls_copy_shadow_drop(ls_copy_t *c, uint64_t upto)
@@ -200,6 +227,6 @@ void ls_copy_shadow_info(ls_copy_t *c, ls_copy_shadow_t *out)
 {
     out->epoch = c->shf.epoch;
     out->generation = c->shf.generation;
-    out->size = c->shf.size;
-    out->durable_lsn = c->shf.lsn;
+    out->size = c->shf.synced;
+    out->durable_lsn = c->shf.synced_lsn;
 }

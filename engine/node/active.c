@@ -132,6 +132,7 @@ void ls__node_active_free(active_t *a)
         ls_ship_free(a->shippers[i].m);
     ls_source_free(a->src);
     free(a->shippers);
+    ls__node_sync_close(a);
 }
 
 /* ---- log removal ---------------------------------------------------------------------------- */

@@ -18,6 +18,10 @@
  * write transaction (with the meta record), and trims the overlay of what the store now holds.
  * The store is not on the durability path: it is synced at checkpoints; recovery replays the log
  * from the store's meta LSN, so a crash loses no acknowledged commit.
+ * Synchronous commit (commit_level, docs/BLOCKMODE.md): a commit also waits until sync_copies
+ * copies hold its batch, as the local daemon publishes their positions in <dir>/control; one
+ * wait per batch, the next batches being made durable meanwhile; after sync_timeout_ms the
+ * commits go on without waiting (degraded, shown by the daemon) until the copies catch up.
  * Memory: the overlay holds at most opts.overlay_max bytes of log (plus the batch being written):
  * beyond that the next batch waits for the applier (backpressure), so commits then run at the
  * store's speed.

@@ -134,6 +134,7 @@ int ls_copy_open(const ls_copy_options_t *opts, ls_copy_t **out, char *err, size
     ls_copy_t *c = calloc(1, sizeof(*c));
     if (!c) return LS_ENOMEM;
     c->rx.fd = -1;
+    c->sh.fd = -1;
     pthread_mutex_init(&c->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -144,6 +145,7 @@ int ls_copy_open(const ls_copy_options_t *opts, ls_copy_t **out, char *err, size
     if (rc == 0 && ((rc = ls_mkdir_p(c->inspect_dir)) || (rc = ls_mkdir_p(c->logs_dir))))
         ls_msgf(err, errlen, "copy %s: cannot create its directories: %s", c->dir, ls_strerror(rc));
     if (rc == 0) rc = ls__copy_recover(c, err, errlen);
+    if (rc == 0) ls__copy_shadow_recover(c); /* block mode's shadow, after the position */
     if (rc) {
         ls_copy_close(c);
         return rc;
@@ -159,6 +161,7 @@ void ls_copy_close(ls_copy_t *c)
     ls_copy_stop(c);
     ls_copy_recv_abort(c);
     ls__copy_rx_free(c);
+    ls__copy_shadow_close(c);
     if (c->store) {
         if (c->dirty) ls__copy_checkpoint(c);
         ls_store_close(c->store);

@@ -198,4 +198,41 @@ int ls_copy_recv_end(ls_copy_t *copy, uint64_t generation, const uint8_t *sender
 /* Drops a half-received .part (connection lost). No-op when nothing is being received. */
 void ls_copy_recv_abort(ls_copy_t *copy);
 
+/* ---- block mode: the shadow of the open generation (docs/BLOCKMODE.md) ------------------------
+ * <dir>/shadow/<name>, <name> the generation's name in logs/: exactly bytes [0, size) of the
+ * active's open generation, which only grows by BLOCK frames in order and is fdatasynced before
+ * it is acknowledged. At most one: the generation after the last held. It is deleted once that
+ * generation is in logs/ (the closed file, received and inspected whole as any other: the shadow
+ * is never turned into it), and at open when it is of another generation or epoch; a torn tail
+ * left by a crash is cut at open to the last complete transaction (ls_gen_scan with
+ * allow_open). Receiver thread only, like ls_copy_recv_*.
+ * Fault points (test builds): copy.shadow.before_fsync, copy.shadow.after_fsync. */
+typedef struct {
+    uint32_t epoch;       /* the shadow's epoch */
+    uint64_t generation;  /* its generation (0: no shadow) */
+    uint64_t size;        /* bytes durable in it */
+    uint64_t durable_lsn; /* last LSN complete in them (0: none known) */
+} ls_copy_shadow_t;
+
+/* Writes the BLOCK bytes data[0, len) found at offset of the open generation (epoch,
+ * generation), fdatasyncs, calls ls_copy_shadow_durable and fills *out (what the shadow now holds,
+ * to acknowledge). Bytes it already holds are not written again; a shadow of another generation
+ * or epoch is replaced. LS_ESTATE: not the generation after the last held, an older epoch, or a
+ * gap (offset past the shadow's size; err says which); LS_ENOSPC, LS_EIO: the shadow is dropped.
+ * Borrows data. */
+int ls_copy_shadow_write(ls_copy_t *copy, uint32_t epoch, uint64_t generation, uint64_t offset,
+                         const void *data, size_t len, uint64_t durable_lsn, ls_copy_shadow_t *out,
+                         char *err, size_t errlen);
+/* Deletes the shadow when its generation is <= upto (the closed one is held). */
+void ls_copy_shadow_drop(ls_copy_t *copy, uint64_t upto);
+/* What the shadow holds (generation 0: none). */
+void ls_copy_shadow_info(ls_copy_t *copy, ls_copy_shadow_t *out);
+
+/* Called after each fdatasync of the shadow (and once at open for a recovered shadow), on the
+ * receiver thread: the shadow's complete transactions up to durable_lsn may be applied early.
+ * Implemented by engine/copy/shadow_apply.c (docs/BLOCKMODE.md, "Shadow replay and
+ * activation"). */
+void ls_copy_shadow_durable(ls_copy_t *copy, uint32_t epoch, uint64_t generation, uint64_t size,
+                            uint64_t durable_lsn);
+
 #endif

@@ -69,6 +69,16 @@ typedef struct {
     char name[LS_GEN_NAME_MAX];     /* <name> */
 } ls__copy_rx_t;
 
+/* The shadow of the open generation (shadow.c): receiver thread only, and open/close. */
+typedef struct {
+    int fd;                       /* shadow/<name> while open, -1 when none */
+    uint32_t epoch;               /* its epoch */
+    uint64_t generation;          /* its generation (0: no shadow) */
+    uint64_t size;                /* bytes [0, size) written contiguously and fdatasynced */
+    uint64_t lsn;                 /* last durable LSN in them, as the source said (0: none) */
+    char path[LS__COPY_PATH_MAX]; /* shadow/<name> */
+} ls__copy_shadow_t;
+
 struct ls_copy {
     /* options, copied at open */
     char dir[LS__COPY_PATH_MAX];         /* the copy's directory */
@@ -102,7 +112,9 @@ struct ls_copy {
     uint64_t rx_bytes_done; /* bytes of the file in inspect/ being inspected now (mu) */
     bool rx_inspecting;     /* a file sits in inspect/ being inspected (mu) */
 
-    ls__copy_rx_t rx; /* the receive in progress (receiver thread only) */
+    ls__copy_rx_t rx;                   /* the receive in progress (receiver thread only) */
+    char shadow_dir[LS__COPY_PATH_MAX]; /* <dir>/shadow */
+    ls__copy_shadow_t sh;               /* the open generation's shadow (block mode) */
     /* what the replayer knows of the receiver (atomic, relaxed: set by the receiver) */
     bool rx_open;            /* a .part is being received */
     uint64_t rx_activity_ns; /* monotonic ns of the receiver's last begin, data or end */
@@ -165,6 +177,12 @@ int ls__copy_recover(ls_copy_t *c, char *err, size_t errlen);
 void ls__copy_rollback(ls_copy_t *c, uint64_t from);
 /* Removes replayed-synced logs beyond the newest keep_logs (replayer thread). */
 void ls__copy_remove_logs(ls_copy_t *c, uint64_t synced);
+
+/* shadow.c */
+/* At open: keeps the shadow of the generation after the last held, cut to its last complete
+ * transaction (a torn tail after a crash); deletes any other. Never fails the open. */
+void ls__copy_shadow_recover(ls_copy_t *c);
+void ls__copy_shadow_close(ls_copy_t *c); /* closes its descriptor (the file stays) */
 
 /* inspect.c */
 /* Inspects the durable file inspect/<name> of (epoch, gen) against the held chain; known_digest

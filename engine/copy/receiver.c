@@ -91,6 +91,26 @@ static void behind(ls_copy_rx_t *rx, ls_copy_t *copy, const ls_copy_item_t *it)
     post(rx, &e);
 }
 
+/* A BLOCK item: the shadow written and synced, then acknowledged (BLOCK event). Refusals are
+ * not worth more than a debug line: the closed generation comes whole anyway. */
+static void shadow(ls_copy_rx_t *rx, ls_copy_t *copy, const ls_copy_item_t *it)
+{
+    char err[512] = "";
+    ls_copy_shadow_t sh;
+    int rc = ls_copy_shadow_write(copy, it->epoch, it->generation, it->offset, it->data, it->len,
+                                  it->lsn, &sh, err, sizeof(err));
+    if (rc) {
+        ls_log(rc == LS_ESTATE ? LS_LOG_DEBUG : LS_LOG_WARN, "receiver", "%s: %s", rx->name, err);
+        return;
+    }
+    ls_copy_rx_event_t e = {.kind = LS_COPY_RX_EV_BLOCK,
+                            .generation = sh.generation,
+                            .epoch = sh.epoch,
+                            .offset = sh.size,
+                            .lsn = sh.durable_lsn};
+    post(rx, &e);
+}
+
 /* One GEN item on the thread's copy. A failed step drops the rest of its generation. */
 static void receive(ls_copy_rx_t *rx, ls_copy_item_t *it)
 {
@@ -98,6 +118,10 @@ static void receive(ls_copy_rx_t *rx, ls_copy_item_t *it)
     int rc = 0;
     ls_copy_t *copy = rx->copy;
     if (!copy) return; /* a seed's swap could not reopen it: the copy is Failed */
+    if (it->kind == LS_COPY_ITEM_BLOCK) {
+        shadow(rx, copy, it);
+        return;
+    }
     if (it->kind == LS_COPY_ITEM_ABORT || it->kind == LS_COPY_ITEM_BEGIN) {
         ls_copy_recv_abort(copy); /* a new BEGIN abandons any half-received generation */
         rx->skip_gen = 0;
@@ -113,6 +137,7 @@ static void receive(ls_copy_rx_t *rx, ls_copy_item_t *it)
                                sizeof(err));
     } else {
         rc = ls_copy_recv_end(copy, it->generation, it->digest, err, sizeof(err));
+        if (rc == 0) ls_copy_shadow_drop(copy, it->generation);               /* held whole now */
         if (rc && rc != LS_ESTATE && rc != LS_ENOSPC && rc != LS_EIO) rc = 0; /* ASK_AGAIN sent */
     }
     if (rc) {
@@ -129,7 +154,7 @@ static void run_item(ls_copy_rx_t *rx, ls_copy_item_t *it)
         return;
     }
     receive(rx, it);
-    if (it->kind == LS_COPY_ITEM_DATA) {
+    if (it->kind == LS_COPY_ITEM_DATA || it->kind == LS_COPY_ITEM_BLOCK) {
         ls_copy_rx_event_t e = {
             .kind = LS_COPY_RX_EV_CONSUMED, .consumed = it->len, .tag = it->tag};
         post(rx, &e);

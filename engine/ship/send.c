@@ -175,7 +175,7 @@ static int take(ls_ship_t *m)
 
 int ls_ship_pump(ls_ship_t *m, uint64_t now)
 {
-    (void) now; /* every input takes the time; sending needs none today */
+    ls__ship_block_check(m, now);
     if (!m->connected) return 0;
     if (m->err_due && send_error(m) == LS_EBUSY) return LS_EBUSY;
     if (m->cs_due) ls__ship_send_state(m, true);
@@ -198,7 +198,9 @@ int ls_ship_pump(ls_ship_t *m, uint64_t now)
 
 int64_t ls_ship_send_chunk(ls_ship_t *m, uint64_t max_len, uint64_t now)
 {
-    if (!m->connected || !m->cur || !m->begun || m->cur_off >= m->cur->size) return 0;
+    if (!m->connected) return 0;
+    if (!m->cur) return ls__ship_block_chunk(m, max_len, now); /* block mode, if it is on */
+    if (!m->begun || m->cur_off >= m->cur->size) return 0;
     uint64_t len = LS_MIN(LS_MIN(max_len, m->credit), m->cur->size - m->cur_off);
     len = LS_MIN(len, LS_FRAME_CHUNK_MAX);
     if (len == 0) return 0;

@@ -129,6 +129,15 @@ static void print_table(const cJSON *j)
                ls_status_json_u64(c, "replay_queue"), ls_status_json_u64(c, "copy_queue_bytes"),
                ls_status_json_u64(c, "replay_queue_bytes"), num(c, "copy_lag_s"),
                num(c, "replay_lag_s"));
+        const char *mode = str(c, "mode");
+        if (active && strcmp(mode, "-"))
+            printf("    mode: %s, %" PRIu64 " switches%s%s; shadow %" PRIu64 " bytes of %" PRIu64
+                   ", lag p99 %.3f ms\n",
+                   mode, ls_status_json_u64(c, "mode_switches"),
+                   strcmp(str(c, "mode_reason"), "-") ? ", last: " : "",
+                   strcmp(str(c, "mode_reason"), "-") ? str(c, "mode_reason") : "",
+                   ls_status_json_u64(c, "block_offset"), ls_status_json_u64(c, "block_generation"),
+                   num(c, "block_lag_p99_ms"));
         const char *comment = str(c, "comment");
         if (strcmp(comment, "-")) printf("    comment: %s\n", comment);
         const char *reason = str(c, "reason");

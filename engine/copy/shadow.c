@@ -1,0 +1,221 @@
+/* copy: the shadow of the active's open generation, written by block mode's BLOCK frames (see
+ * copy.h, "block mode", and docs/BLOCKMODE.md). The shadow only ever holds bytes the active made
+ * durable, in order; what is acknowledged was fdatasynced first. The closed generation is
+ * received whole as any other (recv.c) and the shadow deleted once it is held: the file in logs/
+ * never comes from the shadow, so a shadow that is behind, torn or wrong cannot make it differ
+ * from the active's. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "copy/copy_int.h"
+
+/* TODO(shadowapply): engine/copy/shadow_apply.c (wip/shadowapply) implements it; this weak no-op
+ * only lets this branch link before that merge. The lead removes it at the merge. */
+__attribute__((weak)) void ls_copy_shadow_durable(ls_copy_t *copy, uint32_t epoch,
+                                                  uint64_t generation, uint64_t size,
+                                                  uint64_t durable_lsn)
+{
+    (void) copy;
+    (void) epoch;
+    (void) generation;
+    (void) size;
+    (void) durable_lsn;
+}
+
+static void forget(ls_copy_t *c, bool unlink_it)
+{
+    if (c->sh.fd >= 0) close(c->sh.fd);
+    if (unlink_it && c->sh.generation) {
+        unlink(c->sh.path);
+        ls_fsync_dir(c->shadow_dir);
+    }
+    c->sh.fd = -1;
+    c->sh.generation = c->sh.size = c->sh.lsn = 0;
+    c->sh.epoch = 0;
+    c->sh.path[0] = '\0';
+}
+
+void ls__copy_shadow_close(ls_copy_t *c)
+{
+    if (c->sh.fd >= 0) close(c->sh.fd);
+    c->sh.fd = -1;
+}
+
+/* The generation the shadow may be of: the one after the last held, and the held epoch. */
+static void wanted(ls_copy_t *c, uint64_t *gen, uint32_t *epoch, bool *failed)
+{
+    pthread_mutex_lock(&c->mu);
+    *gen = c->held_gen + 1;
+    *epoch = c->held_epoch;
+    *failed = c->state == LS_COPY_FAILED;
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* Keeps path as the shadow of (epoch, gen) when its bytes are a valid open generation of this
+ * copy's chain: cut to the last COMMIT and synced. False: it is not (the caller deletes it). */
+static bool adopt(ls_copy_t *c, const char *path, uint32_t epoch, uint64_t gen)
+{
+    ls_gen_expect_t x = {.epoch = epoch, .generation = gen, .allow_open = true};
+    pthread_mutex_lock(&c->mu);
+    uint8_t prev[LS_DIGEST_SIZE], dbid[LS_DBID_LEN];
+    bool have_dbid = c->have_dbid, have_prev = c->held_gen > 0;
+    memcpy(prev, c->held_digest, sizeof(prev));
+    memcpy(dbid, c->dbid, sizeof(dbid));
+    pthread_mutex_unlock(&c->mu);
+    if (have_dbid) x.dbid = dbid;
+    if (have_prev) x.prev_digest = prev;
+    ls_gen_info_t info;
+    ls_gen_verdict_t v;
+    memset(&info, 0, sizeof(info));
+    if (ls_gen_scan_file(path, &x, NULL, NULL, &info, &v) != 0 || !info.header_ok || info.closed) {
+        LS_LOGI("copy", "%s: shadow %s dropped: %s", c->dir, path,
+                v.msg[0] ? v.msg : "not an open generation");
+        return false;
+    }
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0) return false;
+    struct stat st;
+    bool ok = fstat(fd, &st) == 0;
+    if (ok && (uint64_t) st.st_size > info.commit_end) /* a torn or unfinished tail */
+        ok = ftruncate(fd, (off_t) info.commit_end) == 0 && ls_fdatasync(fd) == 0;
+    if (!ok) {
+        close(fd);
+        return false;
+    }
+    c->sh.fd = fd;
+    c->sh.epoch = epoch;
+    c->sh.generation = gen;
+    c->sh.size = info.commit_end;
+    c->sh.lsn = info.commit_lsn;
+    ls_msgf(c->sh.path, sizeof(c->sh.path), "%s", path);
+    LS_LOGI("copy", "%s: shadow of generation %llu kept: %llu bytes through LSN %llu", c->dir,
+            (unsigned long long) gen, (unsigned long long) c->sh.size,
+            (unsigned long long) c->sh.lsn);
+    return true;
+}
+
+void ls__copy_shadow_recover(ls_copy_t *c)
+{
+    ls_msgf(c->shadow_dir, sizeof(c->shadow_dir), "%s/shadow", c->dir);
+    DIR *d = opendir(c->shadow_dir);
+    if (!d) return; /* none yet: made at the first BLOCK */
+    uint64_t want;
+    uint32_t held_epoch;
+    bool failed;
+    wanted(c, &want, &held_epoch, &failed);
+    bool removed = false;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.') continue;
+        char path[LS__COPY_PATH_MAX];
+        ls_msgf(path, sizeof(path), "%s/%s", c->shadow_dir, e->d_name);
+        uint32_t epoch = 0;
+        uint64_t gen = 0;
+        bool named = ls_gen_name_parse(e->d_name, c->prefix, &epoch, &gen) == 0;
+        if (named && gen == want && epoch >= held_epoch && !c->sh.generation &&
+            adopt(c, path, epoch, gen))
+            continue;
+        LS_LOGI("copy",
+                "%s: shadow %s deleted (the copy wants generation %llu of epoch %u or "
+                "later)",
+                c->dir, e->d_name, (unsigned long long) want, held_epoch);
+        unlink(path);
+        removed = true;
+    }
+    closedir(d);
+    if (removed) ls_fsync_dir(c->shadow_dir);
+    if (c->sh.generation && c->sh.size > 0)
+        ls_copy_shadow_durable(c, c->sh.epoch, c->sh.generation, c->sh.size, c->sh.lsn);
+}
+
+/* Opens (creating) the shadow of (epoch, gen), replacing one of anything else. */
+static int open_shadow(ls_copy_t *c, uint32_t epoch, uint64_t gen, char *err, size_t errlen)
+{
+    if (c->sh.generation == gen && c->sh.epoch == epoch && c->sh.fd >= 0) return 0;
+    forget(c, true); /* another generation or epoch: it can never be finished */
+    int rc = ls_mkdir_p(c->shadow_dir);
+    char name[LS_GEN_NAME_MAX];
+    if (rc == 0) rc = ls_gen_name(name, sizeof(name), c->prefix, epoch, gen);
+    if (rc == 0) {
+        ls_msgf(c->sh.path, sizeof(c->sh.path), "%s/%s", c->shadow_dir, name);
+        c->sh.fd = open(c->sh.path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (c->sh.fd < 0) rc = errno == ENOSPC ? LS_ENOSPC : LS_EIO;
+    }
+    if (rc == 0) rc = ls_fsync_dir(c->shadow_dir); /* the name survives a crash */
+    if (rc) {
+        ls_msgf(err, errlen, "copy %s: cannot create the shadow of generation %llu: %s", c->dir,
+                (unsigned long long) gen, ls_strerror(rc));
+        forget(c, false);
+        if (c->sh.path[0]) unlink(c->sh.path);
+        return rc;
+    }
+    c->sh.epoch = epoch;
+    c->sh.generation = gen;
+    c->sh.size = c->sh.lsn = 0;
+    return 0;
+}
+
+int ls_copy_shadow_write(ls_copy_t *c, uint32_t epoch, uint64_t gen, uint64_t offset,
+                         const void *data, size_t len, uint64_t durable_lsn, ls_copy_shadow_t *out,
+                         char *err, size_t errlen)
+{
+    uint64_t want;
+    uint32_t held_epoch;
+    bool failed;
+    wanted(c, &want, &held_epoch, &failed);
+    if (failed || gen != want || epoch < held_epoch) {
+        ls_msgf(err, errlen,
+                "copy %s: BLOCK of generation %llu (epoch %u) refused: the copy %s generation "
+                "%llu of epoch %u or later",
+                c->dir, (unsigned long long) gen, epoch, failed ? "failed; it wanted" : "wants",
+                (unsigned long long) want, held_epoch);
+        return LS_ESTATE;
+    }
+    int rc = open_shadow(c, epoch, gen, err, errlen);
+    if (rc) return rc;
+    if (offset > c->sh.size) {
+        ls_msgf(err, errlen,
+                "copy %s: BLOCK at offset %llu of generation %llu leaves a gap: the shadow holds "
+                "%llu bytes",
+                c->dir, (unsigned long long) offset, (unsigned long long) gen,
+                (unsigned long long) c->sh.size);
+        return LS_ESTATE;
+    }
+    if (offset + len > c->sh.size) { /* what it holds already is not written again */
+        size_t skip = (size_t) (c->sh.size - offset);
+        rc =
+            ls_pwrite_full(c->sh.fd, (const uint8_t *) data + skip, len - skip, (off_t) c->sh.size);
+        if (rc == 0 && LS_FAULT("copy.shadow.before_fsync")) rc = LS_EIO;
+        if (rc == 0) rc = ls_fdatasync(c->sh.fd);
+        if (rc) {
+            ls_msgf(err, errlen, "copy %s: cannot write the shadow %s at %llu: %s", c->dir,
+                    c->sh.path, (unsigned long long) c->sh.size, ls_strerror(rc));
+            forget(c, true); /* the closed generation comes whole anyway */
+            return rc;
+        }
+        c->sh.size = offset + len;
+        LS_FAULT("copy.shadow.after_fsync");
+    }
+    if (durable_lsn > c->sh.lsn) c->sh.lsn = durable_lsn;
+    ls_copy_shadow_durable(c, epoch, gen, c->sh.size, c->sh.lsn);
+    ls_copy_shadow_info(c, out);
+    return 0;
+}
+
+void ls_copy_shadow_drop(ls_copy_t *c, uint64_t upto)
+{
+    if (c->sh.generation && c->sh.generation <= upto) forget(c, true);
+}
+
+void ls_copy_shadow_info(ls_copy_t *c, ls_copy_shadow_t *out)
+{
+    out->epoch = c->sh.epoch;
+    out->generation = c->sh.generation;
+    out->size = c->sh.size;
+    out->durable_lsn = c->sh.lsn;
+}

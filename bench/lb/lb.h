@@ -84,6 +84,7 @@ typedef struct {
     uint64_t replayed_ns; /* when the active learned it (UTC ns) */
     uint64_t sent_bytes;  /* bytes sent (compressed when compression is on) */
     uint64_t generated;   /* last closed generation on the active */
+    char mode[16];        /* active: "file" or "block" (block mode, docs/BLOCKMODE.md) */
 } lb_status_t;
 int lb_status(const char *sock, lb_status_t *st); /* 0 or -1 */
 
@@ -105,6 +106,8 @@ typedef struct {
     int shape_rtt_ms;    /* its round trip */
     bool seed_store;     /* the active gets the workload's store and only its log's tail, and no
                             warm-up generation: for `logship seed` (seed.c) */
+    bool empty;          /* nothing dropped: an application writes the active's database
+                            through db.h (commitlat.c's synchronous commit; stage unused) */
 } lb_pair_cfg_t;
 
 typedef struct lb_shaper lb_shaper_t;

@@ -290,6 +290,8 @@ int lb_status(const char *sock, lb_status_t *st)
         st->replayed_ns = num(c, "last_replayed_time_ns");
         st->sent_bytes = num(c, "sent_bytes");
         st->generated = num(c, "last_generated");
+        const cJSON *m = cJSON_GetObjectItem(c, "mode");
+        if (cJSON_IsString(m)) snprintf(st->mode, sizeof(st->mode), "%s", m->valuestring);
         st->ok = true;
     }
     cJSON_Delete(j);

@@ -210,7 +210,7 @@ static int sync_pair_start(const lb_ctx_t *c, lb_pair_t *p, char *db, size_t dbl
             break;
         }
         if (n == 100) ls_db_roll(h); /* a closed generation: the copy starts following */
-        if (n % 50 == 0 && lb_status(p->sock_a, &st) == 0 && !strcmp(st.mode, "block")) {
+        if (n % 50 == 0 && lb_status(p->sock_a, &st) == 0 && st.block) {
             rc = 0;
             break;
         }
@@ -218,9 +218,9 @@ static int sync_pair_start(const lb_ctx_t *c, lb_pair_t *p, char *db, size_t dbl
     }
     if (rc && !why[0])
         snprintf(why, whylen,
-                 "node-a never shipped to node-b in block mode within 60 s (mode "
-                 "'%s', state '%s'; see %.300s/node-*.log)",
-                 st.mode, st.state, dir);
+                 "node-a never shipped to node-b in block mode within 60 s (copy state "
+                 "'%s'; see %.300s/node-*.log)",
+                 st.state, dir);
     ls_db_close(h);
     return rc;
 }

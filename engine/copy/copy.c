@@ -121,6 +121,7 @@ static int init_options(ls_copy_t *c, const ls_copy_options_t *o, char *err, siz
     ls_msgf(c->inspect_dir, sizeof(c->inspect_dir), "%s/inspect", o->dir);
     ls_msgf(c->logs_dir, sizeof(c->logs_dir), "%s/logs", o->dir);
     ls_msgf(c->store_dir, sizeof(c->store_dir), "%s/store", o->dir);
+    ls_msgf(c->shadow_dir, sizeof(c->shadow_dir), "%s/shadow", o->dir);
     if (o->dbid) {
         memcpy(c->dbid, o->dbid, LS_DBID_LEN);
         c->have_dbid = true;
@@ -134,7 +135,7 @@ int ls_copy_open(const ls_copy_options_t *opts, ls_copy_t **out, char *err, size
     ls_copy_t *c = calloc(1, sizeof(*c));
     if (!c) return LS_ENOMEM;
     c->rx.fd = -1;
-    c->sh.fd = -1;
+    c->shf.fd = -1;
     pthread_mutex_init(&c->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -142,7 +143,8 @@ int ls_copy_open(const ls_copy_options_t *opts, ls_copy_t **out, char *err, size
     pthread_cond_init(&c->cv, &ca);
     pthread_condattr_destroy(&ca);
     int rc = init_options(c, opts, err, errlen);
-    if (rc == 0 && ((rc = ls_mkdir_p(c->inspect_dir)) || (rc = ls_mkdir_p(c->logs_dir))))
+    if (rc == 0 && ((rc = ls_mkdir_p(c->inspect_dir)) || (rc = ls_mkdir_p(c->logs_dir)) ||
+                    (rc = ls_mkdir_p(c->shadow_dir))))
         ls_msgf(err, errlen, "copy %s: cannot create its directories: %s", c->dir, ls_strerror(rc));
     if (rc == 0) rc = ls__copy_recover(c, err, errlen);
     if (rc == 0) ls__copy_shadow_recover(c); /* block mode's shadow, after the position */
@@ -166,6 +168,7 @@ void ls_copy_close(ls_copy_t *c)
         if (c->dirty) ls__copy_checkpoint(c);
         ls_store_close(c->store);
     }
+    ls__copy_shadow_free(c);
     free(c->q);
     pthread_cond_destroy(&c->cv);
     pthread_mutex_destroy(&c->mu);
@@ -244,6 +247,12 @@ void ls_copy_stats(ls_copy_t *c, ls_copy_stats_t *out)
     out->last_inspected = c->held_gen;
     out->last_replayed = c->meta.digest_generation;
     out->last_replayed_lsn = c->meta.lsn;
+    out->applied_lsn = c->meta.lsn;
+    out->shadow_generation = c->sh.generation;
+    out->shadow_size = c->sh.size;
+    out->shadow_durable_lsn = c->sh.durable_lsn;
+    out->shadow_applied_lsn = c->sh.applied_lsn;
+    out->shadow_applies = c->sh.applies;
     out->last_synced = c->synced_gen;
     out->inspect_queue = c->rx_inspecting ? 1 : 0;
     out->inspect_queue_bytes = c->rx_inspecting ? c->rx_bytes_done : 0;

@@ -69,13 +69,16 @@ typedef enum {
     LS_COPY_EV_ASK_AGAIN,       /* resend from generation on (code and message say why) */
     LS_COPY_EV_REPLAYED,        /* the store holds generation (committed, not yet synced) */
     LS_COPY_EV_REPLAYED_SYNCED, /* the store has been synced with generation applied */
-    LS_COPY_EV_STATE            /* the state changed: code is the new ls_copy_state_t */
+    LS_COPY_EV_STATE,           /* the state changed: code is the new ls_copy_state_t */
+    LS_COPY_EV_APPLIED          /* block mode: the store applied the open generation's shadow up
+                                   to lsn (complete transactions, not yet synced); generation is
+                                   the open one (docs/BLOCKMODE.md) */
 } ls_copy_event_kind_t;
 
 typedef struct {
     ls_copy_event_kind_t kind; /* what happened */
     uint64_t generation;       /* the generation concerned (0 for STATE) */
-    uint64_t lsn;              /* REPLAYED/REPLAYED_SYNCED: last LSN applied; else 0 */
+    uint64_t lsn;              /* REPLAYED/REPLAYED_SYNCED/APPLIED: last LSN applied; else 0 */
     int code;                  /* ASK_AGAIN: the LS_E* reason; STATE: the new state */
     const char *message;       /* ASK_AGAIN/STATE: the reason; borrowed for the call, or "" */
 } ls_copy_event_t;
@@ -121,6 +124,14 @@ typedef struct {
     uint64_t last_inspected;      /* last generation inspected (held) */
     uint64_t last_replayed;       /* last generation applied completely to the store */
     uint64_t last_replayed_lsn;   /* the store's last applied LSN */
+    uint64_t applied_lsn;         /* the same: what BLOCK_ACK sends as applied (inside the open
+                                     generation once its shadow was applied early) */
+    uint64_t shadow_generation;   /* block mode: the open generation's shadow reported durable
+                                     (0: none since open) */
+    uint64_t shadow_size;         /* its durable bytes, as last reported */
+    uint64_t shadow_durable_lsn;  /* the LSN those bytes end at, as reported */
+    uint64_t shadow_applied_lsn;  /* last LSN applied early from it (0: none) */
+    uint64_t shadow_applies;      /* store transactions applying a shadow, since open */
     uint64_t last_synced;         /* last generation applied before the last store sync */
     uint64_t inspect_queue;       /* generations durable in inspect/ not yet inspected */
     uint64_t inspect_queue_bytes; /* their bytes */
@@ -169,6 +180,46 @@ void ls_copy_stats(ls_copy_t *copy, ls_copy_stats_t *out);
  * Borrowed, valid until ls_copy_close(). */
 ls_store_t *ls_copy_store(ls_copy_t *copy);
 
+/* Block mode (docs/BLOCKMODE.md): the receiver keeps the open generation's shadow,
+ * <dir>/shadow/<ls_gen_name(prefix, epoch, generation)>, bytes [0, n) of the active's current log.
+ *
+ * ls_copy_shadow_durable: the receiver made bytes [0, size) of the shadow of (epoch, generation)
+ * durable (fdatasync); they end at durable_lsn. Records it and wakes the replayer, which applies
+ * the shadow's complete transactions early unless replay is lagged (replay_lag_ms), paused or the
+ * copy FAILED; each applied step is reported by LS_COPY_EV_APPLIED. Cheap: takes the copy's mutex
+ * briefly, no I/O. Any thread. A report for another generation than the one the copy wants next
+ * is kept but applies nothing until the copy has replayed up to it. */
+void ls_copy_shadow_durable(ls_copy_t *copy, uint32_t epoch, uint64_t generation, uint64_t size,
+                            uint64_t durable_lsn);
+/* The shadow's path for (epoch, generation) into out (outlen bytes): <dir>/shadow/<name>. The
+ * directory exists once the copy is open. 0, or LS_EINVAL (out too small). */
+int ls_copy_shadow_path(ls_copy_t *copy, uint32_t epoch, uint64_t generation, char *out,
+                        size_t outlen);
+
+/* What ls_copy_shadow_close did. */
+typedef struct {
+    uint32_t epoch;      /* the closed generation's epoch */
+    uint64_t generation; /* the generation closed from the shadow; 0: none (no shadow of the
+                            generation wanted next, or no complete transaction in it) */
+    uint64_t first_lsn;  /* its first LSN */
+    uint64_t last_lsn;   /* its last LSN (a COMMIT) */
+    uint64_t bytes;      /* the closed file's size, trailer included */
+    uint64_t dropped;    /* bytes after the last COMMIT cut off (an incomplete transaction or a
+                            torn tail) */
+} ls_copy_shadow_closed_t;
+/* (also reported when no shadow is left but <dir>/shadow/closed says the last generation held
+ * was closed from one: a rerun after a crash) */
+
+/* Activation (engine/role): the shadow of the generation the copy wants next becomes that closed
+ * generation: cut after its last COMMIT, a trailer with its digest written, fdatasynced, renamed
+ * into logs/ and queued for replay (ls_copy_start replays it). Shadows of other generations are
+ * deleted. Call after ls_copy_open and before ls_copy_start, with nothing being received. Safe
+ * to rerun after a crash at any step. 0 (out filled; out->generation 0 when there was nothing to
+ * close), LS_ESTATE (replayer running or a receive open), the scanner's code when the shadow
+ * does not chain to the held generations (err names the file: remove it to activate without
+ * it), LS_EIO, LS_ENOSPC. */
+int ls_copy_shadow_close(ls_copy_t *copy, ls_copy_shadow_closed_t *out, char *err, size_t errlen);
+
 /* Receiving (the receiver thread). Each returns 0 or an error with a message in err.
  *
  * recv_begin: starts generation `generation` of `epoch`, `size` bytes in all, closed at close_ns
@@ -198,7 +249,7 @@ int ls_copy_recv_end(ls_copy_t *copy, uint64_t generation, const uint8_t *sender
 /* Drops a half-received .part (connection lost). No-op when nothing is being received. */
 void ls_copy_recv_abort(ls_copy_t *copy);
 
-/* ---- block mode: the shadow of the open generation (docs/BLOCKMODE.md) ------------------------
+/* ---- block mode: the receiver's side of the shadow (docs/BLOCKMODE.md) ------------------------
  * <dir>/shadow/<name>, <name> the generation's name in logs/: exactly bytes [0, size) of the
  * active's open generation, which only grows by BLOCK frames in order and is fdatasynced before
  * it is acknowledged. At most one: the generation after the last held. It is deleted once that
@@ -227,12 +278,5 @@ int ls_copy_shadow_write(ls_copy_t *copy, uint32_t epoch, uint64_t generation, u
 void ls_copy_shadow_drop(ls_copy_t *copy, uint64_t upto);
 /* What the shadow holds (generation 0: none). */
 void ls_copy_shadow_info(ls_copy_t *copy, ls_copy_shadow_t *out);
-
-/* Called after each fdatasync of the shadow (and once at open for a recovered shadow), on the
- * receiver thread: the shadow's complete transactions up to durable_lsn may be applied early.
- * Implemented by engine/copy/shadow_apply.c (docs/BLOCKMODE.md, "Shadow replay and
- * activation"). */
-void ls_copy_shadow_durable(ls_copy_t *copy, uint32_t epoch, uint64_t generation, uint64_t size,
-                            uint64_t durable_lsn);
 
 #endif

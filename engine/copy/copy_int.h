@@ -51,6 +51,21 @@ typedef struct {
     uint8_t header_dbid[LS_DBID_LEN]; /* out: the database id the header names */
 } ls__copy_expect_t;
 
+/* The block-mode shadow of the open generation as the replayer sees it (shadow_apply.c). */
+typedef struct {
+    /* reported by the receiver through ls_copy_shadow_durable (mu) */
+    uint32_t epoch;       /* the shadow's epoch */
+    uint64_t generation;  /* its generation (0: nothing reported since open) */
+    uint64_t size;        /* durable bytes of it */
+    uint64_t durable_lsn; /* the LSN they end at */
+    uint64_t reports;     /* reports since open (the replayer notices a new one) */
+    /* what the replayer did (mu) */
+    uint64_t applied_lsn;        /* last LSN applied early from it (0: none) */
+    uint64_t applies;            /* store transactions applying a shadow */
+    uint64_t seen;               /* reports when the replayer last looked */
+    struct ls__copy_sh_run *run; /* the replayer's walk of the shadow (replayer only) */
+} ls__copy_shadow_t;
+
 /* The generation being received (receiver thread only). */
 typedef struct {
     bool active;             /* a .part is open */
@@ -69,7 +84,7 @@ typedef struct {
     char name[LS_GEN_NAME_MAX];     /* <name> */
 } ls__copy_rx_t;
 
-/* The shadow of the open generation (shadow.c): receiver thread only, and open/close. */
+/* The shadow's file as the receiver writes it (shadow.c): receiver thread only, and open/close. */
 typedef struct {
     int fd;                       /* shadow/<name> while open, -1 when none */
     uint32_t epoch;               /* its epoch */
@@ -77,7 +92,7 @@ typedef struct {
     uint64_t size;                /* bytes [0, size) written contiguously and fdatasynced */
     uint64_t lsn;                 /* last durable LSN in them, as the source said (0: none) */
     char path[LS__COPY_PATH_MAX]; /* shadow/<name> */
-} ls__copy_shadow_t;
+} ls__copy_shfile_t;
 
 struct ls_copy {
     /* options, copied at open */
@@ -85,6 +100,7 @@ struct ls_copy {
     char inspect_dir[LS__COPY_PATH_MAX]; /* <dir>/inspect */
     char logs_dir[LS__COPY_PATH_MAX];    /* <dir>/logs */
     char store_dir[LS__COPY_PATH_MAX];   /* <dir>/store */
+    char shadow_dir[LS__COPY_PATH_MAX];  /* <dir>/shadow (block mode) */
     char prefix[LS_GEN_PREFIX_MAX + 1];  /* generation name prefix */
     ls_copy_options_t o;                 /* options with defaults filled (dir/prefix/dbid unused) */
 
@@ -112,9 +128,8 @@ struct ls_copy {
     uint64_t rx_bytes_done; /* bytes of the file in inspect/ being inspected now (mu) */
     bool rx_inspecting;     /* a file sits in inspect/ being inspected (mu) */
 
-    ls__copy_rx_t rx;                   /* the receive in progress (receiver thread only) */
-    char shadow_dir[LS__COPY_PATH_MAX]; /* <dir>/shadow */
-    ls__copy_shadow_t sh;               /* the open generation's shadow (block mode) */
+    ls__copy_rx_t rx;      /* the receive in progress (receiver thread only) */
+    ls__copy_shfile_t shf; /* the open generation's shadow file, as written (block mode) */
     /* what the replayer knows of the receiver (atomic, relaxed: set by the receiver) */
     bool rx_open;            /* a .part is being received */
     uint64_t rx_activity_ns; /* monotonic ns of the receiver's last begin, data or end */
@@ -135,6 +150,7 @@ struct ls_copy {
     uint64_t replay_txns; /* store transactions committed (mu) */
     uint64_t checkpoints; /* store syncs (mu) */
     bool quiet;           /* during open: no events */
+    ls__copy_shadow_t sh; /* block mode: the open generation's shadow (shadow_apply.c) */
 
     /* Checks computed since open (atomic, relaxed: counted by the receiver and the replayer,
      * read by ls_copy_stats). docs/COPY.md says which runs where. */
@@ -213,6 +229,20 @@ int ls__copy_conclude(ls_copy_t *c, uint32_t epoch, uint64_t gen, int rc, const 
                       size_t errlen);
 /* Makes e the last held generation (mu held). */
 void ls__copy_hold(ls_copy_t *c, const ls__copy_entry_t *e);
+
+/* shadow_apply.c */
+/* Frees the replayer's walk of the shadow (close). */
+void ls__copy_shadow_free(ls_copy_t *c);
+/* True when the shadow has complete transactions to apply early now (mu held). */
+bool ls__copy_shadow_due(ls_copy_t *c);
+/* Applies what the shadow durably holds past the store's position (replayer thread, mu not
+ * held). 0, or an error after which the replayer waits before trying again. */
+int ls__copy_shadow_apply(ls_copy_t *c);
+/* Before the closed generation e (read into buf) is applied over a store that applied its shadow
+ * early (m): the bytes [0, m->shadow_end) must have the seal the store recorded. 0 when they do
+ * or nothing was applied early; LS_EDIVERGED after making the copy FAILED with the reason. */
+int ls__copy_shadow_check(ls_copy_t *c, const ls__copy_entry_t *e, const uint8_t *buf, size_t len,
+                          const ls_store_meta_t *m);
 
 /* replay.c */
 void *ls__copy_replayer(void *arg);

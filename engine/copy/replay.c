@@ -333,6 +333,8 @@ static int apply(ls_copy_t *c, batch_t *b, ls_store_meta_t *nm)
     nm->generation = last->generation;
     nm->digest_generation = last->generation;
     memcpy(nm->digest, last->digest, LS_DIGEST_SIZE);
+    nm->shadow_end = 0; /* generation applied completely: no early-apply proof left */
+    memset(nm->shadow_seal, 0, sizeof(nm->shadow_seal));
     nm->lsn = LS_MAX(nm->lsn, last->last_lsn);
     for (size_t i = 0; i < b->ok; i++)
         nm->txid = LS_MAX(nm->txid, b->e[i].last_txid);
@@ -377,6 +379,8 @@ static int replay_batch(ls_copy_t *c, batch_t *b, ls_store_meta_t *m)
     char msg[512] = "";
     int vrc = verify(c, b, m, msg, sizeof(msg));
     int rc = 0;
+    if (b->ok && ls__copy_shadow_check(c, &b->e[0], b->buf[0], b->len[0], m) != 0)
+        b->ok = vrc = 0; /* the store applied other bytes early: FAILED, nothing applied */
     if (b->ok) {
         ls_store_meta_t nm = *m;
         rc = apply(c, b, &nm);
@@ -443,6 +447,13 @@ void *ls__copy_replayer(void *arg)
         uint64_t wait;
         bool holding;
         size_t n = ready(c, &wait, &holding);
+        if (n == 0 && ls__copy_shadow_due(c)) { /* block mode: the open generation, early */
+            pthread_mutex_unlock(&c->mu);
+            int rc = ls__copy_shadow_apply(c);
+            pthread_mutex_lock(&c->mu);
+            if (rc && !c->stop) wait_ns(c, ERROR_WAIT_NS);
+            continue;
+        }
         if (n == 0) {
             /* Idle: checkpoint now if the receiver has been quiet IDLE_CKPT_NS (or the interval
              * is over), not between the generations of a steady stream, whose receives would

@@ -14,36 +14,23 @@
 
 #include "copy/copy_int.h"
 
-/* TODO(shadowapply): engine/copy/shadow_apply.c (wip/shadowapply) implements it; this weak no-op
- * only lets this branch link before that merge. The lead removes it at the merge. */
-__attribute__((weak)) void ls_copy_shadow_durable(ls_copy_t *copy, uint32_t epoch,
-                                                  uint64_t generation, uint64_t size,
-                                                  uint64_t durable_lsn)
-{
-    (void) copy;
-    (void) epoch;
-    (void) generation;
-    (void) size;
-    (void) durable_lsn;
-}
-
 static void forget(ls_copy_t *c, bool unlink_it)
 {
-    if (c->sh.fd >= 0) close(c->sh.fd);
-    if (unlink_it && c->sh.generation) {
-        unlink(c->sh.path);
+    if (c->shf.fd >= 0) close(c->shf.fd);
+    if (unlink_it && c->shf.generation) {
+        unlink(c->shf.path);
         ls_fsync_dir(c->shadow_dir);
     }
-    c->sh.fd = -1;
-    c->sh.generation = c->sh.size = c->sh.lsn = 0;
-    c->sh.epoch = 0;
-    c->sh.path[0] = '\0';
+    c->shf.fd = -1;
+    c->shf.generation = c->shf.size = c->shf.lsn = 0;
+    c->shf.epoch = 0;
+    c->shf.path[0] = '\0';
 }
 
 void ls__copy_shadow_close(ls_copy_t *c)
 {
-    if (c->sh.fd >= 0) close(c->sh.fd);
-    c->sh.fd = -1;
+    if (c->shf.fd >= 0) close(c->shf.fd);
+    c->shf.fd = -1;
 }
 
 /* The generation the shadow may be of: the one after the last held, and the held epoch. */
@@ -87,21 +74,20 @@ static bool adopt(ls_copy_t *c, const char *path, uint32_t epoch, uint64_t gen)
         close(fd);
         return false;
     }
-    c->sh.fd = fd;
-    c->sh.epoch = epoch;
-    c->sh.generation = gen;
-    c->sh.size = info.commit_end;
-    c->sh.lsn = info.commit_lsn;
-    ls_msgf(c->sh.path, sizeof(c->sh.path), "%s", path);
+    c->shf.fd = fd;
+    c->shf.epoch = epoch;
+    c->shf.generation = gen;
+    c->shf.size = info.commit_end;
+    c->shf.lsn = info.commit_lsn;
+    ls_msgf(c->shf.path, sizeof(c->shf.path), "%s", path);
     LS_LOGI("copy", "%s: shadow of generation %llu kept: %llu bytes through LSN %llu", c->dir,
-            (unsigned long long) gen, (unsigned long long) c->sh.size,
-            (unsigned long long) c->sh.lsn);
+            (unsigned long long) gen, (unsigned long long) c->shf.size,
+            (unsigned long long) c->shf.lsn);
     return true;
 }
 
 void ls__copy_shadow_recover(ls_copy_t *c)
 {
-    ls_msgf(c->shadow_dir, sizeof(c->shadow_dir), "%s/shadow", c->dir);
     DIR *d = opendir(c->shadow_dir);
     if (!d) return; /* none yet: made at the first BLOCK */
     uint64_t want;
@@ -117,7 +103,7 @@ void ls__copy_shadow_recover(ls_copy_t *c)
         uint32_t epoch = 0;
         uint64_t gen = 0;
         bool named = ls_gen_name_parse(e->d_name, c->prefix, &epoch, &gen) == 0;
-        if (named && gen == want && epoch >= held_epoch && !c->sh.generation &&
+        if (named && gen == want && epoch >= held_epoch && !c->shf.generation &&
             adopt(c, path, epoch, gen))
             continue;
         LS_LOGI("copy",
@@ -129,34 +115,34 @@ void ls__copy_shadow_recover(ls_copy_t *c)
     }
     closedir(d);
     if (removed) ls_fsync_dir(c->shadow_dir);
-    if (c->sh.generation && c->sh.size > 0)
-        ls_copy_shadow_durable(c, c->sh.epoch, c->sh.generation, c->sh.size, c->sh.lsn);
+    if (c->shf.generation && c->shf.size > 0)
+        ls_copy_shadow_durable(c, c->shf.epoch, c->shf.generation, c->shf.size, c->shf.lsn);
 }
 
 /* Opens (creating) the shadow of (epoch, gen), replacing one of anything else. */
 static int open_shadow(ls_copy_t *c, uint32_t epoch, uint64_t gen, char *err, size_t errlen)
 {
-    if (c->sh.generation == gen && c->sh.epoch == epoch && c->sh.fd >= 0) return 0;
+    if (c->shf.generation == gen && c->shf.epoch == epoch && c->shf.fd >= 0) return 0;
     forget(c, true); /* another generation or epoch: it can never be finished */
     int rc = ls_mkdir_p(c->shadow_dir);
     char name[LS_GEN_NAME_MAX];
     if (rc == 0) rc = ls_gen_name(name, sizeof(name), c->prefix, epoch, gen);
     if (rc == 0) {
-        ls_msgf(c->sh.path, sizeof(c->sh.path), "%s/%s", c->shadow_dir, name);
-        c->sh.fd = open(c->sh.path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (c->sh.fd < 0) rc = errno == ENOSPC ? LS_ENOSPC : LS_EIO;
+        ls_msgf(c->shf.path, sizeof(c->shf.path), "%s/%s", c->shadow_dir, name);
+        c->shf.fd = open(c->shf.path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (c->shf.fd < 0) rc = errno == ENOSPC ? LS_ENOSPC : LS_EIO;
     }
     if (rc == 0) rc = ls_fsync_dir(c->shadow_dir); /* the name survives a crash */
     if (rc) {
         ls_msgf(err, errlen, "copy %s: cannot create the shadow of generation %llu: %s", c->dir,
                 (unsigned long long) gen, ls_strerror(rc));
         forget(c, false);
-        if (c->sh.path[0]) unlink(c->sh.path);
+        if (c->shf.path[0]) unlink(c->shf.path);
         return rc;
     }
-    c->sh.epoch = epoch;
-    c->sh.generation = gen;
-    c->sh.size = c->sh.lsn = 0;
+    c->shf.epoch = epoch;
+    c->shf.generation = gen;
+    c->shf.size = c->shf.lsn = 0;
     return 0;
 }
 
@@ -178,44 +164,44 @@ int ls_copy_shadow_write(ls_copy_t *c, uint32_t epoch, uint64_t gen, uint64_t of
     }
     int rc = open_shadow(c, epoch, gen, err, errlen);
     if (rc) return rc;
-    if (offset > c->sh.size) {
+    if (offset > c->shf.size) {
         ls_msgf(err, errlen,
                 "copy %s: BLOCK at offset %llu of generation %llu leaves a gap: the shadow holds "
                 "%llu bytes",
                 c->dir, (unsigned long long) offset, (unsigned long long) gen,
-                (unsigned long long) c->sh.size);
+                (unsigned long long) c->shf.size);
         return LS_ESTATE;
     }
-    if (offset + len > c->sh.size) { /* what it holds already is not written again */
-        size_t skip = (size_t) (c->sh.size - offset);
-        rc =
-            ls_pwrite_full(c->sh.fd, (const uint8_t *) data + skip, len - skip, (off_t) c->sh.size);
+    if (offset + len > c->shf.size) { /* what it holds already is not written again */
+        size_t skip = (size_t) (c->shf.size - offset);
+        rc = ls_pwrite_full(c->shf.fd, (const uint8_t *) data + skip, len - skip,
+                            (off_t) c->shf.size);
         if (rc == 0 && LS_FAULT("copy.shadow.before_fsync")) rc = LS_EIO;
-        if (rc == 0) rc = ls_fdatasync(c->sh.fd);
+        if (rc == 0) rc = ls_fdatasync(c->shf.fd);
         if (rc) {
             ls_msgf(err, errlen, "copy %s: cannot write the shadow %s at %llu: %s", c->dir,
-                    c->sh.path, (unsigned long long) c->sh.size, ls_strerror(rc));
+                    c->shf.path, (unsigned long long) c->shf.size, ls_strerror(rc));
             forget(c, true); /* the closed generation comes whole anyway */
             return rc;
         }
-        c->sh.size = offset + len;
+        c->shf.size = offset + len;
         LS_FAULT("copy.shadow.after_fsync");
     }
-    if (durable_lsn > c->sh.lsn) c->sh.lsn = durable_lsn;
-    ls_copy_shadow_durable(c, epoch, gen, c->sh.size, c->sh.lsn);
+    if (durable_lsn > c->shf.lsn) c->shf.lsn = durable_lsn;
+    ls_copy_shadow_durable(c, epoch, gen, c->shf.size, c->shf.lsn);
     ls_copy_shadow_info(c, out);
     return 0;
 }
 
 void ls_copy_shadow_drop(ls_copy_t *c, uint64_t upto)
 {
-    if (c->sh.generation && c->sh.generation <= upto) forget(c, true);
+    if (c->shf.generation && c->shf.generation <= upto) forget(c, true);
 }
 
 void ls_copy_shadow_info(ls_copy_t *c, ls_copy_shadow_t *out)
 {
-    out->epoch = c->sh.epoch;
-    out->generation = c->sh.generation;
-    out->size = c->sh.size;
-    out->durable_lsn = c->sh.lsn;
+    out->epoch = c->shf.epoch;
+    out->generation = c->shf.generation;
+    out->size = c->shf.size;
+    out->durable_lsn = c->shf.lsn;
 }

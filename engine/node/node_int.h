@@ -319,7 +319,10 @@ int ls__node_activate_cmd(ls_node_t *n, const cJSON *req, bool status_only, cJSO
                           size_t errlen);
 void ls__node_announced_load(pcopy_t *p);                                 /* at open */
 void ls__node_announced_set(pcopy_t *p, const ls_proto_copy_state_t *cs); /* a COPY_STATE */
-void ls__node_announced_save(pcopy_t *p, bool sync);       /* when changed; sync: fsync too */
+void ls__node_announced_save(pcopy_t *p, bool sync); /* when changed; sync: fsync too */
+/* Block mode: the source streamed its open generation up to durable_lsn (a BLOCK frame); kept
+ * for the loss accounting of an activation, written at the next housekeeping. */
+void ls__node_announced_block(pcopy_t *p, uint64_t generation, uint64_t durable_lsn);
 void ls__node_activate_free(node_db_t *d);                 /* after the loop ended */
 const char *ls__node_activation_state(const node_db_t *d); /* the last one's; NULL: none */
 node_db_t *ls__node_db(ls_node_t *n, const char *name);    /* NULL when not configured */

@@ -42,21 +42,21 @@ static void send_ack(ls_passive_t *m, uint8_t type, uint64_t gen, uint64_t lsn)
     ls__passive_send(m, &f);
 }
 
-/* BLOCK_ACK: the shadow's durable position, with what the store holds. */
-static void send_block_ack(ls_passive_t *m, const ls_copy_rx_event_t *e, uint64_t now)
+/* BLOCK_ACK: the shadow's durable position (m->block), with what the store holds (the shadow's
+ * transactions applied early count: engine/copy's applied_lsn). */
+static void send_block_ack(ls_passive_t *m)
 {
-    m->block = (ls__passive_block_t){e->epoch, e->generation, e->offset, e->lsn, now};
-    if (!m->connected || ls__passive_held(m)) return;
+    if (!m->connected || ls__passive_held(m) || !m->block.generation) return;
     ls_frame_t f = {.type = LS_FRAME_BLOCK_ACK};
     memcpy(f.block_ack.dbid, m->dbid, LS_DBID_LEN);
-    f.block_ack.epoch = e->epoch;
-    f.block_ack.generation = e->generation;
-    f.block_ack.offset = e->offset;
-    f.block_ack.durable_lsn = e->lsn;
+    f.block_ack.epoch = m->block.epoch;
+    f.block_ack.generation = m->block.generation;
+    f.block_ack.offset = m->block.offset;
+    f.block_ack.durable_lsn = m->block.lsn;
     if (m->copy) {
         ls_copy_stats_t st;
         ls_copy_stats(m->copy, &st);
-        f.block_ack.applied_lsn = st.last_replayed_lsn;
+        f.block_ack.applied_lsn = st.applied_lsn;
     }
     ls__passive_send(m, &f);
 }
@@ -164,7 +164,11 @@ void ls_passive_on_event(ls_passive_t *m, const ls_copy_rx_event_t *e, uint64_t 
         on_state(m, e, now);
         break;
     case LS_COPY_RX_EV_BLOCK:
-        send_block_ack(m, e, now);
+        m->block = (ls__passive_block_t){e->epoch, e->generation, e->offset, e->lsn, now};
+        send_block_ack(m);
+        break;
+    case LS_COPY_EV_APPLIED: /* the shadow applied early: remote_applied commits wait on it */
+        send_block_ack(m);
         break;
     case LS_COPY_RX_EV_BEHIND:
         if (!m->diskfull && m->state != LS_PASSIVE_FAILED && m->state != LS_PASSIVE_DIVERGED)

@@ -3,8 +3,10 @@
  *
  *  1. the role file must say copy (or be absent: a copy by configuration);
  *  2. everything durable is replayed through engine/copy: the copy is opened (which inspects a
- *     durable file left in inspect/), its replayer started, and we wait until nothing is queued
- *     for inspection or replay, then it is stopped (a checkpoint) and closed;
+ *     durable file left in inspect/), the block-mode shadow of the open generation closed into
+ *     logs/ as the last generation of the old epoch (ls_copy_shadow_close), its replayer
+ *     started, and we wait until nothing is queued for inspection or replay, then it is stopped
+ *     (a checkpoint) and closed;
  *  3. the store must hold the newest generation of logs/ completely;
  *  4. the loss against what the old active announced, refused beyond max_loss;
  *  5. "E+1 last+1" appended to logs/history durably: the commit point of the activation;
@@ -32,13 +34,17 @@
 #define POLL_NS                   (10 * 1000000L)
 #define DIRLEN                    4200
 
-/* Step 2: replays what is durable; *st receives the copy's figures at the end. */
+/* Step 2: closes the shadow, replays what is durable; *st receives the copy's figures at the
+ * end, *sh what was closed from the shadow. */
 static int replay_durable(const char *dir, const char *prefix, uint64_t timeout_ms,
-                          ls_copy_stats_t *st, char *err, size_t errlen)
+                          ls_copy_stats_t *st, ls_copy_shadow_closed_t *sh, char *err,
+                          size_t errlen)
 {
     ls_copy_options_t o = {.dir = dir, .prefix = prefix};
     ls_copy_t *c = NULL;
+    memset(sh, 0, sizeof(*sh));
     int rc = ls_copy_open(&o, &c, err, errlen);
+    if (rc == 0) rc = ls_copy_shadow_close(c, sh, err, errlen);
     if (rc == 0) rc = ls_copy_start(c);
     uint64_t deadline = ls_mono_ns() + timeout_ms * 1000000ull;
     while (rc == 0) {
@@ -56,7 +62,7 @@ static int replay_durable(const char *dir, const char *prefix, uint64_t timeout_
         else
             nanosleep(&(struct timespec){0, POLL_NS}, NULL);
     }
-    ls_copy_stop(c);
+    if (c) ls_copy_stop(c);
     if (rc == 0) ls_copy_stats(c, st);
     ls_copy_close(c);
     return rc;
@@ -88,19 +94,30 @@ static int newest_held(const char *dir, const char *prefix, const ls_copy_stats_
     return 0;
 }
 
-/* Step 4: what may be lost. */
-static void compute_loss(const ls_role_announced_t *a, uint64_t last, uint64_t last_close_ns,
-                         ls_role_loss_t *loss)
+/* Step 4: what may be lost. last_lsn is the store's. In block mode the old active's open
+ * generation may be held here (its shadow closed as `last`): only its commits after last_lsn may
+ * be lost, none when it announced nothing beyond. A shadow of a generation the old active
+ * announced closed is counted lost (only its first part is here). */
+static void compute_loss(const ls_role_announced_t *a, uint64_t last, uint64_t last_lsn,
+                         uint64_t last_close_ns, uint64_t shadow_gen, ls_role_loss_t *loss)
 {
     memset(loss, 0, sizeof(*loss));
-    if (a->last_generation == 0) return; /* nothing announced: nothing known to be lost */
-    loss->open_generation = a->last_generation + 1;
+    if (a->last_generation == 0 && a->open_generation == 0)
+        return; /* nothing announced: nothing known to be lost */
+    loss->open_generation = LS_MAX(a->last_generation + 1, a->open_generation);
     loss->from_ns = last_close_ns;
     loss->to_ns = LS_MAX(a->last_close_ns, last_close_ns);
-    if (a->last_generation <= last) return;
-    loss->first_generation = last + 1;
+    if (last >= loss->open_generation) {
+        loss->open_held_lsn = last_lsn;
+        loss->open_lsn = a->open_generation == loss->open_generation ? a->open_lsn : 0;
+        if (loss->open_lsn && loss->open_lsn <= last_lsn) loss->open_generation = 0;
+    }
+    /* a generation closed from a shadow that the old active closed too: only a part is here */
+    bool partial = shadow_gen && shadow_gen == last && last <= a->last_generation;
+    if (a->last_generation <= last && !partial) return;
+    loss->first_generation = partial ? last : last + 1;
     loss->last_generation = a->last_generation;
-    loss->generations = a->last_generation - last;
+    loss->generations = a->last_generation - loss->first_generation + 1;
     loss->bytes = a->missing_bytes;
 }
 
@@ -204,8 +221,12 @@ static int prepare(const char *dir, const ls_role_activate_options_t *o, const c
                        "%s is %s in epoch %" PRIu32 ", not a copy: only a copy can be activated",
                        dir, ls_role_kind_name(st.role), st.epoch);
     ls_copy_stats_t cs;
+    ls_copy_shadow_closed_t sh;
     uint64_t timeout = o->replay_timeout_ms ? o->replay_timeout_ms : DEFAULT_REPLAY_TIMEOUT_MS;
-    if ((rc = replay_durable(dir, prefix, timeout, &cs, err, errlen)) != 0) return rc;
+    if ((rc = replay_durable(dir, prefix, timeout, &cs, &sh, err, errlen)) != 0) return rc;
+    r->shadow_generation = sh.generation;
+    r->shadow_last_lsn = sh.last_lsn;
+    r->shadow_dropped = sh.dropped;
     ls_layout_gen_t last = {0};
     uint64_t close_ns = 0;
     if ((rc = newest_held(dir, prefix, &cs, &last, &close_ns, err, errlen)) != 0) return rc;
@@ -218,7 +239,8 @@ static int prepare(const char *dir, const ls_role_activate_options_t *o, const c
     r->resumed = he > last.epoch && hg == last.generation + 1;
     r->old_epoch = last.epoch;
     r->new_epoch = r->resumed ? he : LS_MAX(LS_MAX(he, last.epoch), st.epoch) + 1;
-    compute_loss(&o->announced, last.generation, close_ns, &r->loss);
+    compute_loss(&o->announced, last.generation, r->last_lsn, close_ns, r->shadow_generation,
+                 &r->loss);
     r->lossless = r->loss.generations == 0;
     if (!r->resumed && r->loss.generations > o->max_loss) {
         char what[512];

@@ -59,6 +59,11 @@ typedef struct {
     uint64_t checkpoint_lsn;        /* the store was synced with at least this LSN applied */
     uint64_t applied_generations;   /* generations applied so far (the replayer counts them in the
                                        same transaction; 0 in a record written before it existed) */
+    uint64_t shadow_end;            /* block mode: bytes [0, shadow_end) of `generation`, up to the
+                                       COMMIT of lsn, were applied from its shadow before it closed
+                                       (0: none; engine/copy/shadow_apply.c) */
+    uint8_t shadow_seal[16];        /* XXH3-128 of those bytes: the closed generation must have
+                                       the same (zeros when shadow_end is 0) */
 } ls_store_meta_t;
 
 /* Zero means the default for every field. */

@@ -107,7 +107,7 @@ Test(passive_block, held_blocks_are_dropped_and_the_window_is_enforced)
     ls_passive_poll(t.m, t.now);
     cr_assert_eq(pt_count(&t, LS_FRAME_BLOCK_ACK), 0);
     cr_assert_gt(credit_back(&t), 2 * PT_DBW, "dropped, their credit given back");
-    cr_assert_eq(count_files(t.dir, "shadow"), -1, "nothing written");
+    cr_assert_leq(count_files(t.dir, "shadow"), 0, "nothing written");
     t.held = false;
     /* More than the window outstanding: a protocol error (the daemon closes). */
     static uint8_t big[PT_DBW + 1];

@@ -178,6 +178,7 @@ static void *syncer_main(void *arg)
     ls_db_t *db = arg;
     ls_ctl_copy_t c[LS_CTL_COPIES_MAX];
     uint32_t n = 0;
+    bool fence_told = false; /* the database failed with the fence once: not again */
     pthread_mutex_lock(&db->mu);
     for (;;) {
         while (!db->sync_stopping && !db->shead && db->sync.state != LS_CTL_SYNC_DEGRADED)
@@ -186,7 +187,8 @@ static void *syncer_main(void *arg)
         pthread_mutex_unlock(&db->mu);
         uint32_t seq = ls_ctlpage_read_copies(db->ctl, c, &n);
         bool fenced = ls_ctlpage_fenced(db->ctl) != 0;
-        if (fenced) ls__db_check_fence(db); /* fails the database, naming the new active */
+        if (fenced && !fence_told) /* fails the database, naming the new active */
+            fence_told = ls__db_check_fence(db) != 0;
         char msg[LS_CTL_REASON_MAX + 64] = "";
         pthread_mutex_lock(&db->mu);
         int change = step(db, c, n, fenced, msg, sizeof(msg));

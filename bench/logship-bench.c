@@ -59,9 +59,10 @@ static void on_signal(int sig)
 static int usage(const char *msg)
 {
     if (msg) fprintf(stderr, "logship-bench: %s\n", msg);
-    fprintf(stderr, "usage: logship-bench [--quick] [--out DIR] [--keep] [--runs N] [--only PART] "
-                    "[--compare OLD.json]\n"
-                    "  PART: raw rsync lmdb writer logship steady pickup rss seed wan commit blocklag\n");
+    fprintf(stderr,
+            "usage: logship-bench [--quick] [--out DIR] [--keep] [--runs N] [--only PART] "
+            "[--compare OLD.json]\n"
+            "  PART: raw rsync lmdb writer logship steady pickup rss seed wan commit blocklag\n");
     return 2;
 }
 

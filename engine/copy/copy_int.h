@@ -89,8 +89,10 @@ typedef struct {
     int fd;                       /* shadow/<name> while open, -1 when none */
     uint32_t epoch;               /* its epoch */
     uint64_t generation;          /* its generation (0: no shadow) */
-    uint64_t size;                /* bytes [0, size) written contiguously and fdatasynced */
-    uint64_t lsn;                 /* last durable LSN in them, as the source said (0: none) */
+    uint64_t size;                /* bytes [0, size) written contiguously */
+    uint64_t lsn;                 /* last LSN complete in them, as the source said (0: none) */
+    uint64_t synced;              /* bytes [0, synced) fdatasynced (<= size) */
+    uint64_t synced_lsn;          /* lsn when they were */
     char path[LS__COPY_PATH_MAX]; /* shadow/<name> */
 } ls__copy_shfile_t;
 
@@ -195,9 +197,6 @@ void ls__copy_rollback(ls_copy_t *c, uint64_t from);
 void ls__copy_remove_logs(ls_copy_t *c, uint64_t synced);
 
 /* shadow.c */
-/* At open: keeps the shadow of the generation after the last held, cut to its last complete
- * transaction (a torn tail after a crash); deletes any other. Never fails the open. */
-void ls__copy_shadow_recover(ls_copy_t *c);
 void ls__copy_shadow_close(ls_copy_t *c); /* closes its descriptor (the file stays) */
 
 /* inspect.c */

@@ -22,7 +22,7 @@ static void forget(ls_copy_t *c, bool unlink_it)
         ls_fsync_dir(c->shadow_dir);
     }
     c->shf.fd = -1;
-    c->shf.generation = c->shf.size = c->shf.lsn = 0;
+    c->shf.generation = c->shf.size = c->shf.lsn = c->shf.synced = c->shf.synced_lsn = 0;
     c->shf.epoch = 0;
     c->shf.path[0] = '\0';
 }
@@ -43,8 +43,9 @@ static void wanted(ls_copy_t *c, uint64_t *gen, uint32_t *epoch, bool *failed)
     pthread_mutex_unlock(&c->mu);
 }
 
-/* Keeps path as the shadow of (epoch, gen) when its bytes are a valid open generation of this
- * copy's chain: cut to the last COMMIT and synced. False: it is not (the caller deletes it). */
+/* Takes path as the shadow of (epoch, gen) when its bytes are a valid open generation of this
+ * copy's chain: cut to the last COMMIT (a torn tail after a crash) and synced. False: it is not
+ * (the caller replaces it). */
 static bool adopt(ls_copy_t *c, const char *path, uint32_t epoch, uint64_t gen)
 {
     ls_gen_expect_t x = {.epoch = epoch, .generation = gen, .allow_open = true};
@@ -60,7 +61,7 @@ static bool adopt(ls_copy_t *c, const char *path, uint32_t epoch, uint64_t gen)
     ls_gen_verdict_t v;
     memset(&info, 0, sizeof(info));
     if (ls_gen_scan_file(path, &x, NULL, NULL, &info, &v) != 0 || !info.header_ok || info.closed) {
-        LS_LOGI("copy", "%s: shadow %s dropped: %s", c->dir, path,
+        LS_LOGI("copy", "%s: shadow %s replaced: %s", c->dir, path,
                 v.msg[0] ? v.msg : "not an open generation");
         return false;
     }
@@ -77,58 +78,55 @@ static bool adopt(ls_copy_t *c, const char *path, uint32_t epoch, uint64_t gen)
     c->shf.fd = fd;
     c->shf.epoch = epoch;
     c->shf.generation = gen;
-    c->shf.size = info.commit_end;
-    c->shf.lsn = info.commit_lsn;
+    c->shf.size = c->shf.synced = info.commit_end;
+    c->shf.lsn = c->shf.synced_lsn = info.commit_lsn;
     ls_msgf(c->shf.path, sizeof(c->shf.path), "%s", path);
-    LS_LOGI("copy", "%s: shadow of generation %llu kept: %llu bytes through LSN %llu", c->dir,
-            (unsigned long long) gen, (unsigned long long) c->shf.size,
+    LS_LOGI("copy", "%s: shadow of generation %llu taken up again: %llu bytes through LSN %llu",
+            c->dir, (unsigned long long) gen, (unsigned long long) c->shf.size,
             (unsigned long long) c->shf.lsn);
     return true;
 }
 
-void ls__copy_shadow_recover(ls_copy_t *c)
+/* Deletes the shadows in shadow/ other than keep (a name, or NULL) whose generation is <= upto;
+ * files that are not named as generations (the activation's marker) stay. */
+static void delete_shadows(ls_copy_t *c, const char *keep, uint64_t upto)
 {
     DIR *d = opendir(c->shadow_dir);
-    if (!d) return; /* none yet: made at the first BLOCK */
-    uint64_t want;
-    uint32_t held_epoch;
-    bool failed;
-    wanted(c, &want, &held_epoch, &failed);
+    if (!d) return;
     bool removed = false;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.') continue;
+        uint32_t epoch;
+        uint64_t gen;
+        if (ls_gen_name_parse(e->d_name, c->prefix, &epoch, &gen) != 0 || gen > upto ||
+            (keep && !strcmp(e->d_name, keep)))
+            continue;
         char path[LS__COPY_PATH_MAX];
         ls_msgf(path, sizeof(path), "%s/%s", c->shadow_dir, e->d_name);
-        uint32_t epoch = 0;
-        uint64_t gen = 0;
-        bool named = ls_gen_name_parse(e->d_name, c->prefix, &epoch, &gen) == 0;
-        if (named && gen == want && epoch >= held_epoch && !c->shf.generation &&
-            adopt(c, path, epoch, gen))
-            continue;
-        LS_LOGI("copy",
-                "%s: shadow %s deleted (the copy wants generation %llu of epoch %u or "
-                "later)",
-                c->dir, e->d_name, (unsigned long long) want, held_epoch);
+        LS_LOGI("copy", "%s: shadow %s deleted (%s)", c->dir, e->d_name,
+                keep ? "block mode streams another generation now" : "its generation is held");
         unlink(path);
         removed = true;
     }
     closedir(d);
     if (removed) ls_fsync_dir(c->shadow_dir);
-    if (c->shf.generation && c->shf.size > 0)
-        ls_copy_shadow_durable(c, c->shf.epoch, c->shf.generation, c->shf.size, c->shf.lsn);
 }
 
-/* Opens (creating) the shadow of (epoch, gen), replacing one of anything else. */
+/* Opens the shadow of (epoch, gen): the one open already, the file left by an earlier run (cut
+ * to its last transaction), or a new one; any shadow of another generation or epoch goes (it
+ * can never be finished: its closed generation comes whole). */
 static int open_shadow(ls_copy_t *c, uint32_t epoch, uint64_t gen, char *err, size_t errlen)
 {
     if (c->shf.generation == gen && c->shf.epoch == epoch && c->shf.fd >= 0) return 0;
-    forget(c, true); /* another generation or epoch: it can never be finished */
+    forget(c, true);
+    char name[LS_GEN_NAME_MAX], path[LS__COPY_PATH_MAX];
     int rc = ls_mkdir_p(c->shadow_dir);
-    char name[LS_GEN_NAME_MAX];
     if (rc == 0) rc = ls_gen_name(name, sizeof(name), c->prefix, epoch, gen);
     if (rc == 0) {
-        ls_msgf(c->shf.path, sizeof(c->shf.path), "%s/%s", c->shadow_dir, name);
+        delete_shadows(c, name, UINT64_MAX);
+        ls_msgf(path, sizeof(path), "%s/%s", c->shadow_dir, name);
+        if (access(path, F_OK) == 0 && adopt(c, path, epoch, gen)) return 0;
+        ls_msgf(c->shf.path, sizeof(c->shf.path), "%s", path);
         c->shf.fd = open(c->shf.path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         if (c->shf.fd < 0) rc = errno == ENOSPC ? LS_ENOSPC : LS_EIO;
     }
@@ -137,18 +135,17 @@ static int open_shadow(ls_copy_t *c, uint32_t epoch, uint64_t gen, char *err, si
         ls_msgf(err, errlen, "copy %s: cannot create the shadow of generation %llu: %s", c->dir,
                 (unsigned long long) gen, ls_strerror(rc));
         forget(c, false);
-        if (c->shf.path[0]) unlink(c->shf.path);
         return rc;
     }
     c->shf.epoch = epoch;
     c->shf.generation = gen;
-    c->shf.size = c->shf.lsn = 0;
+    c->shf.size = c->shf.lsn = c->shf.synced = c->shf.synced_lsn = 0;
     return 0;
 }
 
-int ls_copy_shadow_write(ls_copy_t *c, uint32_t epoch, uint64_t gen, uint64_t offset,
-                         const void *data, size_t len, uint64_t durable_lsn, ls_copy_shadow_t *out,
-                         char *err, size_t errlen)
+int ls_copy_shadow_append(ls_copy_t *c, uint32_t epoch, uint64_t gen, uint64_t offset,
+                          const void *data, size_t len, uint64_t durable_lsn, char *err,
+                          size_t errlen)
 {
     uint64_t want;
     uint32_t held_epoch;
@@ -176,8 +173,6 @@ int ls_copy_shadow_write(ls_copy_t *c, uint32_t epoch, uint64_t gen, uint64_t of
         size_t skip = (size_t) (c->shf.size - offset);
         rc = ls_pwrite_full(c->shf.fd, (const uint8_t *) data + skip, len - skip,
                             (off_t) c->shf.size);
-        if (rc == 0 && LS_FAULT("copy.shadow.before_fsync")) rc = LS_EIO;
-        if (rc == 0) rc = ls_fdatasync(c->shf.fd);
         if (rc) {
             ls_msgf(err, errlen, "copy %s: cannot write the shadow %s at %llu: %s", c->dir,
                     c->shf.path, (unsigned long long) c->shf.size, ls_strerror(rc));
@@ -185,23 +180,53 @@ int ls_copy_shadow_write(ls_copy_t *c, uint32_t epoch, uint64_t gen, uint64_t of
             return rc;
         }
         c->shf.size = offset + len;
-        LS_FAULT("copy.shadow.after_fsync");
     }
     if (durable_lsn > c->shf.lsn) c->shf.lsn = durable_lsn;
-    ls_copy_shadow_durable(c, epoch, gen, c->shf.size, c->shf.lsn);
+    return 0;
+}
+
+int ls_copy_shadow_sync(ls_copy_t *c, ls_copy_shadow_t *out, char *err, size_t errlen)
+{
+    if (c->shf.generation && c->shf.size > c->shf.synced) {
+        int rc = LS_FAULT("copy.shadow.before_fsync") ? LS_EIO : ls_fdatasync(c->shf.fd);
+        if (rc) {
+            ls_msgf(err, errlen, "copy %s: cannot sync the shadow %s: %s", c->dir, c->shf.path,
+                    ls_strerror(rc));
+            forget(c, true);
+            ls_copy_shadow_info(c, out);
+            return rc;
+        }
+        c->shf.synced = c->shf.size;
+        c->shf.synced_lsn = c->shf.lsn;
+        LS_FAULT("copy.shadow.after_fsync");
+        ls_copy_shadow_durable(c, c->shf.epoch, c->shf.generation, c->shf.synced,
+                               c->shf.synced_lsn);
+    }
+    if (c->shf.generation && c->shf.size == c->shf.synced && c->shf.lsn > c->shf.synced_lsn)
+        c->shf.synced_lsn = c->shf.lsn; /* bytes durable already: a later position in them */
     ls_copy_shadow_info(c, out);
     return 0;
+}
+
+int ls_copy_shadow_write(ls_copy_t *c, uint32_t epoch, uint64_t gen, uint64_t offset,
+                         const void *data, size_t len, uint64_t durable_lsn, ls_copy_shadow_t *out,
+                         char *err, size_t errlen)
+{
+    int rc = ls_copy_shadow_append(c, epoch, gen, offset, data, len, durable_lsn, err, errlen);
+    if (rc) return rc;
+    return ls_copy_shadow_sync(c, out, err, errlen);
 }
 
 void ls_copy_shadow_drop(ls_copy_t *c, uint64_t upto)
 {
     if (c->shf.generation && c->shf.generation <= upto) forget(c, true);
+    delete_shadows(c, NULL, upto); /* one left by an earlier run (a crash before its drop) */
 }
 
 void ls_copy_shadow_info(ls_copy_t *c, ls_copy_shadow_t *out)
 {
     out->epoch = c->shf.epoch;
     out->generation = c->shf.generation;
-    out->size = c->shf.size;
-    out->durable_lsn = c->shf.lsn;
+    out->size = c->shf.synced;
+    out->durable_lsn = c->shf.synced_lsn;
 }

@@ -132,6 +132,7 @@ void ls_ship_block_durable(ls_ship_t *m, const ls_ship_durable_t *d, uint64_t no
         return; /* nothing new (a wake-up, or the same position read twice) */
     b->dur = *d;
     b->have_dur = true;
+    if (d->generation == b->gen && d->epoch == b->epoch) b->pub = LS_MAX(b->pub, d->offset);
     ls__ship_block_check(m, now);
     if (b->mode == LS_SHIP_MODE_BLOCK && d->offset > 0) point_push(b, d);
 }
@@ -150,18 +151,26 @@ int64_t ls__ship_block_chunk(ls_ship_t *m, uint64_t max_len, uint64_t now)
 {
     ship_block_t *b = &m->blk;
     (void) now;
-    if (b->mode != LS_SHIP_MODE_BLOCK || !b->have_dur || m->cur) return 0;
+    if (b->mode != LS_SHIP_MODE_BLOCK || !b->have_dur) return 0;
     const ls_ship_durable_t *d = &b->dur;
-    /* The target's shadow is the generation after the last it holds: nothing else is streamed. */
-    if (d->generation != LS_MAX(m->durable.gen, b->held) + 1) return 0;
-    if (d->generation != b->gen || d->epoch != b->epoch) {
-        b->gen = d->generation;
-        b->epoch = d->epoch;
-        b->off = 0;
-        b->lsn = 0;
+    /* The target's shadow is the generation after the last it holds: nothing else is streamed.
+     * What was published of it goes out first, also once it rolled and its closed file is on
+     * its way (the commits in that last stretch would wait for the whole file otherwise); a new
+     * open generation only when no closed one is being sent. */
+    uint64_t want = LS_MAX(m->durable.gen, b->held) + 1;
+    bool finishing = b->gen == want && b->off < b->pub && (!m->cur || m->cur->generation == b->gen);
+    if (!finishing) {
+        if (m->cur || d->generation != want) return 0;
+        if (d->generation != b->gen || d->epoch != b->epoch) {
+            b->gen = d->generation;
+            b->epoch = d->epoch;
+            b->off = 0;
+            b->lsn = 0;
+            b->pub = d->offset;
+        }
     }
-    if (b->stalled_gen == b->gen || d->offset <= b->off) return 0;
-    uint64_t len = LS_MIN(LS_MIN(max_len, m->credit), d->offset - b->off);
+    if (b->stalled_gen == b->gen || b->pub <= b->off) return 0;
+    uint64_t len = LS_MIN(LS_MIN(max_len, m->credit), b->pub - b->off);
     len = LS_MIN(len, LS_FRAME_CHUNK_MAX);
     if (len == 0) return 0;
     if (!b->buf && !(b->buf = malloc(LS_FRAME_CHUNK_MAX))) return 0;

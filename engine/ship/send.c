@@ -199,7 +199,8 @@ int ls_ship_pump(ls_ship_t *m, uint64_t now)
 int64_t ls_ship_send_chunk(ls_ship_t *m, uint64_t max_len, uint64_t now)
 {
     if (!m->connected) return 0;
-    if (!m->cur) return ls__ship_block_chunk(m, max_len, now); /* block mode, if it is on */
+    int64_t n = ls__ship_block_chunk(m, max_len, now); /* block mode first, if it is on */
+    if (n != 0 || !m->cur) return n;
     if (!m->begun || m->cur_off >= m->cur->size) return 0;
     uint64_t len = LS_MIN(LS_MIN(max_len, m->credit), m->cur->size - m->cur_off);
     len = LS_MIN(len, LS_FRAME_CHUNK_MAX);

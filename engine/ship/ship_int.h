@@ -37,6 +37,7 @@ typedef struct {
     uint32_t epoch;                /* the generation streamed: its epoch ... */
     uint64_t gen;                  /* ... and number (0: none) */
     uint64_t off;                  /* bytes of it sent */
+    uint64_t pub;                  /* bytes of it published as durable (the stream's end) */
     uint64_t lsn;                  /* durable_lsn of the last BLOCK sent */
     uint64_t stalled_gen;          /* its read said it is no longer the open one */
     uint64_t held;                 /* the target's RESUME: it holds generations < held + 1 */

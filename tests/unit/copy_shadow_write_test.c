@@ -1,8 +1,9 @@
-/* copy: block mode's shadow of the open generation (copy.h, "block mode"): it grows in order,
- * holds only what it was given, refuses gaps and other generations; at open a torn tail is cut
- * to the last complete transaction and shadows of another generation or epoch are deleted; a
- * crash at each fault point leaves a shadow that is finished by the closed generation, which
- * arrives whole and equals the active's. */
+/* copy: block mode's shadow of the open generation as the receiver writes it (copy.h, "block
+ * mode"): it grows in order, holds only what it was given, refuses gaps and other generations;
+ * the first BLOCK after a restart takes the file up again cut to its last complete transaction
+ * and deletes shadows of another generation or epoch; a crash at each fault point leaves a
+ * shadow that is finished by the closed generation, which arrives whole and equals the
+ * active's. */
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -17,7 +18,7 @@ static chain_t ch;
 static void setup(void)
 {
     dir = ls_h_tmpdir("copyshadow");
-    chain_build(&ch, 3, 6, 200); /* 3 generations of 6 transactions: several KiB each */
+    chain_build(&ch, 4, 6, 200); /* 4 generations of 6 transactions: several KiB each */
 }
 
 static void teardown(void)
@@ -35,11 +36,12 @@ static size_t open_len(void)
     return ch.len[3] - LS_GEN_TRAILER_SIZE;
 }
 
+/* A BLOCK of generation gen's bytes (the closed file's: the open log's are the same). */
 static int block(ls_copy_t *c, uint64_t gen, uint64_t off, size_t len, ls_copy_shadow_t *out)
 {
     char err[512] = "";
     ls_copy_shadow_t sh;
-    int rc = ls_copy_shadow_write(c, 1, gen, off, ch.buf[3] + off, len, LSN + off + len,
+    int rc = ls_copy_shadow_write(c, 1, gen, off, ch.buf[gen] + off, len, LSN + off + len,
                                   out ? out : &sh, err, sizeof(err));
     if (rc) cr_log_info("BLOCK %llu+%zu: %s", (unsigned long long) off, len, err);
     return rc;
@@ -127,7 +129,7 @@ Test(copy_shadow_write, grows_in_order_and_refuses_gaps_and_other_generations)
     ls_copy_close(c);
 }
 
-Test(copy_shadow_write, a_torn_tail_is_cut_to_the_last_transaction_at_open)
+Test(copy_shadow_write, a_torn_tail_is_cut_to_the_last_transaction_when_taken_up)
 {
     ls_copy_t *c = copy_open(dir, NULL);
     send_range(c, &ch, 1, 2);
@@ -144,8 +146,11 @@ Test(copy_shadow_write, a_torn_tail_is_cut_to_the_last_transaction_at_open)
     c = copy_open(dir, NULL);
     ls_copy_shadow_t sh;
     ls_copy_shadow_info(c, &sh);
+    cr_assert_eq(sh.generation, 0, "open touches no shadow");
+    cr_assert_eq(file_len(path), mid + sizeof(zeros));
     size_t keep = commit_end_within(mid);
     cr_assert_gt(keep, LS_GEN_HEADER_SIZE);
+    cr_assert_eq(block(c, 3, 0, 100, &sh), 0, "a resent start: held already");
     cr_assert_eq(sh.size, keep, "kept %llu, the last COMMIT ends at %zu",
                  (unsigned long long) sh.size, keep);
     cr_assert_eq(file_len(path), keep);
@@ -156,7 +161,7 @@ Test(copy_shadow_write, a_torn_tail_is_cut_to_the_last_transaction_at_open)
     ls_copy_close(c);
 }
 
-Test(copy_shadow_write, shadows_of_another_generation_or_epoch_are_deleted_at_open)
+Test(copy_shadow_write, shadows_of_another_generation_or_epoch_are_deleted_by_the_stream)
 {
     ls_copy_t *c = copy_open(dir, NULL);
     send_range(c, &ch, 1, 2);
@@ -170,11 +175,15 @@ Test(copy_shadow_write, shadows_of_another_generation_or_epoch_are_deleted_at_op
         shadow_path(path, sizeof(path), epochs[i], gens[i]);
         cr_assert_eq(ls_h_write_file(path, ch.buf[3], 1000), 0);
     }
+    snprintf(path, sizeof(path), "%s/shadow/closed", dir); /* not a shadow: stays */
+    cr_assert_eq(ls_h_write_file(path, "x", 1), 0);
     c = copy_open(dir, NULL);
-    cr_assert_eq(count_files(dir, "shadow"), 0);
+    cr_assert_eq(count_files(dir, "shadow"), 4, "open touches no shadow");
     ls_copy_shadow_t sh;
-    ls_copy_shadow_info(c, &sh);
-    cr_assert_eq(sh.generation, 0);
+    cr_assert_eq(block(c, 3, 0, 1000, &sh), 0);
+    cr_assert_eq(sh.size, 1000, "the one of epoch 2 was replaced, not taken up");
+    cr_assert_eq(count_files(dir, "shadow"), 2, "generation 3's and the marker");
+    shadow_is(1000);
     ls_copy_close(c);
 }
 
@@ -211,8 +220,8 @@ static void crash_at(const char *point)
               "the child died at %s (status %d)", point, status);
     ls_copy_t *c = copy_open(dir, NULL);
     ls_copy_shadow_t sh;
-    ls_copy_shadow_info(c, &sh);
-    cr_assert_eq(sh.generation, 3, "the shadow was kept");
+    cr_assert_eq(block(c, 3, 0, 10, &sh), 0, "the stream restarts at 0");
+    cr_assert_eq(sh.generation, 3, "the shadow was taken up");
     /* The written bytes reached the file (the process died, not the machine): what is kept is
      * everything up to the last COMMIT, nothing past it. */
     cr_assert_eq(sh.size, commit_end_within(open_len()));
@@ -233,9 +242,9 @@ Test(copy_shadow_write, a_crash_after_the_fsync_is_finished_from_the_closed_file
     crash_at("copy.shadow.after_fsync");
 }
 
-/* A crash after the closed generation went into logs/ but before the shadow was dropped: at
- * open the shadow is of a held generation, and goes. */
-Test(copy_shadow_write, a_shadow_of_a_held_generation_goes_at_open)
+/* A crash after the closed generation went into logs/ but before the shadow was dropped: the
+ * shadow of a held generation goes with the next stream or the next drop. */
+Test(copy_shadow_write, a_shadow_of_a_held_generation_goes_with_the_next_stream)
 {
     ls_copy_t *c = copy_open(dir, NULL);
     send_range(c, &ch, 1, 2);
@@ -244,6 +253,10 @@ Test(copy_shadow_write, a_shadow_of_a_held_generation_goes_at_open)
     ls_copy_close(c);
     cr_assert_eq(count_files(dir, "shadow"), 1);
     c = copy_open(dir, NULL);
+    cr_assert_eq(block(c, 4, 0, 500, NULL), 0);
+    cr_assert_eq(count_files(dir, "shadow"), 1, "generation 4's only");
+    cr_assert_eq(send_gen(c, &ch, 4), 0);
+    ls_copy_shadow_drop(c, 4);
     cr_assert_eq(count_files(dir, "shadow"), 0);
     ls_copy_close(c);
 }

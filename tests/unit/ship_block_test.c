@@ -177,11 +177,20 @@ Test(ship_block, a_roll_ships_the_closed_file_and_block_mode_goes_on, .init = se
     ls_ship_tick(W.m, W.now);
     if (pending() && W.q[W.head].type == LS_FRAME_COPY_STATE) expect(LS_FRAME_COPY_STATE);
     cr_assert_eq(ls_ship_mode(W.m), LS_SHIP_MODE_BLOCK, "%s", W.mode_reason);
-    publish(3000, W.next_lsn - 1); /* a late position of 4: not streamed while its file goes */
-    take_gen(4);
+    publish(3000, W.next_lsn - 1); /* the last position of 4 before it rolled */
+    pump_until_sent();
+    cr_assert_eq(expect(LS_FRAME_GEN_BEGIN)->gen, 4);
+    take_block(2000, 3000); /* first: its commits would wait for the whole file otherwise */
+    uint64_t open_gen = W.open_gen;
+    W.open_gen = 5; /* the next open generation: not streamed while 4's file goes */
+    publish(700, W.next_lsn);
+    W.open_gen = open_gen;
+    take_data(4, 0, W.size[4]);
+    pump_until_sent();
+    cr_assert_eq(expect(LS_FRAME_GEN_END)->gen, 4);
     expect_nothing();
     ack(LS_FRAME_DURABLE, 4);
-    /* Generation 5 opens: its stream starts at 0. */
+    /* Generation 5 is streamed now, from 0. */
     W.open_log = W.bytes[4]; /* any bytes: the test only checks they are the open log's */
     W.open_gen = 5;
     publish(1200, W.next_lsn + 1);

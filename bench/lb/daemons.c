@@ -197,7 +197,7 @@ int lb_pair_start(lb_pair_t *p, const char *dir, const char *bin, const char *ce
     snprintf(p->sock_a, sizeof(p->sock_a), "%s/a.sock", dir);
     snprintf(p->sock_b, sizeof(p->sock_b), "%s/b.sock", dir);
     char hist_from[LB_PATH + 16], hist_to[LB_PATH + 16];
-    snprintf(hist_from, sizeof(hist_from), "%s/history", stage);
+    snprintf(hist_from, sizeof(hist_from), "%s/history", stage ? stage : ".");
     snprintf(hist_to, sizeof(hist_to), "%s/history", p->logs_a);
     int port = lb_free_port(), connect_port = port;
     p->port = port;

@@ -135,6 +135,7 @@ void ls__node_active_free(active_t *a)
     ls_source_free(a->src);
     ls__node_bw_free(a);
     free(a->shippers);
+    ls__node_sync_close(a);
 }
 
 /* ---- log removal ---------------------------------------------------------------------------- */

@@ -135,8 +135,10 @@ static void on_housekeep(uv_timer_t *t)
     ls_node_t *n = t->data;
     for (int i = 0; i < n->ncopies; i++)
         if (!n->copies[i].retired) ls__node_pcopy_housekeep(&n->copies[i]);
-    for (int i = 0; i < n->nactives; i++)
+    for (int i = 0; i < n->nactives; i++) {
         ls__node_active_housekeep(&n->actives[i]);
+        ls__node_sync_poll(&n->actives[i]);
+    }
     ls__node_resync_auto(n);
 }
 

@@ -192,6 +192,13 @@ typedef struct {
     uint64_t loss_from_ns;    /* commits lost were made after this (UTC ns) ... */
     uint64_t loss_to_ns;      /* ... and up to this */
     uint64_t open_generation; /* the old active's open generation, never shipped (0: none) */
+    /* synchronous commit as the database's writer runs it (docs/BLOCKMODE.md), active only */
+    const char *sync_state;               /* "off", "sync", "degraded"; NULL: not active */
+    const char *sync_level;               /* "local", "remote_durable", "remote_applied" */
+    uint32_t sync_copies;                 /* copies a commit waits for (0: local) */
+    uint32_t sync_switches;               /* sync <-> degraded since the writer opened */
+    uint64_t sync_since_ns;               /* when the state last changed, UTC ns (0: never) */
+    char sync_reason[LS_STATUS_TEXT_MAX]; /* why degraded ("" otherwise) */
 } ls_status_db_t;
 
 /* The node and its copies. */

@@ -73,7 +73,7 @@ static int usage(const char *msg)
     fprintf(stderr,
             "usage: logship-bench [--quick] [--out DIR] [--keep] [--runs N] [--only PART[,PART]] "
             "[--compare OLD.json]\n"
-            "  PART: raw rsync lmdb writer logship steady pickup rss seed wan commit\n");
+            "  PART: raw rsync lmdb writer logship steady pickup rss seed wan commit blocklag\n");
     return 2;
 }
 
@@ -240,6 +240,7 @@ int main(int argc, char **argv)
     if (want("wan")) lb_run_wan(&ctx);
     wan_a[0] = 0;
     if (want("commit")) lb_run_commit(&ctx, &pg);
+    if (want("blocklag")) lb_run_blocklag(&ctx);
     char title[160];
     snprintf(title, sizeof(title), "logship-bench%s, %d runs, %.0f s", ctx.quick ? " --quick" : "",
              ctx.runs, (double) (lb_mono_ns() - t0) / 1e9);

@@ -135,6 +135,7 @@ int ls_copy_open(const ls_copy_options_t *opts, ls_copy_t **out, char *err, size
     ls_copy_t *c = calloc(1, sizeof(*c));
     if (!c) return LS_ENOMEM;
     c->rx.fd = -1;
+    c->shf.fd = -1;
     pthread_mutex_init(&c->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -162,6 +163,7 @@ void ls_copy_close(ls_copy_t *c)
     ls_copy_stop(c);
     ls_copy_recv_abort(c);
     ls__copy_rx_free(c);
+    ls__copy_shadow_close(c);
     if (c->store) {
         if (c->dirty) ls__copy_checkpoint(c);
         ls_store_close(c->store);

@@ -271,4 +271,43 @@ void ls_copy_recv_abort(ls_copy_t *copy);
 void ls_copy_recv_defer(ls_copy_t *copy, bool defer);
 int ls_copy_recv_flush(ls_copy_t *copy, char *err, size_t errlen);
 
+/* ---- block mode: the receiver's side of the shadow (docs/BLOCKMODE.md) ------------------------
+ * <dir>/shadow/<name>, <name> the generation's name in logs/: exactly bytes [0, size) of the
+ * active's open generation, which only grows by BLOCK frames in order and is fdatasynced before
+ * it is acknowledged. At most one: the generation after the last held. The first BLOCK after an
+ * open takes up the file an earlier run left (cut to its last complete transaction: a torn tail
+ * after a crash) and deletes shadows of any other generation or epoch; ls_copy_open touches no
+ * shadow (an activation closes it: ls_copy_shadow_close). The shadow is deleted once its
+ * generation is held (ls_copy_shadow_drop after the closed file, received and inspected whole as
+ * any other: the shadow is never turned into it, so the file in logs/ cannot differ from the
+ * active's). Receiver thread only, like ls_copy_recv_*.
+ * Fault points (test builds): copy.shadow.before_fsync, copy.shadow.after_fsync. */
+typedef struct {
+    uint32_t epoch;       /* the shadow's epoch */
+    uint64_t generation;  /* its generation (0: no shadow) */
+    uint64_t size;        /* bytes durable in it */
+    uint64_t durable_lsn; /* last LSN complete in them (0: none known) */
+} ls_copy_shadow_t;
+
+/* Writes the BLOCK bytes data[0, len) found at offset of the open generation (epoch,
+ * generation), fdatasyncs, calls ls_copy_shadow_durable and fills *out (what the shadow now holds,
+ * to acknowledge). Bytes it already holds are not written again; a shadow of another generation
+ * or epoch is replaced. LS_ESTATE: not the generation after the last held, an older epoch, or a
+ * gap (offset past the shadow's size; err says which); LS_ENOSPC, LS_EIO: the shadow is dropped.
+ * Borrows data. */
+int ls_copy_shadow_write(ls_copy_t *copy, uint32_t epoch, uint64_t generation, uint64_t offset,
+                         const void *data, size_t len, uint64_t durable_lsn, ls_copy_shadow_t *out,
+                         char *err, size_t errlen);
+/* ls_copy_shadow_write in two steps, so that the receiver syncs once for every BLOCK queued:
+ * append writes (same refusals, no fdatasync); sync fdatasyncs what was appended, calls
+ * ls_copy_shadow_durable and fills *out (generation 0: no shadow; an error drops the shadow). */
+int ls_copy_shadow_append(ls_copy_t *copy, uint32_t epoch, uint64_t generation, uint64_t offset,
+                          const void *data, size_t len, uint64_t durable_lsn, char *err,
+                          size_t errlen);
+int ls_copy_shadow_sync(ls_copy_t *copy, ls_copy_shadow_t *out, char *err, size_t errlen);
+/* Deletes the shadows of generations <= upto (the closed one is held), the one open included. */
+void ls_copy_shadow_drop(ls_copy_t *copy, uint64_t upto);
+/* What the shadow holds (generation 0: none). */
+void ls_copy_shadow_info(ls_copy_t *copy, ls_copy_shadow_t *out);
+
 #endif

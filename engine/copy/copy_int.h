@@ -86,6 +86,18 @@ typedef struct {
     char name[LS_GEN_NAME_MAX];     /* <name> */
 } ls__copy_rx_t;
 
+/* The shadow's file as the receiver writes it (shadow.c): receiver thread only, and open/close. */
+typedef struct {
+    int fd;                       /* shadow/<name> while open, -1 when none */
+    uint32_t epoch;               /* its epoch */
+    uint64_t generation;          /* its generation (0: no shadow) */
+    uint64_t size;                /* bytes [0, size) written contiguously */
+    uint64_t lsn;                 /* last LSN complete in them, as the source said (0: none) */
+    uint64_t synced;              /* bytes [0, synced) fdatasynced (<= size) */
+    uint64_t synced_lsn;          /* lsn when they were */
+    char path[LS__COPY_PATH_MAX]; /* shadow/<name> */
+} ls__copy_shfile_t;
+
 struct ls_copy {
     /* options, copied at open */
     char dir[LS__COPY_PATH_MAX];         /* the copy's directory */
@@ -120,7 +132,8 @@ struct ls_copy {
     uint64_t rx_bytes_done; /* bytes of the file in inspect/ being inspected now (mu) */
     bool rx_inspecting;     /* a file sits in inspect/ being inspected (mu) */
 
-    ls__copy_rx_t rx; /* the receive in progress (receiver thread only) */
+    ls__copy_rx_t rx;      /* the receive in progress (receiver thread only) */
+    ls__copy_shfile_t shf; /* the open generation's shadow file, as written (block mode) */
     /* Generations moved into logs/ whose fsync of logs/ is pending: one fsync covers them all
      * (ls__copy_flush_durable), then DURABLE and INSPECTED are reported (receiver thread only). */
     struct {
@@ -199,6 +212,9 @@ int ls__copy_recover(ls_copy_t *c, char *err, size_t errlen);
 void ls__copy_rollback(ls_copy_t *c, uint64_t from);
 /* Removes replayed-synced logs beyond the newest keep_logs (replayer thread). */
 void ls__copy_remove_logs(ls_copy_t *c, uint64_t synced);
+
+/* shadow.c */
+void ls__copy_shadow_close(ls_copy_t *c); /* closes its descriptor (the file stays) */
 
 /* inspect.c */
 /* Inspects the durable file inspect/<name> of (epoch, gen) against the held chain; known_digest

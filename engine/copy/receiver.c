@@ -93,6 +93,57 @@ static void behind(ls_copy_rx_t *rx, ls_copy_t *copy, const ls_copy_item_t *it)
     post(rx, &e);
 }
 
+/* The CONSUMED event of a data item: its credit goes back to the connection that sent it. */
+static void consumed(ls_copy_rx_t *rx, const ls_copy_item_t *it)
+{
+    ls_copy_rx_event_t e = {.kind = LS_COPY_RX_EV_CONSUMED, .consumed = it->len, .tag = it->tag};
+    post(rx, &e);
+}
+
+static void shadow_append(ls_copy_rx_t *rx, ls_copy_t *copy, const ls_copy_item_t *it)
+{
+    char err[512] = "";
+    int rc = ls_copy_shadow_append(copy, it->epoch, it->generation, it->offset, it->data, it->len,
+                                   it->lsn, err, sizeof(err));
+    if (rc) /* refusals are worth a debug line only: the closed generation comes whole anyway */
+        ls_log(rc == LS_ESTATE ? LS_LOG_DEBUG : LS_LOG_WARN, "receiver", "%s: %s", rx->name, err);
+    consumed(rx, it);
+}
+
+/* BLOCK items: this one and every BLOCK queued behind it are written, then one fdatasync for all
+ * of them and one BLOCK event (the acknowledgement): a copy that falls behind catches up in
+ * fewer syncs. Returns the first other item taken meanwhile (the caller runs it next), or NULL. */
+static ls_copy_item_t *shadow_batch(ls_copy_rx_t *rx, ls_copy_item_t *first)
+{
+    ls_copy_t *copy = rx->copy;
+    ls_copy_item_t *next = NULL;
+    if (copy) shadow_append(rx, copy, first);
+    ls_workq_msg_t m;
+    while (ls_workq_pop(rx->work, &m) == 1) {
+        ls_copy_item_t *it = m.ptr;
+        if (it->kind != LS_COPY_ITEM_BLOCK) {
+            next = it;
+            break;
+        }
+        if (copy) shadow_append(rx, copy, it);
+        free(it);
+    }
+    if (!copy) return next;
+    char err[512] = "";
+    ls_copy_shadow_t sh;
+    if (ls_copy_shadow_sync(copy, &sh, err, sizeof(err)) != 0)
+        ls_log(LS_LOG_WARN, "receiver", "%s: %s", rx->name, err);
+    else if (sh.generation) {
+        ls_copy_rx_event_t e = {.kind = LS_COPY_RX_EV_BLOCK,
+                                .generation = sh.generation,
+                                .epoch = sh.epoch,
+                                .offset = sh.size,
+                                .lsn = sh.durable_lsn};
+        post(rx, &e);
+    }
+    return next;
+}
+
 /* One GEN item on the thread's copy. A failed step drops the rest of its generation. */
 static void receive(ls_copy_rx_t *rx, ls_copy_item_t *it)
 {
@@ -116,8 +167,15 @@ static void receive(ls_copy_rx_t *rx, ls_copy_item_t *it)
     } else {
         /* a whole generation queued behind: one fsync of logs/ for the generations received
          * back to back (not merely the first bytes of the next: its END may be far off) */
-        ls_copy_recv_defer(copy, __atomic_load_n(&rx->ends, __ATOMIC_RELAXED) > 0);
+        /* Never for the shadow's generation: its shadow is dropped once the closed file is
+         * held, and the file's name must be durable in logs/ before what BLOCK_ACK promised
+         * goes (a crash in between would leave neither). */
+        ls_copy_shadow_t sh;
+        ls_copy_shadow_info(copy, &sh);
+        ls_copy_recv_defer(copy, __atomic_load_n(&rx->ends, __ATOMIC_RELAXED) > 0 &&
+                                     sh.generation != it->generation);
         rc = ls_copy_recv_end(copy, it->generation, it->digest, err, sizeof(err));
+        if (rc == 0) ls_copy_shadow_drop(copy, it->generation);               /* held whole now */
         if (rc && rc != LS_ESTATE && rc != LS_ENOSPC && rc != LS_EIO) rc = 0; /* ASK_AGAIN sent */
     }
     if (rc) {
@@ -134,11 +192,7 @@ static void run_item(ls_copy_rx_t *rx, ls_copy_item_t *it)
         return;
     }
     receive(rx, it);
-    if (it->kind == LS_COPY_ITEM_DATA) {
-        ls_copy_rx_event_t e = {
-            .kind = LS_COPY_RX_EV_CONSUMED, .consumed = it->len, .tag = it->tag};
-        post(rx, &e);
-    }
+    if (it->kind == LS_COPY_ITEM_DATA) consumed(rx, it);
 }
 
 static void *receiver_main(void *arg)
@@ -148,11 +202,18 @@ static void *receiver_main(void *arg)
     char err[512];
     while (ls_workq_pop_wait(rx->work, &m) == 1) { /* LS_ECLOSED: stopped */
         ls_copy_item_t *it = m.ptr;
-        if (it->kind == LS_COPY_ITEM_END) __atomic_fetch_sub(&rx->ends, 1, __ATOMIC_RELAXED);
-        if (it->kind == LS_COPY_ITEM_RUN && rx->copy) /* a seed's step may close the copy */
-            ls_copy_recv_flush(rx->copy, err, sizeof(err));
-        run_item(rx, it);
-        free(it);
+        while (it && it->kind == LS_COPY_ITEM_BLOCK) {
+            ls_copy_item_t *next = shadow_batch(rx, it);
+            free(it);
+            it = next;
+        }
+        if (it) {
+            if (it->kind == LS_COPY_ITEM_END) __atomic_fetch_sub(&rx->ends, 1, __ATOMIC_RELAXED);
+            if (it->kind == LS_COPY_ITEM_RUN && rx->copy) /* a seed's step may close the copy */
+                ls_copy_recv_flush(rx->copy, err, sizeof(err));
+            run_item(rx, it);
+            free(it);
+        }
         /* no whole generation queued any more: the pending ones are made durable now */
         if (rx->copy && __atomic_load_n(&rx->ends, __ATOMIC_RELAXED) == 0 &&
             ls_copy_recv_flush(rx->copy, err, sizeof(err)))

@@ -195,7 +195,7 @@ static int stalled(ls_ship_t *m)
 
 int ls_ship_pump(ls_ship_t *m, uint64_t now)
 {
-    (void) now; /* every input takes the time; sending needs none today */
+    ls__ship_block_check(m, now);
     if (!m->connected) return 0;
     if (m->err_due && send_error(m) == LS_EBUSY) return LS_EBUSY;
     if (m->cs_due) ls__ship_send_state(m, true);
@@ -218,7 +218,10 @@ int ls_ship_pump(ls_ship_t *m, uint64_t now)
 
 int64_t ls_ship_send_chunk(ls_ship_t *m, uint64_t max_len, uint64_t now)
 {
-    if (!m->connected || !m->cur || !m->begun) return 0;
+    if (!m->connected) return 0;
+    int64_t n = ls__ship_block_chunk(m, max_len, now); /* block mode first, if it is on */
+    if (n != 0 || !m->cur) return n;
+    if (!m->begun) return 0;
     uint64_t avail = ls_gen_buf_avail(m->cur); /* what the reader verified so far */
     if (m->cur_off >= avail) return 0;
     uint64_t len = LS_MIN(LS_MIN(max_len, m->credit), avail - m->cur_off);

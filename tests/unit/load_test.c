@@ -44,6 +44,37 @@ Test(load, bad_arguments_are_clear_errors)
     expect_usage_error("--rate: '3x' is not a valid number", "/tmp/x", "--rate", "3x");
     expect_usage_error("--target-size must be 4096..67108864 bytes (got 100)", "/tmp/x",
                        "--target-size", "100");
+    expect_usage_error("--sync: 'remote' is not a commit level", "/tmp/x", "--sync", "remote");
+    expect_usage_error("--sync-copies and --sync-timeout need --sync", "/tmp/x", "--sync-copies",
+                       "2");
+    expect_usage_error("--sync-copies must be 1..8", "/tmp/x", "--sync-copies", "9");
+}
+
+/* No daemon publishes copies' positions: the first batch waits out the timeout, is acknowledged,
+ * and the run goes on degraded, saying so (WARN on stderr, the report's sync line). */
+Test(load, sync_without_a_copy_degrades_after_the_timeout_and_says_so, .timeout = 60)
+{
+    char *dir = ls_h_tmpdir("load-sync"), *err = NULL, *out = NULL;
+    char *argv[] = {(char *) ls_h_bin("logship"),
+                    "load",
+                    dir,
+                    "--transactions",
+                    "100",
+                    "--sync",
+                    "remote_applied",
+                    "--sync-timeout",
+                    "50",
+                    NULL};
+    cr_assert_eq(ls_h_run(argv, &out, &err, 60000), 0, "%s", err);
+    cr_assert(ls_h_contains(err, "synchronous commit degraded: lsn"), "%s", err);
+    cr_assert(ls_h_contains(out, "transactions:       100"), "%s", out);
+    cr_assert(ls_h_contains(out, "sync:               remote_applied, 1 copy, timeout 50 ms: 1 "
+                                 "batches waited, 1 timed out, 1 switches, degraded at the end"),
+              "%s", out);
+    free(out);
+    free(err);
+    ls_h_rmtree(dir);
+    free(dir);
 }
 
 Test(load, target_size_sets_the_generation_size, .timeout = 60)

@@ -26,6 +26,12 @@
  * counting); <n> counts the run's transactions from 1 across all threads. Ids are therefore
  * unique across restarts, crashes and activations of the same database. FILE belongs outside the
  * filesystem under test; it is not fsynced.
+ *
+ * --sync LEVEL (local, remote_durable, remote_applied) [--sync-copies N] [--sync-timeout MS]
+ * commits with that commit level (docs/BLOCKMODE.md "Synchronous commit"): a commit returns once
+ * N copies hold it (as the local daemon publishes their positions), or once MS passed (then the
+ * writer logs a WARN on stderr and goes on degraded until the copies catch up). With --ack-log,
+ * an id is written only after that return.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -47,18 +53,21 @@
 #include "core/core.h"
 
 typedef struct {
-    uint64_t transactions;  /* total transactions */
-    uint64_t records;       /* records per transaction */
-    uint64_t key_space;     /* distinct keys */
-    uint64_t value_size;    /* bytes per value */
-    uint64_t seed;          /* base seed */
-    double rate;            /* transactions per second overall; 0: unpaced */
-    uint64_t threads;       /* committing threads */
-    double compressibility; /* target zstd -1 ratio of the values */
-    uint64_t target_size;   /* generation target size, bytes; 0: the writer's default (1 MiB) */
-    const char *ack_log;    /* file acknowledged commits are appended to (NULL: none) */
-    int ack_fd;             /* its descriptor (-1: none) */
-    uint64_t run;           /* this run's number against the database (--ack-log only) */
+    uint64_t transactions;      /* total transactions */
+    uint64_t records;           /* records per transaction */
+    uint64_t key_space;         /* distinct keys */
+    uint64_t value_size;        /* bytes per value */
+    uint64_t seed;              /* base seed */
+    double rate;                /* transactions per second overall; 0: unpaced */
+    uint64_t threads;           /* committing threads */
+    double compressibility;     /* target zstd -1 ratio of the values */
+    uint64_t target_size;       /* generation target size, bytes; 0: the writer's default (1 MiB) */
+    ls_db_commit_level_t level; /* --sync: commit level */
+    uint64_t sync_copies;       /* --sync-copies: copies a commit waits for (0: the default 1) */
+    uint64_t sync_timeout_ms;   /* --sync-timeout: ms a batch waits for them (0: forever) */
+    const char *ack_log;        /* file acknowledged commits are appended to (NULL: none) */
+    int ack_fd;                 /* its descriptor (-1: none) */
+    uint64_t run;               /* this run's number against the database (--ack-log only) */
     atomic_uint_fast64_t next_txn; /* last transaction number handed out in this run */
     bool pregenerate;              /* draw every record before the clock starts */
     pthread_mutex_t mu;            /* --pregenerate: guards ready and go */
@@ -343,7 +352,9 @@ __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ..
     va_end(ap);
     fprintf(stderr, "\nusage: logship load DIR [--transactions N] [--records-per-txn K] "
                     "[--key-space K] [--value-size B] [--seed S] [--rate TPS] [--threads T] "
-                    "[--compressibility R] [--target-size B] [--ack-log FILE] [--pregenerate]\n");
+                    "[--compressibility R] [--target-size B] [--ack-log FILE] [--pregenerate] "
+                    "[--sync local|remote_durable|remote_applied] [--sync-copies N] "
+                    "[--sync-timeout MS]\n");
     return 2;
 }
 
@@ -369,6 +380,18 @@ static int parse_double(const char *s, double *out)
     return 0;
 }
 
+static const char *LEVELS[] = {"local", "remote_durable", "remote_applied"};
+
+static int level_parse(const char *s, ls_db_commit_level_t *out)
+{
+    for (size_t i = 0; i < LS_ARRAY_SIZE(LEVELS); i++)
+        if (!strcmp(s, LEVELS[i])) {
+            *out = (ls_db_commit_level_t) i;
+            return 0;
+        }
+    return -1;
+}
+
 /* Parses argv into o and *dir; returns 0 or the exit code 2 after a message. */
 static int parse_args(int argc, char **argv, load_opts_t *o, const char **dir)
 {
@@ -390,6 +413,8 @@ static int parse_args(int argc, char **argv, load_opts_t *o, const char **dir)
                       : !strcmp(a, "--seed")            ? &o->seed
                       : !strcmp(a, "--threads")         ? &o->threads
                       : !strcmp(a, "--target-size")     ? &o->target_size
+                      : !strcmp(a, "--sync-copies")     ? &o->sync_copies
+                      : !strcmp(a, "--sync-timeout")    ? &o->sync_timeout_ms
                                                         : NULL;
         double *d = !strcmp(a, "--rate")              ? &o->rate
                     : !strcmp(a, "--compressibility") ? &o->compressibility
@@ -399,6 +424,13 @@ static int parse_args(int argc, char **argv, load_opts_t *o, const char **dir)
         } else if (!strcmp(a, "--ack-log")) {
             if (!v) return usage_error("%s needs a value", a);
             o->ack_log = v;
+            i++;
+        } else if (!strcmp(a, "--sync")) {
+            if (!v) return usage_error("%s needs a value", a);
+            if (level_parse(v, &o->level))
+                return usage_error("--sync: '%s' is not a commit level (local, remote_durable, "
+                                   "remote_applied)",
+                                   v);
             i++;
         } else if (u || d) {
             if (!v) return usage_error("%s needs a value", a);
@@ -422,6 +454,12 @@ static int parse_args(int argc, char **argv, load_opts_t *o, const char **dir)
     if (o->key_space == 0) return usage_error("--key-space must be at least 1");
     if (o->value_size > 16u * 1024 * 1024) return usage_error("--value-size is above 16 MiB");
     if (o->compressibility < 1.0) return usage_error("--compressibility must be >= 1");
+    if (o->sync_copies > 8) return usage_error("--sync-copies must be 1..8");
+    if (o->sync_timeout_ms > 3600000)
+        return usage_error("--sync-timeout must be 0..3600000 ms (0: wait forever)");
+    if (o->level == LS_COMMIT_LOCAL && (o->sync_copies || o->sync_timeout_ms))
+        return usage_error("--sync-copies and --sync-timeout need --sync remote_durable or "
+                           "remote_applied");
     if (o->target_size && (o->target_size < 4096 || o->target_size > (64u << 20)))
         return usage_error("--target-size must be 4096..67108864 bytes (got %" PRIu64 ")",
                            o->target_size);
@@ -445,6 +483,13 @@ static void report(const load_opts_t *o, const ls_db_stats_t *s, uint64_t record
     printf("commits/s:          %.0f\n", secs > 0 ? (double) s->commits / secs : 0.0);
     printf("fsync batches:      %" PRIu64 " (%.2f commits per batch)\n", s->batches,
            s->batches ? (double) s->commits / (double) s->batches : 0.0);
+    if (o->level == LS_COMMIT_LOCAL) return;
+    static const char *states[] = {"off", "sync", "degraded"};
+    printf("sync:               %s, %" PRIu64 " cop%s, timeout %" PRIu64 " ms%s: %" PRIu64
+           " batches waited, %" PRIu64 " timed out, %u switches, %s at the end\n",
+           LEVELS[o->level], o->sync_copies ? o->sync_copies : 1, o->sync_copies > 1 ? "ies" : "y",
+           o->sync_timeout_ms, o->sync_timeout_ms ? "" : " (forever)", s->sync_waits,
+           s->sync_timeouts, s->sync_switches, s->sync_state < 3 ? states[s->sync_state] : "?");
 }
 
 int ls_cmd_load(int argc, char **argv)
@@ -460,7 +505,10 @@ int ls_cmd_load(int argc, char **argv)
         return 1;
     }
     ls_db_t *db;
-    ls_db_options_t dbo = {.target_size = o.target_size};
+    ls_db_options_t dbo = {.target_size = o.target_size,
+                           .commit_level = o.level,
+                           .sync_copies = (uint32_t) o.sync_copies,
+                           .sync_timeout_ms = o.sync_timeout_ms};
     if ((rc = ls_db_open(dir, &dbo, &db)) != 0) {
         fprintf(stderr, "logship load: %s\n", ls_db_open_error());
         if (o.ack_fd >= 0) close(o.ack_fd);

@@ -30,6 +30,7 @@ static const frame_kind_t kinds[] = {
     {LS_FRAME_GEN_DATA, "GEN_DATA", ls__visit_gen_data},
     {LS_FRAME_GEN_END, "GEN_END", ls__visit_gen_end},
     {LS_FRAME_BLOCK, "BLOCK", ls__visit_block},
+    {LS_FRAME_GEN_TAIL, "GEN_TAIL", ls__visit_gen_tail},
     {LS_FRAME_DURABLE, "DURABLE", ls__visit_gen_ack},
     {LS_FRAME_INSPECTED, "INSPECTED", ls__visit_gen_ack},
     {LS_FRAME_REPLAYED, "REPLAYED", ls__visit_replayed},

@@ -98,6 +98,18 @@ void ls__visit_gen_begin(ls__io_t *io, ls_frame_t *f)
     ls__io_u64(io, "close_ns", &m->close_ns);
 }
 
+void ls__visit_gen_tail(ls__io_t *io, ls_frame_t *f)
+{
+    ls_proto_gen_begin_t *m = &f->gen_begin;
+    ls__visit_gen_begin(io, f);
+    ls__io_u64(io, "start", &m->start);
+    ls__io_require(io,
+                   m->start >= 1 && m->size >= LS_PROTO_GEN_TRAILER_LEN &&
+                       m->start <= m->size - LS_PROTO_GEN_TRAILER_LEN,
+                   "start %llu outside 1..size - trailer (size %llu)",
+                   (unsigned long long) m->start, (unsigned long long) m->size);
+}
+
 /* The chunk of GEN_DATA and SEED_DATA: u32 length, bounded, then the bytes. */
 static void visit_chunk(ls__io_t *io, uint64_t offset, const uint8_t **data, uint32_t *len)
 {

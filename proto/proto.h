@@ -36,8 +36,10 @@
 #define LS_PROTO_CHAIN_MAX       1024 /* generations in one CHAIN frame */
 #define LS_PROTO_KEY_MAX         511  /* a key in RESYNC, bytes (logfmt.h LS_KEY_MAX) */
 
-#define LS_PROTO_DBID_LEN   16   /* database id, bytes */
-#define LS_PROTO_DIGEST_LEN 32   /* SHA-256 digest, bytes */
+#define LS_PROTO_DBID_LEN   16 /* database id, bytes */
+#define LS_PROTO_DIGEST_LEN 32 /* SHA-256 digest, bytes */
+#define LS_PROTO_GEN_TRAILER_LEN                                                                   \
+    96 /* a generation file's trailer, bytes (logfmt's LS_GEN_TRAILER_SIZE) */
 #define LS_PROTO_NODE_MAX   64   /* node name, bytes (1..64) */
 #define LS_PROTO_DBNAME_MAX 64   /* database name, bytes (0..64) */
 #define LS_PROTO_REASON_MAX 256  /* per-database refusal reason in WELCOME, bytes */
@@ -75,6 +77,8 @@ typedef enum {
     LS_FRAME_GEN_END = 0x22,   /* source -> target: it is complete, with its digest */
     LS_FRAME_BLOCK = 0x23,     /* source -> target (version >= 5, LS_FEAT_BLOCK): durable bytes
                                   of the active's open generation (block mode) */
+    LS_FRAME_GEN_TAIL = 0x24,  /* source -> target (version >= 5, LS_FEAT_TAIL): a generation
+                                  starts whose first bytes the target's shadow holds */
     /* 0x30..0x3f acknowledgements */
     LS_FRAME_DURABLE = 0x30,         /* target -> source: generation fsynced on the target */
     LS_FRAME_INSPECTED = 0x31,       /* target -> source: generation passed inspection */
@@ -105,6 +109,9 @@ typedef enum {
 #define LS_FEAT_BLOCK                                                                              \
     0x00000004u /* ship connections, version >= 5: block mode, the open generation streamed as it  \
                    becomes durable (BLOCK, BLOCK_ACK; docs/BLOCKMODE.md) */
+#define LS_FEAT_TAIL                                                                               \
+    0x00000010u /* ship connections, version >= 5 with LS_FEAT_BLOCK: a closed generation whose    \
+                   head the target's shadow holds starts with GEN_TAIL (docs/BLOCKMODE.md) */
 #define LS_FEAT_RESYNC                                                                             \
     0x00000008u /* seed connections, version >= 4: the client asks for an incremental resync       \
                    (CHAIN_REQ, RESYNC) before the server takes anything (PROTOCOL.md §10) */
@@ -243,6 +250,8 @@ typedef struct {
     uint64_t generation;             /* generation number, >= 1 */
     uint64_t size;                   /* total file size, bytes */
     uint64_t close_ns;               /* close time of the generation, UTC ns (from its trailer) */
+    uint64_t start; /* GEN_TAIL only (0 in GEN_BEGIN): bytes [0, start) come from the target's
+                       shadow, GEN_DATA from start; 1 <= start <= size - trailer */
 } ls_proto_gen_begin_t;
 
 typedef struct {

@@ -83,6 +83,7 @@ void ls__visit_copy_state(ls__io_t *io, ls_frame_t *f);
 void ls__visit_re_offer(ls__io_t *io, ls_frame_t *f);
 void ls__visit_epoch(ls__io_t *io, ls_frame_t *f);
 void ls__visit_gen_begin(ls__io_t *io, ls_frame_t *f);
+void ls__visit_gen_tail(ls__io_t *io, ls_frame_t *f);
 void ls__visit_gen_data(ls__io_t *io, ls_frame_t *f);
 void ls__visit_gen_end(ls__io_t *io, ls_frame_t *f);
 void ls__visit_block(ls__io_t *io, ls_frame_t *f);

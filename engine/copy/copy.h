@@ -278,9 +278,11 @@ int ls_copy_recv_flush(ls_copy_t *copy, char *err, size_t errlen);
  * open takes up the file an earlier run left (cut to its last complete transaction: a torn tail
  * after a crash) and deletes shadows of any other generation or epoch; ls_copy_open touches no
  * shadow (an activation closes it: ls_copy_shadow_close). The shadow is deleted once its
- * generation is held (ls_copy_shadow_drop after the closed file, received and inspected whole as
- * any other: the shadow is never turned into it, so the file in logs/ cannot differ from the
- * active's). Receiver thread only, like ls_copy_recv_*.
+ * generation is held (ls_copy_shadow_drop after the closed file, inspected whole as any other).
+ * The closed file may take its head from the shadow (ls_copy_recv_from_shadow, GEN_TAIL): the
+ * whole file is still checked against its trailer and the sender's digest, so a shadow that
+ * differs from the active's log is caught and the generation asked again whole. Receiver thread
+ * only, like ls_copy_recv_*.
  * Fault points (test builds): copy.shadow.before_fsync, copy.shadow.after_fsync. */
 typedef struct {
     uint32_t epoch;       /* the shadow's epoch */
@@ -309,5 +311,15 @@ int ls_copy_shadow_sync(ls_copy_t *copy, ls_copy_shadow_t *out, char *err, size_
 void ls_copy_shadow_drop(ls_copy_t *copy, uint64_t upto);
 /* What the shadow holds (generation 0: none). */
 void ls_copy_shadow_info(ls_copy_t *copy, ls_copy_shadow_t *out);
+/* GEN_TAIL: right after ls_copy_recv_begin of the shadow's generation, bytes [0, start) of the
+ * .part are copied from the shadow (taking up the file an earlier run left, as a BLOCK does)
+ * through ls_copy_recv_data: written, hashed and inspected exactly as received bytes, so that
+ * recv_end checks the whole generation (SHA-256 against the trailer and the sender's digest, the
+ * stream inspection, the seal) as for one received whole. GEN_DATA go on from start. When the
+ * shadow does not hold [0, start) (another generation, fewer bytes, unreadable) the receive is
+ * dropped and ASK_AGAIN (LS_EGAP) reported: the source sends the generation whole. Returns 0,
+ * LS_EGAP (asked again), or ls_copy_recv_data's codes. Receiver thread only.
+ * Fault point (test builds): copy.tail.after_head (the head copied, nothing of the tail yet). */
+int ls_copy_recv_from_shadow(ls_copy_t *copy, uint64_t start, char *err, size_t errlen);
 
 #endif

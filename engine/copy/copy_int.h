@@ -75,6 +75,7 @@ typedef struct {
     uint64_t generation;     /* announced generation */
     uint64_t size;           /* announced size, bytes */
     uint64_t got;            /* bytes written so far (contiguous from 0) */
+    uint64_t head;           /* bytes [0, head) came from the shadow (GEN_TAIL; 0: none) */
     int fd;                  /* the .part, -1 when none */
     ls_sha256_t *sha;        /* running SHA-256 of bytes [0, size - LS_GEN_TRAILER_SIZE) */
     ls_seal_t *seal;         /* running XXH3-128 of bytes [0, size): the file's seal (kept) */

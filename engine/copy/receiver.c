@@ -21,6 +21,7 @@ struct ls_copy_rx {
     ls_workq_t *events; /* events for the loop, from any thread of the copy */
     ls_copy_t *copy;    /* the thread's copy once started (the thread alone) */
     uint64_t skip_gen;  /* the thread's: drop the frames of this generation */
+    uint64_t tail_gen;  /* the thread's: the generation begun from the shadow (GEN_TAIL) */
     uint64_t ends;      /* END items pushed and not yet taken by the thread (atomic): a whole
                            generation is queued behind the one ending */
 };
@@ -158,6 +159,11 @@ static void receive(ls_copy_rx_t *rx, ls_copy_item_t *it)
         rc = ls_copy_recv_begin(copy, it->epoch, it->generation, it->size, it->close_ns, err,
                                 sizeof(err));
         if (rc == LS_ESTATE) behind(rx, copy, it);
+        rx->tail_gen = 0;
+        if (rc == 0 && it->offset) { /* GEN_TAIL: the head from the shadow, checked as received */
+            rc = ls_copy_recv_from_shadow(copy, it->offset, err, sizeof(err));
+            if (rc == 0) rx->tail_gen = it->generation;
+        }
     } else if (it->generation == rx->skip_gen) {
         return;
     } else if (it->kind == LS_COPY_ITEM_DATA) {
@@ -175,7 +181,12 @@ static void receive(ls_copy_rx_t *rx, ls_copy_item_t *it)
         ls_copy_recv_defer(copy, __atomic_load_n(&rx->ends, __ATOMIC_RELAXED) > 0 &&
                                      sh.generation != it->generation);
         rc = ls_copy_recv_end(copy, it->generation, it->digest, err, sizeof(err));
-        if (rc == 0) ls_copy_shadow_drop(copy, it->generation);               /* held whole now */
+        if (rc == 0) ls_copy_shadow_drop(copy, it->generation); /* held whole now */
+        /* Its head came from a shadow that is not the active's log: that shadow goes (the
+         * generation comes whole; a new stream starts a new shadow). */
+        else if (rx->tail_gen == it->generation && rc != LS_ENOSPC && rc != LS_EIO)
+            ls_copy_shadow_drop(copy, it->generation);
+        rx->tail_gen = 0;
         if (rc && rc != LS_ESTATE && rc != LS_ENOSPC && rc != LS_EIO) rc = 0; /* ASK_AGAIN sent */
     }
     if (rc) {

@@ -268,10 +268,16 @@ int ls_copy_recv_end(ls_copy_t *c, uint64_t gen, const uint8_t *sender_digest, c
     LS__COPY_COUNT(c, digest_bytes, rx->size - LS_GEN_TRAILER_SIZE);
     if (sender_digest && memcmp(sender_digest, digest, LS_DIGEST_SIZE) != 0) {
         char msg[256];
-        ls_msgf(msg, sizeof(msg),
-                "generation %llu: digest of the bytes received differs from "
-                "the sender's (damaged in transit)",
-                (unsigned long long) gen);
+        if (rx->head)
+            ls_msgf(msg, sizeof(msg),
+                    "generation %llu: digest differs from the sender's: bytes [0, %llu) from the "
+                    "shadow and the rest received are not the active's file",
+                    (unsigned long long) gen, (unsigned long long) rx->head);
+        else
+            ls_msgf(msg, sizeof(msg),
+                    "generation %llu: digest of the bytes received differs from "
+                    "the sender's (damaged in transit)",
+                    (unsigned long long) gen);
         ls_msgf(err, errlen, "copy %s: %s", c->dir, msg);
         drop_part(c);
         ls__copy_flush_durable(c, NULL, 0); /* the pending ones are reported first */

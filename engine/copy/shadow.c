@@ -1,13 +1,15 @@
 /* copy: the shadow of the active's open generation, written by block mode's BLOCK frames (see
  * copy.h, "block mode", and docs/BLOCKMODE.md). The shadow only ever holds bytes the active made
  * durable, in order; what is acknowledged was fdatasynced first. The closed generation is
- * received whole as any other (recv.c) and the shadow deleted once it is held: the file in logs/
- * never comes from the shadow, so a shadow that is behind, torn or wrong cannot make it differ
- * from the active's. */
+ * received as any other (recv.c), its head possibly copied from the shadow (GEN_TAIL) through the
+ * same checks as received bytes, and the shadow deleted once it is held: the whole file is
+ * checked against the trailer and the sender's digest, so a shadow that is behind, torn or wrong
+ * cannot make it differ from the active's. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -229,4 +231,60 @@ void ls_copy_shadow_info(ls_copy_t *c, ls_copy_shadow_t *out)
     out->generation = c->shf.generation;
     out->size = c->shf.synced;
     out->durable_lsn = c->shf.synced_lsn;
+}
+
+/* Bytes read from the shadow per step (through ls_copy_recv_data, as received chunks). */
+#define HEAD_STEP (256u * 1024u)
+
+/* The receive of GEN_TAIL cannot be finished from the shadow: dropped, the generation asked
+ * again whole. */
+static int ask_whole(ls_copy_t *c, uint64_t start, const char *why, char *err, size_t errlen)
+{
+    char msg[512];
+    ls_msgf(msg, sizeof(msg),
+            "generation %llu: GEN_TAIL from byte %llu but the shadow %s: send it whole",
+            (unsigned long long) c->rx.generation, (unsigned long long) start, why);
+    ls_msgf(err, errlen, "copy %s: %s", c->dir, msg);
+    uint64_t gen = c->rx.generation;
+    ls_copy_recv_abort(c);
+    ls__copy_emit(c, LS_COPY_EV_ASK_AGAIN, gen, 0, LS_EGAP, msg);
+    return LS_EGAP;
+}
+
+int ls_copy_recv_from_shadow(ls_copy_t *c, uint64_t start, char *err, size_t errlen)
+{
+    ls__copy_rx_t *rx = &c->rx;
+    if (!rx->active || rx->got != 0 || start > rx->size - LS_GEN_TRAILER_SIZE) {
+        ls_msgf(err, errlen, "copy %s: generation %llu cannot start at byte %llu from its shadow",
+                c->dir, (unsigned long long) rx->generation, (unsigned long long) start);
+        if (rx->active) ls_copy_recv_abort(c);
+        return LS_ESTATE;
+    }
+    char why[512] = "";
+    if (open_shadow(c, rx->epoch, rx->generation, why, sizeof(why)) != 0)
+        return ask_whole(c, start, "cannot be opened", err, errlen);
+    if (c->shf.size < start) {
+        ls_msgf(why, sizeof(why), "holds %llu bytes", (unsigned long long) c->shf.size);
+        return ask_whole(c, start, why, err, errlen);
+    }
+    uint8_t *buf = malloc(HEAD_STEP);
+    if (!buf) return LS_ENOMEM;
+    int rc = 0;
+    for (uint64_t off = 0; off < start && rc == 0;) {
+        size_t n = (size_t) LS_MIN((uint64_t) HEAD_STEP, start - off);
+        ssize_t got = pread(c->shf.fd, buf, n, (off_t) off);
+        if (got != (ssize_t) n) {
+            free(buf);
+            ls_msgf(why, sizeof(why), "cannot be read at byte %llu: %s", (unsigned long long) off,
+                    got < 0 ? strerror(errno) : "short read");
+            return ask_whole(c, start, why, err, errlen);
+        }
+        rc = ls_copy_recv_data(c, rx->generation, off, buf, n, err, errlen);
+        off += n;
+    }
+    free(buf);
+    if (rc) return rc;
+    rx->head = start;
+    LS_FAULT("copy.tail.after_head");
+    return 0;
 }

@@ -59,7 +59,7 @@ static void schedule_retry(link_t *l)
 static uint32_t offered_features(const link_t *l)
 {
     return (l->node->cfg->plaintext ? LS_FEAT_CKSUM : 0) |
-           (l->cfg->compression_level > 0 ? LS_FEAT_ZSTD : 0) | LS_FEAT_BLOCK;
+           (l->cfg->compression_level > 0 ? LS_FEAT_ZSTD : 0) | LS_FEAT_BLOCK | LS_FEAT_TAIL;
 }
 
 static void send_hello(link_t *l)
@@ -156,6 +156,7 @@ static void on_welcome(link_t *l, const ls_proto_welcome_t *w)
     for (int i = 0; i < l->nidx; i++) {
         ls_ship_connected(l->by_idx[i]->m, &w->dbs[i], w->db_window, ls_now_ns());
         ls_ship_block_allow(l->by_idx[i]->m, block, ls_now_ns());
+        ls_ship_block_tail_allow(l->by_idx[i]->m, block && (w->features & LS_FEAT_TAIL));
     }
 }
 

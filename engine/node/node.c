@@ -42,7 +42,8 @@ static void conn_opts(const ls_node_t *n, ls_conn_opts_t *o, const char *peer_na
 const uint8_t *ls__node_frame_dbid(const ls_frame_t *f, bool to_source)
 {
     bool gen = f->type == LS_FRAME_GEN_BEGIN || f->type == LS_FRAME_GEN_DATA ||
-               f->type == LS_FRAME_GEN_END || f->type == LS_FRAME_BLOCK; /* source -> target */
+               f->type == LS_FRAME_GEN_END || f->type == LS_FRAME_BLOCK ||
+               f->type == LS_FRAME_GEN_TAIL; /* source -> target */
     bool either =
         f->type == LS_FRAME_ERROR || f->type == LS_FRAME_COPY_STATE || f->type == LS_FRAME_EPOCH;
     if (!either && gen == to_source) return NULL; /* the other way */
@@ -54,6 +55,7 @@ const uint8_t *ls__node_frame_dbid(const ls_frame_t *f, bool to_source)
     case LS_FRAME_EPOCH:
         return f->epoch.dbid;
     case LS_FRAME_GEN_BEGIN:
+    case LS_FRAME_GEN_TAIL:
         return f->gen_begin.dbid;
     case LS_FRAME_GEN_DATA:
         return f->gen_data.dbid;

@@ -130,6 +130,7 @@ static void on_hello(peer_t *p, const ls_proto_hello_t *h)
     p->nidx = h->db_count;
     p->version = choice.version;
     p->block = (choice.features & LS_FEAT_BLOCK) != 0;
+    p->tail = (choice.features & LS_FEAT_TAIL) != 0;
     static ls_frame_t w; /* large (256 answers); the loop is single-threaded */
     static char why[LS_PROTO_DB_MAX][LS_PROTO_REASON_MAX];
     ls__node_welcome(n, &w, &choice, h->db_count);
@@ -207,6 +208,11 @@ static void to_copy(peer_t *p, const ls_frame_t *f, const uint8_t *dbid)
     }
     if (f->type == LS_FRAME_BLOCK && !p->block) {
         LS_LOGE("peer", "%s sent BLOCK on a connection without block mode: closing", p->name);
+        ls_conn_close(p->conn);
+        return;
+    }
+    if (f->type == LS_FRAME_GEN_TAIL && !p->tail) {
+        LS_LOGE("peer", "%s sent GEN_TAIL on a connection without it: closing", p->name);
         ls_conn_close(p->conn);
         return;
     }

@@ -268,13 +268,14 @@ static int on_gen(ls_passive_t *m, const ls_frame_t *f, uint64_t now)
         return 0;
     } else if (f->type == LS_FRAME_GEN_END && m->refused_gen == f->gen_end.generation) {
         return 0; /* its GEN_BEGIN was refused (epoch.c) */
-    } else if (f->type == LS_FRAME_GEN_BEGIN) {
+    } else if (f->type == LS_FRAME_GEN_BEGIN || f->type == LS_FRAME_GEN_TAIL) {
         if (ls__passive_gen_refused(m, &f->gen_begin, now)) return 0;
         it = ls_copy_item_new(LS_COPY_ITEM_BEGIN, 0);
         it->epoch = f->gen_begin.epoch;
         it->generation = f->gen_begin.generation;
         it->size = f->gen_begin.size;
         it->close_ns = f->gen_begin.close_ns;
+        it->offset = f->gen_begin.start; /* GEN_TAIL: [0, start) from the shadow */
     } else {
         it = ls_copy_item_new(LS_COPY_ITEM_END, 0);
         it->generation = f->gen_end.generation;
@@ -314,6 +315,7 @@ int ls_passive_on_frame(ls_passive_t *m, const ls_frame_t *f, uint64_t now)
     case LS_FRAME_BLOCK:
         return on_block(m, &f->block);
     case LS_FRAME_GEN_BEGIN:
+    case LS_FRAME_GEN_TAIL:
     case LS_FRAME_GEN_DATA:
     case LS_FRAME_GEN_END:
         return on_gen(m, f, now);

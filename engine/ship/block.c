@@ -124,6 +124,11 @@ void ls_ship_block_allow(ls_ship_t *m, bool allowed, uint64_t now)
     ls__ship_block_check(m, now);
 }
 
+void ls_ship_block_tail_allow(ls_ship_t *m, bool allowed)
+{
+    m->blk.tail = allowed && m->blk.allowed;
+}
+
 void ls_ship_block_durable(ls_ship_t *m, const ls_ship_durable_t *d, uint64_t now)
 {
     ship_block_t *b = &m->blk;
@@ -140,7 +145,8 @@ void ls_ship_block_durable(ls_ship_t *m, const ls_ship_durable_t *d, uint64_t no
 void ls__ship_block_forget(ls_ship_t *m)
 {
     ship_block_t *b = &m->blk;
-    b->allowed = false;
+    b->allowed = b->tail = b->ack_conn = false;
+    b->no_tail_gen = 0;
     b->gen = b->off = 0; /* a new connection streams the open generation from its start */
     b->held = 0;
     b->stalled_gen = 0;
@@ -197,6 +203,29 @@ int64_t ls__ship_block_chunk(ls_ship_t *m, uint64_t max_len, uint64_t now)
     return (int64_t) len;
 }
 
+/* ---- the closed generation's tail ------------------------------------------------------------ */
+/* What this connection put into the target's shadow of g: the BLOCK bytes it sent (they arrive
+ * before GEN_TAIL, in order) and what the target acknowledged on it. A shadow that holds less
+ * after all (a write failed, the target restarted) makes the target ask again. */
+uint64_t ls__ship_block_start(const ls_ship_t *m, const ls_gen_buf_t *g)
+{
+    const ship_block_t *b = &m->blk;
+    if (!b->tail || g->generation == b->no_tail_gen || g->size < LS_GEN_TRAILER_SIZE) return 0;
+    uint64_t n = 0;
+    if (b->gen == g->generation && b->epoch == g->epoch) n = b->off;
+    if (b->ack_conn && b->ack.generation == g->generation && b->ack.epoch == g->epoch)
+        n = LS_MAX(n, b->ack.offset);
+    return LS_MIN(n, g->size - LS_GEN_TRAILER_SIZE);
+}
+
+bool ls__ship_block_finishing(const ls_ship_t *m, const ls_gen_buf_t *g)
+{
+    const ship_block_t *b = &m->blk;
+    return b->tail && b->mode == LS_SHIP_MODE_BLOCK && g->generation != b->no_tail_gen &&
+           b->gen == g->generation && b->epoch == g->epoch && b->off < b->pub &&
+           b->stalled_gen != b->gen;
+}
+
 void ls__ship_block_ack(ls_ship_t *m, const ls_proto_block_ack_t *a, uint64_t now)
 {
     ship_block_t *b = &m->blk;
@@ -205,6 +234,7 @@ void ls__ship_block_ack(ls_ship_t *m, const ls_proto_block_ack_t *a, uint64_t no
         return; /* late */
     b->ack = *a;
     b->ack_ns = now;
+    b->ack_conn = true;
     points_acked(b, a->generation, a->offset, now);
 }
 

@@ -117,17 +117,25 @@ void ls__ship_send_state(ls_ship_t *m, bool force)
     m->cs_sent_durable = m->durable.gen;
 }
 
+_Static_assert(LS_PROTO_GEN_TRAILER_LEN == LS_GEN_TRAILER_SIZE, "the trailer's size");
+
+/* GEN_BEGIN, or GEN_TAIL when the target's shadow holds the generation's head (block.c): its
+ * GEN_DATA then start there. */
 static int send_begin(ls_ship_t *m)
 {
-    ls_frame_t f = {.type = LS_FRAME_GEN_BEGIN};
+    uint64_t start = ls__ship_block_start(m, m->cur);
+    ls_frame_t f = {.type = start ? LS_FRAME_GEN_TAIL : LS_FRAME_GEN_BEGIN};
     memcpy(f.gen_begin.dbid, m->dbid, LS_DBID_LEN);
     f.gen_begin.epoch = m->cur->epoch;
     f.gen_begin.generation = m->cur->generation;
     f.gen_begin.size = m->cur->size;
     f.gen_begin.close_ns = m->cur->close_ns;
+    f.gen_begin.start = start;
     int rc = send(m, &f);
-    if (rc == 0) m->begun = true;
-    return rc;
+    if (rc) return rc;
+    m->begun = true;
+    m->cur_off = start;
+    return 0;
 }
 
 static int send_end(ls_ship_t *m)
@@ -206,6 +214,8 @@ int ls_ship_pump(ls_ship_t *m, uint64_t now)
             if (rc) return 0; /* nothing ready (the reader notifies), or stopped */
         }
         if (!m->begun) {
+            /* the stream first sends what was published of it: then only the rest goes */
+            if (ls__ship_block_finishing(m, m->cur)) return 0;
             int rc = send_begin(m);
             if (rc) return rc;
         }
@@ -219,7 +229,8 @@ int ls_ship_pump(ls_ship_t *m, uint64_t now)
 int64_t ls_ship_send_chunk(ls_ship_t *m, uint64_t max_len, uint64_t now)
 {
     if (!m->connected) return 0;
-    int64_t n = ls__ship_block_chunk(m, max_len, now); /* block mode first, if it is on */
+    int64_t n = ls__ship_block_chunk(m, max_len, now);      /* block mode first, if it is on */
+    if (n > 0 && m->cur && !m->begun) ls_ship_pump(m, now); /* the stream's end: GEN_TAIL */
     if (n != 0 || !m->cur) return n;
     if (!m->begun) return 0;
     uint64_t avail = ls_gen_buf_avail(m->cur); /* what the reader verified so far */

@@ -216,6 +216,7 @@ static void on_ask_again(ls_ship_t *m, const ls_proto_ask_again_t *a, uint64_t n
     /* The generation in flight is finished first (the target drops it), then the reader
      * restarts from the generation asked for (ls_ship_pump). */
     m->restart_from = a->generation;
+    m->blk.no_tail_gen = a->generation; /* it goes whole: its shadow could not finish it */
     ls_ship_pump(m, now);
 }
 

@@ -242,14 +242,21 @@ bool ls_ship_fenced(const ls_ship_t *m, uint32_t *epoch, const char **active);
  * open generation's bytes go out as BLOCK frames as the writer makes them durable, within the
  * same credit windows as GEN_DATA (ls_ship_send_chunk sends them when no closed generation is
  * being sent), and the target acknowledges them with BLOCK_ACK (ls_ship_on_frame). A roll closes
- * the streamed generation; it then goes in file mode as before (the target checks it whole and
- * drops its shadow) while the copy stays in block mode. When a generation closes while an
+ * the streamed generation; its closed file then goes as in file mode, but only the tail the
+ * target's shadow lacks when the connection has GEN_TAIL (the target checks it whole and drops
+ * its shadow) while the copy stays in block mode. When a generation closes while an
  * earlier one is still not durable on the target (a copy queue of 2), the copy falls back to
  * file mode; back to block once the queue is empty. Each switch is a MODE action. */
 
 /* Whether the current connection negotiated block mode (LS_FEAT_BLOCK at version >= 5). Call
  * after ls_ship_connected (which forgets it). */
 void ls_ship_block_allow(ls_ship_t *m, bool allowed, uint64_t now);
+/* Whether the current connection negotiated GEN_TAIL (LS_FEAT_TAIL with block mode): a closed
+ * generation whose head was streamed to the target (BLOCK) or acknowledged by it (BLOCK_ACK) on
+ * this connection starts with GEN_TAIL at that offset and only its tail goes as GEN_DATA. A
+ * target that cannot finish it from its shadow asks again: that generation then goes whole. Call
+ * after ls_ship_block_allow. */
+void ls_ship_block_tail_allow(ls_ship_t *m, bool allowed);
 /* The writer published a new durable position (borrowed): bytes to stream, and the start of
  * the lag figures of the commits in it. */
 void ls_ship_block_durable(ls_ship_t *m, const ls_ship_durable_t *d, uint64_t now);

@@ -49,6 +49,9 @@ typedef struct {
     uint64_t bytes;                 /* BLOCK bytes sent since start */
     ls_proto_block_ack_t ack;       /* the target's last BLOCK_ACK */
     uint64_t ack_ns;                /* when it arrived (0: none) */
+    bool ack_conn;                  /* ... on the current connection */
+    bool tail;                      /* the connection negotiated GEN_TAIL (LS_FEAT_TAIL) */
+    uint64_t no_tail_gen;           /* asked again: this generation goes whole (GEN_BEGIN) */
     uint64_t now;                   /* the last input's time, UTC ns */
 } ship_block_t;
 
@@ -110,6 +113,10 @@ int64_t ls__ship_block_chunk(ls_ship_t *m, uint64_t max_len, uint64_t now);
 void ls__ship_block_ack(ls_ship_t *m, const ls_proto_block_ack_t *a, uint64_t now);
 void ls__ship_block_durable_gen(ls_ship_t *m, uint64_t gen, uint64_t now); /* DURABLE(gen) */
 void ls__ship_block_forget(ls_ship_t *m); /* the connection ended: nothing streamed */
+/* GEN_TAIL: the bytes [0, start) of generation g the target's shadow holds (0: send it whole);
+ * true from ls__ship_block_finishing while the stream still sends what was published of g. */
+uint64_t ls__ship_block_start(const ls_ship_t *m, const ls_gen_buf_t *g);
+bool ls__ship_block_finishing(const ls_ship_t *m, const ls_gen_buf_t *g);
 void ls__ship_block_status(ls_ship_t *m, ls_status_copy_t *c);
 
 /* figures.c */

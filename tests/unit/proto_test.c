@@ -25,7 +25,7 @@ static const uint8_t all_types[] = {
     LS_FRAME_REPLAYED_SYNCED, LS_FRAME_ASK_AGAIN,  LS_FRAME_SEED_BEGIN, LS_FRAME_SEED_DATA,
     LS_FRAME_SEED_END,        LS_FRAME_COPY_STATE, LS_FRAME_RE_OFFER,   LS_FRAME_EPOCH,
     LS_FRAME_CHAIN_REQ,       LS_FRAME_CHAIN,      LS_FRAME_RESYNC,     LS_FRAME_RESYNC_BEGIN,
-    LS_FRAME_BLOCK,           LS_FRAME_BLOCK_ACK,
+    LS_FRAME_BLOCK,           LS_FRAME_BLOCK_ACK,  LS_FRAME_GEN_TAIL,
 };
 
 static ls_proto_link_t links[3];                          /* the CHAIN sample's entries */
@@ -110,6 +110,13 @@ static void sample_ship(uint8_t type, ls_frame_t *f)
     case LS_FRAME_GEN_BEGIN:
         f->gen_begin = (ls_proto_gen_begin_t){
             .epoch = 2, .generation = 42, .size = 1048672, .close_ns = 1700000000999ull};
+        break;
+    case LS_FRAME_GEN_TAIL:
+        f->gen_begin = (ls_proto_gen_begin_t){.epoch = 2,
+                                              .generation = 42,
+                                              .size = 1048672,
+                                              .close_ns = 1700000000999ull,
+                                              .start = 1040000};
         break;
     case LS_FRAME_GEN_DATA:
         f->gen_data = (ls_proto_gen_data_t){
@@ -268,6 +275,8 @@ static void ship_eq(const ls_frame_t *a, const ls_frame_t *b)
         str_eq(a->epoch.active, b->epoch.active);
         break;
     case LS_FRAME_GEN_BEGIN:
+    case LS_FRAME_GEN_TAIL:
+        cr_assert(a->gen_begin.start == b->gen_begin.start);
         cr_assert(a->gen_begin.epoch == b->gen_begin.epoch);
         cr_assert(a->gen_begin.generation == b->gen_begin.generation);
         cr_assert(a->gen_begin.size == b->gen_begin.size);
@@ -576,7 +585,7 @@ Test(proto, unknown_types_flags_and_reserved_refused)
     char err[256];
     uint8_t buf[8];
     ls_frame_header_t h;
-    const uint8_t unknown[] = {0x00, 0x05, 0x0f, 0x17, 0x24, 0x36, 0x45, 0x50, 0xff};
+    const uint8_t unknown[] = {0x00, 0x05, 0x0f, 0x17, 0x25, 0x36, 0x45, 0x50, 0xff};
     for (size_t i = 0; i < sizeof(unknown); i++) {
         ls_frame_header_t u = {0, unknown[i], 0};
         ls_frame_header_encode(&u, buf);
@@ -960,4 +969,31 @@ Test(proto, block_frames_round_trip_and_refuse_malformed_fields)
     cr_assert_eq(ls_frame_decode(buf, (size_t) n, &g, err, sizeof(err)), LS_EPROTO);
     cr_assert(strstr(err, "BLOCK_ACK: field 'generation' at offset 20"), "%s", err);
     cr_assert_eq(ls_frame_decode(buf, (size_t) n - 3, &g, err, sizeof(err)), LS_EFRAMETRUNC);
+}
+
+/* GEN_TAIL (LS_FEAT_TAIL): GEN_BEGIN's body and the start, which must leave the trailer to the
+ * GEN_DATA that follow. */
+Test(proto, gen_tail_round_trips_and_refuses_a_start_outside_the_file)
+{
+    static ls_frame_t f, g;
+    char err[256];
+    static uint8_t buf[256];
+    cr_assert_str_eq(ls_frame_type_name(LS_FRAME_GEN_TAIL), "GEN_TAIL");
+    sample(LS_FRAME_GEN_TAIL, &f);
+    ssize_t n = ls_frame_encode(&f, buf, sizeof(buf));
+    cr_assert_eq(n, LS_FRAME_HEADER_SIZE + 16 + 4 + 8 * 4);
+    cr_assert_eq(ls_frame_decode(buf, (size_t) n, &g, err, sizeof(err)), 0, "%s", err);
+    frame_eq(&f, &g);
+    uint8_t *body = buf + LS_FRAME_HEADER_SIZE;
+    uint64_t bad[] = {0, 1048672 - LS_PROTO_GEN_TRAILER_LEN + 1, UINT64_MAX};
+    for (size_t i = 0; i < LS_ARRAY_SIZE(bad); i++) {
+        ls_put64(body + 44, bad[i]);
+        cr_assert_eq(ls_frame_decode(buf, (size_t) n, &g, err, sizeof(err)), LS_EPROTO);
+        cr_assert(strstr(err, "GEN_TAIL: field 'start' at offset 44") && strstr(err, "trailer"),
+                  "%s", err);
+    }
+    ls_put64(body + 44, 1048672 - LS_PROTO_GEN_TRAILER_LEN);
+    cr_assert_eq(ls_frame_decode(buf, (size_t) n, &g, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(g.gen_begin.start, 1048672 - LS_PROTO_GEN_TRAILER_LEN);
+    cr_assert_eq(ls_frame_decode(buf, (size_t) n - 8, &g, err, sizeof(err)), LS_EFRAMETRUNC);
 }

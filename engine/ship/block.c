@@ -210,7 +210,8 @@ int64_t ls__ship_block_chunk(ls_ship_t *m, uint64_t max_len, uint64_t now)
 uint64_t ls__ship_block_start(const ls_ship_t *m, const ls_gen_buf_t *g)
 {
     const ship_block_t *b = &m->blk;
-    if (!b->tail || g->generation == b->no_tail_gen || g->size < LS_GEN_TRAILER_SIZE) return 0;
+    if (!b->tail || !b->allowed || g->generation == b->no_tail_gen || g->size < LS_GEN_TRAILER_SIZE)
+        return 0;
     uint64_t n = 0;
     if (b->gen == g->generation && b->epoch == g->epoch) n = b->off;
     if (b->ack_conn && b->ack.generation == g->generation && b->ack.epoch == g->epoch)

@@ -3,7 +3,10 @@
  * the first BLOCK after a restart takes the file up again cut to its last complete transaction
  * and deletes shadows of another generation or epoch; a crash at each fault point leaves a
  * shadow that is finished by the closed generation, which arrives whole and equals the
- * active's. */
+ * active's. GEN_TAIL: the closed generation takes its head from the shadow and only the tail is
+ * received; the whole file is checked as one received whole (a shadow that differs is caught and
+ * the generation asked again whole), a shadow that lacks the head asks again at once, and a crash
+ * after the head was copied is finished by the next GEN_TAIL. */
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -258,5 +261,159 @@ Test(copy_shadow_write, a_shadow_of_a_held_generation_goes_with_the_next_stream)
     cr_assert_eq(send_gen(c, &ch, 4), 0);
     ls_copy_shadow_drop(c, 4);
     cr_assert_eq(count_files(dir, "shadow"), 0);
+    ls_copy_close(c);
+}
+
+/* GEN_TAIL of generation 3 from byte start: the head from the shadow, then the rest received.
+ * Returns the first failing step's code (recv_end's for the whole). */
+static int send_tail(ls_copy_t *c, uint64_t start, char *err, size_t errlen)
+{
+    int rc = ls_copy_recv_begin(c, 1, 3, ch.len[3], LS_H_GEN_CLOSE_NS, err, errlen);
+    if (rc == 0) rc = ls_copy_recv_from_shadow(c, start, err, errlen);
+    for (size_t off = start; rc == 0 && off < ch.len[3];) {
+        size_t n = LS_MIN((size_t) 4096, ch.len[3] - off);
+        rc = ls_copy_recv_data(c, 3, off, ch.buf[3] + off, n, err, errlen);
+        off += n;
+    }
+    return rc ? rc : ls_copy_recv_end(c, 3, ch.digest[3], err, errlen);
+}
+
+/* Generation 3 is held, equal to the active's file, and its shadow gone (as the receiver does
+ * it: dropped once held). */
+static void held_from_tail(ls_copy_t *c)
+{
+    ls_copy_shadow_drop(c, 3);
+    cr_assert_eq(count_files(dir, "shadow"), 0);
+    cr_assert_eq(count_files(dir, "inspect"), 0, "no .part left");
+    char path[4200];
+    gen_path(path, sizeof(path), dir, "logs", 3, "");
+    size_t len = 0;
+    uint8_t *b = ls_h_read_file(path, &len);
+    cr_assert(b && len == ch.len[3]);
+    cr_assert_arr_eq(b, ch.buf[3], len);
+    free(b);
+}
+
+Test(copy_shadow_write, gen_tail_finishes_the_closed_generation_from_the_shadow)
+{
+    events_t ev;
+    events_init(&ev);
+    ls_copy_t *c = copy_open(dir, &ev);
+    send_range(c, &ch, 1, 2);
+    size_t part = open_len() - 700; /* the stream ended 700 bytes before the log did */
+    cr_assert_eq(block(c, 3, 0, part, NULL), 0);
+    ls_copy_stats_t before, after;
+    ls_copy_stats(c, &before);
+    char err[512] = "";
+    cr_assert_eq(send_tail(c, part, err, sizeof(err)), 0, "%s", err);
+    ls_copy_stats(c, &after);
+    cr_assert_eq(events_count(&ev, LS_COPY_EV_INSPECTED, 3), 1);
+    cr_assert_eq(events_count(&ev, LS_COPY_EV_ASK_AGAIN, 0), 0);
+    /* the whole file was hashed and sealed, not only the tail */
+    cr_assert_eq(after.digest_bytes - before.digest_bytes, ch.len[3] - LS_GEN_TRAILER_SIZE);
+    cr_assert_eq(after.seal_bytes - before.seal_bytes, ch.len[3]);
+    held_from_tail(c);
+    ls_copy_close(c);
+}
+
+/* The shadow's bytes are not the active's (one bit): the whole-file checks catch it, the
+ * generation is asked again and the shadow dropped; received whole it equals the active's. */
+static void differing_shadow(bool with_digest)
+{
+    events_t ev;
+    events_init(&ev);
+    ls_copy_t *c = copy_open(dir, &ev);
+    send_range(c, &ch, 1, 2);
+    uint8_t *bad = malloc(open_len());
+    memcpy(bad, ch.buf[3], open_len());
+    bad[open_len() / 2] ^= 0x10;
+    char err[512] = "";
+    ls_copy_shadow_t sh;
+    cr_assert_eq(ls_copy_shadow_write(c, 1, 3, 0, bad, open_len(), LSN, &sh, err, sizeof(err)), 0);
+    free(bad);
+    int rc = ls_copy_recv_begin(c, 1, 3, ch.len[3], LS_H_GEN_CLOSE_NS, err, sizeof(err));
+    cr_assert_eq(rc, 0, "%s", err);
+    cr_assert_eq(ls_copy_recv_from_shadow(c, open_len(), err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(ls_copy_recv_data(c, 3, open_len(), ch.buf[3] + open_len(), LS_GEN_TRAILER_SIZE,
+                                   err, sizeof(err)),
+                 0, "%s", err);
+    rc = ls_copy_recv_end(c, 3, with_digest ? ch.digest[3] : NULL, err, sizeof(err));
+    cr_assert_neq(rc, 0, "a shadow that differs from the active's log was taken");
+    cr_assert_eq(events_count(&ev, LS_COPY_EV_ASK_AGAIN, 3), 1);
+    cr_assert_eq(events_count(&ev, LS_COPY_EV_INSPECTED, 3), 0);
+    cr_log_info("%s: %s", ls_err_name(rc), ev.last_msg);
+    if (with_digest) cr_assert(strstr(ev.last_msg, "from the shadow"), "%s", ev.last_msg);
+    ls_copy_shadow_drop(c, 3); /* what the receiver does after a failed GEN_TAIL */
+    cr_assert_eq(send_gen(c, &ch, 3), 0, "the whole generation, asked again");
+    held_from_tail(c);
+    ls_copy_close(c);
+}
+
+Test(copy_shadow_write, a_shadow_that_differs_is_caught_by_the_digest_and_asked_again_whole)
+{
+    differing_shadow(true);
+}
+
+Test(copy_shadow_write, a_shadow_that_differs_is_caught_by_the_inspection_without_a_digest)
+{
+    differing_shadow(false);
+}
+
+Test(copy_shadow_write, a_shadow_that_lacks_the_head_asks_for_the_whole_generation)
+{
+    events_t ev;
+    events_init(&ev);
+    ls_copy_t *c = copy_open(dir, &ev);
+    send_range(c, &ch, 1, 2);
+    cr_assert_eq(block(c, 3, 0, 1000, NULL), 0);
+    char err[512] = "";
+    cr_assert_eq(ls_copy_recv_begin(c, 1, 3, ch.len[3], LS_H_GEN_CLOSE_NS, err, sizeof(err)), 0);
+    cr_assert_eq(ls_copy_recv_from_shadow(c, 2000, err, sizeof(err)), LS_EGAP);
+    cr_assert(strstr(err, "holds 1000 bytes") && strstr(err, "whole"), "%s", err);
+    cr_assert_eq(events_count(&ev, LS_COPY_EV_ASK_AGAIN, 3), 1);
+    cr_assert_eq(count_files(dir, "inspect"), 0, "the receive was dropped");
+    cr_assert_eq(ls_copy_recv_data(c, 3, 2000, ch.buf[3] + 2000, 10, err, sizeof(err)), LS_ESTATE,
+                 "its GEN_DATA are refused");
+    cr_assert_eq(send_gen(c, &ch, 3), 0);
+    held_from_tail(c);
+    ls_copy_close(c);
+}
+
+/* In a forked child: generation 3 streamed whole into the shadow, then GEN_TAIL dying once the
+ * head is copied into the .part. */
+static void tail_child(void)
+{
+    setenv("LS_FAULTS", "copy.tail.after_head=exit", 1);
+    ls_copy_options_t o = {.dir = dir};
+    ls_copy_t *c = NULL;
+    if (ls_copy_open(&o, &c, NULL, 0) != 0) _exit(3);
+    for (int g = 1; g <= 2; g++)
+        if (send_bytes(c, (uint64_t) g, ch.buf[g], ch.len[g], ch.digest[g], NULL, 0)) _exit(3);
+    char err[256];
+    ls_copy_shadow_t sh;
+    if (ls_copy_shadow_write(c, 1, 3, 0, ch.buf[3], open_len(), LSN, &sh, err, sizeof(err)))
+        _exit(3);
+    send_tail(c, open_len(), err, sizeof(err));
+    _exit(0);
+}
+
+Test(copy_shadow_write, a_crash_after_the_head_was_copied_is_finished_by_the_next_gen_tail)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) tail_child();
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == LS_FAULT_EXIT_CODE,
+              "the child died at copy.tail.after_head (status %d)", status);
+    ls_copy_t *c = copy_open(dir, NULL);
+    ls_copy_resume_t r;
+    ls_copy_resume_point(c, &r);
+    cr_assert_eq(r.next_generation, 3, "generation 3 is not held");
+    char err[512] = "";
+    /* the new connection's GEN_TAIL: the shadow is taken up (no BLOCK came yet) */
+    cr_assert_eq(send_tail(c, open_len(), err, sizeof(err)), 0, "%s", err);
+    held_from_tail(c);
     ls_copy_close(c);
 }

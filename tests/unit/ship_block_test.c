@@ -2,7 +2,9 @@
  * when the copy enters and leaves block mode, which bytes of the open generation go out (only
  * what the writer published as durable, within the credit window, never while a closed
  * generation is in flight), the durable LSN each BLOCK carries, the lag measured from the
- * writer's publish time to the BLOCK_ACK, and the figures. The machine reads nothing itself:
+ * writer's publish time to the BLOCK_ACK, and the figures; with GEN_TAIL the closed generation
+ * starts where the target's shadow ends (what this connection streamed or the target
+ * acknowledged on it) and goes whole once asked again. The machine reads nothing itself:
  * block_read below serves the open generation from memory. */
 #include "ship_test_util.h"
 
@@ -266,4 +268,103 @@ Test(ship_block, no_block_mode_without_the_feature_or_the_reader, .init = setup_
     cr_assert_eq(W.reads, 0);
     cr_assert_eq(W.modes, 0, "never switched");
     cr_assert_str_eq(status().mode, "file");
+}
+
+/* The closed generation 4 after its stream: generation 4 rolled, its last published position
+ * streamed first, then pumped until the next frame. */
+static void roll_gen4(uint64_t last)
+{
+    rescan(&W);
+    ls_ship_tick(W.m, W.now);
+    skip_states();
+    publish(last, W.next_lsn - 1);
+}
+
+Test(ship_block, gen_tail_sends_only_what_the_shadow_lacks, .init = setup_block,
+     .fini = teardown_world)
+{
+    caught_up(0);
+    ls_ship_block_tail_allow(W.m, true);
+    open_gen4();
+    publish(2000, W.next_lsn - 2);
+    take_block(0, 2000);
+    roll_gen4(3000);
+    for (int i = 0; i < 20; i++) /* the reader has generation 4 soon; the stream goes first */
+        ls_ship_pump(W.m, W.now);
+    cr_assert(!pending() || W.q[W.head].type != LS_FRAME_GEN_TAIL,
+              "GEN_TAIL before the published bytes were streamed");
+    take_block(2000, 3000);
+    pump_until_sent();
+    sent_t *t = expect(LS_FRAME_GEN_TAIL);
+    cr_assert_eq(t->gen, 4);
+    cr_assert_eq(t->size, W.size[4]);
+    cr_assert_eq(t->off, 3000, "GEN_DATA from where the stream ended");
+    uint64_t before = status().sent_bytes;
+    take_data(4, 3000, W.size[4]);
+    pump_until_sent();
+    cr_assert_eq(expect(LS_FRAME_GEN_END)->gen, 4);
+    cr_assert_eq(status().sent_bytes - before, W.size[4] - 3000, "only the tail travelled");
+    expect_nothing();
+    /* The target could not finish it from its shadow: asked again, it goes whole. */
+    ask_again(4, LS_EGAP);
+    take_gen(4);
+    ack(LS_FRAME_DURABLE, 4);
+    skip_states();
+    cr_assert_eq(ls_ship_mode(W.m), LS_SHIP_MODE_BLOCK);
+}
+
+Test(ship_block, gen_tail_starts_at_what_the_target_acknowledged_on_this_connection,
+     .init = setup_block, .fini = teardown_world)
+{
+    caught_up(0);
+    ls_ship_block_tail_allow(W.m, true);
+    open_gen4();
+    publish(1000, W.next_lsn - 2);
+    take_block(0, 1000);
+    block_ack(4, 2500, W.next_lsn - 2); /* its shadow held more from an earlier connection */
+    roll_gen4(1000);
+    pump_until_sent();
+    sent_t *t = expect(LS_FRAME_GEN_TAIL);
+    cr_assert_eq(t->off, 2500);
+    take_data(4, 2500, W.size[4]);
+    pump_until_sent();
+    cr_assert_eq(expect(LS_FRAME_GEN_END)->gen, 4);
+}
+
+Test(ship_block, gen_tail_forgets_an_acknowledgement_of_an_earlier_connection, .init = setup_block,
+     .fini = teardown_world)
+{
+    caught_up(0);
+    ls_ship_block_tail_allow(W.m, true);
+    open_gen4();
+    publish(1000, W.next_lsn - 2);
+    take_block(0, 1000);
+    block_ack(4, 1000, W.next_lsn - 2);
+    ls_ship_disconnected(W.m, false, "reset by peer", W.now);
+    connect_accepted(0);
+    ls_ship_block_allow(W.m, true, W.now);
+    ls_ship_block_tail_allow(W.m, true);
+    expect(LS_FRAME_COPY_STATE);
+    resume_at(4, W.digest[3]);
+    rescan(&W); /* rolled before anything was streamed on this connection */
+    ls_ship_tick(W.m, W.now);
+    skip_states();
+    take_gen(4); /* the shadow may be gone with the target's restart: whole */
+}
+
+Test(ship_block, no_gen_tail_without_the_feature, .init = setup_block, .fini = teardown_world)
+{
+    caught_up(0);
+    ls_ship_block_tail_allow(W.m, true);
+    ls_ship_block_allow(W.m, false, W.now); /* a tail needs block mode */
+    ls_ship_block_tail_allow(W.m, true);
+    ls_ship_block_allow(W.m, true, W.now);
+    skip_states();
+    open_gen4();
+    publish(2000, W.next_lsn - 2);
+    take_block(0, 2000);
+    rescan(&W);
+    ls_ship_tick(W.m, W.now);
+    skip_states();
+    take_gen(4);
 }

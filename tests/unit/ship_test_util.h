@@ -92,8 +92,10 @@ UTIL int on_send(void *ctx, const ls_frame_t *f)
     s->type = f->type;
     switch (f->type) {
     case LS_FRAME_GEN_BEGIN:
+    case LS_FRAME_GEN_TAIL:
         s->gen = f->gen_begin.generation;
         s->size = f->gen_begin.size;
+        s->off = f->gen_begin.start;
         break;
     case LS_FRAME_GEN_DATA:
         s->gen = f->gen_data.generation;

@@ -1,6 +1,7 @@
 /* engine/passive: block mode's BLOCK frames through the copy's real receiver into the shadow,
  * BLOCK_ACK with the durable offset and LSN, the credit given back, the closed generation that
- * ends the shadow, a seed's hold and the credit window. */
+ * ends the shadow, a seed's hold and the credit window; GEN_TAIL: the closed generation finished
+ * from the shadow, or asked again whole when the shadow lacks its head. */
 #include "passive_test_util.h"
 
 /* The source's BLOCK frames for bytes [from, to) of generation g's open log (its closed bytes
@@ -118,6 +119,87 @@ Test(passive_block, held_blocks_are_dropped_and_the_window_is_enforced)
     f.block.data = big;
     f.block.len = sizeof(big);
     cr_assert_eq(ls_passive_on_frame(t.m, &f, t.now), LS_EPROTO);
+    pt_teardown(&t);
+    chain_free(&ch);
+}
+
+/* GEN_TAIL of generation g from start, its GEN_DATA from there and GEN_END. */
+static void pt_tail(pt_t *t, const chain_t *ch, int g, size_t start, size_t chunk)
+{
+    ls_frame_t f = {.type = LS_FRAME_GEN_TAIL};
+    memcpy(f.gen_begin.dbid, t->dbid, LS_DBID_LEN);
+    f.gen_begin.epoch = 1;
+    f.gen_begin.generation = (uint64_t) g;
+    f.gen_begin.size = ch->len[g];
+    f.gen_begin.close_ns = LS_H_GEN_CLOSE_NS;
+    f.gen_begin.start = start;
+    cr_assert_eq(ls_passive_on_frame(t->m, &f, t->now), 0);
+    for (size_t off = start; off < ch->len[g]; off += chunk) {
+        memset(&f, 0, sizeof(f));
+        f.type = LS_FRAME_GEN_DATA;
+        memcpy(f.gen_data.dbid, t->dbid, LS_DBID_LEN);
+        f.gen_data.generation = (uint64_t) g;
+        f.gen_data.offset = off;
+        f.gen_data.len = (uint32_t) LS_MIN(chunk, ch->len[g] - off);
+        f.gen_data.data = ch->buf[g] + off;
+        cr_assert_eq(ls_passive_on_frame(t->m, &f, t->now), 0);
+    }
+    memset(&f, 0, sizeof(f));
+    f.type = LS_FRAME_GEN_END;
+    memcpy(f.gen_end.dbid, t->dbid, LS_DBID_LEN);
+    f.gen_end.generation = (uint64_t) g;
+    memcpy(f.gen_end.digest, ch->digest[g], LS_DIGEST_SIZE);
+    cr_assert_eq(ls_passive_on_frame(t->m, &f, t->now), 0);
+}
+
+static void logs_equal(pt_t *t, const chain_t *ch, int g)
+{
+    char path[4200];
+    gen_path(path, sizeof(path), t->dir, "logs", g, "");
+    size_t len = 0;
+    uint8_t *b = ls_h_read_file(path, &len);
+    cr_assert(b && len == ch->len[g], "generation %d in logs/", g);
+    cr_assert_arr_eq(b, ch->buf[g], len);
+    free(b);
+}
+
+Test(passive_block, gen_tail_finishes_from_the_shadow_or_asks_again_whole)
+{
+    pt_t t;
+    chain_t ch;
+    chain_build(&ch, 4, 3, 60);
+    pt_setup(&t);
+    pt_connect(&t);
+    for (int g = 1; g <= 2; g++) {
+        pt_ship(&t, &ch, g, 1000, NULL);
+        pt_wait(&t, LS_FRAME_DURABLE, (uint64_t) g);
+    }
+    /* 3: streamed but for its last 100 bytes; the closed file finished from the shadow */
+    size_t part = ch.len[3] - LS_GEN_TRAILER_SIZE - 100;
+    cr_assert_eq(pt_block(&t, &ch, 3, 0, part, 300, 77), 0);
+    acked_t a = {&t, part};
+    cr_assert(ls_h_wait_for(acked, &a, 10000), "BLOCK_ACK of %zu bytes", part);
+    uint64_t before = credit_back(&t);
+    pt_tail(&t, &ch, 3, part, 64);
+    pt_wait(&t, LS_FRAME_DURABLE, 3);
+    logs_equal(&t, &ch, 3);
+    cr_assert_eq(count_files(t.dir, "shadow"), 0, "the shadow went once 3 was held");
+    ls_passive_poll(t.m, t.now);
+    cr_assert_leq(credit_back(&t) - before, ch.len[3] - part, "credit for the tail only");
+    /* 4: its shadow holds 500 bytes but GEN_TAIL starts at 900: asked again, then whole */
+    cr_assert_eq(pt_block(&t, &ch, 4, 0, 500, 500, 88), 0);
+    a = (acked_t){&t, 500};
+    cr_assert(ls_h_wait_for(acked, &a, 10000), "BLOCK_ACK of 500 bytes");
+    pt_tail(&t, &ch, 4, 900, 1000);
+    pt_wait(&t, LS_FRAME_ASK_AGAIN, 4);
+    pt_frame_t *ask = NULL;
+    for (int i = 0; i < t.nframes; i++)
+        if (t.frames[i].type == LS_FRAME_ASK_AGAIN) ask = &t.frames[i];
+    cr_assert_eq(ask->code, LS_EGAP);
+    cr_assert_eq(ls_passive_state(t.m), LS_PASSIVE_HEALTHY, "a short shadow fails nothing");
+    pt_ship(&t, &ch, 4, 1000, NULL);
+    pt_wait(&t, LS_FRAME_DURABLE, 4);
+    logs_equal(&t, &ch, 4);
     pt_teardown(&t);
     chain_free(&ch);
 }

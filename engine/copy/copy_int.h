@@ -87,12 +87,6 @@ typedef struct {
     char name[LS_GEN_NAME_MAX];     /* <name> */
 } ls__copy_rx_t;
 
-/* The checks of ls_copy_recv_data over bytes [offset, offset + len) already in the .part at
- * that place (GEN_TAIL: the shadow's bytes): SHA-256, seal, stream inspection, the header's
- * database id; got advances. */
-int ls__copy_recv_feed(ls_copy_t *c, uint64_t offset, const void *data, size_t len, char *err,
-                       size_t errlen);
-
 /* The shadow's file as the receiver writes it (shadow.c): receiver thread only, and open/close. */
 typedef struct {
     int fd;                       /* shadow/<name> while open, -1 when none */

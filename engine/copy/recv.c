@@ -194,13 +194,6 @@ int ls_copy_recv_data(ls_copy_t *c, uint64_t gen, uint64_t offset, const void *d
      * chunks are hashed and inspected, and recv_end's fdatasync, which alone makes the file
      * durable, finds most of it written already. */
     (void) sync_file_range(rx->fd, (off_t) offset, (off_t) len, SYNC_FILE_RANGE_WRITE);
-    return ls__copy_recv_feed(c, offset, data, len, err, errlen);
-}
-
-int ls__copy_recv_feed(ls_copy_t *c, uint64_t offset, const void *data, size_t len, char *err,
-                       size_t errlen)
-{
-    ls__copy_rx_t *rx = &c->rx;
     uint64_t hash_end = rx->size - LS_GEN_TRAILER_SIZE;
     if (offset < hash_end)
         ls_sha256_update(rx->sha, data, (size_t) LS_MIN((uint64_t) len, hash_end - offset));

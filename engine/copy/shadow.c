@@ -251,45 +251,6 @@ static int ask_whole(ls_copy_t *c, uint64_t start, const char *why, char *err, s
     return LS_EGAP;
 }
 
-/* Feeds bytes [0, start) of fd through the receive's checks: write says whether they are also
- * written into the .part (a copy) or are its bytes already (the shadow renamed). */
-static int feed_head(ls_copy_t *c, int fd, uint64_t start, bool write, char *err, size_t errlen)
-{
-    uint8_t *buf = malloc(HEAD_STEP);
-    if (!buf) return LS_ENOMEM;
-    int rc = 0;
-    for (uint64_t off = 0; off < start && rc == 0;) {
-        size_t n = (size_t) LS_MIN((uint64_t) HEAD_STEP, start - off);
-        ssize_t got = pread(fd, buf, n, (off_t) off);
-        if (got != (ssize_t) n) {
-            char why[256];
-            ls_msgf(why, sizeof(why), "cannot be read at byte %llu: %s", (unsigned long long) off,
-                    got < 0 ? strerror(errno) : "short read");
-            free(buf);
-            return ask_whole(c, start, why, err, errlen);
-        }
-        rc = write ? ls_copy_recv_data(c, c->rx.generation, off, buf, n, err, errlen)
-                   : ls__copy_recv_feed(c, off, buf, n, err, errlen);
-        off += n;
-    }
-    free(buf);
-    return rc;
-}
-
-/* The shadow holds exactly [0, start), all fdatasynced: it becomes the .part (renamed over the
- * empty one recv_begin made), so that only the tail is written and synced; its bytes are read
- * back (the page cache) for the checks. False: the rename failed (the caller copies). */
-static bool rename_into_part(ls_copy_t *c)
-{
-    ls__copy_rx_t *rx = &c->rx;
-    if (rename(c->shf.path, rx->part) != 0) return false;
-    close(rx->fd);
-    rx->fd = c->shf.fd; /* open read-write: the tail is written through it */
-    c->shf.fd = -1;
-    forget(c, false);
-    return true;
-}
-
 int ls_copy_recv_from_shadow(ls_copy_t *c, uint64_t start, char *err, size_t errlen)
 {
     ls__copy_rx_t *rx = &c->rx;
@@ -306,10 +267,22 @@ int ls_copy_recv_from_shadow(ls_copy_t *c, uint64_t start, char *err, size_t err
         ls_msgf(why, sizeof(why), "holds %llu bytes", (unsigned long long) c->shf.size);
         return ask_whole(c, start, why, err, errlen);
     }
-    /* The shadow's bytes past start (kept from an earlier connection) may be applied early by
-     * now: such a shadow is copied, never cut. */
-    bool renamed = c->shf.size == start && c->shf.synced == start && rename_into_part(c);
-    int rc = feed_head(c, renamed ? rx->fd : c->shf.fd, start, !renamed, err, errlen);
+    uint8_t *buf = malloc(HEAD_STEP);
+    if (!buf) return LS_ENOMEM;
+    int rc = 0;
+    for (uint64_t off = 0; off < start && rc == 0;) {
+        size_t n = (size_t) LS_MIN((uint64_t) HEAD_STEP, start - off);
+        ssize_t got = pread(c->shf.fd, buf, n, (off_t) off);
+        if (got != (ssize_t) n) {
+            free(buf);
+            ls_msgf(why, sizeof(why), "cannot be read at byte %llu: %s", (unsigned long long) off,
+                    got < 0 ? strerror(errno) : "short read");
+            return ask_whole(c, start, why, err, errlen);
+        }
+        rc = ls_copy_recv_data(c, rx->generation, off, buf, n, err, errlen);
+        off += n;
+    }
+    free(buf);
     if (rc) return rc;
     rx->head = start;
     LS_FAULT("copy.tail.after_head");

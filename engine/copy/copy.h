@@ -312,15 +312,14 @@ void ls_copy_shadow_drop(ls_copy_t *copy, uint64_t upto);
 /* What the shadow holds (generation 0: none). */
 void ls_copy_shadow_info(ls_copy_t *copy, ls_copy_shadow_t *out);
 /* GEN_TAIL: right after ls_copy_recv_begin of the shadow's generation, bytes [0, start) of the
- * .part come from the shadow (taking up the file an earlier run left, as a BLOCK does): a shadow
- * of exactly start bytes, all synced, is renamed into the .part (it is gone from shadow/ then), a
- * longer one copied; either way its bytes are hashed and inspected exactly as received bytes, so
- * that recv_end checks the whole generation (SHA-256 against the trailer and the sender's digest,
- * the stream inspection, the seal) as for one received whole. GEN_DATA go on from start. When the
+ * .part are copied from the shadow (taking up the file an earlier run left, as a BLOCK does)
+ * through ls_copy_recv_data: written, hashed and inspected exactly as received bytes, so that
+ * recv_end checks the whole generation (SHA-256 against the trailer and the sender's digest, the
+ * stream inspection, the seal) as for one received whole. GEN_DATA go on from start. When the
  * shadow does not hold [0, start) (another generation, fewer bytes, unreadable) the receive is
  * dropped and ASK_AGAIN (LS_EGAP) reported: the source sends the generation whole. Returns 0,
  * LS_EGAP (asked again), or ls_copy_recv_data's codes. Receiver thread only.
- * Fault point (test builds): copy.tail.after_head (the head taken, nothing of the tail yet). */
+ * Fault point (test builds): copy.tail.after_head (the head copied, nothing of the tail yet). */
 int ls_copy_recv_from_shadow(ls_copy_t *copy, uint64_t start, char *err, size_t errlen);
 
 #endif

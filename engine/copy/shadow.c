@@ -251,6 +251,8 @@ static int ask_whole(ls_copy_t *c, uint64_t start, const char *why, char *err, s
     return LS_EGAP;
 }
 
+/* The head is copied, never moved: the shadow must hold what BLOCK_ACK promised until the
+ * generation's name is durable in logs/ (a dropped connection or a restart deletes the .part). */
 int ls_copy_recv_from_shadow(ls_copy_t *c, uint64_t start, char *err, size_t errlen)
 {
     ls__copy_rx_t *rx = &c->rx;

@@ -94,7 +94,9 @@ static void compute_loss(const ls_role_announced_t *a, uint64_t last, uint64_t l
 {
     memset(loss, 0, sizeof(*loss));
     if (a->last_generation == 0) return; /* nothing announced: nothing known to be lost */
-    loss->open_generation = a->last_generation + 1;
+    /* The old active's COPY_STATE can lag the generations it shipped (a kill -9 between a
+     * GEN_END and the next announcement): its open generation is past both. */
+    loss->open_generation = LS_MAX(a->last_generation, last) + 1;
     loss->from_ns = last_close_ns;
     loss->to_ns = LS_MAX(a->last_close_ns, last_close_ns);
     if (a->last_generation <= last) return;

@@ -49,7 +49,8 @@ typedef struct {
                                   generation held here), ns since 1970 UTC */
     uint64_t to_ns;            /* ... up to the close of the last announced generation */
     uint64_t open_generation;  /* the old active's open generation, possibly holding commits
-                                  never shipped (announced last + 1) */
+                                  never shipped: the later of the last announced and the
+                                  last held, + 1) */
 } ls_role_loss_t;
 
 /* The role file's content. */

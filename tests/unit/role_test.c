@@ -264,6 +264,29 @@ Test(role, activated_copy_opens_in_the_next_epoch_chained_to_its_last_generation
     free(cp);
 }
 
+/* The copy holds a generation the old active had not announced yet (its COPY_STATE lagged the
+ * shipping when it died): its open generation is the one after the last held, not the one after
+ * the last announced. */
+Test(role, open_generation_follows_a_generation_held_but_not_announced, .timeout = 60)
+{
+    char *act = ls_h_tmpdir("act"), *cp = ls_h_tmpdir("copy");
+    build_active(act, 3, 5);
+    ship(act, cp, 1, 3);
+    ls_role_activate_options_t o = {
+        .announced = {.last_generation = 2, .last_close_ns = close_time(act, 1, 2)}};
+    ls_role_activate_report_t r;
+    char err[1024] = "";
+    cr_assert_eq(ls_role_activate(cp, &o, &r, err, sizeof(err)), 0, "%s", err);
+    cr_assert(r.lossless);
+    cr_assert_eq(r.last_generation, 3);
+    cr_assert_eq(r.loss.generations, 0);
+    cr_assert_eq(r.loss.open_generation, 4, "generation 3 is held: the open one is 4");
+    ls_h_rmtree(act);
+    ls_h_rmtree(cp);
+    free(act);
+    free(cp);
+}
+
 Test(role, lossy_activation_is_refused_then_accepted_within_max_loss, .timeout = 60)
 {
     char *act = ls_h_tmpdir("act"), *cp = ls_h_tmpdir("copy");

@@ -58,6 +58,28 @@ static bool keep_aside(const char *from, const char *to, char *err, size_t errle
     return true;
 }
 
+void ls__rsi_recover_diverged(const char *db_dir, const char *name)
+{
+    char kept[LS_CFG_PATH_MAX + 16], in[LS_CFG_PATH_MAX + 16], err[600] = "";
+    snprintf(kept, sizeof(kept), "%s.diverged", db_dir);
+    snprintf(in, sizeof(in), "%s/diverged", db_dir);
+    if (access(in, F_OK) == 0) {
+        if (access(kept, F_OK) == 0)
+            LS_LOGW("resync",
+                    "%s: both %s and %s exist: the generations set aside by an interrupted "
+                    "resync stay in %s (never deleted); move them into %s by hand",
+                    name, in, kept, kept, in);
+        return;
+    }
+    if (keep_aside(kept, in, err, sizeof(err)))
+        LS_LOGI("resync",
+                "%s: the diverged generations set aside by an interrupted resync are "
+                "back in %s",
+                name, in);
+    else if (err[0])
+        LS_LOGE("resync", "%s: %s (the diverged generations stay in %s)", name, err, kept);
+}
+
 static void run_job(uv_work_t *w)
 {
     struct node_rsi *r = w->data;
@@ -103,7 +125,12 @@ static void run_job(uv_work_t *w)
     case J_SWAP: {
         ls_copy_t *none = NULL;
         r->swapped = false;
-        /* A full seed replaces the directory: the diverged generations wait beside it. */
+        /* A full seed replaces the directory: the role file (copy, following the new active)
+         * goes into the new one first, so the rename that swaps the store in swaps the role in
+         * too; and the diverged generations wait beside it (a crash leaves them there: the next
+         * start puts them back, ls__rsi_recover_diverged). */
+        const char *nd = r->install ? ls_seed_install_new_dir(r->install) : NULL;
+        if (nd && (r->jrc = ls_role_save(nd, &r->new_role, r->jerr, sizeof(r->jerr))) != 0) break;
         char kept[LS_CFG_PATH_MAX + 16], in[LS_CFG_PATH_MAX + 16];
         snprintf(kept, sizeof(kept), "%s.diverged", dir);
         snprintf(in, sizeof(in), "%s/diverged", dir);
@@ -112,8 +139,10 @@ static void run_job(uv_work_t *w)
             r->jrc = LS_EIO;
             break;
         }
+        LS_FAULT("resync.full.before_swap"); /* tests: a crash with diverged/ set aside */
         r->jrc = ls_seed_copy_swap(&none, &r->install, dir, open_none, NULL, &r->swapped, r->jerr,
                                    sizeof(r->jerr));
+        LS_FAULT("resync.full.after_swap"); /* tests: a crash before diverged/ is back */
         if (aside) {
             char e2[600] = "";
             keep_aside(kept, in, e2, sizeof(e2));
@@ -131,6 +160,30 @@ static void run_job(uv_work_t *w)
 }
 
 /* ---- the loop: outcome ---------------------------------------------------------------------- */
+
+/* A failed resync leaves the database as it was before: an old active, its ship machines fenced
+ * (Demoted, or Diverged when the demote moved generations aside), now saying why the resync
+ * failed; `logship resync` (or auto_resync) may run again. */
+static void fall_back(struct node_rsi *r)
+{
+    node_db_t *db = r->db;
+    char err[600];
+    ls_role_state_t st;
+    if (ls_role_load(db->cfg->path, LS_ROLE_ACTIVE, &st, err, sizeof(err)) != 0) {
+        LS_LOGE("resync", "%s: %s", db->cfg->name, err);
+        return;
+    }
+    if (st.role == LS_ROLE_COPY || st.role == LS_ROLE_ACTIVE) return; /* not an old active */
+    char base[LS_ROLE_REASON_MAX + 1];
+    snprintf(base, sizeof(base), "%s", st.reason[0] ? st.reason : ls_role_kind_name(st.role));
+    snprintf(st.reason, sizeof(st.reason), "%.200s; the last resync from %.64s failed: %.200s",
+             base, r->follows, r->message);
+    db->role = st; /* status shows it; the role file keeps its own reason */
+    for (int i = 0; db->active && i < db->active->nshippers; i++)
+        ls_ship_fence(db->active->shippers[i].m, st.epoch, st.follows, st.role == LS_ROLE_DIVERGED,
+                      st.reason, ls_now_ns());
+}
+
 static void finish_failed(struct node_rsi *r, const char *why)
 {
     if (r->finished) return;
@@ -140,6 +193,23 @@ static void finish_failed(struct node_rsi *r, const char *why)
     snprintf(r->message, sizeof(r->message), "incremental resync of %s from %s failed: %.1500s",
              r->db->cfg->name, r->follows, why);
     LS_LOGE("resync", "%s", r->message);
+    fall_back(r);
+}
+
+/* What the role file says once the new store is in place: a copy, following the new active. */
+static void copy_role(struct node_rsi *r, ls_role_state_t *st)
+{
+    *st = r->db->role;
+    st->role = LS_ROLE_COPY;
+    st->epoch = r->new_epoch > st->epoch ? r->new_epoch : st->epoch;
+    snprintf(st->follows, sizeof(st->follows), "%s", r->follows);
+    st->since_ns = ls_now_ns();
+    memset(&st->loss, 0, sizeof(st->loss));
+    const ls_seed_info_t *in = &r->info;
+    snprintf(st->reason, sizeof(st->reason),
+             "rebuilt as a copy of %.64s by logship resync on %.64s (%s, from generation %llu)",
+             r->follows, r->node->cfg->node_name, in->resync ? "incremental" : "full seed",
+             (unsigned long long) (in->resync ? in->split_generation : in->generation));
 }
 
 /* The new store is in place: the role file says copy, and the database opens as one. */
@@ -147,17 +217,8 @@ static void finish_swapped(struct node_rsi *r)
 {
     ls_node_t *n = r->node;
     node_db_t *db = r->db;
-    ls_role_state_t st = db->role;
-    st.role = LS_ROLE_COPY;
-    st.epoch = r->new_epoch > st.epoch ? r->new_epoch : st.epoch;
-    snprintf(st.follows, sizeof(st.follows), "%s", r->follows);
-    st.since_ns = ls_now_ns();
-    memset(&st.loss, 0, sizeof(st.loss));
+    ls_role_state_t st = r->new_role;
     const ls_seed_info_t *in = &r->info;
-    snprintf(st.reason, sizeof(st.reason),
-             "rebuilt as a copy of %.64s by logship resync on %.64s (%s, from generation %llu)",
-             r->follows, n->cfg->node_name, in->resync ? "incremental" : "full seed",
-             (unsigned long long) (in->resync ? in->split_generation : in->generation));
     char err[900];
     int rc = ls_role_save(db->cfg->path, &st, err, sizeof(err));
     if (rc) {
@@ -429,6 +490,7 @@ static void act(struct node_rsi *r)
             queue(r, J_END, NULL, 0, 0, a.digest);
             break;
         case LS_SEED_ACT_SWAP:
+            copy_role(r, &r->new_role);
             queue(r, J_SWAP, NULL, 0, 0, NULL);
             break;
         case LS_SEED_ACT_ABORT:

@@ -54,6 +54,7 @@ struct node_rsi {
     ls_seed_install_t *install;
     uint64_t done;
     bool swapped;
+    ls_role_state_t new_role; /* the role file once swapped: copy, following the new active */
     int jrc;
     char jerr[1024];
 };

@@ -13,6 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <logship/error.h>
+
+#include "core/core.h"
 #include "daemons.h"
 #include "harness.h"
 #include "status/status.h"
@@ -178,6 +181,137 @@ static bool first_removed(void *ctx)
  * those it held only for node-a): no split can be found, so every local generation is set aside
  * into <db>/diverged/2 and a full seed replaces the store; the command says so and why, and the
  * generations set aside are still there after the seed replaced the directory. */
+/* node-a diverged from node-b, and node-b no longer holds any generation node-a holds: node-a's
+ * daemon is started (with env) and found Diverged. */
+static void diverge_beyond_b_logs(const char *tag, char *const a_env[])
+{
+    ls_h_pair_start_peers(&pair, tag, NULL, "copies = node-a, node-b\nmax_log_bytes = 65536\n");
+    ls_h_load_ok(&pair, LS_H_A, "--transactions 300 --target-size 65536");
+    cr_assert(ls_h_wait_caught_up(&pair, 30000), "the copy did not catch up");
+    ls_h_node_kill(&pair, LS_H_A);
+    ls_h_load_ok(&pair, LS_H_A, "--transactions 30 --seed 5 --threads 1 --target-size 65536");
+    char *out, *err;
+    int rc = ls_h_logship(&pair, "activate", LS_H_B, "", &out, &err);
+    cr_assert_eq(rc, 0, "activate failed (%d): %s%s", rc, out, err);
+    const char *p = strstr(out, "epoch 2 starts at generation ");
+    cr_assert_not_null(p, "%s", out);
+    uint64_t first = strtoull(p + strlen("epoch 2 starts at generation "), NULL, 10);
+    free(out);
+    free(err);
+    ls_h_load_ok(&pair, LS_H_B, "--transactions 600 --seed 8 --target-size 65536");
+    cr_assert(ls_h_wait_for(first_removed, &first, 15000), "node-b still holds generation %" PRIu64,
+              first);
+    ls_h_node_start(&pair, LS_H_A, a_env);
+    cr_assert(ls_h_wait_role(&pair, LS_H_A, "diverged", "Diverged"),
+              "node-a did not find its divergence");
+}
+
+/* `test -e PATH` on node-a's db1 + suffix. */
+static bool a_has(const char *suffix)
+{
+    char cmd[1200];
+    snprintf(cmd, sizeof(cmd), "test -e %s%s", pair.db[LS_H_A], suffix);
+    return ls_h_sh(cmd, NULL, NULL, 5000) == 0;
+}
+
+/* node-a's daemon dies at a fault point during `logship resync` (the command fails). */
+static void resync_dies_at_fault(void)
+{
+    char *out, *err;
+    int rc = ls_h_logship(&pair, "resync", LS_H_A, "", &out, &err);
+    cr_assert_neq(rc, 0, "resync succeeded through the fault point: %s", out);
+    free(out);
+    free(err);
+    int st = ls_h_wait(pair.pid[LS_H_A], 20000);
+    cr_assert_eq(st, LS_FAULT_EXIT_CODE, "node-a's daemon: status %d", st);
+    pair.pid[LS_H_A] = 0;
+}
+
+/* node-a restarted is a copy of node-b with its diverged generations in diverged/2, shipped to
+ * until equal. */
+static void a_is_an_equal_copy_keeping_diverged(void)
+{
+    cr_assert(ls_h_wait_role(&pair, LS_H_A, "copy", "Healthy"), "node-a is no copy of node-b");
+    cr_assert(!a_has(".diverged"), "db1.diverged was not put back");
+    char cmd[1500], *out = NULL;
+    snprintf(cmd, sizeof(cmd), "ls %s/diverged/2 | grep -c '^E00-00000001-'", pair.db[LS_H_A]);
+    cr_assert_eq(ls_h_sh(cmd, &out, NULL, 5000), 0, "the diverged generations are gone");
+    free(out);
+    cJSON *st = ls_h_status(&pair, LS_H_A);
+    cr_assert_str_eq(ls_h_jstr(ls_h_db1_of(st), "follows"), "node-b");
+    cJSON_Delete(st);
+    cr_assert(ls_h_wait_b_caught_up(&pair, 30000), "node-b did not ship to node-a");
+    cr_assert(ls_h_stores_equal(&pair), "the stores differ");
+}
+
+/* A crash of node-a's daemon right after the full seed's swap, before diverged/ is back from
+ * <db>.diverged: the role file came with the new store (copy, following node-b), and the next
+ * start puts diverged/ back. */
+Test(resync, full_seed_fallback_survives_a_crash_after_the_swap)
+{
+    char *env[] = {"LS_FAULTS=resync.full.after_swap=exit", NULL};
+    diverge_beyond_b_logs("resync-crash-after", env);
+    resync_dies_at_fault();
+    cr_assert(a_has(".diverged/2"), "the crash did not leave diverged/ beside the directory");
+    char cmd[1200];
+    snprintf(cmd, sizeof(cmd), "grep -qx 'role copy' %s/role && grep -qx 'follows node-b' %s/role",
+             pair.db[LS_H_A], pair.db[LS_H_A]);
+    cr_assert_eq(ls_h_sh(cmd, NULL, NULL, 5000), 0, "the swapped-in directory's role is not copy");
+    ls_h_node_start(&pair, LS_H_A, NULL);
+    a_is_an_equal_copy_keeping_diverged();
+}
+
+/* A crash before the swap, diverged/ set aside: the next start puts it back, node-a is Diverged
+ * as before, and `logship resync` then finishes. */
+Test(resync, full_seed_fallback_survives_a_crash_before_the_swap)
+{
+    char *env[] = {"LS_FAULTS=resync.full.before_swap=exit", NULL};
+    diverge_beyond_b_logs("resync-crash-before", env);
+    resync_dies_at_fault();
+    cr_assert(a_has(".diverged/2"), "the crash did not leave diverged/ beside the directory");
+    ls_h_node_start(&pair, LS_H_A, NULL);
+    cr_assert(ls_h_wait_role(&pair, LS_H_A, "diverged", "Diverged"), "node-a is not Diverged");
+    cr_assert(a_has("/diverged/2") && !a_has(".diverged"), "diverged/ was not put back");
+    char *out, *err;
+    int rc = ls_h_logship(&pair, "resync", LS_H_A, "", &out, &err);
+    cr_assert_eq(rc, 0, "resync failed (%d): %s%s", rc, out, err);
+    free(out);
+    free(err);
+    a_is_an_equal_copy_keeping_diverged();
+}
+
+/* A resync that fails (node-b unreachable) leaves node-a as it was, Diverged, saying why in
+ * status; `logship resync` once node-b is back succeeds. */
+Test(resync, a_failed_resync_falls_back_and_runs_again)
+{
+    diverge_beyond_b_logs("resync-failed", NULL);
+    ls_h_node_kill(&pair, LS_H_B);
+    char *out, *err;
+    int rc = ls_h_logship(&pair, "resync", LS_H_A, "", &out, &err);
+    cr_assert_eq(rc, 1, "resync with node-b down (%d): %s%s", rc, out, err);
+    cr_assert(ls_h_contains(err, "connection to node-b lost") &&
+                  ls_h_contains(err, "connection refused"),
+              "%s", err);
+    free(out);
+    free(err);
+    cJSON *st = ls_h_status(&pair, LS_H_A);
+    cr_assert_not_null(st);
+    const cJSON *d = ls_h_db1_of(st);
+    cr_assert_str_eq(ls_h_jstr(d, "role"), "diverged");
+    cr_assert(ls_h_contains(ls_h_jstr(d, "reason"), "the last resync from node-b failed"), "%s",
+              ls_h_jstr(d, "reason"));
+    cr_assert_str_eq(ls_h_str(st, "state"), "Diverged", "the ship machine shows it");
+    cr_assert(ls_h_contains(ls_h_str(st, "reason"), "connection refused"), "%s",
+              ls_h_str(st, "reason"));
+    cJSON_Delete(st);
+    ls_h_node_start(&pair, LS_H_B, NULL);
+    rc = ls_h_logship(&pair, "resync", LS_H_A, "", &out, &err);
+    cr_assert_eq(rc, 0, "the second resync failed (%d): %s%s", rc, out, err);
+    free(out);
+    free(err);
+    a_is_an_equal_copy_keeping_diverged();
+}
+
 Test(resync, falls_back_to_a_full_seed_and_keeps_the_diverged_generations)
 {
     ls_h_pair_start_peers(&pair, "resync-fallback", NULL,

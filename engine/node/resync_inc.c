@@ -444,29 +444,6 @@ static void split(struct node_rsi *r)
     queue(r, J_DEMOTE, NULL, 0, 0, NULL);
 }
 
-/* The hand-off's meta names generation N (holding L), the digest of N-1 and N's epoch; the copy
- * reads that epoch as the one of N-1, the generation it holds (engine/copy/position.c, as its
- * own replay writes it). When N is the first generation of the new active's epoch (it wrote
- * less than a generation since its activation) N-1 is of the older epoch, and the new active
- * would find the copy holding N-1 "of epoch 2" and call it diverged: the meta is written with
- * N-1's epoch, from the chain received. */
-static void held_epoch(struct node_rsi *r)
-{
-    const ls_proto_link_t *pl;
-    size_t n;
-    uint32_t epoch;
-    const char *active;
-    ls_seed_client_chain(r->cs, &pl, &n, &epoch, &active);
-    for (size_t i = 0; i < n && r->info.generation > 1; i++)
-        if (pl[i].generation == r->info.generation - 1 && pl[i].epoch < r->info.epoch) {
-            LS_LOGI("resync",
-                    "%s: generation %llu begins epoch %u; the copy holds %llu of epoch %u",
-                    r->db->cfg->name, (unsigned long long) r->info.generation, r->info.epoch,
-                    (unsigned long long) pl[i].generation, pl[i].epoch);
-            r->info.epoch = pl[i].epoch;
-        }
-}
-
 static void act(struct node_rsi *r)
 {
     ls_seed_act_t a;
@@ -477,7 +454,6 @@ static void act(struct node_rsi *r)
             break;
         case LS_SEED_ACT_INSTALL_BEGIN:
             r->info = *a.info;
-            held_epoch(r);
             snprintf(r->message, sizeof(r->message), "receiving %llu bytes from %s (%s)",
                      (unsigned long long) a.info->total_bytes, r->follows,
                      a.info->resync ? "incremental" : "full seed");

@@ -99,8 +99,6 @@ int ls__node_resync_inc_start(ls_node_t *n, node_db_t *db, cJSON *resp, char *er
      * is in place (ls__node_resync_open_copy retires them); a failed resync leaves them showing
      * why (fall_back in resync_inc.c), and `logship resync` may run again. */
     if (db->active) db->active->fenced = true;
-    snprintf(r->message, sizeof(r->message), "connecting to %s over network %s", follows,
-             src->nets[0].name);
     LS_LOGI("resync", "%s: incremental resync from %s (%s), its chain asked from generation %llu",
             name, follows, db->role.reason[0] ? db->role.reason : "demoted",
             (unsigned long long) from);

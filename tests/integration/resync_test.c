@@ -163,6 +163,42 @@ Test(resync, auto_resync_rebuilds_a_diverged_old_active_by_itself)
     cr_assert_eq(ls_h_sh(cmd, NULL, NULL, 5000), 0, "node-a's log does not say it resynced");
 }
 
+/* node-a's [target node-b] lists first a network where nothing listens: the resync takes the
+ * networks in order with fallback, as the shipper does, and rebuilds node-a over the second. */
+Test(resync, takes_the_next_network_when_the_first_fails)
+{
+    ls_h_pair_start_peers(&pair, "resync-nets", NULL, NULL);
+    ls_h_load_ok(&pair, LS_H_A, "--transactions 300 --target-size 65536");
+    cr_assert(ls_h_wait_caught_up(&pair, 30000), "the copy did not catch up");
+    ls_h_node_kill(&pair, LS_H_A);
+    int dead = ls_h_free_port();
+    char cmd[1500];
+    snprintf(cmd, sizeof(cmd),
+             "sed -i 's/^network = loop /network = dead 127.0.0.1:%d\\nnetwork = loop /' %s && "
+             "grep -q '^network = dead ' %s",
+             dead, pair.conf[LS_H_A], pair.conf[LS_H_A]);
+    cr_assert_eq(ls_h_sh(cmd, NULL, NULL, 5000), 0, "cannot add a network to node-a's target");
+    ls_h_load_ok(&pair, LS_H_A, "--transactions 30 --seed 5 --threads 1 --target-size 65536");
+    char *out, *err;
+    int rc = ls_h_logship(&pair, "activate", LS_H_B, "", &out, &err);
+    cr_assert_eq(rc, 0, "activate failed (%d): %s%s", rc, out, err);
+    free(out);
+    free(err);
+    ls_h_load_ok(&pair, LS_H_B, "--transactions 30 --seed 8 --threads 1 --target-size 65536");
+    ls_h_node_start(&pair, LS_H_A, NULL);
+    cr_assert(ls_h_wait_role(&pair, LS_H_A, "diverged", "Diverged"), "node-a is not Diverged");
+    rc = ls_h_logship(&pair, "resync", LS_H_A, "", &out, &err);
+    cr_assert_eq(rc, 0, "resync with the first network dead failed (%d): %s%s", rc, out, err);
+    free(out);
+    free(err);
+    snprintf(cmd, sizeof(cmd),
+             "grep -q '\\[resync\\] db1: connected to node-b over network loop' %s",
+             pair.log[LS_H_A]);
+    cr_assert_eq(ls_h_sh(cmd, NULL, NULL, 5000), 0, "node-a's log does not name network loop");
+    cr_assert(ls_h_wait_b_caught_up(&pair, 30000), "node-b did not ship to node-a");
+    cr_assert(ls_h_stores_equal(&pair), "the stores differ");
+}
+
 /* node-b's oldest generation in logs/ is past *ctx. */
 static bool first_removed(void *ctx)
 {

@@ -133,13 +133,15 @@ Test(resync, diverged_old_active_resyncs_incrementally)
     ls_h_ack_check(&pair, LS_H_A, ackb);
 }
 
-/* With `auto_resync = true` node-a resyncs by itself once it finds itself diverged. */
-Test(resync, auto_resync_rebuilds_a_diverged_old_active_by_itself)
+/* node-a's daemon dies with the copy caught up; while it is down (and while_down runs, when not
+ * NULL) its application writes a generation node-b never gets; node-b is activated and written
+ * to. */
+static void diverge_while_a_is_down(void (*while_down)(void))
 {
-    ls_h_pair_start_peers(&pair, "resync-auto", "auto_resync = true\n", NULL);
     ls_h_load_ok(&pair, LS_H_A, "--transactions 300 --target-size 65536");
     cr_assert(ls_h_wait_caught_up(&pair, 30000), "the copy did not catch up");
     ls_h_node_kill(&pair, LS_H_A);
+    if (while_down) while_down();
     ls_h_load_ok(&pair, LS_H_A, "--transactions 30 --seed 5 --threads 1 --target-size 65536");
     char *out, *err;
     int rc = ls_h_logship(&pair, "activate", LS_H_B, "", &out, &err);
@@ -147,12 +149,18 @@ Test(resync, auto_resync_rebuilds_a_diverged_old_active_by_itself)
     free(out);
     free(err);
     ls_h_load_ok(&pair, LS_H_B, "--transactions 30 --seed 8 --threads 1 --target-size 65536");
+}
 
+/* With `auto_resync = true` node-a resyncs by itself once it finds itself diverged. */
+Test(resync, auto_resync_rebuilds_a_diverged_old_active_by_itself)
+{
+    ls_h_pair_start_peers(&pair, "resync-auto", "auto_resync = true\n", NULL);
+    diverge_while_a_is_down(NULL);
     ls_h_node_start(&pair, LS_H_A, NULL);
     cr_assert(ls_h_wait_role(&pair, LS_H_A, "copy", "Healthy"), "node-a did not resync by itself");
     cr_assert(ls_h_wait_b_caught_up(&pair, 30000), "node-b did not ship to node-a");
     cr_assert(ls_h_stores_equal(&pair), "the stores differ after the automatic resync");
-    char cmd[1500];
+    char cmd[1500], *out;
     snprintf(cmd, sizeof(cmd), "ls %s/diverged/2 | grep -c '^E00-00000001-'", pair.db[LS_H_A]);
     cr_assert_eq(ls_h_sh(cmd, &out, NULL, 5000), 0, "no epoch-1 file in diverged/2");
     free(out);
@@ -163,31 +171,27 @@ Test(resync, auto_resync_rebuilds_a_diverged_old_active_by_itself)
     cr_assert_eq(ls_h_sh(cmd, NULL, NULL, 5000), 0, "node-a's log does not say it resynced");
 }
 
+/* A first network where nothing listens, before node-a's network to node-b. */
+static void add_dead_network(void)
+{
+    char cmd[1500];
+    snprintf(cmd, sizeof(cmd),
+             "sed -i 's/^network = loop /network = dead 127.0.0.1:%d\\nnetwork = loop /' %s && "
+             "grep -q '^network = dead ' %s",
+             ls_h_free_port(), pair.conf[LS_H_A], pair.conf[LS_H_A]);
+    cr_assert_eq(ls_h_sh(cmd, NULL, NULL, 5000), 0, "cannot add a network to node-a's target");
+}
+
 /* node-a's [target node-b] lists first a network where nothing listens: the resync takes the
  * networks in order with fallback, as the shipper does, and rebuilds node-a over the second. */
 Test(resync, takes_the_next_network_when_the_first_fails)
 {
     ls_h_pair_start_peers(&pair, "resync-nets", NULL, NULL);
-    ls_h_load_ok(&pair, LS_H_A, "--transactions 300 --target-size 65536");
-    cr_assert(ls_h_wait_caught_up(&pair, 30000), "the copy did not catch up");
-    ls_h_node_kill(&pair, LS_H_A);
-    int dead = ls_h_free_port();
-    char cmd[1500];
-    snprintf(cmd, sizeof(cmd),
-             "sed -i 's/^network = loop /network = dead 127.0.0.1:%d\\nnetwork = loop /' %s && "
-             "grep -q '^network = dead ' %s",
-             dead, pair.conf[LS_H_A], pair.conf[LS_H_A]);
-    cr_assert_eq(ls_h_sh(cmd, NULL, NULL, 5000), 0, "cannot add a network to node-a's target");
-    ls_h_load_ok(&pair, LS_H_A, "--transactions 30 --seed 5 --threads 1 --target-size 65536");
-    char *out, *err;
-    int rc = ls_h_logship(&pair, "activate", LS_H_B, "", &out, &err);
-    cr_assert_eq(rc, 0, "activate failed (%d): %s%s", rc, out, err);
-    free(out);
-    free(err);
-    ls_h_load_ok(&pair, LS_H_B, "--transactions 30 --seed 8 --threads 1 --target-size 65536");
+    diverge_while_a_is_down(add_dead_network);
     ls_h_node_start(&pair, LS_H_A, NULL);
     cr_assert(ls_h_wait_role(&pair, LS_H_A, "diverged", "Diverged"), "node-a is not Diverged");
-    rc = ls_h_logship(&pair, "resync", LS_H_A, "", &out, &err);
+    char *out, *err, cmd[1500];
+    int rc = ls_h_logship(&pair, "resync", LS_H_A, "", &out, &err);
     cr_assert_eq(rc, 0, "resync with the first network dead failed (%d): %s%s", rc, out, err);
     free(out);
     free(err);
@@ -235,6 +239,7 @@ static void diverge_beyond_b_logs(const char *tag, char *const a_env[])
     free(out);
     free(err);
     ls_h_load_ok(&pair, LS_H_B, "--transactions 600 --seed 8 --target-size 65536");
+    /* node-b's cap removes the generations it held only for node-a, the first of epoch 2 too */
     cr_assert(ls_h_wait_for(first_removed, &first, 15000), "node-b still holds generation %" PRIu64,
               first);
     ls_h_node_start(&pair, LS_H_A, a_env);
@@ -350,39 +355,14 @@ Test(resync, a_failed_resync_falls_back_and_runs_again)
 
 Test(resync, falls_back_to_a_full_seed_and_keeps_the_diverged_generations)
 {
-    ls_h_pair_start_peers(&pair, "resync-fallback", NULL,
-                          "copies = node-a, node-b\nmax_log_bytes = 65536\n");
-    ls_h_load_ok(&pair, LS_H_A, "--transactions 300 --target-size 65536");
-    cr_assert(ls_h_wait_caught_up(&pair, 30000), "the copy did not catch up");
-    ls_h_node_kill(&pair, LS_H_A);
-    ls_h_load_ok(&pair, LS_H_A, "--transactions 30 --seed 5 --threads 1 --target-size 65536");
+    diverge_beyond_b_logs("resync-fallback", NULL);
     char *out, *err;
-    int rc = ls_h_logship(&pair, "activate", LS_H_B, "", &out, &err);
-    cr_assert_eq(rc, 0, "activate failed (%d): %s%s", rc, out, err);
-    const char *p = strstr(out, "epoch 2 starts at generation ");
-    cr_assert_not_null(p, "%s", out);
-    uint64_t first = strtoull(p + strlen("epoch 2 starts at generation "), NULL, 10);
-    free(out);
-    free(err);
-    ls_h_load_ok(&pair, LS_H_B, "--transactions 600 --seed 8 --target-size 65536");
-    /* node-b's cap removes the generations it held only for node-a, the first of epoch 2 too */
-    cr_assert(ls_h_wait_for(first_removed, &first, 15000), "node-b still holds generation %" PRIu64,
-              first);
-    ls_h_node_start(&pair, LS_H_A, NULL);
-    cr_assert(ls_h_wait_role(&pair, LS_H_A, "diverged", "Diverged"),
-              "node-a did not find its divergence");
-
-    rc = ls_h_logship(&pair, "resync", LS_H_A, "", &out, &err);
+    int rc = ls_h_logship(&pair, "resync", LS_H_A, "", &out, &err);
     cr_assert_eq(rc, 0, "resync failed (%d): %s%s", rc, out, err);
     fprintf(stderr, "logship resync printed:\n%s", out);
     cr_assert(ls_h_contains(out, "fell back to a full seed"), "%s", out);
     cr_assert(ls_h_contains(out, "moved: "), "%s", out);
     free(out);
     free(err);
-    char cmd[1500];
-    snprintf(cmd, sizeof(cmd), "ls %s/diverged/2 | grep -c '^E00-00000001-'", pair.db[LS_H_A]);
-    cr_assert_eq(ls_h_sh(cmd, &out, NULL, 5000), 0, "the diverged generations are gone");
-    free(out);
-    cr_assert(ls_h_wait_b_caught_up(&pair, 30000), "node-b did not ship to node-a");
-    cr_assert(ls_h_stores_equal(&pair), "the stores differ after the fall-back");
+    a_is_an_equal_copy_keeping_diverged();
 }

@@ -16,6 +16,22 @@ static int no_change(void *ctx, ls_store_txn_t *txn)
     return 0;
 }
 
+/* Creates the store at path (the harness's database id) holding only the meta record m, as a
+ * seed's install leaves it. */
+static void seed_store(const char *path, ls_store_meta_t *m)
+{
+    char err[1024] = "";
+    ls_h_gen_spec_t spec;
+    ls_h_gen_spec_default(&spec, 1, 1);
+    ls_store_options_t so = {.map_size = 8u << 20, .create = true, .dbid = spec.dbid};
+    ls_store_t *s = NULL;
+    cr_assert_eq(ls_store_open(path, &so, &s, err, sizeof(err)), 0, "%s", err);
+    memcpy(m->dbid, spec.dbid, LS_DBID_LEN);
+    cr_assert_eq(ls_store_apply(s, no_change, NULL, m), 0);
+    cr_assert_eq(ls_store_sync(s), 0);
+    ls_store_close(s);
+}
+
 #define ASSERT_MSG_HAS(err, s)                                                                     \
     cr_assert(strstr((err), (s)) != NULL, "message \"%s\" lacks \"%s\"", (err), (s))
 
@@ -167,21 +183,13 @@ Test(copy_paths, seeded_store_refuses_a_generation_starting_past_its_lsn)
     chain_build(&ch, 2, 4, 30);
     char store[4200], err[1024] = "";
     snprintf(store, sizeof(store), "%s/store", dir);
-    ls_h_gen_spec_t spec;
-    ls_h_gen_spec_default(&spec, 1, 1);
-    ls_store_options_t so = {.map_size = 8u << 20, .create = true, .dbid = spec.dbid};
-    ls_store_t *s = NULL;
-    cr_assert_eq(ls_store_open(store, &so, &s, err, sizeof(err)), 0, "%s", err);
     ls_store_meta_t seeded = {.epoch = 1,
                               .generation = 2,
                               .digest_generation = 1,
                               .lsn = ch.last_lsn[1] - 2,
                               .checkpoint_lsn = ch.last_lsn[1] - 2};
-    memcpy(seeded.dbid, spec.dbid, LS_DBID_LEN);
     memcpy(seeded.digest, ch.digest[1], LS_DIGEST_SIZE);
-    cr_assert_eq(ls_store_apply(s, no_change, NULL, &seeded), 0);
-    cr_assert_eq(ls_store_sync(s), 0);
-    ls_store_close(s);
+    seed_store(store, &seeded);
 
     events_t ev;
     events_init(&ev);
@@ -290,20 +298,12 @@ Test(copy_paths, move_into_logs_that_fails_is_asked_again)
 static uint32_t handoff_resume_epoch(const char *history)
 {
     char *dir = ls_h_tmpdir("copyhandoff");
-    char path[4200], err[1024] = "";
+    char path[4200];
     snprintf(path, sizeof(path), "%s/store", dir);
-    ls_h_gen_spec_t spec;
-    ls_h_gen_spec_default(&spec, 2, 3);
-    ls_store_options_t so = {.map_size = 8u << 20, .create = true, .dbid = spec.dbid};
-    ls_store_t *s = NULL;
-    cr_assert_eq(ls_store_open(path, &so, &s, err, sizeof(err)), 0, "%s", err);
     ls_store_meta_t seeded = {
         .epoch = 2, .generation = 3, .digest_generation = 2, .lsn = 20, .checkpoint_lsn = 20};
-    memcpy(seeded.dbid, spec.dbid, LS_DBID_LEN);
     memset(seeded.digest, 0x5a, LS_DIGEST_SIZE);
-    cr_assert_eq(ls_store_apply(s, no_change, NULL, &seeded), 0);
-    cr_assert_eq(ls_store_sync(s), 0);
-    ls_store_close(s);
+    seed_store(path, &seeded);
     if (history) {
         snprintf(path, sizeof(path), "%s/logs", dir);
         mkdir(path, 0700);

@@ -189,16 +189,25 @@ Test(role, fence_set_by_another_process_stops_running_commits, .timeout = 60)
 
 /* ---- activation ---- */
 
+/* An active of 3 generations of 5 records, generations 1..3 shipped to cp, which is activated
+ * with the old active having announced generation `announced` last. */
+static void activate_three(const char *act, const char *cp, uint64_t announced,
+                           ls_role_activate_report_t *r)
+{
+    build_active(act, 3, 5);
+    ship(act, cp, 1, 3);
+    ls_role_activate_options_t o = {.announced = {.last_generation = announced,
+                                                  .last_close_ns = close_time(act, 1, announced)}};
+    char err[1024] = "";
+    cr_assert_eq(ls_role_activate(cp, &o, r, err, sizeof(err)), 0, "%s", err);
+}
+
 Test(role, activated_copy_opens_in_the_next_epoch_chained_to_its_last_generation, .timeout = 60)
 {
     char *act = ls_h_tmpdir("act"), *cp = ls_h_tmpdir("copy");
-    build_active(act, 3, 5);
-    ship(act, cp, 1, 3);
-    ls_role_activate_options_t o = {
-        .announced = {.last_generation = 3, .last_close_ns = close_time(act, 1, 3)}};
     ls_role_activate_report_t r;
     char err[1024] = "";
-    cr_assert_eq(ls_role_activate(cp, &o, &r, err, sizeof(err)), 0, "%s", err);
+    activate_three(act, cp, 3, &r);
     cr_assert(r.lossless);
     cr_assert_eq(r.old_epoch, 1);
     cr_assert_eq(r.new_epoch, 2);
@@ -270,13 +279,8 @@ Test(role, activated_copy_opens_in_the_next_epoch_chained_to_its_last_generation
 Test(role, open_generation_follows_a_generation_held_but_not_announced, .timeout = 60)
 {
     char *act = ls_h_tmpdir("act"), *cp = ls_h_tmpdir("copy");
-    build_active(act, 3, 5);
-    ship(act, cp, 1, 3);
-    ls_role_activate_options_t o = {
-        .announced = {.last_generation = 2, .last_close_ns = close_time(act, 1, 2)}};
     ls_role_activate_report_t r;
-    char err[1024] = "";
-    cr_assert_eq(ls_role_activate(cp, &o, &r, err, sizeof(err)), 0, "%s", err);
+    activate_three(act, cp, 2, &r);
     cr_assert(r.lossless);
     cr_assert_eq(r.last_generation, 3);
     cr_assert_eq(r.loss.generations, 0);

@@ -140,10 +140,10 @@ static void run_job(uv_work_t *w)
             r->jrc = LS_EIO;
             break;
         }
-        LS_FAULT("resync.full.before_swap"); /* tests: a crash with diverged/ set aside */
+        LS_FAULT("resync.before_swap"); /* tests: a crash (full seed: diverged/ set aside) */
         r->jrc = ls_seed_copy_swap(&none, &r->install, dir, open_none, NULL, &r->swapped, r->jerr,
                                    sizeof(r->jerr));
-        LS_FAULT("resync.full.after_swap"); /* tests: a crash before diverged/ is back */
+        LS_FAULT("resync.after_swap"); /* tests: a crash before the role file (and diverged/) */
         if (aside) {
             char e2[600] = "";
             keep_aside(kept, in, e2, sizeof(e2));

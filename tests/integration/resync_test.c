@@ -290,7 +290,7 @@ static void a_is_an_equal_copy_keeping_diverged(void)
  * start puts diverged/ back. */
 Test(resync, full_seed_fallback_survives_a_crash_after_the_swap)
 {
-    char *env[] = {"LS_FAULTS=resync.full.after_swap=exit", NULL};
+    char *env[] = {"LS_FAULTS=resync.after_swap=exit", NULL};
     diverge_beyond_b_logs("resync-crash-after", env);
     resync_dies_at_fault();
     cr_assert(a_has(".diverged/2"), "the crash did not leave diverged/ beside the directory");
@@ -306,7 +306,7 @@ Test(resync, full_seed_fallback_survives_a_crash_after_the_swap)
  * as before, and `logship resync` then finishes. */
 Test(resync, full_seed_fallback_survives_a_crash_before_the_swap)
 {
-    char *env[] = {"LS_FAULTS=resync.full.before_swap=exit", NULL};
+    char *env[] = {"LS_FAULTS=resync.before_swap=exit", NULL};
     diverge_beyond_b_logs("resync-crash-before", env);
     resync_dies_at_fault();
     cr_assert(a_has(".diverged/2"), "the crash did not leave diverged/ beside the directory");
@@ -316,6 +316,28 @@ Test(resync, full_seed_fallback_survives_a_crash_before_the_swap)
     char *out, *err;
     int rc = ls_h_logship(&pair, "resync", LS_H_A, "", &out, &err);
     cr_assert_eq(rc, 0, "resync failed (%d): %s%s", rc, out, err);
+    free(out);
+    free(err);
+    a_is_an_equal_copy_keeping_diverged();
+}
+
+/* The incremental resync: a crash of node-a's daemon after the stream is applied, before the
+ * role file says copy: node-a restarts Diverged over a store already resynced, and a second
+ * `logship resync` (the same split, the same keys) finishes it. */
+Test(resync, incremental_resync_finishes_after_a_crash_before_the_role_file)
+{
+    ls_h_pair_start_peers(&pair, "resync-crash-inc", NULL, NULL);
+    diverge_while_a_is_down(NULL);
+    char *env[] = {"LS_FAULTS=resync.after_swap=exit", NULL};
+    ls_h_node_start(&pair, LS_H_A, env);
+    cr_assert(ls_h_wait_role(&pair, LS_H_A, "diverged", "Diverged"), "node-a is not Diverged");
+    resync_dies_at_fault();
+    ls_h_node_start(&pair, LS_H_A, NULL);
+    cr_assert(ls_h_wait_role(&pair, LS_H_A, "diverged", "Diverged"), "node-a is not Diverged");
+    char *out, *err;
+    int rc = ls_h_logship(&pair, "resync", LS_H_A, "", &out, &err);
+    cr_assert_eq(rc, 0, "the second resync failed (%d): %s%s", rc, out, err);
+    cr_assert(ls_h_contains(out, "incremental resync"), "%s", out);
     free(out);
     free(err);
     a_is_an_equal_copy_keeping_diverged();

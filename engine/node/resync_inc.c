@@ -103,6 +103,17 @@ static void run_job(uv_work_t *w)
             r->full = r->jrc == 0;
             break;
         }
+        if (r->jrc == 0 && !r->rep.split.found) {
+            /* Every generation this node still holds diverged (moved aside): the split lies
+             * before its oldest one (log removal took the generations in common), where the
+             * new active's chain cannot confirm it: a full seed, as above. */
+            snprintf(r->full_why, sizeof(r->full_why),
+                     "every generation %s still holds diverged from %s's chain (those in "
+                     "common were removed here): the split cannot be confirmed",
+                     r->db->cfg->name, r->follows);
+            r->full = true;
+            break;
+        }
         if (r->jrc == 0)
             r->jrc = ls_seed_resync_keys(dir, LS_GEN_PREFIX_DEFAULT, r->new_epoch, &r->keys,
                                          &r->keys_len, &r->nkeys, r->jerr, sizeof(r->jerr));

@@ -446,7 +446,7 @@ typedef struct {
     ls_h_pair_t *p;
     int node;
     const char *role;  /* db1's role in "databases" */
-    const char *state; /* db1's copy state in "copies" */
+    const char *state; /* db1's copy state in "copies" (NULL: any) */
 } role_cond_t;
 
 static bool role_is(void *ctx)
@@ -454,8 +454,8 @@ static bool role_is(void *ctx)
     role_cond_t *c = ctx;
     cJSON *st = ls_h_status(c->p, c->node);
     const cJSON *d = st ? ls_h_db1_of(st) : NULL;
-    bool ok =
-        d && !strcmp(ls_h_jstr(d, "role"), c->role) && !strcmp(ls_h_str(st, "state"), c->state);
+    bool ok = d && !strcmp(ls_h_jstr(d, "role"), c->role) &&
+              (!c->state || !strcmp(ls_h_str(st, "state"), c->state));
     cJSON_Delete(st);
     return ok;
 }
@@ -466,6 +466,11 @@ bool ls_h_wait_role(ls_h_pair_t *p, int node, const char *role, const char *stat
     bool ok = ls_h_wait_for(role_is, &c, 20000);
     if (!ok) ls_h_pair_logs(p);
     return ok;
+}
+
+bool ls_h_wait_db_role(ls_h_pair_t *p, int node, const char *role)
+{
+    return ls_h_wait_role(p, node, role, NULL);
 }
 
 static bool b_caught_up(void *ctx)

@@ -113,6 +113,8 @@ const cJSON *ls_h_db1_of(const cJSON *st);
 /* Waits (20 s) until db1's role in "databases" is role and its copy state in "copies" is state;
  * prints the daemons' logs when it does not happen. */
 bool ls_h_wait_role(ls_h_pair_t *p, int node, const char *role, const char *state);
+/* Waits (20 s) until db1's role in "databases" is role (the role file's, as the node runs it). */
+bool ls_h_wait_db_role(ls_h_pair_t *p, int node, const char *role);
 /* Waits until node-b, the new active, has shipped and node-a replayed everything node-b closed;
  * prints the daemons' logs when it does not happen. */
 bool ls_h_wait_b_caught_up(ls_h_pair_t *p, int timeout_ms);

@@ -189,7 +189,7 @@ Test(resync, takes_the_next_network_when_the_first_fails)
     ls_h_pair_start_peers(&pair, "resync-nets", NULL, NULL);
     diverge_while_a_is_down(add_dead_network);
     ls_h_node_start(&pair, LS_H_A, NULL);
-    cr_assert(ls_h_wait_role(&pair, LS_H_A, "diverged", "Diverged"), "node-a is not Diverged");
+    cr_assert(ls_h_wait_db_role(&pair, LS_H_A, "diverged"), "node-a is not diverged");
     char *out, *err, cmd[1500];
     int rc = ls_h_logship(&pair, "resync", LS_H_A, "", &out, &err);
     cr_assert_eq(rc, 0, "resync with the first network dead failed (%d): %s%s", rc, out, err);
@@ -204,17 +204,30 @@ Test(resync, takes_the_next_network_when_the_first_fails)
 }
 
 /* node-b's oldest generation in logs/ is past *ctx. */
-static bool first_removed(void *ctx)
+typedef struct {
+    int node;
+    uint64_t gen;
+} oldest_cond_t;
+
+/* The node's oldest generation in logs/ is past c->gen (none: 0). */
+static bool oldest_past(void *ctx)
 {
+    const oldest_cond_t *c = ctx;
     char cmd[1500], *out = NULL;
     snprintf(cmd, sizeof(cmd),
              "ls %s/logs | sed -n 's/^E00-[0-9a-f]*-\\([0-9a-f]*\\)\\.log$/\\1/p' "
              "| while read g; do echo $((0x$g)); done | sort -n | head -1",
-             pair.db[LS_H_B]);
+             pair.db[c->node]);
     if (ls_h_sh(cmd, &out, NULL, 5000) != 0) return false;
     uint64_t oldest = strtoull(out ? out : "0", NULL, 10);
     free(out);
-    return oldest > *(uint64_t *) ctx;
+    return oldest > c->gen;
+}
+
+static bool first_removed(void *ctx)
+{
+    oldest_cond_t c = {LS_H_B, *(uint64_t *) ctx};
+    return oldest_past(&c);
 }
 
 /* The new active no longer holds any generation node-a holds (its log cap, max_log_bytes, removed
@@ -243,8 +256,7 @@ static void diverge_beyond_b_logs(const char *tag, char *const a_env[])
     cr_assert(ls_h_wait_for(first_removed, &first, 15000), "node-b still holds generation %" PRIu64,
               first);
     ls_h_node_start(&pair, LS_H_A, a_env);
-    cr_assert(ls_h_wait_role(&pair, LS_H_A, "diverged", "Diverged"),
-              "node-a did not find its divergence");
+    cr_assert(ls_h_wait_db_role(&pair, LS_H_A, "diverged"), "node-a did not find its divergence");
 }
 
 /* `test -e PATH` on node-a's db1 + suffix. */
@@ -311,7 +323,7 @@ Test(resync, full_seed_fallback_survives_a_crash_before_the_swap)
     resync_dies_at_fault();
     cr_assert(a_has(".diverged/2"), "the crash did not leave diverged/ beside the directory");
     ls_h_node_start(&pair, LS_H_A, NULL);
-    cr_assert(ls_h_wait_role(&pair, LS_H_A, "diverged", "Diverged"), "node-a is not Diverged");
+    cr_assert(ls_h_wait_db_role(&pair, LS_H_A, "diverged"), "node-a is not diverged");
     cr_assert(a_has("/diverged/2") && !a_has(".diverged"), "diverged/ was not put back");
     char *out, *err;
     int rc = ls_h_logship(&pair, "resync", LS_H_A, "", &out, &err);
@@ -330,10 +342,10 @@ Test(resync, incremental_resync_finishes_after_a_crash_before_the_role_file)
     diverge_while_a_is_down(NULL);
     char *env[] = {"LS_FAULTS=resync.after_swap=exit", NULL};
     ls_h_node_start(&pair, LS_H_A, env);
-    cr_assert(ls_h_wait_role(&pair, LS_H_A, "diverged", "Diverged"), "node-a is not Diverged");
+    cr_assert(ls_h_wait_db_role(&pair, LS_H_A, "diverged"), "node-a is not diverged");
     resync_dies_at_fault();
     ls_h_node_start(&pair, LS_H_A, NULL);
-    cr_assert(ls_h_wait_role(&pair, LS_H_A, "diverged", "Diverged"), "node-a is not Diverged");
+    cr_assert(ls_h_wait_db_role(&pair, LS_H_A, "diverged"), "node-a is not diverged");
     char *out, *err;
     int rc = ls_h_logship(&pair, "resync", LS_H_A, "", &out, &err);
     cr_assert_eq(rc, 0, "the second resync failed (%d): %s%s", rc, out, err);
@@ -384,6 +396,42 @@ Test(resync, falls_back_to_a_full_seed_and_keeps_the_diverged_generations)
     fprintf(stderr, "logship resync printed:\n%s", out);
     cr_assert(ls_h_contains(out, "fell back to a full seed"), "%s", out);
     cr_assert(ls_h_contains(out, "moved: "), "%s", out);
+    free(out);
+    free(err);
+    a_is_an_equal_copy_keeping_diverged();
+}
+
+Test(resync, falls_back_to_a_full_seed_when_no_common_generation_is_left)
+{
+    ls_h_pair_start_peers(&pair, "resync-removed", NULL, NULL);
+    ls_h_load_ok(&pair, LS_H_A, "--transactions 300 --target-size 65536");
+    cr_assert(ls_h_wait_caught_up(&pair, 30000), "the copy did not catch up");
+    cJSON *st = ls_h_status(&pair, LS_H_B);
+    oldest_cond_t shipped = {LS_H_A, (uint64_t) ls_h_num(st, "last_replayed")};
+    cJSON_Delete(st);
+    /* node-a removes only what node-a knows node-b replayed and synced */
+    cr_assert(ls_h_wait_num(&pair, LS_H_A, "last_replayed_synced", (double) shipped.gen, 30000),
+              "node-b did not sync generation %" PRIu64, shipped.gen);
+    /* node-b goes down; node-a writes on, and its log removal takes what node-b replayed */
+    ls_h_node_kill(&pair, LS_H_B);
+    ls_h_load_ok(&pair, LS_H_A, "--transactions 300 --seed 5 --target-size 65536");
+    cr_assert(ls_h_wait_for(oldest_past, &shipped, 20000), "node-a still holds generation %" PRIu64,
+              shipped.gen);
+    ls_h_node_kill(&pair, LS_H_A);
+    ls_h_node_start(&pair, LS_H_B, NULL);
+    char *out, *err;
+    int rc = ls_h_logship(&pair, "activate", LS_H_B, "", &out, &err);
+    cr_assert_eq(rc, 0, "activate failed (%d): %s%s", rc, out, err);
+    free(out);
+    free(err);
+    ls_h_load_ok(&pair, LS_H_B, "--transactions 30 --seed 8 --threads 1 --target-size 65536");
+    ls_h_node_start(&pair, LS_H_A, NULL);
+    cr_assert(ls_h_wait_db_role(&pair, LS_H_A, "diverged"), "node-a did not find its divergence");
+    rc = ls_h_logship(&pair, "resync", LS_H_A, "", &out, &err);
+    cr_assert_eq(rc, 0, "resync failed (%d): %s%s", rc, out, err);
+    cr_assert(ls_h_contains(out, "fell back to a full seed (every generation db1 still holds "
+                                 "diverged from node-b's chain"),
+              "%s", out);
     free(out);
     free(err);
     a_is_an_equal_copy_keeping_diverged();

@@ -265,7 +265,8 @@ static void describe(struct node_act *a, char *out, size_t len)
     else if (n < len && l->open_generation)
         snprintf(out + n, len - n,
                  "; commits in %s's open generation %" PRIu64
-                 " were never shipped and are not here",
+                 " (and in any later generation it closed without announcing it) were never "
+                 "shipped and are not here",
                  a->source, l->open_generation);
 }
 

@@ -167,6 +167,15 @@ static int run_database(ls_node_t *n, node_db_t *db, char *err, size_t errlen)
         return rc;
     }
     ls__node_seed_recover(d, db->role.role == LS_ROLE_ACTIVE);
+    if (db->role.role != LS_ROLE_ACTIVE) {
+        /* An interrupted resync: the seed's recovery may have put a new copy (with its own
+         * role file) in place, and a full-seed fall-back may have left diverged/ beside it. */
+        ls__rsi_recover_diverged(d->path, d->name);
+        if ((rc = ls_role_load(d->path, initial, &db->role, why, sizeof(why))) != 0) {
+            snprintf(err, errlen, "database %s: %s", d->name, why);
+            return rc;
+        }
+    }
     if (db->role.role == LS_ROLE_ACTIVE) {
         run_active(n, db);
         return 0;

@@ -354,6 +354,9 @@ bool ls__node_epoch_refusal(ls_node_t *n, const char *name, char *why, size_t wh
 /* resync.c: the control command "resync": an old active rebuilt as a copy of the new active */
 int ls__node_resync_cmd(ls_node_t *n, const cJSON *req, cJSON *resp, char *err, size_t errlen);
 void ls__node_resync_retire(active_t *a); /* its shipping stops for good */
+/* resync_inc.c: the diverged generations a full-seed fall-back set aside as <db>.diverged, put
+ * back into <db>/diverged after a crash (at start, after the seed's recovery). */
+void ls__rsi_recover_diverged(const char *db_dir, const char *name);
 /* db (its role file saved as a copy following follows) opens as a copy: its active retired, a
  * copy slot taken, the new active's ship connections closed (they offer it again); *at: where
  * the copy resumes. The caller checked ls__node_resync_has_slot. */

@@ -134,7 +134,11 @@ static void compute_loss(const ls_role_announced_t *a, uint64_t last, uint64_t l
     memset(loss, 0, sizeof(*loss));
     if (a->last_generation == 0 && a->open_generation == 0)
         return; /* nothing announced: nothing known to be lost */
-    loss->open_generation = LS_MAX(a->last_generation + 1, a->open_generation);
+    /* The old active's COPY_STATE can lag the generations it shipped (a kill -9 between a
+     * GEN_END and the next announcement): its open generation is past both. A generation closed
+     * here from a shadow was the open one: the last closed generation held is the one before. */
+    uint64_t held_closed = shadow_gen && shadow_gen == last ? last - 1 : last;
+    loss->open_generation = LS_MAX(LS_MAX(a->last_generation, held_closed) + 1, a->open_generation);
     loss->from_ns = last_close_ns;
     loss->to_ns = LS_MAX(a->last_close_ns, last_close_ns);
     if (last >= loss->open_generation) {

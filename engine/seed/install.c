@@ -288,6 +288,11 @@ uint64_t ls_seed_install_done(const ls_seed_install_t *in)
     return in->got;
 }
 
+const char *ls_seed_install_new_dir(const ls_seed_install_t *in)
+{
+    return in->resync ? NULL : in->p.new_dir;
+}
+
 static int noop_apply(void *ctx, ls_store_txn_t *txn)
 {
     (void) ctx;

@@ -172,6 +172,10 @@ int ls_seed_install_commit(ls_seed_install_t *in, char *err, size_t errlen);
 bool ls_seed_copy_holds_data(const char *copy_dir, char *what, size_t len);
 /* Bytes received so far (for progress). */
 uint64_t ls_seed_install_done(const ls_seed_install_t *in);
+/* The directory a full seed's commit puts in place of the copy (<copy>.seed-new; valid while in
+ * is), where a caller may add files that must arrive with the new copy in the same rename (a
+ * role file); NULL for an incremental resync, whose stream is applied in place. */
+const char *ls_seed_install_new_dir(const ls_seed_install_t *in);
 /* Frees in; an install not committed has its partial new copy removed. NULL: no-op. */
 void ls_seed_install_free(ls_seed_install_t *in);
 

@@ -96,9 +96,12 @@ static void held_from_store(ls_copy_t *c)
 {
     const ls_store_meta_t *m = &c->meta;
     c->held_gen = m->digest_generation;
-    c->held_epoch = !m->digest_generation                   ? 0
-                    : m->generation == m->digest_generation ? m->epoch
-                                                            : handoff_prev_epoch(c, m);
+    /* meta.epoch is digest_generation's, except after a seed stopped inside the next
+     * generation (it is that one's then); an early apply from a shadow keeps the held epoch */
+    c->held_epoch = !m->digest_generation ? 0
+                    : m->generation == m->digest_generation || m->shadow_end
+                        ? m->epoch
+                        : handoff_prev_epoch(c, m);
     memcpy(c->held_digest, m->digest, LS_DIGEST_SIZE);
     /* meta.lsn is the last LSN of digest_generation unless a seed stopped inside the next one */
     c->held_lsn = m->generation == m->digest_generation ? m->lsn : 0;

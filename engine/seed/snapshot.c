@@ -205,11 +205,12 @@ static size_t copy_txnid(ls_seed_snapshot_t *s)
 }
 
 /* One try: a read transaction for the meta record, the copy started into the pipe, its first two
- * pages read. *again: a commit slipped in between (or the map grew): try again. */
+ * pages read. *again: a commit slipped in between (or the map grew): try again. *unusable: the
+ * meta page is not laid out as head_size reads it: take the local copy. */
 static int direct_try(ls_seed_snapshot_t *s, const char *store, ls_store_meta_t *m, bool *again,
-                      char *err, size_t errlen)
+                      bool *unusable, char *err, size_t errlen)
 {
-    *again = false;
+    *again = *unusable = false;
     ls_store_env_options_t eo = {.readonly = true};
     char msg[512] = "";
     int rc = ls_store_env_acquire(store, &eo, &s->env, msg, sizeof(msg));
@@ -283,7 +284,10 @@ static int direct_try(ls_seed_snapshot_t *s, const char *store, ls_store_meta_t 
             *again = true;
             return 0;
         } else if (!(s->info.total_bytes = head_size(s->head + st.ms_psize, st.ms_psize))) {
-            rc = MDB_INCOMPATIBLE;
+            if (txn) mdb_txn_abort(txn); /* not the layout read here (another LMDB build) */
+            direct_end(s, true);
+            *unusable = true;
+            return 0;
         } else {
             s->head_len = want;
         }
@@ -301,14 +305,15 @@ static int direct_try(ls_seed_snapshot_t *s, const char *store, ls_store_meta_t 
 }
 
 /* Starts the compacting copy into the pipe; *m: the snapshot's meta record. *fallback: could not
- * line up the two transactions: the caller takes the local copy instead. */
+ * line up the two transactions, or read the copy's size: the caller takes the local copy. */
 static int direct_start(ls_seed_snapshot_t *s, const char *store, ls_store_meta_t *m,
                         bool *fallback, char *err, size_t errlen)
 {
     *fallback = false;
     for (int tries = 0; tries < DIRECT_TRIES; tries++) {
-        bool again = false;
-        int rc = direct_try(s, store, m, &again, err, errlen);
+        bool again = false, unusable = false;
+        int rc = direct_try(s, store, m, &again, &unusable, err, errlen);
+        if (unusable) break;
         if (rc || !again) return rc;
         /* adopt a grown map (no transaction, no lock held), then again */
         ls_store_env_t *e = NULL;
@@ -454,8 +459,8 @@ static int take(ls_seed_snapshot_t *s, const ls_seed_snapshot_options_t *o, char
             return rc;
         }
         LS_LOGI("seed",
-                "%s: the store kept committing while a streamed copy began: a local copy "
-                "instead",
+                "%s: cannot stream from the compaction (the store kept committing while the "
+                "copy began, or its meta page is not the expected layout): a local copy instead",
                 o->db_dir);
     }
     if ((rc = copy_env(store, s->dir, err, errlen))) return rc;

@@ -6,12 +6,18 @@
  * durable batches), commit latency (mean) and the gain over one thread.
  *
  *   commitbench [--seconds S] [--dir BASE] [--threads T] [--records K] [--value-size B]
- *               [--random-keys N]
+ *               [--random-keys N] [--sync-copy US]
  *
  * Defaults: 3 s, $TMPDIR or /tmp, every thread count, 1 record of 100 bytes, per-thread cyclic
  * keys. --random-keys N draws the keys uniformly from N ("k%012u", as `logship load` does), so
  * the store apply touches random pages: `--threads 8 --records 50 --value-size 400
  * --random-keys 100000` is the `logship load` workload of docs/WRITER.md, with the applies shown.
+ * --sync-copy US commits with commit_level remote_durable (waiting forever) against a fake copy
+ * in this process: a thread that follows the writer's durable position in the control page and
+ * publishes each one as held by a copy US microseconds later (a copy's round trip), acks in
+ * flight overlapping as a real copy's do; the figures then show what the wait for copies costs
+ * the writer (docs/BLOCKMODE.md "Synchronous commit": batches go on being made durable while
+ * earlier ones wait).
  *
  * A measurement, not a test: nothing is asserted.
  */
@@ -26,11 +32,13 @@
 #include <logship/db.h>
 
 #include "core/core.h"
+#include "writer/ctlpage.h"
 
 typedef struct {
     int records;          /* records per transaction */
     size_t value_size;    /* bytes per value */
     uint64_t random_keys; /* key space of uniform random keys; 0: per-thread cyclic keys */
+    long sync_copy_us;    /* remote_durable against a fake copy this slow, us; -1: local */
 } workload_t;
 
 typedef struct {
@@ -82,23 +90,80 @@ static void *worker(void *arg)
     return NULL;
 }
 
+/* The fake copy of --sync-copy: durable positions seen, each published held `delay_ns` later. */
+#define FAKE_RING 256
+typedef struct {
+    ls_ctlpage_t *page;      /* its own mapping of <dir>/control */
+    uint64_t delay_ns;       /* the copy's round trip */
+    atomic_bool stop;        /* set at the end of the run */
+    uint64_t lsn[FAKE_RING]; /* durable positions not yet acknowledged ... */
+    uint64_t due[FAKE_RING]; /* ... and when they are (monotonic ns) */
+    unsigned head, tail;     /* ring indexes */
+} fake_copy_t;
+
+static void *fake_copy_main(void *arg)
+{
+    fake_copy_t *f = arg;
+    uint64_t seen = 0;
+    while (!atomic_load(&f->stop)) {
+        ls_ctl_durable_t d;
+        uint32_t seq = ls_ctlpage_read_durable(f->page, &d);
+        uint64_t now = ls_mono_ns();
+        if (d.lsn > seen && f->tail - f->head < FAKE_RING) {
+            f->lsn[f->tail % FAKE_RING] = d.lsn;
+            f->due[f->tail % FAKE_RING] = now + f->delay_ns;
+            f->tail++;
+            seen = d.lsn;
+        }
+        uint64_t held = 0;
+        while (f->head != f->tail && f->due[f->head % FAKE_RING] <= now)
+            held = f->lsn[f->head++ % FAKE_RING];
+        if (held) {
+            ls_ctl_copy_t c = {.durable_lsn = held,
+                               .applied_lsn = held,
+                               .time_ns = ls_now_ns(),
+                               .flags = LS_CTL_COPY_LINKED | LS_CTL_COPY_BLOCK,
+                               .id = 1};
+            ls_ctlpage_publish_copies(f->page, &c, 1);
+        }
+        uint64_t wait = f->head != f->tail
+                            ? f->due[f->head % FAKE_RING] - LS_MIN(now, f->due[f->head % FAKE_RING])
+                            : 10000000;
+        ls_ctlpage_wait_durable(f->page, seq, wait ? wait : 1);
+    }
+    return NULL;
+}
+
 typedef struct {
     double commits_per_s; /* throughput */
     uint64_t commits;     /* transactions */
     uint64_t batches;     /* log fdatasyncs */
     uint64_t applies;     /* store write transactions */
     double latency_us;    /* mean commit latency */
+    uint64_t sync_waits;  /* batches that waited for the (fake) copy */
 } result_t;
 
 static int run(const char *base, const workload_t *wl, int threads, double seconds, result_t *r)
 {
-    char dir[4096];
+    char dir[4096], err[512] = "";
     snprintf(dir, sizeof(dir), "%s/commitbench-%d-%d", base, (int) getpid(), threads);
     ls_db_options_t o = {.no_idle_roll = true};
+    if (wl->sync_copy_us >= 0) o.commit_level = LS_COMMIT_REMOTE_DURABLE;
     ls_db_t *db;
     if (ls_db_open(dir, &o, &db) != 0) {
         fprintf(stderr, "commitbench: %s\n", ls_db_open_error());
         return 1;
+    }
+    fake_copy_t *fake = NULL;
+    pthread_t fake_th;
+    if (wl->sync_copy_us >= 0) {
+        fake = calloc(1, sizeof(*fake));
+        if (!fake || ls_ctlpage_open(dir, false, &fake->page, err, sizeof(err)) != 0) {
+            fprintf(stderr, "commitbench: the fake copy: %s\n", err);
+            return 1;
+        }
+        fake->delay_ns = (uint64_t) wl->sync_copy_us * 1000u;
+        pthread_create(&fake_th, NULL, fake_copy_main, fake);
     }
     atomic_bool stop = false;
     worker_t w[16];
@@ -126,7 +191,14 @@ static int run(const char *base, const workload_t *wl, int threads, double secon
     r->applies = s.applies;
     r->commits_per_s = (double) r->commits / secs;
     r->latency_us = r->commits ? (double) busy / (double) r->commits / 1e3 : 0;
+    r->sync_waits = s.sync_waits;
     ls_db_close(db);
+    if (fake) {
+        atomic_store(&fake->stop, true);
+        pthread_join(fake_th, NULL);
+        ls_ctlpage_close(fake->page);
+        free(fake);
+    }
     char cmd[4200];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     if (system(cmd) != 0) fprintf(stderr, "commitbench: could not remove %s\n", dir);
@@ -139,7 +211,7 @@ int main(int argc, char **argv)
     ls_log_set_handler(ls_log_stderr, NULL); /* the library prints nothing by itself */
     double seconds = 3;
     const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-    workload_t wl = {.records = 1, .value_size = 100};
+    workload_t wl = {.records = 1, .value_size = 100, .sync_copy_us = -1};
     int only = 0;
     for (int i = 1; i < argc; i += 2) { /* every option takes one value */
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -155,9 +227,11 @@ int main(int argc, char **argv)
             wl.value_size = (size_t) strtoull(v, NULL, 10);
         } else if (v && !strcmp(a, "--random-keys")) {
             wl.random_keys = strtoull(v, NULL, 10);
+        } else if (v && !strcmp(a, "--sync-copy")) {
+            wl.sync_copy_us = atol(v);
         } else {
             fprintf(stderr, "usage: commitbench [--seconds S] [--dir BASE] [--threads 1..16] "
-                            "[--records K] [--value-size B] [--random-keys N]\n");
+                            "[--records K] [--value-size B] [--random-keys N] [--sync-copy US]\n");
             return 2;
         }
     }
@@ -174,16 +248,17 @@ int main(int argc, char **argv)
         if (!only || all[i] == only) counts[ncounts++] = all[i];
     if (ncounts == 0) counts[ncounts++] = only;
     double base_rate = 0;
-    printf("%-8s %12s %10s %10s %14s %10s %14s %8s\n", "threads", "commits/s", "commits", "batches",
-           "commits/batch", "applies", "latency_us", "gain");
+    printf("%-8s %12s %10s %10s %14s %10s %14s %8s %10s\n", "threads", "commits/s", "commits",
+           "batches", "commits/batch", "applies", "latency_us", "gain", "syncwaits");
     for (size_t i = 0; i < ncounts; i++) {
         result_t r;
         if (run(base, &wl, counts[i], seconds, &r)) return 1;
         if (i == 0) base_rate = r.commits_per_s;
-        printf("%-8d %12.0f %10" PRIu64 " %10" PRIu64 " %14.2f %10" PRIu64 " %14.1f %7.2fx\n",
+        printf("%-8d %12.0f %10" PRIu64 " %10" PRIu64 " %14.2f %10" PRIu64
+               " %14.1f %7.2fx %10" PRIu64 "\n",
                counts[i], r.commits_per_s, r.commits, r.batches,
                r.batches ? (double) r.commits / (double) r.batches : 0.0, r.applies, r.latency_us,
-               base_rate > 0 ? r.commits_per_s / base_rate : 0.0);
+               base_rate > 0 ? r.commits_per_s / base_rate : 0.0, r.sync_waits);
         fflush(stdout);
     }
     return 0;

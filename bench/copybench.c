@@ -3,14 +3,16 @@
  * profiling the receive path and the replayer (perf record, heaptrack) on a real workload.
  *
  *   copybench LOGS_DIR COPY_DIR [--hold | --serial] [--chunk BYTES] [--batch N]
- *             [--batch-bytes BYTES]
+ *             [--batch-bytes BYTES] [--no-group]
  *
  * LOGS_DIR holds closed generations (e.g. `logship load DIR ...`'s DIR/logs). Every generation
  * found there, from 1 on, is received into a fresh copy at COPY_DIR (which must not exist) on
  * this thread in chunks of --chunk bytes (256 KiB, the wire's frame), as the receiver thread
  * would, while the replayer runs (--hold: not started; --serial: paused until all are received,
- * to time the replay alone). Prints the time until the last one is durable, until it is replayed
- * and synced, and the process's VmHWM and peak RssAnon.
+ * to time the replay alone). As the receiver thread with a backlog queued, it lets recv_end leave
+ * the fsync of logs/ to one for up to 8 generations (ls_copy_recv_defer; --no-group: one per
+ * generation, as with nothing queued). Prints the time until the last one is durable, until it is
+ * replayed and synced, and the process's VmHWM and peak RssAnon.
  */
 #include <dirent.h>
 #include <pthread.h>
@@ -79,16 +81,18 @@ int main(int argc, char **argv)
         fprintf(
             stderr,
             "usage: copybench LOGS_DIR COPY_DIR [--hold | --serial] [--chunk BYTES] [--batch N] "
-            "[--batch-bytes BYTES]\n");
+            "[--batch-bytes BYTES] [--no-group]\n");
         return 2;
     }
     const char *logs = argv[1], *dir = argv[2];
-    bool hold = false, serial = false;
+    bool hold = false, serial = false, group = true;
     size_t chunk = 256 * 1024;
     ls_copy_options_t o = {.dir = dir, .event_cb = on_event};
     for (int i = 3; i < argc; i++) {
         if (strcmp(argv[i], "--hold") == 0)
             hold = true;
+        else if (strcmp(argv[i], "--no-group") == 0)
+            group = false;
         else if (strcmp(argv[i], "--serial") == 0)
             serial = true;
         else if (strcmp(argv[i], "--chunk") == 0 && i + 1 < argc)
@@ -158,6 +162,7 @@ int main(int argc, char **argv)
         for (size_t off = 0; rc == 0 && off < len; off += chunk)
             rc =
                 ls_copy_recv_data(c, g, off, buf + off, LS_MIN(chunk, len - off), err, sizeof(err));
+        ls_copy_recv_defer(c, group && g < n); /* a backlog: the next one is queued */
         if (rc == 0) rc = ls_copy_recv_end(c, g, NULL, err, sizeof(err));
         free(buf);
         if (rc) {

@@ -27,12 +27,23 @@
 
 static lb_ctx_t ctx;
 static bool keep;
-static const char *only;    /* --only PART: run that part alone (the workload is made anyway) */
+static const char
+    *only; /* --only PART[,PART...]: those parts alone (the workload is made anyway) */
 static const char *compare; /* --compare OLD.json: each figure's change against that run */
 
+/* --only takes one part or a comma-separated list ("raw,pickup": a part with its baseline). */
 static bool want(const char *part)
 {
-    return !only || !strcmp(only, part);
+    if (!only) return true;
+    size_t n = strlen(part);
+    for (const char *p = only; *p;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t) (comma - p) : strlen(p);
+        if (len == n && !strncmp(p, part, n)) return true;
+        if (!comma) break;
+        p = comma + 1;
+    }
+    return false;
 }
 static char wan_a[32], wan_b[32];
 static lb_pg_t pg; /* PostgreSQL for the commit-latency cells */
@@ -59,9 +70,10 @@ static void on_signal(int sig)
 static int usage(const char *msg)
 {
     if (msg) fprintf(stderr, "logship-bench: %s\n", msg);
-    fprintf(stderr, "usage: logship-bench [--quick] [--out DIR] [--keep] [--runs N] [--only PART] "
-                    "[--compare OLD.json]\n"
-                    "  PART: raw rsync lmdb writer logship steady pickup rss seed wan commit\n");
+    fprintf(stderr,
+            "usage: logship-bench [--quick] [--out DIR] [--keep] [--runs N] [--only PART[,PART]] "
+            "[--compare OLD.json]\n"
+            "  PART: raw rsync lmdb writer logship steady pickup rss seed wan commit blocklag\n");
     return 2;
 }
 
@@ -228,6 +240,7 @@ int main(int argc, char **argv)
     if (want("wan")) lb_run_wan(&ctx);
     wan_a[0] = 0;
     if (want("commit")) lb_run_commit(&ctx, &pg);
+    if (want("blocklag")) lb_run_blocklag(&ctx);
     char title[160];
     snprintf(title, sizeof(title), "logship-bench%s, %d runs, %.0f s", ctx.quick ? " --quick" : "",
              ctx.runs, (double) (lb_mono_ns() - t0) / 1e9);

@@ -29,11 +29,13 @@ static const frame_kind_t kinds[] = {
     {LS_FRAME_GEN_BEGIN, "GEN_BEGIN", ls__visit_gen_begin},
     {LS_FRAME_GEN_DATA, "GEN_DATA", ls__visit_gen_data},
     {LS_FRAME_GEN_END, "GEN_END", ls__visit_gen_end},
+    {LS_FRAME_BLOCK, "BLOCK", ls__visit_block},
     {LS_FRAME_DURABLE, "DURABLE", ls__visit_gen_ack},
     {LS_FRAME_INSPECTED, "INSPECTED", ls__visit_gen_ack},
     {LS_FRAME_REPLAYED, "REPLAYED", ls__visit_replayed},
     {LS_FRAME_REPLAYED_SYNCED, "REPLAYED_SYNCED", ls__visit_replayed},
     {LS_FRAME_ASK_AGAIN, "ASK_AGAIN", ls__visit_ask_again},
+    {LS_FRAME_BLOCK_ACK, "BLOCK_ACK", ls__visit_block_ack},
     {LS_FRAME_SEED_BEGIN, "SEED_BEGIN", ls__visit_seed_begin},
     {LS_FRAME_SEED_DATA, "SEED_DATA", ls__visit_seed_data},
     {LS_FRAME_SEED_END, "SEED_END", ls__visit_seed_end},
@@ -106,6 +108,8 @@ static ssize_t encode(const ls_frame_t *f, uint8_t *out, size_t cap, bool head_o
     ssize_t head = size;
     if (head_only && f->type == LS_FRAME_GEN_DATA)
         head -= f->gen_data.len;
+    else if (head_only && f->type == LS_FRAME_BLOCK)
+        head -= f->block.len;
     else if (head_only && f->type == LS_FRAME_SEED_DATA)
         head -= f->seed_data.len;
     if ((size_t) head > cap) return LS_ETOOBIG;

@@ -33,6 +33,13 @@ static void dbid_epoch(ls__io_t *io, uint8_t *dbid, uint32_t *epoch)
     ls__io_require_epoch(io, *epoch);
 }
 
+/* The generation after an epoch (BLOCK, BLOCK_ACK). */
+static void dbid_gen_tail(ls__io_t *io, uint64_t *generation)
+{
+    ls__io_u64(io, "generation", generation);
+    ls__io_require_gen(io, *generation);
+}
+
 static void dbid_gen(ls__io_t *io, uint8_t *dbid, uint64_t *generation)
 {
     ls__io_fixed(io, "dbid", dbid, LS_PROTO_DBID_LEN);
@@ -115,6 +122,26 @@ void ls__visit_gen_end(ls__io_t *io, ls_frame_t *f)
     ls_proto_gen_end_t *m = &f->gen_end;
     dbid_gen(io, m->dbid, &m->generation);
     ls__io_fixed(io, "digest", m->digest, LS_PROTO_DIGEST_LEN);
+}
+
+void ls__visit_block(ls__io_t *io, ls_frame_t *f)
+{
+    ls_proto_block_t *m = &f->block;
+    dbid_epoch(io, m->dbid, &m->epoch);
+    dbid_gen_tail(io, &m->generation);
+    ls__io_u64(io, "offset", &m->offset);
+    ls__io_u64(io, "durable_lsn", &m->durable_lsn);
+    visit_chunk(io, m->offset, &m->data, &m->len);
+}
+
+void ls__visit_block_ack(ls__io_t *io, ls_frame_t *f)
+{
+    ls_proto_block_ack_t *m = &f->block_ack;
+    dbid_epoch(io, m->dbid, &m->epoch);
+    dbid_gen_tail(io, &m->generation);
+    ls__io_u64(io, "offset", &m->offset);
+    ls__io_u64(io, "durable_lsn", &m->durable_lsn);
+    ls__io_u64(io, "applied_lsn", &m->applied_lsn);
 }
 
 void ls__visit_gen_ack(ls__io_t *io, ls_frame_t *f)

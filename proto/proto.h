@@ -28,10 +28,11 @@
 /* ---- versions, bounds, defaults ------------------------------------------------------------ */
 #define LS_PROTO_MAGIC           "LSHP" /* 4 bytes at HELLO offset 0 */
 #define LS_PROTO_VERSION_MIN     1      /* oldest protocol version this build speaks */
-#define LS_PROTO_VERSION_MAX     4      /* newest protocol version this build speaks */
+#define LS_PROTO_VERSION_MAX     5      /* newest protocol version this build speaks */
 #define LS_PROTO_VERSION_REOFFER 2      /* first version with RE_OFFER (PROTOCOL.md, versions) */
 #define LS_PROTO_VERSION_EPOCH   3      /* first version with EPOCH (PROTOCOL.md, versions) */
 #define LS_PROTO_VERSION_RESYNC  4 /* first version with CHAIN_REQ, CHAIN, RESYNC, RESYNC_BEGIN */
+#define LS_PROTO_VERSION_BLOCK   5 /* first version with BLOCK, BLOCK_ACK (with LS_FEAT_BLOCK) */
 #define LS_PROTO_CHAIN_MAX       1024 /* generations in one CHAIN frame */
 #define LS_PROTO_KEY_MAX         511  /* a key in RESYNC, bytes (logfmt.h LS_KEY_MAX) */
 
@@ -72,12 +73,15 @@ typedef enum {
     LS_FRAME_GEN_BEGIN = 0x20, /* source -> target: a generation starts */
     LS_FRAME_GEN_DATA = 0x21,  /* source -> target: a chunk of it */
     LS_FRAME_GEN_END = 0x22,   /* source -> target: it is complete, with its digest */
+    LS_FRAME_BLOCK = 0x23,     /* source -> target (version >= 5, LS_FEAT_BLOCK): durable bytes
+                                  of the active's open generation (block mode) */
     /* 0x30..0x3f acknowledgements */
     LS_FRAME_DURABLE = 0x30,         /* target -> source: generation fsynced on the target */
     LS_FRAME_INSPECTED = 0x31,       /* target -> source: generation passed inspection */
     LS_FRAME_REPLAYED = 0x32,        /* target -> source: copy store holds the generation */
     LS_FRAME_REPLAYED_SYNCED = 0x33, /* target -> source: copy store synced past it */
     LS_FRAME_ASK_AGAIN = 0x34,       /* target -> source: resend from this generation on */
+    LS_FRAME_BLOCK_ACK = 0x35,       /* target -> source (version >= 5): the shadow's position */
     /* 0x40..0x4f seeding */
     LS_FRAME_SEED_BEGIN = 0x40,   /* seed source -> seeded node: a snapshot starts */
     LS_FRAME_SEED_DATA = 0x41,    /* seed source -> seeded node: a chunk of it */
@@ -98,7 +102,9 @@ typedef enum {
 #define LS_FEAT_ZSTD                                                                               \
     0x00000001u /* per-frame zstd compression (LS_FRAME_FLAG_ZSTD), at zstd_level */
 #define LS_FEAT_CKSUM 0x00000002u /* per-frame checksum (frame.h); required when TLS is off */
-#define LS_FEAT_BLOCK 0x00000004u /* reserved: block mode (ship the current log as it grows) */
+#define LS_FEAT_BLOCK                                                                              \
+    0x00000004u /* ship connections, version >= 5: block mode, the open generation streamed as it  \
+                   becomes durable (BLOCK, BLOCK_ACK; docs/BLOCKMODE.md) */
 #define LS_FEAT_RESYNC                                                                             \
     0x00000008u /* seed connections, version >= 4: the client asks for an incremental resync       \
                    (CHAIN_REQ, RESYNC) before the server takes anything (PROTOCOL.md §10) */
@@ -253,6 +259,28 @@ typedef struct {
     uint8_t digest[LS_PROTO_DIGEST_LEN]; /* the generation's digest (its trailer's SHA-256) */
 } ls_proto_gen_end_t;
 
+/* BLOCK: bytes [offset, offset + len) of the active's open generation, every one of them durable
+ * on the active (block mode, docs/BLOCKMODE.md). */
+typedef struct {
+    uint8_t dbid[LS_PROTO_DBID_LEN]; /* database id */
+    uint32_t epoch;                  /* epoch of the open generation, >= 1 */
+    uint64_t generation;             /* the open generation, >= 1 */
+    uint64_t offset;                 /* file offset of data[0], bytes (the header is at 0) */
+    uint64_t durable_lsn;            /* last LSN complete in [0, offset + len) (0: none known) */
+    const uint8_t *data;             /* chunk bytes; decoded: points into the input buffer */
+    uint32_t len;                    /* bytes in data, 1..LS_FRAME_CHUNK_MAX */
+} ls_proto_block_t;
+
+/* BLOCK_ACK: what the copy holds durably of the open generation, and what its store holds. */
+typedef struct {
+    uint8_t dbid[LS_PROTO_DBID_LEN]; /* database id */
+    uint32_t epoch;                  /* epoch of the shadow's generation, >= 1 */
+    uint64_t generation;             /* the shadow's generation, >= 1 */
+    uint64_t offset;                 /* bytes [0, offset) of it fdatasynced in the shadow */
+    uint64_t durable_lsn;            /* the copy holds every record up to it durably */
+    uint64_t applied_lsn;            /* the copy's store holds every record up to it */
+} ls_proto_block_ack_t;
+
 /* DURABLE and INSPECTED. */
 typedef struct {
     uint8_t dbid[LS_PROTO_DBID_LEN]; /* database id */
@@ -367,6 +395,8 @@ typedef struct {
         ls_proto_gen_begin_t gen_begin;
         ls_proto_gen_data_t gen_data;
         ls_proto_gen_end_t gen_end;
+        ls_proto_block_t block;
+        ls_proto_block_ack_t block_ack;
         ls_proto_gen_ack_t durable;
         ls_proto_gen_ack_t inspected;
         ls_proto_replayed_t replayed;
@@ -419,7 +449,7 @@ ssize_t ls_frame_size(const ls_frame_t *f);
  * Returns the bytes written, LS_EINVAL (as ls_frame_size), or LS_ETOOBIG (cap too small). */
 ssize_t ls_frame_encode(const ls_frame_t *f, uint8_t *out, size_t cap);
 
-/* Like ls_frame_encode, but for GEN_DATA and SEED_DATA stops before the chunk bytes, so the
+/* Like ls_frame_encode, but for GEN_DATA, BLOCK and SEED_DATA stops before the chunk bytes, so the
  * caller can send the chunk from where it lies (scatter/gather); the header's body_len counts
  * the chunk. For other types it is ls_frame_encode. Returns the bytes written or as above. */
 ssize_t ls_frame_encode_head(const ls_frame_t *f, uint8_t *out, size_t cap);

@@ -85,6 +85,8 @@ void ls__visit_epoch(ls__io_t *io, ls_frame_t *f);
 void ls__visit_gen_begin(ls__io_t *io, ls_frame_t *f);
 void ls__visit_gen_data(ls__io_t *io, ls_frame_t *f);
 void ls__visit_gen_end(ls__io_t *io, ls_frame_t *f);
+void ls__visit_block(ls__io_t *io, ls_frame_t *f);
+void ls__visit_block_ack(ls__io_t *io, ls_frame_t *f);
 void ls__visit_gen_ack(ls__io_t *io, ls_frame_t *f);  /* DURABLE, INSPECTED */
 void ls__visit_replayed(ls__io_t *io, ls_frame_t *f); /* REPLAYED, REPLAYED_SYNCED */
 void ls__visit_ask_again(ls__io_t *io, ls_frame_t *f);

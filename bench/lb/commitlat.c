@@ -5,8 +5,13 @@
  * Every transaction commits LB_COMMIT_ROWS puts of LB_COMMIT_VAL_LEN-byte values under
  * LB_COMMIT_KEY_LEN-byte keys, drawn from LB_COMMIT_KEYS keys, on both sides; both run for the
  * same time per cell, in the same round, under the same scratch directory (one disk).
- * logship's remote levels (remote_durable, remote_applied) are not built yet: PostgreSQL's `on`
- * and `remote_apply` rows are the baselines they will be measured against.
+ * logship's remote levels (remote_durable, remote_applied; docs/BLOCKMODE.md "Synchronous
+ * commit") run against a pair of real daemons on loopback (daemons.c, plaintext as PostgreSQL's
+ * replication connection here): node-a's daemon ships the database the bench writes to node-b in
+ * block mode and publishes node-b's acknowledged positions in the control page; the writer's
+ * commits wait for them. A warm-up first brings the copy into block mode. A cell in which any
+ * wait timed out (sync_timeout_ms 5000: the copy did not answer, the commits went on
+ * asynchronously) is not recorded: its figures would be those of `local`.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -110,14 +115,15 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
-/* threads writers commit into a fresh database in dir for secs; all latencies into out. */
-static int logship_cell(const char *dir, int threads, double secs, lb_lat_t *out)
+/* threads writers commit into the database in dir (fresh: removed before and after) with opts
+ * for secs; all latencies into out, the database's figures at the end into st. */
+static int logship_cell(const char *dir, const ls_db_options_t *opts, bool fresh, int threads,
+                        double secs, lb_lat_t *out, ls_db_stats_t *st)
 {
     memset(out, 0, sizeof(*out));
-    lb_rm_rf(dir);
+    if (fresh) lb_rm_rf(dir);
     ls_db_t *db = NULL;
-    ls_db_options_t opts = {0};
-    if (ls_db_open(dir, &opts, &db) != 0) {
+    if (ls_db_open(dir, opts, &db) != 0) {
         fprintf(stderr, "logship-bench: open %s: %s\n", dir, ls_db_open_error());
         return -1;
     }
@@ -159,10 +165,84 @@ static int logship_cell(const char *dir, int threads, double secs, lb_lat_t *out
     pthread_barrier_destroy(&go);
     free(w);
     free(tid);
+    ls_db_stats(db, st);
     if (ls_db_close(db) != 0) rc = -1;
-    lb_rm_rf(dir);
+    if (fresh) lb_rm_rf(dir);
     out->rate = end > start ? (double) out->n / ((double) (end - start) / 1e9) : 0;
     return rc == 0 && out->n > 0 ? 0 : -1;
+}
+
+/* ---- logship's remote levels: a pair of daemons around the database -------------------- */
+
+static void add_cell(const char *who, int threads, const lb_lat_t *l);
+
+static const char *const LS_LEVELS[] = {"local", "remote_durable", "remote_applied"};
+
+/* Starts node-a and node-b with nothing to ship, writes a little into node-a's db1 (path into
+ * db) and keeps committing until node-a ships it to node-b in block mode. 0, or -1 with why. */
+static int sync_pair_start(const lb_ctx_t *c, lb_pair_t *p, char *db, size_t dblen, char *why,
+                           size_t whylen)
+{
+    char dir[LB_PATH + 16];
+    lb_fmt(dir, sizeof(dir), "%s/syncpair", c->tmp);
+    lb_rm_rf(dir);
+    lb_pair_cfg_t cfg = {.empty = true};
+    if (lb_pair_start(p, dir, c->bin, c->certs, NULL, &cfg) != 0) {
+        snprintf(why, whylen, "the daemons did not start (see %.300s/node-*.log)", dir);
+        return -1;
+    }
+    lb_fmt(db, dblen, "%s/node-a/db1", dir);
+    ls_db_t *h = NULL;
+    ls_db_options_t o = {0};
+    if (ls_db_open(db, &o, &h) != 0) {
+        snprintf(why, whylen, "open %.300s: %.300s", db, ls_db_open_error());
+        return -1;
+    }
+    lb_status_t st = {0};
+    int rc = -1;
+    for (uint64_t end = lb_mono_ns() + 60000000000ull, n = 0; lb_mono_ns() < end; n++) {
+        ls_txn_t *t = NULL;
+        uint8_t key[LB_COMMIT_KEY_LEN], val[LB_COMMIT_VAL_LEN] = {0};
+        key_of(n, key);
+        if (ls_txn_begin(h, &t) || ls_txn_put(t, key, sizeof(key), val, sizeof(val)) ||
+            ls_txn_commit(t)) {
+            snprintf(why, whylen, "warm-up commit: %.300s", ls_db_errmsg(h));
+            break;
+        }
+        if (n == 100) ls_db_roll(h); /* a closed generation: the copy starts following */
+        if (n % 50 == 0 && lb_status(p->sock_a, &st) == 0 && st.block) {
+            rc = 0;
+            break;
+        }
+        lb_sleep_ns(2000000);
+    }
+    if (rc && !why[0])
+        snprintf(why, whylen,
+                 "node-a never shipped to node-b in block mode within 60 s (copy state "
+                 "'%s'; see %.300s/node-*.log)",
+                 st.state, dir);
+    ls_db_close(h);
+    return rc;
+}
+
+/* One cell of a remote level: recorded only when no wait timed out. */
+static void sync_cell(const char *db, int level, int threads, double secs)
+{
+    ls_db_options_t o = {.commit_level = (ls_db_commit_level_t) level, .sync_timeout_ms = 5000};
+    lb_lat_t l;
+    ls_db_stats_t st = {0};
+    char who[64];
+    snprintf(who, sizeof(who), "logship %s", LS_LEVELS[level]);
+    if (logship_cell(db, &o, false, threads, secs, &l, &st) != 0)
+        fprintf(stderr, "logship-bench: %s cell (%d threads) failed\n", who, threads);
+    else if (st.sync_timeouts || st.sync_waits == 0)
+        lb_note("%s, %d threads: not recorded: %llu of %llu batches waited 5 s for the copy in "
+                "vain (synchronous commit degraded)",
+                who, threads, (unsigned long long) st.sync_timeouts,
+                (unsigned long long) st.sync_waits);
+    else
+        add_cell(who, threads, &l);
+    lb_lat_free(&l);
 }
 
 /* ---- the runs and the table -------------------------------------------------------------- */
@@ -211,7 +291,9 @@ void lb_run_commit(lb_ctx_t *c, lb_pg_t *pg)
     for (int r = 0; r < rounds; r++) {
         for (int t = 0; t < NTHREADS; t++) {
             lb_lat_t l;
-            if (logship_cell(dbdir, THREADS[t], secs, &l) == 0)
+            ls_db_options_t local = {0};
+            ls_db_stats_t st;
+            if (logship_cell(dbdir, &local, true, THREADS[t], secs, &l, &st) == 0)
                 add_cell("logship local", THREADS[t], &l);
             else
                 fprintf(stderr, "logship-bench: logship commit cell (%d threads) failed\n",
@@ -236,6 +318,20 @@ void lb_run_commit(lb_ctx_t *c, lb_pg_t *pg)
         }
     }
     lb_pg_stop(pg);
+    lb_pair_t pair;
+    char syncdb[LB_PATH + 32];
+    why[0] = '\0';
+    if (sync_pair_start(c, &pair, syncdb, sizeof(syncdb), why, sizeof(why)) != 0) {
+        lb_skip("logship remote_durable, remote_applied", why);
+    } else {
+        lb_progress("commit latency: logship remote_durable and remote_applied against a copy "
+                    "in block mode (node-a -> node-b on loopback)");
+        for (int r = 0; r < rounds; r++)
+            for (int t = 0; t < NTHREADS; t++)
+                for (int k = 1; k < 3; k++)
+                    sync_cell(syncdb, k, THREADS[t], secs);
+    }
+    lb_pair_stop(&pair);
     char n[96], b[96];
     for (int t = 0; t < NTHREADS; t++) {
         name(n, sizeof(n), "logship local", THREADS[t], "commits/s");
@@ -248,9 +344,17 @@ void lb_run_commit(lb_ctx_t *c, lb_pg_t *pg)
         name(b, sizeof(b), "PostgreSQL local", THREADS[t], "p99");
         lb_result_cmp(lb_result_find(n), b, LB_T_MAX, 1.0, "issue 15: <= PostgreSQL's");
     }
-    lb_skip("logship remote_durable, remote_applied",
-            "synchronous commit not built yet (issue 15): PostgreSQL's `on` and `remote_apply` "
-            "rows are their baselines");
+    static const char *const PAIRS[][2] = {{"logship remote_durable", "PostgreSQL on"},
+                                           {"logship remote_applied", "PostgreSQL remote_apply"}};
+    for (int k = 0; k < 2; k++)
+        for (int t = 0; t < NTHREADS; t++) {
+            name(n, sizeof(n), PAIRS[k][0], THREADS[t], "commits/s");
+            name(b, sizeof(b), PAIRS[k][1], THREADS[t], "commits/s");
+            lb_result_cmp(lb_result_find(n), b, LB_T_MIN, 1.0, "issue 15: >= PostgreSQL's");
+            name(n, sizeof(n), PAIRS[k][0], THREADS[t], "p99");
+            name(b, sizeof(b), PAIRS[k][1], THREADS[t], "p99");
+            lb_result_cmp(lb_result_find(n), b, LB_T_MAX, 1.0, "issue 15: <= PostgreSQL's");
+        }
 }
 
 static void cell_text(char *buf, size_t len, const char *who, int threads)
@@ -289,8 +393,8 @@ void lb_commit_table(void)
     static const struct {
         const char *level, *ls, *pg;
     } ROWS[] = {{"local", "logship local", "PostgreSQL local"},
-                {"remote_durable", NULL, "PostgreSQL on"},
-                {"remote_applied", NULL, "PostgreSQL remote_apply"}};
+                {"remote_durable", "logship remote_durable", "PostgreSQL on"},
+                {"remote_applied", "logship remote_applied", "PostgreSQL remote_apply"}};
     for (int k = 0; k < NLEVELS; k++) {
         for (int t = 0; t < NTHREADS; t++) {
             char ls[64], pg[64], ratio[48] = "";

@@ -197,7 +197,7 @@ int lb_pair_start(lb_pair_t *p, const char *dir, const char *bin, const char *ce
     snprintf(p->sock_a, sizeof(p->sock_a), "%s/a.sock", dir);
     snprintf(p->sock_b, sizeof(p->sock_b), "%s/b.sock", dir);
     char hist_from[LB_PATH + 16], hist_to[LB_PATH + 16];
-    snprintf(hist_from, sizeof(hist_from), "%s/history", stage);
+    snprintf(hist_from, sizeof(hist_from), "%s/history", stage ? stage : ".");
     snprintf(hist_to, sizeof(hist_to), "%s/history", p->logs_a);
     int port = lb_free_port(), connect_port = port;
     p->port = port;
@@ -208,13 +208,13 @@ int lb_pair_start(lb_pair_t *p, const char *dir, const char *bin, const char *ce
     }
     if (port < 0 || ls_mkdir_p(p->logs_a) || make_confs(p, certs, cfg, port, connect_port))
         goto fail;
-    lb_copy_file(hist_from, hist_to, true);
+    if (!cfg->empty) lb_copy_file(hist_from, hist_to, true);
     if (cfg->seed_store && seed_setup(p, stage)) goto fail;
     p->pid_b = start_daemon(p, bin, cfg->netns_b, 'b');
     if (p->pid_b < 0 || wait_answer(p->sock_b, 10)) goto fail;
     p->pid_a = start_daemon(p, bin, cfg->netns_a, 'a');
     if (p->pid_a < 0 || wait_answer(p->sock_a, 10)) goto fail;
-    if (cfg->seed_store) return 0;
+    if (cfg->seed_store || cfg->empty) return 0;
     if (drop(p, stage, 1, NULL)) goto fail;
     uint64_t end = lb_mono_ns() + 30000000000ull;
     lb_status_t st;

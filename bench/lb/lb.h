@@ -76,14 +76,20 @@ uint64_t lb_file_size(const char *path);
 
 /* The daemon's status (`{"cmd":"status"}` on its control socket): copies[0]'s fields. */
 typedef struct {
-    bool ok;              /* the daemon answered */
-    char state[32];       /* copy state */
-    uint64_t copied;      /* last generation durable on the target */
-    uint64_t copied_ns;   /* when the active learned it (UTC ns) */
-    uint64_t replayed;    /* last generation replayed */
-    uint64_t replayed_ns; /* when the active learned it (UTC ns) */
-    uint64_t sent_bytes;  /* bytes sent (compressed when compression is on) */
-    uint64_t generated;   /* last closed generation on the active */
+    bool ok;                                   /* the daemon answered */
+    char state[32];                            /* copy state */
+    uint64_t copied;                           /* last generation durable on the target */
+    uint64_t copied_ns;                        /* when the active learned it (UTC ns) */
+    uint64_t replayed;                         /* last generation replayed */
+    uint64_t replayed_ns;                      /* when the active learned it (UTC ns) */
+    uint64_t sent_bytes;                       /* bytes sent (compressed when compression is on) */
+    uint64_t generated;                        /* last closed generation on the active */
+    bool block;                                /* block mode (docs/BLOCKMODE.md) */
+    uint64_t block_bytes;                      /* BLOCK bytes sent */
+    uint64_t block_lag_samples;                /* commit batches measured */
+    double block_lag_p50_ms, block_lag_p99_ms; /* commit durable on the active -> on the */
+    double block_lag_max_ms;                   /* copy, over the daemon's last 1024 */
+    uint64_t mode_switches;                    /* file <-> block */
 } lb_status_t;
 int lb_status(const char *sock, lb_status_t *st); /* 0 or -1 */
 
@@ -103,6 +109,7 @@ typedef struct {
     bool hold_replay;    /* passive replay_lag = 1h: ship only (runs wait for durable) */
     double shape_mbit;   /* > 0: connect through a user-space shaper (shaper.c) */
     int shape_rtt_ms;    /* its round trip */
+    bool empty;          /* no generation dropped: a writer (`logship load`) makes the database */
     bool seed_store;     /* the active gets the workload's store and only its log's tail, and no
                             warm-up generation: for `logship seed` (seed.c) */
 } lb_pair_cfg_t;
@@ -293,6 +300,9 @@ void lb_pg_stop_all(void);    /* the cluster started last, if still running (exi
 int lb_pg_bench(lb_pg_t *pg, const char *level, int clients, double secs, lb_lat_t *out);
 /* The cells (1, 8, 32 threads): logship local, PostgreSQL local, on, remote_apply. */
 void lb_run_commit(lb_ctx_t *c, lb_pg_t *pg);
+/* blocklag.c: block mode's lag, commit durable on the active -> durable on the copy, with a
+ * writer at about 20 MB/s of log (issue 15: p99 <= 2 ms on loopback). */
+void lb_run_blocklag(lb_ctx_t *c);
 void lb_commit_table(void); /* the side-by-side table (after lb_report) */
 
 /* ---- compare.c --------------------------------------------------------------------------- */

@@ -290,6 +290,18 @@ int lb_status(const char *sock, lb_status_t *st)
         st->replayed_ns = num(c, "last_replayed_time_ns");
         st->sent_bytes = num(c, "sent_bytes");
         st->generated = num(c, "last_generated");
+        const cJSON *m = cJSON_GetObjectItem(c, "mode");
+        st->block = cJSON_IsString(m) && !strcmp(m->valuestring, "block");
+        st->block_bytes = num(c, "block_bytes");
+        st->block_lag_samples = num(c, "block_lag_samples");
+        st->mode_switches = num(c, "mode_switches");
+        const cJSON *v;
+        if (cJSON_IsNumber(v = cJSON_GetObjectItem(c, "block_lag_p50_ms")))
+            st->block_lag_p50_ms = v->valuedouble;
+        if (cJSON_IsNumber(v = cJSON_GetObjectItem(c, "block_lag_p99_ms")))
+            st->block_lag_p99_ms = v->valuedouble;
+        if (cJSON_IsNumber(v = cJSON_GetObjectItem(c, "block_lag_max_ms")))
+            st->block_lag_max_ms = v->valuedouble;
         st->ok = true;
     }
     cJSON_Delete(j);

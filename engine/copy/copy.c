@@ -121,6 +121,7 @@ static int init_options(ls_copy_t *c, const ls_copy_options_t *o, char *err, siz
     ls_msgf(c->inspect_dir, sizeof(c->inspect_dir), "%s/inspect", o->dir);
     ls_msgf(c->logs_dir, sizeof(c->logs_dir), "%s/logs", o->dir);
     ls_msgf(c->store_dir, sizeof(c->store_dir), "%s/store", o->dir);
+    ls_msgf(c->shadow_dir, sizeof(c->shadow_dir), "%s/shadow", o->dir);
     if (o->dbid) {
         memcpy(c->dbid, o->dbid, LS_DBID_LEN);
         c->have_dbid = true;
@@ -134,6 +135,7 @@ int ls_copy_open(const ls_copy_options_t *opts, ls_copy_t **out, char *err, size
     ls_copy_t *c = calloc(1, sizeof(*c));
     if (!c) return LS_ENOMEM;
     c->rx.fd = -1;
+    c->shf.fd = -1;
     pthread_mutex_init(&c->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -141,7 +143,8 @@ int ls_copy_open(const ls_copy_options_t *opts, ls_copy_t **out, char *err, size
     pthread_cond_init(&c->cv, &ca);
     pthread_condattr_destroy(&ca);
     int rc = init_options(c, opts, err, errlen);
-    if (rc == 0 && ((rc = ls_mkdir_p(c->inspect_dir)) || (rc = ls_mkdir_p(c->logs_dir))))
+    if (rc == 0 && ((rc = ls_mkdir_p(c->inspect_dir)) || (rc = ls_mkdir_p(c->logs_dir)) ||
+                    (rc = ls_mkdir_p(c->shadow_dir))))
         ls_msgf(err, errlen, "copy %s: cannot create its directories: %s", c->dir, ls_strerror(rc));
     if (rc == 0) rc = ls__copy_recover(c, err, errlen);
     if (rc) {
@@ -156,13 +159,16 @@ int ls_copy_open(const ls_copy_options_t *opts, ls_copy_t **out, char *err, size
 void ls_copy_close(ls_copy_t *c)
 {
     if (!c) return;
+    ls__copy_flush_durable(c, NULL, 0); /* generations the receiver left pending */
     ls_copy_stop(c);
     ls_copy_recv_abort(c);
     ls__copy_rx_free(c);
+    ls__copy_shadow_close(c);
     if (c->store) {
         if (c->dirty) ls__copy_checkpoint(c);
         ls_store_close(c->store);
     }
+    ls__copy_shadow_free(c);
     free(c->q);
     pthread_cond_destroy(&c->cv);
     pthread_mutex_destroy(&c->mu);
@@ -241,6 +247,12 @@ void ls_copy_stats(ls_copy_t *c, ls_copy_stats_t *out)
     out->last_inspected = c->held_gen;
     out->last_replayed = c->meta.digest_generation;
     out->last_replayed_lsn = c->meta.lsn;
+    out->applied_lsn = c->meta.lsn;
+    out->shadow_generation = c->sh.generation;
+    out->shadow_size = c->sh.size;
+    out->shadow_durable_lsn = c->sh.durable_lsn;
+    out->shadow_applied_lsn = c->sh.applied_lsn;
+    out->shadow_applies = c->sh.applies;
     out->last_synced = c->synced_gen;
     out->inspect_queue = c->rx_inspecting ? 1 : 0;
     out->inspect_queue_bytes = c->rx_inspecting ? c->rx_bytes_done : 0;
@@ -258,6 +270,7 @@ void ls_copy_stats(ls_copy_t *c, ls_copy_stats_t *out)
     out->seals = __atomic_load_n(&c->ck.seals, __ATOMIC_RELAXED);
     out->seal_checks = __atomic_load_n(&c->ck.seal_checks, __ATOMIC_RELAXED);
     out->seal_bytes = __atomic_load_n(&c->ck.seal_bytes, __ATOMIC_RELAXED);
+    out->logs_syncs = __atomic_load_n(&c->ck.logs_syncs, __ATOMIC_RELAXED);
 }
 
 ls_store_t *ls_copy_store(ls_copy_t *c)

@@ -17,7 +17,8 @@
  * generation not held.
  *
  * Lifecycle: ls_copy_open() -> ls_copy_start() (the replayer thread) -> receive calls and
- * ls_copy_pause_replay() / ls_copy_stats() / ls_copy_resume_point() at any time -> ls_copy_stop()
+ * ls_copy_pause_replay() / ls_copy_stats() / ls_copy_resume_point() / ls_copy_shadow_durable() at
+ * any time -> ls_copy_stop()
  * -> ls_copy_close(). Without ls_copy_start() generations are received and inspected but never
  * replayed (tests use that; the daemon always starts it).
  *
@@ -31,8 +32,8 @@
  *    from any thread; they only take the copy's mutex.
  *  - the event callback runs on the receiver thread (DURABLE, INSPECTED, ASK_AGAIN after a failed
  *    inspection, STATE for a full disk or Failed) or on the replayer thread (REPLAYED,
- *    REPLAYED_SYNCED, ASK_AGAIN for a file damaged in logs/, STATE); never with the copy's mutex
- *    held, so it may call ls_copy_stats(). It must not block for long: marshal to the loop.
+ *    REPLAYED_SYNCED, APPLIED, ASK_AGAIN for a file damaged in logs/, STATE); never with the copy's
+ * mutex held, so it may call ls_copy_stats(). It must not block for long: marshal to the loop.
  *    ls_copy_open() reports nothing through it (the resume point says where the copy stands).
  *
  * States: HEALTHY; DISK_FULL (transient: set by ENOSPC on the receive path or in the store, left
@@ -42,7 +43,13 @@
  * ls_copy_clear_failed()). States are not persisted: a restart starts HEALTHY and tries again.
  * Fault points (test builds): copy.recv.before_rename, copy.recv.write_enospc (a write of the
  * receive path fails with ENOSPC: DISK_FULL), copy.replay.before_commit (inside the store
- * transaction), copy.replay.after_commit.
+ * transaction), copy.replay.after_commit, copy.shadow.before_commit / after_commit (the shadow's
+ * early apply), copy.shadow_close.after_trailer / after_rename (ls_copy_shadow_close).
+ *
+ * Block mode: <dir>/shadow/ holds the open generation's shadow; the replayer applies its complete
+ * transactions early (the store's meta then lies inside the open generation, with the seal of
+ * the bytes applied, checked when the closed generation replays: a mismatch is FAILED). See
+ * ls_copy_shadow_durable and docs/BLOCKMODE.md "Shadow replay and activation".
  */
 #ifndef LS_COPY_H
 #define LS_COPY_H
@@ -69,13 +76,16 @@ typedef enum {
     LS_COPY_EV_ASK_AGAIN,       /* resend from generation on (code and message say why) */
     LS_COPY_EV_REPLAYED,        /* the store holds generation (committed, not yet synced) */
     LS_COPY_EV_REPLAYED_SYNCED, /* the store has been synced with generation applied */
-    LS_COPY_EV_STATE            /* the state changed: code is the new ls_copy_state_t */
+    LS_COPY_EV_STATE,           /* the state changed: code is the new ls_copy_state_t */
+    LS_COPY_EV_APPLIED          /* block mode: the store applied the open generation's shadow up
+                                   to lsn (complete transactions, not yet synced); generation is
+                                   the open one (docs/BLOCKMODE.md) */
 } ls_copy_event_kind_t;
 
 typedef struct {
     ls_copy_event_kind_t kind; /* what happened */
     uint64_t generation;       /* the generation concerned (0 for STATE) */
-    uint64_t lsn;              /* REPLAYED/REPLAYED_SYNCED: last LSN applied; else 0 */
+    uint64_t lsn;              /* REPLAYED/REPLAYED_SYNCED/APPLIED: last LSN applied; else 0 */
     int code;                  /* ASK_AGAIN: the LS_E* reason; STATE: the new state */
     const char *message;       /* ASK_AGAIN/STATE: the reason; borrowed for the call, or "" */
 } ls_copy_event_t;
@@ -121,6 +131,14 @@ typedef struct {
     uint64_t last_inspected;      /* last generation inspected (held) */
     uint64_t last_replayed;       /* last generation applied completely to the store */
     uint64_t last_replayed_lsn;   /* the store's last applied LSN */
+    uint64_t applied_lsn;         /* the same: what BLOCK_ACK sends as applied (inside the open
+                                     generation once its shadow was applied early) */
+    uint64_t shadow_generation;   /* block mode: the open generation's shadow reported durable
+                                     (0: none since open) */
+    uint64_t shadow_size;         /* its durable bytes, as last reported */
+    uint64_t shadow_durable_lsn;  /* the LSN those bytes end at, as reported */
+    uint64_t shadow_applied_lsn;  /* last LSN applied early from it (0: none) */
+    uint64_t shadow_applies;      /* store transactions applying a shadow, since open */
     uint64_t last_synced;         /* last generation applied before the last store sync */
     uint64_t inspect_queue;       /* generations durable in inspect/ not yet inspected */
     uint64_t inspect_queue_bytes; /* their bytes */
@@ -140,6 +158,8 @@ typedef struct {
     uint64_t seals;            /* whole-file XXH3-128 seals computed (receiving; after open) */
     uint64_t seal_checks;      /* seals verified by the replayer, one per file read */
     uint64_t seal_bytes;       /* bytes fed to XXH3-128 (seals and their checks) */
+    uint64_t logs_syncs;       /* fsyncs of logs/ that made inspected generations durable (one
+                                  for several while the receiver defers: ls_copy_recv_defer) */
 } ls_copy_stats_t;
 
 /* Opens (creating when absent) the copy in opts->dir and works out its position (see above).
@@ -169,6 +189,48 @@ void ls_copy_stats(ls_copy_t *copy, ls_copy_stats_t *out);
  * Borrowed, valid until ls_copy_close(). */
 ls_store_t *ls_copy_store(ls_copy_t *copy);
 
+/* Block mode (docs/BLOCKMODE.md): the receiver keeps the open generation's shadow,
+ * <dir>/shadow/<ls_gen_name(prefix, epoch, generation)>, bytes [0, n) of the active's current log.
+ *
+ * ls_copy_shadow_durable: the receiver made bytes [0, size) of the shadow of (epoch, generation)
+ * durable (fdatasync); they end at durable_lsn. Records it and wakes the replayer, which applies
+ * the shadow's complete transactions early unless replay is lagged (replay_lag_ms), paused or the
+ * copy FAILED; each applied step is reported by LS_COPY_EV_APPLIED. Cheap: takes the copy's mutex
+ * briefly, no I/O. Any thread. A report for another generation than the one the copy wants next
+ * is kept but applies nothing until the copy has replayed up to it. */
+void ls_copy_shadow_durable(ls_copy_t *copy, uint32_t epoch, uint64_t generation, uint64_t size,
+                            uint64_t durable_lsn);
+/* The shadow's path for (epoch, generation) into out (outlen bytes): <dir>/shadow/<name>. The
+ * directory exists once the copy is open. 0, or LS_EINVAL (out too small). */
+int ls_copy_shadow_path(ls_copy_t *copy, uint32_t epoch, uint64_t generation, char *out,
+                        size_t outlen);
+
+/* What ls_copy_shadow_close did. */
+typedef struct {
+    uint32_t epoch;      /* the closed generation's epoch */
+    uint64_t generation; /* the generation closed from the shadow; 0: none (no shadow of the
+                            generation wanted next, or no complete transaction in it) */
+    uint64_t first_lsn;  /* its first LSN */
+    uint64_t last_lsn;   /* its last LSN (a COMMIT) */
+    uint64_t bytes;      /* the closed file's size, trailer included */
+    uint64_t dropped;    /* bytes after the last COMMIT cut off (an incomplete transaction or a
+                            torn tail) */
+} ls_copy_shadow_closed_t;
+/* (also reported when no shadow is left but <dir>/shadow/closed says the last generation held
+ * was closed from one: a rerun after a crash) */
+
+/* Activation (engine/role): the shadow of the generation the copy wants next becomes that closed
+ * generation: cut after its last COMMIT, a trailer with its digest written, fdatasynced, renamed
+ * into logs/ and queued for replay (ls_copy_start replays it). Shadows of other generations are
+ * deleted. dry_run: only says what it would close (out), changing nothing (an activation that may
+ * still be refused for its loss must leave the shadow as it is). Call after ls_copy_open and
+ * before ls_copy_start, with nothing being received. Safe to rerun after a crash at any step.
+ * 0 (out filled; out->generation 0 when there is nothing to close), LS_ESTATE (replayer running
+ * or a receive open), the scanner's code when the shadow does not chain to the held generations
+ * (err names the file: remove it to activate without it), LS_EIO, LS_ENOSPC. */
+int ls_copy_shadow_close(ls_copy_t *copy, bool dry_run, ls_copy_shadow_closed_t *out, char *err,
+                         size_t errlen);
+
 /* Receiving (the receiver thread). Each returns 0 or an error with a message in err.
  *
  * recv_begin: starts generation `generation` of `epoch`, `size` bytes in all, closed at close_ns
@@ -189,13 +251,63 @@ int ls_copy_recv_data(ls_copy_t *copy, uint64_t generation, uint64_t offset, con
 /* Completes the generation: size reached, digest compared with sender_digest (may be NULL),
  * fdatasync; then the inspection's verdict, established while receiving (the file is not read
  * back): passed, the .part is renamed into logs/ and logs/ fsynced -> DURABLE, INSPECTED
- * (replayer woken); failed, renamed out of .part and inspect/ fsynced -> DURABLE, then deleted ->
- * ASK_AGAIN (FAILED after max_inspect_failures).
- * Returns 0 when the generation was inspected; the inspection's LS_E* code when it failed (an
- * ASK_AGAIN was reported); LS_ESTATE, LS_ENOSPC, LS_EIO as above. */
+ * (replayer woken; while ls_copy_recv_defer is set the fsync and the two events may be left
+ * pending for a later one, see below); failed, renamed out of .part and inspect/ fsynced ->
+ * DURABLE, then deleted -> ASK_AGAIN (FAILED after max_inspect_failures). Returns 0 when the
+ * generation was inspected; the inspection's LS_E* code when it failed (an ASK_AGAIN was reported);
+ * LS_ESTATE, LS_ENOSPC, LS_EIO as above. */
 int ls_copy_recv_end(ls_copy_t *copy, uint64_t generation, const uint8_t *sender_digest, char *err,
                      size_t errlen);
 /* Drops a half-received .part (connection lost). No-op when nothing is being received. */
 void ls_copy_recv_abort(ls_copy_t *copy);
+/* Group durability (the receiver thread, which knows what is queued behind: copy/receiver.c sets
+ * it when another generation's END is already queued, and flushes when none is): while defer is
+ * set, recv_end of an inspected generation renames it into logs/ (held, queued) but leaves the
+ * fsync of logs/ and its DURABLE and INSPECTED events pending, up to 8 generations, so that one
+ * fsync covers the generations received back to back; the replayer applies none of them meanwhile.
+ * ls_copy_recv_flush (call it when nothing more is queued), the 8th, a failed inspection and
+ * ls_copy_close do the fsync and report them in order. Returns 0 or the fsync's error (the
+ * pending generations are then deleted and asked again, as a failed move into logs/). */
+void ls_copy_recv_defer(ls_copy_t *copy, bool defer);
+int ls_copy_recv_flush(ls_copy_t *copy, char *err, size_t errlen);
+
+/* ---- block mode: the receiver's side of the shadow (docs/BLOCKMODE.md) ------------------------
+ * <dir>/shadow/<name>, <name> the generation's name in logs/: exactly bytes [0, size) of the
+ * active's open generation, which only grows by BLOCK frames in order and is fdatasynced before
+ * it is acknowledged. At most one: the generation after the last held. The first BLOCK after an
+ * open takes up the file an earlier run left (cut to its last complete transaction: a torn tail
+ * after a crash) and deletes shadows of any other generation or epoch; ls_copy_open touches no
+ * shadow (an activation closes it: ls_copy_shadow_close). The shadow is deleted once its
+ * generation is held (ls_copy_shadow_drop after the closed file, received and inspected whole as
+ * any other: the shadow is never turned into it, so the file in logs/ cannot differ from the
+ * active's). Receiver thread only, like ls_copy_recv_*.
+ * Fault points (test builds): copy.shadow.before_fsync, copy.shadow.after_fsync. */
+typedef struct {
+    uint32_t epoch;       /* the shadow's epoch */
+    uint64_t generation;  /* its generation (0: no shadow) */
+    uint64_t size;        /* bytes durable in it */
+    uint64_t durable_lsn; /* last LSN complete in them (0: none known) */
+} ls_copy_shadow_t;
+
+/* Writes the BLOCK bytes data[0, len) found at offset of the open generation (epoch,
+ * generation), fdatasyncs, calls ls_copy_shadow_durable and fills *out (what the shadow now holds,
+ * to acknowledge). Bytes it already holds are not written again; a shadow of another generation
+ * or epoch is replaced. LS_ESTATE: not the generation after the last held, an older epoch, or a
+ * gap (offset past the shadow's size; err says which); LS_ENOSPC, LS_EIO: the shadow is dropped.
+ * Borrows data. */
+int ls_copy_shadow_write(ls_copy_t *copy, uint32_t epoch, uint64_t generation, uint64_t offset,
+                         const void *data, size_t len, uint64_t durable_lsn, ls_copy_shadow_t *out,
+                         char *err, size_t errlen);
+/* ls_copy_shadow_write in two steps, so that the receiver syncs once for every BLOCK queued:
+ * append writes (same refusals, no fdatasync); sync fdatasyncs what was appended, calls
+ * ls_copy_shadow_durable and fills *out (generation 0: no shadow; an error drops the shadow). */
+int ls_copy_shadow_append(ls_copy_t *copy, uint32_t epoch, uint64_t generation, uint64_t offset,
+                          const void *data, size_t len, uint64_t durable_lsn, char *err,
+                          size_t errlen);
+int ls_copy_shadow_sync(ls_copy_t *copy, ls_copy_shadow_t *out, char *err, size_t errlen);
+/* Deletes the shadows of generations <= upto (the closed one is held), the one open included. */
+void ls_copy_shadow_drop(ls_copy_t *copy, uint64_t upto);
+/* What the shadow holds (generation 0: none). */
+void ls_copy_shadow_info(ls_copy_t *copy, ls_copy_shadow_t *out);
 
 #endif

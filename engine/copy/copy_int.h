@@ -18,6 +18,7 @@
 
 #define LS__COPY_PATH_MAX   4096
 #define LS__COPY_TRL_DIGEST 48 /* offset of the digest in the trailer (docs/FORMAT.md) */
+#define LS__COPY_PEND_MAX   8  /* generations moved into logs/ at most, awaiting one fsync */
 
 /* One inspected generation in logs/ waiting for replay (or the last one held). */
 typedef struct {
@@ -51,6 +52,22 @@ typedef struct {
     uint8_t header_dbid[LS_DBID_LEN]; /* out: the database id the header names */
 } ls__copy_expect_t;
 
+/* The block-mode shadow of the open generation as the replayer sees it (shadow_apply.c). */
+typedef struct {
+    /* reported by the receiver through ls_copy_shadow_durable (mu) */
+    uint32_t epoch;       /* the shadow's epoch */
+    uint64_t generation;  /* its generation (0: nothing reported since open) */
+    uint64_t size;        /* durable bytes of it */
+    uint64_t durable_lsn; /* the LSN they end at */
+    uint64_t reports;     /* reports since open (the replayer notices a new one) */
+    uint64_t report_ns;   /* monotonic ns of the last report (the idle checkpoint waits) */
+    /* what the replayer did (mu) */
+    uint64_t applied_lsn;        /* last LSN applied early from it (0: none) */
+    uint64_t applies;            /* store transactions applying a shadow */
+    uint64_t seen;               /* reports when the replayer last looked */
+    struct ls__copy_sh_run *run; /* the replayer's walk of the shadow (replayer only) */
+} ls__copy_shadow_t;
+
 /* The generation being received (receiver thread only). */
 typedef struct {
     bool active;             /* a .part is open */
@@ -69,12 +86,25 @@ typedef struct {
     char name[LS_GEN_NAME_MAX];     /* <name> */
 } ls__copy_rx_t;
 
+/* The shadow's file as the receiver writes it (shadow.c): receiver thread only, and open/close. */
+typedef struct {
+    int fd;                       /* shadow/<name> while open, -1 when none */
+    uint32_t epoch;               /* its epoch */
+    uint64_t generation;          /* its generation (0: no shadow) */
+    uint64_t size;                /* bytes [0, size) written contiguously */
+    uint64_t lsn;                 /* last LSN complete in them, as the source said (0: none) */
+    uint64_t synced;              /* bytes [0, synced) fdatasynced (<= size) */
+    uint64_t synced_lsn;          /* lsn when they were */
+    char path[LS__COPY_PATH_MAX]; /* shadow/<name> */
+} ls__copy_shfile_t;
+
 struct ls_copy {
     /* options, copied at open */
     char dir[LS__COPY_PATH_MAX];         /* the copy's directory */
     char inspect_dir[LS__COPY_PATH_MAX]; /* <dir>/inspect */
     char logs_dir[LS__COPY_PATH_MAX];    /* <dir>/logs */
     char store_dir[LS__COPY_PATH_MAX];   /* <dir>/store */
+    char shadow_dir[LS__COPY_PATH_MAX];  /* <dir>/shadow (block mode) */
     char prefix[LS_GEN_PREFIX_MAX + 1];  /* generation name prefix */
     ls_copy_options_t o;                 /* options with defaults filled (dir/prefix/dbid unused) */
 
@@ -102,7 +132,18 @@ struct ls_copy {
     uint64_t rx_bytes_done; /* bytes of the file in inspect/ being inspected now (mu) */
     bool rx_inspecting;     /* a file sits in inspect/ being inspected (mu) */
 
-    ls__copy_rx_t rx; /* the receive in progress (receiver thread only) */
+    ls__copy_rx_t rx;      /* the receive in progress (receiver thread only) */
+    ls__copy_shfile_t shf; /* the open generation's shadow file, as written (block mode) */
+    /* Generations moved into logs/ whose fsync of logs/ is pending: one fsync covers them all
+     * (ls__copy_flush_durable), then DURABLE and INSPECTED are reported (receiver thread only). */
+    struct {
+        uint64_t generation; /* moved into logs/, held, queued */
+        uint64_t lsn;        /* its last LSN (the INSPECTED event) */
+    } pend[LS__COPY_PEND_MAX];
+    size_t npend;          /* entries in pend */
+    bool rx_defer;         /* recv_end may leave its fsync pending (ls_copy_recv_defer) */
+    uint64_t unsynced_gen; /* first generation in logs/ not yet fsynced into it; 0: none (mu):
+                              the replayer applies nothing from it on */
     /* what the replayer knows of the receiver (atomic, relaxed: set by the receiver) */
     bool rx_open;            /* a .part is being received */
     uint64_t rx_activity_ns; /* monotonic ns of the receiver's last begin, data or end */
@@ -123,6 +164,7 @@ struct ls_copy {
     uint64_t replay_txns; /* store transactions committed (mu) */
     uint64_t checkpoints; /* store syncs (mu) */
     bool quiet;           /* during open: no events */
+    ls__copy_shadow_t sh; /* block mode: the open generation's shadow (shadow_apply.c) */
 
     /* Checks computed since open (atomic, relaxed: counted by the receiver and the replayer,
      * read by ls_copy_stats). docs/COPY.md says which runs where. */
@@ -133,6 +175,7 @@ struct ls_copy {
         uint64_t seals;            /* whole-file seals computed (receive, restart) */
         uint64_t seal_checks;      /* seals verified by the replayer */
         uint64_t seal_bytes;       /* bytes fed to XXH3-128 for seals and their checks */
+        uint64_t logs_syncs;       /* fsyncs of logs/ that made received generations durable */
     } ck;
 };
 
@@ -158,6 +201,10 @@ void ls__copy_path(const ls_copy_t *c, char *out, const char *dir, uint32_t epoc
 void ls__copy_rx_free(ls_copy_t *c); /* what the receiver keeps between generations */
 /* gen is durable: records it, leaves DISK_FULL, emits DURABLE (mu not held). */
 void ls__copy_durable(ls_copy_t *c, uint64_t gen);
+/* The pending generations (pend): one fsync of logs/, then DURABLE and INSPECTED for each still
+ * held. A failed fsync rolls them back (deleted, asked again; DISK_FULL on ENOSPC). Receiver
+ * thread, or close. 0 or the fsync's error with err set (err may be NULL). */
+int ls__copy_flush_durable(ls_copy_t *c, char *err, size_t errlen);
 
 /* position.c */
 int ls__copy_recover(ls_copy_t *c, char *err, size_t errlen);
@@ -165,6 +212,9 @@ int ls__copy_recover(ls_copy_t *c, char *err, size_t errlen);
 void ls__copy_rollback(ls_copy_t *c, uint64_t from);
 /* Removes replayed-synced logs beyond the newest keep_logs (replayer thread). */
 void ls__copy_remove_logs(ls_copy_t *c, uint64_t synced);
+
+/* shadow.c */
+void ls__copy_shadow_close(ls_copy_t *c); /* closes its descriptor (the file stays) */
 
 /* inspect.c */
 /* Inspects the durable file inspect/<name> of (epoch, gen) against the held chain; known_digest
@@ -187,14 +237,29 @@ int ls__copy_entry_from(const ls__copy_expect_t *x, const ls_gen_info_t *info, s
                         size_t msglen);
 /* Concludes the inspection of the durable inspect/<name> of (epoch, gen), or of the fdatasynced
  * file from (the receive's .part; NULL: inspect/<name>): rc 0 moves it into logs/ (rename, fsync
- * of logs/) and queues e (with from: DURABLE, then INSPECTED); otherwise, or when the move fails,
- * deletes it and asks again (ASK_AGAIN; STATE when it went FAILED). msg says why rc. Returns 0 or
- * the failure's code. */
+ * of logs/) and queues e (with from: the fsync, DURABLE and INSPECTED are left pending in pend
+ * while the receiver defers and pend has room, else done for every pending one); otherwise, or when
+ * the move fails, deletes it and asks again (ASK_AGAIN; STATE when it went FAILED). msg says why
+ * rc. Returns 0 or the failure's code. */
 int ls__copy_conclude(ls_copy_t *c, uint32_t epoch, uint64_t gen, int rc, const ls__copy_entry_t *e,
                       const uint8_t *header_dbid, const char *msg, const char *from, char *err,
                       size_t errlen);
 /* Makes e the last held generation (mu held). */
 void ls__copy_hold(ls_copy_t *c, const ls__copy_entry_t *e);
+
+/* shadow_apply.c */
+/* Frees the replayer's walk of the shadow (close). */
+void ls__copy_shadow_free(ls_copy_t *c);
+/* True when the shadow has complete transactions to apply early now (mu held). */
+bool ls__copy_shadow_due(ls_copy_t *c);
+/* Applies what the shadow durably holds past the store's position (replayer thread, mu not
+ * held). 0, or an error after which the replayer waits before trying again. */
+int ls__copy_shadow_apply(ls_copy_t *c);
+/* Before the closed generation e (read into buf) is applied over a store that applied its shadow
+ * early (m): the bytes [0, m->shadow_end) must have the seal the store recorded. 0 when they do
+ * or nothing was applied early; LS_EDIVERGED after making the copy FAILED with the reason. */
+int ls__copy_shadow_check(ls_copy_t *c, const ls__copy_entry_t *e, const uint8_t *buf, size_t len,
+                          const ls_store_meta_t *m);
 
 /* replay.c */
 void *ls__copy_replayer(void *arg);

@@ -96,9 +96,10 @@ int ls__copy_check_buf(ls_copy_t *c, ls__copy_expect_t *x, const uint8_t *buf, s
     return ls__copy_entry_from(x, &info, len, seal, e, msg, msglen);
 }
 
-/* Moves the inspected file into logs/ and makes it held (mu held). */
+/* Moves the inspected file into logs/ and makes it held (mu held). defer: the fsync of logs/ is
+ * left to ls__copy_flush_durable (the replayer applies nothing from e on until then). */
 static int promote(ls_copy_t *c, const char *from, const ls__copy_entry_t *e, const uint8_t *dbid,
-                   char *err, size_t errlen)
+                   bool defer, char *err, size_t errlen)
 {
     char to[LS__COPY_PATH_MAX];
     ls__copy_path(c, to, c->logs_dir, e->epoch, e->generation);
@@ -120,7 +121,7 @@ static int promote(ls_copy_t *c, const char *from, const ls__copy_entry_t *e, co
      * old inspect/<name> back beside it, and restart deletes inspect/ files at or below the held
      * generation (docs/COPY.md, "The move into logs/"). The next receive syncs inspect/ anyway. */
     if (rename(from, to) != 0) rc = ls_err_from_errno(errno);
-    if (rc == 0) rc = ls_fsync_dir(c->logs_dir);
+    if (rc == 0 && !defer) rc = ls_fsync_dir(c->logs_dir);
     if (rc == 0) rc = ls__copy_queue_push(c, e);
     if (rc) {
         ls_msgf(err, errlen, "cannot move %s into logs/: %s", from, ls_strerror(rc));
@@ -128,6 +129,8 @@ static int promote(ls_copy_t *c, const char *from, const ls__copy_entry_t *e, co
         return rc;
     }
     ls__copy_hold(c, e);
+    if (defer && (!c->unsynced_gen || e->generation < c->unsynced_gen)) /* (a rollback) */
+        c->unsynced_gen = e->generation;
     if (c->fail_gen <= e->generation) c->fail_count = 0;
     pthread_cond_broadcast(&c->cv);
     return 0;
@@ -173,7 +176,7 @@ int ls__copy_conclude(ls_copy_t *c, uint32_t epoch, uint64_t gen, int rc, const 
     ls_msgf(why, sizeof(why), "%s", msg);
     if (rc == 0) {
         pthread_mutex_lock(&c->mu);
-        rc = promote(c, path, e, header_dbid, why, sizeof(why));
+        rc = promote(c, path, e, header_dbid, from != NULL, why, sizeof(why));
         if (rc == 0) c->rx_inspecting = false;
         pthread_mutex_unlock(&c->mu);
     }
@@ -182,7 +185,13 @@ int ls__copy_conclude(ls_copy_t *c, uint32_t epoch, uint64_t gen, int rc, const 
                 (unsigned long long) gen, why);
         return fail_inspection(c, path, gen, rc, why);
     }
-    if (from) ls__copy_durable(c, gen); /* the .part went straight into logs/ */
+    if (from) { /* the .part went straight into logs/: durable with the fsync of logs/ */
+        c->pend[c->npend].generation = gen;
+        c->pend[c->npend++].lsn = e->last_lsn;
+        if (c->rx_defer && c->npend < LS__COPY_PEND_MAX) return 0;
+        return ls__copy_flush_durable(c, err, errlen);
+    }
+    LS__COPY_COUNT(c, logs_syncs, 1);
     if (!c->quiet) ls__copy_emit(c, LS_COPY_EV_INSPECTED, gen, e->last_lsn, 0, "");
     return 0;
 }

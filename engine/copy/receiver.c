@@ -21,6 +21,8 @@ struct ls_copy_rx {
     ls_workq_t *events; /* events for the loop, from any thread of the copy */
     ls_copy_t *copy;    /* the thread's copy once started (the thread alone) */
     uint64_t skip_gen;  /* the thread's: drop the frames of this generation */
+    uint64_t ends;      /* END items pushed and not yet taken by the thread (atomic): a whole
+                           generation is queued behind the one ending */
 };
 
 ls_copy_item_t *ls_copy_item_new(ls_copy_item_kind_t kind, uint32_t len)
@@ -91,6 +93,57 @@ static void behind(ls_copy_rx_t *rx, ls_copy_t *copy, const ls_copy_item_t *it)
     post(rx, &e);
 }
 
+/* The CONSUMED event of a data item: its credit goes back to the connection that sent it. */
+static void consumed(ls_copy_rx_t *rx, const ls_copy_item_t *it)
+{
+    ls_copy_rx_event_t e = {.kind = LS_COPY_RX_EV_CONSUMED, .consumed = it->len, .tag = it->tag};
+    post(rx, &e);
+}
+
+static void shadow_append(ls_copy_rx_t *rx, ls_copy_t *copy, const ls_copy_item_t *it)
+{
+    char err[512] = "";
+    int rc = ls_copy_shadow_append(copy, it->epoch, it->generation, it->offset, it->data, it->len,
+                                   it->lsn, err, sizeof(err));
+    if (rc) /* refusals are worth a debug line only: the closed generation comes whole anyway */
+        ls_log(rc == LS_ESTATE ? LS_LOG_DEBUG : LS_LOG_WARN, "receiver", "%s: %s", rx->name, err);
+    consumed(rx, it);
+}
+
+/* BLOCK items: this one and every BLOCK queued behind it are written, then one fdatasync for all
+ * of them and one BLOCK event (the acknowledgement): a copy that falls behind catches up in
+ * fewer syncs. Returns the first other item taken meanwhile (the caller runs it next), or NULL. */
+static ls_copy_item_t *shadow_batch(ls_copy_rx_t *rx, ls_copy_item_t *first)
+{
+    ls_copy_t *copy = rx->copy;
+    ls_copy_item_t *next = NULL;
+    if (copy) shadow_append(rx, copy, first);
+    ls_workq_msg_t m;
+    while (ls_workq_pop(rx->work, &m) == 1) {
+        ls_copy_item_t *it = m.ptr;
+        if (it->kind != LS_COPY_ITEM_BLOCK) {
+            next = it;
+            break;
+        }
+        if (copy) shadow_append(rx, copy, it);
+        free(it);
+    }
+    if (!copy) return next;
+    char err[512] = "";
+    ls_copy_shadow_t sh;
+    if (ls_copy_shadow_sync(copy, &sh, err, sizeof(err)) != 0)
+        ls_log(LS_LOG_WARN, "receiver", "%s: %s", rx->name, err);
+    else if (sh.generation) {
+        ls_copy_rx_event_t e = {.kind = LS_COPY_RX_EV_BLOCK,
+                                .generation = sh.generation,
+                                .epoch = sh.epoch,
+                                .offset = sh.size,
+                                .lsn = sh.durable_lsn};
+        post(rx, &e);
+    }
+    return next;
+}
+
 /* One GEN item on the thread's copy. A failed step drops the rest of its generation. */
 static void receive(ls_copy_rx_t *rx, ls_copy_item_t *it)
 {
@@ -112,7 +165,17 @@ static void receive(ls_copy_rx_t *rx, ls_copy_item_t *it)
         rc = ls_copy_recv_data(copy, it->generation, it->offset, it->data, it->len, err,
                                sizeof(err));
     } else {
+        /* a whole generation queued behind: one fsync of logs/ for the generations received
+         * back to back (not merely the first bytes of the next: its END may be far off) */
+        /* Never for the shadow's generation: its shadow is dropped once the closed file is
+         * held, and the file's name must be durable in logs/ before what BLOCK_ACK promised
+         * goes (a crash in between would leave neither). */
+        ls_copy_shadow_t sh;
+        ls_copy_shadow_info(copy, &sh);
+        ls_copy_recv_defer(copy, __atomic_load_n(&rx->ends, __ATOMIC_RELAXED) > 0 &&
+                                     sh.generation != it->generation);
         rc = ls_copy_recv_end(copy, it->generation, it->digest, err, sizeof(err));
+        if (rc == 0) ls_copy_shadow_drop(copy, it->generation);               /* held whole now */
         if (rc && rc != LS_ESTATE && rc != LS_ENOSPC && rc != LS_EIO) rc = 0; /* ASK_AGAIN sent */
     }
     if (rc) {
@@ -129,21 +192,34 @@ static void run_item(ls_copy_rx_t *rx, ls_copy_item_t *it)
         return;
     }
     receive(rx, it);
-    if (it->kind == LS_COPY_ITEM_DATA) {
-        ls_copy_rx_event_t e = {
-            .kind = LS_COPY_RX_EV_CONSUMED, .consumed = it->len, .tag = it->tag};
-        post(rx, &e);
-    }
+    if (it->kind == LS_COPY_ITEM_DATA) consumed(rx, it);
 }
 
 static void *receiver_main(void *arg)
 {
     ls_copy_rx_t *rx = arg;
     ls_workq_msg_t m;
+    char err[512];
     while (ls_workq_pop_wait(rx->work, &m) == 1) { /* LS_ECLOSED: stopped */
-        run_item(rx, m.ptr);
-        free(m.ptr);
+        ls_copy_item_t *it = m.ptr;
+        while (it && it->kind == LS_COPY_ITEM_BLOCK) {
+            ls_copy_item_t *next = shadow_batch(rx, it);
+            free(it);
+            it = next;
+        }
+        if (it) {
+            if (it->kind == LS_COPY_ITEM_END) __atomic_fetch_sub(&rx->ends, 1, __ATOMIC_RELAXED);
+            if (it->kind == LS_COPY_ITEM_RUN && rx->copy) /* a seed's step may close the copy */
+                ls_copy_recv_flush(rx->copy, err, sizeof(err));
+            run_item(rx, it);
+            free(it);
+        }
+        /* no whole generation queued any more: the pending ones are made durable now */
+        if (rx->copy && __atomic_load_n(&rx->ends, __ATOMIC_RELAXED) == 0 &&
+            ls_copy_recv_flush(rx->copy, err, sizeof(err)))
+            LS_LOGW("receiver", "%s: %s", rx->name, err);
     }
+    if (rx->copy) ls_copy_recv_flush(rx->copy, err, sizeof(err));
     return NULL;
 }
 
@@ -159,6 +235,7 @@ int ls_copy_rx_start(ls_copy_rx_t *rx, ls_copy_t *copy)
     rx->work = ls_workq_new_growing(256, NULL, NULL);
     if (!rx->work) return LS_ENOMEM;
     rx->copy = copy; /* before the thread starts: from then on its own */
+    rx->ends = 0;    /* END items dropped by an earlier stop are not queued */
     if (pthread_create(&rx->thread, NULL, receiver_main, rx) != 0) {
         rx->copy = NULL;
         ls_workq_free(rx->work, NULL, NULL);
@@ -172,7 +249,12 @@ int ls_copy_rx_start(ls_copy_rx_t *rx, ls_copy_t *copy)
 void ls_copy_rx_push(ls_copy_rx_t *rx, ls_copy_item_t *it)
 {
     ls_workq_msg_t m = {.type = (int) it->kind, .ptr = it, .len = it->len};
-    if (!rx->started || ls_workq_push(rx->work, &m) != 0) free(it); /* stopped: dropped */
+    bool end = it->kind == LS_COPY_ITEM_END;
+    if (end) __atomic_fetch_add(&rx->ends, 1, __ATOMIC_RELAXED); /* before the thread can see it */
+    if (!rx->started || ls_workq_push(rx->work, &m) != 0) {
+        if (end) __atomic_fetch_sub(&rx->ends, 1, __ATOMIC_RELAXED);
+        free(it); /* stopped: dropped */
+    }
 }
 
 ls_copy_t *ls_copy_rx_stop(ls_copy_rx_t *rx)

@@ -8,7 +8,8 @@
  * What comes back for the loop, in order, is queued as ls_copy_rx_event_t: the copy's own events
  * (DURABLE, INSPECTED, ASK_AGAIN, REPLAYED, REPLAYED_SYNCED, STATE: pass ls_copy_rx_event_cb and
  * the receiver as the copy's event_cb / event_ctx), the bytes of each GEN_DATA consumed (credit
- * to give back, with the item's tag) and BEHIND (a GEN_BEGIN past the generation wanted). The
+ * to give back, with the item's tag), BEHIND (a GEN_BEGIN past the generation wanted) and BLOCK
+ * (block mode: the shadow of the open generation made durable up to an offset). The
  * notify callback says "there is something to poll"; it runs on any thread, must not block, and
  * is what the daemon turns into one uv_async_send: this module knows no event loop.
  *
@@ -38,7 +39,8 @@ typedef enum {
     LS_COPY_ITEM_BEGIN,     /* ls_copy_recv_begin(epoch, generation, size, close_ns) */
     LS_COPY_ITEM_DATA,      /* ls_copy_recv_data(generation, offset, data, len) */
     LS_COPY_ITEM_END,       /* ls_copy_recv_end(generation, digest) */
-    LS_COPY_ITEM_RUN        /* run(run_ctx, &copy, item) on the receiver thread */
+    LS_COPY_ITEM_RUN,       /* run(run_ctx, &copy, item) on the receiver thread */
+    LS_COPY_ITEM_BLOCK      /* ls_copy_shadow_write(epoch, generation, offset, data, len, lsn) */
 } ls_copy_item_kind_t;
 
 /* Runs on the receiver thread. *copy is the thread's copy pointer (NULL when a swap could not
@@ -51,7 +53,8 @@ struct ls_copy_item {
     uint64_t generation;            /* BEGIN, DATA, END */
     uint64_t size;                  /* BEGIN: bytes in all */
     uint64_t close_ns;              /* BEGIN: close time, UTC ns */
-    uint64_t offset;                /* DATA (and RUN items that carry bytes): offset, bytes */
+    uint64_t offset;                /* DATA, BLOCK (and RUN items that carry bytes): offset */
+    uint64_t lsn;                   /* BLOCK: the durable LSN its bytes end at */
     uint8_t digest[LS_DIGEST_SIZE]; /* END (and RUN items that carry one) */
     uint64_t tag;                   /* the caller's (a connection id): in the CONSUMED event */
     int sub;                        /* RUN: the caller's kind of step */
@@ -67,6 +70,7 @@ ls_copy_item_t *ls_copy_item_new(ls_copy_item_kind_t kind, uint32_t len);
 
 #define LS_COPY_RX_EV_CONSUMED 100 /* a GEN_DATA item's bytes were written (credit to return) */
 #define LS_COPY_RX_EV_BEHIND   101 /* GEN_BEGIN past the generation the copy wants: ask again */
+#define LS_COPY_RX_EV_BLOCK    102 /* the shadow is durable: epoch, generation, offset, lsn */
 
 typedef struct {
     int kind;            /* an ls_copy_event_kind_t, or LS_COPY_RX_EV_* */
@@ -75,6 +79,8 @@ typedef struct {
     int code;            /* as in ls_copy_event_t */
     uint64_t consumed;   /* CONSUMED: bytes */
     uint64_t tag;        /* CONSUMED: the item's tag */
+    uint32_t epoch;      /* BLOCK: the shadow's epoch */
+    uint64_t offset;     /* BLOCK: its bytes durable */
     char message[512];   /* ASK_AGAIN, STATE, BEHIND: why ("" otherwise) */
 } ls_copy_rx_event_t;
 

@@ -54,6 +54,7 @@ static int io_failed(ls_copy_t *c, int rc, const char *what, char *err, size_t e
             rc == LS_ENOSPC ? " when space returns" : "");
     ls_msgf(err, errlen, "%s", reason);
     drop_part(c);
+    ls__copy_flush_durable(c, NULL, 0); /* earlier generations are reported before the state */
     if (rc != LS_ENOSPC) return rc;
     pthread_mutex_lock(&c->mu);
     bool changed = ls__copy_set_state(c, LS_COPY_DISK_FULL, reason);
@@ -155,6 +156,7 @@ static int check_header(ls_copy_t *c, char *err, size_t errlen)
     if (!other) return 0;
     ls_msgf(err, errlen, "%s", reason);
     drop_part(c);
+    ls__copy_flush_durable(c, NULL, 0);
     if (changed) ls__copy_emit(c, LS_COPY_EV_STATE, 0, 0, LS_COPY_FAILED, reason);
     return LS_EDBID;
 }
@@ -188,6 +190,10 @@ int ls_copy_recv_data(ls_copy_t *c, uint64_t gen, uint64_t offset, const void *d
     int rc = LS_FAULT("copy.recv.write_enospc") ? LS_ENOSPC /* tests: a full disk */
                                                 : ls_pwrite_full(rx->fd, data, len, (off_t) offset);
     if (rc) return io_failed(c, rc, "writing", err, errlen);
+    /* Start the chunk's writeback now (it is not waited for): the disk writes while the next
+     * chunks are hashed and inspected, and recv_end's fdatasync, which alone makes the file
+     * durable, finds most of it written already. */
+    (void) sync_file_range(rx->fd, (off_t) offset, (off_t) len, SYNC_FILE_RANGE_WRITE);
     uint64_t hash_end = rx->size - LS_GEN_TRAILER_SIZE;
     if (offset < hash_end)
         ls_sha256_update(rx->sha, data, (size_t) LS_MIN((uint64_t) len, hash_end - offset));
@@ -268,6 +274,7 @@ int ls_copy_recv_end(ls_copy_t *c, uint64_t gen, const uint8_t *sender_digest, c
                 (unsigned long long) gen);
         ls_msgf(err, errlen, "copy %s: %s", c->dir, msg);
         drop_part(c);
+        ls__copy_flush_durable(c, NULL, 0); /* the pending ones are reported first */
         pthread_mutex_lock(&c->mu);
         bool failed = ls__copy_count_failure(c, gen, msg);
         char reason[512];
@@ -295,9 +302,11 @@ int ls_copy_recv_end(ls_copy_t *c, uint64_t gen, const uint8_t *sender_digest, c
     uint32_t epoch = rx->epoch;
     char part[LS__COPY_PATH_MAX];
     ls_msgf(part, sizeof(part), "%s", rx->part);
-    /* Inspected: the .part goes straight into logs/, one rename and one directory fsync, and
-     * durable(N) and inspected(N) follow that fsync. Failed: made durable in inspect/ as received,
-     * then deleted and asked again. */
+    /* Inspected: the .part goes straight into logs/, one rename and one directory fsync (shared
+     * with the generations queued behind it while the receiver defers), and durable(N) and
+     * inspected(N) follow that fsync. Failed: the pending ones are reported first; made durable in
+     * inspect/ as received, then deleted and asked again. */
+    if (vrc && c->npend) ls__copy_flush_durable(c, NULL, 0);
     int rc = vrc == 0 ? sync_part(c, err, errlen) : make_durable(c, err, errlen);
     if (rc) return rc;
     drop_part(c); /* fd already closed (the .part renamed, or kept for the move): frees the hash */
@@ -306,6 +315,67 @@ int ls_copy_recv_end(ls_copy_t *c, uint64_t gen, const uint8_t *sender_digest, c
         return ls__copy_conclude(c, epoch, gen, 0, &e, info.header.dbid, msg, part, err, errlen);
     ls__copy_durable(c, gen);
     return ls__copy_conclude(c, epoch, gen, vrc, &e, info.header.dbid, msg, NULL, err, errlen);
+}
+
+int ls__copy_flush_durable(ls_copy_t *c, char *err, size_t errlen)
+{
+    if (!c->npend) return 0;
+    int rc = ls_fsync_dir(c->logs_dir);
+    LS__COPY_COUNT(c, logs_syncs, 1);
+    size_t n = c->npend;
+    uint64_t first = c->pend[0].generation;
+    c->npend = 0;
+    char why[512] = "";
+    bool failed = false, full = false;
+    pthread_mutex_lock(&c->mu);
+    if (rc) c->unsynced_gen = 0;
+    if (rc && first <= c->held_gen) {
+        ls_msgf(why, sizeof(why),
+                "copy %s: syncing logs/ after moving generations %llu..%llu into it failed: %s; "
+                "they were deleted and will be received again",
+                c->dir, (unsigned long long) first, (unsigned long long) c->pend[n - 1].generation,
+                ls_strerror(rc));
+        ls__copy_rollback(c, first); /* deletes them, the held chain back to first - 1 */
+        if (rc == LS_ENOSPC) {
+            full = ls__copy_set_state(c, LS_COPY_DISK_FULL, why);
+            c->ask_agains++;
+        } else {
+            failed = ls__copy_count_failure(c, first, why);
+        }
+    }
+    uint64_t held = c->held_gen;
+    ls_copy_state_t st = c->state;
+    char reason[512];
+    ls_msgf(reason, sizeof(reason), "%s", c->reason);
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    if (rc) {
+        if (err) ls_msgf(err, errlen, "%s", why);
+        if (why[0]) ls__copy_emit(c, LS_COPY_EV_ASK_AGAIN, first, 0, rc, why);
+        if (failed || full) ls__copy_emit(c, LS_COPY_EV_STATE, 0, 0, (int) st, reason);
+        return rc;
+    }
+    for (size_t i = 0; i < n && c->pend[i].generation <= held; i++) {
+        ls__copy_durable(c, c->pend[i].generation);
+        if (!c->quiet)
+            ls__copy_emit(c, LS_COPY_EV_INSPECTED, c->pend[i].generation, c->pend[i].lsn, 0, "");
+    }
+    pthread_mutex_lock(&c->mu); /* reported: the replayer may take them now (after, so that
+                                   replayed(N) never precedes durable(N)) */
+    c->unsynced_gen = 0;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    return 0;
+}
+
+void ls_copy_recv_defer(ls_copy_t *c, bool defer)
+{
+    c->rx_defer = defer;
+}
+
+int ls_copy_recv_flush(ls_copy_t *c, char *err, size_t errlen)
+{
+    return ls__copy_flush_durable(c, err, errlen);
 }
 
 void ls__copy_durable(ls_copy_t *c, uint64_t gen)

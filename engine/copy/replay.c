@@ -13,7 +13,10 @@
  * applied_generations + n) in the same transaction, parsed by ls_gen_stream in trusted mode
  * (structure only) before the transaction into a list of operations sorted by key (stable), of
  * which only the last of each key is applied: the same final state, LMDB's B-tree walked in
- * order. Records with LSN <= meta.lsn are skipped (idempotent; the seed hand-off).
+ * order. Records with LSN <= meta.lsn are skipped (idempotent; the seed hand-off; the records
+ * the block-mode shadow applied early, whose bytes ls__copy_shadow_check compares first).
+ * When nothing closed is ready, the shadow of the open generation is applied early
+ * (shadow_apply.c).
  * The store is checkpointed at most every checkpoint_ms, and when idle (nothing to apply and the
  * receiver quiet for IDLE_CKPT_NS); replayed-synced(N)
  * follows, then log removal.
@@ -22,6 +25,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -31,28 +35,34 @@
 #define IDLE_WAIT_NS  1000000000ull   /* re-evaluate at least this often */
 #define ERROR_WAIT_NS 1000000000ull   /* after a transient store error (ENOSPC) */
 #define READ_PIECE    (1024u * 1024u) /* bytes read (and sealed) per pread */
-#define RELEASE_OPS   4096u           /* store pages released every this many operations */
+#define RELEASE_OPS   1024u           /* store pages released every this many operations */
 #define RX_QUIET_NS   5000000ull   /* the receiver counts as busy this long after its last call */
 #define HOLD_MAX_NS   250000000ull /* a batch waits at most this long for more generations */
 #define IDLE_CKPT_NS  100000000ull /* idle: checkpoint once the receiver was quiet this long */
 
-/* One PUT or DEL of a batch, pointing into the batch's buffers. */
+/* One PUT or DEL of a batch, pointing into the batch's buffer; ops[i] is the batch's i-th. */
 typedef struct {
-    uint64_t pre;         /* the 8 key bytes after the batch's common prefix, big-endian, zero
-                             padded: orders most pairs without a memcmp */
     const uint8_t *key;   /* the record's key */
     const uint8_t *value; /* PUT: its value */
     uint32_t key_len;     /* bytes */
     uint32_t value_len;   /* bytes */
-    uint32_t seq;         /* position in the batch: the later of two writes of a key wins */
     uint8_t type;         /* LS_REC_PUT or LS_REC_DEL */
-    bool tail;            /* the key has bytes past the common prefix and pre */
 } op_t;
+
+/* What the sort moves: 24 bytes per operation, ordered without touching the keys in most
+ * comparisons (the keys of a batch usually differ within 16 bytes of their common prefix). */
+typedef struct {
+    uint64_t k0;  /* key bytes [lcp, lcp + 8) big-endian, zero padded (lcp: the batch's common
+                     prefix) */
+    uint64_t k1;  /* key bytes [lcp + 8, lcp + 16), the same */
+    uint32_t seq; /* index in ops: the batch's order, the later of two writes of a key wins */
+    uint32_t len; /* key_len << 1 | 1 when the key has bytes past lcp + 16 */
+} skey_t;
 
 /* One batch read into memory. */
 typedef struct {
     ls__copy_entry_t e[64]; /* the generations, oldest first */
-    uint8_t *buf[64];       /* their bytes */
+    const uint8_t *buf[64]; /* their bytes, in arena */
     size_t len[64];         /* their lengths */
     size_t n;               /* generations in the batch */
     size_t ok;              /* leading generations verified */
@@ -60,9 +70,14 @@ typedef struct {
     ls_copy_t *c;           /* the copy (counters) */
     ls_seal_t *seal;        /* for the seal checks (kept) */
     ls_gen_stream_t *st;    /* the apply pass's parser (kept) */
-    op_t *ops;              /* the batch's operations, sorted by key before they are applied */
+    uint8_t *arena;         /* the batch's files, one after another (kept between batches, freed
+                               when the replayer goes idle) */
+    size_t arena_cap;       /* its capacity, bytes */
+    op_t *ops;              /* the batch's operations in batch order */
+    skey_t *keys;           /* their sort keys, sorted before the transaction */
     size_t nops;            /* operations collected */
-    size_t ops_cap;         /* capacity of ops (kept between batches) */
+    size_t ops_cap;         /* capacity of ops and keys (kept between batches) */
+    size_t lcp;             /* bytes every key of the batch starts with */
     bool ops_failed;        /* no memory for ops: applied in LSN order instead */
 } batch_t;
 
@@ -83,6 +98,10 @@ static size_t ready(ls_copy_t *c, uint64_t *wait_ns, bool *holding)
     bool full = false;
     while (n < c->qlen && n < max) {
         const ls__copy_entry_t *e = &c->q[n];
+        if (c->unsynced_gen && e->generation >= c->unsynced_gen) {
+            full = true; /* not durable in logs/ yet: the receiver's flush wakes us */
+            break;
+        }
         if (e->close_ns + lag > now) {
             if (n == 0) *wait_ns = LS_MIN(e->close_ns + lag - now, IDLE_WAIT_NS);
             full = true; /* the rest waits for its lag: nothing to wait for here */
@@ -105,27 +124,31 @@ static size_t ready(ls_copy_t *c, uint64_t *wait_ns, bool *holding)
     return 0;
 }
 
-/* Reads path whole into *buf (malloc'd) and computes its seal in the same pass. */
-static int read_sealed(ls_seal_t *seal, const char *path, uint8_t **buf, size_t *len,
+/* Reads path, which should be size bytes, into buf (size bytes of room) and computes its seal in
+ * the same pass. *len is the file's size; a file of another size is not read (its seal is then
+ * left zero: the caller reports the size). */
+static int read_sealed(ls_seal_t *seal, const char *path, uint8_t *buf, size_t size, size_t *len,
                        uint8_t out[LS_SEAL_LEN])
 {
-    *buf = NULL;
     *len = 0;
+    memset(out, 0, LS_SEAL_LEN);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return ls_err_from_errno(errno);
     struct stat st;
     int rc = fstat(fd, &st) != 0 ? ls_err_from_errno(errno) : 0;
-    if (rc == 0 && st.st_size > (off_t) LS_GEN_HARD_CAP) rc = LS_ETOOBIG;
-    size_t size = rc == 0 ? (size_t) st.st_size : 0;
-    if (rc == 0 && !(*buf = malloc(size ? size : 1))) rc = LS_ENOMEM;
+    if (rc == 0 && (uint64_t) st.st_size != size) {
+        *len = (size_t) st.st_size;
+        close(fd);
+        return 0;
+    }
     ls_seal_reset(seal);
     for (size_t off = 0; rc == 0 && off < size;) {
-        ssize_t n = pread(fd, *buf + off, LS_MIN((size_t) READ_PIECE, size - off), (off_t) off);
+        ssize_t n = pread(fd, buf + off, LS_MIN((size_t) READ_PIECE, size - off), (off_t) off);
         if (n <= 0) {
             rc = n < 0 ? ls_err_from_errno(errno) : LS_EIO; /* shrank under us */
             break;
         }
-        ls_seal_update(seal, *buf + off, (size_t) n);
+        ls_seal_update(seal, buf + off, (size_t) n);
         off += (size_t) n;
     }
     close(fd);
@@ -136,18 +159,51 @@ static int read_sealed(ls_seal_t *seal, const char *path, uint8_t **buf, size_t 
     return rc;
 }
 
+/* Frees b->arena. */
+static void arena_free(batch_t *b)
+{
+    if (b->arena) munmap(b->arena, b->arena_cap);
+    b->arena = NULL;
+    b->arena_cap = 0;
+}
+
+/* Room in b->arena for n bytes (kept: a backlog's batches reuse the pages already touched). Its
+ * own mapping, not malloc's: a smaller arena given back to a thread's malloc arena stays resident
+ * beside the larger one (measured: the daemon's heap 6-7 MiB larger at a 60-generation backlog). */
+static int arena_reserve(batch_t *b, size_t n)
+{
+    if (n <= b->arena_cap) return 0;
+    arena_free(b);
+    void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return LS_ENOMEM;
+    b->arena = p;
+    b->arena_cap = n;
+    return 0;
+}
+
 /* Reads the batch's files in order, each checked against its seal and the chain; b->ok counts
  * the good prefix. On the first bad one returns its code with msg set. */
 static int verify(ls_copy_t *c, batch_t *b, const ls_store_meta_t *m, char *msg, size_t msglen)
 {
     const uint8_t *prev = m->digest;
     uint64_t next_lsn = m->generation == m->digest_generation && m->lsn ? m->lsn + 1 : 0;
-    for (b->ok = 0; b->ok < b->n; b->ok++) {
+    size_t total = 0, off = 0;
+    for (size_t i = 0; i < b->n; i++)
+        total += b->e[i].size;
+    b->ok = 0;
+    int arc = arena_reserve(b, total ? total : 1);
+    if (arc) {
+        ls_msgf(msg, msglen, "no memory for a batch of %zu bytes", total);
+        return arc;
+    }
+    for (; b->ok < b->n; b->ok++) {
         const ls__copy_entry_t *e = &b->e[b->ok];
         char path[LS__COPY_PATH_MAX], a[2 * LS_SEAL_LEN + 1], x[2 * LS_SEAL_LEN + 1];
         ls__copy_path(c, path, c->logs_dir, e->epoch, e->generation);
         uint8_t seal[LS_SEAL_LEN];
-        int rc = read_sealed(b->seal, path, &b->buf[b->ok], &b->len[b->ok], seal);
+        b->buf[b->ok] = b->arena + off;
+        int rc = read_sealed(b->seal, path, b->arena + off, e->size, &b->len[b->ok], seal);
+        off += e->size;
         if (rc) {
             ls_msgf(msg, msglen, "cannot read %s: %s", path, ls_strerror(rc));
             return rc;
@@ -189,17 +245,17 @@ static int collect_record(void *ctx, const ls_record_t *r)
     if (b->nops == b->ops_cap) {
         size_t cap = b->ops_cap ? b->ops_cap * 2 : 4096;
         op_t *ops = realloc(b->ops, cap * sizeof(*ops));
-        if (!ops) return LS_ENOMEM;
-        b->ops = ops;
+        if (ops) b->ops = ops;
+        skey_t *keys = ops ? realloc(b->keys, cap * sizeof(*keys)) : NULL;
+        if (!keys) return LS_ENOMEM;
+        b->keys = keys;
         b->ops_cap = cap;
     }
-    b->ops[b->nops] = (op_t){.key = r->key,
-                             .value = r->value,
-                             .key_len = r->key_len,
-                             .value_len = r->value_len,
-                             .seq = (uint32_t) b->nops,
-                             .type = r->type};
-    b->nops++;
+    b->ops[b->nops++] = (op_t){.key = r->key,
+                               .value = r->value,
+                               .key_len = r->key_len,
+                               .value_len = r->value_len,
+                               .type = r->type};
     return 0;
 }
 
@@ -215,16 +271,81 @@ static int apply_record(void *ctx, const ls_record_t *r)
     return 0;
 }
 
-/* LMDB's key order (bytes, then length), then the batch's order. Every key of the batch starts
- * with the same bytes, then pre: comparing pre first is comparing those bytes. */
-static int op_cmp(const void *pa, const void *pb)
+/* LMDB's key order (bytes, then length), then the batch's order: a total order (seq is unique),
+ * so any sort gives the stable result. Every key of the batch starts with the same lcp bytes,
+ * then k0 and k1: comparing them first is comparing those bytes. */
+static inline int key_cmp(const batch_t *b, const skey_t *x, const skey_t *y)
 {
-    const op_t *a = pa, *b = pb;
-    if (a->pre != b->pre) return a->pre < b->pre ? -1 : 1;
-    int c = a->tail && b->tail ? memcmp(a->key, b->key, LS_MIN(a->key_len, b->key_len)) : 0;
-    if (c) return c;
-    if (a->key_len != b->key_len) return a->key_len < b->key_len ? -1 : 1;
-    return a->seq < b->seq ? -1 : a->seq > b->seq;
+    if (x->k0 != y->k0) return x->k0 < y->k0 ? -1 : 1;
+    if (x->k1 != y->k1) return x->k1 < y->k1 ? -1 : 1;
+    if (x->len & y->len & 1) {
+        size_t from = b->lcp + 16, n = LS_MIN(x->len, y->len) >> 1;
+        int c = memcmp(b->ops[x->seq].key + from, b->ops[y->seq].key + from, n - from);
+        if (c) return c;
+    }
+    if (x->len >> 1 != y->len >> 1) return x->len >> 1 < y->len >> 1 ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static inline void key_swap(skey_t *x, skey_t *y)
+{
+    skey_t t = *x;
+    *x = *y;
+    *y = t;
+}
+
+/* Heapsort of k[0, n): the fallback that bounds the quicksort below at O(n log n). */
+static void heap_sort(const batch_t *b, skey_t *k, size_t n)
+{
+    for (size_t i = n / 2; n > 1;) {
+        size_t root = i > 0 ? --i : (key_swap(&k[0], &k[--n]), 0);
+        for (size_t child; (child = 2 * root + 1) < n; root = child) {
+            if (child + 1 < n && key_cmp(b, &k[child], &k[child + 1]) < 0) child++;
+            if (key_cmp(b, &k[root], &k[child]) >= 0) break;
+            key_swap(&k[root], &k[child]);
+        }
+    }
+}
+
+/* Introsort of k[0, n): median-of-three quicksort on the smaller side, insertion sort for short
+ * runs, heapsort when the depth budget is spent. In place (no buffer the size of the batch, as
+ * qsort's merge sort takes), and the comparison inlined. */
+static void sort_keys(const batch_t *b, skey_t *k, size_t n, unsigned depth)
+{
+    while (n > 16) {
+        if (depth-- == 0) {
+            heap_sort(b, k, n);
+            return;
+        }
+        size_t mid = n / 2;
+        if (key_cmp(b, &k[mid], &k[0]) < 0) key_swap(&k[mid], &k[0]);
+        if (key_cmp(b, &k[n - 1], &k[0]) < 0) key_swap(&k[n - 1], &k[0]);
+        if (key_cmp(b, &k[n - 1], &k[mid]) < 0) key_swap(&k[n - 1], &k[mid]);
+        skey_t pivot = k[mid]; /* k[0] <= pivot <= k[n - 1]: sentinels for the scans */
+        size_t i = 0, j = n - 1;
+        for (;;) {
+            while (key_cmp(b, &k[++i], &pivot) < 0) {}
+            while (key_cmp(b, &pivot, &k[--j]) < 0) {}
+            if (i >= j) break;
+            key_swap(&k[i], &k[j]);
+        }
+        /* [0, j] <= pivot <= [j + 1, n) */
+        if (j + 1 < n - j - 1) {
+            sort_keys(b, k, j + 1, depth);
+            k += j + 1;
+            n -= j + 1;
+        } else {
+            sort_keys(b, k + j + 1, n - j - 1, depth);
+            n = j + 1;
+        }
+    }
+    for (size_t i = 1; i < n; i++) {
+        skey_t t = k[i];
+        size_t j = i;
+        for (; j > 0 && key_cmp(b, &t, &k[j - 1]) < 0; j--)
+            k[j] = k[j - 1];
+        k[j] = t;
+    }
 }
 
 /* Parses every verified generation of the batch (trusted: structure only) and collects its
@@ -269,15 +390,21 @@ static bool sort_batch(batch_t *b, int *rc)
             j++;
         lcp = j;
     }
+    b->lcp = lcp;
+    unsigned depth = 0;
     for (size_t i = 0; i < b->nops; i++) {
-        op_t *o = &b->ops[i];
-        uint64_t pre = 0;
-        for (size_t j = lcp; j < lcp + 8; j++)
-            pre = pre << 8 | (j < o->key_len ? o->key[j] : 0);
-        o->pre = pre;
-        o->tail = o->key_len > lcp + 8;
+        const op_t *o = &b->ops[i];
+        uint64_t w[2] = {0, 0};
+        for (size_t j = lcp; j < lcp + 16; j++)
+            w[(j - lcp) / 8] = w[(j - lcp) / 8] << 8 | (j < o->key_len ? o->key[j] : 0);
+        b->keys[i] = (skey_t){.k0 = w[0],
+                              .k1 = w[1],
+                              .seq = (uint32_t) i,
+                              .len = o->key_len << 1 | (o->key_len > lcp + 16)};
     }
-    if (b->nops > 1) qsort(b->ops, b->nops, sizeof(*b->ops), op_cmp); /* none: no array (NULL) */
+    for (size_t n = b->nops; n > 1; n >>= 1)
+        depth += 2;
+    sort_keys(b, b->keys, b->nops, depth);
     return true;
 }
 
@@ -294,9 +421,10 @@ static int apply_fn(void *ctx, ls_store_txn_t *txn)
         if (rc) return rc;
     } else {
         for (size_t i = 0; i < b->nops; i++) {
-            const op_t *o = &b->ops[i];
-            if (i + 1 < b->nops && o->pre == o[1].pre && o->key_len == o[1].key_len &&
-                (!o->tail || memcmp(o->key, o[1].key, o->key_len) == 0))
+            const skey_t *k = &b->keys[i];
+            const op_t *o = &b->ops[k->seq];
+            if (i + 1 < b->nops && k->k0 == k[1].k0 && k->k1 == k[1].k1 && k->len == k[1].len &&
+                (!(k->len & 1) || memcmp(o->key, b->ops[k[1].seq].key, o->key_len) == 0))
                 continue; /* a later write of the same key follows */
             int rc = o->type == LS_REC_PUT
                          ? ls_store_put(txn, o->key, o->key_len, o->value, o->value_len)
@@ -333,6 +461,8 @@ static int apply(ls_copy_t *c, batch_t *b, ls_store_meta_t *nm)
     nm->generation = last->generation;
     nm->digest_generation = last->generation;
     memcpy(nm->digest, last->digest, LS_DIGEST_SIZE);
+    nm->shadow_end = 0; /* generation applied completely: no early-apply proof left */
+    memset(nm->shadow_seal, 0, sizeof(nm->shadow_seal));
     nm->lsn = LS_MAX(nm->lsn, last->last_lsn);
     for (size_t i = 0; i < b->ok; i++)
         nm->txid = LS_MAX(nm->txid, b->e[i].last_txid);
@@ -377,6 +507,8 @@ static int replay_batch(ls_copy_t *c, batch_t *b, ls_store_meta_t *m)
     char msg[512] = "";
     int vrc = verify(c, b, m, msg, sizeof(msg));
     int rc = 0;
+    if (b->ok && ls__copy_shadow_check(c, &b->e[0], b->buf[0], b->len[0], m) != 0)
+        b->ok = vrc = 0; /* the store applied other bytes early: FAILED, nothing applied */
     if (b->ok) {
         ls_store_meta_t nm = *m;
         rc = apply(c, b, &nm);
@@ -397,8 +529,6 @@ static int replay_batch(ls_copy_t *c, batch_t *b, ls_store_meta_t *m)
         }
     }
     if (vrc && rc == 0) damaged(c, b->e[b->ok].generation, vrc, msg);
-    for (size_t i = 0; i < b->n; i++)
-        free(b->buf[i]);
     return rc;
 }
 
@@ -424,6 +554,17 @@ int ls__copy_checkpoint(ls_copy_t *c)
     return 0;
 }
 
+/* Frees the batch's buffers (idle: a backlog that was caught up leaves no heap behind). */
+static void release_batch(batch_t *b)
+{
+    arena_free(b);
+    free(b->ops);
+    free(b->keys);
+    b->ops = NULL;
+    b->keys = NULL;
+    b->ops_cap = 0;
+}
+
 static void wait_ns(ls_copy_t *c, uint64_t ns)
 {
     ls_cond_wait_until(&c->cv, &c->mu, ls_mono_ns() + ns);
@@ -443,12 +584,22 @@ void *ls__copy_replayer(void *arg)
         uint64_t wait;
         bool holding;
         size_t n = ready(c, &wait, &holding);
+        if (n == 0 && ls__copy_shadow_due(c)) { /* block mode: the open generation, early */
+            pthread_mutex_unlock(&c->mu);
+            int rc = ls__copy_shadow_apply(c);
+            if (c->dirty && ls_mono_ns() - c->last_ckpt >= c->o.checkpoint_ms * 1000000ull)
+                ls__copy_checkpoint(c); /* reports that never pause still get checkpoints */
+            pthread_mutex_lock(&c->mu);
+            if (rc && !c->stop) wait_ns(c, ERROR_WAIT_NS);
+            continue;
+        }
         if (n == 0) {
             /* Idle: checkpoint now if the receiver has been quiet IDLE_CKPT_NS (or the interval
              * is over), not between the generations of a steady stream, whose receives would
              * wait for the store's syncs. */
             uint64_t mono = ls_mono_ns(), ckpt_ns = c->o.checkpoint_ms * 1000000ull;
-            uint64_t quiet = mono - __atomic_load_n(&c->rx_activity_ns, __ATOMIC_RELAXED);
+            uint64_t quiet = mono - LS_MAX(__atomic_load_n(&c->rx_activity_ns, __ATOMIC_RELAXED),
+                                           c->sh.report_ns); /* block mode: shadow reports */
             uint64_t since = mono - c->last_ckpt;
             bool ckpt = c->dirty && !holding && (quiet >= IDLE_CKPT_NS || since >= ckpt_ns);
             if (c->dirty && !holding && !ckpt)
@@ -456,6 +607,7 @@ void *ls__copy_replayer(void *arg)
             if (ckpt) {
                 pthread_mutex_unlock(&c->mu);
                 ls__copy_checkpoint(c); /* idle: sync now */
+                release_batch(b);       /* and give the batch's memory back */
                 pthread_mutex_lock(&c->mu);
                 if (c->stop || ready(c, &wait, &holding) != 0) continue;
             }
@@ -464,7 +616,6 @@ void *ls__copy_replayer(void *arg)
         }
         b->n = n;
         memcpy(b->e, c->q, n * sizeof(*b->e));
-        memset(b->buf, 0, sizeof(b->buf));
         ls_store_meta_t m = c->meta;
         pthread_mutex_unlock(&c->mu);
         int rc = replay_batch(c, b, &m);
@@ -477,7 +628,7 @@ void *ls__copy_replayer(void *arg)
     if (c->dirty) ls__copy_checkpoint(c);
     ls_seal_free(b->seal);
     ls_gen_stream_free(b->st);
-    free(b->ops);
+    release_batch(b);
     free(b);
     return NULL;
 }

@@ -60,11 +60,12 @@ struct node_act {
 static int ann_format(const pcopy_t *p, char *buf, size_t len)
 {
     return snprintf(buf, len,
-                    "# what %s last announced about %s (COPY_STATE), for logship activate\n"
+                    "# what %s last announced about %s (COPY_STATE, BLOCK), for logship activate\n"
                     "last_generation %" PRIu64 "\nlast_close_ns %" PRIu64 "\nmissing_bytes %" PRIu64
-                    "\n",
+                    "\nopen_generation %" PRIu64 "\nopen_lsn %" PRIu64 "\n",
                     p->source, p->cfg->name, p->announced.last_generation,
-                    p->announced.last_close_ns, p->announced.missing_bytes);
+                    p->announced.last_close_ns, p->announced.missing_bytes,
+                    p->announced.open_generation, p->announced.open_lsn);
 }
 
 void ls__node_announced_load(pcopy_t *p)
@@ -92,10 +93,15 @@ void ls__node_announced_load(pcopy_t *p)
             p->announced.last_close_ns = v;
         else if (sscanf(l, "%31s %" SCNu64, key, &v) == 2 && !strcmp(key, "missing_bytes"))
             p->announced.missing_bytes = v;
+        else if (sscanf(l, "%31s %" SCNu64, key, &v) == 2 && !strcmp(key, "open_generation"))
+            p->announced.open_generation = v;
+        else if (sscanf(l, "%31s %" SCNu64, key, &v) == 2 && !strcmp(key, "open_lsn"))
+            p->announced.open_lsn = v;
         else {
             LS_LOGW("copy",
-                    "%s:%d: not 'last_generation', 'last_close_ns' or 'missing_bytes' N: "
-                    "what the source announced is taken as unknown",
+                    "%s:%d: not 'last_generation', 'last_close_ns', 'missing_bytes', "
+                    "'open_generation' or 'open_lsn' N: what the source announced is taken as "
+                    "unknown",
                     p->ann_path, line);
             memset(&p->announced, 0, sizeof(p->announced));
             break;
@@ -110,10 +116,24 @@ void ls__node_announced_set(pcopy_t *p, const ls_proto_copy_state_t *cs)
     ls_role_announced_t a = {.last_generation = cs->last_generated,
                              .last_close_ns = cs->last_generated_ns,
                              .missing_bytes = cs->queue_bytes};
+    if (p->announced.open_generation > a.last_generation) { /* block mode's position stays */
+        a.open_generation = p->announced.open_generation;
+        a.open_lsn = p->announced.open_lsn;
+    }
     if (!memcmp(&a, &p->announced, sizeof(a))) return;
     p->announced = a;
     p->ann_dirty = true;
     ls__node_announced_save(p, false);
+}
+
+void ls__node_announced_block(pcopy_t *p, uint64_t generation, uint64_t durable_lsn)
+{
+    if (generation < p->announced.open_generation ||
+        (generation == p->announced.open_generation && durable_lsn <= p->announced.open_lsn))
+        return;
+    p->announced.open_generation = generation;
+    p->announced.open_lsn = durable_lsn;
+    p->ann_dirty = true; /* written by the next housekeeping: not once per frame */
 }
 
 /* Written at once (temporary file and rename: a restart of this daemon finds it), fsynced on the
@@ -231,7 +251,18 @@ static void describe(struct node_act *a, char *out, size_t len)
                                " and %" PRIu64 " ns since 1970 UTC)",
                                l->first_generation, l->last_generation, l->generations, l->bytes,
                                l->from_ns, l->to_ns);
-    if (n < len && l->open_generation)
+    if (n < len && r->shadow_generation)
+        n += (size_t) snprintf(out + n, len - n,
+                               "; generation %" PRIu64 " closed from its block-mode shadow up to "
+                               "LSN %" PRIu64 " (%" PRIu64 " bytes after its last commit dropped)",
+                               r->shadow_generation, r->shadow_last_lsn, r->shadow_dropped);
+    if (n < len && l->open_generation && l->open_held_lsn)
+        snprintf(out + n, len - n,
+                 "; commits in %s's open generation %" PRIu64 " after LSN %" PRIu64
+                 " (it announced up to %" PRIu64 ", 0: unknown) were never shipped and are not "
+                 "here",
+                 a->source, l->open_generation, l->open_held_lsn, l->open_lsn);
+    else if (n < len && l->open_generation)
         snprintf(out + n, len - n,
                  "; commits in %s's open generation %" PRIu64
                  " were never shipped and are not here",
@@ -380,11 +411,15 @@ static void report_json(const struct node_act *a, cJSON *resp)
     ls_status_json_add_u64(resp, "first_generation", r->first_generation);
     ls_status_json_add_u64(resp, "last_generation", r->last_generation);
     ls_status_json_add_u64(resp, "last_lsn", r->last_lsn);
+    ls_status_json_add_u64(resp, "shadow_generation", r->shadow_generation);
+    ls_status_json_add_u64(resp, "shadow_last_lsn", r->shadow_last_lsn);
     cJSON *l = cJSON_AddObjectToObject(resp, "loss");
     if (!l) return;
     ls_status_json_add_loss(l, r->loss.generations, r->loss.first_generation,
                             r->loss.last_generation, r->loss.bytes, r->loss.from_ns, r->loss.to_ns,
                             r->loss.open_generation);
+    ls_status_json_add_u64(l, "open_held_lsn", r->loss.open_held_lsn);
+    ls_status_json_add_u64(l, "open_lsn", r->loss.open_lsn);
 }
 
 int ls__node_activate_cmd(ls_node_t *n, const cJSON *req, bool status_only, cJSON *resp, char *err,

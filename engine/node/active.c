@@ -111,6 +111,7 @@ void ls__node_active_poll(active_t *a)
             ls_ship_attach(a->shippers[i].m, a->src, a->dbid, ls_now_ns());
     }
     if (!a->have_dbid) return;
+    ls__node_bw_start(a); /* block mode, once the writer made the control page */
     for (int i = 0; i < a->nshippers; i++) {
         ls__node_link_kick(a->shippers[i].link);
         ls_ship_tick(a->shippers[i].m, ls_now_ns()); /* the target's view of our newest */
@@ -120,6 +121,7 @@ void ls__node_active_poll(active_t *a)
 
 void ls__node_active_close(active_t *a)
 {
+    ls__node_bw_stop(a);
     for (int i = 0; i < a->nshippers; i++)
         ls_ship_disconnected(a->shippers[i].m, false, "daemon stopping", ls_now_ns());
     if (a->watching) uv_close((uv_handle_t *) &a->watch, NULL);
@@ -131,7 +133,9 @@ void ls__node_active_free(active_t *a)
     for (int i = 0; i < a->nshippers; i++) /* their readers first: they read the source */
         ls_ship_free(a->shippers[i].m);
     ls_source_free(a->src);
+    ls__node_bw_free(a);
     free(a->shippers);
+    ls__node_sync_close(a);
 }
 
 /* ---- log removal ---------------------------------------------------------------------------- */

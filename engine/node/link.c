@@ -59,7 +59,7 @@ static void schedule_retry(link_t *l)
 static uint32_t offered_features(const link_t *l)
 {
     return (l->node->cfg->plaintext ? LS_FEAT_CKSUM : 0) |
-           (l->cfg->compression_level > 0 ? LS_FEAT_ZSTD : 0);
+           (l->cfg->compression_level > 0 ? LS_FEAT_ZSTD : 0) | LS_FEAT_BLOCK;
 }
 
 static void send_hello(link_t *l)
@@ -152,8 +152,11 @@ static void on_welcome(link_t *l, const ls_proto_welcome_t *w)
      * (the target's EPOCH may fence a machine: ls_ship_on_frame). */
     for (int i = 0; i < l->nidx && l->version >= LS_PROTO_VERSION_EPOCH; i++)
         ls__node_epoch_send(l->node, l->conn, l->by_idx[i]->db->dbid, l->by_idx[i]->db->cfg->name);
-    for (int i = 0; i < l->nidx; i++)
+    bool block = l->version >= LS_PROTO_VERSION_BLOCK && (w->features & LS_FEAT_BLOCK);
+    for (int i = 0; i < l->nidx; i++) {
         ls_ship_connected(l->by_idx[i]->m, &w->dbs[i], w->db_window, ls_now_ns());
+        ls_ship_block_allow(l->by_idx[i]->m, block, ls_now_ns());
+    }
 }
 
 static shipper_t *shipper_for(link_t *l, const uint8_t *dbid)
@@ -224,8 +227,17 @@ static void on_frame(ls_conn_t *c, const ls_conn_frame_t *fr)
         if (f.type == LS_FRAME_RE_OFFER && l->version < LS_PROTO_VERSION_REOFFER) {
             LS_LOGW("link", "%s sent RE_OFFER on a version %u connection: ignored", l->cfg->name,
                     (unsigned) l->version);
+        } else if (f.type == LS_FRAME_BLOCK_ACK && l->version < LS_PROTO_VERSION_BLOCK) {
+            LS_LOGE("link", "%s sent BLOCK_ACK on a version %u connection: closing", l->cfg->name,
+                    (unsigned) l->version);
+            ls_conn_close(c);
+            return;
         } else if (f.type != LS_FRAME_CREDIT) {
             ls_ship_on_frame(s->m, &f, ls_now_ns());
+            /* Synchronous commit waits on what the copies hold (the control page). */
+            if (f.type == LS_FRAME_BLOCK_ACK || f.type == LS_FRAME_DURABLE ||
+                f.type == LS_FRAME_REPLAYED)
+                ls__node_bw_publish_copies(s->db);
         } else if (ls_ship_credit(s->m, f.credit.bytes)) {
             LS_LOGE("link", "%s granted %s credit it never received", l->cfg->name,
                     s->db->cfg->name);
@@ -359,6 +371,18 @@ static int idx_of(link_t *l, const shipper_t *s)
     return -1;
 }
 
+/* One BLOCK chunk, likewise. */
+static int send_block(link_t *l, const ls_frame_t *f)
+{
+    uint8_t head[128];
+    ssize_t hn = ls_frame_encode_head(f, head, sizeof(head));
+    LS_CHECK(hn > LS_FRAME_HEADER_SIZE);
+    size_t fields = (size_t) hn - LS_FRAME_HEADER_SIZE;
+    struct iovec iov[2] = {{head + LS_FRAME_HEADER_SIZE, fields},
+                           {(void *) f->block.data, f->block.len}};
+    return ls_conn_sendv(l->conn, LS_FRAME_BLOCK, iov, 2);
+}
+
 /* One GEN_DATA chunk of database i, sent from where it lies (the transport copies it and, with
  * compression, has its zstd worker compress it, in order). */
 static int send_data(link_t *l, int i, const ls_frame_t *f)
@@ -380,6 +404,7 @@ int ls__node_link_send(link_t *l, shipper_t *s, const ls_frame_t *f)
     int i = idx_of(l, s);
     if (i < 0) return LS_ECLOSED; /* not on this connection */
     if (f->type == LS_FRAME_GEN_DATA) return send_data(l, i, f);
+    if (f->type == LS_FRAME_BLOCK) return send_block(l, f);
     return ls__node_send(l->conn, f);
 }
 

@@ -42,7 +42,7 @@ static void conn_opts(const ls_node_t *n, ls_conn_opts_t *o, const char *peer_na
 const uint8_t *ls__node_frame_dbid(const ls_frame_t *f, bool to_source)
 {
     bool gen = f->type == LS_FRAME_GEN_BEGIN || f->type == LS_FRAME_GEN_DATA ||
-               f->type == LS_FRAME_GEN_END; /* source -> target */
+               f->type == LS_FRAME_GEN_END || f->type == LS_FRAME_BLOCK; /* source -> target */
     bool either =
         f->type == LS_FRAME_ERROR || f->type == LS_FRAME_COPY_STATE || f->type == LS_FRAME_EPOCH;
     if (!either && gen == to_source) return NULL; /* the other way */
@@ -59,6 +59,10 @@ const uint8_t *ls__node_frame_dbid(const ls_frame_t *f, bool to_source)
         return f->gen_data.dbid;
     case LS_FRAME_GEN_END:
         return f->gen_end.dbid;
+    case LS_FRAME_BLOCK:
+        return f->block.dbid;
+    case LS_FRAME_BLOCK_ACK:
+        return f->block_ack.dbid;
     case LS_FRAME_RESUME:
         return f->resume.dbid;
     case LS_FRAME_CREDIT:
@@ -131,8 +135,10 @@ static void on_housekeep(uv_timer_t *t)
     ls_node_t *n = t->data;
     for (int i = 0; i < n->ncopies; i++)
         if (!n->copies[i].retired) ls__node_pcopy_housekeep(&n->copies[i]);
-    for (int i = 0; i < n->nactives; i++)
+    for (int i = 0; i < n->nactives; i++) {
         ls__node_active_housekeep(&n->actives[i]);
+        ls__node_sync_poll(&n->actives[i]);
+    }
     ls__node_resync_auto(n);
 }
 

@@ -62,6 +62,7 @@
 #include "store/store.h"
 #include "transport/credit.h"
 #include "transport/transport.h"
+#include "writer/ctlpage.h"
 
 #define NODE_CHUNK        (256u * 1024u) /* GEN_DATA chunk, bytes */
 #define NODE_RESCAN_MS    1000           /* periodic rescan of an active log directory */
@@ -117,12 +118,18 @@ struct active {
     bool removal_warned;                      /* the removal warning was logged */
     char removal_msg[256];                    /* last warning of the removal rule ("" when none) */
     uint64_t removal_seed_needs; /* lowest generation a seed needs, for that removal (0: none) */
-    int seed_snapshots;   /* seed snapshots of its store under way (seed_server.c): the removal's
-                             ls_store_peek_meta waits, LMDB's locks being per process */
-    bool fenced;          /* an old active (epoch.c): nothing offered, nothing removed */
-    uint64_t newer_first; /* first generation of the newer epoch a peer announced (EPOCH; 0:
-                             not known): later local generations are after the split */
-    bool retired;         /* rebuilt as a copy (resync.c): no longer polled or shown */
+    int seed_snapshots;     /* seed snapshots of its store under way (seed_server.c): the removal's
+                               ls_store_peek_meta waits, LMDB's locks being per process */
+    bool fenced;            /* an old active (epoch.c): nothing offered, nothing removed */
+    uint64_t newer_first;   /* first generation of the newer epoch a peer announced (EPOCH; 0:
+                               not known): later local generations are after the split */
+    bool retired;           /* rebuilt as a copy (resync.c): no longer polled or shown */
+    struct node_bw *bw;     /* block mode: the watcher of the writer's durable position and the
+                               current log's reads (blockwatch.c); NULL until the control page
+                               exists */
+    ls_ctlpage_t *sync_ctl; /* <path>/control, mapped once it exists (syncstate.c) */
+    ls_ctl_sync_t sync;     /* synchronous commit as last read from it (state off: no writer) */
+    bool sync_warned;       /* the control page could not be read: said once */
 };
 
 struct link {
@@ -197,6 +204,7 @@ struct peer {
     uint8_t (*dbids)[LS_DBID_LEN]; /* HELLO index -> database id */
     int nidx;
     uint16_t version;        /* protocol version chosen for this connection */
+    bool block;              /* block mode negotiated (LS_FEAT_BLOCK, version >= 5) */
     pcopy_t **seeding;       /* HELLO index -> copy refused because it was being seeded
                                 (a RE_OFFER takes it back), or NULL */
     struct node_seeds *seed; /* a seed connection (seed_server.c), or NULL */
@@ -248,6 +256,20 @@ void ls__node_active_poll(active_t *a); /* open when it appears, rescan */
 void ls__node_active_close(active_t *a);
 void ls__node_active_free(active_t *a);      /* after the loop ended: machines, source, shippers */
 void ls__node_active_housekeep(active_t *a); /* log removal */
+/* syncstate.c: synchronous commit's state read from the control page (loop, housekeeping tick),
+ * switches logged; the status fields; the mapping released (with the active). */
+void ls__node_sync_poll(active_t *a);
+void ls__node_sync_status(const active_t *a, ls_status_db_t *o);
+void ls__node_sync_close(active_t *a);
+/* Block mode (blockwatch.c): the watcher thread on the writer's durable position, started once
+ * the control page exists (idempotent), stopped at close (idempotent); the current log's reads
+ * for the machines; the copies' positions published into the control page. */
+void ls__node_bw_start(active_t *a);
+void ls__node_bw_stop(active_t *a);
+void ls__node_bw_free(active_t *a); /* after the loop ended */
+int64_t ls__node_bw_read(active_t *a, uint32_t epoch, uint64_t generation, uint64_t off,
+                         uint8_t *buf, size_t len);
+void ls__node_bw_publish_copies(active_t *a);
 
 /* link.c */
 void ls__node_link_init(ls_node_t *n, link_t *l, const ls_cfg_target_t *cfg);
@@ -297,7 +319,10 @@ int ls__node_activate_cmd(ls_node_t *n, const cJSON *req, bool status_only, cJSO
                           size_t errlen);
 void ls__node_announced_load(pcopy_t *p);                                 /* at open */
 void ls__node_announced_set(pcopy_t *p, const ls_proto_copy_state_t *cs); /* a COPY_STATE */
-void ls__node_announced_save(pcopy_t *p, bool sync);       /* when changed; sync: fsync too */
+void ls__node_announced_save(pcopy_t *p, bool sync); /* when changed; sync: fsync too */
+/* Block mode: the source streamed its open generation up to durable_lsn (a BLOCK frame); kept
+ * for the loss accounting of an activation, written at the next housekeeping. */
+void ls__node_announced_block(pcopy_t *p, uint64_t generation, uint64_t durable_lsn);
 void ls__node_activate_free(node_db_t *d);                 /* after the loop ended */
 const char *ls__node_activation_state(const node_db_t *d); /* the last one's; NULL: none */
 node_db_t *ls__node_db(ls_node_t *n, const char *name);    /* NULL when not configured */

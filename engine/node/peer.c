@@ -129,6 +129,7 @@ static void on_hello(peer_t *p, const ls_proto_hello_t *h)
     LS_CHECK(p->credit && p->by_idx && p->seeding && p->dbids);
     p->nidx = h->db_count;
     p->version = choice.version;
+    p->block = (choice.features & LS_FEAT_BLOCK) != 0;
     static ls_frame_t w; /* large (256 answers); the loop is single-threaded */
     static char why[LS_PROTO_DB_MAX][LS_PROTO_REASON_MAX];
     ls__node_welcome(n, &w, &choice, h->db_count);
@@ -201,6 +202,11 @@ static void to_copy(peer_t *p, const ls_frame_t *f, const uint8_t *dbid)
     if (f->type == LS_FRAME_EPOCH && p->version < LS_PROTO_VERSION_EPOCH) {
         LS_LOGE("peer", "%s sent EPOCH on a version %u connection: closing", p->name,
                 (unsigned) p->version);
+        ls_conn_close(p->conn);
+        return;
+    }
+    if (f->type == LS_FRAME_BLOCK && !p->block) {
+        LS_LOGE("peer", "%s sent BLOCK on a connection without block mode: closing", p->name);
         ls_conn_close(p->conn);
         return;
     }

@@ -26,6 +26,7 @@ static int on_action(void *ctx, const ls_ship_action_t *a)
                "copy", "%s -> %s: %s -> %s (%s)", db, tg, ls_ship_state_name(a->prev),
                ls_ship_state_name(a->state), a->reason);
         if (a->fence) ls__node_epoch_fence(s->db, s, a->epoch, a->active ? a->active : "");
+        ls__node_bw_publish_copies(s->db); /* linked or not */
         break;
     case LS_SHIP_ACT_SAVE_OP:
         rc = ls__node_opstate_save(s->op_path, a->op);
@@ -45,8 +46,19 @@ static int on_action(void *ctx, const ls_ship_action_t *a)
     case LS_SHIP_ACT_SEED_RELEASED:
         LS_LOGI("seed", "%s -> %s: %s", db, tg, a->reason);
         break;
+    case LS_SHIP_ACT_MODE: /* block mode's switches (docs/BLOCKMODE.md) */
+        LS_LOGI("copy", "%s -> %s: %s mode: %s", db, tg, ls_ship_mode_name(a->mode), a->reason);
+        ls__node_bw_publish_copies(s->db);
+        break;
     }
     return rc;
+}
+
+static int64_t on_block_read(void *ctx, uint32_t epoch, uint64_t generation, uint64_t off,
+                             uint8_t *buf, size_t len)
+{
+    shipper_t *s = ctx;
+    return ls__node_bw_read(s->db, epoch, generation, off, buf, len);
 }
 
 static void on_notify(void *ctx)
@@ -67,7 +79,8 @@ void ls__node_shipper_init(shipper_t *s, active_t *a, link_t *l)
                            .action_cb = on_action,
                            .ctx = s,
                            .notify_cb = on_notify,
-                           .notify_ctx = l};
+                           .notify_ctx = l,
+                           .block_read = on_block_read};
     ls__node_opstate_load(s->op_path, &o.op);
     ls__node_counters_load(s->kept_path, &o.counters);
     s->m = ls_ship_new(&o, ls_now_ns());

@@ -102,6 +102,8 @@ static void database(ls_status_db_t *o, const node_db_t *d)
     o->loss_from_ns = r->loss.from_ns;
     o->loss_to_ns = r->loss.to_ns;
     o->open_generation = r->loss.open_generation;
+    if (d->active && !d->active->retired && r->role == LS_ROLE_ACTIVE)
+        ls__node_sync_status(d->active, o);
 }
 
 int ls_node_status_fill(ls_node_t *n, ls_status_node_t *out)

@@ -42,6 +42,25 @@ static void send_ack(ls_passive_t *m, uint8_t type, uint64_t gen, uint64_t lsn)
     ls__passive_send(m, &f);
 }
 
+/* BLOCK_ACK: the shadow's durable position (m->block), with what the store holds (the shadow's
+ * transactions applied early count: engine/copy's applied_lsn). */
+static void send_block_ack(ls_passive_t *m)
+{
+    if (!m->connected || ls__passive_held(m) || !m->block.generation) return;
+    ls_frame_t f = {.type = LS_FRAME_BLOCK_ACK};
+    memcpy(f.block_ack.dbid, m->dbid, LS_DBID_LEN);
+    f.block_ack.epoch = m->block.epoch;
+    f.block_ack.generation = m->block.generation;
+    f.block_ack.offset = m->block.offset;
+    f.block_ack.durable_lsn = m->block.lsn;
+    if (m->copy) {
+        ls_copy_stats_t st;
+        ls_copy_stats(m->copy, &st);
+        f.block_ack.applied_lsn = st.applied_lsn;
+    }
+    ls__passive_send(m, &f);
+}
+
 static void send_ask_again(ls_passive_t *m, uint64_t gen, int code, const char *msg)
 {
     ls_status_counters_ask(&m->counters, code);
@@ -143,6 +162,13 @@ void ls_passive_on_event(ls_passive_t *m, const ls_copy_rx_event_t *e, uint64_t 
         break;
     case LS_COPY_EV_STATE:
         on_state(m, e, now);
+        break;
+    case LS_COPY_RX_EV_BLOCK:
+        m->block = (ls__passive_block_t){e->epoch, e->generation, e->offset, e->lsn, now};
+        send_block_ack(m);
+        break;
+    case LS_COPY_EV_APPLIED: /* the shadow applied early: remote_applied commits wait on it */
+        send_block_ack(m);
         break;
     case LS_COPY_RX_EV_BEHIND:
         if (!m->diskfull && m->state != LS_PASSIVE_FAILED && m->state != LS_PASSIVE_DIVERGED)

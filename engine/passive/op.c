@@ -150,4 +150,10 @@ void ls_passive_status(ls_passive_t *m, uint64_t now, ls_status_copy_t *c)
     c->applied_generations = st.applied_generations;
     c->replay_transactions = st.replay_txns;
     c->clock_offset_ns = m->clock_offset_ns;
+    if (m->block.generation > st.last_durable) { /* the shadow of the open generation */
+        c->block_generation = m->block.generation;
+        c->block_offset = m->block.offset;
+        c->block_durable_lsn = m->block.lsn;
+    }
+    c->block_applied_lsn = st.last_replayed_lsn;
 }

@@ -285,10 +285,34 @@ static int on_gen(ls_passive_t *m, const ls_frame_t *f, uint64_t now)
     return 0;
 }
 
+/* BLOCK (block mode): the shadow's bytes go to the receiver like GEN_DATA, within the same
+ * credit; held, or of an epoch older than the newest known, they are dropped with their credit
+ * given back. */
+static int on_block(ls_passive_t *m, const ls_proto_block_t *b)
+{
+    if (ls_credit_rx_received(m->credit, m->idx, b->len) != 0) return LS_EPROTO;
+    if (ls__passive_held(m) || !m->o.rx || b->epoch < ls_passive_epoch(m) ||
+        m->state == LS_PASSIVE_FAILED || m->state == LS_PASSIVE_DIVERGED) {
+        ls__passive_grant(m, b->len);
+        return 0;
+    }
+    ls_copy_item_t *it = ls_copy_item_new(LS_COPY_ITEM_BLOCK, b->len);
+    it->epoch = b->epoch;
+    it->generation = b->generation;
+    it->offset = b->offset;
+    it->lsn = b->durable_lsn;
+    memcpy(it->data, b->data, b->len);
+    it->tag = m->tag;
+    ls_copy_rx_push(m->o.rx, it);
+    return 0;
+}
+
 int ls_passive_on_frame(ls_passive_t *m, const ls_frame_t *f, uint64_t now)
 {
     if (!m->connected) return 0;
     switch (f->type) {
+    case LS_FRAME_BLOCK:
+        return on_block(m, &f->block);
     case LS_FRAME_GEN_BEGIN:
     case LS_FRAME_GEN_DATA:
     case LS_FRAME_GEN_END:

@@ -22,6 +22,15 @@ typedef struct {
     uint64_t queue_oldest_ns;   /* close time of the oldest queued (source clock; 0: none) */
 } ls__passive_src_t;
 
+/* The shadow's position as last acknowledged (block mode). */
+typedef struct {
+    uint32_t epoch;      /* its epoch */
+    uint64_t generation; /* its generation (0: none) */
+    uint64_t offset;     /* bytes durable */
+    uint64_t lsn;        /* durable LSN */
+    uint64_t when_ns;    /* when, UTC ns */
+} ls__passive_block_t;
+
 struct ls_passive {
     char database[128], source[128]; /* names, for reasons */
     ls_passive_options_t o;          /* callbacks, receiver */
@@ -53,7 +62,8 @@ struct ls_passive {
     uint64_t refused_gen; /* its GEN_BEGIN was refused: GEN_DATA / GEN_END dropped (0: none) */
     /* figures */
     ls__passive_pos_t durable, inspected, replayed;
-    ls_status_rate_t rate; /* bytes made durable over the last minute */
+    ls__passive_block_t block; /* the shadow (block mode) */
+    ls_status_rate_t rate;     /* bytes made durable over the last minute */
 };
 
 /* passive.c */

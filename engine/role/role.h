@@ -49,7 +49,13 @@ typedef struct {
                                   generation held here), ns since 1970 UTC */
     uint64_t to_ns;            /* ... up to the close of the last announced generation */
     uint64_t open_generation;  /* the old active's open generation, possibly holding commits
-                                  never shipped (announced last + 1) */
+                                  never shipped (announced last + 1); 0 when block mode brought
+                                  all of it that was announced */
+    uint64_t open_held_lsn;    /* block mode: that generation is held here up to this LSN (its
+                                  shadow closed by the activation); only later commits may be
+                                  lost. 0: nothing of it held */
+    uint64_t open_lsn;         /* the old active's last durable LSN in it, as announced (0:
+                                  unknown) */
 } ls_role_loss_t;
 
 /* The role file's content. */
@@ -120,6 +126,9 @@ typedef struct {
     uint64_t last_close_ns;   /* its close time */
     uint64_t missing_bytes;   /* bytes of the announced generations after the last held here
                                  (the copy queue in bytes the old active last reported) */
+    uint64_t open_generation; /* block mode: the old active's open generation it last streamed
+                                 (0: unknown) */
+    uint64_t open_lsn;        /* the last durable LSN it announced in it (0: unknown) */
 } ls_role_announced_t;
 
 typedef struct {
@@ -131,19 +140,26 @@ typedef struct {
 } ls_role_activate_options_t;
 
 typedef struct {
-    uint32_t old_epoch;        /* epoch of the last generation held */
-    uint32_t new_epoch;        /* the epoch started */
-    uint64_t last_generation;  /* last generation held and replayed */
-    uint64_t last_lsn;         /* the store's last LSN */
-    uint64_t first_generation; /* the new epoch's first generation: last_generation + 1 */
-    bool lossless;             /* every generation the old active announced is here */
-    ls_role_loss_t loss;       /* what may be lost (also kept in the role file) */
-    bool resumed;              /* an earlier activation had recorded the epoch: finished it */
+    uint32_t old_epoch;         /* epoch of the last generation held */
+    uint32_t new_epoch;         /* the epoch started */
+    uint64_t last_generation;   /* last generation held and replayed */
+    uint64_t last_lsn;          /* the store's last LSN */
+    uint64_t first_generation;  /* the new epoch's first generation: last_generation + 1 */
+    bool lossless;              /* every generation the old active announced is here */
+    ls_role_loss_t loss;        /* what may be lost (also kept in the role file) */
+    bool resumed;               /* an earlier activation had recorded the epoch: finished it */
+    uint64_t shadow_generation; /* block mode: the old open generation closed from the copy's
+                                   shadow as the last one of the old epoch (0: none) */
+    uint64_t shadow_last_lsn;   /* its last LSN */
+    uint64_t shadow_dropped;    /* bytes of it after its last COMMIT, dropped */
 } ls_role_activate_report_t;
 
-/* Turns the copy in dir into the active of a new epoch: replays everything durable (inspect/
- * and logs/) into the copy store through engine/copy, computes the loss against `announced`,
- * refuses beyond max_loss, then appends "E+1 last+1" to logs/history durably, empties
+/* Turns the copy in dir into the active of a new epoch: replays everything durable (inspect/ and
+ * logs/) into the copy store through engine/copy, counts the block-mode shadow of the open
+ * generation as the last generation of the old epoch (its complete transactions may have been
+ * acknowledged), computes the loss against `announced`, refuses beyond max_loss (the shadow left
+ * as it is), closes the shadow into logs/ and replays it (ls_copy_shadow_close), then appends
+ * "E+1 last+1" to logs/history durably, empties
  * inspect/, clears a stale fence and writes the role file (active, E+1). ls_db_open() on dir
  * then writes generation last+1 of epoch E+1 chained to last's digest. Idempotent: rerun after
  * a crash it finishes an activation whose history line is written.

@@ -5,7 +5,8 @@
  * (ls_write_file_durable: tmp, fsync, rename, directory fsync), so a crash leaves the old or
  * the new file. Keys: role (active|copy|demoted|diverged), epoch (>= 1), follows (node name,
  * may be empty), since (ns), reason (rest of the line), loss (seven numbers: first last
- * generations bytes from_ns to_ns open_generation). role and epoch are required; an unknown key
+ * generations bytes from_ns to_ns open_generation, then open_held_lsn open_lsn; a file with the
+ * seven only reads them as 0). role and epoch are required; an unknown key
  * is an error, so a typo never passes silently.
  */
 #include <errno.h>
@@ -110,10 +111,13 @@ static const char *parse_field(char *key, char *val, ls_role_state_t *st, bool *
         return NULL;
     }
     if (strcmp(key, "loss") == 0) {
-        if (sscanf(val, "%llu %llu %llu %llu %llu %llu %llu %c", &a, &b, &c, &d, &e, &f, &g,
-                   &extra) != 7)
-            return "loss needs seven numbers: first last generations bytes from_ns to_ns open";
-        st->loss = (ls_role_loss_t){a, b, c, d, e, f, g};
+        unsigned long long h = 0, i = 0;
+        int n = sscanf(val, "%llu %llu %llu %llu %llu %llu %llu %llu %llu %c", &a, &b, &c, &d, &e,
+                       &f, &g, &h, &i, &extra);
+        if (n != 7 && n != 9)
+            return "loss needs seven numbers: first last generations bytes from_ns to_ns open "
+                   "(and, in block mode, open_held_lsn open_lsn)";
+        st->loss = (ls_role_loss_t){a, b, c, d, e, f, g, h, i};
         return NULL;
     }
     return "unknown key (expected role, epoch, follows, since, reason or loss)";
@@ -208,10 +212,10 @@ int ls_role_save(const char *dir, const ls_role_state_t *st, char *err, size_t e
                      "# logship role file (docs/ACTIVATION.md); written by the engine\n"
                      "role %s\nepoch %u\nfollows %s\nsince %" PRIu64 "\nreason %s\n"
                      "loss %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64
-                     " %" PRIu64 "\n",
+                     " %" PRIu64 " %" PRIu64 " %" PRIu64 "\n",
                      kind_names[st->role], st->epoch, follows, st->since_ns, reason,
                      l->first_generation, l->last_generation, l->generations, l->bytes, l->from_ns,
-                     l->to_ns, l->open_generation);
+                     l->to_ns, l->open_generation, l->open_held_lsn, l->open_lsn);
     int rc = ls_write_file_durable(path, buf, (size_t) n);
     if (rc) ls_msgf(err, errlen, "cannot write %s: %s", path, ls_strerror(rc));
     return rc;

@@ -57,6 +57,7 @@ void ls_ship_status(ls_ship_t *m, uint64_t now, ls_status_copy_t *c)
     c->kept = m->kept;
     c->sent_generations = m->sent_gens;
     c->sent_bytes = m->sent_bytes;
+    ls__ship_block_status(m, c);
 }
 
 ls_ship_state_t ls_ship_state(const ls_ship_t *m)

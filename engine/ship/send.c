@@ -173,9 +173,29 @@ static int take(ls_ship_t *m)
     return rc;
 }
 
+/* The current generation's data went out as far as the reader verified it. 0 while it is still
+ * being read (the reader notifies as it grows); when the reader failed on it (a late mismatch:
+ * "stream while verifying"), the generation is aborted: no GEN_END, so the target never makes it
+ * durable; the copy fails with the reader's reason, as for a generation that failed before its
+ * first byte went out. */
+static int stalled(ls_ship_t *m)
+{
+    if (m->cur_off < ls_gen_buf_avail(m->cur)) return 0;
+    if (!reader_error(m)[0]) return 0;
+    /* Failed on the current generation: nothing is queued behind it, next gives the code. */
+    const ls_gen_buf_t *g = NULL;
+    int rc = reader_next(m, &g);
+    LS_CHECK(rc != 0); /* a reader stops at its first failure: nothing can follow it */
+    if (rc == LS_EBUSY) rc = LS_ECORRUPT;
+    ls__ship_set_state(m, LS_SHIP_FAILED, "%s", reader_error(m));
+    ls__ship_reader_stop(m);
+    ls__ship_fail(m, rc);
+    return 0;
+}
+
 int ls_ship_pump(ls_ship_t *m, uint64_t now)
 {
-    (void) now; /* every input takes the time; sending needs none today */
+    ls__ship_block_check(m, now);
     if (!m->connected) return 0;
     if (m->err_due && send_error(m) == LS_EBUSY) return LS_EBUSY;
     if (m->cs_due) ls__ship_send_state(m, true);
@@ -189,7 +209,7 @@ int ls_ship_pump(ls_ship_t *m, uint64_t now)
             int rc = send_begin(m);
             if (rc) return rc;
         }
-        if (m->cur_off < m->cur->size) return 0; /* ls_ship_send_chunk sends the data */
+        if (m->cur_off < m->cur->size) return stalled(m); /* ls_ship_send_chunk sends data */
         int rc = send_end(m);
         if (rc) return rc;
     }
@@ -198,8 +218,13 @@ int ls_ship_pump(ls_ship_t *m, uint64_t now)
 
 int64_t ls_ship_send_chunk(ls_ship_t *m, uint64_t max_len, uint64_t now)
 {
-    if (!m->connected || !m->cur || !m->begun || m->cur_off >= m->cur->size) return 0;
-    uint64_t len = LS_MIN(LS_MIN(max_len, m->credit), m->cur->size - m->cur_off);
+    if (!m->connected) return 0;
+    int64_t n = ls__ship_block_chunk(m, max_len, now); /* block mode first, if it is on */
+    if (n != 0 || !m->cur) return n;
+    if (!m->begun) return 0;
+    uint64_t avail = ls_gen_buf_avail(m->cur); /* what the reader verified so far */
+    if (m->cur_off >= avail) return 0;
+    uint64_t len = LS_MIN(LS_MIN(max_len, m->credit), avail - m->cur_off);
     len = LS_MIN(len, LS_FRAME_CHUNK_MAX);
     if (len == 0) return 0;
     ls_frame_t f = {.type = LS_FRAME_GEN_DATA};

@@ -33,6 +33,7 @@ void ls__ship_set_state(ls_ship_t *m, ls_ship_state_t st, const char *fmt, ...)
     if (prev != st)
         act(m, (ls_ship_action_t){
                    .kind = LS_SHIP_ACT_STATE, .state = st, .prev = prev, .reason = m->reason});
+    if (prev != st) ls__ship_block_check(m, 0 /* the switch time: the next input's */);
 }
 
 bool ls__ship_suspended(const ls_ship_t *m)
@@ -60,6 +61,7 @@ void ls_ship_free(ls_ship_t *m)
 {
     if (!m) return;
     ls__ship_reader_stop(m);
+    free(m->blk.buf);
     free(m);
 }
 
@@ -72,6 +74,7 @@ static void drop(ls_ship_t *m)
     m->cs_due = false;
     m->err_due = 0;
     memset(&m->peer_op, 0, sizeof(m->peer_op)); /* the target says again when it connects */
+    ls__ship_block_forget(m);
 }
 
 /* Back to waiting; FAILED and DIVERGED stay. */
@@ -131,6 +134,7 @@ void ls_ship_disconnected(ls_ship_t *m, bool switching, const char *reason, uint
 {
     (void) now;
     reset(m, switching ? LS_SHIP_INITIALIZING : LS_SHIP_DISCONNECTED, reason);
+    ls__ship_block_check(m, now);
 }
 
 /* The state an error code leaves the copy in (PROTOCOL.md, ERROR): a transient code means
@@ -156,6 +160,7 @@ static void on_resume(ls_ship_t *m, const ls_proto_resume_t *r, uint64_t now)
     if (rc == 0) {
         rc = ls__ship_reader_start(m, plan.first, r->next_generation > 1 ? r->last_digest : NULL);
         if (rc == 0) {
+            m->blk.held = r->next_generation - 1; /* block mode's queue until DURABLE says */
             ls__ship_set_state(m, LS_SHIP_HEALTHY, "shipping from generation %llu",
                                (unsigned long long) plan.first);
             return;
@@ -179,8 +184,11 @@ static void on_re_offer(ls_ship_t *m, const ls_proto_re_offer_t *r)
 {
     ls__ship_reader_stop(m);
     m->restart_from = 0;
-    if (r->flags & LS_REOFFER_REPLACED) /* what the target said about the old copy is void */
+    if (r->flags & LS_REOFFER_REPLACED) { /* what the target said about the old copy is void */
         m->durable = m->inspected = m->replayed = m->synced = (ship_pos_t){0};
+        m->blk.held = 0;
+        m->blk.ack_ns = 0;
+    }
     if (r->flags & LS_REOFFER_HOLD) {
         ls__ship_set_state(m, LS_SHIP_SEEDING, "target %s: %.*s", m->o.target,
                            (int) LS_MIN(r->reason.len, 400), r->reason.ptr);
@@ -242,6 +250,7 @@ static void on_durable(ls_ship_t *m, uint64_t gen, uint64_t now)
         ls_source_queue(m->src, before, &q, err, sizeof(err)) == 0 &&
         ls_source_queue(m->src, m->durable.gen, &rest, err, sizeof(err)) == 0)
         ls_status_rate_add(&m->rate, q.bytes - rest.bytes, now);
+    ls__ship_block_durable_gen(m, gen, now);
     ls__ship_send_state(m, false);
 }
 
@@ -262,6 +271,9 @@ void ls_ship_on_frame(ls_ship_t *m, const ls_frame_t *f, uint64_t now)
         break;
     case LS_FRAME_REPLAYED_SYNCED:
         ls__ship_advance(&m->synced, f->replayed_synced.generation, f->replayed_synced.lsn, now);
+        break;
+    case LS_FRAME_BLOCK_ACK:
+        ls__ship_block_ack(m, &f->block_ack, now);
         break;
     case LS_FRAME_ASK_AGAIN:
         on_ask_again(m, &f->ask_again, now);

@@ -89,8 +89,19 @@ typedef enum {
     LS_SHIP_ACT_SAVE_COUNTERS, /* persist counters (an ASK_AGAIN was counted; msg says what) */
     LS_SHIP_ACT_READER_START,  /* the reader (re)started at generation gen */
     LS_SHIP_ACT_READER_STOP,   /* the reader stopped (gen: the next it would have read) */
-    LS_SHIP_ACT_SEED_RELEASED  /* a seeded copy synced past gen: the seed's hold is gone */
+    LS_SHIP_ACT_SEED_RELEASED, /* a seeded copy synced past gen: the seed's hold is gone */
+    LS_SHIP_ACT_MODE           /* block mode: the copy switched to mode, reason says why (log it) */
 } ls_ship_act_kind_t;
+
+/* How the copy is shipped (docs/BLOCKMODE.md): closed generations only, or also the open one as
+ * it becomes durable on the active. */
+typedef enum {
+    LS_SHIP_MODE_FILE = 0, /* closed generations (GEN_BEGIN / GEN_DATA / GEN_END) */
+    LS_SHIP_MODE_BLOCK     /* and the open generation's durable bytes (BLOCK) */
+} ls_ship_mode_t;
+
+/* "file", "block" (static storage). */
+const char *ls_ship_mode_name(ls_ship_mode_t mode);
 
 typedef struct {
     ls_ship_act_kind_t kind;
@@ -99,10 +110,11 @@ typedef struct {
     const ls_ship_op_t *op;               /* SAVE_OP */
     const ls_status_counters_t *counters; /* SAVE_COUNTERS */
     uint64_t gen;                         /* READER_*, SEED_RELEASED */
-    bool fence;         /* STATE into DEMOTED: this node was just fenced (learned of a newer
-                           epoch): fence the writer and demote the directory (ship.h, DEMOTED) */
-    uint32_t epoch;     /* STATE with fence: the newer epoch (0: not known, e.g. an ERROR) */
-    const char *active; /* STATE with fence: the new active's name ("" when not known) */
+    bool fence;          /* STATE into DEMOTED: this node was just fenced (learned of a newer
+                            epoch): fence the writer and demote the directory (ship.h, DEMOTED) */
+    uint32_t epoch;      /* STATE with fence: the newer epoch (0: not known, e.g. an ERROR) */
+    const char *active;  /* STATE with fence: the new active's name ("" when not known) */
+    ls_ship_mode_t mode; /* MODE: the new mode */
 } ls_ship_action_t;
 
 /* Sends one frame to the target (borrowed: GEN_DATA's bytes point into the reader's buffer and
@@ -125,6 +137,23 @@ typedef struct {
     void (*stop)(void *reader);                             /* as ls_reader_stop */
 } ls_ship_reader_ops_t;
 
+/* Block mode's read: len bytes at offset off of the active's open generation (epoch,
+ * generation) into buf (the caller's I/O: the machine never reads). The machine asks only for
+ * bytes the writer published as durable. Returns the bytes read (1..len), or a negative error:
+ * LS_ESTATE when the current log is no longer that generation (it rolled: the closed file goes
+ * in file mode), another code when it cannot be read. */
+typedef int64_t (*ls_ship_block_read_cb)(void *ctx, uint32_t epoch, uint64_t generation,
+                                         uint64_t off, uint8_t *buf, size_t len);
+
+/* The writer's durable position, as the control page's channel publishes it. */
+typedef struct {
+    uint32_t epoch;      /* epoch of the open generation */
+    uint64_t generation; /* the open generation (the current log) */
+    uint64_t offset;     /* bytes [0, offset) of it are durable on the active */
+    uint64_t lsn;        /* last durable LSN */
+    uint64_t time_ns;    /* when the writer published it, UTC ns (the lag's start) */
+} ls_ship_durable_t;
+
 typedef struct {
     const char *database;          /* its name, for reasons (borrowed for the machine's life) */
     const char *target;            /* the target's name, likewise */
@@ -137,6 +166,7 @@ typedef struct {
     void *reader_ctx;                   /* for reader->start */
     ls_ship_op_t op;                    /* this operator's decision, as loaded */
     ls_status_counters_t counters;      /* the copy's kept counters, as loaded */
+    ls_ship_block_read_cb block_read;   /* block mode's reads (ctx); NULL: file mode only */
 } ls_ship_options_t;
 
 /* New machine in INITIALIZING (SUSPENDED when opts->op says so). Copies opts. NULL when out of
@@ -206,6 +236,27 @@ void ls_ship_fence(ls_ship_t *m, uint32_t epoch, const char *active, bool diverg
 /* Whether the machine is fenced; fills the epoch (0: not known) and the new active ("": not
  * known; valid while the machine is) when it is (both may be NULL). */
 bool ls_ship_fenced(const ls_ship_t *m, uint32_t *epoch, const char **active);
+
+/* ---- block mode (docs/BLOCKMODE.md) ----------------------------------------------------------
+ * While the target holds every closed generation (no copy queue) the copy is in block mode: the
+ * open generation's bytes go out as BLOCK frames as the writer makes them durable, within the
+ * same credit windows as GEN_DATA (ls_ship_send_chunk sends them when no closed generation is
+ * being sent), and the target acknowledges them with BLOCK_ACK (ls_ship_on_frame). A roll closes
+ * the streamed generation; it then goes in file mode as before (the target checks it whole and
+ * drops its shadow) while the copy stays in block mode. When a generation closes while an
+ * earlier one is still not durable on the target (a copy queue of 2), the copy falls back to
+ * file mode; back to block once the queue is empty. Each switch is a MODE action. */
+
+/* Whether the current connection negotiated block mode (LS_FEAT_BLOCK at version >= 5). Call
+ * after ls_ship_connected (which forgets it). */
+void ls_ship_block_allow(ls_ship_t *m, bool allowed, uint64_t now);
+/* The writer published a new durable position (borrowed): bytes to stream, and the start of
+ * the lag figures of the commits in it. */
+void ls_ship_block_durable(ls_ship_t *m, const ls_ship_durable_t *d, uint64_t now);
+ls_ship_mode_t ls_ship_mode(const ls_ship_t *m);
+/* What the copy holds, as the target last said (BLOCK_ACK, DURABLE, REPLAYED): every record up
+ * to *durable_lsn durably, up to *applied_lsn in its store (0: not known). */
+void ls_ship_copy_lsns(const ls_ship_t *m, uint64_t *durable_lsn, uint64_t *applied_lsn);
 
 /* ---- seeding ---------------------------------------------------------------------------------
  * A seed of this target holds the logs it needs (docs/SEED.md): from its start all of them, then

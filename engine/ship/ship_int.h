@@ -16,6 +16,42 @@ typedef struct {
     uint64_t when_ns; /* when the ack arrived, UTC ns (the injected clock) */
 } ship_pos_t;
 
+#define SHIP_POINTS  256  /* durable positions waiting for the target's acknowledgement */
+#define SHIP_SAMPLES 1024 /* block-mode lag samples kept for the percentiles */
+
+/* A durable position the writer published, streamed, not yet acknowledged. */
+typedef struct {
+    uint64_t gen, offset, lsn; /* the position */
+    uint64_t time_ns;          /* its publish time, UTC ns */
+} ship_point_t;
+
+/* Block mode's state (block.c). */
+typedef struct {
+    bool allowed;                  /* the connection negotiated it */
+    ls_ship_mode_t mode;           /* as shown in status */
+    uint64_t switches;             /* mode switches since start */
+    char reason[256];              /* why the last switch */
+    uint64_t since_ns;             /* when, UTC ns (0: never switched) */
+    bool have_dur;                 /* dur is valid */
+    ls_ship_durable_t dur;         /* the writer's newest durable position */
+    uint32_t epoch;                /* the generation streamed: its epoch ... */
+    uint64_t gen;                  /* ... and number (0: none) */
+    uint64_t off;                  /* bytes of it sent */
+    uint64_t pub;                  /* bytes of it published as durable (the stream's end) */
+    uint64_t lsn;                  /* durable_lsn of the last BLOCK sent */
+    uint64_t stalled_gen;          /* its read said it is no longer the open one */
+    uint64_t held;                 /* the target's RESUME: it holds generations < held + 1 */
+    ship_point_t pts[SHIP_POINTS]; /* published, not yet acknowledged (ring) */
+    unsigned pts_head, pts_n;
+    uint64_t samples[SHIP_SAMPLES]; /* lags, ns (ring) */
+    uint64_t nsamples;              /* samples ever taken */
+    uint8_t *buf;                   /* the read buffer (LS_FRAME_CHUNK_MAX bytes, lazily) */
+    uint64_t bytes;                 /* BLOCK bytes sent since start */
+    ls_proto_block_ack_t ack;       /* the target's last BLOCK_ACK */
+    uint64_t ack_ns;                /* when it arrived (0: none) */
+    uint64_t now;                   /* the last input's time, UTC ns */
+} ship_block_t;
+
 struct ls_ship {
     ls_ship_options_t o;             /* as given (names borrowed) */
     ls_ship_state_t state;           /* as shown in status */
@@ -47,6 +83,7 @@ struct ls_ship {
     bool fenced;               /* an old active: never ships again (DEMOTED or DIVERGED) */
     uint32_t fence_epoch;      /* the newer epoch that fenced it (0: not known) */
     char fence_active[LS_PROTO_NODE_MAX + 1]; /* the new active ("": not known) */
+    ship_block_t blk;                         /* block mode (block.c) */
 };
 
 /* ship.c */
@@ -65,6 +102,15 @@ int ls__ship_reader_start(ls_ship_t *m, uint64_t first, const uint8_t *prev_dige
 void ls__ship_reader_stop(ls_ship_t *m);            /* forgets the generation in flight too */
 void ls__ship_fail(ls_ship_t *m, int code);         /* ERROR with the reason, due */
 void ls__ship_send_state(ls_ship_t *m, bool force); /* COPY_STATE, now or due */
+
+/* block.c */
+void ls__ship_block_check(ls_ship_t *m, uint64_t now); /* switches mode when it should */
+/* Sends one BLOCK chunk of at most max_len bytes: bytes sent, 0, or LS_EBUSY. */
+int64_t ls__ship_block_chunk(ls_ship_t *m, uint64_t max_len, uint64_t now);
+void ls__ship_block_ack(ls_ship_t *m, const ls_proto_block_ack_t *a, uint64_t now);
+void ls__ship_block_durable_gen(ls_ship_t *m, uint64_t gen, uint64_t now); /* DURABLE(gen) */
+void ls__ship_block_forget(ls_ship_t *m); /* the connection ended: nothing streamed */
+void ls__ship_block_status(ls_ship_t *m, ls_status_copy_t *c);
 
 /* figures.c */
 void ls__ship_advance(ship_pos_t *p, uint64_t gen, uint64_t lsn, uint64_t now);

@@ -7,7 +7,8 @@
  *    the current log (<prefix>.log) is never read: only closed generations ship;
  *  - the resume / divergence check (ls_source_plan()) run when a target says where it stands;
  *  - a pipelined reader (ls_reader_*): a thread of its own that reads and verifies the next
- *    generations while the previous one is on the wire, with bounded memory;
+ *    generations while the previous one is on the wire, with bounded memory; a generation is
+ *    handed out as soon as its first piece passed the checks, and grows as it is verified;
  *  - the log removal rule (ls_source_removable(), ls_source_remove_upto()): nothing else
  *    deletes a log on the active;
  *  - the figures for lag accounting (ls_source_last_closed(), ls_source_queue()).
@@ -26,6 +27,7 @@
 #ifndef LS_SOURCE_H
 #define LS_SOURCE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -177,19 +179,36 @@ typedef struct {
                                    held, else unchecked */
 } ls_reader_options_t;
 
-/* A generation read and verified, ready to ship. Owned by the reader; valid until
- * ls_reader_release() or ls_reader_stop(). */
+/* A generation handed out to ship, possibly while it is still being read and verified
+ * ("stream while verifying"). Owned by the reader; valid until ls_reader_release() or
+ * ls_reader_stop().
+ *
+ * avail NULL: the whole generation is read and verified. Otherwise *avail (load it with
+ * ls_gen_buf_avail()) is how many leading bytes are read and passed the checks so far; it only
+ * grows, and reaches size only once the whole file passed ls_gen_scan's checks (digest, chain,
+ * trailer): only then are last_lsn and digest valid. A generation that fails part way never
+ * reaches size: ls_reader_next() then returns the error (the copy aborts the generation; the
+ * target, which checks the digest itself, never makes it durable). epoch, generation, size,
+ * first_lsn and close_ns are valid from the start (close_ns from the trailer, read first, and
+ * checked again at the end). */
 typedef struct {
     uint32_t epoch;                 /* epoch from its header */
     uint64_t generation;            /* generation number */
-    const uint8_t *bytes;           /* the whole file */
+    const uint8_t *bytes;           /* the whole file (the first *avail bytes while streaming) */
     size_t size;                    /* bytes */
     uint64_t first_lsn;             /* first LSN in it */
-    uint64_t last_lsn;              /* last LSN in it */
+    uint64_t last_lsn;              /* last LSN in it (once verified) */
     uint64_t close_ns;              /* close time from the trailer, UTC ns */
-    uint8_t digest[LS_DIGEST_SIZE]; /* verified SHA-256 digest (what the next one chains to) */
-    uint64_t ready_ns;              /* monotonic time it became ready */
+    uint8_t digest[LS_DIGEST_SIZE]; /* verified SHA-256 digest (once verified) */
+    uint64_t ready_ns;              /* monotonic time it was handed to the queue */
+    const _Atomic uint64_t *avail;  /* see above; NULL: complete */
 } ls_gen_buf_t;
+
+/* Bytes of g that may be sent now; size once g is verified whole. */
+static inline uint64_t ls_gen_buf_avail(const ls_gen_buf_t *g)
+{
+    return g->avail ? atomic_load_explicit(g->avail, memory_order_acquire) : g->size;
+}
 
 typedef struct {
     uint32_t buffered_gens;  /* read and not released (queued + handed out) */
@@ -204,8 +223,8 @@ typedef struct {
     int error;               /* 0, or why the reader stopped */
 } ls_reader_stats_t;
 
-/* Called on the reader's thread when a generation becomes ready or the reader fails. Must not
- * block nor call ls_reader_stop(); uv_async_send() is the intended body. */
+/* Called on the reader's thread when a generation becomes ready, grows, or the reader fails. Must
+ * not block nor call ls_reader_stop(); uv_async_send() is the intended body. */
 typedef void (*ls_reader_notify_cb)(void *ctx);
 
 /* Starts a reader thread from generation first (which the plan approved). *out is owned by the
@@ -213,12 +232,16 @@ typedef void (*ls_reader_notify_cb)(void *ctx);
  * (thread creation); on error no thread runs and notify_cb is never called. */
 int ls_reader_start(ls_source_t *src, uint64_t first, const ls_reader_options_t *opts,
                     ls_reader_notify_cb notify_cb, void *ctx, ls_reader_t **out);
-/* Non-blocking. 0: *gen is the next generation in order (borrowed until release). LS_EBUSY:
- * none ready yet. Otherwise the error that stopped the reader, once every good generation
- * before it was handed out (ls_reader_error() says why: a damaged, missing or removed
- * generation, which is never delivered). */
+/* Non-blocking. 0: *gen is the next generation in order (borrowed until release), possibly
+ * still growing (ls_gen_buf_avail()). LS_EBUSY: none ready yet. Otherwise the error that stopped
+ * the reader, once every generation before it was handed out (ls_reader_error() says why: a
+ * damaged, missing or removed generation, which is never verified whole: one that failed
+ * after it was handed out stays short of its size). While a handed-out generation grows, the
+ * next call returns LS_EBUSY, or the error when that generation failed. */
 int ls_reader_next(ls_reader_t *r, const ls_gen_buf_t **gen);
-/* Frees a generation handed out by ls_reader_next (any order); makes room for the thread. */
+/* Frees a generation handed out by ls_reader_next (any order); makes room for the thread. One
+ * still being read (short of its size) may be released too (ship does when it stops the
+ * reader): the thread stops filling it and frees it itself. */
 void ls_reader_release(ls_reader_t *r, const ls_gen_buf_t *gen);
 /* Why the reader stopped ("" while healthy); valid until ls_reader_stop(). */
 const char *ls_reader_error(ls_reader_t *r);

@@ -9,6 +9,20 @@
 #include "core/core.h"
 #include "status/status_int.h"
 
+/* The "sync" object of an active database: synchronous commit's state (docs/BLOCKMODE.md). */
+static int sync_json(cJSON *o, const ls_status_db_t *d)
+{
+    cJSON *s = cJSON_AddObjectToObject(o, "sync");
+    if (!s) return LS_ENOMEM;
+    cJSON_AddStringToObject(s, "state", d->sync_state);
+    cJSON_AddStringToObject(s, "level", d->sync_level ? d->sync_level : "");
+    ls_status_json_add_u64(s, "copies", d->sync_copies);
+    ls_status_json_add_u64(s, "since_ns", d->sync_since_ns);
+    cJSON_AddStringToObject(s, "reason", d->sync_reason);
+    ls_status_json_add_u64(s, "switches", d->sync_switches);
+    return 0;
+}
+
 int ls__status_databases_json(const ls_status_node_t *n, cJSON *obj)
 {
     cJSON *arr = cJSON_AddArrayToObject(obj, "databases");
@@ -33,6 +47,7 @@ int ls__status_databases_json(const ls_status_node_t *n, cJSON *obj)
         ls_status_json_add_loss(l, d->loss_generations, d->loss_first_generation,
                                 d->loss_last_generation, d->loss_bytes, d->loss_from_ns,
                                 d->loss_to_ns, d->open_generation);
+        if (d->sync_state && sync_json(o, d) != 0) return LS_ENOMEM;
     }
     return 0;
 }
@@ -80,12 +95,49 @@ void ls_status_json_add_loss(cJSON *obj, uint64_t generations, uint64_t first_ge
     ls_status_json_add_u64(obj, "open_generation", open_generation);
 }
 
+#define PUT(...) len += (size_t) snprintf(buf + len, len < cap ? cap - len : 0, __VA_ARGS__)
+
+/* The logship_sync_* families: each active database's synchronous commit. */
+static void sync_prom(const ls_status_node_t *n, char *buf, size_t cap, size_t *lenp)
+{
+    size_t len = *lenp;
+    static const char *states[] = {"off", "sync", "degraded"};
+    char db[2 * LS_STATUS_NAME_MAX + 1];
+    PUT("# HELP logship_sync_state synchronous commit of an active database (1 for the current "
+        "state: off, sync or degraded)\n# TYPE logship_sync_state gauge\n");
+    for (size_t i = 0; i < n->ndatabases; i++) {
+        const ls_status_db_t *d = &n->databases[i];
+        if (!d->sync_state) continue;
+        label(db, sizeof(db), d->database);
+        for (size_t s = 0; s < LS_ARRAY_SIZE(states); s++)
+            PUT("logship_sync_state{database=\"%s\",state=\"%s\",level=\"%s\"} %d\n", db, states[s],
+                d->sync_level ? d->sync_level : "", !strcmp(states[s], d->sync_state));
+    }
+    PUT("# HELP logship_sync_since_timestamp_seconds when synchronous commit last changed state, "
+        "UTC (0: never)\n# TYPE logship_sync_since_timestamp_seconds gauge\n");
+    for (size_t i = 0; i < n->ndatabases; i++) {
+        const ls_status_db_t *d = &n->databases[i];
+        if (!d->sync_state) continue;
+        label(db, sizeof(db), d->database);
+        PUT("logship_sync_since_timestamp_seconds{database=\"%s\"} %" PRIu64 ".%09" PRIu64 "\n", db,
+            d->sync_since_ns / 1000000000u, d->sync_since_ns % 1000000000u);
+    }
+    PUT("# HELP logship_sync_switches_total changes between sync and degraded since the writer "
+        "opened the database\n# TYPE logship_sync_switches_total counter\n");
+    for (size_t i = 0; i < n->ndatabases; i++) {
+        const ls_status_db_t *d = &n->databases[i];
+        if (!d->sync_state) continue;
+        label(db, sizeof(db), d->database);
+        PUT("logship_sync_switches_total{database=\"%s\"} %u\n", db, d->sync_switches);
+    }
+    *lenp = len;
+}
+
 char *ls__status_databases_prom(const ls_status_node_t *n)
 {
-    size_t cap = 2048 + n->ndatabases * 2048, len = 0;
+    size_t cap = 4096 + n->ndatabases * 3072, len = 0;
     char *buf = malloc(cap);
     if (!buf) return NULL;
-#define PUT(...) len += (size_t) snprintf(buf + len, len < cap ? cap - len : 0, __VA_ARGS__)
     PUT("# HELP logship_database_role the database's role on this node (1 for the current "
         "one)\n# TYPE logship_database_role gauge\n");
     char db[2 * LS_STATUS_NAME_MAX + 1];
@@ -113,10 +165,11 @@ char *ls__status_databases_prom(const ls_status_node_t *n)
                 PUT("%" PRIu64 "\n", v);
         }
     }
-#undef PUT
-    if (len >= cap) { /* cannot happen: at most ~1.2 KiB a database */
+    sync_prom(n, buf, cap, &len);
+    if (len >= cap) { /* cannot happen: at most ~1.7 KiB a database */
         free(buf);
         return NULL;
     }
     return buf;
 }
+#undef PUT

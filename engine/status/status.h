@@ -133,6 +133,21 @@ typedef struct {
     uint64_t copy_lag_ns;        /* age of the oldest not durable, ns (0: none) */
     uint64_t replay_lag_ns;      /* age of the oldest not replayed, ns (0: none) */
     double throughput_bps;       /* bytes made durable per second, last minute */
+    /* block mode (active side, docs/BLOCKMODE.md) */
+    const char *mode;                     /* "file" or "block" (static; NULL: not shown) */
+    uint64_t mode_block;                  /* 1 in block mode, else 0 (the metric) */
+    uint64_t mode_switches;               /* switches between the modes since start */
+    char mode_reason[LS_STATUS_TEXT_MAX]; /* why the last switch ("" none) */
+    uint64_t mode_switch_time_ns;         /* when, UTC ns (0: never) */
+    uint64_t block_bytes;                 /* BLOCK bytes sent since start */
+    uint64_t block_generation;            /* the open generation the target's shadow holds */
+    uint64_t block_offset;                /* its bytes durable on the target (BLOCK_ACK) */
+    uint64_t block_durable_lsn;           /* the copy holds every record up to it durably */
+    uint64_t block_applied_lsn;           /* its store holds every record up to it */
+    uint64_t block_lag_samples;           /* commits' lags measured since start */
+    uint64_t block_lag_p50_ns;            /* commit durable on the active -> on the copy, ns, */
+    uint64_t block_lag_p99_ns;            /* over the last 1024 batches */
+    uint64_t block_lag_max_ns;
     /* counters */
     ls_status_counters_t kept;    /* survive restarts */
     uint64_t sent_generations;    /* active: generations sent in full since start */
@@ -177,6 +192,13 @@ typedef struct {
     uint64_t loss_from_ns;    /* commits lost were made after this (UTC ns) ... */
     uint64_t loss_to_ns;      /* ... and up to this */
     uint64_t open_generation; /* the old active's open generation, never shipped (0: none) */
+    /* synchronous commit as the database's writer runs it (docs/BLOCKMODE.md), active only */
+    const char *sync_state;               /* "off", "sync", "degraded"; NULL: not active */
+    const char *sync_level;               /* "local", "remote_durable", "remote_applied" */
+    uint32_t sync_copies;                 /* copies a commit waits for (0: local) */
+    uint32_t sync_switches;               /* sync <-> degraded since the writer opened */
+    uint64_t sync_since_ns;               /* when the state last changed, UTC ns (0: never) */
+    char sync_reason[LS_STATUS_TEXT_MAX]; /* why degraded ("" otherwise) */
 } ls_status_db_t;
 
 /* The node and its copies. */

@@ -10,7 +10,8 @@
 #define DEFAULT_MAP_SIZE (64ull * 1024 * 1024)
 #define META_KEY         "meta"
 #define META_VERSION     1
-#define META_SIZE        104 /* encoded meta record, see meta_encode */
+#define META_SIZE        128 /* encoded meta record, see meta_encode */
+#define META_SIZE_V2     104 /* the record before shadow_end and shadow_seal were added */
 #define META_SIZE_V1     96  /* the record before applied_generations was added */
 
 /* Maps an LMDB (or errno) code to an LS_E* code; MDB_MAP_FULL is passed through for retry. */

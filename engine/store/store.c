@@ -32,6 +32,9 @@ struct ls_store_txn {
                           leaf page of the previous one is placed without a search from the root
                           (keys applied in order are several times faster) */
     bool map_full;     /* a put/del hit MDB_MAP_FULL: retry after growing even if fn hides it */
+    int nmaps;         /* mappings of data.mdb found by the first release (-1: none yet); the
+                          map cannot move while the transaction runs (the env's read lock) */
+    uintptr_t map_lo[4], map_hi[4]; /* their address ranges */
 };
 
 static int meta_put(MDB_txn *txn, MDB_dbi dbi, const ls_store_meta_t *m)
@@ -196,7 +199,7 @@ void ls_store_close(ls_store_t *s)
 /* One attempt: begin, fn, meta, commit. Returns MDB_MAP_FULL when the map must grow. */
 static int apply_once(ls_store_t *s, ls_store_apply_fn fn, void *ctx, const ls_store_meta_t *meta)
 {
-    ls_store_txn_t t = {.store = s};
+    ls_store_txn_t t = {.store = s, .nmaps = -1};
     ls_store_env_rdlock(s->shared);
     int rc = txn_begin(s, 0, &t.txn);
     if (rc) {
@@ -333,37 +336,51 @@ int ls_store_sync(ls_store_t *s)
     return rc == 0 ? 0 : rc == MDB_MAP_FULL ? LS_ESTORE : ls_store_map_rc(rc);
 }
 
-/* madvise(MADV_DONTNEED) over every mapping of the store's data.mdb (env read lock held).
+/* Finds the mappings of the store's data.mdb (env read lock held; at most LS_ARRAY_SIZE(lo)).
  * LMDB does not say where its map is (mdb_env_info's address is only set with MDB_FIXEDMAP):
- * the mappings are found by device and inode in /proc/self/maps. */
-static void release_pages(ls_store_t *s)
+ * they are found by device and inode in /proc/self/maps. */
+static int find_maps(ls_store_t *s, uintptr_t *lo, uintptr_t *hi, int max)
 {
     mdb_filehandle_t fd;
     struct stat st;
     FILE *f = NULL;
     if (mdb_env_get_fd(s->env, &fd) == 0 && fstat(fd, &st) == 0) f = fopen("/proc/self/maps", "re");
     char line[512];
-    while (f && fgets(line, sizeof(line), f)) {
-        unsigned long lo, hi, ino;
+    int n = 0;
+    while (f && n < max && fgets(line, sizeof(line), f)) {
+        unsigned long a, b, ino;
         unsigned maj, min;
-        if (sscanf(line, "%lx-%lx %*s %*s %x:%x %lu", &lo, &hi, &maj, &min, &ino) == 5 &&
+        if (sscanf(line, "%lx-%lx %*s %*s %x:%x %lu", &a, &b, &maj, &min, &ino) == 5 &&
             ino == (unsigned long) st.st_ino && maj == major(st.st_dev) &&
-            min == minor(st.st_dev) && hi > lo)
-            (void) madvise((void *) lo, hi - lo, MADV_DONTNEED);
+            min == minor(st.st_dev) && b > a) {
+            lo[n] = a;
+            hi[n++] = b;
+        }
     }
     if (f) fclose(f);
+    return n;
+}
+
+/* madvise(MADV_DONTNEED) over the ranges found. */
+static void release_maps(const uintptr_t *lo, const uintptr_t *hi, int n)
+{
+    for (int i = 0; i < n; i++)
+        (void) madvise((void *) lo[i], hi[i] - lo[i], MADV_DONTNEED);
 }
 
 void ls_store_release_pages(ls_store_t *s)
 {
+    uintptr_t lo[4], hi[4];
     ls_store_env_rdlock(s->shared); /* the map is not moved meanwhile */
-    release_pages(s);
+    release_maps(lo, hi, find_maps(s, lo, hi, 4));
     ls_store_env_unlock(s->shared);
 }
 
 void ls_store_txn_release_pages(ls_store_txn_t *t)
 {
-    release_pages(t->store); /* inside ls_store_apply: the env's read lock is held */
+    /* inside ls_store_apply: the env's read lock is held, so the ranges stay right */
+    if (t->nmaps < 0) t->nmaps = find_maps(t->store, t->map_lo, t->map_hi, 4);
+    release_maps(t->map_lo, t->map_hi, t->nmaps);
 }
 
 /* Records checkpoint_lsn = lsn in the meta record, read and written under the writer lock so a

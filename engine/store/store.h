@@ -50,7 +50,8 @@ typedef struct ls_store_txn ls_store_txn_t;
 /* The applied position, kept in the meta database. */
 typedef struct {
     uint8_t dbid[LS_DBID_LEN];      /* database id; zeros when the store has no identity yet */
-    uint32_t epoch;                 /* epoch of the generation holding lsn */
+    uint32_t epoch;                 /* epoch of the generation holding lsn (the copy's early
+                                       apply of a shadow keeps digest_generation's) */
     uint64_t generation;            /* generation holding the last applied record (0: none) */
     uint64_t lsn;                   /* last applied LSN, always a COMMIT record (0: none) */
     uint64_t txid;                  /* txid of the last applied transaction (0: none) */
@@ -59,6 +60,11 @@ typedef struct {
     uint64_t checkpoint_lsn;        /* the store was synced with at least this LSN applied */
     uint64_t applied_generations;   /* generations applied so far (the replayer counts them in the
                                        same transaction; 0 in a record written before it existed) */
+    uint64_t shadow_end;            /* block mode: bytes [0, shadow_end) of `generation`, up to the
+                                       COMMIT of lsn, were applied from its shadow before it closed
+                                       (0: none; engine/copy/shadow_apply.c) */
+    uint8_t shadow_seal[16];        /* XXH3-128 of those bytes: the closed generation must have
+                                       the same (zeros when shadow_end is 0) */
 } ls_store_meta_t;
 
 /* Zero means the default for every field. */
@@ -127,7 +133,9 @@ int ls_store_peek_meta(const char *path, ls_store_meta_t *out, char *err, size_t
  * mapped (and counted in its RSS) until it exits. Nothing changes for any reader or writer. */
 void ls_store_release_pages(ls_store_t *store);
 /* The same inside an apply callback: the pages the transaction has read so far are mapped again
- * when touched again; its dirty pages are LMDB's own copies, not the map. */
+ * when touched again. Its dirty pages are LMDB's own copies, or with MDB_WRITEMAP pages of the
+ * shared file map: dropping those mappings keeps their data in the page cache (still dirty, so
+ * the commit's msync writes them), and LMDB's pointers into the map stay valid. */
 void ls_store_txn_release_pages(ls_store_txn_t *txn);
 
 /* A consistent read view of the store at path: one LMDB read transaction on the process's

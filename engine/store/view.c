@@ -32,13 +32,17 @@ void ls_store_meta_encode(const ls_store_meta_t *m, uint8_t out[META_SIZE])
     memcpy(out + 56, m->digest, LS_DIGEST_SIZE);
     ls_put64(out + 88, m->checkpoint_lsn);
     ls_put64(out + 96, m->applied_generations);
+    ls_put64(out + 104, m->shadow_end);
+    memcpy(out + 112, m->shadow_seal, sizeof(m->shadow_seal));
 }
 
 int ls_store_meta_decode(const MDB_val *v, ls_store_meta_t *m)
 {
     const uint8_t *p = v->mv_data;
-    /* The shorter record (before applied_generations) decodes with that field 0. */
-    if ((v->mv_size != META_SIZE && v->mv_size != META_SIZE_V1) || ls_get32(p) != META_VERSION)
+    /* Shorter records (before applied_generations, before the shadow fields) decode with those 0.
+     */
+    if ((v->mv_size != META_SIZE && v->mv_size != META_SIZE_V2 && v->mv_size != META_SIZE_V1) ||
+        ls_get32(p) != META_VERSION)
         return LS_ECORRUPT;
     m->epoch = ls_get32(p + 4);
     memcpy(m->dbid, p + 8, LS_DBID_LEN);
@@ -48,7 +52,10 @@ int ls_store_meta_decode(const MDB_val *v, ls_store_meta_t *m)
     m->digest_generation = ls_get64(p + 48);
     memcpy(m->digest, p + 56, LS_DIGEST_SIZE);
     m->checkpoint_lsn = ls_get64(p + 88);
-    m->applied_generations = v->mv_size == META_SIZE ? ls_get64(p + 96) : 0;
+    m->applied_generations = v->mv_size >= META_SIZE_V2 ? ls_get64(p + 96) : 0;
+    m->shadow_end = v->mv_size == META_SIZE ? ls_get64(p + 104) : 0;
+    memset(m->shadow_seal, 0, sizeof(m->shadow_seal));
+    if (v->mv_size == META_SIZE) memcpy(m->shadow_seal, p + 112, sizeof(m->shadow_seal));
     return 0;
 }
 

@@ -59,6 +59,26 @@ static int resolve_options(ls_db_t *db, const ls_db_options_t *in)
                  (unsigned long long) min, LS_GEN_HARD_CAP);
         return LS_EINVAL;
     }
+    if ((unsigned) o.commit_level > LS_COMMIT_REMOTE_APPLIED) {
+        snprintf(open_err, sizeof(open_err),
+                 "invalid commit_level %u (0 local, 1 remote_durable, 2 remote_applied)",
+                 (unsigned) o.commit_level);
+        return LS_EINVAL;
+    }
+    if (!o.sync_copies) o.sync_copies = 1;
+    if (o.sync_copies > LS_CTL_COPIES_MAX) {
+        snprintf(open_err, sizeof(open_err),
+                 "invalid sync_copies %u: at most %d (the copies whose positions the control page "
+                 "holds)",
+                 o.sync_copies, LS_CTL_COPIES_MAX);
+        return LS_EINVAL;
+    }
+    if (o.sync_timeout_ms > 3600000) {
+        snprintf(open_err, sizeof(open_err),
+                 "invalid sync_timeout_ms %llu: at most 3600000 (an hour; 0 waits forever)",
+                 (unsigned long long) o.sync_timeout_ms);
+        return LS_EINVAL;
+    }
     if (ls_gen_name(name, sizeof(name), o.prefix, 1, 1) != 0) {
         snprintf(open_err, sizeof(open_err), "invalid log prefix '%s'", o.prefix);
         return LS_EINVAL;
@@ -87,6 +107,7 @@ static ls_db_t *db_new(const char *dir)
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&db->wake, &ca);
     pthread_cond_init(&db->applyq, &ca);
+    pthread_cond_init(&db->syncq, &ca);
     pthread_condattr_destroy(&ca);
     pthread_cond_init(&db->done, NULL);
     pthread_cond_init(&db->space, NULL);
@@ -114,6 +135,7 @@ static void db_free(ls_db_t *db)
     pthread_mutex_destroy(&db->store_mu);
     pthread_cond_destroy(&db->wake);
     pthread_cond_destroy(&db->applyq);
+    pthread_cond_destroy(&db->syncq);
     pthread_cond_destroy(&db->done);
     pthread_cond_destroy(&db->space);
     pthread_cond_destroy(&db->prepq);
@@ -197,8 +219,9 @@ static int open_control(ls_db_t *db)
     return 0;
 }
 
-/* Stops the flusher once it drained the commit queue, then the applier once it applied (or
- * failed) every batch the flusher handed it: no committer is left waiting. */
+/* Stops the flusher once it drained the commit queue, then the syncer (the commits waiting for
+ * copies get LS_ECLOSED), then the applier once it applied (or failed) every batch the flusher
+ * handed it: no committer is left waiting. */
 static void stop_threads(ls_db_t *db)
 {
     pthread_mutex_lock(&db->mu);
@@ -207,6 +230,7 @@ static void stop_threads(ls_db_t *db)
     pthread_mutex_unlock(&db->mu);
     if (db->running) pthread_join(db->thread, NULL);
     db->running = false;
+    ls__sync_stop(db);
     pthread_mutex_lock(&db->mu);
     db->apply_stopping = true;
     pthread_cond_signal(&db->applyq);
@@ -245,6 +269,10 @@ int ls_db_open(const char *dir, const ls_db_options_t *opts, ls_db_t **out)
         goto fail;
     }
     db->last_append_ns = db->last_ckpt_ns = ls_mono_ns();
+    if ((rc = ls__sync_start(db)) != 0) {
+        snprintf(open_err, sizeof(open_err), "cannot start the synchronous commit thread");
+        goto fail;
+    }
     if ((rc = pthread_create(&db->applier, NULL, ls__applier_main, db)) != 0) {
         rc = ls_err_from_errno(rc);
         snprintf(open_err, sizeof(open_err), "cannot start the applier thread");
@@ -279,6 +307,10 @@ int ls_db_close(ls_db_t *db)
 {
     if (!db) return 0;
     stop_threads(db);
+    pthread_mutex_lock(&db->mu); /* every committer told: let them leave before db is freed */
+    while (db->committers)
+        pthread_cond_wait(&db->done, &db->mu);
+    pthread_mutex_unlock(&db->mu);
     pthread_mutex_lock(&db->log_mu);
     int rc = db->failed;
     if (!rc) rc = ls__db_check_fence(db); /* a fenced database writes nothing more */
@@ -323,6 +355,10 @@ int ls_db_stats(ls_db_t *db, ls_db_stats_t *out)
     out->unapplied_bytes = db->unapplied;
     out->overlay_waits = db->space_waits;
     out->next_prepared = db->next_fd >= 0;
+    out->sync_waits = db->sync_waits;
+    out->sync_timeouts = db->sync_timeouts;
+    out->sync_state = db->sync.state;
+    out->sync_switches = db->sync.switches;
     pthread_mutex_unlock(&db->mu);
     out->overlay_keys = ls__ov_count(&db->ov);
     return 0;

@@ -14,7 +14,8 @@
  *      generation before it), taken now: a later roll must not change what the batch's meta says;
  *   5. adds the batch's writes to the overlay: readable from now on;
  * then, log_mu released, acknowledges the batch (its committers' ls_txn_commit return 0: durable
- * and visible) and hands it with its position to the applier (applier.c), which applies it to the
+ * and visible; with synchronous commit the syncer tells them once copies hold it, sync.c) and
+ * hands it with its position to the applier (applier.c), which applies it to the
  * store and frees it. The flusher goes on with the next batch meanwhile. Between batches it rolls
  * an idle current log. Any failure in 1-3 fails the database stickily (never retry an fsync) and
  * the batch's committers get the error at once; batches handed over before the failure are
@@ -149,16 +150,27 @@ static int commit_batch(ls_db_t *db, ls_txn_t *batch, ls_store_meta_t *pos, bool
     return 0;
 }
 
-/* Tells the batch's committers rc (mu held). */
-static void acknowledge(ls_db_t *db, ls_txn_t *batch, int rc)
+/* Tells the batch's committers rc (mu held), or, with synchronous commit, hands them to the
+ * syncer (sync.c), which tells them once their copies hold the batch ending at lsn: the flusher
+ * goes on with the next batch meanwhile. */
+static void acknowledge(ls_db_t *db, ls_txn_t *batch, int rc, uint64_t lsn)
 {
+    bool wait = rc == 0 && ls__sync_wanted(db);
+    uint64_t now = wait ? ls_mono_ns() : 0;
     for (ls_txn_t *t = batch; t; t = t->next) {
-        t->waiter->rc = rc;
-        t->waiter->done = true;
+        if (wait) {
+            ls__sync_enqueue(db, t->waiter, lsn, now);
+        } else {
+            t->waiter->rc = rc;
+            t->waiter->done = true;
+            if (rc == 0) db->commits++;
+        }
         t->waiter = NULL;
-        if (rc == 0) db->commits++;
     }
-    pthread_cond_broadcast(&db->done);
+    if (wait)
+        ls__sync_batch_queued(db);
+    else
+        pthread_cond_broadcast(&db->done);
 }
 
 /* Acknowledges a durable batch and hands it to the applier, or fails its transactions with rc
@@ -169,7 +181,8 @@ static void hand_over(ls_db_t *db, ls_txn_t *batch, const ls_store_meta_t *pos, 
 {
     db->handed++;
     pthread_cond_signal(&db->applyq); /* an applier waiting for this batch goes on */
-    acknowledge(db, batch, rc);
+    if (durable) db->durable_lsn = pos->lsn;
+    acknowledge(db, batch, rc, pos->lsn);
     if (!durable) {
         for (ls_txn_t *t = batch, *next; t; t = next) {
             next = t->next;

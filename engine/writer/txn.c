@@ -89,6 +89,7 @@ int ls_txn_commit(ls_txn_t *t)
         rc = LS_ECLOSED;
     } else {
         t->waiter = &w;
+        db->committers++;
         if (db->qtail)
             db->qtail->next = t;
         else
@@ -99,6 +100,7 @@ int ls_txn_commit(ls_txn_t *t)
             pthread_cond_wait(&db->done, &db->mu);
         t = NULL; /* the pipeline's now */
         rc = w.rc;
+        if (--db->committers == 0 && db->stopping) pthread_cond_broadcast(&db->done); /* close */
     }
     pthread_mutex_unlock(&db->mu);
 out:

@@ -41,10 +41,14 @@
 
 #define LS__PATH_MAX 4096
 
-/* A committer waiting in ls_txn_commit (on its stack): set under mu by the flusher. */
-typedef struct {
-    bool done; /* rc is final */
-    int rc;    /* commit result */
+/* A committer waiting in ls_txn_commit (on its stack): set under mu by the flusher, or by the
+ * syncer when its batch waits for copies (sync.c). */
+typedef struct ls__commit_wait {
+    bool done;                    /* rc is final */
+    int rc;                       /* commit result */
+    uint64_t lsn;                 /* waiting for copies: the last LSN of its batch */
+    uint64_t durable_ns;          /* waiting for copies: when its batch was durable (monotonic) */
+    struct ls__commit_wait *next; /* the sync queue's link */
 } ls__commit_wait_t;
 
 /* One buffered operation of a transaction. Key and value live in the txn's arena. */
@@ -183,6 +187,21 @@ struct ls_db {
     pthread_t thread;        /* the flusher */
     pthread_t applier;       /* the applier */
     pthread_t prep;          /* the prep thread (prep.c) */
+
+    /* synchronous commit (sync.c; mu) */
+    pthread_cond_t syncq;     /* signals the syncer: committers queued for copies, or stopping */
+    ls__commit_wait_t *shead; /* committers of durable batches waiting for copies, LSN order */
+    ls__commit_wait_t *stail;
+    uint64_t durable_lsn;   /* last LSN of the last durable batch handed over */
+    ls_ctl_sync_t sync;     /* the state as published in the control page */
+    unsigned committers;    /* threads inside ls_txn_commit's wait: close waits for them to
+                               leave before it frees db (a commit waiting for copies ends at
+                               close) */
+    uint64_t sync_waits;    /* batches that waited for copies */
+    uint64_t sync_timeouts; /* of those, timed out (degraded) */
+    bool sync_stopping;     /* ls_db_close() asked the syncer to exit */
+    bool syncer_running;    /* the syncer thread was started */
+    pthread_t syncer;       /* the syncer (sync.c) */
 };
 
 /* Records err as the database's sticky error with a message (mu must NOT be held). */
@@ -204,6 +223,21 @@ void *ls__applier_main(void *arg);
 /* Waits (mu, log_mu NOT held) until the store holds every batch durable at the call, or the
  * database failed: the applier applies at once meanwhile instead of gathering. */
 void ls__applier_flush(ls_db_t *db);
+
+/* ---- synchronous commit (sync.c) ---- */
+/* Publishes the initial sync state (off for level local, else sync) and starts the syncer thread
+ * for a remote level. 0 or an errno-based LS_E*. */
+int ls__sync_start(ls_db_t *db);
+/* Ends every wait (LS_ECLOSED unless the copies confirmed it meanwhile), joins the syncer and
+ * publishes the state off. Called by close after the flusher stopped (mu NOT held). */
+void ls__sync_stop(ls_db_t *db);
+/* Whether the committers of the durable batch the flusher acknowledges now wait for copies
+ * (mu held): a remote level and the state sync (not degraded, not closing). */
+bool ls__sync_wanted(const ls_db_t *db);
+/* Queues a committer of a durable batch ending at lsn, durable since now (monotonic ns), for
+ * the syncer (mu held); then ls__sync_batch_queued once per batch: counts it, wakes the syncer. */
+void ls__sync_enqueue(ls_db_t *db, ls__commit_wait_t *w, uint64_t lsn, uint64_t now);
+void ls__sync_batch_queued(ls_db_t *db);
 
 /* The prep thread body (prep.c): prepares <prefix>.next while the current log fills. */
 void *ls__prep_main(void *arg);

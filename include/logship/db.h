@@ -18,6 +18,10 @@
  * write transaction (with the meta record), and trims the overlay of what the store now holds.
  * The store is not on the durability path: it is synced at checkpoints; recovery replays the log
  * from the store's meta LSN, so a crash loses no acknowledged commit.
+ * Synchronous commit (commit_level, docs/BLOCKMODE.md): a commit also waits until sync_copies
+ * copies hold its batch, as the local daemon publishes their positions in <dir>/control; one
+ * wait per batch, the next batches being made durable meanwhile; after sync_timeout_ms the
+ * commits go on without waiting (degraded, shown by the daemon) until the copies catch up.
  * Memory: the overlay holds at most opts.overlay_max bytes of log (plus the batch being written):
  * beyond that the next batch waits for the applier (backpressure), so commits then run at the
  * store's speed.
@@ -49,6 +53,13 @@
 typedef struct ls_db ls_db_t;
 typedef struct ls_txn ls_txn_t;
 
+/* When ls_txn_commit returns (docs/BLOCKMODE.md "Synchronous commit"). */
+typedef enum {
+    LS_COMMIT_LOCAL = 0,          /* once durable in the local log (the default) */
+    LS_COMMIT_REMOTE_DURABLE = 1, /* and once sync_copies copies hold its batch durably */
+    LS_COMMIT_REMOTE_APPLIED = 2, /* and once sync_copies copies' stores hold its batch */
+} ls_db_commit_level_t;
+
 /* Zero means the default for every field. */
 typedef struct {
     uint64_t target_size;    /* roll the current log before it would exceed this; 1 MiB */
@@ -62,6 +73,14 @@ typedef struct {
     bool no_create;          /* fail with LS_ENOENT instead of creating a new database */
     uint64_t overlay_max;    /* log bytes acknowledged but not yet applied to the store beyond
                                 which the next batch waits for the applier; 64 MiB */
+    /* Synchronous commit: the copies' positions come from the daemon through <dir>/control. */
+    ls_db_commit_level_t commit_level; /* LS_COMMIT_LOCAL (default) or a remote level */
+    uint32_t sync_copies;              /* copies a commit waits for, 1..8; default 1 */
+    uint64_t sync_timeout_ms; /* a batch waits this long for its copies, then it is acknowledged
+                                 and synchronous commit is degraded until the copies catch up;
+                                 0 (the default, as PostgreSQL's synchronous_commit): wait
+                                 forever (a fence or ls_db_close still end the wait); at most
+                                 3600000 */
 } ls_db_options_t;
 
 typedef struct {
@@ -85,6 +104,11 @@ typedef struct {
     uint64_t overlay_waits;      /* batches that waited for the applier (overlay_max reached) */
     uint64_t prepared_rolls;     /* rolls that took a next log prepared ahead (zero-filled) */
     uint64_t next_prepared;      /* 1 while a prepared next log waits for the roll, else 0 */
+    uint64_t sync_waits;         /* batches whose committers waited for copies (one wait each) */
+    uint64_t sync_timeouts;      /* of those, the ones that timed out (synchronous commit
+                                    degraded) */
+    uint32_t sync_state;         /* 0 off (local), 1 sync, 2 degraded (ctlpage.h's states) */
+    uint32_t sync_switches;      /* changes between sync and degraded since open */
 } ls_db_stats_t;
 
 /* Opens (or creates) the database at dir; runs crash recovery. *out owned by the caller until
@@ -109,11 +133,15 @@ int ls_txn_begin(ls_db_t *db, ls_txn_t **out);
 int ls_txn_put(ls_txn_t *txn, const void *key, size_t key_len, const void *val, size_t val_len);
 int ls_txn_del(ls_txn_t *txn, const void *key, size_t key_len);
 /* Commits txn (takes ownership: it is freed by the database). 0: durable in the log and visible
- * to ls_db_get() (the store applies it later). LS_ETOOBIG: larger than max_generation, nothing
- * written. LS_EFENCED: another node became active (the daemon set the fence of <dir>/control);
- * ls_db_errmsg() names it; sticky. Other errors: the database has failed (see above). An empty
- * transaction commits nothing and returns 0. May wait for the applier when the overlay is full
- * (overlay_max). */
+ * to ls_db_get() (the store applies it later); with a remote commit_level also held by
+ * sync_copies copies, or their wait timed out (synchronous commit degraded: the daemon's status
+ * and a WARN log say so). LS_ETOOBIG: larger than max_generation, nothing written. LS_EFENCED:
+ * another node became active (the daemon set the fence of <dir>/control); ls_db_errmsg() names
+ * it; sticky; also for a commit waiting for copies when the fence comes (durable locally, maybe
+ * not on the new active). LS_ECLOSED: ls_db_close() ran meanwhile (a commit waiting for copies:
+ * durable locally, not confirmed by them). Other errors: the database has failed (see above).
+ * An empty transaction commits nothing and returns 0. May wait for the applier when the overlay
+ * is full (overlay_max). */
 int ls_txn_commit(ls_txn_t *txn);
 void ls_txn_abort(ls_txn_t *txn); /* frees txn; NULL is a no-op */
 

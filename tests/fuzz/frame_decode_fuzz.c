@@ -59,6 +59,9 @@ static unsigned touch_frame(const ls_frame_t *f)
     case LS_FRAME_GEN_DATA:
         sum += touch(f->gen_data.data, f->gen_data.len);
         break;
+    case LS_FRAME_BLOCK:
+        sum += touch(f->block.data, f->block.len);
+        break;
     case LS_FRAME_SEED_DATA:
         sum += touch(f->seed_data.data, f->seed_data.len);
         break;

@@ -274,3 +274,71 @@ Test(copy_receiver, stop_returns_the_copy_and_free_without_start)
     ls_copy_rx_free(rx);
     ls_copy_rx_free(NULL);
 }
+
+/* A RUN item that holds the receiver thread until the test has queued everything behind it. */
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool go;
+} gate_t;
+
+static void wait_gate(void *ctx, ls_copy_t **copy, ls_copy_item_t *it)
+{
+    (void) copy;
+    (void) it;
+    gate_t *g = ctx;
+    pthread_mutex_lock(&g->mu);
+    while (!g->go)
+        pthread_cond_wait(&g->cv, &g->mu);
+    pthread_mutex_unlock(&g->mu);
+}
+
+Test(copy_receiver, generations_queued_back_to_back_share_one_fsync_of_logs)
+{
+    fix_t f;
+    setup(&f);
+    chain_t ch;
+    chain_build(&ch, 5, 4, 40);
+    gate_t gate = {.go = false};
+    pthread_mutex_init(&gate.mu, NULL);
+    pthread_cond_init(&gate.cv, NULL);
+    ls_copy_item_t *it = ls_copy_item_new(LS_COPY_ITEM_RUN, 0);
+    it->run = wait_gate;
+    it->run_ctx = &gate;
+    ls_copy_rx_push(f.rx, it);
+    for (int g = 1; g <= 5; g++) /* all queued before the thread sees the first */
+        push_gen(&f, &ch, g, 7, 1000);
+    pthread_mutex_lock(&gate.mu);
+    gate.go = true;
+    pthread_cond_broadcast(&gate.cv);
+    pthread_mutex_unlock(&gate.mu);
+    wait_ev(&f, LS_COPY_EV_REPLAYED, 5);
+    ls_copy_stats_t st;
+    ls_copy_stats(f.copy, &st);
+    cr_assert_eq(st.last_durable, 5);
+    cr_assert_eq(st.logs_syncs, 1, "one fsync of logs/ for five generations, not %llu",
+                 (unsigned long long) st.logs_syncs);
+    int last = -1; /* DURABLE(g) and INSPECTED(g) once each, in generation order */
+    for (uint64_t g = 1; g <= 5; g++) {
+        int d = -1, in = -1;
+        for (int i = 0; i < f.nev; i++) {
+            if (f.ev[i].generation != g) continue;
+            if (f.ev[i].kind == LS_COPY_EV_DURABLE) d = i;
+            if (f.ev[i].kind == LS_COPY_EV_INSPECTED) in = i;
+        }
+        cr_assert_eq(count(&f, LS_COPY_EV_DURABLE, g), 1);
+        cr_assert_eq(count(&f, LS_COPY_EV_INSPECTED, g), 1);
+        cr_assert(last < d && d < in, "generation %llu: DURABLE then INSPECTED, after the last",
+                  (unsigned long long) g);
+        last = in;
+    }
+    for (int i = 0; i < f.nev; i++) /* nothing applied before it was durable in logs/ */
+        if (f.ev[i].kind == LS_COPY_EV_REPLAYED) cr_assert_gt(i, last);
+    ls_copy_t *copy = ls_copy_rx_stop(f.rx);
+    store_matches(copy, &ch);
+    ls_copy_close(copy);
+    pthread_cond_destroy(&gate.cv);
+    pthread_mutex_destroy(&gate.mu);
+    chain_free(&ch);
+    teardown(&f);
+}

@@ -461,9 +461,9 @@ Test(copy, seeded_store_skips_records_it_already_holds)
     free(dir);
 }
 
-/* Keys of unusual shapes for the replayer's sort (its order compares 8 bytes past the batch's
- * common prefix first): prefixes of one another, zero bytes, 0xff, the longest key, and keys
- * that share more than 8 bytes. */
+/* Keys of unusual shapes for the replayer's sort (its order compares the 16 bytes past the
+ * batch's common prefix first, as two words): prefixes of one another, zero bytes, 0xff, the
+ * longest key, and keys that share more than 8 and more than 16 bytes past the prefix. */
 #define SK_N 24
 typedef struct {
     uint8_t key[SK_N][LS_KEY_MAX];
@@ -486,7 +486,9 @@ static void sortkeys_init(sortkeys_t *m)
                                         "tenant/b",
                                         "tenant/10",
                                         "tenant/100",
-                                        "tenant/1000000000"};
+                                        "tenant/1000000000",
+                                        "tenant/aaaaaaaaaaaaaaaa-tail-x",
+                                        "tenant/aaaaaaaaaaaaaaaa-tail-y"};
     memset(m, 0, sizeof(*m));
     size_t i = 0;
     for (; i < LS_ARRAY_SIZE(fixed); i++) {
@@ -542,7 +544,8 @@ Test(copy, a_batch_applies_the_last_write_of_each_key_whatever_its_bytes)
             for (int k = 0; k < 9; k++) {
                 rnd = rnd * 6364136223846793005ull + 1442695040888963407ull;
                 /* generations 5..8 write only the "tenant/" keys: a batch with a common prefix */
-                int i = g >= 5 && g <= 8 ? 4 + (int) ((rnd >> 33) % 9) : (int) ((rnd >> 33) % SK_N);
+                int i =
+                    g >= 5 && g <= 8 ? 4 + (int) ((rnd >> 33) % 11) : (int) ((rnd >> 33) % SK_N);
                 if ((rnd >> 20) % 4 == 0) {
                     ls_h_gen_del(b, m.key[i], m.len[i]);
                     m.val[i][0] = 0;

@@ -26,7 +26,7 @@ typedef struct {
     uint64_t lsn;        /* REPLAYED*, RESUME: last LSN */
     int code;            /* ERROR, ASK_AGAIN */
     uint32_t flags;      /* COPY_STATE */
-    uint64_t bytes;      /* CREDIT */
+    uint64_t bytes;      /* CREDIT; BLOCK_ACK: offset */
     bool conn_wide;      /* CREDIT: the connection's (all-zero id) */
     char text[256];      /* ERROR, ASK_AGAIN message; COPY_STATE comment */
 } pt_frame_t;
@@ -89,6 +89,11 @@ UTIL int pt_send(void *ctx, const ls_frame_t *f)
         r->flags = f->copy_state.flags;
         snprintf(r->text, sizeof(r->text), "%.*s", (int) f->copy_state.comment.len,
                  f->copy_state.comment.ptr);
+        break;
+    case LS_FRAME_BLOCK_ACK:
+        r->generation = f->block_ack.generation;
+        r->lsn = f->block_ack.durable_lsn;
+        r->bytes = f->block_ack.offset;
         break;
     case LS_FRAME_CREDIT: {
         static const uint8_t zero[LS_DBID_LEN];

@@ -25,6 +25,7 @@ static const uint8_t all_types[] = {
     LS_FRAME_REPLAYED_SYNCED, LS_FRAME_ASK_AGAIN,  LS_FRAME_SEED_BEGIN, LS_FRAME_SEED_DATA,
     LS_FRAME_SEED_END,        LS_FRAME_COPY_STATE, LS_FRAME_RE_OFFER,   LS_FRAME_EPOCH,
     LS_FRAME_CHAIN_REQ,       LS_FRAME_CHAIN,      LS_FRAME_RESYNC,     LS_FRAME_RESYNC_BEGIN,
+    LS_FRAME_BLOCK,           LS_FRAME_BLOCK_ACK,
 };
 
 static ls_proto_link_t links[3];                          /* the CHAIN sample's entries */
@@ -113,6 +114,18 @@ static void sample_ship(uint8_t type, ls_frame_t *f)
     case LS_FRAME_GEN_DATA:
         f->gen_data = (ls_proto_gen_data_t){
             .generation = 42, .offset = 65536, .data = chunk, .len = sizeof(chunk)};
+        break;
+    case LS_FRAME_BLOCK:
+        f->block = (ls_proto_block_t){.epoch = 2,
+                                      .generation = 43,
+                                      .offset = 4096,
+                                      .durable_lsn = 777,
+                                      .data = chunk,
+                                      .len = sizeof(chunk)};
+        break;
+    case LS_FRAME_BLOCK_ACK:
+        f->block_ack = (ls_proto_block_ack_t){
+            .epoch = 2, .generation = 43, .offset = 7096, .durable_lsn = 777, .applied_lsn = 700};
         break;
     case LS_FRAME_GEN_END:
         f->gen_end.generation = 42;
@@ -264,6 +277,19 @@ static void ship_eq(const ls_frame_t *a, const ls_frame_t *b)
         cr_assert(a->gen_data.generation == b->gen_data.generation);
         cr_assert(a->gen_data.offset == b->gen_data.offset && a->gen_data.len == b->gen_data.len);
         cr_assert_arr_eq(a->gen_data.data, b->gen_data.data, a->gen_data.len);
+        break;
+    case LS_FRAME_BLOCK:
+        cr_assert(a->block.epoch == b->block.epoch && a->block.generation == b->block.generation);
+        cr_assert(a->block.offset == b->block.offset && a->block.len == b->block.len);
+        cr_assert(a->block.durable_lsn == b->block.durable_lsn);
+        cr_assert_arr_eq(a->block.data, b->block.data, a->block.len);
+        break;
+    case LS_FRAME_BLOCK_ACK:
+        cr_assert(a->block_ack.epoch == b->block_ack.epoch);
+        cr_assert(a->block_ack.generation == b->block_ack.generation);
+        cr_assert(a->block_ack.offset == b->block_ack.offset);
+        cr_assert(a->block_ack.durable_lsn == b->block_ack.durable_lsn);
+        cr_assert(a->block_ack.applied_lsn == b->block_ack.applied_lsn);
         break;
     case LS_FRAME_GEN_END:
         cr_assert(a->gen_end.generation == b->gen_end.generation);
@@ -550,7 +576,7 @@ Test(proto, unknown_types_flags_and_reserved_refused)
     char err[256];
     uint8_t buf[8];
     ls_frame_header_t h;
-    const uint8_t unknown[] = {0x00, 0x05, 0x0f, 0x17, 0x23, 0x35, 0x45, 0x50, 0xff};
+    const uint8_t unknown[] = {0x00, 0x05, 0x0f, 0x17, 0x24, 0x36, 0x45, 0x50, 0xff};
     for (size_t i = 0; i < sizeof(unknown); i++) {
         ls_frame_header_t u = {0, unknown[i], 0};
         ls_frame_header_encode(&u, buf);
@@ -660,13 +686,13 @@ Test(proto, unsupported_version_gets_a_clear_error_frame)
     ls_proto_choice_t choice;
     ls_proto_offer_t ours = {0};
     sample(LS_FRAME_HELLO, &f);
-    f.hello.version_min = 5;
-    f.hello.version_max = 6;
+    f.hello.version_min = 6;
+    f.hello.version_max = 7;
     int rc = ls_proto_negotiate(&f.hello, &ours, &choice, &err_frame, msg, sizeof(msg));
     cr_assert_eq(rc, LS_EUNSUPPORTED);
     cr_assert_eq(err_frame.type, LS_FRAME_ERROR);
     cr_assert_eq(err_frame.error.code, LS_EUNSUPPORTED);
-    cr_assert_str_eq(msg, "unsupported protocol version 5..6 (this node speaks 1..4)");
+    cr_assert_str_eq(msg, "unsupported protocol version 6..7 (this node speaks 1..5)");
     uint8_t buf[2048];
     ssize_t n = ls_frame_encode(&err_frame, buf, sizeof(buf));
     cr_assert_gt(n, 0);
@@ -841,7 +867,7 @@ Test(proto, chain_and_resync_refuse_malformed_entries)
     static ls_frame_t f, g;
     char err[256];
     uint8_t buf[4096];
-    cr_assert_eq(LS_PROTO_VERSION_MAX, LS_PROTO_VERSION_RESYNC);
+    cr_assert_gt(LS_PROTO_VERSION_MAX, LS_PROTO_VERSION_RESYNC);
     sample(LS_FRAME_CHAIN, &f);
     ssize_t n = ls_frame_encode(&f, buf, sizeof(buf));
     cr_assert_eq(n, LS_FRAME_HEADER_SIZE + 16 + 4 + 2 + 6 + 2 + 3 * 44);
@@ -878,4 +904,60 @@ Test(proto, chain_and_resync_refuse_malformed_entries)
     f.resync.flags = 0x2;
     cr_assert_eq(ls_frame_encode(&f, buf, sizeof(buf)), LS_EINVAL, "unknown flag");
     cr_assert_str_eq(ls_frame_type_name(LS_FRAME_RESYNC_BEGIN), "RESYNC_BEGIN");
+}
+
+/* BLOCK and BLOCK_ACK (version 5, LS_FEAT_BLOCK): fixed layouts; a malformed field is refused
+ * with its name and offset; the chunk's head can be encoded apart (scatter/gather). */
+Test(proto, block_frames_round_trip_and_refuse_malformed_fields)
+{
+    static ls_frame_t f, g;
+    char err[256];
+    static uint8_t buf[8192];
+    cr_assert_eq(LS_PROTO_VERSION_MAX, LS_PROTO_VERSION_BLOCK);
+    cr_assert_str_eq(ls_frame_type_name(LS_FRAME_BLOCK), "BLOCK");
+    cr_assert_str_eq(ls_frame_type_name(LS_FRAME_BLOCK_ACK), "BLOCK_ACK");
+    sample(LS_FRAME_BLOCK, &f);
+    ssize_t n = ls_frame_encode(&f, buf, sizeof(buf));
+    cr_assert_eq(n, LS_FRAME_HEADER_SIZE + 16 + 4 + 8 + 8 + 8 + 4 + (ssize_t) sizeof(chunk));
+    cr_assert_eq(ls_frame_decode(buf, (size_t) n, &g, err, sizeof(err)), 0, "%s", err);
+    frame_eq(&f, &g);
+    uint8_t head[128];
+    ssize_t hn = ls_frame_encode_head(&f, head, sizeof(head));
+    cr_assert_eq(hn, n - (ssize_t) sizeof(chunk), "the head stops before the bytes");
+    cr_assert_arr_eq(head, buf, (size_t) hn);
+    /* epoch 0, generation 0, an empty chunk, an offset that overflows */
+    uint8_t *body = buf + LS_FRAME_HEADER_SIZE;
+    ls_put32(body + 16, 0);
+    cr_assert_eq(ls_frame_decode(buf, (size_t) n, &g, err, sizeof(err)), LS_EPROTO);
+    cr_assert(strstr(err, "BLOCK: field 'epoch' at offset 16"), "%s", err);
+    ls_put32(body + 16, 2);
+    ls_put64(body + 20, 0);
+    cr_assert_eq(ls_frame_decode(buf, (size_t) n, &g, err, sizeof(err)), LS_EPROTO);
+    cr_assert(strstr(err, "BLOCK: field 'generation' at offset 20"), "%s", err);
+    ls_put64(body + 20, 43);
+    ls_put64(body + 28, UINT64_MAX - 10);
+    cr_assert_eq(ls_frame_decode(buf, (size_t) n, &g, err, sizeof(err)), LS_EPROTO);
+    cr_assert(strstr(err, "BLOCK: field 'len' at offset 44") && strstr(err, "overflows"), "%s",
+              err);
+    ls_put64(body + 28, 4096);
+    ls_put32(body + 44, 0);
+    cr_assert_eq(ls_frame_decode_body(&(ls_frame_header_t){48, LS_FRAME_BLOCK, 0}, body, 48, &g,
+                                      err, sizeof(err)),
+                 LS_EPROTO);
+    cr_assert(strstr(err, "BLOCK: field 'len' at offset 44: chunk of 0 bytes"), "%s", err);
+    ls_put32(body + 44, 5000); /* claims more than the body holds */
+    cr_assert_eq(ls_frame_decode(buf, (size_t) n, &g, err, sizeof(err)), LS_EFRAMETRUNC);
+    cr_assert(strstr(err, "BLOCK") && strstr(err, "'data'"), "%s", err);
+    f.block.len = 0;
+    cr_assert_eq(ls_frame_size(&f), LS_EINVAL);
+
+    sample(LS_FRAME_BLOCK_ACK, &f);
+    n = ls_frame_encode(&f, buf, sizeof(buf));
+    cr_assert_eq(n, LS_FRAME_HEADER_SIZE + 16 + 4 + 8 * 4);
+    cr_assert_eq(ls_frame_decode(buf, (size_t) n, &g, err, sizeof(err)), 0, "%s", err);
+    frame_eq(&f, &g);
+    ls_put64(body + 20, 0);
+    cr_assert_eq(ls_frame_decode(buf, (size_t) n, &g, err, sizeof(err)), LS_EPROTO);
+    cr_assert(strstr(err, "BLOCK_ACK: field 'generation' at offset 20"), "%s", err);
+    cr_assert_eq(ls_frame_decode(buf, (size_t) n - 3, &g, err, sizeof(err)), LS_EFRAMETRUNC);
 }

@@ -31,7 +31,7 @@ Test(role, saved_state_survives_and_reads_back_exactly)
     ls_role_state_t st = {.role = LS_ROLE_DIVERGED, .epoch = 7, .since_ns = 1234567890123ull};
     snprintf(st.follows, sizeof(st.follows), "node-b");
     snprintf(st.reason, sizeof(st.reason), "fenced by node-b\nwith a newline");
-    st.loss = (ls_role_loss_t){5, 9, 5, 123456, 1000, 2000, 10};
+    st.loss = (ls_role_loss_t){5, 9, 5, 123456, 1000, 2000, 10, 4321, 4400};
     char err[512] = "";
     cr_assert_eq(ls_role_save(dir, &st, err, sizeof(err)), 0, "%s", err);
     ls_role_state_t back;

@@ -244,6 +244,8 @@ typedef struct {
     int calls;      /* next calls */
     ls_gen_buf_t g; /* the one generation it has */
     int released, stopped;
+    _Atomic uint64_t avail; /* streaming: bytes of g verified so far (g.avail points here) */
+    int fail_code;          /* streaming: the reader failed on g with this code (0: not) */
 } fake_reader_t;
 
 static fake_reader_t FR;
@@ -260,7 +262,8 @@ static int fr_start(void *ctx, ls_source_t *src, uint64_t first, const uint8_t *
 static int fr_next(void *rd, const ls_gen_buf_t **g)
 {
     fake_reader_t *r = rd;
-    if (++r->calls != 3) return LS_EBUSY; /* ready at the third call only */
+    if (r->fail_code && r->calls >= 3) return r->fail_code; /* failed on g, handed out */
+    if (++r->calls != 3) return LS_EBUSY;                   /* ready at the third call only */
     *g = &r->g;
     return 0;
 }
@@ -273,8 +276,7 @@ static void fr_release(void *rd, const ls_gen_buf_t *g)
 
 static const char *fr_error(void *rd)
 {
-    (void) rd;
-    return "";
+    return ((fake_reader_t *) rd)->fail_code ? "generation 1 failed verification" : "";
 }
 
 static void fr_stop(void *rd)
@@ -318,6 +320,54 @@ Test(ship, consumes_the_reader_it_is_given, .fini = teardown_world)
     cr_assert_eq(FR.released, 1);
     ls_ship_free(W.m);
     W.m = NULL;
+    cr_assert_eq(FR.stopped, 1);
+}
+
+/* Stream while verifying: a generation handed out while the reader still verifies it goes out
+ * as far as it is verified, and GEN_END (the digest) only once all of it is. */
+Test(ship, a_generation_being_verified_ships_as_far_as_it_is_verified, .fini = teardown_world)
+{
+    setup_fake(0);
+    uint64_t size = W.size[1], part = size / 3;
+    atomic_store(&FR.avail, part);
+    FR.g.avail = &FR.avail;
+    ship_from(1);
+    pump_until_sent();
+    cr_assert_eq(expect(LS_FRAME_GEN_BEGIN)->size, size);
+    take_data(1, 0, part);
+    cr_assert_eq(ls_ship_send_chunk(W.m, CHUNK, W.now), 0, "nothing beyond what is verified");
+    ls_ship_pump(W.m, W.now);
+    expect_nothing();
+    atomic_store(&FR.avail, size - 1); /* the reader holds the last piece back until the end */
+    ls_ship_pump(W.m, W.now);
+    take_data(1, part, size - 1);
+    ls_ship_pump(W.m, W.now);
+    expect_nothing(); /* no GEN_END before the whole generation is verified */
+    atomic_store(&FR.avail, size);
+    take_data(1, size - 1, size);
+    cr_assert_eq(expect(LS_FRAME_GEN_END)->gen, 1);
+    cr_assert_eq(FR.released, 1);
+    cr_assert_eq(ls_ship_state(W.m), LS_SHIP_HEALTHY, "%s", ls_ship_reason(W.m));
+}
+
+Test(ship, a_late_mismatch_aborts_the_generation_and_fails_the_copy, .fini = teardown_world)
+{
+    setup_fake(0);
+    uint64_t size = W.size[1], part = size / 2;
+    atomic_store(&FR.avail, part);
+    FR.g.avail = &FR.avail;
+    ship_from(1);
+    pump_until_sent();
+    expect(LS_FRAME_GEN_BEGIN);
+    take_data(1, 0, part);
+    FR.fail_code = LS_ERECCKSUM; /* the reader found a damaged record past what went out */
+    ls_ship_pump(W.m, W.now);
+    sent_t *e = expect(LS_FRAME_ERROR); /* and no GEN_END: the target never keeps it */
+    cr_assert_eq(e->code, LS_ERECCKSUM);
+    expect_nothing();
+    cr_assert_eq(ls_ship_state(W.m), LS_SHIP_FAILED);
+    cr_assert(strstr(ls_ship_reason(W.m), "failed verification"), "%s", ls_ship_reason(W.m));
+    cr_assert_eq(FR.released, 1);
     cr_assert_eq(FR.stopped, 1);
 }
 

@@ -34,6 +34,8 @@
 typedef struct {
     uint8_t type;
     uint64_t gen, off, len, size;
+    uint32_t epoch; /* BLOCK */
+    uint64_t lsn;   /* BLOCK: durable_lsn */
     int32_t code;
     uint32_t flags;
     uint64_t last_generated, queue_count;
@@ -65,6 +67,14 @@ typedef struct {
     char fence_active[80]; /* ... and new active */
     char fence_reason[LS_SHIP_REASON_MAX];
     volatile int notified; /* the reader's notify_cb ran */
+    int modes;             /* MODE actions */
+    ls_ship_mode_t mode;   /* ... the last one's mode */
+    char mode_reason[256]; /* ... and reason */
+    uint8_t *open_log;     /* block mode: the open generation's bytes (block_read) */
+    size_t open_len;       /* ... its size */
+    uint32_t open_epoch;   /* ... its header's epoch */
+    uint64_t open_gen;     /* ... and generation */
+    int reads;             /* block_read calls */
 } world_t;
 
 static world_t W; /* the test process's world */
@@ -91,6 +101,15 @@ UTIL int on_send(void *ctx, const ls_frame_t *f)
         s->len = f->gen_data.len;
         s->data = malloc(s->len);
         memcpy(s->data, f->gen_data.data, s->len);
+        break;
+    case LS_FRAME_BLOCK:
+        s->epoch = f->block.epoch;
+        s->gen = f->block.generation;
+        s->off = f->block.offset;
+        s->len = f->block.len;
+        s->lsn = f->block.durable_lsn;
+        s->data = malloc(s->len);
+        memcpy(s->data, f->block.data, s->len);
         break;
     case LS_FRAME_GEN_END:
         s->gen = f->gen_end.generation;
@@ -148,6 +167,11 @@ UTIL int on_action(void *ctx, const ls_ship_action_t *a)
         break;
     case LS_SHIP_ACT_SEED_RELEASED:
         w->released++;
+        break;
+    case LS_SHIP_ACT_MODE:
+        w->modes++;
+        w->mode = a->mode;
+        snprintf(w->mode_reason, sizeof(w->mode_reason), "%s", a->reason);
         break;
     }
     return 0;

@@ -606,6 +606,108 @@ Test(source, reader_stops_on_a_damaged_generation)
     chain_free(c);
 }
 
+static bool verified_cond(void *ctx)
+{
+    const ls_gen_buf_t *g = ctx;
+    return ls_gen_buf_avail(g) == g->size;
+}
+
+/* Stream while verifying: a generation larger than one read piece is handed out after its first
+ * piece passed, grows as a prefix of the file, and is complete (digest and all) at its size. */
+Test(source, reader_hands_out_a_large_generation_while_verifying_it)
+{
+    chain_t *c = chain_new();
+    add_gen(c, 1, 900, 1000); /* ~0.9 MB: several pieces */
+    add_gens(c, 1, 1);
+    cr_assert_gt(c->size[1], 3 * 256 * 1024);
+    ls_source_t *s = open_src(c);
+    int notes = 0;
+    ls_reader_t *r = NULL;
+    cr_assert_eq(ls_reader_start(s, 1, NULL, notify, &notes, &r), 0);
+    const ls_gen_buf_t *g;
+    cr_assert_eq(next_gen(r, &g), 0, "%s", ls_reader_error(r));
+    cr_assert_eq(g->generation, 1);
+    cr_assert_eq(g->size, c->size[1]);
+    cr_assert_eq(g->close_ns, BASE_NS + SEC, "known before the bytes: GEN_BEGIN carries it");
+    uint64_t seen = ls_gen_buf_avail(g);
+    cr_assert_gt(seen, 0);
+    char path[PATH_MAX];
+    gen_path(c, 1, path, sizeof(path));
+    size_t len;
+    uint8_t *disk = ls_h_read_file(path, &len);
+    cr_assert_eq(memcmp(disk, g->bytes, seen), 0, "what is available is the file's prefix");
+    free(disk);
+    cr_assert(ls_h_wait_for(verified_cond, (void *) g, 10000), "never verified whole");
+    expect_gen(c, g, 1);
+    ls_reader_release(r, g);
+    cr_assert_eq(next_gen(r, &g), 0, "%s", ls_reader_error(r));
+    expect_gen(c, g, 2);
+    ls_reader_release(r, g);
+    ls_reader_stop(r);
+    ls_source_free(s);
+    chain_free(c);
+}
+
+/* Ship releases the generation it is sending when it stops the reader, possibly while the
+ * reader's thread still reads into it: the thread frees it once done (under ASan a free too
+ * early is a use after free), and the reader stops promptly. */
+Test(source, releasing_a_generation_still_being_verified_then_stopping_is_safe)
+{
+    chain_t *c = chain_new();
+    add_gen(c, 1, 6000, 1000); /* ~6 MB: many pieces */
+    ls_source_t *s = open_src(c);
+    for (int round = 0; round < 3; round++) {
+        int notes = 0;
+        ls_reader_t *r = NULL;
+        cr_assert_eq(ls_reader_start(s, 1, NULL, notify, &notes, &r), 0);
+        const ls_gen_buf_t *g;
+        cr_assert_eq(next_gen(r, &g), 0, "%s", ls_reader_error(r));
+        cr_assert_eq(g->generation, 1);
+        uint64_t seen = ls_gen_buf_avail(g);
+        cr_assert(seen > 0 && seen <= g->size);
+        ls_reader_release(r, g);
+        ls_reader_stop(r);
+    }
+    ls_source_free(s);
+    chain_free(c);
+}
+
+/* Damage past the first piece: the reader fails there; a generation it had queued but not
+ * handed out is withdrawn (never delivered); the good one before it is. */
+Test(source, reader_withdraws_a_generation_damaged_past_its_first_piece)
+{
+    chain_t *c = chain_new();
+    add_gens(c, 1, 1);
+    add_gen(c, 1, 900, 1000);
+    char path[PATH_MAX];
+    gen_path(c, 2, path, sizeof(path));
+    size_t len;
+    uint8_t *b = ls_h_read_file(path, &len);
+    b[len - LS_GEN_TRAILER_SIZE - 500] ^= 0x01; /* inside the last record */
+    cr_assert_eq(ls_h_write_file(path, b, len), 0);
+    free(b);
+    ls_source_t *s = open_src(c);
+    int notes = 0;
+    ls_reader_t *r = NULL;
+    ls_reader_options_t o = {.max_gens = 8};
+    cr_assert_eq(ls_reader_start(s, 1, &o, notify, &notes, &r), 0);
+    wait_reader(r, failed, 0);
+    const ls_gen_buf_t *g;
+    cr_assert_eq(ls_reader_next(r, &g), 0);
+    expect_gen(c, g, 1);
+    ls_reader_release(r, g);
+    int rc = ls_reader_next(r, &g);
+    cr_assert_eq(rc, LS_ERECCKSUM, "%s", ls_err_name(rc));
+    cr_assert(ls_h_contains(ls_reader_error(r), "generation 2"), "%s", ls_reader_error(r));
+    ls_reader_stats_t st;
+    ls_reader_stats(r, &st);
+    cr_assert_eq(st.delivered, 1);
+    cr_assert_eq(st.buffered_bytes, 0, "the damaged one's bytes are given back");
+    ls_reader_stop(r);
+    ls_source_free(s);
+    chain_free(c);
+}
+
 Test(source, reader_stops_at_a_gap_and_on_a_broken_chain)
 {
     chain_t *c = chain_new();

@@ -109,7 +109,9 @@ Test(status, json_renders_a_passive_copy_exactly)
         "\"last_replayed_lsn\":9007199254740993,"
         "\"copy_queue\":2,\"copy_queue_bytes\":2097152,\"replay_queue\":2,"
         "\"replay_queue_bytes\":1048577,\"copy_lag_s\":1.5,\"replay_lag_s\":2.000000001,"
-        "\"throughput_bps\":1024.5,\"ask_agains\":5,\"inspection_failures\":3,\"rtt_ms\":2.5,"
+        "\"throughput_bps\":1024.5,\"block_generation\":0,\"block_offset\":0,"
+        "\"block_durable_lsn\":0,\"block_applied_lsn\":0,"
+        "\"ask_agains\":5,\"inspection_failures\":3,\"rtt_ms\":2.5,"
         "\"zstd_loop_calls\":1,\"applied_generations\":8,\"replay_transactions\":40,"
         "\"wire_bytes_received\":123456,\"clock_offset_ms\":-3,\"clock_offset_ns\":-3000000}],"
         "\"databases\":[]}";
@@ -303,6 +305,39 @@ Test(status, json_renders_each_database_role_and_loss_exactly)
     free(text);
 }
 
+/* An active database whose synchronous commit degraded (docs/BLOCKMODE.md). */
+static void degraded_db(ls_status_db_t *d)
+{
+    lossy_db(d);
+    d->sync_state = "degraded";
+    d->sync_level = "remote_durable";
+    d->sync_copies = 1;
+    d->sync_switches = 3;
+    d->sync_since_ns = T0 + 5;
+    snprintf(d->sync_reason, sizeof(d->sync_reason),
+             "lsn 120 not durable on 1 copy within 1000 ms; copies (durable/applied lsn): #1 "
+             "100/90 unlinked");
+}
+
+Test(status, json_renders_an_active_databases_sync_state_exactly)
+{
+    ls_status_db_t d;
+    degraded_db(&d);
+    ls_status_node_t n = {"node-b", false, T0, T0, NULL, 0, &d, 1};
+    char *text = json_text(&n);
+    cr_assert(strstr(text, "\"open_generation\":6},\"sync\":{\"state\":\"degraded\","
+                           "\"level\":\"remote_durable\",\"copies\":1,"
+                           "\"since_ns\":1796403238892755206,\"reason\":\"lsn 120 not durable on "
+                           "1 copy within 1000 ms; copies (durable/applied lsn): #1 100/90 "
+                           "unlinked\",\"switches\":3}}]"),
+              "%s", text);
+    free(text);
+    lossy_db(&d); /* not an active database here: no sync object */
+    text = json_text(&n);
+    cr_assert_null(strstr(text, "\"sync\""), "%s", text);
+    free(text);
+}
+
 Test(status, promtool_accepts_the_metrics)
 {
     ls_status_copy_t c[2];
@@ -311,7 +346,7 @@ Test(status, promtool_accepts_the_metrics)
     c[1].seed.present = true;
     c[1].seed.bytes_total = 10;
     ls_status_db_t d[2];
-    lossy_db(&d[0]);
+    degraded_db(&d[0]);
     memset(&d[1], 0, sizeof(d[1]));
     snprintf(d[1].database, sizeof(d[1].database), "db\"2");
     d[1].role = "copy";
@@ -331,6 +366,18 @@ Test(status, promtool_accepts_the_metrics)
     cr_assert(strstr(text, "logship_activation_open_generation{database=\"db1\"} 6\n"), "%s", text);
     cr_assert(strstr(text, "logship_database_role{database=\"db\\\"2\",role=\"copy\"} 1\n"), "%s",
               text);
+    cr_assert(strstr(text, "logship_sync_state{database=\"db1\",state=\"degraded\","
+                           "level=\"remote_durable\"} 1\n"),
+              "%s", text);
+    cr_assert(strstr(text, "logship_sync_state{database=\"db1\",state=\"sync\",level=\"remote_"
+                           "durable\"} 0\n"),
+              "%s", text);
+    cr_assert(strstr(text, "logship_sync_switches_total{database=\"db1\"} 3\n"), "%s", text);
+    cr_assert(strstr(text, "logship_sync_since_timestamp_seconds{database=\"db1\"} "
+                           "1796403238.892755206\n"),
+              "%s", text);
+    cr_assert_null(strstr(text, "logship_sync_state{database=\"db\\\"2\""),
+                   "a copy has no sync state: %s", text);
     char *dir = ls_h_tmpdir("status-prom"), path[512], cmd[1024], *out = NULL, *err = NULL;
     snprintf(path, sizeof(path), "%s/metrics.txt", dir);
     cr_assert_eq(ls_h_write_file(path, text, strlen(text)), 0);

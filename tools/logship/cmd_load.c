@@ -10,6 +10,12 @@
  * log-like data measured in reference/machine-limits.md (tests/unit/load_test.c checks it).
  * --rate paces the whole run at that many transactions per second.
  *
+ * --pregenerate draws every key and value before the clock starts (each thread into a buffer of
+ * its own, the same draws in the same order, so the same workload), so that the figures measure
+ * the writer, not the generator: the threads start committing together once all are ready.
+ * Either way "until closed" is the time from the first commit to ls_db_close()'s return (the
+ * store holds every commit and is checkpointed); "elapsed" ends when the last commit returned.
+ *
  * --ack-log FILE records what the writer acknowledged (docs/WRITER.md, "logship load"), so that
  * any store can be checked with mdb_dump alone: each transaction gets an id "<run>-<n>" and also
  * puts the marker key "txn/<id>" (value: the XXH3-64 of the transaction's keys and values, in
@@ -20,6 +26,12 @@
  * counting); <n> counts the run's transactions from 1 across all threads. Ids are therefore
  * unique across restarts, crashes and activations of the same database. FILE belongs outside the
  * filesystem under test; it is not fsynced.
+ *
+ * --sync LEVEL (local, remote_durable, remote_applied) [--sync-copies N] [--sync-timeout MS]
+ * commits with that commit level (docs/BLOCKMODE.md "Synchronous commit"): a commit returns once
+ * N copies hold it (as the local daemon publishes their positions), or once MS passed (then the
+ * writer logs a WARN on stderr and goes on degraded until the copies catch up). With --ack-log,
+ * an id is written only after that return.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -41,20 +53,30 @@
 #include "core/core.h"
 
 typedef struct {
-    uint64_t transactions;  /* total transactions */
-    uint64_t records;       /* records per transaction */
-    uint64_t key_space;     /* distinct keys */
-    uint64_t value_size;    /* bytes per value */
-    uint64_t seed;          /* base seed */
-    double rate;            /* transactions per second overall; 0: unpaced */
-    uint64_t threads;       /* committing threads */
-    double compressibility; /* target zstd -1 ratio of the values */
-    uint64_t target_size;   /* generation target size, bytes; 0: the writer's default (1 MiB) */
-    const char *ack_log;    /* file acknowledged commits are appended to (NULL: none) */
-    int ack_fd;             /* its descriptor (-1: none) */
-    uint64_t run;           /* this run's number against the database (--ack-log only) */
+    uint64_t transactions;      /* total transactions */
+    uint64_t records;           /* records per transaction */
+    uint64_t key_space;         /* distinct keys */
+    uint64_t value_size;        /* bytes per value */
+    uint64_t seed;              /* base seed */
+    double rate;                /* transactions per second overall; 0: unpaced */
+    uint64_t threads;           /* committing threads */
+    double compressibility;     /* target zstd -1 ratio of the values */
+    uint64_t target_size;       /* generation target size, bytes; 0: the writer's default (1 MiB) */
+    ls_db_commit_level_t level; /* --sync: commit level */
+    uint64_t sync_copies;       /* --sync-copies: copies a commit waits for (0: the default 1) */
+    uint64_t sync_timeout_ms;   /* --sync-timeout: ms a batch waits for them (0: forever) */
+    const char *ack_log;        /* file acknowledged commits are appended to (NULL: none) */
+    int ack_fd;                 /* its descriptor (-1: none) */
+    uint64_t run;               /* this run's number against the database (--ack-log only) */
     atomic_uint_fast64_t next_txn; /* last transaction number handed out in this run */
+    bool pregenerate;              /* draw every record before the clock starts */
+    pthread_mutex_t mu;            /* --pregenerate: guards ready and go */
+    pthread_cond_t cond;           /* signalled when ready grows and when go is set */
+    uint64_t ready;                /* threads done generating */
+    bool go;                       /* the clock started: commit */
 } load_opts_t;
+
+#define KEY_MAX 32 /* bytes of a key ("k" and at least 12 digits of a uint64) */
 
 typedef struct {
     ls_db_t *db;      /* shared database */
@@ -229,12 +251,47 @@ static int start_run(ls_db_t *db, uint64_t *run)
     return rc;
 }
 
+/* Draws the next record: key into key (KEY_MAX bytes; its length into *kn), value into val. */
+static void make_record(worker_t *w, double noise, char *key, int *kn, char *val)
+{
+    *kn = 0;
+    key[(*kn)++] = 'k';
+    put_uint(key, kn, next_rand(&w->rng) % w->o->key_space, 12);
+    make_value(&w->rng, noise, val, w->o->value_size);
+}
+
+/* --pregenerate: draws all of w's records into one buffer (per record: the key's length, the
+ * key in KEY_MAX bytes, the value), tells the main thread, waits for the start. NULL when out of
+ * memory (w->rc set); the thread waits for the start anyway. */
+static char *pregenerate(worker_t *w, double noise)
+{
+    load_opts_t *o = w->o;
+    size_t rec = 1 + KEY_MAX + o->value_size, n = (size_t) (w->count * o->records);
+    char *pre = n && rec <= SIZE_MAX / n ? malloc(n * rec) : NULL;
+    for (size_t i = 0; pre && i < n; i++) {
+        char *p = pre + i * rec;
+        int kn;
+        make_record(w, noise, p + 1, &kn, p + 1 + KEY_MAX);
+        p[0] = (char) kn;
+    }
+    if (!pre && n) w->rc = LS_ENOMEM;
+    pthread_mutex_lock(&o->mu);
+    o->ready++;
+    pthread_cond_broadcast(&o->cond);
+    while (!o->go)
+        pthread_cond_wait(&o->cond, &o->mu);
+    pthread_mutex_unlock(&o->mu);
+    return pre;
+}
+
 static void *worker_main(void *arg)
 {
     worker_t *w = arg;
     load_opts_t *o = w->o;
     double noise = noise_for(o->compressibility);
     char *val = malloc(o->value_size + 1);
+    char *pre = o->pregenerate ? pregenerate(w, noise) : NULL;
+    size_t rec = 1 + KEY_MAX + o->value_size, at = 0;
     uint64_t start = ls_mono_ns();
     for (uint64_t i = 0; i < w->count && val && w->rc == 0; i++) {
         pace(o, start, i);
@@ -243,15 +300,22 @@ static void *worker_main(void *arg)
         XXH3_state_t *h = o->ack_fd >= 0 ? XXH3_createState() : NULL;
         if (h) XXH3_64bits_reset(h);
         for (uint64_t j = 0; j < o->records && w->rc == 0; j++) {
-            char key[32];
-            int kn = 0;
-            key[kn++] = 'k';
-            put_uint(key, &kn, next_rand(&w->rng) % o->key_space, 12);
-            make_value(&w->rng, noise, val, o->value_size);
-            w->rc = ls_txn_put(t, key, (size_t) kn, val, o->value_size);
+            char keybuf[KEY_MAX];
+            const char *key = keybuf, *value = val;
+            int kn;
+            if (pre) {
+                const char *p = pre + rec * at++;
+                kn = p[0];
+                key = p + 1;
+                value = p + 1 + KEY_MAX;
+            } else {
+                make_record(w, noise, keybuf, &kn, val);
+            }
+            w->rc = ls_txn_put(t, key, (size_t) kn, value, o->value_size);
             w->bytes += (uint64_t) kn + o->value_size;
             if (h)
-                XXH3_64bits_update(h, key, (size_t) kn), XXH3_64bits_update(h, val, o->value_size);
+                XXH3_64bits_update(h, key, (size_t) kn),
+                    XXH3_64bits_update(h, value, o->value_size);
         }
         char line[64];
         int ln = 0;
@@ -275,6 +339,7 @@ static void *worker_main(void *arg)
     }
     if (!val) w->rc = LS_ENOMEM;
     free(val);
+    free(pre);
     return NULL;
 }
 
@@ -287,7 +352,9 @@ __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ..
     va_end(ap);
     fprintf(stderr, "\nusage: logship load DIR [--transactions N] [--records-per-txn K] "
                     "[--key-space K] [--value-size B] [--seed S] [--rate TPS] [--threads T] "
-                    "[--compressibility R] [--target-size B] [--ack-log FILE]\n");
+                    "[--compressibility R] [--target-size B] [--ack-log FILE] [--pregenerate] "
+                    "[--sync local|remote_durable|remote_applied] [--sync-copies N] "
+                    "[--sync-timeout MS]\n");
     return 2;
 }
 
@@ -313,6 +380,18 @@ static int parse_double(const char *s, double *out)
     return 0;
 }
 
+static const char *LEVELS[] = {"local", "remote_durable", "remote_applied"};
+
+static int level_parse(const char *s, ls_db_commit_level_t *out)
+{
+    for (size_t i = 0; i < LS_ARRAY_SIZE(LEVELS); i++)
+        if (!strcmp(s, LEVELS[i])) {
+            *out = (ls_db_commit_level_t) i;
+            return 0;
+        }
+    return -1;
+}
+
 /* Parses argv into o and *dir; returns 0 or the exit code 2 after a message. */
 static int parse_args(int argc, char **argv, load_opts_t *o, const char **dir)
 {
@@ -334,13 +413,24 @@ static int parse_args(int argc, char **argv, load_opts_t *o, const char **dir)
                       : !strcmp(a, "--seed")            ? &o->seed
                       : !strcmp(a, "--threads")         ? &o->threads
                       : !strcmp(a, "--target-size")     ? &o->target_size
+                      : !strcmp(a, "--sync-copies")     ? &o->sync_copies
+                      : !strcmp(a, "--sync-timeout")    ? &o->sync_timeout_ms
                                                         : NULL;
         double *d = !strcmp(a, "--rate")              ? &o->rate
                     : !strcmp(a, "--compressibility") ? &o->compressibility
                                                       : NULL;
-        if (!strcmp(a, "--ack-log")) {
+        if (!strcmp(a, "--pregenerate")) {
+            o->pregenerate = true;
+        } else if (!strcmp(a, "--ack-log")) {
             if (!v) return usage_error("%s needs a value", a);
             o->ack_log = v;
+            i++;
+        } else if (!strcmp(a, "--sync")) {
+            if (!v) return usage_error("%s needs a value", a);
+            if (level_parse(v, &o->level))
+                return usage_error("--sync: '%s' is not a commit level (local, remote_durable, "
+                                   "remote_applied)",
+                                   v);
             i++;
         } else if (u || d) {
             if (!v) return usage_error("%s needs a value", a);
@@ -364,6 +454,12 @@ static int parse_args(int argc, char **argv, load_opts_t *o, const char **dir)
     if (o->key_space == 0) return usage_error("--key-space must be at least 1");
     if (o->value_size > 16u * 1024 * 1024) return usage_error("--value-size is above 16 MiB");
     if (o->compressibility < 1.0) return usage_error("--compressibility must be >= 1");
+    if (o->sync_copies > 8) return usage_error("--sync-copies must be 1..8");
+    if (o->sync_timeout_ms > 3600000)
+        return usage_error("--sync-timeout must be 0..3600000 ms (0: wait forever)");
+    if (o->level == LS_COMMIT_LOCAL && (o->sync_copies || o->sync_timeout_ms))
+        return usage_error("--sync-copies and --sync-timeout need --sync remote_durable or "
+                           "remote_applied");
     if (o->target_size && (o->target_size < 4096 || o->target_size > (64u << 20)))
         return usage_error("--target-size must be 4096..67108864 bytes (got %" PRIu64 ")",
                            o->target_size);
@@ -371,7 +467,7 @@ static int parse_args(int argc, char **argv, load_opts_t *o, const char **dir)
 }
 
 static void report(const load_opts_t *o, const ls_db_stats_t *s, uint64_t records, uint64_t bytes,
-                   double secs)
+                   double secs, double closed_secs)
 {
     printf("transactions:       %" PRIu64 "\n", s->commits);
     printf("records:            %" PRIu64 " (%" PRIu64 " per transaction)\n", records, o->records);
@@ -382,9 +478,18 @@ static void report(const load_opts_t *o, const ls_db_stats_t *s, uint64_t record
            " rolls into a prepared log)\n",
            s->generations_closed, s->last_closed, s->prepared_rolls);
     printf("elapsed:            %.3f s\n", secs);
+    printf("until closed:       %.3f s (first commit to the close's return%s)\n", closed_secs,
+           o->pregenerate ? "; records drawn before" : "; records drawn meanwhile");
     printf("commits/s:          %.0f\n", secs > 0 ? (double) s->commits / secs : 0.0);
     printf("fsync batches:      %" PRIu64 " (%.2f commits per batch)\n", s->batches,
            s->batches ? (double) s->commits / (double) s->batches : 0.0);
+    if (o->level == LS_COMMIT_LOCAL) return;
+    static const char *states[] = {"off", "sync", "degraded"};
+    printf("sync:               %s, %" PRIu64 " cop%s, timeout %" PRIu64 " ms%s: %" PRIu64
+           " batches waited, %" PRIu64 " timed out, %u switches, %s at the end\n",
+           LEVELS[o->level], o->sync_copies ? o->sync_copies : 1, o->sync_copies > 1 ? "ies" : "y",
+           o->sync_timeout_ms, o->sync_timeout_ms ? "" : " (forever)", s->sync_waits,
+           s->sync_timeouts, s->sync_switches, s->sync_state < 3 ? states[s->sync_state] : "?");
 }
 
 int ls_cmd_load(int argc, char **argv)
@@ -400,7 +505,10 @@ int ls_cmd_load(int argc, char **argv)
         return 1;
     }
     ls_db_t *db;
-    ls_db_options_t dbo = {.target_size = o.target_size};
+    ls_db_options_t dbo = {.target_size = o.target_size,
+                           .commit_level = o.level,
+                           .sync_copies = (uint32_t) o.sync_copies,
+                           .sync_timeout_ms = o.sync_timeout_ms};
     if ((rc = ls_db_open(dir, &dbo, &db)) != 0) {
         fprintf(stderr, "logship load: %s\n", ls_db_open_error());
         if (o.ack_fd >= 0) close(o.ack_fd);
@@ -415,16 +523,32 @@ int ls_cmd_load(int argc, char **argv)
     }
     worker_t *w = calloc(o.threads, sizeof(*w));
     pthread_t *th = calloc(o.threads, sizeof(*th));
-    uint64_t t0 = ls_mono_ns(), records = 0, bytes = 0;
+    pthread_mutex_init(&o.mu, NULL);
+    pthread_cond_init(&o.cond, NULL);
+    uint64_t t0 = ls_mono_ns(), records = 0, bytes = 0, started = 0;
     for (uint64_t i = 0; w && th && i < o.threads; i++) {
         w[i] = (worker_t){.db = db,
                           .o = &o,
                           .id = i,
                           .rng = o.seed + i,
                           .count = o.transactions / o.threads + (i < o.transactions % o.threads)};
-        pthread_create(&th[i], NULL, worker_main, &w[i]);
+        int err = pthread_create(&th[i], NULL, worker_main, &w[i]);
+        if (err) {
+            rc = ls_err_from_errno(err);
+            break;
+        }
+        started++;
     }
-    for (uint64_t i = 0; w && th && i < o.threads; i++) {
+    if (o.pregenerate) { /* the clock starts once every thread drew its records */
+        pthread_mutex_lock(&o.mu);
+        while (o.ready < started)
+            pthread_cond_wait(&o.cond, &o.mu);
+        o.go = true;
+        pthread_cond_broadcast(&o.cond);
+        pthread_mutex_unlock(&o.mu);
+        t0 = ls_mono_ns();
+    }
+    for (uint64_t i = 0; i < started; i++) {
         pthread_join(th[i], NULL);
         records += w[i].records;
         bytes += w[i].bytes;
@@ -437,8 +561,11 @@ int ls_cmd_load(int argc, char **argv)
     ls_db_stats(db, &s);
     if (rc) fprintf(stderr, "logship load: %s (%s)\n", ls_strerror(rc), ls_db_errmsg(db));
     int crc = ls_db_close(db);
+    double closed_secs = (double) (ls_mono_ns() - t0) / 1e9;
     if (!rc && crc) fprintf(stderr, "logship load: close: %s\n", ls_strerror(crc));
-    report(&o, &s, records, bytes, secs);
+    report(&o, &s, records, bytes, secs, closed_secs);
+    pthread_cond_destroy(&o.cond);
+    pthread_mutex_destroy(&o.mu);
     free(w);
     free(th);
     if (o.ack_fd >= 0) close(o.ack_fd);

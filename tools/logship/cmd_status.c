@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
 
@@ -60,6 +61,25 @@ static double num(const cJSON *o, const char *k)
     return ls_status_json_num(o, k);
 }
 
+/* An active database's synchronous commit: "sync: degraded since T: reason (level, copies)". */
+static void print_sync(const cJSON *s)
+{
+    if (!s) return;
+    char when[64] = "";
+    uint64_t since = ls_status_json_u64(s, "since_ns");
+    if (since) {
+        time_t t = (time_t) (since / 1000000000u);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(when, sizeof(when), " since %Y-%m-%dT%H:%M:%SZ", &tm);
+    }
+    const char *state = str(s, "state"), *reason = str(s, "reason");
+    printf("    sync: %s%s%s%s (%s, %" PRIu64 " cop%s, %" PRIu64 " switches)\n", state,
+           strcmp(state, "off") ? when : "", strcmp(reason, "-") ? ": " : "",
+           strcmp(reason, "-") ? reason : "", str(s, "level"), ls_status_json_u64(s, "copies"),
+           ls_status_json_u64(s, "copies") == 1 ? "y" : "ies", ls_status_json_u64(s, "switches"));
+}
+
 /* Each database's role and epoch, and what the activation that made the epoch may have lost. */
 static void print_databases(const cJSON *dbs)
 {
@@ -86,6 +106,7 @@ static void print_databases(const cJSON *dbs)
             printf("    open generation %" PRIu64 " of the old active: never shipped\n", open);
         const char *reason = str(d, "reason");
         if (strcmp(reason, "-")) printf("    reason: %s\n", reason);
+        print_sync(cJSON_GetObjectItem(d, "sync"));
     }
 }
 
@@ -108,6 +129,15 @@ static void print_table(const cJSON *j)
                ls_status_json_u64(c, "replay_queue"), ls_status_json_u64(c, "copy_queue_bytes"),
                ls_status_json_u64(c, "replay_queue_bytes"), num(c, "copy_lag_s"),
                num(c, "replay_lag_s"));
+        const char *mode = str(c, "mode");
+        if (active && strcmp(mode, "-"))
+            printf("    mode: %s, %" PRIu64 " switches%s%s; shadow %" PRIu64 " bytes of %" PRIu64
+                   ", lag p99 %.3f ms\n",
+                   mode, ls_status_json_u64(c, "mode_switches"),
+                   strcmp(str(c, "mode_reason"), "-") ? ", last: " : "",
+                   strcmp(str(c, "mode_reason"), "-") ? str(c, "mode_reason") : "",
+                   ls_status_json_u64(c, "block_offset"), ls_status_json_u64(c, "block_generation"),
+                   num(c, "block_lag_p99_ms"));
         const char *comment = str(c, "comment");
         if (strcmp(comment, "-")) printf("    comment: %s\n", comment);
         const char *reason = str(c, "reason");

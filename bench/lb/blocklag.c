@@ -1,0 +1,143 @@
+/*
+ * Block mode's lag (issue 15): how long after a commit batch is durable on the active it is
+ * durable on the copy, at about 20 MB/s of log on loopback. A pair of real daemons starts empty;
+ * `logship load` writes db1 on node-a at a paced rate (LB_BL_TPS transactions of LB_BL_ROWS puts
+ * of LB_BL_VAL bytes: about 20 MB/s of log, the writer's default 1 MiB generations). The daemon
+ * measures each batch: the writer's publish time (the control page's channel, time_ns, right
+ * after the batch's fdatasync) to the BLOCK_ACK's arrival on the active (after the copy's
+ * fdatasync of its shadow); status gives the percentiles of the last 1024 batches, read once the
+ * load is done. Baseline: none here (PostgreSQL's write -> flush lag of a streaming standby would
+ * be the one; pg.c does not measure it yet).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lb.h"
+
+#define LB_BL_TPS  2000 /* transactions per second, all writer threads */
+#define LB_BL_ROWS 10   /* puts per transaction */
+#define LB_BL_VAL  1000 /* value bytes */
+
+/* The bytes of the closed generations in logs. */
+static uint64_t log_bytes(const char *logs)
+{
+    uint64_t sum = 0;
+    char **names = NULL;
+    size_t n = 0;
+    if (lb_list_gens(logs, &names, &n) != 0) return 0;
+    for (size_t i = 0; i < n; i++) {
+        char f[2 * LB_PATH];
+        snprintf(f, sizeof(f), "%s/%s", logs, names[i]);
+        sum += lb_file_size(f);
+        free(names[i]);
+    }
+    free(names);
+    return sum;
+}
+
+/* Warm-up done: the copy is in block mode and has measured a batch. */
+static bool streaming(const char *sock, lb_status_t *st)
+{
+    uint64_t end = lb_mono_ns() + 15000000000ull;
+    while (lb_mono_ns() < end) {
+        if (lb_status(sock, st) == 0 && st->block && st->block_lag_samples > 0) return true;
+        lb_sleep_ns(20000000);
+    }
+    return false;
+}
+
+/* One configuration: target (generation size, bytes; 0: the writer's default). */
+static void blocklag(lb_ctx_t *c, const char *label, uint64_t target, bool hold_replay)
+{
+    double p50[LB_MAXRUNS], p99[LB_MAXRUNS], mx[LB_MAXRUNS], mbs[LB_MAXRUNS], share[LB_MAXRUNS],
+        batches[LB_MAXRUNS];
+    int ok = 0, secs = c->quick ? 4 : 8;
+    int runs = c->runs > 3 ? 3 : c->runs; /* a pair and a paced load each: enough for a p99 */
+    lb_progress("block mode%s: commit durable -> durable on the copy at %d tx/s of %d x %d B "
+                "(~%.0f MB/s of log), %d runs of %d s",
+                label, LB_BL_TPS, LB_BL_ROWS, LB_BL_VAL,
+                (double) LB_BL_TPS * LB_BL_ROWS * (LB_BL_VAL + 40) / 1e6, runs, secs);
+    for (int r = 0; r < runs; r++) {
+        lb_pair_t p;
+        lb_pair_cfg_t cfg = {.empty = true, .hold_replay = hold_replay};
+        char dir[LB_PATH + 64], db[LB_PATH + 96], log[LB_PATH + 96], exe[LB_PATH + 16];
+        char tx[32], rate[32], rows[16], val[16], tsz[32];
+        snprintf(dir, sizeof(dir), "%s/pair-blocklag-%d", c->tmp, r);
+        if (lb_pair_start(&p, dir, c->bin, c->certs, c->set, &cfg) != 0) continue;
+        snprintf(db, sizeof(db), "%s/node-a/db1", dir);
+        snprintf(log, sizeof(log), "%s/load.log", dir);
+        snprintf(exe, sizeof(exe), "%s/logship", c->bin);
+        snprintf(tx, sizeof(tx), "%d", LB_BL_TPS * secs);
+        snprintf(rate, sizeof(rate), "%d", LB_BL_TPS);
+        snprintf(rows, sizeof(rows), "%d", LB_BL_ROWS);
+        snprintf(val, sizeof(val), "%d", LB_BL_VAL);
+        snprintf(tsz, sizeof(tsz), "%llu", (unsigned long long) target);
+        char *load[] = {exe,  "load",
+                        db,   "--transactions",
+                        tx,   "--rate",
+                        rate, "--threads",
+                        "4",  "--records-per-txn",
+                        rows, "--value-size",
+                        val,  target ? "--target-size" : NULL,
+                        tsz,  NULL};
+        /* Warm-up: the database made and the copy streaming, so that the measured run's batches
+         * do not include the first catch-up of the open generation from byte 0. */
+        char logs[LB_PATH + 128];
+        snprintf(logs, sizeof(logs), "%s/logs", db);
+        lb_status_t st0, st;
+        snprintf(tx, sizeof(tx), "%d", LB_BL_TPS / 4);
+        int rc = lb_run(load, log);
+        if (rc == 0 && !streaming(p.sock_a, &st0)) rc = -1;
+        uint64_t b0 = log_bytes(logs), t0 = lb_mono_ns();
+        snprintf(tx, sizeof(tx), "%d", LB_BL_TPS * secs);
+        if (rc == 0) rc = lb_run(load, log);
+        double took = (double) (lb_mono_ns() - t0) / 1e9;
+        if (rc == 0 && lb_status(p.sock_a, &st) == 0 && st.block_lag_samples > 0) {
+            p50[ok] = st.block_lag_p50_ms;
+            p99[ok] = st.block_lag_p99_ms;
+            mx[ok] = st.block_lag_max_ms;
+            batches[ok] = (double) (st.block_lag_samples - st0.block_lag_samples);
+            mbs[ok] = took > 0 ? (double) (log_bytes(logs) - b0) / 1e6 / took : 0;
+            share[ok] =
+                st.sent_bytes + st.block_bytes
+                    ? 100.0 * (double) st.block_bytes / (double) (st.sent_bytes + st.block_bytes)
+                    : 0;
+            ok++;
+        } else {
+            fprintf(stderr, "logship-bench: block lag run %d: %s (see %s)\n", r + 1,
+                    rc ? "logship load failed" : "no block-mode lag measured", dir);
+        }
+        lb_pair_stop(&p);
+        lb_rm_rf(dir);
+    }
+    char n[96];
+    if (!ok) {
+        snprintf(n, sizeof(n), "block mode lag%s", label);
+        lb_skip(n, "no run measured it");
+        return;
+    }
+    snprintf(n, sizeof(n), "block mode%s: commit durable -> copy durable p99", label);
+    lb_result_t *r = lb_result_add(n, "ms", p99, ok);
+    lb_result_cmp(r, "", LB_T_ABS_MAX, 2.0, "<= 2 ms on loopback at ~20 MB/s (issue 15)");
+    snprintf(n, sizeof(n), "block mode%s: commit durable -> copy durable p50", label);
+    lb_result_add(n, "ms", p50, ok);
+    snprintf(n, sizeof(n), "block mode%s: commit durable -> copy durable max", label);
+    lb_result_add(n, "ms", mx, ok);
+    snprintf(n, sizeof(n), "block mode%s: log rate written", label);
+    lb_result_add(n, "MB/s", mbs, ok);
+    snprintf(n, sizeof(n), "block mode%s: BLOCK share of bytes sent", label);
+    lb_result_add(n, "%", share, ok);
+    snprintf(n, sizeof(n), "block mode%s: batches measured (percentiles: last 1024)", label);
+    lb_result_add(n, "", batches, ok);
+}
+
+void lb_run_blocklag(lb_ctx_t *c)
+{
+    blocklag(c, "", 0, false);
+    /* The same with 64 MiB generations: no roll while it runs, so no closed generation to wait
+     * for (the stream of the next generation waits until the closed one is durable); and with
+     * the copy's replay held back (no early apply, no store syncs on the copy's disk). */
+    blocklag(c, " (no roll)", 64u << 20, false);
+    blocklag(c, " (no roll, replay held)", 64u << 20, true);
+}

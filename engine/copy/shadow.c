@@ -1,0 +1,232 @@
+/* copy: the shadow of the active's open generation, written by block mode's BLOCK frames (see
+ * copy.h, "block mode", and docs/BLOCKMODE.md). The shadow only ever holds bytes the active made
+ * durable, in order; what is acknowledged was fdatasynced first. The closed generation is
+ * received whole as any other (recv.c) and the shadow deleted once it is held: the file in logs/
+ * never comes from the shadow, so a shadow that is behind, torn or wrong cannot make it differ
+ * from the active's. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "copy/copy_int.h"
+
+static void forget(ls_copy_t *c, bool unlink_it)
+{
+    if (c->shf.fd >= 0) close(c->shf.fd);
+    if (unlink_it && c->shf.generation) {
+        unlink(c->shf.path);
+        ls_fsync_dir(c->shadow_dir);
+    }
+    c->shf.fd = -1;
+    c->shf.generation = c->shf.size = c->shf.lsn = c->shf.synced = c->shf.synced_lsn = 0;
+    c->shf.epoch = 0;
+    c->shf.path[0] = '\0';
+}
+
+void ls__copy_shadow_close(ls_copy_t *c)
+{
+    if (c->shf.fd >= 0) close(c->shf.fd);
+    c->shf.fd = -1;
+}
+
+/* The generation the shadow may be of: the one after the last held, and the held epoch. */
+static void wanted(ls_copy_t *c, uint64_t *gen, uint32_t *epoch, bool *failed)
+{
+    pthread_mutex_lock(&c->mu);
+    *gen = c->held_gen + 1;
+    *epoch = c->held_epoch;
+    *failed = c->state == LS_COPY_FAILED;
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* Takes path as the shadow of (epoch, gen) when its bytes are a valid open generation of this
+ * copy's chain: cut to the last COMMIT (a torn tail after a crash) and synced. False: it is not
+ * (the caller replaces it). */
+static bool adopt(ls_copy_t *c, const char *path, uint32_t epoch, uint64_t gen)
+{
+    ls_gen_expect_t x = {.epoch = epoch, .generation = gen, .allow_open = true};
+    pthread_mutex_lock(&c->mu);
+    uint8_t prev[LS_DIGEST_SIZE], dbid[LS_DBID_LEN];
+    bool have_dbid = c->have_dbid, have_prev = c->held_gen > 0;
+    memcpy(prev, c->held_digest, sizeof(prev));
+    memcpy(dbid, c->dbid, sizeof(dbid));
+    pthread_mutex_unlock(&c->mu);
+    if (have_dbid) x.dbid = dbid;
+    if (have_prev) x.prev_digest = prev;
+    ls_gen_info_t info;
+    ls_gen_verdict_t v;
+    memset(&info, 0, sizeof(info));
+    if (ls_gen_scan_file(path, &x, NULL, NULL, &info, &v) != 0 || !info.header_ok || info.closed) {
+        LS_LOGI("copy", "%s: shadow %s replaced: %s", c->dir, path,
+                v.msg[0] ? v.msg : "not an open generation");
+        return false;
+    }
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0) return false;
+    struct stat st;
+    bool ok = fstat(fd, &st) == 0;
+    if (ok && (uint64_t) st.st_size > info.commit_end) /* a torn or unfinished tail */
+        ok = ftruncate(fd, (off_t) info.commit_end) == 0 && ls_fdatasync(fd) == 0;
+    if (!ok) {
+        close(fd);
+        return false;
+    }
+    c->shf.fd = fd;
+    c->shf.epoch = epoch;
+    c->shf.generation = gen;
+    c->shf.size = c->shf.synced = info.commit_end;
+    c->shf.lsn = c->shf.synced_lsn = info.commit_lsn;
+    ls_msgf(c->shf.path, sizeof(c->shf.path), "%s", path);
+    LS_LOGI("copy", "%s: shadow of generation %llu taken up again: %llu bytes through LSN %llu",
+            c->dir, (unsigned long long) gen, (unsigned long long) c->shf.size,
+            (unsigned long long) c->shf.lsn);
+    return true;
+}
+
+/* Deletes the shadows in shadow/ other than keep (a name, or NULL) whose generation is <= upto;
+ * files that are not named as generations (the activation's marker) stay. */
+static void delete_shadows(ls_copy_t *c, const char *keep, uint64_t upto)
+{
+    DIR *d = opendir(c->shadow_dir);
+    if (!d) return;
+    bool removed = false;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        uint32_t epoch;
+        uint64_t gen;
+        if (ls_gen_name_parse(e->d_name, c->prefix, &epoch, &gen) != 0 || gen > upto ||
+            (keep && !strcmp(e->d_name, keep)))
+            continue;
+        char path[LS__COPY_PATH_MAX];
+        ls_msgf(path, sizeof(path), "%s/%s", c->shadow_dir, e->d_name);
+        LS_LOGI("copy", "%s: shadow %s deleted (%s)", c->dir, e->d_name,
+                keep ? "block mode streams another generation now" : "its generation is held");
+        unlink(path);
+        removed = true;
+    }
+    closedir(d);
+    if (removed) ls_fsync_dir(c->shadow_dir);
+}
+
+/* Opens the shadow of (epoch, gen): the one open already, the file left by an earlier run (cut
+ * to its last transaction), or a new one; any shadow of another generation or epoch goes (it
+ * can never be finished: its closed generation comes whole). */
+static int open_shadow(ls_copy_t *c, uint32_t epoch, uint64_t gen, char *err, size_t errlen)
+{
+    if (c->shf.generation == gen && c->shf.epoch == epoch && c->shf.fd >= 0) return 0;
+    forget(c, true);
+    char name[LS_GEN_NAME_MAX], path[LS__COPY_PATH_MAX];
+    int rc = ls_mkdir_p(c->shadow_dir);
+    if (rc == 0) rc = ls_gen_name(name, sizeof(name), c->prefix, epoch, gen);
+    if (rc == 0) {
+        delete_shadows(c, name, UINT64_MAX);
+        ls_msgf(path, sizeof(path), "%s/%s", c->shadow_dir, name);
+        if (access(path, F_OK) == 0 && adopt(c, path, epoch, gen)) return 0;
+        ls_msgf(c->shf.path, sizeof(c->shf.path), "%s", path);
+        c->shf.fd = open(c->shf.path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (c->shf.fd < 0) rc = errno == ENOSPC ? LS_ENOSPC : LS_EIO;
+    }
+    if (rc == 0) rc = ls_fsync_dir(c->shadow_dir); /* the name survives a crash */
+    if (rc) {
+        ls_msgf(err, errlen, "copy %s: cannot create the shadow of generation %llu: %s", c->dir,
+                (unsigned long long) gen, ls_strerror(rc));
+        forget(c, false);
+        return rc;
+    }
+    c->shf.epoch = epoch;
+    c->shf.generation = gen;
+    c->shf.size = c->shf.lsn = c->shf.synced = c->shf.synced_lsn = 0;
+    return 0;
+}
+
+int ls_copy_shadow_append(ls_copy_t *c, uint32_t epoch, uint64_t gen, uint64_t offset,
+                          const void *data, size_t len, uint64_t durable_lsn, char *err,
+                          size_t errlen)
+{
+    uint64_t want;
+    uint32_t held_epoch;
+    bool failed;
+    wanted(c, &want, &held_epoch, &failed);
+    if (failed || gen != want || epoch < held_epoch) {
+        ls_msgf(err, errlen,
+                "copy %s: BLOCK of generation %llu (epoch %u) refused: the copy %s generation "
+                "%llu of epoch %u or later",
+                c->dir, (unsigned long long) gen, epoch, failed ? "failed; it wanted" : "wants",
+                (unsigned long long) want, held_epoch);
+        return LS_ESTATE;
+    }
+    int rc = open_shadow(c, epoch, gen, err, errlen);
+    if (rc) return rc;
+    if (offset > c->shf.size) {
+        ls_msgf(err, errlen,
+                "copy %s: BLOCK at offset %llu of generation %llu leaves a gap: the shadow holds "
+                "%llu bytes",
+                c->dir, (unsigned long long) offset, (unsigned long long) gen,
+                (unsigned long long) c->shf.size);
+        return LS_ESTATE;
+    }
+    if (offset + len > c->shf.size) { /* what it holds already is not written again */
+        size_t skip = (size_t) (c->shf.size - offset);
+        rc = ls_pwrite_full(c->shf.fd, (const uint8_t *) data + skip, len - skip,
+                            (off_t) c->shf.size);
+        if (rc) {
+            ls_msgf(err, errlen, "copy %s: cannot write the shadow %s at %llu: %s", c->dir,
+                    c->shf.path, (unsigned long long) c->shf.size, ls_strerror(rc));
+            forget(c, true); /* the closed generation comes whole anyway */
+            return rc;
+        }
+        c->shf.size = offset + len;
+    }
+    if (durable_lsn > c->shf.lsn) c->shf.lsn = durable_lsn;
+    return 0;
+}
+
+int ls_copy_shadow_sync(ls_copy_t *c, ls_copy_shadow_t *out, char *err, size_t errlen)
+{
+    if (c->shf.generation && c->shf.size > c->shf.synced) {
+        int rc = LS_FAULT("copy.shadow.before_fsync") ? LS_EIO : ls_fdatasync(c->shf.fd);
+        if (rc) {
+            ls_msgf(err, errlen, "copy %s: cannot sync the shadow %s: %s", c->dir, c->shf.path,
+                    ls_strerror(rc));
+            forget(c, true);
+            ls_copy_shadow_info(c, out);
+            return rc;
+        }
+        c->shf.synced = c->shf.size;
+        c->shf.synced_lsn = c->shf.lsn;
+        LS_FAULT("copy.shadow.after_fsync");
+        ls_copy_shadow_durable(c, c->shf.epoch, c->shf.generation, c->shf.synced,
+                               c->shf.synced_lsn);
+    }
+    if (c->shf.generation && c->shf.size == c->shf.synced && c->shf.lsn > c->shf.synced_lsn)
+        c->shf.synced_lsn = c->shf.lsn; /* bytes durable already: a later position in them */
+    ls_copy_shadow_info(c, out);
+    return 0;
+}
+
+int ls_copy_shadow_write(ls_copy_t *c, uint32_t epoch, uint64_t gen, uint64_t offset,
+                         const void *data, size_t len, uint64_t durable_lsn, ls_copy_shadow_t *out,
+                         char *err, size_t errlen)
+{
+    int rc = ls_copy_shadow_append(c, epoch, gen, offset, data, len, durable_lsn, err, errlen);
+    if (rc) return rc;
+    return ls_copy_shadow_sync(c, out, err, errlen);
+}
+
+void ls_copy_shadow_drop(ls_copy_t *c, uint64_t upto)
+{
+    if (c->shf.generation && c->shf.generation <= upto) forget(c, true);
+    delete_shadows(c, NULL, upto); /* one left by an earlier run (a crash before its drop) */
+}
+
+void ls_copy_shadow_info(ls_copy_t *c, ls_copy_shadow_t *out)
+{
+    out->epoch = c->shf.epoch;
+    out->generation = c->shf.generation;
+    out->size = c->shf.synced;
+    out->durable_lsn = c->shf.synced_lsn;
+}

@@ -1,0 +1,403 @@
+/*
+ * Block mode on the copy: the open generation's shadow applied early (docs/BLOCKMODE.md, "Shadow
+ * replay and activation").
+ *
+ * The receiver (engine/copy/shadow.c) appends the active's durable bytes of its current log to
+ * <dir>/shadow/<name> and reports each fdatasync through ls_copy_shadow_durable, which only
+ * records the position and wakes the replayer.
+ *
+ * The replayer (replay.c calls in here when no closed generation is ready) walks the shadow of
+ * the generation it wants next with ls_gen_stream, as the bytes become durable: every record's
+ * checksum is verified (the shadow is never inspected as a whole), the header must chain to the
+ * store's last generation, and a torn or bad record ends the walk (what follows waits for the
+ * closed generation). The complete transactions walked are applied in one store transaction with
+ * the meta record: generation N and the LSN of the last COMMIT, digest_generation left at N-1, and
+ * the proof of what was applied: shadow_end (the bytes [0, shadow_end) up to that COMMIT) and
+ * shadow_seal (their XXH3-128). When the closed generation N is replayed, replay.c skips records
+ * up to meta.lsn as it always does, and first compares the closed file's bytes [0, shadow_end)
+ * with the seal (ls__copy_shadow_check): different bytes mean the store holds data the closed
+ * generation does not, and the copy goes FAILED rather than keep it.
+ *
+ * Nothing of this runs while the copy has a replay lag, is paused or FAILED. A crash anywhere
+ * leaves the store at a transaction boundary; after a restart the walk starts again at byte 0,
+ * skips records the store holds, and checks the seal again when it passes shadow_end.
+ * Fault points (test builds): copy.shadow.before_commit (inside the store transaction),
+ * copy.shadow.after_commit.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "copy/copy_int.h"
+
+#define READ_PIECE (1024u * 1024u) /* bytes read from the shadow per pread */
+#define OP_HEAD    24u             /* encoded op: type u8, pad, key_len u16, value_len u32, lsn */
+
+/* The replayer's walk of one shadow. */
+struct ls__copy_sh_run {
+    uint32_t epoch;               /* the shadow walked */
+    uint64_t generation;          /* its generation */
+    int fd;                       /* open shadow, -1 when none */
+    ls_gen_stream_t *st;          /* the walk (allow_open, checksums verified) */
+    ls_gen_expect_t ex;           /* what its header must be */
+    uint8_t dbid[LS_DBID_LEN];    /* ex.dbid points here */
+    uint8_t prev[LS_DIGEST_SIZE]; /* ex.prev_digest points here */
+    bool stopped;                 /* the walk ended (bad record, mismatch): nothing more */
+    bool unlike;                  /* the shadow is not what the store applied: never apply */
+    bool reopen;                  /* the file was shorter than reported (replaced by the
+                                     receiver): the next report starts a new walk */
+    uint64_t fed;                 /* bytes fed to the stream */
+    uint64_t pos;                 /* end of the last record walked */
+    uint64_t base_lsn;            /* records up to this LSN are in the store already */
+    uint64_t proof_end;           /* the store's shadow_end to check when passed (0: none) */
+    uint8_t proof[LS_SEAL_LEN];   /* the store's shadow_seal */
+    uint64_t commit_end;          /* end of the last COMMIT walked */
+    uint64_t commit_lsn;          /* its LSN */
+    uint64_t commit_txid;         /* its txid */
+    ls_seal_t *seal;              /* XXH3-128 of [0, sealed) */
+    uint64_t sealed;              /* bytes sealed */
+    uint8_t *tail;                /* bytes [sealed, fed): not yet sealed */
+    size_t tail_len, tail_cap;    /* bytes, capacity */
+    uint8_t *ops;                 /* records walked past base_lsn not yet applied, encoded */
+    size_t ops_len, ops_cap;      /* bytes, capacity */
+    size_t ops_committed;         /* bytes of ops up to the last COMMIT walked */
+    uint8_t applied[LS_SEAL_LEN]; /* seal at commit_end (what the next apply records) */
+    uint64_t applied_end;         /* offset it covers */
+};
+typedef struct ls__copy_sh_run run_t;
+
+void ls_copy_shadow_durable(ls_copy_t *c, uint32_t epoch, uint64_t generation, uint64_t size,
+                            uint64_t durable_lsn)
+{
+    pthread_mutex_lock(&c->mu);
+    c->sh.epoch = epoch;
+    c->sh.generation = generation;
+    c->sh.size = size;
+    c->sh.durable_lsn = durable_lsn;
+    c->sh.reports++;
+    c->sh.report_ns = ls_mono_ns(); /* the idle checkpoint waits until reports are quiet */
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+int ls_copy_shadow_path(ls_copy_t *c, uint32_t epoch, uint64_t generation, char *out, size_t outlen)
+{
+    char path[LS__COPY_PATH_MAX];
+    ls__copy_path(c, path, c->shadow_dir, epoch, generation);
+    if (strlen(path) >= outlen) return LS_EINVAL;
+    memcpy(out, path, strlen(path) + 1);
+    return 0;
+}
+
+static void run_free(run_t *r)
+{
+    if (!r) return;
+    if (r->fd >= 0) close(r->fd);
+    ls_gen_stream_free(r->st);
+    ls_seal_free(r->seal);
+    free(r->tail);
+    free(r->ops);
+    free(r);
+}
+
+void ls__copy_shadow_free(ls_copy_t *c)
+{
+    run_free(c->sh.run);
+    c->sh.run = NULL;
+}
+
+bool ls__copy_shadow_due(ls_copy_t *c)
+{
+    const ls__copy_shadow_t *s = &c->sh;
+    const run_t *r = s->run;
+    if (!s->generation || c->paused || c->state == LS_COPY_FAILED || !c->store ||
+        c->o.replay_lag_ms || c->qlen)
+        return false;
+    /* the generation wanted next, everything before it applied */
+    if (s->generation != c->held_gen + 1 || s->epoch < c->held_epoch ||
+        c->meta.digest_generation != c->held_gen)
+        return false;
+    if (!r || r->epoch != s->epoch || r->generation != s->generation || r->reopen)
+        return s->size > LS_GEN_HEADER_SIZE && s->seen != s->reports; /* a new report: retry */
+    return !r->stopped && s->size > r->fed;
+}
+
+/* Starts the walk of the shadow of (epoch, gen) against the store's position m. */
+static int run_start(ls_copy_t *c, uint32_t epoch, uint64_t gen, const ls_store_meta_t *m,
+                     run_t **out)
+{
+    run_t *r = calloc(1, sizeof(*r));
+    if (!r) return LS_ENOMEM;
+    r->fd = -1;
+    r->epoch = epoch;
+    r->generation = gen;
+    r->st = ls_gen_stream_new();
+    r->seal = ls_seal_new();
+    if (!r->st || !r->seal) {
+        run_free(r);
+        return LS_ENOMEM;
+    }
+    char path[LS__COPY_PATH_MAX];
+    ls__copy_path(c, path, c->shadow_dir, epoch, gen);
+    r->fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (r->fd < 0) {
+        int rc = ls_err_from_errno(errno);
+        run_free(r);
+        return rc;
+    }
+    memcpy(r->dbid, c->dbid, LS_DBID_LEN);
+    memcpy(r->prev, m->digest, LS_DIGEST_SIZE);
+    r->ex = (ls_gen_expect_t){.dbid = r->dbid,
+                              .epoch = epoch,
+                              .generation = gen,
+                              .prev_digest = r->prev,
+                              .allow_open = true};
+    if (m->generation == m->digest_generation && m->lsn) r->ex.first_lsn = m->lsn + 1;
+    ls_gen_stream_begin(r->st, &r->ex, 0);
+    ls_seal_reset(r->seal);
+    r->pos = LS_GEN_HEADER_SIZE;
+    r->base_lsn = m->generation == gen ? m->lsn : 0;
+    if (m->generation == gen && m->shadow_end) { /* the seal covers the header's epoch */
+        r->proof_end = m->shadow_end;
+        memcpy(r->proof, m->shadow_seal, LS_SEAL_LEN);
+    }
+    *out = r;
+    return 0;
+}
+
+static int grow(uint8_t **buf, size_t *cap, size_t need)
+{
+    if (need <= *cap) return 0;
+    size_t n = *cap ? *cap : 4096;
+    while (n < need)
+        n *= 2;
+    uint8_t *b = realloc(*buf, n);
+    if (!b) return LS_ENOMEM;
+    *buf = b;
+    *cap = n;
+    return 0;
+}
+
+/* The stream's callback: keeps the records past base_lsn (copied: a record may point into the
+ * stream's own buffer) and notes each COMMIT. */
+static int walk_record(void *ctx, const ls_record_t *rec)
+{
+    run_t *r = ctx;
+    r->pos += ls_record_size(rec->key_len, rec->value_len);
+    if (rec->type == LS_REC_COMMIT) {
+        r->commit_end = r->pos;
+        r->commit_lsn = rec->lsn;
+        r->commit_txid = rec->txid;
+        r->ops_committed = r->ops_len;
+        return 0;
+    }
+    if (rec->lsn <= r->base_lsn) return 0;
+    size_t n = OP_HEAD + rec->key_len + rec->value_len;
+    if (grow(&r->ops, &r->ops_cap, r->ops_len + n)) return LS_ENOMEM;
+    uint8_t *p = r->ops + r->ops_len;
+    memset(p, 0, OP_HEAD);
+    p[0] = rec->type;
+    ls_put16(p + 2, (uint16_t) rec->key_len);
+    ls_put32(p + 4, rec->value_len);
+    ls_put64(p + 8, rec->lsn);
+    memcpy(p + OP_HEAD, rec->key, rec->key_len);
+    if (rec->value_len) memcpy(p + OP_HEAD + rec->key_len, rec->value, rec->value_len);
+    r->ops_len += n;
+    return 0;
+}
+
+/* Seals tail bytes up to offset end (end <= fed). */
+static void seal_to(run_t *r, uint64_t end)
+{
+    size_t n = (size_t) (end - r->sealed);
+    ls_seal_update(r->seal, r->tail, n);
+    memmove(r->tail, r->tail + n, r->tail_len - n);
+    r->tail_len -= n;
+    r->sealed = end;
+}
+
+/* Feeds the durable bytes [fed, size) to the walk; seals up to the last COMMIT, checking the
+ * store's proof on the way. A bad record or a proof mismatch stops the walk (logged). */
+static int walk(ls_copy_t *c, run_t *r, uint64_t size)
+{
+    while (!r->stopped && r->fed < size) {
+        size_t n = (size_t) LS_MIN((uint64_t) READ_PIECE, size - r->fed);
+        if (grow(&r->tail, &r->tail_cap, r->tail_len + n)) return LS_ENOMEM;
+        ssize_t got = ls_pread_full(r->fd, r->tail + r->tail_len, n, (off_t) r->fed);
+        if (got < 0) return (int) got;
+        if ((size_t) got < n) { /* shorter than reported: the receiver's report is ahead */
+            LS_LOGI("copy", "%s: shadow of generation %llu has %llu bytes, %llu reported durable",
+                    c->dir, (unsigned long long) r->generation,
+                    (unsigned long long) (r->fed + (uint64_t) got), (unsigned long long) size);
+            r->stopped = r->reopen = true;
+            n = (size_t) got;
+        }
+        const uint8_t *p = r->tail + r->tail_len;
+        r->tail_len += n;
+        r->fed += n;
+        int rc = ls_gen_stream_feed(r->st, p, n, walk_record, r);
+        if (rc == LS_ENOMEM) return rc;
+        if (rc) {
+            ls_gen_info_t info;
+            ls_gen_verdict_t v;
+            ls_gen_stream_end(r->st, &info, &v);
+            LS_LOGW("copy",
+                    "%s: the shadow of generation %llu stops being applied early at offset %llu "
+                    "(%s): the rest waits for the closed generation",
+                    c->dir, (unsigned long long) r->generation, (unsigned long long) r->commit_end,
+                    v.msg[0] ? v.msg : ls_strerror(rc));
+            r->stopped = true;
+        }
+        if (r->proof_end && r->sealed < r->proof_end && r->proof_end <= r->commit_end) {
+            uint8_t s[LS_SEAL_LEN];
+            seal_to(r, r->proof_end);
+            ls_seal_final(r->seal, s);
+            if (memcmp(s, r->proof, LS_SEAL_LEN) != 0) {
+                LS_LOGW("copy",
+                        "%s: the shadow of generation %llu differs in its first %llu bytes from "
+                        "what the store applied early: not applied further",
+                        c->dir, (unsigned long long) r->generation,
+                        (unsigned long long) r->proof_end);
+                r->stopped = r->unlike = true;
+                r->ops_len = r->ops_committed = 0;
+                return 0;
+            }
+        }
+        if (r->commit_end > r->sealed) seal_to(r, r->commit_end);
+    }
+    if (r->commit_end == r->sealed) {
+        ls_seal_final(r->seal, r->applied);
+        r->applied_end = r->commit_end;
+    }
+    return 0;
+}
+
+/* The store callback: the committed ops in order (re-runnable). */
+static int apply_ops(void *ctx, ls_store_txn_t *txn)
+{
+    const run_t *r = ctx;
+    for (size_t off = 0; off < r->ops_committed;) {
+        const uint8_t *p = r->ops + off;
+        uint32_t klen = ls_get16(p + 2), vlen = ls_get32(p + 4);
+        const uint8_t *key = p + OP_HEAD;
+        int rc = p[0] == LS_REC_PUT ? ls_store_put(txn, key, klen, key + klen, vlen)
+                                    : ls_store_del(txn, key, klen);
+        if (rc) return rc;
+        off += OP_HEAD + klen + vlen;
+    }
+    if (LS_FAULT("copy.shadow.before_commit")) return LS_EIO;
+    return 0;
+}
+
+/* A store error while applying the shadow: DISK_FULL (retried) or FAILED. */
+static void store_failed(ls_copy_t *c, const run_t *r, int rc)
+{
+    char reason[512];
+    ls_msgf(reason, sizeof(reason),
+            "copy %s: applying the shadow of generation %llu to the store failed: %s", c->dir,
+            (unsigned long long) r->generation, ls_strerror(rc));
+    ls_copy_state_t st = rc == LS_ENOSPC ? LS_COPY_DISK_FULL : LS_COPY_FAILED;
+    pthread_mutex_lock(&c->mu);
+    bool changed = ls__copy_set_state(c, st, reason);
+    pthread_mutex_unlock(&c->mu);
+    if (changed) ls__copy_emit(c, LS_COPY_EV_STATE, 0, 0, (int) st, reason);
+}
+
+int ls__copy_shadow_apply(ls_copy_t *c)
+{
+    pthread_mutex_lock(&c->mu);
+    uint32_t epoch = c->sh.epoch;
+    uint64_t gen = c->sh.generation, size = c->sh.size;
+    ls_store_meta_t m = c->meta;
+    c->sh.seen = c->sh.reports;
+    run_t *r = c->sh.run;
+    pthread_mutex_unlock(&c->mu);
+    int rc = 0;
+    /* A file shorter than reported was replaced by the receiver: walk the new one at once. */
+    for (int attempt = 0; attempt < 2 && (!r || r->reopen || attempt == 0); attempt++) {
+        if (r && (r->epoch != epoch || r->generation != gen || r->reopen)) {
+            ls__copy_shadow_free(c);
+            r = NULL;
+        }
+        if (!r) {
+            rc = run_start(c, epoch, gen, &m, &r);
+            if (rc) {
+                LS_LOGW("copy", "%s: cannot read the shadow of generation %llu: %s", c->dir,
+                        (unsigned long long) gen, ls_strerror(rc));
+                return rc;
+            }
+            c->sh.run = r; /* the replayer's alone */
+        }
+        if ((rc = walk(c, r, size)) != 0) {
+            r->stopped = true; /* no memory or unreadable: the closed generation will do */
+            LS_LOGW("copy", "%s: reading the shadow of generation %llu: %s", c->dir,
+                    (unsigned long long) gen, ls_strerror(rc));
+            return 0;
+        }
+    }
+    if (r->unlike || (r->commit_lsn <= m.lsn && m.generation == gen)) return 0; /* nothing new */
+    if (r->applied_end != r->commit_end || r->commit_end <= LS_GEN_HEADER_SIZE) return 0;
+    ls_store_meta_t nm = m;
+    /* The epoch stays digest_generation's: a restart takes it as the held chain's epoch (a
+     * shadow opening a new epoch must not make generation N-1 look like the new epoch's). The
+     * seal covers the shadow's header, its epoch included. */
+    if (!m.digest_generation) nm.epoch = epoch;
+    nm.generation = gen;
+    nm.lsn = r->commit_lsn;
+    nm.txid = LS_MAX(nm.txid, r->commit_txid);
+    nm.shadow_end = r->commit_end;
+    memcpy(nm.shadow_seal, r->applied, LS_SEAL_LEN);
+    rc = ls_store_apply(c->store, apply_ops, r, &nm);
+    if (rc) {
+        store_failed(c, r, rc);
+        return rc;
+    }
+    LS_FAULT("copy.shadow.after_commit");
+    memmove(r->ops, r->ops + r->ops_committed, r->ops_len - r->ops_committed);
+    r->ops_len -= r->ops_committed;
+    r->ops_committed = 0;
+    r->base_lsn = nm.lsn;
+    pthread_mutex_lock(&c->mu);
+    c->meta = nm;
+    c->sh.applied_lsn = nm.lsn;
+    c->sh.applies++;
+    c->replay_txns++;
+    bool healthy = c->state == LS_COPY_DISK_FULL && ls__copy_set_state(c, LS_COPY_HEALTHY, "");
+    pthread_mutex_unlock(&c->mu);
+    c->dirty = true;
+    if (healthy) ls__copy_emit(c, LS_COPY_EV_STATE, 0, 0, LS_COPY_HEALTHY, "");
+    ls__copy_emit(c, LS_COPY_EV_APPLIED, gen, nm.lsn, 0, "");
+    return 0;
+}
+
+int ls__copy_shadow_check(ls_copy_t *c, const ls__copy_entry_t *e, const uint8_t *buf, size_t len,
+                          const ls_store_meta_t *m)
+{
+    if (!m->shadow_end || m->generation != e->generation || m->digest_generation == m->generation)
+        return 0;
+    char reason[512];
+    uint8_t seal[LS_SEAL_LEN];
+    bool same = m->shadow_end + LS_GEN_TRAILER_SIZE <= len; /* the seal covers the epoch */
+    if (same) {
+        ls_seal(buf, (size_t) m->shadow_end, seal);
+        LS__COPY_COUNT(c, seal_bytes, m->shadow_end);
+        same = memcmp(seal, m->shadow_seal, LS_SEAL_LEN) == 0;
+    }
+    if (same) return 0;
+    char a[2 * LS_SEAL_LEN + 1] = "", x[2 * LS_SEAL_LEN + 1];
+    if (m->shadow_end + LS_GEN_TRAILER_SIZE <= len) ls_hex(seal, LS_SEAL_LEN, a);
+    ls_hex(m->shadow_seal, LS_SEAL_LEN, x);
+    ls_msgf(reason, sizeof(reason),
+            "generation %llu (epoch %u, %zu bytes) is not what the store applied early from its "
+            "shadow (bytes [0, %llu) up to lsn %llu, seal %s; the closed file's: %s): the store "
+            "holds data the closed generation does not; reseed this copy",
+            (unsigned long long) e->generation, e->epoch, len, (unsigned long long) m->shadow_end,
+            (unsigned long long) m->lsn, x, a[0] ? a : "too short");
+    pthread_mutex_lock(&c->mu);
+    bool changed = ls__copy_set_state(c, LS_COPY_FAILED, reason);
+    pthread_mutex_unlock(&c->mu);
+    if (changed) ls__copy_emit(c, LS_COPY_EV_STATE, 0, 0, LS_COPY_FAILED, reason);
+    return LS_EDIVERGED;
+}

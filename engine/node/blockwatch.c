@@ -1,0 +1,183 @@
+/* Block mode on the active side (docs/BLOCKMODE.md): a watcher thread per active database
+ * sleeps on the writer's durable position in the control page's channel
+ * (ls_ctlpage_wait_durable, with a timeout, woken at stop) and posts to the loop (uv_async); the
+ * loop reads the position and gives it to each target's machine (engine/ship), which decides
+ * what to stream. The bytes are read here, on the loop, from logs/<prefix>.log through a
+ * descriptor whose header was checked to name the generation asked for (the machine asks only
+ * for bytes published as durable; they are in the page cache: a pread of at most a chunk). The
+ * copies' positions the targets acknowledge are published back into the page for synchronous
+ * commit. */
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "node/node_int.h"
+#include "writer/ctlpage.h"
+
+#define BW_WAIT_NS (1000ull * 1000000ull) /* the watcher re-reads at least this often */
+
+struct node_bw {
+    active_t *a;
+    ls_ctlpage_t *page; /* <db>/control, mapped */
+    pthread_t thread;   /* the watcher */
+    bool running;       /* thread started, not joined */
+    atomic_bool stop;   /* the watcher ends */
+    uv_async_t async;   /* the watcher's post to the loop */
+    bool async_open;    /* async initialised, not closed */
+    int fd;             /* logs/<prefix>.log as opened for reads (-1: none) */
+    uint32_t fd_epoch;  /* the header's epoch ... */
+    uint64_t fd_gen;    /* ... and generation */
+    uint32_t last_seq;  /* the loop: the sequence last handed on */
+};
+
+static void *watch_main(void *arg)
+{
+    struct node_bw *bw = arg;
+    ls_ctl_durable_t d;
+    uint32_t seq = ls_ctlpage_read_durable(bw->page, &d);
+    uv_async_send(&bw->async);
+    while (!atomic_load(&bw->stop)) {
+        ls_ctlpage_wait_durable(bw->page, seq, BW_WAIT_NS); /* a timeout only re-reads */
+        uint32_t now = ls_ctlpage_read_durable(bw->page, &d);
+        if (now != seq) {
+            seq = now;
+            uv_async_send(&bw->async);
+        }
+    }
+    return NULL;
+}
+
+/* The loop: the newest durable position to every machine, then the links send. */
+static void on_durable(uv_async_t *h)
+{
+    struct node_bw *bw = h->data;
+    active_t *a = bw->a;
+    if (a->node->stopping || a->fenced || a->retired || !a->have_dbid) return;
+    ls_ctl_durable_t d;
+    bw->last_seq = ls_ctlpage_read_durable(bw->page, &d);
+    if (d.generation == 0 || d.epoch == 0) return; /* no writer ever published */
+    ls_ship_durable_t sd = {.epoch = d.epoch,
+                            .generation = d.generation,
+                            .offset = d.offset,
+                            .lsn = d.lsn,
+                            .time_ns = d.time_ns};
+    uint64_t now = ls_now_ns();
+    for (int i = 0; i < a->nshippers; i++)
+        ls_ship_block_durable(a->shippers[i].m, &sd, now);
+    for (int i = 0; i < a->nshippers; i++)
+        ls__node_link_pump(a->shippers[i].link);
+}
+
+void ls__node_bw_start(active_t *a)
+{
+    if (a->bw || a->node->stopping) return;
+    char err[256];
+    ls_ctlpage_t *page = NULL;
+    if (ls_ctlpage_open(a->cfg->path, false, &page, err, sizeof(err)) != 0)
+        return; /* no writer opened the database yet: the next poll tries again */
+    struct node_bw *bw = calloc(1, sizeof(*bw));
+    LS_CHECK(bw != NULL);
+    bw->a = a;
+    bw->page = page;
+    bw->fd = -1;
+    uv_async_init(a->node->loop, &bw->async, on_durable);
+    bw->async.data = bw;
+    bw->async_open = true;
+    a->bw = bw;
+    if (pthread_create(&bw->thread, NULL, watch_main, bw) != 0) {
+        LS_LOGW("active", "database %s: no block mode: cannot start the watcher thread",
+                a->cfg->name);
+        return;
+    }
+    bw->running = true;
+    LS_LOGD("active", "database %s: watching the writer's durable position", a->cfg->name);
+}
+
+void ls__node_bw_stop(active_t *a)
+{
+    struct node_bw *bw = a->bw;
+    if (!bw) return;
+    if (bw->running) {
+        atomic_store(&bw->stop, true);
+        ls_ctlpage_wake_durable(bw->page);
+        pthread_join(bw->thread, NULL);
+        bw->running = false;
+    }
+    if (bw->async_open) uv_close((uv_handle_t *) &bw->async, NULL);
+    bw->async_open = false;
+    if (bw->fd >= 0) close(bw->fd);
+    bw->fd = -1;
+}
+
+void ls__node_bw_free(active_t *a)
+{
+    struct node_bw *bw = a->bw;
+    if (!bw) return;
+    ls__node_bw_stop(a); /* already stopped by the node's close: a no-op */
+    ls_ctlpage_close(bw->page);
+    free(bw);
+    a->bw = NULL;
+}
+
+/* Opens the current log for the generation the machine streams: its header must name it. */
+static int open_current(struct node_bw *bw, uint32_t epoch, uint64_t generation)
+{
+    if (bw->fd >= 0 && bw->fd_epoch == epoch && bw->fd_gen == generation) return 0;
+    if (bw->fd >= 0) close(bw->fd);
+    bw->fd = -1;
+    char path[LS_CFG_PATH_MAX + 64];
+    snprintf(path, sizeof(path), "%s/%s.log", bw->a->logs, LS_GEN_PREFIX_DEFAULT);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return LS_ESTATE;
+    uint8_t hdr[LS_GEN_HEADER_SIZE];
+    ls_gen_header_t h;
+    if (ls_pread_full(fd, hdr, sizeof(hdr), 0) != (ssize_t) sizeof(hdr) ||
+        ls_gen_header_decode(hdr, sizeof(hdr), &h) != 0 || h.generation != generation ||
+        h.epoch != epoch) {
+        close(fd); /* rolled already (or not yet written): that generation goes as a file */
+        return LS_ESTATE;
+    }
+    bw->fd = fd; /* kept across the roll's rename: it still reads that generation */
+    bw->fd_epoch = epoch;
+    bw->fd_gen = generation;
+    return 0;
+}
+
+int64_t ls__node_bw_read(active_t *a, uint32_t epoch, uint64_t generation, uint64_t off,
+                         uint8_t *buf, size_t len)
+{
+    struct node_bw *bw = a->bw;
+    if (!bw) return LS_ESTATE;
+    int rc = open_current(bw, epoch, generation);
+    if (rc) return rc;
+    ssize_t n = ls_pread_full(bw->fd, buf, len, off);
+    if (n <= 0) {
+        LS_LOGW("active",
+                "database %s: cannot read %zu bytes at %llu of the current log "
+                "(generation %llu) for block mode",
+                a->cfg->name, len, (unsigned long long) off, (unsigned long long) generation);
+        return LS_EIO;
+    }
+    return n;
+}
+
+void ls__node_bw_publish_copies(active_t *a)
+{
+    if (!a->bw) return;
+    ls_ctl_copy_t c[LS_CTL_COPIES_MAX];
+    uint32_t n = 0;
+    uint64_t now = ls_now_ns();
+    for (int i = 0; i < a->nshippers && n < LS_CTL_COPIES_MAX; i++, n++) {
+        ls_ship_t *m = a->shippers[i].m;
+        memset(&c[n], 0, sizeof(c[n]));
+        ls_ship_copy_lsns(m, &c[n].durable_lsn, &c[n].applied_lsn);
+        c[n].time_ns = now;
+        c[n].id = (uint32_t) i + 1;
+        if (ls_ship_state(m) == LS_SHIP_HEALTHY) c[n].flags |= LS_CTL_COPY_LINKED;
+        if (ls_ship_mode(m) == LS_SHIP_MODE_BLOCK) c[n].flags |= LS_CTL_COPY_BLOCK;
+    }
+    ls_ctlpage_publish_copies(a->bw->page, c, n);
+}

@@ -1,0 +1,158 @@
+/* Synchronous commit with real daemons (issue 15, docs/BLOCKMODE.md "Synchronous commit"): node-a
+ * active for db1, node-b its copy, `logship load --sync remote_durable --sync-timeout 1000
+ * --ack-log` on node-a. While node-b acknowledges in block mode the commits wait for it and the
+ * state stays sync (no switch); kill -9 of node-b's daemon: the commits degrade after the timeout
+ * (status shows degraded with the reason, node-a's daemon logs a WARN, the load keeps
+ * committing); node-b restarted: back to sync by itself (INFO); at the end every acknowledged
+ * commit is in node-b's store (tools/ack-check.sh). */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/core.h"
+#include "daemons.h"
+#include "harness.h"
+
+static ls_h_pair_t pair;
+
+static void fini(void)
+{
+    ls_h_pair_fini(&pair);
+}
+
+TestSuite(sync, .fini = fini, .timeout = 240);
+
+/* db1's "sync" object in node's status (a copy of its members into out). */
+typedef struct {
+    char state[32];
+    char reason[512];
+    uint64_t switches;
+} sync_view_t;
+
+static bool sync_of(int node, sync_view_t *out)
+{
+    cJSON *st = ls_h_status(&pair, node);
+    if (!st) return false;
+    bool found = false;
+    const cJSON *d;
+    cJSON_ArrayForEach(d, cJSON_GetObjectItem(st, "databases"))
+    {
+        const cJSON *s = cJSON_GetObjectItem(d, "sync");
+        if (!s || strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(d, "database")), "db1")) continue;
+        snprintf(out->state, sizeof(out->state), "%s",
+                 cJSON_GetStringValue(cJSON_GetObjectItem(s, "state")));
+        snprintf(out->reason, sizeof(out->reason), "%s",
+                 cJSON_GetStringValue(cJSON_GetObjectItem(s, "reason")));
+        out->switches = (uint64_t) cJSON_GetNumberValue(cJSON_GetObjectItem(s, "switches"));
+        found = true;
+    }
+    cJSON_Delete(st);
+    return found;
+}
+
+static bool wait_sync_state(const char *state, sync_view_t *out, int timeout_ms)
+{
+    for (uint64_t end = ls_mono_ns() + (uint64_t) timeout_ms * 1000000u; ls_mono_ns() < end;) {
+        if (sync_of(LS_H_A, out) && !strcmp(out->state, state)) return true;
+        usleep(20000);
+    }
+    return false;
+}
+
+static size_t lines_of(const char *path)
+{
+    size_t len = 0, n = 0;
+    uint8_t *b = ls_h_read_file(path, &len);
+    for (size_t i = 0; b && i < len; i++)
+        n += b[i] == '\n';
+    free(b);
+    return n;
+}
+
+static bool wait_lines(const char *path, size_t want, int timeout_ms)
+{
+    for (uint64_t end = ls_mono_ns() + (uint64_t) timeout_ms * 1000000u; ls_mono_ns() < end;) {
+        if (lines_of(path) >= want) return true;
+        usleep(20000);
+    }
+    return false;
+}
+
+static bool log_has(int node, const char *needle)
+{
+    size_t len = 0;
+    char *b = (char *) ls_h_read_file(pair.log[node], &len);
+    bool found = b && memmem(b, len, needle, strlen(needle)) != NULL;
+    free(b);
+    return found;
+}
+
+Test(sync, remote_durable_degrades_when_the_copy_dies_and_comes_back_with_it)
+{
+    ls_h_pair_opts_t o = {.plaintext = true};
+    ls_h_pair_init(&pair, "sync", &o);
+    ls_h_node_start(&pair, LS_H_A, NULL);
+    ls_h_node_start(&pair, LS_H_B, NULL);
+    ls_h_load(&pair, "--transactions 50"); /* the database exists: the copy follows it */
+    cr_assert(ls_h_wait_caught_up(&pair, 30000), "the copy never caught up");
+
+    char ack[600], cmd[1600];
+    snprintf(ack, sizeof(ack), "%s/ack.log", pair.dir);
+    snprintf(cmd, sizeof(cmd),
+             "--sync remote_durable --sync-timeout 1000 --rate 150 --transactions 6000 "
+             "--threads 4 --records-per-txn 2 --ack-log %s",
+             ack);
+    ls_h_load_start(&pair, cmd);
+    sync_view_t s;
+    cr_assert(wait_lines(ack, 300, 60000), "the load acknowledged nothing");
+    cr_assert(sync_of(LS_H_A, &s), "node-a shows no sync state for db1");
+    if (strcmp(s.state, "sync") || s.switches != 0) ls_h_pair_logs(&pair);
+    cr_assert_str_eq(s.state, "sync", "commits confirmed by the copy: %s (%s)", s.state, s.reason);
+    cr_assert_eq(s.switches, 0, "no wait timed out while the copy acknowledged: %s", s.reason);
+
+    ls_h_node_kill(&pair, LS_H_B);
+    if (!wait_sync_state("degraded", &s, 20000)) ls_h_pair_logs(&pair);
+    cr_assert_str_eq(s.state, "degraded");
+    cr_assert(strstr(s.reason, "not durable on 1 copy within 1000 ms"), "%s", s.reason);
+    cr_assert(strstr(s.reason, "#1 "), "the reason names the copy's position: %s", s.reason);
+    size_t at_degrade = lines_of(ack);
+    cr_assert(wait_lines(ack, at_degrade + 150, 30000),
+              "the load keeps committing while degraded (%zu acknowledged)", lines_of(ack));
+    for (uint64_t end = ls_mono_ns() + 5000000000ull;
+         !log_has(LS_H_A, "synchronous commit (remote_durable, 1 copy) degraded") &&
+         ls_mono_ns() < end;)
+        usleep(20000);
+    cr_assert(log_has(LS_H_A, "synchronous commit (remote_durable, 1 copy) degraded"),
+              "node-a's daemon logs the switch");
+
+    ls_h_node_start(&pair, LS_H_B, NULL);
+    if (!wait_sync_state("sync", &s, 60000)) ls_h_pair_logs(&pair);
+    cr_assert_str_eq(s.state, "sync", "back to sync once the copy caught up: %s", s.reason);
+    cr_assert_geq(s.switches, 2);
+    cr_assert_str_empty(s.reason);
+    for (uint64_t end = ls_mono_ns() + 5000000000ull;
+         !log_has(LS_H_A, "synchronous commit back to sync") && ls_mono_ns() < end;)
+        usleep(20000);
+    cr_assert(log_has(LS_H_A, "synchronous commit back to sync"));
+
+    ls_h_load_wait(&pair);
+    char path[700];
+    snprintf(path, sizeof(path), "%s/load.log", pair.dir);
+    size_t outlen = 0;
+    char *out = (char *) ls_h_read_file(path, &outlen);
+    /* 6000 and the run counter's commit (--ack-log) */
+    cr_assert(out && strstr(out, "transactions:       6001"), "%s", out ? out : "");
+    cr_assert(strstr(out, "remote_durable, 1 copy, timeout 1000 ms:"), "%s", out);
+    cr_assert(strstr(out, "synchronous commit degraded: lsn"), "the writer's WARN: %s", out);
+    cr_assert(strstr(out, "synchronous commit back to sync"), "the writer's INFO: %s", out);
+    free(out);
+    cr_assert(ls_h_wait_caught_up(&pair, 60000), "the copy never caught up at the end");
+    snprintf(cmd, sizeof(cmd), "sh %s/tools/ack-check.sh %s/store %s", LS_SOURCE_DIR,
+             pair.db[LS_H_B], ack);
+    char *chk = NULL;
+    int rc = ls_h_sh(cmd, &chk, NULL, 60000);
+    cr_assert_eq(rc, 0, "every acknowledged commit in node-b's store: %s", chk);
+    free(chk);
+}

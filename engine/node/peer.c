@@ -253,6 +253,16 @@ static void dispatch(peer_t *p, ls_conn_t *conn, const uint8_t *bytes, size_t le
         }
         return;
     }
+    if (f.type == LS_FRAME_SWITCHOVER) { /* switchover.c */
+        if (p->version < LS_PROTO_VERSION_SWITCHOVER) {
+            LS_LOGE("peer", "%s sent SWITCHOVER on a version %u connection: closing", p->name,
+                    (unsigned) p->version);
+            ls_conn_close(conn);
+        } else {
+            ls__node_switchover_frame(p, &f.switchover);
+        }
+        return;
+    }
     const uint8_t *id = ls__node_frame_dbid(&f, false);
     if (id)
         to_copy(p, &f, id);

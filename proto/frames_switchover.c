@@ -1,6 +1,7 @@
 /*
  * proto/frames_switchover.c: the planned switchover's frames (version 5): SWITCHOVER and
- * SWITCHOVER_DONE. Layouts: proto/PROTOCOL.md §11; the field order here is the wire order.
+ * SWITCHOVER_DONE. Layouts: proto/PROTOCOL.md, "Switchover"; the field order here is the wire
+ * order.
  */
 #include "core/core.h"
 #include "proto/wire.h"

@@ -33,7 +33,7 @@
 #define LS_PROTO_VERSION_EPOCH   3      /* first version with EPOCH (PROTOCOL.md, versions) */
 #define LS_PROTO_VERSION_RESYNC  4 /* first version with CHAIN_REQ, CHAIN, RESYNC, RESYNC_BEGIN */
 #define LS_PROTO_CHAIN_MAX       1024 /* generations in one CHAIN frame */
-/* ---- planned switchover (PROTOCOL.md §11): its own block, kept apart for merges ---- */
+/* ---- planned switchover (PROTOCOL.md, "Switchover"): its own block, kept apart for merges ---- */
 #define LS_PROTO_VERSION_SWITCHOVER 5 /* first version with SWITCHOVER, SWITCHOVER_DONE */
 /* ---- end of the switchover block ---- */
 #define LS_PROTO_KEY_MAX 511 /* a key in RESYNC, bytes (logfmt.h LS_KEY_MAX) */
@@ -71,7 +71,7 @@ typedef enum {
     LS_FRAME_EPOCH = 0x14,      /* either way (version >= 3): the newest epoch the sender knows */
     LS_FRAME_CHAIN_REQ = 0x15,  /* seed client -> server (version >= 4): send your chain */
     LS_FRAME_CHAIN = 0x16,      /* seed server -> client (version >= 4): (epoch, gen, digest)s */
-    /* planned switchover (version >= 5, PROTOCOL.md §11) */
+    /* planned switchover (version >= 5, PROTOCOL.md, "Switchover") */
     LS_FRAME_SWITCHOVER = 0x17,      /* active -> copy: activate now, you hold everything */
     LS_FRAME_SWITCHOVER_DONE = 0x18, /* copy -> active: activated (epoch, first generation) or
                                         refused (code, message) */
@@ -216,7 +216,7 @@ typedef struct {
                                         unknown) */
 } ls_proto_epoch_t;
 
-/* ---- planned switchover (PROTOCOL.md §11): its own block, kept apart for merges ---- */
+/* ---- planned switchover (PROTOCOL.md, "Switchover"): its own block, kept apart for merges ---- */
 /* SWITCHOVER: the active, holding the database (no commit since), asks the copy on this
  * connection to activate: it must hold and have replayed exactly up to last_generation. */
 typedef struct {

@@ -162,6 +162,7 @@ static int run_database(ls_node_t *n, node_db_t *db, char *err, size_t errlen)
     }
     ls__node_seed_recover(d, db->role.role == LS_ROLE_ACTIVE);
     if (db->role.role == LS_ROLE_ACTIVE) {
+        ls__node_switchover_recover(n, db);
         run_active(n, db);
         return 0;
     }

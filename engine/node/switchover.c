@@ -261,7 +261,13 @@ static void ask(struct node_sw *w, link_t *l)
     f.switchover.last_generation = w->last_gen;
     f.switchover.last_lsn = w->last_lsn;
     f.switchover.last_close_ns = w->last_close_ns;
-    int rc = ls__node_link_send(l, w->s, &f);
+    char e[600];
+    int rc = ls_ctlpage_set_asked(w->ctl, e, sizeof(e)); /* durable before it goes out */
+    if (rc) {
+        undo(w, SW_FAILED, "cannot record the request in the control page: %s", e);
+        return;
+    }
+    rc = ls__node_link_send(l, w->s, &f);
     if (rc) {
         undo(w, SW_FAILED, "cannot send SWITCHOVER to %s: %s", w->to, ls_strerror(rc));
         return;
@@ -377,6 +383,14 @@ static void hold_work(uv_work_t *work)
     const char *dir = w->db->cfg->path;
     w->rc = ls_ctlpage_open(dir, true, &w->ctl, w->err, sizeof(w->err));
     if (w->rc) return;
+    if (ls_ctlpage_held(w->ctl)) { /* an interrupted switchover's: its copy is still Healthy */
+        char e[600];
+        LS_LOGW("switchover", "%s: taking over the hold an interrupted switchover left", dir);
+        if (ls_ctlpage_clear_fence(w->ctl, e, sizeof(e)) != 0) {
+            w->rc = ls_errf(w->err, sizeof(w->err), LS_EIO, "%s", e);
+            return;
+        }
+    }
     if (ls_ctlpage_fenced(w->ctl)) {
         ls_ctl_fence_t f;
         ls_ctlpage_fence(w->ctl, &f);
@@ -739,6 +753,34 @@ void ls__node_switchover_frame(peer_t *p, const ls_proto_switchover_t *f)
 refused:
     LS_LOGW("switchover", "%s", why);
     answer(n, p->id, f->dbid, code < 0 ? code : LS_ESTATE, 0, 0, why);
+}
+
+void ls__node_switchover_recover(ls_node_t *n, node_db_t *db)
+{
+    (void) n;
+    ls_ctlpage_t *p = NULL;
+    char e[600];
+    if (ls_ctlpage_open(db->cfg->path, false, &p, e, sizeof(e)) != 0) return; /* none: no hold */
+    uint32_t flags = ls_ctlpage_flags(p);
+    ls_ctl_fence_t f;
+    ls_ctlpage_fence(p, &f);
+    if ((flags & LS_CTL_HOLD) && !(flags & LS_CTL_ASKED)) {
+        if (ls_ctlpage_clear_fence(p, e, sizeof(e)) == 0)
+            LS_LOGW("switchover",
+                    "%s: a switchover to %s was interrupted before %s was asked to activate: its "
+                    "hold is released, %s accepts commits here again",
+                    db->cfg->name, f.name, f.name, db->cfg->name);
+        else
+            LS_LOGE("switchover", "%s: cannot release an interrupted switchover's hold: %s",
+                    db->cfg->name, e);
+    } else if (flags & LS_CTL_HOLD) {
+        LS_LOGW("switchover",
+                "%s: a switchover to %s was interrupted after %s was asked to activate: the "
+                "database stays held (commits refused): if %s is active in epoch %u, its EPOCH "
+                "fences this node; if not, run logship switchover again (it takes the hold over)",
+                db->cfg->name, f.name, f.name, f.name, f.epoch);
+    }
+    ls_ctlpage_close(p);
 }
 
 /* ---- lifecycle ----------------------------------------------------------------------------- */

@@ -7,7 +7,8 @@
  *   16   8  fence word: 0, or the epoch of the node that took over (atomic, 8-aligned)
  *   24   8  fence time, ns since 1970 UTC
  *   32   4  name length
- *   36   4  fence flags: bit 0 LS_CTL_HOLD, a planned switchover's hold (may be cleared)
+ *   36   4  fence flags: bit 0 LS_CTL_HOLD, a planned switchover's hold (may be cleared);
+ *           bit 1 LS_CTL_ASKED, the new active was asked to activate
  *   40 256  new active's name, NUL-terminated
  *   296  8  hold acknowledged: the hold's epoch, written last by the writer (atomic)
  *   304  8  last closed generation when the writer acknowledged the hold
@@ -254,6 +255,17 @@ int ls_ctlpage_set_fence(ls_ctlpage_t *p, uint32_t epoch, const char *name, char
 int ls_ctlpage_set_hold(ls_ctlpage_t *p, uint32_t epoch, const char *name, char *err, size_t errlen)
 {
     return set_fence(p, epoch, LS_CTL_HOLD, name, err, errlen);
+}
+
+int ls_ctlpage_set_asked(ls_ctlpage_t *p, char *err, size_t errlen)
+{
+    ls_put32(p->map + OFF_FLAGS, ls_get32(p->map + OFF_FLAGS) | LS_CTL_ASKED);
+    return sync_page(p, err, errlen);
+}
+
+uint32_t ls_ctlpage_flags(const ls_ctlpage_t *p)
+{
+    return ls_ctlpage_fenced(p) ? ls_get32(p->map + OFF_FLAGS) : 0;
 }
 
 void ls_ctlpage_ack_hold(ls_ctlpage_t *p, uint64_t last_generation, uint64_t last_lsn)

@@ -74,6 +74,13 @@ void ls_ctlpage_ack_hold(ls_ctlpage_t *page, uint64_t last_generation, uint64_t 
  * *last_lsn. */
 bool ls_ctlpage_hold_acked(const ls_ctlpage_t *page, uint64_t *last_generation, uint64_t *last_lsn);
 
+/* The active asked the new one to activate (LS_CTL_ASKED, durably): from then on the hold must
+ * outlive a restart of the daemon; before it, a restart releases it (nothing was handed over). */
+#define LS_CTL_ASKED 0x2u
+int ls_ctlpage_set_asked(ls_ctlpage_t *page, char *err, size_t errlen);
+/* The fence flags (LS_CTL_HOLD, LS_CTL_ASKED); 0 when not fenced. */
+uint32_t ls_ctlpage_flags(const ls_ctlpage_t *page);
+
 /* Clears the fence durably (the directory is to be written again: an activation). */
 int ls_ctlpage_clear_fence(ls_ctlpage_t *page, char *err, size_t errlen);
 

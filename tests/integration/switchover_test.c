@@ -24,6 +24,7 @@
 #include "daemons.h"
 #include "harness.h"
 #include "status/status.h"
+#include "writer/ctlpage.h"
 
 static ls_h_pair_t pair;
 static pid_t load_pid;
@@ -421,4 +422,42 @@ Test(switchover, without_a_writer_the_daemon_closes_the_log)
     pair_cond_t pc = {LS_H_B, LS_H_A};
     cr_assert(ls_h_wait_for(copy_caught_up, &pc, 30000), "node-a did not catch up");
     cr_assert(ls_h_stores_equal(&pair));
+}
+
+/* A daemon that died holding a database: at its restart the hold is released when the new
+ * active was never asked (nothing was handed over), kept when it was (it may have activated). */
+Test(switchover, a_hold_left_by_a_dead_daemon_is_released_unless_the_copy_was_asked)
+{
+    start_pair("switchover-restart");
+    load_ok(LS_H_A, "--transactions 200 --target-size 65536");
+    for (int asked = 0; asked < 2; asked++) {
+        ls_h_node_kill(&pair, LS_H_A);
+        ls_ctlpage_t *p = NULL;
+        char err[600] = "";
+        cr_assert_eq(ls_ctlpage_open(pair.db[LS_H_A], false, &p, err, sizeof(err)), 0, "%s", err);
+        cr_assert_eq(ls_ctlpage_set_hold(p, 2, "node-b", err, sizeof(err)), 0, "%s", err);
+        if (asked) cr_assert_eq(ls_ctlpage_set_asked(p, err, sizeof(err)), 0, "%s", err);
+        ls_ctlpage_close(p);
+        ls_h_node_start(&pair, LS_H_A, NULL);
+        char cmd[2048], *lerr = NULL;
+        snprintf(cmd, sizeof(cmd), "%s load %s --transactions 50 --seed %d", ls_h_bin("logship"),
+                 pair.db[LS_H_A], 40 + asked);
+        int rc = ls_h_sh(cmd, NULL, &lerr, 60000);
+        if (!asked) {
+            cr_assert_eq(rc, 0, "the hold was not released at the restart: %s", lerr);
+        } else {
+            cr_assert_neq(rc, 0, "the hold of a switchover whose copy was asked was released");
+            cr_assert(ls_h_contains(lerr, "node-b becomes the active"), "%s", lerr);
+        }
+        free(lerr);
+    }
+    /* Not handed over after all (node-b is a copy): a new switchover takes the hold over. */
+    wait_role(LS_H_A, "active", "Healthy");
+    char *out, *err;
+    int rc = logship("switchover", LS_H_A, "--to node-b", &out, &err);
+    if (rc) ls_h_pair_logs(&pair);
+    cr_assert_eq(rc, 0, "%s%s", out, err);
+    free(out);
+    free(err);
+    wait_role(LS_H_B, "active", "Healthy");
 }

@@ -95,6 +95,7 @@ static void database(ls_status_db_t *o, const node_db_t *d)
     o->since_ns = r->since_ns;
     COPY_STR(o->reason, r->reason);
     o->activation = ls__node_activation_state(d);
+    o->switchover = ls__node_switchover_state(d);
     o->loss_generations = r->loss.generations;
     o->loss_first_generation = r->loss.first_generation;
     o->loss_last_generation = r->loss.last_generation;

@@ -324,6 +324,8 @@ Test(switchover, ten_switchovers_under_load_lose_nothing)
     cr_assert_eq((uint64_t) ls_h_num(st, "applied_generations"), copy == LS_H_A ? ga : gb,
                  "status and the store meta disagree");
     cJSON_Delete(st);
+    ls_h_node_stop(&pair, LS_H_A); /* clean exits (no leak under the sanitizers) */
+    ls_h_node_stop(&pair, LS_H_B);
 }
 
 Test(switchover, refusals_leave_the_database_active)
@@ -416,7 +418,15 @@ Test(switchover, without_a_writer_the_daemon_closes_the_log)
     const cJSON *d = db1_of(st);
     cr_assert_str_eq(jstr(d, "follows"), "node-b");
     cr_assert_eq(ls_status_json_u64(d, "epoch"), 2);
+    cr_assert_str_eq(jstr(d, "switchover"), "done");
     cJSON_Delete(st);
+    char cmd[1200];
+    snprintf(cmd, sizeof(cmd), "%s status -c %s", ls_h_bin("logship"), pair.conf[LS_H_A]);
+    cr_assert_eq(ls_h_sh(cmd, &out, NULL, 10000), 0);
+    cr_assert(ls_h_contains(out, "SWITCHOVER") && ls_h_contains(out, "copy") &&
+                  ls_h_contains(out, "node-b") && ls_h_contains(out, "done"),
+              "%s", out);
+    free(out);
     /* The application writes on node-b; node-a gets it. */
     load_ok(LS_H_B, "--transactions 200 --seed 3 --target-size 65536");
     pair_cond_t pc = {LS_H_B, LS_H_A};

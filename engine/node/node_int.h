@@ -371,6 +371,8 @@ void ls__node_switchover_done(link_t *l, const ls_proto_switchover_done_t *d);
 void ls__node_switchover_frame(peer_t *p, const ls_proto_switchover_t *f);
 const char *ls__node_switchover_state(const node_db_t *d); /* the last one's; NULL: none */
 void ls__node_switchover_stop(ls_node_t *n);               /* at stop */
+/* A switchover of d asked who to activate (it handles the fence and the role: epoch.c). */
+bool ls__node_switchover_expects(const node_db_t *d, const char *who);
 /* At start, db active: a hold an earlier run left before asking the new active is released. */
 void ls__node_switchover_recover(ls_node_t *n, node_db_t *db);
 void ls__node_switchover_free(node_db_t *d); /* after the loop ended */

@@ -142,8 +142,17 @@ static void undo(struct node_sw *w, sw_state_t st, const char *fmt, ...)
     vsnprintf(why, sizeof(why), fmt, ap);
     va_end(ap);
     char e[600] = "";
-    int rc = w->ctl ? ls_ctlpage_clear_fence(w->ctl, e, sizeof(e)) : 0;
     w->released_ns = ls_now_ns();
+    if (w->ctl && ls_ctlpage_fenced(w->ctl) && !ls_ctlpage_held(w->ctl)) {
+        /* A newer epoch fenced it meanwhile (epoch.c): that fence stays. */
+        ls_msgf(w->message, sizeof(w->message),
+                "switchover of %s to %s failed: %s; %s was fenced by a newer epoch meanwhile "
+                "(see logship status): it stays fenced",
+                w->db->cfg->name, w->to, why, w->db->cfg->name);
+        end(w, SW_FAILED);
+        return;
+    }
+    int rc = w->ctl ? ls_ctlpage_clear_fence(w->ctl, e, sizeof(e)) : 0;
     if (rc)
         ls_msgf(w->message, sizeof(w->message),
                 "switchover of %s to %s %s: %s; CANNOT clear the hold (%s): the writer refuses "
@@ -753,6 +762,12 @@ void ls__node_switchover_frame(peer_t *p, const ls_proto_switchover_t *f)
 refused:
     LS_LOGW("switchover", "%s", why);
     answer(n, p->id, f->dbid, code < 0 ? code : LS_ESTATE, 0, 0, why);
+}
+
+bool ls__node_switchover_expects(const node_db_t *d, const char *who)
+{
+    const struct node_sw *w = d->sw;
+    return w && (w->state == SW_ASKING || w->state == SW_CLOSING) && !strcmp(w->to, who);
 }
 
 void ls__node_switchover_recover(ls_node_t *n, node_db_t *db)

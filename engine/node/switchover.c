@@ -643,6 +643,9 @@ void ls__node_switchover_done(link_t *l, const ls_proto_switchover_done_t *d)
             continue;
         if (d->code) {
             undo(w, SW_REFUSED, "%s answered: %.*s", w->to, (int) d->message.len, d->message.ptr);
+            /* A failed activation there stopped and reopened its copy, which this connection
+             * no longer serves: it reconnects and offers the database again. */
+            if (l->conn) ls_conn_close(l->conn);
             return;
         }
         LS_LOGI("switchover", "%s answered: %.*s", w->to, (int) d->message.len, d->message.ptr);

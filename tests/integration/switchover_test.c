@@ -21,8 +21,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <logship/error.h>
+
 #include "daemons.h"
 #include "harness.h"
+#include "scripted.h"
 #include "status/status.h"
 #include "writer/ctlpage.h"
 
@@ -470,4 +473,87 @@ Test(switchover, a_hold_left_by_a_dead_daemon_is_released_unless_the_copy_was_as
     free(out);
     free(err);
     wait_role(LS_H_B, "active", "Healthy");
+}
+
+/* node-b's side, driven by a scripted node-a (node-a's daemon killed): SWITCHOVER on a version-4
+ * connection closes it; one announcing a generation node-b has not replayed is refused
+ * (SWITCHOVER_DONE with LS_ESTATE, nothing changed); the exact one activates node-b. */
+Test(switchover, the_copy_activates_only_on_exactly_what_it_replayed)
+{
+    start_pair("switchover-exact");
+    load_ok(LS_H_A, "--transactions 300 --target-size 65536");
+    pair_cond_t pc = {LS_H_A, LS_H_B};
+    cr_assert(ls_h_wait_for(copy_caught_up, &pc, 30000), "the copy did not catch up");
+    cJSON *st = ls_h_status(&pair, LS_H_B);
+    uint64_t last = (uint64_t) ls_h_num(st, "last_replayed");
+    uint64_t lsn = (uint64_t) ls_h_num(st, "last_replayed_lsn");
+    cJSON_Delete(st);
+    cr_assert(last > 0 && lsn > 0);
+    ls_h_node_kill(&pair, LS_H_A);
+    char cmd[1200], *out = NULL;
+    snprintf(cmd, sizeof(cmd), "ls %s/logs/E00-00000001-* | head -1", pair.db[LS_H_B]);
+    cr_assert_eq(ls_h_sh(cmd, &out, NULL, 5000), 0);
+    out[strcspn(out, "\n")] = '\0';
+    uint8_t id[LS_PROTO_DBID_LEN];
+    ls_h_file_dbid(out, id);
+    free(out);
+    const char *names[] = {"db1"};
+    static ls_frame_t f;
+    for (int version = 4; version <= 5; version++) {
+        ls_h_sp_hello(&f, "node-a", 1, names, (const uint8_t(*)[LS_PROTO_DBID_LEN]) id);
+        f.hello.version_max = (uint16_t) version;
+        ls_h_sp_t *sp = ls_h_sp_connect(pair.port);
+        ls_h_sp_send(sp, &f);
+        const ls_frame_t *g = ls_h_sp_expect(sp, LS_FRAME_WELCOME, 10000);
+        cr_assert_not_null(g, "no WELCOME");
+        cr_assert_eq(g->welcome.version, version);
+        cr_assert_eq(g->welcome.dbs[0].status, LS_DB_ACCEPTED);
+        g = ls_h_sp_expect(sp, LS_FRAME_RESUME, 5000);
+        cr_assert_not_null(g, "no RESUME");
+        cr_assert_eq(g->resume.next_generation, last + 1);
+        f = (ls_frame_t){.type = LS_FRAME_SWITCHOVER};
+        f.switchover =
+            (ls_proto_switchover_t){.epoch = 2, .last_generation = last + 2, .last_lsn = lsn + 100};
+        memcpy(f.switchover.dbid, id, LS_PROTO_DBID_LEN);
+        ls_h_sp_send(sp, &f);
+        if (version == 4) {
+            cr_assert(ls_h_sp_wait_closed(sp, 10000), "SWITCHOVER below version 5 was accepted");
+            ls_h_sp_close(sp);
+            continue;
+        }
+        g = ls_h_sp_expect(sp, LS_FRAME_SWITCHOVER_DONE, 10000);
+        cr_assert_not_null(g, "no SWITCHOVER_DONE");
+        cr_assert_eq(g->switchover_done.code, LS_ESTATE);
+        char msg[1100];
+        snprintf(msg, sizeof(msg), "%.*s", (int) g->switchover_done.message.len,
+                 g->switchover_done.message.ptr);
+        char want[300];
+        snprintf(want, sizeof(want),
+                 "refused by node-b: node-a announced generation %" PRIu64 " (LSN %" PRIu64
+                 ") as its last, this copy holds up to %" PRIu64 " and replayed up to %" PRIu64,
+                 last + 2, lsn + 100, last, last);
+        cr_assert(ls_h_contains(msg, want), "%s", msg);
+        st = ls_h_status(&pair, LS_H_B);
+        cr_assert_str_eq(jstr(db1_of(st), "role"), "copy", "a refusal changes nothing");
+        cJSON_Delete(st);
+        /* Exactly what it replayed: node-b activates and answers with its epoch. */
+        f.switchover.last_generation = last;
+        f.switchover.last_lsn = lsn;
+        ls_h_sp_send(sp, &f);
+        g = ls_h_sp_expect(sp, LS_FRAME_SWITCHOVER_DONE, 30000);
+        cr_assert_not_null(g, "no SWITCHOVER_DONE");
+        snprintf(msg, sizeof(msg), "%.*s", (int) g->switchover_done.message.len,
+                 g->switchover_done.message.ptr);
+        cr_assert_eq(g->switchover_done.code, 0, "%s", msg);
+        cr_assert_eq(g->switchover_done.epoch, 2);
+        cr_assert_eq(g->switchover_done.first_generation, last + 1);
+        cr_assert(ls_h_contains(msg, "lossless"), "%s", msg);
+        ls_h_sp_close(sp);
+    }
+    st = ls_h_status(&pair, LS_H_B);
+    const cJSON *d = db1_of(st);
+    cr_assert_str_eq(jstr(d, "role"), "active");
+    cr_assert_eq(ls_status_json_u64(d, "epoch"), 2);
+    cJSON_Delete(st);
+    load_ok(LS_H_B, "--transactions 50 --seed 9"); /* the application writes on node-b */
 }

@@ -305,7 +305,7 @@ void ls__node_announced_save(pcopy_t *p, bool sync); /* when changed; sync: fsyn
 /* Block mode: the source streamed its open generation up to durable_lsn (a BLOCK frame); kept
  * for the loss accounting of an activation, written at the next housekeeping. */
 void ls__node_announced_block(pcopy_t *p, uint64_t generation, uint64_t durable_lsn);
-void ls__node_activate_free(node_db_t *d);                 /* after the loop ended */
+void ls__node_activate_free(node_db_t *d); /* after the loop ended */
 /* A planned activation (switchover.c): the copy of db stops (its serving connection stays
  * open), ls_role_activate runs with announced and max_loss 0, reason recorded; end(db, ctx, rc,
  * report, message) is called once it is over (rc 0: active; else the copy runs again). The

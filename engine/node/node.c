@@ -177,6 +177,7 @@ static int run_database(ls_node_t *n, node_db_t *db, char *err, size_t errlen)
         }
     }
     if (db->role.role == LS_ROLE_ACTIVE) {
+        ls__node_switchover_recover(n, db);
         run_active(n, db);
         return 0;
     }
@@ -211,7 +212,10 @@ static int start_databases(ls_node_t *n, char *err, size_t errlen)
     const ls_config_t *c = n->cfg;
     n->links_cap = c->ntargets + c->nsources + 1;
     n->links = calloc((size_t) n->links_cap, sizeof(link_t));
-    n->actives = calloc((size_t) c->ndatabases + 1, sizeof(active_t));
+    /* Each activation in this run takes a slot (a retired one stays: links may still name its
+     * machines): room for NODE_ACTIVATIONS of each database, switchovers back and forth. */
+    n->actives_cap = c->ndatabases * NODE_ACTIVATIONS + 1;
+    n->actives = calloc((size_t) n->actives_cap, sizeof(active_t));
     n->copies = calloc((size_t) c->ndatabases + 1, sizeof(pcopy_t));
     n->dbs = calloc((size_t) c->ndatabases + 1, sizeof(node_db_t));
     if (!n->links || !n->actives || !n->copies || !n->dbs) return LS_ENOMEM;
@@ -279,6 +283,7 @@ void ls_node_stop(ls_node_t *n)
     for (int i = 0; i < n->ncopies; i++)
         if (!n->copies[i].retired) ls__node_pcopy_close(&n->copies[i]);
     ls__node_seed_client_stop(n); /* after the receiver threads ended */
+    ls__node_switchover_stop(n);
     ls__node_resync_inc_stop(n);
 }
 
@@ -298,6 +303,7 @@ void ls_node_free(ls_node_t *n)
     for (int i = 0; i < n->ndbs; i++) {
         ls__node_activate_free(&n->dbs[i]);
         ls__node_resync_inc_free(&n->dbs[i]);
+        ls__node_switchover_free(&n->dbs[i]);
     }
     free(n->dbs);
     free(n->actives);

@@ -449,17 +449,10 @@ static void report_json(const struct node_act *a, cJSON *resp)
 int ls__node_activate_cmd(ls_node_t *n, const cJSON *req, bool status_only, cJSON *resp, char *err,
                           size_t errlen)
 {
-    const cJSON *jdb = cJSON_GetObjectItem(req, "database");
-    if (!cJSON_IsString(jdb)) {
-        snprintf(err, errlen, "%s needs a string field \"database\"",
-                 status_only ? "activate_status" : "activate");
-        return LS_EINVAL;
-    }
-    node_db_t *db = ls__node_db(n, jdb->valuestring);
-    if (!db) {
-        snprintf(err, errlen, "node %s has no database %s", n->cfg->node_name, jdb->valuestring);
-        return LS_ENOENT;
-    }
+    int rc = 0;
+    node_db_t *db =
+        ls__node_db_of(n, req, status_only ? "activate_status" : "activate", &rc, err, errlen);
+    if (!db) return rc;
     if (status_only) {
         if (!db->act) {
             snprintf(err, errlen, "no activation of %s since the daemon started", db->cfg->name);
@@ -470,7 +463,7 @@ int ls__node_activate_cmd(ls_node_t *n, const cJSON *req, bool status_only, cJSO
     }
     bool force = cJSON_IsTrue(cJSON_GetObjectItem(req, "force"));
     uint64_t max_loss = ls_status_json_u64(req, "max_loss");
-    int rc = check(n, db, force, err, errlen);
+    rc = check(n, db, force, err, errlen);
     if (rc) {
         LS_LOGW("activate", "%s", err);
         return rc;

@@ -239,6 +239,21 @@ node_db_t *ls__node_db(ls_node_t *n, const char *name)
     return NULL;
 }
 
+node_db_t *ls__node_db_of(ls_node_t *n, const cJSON *req, const char *cmd, int *rc, char *err,
+                          size_t errlen)
+{
+    const cJSON *jdb = cJSON_GetObjectItem(req, "database");
+    if (!cJSON_IsString(jdb)) {
+        *rc = ls_errf(err, errlen, LS_EINVAL, "%s needs a string field \"database\"", cmd);
+        return NULL;
+    }
+    node_db_t *db = ls__node_db(n, jdb->valuestring);
+    if (!db)
+        *rc = ls_errf(err, errlen, LS_ENOENT, "node %s has no database %s", n->cfg->node_name,
+                      jdb->valuestring);
+    return db;
+}
+
 ls_node_t *ls_node_new(const ls_node_options_t *o)
 {
     ls_node_t *n = calloc(1, sizeof(*n));

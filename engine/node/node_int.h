@@ -340,6 +340,10 @@ int ls__node_activate_planned(ls_node_t *n, node_db_t *db, const ls_role_announc
                               size_t errlen);
 const char *ls__node_activation_state(const node_db_t *d); /* the last one's; NULL: none */
 node_db_t *ls__node_db(ls_node_t *n, const char *name);    /* NULL when not configured */
+/* The database a control request names in its "database" field; NULL with *rc and err set
+ * (LS_EINVAL: no such string field, naming cmd; LS_ENOENT: no such database here). */
+node_db_t *ls__node_db_of(ls_node_t *n, const cJSON *req, const char *cmd, int *rc, char *err,
+                          size_t errlen);
 
 /* epoch.c: epochs on the wire (docs/ACTIVATION.md, "Epochs on the wire") */
 /* Sends EPOCH(dbid, ...) for the database named name on conn, from ls_role_epoch_info() of its

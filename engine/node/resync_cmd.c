@@ -113,13 +113,9 @@ int ls__node_resync_inc_start(ls_node_t *n, node_db_t *db, cJSON *resp, char *er
 int ls__node_resync_status_cmd(ls_node_t *n, const cJSON *req, cJSON *resp, char *err,
                                size_t errlen)
 {
-    const cJSON *jdb = cJSON_GetObjectItem(req, "database");
-    if (!cJSON_IsString(jdb))
-        return ls_errf(err, errlen, LS_EINVAL, "resync_status needs a string field \"database\"");
-    node_db_t *db = ls__node_db(n, jdb->valuestring);
-    if (!db)
-        return ls_errf(err, errlen, LS_ENOENT, "node %s has no database %s", n->cfg->node_name,
-                       jdb->valuestring);
+    int rc = 0;
+    node_db_t *db = ls__node_db_of(n, req, "resync_status", &rc, err, errlen);
+    if (!db) return rc;
     if (!db->rsi)
         return ls_errf(err, errlen, LS_ENOENT,
                        "no incremental resync of %s since the daemon started", db->cfg->name);

@@ -566,16 +566,9 @@ int ls__node_switchover_cmd(ls_node_t *n, const cJSON *req, bool status_only, cJ
                             char *err, size_t errlen)
 {
     const char *cmd = status_only ? "switchover_status" : "switchover";
-    const cJSON *jdb = cJSON_GetObjectItem(req, "database");
-    if (!cJSON_IsString(jdb)) {
-        snprintf(err, errlen, "%s needs a string field \"database\"", cmd);
-        return LS_EINVAL;
-    }
-    node_db_t *db = ls__node_db(n, jdb->valuestring);
-    if (!db) {
-        snprintf(err, errlen, "node %s has no database %s", n->cfg->node_name, jdb->valuestring);
-        return LS_ENOENT;
-    }
+    int rc = 0;
+    node_db_t *db = ls__node_db_of(n, req, cmd, &rc, err, errlen);
+    if (!db) return rc;
     if (status_only) {
         if (!db->sw) {
             snprintf(err, errlen, "no switchover of %s since the daemon started", db->cfg->name);
@@ -591,7 +584,7 @@ int ls__node_switchover_cmd(ls_node_t *n, const cJSON *req, bool status_only, cJ
     }
     uint64_t timeout_ms = ls_status_json_u64(req, "timeout_ms");
     shipper_t *s = NULL;
-    int rc = refuse(n, db, jto->valuestring, &s, err, errlen);
+    rc = refuse(n, db, jto->valuestring, &s, err, errlen);
     if (rc) {
         LS_LOGW("switchover", "%s", err);
         return rc;

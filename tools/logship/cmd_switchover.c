@@ -35,25 +35,6 @@ static void usage(void)
                     "[-c CONFIG | --socket PATH]\n");
 }
 
-/* Follows the switchover until it is over; returns the exit code. */
-static int follow(const char *path, const char *db)
-{
-    for (;;) {
-        cJSON *j = ls_ctl_ask("logship switchover", "lost contact with the daemon: ", path,
-                              ls_ctl_db_req("switchover_status", db));
-        if (!j) return 1;
-        const char *state = ls_ctl_jstr(j, "state");
-        int rc = !strcmp(state, "done")                                  ? 0
-                 : !strcmp(state, "refused") || !strcmp(state, "failed") ? 1
-                                                                         : -1;
-        if (rc == 0) printf("%s\n", ls_ctl_jstr(j, "message"));
-        if (rc == 1) fprintf(stderr, "logship switchover: %s\n", ls_ctl_jstr(j, "message"));
-        cJSON_Delete(j);
-        if (rc >= 0) return rc;
-        usleep(POLL_US);
-    }
-}
-
 int ls_cmd_switchover(int argc, char **argv)
 {
     const char *conf = NULL, *sock = NULL, *to = NULL;
@@ -93,5 +74,5 @@ int ls_cmd_switchover(int argc, char **argv)
     printf("%s\n", ls_ctl_jstr(j, "message"));
     fflush(stdout);
     cJSON_Delete(j);
-    return follow(path, db);
+    return ls_ctl_follow("logship switchover", path, "switchover_status", db, POLL_US);
 }

@@ -446,6 +446,21 @@ static void report_json(const struct node_act *a, cJSON *resp)
     ls_status_json_add_u64(l, "open_lsn", r->loss.open_lsn);
 }
 
+/* db's activation record, cleared (the last one's slot reused) and started now; NULL: no memory. */
+static struct node_act *new_act(ls_node_t *n, node_db_t *db)
+{
+    struct node_act *a = db->act ? db->act : calloc(1, sizeof(*a));
+    if (!a) return NULL;
+    memset(a, 0, sizeof(*a));
+    db->act = a;
+    a->node = n;
+    a->db = db;
+    a->start_ns = ls_now_ns();
+    a->work.data = a;
+    snprintf(a->source, sizeof(a->source), "%s", db->copy->source);
+    return a;
+}
+
 int ls__node_activate_cmd(ls_node_t *n, const cJSON *req, bool status_only, cJSON *resp, char *err,
                           size_t errlen)
 {
@@ -468,17 +483,10 @@ int ls__node_activate_cmd(ls_node_t *n, const cJSON *req, bool status_only, cJSO
         LS_LOGW("activate", "%s", err);
         return rc;
     }
-    struct node_act *a = db->act ? db->act : calloc(1, sizeof(*a));
+    struct node_act *a = new_act(n, db);
     if (!a) return LS_ENOMEM;
-    memset(a, 0, sizeof(*a));
-    db->act = a;
-    a->node = n;
-    a->db = db;
     a->force = force;
     a->max_loss = max_loss;
-    a->start_ns = ls_now_ns();
-    a->work.data = a;
-    snprintf(a->source, sizeof(a->source), "%s", db->copy->source);
     const ls_cfg_target_t *t = ls_config_peer(n->cfg, a->source);
     for (int i = 0; t && i < t->nnets; i++)
         a->nets[a->nnets++] = t->nets[i];
@@ -502,19 +510,12 @@ int ls__node_activate_planned(ls_node_t *n, node_db_t *db, const ls_role_announc
 {
     int rc = check(n, db, true, err, errlen);
     if (rc) return rc;
-    struct node_act *a = db->act ? db->act : calloc(1, sizeof(*a));
+    struct node_act *a = new_act(n, db);
     if (!a) return LS_ENOMEM;
-    memset(a, 0, sizeof(*a));
-    db->act = a;
-    a->node = n;
-    a->db = db;
     a->planned = true;
     a->force = true;
-    a->start_ns = ls_now_ns();
-    a->work.data = a;
     a->announced = *announced;
     snprintf(a->reason, sizeof(a->reason), "%s", reason);
-    snprintf(a->source, sizeof(a->source), "%s", db->copy->source);
     stop_copy(a);
     a->state = ACT_ACTIVATING;
     snprintf(a->message, sizeof(a->message), "activating %s on %s (%s)", db->cfg->name,

@@ -44,6 +44,9 @@ static const frame_kind_t kinds[] = {
     {LS_FRAME_CHAIN, "CHAIN", ls__visit_chain},
     {LS_FRAME_RESYNC, "RESYNC", ls__visit_resync},
     {LS_FRAME_RESYNC_BEGIN, "RESYNC_BEGIN", ls__visit_resync_begin},
+    /* switchover block */
+    {LS_FRAME_SWITCHOVER, "SWITCHOVER", ls__visit_switchover},
+    {LS_FRAME_SWITCHOVER_DONE, "SWITCHOVER_DONE", ls__visit_switchover_done},
 };
 
 static const frame_kind_t *kind_of(uint8_t type)

@@ -34,7 +34,10 @@
 #define LS_PROTO_VERSION_RESYNC  4 /* first version with CHAIN_REQ, CHAIN, RESYNC, RESYNC_BEGIN */
 #define LS_PROTO_VERSION_BLOCK   5 /* first version with BLOCK, BLOCK_ACK (with LS_FEAT_BLOCK) */
 #define LS_PROTO_CHAIN_MAX       1024 /* generations in one CHAIN frame */
-#define LS_PROTO_KEY_MAX         511  /* a key in RESYNC, bytes (logfmt.h LS_KEY_MAX) */
+/* ---- planned switchover (PROTOCOL.md, "Switchover"): its own block, kept apart for merges ---- */
+#define LS_PROTO_VERSION_SWITCHOVER 5 /* first version with SWITCHOVER, SWITCHOVER_DONE */
+/* ---- end of the switchover block ---- */
+#define LS_PROTO_KEY_MAX 511 /* a key in RESYNC, bytes (logfmt.h LS_KEY_MAX) */
 
 #define LS_PROTO_DBID_LEN   16 /* database id, bytes */
 #define LS_PROTO_DIGEST_LEN 32 /* SHA-256 digest, bytes */
@@ -71,6 +74,10 @@ typedef enum {
     LS_FRAME_EPOCH = 0x14,      /* either way (version >= 3): the newest epoch the sender knows */
     LS_FRAME_CHAIN_REQ = 0x15,  /* seed client -> server (version >= 4): send your chain */
     LS_FRAME_CHAIN = 0x16,      /* seed server -> client (version >= 4): (epoch, gen, digest)s */
+    /* planned switchover (version >= 5, PROTOCOL.md, "Switchover") */
+    LS_FRAME_SWITCHOVER = 0x17,      /* active -> copy: activate now, you hold everything */
+    LS_FRAME_SWITCHOVER_DONE = 0x18, /* copy -> active: activated (epoch, first generation) or
+                                        refused (code, message) */
     /* 0x20..0x2f shipping */
     LS_FRAME_GEN_BEGIN = 0x20, /* source -> target: a generation starts */
     LS_FRAME_GEN_DATA = 0x21,  /* source -> target: a chunk of it */
@@ -221,6 +228,28 @@ typedef struct {
     ls_proto_str_t active;           /* the node that activated it, 0..LS_PROTO_NODE_MAX ("":
                                         unknown) */
 } ls_proto_epoch_t;
+
+/* ---- planned switchover (PROTOCOL.md, "Switchover"): its own block, kept apart for merges ---- */
+/* SWITCHOVER: the active, holding the database (no commit since), asks the copy on this
+ * connection to activate: it must hold and have replayed exactly up to last_generation. */
+typedef struct {
+    uint8_t dbid[LS_PROTO_DBID_LEN]; /* database id, one of this connection's HELLO entries */
+    uint32_t epoch;                  /* the epoch the copy is to start (the sender's + 1), >= 2 */
+    uint64_t last_generation;        /* the last generation of the sender's epoch, >= 1 */
+    uint64_t last_lsn;               /* the last LSN in it (0: none written yet) */
+    uint64_t last_close_ns;          /* its close time, ns since 1970 UTC */
+} ls_proto_switchover_t;
+
+/* SWITCHOVER_DONE: the copy's answer. code 0: active in epoch from first_generation on; else a
+ * negative LS_E* code (LS_ESTATE refused: nothing changed there) and the message says why. */
+typedef struct {
+    uint8_t dbid[LS_PROTO_DBID_LEN]; /* as in SWITCHOVER */
+    int32_t code;                    /* 0 activated, else a negative LS_E* code */
+    uint32_t epoch;                  /* code 0: the epoch started (>= 2); else 0 */
+    uint64_t first_generation;       /* code 0: its first generation (>= 1); else 0 */
+    ls_proto_str_t message;          /* the report or the refusal, <= LS_PROTO_MSG_MAX */
+} ls_proto_switchover_done_t;
+/* ---- end of the switchover block ---- */
 
 typedef struct {
     uint8_t dbid[LS_PROTO_DBID_LEN]; /* database id; all zeros: the connection-wide window */
@@ -418,6 +447,8 @@ typedef struct {
         ls_proto_chain_t chain;
         ls_proto_resync_t resync;
         ls_proto_resync_begin_t resync_begin;
+        ls_proto_switchover_t switchover;           /* switchover block */
+        ls_proto_switchover_done_t switchover_done; /* switchover block */
     };
 } ls_frame_t;
 

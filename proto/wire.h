@@ -98,6 +98,9 @@ void ls__visit_chain_req(ls__io_t *io, ls_frame_t *f);
 void ls__visit_chain(ls__io_t *io, ls_frame_t *f);
 void ls__visit_resync(ls__io_t *io, ls_frame_t *f);
 void ls__visit_resync_begin(ls__io_t *io, ls_frame_t *f);
+/* Switchover block (frames_switchover.c): SWITCHOVER, SWITCHOVER_DONE. */
+void ls__visit_switchover(ls__io_t *io, ls_frame_t *f);
+void ls__visit_switchover_done(ls__io_t *io, ls_frame_t *f);
 /* The fields SEED_BEGIN and RESYNC_BEGIN both start with (frames_ship.c). */
 void ls__visit_begin_head(ls__io_t *io, uint8_t *dbid, uint64_t *total_bytes, uint64_t *last_lsn,
                           uint64_t *generation, uint8_t *prev_digest, uint32_t *epoch);

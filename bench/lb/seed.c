@@ -121,8 +121,11 @@ void lb_run_seed(lb_ctx_t *c)
     lb_fmt(conf, sizeof(conf), "%s/node-b.conf", dir);
     lb_fmt(log, sizeof(log), "%s/seed.log", c->tmp);
     char *argv[] = {exe, "seed", "db1", "--delete-existing", "-c", conf, NULL};
+    double cpu_a = lb_cpu_s(p.pid_a), cpu_b = lb_cpu_s(p.pid_b);
     uint64_t t0 = lb_mono_ns();
     int rc = run_timeout(argv, log, 120);
+    cpu_a = (lb_cpu_s(p.pid_a) - cpu_a) * 1e3; /* CPU of the seed, ms: steadier than the time */
+    cpu_b = (lb_cpu_s(p.pid_b) - cpu_b) * 1e3; /* on a loaded machine */
     double secs = (double) (lb_mono_ns() - t0) / 1e9, own = rc == 0 ? seed_secs(p.sock_b) : 0;
     if (own > 0) secs = own;
     double hwm_a = (double) lb_vmhwm_kib(p.pid_a) / 1024,
@@ -140,6 +143,8 @@ void lb_run_seed(lb_ctx_t *c)
     double v = (double) size / 1e6 / secs;
     lb_result_cmp(lb_result_add("logship seed: store snapshot -> installed", "MB/s", &v, 1),
                   "raw copy (a): the compacted store file", LB_T_NONE, 0, "");
+    lb_result_add("logship seed: CPU active", "ms", &cpu_a, 1);
+    lb_result_add("logship seed: CPU passive", "ms", &cpu_b, 1);
     lb_result_add("logship seed: peak RSS active", "MiB", &hwm_a, 1);
     lb_result_add("logship seed: peak RSS passive", "MiB", &hwm_b, 1);
 }

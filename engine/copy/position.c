@@ -66,12 +66,42 @@ static void delete_from(ls_copy_t *c, const char *dir, const gen_file_t *files, 
     if (from < n) ls_fsync_dir(dir);
 }
 
-/* The held chain starts at the store's position. */
+/* The epoch of N-1 under a seed's hand-off meta (generation N, digest_generation N-1): the meta's
+ * epoch is N's, and N may be the first generation of its epoch (the active wrote less than a
+ * generation since its activation). The copy's history (logs/history, engine/layout) tells when
+ * it says where N's epoch began: at N, N-1 is of the epoch before; earlier, of N's. Otherwise
+ * N-1's epoch is not known: 0, and the source's check rests on N-1's digest, which covers its
+ * header, epoch included (engine/source/plan.c). */
+static uint32_t handoff_prev_epoch(const ls_copy_t *c, const ls_store_meta_t *m)
+{
+    char path[LS__COPY_PATH_MAX + 16];
+    snprintf(path, sizeof(path), "%s/history", c->logs_dir);
+    ls_layout_hist_t *h = NULL;
+    size_t n = 0;
+    if (ls_layout_history_read(path, &h, &n, NULL, 0) != 0) return 0;
+    uint32_t e = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (h[i].epoch != m->epoch) continue;
+        if (h[i].first_gen < m->generation) e = m->epoch;
+        if (h[i].first_gen == m->generation)
+            e = ls_layout_history_epoch_at(h, n, m->generation - 1);
+    }
+    free(h);
+    return e;
+}
+
+/* The held chain starts at the store's position: meta.epoch is the epoch of meta.generation,
+ * which is the last generation held unless a seed's hand-off stopped inside the next one. */
 static void held_from_store(ls_copy_t *c)
 {
     const ls_store_meta_t *m = &c->meta;
     c->held_gen = m->digest_generation;
-    c->held_epoch = m->digest_generation ? m->epoch : 0;
+    /* meta.epoch is digest_generation's, except after a seed stopped inside the next
+     * generation (it is that one's then); an early apply from a shadow keeps the held epoch */
+    c->held_epoch = !m->digest_generation ? 0
+                    : m->generation == m->digest_generation || m->shadow_end
+                        ? m->epoch
+                        : handoff_prev_epoch(c, m);
     memcpy(c->held_digest, m->digest, LS_DIGEST_SIZE);
     /* meta.lsn is the last LSN of digest_generation unless a seed stopped inside the next one */
     c->held_lsn = m->generation == m->digest_generation ? m->lsn : 0;

@@ -609,7 +609,8 @@ void *ls__copy_replayer(void *arg)
                 ls__copy_checkpoint(c); /* idle: sync now */
                 release_batch(b);       /* and give the batch's memory back */
                 pthread_mutex_lock(&c->mu);
-                if (c->stop || ready(c, &wait, &holding) != 0) continue;
+                continue; /* look again: a shadow report or a generation came meanwhile, its
+                             wake-up lost while mu was released (remote_applied waited ~1 s) */
             }
             if (!c->stop) wait_ns(c, wait);
             continue;

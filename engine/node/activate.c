@@ -54,6 +54,12 @@ struct node_act {
     char err[1024];
     char message[ACT_MSG_MAX];
     uint64_t start_ns, end_ns;
+    /* a planned activation (switchover.c): no probe, the serving connection kept open (the
+     * answer goes back on it), the reason given, end called once it is over */
+    bool planned;
+    char reason[LS_ROLE_REASON_MAX + 1];
+    ls__node_act_end_cb end;
+    void *end_ctx;
 };
 
 /* ---- what the source announced ------------------------------------------------------------- */
@@ -198,8 +204,11 @@ static void activate_work(uv_work_t *w)
 {
     struct node_act *a = w->data;
     char reason[LS_ROLE_REASON_MAX + 1];
-    snprintf(reason, sizeof(reason), "activated by the operator on %s (was a copy of %s%s)",
-             a->node->cfg->node_name, a->source, a->force ? ", --force" : "");
+    if (a->planned)
+        snprintf(reason, sizeof(reason), "%s", a->reason);
+    else
+        snprintf(reason, sizeof(reason), "activated by the operator on %s (was a copy of %s%s)",
+                 a->node->cfg->node_name, a->source, a->force ? ", --force" : "");
     ls_role_activate_options_t o = {.prefix = LS_GEN_PREFIX_DEFAULT,
                                     .max_loss = a->max_loss,
                                     .announced = a->announced,
@@ -212,6 +221,13 @@ static void finish(struct node_act *a, act_state_t st)
     a->state = st;
     a->end_ns = ls_now_ns();
     ls_log(st == ACT_DONE ? LS_LOG_INFO : LS_LOG_ERROR, "activate", "%s", a->message);
+    if (a->end)
+        a->end(a->db, a->end_ctx,
+               st == ACT_DONE ? 0
+               : a->rc        ? a->rc
+                              : LS_ESTATE,
+               &a->report, a->message);
+    a->end = NULL;
 }
 
 /* The copy runs again (a refused or failed activation): in place, the same slot. */
@@ -265,7 +281,8 @@ static void describe(struct node_act *a, char *out, size_t len)
     else if (n < len && l->open_generation)
         snprintf(out + n, len - n,
                  "; commits in %s's open generation %" PRIu64
-                 " were never shipped and are not here",
+                 " (and in any later generation it closed without announcing it) were never "
+                 "shipped and are not here",
                  a->source, l->open_generation);
 }
 
@@ -301,7 +318,7 @@ static void activate_done(uv_work_t *w, int status)
 static void stop_copy(struct node_act *a)
 {
     pcopy_t *p = a->db->copy;
-    peer_t *serving = p->peer;
+    peer_t *serving = a->planned ? NULL : p->peer; /* planned: the answer goes back on it */
     ls__node_pcopy_detach(p);
     for (peer_t *q = a->node->peers; q; q = q->next)
         for (int i = 0; i < q->nidx; i++)
@@ -374,6 +391,13 @@ static int check(ls_node_t *n, node_db_t *db, bool force, char *err, size_t errl
                  db->cfg->name, ls_role_kind_name(r->role), n->cfg->node_name, r->epoch);
         return LS_ESTATE;
     }
+    if (n->nactives >= n->actives_cap) {
+        snprintf(err, errlen,
+                 "%s cannot be activated again in this daemon (%d activations since it started): "
+                 "restart it",
+                 db->cfg->name, n->nactives);
+        return LS_EBUSY;
+    }
     pcopy_t *p = db->copy;
     char why[NODE_REASON_MAX];
     if (ls__node_seed_client_busy(p, why, sizeof(why))) {
@@ -422,20 +446,28 @@ static void report_json(const struct node_act *a, cJSON *resp)
     ls_status_json_add_u64(l, "open_lsn", r->loss.open_lsn);
 }
 
+/* db's activation record, cleared (the last one's slot reused) and started now; NULL: no memory. */
+static struct node_act *new_act(ls_node_t *n, node_db_t *db)
+{
+    struct node_act *a = db->act ? db->act : calloc(1, sizeof(*a));
+    if (!a) return NULL;
+    memset(a, 0, sizeof(*a));
+    db->act = a;
+    a->node = n;
+    a->db = db;
+    a->start_ns = ls_now_ns();
+    a->work.data = a;
+    snprintf(a->source, sizeof(a->source), "%s", db->copy->source);
+    return a;
+}
+
 int ls__node_activate_cmd(ls_node_t *n, const cJSON *req, bool status_only, cJSON *resp, char *err,
                           size_t errlen)
 {
-    const cJSON *jdb = cJSON_GetObjectItem(req, "database");
-    if (!cJSON_IsString(jdb)) {
-        snprintf(err, errlen, "%s needs a string field \"database\"",
-                 status_only ? "activate_status" : "activate");
-        return LS_EINVAL;
-    }
-    node_db_t *db = ls__node_db(n, jdb->valuestring);
-    if (!db) {
-        snprintf(err, errlen, "node %s has no database %s", n->cfg->node_name, jdb->valuestring);
-        return LS_ENOENT;
-    }
+    int rc = 0;
+    node_db_t *db =
+        ls__node_db_of(n, req, status_only ? "activate_status" : "activate", &rc, err, errlen);
+    if (!db) return rc;
     if (status_only) {
         if (!db->act) {
             snprintf(err, errlen, "no activation of %s since the daemon started", db->cfg->name);
@@ -446,22 +478,15 @@ int ls__node_activate_cmd(ls_node_t *n, const cJSON *req, bool status_only, cJSO
     }
     bool force = cJSON_IsTrue(cJSON_GetObjectItem(req, "force"));
     uint64_t max_loss = ls_status_json_u64(req, "max_loss");
-    int rc = check(n, db, force, err, errlen);
+    rc = check(n, db, force, err, errlen);
     if (rc) {
         LS_LOGW("activate", "%s", err);
         return rc;
     }
-    struct node_act *a = db->act ? db->act : calloc(1, sizeof(*a));
+    struct node_act *a = new_act(n, db);
     if (!a) return LS_ENOMEM;
-    memset(a, 0, sizeof(*a));
-    db->act = a;
-    a->node = n;
-    a->db = db;
     a->force = force;
     a->max_loss = max_loss;
-    a->start_ns = ls_now_ns();
-    a->work.data = a;
-    snprintf(a->source, sizeof(a->source), "%s", db->copy->source);
     const ls_cfg_target_t *t = ls_config_peer(n->cfg, a->source);
     for (int i = 0; t && i < t->nnets; i++)
         a->nets[a->nnets++] = t->nets[i];
@@ -476,6 +501,35 @@ int ls__node_activate_cmd(ls_node_t *n, const cJSON *req, bool status_only, cJSO
              t ? "" : "; no section says how to reach the old active: no connect is tried");
     LS_LOGI("activate", "%s", a->message);
     cJSON_AddStringToObject(resp, "message", a->message);
+    return 0;
+}
+
+int ls__node_activate_planned(ls_node_t *n, node_db_t *db, const ls_role_announced_t *announced,
+                              const char *reason, ls__node_act_end_cb end, void *ctx, char *err,
+                              size_t errlen)
+{
+    int rc = check(n, db, true, err, errlen);
+    if (rc) return rc;
+    struct node_act *a = new_act(n, db);
+    if (!a) return LS_ENOMEM;
+    a->planned = true;
+    a->force = true;
+    a->announced = *announced;
+    snprintf(a->reason, sizeof(a->reason), "%s", reason);
+    stop_copy(a);
+    a->state = ACT_ACTIVATING;
+    snprintf(a->message, sizeof(a->message), "activating %s on %s (%s)", db->cfg->name,
+             n->cfg->node_name, reason);
+    LS_LOGI("activate", "%s", a->message);
+    if (uv_queue_work(n->loop, &a->work, activate_work, activate_done) != 0) {
+        snprintf(a->message, sizeof(a->message), "activation of %s: cannot queue the work",
+                 db->cfg->name);
+        finish(a, ACT_FAILED);
+        reopen_copy(a);
+        return 0; /* end was called */
+    }
+    a->end = end;
+    a->end_ctx = ctx;
     return 0;
 }
 

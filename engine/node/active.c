@@ -181,7 +181,8 @@ static void removal_done(uv_work_t *w, int status)
 
 void ls__node_active_housekeep(active_t *a)
 {
-    if (!a->src || a->removing || a->node->stopping || a->fenced || a->retired) return;
+    if (!a->src || a->removing || a->node->stopping || a->fenced || a->retired || a->switching)
+        return;
     if (a->seed_snapshots) return; /* LMDB's locks are per process: no peek during a snapshot */
     for (int i = 0; i < a->nshippers && i < LS_CFG_MAX_NETS; i++)
         a->removal_synced[i] = ls_ship_synced(a->shippers[i].m); /* 0 until the target said */

@@ -119,7 +119,10 @@ void ls__node_epoch_fence(active_t *a, shipper_t *from, uint32_t epoch, const ch
                     ? info.epoch + 1
                     : (d ? d->role.epoch + 1 : 2);
     }
-    int rc = ls_role_fence(a->cfg->path, epoch, who, err, sizeof(err));
+    /* A switchover that asked `who` to activate holds the database already and records the
+     * role itself (switchover.c): the hold stays, so its writer's close still finishes. */
+    bool planned = d && ls__node_switchover_expects(d, who);
+    int rc = planned ? 0 : ls_role_fence(a->cfg->path, epoch, who, err, sizeof(err));
     if (rc)
         LS_LOGE("epoch",
                 "database %s: CANNOT FENCE %s (the writer may still commit): %s; its shipping "

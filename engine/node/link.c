@@ -203,6 +203,15 @@ static void on_frame(ls_conn_t *c, const ls_conn_frame_t *fr)
         LS_LOGE("link", "%s sent %s before WELCOME", l->cfg->name, ls_frame_type_name(f.type));
         ls_conn_close(c);
         return;
+    } else if (f.type == LS_FRAME_SWITCHOVER_DONE) { /* switchover.c */
+        if (l->version < LS_PROTO_VERSION_SWITCHOVER) {
+            LS_LOGE("link", "%s sent SWITCHOVER_DONE on a version %u connection: closing",
+                    l->cfg->name, (unsigned) l->version);
+            ls_conn_close(c);
+            return;
+        }
+        ls__node_switchover_done(l, &f.switchover_done);
+        return;
     } else if (f.type == LS_FRAME_CREDIT && zero_id(f.credit.dbid)) {
         if (f.credit.bytes > l->conn_window - l->conn_credit) { /* never received */
             LS_LOGE("link", "%s granted connection credit it never received", l->cfg->name);

@@ -169,7 +169,17 @@ static int run_database(ls_node_t *n, node_db_t *db, char *err, size_t errlen)
         return rc;
     }
     ls__node_seed_recover(d, db->role.role == LS_ROLE_ACTIVE);
+    if (db->role.role != LS_ROLE_ACTIVE) {
+        /* An interrupted resync: the seed's recovery may have put a new copy (with its own
+         * role file) in place, and a full-seed fall-back may have left diverged/ beside it. */
+        ls__rsi_recover_diverged(d->path, d->name);
+        if ((rc = ls_role_load(d->path, initial, &db->role, why, sizeof(why))) != 0) {
+            snprintf(err, errlen, "database %s: %s", d->name, why);
+            return rc;
+        }
+    }
     if (db->role.role == LS_ROLE_ACTIVE) {
+        ls__node_switchover_recover(n, db);
         run_active(n, db);
         return 0;
     }
@@ -204,7 +214,10 @@ static int start_databases(ls_node_t *n, char *err, size_t errlen)
     const ls_config_t *c = n->cfg;
     n->links_cap = c->ntargets + c->nsources + 1;
     n->links = calloc((size_t) n->links_cap, sizeof(link_t));
-    n->actives = calloc((size_t) c->ndatabases + 1, sizeof(active_t));
+    /* Each activation in this run takes a slot (a retired one stays: links may still name its
+     * machines): room for NODE_ACTIVATIONS of each database, switchovers back and forth. */
+    n->actives_cap = c->ndatabases * NODE_ACTIVATIONS + 1;
+    n->actives = calloc((size_t) n->actives_cap, sizeof(active_t));
     n->copies = calloc((size_t) c->ndatabases + 1, sizeof(pcopy_t));
     n->dbs = calloc((size_t) c->ndatabases + 1, sizeof(node_db_t));
     if (!n->links || !n->actives || !n->copies || !n->dbs) return LS_ENOMEM;
@@ -226,6 +239,21 @@ node_db_t *ls__node_db(ls_node_t *n, const char *name)
     for (int i = 0; i < n->ndbs; i++)
         if (!strcmp(n->dbs[i].cfg->name, name)) return &n->dbs[i];
     return NULL;
+}
+
+node_db_t *ls__node_db_of(ls_node_t *n, const cJSON *req, const char *cmd, int *rc, char *err,
+                          size_t errlen)
+{
+    const cJSON *jdb = cJSON_GetObjectItem(req, "database");
+    if (!cJSON_IsString(jdb)) {
+        *rc = ls_errf(err, errlen, LS_EINVAL, "%s needs a string field \"database\"", cmd);
+        return NULL;
+    }
+    node_db_t *db = ls__node_db(n, jdb->valuestring);
+    if (!db)
+        *rc = ls_errf(err, errlen, LS_ENOENT, "node %s has no database %s", n->cfg->node_name,
+                      jdb->valuestring);
+    return db;
 }
 
 ls_node_t *ls_node_new(const ls_node_options_t *o)
@@ -272,6 +300,7 @@ void ls_node_stop(ls_node_t *n)
     for (int i = 0; i < n->ncopies; i++)
         if (!n->copies[i].retired) ls__node_pcopy_close(&n->copies[i]);
     ls__node_seed_client_stop(n); /* after the receiver threads ended */
+    ls__node_switchover_stop(n);
     ls__node_resync_inc_stop(n);
 }
 
@@ -291,6 +320,7 @@ void ls_node_free(ls_node_t *n)
     for (int i = 0; i < n->ndbs; i++) {
         ls__node_activate_free(&n->dbs[i]);
         ls__node_resync_inc_free(&n->dbs[i]);
+        ls__node_switchover_free(&n->dbs[i]);
     }
     free(n->dbs);
     free(n->actives);

@@ -70,6 +70,7 @@
 #define NODE_BACKOFF_MIN  100            /* reconnect backoff, ms */
 #define NODE_BACKOFF_MAX  3000
 #define NODE_REASON_MAX   512
+#define NODE_ACTIVATIONS  16 /* activations of one database a daemon run holds (switchovers) */
 
 typedef struct link link_t;
 typedef struct shipper shipper_t;
@@ -130,6 +131,7 @@ struct active {
     ls_ctlpage_t *sync_ctl; /* <path>/control, mapped once it exists (syncstate.c) */
     ls_ctl_sync_t sync;     /* synchronous commit as last read from it (state off: no writer) */
     bool sync_warned;       /* the control page could not be read: said once */
+    bool switching;         /* a switchover holds it (switchover.c): no log removal */
 };
 
 struct link {
@@ -190,6 +192,7 @@ struct node_db {
     pcopy_t *copy;        /* it runs as a copy (NULL otherwise) */
     struct node_act *act; /* its activation, running or the last one (activate.c) */
     struct node_rsi *rsi; /* its incremental resync, running or the last one (resync_inc.c) */
+    struct node_sw *sw;   /* its switchover, running or the last one (switchover.c) */
 };
 
 struct peer {
@@ -218,9 +221,10 @@ struct ls_node {
     uv_timer_t rescan;      /* NODE_RESCAN_MS: rescan active dirs, open new ones */
     uv_timer_t housekeep;   /* NODE_HOUSEKEEP_MS */
     bool timers;            /* rescan and housekeep were initialised */
-    active_t *actives;      /* the active databases, nactives of them */
+    active_t *actives;      /* the active databases, nactives of them (a retired one stays) */
     int nactives;
-    link_t *links; /* one per [target], then per peer reached otherwise (activation), nlinks */
+    int actives_cap; /* room in actives: each activation in this run takes a slot */
+    link_t *links;   /* one per [target], then per peer reached otherwise (activation), nlinks */
     int nlinks;
     int links_cap;   /* links has room for this many (links are never moved) */
     pcopy_t *copies; /* the passive copies, ncopies (a retired one stays in its slot) */
@@ -324,9 +328,23 @@ void ls__node_announced_save(pcopy_t *p, bool sync); /* when changed; sync: fsyn
 /* Block mode: the source streamed its open generation up to durable_lsn (a BLOCK frame); kept
  * for the loss accounting of an activation, written at the next housekeeping. */
 void ls__node_announced_block(pcopy_t *p, uint64_t generation, uint64_t durable_lsn);
-void ls__node_activate_free(node_db_t *d);                 /* after the loop ended */
+void ls__node_activate_free(node_db_t *d); /* after the loop ended */
+/* A planned activation (switchover.c): the copy of db stops (its serving connection stays
+ * open), ls_role_activate runs with announced and max_loss 0, reason recorded; end(db, ctx, rc,
+ * report, message) is called once it is over (rc 0: active; else the copy runs again). The
+ * refusals of "activate" apply, except the old active answering. 0 or an error (end not
+ * called). */
+typedef void (*ls__node_act_end_cb)(node_db_t *db, void *ctx, int rc,
+                                    const ls_role_activate_report_t *report, const char *message);
+int ls__node_activate_planned(ls_node_t *n, node_db_t *db, const ls_role_announced_t *announced,
+                              const char *reason, ls__node_act_end_cb end, void *ctx, char *err,
+                              size_t errlen);
 const char *ls__node_activation_state(const node_db_t *d); /* the last one's; NULL: none */
 node_db_t *ls__node_db(ls_node_t *n, const char *name);    /* NULL when not configured */
+/* The database a control request names in its "database" field; NULL with *rc and err set
+ * (LS_EINVAL: no such string field, naming cmd; LS_ENOENT: no such database here). */
+node_db_t *ls__node_db_of(ls_node_t *n, const cJSON *req, const char *cmd, int *rc, char *err,
+                          size_t errlen);
 
 /* epoch.c: epochs on the wire (docs/ACTIVATION.md, "Epochs on the wire") */
 /* Sends EPOCH(dbid, ...) for the database named name on conn, from ls_role_epoch_info() of its
@@ -355,6 +373,9 @@ bool ls__node_epoch_refusal(ls_node_t *n, const char *name, char *why, size_t wh
 /* resync.c: the control command "resync": an old active rebuilt as a copy of the new active */
 int ls__node_resync_cmd(ls_node_t *n, const cJSON *req, cJSON *resp, char *err, size_t errlen);
 void ls__node_resync_retire(active_t *a); /* its shipping stops for good */
+/* resync_inc.c: the diverged generations a full-seed fall-back set aside as <db>.diverged, put
+ * back into <db>/diverged after a crash (at start, after the seed's recovery). */
+void ls__rsi_recover_diverged(const char *db_dir, const char *name);
 /* db (its role file saved as a copy following follows) opens as a copy: its active retired, a
  * copy slot taken, the new active's ship connections closed (they offer it again); *at: where
  * the copy resumes. The caller checked ls__node_resync_has_slot. */
@@ -370,6 +391,21 @@ int ls__node_resync_status_cmd(ls_node_t *n, const cJSON *req, cJSON *resp, char
 void ls__node_resync_auto(ls_node_t *n);      /* housekeeping: auto_resync databases */
 void ls__node_resync_inc_stop(ls_node_t *n);  /* at stop */
 void ls__node_resync_inc_free(node_db_t *db); /* after the loop ended */
+
+/* switchover.c: `logship switchover DB --to NODE` (docs/ACTIVATION.md, "Planned switchover") */
+int ls__node_switchover_cmd(ls_node_t *n, const cJSON *req, bool status_only, cJSON *resp,
+                            char *err, size_t errlen); /* "switchover" and "switchover_status" */
+/* The active's side: SWITCHOVER_DONE from the copy on l's connection. */
+void ls__node_switchover_done(link_t *l, const ls_proto_switchover_done_t *d);
+/* The copy's side: SWITCHOVER on an accepted connection. */
+void ls__node_switchover_frame(peer_t *p, const ls_proto_switchover_t *f);
+const char *ls__node_switchover_state(const node_db_t *d); /* the last one's; NULL: none */
+void ls__node_switchover_stop(ls_node_t *n);               /* at stop */
+/* A switchover of d asked who to activate (it handles the fence and the role: epoch.c). */
+bool ls__node_switchover_expects(const node_db_t *d, const char *who);
+/* At start, db active: a hold an earlier run left before asking the new active is released. */
+void ls__node_switchover_recover(ls_node_t *n, node_db_t *db);
+void ls__node_switchover_free(node_db_t *d); /* after the loop ended */
 
 /* opstate.c */
 int ls__node_opstate_load(const char *path, ls_status_op_t *out); /* absent: all clear, 0 */

@@ -234,6 +234,8 @@ static void to_copy(peer_t *p, const ls_frame_t *f, const uint8_t *dbid)
         ls_conn_stats(p->conn, &st);
         ls_passive_clock_offset(c->m, st.clock_offset_ns);
     }
+    if (f->type == LS_FRAME_BLOCK) /* the old active's open generation, as far as it streamed it */
+        ls__node_announced_block(c, f->block.generation, f->block.durable_lsn);
     if (ls_passive_on_frame(c->m, f, ls_now_ns()) == LS_EPROTO) {
         LS_LOGE("peer", "%s ignored the credit window for %s: closing", p->name, c->cfg->name);
         ls_conn_close(p->conn);
@@ -262,6 +264,16 @@ static void dispatch(peer_t *p, ls_conn_t *conn, const uint8_t *bytes, size_t le
             LS_LOGE("peer", "%s sent %s before HELLO: closing", ls_conn_peer(conn),
                     ls_frame_type_name(f.type));
             ls_conn_close(conn);
+        }
+        return;
+    }
+    if (f.type == LS_FRAME_SWITCHOVER) { /* switchover.c */
+        if (p->version < LS_PROTO_VERSION_SWITCHOVER) {
+            LS_LOGE("peer", "%s sent SWITCHOVER on a version %u connection: closing", p->name,
+                    (unsigned) p->version);
+            ls_conn_close(conn);
+        } else {
+            ls__node_switchover_frame(p, &f.switchover);
         }
         return;
     }

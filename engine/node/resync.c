@@ -111,17 +111,10 @@ static int refuse(ls_node_t *n, node_db_t *db, char *err, size_t errlen)
 
 int ls__node_resync_cmd(ls_node_t *n, const cJSON *req, cJSON *resp, char *err, size_t errlen)
 {
-    const cJSON *jdb = cJSON_GetObjectItem(req, "database");
-    if (!cJSON_IsString(jdb)) {
-        snprintf(err, errlen, "resync needs a string field \"database\"");
-        return LS_EINVAL;
-    }
-    node_db_t *db = ls__node_db(n, jdb->valuestring);
-    if (!db) {
-        snprintf(err, errlen, "node %s has no database %s", n->cfg->node_name, jdb->valuestring);
-        return LS_ENOENT;
-    }
-    int rc = refuse(n, db, err, errlen);
+    int rc = 0;
+    node_db_t *db = ls__node_db_of(n, req, "resync", &rc, err, errlen);
+    if (!db) return rc;
+    rc = refuse(n, db, err, errlen);
     if (rc) {
         LS_LOGW("resync", "%s", err);
         return rc;

@@ -95,11 +95,10 @@ int ls__node_resync_inc_start(ls_node_t *n, node_db_t *db, cJSON *resp, char *er
     free(mine);
     ls_seed_client_options_t co = ls__rsi_client_options(r, true, from);
     LS_CHECK(ls_seed_client_new(&co, &r->cs) == 0);
-    /* Shipping stops for good: whatever happens next, this node is no longer the active. */
-    if (db->active) ls__node_resync_retire(db->active);
-    db->active = NULL;
-    snprintf(r->message, sizeof(r->message), "connecting to %s over network %s", follows,
-             src->nets[0].name);
+    /* Its ship machines stay, fenced (they ship, read and remove nothing), until the new store
+     * is in place (ls__node_resync_open_copy retires them); a failed resync leaves them showing
+     * why (fall_back in resync_inc.c), and `logship resync` may run again. */
+    if (db->active) db->active->fenced = true;
     LS_LOGI("resync", "%s: incremental resync from %s (%s), its chain asked from generation %llu",
             name, follows, db->role.reason[0] ? db->role.reason : "demoted",
             (unsigned long long) from);
@@ -114,13 +113,9 @@ int ls__node_resync_inc_start(ls_node_t *n, node_db_t *db, cJSON *resp, char *er
 int ls__node_resync_status_cmd(ls_node_t *n, const cJSON *req, cJSON *resp, char *err,
                                size_t errlen)
 {
-    const cJSON *jdb = cJSON_GetObjectItem(req, "database");
-    if (!cJSON_IsString(jdb))
-        return ls_errf(err, errlen, LS_EINVAL, "resync_status needs a string field \"database\"");
-    node_db_t *db = ls__node_db(n, jdb->valuestring);
-    if (!db)
-        return ls_errf(err, errlen, LS_ENOENT, "node %s has no database %s", n->cfg->node_name,
-                       jdb->valuestring);
+    int rc = 0;
+    node_db_t *db = ls__node_db_of(n, req, "resync_status", &rc, err, errlen);
+    if (!db) return rc;
     if (!db->rsi)
         return ls_errf(err, errlen, LS_ENOENT,
                        "no incremental resync of %s since the daemon started", db->cfg->name);

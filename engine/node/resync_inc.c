@@ -26,6 +26,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "node/netpath.h"
 #include "node/node_int.h"
 #include "seed/seed.h"
 #include "seed/session.h"
@@ -58,6 +59,28 @@ static bool keep_aside(const char *from, const char *to, char *err, size_t errle
     return true;
 }
 
+void ls__rsi_recover_diverged(const char *db_dir, const char *name)
+{
+    char kept[LS_CFG_PATH_MAX + 16], in[LS_CFG_PATH_MAX + 16], err[600] = "";
+    snprintf(kept, sizeof(kept), "%s.diverged", db_dir);
+    snprintf(in, sizeof(in), "%s/diverged", db_dir);
+    if (access(in, F_OK) == 0) {
+        if (access(kept, F_OK) == 0)
+            LS_LOGW("resync",
+                    "%s: both %s and %s exist: the generations set aside by an interrupted "
+                    "resync stay in %s (never deleted); move them into %s by hand",
+                    name, in, kept, kept, in);
+        return;
+    }
+    if (keep_aside(kept, in, err, sizeof(err)))
+        LS_LOGI("resync",
+                "%s: the diverged generations set aside by an interrupted resync are "
+                "back in %s",
+                name, in);
+    else if (err[0])
+        LS_LOGE("resync", "%s: %s (the diverged generations stay in %s)", name, err, kept);
+}
+
 static void run_job(uv_work_t *w)
 {
     struct node_rsi *r = w->data;
@@ -78,6 +101,17 @@ static void run_job(uv_work_t *w)
             r->jrc = ls_role_move_aside(dir, LS_GEN_PREFIX_DEFAULT, 0, r->new_epoch, &r->rep.moved,
                                         r->jerr, sizeof(r->jerr));
             r->full = r->jrc == 0;
+            break;
+        }
+        if (r->jrc == 0 && !r->rep.split.found) {
+            /* Every generation this node still holds diverged (moved aside): the split lies
+             * before its oldest one (log removal took the generations in common), where the
+             * new active's chain cannot confirm it: a full seed, as above. */
+            snprintf(r->full_why, sizeof(r->full_why),
+                     "every generation %s still holds diverged from %s's chain (those in "
+                     "common were removed here): the split cannot be confirmed",
+                     r->db->cfg->name, r->follows);
+            r->full = true;
             break;
         }
         if (r->jrc == 0)
@@ -103,7 +137,12 @@ static void run_job(uv_work_t *w)
     case J_SWAP: {
         ls_copy_t *none = NULL;
         r->swapped = false;
-        /* A full seed replaces the directory: the diverged generations wait beside it. */
+        /* A full seed replaces the directory: the role file (copy, following the new active)
+         * goes into the new one first, so the rename that swaps the store in swaps the role in
+         * too; and the diverged generations wait beside it (a crash leaves them there: the next
+         * start puts them back, ls__rsi_recover_diverged). */
+        const char *nd = r->install ? ls_seed_install_new_dir(r->install) : NULL;
+        if (nd && (r->jrc = ls_role_save(nd, &r->new_role, r->jerr, sizeof(r->jerr))) != 0) break;
         char kept[LS_CFG_PATH_MAX + 16], in[LS_CFG_PATH_MAX + 16];
         snprintf(kept, sizeof(kept), "%s.diverged", dir);
         snprintf(in, sizeof(in), "%s/diverged", dir);
@@ -112,8 +151,10 @@ static void run_job(uv_work_t *w)
             r->jrc = LS_EIO;
             break;
         }
+        LS_FAULT("resync.before_swap"); /* tests: a crash (full seed: diverged/ set aside) */
         r->jrc = ls_seed_copy_swap(&none, &r->install, dir, open_none, NULL, &r->swapped, r->jerr,
                                    sizeof(r->jerr));
+        LS_FAULT("resync.after_swap"); /* tests: a crash before the role file (and diverged/) */
         if (aside) {
             char e2[600] = "";
             keep_aside(kept, in, e2, sizeof(e2));
@@ -131,6 +172,30 @@ static void run_job(uv_work_t *w)
 }
 
 /* ---- the loop: outcome ---------------------------------------------------------------------- */
+
+/* A failed resync leaves the database as it was before: an old active, its ship machines fenced
+ * (Demoted, or Diverged when the demote moved generations aside), now saying why the resync
+ * failed; `logship resync` (or auto_resync) may run again. */
+static void fall_back(struct node_rsi *r)
+{
+    node_db_t *db = r->db;
+    char err[600];
+    ls_role_state_t st;
+    if (ls_role_load(db->cfg->path, LS_ROLE_ACTIVE, &st, err, sizeof(err)) != 0) {
+        LS_LOGE("resync", "%s: %s", db->cfg->name, err);
+        return;
+    }
+    if (st.role == LS_ROLE_COPY || st.role == LS_ROLE_ACTIVE) return; /* not an old active */
+    char base[LS_ROLE_REASON_MAX + 1];
+    snprintf(base, sizeof(base), "%s", st.reason[0] ? st.reason : ls_role_kind_name(st.role));
+    snprintf(st.reason, sizeof(st.reason), "%.200s; the last resync from %.64s failed: %.200s",
+             base, r->follows, r->message);
+    db->role = st; /* status shows it; the role file keeps its own reason */
+    for (int i = 0; db->active && i < db->active->nshippers; i++)
+        ls_ship_fence(db->active->shippers[i].m, st.epoch, st.follows, st.role == LS_ROLE_DIVERGED,
+                      st.reason, ls_now_ns());
+}
+
 static void finish_failed(struct node_rsi *r, const char *why)
 {
     if (r->finished) return;
@@ -140,6 +205,23 @@ static void finish_failed(struct node_rsi *r, const char *why)
     snprintf(r->message, sizeof(r->message), "incremental resync of %s from %s failed: %.1500s",
              r->db->cfg->name, r->follows, why);
     LS_LOGE("resync", "%s", r->message);
+    fall_back(r);
+}
+
+/* What the role file says once the new store is in place: a copy, following the new active. */
+static void copy_role(struct node_rsi *r, ls_role_state_t *st)
+{
+    *st = r->db->role;
+    st->role = LS_ROLE_COPY;
+    st->epoch = r->new_epoch > st->epoch ? r->new_epoch : st->epoch;
+    snprintf(st->follows, sizeof(st->follows), "%s", r->follows);
+    st->since_ns = ls_now_ns();
+    memset(&st->loss, 0, sizeof(st->loss));
+    const ls_seed_info_t *in = &r->info;
+    snprintf(st->reason, sizeof(st->reason),
+             "rebuilt as a copy of %.64s by logship resync on %.64s (%s, from generation %llu)",
+             r->follows, r->node->cfg->node_name, in->resync ? "incremental" : "full seed",
+             (unsigned long long) (in->resync ? in->split_generation : in->generation));
 }
 
 /* The new store is in place: the role file says copy, and the database opens as one. */
@@ -147,17 +229,8 @@ static void finish_swapped(struct node_rsi *r)
 {
     ls_node_t *n = r->node;
     node_db_t *db = r->db;
-    ls_role_state_t st = db->role;
-    st.role = LS_ROLE_COPY;
-    st.epoch = r->new_epoch > st.epoch ? r->new_epoch : st.epoch;
-    snprintf(st.follows, sizeof(st.follows), "%s", r->follows);
-    st.since_ns = ls_now_ns();
-    memset(&st.loss, 0, sizeof(st.loss));
+    ls_role_state_t st = r->new_role;
     const ls_seed_info_t *in = &r->info;
-    snprintf(st.reason, sizeof(st.reason),
-             "rebuilt as a copy of %.64s by logship resync on %.64s (%s, from generation %llu)",
-             r->follows, n->cfg->node_name, in->resync ? "incremental" : "full seed",
-             (unsigned long long) (in->resync ? in->split_generation : in->generation));
     char err[900];
     int rc = ls_role_save(db->cfg->path, &st, err, sizeof(err));
     if (rc) {
@@ -205,21 +278,68 @@ static void on_ready(ls_conn_t *c);
 static void on_frame(ls_conn_t *c, const ls_conn_frame_t *fr);
 static void on_close(ls_conn_t *c, int status, const char *msg);
 
-/* Opens the connection to the new active for r->cs. */
-void ls__rsi_connect_src(struct node_rsi *r)
+/* The network the shipper's link to the new active would use (netpath.c: its pin, else the
+ * network in use), else the first in the configured order. */
+static int first_net(const struct node_rsi *r)
+{
+    const ls_node_t *n = r->node;
+    for (int i = 0; i < n->nlinks; i++) {
+        const link_t *l = &n->links[i];
+        if (strcmp(l->cfg->name, r->src->name) || !l->sel || !l->sel->pol) continue;
+        int net = ls_netpolicy_pinned(l->sel->pol);
+        if (net < 0) net = ls_netpolicy_current(l->sel->pol);
+        if (net >= 0 && net < r->src->nnets) return net;
+    }
+    return 0;
+}
+
+/* The connection to the new active for r->cs over network r->net. */
+static int connect_net(struct node_rsi *r)
 {
     ls_node_t *n = r->node;
     ls_conn_opts_t cb = {
         .on_ready = on_ready, .on_frame = on_frame, .on_close = on_close, .data = r};
     bool target = ls_config_target(n->cfg, r->follows) != NULL;
-    int rc = ls__node_connect(n, r->src, 0, target, &cb, &r->conn);
-    if (rc) {
-        r->conn = NULL;
-        ls_seed_client_fail(r->cs, rc, "cannot connect to %s over network %s (%s:%u): %s",
-                            r->follows, r->src->nets[0].name, r->src->nets[0].remote.host,
-                            r->src->nets[0].remote.port, ls_strerror(rc));
-        act(r);
+    int rc = ls__node_connect(n, r->src, r->net, target, &cb, &r->conn);
+    if (rc) r->conn = NULL;
+    return rc;
+}
+
+/* Before the WELCOME, a failed network gives way to the next in order (from the one first_net
+ * chose, wrapping), as the shipper's links and the seed client do; true when one is being tried. */
+static bool next_net(struct node_rsi *r, const char *why)
+{
+    while (r->nets_tried < r->src->nnets && !r->node->stopping &&
+           ls_seed_client_state(r->cs) == LS_SEED_CLI_CONNECTING &&
+           !ls_seed_client_welcomed(r->cs)) {
+        int prev = r->net;
+        r->net = (r->net + 1) % r->src->nnets;
+        r->nets_tried++;
+        LS_LOGW("resync", "%s: network %s to %s: %s; trying network %s", r->db->cfg->name,
+                r->src->nets[prev].name, r->follows, why, r->src->nets[r->net].name);
+        snprintf(r->message, sizeof(r->message), "connecting to %s over network %s", r->follows,
+                 r->src->nets[r->net].name);
+        int rc = connect_net(r);
+        if (rc == 0) return true;
+        why = ls_strerror(rc);
     }
+    return false;
+}
+
+/* Opens the connection to the new active for r->cs: its networks in order, from first_net. */
+void ls__rsi_connect_src(struct node_rsi *r)
+{
+    r->net = first_net(r);
+    r->nets_tried = 1;
+    snprintf(r->message, sizeof(r->message), "connecting to %s over network %s", r->follows,
+             r->src->nets[r->net].name);
+    int rc = connect_net(r);
+    if (rc == 0 || next_net(r, ls_strerror(rc))) return;
+    const ls_cfg_network_t *nw = &r->src->nets[r->net];
+    ls_seed_client_fail(r->cs, rc ? rc : LS_EIO,
+                        "cannot connect to %s over network %s (%s:%u) or any other: %s", r->follows,
+                        nw->name, nw->remote.host, nw->remote.port, ls_strerror(rc ? rc : LS_EIO));
+    act(r);
 }
 
 ls_seed_client_options_t ls__rsi_client_options(const struct node_rsi *r, bool resync,
@@ -383,29 +503,6 @@ static void split(struct node_rsi *r)
     queue(r, J_DEMOTE, NULL, 0, 0, NULL);
 }
 
-/* The hand-off's meta names generation N (holding L), the digest of N-1 and N's epoch; the copy
- * reads that epoch as the one of N-1, the generation it holds (engine/copy/position.c, as its
- * own replay writes it). When N is the first generation of the new active's epoch (it wrote
- * less than a generation since its activation) N-1 is of the older epoch, and the new active
- * would find the copy holding N-1 "of epoch 2" and call it diverged: the meta is written with
- * N-1's epoch, from the chain received. */
-static void held_epoch(struct node_rsi *r)
-{
-    const ls_proto_link_t *pl;
-    size_t n;
-    uint32_t epoch;
-    const char *active;
-    ls_seed_client_chain(r->cs, &pl, &n, &epoch, &active);
-    for (size_t i = 0; i < n && r->info.generation > 1; i++)
-        if (pl[i].generation == r->info.generation - 1 && pl[i].epoch < r->info.epoch) {
-            LS_LOGI("resync",
-                    "%s: generation %llu begins epoch %u; the copy holds %llu of epoch %u",
-                    r->db->cfg->name, (unsigned long long) r->info.generation, r->info.epoch,
-                    (unsigned long long) pl[i].generation, pl[i].epoch);
-            r->info.epoch = pl[i].epoch;
-        }
-}
-
 static void act(struct node_rsi *r)
 {
     ls_seed_act_t a;
@@ -416,7 +513,6 @@ static void act(struct node_rsi *r)
             break;
         case LS_SEED_ACT_INSTALL_BEGIN:
             r->info = *a.info;
-            held_epoch(r);
             snprintf(r->message, sizeof(r->message), "receiving %llu bytes from %s (%s)",
                      (unsigned long long) a.info->total_bytes, r->follows,
                      a.info->resync ? "incremental" : "full seed");
@@ -429,6 +525,7 @@ static void act(struct node_rsi *r)
             queue(r, J_END, NULL, 0, 0, a.digest);
             break;
         case LS_SEED_ACT_SWAP:
+            copy_role(r, &r->new_role);
             queue(r, J_SWAP, NULL, 0, 0, NULL);
             break;
         case LS_SEED_ACT_ABORT:
@@ -485,6 +582,7 @@ static void on_close(ls_conn_t *c, int status, const char *msg)
     if (!r) return;
     ls_conn_stats(c, &r->cstats);
     r->conn = NULL;
+    if (next_net(r, msg)) return;
     ls_seed_client_closed(r->cs, status, msg);
     act(r);
 }

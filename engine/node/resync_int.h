@@ -26,7 +26,8 @@ struct node_rsi {
     node_db_t *db;
     uint64_t id;
     const ls_cfg_target_t *src; /* how the new active is reached */
-    int net;
+    int net;                    /* the network of the connection (index into src->nets) */
+    int nets_tried;             /* networks tried since the connection was asked for */
     char follows[LS_ROLE_NAME_MAX + 1];
     ls_seed_client_t *cs;
     ls_conn_t *conn;
@@ -54,6 +55,7 @@ struct node_rsi {
     ls_seed_install_t *install;
     uint64_t done;
     bool swapped;
+    ls_role_state_t new_role; /* the role file once swapped: copy, following the new active */
     int jrc;
     char jerr[1024];
 };

@@ -94,11 +94,14 @@ static void run_step(void *ctx, ls_copy_t **copy, ls_copy_item_t *it)
     } else if (it->sub == SEED_SWAP) {
         swap(sc, p, copy);
     }
-    if (rc) fail_thread(sc, rc, err);
     if (rc || it->sub == SEED_ABORT) {
         ls_seed_install_free(sc->install); /* removes the partial new copy */
         sc->install = NULL;
     }
+    /* The failure is told only now: the loop may run an earlier item's wake-up at any time and
+     * report it, and the partial new copy must be gone by then (with its writeback under way,
+     * removing it takes a while). */
+    if (rc) fail_thread(sc, rc, err);
     /* The wake-up goes out before the count is seen released: the loop frees a seed only once
      * it finds outstanding 0 under mu (seed_cmd.c), so sc must not be touched after unlocking. */
     pthread_mutex_lock(&sc->mu);

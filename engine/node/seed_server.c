@@ -208,7 +208,10 @@ static void step(struct node_seeds *s)
     }
     ls_seed_wev_t ev;
     while (ls_seed_worker_poll(s->w, &ev)) {
-        if (ev.kind == LS_SEED_WEV_INFO || ev.kind == LS_SEED_WEV_FAIL) snapshot_over(s);
+        /* a stream from the compaction keeps the store open until its end */
+        if ((ev.kind == LS_SEED_WEV_INFO && !ev.store_open) || ev.kind == LS_SEED_WEV_END ||
+            ev.kind == LS_SEED_WEV_FAIL)
+            snapshot_over(s);
         ls_seed_server_feed(s->ss, &ev);
     }
     pump(s);
@@ -345,7 +348,8 @@ static void start_worker(struct node_seeds *s)
                                   .chunk = NODE_CHUNK,
                                   .notify = notify,
                                   .ctx = s,
-                                  .resync = s->resync ? &s->resync_req : NULL};
+                                  .resync = s->resync ? &s->resync_req : NULL,
+                                  .direct = true};
     if (ls_seed_worker_start(&o, &s->w) != 0) {
         snapshot_over(s);
         ls_seed_wev_t ev = {.kind = LS_SEED_WEV_FAIL, .code = LS_ENOMEM};

@@ -95,6 +95,7 @@ static void database(ls_status_db_t *o, const node_db_t *d)
     o->since_ns = r->since_ns;
     COPY_STR(o->reason, r->reason);
     o->activation = ls__node_activation_state(d);
+    o->switchover = ls__node_switchover_state(d);
     o->loss_generations = r->loss.generations;
     o->loss_first_generation = r->loss.first_generation;
     o->loss_last_generation = r->loss.last_generation;
@@ -152,11 +153,15 @@ int ls_node_control(void *ctx, const cJSON *req, cJSON *resp, char *err, size_t 
     if (!strcmp(cmd, "resync_status")) return ls__node_resync_status_cmd(n, req, resp, err, errlen);
     if (!strcmp(cmd, "activate") || !strcmp(cmd, "activate_status"))
         return ls__node_activate_cmd(n, req, !strcmp(cmd, "activate_status"), resp, err, errlen);
+    if (!strcmp(cmd, "switchover") || !strcmp(cmd, "switchover_status"))
+        return ls__node_switchover_cmd(n, req, !strcmp(cmd, "switchover_status"), resp, err,
+                                       errlen);
     if (!strcmp(cmd, "seed") || !strcmp(cmd, "seed_status"))
         return ls__node_seed_client_cmd(n, req, !strcmp(cmd, "seed_status"), resp, err, errlen);
     snprintf(err, errlen,
              "unknown command '%s' (this daemon answers: status, suspend, resume, network, seed, "
-             "seed_status, activate, activate_status, resync, resync_status)",
+             "seed_status, activate, activate_status, resync, resync_status, switchover, "
+             "switchover_status)",
              cmd);
     return LS_EINVAL;
 }

@@ -134,7 +134,11 @@ static void compute_loss(const ls_role_announced_t *a, uint64_t last, uint64_t l
     memset(loss, 0, sizeof(*loss));
     if (a->last_generation == 0 && a->open_generation == 0)
         return; /* nothing announced: nothing known to be lost */
-    loss->open_generation = LS_MAX(a->last_generation + 1, a->open_generation);
+    /* The old active's COPY_STATE can lag the generations it shipped (a kill -9 between a
+     * GEN_END and the next announcement): its open generation is past both. A generation closed
+     * here from a shadow was the open one: the last closed generation held is the one before. */
+    uint64_t held_closed = shadow_gen && shadow_gen == last ? last - 1 : last;
+    loss->open_generation = LS_MAX(LS_MAX(a->last_generation, held_closed) + 1, a->open_generation);
     loss->from_ns = last_close_ns;
     loss->to_ns = LS_MAX(a->last_close_ns, last_close_ns);
     if (last >= loss->open_generation) {
@@ -151,48 +155,32 @@ static void compute_loss(const ls_role_announced_t *a, uint64_t last, uint64_t l
     loss->bytes = a->missing_bytes;
 }
 
-/* History for a copy that has none: one line per epoch held, from its first generation held
- * (epoch 1 always starts at 1). Appends to *text (malloc'd). */
-static int history_from_names(const char *dir, const char *prefix, char **text, size_t *len)
-{
-    char logs[DIRLEN];
-    snprintf(logs, sizeof(logs), "%.4000s/logs", dir);
-    ls_layout_options_t lo = {.prefix = prefix}; /* (epoch, generation) */
-    ls_layout_list_t l;
-    int rc = ls_layout_list(logs, &lo, &l, NULL, 0);
-    if (rc) return rc;
-    char *t = malloc(l.ngens * 40 + 1);
-    size_t n = 0;
-    if (!t) rc = LS_ENOMEM;
-    for (size_t i = 0; rc == 0 && i < l.ngens; i++) {
-        if (i > 0 && l.gens[i].epoch == l.gens[i - 1].epoch) continue;
-        uint64_t first = l.gens[i].epoch == 1 ? 1 : l.gens[i].generation;
-        n += (size_t) sprintf(t + n, "%" PRIu32 " %" PRIu64 "\n", l.gens[i].epoch, first);
-    }
-    ls_layout_list_free(&l);
-    if (rc) return rc;
-    *text = t;
-    *len = n;
-    return 0;
-}
-
-/* Step 5: appends "epoch first" to logs/history durably (the whole file rewritten). */
+/* Step 5: appends "epoch first" to logs/history durably (the whole file rewritten). The lines
+ * kept are the epochs the directory knows (ls_role_known_epochs: the history merged with the
+ * epochs of the generations held), so a copy that has no history, or one whose history stops
+ * at an epoch it was active in (a switchover back and forth), gets one line per epoch held, at
+ * its first generation held (epoch 1 always at 1), then its own line. */
 static int append_history(const char *dir, const char *prefix, uint32_t epoch, uint64_t first,
                           char *err, size_t errlen)
 {
     char path[DIRLEN];
     snprintf(path, sizeof(path), "%.4000s/logs/history", dir);
-    uint8_t *old = NULL;
-    size_t len = 0;
-    int rc = ls_read_file(path, 1 << 20, &old, &len);
-    if (rc == LS_ENOENT) rc = history_from_names(dir, prefix, (char **) &old, &len);
-    if (rc) return ls_errf(err, errlen, rc, "cannot read %s: %s", path, ls_strerror(rc));
-    char *t = realloc(old, len + 64);
+    ls_layout_hist_t *h = NULL;
+    size_t n = 0;
+    int rc = ls_role_known_epochs(dir, prefix, &h, &n, err, errlen);
+    if (rc) return rc;
+    char *t = malloc((n + 1) * 48 + 1);
     if (!t) {
-        free(old);
+        free(h);
         return LS_ENOMEM;
     }
-    if (len && t[len - 1] != '\n') t[len++] = '\n';
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (h[i].epoch >= epoch) continue;
+        uint64_t f = h[i].epoch == 1 ? 1 : h[i].first_gen;
+        len += (size_t) sprintf(t + len, "%" PRIu32 " %" PRIu64 "\n", h[i].epoch, f);
+    }
+    free(h);
     len += (size_t) sprintf(t + len, "%" PRIu32 " %" PRIu64 "\n", epoch, first);
     rc = ls_write_file_durable(path, t, len);
     free(t);

@@ -49,8 +49,9 @@ typedef struct {
                                   generation held here), ns since 1970 UTC */
     uint64_t to_ns;            /* ... up to the close of the last announced generation */
     uint64_t open_generation;  /* the old active's open generation, possibly holding commits
-                                  never shipped (announced last + 1); 0 when block mode brought
-                                  all of it that was announced */
+                                  never shipped: the later of the last announced and the last
+                                  held, + 1); 0 when block mode brought all of it that was
+                                  announced */
     uint64_t open_held_lsn;    /* block mode: that generation is held here up to this LSN (its
                                   shadow closed by the activation); only later commits may be
                                   lost. 0: nothing of it held */

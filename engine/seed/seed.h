@@ -100,6 +100,11 @@ typedef struct {
                            when logs/ no longer holds every generation after the split or the
                            request has too_many keys. LS_ELINEAGE when the split's digest is not
                            this node's */
+    bool direct; /* a seed streamed from the compacting copy (docs/SEED.md, "Streaming
+                    from the compaction"): no local copy unless ls_seed_snapshot_spill;
+                    the read transaction and the store's shared lock are held until the
+                    stream ends or spills. Falls back to the local copy when the store
+                    keeps committing while the copy begins. Not for a resync */
 } ls_seed_snapshot_options_t;
 
 /* Takes a snapshot of <db>/store without stopping its writers (another process may hold it) and
@@ -119,6 +124,13 @@ const ls_seed_info_t *ls_seed_snapshot_info(const ls_seed_snapshot_t *snap);
  * local copy changed size or cannot be read), LS_ESTATE after an earlier error. */
 int ls_seed_snapshot_read(ls_seed_snapshot_t *snap, void *buf, size_t cap, uint64_t *offset,
                           size_t *len);
+/* True while the stream is read from the compacting copy itself (direct, not spilled, not at
+ * its end): the store's read transaction is still open. */
+bool ls_seed_snapshot_direct(const ls_seed_snapshot_t *snap);
+/* Writes the rest of a direct stream to the local copy at disk speed (hashing it), ending the
+ * read transaction; the following reads come from that file. 0 (also when not direct),
+ * LS_ENOSPC (not enough room: nothing changed, the stream stays direct), LS_EIO, LS_ESTORE. */
+int ls_seed_snapshot_spill(ls_seed_snapshot_t *snap, char *err, size_t errlen);
 /* SHA-256 of the whole stream (what SEED_END carries). LS_ESTATE until every byte was read. */
 int ls_seed_snapshot_digest(const ls_seed_snapshot_t *snap, uint8_t out[LS_DIGEST_SIZE]);
 /* Removes the local copy and frees snap. NULL: no-op. */
@@ -172,6 +184,10 @@ int ls_seed_install_commit(ls_seed_install_t *in, char *err, size_t errlen);
 bool ls_seed_copy_holds_data(const char *copy_dir, char *what, size_t len);
 /* Bytes received so far (for progress). */
 uint64_t ls_seed_install_done(const ls_seed_install_t *in);
+/* The directory a full seed's commit puts in place of the copy (<copy>.seed-new; valid while in
+ * is), where a caller may add files that must arrive with the new copy in the same rename (a
+ * role file); NULL for an incremental resync, whose stream is applied in place. */
+const char *ls_seed_install_new_dir(const ls_seed_install_t *in);
 /* Frees in; an install not committed has its partial new copy removed. NULL: no-op. */
 void ls_seed_install_free(ls_seed_install_t *in);
 

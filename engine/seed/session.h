@@ -55,6 +55,8 @@ typedef enum {
 typedef struct {
     ls_seed_wev_kind_t kind;
     ls_seed_info_t info;            /* INFO */
+    bool store_open;                /* INFO: the stream is read from the compaction: the store
+                                       stays open until END or FAIL */
     uint64_t offset;                /* CHUNK: stream offset of data[0] */
     uint8_t *data;                  /* CHUNK: the bytes; hand back with ls_seed_worker_release */
     size_t len;                     /* CHUNK: bytes in data */
@@ -71,6 +73,10 @@ typedef struct {
     void *ctx;
     const ls_seed_resync_req_t *resync; /* NULL: a seed; else the resync (copied, keys too):
                                            ls_seed_snapshot_options_t.resync */
+    bool direct;     /* stream from the compacting copy (ls_seed_snapshot_options_t.direct) */
+    unsigned pin_ms; /* direct: the longest the store's read transaction should live; once the
+                        rate the chunks are taken at says the stream will not end by then, the
+                        rest is spilled to the local copy. 0: 2000 ms */
 } ls_seed_worker_options_t;
 
 /* Starts the thread: ls_seed_snapshot_new, then reads ahead. 0, LS_EINVAL, LS_ENOMEM (no
@@ -78,7 +84,8 @@ typedef struct {
 int ls_seed_worker_start(const ls_seed_worker_options_t *o, ls_seed_worker_t **out);
 /* The next event, if any (true). A CHUNK's data is the caller's until ls_seed_worker_release. */
 bool ls_seed_worker_poll(ls_seed_worker_t *w, ls_seed_wev_t *ev);
-/* Gives a chunk's buffer back (frees it; the worker may read one more). NULL: no-op. */
+/* Gives a chunk's buffer back (kept for the next read, or freed; the worker may read one more).
+ * NULL: no-op. */
 void ls_seed_worker_release(ls_seed_worker_t *w, void *data);
 /* Asks the thread to end (it ends after the snapshot or read in progress); does not wait. */
 void ls_seed_worker_stop(ls_seed_worker_t *w);

@@ -36,21 +36,24 @@ void ls__ship_fence_by(ls_ship_t *m, uint32_t epoch, const char *active, bool te
     if (!first && epoch <= m->fence_epoch && (!active || !active[0] || m->fence_active[0]))
         return; /* nothing new */
     mark_fenced(m, epoch, active);
+    /* Later news (the name, a newer epoch) updates ls_ship_fenced()'s answer and a Demoted
+     * reason, never the state: DIVERGED, which only the caller sets (ls_ship_fence), stays
+     * (turning it back into DEMOTED here was a race between two peers' EPOCH frames). */
+    if (!first && m->state != LS_SHIP_DEMOTED) return;
     ls_ship_state_t prev = m->state;
     m->state = LS_SHIP_DEMOTED;
     va_list ap;
     va_start(ap, fmt);
     ls_vmsgf(m->reason, sizeof(m->reason), fmt, ap); /* an argument may be the old reason */
     va_end(ap);
-    if (first) /* later news (the name, a newer epoch) only updates ls_ship_fenced()'s answer */
-        m->o.action_cb(m->o.ctx, &(ls_ship_action_t){.kind = LS_SHIP_ACT_STATE,
-                                                     .state = m->state,
-                                                     .prev = prev,
-                                                     .reason = m->reason,
-                                                     .fence = true,
-                                                     .epoch = m->fence_epoch,
-                                                     .active = m->fence_active});
-    if (!first) return; /* the target was told already */
+    if (!first) return; /* the caller was asked to fence, the target told, already */
+    m->o.action_cb(m->o.ctx, &(ls_ship_action_t){.kind = LS_SHIP_ACT_STATE,
+                                                 .state = m->state,
+                                                 .prev = prev,
+                                                 .reason = m->reason,
+                                                 .fence = true,
+                                                 .epoch = m->fence_epoch,
+                                                 .active = m->fence_active});
     if (tell && m->connected && m->accepted) ls__ship_fail(m, LS_EFENCED);
 }
 

@@ -7,10 +7,11 @@
  *  2. N > 1 with the target's epoch newer than ours: newer_epoch (checked before the rest, so a
  *     target that is also ahead of us is told apart from one that diverged). Then N > newest + 1:
  *     the target holds generations never written here: LS_EDIVERGED.
- *  3. N-1 >= 1: the target's epoch must be ours for N-1 (a newer one means this node should be
- *     fenced: newer_epoch); N < oldest means N was removed here: LS_EGAP, need_seed. Then the
- *     digest must equal the trailer digest of our N-1, or the prev_digest in our N's header when
- *     N-1 itself was removed: else LS_EDIVERGED naming N-1 and both digests.
+ *  3. N-1 >= 1: the target's epoch must be ours for N-1, or 0 (a seeded target that does not
+ *     know it; the digest decides) (a newer one means this node should be fenced: newer_epoch); N <
+ * oldest means N was removed here: LS_EGAP, need_seed. Then the digest must equal the trailer
+ * digest of our N-1, or the prev_digest in our N's header when N-1 itself was removed: else
+ * LS_EDIVERGED naming N-1 and both digests.
  *  4. N = 1 with generation 1 removed here: LS_EGAP, need_seed.
  *  5. Every generation from N to the newest must be here: a hole is LS_EGAP naming it.
  *  6. The target's last LSN must not be past the end of our N when N is closed here.
@@ -45,7 +46,9 @@ static int check_epoch(plan_t *p, uint64_t prev)
     ssize_t i = ls__src_find(p->src, prev);
     if (i >= 0) ours = p->src->gens[i].epoch;
     p->out->epoch = ours;
-    if (p->r->epoch == ours) return 0;
+    /* 0: a seeded copy that does not know N-1's epoch (its hand-off named N's): the digest
+     * decides, and it covers N-1's header, epoch included (engine/copy/position.c). */
+    if (p->r->epoch == ours || p->r->epoch == 0) return 0;
     uint32_t cur = current_epoch(p->src);
     if (p->r->epoch > cur) {
         p->out->newer_epoch = true;

@@ -43,6 +43,7 @@ int ls__status_databases_json(const ls_status_node_t *n, cJSON *obj)
         ls_status_json_add_u64(o, "since_ns", d->since_ns);
         cJSON_AddStringToObject(o, "reason", d->reason);
         cJSON_AddStringToObject(o, "activation", d->activation ? d->activation : "");
+        cJSON_AddStringToObject(o, "switchover", d->switchover ? d->switchover : "");
         cJSON_AddItemToObject(o, "loss", l);
         ls_status_json_add_loss(l, d->loss_generations, d->loss_first_generation,
                                 d->loss_last_generation, d->loss_bytes, d->loss_from_ns,

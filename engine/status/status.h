@@ -185,6 +185,8 @@ typedef struct {
     char reason[LS_STATUS_TEXT_MAX];   /* why */
     const char *activation;            /* this daemon's last activation of it: "probing",
                                           "activating", "done", "refused", "failed" or NULL */
+    const char *switchover;            /* this daemon's last switchover of it (switchover.c):
+                                          "holding" ... "done", "refused", "failed" or NULL */
     uint64_t loss_generations;         /* closed generations possibly lost (0: none) */
     uint64_t loss_first_generation;    /* their range (0, 0: none) */
     uint64_t loss_last_generation;

@@ -7,9 +7,14 @@
  *   16   8  fence word: 0, or the epoch of the node that took over (atomic, 8-aligned)
  *   24   8  fence time, ns since 1970 UTC
  *   32   4  name length
- *   36   4  reserved
+ *   36   4  fence flags: bit 0 LS_CTL_HOLD, a planned switchover's hold (may be cleared);
+ *           bit 1 LS_CTL_ASKED, the new active was asked to activate
  *   40 256  new active's name, NUL-terminated
- *   296..511   reserved for the fence
+ *   296  8  hold acknowledged: the hold's epoch, written last by the writer (atomic)
+ *   304  8  last closed generation when the writer acknowledged the hold
+ *   312  8  last LSN written (in that generation or before)
+ *   320  8  when, ns since 1970 UTC
+ *   328..511   reserved for the fence
  *   512        the writer's durable position (seqlock, see below)
  *   1024       the copies' positions, published by the daemon (seqlock)
  *   1536       the writer's synchronous-commit state (seqlock)
@@ -44,7 +49,12 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the control page is l
 #define OFF_FENCE      16
 #define OFF_FENCE_NS   24
 #define OFF_NAME_LEN   32
+#define OFF_FLAGS      36
 #define OFF_NAME       40
+#define OFF_HOLD_ACK   296
+#define OFF_HOLD_GEN   304
+#define OFF_HOLD_LSN   312
+#define OFF_HOLD_NS    320
 #define PATH_MAX_BYTES 4200
 
 /* The channel (docs/BLOCKMODE.md, "The channel"). Each area starts with its sequence word (the
@@ -207,8 +217,19 @@ static int sync_page(ls_ctlpage_t *p, char *err, size_t errlen)
     return rc;
 }
 
-int ls_ctlpage_set_fence(ls_ctlpage_t *p, uint32_t epoch, const char *name, char *err,
-                         size_t errlen)
+static uint64_t *hold_ack_word(const ls_ctlpage_t *p)
+{
+    return (uint64_t *) (void *) (p->map + OFF_HOLD_ACK);
+}
+
+bool ls_ctlpage_held(const ls_ctlpage_t *p)
+{
+    return ls_ctlpage_fenced(p) && (ls_get32(p->map + OFF_FLAGS) & LS_CTL_HOLD);
+}
+
+/* The fence with flags: the flags and the acknowledgement are written before the word. */
+static int set_fence(ls_ctlpage_t *p, uint32_t epoch, uint32_t flags, const char *name, char *err,
+                     size_t errlen)
 {
     if (epoch == 0) {
         msg(err, errlen, p->path, "a fence needs an epoch >= 1");
@@ -219,14 +240,57 @@ int ls_ctlpage_set_fence(ls_ctlpage_t *p, uint32_t epoch, const char *name, char
     if (n) memcpy(p->map + OFF_NAME, name, n);
     ls_put32(p->map + OFF_NAME_LEN, (uint32_t) n);
     ls_put64(p->map + OFF_FENCE_NS, ls_now_ns());
+    ls_put32(p->map + OFF_FLAGS, flags);
+    __atomic_store_n(hold_ack_word(p), 0, __ATOMIC_RELEASE);
     __atomic_store_n(fence_word(p), (uint64_t) epoch, __ATOMIC_RELEASE);
     return sync_page(p, err, errlen);
+}
+
+int ls_ctlpage_set_fence(ls_ctlpage_t *p, uint32_t epoch, const char *name, char *err,
+                         size_t errlen)
+{
+    return set_fence(p, epoch, 0, name, err, errlen);
+}
+
+int ls_ctlpage_set_hold(ls_ctlpage_t *p, uint32_t epoch, const char *name, char *err, size_t errlen)
+{
+    return set_fence(p, epoch, LS_CTL_HOLD, name, err, errlen);
+}
+
+int ls_ctlpage_set_asked(ls_ctlpage_t *p, char *err, size_t errlen)
+{
+    ls_put32(p->map + OFF_FLAGS, ls_get32(p->map + OFF_FLAGS) | LS_CTL_ASKED);
+    return sync_page(p, err, errlen);
+}
+
+uint32_t ls_ctlpage_flags(const ls_ctlpage_t *p)
+{
+    return ls_ctlpage_fenced(p) ? ls_get32(p->map + OFF_FLAGS) : 0;
+}
+
+void ls_ctlpage_ack_hold(ls_ctlpage_t *p, uint64_t last_generation, uint64_t last_lsn)
+{
+    uint32_t epoch = ls_ctlpage_fenced(p);
+    if (!epoch || __atomic_load_n(hold_ack_word(p), __ATOMIC_ACQUIRE) == epoch) return;
+    ls_put64(p->map + OFF_HOLD_GEN, last_generation);
+    ls_put64(p->map + OFF_HOLD_LSN, last_lsn);
+    ls_put64(p->map + OFF_HOLD_NS, ls_now_ns());
+    __atomic_store_n(hold_ack_word(p), (uint64_t) epoch, __ATOMIC_RELEASE);
+}
+
+bool ls_ctlpage_hold_acked(const ls_ctlpage_t *p, uint64_t *last_generation, uint64_t *last_lsn)
+{
+    uint32_t epoch = ls_ctlpage_fenced(p);
+    if (!epoch || __atomic_load_n(hold_ack_word(p), __ATOMIC_ACQUIRE) != epoch) return false;
+    *last_generation = ls_get64(p->map + OFF_HOLD_GEN);
+    *last_lsn = ls_get64(p->map + OFF_HOLD_LSN);
+    return true;
 }
 
 int ls_ctlpage_clear_fence(ls_ctlpage_t *p, char *err, size_t errlen)
 {
     __atomic_store_n(fence_word(p), 0, __ATOMIC_RELEASE);
-    memset(p->map + OFF_FENCE_NS, 0, OFF_NAME + LS_CTL_NAME_MAX + 1 - OFF_FENCE_NS);
+    memset(p->map + OFF_FENCE_NS, 0, OFF_HOLD_NS + 8 - OFF_FENCE_NS);
     return sync_page(p, err, errlen);
 }
 

@@ -54,6 +54,33 @@ void ls_ctlpage_fence(const ls_ctlpage_t *page, ls_ctl_fence_t *out);
  * its next batch on. Errors: LS_EINVAL (epoch 0), LS_EIO. */
 int ls_ctlpage_set_fence(ls_ctlpage_t *page, uint32_t epoch, const char *name, char *err,
                          size_t errlen);
+/* ---- a planned switchover's hold (docs/ACTIVATION.md, "logship switchover") ----
+ * A hold is a fence with the flag LS_CTL_HOLD: the writer refuses commits with LS_EFENCED
+ * naming the node that is to become active, but not stickily (the hold may be cleared: the
+ * switchover failed, commits are accepted again); it closes its current log when it holds
+ * records and acknowledges the hold in the page (the last generation closed and the last LSN),
+ * under its log lock, so no batch is written after the acknowledgement. */
+#define LS_CTL_HOLD 0x1u
+
+/* Sets a hold (a fence with LS_CTL_HOLD, the acknowledgement cleared) durably, as set_fence. */
+int ls_ctlpage_set_hold(ls_ctlpage_t *page, uint32_t epoch, const char *name, char *err,
+                        size_t errlen);
+/* Fenced, and the fence is a hold. */
+bool ls_ctlpage_held(const ls_ctlpage_t *page);
+/* The writer: the current log is closed (or holds nothing); last_generation closed, last_lsn
+ * written. Once per hold (a second call is a no-op). Not synced: read by the running daemon. */
+void ls_ctlpage_ack_hold(ls_ctlpage_t *page, uint64_t last_generation, uint64_t last_lsn);
+/* The daemon: the writer acknowledged the current hold; its figures in *last_generation and
+ * *last_lsn. */
+bool ls_ctlpage_hold_acked(const ls_ctlpage_t *page, uint64_t *last_generation, uint64_t *last_lsn);
+
+/* The active asked the new one to activate (LS_CTL_ASKED, durably): from then on the hold must
+ * outlive a restart of the daemon; before it, a restart releases it (nothing was handed over). */
+#define LS_CTL_ASKED 0x2u
+int ls_ctlpage_set_asked(ls_ctlpage_t *page, char *err, size_t errlen);
+/* The fence flags (LS_CTL_HOLD, LS_CTL_ASKED); 0 when not fenced. */
+uint32_t ls_ctlpage_flags(const ls_ctlpage_t *page);
+
 /* Clears the fence durably (the directory is to be written again: an activation). */
 int ls_ctlpage_clear_fence(ls_ctlpage_t *page, char *err, size_t errlen);
 

@@ -176,10 +176,33 @@ static void fence_msg(ls_db_t *db, char *out, size_t len)
 {
     ls_ctl_fence_t f;
     ls_ctlpage_fence(db->ctl, &f);
-    ls_msgf(out, len,
-            "database %.600s is fenced: %s became active in epoch %u; this node must not write "
-            "it any more (demoted or diverged, see logship status)",
-            db->dir, f.name[0] ? f.name : "another node", f.epoch);
+    if (ls_ctlpage_held(db->ctl))
+        ls_msgf(out, len,
+                "database %.600s is fenced: %s becomes the active in epoch %u (a planned "
+                "switchover holds it); this node refuses commits",
+                db->dir, f.name[0] ? f.name : "another node", f.epoch);
+    else
+        ls_msgf(out, len,
+                "database %.600s is fenced: %s became active in epoch %u; this node must not "
+                "write it any more (demoted or diverged, see logship status)",
+                db->dir, f.name[0] ? f.name : "another node", f.epoch);
+}
+
+/* A switchover's hold (log_mu held): the current log is closed when it holds records, so the
+ * last generation of the epoch can be shipped, and the hold acknowledged in the control page
+ * with the last generation closed and the last LSN. Under log_mu no batch is half written: a
+ * batch that passed the check before the hold was set is in the generation closed here. The
+ * refusal is not sticky: once the hold is cleared, commits are accepted again. */
+static void hold(ls_db_t *db, const char *msg)
+{
+    int rc = 0;
+    if (db->log_size > LS_GEN_HEADER_SIZE && (rc = ls__roll(db)) != 0)
+        ls__db_fail(db, rc, "cannot close generation %llu for a switchover's hold",
+                    (unsigned long long) db->gen);
+    if (rc == 0) ls_ctlpage_ack_hold(db->ctl, db->last_closed, db->last_lsn);
+    pthread_mutex_lock(&db->mu);
+    if (!db->failed) snprintf(db->errmsg, sizeof(db->errmsg), "%.500s", msg);
+    pthread_mutex_unlock(&db->mu);
 }
 
 int ls__db_check_fence(ls_db_t *db)
@@ -187,7 +210,10 @@ int ls__db_check_fence(ls_db_t *db)
     if (!db->ctl || !ls_ctlpage_fenced(db->ctl)) return 0;
     char msg[1024];
     fence_msg(db, msg, sizeof(msg));
-    ls__db_fail(db, LS_EFENCED, "%s", msg);
+    if (ls_ctlpage_held(db->ctl))
+        hold(db, msg);
+    else
+        ls__db_fail(db, LS_EFENCED, "%s", msg);
     return LS_EFENCED;
 }
 
@@ -303,6 +329,29 @@ fail:
     return rc;
 }
 
+static int no_records(void *ctx, ls_store_txn_t *txn)
+{
+    (void) ctx;
+    (void) txn;
+    return 0;
+}
+
+/* Closing under a switchover's hold (store_mu held, the applier stopped): every record applied
+ * and the current log empty, so the store's position names the last closed generation as
+ * applied completely (with its digest). A copy then opened on this directory (the old active
+ * becoming the new active's copy) starts after it instead of replaying it a second time. */
+static int mark_complete(ls_db_t *db)
+{
+    if (!db->last_closed || db->gen != db->last_closed + 1 || db->log_size > LS_GEN_HEADER_SIZE)
+        return 0;
+    ls_store_meta_t m;
+    ls_store_meta(db->store, &m);
+    if (m.lsn != db->last_lsn || m.digest_generation >= db->last_closed) return 0;
+    m.generation = m.digest_generation = db->last_closed;
+    memcpy(m.digest, db->prev_digest, LS_DIGEST_SIZE);
+    return ls_store_apply(db->store, no_records, NULL, &m);
+}
+
 int ls_db_close(ls_db_t *db)
 {
     if (!db) return 0;
@@ -314,11 +363,20 @@ int ls_db_close(ls_db_t *db)
     pthread_mutex_lock(&db->log_mu);
     int rc = db->failed;
     if (!rc) rc = ls__db_check_fence(db); /* a fenced database writes nothing more */
+    bool held = db->ctl && ls_ctlpage_held(db->ctl);
+    if (rc == LS_EFENCED && held) { /* held: closed its log, acknowledged */
+        pthread_mutex_lock(&db->mu);
+        rc = db->failed;
+        pthread_mutex_unlock(&db->mu);
+    }
     if (!rc && (rc = ls__roll(db)) != 0)
         ls__db_fail(db, rc, "cannot close generation %llu at close", (unsigned long long) db->gen);
     ls__db_publish(db, 0, false);
     pthread_mutex_unlock(&db->log_mu);
     pthread_mutex_lock(&db->store_mu);
+    if (!rc && held && (rc = mark_complete(db)) != 0)
+        ls__db_fail(db, rc, "cannot record generation %llu as applied at close",
+                    (unsigned long long) db->last_closed);
     if (!rc && (rc = ls__checkpoint(db)) != 0)
         ls__db_fail(db, rc, "store checkpoint failed at close");
     pthread_mutex_unlock(&db->store_mu);

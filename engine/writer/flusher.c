@@ -27,8 +27,8 @@
 
 #include "writer/writer_int.h"
 
-#define MAX_WAIT_NS (3600ull * 1000000000ull) /* longest timed wait of the flusher */
-#define FLUSH_BYTES (4u * 1024 * 1024)        /* append the batch buffer beyond this */
+#define FENCE_TICK_NS (100ull * 1000000ull) /* the idle flusher looks at the control page */
+#define FLUSH_BYTES   (4u * 1024 * 1024)    /* append the batch buffer beyond this */
 
 void ls__db_position(ls_db_t *db, ls_store_meta_t *m)
 {
@@ -218,11 +218,14 @@ static uint64_t timers(ls_db_t *db)
     pthread_mutex_lock(&db->mu);
     bool failed = db->failed != 0;
     pthread_mutex_unlock(&db->mu);
-    if (!failed && db->log_size > LS_GEN_HEADER_SIZE && ls__db_check_fence(db)) failed = true;
-    uint64_t now = ls_mono_ns(), next = now + MAX_WAIT_NS;
+    /* A switchover's hold is seen here too when no commit comes (its check closes the log). */
+    bool held = db->ctl && ls_ctlpage_held(db->ctl);
+    if (!failed && (held || db->log_size > LS_GEN_HEADER_SIZE) && ls__db_check_fence(db))
+        failed = true;
+    uint64_t now = ls_mono_ns(), next = now + FENCE_TICK_NS;
     if (failed || db->opts.no_idle_roll || db->log_size <= LS_GEN_HEADER_SIZE) return next;
     uint64_t idle = db->opts.idle_roll_ms * 1000000ull;
-    if (now - db->last_append_ns < idle) return db->last_append_ns + idle;
+    if (now - db->last_append_ns < idle) return LS_MIN(db->last_append_ns + idle, next);
     int rc = ls__roll(db);
     if (rc)
         ls__db_fail(db, rc, "idle roll of generation %llu failed", (unsigned long long) db->gen);

@@ -379,3 +379,127 @@ bool ls_h_wait_seed_percent(ls_h_pair_t *p, double percent, int timeout_ms)
     seed_cond_t c = {p, percent};
     return ls_h_wait_for(seed_reached, &c, timeout_ms);
 }
+
+/* ---- activation and resync helpers ---- */
+
+void ls_h_pair_start_peers(ls_h_pair_t *p, const char *tag, const char *a_db_extra,
+                           const char *b_db_extra)
+{
+    ls_h_pair_opts_t o = {.plaintext = true,
+                          .seedable = true,
+                          .b_db_extra = b_db_extra ? b_db_extra : "copies = node-a, node-b\n",
+                          .a_db_extra = a_db_extra};
+    ls_h_pair_init(p, tag, &o);
+    char cmd[1200];
+    snprintf(
+        cmd, sizeof(cmd),
+        "sed -i 's/^\\[source node-a\\]$/[peer node-a]/' %s && grep -q '^\\[peer node-a\\]$' %s",
+        p->conf[LS_H_B], p->conf[LS_H_B]);
+    cr_assert_eq(ls_h_sh(cmd, NULL, NULL, 5000), 0, "no [source node-a] in node-b's configuration");
+    ls_h_node_start(p, LS_H_A, NULL);
+    ls_h_node_start(p, LS_H_B, NULL);
+}
+
+int ls_h_logship(ls_h_pair_t *p, const char *cmd, int node, const char *args, char **out,
+                 char **err)
+{
+    char line[2048];
+    snprintf(line, sizeof(line), "%s %s db1 %s -c %s", ls_h_bin("logship"), cmd, args,
+             p->conf[node]);
+    *out = *err = NULL;
+    return ls_h_sh(line, out, err, 60000);
+}
+
+int ls_h_load_on(ls_h_pair_t *p, int node, const char *args, char **err)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof(cmd), "%s load %s %s", ls_h_bin("logship"), p->db[node], args);
+    *err = NULL;
+    return ls_h_sh(cmd, NULL, err, 120000);
+}
+
+void ls_h_load_ok(ls_h_pair_t *p, int node, const char *args)
+{
+    char *err;
+    int rc = ls_h_load_on(p, node, args, &err);
+    cr_assert_eq(rc, 0, "logship load on node %d: %s", node, err);
+    free(err);
+}
+
+const char *ls_h_jstr(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItem(o, k);
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+const cJSON *ls_h_db1_of(const cJSON *st)
+{
+    const cJSON *d;
+    cJSON_ArrayForEach(d, cJSON_GetObjectItem(st, "databases"))
+    {
+        if (!strcmp(ls_h_jstr(d, "database"), "db1")) return d;
+    }
+    return NULL;
+}
+
+typedef struct {
+    ls_h_pair_t *p;
+    int node;
+    const char *role;  /* db1's role in "databases" */
+    const char *state; /* db1's copy state in "copies" (NULL: any) */
+} role_cond_t;
+
+static bool role_is(void *ctx)
+{
+    role_cond_t *c = ctx;
+    cJSON *st = ls_h_status(c->p, c->node);
+    const cJSON *d = st ? ls_h_db1_of(st) : NULL;
+    bool ok = d && !strcmp(ls_h_jstr(d, "role"), c->role) &&
+              (!c->state || !strcmp(ls_h_str(st, "state"), c->state));
+    cJSON_Delete(st);
+    return ok;
+}
+
+bool ls_h_wait_role(ls_h_pair_t *p, int node, const char *role, const char *state)
+{
+    role_cond_t c = {p, node, role, state};
+    bool ok = ls_h_wait_for(role_is, &c, 20000);
+    if (!ok) ls_h_pair_logs(p);
+    return ok;
+}
+
+bool ls_h_wait_db_role(ls_h_pair_t *p, int node, const char *role)
+{
+    return ls_h_wait_role(p, node, role, NULL);
+}
+
+static bool b_caught_up(void *ctx)
+{
+    ls_h_pair_t *p = ctx;
+    cJSON *a = ls_h_status(p, LS_H_A), *b = ls_h_status(p, LS_H_B);
+    bool ok = false;
+    if (a && b) {
+        double gen = ls_h_num(b, "last_generated");
+        ok = gen > 0 && ls_h_num(b, "last_replayed") == gen && ls_h_num(a, "last_replayed") == gen;
+    }
+    cJSON_Delete(a);
+    cJSON_Delete(b);
+    return ok;
+}
+
+bool ls_h_wait_b_caught_up(ls_h_pair_t *p, int timeout_ms)
+{
+    bool ok = ls_h_wait_for(b_caught_up, p, timeout_ms);
+    if (!ok) ls_h_pair_logs(p);
+    return ok;
+}
+
+void ls_h_ack_check(ls_h_pair_t *p, int node, const char *acklog)
+{
+    char cmd[2048], *out = NULL;
+    snprintf(cmd, sizeof(cmd), "sh %s/tools/ack-check.sh %s/store %s", LS_SOURCE_DIR, p->db[node],
+             acklog);
+    int rc = ls_h_sh(cmd, &out, NULL, 60000);
+    cr_assert_eq(rc, 0, "ack-check of node %d against %s: %s", node, acklog, out);
+    free(out);
+}

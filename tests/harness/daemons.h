@@ -91,6 +91,36 @@ cJSON *ls_h_seed_status(ls_h_pair_t *p);
 /* Waits until node-b's seed of db1 has received at least percent of its stream. */
 bool ls_h_wait_seed_percent(ls_h_pair_t *p, double percent, int timeout_ms);
 
+/* ---- activation and resync (issue 12): helpers shared by activate, demote, resync and
+ * hostfail tests ---- */
+
+/* ls_h_pair_init with node-b configured for activation (one [peer node-a] section used both
+ * ways; b_db_extra, NULL: "copies = node-a, node-b"), plaintext and seedable, then both daemons
+ * started. a_db_extra: extra lines in node-a's [database db1] (may be NULL). */
+void ls_h_pair_start_peers(ls_h_pair_t *p, const char *tag, const char *a_db_extra,
+                           const char *b_db_extra);
+/* `logship CMD db1 ARGS -c <node's config>`: exit status, output captured (*out, *err: free). */
+int ls_h_logship(ls_h_pair_t *p, const char *cmd, int node, const char *args, char **out,
+                 char **err);
+/* `logship load <node's db1> ARGS` to completion: exit status, stderr in *err (free it). */
+int ls_h_load_on(ls_h_pair_t *p, int node, const char *args, char **err);
+/* The same, asserting success. */
+void ls_h_load_ok(ls_h_pair_t *p, int node, const char *args);
+/* A string member of a JSON object ("" when absent or not a string). */
+const char *ls_h_jstr(const cJSON *o, const char *k);
+/* db1's entry in the "databases" array of a status document (NULL: none). */
+const cJSON *ls_h_db1_of(const cJSON *st);
+/* Waits (20 s) until db1's role in "databases" is role and its copy state in "copies" is state;
+ * prints the daemons' logs when it does not happen. */
+bool ls_h_wait_role(ls_h_pair_t *p, int node, const char *role, const char *state);
+/* Waits (20 s) until db1's role in "databases" is role (the role file's, as the node runs it). */
+bool ls_h_wait_db_role(ls_h_pair_t *p, int node, const char *role);
+/* Waits until node-b, the new active, has shipped and node-a replayed everything node-b closed;
+ * prints the daemons' logs when it does not happen. */
+bool ls_h_wait_b_caught_up(ls_h_pair_t *p, int timeout_ms);
+/* tools/ack-check.sh on node's db1 store against an --ack-log file: asserts every id's marker. */
+void ls_h_ack_check(ls_h_pair_t *p, int node, const char *acklog);
+
 /* Prints the tail of both daemon logs to stderr (for failing tests). */
 void ls_h_pair_logs(ls_h_pair_t *p);
 

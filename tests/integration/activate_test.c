@@ -36,23 +36,6 @@ static void start_pair(const char *tag)
     ls_h_node_start(&pair, LS_H_B, NULL);
 }
 
-/* The same with node-b's configuration in the form activation is meant for: one [peer node-a]
- * section used both ways, and the copy set spelled out. */
-static void start_pair_with_peers(const char *tag)
-{
-    ls_h_pair_opts_t o = {
-        .plaintext = true, .seedable = true, .b_db_extra = "copies = node-a, node-b\n"};
-    ls_h_pair_init(&pair, tag, &o);
-    char cmd[1200];
-    snprintf(
-        cmd, sizeof(cmd),
-        "sed -i 's/^\\[source node-a\\]$/[peer node-a]/' %s && grep -q '^\\[peer node-a\\]$' %s",
-        pair.conf[LS_H_B], pair.conf[LS_H_B]);
-    cr_assert_eq(ls_h_sh(cmd, NULL, NULL, 5000), 0, "no [source node-a] in node-b's configuration");
-    ls_h_node_start(&pair, LS_H_A, NULL);
-    ls_h_node_start(&pair, LS_H_B, NULL);
-}
-
 /* `logship activate db1 ARGS -c <node-b's config>`: exit status, output captured. */
 static int activate(const char *args, char **out, char **err)
 {
@@ -78,12 +61,6 @@ static const cJSON *db1_role(int node, cJSON **st)
     return NULL;
 }
 
-static const char *jstr(const cJSON *o, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItem(o, k);
-    return cJSON_IsString(v) ? v->valuestring : "";
-}
-
 /* How many marker keys of the ack log are missing from the store of node's db1, by mdb_dump;
  * *acked: how many distinct ones the log names. A line's first field is its marker key
  * ("a<seed>-<thread>-<n> <hash>", what --ack-log writes on this branch), or a transaction id
@@ -104,26 +81,16 @@ static int missing_acks(int node, const char *acklog, int *acked)
     return missing;
 }
 
-/* `logship load <node's db1> ARGS` to completion (the application on either node). */
-static void load_on(int node, const char *args)
-{
-    char cmd[2048], *err = NULL;
-    snprintf(cmd, sizeof(cmd), "%s load %s %s", ls_h_bin("logship"), pair.db[node], args);
-    int rc = ls_h_sh(cmd, NULL, &err, 120000);
-    cr_assert_eq(rc, 0, "logship load on node %d: %s", node, err);
-    free(err);
-}
-
 Test(activate, lossless_failover_keeps_every_acknowledged_commit)
 {
-    start_pair_with_peers("activate-lossless");
+    ls_h_pair_start_peers(&pair, "activate-lossless", NULL, NULL);
     char ack1[700], ack2[700], hist[700];
     snprintf(ack1, sizeof(ack1), "%s/ack1.log", pair.dir);
     snprintf(ack2, sizeof(ack2), "%s/ack2.log", pair.dir);
     char args[1000];
     snprintf(args, sizeof(args), "--transactions 2000 --threads 2 --target-size 65536 --ack-log %s",
              ack1);
-    load_on(LS_H_A, args); /* it ends with a roll: its last generation is closed */
+    ls_h_load_ok(&pair, LS_H_A, args); /* it ends with a roll: its last generation is closed */
     cr_assert(ls_h_wait_caught_up(&pair, 30000), "the copy did not catch up");
     ls_h_node_kill(&pair, LS_H_A);
 
@@ -142,9 +109,9 @@ Test(activate, lossless_failover_keeps_every_acknowledged_commit)
 
     cJSON *st;
     const cJSON *d = db1_role(LS_H_B, &st);
-    cr_assert_str_eq(jstr(d, "role"), "active");
+    cr_assert_str_eq(ls_h_jstr(d, "role"), "active");
     cr_assert_eq(ls_status_json_u64(d, "epoch"), 2);
-    cr_assert_str_eq(jstr(d, "activation"), "done");
+    cr_assert_str_eq(ls_h_jstr(d, "activation"), "done");
     cr_assert_eq(ls_status_json_u64(cJSON_GetObjectItem(d, "loss"), "generations"), 0);
     cr_assert_str_eq(ls_h_str(st, "role"), "active", "db1 now ships from node-b");
     cr_assert_str_eq(ls_h_str(st, "target"), "node-a", "to the rest of its copy set");
@@ -152,7 +119,7 @@ Test(activate, lossless_failover_keeps_every_acknowledged_commit)
 
     /* The application writes on the new active: generations of epoch 2 after the history line. */
     snprintf(args, sizeof(args), "--transactions 300 --seed 77 --ack-log %s", ack2);
-    load_on(LS_H_B, args);
+    ls_h_load_ok(&pair, LS_H_B, args);
     cr_assert_eq(missing_acks(LS_H_B, ack2, &acked), 0, "the new active's commits are stored");
     cr_assert_eq(acked, 300);
     cr_assert_eq(missing_acks(LS_H_B, ack1, &acked), 0, "and the old ones are still there");
@@ -165,7 +132,7 @@ Test(activate, lossless_failover_keeps_every_acknowledged_commit)
     ls_h_node_stop(&pair, LS_H_B);
     ls_h_node_start(&pair, LS_H_B, NULL);
     d = db1_role(LS_H_B, &st);
-    cr_assert_str_eq(jstr(d, "role"), "active");
+    cr_assert_str_eq(ls_h_jstr(d, "role"), "active");
     cr_assert_eq(ls_status_json_u64(d, "epoch"), 2);
     cr_assert_str_eq(ls_h_str(st, "role"), "active");
     cJSON_Delete(st);
@@ -205,8 +172,8 @@ Test(activate, refused_while_the_active_answers_unless_forced)
     free(err);
     cJSON *st;
     const cJSON *d = db1_role(LS_H_B, &st);
-    cr_assert_str_eq(jstr(d, "role"), "copy", "a refusal changes nothing");
-    cr_assert_str_eq(jstr(d, "activation"), "refused");
+    cr_assert_str_eq(ls_h_jstr(d, "role"), "copy", "a refusal changes nothing");
+    cr_assert_str_eq(ls_h_jstr(d, "activation"), "refused");
     cJSON_Delete(st);
 
     rc = activate("--force", &out, &err);
@@ -215,9 +182,9 @@ Test(activate, refused_while_the_active_answers_unless_forced)
     free(out);
     free(err);
     d = db1_role(LS_H_B, &st);
-    cr_assert_str_eq(jstr(d, "role"), "active");
+    cr_assert_str_eq(ls_h_jstr(d, "role"), "active");
     cr_assert_eq(ls_status_json_u64(d, "epoch"), 2);
-    cr_assert(ls_h_contains(jstr(d, "reason"), "--force"), "%s", jstr(d, "reason"));
+    cr_assert(ls_h_contains(ls_h_jstr(d, "reason"), "--force"), "%s", ls_h_jstr(d, "reason"));
     cJSON_Delete(st);
     ls_h_node_kill(&pair, LS_H_A); /* a stopped process dies of SIGKILL too */
 }
@@ -281,7 +248,7 @@ Test(activate, lossy_activation_reports_exactly_the_missing_generations)
 
     const cJSON *d = db1_role(LS_H_B, &st);
     const cJSON *loss = cJSON_GetObjectItem(d, "loss");
-    cr_assert_str_eq(jstr(d, "role"), "active");
+    cr_assert_str_eq(ls_h_jstr(d, "role"), "active");
     cr_assert_eq(ls_status_json_u64(loss, "generations"), K);
     cr_assert_eq(ls_status_json_u64(loss, "first_generation"), base + 1);
     cr_assert_eq(ls_status_json_u64(loss, "last_generation"), base + K);

@@ -40,106 +40,6 @@ static void fini(void)
 
 TestSuite(demote, .fini = fini, .timeout = 120);
 
-/* node-b configured for activation: one [peer node-a] section used both ways, the copy set
- * spelled out. node-a's configuration is the pair's (active for db1, [target node-b]). */
-static void start_pair_with_peers(const char *tag)
-{
-    ls_h_pair_opts_t o = {
-        .plaintext = true, .seedable = true, .b_db_extra = "copies = node-a, node-b\n"};
-    ls_h_pair_init(&pair, tag, &o);
-    char cmd[1200];
-    snprintf(
-        cmd, sizeof(cmd),
-        "sed -i 's/^\\[source node-a\\]$/[peer node-a]/' %s && grep -q '^\\[peer node-a\\]$' %s",
-        pair.conf[LS_H_B], pair.conf[LS_H_B]);
-    cr_assert_eq(ls_h_sh(cmd, NULL, NULL, 5000), 0, "no [source node-a] in node-b's configuration");
-    ls_h_node_start(&pair, LS_H_A, NULL);
-    ls_h_node_start(&pair, LS_H_B, NULL);
-}
-
-/* `logship CMD db1 ARGS -c <node's config>`: exit status, output captured. */
-static int logship(const char *cmd, int node, const char *args, char **out, char **err)
-{
-    char line[2048];
-    snprintf(line, sizeof(line), "%s %s db1 %s -c %s", ls_h_bin("logship"), cmd, args,
-             pair.conf[node]);
-    *out = *err = NULL;
-    return ls_h_sh(line, out, err, 60000);
-}
-
-/* `logship load <node's db1> ARGS`: exit status, stderr in *err. */
-static int load_on(int node, const char *args, char **err)
-{
-    char cmd[2048];
-    snprintf(cmd, sizeof(cmd), "%s load %s %s", ls_h_bin("logship"), pair.db[node], args);
-    *err = NULL;
-    return ls_h_sh(cmd, NULL, err, 120000);
-}
-
-static void load_ok(int node, const char *args)
-{
-    char *err;
-    int rc = load_on(node, args, &err);
-    cr_assert_eq(rc, 0, "logship load on node %d: %s", node, err);
-    free(err);
-}
-
-static const char *jstr(const cJSON *o, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItem(o, k);
-    return cJSON_IsString(v) ? v->valuestring : "";
-}
-
-/* db1's entry in the "databases" array of a status document. */
-static const cJSON *db1_of(const cJSON *st)
-{
-    const cJSON *d;
-    cJSON_ArrayForEach(d, cJSON_GetObjectItem(st, "databases"))
-    {
-        if (!strcmp(jstr(d, "database"), "db1")) return d;
-    }
-    return NULL;
-}
-
-typedef struct {
-    int node;
-    const char *role;  /* db1's role in "databases" */
-    const char *state; /* db1's copy state in "copies" */
-} role_cond_t;
-
-static bool role_is(void *ctx)
-{
-    role_cond_t *c = ctx;
-    cJSON *st = ls_h_status(&pair, c->node);
-    const cJSON *d = st ? db1_of(st) : NULL;
-    bool ok = d && !strcmp(jstr(d, "role"), c->role) && !strcmp(ls_h_str(st, "state"), c->state);
-    cJSON_Delete(st);
-    return ok;
-}
-
-static bool wait_role(int node, const char *role, const char *state)
-{
-    role_cond_t c = {node, role, state};
-    bool ok = ls_h_wait_for(role_is, &c, 20000);
-    if (!ok) ls_h_pair_logs(&pair);
-    return ok;
-}
-
-/* node-b, the new active, has shipped and node-a replayed everything node-b closed. */
-static bool b_caught_up(void *ctx)
-{
-    (void) ctx;
-    cJSON *a = ls_h_status(&pair, LS_H_A), *b = ls_h_status(&pair, LS_H_B);
-    bool ok = false;
-    if (a && b) {
-        double gen = ls_h_num(b, "last_generated");
-        ok = gen > 0 && ls_h_num(b, "last_replayed") == gen && ls_h_num(a, "last_replayed") == gen;
-    }
-    cJSON_Delete(a);
-    cJSON_Delete(b);
-    return ok;
-}
-
 /* The first generation of epoch 2 from activate's output ("epoch 2 starts at generation F"). */
 static uint64_t epoch2_first(const char *out)
 {
@@ -152,22 +52,12 @@ static uint64_t kill_a_and_activate_b(void)
 {
     ls_h_node_kill(&pair, LS_H_A);
     char *out, *err;
-    int rc = logship("activate", LS_H_B, "", &out, &err);
+    int rc = ls_h_logship(&pair, "activate", LS_H_B, "", &out, &err);
     cr_assert_eq(rc, 0, "activate failed (%d): %s%s", rc, out, err);
     uint64_t first = epoch2_first(out);
     free(out);
     free(err);
     return first;
-}
-
-static void ack_check(int node, const char *acklog)
-{
-    char cmd[2048], *out = NULL;
-    snprintf(cmd, sizeof(cmd), "sh %s/tools/ack-check.sh %s/store %s", LS_SOURCE_DIR, pair.db[node],
-             acklog);
-    int rc = ls_h_sh(cmd, &out, NULL, 60000);
-    cr_assert_eq(rc, 0, "ack-check of node %d against %s: %s", node, acklog, out);
-    free(out);
 }
 
 /* The newest generation of epoch in node's logs/ and inspect/ (0: none). */
@@ -186,25 +76,27 @@ static uint64_t newest_of(int node, unsigned epoch)
 
 Test(demote, old_active_returns_demoted_then_resyncs_as_a_copy)
 {
-    start_pair_with_peers("demote-cycle");
+    ls_h_pair_start_peers(&pair, "demote-cycle", NULL, NULL);
     char ack1[700], ack2[700], args[1000];
     snprintf(ack1, sizeof(ack1), "%s/ack1.log", pair.dir);
     snprintf(ack2, sizeof(ack2), "%s/ack2.log", pair.dir);
     snprintf(args, sizeof(args), "--transactions 1500 --threads 2 --target-size 65536 --ack-log %s",
              ack1);
-    load_ok(LS_H_A, args); /* it ends with a roll: its last generation is closed and shipped */
+    ls_h_load_ok(&pair, LS_H_A,
+                 args); /* it ends with a roll: its last generation is closed and shipped */
     cr_assert(ls_h_wait_caught_up(&pair, 30000), "the copy did not catch up");
     uint64_t first = kill_a_and_activate_b();
     snprintf(args, sizeof(args), "--transactions 300 --seed 77 --target-size 65536 --ack-log %s",
              ack2);
-    load_ok(LS_H_B, args); /* the application writes on the new active */
+    ls_h_load_ok(&pair, LS_H_B, args); /* the application writes on the new active */
 
     /* node-a's daemon returns with its unchanged configuration: fenced by node-b's epoch. */
     ls_h_node_start(&pair, LS_H_A, NULL);
-    cr_assert(wait_role(LS_H_A, "demoted", "Demoted"), "node-a did not learn of epoch 2");
+    cr_assert(ls_h_wait_role(&pair, LS_H_A, "demoted", "Demoted"),
+              "node-a did not learn of epoch 2");
     cJSON *st = ls_h_status(&pair, LS_H_A);
-    const cJSON *d = db1_of(st);
-    cr_assert_str_eq(jstr(d, "follows"), "node-b");
+    const cJSON *d = ls_h_db1_of(st);
+    cr_assert_str_eq(ls_h_jstr(d, "follows"), "node-b");
     cr_assert_eq(ls_status_json_u64(d, "epoch"), 2);
     cr_assert(ls_h_contains(ls_h_str(st, "reason"), "node-b"), "%s", ls_h_str(st, "reason"));
     cJSON_Delete(st);
@@ -215,7 +107,7 @@ Test(demote, old_active_returns_demoted_then_resyncs_as_a_copy)
     free(out);
 
     /* Its writer refuses commits, naming the new active. */
-    int rc = load_on(LS_H_A, "--transactions 10 --seed 99", &err);
+    int rc = ls_h_load_on(&pair, LS_H_A, "--transactions 10 --seed 99", &err);
     cr_assert_neq(rc, 0, "a fenced database accepted commits");
     cr_assert(ls_h_contains(err, "fenced") && ls_h_contains(err, "node-b"), "%s", err);
     free(err);
@@ -224,10 +116,11 @@ Test(demote, old_active_returns_demoted_then_resyncs_as_a_copy)
      * offered. */
     ls_h_node_stop(&pair, LS_H_A);
     ls_h_node_start(&pair, LS_H_A, NULL);
-    cr_assert(wait_role(LS_H_A, "demoted", "Demoted"), "node-a is not demoted after a restart");
+    cr_assert(ls_h_wait_role(&pair, LS_H_A, "demoted", "Demoted"),
+              "node-a is not demoted after a restart");
 
     /* Rebuilt as a copy of node-b, without a restart, from where epoch 2 began. */
-    rc = logship("resync", LS_H_A, "", &out, &err);
+    rc = ls_h_logship(&pair, "resync", LS_H_A, "", &out, &err);
     cr_assert_eq(rc, 0, "resync failed (%d): %s%s", rc, out, err);
     char want[200];
     snprintf(want, sizeof(want),
@@ -235,16 +128,16 @@ Test(demote, old_active_returns_demoted_then_resyncs_as_a_copy)
     cr_assert(ls_h_contains(out, want), "%s (want: %s)", out, want);
     free(out);
     free(err);
-    cr_assert(ls_h_wait_for(b_caught_up, NULL, 30000), "node-b did not ship to node-a");
+    cr_assert(ls_h_wait_b_caught_up(&pair, 30000), "node-b did not ship to node-a");
     st = ls_h_status(&pair, LS_H_A);
-    d = db1_of(st);
-    cr_assert_str_eq(jstr(d, "role"), "copy");
-    cr_assert_str_eq(jstr(d, "follows"), "node-b");
+    d = ls_h_db1_of(st);
+    cr_assert_str_eq(ls_h_jstr(d, "role"), "copy");
+    cr_assert_str_eq(ls_h_jstr(d, "follows"), "node-b");
     cr_assert_str_eq(ls_h_str(st, "source"), "node-b");
     cJSON_Delete(st);
     cr_assert(ls_h_stores_equal(&pair), "the stores differ after the resync");
-    ack_check(LS_H_A, ack1);
-    ack_check(LS_H_A, ack2);
+    ls_h_ack_check(&pair, LS_H_A, ack1);
+    ls_h_ack_check(&pair, LS_H_A, ack2);
 
     /* Nothing of epoch 1 after the split on node-a; epoch 2 from its first generation on. */
     cr_assert_lt(newest_of(LS_H_A, 1), first, "node-a holds epoch-1 generations after the split");
@@ -253,8 +146,9 @@ Test(demote, old_active_returns_demoted_then_resyncs_as_a_copy)
     /* The copy survives a restart of node-a's daemon (the role file says copy of node-b). */
     ls_h_node_stop(&pair, LS_H_A);
     ls_h_node_start(&pair, LS_H_A, NULL);
-    cr_assert(wait_role(LS_H_A, "copy", "Healthy"), "node-a is no copy after a restart");
-    rc = logship("resync", LS_H_A, "", &out, &err);
+    cr_assert(ls_h_wait_role(&pair, LS_H_A, "copy", "Healthy"),
+              "node-a is no copy after a restart");
+    rc = ls_h_logship(&pair, "resync", LS_H_A, "", &out, &err);
     cr_assert_eq(rc, 1, "%s%s", out, err);
     cr_assert(ls_h_contains(err, "is a copy on node-a already, following node-b"), "%s", err);
     free(out);
@@ -263,27 +157,28 @@ Test(demote, old_active_returns_demoted_then_resyncs_as_a_copy)
 
 Test(demote, diverged_old_active_is_refused_and_its_generations_stay_out)
 {
-    start_pair_with_peers("demote-diverged");
-    load_ok(LS_H_A, "--transactions 600 --target-size 65536");
+    ls_h_pair_start_peers(&pair, "demote-diverged", NULL, NULL);
+    ls_h_load_ok(&pair, LS_H_A, "--transactions 600 --target-size 65536");
     cr_assert(ls_h_wait_caught_up(&pair, 30000), "the copy did not catch up");
     /* node-a's daemon dies; its application goes on writing: generations node-b never gets. */
     ls_h_node_kill(&pair, LS_H_A);
-    load_ok(LS_H_A, "--transactions 600 --seed 5 --target-size 65536");
+    ls_h_load_ok(&pair, LS_H_A, "--transactions 600 --seed 5 --target-size 65536");
     char *out, *err;
-    int rc = logship("activate", LS_H_B, "", &out, &err);
+    int rc = ls_h_logship(&pair, "activate", LS_H_B, "", &out, &err);
     cr_assert_eq(rc, 0, "activate failed (%d): %s%s", rc, out, err);
     uint64_t first = epoch2_first(out);
     free(out);
     free(err);
-    load_ok(LS_H_B, "--transactions 100 --seed 8 --target-size 65536");
+    ls_h_load_ok(&pair, LS_H_B, "--transactions 100 --seed 8 --target-size 65536");
 
     ls_h_node_start(&pair, LS_H_A, NULL);
-    cr_assert(wait_role(LS_H_A, "diverged", "Diverged"), "node-a did not find its divergence");
+    cr_assert(ls_h_wait_role(&pair, LS_H_A, "diverged", "Diverged"),
+              "node-a did not find its divergence");
     cJSON *st = ls_h_status(&pair, LS_H_A);
-    const cJSON *d = db1_of(st);
-    cr_assert_str_eq(jstr(d, "follows"), "node-b");
-    cr_assert(ls_h_contains(jstr(d, "reason"), "generation(s) after the split"), "%s",
-              jstr(d, "reason"));
+    const cJSON *d = ls_h_db1_of(st);
+    cr_assert_str_eq(ls_h_jstr(d, "follows"), "node-b");
+    cr_assert(ls_h_contains(ls_h_jstr(d, "reason"), "generation(s) after the split"), "%s",
+              ls_h_jstr(d, "reason"));
     cJSON_Delete(st);
 
     /* node-b accepted none of node-a's generations of epoch 1 from the split on. */
@@ -293,7 +188,7 @@ Test(demote, diverged_old_active_is_refused_and_its_generations_stay_out)
                  first);
     cr_assert_geq(newest_of(LS_H_A, 1), first, "node-a wrote no generation after the split");
 
-    rc = load_on(LS_H_A, "--transactions 10 --seed 99", &err);
+    rc = ls_h_load_on(&pair, LS_H_A, "--transactions 10 --seed 99", &err);
     cr_assert_neq(rc, 0, "a fenced database accepted commits");
     cr_assert(ls_h_contains(err, "node-b"), "%s", err);
     free(err);
@@ -302,19 +197,20 @@ Test(demote, diverged_old_active_is_refused_and_its_generations_stay_out)
 
 Test(demote, a_copy_whose_history_moved_on_refuses_older_epochs)
 {
-    start_pair_with_peers("demote-refuse");
-    load_ok(LS_H_A, "--transactions 400 --target-size 65536");
+    ls_h_pair_start_peers(&pair, "demote-refuse", NULL, NULL);
+    ls_h_load_ok(&pair, LS_H_A, "--transactions 400 --target-size 65536");
     cr_assert(ls_h_wait_caught_up(&pair, 30000), "the copy did not catch up");
     uint64_t first = kill_a_and_activate_b();
-    load_ok(LS_H_B, "--transactions 100 --seed 3 --target-size 65536");
+    ls_h_load_ok(&pair, LS_H_B, "--transactions 100 --seed 3 --target-size 65536");
     ls_h_node_start(&pair, LS_H_A, NULL);
-    cr_assert(wait_role(LS_H_A, "demoted", "Demoted"), "node-a did not learn of epoch 2");
+    cr_assert(ls_h_wait_role(&pair, LS_H_A, "demoted", "Demoted"),
+              "node-a did not learn of epoch 2");
     char *out, *err;
-    int rc = logship("resync", LS_H_A, "", &out, &err);
+    int rc = ls_h_logship(&pair, "resync", LS_H_A, "", &out, &err);
     cr_assert_eq(rc, 0, "resync failed (%d): %s%s", rc, out, err);
     free(out);
     free(err);
-    cr_assert(ls_h_wait_for(b_caught_up, NULL, 30000), "node-b did not ship to node-a");
+    cr_assert(ls_h_wait_b_caught_up(&pair, 30000), "node-b did not ship to node-a");
     uint64_t held = newest_of(LS_H_A, 2);
     cr_assert_geq(held, first);
 

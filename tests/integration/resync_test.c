@@ -13,6 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <logship/error.h>
+
+#include "core/core.h"
 #include "daemons.h"
 #include "harness.h"
 #include "status/status.h"
@@ -25,126 +28,6 @@ static void fini(void)
 }
 
 TestSuite(resync, .fini = fini, .timeout = 120);
-
-/* node-b configured for activation: one [peer node-a] section used both ways, the copy set
- * spelled out. node-a's configuration is the pair's (active for db1, [target node-b]). */
-static void start_pair_with_peers(const char *tag, const char *a_db_extra, const char *b_db_extra)
-{
-    ls_h_pair_opts_t o = {.plaintext = true,
-                          .seedable = true,
-                          .b_db_extra = b_db_extra ? b_db_extra : "copies = node-a, node-b\n",
-                          .a_db_extra = a_db_extra};
-    ls_h_pair_init(&pair, tag, &o);
-    char cmd[1200];
-    snprintf(
-        cmd, sizeof(cmd),
-        "sed -i 's/^\\[source node-a\\]$/[peer node-a]/' %s && grep -q '^\\[peer node-a\\]$' %s",
-        pair.conf[LS_H_B], pair.conf[LS_H_B]);
-    cr_assert_eq(ls_h_sh(cmd, NULL, NULL, 5000), 0, "no [source node-a] in node-b's configuration");
-    ls_h_node_start(&pair, LS_H_A, NULL);
-    ls_h_node_start(&pair, LS_H_B, NULL);
-}
-
-/* `logship CMD db1 ARGS -c <node's config>`: exit status, output captured. */
-static int logship(const char *cmd, int node, const char *args, char **out, char **err)
-{
-    char line[2048];
-    snprintf(line, sizeof(line), "%s %s db1 %s -c %s", ls_h_bin("logship"), cmd, args,
-             pair.conf[node]);
-    *out = *err = NULL;
-    return ls_h_sh(line, out, err, 60000);
-}
-
-/* `logship load <node's db1> ARGS`: exit status, stderr in *err. */
-static int load_on(int node, const char *args, char **err)
-{
-    char cmd[2048];
-    snprintf(cmd, sizeof(cmd), "%s load %s %s", ls_h_bin("logship"), pair.db[node], args);
-    *err = NULL;
-    return ls_h_sh(cmd, NULL, err, 120000);
-}
-
-static void load_ok(int node, const char *args)
-{
-    char *err;
-    int rc = load_on(node, args, &err);
-    cr_assert_eq(rc, 0, "logship load on node %d: %s", node, err);
-    free(err);
-}
-
-static const char *jstr(const cJSON *o, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItem(o, k);
-    return cJSON_IsString(v) ? v->valuestring : "";
-}
-
-/* db1's entry in the "databases" array of a status document. */
-static const cJSON *db1_of(const cJSON *st)
-{
-    const cJSON *d;
-    cJSON_ArrayForEach(d, cJSON_GetObjectItem(st, "databases"))
-    {
-        if (!strcmp(jstr(d, "database"), "db1")) return d;
-    }
-    return NULL;
-}
-
-typedef struct {
-    int node;
-    const char *role;  /* db1's role in "databases" */
-    const char *state; /* db1's copy state in "copies" */
-} role_cond_t;
-
-static bool role_is(void *ctx)
-{
-    role_cond_t *c = ctx;
-    cJSON *st = ls_h_status(&pair, c->node);
-    const cJSON *d = st ? db1_of(st) : NULL;
-    bool ok = d && !strcmp(jstr(d, "role"), c->role) && !strcmp(ls_h_str(st, "state"), c->state);
-    cJSON_Delete(st);
-    return ok;
-}
-
-static bool wait_role(int node, const char *role, const char *state)
-{
-    role_cond_t c = {node, role, state};
-    bool ok = ls_h_wait_for(role_is, &c, 20000);
-    if (!ok) ls_h_pair_logs(&pair);
-    return ok;
-}
-
-/* node-b, the new active, has shipped and node-a replayed everything node-b closed. */
-static bool b_caught_up(void *ctx)
-{
-    (void) ctx;
-    cJSON *a = ls_h_status(&pair, LS_H_A), *b = ls_h_status(&pair, LS_H_B);
-    bool ok = false;
-    if (a && b) {
-        double gen = ls_h_num(b, "last_generated");
-        ok = gen > 0 && ls_h_num(b, "last_replayed") == gen && ls_h_num(a, "last_replayed") == gen;
-    }
-    cJSON_Delete(a);
-    cJSON_Delete(b);
-    return ok;
-}
-
-static void ack_check(int node, const char *acklog)
-{
-    char cmd[2048], *out = NULL;
-    snprintf(cmd, sizeof(cmd), "sh %s/tools/ack-check.sh %s/store %s", LS_SOURCE_DIR, pair.db[node],
-             acklog);
-    int rc = ls_h_sh(cmd, &out, NULL, 60000);
-    cr_assert_eq(rc, 0, "ack-check of node %d against %s: %s", node, acklog, out);
-    free(out);
-}
-
-/* node-b has shipped and node-a replayed everything node-b closed (the daemons' logs when not). */
-static bool wait_b_caught_up(void)
-{
-    bool ok = ls_h_wait_for(b_caught_up, NULL, 30000);
-    if (!ok) ls_h_pair_logs(&pair);
-    return ok;
-}
 
 /* The number after `label` in text (0 when absent). */
 static uint64_t after(const char *text, const char *label)
@@ -165,7 +48,7 @@ static uint64_t lines_of(const char *path)
 
 Test(resync, diverged_old_active_resyncs_incrementally)
 {
-    start_pair_with_peers("resync-diverged", NULL, NULL);
+    ls_h_pair_start_peers(&pair, "resync-diverged", NULL, NULL);
     char ack1[700], acka[700], ackb[700], args[1000];
     snprintf(ack1, sizeof(ack1), "%s/ack1.log", pair.dir);
     snprintf(acka, sizeof(acka), "%s/acka.log", pair.dir);
@@ -175,7 +58,7 @@ Test(resync, diverged_old_active_resyncs_incrementally)
              "--transactions 1500 --records-per-txn 4 --value-size 1000 --threads 2 "
              "--target-size 262144 --ack-log %s",
              ack1);
-    load_ok(LS_H_A, args);
+    ls_h_load_ok(&pair, LS_H_A, args);
     cr_assert(ls_h_wait_caught_up(&pair, 30000), "the copy did not catch up");
 
     /* node-a's daemon dies; its application goes on writing: generations node-b never gets. */
@@ -184,9 +67,9 @@ Test(resync, diverged_old_active_resyncs_incrementally)
              "--transactions 40 --records-per-txn 2 --value-size 1000 --seed 5 --threads 1 "
              "--target-size 65536 --ack-log %s",
              acka);
-    load_ok(LS_H_A, args);
+    ls_h_load_ok(&pair, LS_H_A, args);
     char *out, *err;
-    int rc = logship("activate", LS_H_B, "", &out, &err);
+    int rc = ls_h_logship(&pair, "activate", LS_H_B, "", &out, &err);
     cr_assert_eq(rc, 0, "activate failed (%d): %s%s", rc, out, err);
     free(out);
     free(err);
@@ -194,16 +77,17 @@ Test(resync, diverged_old_active_resyncs_incrementally)
              "--transactions 40 --records-per-txn 2 --value-size 1000 --seed 8 --threads 1 "
              "--target-size 65536 --ack-log %s",
              ackb);
-    load_ok(LS_H_B, args);
+    ls_h_load_ok(&pair, LS_H_B, args);
 
     /* node-a returns: fenced, Diverged, naming node-b. */
     ls_h_node_start(&pair, LS_H_A, NULL);
-    cr_assert(wait_role(LS_H_A, "diverged", "Diverged"), "node-a did not find its divergence");
+    cr_assert(ls_h_wait_role(&pair, LS_H_A, "diverged", "Diverged"),
+              "node-a did not find its divergence");
     cJSON *st = ls_h_status(&pair, LS_H_A);
-    cr_assert_str_eq(jstr(db1_of(st), "follows"), "node-b");
+    cr_assert_str_eq(ls_h_jstr(ls_h_db1_of(st), "follows"), "node-b");
     cJSON_Delete(st);
 
-    rc = logship("resync", LS_H_A, "", &out, &err);
+    rc = ls_h_logship(&pair, "resync", LS_H_A, "", &out, &err);
     cr_assert_eq(rc, 0, "resync failed (%d): %s%s", rc, out, err);
     fprintf(stderr, "logship resync printed:\n%s", out);
     cr_assert(ls_h_contains(out, "is now a copy of node-b (epoch 2): incremental resync"), "%s",
@@ -238,37 +122,45 @@ Test(resync, diverged_old_active_resyncs_incrementally)
     free(out);
 
     /* A copy of node-b, shipped to, equal to it. */
-    cr_assert(wait_b_caught_up(), "node-b did not ship to node-a");
+    cr_assert(ls_h_wait_b_caught_up(&pair, 30000), "node-b did not ship to node-a");
     st = ls_h_status(&pair, LS_H_A);
-    const cJSON *d = db1_of(st);
-    cr_assert_str_eq(jstr(d, "role"), "copy");
-    cr_assert_str_eq(jstr(d, "follows"), "node-b");
+    const cJSON *d = ls_h_db1_of(st);
+    cr_assert_str_eq(ls_h_jstr(d, "role"), "copy");
+    cr_assert_str_eq(ls_h_jstr(d, "follows"), "node-b");
     cJSON_Delete(st);
     cr_assert(ls_h_stores_equal(&pair), "the stores differ after the resync");
-    ack_check(LS_H_A, ack1);
-    ack_check(LS_H_A, ackb);
+    ls_h_ack_check(&pair, LS_H_A, ack1);
+    ls_h_ack_check(&pair, LS_H_A, ackb);
+}
+
+/* node-a's daemon dies with the copy caught up; while it is down (and while_down runs, when not
+ * NULL) its application writes a generation node-b never gets; node-b is activated and written
+ * to. */
+static void diverge_while_a_is_down(void (*while_down)(void))
+{
+    ls_h_load_ok(&pair, LS_H_A, "--transactions 300 --target-size 65536");
+    cr_assert(ls_h_wait_caught_up(&pair, 30000), "the copy did not catch up");
+    ls_h_node_kill(&pair, LS_H_A);
+    if (while_down) while_down();
+    ls_h_load_ok(&pair, LS_H_A, "--transactions 30 --seed 5 --threads 1 --target-size 65536");
+    char *out, *err;
+    int rc = ls_h_logship(&pair, "activate", LS_H_B, "", &out, &err);
+    cr_assert_eq(rc, 0, "activate failed (%d): %s%s", rc, out, err);
+    free(out);
+    free(err);
+    ls_h_load_ok(&pair, LS_H_B, "--transactions 30 --seed 8 --threads 1 --target-size 65536");
 }
 
 /* With `auto_resync = true` node-a resyncs by itself once it finds itself diverged. */
 Test(resync, auto_resync_rebuilds_a_diverged_old_active_by_itself)
 {
-    start_pair_with_peers("resync-auto", "auto_resync = true\n", NULL);
-    load_ok(LS_H_A, "--transactions 300 --target-size 65536");
-    cr_assert(ls_h_wait_caught_up(&pair, 30000), "the copy did not catch up");
-    ls_h_node_kill(&pair, LS_H_A);
-    load_ok(LS_H_A, "--transactions 30 --seed 5 --threads 1 --target-size 65536");
-    char *out, *err;
-    int rc = logship("activate", LS_H_B, "", &out, &err);
-    cr_assert_eq(rc, 0, "activate failed (%d): %s%s", rc, out, err);
-    free(out);
-    free(err);
-    load_ok(LS_H_B, "--transactions 30 --seed 8 --threads 1 --target-size 65536");
-
+    ls_h_pair_start_peers(&pair, "resync-auto", "auto_resync = true\n", NULL);
+    diverge_while_a_is_down(NULL);
     ls_h_node_start(&pair, LS_H_A, NULL);
-    cr_assert(wait_role(LS_H_A, "copy", "Healthy"), "node-a did not resync by itself");
-    cr_assert(wait_b_caught_up(), "node-b did not ship to node-a");
+    cr_assert(ls_h_wait_role(&pair, LS_H_A, "copy", "Healthy"), "node-a did not resync by itself");
+    cr_assert(ls_h_wait_b_caught_up(&pair, 30000), "node-b did not ship to node-a");
     cr_assert(ls_h_stores_equal(&pair), "the stores differ after the automatic resync");
-    char cmd[1500];
+    char cmd[1500], *out;
     snprintf(cmd, sizeof(cmd), "ls %s/diverged/2 | grep -c '^E00-00000001-'", pair.db[LS_H_A]);
     cr_assert_eq(ls_h_sh(cmd, &out, NULL, 5000), 0, "no epoch-1 file in diverged/2");
     free(out);
@@ -279,58 +171,268 @@ Test(resync, auto_resync_rebuilds_a_diverged_old_active_by_itself)
     cr_assert_eq(ls_h_sh(cmd, NULL, NULL, 5000), 0, "node-a's log does not say it resynced");
 }
 
-/* node-b's oldest generation in logs/ is past *ctx. */
-static bool first_removed(void *ctx)
+/* A first network where nothing listens, before node-a's network to node-b. */
+static void add_dead_network(void)
 {
+    char cmd[1500];
+    snprintf(cmd, sizeof(cmd),
+             "sed -i 's/^network = loop /network = dead 127.0.0.1:%d\\nnetwork = loop /' %s && "
+             "grep -q '^network = dead ' %s",
+             ls_h_free_port(), pair.conf[LS_H_A], pair.conf[LS_H_A]);
+    cr_assert_eq(ls_h_sh(cmd, NULL, NULL, 5000), 0, "cannot add a network to node-a's target");
+}
+
+/* node-a's [target node-b] lists first a network where nothing listens: the resync takes the
+ * networks in order with fallback, as the shipper does, and rebuilds node-a over the second. */
+Test(resync, takes_the_next_network_when_the_first_fails)
+{
+    ls_h_pair_start_peers(&pair, "resync-nets", NULL, NULL);
+    diverge_while_a_is_down(add_dead_network);
+    ls_h_node_start(&pair, LS_H_A, NULL);
+    cr_assert(ls_h_wait_db_role(&pair, LS_H_A, "diverged"), "node-a is not diverged");
+    char *out, *err, cmd[1500];
+    int rc = ls_h_logship(&pair, "resync", LS_H_A, "", &out, &err);
+    cr_assert_eq(rc, 0, "resync with the first network dead failed (%d): %s%s", rc, out, err);
+    free(out);
+    free(err);
+    snprintf(cmd, sizeof(cmd),
+             "grep -q '\\[resync\\] db1: connected to node-b over network loop' %s",
+             pair.log[LS_H_A]);
+    cr_assert_eq(ls_h_sh(cmd, NULL, NULL, 5000), 0, "node-a's log does not name network loop");
+    cr_assert(ls_h_wait_b_caught_up(&pair, 30000), "node-b did not ship to node-a");
+    cr_assert(ls_h_stores_equal(&pair), "the stores differ");
+}
+
+/* node-b's oldest generation in logs/ is past *ctx. */
+typedef struct {
+    int node;
+    uint64_t gen;
+} oldest_cond_t;
+
+/* The node's oldest generation in logs/ is past c->gen (none: 0). */
+static bool oldest_past(void *ctx)
+{
+    const oldest_cond_t *c = ctx;
     char cmd[1500], *out = NULL;
     snprintf(cmd, sizeof(cmd),
              "ls %s/logs | sed -n 's/^E00-[0-9a-f]*-\\([0-9a-f]*\\)\\.log$/\\1/p' "
              "| while read g; do echo $((0x$g)); done | sort -n | head -1",
-             pair.db[LS_H_B]);
+             pair.db[c->node]);
     if (ls_h_sh(cmd, &out, NULL, 5000) != 0) return false;
     uint64_t oldest = strtoull(out ? out : "0", NULL, 10);
     free(out);
-    return oldest > *(uint64_t *) ctx;
+    return oldest > c->gen;
+}
+
+static bool first_removed(void *ctx)
+{
+    oldest_cond_t c = {LS_H_B, *(uint64_t *) ctx};
+    return oldest_past(&c);
 }
 
 /* The new active no longer holds any generation node-a holds (its log cap, max_log_bytes, removed
  * those it held only for node-a): no split can be found, so every local generation is set aside
  * into <db>/diverged/2 and a full seed replaces the store; the command says so and why, and the
  * generations set aside are still there after the seed replaced the directory. */
-Test(resync, falls_back_to_a_full_seed_and_keeps_the_diverged_generations)
+/* node-a diverged from node-b, and node-b no longer holds any generation node-a holds: node-a's
+ * daemon is started (with env) and found Diverged. */
+static void diverge_beyond_b_logs(const char *tag, char *const a_env[])
 {
-    start_pair_with_peers("resync-fallback", NULL,
-                          "copies = node-a, node-b\nmax_log_bytes = 65536\n");
-    load_ok(LS_H_A, "--transactions 300 --target-size 65536");
+    ls_h_pair_start_peers(&pair, tag, NULL, "copies = node-a, node-b\nmax_log_bytes = 65536\n");
+    ls_h_load_ok(&pair, LS_H_A, "--transactions 300 --target-size 65536");
     cr_assert(ls_h_wait_caught_up(&pair, 30000), "the copy did not catch up");
     ls_h_node_kill(&pair, LS_H_A);
-    load_ok(LS_H_A, "--transactions 30 --seed 5 --threads 1 --target-size 65536");
+    ls_h_load_ok(&pair, LS_H_A, "--transactions 30 --seed 5 --threads 1 --target-size 65536");
     char *out, *err;
-    int rc = logship("activate", LS_H_B, "", &out, &err);
+    int rc = ls_h_logship(&pair, "activate", LS_H_B, "", &out, &err);
     cr_assert_eq(rc, 0, "activate failed (%d): %s%s", rc, out, err);
     const char *p = strstr(out, "epoch 2 starts at generation ");
     cr_assert_not_null(p, "%s", out);
     uint64_t first = strtoull(p + strlen("epoch 2 starts at generation "), NULL, 10);
     free(out);
     free(err);
-    load_ok(LS_H_B, "--transactions 600 --seed 8 --target-size 65536");
+    ls_h_load_ok(&pair, LS_H_B, "--transactions 600 --seed 8 --target-size 65536");
     /* node-b's cap removes the generations it held only for node-a, the first of epoch 2 too */
     cr_assert(ls_h_wait_for(first_removed, &first, 15000), "node-b still holds generation %" PRIu64,
               first);
-    ls_h_node_start(&pair, LS_H_A, NULL);
-    cr_assert(wait_role(LS_H_A, "diverged", "Diverged"), "node-a did not find its divergence");
+    ls_h_node_start(&pair, LS_H_A, a_env);
+    cr_assert(ls_h_wait_db_role(&pair, LS_H_A, "diverged"), "node-a did not find its divergence");
+}
 
-    rc = logship("resync", LS_H_A, "", &out, &err);
+/* `test -e PATH` on node-a's db1 + suffix. */
+static bool a_has(const char *suffix)
+{
+    char cmd[1200];
+    snprintf(cmd, sizeof(cmd), "test -e %s%s", pair.db[LS_H_A], suffix);
+    return ls_h_sh(cmd, NULL, NULL, 5000) == 0;
+}
+
+/* node-a's daemon dies at a fault point during `logship resync` (the command fails). */
+static void resync_dies_at_fault(void)
+{
+    char *out, *err;
+    int rc = ls_h_logship(&pair, "resync", LS_H_A, "", &out, &err);
+    cr_assert_neq(rc, 0, "resync succeeded through the fault point: %s", out);
+    free(out);
+    free(err);
+    int st = ls_h_wait(pair.pid[LS_H_A], 20000);
+    cr_assert_eq(st, LS_FAULT_EXIT_CODE, "node-a's daemon: status %d", st);
+    pair.pid[LS_H_A] = 0;
+}
+
+/* node-a restarted is a copy of node-b with its diverged generations in diverged/2, shipped to
+ * until equal. */
+static void a_is_an_equal_copy_keeping_diverged(void)
+{
+    cr_assert(ls_h_wait_role(&pair, LS_H_A, "copy", "Healthy"), "node-a is no copy of node-b");
+    cr_assert(!a_has(".diverged"), "db1.diverged was not put back");
+    char cmd[1500], *out = NULL;
+    snprintf(cmd, sizeof(cmd), "ls %s/diverged/2 | grep -c '^E00-00000001-'", pair.db[LS_H_A]);
+    cr_assert_eq(ls_h_sh(cmd, &out, NULL, 5000), 0, "the diverged generations are gone");
+    free(out);
+    cJSON *st = ls_h_status(&pair, LS_H_A);
+    cr_assert_str_eq(ls_h_jstr(ls_h_db1_of(st), "follows"), "node-b");
+    cJSON_Delete(st);
+    cr_assert(ls_h_wait_b_caught_up(&pair, 30000), "node-b did not ship to node-a");
+    cr_assert(ls_h_stores_equal(&pair), "the stores differ");
+}
+
+/* A crash of node-a's daemon right after the full seed's swap, before diverged/ is back from
+ * <db>.diverged: the role file came with the new store (copy, following node-b), and the next
+ * start puts diverged/ back. */
+Test(resync, full_seed_fallback_survives_a_crash_after_the_swap)
+{
+    char *env[] = {"LS_FAULTS=resync.after_swap=exit", NULL};
+    diverge_beyond_b_logs("resync-crash-after", env);
+    resync_dies_at_fault();
+    cr_assert(a_has(".diverged/2"), "the crash did not leave diverged/ beside the directory");
+    char cmd[1200];
+    snprintf(cmd, sizeof(cmd), "grep -qx 'role copy' %s/role && grep -qx 'follows node-b' %s/role",
+             pair.db[LS_H_A], pair.db[LS_H_A]);
+    cr_assert_eq(ls_h_sh(cmd, NULL, NULL, 5000), 0, "the swapped-in directory's role is not copy");
+    ls_h_node_start(&pair, LS_H_A, NULL);
+    a_is_an_equal_copy_keeping_diverged();
+}
+
+/* A crash before the swap, diverged/ set aside: the next start puts it back, node-a is Diverged
+ * as before, and `logship resync` then finishes. */
+Test(resync, full_seed_fallback_survives_a_crash_before_the_swap)
+{
+    char *env[] = {"LS_FAULTS=resync.before_swap=exit", NULL};
+    diverge_beyond_b_logs("resync-crash-before", env);
+    resync_dies_at_fault();
+    cr_assert(a_has(".diverged/2"), "the crash did not leave diverged/ beside the directory");
+    ls_h_node_start(&pair, LS_H_A, NULL);
+    cr_assert(ls_h_wait_db_role(&pair, LS_H_A, "diverged"), "node-a is not diverged");
+    cr_assert(a_has("/diverged/2") && !a_has(".diverged"), "diverged/ was not put back");
+    char *out, *err;
+    int rc = ls_h_logship(&pair, "resync", LS_H_A, "", &out, &err);
+    cr_assert_eq(rc, 0, "resync failed (%d): %s%s", rc, out, err);
+    free(out);
+    free(err);
+    a_is_an_equal_copy_keeping_diverged();
+}
+
+/* The incremental resync: a crash of node-a's daemon after the stream is applied, before the
+ * role file says copy: node-a restarts Diverged over a store already resynced, and a second
+ * `logship resync` (the same split, the same keys) finishes it. */
+Test(resync, incremental_resync_finishes_after_a_crash_before_the_role_file)
+{
+    ls_h_pair_start_peers(&pair, "resync-crash-inc", NULL, NULL);
+    diverge_while_a_is_down(NULL);
+    char *env[] = {"LS_FAULTS=resync.after_swap=exit", NULL};
+    ls_h_node_start(&pair, LS_H_A, env);
+    cr_assert(ls_h_wait_db_role(&pair, LS_H_A, "diverged"), "node-a is not diverged");
+    resync_dies_at_fault();
+    ls_h_node_start(&pair, LS_H_A, NULL);
+    cr_assert(ls_h_wait_db_role(&pair, LS_H_A, "diverged"), "node-a is not diverged");
+    char *out, *err;
+    int rc = ls_h_logship(&pair, "resync", LS_H_A, "", &out, &err);
+    cr_assert_eq(rc, 0, "the second resync failed (%d): %s%s", rc, out, err);
+    cr_assert(ls_h_contains(out, "incremental resync"), "%s", out);
+    free(out);
+    free(err);
+    a_is_an_equal_copy_keeping_diverged();
+}
+
+/* A resync that fails (node-b unreachable) leaves node-a as it was, Diverged, saying why in
+ * status; `logship resync` once node-b is back succeeds. */
+Test(resync, a_failed_resync_falls_back_and_runs_again)
+{
+    diverge_beyond_b_logs("resync-failed", NULL);
+    ls_h_node_kill(&pair, LS_H_B);
+    char *out, *err;
+    int rc = ls_h_logship(&pair, "resync", LS_H_A, "", &out, &err);
+    cr_assert_eq(rc, 1, "resync with node-b down (%d): %s%s", rc, out, err);
+    cr_assert(ls_h_contains(err, "connection to node-b lost") &&
+                  ls_h_contains(err, "connection refused"),
+              "%s", err);
+    free(out);
+    free(err);
+    cJSON *st = ls_h_status(&pair, LS_H_A);
+    cr_assert_not_null(st);
+    const cJSON *d = ls_h_db1_of(st);
+    cr_assert_str_eq(ls_h_jstr(d, "role"), "diverged");
+    cr_assert(ls_h_contains(ls_h_jstr(d, "reason"), "the last resync from node-b failed"), "%s",
+              ls_h_jstr(d, "reason"));
+    cr_assert_str_eq(ls_h_str(st, "state"), "Diverged", "the ship machine shows it");
+    cr_assert(ls_h_contains(ls_h_str(st, "reason"), "connection refused"), "%s",
+              ls_h_str(st, "reason"));
+    cJSON_Delete(st);
+    ls_h_node_start(&pair, LS_H_B, NULL);
+    rc = ls_h_logship(&pair, "resync", LS_H_A, "", &out, &err);
+    cr_assert_eq(rc, 0, "the second resync failed (%d): %s%s", rc, out, err);
+    free(out);
+    free(err);
+    a_is_an_equal_copy_keeping_diverged();
+}
+
+Test(resync, falls_back_to_a_full_seed_and_keeps_the_diverged_generations)
+{
+    diverge_beyond_b_logs("resync-fallback", NULL);
+    char *out, *err;
+    int rc = ls_h_logship(&pair, "resync", LS_H_A, "", &out, &err);
     cr_assert_eq(rc, 0, "resync failed (%d): %s%s", rc, out, err);
     fprintf(stderr, "logship resync printed:\n%s", out);
     cr_assert(ls_h_contains(out, "fell back to a full seed"), "%s", out);
     cr_assert(ls_h_contains(out, "moved: "), "%s", out);
     free(out);
     free(err);
-    char cmd[1500];
-    snprintf(cmd, sizeof(cmd), "ls %s/diverged/2 | grep -c '^E00-00000001-'", pair.db[LS_H_A]);
-    cr_assert_eq(ls_h_sh(cmd, &out, NULL, 5000), 0, "the diverged generations are gone");
+    a_is_an_equal_copy_keeping_diverged();
+}
+
+Test(resync, falls_back_to_a_full_seed_when_no_common_generation_is_left)
+{
+    ls_h_pair_start_peers(&pair, "resync-removed", NULL, NULL);
+    ls_h_load_ok(&pair, LS_H_A, "--transactions 300 --target-size 65536");
+    cr_assert(ls_h_wait_caught_up(&pair, 30000), "the copy did not catch up");
+    cJSON *st = ls_h_status(&pair, LS_H_B);
+    oldest_cond_t shipped = {LS_H_A, (uint64_t) ls_h_num(st, "last_replayed")};
+    cJSON_Delete(st);
+    /* node-a removes only what node-a knows node-b replayed and synced */
+    cr_assert(ls_h_wait_num(&pair, LS_H_A, "last_replayed_synced", (double) shipped.gen, 30000),
+              "node-b did not sync generation %" PRIu64, shipped.gen);
+    /* node-b goes down; node-a writes on, and its log removal takes what node-b replayed */
+    ls_h_node_kill(&pair, LS_H_B);
+    ls_h_load_ok(&pair, LS_H_A, "--transactions 300 --seed 5 --target-size 65536");
+    cr_assert(ls_h_wait_for(oldest_past, &shipped, 20000), "node-a still holds generation %" PRIu64,
+              shipped.gen);
+    ls_h_node_kill(&pair, LS_H_A);
+    ls_h_node_start(&pair, LS_H_B, NULL);
+    char *out, *err;
+    int rc = ls_h_logship(&pair, "activate", LS_H_B, "", &out, &err);
+    cr_assert_eq(rc, 0, "activate failed (%d): %s%s", rc, out, err);
     free(out);
-    cr_assert(wait_b_caught_up(), "node-b did not ship to node-a");
-    cr_assert(ls_h_stores_equal(&pair), "the stores differ after the fall-back");
+    free(err);
+    ls_h_load_ok(&pair, LS_H_B, "--transactions 30 --seed 8 --threads 1 --target-size 65536");
+    ls_h_node_start(&pair, LS_H_A, NULL);
+    cr_assert(ls_h_wait_db_role(&pair, LS_H_A, "diverged"), "node-a did not find its divergence");
+    rc = ls_h_logship(&pair, "resync", LS_H_A, "", &out, &err);
+    cr_assert_eq(rc, 0, "resync failed (%d): %s%s", rc, out, err);
+    cr_assert(ls_h_contains(out, "fell back to a full seed (every generation db1 still holds "
+                                 "diverged from node-b's chain"),
+              "%s", out);
+    free(out);
+    free(err);
+    a_is_an_equal_copy_keeping_diverged();
 }

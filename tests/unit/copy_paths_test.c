@@ -1,8 +1,11 @@
 /* copy: the receiving calls out of turn, a rename that fails before a generation is durable, a
  * store without identity, a copy whose store is gone but logs/ kept its generations (with an
  * inspect/ leftover), and a seeded store handed a generation that starts past the seed's lsn
- * (issue 11). Each asserts the error code, that the message names the copy and the generation,
- * and that nothing durable is lost. */
+ * (issue 11), and a seeded hand-off at the first generation of an epoch (issue 12). Each asserts
+ * the error code, that the message names the copy and the generation, and that nothing durable is
+ * lost. */
+#include <sys/stat.h>
+
 #include "copy_test_util.h"
 #include "store/store.h"
 
@@ -11,6 +14,22 @@ static int no_change(void *ctx, ls_store_txn_t *txn)
     (void) ctx;
     (void) txn;
     return 0;
+}
+
+/* Creates the store at path (the harness's database id) holding only the meta record m, as a
+ * seed's install leaves it. */
+static void seed_store(const char *path, ls_store_meta_t *m)
+{
+    char err[1024] = "";
+    ls_h_gen_spec_t spec;
+    ls_h_gen_spec_default(&spec, 1, 1);
+    ls_store_options_t so = {.map_size = 8u << 20, .create = true, .dbid = spec.dbid};
+    ls_store_t *s = NULL;
+    cr_assert_eq(ls_store_open(path, &so, &s, err, sizeof(err)), 0, "%s", err);
+    memcpy(m->dbid, spec.dbid, LS_DBID_LEN);
+    cr_assert_eq(ls_store_apply(s, no_change, NULL, m), 0);
+    cr_assert_eq(ls_store_sync(s), 0);
+    ls_store_close(s);
 }
 
 #define ASSERT_MSG_HAS(err, s)                                                                     \
@@ -164,21 +183,13 @@ Test(copy_paths, seeded_store_refuses_a_generation_starting_past_its_lsn)
     chain_build(&ch, 2, 4, 30);
     char store[4200], err[1024] = "";
     snprintf(store, sizeof(store), "%s/store", dir);
-    ls_h_gen_spec_t spec;
-    ls_h_gen_spec_default(&spec, 1, 1);
-    ls_store_options_t so = {.map_size = 8u << 20, .create = true, .dbid = spec.dbid};
-    ls_store_t *s = NULL;
-    cr_assert_eq(ls_store_open(store, &so, &s, err, sizeof(err)), 0, "%s", err);
     ls_store_meta_t seeded = {.epoch = 1,
                               .generation = 2,
                               .digest_generation = 1,
                               .lsn = ch.last_lsn[1] - 2,
                               .checkpoint_lsn = ch.last_lsn[1] - 2};
-    memcpy(seeded.dbid, spec.dbid, LS_DBID_LEN);
     memcpy(seeded.digest, ch.digest[1], LS_DIGEST_SIZE);
-    cr_assert_eq(ls_store_apply(s, no_change, NULL, &seeded), 0);
-    cr_assert_eq(ls_store_sync(s), 0);
-    ls_store_close(s);
+    seed_store(store, &seeded);
 
     events_t ev;
     events_init(&ev);
@@ -278,4 +289,42 @@ Test(copy_paths, move_into_logs_that_fails_is_asked_again)
     chain_free(&ch);
     ls_h_rmtree(dir);
     free(dir);
+}
+
+/* A store seeded with a hand-off at generation 3 of epoch 2 (meta: generation 3, digest of 2,
+ * epoch 2, N's): the copy holds generation 2, whose epoch the meta does not give. The copy's
+ * history says it when it knows where epoch 2 began; otherwise it is not known (0: the source
+ * checks the digest) rather than taken as 2. */
+static uint32_t handoff_resume_epoch(const char *history)
+{
+    char *dir = ls_h_tmpdir("copyhandoff");
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/store", dir);
+    ls_store_meta_t seeded = {
+        .epoch = 2, .generation = 3, .digest_generation = 2, .lsn = 20, .checkpoint_lsn = 20};
+    memset(seeded.digest, 0x5a, LS_DIGEST_SIZE);
+    seed_store(path, &seeded);
+    if (history) {
+        snprintf(path, sizeof(path), "%s/logs", dir);
+        mkdir(path, 0700);
+        snprintf(path, sizeof(path), "%s/logs/history", dir);
+        cr_assert_eq(ls_h_write_file(path, history, strlen(history)), 0);
+    }
+    ls_copy_t *c = copy_open(dir, NULL);
+    ls_copy_resume_t r;
+    ls_copy_resume_point(c, &r);
+    cr_assert_eq(r.next_generation, 3);
+    cr_assert_eq(memcmp(r.digest, seeded.digest, LS_DIGEST_SIZE), 0);
+    ls_copy_close(c);
+    ls_h_rmtree(dir);
+    free(dir);
+    return r.epoch;
+}
+
+Test(copy_paths, seeded_hand_off_at_the_first_generation_of_an_epoch_names_the_right_epoch)
+{
+    cr_assert_eq(handoff_resume_epoch(NULL), 0, "no history: generation 2's epoch is not known");
+    cr_assert_eq(handoff_resume_epoch("1 1\n2 3\n"), 1, "epoch 2 began at 3: 2 is of epoch 1");
+    cr_assert_eq(handoff_resume_epoch("1 1\n2 2\n"), 2, "epoch 2 began at 2: 2 is of epoch 2");
+    cr_assert_eq(handoff_resume_epoch("1 1\n"), 0, "a history that does not know epoch 2");
 }

@@ -25,7 +25,8 @@ static const uint8_t all_types[] = {
     LS_FRAME_REPLAYED_SYNCED, LS_FRAME_ASK_AGAIN,  LS_FRAME_SEED_BEGIN, LS_FRAME_SEED_DATA,
     LS_FRAME_SEED_END,        LS_FRAME_COPY_STATE, LS_FRAME_RE_OFFER,   LS_FRAME_EPOCH,
     LS_FRAME_CHAIN_REQ,       LS_FRAME_CHAIN,      LS_FRAME_RESYNC,     LS_FRAME_RESYNC_BEGIN,
-    LS_FRAME_BLOCK,           LS_FRAME_BLOCK_ACK,  LS_FRAME_GEN_TAIL,
+    LS_FRAME_BLOCK,           LS_FRAME_BLOCK_ACK,  LS_FRAME_SWITCHOVER, LS_FRAME_SWITCHOVER_DONE,
+    LS_FRAME_GEN_TAIL,
 };
 
 static ls_proto_link_t links[3];                          /* the CHAIN sample's entries */
@@ -191,6 +192,14 @@ static void sample_ship(uint8_t type, ls_frame_t *f)
     case LS_FRAME_SEED_END:
         fill(f->seed_end.digest, LS_PROTO_DIGEST_LEN, 0x77);
         return;
+    case LS_FRAME_SWITCHOVER:
+        f->switchover = (ls_proto_switchover_t){
+            .epoch = 3, .last_generation = 41, .last_lsn = 9001, .last_close_ns = 1234567890123};
+        break;
+    case LS_FRAME_SWITCHOVER_DONE:
+        f->switchover_done = (ls_proto_switchover_done_t){
+            .epoch = 3, .first_generation = 42, .message = ls_proto_str("activated db1")};
+        break;
     }
     memcpy(f->resume.dbid, id, sizeof(id)); /* dbid comes first in every body handled above */
 }
@@ -354,6 +363,19 @@ static void ship_eq(const ls_frame_t *a, const ls_frame_t *b)
         cr_assert(x->txid == y->txid && x->split_generation == y->split_generation);
         cr_assert(x->keys == y->keys && x->store_bytes == y->store_bytes);
         cr_assert_arr_eq(x->prev_digest, y->prev_digest, LS_PROTO_DIGEST_LEN);
+        break;
+    }
+    case LS_FRAME_SWITCHOVER: {
+        const ls_proto_switchover_t *x = &a->switchover, *y = &b->switchover;
+        cr_assert(x->epoch == y->epoch && x->last_generation == y->last_generation);
+        cr_assert(x->last_lsn == y->last_lsn && x->last_close_ns == y->last_close_ns);
+        break;
+    }
+    case LS_FRAME_SWITCHOVER_DONE: {
+        const ls_proto_switchover_done_t *x = &a->switchover_done, *y = &b->switchover_done;
+        cr_assert(x->code == y->code && x->epoch == y->epoch);
+        cr_assert(x->first_generation == y->first_generation);
+        str_eq(x->message, y->message);
         break;
     }
     default:
@@ -585,7 +607,7 @@ Test(proto, unknown_types_flags_and_reserved_refused)
     char err[256];
     uint8_t buf[8];
     ls_frame_header_t h;
-    const uint8_t unknown[] = {0x00, 0x05, 0x0f, 0x17, 0x25, 0x36, 0x45, 0x50, 0xff};
+    const uint8_t unknown[] = {0x00, 0x05, 0x0f, 0x19, 0x25, 0x36, 0x45, 0x50, 0xff};
     for (size_t i = 0; i < sizeof(unknown); i++) {
         ls_frame_header_t u = {0, unknown[i], 0};
         ls_frame_header_encode(&u, buf);
@@ -876,7 +898,7 @@ Test(proto, chain_and_resync_refuse_malformed_entries)
     static ls_frame_t f, g;
     char err[256];
     uint8_t buf[4096];
-    cr_assert_gt(LS_PROTO_VERSION_MAX, LS_PROTO_VERSION_RESYNC);
+    cr_assert_geq(LS_PROTO_VERSION_MAX, LS_PROTO_VERSION_RESYNC);
     sample(LS_FRAME_CHAIN, &f);
     ssize_t n = ls_frame_encode(&f, buf, sizeof(buf));
     cr_assert_eq(n, LS_FRAME_HEADER_SIZE + 16 + 4 + 2 + 6 + 2 + 3 * 44);
@@ -996,4 +1018,63 @@ Test(proto, gen_tail_round_trips_and_refuses_a_start_outside_the_file)
     cr_assert_eq(ls_frame_decode(buf, (size_t) n, &g, err, sizeof(err)), 0, "%s", err);
     cr_assert_eq(g.gen_begin.start, 1048672 - LS_PROTO_GEN_TRAILER_LEN);
     cr_assert_eq(ls_frame_decode(buf, (size_t) n - 8, &g, err, sizeof(err)), LS_EFRAMETRUNC);
+}
+
+/* SWITCHOVER and SWITCHOVER_DONE (version 5): round trip of an answer that refuses, and the
+ * malformed ones refused with the field named: epoch below 2, generation 0, a positive code, a
+ * refusal carrying an epoch, an activation without one, a message over its bound, a short body. */
+Test(proto, switchover_frames_round_trip_and_refuse_malformed_ones)
+{
+    static ls_frame_t f, g;
+    char err[256];
+    uint8_t buf[4096];
+    cr_assert_eq(LS_PROTO_VERSION_SWITCHOVER, 5);
+    cr_assert_geq(LS_PROTO_VERSION_MAX, LS_PROTO_VERSION_SWITCHOVER);
+    sample(LS_FRAME_SWITCHOVER, &f);
+    ssize_t n = ls_frame_encode(&f, buf, sizeof(buf));
+    cr_assert_eq(n, LS_FRAME_HEADER_SIZE + 16 + 4 + 8 + 8 + 8);
+    cr_assert_eq(ls_frame_decode(buf, (size_t) n, &g, err, sizeof(err)), 0, "%s", err);
+    frame_eq(&f, &g);
+    cr_assert_eq(ls_frame_decode(buf, (size_t) n - 1, &g, err, sizeof(err)), LS_EFRAMETRUNC);
+    ls_put32(buf + LS_FRAME_HEADER_SIZE + 16, 1); /* epoch 1: a switchover starts epoch 2 */
+    cr_assert_eq(ls_frame_decode(buf, (size_t) n, &g, err, sizeof(err)), LS_EPROTO);
+    cr_assert(strstr(err, "SWITCHOVER: field 'epoch'") && strstr(err, "epoch 2 or later"), "%s",
+              err);
+    f.switchover.last_generation = 0;
+    cr_assert_eq(ls_frame_encode(&f, buf, sizeof(buf)), LS_EINVAL, "generation 0");
+    n = ls_frame_encode(&(ls_frame_t){.type = LS_FRAME_SWITCHOVER,
+                                      .switchover = {.epoch = 2, .last_generation = 1}},
+                        buf, sizeof(buf));
+    cr_assert_gt(n, 0);
+    ls_put64(buf + LS_FRAME_HEADER_SIZE + 20, 0);
+    cr_assert_eq(ls_frame_decode(buf, (size_t) n, &g, err, sizeof(err)), LS_EPROTO);
+    cr_assert(strstr(err, "'last_generation'") && strstr(err, "generation 0"), "%s", err);
+
+    /* A refusal: a negative code, no epoch, no generation, the reason. */
+    sample(LS_FRAME_SWITCHOVER_DONE, &f);
+    f.switchover_done = (ls_proto_switchover_done_t){
+        .code = LS_ESTATE, .message = ls_proto_str("not exactly generation 41")};
+    n = ls_frame_encode(&f, buf, sizeof(buf));
+    cr_assert_gt(n, 0);
+    cr_assert_eq(ls_frame_decode(buf, (size_t) n, &g, err, sizeof(err)), 0, "%s", err);
+    frame_eq(&f, &g);
+    ls_put32(buf + LS_FRAME_HEADER_SIZE + 20, 3); /* an epoch in a refusal */
+    cr_assert_eq(ls_frame_decode(buf, (size_t) n, &g, err, sizeof(err)), LS_EPROTO);
+    cr_assert(strstr(err, "SWITCHOVER_DONE: field 'epoch'") && strstr(err, "in a refusal"), "%s",
+              err);
+    f.switchover_done.code = 7;
+    cr_assert_eq(ls_frame_encode(&f, buf, sizeof(buf)), LS_EINVAL, "a positive code");
+    sample(LS_FRAME_SWITCHOVER_DONE, &f);
+    f.switchover_done.first_generation = 0;
+    cr_assert_eq(ls_frame_encode(&f, buf, sizeof(buf)), LS_EINVAL, "activated at generation 0");
+    sample(LS_FRAME_SWITCHOVER_DONE, &f);
+    f.switchover_done.epoch = 0;
+    cr_assert_eq(ls_frame_encode(&f, buf, sizeof(buf)), LS_EINVAL, "activated in epoch 0");
+    static char longmsg[LS_PROTO_MSG_MAX + 2];
+    memset(longmsg, 'x', sizeof(longmsg) - 1);
+    sample(LS_FRAME_SWITCHOVER_DONE, &f);
+    f.switchover_done.message = ls_proto_str(longmsg);
+    cr_assert_eq(ls_frame_encode(&f, buf, sizeof(buf)), LS_EINVAL, "message over its bound");
+    cr_assert_str_eq(ls_frame_type_name(LS_FRAME_SWITCHOVER), "SWITCHOVER");
+    cr_assert_str_eq(ls_frame_type_name(LS_FRAME_SWITCHOVER_DONE), "SWITCHOVER_DONE");
 }

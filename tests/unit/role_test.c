@@ -189,16 +189,25 @@ Test(role, fence_set_by_another_process_stops_running_commits, .timeout = 60)
 
 /* ---- activation ---- */
 
+/* An active of 3 generations of 5 records, generations 1..3 shipped to cp, which is activated
+ * with the old active having announced generation `announced` last. */
+static void activate_three(const char *act, const char *cp, uint64_t announced,
+                           ls_role_activate_report_t *r)
+{
+    build_active(act, 3, 5);
+    ship(act, cp, 1, 3);
+    ls_role_activate_options_t o = {.announced = {.last_generation = announced,
+                                                  .last_close_ns = close_time(act, 1, announced)}};
+    char err[1024] = "";
+    cr_assert_eq(ls_role_activate(cp, &o, r, err, sizeof(err)), 0, "%s", err);
+}
+
 Test(role, activated_copy_opens_in_the_next_epoch_chained_to_its_last_generation, .timeout = 60)
 {
     char *act = ls_h_tmpdir("act"), *cp = ls_h_tmpdir("copy");
-    build_active(act, 3, 5);
-    ship(act, cp, 1, 3);
-    ls_role_activate_options_t o = {
-        .announced = {.last_generation = 3, .last_close_ns = close_time(act, 1, 3)}};
     ls_role_activate_report_t r;
     char err[1024] = "";
-    cr_assert_eq(ls_role_activate(cp, &o, &r, err, sizeof(err)), 0, "%s", err);
+    activate_three(act, cp, 3, &r);
     cr_assert(r.lossless);
     cr_assert_eq(r.old_epoch, 1);
     cr_assert_eq(r.new_epoch, 2);
@@ -258,6 +267,24 @@ Test(role, activated_copy_opens_in_the_next_epoch_chained_to_its_last_generation
         }
     expect_value(db, "new", "after activation");
     cr_assert_eq(ls_db_close(db), 0);
+    ls_h_rmtree(act);
+    ls_h_rmtree(cp);
+    free(act);
+    free(cp);
+}
+
+/* The copy holds a generation the old active had not announced yet (its COPY_STATE lagged the
+ * shipping when it died): its open generation is the one after the last held, not the one after
+ * the last announced. */
+Test(role, open_generation_follows_a_generation_held_but_not_announced, .timeout = 60)
+{
+    char *act = ls_h_tmpdir("act"), *cp = ls_h_tmpdir("copy");
+    ls_role_activate_report_t r;
+    activate_three(act, cp, 2, &r);
+    cr_assert(r.lossless);
+    cr_assert_eq(r.last_generation, 3);
+    cr_assert_eq(r.loss.generations, 0);
+    cr_assert_eq(r.loss.open_generation, 4, "generation 3 is held: the open one is 4");
     ls_h_rmtree(act);
     ls_h_rmtree(cp);
     free(act);

@@ -636,3 +636,109 @@ Test(seed_session, swap_that_cannot_reopen_fails_with_the_reason, .timeout = 60)
     wire_free(&t);
     env_free(&e);
 }
+
+/* ---- the worker streaming from the compaction ---------------------------------------------- */
+
+/* The whole stream of a worker: its bytes in order, END's digest, INFO's size. */
+typedef struct {
+    uint8_t *buf;
+    size_t len;
+    uint8_t digest[LS_DIGEST_SIZE];
+    uint64_t total;
+} stream_t;
+
+/* The spilled local copy of db is complete (total bytes written at their offsets). */
+static bool spilled(void *ctx)
+{
+    void **a = ctx;
+    const char *db = a[0];
+    uint64_t total = *(uint64_t *) a[1];
+    char cmd[PATHSZ + 96], *out = NULL;
+    snprintf(cmd, sizeof(cmd), "find '%s/seed-tmp' -name data.mdb -size %lluc | wc -l", db,
+             (unsigned long long) total);
+    bool done = ls_h_sh(cmd, &out, NULL, 10000) == 0 && atoi(out) == 1;
+    free(out);
+    return done;
+}
+
+/* Runs a worker to its END into st; hold: keep the first `hold` chunks (the queue full) until
+ * the rest of the stream is found spilled to the local copy. */
+static void run_worker(const ls_seed_worker_options_t *wo, unsigned hold, stream_t *st)
+{
+    ls_seed_worker_t *w = NULL;
+    cr_assert_eq(ls_seed_worker_start(wo, &w), 0);
+    memset(st, 0, sizeof(*st));
+    void *held[16];
+    unsigned nheld = 0;
+    bool end = false;
+    uint64_t deadline = ls_mono_ns() + 30 * 1000000000ull;
+    while (!end) {
+        cr_assert_lt(ls_mono_ns(), deadline, "the stream ends");
+        ls_seed_wev_t ev;
+        if (!ls_seed_worker_poll(w, &ev)) {
+            usleep(1000);
+            continue;
+        }
+        cr_assert_neq(ev.kind, LS_SEED_WEV_FAIL, "%s", ev.msg);
+        if (ev.kind == LS_SEED_WEV_INFO) {
+            st->total = ev.info.total_bytes;
+            cr_assert_eq(ev.store_open, wo->direct, "the store stays open while streaming");
+        } else if (ev.kind == LS_SEED_WEV_CHUNK) {
+            cr_assert_eq(ev.offset, st->len, "contiguous");
+            st->buf = realloc(st->buf, st->len + ev.len);
+            memcpy(st->buf + st->len, ev.data, ev.len);
+            st->len += ev.len;
+            if (nheld < hold) {
+                held[nheld++] = ev.data;
+                if (nheld == hold) { /* the queue is full: the worker spills, then waits */
+                    void *a[2] = {(void *) wo->db_dir, &st->total};
+                    cr_assert(ls_h_wait_for(spilled, a, 20000),
+                              "the rest of the stream went to the local copy");
+                    for (unsigned i = 0; i < nheld; i++)
+                        ls_seed_worker_release(w, held[i]);
+                }
+            } else {
+                ls_seed_worker_release(w, ev.data);
+            }
+        } else if (ev.kind == LS_SEED_WEV_END) {
+            memcpy(st->digest, ev.digest, LS_DIGEST_SIZE);
+            end = true;
+        }
+    }
+    cr_assert(ls_h_wait_for((bool (*)(void *)) ls_seed_worker_exited, w, 10000));
+    ls_seed_worker_free(w);
+    cr_assert_eq(st->len, st->total);
+    uint8_t want[LS_DIGEST_SIZE];
+    ls_sha256(st->buf, st->len, want);
+    cr_assert_arr_eq(st->digest, want, LS_DIGEST_SIZE, "END carries the SHA-256 of the stream");
+}
+
+/* A direct stream the connection takes too slowly (pin_ms 1, the queue full) spills the rest to
+ * the local copy and goes on from there: the same bytes and digest as the local copy's stream. */
+Test(seed_session, worker_spills_a_slow_direct_stream_with_the_same_bytes, .timeout = 60)
+{
+    env_t e;
+    env_init(&e, "seed-session");
+    ls_db_t *db = active(&e, 200);
+    cr_assert_eq(ls_db_close(db), 0);
+    stream_t a, b, c;
+    ls_seed_worker_options_t wo = {.db_dir = e.db, .chunk = 16 * 1024, .notify = notify};
+    run_worker(&wo, 0, &a);
+    wo.direct = true;
+    run_worker(&wo, 0, &b); /* taken at once: no spill */
+    wo.pin_ms = 1;
+    wo.ahead = 2;
+    run_worker(&wo, 2, &c);
+    cr_assert_gt(a.len, 256 * 1024);
+    cr_assert_eq(b.len, a.len);
+    cr_assert_eq(c.len, a.len);
+    cr_assert_eq(memcmp(a.buf, b.buf, a.len), 0);
+    cr_assert_eq(memcmp(a.buf, c.buf, a.len), 0);
+    char tmp[PATHSZ];
+    snprintf(tmp, sizeof(tmp), "%s/seed-tmp", e.db);
+    cr_assert_eq(entries(tmp), 0, "every local copy removed with its worker");
+    free(a.buf);
+    free(b.buf);
+    free(c.buf);
+    env_free(&e);
+}

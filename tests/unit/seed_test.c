@@ -15,8 +15,9 @@
 #define CHUNK (64u * 1024u)
 
 /* The copy's store meta names L, N and the digest of N-1, and its data is the active's. */
-Test(seed, round_trip_copy_equals_active_and_meta_names_handoff)
+static void round_trip(bool direct)
 {
+    seed_direct = direct;
     env_t e;
     env_init(&e, "seed");
     ls_db_options_t o = db_opts(32 * 1024);
@@ -66,6 +67,17 @@ Test(seed, round_trip_copy_equals_active_and_meta_names_handoff)
     if (n >= 0) free(ents);
     cr_assert_leq(n, 2, "the local snapshot copy was removed from %s", tmp);
     env_free(&e);
+}
+
+Test(seed, round_trip_copy_equals_active_and_meta_names_handoff)
+{
+    round_trip(false);
+}
+
+/* The same, streamed from the compacting copy (no local copy). */
+Test(seed, round_trip_streamed_from_the_compaction)
+{
+    round_trip(true);
 }
 
 /* Sends closed generation g of the active's logs to the copy in chunks. */
@@ -307,8 +319,9 @@ Test(seed, chunk_out_of_order_or_past_total_is_refused)
     env_free(&e);
 }
 
-Test(seed, empty_database_hands_off_at_generation_one)
+static void empty_database(bool direct)
 {
+    seed_direct = direct;
     env_t e;
     env_init(&e, "seed");
     ls_db_options_t o = db_opts(0);
@@ -330,6 +343,16 @@ Test(seed, empty_database_hands_off_at_generation_one)
     cr_assert_eq(ls_db_close(db2), 0);
     converge(&e, &info, s3.last_closed, s3.last_lsn);
     env_free(&e);
+}
+
+Test(seed, empty_database_hands_off_at_generation_one)
+{
+    empty_database(false);
+}
+
+Test(seed, empty_database_streamed_from_the_compaction)
+{
+    empty_database(true);
 }
 
 /* Peak resident set size of this process, bytes (VmHWM). */
@@ -482,8 +505,9 @@ static void load_wait(load_t *l, int n)
     cr_assert(ls_h_wait_for(load_past, a, 20000), "the writer reached transaction %d", n);
 }
 
-Test(seed, snapshot_under_running_writer_converges)
+static void running_writer(bool direct)
 {
+    seed_direct = direct;
     env_t e;
     env_init(&e, "seed");
     ls_db_options_t o = db_opts(8 * 1024);
@@ -509,6 +533,137 @@ Test(seed, snapshot_under_running_writer_converges)
     cr_assert_eq(ls_db_close(db2), 0);
     cr_assert_gt(s3.last_closed, info.generation + 3, "generations closed after the snapshot");
     converge(&e, &info, s3.last_closed, s3.last_lsn);
+    env_free(&e);
+}
+
+Test(seed, snapshot_under_running_writer_converges)
+{
+    running_writer(false);
+}
+
+/* The writer commits without pause: the streamed copy and the meta record read beside it must be
+ * the same snapshot (or the snapshot falls back to the local copy): the install checks L. */
+Test(seed, streamed_snapshot_under_running_writer_converges)
+{
+    running_writer(true);
+}
+
+/* ---- streaming from the compaction (snapshot.c, direct mode) ------------------------------- */
+
+/* The whole stream of a snapshot of db into a malloc'd buffer (*len bytes), its digest and info;
+ * spill_at: call ls_seed_snapshot_spill once that many bytes were read (0: never). */
+static uint8_t *read_stream(const char *db, bool direct, uint64_t spill_at, size_t *len,
+                            uint8_t digest[LS_DIGEST_SIZE], ls_seed_info_t *info)
+{
+    ls_seed_snapshot_options_t so = {.db_dir = db, .direct = direct};
+    ls_seed_snapshot_t *s = NULL;
+    char err[1024] = "", dir[PATHSZ];
+    int rc = ls_seed_snapshot_new(&so, &s, err, sizeof(err));
+    cr_assert_eq(rc, 0, "snapshot: %s (%s)", ls_err_name(rc), err);
+    *info = *ls_seed_snapshot_info(s);
+    cr_assert_eq(ls_seed_snapshot_direct(s), direct, "streaming from the compaction: %d", direct);
+    /* the local copy is made only by the default mode (or a spill) */
+    snprintf(dir, sizeof(dir), "%s/seed-tmp", db);
+    char *out = NULL, cmd[PATHSZ + 64];
+    snprintf(cmd, sizeof(cmd), "find '%s' -name data.mdb | wc -l", dir);
+    cr_assert_eq(ls_h_sh(cmd, &out, NULL, 10000), 0);
+    cr_assert_eq(atoi(out), direct ? 0 : 1, "local copies: %s", out);
+    free(out);
+    uint8_t *buf = malloc(info->total_bytes);
+    size_t got = 0;
+    bool spilled = false;
+    for (;;) {
+        if (spill_at && !spilled && got >= spill_at) {
+            rc = ls_seed_snapshot_spill(s, err, sizeof(err));
+            cr_assert_eq(rc, 0, "spill: %s (%s)", ls_err_name(rc), err);
+            cr_assert_not(ls_seed_snapshot_direct(s), "the store is released by the spill");
+            spilled = true;
+        }
+        uint64_t off;
+        size_t n;
+        if (got < info->total_bytes)
+            cr_assert_eq(ls_seed_snapshot_digest(s, digest), LS_ESTATE, "no digest before the end");
+        rc = ls_seed_snapshot_read(s, buf + got, 4096 * 3 + 100, &off, &n);
+        cr_assert_eq(rc, 0, "read at %zu: %s", got, ls_err_name(rc));
+        if (n == 0) break;
+        cr_assert_eq(off, got, "contiguous");
+        got += n;
+        cr_assert_leq(got, info->total_bytes);
+    }
+    cr_assert_eq(got, info->total_bytes, "the announced size is the stream's");
+    cr_assert_not(ls_seed_snapshot_direct(s), "the copy ended with the stream");
+    cr_assert_eq(ls_seed_snapshot_digest(s, digest), 0);
+    ls_seed_snapshot_free(s);
+    cr_assert_eq(ls_store_env_count(), 0, "the store's environment closed");
+    *len = got;
+    return buf;
+}
+
+/* A quiescent store: the stream from the compaction is the local copy, byte for byte, with the
+ * same figures; spilled half-way, too. The digest is the SHA-256 of the bytes. */
+Test(seed, streamed_compaction_is_the_local_copy_byte_for_byte)
+{
+    env_t e;
+    env_init(&e, "seed");
+    ls_db_options_t o = db_opts(32 * 1024);
+    ls_db_t *db = NULL;
+    cr_assert_eq(ls_db_open(e.db, &o, &db), 0, "%s", ls_db_open_error());
+    cr_assert_eq(commit_range(db, 0, 200, 4, 900), 0); /* ~700 KiB: the pipe fills */
+    cr_assert(wait_applied(db, 10000));
+    cr_assert_eq(ls_db_close(db), 0);
+    size_t la, lb, lc;
+    uint8_t da[LS_DIGEST_SIZE], db_[LS_DIGEST_SIZE], dc[LS_DIGEST_SIZE], want[LS_DIGEST_SIZE];
+    ls_seed_info_t ia, ib, ic;
+    uint8_t *a = read_stream(e.db, false, 0, &la, da, &ia);
+    uint8_t *b = read_stream(e.db, true, 0, &lb, db_, &ib);
+    uint8_t *c = read_stream(e.db, true, la / 3 + 5, &lc, dc, &ic);
+    cr_assert_gt(la, 512 * 1024);
+    cr_assert_eq(lb, la, "sizes: direct %zu, local %zu", lb, la);
+    cr_assert_eq(lc, la, "sizes: spilled %zu, local %zu", lc, la);
+    cr_assert_eq(memcmp(a, b, la), 0, "the same bytes");
+    cr_assert_eq(memcmp(a, c, la), 0, "the same bytes after a spill");
+    ls_sha256(a, la, want); /* what SEED_END carries */
+    cr_assert_arr_eq(da, want, LS_DIGEST_SIZE);
+    cr_assert_arr_eq(db_, want, LS_DIGEST_SIZE);
+    cr_assert_arr_eq(dc, want, LS_DIGEST_SIZE);
+    cr_assert_eq(ib.last_lsn, ia.last_lsn);
+    cr_assert_eq(ib.generation, ia.generation);
+    cr_assert_arr_eq(ib.prev_digest, ia.prev_digest, LS_DIGEST_SIZE);
+    cr_assert_eq(ic.last_lsn, ia.last_lsn);
+    free(a);
+    free(b);
+    free(c);
+    env_free(&e);
+}
+
+/* Abandoned half-way (the connection closed): the copy thread ends, nothing is left behind and
+ * the store's environment is closed. */
+Test(seed, streamed_compaction_abandoned_half_way_cleans_up)
+{
+    env_t e;
+    env_init(&e, "seed");
+    ls_db_options_t o = db_opts(32 * 1024);
+    ls_db_t *db = NULL;
+    cr_assert_eq(ls_db_open(e.db, &o, &db), 0, "%s", ls_db_open_error());
+    cr_assert_eq(commit_range(db, 0, 200, 4, 900), 0);
+    cr_assert(wait_applied(db, 10000));
+    cr_assert_eq(ls_db_close(db), 0);
+    ls_seed_snapshot_options_t so = {.db_dir = e.db, .direct = true};
+    ls_seed_snapshot_t *s = NULL;
+    char err[1024] = "";
+    cr_assert_eq(ls_seed_snapshot_new(&so, &s, err, sizeof(err)), 0, "%s", err);
+    uint8_t buf[8192];
+    uint64_t off;
+    size_t n;
+    cr_assert_eq(ls_seed_snapshot_read(s, buf, sizeof(buf), &off, &n), 0);
+    cr_assert_eq(n, sizeof(buf));
+    ls_seed_snapshot_free(s);
+    cr_assert_eq(ls_store_env_count(), 0);
+    char cmd[PATHSZ + 64], *out = NULL;
+    snprintf(cmd, sizeof(cmd), "find '%s/seed-tmp' -mindepth 1 | wc -l", e.db);
+    cr_assert_eq(ls_h_sh(cmd, &out, NULL, 10000), 0);
+    cr_assert_eq(atoi(out), 0, "nothing left in seed-tmp/: %s", out);
+    free(out);
     env_free(&e);
 }
 
@@ -566,6 +721,7 @@ typedef struct {
     const char *db;       /* the active database */
     char out[PATHSZ];     /* directory the stream is written into (data.mdb) */
     int delay_ms;         /* start this late */
+    bool direct;          /* stream from the compacting copy */
     int rc;               /* first failure */
     char err[1024];       /* its message */
     uint64_t total_bytes; /* stream size */
@@ -576,7 +732,7 @@ static void *race_snapshot(void *arg)
 {
     race_snap_t *r = arg;
     usleep((useconds_t) r->delay_ms * 1000u);
-    ls_seed_snapshot_options_t so = {.db_dir = r->db};
+    ls_seed_snapshot_options_t so = {.db_dir = r->db, .direct = r->direct};
     ls_seed_snapshot_t *s = NULL;
     r->rc = ls_seed_snapshot_new(&so, &s, r->err, sizeof(r->err));
     if (r->rc) return NULL;
@@ -713,7 +869,10 @@ Test(seed, two_snapshots_of_one_store_at_once_are_consistent, .timeout = 240)
     uint64_t deadline = ls_mono_ns() + 30 * 1000000000ull;
     int rounds = 0;
     for (; rounds < 6 && (rounds < 2 || ls_mono_ns() < deadline); rounds++) {
-        race_snap_t r[2] = {{.db = e.db}, {.db = e.db, .delay_ms = copy_ms * (rounds % 4) / 8}};
+        /* the second one streams from the compaction on odd rounds */
+        race_snap_t r[2] = {
+            {.db = e.db},
+            {.db = e.db, .delay_ms = copy_ms * (rounds % 4) / 8, .direct = rounds % 2 == 1}};
         pthread_t t[2];
         for (int i = 0; i < 2; i++) {
             snprintf(r[i].out, sizeof(r[i].out), "%s/round%d-%c", e.base, rounds, 'a' + i);

@@ -158,6 +158,25 @@ Test(ship_epoch, the_callers_fence_holds_across_connections, .init = setup_attac
     cr_assert_str_eq(active, "node-b", "the name learned first is kept");
 }
 
+/* News after the fence (a newer epoch, a name) is kept for ls_ship_fenced() but leaves the state
+ * and reason the caller set: a second peer's EPOCH once turned a Diverged old active back into
+ * Demoted in status (the demote test's flake). */
+Test(ship_epoch, later_news_keeps_the_callers_diverged_state, .init = setup_attached,
+     .fini = teardown_world)
+{
+    ls_ship_fence(W.m, 2, NULL, true, "diverged: 3 generations moved aside", W.now);
+    cr_assert_eq(ls_ship_state(W.m), LS_SHIP_DIVERGED);
+    epoch_frame(3, 9, "node-c"); /* a newer epoch, with a name */
+    cr_assert_eq(ls_ship_state(W.m), LS_SHIP_DIVERGED, "%s", ls_ship_reason(W.m));
+    cr_assert_str_eq(ls_ship_reason(W.m), "diverged: 3 generations moved aside");
+    cr_assert_eq(W.fences, 0, "no second request to fence the writer");
+    uint32_t epoch = 0;
+    const char *active = NULL;
+    cr_assert(ls_ship_fenced(W.m, &epoch, &active));
+    cr_assert(epoch == 3 && strcmp(active, "node-c") == 0, "the news is kept: %u %s", epoch,
+              active);
+}
+
 /* The usual return of an old active: the copy followed the new active further than this node
  * ever wrote. That is a newer epoch first (fenced), not a divergence of the copy. */
 Test(ship_epoch, a_target_ahead_in_a_newer_epoch_fences_rather_than_diverges,

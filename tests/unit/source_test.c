@@ -313,6 +313,15 @@ Test(source, plan_checks_epoch_of_previous)
     cr_assert_eq(plan(s, 2, 4, c->digest[3], &p, err), LS_EDIVERGED);
     cr_assert(ls_h_contains(err, "generation 3 of epoch 2"), "%s", err);
     cr_assert_not(p.newer_epoch);
+    /* A seeded copy that does not know generation 3's epoch (its hand-off named 4's): epoch 0,
+     * the digest decides. */
+    cr_assert_eq(plan(s, 0, 4, c->digest[3], &p, err), 0, "%s", err);
+    cr_assert_eq(p.first, 4);
+    uint8_t other[LS_DIGEST_SIZE];
+    memcpy(other, c->digest[3], LS_DIGEST_SIZE);
+    other[0] ^= 0x5a;
+    cr_assert_eq(plan(s, 0, 4, other, &p, err), LS_EDIVERGED);
+    cr_assert(ls_h_contains(err, "generation 3 diverged"), "%s", err);
     cr_assert_eq(plan(s, 3, 6, c->digest[5], &p, err), LS_EDIVERGED);
     cr_assert(p.newer_epoch, "%s", err);
     /* A target ahead of this node in a newer epoch (the new active wrote on): newer_epoch too,

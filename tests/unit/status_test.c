@@ -279,6 +279,7 @@ static void lossy_db(ls_status_db_t *d)
     snprintf(d->follows, sizeof(d->follows), "node-a");
     d->since_ns = T0 + 10;
     d->activation = "done";
+    d->switchover = "refused";
     d->loss_generations = 3;
     d->loss_first_generation = 3;
     d->loss_last_generation = 5;
@@ -297,7 +298,8 @@ Test(status, json_renders_each_database_role_and_loss_exactly)
     cr_assert(strstr(text,
                      "\"databases\":[{\"database\":\"db1\",\"role\":\"active\",\"epoch\":2,"
                      "\"follows\":\"node-a\",\"since_ns\":1796403238892755211,\"reason\":\"\","
-                     "\"activation\":\"done\",\"loss\":{\"generations\":3,"
+                     "\"activation\":\"done\",\"switchover\":\"refused\","
+                     "\"loss\":{\"generations\":3,"
                      "\"first_generation\":3,\"last_generation\":5,\"bytes\":3145728,"
                      "\"from_ns\":1796403238892755209,\"to_ns\":1796403238892755210,"
                      "\"open_generation\":6}}]"),

@@ -36,25 +36,6 @@ static void usage(void)
                     "[-c CONFIG | --socket PATH]\n");
 }
 
-/* Follows the activation until it is over; returns the exit code. */
-static int follow(const char *path, const char *db)
-{
-    for (;;) {
-        cJSON *j = ls_ctl_ask("logship activate", "lost contact with the daemon: ", path,
-                              ls_ctl_db_req("activate_status", db));
-        if (!j) return 1;
-        const char *state = ls_ctl_jstr(j, "state");
-        int rc = !strcmp(state, "done")                                  ? 0
-                 : !strcmp(state, "refused") || !strcmp(state, "failed") ? 1
-                                                                         : -1;
-        if (rc == 0) printf("%s\n", ls_ctl_jstr(j, "message"));
-        if (rc == 1) fprintf(stderr, "logship activate: %s\n", ls_ctl_jstr(j, "message"));
-        cJSON_Delete(j);
-        if (rc >= 0) return rc;
-        usleep(POLL_US);
-    }
-}
-
 int ls_cmd_activate(int argc, char **argv)
 {
     const char *conf = NULL, *sock = NULL;
@@ -90,5 +71,5 @@ int ls_cmd_activate(int argc, char **argv)
     printf("%s\n", ls_ctl_jstr(j, "message"));
     fflush(stdout);
     cJSON_Delete(j);
-    return follow(path, db);
+    return ls_ctl_follow("logship activate", path, "activate_status", db, POLL_US);
 }

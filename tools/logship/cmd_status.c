@@ -84,15 +84,17 @@ static void print_sync(const cJSON *s)
 static void print_databases(const cJSON *dbs)
 {
     if (!cJSON_GetArraySize(dbs)) return;
-    printf("\n%-12s %-9s %6s %-10s %s\n", "DATABASE", "ROLE", "EPOCH", "FOLLOWS", "ACTIVATION");
+    printf("\n%-12s %-9s %6s %-10s %-11s %s\n", "DATABASE", "ROLE", "EPOCH", "FOLLOWS",
+           "ACTIVATION", "SWITCHOVER");
     const cJSON *d;
     cJSON_ArrayForEach(d, dbs)
     {
         const cJSON *l = cJSON_GetObjectItem(d, "loss");
         uint64_t gens = ls_status_json_u64(l, "generations"),
                  open = ls_status_json_u64(l, "open_generation");
-        printf("%-12s %-9s %6" PRIu64 " %-10s %s\n", str(d, "database"), str(d, "role"),
-               ls_status_json_u64(d, "epoch"), str(d, "follows"), str(d, "activation"));
+        printf("%-12s %-9s %6" PRIu64 " %-10s %-11s %s\n", str(d, "database"), str(d, "role"),
+               ls_status_json_u64(d, "epoch"), str(d, "follows"), str(d, "activation"),
+               str(d, "switchover"));
         if (gens)
             printf("    loss: generations %" PRIu64 "..%" PRIu64 " (%" PRIu64
                    " generations, %" PRIu64 " bytes, commits made between %" PRIu64 " and %" PRIu64

@@ -21,6 +21,7 @@ int ls_cmd_resume(int argc, char **argv);
 int ls_cmd_network(int argc, char **argv);
 int ls_cmd_seed(int argc, char **argv);
 int ls_cmd_activate(int argc, char **argv);
+int ls_cmd_switchover(int argc, char **argv);
 int ls_cmd_resync(int argc, char **argv);
 
 #endif

@@ -1,6 +1,7 @@
 /* The `logship` commands' side of the control socket (see ctl.h). */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "config/config.h"
@@ -104,4 +105,23 @@ const char *ls_ctl_jstr(const cJSON *o, const char *k)
 {
     const cJSON *v = cJSON_GetObjectItem(o, k);
     return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+int ls_ctl_follow(const char *who, const char *path, const char *status_cmd, const char *db,
+                  unsigned poll_us)
+{
+    for (;;) {
+        cJSON *j =
+            ls_ctl_ask(who, "lost contact with the daemon: ", path, ls_ctl_db_req(status_cmd, db));
+        if (!j) return 1;
+        const char *state = ls_ctl_jstr(j, "state");
+        int rc = !strcmp(state, "done")                                  ? 0
+                 : !strcmp(state, "refused") || !strcmp(state, "failed") ? 1
+                                                                         : -1;
+        if (rc == 0) printf("%s\n", ls_ctl_jstr(j, "message"));
+        if (rc == 1) fprintf(stderr, "%s: %s\n", who, ls_ctl_jstr(j, "message"));
+        cJSON_Delete(j);
+        if (rc >= 0) return rc;
+        usleep(poll_us);
+    }
 }

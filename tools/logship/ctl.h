@@ -38,6 +38,12 @@ cJSON *ls_ctl_db_req(const char *cmd, const char *db);
  * "<who>: <context><reason>" on stderr. */
 cJSON *ls_ctl_ask(const char *who, const char *context, const char *path, cJSON *req);
 
+/* Polls `status_cmd` for db every poll_us until its "state" is done (prints its "message" on
+ * stdout, returns 0), refused or failed (prints "<who>: <message>" on stderr, returns 1), or the
+ * daemon stops answering (1). activate and switchover follow their operation with it. */
+int ls_ctl_follow(const char *who, const char *path, const char *status_cmd, const char *db,
+                  unsigned poll_us);
+
 /* The string member k of o, "" when absent. */
 const char *ls_ctl_jstr(const cJSON *o, const char *k);
 

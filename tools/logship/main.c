@@ -28,6 +28,8 @@ static const struct ls_cmd cmds[] = {
      "make this node's copy the active of a new epoch; prints what may have been lost"},
     {"resync", ls_cmd_resync, "DB [-c CONFIG]",
      "rebuild this node's old active (Demoted or Diverged) as a copy of the new active"},
+    {"switchover", ls_cmd_switchover, "DB --to NODE [--timeout SECONDS] [-c CONFIG]",
+     "hand this node's active database over to NODE's copy, losslessly, under load"},
     {NULL, NULL, NULL, NULL},
 };
 
@@ -45,7 +47,7 @@ static void manual(FILE *f)
                "    logship reads and checks log generations, writes test workloads through the\n"
                "    embedded API (logship/db.h), makes test certificates, and asks the local\n"
                "    logshipd(1) for status or to suspend, resume, switch networks, seed,\n"
-               "    activate or resync a copy, through the daemon's control socket.\n"
+               "    activate, resync or switch over a copy, through the daemon's control socket.\n"
                "\n"
                "COMMANDS\n");
     for (const struct ls_cmd *c = cmds; c->name; c++)

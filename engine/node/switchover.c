@@ -1,0 +1,820 @@
+/* `logship switchover DB --to NODE` in the node (docs/ACTIVATION.md, "Planned switchover"): a
+ * planned, lossless hand-over of an active database to a copy, under load.
+ *
+ * On the active (the control commands "switchover" and "switchover_status"):
+ *   1. refused at once unless DB is active here, NODE is another member of its copy set, and
+ *      NODE's copy is connected over a version-5 connection and Healthy;
+ *   2. the hold (libuv pool): the control page's fence with the hold flag (ctlpage.h), naming
+ *      NODE and epoch E+1. The application's writer refuses commits with LS_EFENCED, closes its
+ *      current log when it holds records and acknowledges the hold in the page (last generation
+ *      N, last LSN). With no writer (<db>/lock free), the daemon opens the database itself
+ *      before setting the hold (ls_db_open takes the lock, its recovery finishes a log a dead
+ *      writer left) and closes it under the hold: the same close, acknowledged the same way;
+ *   3. wait (a timer on the loop) until NODE's copy reports N replayed; on a timeout or any
+ *      failure the hold is cleared (the writer accepts commits again) and the reason reported;
+ *   4. SWITCHOVER to NODE on the ship connection; NODE checks it holds and replayed exactly N
+ *      (LSN), activates through activate.c (ls_role_activate, max_loss 0) and answers with
+ *      SWITCHOVER_DONE. From the moment SWITCHOVER is sent the hold is never cleared by a
+ *      timeout (NODE may have activated): only NODE's refusal clears it;
+ *   5. this node becomes NODE's copy as `logship resync` makes a Demoted one (resync.c): role
+ *      file copy in epoch E+1 following NODE, once the application closed the database (its
+ *      lock free: its applier is done with the store), the empty open log removed, the copy
+ *      opened on the directory; the hold becomes a plain fence.
+ *
+ * On NODE: SWITCHOVER (peer.c) for a copy this connection serves -> the checks, the planned
+ * activation (activate.c), SWITCHOVER_DONE on the same connection. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <logship/db.h>
+
+#include "node/node_int.h"
+#include "writer/ctlpage.h"
+
+#define SW_POLL_MS            20    /* the hold's progress is looked at this often */
+#define SW_RESCAN_MS          200   /* the source rescanned while waiting for the last generation */
+#define SW_TIMEOUT_MS_DEFAULT 60000 /* --timeout */
+#define SW_ANSWER_GRACE_MS    30000 /* after SWITCHOVER: how long a lost answer is waited for */
+#define SW_MSG_MAX            2048
+#define SW_OPEN_TRIES         3 /* a writer closing while the hold is set: the hold tried again */
+
+typedef enum {
+    SW_HOLDING,  /* the hold is being set (pool) */
+    SW_SHIPPING, /* held: the writer's acknowledgement, then NODE replaying the last generation */
+    SW_ASKING,   /* SWITCHOVER sent: NODE's answer awaited */
+    SW_CLOSING,  /* NODE is active: this node becomes its copy once the application closed */
+    SW_DONE,
+    SW_REFUSED,
+    SW_FAILED
+} sw_state_t;
+
+static const char *sw_state_name(sw_state_t s)
+{
+    static const char *names[] = {"holding", "shipping", "asking", "closing",
+                                  "done",    "refused",  "failed"};
+    return names[s];
+}
+
+struct node_sw {
+    ls_node_t *node;
+    node_db_t *db;
+    shipper_t *s; /* the machine shipping to NODE */
+    char to[LS_CFG_NAME_MAX];
+    sw_state_t state;
+    uint64_t timeout_ms;
+    uint64_t deadline; /* monotonic ns: the hold is undone after it (before SWITCHOVER) */
+    uint64_t start_ns, held_ns, released_ns, end_ns; /* UTC ns */
+    uint32_t epoch, new_epoch;
+    uint64_t last_gen, last_lsn, last_close_ns, first_generation;
+    uint64_t replayed; /* NODE's last replayed generation, as last seen */
+    bool acked;        /* the writer acknowledged the hold */
+    bool self_closed;  /* no writer had it open: the daemon closed the log */
+    ls_ctlpage_t *ctl;
+    ls_conn_t *asked_conn; /* the connection SWITCHOVER went on */
+    uint64_t kick_mono;
+    uv_work_t work;
+    uv_timer_t timer;
+    bool timer_init, timer_closed;
+    int rc;
+    char err[1024];
+    char message[SW_MSG_MAX];
+};
+
+static bool sw_running(const struct node_sw *w)
+{
+    return w && w->state < SW_DONE;
+}
+
+const char *ls__node_switchover_state(const node_db_t *d)
+{
+    return d->sw ? sw_state_name(d->sw->state) : NULL;
+}
+
+/* <dir>/lock free: no writer has the database open (flock taken and released at once). */
+static bool writer_gone(const char *dir)
+{
+    char path[LS_CFG_PATH_MAX + 16];
+    snprintf(path, sizeof(path), "%s/lock", dir);
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0) return errno == ENOENT;
+    bool free_ = flock(fd, LOCK_EX | LOCK_NB) == 0;
+    close(fd); /* releases it */
+    return free_;
+}
+
+static uint64_t held_ms(const struct node_sw *w)
+{
+    uint64_t end = w->released_ns ? w->released_ns : ls_now_ns();
+    return w->held_ns && end > w->held_ns ? (end - w->held_ns) / 1000000 : 0;
+}
+
+static void stop_timer(struct node_sw *w)
+{
+    if (w->timer_init && !uv_is_closing((uv_handle_t *) &w->timer)) uv_timer_stop(&w->timer);
+}
+
+static void end(struct node_sw *w, sw_state_t st)
+{
+    w->state = st;
+    w->end_ns = ls_now_ns();
+    stop_timer(w);
+    ls_ctlpage_close(w->ctl);
+    w->ctl = NULL;
+    if (w->db->active) w->db->active->switching = false;
+    ls_log(st == SW_DONE ? LS_LOG_INFO : LS_LOG_ERROR, "switchover", "%s", w->message);
+}
+
+/* Before SWITCHOVER went out, or NODE refused it: the hold is cleared, commits resume. */
+static void undo(struct node_sw *w, sw_state_t st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void undo(struct node_sw *w, sw_state_t st, const char *fmt, ...)
+{
+    char why[1400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof(why), fmt, ap);
+    va_end(ap);
+    char e[600] = "";
+    w->released_ns = ls_now_ns();
+    if (w->ctl && ls_ctlpage_fenced(w->ctl) && !ls_ctlpage_held(w->ctl)) {
+        /* A newer epoch fenced it meanwhile (epoch.c): that fence stays. */
+        ls_msgf(w->message, sizeof(w->message),
+                "switchover of %s to %s failed: %s; %s was fenced by a newer epoch meanwhile "
+                "(see logship status): it stays fenced",
+                w->db->cfg->name, w->to, why, w->db->cfg->name);
+        end(w, SW_FAILED);
+        return;
+    }
+    int rc = w->ctl ? ls_ctlpage_clear_fence(w->ctl, e, sizeof(e)) : 0;
+    if (rc)
+        ls_msgf(w->message, sizeof(w->message),
+                "switchover of %s to %s %s: %s; CANNOT clear the hold (%s): the writer refuses "
+                "commits until it is cleared",
+                w->db->cfg->name, w->to, st == SW_REFUSED ? "refused" : "failed", why, e);
+    else
+        ls_msgf(w->message, sizeof(w->message),
+                "switchover of %s to %s %s: %s; the hold is undone: %s is active on %s again "
+                "and accepts commits (held %" PRIu64 " ms)",
+                w->db->cfg->name, w->to, st == SW_REFUSED ? "refused" : "failed", why,
+                w->db->cfg->name, w->node->cfg->node_name, held_ms(w));
+    end(w, st);
+}
+
+/* ---- step 5: this node becomes NODE's copy -------------------------------------------------- */
+static void become_copy(struct node_sw *w)
+{
+    ls_node_t *n = w->node;
+    node_db_t *db = w->db;
+    if (!writer_gone(db->cfg->path)) return; /* the application still has it open: later */
+    char e[900];
+    /* The open log the writer started after the last generation holds nothing (held). */
+    uint64_t gen = 0;
+    int64_t records = ls__node_open_log_records(db->cfg->path, &gen);
+    if (records > 0) { /* cannot happen under the hold; never removed */
+        ls_msgf(w->message, sizeof(w->message),
+                "%s was handed over to %s, but its open generation %" PRIu64 " holds %" PRId64
+                " record(s) written after the hold: it stays fenced; run logship resync",
+                db->cfg->name, w->to, gen, records);
+        end(w, SW_FAILED);
+        return;
+    }
+    if (records == 0) {
+        char cur[LS_CFG_PATH_MAX + 32];
+        snprintf(cur, sizeof(cur), "%s/logs/%s.log", db->cfg->path, LS_GEN_PREFIX_DEFAULT);
+        unlink(cur);
+    }
+    if (!ls__node_resync_has_slot(n, db)) {
+        ls_msgf(w->message, sizeof(w->message),
+                "%s was handed over to %s, but this daemon has no room for another copy: "
+                "restart it (it then runs as %s's copy)",
+                db->cfg->name, w->to, w->to);
+        end(w, SW_FAILED);
+        return;
+    }
+    /* Saved again: an EPOCH from NODE may have recorded it demoted meanwhile (epoch.c). */
+    ls_role_state_t st = db->role;
+    st.role = LS_ROLE_COPY;
+    st.epoch = w->new_epoch;
+    st.since_ns = ls_now_ns();
+    memset(&st.loss, 0, sizeof(st.loss));
+    snprintf(st.follows, sizeof(st.follows), "%s", w->to);
+    snprintf(st.reason, sizeof(st.reason),
+             "switched over to %.64s by logship switchover on %.64s: %.64s is active in epoch %u "
+             "from generation %" PRIu64,
+             w->to, n->cfg->node_name, w->to, w->new_epoch, w->first_generation);
+    int rc = ls_role_save(db->cfg->path, &st, e, sizeof(e));
+    if (rc == 0 && w->ctl) rc = ls_ctlpage_set_fence(w->ctl, w->new_epoch, w->to, e, sizeof(e));
+    if (rc) {
+        ls_msgf(w->message, sizeof(w->message),
+                "%s was handed over to %s, but this node cannot record it: %s", db->cfg->name,
+                w->to, e);
+        end(w, SW_FAILED);
+        return;
+    }
+    db->role = st;
+    ls_copy_resume_t at = {0};
+    ls__node_resync_open_copy(n, db, w->to, &at);
+    ls_msgf(w->message, sizeof(w->message),
+            "switched %s over to %s: handed over generations up to %" PRIu64 " (last LSN %" PRIu64
+            "), nothing lost; %s is active in epoch %u from generation %" PRIu64
+            "; commits held for %" PRIu64 " ms%s; %s on %s is now a copy of %s",
+            db->cfg->name, w->to, w->last_gen, w->last_lsn, w->to, w->new_epoch,
+            w->first_generation, held_ms(w),
+            w->self_closed ? " (no writer had it open: the daemon closed its log)" : "",
+            db->cfg->name, n->cfg->node_name, w->to);
+    end(w, SW_DONE);
+}
+
+/* NODE is active in new_epoch from first on (its answer, or its EPOCH after a lost answer). */
+static void handed_over(struct node_sw *w, uint32_t new_epoch, uint64_t first)
+{
+    w->new_epoch = new_epoch;
+    w->first_generation = first;
+    w->released_ns = ls_now_ns();
+    w->state = SW_CLOSING;
+    /* Recorded at once: a restart before the copy opens runs it as NODE's copy. */
+    ls_role_state_t st = w->db->role;
+    st.role = LS_ROLE_COPY;
+    st.epoch = new_epoch;
+    st.since_ns = ls_now_ns();
+    memset(&st.loss, 0, sizeof(st.loss));
+    snprintf(st.follows, sizeof(st.follows), "%s", w->to);
+    snprintf(st.reason, sizeof(st.reason),
+             "switched over to %.64s by logship switchover on %.64s (epoch %u)", w->to,
+             w->node->cfg->node_name, new_epoch);
+    char e[600];
+    if (ls_role_save(w->db->cfg->path, &st, e, sizeof(e)) != 0)
+        LS_LOGE("switchover", "%s: %s", w->db->cfg->name, e);
+    ls_msgf(w->message, sizeof(w->message),
+            "%s is active on %s in epoch %u; %s becomes its copy once the application here "
+            "closed the database",
+            w->db->cfg->name, w->to, new_epoch, w->node->cfg->node_name);
+    LS_LOGI("switchover", "%s", w->message);
+    become_copy(w);
+}
+
+/* ---- steps 3 and 4 on the loop --------------------------------------------------------------- */
+static void ask(struct node_sw *w, link_t *l)
+{
+    active_t *a = w->db->active;
+    ls_frame_t f = {.type = LS_FRAME_SWITCHOVER};
+    memcpy(f.switchover.dbid, a->dbid, LS_DBID_LEN);
+    f.switchover.epoch = w->new_epoch;
+    f.switchover.last_generation = w->last_gen;
+    f.switchover.last_lsn = w->last_lsn;
+    f.switchover.last_close_ns = w->last_close_ns;
+    char e[600];
+    int rc = ls_ctlpage_set_asked(w->ctl, e, sizeof(e)); /* durable before it goes out */
+    if (rc) {
+        undo(w, SW_FAILED, "cannot record the request in the control page: %s", e);
+        return;
+    }
+    rc = ls__node_link_send(l, w->s, &f);
+    if (rc) {
+        undo(w, SW_FAILED, "cannot send SWITCHOVER to %s: %s", w->to, ls_strerror(rc));
+        return;
+    }
+    w->asked_conn = l->conn;
+    w->state = SW_ASKING;
+    w->deadline = ls_mono_ns() + SW_ANSWER_GRACE_MS * 1000000ull;
+    LS_LOGI("switchover",
+            "%s: %s replayed generation %" PRIu64 " (LSN %" PRIu64 "): asking it to activate",
+            w->db->cfg->name, w->to, w->last_gen, w->last_lsn);
+}
+
+static void shipping(struct node_sw *w)
+{
+    active_t *a = w->db->active;
+    link_t *l = w->s->link;
+    uint64_t mono = ls_mono_ns(), now = ls_now_ns();
+    if (!w->acked && ls_ctlpage_hold_acked(w->ctl, &w->last_gen, &w->last_lsn)) {
+        w->acked = true;
+        LS_LOGI("switchover",
+                "%s: the writer holds (last generation %" PRIu64 ", LSN %" PRIu64
+                "): shipping it to %s",
+                w->db->cfg->name, w->last_gen, w->last_lsn, w->to);
+        if (!w->last_gen) {
+            undo(w, SW_REFUSED, "%s has no closed generation: nothing to hand over",
+                 w->db->cfg->name);
+            return;
+        }
+    }
+    ls_ship_state_t ms = ls_ship_state(w->s->m);
+    if (ms != LS_SHIP_HEALTHY && ms != LS_SHIP_DISCONNECTED && ms != LS_SHIP_INITIALIZING) {
+        undo(w, SW_FAILED, "%s's copy became %s (%s)", w->to, ls_ship_state_name(ms),
+             ls_ship_reason(w->s->m));
+        return;
+    }
+    if (w->acked) {
+        if (mono - w->kick_mono >= SW_RESCAN_MS * 1000000ull) { /* the last generation, seen */
+            w->kick_mono = mono;
+            ls__node_active_poll(a);
+            ls__node_link_kick(l);
+        }
+        ls_status_copy_t c;
+        memset(&c, 0, sizeof(c));
+        ls_ship_status(w->s->m, now, &c);
+        w->replayed = c.last_replayed.gen;
+        if (c.last_generated.gen == w->last_gen) w->last_close_ns = c.last_generated.time_ns;
+        if (w->replayed >= w->last_gen && l->conn && l->ready) {
+            if (l->version < LS_PROTO_VERSION_SWITCHOVER) {
+                undo(w, SW_REFUSED,
+                     "%s speaks protocol version %u on its connection; switchover needs %u", w->to,
+                     (unsigned) l->version, (unsigned) LS_PROTO_VERSION_SWITCHOVER);
+                return;
+            }
+            ask(w, l);
+            return;
+        }
+    }
+    if (mono >= w->deadline) {
+        if (!w->acked)
+            undo(w, SW_FAILED,
+                 "timed out after %" PRIu64
+                 " ms: the application's writer did not close its current log (a writer that "
+                 "died with the database open leaves its log to the next open)",
+                 w->timeout_ms);
+        else
+            undo(w, SW_FAILED,
+                 "timed out after %" PRIu64 " ms: %s replayed up to generation %" PRIu64
+                 " of %" PRIu64 " (copy %s)",
+                 w->timeout_ms, w->to, w->replayed, w->last_gen, ls_ship_state_name(ms));
+    }
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    struct node_sw *w = t->data;
+    if (w->node->stopping) return;
+    switch (w->state) {
+    case SW_SHIPPING:
+        shipping(w);
+        break;
+    case SW_ASKING: {
+        active_t *a = w->db->active;
+        uint32_t ep = 0;
+        const char *who = NULL;
+        /* The answer was lost, but NODE's EPOCH fenced this node: it is active. */
+        if (a && a->fenced && ls_ship_fenced(w->s->m, &ep, &who) && ep >= w->new_epoch && who &&
+            !strcmp(who, w->to)) {
+            handed_over(w, ep, a->newer_first ? a->newer_first : w->last_gen + 1);
+        } else if (ls_mono_ns() >= w->deadline) {
+            w->released_ns = ls_now_ns();
+            ls_msgf(w->message, sizeof(w->message),
+                    "switchover of %s to %s: SWITCHOVER was sent but no answer came within %d "
+                    "s; %s stays held (fenced) here, since %s may have activated: run logship "
+                    "status on %s; if it is active, run logship resync %s here",
+                    w->db->cfg->name, w->to, SW_ANSWER_GRACE_MS / 1000, w->db->cfg->name, w->to,
+                    w->to, w->db->cfg->name);
+            end(w, SW_FAILED);
+        }
+        break;
+    }
+    case SW_CLOSING:
+        become_copy(w);
+        break;
+    default:
+        break;
+    }
+}
+
+/* ---- step 2 on the pool ------------------------------------------------------------------- */
+static void hold_work(uv_work_t *work)
+{
+    struct node_sw *w = work->data;
+    const char *dir = w->db->cfg->path;
+    w->rc = ls_ctlpage_open(dir, true, &w->ctl, w->err, sizeof(w->err));
+    if (w->rc) return;
+    if (ls_ctlpage_held(w->ctl)) { /* an interrupted switchover's: its copy is still Healthy */
+        char e[600];
+        LS_LOGW("switchover", "%s: taking over the hold an interrupted switchover left", dir);
+        if (ls_ctlpage_clear_fence(w->ctl, e, sizeof(e)) != 0) {
+            w->rc = ls_errf(w->err, sizeof(w->err), LS_EIO, "%s", e);
+            return;
+        }
+    }
+    if (ls_ctlpage_fenced(w->ctl)) {
+        ls_ctl_fence_t f;
+        ls_ctlpage_fence(w->ctl, &f);
+        w->rc = ls_errf(w->err, sizeof(w->err), LS_ESTATE, "%s is fenced already (%s, epoch %u)",
+                        dir, f.name, f.epoch);
+        return;
+    }
+    for (int i = 0; i < SW_OPEN_TRIES; i++) {
+        ls_db_t *wdb = NULL;
+        ls_db_options_t o = {.no_create = true};
+        int rc = ls_db_open(dir, &o, &wdb);
+        if (rc != 0 && rc != LS_EBUSY) {
+            w->rc = ls_errf(w->err, sizeof(w->err), rc,
+                            "no writer has %s open, and the daemon cannot open it to close its "
+                            "current log: %s",
+                            dir, ls_db_open_error());
+            return;
+        }
+        w->rc = ls_ctlpage_set_hold(w->ctl, w->new_epoch, w->to, w->err, sizeof(w->err));
+        w->held_ns = ls_now_ns();
+        if (rc == 0) { /* the daemon is the writer: its close under the hold closes the log */
+            int crc = ls_db_close(wdb);
+            if (w->rc) return;
+            if (crc) {
+                char e[600];
+                ls_ctlpage_clear_fence(w->ctl, e, sizeof(e));
+                w->rc = ls_errf(w->err, sizeof(w->err), crc,
+                                "closing the current log of %s failed: %s", dir, ls_strerror(crc));
+                return;
+            }
+            w->self_closed = true;
+            return;
+        }
+        if (w->rc) return;
+        /* A writer had it open. It acknowledges at its next batch, its idle tick or its close;
+         * unless it closed before the hold was set: then nobody would. */
+        uint64_t g, l;
+        if (ls_ctlpage_hold_acked(w->ctl, &g, &l) || !writer_gone(dir)) return;
+        if (ls_ctlpage_hold_acked(w->ctl, &g, &l)) return;
+        char e[600];
+        if ((w->rc = ls_ctlpage_clear_fence(w->ctl, e, sizeof(e))) != 0) {
+            snprintf(w->err, sizeof(w->err), "%s", e);
+            return;
+        }
+        w->held_ns = 0;
+    }
+    w->rc = ls_errf(w->err, sizeof(w->err), LS_EBUSY,
+                    "the application opened and closed %s %d times while the hold was being set",
+                    dir, SW_OPEN_TRIES);
+}
+
+static void hold_done(uv_work_t *work, int status)
+{
+    (void) status;
+    struct node_sw *w = work->data;
+    if (w->node->stopping) {
+        undo(w, SW_FAILED, "the daemon stops");
+        return;
+    }
+    if (w->rc) {
+        w->released_ns = ls_now_ns();
+        ls_msgf(w->message, sizeof(w->message), "switchover of %s to %s failed: %s",
+                w->db->cfg->name, w->to, w->err);
+        end(w, w->rc == LS_ESTATE ? SW_REFUSED : SW_FAILED);
+        return;
+    }
+    w->state = SW_SHIPPING;
+    w->deadline = ls_mono_ns() + w->timeout_ms * 1000000ull;
+    ls_msgf(w->message, sizeof(w->message),
+            "%s held on %s%s: waiting for %s to replay the last generation", w->db->cfg->name,
+            w->node->cfg->node_name,
+            w->self_closed ? " (no writer had it open: the daemon closed its log)" : "", w->to);
+    LS_LOGI("switchover", "%s", w->message);
+    if (!w->timer_init) {
+        uv_timer_init(w->node->loop, &w->timer);
+        w->timer.data = w;
+        w->timer_init = true;
+    }
+    uv_timer_start(&w->timer, on_timer, 0, SW_POLL_MS);
+}
+
+/* ---- the active's commands --------------------------------------------------------------------
+ */
+static int refuse(ls_node_t *n, node_db_t *db, const char *to, shipper_t **out, char *err,
+                  size_t errlen)
+{
+    const char *name = db->cfg->name, *self = n->cfg->node_name;
+    const ls_role_state_t *r = &db->role;
+    if (sw_running(db->sw))
+        return ls_errf(err, errlen, LS_EBUSY, "a switchover of %s is under way already", name);
+    if (r->role != LS_ROLE_ACTIVE || !db->active || db->active->retired || db->active->fenced)
+        return ls_errf(err, errlen, LS_ESTATE,
+                       "switchover of %s refused: %s is not active on %s (it is %s, epoch %u%s%s); "
+                       "run it on the active",
+                       name, name, self, ls_role_kind_name(r->role), r->epoch,
+                       r->follows[0] ? ", following " : "", r->follows);
+    if (!strcmp(to, self))
+        return ls_errf(err, errlen, LS_ESTATE, "switchover of %s refused: %s is the active already",
+                       name, self);
+    char set[LS_CFG_MAX_COPIES][LS_CFG_NAME_MAX], list[LS_CFG_MAX_COPIES * (LS_CFG_NAME_MAX + 2)];
+    int count = ls_config_copy_set(n->cfg, db->cfg, set);
+    bool member = false;
+    size_t len = 0;
+    list[0] = '\0';
+    for (int i = 0; i < count; i++) {
+        member = member || !strcmp(set[i], to);
+        len += (size_t) snprintf(list + len, sizeof(list) - len, "%s%s", i ? ", " : "", set[i]);
+    }
+    if (!member)
+        return ls_errf(err, errlen, LS_ESTATE,
+                       "switchover of %s refused: %s is not in its copy set (%s)", name, to, list);
+    active_t *a = db->active;
+    shipper_t *s = NULL;
+    for (int i = 0; i < a->nshippers; i++)
+        if (!strcmp(a->shippers[i].link->cfg->name, to)) s = &a->shippers[i];
+    if (!s)
+        return ls_errf(err, errlen, LS_ESTATE,
+                       "switchover of %s refused: %s ships nothing to %s (no section says how to "
+                       "reach it)",
+                       name, self, to);
+    ls_ship_state_t st = ls_ship_state(s->m);
+    if (st != LS_SHIP_HEALTHY || !s->link->conn || !s->link->ready)
+        return ls_errf(err, errlen, LS_ESTATE,
+                       "switchover of %s refused: %s's copy is %s%s (%s); it must be connected "
+                       "and Healthy",
+                       name, to, ls_ship_state_name(st),
+                       s->link->conn && s->link->ready ? ", not connected" : "",
+                       ls_ship_reason(s->m));
+    if (s->link->version < LS_PROTO_VERSION_SWITCHOVER)
+        return ls_errf(err, errlen, LS_ESTATE,
+                       "switchover of %s refused: %s speaks protocol version %u on its "
+                       "connection; switchover needs %u",
+                       name, to, (unsigned) s->link->version,
+                       (unsigned) LS_PROTO_VERSION_SWITCHOVER);
+    if (!a->src || !a->have_dbid)
+        return ls_errf(err, errlen, LS_ESTATE,
+                       "switchover of %s refused: nothing of it was written yet", name);
+    if (a->removing || a->seed_snapshots)
+        return ls_errf(err, errlen, LS_EBUSY,
+                       "switchover of %s: a %s is under way; try again in a moment", name,
+                       a->removing ? "log removal" : "seed");
+    *out = s;
+    return 0;
+}
+
+static void status_json(const struct node_sw *w, cJSON *resp)
+{
+    cJSON_AddStringToObject(resp, "database", w->db->cfg->name);
+    cJSON_AddStringToObject(resp, "to", w->to);
+    cJSON_AddStringToObject(resp, "state", sw_state_name(w->state));
+    cJSON_AddStringToObject(resp, "message", w->message);
+    ls_status_json_add_u64(resp, "timeout_ms", w->timeout_ms);
+    ls_status_json_add_u64(resp, "start_time_ns", w->start_ns);
+    ls_status_json_add_u64(resp, "end_time_ns", w->end_ns);
+    ls_status_json_add_u64(resp, "held_ms", held_ms(w));
+    ls_status_json_add_u64(resp, "last_generation", w->last_gen);
+    ls_status_json_add_u64(resp, "last_lsn", w->last_lsn);
+    ls_status_json_add_u64(resp, "epoch", w->new_epoch);
+    ls_status_json_add_u64(resp, "first_generation", w->first_generation);
+    cJSON_AddBoolToObject(resp, "daemon_closed_log", w->self_closed);
+}
+
+int ls__node_switchover_cmd(ls_node_t *n, const cJSON *req, bool status_only, cJSON *resp,
+                            char *err, size_t errlen)
+{
+    const char *cmd = status_only ? "switchover_status" : "switchover";
+    int rc = 0;
+    node_db_t *db = ls__node_db_of(n, req, cmd, &rc, err, errlen);
+    if (!db) return rc;
+    if (status_only) {
+        if (!db->sw) {
+            snprintf(err, errlen, "no switchover of %s since the daemon started", db->cfg->name);
+            return LS_ENOENT;
+        }
+        status_json(db->sw, resp);
+        return 0;
+    }
+    const cJSON *jto = cJSON_GetObjectItem(req, "to");
+    if (!cJSON_IsString(jto) || !jto->valuestring[0]) {
+        snprintf(err, errlen, "switchover needs a string field \"to\" (the node to activate)");
+        return LS_EINVAL;
+    }
+    uint64_t timeout_ms = ls_status_json_u64(req, "timeout_ms");
+    shipper_t *s = NULL;
+    rc = refuse(n, db, jto->valuestring, &s, err, errlen);
+    if (rc) {
+        LS_LOGW("switchover", "%s", err);
+        return rc;
+    }
+    struct node_sw *w = db->sw ? db->sw : calloc(1, sizeof(*w));
+    if (!w) return LS_ENOMEM;
+    if (w->timer_init && !w->timer_closed) { /* the last one's timer is kept, stopped */
+        uv_timer_t keep = w->timer;
+        memset(w, 0, sizeof(*w));
+        w->timer = keep;
+        w->timer_init = true;
+    } else {
+        memset(w, 0, sizeof(*w));
+    }
+    w->timer.data = w;
+    db->sw = w;
+    w->node = n;
+    w->db = db;
+    w->s = s;
+    snprintf(w->to, sizeof(w->to), "%s", jto->valuestring);
+    w->timeout_ms = timeout_ms ? timeout_ms : SW_TIMEOUT_MS_DEFAULT;
+    w->start_ns = ls_now_ns();
+    w->epoch = db->role.epoch;
+    w->new_epoch = db->role.epoch + 1;
+    w->work.data = w;
+    w->state = SW_HOLDING;
+    db->active->switching = true;
+    if (uv_queue_work(n->loop, &w->work, hold_work, hold_done) != 0) {
+        db->active->switching = false;
+        w->state = SW_FAILED;
+        snprintf(err, errlen, "cannot queue the switchover's work");
+        return LS_ENOMEM;
+    }
+    ls_msgf(w->message, sizeof(w->message),
+            "switching %s over from %s to %s: holding commits (epoch %u ends here)", db->cfg->name,
+            n->cfg->node_name, w->to, w->epoch);
+    LS_LOGI("switchover", "%s", w->message);
+    cJSON_AddStringToObject(resp, "message", w->message);
+    return 0;
+}
+
+void ls__node_switchover_done(link_t *l, const ls_proto_switchover_done_t *d)
+{
+    ls_node_t *n = l->node;
+    for (int i = 0; i < n->ndbs; i++) {
+        struct node_sw *w = n->dbs[i].sw;
+        if (!w || w->state != SW_ASKING || w->s->link != l || !w->db->active ||
+            memcmp(w->db->active->dbid, d->dbid, LS_DBID_LEN))
+            continue;
+        if (d->code) {
+            undo(w, SW_REFUSED, "%s answered: %.*s", w->to, (int) d->message.len, d->message.ptr);
+            /* A failed activation there stopped and reopened its copy, which this connection
+             * no longer serves: it reconnects and offers the database again. */
+            if (l->conn) ls_conn_close(l->conn);
+            return;
+        }
+        LS_LOGI("switchover", "%s answered: %.*s", w->to, (int) d->message.len, d->message.ptr);
+        handed_over(w, d->epoch, d->first_generation);
+        return;
+    }
+    LS_LOGW("switchover", "%s sent SWITCHOVER_DONE for no switchover under way: ignored",
+            l->cfg->name);
+}
+
+/* ---- NODE's side ------------------------------------------------------------------------------
+ */
+struct sw_answer {
+    ls_node_t *node;
+    uint64_t peer_id; /* the connection SWITCHOVER came on */
+    uint8_t dbid[LS_DBID_LEN];
+};
+
+static void answer(ls_node_t *n, uint64_t peer_id, const uint8_t *dbid, int code, uint32_t epoch,
+                   uint64_t first, const char *msg)
+{
+    peer_t *p = n->peers;
+    while (p && p->id != peer_id)
+        p = p->next;
+    if (!p || !p->conn) {
+        LS_LOGW("switchover",
+                "the connection SWITCHOVER came on is gone: its sender learns the outcome from "
+                "the EPOCH exchange (%s)",
+                msg);
+        return;
+    }
+    ls_frame_t f = {.type = LS_FRAME_SWITCHOVER_DONE};
+    memcpy(f.switchover_done.dbid, dbid, LS_DBID_LEN);
+    f.switchover_done.code = code;
+    f.switchover_done.epoch = code ? 0 : epoch;
+    f.switchover_done.first_generation = code ? 0 : first;
+    f.switchover_done.message.ptr = msg;
+    f.switchover_done.message.len = LS_MIN(strlen(msg), (size_t) LS_PROTO_MSG_MAX);
+    int rc = ls__node_send(p->conn, &f);
+    if (rc) LS_LOGW("switchover", "cannot answer SWITCHOVER: %s", ls_strerror(rc));
+}
+
+static void activated(node_db_t *db, void *ctx, int rc, const ls_role_activate_report_t *r,
+                      const char *message)
+{
+    (void) db;
+    struct sw_answer *s = ctx;
+    answer(s->node, s->peer_id, s->dbid, rc ? (rc < 0 ? rc : LS_ESTATE) : 0, r->new_epoch,
+           r->first_generation, message);
+    free(s);
+}
+
+void ls__node_switchover_frame(peer_t *p, const ls_proto_switchover_t *f)
+{
+    ls_node_t *n = p->node;
+    char why[1200];
+    pcopy_t *c = NULL;
+    for (int i = 0; i < p->nidx && !c; i++)
+        if (!memcmp(p->dbids[i], f->dbid, LS_DBID_LEN)) c = p->by_idx[i];
+    node_db_t *db = c && c->peer == p && !c->retired ? ls__node_db(n, c->cfg->name) : NULL;
+    int code = LS_ESTATE;
+    if (!db) {
+        ls_msgf(why, sizeof(why),
+                "switchover refused by %s: this connection from %s serves no copy of that "
+                "database here",
+                n->cfg->node_name, p->name);
+        goto refused;
+    }
+    const char *name = db->cfg->name, *self = n->cfg->node_name;
+    if (db->role.role != LS_ROLE_COPY || !c->copy) {
+        ls_msgf(why, sizeof(why), "switchover of %s refused by %s: it is %s here, not a copy", name,
+                self, ls_role_kind_name(db->role.role));
+        goto refused;
+    }
+    ls_copy_stats_t st;
+    ls_copy_stats(c->copy, &st);
+    if (st.state != LS_COPY_HEALTHY) {
+        ls_msgf(why, sizeof(why), "switchover of %s refused by %s: its copy is not healthy (%s)",
+                name, self, st.reason);
+        goto refused;
+    }
+    /* Lossless: exactly the announced last generation, held, inspected and replayed. */
+    if (st.last_replayed != f->last_generation || st.last_durable != f->last_generation ||
+        st.inspect_queue || st.replay_queue ||
+        (f->last_lsn && st.last_replayed_lsn != f->last_lsn)) {
+        ls_msgf(why, sizeof(why),
+                "switchover of %s refused by %s: %s announced generation %" PRIu64 " (LSN %" PRIu64
+                ") as its last, this copy holds up to %" PRIu64 " and replayed up to %" PRIu64
+                " (LSN %" PRIu64 "); not exactly the same",
+                name, self, p->name, f->last_generation, f->last_lsn, st.last_durable,
+                st.last_replayed, st.last_replayed_lsn);
+        goto refused;
+    }
+    struct sw_answer *s = calloc(1, sizeof(*s));
+    if (!s) {
+        code = LS_ENOMEM;
+        ls_msgf(why, sizeof(why), "switchover of %s: no memory", name);
+        goto refused;
+    }
+    s->node = n;
+    s->peer_id = p->id;
+    memcpy(s->dbid, f->dbid, LS_DBID_LEN);
+    ls_role_announced_t ann = {.last_generation = f->last_generation,
+                               .last_close_ns = f->last_close_ns};
+    char reason[LS_ROLE_REASON_MAX + 1];
+    snprintf(reason, sizeof(reason),
+             "activated by a planned switchover from %.64s (logship switchover on %.64s): "
+             "generations up to %" PRIu64 " replayed, nothing lost",
+             p->name, p->name, f->last_generation);
+    int rc = ls__node_activate_planned(n, db, &ann, reason, activated, s, why, sizeof(why));
+    if (rc) {
+        free(s);
+        code = rc;
+        goto refused;
+    }
+    return;
+refused:
+    LS_LOGW("switchover", "%s", why);
+    answer(n, p->id, f->dbid, code < 0 ? code : LS_ESTATE, 0, 0, why);
+}
+
+bool ls__node_switchover_expects(const node_db_t *d, const char *who)
+{
+    const struct node_sw *w = d->sw;
+    return w && (w->state == SW_ASKING || w->state == SW_CLOSING) && !strcmp(w->to, who);
+}
+
+void ls__node_switchover_recover(ls_node_t *n, node_db_t *db)
+{
+    (void) n;
+    ls_ctlpage_t *p = NULL;
+    char e[600];
+    if (ls_ctlpage_open(db->cfg->path, false, &p, e, sizeof(e)) != 0) return; /* none: no hold */
+    uint32_t flags = ls_ctlpage_flags(p);
+    ls_ctl_fence_t f;
+    ls_ctlpage_fence(p, &f);
+    if ((flags & LS_CTL_HOLD) && !(flags & LS_CTL_ASKED)) {
+        if (ls_ctlpage_clear_fence(p, e, sizeof(e)) == 0)
+            LS_LOGW("switchover",
+                    "%s: a switchover to %s was interrupted before %s was asked to activate: its "
+                    "hold is released, %s accepts commits here again",
+                    db->cfg->name, f.name, f.name, db->cfg->name);
+        else
+            LS_LOGE("switchover", "%s: cannot release an interrupted switchover's hold: %s",
+                    db->cfg->name, e);
+    } else if (flags & LS_CTL_HOLD) {
+        LS_LOGW("switchover",
+                "%s: a switchover to %s was interrupted after %s was asked to activate: the "
+                "database stays held (commits refused): if %s is active in epoch %u, its EPOCH "
+                "fences this node; if not, run logship switchover again (it takes the hold over)",
+                db->cfg->name, f.name, f.name, f.name, f.epoch);
+    }
+    ls_ctlpage_close(p);
+}
+
+/* ---- lifecycle ----------------------------------------------------------------------------- */
+static void timer_closed(uv_handle_t *h)
+{
+    struct node_sw *w = h->data;
+    w->timer_closed = true;
+}
+
+void ls__node_switchover_stop(ls_node_t *n)
+{
+    for (int i = 0; i < n->ndbs; i++) {
+        struct node_sw *w = n->dbs[i].sw;
+        if (!w) continue;
+        if (w->state == SW_SHIPPING) undo(w, SW_FAILED, "the daemon stops");
+        if (w->timer_init && !uv_is_closing((uv_handle_t *) &w->timer))
+            uv_close((uv_handle_t *) &w->timer, timer_closed);
+    }
+}
+
+void ls__node_switchover_free(node_db_t *d)
+{
+    if (d->sw) ls_ctlpage_close(d->sw->ctl);
+    free(d->sw);
+    d->sw = NULL;
+}

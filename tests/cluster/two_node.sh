@@ -12,8 +12,11 @@
 #   two_node.sh logship BINDIR     the clone is ocf:logship:logship (tools/ocf/logship) managing
 #                                  BINDIR/logshipd for database db1, node-a active, node-b a
 #                                  copy; `logship status` must show db1 active on the promoted
-#                                  node, and on the survivor after the kill (needs `logship
-#                                  activate` and `logship resync`); LS_OCF_AGENT=FILE installs
+#                                  node; a planned move (crm_resource --move --promoted) to the
+#                                  other node under `logship load --ack-log` must lose no
+#                                  acknowledged commit; db1 active on the survivor after the
+#                                  kill (needs `logship activate`, `resync` and `switchover`);
+#                                  LS_OCF_AGENT=FILE installs
 #                                  FILE as the agent instead of tools/ocf/logship
 #
 # Needs root, iproute2, util-linux (unshare, nsenter), corosync and pacemaker (Debian 12:

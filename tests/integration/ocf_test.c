@@ -2,13 +2,14 @@
  * The OCF resource agent tools/ocf/logship (docs/ACTIVATION.md) with real daemons on loopback:
  * ocf-tester (Debian resource-agents) against a copy, and the agent's answers checked one by one:
  * monitor tells a stopped daemon, a copy, the active and a daemon that does not answer apart;
- * validate-all names what is wrong. The daemons are started and stopped by the agent itself
- * (pid files in the scratch directory); the suite's fini kills what a failed test left, by pid.
+ * validate-all names what is wrong; a planned move (demote of the active with a promotion
+ * pending, as Pacemaker's notifications announce it) hands the database over with logship
+ * switchover. The daemons are started and stopped by the agent itself (pid files in the scratch
+ * directory); the suite's fini kills what a failed test left, by pid.
  *
- * logship has no activate/resync commands yet: promote and demote answer OCF_ERR_UNIMPLEMENTED
- * naming the missing commands (until both exist), which the tests assert (ocf-tester then reports
- * the agent as not promotable). Once both exist, ocf-tester runs promote and demote too, and this
- * test needs a setup where they can succeed (docs/ACTIVATION.md, "Waiting for").
+ * A logship without the activate and resync commands makes promote and demote answer
+ * OCF_ERR_UNIMPLEMENTED naming the missing commands, which the tests assert when so (ocf-tester
+ * then reports the agent as not promotable).
  */
 #include <criterion/criterion.h>
 #include <signal.h>
@@ -148,8 +149,9 @@ Test(ocf, ocf_tester_passes_on_a_copy)
     if (logship_has("activate") && logship_has("resync")) {
         /* Both commands exist: ocf-tester promotes this lone copy, which holds no generation
          * (no active ever shipped to it), so logship activate refuses and the agent passes the
-         * daemon's reason on. Its one-node promote/demote cycle cannot pass: demoting an active
-         * with no new active is a planned switchover, not built (docs/ACTIVATION.md). */
+         * daemon's reason on. Its one-node promote/demote cycle cannot pass anyway: a demote with
+         * no other node's promotion pending is resync, which refuses on a live active (a planned
+         * move names the new active: demote_with_a_pending_promotion_switches_over). */
         cr_assert_neq(rc, 0, "ocf-tester promoted a copy holding nothing:\n%s", out);
         cr_assert(ls_h_contains(out, "Testing: promote") &&
                       ls_h_contains(out, "logship activate db1 failed") &&

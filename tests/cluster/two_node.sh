@@ -12,8 +12,11 @@
 #   two_node.sh logship BINDIR     the clone is ocf:logship:logship (tools/ocf/logship) managing
 #                                  BINDIR/logshipd for database db1, node-a active, node-b a
 #                                  copy; `logship status` must show db1 active on the promoted
-#                                  node, and on the survivor after the kill (needs `logship
-#                                  activate` and `logship resync`); LS_OCF_AGENT=FILE installs
+#                                  node; a planned move (crm_resource --move --promoted) to the
+#                                  other node under `logship load --ack-log` must lose no
+#                                  acknowledged commit; db1 active on the survivor after the
+#                                  kill (needs `logship activate`, `resync` and `switchover`);
+#                                  LS_OCF_AGENT=FILE installs
 #                                  FILE as the agent instead of tools/ocf/logship
 #
 # Needs root, iproute2, util-linux (unshare, nsenter), corosync and pacemaker (Debian 12:
@@ -80,6 +83,7 @@ TAG=$$
 NODES="a b"
 WORK=$(mktemp -d "/tmp/ls-cluster.XXXXXX") || die "cannot create a temporary directory"
 STARTED=""
+LOAD_PID=""
 
 ns_of() { echo "lspm$TAG$1"; }
 
@@ -113,6 +117,10 @@ kill_node() {
 
 cleanup() {
     trap - EXIT INT TERM
+    if [ -n "$LOAD_PID" ]; then
+        kill -9 "$LOAD_PID" 2>/dev/null
+        wait "$LOAD_PID" 2>/dev/null
+    fi
     for n in $NODES; do kill_node "$n"; done
     for n in $NODES; do ip netns del "$(ns_of "$n")" 2>/dev/null; done
     if [ -n "${LS_CLUSTER_KEEP:-}" ]; then
@@ -425,13 +433,79 @@ else
         fail "st-clone is promoted on $first but its state file says '$(stateful_role "$victim")'"
 fi
 
+# Waits until node $1's instance is Unpromoted (seen from node $1): a copy to promote.
+wait_unpromoted() {
+    t=0
+    until instances "$1" | grep -q "^Unpromoted node-$1\$"; do
+        t=$((t + 1))
+        [ "$t" -lt "$((WAIT * 2))" ] || fail "no Unpromoted instance of $RSC-clone on node-$1"
+        sleep 0.5
+    done
+}
+
+# ---- a planned move (logship agent only): crm_resource --move --promoted of the promoted
+# instance to the other node under a running `logship load --ack-log` on it. The agent's demote
+# runs `logship switchover db1 --to <other>` (its pre-demote notification named the promotion),
+# the promote there finds db1 active; the load is fenced, every acknowledged id is on the new
+# active. The kill below then fails the database back over to the old active, now its copy.
+if [ "$AGENT" = logship ]; then
+    wait_unpromoted "$survivor"
+    # node-b's copy Healthy (switchover's precondition), as its daemon reports it.
+    t=0
+    until on "$survivor" "$BINDIR/logship" status -c "$WORK/node/logship.conf" --json 2>/dev/null |
+        tr -d ' \t\n' | grep -q '"state":"Healthy"'; do
+        t=$((t + 1))
+        [ "$t" -lt "$((WAIT * 2))" ] || fail "db1's copy on node-$survivor is not Healthy"
+        sleep 0.5
+    done
+    "$BINDIR/logship" load "$WORK/$victim/data/db1" --transactions 100000000 --rate 1000 \
+        --threads 2 --target-size 65536 --seed 2 --ack-log "$WORK/acked" \
+        >"$WORK/move-load.log" 2>&1 &
+    LOAD_PID=$!
+    t=0
+    until [ "$(wc -l 2>/dev/null <"$WORK/acked" || echo 0)" -ge 100 ]; do
+        t=$((t + 1))
+        [ "$t" -lt "$((WAIT * 2))" ] ||
+            fail "the load on node-$victim acknowledged nothing: $(tail -n 3 "$WORK/move-load.log")"
+        sleep 0.5
+    done
+    MOVE_AT=$(date +%s)
+    on "$victim" crm_resource --move --promoted -r "$RSC-clone" -N "node-$survivor" \
+        >"$WORK/move.log" 2>&1 || fail "crm_resource --move failed: $(cat "$WORK/move.log")"
+    moved=$(wait_promoted "$survivor" "$first") ||
+        fail "crm_resource --move did not promote $RSC-clone elsewhere within ${WAIT}s"
+    [ "$moved" = "node-$survivor" ] || fail "moved to $moved, expected node-$survivor"
+    echo "two_node.sh: planned move: $RSC-clone promoted on $moved $(($(date +%s) - MOVE_AT))s after crm_resource --move"
+    db1_active "$survivor"
+    # The old active is the new one's copy (switchover's last step, no resync, no restart).
+    st=$(on "$victim" "$BINDIR/logship" status -c "$WORK/node/logship.conf" --json) ||
+        fail "logship status on node-$victim failed"
+    printf '%s\n' "$st" | tr -d ' \t\n' | grep -q '"database":"db1","role":"copy"' ||
+        fail "after the move, logship status on node-$victim does not show db1 a copy: $st"
+    echo "two_node.sh: logship status on node-$victim shows db1 a copy"
+    t=0
+    while kill -0 "$LOAD_PID" 2>/dev/null; do
+        t=$((t + 1))
+        [ "$t" -lt "$((WAIT * 2))" ] || fail "the load on node-$victim still runs after the move"
+        sleep 0.5
+    done
+    wait "$LOAD_PID"
+    load_rc=$?
+    LOAD_PID=""
+    if [ "$load_rc" -eq 0 ] ||
+        ! grep -q "is fenced: node-$survivor becomes the active" "$WORK/move-load.log"; then
+        fail "the load on node-$victim did not end fenced for node-$survivor (exit $load_rc): $(tail -n 3 "$WORK/move-load.log")"
+    fi
+    sh "$ROOT/tools/ack-check.sh" "$WORK/$survivor/data/db1/store" "$WORK/acked" >"$WORK/ack-check.log" 2>&1 ||
+        fail "an acknowledged commit is missing on node-$survivor: $(tail -n 3 "$WORK/ack-check.log")"
+    echo "two_node.sh: node-$survivor holds every acknowledged id: $(tail -n 1 "$WORK/ack-check.log")"
+    on "$victim" crm_resource --clear -r "$RSC-clone" >/dev/null 2>&1 || fail "crm_resource --clear failed"
+    first=$moved
+    case $first in node-a) victim=a survivor=b ;; *) victim=b survivor=a ;; esac
+fi
+
 # The survivor's instance must have started (Unpromoted) before the kill: a copy to promote.
-t=0
-until instances "$survivor" | grep -q "^Unpromoted node-$survivor\$"; do
-    t=$((t + 1))
-    [ "$t" -lt "$((WAIT * 2))" ] || fail "no Unpromoted instance of $RSC-clone on node-$survivor"
-    sleep 0.5
-done
+wait_unpromoted "$survivor"
 
 if [ "$AGENT" = stateful ]; then
     [ "$(stateful_role "$survivor")" = Unpromoted ] ||

@@ -2,13 +2,14 @@
  * The OCF resource agent tools/ocf/logship (docs/ACTIVATION.md) with real daemons on loopback:
  * ocf-tester (Debian resource-agents) against a copy, and the agent's answers checked one by one:
  * monitor tells a stopped daemon, a copy, the active and a daemon that does not answer apart;
- * validate-all names what is wrong. The daemons are started and stopped by the agent itself
- * (pid files in the scratch directory); the suite's fini kills what a failed test left, by pid.
+ * validate-all names what is wrong; a planned move (demote of the active with a promotion
+ * pending, as Pacemaker's notifications announce it) hands the database over with logship
+ * switchover. The daemons are started and stopped by the agent itself (pid files in the scratch
+ * directory); the suite's fini kills what a failed test left, by pid.
  *
- * logship has no activate/resync commands yet: promote and demote answer OCF_ERR_UNIMPLEMENTED
- * naming the missing commands (until both exist), which the tests assert (ocf-tester then reports
- * the agent as not promotable). Once both exist, ocf-tester runs promote and demote too, and this
- * test needs a setup where they can succeed (docs/ACTIVATION.md, "Waiting for").
+ * A logship without the activate and resync commands makes promote and demote answer
+ * OCF_ERR_UNIMPLEMENTED naming the missing commands, which the tests assert when so (ocf-tester
+ * then reports the agent as not promotable).
  */
 #include <criterion/criterion.h>
 #include <signal.h>
@@ -29,6 +30,7 @@ enum { OCF_ERR_CONFIGURED = 6, OCF_NOT_RUNNING = 7, OCF_RUNNING_MASTER = 8 };
 
 static ls_h_pair_t pair;
 static char pidfile[2][600];
+static pid_t load_pid; /* a background logship load, 0: none */
 
 /* The daemon an agent's pid file names, or 0. */
 static pid_t agent_pid(int node)
@@ -42,6 +44,11 @@ static pid_t agent_pid(int node)
 
 static void fini(void)
 {
+    if (load_pid > 0) {
+        ls_h_kill(load_pid, SIGKILL);
+        ls_h_wait(load_pid, 5000);
+        load_pid = 0;
+    }
     for (int n = 0; n < 2; n++) {
         pid_t pid = pair.dir ? agent_pid(n) : 0;
         if (pid) {
@@ -58,13 +65,18 @@ static void fini(void)
 
 TestSuite(ocf, .fini = fini, .timeout = 180);
 
-static void setup(void)
+static void setup_with(const ls_h_pair_opts_t *opts)
 {
     if (access(OCF_TESTER, X_OK) != 0)
         cr_assert_fail("%s is missing: install resource-agents (tools/deps.sh test)", OCF_TESTER);
-    ls_h_pair_init(&pair, "ocf", &(ls_h_pair_opts_t){.plaintext = true});
+    ls_h_pair_init(&pair, "ocf", opts);
     for (int n = 0; n < 2; n++)
         snprintf(pidfile[n], sizeof(pidfile[n]), "%s/agent-%d.pid", pair.dir, n);
+}
+
+static void setup(void)
+{
+    setup_with(&(ls_h_pair_opts_t){.plaintext = true});
 }
 
 /* The agent's parameters for node as environment assignments (OCF_RESKEY_*); extra overrides. */
@@ -137,8 +149,9 @@ Test(ocf, ocf_tester_passes_on_a_copy)
     if (logship_has("activate") && logship_has("resync")) {
         /* Both commands exist: ocf-tester promotes this lone copy, which holds no generation
          * (no active ever shipped to it), so logship activate refuses and the agent passes the
-         * daemon's reason on. Its one-node promote/demote cycle cannot pass: demoting an active
-         * with no new active is a planned switchover, not built (docs/ACTIVATION.md). */
+         * daemon's reason on. Its one-node promote/demote cycle cannot pass anyway: a demote with
+         * no other node's promotion pending is resync, which refuses on a live active (a planned
+         * move names the new active: demote_with_a_pending_promotion_switches_over). */
         cr_assert_neq(rc, 0, "ocf-tester promoted a copy holding nothing:\n%s", out);
         cr_assert(ls_h_contains(out, "Testing: promote") &&
                       ls_h_contains(out, "logship activate db1 failed") &&
@@ -373,4 +386,183 @@ Test(ocf, promotion_score_follows_the_copy_position)
 
     expect(LS_H_A, "stop", OCF_SUCCESS, NULL, NULL);
     expect(LS_H_B, "stop", OCF_SUCCESS, NULL, NULL);
+}
+
+/* ---- demote of the live active with a promotion pending: a planned switchover ---- */
+
+static size_t lines_of(const char *path)
+{
+    size_t len = 0, n = 0;
+    uint8_t *b = ls_h_read_file(path, &len);
+    for (size_t i = 0; b && i < len; i++)
+        n += b[i] == '\n';
+    free(b);
+    return n;
+}
+
+typedef struct {
+    const char *path;
+    size_t lines;
+} acks_cond_t;
+
+static bool acks_reach(void *ctx)
+{
+    acks_cond_t *c = ctx;
+    return lines_of(c->path) >= c->lines;
+}
+
+/* node-b's copy of db1 connected and Healthy (switchover's precondition). */
+static bool copy_healthy(void *ctx)
+{
+    (void) ctx;
+    cJSON *st = ls_h_status(&pair, LS_H_B);
+    bool ok = st && !strcmp(ls_h_str(st, "state"), "Healthy");
+    cJSON_Delete(st);
+    return ok;
+}
+
+/* db1's entry in node's "databases" has role (and follows, unless empty). */
+static void db1_is(int node, const char *role, const char *follows)
+{
+    cJSON *st = ls_h_status(&pair, node), *d;
+    cr_assert_not_null(st);
+    bool found = false;
+    cJSON_ArrayForEach(d, cJSON_GetObjectItem(st, "databases"))
+    {
+        const cJSON *name = cJSON_GetObjectItem(d, "database");
+        if (!cJSON_IsString(name) || strcmp(name->valuestring, "db1")) continue;
+        found = true;
+        const cJSON *r = cJSON_GetObjectItem(d, "role"), *f = cJSON_GetObjectItem(d, "follows");
+        cr_assert(cJSON_IsString(r) && !strcmp(r->valuestring, role), "db1 on node %d is not %s",
+                  node, role);
+        if (*follows)
+            cr_assert(cJSON_IsString(f) && !strcmp(f->valuestring, follows),
+                      "db1 on node %d does not follow %s", node, follows);
+    }
+    cJSON_Delete(st);
+    cr_assert(found, "node %d's status has no db1 in databases", node);
+}
+
+static bool file_exists(const char *path)
+{
+    return access(path, F_OK) == 0;
+}
+
+/* Pacemaker's pre-demote notification of a transition that demotes node-a's instance and
+ * promotes promote_uname (may be empty), as the agent on `on_node` sees it; plus extra. */
+static void notify_pre_demote(int node, const char *on_node, const char *promote_uname,
+                              const char *extra)
+{
+    char env[1200];
+    snprintf(env, sizeof(env),
+             "OCF_RESKEY_CRM_meta_notify_type=pre OCF_RESKEY_CRM_meta_notify_operation=demote "
+             "OCF_RESKEY_CRM_meta_on_node=%s OCF_RESKEY_CRM_meta_notify_demote_uname='host-a ' "
+             "OCF_RESKEY_CRM_meta_notify_promote_uname='%s' %s",
+             on_node, promote_uname, extra ? extra : "");
+    expect(node, "notify", OCF_SUCCESS, env, NULL);
+}
+
+/* A planned move as Pacemaker runs it (crm_resource --move of the promoted instance, or node-a
+ * put in standby), with Pacemaker's node names host-a and host-b mapped to logship's node-a and
+ * node-b by the parameter node_names: pre-demote notify on both nodes (node-a remembers the
+ * promotion of host-b, node-b nothing), demote of node-a under a running `logship load
+ * --ack-log` (logship switchover: node-b active, node-a its copy), promote of node-b (active
+ * already: 0). Every acknowledged id is in node-b's store (tools/ack-check.sh). Before that: a
+ * pending promotion of a node outside the copy set fails with switchover's refusal and leaves
+ * db1 active; a pre-demote without a promotion (a plain stop of the active) clears what an
+ * earlier notification remembered, and demote then runs resync as before (refused: db1 is the
+ * active here). */
+Test(ocf, demote_with_a_pending_promotion_switches_over)
+{
+    setup_with(&(ls_h_pair_opts_t){
+        .plaintext = true, .seedable = true, .b_db_extra = "copies = node-a, node-b\n"});
+    char cmd[1600];
+    snprintf(
+        cmd, sizeof(cmd),
+        "sed -i 's/^\\[source node-a\\]$/[peer node-a]/' %s && grep -q '^\\[peer node-a\\]$' %s",
+        pair.conf[LS_H_B], pair.conf[LS_H_B]);
+    cr_assert_eq(ls_h_sh(cmd, NULL, NULL, 5000), 0, "no [source node-a] in node-b's configuration");
+    const char *names = "OCF_RESKEY_node_names='host-a=node-a host-b=node-b'";
+    expect(LS_H_B, "start", OCF_SUCCESS, names, NULL);
+    expect(LS_H_A, "start", OCF_SUCCESS, names, NULL);
+    expect(LS_H_A, "validate-all", OCF_ERR_CONFIGURED, "OCF_RESKEY_node_names='host-a=node-a x'",
+           "the parameter node_names has 'x', not UNAME=NODE");
+
+    char ack[600], errlog[600], promote_file[700];
+    snprintf(ack, sizeof(ack), "%s/acked", pair.dir);
+    snprintf(errlog, sizeof(errlog), "%s/load.log", pair.dir);
+    snprintf(promote_file, sizeof(promote_file), "%s.promote", pidfile[LS_H_A]);
+    char *argv[] = {(char *) ls_h_bin("logship"),
+                    "load",
+                    pair.db[LS_H_A],
+                    "--transactions",
+                    "100000000",
+                    "--rate",
+                    "1500",
+                    "--threads",
+                    "2",
+                    "--target-size",
+                    "65536",
+                    "--ack-log",
+                    ack,
+                    NULL};
+    load_pid = ls_h_spawn(argv, errlog, NULL);
+    cr_assert_gt(load_pid, 0, "cannot start logship load");
+    acks_cond_t ac = {ack, 150};
+    cr_assert(ls_h_wait_for(acks_reach, &ac, 20000), "the load acknowledged nothing");
+    cr_assert(ls_h_wait_for(copy_healthy, NULL, 30000), "node-b's copy is not Healthy");
+    expect(LS_H_A, "monitor", OCF_RUNNING_MASTER, names, NULL);
+
+    /* A promotion of a node outside the copy set: switchover refuses, db1 stays active here. */
+    notify_pre_demote(LS_H_A, "host-a", "host-z", names);
+    cr_assert(file_exists(promote_file), "pre-demote remembered the promotion of host-z");
+    expect(LS_H_A, "demote", OCF_ERR_GENERIC, names,
+           "logship switchover db1 --to host-z (Pacemaker node host-z) failed");
+    cr_assert(!file_exists(promote_file), "demote consumed what notify remembered");
+    expect(LS_H_A, "monitor", OCF_RUNNING_MASTER, names, NULL);
+
+    /* No promotion pending: an earlier notification's target is forgotten, demote is resync. */
+    notify_pre_demote(LS_H_A, "host-a", "host-b", names);
+    notify_pre_demote(LS_H_A, "host-a", "", names);
+    cr_assert(!file_exists(promote_file), "a pre-demote without a promotion cleared it");
+    expect(LS_H_A, "demote", OCF_ERR_GENERIC, names, "logship resync db1 failed");
+    expect(LS_H_A, "monitor", OCF_RUNNING_MASTER, names, NULL);
+
+    /* The planned move. */
+    notify_pre_demote(LS_H_B, "host-b", "host-b", names);
+    notify_pre_demote(LS_H_A, "host-a", "host-b", names);
+    cr_assert(file_exists(promote_file), "pre-demote remembered the promotion of host-b");
+    expect(LS_H_A, "demote", OCF_SUCCESS, names, NULL);
+    cr_assert(!file_exists(promote_file), "demote consumed what notify remembered");
+    expect(LS_H_B, "promote", OCF_SUCCESS, names, NULL);
+    expect(LS_H_B, "monitor", OCF_RUNNING_MASTER, names, NULL);
+    expect(LS_H_A, "monitor", OCF_SUCCESS, names, NULL);
+    db1_is(LS_H_A, "copy", "node-b");
+    db1_is(LS_H_B, "active", "");
+    expect(LS_H_A, "demote", OCF_SUCCESS, names, NULL);  /* a copy already */
+    expect(LS_H_B, "promote", OCF_SUCCESS, names, NULL); /* active already */
+
+    /* The load on node-a ended on its own: its commits refused, fenced for node-b. */
+    int rc = ls_h_wait(load_pid, 30000);
+    load_pid = 0;
+    size_t len = 0;
+    char *text = (char *) ls_h_read_file(errlog, &len);
+    cr_assert_not_null(text, "no output of logship load in %s", errlog);
+    char *z = realloc(text, len + 1);
+    cr_assert_not_null(z);
+    z[len] = '\0';
+    cr_assert(rc > 0 && rc < 128, "the load on node-a did not fail (status %d): %s", rc, z);
+    cr_assert(ls_h_contains(z, "is fenced: node-b becomes the active"), "%s", z);
+    free(z);
+    char *out = NULL;
+    snprintf(cmd, sizeof(cmd), "sh %s/tools/ack-check.sh %s/store %s", LS_SOURCE_DIR,
+             pair.db[LS_H_B], ack);
+    cr_assert_eq(ls_h_sh(cmd, &out, NULL, 60000), 0, "node-b holds every acknowledged id: %s", out);
+    cr_assert(ls_h_contains(out, "every marker present"), "%s", out);
+    free(out);
+
+    expect(LS_H_A, "stop", OCF_SUCCESS, NULL, NULL);
+    expect(LS_H_B, "stop", OCF_SUCCESS, NULL, NULL);
+    cr_assert_eq(agent_pid(LS_H_A), 0);
+    cr_assert_eq(agent_pid(LS_H_B), 0);
 }

@@ -324,7 +324,15 @@ static int read_verify(ls_reader_t *r, uint64_t g, uint32_t epoch, const char *p
     memcpy(r->dbid, info.header.dbid, LS_DBID_LEN);
     r->have_dbid = true;
     atomic_store_explicit(&n->avail, n->buf.size, memory_order_release);
-    if (!published) publish(r, n, false);
+    if (!published) { /* read whole in one piece: handed out complete, n is ship's from then on
+                         (it may be released and freed at once: nothing here touches it after) */
+        pthread_mutex_lock(&r->mu);
+        r->st.read++;
+        r->st.next = g + 1;
+        pthread_mutex_unlock(&r->mu);
+        publish(r, n, false);
+        return 0;
+    }
     bool gone = false;
     pthread_mutex_lock(&r->mu);
     r->st.read++;
@@ -340,7 +348,7 @@ static int read_verify(ls_reader_t *r, uint64_t g, uint32_t epoch, const char *p
     if (gone) {
         free(n->data);
         free(n);
-    } else if (published) {
+    } else {
         r->cb(r->ctx);
     }
     return 0;

@@ -498,6 +498,55 @@ Test(source, reader_delivers_in_order_and_waits_for_new_generations)
     chain_free(c);
 }
 
+/* A consumer that takes and releases each generation the moment it is told (here inside the
+ * notify callback, on the reader's own thread: the tightest race there is). A generation read
+ * whole in one piece is handed out complete; the reader must not touch it after handing it out
+ * (it did: ASan found a write to a released one in the demote test). */
+typedef struct {
+    pthread_mutex_t mu; /* the callback and the test's own first call */
+    ls_reader_t *r;
+    int taken;
+    uint64_t last;
+} eager_t;
+
+static void eager(void *ctx)
+{
+    eager_t *e = ctx;
+    const ls_gen_buf_t *g;
+    pthread_mutex_lock(&e->mu);
+    while (e->r && ls_reader_next(e->r, &g) == 0) {
+        if (g->generation == e->last + 1 && ls_gen_buf_avail(g) == g->size) e->last++;
+        ls_reader_release(e->r, g);
+        __atomic_add_fetch(&e->taken, 1, __ATOMIC_SEQ_CST);
+    }
+    pthread_mutex_unlock(&e->mu);
+}
+
+static bool eager_done(void *ctx)
+{
+    return __atomic_load_n(&((eager_t *) ctx)->taken, __ATOMIC_SEQ_CST) >= 20;
+}
+
+Test(source, a_generation_released_as_soon_as_it_is_handed_out)
+{
+    chain_t *c = chain_new();
+    add_gens(c, 20, 1);
+    ls_source_t *s = open_src(c);
+    static eager_t e; /* read by the reader's thread from the first callback on */
+    e = (eager_t){.mu = PTHREAD_MUTEX_INITIALIZER};
+    ls_reader_t *r = NULL;
+    pthread_mutex_lock(&e.mu);
+    cr_assert_eq(ls_reader_start(s, 1, NULL, eager, &e, &r), 0);
+    e.r = r;
+    pthread_mutex_unlock(&e.mu);
+    eager(&e); /* what was handed out before e.r was set */
+    cr_assert(ls_h_wait_for(eager_done, &e, 10000), "took %d of 20", e.taken);
+    cr_assert_eq(e.last, 20, "in order and whole");
+    ls_reader_stop(r);
+    ls_source_free(s);
+    chain_free(c);
+}
+
 Test(source, reader_memory_stays_bounded_with_a_backlog)
 {
     chain_t *c = chain_new();

@@ -38,7 +38,7 @@ static void fini(void)
 
 TestSuite(hostkill, .fini = fini, .timeout = 0);
 
-enum { THREADS = 4, MAX_DELAY_MS = 800, MAX_MISSING = 4096 };
+enum { THREADS = 4, MAX_DELAY_MS = 1000, MAX_MISSING = 4096 };
 
 typedef struct {
     const char *name; /* "remote_durable" or "block" */
@@ -75,10 +75,13 @@ static void out_line(const char *fmt, ...)
     if (f) fprintf(f, "%s\n", line), fclose(f);
 }
 
-static unsigned next_rand(unsigned *s)
+/* splitmix64: consecutive seeds give unrelated delays */
+static uint64_t next_rand(uint64_t *s)
 {
-    *s = *s * 1103515245u + 12345u;
-    return (*s >> 16) & 0x7fff;
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
 }
 
 /* Lines of the ack log (ids), in the order they were acknowledged; *n receives their count. */
@@ -232,11 +235,11 @@ static void one_kill(const hk_mode_t *m, unsigned seed, kill_t *k)
 {
     memset(k, 0, sizeof(*k));
     k->seed = seed;
-    unsigned s = seed;
+    uint64_t s = seed;
     k->delay_ms = (int) (next_rand(&s) % (MAX_DELAY_MS + 1));
 
-    /* Small generations (64 KiB, a roll every quarter second or so) so that kills also land at a
-     * roll, when a closed generation and the next one's first blocks are on their way. */
+    /* Small generations (32 KiB, a roll about every 100 transactions) so that kills also land at
+     * a roll, when a closed generation and the next one's first blocks are on their way. */
     ls_h_pair_opts_t o = {.plaintext = true, .seedable = true};
     ls_h_pair_init(&pair, "hostkill", &o);
     pair_live = true;
@@ -249,7 +252,7 @@ static void one_kill(const hk_mode_t *m, unsigned seed, kill_t *k)
     snprintf(ack, sizeof(ack), "%s/ack.log", pair.dir);
     snprintf(args, sizeof(args),
              "%s %s --transactions 1000000 --threads %d --records-per-txn 2 "
-             "--value-size 100 --target-size 65536 --seed %u --ack-log %s",
+             "--value-size 100 --target-size 32768 --seed %u --ack-log %s",
              m->sync, rate_arg(), THREADS, seed, ack);
     ls_h_load_start(&pair, args);
     ready_t r = {ack, m->lossless};

@@ -184,8 +184,11 @@ static void on_re_offer(ls_ship_t *m, const ls_proto_re_offer_t *r)
 {
     ls__ship_reader_stop(m);
     m->restart_from = 0;
-    if (r->flags & LS_REOFFER_REPLACED) /* what the target said about the old copy is void */
+    if (r->flags & LS_REOFFER_REPLACED) { /* what the target said about the old copy is void */
         m->durable = m->inspected = m->replayed = m->synced = (ship_pos_t){0};
+        m->blk.held = 0;
+        m->blk.ack_ns = 0;
+    }
     if (r->flags & LS_REOFFER_HOLD) {
         ls__ship_set_state(m, LS_SHIP_SEEDING, "target %s: %.*s", m->o.target,
                            (int) LS_MIN(r->reason.len, 400), r->reason.ptr);

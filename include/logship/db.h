@@ -120,7 +120,8 @@ typedef struct {
 int ls_db_open(const char *dir, const ls_db_options_t *opts, ls_db_t **out);
 const char *ls_db_open_error(void);
 
-/* Closes the database: waits for queued commits, rolls a non-empty current log (so nothing sits
+/* Closes the database: waits for queued commits (those waiting for copies are told LS_ECLOSED
+ * at once: close never waits for copies), rolls a non-empty current log (so nothing sits
  * unshipped), checkpoints the store, frees db. Returns the first error met. NULL is a no-op. */
 int ls_db_close(ls_db_t *db);
 

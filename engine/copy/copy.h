@@ -17,7 +17,8 @@
  * generation not held.
  *
  * Lifecycle: ls_copy_open() -> ls_copy_start() (the replayer thread) -> receive calls and
- * ls_copy_pause_replay() / ls_copy_stats() / ls_copy_resume_point() at any time -> ls_copy_stop()
+ * ls_copy_pause_replay() / ls_copy_stats() / ls_copy_resume_point() / ls_copy_shadow_durable() at
+ * any time -> ls_copy_stop()
  * -> ls_copy_close(). Without ls_copy_start() generations are received and inspected but never
  * replayed (tests use that; the daemon always starts it).
  *
@@ -31,8 +32,8 @@
  *    from any thread; they only take the copy's mutex.
  *  - the event callback runs on the receiver thread (DURABLE, INSPECTED, ASK_AGAIN after a failed
  *    inspection, STATE for a full disk or Failed) or on the replayer thread (REPLAYED,
- *    REPLAYED_SYNCED, ASK_AGAIN for a file damaged in logs/, STATE); never with the copy's mutex
- *    held, so it may call ls_copy_stats(). It must not block for long: marshal to the loop.
+ *    REPLAYED_SYNCED, APPLIED, ASK_AGAIN for a file damaged in logs/, STATE); never with the copy's
+ * mutex held, so it may call ls_copy_stats(). It must not block for long: marshal to the loop.
  *    ls_copy_open() reports nothing through it (the resume point says where the copy stands).
  *
  * States: HEALTHY; DISK_FULL (transient: set by ENOSPC on the receive path or in the store, left
@@ -42,7 +43,13 @@
  * ls_copy_clear_failed()). States are not persisted: a restart starts HEALTHY and tries again.
  * Fault points (test builds): copy.recv.before_rename, copy.recv.write_enospc (a write of the
  * receive path fails with ENOSPC: DISK_FULL), copy.replay.before_commit (inside the store
- * transaction), copy.replay.after_commit.
+ * transaction), copy.replay.after_commit, copy.shadow.before_commit / after_commit (the shadow's
+ * early apply), copy.shadow_close.after_trailer / after_rename (ls_copy_shadow_close).
+ *
+ * Block mode: <dir>/shadow/ holds the open generation's shadow; the replayer applies its complete
+ * transactions early (the store's meta then lies inside the open generation, with the seal of
+ * the bytes applied, checked when the closed generation replays: a mismatch is FAILED). See
+ * ls_copy_shadow_durable and docs/BLOCKMODE.md "Shadow replay and activation".
  */
 #ifndef LS_COPY_H
 #define LS_COPY_H
@@ -213,12 +220,14 @@ typedef struct {
 /* Activation (engine/role): the shadow of the generation the copy wants next becomes that closed
  * generation: cut after its last COMMIT, a trailer with its digest written, fdatasynced, renamed
  * into logs/ and queued for replay (ls_copy_start replays it). Shadows of other generations are
- * deleted. Call after ls_copy_open and before ls_copy_start, with nothing being received. Safe
- * to rerun after a crash at any step. 0 (out filled; out->generation 0 when there was nothing to
- * close), LS_ESTATE (replayer running or a receive open), the scanner's code when the shadow
- * does not chain to the held generations (err names the file: remove it to activate without
- * it), LS_EIO, LS_ENOSPC. */
-int ls_copy_shadow_close(ls_copy_t *copy, ls_copy_shadow_closed_t *out, char *err, size_t errlen);
+ * deleted. dry_run: only says what it would close (out), changing nothing (an activation that may
+ * still be refused for its loss must leave the shadow as it is). Call after ls_copy_open and
+ * before ls_copy_start, with nothing being received. Safe to rerun after a crash at any step.
+ * 0 (out filled; out->generation 0 when there is nothing to close), LS_ESTATE (replayer running
+ * or a receive open), the scanner's code when the shadow does not chain to the held generations
+ * (err names the file: remove it to activate without it), LS_EIO, LS_ENOSPC. */
+int ls_copy_shadow_close(ls_copy_t *copy, bool dry_run, ls_copy_shadow_closed_t *out, char *err,
+                         size_t errlen);
 
 /* Receiving (the receiver thread). Each returns 0 or an error with a message in err.
  *

@@ -59,6 +59,7 @@ typedef struct {
     uint64_t size;        /* durable bytes of it */
     uint64_t durable_lsn; /* the LSN they end at */
     uint64_t reports;     /* reports since open (the replayer notices a new one) */
+    uint64_t report_ns;   /* monotonic ns of the last report (the idle checkpoint waits) */
     /* what the replayer did (mu) */
     uint64_t applied_lsn;        /* last LSN applied early from it (0: none) */
     uint64_t applies;            /* store transactions applying a shadow */

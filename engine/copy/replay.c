@@ -13,7 +13,10 @@
  * applied_generations + n) in the same transaction, parsed by ls_gen_stream in trusted mode
  * (structure only) before the transaction into a list of operations sorted by key (stable), of
  * which only the last of each key is applied: the same final state, LMDB's B-tree walked in
- * order. Records with LSN <= meta.lsn are skipped (idempotent; the seed hand-off).
+ * order. Records with LSN <= meta.lsn are skipped (idempotent; the seed hand-off; the records
+ * the block-mode shadow applied early, whose bytes ls__copy_shadow_check compares first).
+ * When nothing closed is ready, the shadow of the open generation is applied early
+ * (shadow_apply.c).
  * The store is checkpointed at most every checkpoint_ms, and when idle (nothing to apply and the
  * receiver quiet for IDLE_CKPT_NS); replayed-synced(N)
  * follows, then log removal.
@@ -450,6 +453,8 @@ void *ls__copy_replayer(void *arg)
         if (n == 0 && ls__copy_shadow_due(c)) { /* block mode: the open generation, early */
             pthread_mutex_unlock(&c->mu);
             int rc = ls__copy_shadow_apply(c);
+            if (c->dirty && ls_mono_ns() - c->last_ckpt >= c->o.checkpoint_ms * 1000000ull)
+                ls__copy_checkpoint(c); /* reports that never pause still get checkpoints */
             pthread_mutex_lock(&c->mu);
             if (rc && !c->stop) wait_ns(c, ERROR_WAIT_NS);
             continue;
@@ -459,7 +464,8 @@ void *ls__copy_replayer(void *arg)
              * is over), not between the generations of a steady stream, whose receives would
              * wait for the store's syncs. */
             uint64_t mono = ls_mono_ns(), ckpt_ns = c->o.checkpoint_ms * 1000000ull;
-            uint64_t quiet = mono - __atomic_load_n(&c->rx_activity_ns, __ATOMIC_RELAXED);
+            uint64_t quiet = mono - LS_MAX(__atomic_load_n(&c->rx_activity_ns, __ATOMIC_RELAXED),
+                                           c->sh.report_ns); /* block mode: shadow reports */
             uint64_t since = mono - c->last_ckpt;
             bool ckpt = c->dirty && !holding && (quiet >= IDLE_CKPT_NS || since >= ckpt_ns);
             if (c->dirty && !holding && !ckpt)

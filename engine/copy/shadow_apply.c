@@ -45,6 +45,9 @@ struct ls__copy_sh_run {
     uint8_t dbid[LS_DBID_LEN];    /* ex.dbid points here */
     uint8_t prev[LS_DIGEST_SIZE]; /* ex.prev_digest points here */
     bool stopped;                 /* the walk ended (bad record, mismatch): nothing more */
+    bool unlike;                  /* the shadow is not what the store applied: never apply */
+    bool reopen;                  /* the file was shorter than reported (replaced by the
+                                     receiver): the next report starts a new walk */
     uint64_t fed;                 /* bytes fed to the stream */
     uint64_t pos;                 /* end of the last record walked */
     uint64_t base_lsn;            /* records up to this LSN are in the store already */
@@ -74,6 +77,7 @@ void ls_copy_shadow_durable(ls_copy_t *c, uint32_t epoch, uint64_t generation, u
     c->sh.size = size;
     c->sh.durable_lsn = durable_lsn;
     c->sh.reports++;
+    c->sh.report_ns = ls_mono_ns(); /* the idle checkpoint waits until reports are quiet */
     pthread_cond_broadcast(&c->cv);
     pthread_mutex_unlock(&c->mu);
 }
@@ -115,7 +119,7 @@ bool ls__copy_shadow_due(ls_copy_t *c)
     if (s->generation != c->held_gen + 1 || s->epoch < c->held_epoch ||
         c->meta.digest_generation != c->held_gen)
         return false;
-    if (!r || r->epoch != s->epoch || r->generation != s->generation)
+    if (!r || r->epoch != s->epoch || r->generation != s->generation || r->reopen)
         return s->size > LS_GEN_HEADER_SIZE && s->seen != s->reports; /* a new report: retry */
     return !r->stopped && s->size > r->fed;
 }
@@ -155,7 +159,7 @@ static int run_start(ls_copy_t *c, uint32_t epoch, uint64_t gen, const ls_store_
     ls_seal_reset(r->seal);
     r->pos = LS_GEN_HEADER_SIZE;
     r->base_lsn = m->generation == gen ? m->lsn : 0;
-    if (m->generation == gen && m->epoch == epoch && m->shadow_end) {
+    if (m->generation == gen && m->shadow_end) { /* the seal covers the header's epoch */
         r->proof_end = m->shadow_end;
         memcpy(r->proof, m->shadow_seal, LS_SEAL_LEN);
     }
@@ -224,10 +228,10 @@ static int walk(ls_copy_t *c, run_t *r, uint64_t size)
         ssize_t got = ls_pread_full(r->fd, r->tail + r->tail_len, n, (off_t) r->fed);
         if (got < 0) return (int) got;
         if ((size_t) got < n) { /* shorter than reported: the receiver's report is ahead */
-            LS_LOGW("copy", "%s: shadow of generation %llu has %llu bytes, %llu reported durable",
+            LS_LOGI("copy", "%s: shadow of generation %llu has %llu bytes, %llu reported durable",
                     c->dir, (unsigned long long) r->generation,
                     (unsigned long long) (r->fed + (uint64_t) got), (unsigned long long) size);
-            r->stopped = true;
+            r->stopped = r->reopen = true;
             n = (size_t) got;
         }
         const uint8_t *p = r->tail + r->tail_len;
@@ -256,7 +260,7 @@ static int walk(ls_copy_t *c, run_t *r, uint64_t size)
                         "what the store applied early: not applied further",
                         c->dir, (unsigned long long) r->generation,
                         (unsigned long long) r->proof_end);
-                r->stopped = true;
+                r->stopped = r->unlike = true;
                 r->ops_len = r->ops_committed = 0;
                 return 0;
             }
@@ -311,29 +315,35 @@ int ls__copy_shadow_apply(ls_copy_t *c)
     run_t *r = c->sh.run;
     pthread_mutex_unlock(&c->mu);
     int rc = 0;
-    if (r && (r->epoch != epoch || r->generation != gen)) {
-        ls__copy_shadow_free(c);
-        r = NULL;
-    }
-    if (!r) {
-        rc = run_start(c, epoch, gen, &m, &r);
-        if (rc) {
-            LS_LOGW("copy", "%s: cannot read the shadow of generation %llu: %s", c->dir,
-                    (unsigned long long) gen, ls_strerror(rc));
-            return rc;
+    /* A file shorter than reported was replaced by the receiver: walk the new one at once. */
+    for (int attempt = 0; attempt < 2 && (!r || r->reopen || attempt == 0); attempt++) {
+        if (r && (r->epoch != epoch || r->generation != gen || r->reopen)) {
+            ls__copy_shadow_free(c);
+            r = NULL;
         }
-        c->sh.run = r; /* the replayer's alone */
+        if (!r) {
+            rc = run_start(c, epoch, gen, &m, &r);
+            if (rc) {
+                LS_LOGW("copy", "%s: cannot read the shadow of generation %llu: %s", c->dir,
+                        (unsigned long long) gen, ls_strerror(rc));
+                return rc;
+            }
+            c->sh.run = r; /* the replayer's alone */
+        }
+        if ((rc = walk(c, r, size)) != 0) {
+            r->stopped = true; /* no memory or unreadable: the closed generation will do */
+            LS_LOGW("copy", "%s: reading the shadow of generation %llu: %s", c->dir,
+                    (unsigned long long) gen, ls_strerror(rc));
+            return 0;
+        }
     }
-    if ((rc = walk(c, r, size)) != 0) {
-        r->stopped = true; /* no memory or an unreadable shadow: the closed generation will do */
-        LS_LOGW("copy", "%s: reading the shadow of generation %llu: %s", c->dir,
-                (unsigned long long) gen, ls_strerror(rc));
-        return 0;
-    }
-    if (r->commit_lsn <= m.lsn && m.generation == gen) return 0; /* nothing new */
+    if (r->unlike || (r->commit_lsn <= m.lsn && m.generation == gen)) return 0; /* nothing new */
     if (r->applied_end != r->commit_end || r->commit_end <= LS_GEN_HEADER_SIZE) return 0;
     ls_store_meta_t nm = m;
-    nm.epoch = epoch;
+    /* The epoch stays digest_generation's: a restart takes it as the held chain's epoch (a
+     * shadow opening a new epoch must not make generation N-1 look like the new epoch's). The
+     * seal covers the shadow's header, its epoch included. */
+    if (!m.digest_generation) nm.epoch = epoch;
     nm.generation = gen;
     nm.lsn = r->commit_lsn;
     nm.txid = LS_MAX(nm.txid, r->commit_txid);
@@ -369,7 +379,7 @@ int ls__copy_shadow_check(ls_copy_t *c, const ls__copy_entry_t *e, const uint8_t
         return 0;
     char reason[512];
     uint8_t seal[LS_SEAL_LEN];
-    bool same = m->epoch == e->epoch && m->shadow_end + LS_GEN_TRAILER_SIZE <= len;
+    bool same = m->shadow_end + LS_GEN_TRAILER_SIZE <= len; /* the seal covers the epoch */
     if (same) {
         ls_seal(buf, (size_t) m->shadow_end, seal);
         LS__COPY_COUNT(c, seal_bytes, m->shadow_end);
@@ -381,11 +391,10 @@ int ls__copy_shadow_check(ls_copy_t *c, const ls__copy_entry_t *e, const uint8_t
     ls_hex(m->shadow_seal, LS_SEAL_LEN, x);
     ls_msgf(reason, sizeof(reason),
             "generation %llu (epoch %u, %zu bytes) is not what the store applied early from its "
-            "shadow (epoch %u, bytes [0, %llu) up to lsn %llu, seal %s; the closed file's: %s): "
-            "the store holds data the closed generation does not; reseed this copy",
-            (unsigned long long) e->generation, e->epoch, len, m->epoch,
-            (unsigned long long) m->shadow_end, (unsigned long long) m->lsn, x,
-            a[0] ? a : "too short");
+            "shadow (bytes [0, %llu) up to lsn %llu, seal %s; the closed file's: %s): the store "
+            "holds data the closed generation does not; reseed this copy",
+            (unsigned long long) e->generation, e->epoch, len, (unsigned long long) m->shadow_end,
+            (unsigned long long) m->lsn, x, a[0] ? a : "too short");
     pthread_mutex_lock(&c->mu);
     bool changed = ls__copy_set_state(c, LS_COPY_FAILED, reason);
     pthread_mutex_unlock(&c->mu);

@@ -40,8 +40,8 @@ static int count_record(void *ctx, const ls_record_t *r)
 
 /* The shadow of the generation wanted next in shadow/ (*found false when none); deletes the
  * ones that can never be used (generations held already, or past the next). */
-static int find_shadow(ls_copy_t *c, uint32_t *epoch, uint64_t *gen, bool *found, char *err,
-                       size_t errlen)
+static int find_shadow(ls_copy_t *c, bool dry_run, uint32_t *epoch, uint64_t *gen, bool *found,
+                       char *err, size_t errlen)
 {
     *found = false;
     DIR *d = opendir(c->shadow_dir);
@@ -61,6 +61,7 @@ static int find_shadow(ls_copy_t *c, uint32_t *epoch, uint64_t *gen, bool *found
             *found = true;
             continue;
         }
+        if (dry_run) continue;
         char path[LS__COPY_PATH_MAX];
         ls__copy_path(c, path, c->shadow_dir, e, g);
         LS_LOGW("copy", "%s: deleting the shadow %s: the copy holds generations up to %llu", c->dir,
@@ -88,7 +89,7 @@ static int marker_write(ls_copy_t *c, const ls_copy_shadow_closed_t *o, char *er
 
 /* No shadow to close: the marker of an earlier close of the last generation held, if any (a
  * stale one is deleted). */
-static void marker_read(ls_copy_t *c, ls_copy_shadow_closed_t *o)
+static void marker_read(ls_copy_t *c, bool dry_run, ls_copy_shadow_closed_t *o)
 {
     char path[LS__COPY_PATH_MAX + 16];
     ls_msgf(path, sizeof(path), "%s/closed", c->shadow_dir);
@@ -107,7 +108,7 @@ static void marker_read(ls_copy_t *c, ls_copy_shadow_closed_t *o)
             .epoch = e, .generation = g, .first_lsn = f, .last_lsn = l, .dropped = d};
         return;
     }
-    unlink(path);
+    if (!dry_run) unlink(path);
 }
 
 /* Cuts the shadow after its last COMMIT and writes the trailer; fdatasync. */
@@ -160,9 +161,9 @@ static int hold(ls_copy_t *c, uint32_t epoch, uint64_t gen, const uint8_t *buf, 
 
 /* The shadow at path, read into buf: closes it (unless a rerun finds it closed) and moves it
  * into logs/. */
-static int close_into_logs(ls_copy_t *c, uint32_t epoch, uint64_t gen, const char *path,
-                           uint8_t *buf, size_t len, ls_copy_shadow_closed_t *out, char *err,
-                           size_t errlen)
+static int close_into_logs(ls_copy_t *c, bool dry_run, uint32_t epoch, uint64_t gen,
+                           const char *path, uint8_t *buf, size_t len, ls_copy_shadow_closed_t *out,
+                           char *err, size_t errlen)
 {
     uint8_t prev[LS_DIGEST_SIZE];
     pthread_mutex_lock(&c->mu);
@@ -185,19 +186,22 @@ static int close_into_logs(ls_copy_t *c, uint32_t epoch, uint64_t gen, const cha
                        c->dir, path, (unsigned long long) gen, v.msg,
                        (unsigned long long) v.offset);
     if (!info.closed && info.commit_count == 0) { /* nothing complete: nothing to keep */
+        if (dry_run) return 0;
         LS_LOGI("copy", "%s: the shadow %s holds no complete transaction: deleted", c->dir, path);
         unlink(path);
         return ls_fsync_dir(c->shadow_dir);
-    }
-    out->dropped = info.closed ? 0 : len - info.commit_end;
-    if (!info.closed) {
-        if ((rc = write_trailer(path, &info, n.committed, buf, err, errlen))) return rc;
-        if (LS_FAULT("copy.shadow_close.after_trailer")) return LS_EIO;
     }
     out->epoch = epoch;
     out->generation = gen;
     out->first_lsn = info.header.first_lsn;
     out->last_lsn = info.closed ? info.trailer.last_lsn : info.commit_lsn;
+    out->dropped = info.closed ? 0 : len - info.commit_end;
+    out->bytes = info.closed ? len : info.commit_end + LS_GEN_TRAILER_SIZE;
+    if (dry_run) return 0;
+    if (!info.closed) {
+        if ((rc = write_trailer(path, &info, n.committed, buf, err, errlen))) return rc;
+        if (LS_FAULT("copy.shadow_close.after_trailer")) return LS_EIO;
+    }
     if ((rc = marker_write(c, out, err, errlen))) return rc;
     char dst[LS__COPY_PATH_MAX];
     ls__copy_path(c, dst, c->logs_dir, epoch, gen);
@@ -224,7 +228,8 @@ static int close_into_logs(ls_copy_t *c, uint32_t epoch, uint64_t gen, const cha
     return 0;
 }
 
-int ls_copy_shadow_close(ls_copy_t *c, ls_copy_shadow_closed_t *out, char *err, size_t errlen)
+int ls_copy_shadow_close(ls_copy_t *c, bool dry_run, ls_copy_shadow_closed_t *out, char *err,
+                         size_t errlen)
 {
     memset(out, 0, sizeof(*out));
     if (c->running || c->rx.active)
@@ -234,10 +239,10 @@ int ls_copy_shadow_close(ls_copy_t *c, ls_copy_shadow_closed_t *out, char *err, 
     uint32_t epoch = 0;
     uint64_t gen = 0;
     bool found = false;
-    int rc = find_shadow(c, &epoch, &gen, &found, err, errlen);
+    int rc = find_shadow(c, dry_run, &epoch, &gen, &found, err, errlen);
     if (rc) return rc;
     if (!found) {
-        marker_read(c, out);
+        marker_read(c, dry_run, out);
         return 0;
     }
     char path[LS__COPY_PATH_MAX];
@@ -246,7 +251,7 @@ int ls_copy_shadow_close(ls_copy_t *c, ls_copy_shadow_closed_t *out, char *err, 
     size_t len = 0;
     if ((rc = ls_read_file(path, LS_GEN_HARD_CAP, &buf, &len)))
         return ls_errf(err, errlen, rc, "cannot read the shadow %s: %s", path, ls_strerror(rc));
-    rc = close_into_logs(c, epoch, gen, path, buf, len, out, err, errlen);
+    rc = close_into_logs(c, dry_run, epoch, gen, path, buf, len, out, err, errlen);
     free(buf);
     return rc;
 }

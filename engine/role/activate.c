@@ -3,12 +3,14 @@
  *
  *  1. the role file must say copy (or be absent: a copy by configuration);
  *  2. everything durable is replayed through engine/copy: the copy is opened (which inspects a
- *     durable file left in inspect/), the block-mode shadow of the open generation closed into
- *     logs/ as the last generation of the old epoch (ls_copy_shadow_close), its replayer
- *     started, and we wait until nothing is queued for inspection or replay, then it is stopped
- *     (a checkpoint) and closed;
- *  3. the store must hold the newest generation of logs/ completely;
- *  4. the loss against what the old active announced, refused beyond max_loss;
+ *     durable file left in inspect/), its replayer started, and we wait until nothing is queued
+ *     for inspection or replay, then it is stopped (a checkpoint) and closed; what the block-mode
+ *     shadow of the open generation would give is read (ls_copy_shadow_close, dry run);
+ *  3. the store must hold the newest generation of logs/ completely; the shadow, when it
+ *     follows, counts as the last generation;
+ *  4. the loss against what the old active announced, refused beyond max_loss (the shadow left
+ *     as it is); accepted, the shadow is closed into logs/ as the last generation of the old
+ *     epoch and replayed (the copy opened again);
  *  5. "E+1 last+1" appended to logs/history durably: the commit point of the activation;
  *  6. inspect/ emptied, a stale fence cleared, the role file written: active, epoch E+1.
  * A crash before 5 leaves a copy (rerun); after 5, rerunning finds the line and finishes 6.
@@ -34,9 +36,9 @@
 #define POLL_NS                   (10 * 1000000L)
 #define DIRLEN                    4200
 
-/* Step 2: closes the shadow, replays what is durable; *st receives the copy's figures at the
- * end, *sh what was closed from the shadow. */
-static int replay_durable(const char *dir, const char *prefix, uint64_t timeout_ms,
+/* Step 2: replays what is durable; *st receives the copy's figures at the end, *sh what the
+ * shadow gives (close: closed into logs/ and replayed too; else only what it would give). */
+static int replay_durable(const char *dir, const char *prefix, uint64_t timeout_ms, bool close,
                           ls_copy_stats_t *st, ls_copy_shadow_closed_t *sh, char *err,
                           size_t errlen)
 {
@@ -44,7 +46,7 @@ static int replay_durable(const char *dir, const char *prefix, uint64_t timeout_
     ls_copy_t *c = NULL;
     memset(sh, 0, sizeof(*sh));
     int rc = ls_copy_open(&o, &c, err, errlen);
-    if (rc == 0) rc = ls_copy_shadow_close(c, sh, err, errlen);
+    if (rc == 0) rc = ls_copy_shadow_close(c, !close, sh, err, errlen);
     if (rc == 0) rc = ls_copy_start(c);
     uint64_t deadline = ls_mono_ns() + timeout_ms * 1000000ull;
     while (rc == 0) {
@@ -68,29 +70,57 @@ static int replay_durable(const char *dir, const char *prefix, uint64_t timeout_
     return rc;
 }
 
-/* Step 3: the newest generation held (by generation), its epoch and close time. */
+/* A store that applied generation g early from a shadow (block mode) that is no longer there:
+ * its records past the last generation held are in no log, and a new epoch starting at g would
+ * leave a gap in the LSNs. */
+static int early_applied_orphan(const char *dir, uint64_t closed, uint64_t shadow, char *err,
+                                size_t errlen)
+{
+    char store[DIRLEN + 16];
+    snprintf(store, sizeof(store), "%.4000s/store", dir);
+    ls_store_meta_t m;
+    if (ls_store_peek_meta(store, &m, NULL, 0) != 0) return 0;
+    if (!m.shadow_end || m.generation <= closed || m.generation == shadow) return 0;
+    return ls_errf(err, errlen, LS_ESTATE,
+                   "the store of %s applied generation %" PRIu64 " up to LSN %" PRIu64
+                   " early from its block-mode shadow, which is gone: no log holds those "
+                   "transactions; reseed this copy or restore %s/shadow",
+                   dir, m.generation, m.lsn, dir);
+}
+
+/* Step 3: the newest generation held (by generation), its epoch and close time; the shadow's
+ * generation (sh) when it follows the newest closed one (closed as the last by step 2). */
 static int newest_held(const char *dir, const char *prefix, const ls_copy_stats_t *st,
-                       ls_layout_gen_t *last, uint64_t *close_ns, char *err, size_t errlen)
+                       const ls_copy_shadow_closed_t *sh, ls_layout_gen_t *last, uint64_t *close_ns,
+                       char *err, size_t errlen)
 {
     char logs[DIRLEN], path[DIRLEN + 64];
     ls_layout_list_t l;
     int rc = ls__role_list_logs(dir, prefix, logs, sizeof(logs), &l, err, errlen);
     if (rc) return rc;
-    if (l.ngens == 0) {
+    if (l.ngens == 0 && !sh->generation) {
         ls_layout_list_free(&l);
         return ls_errf(err, errlen, LS_ENOENT, "%s holds no generation: nothing to activate", logs);
     }
-    *last = l.gens[l.ngens - 1];
+    *last = l.ngens ? l.gens[l.ngens - 1] : (ls_layout_gen_t){0};
     ls_layout_list_free(&l);
     if (st->last_replayed != last->generation)
         return ls_errf(err, errlen, LS_ESTATE,
                        "the store of %s holds generation %" PRIu64 " but logs/ holds up to %" PRIu64
                        ": replay did not finish",
                        dir, st->last_replayed, last->generation);
-    ls_layout_ends_t ends;
-    rc = ls__role_read_closed(logs, prefix, last, path, sizeof(path), &ends, err, errlen);
-    if (rc) return rc;
-    *close_ns = ends.t.close_ns;
+    *close_ns = 0;
+    if (last->generation) {
+        ls_layout_ends_t ends;
+        rc = ls__role_read_closed(logs, prefix, last, path, sizeof(path), &ends, err, errlen);
+        if (rc) return rc;
+        *close_ns = ends.t.close_ns;
+    }
+    bool pending = sh->generation == last->generation + 1;
+    if ((rc = early_applied_orphan(dir, last->generation, pending ? sh->generation : 0, err,
+                                   errlen)))
+        return rc;
+    if (pending) *last = (ls_layout_gen_t){.epoch = sh->epoch, .generation = sh->generation};
     return 0;
 }
 
@@ -223,18 +253,20 @@ static int prepare(const char *dir, const ls_role_activate_options_t *o, const c
     ls_copy_stats_t cs;
     ls_copy_shadow_closed_t sh;
     uint64_t timeout = o->replay_timeout_ms ? o->replay_timeout_ms : DEFAULT_REPLAY_TIMEOUT_MS;
-    if ((rc = replay_durable(dir, prefix, timeout, &cs, &sh, err, errlen)) != 0) return rc;
+    /* what the shadow would give, nothing changed yet: a refusal leaves it a shadow */
+    if ((rc = replay_durable(dir, prefix, timeout, false, &cs, &sh, err, errlen)) != 0) return rc;
     r->shadow_generation = sh.generation;
     r->shadow_last_lsn = sh.last_lsn;
     r->shadow_dropped = sh.dropped;
     ls_layout_gen_t last = {0};
     uint64_t close_ns = 0;
-    if ((rc = newest_held(dir, prefix, &cs, &last, &close_ns, err, errlen)) != 0) return rc;
+    if ((rc = newest_held(dir, prefix, &cs, &sh, &last, &close_ns, err, errlen)) != 0) return rc;
+    bool pending = sh.generation && sh.generation != cs.last_replayed;
     uint32_t he = 0;
     uint64_t hg = 0;
     if ((rc = ls_role_history_last(dir, &he, &hg, err, errlen)) != 0) return rc;
     r->last_generation = last.generation;
-    r->last_lsn = cs.last_replayed_lsn;
+    r->last_lsn = pending ? sh.last_lsn : cs.last_replayed_lsn;
     r->first_generation = last.generation + 1;
     r->resumed = he > last.epoch && hg == last.generation + 1;
     r->old_epoch = last.epoch;
@@ -251,6 +283,17 @@ static int prepare(const char *dir, const ls_role_activate_options_t *o, const c
                        " to accept the loss",
                        dir, r->loss.generations, o->max_loss, what, r->loss.generations);
     }
+    if (!pending) return 0;
+    /* accepted: the shadow becomes the old epoch's last generation, replayed */
+    ls_copy_shadow_closed_t done;
+    if ((rc = replay_durable(dir, prefix, timeout, true, &cs, &done, err, errlen)) != 0) return rc;
+    if (done.generation != sh.generation || cs.last_replayed != sh.generation)
+        return ls_errf(err, errlen, LS_ESTATE,
+                       "%s: the shadow of generation %" PRIu64 " was not closed and replayed "
+                       "(closed %" PRIu64 ", replayed up to %" PRIu64 ")",
+                       dir, sh.generation, done.generation, cs.last_replayed);
+    r->last_lsn = cs.last_replayed_lsn;
+    r->shadow_dropped = done.dropped;
     return 0;
 }
 

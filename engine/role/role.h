@@ -154,11 +154,12 @@ typedef struct {
     uint64_t shadow_dropped;    /* bytes of it after its last COMMIT, dropped */
 } ls_role_activate_report_t;
 
-/* Turns the copy in dir into the active of a new epoch: closes the block-mode shadow of the open
- * generation as the last generation of the old epoch (ls_copy_shadow_close: its complete
- * transactions may have been acknowledged), replays everything durable (inspect/, logs/ and that
- * generation) into the copy store through engine/copy, computes the loss against `announced`,
- * refuses beyond max_loss, then appends "E+1 last+1" to logs/history durably, empties
+/* Turns the copy in dir into the active of a new epoch: replays everything durable (inspect/ and
+ * logs/) into the copy store through engine/copy, counts the block-mode shadow of the open
+ * generation as the last generation of the old epoch (its complete transactions may have been
+ * acknowledged), computes the loss against `announced`, refuses beyond max_loss (the shadow left
+ * as it is), closes the shadow into logs/ and replays it (ls_copy_shadow_close), then appends
+ * "E+1 last+1" to logs/history durably, empties
  * inspect/, clears a stale fence and writes the role file (active, E+1). ls_db_open() on dir
  * then writes generation last+1 of epoch E+1 chained to last's digest. Idempotent: rerun after
  * a crash it finishes an activation whose history line is written.

@@ -50,7 +50,8 @@ typedef struct ls_store_txn ls_store_txn_t;
 /* The applied position, kept in the meta database. */
 typedef struct {
     uint8_t dbid[LS_DBID_LEN];      /* database id; zeros when the store has no identity yet */
-    uint32_t epoch;                 /* epoch of the generation holding lsn */
+    uint32_t epoch;                 /* epoch of the generation holding lsn (the copy's early
+                                       apply of a shadow keeps digest_generation's) */
     uint64_t generation;            /* generation holding the last applied record (0: none) */
     uint64_t lsn;                   /* last applied LSN, always a COMMIT record (0: none) */
     uint64_t txid;                  /* txid of the last applied transaction (0: none) */

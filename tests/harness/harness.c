@@ -2,6 +2,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
@@ -203,4 +204,39 @@ uint8_t *ls_h_read_file(const char *path, size_t *len)
 bool ls_h_contains(const char *haystack, const char *needle)
 {
     return haystack && needle && strstr(haystack, needle) != NULL;
+}
+
+/* True when the NUL-separated command line of pid holds needle as a whole argument. */
+static bool cmdline_has(pid_t pid, const char *needle)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/cmdline", (int) pid);
+    size_t len = 0;
+    char *text = (char *) ls_h_read_file(path, &len);
+    bool found = false;
+    for (size_t at = 0; text && at < len && !found; at += strlen(text + at) + 1)
+        found = strcmp(text + at, needle) == 0;
+    free(text);
+    return found;
+}
+
+int ls_h_kill_by_arg(const char *needle)
+{
+    DIR *d = opendir("/proc");
+    if (!d) return 0;
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        char *end;
+        long pid = strtol(e->d_name, &end, 10);
+        if (*end || pid <= 1 || pid == getpid() || !cmdline_has((pid_t) pid, needle)) continue;
+        kill((pid_t) pid, SIGCONT);
+        kill((pid_t) pid, SIGKILL);
+        for (int i = 0; i < 1000 && kill((pid_t) pid, 0) == 0; i++) {
+            waitpid((pid_t) pid, NULL, WNOHANG); /* our own child: reap it */
+            usleep(10000);
+        }
+        n++;
+    }
+    closedir(d);
+    return n;
 }

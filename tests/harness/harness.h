@@ -31,6 +31,11 @@ void ls_h_kill(pid_t pid, int sig);
 /* Waits for pid up to timeout_ms; returns its exit status (128+signal) or -1 on timeout. */
 int ls_h_wait(pid_t pid, int timeout_ms);
 
+/* Kills (SIGCONT, then SIGKILL, then waits up to 10 s) every process of this user whose command
+ * line holds needle as one of its arguments, found by pid in /proc: for processes a test started
+ * through another program (a resource agent) whose pid file may be gone. Returns how many. */
+int ls_h_kill_by_arg(const char *needle);
+
 /* A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, read back, closed). */
 int ls_h_free_port(void);
 

@@ -50,6 +50,8 @@ static void fini(void)
             for (int i = 0; i < 1000 && kill(pid, 0) == 0; i++)
                 usleep(10000);
         }
+        /* A daemon whose pid file a failed stop removed still names its configuration. */
+        if (pair.dir) ls_h_kill_by_arg(pair.conf[n]);
     }
     if (pair.dir) ls_h_pair_fini(&pair);
 }

@@ -84,7 +84,25 @@ static void shadow_write(const fx_t *f, uint32_t epoch, uint64_t gen, size_t len
     free(buf);
 }
 
-static ls_copy_t *copy_with(const fx_t *f, uint64_t lag_ms)
+/* APPLIED events seen (any thread). */
+typedef struct {
+    pthread_mutex_t mu;
+    int applied;       /* APPLIED events */
+    uint64_t gen, lsn; /* the last one's */
+} applied_ev_t;
+
+static void on_applied(void *ctx, const ls_copy_event_t *ev)
+{
+    applied_ev_t *a = ctx;
+    if (ev->kind != LS_COPY_EV_APPLIED) return;
+    pthread_mutex_lock(&a->mu);
+    a->applied++;
+    a->gen = ev->generation;
+    a->lsn = ev->lsn;
+    pthread_mutex_unlock(&a->mu);
+}
+
+static ls_copy_t *copy_ev(const fx_t *f, uint64_t lag_ms, applied_ev_t *ev)
 {
     size_t n = 0;
     uint8_t *buf = ls_h_read_file(f->cur, &n);
@@ -92,11 +110,20 @@ static ls_copy_t *copy_with(const fx_t *f, uint64_t lag_ms)
     ls_gen_header_t h;
     cr_assert_eq(ls_gen_header_decode(buf, n, &h), 0);
     free(buf);
-    ls_copy_options_t o = {.dir = f->cp, .dbid = h.dbid, .replay_lag_ms = lag_ms};
+    ls_copy_options_t o = {.dir = f->cp,
+                           .dbid = h.dbid,
+                           .replay_lag_ms = lag_ms,
+                           .event_cb = ev ? on_applied : NULL,
+                           .event_ctx = ev};
     ls_copy_t *c = NULL;
     char err[1024] = "";
     cr_assert_eq(ls_copy_open(&o, &c, err, sizeof(err)), 0, "%s", err);
     return c;
+}
+
+static ls_copy_t *copy_with(const fx_t *f, uint64_t lag_ms)
+{
+    return copy_ev(f, lag_ms, NULL);
 }
 
 typedef struct {
@@ -209,10 +236,15 @@ Test(copy_shadow, early_apply_then_the_closed_generation_gives_the_actives_store
     ls_ctl_durable_t d1 = durable_of(f.act);
     cr_assert_eq(d1.generation, 1);
     shadow_write(&f, d1.epoch, 1, d1.offset);
-    ls_copy_t *c = copy_with(&f, 0);
+    applied_ev_t ev = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    ls_copy_t *c = copy_ev(&f, 0, &ev);
     cr_assert_eq(ls_copy_start(c), 0);
     ls_copy_shadow_durable(c, d1.epoch, 1, d1.offset, d1.lsn);
     wait_applied(c, d1.lsn);
+    pthread_mutex_lock(&ev.mu);
+    cr_assert(ev.applied == 1 && ev.gen == 1 && ev.lsn == d1.lsn, "APPLIED(1, %llu) reported",
+              (unsigned long long) d1.lsn);
+    pthread_mutex_unlock(&ev.mu);
     ls_copy_stats_t s;
     ls_copy_stats(c, &s);
     cr_assert_eq(s.applied_lsn, d1.lsn, "exactly the durable transactions");
@@ -649,5 +681,156 @@ Test(copy_shadow, closed_generation_replay_skips_what_was_applied_early, .timeou
     free(v);
     cr_assert(has_key(c, "k5-1"), "the records after it applied");
     ls_copy_close(c);
+    fx_free(&f);
+}
+
+Test(copy_shadow, damaged_record_stops_the_early_apply_before_its_transaction, .timeout = 60)
+{
+    fx_t f;
+    fx_init(&f);
+    ls_db_t *db = open_db(f.act);
+    commit_n(db, 0, 3);
+    ls_ctl_durable_t d3 = durable_of(f.act);
+    commit_n(db, 3, 3);
+    ls_ctl_durable_t d6 = durable_of(f.act);
+    size_t n = 0;
+    uint8_t *buf = ls_h_read_file(f.cur, &n);
+    cr_assert_geq(n, d6.offset);
+    buf[d3.offset + LS_REC_HEADER_SIZE + 1] ^= 0x20; /* a key byte of the fourth transaction */
+    char path[PATHLEN];
+    shadow_file(f.cp, 1, 1, path, sizeof(path));
+    cr_assert_eq(ls_h_write_file(path, buf, d6.offset), 0);
+    free(buf);
+    ls_copy_t *c = copy_with(&f, 0);
+    cr_assert_eq(ls_copy_start(c), 0);
+    ls_copy_shadow_durable(c, 1, 1, d6.offset, d6.lsn);
+    wait_applied(c, d3.lsn);
+    ls_copy_stats_t s;
+    ls_copy_stats(c, &s);
+    cr_assert_eq(s.applied_lsn, d3.lsn, "up to the last COMMIT before the bad record only");
+    cr_assert(!has_key(c, "k3-0"));
+    cr_assert_eq(ls_db_roll(db), 0);
+    cr_assert_eq(ls_db_close(db), 0);
+    send_closed(&f, c, 1); /* the closed generation brings the rest */
+    wait_t w = {c, 1};
+    cr_assert(ls_h_wait_for(replayed_reached, &w, 20000));
+    ls_copy_stats(c, &s);
+    cr_assert_eq(s.state, LS_COPY_HEALTHY, "%s", s.reason);
+    expect_same_store(&f, c);
+    ls_copy_close(c);
+    fx_free(&f);
+}
+
+Test(copy_shadow, shadow_replaced_by_the_receiver_is_walked_again, .timeout = 60)
+{
+    fx_t f;
+    fx_init(&f);
+    ls_db_t *db = open_db(f.act);
+    commit_n(db, 0, 3);
+    ls_ctl_durable_t d1 = durable_of(f.act);
+    commit_n(db, 3, 3);
+    ls_ctl_durable_t d2 = durable_of(f.act);
+    shadow_write(&f, 1, 1, d1.offset);
+    ls_copy_t *c = copy_with(&f, 0);
+    cr_assert_eq(ls_copy_start(c), 0);
+    ls_copy_shadow_durable(c, 1, 1, d1.offset, d1.lsn);
+    wait_applied(c, d1.lsn);
+    /* the receiver dropped its file and wrote a new one (another inode) */
+    char path[PATHLEN];
+    shadow_file(f.cp, 1, 1, path, sizeof(path));
+    cr_assert_eq(unlink(path), 0);
+    shadow_write(&f, 1, 1, d2.offset);
+    ls_copy_shadow_durable(c, 1, 1, d2.offset, d2.lsn); /* the old file is too short */
+    wait_applied(c, d2.lsn);
+    cr_assert(has_key(c, "k5-1"));
+    ls_copy_close(c);
+    ls_db_close(db);
+    fx_free(&f);
+}
+
+Test(copy_shadow, refused_activation_leaves_the_shadow_then_counts_its_generation_lost,
+     .timeout = 120)
+{
+    fx_t f;
+    fx_init(&f);
+    cr_assert_eq(run_child(prepare_activation, &f, NULL), 0);
+    uint64_t size, lsn;
+    read_pos(&f, &size, &lsn);
+    /* the old active closed generation 3 (at its close): the shadow holds only its beginning */
+    ls_role_activate_options_t o = {
+        .announced = {.last_generation = 3, .last_close_ns = close_time(f.act, 1, 3)}};
+    ls_role_activate_report_t r;
+    char err[1024] = "";
+    cr_assert_eq(ls_role_activate(f.cp, &o, &r, err, sizeof(err)), LS_ESTATE);
+    cr_assert(ls_h_contains(err, "would lose 1 generations") && ls_h_contains(err, "3..3"), "%s",
+              err);
+    char shadow[PATHLEN], p3[PATHLEN];
+    shadow_file(f.cp, 1, 3, shadow, sizeof(shadow));
+    gen_path(p3, sizeof(p3), f.cp, 1, 3);
+    struct stat st;
+    cr_assert(stat(shadow, &st) == 0 && stat(p3, &st) != 0, "refused: the shadow is untouched");
+    o.max_loss = 1;
+    cr_assert_eq(ls_role_activate(f.cp, &o, &r, err, sizeof(err)), 0, "%s", err);
+    cr_assert(!r.lossless);
+    cr_assert(r.loss.first_generation == 3 && r.loss.last_generation == 3 &&
+                  r.loss.generations == 1,
+              "generation 3 counted lost: only its first part is here");
+    expect_activated(&f, &r, lsn);
+    fx_free(&f);
+}
+
+/* Re-encodes a record with another generation's seed (the shadow of a new epoch). */
+static int reepoch_record(void *ctx, const ls_record_t *r)
+{
+    forge_t *fg = ctx;
+    fg->off += ls_record_encode(r, fg->seed, fg->out + fg->off);
+    return 0;
+}
+
+Test(copy_shadow, early_apply_of_a_new_epochs_generation_keeps_the_held_epoch, .timeout = 60)
+{
+    fx_t f;
+    fx_init(&f);
+    build_active(f.act, 2, 3);
+    ship(f.act, f.cp, 1, 2);
+    ls_db_t *db = open_db(f.act);
+    commit_n(db, 0, 3);
+    ls_ctl_durable_t d = durable_of(f.act);
+    cr_assert_eq(d.generation, 3);
+    size_t n = 0;
+    uint8_t *buf = ls_h_read_file(f.cur, &n);
+    ls_gen_header_t h;
+    cr_assert_eq(ls_gen_header_decode(buf, n, &h), 0);
+    h.epoch = 2; /* generation 3 opens epoch 2 */
+    uint8_t *out = malloc(d.offset);
+    ls_gen_header_encode(&h, out);
+    forge_t fg = {out, LS_GEN_HEADER_SIZE, ls_gen_seed(h.dbid, 2, 3)};
+    ls_gen_expect_t ex = {.allow_open = true};
+    ls_gen_verdict_t v;
+    cr_assert_eq(ls_gen_scan(buf, d.offset, &ex, reepoch_record, &fg, NULL, &v), 0, "%s", v.msg);
+    char path[PATHLEN];
+    shadow_file(f.cp, 2, 3, path, sizeof(path));
+    cr_assert_eq(ls_h_write_file(path, out, d.offset), 0);
+    free(out);
+    free(buf);
+    ls_copy_t *c = copy_with(&f, 0);
+    cr_assert_eq(ls_copy_start(c), 0);
+    ls_copy_shadow_durable(c, 2, 3, d.offset, d.lsn);
+    wait_applied(c, d.lsn);
+    ls_store_meta_t m;
+    ls_store_meta(ls_copy_store(c), &m);
+    cr_assert(m.generation == 3 && m.digest_generation == 2 && m.epoch == 1,
+              "the meta keeps generation 2's epoch: %u", m.epoch);
+    ls_copy_close(c);
+    c = copy_with(&f, 0); /* a restart: the held chain from the store */
+    ls_copy_resume_t r;
+    ls_copy_resume_point(c, &r);
+    cr_assert(r.epoch == 1 && r.next_generation == 3, "held: generation 2 of epoch 1 (%u, %llu)",
+              r.epoch, (unsigned long long) r.next_generation);
+    ls_copy_stats_t s;
+    ls_copy_stats(c, &s);
+    cr_assert_eq(s.applied_lsn, d.lsn);
+    ls_copy_close(c);
+    ls_db_close(db);
     fx_free(&f);
 }

@@ -299,7 +299,10 @@ static void one_kill(const hk_mode_t *m, unsigned seed, kill_t *k)
         free(out), free(err);
         rc = activate("--max-loss 1", &out, &err);
     }
-    if (rc != 0) ls_h_pair_logs(&pair);
+    if (rc != 0) {
+        ls_h_pair_logs(&pair);
+        setenv("LS_KEEP", "1", 1); /* the scratch directory is kept (its path printed) */
+    }
     cr_assert_eq(rc, 0, "kill %u (%s, %d ms): activate failed (%d): %s%s", seed, m->name,
                  k->delay_ms, rc, out, err);
     cr_assert(ls_h_contains(out, "activated db1 on node-b"), "%s", out);

@@ -12,8 +12,10 @@
  *     and must be the newest acknowledged ones (the copy holds a prefix of the active's history).
  * LS_HOSTKILL_KILLS=N kills per mode (default 3: the short run of `make test`; `make hostkill
  * KILLS=N`); LS_HOSTKILL_SEED=S fixes the seed (printed); kill k uses the seed S+k for its delay
- * and its workload, so `LS_HOSTKILL_SEED=S+k LS_HOSTKILL_KILLS=1` replays its delay. One line per
- * kill and a summary per mode on stderr; LS_HOSTKILL_OUT=FILE appends them to FILE as well. */
+ * and its workload, so `LS_HOSTKILL_SEED=S+k LS_HOSTKILL_KILLS=1` replays its delay.
+ * LS_HOSTKILL_GEN_SIZE=B sets the load's --target-size (default 32768, a roll about every 100
+ * transactions). One line per kill and a summary per mode on stderr; LS_HOSTKILL_OUT=FILE appends
+ * them to FILE as well. */
 #include <criterion/criterion.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -257,8 +259,9 @@ static void one_kill(const hk_mode_t *m, unsigned seed, kill_t *k)
     snprintf(ack, sizeof(ack), "%s/ack.log", pair.dir);
     snprintf(args, sizeof(args),
              "%s %s --transactions 1000000 --threads %d --records-per-txn 2 "
-             "--value-size 100 --target-size 32768 --seed %u --ack-log %s",
-             m->sync, rate_arg(), THREADS, seed, ack);
+             "--value-size 100 --target-size %s --seed %u --ack-log %s",
+             m->sync, rate_arg(), THREADS,
+             getenv("LS_HOSTKILL_GEN_SIZE") ? getenv("LS_HOSTKILL_GEN_SIZE") : "32768", seed, ack);
     ls_h_load_start(&pair, args);
     ready_t r = {ack, m->lossless};
     if (!ls_h_wait_for(ready, &r, 30000)) ls_h_pair_logs(&pair);

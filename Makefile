@@ -8,6 +8,8 @@
 #                   COMPARE=OLD.json: each figure's change against an earlier results.json)
 #   make fuzz       libFuzzer targets built with clang in build-fuzz/, run FUZZ_SECONDS each
 #   make powercut   CUTS=N power cuts under load on FUSE (docs/POWERCUT.md; root, /dev/fuse)
+#   make hostkill   KILLS=N kill -9 of the active host then activation, per commit level
+#                   (RATE=TPS of the load, 0 unpaced; docs/BLOCKMODE.md "Host kills")
 #   make install    release build in build-release/, installed under PREFIX (default /usr/local):
 #                   liblogship.so/.a, include/logship/, logship.pc, logship, logshipd, man pages
 #   make coverage   gcov build in build-coverage/, the unit tests, line coverage per engine module
@@ -18,6 +20,8 @@ JOBS        ?= $(shell nproc 2>/dev/null || echo 2)
 SANITIZE    ?=
 FUZZ_SECONDS ?= 30
 CUTS        ?= 100
+KILLS       ?= 100
+RATE        ?= 500
 CMAKE_FLAGS ?=
 PREFIX      ?= /usr/local
 COVERAGE_LABEL ?= unit
@@ -31,7 +35,7 @@ endif
 
 SOURCES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
 
-.PHONY: all build release-build test demo bench fuzz powercut format format-check deps clean fresh-check install coverage
+.PHONY: all build release-build test demo bench fuzz powercut hostkill format format-check deps clean fresh-check install coverage
 
 all: build
 
@@ -56,6 +60,10 @@ release-build:
 
 powercut: build
 	@LS_POWERCUT_CUTS=$(CUTS) $(BUILD_DIR)/tests/integration_powercut_test --timeout=0 --verbose=0
+
+hostkill: build
+	@LS_HOSTKILL_KILLS=$(KILLS) LS_HOSTKILL_RATE=$(RATE) $(BUILD_DIR)/tests/integration_hostkill_test \
+	  --jobs=1 --timeout=0 --verbose=0
 
 demo: build
 	@tools/demo.sh $(BUILD_DIR)/bin $(DEMO_DIR)

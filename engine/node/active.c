@@ -133,9 +133,15 @@ void ls__node_active_free(active_t *a)
     for (int i = 0; i < a->nshippers; i++) /* their readers first: they read the source */
         ls_ship_free(a->shippers[i].m);
     ls_source_free(a->src);
-    ls__node_bw_free(a);
+    ls__node_bw_free(a); /* its thread joined: the page is no longer read */
     free(a->shippers);
-    ls__node_sync_close(a);
+    ls_ctlpage_close(a->ctl);
+    a->ctl = NULL;
+}
+
+int ls__node_active_ctl(active_t *a, char *err, size_t errlen)
+{
+    return a->ctl ? 0 : ls_ctlpage_open(a->cfg->path, false, &a->ctl, err, errlen);
 }
 
 /* ---- log removal ---------------------------------------------------------------------------- */

@@ -21,7 +21,7 @@
 
 struct node_bw {
     active_t *a;
-    ls_ctlpage_t *page; /* <db>/control, mapped */
+    ls_ctlpage_t *page; /* <db>/control: the active's mapping (ls__node_active_ctl), borrowed */
     pthread_t thread;   /* the watcher */
     bool running;       /* thread started, not joined */
     atomic_bool stop;   /* the watcher ends */
@@ -75,13 +75,12 @@ void ls__node_bw_start(active_t *a)
 {
     if (a->bw || a->node->stopping) return;
     char err[256];
-    ls_ctlpage_t *page = NULL;
-    if (ls_ctlpage_open(a->cfg->path, false, &page, err, sizeof(err)) != 0)
+    if (ls__node_active_ctl(a, err, sizeof(err)) != 0)
         return; /* no writer opened the database yet: the next poll tries again */
     struct node_bw *bw = calloc(1, sizeof(*bw));
     LS_CHECK(bw != NULL);
     bw->a = a;
-    bw->page = page;
+    bw->page = a->ctl; /* borrowed: active_free closes it after this is freed */
     bw->fd = -1;
     uv_async_init(a->node->loop, &bw->async, on_durable);
     bw->async.data = bw;
@@ -117,7 +116,6 @@ void ls__node_bw_free(active_t *a)
     struct node_bw *bw = a->bw;
     if (!bw) return;
     ls__node_bw_stop(a); /* already stopped by the node's close: a no-op */
-    ls_ctlpage_close(bw->page);
     free(bw);
     a->bw = NULL;
 }

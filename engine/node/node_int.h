@@ -119,19 +119,20 @@ struct active {
     bool removal_warned;                      /* the removal warning was logged */
     char removal_msg[256];                    /* last warning of the removal rule ("" when none) */
     uint64_t removal_seed_needs; /* lowest generation a seed needs, for that removal (0: none) */
-    int seed_snapshots;     /* seed snapshots of its store under way (seed_server.c): the removal's
-                               ls_store_peek_meta waits, LMDB's locks being per process */
-    bool fenced;            /* an old active (epoch.c): nothing offered, nothing removed */
-    uint64_t newer_first;   /* first generation of the newer epoch a peer announced (EPOCH; 0:
-                               not known): later local generations are after the split */
-    bool retired;           /* rebuilt as a copy (resync.c): no longer polled or shown */
-    struct node_bw *bw;     /* block mode: the watcher of the writer's durable position and the
-                               current log's reads (blockwatch.c); NULL until the control page
-                               exists */
-    ls_ctlpage_t *sync_ctl; /* <path>/control, mapped once it exists (syncstate.c) */
-    ls_ctl_sync_t sync;     /* synchronous commit as last read from it (state off: no writer) */
-    bool sync_warned;       /* the control page could not be read: said once */
-    bool switching;         /* a switchover holds it (switchover.c): no log removal */
+    int seed_snapshots;   /* seed snapshots of its store under way (seed_server.c): the removal's
+                             ls_store_peek_meta waits, LMDB's locks being per process */
+    bool fenced;          /* an old active (epoch.c): nothing offered, nothing removed */
+    uint64_t newer_first; /* first generation of the newer epoch a peer announced (EPOCH; 0:
+                             not known): later local generations are after the split */
+    bool retired;         /* rebuilt as a copy (resync.c): no longer polled or shown */
+    struct node_bw *bw;   /* block mode: the watcher of the writer's durable position and the
+                             current log's reads (blockwatch.c); NULL until the control page
+                             exists */
+    ls_ctlpage_t *ctl;    /* <path>/control, mapped once it exists (ls__node_active_ctl):
+                             the block watcher's and the sync state's one mapping */
+    ls_ctl_sync_t sync;   /* synchronous commit as last read from it (state off: no writer) */
+    bool sync_warned;     /* the control page could not be read: said once */
+    bool switching;       /* a switchover holds it (switchover.c): no log removal */
 };
 
 struct link {
@@ -262,10 +263,12 @@ void ls__node_active_close(active_t *a);
 void ls__node_active_free(active_t *a);      /* after the loop ended: machines, source, shippers */
 void ls__node_active_housekeep(active_t *a); /* log removal */
 /* syncstate.c: synchronous commit's state read from the control page (loop, housekeeping tick),
- * switches logged; the status fields; the mapping released (with the active). */
+ * switches logged; the status fields. */
+/* The active database's control page, mapped at the first call that finds it (a writer made it):
+ * 0, or ls_ctlpage_open's error (LS_ENOENT: none yet) with err set. Closed by active_free. */
+int ls__node_active_ctl(active_t *a, char *err, size_t errlen);
 void ls__node_sync_poll(active_t *a);
 void ls__node_sync_status(const active_t *a, ls_status_db_t *o);
-void ls__node_sync_close(active_t *a);
 /* Block mode (blockwatch.c): the watcher thread on the writer's durable position, started once
  * the control page exists (idempotent), stopped at close (idempotent); the current log's reads
  * for the machines; the copies' positions published into the control page. */

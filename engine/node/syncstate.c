@@ -31,9 +31,9 @@ static bool writer_open(const ls_ctlpage_t *p)
 void ls__node_sync_poll(active_t *a)
 {
     if (a->retired) return;
-    if (!a->sync_ctl) {
+    if (!a->ctl) {
         char err[512] = "";
-        int rc = ls_ctlpage_open(a->cfg->path, false, &a->sync_ctl, err, sizeof(err));
+        int rc = ls__node_active_ctl(a, err, sizeof(err));
         if (rc && rc != LS_ENOENT && !a->sync_warned) /* absent: no writer opened it yet */
             LS_LOGW("node", "database %s: cannot read synchronous commit's state: %s", a->cfg->name,
                     err);
@@ -41,8 +41,8 @@ void ls__node_sync_poll(active_t *a)
         if (rc) return;
     }
     ls_ctl_sync_t s;
-    ls_ctlpage_read_sync(a->sync_ctl, &s);
-    if (!writer_open(a->sync_ctl)) s.state = LS_CTL_SYNC_OFF; /* a writer killed: stale */
+    ls_ctlpage_read_sync(a->ctl, &s);
+    if (!writer_open(a->ctl)) s.state = LS_CTL_SYNC_OFF; /* a writer killed: stale */
     const ls_ctl_sync_t *was = &a->sync;
     bool moved = s.state != was->state || s.switches != was->switches;
     if (moved && s.state == LS_CTL_SYNC_DEGRADED)
@@ -70,10 +70,4 @@ void ls__node_sync_status(const active_t *a, ls_status_db_t *o)
     o->sync_switches = s->switches;
     o->sync_since_ns = s->since_ns;
     snprintf(o->sync_reason, sizeof(o->sync_reason), "%s", s->reason);
-}
-
-void ls__node_sync_close(active_t *a)
-{
-    ls_ctlpage_close(a->sync_ctl);
-    a->sync_ctl = NULL;
 }

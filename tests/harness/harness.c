@@ -240,3 +240,30 @@ int ls_h_kill_by_arg(const char *needle)
     closedir(d);
     return n;
 }
+
+size_t ls_h_file_lines(const char *path)
+{
+    size_t len = 0, n = 0;
+    uint8_t *b = ls_h_read_file(path, &len);
+    for (size_t i = 0; b && i < len; i++)
+        n += b[i] == '\n';
+    free(b);
+    return n;
+}
+
+typedef struct {
+    const char *path;
+    size_t want;
+} lines_cond_t;
+
+static bool lines_reach(void *ctx)
+{
+    const lines_cond_t *c = ctx;
+    return ls_h_file_lines(c->path) >= c->want;
+}
+
+bool ls_h_wait_file_lines(const char *path, size_t want, int timeout_ms)
+{
+    lines_cond_t c = {path, want};
+    return ls_h_wait_for(lines_reach, &c, timeout_ms);
+}

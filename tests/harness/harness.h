@@ -36,6 +36,11 @@ int ls_h_wait(pid_t pid, int timeout_ms);
  * through another program (a resource agent) whose pid file may be gone. Returns how many. */
 int ls_h_kill_by_arg(const char *needle);
 
+/* Lines (newlines) in the file at path, 0 when it cannot be read (an --ack-log's acknowledged
+ * ids); waits until it has at least want of them, false after timeout_ms. */
+size_t ls_h_file_lines(const char *path);
+bool ls_h_wait_file_lines(const char *path, size_t want, int timeout_ms);
+
 /* A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, read back, closed). */
 int ls_h_free_port(void);
 

@@ -34,16 +34,6 @@ TestSuite(hostfail, .fini = fini, .timeout = 60);
 
 enum moment { EARLY, MID_STREAM, AFTER_ROLL };
 
-static uint64_t lines_of(const char *path)
-{
-    char cmd[1200], *out = NULL;
-    snprintf(cmd, sizeof(cmd), "cat %s 2>/dev/null | wc -l", path);
-    if (ls_h_sh(cmd, &out, NULL, 5000) != 0) return 0;
-    uint64_t n = strtoull(out ? out : "0", NULL, 10);
-    free(out);
-    return n;
-}
-
 /* Closed generations in node-a's logs/ (names E00-<epoch>-<generation>.log). */
 static int closed_on_a(void)
 {
@@ -69,7 +59,7 @@ static bool moment_reached(void *ctx)
 {
     moment_cond_t *c = ctx;
     if (c->closed_below > 0) return closed_on_a() > c->closed_below;
-    if (lines_of(c->acklog) < c->acked) return false;
+    if (ls_h_file_lines(c->acklog) < c->acked) return false;
     if (c->replayed <= 0) return true;
     cJSON *st = ls_h_status(&pair, LS_H_B);
     bool ok = st && ls_h_num(st, "last_replayed") >= c->replayed;
@@ -141,7 +131,7 @@ static void run(const char *tag, enum moment m)
              ack);
     ls_h_load_start(&pair, args);
     kill_at(m, ack);
-    uint64_t acked = lines_of(ack);
+    uint64_t acked = ls_h_file_lines(ack);
 
     char *out, *err;
     int rc = ls_h_logship(&pair, "activate", LS_H_B, "--max-loss 1000", &out, &err);

@@ -390,27 +390,6 @@ Test(ocf, promotion_score_follows_the_copy_position)
 
 /* ---- demote of the live active with a promotion pending: a planned switchover ---- */
 
-static size_t lines_of(const char *path)
-{
-    size_t len = 0, n = 0;
-    uint8_t *b = ls_h_read_file(path, &len);
-    for (size_t i = 0; b && i < len; i++)
-        n += b[i] == '\n';
-    free(b);
-    return n;
-}
-
-typedef struct {
-    const char *path;
-    size_t lines;
-} acks_cond_t;
-
-static bool acks_reach(void *ctx)
-{
-    acks_cond_t *c = ctx;
-    return lines_of(c->path) >= c->lines;
-}
-
 /* node-b's copy of db1 connected and Healthy (switchover's precondition). */
 static bool copy_healthy(void *ctx)
 {
@@ -508,8 +487,7 @@ Test(ocf, demote_with_a_pending_promotion_switches_over)
                     NULL};
     load_pid = ls_h_spawn(argv, errlog, NULL);
     cr_assert_gt(load_pid, 0, "cannot start logship load");
-    acks_cond_t ac = {ack, 150};
-    cr_assert(ls_h_wait_for(acks_reach, &ac, 20000), "the load acknowledged nothing");
+    cr_assert(ls_h_wait_file_lines(ack, 150, 20000), "the load acknowledged nothing");
     cr_assert(ls_h_wait_for(copy_healthy, NULL, 30000), "node-b's copy is not Healthy");
     expect(LS_H_A, "monitor", OCF_RUNNING_MASTER, names, NULL);
 

@@ -127,27 +127,6 @@ static void load_fenced(const char *errlog, const char *new_active)
     free(z);
 }
 
-static size_t lines_of(const char *path)
-{
-    size_t len = 0, n = 0;
-    uint8_t *b = ls_h_read_file(path, &len);
-    for (size_t i = 0; b && i < len; i++)
-        n += b[i] == '\n';
-    free(b);
-    return n;
-}
-
-typedef struct {
-    const char *path;
-    size_t lines;
-} acks_cond_t;
-
-static bool acks_reach(void *ctx)
-{
-    acks_cond_t *c = ctx;
-    return lines_of(c->path) >= c->lines;
-}
-
 static const char *jstr(const cJSON *o, const char *k)
 {
     const cJSON *v = cJSON_GetObjectItem(o, k);
@@ -279,9 +258,8 @@ Test(switchover, ten_switchovers_under_load_lose_nothing)
         snprintf(ack[i], sizeof(ack[i]), "%s/ack%d.log", pair.dir, i);
         snprintf(errlog[i], sizeof(errlog[i]), "%s/load%d.log", pair.dir, i);
         load_start(cur, ack[i], errlog[i], 100 + i);
-        acks_cond_t ac = {ack[i], 150};
-        cr_assert(ls_h_wait_for(acks_reach, &ac, 20000), "round %d: the load acknowledged nothing",
-                  i);
+        cr_assert(ls_h_wait_file_lines(ack[i], 150, 20000),
+                  "round %d: the load acknowledged nothing", i);
         wait_role(cur, "active", "Healthy");
         char args[200], *out, *err;
         snprintf(args, sizeof(args), "--to %s", name_of(other));
@@ -365,8 +343,7 @@ Test(switchover, refusals_leave_the_database_active)
     snprintf(ack, sizeof(ack), "%s/ack-timeout.log", pair.dir);
     snprintf(errlog, sizeof(errlog), "%s/load-timeout.log", pair.dir);
     load_start(LS_H_A, ack, errlog, 5);
-    acks_cond_t ac = {ack, 100};
-    cr_assert(ls_h_wait_for(acks_reach, &ac, 20000), "the load acknowledged nothing");
+    cr_assert(ls_h_wait_file_lines(ack, 100, 20000), "the load acknowledged nothing");
     rc = logship("switchover", LS_H_A, "--to node-b --timeout 2", &out, &err);
     cr_assert_eq(rc, 1, "%s%s", out, err);
     cr_assert(ls_h_contains(err, "timed out after 2000 ms: node-b replayed up to generation"), "%s",

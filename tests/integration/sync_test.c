@@ -61,25 +61,6 @@ static bool wait_sync_state(const char *state, sync_view_t *out, int timeout_ms)
     return false;
 }
 
-static size_t lines_of(const char *path)
-{
-    size_t len = 0, n = 0;
-    uint8_t *b = ls_h_read_file(path, &len);
-    for (size_t i = 0; b && i < len; i++)
-        n += b[i] == '\n';
-    free(b);
-    return n;
-}
-
-static bool wait_lines(const char *path, size_t want, int timeout_ms)
-{
-    for (uint64_t end = ls_mono_ns() + (uint64_t) timeout_ms * 1000000u; ls_mono_ns() < end;) {
-        if (lines_of(path) >= want) return true;
-        usleep(20000);
-    }
-    return false;
-}
-
 static bool log_has(int node, const char *needle)
 {
     size_t len = 0;
@@ -106,7 +87,7 @@ Test(sync, remote_durable_degrades_when_the_copy_dies_and_comes_back_with_it)
              ack);
     ls_h_load_start(&pair, cmd);
     sync_view_t s;
-    cr_assert(wait_lines(ack, 300, 60000), "the load acknowledged nothing");
+    cr_assert(ls_h_wait_file_lines(ack, 300, 60000), "the load acknowledged nothing");
     cr_assert(sync_of(LS_H_A, &s), "node-a shows no sync state for db1");
     if (strcmp(s.state, "sync") || s.switches != 0) ls_h_pair_logs(&pair);
     cr_assert_str_eq(s.state, "sync", "commits confirmed by the copy: %s (%s)", s.state, s.reason);
@@ -117,9 +98,9 @@ Test(sync, remote_durable_degrades_when_the_copy_dies_and_comes_back_with_it)
     cr_assert_str_eq(s.state, "degraded");
     cr_assert(strstr(s.reason, "not durable on 1 copy within 1000 ms"), "%s", s.reason);
     cr_assert(strstr(s.reason, "#1 "), "the reason names the copy's position: %s", s.reason);
-    size_t at_degrade = lines_of(ack);
-    cr_assert(wait_lines(ack, at_degrade + 150, 30000),
-              "the load keeps committing while degraded (%zu acknowledged)", lines_of(ack));
+    size_t at_degrade = ls_h_file_lines(ack);
+    cr_assert(ls_h_wait_file_lines(ack, at_degrade + 150, 30000),
+              "the load keeps committing while degraded (%zu acknowledged)", ls_h_file_lines(ack));
     for (uint64_t end = ls_mono_ns() + 5000000000ull;
          !log_has(LS_H_A, "synchronous commit (remote_durable, 1 copy) degraded") &&
          ls_mono_ns() < end;)

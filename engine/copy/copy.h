@@ -160,6 +160,8 @@ typedef struct {
     uint64_t seal_bytes;       /* bytes fed to XXH3-128 (seals and their checks) */
     uint64_t logs_syncs;       /* fsyncs of logs/ that made inspected generations durable (one
                                   for several while the receiver defers: ls_copy_recv_defer) */
+    uint64_t replay_yields;    /* times the replayer yielded to the busy receiver (nice 19;
+                                  docs/COPY.md "Replay") */
 } ls_copy_stats_t;
 
 /* Opens (creating when absent) the copy in opts->dir and works out its position (see above).

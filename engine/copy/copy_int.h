@@ -178,6 +178,7 @@ struct ls_copy {
         uint64_t seal_checks;      /* seals verified by the replayer */
         uint64_t seal_bytes;       /* bytes fed to XXH3-128 for seals and their checks */
         uint64_t logs_syncs;       /* fsyncs of logs/ that made received generations durable */
+        uint64_t replay_yields;    /* times the replayer went to nice 19 (receiver busy) */
     } ck;
 };
 

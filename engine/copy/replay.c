@@ -12,24 +12,80 @@
  * The store is checkpointed at most every checkpoint_ms, and when idle (nothing to apply and the
  * receiver quiet for IDLE_CKPT_NS); replayed-synced(N) follows, then log removal.
  */
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "copy/replay_int.h"
 
-#define IDLE_WAIT_NS  1000000000ull /* re-evaluate at least this often */
-#define ERROR_WAIT_NS 1000000000ull /* after a transient store error (ENOSPC) */
-#define RX_QUIET_NS   5000000ull    /* the receiver counts as busy this long after its last call */
-#define HOLD_MAX_NS   250000000ull  /* a batch waits at most this long for more generations */
-#define IDLE_CKPT_NS  100000000ull  /* idle: checkpoint once the receiver was quiet this long */
+#define IDLE_WAIT_NS     1000000000ull /* re-evaluate at least this often */
+#define ERROR_WAIT_NS    1000000000ull /* after a transient store error (ENOSPC) */
+#define HOLD_MAX_NS      250000000ull  /* a batch waits at most this long for more generations */
+#define IDLE_CKPT_NS     100000000ull  /* idle: checkpoint once the receiver was quiet this long */
+#define CAP_SYS_NICE_BIT 23            /* linux/capability.h's CAP_SYS_NICE */
+
+/* Whether this thread may return to its nice value after raising it: an unprivileged thread may
+ * lower its nice value only as far as RLIMIT_NICE allows (can_nice in the kernel), otherwise it
+ * needs CAP_SYS_NICE. Without either the replayer never yields (it would stay at nice 19 for
+ * good, behind any other work on the machine). */
+static bool may_yield(int nice)
+{
+    struct rlimit rl;
+    if (nice >= YIELD_NICE) return false; /* already as low: nothing to yield */
+    if (getrlimit(RLIMIT_NICE, &rl) == 0 &&
+        (rl.rlim_cur == RLIM_INFINITY || (long long) rl.rlim_cur >= 20 - nice))
+        return true;
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    unsigned long long eff = 0;
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "CapEff: %llx", &eff) == 1) break;
+    if (f) fclose(f);
+    return (eff >> CAP_SYS_NICE_BIT) & 1;
+}
+
+void ls__copy_replay_yield(batch_t *b, bool allowed)
+{
+    ls_copy_t *c = b->c;
+    bool want = false;
+    if (allowed && b->may_yield) {
+        uint64_t mono = ls_mono_ns();
+        uint64_t quiet = mono - __atomic_load_n(&c->rx_activity_ns, __ATOMIC_RELAXED);
+        bool busy = __atomic_load_n(&c->rx_open, __ATOMIC_RELAXED) || quiet < RX_QUIET_NS;
+        want = busy && mono - b->e[0].queued_ns < YIELD_MAX_NS;
+    }
+    if (want == b->yielding) return;
+    int rc = setpriority(PRIO_PROCESS, (id_t) syscall(SYS_gettid), want ? YIELD_NICE : b->nice) == 0
+                 ? 0
+                 : errno;
+    if (rc == 0) {
+        b->yielding = want;
+        LS__COPY_COUNT(c, replay_yields, want);
+    } else if (!want) {
+        b->may_yield = false; /* refused on the way back (may_yield said it would not be) */
+        LS_LOGW("copy", "%s: the replayer cannot return to nice %d: %s", c->dir, b->nice,
+                strerror(rc));
+    } else {
+        b->may_yield = false;
+    }
+}
 
 /* Entries at the head of the queue ready to replay (mu held); *wait_ns when the head waits for
- * its replay lag, or when the batch is held for more: while the receiver is busy (a generation
- * arriving, or one ended less than RX_QUIET_NS ago) a batch that is not full waits, for at most
- * HOLD_MAX_NS after its first generation was queued. A backlog is then applied in full batches
+ * its replay lag, or when the batch is held for more. A batch is whatever is ready, up to
+ * batch_generations: the queue chooses its size, so a backlog is applied in growing batches
  * (each commit rewrites the pages it touched: with keys all over the tree, one generation per
- * commit writes nearly as much as sixteen), and the commits and checkpoints keep off the disk
- * while receives sync. *holding says the batch is held (not idle: no checkpoint now). */
-static size_t ready(ls_copy_t *c, uint64_t *wait_ns, bool *holding)
+ * commit writes nearly as much as sixteen) and a short queue is applied at once, leaving little
+ * to apply after the last generation arrives. The replayer yields to the receiver while that is
+ * busy (ls__copy_replay_yield). Where it cannot yield (no RLIMIT_NICE or CAP_SYS_NICE), a batch
+ * that is not full is instead held while the receiver is busy (a generation arriving, or one
+ * ended less than RX_QUIET_NS ago), for at most HOLD_MAX_NS after its first generation was
+ * queued, so that its commits and checkpoints keep off the disk and the CPU while receives run.
+ * *holding says the batch is held (not idle: no checkpoint now). */
+static size_t ready(ls_copy_t *c, bool may_yield, uint64_t *wait_ns, bool *holding)
 {
     *wait_ns = IDLE_WAIT_NS;
     *holding = false;
@@ -55,7 +111,7 @@ static size_t ready(ls_copy_t *c, uint64_t *wait_ns, bool *holding)
         bytes += e->size;
         n++;
     }
-    if (n == 0 || full || n == max) return n;
+    if (n == 0 || full || n == max || may_yield) return n;
     uint64_t mono = ls_mono_ns(), held = mono - c->q[0].queued_ns;
     uint64_t quiet = mono - __atomic_load_n(&c->rx_activity_ns, __ATOMIC_RELAXED);
     bool busy = __atomic_load_n(&c->rx_open, __ATOMIC_RELAXED) || quiet < RX_QUIET_NS;
@@ -91,6 +147,7 @@ static void damaged(ls_copy_t *c, uint64_t gen, int rc, const char *msg)
 static int replay_batch(ls_copy_t *c, batch_t *b, ls_store_meta_t *m)
 {
     char msg[512] = "";
+    ls__copy_replay_yield(b, true);
     int vrc = ls__copy_replay_verify(c, b, m, msg, sizeof(msg));
     int rc = 0;
     if (b->ok && ls__copy_shadow_check(c, &b->e[0], b->buf[0], b->len[0], m) != 0)
@@ -98,6 +155,7 @@ static int replay_batch(ls_copy_t *c, batch_t *b, ls_store_meta_t *m)
     if (b->ok) {
         ls_store_meta_t nm = *m;
         rc = ls__copy_replay_apply(c, b, &nm);
+        ls__copy_replay_yield(b, false);
         if (rc == 0) {
             pthread_mutex_lock(&c->mu);
             c->meta = nm;
@@ -114,6 +172,7 @@ static int replay_batch(ls_copy_t *c, batch_t *b, ls_store_meta_t *m)
             ls__copy_emit(c, LS_COPY_EV_REPLAYED, nm.digest_generation, nm.lsn, 0, "");
         }
     }
+    ls__copy_replay_yield(b, false);
     if (vrc && rc == 0) damaged(c, b->e[b->ok].generation, vrc, msg);
     return rc;
 }
@@ -162,6 +221,14 @@ void *ls__copy_replayer(void *arg)
     batch_t *b = calloc(1, sizeof(*b));
     LS_CHECK(b != NULL);
     b->c = c;
+    errno = 0;
+    b->nice = getpriority(PRIO_PROCESS, (id_t) syscall(SYS_gettid));
+    b->may_yield = errno == 0 && may_yield(b->nice);
+    if (!b->may_yield)
+        LS_LOGI("copy",
+                "%s: the replayer does not yield to the receiver (no RLIMIT_NICE or "
+                "CAP_SYS_NICE to return from nice 19): batches wait instead",
+                c->dir);
     b->seal = ls_seal_new();
     b->st = ls_gen_stream_new();
     LS_CHECK(b->seal != NULL && b->st != NULL);
@@ -169,7 +236,7 @@ void *ls__copy_replayer(void *arg)
     while (!c->stop) {
         uint64_t wait;
         bool holding;
-        size_t n = ready(c, &wait, &holding);
+        size_t n = ready(c, b->may_yield, &wait, &holding);
         if (n == 0 && ls__copy_shadow_due(c)) { /* block mode: the open generation, early */
             pthread_mutex_unlock(&c->mu);
             int rc = ls__copy_shadow_apply(c);

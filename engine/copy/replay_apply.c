@@ -206,7 +206,10 @@ static int apply_fn(void *ctx, ls_store_txn_t *txn)
                          ? ls_store_put(txn, o->key, o->key_len, o->value, o->value_len)
                          : ls_store_del(txn, o->key, o->key_len);
             if (rc) return rc;
-            if (i % RELEASE_OPS == RELEASE_OPS - 1) ls_store_txn_release_pages(txn);
+            if (i % RELEASE_OPS == RELEASE_OPS - 1) {
+                ls_store_txn_release_pages(txn);
+                ls__copy_replay_yield(b, true);
+            }
         }
     }
     if (LS_FAULT("copy.replay.before_commit")) return LS_EIO;

@@ -9,7 +9,10 @@
 
 #include "copy/copy_int.h"
 
-#define LS__COPY_REPLAY_MAX 64 /* generations per batch, at most */
+#define LS__COPY_REPLAY_MAX 64         /* generations per batch, at most */
+#define RX_QUIET_NS         5000000ull /* the receiver counts as busy this long after its last call */
+#define YIELD_MAX_NS        1000000000ull /* a batch queued longer ago than this does not yield */
+#define YIELD_NICE          19            /* the replayer's nice value while it yields */
 
 /* One PUT or DEL of a batch, pointing into the batch's buffer; ops[i] is the batch's i-th. */
 typedef struct {
@@ -49,6 +52,9 @@ typedef struct {
     size_t nops;         /* operations collected */
     size_t ops_cap;      /* capacity of ops and keys (kept between batches) */
     size_t lcp;          /* bytes every key of the batch starts with */
+    int nice;            /* the thread's own nice value (when not yielding) */
+    bool may_yield;      /* the thread can return to nice (RLIMIT_NICE, CAP_SYS_NICE) */
+    bool yielding;       /* the replayer thread runs at YIELD_NICE now */
     bool ops_failed;     /* no memory for ops: applied in LSN order instead */
 } batch_t;
 
@@ -65,5 +71,14 @@ void ls__copy_replay_arena_free(batch_t *b);
  * store's position before, updated to after). A store error sets the copy's state and is
  * returned (replay_apply.c). */
 int ls__copy_replay_apply(ls_copy_t *c, batch_t *b, ls_store_meta_t *nm);
+
+/* The replayer yields the CPU to the receiver: while the receiver is busy (a .part open, or its
+ * last call less than RX_QUIET_NS ago) and the batch's first generation was queued less than
+ * YIELD_MAX_NS ago, the thread runs at nice YIELD_NICE (the scheduler gives it ~1.5 % of a CPU
+ * against a thread at nice 0: it runs when the receiver waits for the disk or a core is free),
+ * otherwise at its own nice value; allowed false: back to it (before mu is taken, so the receiver
+ * never waits for a lock held by a low-priority thread). Called before a batch, every RELEASE_OPS
+ * operations of its apply and after it (replay.c). */
+void ls__copy_replay_yield(batch_t *b, bool allowed);
 
 #endif

@@ -149,13 +149,13 @@ static int replay_batch(ls_copy_t *c, batch_t *b, ls_store_meta_t *m)
     char msg[512] = "";
     ls__copy_replay_yield(b, true);
     int vrc = ls__copy_replay_verify(c, b, m, msg, sizeof(msg));
+    ls__copy_replay_yield(b, false); /* ls__copy_shadow_check may take mu */
     int rc = 0;
     if (b->ok && ls__copy_shadow_check(c, &b->e[0], b->buf[0], b->len[0], m) != 0)
         b->ok = vrc = 0; /* the store applied other bytes early: FAILED, nothing applied */
     if (b->ok) {
         ls_store_meta_t nm = *m;
-        rc = ls__copy_replay_apply(c, b, &nm);
-        ls__copy_replay_yield(b, false);
+        rc = ls__copy_replay_apply(c, b, &nm); /* back at its own nice value */
         if (rc == 0) {
             pthread_mutex_lock(&c->mu);
             c->meta = nm;
@@ -172,7 +172,6 @@ static int replay_batch(ls_copy_t *c, batch_t *b, ls_store_meta_t *m)
             ls__copy_emit(c, LS_COPY_EV_REPLAYED, nm.digest_generation, nm.lsn, 0, "");
         }
     }
-    ls__copy_replay_yield(b, false);
     if (vrc && rc == 0) damaged(c, b->e[b->ok].generation, vrc, msg);
     return rc;
 }

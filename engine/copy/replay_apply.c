@@ -246,8 +246,10 @@ int ls__copy_replay_apply(ls_copy_t *c, batch_t *b, ls_store_meta_t *nm)
         nm->txid = LS_MAX(nm->txid, b->e[i].last_txid);
     nm->applied_generations += b->ok;
     int rc = 0;
+    ls__copy_replay_yield(b, true);
     sort_batch(b, &rc);
     if (rc == 0) rc = ls_store_apply(c->store, apply_fn, b, nm);
+    ls__copy_replay_yield(b, false); /* before store_failed takes mu */
     if (rc) {
         store_failed(c, b, rc);
         return rc;

@@ -77,8 +77,9 @@ int ls__copy_replay_apply(ls_copy_t *c, batch_t *b, ls_store_meta_t *nm);
  * YIELD_MAX_NS ago, the thread runs at nice YIELD_NICE (the scheduler gives it ~1.5 % of a CPU
  * against a thread at nice 0: it runs when the receiver waits for the disk or a core is free),
  * otherwise at its own nice value; allowed false: back to it (before mu is taken, so the receiver
- * never waits for a lock held by a low-priority thread). Called before a batch, every RELEASE_OPS
- * operations of its apply and after it (replay.c). */
+ * never waits for a lock held by a low-priority thread). Called around the batch's reading and
+ * checking (replay.c), around its sort and store transaction and every RELEASE_OPS operations of
+ * the transaction (replay_apply.c). */
 void ls__copy_replay_yield(batch_t *b, bool allowed);
 
 #endif

@@ -395,7 +395,8 @@ void ls__node_resync_auto(ls_node_t *n);      /* housekeeping: auto_resync datab
 void ls__node_resync_inc_stop(ls_node_t *n);  /* at stop */
 void ls__node_resync_inc_free(node_db_t *db); /* after the loop ended */
 
-/* switchover.c: `logship switchover DB --to NODE` (docs/ACTIVATION.md, "Planned switchover") */
+/* switchover.c, switchover_hold.c, switchover_cmd.c (the active's side) and switchover_peer.c
+ * (NODE's): `logship switchover DB --to NODE` (docs/ACTIVATION.md, "Planned switchover") */
 int ls__node_switchover_cmd(ls_node_t *n, const cJSON *req, bool status_only, cJSON *resp,
                             char *err, size_t errlen); /* "switchover" and "switchover_status" */
 /* The active's side: SWITCHOVER_DONE from the copy on l's connection. */

@@ -25,8 +25,9 @@
  *  epoch     (epoch.c)     EPOCH after each version-3 handshake and where a peer's goes; an
  *                          old active fenced (ls_role_fence, its machines Demoted or Diverged)
  *  resync    (resync.c)    `logship resync`: a demoted old active switched to a copy of the new
- *                          active without a restart; (resync_inc.c) a diverged one rebuilt by
- *                          the incremental resync from the split, auto_resync
+ *                          active without a restart; (resync_inc.c, resync_job.c,
+ *                          resync_conn.c, resync_cmd.c) a diverged one rebuilt by the
+ *                          incremental resync from the split, auto_resync
  *  seed      (seed_server.c) per accepted seed connection: adapter of engine/seed's worker and
  *            server session; (seed_client.c, seed_cmd.c) per passive copy: `logship seed`,
  *            adapter of its client session, the install and swap on the copy's receiver thread
@@ -378,7 +379,7 @@ bool ls__node_epoch_refusal(ls_node_t *n, const char *name, char *why, size_t wh
 /* resync.c: the control command "resync": an old active rebuilt as a copy of the new active */
 int ls__node_resync_cmd(ls_node_t *n, const cJSON *req, cJSON *resp, char *err, size_t errlen);
 void ls__node_resync_retire(active_t *a); /* its shipping stops for good */
-/* resync_inc.c: the diverged generations a full-seed fall-back set aside as <db>.diverged, put
+/* resync_job.c: the diverged generations a full-seed fall-back set aside as <db>.diverged, put
  * back into <db>/diverged after a crash (at start, after the seed's recovery). */
 void ls__rsi_recover_diverged(const char *db_dir, const char *name);
 /* db (its role file saved as a copy following follows) opens as a copy: its active retired, a

@@ -548,7 +548,7 @@ Test(seed, streamed_snapshot_under_running_writer_converges)
     running_writer(true);
 }
 
-/* ---- streaming from the compaction (snapshot.c, direct mode) ------------------------------- */
+/* ---- streaming from the compaction (snapshot_direct.c) ------------------------------------ */
 
 /* The whole stream of a snapshot of db into a malloc'd buffer (*len bytes), its digest and info;
  * spill_at: call ls_seed_snapshot_spill once that many bytes were read (0: never). */

@@ -381,9 +381,9 @@ static void build_big(void *ctx)
     const char *dir = ctx;
     ls_db_options_t o = db_opts(0);
     ls_db_t *db = NULL;
-    CHILD_CHECK(ls_db_open(dir, &o, &db) == 0);
-    CHILD_CHECK(commit_range(db, 0, 110, 15, 64 * 1024) == 0); /* ~103 MiB of values */
-    CHILD_CHECK(ls_db_close(db) == 0);
+    LS_H_CHILD_CHECK(ls_db_open(dir, &o, &db) == 0);
+    LS_H_CHILD_CHECK(commit_range(db, 0, 110, 15, 64 * 1024) == 0); /* ~103 MiB of values */
+    LS_H_CHILD_CHECK(ls_db_close(db) == 0);
 }
 
 /* A >= 100 MiB store streams through fixed chunks: the peak RSS of streaming and installing
@@ -708,12 +708,12 @@ static void race_writer(const char *store, int ready)
     ls_store_options_t o = {.map_size = 1ull << 30};
     ls_store_t *s = NULL;
     char err[512] = "";
-    CHILD_CHECK(ls_store_open(store, &o, &s, err, sizeof(err)) == 0);
+    LS_H_CHILD_CHECK(ls_store_open(store, &o, &s, err, sizeof(err)) == 0);
     ls_store_meta_t m;
     ls_store_meta(s, &m); /* the position stays the writer's: only data changes */
     for (race_txn_t t = {.counter = 1};; t.counter++) {
-        CHILD_CHECK(ls_store_apply(s, race_put, &t, &m) == 0);
-        if (t.counter == 1) CHILD_CHECK(write(ready, "r", 1) == 1);
+        LS_H_CHILD_CHECK(ls_store_apply(s, race_put, &t, &m) == 0);
+        if (t.counter == 1) LS_H_CHILD_CHECK(write(ready, "r", 1) == 1);
     }
 }
 

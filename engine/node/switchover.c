@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "node/switchover_int.h"
+#include "node/switchover_wait.h"
 
 const char *ls__sw_state_name(sw_state_t s)
 {
@@ -231,19 +232,9 @@ static void shipping(struct node_sw *w)
                 "%s: the writer holds (last generation %" PRIu64 ", LSN %" PRIu64
                 "): shipping it to %s",
                 w->db->cfg->name, w->last_gen, w->last_lsn, w->to);
-        if (!w->last_gen) {
-            undo(w, SW_REFUSED, "%s has no closed generation: nothing to hand over",
-                 w->db->cfg->name);
-            return;
-        }
     }
     ls_ship_state_t ms = ls_ship_state(w->s->m);
-    if (ms != LS_SHIP_HEALTHY && ms != LS_SHIP_DISCONNECTED && ms != LS_SHIP_INITIALIZING) {
-        undo(w, SW_FAILED, "%s's copy became %s (%s)", w->to, ls_ship_state_name(ms),
-             ls_ship_reason(w->s->m));
-        return;
-    }
-    if (w->acked) {
+    if (w->acked && w->last_gen && ls_node_switchover_copy_usable(ms)) {
         if (mono - w->kick_mono >= SW_RESCAN_MS * 1000000ull) { /* the last generation, seen */
             w->kick_mono = mono;
             ls__node_active_poll(a);
@@ -254,29 +245,44 @@ static void shipping(struct node_sw *w)
         ls_ship_status(w->s->m, now, &c);
         w->replayed = c.last_replayed.gen;
         if (c.last_generated.gen == w->last_gen) w->last_close_ns = c.last_generated.time_ns;
-        if (w->replayed >= w->last_gen && l->conn && l->ready) {
-            if (l->version < LS_PROTO_VERSION_SWITCHOVER) {
-                undo(w, SW_REFUSED,
-                     "%s speaks protocol version %u on its connection; switchover needs %u", w->to,
-                     (unsigned) l->version, (unsigned) LS_PROTO_VERSION_SWITCHOVER);
-                return;
-            }
-            ask(w, l);
-            return;
-        }
     }
-    if (mono >= w->deadline) {
-        if (!w->acked)
-            undo(w, SW_FAILED,
-                 "timed out after %" PRIu64
-                 " ms: the application's writer did not close its current log (a writer that "
-                 "died with the database open leaves its log to the next open)",
-                 w->timeout_ms);
-        else
-            undo(w, SW_FAILED,
-                 "timed out after %" PRIu64 " ms: %s replayed up to generation %" PRIu64
-                 " of %" PRIu64 " (copy %s)",
-                 w->timeout_ms, w->to, w->replayed, w->last_gen, ls_ship_state_name(ms));
+    ls_node_sw_seen_t seen = {.acked = w->acked,
+                              .last_gen = w->last_gen,
+                              .ship = ms,
+                              .replayed = w->replayed,
+                              .ready = l->conn && l->ready,
+                              .version = l->version,
+                              .expired = mono >= w->deadline};
+    switch (ls_node_switchover_wait(&seen)) {
+    case LS_NODE_SW_WAIT:
+        break;
+    case LS_NODE_SW_ASK:
+        ask(w, l);
+        break;
+    case LS_NODE_SW_NOTHING:
+        undo(w, SW_REFUSED, "%s has no closed generation: nothing to hand over", w->db->cfg->name);
+        break;
+    case LS_NODE_SW_COPY_LOST:
+        undo(w, SW_FAILED, "%s's copy became %s (%s)", w->to, ls_ship_state_name(ms),
+             ls_ship_reason(w->s->m));
+        break;
+    case LS_NODE_SW_OLD_PROTOCOL:
+        undo(w, SW_REFUSED, "%s speaks protocol version %u on its connection; switchover needs %u",
+             w->to, (unsigned) l->version, (unsigned) LS_PROTO_VERSION_SWITCHOVER);
+        break;
+    case LS_NODE_SW_NO_CLOSE:
+        undo(w, SW_FAILED,
+             "timed out after %" PRIu64
+             " ms: the application's writer did not close its current log (a writer that "
+             "died with the database open leaves its log to the next open)",
+             w->timeout_ms);
+        break;
+    case LS_NODE_SW_NOT_REPLAYED:
+        undo(w, SW_FAILED,
+             "timed out after %" PRIu64 " ms: %s replayed up to generation %" PRIu64 " of %" PRIu64
+             " (copy %s)",
+             w->timeout_ms, w->to, w->replayed, w->last_gen, ls_ship_state_name(ms));
+        break;
     }
 }
 

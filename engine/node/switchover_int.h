@@ -1,10 +1,11 @@
 /* A planned switchover's state on the active (docs/ACTIVATION.md, "Planned switchover"), shared
- * by switchover.c (steps 3 to 5 on the loop: the wait, SWITCHOVER, the answer, the old active
- * becoming the new one's copy), switchover_hold.c (step 2 on the libuv pool: the hold set in the
- * control page; and, at start, an interrupted switchover's hold) and switchover_cmd.c (the
- * control commands "switchover" and "switchover_status": the refusals and the report).
- * Internal to engine/node. Threading: every field is the loop's, but while w->work is queued the
- * pool job alone touches ctl, held_ns, self_closed, rc and err. */
+ * by switchover.c (steps 3 to 5 on the loop: the wait, whose verdicts switchover_wait.c decides
+ * with no I/O, SWITCHOVER, the answer, the old active becoming the new one's copy),
+ * switchover_hold.c (step 2 on the libuv pool: the hold set in the control page; and, at start, an
+ * interrupted switchover's hold) and switchover_cmd.c (the control commands "switchover" and
+ * "switchover_status": the refusals and the report). Internal to engine/node. Threading: every
+ * field is the loop's, but while w->work is queued the pool job alone touches ctl, held_ns,
+ * self_closed, rc and err. */
 #ifndef LS_NODE_SWITCHOVER_INT_H
 #define LS_NODE_SWITCHOVER_INT_H
 

@@ -66,9 +66,7 @@ Test(copy_checks, file_damaged_in_logs_is_caught_by_its_seal_not_applied_and_ask
 {
     copy_fix_t f;
     fix_init(&f, "copychk", 6, 5, 60);
-    fix_open(&f, true);
-    ls_copy_pause_replay(f.c, true);
-    cr_assert_eq(ls_copy_start(f.c), 0);
+    fix_start(&f, true, true);
     send_range(f.c, &f.ch, 1, 6);
     weight_t all = weigh(&f.ch, 1, 6), tail = weigh(&f.ch, 4, 6), head = weigh(&f.ch, 1, 3);
     assert_checks(f.c, all.records, 6, all.hashed, 6, 0, all.bytes, "received, replay paused");

@@ -46,8 +46,7 @@ Test(copy_paths, receiving_calls_out_of_turn_are_refused)
 {
     copy_fix_t f;
     fix_init(&f, "copypaths", 2, 4, 30);
-    fix_open(&f, false);
-    cr_assert_eq(ls_copy_start(f.c), 0);
+    fix_start(&f, false, false);
     char err[1024] = "";
     cr_assert_eq(ls_copy_recv_begin(f.c, 1, 1, f.ch.len[1], LS_H_GEN_CLOSE_NS, err, sizeof(err)), 0,
                  "%s", err);
@@ -82,8 +81,7 @@ Test(copy_paths, failed_rename_drops_the_part_and_the_resend_succeeds)
     setenv("LS_FAULTS", "copy.recv.before_rename=fail@1", 1);
     copy_fix_t f;
     fix_init(&f, "copypaths", 2, 4, 30);
-    fix_open(&f, true);
-    cr_assert_eq(ls_copy_start(f.c), 0);
+    fix_start(&f, true, false);
     char err[1024] = "";
     int rc = send_bytes(f.c, 1, f.ch.buf[1], f.ch.len[1], f.ch.digest[1], err, sizeof(err));
     cr_assert_eq(rc, LS_EIO, "%s (%s)", ls_err_name(rc), err);
@@ -110,8 +108,7 @@ Test(copy_paths, store_without_identity_adopts_the_first_generation)
     ls_store_t *s = NULL;
     cr_assert_eq(ls_store_open(store, &so, &s, err, sizeof(err)), 0, "%s", err);
     ls_store_close(s);
-    fix_open(&f, false);
-    cr_assert_eq(ls_copy_start(f.c), 0);
+    fix_start(&f, false, false);
     fix_catch_up(&f, 1, 3);
     ls_store_meta_t m;
     ls_store_meta(ls_copy_store(f.c), &m);
@@ -196,8 +193,7 @@ Test(copy_paths, first_generation_with_an_unopenable_store_is_asked_again)
 {
     copy_fix_t f;
     fix_init(&f, "copypaths", 2, 4, 30);
-    fix_open(&f, true);
-    cr_assert_eq(ls_copy_start(f.c), 0);
+    fix_start(&f, true, false);
     char p[4200], err[1024] = "";
     snprintf(p, sizeof(p), "%s/store", f.dir);
     cr_assert_eq(ls_mkdir_p(p), 0);
@@ -224,8 +220,7 @@ Test(copy_paths, move_into_logs_that_fails_is_asked_again)
 {
     copy_fix_t f;
     fix_init(&f, "copypaths", 2, 4, 30);
-    fix_open(&f, true);
-    cr_assert_eq(ls_copy_start(f.c), 0);
+    fix_start(&f, true, false);
     char p[4200], in[4200], err[1024] = "";
     gen_path(p, sizeof(p), f.dir, "logs", 1, "/occupied");
     cr_assert_eq(ls_mkdir_p(p), 0);

@@ -8,8 +8,7 @@ Test(copy, receives_in_chunks_inspects_replays_and_store_matches_the_log)
 {
     copy_fix_t f;
     fix_init(&f, "copy", 6, 5, 40);
-    fix_open(&f, true);
-    cr_assert_eq(ls_copy_start(f.c), 0);
+    fix_start(&f, true, false);
     send_range(f.c, &f.ch, 1, 6);
     cr_assert_eq(events_count(&f.ev, LS_COPY_EV_DURABLE, 0), 6);
     cr_assert_eq(events_count(&f.ev, LS_COPY_EV_INSPECTED, 0), 6);
@@ -226,9 +225,7 @@ Test(copy, file_damaged_in_logs_is_caught_before_replay_and_asked_again)
 {
     copy_fix_t f;
     fix_init(&f, "copy", 4, 3, 30);
-    fix_open(&f, true);
-    ls_copy_pause_replay(f.c, true);
-    cr_assert_eq(ls_copy_start(f.c), 0);
+    fix_start(&f, true, true);
     send_range(f.c, &f.ch, 1, 4);
     char p[4200];
     gen_path(p, sizeof(p), f.dir, "logs", 3, "");
@@ -299,9 +296,7 @@ Test(copy, paused_replay_holds_and_resume_drains)
 {
     copy_fix_t f;
     fix_init(&f, "copy", 3, 2, 10);
-    fix_open(&f, false);
-    ls_copy_pause_replay(f.c, true);
-    cr_assert_eq(ls_copy_start(f.c), 0);
+    fix_start(&f, false, true);
     send_range(f.c, &f.ch, 1, 3);
     usleep(300 * 1000);
     ls_copy_stats_t st;
@@ -527,8 +522,7 @@ Test(copy, a_generation_being_received_holds_replay_only_for_a_while)
 {
     copy_fix_t f;
     fix_init(&f, "copy", 3, 4, 30);
-    fix_open(&f, false);
-    cr_assert_eq(ls_copy_start(f.c), 0);
+    fix_start(&f, false, false);
     send_range(f.c, &f.ch, 1, 2);
     /* generation 3 is left half received: the replayer waits for more to batch, but not forever */
     char err[1024] = "";

@@ -203,6 +203,14 @@ UTIL void fix_open(copy_fix_t *f, bool events)
     f->c = copy_open(f->dir, events ? &f->ev : NULL);
 }
 
+/* fix_open, then the copy started, its replay paused first when asked. */
+UTIL void fix_start(copy_fix_t *f, bool events, bool paused)
+{
+    fix_open(f, events);
+    if (paused) ls_copy_pause_replay(f->c, true);
+    cr_assert_eq(ls_copy_start(f->c), 0);
+}
+
 /* Frees the chain and removes the directory (the copy is closed by then). */
 UTIL void fix_fini(copy_fix_t *f)
 {

@@ -892,18 +892,26 @@ Test(seed_paths, worker_reports_a_failed_snapshot)
     env_free(&e);
 }
 
+/* An active database (30 transactions) in e and a worker streaming it in 4 KiB chunks, one
+ * ahead, waking k. */
+static ls_seed_worker_t *worker_one_ahead(env_t *e, wake_t *k)
+{
+    env_init(e, "seedpaths");
+    active_db(e, 30);
+    ls_seed_worker_t *w = NULL;
+    ls_seed_worker_options_t o = {
+        .db_dir = e->db, .chunk = 4096, .ahead = 1, .notify = on_wake, .ctx = k};
+    cr_assert_eq(ls_seed_worker_start(&o, &w), 0);
+    return w;
+}
+
 /* With one chunk ahead, the worker waits for each release; every byte arrives in order and the
  * digest matches the bytes. */
 Test(seed_paths, worker_one_chunk_ahead_streams_everything)
 {
     env_t e;
-    env_init(&e, "seedpaths");
-    active_db(&e, 30);
     wake_t k = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
-    ls_seed_worker_t *w = NULL;
-    ls_seed_worker_options_t o = {
-        .db_dir = e.db, .chunk = 4096, .ahead = 1, .notify = on_wake, .ctx = &k};
-    cr_assert_eq(ls_seed_worker_start(&o, &w), 0);
+    ls_seed_worker_t *w = worker_one_ahead(&e, &k);
     ls_seed_wev_t ev = next_event(w, &k);
     cr_assert_eq(ev.kind, LS_SEED_WEV_INFO);
     uint64_t total = ev.info.total_bytes, got = 0;
@@ -936,13 +944,8 @@ Test(seed_paths, worker_one_chunk_ahead_streams_everything)
 Test(seed_paths, worker_reports_a_failed_read)
 {
     env_t e;
-    env_init(&e, "seedpaths");
-    active_db(&e, 30);
     wake_t k = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
-    ls_seed_worker_t *w = NULL;
-    ls_seed_worker_options_t o = {
-        .db_dir = e.db, .chunk = 4096, .ahead = 1, .notify = on_wake, .ctx = &k};
-    cr_assert_eq(ls_seed_worker_start(&o, &w), 0);
+    ls_seed_worker_t *w = worker_one_ahead(&e, &k);
     ls_seed_wev_t ev = next_event(w, &k);
     cr_assert_eq(ev.kind, LS_SEED_WEV_INFO);
     ev = next_event(w, &k);

@@ -373,8 +373,8 @@ Test(ship_block, no_gen_tail_without_the_feature, .init = setup_block, .fini = t
     take_gen(4);
 }
 
-Test(ship_block, the_next_generation_streams_again_from_0_after_an_ask_again,
-     .init = setup_block, .fini = teardown_world)
+Test(ship_block, the_next_generation_streams_again_from_0_after_an_ask_again, .init = setup_block,
+     .fini = teardown_world)
 {
     caught_up(0);
     ls_ship_block_tail_allow(W.m, true);

@@ -402,3 +402,42 @@ Test(ship_block, the_next_generation_streams_again_from_0_after_an_ask_again, .i
     skip_states();
     cr_assert_eq(ls_ship_mode(W.m), LS_SHIP_MODE_BLOCK);
 }
+
+Test(ship_block, the_next_generation_streamed_early_finishes_before_its_tail_without_durable,
+     .init = setup_block, .fini = teardown_world)
+{
+    caught_up(0);
+    ls_ship_block_tail_allow(W.m, true);
+    open_gen4();
+    publish(2000, W.next_lsn - 2);
+    take_block(0, 2000);
+    roll_gen4(2000);
+    pump_until_sent();
+    cr_assert_eq(expect(LS_FRAME_GEN_TAIL)->off, 2000);
+    take_data(4, 2000, W.size[4]);
+    pump_until_sent();
+    cr_assert_eq(expect(LS_FRAME_GEN_END)->gen, 4);
+    /* Generation 5 streams before 4 is held, then rolls too, still before DURABLE of 4: what
+     * was published of 5 goes first, then its GEN_TAIL from there (no wait for DURABLE). */
+    add_gen(&W, 6, 700); /* generation 5's bytes */
+    W.open_log = W.bytes[5];
+    W.open_len = W.size[5];
+    W.open_gen = 5;
+    publish(1500, W.next_lsn);
+    take_block(0, 1500);
+    publish(2500, W.next_lsn + 1); /* its last position before it rolled */
+    rescan(&W);
+    ls_ship_tick(W.m, W.now);
+    skip_states();
+    take_block(1500, 2500);
+    pump_until_sent();
+    sent_t *t = expect(LS_FRAME_GEN_TAIL);
+    cr_assert_eq(t->gen, 5);
+    cr_assert_eq(t->off, 2500, "GEN_DATA of 5 from where its stream ended");
+    take_data(5, 2500, W.size[5]);
+    pump_until_sent();
+    cr_assert_eq(expect(LS_FRAME_GEN_END)->gen, 5);
+    ack(LS_FRAME_DURABLE, 5);
+    skip_states();
+    cr_assert_eq(ls_ship_mode(W.m), LS_SHIP_MODE_BLOCK, "%s", W.mode_reason);
+}

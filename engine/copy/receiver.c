@@ -131,6 +131,14 @@ static ls_copy_item_t *shadow_batch(ls_copy_rx_t *rx, ls_copy_item_t *first)
     }
     if (!copy) return next;
     char err[512] = "";
+    /* A closed generation taken before these BLOCKs may have had its fsync of logs/ deferred (a
+     * whole generation was queued behind it): it is made durable first, so that no BLOCK_ACK of
+     * the next generation goes out while an earlier one could still be lost (a no-op otherwise;
+     * block mode streams the next generation right behind the closed one's GEN_END). */
+    if (ls_copy_recv_flush(copy, err, sizeof(err)) != 0) {
+        ls_log(LS_LOG_WARN, "receiver", "%s: %s", rx->name, err);
+        return next; /* no acknowledgement now: the next batch syncs the shadow */
+    }
     ls_copy_shadow_t sh;
     if (ls_copy_shadow_sync(copy, &sh, err, sizeof(err)) != 0)
         ls_log(LS_LOG_WARN, "receiver", "%s: %s", rx->name, err);

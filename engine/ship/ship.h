@@ -244,8 +244,10 @@ bool ls_ship_fenced(const ls_ship_t *m, uint32_t *epoch, const char **active);
  * being sent), and the target acknowledges them with BLOCK_ACK (ls_ship_on_frame). A roll closes
  * the streamed generation; its closed file then goes as in file mode, but only the tail the
  * target's shadow lacks when the connection has GEN_TAIL (the target checks it whole and drops
- * its shadow) while the copy stays in block mode. When a generation closes while an
- * earlier one is still not durable on the target (a copy queue of 2), the copy falls back to
+ * its shadow) while the copy stays in block mode, and the next generation streams once that
+ * file's GEN_END went out (the target takes its frames in order). When a generation closes while
+ * an earlier one is still not durable on the target (a copy queue of 2; not when the earlier
+ * one's GEN_END went out and the new one is the one streamed after it), the copy falls back to
  * file mode; back to block once the queue is empty. Each switch is a MODE action. */
 
 /* Whether the current connection negotiated block mode (LS_FEAT_BLOCK at version >= 5). Call

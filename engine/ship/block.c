@@ -112,7 +112,7 @@ void ls__ship_block_check(ls_ship_t *m, uint64_t now)
     /* The older of two closed generations has had its GEN_END sent and the newer is the one
      * streamed after it (ls__ship_block_chunk): the target is finishing the first in order, not
      * behind; the second's tail follows. */
-    if (q == 2 && b->mode == LS_SHIP_MODE_BLOCK && !m->restart_from && m->next == last &&
+    if (q == 2 && b->next && b->mode == LS_SHIP_MODE_BLOCK && !m->restart_from && m->next == last &&
         b->gen == last)
         q = 1;
     if (b->mode == LS_SHIP_MODE_FILE && q == 0)
@@ -133,6 +133,11 @@ void ls_ship_block_allow(ls_ship_t *m, bool allowed, uint64_t now)
 void ls_ship_block_tail_allow(ls_ship_t *m, bool allowed)
 {
     m->blk.tail = allowed && m->blk.allowed;
+}
+
+void ls_ship_block_next_allow(ls_ship_t *m, bool allowed)
+{
+    m->blk.next = allowed && m->blk.allowed;
 }
 
 void ls_ship_block_durable(ls_ship_t *m, const ls_ship_durable_t *d, uint64_t now)
@@ -174,7 +179,7 @@ int64_t ls__ship_block_chunk(ls_ship_t *m, uint64_t max_len, uint64_t now)
      * when it takes these BLOCKs (or refuses them, harmlessly, when it failed it). The roll's
      * hand-off is then the target's work on the closed file alone, not also a round trip. */
     uint64_t want = LS_MAX(m->durable.gen, b->held) + 1;
-    bool early = !m->restart_from && m->next == want + 1; /* GEN_END of want went out */
+    bool early = b->next && !m->restart_from && m->next == want + 1; /* GEN_END of want went out */
     bool finishing = (b->gen == want || (early && b->gen == want + 1)) && b->off < b->pub &&
                      (!m->cur || m->cur->generation == b->gen);
     if (!finishing) {

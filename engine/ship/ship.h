@@ -259,6 +259,11 @@ void ls_ship_block_allow(ls_ship_t *m, bool allowed, uint64_t now);
  * target that cannot finish it from its shadow asks again: that generation then goes whole. Call
  * after ls_ship_block_allow. */
 void ls_ship_block_tail_allow(ls_ship_t *m, bool allowed);
+/* Whether the current connection negotiated LS_FEAT_NEXT (with block mode): the target makes
+ * every closed generation it took durable before it acknowledges a later BLOCK, so the next
+ * generation streams right after the closed one's GEN_END instead of after its DURABLE. Call
+ * after ls_ship_block_allow. */
+void ls_ship_block_next_allow(ls_ship_t *m, bool allowed);
 /* The writer published a new durable position (borrowed): bytes to stream, and the start of
  * the lag figures of the commits in it. */
 void ls_ship_block_durable(ls_ship_t *m, const ls_ship_durable_t *d, uint64_t now);

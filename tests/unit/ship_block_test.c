@@ -83,6 +83,7 @@ static void caught_up(uint32_t window)
 {
     connect_accepted(window);
     ls_ship_block_allow(W.m, true, W.now);
+    ls_ship_block_next_allow(W.m, true);
     expect(LS_FRAME_COPY_STATE);
     resume_at(1, NULL);
     cr_assert_eq(ls_ship_mode(W.m), LS_SHIP_MODE_FILE, "a queue of 3: file mode");
@@ -439,5 +440,31 @@ Test(ship_block, the_next_generation_streamed_early_finishes_before_its_tail_wit
     cr_assert_eq(expect(LS_FRAME_GEN_END)->gen, 5);
     ack(LS_FRAME_DURABLE, 5);
     skip_states();
+    cr_assert_eq(ls_ship_mode(W.m), LS_SHIP_MODE_BLOCK, "%s", W.mode_reason);
+}
+
+Test(ship_block, without_next_the_next_generation_waits_for_the_closed_ones_durable,
+     .init = setup_block, .fini = teardown_world)
+{
+    caught_up(0);
+    ls_ship_block_next_allow(W.m, false); /* a target without LS_FEAT_NEXT */
+    open_gen4();
+    publish(500, W.next_lsn - 2);
+    take_block(0, 500);
+    roll_gen4(500);
+    pump_until_sent();
+    cr_assert_eq(expect(LS_FRAME_GEN_BEGIN)->gen, 4);
+    take_data(4, 0, W.size[4]);
+    pump_until_sent();
+    cr_assert_eq(expect(LS_FRAME_GEN_END)->gen, 4);
+    W.open_log = W.bytes[4];
+    W.open_gen = 5;
+    publish(700, W.next_lsn + 1);
+    /* an older target may acknowledge 5 before 4 is durable: nothing of 5 before DURABLE(4) */
+    cr_assert_eq(ls_ship_send_chunk(W.m, CHUNK, W.now), 0, "a BLOCK of 5 before DURABLE of 4");
+    expect_nothing();
+    ack(LS_FRAME_DURABLE, 4);
+    skip_states();
+    take_block(0, 700);
     cr_assert_eq(ls_ship_mode(W.m), LS_SHIP_MODE_BLOCK, "%s", W.mode_reason);
 }

@@ -150,8 +150,8 @@ static int commit_batch(ls_db_t *db, ls_txn_t *batch, ls_store_meta_t *pos, bool
     return 0;
 }
 
-/* Tells the batch's committers rc (mu held), or, with synchronous commit, hands them to the
- * syncer (sync.c), which tells them once their copies hold the batch ending at lsn: the flusher
+/* Tells the batch's committers rc (mu held), or, with synchronous commit, queues them to wait
+ * for their copies (sync.c), told once the copies hold the batch ending at lsn: the flusher
  * goes on with the next batch meanwhile. */
 static void acknowledge(ls_db_t *db, ls_txn_t *batch, int rc, uint64_t lsn)
 {

@@ -96,8 +96,12 @@ int ls_txn_commit(ls_txn_t *t)
             db->qhead = t;
         db->qtail = t;
         pthread_cond_signal(&db->wake);
-        while (!w.done)
-            pthread_cond_wait(&db->done, &db->mu);
+        while (!w.done) {
+            if (w.lsn) /* durable, queued for its copies: it watches them itself (sync.c) */
+                ls__sync_wait(db, &w);
+            else
+                pthread_cond_wait(&db->done, &db->mu);
+        }
         t = NULL; /* the pipeline's now */
         rc = w.rc;
         if (--db->committers == 0 && db->stopping) pthread_cond_broadcast(&db->done); /* close */

@@ -41,8 +41,9 @@
 
 #define LS__PATH_MAX 4096
 
-/* A committer waiting in ls_txn_commit (on its stack): set under mu by the flusher, or by the
- * syncer when its batch waits for copies (sync.c). */
+/* A committer waiting in ls_txn_commit (on its stack): set under mu by the flusher, or when its
+ * batch waits for copies (sync.c) by whichever committer sees the copies hold it, or the syncer
+ * (timeout, fence, close). */
 typedef struct ls__commit_wait {
     bool done;                    /* rc is final */
     int rc;                       /* commit result */
@@ -234,10 +235,15 @@ void ls__sync_stop(ls_db_t *db);
 /* Whether the committers of the durable batch the flusher acknowledges now wait for copies
  * (mu held): a remote level and the state sync (not degraded, not closing). */
 bool ls__sync_wanted(const ls_db_t *db);
-/* Queues a committer of a durable batch ending at lsn, durable since now (monotonic ns), for
- * the syncer (mu held); then ls__sync_batch_queued once per batch: counts it, wakes the syncer. */
+/* Queues a committer of a durable batch ending at lsn, durable since now (monotonic ns), to
+ * wait for its copies (mu held); then ls__sync_batch_queued once per batch: counts it, wakes
+ * the batch's committers (they wait on the copies' futex from then on). */
 void ls__sync_enqueue(ls_db_t *db, ls__commit_wait_t *w, uint64_t lsn, uint64_t now);
 void ls__sync_batch_queued(ls_db_t *db);
+/* A committer queued for its copies (w->lsn set), mu held: tells it (and every earlier batch)
+ * 0 when the copies hold its batch, else sleeps once on the copies' futex (mu released
+ * meanwhile). Returns with mu held; the caller loops until w->done. */
+void ls__sync_wait(ls_db_t *db, ls__commit_wait_t *w);
 
 /* The prep thread body (prep.c): prepares <prefix>.next while the current log fills. */
 void *ls__prep_main(void *arg);

@@ -31,6 +31,8 @@ struct node_bw {
     uint32_t fd_epoch;  /* the header's epoch ... */
     uint64_t fd_gen;    /* ... and generation */
     uint32_t last_seq;  /* the loop: the sequence last handed on */
+    ls_ctl_copy_t pub[LS_CTL_COPIES_MAX]; /* the loop: the copies' positions last published */
+    uint32_t npub;                        /* how many (UINT32_MAX: none yet) */
 };
 
 static void *watch_main(void *arg)
@@ -82,6 +84,7 @@ void ls__node_bw_start(active_t *a)
     bw->a = a;
     bw->page = a->ctl; /* borrowed: active_free closes it after this is freed */
     bw->fd = -1;
+    bw->npub = UINT32_MAX;
     uv_async_init(a->node->loop, &bw->async, on_durable);
     bw->async.data = bw;
     bw->async_open = true;
@@ -177,5 +180,16 @@ void ls__node_bw_publish_copies(active_t *a)
         if (ls_ship_state(m) == LS_SHIP_HEALTHY) c[n].flags |= LS_CTL_COPY_LINKED;
         if (ls_ship_mode(m) == LS_SHIP_MODE_BLOCK) c[n].flags |= LS_CTL_COPY_BLOCK;
     }
-    ls_ctlpage_publish_copies(a->bw->page, c, n);
+    /* Nothing new (an acknowledgement that moved neither position): no publication, which
+     * would wake every committer waiting for its copies for nothing. */
+    struct node_bw *bw = a->bw;
+    bool same = bw->npub == n;
+    for (uint32_t i = 0; same && i < n; i++)
+        same = c[i].durable_lsn == bw->pub[i].durable_lsn &&
+               c[i].applied_lsn == bw->pub[i].applied_lsn && c[i].flags == bw->pub[i].flags &&
+               c[i].id == bw->pub[i].id;
+    if (same) return;
+    memcpy(bw->pub, c, n * sizeof(c[0]));
+    bw->npub = n;
+    ls_ctlpage_publish_copies(bw->page, c, n);
 }

@@ -14,6 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <logship/db.h>
+
 #include "node/node_int.h"
 #include "writer/ctlpage.h"
 
@@ -181,15 +183,24 @@ void ls__node_bw_publish_copies(active_t *a)
         if (ls_ship_mode(m) == LS_SHIP_MODE_BLOCK) c[n].flags |= LS_CTL_COPY_BLOCK;
     }
     /* Nothing new (an acknowledgement that moved neither position): no publication, which
-     * would wake every committer waiting for its copies for nothing. */
+     * would wake every committer waiting for its copies for nothing. A change only of the
+     * position the writer's commit level does not wait for is published without a wake. */
     struct node_bw *bw = a->bw;
-    bool same = bw->npub == n;
-    for (uint32_t i = 0; same && i < n; i++)
-        same = c[i].durable_lsn == bw->pub[i].durable_lsn &&
-               c[i].applied_lsn == bw->pub[i].applied_lsn && c[i].flags == bw->pub[i].flags &&
-               c[i].id == bw->pub[i].id;
-    if (same) return;
+    bool same = bw->npub == n, durable_moved = false, applied_moved = false;
+    for (uint32_t i = 0; same && i < n; i++) {
+        same = c[i].flags == bw->pub[i].flags && c[i].id == bw->pub[i].id;
+        durable_moved |= c[i].durable_lsn != bw->pub[i].durable_lsn;
+        applied_moved |= c[i].applied_lsn != bw->pub[i].applied_lsn;
+    }
+    if (same && !durable_moved && !applied_moved) return;
+    ls_ctl_sync_t sy;
+    ls_ctlpage_read_sync(bw->page, &sy);
+    bool quiet = same && ((sy.level == LS_COMMIT_REMOTE_DURABLE && !durable_moved) ||
+                          (sy.level == LS_COMMIT_REMOTE_APPLIED && !applied_moved));
     memcpy(bw->pub, c, n * sizeof(c[0]));
     bw->npub = n;
-    ls_ctlpage_publish_copies(bw->page, c, n);
+    if (quiet)
+        ls_ctlpage_publish_copies_quiet(bw->page, c, n);
+    else
+        ls_ctlpage_publish_copies(bw->page, c, n);
 }

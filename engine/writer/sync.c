@@ -2,17 +2,21 @@
  * Synchronous commit (docs/BLOCKMODE.md "Synchronous commit"): the syncer, a third stage beside
  * the flusher.
  *
- * With commit_level remote_durable or remote_applied the flusher does not tell the committers of
- * a durable batch: it queues them here (ls__sync_enqueue, each with the batch's last LSN and the
- * time it became durable), wakes them and goes on with the next batch at once, so batches keep
- * being made durable while earlier ones wait for their copies (pipelining). Each committer then
- * waits for its copies itself (ls__sync_wait): it reads the copies' positions the daemon
- * publishes in the control page (ctlpage.h), takes the sync_copies-th highest (durable_lsn for
- * remote_durable, applied_lsn for remote_applied), and when that reached its batch tells every
- * queued committer whose batch it reached: 0 (several batches at once when they piled up).
- * Otherwise it sleeps in ls_ctlpage_wait_copies (a futex in the shared page, woken by the
- * daemon's publish): the daemon's publication wakes the committers directly, no thread in
- * between; one sleep per publication, never a system call per commit on the flusher's path.
+ * With commit_level remote_durable or remote_applied (and the state sync) a committer waits on
+ * the copies' futex in the control page from the moment it queued its transaction (w->page), not
+ * on db->done. The flusher makes the batch durable and does not tell its committers: it queues
+ * them here (ls__sync_enqueue, each with the batch's last LSN and the time it became durable)
+ * and goes on with the next batch at once, so batches keep being made durable while earlier ones
+ * wait for their copies (pipelining); no wake-up of the committers at that point. Each committer
+ * watches its copies itself (ls__sync_wait): it reads the copies' positions the daemon publishes
+ * (ctlpage.h), takes the sync_copies-th highest (durable_lsn for remote_durable, applied_lsn for
+ * remote_applied), and once that reached its batch tells every queued committer whose batch it
+ * reached: 0 (several batches at once when they piled up). Otherwise it sleeps in
+ * ls_ctlpage_wait_copies (woken by the daemon's publish): the daemon's publication wakes the
+ * committers directly, no thread in between; one sleep per publication, never a system call per
+ * commit on the flusher's path. The flusher checks the copies once per batch it queues (they
+ * may have answered before it got there: it tells the batch then) and wakes the futex when it
+ * tells such a committer anything itself (a failure, or degraded meanwhile).
  *
  * The syncer thread is off that path: it wakes at least every POLL_NS (or the timeout, if
  * shorter) and at the oldest batch's deadline, for the timeout, the fence and close. Timeout:
@@ -60,10 +64,19 @@ void ls__sync_enqueue(ls_db_t *db, ls__commit_wait_t *w, uint64_t lsn, uint64_t 
     db->stail = w;
 }
 
+static uint64_t nth_position(const ls_db_t *db, const ls_ctl_copy_t *c, uint32_t n);
+static bool release(ls_db_t *db, uint64_t upto, bool rest, int rc);
+
 void ls__sync_batch_queued(ls_db_t *db)
 {
     db->sync_waits++;
-    pthread_cond_broadcast(&db->done); /* its committers go on to wait for the copies */
+    /* The copies may hold it already (the daemon shipped it and heard back before the flusher
+     * got here): their publication then woke nobody who knew; told here. */
+    ls_ctl_copy_t c[LS_CTL_COPIES_MAX];
+    uint32_t n = 0;
+    ls_ctlpage_read_copies(db->ctl, c, &n);
+    if (release(db, nth_position(db, c, n), false, 0)) ls_ctlpage_wake_copies(db->ctl);
+    pthread_cond_broadcast(&db->done); /* those queued while degraded wait on the copies now */
 }
 
 /* The sync_copies-th highest position of the copies (durable or applied by the level); 0 when
@@ -198,7 +211,7 @@ void ls__sync_wait(ls_db_t *db, ls__commit_wait_t *w)
     uint32_t seq = ls_ctlpage_read_copies(db->ctl, c, &n);
     if (w->done) return;
     uint64_t pos = nth_position(db, c, n);
-    if (pos >= w->lsn) {
+    if (w->lsn && pos >= w->lsn) {
         release(db, pos, false, 0); /* this one and every earlier batch */
         return;
     }

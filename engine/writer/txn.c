@@ -89,6 +89,7 @@ int ls_txn_commit(ls_txn_t *t)
         rc = LS_ECLOSED;
     } else {
         t->waiter = &w;
+        w.page = ls__sync_wanted(db) && db->ctl; /* woken by the daemon, not the flusher */
         db->committers++;
         if (db->qtail)
             db->qtail->next = t;
@@ -97,7 +98,7 @@ int ls_txn_commit(ls_txn_t *t)
         db->qtail = t;
         pthread_cond_signal(&db->wake);
         while (!w.done) {
-            if (w.lsn) /* durable, queued for its copies: it watches them itself (sync.c) */
+            if (w.page || w.lsn) /* it watches its copies itself (sync.c) */
                 ls__sync_wait(db, &w);
             else
                 pthread_cond_wait(&db->done, &db->mu);

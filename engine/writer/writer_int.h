@@ -49,6 +49,8 @@ typedef struct ls__commit_wait {
     int rc;                       /* commit result */
     uint64_t lsn;                 /* waiting for copies: the last LSN of its batch */
     uint64_t durable_ns;          /* waiting for copies: when its batch was durable (monotonic) */
+    bool page;                    /* sleeps on the copies' futex (ls__sync_wait) from the start:
+                                     queued while synchronous commit was in sync */
     struct ls__commit_wait *next; /* the sync queue's link */
 } ls__commit_wait_t;
 
@@ -236,13 +238,15 @@ void ls__sync_stop(ls_db_t *db);
  * (mu held): a remote level and the state sync (not degraded, not closing). */
 bool ls__sync_wanted(const ls_db_t *db);
 /* Queues a committer of a durable batch ending at lsn, durable since now (monotonic ns), to
- * wait for its copies (mu held); then ls__sync_batch_queued once per batch: counts it, wakes
- * the batch's committers (they wait on the copies' futex from then on). */
+ * wait for its copies (mu held); then ls__sync_batch_queued once per batch: counts it, tells
+ * the batch at once when the copies hold it already, wakes those of its committers that waited
+ * on db->done (they wait on the copies' futex from then on). */
 void ls__sync_enqueue(ls_db_t *db, ls__commit_wait_t *w, uint64_t lsn, uint64_t now);
 void ls__sync_batch_queued(ls_db_t *db);
-/* A committer queued for its copies (w->lsn set), mu held: tells it (and every earlier batch)
- * 0 when the copies hold its batch, else sleeps once on the copies' futex (mu released
- * meanwhile). Returns with mu held; the caller loops until w->done. */
+/* A committer that waits on the copies' futex (w->page, or w->lsn set: queued for its copies),
+ * mu held: tells it (and every earlier batch) 0 when the copies hold its batch, else sleeps once
+ * on the copies' futex (mu released meanwhile). Returns with mu held; the caller loops until
+ * w->done. Whoever sets done of a w->page committer then calls ls_ctlpage_wake_copies. */
 void ls__sync_wait(ls_db_t *db, ls__commit_wait_t *w);
 
 /* The prep thread body (prep.c): prepares <prefix>.next while the current log fills. */

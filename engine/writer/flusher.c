@@ -163,7 +163,7 @@ static void acknowledge(ls_db_t *db, ls_txn_t *batch, int rc, uint64_t lsn)
         } else {
             t->waiter->rc = rc;
             t->waiter->done = true;
-            page |= t->waiter->page;
+            page |= ls__sync_told(t->waiter);
             if (rc == 0) db->commits++;
         }
         t->waiter = NULL;

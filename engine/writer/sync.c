@@ -57,11 +57,34 @@ void ls__sync_enqueue(ls_db_t *db, ls__commit_wait_t *w, uint64_t lsn, uint64_t 
     w->lsn = lsn;
     w->durable_ns = now;
     w->next = NULL;
-    if (db->stail)
+    if (db->stail) {
         db->stail->next = w;
-    else
+    } else {
         db->shead = w;
+        db->snew = true;
+    }
     db->stail = w;
+}
+
+void ls__sync_init(ls_db_t *db, ls__commit_wait_t *w)
+{
+    w->page = ls__sync_wanted(db) && db->ctl;
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->cv, &ca);
+    pthread_condattr_destroy(&ca);
+}
+
+void ls__sync_fini(ls__commit_wait_t *w)
+{
+    pthread_cond_destroy(&w->cv);
+}
+
+bool ls__sync_told(ls__commit_wait_t *w)
+{
+    if (w->page || w->lsn) pthread_cond_signal(&w->cv);
+    return w->page || w->lsn;
 }
 
 static uint64_t nth_position(const ls_db_t *db, const ls_ctl_copy_t *c, uint32_t n);
@@ -75,7 +98,11 @@ void ls__sync_batch_queued(ls_db_t *db)
     ls_ctl_copy_t c[LS_CTL_COPIES_MAX];
     uint32_t n = 0;
     ls_ctlpage_read_copies(db->ctl, c, &n);
-    if (release(db, nth_position(db, c, n), false, 0)) ls_ctlpage_wake_copies(db->ctl);
+    bool told = release(db, nth_position(db, c, n), false, 0);
+    if (db->snew && db->shead) /* a new head: it takes the watch (it may sleep on its cv) */
+        pthread_cond_signal(&db->shead->cv);
+    db->snew = false;
+    if (told) ls_ctlpage_wake_copies(db->ctl);
     pthread_cond_broadcast(&db->done); /* those queued while degraded wait on the copies now */
 }
 
@@ -112,9 +139,11 @@ static bool release(ls_db_t *db, uint64_t upto, bool rest, int rc)
         w->rc = w->lsn <= upto ? 0 : rc;
         if (w->rc == 0) db->commits++;
         w->done = true;
+        pthread_cond_signal(&w->cv); /* when it sleeps on it */
         any = true;
     }
     if (!db->shead) db->stail = NULL;
+    if (any && db->shead) pthread_cond_signal(&db->shead->cv); /* the new head: the watch */
     return any;
 }
 
@@ -215,9 +244,16 @@ void ls__sync_wait(ls_db_t *db, ls__commit_wait_t *w)
         release(db, pos, false, 0); /* this one and every earlier batch */
         return;
     }
-    pthread_mutex_unlock(&db->mu);
-    ls_ctlpage_wait_copies(db->ctl, seq, POLL_NS);
-    pthread_mutex_lock(&db->mu);
+    /* One committer watches the copies' futex: the oldest queued (or, with none queued, those
+     * whose batch is being made durable); the others sleep on their own cv until release()
+     * tells them or makes them the oldest: a publication wakes one thread, not all. */
+    if (w->lsn ? db->shead == w : !db->shead) {
+        pthread_mutex_unlock(&db->mu);
+        ls_ctlpage_wait_copies(db->ctl, seq, POLL_NS);
+        pthread_mutex_lock(&db->mu);
+    } else {
+        ls_cond_wait_until(&w->cv, &db->mu, ls_mono_ns() + POLL_NS);
+    }
 }
 
 static void *syncer_main(void *arg)

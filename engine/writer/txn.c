@@ -89,7 +89,7 @@ int ls_txn_commit(ls_txn_t *t)
         rc = LS_ECLOSED;
     } else {
         t->waiter = &w;
-        w.page = ls__sync_wanted(db) && db->ctl; /* woken by the daemon, not the flusher */
+        ls__sync_init(db, &w); /* a remote level: woken by its copies, not the flusher */
         db->committers++;
         if (db->qtail)
             db->qtail->next = t;
@@ -105,6 +105,7 @@ int ls_txn_commit(ls_txn_t *t)
         }
         t = NULL; /* the pipeline's now */
         rc = w.rc;
+        ls__sync_fini(&w);
         if (--db->committers == 0 && db->stopping) pthread_cond_broadcast(&db->done); /* close */
     }
     pthread_mutex_unlock(&db->mu);

@@ -49,8 +49,10 @@ typedef struct ls__commit_wait {
     int rc;                       /* commit result */
     uint64_t lsn;                 /* waiting for copies: the last LSN of its batch */
     uint64_t durable_ns;          /* waiting for copies: when its batch was durable (monotonic) */
-    bool page;                    /* sleeps on the copies' futex (ls__sync_wait) from the start:
-                                     queued while synchronous commit was in sync */
+    bool page;                    /* watches its copies (ls__sync_wait) from the start: queued
+                                     while synchronous commit was in sync */
+    pthread_cond_t cv;            /* ls__sync_wait: its own sleep when another committer
+                                     watches the copies' futex (initialised by ls__sync_init) */
     struct ls__commit_wait *next; /* the sync queue's link */
 } ls__commit_wait_t;
 
@@ -195,6 +197,8 @@ struct ls_db {
     pthread_cond_t syncq;     /* signals the syncer: committers queued for copies, or stopping */
     ls__commit_wait_t *shead; /* committers of durable batches waiting for copies, LSN order */
     ls__commit_wait_t *stail;
+    bool snew;              /* the queue was empty when the last batch was queued: its head
+                               is told to take the watch (ls__sync_batch_queued) */
     uint64_t durable_lsn;   /* last LSN of the last durable batch handed over */
     ls_ctl_sync_t sync;     /* the state as published in the control page */
     unsigned committers;    /* threads inside ls_txn_commit's wait: close waits for them to
@@ -248,6 +252,13 @@ void ls__sync_batch_queued(ls_db_t *db);
  * on the copies' futex (mu released meanwhile). Returns with mu held; the caller loops until
  * w->done. Whoever sets done of a w->page committer then calls ls_ctlpage_wake_copies. */
 void ls__sync_wait(ls_db_t *db, ls__commit_wait_t *w);
+/* A committer's wait (mu held): page set when it will watch its copies; its cv initialised.
+ * ls__sync_fini destroys it once the committer leaves. */
+void ls__sync_init(ls_db_t *db, ls__commit_wait_t *w);
+void ls__sync_fini(ls__commit_wait_t *w);
+/* The flusher told w (done set, mu held): wakes it when it watches its copies. Whether it
+ * might sleep on the copies' futex (then ls_ctlpage_wake_copies once for the batch). */
+bool ls__sync_told(ls__commit_wait_t *w);
 
 /* The prep thread body (prep.c): prepares <prefix>.next while the current log fills. */
 void *ls__prep_main(void *arg);

@@ -199,8 +199,10 @@ int ls_copy_shadow_append(ls_copy_t *c, uint32_t epoch, uint64_t gen, uint64_t o
     return 0;
 }
 
-int ls_copy_shadow_sync(ls_copy_t *c, ls_copy_shadow_t *out, char *err, size_t errlen)
+int ls_copy_shadow_sync_deferred(ls_copy_t *c, ls_copy_shadow_t *out, bool *due, char *err,
+                                 size_t errlen)
 {
+    *due = false;
     if (c->shf.generation && c->shf.size > c->shf.synced) {
         int rc = LS_FAULT("copy.shadow.before_fsync") ? LS_EIO : ls_fdatasync(c->shf.fd);
         if (rc) {
@@ -213,13 +215,27 @@ int ls_copy_shadow_sync(ls_copy_t *c, ls_copy_shadow_t *out, char *err, size_t e
         c->shf.synced = c->shf.size;
         c->shf.synced_lsn = c->shf.lsn;
         LS_FAULT("copy.shadow.after_fsync");
-        ls_copy_shadow_durable(c, c->shf.epoch, c->shf.generation, c->shf.synced,
-                               c->shf.synced_lsn);
+        *due = true;
     }
     if (c->shf.generation && c->shf.size == c->shf.synced && c->shf.lsn > c->shf.synced_lsn)
         c->shf.synced_lsn = c->shf.lsn; /* bytes durable already: a later position in them */
     ls_copy_shadow_info(c, out);
     return 0;
+}
+
+void ls_copy_shadow_report(ls_copy_t *c)
+{
+    if (c->shf.generation && c->shf.synced)
+        ls_copy_shadow_durable(c, c->shf.epoch, c->shf.generation, c->shf.synced,
+                               c->shf.synced_lsn);
+}
+
+int ls_copy_shadow_sync(ls_copy_t *c, ls_copy_shadow_t *out, char *err, size_t errlen)
+{
+    bool due = false;
+    int rc = ls_copy_shadow_sync_deferred(c, out, &due, err, errlen);
+    if (due) ls_copy_shadow_report(c);
+    return rc;
 }
 
 int ls_copy_shadow_write(ls_copy_t *c, uint32_t epoch, uint64_t gen, uint64_t offset,

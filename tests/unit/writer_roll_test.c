@@ -245,3 +245,122 @@ Test(writer, kill_while_preparing_the_next_log_leaves_nothing_to_recover)
     ls_h_rmtree(dir);
     free(dir);
 }
+
+/* ---- a roll at target_size: its closing steps on the prep thread, batches held meanwhile -- */
+
+#define ROLL_THREADS 4
+#define ROLL_RECS    4
+#define ROLL_VLEN    1500 /* about 6 KiB a transaction: a roll every ten or so at TARGET */
+
+typedef struct {
+    ls_db_t *db;
+    int t;      /* thread number: its transactions are t * 100000 + k */
+    int ack_fd; /* O_APPEND: one line per acknowledged transaction */
+} roller_t;
+
+static void *roller(void *arg)
+{
+    roller_t *r = arg;
+    for (int k = 0; k < 5000; k++) {
+        int id = r->t * 100000 + k;
+        if (commit_tx(r->db, id, ROLL_RECS, ROLL_VLEN)) _exit(4);
+        char line[32];
+        int n = snprintf(line, sizeof(line), "%d\n", id);
+        if (write(r->ack_fd, line, (size_t) n) != n) _exit(8);
+    }
+    return NULL;
+}
+
+/* Child: ROLL_THREADS committers (so batches are written while a roll closes the generation
+ * before them), each acknowledged transaction's id appended to <dir>.acks, until the fault
+ * point (armed at a roll by size) ends the process. */
+static void child_size_rolls(const char *dir, int n)
+{
+    (void) n;
+    char acks[PATHLEN + 8];
+    snprintf(acks, sizeof(acks), "%s.acks", dir);
+    int fd = open(acks, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0600);
+    if (fd < 0) _exit(9);
+    ls_db_options_t o = prep_opts();
+    ls_db_t *db = NULL;
+    if (ls_db_open(dir, &o, &db)) _exit(3);
+    pthread_t tid[ROLL_THREADS];
+    roller_t r[ROLL_THREADS];
+    for (int t = 0; t < ROLL_THREADS; t++) {
+        r[t] = (roller_t){.db = db, .t = t, .ack_fd = fd};
+        if (pthread_create(&tid[t], NULL, roller, &r[t])) _exit(10);
+    }
+    for (int t = 0; t < ROLL_THREADS; t++)
+        pthread_join(tid[t], NULL);
+    _exit(5); /* the fault point should have ended us */
+}
+
+/* Opens dir (recovery), checks every acknowledged transaction of <acks> is there whole, that
+ * commits and rolls go on, and that the closed generations verify. */
+static void check_acks(const char *dir, const char *acks)
+{
+    ls_db_options_t o = prep_opts();
+    ls_db_t *db = open_db(dir, &o);
+    FILE *f = fopen(acks, "r");
+    cr_assert(f, "%s", acks);
+    int id, n = 0;
+    while (fscanf(f, "%d", &id) == 1) {
+        cr_assert(has_tx(db, id, 0) && has_tx(db, id, ROLL_RECS - 1),
+                  "%s: acknowledged transaction %d lost", dir, id);
+        n++;
+    }
+    fclose(f);
+    cr_assert_gt(n, 0, "%s: something was acknowledged", dir);
+    cr_assert_eq(commit_tx(db, 999999, ROLL_RECS, ROLL_VLEN), 0, "%s: commits go on", dir);
+    cr_assert_eq(ls_db_roll(db), 0);
+    cr_assert_eq(ls_db_close(db), 0);
+    genfile_t g[256];
+    int ng = list_gens(dir, g, 256);
+    cr_assert_gt(ng, 1, "%s", dir);
+    for (int i = 0; i < ng; i++)
+        assert_closed(g[i].name);
+}
+
+/* A kill at a step of the third roll by size, then recovery; lost (or NULL): a shell command run
+ * in a copy's logs/ that undoes the step's rename, the state a power cut may leave when it had
+ * not reached the disk (the current log still under <prefix>.next, or the closed generation
+ * still under <prefix>.log): both copies must hold every acknowledged commit. One test per
+ * step: a process reads its fault points once, at its first open. */
+static void kill_at_roll_step(const char *fault, const char *lost)
+{
+    char *dir = ls_h_tmpdir("writer");
+    char acks[PATHLEN + 8];
+    snprintf(acks, sizeof(acks), "%s.acks", dir);
+    int st = in_child(fault, child_size_rolls, dir, 0);
+    cr_assert_eq(st, LS_FAULT_EXIT_CODE, "%s: exit %d", fault, st);
+    if (lost) {
+        char *copy = ls_h_tmpdir("writer-lost");
+        char cmd[4 * PATHLEN];
+        snprintf(cmd, sizeof(cmd), "rm -rf %s && cp -a %s %s && cd %s/logs && %s", copy, dir, copy,
+                 copy, lost);
+        cr_assert_eq(ls_h_sh(cmd, NULL, NULL, 10000), 0, "%s", cmd);
+        check_acks(copy, acks);
+        ls_h_rmtree(copy);
+        free(copy);
+    }
+    check_acks(dir, acks);
+    unlink(acks);
+    ls_h_rmtree(dir);
+    free(dir);
+}
+
+Test(writer, kill_after_the_trailer_of_a_roll_by_size_loses_no_acknowledged_commit)
+{
+    kill_at_roll_step("writer.roll.after_trailer=exit@3", NULL);
+}
+
+Test(writer, kill_after_the_rename_of_a_roll_by_size_loses_no_acknowledged_commit)
+{
+    kill_at_roll_step("writer.roll.after_rename=exit@3",
+                      "f=$(ls E00-*.log | sort | tail -1) && mv $f E00.log");
+}
+
+Test(writer, kill_after_the_next_rename_of_a_roll_by_size_loses_no_acknowledged_commit)
+{
+    kill_at_roll_step("writer.roll.after_next_rename=exit@3", "mv E00.log E00.next");
+}

@@ -46,31 +46,16 @@ static bool stopping(ls_db_t *db)
     return s;
 }
 
-/* Whether the next preparation reserves the space (fallocate) instead of writing zeros: when
- * rolls come faster than twice the last preparation with zeros took, a file of zeros would not
- * be ready at the roll (which then creates its log on the commit path, every step in series).
- * Batches into reserved space pay an extent conversion in their fdatasync (about 0.1-0.3 ms
- * more for a small one on this disk), nothing at that rate of large batches. */
-static bool reserve_only(ls_db_t *db)
-{
-    pthread_mutex_lock(&db->mu);
-    bool r = db->roll_gap_ns && db->roll_gap_ns < 2 * db->prep_fill_ns;
-    pthread_mutex_unlock(&db->mu);
-    return r;
-}
-
 /* Creates and fills <prefix>.next; *fd receives it (0), or it is closed (error or stopping). */
 static int prepare(ls_db_t *db, int *fd)
 {
     *fd = -1;
     if (LS_FAULT("writer.prep.before")) return LS_EIO; /* "fail": rolls create their logs */
-    uint64_t t0 = ls_mono_ns();
     *fd = open(db->next_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (*fd < 0) return ls_err_from_errno(errno);
     uint64_t size = ls__prep_size(db);
     int rc = 0;
-    bool zero = !reserve_only(db) || fallocate(*fd, 0, 0, (off_t) size) != 0;
-    for (uint64_t off = 0; zero && rc == 0 && off < size; off += ZERO_CHUNK) {
+    for (uint64_t off = 0; rc == 0 && off < size; off += ZERO_CHUNK) {
         if (stopping(db)) rc = LS_ECLOSED;
         if (rc == 0) rc = ls_pwrite_full(*fd, zeros, LS_MIN(ZERO_CHUNK, size - off), (off_t) off);
     }
@@ -80,10 +65,6 @@ static int prepare(ls_db_t *db, int *fd)
     if (rc) {
         close(*fd);
         *fd = -1;
-    } else if (zero) {
-        pthread_mutex_lock(&db->mu);
-        db->prep_fill_ns = ls_mono_ns() - t0;
-        pthread_mutex_unlock(&db->mu);
     }
     return rc;
 }

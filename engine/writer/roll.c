@@ -173,11 +173,6 @@ int ls__roll_begin(ls_db_t *db)
 {
     int rc = ls__roll_settle(db, true); /* one roll at a time */
     if (rc) return rc;
-    uint64_t now = ls_mono_ns();
-    pthread_mutex_lock(&db->mu); /* the pace of rolls, for the next preparation (prep.c) */
-    db->roll_gap_ns = db->roll_at_ns ? now - db->roll_at_ns : 0;
-    db->roll_at_ns = now;
-    pthread_mutex_unlock(&db->mu);
     int nfd = ls__prep_take(db);
     if (nfd < 0) return ls__roll(db); /* nothing prepared: every step here */
     uint8_t digest[LS_DIGEST_SIZE], hdr[LS_GEN_HEADER_SIZE];

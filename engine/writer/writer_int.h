@@ -186,9 +186,6 @@ struct ls_db {
     char roll_path[LS__PATH_MAX + 16 + LS_GEN_NAME_MAX]; /* its closed name */
     pthread_cond_t rolled;                               /* signals roll_done */
     bool flusher_poke;       /* the flusher has released batches to hand over */
-    uint64_t roll_at_ns;     /* monotonic time of the last roll by size */
-    uint64_t roll_gap_ns;    /* the time between the last two rolls by size (0: unknown) */
-    uint64_t prep_fill_ns;   /* how long the last preparation with zeros took (0: none yet) */
     ls_txn_t *qhead, *qtail; /* commit queue, FIFO */
     ls_txn_t *ahead, *atail; /* durable, not yet applied transactions in LSN order (the flusher's
                                 batches chained); the applier takes them all at once */

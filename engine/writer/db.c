@@ -97,7 +97,7 @@ static ls_db_t *db_new(const char *dir)
         free(db);
         return NULL;
     }
-    db->fd = db->lock_fd = db->next_fd = db->roll_fd = -1;
+    db->fd = db->lock_fd = db->next_fd = -1;
     snprintf(db->dir, sizeof(db->dir), "%s", dir);
     pthread_mutex_init(&db->mu, NULL);
     pthread_mutex_init(&db->log_mu, NULL);
@@ -110,7 +110,6 @@ static ls_db_t *db_new(const char *dir)
     pthread_cond_init(&db->syncq, &ca);
     pthread_condattr_destroy(&ca);
     pthread_cond_init(&db->done, NULL);
-    pthread_cond_init(&db->rolled, NULL);
     pthread_cond_init(&db->space, NULL);
     pthread_cond_init(&db->prepq, NULL);
     return db;
@@ -138,7 +137,6 @@ static void db_free(ls_db_t *db)
     pthread_cond_destroy(&db->applyq);
     pthread_cond_destroy(&db->syncq);
     pthread_cond_destroy(&db->done);
-    pthread_cond_destroy(&db->rolled);
     pthread_cond_destroy(&db->space);
     pthread_cond_destroy(&db->prepq);
     free(db);
@@ -228,18 +226,6 @@ void ls__db_publish(ls_db_t *db, uint64_t offset, bool open)
                           .time_ns = ls_now_ns(),
                           .epoch = db->epoch,
                           .pid = open ? (uint32_t) getpid() : 0};
-    ls_ctlpage_publish_durable(db->ctl, &d);
-}
-
-void ls__db_publish_at(ls_db_t *db, uint64_t gen, uint64_t offset, uint64_t lsn)
-{
-    if (!db->ctl) return;
-    ls_ctl_durable_t d = {.generation = gen,
-                          .offset = offset,
-                          .lsn = lsn,
-                          .time_ns = ls_now_ns(),
-                          .epoch = db->epoch,
-                          .pid = (uint32_t) getpid()};
     ls_ctlpage_publish_durable(db->ctl, &d);
 }
 

@@ -12,18 +12,14 @@
  *   3. fdatasyncs the log once for the whole batch; fault point writer.commit.after_fsync;
  *   4. notes the position the batch ends at (generation holding its last LSN, the digest of the
  *      generation before it), taken now: a later roll must not change what the batch's meta says;
- *   5. releases it (roll.c), at once unless a roll begun in it or before it has not made the
- *      closed generation's trailer durable yet (its closing steps run on the prep thread while
- *      the next batches are written and synced): then it is held until that is done. Released,
- *      its writes go into the overlay (readable from now on) and block mode's position is
- *      published (or, until the roll's renames are done, kept for then);
- * then, log_mu released, acknowledges the released batches (its committers' ls_txn_commit return 0:
- * durable and visible; with synchronous commit the syncer tells them once copies hold it, sync.c)
- * and hands it with its position to the applier (applier.c), which applies it to the store and
- * frees it. The flusher goes on with the next batch meanwhile. Between batches it rolls an idle
- * current log. Any failure in 1-3 fails the database stickily (never retry an fsync) and the
- * batch's committers get the error at once; batches handed over before the failure are durable and
- * still applied.
+ *   5. adds the batch's writes to the overlay: readable from now on;
+ * then, log_mu released, acknowledges the batch (its committers' ls_txn_commit return 0: durable
+ * and visible; with synchronous commit the syncer tells them once copies hold it, sync.c) and
+ * hands it with its position to the applier (applier.c), which applies it to the
+ * store and frees it. The flusher goes on with the next batch meanwhile. Between batches it rolls
+ * an idle current log. Any failure in 1-3 fails the database stickily (never retry an fsync) and
+ * the batch's committers get the error at once; batches handed over before the failure are
+ * durable and still applied.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -101,7 +97,7 @@ static int write_batch(ls_db_t *db, ls_txn_t *batch)
         if (pending > LS_GEN_HEADER_SIZE &&
             pending + t->log_bytes + LS_GEN_TRAILER_SIZE > db->opts.target_size) {
             int rc = append(db, len);
-            if (rc == 0) rc = ls__roll_begin(db);
+            if (rc == 0) rc = ls__roll(db);
             if (rc) return rc;
             len = 0;
         }
@@ -118,8 +114,7 @@ static int write_batch(ls_db_t *db, ls_txn_t *batch)
 }
 
 /* Steps 1-4 for one batch, log_mu held; *pos receives the position after it, *durable whether
- * the batch is in the log. Step 5 (the overlay) and block mode's position come when the batch
- * is released (roll.c: at once, unless a roll before it is still running). */
+ * the batch is in the log (also when the overlay then failed). */
 static int commit_batch(ls_db_t *db, ls_txn_t *batch, ls_store_meta_t *pos, bool *durable)
 {
     *durable = false;
@@ -141,8 +136,16 @@ static int commit_batch(ls_db_t *db, ls_txn_t *batch, ls_store_meta_t *pos, bool
         return rc;
     }
     LS_FAULT("writer.commit.after_fsync");
+    ls__db_publish(db, db->log_size, true); /* block mode may ship these bytes now */
     ls__db_position(db, pos);
     db->stats.batches++;
+    /* Durable: visible to readers from now on, before anyone is told. */
+    if ((rc = ls__ov_insert(&db->ov, batch)) != 0) {
+        ls__db_fail(db, rc, "no memory for the overlay of a durable batch up to lsn %llu",
+                    (unsigned long long) pos->lsn);
+        *durable = true; /* the applier applies it still: the store follows the log */
+        return rc;
+    }
     *durable = true;
     return 0;
 }
@@ -232,7 +235,7 @@ static uint64_t timers(ls_db_t *db)
 
 static void wait_until(ls_db_t *db, uint64_t deadline)
 {
-    while (!db->qhead && !db->stopping && !db->flusher_poke && ls_mono_ns() < deadline) {
+    while (!db->qhead && !db->stopping && ls_mono_ns() < deadline) {
         ls_cond_wait_until(&db->wake, &db->mu, deadline);
     }
 }
@@ -250,34 +253,22 @@ void *ls__flusher_main(void *arg)
         ls_txn_t *batch = db->qhead;
         bool stop = db->stopping;
         db->qhead = db->qtail = NULL;
-        db->flusher_poke = false;
         if (batch) db->taken++;
         pthread_mutex_unlock(&db->mu);
 
+        ls_store_meta_t pos = {0};
+        bool durable = false;
         pthread_mutex_lock(&db->log_mu);
-        if (batch) {
-            batch->brc = commit_batch(db, batch, &batch->bpos, &batch->bdurable);
-            batch->bgen = db->gen;
-            batch->boff = db->log_size;
-            ls__roll_hold(db, batch);
-        }
-        /* Released now unless a roll before them still runs; closing, wait for it. */
-        ls__roll_settle(db, stop && !batch);
+        int rc = batch ? commit_batch(db, batch, &pos, &durable) : 0;
         deadline = timers(db);
-        ls_txn_t *out = db->released;
-        db->released = db->released_tail = NULL;
-        bool held = db->held != NULL;
         pthread_mutex_unlock(&db->log_mu);
 
-        if (out) {
+        if (batch) {
             pthread_mutex_lock(&db->mu);
-            for (ls_txn_t *b = out, *next; b; b = next) {
-                next = b->bnext;
-                hand_over(db, b, &b->bpos, b->brc, b->bdurable);
-            }
+            hand_over(db, batch, &pos, rc, durable);
             pthread_mutex_unlock(&db->mu);
         }
-        if (stop && !batch && !out && !held) break;
+        if (stop && !batch) break;
     }
     return NULL;
 }

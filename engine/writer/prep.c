@@ -11,25 +11,18 @@
  * log as before; a failure here is logged and stops the preparing (rolls create their files) but
  * never fails the database.
  *
- * The thread also runs the closing steps of the flusher's rolls by size (roll.c,
- * ls__roll_begin: the trailer's fdatasync, the two renames and directory fsyncs), first when one
- * is posted, while the flusher writes the next generation into the taken file, still named
- * <prefix>.next. A crash then leaves under <prefix>.next either zeros (whole or partly written,
- * a preparation: recovery ignores them and the next open overwrites them) or the next
- * generation's header and records, which recovery renames in when the header follows the newest
- * closed generation (recover.c, adopt_next; its commits may have been told once that
- * generation's trailer was durable). A current log with zeros after its last COMMIT is a
- * preallocated one (recover.c keeps the zeros and does not count them as torn). The thread makes
- * the following file only after the rename.
+ * The prepared file never holds data under its own name: the roll renames it and fsyncs logs/
+ * before the header is written, and the thread makes the following one only after that rename.
+ * So a crash leaves at most a file of zeros (whole or partly written) named <prefix>.next, which
+ * recovery ignores and the next open overwrites; a current log with zeros after its last COMMIT
+ * is a preallocated one (recover.c keeps the zeros and does not count them as torn).
  *
  * Handshake (mu): prep_want says a file is wanted (after open, after a roll took the previous
- * one); next_fd is the ready file (-1: none); roll_pending with roll_fd >= 0 posts a roll's
- * closing steps (roll_done, roll_rc: their end); prep_stopping ends the thread (close, once the
- * flusher settled every roll), also in the middle of the zeros.
+ * one); next_fd is the ready file (-1: none); prep_stopping ends the thread (close), also in the
+ * middle of the zeros.
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdio.h>
 #include <unistd.h>
 
 #include "writer/writer_int.h"
@@ -80,30 +73,8 @@ void *ls__prep_main(void *arg)
     ls_db_t *db = arg;
     pthread_mutex_lock(&db->mu);
     for (;;) {
-        while (!db->prep_stopping && !(db->prep_want && db->next_fd < 0) &&
-               !(db->roll_pending && !db->roll_done && db->roll_fd >= 0))
+        while (!db->prep_stopping && !(db->prep_want && db->next_fd < 0))
             pthread_cond_wait(&db->prepq, &db->mu);
-        if (db->roll_pending && !db->roll_done && db->roll_fd >= 0) {
-            /* A roll's closing steps (roll.c), before anything else: commits wait for them. */
-            int rfd = db->roll_fd;
-            db->roll_fd = -1;
-            char path[sizeof(db->roll_path)];
-            snprintf(path, sizeof(path), "%s", db->roll_path);
-            uint64_t gen = db->roll_gen;
-            pthread_mutex_unlock(&db->mu);
-            int rc = ls__roll_close_steps(db, rfd, path);
-            if (rc)
-                ls__db_fail(db, rc, "closing generation %llu (%s) failed", (unsigned long long) gen,
-                            path);
-            pthread_mutex_lock(&db->mu);
-            db->roll_done = true;
-            db->roll_rc = rc;
-            if (rc == 0) db->prep_want = true; /* <prefix>.next is free: the following one */
-            db->flusher_poke = true;           /* it releases the batches held behind the roll */
-            pthread_cond_signal(&db->wake);
-            pthread_cond_broadcast(&db->rolled);
-            continue;
-        }
         if (db->prep_stopping) break;
         db->prep_want = false;
         pthread_mutex_unlock(&db->mu);

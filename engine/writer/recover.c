@@ -176,38 +176,11 @@ static int finish_rename(ls_db_t *db, ls__recovery_t *rs, const ls_gen_info_t *i
     return 0;
 }
 
-/* No current log: a roll begun by the flusher (roll.c, ls__roll_begin) may have written the
- * next generation into <prefix>.next before renaming it in, and told its commits once the
- * closed generation's trailer was durable. A <prefix>.next whose header follows the newest
- * closed generation is that log: renamed in (durably). Anything else there (zeros of a
- * preparation, a torn header: nothing told) is left to the next preparation. 1 when adopted. */
-static int adopt_next(ls_db_t *db, ls__recovery_t *rs, char *msg, size_t msglen)
-{
-    ls_gen_header_t h;
-    if (!rs->have_last || peek_header(db->next_path, &h) != 0) return 0;
-    if (memcmp(h.dbid, db->dbid, LS_DBID_LEN) != 0 ||
-        h.generation != rs->gens[rs->ngens - 1].gen + 1 || h.first_lsn != rs->last.last_lsn + 1 ||
-        memcmp(h.prev_digest, rs->last.digest, LS_DIGEST_SIZE) != 0)
-        return 0;
-    int rc = ls_rename_durable(db->next_path, db->cur_path);
-    if (rc) {
-        snprintf(msg, msglen, "cannot rename %s to %s: %s", db->next_path, db->cur_path,
-                 ls_strerror(rc));
-        return rc;
-    }
-    LS_LOGW("writer", "finished a roll: %s (generation %llu) renamed to %s", db->next_path,
-            (unsigned long long) h.generation, db->cur_path);
-    return 1;
-}
-
 /* Step 3: leaves rs->cur holding the current log with a valid, chained header. */
 static int settle_current(ls_db_t *db, ls__recovery_t *rs, char *msg, size_t msglen)
 {
     for (int round = 0; round < 4; round++) {
-        int rc = rs->has_cur ? 0 : adopt_next(db, rs, msg, msglen);
-        if (rc < 0) return rc;
-        if (rc == 1) rs->has_cur = true;
-        rc = rs->has_cur ? 0 : recreate_current(db, rs, msg, msglen);
+        int rc = rs->has_cur ? 0 : recreate_current(db, rs, msg, msglen);
         if (rc) return rc;
         rs->has_cur = true;
         uint8_t *buf = NULL;

@@ -9,8 +9,7 @@
  * it applied every durable batch, then rolls and checkpoints on the closing thread.
  *
  * Threading: three locks, taken in the order log_mu, store_mu, mu (never the reverse). A fourth
- * thread, prep.c's, prepares the next log file and runs the closing steps of the flusher's
- * rolls (roll.c); it takes only mu (next_fd, prep_want, roll_*).
+ * thread, prep.c's, prepares the next log file; it takes only mu (next_fd, prep_want).
  *  - `log_mu` guards the current log (the "log state" fields below): the flusher holds it while it
  *    encodes, appends and fdatasyncs a batch; ls_db_roll and ls_db_stats take it from the
  *    caller's thread.
@@ -73,13 +72,6 @@ struct ls_txn {
     uint64_t first_lsn;        /* LSN of ops[0] (op i has first_lsn + i), set by the flusher */
     struct ls_txn *next;       /* commit queue, then applier queue link */
     ls__commit_wait_t *waiter; /* the committer waiting for the outcome; NULL once told */
-    /* On a batch's first transaction, from its fdatasync until it is handed over (flusher.c:
-     * held while a roll before it completes, roll.c): */
-    struct ls_txn *bnext; /* the next held or released batch */
-    ls_store_meta_t bpos; /* the position after the batch */
-    uint64_t bgen, boff;  /* the generation and the log offset it ends at (block mode) */
-    int brc;              /* its outcome so far */
-    bool bdurable;        /* in the log (also when the overlay then failed) */
 };
 
 /* Overlay (overlay.c): the durable writes the store does not hold yet, by key. */
@@ -145,12 +137,6 @@ struct ls_db {
     ls_sha256_t *sha;                    /* running digest of the current log's bytes */
     uint8_t prev_digest[LS_DIGEST_SIZE]; /* digest of generation gen-1 (the header's) */
     uint64_t last_closed;                /* last closed generation, 0 when none */
-    ls_txn_t *held, *held_tail;          /* durable batches behind a roll still running on the
-                                            prep thread (roll.c): not visible, not told yet */
-    ls_txn_t *released, *released_tail;  /* batches the roll released: visible, to be told and
-                                             handed over by the flusher */
-    bool pub_deferred;                   /* block mode's position waits for the roll's renames: */
-    uint64_t pub_gen, pub_off, pub_lsn;  /* the latest one, published once they are done */
     uint64_t last_lsn;                   /* last LSN written and durable */
     uint64_t last_txid;                  /* last txid written and durable */
     uint64_t last_append_ns;             /* monotonic time of the last append (idle roll) */
@@ -167,25 +153,16 @@ struct ls_db {
     ls__overlay_t ov; /* acknowledged writes the store does not hold yet (its own leaf lock) */
 
     /* queue and status (mu) */
-    pthread_mutex_t mu;    /* guards the fields below */
-    pthread_cond_t wake;   /* signals the flusher: queue non-empty or stopping */
-    pthread_cond_t done;   /* signals committers: a batch finished */
-    pthread_cond_t applyq; /* signals the applier: durable batches queued or stopping */
-    pthread_cond_t space;  /* signals the flusher: the applier trimmed the overlay, or failed */
-    pthread_cond_t prepq;  /* signals the prep thread: a next log is wanted, or stopping */
-    int next_fd;           /* the prepared next log (prep.c), open; -1 when none is ready */
-    bool prep_want;        /* a next log is wanted (none prepared or being prepared) */
-    bool prep_stopping;    /* ls_db_close() asked the prep thread to exit */
-    bool prep_running;     /* the prep thread was started */
-    bool roll_pending;     /* a roll's closing steps run on the prep thread (roll.c) */
-    bool roll_synced;      /* ... the trailer is durable: the batches behind it may go */
-    bool roll_done;        /* ... and they ended, with roll_rc */
-    int roll_rc;           /* 0 or the error of those steps */
-    int roll_fd;           /* the generation being closed: its file, trailer written */
-    uint64_t roll_gen;     /* its generation number */
-    char roll_path[LS__PATH_MAX + 16 + LS_GEN_NAME_MAX]; /* its closed name */
-    pthread_cond_t rolled;                               /* signals roll_done */
-    bool flusher_poke;       /* the flusher has released batches to hand over */
+    pthread_mutex_t mu;      /* guards the fields below */
+    pthread_cond_t wake;     /* signals the flusher: queue non-empty or stopping */
+    pthread_cond_t done;     /* signals committers: a batch finished */
+    pthread_cond_t applyq;   /* signals the applier: durable batches queued or stopping */
+    pthread_cond_t space;    /* signals the flusher: the applier trimmed the overlay, or failed */
+    pthread_cond_t prepq;    /* signals the prep thread: a next log is wanted, or stopping */
+    int next_fd;             /* the prepared next log (prep.c), open; -1 when none is ready */
+    bool prep_want;          /* a next log is wanted (none prepared or being prepared) */
+    bool prep_stopping;      /* ls_db_close() asked the prep thread to exit */
+    bool prep_running;       /* the prep thread was started */
     ls_txn_t *qhead, *qtail; /* commit queue, FIFO */
     ls_txn_t *ahead, *atail; /* durable, not yet applied transactions in LSN order (the flusher's
                                 batches chained); the applier takes them all at once */
@@ -198,8 +175,8 @@ struct ls_db {
     ls_txn_t *dead;          /* chains kept after a store failure (the overlay still points into
                                 them); freed at close */
     uint64_t taken;          /* batches the flusher took from the queue since open */
-    uint64_t handed;         /* of those, handed to the applier or failed (taken - handed: the
-                                batch being written, and those held behind a roll: roll.c) */
+    uint64_t handed;         /* of those, handed to the applier or failed (taken - handed: 0 or
+                                1, the batch being written) */
     bool stopping;           /* ls_db_close() asked the flusher to exit */
     bool apply_stopping;     /* ls_db_close() asked the applier to exit (the flusher is gone) */
     bool running;            /* the flusher thread was started */
@@ -240,8 +217,6 @@ int ls__db_check_fence(ls_db_t *db);
  * current log are fdatasynced (0: none yet), last_lsn is durable; open false: the writer is
  * gone (pid 0). The daemon's block mode reads it (ctlpage.h, docs/BLOCKMODE.md). */
 void ls__db_publish(ls_db_t *db, uint64_t offset, bool open);
-/* The same for a batch that was durable earlier, at generation gen, offset and lsn. */
-void ls__db_publish_at(ls_db_t *db, uint64_t gen, uint64_t offset, uint64_t lsn);
 
 /* The flusher thread body (flusher.c): stage 1, the sequencer. */
 void *ls__flusher_main(void *arg);
@@ -275,24 +250,8 @@ int ls__prep_take(ls_db_t *db);
 /* After the roll renamed the taken file away: the thread prepares the following one. */
 void ls__prep_again(ls_db_t *db);
 
-/* roll.c (log_mu held). ls__roll closes a non-empty current log and opens the next one, every
- * step in series (first waiting for a roll begun by ls__roll_begin). */
+/* roll.c (log_mu held). ls__roll closes a non-empty current log and opens the next one. */
 int ls__roll(ls_db_t *db);
-/* The flusher's roll at target_size: when a next log is prepared, writes the trailer, makes the
- * prepared file the current log (header written, not yet renamed in) and leaves the closing
- * steps (trailer fdatasync, the two renames and directory fsyncs) to the prep thread, so the
- * next batches are written and synced meanwhile; they are held (ls__roll_hold) until
- * ls__roll_settle saw the steps end. Without a prepared file: ls__roll. */
-int ls__roll_begin(ls_db_t *db);
-/* The closing steps, on the prep thread (mu NOT held); 0 or the error. */
-int ls__roll_close_steps(ls_db_t *db, int fd, const char *closed_path);
-/* Queues a batch the flusher made durable (or failed) behind any roll still running. */
-void ls__roll_hold(ls_db_t *db, ls_txn_t *batch);
-/* When no roll runs (wait: after waiting for it), finishes it (counters, block mode's position)
- * and releases the held batches in order: inserted in the overlay and published when durable
- * and the roll succeeded, else failed with its error; the flusher hands them over. Returns the
- * roll's error (the database is failed then) or 0. */
-int ls__roll_settle(ls_db_t *db, bool wait);
 /* Creates the current log for generation gen (header only), fsyncs it and the directory, and
  * makes it the db's current log (fd, sha, log_size...). */
 int ls__log_create(ls_db_t *db, uint64_t gen, uint64_t first_lsn,

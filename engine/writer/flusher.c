@@ -163,14 +163,13 @@ static void acknowledge(ls_db_t *db, ls_txn_t *batch, int rc, uint64_t lsn)
         } else {
             t->waiter->rc = rc;
             t->waiter->done = true;
-            if (t->waiter->own_cv) pthread_cond_signal(&t->waiter->cv);
             if (rc == 0) db->commits++;
         }
         t->waiter = NULL;
     }
     if (wait)
         ls__sync_batch_queued(db);
-    else if (db->opts.commit_level != LS_COMMIT_LOCAL)
+    else
         pthread_cond_broadcast(&db->done);
 }
 

@@ -88,11 +88,6 @@ int ls_txn_commit(ls_txn_t *t)
     } else if (db->stopping) {
         rc = LS_ECLOSED;
     } else {
-        /* At level local only the flusher tells a committer, and only its own: it waits on a
-         * condition variable of its own, so a batch wakes its committers alone, not every
-         * committer waiting (with 8-32 threads on 2 CPUs that herd delayed the wake-ups). */
-        w.own_cv = db->opts.commit_level == LS_COMMIT_LOCAL;
-        if (w.own_cv) pthread_cond_init(&w.cv, NULL);
         t->waiter = &w;
         db->committers++;
         if (db->qtail)
@@ -102,8 +97,7 @@ int ls_txn_commit(ls_txn_t *t)
         db->qtail = t;
         pthread_cond_signal(&db->wake);
         while (!w.done)
-            pthread_cond_wait(w.own_cv ? &w.cv : &db->done, &db->mu);
-        if (w.own_cv) pthread_cond_destroy(&w.cv);
+            pthread_cond_wait(&db->done, &db->mu);
         t = NULL; /* the pipeline's now */
         rc = w.rc;
         if (--db->committers == 0 && db->stopping) pthread_cond_broadcast(&db->done); /* close */

@@ -45,8 +45,6 @@
  * syncer when its batch waits for copies (sync.c). */
 typedef struct ls__commit_wait {
     bool done;                    /* rc is final */
-    bool own_cv;                  /* level local: woken on cv alone, not by db->done */
-    pthread_cond_t cv;            /* own_cv: signalled once done (the flusher) */
     int rc;                       /* commit result */
     uint64_t lsn;                 /* waiting for copies: the last LSN of its batch */
     uint64_t durable_ns;          /* waiting for copies: when its batch was durable (monotonic) */

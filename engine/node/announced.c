@@ -1,0 +1,129 @@
+/* What a copy's source last announced (COPY_STATE, BLOCK), kept beside the copy in
+ * <copy>.announced for an activation after a restart (activate.c reads p->announced): the
+ * file's text (pure, announced.h) and the copy's adapters that load it at open, update it from
+ * the frames and write it (at once, fsynced at the next housekeeping). On the loop. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "node/announced.h"
+#include "node/node_int.h"
+
+int ls_node_announced_format(const ls_role_announced_t *a, const char *source, const char *copy,
+                             char *buf, size_t len)
+{
+    return snprintf(buf, len,
+                    "# what %s last announced about %s (COPY_STATE, BLOCK), for logship activate\n"
+                    "last_generation %" PRIu64 "\nlast_close_ns %" PRIu64 "\nmissing_bytes %" PRIu64
+                    "\nopen_generation %" PRIu64 "\nopen_lsn %" PRIu64 "\n",
+                    source, copy, a->last_generation, a->last_close_ns, a->missing_bytes,
+                    a->open_generation, a->open_lsn);
+}
+
+int ls_node_announced_parse(char *text, ls_role_announced_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    int line = 0;
+    char *save = NULL;
+    for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        line++;
+        char key[32];
+        uint64_t v;
+        if (l[0] == '#') continue;
+        if (sscanf(l, "%31s %" SCNu64, key, &v) == 2 && !strcmp(key, "last_generation"))
+            out->last_generation = v;
+        else if (sscanf(l, "%31s %" SCNu64, key, &v) == 2 && !strcmp(key, "last_close_ns"))
+            out->last_close_ns = v;
+        else if (sscanf(l, "%31s %" SCNu64, key, &v) == 2 && !strcmp(key, "missing_bytes"))
+            out->missing_bytes = v;
+        else if (sscanf(l, "%31s %" SCNu64, key, &v) == 2 && !strcmp(key, "open_generation"))
+            out->open_generation = v;
+        else if (sscanf(l, "%31s %" SCNu64, key, &v) == 2 && !strcmp(key, "open_lsn"))
+            out->open_lsn = v;
+        else {
+            memset(out, 0, sizeof(*out));
+            return line;
+        }
+    }
+    return 0;
+}
+
+void ls__node_announced_load(pcopy_t *p)
+{
+    snprintf(p->ann_path, sizeof(p->ann_path), "%s.announced", p->cfg->path);
+    memset(&p->announced, 0, sizeof(p->announced));
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    if (ls_read_file(p->ann_path, 4096, &buf, &len) != 0) return; /* absent: nothing announced */
+    char *text = realloc(buf, len + 1);
+    if (!text) {
+        free(buf);
+        return;
+    }
+    text[len] = '\0';
+    int line = ls_node_announced_parse(text, &p->announced);
+    if (line)
+        LS_LOGW("copy",
+                "%s:%d: not 'last_generation', 'last_close_ns', 'missing_bytes', "
+                "'open_generation' or 'open_lsn' N: what the source announced is taken as "
+                "unknown",
+                p->ann_path, line);
+    free(text);
+}
+
+void ls__node_announced_set(pcopy_t *p, const ls_proto_copy_state_t *cs)
+{
+    if (!cs->last_generated) return; /* a target's COPY_STATE, or nothing closed yet */
+    ls_role_announced_t a = {.last_generation = cs->last_generated,
+                             .last_close_ns = cs->last_generated_ns,
+                             .missing_bytes = cs->queue_bytes};
+    if (p->announced.open_generation > a.last_generation) { /* block mode's position stays */
+        a.open_generation = p->announced.open_generation;
+        a.open_lsn = p->announced.open_lsn;
+    }
+    if (!memcmp(&a, &p->announced, sizeof(a))) return;
+    p->announced = a;
+    p->ann_dirty = true;
+    ls__node_announced_save(p, false);
+}
+
+void ls__node_announced_block(pcopy_t *p, uint64_t generation, uint64_t durable_lsn)
+{
+    if (generation < p->announced.open_generation ||
+        (generation == p->announced.open_generation && durable_lsn <= p->announced.open_lsn))
+        return;
+    p->announced.open_generation = generation;
+    p->announced.open_lsn = durable_lsn;
+    p->ann_dirty = true; /* written by the next housekeeping: not once per frame */
+}
+
+/* Written at once (temporary file and rename: a restart of this daemon finds it), fsynced on the
+ * next housekeeping (at most one fsync a second). */
+void ls__node_announced_save(pcopy_t *p, bool sync)
+{
+    if (!p->ann_dirty && !(sync && p->ann_unsynced)) return;
+    char buf[512], tmp[sizeof(p->ann_path) + 8];
+    int len = ls_node_announced_format(&p->announced, p->source, p->cfg->name, buf, sizeof(buf));
+    int rc;
+    if (sync) {
+        rc = ls_write_file_durable(p->ann_path, buf, (size_t) len);
+    } else {
+        snprintf(tmp, sizeof(tmp), "%s.tmp", p->ann_path);
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        rc = fd < 0 ? ls_err_from_errno(errno) : 0;
+        if (fd >= 0 && write(fd, buf, (size_t) len) != len) rc = LS_EIO;
+        if (fd >= 0) close(fd);
+        if (rc == 0 && rename(tmp, p->ann_path) != 0) rc = ls_err_from_errno(errno);
+    }
+    if (rc) {
+        LS_LOGW("copy", "%s: cannot keep what %s announced in %s: %s", p->cfg->name, p->source,
+                p->ann_path, ls_strerror(rc));
+        return;
+    }
+    p->ann_dirty = false;
+    p->ann_unsynced = !sync;
+}

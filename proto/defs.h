@@ -107,8 +107,8 @@ typedef enum {
                    head the target's shadow holds starts with GEN_TAIL (docs/BLOCKMODE.md) */
 #define LS_FEAT_NEXT                                                                               \
     0x00000020u /* ship connections, version >= 5 with LS_FEAT_BLOCK: the target makes every       \
-                   closed generation it took durable before it acknowledges a later BLOCK, so the                           \
-                   source streams the next generation right after the closed one's GEN_END                                  \
+                   closed generation it took durable before it acknowledges a later BLOCK, so the  \
+                   source streams the next generation right after the closed one's GEN_END         \
                    (docs/BLOCKMODE.md "The roll's hand-off") */
 #define LS_FEAT_RESYNC                                                                             \
     0x00000008u /* seed connections, version >= 4: the client asks for an incremental resync       \

@@ -90,6 +90,7 @@ int ls_txn_commit(ls_txn_t *t)
     } else {
         t->waiter = &w;
         ls__sync_init(db, &w); /* a remote level: woken by its copies, not the flusher */
+        bool local = db->opts.commit_level == LS_COMMIT_LOCAL;
         db->committers++;
         if (db->qtail)
             db->qtail->next = t;
@@ -100,8 +101,8 @@ int ls_txn_commit(ls_txn_t *t)
         while (!w.done) {
             if (w.page || w.lsn) /* it watches its copies itself (sync.c) */
                 ls__sync_wait(db, &w);
-            else
-                pthread_cond_wait(&db->done, &db->mu);
+            else /* level local: its own condition variable, signalled for its batch alone */
+                pthread_cond_wait(local ? &w.cv : &db->done, &db->mu);
         }
         t = NULL; /* the pipeline's now */
         rc = w.rc;

@@ -431,6 +431,74 @@ Test(writer_overlay, a_merged_apply_in_key_order_leaves_the_last_write_of_each_k
     free(dir);
 }
 
+/* Keys that share a prefix and vary in few of their first 16 bytes (2), so that a merged apply
+ * of enough operations takes keysort.c's radix path; four keys share each 16-byte prefix
+ * "key-00NN-a-very-": that one, the same with a zero byte after it, and two longer ones. */
+#define NBASE  24
+#define NRKEYS (4 * NBASE)
+
+static size_t radix_key(size_t k, char *out)
+{
+    static const char *const tails[4] = {"", "", "x-long", "y-long"};
+    int n = snprintf(out, 48, "key-00%02zu-a-very-%s", k % NBASE, tails[k / NBASE]);
+    return (size_t) n + (k / NBASE == 1); /* 1: its terminating zero too */
+}
+
+Test(writer_overlay, a_merged_apply_of_keys_sharing_a_prefix_leaves_the_last_write_of_each,
+     .timeout = 60)
+{
+    /* As above, with 2,400 operations merged (the radix sort's threshold is 512). */
+    setenv("LS_FAULTS", "writer.apply.before=sleep:1500@1", 1);
+    char *dir = ls_h_tmpdir("overlay");
+    ls_db_options_t o = quiet_opts();
+    ls_db_t *db = open_db(dir, &o);
+    static char model[NRKEYS][32];
+    bool present[NRKEYS] = {false};
+    uint64_t rng = 777;
+    for (int i = 0; i < 300; i++) {
+        ls_txn_t *t;
+        cr_assert_eq(ls_txn_begin(db, &t), 0);
+        for (int j = 0; j < 8; j++) {
+            rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+            size_t k = (size_t) (rng >> 33) % NRKEYS;
+            char key[48];
+            size_t klen = radix_key(k, key);
+            if ((rng >> 20) % 5 == 0) {
+                cr_assert_eq(ls_txn_del(t, key, klen), 0);
+                present[k] = false;
+            } else {
+                snprintf(model[k], sizeof(model[k]), "v%d.%d", i, j);
+                cr_assert_eq(ls_txn_put(t, key, klen, model[k], strlen(model[k])), 0);
+                present[k] = true;
+            }
+        }
+        cr_assert_eq(ls_txn_commit(t), 0);
+    }
+    cr_assert(ls_h_wait_for(store_caught_up, db, 20000));
+    cr_assert_eq(ls_db_close(db), 0);
+    unsetenv("LS_FAULTS");
+    db = open_db(dir, &o);
+    for (size_t k = 0; k < NRKEYS; k++) {
+        char key[48];
+        size_t klen = radix_key(k, key);
+        void *v = NULL;
+        size_t len = 0;
+        int rc = ls_db_get(db, key, klen, &v, &len);
+        if (present[k]) {
+            cr_assert_eq(rc, 0, "key %zu present", k);
+            cr_assert_eq(len, strlen(model[k]));
+            cr_assert_eq(memcmp(v, model[k], len), 0, "key %zu: %.*s, want %s", k, (int) len,
+                         (char *) v, model[k]);
+        } else {
+            cr_assert_eq(rc, LS_ENOENT, "key %zu deleted last", k);
+        }
+        free(v);
+    }
+    cr_assert_eq(ls_db_close(db), 0);
+    ls_h_rmtree(dir);
+    free(dir);
+}
+
 Test(writer_overlay, a_checkpoint_covers_every_commit_durable_before_it, .timeout = 60)
 {
     /* The applier is held 1 s before its first store transaction: ls_db_checkpoint must wait for

@@ -1,6 +1,5 @@
 /* Activation of a passive copy in the running node (docs/ACTIVATION.md): the control commands
- * "activate" and "activate_status", and what the source last announced (COPY_STATE), kept with
- * the copy so that an activation after a restart of this daemon knows it.
+ * "activate" and "activate_status", with what the source last announced (announced.c).
  *
  *   activate DB  refused while the old active answers (the connection serving the copy is alive,
  *                or a connect to one of its networks succeeds) unless forced; then the copy is
@@ -12,7 +11,6 @@
  * The command answers at once; `logship activate` follows with "activate_status" until the
  * activation is over (the replay of what is durable may take a while). */
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <netdb.h>
 #include <poll.h>
@@ -61,113 +59,6 @@ struct node_act {
     ls__node_act_end_cb end;
     void *end_ctx;
 };
-
-/* ---- what the source announced ------------------------------------------------------------- */
-static int ann_format(const pcopy_t *p, char *buf, size_t len)
-{
-    return snprintf(buf, len,
-                    "# what %s last announced about %s (COPY_STATE, BLOCK), for logship activate\n"
-                    "last_generation %" PRIu64 "\nlast_close_ns %" PRIu64 "\nmissing_bytes %" PRIu64
-                    "\nopen_generation %" PRIu64 "\nopen_lsn %" PRIu64 "\n",
-                    p->source, p->cfg->name, p->announced.last_generation,
-                    p->announced.last_close_ns, p->announced.missing_bytes,
-                    p->announced.open_generation, p->announced.open_lsn);
-}
-
-void ls__node_announced_load(pcopy_t *p)
-{
-    snprintf(p->ann_path, sizeof(p->ann_path), "%s.announced", p->cfg->path);
-    memset(&p->announced, 0, sizeof(p->announced));
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    if (ls_read_file(p->ann_path, 4096, &buf, &len) != 0) return; /* absent: nothing announced */
-    char *text = realloc(buf, len + 1), *save = NULL;
-    if (!text) {
-        free(buf);
-        return;
-    }
-    text[len] = '\0';
-    int line = 0;
-    for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-        line++;
-        char key[32];
-        uint64_t v;
-        if (l[0] == '#') continue;
-        if (sscanf(l, "%31s %" SCNu64, key, &v) == 2 && !strcmp(key, "last_generation"))
-            p->announced.last_generation = v;
-        else if (sscanf(l, "%31s %" SCNu64, key, &v) == 2 && !strcmp(key, "last_close_ns"))
-            p->announced.last_close_ns = v;
-        else if (sscanf(l, "%31s %" SCNu64, key, &v) == 2 && !strcmp(key, "missing_bytes"))
-            p->announced.missing_bytes = v;
-        else if (sscanf(l, "%31s %" SCNu64, key, &v) == 2 && !strcmp(key, "open_generation"))
-            p->announced.open_generation = v;
-        else if (sscanf(l, "%31s %" SCNu64, key, &v) == 2 && !strcmp(key, "open_lsn"))
-            p->announced.open_lsn = v;
-        else {
-            LS_LOGW("copy",
-                    "%s:%d: not 'last_generation', 'last_close_ns', 'missing_bytes', "
-                    "'open_generation' or 'open_lsn' N: what the source announced is taken as "
-                    "unknown",
-                    p->ann_path, line);
-            memset(&p->announced, 0, sizeof(p->announced));
-            break;
-        }
-    }
-    free(text);
-}
-
-void ls__node_announced_set(pcopy_t *p, const ls_proto_copy_state_t *cs)
-{
-    if (!cs->last_generated) return; /* a target's COPY_STATE, or nothing closed yet */
-    ls_role_announced_t a = {.last_generation = cs->last_generated,
-                             .last_close_ns = cs->last_generated_ns,
-                             .missing_bytes = cs->queue_bytes};
-    if (p->announced.open_generation > a.last_generation) { /* block mode's position stays */
-        a.open_generation = p->announced.open_generation;
-        a.open_lsn = p->announced.open_lsn;
-    }
-    if (!memcmp(&a, &p->announced, sizeof(a))) return;
-    p->announced = a;
-    p->ann_dirty = true;
-    ls__node_announced_save(p, false);
-}
-
-void ls__node_announced_block(pcopy_t *p, uint64_t generation, uint64_t durable_lsn)
-{
-    if (generation < p->announced.open_generation ||
-        (generation == p->announced.open_generation && durable_lsn <= p->announced.open_lsn))
-        return;
-    p->announced.open_generation = generation;
-    p->announced.open_lsn = durable_lsn;
-    p->ann_dirty = true; /* written by the next housekeeping: not once per frame */
-}
-
-/* Written at once (temporary file and rename: a restart of this daemon finds it), fsynced on the
- * next housekeeping (at most one fsync a second). */
-void ls__node_announced_save(pcopy_t *p, bool sync)
-{
-    if (!p->ann_dirty && !(sync && p->ann_unsynced)) return;
-    char buf[512], tmp[sizeof(p->ann_path) + 8];
-    int len = ann_format(p, buf, sizeof(buf));
-    int rc;
-    if (sync) {
-        rc = ls_write_file_durable(p->ann_path, buf, (size_t) len);
-    } else {
-        snprintf(tmp, sizeof(tmp), "%s.tmp", p->ann_path);
-        int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        rc = fd < 0 ? ls_err_from_errno(errno) : 0;
-        if (fd >= 0 && write(fd, buf, (size_t) len) != len) rc = LS_EIO;
-        if (fd >= 0) close(fd);
-        if (rc == 0 && rename(tmp, p->ann_path) != 0) rc = ls_err_from_errno(errno);
-    }
-    if (rc) {
-        LS_LOGW("copy", "%s: cannot keep what %s announced in %s: %s", p->cfg->name, p->source,
-                p->ann_path, ls_strerror(rc));
-        return;
-    }
-    p->ann_dirty = false;
-    p->ann_unsynced = !sync;
-}
 
 /* ---- the activation ------------------------------------------------------------------------- */
 /* Off the loop: does any network of the old active accept a connection? */

@@ -20,7 +20,8 @@
  *            (suspend.c)   suspend and resume; (opstate.c) the operator's decision on disk
  *  activate  (activate.c)  `logship activate`: the refusal while the old active answers, the
  *                          copy stopped, ls_role_activate on the libuv pool, the database switched
- *                          to active; what the source announced, kept with the copy
+ *                          to active; (announced.c) what the source announced, kept with
+ *                          the copy
  *  epoch     (epoch.c)     EPOCH after each version-3 handshake and where a peer's goes; an
  *                          old active fenced (ls_role_fence, its machines Demoted or Diverged)
  *  resync    (resync.c)    `logship resync`: a demoted old active switched to a copy of the new
@@ -176,12 +177,13 @@ struct pcopy {
     char source[LS_CFG_NAME_MAX]; /* the active it follows: the role file's, else the config's */
     bool retired;                 /* closed for an activation (activate.c): no longer served */
     bool async_closed;            /* async's close callback ran (it may be initialised again) */
-    /* What the source last announced in COPY_STATE, kept in <copy>.announced (activate.c) so
+    /* What the source last announced in COPY_STATE, kept in <copy>.announced (announced.c) so
      * that an activation after a restart of this daemon still knows it. */
     ls_role_announced_t announced;
     char ann_path[LS_CFG_PATH_MAX + 16];
     bool ann_dirty;    /* changed since the file was last written */
     bool ann_unsynced; /* written since the file was last fsynced */
+    size_t ann_len;    /* the file's length when known durable (overwritten in place), else 0 */
 };
 
 /* A configured database on this node: its role (the role file, engine/role, with the
@@ -322,10 +324,12 @@ const char *ls__node_pcopy_reason(const pcopy_t *p);
 /* Sets the copy's state with a printf-style reason, through its machine (engine/passive). */
 #define NODE_SET_STATE(p, st, ...) ls_passive_set_state((p)->m, (st), ls_now_ns(), __VA_ARGS__)
 
-/* activate.c: the control commands "activate" and "activate_status", and the announcements */
+/* activate.c: the control commands "activate" and "activate_status" */
 int ls__node_activate_cmd(ls_node_t *n, const cJSON *req, bool status_only, cJSON *resp, char *err,
                           size_t errlen);
-void ls__node_announced_load(pcopy_t *p);                                 /* at open */
+/* announced.c: what the source announced, kept in <copy>.announced */
+void ls__node_announced_load(pcopy_t *p); /* at open */
+void ls__node_announced_made(pcopy_t *p); /* once the copy's directory is made: synced whole */
 void ls__node_announced_set(pcopy_t *p, const ls_proto_copy_state_t *cs); /* a COPY_STATE */
 void ls__node_announced_save(pcopy_t *p, bool sync); /* when changed; sync: fsync too */
 /* Block mode: the source streamed its open generation up to durable_lsn (a BLOCK frame); kept

@@ -110,6 +110,8 @@ typedef struct {
                                        16 (capped at 64) */
     uint64_t batch_bytes;          /* at most about this many bytes of log per transaction;
                                       32 MiB (one generation is always allowed) */
+    int prealloc_files;            /* preallocated .part files kept ready in <dir>/pool (made
+                                      in the background, docs/COPY.md); 2; negative: none */
     ls_copy_event_cb event_cb;     /* NULL: no events */
     void *event_ctx;               /* passed to event_cb */
 } ls_copy_options_t;

@@ -14,6 +14,7 @@
 #include <pthread.h>
 
 #include "copy/copy.h"
+#include "copy/prealloc.h"
 #include "core/core.h"
 
 #define LS__COPY_PATH_MAX   4096
@@ -106,6 +107,7 @@ struct ls_copy {
     char logs_dir[LS__COPY_PATH_MAX];    /* <dir>/logs */
     char store_dir[LS__COPY_PATH_MAX];   /* <dir>/store */
     char shadow_dir[LS__COPY_PATH_MAX];  /* <dir>/shadow (block mode) */
+    char pool_dir[LS__COPY_PATH_MAX];    /* <dir>/pool: preallocated .part files (prealloc.h) */
     char prefix[LS_GEN_PREFIX_MAX + 1];  /* generation name prefix */
     ls_copy_options_t o;                 /* options with defaults filled (dir/prefix/dbid unused) */
 
@@ -134,6 +136,7 @@ struct ls_copy {
     bool rx_inspecting;     /* a file sits in inspect/ being inspected (mu) */
 
     ls__copy_rx_t rx;      /* the receive in progress (receiver thread only) */
+    ls_prealloc_t *pool;   /* ready .part files, NULL when none (set at open; own locking) */
     ls__copy_shfile_t shf; /* the open generation's shadow file, as written (block mode) */
     /* Generations moved into logs/ whose fsync of logs/ is pending: one fsync covers them all
      * (ls__copy_flush_durable), then DURABLE and INSPECTED are reported (receiver thread only). */

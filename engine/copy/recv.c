@@ -81,6 +81,26 @@ static bool wanted(ls_copy_t *c, uint32_t epoch, uint64_t gen, char *why, size_t
     return true;
 }
 
+/* The .part: a preallocated file when one is ready (its blocks allocated, written and synced:
+ * overwritten in place, see docs/COPY.md), cut to the announced size at once and that size
+ * committed by the pool's thread while the bytes arrive; else a new file. Either way the
+ * fdatasync at the end alone makes the bytes and the size durable. */
+static int open_part(ls_copy_t *c, uint64_t size)
+{
+    ls__copy_rx_t *rx = &c->rx;
+    uint64_t have = 0;
+    ls_prealloc_size(c->pool, size); /* files made from now on hold a generation like this one */
+    if (ls_prealloc_take(c->pool, rx->part, &rx->fd, &have) == 0) {
+        if (LS_FAULT("copy.recv.after_take")) return LS_EIO; /* tests: a recycled .part */
+        if (have <= size) return 0; /* the bytes past its end are allocated as they come */
+        if (ftruncate(rx->fd, (off_t) size) != 0) return ls_err_from_errno(errno);
+        ls_prealloc_sync_ahead(c->pool, rx->fd);
+        return 0;
+    }
+    rx->fd = open(rx->part, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0600);
+    return rx->fd < 0 ? ls_err_from_errno(errno) : 0;
+}
+
 int ls_copy_recv_begin(ls_copy_t *c, uint32_t epoch, uint64_t gen, uint64_t size, uint64_t close_ns,
                        char *err, size_t errlen)
 {
@@ -126,8 +146,8 @@ int ls_copy_recv_begin(ls_copy_t *c, uint32_t epoch, uint64_t gen, uint64_t size
                                .known_digest = rx->digest};
     ls_gen_stream_begin(rx->stream, &rx->ex, 0);
     ls_seal_reset(rx->seal);
-    rx->fd = open(rx->part, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0600);
-    if (rx->fd < 0) return io_failed(c, ls_err_from_errno(errno), "creating", err, errlen);
+    int rc = open_part(c, size);
+    if (rc) return io_failed(c, rc, "creating", err, errlen);
     rx->active = true;
     __atomic_store_n(&c->rx_open, true, __ATOMIC_RELAXED);
     __atomic_store_n(&c->rx_activity_ns, ls_mono_ns(), __ATOMIC_RELAXED);

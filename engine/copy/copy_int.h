@@ -78,6 +78,9 @@ typedef struct {
     uint64_t got;            /* bytes written so far (contiguous from 0) */
     uint64_t head;           /* bytes [0, head) came from the shadow (GEN_TAIL; 0: none) */
     int fd;                  /* the .part, -1 when none */
+    bool growing;            /* a pool file shorter than size: the pool grows it from grow_from
+                                (ls_prealloc_grown before writing there) */
+    uint64_t grow_from;      /* its length when taken */
     ls_sha256_t *sha;        /* running SHA-256 of bytes [0, size - LS_GEN_TRAILER_SIZE) */
     ls_seal_t *seal;         /* running XXH3-128 of bytes [0, size): the file's seal (kept) */
     ls_gen_stream_t *stream; /* the inspection, record by record as bytes arrive (kept) */

@@ -15,11 +15,15 @@
 
 #include "core/core.h"
 
-#define MAX_FILES   64
-#define MAX_SYNCS   8
-#define ZERO_STEP   (256u * 1024u)
-#define SIZE_ROUND  (64ull * 1024)
-#define DEFAULT_SZ  (1024ull * 1024)
+#define MAX_FILES  64
+#define MAX_SYNCS  8
+#define ZERO_STEP  (256u * 1024u)
+#define SIZE_ROUND (64ull * 1024)
+#define DEFAULT_SZ (960ull * 1024) /* a little under the 1 MiB generations of the default */
+#define RECENT     8               /* sizes the pool size follows (their smallest) */
+
+/* The growth of a taken file (ls_prealloc_grow_ahead): one at a time. */
+typedef enum { GROW_NONE, GROW_QUEUED, GROW_RUNNING, GROW_DONE } grow_state_t;
 #define PATH_MAX_PA 4096
 
 struct ls_prealloc {
@@ -31,7 +35,15 @@ struct ls_prealloc {
     pthread_cond_t cv; /* CLOCK_MONOTONIC */
     pthread_t thread;
     bool started, stop;
-    uint64_t size;               /* of the files made from now on (mu) */
+    uint64_t size;           /* of the files made from now on (mu) */
+    uint64_t recent[RECENT]; /* sizes announced lately, 0: none (mu) */
+    unsigned nrecent;        /* sizes announced so far (mu) */
+    struct {
+        grow_state_t state;
+        int fd; /* a duplicate, closed by ls_prealloc_grown */
+        uint64_t from, to;
+        int rc;
+    } grow;                      /* (mu) */
     uint64_t ready[MAX_FILES];   /* numbers of the ready files, oldest first (mu) */
     unsigned nready;             /* (mu) */
     uint64_t pending[MAX_FILES]; /* given files to finish (mu) */
@@ -52,7 +64,22 @@ static void file_path(const ls_prealloc_t *p, char *out, size_t len, uint64_t n,
         snprintf(out, len, "%s/%llu.tmp", p->dir, (unsigned long long) n);
 }
 
-/* Pads the file <n>.tmp (created when absent) with zeros up to size, fsyncs it (its size and
+/* Writes zeros over [from, to) of fd. */
+static int zeros(ls_prealloc_t *p, int fd, uint64_t from, uint64_t to)
+{
+    int rc = 0;
+    for (uint64_t off = from; rc == 0 && off < to;) {
+        size_t len = (size_t) LS_MIN((uint64_t) ZERO_STEP, to - off);
+        rc = LS_FAULT("copy.prealloc.write_enospc")
+                 ? LS_ENOSPC
+                 : ls_pwrite_full(fd, p->zeros, len, (off_t) off);
+        off += len;
+    }
+    return rc;
+}
+
+/* Brings the file <n>.tmp (created when absent) to size bytes (zeros written past its end, or
+ * cut: here, off anyone's path, where a cut's cost does not matter), fsyncs it (its size and
  * blocks durable) and renames it ready-<n>. 0 or an error; the .tmp is deleted on error. */
 static int finish(ls_prealloc_t *p, uint64_t n, uint64_t size)
 {
@@ -63,13 +90,9 @@ static int finish(ls_prealloc_t *p, uint64_t n, uint64_t size)
     if (fd < 0) return ls_err_from_errno(errno);
     struct stat st;
     int rc = fstat(fd, &st) != 0 ? ls_err_from_errno(errno) : 0;
-    for (uint64_t off = rc ? size : (uint64_t) st.st_size; rc == 0 && off < size;) {
-        size_t len = (size_t) LS_MIN((uint64_t) ZERO_STEP, size - off);
-        rc = LS_FAULT("copy.prealloc.write_enospc")
-                 ? LS_ENOSPC
-                 : ls_pwrite_full(fd, p->zeros, len, (off_t) off);
-        off += len;
-    }
+    if (rc == 0 && (uint64_t) st.st_size > size && ftruncate(fd, (off_t) size) != 0)
+        rc = ls_err_from_errno(errno);
+    if (rc == 0) rc = zeros(p, fd, (uint64_t) st.st_size, size);
     if (rc == 0) rc = ls_fsync(fd);
     close(fd);
     if (rc == 0 && rename(tmp, ready) != 0) rc = ls_err_from_errno(errno);
@@ -87,7 +110,20 @@ static void *pool_main(void *arg)
     ls_prealloc_t *p = arg;
     pthread_mutex_lock(&p->mu);
     while (!p->stop) {
-        if (p->nsyncs) { /* first: a receive waits on those */
+        if (p->grow.state == GROW_QUEUED) { /* first: a receive will wait on it */
+            p->grow.state = GROW_RUNNING;
+            int fd = p->grow.fd;
+            uint64_t from = p->grow.from, to = p->grow.to;
+            pthread_mutex_unlock(&p->mu);
+            int rc = zeros(p, fd, from, to);
+            if (rc == 0) rc = ls_fdatasync(fd); /* the blocks and the size committed */
+            pthread_mutex_lock(&p->mu);
+            p->grow.rc = rc;
+            p->grow.state = GROW_DONE;
+            pthread_cond_broadcast(&p->cv);
+            continue;
+        }
+        if (p->nsyncs) { /* then: a receive will sync that file */
             int fd = p->syncs[--p->nsyncs];
             pthread_mutex_unlock(&p->mu);
             (void) ls_fdatasync(fd);
@@ -189,6 +225,7 @@ int ls_prealloc_open(const ls_prealloc_options_t *o, ls_prealloc_t **out, char *
     p->size = o->size ? o->size : DEFAULT_SZ;
     p->idle_ns = (uint64_t) (o->idle_ms ? o->idle_ms : 100) * 1000000ull;
     p->last_take_ns = 0; /* the first files are made at once */
+    p->grow.fd = -1;
     pthread_mutex_init(&p->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -263,10 +300,56 @@ bool ls_prealloc_give(ls_prealloc_t *p, const char *path)
 void ls_prealloc_size(ls_prealloc_t *p, uint64_t size)
 {
     if (!p) return;
-    size = LS_MIN((size + SIZE_ROUND - 1) / SIZE_ROUND * SIZE_ROUND, 256ull * 1024 * 1024);
     pthread_mutex_lock(&p->mu);
-    if (size > p->size) p->size = size;
+    p->recent[p->nrecent++ % RECENT] = LS_MIN(size, 256ull * 1024 * 1024);
+    uint64_t least = UINT64_MAX;
+    for (unsigned i = 0; i < LS_MIN(p->nrecent, (unsigned) RECENT); i++)
+        least = LS_MIN(least, p->recent[i]);
+    p->size = LS_MAX(least / SIZE_ROUND * SIZE_ROUND, SIZE_ROUND);
     pthread_mutex_unlock(&p->mu);
+}
+
+void ls_prealloc_grow_ahead(ls_prealloc_t *p, int fd, uint64_t from, uint64_t to)
+{
+    if (!p || from >= to) return;
+    int dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    pthread_mutex_lock(&p->mu);
+    LS_CHECK(p->grow.state == GROW_NONE); /* one at a time: the last one was waited for */
+    p->grow.fd = dup_fd;
+    p->grow.from = from;
+    p->grow.to = to;
+    p->grow.rc = dup_fd < 0 ? ls_err_from_errno(errno) : 0;
+    p->grow.state = dup_fd < 0 ? GROW_DONE : GROW_QUEUED; /* the error for ls_prealloc_grown */
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+int ls_prealloc_grown(ls_prealloc_t *p, bool cancel)
+{
+    if (!p) return 0;
+    pthread_mutex_lock(&p->mu);
+    if (p->grow.state == GROW_NONE) {
+        pthread_mutex_unlock(&p->mu);
+        return 0;
+    }
+    int rc;
+    if (p->grow.state == GROW_QUEUED) { /* not started: done here (or not at all) */
+        int fd = p->grow.fd;
+        uint64_t from = p->grow.from, to = p->grow.to;
+        p->grow.state = GROW_RUNNING;
+        pthread_mutex_unlock(&p->mu);
+        rc = cancel ? 0 : zeros(p, fd, from, to); /* the caller's fdatasync commits them */
+        pthread_mutex_lock(&p->mu);
+    } else {
+        while (p->grow.state == GROW_RUNNING)
+            pthread_cond_wait(&p->cv, &p->mu);
+        rc = p->grow.rc;
+    }
+    if (p->grow.fd >= 0) close(p->grow.fd);
+    p->grow.fd = -1;
+    p->grow.state = GROW_NONE;
+    pthread_mutex_unlock(&p->mu);
+    return rc;
 }
 
 void ls_prealloc_sync_ahead(ls_prealloc_t *p, int fd)
@@ -301,6 +384,7 @@ void ls_prealloc_close(ls_prealloc_t *p)
     if (p->started) pthread_join(p->thread, NULL);
     for (unsigned i = 0; i < p->nsyncs; i++)
         close(p->syncs[i]);
+    if (p->grow.fd >= 0) close(p->grow.fd);
     pthread_cond_destroy(&p->cv);
     pthread_mutex_destroy(&p->mu);
     free(p->zeros);

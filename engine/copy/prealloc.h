@@ -30,7 +30,7 @@ typedef struct ls_prealloc ls_prealloc_t;
 typedef struct {
     const char *dir;   /* where ready files are kept (created); same filesystem as the takers */
     unsigned count;    /* ready files kept, at most 64 (0: 2) */
-    uint64_t size;     /* bytes of each; ls_prealloc_size may raise it (0: 1 MiB) */
+    uint64_t size;     /* bytes of each until ls_prealloc_size says otherwise (0: 960 KiB) */
     unsigned idle_ms;  /* new files are written only after this long without a take (0: 100) */
     const char *label; /* for log lines (the owner's directory) */
 } ls_prealloc_options_t;
@@ -49,8 +49,21 @@ int ls_prealloc_take(ls_prealloc_t *p, const char *path, int *fd, uint64_t *size
  * full, the file was left where it is (the caller deletes it). */
 bool ls_prealloc_give(ls_prealloc_t *p, const char *path);
 
-/* Raises the size of the files made from now on (rounded up to 64 KiB, at most 256 MiB). */
+/* A size a file was wanted for: files made from now on have the smallest of the last 8 such
+ * sizes, rounded down to 64 KiB, so that a taken file is seldom longer than wanted (a cut, which
+ * frees blocks, costs 0.2-12 ms on a busy ext4 here) and grows by little. */
 void ls_prealloc_size(ls_prealloc_t *p, uint64_t size);
+
+/* A taken file (open as fd, `from` bytes long) wanted `to` bytes long: zeros are written over
+ * [from, to) and synced on the pool's thread while the caller writes below `from` (its blocks
+ * and size committed before the caller's own fdatasync, which then finds only data to flush).
+ * The caller calls ls_prealloc_grown before it writes at or past `from`. One at a time. */
+void ls_prealloc_grow_ahead(ls_prealloc_t *p, int fd, uint64_t from, uint64_t to);
+
+/* Waits for that growth, or does it on the caller's thread when the pool has not started it
+ * (cancel: the file is being dropped, nothing done); 0, or the error of its writes or sync.
+ * Nothing to wait for: 0. */
+int ls_prealloc_grown(ls_prealloc_t *p, bool cancel);
 
 /* fdatasync of a duplicate of fd on the pool's thread, now, while the caller goes on writing:
  * a size just set with ftruncate is committed while the data arrives, so that the caller's own

@@ -19,7 +19,7 @@
 #define MAX_SYNCS  8
 #define ZERO_STEP  (256u * 1024u)
 #define SIZE_ROUND (64ull * 1024)
-#define DEFAULT_SZ (960ull * 1024) /* a little under the 1 MiB generations of the default */
+#define DEFAULT_SZ (896ull * 1024) /* under the ~0.93-1 MiB generations of the default */
 #define RECENT     8               /* sizes the pool size follows (their smallest) */
 
 /* The growth of a taken file (ls_prealloc_grow_ahead): one at a time. */

@@ -30,7 +30,7 @@ typedef struct ls_prealloc ls_prealloc_t;
 typedef struct {
     const char *dir;   /* where ready files are kept (created); same filesystem as the takers */
     unsigned count;    /* ready files kept, at most 64 (0: 2) */
-    uint64_t size;     /* bytes of each until ls_prealloc_size says otherwise (0: 960 KiB) */
+    uint64_t size;     /* bytes of each until ls_prealloc_size says otherwise (0: 896 KiB) */
     unsigned idle_ms;  /* new files are written only after this long without a take (0: 100) */
     const char *label; /* for log lines (the owner's directory) */
 } ls_prealloc_options_t;

@@ -10,6 +10,7 @@
  *   <dir>/logs/<name>           inspected (checksums, trailer, digest, chain): the .part is
  *                               fsynced and renamed here directly: durable(N), inspected(N)
  *   <dir>/store/                the copy store; replayed(N), then replayed-synced(N) after a sync
+ *   <dir>/pool/ready-<n>        preallocated files a .part is taken from (copy/prealloc.h)
  *
  * Position after a restart comes from the directories and the store's meta record only (no
  * journal): .part files are deleted, complete files left in inspect/ are inspected again, logs/

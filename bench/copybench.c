@@ -190,9 +190,10 @@ int main(int argc, char **argv)
     printf("generations %llu, %.1f MB\n", (unsigned long long) n, (double) bytes / 1e6);
     printf("received+inspected: %.3f s (%.1f MB/s)\n", t_durable, (double) bytes / 1e6 / t_durable);
     if (!hold)
-        printf("%s %.3f s (%.1f MB/s), %llu store transactions\n",
+        printf("%s %.3f s (%.1f MB/s), %llu store transactions, %llu yields to the receiver\n",
                serial ? "then replayed+synced:" : "replayed+synced:", t_synced,
-               (double) bytes / 1e6 / t_synced, (unsigned long long) st.replay_txns);
+               (double) bytes / 1e6 / t_synced, (unsigned long long) st.replay_txns,
+               (unsigned long long) st.replay_yields);
     printf("VmHWM %.1f MiB, peak RssAnon %.1f MiB, peak RssFile %.1f MiB; now RssAnon %.1f MiB, "
            "RssFile %.1f MiB\n",
            (double) status_kib("VmHWM") / 1024.0, (double) g_peak_anon / 1024.0,

@@ -163,6 +163,8 @@ typedef struct {
     uint64_t seal_bytes;       /* bytes fed to XXH3-128 (seals and their checks) */
     uint64_t logs_syncs;       /* fsyncs of logs/ that made inspected generations durable (one
                                   for several while the receiver defers: ls_copy_recv_defer) */
+    uint64_t replay_yields;    /* times the replayer yielded to the busy receiver (nice 19;
+                                  docs/COPY.md "Replay") */
 } ls_copy_stats_t;
 
 /* Opens (creating when absent) the copy in opts->dir and works out its position (see above).
@@ -310,6 +312,12 @@ int ls_copy_shadow_append(ls_copy_t *copy, uint32_t epoch, uint64_t generation, 
                           const void *data, size_t len, uint64_t durable_lsn, char *err,
                           size_t errlen);
 int ls_copy_shadow_sync(ls_copy_t *copy, ls_copy_shadow_t *out, char *err, size_t errlen);
+/* ls_copy_shadow_sync without its call to ls_copy_shadow_durable: *due says whether bytes were
+ * made durable, and the caller then calls ls_copy_shadow_report (the same call) once it posted
+ * the acknowledgement, so that the replayer's wake-up is not in series before it. */
+int ls_copy_shadow_sync_deferred(ls_copy_t *copy, ls_copy_shadow_t *out, bool *due, char *err,
+                                 size_t errlen);
+void ls_copy_shadow_report(ls_copy_t *copy);
 /* Deletes the shadows of generations <= upto (the closed one is held), the one open included. */
 void ls_copy_shadow_drop(ls_copy_t *copy, uint64_t upto);
 /* What the shadow holds (generation 0: none). */

@@ -1,7 +1,8 @@
 /*
  * copy internals shared by the module's files: copy.c (open/close/state/events), position.c
  * (restart recovery from the directories and the store), recv.c (receive path), inspect.c
- * (inspection and the move into logs/), replay.c (the replayer thread). Not public.
+ * (inspection and the move into logs/), replay.c (the replayer thread; replay_read.c and
+ * replay_apply.c read and apply its batches, replay_int.h). Not public.
  *
  * Locking: `mu` guards every field marked (mu). The receiver thread owns `rx` alone. The store is
  * written only by the replayer thread (and by open/close when no replayer runs). File I/O is done
@@ -183,6 +184,7 @@ struct ls_copy {
         uint64_t seal_checks;      /* seals verified by the replayer */
         uint64_t seal_bytes;       /* bytes fed to XXH3-128 for seals and their checks */
         uint64_t logs_syncs;       /* fsyncs of logs/ that made received generations durable */
+        uint64_t replay_yields;    /* times the replayer went to nice 19 (receiver busy) */
     } ck;
 };
 

@@ -101,24 +101,46 @@ static void consumed(ls_copy_rx_t *rx, const ls_copy_item_t *it)
     post(rx, &e);
 }
 
-static void shadow_append(ls_copy_rx_t *rx, ls_copy_t *copy, const ls_copy_item_t *it)
+/* The credit of the BLOCK items of one batch, given back after the acknowledgement is posted
+ * (one wake-up of the loop for both): a run of items of the same connection tag. */
+typedef struct {
+    uint64_t tag;
+    uint64_t len;
+} credit_run_t;
+
+static void credit_flush(ls_copy_rx_t *rx, credit_run_t *cr)
+{
+    if (!cr->len) return;
+    ls_copy_rx_event_t e = {.kind = LS_COPY_RX_EV_CONSUMED, .consumed = cr->len, .tag = cr->tag};
+    post(rx, &e);
+    cr->len = 0;
+}
+
+static void shadow_append(ls_copy_rx_t *rx, ls_copy_t *copy, const ls_copy_item_t *it,
+                          credit_run_t *cr)
 {
     char err[512] = "";
     int rc = ls_copy_shadow_append(copy, it->epoch, it->generation, it->offset, it->data, it->len,
                                    it->lsn, err, sizeof(err));
     if (rc) /* refusals are worth a debug line only: the closed generation comes whole anyway */
         ls_log(rc == LS_ESTATE ? LS_LOG_DEBUG : LS_LOG_WARN, "receiver", "%s: %s", rx->name, err);
-    consumed(rx, it);
+    if (cr->len && cr->tag != it->tag) credit_flush(rx, cr);
+    cr->tag = it->tag;
+    cr->len += it->len;
 }
 
 /* BLOCK items: this one and every BLOCK queued behind it are written, then one fdatasync for all
  * of them and one BLOCK event (the acknowledgement): a copy that falls behind catches up in
- * fewer syncs. Returns the first other item taken meanwhile (the caller runs it next), or NULL. */
+ * fewer syncs. The acknowledgement is posted first, then the credit, then the replayer is told
+ * (ls_copy_shadow_report): nothing but the fdatasync between the bytes and their
+ * acknowledgement. Returns the first other item taken meanwhile (the caller runs it next), or
+ * NULL. */
 static ls_copy_item_t *shadow_batch(ls_copy_rx_t *rx, ls_copy_item_t *first)
 {
     ls_copy_t *copy = rx->copy;
     ls_copy_item_t *next = NULL;
-    if (copy) shadow_append(rx, copy, first);
+    credit_run_t cr = {0};
+    if (copy) shadow_append(rx, copy, first, &cr);
     ls_workq_msg_t m;
     while (ls_workq_pop(rx->work, &m) == 1) {
         ls_copy_item_t *it = m.ptr;
@@ -126,13 +148,22 @@ static ls_copy_item_t *shadow_batch(ls_copy_rx_t *rx, ls_copy_item_t *first)
             next = it;
             break;
         }
-        if (copy) shadow_append(rx, copy, it);
+        if (copy) shadow_append(rx, copy, it, &cr);
         free(it);
     }
     if (!copy) return next;
     char err[512] = "";
+    /* A closed generation taken before these BLOCKs may have had its fsync of logs/ deferred (a
+     * whole generation was queued behind it): it is made durable first, so that no BLOCK_ACK of
+     * the next generation goes out while an earlier one could still be lost (a no-op otherwise;
+     * block mode streams the next generation right behind the closed one's GEN_END). */
+    if (ls_copy_recv_flush(copy, err, sizeof(err)) != 0) {
+        ls_log(LS_LOG_WARN, "receiver", "%s: %s", rx->name, err);
+        return next; /* no acknowledgement now: the next batch syncs the shadow */
+    }
     ls_copy_shadow_t sh;
-    if (ls_copy_shadow_sync(copy, &sh, err, sizeof(err)) != 0)
+    bool due = false;
+    if (ls_copy_shadow_sync_deferred(copy, &sh, &due, err, sizeof(err)) != 0)
         ls_log(LS_LOG_WARN, "receiver", "%s: %s", rx->name, err);
     else if (sh.generation) {
         ls_copy_rx_event_t e = {.kind = LS_COPY_RX_EV_BLOCK,
@@ -142,6 +173,8 @@ static ls_copy_item_t *shadow_batch(ls_copy_rx_t *rx, ls_copy_item_t *first)
                                 .lsn = sh.durable_lsn};
         post(rx, &e);
     }
+    credit_flush(rx, &cr);
+    if (due) ls_copy_shadow_report(copy);
     return next;
 }
 

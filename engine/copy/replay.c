@@ -2,99 +2,96 @@
  * The replayer thread: applies queued generations from logs/ to the copy store in order.
  *
  * A batch is up to batch_generations whole generations (about batch_bytes of log, at least one)
- * whose close time + replay lag has passed. Each file is read and, in the same pass, its XXH3-128
- * seal computed and compared with the seal taken over the bytes the inspection checked (size
- * too), and its chain facts (prev_digest, first LSN) compared with the previous generation's: a
- * file damaged on disk after inspection is caught here, before anything of it is applied,
- * deleted with every later one, and asked again. No record checksum and no SHA-256 is computed
- * here: the inspection computed them once, and the seal proves the bytes are the ones it checked
- * (docs/COPY.md, "Which check runs where"). The verified prefix is then applied in ONE
- * ls_store_apply with the meta record (epoch, generation, LSN, txid, digest,
- * applied_generations + n) in the same transaction, parsed by ls_gen_stream in trusted mode
- * (structure only) before the transaction into a list of operations sorted by key (stable), of
- * which only the last of each key is applied: the same final state, LMDB's B-tree walked in
- * order. Records with LSN <= meta.lsn are skipped (idempotent; the seed hand-off; the records
- * the block-mode shadow applied early, whose bytes ls__copy_shadow_check compares first).
- * When nothing closed is ready, the shadow of the open generation is applied early
- * (shadow_apply.c).
+ * whose close time + replay lag has passed. Its files are read and checked against what the
+ * inspection saw (replay_read.c: the seal and the chain; no record checksum and no SHA-256 is
+ * computed again, docs/COPY.md "Which check runs where"); a file damaged on disk after inspection
+ * is deleted with every later one, and asked again. The verified prefix is then applied in ONE
+ * store transaction with the meta record (replay_apply.c: epoch, generation, LSN, txid, digest,
+ * applied_generations + n), sorted by key. When nothing closed is ready, the shadow of the open
+ * generation is applied early (shadow_apply.c).
  * The store is checkpointed at most every checkpoint_ms, and when idle (nothing to apply and the
- * receiver quiet for IDLE_CKPT_NS); replayed-synced(N)
- * follows, then log removal.
+ * receiver quiet for IDLE_CKPT_NS); replayed-synced(N) follows, then log removal.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <time.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
-#include "copy/copy_int.h"
+#include "copy/replay_int.h"
 
-#define IDLE_WAIT_NS  1000000000ull   /* re-evaluate at least this often */
-#define ERROR_WAIT_NS 1000000000ull   /* after a transient store error (ENOSPC) */
-#define READ_PIECE    (1024u * 1024u) /* bytes read (and sealed) per pread */
-#define RELEASE_OPS   1024u           /* store pages released every this many operations */
-#define RX_QUIET_NS   5000000ull   /* the receiver counts as busy this long after its last call */
-#define HOLD_MAX_NS   250000000ull /* a batch waits at most this long for more generations */
-#define IDLE_CKPT_NS  100000000ull /* idle: checkpoint once the receiver was quiet this long */
+#define IDLE_WAIT_NS     1000000000ull /* re-evaluate at least this often */
+#define ERROR_WAIT_NS    1000000000ull /* after a transient store error (ENOSPC) */
+#define HOLD_MAX_NS      250000000ull  /* a batch waits at most this long for more generations */
+#define IDLE_CKPT_NS     100000000ull  /* idle: checkpoint once the receiver was quiet this long */
+#define CAP_SYS_NICE_BIT 23            /* linux/capability.h's CAP_SYS_NICE */
 
-/* One PUT or DEL of a batch, pointing into the batch's buffer; ops[i] is the batch's i-th. */
-typedef struct {
-    const uint8_t *key;   /* the record's key */
-    const uint8_t *value; /* PUT: its value */
-    uint32_t key_len;     /* bytes */
-    uint32_t value_len;   /* bytes */
-    uint8_t type;         /* LS_REC_PUT or LS_REC_DEL */
-} op_t;
+/* Whether this thread may return to its nice value after raising it: an unprivileged thread may
+ * lower its nice value only as far as RLIMIT_NICE allows (can_nice in the kernel), otherwise it
+ * needs CAP_SYS_NICE. Without either the replayer never yields (it would stay at nice 19 for
+ * good, behind any other work on the machine). */
+static bool may_yield(int nice)
+{
+    struct rlimit rl;
+    if (nice >= YIELD_NICE) return false; /* already as low: nothing to yield */
+    if (getrlimit(RLIMIT_NICE, &rl) == 0 &&
+        (rl.rlim_cur == RLIM_INFINITY || (long long) rl.rlim_cur >= 20 - nice))
+        return true;
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    unsigned long long eff = 0;
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "CapEff: %llx", &eff) == 1) break;
+    if (f) fclose(f);
+    return (eff >> CAP_SYS_NICE_BIT) & 1;
+}
 
-/* What the sort moves: 24 bytes per operation, ordered without touching the keys in most
- * comparisons (the keys of a batch usually differ within 16 bytes of their common prefix). */
-typedef struct {
-    uint64_t k0;  /* key bytes [lcp, lcp + 8) big-endian, zero padded (lcp: the batch's common
-                     prefix) */
-    uint64_t k1;  /* key bytes [lcp + 8, lcp + 16), the same */
-    uint32_t seq; /* index in ops: the batch's order, the later of two writes of a key wins */
-    uint32_t len; /* key_len << 1 | 1 when the key has bytes past lcp + 16 */
-} skey_t;
-
-/* One batch read into memory. */
-typedef struct {
-    ls__copy_entry_t e[64]; /* the generations, oldest first */
-    const uint8_t *buf[64]; /* their bytes, in arena */
-    size_t len[64];         /* their lengths */
-    size_t n;               /* generations in the batch */
-    size_t ok;              /* leading generations verified */
-    uint64_t base_lsn;      /* records with LSN <= base_lsn are already in the store */
-    ls_copy_t *c;           /* the copy (counters) */
-    ls_seal_t *seal;        /* for the seal checks (kept) */
-    ls_gen_stream_t *st;    /* the apply pass's parser (kept) */
-    uint8_t *arena;         /* the batch's files, one after another (kept between batches, freed
-                               when the replayer goes idle) */
-    size_t arena_cap;       /* its capacity, bytes */
-    op_t *ops;              /* the batch's operations in batch order */
-    skey_t *keys;           /* their sort keys, sorted before the transaction */
-    size_t nops;            /* operations collected */
-    size_t ops_cap;         /* capacity of ops and keys (kept between batches) */
-    size_t lcp;             /* bytes every key of the batch starts with */
-    bool ops_failed;        /* no memory for ops: applied in LSN order instead */
-} batch_t;
+void ls__copy_replay_yield(batch_t *b, bool allowed)
+{
+    ls_copy_t *c = b->c;
+    bool want = false;
+    if (allowed && b->may_yield) {
+        uint64_t mono = ls_mono_ns();
+        uint64_t quiet = mono - __atomic_load_n(&c->rx_activity_ns, __ATOMIC_RELAXED);
+        bool busy = __atomic_load_n(&c->rx_open, __ATOMIC_RELAXED) || quiet < RX_QUIET_NS;
+        want = busy && mono - b->e[0].queued_ns < YIELD_MAX_NS;
+    }
+    if (want == b->yielding) return;
+    int rc = setpriority(PRIO_PROCESS, (id_t) syscall(SYS_gettid), want ? YIELD_NICE : b->nice) == 0
+                 ? 0
+                 : errno;
+    if (rc == 0) {
+        b->yielding = want;
+        LS__COPY_COUNT(c, replay_yields, want);
+    } else if (!want) {
+        b->may_yield = false; /* refused on the way back (may_yield said it would not be) */
+        LS_LOGW("copy", "%s: the replayer cannot return to nice %d: %s", c->dir, b->nice,
+                strerror(rc));
+    } else {
+        b->may_yield = false;
+    }
+}
 
 /* Entries at the head of the queue ready to replay (mu held); *wait_ns when the head waits for
- * its replay lag, or when the batch is held for more: while the receiver is busy (a generation
- * arriving, or one ended less than RX_QUIET_NS ago) a batch that is not full waits, for at most
- * HOLD_MAX_NS after its first generation was queued. A backlog is then applied in full batches
+ * its replay lag, or when the batch is held for more. A batch is whatever is ready, up to
+ * batch_generations: the queue chooses its size, so a backlog is applied in growing batches
  * (each commit rewrites the pages it touched: with keys all over the tree, one generation per
- * commit writes nearly as much as sixteen), and the commits and checkpoints keep off the disk
- * while receives sync. *holding says the batch is held (not idle: no checkpoint now). */
-static size_t ready(ls_copy_t *c, uint64_t *wait_ns, bool *holding)
+ * commit writes nearly as much as sixteen) and a short queue is applied at once, leaving little
+ * to apply after the last generation arrives. The replayer yields to the receiver while that is
+ * busy (ls__copy_replay_yield). Where it cannot yield (no RLIMIT_NICE or CAP_SYS_NICE), a batch
+ * that is not full is instead held while the receiver is busy (a generation arriving, or one
+ * ended less than RX_QUIET_NS ago), for at most HOLD_MAX_NS after its first generation was
+ * queued, so that its commits and checkpoints keep off the disk and the CPU while receives run.
+ * *holding says the batch is held (not idle: no checkpoint now). */
+static size_t ready(ls_copy_t *c, bool may_yield, uint64_t *wait_ns, bool *holding)
 {
     *wait_ns = IDLE_WAIT_NS;
     *holding = false;
     if (c->paused || c->state == LS_COPY_FAILED || !c->store) return 0;
     uint64_t now = ls_now_ns(), lag = c->o.replay_lag_ms * 1000000ull, bytes = 0;
-    size_t n = 0, max = LS_MIN((size_t) c->o.batch_generations, LS_ARRAY_SIZE(((batch_t *) 0)->e));
+    size_t n = 0, max = LS_MIN((size_t) c->o.batch_generations, (size_t) LS__COPY_REPLAY_MAX);
     bool full = false;
     while (n < c->qlen && n < max) {
         const ls__copy_entry_t *e = &c->q[n];
@@ -114,368 +111,13 @@ static size_t ready(ls_copy_t *c, uint64_t *wait_ns, bool *holding)
         bytes += e->size;
         n++;
     }
-    if (n == 0 || full || n == max) return n;
+    if (n == 0 || full || n == max || may_yield) return n;
     uint64_t mono = ls_mono_ns(), held = mono - c->q[0].queued_ns;
     uint64_t quiet = mono - __atomic_load_n(&c->rx_activity_ns, __ATOMIC_RELAXED);
     bool busy = __atomic_load_n(&c->rx_open, __ATOMIC_RELAXED) || quiet < RX_QUIET_NS;
     if (!busy || held >= HOLD_MAX_NS) return n;
     *holding = true;
     *wait_ns = LS_MIN(RX_QUIET_NS, HOLD_MAX_NS - held);
-    return 0;
-}
-
-/* Reads path, which should be size bytes, into buf (size bytes of room) and computes its seal in
- * the same pass. *len is the file's size; a file of another size is not read (its seal is then
- * left zero: the caller reports the size). */
-static int read_sealed(ls_seal_t *seal, const char *path, uint8_t *buf, size_t size, size_t *len,
-                       uint8_t out[LS_SEAL_LEN])
-{
-    *len = 0;
-    memset(out, 0, LS_SEAL_LEN);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return ls_err_from_errno(errno);
-    struct stat st;
-    int rc = fstat(fd, &st) != 0 ? ls_err_from_errno(errno) : 0;
-    if (rc == 0 && (uint64_t) st.st_size != size) {
-        *len = (size_t) st.st_size;
-        close(fd);
-        return 0;
-    }
-    ls_seal_reset(seal);
-    for (size_t off = 0; rc == 0 && off < size;) {
-        ssize_t n = pread(fd, buf + off, LS_MIN((size_t) READ_PIECE, size - off), (off_t) off);
-        if (n <= 0) {
-            rc = n < 0 ? ls_err_from_errno(errno) : LS_EIO; /* shrank under us */
-            break;
-        }
-        ls_seal_update(seal, buf + off, (size_t) n);
-        off += (size_t) n;
-    }
-    close(fd);
-    if (rc == 0) {
-        ls_seal_final(seal, out);
-        *len = size;
-    }
-    return rc;
-}
-
-/* Frees b->arena. */
-static void arena_free(batch_t *b)
-{
-    if (b->arena) munmap(b->arena, b->arena_cap);
-    b->arena = NULL;
-    b->arena_cap = 0;
-}
-
-/* Room in b->arena for n bytes (kept: a backlog's batches reuse the pages already touched). Its
- * own mapping, not malloc's: a smaller arena given back to a thread's malloc arena stays resident
- * beside the larger one (measured: the daemon's heap 6-7 MiB larger at a 60-generation backlog). */
-static int arena_reserve(batch_t *b, size_t n)
-{
-    if (n <= b->arena_cap) return 0;
-    arena_free(b);
-    void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) return LS_ENOMEM;
-    b->arena = p;
-    b->arena_cap = n;
-    return 0;
-}
-
-/* Reads the batch's files in order, each checked against its seal and the chain; b->ok counts
- * the good prefix. On the first bad one returns its code with msg set. */
-static int verify(ls_copy_t *c, batch_t *b, const ls_store_meta_t *m, char *msg, size_t msglen)
-{
-    const uint8_t *prev = m->digest;
-    uint64_t next_lsn = m->generation == m->digest_generation && m->lsn ? m->lsn + 1 : 0;
-    size_t total = 0, off = 0;
-    for (size_t i = 0; i < b->n; i++)
-        total += b->e[i].size;
-    b->ok = 0;
-    int arc = arena_reserve(b, total ? total : 1);
-    if (arc) {
-        ls_msgf(msg, msglen, "no memory for a batch of %zu bytes", total);
-        return arc;
-    }
-    for (; b->ok < b->n; b->ok++) {
-        const ls__copy_entry_t *e = &b->e[b->ok];
-        char path[LS__COPY_PATH_MAX], a[2 * LS_SEAL_LEN + 1], x[2 * LS_SEAL_LEN + 1];
-        ls__copy_path(c, path, c->logs_dir, e->epoch, e->generation);
-        uint8_t seal[LS_SEAL_LEN];
-        b->buf[b->ok] = b->arena + off;
-        int rc = read_sealed(b->seal, path, b->arena + off, e->size, &b->len[b->ok], seal);
-        off += e->size;
-        if (rc) {
-            ls_msgf(msg, msglen, "cannot read %s: %s", path, ls_strerror(rc));
-            return rc;
-        }
-        LS__COPY_COUNT(c, seal_checks, 1);
-        LS__COPY_COUNT(c, seal_bytes, b->len[b->ok]);
-        if (b->len[b->ok] != e->size || memcmp(seal, e->seal, LS_SEAL_LEN) != 0) {
-            ls_hex(seal, LS_SEAL_LEN, a);
-            ls_hex(e->seal, LS_SEAL_LEN, x);
-            ls_msgf(msg, msglen,
-                    "generation %llu: %s is not the file inspected (%zu bytes, seal %s; "
-                    "inspected %llu bytes, seal %s): damaged on disk",
-                    (unsigned long long) e->generation, path, b->len[b->ok], a,
-                    (unsigned long long) e->size, x);
-            return LS_ECORRUPT;
-        }
-        /* facts the inspection established: the chain as the queue holds it */
-        if (memcmp(e->prev_digest, prev, LS_DIGEST_SIZE) != 0 ||
-            (next_lsn && e->first_lsn != next_lsn)) {
-            ls_msgf(msg, msglen,
-                    "generation %llu does not follow the store's position (first lsn %llu, "
-                    "expected %llu, or another prev_digest)",
-                    (unsigned long long) e->generation, (unsigned long long) e->first_lsn,
-                    (unsigned long long) next_lsn);
-            return LS_ELINEAGE;
-        }
-        prev = e->digest;
-        next_lsn = e->last_lsn + 1;
-    }
-    return 0;
-}
-
-/* Collects a record of the batch (past base_lsn) as an operation to sort. */
-static int collect_record(void *ctx, const ls_record_t *r)
-{
-    batch_t *b = ctx;
-    if (r->lsn <= b->base_lsn || (r->type != LS_REC_PUT && r->type != LS_REC_DEL))
-        return 0; /* COMMIT: the transaction's end; the batch commits as one */
-    if (b->nops == b->ops_cap) {
-        size_t cap = b->ops_cap ? b->ops_cap * 2 : 4096;
-        op_t *ops = realloc(b->ops, cap * sizeof(*ops));
-        if (ops) b->ops = ops;
-        skey_t *keys = ops ? realloc(b->keys, cap * sizeof(*keys)) : NULL;
-        if (!keys) return LS_ENOMEM;
-        b->keys = keys;
-        b->ops_cap = cap;
-    }
-    b->ops[b->nops++] = (op_t){.key = r->key,
-                               .value = r->value,
-                               .key_len = r->key_len,
-                               .value_len = r->value_len,
-                               .type = r->type};
-    return 0;
-}
-
-/* Applies a record directly, in LSN order (when there was no memory to sort). */
-static int apply_record(void *ctx, const ls_record_t *r)
-{
-    void **a = ctx;
-    batch_t *b = a[0];
-    ls_store_txn_t *txn = a[1];
-    if (r->lsn <= b->base_lsn) return 0;
-    if (r->type == LS_REC_PUT) return ls_store_put(txn, r->key, r->key_len, r->value, r->value_len);
-    if (r->type == LS_REC_DEL) return ls_store_del(txn, r->key, r->key_len);
-    return 0;
-}
-
-/* LMDB's key order (bytes, then length), then the batch's order: a total order (seq is unique),
- * so any sort gives the stable result. Every key of the batch starts with the same lcp bytes,
- * then k0 and k1: comparing them first is comparing those bytes. */
-static inline int key_cmp(const batch_t *b, const skey_t *x, const skey_t *y)
-{
-    if (x->k0 != y->k0) return x->k0 < y->k0 ? -1 : 1;
-    if (x->k1 != y->k1) return x->k1 < y->k1 ? -1 : 1;
-    if (x->len & y->len & 1) {
-        size_t from = b->lcp + 16, n = LS_MIN(x->len, y->len) >> 1;
-        int c = memcmp(b->ops[x->seq].key + from, b->ops[y->seq].key + from, n - from);
-        if (c) return c;
-    }
-    if (x->len >> 1 != y->len >> 1) return x->len >> 1 < y->len >> 1 ? -1 : 1;
-    return x->seq < y->seq ? -1 : x->seq > y->seq;
-}
-
-static inline void key_swap(skey_t *x, skey_t *y)
-{
-    skey_t t = *x;
-    *x = *y;
-    *y = t;
-}
-
-/* Heapsort of k[0, n): the fallback that bounds the quicksort below at O(n log n). */
-static void heap_sort(const batch_t *b, skey_t *k, size_t n)
-{
-    for (size_t i = n / 2; n > 1;) {
-        size_t root = i > 0 ? --i : (key_swap(&k[0], &k[--n]), 0);
-        for (size_t child; (child = 2 * root + 1) < n; root = child) {
-            if (child + 1 < n && key_cmp(b, &k[child], &k[child + 1]) < 0) child++;
-            if (key_cmp(b, &k[root], &k[child]) >= 0) break;
-            key_swap(&k[root], &k[child]);
-        }
-    }
-}
-
-/* Introsort of k[0, n): median-of-three quicksort on the smaller side, insertion sort for short
- * runs, heapsort when the depth budget is spent. In place (no buffer the size of the batch, as
- * qsort's merge sort takes), and the comparison inlined. */
-static void sort_keys(const batch_t *b, skey_t *k, size_t n, unsigned depth)
-{
-    while (n > 16) {
-        if (depth-- == 0) {
-            heap_sort(b, k, n);
-            return;
-        }
-        size_t mid = n / 2;
-        if (key_cmp(b, &k[mid], &k[0]) < 0) key_swap(&k[mid], &k[0]);
-        if (key_cmp(b, &k[n - 1], &k[0]) < 0) key_swap(&k[n - 1], &k[0]);
-        if (key_cmp(b, &k[n - 1], &k[mid]) < 0) key_swap(&k[n - 1], &k[mid]);
-        skey_t pivot = k[mid]; /* k[0] <= pivot <= k[n - 1]: sentinels for the scans */
-        size_t i = 0, j = n - 1;
-        for (;;) {
-            while (key_cmp(b, &k[++i], &pivot) < 0) {}
-            while (key_cmp(b, &pivot, &k[--j]) < 0) {}
-            if (i >= j) break;
-            key_swap(&k[i], &k[j]);
-        }
-        /* [0, j] <= pivot <= [j + 1, n) */
-        if (j + 1 < n - j - 1) {
-            sort_keys(b, k, j + 1, depth);
-            k += j + 1;
-            n -= j + 1;
-        } else {
-            sort_keys(b, k + j + 1, n - j - 1, depth);
-            n = j + 1;
-        }
-    }
-    for (size_t i = 1; i < n; i++) {
-        skey_t t = k[i];
-        size_t j = i;
-        for (; j > 0 && key_cmp(b, &t, &k[j - 1]) < 0; j--)
-            k[j] = k[j - 1];
-        k[j] = t;
-    }
-}
-
-/* Parses every verified generation of the batch (trusted: structure only) and collects its
- * operations (cb collect_record) or applies them (cb apply_record). */
-static int parse_batch(batch_t *b, ls_record_cb cb, void *ctx)
-{
-    for (size_t i = 0; i < b->ok; i++) {
-        /* The bytes are the ones inspected (their seal matched): structure only, no checksum; the
-         * trailer must still carry the inspected digest and the header the inspected chain. The
-         * whole file is fed at once, so every record points into b->buf[i]. */
-        const ls__copy_entry_t *e = &b->e[i];
-        ls_gen_expect_t ex = {.epoch = e->epoch,
-                              .generation = e->generation,
-                              .prev_digest = e->prev_digest,
-                              .known_digest = e->digest};
-        ls_gen_info_t info;
-        ls_gen_verdict_t v;
-        ls_gen_stream_begin(b->st, &ex, LS_GEN_STREAM_TRUSTED);
-        int rc = ls_gen_stream_feed(b->st, b->buf[i], b->len[i], cb, ctx);
-        if (rc == 0) rc = ls_gen_stream_end(b->st, &info, &v);
-        if (rc) return rc;
-        LS__COPY_COUNT(b->c, record_checksums, info.record_checksums); /* 0: trusted */
-    }
-    return 0;
-}
-
-/* Parses the batch into b->ops, sorted by key (stable), before the transaction begins. False
- * when there was no memory (the batch is then applied in LSN order); a parse error is kept in
- * *rc. */
-static bool sort_batch(batch_t *b, int *rc)
-{
-    b->nops = 0;
-    *rc = parse_batch(b, collect_record, b);
-    b->ops_failed = *rc == LS_ENOMEM;
-    if (b->ops_failed) *rc = 0;
-    if (*rc || b->ops_failed) return false;
-    size_t lcp = b->nops ? b->ops[0].key_len : 0;
-    for (size_t i = 1; i < b->nops && lcp; i++) {
-        const op_t *o = &b->ops[i];
-        size_t n = LS_MIN(lcp, (size_t) o->key_len), j = 0;
-        while (j < n && o->key[j] == b->ops[0].key[j])
-            j++;
-        lcp = j;
-    }
-    b->lcp = lcp;
-    unsigned depth = 0;
-    for (size_t i = 0; i < b->nops; i++) {
-        const op_t *o = &b->ops[i];
-        uint64_t w[2] = {0, 0};
-        for (size_t j = lcp; j < lcp + 16; j++)
-            w[(j - lcp) / 8] = w[(j - lcp) / 8] << 8 | (j < o->key_len ? o->key[j] : 0);
-        b->keys[i] = (skey_t){.k0 = w[0],
-                              .k1 = w[1],
-                              .seq = (uint32_t) i,
-                              .len = o->key_len << 1 | (o->key_len > lcp + 16)};
-    }
-    for (size_t n = b->nops; n > 1; n >>= 1)
-        depth += 2;
-    sort_keys(b, b->keys, b->nops, depth);
-    return true;
-}
-
-/* The store callback: the batch's operations in key order, only the last one of each key (the
- * same final state as every record in LSN order, since the batch commits as one), or, without
- * the sorted list, every record past base_lsn in order. Re-runnable (after MDB_MAP_FULL the
- * store calls it again from the start). */
-static int apply_fn(void *ctx, ls_store_txn_t *txn)
-{
-    batch_t *b = ctx;
-    if (b->ops_failed) {
-        void *a[2] = {b, txn};
-        int rc = parse_batch(b, apply_record, a);
-        if (rc) return rc;
-    } else {
-        for (size_t i = 0; i < b->nops; i++) {
-            const skey_t *k = &b->keys[i];
-            const op_t *o = &b->ops[k->seq];
-            if (i + 1 < b->nops && k->k0 == k[1].k0 && k->k1 == k[1].k1 && k->len == k[1].len &&
-                (!(k->len & 1) || memcmp(o->key, b->ops[k[1].seq].key, o->key_len) == 0))
-                continue; /* a later write of the same key follows */
-            int rc = o->type == LS_REC_PUT
-                         ? ls_store_put(txn, o->key, o->key_len, o->value, o->value_len)
-                         : ls_store_del(txn, o->key, o->key_len);
-            if (rc) return rc;
-            if (i % RELEASE_OPS == RELEASE_OPS - 1) ls_store_txn_release_pages(txn);
-        }
-    }
-    if (LS_FAULT("copy.replay.before_commit")) return LS_EIO;
-    return 0;
-}
-
-/* A store error: DISK_FULL (retried) or FAILED (mu not held). */
-static void store_failed(ls_copy_t *c, const batch_t *b, int rc)
-{
-    char reason[512];
-    ls_msgf(reason, sizeof(reason),
-            "copy %s: applying generations %llu..%llu to the store failed: %s", c->dir,
-            (unsigned long long) b->e[0].generation,
-            (unsigned long long) b->e[b->ok - 1].generation, ls_strerror(rc));
-    ls_copy_state_t st = rc == LS_ENOSPC ? LS_COPY_DISK_FULL : LS_COPY_FAILED;
-    pthread_mutex_lock(&c->mu);
-    bool changed = ls__copy_set_state(c, st, reason);
-    pthread_mutex_unlock(&c->mu);
-    if (changed) ls__copy_emit(c, LS_COPY_EV_STATE, 0, 0, (int) st, reason);
-}
-
-/* Applies the verified prefix in one transaction with its meta record. */
-static int apply(ls_copy_t *c, batch_t *b, ls_store_meta_t *nm)
-{
-    const ls__copy_entry_t *last = &b->e[b->ok - 1];
-    b->base_lsn = nm->lsn;
-    nm->epoch = last->epoch;
-    nm->generation = last->generation;
-    nm->digest_generation = last->generation;
-    memcpy(nm->digest, last->digest, LS_DIGEST_SIZE);
-    nm->shadow_end = 0; /* generation applied completely: no early-apply proof left */
-    memset(nm->shadow_seal, 0, sizeof(nm->shadow_seal));
-    nm->lsn = LS_MAX(nm->lsn, last->last_lsn);
-    for (size_t i = 0; i < b->ok; i++)
-        nm->txid = LS_MAX(nm->txid, b->e[i].last_txid);
-    nm->applied_generations += b->ok;
-    int rc = 0;
-    sort_batch(b, &rc);
-    if (rc == 0) rc = ls_store_apply(c->store, apply_fn, b, nm);
-    if (rc) {
-        store_failed(c, b, rc);
-        return rc;
-    }
-    LS_FAULT("copy.replay.after_commit");
-    ls_store_release_pages(c->store);
     return 0;
 }
 
@@ -505,13 +147,15 @@ static void damaged(ls_copy_t *c, uint64_t gen, int rc, const char *msg)
 static int replay_batch(ls_copy_t *c, batch_t *b, ls_store_meta_t *m)
 {
     char msg[512] = "";
-    int vrc = verify(c, b, m, msg, sizeof(msg));
+    ls__copy_replay_yield(b, true);
+    int vrc = ls__copy_replay_verify(c, b, m, msg, sizeof(msg));
+    ls__copy_replay_yield(b, false); /* ls__copy_shadow_check may take mu */
     int rc = 0;
     if (b->ok && ls__copy_shadow_check(c, &b->e[0], b->buf[0], b->len[0], m) != 0)
         b->ok = vrc = 0; /* the store applied other bytes early: FAILED, nothing applied */
     if (b->ok) {
         ls_store_meta_t nm = *m;
-        rc = apply(c, b, &nm);
+        rc = ls__copy_replay_apply(c, b, &nm); /* back at its own nice value */
         if (rc == 0) {
             pthread_mutex_lock(&c->mu);
             c->meta = nm;
@@ -557,7 +201,7 @@ int ls__copy_checkpoint(ls_copy_t *c)
 /* Frees the batch's buffers (idle: a backlog that was caught up leaves no heap behind). */
 static void release_batch(batch_t *b)
 {
-    arena_free(b);
+    ls__copy_replay_arena_free(b);
     free(b->ops);
     free(b->keys);
     b->ops = NULL;
@@ -576,6 +220,14 @@ void *ls__copy_replayer(void *arg)
     batch_t *b = calloc(1, sizeof(*b));
     LS_CHECK(b != NULL);
     b->c = c;
+    errno = 0;
+    b->nice = getpriority(PRIO_PROCESS, (id_t) syscall(SYS_gettid));
+    b->may_yield = errno == 0 && may_yield(b->nice);
+    if (!b->may_yield)
+        LS_LOGI("copy",
+                "%s: the replayer does not yield to the receiver (no RLIMIT_NICE or "
+                "CAP_SYS_NICE to return from nice 19): batches wait instead",
+                c->dir);
     b->seal = ls_seal_new();
     b->st = ls_gen_stream_new();
     LS_CHECK(b->seal != NULL && b->st != NULL);
@@ -583,7 +235,7 @@ void *ls__copy_replayer(void *arg)
     while (!c->stop) {
         uint64_t wait;
         bool holding;
-        size_t n = ready(c, &wait, &holding);
+        size_t n = ready(c, b->may_yield, &wait, &holding);
         if (n == 0 && ls__copy_shadow_due(c)) { /* block mode: the open generation, early */
             pthread_mutex_unlock(&c->mu);
             int rc = ls__copy_shadow_apply(c);

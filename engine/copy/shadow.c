@@ -16,17 +16,22 @@
 
 #include "copy/copy_int.h"
 
-static void forget(ls_copy_t *c, bool unlink_it)
+/* Closes the shadow; unlink_it: deletes it too, made durable when sync_dir (a deletion that is
+ * not durable may be undone by a crash: harmless for the shadow of a held generation, which the
+ * next stream deletes again, or when a create and its fsync of shadow/ follow at once). */
+static bool forget(ls_copy_t *c, bool unlink_it, bool sync_dir)
 {
+    bool removed = false;
     if (c->shf.fd >= 0) close(c->shf.fd);
     if (unlink_it && c->shf.generation) {
-        unlink(c->shf.path);
-        ls_fsync_dir(c->shadow_dir);
+        removed = unlink(c->shf.path) == 0;
+        if (sync_dir) ls_fsync_dir(c->shadow_dir);
     }
     c->shf.fd = -1;
     c->shf.generation = c->shf.size = c->shf.lsn = c->shf.synced = c->shf.synced_lsn = 0;
     c->shf.epoch = 0;
     c->shf.path[0] = '\0';
+    return removed;
 }
 
 void ls__copy_shadow_close(ls_copy_t *c)
@@ -90,11 +95,11 @@ static bool adopt(ls_copy_t *c, const char *path, uint32_t epoch, uint64_t gen)
 }
 
 /* Deletes the shadows in shadow/ other than keep (a name, or NULL) whose generation is <= upto;
- * files that are not named as generations (the activation's marker) stay. */
-static void delete_shadows(ls_copy_t *c, const char *keep, uint64_t upto)
+ * files that are not named as generations (the activation's marker) stay. sync_dir: as forget. */
+static bool delete_shadows(ls_copy_t *c, const char *keep, uint64_t upto, bool sync_dir)
 {
     DIR *d = opendir(c->shadow_dir);
-    if (!d) return;
+    if (!d) return false;
     bool removed = false;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
@@ -111,23 +116,30 @@ static void delete_shadows(ls_copy_t *c, const char *keep, uint64_t upto)
         removed = true;
     }
     closedir(d);
-    if (removed) ls_fsync_dir(c->shadow_dir);
+    if (removed && sync_dir) ls_fsync_dir(c->shadow_dir);
+    return removed;
 }
 
 /* Opens the shadow of (epoch, gen): the one open already, the file left by an earlier run (cut
  * to its last transaction), or a new one; any shadow of another generation or epoch goes (it
- * can never be finished: its closed generation comes whole). */
+ * can never be finished: its closed generation comes whole). The deletions are made durable by
+ * the new shadow's fsync of shadow/, one for all (at a roll: the held generation's shadow goes,
+ * the next one's comes: one fsync of shadow/ for both); when an earlier run's shadow is taken up
+ * instead, shadow/ is synced for them alone. */
 static int open_shadow(ls_copy_t *c, uint32_t epoch, uint64_t gen, char *err, size_t errlen)
 {
     if (c->shf.generation == gen && c->shf.epoch == epoch && c->shf.fd >= 0) return 0;
-    forget(c, true);
+    bool removed = forget(c, true, false);
     char name[LS_GEN_NAME_MAX], path[LS__COPY_PATH_MAX];
     int rc = ls_mkdir_p(c->shadow_dir);
     if (rc == 0) rc = ls_gen_name(name, sizeof(name), c->prefix, epoch, gen);
     if (rc == 0) {
-        delete_shadows(c, name, UINT64_MAX);
+        removed |= delete_shadows(c, name, UINT64_MAX, false);
         ls_msgf(path, sizeof(path), "%s/%s", c->shadow_dir, name);
-        if (access(path, F_OK) == 0 && adopt(c, path, epoch, gen)) return 0;
+        if (access(path, F_OK) == 0 && adopt(c, path, epoch, gen)) {
+            if (removed) ls_fsync_dir(c->shadow_dir);
+            return 0;
+        }
         ls_msgf(c->shf.path, sizeof(c->shf.path), "%s", path);
         c->shf.fd = open(c->shf.path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         if (c->shf.fd < 0) rc = errno == ENOSPC ? LS_ENOSPC : LS_EIO;
@@ -136,7 +148,7 @@ static int open_shadow(ls_copy_t *c, uint32_t epoch, uint64_t gen, char *err, si
     if (rc) {
         ls_msgf(err, errlen, "copy %s: cannot create the shadow of generation %llu: %s", c->dir,
                 (unsigned long long) gen, ls_strerror(rc));
-        forget(c, false);
+        forget(c, false, false);
         return rc;
     }
     c->shf.epoch = epoch;
@@ -178,7 +190,7 @@ int ls_copy_shadow_append(ls_copy_t *c, uint32_t epoch, uint64_t gen, uint64_t o
         if (rc) {
             ls_msgf(err, errlen, "copy %s: cannot write the shadow %s at %llu: %s", c->dir,
                     c->shf.path, (unsigned long long) c->shf.size, ls_strerror(rc));
-            forget(c, true); /* the closed generation comes whole anyway */
+            forget(c, true, true); /* the closed generation comes whole anyway */
             return rc;
         }
         c->shf.size = offset + len;
@@ -187,27 +199,43 @@ int ls_copy_shadow_append(ls_copy_t *c, uint32_t epoch, uint64_t gen, uint64_t o
     return 0;
 }
 
-int ls_copy_shadow_sync(ls_copy_t *c, ls_copy_shadow_t *out, char *err, size_t errlen)
+int ls_copy_shadow_sync_deferred(ls_copy_t *c, ls_copy_shadow_t *out, bool *due, char *err,
+                                 size_t errlen)
 {
+    *due = false;
     if (c->shf.generation && c->shf.size > c->shf.synced) {
         int rc = LS_FAULT("copy.shadow.before_fsync") ? LS_EIO : ls_fdatasync(c->shf.fd);
         if (rc) {
             ls_msgf(err, errlen, "copy %s: cannot sync the shadow %s: %s", c->dir, c->shf.path,
                     ls_strerror(rc));
-            forget(c, true);
+            forget(c, true, true);
             ls_copy_shadow_info(c, out);
             return rc;
         }
         c->shf.synced = c->shf.size;
         c->shf.synced_lsn = c->shf.lsn;
         LS_FAULT("copy.shadow.after_fsync");
-        ls_copy_shadow_durable(c, c->shf.epoch, c->shf.generation, c->shf.synced,
-                               c->shf.synced_lsn);
+        *due = true;
     }
     if (c->shf.generation && c->shf.size == c->shf.synced && c->shf.lsn > c->shf.synced_lsn)
         c->shf.synced_lsn = c->shf.lsn; /* bytes durable already: a later position in them */
     ls_copy_shadow_info(c, out);
     return 0;
+}
+
+void ls_copy_shadow_report(ls_copy_t *c)
+{
+    if (c->shf.generation && c->shf.synced)
+        ls_copy_shadow_durable(c, c->shf.epoch, c->shf.generation, c->shf.synced,
+                               c->shf.synced_lsn);
+}
+
+int ls_copy_shadow_sync(ls_copy_t *c, ls_copy_shadow_t *out, char *err, size_t errlen)
+{
+    bool due = false;
+    int rc = ls_copy_shadow_sync_deferred(c, out, &due, err, errlen);
+    if (due) ls_copy_shadow_report(c);
+    return rc;
 }
 
 int ls_copy_shadow_write(ls_copy_t *c, uint32_t epoch, uint64_t gen, uint64_t offset,
@@ -221,8 +249,15 @@ int ls_copy_shadow_write(ls_copy_t *c, uint32_t epoch, uint64_t gen, uint64_t of
 
 void ls_copy_shadow_drop(ls_copy_t *c, uint64_t upto)
 {
-    if (c->shf.generation && c->shf.generation <= upto) forget(c, true);
-    delete_shadows(c, NULL, upto); /* one left by an earlier run (a crash before its drop) */
+    /* Held generations' shadows: their deletion need not be durable (a crash that undoes it
+     * leaves a shadow of a held generation, which the next stream deletes again), so the roll's
+     * hand-off does not wait for an fsync of shadow/ here. A shadow dropped because it is not the
+     * active's log (its generation not held) is deleted durably. */
+    pthread_mutex_lock(&c->mu);
+    bool held = c->held_gen >= upto;
+    pthread_mutex_unlock(&c->mu);
+    if (c->shf.generation && c->shf.generation <= upto) forget(c, true, !held);
+    delete_shadows(c, NULL, upto, !held); /* one left by an earlier run (a crash before its drop) */
 }
 
 void ls_copy_shadow_info(ls_copy_t *c, ls_copy_shadow_t *out)

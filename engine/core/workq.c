@@ -64,7 +64,8 @@ static int grow(ls_workq_t *q)
     return 0;
 }
 
-/* Under the lock: appends *m when open and not full; sets *was_empty. */
+/* Under the lock: appends *m when open and not full; sets *was_empty. The caller signals cv
+ * once the lock is released (a waiter woken under it would only block on the lock). */
 static int put(ls_workq_t *q, const ls_workq_msg_t *m, bool wait, bool *was_empty)
 {
     while (wait && !q->grows && !q->closed && q->len == q->cap)
@@ -78,7 +79,6 @@ static int put(ls_workq_t *q, const ls_workq_msg_t *m, bool wait, bool *was_empt
     *was_empty = q->len == 0;
     q->ring[(q->head + q->len) % q->cap] = *m;
     q->len++;
-    pthread_cond_signal(&q->cv);
     return 0;
 }
 
@@ -88,6 +88,7 @@ static int push(ls_workq_t *q, const ls_workq_msg_t *m, bool wait)
     pthread_mutex_lock(&q->mu);
     int rc = put(q, m, wait, &was_empty);
     pthread_mutex_unlock(&q->mu);
+    if (rc == 0) pthread_cond_signal(&q->cv);
     if (rc == 0 && was_empty && q->wake) q->wake(q->wake_arg);
     return rc;
 }

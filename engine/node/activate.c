@@ -1,5 +1,6 @@
 /* Activation of a passive copy in the running node (docs/ACTIVATION.md): the control commands
- * "activate" and "activate_status", with what the source last announced (announced.c).
+ * "activate" and "activate_status". What the source last announced (COPY_STATE), kept with the
+ * copy so that an activation after a restart of this daemon knows it, is announced.c's.
  *
  *   activate DB  refused while the old active answers (the connection serving the copy is alive,
  *                or a connect to one of its networks succeeds) unless forced; then the copy is

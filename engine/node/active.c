@@ -66,10 +66,15 @@ static bool read_dbid(active_t *a)
 
 static void on_fs_event(uv_fs_event_t *h, const char *filename, int events, int status)
 {
-    (void) filename;
-    (void) events;
     (void) status;
-    ls__node_active_poll(h->data);
+    active_t *a = h->data;
+    /* Each append to the current log is an event: nothing for the closed generations, and
+     * block mode follows the log through the control page. Not worth a rescan of logs/ on the
+     * loop per group-commit batch once the id is known and the block watcher runs. */
+    if (events == UV_CHANGE && filename && a->have_dbid && a->bw &&
+        !strcmp(filename, LS_GEN_PREFIX_DEFAULT ".log"))
+        return;
+    ls__node_active_poll(a);
 }
 
 static void start_watch(active_t *a)

@@ -1,17 +1,18 @@
-/* What the source last announced (COPY_STATE, BLOCK), kept in <copy>.announced so that an
- * activation after a restart of this daemon knows it (docs/ACTIVATION.md).
+/* What a copy's source last announced (COPY_STATE, BLOCK), kept beside the copy in
+ * <copy>.announced for an activation after a restart (activate.c reads p->announced): the
+ * file's text (pure, announced.h) and the copy's adapters that load it at open, update it from
+ * the frames and write it (at once, fsynced at the next housekeeping). On the loop.
  *
- * The file is written on the loop as soon as a COPY_STATE changes it, and a COPY_STATE comes
- * right before the GEN_BEGIN of a newly closed generation: that write is on the critical path of
- * every pick-up. So the numbers have a fixed width (the file's length never changes once made)
- * and the write is one pwrite in place over the file a durable write made: no new inode, no
- * rename (a rename over an existing file cost 0.2-2.2 ms here in strace, ext4 flushing the
- * replacing file), no size change. One pwrite of at most 512 bytes within one page is whole or
- * not at all for a kill -9; the next housekeeping makes it durable with an fdatasync, which is
- * enough because the size and the blocks are those the durable write already synced. Whenever
- * the length differs (a file of an older release, another source name) or the file is not known
- * durable, it is replaced whole (temporary file and rename), and synced whole at the next
- * housekeeping; the open of the copy does that once (ls__node_announced_made). */
+ * A COPY_STATE comes right before the GEN_BEGIN of every newly closed generation, so its write
+ * is on the critical path of every pick-up. The numbers have a fixed width (the file's length
+ * never changes once made) and the write is one pwrite in place over the file that a durable
+ * write made when the copy opened (ls__node_announced_made): no new inode, no rename (a rename
+ * over the old file cost 0.2-2.2 ms here in strace, the loop not reading the GEN_BEGIN
+ * meanwhile), no size change. One pwrite of at most 512 bytes within one page is whole or not at
+ * all for a kill -9; the next housekeeping makes it durable with an fdatasync, enough because
+ * the size and the blocks are those the durable write synced. Whenever the length differs (a
+ * file of an older release, another source name) or the file is not known durable, it is
+ * replaced whole (temporary file and rename), and synced whole at the next housekeeping. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -21,57 +22,47 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "node/announced.h"
 #include "node/node_int.h"
 
-static int ann_format(const pcopy_t *p, char *buf, size_t len)
+int ls_node_announced_format(const ls_role_announced_t *a, const char *source, const char *copy,
+                             char *buf, size_t len)
 {
-    return snprintf(
-        buf, len,
-        "# what %s last announced about %s (COPY_STATE, BLOCK), for logship activate\n"
-        "last_generation %020" PRIu64 "\nlast_close_ns %020" PRIu64 "\nmissing_bytes %020" PRIu64
-        "\nopen_generation %020" PRIu64 "\nopen_lsn %020" PRIu64 "\n",
-        p->source, p->cfg->name, p->announced.last_generation, p->announced.last_close_ns,
-        p->announced.missing_bytes, p->announced.open_generation, p->announced.open_lsn);
+    return snprintf(buf, len,
+                    "# what %s last announced about %s (COPY_STATE, BLOCK), for logship activate\n"
+                    "last_generation %020" PRIu64 "\nlast_close_ns %020" PRIu64
+                    "\nmissing_bytes %020" PRIu64 "\nopen_generation %020" PRIu64
+                    "\nopen_lsn %020" PRIu64 "\n",
+                    source, copy, a->last_generation, a->last_close_ns, a->missing_bytes,
+                    a->open_generation, a->open_lsn);
 }
 
-static void parse(pcopy_t *p)
+int ls_node_announced_parse(char *text, ls_role_announced_t *out)
 {
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    if (ls_read_file(p->ann_path, 4096, &buf, &len) != 0) return; /* absent: nothing announced */
-    char *text = realloc(buf, len + 1), *save = NULL;
-    if (!text) {
-        free(buf);
-        return;
-    }
-    text[len] = '\0';
+    memset(out, 0, sizeof(*out));
     int line = 0;
+    char *save = NULL;
     for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
         line++;
         char key[32];
         uint64_t v;
         if (l[0] == '#') continue;
         if (sscanf(l, "%31s %" SCNu64, key, &v) == 2 && !strcmp(key, "last_generation"))
-            p->announced.last_generation = v;
+            out->last_generation = v;
         else if (sscanf(l, "%31s %" SCNu64, key, &v) == 2 && !strcmp(key, "last_close_ns"))
-            p->announced.last_close_ns = v;
+            out->last_close_ns = v;
         else if (sscanf(l, "%31s %" SCNu64, key, &v) == 2 && !strcmp(key, "missing_bytes"))
-            p->announced.missing_bytes = v;
+            out->missing_bytes = v;
         else if (sscanf(l, "%31s %" SCNu64, key, &v) == 2 && !strcmp(key, "open_generation"))
-            p->announced.open_generation = v;
+            out->open_generation = v;
         else if (sscanf(l, "%31s %" SCNu64, key, &v) == 2 && !strcmp(key, "open_lsn"))
-            p->announced.open_lsn = v;
+            out->open_lsn = v;
         else {
-            LS_LOGW("copy",
-                    "%s:%d: not 'last_generation', 'last_close_ns', 'missing_bytes', "
-                    "'open_generation' or 'open_lsn' N: what the source announced is taken as "
-                    "unknown",
-                    p->ann_path, line);
-            memset(&p->announced, 0, sizeof(p->announced));
-            break;
+            memset(out, 0, sizeof(*out));
+            return line;
         }
     }
-    free(text);
+    return 0;
 }
 
 void ls__node_announced_load(pcopy_t *p)
@@ -79,13 +70,23 @@ void ls__node_announced_load(pcopy_t *p)
     snprintf(p->ann_path, sizeof(p->ann_path), "%s.announced", p->cfg->path);
     memset(&p->announced, 0, sizeof(p->announced));
     p->ann_len = 0; /* not known durable: the first write replaces it whole */
-    parse(p);
-}
-
-void ls__node_announced_made(pcopy_t *p)
-{
-    p->ann_dirty = true; /* written whole and synced now, so that later writes are in place */
-    ls__node_announced_save(p, true);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    if (ls_read_file(p->ann_path, 4096, &buf, &len) != 0) return; /* absent: nothing announced */
+    char *text = realloc(buf, len + 1);
+    if (!text) {
+        free(buf);
+        return;
+    }
+    text[len] = '\0';
+    int line = ls_node_announced_parse(text, &p->announced);
+    if (line)
+        LS_LOGW("copy",
+                "%s:%d: not 'last_generation', 'last_close_ns', 'missing_bytes', "
+                "'open_generation' or 'open_lsn' N: what the source announced is taken as "
+                "unknown",
+                p->ann_path, line);
+    free(text);
 }
 
 void ls__node_announced_set(pcopy_t *p, const ls_proto_copy_state_t *cs)
@@ -114,6 +115,12 @@ void ls__node_announced_block(pcopy_t *p, uint64_t generation, uint64_t durable_
     p->ann_dirty = true; /* written by the next housekeeping: not once per frame */
 }
 
+void ls__node_announced_made(pcopy_t *p)
+{
+    p->ann_dirty = true; /* written whole and synced now, so that later writes are in place */
+    ls__node_announced_save(p, true);
+}
+
 /* The file replaced whole: a temporary file and a rename, synced (file and directory) or not. */
 static int replace(pcopy_t *p, const char *buf, size_t len, bool sync)
 {
@@ -128,8 +135,8 @@ static int replace(pcopy_t *p, const char *buf, size_t len, bool sync)
     return rc;
 }
 
-/* The file overwritten in place (its length is len and durable): one pwrite, an fdatasync when
- * sync (write: whether there is anything new to write). */
+/* The file overwritten in place (its length is len and durable): one pwrite when write, an
+ * fdatasync when sync. */
 static int overwrite(pcopy_t *p, const char *buf, size_t len, bool write, bool sync)
 {
     int fd = open(p->ann_path, O_WRONLY | O_CLOEXEC);
@@ -143,13 +150,13 @@ static int overwrite(pcopy_t *p, const char *buf, size_t len, bool write, bool s
     return rc;
 }
 
-/* Written at once (a restart of this daemon finds it), fsynced on the next housekeeping (at most
+/* Written at once (a restart of this daemon finds it), synced on the next housekeeping (at most
  * one sync a second). */
 void ls__node_announced_save(pcopy_t *p, bool sync)
 {
     if (!p->ann_dirty && !(sync && p->ann_unsynced)) return;
     char buf[512];
-    int n = ann_format(p, buf, sizeof(buf));
+    int n = ls_node_announced_format(&p->announced, p->source, p->cfg->name, buf, sizeof(buf));
     size_t len = n < 0 ? 0 : LS_MIN((size_t) n, sizeof(buf) - 1);
     int rc = p->ann_len == len ? overwrite(p, buf, len, p->ann_dirty, sync) : LS_ESTATE;
     if (rc) { /* not known durable with this length, or gone meanwhile: replaced whole */

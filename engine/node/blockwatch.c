@@ -14,6 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <logship/db.h>
+
 #include "node/node_int.h"
 #include "writer/ctlpage.h"
 
@@ -31,6 +33,8 @@ struct node_bw {
     uint32_t fd_epoch;  /* the header's epoch ... */
     uint64_t fd_gen;    /* ... and generation */
     uint32_t last_seq;  /* the loop: the sequence last handed on */
+    ls_ctl_copy_t pub[LS_CTL_COPIES_MAX]; /* the loop: the copies' positions last published */
+    uint32_t npub;                        /* how many (UINT32_MAX: none yet) */
 };
 
 static void *watch_main(void *arg)
@@ -82,6 +86,7 @@ void ls__node_bw_start(active_t *a)
     bw->a = a;
     bw->page = a->ctl; /* borrowed: active_free closes it after this is freed */
     bw->fd = -1;
+    bw->npub = UINT32_MAX;
     uv_async_init(a->node->loop, &bw->async, on_durable);
     bw->async.data = bw;
     bw->async_open = true;
@@ -177,5 +182,25 @@ void ls__node_bw_publish_copies(active_t *a)
         if (ls_ship_state(m) == LS_SHIP_HEALTHY) c[n].flags |= LS_CTL_COPY_LINKED;
         if (ls_ship_mode(m) == LS_SHIP_MODE_BLOCK) c[n].flags |= LS_CTL_COPY_BLOCK;
     }
-    ls_ctlpage_publish_copies(a->bw->page, c, n);
+    /* Nothing new (an acknowledgement that moved neither position): no publication, which
+     * would wake every committer waiting for its copies for nothing. A change only of the
+     * position the writer's commit level does not wait for is published without a wake. */
+    struct node_bw *bw = a->bw;
+    bool same = bw->npub == n, durable_moved = false, applied_moved = false;
+    for (uint32_t i = 0; same && i < n; i++) {
+        same = c[i].flags == bw->pub[i].flags && c[i].id == bw->pub[i].id;
+        durable_moved |= c[i].durable_lsn != bw->pub[i].durable_lsn;
+        applied_moved |= c[i].applied_lsn != bw->pub[i].applied_lsn;
+    }
+    if (same && !durable_moved && !applied_moved) return;
+    ls_ctl_sync_t sy;
+    ls_ctlpage_read_sync(bw->page, &sy);
+    bool quiet = same && ((sy.level == LS_COMMIT_REMOTE_DURABLE && !durable_moved) ||
+                          (sy.level == LS_COMMIT_REMOTE_APPLIED && !applied_moved));
+    memcpy(bw->pub, c, n * sizeof(c[0]));
+    bw->npub = n;
+    if (quiet)
+        ls_ctlpage_publish_copies_quiet(bw->page, c, n);
+    else
+        ls_ctlpage_publish_copies(bw->page, c, n);
 }

@@ -59,7 +59,8 @@ static void schedule_retry(link_t *l)
 static uint32_t offered_features(const link_t *l)
 {
     return (l->node->cfg->plaintext ? LS_FEAT_CKSUM : 0) |
-           (l->cfg->compression_level > 0 ? LS_FEAT_ZSTD : 0) | LS_FEAT_BLOCK | LS_FEAT_TAIL;
+           (l->cfg->compression_level > 0 ? LS_FEAT_ZSTD : 0) | LS_FEAT_BLOCK | LS_FEAT_TAIL |
+           LS_FEAT_NEXT;
 }
 
 static void send_hello(link_t *l)
@@ -157,6 +158,7 @@ static void on_welcome(link_t *l, const ls_proto_welcome_t *w)
         ls_ship_connected(l->by_idx[i]->m, &w->dbs[i], w->db_window, ls_now_ns());
         ls_ship_block_allow(l->by_idx[i]->m, block, ls_now_ns());
         ls_ship_block_tail_allow(l->by_idx[i]->m, block && (w->features & LS_FEAT_TAIL));
+        ls_ship_block_next_allow(l->by_idx[i]->m, block && (w->features & LS_FEAT_NEXT));
     }
 }
 

@@ -20,13 +20,14 @@
  *            (suspend.c)   suspend and resume; (opstate.c) the operator's decision on disk
  *  activate  (activate.c)  `logship activate`: the refusal while the old active answers, the
  *                          copy stopped, ls_role_activate on the libuv pool, the database switched
- *                          to active; (announced.c) what the source announced, kept with
- *                          the copy
+ *                          to active; (announced.c) what the source announced, kept with the
+ *                          copy
  *  epoch     (epoch.c)     EPOCH after each version-3 handshake and where a peer's goes; an
  *                          old active fenced (ls_role_fence, its machines Demoted or Diverged)
  *  resync    (resync.c)    `logship resync`: a demoted old active switched to a copy of the new
- *                          active without a restart; (resync_inc.c) a diverged one rebuilt by
- *                          the incremental resync from the split, auto_resync
+ *                          active without a restart; (resync_inc.c, resync_job.c,
+ *                          resync_conn.c, resync_cmd.c) a diverged one rebuilt by the
+ *                          incremental resync from the split, auto_resync
  *  seed      (seed_server.c) per accepted seed connection: adapter of engine/seed's worker and
  *            server session; (seed_client.c, seed_cmd.c) per passive copy: `logship seed`,
  *            adapter of its client session, the install and swap on the copy's receiver thread
@@ -324,10 +325,7 @@ const char *ls__node_pcopy_reason(const pcopy_t *p);
 /* Sets the copy's state with a printf-style reason, through its machine (engine/passive). */
 #define NODE_SET_STATE(p, st, ...) ls_passive_set_state((p)->m, (st), ls_now_ns(), __VA_ARGS__)
 
-/* activate.c: the control commands "activate" and "activate_status" */
-int ls__node_activate_cmd(ls_node_t *n, const cJSON *req, bool status_only, cJSON *resp, char *err,
-                          size_t errlen);
-/* announced.c: what the source announced, kept in <copy>.announced */
+/* announced.c: what the source announced, kept beside the copy (its text: announced.h) */
 void ls__node_announced_load(pcopy_t *p); /* at open */
 void ls__node_announced_made(pcopy_t *p); /* once the copy's directory is made: synced whole */
 void ls__node_announced_set(pcopy_t *p, const ls_proto_copy_state_t *cs); /* a COPY_STATE */
@@ -335,6 +333,9 @@ void ls__node_announced_save(pcopy_t *p, bool sync); /* when changed; sync: fsyn
 /* Block mode: the source streamed its open generation up to durable_lsn (a BLOCK frame); kept
  * for the loss accounting of an activation, written at the next housekeeping. */
 void ls__node_announced_block(pcopy_t *p, uint64_t generation, uint64_t durable_lsn);
+/* activate.c: the control commands "activate" and "activate_status" */
+int ls__node_activate_cmd(ls_node_t *n, const cJSON *req, bool status_only, cJSON *resp, char *err,
+                          size_t errlen);
 void ls__node_activate_free(node_db_t *d); /* after the loop ended */
 /* A planned activation (switchover.c): the copy of db stops (its serving connection stays
  * open), ls_role_activate runs with announced and max_loss 0, reason recorded; end(db, ctx, rc,
@@ -380,7 +381,7 @@ bool ls__node_epoch_refusal(ls_node_t *n, const char *name, char *why, size_t wh
 /* resync.c: the control command "resync": an old active rebuilt as a copy of the new active */
 int ls__node_resync_cmd(ls_node_t *n, const cJSON *req, cJSON *resp, char *err, size_t errlen);
 void ls__node_resync_retire(active_t *a); /* its shipping stops for good */
-/* resync_inc.c: the diverged generations a full-seed fall-back set aside as <db>.diverged, put
+/* resync_job.c: the diverged generations a full-seed fall-back set aside as <db>.diverged, put
  * back into <db>/diverged after a crash (at start, after the seed's recovery). */
 void ls__rsi_recover_diverged(const char *db_dir, const char *name);
 /* db (its role file saved as a copy following follows) opens as a copy: its active retired, a
@@ -399,7 +400,8 @@ void ls__node_resync_auto(ls_node_t *n);      /* housekeeping: auto_resync datab
 void ls__node_resync_inc_stop(ls_node_t *n);  /* at stop */
 void ls__node_resync_inc_free(node_db_t *db); /* after the loop ended */
 
-/* switchover.c: `logship switchover DB --to NODE` (docs/ACTIVATION.md, "Planned switchover") */
+/* switchover.c, switchover_hold.c, switchover_cmd.c (the active's side) and switchover_peer.c
+ * (NODE's): `logship switchover DB --to NODE` (docs/ACTIVATION.md, "Planned switchover") */
 int ls__node_switchover_cmd(ls_node_t *n, const cJSON *req, bool status_only, cJSON *resp,
                             char *err, size_t errlen); /* "switchover" and "switchover_status" */
 /* The active's side: SWITCHOVER_DONE from the copy on l's connection. */

@@ -19,157 +19,23 @@
  * database, again NODE_RSI_RETRY_NS after a failure.
  *
  * Threading: the loop owns everything; a job (disk work: demote, install, swap) runs on the pool
- * with only its own fields, one at a time, and its result is read in the after-work callback. */
+ * with only its own fields, one at a time, and its result is read in the after-work callback.
+ *
+ * Here: the job queue, the seed client's actions and the outcome; the jobs themselves are
+ * resync_job.c's, the connection to the new active resync_conn.c's, the commands resync_cmd.c's
+ * (the state they share: resync_int.h). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "node/netpath.h"
 #include "node/node_int.h"
 #include "seed/seed.h"
 #include "seed/session.h"
 #include "node/resync_int.h"
 
-static void act(struct node_rsi *r);
 static void next_job(struct node_rsi *r);
-
-/* ---- the pool ------------------------------------------------------------------------------- */
-static int open_none(void *ctx, ls_copy_t **out, char *err, size_t errlen)
-{
-    (void) ctx, (void) err, (void) errlen;
-    *out = NULL; /* the loop opens the copy (ls__node_resync_open_copy) */
-    return 0;
-}
-
-/* Renames from to to durably when from exists (true); err set on failure. */
-static bool keep_aside(const char *from, const char *to, char *err, size_t errlen)
-{
-    if (access(from, F_OK) != 0) return false;
-    if (rename(from, to) != 0) {
-        snprintf(err, errlen, "cannot rename %.250s to %.250s: %s", from, to, strerror(errno));
-        return false;
-    }
-    char parent[LS_CFG_PATH_MAX + 16];
-    snprintf(parent, sizeof(parent), "%s", to);
-    char *slash = strrchr(parent, '/');
-    if (slash && slash != parent) *slash = '\0';
-    ls_fsync_dir(parent);
-    return true;
-}
-
-void ls__rsi_recover_diverged(const char *db_dir, const char *name)
-{
-    char kept[LS_CFG_PATH_MAX + 16], in[LS_CFG_PATH_MAX + 16], err[600] = "";
-    snprintf(kept, sizeof(kept), "%s.diverged", db_dir);
-    snprintf(in, sizeof(in), "%s/diverged", db_dir);
-    if (access(in, F_OK) == 0) {
-        if (access(kept, F_OK) == 0)
-            LS_LOGW("resync",
-                    "%s: both %s and %s exist: the generations set aside by an interrupted "
-                    "resync stay in %s (never deleted); move them into %s by hand",
-                    name, in, kept, kept, in);
-        return;
-    }
-    if (keep_aside(kept, in, err, sizeof(err)))
-        LS_LOGI("resync",
-                "%s: the diverged generations set aside by an interrupted resync are "
-                "back in %s",
-                name, in);
-    else if (err[0])
-        LS_LOGE("resync", "%s: %s (the diverged generations stay in %s)", name, err, kept);
-}
-
-static void run_job(uv_work_t *w)
-{
-    struct node_rsi *r = w->data;
-    rjob_t *j = r->cur;
-    const char *dir = r->db->cfg->path;
-    r->jrc = 0;
-    r->jerr[0] = 0;
-    switch (j->kind) {
-    case J_DEMOTE:
-        r->jrc = ls_role_demote(dir, LS_GEN_PREFIX_DEFAULT, r->theirs, r->ntheirs, r->new_epoch,
-                                r->new_active, &r->rep, r->jerr, sizeof(r->jerr));
-        if (r->jrc == LS_EDIVERGED) {
-            /* Nothing tells where the histories split (the new active no longer holds any
-             * generation number this node holds): every local generation is set aside, and a
-             * full seed replaces the store. */
-            snprintf(r->full_why, sizeof(r->full_why), "%s", r->jerr);
-            r->jerr[0] = 0;
-            r->jrc = ls_role_move_aside(dir, LS_GEN_PREFIX_DEFAULT, 0, r->new_epoch, &r->rep.moved,
-                                        r->jerr, sizeof(r->jerr));
-            r->full = r->jrc == 0;
-            break;
-        }
-        if (r->jrc == 0 && !r->rep.split.found) {
-            /* Every generation this node still holds diverged (moved aside): the split lies
-             * before its oldest one (log removal took the generations in common), where the
-             * new active's chain cannot confirm it: a full seed, as above. */
-            snprintf(r->full_why, sizeof(r->full_why),
-                     "every generation %s still holds diverged from %s's chain (those in "
-                     "common were removed here): the split cannot be confirmed",
-                     r->db->cfg->name, r->follows);
-            r->full = true;
-            break;
-        }
-        if (r->jrc == 0)
-            r->jrc = ls_seed_resync_keys(dir, LS_GEN_PREFIX_DEFAULT, r->new_epoch, &r->keys,
-                                         &r->keys_len, &r->nkeys, r->jerr, sizeof(r->jerr));
-        break;
-    case J_BEGIN: {
-        ls_seed_install_options_t o = {
-            .copy_dir = dir, .prefix = LS_GEN_PREFIX_DEFAULT, .copy_failed = true};
-        r->jrc = ls_seed_install_begin(&o, &r->info, &r->install, r->jerr, sizeof(r->jerr));
-        break;
-    }
-    case J_DATA:
-        if (!r->install) break;
-        r->jrc =
-            ls_seed_install_data(r->install, j->offset, j->data, j->len, r->jerr, sizeof(r->jerr));
-        if (r->jrc == 0) r->done = ls_seed_install_done(r->install);
-        break;
-    case J_END:
-        if (r->install)
-            r->jrc = ls_seed_install_end(r->install, j->digest, r->jerr, sizeof(r->jerr));
-        break;
-    case J_SWAP: {
-        ls_copy_t *none = NULL;
-        r->swapped = false;
-        /* A full seed replaces the directory: the role file (copy, following the new active)
-         * goes into the new one first, so the rename that swaps the store in swaps the role in
-         * too; and the diverged generations wait beside it (a crash leaves them there: the next
-         * start puts them back, ls__rsi_recover_diverged). */
-        const char *nd = r->install ? ls_seed_install_new_dir(r->install) : NULL;
-        if (nd && (r->jrc = ls_role_save(nd, &r->new_role, r->jerr, sizeof(r->jerr))) != 0) break;
-        char kept[LS_CFG_PATH_MAX + 16], in[LS_CFG_PATH_MAX + 16];
-        snprintf(kept, sizeof(kept), "%s.diverged", dir);
-        snprintf(in, sizeof(in), "%s/diverged", dir);
-        bool aside = !r->info.resync && keep_aside(in, kept, r->jerr, sizeof(r->jerr));
-        if (r->jerr[0]) {
-            r->jrc = LS_EIO;
-            break;
-        }
-        LS_FAULT("resync.before_swap"); /* tests: a crash (full seed: diverged/ set aside) */
-        r->jrc = ls_seed_copy_swap(&none, &r->install, dir, open_none, NULL, &r->swapped, r->jerr,
-                                   sizeof(r->jerr));
-        LS_FAULT("resync.after_swap"); /* tests: a crash before the role file (and diverged/) */
-        if (aside) {
-            char e2[600] = "";
-            keep_aside(kept, in, e2, sizeof(e2));
-            if (e2[0]) LS_LOGE("resync", "%s (the diverged generations are in %s)", e2, kept);
-        }
-        break;
-    }
-    case J_ABORT:
-        break;
-    }
-    if (r->jrc || j->kind == J_ABORT) {
-        ls_seed_install_free(r->install); /* removes what was written beside the copy */
-        r->install = NULL;
-    }
-}
 
 /* ---- the loop: outcome ---------------------------------------------------------------------- */
 
@@ -274,88 +140,6 @@ static void finish_swapped(struct node_rsi *r)
     LS_LOGI("resync", "%s", r->message);
 }
 
-static void on_ready(ls_conn_t *c);
-static void on_frame(ls_conn_t *c, const ls_conn_frame_t *fr);
-static void on_close(ls_conn_t *c, int status, const char *msg);
-
-/* The network the shipper's link to the new active would use (netpath.c: its pin, else the
- * network in use), else the first in the configured order. */
-static int first_net(const struct node_rsi *r)
-{
-    const ls_node_t *n = r->node;
-    for (int i = 0; i < n->nlinks; i++) {
-        const link_t *l = &n->links[i];
-        if (strcmp(l->cfg->name, r->src->name) || !l->sel || !l->sel->pol) continue;
-        int net = ls_netpolicy_pinned(l->sel->pol);
-        if (net < 0) net = ls_netpolicy_current(l->sel->pol);
-        if (net >= 0 && net < r->src->nnets) return net;
-    }
-    return 0;
-}
-
-/* The connection to the new active for r->cs over network r->net. */
-static int connect_net(struct node_rsi *r)
-{
-    ls_node_t *n = r->node;
-    ls_conn_opts_t cb = {
-        .on_ready = on_ready, .on_frame = on_frame, .on_close = on_close, .data = r};
-    bool target = ls_config_target(n->cfg, r->follows) != NULL;
-    int rc = ls__node_connect(n, r->src, r->net, target, &cb, &r->conn);
-    if (rc) r->conn = NULL;
-    return rc;
-}
-
-/* Before the WELCOME, a failed network gives way to the next in order (from the one first_net
- * chose, wrapping), as the shipper's links and the seed client do; true when one is being tried. */
-static bool next_net(struct node_rsi *r, const char *why)
-{
-    while (r->nets_tried < r->src->nnets && !r->node->stopping &&
-           ls_seed_client_state(r->cs) == LS_SEED_CLI_CONNECTING &&
-           !ls_seed_client_welcomed(r->cs)) {
-        int prev = r->net;
-        r->net = (r->net + 1) % r->src->nnets;
-        r->nets_tried++;
-        LS_LOGW("resync", "%s: network %s to %s: %s; trying network %s", r->db->cfg->name,
-                r->src->nets[prev].name, r->follows, why, r->src->nets[r->net].name);
-        snprintf(r->message, sizeof(r->message), "connecting to %s over network %s", r->follows,
-                 r->src->nets[r->net].name);
-        int rc = connect_net(r);
-        if (rc == 0) return true;
-        why = ls_strerror(rc);
-    }
-    return false;
-}
-
-/* Opens the connection to the new active for r->cs: its networks in order, from first_net. */
-void ls__rsi_connect_src(struct node_rsi *r)
-{
-    r->net = first_net(r);
-    r->nets_tried = 1;
-    snprintf(r->message, sizeof(r->message), "connecting to %s over network %s", r->follows,
-             r->src->nets[r->net].name);
-    int rc = connect_net(r);
-    if (rc == 0 || next_net(r, ls_strerror(rc))) return;
-    const ls_cfg_network_t *nw = &r->src->nets[r->net];
-    ls_seed_client_fail(r->cs, rc ? rc : LS_EIO,
-                        "cannot connect to %s over network %s (%s:%u) or any other: %s", r->follows,
-                        nw->name, nw->remote.host, nw->remote.port, ls_strerror(rc ? rc : LS_EIO));
-    act(r);
-}
-
-ls_seed_client_options_t ls__rsi_client_options(const struct node_rsi *r, bool resync,
-                                                uint64_t from)
-{
-    const ls_node_t *n = r->node;
-    return (ls_seed_client_options_t){.source = r->follows,
-                                      .features =
-                                          (n->cfg->plaintext ? LS_FEAT_CKSUM : 0) |
-                                          (r->src->compression_level > 0 ? LS_FEAT_ZSTD : 0),
-                                      .zstd_level = (int8_t) r->src->compression_level,
-                                      .window = (uint32_t) n->cfg->receive_window,
-                                      .resync = resync,
-                                      .chain_from = from};
-}
-
 /* The resync connection is given up for a full seed (its generations were set aside). */
 static void full_seed(struct node_rsi *r)
 {
@@ -446,7 +230,7 @@ static void after_job(uv_work_t *w, int status)
         break;
     }
     free(j);
-    act(r);
+    ls__rsi_act(r);
     next_job(r);
 }
 
@@ -457,7 +241,7 @@ static void next_job(struct node_rsi *r)
     r->head = r->head->next;
     if (!r->head) r->tail = NULL;
     r->work.data = r;
-    LS_CHECK(uv_queue_work(r->node->loop, &r->work, run_job, after_job) == 0);
+    LS_CHECK(uv_queue_work(r->node->loop, &r->work, ls__rsi_run_job, after_job) == 0);
 }
 
 /* A job at the end of the queue, whole before it may start (offset: J_DATA; digest: J_END). */
@@ -503,7 +287,7 @@ static void split(struct node_rsi *r)
     queue(r, J_DEMOTE, NULL, 0, 0, NULL);
 }
 
-static void act(struct node_rsi *r)
+void ls__rsi_act(struct node_rsi *r)
 {
     ls_seed_act_t a;
     while (ls_seed_client_action(r->cs, &a)) {
@@ -543,46 +327,4 @@ static void act(struct node_rsi *r)
     ls_seed_client_state_t st = ls_seed_client_state(r->cs);
     if (st == LS_SEED_CLI_SPLIT && !r->demote_queued) split(r);
     if (st == LS_SEED_CLI_FAILED) finish_failed(r, ls_seed_client_error(r->cs, NULL));
-}
-
-/* ---- the loop: the connection ------------------------------------------------------------- */
-static void on_ready(ls_conn_t *c)
-{
-    struct node_rsi *r = ls_conn_data(c);
-    if (!r) return;
-    LS_LOGI("resync", "%s: connected to %s over network %s (%s)", r->db->cfg->name, r->follows,
-            r->src->nets[r->net].name, ls_conn_peer(c));
-    static ls_frame_t f; /* large; the loop is single-threaded */
-    uint8_t dbid[LS_DBID_LEN] = {0};
-    char path[LS_CFG_PATH_MAX + 8], err[256];
-    ls_store_meta_t m;
-    snprintf(path, sizeof(path), "%s/store", r->db->cfg->path);
-    if (ls_store_peek_meta(path, &m, err, sizeof(err)) == 0) memcpy(dbid, m.dbid, LS_DBID_LEN);
-    ls_seed_client_hello(r->cs, r->node->cfg->node_name, r->db->cfg->name, dbid, &f);
-    snprintf(r->message, sizeof(r->message), "asking %s for its chain", r->follows);
-    if (ls__node_send(r->conn, &f) != 0) ls_conn_close(r->conn);
-}
-
-static void on_frame(ls_conn_t *c, const ls_conn_frame_t *fr)
-{
-    struct node_rsi *r = ls_conn_data(c);
-    if (!r) return;
-    static ls_frame_t f;
-    char err[256];
-    if (ls_frame_decode(fr->bytes, LS_FRAME_HEADER_SIZE + fr->body_len, &f, err, sizeof(err)))
-        ls_seed_client_fail(r->cs, LS_EPROTO, "bad frame from %s: %s", r->follows, err);
-    else
-        ls_seed_client_frame(r->cs, &f, ls_mono_ns());
-    act(r);
-}
-
-static void on_close(ls_conn_t *c, int status, const char *msg)
-{
-    struct node_rsi *r = ls_conn_data(c);
-    if (!r) return;
-    ls_conn_stats(c, &r->cstats);
-    r->conn = NULL;
-    if (next_net(r, msg)) return;
-    ls_seed_client_closed(r->cs, status, msg);
-    act(r);
 }

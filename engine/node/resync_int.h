@@ -1,5 +1,6 @@
-/* The incremental resync's state, shared by resync_inc.c (the pool jobs, the outcome and the
- * connection) and resync_cmd.c (the commands that start, show and stop it). Internal to
+/* The incremental resync's state, shared by resync_inc.c (the job queue, the seed client's
+ * actions, the outcome), resync_job.c (the jobs on the pool), resync_conn.c (the connection to
+ * the new active) and resync_cmd.c (the commands that start, show and stop it). Internal to
  * engine/node. */
 #ifndef LS_NODE_RESYNC_INT_H
 #define LS_NODE_RESYNC_INT_H
@@ -60,7 +61,11 @@ struct node_rsi {
     char jerr[1024];
 };
 
-/* Opens the connection to the new active for r->cs (resync_inc.c). */
+/* Carries out r->cs's actions: frames sent, jobs queued, the outcome (resync_inc.c). */
+void ls__rsi_act(struct node_rsi *r);
+/* The job r->cur, on the pool: only the job's fields of r (resync_job.c). */
+void ls__rsi_run_job(uv_work_t *w);
+/* Opens the connection to the new active for r->cs (resync_conn.c). */
 void ls__rsi_connect_src(struct node_rsi *r);
 /* The seed client's options of r: a resync (chain from `from`) or a full seed. */
 ls_seed_client_options_t ls__rsi_client_options(const struct node_rsi *r, bool resync,

@@ -21,94 +21,27 @@
  *      lock free: its applier is done with the store), the empty open log removed, the copy
  *      opened on the directory; the hold becomes a plain fence.
  *
- * On NODE: switchover_peer.c. */
-#include <errno.h>
-#include <fcntl.h>
+ * Here: steps 3 to 5 on the loop. Step 2 (the hold, on the pool) and an interrupted switchover's
+ * hold at start: switchover_hold.c; the commands and their refusals: switchover_cmd.c; the state
+ * they share: switchover_int.h. On NODE: switchover_peer.c. */
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <unistd.h>
 
-#include <logship/db.h>
+#include "node/switchover_int.h"
+#include "node/switchover_wait.h"
 
-#include "node/node_int.h"
-#include "writer/ctlpage.h"
-
-#define SW_POLL_MS            20    /* the hold's progress is looked at this often */
-#define SW_RESCAN_MS          200   /* the source rescanned while waiting for the last generation */
-#define SW_TIMEOUT_MS_DEFAULT 60000 /* --timeout */
-#define SW_ANSWER_GRACE_MS    30000 /* after SWITCHOVER: how long a lost answer is waited for */
-#define SW_MSG_MAX            2048
-#define SW_OPEN_TRIES         3 /* a writer closing while the hold is set: the hold tried again */
-
-typedef enum {
-    SW_HOLDING,  /* the hold is being set (pool) */
-    SW_SHIPPING, /* held: the writer's acknowledgement, then NODE replaying the last generation */
-    SW_ASKING,   /* SWITCHOVER sent: NODE's answer awaited */
-    SW_CLOSING,  /* NODE is active: this node becomes its copy once the application closed */
-    SW_DONE,
-    SW_REFUSED,
-    SW_FAILED
-} sw_state_t;
-
-static const char *sw_state_name(sw_state_t s)
+const char *ls__sw_state_name(sw_state_t s)
 {
     static const char *names[] = {"holding", "shipping", "asking", "closing",
                                   "done",    "refused",  "failed"};
     return names[s];
 }
 
-struct node_sw {
-    ls_node_t *node;
-    node_db_t *db;
-    shipper_t *s; /* the machine shipping to NODE */
-    char to[LS_CFG_NAME_MAX];
-    sw_state_t state;
-    uint64_t timeout_ms;
-    uint64_t deadline; /* monotonic ns: the hold is undone after it (before SWITCHOVER) */
-    uint64_t start_ns, held_ns, released_ns, end_ns; /* UTC ns */
-    uint32_t epoch, new_epoch;
-    uint64_t last_gen, last_lsn, last_close_ns, first_generation;
-    uint64_t replayed; /* NODE's last replayed generation, as last seen */
-    bool acked;        /* the writer acknowledged the hold */
-    bool self_closed;  /* no writer had it open: the daemon closed the log */
-    ls_ctlpage_t *ctl;
-    ls_conn_t *asked_conn; /* the connection SWITCHOVER went on */
-    uint64_t kick_mono;
-    uv_work_t work;
-    uv_timer_t timer;
-    bool timer_init, timer_closed;
-    int rc;
-    char err[1024];
-    char message[SW_MSG_MAX];
-};
-
-static bool sw_running(const struct node_sw *w)
-{
-    return w && w->state < SW_DONE;
-}
-
-const char *ls__node_switchover_state(const node_db_t *d)
-{
-    return d->sw ? sw_state_name(d->sw->state) : NULL;
-}
-
-/* <dir>/lock free: no writer has the database open (flock taken and released at once). */
-static bool writer_gone(const char *dir)
-{
-    char path[LS_CFG_PATH_MAX + 16];
-    snprintf(path, sizeof(path), "%s/lock", dir);
-    int fd = open(path, O_RDWR | O_CLOEXEC);
-    if (fd < 0) return errno == ENOENT;
-    bool free_ = flock(fd, LOCK_EX | LOCK_NB) == 0;
-    close(fd); /* releases it */
-    return free_;
-}
-
-static uint64_t held_ms(const struct node_sw *w)
+uint64_t ls__sw_held_ms(const struct node_sw *w)
 {
     uint64_t end = w->released_ns ? w->released_ns : ls_now_ns();
     return w->held_ns && end > w->held_ns ? (end - w->held_ns) / 1000000 : 0;
@@ -162,7 +95,7 @@ static void undo(struct node_sw *w, sw_state_t st, const char *fmt, ...)
                 "switchover of %s to %s %s: %s; the hold is undone: %s is active on %s again "
                 "and accepts commits (held %" PRIu64 " ms)",
                 w->db->cfg->name, w->to, st == SW_REFUSED ? "refused" : "failed", why,
-                w->db->cfg->name, w->node->cfg->node_name, held_ms(w));
+                w->db->cfg->name, w->node->cfg->node_name, ls__sw_held_ms(w));
     end(w, st);
 }
 
@@ -171,7 +104,7 @@ static void become_copy(struct node_sw *w)
 {
     ls_node_t *n = w->node;
     node_db_t *db = w->db;
-    if (!writer_gone(db->cfg->path)) return; /* the application still has it open: later */
+    if (!ls__sw_writer_gone(db->cfg->path)) return; /* the application still has it open: later */
     char e[900];
     /* The open log the writer started after the last generation holds nothing (held). */
     uint64_t gen = 0;
@@ -225,7 +158,7 @@ static void become_copy(struct node_sw *w)
             "), nothing lost; %s is active in epoch %u from generation %" PRIu64
             "; commits held for %" PRIu64 " ms%s; %s on %s is now a copy of %s",
             db->cfg->name, w->to, w->last_gen, w->last_lsn, w->to, w->new_epoch,
-            w->first_generation, held_ms(w),
+            w->first_generation, ls__sw_held_ms(w),
             w->self_closed ? " (no writer had it open: the daemon closed its log)" : "",
             db->cfg->name, n->cfg->node_name, w->to);
     end(w, SW_DONE);
@@ -299,19 +232,9 @@ static void shipping(struct node_sw *w)
                 "%s: the writer holds (last generation %" PRIu64 ", LSN %" PRIu64
                 "): shipping it to %s",
                 w->db->cfg->name, w->last_gen, w->last_lsn, w->to);
-        if (!w->last_gen) {
-            undo(w, SW_REFUSED, "%s has no closed generation: nothing to hand over",
-                 w->db->cfg->name);
-            return;
-        }
     }
     ls_ship_state_t ms = ls_ship_state(w->s->m);
-    if (ms != LS_SHIP_HEALTHY && ms != LS_SHIP_DISCONNECTED && ms != LS_SHIP_INITIALIZING) {
-        undo(w, SW_FAILED, "%s's copy became %s (%s)", w->to, ls_ship_state_name(ms),
-             ls_ship_reason(w->s->m));
-        return;
-    }
-    if (w->acked) {
+    if (w->acked && w->last_gen && ls_node_switchover_copy_usable(ms)) {
         if (mono - w->kick_mono >= SW_RESCAN_MS * 1000000ull) { /* the last generation, seen */
             w->kick_mono = mono;
             ls__node_active_poll(a);
@@ -322,29 +245,44 @@ static void shipping(struct node_sw *w)
         ls_ship_status(w->s->m, now, &c);
         w->replayed = c.last_replayed.gen;
         if (c.last_generated.gen == w->last_gen) w->last_close_ns = c.last_generated.time_ns;
-        if (w->replayed >= w->last_gen && l->conn && l->ready) {
-            if (l->version < LS_PROTO_VERSION_SWITCHOVER) {
-                undo(w, SW_REFUSED,
-                     "%s speaks protocol version %u on its connection; switchover needs %u", w->to,
-                     (unsigned) l->version, (unsigned) LS_PROTO_VERSION_SWITCHOVER);
-                return;
-            }
-            ask(w, l);
-            return;
-        }
     }
-    if (mono >= w->deadline) {
-        if (!w->acked)
-            undo(w, SW_FAILED,
-                 "timed out after %" PRIu64
-                 " ms: the application's writer did not close its current log (a writer that "
-                 "died with the database open leaves its log to the next open)",
-                 w->timeout_ms);
-        else
-            undo(w, SW_FAILED,
-                 "timed out after %" PRIu64 " ms: %s replayed up to generation %" PRIu64
-                 " of %" PRIu64 " (copy %s)",
-                 w->timeout_ms, w->to, w->replayed, w->last_gen, ls_ship_state_name(ms));
+    ls_node_sw_seen_t seen = {.acked = w->acked,
+                              .last_gen = w->last_gen,
+                              .ship = ms,
+                              .replayed = w->replayed,
+                              .ready = l->conn && l->ready,
+                              .version = l->version,
+                              .expired = mono >= w->deadline};
+    switch (ls_node_switchover_wait(&seen)) {
+    case LS_NODE_SW_WAIT:
+        break;
+    case LS_NODE_SW_ASK:
+        ask(w, l);
+        break;
+    case LS_NODE_SW_NOTHING:
+        undo(w, SW_REFUSED, "%s has no closed generation: nothing to hand over", w->db->cfg->name);
+        break;
+    case LS_NODE_SW_COPY_LOST:
+        undo(w, SW_FAILED, "%s's copy became %s (%s)", w->to, ls_ship_state_name(ms),
+             ls_ship_reason(w->s->m));
+        break;
+    case LS_NODE_SW_OLD_PROTOCOL:
+        undo(w, SW_REFUSED, "%s speaks protocol version %u on its connection; switchover needs %u",
+             w->to, (unsigned) l->version, (unsigned) LS_PROTO_VERSION_SWITCHOVER);
+        break;
+    case LS_NODE_SW_NO_CLOSE:
+        undo(w, SW_FAILED,
+             "timed out after %" PRIu64
+             " ms: the application's writer did not close its current log (a writer that "
+             "died with the database open leaves its log to the next open)",
+             w->timeout_ms);
+        break;
+    case LS_NODE_SW_NOT_REPLAYED:
+        undo(w, SW_FAILED,
+             "timed out after %" PRIu64 " ms: %s replayed up to generation %" PRIu64 " of %" PRIu64
+             " (copy %s)",
+             w->timeout_ms, w->to, w->replayed, w->last_gen, ls_ship_state_name(ms));
+        break;
     }
 }
 
@@ -384,73 +322,7 @@ static void on_timer(uv_timer_t *t)
     }
 }
 
-/* ---- step 2 on the pool ------------------------------------------------------------------- */
-static void hold_work(uv_work_t *work)
-{
-    struct node_sw *w = work->data;
-    const char *dir = w->db->cfg->path;
-    w->rc = ls_ctlpage_open(dir, true, &w->ctl, w->err, sizeof(w->err));
-    if (w->rc) return;
-    if (ls_ctlpage_held(w->ctl)) { /* an interrupted switchover's: its copy is still Healthy */
-        char e[600];
-        LS_LOGW("switchover", "%s: taking over the hold an interrupted switchover left", dir);
-        if (ls_ctlpage_clear_fence(w->ctl, e, sizeof(e)) != 0) {
-            w->rc = ls_errf(w->err, sizeof(w->err), LS_EIO, "%s", e);
-            return;
-        }
-    }
-    if (ls_ctlpage_fenced(w->ctl)) {
-        ls_ctl_fence_t f;
-        ls_ctlpage_fence(w->ctl, &f);
-        w->rc = ls_errf(w->err, sizeof(w->err), LS_ESTATE, "%s is fenced already (%s, epoch %u)",
-                        dir, f.name, f.epoch);
-        return;
-    }
-    for (int i = 0; i < SW_OPEN_TRIES; i++) {
-        ls_db_t *wdb = NULL;
-        ls_db_options_t o = {.no_create = true};
-        int rc = ls_db_open(dir, &o, &wdb);
-        if (rc != 0 && rc != LS_EBUSY) {
-            w->rc = ls_errf(w->err, sizeof(w->err), rc,
-                            "no writer has %s open, and the daemon cannot open it to close its "
-                            "current log: %s",
-                            dir, ls_db_open_error());
-            return;
-        }
-        w->rc = ls_ctlpage_set_hold(w->ctl, w->new_epoch, w->to, w->err, sizeof(w->err));
-        w->held_ns = ls_now_ns();
-        if (rc == 0) { /* the daemon is the writer: its close under the hold closes the log */
-            int crc = ls_db_close(wdb);
-            if (w->rc) return;
-            if (crc) {
-                char e[600];
-                ls_ctlpage_clear_fence(w->ctl, e, sizeof(e));
-                w->rc = ls_errf(w->err, sizeof(w->err), crc,
-                                "closing the current log of %s failed: %s", dir, ls_strerror(crc));
-                return;
-            }
-            w->self_closed = true;
-            return;
-        }
-        if (w->rc) return;
-        /* A writer had it open. It acknowledges at its next batch, its idle tick or its close;
-         * unless it closed before the hold was set: then nobody would. */
-        uint64_t g, l;
-        if (ls_ctlpage_hold_acked(w->ctl, &g, &l) || !writer_gone(dir)) return;
-        if (ls_ctlpage_hold_acked(w->ctl, &g, &l)) return;
-        char e[600];
-        if ((w->rc = ls_ctlpage_clear_fence(w->ctl, e, sizeof(e))) != 0) {
-            snprintf(w->err, sizeof(w->err), "%s", e);
-            return;
-        }
-        w->held_ns = 0;
-    }
-    w->rc = ls_errf(w->err, sizeof(w->err), LS_EBUSY,
-                    "the application opened and closed %s %d times while the hold was being set",
-                    dir, SW_OPEN_TRIES);
-}
-
-static void hold_done(uv_work_t *work, int status)
+void ls__sw_hold_done(uv_work_t *work, int status)
 {
     (void) status;
     struct node_sw *w = work->data;
@@ -480,151 +352,6 @@ static void hold_done(uv_work_t *work, int status)
     uv_timer_start(&w->timer, on_timer, 0, SW_POLL_MS);
 }
 
-/* ---- the active's commands --------------------------------------------------------------------
- */
-static int refuse(ls_node_t *n, node_db_t *db, const char *to, shipper_t **out, char *err,
-                  size_t errlen)
-{
-    const char *name = db->cfg->name, *self = n->cfg->node_name;
-    const ls_role_state_t *r = &db->role;
-    if (sw_running(db->sw))
-        return ls_errf(err, errlen, LS_EBUSY, "a switchover of %s is under way already", name);
-    if (r->role != LS_ROLE_ACTIVE || !db->active || db->active->retired || db->active->fenced)
-        return ls_errf(err, errlen, LS_ESTATE,
-                       "switchover of %s refused: %s is not active on %s (it is %s, epoch %u%s%s); "
-                       "run it on the active",
-                       name, name, self, ls_role_kind_name(r->role), r->epoch,
-                       r->follows[0] ? ", following " : "", r->follows);
-    if (!strcmp(to, self))
-        return ls_errf(err, errlen, LS_ESTATE, "switchover of %s refused: %s is the active already",
-                       name, self);
-    char set[LS_CFG_MAX_COPIES][LS_CFG_NAME_MAX], list[LS_CFG_MAX_COPIES * (LS_CFG_NAME_MAX + 2)];
-    int count = ls_config_copy_set(n->cfg, db->cfg, set);
-    bool member = false;
-    size_t len = 0;
-    list[0] = '\0';
-    for (int i = 0; i < count; i++) {
-        member = member || !strcmp(set[i], to);
-        len += (size_t) snprintf(list + len, sizeof(list) - len, "%s%s", i ? ", " : "", set[i]);
-    }
-    if (!member)
-        return ls_errf(err, errlen, LS_ESTATE,
-                       "switchover of %s refused: %s is not in its copy set (%s)", name, to, list);
-    active_t *a = db->active;
-    shipper_t *s = NULL;
-    for (int i = 0; i < a->nshippers; i++)
-        if (!strcmp(a->shippers[i].link->cfg->name, to)) s = &a->shippers[i];
-    if (!s)
-        return ls_errf(err, errlen, LS_ESTATE,
-                       "switchover of %s refused: %s ships nothing to %s (no section says how to "
-                       "reach it)",
-                       name, self, to);
-    ls_ship_state_t st = ls_ship_state(s->m);
-    if (st != LS_SHIP_HEALTHY || !s->link->conn || !s->link->ready)
-        return ls_errf(err, errlen, LS_ESTATE,
-                       "switchover of %s refused: %s's copy is %s%s (%s); it must be connected "
-                       "and Healthy",
-                       name, to, ls_ship_state_name(st),
-                       s->link->conn && s->link->ready ? ", not connected" : "",
-                       ls_ship_reason(s->m));
-    if (s->link->version < LS_PROTO_VERSION_SWITCHOVER)
-        return ls_errf(err, errlen, LS_ESTATE,
-                       "switchover of %s refused: %s speaks protocol version %u on its "
-                       "connection; switchover needs %u",
-                       name, to, (unsigned) s->link->version,
-                       (unsigned) LS_PROTO_VERSION_SWITCHOVER);
-    if (!a->src || !a->have_dbid)
-        return ls_errf(err, errlen, LS_ESTATE,
-                       "switchover of %s refused: nothing of it was written yet", name);
-    if (a->removing || a->seed_snapshots)
-        return ls_errf(err, errlen, LS_EBUSY,
-                       "switchover of %s: a %s is under way; try again in a moment", name,
-                       a->removing ? "log removal" : "seed");
-    *out = s;
-    return 0;
-}
-
-static void status_json(const struct node_sw *w, cJSON *resp)
-{
-    cJSON_AddStringToObject(resp, "database", w->db->cfg->name);
-    cJSON_AddStringToObject(resp, "to", w->to);
-    cJSON_AddStringToObject(resp, "state", sw_state_name(w->state));
-    cJSON_AddStringToObject(resp, "message", w->message);
-    ls_status_json_add_u64(resp, "timeout_ms", w->timeout_ms);
-    ls_status_json_add_u64(resp, "start_time_ns", w->start_ns);
-    ls_status_json_add_u64(resp, "end_time_ns", w->end_ns);
-    ls_status_json_add_u64(resp, "held_ms", held_ms(w));
-    ls_status_json_add_u64(resp, "last_generation", w->last_gen);
-    ls_status_json_add_u64(resp, "last_lsn", w->last_lsn);
-    ls_status_json_add_u64(resp, "epoch", w->new_epoch);
-    ls_status_json_add_u64(resp, "first_generation", w->first_generation);
-    cJSON_AddBoolToObject(resp, "daemon_closed_log", w->self_closed);
-}
-
-int ls__node_switchover_cmd(ls_node_t *n, const cJSON *req, bool status_only, cJSON *resp,
-                            char *err, size_t errlen)
-{
-    const char *cmd = status_only ? "switchover_status" : "switchover";
-    int rc = 0;
-    node_db_t *db = ls__node_db_of(n, req, cmd, &rc, err, errlen);
-    if (!db) return rc;
-    if (status_only) {
-        if (!db->sw) {
-            snprintf(err, errlen, "no switchover of %s since the daemon started", db->cfg->name);
-            return LS_ENOENT;
-        }
-        status_json(db->sw, resp);
-        return 0;
-    }
-    const cJSON *jto = cJSON_GetObjectItem(req, "to");
-    if (!cJSON_IsString(jto) || !jto->valuestring[0]) {
-        snprintf(err, errlen, "switchover needs a string field \"to\" (the node to activate)");
-        return LS_EINVAL;
-    }
-    uint64_t timeout_ms = ls_status_json_u64(req, "timeout_ms");
-    shipper_t *s = NULL;
-    rc = refuse(n, db, jto->valuestring, &s, err, errlen);
-    if (rc) {
-        LS_LOGW("switchover", "%s", err);
-        return rc;
-    }
-    struct node_sw *w = db->sw ? db->sw : calloc(1, sizeof(*w));
-    if (!w) return LS_ENOMEM;
-    if (w->timer_init && !w->timer_closed) { /* the last one's timer is kept, stopped */
-        uv_timer_t keep = w->timer;
-        memset(w, 0, sizeof(*w));
-        w->timer = keep;
-        w->timer_init = true;
-    } else {
-        memset(w, 0, sizeof(*w));
-    }
-    w->timer.data = w;
-    db->sw = w;
-    w->node = n;
-    w->db = db;
-    w->s = s;
-    snprintf(w->to, sizeof(w->to), "%s", jto->valuestring);
-    w->timeout_ms = timeout_ms ? timeout_ms : SW_TIMEOUT_MS_DEFAULT;
-    w->start_ns = ls_now_ns();
-    w->epoch = db->role.epoch;
-    w->new_epoch = db->role.epoch + 1;
-    w->work.data = w;
-    w->state = SW_HOLDING;
-    db->active->switching = true;
-    if (uv_queue_work(n->loop, &w->work, hold_work, hold_done) != 0) {
-        db->active->switching = false;
-        w->state = SW_FAILED;
-        snprintf(err, errlen, "cannot queue the switchover's work");
-        return LS_ENOMEM;
-    }
-    ls_msgf(w->message, sizeof(w->message),
-            "switching %s over from %s to %s: holding commits (epoch %u ends here)", db->cfg->name,
-            n->cfg->node_name, w->to, w->epoch);
-    LS_LOGI("switchover", "%s", w->message);
-    cJSON_AddStringToObject(resp, "message", w->message);
-    return 0;
-}
-
 void ls__node_switchover_done(link_t *l, const ls_proto_switchover_done_t *d)
 {
     ls_node_t *n = l->node;
@@ -652,34 +379,6 @@ bool ls__node_switchover_expects(const node_db_t *d, const char *who)
 {
     const struct node_sw *w = d->sw;
     return w && (w->state == SW_ASKING || w->state == SW_CLOSING) && !strcmp(w->to, who);
-}
-
-void ls__node_switchover_recover(ls_node_t *n, node_db_t *db)
-{
-    (void) n;
-    ls_ctlpage_t *p = NULL;
-    char e[600];
-    if (ls_ctlpage_open(db->cfg->path, false, &p, e, sizeof(e)) != 0) return; /* none: no hold */
-    uint32_t flags = ls_ctlpage_flags(p);
-    ls_ctl_fence_t f;
-    ls_ctlpage_fence(p, &f);
-    if ((flags & LS_CTL_HOLD) && !(flags & LS_CTL_ASKED)) {
-        if (ls_ctlpage_clear_fence(p, e, sizeof(e)) == 0)
-            LS_LOGW("switchover",
-                    "%s: a switchover to %s was interrupted before %s was asked to activate: its "
-                    "hold is released, %s accepts commits here again",
-                    db->cfg->name, f.name, f.name, db->cfg->name);
-        else
-            LS_LOGE("switchover", "%s: cannot release an interrupted switchover's hold: %s",
-                    db->cfg->name, e);
-    } else if (flags & LS_CTL_HOLD) {
-        LS_LOGW("switchover",
-                "%s: a switchover to %s was interrupted after %s was asked to activate: the "
-                "database stays held (commits refused): if %s is active in epoch %u, its EPOCH "
-                "fences this node; if not, run logship switchover again (it takes the hold over)",
-                db->cfg->name, f.name, f.name, f.name, f.epoch);
-    }
-    ls_ctlpage_close(p);
 }
 
 /* ---- lifecycle ----------------------------------------------------------------------------- */

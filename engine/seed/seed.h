@@ -2,10 +2,10 @@
  * seed: the network-free core of seeding (issue 7, docs/SEED.md) — building or rebuilding a
  * passive copy from a snapshot of the active's store.
  *
- * Active side (snapshot.c, handoff.c): ls_seed_snapshot_new() copies the active store's LMDB
- * environment into <db>/seed-tmp/<unique>/data.mdb with mdb_env_copy2(MDB_CP_COMPACT) under one
- * read transaction held only for that local copy (a long network stream never pins pages of the
- * live map; the cost is disk: about the live data size, on the active's file system, until
+ * Active side (snapshot.c, snapshot_direct.c, handoff.c): ls_seed_snapshot_new() copies the active
+ * store's LMDB environment into <db>/seed-tmp/<unique>/data.mdb with mdb_env_copy2(MDB_CP_COMPACT)
+ * under one read transaction held only for that local copy (a long network stream never pins pages
+ * of the live map; the cost is disk: about the live data size, on the active's file system, until
  * ls_seed_snapshot_free). It reads the copy's meta record (last LSN L), finds in <db>/logs/ the
  * generation N holding L (closed or the current log) and the digest of N-1 (N's header), then
  * streams the copy in chunks with a running SHA-256.

@@ -1,8 +1,9 @@
 /*
- * seed internals shared by the module's files: snapshot.c (the active's local copy and its
- * reader), handoff.c (L, N and the digest of N-1 from the store's meta and logs/), install.c
- * (receiving beside the copy and verifying), swap.c (the swap and ls_seed_recover), util.c
- * (messages, paths, removing trees). Not public.
+ * seed internals shared by the module's files: snapshot.c and snapshot_direct.c (the active's
+ * local copy or the compaction streamed, and its reader; their object: snapshot_int.h), handoff.c
+ * (L, N and the digest of N-1 from the store's meta and logs/), install.c (receiving beside the
+ * copy and verifying), swap.c (the swap and ls_seed_recover), util.c (messages, paths, removing
+ * trees). Not public.
  *
  * Threading: nothing here is shared between objects; each object belongs to one thread at a time.
  */

@@ -109,6 +109,12 @@ void ls__ship_block_check(ls_ship_t *m, uint64_t now)
         return;
     }
     uint64_t last = 0, q = queue(m, &last);
+    /* The older of two closed generations has had its GEN_END sent and the newer is the one
+     * streamed after it (ls__ship_block_chunk): the target is finishing the first in order, not
+     * behind; the second's tail follows. */
+    if (q == 2 && b->next && b->mode == LS_SHIP_MODE_BLOCK && !m->restart_from && m->next == last &&
+        b->gen == last)
+        q = 1;
     if (b->mode == LS_SHIP_MODE_FILE && q == 0)
         set_mode(m, LS_SHIP_MODE_BLOCK, now, "caught up: %s holds every closed generation (%llu)",
                  m->o.target, (unsigned long long) last);
@@ -127,6 +133,11 @@ void ls_ship_block_allow(ls_ship_t *m, bool allowed, uint64_t now)
 void ls_ship_block_tail_allow(ls_ship_t *m, bool allowed)
 {
     m->blk.tail = allowed && m->blk.allowed;
+}
+
+void ls_ship_block_next_allow(ls_ship_t *m, bool allowed)
+{
+    m->blk.next = allowed && m->blk.allowed;
 }
 
 void ls_ship_block_durable(ls_ship_t *m, const ls_ship_durable_t *d, uint64_t now)
@@ -162,11 +173,17 @@ int64_t ls__ship_block_chunk(ls_ship_t *m, uint64_t max_len, uint64_t now)
     /* The target's shadow is the generation after the last it holds: nothing else is streamed.
      * What was published of it goes out first, also once it rolled and its closed file is on
      * its way (the commits in that last stretch would wait for the whole file otherwise); a new
-     * open generation only when no closed one is being sent. */
+     * open generation only when no closed one is being sent. The target takes its frames in
+     * order, so once GEN_END of the generation before the open one went out on this connection,
+     * the open one streams without waiting for its DURABLE: the target holds that generation
+     * when it takes these BLOCKs (or refuses them, harmlessly, when it failed it). The roll's
+     * hand-off is then the target's work on the closed file alone, not also a round trip. */
     uint64_t want = LS_MAX(m->durable.gen, b->held) + 1;
-    bool finishing = b->gen == want && b->off < b->pub && (!m->cur || m->cur->generation == b->gen);
+    bool early = b->next && !m->restart_from && m->next == want + 1; /* GEN_END of want went out */
+    bool finishing = (b->gen == want || (early && b->gen == want + 1)) && b->off < b->pub &&
+                     (!m->cur || m->cur->generation == b->gen);
     if (!finishing) {
-        if (m->cur || d->generation != want) return 0;
+        if (m->cur || d->generation != (early ? want + 1 : want)) return 0;
         if (d->generation != b->gen || d->epoch != b->epoch) {
             b->gen = d->generation;
             b->epoch = d->epoch;

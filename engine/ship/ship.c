@@ -217,6 +217,8 @@ static void on_ask_again(ls_ship_t *m, const ls_proto_ask_again_t *a, uint64_t n
      * restarts from the generation asked for (ls_ship_pump). */
     m->restart_from = a->generation;
     m->blk.no_tail_gen = a->generation; /* it goes whole: its shadow could not finish it */
+    if (m->blk.gen > a->generation)  /* streamed before the target held this one: refused there */
+        m->blk.gen = m->blk.off = 0; /* it streams again from byte 0 once this one is resent */
     ls_ship_pump(m, now);
 }
 

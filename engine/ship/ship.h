@@ -244,8 +244,10 @@ bool ls_ship_fenced(const ls_ship_t *m, uint32_t *epoch, const char **active);
  * being sent), and the target acknowledges them with BLOCK_ACK (ls_ship_on_frame). A roll closes
  * the streamed generation; its closed file then goes as in file mode, but only the tail the
  * target's shadow lacks when the connection has GEN_TAIL (the target checks it whole and drops
- * its shadow) while the copy stays in block mode. When a generation closes while an
- * earlier one is still not durable on the target (a copy queue of 2), the copy falls back to
+ * its shadow) while the copy stays in block mode, and the next generation streams once that
+ * file's GEN_END went out (the target takes its frames in order). When a generation closes while
+ * an earlier one is still not durable on the target (a copy queue of 2; not when the earlier
+ * one's GEN_END went out and the new one is the one streamed after it), the copy falls back to
  * file mode; back to block once the queue is empty. Each switch is a MODE action. */
 
 /* Whether the current connection negotiated block mode (LS_FEAT_BLOCK at version >= 5). Call
@@ -257,6 +259,11 @@ void ls_ship_block_allow(ls_ship_t *m, bool allowed, uint64_t now);
  * target that cannot finish it from its shadow asks again: that generation then goes whole. Call
  * after ls_ship_block_allow. */
 void ls_ship_block_tail_allow(ls_ship_t *m, bool allowed);
+/* Whether the current connection negotiated LS_FEAT_NEXT (with block mode): the target makes
+ * every closed generation it took durable before it acknowledges a later BLOCK, so the next
+ * generation streams right after the closed one's GEN_END instead of after its DURABLE. Call
+ * after ls_ship_block_allow. */
+void ls_ship_block_next_allow(ls_ship_t *m, bool allowed);
 /* The writer published a new durable position (borrowed): bytes to stream, and the start of
  * the lag figures of the commits in it. */
 void ls_ship_block_durable(ls_ship_t *m, const ls_ship_durable_t *d, uint64_t now);

@@ -51,6 +51,7 @@ typedef struct {
     uint64_t ack_ns;                /* when it arrived (0: none) */
     bool ack_conn;                  /* ... on the current connection */
     bool tail;                      /* the connection negotiated GEN_TAIL (LS_FEAT_TAIL) */
+    bool next;                      /* ... LS_FEAT_NEXT: stream the next after GEN_END */
     uint64_t no_tail_gen;           /* asked again: this generation goes whole (GEN_BEGIN) */
     uint64_t now;                   /* the last input's time, UTC ns */
 } ship_block_t;

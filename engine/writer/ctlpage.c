@@ -427,7 +427,7 @@ void ls_ctlpage_wake_durable(const ls_ctlpage_t *p)
     wake_seq(p, OFF_D_SEQ);
 }
 
-void ls_ctlpage_publish_copies(ls_ctlpage_t *p, const ls_ctl_copy_t *c, uint32_t n)
+static void publish_copies(ls_ctlpage_t *p, const ls_ctl_copy_t *c, uint32_t n, bool wake)
 {
     n = LS_MIN(n, (uint32_t) LS_CTL_COPIES_MAX);
     write_begin(p, OFF_C_SEQ);
@@ -440,7 +440,20 @@ void ls_ctlpage_publish_copies(ls_ctlpage_t *p, const ls_ctl_copy_t *c, uint32_t
         st32(p, o + 24, c[i].flags);
         st32(p, o + 28, c[i].id);
     }
-    write_end(p, OFF_C_SEQ, 1);
+    if (wake)
+        write_end(p, OFF_C_SEQ, 1);
+    else
+        __atomic_fetch_add(u32_at(p, OFF_C_SEQ), 1, __ATOMIC_SEQ_CST);
+}
+
+void ls_ctlpage_publish_copies(ls_ctlpage_t *p, const ls_ctl_copy_t *c, uint32_t n)
+{
+    publish_copies(p, c, n, true);
+}
+
+void ls_ctlpage_publish_copies_quiet(ls_ctlpage_t *p, const ls_ctl_copy_t *c, uint32_t n)
+{
+    publish_copies(p, c, n, false);
 }
 
 uint32_t ls_ctlpage_read_copies(const ls_ctlpage_t *p, ls_ctl_copy_t *out, uint32_t *n)

@@ -143,6 +143,10 @@ void ls_ctlpage_wake_durable(const ls_ctlpage_t *page);
 /* Daemon: publishes the copies' positions (n <= LS_CTL_COPIES_MAX; more are cut) and wakes the
  * commits sleeping in ls_ctlpage_wait_copies. One publisher at a time. */
 void ls_ctlpage_publish_copies(ls_ctlpage_t *page, const ls_ctl_copy_t *copies, uint32_t n);
+/* The same without waking anyone (no system call): for a change no sleeper waits for (the
+ * applied position when the writer's level is remote_durable, the durable one at
+ * remote_applied). A sleeper sees it at its next wake-up. */
+void ls_ctlpage_publish_copies_quiet(ls_ctlpage_t *page, const ls_ctl_copy_t *copies, uint32_t n);
 /* A consistent copy of the copies' positions into out[LS_CTL_COPIES_MAX], *n of them; returns
  * the sequence. */
 uint32_t ls_ctlpage_read_copies(const ls_ctlpage_t *page, ls_ctl_copy_t *out, uint32_t *n);

@@ -150,12 +150,12 @@ static int commit_batch(ls_db_t *db, ls_txn_t *batch, ls_store_meta_t *pos, bool
     return 0;
 }
 
-/* Tells the batch's committers rc (mu held), or, with synchronous commit, hands them to the
- * syncer (sync.c), which tells them once their copies hold the batch ending at lsn: the flusher
+/* Tells the batch's committers rc (mu held), or, with synchronous commit, queues them to wait
+ * for their copies (sync.c), told once the copies hold the batch ending at lsn: the flusher
  * goes on with the next batch meanwhile. */
 static void acknowledge(ls_db_t *db, ls_txn_t *batch, int rc, uint64_t lsn)
 {
-    bool wait = rc == 0 && ls__sync_wanted(db);
+    bool wait = rc == 0 && ls__sync_wanted(db), page = false;
     uint64_t now = wait ? ls_mono_ns() : 0;
     for (ls_txn_t *t = batch; t; t = t->next) {
         if (wait) {
@@ -163,14 +163,17 @@ static void acknowledge(ls_db_t *db, ls_txn_t *batch, int rc, uint64_t lsn)
         } else {
             t->waiter->rc = rc;
             t->waiter->done = true;
+            page |= ls__sync_told(t->waiter);
             if (rc == 0) db->commits++;
         }
         t->waiter = NULL;
     }
-    if (wait)
+    if (wait) {
         ls__sync_batch_queued(db);
-    else
+    } else {
         pthread_cond_broadcast(&db->done);
+        if (page) ls_ctlpage_wake_copies(db->ctl); /* they sleep on the copies' futex */
+    }
 }
 
 /* Acknowledges a durable batch and hands it to the applier, or fails its transactions with rc

@@ -89,6 +89,7 @@ int ls_txn_commit(ls_txn_t *t)
         rc = LS_ECLOSED;
     } else {
         t->waiter = &w;
+        ls__sync_init(db, &w); /* a remote level: woken by its copies, not the flusher */
         db->committers++;
         if (db->qtail)
             db->qtail->next = t;
@@ -96,10 +97,15 @@ int ls_txn_commit(ls_txn_t *t)
             db->qhead = t;
         db->qtail = t;
         pthread_cond_signal(&db->wake);
-        while (!w.done)
-            pthread_cond_wait(&db->done, &db->mu);
+        while (!w.done) {
+            if (w.page || w.lsn) /* it watches its copies itself (sync.c) */
+                ls__sync_wait(db, &w);
+            else
+                pthread_cond_wait(&db->done, &db->mu);
+        }
         t = NULL; /* the pipeline's now */
         rc = w.rc;
+        ls__sync_fini(&w);
         if (--db->committers == 0 && db->stopping) pthread_cond_broadcast(&db->done); /* close */
     }
     pthread_mutex_unlock(&db->mu);

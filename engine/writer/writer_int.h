@@ -41,13 +41,18 @@
 
 #define LS__PATH_MAX 4096
 
-/* A committer waiting in ls_txn_commit (on its stack): set under mu by the flusher, or by the
- * syncer when its batch waits for copies (sync.c). */
+/* A committer waiting in ls_txn_commit (on its stack): set under mu by the flusher, or when its
+ * batch waits for copies (sync.c) by whichever committer sees the copies hold it, or the syncer
+ * (timeout, fence, close). */
 typedef struct ls__commit_wait {
     bool done;                    /* rc is final */
     int rc;                       /* commit result */
     uint64_t lsn;                 /* waiting for copies: the last LSN of its batch */
     uint64_t durable_ns;          /* waiting for copies: when its batch was durable (monotonic) */
+    bool page;                    /* watches its copies (ls__sync_wait) from the start: queued
+                                     while synchronous commit was in sync */
+    pthread_cond_t cv;            /* ls__sync_wait: its own sleep when another committer
+                                     watches the copies' futex (initialised by ls__sync_init) */
     struct ls__commit_wait *next; /* the sync queue's link */
 } ls__commit_wait_t;
 
@@ -192,6 +197,8 @@ struct ls_db {
     pthread_cond_t syncq;     /* signals the syncer: committers queued for copies, or stopping */
     ls__commit_wait_t *shead; /* committers of durable batches waiting for copies, LSN order */
     ls__commit_wait_t *stail;
+    bool snew;              /* the queue was empty when the last batch was queued: its head
+                               is told to take the watch (ls__sync_batch_queued) */
     uint64_t durable_lsn;   /* last LSN of the last durable batch handed over */
     ls_ctl_sync_t sync;     /* the state as published in the control page */
     unsigned committers;    /* threads inside ls_txn_commit's wait: close waits for them to
@@ -234,10 +241,24 @@ void ls__sync_stop(ls_db_t *db);
 /* Whether the committers of the durable batch the flusher acknowledges now wait for copies
  * (mu held): a remote level and the state sync (not degraded, not closing). */
 bool ls__sync_wanted(const ls_db_t *db);
-/* Queues a committer of a durable batch ending at lsn, durable since now (monotonic ns), for
- * the syncer (mu held); then ls__sync_batch_queued once per batch: counts it, wakes the syncer. */
+/* Queues a committer of a durable batch ending at lsn, durable since now (monotonic ns), to
+ * wait for its copies (mu held); then ls__sync_batch_queued once per batch: counts it, tells
+ * the batch at once when the copies hold it already, wakes those of its committers that waited
+ * on db->done (they wait on the copies' futex from then on). */
 void ls__sync_enqueue(ls_db_t *db, ls__commit_wait_t *w, uint64_t lsn, uint64_t now);
 void ls__sync_batch_queued(ls_db_t *db);
+/* A committer that waits on the copies' futex (w->page, or w->lsn set: queued for its copies),
+ * mu held: tells it (and every earlier batch) 0 when the copies hold its batch, else sleeps once
+ * on the copies' futex (mu released meanwhile). Returns with mu held; the caller loops until
+ * w->done. Whoever sets done of a w->page committer then calls ls_ctlpage_wake_copies. */
+void ls__sync_wait(ls_db_t *db, ls__commit_wait_t *w);
+/* A committer's wait (mu held): page set when it will watch its copies; its cv initialised.
+ * ls__sync_fini destroys it once the committer leaves. */
+void ls__sync_init(ls_db_t *db, ls__commit_wait_t *w);
+void ls__sync_fini(ls__commit_wait_t *w);
+/* The flusher told w (done set, mu held): wakes it when it watches its copies. Whether it
+ * might sleep on the copies' futex (then ls_ctlpage_wake_copies once for the batch). */
+bool ls__sync_told(ls__commit_wait_t *w);
 
 /* The prep thread body (prep.c): prepares <prefix>.next while the current log fills. */
 void *ls__prep_main(void *arg);

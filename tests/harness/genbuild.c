@@ -1,5 +1,6 @@
 /* genbuild: in-memory generation builder for tests (see genbuild.h). */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -195,4 +196,13 @@ uint8_t *ls_h_gen_build(const ls_h_gen_spec_t *spec, const ls_h_txn_t *txns, siz
     if (digest) memcpy(digest, g->digest, LS_DIGEST_SIZE);
     ls_h_gen_free(g);
     return out;
+}
+
+void ls_h_gen_path(char *out, size_t len, const char *dir, uint32_t epoch, uint64_t gen)
+{
+    char name[LS_GEN_NAME_MAX];
+    cr_assert_eq(ls_gen_name(name, sizeof(name), LS_GEN_PREFIX_DEFAULT, epoch, gen), 0,
+                 "generation %llu of epoch %u: no name", (unsigned long long) gen, epoch);
+    int n = snprintf(out, len, "%s/%s", dir, name);
+    cr_assert(n > 0 && (size_t) n < len, "%s/%s: path too long", dir, name);
 }

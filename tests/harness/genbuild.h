@@ -20,6 +20,10 @@
 
 #include <logship/logfmt.h>
 
+/* out = "<dir>/<the closed name of generation gen of epoch>" with the default prefix (E00), as
+ * a database's logs/ holds it; the test fails when the name cannot be made. */
+void ls_h_gen_path(char *out, size_t len, const char *dir, uint32_t epoch, uint64_t gen);
+
 /* Fixed times written by the builder, so that builds are byte-for-byte reproducible. */
 #define LS_H_GEN_CREATE_NS 1795000000000000000ull /* 2026-11-18T11:06:40Z */
 #define LS_H_GEN_CLOSE_NS  1795000001000000000ull /* one second later */

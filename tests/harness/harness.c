@@ -267,3 +267,27 @@ bool ls_h_wait_file_lines(const char *path, size_t want, int timeout_ms)
     lines_cond_t c = {path, want};
     return ls_h_wait_for(lines_reach, &c, timeout_ms);
 }
+
+int ls_h_dir_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) return -1;
+    int n = 0;
+    for (struct dirent *de; (de = readdir(d)) != NULL;)
+        n += strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0;
+    closedir(d);
+    return n;
+}
+
+bool ls_h_flip_byte(const char *path, size_t off, uint8_t mask)
+{
+    size_t len = 0;
+    uint8_t *b = ls_h_read_file(path, &len);
+    bool ok = b && off < len;
+    if (ok) {
+        b[off] ^= mask;
+        ok = ls_h_write_file(path, b, len) == 0;
+    }
+    free(b);
+    return ok;
+}

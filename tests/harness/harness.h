@@ -47,7 +47,27 @@ int ls_h_free_port(void);
 /* Polls cond(ctx) every few ms until it is true (returns true) or timeout_ms passes (false). */
 bool ls_h_wait_for(bool (*cond)(void *ctx), void *ctx, int timeout_ms);
 
+/* Entries of dir other than . and .. (hidden ones count), -1 when it cannot be opened. */
+int ls_h_dir_entries(const char *dir);
+
+/* Criterion tests: text (an error message) holds s, else the test fails saying which. */
+#define LS_H_ASSERT_HAS(text, s)                                                                   \
+    cr_assert(strstr((text), (s)) != NULL, "message \"%s\" lacks \"%s\"", (text), (s))
+
+/* In a forked child, where Criterion's assertions do not belong (they are the test process's):
+ * a failed check prints where and exits with status 3 (needs <stdio.h> and <unistd.h>). */
+#define LS_H_CHILD_CHECK(e)                                                                        \
+    do {                                                                                           \
+        if (!(e)) {                                                                                \
+            fprintf(stderr, "child: %s:%d: %s\n", __FILE__, __LINE__, #e);                         \
+            _exit(3);                                                                              \
+        }                                                                                          \
+    } while (0)
+
 /* Whole-file helpers. */
+/* XORs the byte at off of the file at path with mask (damage on disk); false when the file
+ * cannot be read or written or is not longer than off. */
+bool ls_h_flip_byte(const char *path, size_t off, uint8_t mask);
 int ls_h_write_file(const char *path, const void *buf, size_t len);
 uint8_t *ls_h_read_file(const char *path, size_t *len); /* malloc'd, NULL on error */
 bool ls_h_contains(const char *haystack, const char *needle);

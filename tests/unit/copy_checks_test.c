@@ -57,17 +57,6 @@ Test(copy_checks, each_record_checksum_and_each_digest_is_computed_once_receive_
     free(dir);
 }
 
-static void flip_file(const char *path, size_t off)
-{
-    size_t len;
-    uint8_t *b = ls_h_read_file(path, &len);
-    cr_assert_not_null(b);
-    cr_assert_lt(off, len);
-    b[off] ^= 0x10;
-    cr_assert_eq(ls_h_write_file(path, b, len), 0);
-    free(b);
-}
-
 static bool asked_4(void *ctx)
 {
     return events_count(ctx, LS_COPY_EV_ASK_AGAIN, 4) == 1;
@@ -75,83 +64,73 @@ static bool asked_4(void *ctx)
 
 Test(copy_checks, file_damaged_in_logs_is_caught_by_its_seal_not_applied_and_asked_again)
 {
-    char *dir = ls_h_tmpdir("copychk");
-    chain_t ch;
-    chain_build(&ch, 6, 5, 60);
-    events_t ev;
-    events_init(&ev);
-    ls_copy_t *c = copy_open(dir, &ev);
-    ls_copy_pause_replay(c, true);
-    cr_assert_eq(ls_copy_start(c), 0);
-    send_range(c, &ch, 1, 6);
-    weight_t all = weigh(&ch, 1, 6), tail = weigh(&ch, 4, 6), head = weigh(&ch, 1, 3);
-    assert_checks(c, all.records, 6, all.hashed, 6, 0, all.bytes, "received, replay paused");
+    copy_fix_t f;
+    fix_init(&f, "copychk", 6, 5, 60);
+    fix_start(&f, true, true);
+    send_range(f.c, &f.ch, 1, 6);
+    weight_t all = weigh(&f.ch, 1, 6), tail = weigh(&f.ch, 4, 6), head = weigh(&f.ch, 1, 3);
+    assert_checks(f.c, all.records, 6, all.hashed, 6, 0, all.bytes, "received, replay paused");
 
     /* One bit of a value inside generation 4, on disk after its inspection. */
     char p[4200];
-    gen_path(p, sizeof(p), dir, "logs", 4, "");
-    flip_file(p, ch.len[4] / 2);
-    ls_copy_pause_replay(c, false);
-    wait_replayed(c, 3, true);
-    cr_assert(ls_h_wait_for(asked_4, &ev, 5000), "ASK_AGAIN(4) reported");
-    cr_assert(ls_h_contains(ev.last_msg, "damaged on disk"), "%s", ev.last_msg);
+    gen_path(p, sizeof(p), f.dir, "logs", 4, "");
+    cr_assert(ls_h_flip_byte(p, f.ch.len[4] / 2, 0x10), "%s", p);
+    ls_copy_pause_replay(f.c, false);
+    wait_replayed(f.c, 3, true);
+    cr_assert(ls_h_wait_for(asked_4, &f.ev, 5000), "ASK_AGAIN(4) reported");
+    cr_assert(ls_h_contains(f.ev.last_msg, "damaged on disk"), "%s", f.ev.last_msg);
     ls_copy_stats_t st;
-    ls_copy_stats(c, &st);
+    ls_copy_stats(f.c, &st);
     cr_assert_eq(st.last_replayed, 3, "nothing of generation 4 or later applied");
     cr_assert_eq(st.applied_generations, 3);
-    cr_assert_eq(st.last_replayed_lsn, ch.last_lsn[3]);
-    cr_assert(!file_exists(dir, "logs", 4) && !file_exists(dir, "logs", 6));
+    cr_assert_eq(st.last_replayed_lsn, f.ch.last_lsn[3]);
+    cr_assert(!file_exists(f.dir, "logs", 4) && !file_exists(f.dir, "logs", 6));
     /* Replay read 1..4 and compared seals; it computed no record checksum and no digest. */
-    assert_checks(c, all.records, 6, all.hashed, 6, 4, all.bytes + head.bytes + ch.len[4],
+    assert_checks(f.c, all.records, 6, all.hashed, 6, 4, all.bytes + head.bytes + f.ch.len[4],
                   "damage caught at replay");
 
     ls_copy_resume_t r;
-    ls_copy_resume_point(c, &r);
+    ls_copy_resume_point(f.c, &r);
     cr_assert_eq(r.next_generation, 4);
-    send_range(c, &ch, 4, 6); /* asked again: received (and checked) once more */
-    wait_replayed(c, 6, true);
-    store_matches(c, &ch);
-    assert_checks(c, all.records + tail.records, 9, all.hashed + tail.hashed, 9, 7,
-                  all.bytes + head.bytes + ch.len[4] + 2 * tail.bytes, "after the resend");
-    ls_copy_close(c);
-    chain_free(&ch);
-    ls_h_rmtree(dir);
-    free(dir);
+    send_range(f.c, &f.ch, 4, 6); /* asked again: received (and checked) once more */
+    wait_replayed(f.c, 6, true);
+    store_matches(f.c, &f.ch);
+    assert_checks(f.c, all.records + tail.records, 9, all.hashed + tail.hashed, 9, 7,
+                  all.bytes + head.bytes + f.ch.len[4] + 2 * tail.bytes, "after the resend");
+    ls_copy_close(f.c);
+    fix_fini(&f);
 }
 
 Test(copy_checks, restart_rechecks_each_held_file_once_and_replay_still_computes_none)
 {
-    char *dir = ls_h_tmpdir("copychk");
-    chain_t ch;
-    chain_build(&ch, 6, 4, 50);
-    ls_copy_t *c = copy_open(dir, NULL);
-    send_range(c, &ch, 1, 5); /* no replayer: all five wait in logs/ */
-    ls_copy_close(c);
+    copy_fix_t f;
+    fix_init(&f, "copychk", 6, 4, 50);
+    fix_open(&f, false);
+    send_range(f.c, &f.ch, 1, 5); /* no replayer: all five wait in logs/ */
+    ls_copy_close(f.c);
     /* generation 6 durable in inspect/ but not inspected when the process died */
     char p[4200];
-    gen_path(p, sizeof(p), dir, "inspect", 6, "");
-    cr_assert_eq(ls_h_write_file(p, ch.buf[6], ch.len[6]), 0);
+    gen_path(p, sizeof(p), f.dir, "inspect", 6, "");
+    cr_assert_eq(ls_h_write_file(p, f.ch.buf[6], f.ch.len[6]), 0);
 
-    c = copy_open(dir, NULL);
-    weight_t all = weigh(&ch, 1, 6);
+    f.c = copy_open(f.dir, NULL);
+    weight_t all = weigh(&f.ch, 1, 6);
     /* logs/ files: every record checksum once, the trailer's digest taken as inspected (no
      * SHA-256), a seal each; the inspect/ file: inspected in full, digest included. */
-    assert_checks(c, all.records, 1, ch.len[6] - LS_GEN_TRAILER_SIZE, 6, 0, all.bytes,
+    assert_checks(f.c, all.records, 1, f.ch.len[6] - LS_GEN_TRAILER_SIZE, 6, 0, all.bytes,
                   "after the restart");
     ls_copy_resume_t r;
-    ls_copy_resume_point(c, &r);
+    ls_copy_resume_point(f.c, &r);
     cr_assert_eq(r.next_generation, 7);
-    cr_assert_eq(ls_copy_start(c), 0);
-    wait_replayed(c, 6, true);
-    store_matches(c, &ch);
-    assert_checks(c, all.records, 1, ch.len[6] - LS_GEN_TRAILER_SIZE, 6, 6, 2 * all.bytes,
+    cr_assert_eq(ls_copy_start(f.c), 0);
+    wait_replayed(f.c, 6, true);
+    store_matches(f.c, &f.ch);
+    assert_checks(f.c, all.records, 1, f.ch.len[6] - LS_GEN_TRAILER_SIZE, 6, 6, 2 * all.bytes,
                   "replayed after the restart");
     /* A restart with everything replayed reads nothing again. */
-    ls_copy_close(c);
-    c = copy_open(dir, NULL);
-    assert_checks(c, 0, 0, 0, 0, 0, 0, "restart with nothing to replay");
-    ls_copy_close(c);
-    chain_free(&ch);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_copy_close(f.c);
+    f.c = copy_open(f.dir, NULL);
+    assert_checks(f.c, 0, 0, 0, 0, 0, 0, "restart with nothing to replay");
+    ls_copy_close(f.c);
+    fix_fini(&f);
 }

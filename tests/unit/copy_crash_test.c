@@ -7,15 +7,6 @@
 
 #include "copy_test_util.h"
 
-/* In a forked child: no Criterion assertions (they belong to the test's process). */
-#define CHILD_CHECK(e)                                                                             \
-    do {                                                                                           \
-        if (!(e)) {                                                                                \
-            fprintf(stderr, "child: %s:%d: %s\n", __FILE__, __LINE__, #e);                         \
-            _exit(3);                                                                              \
-        }                                                                                          \
-    } while (0)
-
 /* What a child does before it is expected to die at a fault point. */
 typedef struct {
     const char *dir;   /* the copy */
@@ -37,15 +28,15 @@ static void child_run(const child_t *k)
 {
     ls_copy_options_t o = {.dir = k->dir, .batch_generations = k->batch};
     ls_copy_t *c = NULL;
-    CHILD_CHECK(ls_copy_open(&o, &c, NULL, 0) == 0);
+    LS_H_CHILD_CHECK(ls_copy_open(&o, &c, NULL, 0) == 0);
     for (int g = 1; g <= k->send_to; g++) {
         char err[1024] = "";
         int rc = send_bytes(c, (uint64_t) g, k->ch->buf[g], k->ch->len[g], k->ch->digest[g], err,
                             sizeof(err));
-        CHILD_CHECK(rc == 0);
+        LS_H_CHILD_CHECK(rc == 0);
     }
     if (k->replay) {
-        CHILD_CHECK(ls_copy_start(c) == 0);
+        LS_H_CHILD_CHECK(ls_copy_start(c) == 0);
         void *a[2] = {c, (void *) k->ch};
         ls_h_wait_for(replayed_all, a, 10000);
     }
@@ -135,62 +126,59 @@ static void write_at(const char *dir, const char *sub, int g, const char *suffix
 
 Test(copy_crash, restart_at_every_stage_resumes_at_the_first_generation_not_held)
 {
-    char *dir = ls_h_tmpdir("copycrash");
-    chain_t ch;
-    chain_build(&ch, 6, 3, 20);
-    ls_copy_t *c = copy_open(dir, NULL);
-    send_range(c, &ch, 1, 2);
-    ls_copy_close(c);
+    copy_fix_t f;
+    fix_init(&f, "copycrash", 6, 3, 20);
+    fix_open(&f, false);
+    send_range(f.c, &f.ch, 1, 2);
+    ls_copy_close(f.c);
 
     /* killed while receiving 3: a .part is left */
-    write_at(dir, "inspect", 3, ".part", ch.buf[3], ch.len[3] / 2);
-    c = copy_open(dir, NULL);
+    write_at(f.dir, "inspect", 3, ".part", f.ch.buf[3], f.ch.len[3] / 2);
+    f.c = copy_open(f.dir, NULL);
     ls_copy_resume_t r;
-    ls_copy_resume_point(c, &r);
+    ls_copy_resume_point(f.c, &r);
     cr_assert_eq(r.next_generation, 3);
-    cr_assert_arr_eq(r.digest, ch.digest[2], 32);
-    cr_assert_eq(r.last_lsn, ch.last_lsn[2]);
-    cr_assert_eq(count_files(dir, "inspect"), 0, ".part deleted");
-    ls_copy_close(c);
+    cr_assert_arr_eq(r.digest, f.ch.digest[2], 32);
+    cr_assert_eq(r.last_lsn, f.ch.last_lsn[2]);
+    cr_assert_eq(count_files(f.dir, "inspect"), 0, ".part deleted");
+    ls_copy_close(f.c);
 
     /* killed after 3 became durable, before inspection; 4 arrived damaged */
-    write_at(dir, "inspect", 3, "", ch.buf[3], ch.len[3]);
-    uint8_t *bad = malloc(ch.len[4]);
-    memcpy(bad, ch.buf[4], ch.len[4]);
+    write_at(f.dir, "inspect", 3, "", f.ch.buf[3], f.ch.len[3]);
+    uint8_t *bad = malloc(f.ch.len[4]);
+    memcpy(bad, f.ch.buf[4], f.ch.len[4]);
     bad[200] ^= 1;
-    write_at(dir, "inspect", 4, "", bad, ch.len[4]);
+    write_at(f.dir, "inspect", 4, "", bad, f.ch.len[4]);
     free(bad);
-    c = copy_open(dir, NULL);
-    ls_copy_resume_point(c, &r);
+    f.c = copy_open(f.dir, NULL);
+    ls_copy_resume_point(f.c, &r);
     cr_assert_eq(r.next_generation, 4, "3 inspected at open, the damaged 4 dropped");
-    cr_assert(file_exists(dir, "logs", 3) && !file_exists(dir, "inspect", 4));
+    cr_assert(file_exists(f.dir, "logs", 3) && !file_exists(f.dir, "inspect", 4));
     ls_copy_stats_t st;
-    ls_copy_stats(c, &st);
+    ls_copy_stats(f.c, &st);
     cr_assert_eq(st.replay_queue, 3, "1..3 in logs/ not replayed");
     cr_assert_eq(st.inspect_failures, 1, "4 inspected at open and refused");
     cr_assert_eq(st.last_replayed, 0);
-    ls_copy_close(c);
+    ls_copy_close(f.c);
 
     /* killed with 1..3 in logs/ not replayed: replayed after the restart, once */
-    c = copy_open(dir, NULL);
-    cr_assert_eq(ls_copy_start(c), 0);
-    wait_replayed(c, 3, true);
-    ls_copy_close(c);
-    c = copy_open(dir, NULL);
-    cr_assert_eq(ls_copy_start(c), 0);
-    ls_copy_stats(c, &st);
+    f.c = copy_open(f.dir, NULL);
+    cr_assert_eq(ls_copy_start(f.c), 0);
+    wait_replayed(f.c, 3, true);
+    ls_copy_close(f.c);
+    f.c = copy_open(f.dir, NULL);
+    cr_assert_eq(ls_copy_start(f.c), 0);
+    ls_copy_stats(f.c, &st);
     cr_assert_eq(st.replay_queue, 0);
     cr_assert_eq(st.applied_generations, 3);
-    ls_copy_resume_point(c, &r);
+    ls_copy_resume_point(f.c, &r);
     cr_assert_eq(r.next_generation, 4);
-    ls_copy_close(c);
-    ls_copy_stats(c = copy_open(dir, NULL), &st);
+    ls_copy_close(f.c);
+    ls_copy_stats(f.c = copy_open(f.dir, NULL), &st);
     cr_assert_eq(st.replay_txns, 0, "nothing applied again after a clean restart");
-    ls_copy_close(c);
-    converge(dir, &ch);
-    chain_free(&ch);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_copy_close(f.c);
+    converge(f.dir, &f.ch);
+    fix_fini(&f);
 }
 
 Test(copy_crash, a_log_that_no_longer_chains_is_dropped_at_open)
@@ -303,32 +291,29 @@ Test(copy_crash, full_disk_is_a_state_and_the_copy_resumes_when_space_returns)
 
 Test(copy_crash, a_log_of_another_database_in_logs_refuses_the_open)
 {
-    char *dir = ls_h_tmpdir("copycrash");
-    chain_t ch;
-    chain_build(&ch, 2, 2, 10);
-    ls_copy_t *c = copy_open(dir, NULL);
-    send_range(c, &ch, 1, 1);
-    ls_copy_close(c);
+    copy_fix_t f;
+    fix_init(&f, "copycrash", 2, 2, 10);
+    fix_open(&f, false);
+    send_range(f.c, &f.ch, 1, 1);
+    ls_copy_close(f.c);
     ls_h_gen_spec_t spec;
-    ls_h_gen_spec_default(&spec, 2, ch.last_lsn[1] + 1);
+    ls_h_gen_spec_default(&spec, 2, f.ch.last_lsn[1] + 1);
     spec.dbid[0] = 0x77;
-    spec.prev_digest = ch.digest[1];
+    spec.prev_digest = f.ch.digest[1];
     ls_h_gen_t *b = ls_h_gen_new(&spec);
     ls_h_gen_put(b, "key01", 5, "x", 1);
     ls_h_gen_commit(b);
     ls_h_gen_close(b);
     size_t len;
     const uint8_t *bytes = ls_h_gen_bytes(b, &len);
-    write_at(dir, "logs", 2, "", bytes, len);
-    ls_copy_options_t o = {.dir = dir};
+    write_at(f.dir, "logs", 2, "", bytes, len);
+    ls_copy_options_t o = {.dir = f.dir};
     char err[1024] = "";
-    c = NULL;
-    cr_assert_eq(ls_copy_open(&o, &c, err, sizeof(err)), LS_EDBID, "%s", err);
-    cr_assert_null(c);
+    f.c = NULL;
+    cr_assert_eq(ls_copy_open(&o, &f.c, err, sizeof(err)), LS_EDBID, "%s", err);
+    cr_assert_null(f.c);
     cr_assert(ls_h_contains(err, "logs/ holds a generation"), "%s", err);
-    cr_assert(file_exists(dir, "logs", 2), "left for the operator, not deleted");
+    cr_assert(file_exists(f.dir, "logs", 2), "left for the operator, not deleted");
     ls_h_gen_free(b);
-    chain_free(&ch);
-    ls_h_rmtree(dir);
-    free(dir);
+    fix_fini(&f);
 }

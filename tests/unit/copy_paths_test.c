@@ -32,9 +32,6 @@ static void seed_store(const char *path, ls_store_meta_t *m)
     ls_store_close(s);
 }
 
-#define ASSERT_MSG_HAS(err, s)                                                                     \
-    cr_assert(strstr((err), (s)) != NULL, "message \"%s\" lacks \"%s\"", (err), (s))
-
 /* Writes generation g of ch into dir/sub (created) under its closed name. */
 static void place_gen(const char *dir, const char *sub, const chain_t *ch, int g)
 {
@@ -47,36 +44,30 @@ static void place_gen(const char *dir, const char *sub, const chain_t *ch, int g
 
 Test(copy_paths, receiving_calls_out_of_turn_are_refused)
 {
-    char *dir = ls_h_tmpdir("copypaths");
-    chain_t ch;
-    chain_build(&ch, 2, 4, 30);
-    ls_copy_t *c = copy_open(dir, NULL);
-    cr_assert_eq(ls_copy_start(c), 0);
+    copy_fix_t f;
+    fix_init(&f, "copypaths", 2, 4, 30);
+    fix_start(&f, false, false);
     char err[1024] = "";
-    cr_assert_eq(ls_copy_recv_begin(c, 1, 1, ch.len[1], LS_H_GEN_CLOSE_NS, err, sizeof(err)), 0,
+    cr_assert_eq(ls_copy_recv_begin(f.c, 1, 1, f.ch.len[1], LS_H_GEN_CLOSE_NS, err, sizeof(err)), 0,
                  "%s", err);
-    cr_assert_eq(ls_copy_recv_begin(c, 1, 1, ch.len[1], LS_H_GEN_CLOSE_NS, err, sizeof(err)),
+    cr_assert_eq(ls_copy_recv_begin(f.c, 1, 1, f.ch.len[1], LS_H_GEN_CLOSE_NS, err, sizeof(err)),
                  LS_ESTATE);
-    ASSERT_MSG_HAS(err, dir);
-    ASSERT_MSG_HAS(err, "generation 1 is still being received");
-    cr_assert_eq(ls_copy_recv_data(c, 2, 0, ch.buf[2], 10, err, sizeof(err)), LS_ESTATE);
-    ASSERT_MSG_HAS(err, "generation 2 is not being received");
-    cr_assert_eq(ls_copy_recv_data(c, 1, 0, ch.buf[1], 100, err, sizeof(err)), 0, "%s", err);
-    cr_assert_eq(ls_copy_recv_end(c, 1, ch.digest[1], err, sizeof(err)), LS_ESTATE);
+    LS_H_ASSERT_HAS(err, f.dir);
+    LS_H_ASSERT_HAS(err, "generation 1 is still being received");
+    cr_assert_eq(ls_copy_recv_data(f.c, 2, 0, f.ch.buf[2], 10, err, sizeof(err)), LS_ESTATE);
+    LS_H_ASSERT_HAS(err, "generation 2 is not being received");
+    cr_assert_eq(ls_copy_recv_data(f.c, 1, 0, f.ch.buf[1], 100, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(ls_copy_recv_end(f.c, 1, f.ch.digest[1], err, sizeof(err)), LS_ESTATE);
     char want[128];
-    snprintf(want, sizeof(want), "generation 1 cannot end: 100 of %zu bytes received", ch.len[1]);
-    ASSERT_MSG_HAS(err, want);
-    cr_assert_eq(count_files(dir, "inspect"), 0, "the partial file is dropped");
-    cr_assert_eq(ls_copy_recv_end(c, 1, ch.digest[1], err, sizeof(err)), LS_ESTATE,
+    snprintf(want, sizeof(want), "generation 1 cannot end: 100 of %zu bytes received", f.ch.len[1]);
+    LS_H_ASSERT_HAS(err, want);
+    cr_assert_eq(count_files(f.dir, "inspect"), 0, "the partial file is dropped");
+    cr_assert_eq(ls_copy_recv_end(f.c, 1, f.ch.digest[1], err, sizeof(err)), LS_ESTATE,
                  "nothing is being received any more");
     /* the generation is then received whole */
-    send_range(c, &ch, 1, 2);
-    wait_replayed(c, 2, true);
-    store_matches(c, &ch);
-    ls_copy_close(c);
-    chain_free(&ch);
-    ls_h_rmtree(dir);
-    free(dir);
+    fix_catch_up(&f, 1, 2);
+    ls_copy_close(f.c);
+    fix_fini(&f);
 }
 
 /* The rename out of .part fails (fault point copy.recv.before_rename, first hit, armed in this
@@ -88,89 +79,70 @@ Test(copy_paths, failed_rename_drops_the_part_and_the_resend_succeeds)
     cr_fail("fault points are not compiled in (LS_FAULTS=OFF)");
 #endif
     setenv("LS_FAULTS", "copy.recv.before_rename=fail@1", 1);
-    char *dir = ls_h_tmpdir("copypaths");
-    chain_t ch;
-    chain_build(&ch, 2, 4, 30);
-    events_t ev;
-    events_init(&ev);
-    ls_copy_t *c = copy_open(dir, &ev);
-    cr_assert_eq(ls_copy_start(c), 0);
+    copy_fix_t f;
+    fix_init(&f, "copypaths", 2, 4, 30);
+    fix_start(&f, true, false);
     char err[1024] = "";
-    int rc = send_bytes(c, 1, ch.buf[1], ch.len[1], ch.digest[1], err, sizeof(err));
+    int rc = send_bytes(f.c, 1, f.ch.buf[1], f.ch.len[1], f.ch.digest[1], err, sizeof(err));
     cr_assert_eq(rc, LS_EIO, "%s (%s)", ls_err_name(rc), err);
-    ASSERT_MSG_HAS(err, dir);
-    ASSERT_MSG_HAS(err, "renaming");
-    ASSERT_MSG_HAS(err, "generation 1 will be received again");
-    cr_assert_eq(events_count(&ev, LS_COPY_EV_DURABLE, 1), 0, "never reported durable");
-    cr_assert_eq(count_files(dir, "inspect"), 0);
-    cr_assert_not(file_exists(dir, "logs", 1));
-    send_range(c, &ch, 1, 2);
-    wait_replayed(c, 2, true);
-    store_matches(c, &ch);
-    ls_copy_close(c);
+    LS_H_ASSERT_HAS(err, f.dir);
+    LS_H_ASSERT_HAS(err, "renaming");
+    LS_H_ASSERT_HAS(err, "generation 1 will be received again");
+    cr_assert_eq(events_count(&f.ev, LS_COPY_EV_DURABLE, 1), 0, "never reported durable");
+    cr_assert_eq(count_files(f.dir, "inspect"), 0);
+    cr_assert_not(file_exists(f.dir, "logs", 1));
+    fix_catch_up(&f, 1, 2);
+    ls_copy_close(f.c);
     unsetenv("LS_FAULTS");
-    chain_free(&ch);
-    ls_h_rmtree(dir);
-    free(dir);
+    fix_fini(&f);
 }
 
 /* A store created without identity (no meta record): the copy adopts the first generation's. */
 Test(copy_paths, store_without_identity_adopts_the_first_generation)
 {
-    char *dir = ls_h_tmpdir("copypaths");
+    copy_fix_t f;
+    fix_init(&f, "copypaths", 3, 4, 30);
     char store[4200], err[1024] = "";
-    snprintf(store, sizeof(store), "%s/store", dir);
+    snprintf(store, sizeof(store), "%s/store", f.dir);
     ls_store_options_t so = {.map_size = 8u << 20, .create = true};
     ls_store_t *s = NULL;
     cr_assert_eq(ls_store_open(store, &so, &s, err, sizeof(err)), 0, "%s", err);
     ls_store_close(s);
-    chain_t ch;
-    chain_build(&ch, 3, 4, 30);
-    ls_copy_t *c = copy_open(dir, NULL);
-    cr_assert_eq(ls_copy_start(c), 0);
-    send_range(c, &ch, 1, 3);
-    wait_replayed(c, 3, true);
-    store_matches(c, &ch);
+    fix_start(&f, false, false);
+    fix_catch_up(&f, 1, 3);
     ls_store_meta_t m;
-    ls_store_meta(ls_copy_store(c), &m);
+    ls_store_meta(ls_copy_store(f.c), &m);
     ls_h_gen_spec_t spec;
     ls_h_gen_spec_default(&spec, 1, 1);
     cr_assert_arr_eq(m.dbid, spec.dbid, LS_DBID_LEN, "the generations' database id");
     cr_assert_eq(m.digest_generation, 3);
-    ls_copy_close(c);
-    chain_free(&ch);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_copy_close(f.c);
+    fix_fini(&f);
 }
 
 /* The store is gone but logs/ kept generations 1 and 2 (and inspect/ a leftover copy of 1): the
  * copy takes the database id from logs/, opens a new store, drops the leftover and replays. */
 Test(copy_paths, logs_without_store_are_held_and_replayed)
 {
-    char *dir = ls_h_tmpdir("copypaths");
-    chain_t ch;
-    chain_build(&ch, 3, 4, 30);
-    place_gen(dir, "logs", &ch, 1);
-    place_gen(dir, "logs", &ch, 2);
-    place_gen(dir, "inspect", &ch, 1);
-    ls_copy_t *c = copy_open(dir, NULL);
-    cr_assert_not(file_exists(dir, "inspect", 1), "the leftover below the held chain is deleted");
-    cr_assert(file_exists(dir, "logs", 1));
+    copy_fix_t f;
+    fix_init(&f, "copypaths", 3, 4, 30);
+    place_gen(f.dir, "logs", &f.ch, 1);
+    place_gen(f.dir, "logs", &f.ch, 2);
+    place_gen(f.dir, "inspect", &f.ch, 1);
+    fix_open(&f, false);
+    cr_assert_not(file_exists(f.dir, "inspect", 1), "the leftover below the held chain is deleted");
+    cr_assert(file_exists(f.dir, "logs", 1));
     ls_copy_resume_t r;
-    ls_copy_resume_point(c, &r);
+    ls_copy_resume_point(f.c, &r);
     cr_assert_eq(r.next_generation, 3, "generations 1 and 2 are held");
-    cr_assert_arr_eq(r.digest, ch.digest[2], LS_DIGEST_SIZE);
-    cr_assert_eq(ls_copy_start(c), 0);
-    send_range(c, &ch, 3, 3);
-    wait_replayed(c, 3, true);
-    store_matches(c, &ch);
+    cr_assert_arr_eq(r.digest, f.ch.digest[2], LS_DIGEST_SIZE);
+    cr_assert_eq(ls_copy_start(f.c), 0);
+    fix_catch_up(&f, 3, 3);
     ls_store_meta_t m;
-    ls_store_meta(ls_copy_store(c), &m);
-    cr_assert_eq(m.lsn, ch.last_lsn[3]);
-    ls_copy_close(c);
-    chain_free(&ch);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_store_meta(ls_copy_store(f.c), &m);
+    cr_assert_eq(m.lsn, f.ch.last_lsn[3]);
+    ls_copy_close(f.c);
+    fix_fini(&f);
 }
 
 /* A seeded store (meta: generation 2, digest_generation 1, lsn L inside generation 1's range)
@@ -178,45 +150,40 @@ Test(copy_paths, logs_without_store_are_held_and_replayed)
  * will see: LS_EGAP, asked again, nothing replayed, the store untouched. */
 Test(copy_paths, seeded_store_refuses_a_generation_starting_past_its_lsn)
 {
-    char *dir = ls_h_tmpdir("copypaths");
-    chain_t ch;
-    chain_build(&ch, 2, 4, 30);
+    copy_fix_t f;
+    fix_init(&f, "copypaths", 2, 4, 30);
     char store[4200], err[1024] = "";
-    snprintf(store, sizeof(store), "%s/store", dir);
+    snprintf(store, sizeof(store), "%s/store", f.dir);
     ls_store_meta_t seeded = {.epoch = 1,
                               .generation = 2,
                               .digest_generation = 1,
-                              .lsn = ch.last_lsn[1] - 2,
-                              .checkpoint_lsn = ch.last_lsn[1] - 2};
-    memcpy(seeded.digest, ch.digest[1], LS_DIGEST_SIZE);
+                              .lsn = f.ch.last_lsn[1] - 2,
+                              .checkpoint_lsn = f.ch.last_lsn[1] - 2};
+    memcpy(seeded.digest, f.ch.digest[1], LS_DIGEST_SIZE);
     seed_store(store, &seeded);
 
-    events_t ev;
-    events_init(&ev);
-    ls_copy_t *c = copy_open(dir, &ev);
+    fix_open(&f, true);
     ls_copy_resume_t r;
-    ls_copy_resume_point(c, &r);
+    ls_copy_resume_point(f.c, &r);
     cr_assert_eq(r.next_generation, 2, "the seed's hand-off: generation 2 next");
-    cr_assert_eq(ls_copy_start(c), 0);
-    int rc = send_bytes(c, 2, ch.buf[2], ch.len[2], ch.digest[2], err, sizeof(err));
+    cr_assert_eq(ls_copy_start(f.c), 0);
+    int rc = send_bytes(f.c, 2, f.ch.buf[2], f.ch.len[2], f.ch.digest[2], err, sizeof(err));
     cr_assert_eq(rc, LS_EGAP, "%s (%s)", ls_err_name(rc), err);
-    ASSERT_MSG_HAS(err, dir);
+    LS_H_ASSERT_HAS(err, f.dir);
     char want[160];
     snprintf(want, sizeof(want),
              "generation 2 starts at lsn %llu but the seeded store holds only through lsn %llu",
-             (unsigned long long) ch.last_lsn[1] + 1, (unsigned long long) seeded.lsn);
-    ASSERT_MSG_HAS(err, want);
-    cr_assert_eq(events_count(&ev, LS_COPY_EV_ASK_AGAIN, 2), 1);
-    cr_assert_not(file_exists(dir, "logs", 2));
-    cr_assert_not(file_exists(dir, "inspect", 2));
+             (unsigned long long) f.ch.last_lsn[1] + 1, (unsigned long long) seeded.lsn);
+    LS_H_ASSERT_HAS(err, want);
+    cr_assert_eq(events_count(&f.ev, LS_COPY_EV_ASK_AGAIN, 2), 1);
+    cr_assert_not(file_exists(f.dir, "logs", 2));
+    cr_assert_not(file_exists(f.dir, "inspect", 2));
     ls_store_meta_t m;
-    ls_store_meta(ls_copy_store(c), &m);
+    ls_store_meta(ls_copy_store(f.c), &m);
     cr_assert_eq(m.lsn, seeded.lsn, "nothing replayed");
     cr_assert_eq(m.generation, 2);
-    ls_copy_close(c);
-    chain_free(&ch);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_copy_close(f.c);
+    fix_fini(&f);
 }
 
 /* The store of a copy without identity is damaged before the first generation arrives: the
@@ -224,71 +191,55 @@ Test(copy_paths, seeded_store_refuses_a_generation_starting_past_its_lsn)
  * moved into logs/ and is asked again; with the store repaired, it goes through. */
 Test(copy_paths, first_generation_with_an_unopenable_store_is_asked_again)
 {
-    char *dir = ls_h_tmpdir("copypaths");
-    chain_t ch;
-    chain_build(&ch, 2, 4, 30);
-    events_t ev;
-    events_init(&ev);
-    ls_copy_t *c = copy_open(dir, &ev);
-    cr_assert_eq(ls_copy_start(c), 0);
+    copy_fix_t f;
+    fix_init(&f, "copypaths", 2, 4, 30);
+    fix_start(&f, true, false);
     char p[4200], err[1024] = "";
-    snprintf(p, sizeof(p), "%s/store", dir);
+    snprintf(p, sizeof(p), "%s/store", f.dir);
     cr_assert_eq(ls_mkdir_p(p), 0);
-    snprintf(p, sizeof(p), "%s/store/data.mdb", dir);
+    snprintf(p, sizeof(p), "%s/store/data.mdb", f.dir);
     uint8_t junk[8192];
     memset(junk, 0x5a, sizeof(junk));
     cr_assert_eq(ls_h_write_file(p, junk, sizeof(junk)), 0);
-    int rc = send_bytes(c, 1, ch.buf[1], ch.len[1], ch.digest[1], err, sizeof(err));
+    int rc = send_bytes(f.c, 1, f.ch.buf[1], f.ch.len[1], f.ch.digest[1], err, sizeof(err));
     cr_assert_neq(rc, 0);
-    ASSERT_MSG_HAS(err, dir);
-    ASSERT_MSG_HAS(err, "inspection of generation 1 failed");
-    cr_assert_eq(events_count(&ev, LS_COPY_EV_ASK_AGAIN, 1), 1);
-    cr_assert_not(file_exists(dir, "logs", 1), "not moved into logs/");
-    cr_assert_not(file_exists(dir, "inspect", 1), "the failed inspection deleted it");
+    LS_H_ASSERT_HAS(err, f.dir);
+    LS_H_ASSERT_HAS(err, "inspection of generation 1 failed");
+    cr_assert_eq(events_count(&f.ev, LS_COPY_EV_ASK_AGAIN, 1), 1);
+    cr_assert_not(file_exists(f.dir, "logs", 1), "not moved into logs/");
+    cr_assert_not(file_exists(f.dir, "inspect", 1), "the failed inspection deleted it");
     cr_assert_eq(unlink(p), 0);
-    send_range(c, &ch, 1, 2);
-    wait_replayed(c, 2, true);
-    store_matches(c, &ch);
-    ls_copy_close(c);
-    chain_free(&ch);
-    ls_h_rmtree(dir);
-    free(dir);
+    fix_catch_up(&f, 1, 2);
+    ls_copy_close(f.c);
+    fix_fini(&f);
 }
 
 /* logs/ already has a directory where generation 1 goes: the move fails, the message names the
  * file, and the generation is asked again; nothing under logs/ is touched. */
 Test(copy_paths, move_into_logs_that_fails_is_asked_again)
 {
-    char *dir = ls_h_tmpdir("copypaths");
-    chain_t ch;
-    chain_build(&ch, 2, 4, 30);
-    events_t ev;
-    events_init(&ev);
-    ls_copy_t *c = copy_open(dir, &ev);
-    cr_assert_eq(ls_copy_start(c), 0);
+    copy_fix_t f;
+    fix_init(&f, "copypaths", 2, 4, 30);
+    fix_start(&f, true, false);
     char p[4200], in[4200], err[1024] = "";
-    gen_path(p, sizeof(p), dir, "logs", 1, "/occupied");
+    gen_path(p, sizeof(p), f.dir, "logs", 1, "/occupied");
     cr_assert_eq(ls_mkdir_p(p), 0);
-    int rc = send_bytes(c, 1, ch.buf[1], ch.len[1], ch.digest[1], err, sizeof(err));
+    int rc = send_bytes(f.c, 1, f.ch.buf[1], f.ch.len[1], f.ch.digest[1], err, sizeof(err));
     cr_assert_neq(rc, 0);
-    gen_path(in, sizeof(in), dir, "inspect", 1, "");
-    ASSERT_MSG_HAS(err, "inspection of generation 1 failed");
-    ASSERT_MSG_HAS(err, "cannot move");
-    ASSERT_MSG_HAS(err, in);
-    cr_assert_eq(events_count(&ev, LS_COPY_EV_ASK_AGAIN, 1), 1);
-    cr_assert_eq(events_count(&ev, LS_COPY_EV_INSPECTED, 1), 0);
+    gen_path(in, sizeof(in), f.dir, "inspect", 1, "");
+    LS_H_ASSERT_HAS(err, "inspection of generation 1 failed");
+    LS_H_ASSERT_HAS(err, "cannot move");
+    LS_H_ASSERT_HAS(err, in);
+    cr_assert_eq(events_count(&f.ev, LS_COPY_EV_ASK_AGAIN, 1), 1);
+    cr_assert_eq(events_count(&f.ev, LS_COPY_EV_INSPECTED, 1), 0);
     cr_assert(access(p, F_OK) == 0, "what was in logs/ stays");
-    cr_assert_not(file_exists(dir, "inspect", 1));
+    cr_assert_not(file_exists(f.dir, "inspect", 1));
     cr_assert_eq(rmdir(p), 0);
-    gen_path(p, sizeof(p), dir, "logs", 1, "");
+    gen_path(p, sizeof(p), f.dir, "logs", 1, "");
     cr_assert_eq(rmdir(p), 0);
-    send_range(c, &ch, 1, 2);
-    wait_replayed(c, 2, true);
-    store_matches(c, &ch);
-    ls_copy_close(c);
-    chain_free(&ch);
-    ls_h_rmtree(dir);
-    free(dir);
+    fix_catch_up(&f, 1, 2);
+    ls_copy_close(f.c);
+    fix_fini(&f);
 }
 
 /* A store seeded with a hand-off at generation 3 of epoch 2 (meta: generation 3, digest of 2,

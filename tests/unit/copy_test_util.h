@@ -1,7 +1,9 @@
 /*
- * Helpers shared by copy_test.c and copy_crash_test.c: a chain of valid generations with the
- * key/value state they describe (the model), sending a generation in chunks of varied sizes, an
- * event recorder, waiting on the copy's figures, and comparing the copy store with the model.
+ * Helpers shared by the copy tests (copy_test.c, copy_crash_test.c, copy_paths_test.c, ...): a
+ * chain of valid generations with the key/value state they describe (the model), sending a
+ * generation in chunks of varied sizes, an event recorder, one test's fixture (copy_fix_t: its
+ * directory, chain, events and copy; fix_catch_up), waiting on the copy's figures, and comparing
+ * the copy store with the model.
  * Static functions: each test program includes this once.
  */
 #ifndef LS_COPY_TEST_UTIL_H
@@ -177,6 +179,46 @@ UTIL ls_copy_t *copy_open(const char *dir, events_t *ev)
     return copy_open_opts(&o);
 }
 
+/* One test's copy: a scratch directory, the chain it is sent and the events it reports. */
+typedef struct {
+    char *dir;    /* the copy's directory (the test's scratch directory) */
+    chain_t ch;   /* the generations it is sent */
+    events_t ev;  /* what it reported, when opened with the recorder */
+    ls_copy_t *c; /* the copy, once fix_open opened it (the test closes it) */
+} copy_fix_t;
+
+/* The scratch directory (tag names it), generations 1..n built (chain_build), no copy open. */
+UTIL void fix_init(copy_fix_t *f, const char *tag, int n, int txns, size_t vsize)
+{
+    memset(f, 0, sizeof(*f));
+    f->dir = ls_h_tmpdir(tag);
+    cr_assert_not_null(f->dir);
+    chain_build(&f->ch, n, txns, vsize);
+    events_init(&f->ev);
+}
+
+/* Opens the copy on f->dir, with the event recorder f->ev or without one. */
+UTIL void fix_open(copy_fix_t *f, bool events)
+{
+    f->c = copy_open(f->dir, events ? &f->ev : NULL);
+}
+
+/* fix_open, then the copy started, its replay paused first when asked. */
+UTIL void fix_start(copy_fix_t *f, bool events, bool paused)
+{
+    fix_open(f, events);
+    if (paused) ls_copy_pause_replay(f->c, true);
+    cr_assert_eq(ls_copy_start(f->c), 0);
+}
+
+/* Frees the chain and removes the directory (the copy is closed by then). */
+UTIL void fix_fini(copy_fix_t *f)
+{
+    chain_free(&f->ch);
+    ls_h_rmtree(f->dir);
+    free(f->dir);
+}
+
 /* Waiting on the copy's figures. */
 typedef struct {
     ls_copy_t *c;
@@ -231,6 +273,15 @@ UTIL void store_matches(ls_copy_t *c, const chain_t *ch)
         want += ch->present[i];
     cr_assert_eq(st.entries, want, "store holds %llu keys, the log leaves %llu",
                  (unsigned long long) st.entries, (unsigned long long) want);
+}
+
+/* Sends generations from..to to f's copy (started), waits until it replayed and synced them and
+ * compares its store with the chain's model. */
+UTIL void fix_catch_up(copy_fix_t *f, int from, int to)
+{
+    send_range(f->c, &f->ch, from, to);
+    wait_replayed(f->c, (uint64_t) to, true);
+    store_matches(f->c, &f->ch);
 }
 
 /* Counts files in dir/sub whose name does (suffix true) or does not end in ".part". */

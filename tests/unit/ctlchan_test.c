@@ -135,6 +135,26 @@ Test(ctlchan, a_sleeper_wakes_on_publish_and_on_wake)
     free(dir);
 }
 
+Test(ctlchan, a_quiet_publication_moves_the_sequence_and_the_fields)
+{
+    char *dir = ls_h_tmpdir("ctlchan");
+    ls_ctlpage_t *p = open_page(dir);
+    ls_ctl_copy_t c[LS_CTL_COPIES_MAX];
+    uint32_t n;
+    uint32_t s = ls_ctlpage_read_copies(p, c, &n);
+    ls_ctlpage_publish_copies_quiet(p, &(ls_ctl_copy_t){.durable_lsn = 7, .applied_lsn = 5}, 1);
+    uint32_t s2 = ls_ctlpage_read_copies(p, c, &n);
+    cr_assert_eq(n, 1);
+    cr_assert_eq(c[0].durable_lsn, 7);
+    cr_assert_eq(c[0].applied_lsn, 5);
+    cr_assert_neq(s2, s);
+    cr_assert_eq(s2 % 2, 0, "the sequence is even again");
+    cr_assert_eq(ls_ctlpage_wait_copies(p, s, 20 * 1000000ull), 0,
+                 "whoever read before it does not sleep on the old sequence");
+    ls_ctlpage_close(p);
+    free(dir);
+}
+
 Test(ctlchan, a_sleeper_in_another_process_wakes)
 {
     char *dir = ls_h_tmpdir("ctlchan");

@@ -203,3 +203,68 @@ Test(passive_block, gen_tail_finishes_from_the_shadow_or_asks_again_whole)
     pt_teardown(&t);
     chain_free(&ch);
 }
+
+/* The index of the first frame of type with generation gen (bytes >= min for BLOCK_ACK), or -1. */
+static int frame_at(pt_t *t, uint8_t type, uint64_t gen, uint64_t min)
+{
+    for (int i = 0; i < t->nframes; i++)
+        if (t->frames[i].type == type && t->frames[i].generation == gen &&
+            (type != LS_FRAME_BLOCK_ACK || t->frames[i].bytes >= min))
+            return i;
+    return -1;
+}
+
+typedef struct {
+    pt_t *t;
+    uint64_t gen, offset;
+} acked_gen_t;
+
+static bool acked_gen(void *ctx)
+{
+    acked_gen_t *a = ctx;
+    ls_passive_poll(a->t->m, a->t->now);
+    return frame_at(a->t, LS_FRAME_BLOCK_ACK, a->gen, a->offset) >= 0;
+}
+
+Test(passive_block, the_next_generation_streams_right_behind_the_closed_ones_end)
+{
+    pt_t t;
+    chain_t ch;
+    chain_build(&ch, 5, 3, 60);
+    pt_setup(&t);
+    pt_connect(&t);
+    pt_ship(&t, &ch, 1, 1000, NULL);
+    pt_wait(&t, LS_FRAME_DURABLE, 1);
+    /* 2 streamed, finished from its shadow, and 3's BLOCKs right behind its GEN_END, before any
+     * DURABLE of 2: taken in order, so 3's shadow follows 2 once 2 is held */
+    size_t open2 = ch.len[2] - LS_GEN_TRAILER_SIZE;
+    cr_assert_eq(pt_block(&t, &ch, 2, 0, open2, 300, 20), 0);
+    pt_tail(&t, &ch, 2, open2, 1000);
+    size_t part3 = ch.len[3] - LS_GEN_TRAILER_SIZE - 50;
+    cr_assert_eq(pt_block(&t, &ch, 3, 0, part3, 300, 30), 0);
+    acked_gen_t a = {&t, 3, part3};
+    cr_assert(ls_h_wait_for(acked_gen, &a, 10000), "BLOCK_ACK of 3's %zu bytes", part3);
+    pt_wait(&t, LS_FRAME_DURABLE, 2);
+    cr_assert_lt(frame_at(&t, LS_FRAME_DURABLE, 2, 0), frame_at(&t, LS_FRAME_BLOCK_ACK, 3, part3),
+                 "2 durable before 3's bytes are acknowledged");
+    logs_equal(&t, &ch, 2);
+    cr_assert_eq(count_files(t.dir, "shadow"), 1, "3's shadow alone");
+    /* 4 arrives whole, with 5's BLOCKs and 5 whole queued behind it: 4's fsync of logs/ may be
+     * deferred (a whole generation queued behind it), but never past an acknowledgement of 5 */
+    pt_tail(&t, &ch, 3, part3, 1000);
+    pt_ship(&t, &ch, 4, 1000, NULL);
+    size_t part5 = 400;
+    cr_assert_eq(pt_block(&t, &ch, 5, 0, part5, 400, 50), 0);
+    pt_ship(&t, &ch, 5, 1000, NULL);
+    pt_wait(&t, LS_FRAME_DURABLE, 5);
+    ls_passive_poll(t.m, t.now);
+    int ack5 = frame_at(&t, LS_FRAME_BLOCK_ACK, 5, part5);
+    if (ack5 >= 0)
+        cr_assert_lt(frame_at(&t, LS_FRAME_DURABLE, 4, 0), ack5,
+                     "4 durable before 5's bytes are acknowledged");
+    for (int g = 3; g <= 5; g++)
+        logs_equal(&t, &ch, g);
+    cr_assert_eq(count_files(t.dir, "shadow"), 0);
+    pt_teardown(&t);
+    chain_free(&ch);
+}

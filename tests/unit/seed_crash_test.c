@@ -18,15 +18,15 @@ static void setup(void *ctx)
     const env_t *e = ctx;
     ls_db_options_t o = db_opts(16 * 1024);
     ls_db_t *db = NULL;
-    CHILD_CHECK(ls_db_open(e->db, &o, &db) == 0);
-    CHILD_CHECK(commit_range(db, 0, 30, 3, 500) == 0);
+    LS_H_CHILD_CHECK(ls_db_open(e->db, &o, &db) == 0);
+    LS_H_CHILD_CHECK(commit_range(db, 0, 30, 3, 500) == 0);
     ls_seed_install_options_t io = {.copy_dir = e->copy};
     char err[1024] = "";
     int rc = seed_run(e->db, &io, CHUNK, -1, NULL, err, sizeof(err));
     if (rc) fprintf(stderr, "child: first seed: %s\n", err);
-    CHILD_CHECK(rc == 0);
-    CHILD_CHECK(commit_range(db, 30, 80, 3, 500) == 0);
-    CHILD_CHECK(ls_db_close(db) == 0);
+    LS_H_CHILD_CHECK(rc == 0);
+    LS_H_CHILD_CHECK(commit_range(db, 30, 80, 3, 500) == 0);
+    LS_H_CHILD_CHECK(ls_db_close(db) == 0);
 }
 
 /* Child: a seed replacing the old copy, expected to die at its fault point. */
@@ -146,9 +146,9 @@ static void first_seed(void *ctx)
     const env_t *e = ctx;
     ls_db_options_t o = db_opts(16 * 1024);
     ls_db_t *db = NULL;
-    CHILD_CHECK(ls_db_open(e->db, &o, &db) == 0);
-    CHILD_CHECK(commit_range(db, 0, 30, 3, 500) == 0);
-    CHILD_CHECK(ls_db_close(db) == 0);
+    LS_H_CHILD_CHECK(ls_db_open(e->db, &o, &db) == 0);
+    LS_H_CHILD_CHECK(commit_range(db, 0, 30, 3, 500) == 0);
+    LS_H_CHILD_CHECK(ls_db_close(db) == 0);
     ls_seed_install_options_t io = {.copy_dir = e->copy};
     char err[1024] = "";
     seed_run(e->db, &io, CHUNK, -1, NULL, err, sizeof(err));

@@ -17,15 +17,6 @@
 
 #define WIN (64u * 1024u)
 
-/* In a forked child: no Criterion assertions. */
-#define CHILD_CHECK_ROLE(e)                                                                        \
-    do {                                                                                           \
-        if (!(e)) {                                                                                \
-            fprintf(stderr, "child: %s:%d: %s\n", __FILE__, __LINE__, #e);                         \
-            _exit(3);                                                                              \
-        }                                                                                          \
-    } while (0)
-
 /* A (old active, "node-a") and B (new active, "node-b") under one scratch directory. */
 typedef struct {
     char *base;
@@ -571,7 +562,7 @@ static void finish_in_child(void *ctx)
 {
     wire_t *t = ctx;
     char err[1024];
-    CHILD_CHECK_ROLE(ls_seed_install_end(t->in, t->end, err, sizeof(err)) == 0);
+    LS_H_CHILD_CHECK(ls_seed_install_end(t->in, t->end, err, sizeof(err)) == 0);
     int rc = ls_seed_install_commit(t->in, err, sizeof(err)); /* exits in the middle of it */
     fprintf(stderr, "child: the commit returned %d: %s\n", rc, err);
     _exit(0);

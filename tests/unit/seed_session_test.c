@@ -252,18 +252,6 @@ static void gen_lsns(const char *db, uint64_t g, uint64_t *first, uint64_t *last
     free(buf);
 }
 
-/* Entries of dir but . and .. (-1: no such directory). */
-static int entries(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d) return -1;
-    int n = 0;
-    for (struct dirent *de; (de = readdir(d));)
-        n += strcmp(de->d_name, ".") && strcmp(de->d_name, "..");
-    closedir(d);
-    return n;
-}
-
 /* ---- the whole exchange --------------------------------------------------------------------- */
 
 Test(seed_session, whole_exchange_hands_off_inside_an_open_generation, .timeout = 60)
@@ -465,7 +453,7 @@ Test(seed_session, abort_at_each_phase_leaves_no_new_copy, .timeout = 60)
     }
     char tmp[PATHSZ];
     snprintf(tmp, sizeof(tmp), "%s/seed-tmp", e.db);
-    cr_assert_leq(entries(tmp), 0, "every snapshot copy was removed from %s", tmp);
+    cr_assert_leq(ls_h_dir_entries(tmp), 0, "every snapshot copy was removed from %s", tmp);
     env_free(&e);
 }
 
@@ -736,7 +724,7 @@ Test(seed_session, worker_spills_a_slow_direct_stream_with_the_same_bytes, .time
     cr_assert_eq(memcmp(a.buf, c.buf, a.len), 0);
     char tmp[PATHSZ];
     snprintf(tmp, sizeof(tmp), "%s/seed-tmp", e.db);
-    cr_assert_eq(entries(tmp), 0, "every local copy removed with its worker");
+    cr_assert_eq(ls_h_dir_entries(tmp), 0, "every local copy removed with its worker");
     free(a.buf);
     free(b.buf);
     free(c.buf);

@@ -381,9 +381,9 @@ static void build_big(void *ctx)
     const char *dir = ctx;
     ls_db_options_t o = db_opts(0);
     ls_db_t *db = NULL;
-    CHILD_CHECK(ls_db_open(dir, &o, &db) == 0);
-    CHILD_CHECK(commit_range(db, 0, 110, 15, 64 * 1024) == 0); /* ~103 MiB of values */
-    CHILD_CHECK(ls_db_close(db) == 0);
+    LS_H_CHILD_CHECK(ls_db_open(dir, &o, &db) == 0);
+    LS_H_CHILD_CHECK(commit_range(db, 0, 110, 15, 64 * 1024) == 0); /* ~103 MiB of values */
+    LS_H_CHILD_CHECK(ls_db_close(db) == 0);
 }
 
 /* A >= 100 MiB store streams through fixed chunks: the peak RSS of streaming and installing
@@ -548,7 +548,7 @@ Test(seed, streamed_snapshot_under_running_writer_converges)
     running_writer(true);
 }
 
-/* ---- streaming from the compaction (snapshot.c, direct mode) ------------------------------- */
+/* ---- streaming from the compaction (snapshot_direct.c) ------------------------------------ */
 
 /* The whole stream of a snapshot of db into a malloc'd buffer (*len bytes), its digest and info;
  * spill_at: call ls_seed_snapshot_spill once that many bytes were read (0: never). */
@@ -708,12 +708,12 @@ static void race_writer(const char *store, int ready)
     ls_store_options_t o = {.map_size = 1ull << 30};
     ls_store_t *s = NULL;
     char err[512] = "";
-    CHILD_CHECK(ls_store_open(store, &o, &s, err, sizeof(err)) == 0);
+    LS_H_CHILD_CHECK(ls_store_open(store, &o, &s, err, sizeof(err)) == 0);
     ls_store_meta_t m;
     ls_store_meta(s, &m); /* the position stays the writer's: only data changes */
     for (race_txn_t t = {.counter = 1};; t.counter++) {
-        CHILD_CHECK(ls_store_apply(s, race_put, &t, &m) == 0);
-        if (t.counter == 1) CHILD_CHECK(write(ready, "r", 1) == 1);
+        LS_H_CHILD_CHECK(ls_store_apply(s, race_put, &t, &m) == 0);
+        if (t.counter == 1) LS_H_CHILD_CHECK(write(ready, "r", 1) == 1);
     }
 }
 
@@ -891,6 +891,10 @@ Test(seed, two_snapshots_of_one_store_at_once_are_consistent, .timeout = 240)
     }
     kill(w, SIGKILL);
     waitpid(w, NULL, 0);
+    atomic_store(&st.stop, true); /* its peeks hold an environment while they run */
+    pthread_join(status, NULL);
+    cr_assert_eq(st.rc, 0, "the meta record read beside the snapshots (%d reads): %s", st.reads,
+                 ls_err_name(st.rc));
     cr_assert_eq(ls_store_env_count(), 0, "every environment closed with its last user");
     env_free(&e);
 }

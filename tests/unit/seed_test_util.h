@@ -20,6 +20,7 @@
 
 #include "core/core.h"
 #include "db_wait.h"
+#include "genbuild.h"
 #include "harness.h"
 #include "seed/seed.h"
 #include "store/store.h"
@@ -27,15 +28,6 @@
 #define UTIL   static __attribute__((unused))
 #define PATHSZ 2048
 #define ENVSZ  1024 /* paths of env_t: room for suffixes in PATHSZ */
-
-/* In a forked child: no Criterion assertions (they belong to the test's process). */
-#define CHILD_CHECK(e)                                                                             \
-    do {                                                                                           \
-        if (!(e)) {                                                                                \
-            fprintf(stderr, "child: %s:%d: %s\n", __FILE__, __LINE__, #e);                         \
-            _exit(3);                                                                              \
-        }                                                                                          \
-    } while (0)
 
 /* Scratch layout of one test: <base>/db (active) and <base>/copies/c1 (the passive copy). */
 typedef struct {

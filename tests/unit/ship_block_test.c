@@ -83,6 +83,7 @@ static void caught_up(uint32_t window)
 {
     connect_accepted(window);
     ls_ship_block_allow(W.m, true, W.now);
+    ls_ship_block_next_allow(W.m, true);
     expect(LS_FRAME_COPY_STATE);
     resume_at(1, NULL);
     cr_assert_eq(ls_ship_mode(W.m), LS_SHIP_MODE_FILE, "a queue of 3: file mode");
@@ -190,14 +191,18 @@ Test(ship_block, a_roll_ships_the_closed_file_and_block_mode_goes_on, .init = se
     take_data(4, 0, W.size[4]);
     pump_until_sent();
     cr_assert_eq(expect(LS_FRAME_GEN_END)->gen, 4);
-    expect_nothing();
-    ack(LS_FRAME_DURABLE, 4);
-    /* Generation 5 is streamed now, from 0. */
+    /* Generation 5 streams from 0 once GEN_END of 4 went out, before the target says it holds
+     * 4: the target takes its frames in order. */
     W.open_log = W.bytes[4]; /* any bytes: the test only checks they are the open log's */
     W.open_gen = 5;
+    take_block(0, 700);
     publish(1200, W.next_lsn + 1);
+    take_block(700, 1200);
+    expect_nothing();
+    ack(LS_FRAME_DURABLE, 4);
     skip_states();
-    take_block(0, 1200);
+    publish(1500, W.next_lsn + 2);
+    take_block(1200, 1500);
     cr_assert_eq(status().mode_switches, 1, "a roll is no switch");
 }
 
@@ -367,4 +372,99 @@ Test(ship_block, no_gen_tail_without_the_feature, .init = setup_block, .fini = t
     ls_ship_tick(W.m, W.now);
     skip_states();
     take_gen(4);
+}
+
+Test(ship_block, the_next_generation_streams_again_from_0_after_an_ask_again, .init = setup_block,
+     .fini = teardown_world)
+{
+    caught_up(0);
+    ls_ship_block_tail_allow(W.m, true);
+    open_gen4();
+    publish(2000, W.next_lsn - 2);
+    take_block(0, 2000);
+    roll_gen4(2000);
+    pump_until_sent();
+    cr_assert_eq(expect(LS_FRAME_GEN_TAIL)->off, 2000);
+    take_data(4, 2000, W.size[4]);
+    pump_until_sent();
+    cr_assert_eq(expect(LS_FRAME_GEN_END)->gen, 4);
+    W.open_log = W.bytes[4];
+    W.open_gen = 5;
+    publish(900, W.next_lsn);
+    take_block(0, 900); /* streamed before 4 is held */
+    /* The target failed 4 (it refused the BLOCKs of 5 that followed): 4 goes whole, and 5
+     * streams again from byte 0 only once 4's GEN_END went out again. */
+    ask_again(4, LS_EGAP);
+    publish(1000, W.next_lsn + 1);
+    cr_assert_eq(ls_ship_send_chunk(W.m, CHUNK, W.now), 0, "no BLOCK while 4 is resent");
+    take_gen(4);
+    take_block(0, 1000);
+    ack(LS_FRAME_DURABLE, 4);
+    skip_states();
+    cr_assert_eq(ls_ship_mode(W.m), LS_SHIP_MODE_BLOCK);
+}
+
+Test(ship_block, the_next_generation_streamed_early_finishes_before_its_tail_without_durable,
+     .init = setup_block, .fini = teardown_world)
+{
+    caught_up(0);
+    ls_ship_block_tail_allow(W.m, true);
+    open_gen4();
+    publish(2000, W.next_lsn - 2);
+    take_block(0, 2000);
+    roll_gen4(2000);
+    pump_until_sent();
+    cr_assert_eq(expect(LS_FRAME_GEN_TAIL)->off, 2000);
+    take_data(4, 2000, W.size[4]);
+    pump_until_sent();
+    cr_assert_eq(expect(LS_FRAME_GEN_END)->gen, 4);
+    /* Generation 5 streams before 4 is held, then rolls too, still before DURABLE of 4: what
+     * was published of 5 goes first, then its GEN_TAIL from there (no wait for DURABLE). */
+    add_gen(&W, 6, 700); /* generation 5's bytes */
+    W.open_log = W.bytes[5];
+    W.open_len = W.size[5];
+    W.open_gen = 5;
+    publish(1500, W.next_lsn);
+    take_block(0, 1500);
+    publish(2500, W.next_lsn + 1); /* its last position before it rolled */
+    rescan(&W);
+    ls_ship_tick(W.m, W.now);
+    skip_states();
+    take_block(1500, 2500);
+    pump_until_sent();
+    sent_t *t = expect(LS_FRAME_GEN_TAIL);
+    cr_assert_eq(t->gen, 5);
+    cr_assert_eq(t->off, 2500, "GEN_DATA of 5 from where its stream ended");
+    take_data(5, 2500, W.size[5]);
+    pump_until_sent();
+    cr_assert_eq(expect(LS_FRAME_GEN_END)->gen, 5);
+    ack(LS_FRAME_DURABLE, 5);
+    skip_states();
+    cr_assert_eq(ls_ship_mode(W.m), LS_SHIP_MODE_BLOCK, "%s", W.mode_reason);
+}
+
+Test(ship_block, without_next_the_next_generation_waits_for_the_closed_ones_durable,
+     .init = setup_block, .fini = teardown_world)
+{
+    caught_up(0);
+    ls_ship_block_next_allow(W.m, false); /* a target without LS_FEAT_NEXT */
+    open_gen4();
+    publish(500, W.next_lsn - 2);
+    take_block(0, 500);
+    roll_gen4(500);
+    pump_until_sent();
+    cr_assert_eq(expect(LS_FRAME_GEN_BEGIN)->gen, 4);
+    take_data(4, 0, W.size[4]);
+    pump_until_sent();
+    cr_assert_eq(expect(LS_FRAME_GEN_END)->gen, 4);
+    W.open_log = W.bytes[4];
+    W.open_gen = 5;
+    publish(700, W.next_lsn + 1);
+    /* an older target may acknowledge 5 before 4 is durable: nothing of 5 before DURABLE(4) */
+    cr_assert_eq(ls_ship_send_chunk(W.m, CHUNK, W.now), 0, "a BLOCK of 5 before DURABLE of 4");
+    expect_nothing();
+    ack(LS_FRAME_DURABLE, 4);
+    skip_states();
+    take_block(0, 700);
+    cr_assert_eq(ls_ship_mode(W.m), LS_SHIP_MODE_BLOCK, "%s", W.mode_reason);
 }

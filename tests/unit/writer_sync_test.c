@@ -369,27 +369,30 @@ static void *work_main(void *arg)
     return NULL;
 }
 
-Test(writer_sync, many_committers_wait_once_per_batch)
+/* threads committers at level against the follower: every commit told 0, one wait per batch,
+ * grouped. With many of them one committer watches the copies and the others are told by it. */
+static void many_committers(ls_db_commit_level_t level, int threads)
 {
     char *dir = ls_h_tmpdir("wsync-many");
-    ls_db_options_t o = sync_opts(LS_COMMIT_REMOTE_APPLIED, 1, 0);
+    ls_db_options_t o = sync_opts(level, 1, 0);
     ls_db_t *db = open_db(dir, &o);
     follower_t f = {.p = daemon_page(dir)};
     pthread_t ft;
     cr_assert_eq(pthread_create(&ft, NULL, follow_main, &f), 0);
-    enum { THREADS = 8, EACH = 60 };
-    worker_t w[THREADS];
-    pthread_t th[THREADS];
-    for (int i = 0; i < THREADS; i++) {
+    enum { THREADS_MAX = 32, EACH = 60 };
+    cr_assert_leq(threads, THREADS_MAX);
+    worker_t w[THREADS_MAX];
+    pthread_t th[THREADS_MAX];
+    for (int i = 0; i < threads; i++) {
         w[i] = (worker_t){.db = db, .base = i * 1000, .n = EACH};
         cr_assert_eq(pthread_create(&th[i], NULL, work_main, &w[i]), 0);
     }
-    for (int i = 0; i < THREADS; i++) {
+    for (int i = 0; i < threads; i++) {
         pthread_join(th[i], NULL);
         cr_assert_eq(w[i].failures, 0);
     }
     ls_db_stats_t st = stats(db);
-    cr_assert_eq(st.commits, THREADS * EACH);
+    cr_assert_eq(st.commits, (uint64_t) threads * EACH);
     cr_assert_eq(st.sync_timeouts, 0);
     cr_assert_eq(st.sync_waits, st.batches, "one wait per batch (%llu batches)",
                  (unsigned long long) st.batches);
@@ -401,10 +404,20 @@ Test(writer_sync, many_committers_wait_once_per_batch)
     cr_assert_eq(ls_db_close(db), 0);
     ls_db_options_t local = quiet_opts();
     db = open_db(dir, &local);
-    for (int i = 0; i < THREADS; i++)
+    for (int i = 0; i < threads; i++)
         cr_assert(has_tx(db, i * 1000 + EACH - 1, 1), "thread %d's last commit", i);
     cr_assert_eq(ls_db_close(db), 0);
     ls_ctlpage_close(f.p);
     ls_h_rmtree(dir);
     free(dir);
+}
+
+Test(writer_sync, many_committers_wait_once_per_batch)
+{
+    many_committers(LS_COMMIT_REMOTE_APPLIED, 8);
+}
+
+Test(writer_sync, thirty_two_committers_at_remote_durable)
+{
+    many_committers(LS_COMMIT_REMOTE_DURABLE, 32);
 }

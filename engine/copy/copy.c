@@ -122,6 +122,7 @@ static int init_options(ls_copy_t *c, const ls_copy_options_t *o, char *err, siz
     ls_msgf(c->logs_dir, sizeof(c->logs_dir), "%s/logs", o->dir);
     ls_msgf(c->store_dir, sizeof(c->store_dir), "%s/store", o->dir);
     ls_msgf(c->shadow_dir, sizeof(c->shadow_dir), "%s/shadow", o->dir);
+    ls_msgf(c->pool_dir, sizeof(c->pool_dir), "%s/pool", o->dir);
     if (o->dbid) {
         memcpy(c->dbid, o->dbid, LS_DBID_LEN);
         c->have_dbid = true;
@@ -151,6 +152,12 @@ int ls_copy_open(const ls_copy_options_t *opts, ls_copy_t **out, char *err, size
         ls_copy_close(c);
         return rc;
     }
+    if (c->o.prealloc_files >= 0) { /* without it, each receive makes a new file */
+        char why[512] = "";
+        ls_prealloc_options_t po = {
+            .dir = c->pool_dir, .count = (unsigned) c->o.prealloc_files, .label = c->dir};
+        if (ls_prealloc_open(&po, &c->pool, why, sizeof(why)) != 0) LS_LOGW("copy", "%s", why);
+    }
     c->last_ckpt = ls_mono_ns();
     *out = c;
     return 0;
@@ -162,6 +169,8 @@ void ls_copy_close(ls_copy_t *c)
     ls__copy_flush_durable(c, NULL, 0); /* generations the receiver left pending */
     ls_copy_stop(c);
     ls_copy_recv_abort(c);
+    ls_prealloc_close(c->pool); /* after the replayer, which gives it pruned logs */
+    c->pool = NULL;
     ls__copy_rx_free(c);
     ls__copy_shadow_close(c);
     if (c->store) {

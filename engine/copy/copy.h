@@ -10,6 +10,7 @@
  *   <dir>/logs/<name>           inspected (checksums, trailer, digest, chain): the .part is
  *                               fsynced and renamed here directly: durable(N), inspected(N)
  *   <dir>/store/                the copy store; replayed(N), then replayed-synced(N) after a sync
+ *   <dir>/pool/ready-<n>        preallocated files a .part is taken from (copy/prealloc.h)
  *
  * Position after a restart comes from the directories and the store's meta record only (no
  * journal): .part files are deleted, complete files left in inspect/ are inspected again, logs/
@@ -110,6 +111,8 @@ typedef struct {
                                        16 (capped at 64) */
     uint64_t batch_bytes;          /* at most about this many bytes of log per transaction;
                                       32 MiB (one generation is always allowed) */
+    int prealloc_files;            /* preallocated .part files kept ready in <dir>/pool (made
+                                      in the background, docs/COPY.md); 2; negative: none */
     ls_copy_event_cb event_cb;     /* NULL: no events */
     void *event_ctx;               /* passed to event_cb */
 } ls_copy_options_t;

@@ -15,6 +15,7 @@
 #include <pthread.h>
 
 #include "copy/copy.h"
+#include "copy/prealloc.h"
 #include "core/core.h"
 
 #define LS__COPY_PATH_MAX   4096
@@ -78,6 +79,9 @@ typedef struct {
     uint64_t got;            /* bytes written so far (contiguous from 0) */
     uint64_t head;           /* bytes [0, head) came from the shadow (GEN_TAIL; 0: none) */
     int fd;                  /* the .part, -1 when none */
+    bool growing;            /* a pool file shorter than size: the pool grows it from grow_from
+                                (ls_prealloc_grown before writing there) */
+    uint64_t grow_from;      /* its length when taken */
     ls_sha256_t *sha;        /* running SHA-256 of bytes [0, size - LS_GEN_TRAILER_SIZE) */
     ls_seal_t *seal;         /* running XXH3-128 of bytes [0, size): the file's seal (kept) */
     ls_gen_stream_t *stream; /* the inspection, record by record as bytes arrive (kept) */
@@ -107,6 +111,7 @@ struct ls_copy {
     char logs_dir[LS__COPY_PATH_MAX];    /* <dir>/logs */
     char store_dir[LS__COPY_PATH_MAX];   /* <dir>/store */
     char shadow_dir[LS__COPY_PATH_MAX];  /* <dir>/shadow (block mode) */
+    char pool_dir[LS__COPY_PATH_MAX];    /* <dir>/pool: preallocated .part files (prealloc.h) */
     char prefix[LS_GEN_PREFIX_MAX + 1];  /* generation name prefix */
     ls_copy_options_t o;                 /* options with defaults filled (dir/prefix/dbid unused) */
 
@@ -135,6 +140,7 @@ struct ls_copy {
     bool rx_inspecting;     /* a file sits in inspect/ being inspected (mu) */
 
     ls__copy_rx_t rx;      /* the receive in progress (receiver thread only) */
+    ls_prealloc_t *pool;   /* ready .part files, NULL when none (set at open; own locking) */
     ls__copy_shfile_t shf; /* the open generation's shadow file, as written (block mode) */
     /* Generations moved into logs/ whose fsync of logs/ is pending: one fsync covers them all
      * (ls__copy_flush_durable), then DURABLE and INSPECTED are reported (receiver thread only). */

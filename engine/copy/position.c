@@ -269,9 +269,9 @@ void ls__copy_remove_logs(ls_copy_t *c, uint64_t synced)
         done++;
     char path[LS__COPY_PATH_MAX];
     size_t drop = done > c->o.keep_logs ? done - c->o.keep_logs : 0;
-    for (size_t i = 0; i < drop; i++) {
+    for (size_t i = 0; i < drop; i++) { /* recycled as preallocated .part files while wanted */
         ls__copy_path(c, path, c->logs_dir, files[i].epoch, files[i].generation);
-        if (unlink(path) != 0)
+        if (!ls_prealloc_give(c->pool, path) && unlink(path) != 0)
             LS_LOGW("copy", "%s: cannot remove %s: %s", c->dir, path, strerror(errno));
     }
     if (drop) ls_fsync_dir(c->logs_dir);

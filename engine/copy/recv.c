@@ -22,6 +22,8 @@
 static void drop_part(ls_copy_t *c)
 {
     ls__copy_rx_t *rx = &c->rx;
+    if (rx->growing) (void) ls_prealloc_grown(c->pool, true); /* waited for, or not done */
+    rx->growing = false;
     if (rx->fd >= 0) {
         close(rx->fd);
         unlink(rx->part);
@@ -81,6 +83,31 @@ static bool wanted(ls_copy_t *c, uint32_t epoch, uint64_t gen, char *why, size_t
     return true;
 }
 
+/* The .part: a preallocated file when one is ready (its blocks allocated, written and synced:
+ * overwritten in place, docs/COPY.md), grown to the announced size by the pool's thread while the
+ * first bytes arrive (or, rarely, cut to it), so that the fdatasync at the end finds only data to
+ * flush; else a new file. Either way that fdatasync alone makes the bytes and the size durable. */
+static int open_part(ls_copy_t *c, uint64_t size)
+{
+    ls__copy_rx_t *rx = &c->rx;
+    uint64_t have = 0;
+    ls_prealloc_size(c->pool, size); /* files made from now on are a little shorter */
+    if (ls_prealloc_take(c->pool, rx->part, &rx->fd, &have) == 0) {
+        if (LS_FAULT("copy.recv.after_take")) return LS_EIO; /* tests: a recycled .part */
+        if (have < size) {
+            ls_prealloc_grow_ahead(c->pool, rx->fd, have, size);
+            rx->growing = true;
+            rx->grow_from = have;
+        } else if (have > size) { /* a generation shorter than the last 8: cut (slow) */
+            if (ftruncate(rx->fd, (off_t) size) != 0) return ls_err_from_errno(errno);
+            ls_prealloc_sync_ahead(c->pool, rx->fd);
+        }
+        return 0;
+    }
+    rx->fd = open(rx->part, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0600);
+    return rx->fd < 0 ? ls_err_from_errno(errno) : 0;
+}
+
 int ls_copy_recv_begin(ls_copy_t *c, uint32_t epoch, uint64_t gen, uint64_t size, uint64_t close_ns,
                        char *err, size_t errlen)
 {
@@ -126,8 +153,8 @@ int ls_copy_recv_begin(ls_copy_t *c, uint32_t epoch, uint64_t gen, uint64_t size
                                .known_digest = rx->digest};
     ls_gen_stream_begin(rx->stream, &rx->ex, 0);
     ls_seal_reset(rx->seal);
-    rx->fd = open(rx->part, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0600);
-    if (rx->fd < 0) return io_failed(c, ls_err_from_errno(errno), "creating", err, errlen);
+    int rc = open_part(c, size);
+    if (rc) return io_failed(c, rc, "creating", err, errlen);
     rx->active = true;
     __atomic_store_n(&c->rx_open, true, __ATOMIC_RELAXED);
     __atomic_store_n(&c->rx_activity_ns, ls_mono_ns(), __ATOMIC_RELAXED);
@@ -187,7 +214,13 @@ int ls_copy_recv_data(ls_copy_t *c, uint64_t gen, uint64_t offset, const void *d
         drop_part(c);
         return LS_ESTATE;
     }
-    int rc = LS_FAULT("copy.recv.write_enospc") ? LS_ENOSPC /* tests: a full disk */
+    int rc = 0;
+    if (rx->growing && offset + len > rx->grow_from) { /* the pool file's grown part */
+        rx->growing = false;
+        rc = ls_prealloc_grown(c->pool, false);
+    }
+    if (rc == 0)
+        rc = LS_FAULT("copy.recv.write_enospc") ? LS_ENOSPC /* tests: a full disk */
                                                 : ls_pwrite_full(rx->fd, data, len, (off_t) offset);
     if (rc) return io_failed(c, rc, "writing", err, errlen);
     /* Start the chunk's writeback now (it is not waited for): the disk writes while the next

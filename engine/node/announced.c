@@ -1,13 +1,25 @@
 /* What a copy's source last announced (COPY_STATE, BLOCK), kept beside the copy in
  * <copy>.announced for an activation after a restart (activate.c reads p->announced): the
  * file's text (pure, announced.h) and the copy's adapters that load it at open, update it from
- * the frames and write it (at once, fsynced at the next housekeeping). On the loop. */
+ * the frames and write it (at once, fsynced at the next housekeeping). On the loop.
+ *
+ * A COPY_STATE comes right before the GEN_BEGIN of every newly closed generation, so its write
+ * is on the critical path of every pick-up. The numbers have a fixed width (the file's length
+ * never changes once made) and the write is one pwrite in place over the file that a durable
+ * write made when the copy opened (ls__node_announced_made): no new inode, no rename (a rename
+ * over the old file cost 0.2-2.2 ms here in strace, the loop not reading the GEN_BEGIN
+ * meanwhile), no size change. One pwrite of at most 512 bytes within one page is whole or not at
+ * all for a kill -9; the next housekeeping makes it durable with an fdatasync, enough because
+ * the size and the blocks are those the durable write synced. Whenever the length differs (a
+ * file of an older release, another source name) or the file is not known durable, it is
+ * replaced whole (temporary file and rename), and synced whole at the next housekeeping. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "node/announced.h"
@@ -18,8 +30,9 @@ int ls_node_announced_format(const ls_role_announced_t *a, const char *source, c
 {
     return snprintf(buf, len,
                     "# what %s last announced about %s (COPY_STATE, BLOCK), for logship activate\n"
-                    "last_generation %" PRIu64 "\nlast_close_ns %" PRIu64 "\nmissing_bytes %" PRIu64
-                    "\nopen_generation %" PRIu64 "\nopen_lsn %" PRIu64 "\n",
+                    "last_generation %020" PRIu64 "\nlast_close_ns %020" PRIu64
+                    "\nmissing_bytes %020" PRIu64 "\nopen_generation %020" PRIu64
+                    "\nopen_lsn %020" PRIu64 "\n",
                     source, copy, a->last_generation, a->last_close_ns, a->missing_bytes,
                     a->open_generation, a->open_lsn);
 }
@@ -56,6 +69,7 @@ void ls__node_announced_load(pcopy_t *p)
 {
     snprintf(p->ann_path, sizeof(p->ann_path), "%s.announced", p->cfg->path);
     memset(&p->announced, 0, sizeof(p->announced));
+    p->ann_len = 0; /* not known durable: the first write replaces it whole */
     uint8_t *buf = NULL;
     size_t len = 0;
     if (ls_read_file(p->ann_path, 4096, &buf, &len) != 0) return; /* absent: nothing announced */
@@ -101,29 +115,61 @@ void ls__node_announced_block(pcopy_t *p, uint64_t generation, uint64_t durable_
     p->ann_dirty = true; /* written by the next housekeeping: not once per frame */
 }
 
-/* Written at once (temporary file and rename: a restart of this daemon finds it), fsynced on the
- * next housekeeping (at most one fsync a second). */
+void ls__node_announced_made(pcopy_t *p)
+{
+    p->ann_dirty = true; /* written whole and synced now, so that later writes are in place */
+    ls__node_announced_save(p, true);
+}
+
+/* The file replaced whole: a temporary file and a rename, synced (file and directory) or not. */
+static int replace(pcopy_t *p, const char *buf, size_t len, bool sync)
+{
+    if (sync) return ls_write_file_durable(p->ann_path, buf, len);
+    char tmp[sizeof(p->ann_path) + 8];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", p->ann_path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int rc = fd < 0 ? ls_err_from_errno(errno) : 0;
+    if (fd >= 0 && write(fd, buf, len) != (ssize_t) len) rc = LS_EIO;
+    if (fd >= 0) close(fd);
+    if (rc == 0 && rename(tmp, p->ann_path) != 0) rc = ls_err_from_errno(errno);
+    return rc;
+}
+
+/* The file overwritten in place (its length is len and durable): one pwrite when write, an
+ * fdatasync when sync. */
+static int overwrite(pcopy_t *p, const char *buf, size_t len, bool write, bool sync)
+{
+    int fd = open(p->ann_path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return ls_err_from_errno(errno);
+    struct stat st;
+    int rc = fstat(fd, &st) != 0 ? ls_err_from_errno(errno) : 0;
+    if (rc == 0 && (uint64_t) st.st_size != len) rc = LS_ESTATE; /* changed behind our back */
+    if (rc == 0 && write && pwrite(fd, buf, len, 0) != (ssize_t) len) rc = LS_EIO;
+    if (rc == 0 && sync) rc = ls_fdatasync(fd);
+    close(fd);
+    return rc;
+}
+
+/* Written at once (a restart of this daemon finds it), synced on the next housekeeping (at most
+ * one sync a second). */
 void ls__node_announced_save(pcopy_t *p, bool sync)
 {
     if (!p->ann_dirty && !(sync && p->ann_unsynced)) return;
-    char buf[512], tmp[sizeof(p->ann_path) + 8];
-    int len = ls_node_announced_format(&p->announced, p->source, p->cfg->name, buf, sizeof(buf));
-    int rc;
-    if (sync) {
-        rc = ls_write_file_durable(p->ann_path, buf, (size_t) len);
-    } else {
-        snprintf(tmp, sizeof(tmp), "%s.tmp", p->ann_path);
-        int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        rc = fd < 0 ? ls_err_from_errno(errno) : 0;
-        if (fd >= 0 && write(fd, buf, (size_t) len) != len) rc = LS_EIO;
-        if (fd >= 0) close(fd);
-        if (rc == 0 && rename(tmp, p->ann_path) != 0) rc = ls_err_from_errno(errno);
+    char buf[512];
+    int n = ls_node_announced_format(&p->announced, p->source, p->cfg->name, buf, sizeof(buf));
+    size_t len = n < 0 ? 0 : LS_MIN((size_t) n, sizeof(buf) - 1);
+    int rc = p->ann_len == len ? overwrite(p, buf, len, p->ann_dirty, sync) : LS_ESTATE;
+    if (rc) { /* not known durable with this length, or gone meanwhile: replaced whole */
+        p->ann_len = 0;
+        rc = replace(p, buf, len, sync);
     }
     if (rc) {
+        p->ann_len = 0;
         LS_LOGW("copy", "%s: cannot keep what %s announced in %s: %s", p->cfg->name, p->source,
                 p->ann_path, ls_strerror(rc));
         return;
     }
+    if (sync) p->ann_len = len; /* durable whole: from now on overwritten in place */
     p->ann_dirty = false;
     p->ann_unsynced = !sync;
 }

@@ -184,6 +184,7 @@ struct pcopy {
     char ann_path[LS_CFG_PATH_MAX + 16];
     bool ann_dirty;    /* changed since the file was last written */
     bool ann_unsynced; /* written since the file was last fsynced */
+    size_t ann_len;    /* the file's length when known durable (overwritten in place), else 0 */
 };
 
 /* A configured database on this node: its role (the role file, engine/role, with the
@@ -325,7 +326,8 @@ const char *ls__node_pcopy_reason(const pcopy_t *p);
 #define NODE_SET_STATE(p, st, ...) ls_passive_set_state((p)->m, (st), ls_now_ns(), __VA_ARGS__)
 
 /* announced.c: what the source announced, kept beside the copy (its text: announced.h) */
-void ls__node_announced_load(pcopy_t *p);                                 /* at open */
+void ls__node_announced_load(pcopy_t *p); /* at open */
+void ls__node_announced_made(pcopy_t *p); /* once the copy's directory is made: synced whole */
 void ls__node_announced_set(pcopy_t *p, const ls_proto_copy_state_t *cs); /* a COPY_STATE */
 void ls__node_announced_save(pcopy_t *p, bool sync); /* when changed; sync: fsync too */
 /* Block mode: the source streamed its open generation up to durable_lsn (a BLOCK frame); kept

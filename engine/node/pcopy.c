@@ -124,6 +124,7 @@ int ls__node_pcopy_open(ls_node_t *n, pcopy_t *p, const ls_cfg_database_t *cfg, 
              err[0] ? err : ls_strerror(rc));
     ls_passive_start(p->m, p->copy, why, ls_now_ns());
     if (rc) return 0;
+    ls__node_announced_made(p);
     if (ls_copy_rx_start(p->rx, p->copy) != 0) {
         NODE_SET_STATE(p, CS_FAILED, "cannot start the receiver thread");
         return 0;

@@ -28,6 +28,23 @@ Test(node_announced, reads_back_what_it_writes)
     cr_assert_eq(b.open_lsn, 18446744073709551615ull);
 }
 
+/* The numbers have a fixed width: the file is overwritten in place, its length never changes. */
+Test(node_announced, the_length_does_not_depend_on_the_numbers)
+{
+    ls_role_announced_t zero = {0}, big = {.last_generation = 18446744073709551615ull,
+                                           .last_close_ns = 1764900000123456789ull,
+                                           .missing_bytes = 7,
+                                           .open_generation = 123456,
+                                           .open_lsn = 18446744073709551615ull};
+    char a[512], b[512];
+    int la = ls_node_announced_format(&zero, "node-a", "db1", a, sizeof(a));
+    int lb = ls_node_announced_format(&big, "node-a", "db1", b, sizeof(b));
+    cr_assert_eq(la, lb, "%s\n%s", a, b);
+    ls_role_announced_t back;
+    cr_assert_eq(ls_node_announced_parse(b, &back), 0);
+    cr_assert_eq(memcmp(&back, &big, sizeof(back)), 0, "zero-padded numbers read back");
+}
+
 Test(node_announced, missing_keys_stay_zero_and_comments_are_skipped)
 {
     char text[] =

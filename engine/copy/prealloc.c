@@ -1,0 +1,392 @@
+/* The pool of preallocated files (prealloc.h). Names in the pool's directory: ready-<n> (made:
+ * padded to the pool size and fsynced), <n>.tmp (being made or given; deleted at open). */
+#include "copy/prealloc.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/core.h"
+
+#define MAX_FILES  64
+#define MAX_SYNCS  8
+#define ZERO_STEP  (256u * 1024u)
+#define SIZE_ROUND (64ull * 1024)
+#define DEFAULT_SZ (896ull * 1024) /* under the ~0.93-1 MiB generations of the default */
+#define RECENT     8               /* sizes the pool size follows (their smallest) */
+
+/* The growth of a taken file (ls_prealloc_grow_ahead): one at a time. */
+typedef enum { GROW_NONE, GROW_QUEUED, GROW_RUNNING, GROW_DONE } grow_state_t;
+#define PATH_MAX_PA 4096
+
+struct ls_prealloc {
+    char dir[PATH_MAX_PA];
+    char label[256];
+    unsigned count;
+    uint64_t idle_ns;
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* CLOCK_MONOTONIC */
+    pthread_t thread;
+    bool started, stop;
+    uint64_t size;           /* of the files made from now on (mu) */
+    uint64_t recent[RECENT]; /* sizes announced lately, 0: none (mu) */
+    unsigned nrecent;        /* sizes announced so far (mu) */
+    struct {
+        grow_state_t state;
+        int fd; /* a duplicate, closed by ls_prealloc_grown */
+        uint64_t from, to;
+        int rc;
+    } grow;                      /* (mu) */
+    uint64_t ready[MAX_FILES];   /* numbers of the ready files, oldest first (mu) */
+    unsigned nready;             /* (mu) */
+    uint64_t pending[MAX_FILES]; /* given files to finish (mu) */
+    unsigned npending, reserved; /* (mu): reserved: gives between their two halves */
+    int syncs[MAX_SYNCS];        /* fds to fdatasync (mu) */
+    unsigned nsyncs;             /* (mu) */
+    uint64_t next;               /* next file number (mu) */
+    uint64_t last_take_ns;       /* monotonic (mu) */
+    bool make_failed;            /* the last new file failed: none until the next take (mu) */
+    uint8_t *zeros;              /* ZERO_STEP zero bytes */
+};
+
+static void file_path(const ls_prealloc_t *p, char *out, size_t len, uint64_t n, bool ready)
+{
+    if (ready)
+        snprintf(out, len, "%s/ready-%llu", p->dir, (unsigned long long) n);
+    else
+        snprintf(out, len, "%s/%llu.tmp", p->dir, (unsigned long long) n);
+}
+
+/* Writes zeros over [from, to) of fd. */
+static int zeros(ls_prealloc_t *p, int fd, uint64_t from, uint64_t to)
+{
+    int rc = 0;
+    for (uint64_t off = from; rc == 0 && off < to;) {
+        size_t len = (size_t) LS_MIN((uint64_t) ZERO_STEP, to - off);
+        rc = LS_FAULT("copy.prealloc.write_enospc")
+                 ? LS_ENOSPC
+                 : ls_pwrite_full(fd, p->zeros, len, (off_t) off);
+        off += len;
+    }
+    return rc;
+}
+
+/* Brings the file <n>.tmp (created when absent) to size bytes (zeros written past its end, or
+ * cut: here, off anyone's path, where a cut's cost does not matter), fsyncs it (its size and
+ * blocks durable) and renames it ready-<n>. 0 or an error; the .tmp is deleted on error. */
+static int finish(ls_prealloc_t *p, uint64_t n, uint64_t size)
+{
+    char tmp[PATH_MAX_PA + 32], ready[PATH_MAX_PA + 32];
+    file_path(p, tmp, sizeof(tmp), n, false);
+    file_path(p, ready, sizeof(ready), n, true);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) return ls_err_from_errno(errno);
+    struct stat st;
+    int rc = fstat(fd, &st) != 0 ? ls_err_from_errno(errno) : 0;
+    if (rc == 0 && (uint64_t) st.st_size > size && ftruncate(fd, (off_t) size) != 0)
+        rc = ls_err_from_errno(errno);
+    if (rc == 0) rc = zeros(p, fd, (uint64_t) st.st_size, size);
+    if (rc == 0) rc = ls_fsync(fd);
+    close(fd);
+    if (rc == 0 && rename(tmp, ready) != 0) rc = ls_err_from_errno(errno);
+    if (rc) unlink(tmp);
+    return rc;
+}
+
+static uint64_t deadline_ns(const ls_prealloc_t *p)
+{
+    return p->last_take_ns + p->idle_ns;
+}
+
+static void *pool_main(void *arg)
+{
+    ls_prealloc_t *p = arg;
+    pthread_mutex_lock(&p->mu);
+    while (!p->stop) {
+        if (p->grow.state == GROW_QUEUED) { /* first: a receive will wait on it */
+            p->grow.state = GROW_RUNNING;
+            int fd = p->grow.fd;
+            uint64_t from = p->grow.from, to = p->grow.to;
+            pthread_mutex_unlock(&p->mu);
+            int rc = zeros(p, fd, from, to);
+            if (rc == 0) rc = ls_fdatasync(fd); /* the blocks and the size committed */
+            pthread_mutex_lock(&p->mu);
+            p->grow.rc = rc;
+            p->grow.state = GROW_DONE;
+            pthread_cond_broadcast(&p->cv);
+            continue;
+        }
+        if (p->nsyncs) { /* then: a receive will sync that file */
+            int fd = p->syncs[--p->nsyncs];
+            pthread_mutex_unlock(&p->mu);
+            (void) ls_fdatasync(fd);
+            close(fd);
+            pthread_mutex_lock(&p->mu);
+            continue;
+        }
+        bool given = p->npending > 0;
+        bool want = p->nready + p->npending + p->reserved < p->count && !p->make_failed;
+        if (!given && want && ls_mono_ns() < deadline_ns(p)) { /* takes lately: not now */
+            uint64_t at = deadline_ns(p);
+            struct timespec ts = {.tv_sec = (time_t) (at / 1000000000ull),
+                                  .tv_nsec = (long) (at % 1000000000ull)};
+            pthread_cond_timedwait(&p->cv, &p->mu, &ts);
+            continue;
+        }
+        if (!given && !want) {
+            pthread_cond_wait(&p->cv, &p->mu);
+            continue;
+        }
+        uint64_t n = given ? p->pending[--p->npending] : p->next++, size = p->size;
+        if (!given) p->reserved++;
+        pthread_mutex_unlock(&p->mu);
+        int rc = finish(p, n, size);
+        pthread_mutex_lock(&p->mu);
+        if (!given) p->reserved--;
+        if (rc == 0 && p->nready < MAX_FILES) {
+            p->ready[p->nready++] = n;
+        } else if (rc) {
+            if (!given) p->make_failed = true;
+            LS_LOGW("copy",
+                    "%s: cannot preallocate %s/%llu: %s (the next receive makes a new "
+                    "file)",
+                    p->label, p->dir, (unsigned long long) n, ls_strerror(rc));
+        }
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+    return x < y ? -1 : x > y;
+}
+
+/* At open: the oldest ready files counted (extras and half-made ones deleted), the next number
+ * found. */
+static int scan(ls_prealloc_t *p)
+{
+    DIR *d = opendir(p->dir);
+    if (!d) return ls_err_from_errno(errno);
+    uint64_t found[MAX_FILES * 2];
+    unsigned nfound = 0;
+    char path[PATH_MAX_PA + 300];
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        unsigned long long n;
+        char extra;
+        snprintf(path, sizeof(path), "%s/%.255s", p->dir, e->d_name);
+        if (sscanf(e->d_name, "ready-%llu%c", &n, &extra) == 1) {
+            if (nfound < LS_ARRAY_SIZE(found))
+                found[nfound++] = n;
+            else
+                unlink(path);
+            if (n >= p->next) p->next = n + 1;
+        } else if (sscanf(e->d_name, "%llu.tm%c", &n, &extra) == 2 && extra == 'p') {
+            unlink(path); /* half made or half given when the process ended */
+        }
+    }
+    closedir(d);
+    qsort(found, nfound, sizeof(found[0]), cmp_u64); /* the oldest are taken first */
+    for (unsigned i = 0; i < nfound; i++) {
+        if (p->nready < p->count) {
+            p->ready[p->nready++] = found[i];
+            continue;
+        }
+        file_path(p, path, sizeof(path), found[i], true);
+        unlink(path);
+    }
+    return 0;
+}
+
+int ls_prealloc_open(const ls_prealloc_options_t *o, ls_prealloc_t **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (!o->dir || strlen(o->dir) >= PATH_MAX_PA - 64 || o->count > MAX_FILES) {
+        ls_msgf(err, errlen, "prealloc: a directory (under %d bytes) and at most %d files needed",
+                PATH_MAX_PA - 64, MAX_FILES);
+        return LS_EINVAL;
+    }
+    ls_prealloc_t *p = calloc(1, sizeof(*p));
+    if (!p || !(p->zeros = calloc(1, ZERO_STEP))) {
+        free(p);
+        return LS_ENOMEM;
+    }
+    snprintf(p->dir, sizeof(p->dir), "%s", o->dir);
+    snprintf(p->label, sizeof(p->label), "%s", o->label ? o->label : o->dir);
+    p->count = o->count ? o->count : 2;
+    p->size = o->size ? o->size : DEFAULT_SZ;
+    p->idle_ns = (uint64_t) (o->idle_ms ? o->idle_ms : 100) * 1000000ull;
+    p->last_take_ns = 0; /* the first files are made at once */
+    p->grow.fd = -1;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&p->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    int rc = ls_mkdir_p(p->dir);
+    if (rc == 0) rc = scan(p);
+    if (rc == 0 && pthread_create(&p->thread, NULL, pool_main, p) != 0) rc = LS_ENOMEM;
+    if (rc) {
+        ls_msgf(err, errlen, "%s: cannot open the pool of preallocated files in %s: %s", p->label,
+                p->dir, ls_strerror(rc));
+        p->started = false;
+        ls_prealloc_close(p);
+        return rc;
+    }
+    p->started = true;
+    *out = p;
+    return 0;
+}
+
+int ls_prealloc_take(ls_prealloc_t *p, const char *path, int *fd, uint64_t *size)
+{
+    *fd = -1;
+    *size = 0;
+    if (!p) return LS_ENOENT;
+    pthread_mutex_lock(&p->mu);
+    p->last_take_ns = ls_mono_ns();
+    p->make_failed = false;
+    bool none = p->nready == 0;
+    uint64_t n = none ? 0 : p->ready[0];
+    if (!none) memmove(p->ready, p->ready + 1, --p->nready * sizeof(p->ready[0]));
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    if (none) return LS_ENOENT;
+    char from[PATH_MAX_PA + 32];
+    file_path(p, from, sizeof(from), n, true);
+    if (rename(from, path) != 0) return ls_err_from_errno(errno);
+    *fd = open(path, O_WRONLY | O_CLOEXEC);
+    struct stat st;
+    if (*fd < 0 || fstat(*fd, &st) != 0) {
+        int rc = ls_err_from_errno(errno);
+        if (*fd >= 0) close(*fd);
+        *fd = -1;
+        unlink(path);
+        return rc;
+    }
+    *size = (uint64_t) st.st_size;
+    return 0;
+}
+
+bool ls_prealloc_give(ls_prealloc_t *p, const char *path)
+{
+    if (!p) return false;
+    pthread_mutex_lock(&p->mu);
+    bool want = !p->stop && p->nready + p->npending + p->reserved < p->count;
+    uint64_t n = want ? p->next++ : 0;
+    if (want) p->reserved++;
+    pthread_mutex_unlock(&p->mu);
+    if (!want) return false;
+    char to[PATH_MAX_PA + 32];
+    file_path(p, to, sizeof(to), n, false);
+    bool moved = rename(path, to) == 0;
+    pthread_mutex_lock(&p->mu);
+    p->reserved--;
+    if (moved) p->pending[p->npending++] = n;
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    return moved;
+}
+
+void ls_prealloc_size(ls_prealloc_t *p, uint64_t size)
+{
+    if (!p) return;
+    pthread_mutex_lock(&p->mu);
+    p->recent[p->nrecent++ % RECENT] = LS_MIN(size, 256ull * 1024 * 1024);
+    uint64_t least = UINT64_MAX;
+    for (unsigned i = 0; i < LS_MIN(p->nrecent, (unsigned) RECENT); i++)
+        least = LS_MIN(least, p->recent[i]);
+    p->size = LS_MAX(least / SIZE_ROUND * SIZE_ROUND, SIZE_ROUND);
+    pthread_mutex_unlock(&p->mu);
+}
+
+void ls_prealloc_grow_ahead(ls_prealloc_t *p, int fd, uint64_t from, uint64_t to)
+{
+    if (!p || from >= to) return;
+    int dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    pthread_mutex_lock(&p->mu);
+    LS_CHECK(p->grow.state == GROW_NONE); /* one at a time: the last one was waited for */
+    p->grow.fd = dup_fd;
+    p->grow.from = from;
+    p->grow.to = to;
+    p->grow.rc = dup_fd < 0 ? ls_err_from_errno(errno) : 0;
+    p->grow.state = dup_fd < 0 ? GROW_DONE : GROW_QUEUED; /* the error for ls_prealloc_grown */
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+int ls_prealloc_grown(ls_prealloc_t *p, bool cancel)
+{
+    if (!p) return 0;
+    pthread_mutex_lock(&p->mu);
+    if (p->grow.state == GROW_NONE) {
+        pthread_mutex_unlock(&p->mu);
+        return 0;
+    }
+    int rc;
+    if (p->grow.state == GROW_QUEUED) { /* not started: done here (or not at all) */
+        int fd = p->grow.fd;
+        uint64_t from = p->grow.from, to = p->grow.to;
+        p->grow.state = GROW_RUNNING;
+        pthread_mutex_unlock(&p->mu);
+        rc = cancel ? 0 : zeros(p, fd, from, to); /* the caller's fdatasync commits them */
+        pthread_mutex_lock(&p->mu);
+    } else {
+        while (p->grow.state == GROW_RUNNING)
+            pthread_cond_wait(&p->cv, &p->mu);
+        rc = p->grow.rc;
+    }
+    if (p->grow.fd >= 0) close(p->grow.fd);
+    p->grow.fd = -1;
+    p->grow.state = GROW_NONE;
+    pthread_mutex_unlock(&p->mu);
+    return rc;
+}
+
+void ls_prealloc_sync_ahead(ls_prealloc_t *p, int fd)
+{
+    if (!p) return;
+    int dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (dup_fd < 0) return;
+    pthread_mutex_lock(&p->mu);
+    bool room = !p->stop && p->nsyncs < MAX_SYNCS;
+    if (room) p->syncs[p->nsyncs++] = dup_fd;
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    if (!room) close(dup_fd);
+}
+
+unsigned ls_prealloc_ready(ls_prealloc_t *p)
+{
+    if (!p) return 0;
+    pthread_mutex_lock(&p->mu);
+    unsigned n = p->nready;
+    pthread_mutex_unlock(&p->mu);
+    return n;
+}
+
+void ls_prealloc_close(ls_prealloc_t *p)
+{
+    if (!p) return;
+    pthread_mutex_lock(&p->mu);
+    p->stop = true;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    if (p->started) pthread_join(p->thread, NULL);
+    for (unsigned i = 0; i < p->nsyncs; i++)
+        close(p->syncs[i]);
+    if (p->grow.fd >= 0) close(p->grow.fd);
+    pthread_cond_destroy(&p->cv);
+    pthread_mutex_destroy(&p->mu);
+    free(p->zeros);
+    free(p);
+}

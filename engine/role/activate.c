@@ -12,9 +12,9 @@
  *     as it is); accepted, the shadow is closed into logs/ as the last generation of the old
  *     epoch and replayed (the copy opened again);
  *  5. "E+1 last+1" appended to logs/history durably: the commit point of the activation;
- *  6. inspect/ emptied, a stale fence cleared, the role file written: active, epoch E+1.
- * A crash before 5 leaves a copy (rerun); after 5, rerunning finds the line and finishes 6.
- * Fault point (test builds): role.activate.after_history.
+ *  6. inspect/ emptied and pool/ removed, a stale fence cleared, the role file written: active,
+ * epoch E+1. A crash before 5 leaves a copy (rerun); after 5, rerunning finds the line and
+ * finishes 6. Fault point (test builds): role.activate.after_history.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -188,11 +188,13 @@ static int append_history(const char *dir, const char *prefix, uint32_t epoch, u
     return 0;
 }
 
-/* Step 6a: inspect/ emptied (a copy's leftovers; the writer never reads it). */
-static int clear_inspect(const char *dir, char *err, size_t errlen)
+/* Step 6a: inspect/ emptied (a copy's leftovers; the writer never reads it), and the copy's pool
+ * of preallocated .part files removed with its directory (an active has no use for it; a copy
+ * made of this directory again makes a new one). */
+static int clear_dir(const char *dir, const char *sub, bool remove_dir, char *err, size_t errlen)
 {
     char in[DIRLEN], path[DIRLEN + 300];
-    snprintf(in, sizeof(in), "%.4000s/inspect", dir);
+    snprintf(in, sizeof(in), "%.4000s/%s", dir, sub);
     DIR *d = opendir(in);
     if (!d) return errno == ENOENT ? 0 : ls_errf(err, errlen, LS_EIO, "cannot list %s", in);
     int rc = 0;
@@ -203,7 +205,9 @@ static int clear_inspect(const char *dir, char *err, size_t errlen)
         if (unlink(path) != 0) rc = ls_errf(err, errlen, LS_EIO, "cannot remove %s", path);
     }
     closedir(d);
-    return rc ? rc : ls_fsync_dir(in);
+    if (rc || !remove_dir) return rc ? rc : ls_fsync_dir(in);
+    if (rmdir(in) != 0) return ls_errf(err, errlen, LS_EIO, "cannot remove %s", in);
+    return ls_fsync_dir(dir);
 }
 
 /* Step 6b: a fence left from an earlier life of this directory no longer applies. */
@@ -295,7 +299,8 @@ int ls_role_activate(const char *dir, const ls_role_activate_options_t *opts,
     if (rc == 0 && !r->resumed)
         rc = append_history(dir, prefix, r->new_epoch, r->first_generation, err, errlen);
     LS_FAULT("role.activate.after_history");
-    if (rc == 0) rc = clear_inspect(dir, err, errlen);
+    if (rc == 0) rc = clear_dir(dir, "inspect", false, err, errlen);
+    if (rc == 0) rc = clear_dir(dir, "pool", true, err, errlen);
     if (rc == 0) rc = clear_fence(dir, err, errlen);
     if (rc) return rc;
     ls_role_state_t st = {.role = LS_ROLE_ACTIVE, .epoch = r->new_epoch, .since_ns = ls_now_ns()};

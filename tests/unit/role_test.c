@@ -2,6 +2,9 @@
  * engine/role and the writer's fence: the role file, the control page's fence (set from
  * another process while commits run), activation of a copy and a crash during it.
  */
+#include <errno.h>
+#include <sys/stat.h>
+
 #include "role_test_util.h"
 
 /* ---- the role file ---- */
@@ -452,6 +455,12 @@ Test(role, activation_replays_a_durable_file_left_in_inspect, .timeout = 60)
     uint8_t *buf = ls_h_read_file(src, &len);
     cr_assert_eq(ls_h_write_file(dst, buf, len), 0);
     free(buf);
+    /* the copy's pool of preallocated .part files, with a file in it */
+    char pool[PATHLEN], pooled[PATHLEN + 16];
+    snprintf(pool, sizeof(pool), "%s/pool", cp);
+    cr_assert(mkdir(pool, 0755) == 0 || errno == EEXIST);
+    snprintf(pooled, sizeof(pooled), "%s/ready-9", pool);
+    cr_assert_eq(ls_h_write_file(pooled, "zeros", 5), 0);
     ls_role_activate_options_t o = {
         .announced = {.last_generation = 3, .last_close_ns = close_time(act, 1, 3)}};
     ls_role_activate_report_t r;
@@ -461,6 +470,7 @@ Test(role, activation_replays_a_durable_file_left_in_inspect, .timeout = 60)
     cr_assert_eq(r.last_generation, 3);
     struct stat st;
     cr_assert_neq(stat(dst, &st), 0, "inspect/ emptied");
+    cr_assert_neq(stat(pool, &st), 0, "pool/ removed");
     ls_db_t *db = open_db(cp);
     expect_value(db, "k3-1", "v3-1");
     ls_db_stats_t s;

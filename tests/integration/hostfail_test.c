@@ -9,7 +9,9 @@
  * markers those generations hold. The range ends at the open generation node-a last announced
  * implies; ids in a generation node-a closed after its last announcement (its daemon had not
  * seen the roll when both died: file mode's gap, which block mode closes) lie past it, as
- * activation's message says: they are counted and printed. Three moments: early, mid-stream,
+ * activation's message says: they are counted and printed. A copy that caught up is in block
+ * mode at the kill (nothing keeps file mode): then activation closes node-a's open generation
+ * from its shadow and the range starts at that generation. Three moments: early, mid-stream,
  * right after a generation closed on node-a. */
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -18,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "daemons.h"
 #include "harness.h"
@@ -133,14 +136,36 @@ static void run(const char *tag, enum moment m)
     kill_at(m, ack);
     uint64_t acked = ls_h_file_lines(ack);
 
+    /* The kill closed node-a's sockets, but node-b may not have read the end of its connection
+     * yet: activation then refuses because node-a "still answers" (its safety check, right), and
+     * is asked again once node-b's loop has had its turn. Any other answer is the one checked. */
     char *out, *err;
     int rc = ls_h_logship(&pair, "activate", LS_H_B, "--max-loss 1000", &out, &err);
+    for (int i = 0; i < 100 && rc == 1 && ls_h_contains(err, "still answers"); i++) {
+        free(out), free(err);
+        usleep(50000);
+        rc = ls_h_logship(&pair, "activate", LS_H_B, "--max-loss 1000", &out, &err);
+    }
     cr_assert_eq(rc, 0, "activate failed (%d): %s%s", rc, out, err);
     fprintf(stderr, "hostfail %s: %" PRIu64 " acknowledged; activate printed:\n%s", tag, acked,
             out);
-    /* The open generation is named as possibly lost, in the output and in status. */
-    cr_assert(ls_h_contains(out, "node-a's open generation"), "%s", out);
-    cr_assert(ls_h_contains(out, "and in any later generation"), "%s", out);
+    /* The copy may have caught up and gone to block mode before the kill (it does when node-b
+     * keeps pace with the load, more often under load: there is no switch to keep file mode).
+     * Then node-a's open generation is held here, closed from its block-mode shadow, and only
+     * its commits after the shadow's last LSN (or in a later generation node-a closed without
+     * announcing it) may be missing: the range starts at the shadow's generation. The
+     * announcement carries no LSN past it when node-a's last BLOCK was the last it announced:
+     * activation says lossless (docs/ACTIVATION.md), and what node-a acknowledged after it is
+     * still checked below to lie in that generation or a later one. */
+    unsigned long long sg = 0;
+    const char *sh = strstr(out, "; generation ");
+    if (sh && sscanf(sh, "; generation %llu closed from its block-mode shadow", &sg) != 1) sg = 0;
+    if (!sg) {
+        /* File mode: the open generation is named as possibly lost, in the output and in
+         * status. */
+        cr_assert(ls_h_contains(out, "node-a's open generation"), "%s", out);
+        cr_assert(ls_h_contains(out, "and in any later generation"), "%s", out);
+    }
     free(out);
     free(err);
     cJSON *st = ls_h_status(&pair, LS_H_B);
@@ -149,11 +174,15 @@ static void run(const char *tag, enum moment m)
     cr_assert_str_eq(ls_h_jstr(d, "role"), "active");
     uint64_t open = ls_status_json_u64(loss, "open_generation");
     uint64_t lost = ls_status_json_u64(loss, "generations");
+    /* In block mode the open generation is the shadow's (0 in status when node-a announced no
+     * LSN past what the shadow holds). */
+    if (sg && !open) open = sg;
     uint64_t lo = lost ? ls_status_json_u64(loss, "first_generation") : open;
     uint64_t hi = lost ? ls_status_json_u64(loss, "last_generation") : 0;
     cJSON_Delete(st);
     cr_assert_gt(open, 0, "activation names no open generation of node-a");
     if (lost) cr_assert_eq(hi + 1, open, "the open generation follows the last lost");
+    if (sg) cr_assert_leq(lo, sg, "the shadow's generation %llu is before the range", sg);
 
     map_missing(ack);
     char path[800];

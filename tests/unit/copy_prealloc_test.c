@@ -157,9 +157,7 @@ Test(copy_prealloc, a_pool_file_holding_the_generation_itself_is_not_taken_for_i
     ls_copy_resume_point(f.c, &r);
     cr_assert_eq(r.next_generation, 1, "nothing held");
     send_range(f.c, &f.ch, 1, 3);
-    cr_assert_eq(ls_copy_start(f.c), 0);
-    wait_replayed(f.c, 3, true);
-    store_matches(f.c, &f.ch);
+    fix_start_replay(&f, 3);
     ls_copy_close(f.c);
     fix_fini(&f);
 }
@@ -194,9 +192,7 @@ Test(copy_prealloc, a_shorter_pool_file_is_grown_to_the_generation)
     open_with_pool_file(&f, f.ch.buf[1] + half, half);
     send_range(f.c, &f.ch, 1, 2);
     logs_hold_exactly(f.dir, &f.ch, 1);
-    cr_assert_eq(ls_copy_start(f.c), 0);
-    wait_replayed(f.c, 2, true);
-    store_matches(f.c, &f.ch);
+    fix_start_replay(&f, 2);
     ls_copy_close(f.c);
     fix_fini(&f);
 }

@@ -284,6 +284,15 @@ UTIL void fix_catch_up(copy_fix_t *f, int from, int to)
     store_matches(f->c, &f->ch);
 }
 
+/* Starts f's copy (generations 1..to received), waits until it replayed and synced them and
+ * compares its store with the chain's model. */
+UTIL void fix_start_replay(copy_fix_t *f, int to)
+{
+    cr_assert_eq(ls_copy_start(f->c), 0);
+    wait_replayed(f->c, (uint64_t) to, true);
+    store_matches(f->c, &f->ch);
+}
+
 /* Counts files in dir/sub whose name does (suffix true) or does not end in ".part". */
 UTIL int count_files(const char *dir, const char *sub)
 {

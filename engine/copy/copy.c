@@ -33,6 +33,15 @@ bool ls__copy_set_state(ls_copy_t *c, ls_copy_state_t st, const char *reason)
     return changed;
 }
 
+void ls__copy_store_failed(ls_copy_t *c, int rc, const char *reason)
+{
+    ls_copy_state_t st = rc == LS_ENOSPC ? LS_COPY_DISK_FULL : LS_COPY_FAILED;
+    pthread_mutex_lock(&c->mu);
+    bool changed = ls__copy_set_state(c, st, reason);
+    pthread_mutex_unlock(&c->mu);
+    if (changed) ls__copy_emit(c, LS_COPY_EV_STATE, 0, 0, (int) st, reason);
+}
+
 bool ls__copy_count_failure(ls_copy_t *c, uint64_t gen, const char *why)
 {
     c->inspect_failures++;

@@ -195,6 +195,9 @@ void ls__copy_emit(ls_copy_t *c, ls_copy_event_kind_t kind, uint64_t gen, uint64
                    const char *msg);
 /* Sets state and reason (mu held); returns true when it changed (the caller emits STATE). */
 bool ls__copy_set_state(ls_copy_t *c, ls_copy_state_t st, const char *reason);
+/* A store error rc while applying (mu not held): DISK_FULL for LS_ENOSPC (the apply is retried),
+ * FAILED otherwise, with reason; emits STATE when it changed. */
+void ls__copy_store_failed(ls_copy_t *c, int rc, const char *reason);
 /* Counts a failed inspection of gen (mu held); true when the copy just went FAILED. */
 bool ls__copy_count_failure(ls_copy_t *c, uint64_t gen, const char *why);
 int ls__copy_queue_push(ls_copy_t *c, const ls__copy_entry_t *e); /* mu held */

@@ -224,11 +224,7 @@ static void store_failed(ls_copy_t *c, const batch_t *b, int rc)
             "copy %s: applying generations %llu..%llu to the store failed: %s", c->dir,
             (unsigned long long) b->e[0].generation,
             (unsigned long long) b->e[b->ok - 1].generation, ls_strerror(rc));
-    ls_copy_state_t st = rc == LS_ENOSPC ? LS_COPY_DISK_FULL : LS_COPY_FAILED;
-    pthread_mutex_lock(&c->mu);
-    bool changed = ls__copy_set_state(c, st, reason);
-    pthread_mutex_unlock(&c->mu);
-    if (changed) ls__copy_emit(c, LS_COPY_EV_STATE, 0, 0, (int) st, reason);
+    ls__copy_store_failed(c, rc, reason);
 }
 
 int ls__copy_replay_apply(ls_copy_t *c, batch_t *b, ls_store_meta_t *nm)

@@ -88,6 +88,24 @@ int ls_h_wait(pid_t pid, int timeout_ms)
     }
 }
 
+int ls_h_in_child(void (*fn)(void *ctx), void *ctx, const char *faults)
+{
+    fflush(NULL); /* else the child writes the parent's buffered output again */
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        if (faults)
+            setenv("LS_FAULTS", faults, 1);
+        else
+            unsetenv("LS_FAULTS");
+        fn(ctx);
+        _exit(0);
+    }
+    int st;
+    if (waitpid(pid, &st, 0) != pid) return -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
 int ls_h_run(char *const argv[], char **out, char **err, int timeout_ms)
 {
     char otmp[] = "/tmp/ls-h-outXXXXXX", etmp[] = "/tmp/ls-h-errXXXXXX";

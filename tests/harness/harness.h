@@ -30,6 +30,11 @@ pid_t ls_h_spawn(char *const argv[], const char *logpath, char *const env[]);
 void ls_h_kill(pid_t pid, int sig);
 /* Waits for pid up to timeout_ms; returns its exit status (128+signal) or -1 on timeout. */
 int ls_h_wait(pid_t pid, int timeout_ms);
+/* Runs fn(ctx) in a forked child with LS_FAULTS=faults (NULL: none; the variable is read once
+ * per process, so the parent must not have hit a fault point) and waits for it; returns its exit
+ * status (0 when fn returns, 128+signal when killed) or -1 when the fork or the wait failed.
+ * fn must not call Criterion: it reports through its exit status (LS_H_CHILD_CHECK). */
+int ls_h_in_child(void (*fn)(void *ctx), void *ctx, const char *faults);
 
 /* Kills (SIGCONT, then SIGKILL, then waits up to 10 s) every process of this user whose command
  * line holds needle as one of its arguments, found by pid in /proc: for processes a test started

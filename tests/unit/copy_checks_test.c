@@ -122,9 +122,7 @@ Test(copy_checks, restart_rechecks_each_held_file_once_and_replay_still_computes
     ls_copy_resume_t r;
     ls_copy_resume_point(f.c, &r);
     cr_assert_eq(r.next_generation, 7);
-    cr_assert_eq(ls_copy_start(f.c), 0);
-    wait_replayed(f.c, 6, true);
-    store_matches(f.c, &f.ch);
+    fix_start_replay(&f, 6);
     assert_checks(f.c, all.records, 1, f.ch.len[6] - LS_GEN_TRAILER_SIZE, 6, 6, 2 * all.bytes,
                   "replayed after the restart");
     /* A restart with everything replayed reads nothing again. */

@@ -24,8 +24,10 @@ static bool replayed_all(void *ctx)
     return st.last_replayed >= (uint64_t) ((const chain_t *) a[1])->n;
 }
 
-static void child_run(const child_t *k)
+/* The child's work (ls_h_in_child): opens the copy, receives 1..send_to, replays when asked. */
+static void child_run(void *ctx)
 {
+    const child_t *k = ctx;
     ls_copy_options_t o = {.dir = k->dir, .batch_generations = k->batch};
     ls_copy_t *c = NULL;
     LS_H_CHILD_CHECK(ls_copy_open(&o, &c, NULL, 0) == 0);
@@ -43,50 +45,13 @@ static void child_run(const child_t *k)
     ls_copy_close(c);
 }
 
-/* Runs child_run in a forked child with LS_FAULTS=faults; returns its exit status. The parent
- * must not have hit any fault point before (the variable is read once per process). */
-static int run_child(const child_t *k, const char *faults)
-{
-    fflush(NULL);
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        setenv("LS_FAULTS", faults, 1);
-        child_run(k);
-        _exit(0);
-    }
-    int status;
-    cr_assert_eq(waitpid(pid, &status, 0), pid);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-/* Reopens after the crash, resends from the resume point, converges; checks nothing was applied
- * twice. */
-static void converge(const char *dir, const chain_t *ch)
-{
-    ls_copy_t *c = copy_open(dir, NULL);
-    ls_copy_resume_t r;
-    ls_copy_resume_point(c, &r);
-    cr_assert_eq(count_files(dir, "inspect"), 0, "no .part or uninspected file left");
-    if (r.next_generation > 1) cr_assert_arr_eq(r.digest, ch->digest[r.next_generation - 1], 32);
-    send_range(c, ch, (int) r.next_generation, ch->n);
-    cr_assert_eq(ls_copy_start(c), 0);
-    wait_replayed(c, (uint64_t) ch->n, true);
-    store_matches(c, ch);
-    ls_copy_stats_t st;
-    ls_copy_stats(c, &st);
-    cr_assert_eq(st.applied_generations, (uint64_t) ch->n, "each generation applied once: %llu",
-                 (unsigned long long) st.applied_generations);
-    ls_copy_close(c);
-}
-
 static void crash_case(const char *faults, int send_to, bool replay, uint64_t want_replayed)
 {
     char *dir = ls_h_tmpdir("copycrash");
     chain_t ch;
     chain_build(&ch, 5, 4, 30);
     child_t k = {.dir = dir, .ch = &ch, .send_to = send_to, .replay = replay, .batch = 2};
-    int st = run_child(&k, faults);
+    int st = ls_h_in_child(child_run, &k, faults);
     cr_assert_eq(st, LS_FAULT_EXIT_CODE, "the child died at %s (status %d)", faults, st);
     ls_copy_t *c = copy_open(dir, NULL);
     ls_copy_stats_t s;
@@ -95,7 +60,7 @@ static void crash_case(const char *faults, int send_to, bool replay, uint64_t wa
                  (unsigned long long) s.last_replayed, faults);
     cr_assert_eq(s.applied_generations, want_replayed);
     ls_copy_close(c);
-    converge(dir, &ch);
+    converge_after_crash(dir, &ch);
     chain_free(&ch);
     ls_h_rmtree(dir);
     free(dir);
@@ -177,7 +142,7 @@ Test(copy_crash, restart_at_every_stage_resumes_at_the_first_generation_not_held
     ls_copy_stats(f.c = copy_open(f.dir, NULL), &st);
     cr_assert_eq(st.replay_txns, 0, "nothing applied again after a clean restart");
     ls_copy_close(f.c);
-    converge(f.dir, &f.ch);
+    converge_after_crash(f.dir, &f.ch);
     fix_fini(&f);
 }
 
@@ -198,7 +163,7 @@ Test(copy_crash, a_log_that_no_longer_chains_is_dropped_at_open)
     cr_assert_eq(r.next_generation, 3);
     cr_assert(!file_exists(dir, "logs", 3) && !file_exists(dir, "logs", 4));
     ls_copy_close(c);
-    converge(dir, &ch);
+    converge_after_crash(dir, &ch);
     chain_free(&ch);
     chain_free(&other);
     ls_h_rmtree(dir);

@@ -3,7 +3,6 @@
  * become a held generation: only the bytes received, checked and synced do. */
 #include <fcntl.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 
 #include "copy/prealloc.h"
 #include "copy_test_util.h"
@@ -112,72 +111,74 @@ Test(copy_prealloc, a_missing_directory_is_a_clear_error)
     cr_assert_eq(ls_prealloc_take(NULL, "/tmp/x", &fd, &size), LS_ENOENT, "no pool: none ready");
 }
 
+/* f's dir/pool/ready-1 holding buf and f's copy opened on f->dir with a pool of one file. */
+static void open_with_pool_file(copy_fix_t *f, const uint8_t *buf, size_t len)
+{
+    put_ready(f->dir, 1, buf, len);
+    ls_copy_options_t o = {.dir = f->dir, .prealloc_files = 1};
+    f->c = copy_open_opts(&o);
+}
+
+/* dir/logs/ holds generation g exactly: its bytes received, nothing of the pool file behind. */
+static void logs_hold_exactly(const char *dir, const chain_t *ch, int g)
+{
+    char p[4200];
+    gen_path(p, sizeof(p), dir, "logs", g, "");
+    uint8_t *got = NULL;
+    size_t len = 0;
+    cr_assert_eq(ls_read_file(p, LS_GEN_HARD_CAP, &got, &len), 0);
+    cr_assert_eq(len, ch->len[g]);
+    cr_assert_arr_eq(got, ch->buf[g], len);
+    free(got);
+}
+
 /* A pool file that holds the very generation being received, valid, byte for byte: cut short,
  * the receive is refused and nothing is held; received whole, it is held once. */
 Test(copy_prealloc, a_pool_file_holding_the_generation_itself_is_not_taken_for_it)
 {
-    char *dir = ls_h_tmpdir("prealloc");
-    chain_t ch;
-    chain_build(&ch, 3, 4, 30);
-    put_ready(dir, 1, ch.buf[1], ch.len[1]);
-    ls_copy_options_t o = {.dir = dir, .prealloc_files = 1};
-    ls_copy_t *c = copy_open_opts(&o);
+    copy_fix_t f;
+    fix_init(&f, "prealloc", 3, 4, 30);
+    open_with_pool_file(&f, f.ch.buf[1], f.ch.len[1]);
     char err[1024] = "";
-    cr_assert_eq(ls_copy_recv_begin(c, 1, 1, ch.len[1], LS_H_GEN_CLOSE_NS, err, sizeof(err)), 0,
+    cr_assert_eq(ls_copy_recv_begin(f.c, 1, 1, f.ch.len[1], LS_H_GEN_CLOSE_NS, err, sizeof(err)), 0,
                  "%s", err);
     char taken[4300];
-    snprintf(taken, sizeof(taken), "%s/pool/ready-1", dir);
+    snprintf(taken, sizeof(taken), "%s/pool/ready-1", f.dir);
     cr_assert_eq(access(taken, F_OK), -1, "the pool's file became the .part");
-    gen_path(taken, sizeof(taken), dir, "inspect", 1, ".part");
-    cr_assert_eq(size_of(taken), (off_t) ch.len[1]);
-    cr_assert_eq(ls_copy_recv_data(c, 1, 0, ch.buf[1], 100, err, sizeof(err)), 0, "%s", err);
-    cr_assert_eq(ls_copy_recv_end(c, 1, ch.digest[1], err, sizeof(err)), LS_ESTATE,
-                 "100 bytes received of %zu: refused", ch.len[1]);
+    gen_path(taken, sizeof(taken), f.dir, "inspect", 1, ".part");
+    cr_assert_eq(size_of(taken), (off_t) f.ch.len[1]);
+    cr_assert_eq(ls_copy_recv_data(f.c, 1, 0, f.ch.buf[1], 100, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(ls_copy_recv_end(f.c, 1, f.ch.digest[1], err, sizeof(err)), LS_ESTATE,
+                 "100 bytes received of %zu: refused", f.ch.len[1]);
     cr_assert(ls_h_contains(err, "100 of"), "%s", err);
-    cr_assert_eq(count_files(dir, "inspect"), 0, "the .part was dropped");
-    cr_assert_not(file_exists(dir, "logs", 1));
+    cr_assert_eq(count_files(f.dir, "inspect"), 0, "the .part was dropped");
+    cr_assert_not(file_exists(f.dir, "logs", 1));
     ls_copy_resume_t r;
-    ls_copy_resume_point(c, &r);
+    ls_copy_resume_point(f.c, &r);
     cr_assert_eq(r.next_generation, 1, "nothing held");
-    send_range(c, &ch, 1, 3);
-    cr_assert_eq(ls_copy_start(c), 0);
-    wait_replayed(c, 3, true);
-    store_matches(c, &ch);
-    ls_copy_close(c);
-    chain_free(&ch);
-    ls_h_rmtree(dir);
-    free(dir);
+    send_range(f.c, &f.ch, 1, 3);
+    fix_start_replay(&f, 3);
+    ls_copy_close(f.c);
+    fix_fini(&f);
 }
 
 /* A pool file longer than the generation (an older, bigger generation's bytes behind): cut to the
  * announced size, the file in logs/ is exactly the bytes received. */
 Test(copy_prealloc, a_longer_pool_file_is_cut_to_the_generation)
 {
-    char *dir = ls_h_tmpdir("prealloc");
-    chain_t ch;
-    chain_build(&ch, 2, 4, 30);
-    size_t big = ch.len[1] + ch.len[2];
+    copy_fix_t f;
+    fix_init(&f, "prealloc", 2, 4, 30);
+    size_t big = f.ch.len[1] + f.ch.len[2];
     uint8_t *junk = malloc(big);
     cr_assert_not_null(junk);
-    memcpy(junk, ch.buf[2], ch.len[2]);
-    memcpy(junk + ch.len[2], ch.buf[1], ch.len[1]);
-    put_ready(dir, 1, junk, big);
-    ls_copy_options_t o = {.dir = dir, .prealloc_files = 1};
-    ls_copy_t *c = copy_open_opts(&o);
-    send_range(c, &ch, 1, 1);
-    char p[4200];
-    gen_path(p, sizeof(p), dir, "logs", 1, "");
-    uint8_t *got = NULL;
-    size_t len = 0;
-    cr_assert_eq(ls_read_file(p, LS_GEN_HARD_CAP, &got, &len), 0);
-    cr_assert_eq(len, ch.len[1]);
-    cr_assert_arr_eq(got, ch.buf[1], len);
-    free(got);
-    ls_copy_close(c);
+    memcpy(junk, f.ch.buf[2], f.ch.len[2]);
+    memcpy(junk + f.ch.len[2], f.ch.buf[1], f.ch.len[1]);
+    open_with_pool_file(&f, junk, big);
     free(junk);
-    chain_free(&ch);
-    ls_h_rmtree(dir);
-    free(dir);
+    send_range(f.c, &f.ch, 1, 1);
+    logs_hold_exactly(f.dir, &f.ch, 1);
+    ls_copy_close(f.c);
+    fix_fini(&f);
 }
 
 /* A pool file shorter than the generation (half of it, holding the generation's second half):
@@ -185,109 +186,72 @@ Test(copy_prealloc, a_longer_pool_file_is_cut_to_the_generation)
  * received. */
 Test(copy_prealloc, a_shorter_pool_file_is_grown_to_the_generation)
 {
-    char *dir = ls_h_tmpdir("prealloc");
-    chain_t ch;
-    chain_build(&ch, 2, 40, 100);
-    size_t half = ch.len[1] / 2;
-    put_ready(dir, 1, ch.buf[1] + half, half);
-    ls_copy_options_t o = {.dir = dir, .prealloc_files = 1};
-    ls_copy_t *c = copy_open_opts(&o);
-    send_range(c, &ch, 1, 2);
-    char p[4200];
-    gen_path(p, sizeof(p), dir, "logs", 1, "");
-    uint8_t *got = NULL;
-    size_t len = 0;
-    cr_assert_eq(ls_read_file(p, LS_GEN_HARD_CAP, &got, &len), 0);
-    cr_assert_eq(len, ch.len[1]);
-    cr_assert_arr_eq(got, ch.buf[1], len);
-    free(got);
-    cr_assert_eq(ls_copy_start(c), 0);
-    wait_replayed(c, 2, true);
-    store_matches(c, &ch);
-    ls_copy_close(c);
-    chain_free(&ch);
-    ls_h_rmtree(dir);
-    free(dir);
+    copy_fix_t f;
+    fix_init(&f, "prealloc", 2, 40, 100);
+    size_t half = f.ch.len[1] / 2;
+    open_with_pool_file(&f, f.ch.buf[1] + half, half);
+    send_range(f.c, &f.ch, 1, 2);
+    logs_hold_exactly(f.dir, &f.ch, 1);
+    fix_start_replay(&f, 2);
+    ls_copy_close(f.c);
+    fix_fini(&f);
 }
 
-/* Forked children: a crash right after a pool file (holding generation 1's valid bytes) became
- * generation 1's .part; a pool that cannot make files (full disk). */
-static int child(const char *dir, const chain_t *ch, const char *faults, int send_to)
+/* Forked children (ls_h_in_child): a crash right after a pool file (holding generation 1's valid
+ * bytes) became generation 1's .part; a pool that cannot make files (full disk). */
+typedef struct {
+    const copy_fix_t *f;
+    int send_to;
+} child_t;
+
+static void child_send(void *ctx)
 {
-    fflush(NULL);
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        setenv("LS_FAULTS", faults, 1);
-        ls_copy_options_t o = {.dir = dir};
-        ls_copy_t *c = NULL;
-        if (ls_copy_open(&o, &c, NULL, 0) != 0) _exit(3);
-        char err[1024];
-        for (int g = 1; g <= send_to; g++) /* no Criterion call in a child (send_gen logs) */
-            if (send_bytes(c, (uint64_t) g, ch->buf[g], ch->len[g], ch->digest[g], err,
-                           sizeof(err)) != 0)
-                _exit(4);
-        ls_copy_close(c);
-        _exit(0);
-    }
-    int status;
-    cr_assert_eq(waitpid(pid, &status, 0), pid);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    const child_t *k = ctx;
+    ls_copy_options_t o = {.dir = k->f->dir};
+    ls_copy_t *c = NULL;
+    if (ls_copy_open(&o, &c, NULL, 0) != 0) _exit(3);
+    char err[1024];
+    const chain_t *ch = &k->f->ch;
+    for (int g = 1; g <= k->send_to; g++) /* no Criterion call in a child (send_gen logs) */
+        if (send_bytes(c, (uint64_t) g, ch->buf[g], ch->len[g], ch->digest[g], err, sizeof(err)) !=
+            0)
+            _exit(4);
+    ls_copy_close(c);
 }
 
-static void converge(const char *dir, const chain_t *ch, uint64_t want_next)
+static int child(const copy_fix_t *f, const char *faults, int send_to)
 {
-    ls_copy_t *c = copy_open(dir, NULL);
-    cr_assert_eq(count_files(dir, "inspect"), 0, "no .part left");
-    ls_copy_resume_t r;
-    ls_copy_resume_point(c, &r);
-    cr_assert_eq(r.next_generation, want_next);
-    send_range(c, ch, (int) r.next_generation, ch->n);
-    cr_assert_eq(ls_copy_start(c), 0);
-    wait_replayed(c, (uint64_t) ch->n, true);
-    store_matches(c, ch);
-    ls_copy_stats_t st;
-    ls_copy_stats(c, &st);
-    cr_assert_eq(st.applied_generations, (uint64_t) ch->n, "each generation applied once");
-    ls_copy_close(c);
+    child_t k = {f, send_to};
+    return ls_h_in_child(child_send, &k, faults);
 }
 
 Test(copy_prealloc, crash_after_taking_a_pool_file_holding_the_generation_drops_it)
 {
-    char *dir = ls_h_tmpdir("prealloc");
-    chain_t ch;
-    chain_build(&ch, 4, 4, 30);
-    put_ready(dir, 1, ch.buf[1], ch.len[1]);
-    cr_assert_eq(child(dir, &ch, "copy.recv.after_take=exit@1", 4), LS_FAULT_EXIT_CODE);
-    cr_assert_eq(count_files(dir, "inspect"), 1, "the .part with generation 1's bytes");
-    converge(dir, &ch, 1);
-    chain_free(&ch);
-    ls_h_rmtree(dir);
-    free(dir);
+    copy_fix_t f;
+    fix_init(&f, "prealloc", 4, 4, 30);
+    put_ready(f.dir, 1, f.ch.buf[1], f.ch.len[1]);
+    cr_assert_eq(child(&f, "copy.recv.after_take=exit@1", 4), LS_FAULT_EXIT_CODE);
+    cr_assert_eq(count_files(f.dir, "inspect"), 1, "the .part with generation 1's bytes");
+    cr_assert_eq(converge_after_crash(f.dir, &f.ch), 1);
+    fix_fini(&f);
 }
 
 Test(copy_prealloc, a_growth_that_fails_fails_the_receive_and_nothing_is_held)
 {
-    char *dir = ls_h_tmpdir("prealloc");
-    chain_t ch;
-    chain_build(&ch, 3, 4, 30);
-    put_ready(dir, 1, ch.buf[1], 10); /* shorter than generation 1: grown, and that fails */
-    cr_assert_eq(child(dir, &ch, "copy.prealloc.write_enospc=fail", 3), 4, "the send failed");
-    converge(dir, &ch, 1);
-    chain_free(&ch);
-    ls_h_rmtree(dir);
-    free(dir);
+    copy_fix_t f;
+    fix_init(&f, "prealloc", 3, 4, 30);
+    put_ready(f.dir, 1, f.ch.buf[1], 10); /* shorter than generation 1: grown, and that fails */
+    cr_assert_eq(child(&f, "copy.prealloc.write_enospc=fail", 3), 4, "the send failed");
+    cr_assert_eq(converge_after_crash(f.dir, &f.ch), 1);
+    fix_fini(&f);
 }
 
 Test(copy_prealloc, a_pool_that_cannot_make_files_leaves_receives_to_new_files)
 {
-    char *dir = ls_h_tmpdir("prealloc");
-    chain_t ch;
-    chain_build(&ch, 4, 4, 30);
-    cr_assert_eq(child(dir, &ch, "copy.prealloc.write_enospc=fail", 4), 0);
-    cr_assert_eq(count_files(dir, "pool"), 0, "nothing made, nothing half made left");
-    converge(dir, &ch, 5);
-    chain_free(&ch);
-    ls_h_rmtree(dir);
-    free(dir);
+    copy_fix_t f;
+    fix_init(&f, "prealloc", 4, 4, 30);
+    cr_assert_eq(child(&f, "copy.prealloc.write_enospc=fail", 4), 0);
+    cr_assert_eq(count_files(f.dir, "pool"), 0, "nothing made, nothing half made left");
+    cr_assert_eq(converge_after_crash(f.dir, &f.ch), 5);
+    fix_fini(&f);
 }

@@ -215,9 +215,7 @@ Test(copy, adopts_the_database_id_of_the_first_generation)
     ls_copy_resume_point(f.c, &r);
     cr_assert_eq(r.next_generation, 2);
     send_range(f.c, &f.ch, 2, 2);
-    cr_assert_eq(ls_copy_start(f.c), 0);
-    wait_replayed(f.c, 2, true);
-    store_matches(f.c, &f.ch);
+    fix_start_replay(&f, 2);
     ls_copy_close(f.c);
     fix_fini(&f);
 }

@@ -284,6 +284,15 @@ UTIL void fix_catch_up(copy_fix_t *f, int from, int to)
     store_matches(f->c, &f->ch);
 }
 
+/* Starts f's copy (generations 1..to received), waits until it replayed and synced them and
+ * compares its store with the chain's model. */
+UTIL void fix_start_replay(copy_fix_t *f, int to)
+{
+    cr_assert_eq(ls_copy_start(f->c), 0);
+    wait_replayed(f->c, (uint64_t) to, true);
+    store_matches(f->c, &f->ch);
+}
+
 /* Counts files in dir/sub whose name does (suffix true) or does not end in ".part". */
 UTIL int count_files(const char *dir, const char *sub)
 {
@@ -312,6 +321,28 @@ UTIL bool file_exists(const char *dir, const char *sub, int g)
     char p[4200];
     gen_path(p, sizeof(p), dir, sub, g, "");
     return access(p, F_OK) == 0;
+}
+
+/* Reopens dir's copy after a crash, resends ch from its resume point (whose digest must be the
+ * previous generation's), waits until the store matches ch and checks each generation was applied
+ * once; returns the resume point's next generation. */
+UTIL uint64_t converge_after_crash(const char *dir, const chain_t *ch)
+{
+    ls_copy_t *c = copy_open(dir, NULL);
+    ls_copy_resume_t r;
+    ls_copy_resume_point(c, &r);
+    cr_assert_eq(count_files(dir, "inspect"), 0, "no .part or uninspected file left");
+    if (r.next_generation > 1) cr_assert_arr_eq(r.digest, ch->digest[r.next_generation - 1], 32);
+    send_range(c, ch, (int) r.next_generation, ch->n);
+    cr_assert_eq(ls_copy_start(c), 0);
+    wait_replayed(c, (uint64_t) ch->n, true);
+    store_matches(c, ch);
+    ls_copy_stats_t st;
+    ls_copy_stats(c, &st);
+    cr_assert_eq(st.applied_generations, (uint64_t) ch->n, "each generation applied once: %llu",
+                 (unsigned long long) st.applied_generations);
+    ls_copy_close(c);
+    return r.next_generation;
 }
 
 #endif

@@ -24,18 +24,22 @@ static int pt_block(pt_t *t, const chain_t *ch, int g, size_t from, size_t to, s
     return 0;
 }
 
+/* Waiting for a BLOCK_ACK of offset bytes or more, of generation gen (0: any). */
 typedef struct {
     pt_t *t;
-    uint64_t offset;
+    uint64_t gen, offset;
 } acked_t;
 
 static bool acked(void *ctx)
 {
     acked_t *a = ctx;
     ls_passive_poll(a->t->m, a->t->now);
-    for (int i = 0; i < a->t->nframes; i++)
-        if (a->t->frames[i].type == LS_FRAME_BLOCK_ACK && a->t->frames[i].bytes >= a->offset)
+    for (int i = 0; i < a->t->nframes; i++) {
+        const pt_frame_t *fr = &a->t->frames[i];
+        if (fr->type == LS_FRAME_BLOCK_ACK && (a->gen == 0 || fr->generation == a->gen) &&
+            fr->bytes >= a->offset)
             return true;
+    }
     return false;
 }
 
@@ -64,7 +68,7 @@ Test(passive_block, blocks_fill_the_shadow_and_are_acknowledged)
     size_t open = ch.len[3] - LS_GEN_TRAILER_SIZE;
     cr_assert_lt(open, PT_DBW);
     cr_assert_eq(pt_block(&t, &ch, 3, 0, open, 300, 4242), 0);
-    acked_t a = {&t, open};
+    acked_t a = {&t, 0, open};
     cr_assert(ls_h_wait_for(acked, &a, 10000), "BLOCK_ACK of %zu bytes", open);
     pt_frame_t *last = NULL;
     for (int i = 0; i < t.nframes; i++)
@@ -177,7 +181,7 @@ Test(passive_block, gen_tail_finishes_from_the_shadow_or_asks_again_whole)
     /* 3: streamed but for its last 100 bytes; the closed file finished from the shadow */
     size_t part = ch.len[3] - LS_GEN_TRAILER_SIZE - 100;
     cr_assert_eq(pt_block(&t, &ch, 3, 0, part, 300, 77), 0);
-    acked_t a = {&t, part};
+    acked_t a = {&t, 0, part};
     cr_assert(ls_h_wait_for(acked, &a, 10000), "BLOCK_ACK of %zu bytes", part);
     uint64_t before = credit_back(&t);
     pt_tail(&t, &ch, 3, part, 64);
@@ -188,7 +192,7 @@ Test(passive_block, gen_tail_finishes_from_the_shadow_or_asks_again_whole)
     cr_assert_leq(credit_back(&t) - before, ch.len[3] - part, "credit for the tail only");
     /* 4: its shadow holds 500 bytes but GEN_TAIL starts at 900: asked again, then whole */
     cr_assert_eq(pt_block(&t, &ch, 4, 0, 500, 500, 88), 0);
-    a = (acked_t){&t, 500};
+    a = (acked_t){&t, 0, 500};
     cr_assert(ls_h_wait_for(acked, &a, 10000), "BLOCK_ACK of 500 bytes");
     pt_tail(&t, &ch, 4, 900, 1000);
     pt_wait(&t, LS_FRAME_ASK_AGAIN, 4);
@@ -214,18 +218,6 @@ static int frame_at(pt_t *t, uint8_t type, uint64_t gen, uint64_t min)
     return -1;
 }
 
-typedef struct {
-    pt_t *t;
-    uint64_t gen, offset;
-} acked_gen_t;
-
-static bool acked_gen(void *ctx)
-{
-    acked_gen_t *a = ctx;
-    ls_passive_poll(a->t->m, a->t->now);
-    return frame_at(a->t, LS_FRAME_BLOCK_ACK, a->gen, a->offset) >= 0;
-}
-
 Test(passive_block, the_next_generation_streams_right_behind_the_closed_ones_end)
 {
     pt_t t;
@@ -242,8 +234,8 @@ Test(passive_block, the_next_generation_streams_right_behind_the_closed_ones_end
     pt_tail(&t, &ch, 2, open2, 1000);
     size_t part3 = ch.len[3] - LS_GEN_TRAILER_SIZE - 50;
     cr_assert_eq(pt_block(&t, &ch, 3, 0, part3, 300, 30), 0);
-    acked_gen_t a = {&t, 3, part3};
-    cr_assert(ls_h_wait_for(acked_gen, &a, 10000), "BLOCK_ACK of 3's %zu bytes", part3);
+    acked_t a = {&t, 3, part3};
+    cr_assert(ls_h_wait_for(acked, &a, 10000), "BLOCK_ACK of 3's %zu bytes", part3);
     pt_wait(&t, LS_FRAME_DURABLE, 2);
     cr_assert_lt(frame_at(&t, LS_FRAME_DURABLE, 2, 0), frame_at(&t, LS_FRAME_BLOCK_ACK, 3, part3),
                  "2 durable before 3's bytes are acknowledged");

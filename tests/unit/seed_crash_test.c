@@ -55,10 +55,10 @@ static void crash_at(const char *faults, bool new_wins, ls_seed_recover_t want)
     NEED_FAULTS();
     env_t e;
     env_init(&e, "seedcrash");
-    cr_assert_eq(in_child(setup, &e, NULL), 0, "setup");
+    cr_assert_eq(ls_h_in_child(setup, &e, NULL), 0, "setup");
     char before[65], after[65];
     tree_hash(e.copy, before);
-    cr_assert_eq(in_child(reseed, &e, faults), LS_FAULT_EXIT_CODE, "died at %s", faults);
+    cr_assert_eq(ls_h_in_child(reseed, &e, faults), LS_FAULT_EXIT_CODE, "died at %s", faults);
 
     ls_seed_recover_t what;
     char err[1024] = "";
@@ -130,10 +130,10 @@ Test(seed_crash, snapshot_fault_point_corrupts_the_stream)
     NEED_FAULTS();
     env_t e;
     env_init(&e, "seedcrash");
-    cr_assert_eq(in_child(setup, &e, NULL), 0, "setup");
+    cr_assert_eq(ls_h_in_child(setup, &e, NULL), 0, "setup");
     char before[65], after[65];
     tree_hash(e.copy, before);
-    cr_assert_eq(in_child(corrupt_reseed, &e, "seed.snapshot.corrupt=fail@2"), 42);
+    cr_assert_eq(ls_h_in_child(corrupt_reseed, &e, "seed.snapshot.corrupt=fail@2"), 42);
     tree_hash(e.copy, after);
     cr_assert_str_eq(before, after, "the old copy is byte-identical");
     assert_no_leftovers(e.copy);
@@ -160,7 +160,8 @@ Test(seed_crash, first_seed_before_its_rename_finishes)
     NEED_FAULTS();
     env_t e;
     env_init(&e, "seedcrash");
-    cr_assert_eq(in_child(first_seed, &e, "seed.install.before_swap=exit"), LS_FAULT_EXIT_CODE);
+    cr_assert_eq(ls_h_in_child(first_seed, &e, "seed.install.before_swap=exit"),
+                 LS_FAULT_EXIT_CODE);
     cr_assert(access(e.copy, F_OK) != 0, "no copy yet");
     ls_seed_recover_t what;
     char err[1024] = "";
@@ -177,7 +178,7 @@ Test(seed_crash, old_copy_renamed_away_without_ready_new_is_put_back)
 {
     env_t e;
     env_init(&e, "seedcrash");
-    cr_assert_eq(in_child(setup, &e, NULL), 0, "setup");
+    cr_assert_eq(ls_h_in_child(setup, &e, NULL), 0, "setup");
     char before[65], after[65], p[PATHSZ + 32];
     tree_hash(e.copy, before);
     snprintf(p, sizeof(p), "%s.seed-old", e.copy);

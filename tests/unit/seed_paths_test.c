@@ -319,7 +319,7 @@ Test(seed_paths, snapshot_on_full_file_system_is_refused_up_front)
     cr_assert_gt(store, 1u << 20);
     /* the copy fits, with half the store's size to spare */
     tiny_t t = {&e, ((all + store / 2) / 4096 + 16) * 4096};
-    cr_assert_eq(in_child(tiny_fs_snapshot, &t, NULL), 0);
+    cr_assert_eq(ls_h_in_child(tiny_fs_snapshot, &t, NULL), 0);
     snprintf(p, sizeof(p), "%s/result", e.base);
     size_t len = 0;
     char *r = (char *) ls_h_read_file(p, &len);
@@ -382,7 +382,7 @@ Test(seed_paths, snapshot_into_read_only_scratch_fails_and_cleanup_reports_it)
     env_t e;
     env_init(&e, "seedpaths");
     active_db(&e, 20);
-    cr_assert_eq(in_child(read_only_scratch, &e, NULL), 0);
+    cr_assert_eq(ls_h_in_child(read_only_scratch, &e, NULL), 0);
     char p[PATHSZ];
     snprintf(p, sizeof(p), "%s/result", e.base);
     size_t len = 0;

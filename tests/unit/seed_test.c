@@ -393,7 +393,7 @@ Test(seed, big_store_streams_with_bounded_memory, .timeout = 120)
 {
     env_t e;
     env_init(&e, "seed");
-    cr_assert_eq(in_child(build_big, e.db, NULL), 0, "active built");
+    cr_assert_eq(ls_h_in_child(build_big, e.db, NULL), 0, "active built");
     ls_seed_snapshot_options_t so = {.db_dir = e.db};
     ls_seed_snapshot_t *s = NULL;
     char err[1024] = "";

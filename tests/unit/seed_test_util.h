@@ -245,25 +245,6 @@ UTIL void assert_no_leftovers(const char *copy)
     }
 }
 
-/* Runs fn(ctx) in a forked child with LS_FAULTS=faults (NULL: none); its exit status. */
-UTIL int in_child(void (*fn)(void *), void *ctx, const char *faults)
-{
-    fflush(NULL);
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        if (faults)
-            setenv("LS_FAULTS", faults, 1);
-        else
-            unsetenv("LS_FAULTS");
-        fn(ctx);
-        _exit(0);
-    }
-    int status;
-    cr_assert_eq(waitpid(pid, &status, 0), pid);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
 /* The active's data and the copy's must be equal, key by key and (with dump) by mdb_dump. */
 UTIL void assert_copy_equals_active_by(const char *db, const char *copy, bool dump)
 {

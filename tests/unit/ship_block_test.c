@@ -288,65 +288,72 @@ static void roll_gen4(uint64_t last)
     skip_states();
 }
 
-Test(ship_block, gen_tail_sends_only_what_the_shadow_lacks, .init = setup_block,
-     .fini = teardown_world)
+/* Block mode with GEN_TAIL allowed, generation 4 open and streamed from 0 to upto. */
+static void stream_gen4_with_tail(uint64_t upto)
 {
     caught_up(0);
     ls_ship_block_tail_allow(W.m, true);
     open_gen4();
-    publish(2000, W.next_lsn - 2);
-    take_block(0, 2000);
+    publish(upto, W.next_lsn - 2);
+    take_block(0, upto);
+}
+
+/* The closed generation g after its GEN_TAIL: the tail from off, its GEN_DATA to the end and its
+ * GEN_END (take_gen's counterpart). */
+static void take_tail(uint64_t g, uint64_t off)
+{
+    pump_until_sent();
+    sent_t *t = expect(LS_FRAME_GEN_TAIL);
+    cr_assert_eq(t->gen, g);
+    cr_assert_eq(t->size, W.size[g]);
+    cr_assert_eq(t->off, off, "GEN_DATA of %llu from where its stream ended",
+                 (unsigned long long) g);
+    take_data(g, off, W.size[g]);
+    pump_until_sent();
+    cr_assert_eq(expect(LS_FRAME_GEN_END)->gen, g);
+}
+
+/* DURABLE of g from the target: block mode goes on. */
+static void durable_in_block_mode(uint64_t g)
+{
+    ack(LS_FRAME_DURABLE, g);
+    skip_states();
+    cr_assert_eq(ls_ship_mode(W.m), LS_SHIP_MODE_BLOCK, "%s", W.mode_reason);
+}
+
+Test(ship_block, gen_tail_sends_only_what_the_shadow_lacks, .init = setup_block,
+     .fini = teardown_world)
+{
+    stream_gen4_with_tail(2000);
     roll_gen4(3000);
     for (int i = 0; i < 20; i++) /* the reader has generation 4 soon; the stream goes first */
         ls_ship_pump(W.m, W.now);
     cr_assert(!pending() || W.q[W.head].type != LS_FRAME_GEN_TAIL,
               "GEN_TAIL before the published bytes were streamed");
     take_block(2000, 3000);
-    pump_until_sent();
-    sent_t *t = expect(LS_FRAME_GEN_TAIL);
-    cr_assert_eq(t->gen, 4);
-    cr_assert_eq(t->size, W.size[4]);
-    cr_assert_eq(t->off, 3000, "GEN_DATA from where the stream ended");
-    uint64_t before = status().sent_bytes;
-    take_data(4, 3000, W.size[4]);
-    pump_until_sent();
-    cr_assert_eq(expect(LS_FRAME_GEN_END)->gen, 4);
+    uint64_t before = status().sent_bytes; /* GEN_DATA bytes: the GEN_TAIL frame adds none */
+    take_tail(4, 3000);
     cr_assert_eq(status().sent_bytes - before, W.size[4] - 3000, "only the tail travelled");
     expect_nothing();
     /* The target could not finish it from its shadow: asked again, it goes whole. */
     ask_again(4, LS_EGAP);
     take_gen(4);
-    ack(LS_FRAME_DURABLE, 4);
-    skip_states();
-    cr_assert_eq(ls_ship_mode(W.m), LS_SHIP_MODE_BLOCK);
+    durable_in_block_mode(4);
 }
 
 Test(ship_block, gen_tail_starts_at_what_the_target_acknowledged_on_this_connection,
      .init = setup_block, .fini = teardown_world)
 {
-    caught_up(0);
-    ls_ship_block_tail_allow(W.m, true);
-    open_gen4();
-    publish(1000, W.next_lsn - 2);
-    take_block(0, 1000);
+    stream_gen4_with_tail(1000);
     block_ack(4, 2500, W.next_lsn - 2); /* its shadow held more from an earlier connection */
     roll_gen4(1000);
-    pump_until_sent();
-    sent_t *t = expect(LS_FRAME_GEN_TAIL);
-    cr_assert_eq(t->off, 2500);
-    take_data(4, 2500, W.size[4]);
-    pump_until_sent();
-    cr_assert_eq(expect(LS_FRAME_GEN_END)->gen, 4);
+    take_tail(4, 2500);
 }
 
 Test(ship_block, gen_tail_forgets_an_acknowledgement_of_an_earlier_connection, .init = setup_block,
      .fini = teardown_world)
 {
-    caught_up(0);
-    ls_ship_block_tail_allow(W.m, true);
-    open_gen4();
-    publish(1000, W.next_lsn - 2);
-    take_block(0, 1000);
+    stream_gen4_with_tail(1000);
     block_ack(4, 1000, W.next_lsn - 2);
     ls_ship_disconnected(W.m, false, "reset by peer", W.now);
     connect_accepted(0);
@@ -380,17 +387,9 @@ Test(ship_block, no_gen_tail_without_the_feature, .init = setup_block, .fini = t
 Test(ship_block, the_next_generation_streams_again_from_0_after_an_ask_again, .init = setup_block,
      .fini = teardown_world)
 {
-    caught_up(0);
-    ls_ship_block_tail_allow(W.m, true);
-    open_gen4();
-    publish(2000, W.next_lsn - 2);
-    take_block(0, 2000);
+    stream_gen4_with_tail(2000);
     roll_gen4(2000);
-    pump_until_sent();
-    cr_assert_eq(expect(LS_FRAME_GEN_TAIL)->off, 2000);
-    take_data(4, 2000, W.size[4]);
-    pump_until_sent();
-    cr_assert_eq(expect(LS_FRAME_GEN_END)->gen, 4);
+    take_tail(4, 2000);
     W.open_log = W.bytes[4];
     W.open_gen = 5;
     publish(900, W.next_lsn);
@@ -404,25 +403,15 @@ Test(ship_block, the_next_generation_streams_again_from_0_after_an_ask_again, .i
      * 4 as ASK_AGAIN pumped, its GEN_BEGIN went out and that chunk is 4's first GEN_DATA. */
     take_gen(4);
     take_block(0, 1000);
-    ack(LS_FRAME_DURABLE, 4);
-    skip_states();
-    cr_assert_eq(ls_ship_mode(W.m), LS_SHIP_MODE_BLOCK);
+    durable_in_block_mode(4);
 }
 
 Test(ship_block, the_next_generation_streamed_early_finishes_before_its_tail_without_durable,
      .init = setup_block, .fini = teardown_world)
 {
-    caught_up(0);
-    ls_ship_block_tail_allow(W.m, true);
-    open_gen4();
-    publish(2000, W.next_lsn - 2);
-    take_block(0, 2000);
+    stream_gen4_with_tail(2000);
     roll_gen4(2000);
-    pump_until_sent();
-    cr_assert_eq(expect(LS_FRAME_GEN_TAIL)->off, 2000);
-    take_data(4, 2000, W.size[4]);
-    pump_until_sent();
-    cr_assert_eq(expect(LS_FRAME_GEN_END)->gen, 4);
+    take_tail(4, 2000);
     /* Generation 5 streams before 4 is held, then rolls too, still before DURABLE of 4: what
      * was published of 5 goes first, then its GEN_TAIL from there (no wait for DURABLE). */
     add_gen(&W, 6, 700); /* generation 5's bytes */
@@ -436,16 +425,8 @@ Test(ship_block, the_next_generation_streamed_early_finishes_before_its_tail_wit
     ls_ship_tick(W.m, W.now);
     skip_states();
     take_block(1500, 2500);
-    pump_until_sent();
-    sent_t *t = expect(LS_FRAME_GEN_TAIL);
-    cr_assert_eq(t->gen, 5);
-    cr_assert_eq(t->off, 2500, "GEN_DATA of 5 from where its stream ended");
-    take_data(5, 2500, W.size[5]);
-    pump_until_sent();
-    cr_assert_eq(expect(LS_FRAME_GEN_END)->gen, 5);
-    ack(LS_FRAME_DURABLE, 5);
-    skip_states();
-    cr_assert_eq(ls_ship_mode(W.m), LS_SHIP_MODE_BLOCK, "%s", W.mode_reason);
+    take_tail(5, 2500);
+    durable_in_block_mode(5);
 }
 
 Test(ship_block, without_next_the_next_generation_waits_for_the_closed_ones_durable,

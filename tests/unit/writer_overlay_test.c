@@ -373,32 +373,42 @@ static const struct {
     {"z0123456789abcdef-0123456789", 28},
 };
 
-Test(writer_overlay, a_merged_apply_in_key_order_leaves_the_last_write_of_each_key, .timeout = 60)
+static size_t sort_key(size_t k, char *out)
 {
-    /* Apply 1 is held 1.5 s before its store transaction while 300 transactions of puts and
-     * deletes of the same few keys are committed: the next applies merge them, apply them sorted
-     * by key with only the last write of each key, and must leave what applying them one by
-     * one in LSN order would. Checked through the store (after close: a fresh open reads it). */
+    memcpy(out, SORT_KEYS[k].k, SORT_KEYS[k].len);
+    return SORT_KEYS[k].len;
+}
+
+/* Apply 1 is held 1.5 s before its store transaction while 300 transactions of ops puts and
+ * deletes each (keys 0..nkeys-1 by key(k, out[48]) returning the length, picked from seed) are
+ * committed: the next applies merge them, apply them sorted by key with only the last write of
+ * each key, and must leave what applying them one by one in LSN order would. Checked through the
+ * store (after close: a fresh open reads it). Returns how many applies there were. */
+static uint64_t merged_last_writes(size_t nkeys, int ops, uint64_t seed,
+                                   size_t (*key)(size_t k, char *out))
+{
     setenv("LS_FAULTS", "writer.apply.before=sleep:1500@1", 1);
     char *dir = ls_h_tmpdir("overlay");
     ls_db_options_t o = quiet_opts();
     ls_db_t *db = open_db(dir, &o);
-    char model[NKEYS][32];
-    bool present[NKEYS] = {false};
-    uint64_t rng = 12345;
+    char(*model)[32] = calloc(nkeys, sizeof(*model));
+    bool *present = calloc(nkeys, sizeof(*present));
+    cr_assert(model && present);
+    uint64_t rng = seed;
     for (int i = 0; i < 300; i++) {
         ls_txn_t *t;
         cr_assert_eq(ls_txn_begin(db, &t), 0);
-        for (int j = 0; j < 4; j++) {
+        for (int j = 0; j < ops; j++) {
             rng = rng * 6364136223846793005ull + 1442695040888963407ull;
-            size_t k = (size_t) (rng >> 33) % NKEYS;
+            size_t k = (size_t) (rng >> 33) % nkeys;
+            char kb[48];
+            size_t klen = key(k, kb);
             if ((rng >> 20) % 5 == 0) {
-                cr_assert_eq(ls_txn_del(t, SORT_KEYS[k].k, SORT_KEYS[k].len), 0);
+                cr_assert_eq(ls_txn_del(t, kb, klen), 0);
                 present[k] = false;
             } else {
                 snprintf(model[k], sizeof(model[k]), "v%d.%d", i, j);
-                cr_assert_eq(
-                    ls_txn_put(t, SORT_KEYS[k].k, SORT_KEYS[k].len, model[k], strlen(model[k])), 0);
+                cr_assert_eq(ls_txn_put(t, kb, klen, model[k], strlen(model[k])), 0);
                 present[k] = true;
             }
         }
@@ -407,15 +417,15 @@ Test(writer_overlay, a_merged_apply_in_key_order_leaves_the_last_write_of_each_k
     cr_assert(ls_h_wait_for(store_caught_up, db, 20000));
     ls_db_stats_t s;
     ls_db_stats(db, &s);
-    cr_assert_lt(s.applies, 300, "applies merged batches (%llu applies)",
-                 (unsigned long long) s.applies);
     cr_assert_eq(ls_db_close(db), 0);
     unsetenv("LS_FAULTS");
     db = open_db(dir, &o);
-    for (size_t k = 0; k < NKEYS; k++) {
+    for (size_t k = 0; k < nkeys; k++) {
+        char kb[48];
+        size_t klen = key(k, kb);
         void *v = NULL;
         size_t len = 0;
-        int rc = ls_db_get(db, SORT_KEYS[k].k, SORT_KEYS[k].len, &v, &len);
+        int rc = ls_db_get(db, kb, klen, &v, &len);
         if (present[k]) {
             cr_assert_eq(rc, 0, "key %zu present", k);
             cr_assert_eq(len, strlen(model[k]));
@@ -427,8 +437,18 @@ Test(writer_overlay, a_merged_apply_in_key_order_leaves_the_last_write_of_each_k
         free(v);
     }
     cr_assert_eq(ls_db_close(db), 0);
+    free(model);
+    free(present);
     ls_h_rmtree(dir);
     free(dir);
+    return s.applies;
+}
+
+Test(writer_overlay, a_merged_apply_in_key_order_leaves_the_last_write_of_each_key, .timeout = 60)
+{
+    uint64_t applies = merged_last_writes(NKEYS, 4, 12345, sort_key);
+    cr_assert_lt(applies, 300, "applies merged batches (%llu applies)",
+                 (unsigned long long) applies);
 }
 
 /* Keys that share a prefix and vary in few of their first 16 bytes (2), so that a merged apply
@@ -448,55 +468,7 @@ Test(writer_overlay, a_merged_apply_of_keys_sharing_a_prefix_leaves_the_last_wri
      .timeout = 60)
 {
     /* As above, with 2,400 operations merged (the radix sort's threshold is 512). */
-    setenv("LS_FAULTS", "writer.apply.before=sleep:1500@1", 1);
-    char *dir = ls_h_tmpdir("overlay");
-    ls_db_options_t o = quiet_opts();
-    ls_db_t *db = open_db(dir, &o);
-    static char model[NRKEYS][32];
-    bool present[NRKEYS] = {false};
-    uint64_t rng = 777;
-    for (int i = 0; i < 300; i++) {
-        ls_txn_t *t;
-        cr_assert_eq(ls_txn_begin(db, &t), 0);
-        for (int j = 0; j < 8; j++) {
-            rng = rng * 6364136223846793005ull + 1442695040888963407ull;
-            size_t k = (size_t) (rng >> 33) % NRKEYS;
-            char key[48];
-            size_t klen = radix_key(k, key);
-            if ((rng >> 20) % 5 == 0) {
-                cr_assert_eq(ls_txn_del(t, key, klen), 0);
-                present[k] = false;
-            } else {
-                snprintf(model[k], sizeof(model[k]), "v%d.%d", i, j);
-                cr_assert_eq(ls_txn_put(t, key, klen, model[k], strlen(model[k])), 0);
-                present[k] = true;
-            }
-        }
-        cr_assert_eq(ls_txn_commit(t), 0);
-    }
-    cr_assert(ls_h_wait_for(store_caught_up, db, 20000));
-    cr_assert_eq(ls_db_close(db), 0);
-    unsetenv("LS_FAULTS");
-    db = open_db(dir, &o);
-    for (size_t k = 0; k < NRKEYS; k++) {
-        char key[48];
-        size_t klen = radix_key(k, key);
-        void *v = NULL;
-        size_t len = 0;
-        int rc = ls_db_get(db, key, klen, &v, &len);
-        if (present[k]) {
-            cr_assert_eq(rc, 0, "key %zu present", k);
-            cr_assert_eq(len, strlen(model[k]));
-            cr_assert_eq(memcmp(v, model[k], len), 0, "key %zu: %.*s, want %s", k, (int) len,
-                         (char *) v, model[k]);
-        } else {
-            cr_assert_eq(rc, LS_ENOENT, "key %zu deleted last", k);
-        }
-        free(v);
-    }
-    cr_assert_eq(ls_db_close(db), 0);
-    ls_h_rmtree(dir);
-    free(dir);
+    merged_last_writes(NRKEYS, 8, 777, radix_key);
 }
 
 Test(writer_overlay, a_checkpoint_covers_every_commit_durable_before_it, .timeout = 60)

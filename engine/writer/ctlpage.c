@@ -15,7 +15,7 @@
  *   312  8  last LSN written (in that generation or before)
  *   320  8  when, ns since 1970 UTC
  *   328..511   reserved for the fence
- *   512        the writer's durable position (seqlock, see below)
+ *   512        the writer's durable position (seqlock, ctlchan.c)
  *   1024       the copies' positions, published by the daemon (seqlock)
  *   1536       the writer's synchronous-commit state (seqlock)
  *   1792..4095 reserved
@@ -26,64 +26,32 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <sched.h>
-#include <linux/futex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "core/core.h"
-#include "writer/ctlpage.h"
+#include "writer/writer_int.h"
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the control page is little-endian");
 
-#define CTL_MAGIC      "LSHPCTL\x1a"
-#define CTL_VERSION    1
-#define OFF_VERSION    8
-#define OFF_SIZE       12
-#define OFF_FENCE      16
-#define OFF_FENCE_NS   24
-#define OFF_NAME_LEN   32
-#define OFF_FLAGS      36
-#define OFF_NAME       40
-#define OFF_HOLD_ACK   296
-#define OFF_HOLD_GEN   304
-#define OFF_HOLD_LSN   312
-#define OFF_HOLD_NS    320
-#define PATH_MAX_BYTES 4200
-
-/* The channel (docs/BLOCKMODE.md, "The channel"). Each area starts with its sequence word (the
- * futex) and a count of the threads sleeping on it; 64-bit fields are 8-aligned. */
-#define OFF_D_SEQ     512 /* u32 sequence, u32 sleepers */
-#define OFF_D_GEN     520
-#define OFF_D_OFF     528
-#define OFF_D_LSN     536
-#define OFF_D_TIME    544
-#define OFF_D_EPOCH   552 /* u32 */
-#define OFF_D_PID     556 /* u32 */
-#define OFF_C_SEQ     1024
-#define OFF_C_N       1032 /* u32 */
-#define OFF_C_SLOTS   1040 /* LS_CTL_COPIES_MAX slots of 32 bytes */
-#define C_SLOT        32
-#define OFF_S_SEQ     1536
-#define OFF_S_STATE   1544 /* u32 state, level, copies, switches */
-#define OFF_S_SINCE   1560
-#define OFF_S_RLEN    1568 /* u32 */
-#define OFF_S_REASON  1576 /* LS_CTL_REASON_MAX + 1 bytes, as 8-byte words */
-#define S_REASON_SIZE 200
-_Static_assert(OFF_C_SLOTS + LS_CTL_COPIES_MAX * C_SLOT <= OFF_S_SEQ, "copies overlap sync");
-_Static_assert(S_REASON_SIZE == LS_CTL_REASON_MAX + 1 && S_REASON_SIZE % 8 == 0, "reason size");
-
-struct ls_ctlpage {
-    int fd;                    /* <db>/control, read-write */
-    uint8_t *map;              /* LS_CTL_SIZE bytes, MAP_SHARED */
-    char path[PATH_MAX_BYTES]; /* for messages */
-};
+#define CTL_MAGIC    "LSHPCTL\x1a"
+#define CTL_VERSION  1
+#define OFF_VERSION  8
+#define OFF_SIZE     12
+#define OFF_FENCE    16
+#define OFF_FENCE_NS 24
+#define OFF_NAME_LEN 32
+#define OFF_FLAGS    36
+#define OFF_NAME     40
+#define OFF_HOLD_ACK 296
+#define OFF_HOLD_GEN 304
+#define OFF_HOLD_LSN 312
+#define OFF_HOLD_NS  320
 
 static void msg(char *err, size_t errlen, const char *path, const char *what)
 {
@@ -102,7 +70,7 @@ static int create_page(const char *path, char *err, size_t errlen)
     memcpy(page, CTL_MAGIC, 8);
     ls_put32(page + OFF_VERSION, CTL_VERSION);
     ls_put32(page + OFF_SIZE, LS_CTL_SIZE);
-    char tmp[PATH_MAX_BYTES + 64];
+    char tmp[LS__CTL_PATH_MAX + 64];
     snprintf(tmp, sizeof(tmp), "%s.tmp.%d.%llu", path, (int) getpid(),
              (unsigned long long) ls_mono_ns()); /* unique per process and thread */
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -208,7 +176,7 @@ void ls_ctlpage_fence(const ls_ctlpage_t *p, ls_ctl_fence_t *out)
  * its creation): the page survives a restart. */
 static int sync_page(ls_ctlpage_t *p, char *err, size_t errlen)
 {
-    char dir[PATH_MAX_BYTES];
+    char dir[LS__CTL_PATH_MAX];
     ls_path_dirname(p->path, dir, sizeof(dir));
     int rc = msync(p->map, LS_CTL_SIZE, MS_SYNC) != 0 ? ls_err_from_errno(errno) : 0;
     if (rc == 0) rc = ls_fsync(p->fd);
@@ -292,230 +260,4 @@ int ls_ctlpage_clear_fence(ls_ctlpage_t *p, char *err, size_t errlen)
     __atomic_store_n(fence_word(p), 0, __ATOMIC_RELEASE);
     memset(p->map + OFF_FENCE_NS, 0, OFF_HOLD_NS + 8 - OFF_FENCE_NS);
     return sync_page(p, err, errlen);
-}
-
-/* ---- the channel ----------------------------------------------------------------------------
- * Seqlock: the publisher makes the sequence odd (fetch_add), writes the fields (relaxed atomic
- * stores), makes it even again (fetch_add, seq_cst), then wakes sleepers when the count says
- * there are any. A reader takes the sequence (acquire), retries while odd, loads the fields,
- * and retries when the sequence moved meanwhile. A sleeper counts itself in (seq_cst), checks
- * the sequence once more, and sleeps in FUTEX_WAIT only while it is the value it saw: with both
- * sides seq_cst, either the publisher sees the sleeper or the sleeper sees the new value.
- * Fields are accessed as aligned atomics because another process writes them concurrently. */
-
-static uint32_t *u32_at(const ls_ctlpage_t *p, size_t off)
-{
-    return (uint32_t *) (void *) (p->map + off);
-}
-
-static uint64_t *u64_at(const ls_ctlpage_t *p, size_t off)
-{
-    return (uint64_t *) (void *) (p->map + off);
-}
-
-static void st32(const ls_ctlpage_t *p, size_t off, uint32_t v)
-{
-    __atomic_store_n(u32_at(p, off), v, __ATOMIC_RELAXED);
-}
-
-static void st64(const ls_ctlpage_t *p, size_t off, uint64_t v)
-{
-    __atomic_store_n(u64_at(p, off), v, __ATOMIC_RELAXED);
-}
-
-static uint32_t ld32(const ls_ctlpage_t *p, size_t off)
-{
-    return __atomic_load_n(u32_at(p, off), __ATOMIC_RELAXED);
-}
-
-static uint64_t ld64(const ls_ctlpage_t *p, size_t off)
-{
-    return __atomic_load_n(u64_at(p, off), __ATOMIC_RELAXED);
-}
-
-static void write_begin(const ls_ctlpage_t *p, size_t seq_off)
-{
-    __atomic_fetch_add(u32_at(p, seq_off), 1, __ATOMIC_RELAXED);
-    __atomic_thread_fence(__ATOMIC_RELEASE);
-}
-
-static void futex_wake(uint32_t *word)
-{
-    syscall(SYS_futex, word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
-}
-
-/* Ends a write (the sequence even again); wakes sleepers if any. */
-static void write_end(const ls_ctlpage_t *p, size_t seq_off, uint32_t add)
-{
-    __atomic_fetch_add(u32_at(p, seq_off), add, __ATOMIC_SEQ_CST);
-    if (__atomic_load_n(u32_at(p, seq_off + 4), __ATOMIC_SEQ_CST)) futex_wake(u32_at(p, seq_off));
-}
-
-/* The even sequence a read starts from (spins past a write in progress: a few stores). */
-static uint32_t read_begin(const ls_ctlpage_t *p, size_t seq_off)
-{
-    for (;;) {
-        uint32_t s = __atomic_load_n(u32_at(p, seq_off), __ATOMIC_ACQUIRE);
-        if ((s & 1u) == 0) return s;
-        sched_yield();
-    }
-}
-
-static bool read_again(const ls_ctlpage_t *p, size_t seq_off, uint32_t s)
-{
-    __atomic_thread_fence(__ATOMIC_ACQUIRE);
-    return __atomic_load_n(u32_at(p, seq_off), __ATOMIC_RELAXED) != s;
-}
-
-static int wait_seq(const ls_ctlpage_t *p, size_t seq_off, uint32_t seen, uint64_t timeout_ns)
-{
-    uint32_t *word = u32_at(p, seq_off), *sleepers = u32_at(p, seq_off + 4);
-    __atomic_fetch_add(sleepers, 1, __ATOMIC_SEQ_CST);
-    int rc = 0;
-    if (__atomic_load_n(word, __ATOMIC_SEQ_CST) == seen) {
-        struct timespec ts = {.tv_sec = (time_t) (timeout_ns / 1000000000u),
-                              .tv_nsec = (long) (timeout_ns % 1000000000u)};
-        if (syscall(SYS_futex, word, FUTEX_WAIT, seen, &ts, NULL, 0) != 0 && errno == ETIMEDOUT)
-            rc = LS_ETIMEDOUT;
-    }
-    __atomic_fetch_sub(sleepers, 1, __ATOMIC_SEQ_CST);
-    return rc;
-}
-
-/* Moves the sequence on by two (its parity kept, the fields untouched) and wakes the sleepers:
- * one about to sleep sees the new value and does not. */
-static void wake_seq(const ls_ctlpage_t *p, size_t seq_off)
-{
-    __atomic_fetch_add(u32_at(p, seq_off), 2, __ATOMIC_SEQ_CST);
-    futex_wake(u32_at(p, seq_off));
-}
-
-void ls_ctlpage_publish_durable(ls_ctlpage_t *p, const ls_ctl_durable_t *d)
-{
-    write_begin(p, OFF_D_SEQ);
-    st64(p, OFF_D_GEN, d->generation);
-    st64(p, OFF_D_OFF, d->offset);
-    st64(p, OFF_D_LSN, d->lsn);
-    st64(p, OFF_D_TIME, d->time_ns);
-    st32(p, OFF_D_EPOCH, d->epoch);
-    st32(p, OFF_D_PID, d->pid);
-    write_end(p, OFF_D_SEQ, 1);
-}
-
-uint32_t ls_ctlpage_read_durable(const ls_ctlpage_t *p, ls_ctl_durable_t *out)
-{
-    uint32_t s;
-    do {
-        s = read_begin(p, OFF_D_SEQ);
-        out->generation = ld64(p, OFF_D_GEN);
-        out->offset = ld64(p, OFF_D_OFF);
-        out->lsn = ld64(p, OFF_D_LSN);
-        out->time_ns = ld64(p, OFF_D_TIME);
-        out->epoch = ld32(p, OFF_D_EPOCH);
-        out->pid = ld32(p, OFF_D_PID);
-    } while (read_again(p, OFF_D_SEQ, s));
-    return s;
-}
-
-int ls_ctlpage_wait_durable(const ls_ctlpage_t *p, uint32_t seen, uint64_t timeout_ns)
-{
-    return wait_seq(p, OFF_D_SEQ, seen, timeout_ns);
-}
-
-void ls_ctlpage_wake_durable(const ls_ctlpage_t *p)
-{
-    wake_seq(p, OFF_D_SEQ);
-}
-
-static void publish_copies(ls_ctlpage_t *p, const ls_ctl_copy_t *c, uint32_t n, bool wake)
-{
-    n = LS_MIN(n, (uint32_t) LS_CTL_COPIES_MAX);
-    write_begin(p, OFF_C_SEQ);
-    st32(p, OFF_C_N, n);
-    for (uint32_t i = 0; i < n; i++) {
-        size_t o = OFF_C_SLOTS + (size_t) i * C_SLOT;
-        st64(p, o, c[i].durable_lsn);
-        st64(p, o + 8, c[i].applied_lsn);
-        st64(p, o + 16, c[i].time_ns);
-        st32(p, o + 24, c[i].flags);
-        st32(p, o + 28, c[i].id);
-    }
-    if (wake)
-        write_end(p, OFF_C_SEQ, 1);
-    else
-        __atomic_fetch_add(u32_at(p, OFF_C_SEQ), 1, __ATOMIC_SEQ_CST);
-}
-
-void ls_ctlpage_publish_copies(ls_ctlpage_t *p, const ls_ctl_copy_t *c, uint32_t n)
-{
-    publish_copies(p, c, n, true);
-}
-
-void ls_ctlpage_publish_copies_quiet(ls_ctlpage_t *p, const ls_ctl_copy_t *c, uint32_t n)
-{
-    publish_copies(p, c, n, false);
-}
-
-uint32_t ls_ctlpage_read_copies(const ls_ctlpage_t *p, ls_ctl_copy_t *out, uint32_t *n)
-{
-    uint32_t s;
-    do {
-        s = read_begin(p, OFF_C_SEQ);
-        *n = LS_MIN(ld32(p, OFF_C_N), (uint32_t) LS_CTL_COPIES_MAX); /* shared bytes: bounded */
-        for (uint32_t i = 0; i < *n; i++) {
-            size_t o = OFF_C_SLOTS + (size_t) i * C_SLOT;
-            out[i].durable_lsn = ld64(p, o);
-            out[i].applied_lsn = ld64(p, o + 8);
-            out[i].time_ns = ld64(p, o + 16);
-            out[i].flags = ld32(p, o + 24);
-            out[i].id = ld32(p, o + 28);
-        }
-    } while (read_again(p, OFF_C_SEQ, s));
-    return s;
-}
-
-int ls_ctlpage_wait_copies(const ls_ctlpage_t *p, uint32_t seen, uint64_t timeout_ns)
-{
-    return wait_seq(p, OFF_C_SEQ, seen, timeout_ns);
-}
-
-void ls_ctlpage_wake_copies(const ls_ctlpage_t *p)
-{
-    wake_seq(p, OFF_C_SEQ);
-}
-
-void ls_ctlpage_publish_sync(ls_ctlpage_t *p, const ls_ctl_sync_t *sy)
-{
-    uint64_t words[S_REASON_SIZE / 8] = {0};
-    size_t n = strnlen(sy->reason, LS_CTL_REASON_MAX);
-    memcpy(words, sy->reason, n);
-    write_begin(p, OFF_S_SEQ);
-    st32(p, OFF_S_STATE, sy->state);
-    st32(p, OFF_S_STATE + 4, sy->level);
-    st32(p, OFF_S_STATE + 8, sy->copies);
-    st32(p, OFF_S_STATE + 12, sy->switches);
-    st64(p, OFF_S_SINCE, sy->since_ns);
-    st32(p, OFF_S_RLEN, (uint32_t) n);
-    for (size_t i = 0; i < S_REASON_SIZE / 8; i++)
-        st64(p, OFF_S_REASON + i * 8, words[i]);
-    write_end(p, OFF_S_SEQ, 1);
-}
-
-void ls_ctlpage_read_sync(const ls_ctlpage_t *p, ls_ctl_sync_t *out)
-{
-    uint64_t words[S_REASON_SIZE / 8];
-    uint32_t s, n;
-    do {
-        s = read_begin(p, OFF_S_SEQ);
-        out->state = ld32(p, OFF_S_STATE);
-        out->level = ld32(p, OFF_S_STATE + 4);
-        out->copies = ld32(p, OFF_S_STATE + 8);
-        out->switches = ld32(p, OFF_S_STATE + 12);
-        out->since_ns = ld64(p, OFF_S_SINCE);
-        n = LS_MIN(ld32(p, OFF_S_RLEN), (uint32_t) LS_CTL_REASON_MAX);
-        for (size_t i = 0; i < S_REASON_SIZE / 8; i++)
-            words[i] = ld64(p, OFF_S_REASON + i * 8);
-    } while (read_again(p, OFF_S_SEQ, s));
-    memcpy(out->reason, words, n);
-    out->reason[n] = '\0';
 }

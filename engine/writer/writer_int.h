@@ -41,6 +41,15 @@
 
 #define LS__PATH_MAX 4096
 
+/* The mapped control page (ctlpage.h): ctlpage.c maps it and keeps the fence, ctlchan.c the
+ * seqlocked channel areas. */
+#define LS__CTL_PATH_MAX 4200
+struct ls_ctlpage {
+    int fd;                      /* <db>/control, read-write */
+    uint8_t *map;                /* LS_CTL_SIZE bytes, MAP_SHARED */
+    char path[LS__CTL_PATH_MAX]; /* for messages */
+};
+
 /* A committer waiting in ls_txn_commit (on its stack): set under mu by the flusher, or when its
  * batch waits for copies (sync.c) by whichever committer sees the copies hold it, or the syncer
  * (timeout, fence, close). */

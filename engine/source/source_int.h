@@ -88,4 +88,45 @@ void ls__src_set_remove_hook(ls_source_t *src, ls__src_remove_hook_fn fn, void *
 void ls__src_watch(ls_source_t *src, ls__src_waiter_t *w);
 void ls__src_unwatch(ls_source_t *src, ls__src_waiter_t *w);
 
+/* ---- the generation reader (reader.c: the thread, reader_read.c: one generation) ---------- */
+
+#define LOCATE_WAIT 1 /* locate(): the generation is not closed yet */
+
+typedef struct rgen {
+    ls_gen_buf_t buf;       /* what ls_reader_next hands out; first, so &buf is the node */
+    uint8_t *data;          /* the file's bytes (buf.bytes) */
+    _Atomic uint64_t avail; /* bytes read and verified so far (buf.avail points here) */
+    bool filling;           /* under r->mu: published, the thread still reads into data */
+    bool released;          /* under r->mu: released while filling: the thread frees it */
+    struct rgen *next;      /* next in the ready queue or the handed-out list */
+} rgen_t;
+
+struct ls_reader {
+    ls_source_t *src;                    /* the directory view (outlives the reader) */
+    pthread_t thread;                    /* the reading thread */
+    pthread_mutex_t mu;                  /* guards the fields below it */
+    pthread_cond_t cond;                 /* space freed, directory changed, or stop */
+    ls__src_waiter_t waiter;             /* registration with src for directory changes */
+    ls_gen_stream_t *scan;               /* the incremental verifier (the thread's) */
+    ls_reader_notify_cb cb;              /* called on the thread: ready or failed */
+    void *ctx;                           /* cb's argument */
+    uint32_t max_gens;                   /* bound on buffered generations */
+    uint64_t max_bytes;                  /* bound on buffered bytes */
+    bool have_prev;                      /* prev_digest below is the expected chain */
+    uint8_t prev_digest[LS_DIGEST_SIZE]; /* digest the next generation's header must carry */
+    uint64_t prev_last_lsn;              /* last LSN of the previous generation (0: unknown) */
+    bool have_dbid;                      /* dbid below is known */
+    uint8_t dbid[LS_DBID_LEN];           /* database id of the first generation read */
+    bool stop;                           /* ls_reader_stop() was called */
+    bool dirty;                          /* the directory changed since the thread last looked */
+    rgen_t *head, *tail;                 /* ready queue, in generation order */
+    rgen_t *out;                         /* handed out, not yet released */
+    ls_reader_stats_t st;                /* figures; st.error is the sticky failure */
+    char errmsg[LS_SOURCE_ERRLEN];       /* why the reader stopped */
+};
+
+/* Reads generation g on the reader's thread (reader_read.c): 0 verified, LOCATE_WAIT,
+ * 1 stopping, or an error (r->errmsg). */
+int ls__reader_step(ls_reader_t *r, uint64_t g);
+
 #endif

@@ -1,0 +1,316 @@
+/*
+ * source: the reader thread's work on one generation (reader.c runs the thread and hands the
+ * generations out): where it is, the memory reserved for it, and the piece-by-piece read through
+ * the incremental verifier that streams it out once its first piece passed (see reader.c's
+ * "Memory" and "Streaming").
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/core.h"
+#include "layout/layout.h"
+#include "source/source_int.h"
+
+#define READ_PIECE (256u * 1024u) /* bytes read and verified before they may be sent */
+
+/* Where generation g is. 0: *epoch and *path filled; LOCATE_WAIT; or an error (errmsg). */
+static int locate(ls_reader_t *r, uint64_t g, uint32_t *epoch, char *path, size_t pathlen)
+{
+    ls_source_t *src = r->src;
+    char *err = r->errmsg;
+    int rc = 0;
+    pthread_mutex_lock(&src->mu);
+    ssize_t i = ls__src_find(src, g);
+    if (i >= 0) {
+        *epoch = src->gens[i].epoch;
+        ls__src_path(src, *epoch, g, path, pathlen);
+        ssize_t p = g > 1 && !r->have_prev ? ls__src_find(src, g - 1) : -1;
+        if (p >= 0 && ls__src_load(src, (size_t) p, NULL, 0) == 0) {
+            memcpy(r->prev_digest, src->gens[p].digest, LS_DIGEST_SIZE);
+            r->prev_last_lsn = src->gens[p].last_lsn;
+            r->have_prev = true;
+        }
+    } else if (src->ngens && g < src->gens[0].generation) {
+        rc = ls_errf(err, sizeof(r->errmsg), LS_EGAP,
+                     "generation %llu was removed on the active (oldest held: %llu): the "
+                     "copy needs a seed",
+                     (unsigned long long) g, (unsigned long long) src->gens[0].generation);
+    } else if (src->ngens && g < src->gens[src->ngens - 1].generation) {
+        rc = ls_errf(err, sizeof(r->errmsg), LS_EGAP,
+                     "generation %llu is missing on the active while %llu exists: never "
+                     "skipped; restore the file or reseed the copy",
+                     (unsigned long long) g,
+                     (unsigned long long) src->gens[src->ngens - 1].generation);
+    } else {
+        rc = LOCATE_WAIT;
+    }
+    pthread_mutex_unlock(&src->mu);
+    return rc;
+}
+
+/* Waits until size bytes fit the bounds, then reserves them. false when stopping. */
+static bool reserve(ls_reader_t *r, uint64_t size)
+{
+    pthread_mutex_lock(&r->mu);
+    while (!r->stop && r->st.buffered_gens != 0 &&
+           (r->st.buffered_gens >= r->max_gens || r->st.buffered_bytes + size > r->max_bytes)) {
+        r->st.waiting_space = true;
+        pthread_cond_wait(&r->cond, &r->mu);
+    }
+    r->st.waiting_space = false;
+    bool ok = !r->stop;
+    if (ok) {
+        r->st.buffered_gens++;
+        r->st.buffered_bytes += size;
+        r->st.peak_gens = LS_MAX(r->st.peak_gens, r->st.buffered_gens);
+        r->st.peak_bytes = LS_MAX(r->st.peak_bytes, r->st.buffered_bytes);
+    }
+    pthread_mutex_unlock(&r->mu);
+    return ok;
+}
+
+static void unreserve(ls_reader_t *r, uint64_t size)
+{
+    pthread_mutex_lock(&r->mu);
+    r->st.buffered_gens--;
+    r->st.buffered_bytes -= size;
+    pthread_cond_broadcast(&r->cond);
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* Opens path, reserves its size and allocates the node. 1 when stopping. */
+static int open_gen(ls_reader_t *r, const char *path, int *fdp, rgen_t **out)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return ls_errf(r->errmsg, sizeof(r->errmsg), ls_err_from_errno(errno), "cannot open %s: %s",
+                       path, strerror(errno));
+    struct stat st;
+    int rc = 0;
+    if (fstat(fd, &st) != 0) {
+        rc = ls_errf(r->errmsg, sizeof(r->errmsg), ls_err_from_errno(errno), "cannot stat %s: %s",
+                     path, strerror(errno));
+        goto fail;
+    }
+    uint64_t size = (uint64_t) st.st_size;
+    if (size > LS_GEN_HARD_CAP) {
+        rc = ls_errf(r->errmsg, sizeof(r->errmsg), LS_ETOOBIG,
+                     "%s: %llu bytes, larger than the cap of %u", path, (unsigned long long) size,
+                     LS_GEN_HARD_CAP);
+        goto fail;
+    }
+    if (!reserve(r, size)) {
+        rc = 1;
+        goto fail;
+    }
+    rgen_t *n = calloc(1, sizeof(*n));
+    uint8_t *data = malloc(size ? size : 1);
+    if (!n || !data) {
+        free(n);
+        free(data);
+        unreserve(r, size);
+        rc =
+            ls_errf(r->errmsg, sizeof(r->errmsg), LS_ENOMEM, "cannot read %s: out of memory", path);
+        goto fail;
+    }
+    n->data = data;
+    n->buf.bytes = data;
+    n->buf.size = size;
+    n->buf.avail = &n->avail;
+    *fdp = fd;
+    *out = n;
+    return 0;
+fail:
+    close(fd);
+    return rc;
+}
+
+/* Puts n at the end of the ready queue (its first bytes verified, or all of it) and tells the
+ * loop; filling: the thread goes on reading into it. */
+static void publish(ls_reader_t *r, rgen_t *n, bool filling)
+{
+    n->buf.ready_ns = ls_mono_ns();
+    pthread_mutex_lock(&r->mu);
+    n->filling = filling;
+    if (r->tail)
+        r->tail->next = n;
+    else
+        r->head = n;
+    r->tail = n;
+    pthread_mutex_unlock(&r->mu);
+    r->cb(r->ctx);
+}
+
+/* The thread is done with n (it failed, or the reader stops): freed when not published, still
+ * queued (never handed out) or released meanwhile; when handed out it stays, short of its size,
+ * until ship releases it. */
+static void withdraw(ls_reader_t *r, rgen_t *n, bool published)
+{
+    bool queued = false;
+    pthread_mutex_lock(&r->mu);
+    n->filling = false;
+    if (published && n->released) {
+        queued = true; /* not in any list any more: only its bytes to give back */
+    } else if (published) {
+        rgen_t *prev = NULL;
+        for (rgen_t *q = r->head; q; prev = q, q = q->next) {
+            if (q != n) continue;
+            if (prev)
+                prev->next = n->next;
+            else
+                r->head = n->next;
+            if (r->tail == n) r->tail = prev;
+            queued = true;
+            break;
+        }
+    }
+    if (!published || queued) {
+        r->st.buffered_gens--;
+        r->st.buffered_bytes -= n->buf.size;
+        pthread_cond_broadcast(&r->cond);
+    }
+    pthread_mutex_unlock(&r->mu);
+    if (!published || queued) {
+        free(n->data);
+        free(n);
+    }
+}
+
+static bool stopping(ls_reader_t *r)
+{
+    pthread_mutex_lock(&r->mu);
+    bool stop = r->stop;
+    pthread_mutex_unlock(&r->mu);
+    return stop;
+}
+
+/* Reads generation g (epoch from its name) at path piece by piece through the incremental
+ * scanner (ls_gen_scan's checks: header, record checksums, trailer, digest, chain) and hands it
+ * out after its first piece passed, so the first bytes go out while the rest is read and hashed.
+ * 0 (verified whole), 1 (stopping) or an error (errmsg). */
+static int read_verify(ls_reader_t *r, uint64_t g, uint32_t epoch, const char *path)
+{
+    int fd = -1;
+    rgen_t *n = NULL;
+    int rc = open_gen(r, path, &fd, &n);
+    if (rc) return rc;
+    bool published = false;
+    ls_layout_ends_t x;
+    char err[LS_SOURCE_ERRLEN];
+    if ((rc = ls_layout_read_ends_fd(fd, path, &x, err, sizeof(err)))) {
+        ls_errf(r->errmsg, sizeof(r->errmsg), rc, "generation %llu (%s) not shipped: %s",
+                (unsigned long long) g, path, err);
+        goto fail;
+    }
+    n->buf.epoch = x.h.epoch;
+    n->buf.generation = g;
+    n->buf.first_lsn = x.h.first_lsn;
+    n->buf.close_ns = x.closed ? x.t.close_ns : 0;
+    ls_gen_expect_t ex = {
+        .dbid = r->have_dbid ? r->dbid : NULL,
+        .epoch = epoch,
+        .generation = g,
+        .first_lsn = r->have_prev && r->prev_last_lsn ? r->prev_last_lsn + 1 : 0,
+        .prev_digest = r->have_prev ? r->prev_digest : NULL,
+    };
+    ls_gen_stream_begin(r->scan, &ex, 0);
+    ls_gen_verdict_t v = {0};
+    for (uint64_t off = 0; off < n->buf.size;) {
+        size_t len = (size_t) LS_MIN((uint64_t) READ_PIECE, n->buf.size - off);
+        ssize_t got = ls_pread_full(fd, n->data + off, len, (off_t) off);
+        if (got != (ssize_t) len) {
+            rc = got < 0 ? (int) got : LS_ECORRUPT;
+            ls_errf(r->errmsg, sizeof(r->errmsg), rc, "cannot read %s: %s", path,
+                    got < 0 ? ls_strerror(rc) : "it changed size while being read");
+            goto fail;
+        }
+        if (ls_gen_stream_feed(r->scan, n->data + off, len, NULL, NULL) != 0) {
+            rc = ls_gen_stream_end(r->scan, NULL, &v);
+            ls_errf(r->errmsg, sizeof(r->errmsg), rc,
+                    "generation %llu (%s) failed verification, not shipped: %s",
+                    (unsigned long long) g, path, v.msg);
+            goto fail;
+        }
+        off += len;
+        if (off == n->buf.size) break; /* the last piece is sent once the whole file passed */
+        atomic_store_explicit(&n->avail, off, memory_order_release);
+        if (!published) {
+            publish(r, n, true);
+            published = true;
+        } else {
+            r->cb(r->ctx);
+        }
+        if (stopping(r)) {
+            rc = 1;
+            goto fail;
+        }
+    }
+    ls_gen_info_t info;
+    if ((rc = ls_gen_stream_end(r->scan, &info, &v))) {
+        ls_errf(r->errmsg, sizeof(r->errmsg), rc,
+                "generation %llu (%s) failed verification, not shipped: %s", (unsigned long long) g,
+                path, v.msg);
+        goto fail;
+    }
+    if (info.trailer.close_ns != n->buf.close_ns) {
+        rc = ls_errf(r->errmsg, sizeof(r->errmsg), LS_ECORRUPT,
+                     "generation %llu (%s) changed while being read, not shipped",
+                     (unsigned long long) g, path);
+        goto fail;
+    }
+    close(fd);
+    n->buf.last_lsn = info.trailer.last_lsn;
+    memcpy(n->buf.digest, info.digest, LS_DIGEST_SIZE);
+    memcpy(r->prev_digest, info.digest, LS_DIGEST_SIZE);
+    r->prev_last_lsn = info.trailer.last_lsn;
+    r->have_prev = true;
+    memcpy(r->dbid, info.header.dbid, LS_DBID_LEN);
+    r->have_dbid = true;
+    atomic_store_explicit(&n->avail, n->buf.size, memory_order_release);
+    if (!published) { /* read whole in one piece: handed out complete, n is ship's from then on
+                         (it may be released and freed at once: nothing here touches it after) */
+        pthread_mutex_lock(&r->mu);
+        r->st.read++;
+        r->st.next = g + 1;
+        pthread_mutex_unlock(&r->mu);
+        publish(r, n, false);
+        return 0;
+    }
+    bool gone = false;
+    pthread_mutex_lock(&r->mu);
+    r->st.read++;
+    r->st.next = g + 1;
+    n->filling = false;
+    if (n->released) { /* released while it was filling (ship stopped the reader) */
+        r->st.buffered_gens--;
+        r->st.buffered_bytes -= n->buf.size;
+        pthread_cond_broadcast(&r->cond);
+        gone = true;
+    }
+    pthread_mutex_unlock(&r->mu);
+    if (gone) {
+        free(n->data);
+        free(n);
+    } else {
+        r->cb(r->ctx);
+    }
+    return 0;
+fail:
+    close(fd);
+    withdraw(r, n, published);
+    return rc;
+}
+
+/* Reads generation g: 0 verified, LOCATE_WAIT, 1 stopping, or an error. */
+int ls__reader_step(ls_reader_t *r, uint64_t g)
+{
+    uint32_t epoch = 0;
+    char path[PATH_MAX];
+    int rc = locate(r, g, &epoch, path, sizeof(path));
+    if (rc) return rc;
+    return read_verify(r, g, epoch, path);
+}

@@ -87,6 +87,18 @@ static size_t commit_end_within(size_t n)
     return (size_t) info.commit_end;
 }
 
+/* logs/ holds generation 3, the active's file byte for byte. */
+static void logs_hold_gen3(void)
+{
+    char path[4200];
+    gen_path(path, sizeof(path), dir, "logs", 3, "");
+    size_t len = 0;
+    uint8_t *b = ls_h_read_file(path, &len);
+    cr_assert(b && len == ch.len[3]);
+    cr_assert_arr_eq(b, ch.buf[3], len);
+    free(b);
+}
+
 /* The closed generation arrives whole (as the receiver does it): held, shadow gone, logs/ has the
  * active's file byte for byte. */
 static void finish(ls_copy_t *c)
@@ -97,13 +109,7 @@ static void finish(ls_copy_t *c)
     ls_copy_shadow_info(c, &sh);
     cr_assert_eq(sh.generation, 0);
     cr_assert_eq(count_files(dir, "shadow"), 0);
-    char path[4200];
-    gen_path(path, sizeof(path), dir, "logs", 3, "");
-    size_t len = 0;
-    uint8_t *b = ls_h_read_file(path, &len);
-    cr_assert(b && len == ch.len[3]);
-    cr_assert_arr_eq(b, ch.buf[3], len);
-    free(b);
+    logs_hold_gen3();
 }
 
 Test(copy_shadow_write, grows_in_order_and_refuses_gaps_and_other_generations)
@@ -190,9 +196,9 @@ Test(copy_shadow_write, shadows_of_another_generation_or_epoch_are_deleted_by_th
     ls_copy_close(c);
 }
 
-/* In a forked child: the shadow of generation 3 written in two BLOCKs, the second one dying at
- * the fault point. */
-static void child(const char *faults)
+/* In a forked child: the copy opened with faults armed and generations 1 and 2 received (exit 3
+ * if that fails). */
+static ls_copy_t *child_open(const char *faults)
 {
     setenv("LS_FAULTS", faults, 1);
     ls_copy_options_t o = {.dir = dir};
@@ -200,6 +206,27 @@ static void child(const char *faults)
     if (ls_copy_open(&o, &c, NULL, 0) != 0) _exit(3);
     for (int g = 1; g <= 2; g++)
         if (send_bytes(c, (uint64_t) g, ch.buf[g], ch.len[g], ch.digest[g], NULL, 0)) _exit(3);
+    return c;
+}
+
+/* Runs body(faults) in a forked child and asserts that it died at the fault point. */
+static void child_dies_at(const char *point, void (*body)(const char *faults), const char *faults)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) body(faults);
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == LS_FAULT_EXIT_CODE,
+              "the child died at %s (status %d)", point, status);
+}
+
+/* In a forked child: the shadow of generation 3 written in two BLOCKs, the second one dying at
+ * the fault point. */
+static void child(const char *faults)
+{
+    ls_copy_t *c = child_open(faults);
     char err[256];
     ls_copy_shadow_t sh;
     size_t half = open_len() / 2;
@@ -213,14 +240,7 @@ static void crash_at(const char *point)
 {
     char faults[128];
     snprintf(faults, sizeof(faults), "%s=exit@2", point); /* at the second BLOCK */
-    fflush(NULL);
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) child(faults);
-    int status;
-    cr_assert_eq(waitpid(pid, &status, 0), pid);
-    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == LS_FAULT_EXIT_CODE,
-              "the child died at %s (status %d)", point, status);
+    child_dies_at(point, child, faults);
     ls_copy_t *c = copy_open(dir, NULL);
     ls_copy_shadow_t sh;
     cr_assert_eq(block(c, 3, 0, 10, &sh), 0, "the stream restarts at 0");
@@ -285,13 +305,7 @@ static void held_from_tail(ls_copy_t *c)
     ls_copy_shadow_drop(c, 3);
     cr_assert_eq(count_files(dir, "shadow"), 0);
     cr_assert_eq(count_files(dir, "inspect"), 0, "no .part left");
-    char path[4200];
-    gen_path(path, sizeof(path), dir, "logs", 3, "");
-    size_t len = 0;
-    uint8_t *b = ls_h_read_file(path, &len);
-    cr_assert(b && len == ch.len[3]);
-    cr_assert_arr_eq(b, ch.buf[3], len);
-    free(b);
+    logs_hold_gen3();
 }
 
 Test(copy_shadow_write, gen_tail_finishes_the_closed_generation_from_the_shadow)
@@ -381,14 +395,9 @@ Test(copy_shadow_write, a_shadow_that_lacks_the_head_asks_for_the_whole_generati
 
 /* In a forked child: generation 3 streamed whole into the shadow, then GEN_TAIL dying once the
  * head is copied into the .part. */
-static void tail_child(void)
+static void tail_child(const char *faults)
 {
-    setenv("LS_FAULTS", "copy.tail.after_head=exit", 1);
-    ls_copy_options_t o = {.dir = dir};
-    ls_copy_t *c = NULL;
-    if (ls_copy_open(&o, &c, NULL, 0) != 0) _exit(3);
-    for (int g = 1; g <= 2; g++)
-        if (send_bytes(c, (uint64_t) g, ch.buf[g], ch.len[g], ch.digest[g], NULL, 0)) _exit(3);
+    ls_copy_t *c = child_open(faults);
     char err[256];
     ls_copy_shadow_t sh;
     if (ls_copy_shadow_write(c, 1, 3, 0, ch.buf[3], open_len(), LSN, &sh, err, sizeof(err)))
@@ -399,14 +408,7 @@ static void tail_child(void)
 
 Test(copy_shadow_write, a_crash_after_the_head_was_copied_is_finished_by_the_next_gen_tail)
 {
-    fflush(NULL);
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) tail_child();
-    int status;
-    cr_assert_eq(waitpid(pid, &status, 0), pid);
-    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == LS_FAULT_EXIT_CODE,
-              "the child died at copy.tail.after_head (status %d)", status);
+    child_dies_at("copy.tail.after_head", tail_child, "copy.tail.after_head=exit");
     ls_copy_t *c = copy_open(dir, NULL);
     ls_copy_resume_t r;
     ls_copy_resume_point(c, &r);

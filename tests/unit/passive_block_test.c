@@ -130,30 +130,7 @@ Test(passive_block, held_blocks_are_dropped_and_the_window_is_enforced)
 /* GEN_TAIL of generation g from start, its GEN_DATA from there and GEN_END. */
 static void pt_tail(pt_t *t, const chain_t *ch, int g, size_t start, size_t chunk)
 {
-    ls_frame_t f = {.type = LS_FRAME_GEN_TAIL};
-    memcpy(f.gen_begin.dbid, t->dbid, LS_DBID_LEN);
-    f.gen_begin.epoch = 1;
-    f.gen_begin.generation = (uint64_t) g;
-    f.gen_begin.size = ch->len[g];
-    f.gen_begin.close_ns = LS_H_GEN_CLOSE_NS;
-    f.gen_begin.start = start;
-    cr_assert_eq(ls_passive_on_frame(t->m, &f, t->now), 0);
-    for (size_t off = start; off < ch->len[g]; off += chunk) {
-        memset(&f, 0, sizeof(f));
-        f.type = LS_FRAME_GEN_DATA;
-        memcpy(f.gen_data.dbid, t->dbid, LS_DBID_LEN);
-        f.gen_data.generation = (uint64_t) g;
-        f.gen_data.offset = off;
-        f.gen_data.len = (uint32_t) LS_MIN(chunk, ch->len[g] - off);
-        f.gen_data.data = ch->buf[g] + off;
-        cr_assert_eq(ls_passive_on_frame(t->m, &f, t->now), 0);
-    }
-    memset(&f, 0, sizeof(f));
-    f.type = LS_FRAME_GEN_END;
-    memcpy(f.gen_end.dbid, t->dbid, LS_DBID_LEN);
-    f.gen_end.generation = (uint64_t) g;
-    memcpy(f.gen_end.digest, ch->digest[g], LS_DIGEST_SIZE);
-    cr_assert_eq(ls_passive_on_frame(t->m, &f, t->now), 0);
+    pt_ship_from(t, ch, g, LS_FRAME_GEN_TAIL, start, chunk, NULL);
 }
 
 static void logs_equal(pt_t *t, const chain_t *ch, int g)

@@ -237,17 +237,21 @@ UTIL void pt_event(pt_t *t, int kind, uint64_t gen, int code, const char *msg)
     ls_passive_on_event(t->m, &e, t->now);
 }
 
-/* The source's frames of a whole generation, through the machine, in chunks of chunk bytes. */
-UTIL void pt_ship(pt_t *t, const chain_t *ch, int g, size_t chunk, const uint8_t *digest)
+/* The source's frames of generation g through the machine, in chunks of chunk bytes: GEN_BEGIN
+ * (type LS_FRAME_GEN_BEGIN, start 0) or GEN_TAIL from start (LS_FRAME_GEN_TAIL), the GEN_DATA
+ * from start on, and GEN_END with digest (NULL: the generation's own). */
+UTIL void pt_ship_from(pt_t *t, const chain_t *ch, int g, ls_frame_type_t type, size_t start,
+                       size_t chunk, const uint8_t *digest)
 {
-    ls_frame_t f = {.type = LS_FRAME_GEN_BEGIN};
+    ls_frame_t f = {.type = type};
     memcpy(f.gen_begin.dbid, t->dbid, LS_DBID_LEN);
     f.gen_begin.epoch = 1;
     f.gen_begin.generation = (uint64_t) g;
     f.gen_begin.size = ch->len[g];
     f.gen_begin.close_ns = LS_H_GEN_CLOSE_NS;
+    f.gen_begin.start = start;
     cr_assert_eq(ls_passive_on_frame(t->m, &f, t->now), 0);
-    for (size_t off = 0; off < ch->len[g]; off += chunk) {
+    for (size_t off = start; off < ch->len[g]; off += chunk) {
         memset(&f, 0, sizeof(f));
         f.type = LS_FRAME_GEN_DATA;
         memcpy(f.gen_data.dbid, t->dbid, LS_DBID_LEN);
@@ -263,6 +267,12 @@ UTIL void pt_ship(pt_t *t, const chain_t *ch, int g, size_t chunk, const uint8_t
     f.gen_end.generation = (uint64_t) g;
     memcpy(f.gen_end.digest, digest ? digest : ch->digest[g], LS_DIGEST_SIZE);
     cr_assert_eq(ls_passive_on_frame(t->m, &f, t->now), 0);
+}
+
+/* The source's frames of a whole generation, through the machine, in chunks of chunk bytes. */
+UTIL void pt_ship(pt_t *t, const chain_t *ch, int g, size_t chunk, const uint8_t *digest)
+{
+    pt_ship_from(t, ch, g, LS_FRAME_GEN_BEGIN, 0, chunk, digest);
 }
 
 typedef struct {

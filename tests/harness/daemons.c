@@ -503,3 +503,17 @@ void ls_h_ack_check(ls_h_pair_t *p, int node, const char *acklog)
     cr_assert_eq(rc, 0, "ack-check of node %d against %s: %s", node, acklog, out);
     free(out);
 }
+
+void ls_h_load_fenced(pid_t pid, const char *errlog, const char *new_active)
+{
+    int st = ls_h_wait(pid, 30000);
+    size_t len = 0;
+    char *z = (char *) ls_h_read_file(errlog, &len); /* NUL-terminated */
+    cr_assert_not_null(z, "no output of logship load in %s", errlog);
+    cr_assert(st > 0 && st < 128, "the load on the old active did not fail (status %d): %s", st, z);
+    char want[128];
+    snprintf(want, sizeof(want), "is fenced: %s becomes the active", new_active);
+    cr_assert(ls_h_contains(z, "LS_EFENCED") || ls_h_contains(z, "fenced"), "%s", z);
+    cr_assert(ls_h_contains(z, want), "the load's error does not name %s: %s", new_active, z);
+    free(z);
+}

@@ -63,6 +63,9 @@ void ls_h_node_kill(ls_h_pair_t *p, int node);
 void ls_h_load(ls_h_pair_t *p, const char *args);
 void ls_h_load_start(ls_h_pair_t *p, const char *args);
 void ls_h_load_wait(ls_h_pair_t *p); /* asserts success */
+/* A background `logship load` (pid) ended on its own, refused with LS_EFENCED naming
+ * new_active (asserted from its output in errlog). */
+void ls_h_load_fenced(pid_t pid, const char *errlog, const char *new_active);
 
 /* The node's status document (NULL when the daemon does not answer). Free with cJSON_Delete. */
 cJSON *ls_h_status(ls_h_pair_t *p, int node);

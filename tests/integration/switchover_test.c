@@ -111,20 +111,8 @@ static void load_start(int node, const char *acklog, const char *errlog, int see
 /* The load ended on its own, refused with LS_EFENCED naming the new active. */
 static void load_fenced(const char *errlog, const char *new_active)
 {
-    int st = ls_h_wait(load_pid, 30000);
+    ls_h_load_fenced(load_pid, errlog, new_active);
     load_pid = 0;
-    size_t len = 0;
-    char *text = (char *) ls_h_read_file(errlog, &len);
-    cr_assert_not_null(text, "no output of logship load in %s", errlog);
-    char *z = realloc(text, len + 1);
-    cr_assert_not_null(z);
-    z[len] = '\0';
-    cr_assert(st > 0 && st < 128, "the load on the old active did not fail (status %d): %s", st, z);
-    char want[128];
-    snprintf(want, sizeof(want), "is fenced: %s becomes the active", new_active);
-    cr_assert(ls_h_contains(z, "LS_EFENCED") || ls_h_contains(z, "fenced"), "%s", z);
-    cr_assert(ls_h_contains(z, want), "the load's error does not name %s: %s", new_active, z);
-    free(z);
 }
 
 static const char *jstr(const cJSON *o, const char *k)

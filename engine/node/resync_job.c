@@ -56,6 +56,71 @@ void ls__rsi_recover_diverged(const char *db_dir, const char *name)
         LS_LOGE("resync", "%s: %s (the diverged generations stay in %s)", name, err, kept);
 }
 
+/* J_DEMOTE: the demotion against the new active's chain, then the keys to ask for; or, where
+ * the split cannot be found or confirmed, every local generation set aside for a full seed
+ * (r->full, r->full_why). */
+static void job_demote(struct node_rsi *r, const char *dir)
+{
+    r->jrc = ls_role_demote(dir, LS_GEN_PREFIX_DEFAULT, r->theirs, r->ntheirs, r->new_epoch,
+                            r->new_active, &r->rep, r->jerr, sizeof(r->jerr));
+    if (r->jrc == LS_EDIVERGED) {
+        /* Nothing tells where the histories split (the new active no longer holds any
+         * generation number this node holds): every local generation is set aside, and a
+         * full seed replaces the store. */
+        snprintf(r->full_why, sizeof(r->full_why), "%s", r->jerr);
+        r->jerr[0] = 0;
+        r->jrc = ls_role_move_aside(dir, LS_GEN_PREFIX_DEFAULT, 0, r->new_epoch, &r->rep.moved,
+                                    r->jerr, sizeof(r->jerr));
+        r->full = r->jrc == 0;
+        return;
+    }
+    if (r->jrc == 0 && !r->rep.split.found) {
+        /* Every generation this node still holds diverged (moved aside): the split lies
+         * before its oldest one (log removal took the generations in common), where the
+         * new active's chain cannot confirm it: a full seed, as above. */
+        snprintf(r->full_why, sizeof(r->full_why),
+                 "every generation %s still holds diverged from %s's chain (those in "
+                 "common were removed here): the split cannot be confirmed",
+                 r->db->cfg->name, r->follows);
+        r->full = true;
+        return;
+    }
+    if (r->jrc == 0)
+        r->jrc = ls_seed_resync_keys(dir, LS_GEN_PREFIX_DEFAULT, r->new_epoch, &r->keys,
+                                     &r->keys_len, &r->nkeys, r->jerr, sizeof(r->jerr));
+}
+
+/* J_SWAP: the installed store swapped in for the copy's (r->swapped), with the role file and
+ * the diverged generations carried across. */
+static void job_swap(struct node_rsi *r, const char *dir)
+{
+    ls_copy_t *none = NULL;
+    r->swapped = false;
+    /* A full seed replaces the directory: the role file (copy, following the new active)
+     * goes into the new one first, so the rename that swaps the store in swaps the role in
+     * too; and the diverged generations wait beside it (a crash leaves them there: the next
+     * start puts them back, ls__rsi_recover_diverged). */
+    const char *nd = r->install ? ls_seed_install_new_dir(r->install) : NULL;
+    if (nd && (r->jrc = ls_role_save(nd, &r->new_role, r->jerr, sizeof(r->jerr))) != 0) return;
+    char kept[LS_CFG_PATH_MAX + 16], in[LS_CFG_PATH_MAX + 16];
+    snprintf(kept, sizeof(kept), "%s.diverged", dir);
+    snprintf(in, sizeof(in), "%s/diverged", dir);
+    bool aside = !r->info.resync && keep_aside(in, kept, r->jerr, sizeof(r->jerr));
+    if (r->jerr[0]) {
+        r->jrc = LS_EIO;
+        return;
+    }
+    LS_FAULT("resync.before_swap"); /* tests: a crash (full seed: diverged/ set aside) */
+    r->jrc = ls_seed_copy_swap(&none, &r->install, dir, open_none, NULL, &r->swapped, r->jerr,
+                               sizeof(r->jerr));
+    LS_FAULT("resync.after_swap"); /* tests: a crash before the role file (and diverged/) */
+    if (aside) {
+        char e2[600] = "";
+        keep_aside(kept, in, e2, sizeof(e2));
+        if (e2[0]) LS_LOGE("resync", "%s (the diverged generations are in %s)", e2, kept);
+    }
+}
+
 void ls__rsi_run_job(uv_work_t *w)
 {
     struct node_rsi *r = w->data;
@@ -65,33 +130,7 @@ void ls__rsi_run_job(uv_work_t *w)
     r->jerr[0] = 0;
     switch (j->kind) {
     case J_DEMOTE:
-        r->jrc = ls_role_demote(dir, LS_GEN_PREFIX_DEFAULT, r->theirs, r->ntheirs, r->new_epoch,
-                                r->new_active, &r->rep, r->jerr, sizeof(r->jerr));
-        if (r->jrc == LS_EDIVERGED) {
-            /* Nothing tells where the histories split (the new active no longer holds any
-             * generation number this node holds): every local generation is set aside, and a
-             * full seed replaces the store. */
-            snprintf(r->full_why, sizeof(r->full_why), "%s", r->jerr);
-            r->jerr[0] = 0;
-            r->jrc = ls_role_move_aside(dir, LS_GEN_PREFIX_DEFAULT, 0, r->new_epoch, &r->rep.moved,
-                                        r->jerr, sizeof(r->jerr));
-            r->full = r->jrc == 0;
-            break;
-        }
-        if (r->jrc == 0 && !r->rep.split.found) {
-            /* Every generation this node still holds diverged (moved aside): the split lies
-             * before its oldest one (log removal took the generations in common), where the
-             * new active's chain cannot confirm it: a full seed, as above. */
-            snprintf(r->full_why, sizeof(r->full_why),
-                     "every generation %s still holds diverged from %s's chain (those in "
-                     "common were removed here): the split cannot be confirmed",
-                     r->db->cfg->name, r->follows);
-            r->full = true;
-            break;
-        }
-        if (r->jrc == 0)
-            r->jrc = ls_seed_resync_keys(dir, LS_GEN_PREFIX_DEFAULT, r->new_epoch, &r->keys,
-                                         &r->keys_len, &r->nkeys, r->jerr, sizeof(r->jerr));
+        job_demote(r, dir);
         break;
     case J_BEGIN: {
         ls_seed_install_options_t o = {
@@ -109,34 +148,9 @@ void ls__rsi_run_job(uv_work_t *w)
         if (r->install)
             r->jrc = ls_seed_install_end(r->install, j->digest, r->jerr, sizeof(r->jerr));
         break;
-    case J_SWAP: {
-        ls_copy_t *none = NULL;
-        r->swapped = false;
-        /* A full seed replaces the directory: the role file (copy, following the new active)
-         * goes into the new one first, so the rename that swaps the store in swaps the role in
-         * too; and the diverged generations wait beside it (a crash leaves them there: the next
-         * start puts them back, ls__rsi_recover_diverged). */
-        const char *nd = r->install ? ls_seed_install_new_dir(r->install) : NULL;
-        if (nd && (r->jrc = ls_role_save(nd, &r->new_role, r->jerr, sizeof(r->jerr))) != 0) break;
-        char kept[LS_CFG_PATH_MAX + 16], in[LS_CFG_PATH_MAX + 16];
-        snprintf(kept, sizeof(kept), "%s.diverged", dir);
-        snprintf(in, sizeof(in), "%s/diverged", dir);
-        bool aside = !r->info.resync && keep_aside(in, kept, r->jerr, sizeof(r->jerr));
-        if (r->jerr[0]) {
-            r->jrc = LS_EIO;
-            break;
-        }
-        LS_FAULT("resync.before_swap"); /* tests: a crash (full seed: diverged/ set aside) */
-        r->jrc = ls_seed_copy_swap(&none, &r->install, dir, open_none, NULL, &r->swapped, r->jerr,
-                                   sizeof(r->jerr));
-        LS_FAULT("resync.after_swap"); /* tests: a crash before the role file (and diverged/) */
-        if (aside) {
-            char e2[600] = "";
-            keep_aside(kept, in, e2, sizeof(e2));
-            if (e2[0]) LS_LOGE("resync", "%s (the diverged generations are in %s)", e2, kept);
-        }
+    case J_SWAP:
+        job_swap(r, dir);
         break;
-    }
     case J_ABORT:
         break;
     }

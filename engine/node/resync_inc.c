@@ -161,6 +161,29 @@ static void full_seed(struct node_rsi *r)
     ls__rsi_connect_src(r);
 }
 
+/* After the demotion: the role it recorded taken for status, the split logged, and the new
+ * active asked for the keys written since the split. */
+static void ask_for_keys(struct node_rsi *r)
+{
+    const ls_role_diverged_t *m = &r->rep.moved;
+    ls_role_state_t st; /* what ls_role_demote recorded, for status */
+    char e2[600];
+    if (ls_role_load(r->db->cfg->path, LS_ROLE_ACTIVE, &st, e2, sizeof(e2)) == 0) r->db->role = st;
+    LS_LOGI("resync",
+            "%s: split at generation %llu; %llu generation(s) moved aside (%llu records, "
+            "%llu keys)%s%s; asking %s for %llu key(s)",
+            r->db->cfg->name, (unsigned long long) r->rep.split.split,
+            (unsigned long long) m->generations, (unsigned long long) m->records,
+            (unsigned long long) m->keys, m->generations ? " into " : "",
+            m->generations ? m->dest : "", r->follows, (unsigned long long) r->nkeys);
+    snprintf(r->message, sizeof(r->message), "split at generation %llu: asking %s for %llu key(s)",
+             (unsigned long long) r->rep.split.split, r->follows, (unsigned long long) r->nkeys);
+    int rc = ls_seed_client_resync(r->cs, r->rep.split.split, r->keys, r->keys_len);
+    if (rc)
+        ls_seed_client_fail(r->cs, rc, "the split (generation %llu) is not in %s's chain",
+                            (unsigned long long) r->rep.split.split, r->follows);
+}
+
 static void after_job(uv_work_t *w, int status)
 {
     (void) status;
@@ -182,26 +205,7 @@ static void after_job(uv_work_t *w, int status)
             full_seed(r);
             return;
         } else {
-            const ls_role_diverged_t *m = &r->rep.moved;
-            ls_role_state_t st; /* what ls_role_demote recorded, for status */
-            char e2[600];
-            if (ls_role_load(r->db->cfg->path, LS_ROLE_ACTIVE, &st, e2, sizeof(e2)) == 0)
-                r->db->role = st;
-            LS_LOGI("resync",
-                    "%s: split at generation %llu; %llu generation(s) moved aside (%llu records, "
-                    "%llu keys)%s%s; asking %s for %llu key(s)",
-                    r->db->cfg->name, (unsigned long long) r->rep.split.split,
-                    (unsigned long long) m->generations, (unsigned long long) m->records,
-                    (unsigned long long) m->keys, m->generations ? " into " : "",
-                    m->generations ? m->dest : "", r->follows, (unsigned long long) r->nkeys);
-            snprintf(r->message, sizeof(r->message),
-                     "split at generation %llu: asking %s for %llu key(s)",
-                     (unsigned long long) r->rep.split.split, r->follows,
-                     (unsigned long long) r->nkeys);
-            int rc = ls_seed_client_resync(r->cs, r->rep.split.split, r->keys, r->keys_len);
-            if (rc)
-                ls_seed_client_fail(r->cs, rc, "the split (generation %llu) is not in %s's chain",
-                                    (unsigned long long) r->rep.split.split, r->follows);
+            ask_for_keys(r);
         }
         free(r->keys);
         r->keys = NULL;

@@ -95,13 +95,13 @@ static size_t copy_txnid(ls_seed_snapshot_t *s)
     return f.txn;
 }
 
-/* One try: a read transaction for the meta record, the copy started into the pipe, its first two
- * pages read. *again: a commit slipped in between (or the map grew): try again. *unusable: the
- * meta page is not laid out as head_size reads it: take the local copy. */
-static int direct_try(ls_seed_snapshot_t *s, const char *store, ls_store_meta_t *m, bool *again,
-                      bool *unusable, char *err, size_t errlen)
+/* A try's first step: the store's environment, its meta database and a read transaction
+ * (*txn) with the meta record (*m, zeroed when the store has none) and the page size (*st).
+ * Returns an LS_E code when the try ends here (err says why, nothing is held), else 0 with *lrc
+ * an LMDB code when it fails further on (0: go on). */
+static int begin_at_meta(ls_seed_snapshot_t *s, const char *store, ls_store_meta_t *m,
+                         MDB_txn **txn, MDB_stat *st, int *lrc, char *err, size_t errlen)
 {
-    *again = *unusable = false;
     ls_store_env_options_t eo = {.readonly = true};
     char msg[512] = "";
     int rc = ls_store_env_acquire(store, &eo, &s->env, msg, sizeof(msg));
@@ -109,11 +109,7 @@ static int direct_try(ls_seed_snapshot_t *s, const char *store, ls_store_meta_t 
         ls_msgf(err, errlen, "store %s: cannot open for the snapshot: %s", store, msg);
         return rc == LS_ENOENT ? LS_ENOENT : LS_ESTORE;
     }
-    MDB_env *env = ls_store_env_mdb(s->env);
     MDB_dbi dbi;
-    MDB_txn *txn = NULL;
-    MDB_stat st;
-    MDB_envinfo ei;
     MDB_val k = {.mv_size = sizeof(META_KEY) - 1, .mv_data = (void *) META_KEY}, v;
     int drc = ls_store_env_dbi(s->env, "meta", false, &dbi); /* MDB_NOTFOUND: an empty store */
     ls_store_env_rdlock(s->env);
@@ -123,13 +119,14 @@ static int direct_try(ls_seed_snapshot_t *s, const char *store, ls_store_meta_t 
         ls__snap_direct_end(s, true);
         return LS_ESTORE;
     }
-    rc = ls_store_env_txn_begin(s->env, MDB_RDONLY, &txn);
-    if (rc == 0) rc = mdb_env_stat(env, &st);
+    rc = ls_store_env_txn_begin(s->env, MDB_RDONLY, txn);
+    if (rc == 0) rc = mdb_env_stat(ls_store_env_mdb(s->env), st);
     memset(m, 0, sizeof(*m));
     if (rc == 0 && drc == 0) {
-        int g = mdb_get(txn, dbi, &k, &v);
+        int g = mdb_get(*txn, dbi, &k, &v);
         if (g == 0 && ls_store_meta_decode(&v, m) != 0) {
-            if (txn) mdb_txn_abort(txn);
+            if (*txn) mdb_txn_abort(*txn);
+            *txn = NULL;
             ls__snap_direct_end(s, true);
             return ls_errf(err, errlen, LS_ECORRUPT, "store %s: malformed meta record (%zu bytes)",
                            store, v.mv_size);
@@ -137,61 +134,100 @@ static int direct_try(ls_seed_snapshot_t *s, const char *store, ls_store_meta_t 
             rc = g;
         }
     }
-    size_t mine = txn ? mdb_txn_id(txn) : 0, theirs = 0;
+    *lrc = rc;
+    return 0;
+}
+
+/* The copy thread started, writing the compacted copy into a new pipe. 0 or an errno. */
+static int start_copy(ls_seed_snapshot_t *s)
+{
     int fds[2] = {-1, -1};
-    if (rc == 0 && (st.ms_psize < 512 || st.ms_psize > sizeof(s->head) / 2)) rc = MDB_INCOMPATIBLE;
-    if (rc == 0 && pipe2(fds, O_CLOEXEC) != 0) rc = errno;
-    if (rc == 0) {
-        s->pipe_rd = fds[0];
-        s->pipe_wr = fds[1];
-        (void) fcntl(fds[0], F_SETPIPE_SZ, 1 << 20); /* fewer wake-ups; the default 64 KiB works */
-        s->copy_rc = 0;
-        if (pthread_create(&s->thr, NULL, copy_main, s) != 0) {
-            close(fds[0]);
-            close(fds[1]);
-            s->pipe_rd = s->pipe_wr = -1;
-            rc = ENOMEM;
-        } else {
-            s->thr_live = true;
-        }
+    if (pipe2(fds, O_CLOEXEC) != 0) return errno;
+    s->pipe_rd = fds[0];
+    s->pipe_wr = fds[1];
+    (void) fcntl(fds[0], F_SETPIPE_SZ, 1 << 20); /* fewer wake-ups; the default 64 KiB works */
+    s->copy_rc = 0;
+    if (pthread_create(&s->thr, NULL, copy_main, s) != 0) {
+        close(fds[0]);
+        close(fds[1]);
+        s->pipe_rd = s->pipe_wr = -1;
+        return ENOMEM;
     }
-    if (rc == 0) { /* its first two pages: the copy's read transaction has begun */
-        size_t want = 2 * (size_t) st.ms_psize;
-        ssize_t got = ls_read_full(s->pipe_rd, s->head, want);
-        if (got != (ssize_t) want) {
-            if (txn) mdb_txn_abort(txn); /* before the environment may close */
-            txn = NULL;
-            int crc = ls__snap_direct_end(s, true);
-            if (crc == MDB_MAP_RESIZED) { /* the writer grew the map: adopt it, again */
-                *again = true;
-                return 0;
-            }
-            rc = crc ? crc : got < 0 ? (int) got : EIO;
-        } else if ((theirs = copy_txnid(s)) != 0
-                       ? theirs != mine
-                       : mdb_env_info(env, &ei) == 0 && (size_t) ei.me_last_txnid != mine) {
-            if (txn) mdb_txn_abort(txn);
-            ls__snap_direct_end(s, true); /* a commit came between the two transactions */
+    s->thr_live = true;
+    return 0;
+}
+
+/* The copy's first two pages read from the pipe (by then its read transaction has begun), then
+ * whether it reads at the same snapshot as *txn (id mine) and how large it is. Where the try
+ * ends here (*again: a commit slipped in between or the map grew; *unusable: the meta page is not
+ * laid out as ls__snap_meta_size reads it; or an error), *txn is aborted first and the copy
+ * ended. Returns 0 or an LMDB code, an errno or an LS_E code from reading the pipe. */
+static int read_head(ls_seed_snapshot_t *s, MDB_txn **txn, size_t mine, uint32_t psize, bool *again,
+                     bool *unusable)
+{
+    size_t want = 2 * (size_t) psize, theirs;
+    MDB_envinfo ei;
+    ssize_t got = ls_read_full(s->pipe_rd, s->head, want);
+    if (got != (ssize_t) want) {
+        if (*txn) mdb_txn_abort(*txn); /* before the environment may close */
+        *txn = NULL;
+        int crc = ls__snap_direct_end(s, true);
+        if (crc == MDB_MAP_RESIZED) { /* the writer grew the map: adopt it, again */
             *again = true;
             return 0;
-        } else if (!(s->info.total_bytes =
-                         ls__snap_meta_size(s->head + st.ms_psize, st.ms_psize))) {
-            if (txn) mdb_txn_abort(txn); /* not the layout read here (another LMDB build) */
-            ls__snap_direct_end(s, true);
-            *unusable = true;
-            return 0;
-        } else {
-            s->head_len = want;
         }
+        return crc ? crc : got < 0 ? (int) got : EIO;
     }
+    if ((theirs = copy_txnid(s)) != 0 ? theirs != mine
+                                      : mdb_env_info(ls_store_env_mdb(s->env), &ei) == 0 &&
+                                            (size_t) ei.me_last_txnid != mine) {
+        if (*txn) mdb_txn_abort(*txn);
+        *txn = NULL;
+        ls__snap_direct_end(s, true); /* a commit came between the two transactions */
+        *again = true;
+        return 0;
+    }
+    if (!(s->info.total_bytes = ls__snap_meta_size(s->head + psize, psize))) {
+        if (*txn) mdb_txn_abort(*txn); /* not the layout read here (another LMDB build) */
+        *txn = NULL;
+        ls__snap_direct_end(s, true);
+        *unusable = true;
+        return 0;
+    }
+    s->head_len = want;
+    return 0;
+}
+
+/* A failed try's end: the copy ended, rc (an LMDB code or an errno, or a negative LS_E code
+ * from reading the pipe) said in err and returned as an LS_E code. */
+static int try_failed(ls_seed_snapshot_t *s, const char *store, int rc, char *err, size_t errlen)
+{
+    if (s->env) ls__snap_direct_end(s, true);
+    bool ls = rc <= LS_EIO; /* our codes lie below LMDB's */
+    int code = ls ? rc : rc == ENOSPC ? LS_ENOSPC : rc == ENOMEM ? LS_ENOMEM : LS_ESTORE;
+    return ls_errf(err, errlen, code, "store %s: cannot stream a compacting copy: %s", store,
+                   ls ? ls_strerror(rc) : mdb_strerror(rc));
+}
+
+/* One try: a read transaction for the meta record, the copy started into the pipe, its first two
+ * pages read. *again: a commit slipped in between (or the map grew): try again. *unusable: the
+ * meta page is not laid out as ls__snap_meta_size reads it: take the local copy. */
+static int direct_try(ls_seed_snapshot_t *s, const char *store, ls_store_meta_t *m, bool *again,
+                      bool *unusable, char *err, size_t errlen)
+{
+    *again = *unusable = false;
+    MDB_txn *txn = NULL;
+    MDB_stat st;
+    int rc = 0;
+    int end = begin_at_meta(s, store, m, &txn, &st, &rc, err, errlen);
+    if (end) return end;
+    size_t mine = txn ? mdb_txn_id(txn) : 0;
+    if (rc == 0 && (st.ms_psize < 512 || st.ms_psize > sizeof(s->head) / 2)) rc = MDB_INCOMPATIBLE;
+    if (rc == 0) rc = start_copy(s);
+    if (rc == 0) rc = read_head(s, &txn, mine, st.ms_psize, again, unusable);
     if (txn) mdb_txn_abort(txn); /* the copy's own transaction pins the same snapshot */
-    if (rc) { /* an LMDB code or an errno, or a negative LS_E code from reading the pipe */
-        if (s->env) ls__snap_direct_end(s, true);
-        bool ls = rc <= LS_EIO; /* our codes lie below LMDB's */
-        int code = ls ? rc : rc == ENOSPC ? LS_ENOSPC : rc == ENOMEM ? LS_ENOMEM : LS_ESTORE;
-        return ls_errf(err, errlen, code, "store %s: cannot stream a compacting copy: %s", store,
-                       ls ? ls_strerror(rc) : mdb_strerror(rc));
-    }
+    if (*again || *unusable) return 0;
+    if (rc) return try_failed(s, store, rc, err, errlen);
     s->direct = true;
     return 0;
 }

@@ -188,28 +188,32 @@ static bool stopping(ls_reader_t *r)
     return stop;
 }
 
-/* Reads generation g (epoch from its name) at path piece by piece through the incremental
- * scanner (ls_gen_scan's checks: header, record checksums, trailer, digest, chain) and hands it
- * out after its first piece passed, so the first bytes go out while the rest is read and hashed.
- * 0 (verified whole), 1 (stopping) or an error (errmsg). */
-static int read_verify(ls_reader_t *r, uint64_t g, uint32_t epoch, const char *path)
+/* The header and trailer of generation g at path (open as fd) into n's description. 0 or an
+ * error (errmsg). */
+static int read_ends(ls_reader_t *r, rgen_t *n, int fd, uint64_t g, const char *path)
 {
-    int fd = -1;
-    rgen_t *n = NULL;
-    int rc = open_gen(r, path, &fd, &n);
-    if (rc) return rc;
-    bool published = false;
     ls_layout_ends_t x;
     char err[LS_SOURCE_ERRLEN];
-    if ((rc = ls_layout_read_ends_fd(fd, path, &x, err, sizeof(err)))) {
+    int rc = ls_layout_read_ends_fd(fd, path, &x, err, sizeof(err));
+    if (rc) {
         ls_errf(r->errmsg, sizeof(r->errmsg), rc, "generation %llu (%s) not shipped: %s",
                 (unsigned long long) g, path, err);
-        goto fail;
+        return rc;
     }
     n->buf.epoch = x.h.epoch;
     n->buf.generation = g;
     n->buf.first_lsn = x.h.first_lsn;
     n->buf.close_ns = x.closed ? x.t.close_ns : 0;
+    return 0;
+}
+
+/* Reads n's bytes piece by piece through the incremental scanner, what this reader expects of
+ * generation g (epoch) first, publishing n after its first piece passed (*published) and every
+ * later piece but the last. 0 (every piece passed: the verdict is ls_gen_stream_end's), 1
+ * (stopping) or an error (errmsg). */
+static int read_pieces(ls_reader_t *r, rgen_t *n, int fd, uint64_t g, uint32_t epoch,
+                       const char *path, bool *published)
+{
     ls_gen_expect_t ex = {
         .dbid = r->have_dbid ? r->dbid : NULL,
         .epoch = epoch,
@@ -218,58 +222,61 @@ static int read_verify(ls_reader_t *r, uint64_t g, uint32_t epoch, const char *p
         .prev_digest = r->have_prev ? r->prev_digest : NULL,
     };
     ls_gen_stream_begin(r->scan, &ex, 0);
-    ls_gen_verdict_t v = {0};
     for (uint64_t off = 0; off < n->buf.size;) {
         size_t len = (size_t) LS_MIN((uint64_t) READ_PIECE, n->buf.size - off);
         ssize_t got = ls_pread_full(fd, n->data + off, len, (off_t) off);
         if (got != (ssize_t) len) {
-            rc = got < 0 ? (int) got : LS_ECORRUPT;
+            int rc = got < 0 ? (int) got : LS_ECORRUPT;
             ls_errf(r->errmsg, sizeof(r->errmsg), rc, "cannot read %s: %s", path,
                     got < 0 ? ls_strerror(rc) : "it changed size while being read");
-            goto fail;
+            return rc;
         }
         if (ls_gen_stream_feed(r->scan, n->data + off, len, NULL, NULL) != 0) {
-            rc = ls_gen_stream_end(r->scan, NULL, &v);
+            ls_gen_verdict_t v = {0};
+            int rc = ls_gen_stream_end(r->scan, NULL, &v);
             ls_errf(r->errmsg, sizeof(r->errmsg), rc,
                     "generation %llu (%s) failed verification, not shipped: %s",
                     (unsigned long long) g, path, v.msg);
-            goto fail;
+            return rc;
         }
         off += len;
         if (off == n->buf.size) break; /* the last piece is sent once the whole file passed */
         atomic_store_explicit(&n->avail, off, memory_order_release);
-        if (!published) {
+        if (!*published) {
             publish(r, n, true);
-            published = true;
+            *published = true;
         } else {
             r->cb(r->ctx);
         }
-        if (stopping(r)) {
-            rc = 1;
-            goto fail;
-        }
+        if (stopping(r)) return 1;
     }
-    ls_gen_info_t info;
-    if ((rc = ls_gen_stream_end(r->scan, &info, &v))) {
+    return 0;
+}
+
+/* The scanner's verdict on the whole of generation g (*info), and its trailer still the one
+ * read first. 0 or an error (errmsg). */
+static int verdict(ls_reader_t *r, const rgen_t *n, uint64_t g, const char *path,
+                   ls_gen_info_t *info)
+{
+    ls_gen_verdict_t v = {0};
+    int rc = ls_gen_stream_end(r->scan, info, &v);
+    if (rc) {
         ls_errf(r->errmsg, sizeof(r->errmsg), rc,
                 "generation %llu (%s) failed verification, not shipped: %s", (unsigned long long) g,
                 path, v.msg);
-        goto fail;
+        return rc;
     }
-    if (info.trailer.close_ns != n->buf.close_ns) {
-        rc = ls_errf(r->errmsg, sizeof(r->errmsg), LS_ECORRUPT,
-                     "generation %llu (%s) changed while being read, not shipped",
-                     (unsigned long long) g, path);
-        goto fail;
-    }
-    close(fd);
-    n->buf.last_lsn = info.trailer.last_lsn;
-    memcpy(n->buf.digest, info.digest, LS_DIGEST_SIZE);
-    memcpy(r->prev_digest, info.digest, LS_DIGEST_SIZE);
-    r->prev_last_lsn = info.trailer.last_lsn;
-    r->have_prev = true;
-    memcpy(r->dbid, info.header.dbid, LS_DBID_LEN);
-    r->have_dbid = true;
+    if (info->trailer.close_ns != n->buf.close_ns)
+        return ls_errf(r->errmsg, sizeof(r->errmsg), LS_ECORRUPT,
+                       "generation %llu (%s) changed while being read, not shipped",
+                       (unsigned long long) g, path);
+    return 0;
+}
+
+/* Generation g verified whole: counted, and n handed out complete (published now, or finished
+ * when it already was; freed when ship released it meanwhile). */
+static void hand_over(ls_reader_t *r, rgen_t *n, uint64_t g, bool published)
+{
     atomic_store_explicit(&n->avail, n->buf.size, memory_order_release);
     if (!published) { /* read whole in one piece: handed out complete, n is ship's from then on
                          (it may be released and freed at once: nothing here touches it after) */
@@ -278,7 +285,7 @@ static int read_verify(ls_reader_t *r, uint64_t g, uint32_t epoch, const char *p
         r->st.next = g + 1;
         pthread_mutex_unlock(&r->mu);
         publish(r, n, false);
-        return 0;
+        return;
     }
     bool gone = false;
     pthread_mutex_lock(&r->mu);
@@ -298,6 +305,33 @@ static int read_verify(ls_reader_t *r, uint64_t g, uint32_t epoch, const char *p
     } else {
         r->cb(r->ctx);
     }
+}
+
+/* Reads generation g (epoch from its name) at path piece by piece through the incremental
+ * scanner (ls_gen_scan's checks: header, record checksums, trailer, digest, chain) and hands it
+ * out after its first piece passed, so the first bytes go out while the rest is read and hashed.
+ * 0 (verified whole), 1 (stopping) or an error (errmsg). */
+static int read_verify(ls_reader_t *r, uint64_t g, uint32_t epoch, const char *path)
+{
+    int fd = -1;
+    rgen_t *n = NULL;
+    int rc = open_gen(r, path, &fd, &n);
+    if (rc) return rc;
+    bool published = false;
+    ls_gen_info_t info;
+    if ((rc = read_ends(r, n, fd, g, path)) ||
+        (rc = read_pieces(r, n, fd, g, epoch, path, &published)) ||
+        (rc = verdict(r, n, g, path, &info)))
+        goto fail;
+    close(fd);
+    n->buf.last_lsn = info.trailer.last_lsn;
+    memcpy(n->buf.digest, info.digest, LS_DIGEST_SIZE);
+    memcpy(r->prev_digest, info.digest, LS_DIGEST_SIZE); /* the chain the next one continues */
+    r->prev_last_lsn = info.trailer.last_lsn;
+    r->have_prev = true;
+    memcpy(r->dbid, info.header.dbid, LS_DBID_LEN);
+    r->have_dbid = true;
+    hand_over(r, n, g, published);
     return 0;
 fail:
     close(fd);

@@ -175,6 +175,46 @@ static bool zero_id(const uint8_t *id)
     return memcmp(id, z, LS_DBID_LEN) == 0;
 }
 
+/* A frame for one database of the connection (f carries its id), handed to its shipper. false
+ * when the link is done with it: the frame was refused (closed) or names no database here. */
+static bool on_db_frame(link_t *l, const ls_frame_t *f)
+{
+    const uint8_t *id = ls__node_frame_dbid(f, true);
+    shipper_t *s = id ? shipper_for(l, id) : NULL;
+    if (!s) {
+        LS_LOGW("link", "%s sent %s for a database not on this connection", l->cfg->name,
+                ls_frame_type_name(f->type));
+        return false;
+    }
+    if (f->type == LS_FRAME_EPOCH && l->version < LS_PROTO_VERSION_EPOCH) {
+        LS_LOGE("link", "%s sent EPOCH on a version %u connection: closing", l->cfg->name,
+                (unsigned) l->version);
+        ls_conn_close(l->conn);
+        return false;
+    }
+    if (f->type == LS_FRAME_EPOCH) ls__node_epoch_note(s->db, &f->epoch);
+    if (f->type == LS_FRAME_RE_OFFER && l->version < LS_PROTO_VERSION_REOFFER) {
+        LS_LOGW("link", "%s sent RE_OFFER on a version %u connection: ignored", l->cfg->name,
+                (unsigned) l->version);
+    } else if (f->type == LS_FRAME_BLOCK_ACK && l->version < LS_PROTO_VERSION_BLOCK) {
+        LS_LOGE("link", "%s sent BLOCK_ACK on a version %u connection: closing", l->cfg->name,
+                (unsigned) l->version);
+        ls_conn_close(l->conn);
+        return false;
+    } else if (f->type != LS_FRAME_CREDIT) {
+        ls_ship_on_frame(s->m, f, ls_now_ns());
+        /* Synchronous commit waits on what the copies hold (the control page). */
+        if (f->type == LS_FRAME_BLOCK_ACK || f->type == LS_FRAME_DURABLE ||
+            f->type == LS_FRAME_REPLAYED)
+            ls__node_bw_publish_copies(s->db);
+    } else if (ls_ship_credit(s->m, f->credit.bytes)) {
+        LS_LOGE("link", "%s granted %s credit it never received", l->cfg->name, s->db->cfg->name);
+        ls_conn_close(l->conn);
+        return false;
+    }
+    return true;
+}
+
 static void on_frame(ls_conn_t *c, const ls_conn_frame_t *fr)
 {
     link_t *l = ls_conn_data(c);
@@ -221,41 +261,8 @@ static void on_frame(ls_conn_t *c, const ls_conn_frame_t *fr)
             return;
         }
         l->conn_credit += f.credit.bytes;
-    } else {
-        const uint8_t *id = ls__node_frame_dbid(&f, true);
-        shipper_t *s = id ? shipper_for(l, id) : NULL;
-        if (!s) {
-            LS_LOGW("link", "%s sent %s for a database not on this connection", l->cfg->name,
-                    ls_frame_type_name(f.type));
-            return;
-        }
-        if (f.type == LS_FRAME_EPOCH && l->version < LS_PROTO_VERSION_EPOCH) {
-            LS_LOGE("link", "%s sent EPOCH on a version %u connection: closing", l->cfg->name,
-                    (unsigned) l->version);
-            ls_conn_close(c);
-            return;
-        }
-        if (f.type == LS_FRAME_EPOCH) ls__node_epoch_note(s->db, &f.epoch);
-        if (f.type == LS_FRAME_RE_OFFER && l->version < LS_PROTO_VERSION_REOFFER) {
-            LS_LOGW("link", "%s sent RE_OFFER on a version %u connection: ignored", l->cfg->name,
-                    (unsigned) l->version);
-        } else if (f.type == LS_FRAME_BLOCK_ACK && l->version < LS_PROTO_VERSION_BLOCK) {
-            LS_LOGE("link", "%s sent BLOCK_ACK on a version %u connection: closing", l->cfg->name,
-                    (unsigned) l->version);
-            ls_conn_close(c);
-            return;
-        } else if (f.type != LS_FRAME_CREDIT) {
-            ls_ship_on_frame(s->m, &f, ls_now_ns());
-            /* Synchronous commit waits on what the copies hold (the control page). */
-            if (f.type == LS_FRAME_BLOCK_ACK || f.type == LS_FRAME_DURABLE ||
-                f.type == LS_FRAME_REPLAYED)
-                ls__node_bw_publish_copies(s->db);
-        } else if (ls_ship_credit(s->m, f.credit.bytes)) {
-            LS_LOGE("link", "%s granted %s credit it never received", l->cfg->name,
-                    s->db->cfg->name);
-            ls_conn_close(c);
-            return;
-        }
+    } else if (!on_db_frame(l, &f)) {
+        return;
     }
     ls__node_link_pump(l);
 }

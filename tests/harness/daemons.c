@@ -262,10 +262,15 @@ bool ls_h_wait_state(ls_h_pair_t *p, int node, const char *state, int timeout_ms
     return ls_h_wait_for(state_is, &c, timeout_ms);
 }
 
+typedef struct {
+    ls_h_pair_t *p;
+    int active, copy; /* the nodes */
+} caught_cond_t;
+
 static bool caught_up(void *ctx)
 {
-    ls_h_pair_t *p = ctx;
-    cJSON *a = ls_h_status(p, LS_H_A), *b = ls_h_status(p, LS_H_B);
+    caught_cond_t *c = ctx;
+    cJSON *a = ls_h_status(c->p, c->active), *b = ls_h_status(c->p, c->copy);
     bool ok = false;
     if (a && b) {
         double gen = ls_h_num(a, "last_generated");
@@ -276,11 +281,17 @@ static bool caught_up(void *ctx)
     return ok;
 }
 
-bool ls_h_wait_caught_up(ls_h_pair_t *p, int timeout_ms)
+bool ls_h_wait_copy_caught_up(ls_h_pair_t *p, int active, int copy, int timeout_ms)
 {
-    bool ok = ls_h_wait_for(caught_up, p, timeout_ms);
+    caught_cond_t c = {p, active, copy};
+    bool ok = ls_h_wait_for(caught_up, &c, timeout_ms);
     if (!ok) ls_h_pair_logs(p);
     return ok;
+}
+
+bool ls_h_wait_caught_up(ls_h_pair_t *p, int timeout_ms)
+{
+    return ls_h_wait_copy_caught_up(p, LS_H_A, LS_H_B, timeout_ms);
 }
 
 bool ls_h_stores_equal(ls_h_pair_t *p)
@@ -473,25 +484,9 @@ bool ls_h_wait_db_role(ls_h_pair_t *p, int node, const char *role)
     return ls_h_wait_role(p, node, role, NULL);
 }
 
-static bool b_caught_up(void *ctx)
-{
-    ls_h_pair_t *p = ctx;
-    cJSON *a = ls_h_status(p, LS_H_A), *b = ls_h_status(p, LS_H_B);
-    bool ok = false;
-    if (a && b) {
-        double gen = ls_h_num(b, "last_generated");
-        ok = gen > 0 && ls_h_num(b, "last_replayed") == gen && ls_h_num(a, "last_replayed") == gen;
-    }
-    cJSON_Delete(a);
-    cJSON_Delete(b);
-    return ok;
-}
-
 bool ls_h_wait_b_caught_up(ls_h_pair_t *p, int timeout_ms)
 {
-    bool ok = ls_h_wait_for(b_caught_up, p, timeout_ms);
-    if (!ok) ls_h_pair_logs(p);
-    return ok;
+    return ls_h_wait_copy_caught_up(p, LS_H_B, LS_H_A, timeout_ms);
 }
 
 void ls_h_ack_check(ls_h_pair_t *p, int node, const char *acklog)

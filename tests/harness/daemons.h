@@ -75,7 +75,10 @@ const char *ls_h_str(const cJSON *st, const char *field);
 /* Polls node's status until field == value (numbers) within timeout_ms. */
 bool ls_h_wait_num(ls_h_pair_t *p, int node, const char *field, double value, int timeout_ms);
 bool ls_h_wait_state(ls_h_pair_t *p, int node, const char *state, int timeout_ms);
-/* The copy has caught up: last_generated > 0 on node-a, and both nodes report it replayed. */
+/* The copy has caught up: last_generated > 0 on the active node, and both nodes report it
+ * replayed; prints the daemons' logs when it does not happen. ls_h_wait_caught_up: node-a the
+ * active, node-b the copy. */
+bool ls_h_wait_copy_caught_up(ls_h_pair_t *p, int active, int copy, int timeout_ms);
 bool ls_h_wait_caught_up(ls_h_pair_t *p, int timeout_ms);
 
 /* Compares db1's "data" on both nodes with LMDB's own mdb_dump; true when identical. */

@@ -216,25 +216,6 @@ static void generations_once(int node, uint64_t newest)
     (void) newest;
 }
 
-/* The copy (node) replayed what the active (other) closed last. */
-typedef struct {
-    int active, copy;
-} pair_cond_t;
-
-static bool copy_caught_up(void *ctx)
-{
-    pair_cond_t *c = ctx;
-    cJSON *a = ls_h_status(&pair, c->active), *b = ls_h_status(&pair, c->copy);
-    bool ok = false;
-    if (a && b) {
-        double gen = ls_h_num(a, "last_generated");
-        ok = gen > 0 && ls_h_num(a, "last_replayed") == gen && ls_h_num(b, "last_replayed") == gen;
-    }
-    cJSON_Delete(a);
-    cJSON_Delete(b);
-    return ok;
-}
-
 Test(switchover, ten_switchovers_under_load_lose_nothing)
 {
     start_pair("switchover-ten");
@@ -271,10 +252,7 @@ Test(switchover, ten_switchovers_under_load_lose_nothing)
     /* Everything of the last epoch's predecessor replayed on the final copy. */
     int copy = cur == LS_H_A ? LS_H_B : LS_H_A;
     load_ok(cur, "--transactions 200 --seed 7 --target-size 65536");
-    pair_cond_t pc = {cur, copy};
-    bool caught = ls_h_wait_for(copy_caught_up, &pc, 30000);
-    if (!caught) ls_h_pair_logs(&pair);
-    cr_assert(caught, "the final copy did not catch up");
+    cr_assert(ls_h_wait_copy_caught_up(&pair, cur, copy, 30000), "the final copy did not catch up");
     for (int i = 0; i < ROUNDS; i++)
         ack_check(cur, ack[i]);
     cr_assert(ls_h_stores_equal(&pair), "the stores differ after ten switchovers");
@@ -397,8 +375,7 @@ Test(switchover, without_a_writer_the_daemon_closes_the_log)
     free(out);
     /* The application writes on node-b; node-a gets it. */
     load_ok(LS_H_B, "--transactions 200 --seed 3 --target-size 65536");
-    pair_cond_t pc = {LS_H_B, LS_H_A};
-    cr_assert(ls_h_wait_for(copy_caught_up, &pc, 30000), "node-a did not catch up");
+    cr_assert(ls_h_wait_b_caught_up(&pair, 30000), "node-a did not catch up");
     cr_assert(ls_h_stores_equal(&pair));
 }
 
@@ -447,8 +424,7 @@ Test(switchover, the_copy_activates_only_on_exactly_what_it_replayed)
 {
     start_pair("switchover-exact");
     load_ok(LS_H_A, "--transactions 300 --target-size 65536");
-    pair_cond_t pc = {LS_H_A, LS_H_B};
-    cr_assert(ls_h_wait_for(copy_caught_up, &pc, 30000), "the copy did not catch up");
+    cr_assert(ls_h_wait_caught_up(&pair, 30000), "the copy did not catch up");
     cJSON *st = ls_h_status(&pair, LS_H_B);
     uint64_t last = (uint64_t) ls_h_num(st, "last_replayed");
     uint64_t lsn = (uint64_t) ls_h_num(st, "last_replayed_lsn");

@@ -489,6 +489,20 @@ bool ls_h_wait_b_caught_up(ls_h_pair_t *p, int timeout_ms)
     return ls_h_wait_copy_caught_up(p, LS_H_B, LS_H_A, timeout_ms);
 }
 
+uint64_t ls_h_activate(ls_h_pair_t *p, int node, unsigned epoch)
+{
+    char *out, *err, want[64];
+    int rc = ls_h_logship(p, "activate", node, "", &out, &err);
+    cr_assert_eq(rc, 0, "activate failed (%d): %s%s", rc, out, err);
+    snprintf(want, sizeof(want), "epoch %u starts at generation ", epoch);
+    const char *at = strstr(out, want);
+    cr_assert_not_null(at, "activate did not start epoch %u: %s", epoch, out);
+    uint64_t first = strtoull(at + strlen(want), NULL, 10);
+    free(out);
+    free(err);
+    return first;
+}
+
 void ls_h_ack_check(ls_h_pair_t *p, int node, const char *acklog)
 {
     char cmd[2048], *out = NULL;

@@ -12,6 +12,7 @@
 #define LS_TEST_DAEMONS_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include <cjson/cJSON.h>
@@ -108,6 +109,9 @@ void ls_h_pair_start_peers(ls_h_pair_t *p, const char *tag, const char *a_db_ext
 /* `logship CMD db1 ARGS -c <node's config>`: exit status, output captured (*out, *err: free). */
 int ls_h_logship(ls_h_pair_t *p, const char *cmd, int node, const char *args, char **out,
                  char **err);
+/* `logship activate db1` on node, asserted to succeed and to start epoch `epoch`: the first
+ * generation of that epoch, from its output ("epoch E starts at generation F"). */
+uint64_t ls_h_activate(ls_h_pair_t *p, int node, unsigned epoch);
 /* `logship load <node's db1> ARGS` to completion: exit status, stderr in *err (free it). */
 int ls_h_load_on(ls_h_pair_t *p, int node, const char *args, char **err);
 /* The same, asserting success. */

@@ -40,24 +40,10 @@ static void fini(void)
 
 TestSuite(demote, .fini = fini, .timeout = 120);
 
-/* The first generation of epoch 2 from activate's output ("epoch 2 starts at generation F"). */
-static uint64_t epoch2_first(const char *out)
-{
-    const char *p = strstr(out, "epoch 2 starts at generation ");
-    cr_assert_not_null(p, "%s", out);
-    return strtoull(p + strlen("epoch 2 starts at generation "), NULL, 10);
-}
-
 static uint64_t kill_a_and_activate_b(void)
 {
     ls_h_node_kill(&pair, LS_H_A);
-    char *out, *err;
-    int rc = ls_h_logship(&pair, "activate", LS_H_B, "", &out, &err);
-    cr_assert_eq(rc, 0, "activate failed (%d): %s%s", rc, out, err);
-    uint64_t first = epoch2_first(out);
-    free(out);
-    free(err);
-    return first;
+    return ls_h_activate(&pair, LS_H_B, 2);
 }
 
 /* The newest generation of epoch in node's logs/ and inspect/ (0: none). */
@@ -163,12 +149,7 @@ Test(demote, diverged_old_active_is_refused_and_its_generations_stay_out)
     /* node-a's daemon dies; its application goes on writing: generations node-b never gets. */
     ls_h_node_kill(&pair, LS_H_A);
     ls_h_load_ok(&pair, LS_H_A, "--transactions 600 --seed 5 --target-size 65536");
-    char *out, *err;
-    int rc = ls_h_logship(&pair, "activate", LS_H_B, "", &out, &err);
-    cr_assert_eq(rc, 0, "activate failed (%d): %s%s", rc, out, err);
-    uint64_t first = epoch2_first(out);
-    free(out);
-    free(err);
+    uint64_t first = ls_h_activate(&pair, LS_H_B, 2);
     ls_h_load_ok(&pair, LS_H_B, "--transactions 100 --seed 8 --target-size 65536");
 
     ls_h_node_start(&pair, LS_H_A, NULL);
@@ -188,7 +169,8 @@ Test(demote, diverged_old_active_is_refused_and_its_generations_stay_out)
                  first);
     cr_assert_geq(newest_of(LS_H_A, 1), first, "node-a wrote no generation after the split");
 
-    rc = ls_h_load_on(&pair, LS_H_A, "--transactions 10 --seed 99", &err);
+    char *err;
+    int rc = ls_h_load_on(&pair, LS_H_A, "--transactions 10 --seed 99", &err);
     cr_assert_neq(rc, 0, "a fenced database accepted commits");
     cr_assert(ls_h_contains(err, "node-b"), "%s", err);
     free(err);

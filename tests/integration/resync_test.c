@@ -59,11 +59,7 @@ Test(resync, diverged_old_active_resyncs_incrementally)
              "--target-size 65536 --ack-log %s",
              acka);
     ls_h_load_ok(&pair, LS_H_A, args);
-    char *out, *err;
-    int rc = ls_h_logship(&pair, "activate", LS_H_B, "", &out, &err);
-    cr_assert_eq(rc, 0, "activate failed (%d): %s%s", rc, out, err);
-    free(out);
-    free(err);
+    ls_h_activate(&pair, LS_H_B, 2);
     snprintf(args, sizeof(args),
              "--transactions 40 --records-per-txn 2 --value-size 1000 --seed 8 --threads 1 "
              "--target-size 65536 --ack-log %s",
@@ -78,7 +74,8 @@ Test(resync, diverged_old_active_resyncs_incrementally)
     cr_assert_str_eq(ls_h_jstr(ls_h_db1_of(st), "follows"), "node-b");
     cJSON_Delete(st);
 
-    rc = ls_h_logship(&pair, "resync", LS_H_A, "", &out, &err);
+    char *out, *err;
+    int rc = ls_h_logship(&pair, "resync", LS_H_A, "", &out, &err);
     cr_assert_eq(rc, 0, "resync failed (%d): %s%s", rc, out, err);
     fprintf(stderr, "logship resync printed:\n%s", out);
     cr_assert(ls_h_contains(out, "is now a copy of node-b (epoch 2): incremental resync"), "%s",
@@ -135,11 +132,7 @@ static void diverge_while_a_is_down(void (*while_down)(void))
     ls_h_node_kill(&pair, LS_H_A);
     if (while_down) while_down();
     ls_h_load_ok(&pair, LS_H_A, "--transactions 30 --seed 5 --threads 1 --target-size 65536");
-    char *out, *err;
-    int rc = ls_h_logship(&pair, "activate", LS_H_B, "", &out, &err);
-    cr_assert_eq(rc, 0, "activate failed (%d): %s%s", rc, out, err);
-    free(out);
-    free(err);
+    ls_h_activate(&pair, LS_H_B, 2);
     ls_h_load_ok(&pair, LS_H_B, "--transactions 30 --seed 8 --threads 1 --target-size 65536");
 }
 
@@ -235,14 +228,7 @@ static void diverge_beyond_b_logs(const char *tag, char *const a_env[])
     cr_assert(ls_h_wait_caught_up(&pair, 30000), "the copy did not catch up");
     ls_h_node_kill(&pair, LS_H_A);
     ls_h_load_ok(&pair, LS_H_A, "--transactions 30 --seed 5 --threads 1 --target-size 65536");
-    char *out, *err;
-    int rc = ls_h_logship(&pair, "activate", LS_H_B, "", &out, &err);
-    cr_assert_eq(rc, 0, "activate failed (%d): %s%s", rc, out, err);
-    const char *p = strstr(out, "epoch 2 starts at generation ");
-    cr_assert_not_null(p, "%s", out);
-    uint64_t first = strtoull(p + strlen("epoch 2 starts at generation "), NULL, 10);
-    free(out);
-    free(err);
+    uint64_t first = ls_h_activate(&pair, LS_H_B, 2);
     ls_h_load_ok(&pair, LS_H_B, "--transactions 600 --seed 8 --target-size 65536");
     /* node-b's cap removes the generations it held only for node-a, the first of epoch 2 too */
     cr_assert(ls_h_wait_for(first_removed, &first, 15000), "node-b still holds generation %" PRIu64,
@@ -411,15 +397,12 @@ Test(resync, falls_back_to_a_full_seed_when_no_common_generation_is_left)
               shipped.gen);
     ls_h_node_kill(&pair, LS_H_A);
     ls_h_node_start(&pair, LS_H_B, NULL);
-    char *out, *err;
-    int rc = ls_h_logship(&pair, "activate", LS_H_B, "", &out, &err);
-    cr_assert_eq(rc, 0, "activate failed (%d): %s%s", rc, out, err);
-    free(out);
-    free(err);
+    ls_h_activate(&pair, LS_H_B, 2);
     ls_h_load_ok(&pair, LS_H_B, "--transactions 30 --seed 8 --threads 1 --target-size 65536");
     ls_h_node_start(&pair, LS_H_A, NULL);
     cr_assert(ls_h_wait_db_role(&pair, LS_H_A, "diverged"), "node-a did not find its divergence");
-    rc = ls_h_logship(&pair, "resync", LS_H_A, "", &out, &err);
+    char *out, *err;
+    int rc = ls_h_logship(&pair, "resync", LS_H_A, "", &out, &err);
     cr_assert_eq(rc, 0, "resync failed (%d): %s%s", rc, out, err);
     cr_assert(ls_h_contains(out, "fell back to a full seed (every generation db1 still holds "
                                  "diverged from node-b's chain"),

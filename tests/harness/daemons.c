@@ -191,6 +191,32 @@ void ls_h_load_wait(ls_h_pair_t *p)
     cr_assert_eq(rc, 0, "logship load failed (%d)", rc);
 }
 
+pid_t ls_h_load_until_fenced(ls_h_pair_t *p, int node, const char *acklog, const char *errlog,
+                             int seed)
+{
+    char seeds[32];
+    snprintf(seeds, sizeof(seeds), "%d", seed);
+    char *argv[] = {(char *) ls_h_bin("logship"),
+                    "load",
+                    p->db[node],
+                    "--transactions",
+                    "100000000",
+                    "--rate",
+                    "1500",
+                    "--threads",
+                    "2",
+                    "--target-size",
+                    "65536",
+                    "--seed",
+                    seeds,
+                    "--ack-log",
+                    (char *) acklog,
+                    NULL};
+    pid_t pid = ls_h_spawn(argv, errlog, NULL);
+    cr_assert_gt(pid, 0, "cannot start logship load");
+    return pid;
+}
+
 cJSON *ls_h_status(ls_h_pair_t *p, int node)
 {
     char *resp = NULL, err[512];

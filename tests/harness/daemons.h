@@ -67,6 +67,12 @@ void ls_h_load_wait(ls_h_pair_t *p); /* asserts success */
 /* A background `logship load` (pid) ended on its own, refused with LS_EFENCED naming
  * new_active (asserted from its output in errlog). */
 void ls_h_load_fenced(pid_t pid, const char *errlog, const char *new_active);
+/* A background `logship load` on node's db1 that runs until its commits fail (a fence): paced at
+ * 1500 transactions/s, 2 threads, generations of 64 KiB, the given --seed (load's default: 1),
+ * acknowledged ids in acklog, its output in errlog. Its pid (asserted started): the caller
+ * waits for it (ls_h_load_fenced) or kills it. */
+pid_t ls_h_load_until_fenced(ls_h_pair_t *p, int node, const char *acklog, const char *errlog,
+                             int seed);
 
 /* The node's status document (NULL when the daemon does not answer). Free with cJSON_Delete. */
 cJSON *ls_h_status(ls_h_pair_t *p, int node);

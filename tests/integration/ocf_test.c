@@ -471,22 +471,7 @@ Test(ocf, demote_with_a_pending_promotion_switches_over)
     snprintf(ack, sizeof(ack), "%s/acked", pair.dir);
     snprintf(errlog, sizeof(errlog), "%s/load.log", pair.dir);
     snprintf(promote_file, sizeof(promote_file), "%s.promote", pidfile[LS_H_A]);
-    char *argv[] = {(char *) ls_h_bin("logship"),
-                    "load",
-                    pair.db[LS_H_A],
-                    "--transactions",
-                    "100000000",
-                    "--rate",
-                    "1500",
-                    "--threads",
-                    "2",
-                    "--target-size",
-                    "65536",
-                    "--ack-log",
-                    ack,
-                    NULL};
-    load_pid = ls_h_spawn(argv, errlog, NULL);
-    cr_assert_gt(load_pid, 0, "cannot start logship load");
+    load_pid = ls_h_load_until_fenced(&pair, LS_H_A, ack, errlog, 1);
     cr_assert(ls_h_wait_file_lines(ack, 150, 20000), "the load acknowledged nothing");
     cr_assert(ls_h_wait_for(copy_healthy, NULL, 30000), "node-b's copy is not Healthy");
     expect(LS_H_A, "monitor", OCF_RUNNING_MASTER, names, NULL);

@@ -86,26 +86,7 @@ static void load_ok(int node, const char *args)
 /* A load that runs until its commits fail: paced, generations of 64 KiB, ids in acklog. */
 static void load_start(int node, const char *acklog, const char *errlog, int seed)
 {
-    char seeds[32];
-    snprintf(seeds, sizeof(seeds), "%d", seed);
-    char *argv[] = {(char *) ls_h_bin("logship"),
-                    "load",
-                    pair.db[node],
-                    "--transactions",
-                    "100000000",
-                    "--rate",
-                    "1500",
-                    "--threads",
-                    "2",
-                    "--target-size",
-                    "65536",
-                    "--seed",
-                    seeds,
-                    "--ack-log",
-                    (char *) acklog,
-                    NULL};
-    load_pid = ls_h_spawn(argv, errlog, NULL);
-    cr_assert_gt(load_pid, 0, "cannot start logship load");
+    load_pid = ls_h_load_until_fenced(&pair, node, acklog, errlog, seed);
 }
 
 /* The load ended on its own, refused with LS_EFENCED naming the new active. */

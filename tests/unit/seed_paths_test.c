@@ -718,10 +718,8 @@ Test(seed_paths, install_meta_not_naming_the_announced_lsn)
     env_t e;
     env_init(&e, "seedpaths");
     active_db(&e, 20);
-    ls_seed_install_options_t io = {.copy_dir = e.copy};
+    seed_ok(&e, CHUNK, NULL);
     char err[1024] = "";
-    int rc = seed_run(e.db, &io, CHUNK, -1, NULL, err, sizeof(err));
-    cr_assert_eq(rc, 0, "first seed: %s", err);
     char old[65], now[65];
     tree_hash(e.copy, old);
 
@@ -730,7 +728,7 @@ Test(seed_paths, install_meta_not_naming_the_announced_lsn)
     cr_assert_eq(ls_seed_snapshot_new(&so, &s, err, sizeof(err)), 0, "%s", err);
     ls_seed_info_t info = *ls_seed_snapshot_info(s);
     info.last_lsn += 5;
-    io.delete_existing = true;
+    ls_seed_install_options_t io = {.copy_dir = e.copy, .delete_existing = true};
     ls_seed_install_t *in = NULL;
     cr_assert_eq(ls_seed_install_begin(&io, &info, &in, err, sizeof(err)), 0, "%s", err);
     uint8_t buf[CHUNK], dg[LS_DIGEST_SIZE];
@@ -742,7 +740,7 @@ Test(seed_paths, install_meta_not_naming_the_announced_lsn)
         cr_assert_eq(ls_seed_install_data(in, off, buf, n, err, sizeof(err)), 0, "%s", err);
     }
     cr_assert_eq(ls_seed_snapshot_digest(s, dg), 0);
-    rc = ls_seed_install_end(in, dg, err, sizeof(err));
+    int rc = ls_seed_install_end(in, dg, err, sizeof(err));
     cr_assert_eq(rc, LS_ECORRUPT, "%s (%s)", ls_err_name(rc), err);
     char p[PATHSZ];
     snprintf(p, sizeof(p), "%s.seed-new/store", e.copy);
@@ -773,12 +771,11 @@ Test(seed_paths, swap_by_two_renames_when_exchange_is_refused)
     ls_db_t *db = NULL;
     cr_assert_eq(ls_db_open(e.db, &o, &db), 0, "%s", ls_db_open_error());
     cr_assert_eq(commit_range(db, 0, 20, 3, 500), 0);
-    ls_seed_install_options_t io = {.copy_dir = e.copy};
-    char err[1024] = "";
-    cr_assert_eq(seed_run(e.db, &io, CHUNK, -1, NULL, err, sizeof(err)), 0, "%s", err);
+    seed_ok(&e, CHUNK, NULL);
     cr_assert_eq(commit_range(db, 20, 50, 3, 500), 0);
     cr_assert_eq(ls_db_close(db), 0);
-    io.delete_existing = true;
+    ls_seed_install_options_t io = {.copy_dir = e.copy, .delete_existing = true};
+    char err[1024] = "";
     cr_assert_eq(seed_run(e.db, &io, CHUNK, -1, NULL, err, sizeof(err)), 0, "%s", err);
     assert_no_leftovers(e.copy);
     assert_copy_equals_active_by(e.db, e.copy, false);

@@ -30,11 +30,8 @@ static void round_trip(bool direct)
     cr_assert_gt(st.last_closed, 2, "several generations closed");
     cr_assert_gt(st.current_generation, st.last_closed, "the current log is open");
 
-    ls_seed_install_options_t io = {.copy_dir = e.copy};
     ls_seed_info_t info;
-    char err[1024] = "";
-    int rc = seed_run(e.db, &io, CHUNK, -1, &info, err, sizeof(err));
-    cr_assert_eq(rc, 0, "seed: %s (%s)", ls_err_name(rc), err);
+    seed_ok(&e, CHUNK, &info);
     cr_assert_eq(ls_db_close(db), 0);
 
     uint8_t prev[LS_DIGEST_SIZE];
@@ -148,11 +145,8 @@ Test(seed, handoff_inside_open_generation_loses_nothing)
     ls_db_stats_t s1;
     ls_db_stats(db, &s1);
 
-    ls_seed_install_options_t io = {.copy_dir = e.copy};
     ls_seed_info_t info;
-    char err[1024] = "";
-    int rc = seed_run(e.db, &io, CHUNK, -1, &info, err, sizeof(err));
-    cr_assert_eq(rc, 0, "seed: %s (%s)", ls_err_name(rc), err);
+    seed_ok(&e, CHUNK, &info);
     cr_assert_eq(info.last_lsn, s1.last_lsn);
     cr_assert_eq(info.generation, s1.current_generation);
 
@@ -199,11 +193,8 @@ Test(seed, handoff_after_removed_generation_starts_at_next)
     cr_assert_eq(unlink(path), 0, "retention removed generation %llu",
                  (unsigned long long) s1.last_closed);
 
-    ls_seed_install_options_t io = {.copy_dir = e.copy};
     ls_seed_info_t info;
-    char err[1024] = "";
-    int rc = seed_run(e.db, &io, CHUNK, -1, &info, err, sizeof(err));
-    cr_assert_eq(rc, 0, "seed: %s (%s)", ls_err_name(rc), err);
+    seed_ok(&e, CHUNK, &info);
     cr_assert_eq(info.generation, s1.last_closed + 1);
     cr_assert_arr_eq(info.prev_digest, dg, LS_DIGEST_SIZE);
     cr_assert_eq(commit_range(db, 30, 45, 3, 600), 0);
@@ -224,10 +215,7 @@ static void old_copy(env_t *e, ls_db_t **db)
     cr_assert_eq(ls_db_open(e->db, &o, db), 0, "%s", ls_db_open_error());
     cr_assert_eq(commit_range(*db, 0, 20, 3, 500), 0);
     cr_assert(wait_applied(*db, 10000), "the store holds every commit (the snapshot reads it)");
-    ls_seed_install_options_t io = {.copy_dir = e->copy};
-    char err[1024] = "";
-    int rc = seed_run(e->db, &io, CHUNK, -1, NULL, err, sizeof(err));
-    cr_assert_eq(rc, 0, "first seed: %s (%s)", ls_err_name(rc), err);
+    seed_ok(e, CHUNK, NULL);
     cr_assert_eq(commit_range(*db, 20, 40, 3, 500), 0);
     cr_assert(wait_applied(*db, 10000), "the store holds every commit (the snapshot reads it)");
 }
@@ -327,11 +315,8 @@ static void empty_database(bool direct)
     ls_db_options_t o = db_opts(0);
     ls_db_t *db = NULL;
     cr_assert_eq(ls_db_open(e.db, &o, &db), 0, "%s", ls_db_open_error());
-    ls_seed_install_options_t io = {.copy_dir = e.copy};
     ls_seed_info_t info;
-    char err[1024] = "";
-    int rc = seed_run(e.db, &io, CHUNK, -1, &info, err, sizeof(err));
-    cr_assert_eq(rc, 0, "seed: %s (%s)", ls_err_name(rc), err);
+    seed_ok(&e, CHUNK, &info);
     cr_assert_eq(info.last_lsn, 0);
     cr_assert_eq(info.generation, 1);
     cr_assert_eq(commit_range(db, 0, 10, 2, 300), 0);

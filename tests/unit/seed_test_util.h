@@ -129,6 +129,16 @@ UTIL int seed_run(const char *db, const ls_seed_install_options_t *io, size_t ch
     return rc;
 }
 
+/* A whole seed of e's database into its copy, a new directory (seed_run in chunks of chunk
+ * bytes, nothing corrupted), asserted to succeed; *info (may be NULL): the snapshot's figures. */
+UTIL void seed_ok(const env_t *e, size_t chunk, ls_seed_info_t *info)
+{
+    ls_seed_install_options_t io = {.copy_dir = e->copy};
+    char err[1024] = "";
+    int rc = seed_run(e->db, &io, chunk, -1, info, err, sizeof(err));
+    cr_assert_eq(rc, 0, "seed into %s: %s (%s)", e->copy, ls_err_name(rc), err);
+}
+
 /* The meta record of the store in dir. */
 UTIL void store_meta(const char *dir, ls_store_meta_t *m)
 {

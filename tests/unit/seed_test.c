@@ -102,6 +102,17 @@ static bool replayed_to(void *ctx)
     return st.last_replayed >= *(uint64_t *) a[1];
 }
 
+/* The database's figures as its next user finds them: opened again (options o) and closed. */
+static ls_db_stats_t reopened_stats(const char *dir, const ls_db_options_t *o)
+{
+    ls_db_t *db = NULL;
+    cr_assert_eq(ls_db_open(dir, o, &db), 0, "%s", ls_db_open_error());
+    ls_db_stats_t st;
+    ls_db_stats(db, &st);
+    cr_assert_eq(ls_db_close(db), 0);
+    return st;
+}
+
 /* Opens the seeded copy, feeds N..last, replays, and checks the result against the active. */
 static void converge(const env_t *e, const ls_seed_info_t *info, uint64_t last, uint64_t lsn)
 {
@@ -161,11 +172,7 @@ Test(seed, handoff_inside_open_generation_loses_nothing)
     gen_digest(e.db, info.generation - 1, prev);
     cr_assert_arr_eq(info.prev_digest, prev, LS_DIGEST_SIZE);
 
-    ls_db_t *db2 = NULL;
-    cr_assert_eq(ls_db_open(e.db, &o, &db2), 0);
-    ls_db_stats_t s3;
-    ls_db_stats(db2, &s3);
-    cr_assert_eq(ls_db_close(db2), 0);
+    ls_db_stats_t s3 = reopened_stats(e.db, &o);
     converge(&e, &info, s3.last_closed, s3.last_lsn);
     env_free(&e);
 }
@@ -199,11 +206,7 @@ Test(seed, handoff_after_removed_generation_starts_at_next)
     cr_assert_arr_eq(info.prev_digest, dg, LS_DIGEST_SIZE);
     cr_assert_eq(commit_range(db, 30, 45, 3, 600), 0);
     cr_assert_eq(ls_db_close(db), 0);
-    ls_db_t *db2 = NULL;
-    cr_assert_eq(ls_db_open(e.db, &o, &db2), 0);
-    ls_db_stats_t s3;
-    ls_db_stats(db2, &s3);
-    cr_assert_eq(ls_db_close(db2), 0);
+    ls_db_stats_t s3 = reopened_stats(e.db, &o);
     converge(&e, &info, s3.last_closed, s3.last_lsn);
     env_free(&e);
 }
@@ -321,11 +324,7 @@ static void empty_database(bool direct)
     cr_assert_eq(info.generation, 1);
     cr_assert_eq(commit_range(db, 0, 10, 2, 300), 0);
     cr_assert_eq(ls_db_close(db), 0);
-    ls_db_t *db2 = NULL;
-    cr_assert_eq(ls_db_open(e.db, &o, &db2), 0);
-    ls_db_stats_t s3;
-    ls_db_stats(db2, &s3);
-    cr_assert_eq(ls_db_close(db2), 0);
+    ls_db_stats_t s3 = reopened_stats(e.db, &o);
     converge(&e, &info, s3.last_closed, s3.last_lsn);
     env_free(&e);
 }
@@ -511,11 +510,7 @@ static void running_writer(bool direct)
     cr_assert_eq(rc, 0, "seed under load: %s (%s)", ls_err_name(rc), err);
     cr_assert_eq(l.rc, 0, "the writer never stopped");
     cr_assert_eq(ls_db_close(l.db), 0);
-    ls_db_t *db2 = NULL;
-    cr_assert_eq(ls_db_open(e.db, &o, &db2), 0);
-    ls_db_stats_t s3;
-    ls_db_stats(db2, &s3);
-    cr_assert_eq(ls_db_close(db2), 0);
+    ls_db_stats_t s3 = reopened_stats(e.db, &o);
     cr_assert_gt(s3.last_closed, info.generation + 3, "generations closed after the snapshot");
     converge(&e, &info, s3.last_closed, s3.last_lsn);
     env_free(&e);

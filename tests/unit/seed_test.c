@@ -579,18 +579,25 @@ static uint8_t *read_stream(const char *db, bool direct, uint64_t spill_at, size
     return buf;
 }
 
+/* e: a closed database of 200 transactions of 4 puts of 900 bytes (~700 KiB: the pipe of a
+ * streamed compaction fills), all in its store. */
+static void quiescent_store(env_t *e)
+{
+    env_init(e, "seed");
+    ls_db_options_t o = db_opts(32 * 1024);
+    ls_db_t *db = NULL;
+    cr_assert_eq(ls_db_open(e->db, &o, &db), 0, "%s", ls_db_open_error());
+    cr_assert_eq(commit_range(db, 0, 200, 4, 900), 0);
+    cr_assert(wait_applied(db, 10000));
+    cr_assert_eq(ls_db_close(db), 0);
+}
+
 /* A quiescent store: the stream from the compaction is the local copy, byte for byte, with the
  * same figures; spilled half-way, too. The digest is the SHA-256 of the bytes. */
 Test(seed, streamed_compaction_is_the_local_copy_byte_for_byte)
 {
     env_t e;
-    env_init(&e, "seed");
-    ls_db_options_t o = db_opts(32 * 1024);
-    ls_db_t *db = NULL;
-    cr_assert_eq(ls_db_open(e.db, &o, &db), 0, "%s", ls_db_open_error());
-    cr_assert_eq(commit_range(db, 0, 200, 4, 900), 0); /* ~700 KiB: the pipe fills */
-    cr_assert(wait_applied(db, 10000));
-    cr_assert_eq(ls_db_close(db), 0);
+    quiescent_store(&e);
     size_t la, lb, lc;
     uint8_t da[LS_DIGEST_SIZE], db_[LS_DIGEST_SIZE], dc[LS_DIGEST_SIZE], want[LS_DIGEST_SIZE];
     ls_seed_info_t ia, ib, ic;
@@ -621,13 +628,7 @@ Test(seed, streamed_compaction_is_the_local_copy_byte_for_byte)
 Test(seed, streamed_compaction_abandoned_half_way_cleans_up)
 {
     env_t e;
-    env_init(&e, "seed");
-    ls_db_options_t o = db_opts(32 * 1024);
-    ls_db_t *db = NULL;
-    cr_assert_eq(ls_db_open(e.db, &o, &db), 0, "%s", ls_db_open_error());
-    cr_assert_eq(commit_range(db, 0, 200, 4, 900), 0);
-    cr_assert(wait_applied(db, 10000));
-    cr_assert_eq(ls_db_close(db), 0);
+    quiescent_store(&e);
     ls_seed_snapshot_options_t so = {.db_dir = e.db, .direct = true};
     ls_seed_snapshot_t *s = NULL;
     char err[1024] = "";

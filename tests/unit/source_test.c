@@ -115,6 +115,20 @@ static void write_text(const chain_t *c, const char *name, const char *text)
     cr_assert_eq(ls_h_write_file(path, text, strlen(text)), 0);
 }
 
+/* XORs byte `at` of generation g's file with mask: from the start, or from the end when
+ * negative (-1: the last byte). */
+static void damage(const chain_t *c, uint64_t g, long at, uint8_t mask)
+{
+    char path[PATH_MAX];
+    gen_path(c, g, path, sizeof(path));
+    size_t len;
+    uint8_t *b = ls_h_read_file(path, &len);
+    cr_assert_not_null(b, "%s", path);
+    b[at < 0 ? (long) len + at : at] ^= mask;
+    cr_assert_eq(ls_h_write_file(path, b, len), 0);
+    free(b);
+}
+
 static ls_source_t *open_src(const chain_t *c)
 {
     ls_source_options_t o = {.db_dir = c->dir};
@@ -630,13 +644,7 @@ Test(source, reader_stops_on_a_damaged_generation)
 {
     chain_t *c = chain_new();
     add_gens(c, 5, 1);
-    char path[PATH_MAX];
-    gen_path(c, 3, path, sizeof(path));
-    size_t len;
-    uint8_t *b = ls_h_read_file(path, &len);
-    b[LS_GEN_HEADER_SIZE + 40] ^= 0x01; /* inside the first record */
-    cr_assert_eq(ls_h_write_file(path, b, len), 0);
-    free(b);
+    damage(c, 3, LS_GEN_HEADER_SIZE + 40, 0x01); /* inside the first record */
     ls_source_t *s = open_src(c);
     int notes = 0;
     ls_reader_t *r = NULL;
@@ -737,13 +745,7 @@ Test(source, reader_withdraws_a_generation_damaged_past_its_first_piece)
     chain_t *c = chain_new();
     add_gens(c, 1, 1);
     add_gen(c, 1, 900, 1000);
-    char path[PATH_MAX];
-    gen_path(c, 2, path, sizeof(path));
-    size_t len;
-    uint8_t *b = ls_h_read_file(path, &len);
-    b[len - LS_GEN_TRAILER_SIZE - 500] ^= 0x01; /* inside the last record */
-    cr_assert_eq(ls_h_write_file(path, b, len), 0);
-    free(b);
+    damage(c, 2, -(long) (LS_GEN_TRAILER_SIZE + 500), 0x01); /* inside the last record */
     ls_source_t *s = open_src(c);
     int notes = 0;
     ls_reader_t *r = NULL;
@@ -1049,13 +1051,7 @@ Test(source, queue_figures_are_exact)
     cr_assert_eq(q.oldest_close_ns, 0);
 
     /* A damaged trailer is an error naming the file, not a wrong figure. */
-    char path[PATH_MAX];
-    gen_path(c, 9 - 1, path, sizeof(path));
-    size_t len;
-    uint8_t *b = ls_h_read_file(path, &len);
-    b[len - 10] ^= 0xff;
-    cr_assert_eq(ls_h_write_file(path, b, len), 0);
-    free(b);
+    damage(c, 8, -10, 0xff);
     ls_source_free(s);
     s = open_src(c);
     cr_assert_eq(ls_source_queue(s, 3, &q, err, sizeof(err)), LS_ECORRUPT);

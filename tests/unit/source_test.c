@@ -477,6 +477,15 @@ static void expect_gen(const chain_t *c, const ls_gen_buf_t *g, uint64_t want)
     free(disk);
 }
 
+/* Waits for the next generation, checks it is want, whole (expect_gen), and releases it. */
+static void take(const chain_t *c, ls_reader_t *r, uint64_t want)
+{
+    const ls_gen_buf_t *g;
+    cr_assert_eq(next_gen(r, &g), 0, "%s", ls_reader_error(r));
+    expect_gen(c, g, want);
+    ls_reader_release(r, g);
+}
+
 Test(source, reader_delivers_in_order_and_waits_for_new_generations)
 {
     chain_t *c = chain_new();
@@ -486,20 +495,14 @@ Test(source, reader_delivers_in_order_and_waits_for_new_generations)
     ls_reader_t *r = NULL;
     cr_assert_eq(ls_reader_start(s, 3, NULL, notify, &notes, &r), 0);
     const ls_gen_buf_t *g;
-    for (uint64_t want = 3; want <= 10; want++) {
-        cr_assert_eq(next_gen(r, &g), 0, "%s", ls_reader_error(r));
-        expect_gen(c, g, want);
-        ls_reader_release(r, g);
-    }
+    for (uint64_t want = 3; want <= 10; want++)
+        take(c, r, want);
     wait_reader(r, waiting_gen, 11);
     cr_assert_eq(ls_reader_next(r, &g), LS_EBUSY);
     add_gens(c, 2, 1);
     rescan(s); /* wakes the thread */
-    for (uint64_t want = 11; want <= 12; want++) {
-        cr_assert_eq(next_gen(r, &g), 0, "%s", ls_reader_error(r));
-        expect_gen(c, g, want);
-        ls_reader_release(r, g);
-    }
+    for (uint64_t want = 11; want <= 12; want++)
+        take(c, r, want);
     cr_assert_geq(__atomic_load_n(&notes, __ATOMIC_SEQ_CST), 10);
     ls_reader_stats_t st;
     ls_reader_stats(r, &st);
@@ -706,9 +709,7 @@ Test(source, reader_hands_out_a_large_generation_while_verifying_it)
     cr_assert(ls_h_wait_for(verified_cond, (void *) g, 10000), "never verified whole");
     expect_gen(c, g, 1);
     ls_reader_release(r, g);
-    cr_assert_eq(next_gen(r, &g), 0, "%s", ls_reader_error(r));
-    expect_gen(c, g, 2);
-    ls_reader_release(r, g);
+    take(c, r, 2);
     ls_reader_stop(r);
     ls_source_free(s);
     chain_free(c);

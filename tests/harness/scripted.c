@@ -230,3 +230,13 @@ void ls_h_file_dbid(const char *path, uint8_t dbid[LS_PROTO_DBID_LEN])
     memcpy(dbid, h.dbid, LS_PROTO_DBID_LEN);
     free(buf);
 }
+
+void ls_h_logs_dbid(const char *db_dir, const char *glob, uint8_t dbid[LS_PROTO_DBID_LEN])
+{
+    char cmd[1200], *out = NULL;
+    snprintf(cmd, sizeof(cmd), "ls -1 %s/logs/%s | head -n 1", db_dir, glob);
+    cr_assert_eq(ls_h_sh(cmd, &out, NULL, 5000), 0, "no %s in %s/logs", glob, db_dir);
+    out[strcspn(out, "\n")] = '\0';
+    ls_h_file_dbid(out, dbid);
+    free(out);
+}

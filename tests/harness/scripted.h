@@ -54,5 +54,7 @@ void ls_h_sp_hello(ls_frame_t *f, const char *node, int db_count, const char *co
 
 /* The database id in the header of a generation or current log file (asserts success). */
 void ls_h_file_dbid(const char *path, uint8_t dbid[LS_PROTO_DBID_LEN]);
+/* The same, of the first file of db_dir/logs/ matching the shell pattern glob ("E00-*.log"). */
+void ls_h_logs_dbid(const char *db_dir, const char *glob, uint8_t dbid[LS_PROTO_DBID_LEN]);
 
 #endif

@@ -200,13 +200,8 @@ Test(demote, a_copy_whose_history_moved_on_refuses_older_epochs)
     ls_h_node_kill(&pair, LS_H_B);
     ls_h_node_stop(&pair, LS_H_A);
     ls_h_node_start(&pair, LS_H_A, NULL);
-    char cmd[1200];
-    snprintf(cmd, sizeof(cmd), "ls %s/logs/E00-00000002-* | head -1", pair.db[LS_H_A]);
-    cr_assert_eq(ls_h_sh(cmd, &out, NULL, 5000), 0);
-    out[strcspn(out, "\n")] = '\0';
     uint8_t id[LS_PROTO_DBID_LEN];
-    ls_h_file_dbid(out, id);
-    free(out);
+    ls_h_logs_dbid(pair.db[LS_H_A], "E00-00000002-*", id);
 
     /* An old active of epoch 1 (scripted, named node-b) offers db1 at version 3. */
     const char *names[] = {"db1"};
@@ -244,6 +239,7 @@ Test(demote, a_copy_whose_history_moved_on_refuses_older_epochs)
                   ls_h_contains(msg, "generations of an older epoch are never accepted"),
               "%s", msg);
     cr_assert_eq(newest_of(LS_H_A, 1) < first, true, "nothing of epoch 1 after the split");
+    char cmd[1200];
     snprintf(cmd, sizeof(cmd), "ls %s/inspect | grep -c . || true", pair.db[LS_H_A]);
     cr_assert_eq(ls_h_sh(cmd, &out, NULL, 5000), 0);
     cr_assert_eq(atoi(out), 0, "inspect/ holds %s", out);

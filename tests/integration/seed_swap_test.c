@@ -47,14 +47,9 @@ Test(seed_swap, a_late_abort_between_the_halves_of_the_swap_is_harmless)
     ls_h_load(&pair, "--transactions 200 --records-per-txn 10 --value-size 400 --seed 51");
     cr_assert(ls_h_wait_caught_up(&pair, 60000));
     /* The scripted node-a takes the copy over (the newer connection wins). */
-    char cmd[1200], *out = NULL;
-    snprintf(cmd, sizeof(cmd), "ls -1 %s/logs/E00-*.log | head -n 1", pair.db[LS_H_A]);
-    cr_assert_eq(ls_h_sh(cmd, &out, NULL, 5000), 0);
-    out[strcspn(out, "\n")] = '\0';
     const char *names[] = {"db1"};
     uint8_t ids[1][LS_PROTO_DBID_LEN];
-    ls_h_file_dbid(out, ids[0]);
-    free(out);
+    ls_h_logs_dbid(pair.db[LS_H_A], "E00-*.log", ids[0]);
     static ls_frame_t f;
     ls_h_sp_hello(&f, "node-a", 1, names, (const uint8_t(*)[LS_PROTO_DBID_LEN]) ids);
     sp = ls_h_sp_connect(pair.port);

@@ -32,12 +32,7 @@ static void scripted_source(const char *tag, uint8_t dbid[LS_PROTO_DBID_LEN])
 {
     ls_h_pair_init(&pair, tag, &(ls_h_pair_opts_t){.plaintext = true});
     ls_h_load(&pair, "--transactions 100 --records-per-txn 10 --value-size 400 --seed 31");
-    char cmd[1200], *out = NULL;
-    snprintf(cmd, sizeof(cmd), "ls -1 %s/logs/E00-*.log | head -n 1", pair.db[LS_H_A]);
-    cr_assert_eq(ls_h_sh(cmd, &out, NULL, 5000), 0);
-    out[strcspn(out, "\n")] = '\0';
-    ls_h_file_dbid(out, dbid);
-    free(out);
+    ls_h_logs_dbid(pair.db[LS_H_A], "E00-*.log", dbid);
     ls_h_node_start(&pair, LS_H_B, NULL);
     const char *names[] = {"db1"};
     uint8_t ids[1][LS_PROTO_DBID_LEN];

@@ -412,13 +412,8 @@ Test(switchover, the_copy_activates_only_on_exactly_what_it_replayed)
     cJSON_Delete(st);
     cr_assert(last > 0 && lsn > 0);
     ls_h_node_kill(&pair, LS_H_A);
-    char cmd[1200], *out = NULL;
-    snprintf(cmd, sizeof(cmd), "ls %s/logs/E00-00000001-* | head -1", pair.db[LS_H_B]);
-    cr_assert_eq(ls_h_sh(cmd, &out, NULL, 5000), 0);
-    out[strcspn(out, "\n")] = '\0';
     uint8_t id[LS_PROTO_DBID_LEN];
-    ls_h_file_dbid(out, id);
-    free(out);
+    ls_h_logs_dbid(pair.db[LS_H_B], "E00-00000001-*", id);
     const char *names[] = {"db1"};
     static ls_frame_t f;
     for (int version = 4; version <= 5; version++) {

@@ -320,46 +320,53 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-int ls_cmd_load(int argc, char **argv)
+/* The ack log opened, dir's database opened and, with an ack log, a run started in it. 0, or 1
+ * with the reason printed (nothing left open). */
+static int open_target(load_opts_t *o, const char *dir, ls_db_t **db)
 {
-    load_opts_t o;
-    const char *dir;
-    int rc = ls_load_parse_args(argc, argv, &o, &dir);
-    if (rc) return rc;
-    if (o.ack_log &&
-        (o.ack_fd = open(o.ack_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644)) < 0) {
-        fprintf(stderr, "logship load: cannot open the ack log %s: %s\n", o.ack_log,
+    int rc;
+    if (o->ack_log &&
+        (o->ack_fd = open(o->ack_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644)) < 0) {
+        fprintf(stderr, "logship load: cannot open the ack log %s: %s\n", o->ack_log,
                 strerror(errno));
         return 1;
     }
-    ls_db_t *db;
-    ls_db_options_t dbo = {.target_size = o.target_size,
-                           .commit_level = o.level,
-                           .sync_copies = (uint32_t) o.sync_copies,
-                           .sync_timeout_ms = o.sync_timeout_ms};
-    if ((rc = ls_db_open(dir, &dbo, &db)) != 0) {
+    ls_db_options_t dbo = {.target_size = o->target_size,
+                           .commit_level = o->level,
+                           .sync_copies = (uint32_t) o->sync_copies,
+                           .sync_timeout_ms = o->sync_timeout_ms};
+    if ((rc = ls_db_open(dir, &dbo, db)) != 0) {
         fprintf(stderr, "logship load: %s\n", ls_db_open_error());
-        if (o.ack_fd >= 0) close(o.ack_fd);
+        if (o->ack_fd >= 0) close(o->ack_fd);
         return 1;
     }
-    if (o.ack_fd >= 0 && (rc = start_run(db, &o.run)) != 0) {
+    if (o->ack_fd >= 0 && (rc = start_run(*db, &o->run)) != 0) {
         fprintf(stderr, "logship load: cannot start a run of %s: %s (%s)\n", dir, ls_strerror(rc),
-                ls_db_errmsg(db));
-        ls_db_close(db);
-        close(o.ack_fd);
+                ls_db_errmsg(*db));
+        ls_db_close(*db);
+        close(o->ack_fd);
         return 1;
     }
-    worker_t *w = calloc(o.threads, sizeof(*w));
-    pthread_t *th = calloc(o.threads, sizeof(*th));
-    pthread_mutex_init(&o.mu, NULL);
-    pthread_cond_init(&o.cond, NULL);
-    uint64_t t0 = ls_mono_ns(), records = 0, bytes = 0, started = 0;
-    for (uint64_t i = 0; w && th && i < o.threads; i++) {
-        w[i] = (worker_t){.db = db,
-                          .o = &o,
-                          .id = i,
-                          .rng = o.seed + i,
-                          .count = o.transactions / o.threads + (i < o.transactions % o.threads)};
+    return 0;
+}
+
+/* The transactions shared out between o->threads workers (w, th: o->threads each, NULL when
+ * out of memory) that run to their end; *t0 the clock's start (once every worker drew its
+ * records, when pregenerated). The first error of a worker or of starting one, else 0;
+ * *records and *bytes: what the workers committed. */
+static int run_workers(load_opts_t *o, ls_db_t *db, worker_t *w, pthread_t *th, uint64_t *t0,
+                       uint64_t *records, uint64_t *bytes)
+{
+    int rc = 0;
+    uint64_t started = 0;
+    *t0 = ls_mono_ns();
+    for (uint64_t i = 0; w && th && i < o->threads; i++) {
+        w[i] =
+            (worker_t){.db = db,
+                       .o = o,
+                       .id = i,
+                       .rng = o->seed + i,
+                       .count = o->transactions / o->threads + (i < o->transactions % o->threads)};
         int err = pthread_create(&th[i], NULL, worker_main, &w[i]);
         if (err) {
             rc = ls_err_from_errno(err);
@@ -367,21 +374,38 @@ int ls_cmd_load(int argc, char **argv)
         }
         started++;
     }
-    if (o.pregenerate) { /* the clock starts once every thread drew its records */
-        pthread_mutex_lock(&o.mu);
-        while (o.ready < started)
-            pthread_cond_wait(&o.cond, &o.mu);
-        o.go = true;
-        pthread_cond_broadcast(&o.cond);
-        pthread_mutex_unlock(&o.mu);
-        t0 = ls_mono_ns();
+    if (o->pregenerate) { /* the clock starts once every thread drew its records */
+        pthread_mutex_lock(&o->mu);
+        while (o->ready < started)
+            pthread_cond_wait(&o->cond, &o->mu);
+        o->go = true;
+        pthread_cond_broadcast(&o->cond);
+        pthread_mutex_unlock(&o->mu);
+        *t0 = ls_mono_ns();
     }
     for (uint64_t i = 0; i < started; i++) {
         pthread_join(th[i], NULL);
-        records += w[i].records;
-        bytes += w[i].bytes;
+        *records += w[i].records;
+        *bytes += w[i].bytes;
         if (w[i].rc && !rc) rc = w[i].rc;
     }
+    return rc;
+}
+
+int ls_cmd_load(int argc, char **argv)
+{
+    load_opts_t o;
+    const char *dir;
+    ls_db_t *db;
+    int rc = ls_load_parse_args(argc, argv, &o, &dir);
+    if (rc) return rc;
+    if (open_target(&o, dir, &db)) return 1;
+    worker_t *w = calloc(o.threads, sizeof(*w));
+    pthread_t *th = calloc(o.threads, sizeof(*th));
+    pthread_mutex_init(&o.mu, NULL);
+    pthread_cond_init(&o.cond, NULL);
+    uint64_t t0, records = 0, bytes = 0;
+    rc = run_workers(&o, db, w, th, &t0, &records, &bytes);
     double secs = (double) (ls_mono_ns() - t0) / 1e9;
     if (!w || !th) rc = LS_ENOMEM;
     if (rc == 0) rc = ls_db_roll(db); /* so the report counts the last generation */

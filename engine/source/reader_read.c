@@ -207,21 +207,25 @@ static int read_ends(ls_reader_t *r, rgen_t *n, int fd, uint64_t g, const char *
     return 0;
 }
 
-/* Reads n's bytes piece by piece through the incremental scanner, what this reader expects of
- * generation g (epoch) first, publishing n after its first piece passed (*published) and every
- * later piece but the last. 0 (every piece passed: the verdict is ls_gen_stream_end's), 1
- * (stopping) or an error (errmsg). */
-static int read_pieces(ls_reader_t *r, rgen_t *n, int fd, uint64_t g, uint32_t epoch,
-                       const char *path, bool *published)
+/* What this reader expects of generation g (epoch from its name): the chain it continues. */
+static ls_gen_expect_t expected(const ls_reader_t *r, uint64_t g, uint32_t epoch)
 {
-    ls_gen_expect_t ex = {
+    return (ls_gen_expect_t){
         .dbid = r->have_dbid ? r->dbid : NULL,
         .epoch = epoch,
         .generation = g,
         .first_lsn = r->have_prev && r->prev_last_lsn ? r->prev_last_lsn + 1 : 0,
         .prev_digest = r->have_prev ? r->prev_digest : NULL,
     };
-    ls_gen_stream_begin(r->scan, &ex, 0);
+}
+
+/* Reads n's bytes piece by piece through the incremental scanner (begun by the caller),
+ * publishing n after its first piece passed (*published) and every later piece but the last.
+ * 0 (every piece passed: the verdict is ls_gen_stream_end's), 1 (stopping) or an error
+ * (errmsg). */
+static int read_pieces(ls_reader_t *r, rgen_t *n, int fd, uint64_t g, const char *path,
+                       bool *published)
+{
     for (uint64_t off = 0; off < n->buf.size;) {
         size_t len = (size_t) LS_MIN((uint64_t) READ_PIECE, n->buf.size - off);
         ssize_t got = ls_pread_full(fd, n->data + off, len, (off_t) off);
@@ -319,9 +323,10 @@ static int read_verify(ls_reader_t *r, uint64_t g, uint32_t epoch, const char *p
     if (rc) return rc;
     bool published = false;
     ls_gen_info_t info;
-    if ((rc = read_ends(r, n, fd, g, path)) ||
-        (rc = read_pieces(r, n, fd, g, epoch, path, &published)) ||
-        (rc = verdict(r, n, g, path, &info)))
+    if ((rc = read_ends(r, n, fd, g, path))) goto fail;
+    ls_gen_expect_t ex = expected(r, g, epoch); /* the scanner borrows it until its end */
+    ls_gen_stream_begin(r->scan, &ex, 0);
+    if ((rc = read_pieces(r, n, fd, g, path, &published)) || (rc = verdict(r, n, g, path, &info)))
         goto fail;
     close(fd);
     n->buf.last_lsn = info.trailer.last_lsn;

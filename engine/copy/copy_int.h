@@ -85,10 +85,8 @@ typedef struct {
     ls_sha256_t *sha;        /* running SHA-256 of bytes [0, size - LS_GEN_TRAILER_SIZE) */
     ls_seal_t *seal;         /* running XXH3-128 of bytes [0, size): the file's seal (kept) */
     ls_gen_stream_t *stream; /* the inspection, record by record as bytes arrive (kept) */
-    struct ls__copy_hasher *hasher; /* hashes large chunks beside the write (rxhash.c; kept;
-                                       NULL: not started yet, or could not be: inline) */
-    ls__copy_expect_t x;            /* what the generation must be, fixed at begin */
-    ls_gen_expect_t ex;             /* x for the stream; known_digest points at digest */
+    ls__copy_expect_t x;     /* what the generation must be, fixed at begin */
+    ls_gen_expect_t ex;      /* x for the stream; known_digest points at digest */
     uint8_t digest[LS_DIGEST_SIZE]; /* the SHA-256 of the bytes received, filled at end */
     char part[LS__COPY_PATH_MAX];   /* inspect/<name>.part */
     char name[LS_GEN_NAME_MAX];     /* <name> */
@@ -219,17 +217,6 @@ void ls__copy_durable(ls_copy_t *c, uint64_t gen);
  * held. A failed fsync rolls them back (deleted, asked again; DISK_FULL on ENOSPC). Receiver
  * thread, or close. 0 or the fsync's error with err set (err may be NULL). */
 int ls__copy_flush_durable(ls_copy_t *c, char *err, size_t errlen);
-
-/* rxhash.c: a thread that runs the SHA-256 of one received chunk while the receiver thread
- * writes it (recv.c). Receiver thread only: start (offers the job), then finish, before the next
- * start and before the chunk's bytes or sha are touched again: finish hashes inline when the
- * thread had not taken the job (false), else waits for it (true). sha is updated exactly once
- * either way. new: NULL when out of memory or threads. */
-typedef struct ls__copy_hasher ls__copy_hasher_t;
-ls__copy_hasher_t *ls__copy_hasher_new(void);
-void ls__copy_hasher_start(ls__copy_hasher_t *h, ls_sha256_t *sha, const void *data, size_t len);
-bool ls__copy_hasher_finish(ls__copy_hasher_t *h);
-void ls__copy_hasher_free(ls__copy_hasher_t *h); /* joins the thread; NULL: no-op */
 
 /* position.c */
 int ls__copy_recover(ls_copy_t *c, char *err, size_t errlen);

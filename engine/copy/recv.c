@@ -18,10 +18,6 @@
 
 #include "copy/copy_int.h"
 
-/* Chunks from this size on are hashed on the hashing thread (rxhash.c) beside their write; a
- * smaller one costs less than the hand-over. Only generations of at least twice it start it. */
-#define HASH_ASIDE_MIN (64u * 1024u)
-
 /* Closes and deletes the .part; the receive is over. */
 static void drop_part(ls_copy_t *c)
 {
@@ -44,10 +40,8 @@ void ls__copy_rx_free(ls_copy_t *c)
 {
     ls_gen_stream_free(c->rx.stream);
     ls_seal_free(c->rx.seal);
-    ls__copy_hasher_free(c->rx.hasher);
     c->rx.stream = NULL;
     c->rx.seal = NULL;
-    c->rx.hasher = NULL;
 }
 
 /* An I/O error of the receive path: drops the .part; ENOSPC makes the copy DISK_FULL. */
@@ -140,15 +134,8 @@ int ls_copy_recv_begin(ls_copy_t *c, uint32_t epoch, uint64_t gen, uint64_t size
     }
     ls_gen_stream_t *stream = rx->stream;
     ls_seal_t *seal = rx->seal;
-    ls__copy_hasher_t *hasher = rx->hasher;
-    *rx = (ls__copy_rx_t){.epoch = epoch,
-                          .generation = gen,
-                          .size = size,
-                          .fd = -1,
-                          .stream = stream,
-                          .seal = seal,
-                          .hasher = hasher};
-    if (!rx->hasher && size >= 2 * HASH_ASIDE_MIN) rx->hasher = ls__copy_hasher_new();
+    *rx = (ls__copy_rx_t){
+        .epoch = epoch, .generation = gen, .size = size, .fd = -1, .stream = stream, .seal = seal};
     ls_gen_name(rx->name, sizeof(rx->name), c->prefix, epoch, gen);
     ls_msgf(rx->part, sizeof(rx->part), "%s/%s.part", c->inspect_dir, rx->name);
     if ((!rx->stream && !(rx->stream = ls_gen_stream_new())) ||
@@ -227,13 +214,6 @@ int ls_copy_recv_data(ls_copy_t *c, uint64_t gen, uint64_t offset, const void *d
         drop_part(c);
         return LS_ESTATE;
     }
-    /* The SHA-256 of a large chunk runs on the hashing thread while this one writes the chunk
-     * and feeds the seal and the inspection (both halves cost about the same: docs/COPY.md,
-     * "Hashing beside the write"); it is waited for before the chunk's bytes are given back. */
-    uint64_t hash_end = rx->size - LS_GEN_TRAILER_SIZE;
-    size_t hlen = offset < hash_end ? (size_t) LS_MIN((uint64_t) len, hash_end - offset) : 0;
-    bool aside = rx->hasher && hlen >= HASH_ASIDE_MIN;
-    if (aside) ls__copy_hasher_start(rx->hasher, rx->sha, data, hlen);
     int rc = 0;
     if (rx->growing && offset + len > rx->grow_from) { /* the pool file's grown part */
         rx->growing = false;
@@ -242,20 +222,17 @@ int ls_copy_recv_data(ls_copy_t *c, uint64_t gen, uint64_t offset, const void *d
     if (rc == 0)
         rc = LS_FAULT("copy.recv.write_enospc") ? LS_ENOSPC /* tests: a full disk */
                                                 : ls_pwrite_full(rx->fd, data, len, (off_t) offset);
-    if (rc == 0) {
-        /* Start the chunk's writeback now (it is not waited for): the disk writes while the next
-         * chunks are hashed and inspected, and recv_end's fdatasync, which alone makes the file
-         * durable, finds most of it written already. */
-        (void) sync_file_range(rx->fd, (off_t) offset, (off_t) len, SYNC_FILE_RANGE_WRITE);
-        ls_seal_update(rx->seal, data, len);
-        /* a failure sticks in the stream and is the inspection's verdict at the end */
-        ls_gen_stream_feed(rx->stream, data, len, NULL, NULL);
-    }
-    if (aside)
-        (void) ls__copy_hasher_finish(rx->hasher); /* before io_failed frees rx->sha */
-    else if (rc == 0 && hlen)
-        ls_sha256_update(rx->sha, data, hlen);
     if (rc) return io_failed(c, rc, "writing", err, errlen);
+    /* Start the chunk's writeback now (it is not waited for): the disk writes while the next
+     * chunks are hashed and inspected, and recv_end's fdatasync, which alone makes the file
+     * durable, finds most of it written already. */
+    (void) sync_file_range(rx->fd, (off_t) offset, (off_t) len, SYNC_FILE_RANGE_WRITE);
+    uint64_t hash_end = rx->size - LS_GEN_TRAILER_SIZE;
+    if (offset < hash_end)
+        ls_sha256_update(rx->sha, data, (size_t) LS_MIN((uint64_t) len, hash_end - offset));
+    ls_seal_update(rx->seal, data, len);
+    /* a failure sticks in the stream and is the inspection's verdict at the end */
+    ls_gen_stream_feed(rx->stream, data, len, NULL, NULL);
     rx->got += len;
     __atomic_store_n(&c->rx_activity_ns, ls_mono_ns(), __ATOMIC_RELAXED);
     if (offset < LS_GEN_HEADER_SIZE && rx->got >= LS_GEN_HEADER_SIZE)

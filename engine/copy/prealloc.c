@@ -122,7 +122,9 @@ static void *pool_main(void *arg)
                 p->grow.state = GROW_SYNCING;
                 pthread_cond_broadcast(&p->cv);
                 pthread_mutex_unlock(&p->mu);
-                rc = ls_fdatasync(fd); /* the blocks and the size committed */
+                rc = LS_FAULT("copy.prealloc.grow_sync_eio") /* tests: the sync fails */
+                         ? LS_EIO
+                         : ls_fdatasync(fd); /* the blocks and the size committed */
             }
             pthread_mutex_lock(&p->mu);
             p->grow.rc = rc;
@@ -367,10 +369,11 @@ int ls_prealloc_grow_synced(ls_prealloc_t *p)
 {
     if (!p) return 0;
     pthread_mutex_lock(&p->mu);
-    while (p->grow.state == GROW_SYNCING)
+    while (p->grow.state == GROW_QUEUED || p->grow.state == GROW_RUNNING ||
+           p->grow.state == GROW_SYNCING)
         pthread_cond_wait(&p->cv, &p->mu);
     int rc = 0;
-    if (p->grow.state == GROW_DONE) { /* left by ls_prealloc_grown while it was syncing */
+    if (p->grow.state == GROW_DONE) { /* the pool's thread grew and synced it */
         rc = p->grow.rc;
         if (p->grow.fd >= 0) close(p->grow.fd);
         p->grow.fd = -1;

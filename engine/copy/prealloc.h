@@ -68,10 +68,12 @@ void ls_prealloc_grow_ahead(ls_prealloc_t *p, int fd, uint64_t from, uint64_t to
  * error of its writes (cancel: or of its sync). Nothing to wait for: 0. */
 int ls_prealloc_grown(ls_prealloc_t *p, bool cancel);
 
-/* Waits for the growth's sync on the pool's thread, if one runs, and releases it: 0, or the
- * sync's error, which the caller must treat as its own fdatasync's (the pool syncs a duplicate
- * of the caller's descriptor: an error reported there is not reported again to the caller's
- * fdatasync). Nothing to wait for: 0. */
+/* Waits for the growth, if one is left, to be written and synced on the pool's thread (after
+ * ls_prealloc_grown: only its sync), and releases it: 0, or the error of its writes or sync,
+ * which the caller must treat as its own fdatasync's (the pool syncs a duplicate of the
+ * caller's descriptor: an error reported there is not reported again to the caller's
+ * fdatasync). Nothing to wait for: 0. Fault point (test builds): copy.prealloc.grow_sync_eio
+ * (that sync fails with LS_EIO). */
 int ls_prealloc_grow_synced(ls_prealloc_t *p);
 
 /* fdatasync of a duplicate of fd on the pool's thread, now, while the caller goes on writing:

@@ -3,7 +3,7 @@
  * profiling the receive path and the replayer (perf record, heaptrack) on a real workload.
  *
  *   copybench LOGS_DIR COPY_DIR [--hold | --serial] [--chunk BYTES] [--batch N]
- *             [--batch-bytes BYTES] [--no-group]
+ *             [--batch-bytes BYTES] [--no-group] [--idle MS]
  *
  * LOGS_DIR holds closed generations (e.g. `logship load DIR ...`'s DIR/logs). Every generation
  * found there, from 1 on, is received into a fresh copy at COPY_DIR (which must not exist) on
@@ -12,7 +12,11 @@
  * to time the replay alone). As the receiver thread with a backlog queued, it lets recv_end leave
  * the fsync of logs/ to one for up to 8 generations (ls_copy_recv_defer; --no-group: one per
  * generation, as with nothing queued). Prints the time until the last one is durable, until it is
- * replayed and synced, and the process's VmHWM and peak RssAnon.
+ * replayed and synced, and the process's VmHWM and peak RssAnon. --idle MS: each generation
+ * is received alone, MS ms after the one before (its file already in memory), as a pick-up on
+ * an idle copy; prints the median and p90 of the time from recv_begin to recv_end's return
+ * (written, hashed, inspected, synced, moved into logs/ and that fsynced) and of the time in its
+ * recv_data calls alone (written, hashed, inspected: the CPU part).
  */
 #include <dirent.h>
 #include <pthread.h>
@@ -59,6 +63,12 @@ static long status_kib(const char *field)
     return v;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *) a, y = *(const double *) b;
+    return x < y ? -1 : x > y;
+}
+
 static volatile long g_peak_anon, g_peak_file;
 static volatile int g_done;
 
@@ -81,12 +91,13 @@ int main(int argc, char **argv)
         fprintf(
             stderr,
             "usage: copybench LOGS_DIR COPY_DIR [--hold | --serial] [--chunk BYTES] [--batch N] "
-            "[--batch-bytes BYTES] [--no-group]\n");
+            "[--batch-bytes BYTES] [--no-group] [--idle MS]\n");
         return 2;
     }
     const char *logs = argv[1], *dir = argv[2];
     bool hold = false, serial = false, group = true;
     size_t chunk = 256 * 1024;
+    long idle_ms = -1;
     ls_copy_options_t o = {.dir = dir, .event_cb = on_event};
     for (int i = 3; i < argc; i++) {
         if (strcmp(argv[i], "--hold") == 0)
@@ -97,6 +108,8 @@ int main(int argc, char **argv)
             serial = true;
         else if (strcmp(argv[i], "--chunk") == 0 && i + 1 < argc)
             chunk = strtoull(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--idle") == 0 && i + 1 < argc)
+            idle_ms = strtol(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc)
             o.batch_generations = (uint32_t) strtoul(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--batch-bytes") == 0 && i + 1 < argc)
@@ -150,7 +163,8 @@ int main(int argc, char **argv)
     if (serial) ls_copy_pause_replay(c, true);
     if (!hold) ls_copy_start(c);
     uint64_t bytes = 0;
-    double t0 = now_s();
+    static double took[GENS_MAX + 1], data_took[GENS_MAX + 1];
+    double t0 = now_s(), idle_s = 0;
     for (uint64_t g = 1; g <= n; g++) {
         uint8_t *buf = NULL;
         size_t len = 0;
@@ -158,12 +172,21 @@ int main(int argc, char **argv)
             fprintf(stderr, "copybench: cannot read %s\n", path[g]);
             return 1;
         }
+        if (idle_ms >= 0) {
+            double s = now_s();
+            usleep((useconds_t) idle_ms * 1000);
+            idle_s += now_s() - s;
+        }
+        double tg = now_s();
         rc = ls_copy_recv_begin(c, epoch[g], g, len, 0, err, sizeof(err));
+        double td = now_s();
         for (size_t off = 0; rc == 0 && off < len; off += chunk)
             rc =
                 ls_copy_recv_data(c, g, off, buf + off, LS_MIN(chunk, len - off), err, sizeof(err));
-        ls_copy_recv_defer(c, group && g < n); /* a backlog: the next one is queued */
+        data_took[g] = now_s() - td;
+        ls_copy_recv_defer(c, group && idle_ms < 0 && g < n); /* a backlog: the next is queued */
         if (rc == 0) rc = ls_copy_recv_end(c, g, NULL, err, sizeof(err));
+        took[g] = now_s() - tg;
         free(buf);
         if (rc) {
             fprintf(stderr, "copybench: generation %llu: %s\n", (unsigned long long) g, err);
@@ -171,7 +194,7 @@ int main(int argc, char **argv)
         }
         bytes += len;
     }
-    double t_durable = now_s() - t0, t_synced = 0;
+    double t_durable = now_s() - t0 - idle_s, t_synced = 0;
     if (serial) {
         t0 = now_s();
         ls_copy_pause_replay(c, false);
@@ -189,6 +212,14 @@ int main(int argc, char **argv)
     ls_copy_stats(c, &st);
     printf("generations %llu, %.1f MB\n", (unsigned long long) n, (double) bytes / 1e6);
     printf("received+inspected: %.3f s (%.1f MB/s)\n", t_durable, (double) bytes / 1e6 / t_durable);
+    if (idle_ms >= 0) {
+        qsort(took + 1, n, sizeof(took[0]), cmp_double);
+        qsort(data_took + 1, n, sizeof(data_took[0]), cmp_double);
+        printf("one generation alone, begin to durable: median %.3f ms, p90 %.3f ms; its chunks "
+               "(recv_data calls): median %.3f ms, p90 %.3f ms\n",
+               took[1 + (n - 1) / 2] * 1e3, took[1 + (n - 1) * 9 / 10] * 1e3,
+               data_took[1 + (n - 1) / 2] * 1e3, data_took[1 + (n - 1) * 9 / 10] * 1e3);
+    }
     if (!hold)
         printf("%s %.3f s (%.1f MB/s), %llu store transactions, %llu yields to the receiver\n",
                serial ? "then replayed+synced:" : "replayed+synced:", t_synced,

@@ -82,6 +82,8 @@ typedef struct {
     bool growing;            /* a pool file shorter than size: the pool grows it from grow_from
                                 (ls_prealloc_grown before writing there) */
     uint64_t grow_from;      /* its length when taken */
+    bool grow_sync;          /* the growth's sync may still run on the pool's thread
+                                (ls_prealloc_grow_synced before the fdatasync) */
     ls_sha256_t *sha;        /* running SHA-256 of bytes [0, size - LS_GEN_TRAILER_SIZE) */
     ls_seal_t *seal;         /* running XXH3-128 of bytes [0, size): the file's seal (kept) */
     ls_gen_stream_t *stream; /* the inspection, record by record as bytes arrive (kept) */

@@ -22,8 +22,9 @@
 #define DEFAULT_SZ (896ull * 1024) /* under the ~0.93-1 MiB generations of the default */
 #define RECENT     8               /* sizes the pool size follows (their smallest) */
 
-/* The growth of a taken file (ls_prealloc_grow_ahead): one at a time. */
-typedef enum { GROW_NONE, GROW_QUEUED, GROW_RUNNING, GROW_DONE } grow_state_t;
+/* The growth of a taken file (ls_prealloc_grow_ahead): one at a time. RUNNING: its zeros are
+ * being written; SYNCING: written, the pool's fdatasync runs (the receiver may write there). */
+typedef enum { GROW_NONE, GROW_QUEUED, GROW_RUNNING, GROW_SYNCING, GROW_DONE } grow_state_t;
 #define PATH_MAX_PA 4096
 
 struct ls_prealloc {
@@ -116,7 +117,15 @@ static void *pool_main(void *arg)
             uint64_t from = p->grow.from, to = p->grow.to;
             pthread_mutex_unlock(&p->mu);
             int rc = zeros(p, fd, from, to);
-            if (rc == 0) rc = ls_fdatasync(fd); /* the blocks and the size committed */
+            if (rc == 0) { /* written: the receiver may write there while they are synced */
+                pthread_mutex_lock(&p->mu);
+                p->grow.state = GROW_SYNCING;
+                pthread_cond_broadcast(&p->cv);
+                pthread_mutex_unlock(&p->mu);
+                rc = LS_FAULT("copy.prealloc.grow_sync_eio") /* tests: the sync fails */
+                         ? LS_EIO
+                         : ls_fdatasync(fd); /* the blocks and the size committed */
+            }
             pthread_mutex_lock(&p->mu);
             p->grow.rc = rc;
             p->grow.state = GROW_DONE;
@@ -341,13 +350,35 @@ int ls_prealloc_grown(ls_prealloc_t *p, bool cancel)
         rc = cancel ? 0 : zeros(p, fd, from, to); /* the caller's fdatasync commits them */
         pthread_mutex_lock(&p->mu);
     } else {
-        while (p->grow.state == GROW_RUNNING)
+        while (p->grow.state == GROW_RUNNING || (cancel && p->grow.state == GROW_SYNCING))
             pthread_cond_wait(&p->cv, &p->mu);
+        if (p->grow.state == GROW_SYNCING) { /* ls_prealloc_grow_synced waits for the rest */
+            pthread_mutex_unlock(&p->mu);
+            return 0;
+        }
         rc = p->grow.rc;
     }
     if (p->grow.fd >= 0) close(p->grow.fd);
     p->grow.fd = -1;
     p->grow.state = GROW_NONE;
+    pthread_mutex_unlock(&p->mu);
+    return rc;
+}
+
+int ls_prealloc_grow_synced(ls_prealloc_t *p)
+{
+    if (!p) return 0;
+    pthread_mutex_lock(&p->mu);
+    while (p->grow.state == GROW_QUEUED || p->grow.state == GROW_RUNNING ||
+           p->grow.state == GROW_SYNCING)
+        pthread_cond_wait(&p->cv, &p->mu);
+    int rc = 0;
+    if (p->grow.state == GROW_DONE) { /* the pool's thread grew and synced it */
+        rc = p->grow.rc;
+        if (p->grow.fd >= 0) close(p->grow.fd);
+        p->grow.fd = -1;
+        p->grow.state = GROW_NONE;
+    }
     pthread_mutex_unlock(&p->mu);
     return rc;
 }

@@ -57,13 +57,24 @@ void ls_prealloc_size(ls_prealloc_t *p, uint64_t size);
 /* A taken file (open as fd, `from` bytes long) wanted `to` bytes long: zeros are written over
  * [from, to) and synced on the pool's thread while the caller writes below `from` (its blocks
  * and size committed before the caller's own fdatasync, which then finds only data to flush).
- * The caller calls ls_prealloc_grown before it writes at or past `from`. One at a time. */
+ * The caller calls ls_prealloc_grown before it writes at or past `from`, and
+ * ls_prealloc_grow_synced before its own fdatasync of the file. One at a time. */
 void ls_prealloc_grow_ahead(ls_prealloc_t *p, int fd, uint64_t from, uint64_t to);
 
-/* Waits for that growth, or does it on the caller's thread when the pool has not started it
- * (cancel: the file is being dropped, nothing done); 0, or the error of its writes or sync.
- * Nothing to wait for: 0. */
+/* Waits until the zeros of that growth are written (its sync may still run on the pool's
+ * thread: the caller may write there now), or writes them on the caller's thread when the pool
+ * has not started (the caller's fdatasync then commits them); cancel: the file is being
+ * dropped: waits for all of it, or does nothing when not started, and releases it. 0, or the
+ * error of its writes (cancel: or of its sync). Nothing to wait for: 0. */
 int ls_prealloc_grown(ls_prealloc_t *p, bool cancel);
+
+/* Waits for the growth, if one is left, to be written and synced on the pool's thread (after
+ * ls_prealloc_grown: only its sync), and releases it: 0, or the error of its writes or sync,
+ * which the caller must treat as its own fdatasync's (the pool syncs a duplicate of the
+ * caller's descriptor: an error reported there is not reported again to the caller's
+ * fdatasync). Nothing to wait for: 0. Fault point (test builds): copy.prealloc.grow_sync_eio
+ * (that sync fails with LS_EIO). */
+int ls_prealloc_grow_synced(ls_prealloc_t *p);
 
 /* fdatasync of a duplicate of fd on the pool's thread, now, while the caller goes on writing:
  * a size just set with ftruncate is committed while the data arrives, so that the caller's own

@@ -23,7 +23,8 @@ static void drop_part(ls_copy_t *c)
 {
     ls__copy_rx_t *rx = &c->rx;
     if (rx->growing) (void) ls_prealloc_grown(c->pool, true); /* waited for, or not done */
-    rx->growing = false;
+    if (rx->grow_sync) (void) ls_prealloc_grow_synced(c->pool);
+    rx->growing = rx->grow_sync = false;
     if (rx->fd >= 0) {
         close(rx->fd);
         unlink(rx->part);
@@ -217,7 +218,8 @@ int ls_copy_recv_data(ls_copy_t *c, uint64_t gen, uint64_t offset, const void *d
     int rc = 0;
     if (rx->growing && offset + len > rx->grow_from) { /* the pool file's grown part */
         rx->growing = false;
-        rc = ls_prealloc_grown(c->pool, false);
+        rc = ls_prealloc_grown(c->pool, false); /* its zeros written; its sync may still run */
+        rx->grow_sync = rc == 0;
     }
     if (rc == 0)
         rc = LS_FAULT("copy.recv.write_enospc") ? LS_ENOSPC /* tests: a full disk */
@@ -240,11 +242,25 @@ int ls_copy_recv_data(ls_copy_t *c, uint64_t gen, uint64_t offset, const void *d
     return 0;
 }
 
+/* The .part's fdatasync: first the growth's, if the pool's thread still runs it (its error is
+ * this file's: the pool syncs a duplicate of the descriptor, so the error would not be reported
+ * again here), then the receiver's own, which makes every byte and the size durable. */
+static int fdatasync_part(ls_copy_t *c)
+{
+    ls__copy_rx_t *rx = &c->rx;
+    int rc = 0;
+    if (rx->grow_sync) {
+        rx->grow_sync = false;
+        rc = ls_prealloc_grow_synced(c->pool);
+    }
+    return rc ? rc : ls_fdatasync(rx->fd);
+}
+
 /* fdatasync and close of the .part, which stays for the move into logs/. */
 static int sync_part(ls_copy_t *c, char *err, size_t errlen)
 {
     ls__copy_rx_t *rx = &c->rx;
-    int rc = ls_fdatasync(rx->fd);
+    int rc = fdatasync_part(c);
     if (rc) return io_failed(c, rc, "syncing", err, errlen);
     if (LS_FAULT("copy.recv.before_rename"))
         return io_failed(c, LS_EIO, "renaming (fault point)", err, errlen);
@@ -259,7 +275,7 @@ static int make_durable(ls_copy_t *c, char *err, size_t errlen)
     ls__copy_rx_t *rx = &c->rx;
     char to[LS__COPY_PATH_MAX];
     ls_msgf(to, sizeof(to), "%s/%s", c->inspect_dir, rx->name);
-    int rc = ls_fdatasync(rx->fd);
+    int rc = fdatasync_part(c);
     if (rc) return io_failed(c, rc, "syncing", err, errlen);
     if (LS_FAULT("copy.recv.before_rename"))
         return io_failed(c, LS_EIO, "renaming (fault point)", err, errlen);

@@ -16,6 +16,18 @@
 #include "source/source_int.h"
 
 #define READ_PIECE (256u * 1024u) /* bytes read and verified before they may be sent */
+/* The first piece and the last are shorter: the first goes out (GEN_BEGIN with it) after less
+ * reading and hashing, and the last, held back until the whole file passed, leaves less for the
+ * target to write, hash and sync after the active is done (docs/SOURCE.md, "Piece sizes"). */
+#define END_PIECE (64u * 1024u)
+
+/* The length of the piece at off of a file of size bytes. */
+static size_t piece_len(uint64_t off, uint64_t size)
+{
+    uint64_t rest = size - off, last = LS_MIN(size, (uint64_t) END_PIECE);
+    if (rest <= last) return (size_t) rest;
+    return (size_t) LS_MIN(off == 0 ? (uint64_t) END_PIECE : (uint64_t) READ_PIECE, rest - last);
+}
 
 /* Where generation g is. 0: *epoch and *path filled; LOCATE_WAIT; or an error (errmsg). */
 static int locate(ls_reader_t *r, uint64_t g, uint32_t *epoch, char *path, size_t pathlen)
@@ -227,7 +239,7 @@ static int read_pieces(ls_reader_t *r, rgen_t *n, int fd, uint64_t g, const char
                        bool *published)
 {
     for (uint64_t off = 0; off < n->buf.size;) {
-        size_t len = (size_t) LS_MIN((uint64_t) READ_PIECE, n->buf.size - off);
+        size_t len = piece_len(off, n->buf.size);
         ssize_t got = ls_pread_full(fd, n->data + off, len, (off_t) off);
         if (got != (ssize_t) len) {
             int rc = got < 0 ? (int) got : LS_ECORRUPT;

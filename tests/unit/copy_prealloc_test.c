@@ -246,6 +246,42 @@ Test(copy_prealloc, a_growth_that_fails_fails_the_receive_and_nothing_is_held)
     fix_fini(&f);
 }
 
+/* A taken file grown by the pool's thread whose sync fails: the error reaches the taker through
+ * ls_prealloc_grow_synced, which it calls before its own fdatasync (that one would not see it:
+ * the pool syncs a duplicate of the taker's descriptor). Exit codes say which step failed. */
+static void child_grow(void *ctx)
+{
+    const char *dir = ctx;
+    char pool[4200], path[4300];
+    snprintf(pool, sizeof(pool), "%s/pool", dir);
+    snprintf(path, sizeof(path), "%s/taken", dir);
+    ls_prealloc_options_t o = {.dir = pool, .count = 1, .size = 65536, .idle_ms = 60000};
+    ls_prealloc_t *p = NULL;
+    if (ls_prealloc_open(&o, &p, NULL, 0) != 0) _exit(3);
+    for (int i = 0; i < 10000 && ls_prealloc_ready(p) < 1; i++)
+        usleep(1000);
+    int fd = -1;
+    uint64_t have = 0;
+    if (ls_prealloc_take(p, path, &fd, &have) != 0 || have != 65536) _exit(4);
+    ls_prealloc_grow_ahead(p, fd, have, 3 * 65536);
+    int rc = ls_prealloc_grow_synced(p);
+    struct stat st;
+    if (fstat(fd, &st) != 0 || st.st_size != 3 * 65536) _exit(5); /* the zeros were written */
+    if (ls_prealloc_grown(p, false) != 0) _exit(6);               /* released: nothing left */
+    close(fd);
+    ls_prealloc_close(p);
+    _exit(rc == LS_EIO ? 0 : rc == 0 ? 7 : 8);
+}
+
+Test(copy_prealloc, a_failed_sync_of_a_growth_is_reported_to_the_taker)
+{
+    char *dir = ls_h_tmpdir("prealloc");
+    cr_assert_eq(ls_h_in_child(child_grow, dir, "copy.prealloc.grow_sync_eio=fail"), 0);
+    cr_assert_eq(ls_h_in_child(child_grow, dir, NULL), 7, "without the fault: synced, 0");
+    ls_h_rmtree(dir);
+    free(dir);
+}
+
 Test(copy_prealloc, a_pool_that_cannot_make_files_leaves_receives_to_new_files)
 {
     copy_fix_t f;

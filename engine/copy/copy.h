@@ -332,5 +332,15 @@ void ls_copy_shadow_info(ls_copy_t *copy, ls_copy_shadow_t *out);
  * LS_EGAP (asked again), or ls_copy_recv_data's codes. Receiver thread only.
  * Fault point (test builds): copy.tail.after_head (the head copied, nothing of the tail yet). */
 int ls_copy_recv_from_shadow(ls_copy_t *copy, uint64_t start, char *err, size_t errlen);
+/* GEN_TAIL in one call, what the receiver uses: ls_copy_recv_begin and the head from the shadow,
+ * with inspect/<name>.part a hard link of the shadow's file instead of a copy (its head is read
+ * back and checked exactly as received bytes, but neither written nor synced again; the tail then
+ * goes into that same file, so the shadow may grow the closed generation's tail and trailer until
+ * the move into logs/, and is cut back when the receive is dropped). Falls back to the copy
+ * (recv_begin + recv_from_shadow) when no link can be made. Same refusals and returns as those
+ * two: LS_ESTATE, LS_EGAP (asked again whole), ls_copy_recv_data's codes. Receiver thread only.
+ * Fault point (test builds): copy.tail.after_head. */
+int ls_copy_recv_begin_tail(ls_copy_t *copy, uint32_t epoch, uint64_t generation, uint64_t size,
+                            uint64_t close_ns, uint64_t start, char *err, size_t errlen);
 
 #endif

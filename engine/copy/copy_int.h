@@ -78,6 +78,8 @@ typedef struct {
     uint64_t size;           /* announced size, bytes */
     uint64_t got;            /* bytes written so far (contiguous from 0) */
     uint64_t head;           /* bytes [0, head) came from the shadow (GEN_TAIL; 0: none) */
+    bool linked;             /* the .part is a hard link of the shadow (GEN_TAIL): its head is
+                                the shadow's bytes, read and checked, not written again */
     int fd;                  /* the .part, -1 when none */
     bool growing;            /* a pool file shorter than size: the pool grows it from grow_from
                                 (ls_prealloc_grown before writing there) */
@@ -211,6 +213,15 @@ void ls__copy_path(const ls_copy_t *c, char *out, const char *dir, uint32_t epoc
 
 /* recv.c */
 void ls__copy_rx_free(ls_copy_t *c); /* what the receiver keeps between generations */
+/* ls_copy_recv_begin without the .part: checks, expectations, hashes reset (rx not active yet).
+ * The caller opens rx.fd, then calls ls__copy_rx_opened. */
+int ls__copy_rx_begin(ls_copy_t *c, uint32_t epoch, uint64_t gen, uint64_t size, char *err,
+                      size_t errlen);
+void ls__copy_rx_opened(ls_copy_t *c);
+/* Bytes [offset, offset + len) of the generation being received, already in the .part: hashed,
+ * sealed, inspected, counted (ls_copy_recv_data after its write). */
+int ls__copy_rx_absorb(ls_copy_t *c, uint64_t offset, const void *data, size_t len, char *err,
+                       size_t errlen);
 /* gen is durable: records it, leaves DISK_FULL, emits DURABLE (mu not held). */
 void ls__copy_durable(ls_copy_t *c, uint64_t gen);
 /* The pending generations (pend): one fsync of logs/, then DURABLE and INSPECTED for each still
@@ -227,6 +238,10 @@ void ls__copy_remove_logs(ls_copy_t *c, uint64_t synced);
 
 /* shadow.c */
 void ls__copy_shadow_close(ls_copy_t *c); /* closes its descriptor (the file stays) */
+/* A receive whose .part was a link of the shadow ended without the move into logs/: the shadow's
+ * file is cut back to the bytes it holds (no sync: a crash leaving the longer file is taken up
+ * cut to its last COMMIT). */
+void ls__copy_shadow_cut(ls_copy_t *c);
 
 /* inspect.c */
 /* Inspects the durable file inspect/<name> of (epoch, gen) against the held chain; known_digest

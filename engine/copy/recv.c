@@ -27,6 +27,7 @@ static void drop_part(ls_copy_t *c)
     if (rx->fd >= 0) {
         close(rx->fd);
         unlink(rx->part);
+        if (rx->linked) ls__copy_shadow_cut(c); /* the tail written into the shadow's file */
     }
     rx->fd = -1;
     rx->active = false;
@@ -108,10 +109,9 @@ static int open_part(ls_copy_t *c, uint64_t size)
     return rx->fd < 0 ? ls_err_from_errno(errno) : 0;
 }
 
-int ls_copy_recv_begin(ls_copy_t *c, uint32_t epoch, uint64_t gen, uint64_t size, uint64_t close_ns,
-                       char *err, size_t errlen)
+int ls__copy_rx_begin(ls_copy_t *c, uint32_t epoch, uint64_t gen, uint64_t size, char *err,
+                      size_t errlen)
 {
-    (void) close_ns; /* informational: the trailer's close time is authoritative */
     ls__copy_rx_t *rx = &c->rx;
     char why[768];
     if (rx->active) {
@@ -153,11 +153,24 @@ int ls_copy_recv_begin(ls_copy_t *c, uint32_t epoch, uint64_t gen, uint64_t size
                                .known_digest = rx->digest};
     ls_gen_stream_begin(rx->stream, &rx->ex, 0);
     ls_seal_reset(rx->seal);
-    int rc = open_part(c, size);
-    if (rc) return io_failed(c, rc, "creating", err, errlen);
-    rx->active = true;
+    return 0;
+}
+
+void ls__copy_rx_opened(ls_copy_t *c)
+{
+    c->rx.active = true;
     __atomic_store_n(&c->rx_open, true, __ATOMIC_RELAXED);
     __atomic_store_n(&c->rx_activity_ns, ls_mono_ns(), __ATOMIC_RELAXED);
+}
+
+int ls_copy_recv_begin(ls_copy_t *c, uint32_t epoch, uint64_t gen, uint64_t size, uint64_t close_ns,
+                       char *err, size_t errlen)
+{
+    (void) close_ns; /* informational: the trailer's close time is authoritative */
+    int rc = ls__copy_rx_begin(c, epoch, gen, size, err, errlen);
+    if (rc) return rc;
+    if ((rc = open_part(c, size))) return io_failed(c, rc, "creating", err, errlen);
+    ls__copy_rx_opened(c);
     return 0;
 }
 
@@ -227,6 +240,13 @@ int ls_copy_recv_data(ls_copy_t *c, uint64_t gen, uint64_t offset, const void *d
      * chunks are hashed and inspected, and recv_end's fdatasync, which alone makes the file
      * durable, finds most of it written already. */
     (void) sync_file_range(rx->fd, (off_t) offset, (off_t) len, SYNC_FILE_RANGE_WRITE);
+    return ls__copy_rx_absorb(c, offset, data, len, err, errlen);
+}
+
+int ls__copy_rx_absorb(ls_copy_t *c, uint64_t offset, const void *data, size_t len, char *err,
+                       size_t errlen)
+{
+    ls__copy_rx_t *rx = &c->rx;
     uint64_t hash_end = rx->size - LS_GEN_TRAILER_SIZE;
     if (offset < hash_end)
         ls_sha256_update(rx->sha, data, (size_t) LS_MIN((uint64_t) len, hash_end - offset));

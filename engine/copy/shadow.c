@@ -40,6 +40,14 @@ void ls__copy_shadow_close(ls_copy_t *c)
     c->shf.fd = -1;
 }
 
+void ls__copy_shadow_cut(ls_copy_t *c)
+{
+    if (c->shf.fd >= 0 && c->shf.generation == c->rx.generation && c->shf.epoch == c->rx.epoch &&
+        ftruncate(c->shf.fd, (off_t) c->shf.size) != 0)
+        LS_LOGW("copy", "%s: cannot cut the shadow %s back to %llu bytes: %s", c->dir, c->shf.path,
+                (unsigned long long) c->shf.size, strerror(errno));
+}
+
 /* The generation the shadow may be of: the one after the last held, and the held epoch. */
 static void wanted(ls_copy_t *c, uint64_t *gen, uint32_t *epoch, bool *failed)
 {
@@ -67,7 +75,10 @@ static bool adopt(ls_copy_t *c, const char *path, uint32_t epoch, uint64_t gen)
     ls_gen_info_t info;
     ls_gen_verdict_t v;
     memset(&info, 0, sizeof(info));
-    if (ls_gen_scan_file(path, &x, NULL, NULL, &info, &v) != 0 || !info.header_ok || info.closed) {
+    /* A shadow may have grown the closed generation's tail and trailer (its file was the .part
+     * of GEN_TAIL, ls_copy_recv_begin_tail) before a crash: cut to its last COMMIT like a torn
+     * tail, it is again the open generation's bytes. */
+    if (ls_gen_scan_file(path, &x, NULL, NULL, &info, &v) != 0 || !info.header_ok) {
         LS_LOGI("copy", "%s: shadow %s replaced: %s", c->dir, path,
                 v.msg[0] ? v.msg : "not an open generation");
         return false;
@@ -324,4 +335,87 @@ int ls_copy_recv_from_shadow(ls_copy_t *c, uint64_t start, char *err, size_t err
     rx->head = start;
     LS_FAULT("copy.tail.after_head");
     return 0;
+}
+
+/* GEN_TAIL by a hard link: inspect/<name>.part is a second name of the shadow's file, so the head
+ * is neither written nor synced again, only read back (page cache) and checked as received bytes;
+ * the tail goes into the same file and recv_end's fdatasync, rename into logs/ and fsync of logs/
+ * make it the closed generation. Until that rename is durable the shadow's name still holds every
+ * byte BLOCK_ACK promised (a restart deletes only the .part name, and takes the shadow up cut to
+ * its last COMMIT even when it grew a trailer); the shadow's deletion afterwards only drops a name.
+ * False when no link could be made (another file system, no support): the caller copies. */
+static bool link_head(ls_copy_t *c, uint64_t start, int *rc, char *err, size_t errlen)
+{
+    ls__copy_rx_t *rx = &c->rx;
+    *rc = 0;
+    unlink(rx->part); /* a .part left by an earlier attempt of this generation */
+    if (link(c->shf.path, rx->part) != 0) {
+        LS_LOGI("copy", "%s: cannot link the shadow %s as %s (%s): its head is copied", c->dir,
+                c->shf.path, rx->part, strerror(errno));
+        return false;
+    }
+    rx->fd = open(rx->part, O_WRONLY | O_CLOEXEC);
+    if (rx->fd < 0) {
+        unlink(rx->part);
+        return false;
+    }
+    rx->linked = true;
+    ls__copy_rx_opened(c);
+    uint8_t *buf = malloc(HEAD_STEP);
+    if (!buf) {
+        *rc = LS_ENOMEM;
+        ls_copy_recv_abort(c);
+        return true;
+    }
+    for (uint64_t off = 0; off < start && *rc == 0;) {
+        size_t n = (size_t) LS_MIN((uint64_t) HEAD_STEP, start - off);
+        ssize_t got = pread(c->shf.fd, buf, n, (off_t) off);
+        if (got != (ssize_t) n) {
+            char why[512];
+            ls_msgf(why, sizeof(why), "cannot be read at byte %llu: %s", (unsigned long long) off,
+                    got < 0 ? strerror(errno) : "short read");
+            free(buf);
+            *rc = ask_whole(c, start, why, err, errlen);
+            return true;
+        }
+        *rc = ls__copy_rx_absorb(c, off, buf, n, err, errlen);
+        off += n;
+    }
+    free(buf);
+    return true;
+}
+
+int ls_copy_recv_begin_tail(ls_copy_t *c, uint32_t epoch, uint64_t gen, uint64_t size,
+                            uint64_t close_ns, uint64_t start, char *err, size_t errlen)
+{
+    ls__copy_rx_t *rx = &c->rx;
+    if (rx->active) {
+        ls_msgf(err, errlen, "copy %s: generation %llu is still being received", c->dir,
+                (unsigned long long) rx->generation);
+        return LS_ESTATE;
+    }
+    int rc = ls__copy_rx_begin(c, epoch, gen, size, err, errlen);
+    if (rc) return rc;
+    if (start > size - LS_GEN_TRAILER_SIZE) {
+        ls_msgf(err, errlen, "copy %s: generation %llu cannot start at byte %llu from its shadow",
+                c->dir, (unsigned long long) gen, (unsigned long long) start);
+        ls_copy_recv_abort(c);
+        return LS_ESTATE;
+    }
+    char why[512] = "";
+    if (open_shadow(c, epoch, gen, why, sizeof(why)) != 0)
+        return ask_whole(c, start, "cannot be opened", err, errlen);
+    if (c->shf.size < start || c->shf.size > size - LS_GEN_TRAILER_SIZE) {
+        ls_msgf(why, sizeof(why), "holds %llu bytes", (unsigned long long) c->shf.size);
+        return ask_whole(c, start, why, err, errlen);
+    }
+    if (link_head(c, start, &rc, err, errlen)) {
+        if (rc) return rc;
+        rx->head = start;
+        LS_FAULT("copy.tail.after_head");
+        return 0;
+    }
+    ls_copy_recv_abort(c); /* frees the hashes: recv_begin starts them again */
+    rc = ls_copy_recv_begin(c, epoch, gen, size, close_ns, err, errlen);
+    return rc ? rc : ls_copy_recv_from_shadow(c, start, err, errlen);
 }

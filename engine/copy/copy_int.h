@@ -104,6 +104,19 @@ typedef struct {
     uint64_t synced;              /* bytes [0, synced) fdatasynced (<= size) */
     uint64_t synced_lsn;          /* lsn when they were */
     char path[LS__COPY_PATH_MAX]; /* shadow/<name> */
+    /* The closed generation's checks, run over the shadow's bytes as they are acknowledged
+     * (ls_copy_shadow_report) and handed to GEN_TAIL's receive, whose head then needs no reading
+     * back: the receive path's SHA-256, seal and stream inspection, begun from byte 0. */
+    bool hashing;            /* sha, seal and stream cover [0, hashed) (a shadow made here, not
+                                one taken up; false once handed over) */
+    uint64_t hashed;         /* bytes fed to them */
+    ls_sha256_t *sha;        /* SHA-256 of [0, hashed) (all below the trailer) */
+    ls_seal_t *seal;         /* XXH3-128 of [0, hashed) */
+    ls_gen_stream_t *stream; /* the inspection of [0, hashed) against ex */
+    ls__copy_expect_t x;     /* what the generation must be, fixed when the shadow was made */
+    ls_gen_expect_t ex;      /* x for the stream; known_digest is rx.digest (filled at the end) */
+    bool ex_lent;            /* the stream reading ex went to the receive: ex stays unchanged
+                                until that receive ends (drop_part clears it) */
 } ls__copy_shfile_t;
 
 struct ls_copy {
@@ -218,6 +231,9 @@ void ls__copy_rx_free(ls_copy_t *c); /* what the receiver keeps between generati
 int ls__copy_rx_begin(ls_copy_t *c, uint32_t epoch, uint64_t gen, uint64_t size, char *err,
                       size_t errlen);
 void ls__copy_rx_opened(ls_copy_t *c);
+/* The header check of ls_copy_recv_data (another database: FAILED, the receive dropped) once
+ * bytes up to the header were taken in another way (a hand-over of the shadow's checks). */
+int ls__copy_rx_check_header(ls_copy_t *c, char *err, size_t errlen);
 /* Bytes [offset, offset + len) of the generation being received, already in the .part: hashed,
  * sealed, inspected, counted (ls_copy_recv_data after its write). */
 int ls__copy_rx_absorb(ls_copy_t *c, uint64_t offset, const void *data, size_t len, char *err,

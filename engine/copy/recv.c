@@ -31,6 +31,7 @@ static void drop_part(ls_copy_t *c)
     }
     rx->fd = -1;
     rx->active = false;
+    c->shf.ex_lent = false; /* the stream no longer reads the shadow's expectations */
     __atomic_store_n(&c->rx_open, false, __ATOMIC_RELAXED);
     ls_sha256_free(rx->sha);
     rx->sha = NULL;
@@ -175,7 +176,7 @@ int ls_copy_recv_begin(ls_copy_t *c, uint32_t epoch, uint64_t gen, uint64_t size
 }
 
 /* Checks the header's database id as soon as the stream has validated the header. */
-static int check_header(ls_copy_t *c, char *err, size_t errlen)
+int ls__copy_rx_check_header(ls_copy_t *c, char *err, size_t errlen)
 {
     ls_gen_header_t h;
     if (!ls_gen_stream_header(c->rx.stream, &h))
@@ -256,7 +257,7 @@ int ls__copy_rx_absorb(ls_copy_t *c, uint64_t offset, const void *data, size_t l
     rx->got += len;
     __atomic_store_n(&c->rx_activity_ns, ls_mono_ns(), __ATOMIC_RELAXED);
     if (offset < LS_GEN_HEADER_SIZE && rx->got >= LS_GEN_HEADER_SIZE)
-        return check_header(c, err, errlen);
+        return ls__copy_rx_check_header(c, err, errlen);
     return 0;
 }
 

@@ -31,6 +31,7 @@ static bool forget(ls_copy_t *c, bool unlink_it, bool sync_dir)
     c->shf.generation = c->shf.size = c->shf.lsn = c->shf.synced = c->shf.synced_lsn = 0;
     c->shf.epoch = 0;
     c->shf.path[0] = '\0';
+    c->shf.hashing = false;
     return removed;
 }
 
@@ -38,6 +39,58 @@ void ls__copy_shadow_close(ls_copy_t *c)
 {
     if (c->shf.fd >= 0) close(c->shf.fd);
     c->shf.fd = -1;
+    c->shf.hashing = false;
+    ls_sha256_free(c->shf.sha);
+    ls_seal_free(c->shf.seal);
+    ls_gen_stream_free(c->shf.stream);
+    c->shf.sha = NULL;
+    c->shf.seal = NULL;
+    c->shf.stream = NULL;
+}
+
+/* A new shadow of (epoch, gen): the closed generation's checks start at byte 0, against what the
+ * held chain says it must be (the same expectations recv_begin fixes; compared again at GEN_TAIL).
+ * Not while a receive still reads the expectations of the last one. */
+static void hash_start(ls_copy_t *c, uint32_t epoch, uint64_t gen)
+{
+    ls__copy_shfile_t *f = &c->shf;
+    f->hashing = false;
+    if (f->ex_lent || (!f->stream && !(f->stream = ls_gen_stream_new())) ||
+        (!f->seal && !(f->seal = ls_seal_new())) || (!f->sha && !(f->sha = ls_sha256_new())))
+        return; /* GEN_TAIL reads the head back instead */
+    pthread_mutex_lock(&c->mu);
+    ls__copy_expect(c, epoch, gen, &f->x);
+    pthread_mutex_unlock(&c->mu);
+    f->ex = (ls_gen_expect_t){.dbid = f->x.check_dbid ? f->x.dbid : NULL,
+                              .epoch = epoch,
+                              .generation = gen,
+                              .first_lsn = f->x.first_lsn,
+                              .prev_digest = f->x.prev,
+                              .known_digest = c->rx.digest};
+    ls_sha256_reset(f->sha);
+    ls_seal_reset(f->seal);
+    ls_gen_stream_begin(f->stream, &f->ex, 0);
+    f->hashed = 0;
+    f->hashing = true;
+}
+
+/* Feeds the shadow's bytes [hashed, size) to its checks (read back from the page cache, after
+ * the acknowledgement: not in series before it). A shadow is always below the trailer. */
+static void hash_more(ls_copy_t *c)
+{
+    ls__copy_shfile_t *f = &c->shf;
+    uint8_t buf[64 * 1024];
+    while (f->hashing && f->hashed < f->size) {
+        size_t n = (size_t) LS_MIN((uint64_t) sizeof(buf), f->size - f->hashed);
+        if (pread(f->fd, buf, n, (off_t) f->hashed) != (ssize_t) n) {
+            f->hashing = false; /* GEN_TAIL reads the head back and says what is wrong */
+            return;
+        }
+        ls_sha256_update(f->sha, buf, n);
+        ls_seal_update(f->seal, buf, n);
+        ls_gen_stream_feed(f->stream, buf, n, NULL, NULL); /* a failure sticks: the verdict */
+        f->hashed += n;
+    }
 }
 
 void ls__copy_shadow_cut(ls_copy_t *c)
@@ -165,6 +218,7 @@ static int open_shadow(ls_copy_t *c, uint32_t epoch, uint64_t gen, char *err, si
     c->shf.epoch = epoch;
     c->shf.generation = gen;
     c->shf.size = c->shf.lsn = c->shf.synced = c->shf.synced_lsn = 0;
+    hash_start(c, epoch, gen);
     return 0;
 }
 
@@ -239,6 +293,7 @@ void ls_copy_shadow_report(ls_copy_t *c)
     if (c->shf.generation && c->shf.synced)
         ls_copy_shadow_durable(c, c->shf.epoch, c->shf.generation, c->shf.synced,
                                c->shf.synced_lsn);
+    hash_more(c);
 }
 
 int ls_copy_shadow_sync(ls_copy_t *c, ls_copy_shadow_t *out, char *err, size_t errlen)
@@ -337,6 +392,41 @@ int ls_copy_recv_from_shadow(ls_copy_t *c, uint64_t start, char *err, size_t err
     return 0;
 }
 
+/* Whether the stream's expectations of a and b are the same (seed_lsn is not the stream's: the
+ * early apply moves it, and recv_end checks it from the receive's own). */
+static bool same_expect(const ls__copy_expect_t *a, const ls__copy_expect_t *b)
+{
+    return a->check_dbid == b->check_dbid && !memcmp(a->dbid, b->dbid, LS_DBID_LEN) &&
+           a->epoch == b->epoch && a->generation == b->generation && a->first_lsn == b->first_lsn &&
+           !memcmp(a->prev, b->prev, LS_DIGEST_SIZE);
+}
+
+/* The shadow's running checks become the receive's, when they cover exactly [0, start) and
+ * were begun against the expectations recv_begin just fixed: the head is then neither read nor
+ * hashed again. False: read it back. */
+static bool hand_over(ls_copy_t *c, uint64_t start, int *rc, char *err, size_t errlen)
+{
+    ls__copy_shfile_t *f = &c->shf;
+    ls__copy_rx_t *rx = &c->rx;
+    hash_more(c);
+    if (!f->hashing || f->hashed != start || f->size != start || !same_expect(&f->x, &rx->x))
+        return false;
+    ls_sha256_t *sha = rx->sha;
+    ls_seal_t *seal = rx->seal;
+    ls_gen_stream_t *stream = rx->stream;
+    rx->sha = f->sha;
+    rx->seal = f->seal;
+    rx->stream = f->stream;
+    f->sha = sha;
+    f->seal = seal;
+    f->stream = stream;
+    f->hashing = false;
+    f->ex_lent = true; /* rx's stream reads f->ex until the receive ends */
+    rx->got = start;
+    if (start >= LS_GEN_HEADER_SIZE) *rc = ls__copy_rx_check_header(c, err, errlen);
+    return true;
+}
+
 /* GEN_TAIL by a hard link: inspect/<name>.part is a second name of the shadow's file, so the head
  * is neither written nor synced again, only read back (page cache) and checked as received bytes;
  * the tail goes into the same file and recv_end's fdatasync, rename into logs/ and fsync of logs/
@@ -361,6 +451,11 @@ static bool link_head(ls_copy_t *c, uint64_t start, int *rc, char *err, size_t e
     }
     rx->linked = true;
     ls__copy_rx_opened(c);
+    if (hand_over(c, start, rc, err, errlen)) {
+        LS_LOGD("copy", "%s: GEN_TAIL of generation %llu: its %llu-byte head checked as it came",
+                c->dir, (unsigned long long) rx->generation, (unsigned long long) start);
+        return true;
+    }
     uint8_t *buf = malloc(HEAD_STEP);
     if (!buf) {
         *rc = LS_ENOMEM;

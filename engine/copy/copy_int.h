@@ -104,6 +104,8 @@ typedef struct {
     uint64_t synced;              /* bytes [0, synced) fdatasynced (<= size) */
     uint64_t synced_lsn;          /* lsn when they were */
     char path[LS__COPY_PATH_MAX]; /* shadow/<name> */
+    bool dir_unsynced;            /* made here, shadow/ not synced since: the first sync of its
+                                     bytes syncs shadow/ too, before they are acknowledged */
     /* The closed generation's checks, run over the shadow's bytes as they are acknowledged
      * (ls_copy_shadow_report) and handed to GEN_TAIL's receive, whose head then needs no reading
      * back: the receive path's SHA-256, seal and stream inspection, begun from byte 0. */

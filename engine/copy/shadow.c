@@ -31,7 +31,7 @@ static bool forget(ls_copy_t *c, bool unlink_it, bool sync_dir)
     c->shf.generation = c->shf.size = c->shf.lsn = c->shf.synced = c->shf.synced_lsn = 0;
     c->shf.epoch = 0;
     c->shf.path[0] = '\0';
-    c->shf.hashing = false;
+    c->shf.hashing = c->shf.dir_unsynced = false;
     return removed;
 }
 
@@ -188,8 +188,9 @@ static bool delete_shadows(ls_copy_t *c, const char *keep, uint64_t upto, bool s
  * to its last transaction), or a new one; any shadow of another generation or epoch goes (it
  * can never be finished: its closed generation comes whole). The deletions are made durable by
  * the new shadow's fsync of shadow/, one for all (at a roll: the held generation's shadow goes,
- * the next one's comes: one fsync of shadow/ for both); when an earlier run's shadow is taken up
- * instead, shadow/ is synced for them alone. */
+ * the next one's comes: one fsync of shadow/ for both), done right after the first fdatasync of
+ * its bytes and before their acknowledgement (dir_unsynced); when an earlier run's shadow is
+ * taken up instead, shadow/ is synced for them alone, at once. */
 static int open_shadow(ls_copy_t *c, uint32_t epoch, uint64_t gen, char *err, size_t errlen)
 {
     if (c->shf.generation == gen && c->shf.epoch == epoch && c->shf.fd >= 0) return 0;
@@ -208,7 +209,6 @@ static int open_shadow(ls_copy_t *c, uint32_t epoch, uint64_t gen, char *err, si
         c->shf.fd = open(c->shf.path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         if (c->shf.fd < 0) rc = errno == ENOSPC ? LS_ENOSPC : LS_EIO;
     }
-    if (rc == 0) rc = ls_fsync_dir(c->shadow_dir); /* the name survives a crash */
     if (rc) {
         ls_msgf(err, errlen, "copy %s: cannot create the shadow of generation %llu: %s", c->dir,
                 (unsigned long long) gen, ls_strerror(rc));
@@ -218,6 +218,7 @@ static int open_shadow(ls_copy_t *c, uint32_t epoch, uint64_t gen, char *err, si
     c->shf.epoch = epoch;
     c->shf.generation = gen;
     c->shf.size = c->shf.lsn = c->shf.synced = c->shf.synced_lsn = 0;
+    c->shf.dir_unsynced = true; /* synced after the file's first fdatasync, before its ack */
     hash_start(c, epoch, gen);
     return 0;
 }
@@ -277,6 +278,17 @@ int ls_copy_shadow_sync_deferred(ls_copy_t *c, ls_copy_shadow_t *out, bool *due,
             ls_copy_shadow_info(c, out);
             return rc;
         }
+        /* A new shadow's name (and the deletions its creation made) become durable here, after
+         * its bytes and before anything is acknowledged: on a journaling file system the first
+         * fdatasync has committed them already, so this costs no second journal commit. */
+        if (c->shf.dir_unsynced && (rc = ls_fsync_dir(c->shadow_dir)) != 0) {
+            ls_msgf(err, errlen, "copy %s: cannot sync the directory of the shadow %s: %s", c->dir,
+                    c->shf.path, ls_strerror(rc));
+            forget(c, true, true);
+            ls_copy_shadow_info(c, out);
+            return rc;
+        }
+        c->shf.dir_unsynced = false;
         c->shf.synced = c->shf.size;
         c->shf.synced_lsn = c->shf.lsn;
         LS_FAULT("copy.shadow.after_fsync");

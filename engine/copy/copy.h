@@ -284,11 +284,11 @@ int ls_copy_recv_flush(ls_copy_t *copy, char *err, size_t errlen);
  * after a crash) and deletes shadows of any other generation or epoch; ls_copy_open touches no
  * shadow (an activation closes it: ls_copy_shadow_close). The shadow is deleted once its
  * generation is held (ls_copy_shadow_drop after the closed file, inspected whole as any other).
- * The closed file may take its head from the shadow (ls_copy_recv_from_shadow, GEN_TAIL): the
- * whole file is still checked against its trailer and the sender's digest, so a shadow that
- * differs from the active's log is caught and the generation asked again whole. Receiver thread
- * only, like ls_copy_recv_*.
- * Fault points (test builds): copy.shadow.before_fsync, copy.shadow.after_fsync. */
+ * The closed file may take its head from the shadow (ls_copy_recv_begin_tail, GEN_TAIL: the
+ * .part a hard link of it; ls_copy_recv_from_shadow copies it instead): the whole file is checked
+ * against its trailer and the sender's digest, so a shadow that differs from the active's log is
+ * caught and the generation asked again whole. Receiver thread only, like ls_copy_recv_*. Fault
+ * points (test builds): copy.shadow.before_fsync, copy.shadow.after_fsync. */
 typedef struct {
     uint32_t epoch;       /* the shadow's epoch */
     uint64_t generation;  /* its generation (0: no shadow) */

@@ -1,9 +1,10 @@
 /* copy: the shadow of the active's open generation, written by block mode's BLOCK frames (see
  * copy.h, "block mode", and docs/BLOCKMODE.md). The shadow only ever holds bytes the active made
  * durable, in order; what is acknowledged was fdatasynced first. The closed generation is
- * received as any other (recv.c), its head possibly copied from the shadow (GEN_TAIL) through the
- * same checks as received bytes, and the shadow deleted once it is held: the whole file is
- * checked against the trailer and the sender's digest, so a shadow that is behind, torn or wrong
+ * received as any other (recv.c), its head possibly taken from the shadow (GEN_TAIL: the .part a
+ * hard link of the shadow's file, the head's checks run as its bytes were acknowledged, or read
+ * back; a copy where no link can be made), and the shadow deleted once it is held: the whole file
+ * is checked against the trailer and the sender's digest, so a shadow that is behind, torn or wrong
  * cannot make it differ from the active's. */
 #include <dirent.h>
 #include <errno.h>

@@ -6,7 +6,9 @@
  * active's. GEN_TAIL: the closed generation takes its head from the shadow and only the tail is
  * received; the whole file is checked as one received whole (a shadow that differs is caught and
  * the generation asked again whole), a shadow that lacks the head asks again at once, and a crash
- * after the head was copied is finished by the next GEN_TAIL. */
+ * after the head was taken is finished by the next GEN_TAIL. The .part is a hard link of the
+ * shadow (the copy is the fallback, tested too): a dropped tail cuts the shadow back, and a shadow
+ * that grew the tail and trailer before a crash is taken up cut to its last COMMIT. */
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>

@@ -284,11 +284,11 @@ int ls_copy_recv_flush(ls_copy_t *copy, char *err, size_t errlen);
  * after a crash) and deletes shadows of any other generation or epoch; ls_copy_open touches no
  * shadow (an activation closes it: ls_copy_shadow_close). The shadow is deleted once its
  * generation is held (ls_copy_shadow_drop after the closed file, inspected whole as any other).
- * The closed file may take its head from the shadow (ls_copy_recv_from_shadow, GEN_TAIL): the
- * whole file is still checked against its trailer and the sender's digest, so a shadow that
- * differs from the active's log is caught and the generation asked again whole. Receiver thread
- * only, like ls_copy_recv_*.
- * Fault points (test builds): copy.shadow.before_fsync, copy.shadow.after_fsync. */
+ * The closed file may take its head from the shadow (ls_copy_recv_begin_tail, GEN_TAIL: the
+ * .part a hard link of it; ls_copy_recv_from_shadow copies it instead): the whole file is checked
+ * against its trailer and the sender's digest, so a shadow that differs from the active's log is
+ * caught and the generation asked again whole. Receiver thread only, like ls_copy_recv_*. Fault
+ * points (test builds): copy.shadow.before_fsync, copy.shadow.after_fsync. */
 typedef struct {
     uint32_t epoch;       /* the shadow's epoch */
     uint64_t generation;  /* its generation (0: no shadow) */
@@ -332,5 +332,15 @@ void ls_copy_shadow_info(ls_copy_t *copy, ls_copy_shadow_t *out);
  * LS_EGAP (asked again), or ls_copy_recv_data's codes. Receiver thread only.
  * Fault point (test builds): copy.tail.after_head (the head copied, nothing of the tail yet). */
 int ls_copy_recv_from_shadow(ls_copy_t *copy, uint64_t start, char *err, size_t errlen);
+/* GEN_TAIL in one call, what the receiver uses: ls_copy_recv_begin and the head from the shadow,
+ * with inspect/<name>.part a hard link of the shadow's file instead of a copy (its head is read
+ * back and checked exactly as received bytes, but neither written nor synced again; the tail then
+ * goes into that same file, so the shadow may grow the closed generation's tail and trailer until
+ * the move into logs/, and is cut back when the receive is dropped). Falls back to the copy
+ * (recv_begin + recv_from_shadow) when no link can be made. Same refusals and returns as those
+ * two: LS_ESTATE, LS_EGAP (asked again whole), ls_copy_recv_data's codes. Receiver thread only.
+ * Fault point (test builds): copy.tail.after_head. */
+int ls_copy_recv_begin_tail(ls_copy_t *copy, uint32_t epoch, uint64_t generation, uint64_t size,
+                            uint64_t close_ns, uint64_t start, char *err, size_t errlen);
 
 #endif

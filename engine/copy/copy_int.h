@@ -78,6 +78,8 @@ typedef struct {
     uint64_t size;           /* announced size, bytes */
     uint64_t got;            /* bytes written so far (contiguous from 0) */
     uint64_t head;           /* bytes [0, head) came from the shadow (GEN_TAIL; 0: none) */
+    bool linked;             /* the .part is a hard link of the shadow (GEN_TAIL): its head is
+                                the shadow's bytes, read and checked, not written again */
     int fd;                  /* the .part, -1 when none */
     bool growing;            /* a pool file shorter than size: the pool grows it from grow_from
                                 (ls_prealloc_grown before writing there) */
@@ -104,6 +106,21 @@ typedef struct {
     uint64_t synced;              /* bytes [0, synced) fdatasynced (<= size) */
     uint64_t synced_lsn;          /* lsn when they were */
     char path[LS__COPY_PATH_MAX]; /* shadow/<name> */
+    bool dir_unsynced;            /* made here, shadow/ not synced since: the first sync of its
+                                     bytes syncs shadow/ too, before they are acknowledged */
+    /* The closed generation's checks, run over the shadow's bytes as they are acknowledged
+     * (ls_copy_shadow_report) and handed to GEN_TAIL's receive, whose head then needs no reading
+     * back: the receive path's SHA-256, seal and stream inspection, begun from byte 0. */
+    bool hashing;            /* sha, seal and stream cover [0, hashed) (a shadow made here, not
+                                one taken up; false once handed over) */
+    uint64_t hashed;         /* bytes fed to them */
+    ls_sha256_t *sha;        /* SHA-256 of [0, hashed) (all below the trailer) */
+    ls_seal_t *seal;         /* XXH3-128 of [0, hashed) */
+    ls_gen_stream_t *stream; /* the inspection of [0, hashed) against ex */
+    ls__copy_expect_t x;     /* what the generation must be, fixed when the shadow was made */
+    ls_gen_expect_t ex;      /* x for the stream; known_digest is rx.digest (filled at the end) */
+    bool ex_lent;            /* the stream reading ex went to the receive: ex stays unchanged
+                                until that receive ends (drop_part clears it) */
 } ls__copy_shfile_t;
 
 struct ls_copy {
@@ -213,6 +230,18 @@ void ls__copy_path(const ls_copy_t *c, char *out, const char *dir, uint32_t epoc
 
 /* recv.c */
 void ls__copy_rx_free(ls_copy_t *c); /* what the receiver keeps between generations */
+/* ls_copy_recv_begin without the .part: checks, expectations, hashes reset (rx not active yet).
+ * The caller opens rx.fd, then calls ls__copy_rx_opened. */
+int ls__copy_rx_begin(ls_copy_t *c, uint32_t epoch, uint64_t gen, uint64_t size, char *err,
+                      size_t errlen);
+void ls__copy_rx_opened(ls_copy_t *c);
+/* The header check of ls_copy_recv_data (another database: FAILED, the receive dropped) once
+ * bytes up to the header were taken in another way (a hand-over of the shadow's checks). */
+int ls__copy_rx_check_header(ls_copy_t *c, char *err, size_t errlen);
+/* Bytes [offset, offset + len) of the generation being received, already in the .part: hashed,
+ * sealed, inspected, counted (ls_copy_recv_data after its write). */
+int ls__copy_rx_absorb(ls_copy_t *c, uint64_t offset, const void *data, size_t len, char *err,
+                       size_t errlen);
 /* gen is durable: records it, leaves DISK_FULL, emits DURABLE (mu not held). */
 void ls__copy_durable(ls_copy_t *c, uint64_t gen);
 /* The pending generations (pend): one fsync of logs/, then DURABLE and INSPECTED for each still
@@ -229,6 +258,10 @@ void ls__copy_remove_logs(ls_copy_t *c, uint64_t synced);
 
 /* shadow.c */
 void ls__copy_shadow_close(ls_copy_t *c); /* closes its descriptor (the file stays) */
+/* A receive whose .part was a link of the shadow ended without the move into logs/: the shadow's
+ * file is cut back to the bytes it holds (no sync: a crash leaving the longer file is taken up
+ * cut to its last COMMIT). */
+void ls__copy_shadow_cut(ls_copy_t *c);
 
 /* inspect.c */
 /* Inspects the durable file inspect/<name> of (epoch, gen) against the held chain; known_digest

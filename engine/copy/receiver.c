@@ -189,14 +189,15 @@ static void receive(ls_copy_rx_t *rx, ls_copy_item_t *it)
         ls_copy_recv_abort(copy); /* a new BEGIN abandons any half-received generation */
         rx->skip_gen = 0;
         if (it->kind == LS_COPY_ITEM_ABORT) return;
-        rc = ls_copy_recv_begin(copy, it->epoch, it->generation, it->size, it->close_ns, err,
-                                sizeof(err));
-        if (rc == LS_ESTATE) behind(rx, copy, it);
         rx->tail_gen = 0;
-        if (rc == 0 && it->offset) { /* GEN_TAIL: the head from the shadow, checked as received */
-            rc = ls_copy_recv_from_shadow(copy, it->offset, err, sizeof(err));
-            if (rc == 0) rx->tail_gen = it->generation;
-        }
+        if (it->offset) /* GEN_TAIL: the head from the shadow, checked as received */
+            rc = ls_copy_recv_begin_tail(copy, it->epoch, it->generation, it->size, it->close_ns,
+                                         it->offset, err, sizeof(err));
+        else
+            rc = ls_copy_recv_begin(copy, it->epoch, it->generation, it->size, it->close_ns, err,
+                                    sizeof(err));
+        if (rc == LS_ESTATE) behind(rx, copy, it);
+        if (rc == 0 && it->offset) rx->tail_gen = it->generation;
     } else if (it->generation == rx->skip_gen) {
         return;
     } else if (it->kind == LS_COPY_ITEM_DATA) {

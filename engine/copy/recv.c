@@ -28,9 +28,11 @@ static void drop_part(ls_copy_t *c)
     if (rx->fd >= 0) {
         close(rx->fd);
         unlink(rx->part);
+        if (rx->linked) ls__copy_shadow_cut(c); /* the tail written into the shadow's file */
     }
     rx->fd = -1;
     rx->active = false;
+    c->shf.ex_lent = false; /* the stream no longer reads the shadow's expectations */
     __atomic_store_n(&c->rx_open, false, __ATOMIC_RELAXED);
     ls_sha256_free(rx->sha);
     rx->sha = NULL;
@@ -109,10 +111,9 @@ static int open_part(ls_copy_t *c, uint64_t size)
     return rx->fd < 0 ? ls_err_from_errno(errno) : 0;
 }
 
-int ls_copy_recv_begin(ls_copy_t *c, uint32_t epoch, uint64_t gen, uint64_t size, uint64_t close_ns,
-                       char *err, size_t errlen)
+int ls__copy_rx_begin(ls_copy_t *c, uint32_t epoch, uint64_t gen, uint64_t size, char *err,
+                      size_t errlen)
 {
-    (void) close_ns; /* informational: the trailer's close time is authoritative */
     ls__copy_rx_t *rx = &c->rx;
     char why[768];
     if (rx->active) {
@@ -154,16 +155,29 @@ int ls_copy_recv_begin(ls_copy_t *c, uint32_t epoch, uint64_t gen, uint64_t size
                                .known_digest = rx->digest};
     ls_gen_stream_begin(rx->stream, &rx->ex, 0);
     ls_seal_reset(rx->seal);
-    int rc = open_part(c, size);
-    if (rc) return io_failed(c, rc, "creating", err, errlen);
-    rx->active = true;
+    return 0;
+}
+
+void ls__copy_rx_opened(ls_copy_t *c)
+{
+    c->rx.active = true;
     __atomic_store_n(&c->rx_open, true, __ATOMIC_RELAXED);
     __atomic_store_n(&c->rx_activity_ns, ls_mono_ns(), __ATOMIC_RELAXED);
+}
+
+int ls_copy_recv_begin(ls_copy_t *c, uint32_t epoch, uint64_t gen, uint64_t size, uint64_t close_ns,
+                       char *err, size_t errlen)
+{
+    (void) close_ns; /* informational: the trailer's close time is authoritative */
+    int rc = ls__copy_rx_begin(c, epoch, gen, size, err, errlen);
+    if (rc) return rc;
+    if ((rc = open_part(c, size))) return io_failed(c, rc, "creating", err, errlen);
+    ls__copy_rx_opened(c);
     return 0;
 }
 
 /* Checks the header's database id as soon as the stream has validated the header. */
-static int check_header(ls_copy_t *c, char *err, size_t errlen)
+int ls__copy_rx_check_header(ls_copy_t *c, char *err, size_t errlen)
 {
     ls_gen_header_t h;
     if (!ls_gen_stream_header(c->rx.stream, &h))
@@ -229,6 +243,13 @@ int ls_copy_recv_data(ls_copy_t *c, uint64_t gen, uint64_t offset, const void *d
      * chunks are hashed and inspected, and recv_end's fdatasync, which alone makes the file
      * durable, finds most of it written already. */
     (void) sync_file_range(rx->fd, (off_t) offset, (off_t) len, SYNC_FILE_RANGE_WRITE);
+    return ls__copy_rx_absorb(c, offset, data, len, err, errlen);
+}
+
+int ls__copy_rx_absorb(ls_copy_t *c, uint64_t offset, const void *data, size_t len, char *err,
+                       size_t errlen)
+{
+    ls__copy_rx_t *rx = &c->rx;
     uint64_t hash_end = rx->size - LS_GEN_TRAILER_SIZE;
     if (offset < hash_end)
         ls_sha256_update(rx->sha, data, (size_t) LS_MIN((uint64_t) len, hash_end - offset));
@@ -238,7 +259,7 @@ int ls_copy_recv_data(ls_copy_t *c, uint64_t gen, uint64_t offset, const void *d
     rx->got += len;
     __atomic_store_n(&c->rx_activity_ns, ls_mono_ns(), __ATOMIC_RELAXED);
     if (offset < LS_GEN_HEADER_SIZE && rx->got >= LS_GEN_HEADER_SIZE)
-        return check_header(c, err, errlen);
+        return ls__copy_rx_check_header(c, err, errlen);
     return 0;
 }
 

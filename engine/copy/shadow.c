@@ -1,9 +1,10 @@
 /* copy: the shadow of the active's open generation, written by block mode's BLOCK frames (see
  * copy.h, "block mode", and docs/BLOCKMODE.md). The shadow only ever holds bytes the active made
  * durable, in order; what is acknowledged was fdatasynced first. The closed generation is
- * received as any other (recv.c), its head possibly copied from the shadow (GEN_TAIL) through the
- * same checks as received bytes, and the shadow deleted once it is held: the whole file is
- * checked against the trailer and the sender's digest, so a shadow that is behind, torn or wrong
+ * received as any other (recv.c), its head possibly taken from the shadow (GEN_TAIL: the .part a
+ * hard link of the shadow's file, the head's checks run as its bytes were acknowledged, or read
+ * back; a copy where no link can be made), and the shadow deleted once it is held: the whole file
+ * is checked against the trailer and the sender's digest, so a shadow that is behind, torn or wrong
  * cannot make it differ from the active's. */
 #include <dirent.h>
 #include <errno.h>
@@ -31,6 +32,7 @@ static bool forget(ls_copy_t *c, bool unlink_it, bool sync_dir)
     c->shf.generation = c->shf.size = c->shf.lsn = c->shf.synced = c->shf.synced_lsn = 0;
     c->shf.epoch = 0;
     c->shf.path[0] = '\0';
+    c->shf.hashing = c->shf.dir_unsynced = false;
     return removed;
 }
 
@@ -38,6 +40,66 @@ void ls__copy_shadow_close(ls_copy_t *c)
 {
     if (c->shf.fd >= 0) close(c->shf.fd);
     c->shf.fd = -1;
+    c->shf.hashing = false;
+    ls_sha256_free(c->shf.sha);
+    ls_seal_free(c->shf.seal);
+    ls_gen_stream_free(c->shf.stream);
+    c->shf.sha = NULL;
+    c->shf.seal = NULL;
+    c->shf.stream = NULL;
+}
+
+/* A new shadow of (epoch, gen): the closed generation's checks start at byte 0, against what the
+ * held chain says it must be (the same expectations recv_begin fixes; compared again at GEN_TAIL).
+ * Not while a receive still reads the expectations of the last one. */
+static void hash_start(ls_copy_t *c, uint32_t epoch, uint64_t gen)
+{
+    ls__copy_shfile_t *f = &c->shf;
+    f->hashing = false;
+    if (f->ex_lent || (!f->stream && !(f->stream = ls_gen_stream_new())) ||
+        (!f->seal && !(f->seal = ls_seal_new())) || (!f->sha && !(f->sha = ls_sha256_new())))
+        return; /* GEN_TAIL reads the head back instead */
+    pthread_mutex_lock(&c->mu);
+    ls__copy_expect(c, epoch, gen, &f->x);
+    pthread_mutex_unlock(&c->mu);
+    f->ex = (ls_gen_expect_t){.dbid = f->x.check_dbid ? f->x.dbid : NULL,
+                              .epoch = epoch,
+                              .generation = gen,
+                              .first_lsn = f->x.first_lsn,
+                              .prev_digest = f->x.prev,
+                              .known_digest = c->rx.digest};
+    ls_sha256_reset(f->sha);
+    ls_seal_reset(f->seal);
+    ls_gen_stream_begin(f->stream, &f->ex, 0);
+    f->hashed = 0;
+    f->hashing = true;
+}
+
+/* Feeds the shadow's bytes [hashed, size) to its checks (read back from the page cache, after
+ * the acknowledgement: not in series before it). A shadow is always below the trailer. */
+static void hash_more(ls_copy_t *c)
+{
+    ls__copy_shfile_t *f = &c->shf;
+    uint8_t buf[64 * 1024];
+    while (f->hashing && f->hashed < f->size) {
+        size_t n = (size_t) LS_MIN((uint64_t) sizeof(buf), f->size - f->hashed);
+        if (pread(f->fd, buf, n, (off_t) f->hashed) != (ssize_t) n) {
+            f->hashing = false; /* GEN_TAIL reads the head back and says what is wrong */
+            return;
+        }
+        ls_sha256_update(f->sha, buf, n);
+        ls_seal_update(f->seal, buf, n);
+        ls_gen_stream_feed(f->stream, buf, n, NULL, NULL); /* a failure sticks: the verdict */
+        f->hashed += n;
+    }
+}
+
+void ls__copy_shadow_cut(ls_copy_t *c)
+{
+    if (c->shf.fd >= 0 && c->shf.generation == c->rx.generation && c->shf.epoch == c->rx.epoch &&
+        ftruncate(c->shf.fd, (off_t) c->shf.size) != 0)
+        LS_LOGW("copy", "%s: cannot cut the shadow %s back to %llu bytes: %s", c->dir, c->shf.path,
+                (unsigned long long) c->shf.size, strerror(errno));
 }
 
 /* The generation the shadow may be of: the one after the last held, and the held epoch. */
@@ -67,7 +129,10 @@ static bool adopt(ls_copy_t *c, const char *path, uint32_t epoch, uint64_t gen)
     ls_gen_info_t info;
     ls_gen_verdict_t v;
     memset(&info, 0, sizeof(info));
-    if (ls_gen_scan_file(path, &x, NULL, NULL, &info, &v) != 0 || !info.header_ok || info.closed) {
+    /* A shadow may have grown the closed generation's tail and trailer (its file was the .part
+     * of GEN_TAIL, ls_copy_recv_begin_tail) before a crash: cut to its last COMMIT like a torn
+     * tail, it is again the open generation's bytes. */
+    if (ls_gen_scan_file(path, &x, NULL, NULL, &info, &v) != 0 || !info.header_ok) {
         LS_LOGI("copy", "%s: shadow %s replaced: %s", c->dir, path,
                 v.msg[0] ? v.msg : "not an open generation");
         return false;
@@ -124,8 +189,9 @@ static bool delete_shadows(ls_copy_t *c, const char *keep, uint64_t upto, bool s
  * to its last transaction), or a new one; any shadow of another generation or epoch goes (it
  * can never be finished: its closed generation comes whole). The deletions are made durable by
  * the new shadow's fsync of shadow/, one for all (at a roll: the held generation's shadow goes,
- * the next one's comes: one fsync of shadow/ for both); when an earlier run's shadow is taken up
- * instead, shadow/ is synced for them alone. */
+ * the next one's comes: one fsync of shadow/ for both), done right after the first fdatasync of
+ * its bytes and before their acknowledgement (dir_unsynced); when an earlier run's shadow is
+ * taken up instead, shadow/ is synced for them alone, at once. */
 static int open_shadow(ls_copy_t *c, uint32_t epoch, uint64_t gen, char *err, size_t errlen)
 {
     if (c->shf.generation == gen && c->shf.epoch == epoch && c->shf.fd >= 0) return 0;
@@ -144,7 +210,6 @@ static int open_shadow(ls_copy_t *c, uint32_t epoch, uint64_t gen, char *err, si
         c->shf.fd = open(c->shf.path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         if (c->shf.fd < 0) rc = errno == ENOSPC ? LS_ENOSPC : LS_EIO;
     }
-    if (rc == 0) rc = ls_fsync_dir(c->shadow_dir); /* the name survives a crash */
     if (rc) {
         ls_msgf(err, errlen, "copy %s: cannot create the shadow of generation %llu: %s", c->dir,
                 (unsigned long long) gen, ls_strerror(rc));
@@ -154,6 +219,8 @@ static int open_shadow(ls_copy_t *c, uint32_t epoch, uint64_t gen, char *err, si
     c->shf.epoch = epoch;
     c->shf.generation = gen;
     c->shf.size = c->shf.lsn = c->shf.synced = c->shf.synced_lsn = 0;
+    c->shf.dir_unsynced = true; /* synced after the file's first fdatasync, before its ack */
+    hash_start(c, epoch, gen);
     return 0;
 }
 
@@ -212,6 +279,17 @@ int ls_copy_shadow_sync_deferred(ls_copy_t *c, ls_copy_shadow_t *out, bool *due,
             ls_copy_shadow_info(c, out);
             return rc;
         }
+        /* A new shadow's name (and the deletions its creation made) become durable here, after
+         * its bytes and before anything is acknowledged: on a journaling file system the first
+         * fdatasync has committed them already, so this costs no second journal commit. */
+        if (c->shf.dir_unsynced && (rc = ls_fsync_dir(c->shadow_dir)) != 0) {
+            ls_msgf(err, errlen, "copy %s: cannot sync the directory of the shadow %s: %s", c->dir,
+                    c->shf.path, ls_strerror(rc));
+            forget(c, true, true);
+            ls_copy_shadow_info(c, out);
+            return rc;
+        }
+        c->shf.dir_unsynced = false;
         c->shf.synced = c->shf.size;
         c->shf.synced_lsn = c->shf.lsn;
         LS_FAULT("copy.shadow.after_fsync");
@@ -228,6 +306,7 @@ void ls_copy_shadow_report(ls_copy_t *c)
     if (c->shf.generation && c->shf.synced)
         ls_copy_shadow_durable(c, c->shf.epoch, c->shf.generation, c->shf.synced,
                                c->shf.synced_lsn);
+    hash_more(c);
 }
 
 int ls_copy_shadow_sync(ls_copy_t *c, ls_copy_shadow_t *out, char *err, size_t errlen)
@@ -324,4 +403,127 @@ int ls_copy_recv_from_shadow(ls_copy_t *c, uint64_t start, char *err, size_t err
     rx->head = start;
     LS_FAULT("copy.tail.after_head");
     return 0;
+}
+
+/* Whether the stream's expectations of a and b are the same (seed_lsn is not the stream's: the
+ * early apply moves it, and recv_end checks it from the receive's own). */
+static bool same_expect(const ls__copy_expect_t *a, const ls__copy_expect_t *b)
+{
+    return a->check_dbid == b->check_dbid && !memcmp(a->dbid, b->dbid, LS_DBID_LEN) &&
+           a->epoch == b->epoch && a->generation == b->generation && a->first_lsn == b->first_lsn &&
+           !memcmp(a->prev, b->prev, LS_DIGEST_SIZE);
+}
+
+/* The shadow's running checks become the receive's, when they cover exactly [0, start) and
+ * were begun against the expectations recv_begin just fixed: the head is then neither read nor
+ * hashed again. False: read it back. */
+static bool hand_over(ls_copy_t *c, uint64_t start, int *rc, char *err, size_t errlen)
+{
+    ls__copy_shfile_t *f = &c->shf;
+    ls__copy_rx_t *rx = &c->rx;
+    hash_more(c);
+    if (!f->hashing || f->hashed != start || f->size != start || !same_expect(&f->x, &rx->x))
+        return false;
+    ls_sha256_t *sha = rx->sha;
+    ls_seal_t *seal = rx->seal;
+    ls_gen_stream_t *stream = rx->stream;
+    rx->sha = f->sha;
+    rx->seal = f->seal;
+    rx->stream = f->stream;
+    f->sha = sha;
+    f->seal = seal;
+    f->stream = stream;
+    f->hashing = false;
+    f->ex_lent = true; /* rx's stream reads f->ex until the receive ends */
+    rx->got = start;
+    if (start >= LS_GEN_HEADER_SIZE) *rc = ls__copy_rx_check_header(c, err, errlen);
+    return true;
+}
+
+/* GEN_TAIL by a hard link: inspect/<name>.part is a second name of the shadow's file, so the head
+ * is neither written nor synced again, only read back (page cache) and checked as received bytes;
+ * the tail goes into the same file and recv_end's fdatasync, rename into logs/ and fsync of logs/
+ * make it the closed generation. Until that rename is durable the shadow's name still holds every
+ * byte BLOCK_ACK promised (a restart deletes only the .part name, and takes the shadow up cut to
+ * its last COMMIT even when it grew a trailer); the shadow's deletion afterwards only drops a name.
+ * False when no link could be made (another file system, no support): the caller copies. */
+static bool link_head(ls_copy_t *c, uint64_t start, int *rc, char *err, size_t errlen)
+{
+    ls__copy_rx_t *rx = &c->rx;
+    *rc = 0;
+    unlink(rx->part); /* a .part left by an earlier attempt of this generation */
+    if (link(c->shf.path, rx->part) != 0) {
+        LS_LOGI("copy", "%s: cannot link the shadow %s as %s (%s): its head is copied", c->dir,
+                c->shf.path, rx->part, strerror(errno));
+        return false;
+    }
+    rx->fd = open(rx->part, O_WRONLY | O_CLOEXEC);
+    if (rx->fd < 0) {
+        unlink(rx->part);
+        return false;
+    }
+    rx->linked = true;
+    ls__copy_rx_opened(c);
+    if (hand_over(c, start, rc, err, errlen)) {
+        LS_LOGD("copy", "%s: GEN_TAIL of generation %llu: its %llu-byte head checked as it came",
+                c->dir, (unsigned long long) rx->generation, (unsigned long long) start);
+        return true;
+    }
+    uint8_t *buf = malloc(HEAD_STEP);
+    if (!buf) {
+        *rc = LS_ENOMEM;
+        ls_copy_recv_abort(c);
+        return true;
+    }
+    for (uint64_t off = 0; off < start && *rc == 0;) {
+        size_t n = (size_t) LS_MIN((uint64_t) HEAD_STEP, start - off);
+        ssize_t got = pread(c->shf.fd, buf, n, (off_t) off);
+        if (got != (ssize_t) n) {
+            char why[512];
+            ls_msgf(why, sizeof(why), "cannot be read at byte %llu: %s", (unsigned long long) off,
+                    got < 0 ? strerror(errno) : "short read");
+            free(buf);
+            *rc = ask_whole(c, start, why, err, errlen);
+            return true;
+        }
+        *rc = ls__copy_rx_absorb(c, off, buf, n, err, errlen);
+        off += n;
+    }
+    free(buf);
+    return true;
+}
+
+int ls_copy_recv_begin_tail(ls_copy_t *c, uint32_t epoch, uint64_t gen, uint64_t size,
+                            uint64_t close_ns, uint64_t start, char *err, size_t errlen)
+{
+    ls__copy_rx_t *rx = &c->rx;
+    if (rx->active) {
+        ls_msgf(err, errlen, "copy %s: generation %llu is still being received", c->dir,
+                (unsigned long long) rx->generation);
+        return LS_ESTATE;
+    }
+    int rc = ls__copy_rx_begin(c, epoch, gen, size, err, errlen);
+    if (rc) return rc;
+    if (start > size - LS_GEN_TRAILER_SIZE) {
+        ls_msgf(err, errlen, "copy %s: generation %llu cannot start at byte %llu from its shadow",
+                c->dir, (unsigned long long) gen, (unsigned long long) start);
+        ls_copy_recv_abort(c);
+        return LS_ESTATE;
+    }
+    char why[512] = "";
+    if (open_shadow(c, epoch, gen, why, sizeof(why)) != 0)
+        return ask_whole(c, start, "cannot be opened", err, errlen);
+    if (c->shf.size < start || c->shf.size > size - LS_GEN_TRAILER_SIZE) {
+        ls_msgf(why, sizeof(why), "holds %llu bytes", (unsigned long long) c->shf.size);
+        return ask_whole(c, start, why, err, errlen);
+    }
+    if (link_head(c, start, &rc, err, errlen)) {
+        if (rc) return rc;
+        rx->head = start;
+        LS_FAULT("copy.tail.after_head");
+        return 0;
+    }
+    ls_copy_recv_abort(c); /* frees the hashes: recv_begin starts them again */
+    rc = ls_copy_recv_begin(c, epoch, gen, size, close_ns, err, errlen);
+    return rc ? rc : ls_copy_recv_from_shadow(c, start, err, errlen);
 }

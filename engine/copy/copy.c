@@ -10,8 +10,8 @@
 #define DEFAULT_KEEP_LOGS     8
 #define DEFAULT_MAX_FAILURES  3
 #define DEFAULT_CHECKPOINT_MS 1000
-#define DEFAULT_BATCH_GENS    16
-#define DEFAULT_BATCH_BYTES   (32ull * 1024 * 1024)
+#define DEFAULT_BATCH_GENS    64
+#define DEFAULT_BATCH_BYTES   (64ull * 1024 * 1024)
 #define DEFAULT_MAP_SIZE      (64ull * 1024 * 1024) /* engine/store's default */
 #define MAP_ROUND             (1024ull * 1024)
 

@@ -108,9 +108,10 @@ typedef struct {
     uint64_t checkpoint_ms;        /* sync the store at most this often (and when idle: nothing
                                       to apply, the receiver quiet for 100 ms); 1000 */
     uint32_t batch_generations;    /* at most this many generations per store transaction;
-                                       16 (capped at 64) */
+                                       64 (capped at 64); read, checked and sorted 16 at a time */
     uint64_t batch_bytes;          /* at most about this many bytes of log per transaction;
-                                      32 MiB (one generation is always allowed) */
+                                      64 MiB (one generation is always allowed); read 32 MiB at
+                                      a time, at most */
     int prealloc_files;            /* preallocated .part files kept ready in <dir>/pool (made
                                       in the background, docs/COPY.md); 2; negative: none */
     ls_copy_event_cb event_cb;     /* NULL: no events */

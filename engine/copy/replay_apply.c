@@ -6,11 +6,29 @@
  * order, LMDB's B-tree walked in order. Records with LSN <= meta.lsn are skipped (idempotent; the
  * seed hand-off; the records the block-mode shadow applied early).
  */
+#include <endian.h>
 #include <stdlib.h>
 
 #include "copy/replay_int.h"
 
 #define RELEASE_OPS 1024u /* store pages released every this many operations */
+#define PREFETCH                                                                                   \
+    16u /* operations ahead in key order: the op fetched, half as far ahead                        \
+           its key and value (random places in the chunk's buffer) */
+
+/* The sort key of o: its bytes [lcp, lcp + 16) as two big-endian words, zero padded. */
+static inline skey_t sort_key(const op_t *o, size_t lcp, uint32_t seq)
+{
+    uint8_t w[16] = {0};
+    uint64_t k0, k1;
+    if (o->key_len > lcp) memcpy(w, o->key + lcp, LS_MIN((size_t) o->key_len - lcp, sizeof(w)));
+    memcpy(&k0, w, 8);
+    memcpy(&k1, w + 8, 8);
+    return (skey_t){.k0 = be64toh(k0),
+                    .k1 = be64toh(k1),
+                    .seq = seq,
+                    .len = o->key_len << 1 | (o->key_len > lcp + 16)};
+}
 
 /* Collects a record of the batch (past base_lsn) as an operation to sort. */
 static int collect_record(void *ctx, const ls_record_t *r)
@@ -27,11 +45,24 @@ static int collect_record(void *ctx, const ls_record_t *r)
         b->keys = keys;
         b->ops_cap = cap;
     }
-    b->ops[b->nops++] = (op_t){.key = r->key,
-                               .value = r->value,
-                               .key_len = r->key_len,
-                               .value_len = r->value_len,
-                               .type = r->type};
+    op_t *o = &b->ops[b->nops];
+    *o = (op_t){.key = r->key,
+                .value = r->value,
+                .key_len = r->key_len,
+                .value_len = r->value_len,
+                .type = r->type};
+    /* While the key is in cache: the common prefix so far and the sort key as if it stays
+     * empty (sort_batch builds them again when it is not). */
+    if (b->nops == 0) {
+        b->lcp = o->key_len;
+    } else if (b->lcp) {
+        size_t n = LS_MIN(b->lcp, (size_t) o->key_len), j = 0;
+        while (j < n && o->key[j] == b->ops[0].key[j])
+            j++;
+        b->lcp = j;
+    }
+    b->keys[b->nops] = sort_key(o, 0, (uint32_t) b->nops);
+    b->nops++;
     return 0;
 }
 
@@ -157,26 +188,10 @@ static bool sort_batch(batch_t *b, int *rc)
     b->ops_failed = *rc == LS_ENOMEM;
     if (b->ops_failed) *rc = 0;
     if (*rc || b->ops_failed) return false;
-    size_t lcp = b->nops ? b->ops[0].key_len : 0;
-    for (size_t i = 1; i < b->nops && lcp; i++) {
-        const op_t *o = &b->ops[i];
-        size_t n = LS_MIN(lcp, (size_t) o->key_len), j = 0;
-        while (j < n && o->key[j] == b->ops[0].key[j])
-            j++;
-        lcp = j;
-    }
-    b->lcp = lcp;
+    if (b->nops == 0) b->lcp = 0;
+    for (size_t i = 0; b->lcp && i < b->nops; i++) /* a common prefix: past it */
+        b->keys[i] = sort_key(&b->ops[i], b->lcp, (uint32_t) i);
     unsigned depth = 0;
-    for (size_t i = 0; i < b->nops; i++) {
-        const op_t *o = &b->ops[i];
-        uint64_t w[2] = {0, 0};
-        for (size_t j = lcp; j < lcp + 16; j++)
-            w[(j - lcp) / 8] = w[(j - lcp) / 8] << 8 | (j < o->key_len ? o->key[j] : 0);
-        b->keys[i] = (skey_t){.k0 = w[0],
-                              .k1 = w[1],
-                              .seq = (uint32_t) i,
-                              .len = o->key_len << 1 | (o->key_len > lcp + 16)};
-    }
     for (size_t n = b->nops; n > 1; n >>= 1)
         depth += 2;
     sort_keys(b, b->keys, b->nops, depth);
@@ -196,6 +211,12 @@ static int apply_chunk(batch_t *b, ls_store_txn_t *txn)
     } else {
         for (size_t i = 0; rc == 0 && i < b->nops; i++) {
             const skey_t *k = &b->keys[i];
+            if (i + PREFETCH < b->nops) __builtin_prefetch(&b->ops[k[PREFETCH].seq]);
+            if (i + PREFETCH / 2 < b->nops) {
+                const op_t *p = &b->ops[k[PREFETCH / 2].seq];
+                __builtin_prefetch(p->key);
+                __builtin_prefetch(p->value);
+            }
             const op_t *o = &b->ops[k->seq];
             if (i + 1 < b->nops && k->k0 == k[1].k0 && k->k1 == k[1].k1 && k->len == k[1].len &&
                 (!(k->len & 1) || memcmp(o->key, b->ops[k[1].seq].key, o->key_len) == 0))

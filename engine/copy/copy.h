@@ -112,6 +112,11 @@ typedef struct {
     uint64_t batch_bytes;          /* at most about this many bytes of log per transaction;
                                       64 MiB (one generation is always allowed); read 32 MiB at
                                       a time, at most */
+    uint32_t batch_pages;          /* a transaction takes no further chunk once it may have
+                                      dirtied this many store pages (LMDB keeps a heap copy of
+                                      each: the bound of that memory), estimated as the fewer of
+                                      its operations and the tree's pages at its start + 1 per 8
+                                      operations; 65536 (256 MiB of 4 KiB pages) */
     int prealloc_files;            /* preallocated .part files kept ready in <dir>/pool (made
                                       in the background, docs/COPY.md); 2; negative: none */
     ls_copy_event_cb event_cb;     /* NULL: no events */

@@ -73,6 +73,7 @@ static int apply_record(void *ctx, const ls_record_t *r)
     batch_t *b = a[0];
     ls_store_txn_t *txn = a[1];
     if (r->lsn <= b->base_lsn) return 0;
+    b->txn_ops++;
     if (r->type == LS_REC_PUT) return ls_store_put(txn, r->key, r->key_len, r->value, r->value_len);
     if (r->type == LS_REC_DEL) return ls_store_del(txn, r->key, r->key_len);
     return 0;
@@ -224,6 +225,7 @@ static int apply_chunk(batch_t *b, ls_store_txn_t *txn)
             rc = o->type == LS_REC_PUT
                      ? ls_store_put(txn, o->key, o->key_len, o->value, o->value_len)
                      : ls_store_del(txn, o->key, o->key_len);
+            b->txn_ops++;
             if (i % RELEASE_OPS == RELEASE_OPS - 1) {
                 ls_store_txn_release_pages(txn);
                 ls__copy_replay_yield(b, true);
@@ -274,6 +276,7 @@ static int apply_fn(void *ctx, ls_store_txn_t *txn)
     batch_t *b = ctx;
     if (b->attempts++ > 0) {
         b->done = 0;
+        b->txn_ops = 0;
         b->done_bytes = 0;
         b->dmg_rc = 0;
         *b->nm = b->base;
@@ -288,7 +291,9 @@ static int apply_fn(void *ctx, ls_store_txn_t *txn)
         b->done += b->ok;
         for (size_t i = 0; i < b->ok; i++)
             b->done_bytes += b->e[i].size;
-        if (b->dmg_rc) break;            /* commit what was verified before it */
+        if (b->dmg_rc) break; /* commit what was verified before it */
+        if (LS_MIN(b->txn_ops, b->tree_pages + b->txn_ops / 8) >= b->c->o.batch_pages)
+            break; /* as many pages dirty as LMDB should hold copies of: commit */
         ls__copy_replay_yield(b, false); /* ls__copy_replay_next takes mu */
         if (ls__copy_replay_next(b->c, b) == 0) break;
         verify_chunk(b->c, b, b->nm);
@@ -316,6 +321,9 @@ int ls__copy_replay_apply(ls_copy_t *c, batch_t *b, ls_store_meta_t *nm)
     b->attempts = 0;
     b->done = 0;
     b->done_bytes = 0;
+    b->txn_ops = 0;
+    ls_store_stats_t ss;
+    b->tree_pages = ls_store_stats(c->store, &ss) == 0 ? ss.pages : 0;
     int rc = ls_store_apply(c->store, apply_fn, b, nm);
     ls__copy_replay_yield(b, false); /* before store_failed takes mu */
     if (rc) {

@@ -49,6 +49,8 @@ typedef struct {
                                        queue's first (the current chunk's once applied) */
     uint64_t done_bytes;            /* their bytes */
     uint64_t first_gen;             /* the transaction's first generation */
+    uint64_t txn_ops;               /* operations applied in this transaction */
+    uint64_t tree_pages;            /* the store's data pages when it began */
     ls_store_meta_t base;           /* the store's meta before the transaction */
     ls_store_meta_t *nm;            /* the meta the transaction writes: base + the chunks applied */
     unsigned attempts;              /* times the store ran the transaction (MDB_MAP_FULL reruns) */
@@ -84,8 +86,8 @@ void ls__copy_replay_arena_free(batch_t *b);
 
 /* Applies the chunk read (its verified prefix b->ok) in one store transaction with its meta
  * record *nm (the store's position before, updated to after), and while more generations are
- * ready in the queue, within batch_generations and batch_bytes, further chunks in the same
- * transaction: b->done generations in all. A generation that fails its check ends the
+ * ready in the queue, within batch_generations, batch_bytes and batch_pages, further chunks in
+ * the same transaction: b->done generations in all. A generation that fails its check ends the
  * transaction before it (b->dmg_*). A store error sets the copy's state and is returned
  * (replay_apply.c). */
 int ls__copy_replay_apply(ls_copy_t *c, batch_t *b, ls_store_meta_t *nm);

@@ -1,7 +1,7 @@
 /* copy: a replay transaction spans the ready queue, a chunk (16 generations) read, checked and
  * applied at a time: one commit for a backlog, bounded by batch_generations; a file damaged in a
- * later chunk ends the transaction before it; a map grown meanwhile reruns it from the queue's
- * head. docs/COPY.md, "Replay". */
+ * later chunk ends the transaction before it; batch_pages ends it after a chunk; a map grown
+ * meanwhile reruns it from the queue's head. docs/COPY.md, "Replay". */
 #include "copy_test_util.h"
 
 #define BACKLOG 40 /* generations: more than two chunks */
@@ -44,6 +44,24 @@ Test(copy_txn, batch_generations_bounds_the_transaction_across_chunks)
     cr_assert_eq(st.replay_txns, 2, "24 + 16 generations: %llu transactions",
                  (unsigned long long) st.replay_txns);
     cr_assert_eq(st.applied_generations, BACKLOG);
+    ls_copy_close(f.c);
+    fix_fini(&f);
+}
+
+Test(copy_txn, batch_pages_ends_the_transaction_after_the_chunk_that_reaches_it)
+{
+    copy_fix_t f;
+    fix_init(&f, "copytxn", BACKLOG, 4, 30);
+    ls_copy_options_t o = {.batch_pages = 1}; /* any chunk may have dirtied a page */
+    replay_backlog(&f, &o);
+    ls_copy_stats_t st;
+    ls_copy_stats(f.c, &st);
+    cr_assert_eq(st.replay_txns, 3, "16 + 16 + 8 generations: %llu transactions",
+                 (unsigned long long) st.replay_txns);
+    cr_assert_eq(st.applied_generations, BACKLOG);
+    ls_store_stats_t ss;
+    cr_assert_eq(ls_store_stats(ls_copy_store(f.c), &ss), 0);
+    cr_assert_gt(ss.pages, 0, "the store's data pages are counted");
     ls_copy_close(f.c);
     fix_fini(&f);
 }

@@ -10,8 +10,9 @@
 #define DEFAULT_KEEP_LOGS     8
 #define DEFAULT_MAX_FAILURES  3
 #define DEFAULT_CHECKPOINT_MS 1000
-#define DEFAULT_BATCH_GENS    16
-#define DEFAULT_BATCH_BYTES   (32ull * 1024 * 1024)
+#define DEFAULT_BATCH_GENS    64
+#define DEFAULT_BATCH_BYTES   (64ull * 1024 * 1024)
+#define DEFAULT_BATCH_PAGES   65536u
 #define DEFAULT_MAP_SIZE      (64ull * 1024 * 1024) /* engine/store's default */
 #define MAP_ROUND             (1024ull * 1024)
 
@@ -122,6 +123,7 @@ static int init_options(ls_copy_t *c, const ls_copy_options_t *o, char *err, siz
     if (!c->o.checkpoint_ms) c->o.checkpoint_ms = DEFAULT_CHECKPOINT_MS;
     if (!c->o.batch_generations) c->o.batch_generations = DEFAULT_BATCH_GENS;
     if (!c->o.batch_bytes) c->o.batch_bytes = DEFAULT_BATCH_BYTES;
+    if (!c->o.batch_pages) c->o.batch_pages = DEFAULT_BATCH_PAGES;
     c->o.dir = c->dir;
     c->o.prefix = c->prefix;
     c->o.dbid = NULL;

@@ -108,9 +108,15 @@ typedef struct {
     uint64_t checkpoint_ms;        /* sync the store at most this often (and when idle: nothing
                                       to apply, the receiver quiet for 100 ms); 1000 */
     uint32_t batch_generations;    /* at most this many generations per store transaction;
-                                       16 (capped at 64) */
+                                       64 (capped at 64); read, checked and sorted 16 at a time */
     uint64_t batch_bytes;          /* at most about this many bytes of log per transaction;
-                                      32 MiB (one generation is always allowed) */
+                                      64 MiB (one generation is always allowed); read 32 MiB at
+                                      a time, at most */
+    uint32_t batch_pages;          /* a transaction takes no further chunk once it may have
+                                      dirtied this many store pages (LMDB keeps a heap copy of
+                                      each: the bound of that memory), estimated as the fewer of
+                                      its operations and the tree's pages at its start + 1 per 8
+                                      operations; 65536 (256 MiB of 4 KiB pages) */
     int prealloc_files;            /* preallocated .part files kept ready in <dir>/pool (made
                                       in the background, docs/COPY.md); 2; negative: none */
     ls_copy_event_cb event_cb;     /* NULL: no events */

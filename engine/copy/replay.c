@@ -1,14 +1,16 @@
 /*
  * The replayer thread: applies queued generations from logs/ to the copy store in order.
  *
- * A batch is up to batch_generations whole generations (about batch_bytes of log, at least one)
- * whose close time + replay lag has passed. Its files are read and checked against what the
- * inspection saw (replay_read.c: the seal and the chain; no record checksum and no SHA-256 is
- * computed again, docs/COPY.md "Which check runs where"); a file damaged on disk after inspection
- * is deleted with every later one, and asked again. The verified prefix is then applied in ONE
- * store transaction with the meta record (replay_apply.c: epoch, generation, LSN, txid, digest,
- * applied_generations + n), sorted by key. When nothing closed is ready, the shadow of the open
- * generation is applied early (shadow_apply.c).
+ * A store transaction applies up to batch_generations whole generations (about batch_bytes of
+ * log, at least one) whose close time + replay lag has passed, a chunk at a time: up to
+ * CHUNK_GENS generations are read and checked against what the inspection saw (replay_read.c:
+ * the seal and the chain; no record checksum and no SHA-256 is computed again, docs/COPY.md
+ * "Which check runs where"), sorted by key and applied, then, while more are ready, the next
+ * chunk into the same buffer and the same transaction (replay_apply.c), which commits with the
+ * meta record (epoch, generation, LSN, txid, digest, applied_generations + n). A file damaged on
+ * disk after inspection is deleted with every later one, and asked again; what was verified
+ * before it is committed. When nothing closed is ready, the shadow of the open generation is
+ * applied early (shadow_apply.c).
  * The store is checkpointed at most every checkpoint_ms, and when idle (nothing to apply and the
  * receiver quiet for IDLE_CKPT_NS); replayed-synced(N) follows, then log removal.
  */
@@ -91,7 +93,8 @@ static size_t ready(ls_copy_t *c, bool may_yield, uint64_t *wait_ns, bool *holdi
     *holding = false;
     if (c->paused || c->state == LS_COPY_FAILED || !c->store) return 0;
     uint64_t now = ls_now_ns(), lag = c->o.replay_lag_ms * 1000000ull, bytes = 0;
-    size_t n = 0, max = LS_MIN((size_t) c->o.batch_generations, (size_t) LS__COPY_REPLAY_MAX);
+    uint64_t max_bytes = LS_MIN(c->o.batch_bytes, CHUNK_BYTES);
+    size_t n = 0, max = LS_MIN((size_t) c->o.batch_generations, (size_t) CHUNK_GENS);
     bool full = false;
     while (n < c->qlen && n < max) {
         const ls__copy_entry_t *e = &c->q[n];
@@ -104,7 +107,7 @@ static size_t ready(ls_copy_t *c, bool may_yield, uint64_t *wait_ns, bool *holdi
             full = true; /* the rest waits for its lag: nothing to wait for here */
             break;
         }
-        if (n > 0 && bytes + e->size > c->o.batch_bytes) {
+        if (n > 0 && bytes + e->size > max_bytes) {
             full = true;
             break;
         }
@@ -119,6 +122,29 @@ static size_t ready(ls_copy_t *c, bool may_yield, uint64_t *wait_ns, bool *holdi
     *holding = true;
     *wait_ns = LS_MIN(RX_QUIET_NS, HOLD_MAX_NS - held);
     return 0;
+}
+
+size_t ls__copy_replay_next(ls_copy_t *c, batch_t *b)
+{
+    size_t txn_max = LS_MIN((size_t) c->o.batch_generations, (size_t) LS__COPY_REPLAY_MAX);
+    uint64_t now = ls_now_ns(), lag = c->o.replay_lag_ms * 1000000ull, bytes = 0;
+    uint64_t max_bytes =
+        LS_MIN(c->o.batch_bytes - LS_MIN(c->o.batch_bytes, b->done_bytes), CHUNK_BYTES);
+    size_t n = 0;
+    pthread_mutex_lock(&c->mu);
+    if (!c->stop && !c->paused && c->state != LS_COPY_FAILED && c->store) {
+        while (b->done + n < c->qlen && b->done + n < txn_max && n < CHUNK_GENS) {
+            const ls__copy_entry_t *e = &c->q[b->done + n];
+            if ((c->unsynced_gen && e->generation >= c->unsynced_gen) || e->close_ns + lag > now ||
+                bytes + e->size > max_bytes)
+                break; /* not durable yet, waiting for its lag, or beyond the bounds */
+            bytes += e->size;
+            b->e[n++] = *e;
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    b->n = n;
+    return n;
 }
 
 /* A file of the batch failed verification: roll the held chain back to it and ask again. */
@@ -142,27 +168,33 @@ static void damaged(ls_copy_t *c, uint64_t gen, int rc, const char *msg)
     if (failed) ls__copy_emit(c, LS_COPY_EV_STATE, 0, 0, LS_COPY_FAILED, reason);
 }
 
-/* Verifies and applies the n ready entries at the head of the queue (mu not held). Returns
- * a store error (the replayer then waits before trying again) or 0. */
+/* Verifies and applies the n ready entries at the head of the queue, and the generations that
+ * are ready after them in the same transaction (mu not held). Returns a store error (the
+ * replayer then waits before trying again) or 0. */
 static int replay_batch(ls_copy_t *c, batch_t *b, ls_store_meta_t *m)
 {
-    char msg[512] = "";
+    b->dmg_rc = 0;
+    b->done = 0;
     ls__copy_replay_yield(b, true);
-    int vrc = ls__copy_replay_verify(c, b, m, msg, sizeof(msg));
+    int vrc = ls__copy_replay_verify(c, b, m, b->dmg_msg, sizeof(b->dmg_msg));
     ls__copy_replay_yield(b, false); /* ls__copy_shadow_check may take mu */
+    if (vrc) {
+        b->dmg_rc = vrc;
+        b->dmg_gen = b->e[b->ok].generation;
+    }
     int rc = 0;
     if (b->ok && ls__copy_shadow_check(c, &b->e[0], b->buf[0], b->len[0], m) != 0)
-        b->ok = vrc = 0; /* the store applied other bytes early: FAILED, nothing applied */
+        b->ok = b->dmg_rc = 0; /* the store applied other bytes early: FAILED, nothing applied */
     if (b->ok) {
         ls_store_meta_t nm = *m;
         rc = ls__copy_replay_apply(c, b, &nm); /* back at its own nice value */
-        if (rc == 0) {
+        if (rc == 0 && b->done) {
             pthread_mutex_lock(&c->mu);
             c->meta = nm;
-            for (size_t i = 0; i < b->ok; i++)
+            for (size_t i = 0; i < b->done; i++)
                 c->q_bytes -= c->q[i].size;
-            memmove(c->q, c->q + b->ok, (c->qlen - b->ok) * sizeof(*c->q));
-            c->qlen -= b->ok;
+            memmove(c->q, c->q + b->done, (c->qlen - b->done) * sizeof(*c->q));
+            c->qlen -= b->done;
             c->replay_txns++;
             bool healthy =
                 c->state == LS_COPY_DISK_FULL && ls__copy_set_state(c, LS_COPY_HEALTHY, "");
@@ -172,7 +204,7 @@ static int replay_batch(ls_copy_t *c, batch_t *b, ls_store_meta_t *m)
             ls__copy_emit(c, LS_COPY_EV_REPLAYED, nm.digest_generation, nm.lsn, 0, "");
         }
     }
-    if (vrc && rc == 0) damaged(c, b->e[b->ok].generation, vrc, msg);
+    if (b->dmg_rc && rc == 0) damaged(c, b->dmg_gen, b->dmg_rc, b->dmg_msg);
     return rc;
 }
 

@@ -6,11 +6,29 @@
  * order, LMDB's B-tree walked in order. Records with LSN <= meta.lsn are skipped (idempotent; the
  * seed hand-off; the records the block-mode shadow applied early).
  */
+#include <endian.h>
 #include <stdlib.h>
 
 #include "copy/replay_int.h"
 
 #define RELEASE_OPS 1024u /* store pages released every this many operations */
+#define PREFETCH                                                                                   \
+    16u /* operations ahead in key order: the op fetched, half as far ahead                        \
+           its key and value (random places in the chunk's buffer) */
+
+/* The sort key of o: its bytes [lcp, lcp + 16) as two big-endian words, zero padded. */
+static inline skey_t sort_key(const op_t *o, size_t lcp, uint32_t seq)
+{
+    uint8_t w[16] = {0};
+    uint64_t k0, k1;
+    if (o->key_len > lcp) memcpy(w, o->key + lcp, LS_MIN((size_t) o->key_len - lcp, sizeof(w)));
+    memcpy(&k0, w, 8);
+    memcpy(&k1, w + 8, 8);
+    return (skey_t){.k0 = be64toh(k0),
+                    .k1 = be64toh(k1),
+                    .seq = seq,
+                    .len = o->key_len << 1 | (o->key_len > lcp + 16)};
+}
 
 /* Collects a record of the batch (past base_lsn) as an operation to sort. */
 static int collect_record(void *ctx, const ls_record_t *r)
@@ -27,11 +45,24 @@ static int collect_record(void *ctx, const ls_record_t *r)
         b->keys = keys;
         b->ops_cap = cap;
     }
-    b->ops[b->nops++] = (op_t){.key = r->key,
-                               .value = r->value,
-                               .key_len = r->key_len,
-                               .value_len = r->value_len,
-                               .type = r->type};
+    op_t *o = &b->ops[b->nops];
+    *o = (op_t){.key = r->key,
+                .value = r->value,
+                .key_len = r->key_len,
+                .value_len = r->value_len,
+                .type = r->type};
+    /* While the key is in cache: the common prefix so far and the sort key as if it stays
+     * empty (sort_batch builds them again when it is not). */
+    if (b->nops == 0) {
+        b->lcp = o->key_len;
+    } else if (b->lcp) {
+        size_t n = LS_MIN(b->lcp, (size_t) o->key_len), j = 0;
+        while (j < n && o->key[j] == b->ops[0].key[j])
+            j++;
+        b->lcp = j;
+    }
+    b->keys[b->nops] = sort_key(o, 0, (uint32_t) b->nops);
+    b->nops++;
     return 0;
 }
 
@@ -42,6 +73,7 @@ static int apply_record(void *ctx, const ls_record_t *r)
     batch_t *b = a[0];
     ls_store_txn_t *txn = a[1];
     if (r->lsn <= b->base_lsn) return 0;
+    b->txn_ops++;
     if (r->type == LS_REC_PUT) return ls_store_put(txn, r->key, r->key_len, r->value, r->value_len);
     if (r->type == LS_REC_DEL) return ls_store_del(txn, r->key, r->key_len);
     return 0;
@@ -148,9 +180,8 @@ static int parse_batch(batch_t *b, ls_record_cb cb, void *ctx)
     return 0;
 }
 
-/* Parses the batch into b->ops, sorted by key (stable), before the transaction begins. False
- * when there was no memory (the batch is then applied in LSN order); a parse error is kept in
- * *rc. */
+/* Parses the chunk into b->ops, sorted by key (stable). False when there was no memory (the
+ * chunk is then applied in LSN order) or on a parse error (kept in *rc). */
 static bool sort_batch(batch_t *b, int *rc)
 {
     b->nops = 0;
@@ -158,76 +189,56 @@ static bool sort_batch(batch_t *b, int *rc)
     b->ops_failed = *rc == LS_ENOMEM;
     if (b->ops_failed) *rc = 0;
     if (*rc || b->ops_failed) return false;
-    size_t lcp = b->nops ? b->ops[0].key_len : 0;
-    for (size_t i = 1; i < b->nops && lcp; i++) {
-        const op_t *o = &b->ops[i];
-        size_t n = LS_MIN(lcp, (size_t) o->key_len), j = 0;
-        while (j < n && o->key[j] == b->ops[0].key[j])
-            j++;
-        lcp = j;
-    }
-    b->lcp = lcp;
+    if (b->nops == 0) b->lcp = 0;
+    for (size_t i = 0; b->lcp && i < b->nops; i++) /* a common prefix: past it */
+        b->keys[i] = sort_key(&b->ops[i], b->lcp, (uint32_t) i);
     unsigned depth = 0;
-    for (size_t i = 0; i < b->nops; i++) {
-        const op_t *o = &b->ops[i];
-        uint64_t w[2] = {0, 0};
-        for (size_t j = lcp; j < lcp + 16; j++)
-            w[(j - lcp) / 8] = w[(j - lcp) / 8] << 8 | (j < o->key_len ? o->key[j] : 0);
-        b->keys[i] = (skey_t){.k0 = w[0],
-                              .k1 = w[1],
-                              .seq = (uint32_t) i,
-                              .len = o->key_len << 1 | (o->key_len > lcp + 16)};
-    }
     for (size_t n = b->nops; n > 1; n >>= 1)
         depth += 2;
     sort_keys(b, b->keys, b->nops, depth);
     return true;
 }
 
-/* The store callback: the batch's operations in key order, only the last one of each key (the
- * same final state as every record in LSN order, since the batch commits as one), or, without
- * the sorted list, every record past base_lsn in order. Re-runnable (after MDB_MAP_FULL the
- * store calls it again from the start). */
-static int apply_fn(void *ctx, ls_store_txn_t *txn)
+/* The chunk's records past b->base_lsn into the transaction: in key order, only the last write
+ * of each key (the same final state as every record in LSN order, since the transaction commits
+ * as one), or, without memory for the sorted list, every record in order. */
+static int apply_chunk(batch_t *b, ls_store_txn_t *txn)
 {
-    batch_t *b = ctx;
-    if (b->ops_failed) {
+    int rc = 0;
+    ls__copy_replay_yield(b, true);
+    if (!sort_batch(b, &rc) && rc == 0) {
         void *a[2] = {b, txn};
-        int rc = parse_batch(b, apply_record, a);
-        if (rc) return rc;
+        rc = parse_batch(b, apply_record, a);
     } else {
-        for (size_t i = 0; i < b->nops; i++) {
+        for (size_t i = 0; rc == 0 && i < b->nops; i++) {
             const skey_t *k = &b->keys[i];
+            if (i + PREFETCH < b->nops) __builtin_prefetch(&b->ops[k[PREFETCH].seq]);
+            if (i + PREFETCH / 2 < b->nops) {
+                const op_t *p = &b->ops[k[PREFETCH / 2].seq];
+                __builtin_prefetch(p->key);
+                __builtin_prefetch(p->value);
+            }
             const op_t *o = &b->ops[k->seq];
             if (i + 1 < b->nops && k->k0 == k[1].k0 && k->k1 == k[1].k1 && k->len == k[1].len &&
                 (!(k->len & 1) || memcmp(o->key, b->ops[k[1].seq].key, o->key_len) == 0))
                 continue; /* a later write of the same key follows */
-            int rc = o->type == LS_REC_PUT
-                         ? ls_store_put(txn, o->key, o->key_len, o->value, o->value_len)
-                         : ls_store_del(txn, o->key, o->key_len);
-            if (rc) return rc;
+            rc = o->type == LS_REC_PUT
+                     ? ls_store_put(txn, o->key, o->key_len, o->value, o->value_len)
+                     : ls_store_del(txn, o->key, o->key_len);
+            b->txn_ops++;
             if (i % RELEASE_OPS == RELEASE_OPS - 1) {
                 ls_store_txn_release_pages(txn);
                 ls__copy_replay_yield(b, true);
             }
         }
     }
-    if (LS_FAULT("copy.replay.before_commit")) return LS_EIO;
-    return 0;
+    return rc;
 }
 
-/* A store error: DISK_FULL (retried) or FAILED (mu not held). */
-static void store_failed(ls_copy_t *c, const batch_t *b, int rc)
-{
-    char reason[512];
-    ls_msgf(reason, sizeof(reason),
-            "copy %s: applying generations %llu..%llu to the store failed: %s", c->dir,
-            (unsigned long long) b->e[0].generation,
-            (unsigned long long) b->e[b->ok - 1].generation, ls_strerror(rc));
-    ls__copy_store_failed(c, rc, reason);
-}
-
-int ls__copy_replay_apply(ls_copy_t *c, batch_t *b, ls_store_meta_t *nm)
+/* The meta record after the chunk's verified prefix: its last generation's position and digest,
+ * the highest txid, applied_generations + b->ok; records up to the position before are skipped
+ * (b->base_lsn). */
+static void meta_add(batch_t *b, ls_store_meta_t *nm)
 {
     const ls__copy_entry_t *last = &b->e[b->ok - 1];
     b->base_lsn = nm->lsn;
@@ -241,13 +252,83 @@ int ls__copy_replay_apply(ls_copy_t *c, batch_t *b, ls_store_meta_t *nm)
     for (size_t i = 0; i < b->ok; i++)
         nm->txid = LS_MAX(nm->txid, b->e[i].last_txid);
     nm->applied_generations += b->ok;
-    int rc = 0;
+}
+
+/* Reads and checks the chunk in b->e against the position *nm; a generation that fails is
+ * recorded (b->dmg_*): the transaction ends before it. */
+static void verify_chunk(ls_copy_t *c, batch_t *b, const ls_store_meta_t *nm)
+{
     ls__copy_replay_yield(b, true);
-    sort_batch(b, &rc);
-    if (rc == 0) rc = ls_store_apply(c->store, apply_fn, b, nm);
+    int rc = ls__copy_replay_verify(c, b, nm, b->dmg_msg, sizeof(b->dmg_msg));
+    if (rc) {
+        b->dmg_rc = rc;
+        b->dmg_gen = b->e[b->ok].generation;
+    }
+}
+
+/* The store callback: the chunk read, then while more generations are ready (and none failed
+ * its check), the next chunk read into the same buffer and applied in the same transaction; b->nm
+ * (the meta ls_store_apply writes after this returns) follows each chunk applied. Re-runnable:
+ * after MDB_MAP_FULL the store calls it again with a new transaction, and it starts over from the
+ * queue's head, reading the files again (checked again: a new read). */
+static int apply_fn(void *ctx, ls_store_txn_t *txn)
+{
+    batch_t *b = ctx;
+    if (b->attempts++ > 0) {
+        b->done = 0;
+        b->txn_ops = 0;
+        b->done_bytes = 0;
+        b->dmg_rc = 0;
+        *b->nm = b->base;
+        ls__copy_replay_yield(b, false); /* ls__copy_replay_next takes mu */
+        if (ls__copy_replay_next(b->c, b) == 0) return 0;
+        verify_chunk(b->c, b, b->nm);
+    }
+    while (b->ok) {
+        meta_add(b, b->nm);
+        int rc = apply_chunk(b, txn);
+        if (rc) return rc;
+        b->done += b->ok;
+        for (size_t i = 0; i < b->ok; i++)
+            b->done_bytes += b->e[i].size;
+        if (b->dmg_rc) break; /* commit what was verified before it */
+        if (LS_MIN(b->txn_ops, b->tree_pages + b->txn_ops / 8) >= b->c->o.batch_pages)
+            break; /* as many pages dirty as LMDB should hold copies of: commit */
+        ls__copy_replay_yield(b, false); /* ls__copy_replay_next takes mu */
+        if (ls__copy_replay_next(b->c, b) == 0) break;
+        verify_chunk(b->c, b, b->nm);
+    }
+    if (LS_FAULT("copy.replay.before_commit")) return LS_EIO;
+    return 0;
+}
+
+/* A store error: DISK_FULL (retried) or FAILED (mu not held). */
+static void store_failed(ls_copy_t *c, const batch_t *b, int rc)
+{
+    char reason[512];
+    ls_msgf(
+        reason, sizeof(reason), "copy %s: applying generations %llu..%llu to the store failed: %s",
+        c->dir, (unsigned long long) b->first_gen,
+        (unsigned long long) (b->first_gen + b->done + (b->ok ? b->ok - 1 : 0)), ls_strerror(rc));
+    ls__copy_store_failed(c, rc, reason);
+}
+
+int ls__copy_replay_apply(ls_copy_t *c, batch_t *b, ls_store_meta_t *nm)
+{
+    b->base = *nm;
+    b->nm = nm;
+    b->first_gen = b->e[0].generation;
+    b->attempts = 0;
+    b->done = 0;
+    b->done_bytes = 0;
+    b->txn_ops = 0;
+    ls_store_stats_t ss;
+    b->tree_pages = ls_store_stats(c->store, &ss) == 0 ? ss.pages : 0;
+    int rc = ls_store_apply(c->store, apply_fn, b, nm);
     ls__copy_replay_yield(b, false); /* before store_failed takes mu */
     if (rc) {
         store_failed(c, b, rc);
+        b->done = 0; /* nothing of it was committed */
         return rc;
     }
     LS_FAULT("copy.replay.after_commit");

@@ -437,7 +437,10 @@ int ls_store_stats(ls_store_t *s, ls_store_stats_t *out)
     if (rc == 0) {
         MDB_stat st;
         rc = mdb_stat(txn, s->data, &st);
-        if (rc == 0) out->entries = st.ms_entries;
+        if (rc == 0) {
+            out->entries = st.ms_entries;
+            out->pages = st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages;
+        }
         mdb_txn_abort(txn);
     }
     ls_store_env_unlock(s->shared);

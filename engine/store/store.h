@@ -158,6 +158,7 @@ typedef struct {
     uint64_t map_size;  /* current map size, bytes */
     uint64_t map_grows; /* times the map was grown after MDB_MAP_FULL since open */
     uint64_t entries;   /* keys in "data" */
+    uint64_t pages;     /* pages of "data": branch, leaf and overflow */
 } ls_store_stats_t;
 int ls_store_stats(ls_store_t *store, ls_store_stats_t *out);
 

@@ -91,8 +91,13 @@ static void ship_compressed(bool plaintext, const char *tag)
             tag, gens, sent, block, wire, 100.0 * wire / sent, rtt_max, samples);
     cr_assert_gt(sent, 20.0 * 1024 * 1024, "only %.0f bytes shipped", sent);
     cr_assert_gt(wire, 0);
-    cr_assert_lt(wire, sent * 0.8, "compression saved too little: %.0f wire for %.0f data", wire,
-                 sent);
+    /* Whole generations go in 256 KiB frames and compress ~3x; BLOCK bodies are each commit
+     * batch's new bytes, small frames that compress little (under 512 bytes not at all), and how
+     * many bytes go as BLOCK depends on how soon the copy catches up (a faster passive: more).
+     * So the GEN_DATA part must save a fifth, the BLOCK part is allowed its frames' overhead. */
+    cr_assert_lt(wire, (sent - block) * 0.8 + block * 1.05,
+                 "compression saved too little: %.0f wire for %.0f data (%.0f as BLOCK)", wire,
+                 sent, block);
     /* The point: no chunk body was (de)compressed on a loop thread, on either side. */
     cr_assert_eq(ls_h_num(a, "zstd_loop_calls"), 0, "the active compressed on its loop");
     cr_assert_eq(ls_h_num(b, "zstd_loop_calls"), 0, "the passive decompressed on its loop");

@@ -267,7 +267,7 @@ Test(copy, queued_generations_are_applied_in_few_transactions)
     wait_replayed(f.c, 10, true);
     ls_copy_stats(f.c, &st);
     cr_assert_lt(st.replay_txns, 10, "%llu transactions", (unsigned long long) st.replay_txns);
-    cr_assert_eq(st.replay_txns, 1, "10 generations fit one batch of 16");
+    cr_assert_eq(st.replay_txns, 1, "10 generations fit one transaction");
     cr_assert_eq(st.applied_generations, 10);
     store_matches(f.c, &f.ch);
     ls_copy_close(f.c);

@@ -151,9 +151,12 @@ void ls_hex(const uint8_t *buf, size_t n, char *out);
 /* ---- fault points (test builds only) ------------------------------------------------------ */
 /* LS_FAULT("name") evaluates to true when the fault point is armed with the action "fail"; it
  * never returns when armed with "exit" (_exit(LS_FAULT_EXIT_CODE)) or "abort" (SIGABRT);
- * "sleep:MS" sleeps then returns false. Points are armed by the LS_FAULTS environment variable,
- * read once: "name=action[@N][,name=action...]" where @N fires only at the N-th hit (1-based).
- * In builds without LS_FAULTS_ENABLED the macro is the constant false. */
+ * "sleep:MS" sleeps then returns false; "hold:PATH" waits until the file PATH exists (checked
+ * every millisecond, at most 60 s, then says so on stderr) and returns false, so a test holds a
+ * thread at a point for exactly as long as it needs, not for a guessed time. Points are armed by
+ * the LS_FAULTS environment variable, read once: "name=action[@N][,name=action...]" where @N fires
+ * only at the N-th hit (1-based). In builds without LS_FAULTS_ENABLED the macro is the constant
+ * false. */
 #define LS_FAULT_EXIT_CODE 86
 #ifdef LS_FAULTS_ENABLED
 bool ls__fault_hit(const char *name);

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/core.h"
@@ -12,7 +13,7 @@
 
 struct point {
     char name[64];
-    char action[32];
+    char action[256];   /* "hold:PATH" holds a path */
     unsigned long at;   /* fire only at this hit (1-based), 0 = every hit */
     unsigned long hits; /* hits so far */
 };
@@ -26,7 +27,7 @@ static void parse(void)
 {
     const char *env = getenv("LS_FAULTS");
     if (!env) return;
-    char buf[1024];
+    char buf[4096];
     snprintf(buf, sizeof(buf), "%s", env);
     char *save = NULL;
     for (char *tok = strtok_r(buf, ",", &save); tok && npoints < MAX_POINTS;
@@ -43,6 +44,18 @@ static void parse(void)
         }
         snprintf(p->action, sizeof(p->action), "%s", eq + 1);
     }
+}
+
+/* "hold:PATH": until the test creates PATH, bounded so that a test that never does ends. */
+static void hold(const char *name, const char *path)
+{
+    struct stat st;
+    for (int ms = 0; ms < 60000; ms++) {
+        if (stat(path, &st) == 0) return;
+        usleep(1000);
+    }
+    fprintf(stderr, "logship: fault point %s: %s did not appear within 60 s; going on\n", name,
+            path);
 }
 
 bool ls__fault_hit(const char *name)
@@ -62,6 +75,10 @@ bool ls__fault_hit(const char *name)
         if (!strcmp(p->action, "kill")) kill(getpid(), SIGKILL);
         if (!strncmp(p->action, "sleep:", 6)) {
             usleep((useconds_t) strtoul(p->action + 6, NULL, 10) * 1000u);
+            return false;
+        }
+        if (!strncmp(p->action, "hold:", 5)) {
+            hold(name, p->action + 5);
             return false;
         }
         return !strcmp(p->action, "fail");

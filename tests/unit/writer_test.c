@@ -538,15 +538,20 @@ Test(writer, applier_checkpoints_every_checkpoint_ms)
 Test(writer, durable_batches_behind_the_applier_merge_into_one_store_transaction_across_rolls,
      .timeout = 60)
 {
-    /* The applier applies transaction 0, then stays 2.5 s before going on; the flusher meanwhile
-     * makes transactions 1-5 durable, one batch and one roll each, and acknowledges them. */
-    setenv("LS_FAULTS", "writer.apply.after=sleep:2500@1", 1);
+    /* The applier applies transaction 0, then is held until the test lets it go on; the flusher
+     * meanwhile makes transactions 1-5 durable, one batch and one roll each, and acknowledges
+     * them. */
     char *dir = ls_h_tmpdir("writer");
+    char *hold = ls_h_tmpdir("hold");
+    char go[PATHLEN], faults[PATHLEN + 64];
+    snprintf(go, sizeof(go), "%s/go", hold);
+    snprintf(faults, sizeof(faults), "writer.apply.after=hold:%s@1", go);
+    setenv("LS_FAULTS", faults, 1);
     ls_db_options_t o = quiet_opts();
     o.target_size = 1024; /* one transaction (~700 bytes) per generation */
     ls_db_t *db = open_db(dir, &o);
     stagger_t s[6];
-    cr_assert(commit_staggered(db, s, 6, 2000), "each commit durable while the applier waits");
+    cr_assert(commit_staggered(db, s, 6, 10000), "each commit durable while the applier waits");
     for (int i = 0; i < 6; i++) {
         pthread_join(s[i].th, NULL);
         cr_assert_eq(s[i].rc, 0, "commit %d acknowledged once durable", i);
@@ -559,6 +564,7 @@ Test(writer, durable_batches_behind_the_applier_merge_into_one_store_transaction
     cr_assert_eq(st.last_lsn, 18);
     cr_assert_lt(st.applied_lsn, 18, "the store is behind: the overlay serves the reads");
     cr_assert_geq(st.generations_closed, 4, "the log rolled ahead of the applier");
+    cr_assert_eq(ls_h_write_file(go, "go", 2), 0, "the applier let go");
     cr_assert(wait_applied(db, 10000));
     ls_db_stats(db, &st);
     cr_assert_eq(st.applies, 2, "transaction 0, then 1-5 merged into one store transaction");
@@ -587,5 +593,7 @@ Test(writer, durable_batches_behind_the_applier_merge_into_one_store_transaction
     cr_assert_eq(memcmp(m.digest, info.digest, LS_DIGEST_SIZE), 0, "digest of generation %llu",
                  (unsigned long long) gen - 1);
     ls_h_rmtree(dir);
+    ls_h_rmtree(hold);
     free(dir);
+    free(hold);
 }

@@ -135,6 +135,7 @@ struct ls_db {
     ls_store_t *store;                  /* the active store */
     int lock_fd;       /* <dir>/lock, flock'ed exclusively while open; -1 when none */
     ls_ctlpage_t *ctl; /* <dir>/control, mapped: the fence read once per batch (ctlpage.h) */
+    int bell;          /* <dir>/doorbell (ctlpage.h), rung when the daemon armed it; -1: none */
 
     /* log state (log_mu) */
     pthread_mutex_t log_mu;              /* guards the log state */

@@ -225,8 +225,11 @@ bool ls_ctlpage_bell_drain(int fd)
 {
     char buf[256];
     bool any = false;
-    for (ssize_t n; (n = read(fd, buf, sizeof(buf))) > 0;)
-        any = true;
+    ssize_t n;
+    do { /* a short read emptied it: no second read to see EAGAIN */
+        n = read(fd, buf, sizeof(buf));
+        any |= n > 0;
+    } while (n == (ssize_t) sizeof(buf));
     return any;
 }
 

@@ -418,6 +418,7 @@ int ls_db_stats(ls_db_t *db, ls_db_stats_t *out)
     out->applies = db->applies;
     out->unapplied_bytes = db->unapplied;
     out->overlay_waits = db->space_waits;
+    out->led_batches = db->led;
     out->next_prepared = db->next_fd >= 0;
     out->sync_waits = db->sync_waits;
     out->sync_timeouts = db->sync_timeouts;

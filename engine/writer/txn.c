@@ -107,8 +107,8 @@ int ls_txn_commit(ls_txn_t *t)
             pthread_mutex_unlock(&db->mu);
             ls__flush_lead(db, t);
             pthread_mutex_lock(&db->mu);
-        } else {
-            pthread_cond_signal(&db->wake);
+        } else if (!db->flushing) {
+            pthread_cond_signal(&db->wake); /* else the writer of that batch takes it next */
         }
         while (!w.done) {
             if (w.page || w.lsn) /* it watches its copies itself (sync.c) */

@@ -6,8 +6,16 @@
  * descriptor whose header was checked to name the generation asked for (the machine asks only
  * for bytes published as durable; they are in the page cache: a pread of at most a chunk). The
  * copies' positions the targets acknowledge are published back into the page for synchronous
- * commit. */
+ * commit.
+ *
+ * The doorbell (ctlpage.h, docs/BLOCKMODE.md "The doorbell"): when the writer rings
+ * <db>/doorbell (it says so in the page), the loop polls the FIFO and takes the position
+ * itself, without the watcher's hop: after each hand-on it arms the bell and reads the position
+ * once more. The watcher then leaves the futex (the writer would wake it for nothing) and only
+ * re-reads the position every second; it goes back to the futex when the writer that publishes
+ * is not the one that rings (a writer built before the doorbell, or none). */
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,13 +37,39 @@ struct node_bw {
     atomic_bool stop;   /* the watcher ends */
     uv_async_t async;   /* the watcher's post to the loop */
     bool async_open;    /* async initialised, not closed */
-    int fd;             /* logs/<prefix>.log as opened for reads (-1: none) */
-    uint32_t fd_epoch;  /* the header's epoch ... */
-    uint64_t fd_gen;    /* ... and generation */
-    uint32_t last_seq;  /* the loop: the sequence last handed on */
+    int bell;           /* <db>/doorbell, polled by the loop (-1: none) */
+    uv_poll_t bell_poll;
+    bool bell_open;           /* bell_poll initialised, not closed */
+    pthread_mutex_t idle_mu;  /* the watcher's sleep while the writer rings ... */
+    pthread_cond_t idle_cond; /* ... signalled at stop and when the loop sees it stopped ringing */
+    int fd;                   /* logs/<prefix>.log as opened for reads (-1: none) */
+    uint32_t fd_epoch;        /* the header's epoch ... */
+    uint64_t fd_gen;          /* ... and generation */
+    uint32_t last_seq;        /* the loop: the sequence last handed on */
     ls_ctl_copy_t pub[LS_CTL_COPIES_MAX]; /* the loop: the copies' positions last published */
     uint32_t npub;                        /* how many (UINT32_MAX: none yet) */
 };
+
+/* The writer that published the position rings the bell: the watcher keeps off the futex. */
+static bool rung(const struct node_bw *bw, const ls_ctl_durable_t *d)
+{
+    return bw->bell >= 0 && d->pid != 0 && ls_ctlpage_bell(bw->page) == d->pid;
+}
+
+/* The watcher's sleep while the writer rings: a second, or until the loop sees that it stopped
+ * (the check under the mutex the loop signals with: no signal is lost) or the node stops. */
+static void idle_wait(struct node_bw *bw)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += (time_t) (BW_WAIT_NS / 1000000000ull);
+    ls_ctl_durable_t d;
+    pthread_mutex_lock(&bw->idle_mu);
+    ls_ctlpage_read_durable(bw->page, &d);
+    if (!atomic_load(&bw->stop) && rung(bw, &d))
+        pthread_cond_timedwait(&bw->idle_cond, &bw->idle_mu, &ts);
+    pthread_mutex_unlock(&bw->idle_mu);
+}
 
 static void *watch_main(void *arg)
 {
@@ -44,7 +78,10 @@ static void *watch_main(void *arg)
     uint32_t seq = ls_ctlpage_read_durable(bw->page, &d);
     uv_async_send(&bw->async);
     while (!atomic_load(&bw->stop)) {
-        ls_ctlpage_wait_durable(bw->page, seq, BW_WAIT_NS); /* a timeout only re-reads */
+        if (rung(bw, &d))
+            idle_wait(bw); /* the loop is rung; a re-read a second in case a ring was lost */
+        else
+            ls_ctlpage_wait_durable(bw->page, seq, BW_WAIT_NS); /* a timeout only re-reads */
         uint32_t now = ls_ctlpage_read_durable(bw->page, &d);
         if (now != seq) {
             seq = now;
@@ -55,13 +92,11 @@ static void *watch_main(void *arg)
 }
 
 /* The loop: the newest durable position to every machine, then the links send. */
-static void on_durable(uv_async_t *h)
+static void hand_on(struct node_bw *bw, const ls_ctl_durable_t *dp)
 {
-    struct node_bw *bw = h->data;
     active_t *a = bw->a;
     if (a->node->stopping || a->fenced || a->retired || !a->have_dbid) return;
-    ls_ctl_durable_t d;
-    bw->last_seq = ls_ctlpage_read_durable(bw->page, &d);
+    ls_ctl_durable_t d = *dp;
     if (d.generation == 0 || d.epoch == 0) return; /* no writer ever published */
     ls_ship_durable_t sd = {.epoch = d.epoch,
                             .generation = d.generation,
@@ -73,6 +108,47 @@ static void on_durable(uv_async_t *h)
         ls_ship_block_durable(a->shippers[i].m, &sd, now);
     for (int i = 0; i < a->nshippers; i++)
         ls__node_link_pump(a->shippers[i].link);
+}
+
+/* Hands the position on; with a doorbell, arms it and reads the position once more (a
+ * publication between the read and the arming rang nothing): again while it moved, twice at most
+ * in one go (the loop serves the others), then through the async. */
+static void take_durable(struct node_bw *bw)
+{
+    ls_ctl_durable_t d;
+    bw->last_seq = ls_ctlpage_read_durable(bw->page, &d);
+    for (int pass = 0;; pass++) {
+        hand_on(bw, &d);
+        if (bw->bell < 0 || bw->a->node->stopping) return;
+        bool was_rung = rung(bw, &d);
+        ls_ctlpage_arm_bell(bw->page, true);
+        uint32_t seq = ls_ctlpage_read_durable(bw->page, &d);
+        if (was_rung && !rung(bw, &d)) { /* the writer stopped ringing: the watcher to the futex */
+            pthread_mutex_lock(&bw->idle_mu);
+            pthread_cond_signal(&bw->idle_cond);
+            pthread_mutex_unlock(&bw->idle_mu);
+        }
+        if (seq == bw->last_seq) return;
+        if (pass == 2) {
+            uv_async_send(&bw->async);
+            return;
+        }
+        bw->last_seq = seq;
+    }
+}
+
+static void on_durable(uv_async_t *h)
+{
+    take_durable(h->data);
+}
+
+static void on_bell(uv_poll_t *h, int status, int events)
+{
+    struct node_bw *bw = h->data;
+    (void) events;
+    if (status < 0) return; /* an error on a FIFO: the watcher's re-read still runs */
+    ls_ctlpage_bell_drain(bw->bell);
+    take_durable(bw);
 }
 
 void ls__node_bw_start(active_t *a)
@@ -87,9 +163,25 @@ void ls__node_bw_start(active_t *a)
     bw->page = a->ctl; /* borrowed: active_free closes it after this is freed */
     bw->fd = -1;
     bw->npub = UINT32_MAX;
+    pthread_mutex_init(&bw->idle_mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&bw->idle_cond, &ca);
+    pthread_condattr_destroy(&ca);
     uv_async_init(a->node->loop, &bw->async, on_durable);
     bw->async.data = bw;
     bw->async_open = true;
+    /* "node.doorbell": a daemon without it (the writer is never asked to ring) */
+    bw->bell = LS_FAULT("node.doorbell") ? -1 : ls_ctlpage_bell_open(a->cfg->path);
+    if (bw->bell >= 0 && uv_poll_init(a->node->loop, &bw->bell_poll, bw->bell) == 0) {
+        bw->bell_poll.data = bw;
+        bw->bell_open = true;
+        uv_poll_start(&bw->bell_poll, UV_READABLE, on_bell);
+    } else if (bw->bell >= 0) {
+        close(bw->bell);
+        bw->bell = -1;
+    }
     a->bw = bw;
     if (pthread_create(&bw->thread, NULL, watch_main, bw) != 0) {
         LS_LOGW("active", "database %s: no block mode: cannot start the watcher thread",
@@ -107,11 +199,19 @@ void ls__node_bw_stop(active_t *a)
     if (bw->running) {
         atomic_store(&bw->stop, true);
         ls_ctlpage_wake_durable(bw->page);
+        pthread_mutex_lock(&bw->idle_mu);
+        pthread_cond_signal(&bw->idle_cond);
+        pthread_mutex_unlock(&bw->idle_mu);
         pthread_join(bw->thread, NULL);
         bw->running = false;
     }
     if (bw->async_open) uv_close((uv_handle_t *) &bw->async, NULL);
     bw->async_open = false;
+    if (bw->bell_open) {
+        ls_ctlpage_arm_bell(bw->page, false); /* the writer rings no one */
+        uv_close((uv_handle_t *) &bw->bell_poll, NULL);
+    }
+    bw->bell_open = false;
     if (bw->fd >= 0) close(bw->fd);
     bw->fd = -1;
 }
@@ -120,7 +220,10 @@ void ls__node_bw_free(active_t *a)
 {
     struct node_bw *bw = a->bw;
     if (!bw) return;
-    ls__node_bw_stop(a); /* already stopped by the node's close: a no-op */
+    ls__node_bw_stop(a);                /* already stopped by the node's close: a no-op */
+    if (bw->bell >= 0) close(bw->bell); /* after its poll handle's close, ended by now */
+    pthread_cond_destroy(&bw->idle_cond);
+    pthread_mutex_destroy(&bw->idle_mu);
     free(bw);
     a->bw = NULL;
 }

@@ -5,10 +5,13 @@
  * ctlpage.c; the struct both share is in writer_int.h.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <linux/futex.h>
 #include <sched.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -25,6 +28,8 @@
 #define OFF_D_TIME    544
 #define OFF_D_EPOCH   552 /* u32 */
 #define OFF_D_PID     556 /* u32 */
+#define OFF_D_ARMED   560 /* u32: the daemon armed the doorbell (1), the writer takes it (0) */
+#define OFF_D_BELL    564 /* u32: the pid of the writer that rings the doorbell, 0 none */
 #define OFF_C_SEQ     1024
 #define OFF_C_N       1032 /* u32 */
 #define OFF_C_SLOTS   1040 /* LS_CTL_COPIES_MAX slots of 32 bytes */
@@ -169,6 +174,63 @@ int ls_ctlpage_wait_durable(const ls_ctlpage_t *p, uint32_t seen, uint64_t timeo
 void ls_ctlpage_wake_durable(const ls_ctlpage_t *p)
 {
     wake_seq(p, OFF_D_SEQ);
+}
+
+/* ---- the doorbell (ctlpage.h) ---------------------------------------------------------------- */
+
+int ls_ctlpage_bell_open(const char *dbdir)
+{
+    char path[LS__CTL_PATH_MAX + 16];
+    snprintf(path, sizeof(path), "%.4000s/doorbell", dbdir);
+    if (mkfifo(path, 0600) != 0 && errno != EEXIST) return -1;
+    int fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC); /* read-write: never blocks, no EPIPE */
+    struct stat st;
+    if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISFIFO(st.st_mode))) {
+        close(fd); /* something else took the name: no doorbell */
+        fd = -1;
+    }
+    return fd;
+}
+
+void ls_ctlpage_set_bell(ls_ctlpage_t *p, uint32_t pid)
+{
+    __atomic_store_n(u32_at(p, OFF_D_BELL), pid, __ATOMIC_SEQ_CST);
+}
+
+uint32_t ls_ctlpage_bell(const ls_ctlpage_t *p)
+{
+    return __atomic_load_n(u32_at(p, OFF_D_BELL), __ATOMIC_SEQ_CST);
+}
+
+void ls_ctlpage_arm_bell(ls_ctlpage_t *p, bool armed)
+{
+    __atomic_store_n(u32_at(p, OFF_D_ARMED), armed ? 1u : 0u, __ATOMIC_SEQ_CST);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST); /* before the caller's read of the position */
+}
+
+bool ls_ctlpage_take_bell(ls_ctlpage_t *p)
+{
+    uint32_t *w = u32_at(p, OFF_D_ARMED);
+    return __atomic_load_n(w, __ATOMIC_SEQ_CST) != 0 && __atomic_exchange_n(w, 0, __ATOMIC_SEQ_CST);
+}
+
+void ls_ctlpage_bell_ring(int fd)
+{
+    static const char one = 1;
+    ssize_t n = write(fd, &one, 1); /* EAGAIN: the pipe is full, the daemon has plenty to read */
+    (void) n;
+}
+
+bool ls_ctlpage_bell_drain(int fd)
+{
+    char buf[256];
+    bool any = false;
+    ssize_t n;
+    do { /* a short read emptied it: no second read to see EAGAIN */
+        n = read(fd, buf, sizeof(buf));
+        any |= n > 0;
+    } while (n == (ssize_t) sizeof(buf));
+    return any;
 }
 
 static void publish_copies(ls_ctlpage_t *p, const ls_ctl_copy_t *c, uint32_t n, bool wake)

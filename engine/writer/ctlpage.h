@@ -140,6 +140,35 @@ int ls_ctlpage_wait_durable(const ls_ctlpage_t *page, uint32_t seen, uint64_t ti
 /* Wakes every thread sleeping in ls_ctlpage_wait_durable (a daemon stopping its watcher). */
 void ls_ctlpage_wake_durable(const ls_ctlpage_t *page);
 
+/* ---- the doorbell (docs/BLOCKMODE.md, "The doorbell") ----
+ * <db>/doorbell is a FIFO that the writer and the daemon both open read-write and non-blocking
+ * (neither ever blocks on it nor gets SIGPIPE; a restart of either finds the same pipe). The
+ * daemon's loop polls it; the writer writes one byte after a publication of its durable position
+ * only when the daemon armed the bell (it was about to sleep), and disarms it in the same atomic
+ * exchange: at most one write per arming, none while the daemon is busy. The daemon arms, then
+ * reads the position once more (both sequentially consistent: either the writer sees the bell
+ * armed or the daemon sees the new position). The writer says in the page that it rings (its
+ * pid); a daemon uses the bell only when that pid is the one that published the position, and
+ * otherwise sleeps on the futex as before (a writer built before the doorbell). */
+
+/* Opens <dbdir>/doorbell (created as a FIFO, mode 0600, when absent) read-write, non-blocking,
+ * close-on-exec. Returns the descriptor, or -1 (no doorbell: absent and cannot be made, not a
+ * FIFO, or no descriptor); the caller then works without it. */
+int ls_ctlpage_bell_open(const char *dbdir);
+/* Writer: the process that rings the bell (its pid), 0 when none. */
+void ls_ctlpage_set_bell(ls_ctlpage_t *page, uint32_t pid);
+/* The pid the writer published with ls_ctlpage_set_bell (0: no writer rings). */
+uint32_t ls_ctlpage_bell(const ls_ctlpage_t *page);
+/* Daemon: arms the bell (then reads the durable position once more before it sleeps). */
+void ls_ctlpage_arm_bell(ls_ctlpage_t *page, bool armed);
+/* Writer, after ls_ctlpage_publish_durable: true once per arming (the bell is disarmed): the
+ * caller then writes one byte to the doorbell (ls_ctlpage_bell_ring). No system call. */
+bool ls_ctlpage_take_bell(ls_ctlpage_t *page);
+/* Writes one byte to the doorbell descriptor (a full pipe already rings: ignored). */
+void ls_ctlpage_bell_ring(int fd);
+/* Daemon: reads what the doorbell holds (non-blocking); true when it held anything. */
+bool ls_ctlpage_bell_drain(int fd);
+
 /* Daemon: publishes the copies' positions (n <= LS_CTL_COPIES_MAX; more are cut) and wakes the
  * commits sleeping in ls_ctlpage_wait_copies. One publisher at a time. */
 void ls_ctlpage_publish_copies(ls_ctlpage_t *page, const ls_ctl_copy_t *copies, uint32_t n);

@@ -97,7 +97,7 @@ static ls_db_t *db_new(const char *dir)
         free(db);
         return NULL;
     }
-    db->fd = db->lock_fd = db->next_fd = -1;
+    db->fd = db->lock_fd = db->next_fd = db->bell = -1;
     snprintf(db->dir, sizeof(db->dir), "%s", dir);
     pthread_mutex_init(&db->mu, NULL);
     pthread_mutex_init(&db->log_mu, NULL);
@@ -120,6 +120,7 @@ static void db_free(ls_db_t *db)
     if (db->fd >= 0) close(db->fd);
     if (db->next_fd >= 0) close(db->next_fd); /* prepared, unused: the next open redoes it */
     ls_ctlpage_close(db->ctl);
+    if (db->bell >= 0) close(db->bell);
     ls_store_close(db->store);
     if (db->lock_fd >= 0) close(db->lock_fd); /* releases the flock, last */
     ls_sha256_free(db->sha);
@@ -226,7 +227,9 @@ void ls__db_publish(ls_db_t *db, uint64_t offset, bool open)
                           .time_ns = ls_now_ns(),
                           .epoch = db->epoch,
                           .pid = open ? (uint32_t) getpid() : 0};
+    if (!open) ls_ctlpage_set_bell(db->ctl, 0); /* the daemon goes back to the futex */
     ls_ctlpage_publish_durable(db->ctl, &d);
+    if (db->bell >= 0 && ls_ctlpage_take_bell(db->ctl)) ls_ctlpage_bell_ring(db->bell);
 }
 
 /* Maps <dir>/control and refuses a fenced directory before recovery writes anything. */
@@ -242,6 +245,8 @@ static int open_control(ls_db_t *db)
         fence_msg(db, open_err, sizeof(open_err));
         return LS_EFENCED;
     }
+    /* -1: the daemon sleeps on the futex as before ("writer.doorbell": a writer without it) */
+    db->bell = LS_FAULT("writer.doorbell") ? -1 : ls_ctlpage_bell_open(db->dir);
     return 0;
 }
 
@@ -319,6 +324,7 @@ int ls_db_open(const char *dir, const ls_db_options_t *opts, ls_db_t **out)
     }
     db->prep_running = true;
     pthread_mutex_lock(&db->log_mu);
+    if (db->bell >= 0) ls_ctlpage_set_bell(db->ctl, (uint32_t) getpid());
     ls__db_publish(db, 0, true); /* recovered bytes go with the first batch's position */
     pthread_mutex_unlock(&db->log_mu);
     *out = db;
@@ -412,6 +418,7 @@ int ls_db_stats(ls_db_t *db, ls_db_stats_t *out)
     out->applies = db->applies;
     out->unapplied_bytes = db->unapplied;
     out->overlay_waits = db->space_waits;
+    out->led_batches = db->led;
     out->next_prepared = db->next_fd >= 0;
     out->sync_waits = db->sync_waits;
     out->sync_timeouts = db->sync_timeouts;

@@ -20,6 +20,13 @@
  * an idle current log. Any failure in 1-3 fails the database stickily (never retry an fsync) and
  * the batch's committers get the error at once; batches handed over before the failure are
  * durable and still applied.
+ *
+ * A lone committer leads (ls__flush_lead, since 2026-12-05): one that finds the queue empty, no
+ * batch being written and room in the overlay takes its own transaction as a batch and runs the
+ * same steps in its thread (as PostgreSQL's backend flushes its own WAL): no hand-over to this
+ * thread and back. `flushing` (under mu) keeps one batch in flight at a time, so batches are
+ * written and handed over in queue order whoever writes them; the flusher takes what queued
+ * meanwhile once the leader is done.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -239,11 +246,30 @@ static uint64_t timers(ls_db_t *db)
     return next;
 }
 
+/* The flusher waits while there is nothing to take (the queue empty, or a batch a committer
+ * leads being written: the queue waits for it, batches are handed over in order), and, once
+ * stopping, until the last led batch is handed over. */
 static void wait_until(ls_db_t *db, uint64_t deadline)
 {
-    while (!db->qhead && !db->stopping && ls_mono_ns() < deadline) {
+    while ((!db->qhead || db->flushing) && !(db->stopping && !db->flushing) &&
+           ls_mono_ns() < deadline) {
         ls_cond_wait_until(&db->wake, &db->mu, deadline);
     }
+}
+
+void ls__flush_lead(ls_db_t *db, ls_txn_t *batch)
+{
+    ls_store_meta_t pos = {0};
+    bool durable = false;
+    pthread_mutex_lock(&db->log_mu);
+    int rc = commit_batch(db, batch, &pos, &durable);
+    pthread_mutex_unlock(&db->log_mu);
+    pthread_mutex_lock(&db->mu);
+    hand_over(db, batch, &pos, rc, durable);
+    db->flushing = false;
+    db->led++;
+    if (db->qhead || db->stopping) pthread_cond_signal(&db->wake); /* queued meanwhile */
+    pthread_mutex_unlock(&db->mu);
 }
 
 void *ls__flusher_main(void *arg)
@@ -256,10 +282,16 @@ void *ls__flusher_main(void *arg)
         pthread_mutex_lock(&db->mu);
         wait_until(db, deadline);
         wait_for_space(db);
-        ls_txn_t *batch = db->qhead;
-        bool stop = db->stopping;
-        db->qhead = db->qtail = NULL;
-        if (batch) db->taken++;
+        ls_txn_t *batch = NULL;
+        bool stop = db->stopping && !db->flushing && !db->qhead;
+        if (!db->flushing) { /* else a committer leads a batch: the queue waits for it */
+            batch = db->qhead;
+            db->qhead = db->qtail = NULL;
+        }
+        if (batch) {
+            db->taken++;
+            db->flushing = true;
+        }
         pthread_mutex_unlock(&db->mu);
 
         ls_store_meta_t pos = {0};
@@ -272,9 +304,10 @@ void *ls__flusher_main(void *arg)
         if (batch) {
             pthread_mutex_lock(&db->mu);
             hand_over(db, batch, &pos, rc, durable);
+            db->flushing = false;
             pthread_mutex_unlock(&db->mu);
         }
-        if (stop && !batch) break;
+        if (stop) break;
     }
     return NULL;
 }

@@ -71,7 +71,9 @@ int ls_txn_del(ls_txn_t *t, const void *key, size_t key_len)
 }
 
 /* Queues t and waits until the flusher made it durable (and visible through the overlay) or
- * failed it. From the queue on, t belongs to the pipeline: the applier frees it once applied. */
+ * failed it; a lone committer (the queue empty, no batch being written) writes it itself
+ * (ls__flush_lead). From the queue on, t belongs to the pipeline: the applier frees it once
+ * applied. */
 int ls_txn_commit(ls_txn_t *t)
 {
     ls_db_t *db = t->db;
@@ -97,7 +99,17 @@ int ls_txn_commit(ls_txn_t *t)
         else
             db->qhead = t;
         db->qtail = t;
-        pthread_cond_signal(&db->wake);
+        if (db->qhead == t && !db->flushing && db->unapplied < db->opts.overlay_max) {
+            /* Alone, nothing being written: it writes its batch itself (flusher.c) */
+            db->qhead = db->qtail = NULL;
+            db->taken++;
+            db->flushing = true;
+            pthread_mutex_unlock(&db->mu);
+            ls__flush_lead(db, t);
+            pthread_mutex_lock(&db->mu);
+        } else if (!db->flushing) {
+            pthread_cond_signal(&db->wake); /* else the writer of that batch takes it next */
+        }
         while (!w.done) {
             if (w.page || w.lsn) /* it watches its copies itself (sync.c) */
                 ls__sync_wait(db, &w);

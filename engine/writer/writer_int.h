@@ -135,6 +135,7 @@ struct ls_db {
     ls_store_t *store;                  /* the active store */
     int lock_fd;       /* <dir>/lock, flock'ed exclusively while open; -1 when none */
     ls_ctlpage_t *ctl; /* <dir>/control, mapped: the fence read once per batch (ctlpage.h) */
+    int bell;          /* <dir>/doorbell (ctlpage.h), rung when the daemon armed it; -1: none */
 
     /* log state (log_mu) */
     pthread_mutex_t log_mu;              /* guards the log state */
@@ -189,6 +190,9 @@ struct ls_db {
     uint64_t taken;          /* batches the flusher took from the queue since open */
     uint64_t handed;         /* of those, handed to the applier or failed (taken - handed: 0 or
                                 1, the batch being written) */
+    bool flushing;           /* a batch is being written, by the flusher or by a lone committer
+                                that leads it (ls__flush_lead): one at a time, in queue order */
+    uint64_t led;            /* batches a lone committer wrote itself since open */
     bool stopping;           /* ls_db_close() asked the flusher to exit */
     bool apply_stopping;     /* ls_db_close() asked the applier to exit (the flusher is gone) */
     bool running;            /* the flusher thread was started */
@@ -234,6 +238,9 @@ void ls__db_publish(ls_db_t *db, uint64_t offset, bool open);
 
 /* The flusher thread body (flusher.c): stage 1, the sequencer. */
 void *ls__flusher_main(void *arg);
+/* A lone committer's own batch (called without locks, after it took the queue under mu and set
+ * flushing): writes, syncs and hands it over as the flusher would, in the committer's thread. */
+void ls__flush_lead(ls_db_t *db, ls_txn_t *batch);
 /* The applier thread body (applier.c): stage 2, the store. */
 void *ls__applier_main(void *arg);
 /* Waits (mu, log_mu NOT held) until the store holds every batch durable at the call, or the

@@ -109,6 +109,8 @@ typedef struct {
                                     degraded) */
     uint32_t sync_state;         /* 0 off (local), 1 sync, 2 degraded (ctlpage.h's states) */
     uint32_t sync_switches;      /* changes between sync and degraded since open */
+    uint64_t led_batches;        /* of batches, those a lone committer wrote in its own thread
+                                    (no other commit queued, none being written) */
 } ls_db_stats_t;
 
 /* Opens (or creates) the database at dir; runs crash recovery. *out owned by the caller until

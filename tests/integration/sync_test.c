@@ -4,7 +4,8 @@
  * state stays sync (no switch); kill -9 of node-b's daemon: the commits degrade after the timeout
  * (status shows degraded with the reason, node-a's daemon logs a WARN, the load keeps
  * committing); node-b restarted: back to sync by itself (INFO); at the end every acknowledged
- * commit is in node-b's store (tools/ack-check.sh). */
+ * commit is in node-b's store (tools/ack-check.sh). The doorbell (docs/BLOCKMODE.md): a daemon
+ * and a writer that have it, a writer without it and a daemon without it all commit in sync. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -136,4 +137,107 @@ Test(sync, remote_durable_degrades_when_the_copy_dies_and_comes_back_with_it)
     int rc = ls_h_sh(cmd, &chk, NULL, 60000);
     cr_assert_eq(rc, 0, "every acknowledged commit in node-b's store: %s", chk);
     free(chk);
+}
+
+/* ---- the doorbell (docs/BLOCKMODE.md "The doorbell") with writers and daemons built before it:
+ * the fault points "writer.doorbell" (the writer neither opens nor claims it) and
+ * "node.doorbell" (the daemon neither opens nor arms it) stand for the older builds. */
+
+/* A u32 of node-a's control page, read through the file (the page cache the mappings share). */
+static uint32_t page_u32(size_t off)
+{
+    char path[700];
+    snprintf(path, sizeof(path), "%s/control", pair.db[LS_H_A]);
+    size_t len = 0;
+    uint8_t *b = ls_h_read_file(path, &len);
+    cr_assert(b && len == 4096, "cannot read %s", path);
+    uint32_t v = ls_get32(b + off);
+    free(b);
+    return v;
+}
+
+#define PG_SLEEPERS 516 /* threads in FUTEX_WAIT on the durable position */
+#define PG_ARMED    560 /* the daemon armed the doorbell */
+#define PG_BELL     564 /* the pid of the writer that rings it */
+
+/* Within 10 s, the daemon's watcher is seen asleep on the futex. */
+static bool watcher_on_futex(void)
+{
+    for (uint64_t end = ls_mono_ns() + 10000000000ull; ls_mono_ns() < end; usleep(5000))
+        if (page_u32(PG_SLEEPERS) > 0) return true;
+    return false;
+}
+
+/* One load of 600 remote_durable commits at 150/s (writer_env: LS_FAULTS for the writer, or
+ * NULL); check(pid) runs while it commits; then every acknowledged commit is in node-b's store
+ * and no commit waited out its timeout. */
+static void load_in_sync(const char *tag, const char *writer_env, void (*check)(pid_t))
+{
+    char ack[600], cmd[1600];
+    snprintf(ack, sizeof(ack), "%s/ack-%s.log", pair.dir, tag);
+    snprintf(cmd, sizeof(cmd),
+             "--sync remote_durable --sync-timeout 5000 --rate 150 --transactions 600 "
+             "--threads 2 --records-per-txn 2 --ack-log %s",
+             ack);
+    if (writer_env) setenv("LS_FAULTS", writer_env, 1);
+    ls_h_load_start(&pair, cmd);
+    unsetenv("LS_FAULTS");
+    cr_assert(ls_h_wait_file_lines(ack, 100, 60000), "%s: the load acknowledged nothing", tag);
+    check(pair.load);
+    ls_h_load_wait(&pair);
+    char path[700];
+    snprintf(path, sizeof(path), "%s/load.log", pair.dir);
+    size_t outlen = 0;
+    char *out = (char *) ls_h_read_file(path, &outlen);
+    cr_assert(out && strstr(out, "transactions:       601"), "%s: %s", tag, out ? out : "");
+    cr_assert(strstr(out, " 0 timed out, 0 switches"), "%s: no commit waited out its timeout: %s",
+              tag, out);
+    free(out);
+    cr_assert(ls_h_wait_caught_up(&pair, 60000), "%s: the copy never caught up", tag);
+    snprintf(cmd, sizeof(cmd), "sh %s/tools/ack-check.sh %s/store %s", LS_SOURCE_DIR,
+             pair.db[LS_H_B], ack);
+    char *chk = NULL;
+    int rc = ls_h_sh(cmd, &chk, NULL, 60000);
+    cr_assert_eq(rc, 0, "%s: every acknowledged commit in node-b's store: %s", tag, chk);
+    free(chk);
+}
+
+static void old_writer(pid_t load)
+{
+    (void) load;
+    cr_assert_eq(page_u32(PG_BELL), 0, "a writer without the doorbell claims none");
+    cr_assert(watcher_on_futex(), "the daemon's watcher sleeps on the futex for an old writer");
+}
+
+static void both_new(pid_t load)
+{
+    cr_assert_eq(page_u32(PG_BELL), (uint32_t) load, "the writer says it rings");
+    int busy = 0; /* the watcher keeps off the futex: the loop is rung */
+    for (int i = 0; i < 50; i++, usleep(10000))
+        busy += page_u32(PG_SLEEPERS) > 0;
+    cr_assert_eq(busy, 0, "the watcher slept on the futex %d times in 50 looks", busy);
+}
+
+static void old_daemon(pid_t load)
+{
+    cr_assert_eq(page_u32(PG_BELL), (uint32_t) load, "the writer says it rings");
+    cr_assert_eq(page_u32(PG_ARMED), 0, "a daemon without the doorbell never arms it");
+    cr_assert(watcher_on_futex(), "the old daemon's watcher sleeps on the futex");
+}
+
+Test(sync, the_doorbell_mixes_with_writers_and_daemons_built_before_it)
+{
+    ls_h_pair_opts_t o = {.plaintext = true};
+    ls_h_pair_init(&pair, "bell", &o);
+    ls_h_node_start(&pair, LS_H_A, NULL);
+    ls_h_node_start(&pair, LS_H_B, NULL);
+    ls_h_load(&pair, "--transactions 50");
+    cr_assert(ls_h_wait_caught_up(&pair, 30000), "the copy never caught up");
+    load_in_sync("old-writer", "writer.doorbell=fail", old_writer);
+    load_in_sync("both-new", NULL, both_new);
+    ls_h_node_stop(&pair, LS_H_A);
+    char *env[] = {"LS_FAULTS=node.doorbell=fail", NULL};
+    ls_h_node_start(&pair, LS_H_A, env);
+    cr_assert(ls_h_wait_caught_up(&pair, 30000), "the copy never caught up after the restart");
+    load_in_sync("old-daemon", NULL, old_daemon);
 }

@@ -2,10 +2,14 @@
  * The control page's channel (engine/writer/ctlpage.h, docs/BLOCKMODE.md "The channel"): the
  * three seqlocked areas read back what was published, a sleeper wakes on a publish from another
  * thread and from another process, a timeout is LS_ETIMEDOUT, and the writer publishes its
- * durable position after each batch and each roll.
+ * durable position after each batch and each roll; the doorbell: the writer rings it once per
+ * arming and never unarmed, a daemon in another process polling it wakes, a name that is no FIFO
+ * is no doorbell.
  */
 #include <criterion/criterion.h>
+#include <poll.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -250,5 +254,107 @@ Test(ctlchan, the_writer_publishes_after_each_batch_and_roll)
     ls_ctlpage_read_durable(p, &d);
     cr_assert_eq(d.pid, 0, "a closed writer says so");
     ls_ctlpage_close(p);
+    free(dir);
+}
+
+/* ---- the doorbell (ctlpage.h, docs/BLOCKMODE.md "The doorbell") ---- */
+
+/* Bytes the doorbell holds (read non-blocking, so drained). */
+static int bell_bytes(int fd)
+{
+    char buf[64];
+    int n = 0;
+    for (ssize_t r; (r = read(fd, buf, sizeof(buf))) > 0;)
+        n += (int) r;
+    return n;
+}
+
+Test(ctlchan, the_writer_rings_once_per_arming_and_never_unarmed)
+{
+    char *dir = ls_h_tmpdir("ctlchan");
+    ls_db_options_t o = quiet_opts();
+    ls_db_t *db = open_db(dir, &o);
+    ls_ctlpage_t *p = open_page(dir);
+    int bell = ls_ctlpage_bell_open(dir); /* the daemon's side */
+    cr_assert_geq(bell, 0, "the writer made <db>/doorbell a FIFO both sides open");
+    cr_assert_eq(ls_ctlpage_bell(p), (uint32_t) getpid(), "the writer says it rings");
+    cr_assert_eq(commit_tx(db, 0, 2, 50), 0);
+    cr_assert_eq(bell_bytes(bell), 0, "not armed: no ring");
+    ls_ctlpage_arm_bell(p, true);
+    for (int i = 1; i <= 3; i++)
+        cr_assert_eq(commit_tx(db, i, 2, 50), 0);
+    cr_assert_eq(bell_bytes(bell), 1, "one ring for three batches after one arming");
+    cr_assert_eq(commit_tx(db, 4, 2, 50), 0);
+    cr_assert_eq(bell_bytes(bell), 0, "the ring disarmed it");
+    ls_ctlpage_arm_bell(p, true);
+    cr_assert_eq(ls_db_roll(db), 0);
+    cr_assert_eq(bell_bytes(bell), 1, "a roll's publication rings too");
+    ls_ctlpage_arm_bell(p, true);
+    cr_assert_eq(ls_db_close(db), 0);
+    cr_assert_eq(bell_bytes(bell), 1, "the close's publication (pid 0) rings");
+    cr_assert_eq(ls_ctlpage_bell(p), 0, "a closed writer rings no more");
+    close(bell);
+    ls_ctlpage_close(p);
+    free(dir);
+}
+
+Test(ctlchan, a_doorbell_name_that_is_no_fifo_means_no_doorbell)
+{
+    char *dir = ls_h_tmpdir("ctlchan");
+    char path[PATHLEN];
+    snprintf(path, sizeof(path), "%s/doorbell", dir);
+    FILE *f = fopen(path, "w");
+    cr_assert(f != NULL);
+    fputs("not a fifo", f);
+    fclose(f);
+    cr_assert_eq(ls_ctlpage_bell_open(dir), -1, "a regular file is not a doorbell");
+    ls_db_options_t o = quiet_opts();
+    ls_db_t *db = open_db(dir, &o);
+    ls_ctlpage_t *p = open_page(dir);
+    cr_assert_eq(ls_ctlpage_bell(p), 0, "a writer without a doorbell does not claim one");
+    ls_ctlpage_arm_bell(p, true);
+    ls_ctl_durable_t d;
+    uint32_t seen = ls_ctlpage_read_durable(p, &d);
+    cr_assert_eq(commit_tx(db, 0, 2, 50), 0);
+    cr_assert_neq(ls_ctlpage_read_durable(p, &d), seen, "it still publishes (the futex path)");
+    cr_assert(ls_ctlpage_take_bell(p), "nobody took the arming");
+    cr_assert_eq(ls_db_close(db), 0);
+    ls_ctlpage_close(p);
+    free(dir);
+}
+
+Test(ctlchan, a_daemon_in_another_process_polling_the_doorbell_wakes)
+{
+    char *dir = ls_h_tmpdir("ctlchan");
+    ls_db_options_t o = quiet_opts();
+    ls_db_t *db = open_db(dir, &o);
+    int ready[2];
+    cr_assert_eq(pipe(ready), 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) { /* the daemon's loop: arm, read the position once more, poll the FIFO */
+        ls_ctlpage_t *q = NULL;
+        char err[256];
+        int bell = ls_ctlpage_bell_open(dir);
+        if (bell < 0 || ls_ctlpage_open(dir, false, &q, err, sizeof(err)) != 0) _exit(2);
+        ls_ctl_durable_t d;
+        ls_ctlpage_arm_bell(q, true);
+        ls_ctlpage_read_durable(q, &d);
+        uint64_t before = d.lsn;
+        if (write(ready[1], "r", 1) != 1) _exit(4);
+        struct pollfd pfd = {.fd = bell, .events = POLLIN};
+        if (poll(&pfd, 1, 30000) != 1 || !ls_ctlpage_bell_drain(bell)) _exit(5);
+        ls_ctlpage_read_durable(q, &d);
+        _exit(d.lsn > before ? 0 : 1);
+    }
+    char c;
+    cr_assert_eq(read(ready[0], &c, 1), 1);
+    cr_assert_eq(commit_tx(db, 0, 2, 50), 0);
+    int st = 0;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the child was rung (status %d)", st);
+    cr_assert_eq(ls_db_close(db), 0);
+    close(ready[0]);
+    close(ready[1]);
     free(dir);
 }

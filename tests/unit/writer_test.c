@@ -245,6 +245,7 @@ Test(writer, concurrent_commits_store_equals_a_replay_of_the_logs, .timeout = 60
     cr_assert_eq(s.commits, 900);
     cr_assert_leq(s.batches, s.commits);
     cr_assert_leq(s.applies, s.batches, "the applier merges batches, never splits one");
+    cr_assert_leq(s.led_batches, s.batches, "lone committers and the flusher share the batches");
     cr_assert_eq(ls_db_close(db), 0); /* rolls: every record is in a closed generation */
 
     char scratch[PATHLEN], storedir[PATHLEN];
@@ -281,6 +282,31 @@ Test(writer, concurrent_commits_store_equals_a_replay_of_the_logs, .timeout = 60
     free(r.ops);
     ls_store_close(active);
     ls_store_close(r.into);
+    ls_h_rmtree(dir);
+    free(dir);
+}
+
+/* A lone committer (nothing queued, nothing being written) writes its batch in its own thread:
+ * one thread committing one transaction at a time leads every batch, across rolls, and each is
+ * durable and readable when its commit returns. */
+Test(writer, a_lone_committer_writes_its_own_batch)
+{
+    char *dir = ls_h_tmpdir("writer");
+    ls_db_options_t o = quiet_opts();
+    o.target_size = 8192;
+    ls_db_t *db = open_db(dir, &o);
+    ls_db_stats_t s;
+    for (int i = 0; i < 100; i++) {
+        cr_assert_eq(commit_tx(db, i, 3, 100), 0);
+        cr_assert(has_tx(db, i, 2), "transaction %d readable when its commit returned", i);
+        cr_assert_eq(ls_db_stats(db, &s), 0);
+        cr_assert_eq(s.last_lsn, (uint64_t) (i + 1) * 4, "dense LSNs (3 puts and a COMMIT)");
+    }
+    cr_assert_eq(s.batches, 100);
+    cr_assert_eq(s.led_batches, 100, "every batch written by its committer (%llu)",
+                 (unsigned long long) s.led_batches);
+    cr_assert_gt(s.generations_closed, 3, "rolls on the way");
+    cr_assert_eq(ls_db_close(db), 0);
     ls_h_rmtree(dir);
     free(dir);
 }

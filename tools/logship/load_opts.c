@@ -152,8 +152,10 @@ void ls_load_report(const load_opts_t *o, const ls_db_stats_t *s, uint64_t recor
     printf("until closed:       %.3f s (first commit to the close's return%s)\n", closed_secs,
            o->pregenerate ? "; records drawn before" : "; records drawn meanwhile");
     printf("commits/s:          %.0f\n", secs > 0 ? (double) s->commits / secs : 0.0);
-    printf("fsync batches:      %" PRIu64 " (%.2f commits per batch)\n", s->batches,
-           s->batches ? (double) s->commits / (double) s->batches : 0.0);
+    printf("fsync batches:      %" PRIu64 " (%.2f commits per batch; %" PRIu64
+           " written by a lone committer itself)\n",
+           s->batches, s->batches ? (double) s->commits / (double) s->batches : 0.0,
+           s->led_batches);
     if (o->level == LS_COMMIT_LOCAL) return;
     static const char *states[] = {"off", "sync", "degraded"};
     printf("sync:               %s, %" PRIu64 " cop%s, timeout %" PRIu64 " ms%s: %" PRIu64

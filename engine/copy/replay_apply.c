@@ -8,10 +8,14 @@
  */
 #include <endian.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "copy/replay_int.h"
 
 #define RELEASE_OPS 1024u /* store pages released every this many operations */
+#define PLACE_POLL_NS                                                                              \
+    200000ull /* a commit waiting for its place looks at the receiver this often */
+#define PLACE_MAX_NS 100000000ull /* and waits at most this long */
 #define PREFETCH                                                                                   \
     16u /* operations ahead in key order: the op fetched, half as far ahead                        \
            its key and value (random places in the chunk's buffer) */
@@ -266,6 +270,30 @@ static void verify_chunk(ls_copy_t *c, batch_t *b, const ls_store_meta_t *nm)
     }
 }
 
+/* Places the transaction's commit between receives. LMDB's commit writes the dirty pages and
+ * fdatasyncs them (scattered writes, several ms), and a receive whose own fdatasync runs beside it
+ * waits for the disk. When arrivals have a rhythm with room for a commit between them (the
+ * receiver's average period longer than its average receive plus 1.5 times the average commit),
+ * the commit waits while a .part is open, and while the next arrival is due before the commit
+ * would end, until that receive ended; at most PLACE_MAX_NS, and not for an arrival later than a
+ * quarter period (the stream paused or ended). A backlog's receives follow each other without such
+ * room: its commits do not wait. Only the commit's moment changes: what it writes and what is
+ * reported after it do not. */
+static void place_commit(ls_copy_t *c, const batch_t *b)
+{
+    uint64_t start = ls_mono_ns(), need = b->commit_ns + b->commit_ns / 2;
+    for (uint64_t now = start; b->commit_ns && now - start < PLACE_MAX_NS; now = ls_mono_ns()) {
+        uint64_t period = __atomic_load_n(&c->rx_period_ns, __ATOMIC_RELAXED);
+        uint64_t busy = __atomic_load_n(&c->rx_busy_ns, __ATOMIC_RELAXED);
+        uint64_t since = now - __atomic_load_n(&c->rx_begin_ns, __ATOMIC_RELAXED);
+        if (!period || period < busy + need) return; /* no rhythm, or no room in it */
+        if (!__atomic_load_n(&c->rx_open, __ATOMIC_RELAXED) &&
+            (since + need <= period || since >= period + period / 4))
+            return; /* room before the next arrival, or that arrival is late */
+        nanosleep(&(struct timespec){0, PLACE_POLL_NS}, NULL);
+    }
+}
+
 /* The store callback: the chunk read, then while more generations are ready (and none failed
  * its check), the next chunk read into the same buffer and applied in the same transaction; b->nm
  * (the meta ls_store_apply writes after this returns) follows each chunk applied. Re-runnable:
@@ -299,6 +327,8 @@ static int apply_fn(void *ctx, ls_store_txn_t *txn)
         verify_chunk(b->c, b, b->nm);
     }
     if (LS_FAULT("copy.replay.before_commit")) return LS_EIO;
+    if (b->done) place_commit(b->c, b);
+    b->fn_end_ns = ls_mono_ns();
     return 0;
 }
 
@@ -330,6 +360,10 @@ int ls__copy_replay_apply(ls_copy_t *c, batch_t *b, ls_store_meta_t *nm)
         store_failed(c, b, rc);
         b->done = 0; /* nothing of it was committed */
         return rc;
+    }
+    if (b->done) { /* the commit's time, averaged (place_commit) */
+        uint64_t d = ls_mono_ns() - b->fn_end_ns;
+        b->commit_ns = b->commit_ns ? (3 * b->commit_ns + d) / 4 : d;
     }
     LS_FAULT("copy.replay.after_commit");
     ls_store_release_pages(c->store);

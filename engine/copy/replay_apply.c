@@ -279,19 +279,20 @@ static void verify_chunk(ls_copy_t *c, batch_t *b, const ls_store_meta_t *nm)
  * quarter period (the stream paused or ended). A backlog's receives follow each other without such
  * room: its commits do not wait. Only the commit's moment changes: what it writes and what is
  * reported after it do not. */
-static void place_commit(ls_copy_t *c, const batch_t *b)
+static bool place_commit(ls_copy_t *c, const batch_t *b)
 {
     uint64_t start = ls_mono_ns(), need = b->commit_ns + b->commit_ns / 2;
     for (uint64_t now = start; b->commit_ns && now - start < PLACE_MAX_NS; now = ls_mono_ns()) {
         uint64_t period = __atomic_load_n(&c->rx_period_ns, __ATOMIC_RELAXED);
         uint64_t busy = __atomic_load_n(&c->rx_busy_ns, __ATOMIC_RELAXED);
         uint64_t since = now - __atomic_load_n(&c->rx_begin_ns, __ATOMIC_RELAXED);
-        if (!period || period < busy + need) return; /* no rhythm, or no room in it */
+        if (!period || period < busy + need) break; /* no rhythm, or no room in it */
         if (!__atomic_load_n(&c->rx_open, __ATOMIC_RELAXED) &&
             (since + need <= period || since >= period + period / 4))
-            return; /* room before the next arrival, or that arrival is late */
+            break; /* room before the next arrival, or that arrival is late */
         nanosleep(&(struct timespec){0, PLACE_POLL_NS}, NULL);
     }
+    return ls_mono_ns() - start >= PLACE_POLL_NS;
 }
 
 /* The store callback: the chunk read, then while more generations are ready (and none failed
@@ -302,6 +303,7 @@ static void place_commit(ls_copy_t *c, const batch_t *b)
 static int apply_fn(void *ctx, ls_store_txn_t *txn)
 {
     batch_t *b = ctx;
+    bool placed = false; /* the commit's place was looked for (place_commit) */
     if (b->attempts++ > 0) {
         b->done = 0;
         b->txn_ops = 0;
@@ -323,11 +325,18 @@ static int apply_fn(void *ctx, ls_store_txn_t *txn)
         if (LS_MIN(b->txn_ops, b->tree_pages + b->txn_ops / 8) >= b->c->o.batch_pages)
             break; /* as many pages dirty as LMDB should hold copies of: commit */
         ls__copy_replay_yield(b, false); /* ls__copy_replay_next takes mu */
-        if (ls__copy_replay_next(b->c, b) == 0) break;
+        if (ls__copy_replay_next(b->c, b) == 0) {
+            /* Nothing more ready: the commit's place. After waiting for a receive, the
+             * generation it made durable joins this commit (one commit fewer, and its replay
+             * does not wait for the next receive's end), which then follows at once. */
+            if (placed) break;
+            placed = true;
+            if (!place_commit(b->c, b) || ls__copy_replay_next(b->c, b) == 0) break;
+        }
         verify_chunk(b->c, b, b->nm);
     }
     if (LS_FAULT("copy.replay.before_commit")) return LS_EIO;
-    if (b->done) place_commit(b->c, b);
+    if (b->done && !placed) place_commit(b->c, b);
     b->fn_end_ns = ls_mono_ns();
     return 0;
 }

@@ -8,7 +8,6 @@
  */
 #include <endian.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "copy/replay_int.h"
 
@@ -282,17 +281,27 @@ static void verify_chunk(ls_copy_t *c, batch_t *b, const ls_store_meta_t *nm)
 static bool place_commit(ls_copy_t *c, const batch_t *b)
 {
     uint64_t start = ls_mono_ns(), need = b->commit_ns + b->commit_ns / 2;
-    for (uint64_t now = start; b->commit_ns && now - start < PLACE_MAX_NS; now = ls_mono_ns()) {
+    bool waited = false;
+    pthread_mutex_lock(&c->mu);
+    for (uint64_t now = start; b->commit_ns && !c->stop && now - start < PLACE_MAX_NS;
+         now = ls_mono_ns()) {
         uint64_t period = __atomic_load_n(&c->rx_period_ns, __ATOMIC_RELAXED);
         uint64_t busy = __atomic_load_n(&c->rx_busy_ns, __ATOMIC_RELAXED);
-        uint64_t since = now - __atomic_load_n(&c->rx_begin_ns, __ATOMIC_RELAXED);
+        uint64_t begin = __atomic_load_n(&c->rx_begin_ns, __ATOMIC_RELAXED), since = now - begin;
+        bool open = __atomic_load_n(&c->rx_open, __ATOMIC_RELAXED);
         if (!period || period < busy + need) break; /* no rhythm, or no room in it */
-        if (!__atomic_load_n(&c->rx_open, __ATOMIC_RELAXED) &&
-            (since + need <= period || since >= period + period / 4))
+        if (!open && (since + need <= period || since >= period + period / 4))
             break; /* room before the next arrival, or that arrival is late */
-        nanosleep(&(struct timespec){0, PLACE_POLL_NS}, NULL);
+        /* woken when a generation is queued (the receive's end), else at the arrival's
+         * lateness (its begin is not signalled: looked at again every poll) */
+        uint64_t until = LS_MIN(start + PLACE_MAX_NS,
+                                open ? now + PLACE_MAX_NS
+                                     : LS_MIN(begin + period + period / 4, now + PLACE_POLL_NS));
+        ls_cond_wait_until(&c->cv, &c->mu, until);
+        waited = true;
     }
-    return ls_mono_ns() - start >= PLACE_POLL_NS;
+    pthread_mutex_unlock(&c->mu);
+    return waited;
 }
 
 /* The store callback: the chunk read, then while more generations are ready (and none failed

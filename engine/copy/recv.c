@@ -33,10 +33,6 @@ static void drop_part(ls_copy_t *c)
     rx->fd = -1;
     rx->active = false;
     c->shf.ex_lent = false; /* the stream no longer reads the shadow's expectations */
-    if (__atomic_load_n(&c->rx_open, __ATOMIC_RELAXED)) { /* the receive's length, averaged */
-        uint64_t busy = ls_mono_ns() - c->rx_begin_ns, avg = c->rx_busy_ns;
-        __atomic_store_n(&c->rx_busy_ns, avg ? (7 * avg + busy) / 8 : busy, __ATOMIC_RELAXED);
-    }
     __atomic_store_n(&c->rx_open, false, __ATOMIC_RELAXED);
     ls_sha256_free(rx->sha);
     rx->sha = NULL;
@@ -164,18 +160,9 @@ int ls__copy_rx_begin(ls_copy_t *c, uint32_t epoch, uint64_t gen, uint64_t size,
 
 void ls__copy_rx_opened(ls_copy_t *c)
 {
-    uint64_t now = ls_mono_ns(), gap = now - c->rx_begin_ns, avg = c->rx_period_ns;
     c->rx.active = true;
-    /* The rhythm of arrivals, for placing the replay's commits between receives (replay_apply.c):
-     * an average of the intervals, forgotten after a pause longer than RX_PERIOD_MAX_NS. */
-    if (c->rx_begin_ns && gap < RX_PERIOD_MAX_NS)
-        avg = avg ? (7 * avg + gap) / 8 : gap;
-    else
-        avg = 0;
-    __atomic_store_n(&c->rx_period_ns, avg, __ATOMIC_RELAXED);
-    __atomic_store_n(&c->rx_begin_ns, now, __ATOMIC_RELAXED);
     __atomic_store_n(&c->rx_open, true, __ATOMIC_RELAXED);
-    __atomic_store_n(&c->rx_activity_ns, now, __ATOMIC_RELAXED);
+    __atomic_store_n(&c->rx_activity_ns, ls_mono_ns(), __ATOMIC_RELAXED);
 }
 
 int ls_copy_recv_begin(ls_copy_t *c, uint32_t epoch, uint64_t gen, uint64_t size, uint64_t close_ns,

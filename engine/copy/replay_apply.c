@@ -12,9 +12,6 @@
 #include "copy/replay_int.h"
 
 #define RELEASE_OPS 1024u /* store pages released every this many operations */
-#define PLACE_POLL_NS                                                                              \
-    200000ull /* a commit waiting for its place looks at the receiver this often */
-#define PLACE_MAX_NS 100000000ull /* and waits at most this long */
 #define PREFETCH                                                                                   \
     16u /* operations ahead in key order: the op fetched, half as far ahead                        \
            its key and value (random places in the chunk's buffer) */
@@ -269,41 +266,6 @@ static void verify_chunk(ls_copy_t *c, batch_t *b, const ls_store_meta_t *nm)
     }
 }
 
-/* Places the transaction's commit between receives. LMDB's commit writes the dirty pages and
- * fdatasyncs them (scattered writes, several ms), and a receive whose own fdatasync runs beside it
- * waits for the disk. When arrivals have a rhythm with room for a commit between them (the
- * receiver's average period longer than its average receive plus 1.5 times the average commit),
- * the commit waits while a .part is open, and while the next arrival is due before the commit
- * would end, until that receive ended; at most PLACE_MAX_NS, and not for an arrival later than a
- * quarter period (the stream paused or ended). A backlog's receives follow each other without such
- * room: its commits do not wait. Only the commit's moment changes: what it writes and what is
- * reported after it do not. */
-static bool place_commit(ls_copy_t *c, const batch_t *b)
-{
-    uint64_t start = ls_mono_ns(), need = b->commit_ns + b->commit_ns / 2;
-    bool waited = false;
-    pthread_mutex_lock(&c->mu);
-    for (uint64_t now = start; b->commit_ns && !c->stop && now - start < PLACE_MAX_NS;
-         now = ls_mono_ns()) {
-        uint64_t period = __atomic_load_n(&c->rx_period_ns, __ATOMIC_RELAXED);
-        uint64_t busy = __atomic_load_n(&c->rx_busy_ns, __ATOMIC_RELAXED);
-        uint64_t begin = __atomic_load_n(&c->rx_begin_ns, __ATOMIC_RELAXED), since = now - begin;
-        bool open = __atomic_load_n(&c->rx_open, __ATOMIC_RELAXED);
-        if (!period || period < busy + need) break; /* no rhythm, or no room in it */
-        if (!open && (since + need <= period || since >= period + period / 4))
-            break; /* room before the next arrival, or that arrival is late */
-        /* woken when a generation is queued (the receive's end), else at the arrival's
-         * lateness (its begin is not signalled: looked at again every poll) */
-        uint64_t until = LS_MIN(start + PLACE_MAX_NS,
-                                open ? now + PLACE_MAX_NS
-                                     : LS_MIN(begin + period + period / 4, now + PLACE_POLL_NS));
-        ls_cond_wait_until(&c->cv, &c->mu, until);
-        waited = true;
-    }
-    pthread_mutex_unlock(&c->mu);
-    return waited;
-}
-
 /* The store callback: the chunk read, then while more generations are ready (and none failed
  * its check), the next chunk read into the same buffer and applied in the same transaction; b->nm
  * (the meta ls_store_apply writes after this returns) follows each chunk applied. Re-runnable:
@@ -312,7 +274,6 @@ static bool place_commit(ls_copy_t *c, const batch_t *b)
 static int apply_fn(void *ctx, ls_store_txn_t *txn)
 {
     batch_t *b = ctx;
-    bool placed = false; /* the commit's place was looked for (place_commit) */
     if (b->attempts++ > 0) {
         b->done = 0;
         b->txn_ops = 0;
@@ -334,19 +295,10 @@ static int apply_fn(void *ctx, ls_store_txn_t *txn)
         if (LS_MIN(b->txn_ops, b->tree_pages + b->txn_ops / 8) >= b->c->o.batch_pages)
             break; /* as many pages dirty as LMDB should hold copies of: commit */
         ls__copy_replay_yield(b, false); /* ls__copy_replay_next takes mu */
-        if (ls__copy_replay_next(b->c, b) == 0) {
-            /* Nothing more ready: the commit's place. After waiting for a receive, the
-             * generation it made durable joins this commit (one commit fewer, and its replay
-             * does not wait for the next receive's end), which then follows at once. */
-            if (placed) break;
-            placed = true;
-            if (!place_commit(b->c, b) || ls__copy_replay_next(b->c, b) == 0) break;
-        }
+        if (ls__copy_replay_next(b->c, b) == 0) break;
         verify_chunk(b->c, b, b->nm);
     }
     if (LS_FAULT("copy.replay.before_commit")) return LS_EIO;
-    if (b->done && !placed) place_commit(b->c, b);
-    b->fn_end_ns = ls_mono_ns();
     return 0;
 }
 
@@ -378,10 +330,6 @@ int ls__copy_replay_apply(ls_copy_t *c, batch_t *b, ls_store_meta_t *nm)
         store_failed(c, b, rc);
         b->done = 0; /* nothing of it was committed */
         return rc;
-    }
-    if (b->done) { /* the commit's time, averaged (place_commit) */
-        uint64_t d = ls_mono_ns() - b->fn_end_ns;
-        b->commit_ns = b->commit_ns ? (3 * b->commit_ns + d) / 4 : d;
     }
     LS_FAULT("copy.replay.after_commit");
     ls_store_release_pages(c->store);

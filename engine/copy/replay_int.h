@@ -61,21 +61,18 @@ typedef struct {
     ls_copy_t *c;                   /* the copy (counters) */
     ls_seal_t *seal;                /* for the seal checks (kept) */
     ls_gen_stream_t *st;            /* the apply pass's parser (kept) */
-    uint8_t *arena;     /* the batch's files, one after another (kept between batches, freed
-                           when the replayer goes idle) */
-    size_t arena_cap;   /* its capacity, bytes */
-    op_t *ops;          /* the batch's operations in batch order */
-    skey_t *keys;       /* their sort keys, sorted before the transaction */
-    size_t nops;        /* operations collected */
-    size_t ops_cap;     /* capacity of ops and keys (kept between batches) */
-    size_t lcp;         /* bytes every key of the batch starts with */
-    int nice;           /* the thread's own nice value (when not yielding) */
-    bool may_yield;     /* the thread can return to nice (RLIMIT_NICE, CAP_SYS_NICE) */
-    bool yielding;      /* the replayer thread runs at YIELD_NICE now */
-    bool ops_failed;    /* no memory for ops: applied in LSN order instead */
-    uint64_t fn_end_ns; /* monotonic ns the store callback returned (its commit followed) */
-    uint64_t commit_ns; /* average time of a commit: LMDB's page writes and fdatasync (0: none
-                           measured yet) */
+    uint8_t *arena;   /* the batch's files, one after another (kept between batches, freed
+                         when the replayer goes idle) */
+    size_t arena_cap; /* its capacity, bytes */
+    op_t *ops;        /* the batch's operations in batch order */
+    skey_t *keys;     /* their sort keys, sorted before the transaction */
+    size_t nops;      /* operations collected */
+    size_t ops_cap;   /* capacity of ops and keys (kept between batches) */
+    size_t lcp;       /* bytes every key of the batch starts with */
+    int nice;         /* the thread's own nice value (when not yielding) */
+    bool may_yield;   /* the thread can return to nice (RLIMIT_NICE, CAP_SYS_NICE) */
+    bool yielding;    /* the replayer thread runs at YIELD_NICE now */
+    bool ops_failed;  /* no memory for ops: applied in LSN order instead */
 } batch_t;
 
 /* Reads the chunk's b->n files in order, each checked against its seal and the chain from the

@@ -21,7 +21,6 @@
 #define LS__COPY_PATH_MAX   4096
 #define LS__COPY_TRL_DIGEST 48 /* offset of the digest in the trailer (docs/FORMAT.md) */
 #define LS__COPY_PEND_MAX   8  /* generations moved into logs/ at most, awaiting one fsync */
-#define RX_PERIOD_MAX_NS    1000000000ull /* arrivals further apart than this have no rhythm */
 
 /* One inspected generation in logs/ waiting for replay (or the last one held). */
 typedef struct {
@@ -175,9 +174,6 @@ struct ls_copy {
     /* what the replayer knows of the receiver (atomic, relaxed: set by the receiver) */
     bool rx_open;            /* a .part is being received */
     uint64_t rx_activity_ns; /* monotonic ns of the receiver's last begin, data or end */
-    uint64_t rx_begin_ns;    /* monotonic ns the last .part was opened (receiver thread) */
-    uint64_t rx_period_ns;   /* average from one .part opened to the next, arrivals further
-                                apart than RX_PERIOD_MAX_NS forgetting it (0: not known) */
 
     ls_copy_state_t state;     /* (mu) */
     char reason[512];          /* why DISK_FULL/FAILED (mu) */

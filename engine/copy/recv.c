@@ -160,17 +160,9 @@ int ls__copy_rx_begin(ls_copy_t *c, uint32_t epoch, uint64_t gen, uint64_t size,
 
 void ls__copy_rx_opened(ls_copy_t *c)
 {
-    uint64_t now = ls_mono_ns(), gap = now - c->rx_begin_ns, avg = c->rx_period_ns;
     c->rx.active = true;
-    /* the rhythm of arrivals (the replayer pairs generations on it, replay.c) */
-    if (c->rx_begin_ns && gap < RX_PERIOD_MAX_NS)
-        avg = avg ? (7 * avg + gap) / 8 : gap;
-    else
-        avg = 0;
-    __atomic_store_n(&c->rx_period_ns, avg, __ATOMIC_RELAXED);
-    c->rx_begin_ns = now;
     __atomic_store_n(&c->rx_open, true, __ATOMIC_RELAXED);
-    __atomic_store_n(&c->rx_activity_ns, now, __ATOMIC_RELAXED);
+    __atomic_store_n(&c->rx_activity_ns, ls_mono_ns(), __ATOMIC_RELAXED);
 }
 
 int ls_copy_recv_begin(ls_copy_t *c, uint32_t epoch, uint64_t gen, uint64_t size, uint64_t close_ns,

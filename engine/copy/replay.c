@@ -29,7 +29,6 @@
 #define HOLD_MAX_NS      250000000ull  /* a batch waits at most this long for more generations */
 #define IDLE_CKPT_NS     100000000ull  /* idle: checkpoint once the receiver was quiet this long */
 #define CAP_SYS_NICE_BIT 23            /* linux/capability.h's CAP_SYS_NICE */
-#define PAIR_PERIOD_NS   100000000ull  /* arrivals at least this frequent pair their commits */
 
 /* Whether this thread may return to its nice value after raising it: an unprivileged thread may
  * lower its nice value only as far as RLIMIT_NICE allows (can_nice in the kernel), otherwise it
@@ -114,20 +113,6 @@ static size_t ready(ls_copy_t *c, bool may_yield, uint64_t *wait_ns, bool *holdi
         }
         bytes += e->size;
         n++;
-    }
-    /* A steady stream (arrivals every PAIR_PERIOD_NS or more often): a lone generation waits for
-     * the next one, at most 1.25 periods after it was queued, and the two are applied and
-     * committed together right after the second became durable, between receives. Each commit
-     * writes nearly every leaf it touches whatever it applies (and fdatasyncs them, several ms),
-     * so this halves the commits' disk writes beside the receives, for a period of replay lag. */
-    uint64_t period = __atomic_load_n(&c->rx_period_ns, __ATOMIC_RELAXED);
-    if (n == 1 && c->qlen == 1 && period && period <= PAIR_PERIOD_NS && may_yield) {
-        uint64_t held = ls_mono_ns() - c->q[0].queued_ns, until = period + period / 4;
-        if (held < until) {
-            *holding = true;
-            *wait_ns = until - held;
-            return 0;
-        }
     }
     if (n == 0 || full || n == max || may_yield) return n;
     uint64_t mono = ls_mono_ns(), held = mono - c->q[0].queued_ns;

@@ -77,13 +77,13 @@ static void on_fs_event(uv_fs_event_t *h, const char *filename, int events, int 
     if (events == UV_CHANGE && cur && a->have_dbid && a->bw) return;
     /* A closed generation's name (the writer's rename of the current log, a link): the next
      * one is added alone, without listing logs/ (docs/SOURCE.md, "Directory view"), so the
-     * reader starts on it at once. The current log's own events change no closed generation
-     * (its rename also names the generation, in the same batch of events). Anything else,
-     * and the timer, rescan the whole directory. */
+     * reader starts on it at once. Names the view never holds (the current log, whose rename
+     * also names the generation in the same batch of events; <prefix>.next; .part files)
+     * change nothing. The history, anything else, and the timer rescan the whole directory. */
     char err[LS_SOURCE_ERRLEN];
     int rc = 1;
     if (filename && a->src && a->have_dbid && !a->node->stopping && !a->fenced && !a->retired)
-        rc = cur ? 0 : ls_source_add(a->src, filename, err, sizeof(err));
+        rc = ls_source_add(a->src, filename, err, sizeof(err));
     if (rc == 1)
         ls__node_active_poll(a);
     else if (rc)

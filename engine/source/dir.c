@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 
 #include "core/core.h"
@@ -153,14 +154,16 @@ int ls_source_rescan(ls_source_t *src, char *err, size_t errlen)
     return rc;
 }
 
-/* The fast path of an fs event naming a closed generation (docs/SOURCE.md, "Directory view"):
+/* The fast path of an fs event (docs/SOURCE.md, "Directory view"): a closed generation is
  * appended without a readdir when it is exactly the next one, so no gap can be read into the
- * view; anything else is left to a full rescan. */
+ * view; a name the view does not hold changes nothing; anything else is left to a full rescan. */
 int ls_source_add(ls_source_t *src, const char *name, char *err, size_t errlen)
 {
     uint32_t epoch;
     uint64_t g;
-    if (!name || ls_gen_name_parse(name, src->prefix, &epoch, &g) != 0) return 1;
+    if (!name) return 1;
+    if (ls_gen_name_parse(name, src->prefix, &epoch, &g) != 0) /* the view holds no other name */
+        return strcmp(name, "history") == 0 ? 1 : 0; /* (list_dir, ls__src_hist_refresh) */
     char path[PATH_MAX];
     ls__src_path(src, epoch, g, path, sizeof(path));
     struct stat st;

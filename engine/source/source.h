@@ -63,8 +63,10 @@ int ls_source_rescan(ls_source_t *src, char *err, size_t errlen);
 /* An fs event named name in logs/: when it is a closed generation of our prefix that exists
  * and is exactly the next after the newest in the view (epoch as the history says), it is
  * appended without listing the directory and waiting readers are woken: 0. 0 too when it is in
- * the view already. 1 when it is anything else (not a generation name, gone, a gap, a removal
- * running below it ...): the caller rescans. An error (malformed history) keeps the view. */
+ * the view already, or when it is not a generation name of our prefix nor "history" (the
+ * current log, <prefix>.next, .part files, foreign files: the view holds none of them). 1 for
+ * a history event or a generation that is anything else (gone, a gap, another epoch ...): the
+ * caller rescans. An error (malformed history) keeps the view. */
 int ls_source_add(ls_source_t *src, const char *name, char *err, size_t errlen);
 
 typedef struct {

@@ -64,6 +64,8 @@ static bool read_dbid(active_t *a)
     return ok;
 }
 
+static void poll_rest(active_t *a);
+
 static void on_fs_event(uv_fs_event_t *h, const char *filename, int events, int status)
 {
     (void) status;
@@ -71,10 +73,23 @@ static void on_fs_event(uv_fs_event_t *h, const char *filename, int events, int 
     /* Each append to the current log is an event: nothing for the closed generations, and
      * block mode follows the log through the control page. Not worth a rescan of logs/ on the
      * loop per group-commit batch once the id is known and the block watcher runs. */
-    if (events == UV_CHANGE && filename && a->have_dbid && a->bw &&
-        !strcmp(filename, LS_GEN_PREFIX_DEFAULT ".log"))
-        return;
-    ls__node_active_poll(a);
+    bool cur = filename && !strcmp(filename, LS_GEN_PREFIX_DEFAULT ".log");
+    if (events == UV_CHANGE && cur && a->have_dbid && a->bw) return;
+    /* A closed generation's name (the writer's rename of the current log, a link): the next
+     * one is added alone, without listing logs/ (docs/SOURCE.md, "Directory view"), so the
+     * reader starts on it at once. Names the view never holds (the current log, whose rename
+     * also names the generation in the same batch of events; <prefix>.next; .part files)
+     * change nothing. The history, anything else, and the timer rescan the whole directory. */
+    char err[LS_SOURCE_ERRLEN];
+    int rc = 1;
+    if (filename && a->src && a->have_dbid && !a->node->stopping && !a->fenced && !a->retired)
+        rc = ls_source_add(a->src, filename, err, sizeof(err));
+    if (rc == 1)
+        ls__node_active_poll(a);
+    else if (rc)
+        LS_LOGE("active", "database %s: %s", a->cfg->name, err);
+    else
+        poll_rest(a);
 }
 
 static void start_watch(active_t *a)
@@ -116,6 +131,12 @@ void ls__node_active_poll(active_t *a)
             ls_ship_attach(a->shippers[i].m, a->src, a->dbid, ls_now_ns());
     }
     if (!a->have_dbid) return;
+    poll_rest(a);
+}
+
+/* What follows a look at logs/: block mode, and each shipper told. */
+static void poll_rest(active_t *a)
+{
     ls__node_bw_start(a); /* block mode, once the writer made the control page */
     for (int i = 0; i < a->nshippers; i++) {
         ls__node_link_kick(a->shippers[i].link);

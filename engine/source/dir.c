@@ -9,6 +9,8 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 
 #include "core/core.h"
 #include "layout/layout.h"
@@ -148,6 +150,40 @@ int ls_source_rescan(ls_source_t *src, char *err, size_t errlen)
 {
     pthread_mutex_lock(&src->mu);
     int rc = rescan_locked(src, err, errlen);
+    pthread_mutex_unlock(&src->mu);
+    return rc;
+}
+
+/* The fast path of an fs event (docs/SOURCE.md, "Directory view"): a closed generation is
+ * appended without a readdir when it is exactly the next one, so no gap can be read into the
+ * view; a name the view does not hold changes nothing; anything else is left to a full rescan. */
+int ls_source_add(ls_source_t *src, const char *name, char *err, size_t errlen)
+{
+    uint32_t epoch;
+    uint64_t g;
+    if (!name) return 1;
+    if (ls_gen_name_parse(name, src->prefix, &epoch, &g) != 0) /* the view holds no other name */
+        return strcmp(name, "history") == 0 ? 1 : 0; /* (list_dir, ls__src_hist_refresh) */
+    char path[PATH_MAX];
+    ls__src_path(src, epoch, g, path, sizeof(path));
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return 1; /* gone, or not a file */
+    pthread_mutex_lock(&src->mu);
+    int rc = ls__src_hist_refresh(src, err, errlen);
+    ssize_t have = rc ? -1 : ls__src_find(src, g);
+    if (rc || (have >= 0 && src->gens[have].epoch == epoch)) goto out; /* already in the view */
+    rc = 1;
+    if (have >= 0 || !src->ngens || g != src->gens[src->ngens - 1].generation + 1 ||
+        g <= src->removing_upto || epoch < src->gens[src->ngens - 1].epoch ||
+        epoch != ls__src_hist_epoch(src, g))
+        goto out; /* not simply the next one: the full rescan decides (and reports) */
+    ls__src_gen_t *a = realloc(src->gens, (src->ngens + 1) * sizeof(*a));
+    if (!a) goto out;
+    src->gens = a;
+    src->gens[src->ngens++] = (ls__src_gen_t){.generation = g, .epoch = epoch};
+    wake_readers(src);
+    rc = 0;
+out:
     pthread_mutex_unlock(&src->mu);
     return rc;
 }

@@ -34,33 +34,52 @@ static int check_header(ls_source_t *src, const ls__src_gen_t *e, const ls_gen_h
     return 0;
 }
 
-/* Reads (engine/layout) and checks header and trailer of e from fd. */
-static int load_fd(ls_source_t *src, ls__src_gen_t *e, int fd, const char *path, char *err,
-                   size_t errlen)
+/* Reads (engine/layout) header and trailer from fd and checks what needs no view: the size and
+ * the trailer. No lock needed. */
+static int read_fd(int fd, const char *path, ls_layout_ends_t *x, char *err, size_t errlen)
 {
-    ls_layout_ends_t x;
-    int rc = ls_layout_read_ends_fd(fd, path, &x, err, errlen);
+    int rc = ls_layout_read_ends_fd(fd, path, x, err, errlen);
     if (rc) return rc;
-    if (x.size < LS_GEN_HEADER_SIZE + LS_GEN_TRAILER_SIZE || x.size > LS_GEN_HARD_CAP)
+    if (x->size < LS_GEN_HEADER_SIZE + LS_GEN_TRAILER_SIZE || x->size > LS_GEN_HARD_CAP)
         return ls_errf(err, errlen, LS_ECORRUPT, "%s: size %llu is not that of a closed generation",
-                       path, (unsigned long long) x.size);
-    if ((rc = check_header(src, e, &x.h, path, err, errlen))) return rc;
-    if (!x.closed)
+                       path, (unsigned long long) x->size);
+    return 0;
+}
+
+/* Checks what read_fd read against e and the view, and caches it in e (src->mu held). */
+static int apply(ls_source_t *src, ls__src_gen_t *e, const ls_layout_ends_t *x, const char *path,
+                 char *err, size_t errlen)
+{
+    int rc = check_header(src, e, &x->h, path, err, errlen);
+    if (rc) return rc;
+    if (!x->closed)
         return ls_errf(err, errlen, LS_ECORRUPT,
                        "%s: no valid trailer at offset %llu: not a closed generation", path,
-                       (unsigned long long) (x.size - LS_GEN_TRAILER_SIZE));
+                       (unsigned long long) (x->size - LS_GEN_TRAILER_SIZE));
     if (!src->have_dbid) {
-        memcpy(src->dbid, x.h.dbid, LS_DBID_LEN);
+        memcpy(src->dbid, x->h.dbid, LS_DBID_LEN);
         src->have_dbid = true;
     }
-    e->size = x.size;
-    e->first_lsn = x.h.first_lsn;
-    e->last_lsn = x.t.last_lsn;
-    e->close_ns = x.t.close_ns;
-    memcpy(e->prev_digest, x.h.prev_digest, LS_DIGEST_SIZE);
-    memcpy(e->digest, x.t.digest, LS_DIGEST_SIZE);
+    e->size = x->size;
+    e->first_lsn = x->h.first_lsn;
+    e->last_lsn = x->t.last_lsn;
+    e->close_ns = x->t.close_ns;
+    memcpy(e->prev_digest, x->h.prev_digest, LS_DIGEST_SIZE);
+    memcpy(e->digest, x->t.digest, LS_DIGEST_SIZE);
     e->loaded = true;
     return 0;
+}
+
+/* Opens path and reads its ends (read_fd). */
+static int read_path(const char *path, ls_layout_ends_t *x, char *err, size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return ls_errf(err, errlen, ls_err_from_errno(errno),
+                       "cannot open %s: %s (removed behind the view?)", path, strerror(errno));
+    int rc = read_fd(fd, path, x, err, errlen);
+    close(fd);
+    return rc;
 }
 
 int ls__src_load(ls_source_t *src, size_t i, char *err, size_t errlen)
@@ -69,23 +88,37 @@ int ls__src_load(ls_source_t *src, size_t i, char *err, size_t errlen)
     if (e->loaded) return 0;
     char path[PATH_MAX];
     ls__src_path(src, e->epoch, e->generation, path, sizeof(path));
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return ls_errf(err, errlen, ls_err_from_errno(errno),
-                       "cannot open %s: %s (removed behind the view?)", path, strerror(errno));
-    int rc = load_fd(src, e, fd, path, err, errlen);
-    close(fd);
-    return rc;
+    ls_layout_ends_t x;
+    int rc = read_path(path, &x, err, errlen);
+    return rc ? rc : apply(src, e, &x, path, err, errlen);
 }
 
+/* The newest generation's trailer is read without the lock (COPY_STATE asks for it as soon as
+ * the generation appears, while the reader's locate() wants the lock to start on it), then
+ * checked and cached under it when the entry is still there; when it left the view meanwhile,
+ * the new newest is loaded under the lock as before. */
 int ls_source_last_closed(ls_source_t *src, uint64_t *gen, uint64_t *close_ns, char *err,
                           size_t errlen)
 {
-    pthread_mutex_lock(&src->mu);
-    int rc = 0;
     *gen = 0;
     *close_ns = 0;
-    if (src->ngens) {
+    pthread_mutex_lock(&src->mu);
+    ls_layout_ends_t x;
+    int rc = 0;
+    if (src->ngens && !src->gens[src->ngens - 1].loaded) {
+        ls__src_gen_t e = src->gens[src->ngens - 1];
+        char path[PATH_MAX];
+        ls__src_path(src, e.epoch, e.generation, path, sizeof(path));
+        pthread_mutex_unlock(&src->mu);
+        rc = read_path(path, &x, err, errlen);
+        pthread_mutex_lock(&src->mu);
+        ssize_t i = ls__src_find(src, e.generation);
+        if (i >= 0 && src->gens[i].epoch == e.epoch && !src->gens[i].loaded)
+            rc = rc ? rc : apply(src, &src->gens[i], &x, path, err, errlen);
+        else
+            rc = 0; /* gone, replaced or loaded meanwhile: as found below */
+    }
+    if (!rc && src->ngens) {
         rc = ls__src_load(src, src->ngens - 1, err, errlen);
         if (!rc) {
             *gen = src->gens[src->ngens - 1].generation;

@@ -60,6 +60,15 @@ void ls_source_free(ls_source_t *src);
  * generation. Errors as ls_source_open(); on error the previous view stays in place. */
 int ls_source_rescan(ls_source_t *src, char *err, size_t errlen);
 
+/* An fs event named name in logs/: when it is a closed generation of our prefix that exists
+ * and is exactly the next after the newest in the view (epoch as the history says), it is
+ * appended without listing the directory and waiting readers are woken: 0. 0 too when it is in
+ * the view already, or when it is not a generation name of our prefix nor "history" (the
+ * current log, <prefix>.next, .part files, foreign files: the view holds none of them). 1 for
+ * a history event or a generation that is anything else (gone, a gap, another epoch ...): the
+ * caller rescans. An error (malformed history) keeps the view. */
+int ls_source_add(ls_source_t *src, const char *name, char *err, size_t errlen);
+
 typedef struct {
     uint64_t count;       /* closed generations held */
     uint64_t oldest;      /* lowest generation held, 0 when none */

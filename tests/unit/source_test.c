@@ -1061,3 +1061,60 @@ Test(source, queue_figures_are_exact)
     ls_source_free(s);
     chain_free(c);
 }
+
+/* The fs event fast path: a closed generation's name is appended without a rescan only when it is
+ * exactly the next one and exists; names the view never holds change nothing; anything else (the
+ * history, a gap, a file not there, an epoch the history does not give) is left to the rescan, so a
+ * lost event can never make the view skip a generation. The reader waiting for the next one is
+ * woken by it. */
+Test(source, add_appends_only_the_next_generation_and_wakes_the_reader)
+{
+    chain_t *c = chain_new();
+    add_gens(c, 3, 1);
+    ls_source_t *s = open_src(c);
+    ls_reader_t *r = NULL;
+    int notes = 0;
+    cr_assert_eq(ls_reader_start(s, 4, NULL, notify, &notes, &r), 0);
+    wait_reader(r, waiting_gen, 4);
+    add_gens(c, 2, 1); /* 4 and 5 on disk, the view still ends at 3 */
+    char err[LS_SOURCE_ERRLEN] = "", name[LS_GEN_NAME_MAX];
+    ls_source_view_t v;
+    cr_assert_eq(ls_gen_name(name, sizeof(name), "E00", 1, 5), 0);
+    cr_assert_eq(ls_source_add(s, name, err, sizeof(err)), 1, "5 after 3: a gap, not added");
+    cr_assert_eq(ls_source_add(s, "history", err, sizeof(err)), 1, "the history: a rescan");
+    /* names the view never holds: nothing to do */
+    cr_assert_eq(ls_source_add(s, "E00.log", err, sizeof(err)), 0);
+    cr_assert_eq(ls_source_add(s, "E00.next", err, sizeof(err)), 0);
+    cr_assert_eq(ls_source_add(s, "E00-00000001-0000000000000004.log.part", err, sizeof(err)), 0);
+    cr_assert_eq(ls_source_add(s, "F00-00000001-0000000000000004.log", err, sizeof(err)), 0);
+    cr_assert_eq(ls_gen_name(name, sizeof(name), "E00", 2, 4), 0);
+    cr_assert_eq(ls_source_add(s, name, err, sizeof(err)), 1, "no such file");
+    ls_source_view(s, &v);
+    cr_assert_eq(v.newest, 3);
+    cr_assert_eq(ls_gen_name(name, sizeof(name), "E00", 1, 4), 0);
+    cr_assert_eq(ls_source_add(s, name, err, sizeof(err)), 0, "%s", err);
+    take(c, r, 4); /* woken by the add */
+    cr_assert_eq(ls_source_add(s, name, err, sizeof(err)), 0, "already there");
+    cr_assert_eq(ls_gen_name(name, sizeof(name), "E00", 1, 5), 0);
+    cr_assert_eq(ls_source_add(s, name, err, sizeof(err)), 0, "%s", err);
+    take(c, r, 5);
+    ls_source_view(s, &v);
+    cr_assert_eq(v.count, 5);
+    cr_assert_eq(v.newest, 5);
+    uint64_t last = 0, close_ns = 0; /* its trailer, read without the lock, then cached */
+    cr_assert_eq(ls_source_last_closed(s, &last, &close_ns, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(last, 5);
+    cr_assert_eq(close_ns, BASE_NS + 5 * SEC);
+
+    /* Generation 6 under an epoch the history does not give it: not added; the rescan says why. */
+    c->epoch[6] = 2;
+    add_gen(c, 2, 2, 64);
+    cr_assert_eq(ls_gen_name(name, sizeof(name), "E00", 2, 6), 0);
+    cr_assert_eq(ls_source_add(s, name, err, sizeof(err)), 1);
+    cr_assert_eq(ls_source_rescan(s, err, sizeof(err)), LS_ELINEAGE);
+    ls_source_view(s, &v);
+    cr_assert_eq(v.newest, 5, "the view kept");
+    ls_reader_stop(r);
+    ls_source_free(s);
+    chain_free(c);
+}

@@ -21,8 +21,9 @@
  * the batch's committers get the error at once; batches handed over before the failure are
  * durable and still applied.
  *
- * A lone committer leads (ls__flush_lead, since 2026-12-05): one that finds the queue empty, no
- * batch being written and room in the overlay takes its own transaction as a batch and runs the
+ * A lone committer leads (ls__flush_lead, since 2026-12-05): one that finds no other committer
+ * inside a commit, the queue empty, no batch being written and room in the overlay takes its
+ * own transaction as a batch and runs the
  * same steps in its thread (as PostgreSQL's backend flushes its own WAL): no hand-over to this
  * thread and back. `flushing` (under mu) keeps one batch in flight at a time, so batches are
  * written and handed over in queue order whoever writes them; the flusher takes what queued

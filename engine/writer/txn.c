@@ -71,9 +71,9 @@ int ls_txn_del(ls_txn_t *t, const void *key, size_t key_len)
 }
 
 /* Queues t and waits until the flusher made it durable (and visible through the overlay) or
- * failed it; a lone committer (the queue empty, no batch being written) writes it itself
- * (ls__flush_lead). From the queue on, t belongs to the pipeline: the applier frees it once
- * applied. */
+ * failed it; a lone committer (no other committer inside a commit, the queue empty, no batch
+ * being written) writes it itself (ls__flush_lead). From the queue on, t belongs to the pipeline:
+ * the applier frees it once applied. */
 int ls_txn_commit(ls_txn_t *t)
 {
     ls_db_t *db = t->db;
@@ -99,8 +99,12 @@ int ls_txn_commit(ls_txn_t *t)
         else
             db->qhead = t;
         db->qtail = t;
-        if (db->qhead == t && !db->flushing && db->unapplied < db->opts.overlay_max) {
-            /* Alone, nothing being written: it writes its batch itself (flusher.c) */
+        if (db->committers == 1 && db->qhead == t && !db->flushing &&
+            db->unapplied < db->opts.overlay_max) {
+            /* Alone, nothing being written: it writes its batch itself (flusher.c). Only when
+             * no other committer is inside a commit: with several, the next ones would queue
+             * behind the leader's fdatasync and then wait for the flusher to wake, where the
+             * flusher takes them right after its own sync (docs/WRITER.md, measured) */
             db->qhead = db->qtail = NULL;
             db->taken++;
             db->flushing = true;

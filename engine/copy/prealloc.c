@@ -333,6 +333,15 @@ void ls_prealloc_grow_ahead(ls_prealloc_t *p, int fd, uint64_t from, uint64_t to
     pthread_mutex_unlock(&p->mu);
 }
 
+/* The growth is over for the taker (mu held): the pool's duplicate of its descriptor closed, a
+ * next growth may be asked for. */
+static void grow_release(ls_prealloc_t *p)
+{
+    if (p->grow.fd >= 0) close(p->grow.fd);
+    p->grow.fd = -1;
+    p->grow.state = GROW_NONE;
+}
+
 int ls_prealloc_grown(ls_prealloc_t *p, bool cancel)
 {
     if (!p) return 0;
@@ -358,9 +367,7 @@ int ls_prealloc_grown(ls_prealloc_t *p, bool cancel)
         }
         rc = p->grow.rc;
     }
-    if (p->grow.fd >= 0) close(p->grow.fd);
-    p->grow.fd = -1;
-    p->grow.state = GROW_NONE;
+    grow_release(p);
     pthread_mutex_unlock(&p->mu);
     return rc;
 }
@@ -375,9 +382,7 @@ int ls_prealloc_grow_synced(ls_prealloc_t *p)
     int rc = 0;
     if (p->grow.state == GROW_DONE) { /* the pool's thread grew and synced it */
         rc = p->grow.rc;
-        if (p->grow.fd >= 0) close(p->grow.fd);
-        p->grow.fd = -1;
-        p->grow.state = GROW_NONE;
+        grow_release(p);
     }
     pthread_mutex_unlock(&p->mu);
     return rc;

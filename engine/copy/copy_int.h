@@ -262,6 +262,11 @@ void ls__copy_shadow_close(ls_copy_t *c); /* closes its descriptor (the file sta
  * file is cut back to the bytes it holds (no sync: a crash leaving the longer file is taken up
  * cut to its last COMMIT). */
 void ls__copy_shadow_cut(ls_copy_t *c);
+/* Opens the shadow of (epoch, gen) (shadow.c says which file and when shadow/ is synced). */
+int ls__copy_shadow_open(ls_copy_t *c, uint32_t epoch, uint64_t gen, char *err, size_t errlen);
+/* Feeds the shadow's bytes not yet checked to its running checks (read back, after their
+ * acknowledgement). */
+void ls__copy_shadow_hash_more(ls_copy_t *c);
 
 /* inspect.c */
 /* Inspects the durable file inspect/<name> of (epoch, gen) against the held chain; known_digest

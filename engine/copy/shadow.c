@@ -1,11 +1,11 @@
 /* copy: the shadow of the active's open generation, written by block mode's BLOCK frames (see
  * copy.h, "block mode", and docs/BLOCKMODE.md). The shadow only ever holds bytes the active made
  * durable, in order; what is acknowledged was fdatasynced first. The closed generation is
- * received as any other (recv.c), its head possibly taken from the shadow (GEN_TAIL: the .part a
- * hard link of the shadow's file, the head's checks run as its bytes were acknowledged, or read
- * back; a copy where no link can be made), and the shadow deleted once it is held: the whole file
- * is checked against the trailer and the sender's digest, so a shadow that is behind, torn or wrong
- * cannot make it differ from the active's. */
+ * received as any other (recv.c), its head possibly taken from the shadow (GEN_TAIL,
+ * shadow_tail.c: the .part a hard link of the shadow's file, the head's checks run as its bytes
+ * were acknowledged, or read back; a copy where no link can be made), and the shadow deleted once
+ * it is held: the whole file is checked against the trailer and the sender's digest, so a shadow
+ * that is behind, torn or wrong cannot make it differ from the active's. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -77,7 +77,7 @@ static void hash_start(ls_copy_t *c, uint32_t epoch, uint64_t gen)
 
 /* Feeds the shadow's bytes [hashed, size) to its checks (read back from the page cache, after
  * the acknowledgement: not in series before it). A shadow is always below the trailer. */
-static void hash_more(ls_copy_t *c)
+void ls__copy_shadow_hash_more(ls_copy_t *c)
 {
     ls__copy_shfile_t *f = &c->shf;
     uint8_t buf[64 * 1024];
@@ -192,7 +192,7 @@ static bool delete_shadows(ls_copy_t *c, const char *keep, uint64_t upto, bool s
  * the next one's comes: one fsync of shadow/ for both), done right after the first fdatasync of
  * its bytes and before their acknowledgement (dir_unsynced); when an earlier run's shadow is
  * taken up instead, shadow/ is synced for them alone, at once. */
-static int open_shadow(ls_copy_t *c, uint32_t epoch, uint64_t gen, char *err, size_t errlen)
+int ls__copy_shadow_open(ls_copy_t *c, uint32_t epoch, uint64_t gen, char *err, size_t errlen)
 {
     if (c->shf.generation == gen && c->shf.epoch == epoch && c->shf.fd >= 0) return 0;
     bool removed = forget(c, true, false);
@@ -240,7 +240,7 @@ int ls_copy_shadow_append(ls_copy_t *c, uint32_t epoch, uint64_t gen, uint64_t o
                 (unsigned long long) want, held_epoch);
         return LS_ESTATE;
     }
-    int rc = open_shadow(c, epoch, gen, err, errlen);
+    int rc = ls__copy_shadow_open(c, epoch, gen, err, errlen);
     if (rc) return rc;
     if (offset > c->shf.size) {
         ls_msgf(err, errlen,
@@ -306,7 +306,7 @@ void ls_copy_shadow_report(ls_copy_t *c)
     if (c->shf.generation && c->shf.synced)
         ls_copy_shadow_durable(c, c->shf.epoch, c->shf.generation, c->shf.synced,
                                c->shf.synced_lsn);
-    hash_more(c);
+    ls__copy_shadow_hash_more(c);
 }
 
 int ls_copy_shadow_sync(ls_copy_t *c, ls_copy_shadow_t *out, char *err, size_t errlen)
@@ -345,185 +345,4 @@ void ls_copy_shadow_info(ls_copy_t *c, ls_copy_shadow_t *out)
     out->generation = c->shf.generation;
     out->size = c->shf.synced;
     out->durable_lsn = c->shf.synced_lsn;
-}
-
-/* Bytes read from the shadow per step (through ls_copy_recv_data, as received chunks). */
-#define HEAD_STEP (256u * 1024u)
-
-/* The receive of GEN_TAIL cannot be finished from the shadow: dropped, the generation asked
- * again whole. */
-static int ask_whole(ls_copy_t *c, uint64_t start, const char *why, char *err, size_t errlen)
-{
-    char msg[512];
-    ls_msgf(msg, sizeof(msg),
-            "generation %llu: GEN_TAIL from byte %llu but the shadow %s: send it whole",
-            (unsigned long long) c->rx.generation, (unsigned long long) start, why);
-    ls_msgf(err, errlen, "copy %s: %s", c->dir, msg);
-    uint64_t gen = c->rx.generation;
-    ls_copy_recv_abort(c);
-    ls__copy_emit(c, LS_COPY_EV_ASK_AGAIN, gen, 0, LS_EGAP, msg);
-    return LS_EGAP;
-}
-
-/* The head is copied, never moved: the shadow must hold what BLOCK_ACK promised until the
- * generation's name is durable in logs/ (a dropped connection or a restart deletes the .part). */
-int ls_copy_recv_from_shadow(ls_copy_t *c, uint64_t start, char *err, size_t errlen)
-{
-    ls__copy_rx_t *rx = &c->rx;
-    if (!rx->active || rx->got != 0 || start > rx->size - LS_GEN_TRAILER_SIZE) {
-        ls_msgf(err, errlen, "copy %s: generation %llu cannot start at byte %llu from its shadow",
-                c->dir, (unsigned long long) rx->generation, (unsigned long long) start);
-        if (rx->active) ls_copy_recv_abort(c);
-        return LS_ESTATE;
-    }
-    char why[512] = "";
-    if (open_shadow(c, rx->epoch, rx->generation, why, sizeof(why)) != 0)
-        return ask_whole(c, start, "cannot be opened", err, errlen);
-    if (c->shf.size < start) {
-        ls_msgf(why, sizeof(why), "holds %llu bytes", (unsigned long long) c->shf.size);
-        return ask_whole(c, start, why, err, errlen);
-    }
-    uint8_t *buf = malloc(HEAD_STEP);
-    if (!buf) return LS_ENOMEM;
-    int rc = 0;
-    for (uint64_t off = 0; off < start && rc == 0;) {
-        size_t n = (size_t) LS_MIN((uint64_t) HEAD_STEP, start - off);
-        ssize_t got = pread(c->shf.fd, buf, n, (off_t) off);
-        if (got != (ssize_t) n) {
-            free(buf);
-            ls_msgf(why, sizeof(why), "cannot be read at byte %llu: %s", (unsigned long long) off,
-                    got < 0 ? strerror(errno) : "short read");
-            return ask_whole(c, start, why, err, errlen);
-        }
-        rc = ls_copy_recv_data(c, rx->generation, off, buf, n, err, errlen);
-        off += n;
-    }
-    free(buf);
-    if (rc) return rc;
-    rx->head = start;
-    LS_FAULT("copy.tail.after_head");
-    return 0;
-}
-
-/* Whether the stream's expectations of a and b are the same (seed_lsn is not the stream's: the
- * early apply moves it, and recv_end checks it from the receive's own). */
-static bool same_expect(const ls__copy_expect_t *a, const ls__copy_expect_t *b)
-{
-    return a->check_dbid == b->check_dbid && !memcmp(a->dbid, b->dbid, LS_DBID_LEN) &&
-           a->epoch == b->epoch && a->generation == b->generation && a->first_lsn == b->first_lsn &&
-           !memcmp(a->prev, b->prev, LS_DIGEST_SIZE);
-}
-
-/* The shadow's running checks become the receive's, when they cover exactly [0, start) and
- * were begun against the expectations recv_begin just fixed: the head is then neither read nor
- * hashed again. False: read it back. */
-static bool hand_over(ls_copy_t *c, uint64_t start, int *rc, char *err, size_t errlen)
-{
-    ls__copy_shfile_t *f = &c->shf;
-    ls__copy_rx_t *rx = &c->rx;
-    hash_more(c);
-    if (!f->hashing || f->hashed != start || f->size != start || !same_expect(&f->x, &rx->x))
-        return false;
-    ls_sha256_t *sha = rx->sha;
-    ls_seal_t *seal = rx->seal;
-    ls_gen_stream_t *stream = rx->stream;
-    rx->sha = f->sha;
-    rx->seal = f->seal;
-    rx->stream = f->stream;
-    f->sha = sha;
-    f->seal = seal;
-    f->stream = stream;
-    f->hashing = false;
-    f->ex_lent = true; /* rx's stream reads f->ex until the receive ends */
-    rx->got = start;
-    if (start >= LS_GEN_HEADER_SIZE) *rc = ls__copy_rx_check_header(c, err, errlen);
-    return true;
-}
-
-/* GEN_TAIL by a hard link: inspect/<name>.part is a second name of the shadow's file, so the head
- * is neither written nor synced again, only read back (page cache) and checked as received bytes;
- * the tail goes into the same file and recv_end's fdatasync, rename into logs/ and fsync of logs/
- * make it the closed generation. Until that rename is durable the shadow's name still holds every
- * byte BLOCK_ACK promised (a restart deletes only the .part name, and takes the shadow up cut to
- * its last COMMIT even when it grew a trailer); the shadow's deletion afterwards only drops a name.
- * False when no link could be made (another file system, no support): the caller copies. */
-static bool link_head(ls_copy_t *c, uint64_t start, int *rc, char *err, size_t errlen)
-{
-    ls__copy_rx_t *rx = &c->rx;
-    *rc = 0;
-    unlink(rx->part); /* a .part left by an earlier attempt of this generation */
-    if (link(c->shf.path, rx->part) != 0) {
-        LS_LOGI("copy", "%s: cannot link the shadow %s as %s (%s): its head is copied", c->dir,
-                c->shf.path, rx->part, strerror(errno));
-        return false;
-    }
-    rx->fd = open(rx->part, O_WRONLY | O_CLOEXEC);
-    if (rx->fd < 0) {
-        unlink(rx->part);
-        return false;
-    }
-    rx->linked = true;
-    ls__copy_rx_opened(c);
-    if (hand_over(c, start, rc, err, errlen)) {
-        LS_LOGD("copy", "%s: GEN_TAIL of generation %llu: its %llu-byte head checked as it came",
-                c->dir, (unsigned long long) rx->generation, (unsigned long long) start);
-        return true;
-    }
-    uint8_t *buf = malloc(HEAD_STEP);
-    if (!buf) {
-        *rc = LS_ENOMEM;
-        ls_copy_recv_abort(c);
-        return true;
-    }
-    for (uint64_t off = 0; off < start && *rc == 0;) {
-        size_t n = (size_t) LS_MIN((uint64_t) HEAD_STEP, start - off);
-        ssize_t got = pread(c->shf.fd, buf, n, (off_t) off);
-        if (got != (ssize_t) n) {
-            char why[512];
-            ls_msgf(why, sizeof(why), "cannot be read at byte %llu: %s", (unsigned long long) off,
-                    got < 0 ? strerror(errno) : "short read");
-            free(buf);
-            *rc = ask_whole(c, start, why, err, errlen);
-            return true;
-        }
-        *rc = ls__copy_rx_absorb(c, off, buf, n, err, errlen);
-        off += n;
-    }
-    free(buf);
-    return true;
-}
-
-int ls_copy_recv_begin_tail(ls_copy_t *c, uint32_t epoch, uint64_t gen, uint64_t size,
-                            uint64_t close_ns, uint64_t start, char *err, size_t errlen)
-{
-    ls__copy_rx_t *rx = &c->rx;
-    if (rx->active) {
-        ls_msgf(err, errlen, "copy %s: generation %llu is still being received", c->dir,
-                (unsigned long long) rx->generation);
-        return LS_ESTATE;
-    }
-    int rc = ls__copy_rx_begin(c, epoch, gen, size, err, errlen);
-    if (rc) return rc;
-    if (start > size - LS_GEN_TRAILER_SIZE) {
-        ls_msgf(err, errlen, "copy %s: generation %llu cannot start at byte %llu from its shadow",
-                c->dir, (unsigned long long) gen, (unsigned long long) start);
-        ls_copy_recv_abort(c);
-        return LS_ESTATE;
-    }
-    char why[512] = "";
-    if (open_shadow(c, epoch, gen, why, sizeof(why)) != 0)
-        return ask_whole(c, start, "cannot be opened", err, errlen);
-    if (c->shf.size < start || c->shf.size > size - LS_GEN_TRAILER_SIZE) {
-        ls_msgf(why, sizeof(why), "holds %llu bytes", (unsigned long long) c->shf.size);
-        return ask_whole(c, start, why, err, errlen);
-    }
-    if (link_head(c, start, &rc, err, errlen)) {
-        if (rc) return rc;
-        rx->head = start;
-        LS_FAULT("copy.tail.after_head");
-        return 0;
-    }
-    ls_copy_recv_abort(c); /* frees the hashes: recv_begin starts them again */
-    rc = ls_copy_recv_begin(c, epoch, gen, size, close_ns, err, errlen);
-    return rc ? rc : ls_copy_recv_from_shadow(c, start, err, errlen);
 }

@@ -57,11 +57,6 @@ Test(copy_checks, each_record_checksum_and_each_digest_is_computed_once_receive_
     free(dir);
 }
 
-static bool asked_4(void *ctx)
-{
-    return events_count(ctx, LS_COPY_EV_ASK_AGAIN, 4) == 1;
-}
-
 Test(copy_checks, file_damaged_in_logs_is_caught_by_its_seal_not_applied_and_asked_again)
 {
     copy_fix_t f;
@@ -72,18 +67,8 @@ Test(copy_checks, file_damaged_in_logs_is_caught_by_its_seal_not_applied_and_ask
     assert_checks(f.c, all.records, 6, all.hashed, 6, 0, all.bytes, "received, replay paused");
 
     /* One bit of a value inside generation 4, on disk after its inspection. */
-    char p[4200];
-    gen_path(p, sizeof(p), f.dir, "logs", 4, "");
-    cr_assert(ls_h_flip_byte(p, f.ch.len[4] / 2, 0x10), "%s", p);
-    ls_copy_pause_replay(f.c, false);
-    wait_replayed(f.c, 3, true);
-    cr_assert(ls_h_wait_for(asked_4, &f.ev, 5000), "ASK_AGAIN(4) reported");
-    cr_assert(ls_h_contains(f.ev.last_msg, "damaged on disk"), "%s", f.ev.last_msg);
     ls_copy_stats_t st;
-    ls_copy_stats(f.c, &st);
-    cr_assert_eq(st.last_replayed, 3, "nothing of generation 4 or later applied");
-    cr_assert_eq(st.applied_generations, 3);
-    cr_assert_eq(st.last_replayed_lsn, f.ch.last_lsn[3]);
+    damaged_stops_replay(&f, 4, &st);
     cr_assert(!file_exists(f.dir, "logs", 4) && !file_exists(f.dir, "logs", 6));
     /* Replay read 1..4 and compared seals; it computed no record checksum and no digest. */
     assert_checks(f.c, all.records, 6, all.hashed, 6, 4, all.bytes + head.bytes + f.ch.len[4],

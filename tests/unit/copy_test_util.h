@@ -326,6 +326,37 @@ UTIL bool file_exists(const char *dir, const char *sub, int g)
 /* Reopens dir's copy after a crash, resends ch from its resume point (whose digest must be the
  * previous generation's), waits until the store matches ch and checks each generation was applied
  * once; returns the resume point's next generation. */
+typedef struct {
+    events_t *ev;
+    uint64_t gen;
+} asked_t;
+
+UTIL bool asked_once(void *ctx)
+{
+    asked_t *a = ctx;
+    return events_count(a->ev, LS_COPY_EV_ASK_AGAIN, a->gen) == 1;
+}
+
+/* One bit of a value inside logs/ generation g flipped on disk (after its inspection), the
+ * paused replay let go: it applies 1..g-1, finds g damaged by its seal, asks for it again and
+ * applies nothing of it or later. The stats are left in *st for the caller's own checks. */
+UTIL void damaged_stops_replay(copy_fix_t *f, int g, ls_copy_stats_t *st)
+{
+    char p[4200];
+    gen_path(p, sizeof(p), f->dir, "logs", g, "");
+    cr_assert(ls_h_flip_byte(p, f->ch.len[g] / 2, 0x10), "%s", p);
+    ls_copy_pause_replay(f->c, false);
+    wait_replayed(f->c, (uint64_t) g - 1, true);
+    asked_t a = {.ev = &f->ev, .gen = (uint64_t) g};
+    cr_assert(ls_h_wait_for(asked_once, &a, 5000), "ASK_AGAIN(%d) reported", g);
+    cr_assert(ls_h_contains(f->ev.last_msg, "damaged on disk"), "%s", f->ev.last_msg);
+    ls_copy_stats(f->c, st);
+    cr_assert_eq(st->last_replayed, (uint64_t) g - 1, "nothing of generation %d or later applied",
+                 g);
+    cr_assert_eq(st->applied_generations, (uint64_t) g - 1);
+    cr_assert_eq(st->last_replayed_lsn, f->ch.last_lsn[g - 1]);
+}
+
 UTIL uint64_t converge_after_crash(const char *dir, const chain_t *ch)
 {
     ls_copy_t *c = copy_open(dir, NULL);

@@ -66,29 +66,14 @@ Test(copy_txn, batch_pages_ends_the_transaction_after_the_chunk_that_reaches_it)
     fix_fini(&f);
 }
 
-static bool asked_20(void *ctx)
-{
-    return events_count(ctx, LS_COPY_EV_ASK_AGAIN, 20) == 1;
-}
-
 Test(copy_txn, a_file_damaged_in_a_later_chunk_commits_those_before_it_and_is_asked_again)
 {
     copy_fix_t f;
     fix_init(&f, "copytxn", BACKLOG, 4, 30);
     fix_start(&f, true, true);
     send_range(f.c, &f.ch, 1, BACKLOG);
-    char p[4200];
-    gen_path(p, sizeof(p), f.dir, "logs", 20, ""); /* in the second chunk (17..32) */
-    cr_assert(ls_h_flip_byte(p, f.ch.len[20] / 2, 0x10), "%s", p);
-    ls_copy_pause_replay(f.c, false);
-    wait_replayed(f.c, 19, true);
-    cr_assert(ls_h_wait_for(asked_20, &f.ev, 5000), "ASK_AGAIN(20) reported");
-    cr_assert(ls_h_contains(f.ev.last_msg, "damaged on disk"), "%s", f.ev.last_msg);
     ls_copy_stats_t st;
-    ls_copy_stats(f.c, &st);
-    cr_assert_eq(st.last_replayed, 19, "nothing of generation 20 or later applied");
-    cr_assert_eq(st.applied_generations, 19);
-    cr_assert_eq(st.last_replayed_lsn, f.ch.last_lsn[19]);
+    damaged_stops_replay(&f, 20, &st); /* 20: in the second chunk (17..32) */
     cr_assert_eq(st.replay_txns, 1, "1..19 committed together");
     cr_assert_eq(st.seal_checks, 20, "1..20 read and checked, nothing after");
     cr_assert(!file_exists(f.dir, "logs", 20) && !file_exists(f.dir, "logs", BACKLOG));

@@ -76,6 +76,7 @@ struct ls__pframe {
     uint8_t *zbody;          /* worker: the compressed body (owned), NULL when it did not shrink */
     size_t zlen;             /* bytes in zbody */
     size_t len;              /* body bytes */
+    size_t cap;              /* room for body bytes (>= len; a reused frame may have more) */
     uint8_t hdr[LS_FRAME_HEADER_SIZE]; /* room for the header: the frame is encoded in place */
     uint8_t body[]; /* the body, then LS_FRAME_CKSUM_SIZE bytes of room for the checksum */
 };
@@ -162,6 +163,8 @@ struct ls_conn {
     size_t pending_bytes;            /* header + body bytes in the frame queue */
     size_t sock_queued;              /* encoded bytes handed to libuv, not yet written */
     struct ls__wbuf *wst;            /* TLS records staged for the socket (NULL: none yet) */
+    struct ls__wbuf *wspare;         /* the largest buffer written so far, for reuse (send.c) */
+    struct ls__pframe *pspare;       /* the largest frame sent from the queue, for reuse */
     uint8_t *tx;                     /* scratch: header + body + checksum of the frame being sent */
     uint8_t *ztx;                    /* scratch: same, compressed */
     uint64_t tx_seq;                 /* sequence number of the next frame sent */

@@ -35,6 +35,39 @@ struct ls__wpiece {
     size_t len;         /* bytes */
 };
 
+/* A written buffer is kept as the connection's spare (the larger of the two is kept), so that the
+ * next stage or queued write reuses memory that is mapped and warm instead of a fresh malloc of up
+ * to a frame's size, which glibc takes from and gives back to the kernel (page faults, zeroing). */
+static void spare_put(ls_conn_t *c, struct ls__wbuf *w)
+{
+    if (c->wspare && c->wspare->cap >= w->cap) {
+        free(w);
+        return;
+    }
+    free(c->wspare);
+    w->off = w->len = 0;
+    w->pieces = NULL;
+    w->refs = 0;
+    c->wspare = w;
+}
+
+/* A buffer with room for cap bytes: the spare when it is large enough, else a new one. */
+static struct ls__wbuf *spare_get(ls_conn_t *c, size_t cap)
+{
+    struct ls__wbuf *w = c->wspare;
+    if (w && w->cap >= cap) {
+        c->wspare = NULL;
+        return w;
+    }
+    w = malloc(sizeof(*w) + cap);
+    if (!w) return NULL;
+    w->off = w->len = 0;
+    w->pieces = NULL;
+    w->refs = 0;
+    w->cap = cap;
+    return w;
+}
+
 static void write_cb(uv_write_t *req, int status)
 {
     struct ls__wpiece *p = (struct ls__wpiece *) req;
@@ -44,7 +77,7 @@ static void write_cb(uv_write_t *req, int status)
     struct ls__wbuf *w = p->w;
     if (--w->refs == 0) { /* p is one of w->pieces */
         free(w->pieces);
-        free(w);
+        spare_put(c, w);
     }
     account(c);
     if (status < 0) {
@@ -118,12 +151,10 @@ int ls__conn_write_raw(ls_conn_t *c, const uint8_t *buf, size_t len)
     if (done < 0) return (int) done;
     if ((size_t) done == len) return 0;
     size_t rest = len - (size_t) done;
-    struct ls__wbuf *w = malloc(sizeof(*w) + rest);
+    struct ls__wbuf *w = spare_get(c, rest);
     if (!w) return ls__conn_fail(c, LS_ENOMEM, "out of memory queuing %zu bytes", rest);
     memcpy(w->data, buf + done, rest);
-    w->off = 0;
-    w->len = w->cap = rest;
-    w->pieces = NULL;
+    w->len = rest;
     return write_later(c, w);
 }
 
@@ -132,6 +163,11 @@ int ls__stage_reserve(ls_conn_t *c, size_t n)
     struct ls__wbuf *w = c->wst;
     size_t need = (w ? w->len : 0) + n;
     if (w && need <= w->cap) return 0;
+    if (!w && c->wspare && c->wspare->cap >= need) { /* the buffer last written, warm */
+        c->wst = c->wspare;
+        c->wspare = NULL;
+        return 0;
+    }
     size_t cap = LS_MAX(need, w ? 2 * w->cap : STAGE_MIN);
     struct ls__wbuf *nw = realloc(w, sizeof(*nw) + cap);
     if (!nw) return LS_ENOMEM;
@@ -255,6 +291,19 @@ static int send_pframe(ls_conn_t *c, struct ls__pframe *p)
     return encode(c, p->hdr, p->len, p->type, p->flags); /* in place: no copy into tx */
 }
 
+/* A sent frame is kept as the connection's spare (the larger of the two), for the next frame
+ * queued: as with the write buffers, memory that stays mapped instead of a fresh malloc per frame.
+ */
+static void pframe_put(ls_conn_t *c, struct ls__pframe *p)
+{
+    if (c->pspare && c->pspare->cap >= p->cap) {
+        free(p);
+        return;
+    }
+    free(c->pspare);
+    c->pspare = p;
+}
+
 void ls__send_flush(ls_conn_t *c)
 {
     while (c->pending && c->sock_queued < LS__SOCK_LOW && c->state == LS__CONN_READY) {
@@ -265,7 +314,7 @@ void ls__send_flush(ls_conn_t *c)
         c->pending_bytes -= LS_FRAME_HEADER_SIZE + p->len;
         int rc = send_pframe(c, p);
         free(p->zbody);
-        free(p);
+        pframe_put(c, p);
         if (rc) return;
     }
     account(c);
@@ -275,9 +324,17 @@ void ls__send_flush(ls_conn_t *c)
 static struct ls__pframe *queue(ls_conn_t *c, uint8_t type, uint8_t flags, const struct iovec *iov,
                                 int iovcnt, size_t len)
 {
-    struct ls__pframe *p = malloc(sizeof(*p) + len + LS_FRAME_CKSUM_SIZE);
-    if (!p) return NULL;
+    struct ls__pframe *p = c->pspare;
+    size_t cap = len;
+    if (p && p->cap >= len) {
+        c->pspare = NULL;
+        cap = p->cap;
+    } else {
+        p = malloc(sizeof(*p) + len + LS_FRAME_CKSUM_SIZE);
+        if (!p) return NULL;
+    }
     memset(p, 0, sizeof(*p));
+    p->cap = cap;
     p->type = type;
     p->flags = flags;
     p->len = len;
@@ -373,6 +430,10 @@ void ls__send_free(ls_conn_t *c)
 {
     free(c->wst);
     c->wst = NULL;
+    free(c->wspare);
+    c->wspare = NULL;
+    free(c->pspare);
+    c->pspare = NULL;
     while (c->pending) {
         struct ls__pframe *p = c->pending;
         c->pending = p->next;

@@ -399,6 +399,11 @@ Test(transport, mutual_tls_frames_flow_both_ways, .timeout = 30)
     cr_assert_str_eq(ls_conn_peer_name(fx.cli.c), "target");
     cr_assert_str_eq(ls_conn_peer_name(fx.srv.c), "source");
     cr_assert(ls_h_contains(ls_conn_peer(fx.srv.c), "127.0.0.1:"));
+    /* our preference, AES-128-GCM (docs/TLS.md, "Suite"), on both ends */
+    cr_assert_str_eq(SSL_CIPHER_standard_name(SSL_get_current_cipher(fx.cli.c->ssl)),
+                     "TLS_AES_128_GCM_SHA256");
+    cr_assert_str_eq(SSL_CIPHER_standard_name(SSL_get_current_cipher(fx.srv.c->ssl)),
+                     "TLS_AES_128_GCM_SHA256");
     fx.cli.frame = fx.srv.frame = 70000;
     fx.cli.to_send = fx.srv.to_send = 3 * MiB;
     cr_assert(run_until(&fx, exchanged, 20000), "exchange: %llu/%llu %llu/%llu",
@@ -417,6 +422,35 @@ Test(transport, mutual_tls_frames_flow_both_ways, .timeout = 30)
     cr_assert_eq(fx.cli.status, 0);
     cr_assert_eq(fx.srv.status, LS_ECONNRESET, "the server sees the client leave: %s", fx.srv.msg);
     fx_fini(&fx);
+}
+
+/* A peer that offers only AES-256-GCM (OpenSSL's default first choice) or only ChaCha20-Poly1305
+ * still connects: the other suites stay allowed. */
+static void other_suite(const char *suite)
+{
+    fx_t fx;
+    fx_init(&fx);
+    make_certs(&fx);
+    ls_tls_ctx_t *cli = ctx(&fx, "ca1", "ca1", "source");
+    cr_assert_eq(SSL_CTX_set_ciphersuites(cli->ssl_ctx, suite), 1);
+    tls_pair(&fx, cli, "source");
+    cr_assert(run_until(&fx, both_ready, 10000), "handshake: srv '%s' cli '%s'", fx.srv.msg,
+              fx.cli.msg);
+    cr_assert_str_eq(SSL_CIPHER_standard_name(SSL_get_current_cipher(fx.srv.c->ssl)), suite);
+    fx.cli.frame = fx.srv.frame = 70000;
+    fx.cli.to_send = fx.srv.to_send = 1 * MiB;
+    cr_assert(run_until(&fx, exchanged, 20000), "exchange with %s", suite);
+    cr_assert_eq(fx.srv.hash, fx.cli.sent_hash, "client -> server bytes identical");
+    cr_assert_eq(fx.cli.hash, fx.srv.sent_hash, "server -> client bytes identical");
+    ls_conn_close(fx.cli.c);
+    cr_assert(run_until(&fx, both_closed, 5000));
+    fx_fini(&fx);
+}
+
+Test(transport, tls_other_suites_allowed, .timeout = 30)
+{
+    other_suite("TLS_AES_256_GCM_SHA384");
+    other_suite("TLS_CHACHA20_POLY1305_SHA256");
 }
 
 /* Runs a pair whose client presents cli_ctx; expects the server (and the client) to refuse. */

@@ -30,13 +30,13 @@ static bool keep;
 static const char
     *only; /* --only PART[,PART...]: those parts alone (the workload is made anyway) */
 static const char *compare; /* --compare OLD.json: each figure's change against that run */
+static const char *configs; /* --configs KEY[,KEY...]: the logship part's configurations */
 
-/* --only takes one part or a comma-separated list ("raw,pickup": a part with its baseline). */
-static bool want(const char *part)
+/* Whether part is in the comma-separated list. */
+static bool listed(const char *list, const char *part)
 {
-    if (!only) return true;
     size_t n = strlen(part);
-    for (const char *p = only; *p;) {
+    for (const char *p = list; *p;) {
         const char *comma = strchr(p, ',');
         size_t len = comma ? (size_t) (comma - p) : strlen(p);
         if (len == n && !strncmp(p, part, n)) return true;
@@ -44,6 +44,12 @@ static bool want(const char *part)
         p = comma + 1;
     }
     return false;
+}
+
+/* --only takes one part or a comma-separated list ("raw,pickup": a part with its baseline). */
+static bool want(const char *part)
+{
+    return !only || listed(only, part);
 }
 static char wan_a[32], wan_b[32];
 static lb_pg_t pg; /* PostgreSQL for the commit-latency cells */
@@ -72,8 +78,10 @@ static int usage(const char *msg)
     if (msg) fprintf(stderr, "logship-bench: %s\n", msg);
     fprintf(stderr,
             "usage: logship-bench [--quick] [--out DIR] [--keep] [--runs N] [--only PART[,PART]] "
-            "[--compare OLD.json]\n"
-            "  PART: raw rsync lmdb writer logship steady pickup rss seed wan commit blocklag\n");
+            "[--compare OLD.json] [--configs KEY[,KEY]]\n"
+            "  PART: raw rsync lmdb writer logship steady pickup rss seed wan commit blocklag\n"
+            "  KEY (the logship part's configurations; default all but tls-held): plain zstd tls\n"
+            "       tls+zstd held tls-held\n");
     return 2;
 }
 
@@ -173,6 +181,8 @@ int main(int argc, char **argv)
             only = argv[++i];
         else if (!strcmp(argv[i], "--compare") && i + 1 < argc)
             compare = argv[++i];
+        else if (!strcmp(argv[i], "--configs") && i + 1 < argc)
+            configs = argv[++i];
         else if (!strcmp(argv[i], "--runs") && i + 1 < argc) {
             ctx.runs = atoi(argv[++i]);
             if (ctx.runs < 1 || ctx.runs > LB_MAXRUNS / 2) return usage("--runs must be 1..8");
@@ -206,14 +216,17 @@ int main(int argc, char **argv)
         fprintf(stderr, "logship-bench: setting up the workload failed\n");
         return 1;
     }
+    /* extra: run only when --configs names it */
     static const struct {
-        const char *label;
+        const char *key, *label;
+        bool extra;
         lb_pair_cfg_t cfg;
-    } CONFIGS[] = {{"plain", {0}},
-                   {"zstd", {.zstd = 1}},
-                   {"tls", {.tls = true}},
-                   {"tls+zstd", {.tls = true, .zstd = 1}},
-                   {"plain, replay held back", {.hold_replay = true}}};
+    } CONFIGS[] = {{"plain", "plain", false, {0}},
+                   {"zstd", "zstd", false, {.zstd = 1}},
+                   {"tls", "tls", false, {.tls = true}},
+                   {"tls+zstd", "tls+zstd", false, {.tls = true, .zstd = 1}},
+                   {"held", "plain, replay held back", false, {.hold_replay = true}},
+                   {"tls-held", "tls, replay held back", true, {.tls = true, .hold_replay = true}}};
     /* Rounds: each round measures every baseline and configuration once, so slow drift of this
      * shared machine (noise of +-20-40 %, reference/machine-limits.md) hits all of them alike;
      * the figures are the medians over the rounds. */
@@ -226,7 +239,8 @@ int main(int argc, char **argv)
         if (want("lmdb")) lb_run_lmdb(&ctx);
         if (want("writer")) lb_run_writer(&ctx);
         for (size_t i = 0; want("logship") && i < sizeof(CONFIGS) / sizeof(CONFIGS[0]); i++)
-            lb_run_logship(&ctx, CONFIGS[i].label, &CONFIGS[i].cfg);
+            if (configs ? listed(configs, CONFIGS[i].key) : !CONFIGS[i].extra)
+                lb_run_logship(&ctx, CONFIGS[i].label, &CONFIGS[i].cfg);
         if (want("steady")) lb_run_steady(&ctx);
         if (want("pickup")) lb_run_pickup(&ctx);
     }

@@ -212,6 +212,8 @@ void lb_run_logship(lb_ctx_t *c, const char *label, const lb_pair_cfg_t *cfg)
     if (held) {
         snprintf(n, sizeof(n), "logship %s: closed->durable p99", label);
         lb_result_add(n, "ms", ld[1], ok);
+        snprintf(n, sizeof(n), "logship %s: active CPU per MiB", label);
+        lb_result_add(n, "ms", cpua, ok);
         snprintf(n, sizeof(n), "logship %s: passive CPU per MiB", label);
         lb_result_add(n, "ms", cpub, ok);
         return;

@@ -1,5 +1,6 @@
 /* The pool of preallocated files (prealloc.h). Names in the pool's directory: ready-<n> (made:
- * padded to the pool size and fsynced), <n>.tmp (being made or given; deleted at open). */
+ * padded to the pool size and fsynced), bare-<n> (created empty, nothing written or synced),
+ * <n>.tmp (being made or given; deleted at open). */
 #include "copy/prealloc.h"
 
 #include <dirent.h>
@@ -21,6 +22,7 @@
 #define SIZE_ROUND (64ull * 1024)
 #define DEFAULT_SZ (896ull * 1024) /* under the ~0.93-1 MiB generations of the default */
 #define RECENT     8               /* sizes the pool size follows (their smallest) */
+#define BARE_FILES 4               /* empty files kept created (prealloc.h) */
 
 /* The growth of a taken file (ls_prealloc_grow_ahead): one at a time. RUNNING: its zeros are
  * being written; SYNCING: written, the pool's fdatasync runs (the receiver may write there). */
@@ -47,6 +49,9 @@ struct ls_prealloc {
     } grow;                      /* (mu) */
     uint64_t ready[MAX_FILES];   /* numbers of the ready files, oldest first (mu) */
     unsigned nready;             /* (mu) */
+    uint64_t bare[BARE_FILES];   /* numbers of the bare files, oldest first (mu) */
+    unsigned nbare, making_bare; /* (mu): making_bare: being created */
+    bool bare_failed;            /* the last bare file failed: none until the next take (mu) */
     uint64_t pending[MAX_FILES]; /* given files to finish (mu) */
     unsigned npending, reserved; /* (mu): reserved: gives between their two halves */
     int syncs[MAX_SYNCS];        /* fds to fdatasync (mu) */
@@ -57,10 +62,14 @@ struct ls_prealloc {
     uint8_t *zeros;              /* ZERO_STEP zero bytes */
 };
 
-static void file_path(const ls_prealloc_t *p, char *out, size_t len, uint64_t n, bool ready)
+typedef enum { NAME_TMP, NAME_READY, NAME_BARE } name_t;
+
+static void file_path(const ls_prealloc_t *p, char *out, size_t len, uint64_t n, name_t kind)
 {
-    if (ready)
+    if (kind == NAME_READY)
         snprintf(out, len, "%s/ready-%llu", p->dir, (unsigned long long) n);
+    else if (kind == NAME_BARE)
+        snprintf(out, len, "%s/bare-%llu", p->dir, (unsigned long long) n);
     else
         snprintf(out, len, "%s/%llu.tmp", p->dir, (unsigned long long) n);
 }
@@ -85,8 +94,8 @@ static int zeros(ls_prealloc_t *p, int fd, uint64_t from, uint64_t to)
 static int finish(ls_prealloc_t *p, uint64_t n, uint64_t size)
 {
     char tmp[PATH_MAX_PA + 32], ready[PATH_MAX_PA + 32];
-    file_path(p, tmp, sizeof(tmp), n, false);
-    file_path(p, ready, sizeof(ready), n, true);
+    file_path(p, tmp, sizeof(tmp), n, NAME_TMP);
+    file_path(p, ready, sizeof(ready), n, NAME_READY);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) return ls_err_from_errno(errno);
     struct stat st;
@@ -98,6 +107,23 @@ static int finish(ls_prealloc_t *p, uint64_t n, uint64_t size)
     close(fd);
     if (rc == 0 && rename(tmp, ready) != 0) rc = ls_err_from_errno(errno);
     if (rc) unlink(tmp);
+    return rc;
+}
+
+/* Creates the empty file bare-<n> (through <n>.tmp, so that a crash leaves no half-made name
+ * that looks made). Nothing is written or synced: it only spares the taker the inode's
+ * allocation. 0 or an error. */
+static int make_bare(ls_prealloc_t *p, uint64_t n)
+{
+    char tmp[PATH_MAX_PA + 32], bare[PATH_MAX_PA + 32];
+    file_path(p, tmp, sizeof(tmp), n, NAME_TMP);
+    file_path(p, bare, sizeof(bare), n, NAME_BARE);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) return ls_err_from_errno(errno);
+    close(fd);
+    if (rename(tmp, bare) == 0) return 0;
+    int rc = ls_err_from_errno(errno);
+    unlink(tmp);
     return rc;
 }
 
@@ -140,6 +166,19 @@ static void *pool_main(void *arg)
             pthread_mutex_lock(&p->mu);
             continue;
         }
+        if (p->nbare + p->making_bare < BARE_FILES && !p->bare_failed) { /* cheap: at once */
+            uint64_t n = p->next++;
+            p->making_bare++;
+            pthread_mutex_unlock(&p->mu);
+            int rc = make_bare(p, n);
+            pthread_mutex_lock(&p->mu);
+            p->making_bare--;
+            if (rc == 0)
+                p->bare[p->nbare++] = n;
+            else
+                p->bare_failed = true; /* the taker creates its own file, as without a pool */
+            continue;
+        }
         bool given = p->npending > 0;
         bool want = p->nready + p->npending + p->reserved < p->count && !p->make_failed;
         if (!given && want && ls_mono_ns() < deadline_ns(p)) { /* takes lately: not now */
@@ -154,8 +193,20 @@ static void *pool_main(void *arg)
             continue;
         }
         uint64_t n = given ? p->pending[--p->npending] : p->next++, size = p->size;
+        uint64_t from = 0; /* a bare file becomes this ready one: no inode allocated */
+        bool reuse = !given && p->nbare > 0;
+        if (reuse) {
+            from = p->bare[0];
+            memmove(p->bare, p->bare + 1, --p->nbare * sizeof(p->bare[0]));
+        }
         if (!given) p->reserved++;
         pthread_mutex_unlock(&p->mu);
+        if (reuse) {
+            char b[PATH_MAX_PA + 32], t[PATH_MAX_PA + 32];
+            file_path(p, b, sizeof(b), from, NAME_BARE);
+            file_path(p, t, sizeof(t), n, NAME_TMP);
+            (void) rename(b, t); /* failed: finish creates the .tmp */
+        }
         int rc = finish(p, n, size);
         pthread_mutex_lock(&p->mu);
         if (!given) p->reserved--;
@@ -198,6 +249,12 @@ static int scan(ls_prealloc_t *p)
             else
                 unlink(path);
             if (n >= p->next) p->next = n + 1;
+        } else if (sscanf(e->d_name, "bare-%llu%c", &n, &extra) == 1) {
+            if (p->nbare < BARE_FILES)
+                p->bare[p->nbare++] = n; /* empty whatever their order: any one will do */
+            else
+                unlink(path);
+            if (n >= p->next) p->next = n + 1;
         } else if (sscanf(e->d_name, "%llu.tm%c", &n, &extra) == 2 && extra == 'p') {
             unlink(path); /* half made or half given when the process ended */
         }
@@ -209,7 +266,7 @@ static int scan(ls_prealloc_t *p)
             p->ready[p->nready++] = found[i];
             continue;
         }
-        file_path(p, path, sizeof(path), found[i], true);
+        file_path(p, path, sizeof(path), found[i], NAME_READY);
         unlink(path);
     }
     return 0;
@@ -263,15 +320,21 @@ int ls_prealloc_take(ls_prealloc_t *p, const char *path, int *fd, uint64_t *size
     if (!p) return LS_ENOENT;
     pthread_mutex_lock(&p->mu);
     p->last_take_ns = ls_mono_ns();
-    p->make_failed = false;
-    bool none = p->nready == 0;
-    uint64_t n = none ? 0 : p->ready[0];
-    if (!none) memmove(p->ready, p->ready + 1, --p->nready * sizeof(p->ready[0]));
+    p->make_failed = p->bare_failed = false;
+    name_t kind = p->nready ? NAME_READY : p->nbare ? NAME_BARE : NAME_TMP;
+    uint64_t n = 0;
+    if (kind == NAME_READY) {
+        n = p->ready[0];
+        memmove(p->ready, p->ready + 1, --p->nready * sizeof(p->ready[0]));
+    } else if (kind == NAME_BARE) {
+        n = p->bare[0];
+        memmove(p->bare, p->bare + 1, --p->nbare * sizeof(p->bare[0]));
+    }
     pthread_cond_signal(&p->cv);
     pthread_mutex_unlock(&p->mu);
-    if (none) return LS_ENOENT;
+    if (kind == NAME_TMP) return LS_ENOENT;
     char from[PATH_MAX_PA + 32];
-    file_path(p, from, sizeof(from), n, true);
+    file_path(p, from, sizeof(from), n, kind);
     if (rename(from, path) != 0) return ls_err_from_errno(errno);
     *fd = open(path, O_WRONLY | O_CLOEXEC);
     struct stat st;
@@ -296,7 +359,7 @@ bool ls_prealloc_give(ls_prealloc_t *p, const char *path)
     pthread_mutex_unlock(&p->mu);
     if (!want) return false;
     char to[PATH_MAX_PA + 32];
-    file_path(p, to, sizeof(to), n, false);
+    file_path(p, to, sizeof(to), n, NAME_TMP);
     bool moved = rename(path, to) == 0;
     pthread_mutex_lock(&p->mu);
     p->reserved--;
@@ -406,6 +469,15 @@ unsigned ls_prealloc_ready(ls_prealloc_t *p)
     if (!p) return 0;
     pthread_mutex_lock(&p->mu);
     unsigned n = p->nready;
+    pthread_mutex_unlock(&p->mu);
+    return n;
+}
+
+unsigned ls_prealloc_bare(ls_prealloc_t *p)
+{
+    if (!p) return 0;
+    pthread_mutex_lock(&p->mu);
+    unsigned n = p->nbare;
     pthread_mutex_unlock(&p->mu);
     return n;
 }

@@ -22,7 +22,7 @@
 #define SIZE_ROUND (64ull * 1024)
 #define DEFAULT_SZ (896ull * 1024) /* under the ~0.93-1 MiB generations of the default */
 #define RECENT     8               /* sizes the pool size follows (their smallest) */
-#define BARE_FILES 4               /* empty files kept created (prealloc.h) */
+#define BARE_FILES 4               /* empty files created ahead (prealloc.h) */
 
 /* The growth of a taken file (ls_prealloc_grow_ahead): one at a time. RUNNING: its zeros are
  * being written; SYNCING: written, the pool's fdatasync runs (the receiver may write there). */
@@ -46,11 +46,13 @@ struct ls_prealloc {
         int fd; /* a duplicate, closed by ls_prealloc_grown */
         uint64_t from, to;
         int rc;
-    } grow;                      /* (mu) */
-    uint64_t ready[MAX_FILES];   /* numbers of the ready files, oldest first (mu) */
-    unsigned nready;             /* (mu) */
-    uint64_t bare[BARE_FILES];   /* numbers of the bare files, oldest first (mu) */
-    unsigned nbare, making_bare; /* (mu): making_bare: being created */
+    } grow;                            /* (mu) */
+    uint64_t ready[MAX_FILES];         /* numbers of the ready files, oldest first (mu) */
+    unsigned nready;                   /* (mu) */
+    uint64_t bare[MAX_FILES];          /* numbers of the bare files, oldest first (mu) */
+    unsigned nbare, making_bare;       /* (mu): making_bare: being created */
+    uint64_t emptying[MAX_FILES];      /* given files to empty into bare ones (mu) */
+    unsigned nemptying, bare_reserved; /* (mu): bare_reserved: such gives between their halves */
     bool bare_failed;            /* the last bare file failed: none until the next take (mu) */
     uint64_t pending[MAX_FILES]; /* given files to finish (mu) */
     unsigned npending, reserved; /* (mu): reserved: gives between their two halves */
@@ -127,6 +129,18 @@ static int make_bare(ls_prealloc_t *p, uint64_t n)
     return rc;
 }
 
+/* A given file <n>.tmp emptied (its blocks freed: the taker writes it as a new file) and renamed
+ * bare-<n>. 0 or an error; the .tmp is deleted on error. */
+static int empty_given(ls_prealloc_t *p, uint64_t n)
+{
+    char tmp[PATH_MAX_PA + 32], bare[PATH_MAX_PA + 32];
+    file_path(p, tmp, sizeof(tmp), n, NAME_TMP);
+    file_path(p, bare, sizeof(bare), n, NAME_BARE);
+    int rc = truncate(tmp, 0) == 0 && rename(tmp, bare) == 0 ? 0 : ls_err_from_errno(errno);
+    if (rc) unlink(tmp);
+    return rc;
+}
+
 static uint64_t deadline_ns(const ls_prealloc_t *p)
 {
     return p->last_take_ns + p->idle_ns;
@@ -164,6 +178,14 @@ static void *pool_main(void *arg)
             (void) ls_fdatasync(fd);
             close(fd);
             pthread_mutex_lock(&p->mu);
+            continue;
+        }
+        if (p->nemptying) { /* a pruned log: emptied, it spares an inode's allocation */
+            uint64_t n = p->emptying[--p->nemptying];
+            pthread_mutex_unlock(&p->mu);
+            int rc = empty_given(p, n);
+            pthread_mutex_lock(&p->mu);
+            if (rc == 0 && p->nbare < MAX_FILES) p->bare[p->nbare++] = n;
             continue;
         }
         if (p->nbare + p->making_bare < BARE_FILES && !p->bare_failed) { /* cheap: at once */
@@ -250,7 +272,7 @@ static int scan(ls_prealloc_t *p)
                 unlink(path);
             if (n >= p->next) p->next = n + 1;
         } else if (sscanf(e->d_name, "bare-%llu%c", &n, &extra) == 1) {
-            if (p->nbare < BARE_FILES)
+            if (p->nbare < MAX_FILES)
                 p->bare[p->nbare++] = n; /* empty whatever their order: any one will do */
             else
                 unlink(path);
@@ -354,16 +376,21 @@ bool ls_prealloc_give(ls_prealloc_t *p, const char *path)
     if (!p) return false;
     pthread_mutex_lock(&p->mu);
     bool want = !p->stop && p->nready + p->npending + p->reserved < p->count;
-    uint64_t n = want ? p->next++ : 0;
+    bool bare = !want && !p->stop &&
+                p->nbare + p->making_bare + p->nemptying + p->bare_reserved < MAX_FILES;
+    uint64_t n = want || bare ? p->next++ : 0;
     if (want) p->reserved++;
+    if (bare) p->bare_reserved++;
     pthread_mutex_unlock(&p->mu);
-    if (!want) return false;
+    if (!want && !bare) return false;
     char to[PATH_MAX_PA + 32];
     file_path(p, to, sizeof(to), n, NAME_TMP);
     bool moved = rename(path, to) == 0;
     pthread_mutex_lock(&p->mu);
-    p->reserved--;
-    if (moved) p->pending[p->npending++] = n;
+    if (want) p->reserved--;
+    if (bare) p->bare_reserved--;
+    if (moved && want) p->pending[p->npending++] = n;
+    if (moved && bare) p->emptying[p->nemptying++] = n;
     pthread_cond_signal(&p->cv);
     pthread_mutex_unlock(&p->mu);
     return moved;

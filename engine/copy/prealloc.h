@@ -16,13 +16,15 @@
  * fsynced later), and, only after the pool saw no take for idle_ms, new files written with zeros
  * (so that a stream of takes is never slowed by extra writes of the pool's).
  *
- * Besides the ready files the pool keeps a few bare ones (4): empty files created at once, even
- * while takes come back to back (nothing is written or synced: an inode and a name), handed out
- * when no ready file is left (size 0: the taker writes it as a new file). They take the inode's
- * allocation off the taker's path: on ext4 without a journal, as here, each allocation checks
- * every free inode of the group deleted in the last seconds to minutes (`recently_deleted`),
- * 0.1-0.9 ms per file after a few hundred deletions (docs/COPY.md). A bare file also seeds the
- * next ready file when the pool is idle (it is zero-filled in place of a new one).
+ * Besides the ready files the pool keeps bare ones: empty files, handed out when no ready file is
+ * left (size 0: the taker writes it as a new file). Up to 4 are created at once, even while
+ * takes come back to back (nothing is written or synced: an inode and a name), and up to 64
+ * given files the ready ones do not want are emptied into bare ones (a copy's pruned logs: the
+ * inode is kept instead of freed). They take the inode's allocation off the taker's path, and
+ * recycled ones avoid it: on ext4 without a journal, as here, each allocation checks every free
+ * inode of the group deleted in the last seconds to minutes (`recently_deleted`), 0.1-0.9 ms per
+ * file after a few hundred deletions (docs/COPY.md). A bare file also seeds the next ready file
+ * when the pool is idle (it is zero-filled in place of a new one).
  *
  * Threading: every call may come from any thread (one mutex); the pool's thread does the I/O.
  */
@@ -54,7 +56,8 @@ int ls_prealloc_open(const ls_prealloc_options_t *o, ls_prealloc_t **out, char *
 int ls_prealloc_take(ls_prealloc_t *p, const char *path, int *fd, uint64_t *size);
 
 /* A file its owner no longer needs (on the same filesystem): renamed into the pool at once when
- * the pool wants one (true), to be padded and synced by the pool's thread; false: the pool is
+ * the pool wants one (true), to be padded and synced by the pool's thread, or, when the ready
+ * files are all there, emptied into a bare one while fewer than 64 are kept; false: the pool is
  * full, the file was left where it is (the caller deletes it). */
 bool ls_prealloc_give(ls_prealloc_t *p, const char *path);
 

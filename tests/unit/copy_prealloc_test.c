@@ -107,8 +107,13 @@ Test(copy_prealloc, the_pool_fills_in_the_background_hands_out_and_takes_back)
     cr_assert_eq(access(path, F_OK), -1, "moved into the pool");
     wait_ready(p, 2);
     snprintf(extra, sizeof(extra), "%s/extra", dir);
-    cr_assert_eq(ls_h_write_file(extra, "y", 1), 0);
-    cr_assert_not(ls_prealloc_give(p, extra), "a full pool takes nothing");
+    int gives = 0; /* the ready files all there: emptied into bare ones, up to 64 kept */
+    for (; gives < 100; gives++) {
+        cr_assert_eq(ls_h_write_file(extra, "y", 1), 0);
+        if (!ls_prealloc_give(p, extra)) break;
+    }
+    cr_assert_leq(gives, 64, "a pool full of bare files takes nothing (after %d gives)", gives);
+    cr_assert_geq(gives, 60, "the bare files the pool made itself count (%d gives)", gives);
     cr_assert_eq(access(extra, F_OK), 0, "left where it was");
     ls_prealloc_close(p);
 
@@ -322,15 +327,16 @@ Test(copy_prealloc, a_pool_that_cannot_make_files_leaves_receives_to_new_files)
 }
 
 /* Bare files: created at once even while takes come back to back (no write, no sync), handed out
- * empty when no ready file is left, at most 4 kept (extras found at open deleted), and a receive
- * through them holds exactly the bytes received. */
+ * empty when no ready file is left, given files emptied into them when the ready ones are all
+ * there, at most 64 kept (extras found at open deleted), and a receive through them holds
+ * exactly the bytes received. */
 Test(copy_prealloc, bare_files_are_handed_out_empty_when_no_ready_file_is_left)
 {
     char *dir = ls_h_tmpdir("prealloc");
     char pool[4200], path[4300];
     snprintf(pool, sizeof(pool), "%s/pool", dir);
     cr_assert_eq(ls_mkdir_p(pool), 0);
-    for (int i = 100; i < 106; i++) { /* six bare files left by an earlier process */
+    for (int i = 100; i < 170; i++) { /* 70 bare files left by an earlier process */
         snprintf(path, sizeof(path), "%s/bare-%d", pool, i);
         cr_assert_eq(ls_h_write_file(path, "", 0), 0);
     }
@@ -338,16 +344,38 @@ Test(copy_prealloc, bare_files_are_handed_out_empty_when_no_ready_file_is_left)
     ls_prealloc_t *p = NULL;
     char err[512] = "";
     cr_assert_eq(ls_prealloc_open(&o, &p, err, sizeof(err)), 0, "%s", err);
-    cr_assert_eq(ls_prealloc_bare(p), 4, "four kept");
+    cr_assert_eq(ls_prealloc_bare(p), 64, "64 kept");
     wait_ready(p, 1);
-    cr_assert_leq(count_pool(dir, "bare-"), 4, "the extras deleted (one may be zero-filled now)");
-    snprintf(path, sizeof(path), "%s/taken", dir);
+    cr_assert_leq(count_pool(dir, "bare-"), 64, "the extras deleted (one may be zero-filled now)");
+    for (int i = 0; i < 62; i++) { /* back to 2 bare files */
+        snprintf(path, sizeof(path), "%s/taken", dir);
+        int tfd = -1;
+        uint64_t tsize = 1;
+        cr_assert_eq(ls_prealloc_take(p, path, &tfd, &tsize), 0);
+        close(tfd);
+        unlink(path);
+        if (i == 0) cr_assert_eq(tsize, 65536, "a ready file first");
+        if (i == 0) continue;
+        cr_assert_eq(tsize, 0, "then bare ones");
+    }
+    wait_ready(p, 0);
     int fd = -1;
     uint64_t size = 1;
+    /* a file given back while no ready file is wanted: emptied into a bare one */
+    cr_assert_eq(ls_prealloc_ready(p), 0, "no new ready file for idle_ms after a take");
+    snprintf(path, sizeof(path), "%s/old-log", dir);
+    cr_assert_eq(ls_h_write_file(path, "an old log's bytes", 18), 0);
+    cr_assert(ls_prealloc_give(p, path), "the pool wanted it as a ready file");
+    wait_ready(p, 1);
+    cr_assert_eq(ls_h_write_file(path, "another old log", 15), 0);
+    cr_assert(ls_prealloc_give(p, path), "taken as a bare file");
+    cr_assert_eq(access(path, F_OK), -1, "moved into the pool");
+    wait_bare(p, 4);
     cr_assert_eq(ls_prealloc_take(p, path, &fd, &size), 0);
-    cr_assert_eq(size, 65536, "a ready file first");
+    cr_assert_eq(size, 65536, "the ready one (padded) first");
     close(fd);
     unlink(path);
+    snprintf(path, sizeof(path), "%s/taken", dir);
     /* takes back to back: no new ready file for idle_ms, but bare ones, empty */
     for (int i = 0; i < 10; i++) {
         wait_bare(p, 1);

@@ -1,5 +1,6 @@
 /* The pool of preallocated files (prealloc.h). Names in the pool's directory: ready-<n> (made:
- * padded to the pool size and fsynced), bare-<n> (created empty, nothing written or synced),
+ * padded to the pool size and fsynced), bare-<n> (empty, nothing written or synced; kept open
+ * when made or emptied here, so that the taker only renames it),
  * <n>.tmp (being made or given; deleted at open). */
 #include "copy/prealloc.h"
 
@@ -50,6 +51,7 @@ struct ls_prealloc {
     uint64_t ready[MAX_FILES];         /* numbers of the ready files, oldest first (mu) */
     unsigned nready;                   /* (mu) */
     uint64_t bare[MAX_FILES];          /* numbers of the bare files, oldest first (mu) */
+    int bare_fd[MAX_FILES];            /* each one's descriptor (O_WRONLY), -1: not open (mu) */
     unsigned nbare, making_bare;       /* (mu): making_bare: being created */
     uint64_t emptying[MAX_FILES];      /* given files to empty into bare ones (mu) */
     unsigned nemptying, bare_reserved; /* (mu): bare_reserved: such gives between their halves */
@@ -112,32 +114,48 @@ static int finish(ls_prealloc_t *p, uint64_t n, uint64_t size)
     return rc;
 }
 
-/* Creates the empty file bare-<n> (through <n>.tmp, so that a crash leaves no half-made name
- * that looks made). Nothing is written or synced: it only spares the taker the inode's
- * allocation. 0 or an error. */
-static int make_bare(ls_prealloc_t *p, uint64_t n)
+/* Creates the empty file bare-<n>, open for writing in *fd (a crash leaves it empty: nothing is
+ * half made). Nothing is written or synced: it only spares the taker the inode's allocation and
+ * the open. 0 or an error. */
+static int make_bare(ls_prealloc_t *p, uint64_t n, int *fd)
 {
-    char tmp[PATH_MAX_PA + 32], bare[PATH_MAX_PA + 32];
-    file_path(p, tmp, sizeof(tmp), n, NAME_TMP);
+    char bare[PATH_MAX_PA + 32];
     file_path(p, bare, sizeof(bare), n, NAME_BARE);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) return ls_err_from_errno(errno);
-    close(fd);
-    if (rename(tmp, bare) == 0) return 0;
-    int rc = ls_err_from_errno(errno);
-    unlink(tmp);
-    return rc;
+    *fd = open(bare, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    return *fd < 0 ? ls_err_from_errno(errno) : 0;
+}
+
+/* Adds a bare file (mu held). */
+static void bare_push(ls_prealloc_t *p, uint64_t n, int fd)
+{
+    p->bare[p->nbare] = n;
+    p->bare_fd[p->nbare++] = fd;
+}
+
+/* Takes the oldest bare file (mu held, one there): its number, its descriptor or -1. */
+static uint64_t bare_pop(ls_prealloc_t *p, int *fd)
+{
+    uint64_t n = p->bare[0];
+    *fd = p->bare_fd[0];
+    p->nbare--;
+    memmove(p->bare, p->bare + 1, p->nbare * sizeof(p->bare[0]));
+    memmove(p->bare_fd, p->bare_fd + 1, p->nbare * sizeof(p->bare_fd[0]));
+    return n;
 }
 
 /* A given file <n>.tmp emptied (its blocks freed: the taker writes it as a new file) and renamed
- * bare-<n>. 0 or an error; the .tmp is deleted on error. */
-static int empty_given(ls_prealloc_t *p, uint64_t n)
+ * bare-<n>, open for writing in *fd. 0 or an error; the .tmp is deleted on error. */
+static int empty_given(ls_prealloc_t *p, uint64_t n, int *fd)
 {
     char tmp[PATH_MAX_PA + 32], bare[PATH_MAX_PA + 32];
     file_path(p, tmp, sizeof(tmp), n, NAME_TMP);
     file_path(p, bare, sizeof(bare), n, NAME_BARE);
-    int rc = truncate(tmp, 0) == 0 && rename(tmp, bare) == 0 ? 0 : ls_err_from_errno(errno);
-    if (rc) unlink(tmp);
+    *fd = open(tmp, O_WRONLY | O_TRUNC | O_CLOEXEC);
+    if (*fd >= 0 && rename(tmp, bare) == 0) return 0;
+    int rc = ls_err_from_errno(errno);
+    if (*fd >= 0) close(*fd);
+    *fd = -1;
+    unlink(tmp);
     return rc;
 }
 
@@ -182,21 +200,26 @@ static void *pool_main(void *arg)
         }
         if (p->nemptying) { /* a pruned log: emptied, it spares an inode's allocation */
             uint64_t n = p->emptying[--p->nemptying];
+            int fd = -1;
             pthread_mutex_unlock(&p->mu);
-            int rc = empty_given(p, n);
+            int rc = empty_given(p, n, &fd);
             pthread_mutex_lock(&p->mu);
-            if (rc == 0 && p->nbare < MAX_FILES) p->bare[p->nbare++] = n;
+            if (rc == 0 && p->nbare < MAX_FILES)
+                bare_push(p, n, fd);
+            else if (fd >= 0)
+                close(fd);
             continue;
         }
         if (p->nbare + p->making_bare < BARE_FILES && !p->bare_failed) { /* cheap: at once */
             uint64_t n = p->next++;
+            int fd = -1;
             p->making_bare++;
             pthread_mutex_unlock(&p->mu);
-            int rc = make_bare(p, n);
+            int rc = make_bare(p, n, &fd);
             pthread_mutex_lock(&p->mu);
             p->making_bare--;
             if (rc == 0)
-                p->bare[p->nbare++] = n;
+                bare_push(p, n, fd);
             else
                 p->bare_failed = true; /* the taker creates its own file, as without a pool */
             continue;
@@ -217,13 +240,12 @@ static void *pool_main(void *arg)
         uint64_t n = given ? p->pending[--p->npending] : p->next++, size = p->size;
         uint64_t from = 0; /* a bare file becomes this ready one: no inode allocated */
         bool reuse = !given && p->nbare > 0;
-        if (reuse) {
-            from = p->bare[0];
-            memmove(p->bare, p->bare + 1, --p->nbare * sizeof(p->bare[0]));
-        }
+        int bare_fd = -1;
+        if (reuse) from = bare_pop(p, &bare_fd);
         if (!given) p->reserved++;
         pthread_mutex_unlock(&p->mu);
         if (reuse) {
+            if (bare_fd >= 0) close(bare_fd);
             char b[PATH_MAX_PA + 32], t[PATH_MAX_PA + 32];
             file_path(p, b, sizeof(b), from, NAME_BARE);
             file_path(p, t, sizeof(t), n, NAME_TMP);
@@ -273,7 +295,7 @@ static int scan(ls_prealloc_t *p)
             if (n >= p->next) p->next = n + 1;
         } else if (sscanf(e->d_name, "bare-%llu%c", &n, &extra) == 1) {
             if (p->nbare < MAX_FILES)
-                p->bare[p->nbare++] = n; /* empty whatever their order: any one will do */
+                bare_push(p, n, -1); /* empty whatever their order: any one will do */
             else
                 unlink(path);
             if (n >= p->next) p->next = n + 1;
@@ -345,18 +367,28 @@ int ls_prealloc_take(ls_prealloc_t *p, const char *path, int *fd, uint64_t *size
     p->make_failed = p->bare_failed = false;
     name_t kind = p->nready ? NAME_READY : p->nbare ? NAME_BARE : NAME_TMP;
     uint64_t n = 0;
+    int open_fd = -1; /* a bare file the pool kept open */
     if (kind == NAME_READY) {
         n = p->ready[0];
         memmove(p->ready, p->ready + 1, --p->nready * sizeof(p->ready[0]));
     } else if (kind == NAME_BARE) {
-        n = p->bare[0];
-        memmove(p->bare, p->bare + 1, --p->nbare * sizeof(p->bare[0]));
+        n = bare_pop(p, &open_fd);
     }
     pthread_cond_signal(&p->cv);
     pthread_mutex_unlock(&p->mu);
     if (kind == NAME_TMP) return LS_ENOENT;
     char from[PATH_MAX_PA + 32];
     file_path(p, from, sizeof(from), n, kind);
+    if (open_fd >= 0) { /* empty and open: the rename is all */
+        if (rename(from, path) == 0) {
+            *fd = open_fd;
+            return 0;
+        }
+        int rc = ls_err_from_errno(errno);
+        close(open_fd);
+        unlink(from);
+        return rc;
+    }
     if (rename(from, path) != 0) return ls_err_from_errno(errno);
     *fd = open(path, O_WRONLY | O_CLOEXEC);
     struct stat st;
@@ -519,6 +551,8 @@ void ls_prealloc_close(ls_prealloc_t *p)
     if (p->started) pthread_join(p->thread, NULL);
     for (unsigned i = 0; i < p->nsyncs; i++)
         close(p->syncs[i]);
+    for (unsigned i = 0; i < p->nbare; i++)
+        if (p->bare_fd[i] >= 0) close(p->bare_fd[i]);
     if (p->grow.fd >= 0) close(p->grow.fd);
     pthread_cond_destroy(&p->cv);
     pthread_mutex_destroy(&p->mu);

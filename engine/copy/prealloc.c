@@ -23,7 +23,7 @@
 #define SIZE_ROUND (64ull * 1024)
 #define DEFAULT_SZ (896ull * 1024) /* under the ~0.93-1 MiB generations of the default */
 #define RECENT     8               /* sizes the pool size follows (their smallest) */
-#define BARE_FILES 4               /* empty files created ahead (prealloc.h) */
+#define BARE_FILES 4               /* empty files created at once, even during takes (prealloc.h) */
 
 /* The growth of a taken file (ls_prealloc_grow_ahead): one at a time. RUNNING: its zeros are
  * being written; SYNCING: written, the pool's fdatasync runs (the receiver may write there). */
@@ -125,9 +125,13 @@ static int make_bare(ls_prealloc_t *p, uint64_t n, int *fd)
     return *fd < 0 ? ls_err_from_errno(errno) : 0;
 }
 
-/* Adds a bare file (mu held). */
+/* Adds a bare file (mu held); only the first BARE_FILES stay open (a descriptor each). */
 static void bare_push(ls_prealloc_t *p, uint64_t n, int fd)
 {
+    if (fd >= 0 && p->nbare >= BARE_FILES) {
+        close(fd);
+        fd = -1;
+    }
     p->bare[p->nbare] = n;
     p->bare_fd[p->nbare++] = fd;
 }
@@ -157,6 +161,22 @@ static int empty_given(ls_prealloc_t *p, uint64_t n, int *fd)
     *fd = -1;
     unlink(tmp);
     return rc;
+}
+
+/* Makes one bare file (mu held; released while the file is created). */
+static void add_bare(ls_prealloc_t *p)
+{
+    uint64_t n = p->next++;
+    int fd = -1;
+    p->making_bare++;
+    pthread_mutex_unlock(&p->mu);
+    int rc = make_bare(p, n, &fd);
+    pthread_mutex_lock(&p->mu);
+    p->making_bare--;
+    if (rc == 0)
+        bare_push(p, n, fd);
+    else
+        p->bare_failed = true; /* the taker creates its own file, as without a pool */
 }
 
 static uint64_t deadline_ns(const ls_prealloc_t *p)
@@ -211,22 +231,17 @@ static void *pool_main(void *arg)
             continue;
         }
         if (p->nbare + p->making_bare < BARE_FILES && !p->bare_failed) { /* cheap: at once */
-            uint64_t n = p->next++;
-            int fd = -1;
-            p->making_bare++;
-            pthread_mutex_unlock(&p->mu);
-            int rc = make_bare(p, n, &fd);
-            pthread_mutex_lock(&p->mu);
-            p->making_bare--;
-            if (rc == 0)
-                bare_push(p, n, fd);
-            else
-                p->bare_failed = true; /* the taker creates its own file, as without a pool */
+            add_bare(p);
             continue;
         }
-        bool given = p->npending > 0;
+        bool given = p->npending > 0, idle = ls_mono_ns() >= deadline_ns(p);
         bool want = p->nready + p->npending + p->reserved < p->count && !p->make_failed;
-        if (!given && want && ls_mono_ns() < deadline_ns(p)) { /* takes lately: not now */
+        bool more_bare = p->nbare + p->making_bare < MAX_FILES && !p->bare_failed;
+        if (!given && !want && more_bare && idle) { /* a stock for the next backlog */
+            add_bare(p);
+            continue;
+        }
+        if (!given && (want || more_bare) && !idle) { /* takes lately: not now */
             uint64_t at = deadline_ns(p);
             struct timespec ts = {.tv_sec = (time_t) (at / 1000000000ull),
                                   .tv_nsec = (long) (at % 1000000000ull)};

@@ -18,13 +18,15 @@
  *
  * Besides the ready files the pool keeps bare ones: empty files, handed out when no ready file is
  * left (size 0: the taker writes it as a new file). Up to 4 are created at once, even while
- * takes come back to back (nothing is written or synced: an inode and a name), and up to 64
- * given files the ready ones do not want are emptied into bare ones (a copy's pruned logs: the
- * inode is kept instead of freed). They take the inode's allocation off the taker's path, and
- * recycled ones avoid it: on ext4 without a journal, as here, each allocation checks every free
- * inode of the group deleted in the last seconds to minutes (`recently_deleted`), 0.1-0.9 ms per
- * file after a few hundred deletions (docs/COPY.md). A bare file also seeds the next ready file
- * when the pool is idle (it is zero-filled in place of a new one).
+ * takes come back to back (nothing is written or synced: an inode and a name; kept open, so the
+ * taker only renames it), up to 64 once the pool is idle (a stock for the next backlog), and
+ * given files the ready ones do not want are emptied into bare ones while fewer than 64 are
+ * kept (a copy's pruned logs: the inode is kept instead of freed). They take the inode's allocation
+ * off the taker's path, and recycled ones avoid it: on ext4 without a journal, as here, each
+ * allocation checks every free inode of the group deleted in the last seconds to minutes
+ * (`recently_deleted`), 0.1-0.9 ms per file after a few hundred deletions (docs/COPY.md). A bare
+ * file also seeds the next ready file when the pool is idle (it is zero-filled in place of a new
+ * one).
  *
  * Threading: every call may come from any thread (one mutex); the pool's thread does the I/O.
  */

@@ -16,7 +16,9 @@
  * is received alone, MS ms after the one before (its file already in memory), as a pick-up on
  * an idle copy; prints the median and p90 of the time from recv_begin to recv_end's return
  * (written, hashed, inspected, synced, moved into logs/ and that fsynced) and of the time in its
- * recv_data calls alone (written, hashed, inspected: the CPU part).
+ * recv_data calls alone (written, hashed, inspected: the CPU part). Always printed: the
+ * receiving thread's own CPU time in the ls_copy_recv_* calls (its thread clock: the file reads
+ * are not in it), the figure to compare on a loaded machine.
  */
 #include <dirent.h>
 #include <pthread.h>
@@ -48,6 +50,14 @@ static void on_event(void *ctx, const ls_copy_event_t *ev)
 static double now_s(void)
 {
     return (double) ls_mono_ns() / 1e9;
+}
+
+/* This thread's CPU time, s. */
+static double thread_cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
 }
 
 /* kB value of a /proc/self/status field, 0 when absent. */
@@ -164,7 +174,7 @@ int main(int argc, char **argv)
     if (!hold) ls_copy_start(c);
     uint64_t bytes = 0;
     static double took[GENS_MAX + 1], data_took[GENS_MAX + 1];
-    double t0 = now_s(), idle_s = 0;
+    double t0 = now_s(), idle_s = 0, cpu_s = 0; /* cpu_s: this thread's in ls_copy_recv_* */
     for (uint64_t g = 1; g <= n; g++) {
         uint8_t *buf = NULL;
         size_t len = 0;
@@ -177,7 +187,7 @@ int main(int argc, char **argv)
             usleep((useconds_t) idle_ms * 1000);
             idle_s += now_s() - s;
         }
-        double tg = now_s();
+        double tg = now_s(), cg = thread_cpu_s();
         rc = ls_copy_recv_begin(c, epoch[g], g, len, 0, err, sizeof(err));
         double td = now_s();
         for (size_t off = 0; rc == 0 && off < len; off += chunk)
@@ -187,6 +197,7 @@ int main(int argc, char **argv)
         ls_copy_recv_defer(c, group && idle_ms < 0 && g < n); /* a backlog: the next is queued */
         if (rc == 0) rc = ls_copy_recv_end(c, g, NULL, err, sizeof(err));
         took[g] = now_s() - tg;
+        cpu_s += thread_cpu_s() - cg;
         free(buf);
         if (rc) {
             fprintf(stderr, "copybench: generation %llu: %s\n", (unsigned long long) g, err);
@@ -211,7 +222,10 @@ int main(int argc, char **argv)
     ls_copy_stats_t st;
     ls_copy_stats(c, &st);
     printf("generations %llu, %.1f MB\n", (unsigned long long) n, (double) bytes / 1e6);
-    printf("received+inspected: %.3f s (%.1f MB/s)\n", t_durable, (double) bytes / 1e6 / t_durable);
+    printf("received+inspected: %.3f s (%.1f MB/s); the receiving thread's CPU in "
+           "ls_copy_recv_*: %.3f s, %.3f ms per MiB\n",
+           t_durable, (double) bytes / 1e6 / t_durable, cpu_s,
+           cpu_s * 1e3 / ((double) bytes / 1048576.0));
     if (idle_ms >= 0) {
         qsort(took + 1, n, sizeof(took[0]), cmp_double);
         qsort(data_took + 1, n, sizeof(data_took[0]), cmp_double);

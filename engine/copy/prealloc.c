@@ -1,5 +1,7 @@
 /* The pool of preallocated files (prealloc.h). Names in the pool's directory: ready-<n> (made:
- * padded to the pool size and fsynced), <n>.tmp (being made or given; deleted at open). */
+ * padded to the pool size and fsynced), bare-<n> (empty, nothing written or synced; kept open
+ * when made or emptied here, so that the taker only renames it),
+ * <n>.tmp (being made or given; deleted at open). */
 #include "copy/prealloc.h"
 
 #include <dirent.h>
@@ -21,6 +23,7 @@
 #define SIZE_ROUND (64ull * 1024)
 #define DEFAULT_SZ (896ull * 1024) /* under the ~0.93-1 MiB generations of the default */
 #define RECENT     8               /* sizes the pool size follows (their smallest) */
+#define BARE_FILES 4               /* empty files created at once, even during takes (prealloc.h) */
 
 /* The growth of a taken file (ls_prealloc_grow_ahead): one at a time. RUNNING: its zeros are
  * being written; SYNCING: written, the pool's fdatasync runs (the receiver may write there). */
@@ -44,9 +47,15 @@ struct ls_prealloc {
         int fd; /* a duplicate, closed by ls_prealloc_grown */
         uint64_t from, to;
         int rc;
-    } grow;                      /* (mu) */
-    uint64_t ready[MAX_FILES];   /* numbers of the ready files, oldest first (mu) */
-    unsigned nready;             /* (mu) */
+    } grow;                            /* (mu) */
+    uint64_t ready[MAX_FILES];         /* numbers of the ready files, oldest first (mu) */
+    unsigned nready;                   /* (mu) */
+    uint64_t bare[MAX_FILES];          /* numbers of the bare files, oldest first (mu) */
+    int bare_fd[MAX_FILES];            /* each one's descriptor (O_WRONLY), -1: not open (mu) */
+    unsigned nbare, making_bare;       /* (mu): making_bare: being created */
+    uint64_t emptying[MAX_FILES];      /* given files to empty into bare ones (mu) */
+    unsigned nemptying, bare_reserved; /* (mu): bare_reserved: such gives between their halves */
+    bool bare_failed;            /* the last bare file failed: none until the next take (mu) */
     uint64_t pending[MAX_FILES]; /* given files to finish (mu) */
     unsigned npending, reserved; /* (mu): reserved: gives between their two halves */
     int syncs[MAX_SYNCS];        /* fds to fdatasync (mu) */
@@ -57,10 +66,14 @@ struct ls_prealloc {
     uint8_t *zeros;              /* ZERO_STEP zero bytes */
 };
 
-static void file_path(const ls_prealloc_t *p, char *out, size_t len, uint64_t n, bool ready)
+typedef enum { NAME_TMP, NAME_READY, NAME_BARE } name_t;
+
+static void file_path(const ls_prealloc_t *p, char *out, size_t len, uint64_t n, name_t kind)
 {
-    if (ready)
+    if (kind == NAME_READY)
         snprintf(out, len, "%s/ready-%llu", p->dir, (unsigned long long) n);
+    else if (kind == NAME_BARE)
+        snprintf(out, len, "%s/bare-%llu", p->dir, (unsigned long long) n);
     else
         snprintf(out, len, "%s/%llu.tmp", p->dir, (unsigned long long) n);
 }
@@ -85,8 +98,8 @@ static int zeros(ls_prealloc_t *p, int fd, uint64_t from, uint64_t to)
 static int finish(ls_prealloc_t *p, uint64_t n, uint64_t size)
 {
     char tmp[PATH_MAX_PA + 32], ready[PATH_MAX_PA + 32];
-    file_path(p, tmp, sizeof(tmp), n, false);
-    file_path(p, ready, sizeof(ready), n, true);
+    file_path(p, tmp, sizeof(tmp), n, NAME_TMP);
+    file_path(p, ready, sizeof(ready), n, NAME_READY);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) return ls_err_from_errno(errno);
     struct stat st;
@@ -99,6 +112,71 @@ static int finish(ls_prealloc_t *p, uint64_t n, uint64_t size)
     if (rc == 0 && rename(tmp, ready) != 0) rc = ls_err_from_errno(errno);
     if (rc) unlink(tmp);
     return rc;
+}
+
+/* Creates the empty file bare-<n>, open for writing in *fd (a crash leaves it empty: nothing is
+ * half made). Nothing is written or synced: it only spares the taker the inode's allocation and
+ * the open. 0 or an error. */
+static int make_bare(ls_prealloc_t *p, uint64_t n, int *fd)
+{
+    char bare[PATH_MAX_PA + 32];
+    file_path(p, bare, sizeof(bare), n, NAME_BARE);
+    *fd = open(bare, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    return *fd < 0 ? ls_err_from_errno(errno) : 0;
+}
+
+/* Adds a bare file (mu held); only the first BARE_FILES stay open (a descriptor each). */
+static void bare_push(ls_prealloc_t *p, uint64_t n, int fd)
+{
+    if (fd >= 0 && p->nbare >= BARE_FILES) {
+        close(fd);
+        fd = -1;
+    }
+    p->bare[p->nbare] = n;
+    p->bare_fd[p->nbare++] = fd;
+}
+
+/* Takes the oldest bare file (mu held, one there): its number, its descriptor or -1. */
+static uint64_t bare_pop(ls_prealloc_t *p, int *fd)
+{
+    uint64_t n = p->bare[0];
+    *fd = p->bare_fd[0];
+    p->nbare--;
+    memmove(p->bare, p->bare + 1, p->nbare * sizeof(p->bare[0]));
+    memmove(p->bare_fd, p->bare_fd + 1, p->nbare * sizeof(p->bare_fd[0]));
+    return n;
+}
+
+/* A given file <n>.tmp emptied (its blocks freed: the taker writes it as a new file) and renamed
+ * bare-<n>, open for writing in *fd. 0 or an error; the .tmp is deleted on error. */
+static int empty_given(ls_prealloc_t *p, uint64_t n, int *fd)
+{
+    char tmp[PATH_MAX_PA + 32], bare[PATH_MAX_PA + 32];
+    file_path(p, tmp, sizeof(tmp), n, NAME_TMP);
+    file_path(p, bare, sizeof(bare), n, NAME_BARE);
+    *fd = open(tmp, O_WRONLY | O_TRUNC | O_CLOEXEC);
+    if (*fd >= 0 && rename(tmp, bare) == 0) return 0;
+    int rc = ls_err_from_errno(errno);
+    if (*fd >= 0) close(*fd);
+    *fd = -1;
+    unlink(tmp);
+    return rc;
+}
+
+/* Makes one bare file (mu held; released while the file is created). */
+static void add_bare(ls_prealloc_t *p)
+{
+    uint64_t n = p->next++;
+    int fd = -1;
+    p->making_bare++;
+    pthread_mutex_unlock(&p->mu);
+    int rc = make_bare(p, n, &fd);
+    pthread_mutex_lock(&p->mu);
+    p->making_bare--;
+    if (rc == 0)
+        bare_push(p, n, fd);
+    else
+        p->bare_failed = true; /* the taker creates its own file, as without a pool */
 }
 
 static uint64_t deadline_ns(const ls_prealloc_t *p)
@@ -140,9 +218,30 @@ static void *pool_main(void *arg)
             pthread_mutex_lock(&p->mu);
             continue;
         }
-        bool given = p->npending > 0;
+        if (p->nemptying) { /* a pruned log: emptied, it spares an inode's allocation */
+            uint64_t n = p->emptying[--p->nemptying];
+            int fd = -1;
+            pthread_mutex_unlock(&p->mu);
+            int rc = empty_given(p, n, &fd);
+            pthread_mutex_lock(&p->mu);
+            if (rc == 0 && p->nbare < MAX_FILES)
+                bare_push(p, n, fd);
+            else if (fd >= 0)
+                close(fd);
+            continue;
+        }
+        if (p->nbare + p->making_bare < BARE_FILES && !p->bare_failed) { /* cheap: at once */
+            add_bare(p);
+            continue;
+        }
+        bool given = p->npending > 0, idle = ls_mono_ns() >= deadline_ns(p);
         bool want = p->nready + p->npending + p->reserved < p->count && !p->make_failed;
-        if (!given && want && ls_mono_ns() < deadline_ns(p)) { /* takes lately: not now */
+        bool more_bare = p->nbare + p->making_bare < MAX_FILES && !p->bare_failed;
+        if (!given && !want && more_bare && idle) { /* a stock for the next backlog */
+            add_bare(p);
+            continue;
+        }
+        if (!given && (want || more_bare) && !idle) { /* takes lately: not now */
             uint64_t at = deadline_ns(p);
             struct timespec ts = {.tv_sec = (time_t) (at / 1000000000ull),
                                   .tv_nsec = (long) (at % 1000000000ull)};
@@ -154,8 +253,19 @@ static void *pool_main(void *arg)
             continue;
         }
         uint64_t n = given ? p->pending[--p->npending] : p->next++, size = p->size;
+        uint64_t from = 0; /* a bare file becomes this ready one: no inode allocated */
+        bool reuse = !given && p->nbare > 0;
+        int bare_fd = -1;
+        if (reuse) from = bare_pop(p, &bare_fd);
         if (!given) p->reserved++;
         pthread_mutex_unlock(&p->mu);
+        if (reuse) {
+            if (bare_fd >= 0) close(bare_fd);
+            char b[PATH_MAX_PA + 32], t[PATH_MAX_PA + 32];
+            file_path(p, b, sizeof(b), from, NAME_BARE);
+            file_path(p, t, sizeof(t), n, NAME_TMP);
+            (void) rename(b, t); /* failed: finish creates the .tmp */
+        }
         int rc = finish(p, n, size);
         pthread_mutex_lock(&p->mu);
         if (!given) p->reserved--;
@@ -198,6 +308,12 @@ static int scan(ls_prealloc_t *p)
             else
                 unlink(path);
             if (n >= p->next) p->next = n + 1;
+        } else if (sscanf(e->d_name, "bare-%llu%c", &n, &extra) == 1) {
+            if (p->nbare < MAX_FILES)
+                bare_push(p, n, -1); /* empty whatever their order: any one will do */
+            else
+                unlink(path);
+            if (n >= p->next) p->next = n + 1;
         } else if (sscanf(e->d_name, "%llu.tm%c", &n, &extra) == 2 && extra == 'p') {
             unlink(path); /* half made or half given when the process ended */
         }
@@ -209,7 +325,7 @@ static int scan(ls_prealloc_t *p)
             p->ready[p->nready++] = found[i];
             continue;
         }
-        file_path(p, path, sizeof(path), found[i], true);
+        file_path(p, path, sizeof(path), found[i], NAME_READY);
         unlink(path);
     }
     return 0;
@@ -263,15 +379,31 @@ int ls_prealloc_take(ls_prealloc_t *p, const char *path, int *fd, uint64_t *size
     if (!p) return LS_ENOENT;
     pthread_mutex_lock(&p->mu);
     p->last_take_ns = ls_mono_ns();
-    p->make_failed = false;
-    bool none = p->nready == 0;
-    uint64_t n = none ? 0 : p->ready[0];
-    if (!none) memmove(p->ready, p->ready + 1, --p->nready * sizeof(p->ready[0]));
+    p->make_failed = p->bare_failed = false;
+    name_t kind = p->nready ? NAME_READY : p->nbare ? NAME_BARE : NAME_TMP;
+    uint64_t n = 0;
+    int open_fd = -1; /* a bare file the pool kept open */
+    if (kind == NAME_READY) {
+        n = p->ready[0];
+        memmove(p->ready, p->ready + 1, --p->nready * sizeof(p->ready[0]));
+    } else if (kind == NAME_BARE) {
+        n = bare_pop(p, &open_fd);
+    }
     pthread_cond_signal(&p->cv);
     pthread_mutex_unlock(&p->mu);
-    if (none) return LS_ENOENT;
+    if (kind == NAME_TMP) return LS_ENOENT;
     char from[PATH_MAX_PA + 32];
-    file_path(p, from, sizeof(from), n, true);
+    file_path(p, from, sizeof(from), n, kind);
+    if (open_fd >= 0) { /* empty and open: the rename is all */
+        if (rename(from, path) == 0) {
+            *fd = open_fd;
+            return 0;
+        }
+        int rc = ls_err_from_errno(errno);
+        close(open_fd);
+        unlink(from);
+        return rc;
+    }
     if (rename(from, path) != 0) return ls_err_from_errno(errno);
     *fd = open(path, O_WRONLY | O_CLOEXEC);
     struct stat st;
@@ -291,16 +423,21 @@ bool ls_prealloc_give(ls_prealloc_t *p, const char *path)
     if (!p) return false;
     pthread_mutex_lock(&p->mu);
     bool want = !p->stop && p->nready + p->npending + p->reserved < p->count;
-    uint64_t n = want ? p->next++ : 0;
+    bool bare = !want && !p->stop &&
+                p->nbare + p->making_bare + p->nemptying + p->bare_reserved < MAX_FILES;
+    uint64_t n = want || bare ? p->next++ : 0;
     if (want) p->reserved++;
+    if (bare) p->bare_reserved++;
     pthread_mutex_unlock(&p->mu);
-    if (!want) return false;
+    if (!want && !bare) return false;
     char to[PATH_MAX_PA + 32];
-    file_path(p, to, sizeof(to), n, false);
+    file_path(p, to, sizeof(to), n, NAME_TMP);
     bool moved = rename(path, to) == 0;
     pthread_mutex_lock(&p->mu);
-    p->reserved--;
-    if (moved) p->pending[p->npending++] = n;
+    if (want) p->reserved--;
+    if (bare) p->bare_reserved--;
+    if (moved && want) p->pending[p->npending++] = n;
+    if (moved && bare) p->emptying[p->nemptying++] = n;
     pthread_cond_signal(&p->cv);
     pthread_mutex_unlock(&p->mu);
     return moved;
@@ -410,6 +547,15 @@ unsigned ls_prealloc_ready(ls_prealloc_t *p)
     return n;
 }
 
+unsigned ls_prealloc_bare(ls_prealloc_t *p)
+{
+    if (!p) return 0;
+    pthread_mutex_lock(&p->mu);
+    unsigned n = p->nbare;
+    pthread_mutex_unlock(&p->mu);
+    return n;
+}
+
 void ls_prealloc_close(ls_prealloc_t *p)
 {
     if (!p) return;
@@ -420,6 +566,8 @@ void ls_prealloc_close(ls_prealloc_t *p)
     if (p->started) pthread_join(p->thread, NULL);
     for (unsigned i = 0; i < p->nsyncs; i++)
         close(p->syncs[i]);
+    for (unsigned i = 0; i < p->nbare; i++)
+        if (p->bare_fd[i] >= 0) close(p->bare_fd[i]);
     if (p->grow.fd >= 0) close(p->grow.fd);
     pthread_cond_destroy(&p->cv);
     pthread_mutex_destroy(&p->mu);

@@ -16,6 +16,18 @@
  * fsynced later), and, only after the pool saw no take for idle_ms, new files written with zeros
  * (so that a stream of takes is never slowed by extra writes of the pool's).
  *
+ * Besides the ready files the pool keeps bare ones: empty files, handed out when no ready file is
+ * left (size 0: the taker writes it as a new file). Up to 4 are created at once, even while
+ * takes come back to back (nothing is written or synced: an inode and a name; kept open, so the
+ * taker only renames it), up to 64 once the pool is idle (a stock for the next backlog), and
+ * given files the ready ones do not want are emptied into bare ones while fewer than 64 are
+ * kept (a copy's pruned logs: the inode is kept instead of freed). They take the inode's allocation
+ * off the taker's path, and recycled ones avoid it: on ext4 without a journal, as here, each
+ * allocation checks every free inode of the group deleted in the last seconds to minutes
+ * (`recently_deleted`), 0.1-0.9 ms per file after a few hundred deletions (docs/COPY.md). A bare
+ * file also seeds the next ready file when the pool is idle (it is zero-filled in place of a new
+ * one).
+ *
  * Threading: every call may come from any thread (one mutex); the pool's thread does the I/O.
  */
 #ifndef LS_COPY_PREALLOC_H
@@ -39,13 +51,15 @@ typedef struct {
  * (which fills the pool in the background). 0, or an error with err filled. */
 int ls_prealloc_open(const ls_prealloc_options_t *o, ls_prealloc_t **out, char *err, size_t errlen);
 
-/* Moves a ready file to path (a rename: the caller syncs path's directory if the name must be
- * durable) and opens it for writing (O_WRONLY, nothing truncated): *fd and its size in *size.
- * LS_ENOENT when none is ready (the caller makes its own file), or another error (errno's). */
+/* Moves a ready file, or when none is ready a bare one, to path (a rename: the caller syncs
+ * path's directory if the name must be durable) and opens it for writing (O_WRONLY, nothing
+ * truncated): *fd and its size in *size (0: a bare file; a ready one is never empty).
+ * LS_ENOENT when none is left (the caller makes its own file), or another error (errno's). */
 int ls_prealloc_take(ls_prealloc_t *p, const char *path, int *fd, uint64_t *size);
 
 /* A file its owner no longer needs (on the same filesystem): renamed into the pool at once when
- * the pool wants one (true), to be padded and synced by the pool's thread; false: the pool is
+ * the pool wants one (true), to be padded and synced by the pool's thread, or, when the ready
+ * files are all there, emptied into a bare one while fewer than 64 are kept; false: the pool is
  * full, the file was left where it is (the caller deletes it). */
 bool ls_prealloc_give(ls_prealloc_t *p, const char *path);
 
@@ -83,6 +97,8 @@ void ls_prealloc_sync_ahead(ls_prealloc_t *p, int fd);
 
 /* Ready files now (tests, status). */
 unsigned ls_prealloc_ready(ls_prealloc_t *p);
+/* Bare files now (tests). */
+unsigned ls_prealloc_bare(ls_prealloc_t *p);
 
 /* Stops the thread and frees the pool; ready files stay for the next open. NULL is fine. */
 void ls_prealloc_close(ls_prealloc_t *p);

@@ -64,8 +64,9 @@ struct ls_copy_item {
     uint8_t data[];                 /* DATA (and RUN items that carry bytes) */
 };
 
-/* A new item with room for len data bytes (zeroed; len set). Aborts when out of memory, as the
- * daemon did: a receiver cannot go on without its queue. Freed by the receiver once run. */
+/* A new item with room for len data bytes (the fields zeroed, len set; the data bytes are not:
+ * the caller fills them). Aborts when out of memory, as the daemon did: a receiver cannot go on
+ * without its queue. Freed by the receiver once run. */
 ls_copy_item_t *ls_copy_item_new(ls_copy_item_kind_t kind, uint32_t len);
 
 #define LS_COPY_RX_EV_CONSUMED 100 /* a GEN_DATA item's bytes were written (credit to return) */

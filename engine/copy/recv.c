@@ -89,7 +89,9 @@ static bool wanted(ls_copy_t *c, uint32_t epoch, uint64_t gen, char *why, size_t
 /* The .part: a preallocated file when one is ready (its blocks allocated, written and synced:
  * overwritten in place, docs/COPY.md), grown to the announced size by the pool's thread while the
  * first bytes arrive (or, rarely, cut to it), so that the fdatasync at the end finds only data to
- * flush; else a new file. Either way that fdatasync alone makes the bytes and the size durable. */
+ * flush; else a bare one (empty, created by the pool's thread: written as a new file, without
+ * the inode's allocation on this thread); else a new file. Either way that fdatasync alone makes
+ * the bytes and the size durable. */
 static int open_part(ls_copy_t *c, uint64_t size)
 {
     ls__copy_rx_t *rx = &c->rx;
@@ -97,7 +99,8 @@ static int open_part(ls_copy_t *c, uint64_t size)
     ls_prealloc_size(c->pool, size); /* files made from now on are a little shorter */
     if (ls_prealloc_take(c->pool, rx->part, &rx->fd, &have) == 0) {
         if (LS_FAULT("copy.recv.after_take")) return LS_EIO; /* tests: a recycled .part */
-        if (have < size) {
+        if (have == 0) { /* a bare file: nothing to grow or cut */
+        } else if (have < size) {
             ls_prealloc_grow_ahead(c->pool, rx->fd, have, size);
             rx->growing = true;
             rx->grow_from = have;

@@ -254,8 +254,7 @@ bool ls__conn_rx_partial(const ls_conn_t *c)
     return avail < need;
 }
 
-/* More plaintext into rx; returns the bytes added or < 0 when closed. */
-static ssize_t fill(ls_conn_t *c)
+void ls__conn_rx_room(ls_conn_t *c)
 {
     if (c->rx_start == c->rx_end) {
         c->rx_start = c->rx_end = 0;
@@ -264,6 +263,12 @@ static ssize_t fill(ls_conn_t *c)
         c->rx_end -= c->rx_start;
         c->rx_start = 0;
     }
+}
+
+/* More plaintext into rx; returns the bytes added or < 0 when closed. */
+static ssize_t fill(ls_conn_t *c)
+{
+    ls__conn_rx_room(c);
     size_t got = 0;
     int rc = c->drv->pull(c, c->rx + c->rx_end, LS__RX_CAP - c->rx_end, &got);
     if (rc < 0) return rc;

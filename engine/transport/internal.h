@@ -4,8 +4,9 @@
  * (timers).
  *
  * Receive path, pulled by ls__conn_pump() on the loop thread:
- *   read_cb -> drv->on_read (the bytes stay in rd_buf; TLS: the handshake advances, OpenSSL reads
- *   rd_buf through our BIO) -> drv->pull (plaintext) -> rx -> one frame at a time: checksum,
+ *   read_cb -> drv->on_read (TLS: the bytes stay in rd_buf, the handshake advances, OpenSSL
+ *   reads rd_buf through our BIO; plain TCP: the socket read straight into rx, see tcp.c's
+ *   alloc_cb) -> drv->pull (plaintext; plain TCP: none) -> rx -> one frame at a time: checksum,
  *   decompress, heartbeat or on_frame.
  * Send path (send.c): ls_conn_send* -> frame queue (a copy, in order; skipped while it is empty
  * and the socket keeps up; a queued frame is encoded in place, header room before its body) or
@@ -140,8 +141,9 @@ struct ls_conn {
     bool tls_accepted; /* client: the server proved it accepted us (ticket or data) */
 
     /* receive */
-    uint8_t *rd_buf;      /* LS__READ_CHUNK bytes given to libuv for reads */
-    size_t rd_off;        /* first unconsumed byte in rd_buf (plain driver, TLS BIO) */
+    uint8_t *rd_buf;      /* LS__READ_CHUNK bytes given to libuv for TLS reads (plain TCP reads
+                             into rx) */
+    size_t rd_off;        /* first unconsumed byte in rd_buf (TLS BIO) */
     size_t rd_len;        /* bytes in rd_buf from rd_off not consumed yet; reading stops while
                              there are any (the next read would overwrite them) */
     uint8_t *rx;          /* LS__RX_CAP bytes: plaintext, not yet framed */
@@ -206,6 +208,9 @@ int ls__conn_fail(ls_conn_t *c, int status, const char *fmt, ...)
 void ls__conn_pump(ls_conn_t *c);
 /* Whether the plaintext received ends in an incomplete frame. */
 bool ls__conn_rx_partial(const ls_conn_t *c);
+/* Room in rx for a read of at least LS__READ_CHUNK bytes at rx_end: an empty rx starts over,
+ * a partial frame near the end is moved to the start. */
+void ls__conn_rx_room(ls_conn_t *c);
 /* The stream is ready: on_ready, heartbeats start. */
 void ls__conn_ready(ls_conn_t *c);
 /* Encodes and sends one frame (no flow-control check). flags may carry LS_FRAME_FLAG_ZSTD for a

@@ -66,11 +66,20 @@ int ls__tcp_setup(ls_conn_t *c)
     return 0;
 }
 
+/* Plain TCP reads straight into rx, as much as it has room for (at least LS__READ_CHUNK after
+ * the partial frame is moved to its start): the bytes are framed where the socket put them, no
+ * copy out of rd_buf, and a backlog takes one read per frame or more instead of one per 64 KiB.
+ * TLS reads ciphertext into rd_buf for OpenSSL. */
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void) suggested;
     ls_conn_t *c = h->data;
-    *buf = uv_buf_init((char *) c->rd_buf, LS__READ_CHUNK);
+    if (c->drv != &ls__driver_tcp) {
+        *buf = uv_buf_init((char *) c->rd_buf, LS__READ_CHUNK);
+        return;
+    }
+    ls__conn_rx_room(c);
+    *buf = uv_buf_init((char *) c->rx + c->rx_end, (unsigned) (LS__RX_CAP - c->rx_end));
 }
 
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -277,22 +286,21 @@ static int plain_start(ls_conn_t *c)
     return 0;
 }
 
+/* The socket read into rx itself (alloc_cb): the bytes are in place. */
 static int plain_on_read(ls_conn_t *c, const uint8_t *buf, size_t len)
 {
-    LS_ASSERT(c->rd_len == 0 && buf == c->rd_buf);
+    LS_ASSERT(buf == c->rx + c->rx_end && len <= LS__RX_CAP - c->rx_end);
     (void) buf;
-    c->rd_off = 0;
-    c->rd_len = len;
+    c->rx_end += len;
     return 0;
 }
 
 static int plain_pull(ls_conn_t *c, uint8_t *out, size_t cap, size_t *got)
 {
-    size_t n = LS_MIN(cap, c->rd_len);
-    memcpy(out, c->rd_buf + c->rd_off, n);
-    c->rd_off += n;
-    c->rd_len -= n;
-    *got = n;
+    (void) c;
+    (void) out;
+    (void) cap;
+    *got = 0; /* nothing staged: the reads land in rx */
     return 0;
 }
 

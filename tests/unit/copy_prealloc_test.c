@@ -13,6 +13,20 @@ static off_t size_of(const char *path)
     return stat(path, &st) == 0 ? st.st_size : -1;
 }
 
+/* Files in dir/pool whose names begin with prefix. */
+static int count_pool(const char *dir, const char *prefix)
+{
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/pool", dir);
+    DIR *d = opendir(path);
+    if (!d) return -1;
+    int n = 0;
+    for (struct dirent *de; (de = readdir(d)) != NULL;)
+        if (strncmp(de->d_name, prefix, strlen(prefix)) == 0) n++;
+    closedir(d);
+    return n;
+}
+
 typedef struct {
     ls_prealloc_t *p;
     unsigned want;
@@ -29,6 +43,19 @@ static void wait_ready(ls_prealloc_t *p, unsigned want)
     ready_t r = {p, want};
     cr_assert(ls_h_wait_for(ready_reached, &r, 10000), "%u ready files (have %u)", want,
               ls_prealloc_ready(p));
+}
+
+static bool bare_reached(void *ctx)
+{
+    ready_t *r = ctx;
+    return ls_prealloc_bare(r->p) >= r->want;
+}
+
+static void wait_bare(ls_prealloc_t *p, unsigned want)
+{
+    ready_t r = {p, want};
+    cr_assert(ls_h_wait_for(bare_reached, &r, 10000), "%u bare files (have %u)", want,
+              ls_prealloc_bare(p));
 }
 
 /* dir/pool/ready-<n> holding buf (what a test puts in the pool before the copy opens). */
@@ -80,8 +107,13 @@ Test(copy_prealloc, the_pool_fills_in_the_background_hands_out_and_takes_back)
     cr_assert_eq(access(path, F_OK), -1, "moved into the pool");
     wait_ready(p, 2);
     snprintf(extra, sizeof(extra), "%s/extra", dir);
-    cr_assert_eq(ls_h_write_file(extra, "y", 1), 0);
-    cr_assert_not(ls_prealloc_give(p, extra), "a full pool takes nothing");
+    int gives = 0; /* the ready files all there: emptied into bare ones, up to 64 kept */
+    for (; gives < 100; gives++) {
+        cr_assert_eq(ls_h_write_file(extra, "y", 1), 0);
+        if (!ls_prealloc_give(p, extra)) break;
+    }
+    cr_assert_lt(gives, 100, "a pool full of bare files takes nothing (after %d gives)", gives);
+    cr_assert_leq(ls_prealloc_bare(p), 64, "at most 64 bare files");
     cr_assert_eq(access(extra, F_OK), 0, "left where it was");
     ls_prealloc_close(p);
 
@@ -89,7 +121,7 @@ Test(copy_prealloc, the_pool_fills_in_the_background_hands_out_and_takes_back)
     o.count = 1;
     cr_assert_eq(ls_prealloc_open(&o, &p, err, sizeof(err)), 0, "%s", err);
     cr_assert_eq(ls_prealloc_ready(p), 1);
-    cr_assert_eq(count_files(dir, "pool"), 1);
+    cr_assert_eq(count_pool(dir, "ready-"), 1);
     cr_assert_eq(ls_prealloc_take(p, path, &fd, &size), 0);
     close(fd);
     cr_assert_eq(size, 100000, "the oldest (the given one, padded to 196608, was deleted)");
@@ -287,7 +319,110 @@ Test(copy_prealloc, a_pool_that_cannot_make_files_leaves_receives_to_new_files)
     copy_fix_t f;
     fix_init(&f, "prealloc", 4, 4, 30);
     cr_assert_eq(child(&f, "copy.prealloc.write_enospc=fail", 4), 0);
-    cr_assert_eq(count_files(f.dir, "pool"), 0, "nothing made, nothing half made left");
+    cr_assert_eq(count_pool(f.dir, "ready-"), 0, "no file made with zeros");
+    cr_assert_eq(count_files(f.dir, "pool"), count_pool(f.dir, "bare-"),
+                 "nothing half made left (bare files need no write)");
     cr_assert_eq(converge_after_crash(f.dir, &f.ch), 5);
     fix_fini(&f);
+}
+
+/* Bare files: created at once even while takes come back to back (no write, no sync), handed out
+ * empty when no ready file is left, given files emptied into them when the ready ones are all
+ * there, at most 64 kept (extras found at open deleted), and a receive through them holds
+ * exactly the bytes received. */
+Test(copy_prealloc, bare_files_are_handed_out_empty_when_no_ready_file_is_left)
+{
+    char *dir = ls_h_tmpdir("prealloc");
+    char pool[4200], path[4300];
+    snprintf(pool, sizeof(pool), "%s/pool", dir);
+    cr_assert_eq(ls_mkdir_p(pool), 0);
+    for (int i = 100; i < 170; i++) { /* 70 bare files left by an earlier process */
+        snprintf(path, sizeof(path), "%s/bare-%d", pool, i);
+        cr_assert_eq(ls_h_write_file(path, "", 0), 0);
+    }
+    ls_prealloc_options_t o = {.dir = pool, .count = 1, .size = 65536, .idle_ms = 60000};
+    ls_prealloc_t *p = NULL;
+    char err[512] = "";
+    cr_assert_eq(ls_prealloc_open(&o, &p, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(ls_prealloc_bare(p), 64, "64 kept");
+    wait_ready(p, 1);
+    cr_assert_leq(count_pool(dir, "bare-"), 64, "the extras deleted (one may be zero-filled now)");
+    for (int i = 0; i < 62; i++) { /* back to 2 bare files */
+        snprintf(path, sizeof(path), "%s/taken", dir);
+        int tfd = -1;
+        uint64_t tsize = 1;
+        cr_assert_eq(ls_prealloc_take(p, path, &tfd, &tsize), 0);
+        close(tfd);
+        unlink(path);
+        if (i == 0) cr_assert_eq(tsize, 65536, "a ready file first");
+        if (i == 0) continue;
+        cr_assert_eq(tsize, 0, "then bare ones");
+    }
+    wait_ready(p, 0);
+    int fd = -1;
+    uint64_t size = 1;
+    /* a file given back while no ready file is wanted: emptied into a bare one */
+    cr_assert_eq(ls_prealloc_ready(p), 0, "no new ready file for idle_ms after a take");
+    snprintf(path, sizeof(path), "%s/old-log", dir);
+    cr_assert_eq(ls_h_write_file(path, "an old log's bytes", 18), 0);
+    cr_assert(ls_prealloc_give(p, path), "the pool wanted it as a ready file");
+    wait_ready(p, 1);
+    cr_assert_eq(ls_h_write_file(path, "another old log", 15), 0);
+    cr_assert(ls_prealloc_give(p, path), "taken as a bare file");
+    cr_assert_eq(access(path, F_OK), -1, "moved into the pool");
+    wait_bare(p, 4);
+    cr_assert_eq(ls_prealloc_take(p, path, &fd, &size), 0);
+    cr_assert_eq(size, 65536, "the ready one (padded) first");
+    close(fd);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/taken", dir);
+    /* takes back to back: no new ready file for idle_ms, but bare ones, empty */
+    for (int i = 0; i < 10; i++) {
+        wait_bare(p, 1);
+        cr_assert_eq(ls_prealloc_take(p, path, &fd, &size), 0);
+        cr_assert_eq(size, 0, "take %d: a bare file", i);
+        cr_assert_eq(size_of(path), 0);
+        cr_assert_eq(pwrite(fd, "abc", 3, 0), 3, "open for writing");
+        close(fd);
+        cr_assert_eq(size_of(path), 3);
+        unlink(path);
+    }
+    cr_assert_eq(ls_prealloc_ready(p), 0, "none made while takes come");
+    wait_bare(p, 4);
+    ls_prealloc_close(p);
+    cr_assert_eq(count_pool(dir, "bare-"), 4, "kept for the next open");
+    ls_h_rmtree(dir);
+    free(dir);
+
+    /* a copy receiving through them: the files in logs/ are exactly the bytes received */
+    copy_fix_t f;
+    fix_init(&f, "prealloc", 6, 4, 30);
+    ls_copy_options_t co = {.dir = f.dir, .prealloc_files = 1};
+    f.c = copy_open_opts(&co);
+    for (int g = 1; g <= 6; g++) {
+        send_range(f.c, &f.ch, g, g);
+        logs_hold_exactly(f.dir, &f.ch, g);
+    }
+    fix_start_replay(&f, 6);
+    ls_copy_close(f.c);
+    fix_fini(&f);
+}
+
+/* An idle pool lays in a stock of 64 bare files for the next backlog (4 at most while takes come
+ * back to back). */
+Test(copy_prealloc, an_idle_pool_lays_in_64_bare_files)
+{
+    char *dir = ls_h_tmpdir("prealloc");
+    char pool[4200];
+    snprintf(pool, sizeof(pool), "%s/pool", dir);
+    ls_prealloc_options_t o = {.dir = pool, .count = 1, .size = 65536, .idle_ms = 10};
+    ls_prealloc_t *p = NULL;
+    char err[512] = "";
+    cr_assert_eq(ls_prealloc_open(&o, &p, err, sizeof(err)), 0, "%s", err);
+    wait_ready(p, 1);
+    wait_bare(p, 64);
+    ls_prealloc_close(p);
+    cr_assert_eq(count_pool(dir, "bare-"), 64);
+    ls_h_rmtree(dir);
+    free(dir);
 }

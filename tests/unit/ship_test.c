@@ -254,9 +254,10 @@ typedef struct {
 
 static fake_reader_t FR;
 
-static int fr_start(void *ctx, ls_source_t *src, uint64_t first, const uint8_t *prev, void **out)
+static int fr_start(void *ctx, ls_source_t *src, uint64_t first, const ls_reader_options_t *opts,
+                    void **out)
 {
-    (void) src, (void) prev;
+    (void) src, (void) opts;
     fake_reader_t *r = ctx;
     cr_assert_eq(first, 1);
     *out = r;

@@ -79,6 +79,9 @@ typedef struct {
                                    ("none" or 0 in the file): held for them forever */
     bool auto_resync;           /* an old active found demoted or diverged resyncs itself from
                                    the new active (logship resync); default false */
+    bool source_verify_full;    /* active: source_verify = full: the reader computes each
+                                   generation's SHA-256 before it ships; default records
+                                   (false): the targets check the digest (docs/SOURCE.md) */
 } ls_cfg_database_t;
 
 typedef struct {

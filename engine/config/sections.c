@@ -364,6 +364,11 @@ int ls__cfg_database_key(struct parser *p, const char *dname, const char *name, 
             d->auto_resync = !strcmp(v, "true");
         else
             ls__cfg_fail(p, p->lineno, "bad value for 'auto_resync': '%s' (true or false)", v);
+    } else if (!strcmp(name, "source_verify")) {
+        if (!strcmp(v, "records") || !strcmp(v, "full"))
+            d->source_verify_full = !strcmp(v, "full");
+        else
+            ls__cfg_fail(p, p->lineno, "bad value for 'source_verify': '%s' (records or full)", v);
     } else
         unknown(p, "database", name);
     return 1;

@@ -80,7 +80,9 @@ void ls__node_shipper_init(shipper_t *s, active_t *a, link_t *l)
                            .ctx = s,
                            .notify_cb = on_notify,
                            .notify_ctx = l,
-                           .block_read = on_block_read};
+                           .block_read = on_block_read,
+                           .verify = a->cfg->source_verify_full ? LS_READER_VERIFY_FULL
+                                                                : LS_READER_VERIFY_RECORDS};
     ls__node_opstate_load(s->op_path, &o.op);
     ls__node_counters_load(s->kept_path, &o.counters);
     s->m = ls_ship_new(&o, ls_now_ns());

@@ -8,10 +8,11 @@
 #include "ship/ship_int.h"
 
 /* ---- the reader: the one given, or engine/source's ----------------------------------------- */
-static int reader_start(ls_ship_t *m, uint64_t first, const uint8_t *prev, void **out)
+static int reader_start(ls_ship_t *m, uint64_t first, const uint8_t *prev, uint64_t full_gen,
+                        void **out)
 {
-    if (m->o.reader) return m->o.reader->start(m->o.reader_ctx, m->src, first, prev, out);
-    ls_reader_options_t o = {.prev_digest = prev};
+    ls_reader_options_t o = {.prev_digest = prev, .verify = m->o.verify, .full_gen = full_gen};
+    if (m->o.reader) return m->o.reader->start(m->o.reader_ctx, m->src, first, &o, out);
     return ls_reader_start(m->src, first, &o, m->o.notify_cb, m->o.notify_ctx,
                            (ls_reader_t **) out);
 }
@@ -34,9 +35,10 @@ static const char *reader_error(ls_ship_t *m)
     return m->o.reader ? m->o.reader->error(m->reader) : ls_reader_error(m->reader);
 }
 
-int ls__ship_reader_start(ls_ship_t *m, uint64_t first, const uint8_t *prev_digest)
+int ls__ship_reader_start(ls_ship_t *m, uint64_t first, const uint8_t *prev_digest,
+                          uint64_t full_gen)
 {
-    int rc = reader_start(m, first, prev_digest, &m->reader);
+    int rc = reader_start(m, first, prev_digest, full_gen, &m->reader);
     if (rc) {
         m->reader = NULL;
         ls__ship_set_state(m, LS_SHIP_FAILED, "cannot start the log reader at %llu: %s",
@@ -161,10 +163,13 @@ static int send_end(ls_ship_t *m)
 static int take(ls_ship_t *m)
 {
     if (m->restart_from) {
-        uint64_t from = m->restart_from;
+        uint64_t from = m->restart_from, full = m->restart_full;
         ls__ship_reader_stop(m);
-        m->restart_from = 0;
-        int rc = ls__ship_reader_start(m, from, NULL);
+        m->restart_from = m->restart_full = 0;
+        /* Damage: the generation is verified FULL before it goes again, so one damaged on this
+         * disk (a record changed and its checksum redone: only the digest tells) fails the copy
+         * as a damaged generation does, and one damaged in transit is sent again. */
+        int rc = ls__ship_reader_start(m, from, NULL, full >= from ? full : 0);
         if (rc) return rc;
     }
     int rc = reader_next(m, &m->cur);

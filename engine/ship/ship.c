@@ -158,7 +158,8 @@ static void on_resume(ls_ship_t *m, const ls_proto_resume_t *r, uint64_t now)
     m->restart_from = 0;
     int rc = ls_source_plan(m->src, &res, &plan, err, sizeof(err));
     if (rc == 0) {
-        rc = ls__ship_reader_start(m, plan.first, r->next_generation > 1 ? r->last_digest : NULL);
+        rc =
+            ls__ship_reader_start(m, plan.first, r->next_generation > 1 ? r->last_digest : NULL, 0);
         if (rc == 0) {
             m->blk.held = r->next_generation - 1; /* block mode's queue until DURABLE says */
             ls__ship_set_state(m, LS_SHIP_HEALTHY, "shipping from generation %llu",
@@ -216,6 +217,10 @@ static void on_ask_again(ls_ship_t *m, const ls_proto_ask_again_t *a, uint64_t n
     /* The generation in flight is finished first (the target drops it), then the reader
      * restarts from the generation asked for (ls_ship_pump). */
     m->restart_from = a->generation;
+    if (ls_status_ask_is_damage(a->code)) /* verified FULL before it goes again (send.c) */
+        m->restart_full = a->generation;
+    else if (m->restart_full < a->generation) /* a damaged one asked earlier is re-read too */
+        m->restart_full = 0;
     m->blk.no_tail_gen = a->generation; /* it goes whole: its shadow could not finish it */
     if (m->blk.gen > a->generation)  /* streamed before the target held this one: refused there */
         m->blk.gen = m->blk.off = 0; /* it streams again from byte 0 once this one is resent */

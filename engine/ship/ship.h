@@ -128,8 +128,9 @@ typedef int (*ls_ship_action_cb)(void *ctx, const ls_ship_action_t *a);
 
 /* The pipelined reader the machine consumes (engine/source's by default). */
 typedef struct {
-    /* Starts reading at first; prev_digest as ls_reader_options_t. 0 or an error. */
-    int (*start)(void *ctx, ls_source_t *src, uint64_t first, const uint8_t *prev_digest,
+    /* Starts reading at first with opts (prev_digest, verify, full_gen as ls_reader_start's;
+     * borrowed for the call). 0 or an error. */
+    int (*start)(void *ctx, ls_source_t *src, uint64_t first, const ls_reader_options_t *opts,
                  void **reader);
     int (*next)(void *reader, const ls_gen_buf_t **gen);    /* as ls_reader_next */
     void (*release)(void *reader, const ls_gen_buf_t *gen); /* as ls_reader_release */
@@ -167,6 +168,9 @@ typedef struct {
     ls_ship_op_t op;                    /* this operator's decision, as loaded */
     ls_status_counters_t counters;      /* the copy's kept counters, as loaded */
     ls_ship_block_read_cb block_read;   /* block mode's reads (ctx); NULL: file mode only */
+    ls_reader_verify_t verify;          /* what the reader checks of each generation (0:
+                                           records, the default; a generation asked again
+                                           after damage is always verified FULL) */
 } ls_ship_options_t;
 
 /* New machine in INITIALIZING (SUSPENDED when opts->op says so). Copies opts. NULL when out of

@@ -71,6 +71,8 @@ struct ls_ship {
     uint64_t cur_off;                /* bytes of cur sent */
     bool begun;                      /* GEN_BEGIN of cur went out */
     uint64_t restart_from;           /* ASK_AGAIN: restart here once cur is done (0: no) */
+    uint64_t restart_full;           /* ... verifying this generation FULL (asked again after
+                                        damage; 0: none) */
     uint64_t next;                   /* next generation the reader was started for */
     ship_pos_t durable, inspected, replayed, synced; /* the target's positions */
     uint64_t sent_gens;                              /* generations sent in full since start */
@@ -102,7 +104,9 @@ void ls__ship_fence_by(ls_ship_t *m, uint32_t epoch, const char *active, bool te
                        const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 
 /* send.c */
-int ls__ship_reader_start(ls_ship_t *m, uint64_t first, const uint8_t *prev_digest);
+/* full_gen: that generation is verified FULL (0: none; ls_reader_options_t) */
+int ls__ship_reader_start(ls_ship_t *m, uint64_t first, const uint8_t *prev_digest,
+                          uint64_t full_gen);
 void ls__ship_reader_stop(ls_ship_t *m);            /* forgets the generation in flight too */
 void ls__ship_fail(ls_ship_t *m, int code);         /* ERROR with the reason, due */
 void ls__ship_send_state(ls_ship_t *m, bool force); /* COPY_STATE, now or due */

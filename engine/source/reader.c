@@ -2,8 +2,12 @@
  * source: the pipelined generation reader. One pthread per reader (not libuv's pool: a read and
  * hash of a large generation must not delay the loop's other work) reads the next generations
  * ahead of the network and verifies each with ls_gen_scan's checks over the whole file: header,
- * record checksums, trailer, digest, and the chain (prev_digest = the digest of the one before,
- * first LSN = its last LSN + 1, same database id, epoch as its name says).
+ * record checksums, trailer, and the chain (prev_digest = the digest of the one before, first
+ * LSN = its last LSN + 1, same database id, epoch as its name says). The SHA-256 of the payload
+ * is computed and compared with the trailer's only when verifying FULL (opts.verify, or the one
+ * generation opts.full_gen: a target asked again for it after damage); by default the digest
+ * is the trailer's, which the target checks against the bytes it received (docs/SOURCE.md,
+ * "What the active verifies").
  *
  * Memory: before reading a generation the thread reserves its size; it waits while the
  * generations read and not yet released would exceed max_gens or max_bytes (a generation larger
@@ -92,6 +96,8 @@ int ls_reader_start(ls_source_t *src, uint64_t first, const ls_reader_options_t 
     r->ctx = ctx;
     r->max_gens = opts->max_gens ? opts->max_gens : DEFAULT_MAX_GENS;
     r->max_bytes = opts->max_bytes ? opts->max_bytes : DEFAULT_MAX_BYTES;
+    r->verify = opts->verify;
+    r->full_gen = opts->full_gen;
     if (opts->prev_digest) {
         memcpy(r->prev_digest, opts->prev_digest, LS_DIGEST_SIZE);
         r->have_prev = true;

@@ -179,6 +179,17 @@ int ls_source_remove_upto(ls_source_t *src, uint64_t gen, char *err, size_t errl
 
 /* ---- pipelined reader ---------------------------------------------------------------------- */
 
+/* How much of each generation the reader checks before the last of it may go (GEN_END). */
+typedef enum {
+    LS_READER_VERIFY_RECORDS = 0, /* the default: header, every record checksum and field, the
+                                     trailer (checksum, counts, magic) and the chain (dbid, epoch,
+                                     first LSN, prev_digest against the previous generation's
+                                     trailer digest); the digest is the trailer's, not recomputed:
+                                     the target computes it and asks again on a mismatch */
+    LS_READER_VERIFY_FULL = 1     /* the same and the SHA-256 of header + records against the
+                                     trailer's digest (as before 2026-12-05) */
+} ls_reader_verify_t;
+
 typedef struct {
     uint32_t max_gens;          /* generations buffered at most (read, not released); 2 */
     uint64_t max_bytes;         /* bytes buffered at most; 8 MiB. A generation larger than this
@@ -186,6 +197,9 @@ typedef struct {
     const uint8_t *prev_digest; /* digest the first generation's header must carry (the
                                    target's, checked by the plan); NULL: ours of first - 1 when
                                    held, else unchecked */
+    ls_reader_verify_t verify;  /* LS_READER_VERIFY_RECORDS (0) or _FULL */
+    uint64_t full_gen;          /* this generation is verified FULL whatever verify says (0:
+                                   none): one a target asked again for after damage */
 } ls_reader_options_t;
 
 /* A generation handed out to ship, possibly while it is still being read and verified
@@ -194,10 +208,11 @@ typedef struct {
  *
  * avail NULL: the whole generation is read and verified. Otherwise *avail (load it with
  * ls_gen_buf_avail()) is how many leading bytes are read and passed the checks so far; it only
- * grows, and reaches size only once the whole file passed ls_gen_scan's checks (digest, chain,
- * trailer): only then are last_lsn and digest valid. A generation that fails part way never
- * reaches size: ls_reader_next() then returns the error (the copy aborts the generation; the
- * target, which checks the digest itself, never makes it durable). epoch, generation, size,
+ * grows, and reaches size only once the whole file passed the reader's checks (chain, records,
+ * trailer; the digest too when verified FULL): only then are last_lsn and digest valid. A
+ * generation that fails part way never reaches size: ls_reader_next() then returns the error
+ * (the copy aborts the generation; the target, which checks the digest itself, never makes it
+ * durable). epoch, generation, size,
  * first_lsn and close_ns are valid from the start (close_ns from the trailer, read first, and
  * checked again at the end). */
 typedef struct {
@@ -208,7 +223,8 @@ typedef struct {
     uint64_t first_lsn;             /* first LSN in it */
     uint64_t last_lsn;              /* last LSN in it (once verified) */
     uint64_t close_ns;              /* close time from the trailer, UTC ns */
-    uint8_t digest[LS_DIGEST_SIZE]; /* verified SHA-256 digest (once verified) */
+    uint8_t digest[LS_DIGEST_SIZE]; /* its trailer's SHA-256 digest (once verified; recomputed
+                                       and compared only when verified FULL) */
     uint64_t ready_ns;              /* monotonic time it was handed to the queue */
     const _Atomic uint64_t *avail;  /* see above; NULL: complete */
 } ls_gen_buf_t;
@@ -225,6 +241,7 @@ typedef struct {
     uint32_t peak_gens;      /* highest buffered_gens seen */
     uint64_t peak_bytes;     /* highest buffered_bytes seen */
     uint64_t read;           /* generations read and verified */
+    uint64_t hashed;         /* of those, verified FULL (their SHA-256 computed) */
     uint64_t delivered;      /* generations handed out by ls_reader_next */
     uint64_t next;           /* next generation the thread will read */
     bool waiting_space;      /* the thread waits for a release (bounds reached) */

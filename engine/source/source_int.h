@@ -112,8 +112,13 @@ struct ls_reader {
     void *ctx;                           /* cb's argument */
     uint32_t max_gens;                   /* bound on buffered generations */
     uint64_t max_bytes;                  /* bound on buffered bytes */
+    ls_reader_verify_t verify;           /* what is checked of each generation */
+    uint64_t full_gen;                   /* verified FULL whatever verify says (0: none) */
     bool have_prev;                      /* prev_digest below is the expected chain */
     uint8_t prev_digest[LS_DIGEST_SIZE]; /* digest the next generation's header must carry */
+    bool have_trl;                       /* the generation being read has a trailer: */
+    uint8_t trl_digest[LS_DIGEST_SIZE];  /* its digest as read first (RECORDS: the known digest
+                                            the scanner compares the trailer with at the end) */
     uint64_t prev_last_lsn;              /* last LSN of the previous generation (0: unknown) */
     bool have_dbid;                      /* dbid below is known */
     uint8_t dbid[LS_DBID_LEN];           /* database id of the first generation read */

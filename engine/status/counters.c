@@ -45,10 +45,15 @@ int ls_status_counters_save(const char *path, const ls_status_counters_t *c)
     return ls_write_file_durable(path, text, (size_t) n);
 }
 
+bool ls_status_ask_is_damage(int code)
+{
+    return code != LS_ENOSPC && code != LS_EGAP;
+}
+
 void ls_status_counters_ask(ls_status_counters_t *c, int code)
 {
     c->ask_agains++;
-    if (code != LS_ENOSPC && code != LS_EGAP) c->inspection_failures++;
+    if (ls_status_ask_is_damage(code)) c->inspection_failures++;
 }
 
 /* ---- throughput over the last minute -------------------------------------------------------- */

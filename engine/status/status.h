@@ -260,6 +260,9 @@ int ls_status_counters_save(const char *path, const ls_status_counters_t *c);
 /* Counts one ASK_AGAIN with the code it gave (an LS_E* code): every one is an ask-again, and it
  * is an inspection failure unless it asked for lack of space or because of a gap. */
 void ls_status_counters_ask(ls_status_counters_t *c, int code);
+/* Whether an ASK_AGAIN with this code reports damage (an inspection failure: a digest, a record,
+ * the chain ...) rather than a gap or a full disk. */
+bool ls_status_ask_is_damage(int code);
 
 /* Adds bytes at now (UTC ns) to the last minute's figure. */
 void ls_status_rate_add(ls_status_rate_t *r, uint64_t bytes, uint64_t now);

@@ -176,6 +176,30 @@ uint64_t ls_h_gen_seed(const ls_h_gen_t *g)
     return g->seed;
 }
 
+size_t ls_h_gen_change_resealed(uint8_t *bytes, size_t len, size_t rec, uint8_t mask)
+{
+    ls_gen_header_t h;
+    cr_assert_eq(ls_gen_header_decode(bytes, len, &h), 0, "genbuild: not a generation");
+    uint64_t seed = ls_gen_seed(h.dbid, h.epoch, h.generation);
+    size_t off = LS_GEN_HEADER_SIZE;
+    for (size_t i = 0;; i++) {
+        cr_assert_leq(off + LS_REC_HEADER_SIZE, len, "genbuild: no record %zu", rec);
+        uint8_t *u = bytes + off;
+        cr_assert_neq(u[8], LS_REC_TRAILER, "genbuild: no record %zu", rec); /* the type byte */
+        uint32_t total = ls_get32(u + 4), klen = ls_get16(u + 10), vlen = ls_get32(u + 12);
+        cr_assert(total >= LS_REC_HEADER_SIZE && off + total <= len, "genbuild: bad record");
+        if (i < rec) {
+            off += total;
+            continue;
+        }
+        cr_assert_gt(vlen, 0, "genbuild: record %zu has no value", rec);
+        size_t at = off + LS_REC_HEADER_SIZE + klen;
+        bytes[at] ^= mask;
+        ls_put32(u, ls_cksum32(u + 4, total - 4, seed)); /* the checksum, over the rest */
+        return at;
+    }
+}
+
 uint8_t *ls_h_gen_build(const ls_h_gen_spec_t *spec, const ls_h_txn_t *txns, size_t ntxns,
                         size_t *len, uint8_t digest[LS_DIGEST_SIZE])
 {

@@ -72,6 +72,13 @@ size_t ls_h_gen_commit_end(const ls_h_gen_t *g);
 const uint8_t *ls_h_gen_digest(const ls_h_gen_t *g);
 uint64_t ls_h_gen_seed(const ls_h_gen_t *g);
 
+/* Damage that only the digest sees: XORs the first value byte of record `rec` (0-based; it
+ * must have a value) of the closed generation in bytes[0, len) with mask and reseals that
+ * record's checksum with the generation's seed (from its header), as someone editing the file
+ * with the format at hand would. The trailer, its digest included, is left as it was. Returns
+ * the offset of the byte changed; the test fails when the bytes do not hold such a record. */
+size_t ls_h_gen_change_resealed(uint8_t *bytes, size_t len, size_t rec, uint8_t mask);
+
 /* One operation of a transaction for ls_h_gen_build: type LS_REC_PUT or LS_REC_DEL,
  * NUL-terminated key and value (value ignored for DEL). */
 typedef struct {

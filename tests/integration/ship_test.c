@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "daemons.h"
+#include "genbuild.h"
 #include "harness.h"
 
 /* About 26 generations of 1 MiB, log-like values, 4 writer threads. */
@@ -165,6 +166,37 @@ Test(ship, generation_damaged_on_disk_before_replay_is_caught)
     ls_h_node_stop(&pair, LS_H_A);
     ls_h_node_stop(&pair, LS_H_B);
     cr_assert(ls_h_stores_equal(&pair));
+}
+
+/* A record of generation 3 changed on the active's disk and its checksum redone: only the
+ * digest tells (docs/SOURCE.md, "What the active verifies"). The active's reader does not hash,
+ * so 3 ships; the copy's digest differs from GEN_END's and it asks again; the active verifies 3
+ * whole, SHA-256 included, finds its own file damaged and fails the copy as for any damaged
+ * generation. Nothing from 3 on is durable on the copy. */
+Test(ship, a_record_changed_and_resealed_on_the_active_is_caught_by_both)
+{
+    ls_h_pair_init(&pair, "ship-reseal", &(ls_h_pair_opts_t){.plaintext = true});
+    ls_h_load(&pair, "--transactions 300 --records-per-txn 50 --value-size 400 --seed 11");
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/logs/E00-00000001-%016x.log", pair.db[LS_H_A], 3);
+    size_t len;
+    uint8_t *b = ls_h_read_file(path, &len);
+    cr_assert_not_null(b, "%s", path);
+    ls_h_gen_change_resealed(b, len, 10, 0x20);
+    cr_assert_eq(ls_h_write_file(path, b, len), 0);
+    free(b);
+    ls_h_node_start(&pair, LS_H_B, NULL);
+    ls_h_node_start(&pair, LS_H_A, NULL);
+    cr_assert(ls_h_wait_state(&pair, LS_H_A, "Failed", 30000));
+    cJSON *a = ls_h_status(&pair, LS_H_A), *b2 = ls_h_status(&pair, LS_H_B);
+    const char *why = ls_h_str(a, "reason");
+    cr_assert(ls_h_contains(why, "generation 3") && ls_h_contains(why, "digest mismatch"), "%s",
+              why);
+    cr_assert_geq(ls_h_num(a, "ask_agains"), 1, "the copy asked again first");
+    cr_assert_geq(ls_h_num(b2, "inspection_failures"), 1, "the copy's digest caught it");
+    cr_assert_leq(ls_h_num(b2, "last_copied"), 2, "nothing from 3 on was kept");
+    cJSON_Delete(a);
+    cJSON_Delete(b2);
 }
 
 Test(ship, copy_of_another_database_refuses_on_both_sides)

@@ -287,6 +287,34 @@ Test(config, auto_resync_default_off)
                  ":11: bad value for 'auto_resync': 'yes' (true or false)");
 }
 
+/* Issue 14: [database] source_verify, records unless full (docs/SOURCE.md, "What the active
+ * verifies"); anything else is refused with its line. */
+static bool verify_full_of(const char *line)
+{
+    char text[1024];
+    snprintf(text, sizeof(text),
+             "[node]\nname=a\ndata_dir=/x\n[tls]\ninsecure_plaintext = true\n[target b]\n"
+             "network = r h:1\n[database d]\nrole = active\ntargets = b\n%s\n",
+             line);
+    ls_config_t *c = NULL;
+    char err[512] = "";
+    cr_assert_eq(load(text, &c, err, sizeof(err)), 0, "%s: %s", line, err);
+    bool full = ls_config_database(c, "d")->source_verify_full;
+    ls_config_free(c);
+    return full;
+}
+
+Test(config, source_verify_default_records)
+{
+    cr_assert_not(verify_full_of(""), "absent: records");
+    cr_assert_not(verify_full_of("source_verify = records"));
+    cr_assert(verify_full_of("source_verify = full"));
+    expect_error("[node]\nname=a\ndata_dir=/x\n[tls]\ninsecure_plaintext = true\n[target b]\n"
+                 "network = r h:1\n[database d]\nrole = active\ntargets = b\n"
+                 "source_verify = sha\n",
+                 ":11: bad value for 'source_verify': 'sha' (records or full)");
+}
+
 /* Issue 12: one [peer NAME] section per peer, used both ways, and the copy set. */
 Test(config, peer_sections_and_copy_sets)
 {

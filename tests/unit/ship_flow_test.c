@@ -11,7 +11,8 @@ Test(ship_flow, damaged_in_transit_resends_after_the_generation_in_flight, .init
     pump_until_sent();
     cr_assert_eq(expect(LS_FRAME_GEN_BEGIN)->gen, 2);
     take_data(2, 0, W.size[2] / 2);
-    ask_again(2, LS_EDIGEST); /* what GEN_END's digest mismatch makes the target say */
+    ask_again(2, LS_EDIGEST); /* what GEN_END's digest mismatch makes the target say: the
+                                 active's file passes its FULL verification, so 2 goes again */
     cr_assert_eq(W.counter_saves, 1);
     cr_assert_eq(W.counters.ask_agains, 1);
     cr_assert_eq(W.counters.inspection_failures, 1);
@@ -22,6 +23,40 @@ Test(ship_flow, damaged_in_transit_resends_after_the_generation_in_flight, .init
     take_gen(3);
     cr_assert_eq(W.reader_starts, 2);
     cr_assert_eq(status().kept.ask_agains, 1);
+}
+
+/* A record changed on the active's disk and its checksum redone: only the digest tells. The
+ * reader checks records, trailer and chain but not the digest (docs/SOURCE.md, "What the active
+ * verifies"), so generation 2 goes whole, GEN_END with its trailer's digest; the target's digest
+ * of the bytes differs and it asks again (LS_EDIGEST). The active verifies 2 FULL before sending
+ * it again, finds its own file damaged and fails the copy as for any damaged generation: ERROR
+ * with the reader's code and reason, nothing of 2 sent again. */
+Test(ship_flow, damaged_and_resealed_on_the_active_fails_the_copy_when_asked_again,
+     .init = setup_attached, .fini = teardown_world)
+{
+    char path[PATH_MAX];
+    gen_file(&W, 2, path, sizeof(path));
+    ls_h_gen_change_resealed(W.bytes[2], W.size[2], 1, 0x20); /* what take_data compares */
+    cr_assert_eq(ls_h_write_file(path, W.bytes[2], W.size[2]), 0);
+    ship_from(1);
+    take_gen(1);
+    take_gen(2); /* on_send checks GEN_END's digest: W.digest[2], the trailer's */
+    pump_until_sent();
+    cr_assert_eq(expect(LS_FRAME_GEN_BEGIN)->gen, 3);
+    ask_again(2, LS_EDIGEST);
+    take_data(3, 0, W.size[3]); /* the generation in flight is finished first */
+    cr_assert_eq(expect(LS_FRAME_GEN_END)->gen, 3);
+    pump_until_sent();
+    sent_t *e = expect(LS_FRAME_ERROR);
+    cr_assert_eq(e->code, LS_EDIGEST, "%s", ls_err_name(e->code));
+    cr_assert_eq(ls_ship_state(W.m), LS_SHIP_FAILED);
+    cr_assert_str_eq(e->text, ls_ship_reason(W.m));
+    cr_assert(strstr(e->text, "generation 2") && strstr(e->text, "not shipped") &&
+                  strstr(e->text, "digest mismatch"),
+              "%s", e->text);
+    cr_assert_eq(W.reader_starts, 2);
+    ls_ship_pump(W.m, W.now);
+    expect_nothing();
 }
 
 Test(ship_flow, damaged_in_inspection_resends_at_once, .init = setup_attached,

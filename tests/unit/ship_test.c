@@ -248,17 +248,25 @@ typedef struct {
     int calls;      /* next calls */
     ls_gen_buf_t g; /* the one generation it has */
     int released, stopped;
-    _Atomic uint64_t avail; /* streaming: bytes of g verified so far (g.avail points here) */
-    int fail_code;          /* streaming: the reader failed on g with this code (0: not) */
+    _Atomic uint64_t avail;    /* streaming: bytes of g verified so far (g.avail points here) */
+    int fail_code;             /* streaming: the reader failed on g with this code (0: not) */
+    int starts;                /* start calls */
+    ls_reader_verify_t verify; /* the last start's options */
+    uint64_t full_gen;
 } fake_reader_t;
 
 static fake_reader_t FR;
 
-static int fr_start(void *ctx, ls_source_t *src, uint64_t first, const uint8_t *prev, void **out)
+static int fr_start(void *ctx, ls_source_t *src, uint64_t first, const ls_reader_options_t *opts,
+                    void **out)
 {
-    (void) src, (void) prev;
+    (void) src;
     fake_reader_t *r = ctx;
     cr_assert_eq(first, 1);
+    r->starts++;
+    r->calls = 0;
+    r->verify = opts->verify;
+    r->full_gen = opts->full_gen;
     *out = r;
     return r->start_rc;
 }
@@ -290,17 +298,23 @@ static void fr_stop(void *rd)
 
 static const ls_ship_reader_ops_t fake_ops = {fr_start, fr_next, fr_release, fr_error, fr_stop};
 
-static void setup_fake(int start_rc)
+static void setup_fake_verify(int start_rc, ls_reader_verify_t verify)
 {
     memset(&FR, 0, sizeof(FR));
     FR.start_rc = start_rc;
     ls_ship_options_t o = options();
+    o.verify = verify;
     o.reader = &fake_ops;
     o.reader_ctx = &FR;
     setup_world(1, &o);
     FR.g = (ls_gen_buf_t){.epoch = 1, .generation = 1, .bytes = W.bytes[1], .size = W.size[1]};
     memcpy(FR.g.digest, W.digest[1], LS_DIGEST_SIZE);
     attach();
+}
+
+static void setup_fake(int start_rc)
+{
+    setup_fake_verify(start_rc, LS_READER_VERIFY_RECORDS);
 }
 
 Test(ship, a_reader_that_cannot_start_fails_the_copy, .fini = teardown_world)
@@ -325,6 +339,38 @@ Test(ship, consumes_the_reader_it_is_given, .fini = teardown_world)
     ls_ship_free(W.m);
     W.m = NULL;
     cr_assert_eq(FR.stopped, 1);
+}
+
+/* The reader checks what the options say (records by default); a generation asked again after
+ * damage is verified FULL (its SHA-256 too) before it goes again; one asked again for a gap or
+ * a full disk is not. */
+Test(ship, an_ask_again_for_damage_verifies_that_generation_full, .fini = teardown_world)
+{
+    setup_fake(0);
+    ship_from(1);
+    cr_assert_eq(FR.starts, 1);
+    cr_assert_eq(FR.verify, LS_READER_VERIFY_RECORDS);
+    cr_assert_eq(FR.full_gen, 0);
+    take_gen(1);
+    ask_again(1, LS_EDIGEST);
+    take_gen(1);
+    cr_assert_eq(FR.starts, 2);
+    cr_assert_eq(FR.full_gen, 1, "asked again after damage: verified FULL");
+    ask_again(1, LS_ERECCKSUM);
+    take_gen(1);
+    cr_assert_eq(FR.full_gen, 1);
+    ask_again(1, LS_EGAP);
+    take_gen(1);
+    cr_assert_eq(FR.starts, 4);
+    cr_assert_eq(FR.full_gen, 0, "a gap is no damage");
+}
+
+Test(ship, source_verify_full_is_passed_to_the_reader, .fini = teardown_world)
+{
+    setup_fake_verify(0, LS_READER_VERIFY_FULL);
+    ship_from(1);
+    cr_assert_eq(FR.verify, LS_READER_VERIFY_FULL);
+    take_gen(1);
 }
 
 /* Stream while verifying: a generation handed out while the reader still verifies it goes out

@@ -681,6 +681,75 @@ static bool verified_cond(void *ctx)
     return ls_gen_buf_avail(g) == g->size;
 }
 
+/* A record changed and its checksum redone: damage only the digest sees (docs/SOURCE.md, "What
+ * the active verifies"). By default the reader ships it, with its trailer's digest and nothing
+ * hashed (the target computes the digest and asks again); verifying FULL, or that one generation
+ * (full_gen: what ship asks after a target asked again for damage), finds it and stops there as
+ * for any damaged generation. */
+Test(source, reader_checks_the_digest_only_when_verifying_full)
+{
+    chain_t *c = chain_new();
+    add_gens(c, 5, 1);
+    char path[PATH_MAX];
+    gen_path(c, 3, path, sizeof(path));
+    size_t len;
+    uint8_t *b = ls_h_read_file(path, &len);
+    cr_assert_not_null(b);
+    ls_h_gen_change_resealed(b, len, 0, 0x01);
+    cr_assert_eq(ls_h_write_file(path, b, len), 0);
+    ls_source_t *s = open_src(c);
+    int notes = 0;
+    ls_reader_t *r = NULL;
+    const ls_gen_buf_t *g;
+    ls_reader_stats_t st;
+
+    cr_assert_eq(ls_reader_start(s, 1, NULL, notify, &notes, &r), 0);
+    for (uint64_t want = 1; want <= 5; want++) {
+        cr_assert_eq(next_gen(r, &g), 0, "%s", ls_reader_error(r));
+        cr_assert(ls_h_wait_for(verified_cond, (void *) g, 10000));
+        cr_assert_eq(g->generation, want);
+        cr_assert_eq(memcmp(g->digest, c->digest[want], LS_DIGEST_SIZE), 0, "the trailer's");
+        if (want == 3) cr_assert_eq(memcmp(g->bytes, b, len), 0, "the changed bytes go");
+        ls_reader_release(r, g);
+    }
+    ls_reader_stats(r, &st);
+    cr_assert_eq(st.read, 5);
+    cr_assert_eq(st.hashed, 0, "no SHA-256 by default");
+    ls_reader_stop(r);
+
+    ls_reader_options_t o = {.verify = LS_READER_VERIFY_FULL, .max_gens = 8};
+    cr_assert_eq(ls_reader_start(s, 1, &o, notify, &notes, &r), 0);
+    wait_reader(r, failed, 0);
+    for (uint64_t want = 1; want <= 2; want++)
+        take(c, r, want);
+    int rc = ls_reader_next(r, &g);
+    cr_assert_eq(rc, LS_EDIGEST, "%s", ls_err_name(rc));
+    const char *why = ls_reader_error(r);
+    cr_assert(ls_h_contains(why, "generation 3") && ls_h_contains(why, "not shipped") &&
+                  ls_h_contains(why, "digest mismatch"),
+              "%s", why);
+    ls_reader_stats(r, &st);
+    cr_assert_eq(st.hashed, 2);
+    ls_reader_stop(r);
+
+    o = (ls_reader_options_t){.full_gen = 3}; /* asked again for 3 after damage */
+    cr_assert_eq(ls_reader_start(s, 3, &o, notify, &notes, &r), 0);
+    cr_assert_eq(next_gen(r, &g), LS_EDIGEST, "%s", ls_reader_error(r));
+    cr_assert(ls_h_contains(ls_reader_error(r), "generation 3"), "%s", ls_reader_error(r));
+    ls_reader_stop(r);
+
+    o = (ls_reader_options_t){.full_gen = 4}; /* an intact one: hashed, and only that one */
+    cr_assert_eq(ls_reader_start(s, 4, &o, notify, &notes, &r), 0);
+    take(c, r, 4);
+    take(c, r, 5);
+    ls_reader_stats(r, &st);
+    cr_assert_eq(st.hashed, 1);
+    ls_reader_stop(r);
+    free(b);
+    ls_source_free(s);
+    chain_free(c);
+}
+
 /* Stream while verifying: a generation larger than one read piece is handed out after its first
  * piece passed, grows as a prefix of the file, and is complete (digest and all) at its size. */
 Test(source, reader_hands_out_a_large_generation_while_verifying_it)

@@ -206,11 +206,11 @@ ls_store_t *ls_copy_store(ls_copy_t *copy);
  * <dir>/shadow/<ls_gen_name(prefix, epoch, generation)>, bytes [0, n) of the active's current log.
  *
  * ls_copy_shadow_durable: the receiver made bytes [0, size) of the shadow of (epoch, generation)
- * durable (fdatasync); they end at durable_lsn. Records it and wakes the replayer, which applies
- * the shadow's complete transactions early unless replay is lagged (replay_lag_ms), paused or the
- * copy FAILED; each applied step is reported by LS_COPY_EV_APPLIED. Cheap: takes the copy's mutex
- * briefly, no I/O. Any thread. A report for another generation than the one the copy wants next
- * is kept but applies nothing until the copy has replayed up to it. */
+ * durable (fdatasync); they end at durable_lsn. Records it and wakes the replayer (eager, below),
+ * which applies the shadow's complete transactions early unless replay is lagged (replay_lag_ms),
+ * paused or the copy FAILED; each applied step is reported by LS_COPY_EV_APPLIED. Cheap: takes the
+ * copy's mutex briefly, no I/O. Any thread. A report for another generation than the one the copy
+ * wants next is kept but applies nothing until the copy has replayed up to it. */
 void ls_copy_shadow_durable(ls_copy_t *copy, uint32_t epoch, uint64_t generation, uint64_t size,
                             uint64_t durable_lsn);
 /* Whether a commit waits for this copy's applied position (synchronous commit at

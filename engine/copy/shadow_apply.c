@@ -80,7 +80,9 @@ void ls_copy_shadow_durable(ls_copy_t *c, uint32_t epoch, uint64_t generation, u
     c->sh.durable_lsn = durable_lsn;
     c->sh.reports++;
     c->sh.report_ns = ls_mono_ns(); /* the idle checkpoint waits until reports are quiet */
-    pthread_cond_broadcast(&c->cv);
+    /* Lazy: nothing is applied while reports come, so the replayer is not woken for each (it
+     * looks again by itself: the quiet time it waits for, or its idle wait). */
+    if (!c->sh.lazy) pthread_cond_broadcast(&c->cv);
     pthread_mutex_unlock(&c->mu);
 }
 

@@ -136,7 +136,10 @@ typedef struct {
 /* COPY_STATE flags. */
 #define LS_COPY_SUSPENDED        0x1u /* the sender's operator suspended the copy (shipping) */
 #define LS_COPY_REPLAY_SUSPENDED 0x2u /* the sender's operator suspended replay (passive only) */
-#define LS_COPY_FLAGS_KNOWN      0x3u
+#define LS_COPY_APPLY                                                                              \
+    0x4u /* source only, on a connection with LS_FEAT_APPLY: a commit waits for the copy's         \
+            applied position (remote_applied): apply the shadow early */
+#define LS_COPY_FLAGS_KNOWN 0x7u
 
 typedef struct {
     uint8_t dbid[LS_PROTO_DBID_LEN]; /* database id */

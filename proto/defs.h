@@ -110,6 +110,10 @@ typedef enum {
                    closed generation it took durable before it acknowledges a later BLOCK, so the  \
                    source streams the next generation right after the closed one's GEN_END         \
                    (docs/BLOCKMODE.md "The roll's hand-off") */
+#define LS_FEAT_APPLY                                                                              \
+    0x00000040u /* ship connections, version >= 5 with LS_FEAT_BLOCK: the source's COPY_STATE says \
+                   (LS_COPY_APPLY) whether a commit waits for the copy's applied position; the     \
+                   target applies its shadow early at each BLOCK only then (docs/BLOCKMODE.md)  */
 #define LS_FEAT_RESYNC                                                                             \
     0x00000008u /* seed connections, version >= 4: the client asks for an incremental resync       \
                    (CHAIN_REQ, RESYNC) before the server takes anything (PROTOCOL.md §10) */

@@ -273,6 +273,7 @@ void ls_copy_stats(ls_copy_t *c, ls_copy_stats_t *out)
     out->shadow_durable_lsn = c->sh.durable_lsn;
     out->shadow_applied_lsn = c->sh.applied_lsn;
     out->shadow_applies = c->sh.applies;
+    out->shadow_lazy = c->sh.lazy;
     out->last_synced = c->synced_gen;
     out->inspect_queue = c->rx_inspecting ? 1 : 0;
     out->inspect_queue_bytes = c->rx_inspecting ? c->rx_bytes_done : 0;

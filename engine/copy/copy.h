@@ -148,6 +148,8 @@ typedef struct {
     uint64_t shadow_durable_lsn;  /* the LSN those bytes end at, as reported */
     uint64_t shadow_applied_lsn;  /* last LSN applied early from it (0: none) */
     uint64_t shadow_applies;      /* store transactions applying a shadow, since open */
+    bool shadow_lazy;             /* applied early only when the stream is quiet (no commit
+                                     waits for the applied position: ls_copy_shadow_apply_eager) */
     uint64_t last_synced;         /* last generation applied before the last store sync */
     uint64_t inspect_queue;       /* generations durable in inspect/ not yet inspected */
     uint64_t inspect_queue_bytes; /* their bytes */
@@ -204,13 +206,19 @@ ls_store_t *ls_copy_store(ls_copy_t *copy);
  * <dir>/shadow/<ls_gen_name(prefix, epoch, generation)>, bytes [0, n) of the active's current log.
  *
  * ls_copy_shadow_durable: the receiver made bytes [0, size) of the shadow of (epoch, generation)
- * durable (fdatasync); they end at durable_lsn. Records it and wakes the replayer, which applies
- * the shadow's complete transactions early unless replay is lagged (replay_lag_ms), paused or the
- * copy FAILED; each applied step is reported by LS_COPY_EV_APPLIED. Cheap: takes the copy's mutex
- * briefly, no I/O. Any thread. A report for another generation than the one the copy wants next
- * is kept but applies nothing until the copy has replayed up to it. */
+ * durable (fdatasync); they end at durable_lsn. Records it and wakes the replayer (eager, below),
+ * which applies the shadow's complete transactions early unless replay is lagged (replay_lag_ms),
+ * paused or the copy FAILED; each applied step is reported by LS_COPY_EV_APPLIED. Cheap: takes the
+ * copy's mutex briefly, no I/O. Any thread. A report for another generation than the one the copy
+ * wants next is kept but applies nothing until the copy has replayed up to it. */
 void ls_copy_shadow_durable(ls_copy_t *copy, uint32_t epoch, uint64_t generation, uint64_t size,
                             uint64_t durable_lsn);
+/* Whether a commit waits for this copy's applied position (synchronous commit at
+ * remote_applied): eager (the default after open, and what a source that cannot say gets) applies
+ * the shadow early at each report; lazy applies it only once the reports were quiet for 100 ms
+ * (the writer idle), so under a steady stream the shadow's transactions are applied from the
+ * closed generation and the store's commits and syncs stay off the shadow's disk. Any thread. */
+void ls_copy_shadow_apply_eager(ls_copy_t *copy, bool eager);
 /* The shadow's path for (epoch, generation) into out (outlen bytes): <dir>/shadow/<name>. The
  * directory exists once the copy is open. 0, or LS_EINVAL (out too small). */
 int ls_copy_shadow_path(ls_copy_t *copy, uint32_t epoch, uint64_t generation, char *out,

@@ -63,6 +63,8 @@ typedef struct {
     uint64_t durable_lsn; /* the LSN they end at */
     uint64_t reports;     /* reports since open (the replayer notices a new one) */
     uint64_t report_ns;   /* monotonic ns of the last report (the idle checkpoint waits) */
+    bool lazy; /* no commit waits for the applied position (the source said so, LS_COPY_APPLY
+                  clear): apply early only once reports were quiet SHADOW_QUIET_NS */
     /* what the replayer did (mu) */
     uint64_t applied_lsn;        /* last LSN applied early from it (0: none) */
     uint64_t applies;            /* store transactions applying a shadow */
@@ -302,8 +304,9 @@ void ls__copy_hold(ls_copy_t *c, const ls__copy_entry_t *e);
 /* shadow_apply.c */
 /* Frees the replayer's walk of the shadow (close). */
 void ls__copy_shadow_free(ls_copy_t *c);
-/* True when the shadow has complete transactions to apply early now (mu held). */
-bool ls__copy_shadow_due(ls_copy_t *c);
+/* True when the shadow has complete transactions to apply early now (mu held). When it has some
+ * but waits for the reports to be quiet (lazy), *wait_ns is lowered to when it will be due. */
+bool ls__copy_shadow_due(ls_copy_t *c, uint64_t *wait_ns);
 /* Applies what the shadow durably holds past the store's position (replayer thread, mu not
  * held). 0, or an error after which the replayer waits before trying again. */
 int ls__copy_shadow_apply(ls_copy_t *c);

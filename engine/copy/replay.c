@@ -268,7 +268,7 @@ void *ls__copy_replayer(void *arg)
         uint64_t wait;
         bool holding;
         size_t n = ready(c, b->may_yield, &wait, &holding);
-        if (n == 0 && ls__copy_shadow_due(c)) { /* block mode: the open generation, early */
+        if (n == 0 && ls__copy_shadow_due(c, &wait)) { /* block mode: the open generation, early */
             pthread_mutex_unlock(&c->mu);
             int rc = ls__copy_shadow_apply(c);
             if (c->dirty && ls_mono_ns() - c->last_ckpt >= c->o.checkpoint_ms * 1000000ull)

@@ -32,8 +32,10 @@
 
 #include "copy/copy_int.h"
 
-#define READ_PIECE (1024u * 1024u) /* bytes read from the shadow per pread */
-#define OP_HEAD    24u             /* encoded op: type u8, pad, key_len u16, value_len u32, lsn */
+#define READ_PIECE      (1024u * 1024u)         /* bytes read from the shadow per pread */
+#define STEP_BYTES      (16ull * 1024u * 1024u) /* bytes walked per store transaction at most */
+#define OP_HEAD         24u          /* encoded op: type u8, pad, key_len u16, value_len u32, lsn */
+#define SHADOW_QUIET_NS 100000000ull /* lazy: apply once the reports were quiet this long */
 
 /* The replayer's walk of one shadow. */
 struct ls__copy_sh_run {
@@ -78,7 +80,9 @@ void ls_copy_shadow_durable(ls_copy_t *c, uint32_t epoch, uint64_t generation, u
     c->sh.durable_lsn = durable_lsn;
     c->sh.reports++;
     c->sh.report_ns = ls_mono_ns(); /* the idle checkpoint waits until reports are quiet */
-    pthread_cond_broadcast(&c->cv);
+    /* Lazy: nothing is applied while reports come, so the replayer is not woken for each (it
+     * looks again by itself: the quiet time it waits for, or its idle wait). */
+    if (!c->sh.lazy) pthread_cond_broadcast(&c->cv);
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -108,7 +112,20 @@ void ls__copy_shadow_free(ls_copy_t *c)
     c->sh.run = NULL;
 }
 
-bool ls__copy_shadow_due(ls_copy_t *c)
+void ls_copy_shadow_apply_eager(ls_copy_t *c, bool eager)
+{
+    pthread_mutex_lock(&c->mu);
+    if (c->sh.lazy == eager) {
+        LS_LOGD("copy", "%s: the shadow is applied early %s", c->dir,
+                eager ? "at each report (a commit waits for the applied position)"
+                      : "only when the stream is quiet");
+        c->sh.lazy = !eager;
+        pthread_cond_broadcast(&c->cv); /* what the lazy replayer left is due now */
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
+bool ls__copy_shadow_due(ls_copy_t *c, uint64_t *wait_ns)
 {
     const ls__copy_shadow_t *s = &c->sh;
     const run_t *r = s->run;
@@ -119,9 +136,18 @@ bool ls__copy_shadow_due(ls_copy_t *c)
     if (s->generation != c->held_gen + 1 || s->epoch < c->held_epoch ||
         c->meta.digest_generation != c->held_gen)
         return false;
+    bool pending;
     if (!r || r->epoch != s->epoch || r->generation != s->generation || r->reopen)
-        return s->size > LS_GEN_HEADER_SIZE && s->seen != s->reports; /* a new report: retry */
-    return !r->stopped && s->size > r->fed;
+        pending = s->size > LS_GEN_HEADER_SIZE && s->seen != s->reports; /* a new report */
+    else
+        pending = !r->stopped && s->size > r->fed;
+    if (!pending || !s->lazy) return pending;
+    /* Lazy: no commit waits for the store, so the store's commits and syncs keep off the disk
+     * while the shadow streams; what a steady stream leaves comes with the closed generation. */
+    uint64_t quiet = ls_mono_ns() - s->report_ns;
+    if (quiet >= SHADOW_QUIET_NS) return true;
+    *wait_ns = LS_MIN(*wait_ns, SHADOW_QUIET_NS - quiet);
+    return false;
 }
 
 /* Starts the walk of the shadow of (epoch, gen) against the store's position m. */
@@ -326,7 +352,7 @@ int ls__copy_shadow_apply(ls_copy_t *c)
             }
             c->sh.run = r; /* the replayer's alone */
         }
-        if ((rc = walk(c, r, size)) != 0) {
+        if ((rc = walk(c, r, LS_MIN(size, r->fed + STEP_BYTES))) != 0) {
             r->stopped = true; /* no memory or unreadable: the closed generation will do */
             LS_LOGW("copy", "%s: reading the shadow of generation %llu: %s", c->dir,
                     (unsigned long long) gen, ls_strerror(rc));

@@ -34,15 +34,18 @@ int ls_node_hello_admit(const ls_config_t *cfg, const ls_node_peer_cert_t *cert,
                         char *msg, size_t msglen)
 {
     /* A seed connection may ask for an incremental resync (version >= 4, PROTOCOL.md §10). */
-    ls_proto_offer_t offer = {
-        .features =
-            LS_FEAT_ZSTD | LS_FEAT_CKSUM | (h->purpose == LS_PURPOSE_SEED ? LS_FEAT_RESYNC : 0) |
-            (h->purpose == LS_PURPOSE_SHIP ? LS_FEAT_BLOCK | LS_FEAT_TAIL | LS_FEAT_NEXT : 0)};
+    ls_proto_offer_t offer = {.features =
+                                  LS_FEAT_ZSTD | LS_FEAT_CKSUM |
+                                  (h->purpose == LS_PURPOSE_SEED ? LS_FEAT_RESYNC : 0) |
+                                  (h->purpose == LS_PURPOSE_SHIP
+                                       ? LS_FEAT_BLOCK | LS_FEAT_TAIL | LS_FEAT_NEXT | LS_FEAT_APPLY
+                                       : 0)};
     int rc = ls_proto_negotiate(h, &offer, choice, refusal, msg, msglen);
     if (rc) return rc;
     if (choice->version < LS_PROTO_VERSION_RESYNC) choice->features &= ~LS_FEAT_RESYNC;
     if (choice->version < LS_PROTO_VERSION_BLOCK) choice->features &= ~LS_FEAT_BLOCK;
-    if (!(choice->features & LS_FEAT_BLOCK)) choice->features &= ~(LS_FEAT_TAIL | LS_FEAT_NEXT);
+    if (!(choice->features & LS_FEAT_BLOCK))
+        choice->features &= ~(LS_FEAT_TAIL | LS_FEAT_NEXT | LS_FEAT_APPLY);
     char name[LS_PROTO_NODE_MAX + 1];
     snprintf(name, sizeof(name), "%.*s", (int) h->node.len, h->node.ptr);
     if (ls_node_authorized(cfg, cert, name, h->purpose == LS_PURPOSE_SEED, msg, msglen)) return 0;

@@ -103,9 +103,17 @@ static void hand_on(struct node_bw *bw, const ls_ctl_durable_t *dp)
                             .offset = d.offset,
                             .lsn = d.lsn,
                             .time_ns = d.time_ns};
+    /* Whether a commit waits for the copies' applied positions: only then do they apply their
+     * shadows early (COPY_STATE's LS_COPY_APPLY, sent ahead of the BLOCKs that carry it). */
+    ls_ctl_sync_t sy;
+    ls_ctlpage_read_sync(bw->page, &sy);
+    bool applied =
+        d.pid != 0 && sy.state != LS_CTL_SYNC_OFF && sy.level == LS_COMMIT_REMOTE_APPLIED;
     uint64_t now = ls_now_ns();
-    for (int i = 0; i < a->nshippers; i++)
+    for (int i = 0; i < a->nshippers; i++) {
+        ls_ship_block_apply_wanted(a->shippers[i].m, applied);
         ls_ship_block_durable(a->shippers[i].m, &sd, now);
+    }
     for (int i = 0; i < a->nshippers; i++)
         ls__node_link_pump(a->shippers[i].link);
 }

@@ -60,7 +60,7 @@ static uint32_t offered_features(const link_t *l)
 {
     return (l->node->cfg->plaintext ? LS_FEAT_CKSUM : 0) |
            (l->cfg->compression_level > 0 ? LS_FEAT_ZSTD : 0) | LS_FEAT_BLOCK | LS_FEAT_TAIL |
-           LS_FEAT_NEXT;
+           LS_FEAT_NEXT | LS_FEAT_APPLY;
 }
 
 static void send_hello(link_t *l)
@@ -159,6 +159,7 @@ static void on_welcome(link_t *l, const ls_proto_welcome_t *w)
         ls_ship_block_allow(l->by_idx[i]->m, block, ls_now_ns());
         ls_ship_block_tail_allow(l->by_idx[i]->m, block && (w->features & LS_FEAT_TAIL));
         ls_ship_block_next_allow(l->by_idx[i]->m, block && (w->features & LS_FEAT_NEXT));
+        ls_ship_block_apply_allow(l->by_idx[i]->m, block && (w->features & LS_FEAT_APPLY));
     }
 }
 

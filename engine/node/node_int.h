@@ -213,6 +213,7 @@ struct peer {
     uint16_t version;        /* protocol version chosen for this connection */
     bool block;              /* block mode negotiated (LS_FEAT_BLOCK, version >= 5) */
     bool tail;               /* GEN_TAIL negotiated (LS_FEAT_TAIL with LS_FEAT_BLOCK) */
+    bool apply;              /* LS_FEAT_APPLY negotiated: the source says when to apply early */
     pcopy_t **seeding;       /* HELLO index -> copy refused because it was being seeded
                                 (a RE_OFFER takes it back), or NULL */
     struct node_seeds *seed; /* a seed connection (seed_server.c), or NULL */

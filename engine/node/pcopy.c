@@ -137,6 +137,7 @@ void ls__node_pcopy_attach(pcopy_t *p, peer_t *peer, int idx)
 {
     p->peer = peer; /* a newer connection takes over: the machine detaches the older first */
     ls_passive_connected(p->m, peer->credit, idx, peer->dbids[idx], peer->id, ls_now_ns());
+    ls_passive_apply_asked(p->m, peer->apply);
 }
 
 void ls__node_pcopy_detach(pcopy_t *p)

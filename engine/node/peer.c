@@ -131,6 +131,7 @@ static void on_hello(peer_t *p, const ls_proto_hello_t *h)
     p->version = choice.version;
     p->block = (choice.features & LS_FEAT_BLOCK) != 0;
     p->tail = (choice.features & LS_FEAT_TAIL) != 0;
+    p->apply = (choice.features & LS_FEAT_APPLY) != 0;
     static ls_frame_t w; /* large (256 answers); the loop is single-threaded */
     static char why[LS_PROTO_DB_MAX][LS_PROTO_REASON_MAX];
     ls__node_welcome(n, &w, &choice, h->db_count);

@@ -33,6 +33,11 @@ void ls__passive_on_copy_state(ls_passive_t *m, const ls_proto_copy_state_t *cs,
     m->src.queue_bytes = cs->queue_bytes;
     m->src.queue_oldest_ns = cs->queue_oldest_ns;
     m->src_suspended_seen = op->suspended;
+    bool wanted = (cs->flags & LS_COPY_APPLY) != 0;
+    if (wanted != m->apply_wanted) {
+        m->apply_wanted = wanted;
+        ls__passive_apply_early(m);
+    }
     if (m->op.suspended || m->state == LS_PASSIVE_FAILED || m->state == LS_PASSIVE_DIVERGED) return;
     if (op->suspended && !was) {
         ls_passive_set_state(m, LS_PASSIVE_SUSPENDED, now, "suspended on %s: %s", m->source,
@@ -156,4 +161,5 @@ void ls_passive_status(ls_passive_t *m, uint64_t now, ls_status_copy_t *c)
         c->block_durable_lsn = m->block.lsn;
     }
     c->block_applied_lsn = st.last_replayed_lsn;
+    c->block_apply_eager = !st.shadow_lazy;
 }

@@ -93,6 +93,11 @@ static void pause_replay(ls_passive_t *m)
     if (m->copy && (m->op.suspended || m->op.replay_suspended)) ls_copy_pause_replay(m->copy, true);
 }
 
+void ls__passive_apply_early(ls_passive_t *m)
+{
+    if (m->copy) ls_copy_shadow_apply_eager(m->copy, !m->apply_asked || m->apply_wanted);
+}
+
 void ls_passive_start(ls_passive_t *m, ls_copy_t *copy, const char *why, uint64_t now)
 {
     m->copy = copy;
@@ -105,6 +110,7 @@ void ls_passive_start(ls_passive_t *m, ls_copy_t *copy, const char *why, uint64_
         ls_passive_set_state(m, LS_PASSIVE_DISCONNECTED, now, "waiting for %s to connect",
                              m->source);
     pause_replay(m);
+    ls__passive_apply_early(m);
     if (m->op.suspended)
         ls_passive_set_state(m, LS_PASSIVE_SUSPENDED, now, "suspended by the operator: %s",
                              m->op.comment);
@@ -115,6 +121,7 @@ void ls_passive_set_copy(ls_passive_t *m, ls_copy_t *copy, const ls_status_op_t 
     m->copy = copy;
     if (op) m->op = *op;
     pause_replay(m);
+    ls__passive_apply_early(m);
 }
 
 /* ---- the connection ------------------------------------------------------------------------- */
@@ -207,6 +214,13 @@ void ls_passive_disconnected(ls_passive_t *m, const char *note, uint64_t now)
     if (m->state == LS_PASSIVE_HEALTHY)
         ls_passive_set_state(m, LS_PASSIVE_DISCONNECTED, now, "%s disconnected%s%s", m->source,
                              note && note[0] ? "; " : "", note ? note : "");
+}
+
+void ls_passive_apply_asked(ls_passive_t *m, bool asked)
+{
+    m->apply_asked = asked;
+    m->apply_wanted = false; /* until the source's COPY_STATE says otherwise */
+    ls__passive_apply_early(m);
 }
 
 bool ls_passive_is_connected(const ls_passive_t *m)

@@ -145,6 +145,11 @@ void ls_passive_set_state(ls_passive_t *m, ls_passive_state_t st, uint64_t now, 
  * copy, nothing while suspended). */
 void ls_passive_connected(ls_passive_t *m, ls_credit_rx_t *credit, int idx,
                           const uint8_t dbid[LS_DBID_LEN], uint64_t tag, uint64_t now);
+/* Whether the current connection negotiated LS_FEAT_APPLY: the source says in its COPY_STATE
+ * (LS_COPY_APPLY) whether a commit waits for the copy's applied position, and the copy applies its
+ * shadow early at each report only then (ls_copy_shadow_apply_eager); without it, always. Call
+ * after ls_passive_connected. */
+void ls_passive_apply_asked(ls_passive_t *m, bool asked);
 /* May a connection shipping database dbid serve this copy? 0; LS_ESTATE when the copy is not
  * open; LS_EDBID when the copy's store belongs to another database (then FAILED, with both ids).
  * why (whylen bytes) receives the refusal, for WELCOME. */

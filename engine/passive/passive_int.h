@@ -54,6 +54,8 @@ struct ls_passive {
     /* the source's view */
     ls__passive_src_t src;
     bool src_suspended_seen; /* the source's SUSPENDED flag as last received */
+    bool apply_asked;        /* the connection negotiated LS_FEAT_APPLY: the source says ... */
+    bool apply_wanted; /* ... whether a commit waits for the applied position (LS_COPY_APPLY) */
     int64_t clock_offset_ns; /* source clock minus ours */
     /* epochs (epoch.c) */
     ls_layout_hist_t epochs[LS_PASSIVE_EPOCHS_MAX]; /* what the copy knows, sorted by epoch */
@@ -83,5 +85,7 @@ bool ls__passive_gen_refused(ls_passive_t *m, const ls_proto_gen_begin_t *g, uin
 /* op.c */
 void ls__passive_send_state(ls_passive_t *m); /* COPY_STATE to the source */
 void ls__passive_on_copy_state(ls_passive_t *m, const ls_proto_copy_state_t *cs, uint64_t now);
+/* Tells the copy how eagerly to apply its shadow (apply_asked, apply_wanted). */
+void ls__passive_apply_early(ls_passive_t *m);
 
 #endif

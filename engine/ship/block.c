@@ -140,6 +140,18 @@ void ls_ship_block_next_allow(ls_ship_t *m, bool allowed)
     m->blk.next = allowed && m->blk.allowed;
 }
 
+void ls_ship_block_apply_allow(ls_ship_t *m, bool allowed)
+{
+    m->blk.apply = allowed && m->blk.allowed;
+    if (m->blk.apply && m->blk.apply_wanted != m->cs_sent_apply) ls__ship_send_state(m, true);
+}
+
+void ls_ship_block_apply_wanted(ls_ship_t *m, bool wanted)
+{
+    m->blk.apply_wanted = wanted;
+    if (m->blk.apply && wanted != m->cs_sent_apply) ls__ship_send_state(m, true);
+}
+
 void ls_ship_block_durable(ls_ship_t *m, const ls_ship_durable_t *d, uint64_t now)
 {
     ship_block_t *b = &m->blk;
@@ -156,7 +168,7 @@ void ls_ship_block_durable(ls_ship_t *m, const ls_ship_durable_t *d, uint64_t no
 void ls__ship_block_forget(ls_ship_t *m)
 {
     ship_block_t *b = &m->blk;
-    b->allowed = b->tail = b->ack_conn = false;
+    b->allowed = b->tail = b->apply = b->ack_conn = false;
     b->no_tail_gen = 0;
     b->gen = b->off = 0; /* a new connection streams the open generation from its start */
     b->held = 0;

@@ -101,11 +101,12 @@ void ls__ship_send_state(ls_ship_t *m, bool force)
     ls_source_queue_t q = {0};
     ls_source_last_closed(m->src, &cs->last_generated, &cs->last_generated_ns, err, sizeof(err));
     ls_source_queue(m->src, m->durable.gen, &q, err, sizeof(err));
+    bool apply = m->blk.apply && m->blk.apply_wanted;
     if (!force && !m->cs_due && cs->last_generated == m->cs_sent_gen &&
-        m->durable.gen == m->cs_sent_durable)
+        m->durable.gen == m->cs_sent_durable && apply == m->cs_sent_apply)
         return;
     memcpy(cs->dbid, m->dbid, LS_DBID_LEN);
-    cs->flags = m->o.op.suspended ? LS_COPY_SUSPENDED : 0;
+    cs->flags = (m->o.op.suspended ? LS_COPY_SUSPENDED : 0) | (apply ? LS_COPY_APPLY : 0);
     cs->since_ns = m->o.op.since_ns;
     cs->queue_count = LS_MIN(q.count, cs->last_generated);
     cs->queue_bytes = q.bytes;
@@ -117,6 +118,7 @@ void ls__ship_send_state(ls_ship_t *m, bool force)
     m->cs_due = false;
     m->cs_sent_gen = cs->last_generated;
     m->cs_sent_durable = m->durable.gen;
+    m->cs_sent_apply = apply;
 }
 
 _Static_assert(LS_PROTO_GEN_TRAILER_LEN == LS_GEN_TRAILER_SIZE, "the trailer's size");

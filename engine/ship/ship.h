@@ -268,6 +268,14 @@ void ls_ship_block_tail_allow(ls_ship_t *m, bool allowed);
  * generation streams right after the closed one's GEN_END instead of after its DURABLE. Call
  * after ls_ship_block_allow. */
 void ls_ship_block_next_allow(ls_ship_t *m, bool allowed);
+/* Whether the current connection negotiated LS_FEAT_APPLY (with block mode): COPY_STATE carries
+ * LS_COPY_APPLY while a commit waits for the copy's applied position, and the target applies its
+ * shadow early only then. Call after ls_ship_block_allow. */
+void ls_ship_block_apply_allow(ls_ship_t *m, bool allowed);
+/* Whether a commit waits for the copies' applied positions (the writer's commit level is
+ * remote_applied). Call before ls_ship_block_durable with the position it read with: a change
+ * goes out in COPY_STATE at once (when the connection has LS_FEAT_APPLY), ahead of the BLOCKs. */
+void ls_ship_block_apply_wanted(ls_ship_t *m, bool wanted);
 /* The writer published a new durable position (borrowed): bytes to stream, and the start of
  * the lag figures of the commits in it. */
 void ls_ship_block_durable(ls_ship_t *m, const ls_ship_durable_t *d, uint64_t now);

@@ -52,6 +52,8 @@ typedef struct {
     bool ack_conn;                  /* ... on the current connection */
     bool tail;                      /* the connection negotiated GEN_TAIL (LS_FEAT_TAIL) */
     bool next;                      /* ... LS_FEAT_NEXT: stream the next after GEN_END */
+    bool apply;                     /* ... LS_FEAT_APPLY: COPY_STATE says LS_COPY_APPLY */
+    bool apply_wanted;              /* a commit waits for the applied position (the writer) */
     uint64_t no_tail_gen;           /* asked again: this generation goes whole (GEN_BEGIN) */
     uint64_t now;                   /* the last input's time, UTC ns */
 } ship_block_t;
@@ -83,6 +85,7 @@ struct ls_ship {
     bool cs_due;               /* a COPY_STATE must go out (forced) */
     uint64_t cs_sent_gen;      /* last_generated in the last COPY_STATE sent ... */
     uint64_t cs_sent_durable;  /* ... and the durable position it was computed from */
+    bool cs_sent_apply;        /* ... and its LS_COPY_APPLY */
     int err_due;               /* an ERROR (this code, with reason) must go out (0: no) */
     uint64_t seed_needs;       /* a seed of this target needs gens >= this (0: none) */
     bool seed_sent;            /* its stream went out: held until synced past it */

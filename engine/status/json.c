@@ -194,6 +194,7 @@ static const field_t members[] = {
     {"block_offset", U64, COPY(block_offset), IN_COPY},
     {"block_durable_lsn", U64, COPY(block_durable_lsn), IN_COPY},
     {"block_applied_lsn", U64, COPY(block_applied_lsn), IN_COPY},
+    {"block_apply_eager", BOOL, COPY(block_apply_eager), PASSIVE_ONLY},
     {"block_lag_samples", U64, COPY(block_lag_samples), ACTIVE_ONLY},
     {"block_lag_p50_ms", MS, COPY(block_lag_p50_ns), ACTIVE_ONLY},
     {"block_lag_p99_ms", MS, COPY(block_lag_p99_ns), ACTIVE_ONLY},

@@ -144,9 +144,12 @@ typedef struct {
     uint64_t block_offset;                /* its bytes durable on the target (BLOCK_ACK) */
     uint64_t block_durable_lsn;           /* the copy holds every record up to it durably */
     uint64_t block_applied_lsn;           /* its store holds every record up to it */
-    uint64_t block_lag_samples;           /* commits' lags measured since start */
-    uint64_t block_lag_p50_ns;            /* commit durable on the active -> on the copy, ns, */
-    uint64_t block_lag_p99_ns;            /* over the last 1024 batches */
+    bool block_apply_eager;     /* passive: the shadow is applied early at each acknowledgement (a
+                                   commit waits for the applied position, or the source cannot say);
+                                   false: only once the stream is quiet (docs/BLOCKMODE.md) */
+    uint64_t block_lag_samples; /* commits' lags measured since start */
+    uint64_t block_lag_p50_ns;  /* commit durable on the active -> on the copy, ns, */
+    uint64_t block_lag_p99_ns;  /* over the last 1024 batches */
     uint64_t block_lag_max_ns;
     /* counters */
     ls_status_counters_t kept;    /* survive restarts */

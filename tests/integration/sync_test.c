@@ -171,14 +171,15 @@ static bool watcher_on_futex(void)
 /* One load of 600 remote_durable commits at 150/s (writer_env: LS_FAULTS for the writer, or
  * NULL); check(pid) runs while it commits; then every acknowledged commit is in node-b's store
  * and no commit waited out its timeout. */
-static void load_in_sync(const char *tag, const char *writer_env, void (*check)(pid_t))
+static void load_at(const char *tag, const char *level, const char *writer_env,
+                    void (*check)(pid_t))
 {
     char ack[600], cmd[1600];
     snprintf(ack, sizeof(ack), "%s/ack-%s.log", pair.dir, tag);
     snprintf(cmd, sizeof(cmd),
-             "--sync remote_durable --sync-timeout 5000 --rate 150 --transactions 600 "
+             "--sync %s --sync-timeout 5000 --rate 150 --transactions 600 "
              "--threads 2 --records-per-txn 2 --ack-log %s",
-             ack);
+             level, ack);
     if (writer_env) setenv("LS_FAULTS", writer_env, 1);
     ls_h_load_start(&pair, cmd);
     unsetenv("LS_FAULTS");
@@ -200,6 +201,11 @@ static void load_in_sync(const char *tag, const char *writer_env, void (*check)(
     int rc = ls_h_sh(cmd, &chk, NULL, 60000);
     cr_assert_eq(rc, 0, "%s: every acknowledged commit in node-b's store: %s", tag, chk);
     free(chk);
+}
+
+static void load_in_sync(const char *tag, const char *writer_env, void (*check)(pid_t))
+{
+    load_at(tag, "remote_durable", writer_env, check);
 }
 
 static void old_writer(pid_t load)
@@ -240,4 +246,57 @@ Test(sync, the_doorbell_mixes_with_writers_and_daemons_built_before_it)
     ls_h_node_start(&pair, LS_H_A, env);
     cr_assert(ls_h_wait_caught_up(&pair, 30000), "the copy never caught up after the restart");
     load_in_sync("old-daemon", NULL, old_daemon);
+}
+
+/* ---- remote_applied: the copy applies its shadow early while a commit waits for it
+ * (docs/BLOCKMODE.md "Early apply", LS_FEAT_APPLY): node-b's status shows block_apply_eager. */
+
+/* node-b's block_apply_eager for db1: 1, 0, or -1 when not shown. */
+static int apply_eager(void)
+{
+    cJSON *st = ls_h_status(&pair, LS_H_B);
+    int v = -1;
+    const cJSON *c;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(st, "copies"))
+    {
+        const cJSON *e = cJSON_GetObjectItem(c, "block_apply_eager");
+        if (e && !strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(c, "database")), "db1"))
+            v = cJSON_IsTrue(e) ? 1 : 0;
+    }
+    cJSON_Delete(st);
+    return v;
+}
+
+static bool wait_eager(int want)
+{
+    for (uint64_t end = ls_mono_ns() + 20000000000ull; ls_mono_ns() < end; usleep(20000))
+        if (apply_eager() == want) return true;
+    return false;
+}
+
+static void eager_while_applied(pid_t load)
+{
+    (void) load;
+    cr_assert(wait_eager(1), "node-b applies early while commits wait at remote_applied (%d)",
+              apply_eager());
+}
+
+static void lazy_while_durable(pid_t load)
+{
+    (void) load;
+    cr_assert_eq(apply_eager(), 0, "no commit waits for the applied position");
+}
+
+Test(sync, remote_applied_turns_the_copys_early_apply_on_then_off)
+{
+    ls_h_pair_opts_t o = {.plaintext = true};
+    ls_h_pair_init(&pair, "applied", &o);
+    ls_h_node_start(&pair, LS_H_A, NULL);
+    ls_h_node_start(&pair, LS_H_B, NULL);
+    ls_h_load(&pair, "--transactions 50");
+    cr_assert(ls_h_wait_caught_up(&pair, 30000), "the copy never caught up");
+    cr_assert(wait_eager(0), "the source said no commit waits: lazy (%d)", apply_eager());
+    load_at("applied", "remote_applied", NULL, eager_while_applied);
+    cr_assert(wait_eager(0), "the writer closed: lazy again (%d)", apply_eager());
+    load_at("durable", "remote_durable", NULL, lazy_while_durable);
 }

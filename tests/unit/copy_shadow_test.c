@@ -408,6 +408,44 @@ Test(copy_shadow, nothing_applied_early_while_lagged_or_paused, .timeout = 60)
     fx_free(&f);
 }
 
+/* Lazy (the source said no commit waits for the applied position): the replayer applies the
+ * shadow by itself once the reports were quiet, with no further report to wake it; eager again,
+ * the next report is applied as before. */
+Test(copy_shadow, lazy_early_apply_waits_for_quiet_reports_then_applies, .timeout = 60)
+{
+    fx_t f;
+    fx_init(&f);
+    ls_db_t *db = open_db(f.act);
+    commit_n(db, 0, 6);
+    ls_ctl_durable_t d1 = durable_of(f.act);
+    shadow_write(&f, d1.epoch, 1, d1.offset);
+    ls_copy_t *c = copy_with(&f, 0);
+    ls_copy_shadow_apply_eager(c, false);
+    cr_assert_eq(ls_copy_start(c), 0);
+    ls_copy_shadow_durable(c, d1.epoch, 1, d1.offset, d1.lsn);
+    wait_applied(c, d1.lsn);
+    ls_copy_stats_t s;
+    ls_copy_stats(c, &s);
+    cr_assert_eq(s.shadow_applied_lsn, d1.lsn);
+    cr_assert(has_key(c, "k5-1"));
+    commit_n(db, 6, 5);
+    ls_ctl_durable_t d2 = durable_of(f.act);
+    shadow_write(&f, d2.epoch, 1, d2.offset);
+    ls_copy_shadow_apply_eager(c, true);
+    ls_copy_shadow_durable(c, d2.epoch, 1, d2.offset, d2.lsn);
+    wait_applied(c, d2.lsn);
+    cr_assert(has_key(c, "k10-1"));
+    commit_n(db, 11, 2);
+    cr_assert_eq(ls_db_roll(db), 0);
+    cr_assert_eq(ls_db_close(db), 0);
+    send_closed(&f, c, 1);
+    wait_t w = {c, 1};
+    cr_assert(ls_h_wait_for(replayed_reached, &w, 20000));
+    expect_same_store(&f, c);
+    ls_copy_close(c);
+    fx_free(&f);
+}
+
 /* ---- crashes (forked children; the parent hits no fault point before forking) ------------ */
 
 static int run_child(void (*body)(void *), void *arg, const char *faults)

@@ -127,6 +127,33 @@ Test(node_admit, ship_connection_is_admitted_as_a_source)
     ls_config_free(cfg);
 }
 
+/* LS_FEAT_APPLY goes with block mode on a ship connection: accepted with LS_FEAT_BLOCK, stripped
+ * without it (a version 4 peer, or one that did not offer block mode), never on a seed one. */
+Test(node_admit, apply_is_accepted_only_with_block_mode_on_a_ship_connection)
+{
+    ls_config_t *cfg = load(CONF(PLAINTEXT));
+    ls_proto_choice_t choice;
+    ls_frame_t refusal;
+    char msg[256] = "";
+    cert_t cert = {.name = NULL};
+    ls_proto_hello_t h = hello("node-c", LS_PURPOSE_SHIP);
+    h.features = LS_FEAT_CKSUM | LS_FEAT_BLOCK | LS_FEAT_APPLY;
+    cr_assert_eq(admit(cfg, &cert, &h, &choice, &refusal, msg, sizeof(msg)), 0, "%s", msg);
+    cr_assert_eq(choice.features & (LS_FEAT_BLOCK | LS_FEAT_APPLY), LS_FEAT_BLOCK | LS_FEAT_APPLY);
+    h.features = LS_FEAT_CKSUM | LS_FEAT_APPLY; /* no block mode offered */
+    cr_assert_eq(admit(cfg, &cert, &h, &choice, &refusal, msg, sizeof(msg)), 0, "%s", msg);
+    cr_assert_eq(choice.features & LS_FEAT_APPLY, 0u);
+    h.features = LS_FEAT_CKSUM | LS_FEAT_BLOCK | LS_FEAT_APPLY;
+    h.version_max = 4; /* no block mode before version 5 */
+    cr_assert_eq(admit(cfg, &cert, &h, &choice, &refusal, msg, sizeof(msg)), 0, "%s", msg);
+    cr_assert_eq(choice.features & (LS_FEAT_BLOCK | LS_FEAT_APPLY), 0u);
+    h = hello("node-c", LS_PURPOSE_SEED);
+    h.features = LS_FEAT_CKSUM | LS_FEAT_BLOCK | LS_FEAT_APPLY;
+    cr_assert_eq(admit(cfg, &cert, &h, &choice, &refusal, msg, sizeof(msg)), 0, "%s", msg);
+    cr_assert_eq(choice.features & (LS_FEAT_BLOCK | LS_FEAT_APPLY), 0u);
+    ls_config_free(cfg);
+}
+
 Test(node_admit, plaintext_admits_any_name_without_asking_a_certificate)
 {
     ls_config_t *cfg = load(CONF(PLAINTEXT));

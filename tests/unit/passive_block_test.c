@@ -237,3 +237,42 @@ Test(passive_block, the_next_generation_streams_right_behind_the_closed_ones_end
     pt_teardown(&t);
     chain_free(&ch);
 }
+
+static bool lazy(ls_copy_t *c)
+{
+    ls_copy_stats_t s;
+    ls_copy_stats(c, &s);
+    return s.shadow_lazy;
+}
+
+static void copy_state(pt_t *t, uint32_t flags)
+{
+    ls_frame_t f = {.type = LS_FRAME_COPY_STATE};
+    memcpy(f.copy_state.dbid, t->dbid, LS_DBID_LEN);
+    f.copy_state.flags = flags;
+    cr_assert_eq(ls_passive_on_frame(t->m, &f, t->now), 0);
+}
+
+/* LS_FEAT_APPLY: the copy applies its shadow early at each report only while the source's
+ * COPY_STATE says LS_COPY_APPLY (a commit waits for the applied position); a connection without
+ * the feature gets the eager apply, as a source that cannot say expects. */
+Test(passive_block, the_source_says_when_the_shadow_is_applied_early)
+{
+    pt_t t;
+    pt_setup(&t);
+    cr_assert(!lazy(t.copy), "eager after open");
+    pt_connect(&t);
+    ls_passive_apply_asked(t.m, true);
+    cr_assert(lazy(t.copy), "the source can say: lazy until it does");
+    copy_state(&t, LS_COPY_APPLY);
+    cr_assert(!lazy(t.copy), "a commit waits for the applied position");
+    copy_state(&t, 0);
+    cr_assert(lazy(t.copy));
+    copy_state(&t, LS_COPY_APPLY);
+    pt_connect_tag(&t, 2); /* a new connection without the feature */
+    ls_passive_apply_asked(t.m, false);
+    cr_assert(!lazy(t.copy));
+    copy_state(&t, 0); /* means nothing there */
+    cr_assert(!lazy(t.copy));
+    pt_teardown(&t);
+}

@@ -799,6 +799,26 @@ Test(proto, re_offer_refuses_unknown_flags_and_long_reasons)
     cr_assert_str_eq(ls_frame_type_name(LS_FRAME_RE_OFFER), "RE_OFFER");
 }
 
+/* COPY_STATE's LS_COPY_APPLY (with LS_FEAT_APPLY) round-trips; the next bit is refused both ways.
+ */
+Test(proto, copy_state_carries_apply_and_refuses_unknown_flags)
+{
+    static ls_frame_t f, g;
+    char err[256];
+    uint8_t buf[2048];
+    sample(LS_FRAME_COPY_STATE, &f);
+    f.copy_state.flags = LS_COPY_APPLY | LS_COPY_SUSPENDED;
+    ssize_t n = ls_frame_encode(&f, buf, sizeof(buf));
+    cr_assert_gt(n, 0);
+    cr_assert_eq(ls_frame_decode(buf, (size_t) n, &g, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(g.copy_state.flags, LS_COPY_APPLY | LS_COPY_SUSPENDED);
+    f.copy_state.flags = 0x8;
+    cr_assert_eq(ls_frame_encode(&f, buf, sizeof(buf)), LS_EINVAL, "the encoder refuses it");
+    buf[LS_FRAME_HEADER_SIZE + LS_PROTO_DBID_LEN] |= 0x8; /* flags, little-endian low byte */
+    cr_assert_eq(ls_frame_decode(buf, (size_t) n, &g, err, sizeof(err)), LS_EPROTO);
+    cr_assert(strstr(err, "COPY_STATE") && strstr(err, "flags"), "%s", err);
+}
+
 /* PROTOCOL.md: a HELLO's zstd_level 0 is zstd's default; WELCOME names the level both use. */
 Test(proto, negotiation_turns_zstd_level_zero_into_the_default)
 {

@@ -454,3 +454,51 @@ Test(ship_block, without_next_the_next_generation_waits_for_the_closed_ones_dura
     take_block(0, 700);
     cr_assert_eq(ls_ship_mode(W.m), LS_SHIP_MODE_BLOCK, "%s", W.mode_reason);
 }
+
+/* LS_FEAT_APPLY: COPY_STATE says LS_COPY_APPLY while a commit waits for the applied position, and
+ * goes out when that changes, ahead of the BLOCKs of the position it was read with. */
+Test(ship_block, copy_state_says_when_a_commit_waits_for_the_applied_position, .init = setup_block,
+     .fini = teardown_world)
+{
+    caught_up(0);
+    ls_ship_block_apply_allow(W.m, true);
+    expect_nothing(); /* nothing wanted, nothing said yet (the COPY_STATE sent said 0) */
+    open_gen4();
+    ls_ship_block_apply_wanted(W.m, true);
+    cr_assert_eq(expect(LS_FRAME_COPY_STATE)->flags, LS_COPY_APPLY);
+    publish(1000, W.next_lsn - 3);
+    take_block(0, 1000);
+    ls_ship_block_apply_wanted(W.m, true); /* unchanged: nothing more */
+    publish(2000, W.next_lsn - 2);
+    take_block(1000, 2000);
+    expect_nothing();
+    ls_ship_block_apply_wanted(W.m, false);
+    cr_assert_eq(expect(LS_FRAME_COPY_STATE)->flags, 0u);
+    expect_nothing();
+}
+
+Test(ship_block, no_apply_flag_without_the_feature, .init = setup_block, .fini = teardown_world)
+{
+    caught_up(0);
+    ls_ship_block_apply_allow(W.m, false);
+    open_gen4();
+    ls_ship_block_apply_wanted(W.m, true);
+    publish(1000, W.next_lsn - 3);
+    take_block(0, 1000);
+    expect_nothing();
+    W.now += 2000 * MS;
+    ls_ship_tick(W.m, W.now); /* a COPY_STATE for any other reason carries no LS_COPY_APPLY */
+    while (pending())
+        cr_assert_eq(expect(LS_FRAME_COPY_STATE)->flags & LS_COPY_APPLY, 0u);
+}
+
+/* A connection that negotiates it while a commit already waits says so at once. */
+Test(ship_block, apply_wanted_before_the_connection_is_said_at_its_start, .init = setup_block,
+     .fini = teardown_world)
+{
+    ls_ship_block_apply_wanted(W.m, true); /* not connected: nothing to say it on */
+    caught_up(0);
+    ls_ship_block_apply_allow(W.m, true);
+    cr_assert_eq(expect(LS_FRAME_COPY_STATE)->flags, LS_COPY_APPLY);
+    expect_nothing();
+}

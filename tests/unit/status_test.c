@@ -110,7 +110,7 @@ Test(status, json_renders_a_passive_copy_exactly)
         "\"copy_queue\":2,\"copy_queue_bytes\":2097152,\"replay_queue\":2,"
         "\"replay_queue_bytes\":1048577,\"copy_lag_s\":1.5,\"replay_lag_s\":2.000000001,"
         "\"throughput_bps\":1024.5,\"block_generation\":0,\"block_offset\":0,"
-        "\"block_durable_lsn\":0,\"block_applied_lsn\":0,"
+        "\"block_durable_lsn\":0,\"block_applied_lsn\":0,\"block_apply_eager\":false,"
         "\"ask_agains\":5,\"inspection_failures\":3,\"rtt_ms\":2.5,"
         "\"zstd_loop_calls\":1,\"applied_generations\":8,\"replay_transactions\":40,"
         "\"wire_bytes_received\":123456,\"clock_offset_ms\":-3,\"clock_offset_ns\":-3000000}],"

@@ -12,7 +12,7 @@
 #define LS__COPY_REPLAY_MAX 64 /* generations per store transaction, at most */
 #define CHUNK_GENS          16 /* generations read, checked and sorted at once (a chunk) */
 #define CHUNK_BYTES                                                                                \
-    (32ull * 1024 * 1024)          /* bytes of log per chunk, about (one                           \
+    (8ull * 1024 * 1024)           /* bytes of log per chunk, about (one                           \
                                       generation is always allowed) */
 #define RX_QUIET_NS  5000000ull    /* the receiver counts as busy this long after its last call */
 #define YIELD_MAX_NS 1000000000ull /* a batch queued longer ago than this does not yield */

@@ -11,7 +11,7 @@
 
 #include "copy/replay_int.h"
 
-#define RELEASE_OPS 1024u /* store pages released every this many operations */
+#define YIELD_OPS 1024u /* the yield is re-evaluated every this many operations */
 #define PREFETCH                                                                                   \
     16u /* operations ahead in key order: the op fetched, half as far ahead                        \
            its key and value (random places in the chunk's buffer) */
@@ -226,10 +226,7 @@ static int apply_chunk(batch_t *b, ls_store_txn_t *txn)
                      ? ls_store_put(txn, o->key, o->key_len, o->value, o->value_len)
                      : ls_store_del(txn, o->key, o->key_len);
             b->txn_ops++;
-            if (i % RELEASE_OPS == RELEASE_OPS - 1) {
-                ls_store_txn_release_pages(txn);
-                ls__copy_replay_yield(b, true);
-            }
+            if (i % YIELD_OPS == YIELD_OPS - 1) ls__copy_replay_yield(b, true);
         }
     }
     return rc;

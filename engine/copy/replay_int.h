@@ -12,7 +12,7 @@
 #define LS__COPY_REPLAY_MAX 64 /* generations per store transaction, at most */
 #define CHUNK_GENS          16 /* generations read, checked and sorted at once (a chunk) */
 #define CHUNK_BYTES                                                                                \
-    (32ull * 1024 * 1024)          /* bytes of log per chunk, about (one                           \
+    (8ull * 1024 * 1024)           /* bytes of log per chunk, about (one                           \
                                       generation is always allowed) */
 #define RX_QUIET_NS  5000000ull    /* the receiver counts as busy this long after its last call */
 #define YIELD_MAX_NS 1000000000ull /* a batch queued longer ago than this does not yield */
@@ -104,7 +104,7 @@ size_t ls__copy_replay_next(ls_copy_t *c, batch_t *b);
  * against a thread at nice 0: it runs when the receiver waits for the disk or a core is free),
  * otherwise at its own nice value; allowed false: back to it (before mu is taken, so the receiver
  * never waits for a lock held by a low-priority thread). Called around the batch's reading and
- * checking (replay.c), around its sort and store transaction and every RELEASE_OPS operations of
+ * checking (replay.c), around its sort and store transaction and every YIELD_OPS operations of
  * the transaction (replay_apply.c). */
 void ls__copy_replay_yield(batch_t *b, bool allowed);
 

@@ -35,6 +35,7 @@ struct ls_store_txn {
     int nmaps;         /* mappings of data.mdb found by the first release (-1: none yet); the
                           map cannot move while the transaction runs (the env's read lock) */
     uintptr_t map_lo[4], map_hi[4]; /* their address ranges */
+    uint32_t writes;                /* puts and deletes so far (RELEASE_WRITES) */
 };
 
 static int meta_put(MDB_txn *txn, MDB_dbi dbi, const ls_store_meta_t *m)
@@ -243,6 +244,20 @@ int ls_store_apply(ls_store_t *s, ls_store_apply_fn fn, void *ctx, const ls_stor
     }
 }
 
+/* After every RELEASE_WRITES puts and deletes of a transaction, the map pages it has read are
+ * released (ls_store_txn_release_pages), whoever applies it: the replayer, the shadow's early
+ * apply, a resync. A write reads its leaf from the map once before LMDB copies it, and the
+ * kernel may map neighbouring page-cache pages with it: in the passive daemon the map's resident
+ * pages rose by up to ~17 MiB at once between releases every 1,024 operations (its peak RSS,
+ * bench/README.md "Issue 14's passive memory"); every 256 writes costs ~10 % more minor faults
+ * and one madvise per 256 writes. */
+#define RELEASE_WRITES 256u
+
+static void count_write(ls_store_txn_t *t)
+{
+    if (++t->writes % RELEASE_WRITES == 0) ls_store_txn_release_pages(t);
+}
+
 int ls_store_put(ls_store_txn_t *t, const void *key, size_t key_len, const void *val,
                  size_t val_len)
 {
@@ -251,6 +266,7 @@ int ls_store_put(ls_store_txn_t *t, const void *key, size_t key_len, const void 
     int rc = t->cur ? 0 : mdb_cursor_open(t->txn, t->store->data, &t->cur);
     if (rc == 0) rc = mdb_cursor_put(t->cur, &k, &v, 0);
     if (rc == MDB_MAP_FULL) t->map_full = true;
+    if (rc == 0) count_write(t);
     return ls_store_map_rc(rc);
 }
 
@@ -261,6 +277,7 @@ int ls_store_del(ls_store_txn_t *t, const void *key, size_t key_len)
     int rc = t->cur ? 0 : mdb_cursor_open(t->txn, t->store->data, &t->cur);
     if (rc == 0) rc = mdb_cursor_get(t->cur, &k, &v, MDB_SET);
     if (rc == 0) rc = mdb_cursor_del(t->cur, 0);
+    if (rc == 0 || rc == MDB_NOTFOUND) count_write(t);
     if (rc == MDB_NOTFOUND) return 0;
     if (rc == MDB_MAP_FULL) t->map_full = true;
     return ls_store_map_rc(rc);

@@ -133,9 +133,10 @@ int ls_store_peek_meta(const char *path, ls_store_meta_t *out, char *err, size_t
  * mapped (and counted in its RSS) until it exits. Nothing changes for any reader or writer. */
 void ls_store_release_pages(ls_store_t *store);
 /* The same inside an apply callback: the pages the transaction has read so far are mapped again
- * when touched again. Its dirty pages are LMDB's own copies, or with MDB_WRITEMAP pages of the
- * shared file map: dropping those mappings keeps their data in the page cache (still dirty, so
- * the commit's msync writes them), and LMDB's pointers into the map stay valid. */
+ * when touched again. ls_store_put and ls_store_del call it every 256 writes of a transaction. Its
+ * dirty pages are LMDB's own copies, or with MDB_WRITEMAP pages of the shared file map: dropping
+ * those mappings keeps their data in the page cache (still dirty, so the commit's msync writes
+ * them), and LMDB's pointers into the map stay valid. */
 void ls_store_txn_release_pages(ls_store_txn_t *txn);
 
 /* A consistent read view of the store at path: one LMDB read transaction on the process's

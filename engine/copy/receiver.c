@@ -30,6 +30,7 @@ struct ls_copy_rx {
                                 means it is idle and touches the copy no more until the next push */
     ls_copy_item_t *held, *held_last; /* BLOCK items held for ls_copy_rx_run_held (the loop's) */
     uint64_t held_bytes;              /* their bytes */
+    bool held_report; /* the last run_held made bytes durable: ls_copy_rx_held_done reports them */
 };
 
 ls_copy_item_t *ls_copy_item_new(ls_copy_item_kind_t kind, uint32_t len)
@@ -41,10 +42,14 @@ ls_copy_item_t *ls_copy_item_new(ls_copy_item_kind_t kind, uint32_t len)
     return it;
 }
 
+/* Set on the loop while it runs held BLOCK items: it polls their events right after, so they
+ * need no wake-up of its own (another thread's event still wakes it). */
+static __thread bool running_held;
+
 static void notify(void *arg)
 {
     ls_copy_rx_t *rx = arg;
-    if (rx->notify_cb) rx->notify_cb(rx->notify_ctx);
+    if (rx->notify_cb && !running_held) rx->notify_cb(rx->notify_ctx);
 }
 
 ls_copy_rx_t *ls_copy_rx_new(const ls_copy_rx_options_t *opts)
@@ -138,9 +143,10 @@ static void shadow_append(ls_copy_rx_t *rx, ls_copy_t *copy, const ls_copy_item_
 }
 
 /* The end of a batch of BLOCK items appended: one fdatasync for all of them and one BLOCK event
- * (the acknowledgement), then the credit, then the replayer is told (ls_copy_shadow_report):
- * nothing but the fdatasync between the bytes and their acknowledgement. */
-static void shadow_commit(ls_copy_rx_t *rx, ls_copy_t *copy, credit_run_t *cr)
+ * (the acknowledgement), then the credit, then the replayer is told (ls_copy_shadow_report; not
+ * when report is non-NULL: *report says whether the caller must): nothing but the fdatasync
+ * between the bytes and their acknowledgement. */
+static void shadow_commit(ls_copy_rx_t *rx, ls_copy_t *copy, credit_run_t *cr, bool *report)
 {
     char err[512] = "";
     /* A closed generation taken before these BLOCKs may have had its fsync of logs/ deferred (a
@@ -165,7 +171,10 @@ static void shadow_commit(ls_copy_rx_t *rx, ls_copy_t *copy, credit_run_t *cr)
         post(rx, &e);
     }
     credit_flush(rx, cr);
-    if (due) ls_copy_shadow_report(copy);
+    if (report)
+        *report = due;
+    else if (due)
+        ls_copy_shadow_report(copy);
 }
 
 /* BLOCK items: this one and every BLOCK queued behind it are written, then shadow_commit: a copy
@@ -189,7 +198,7 @@ static ls_copy_item_t *shadow_batch(ls_copy_rx_t *rx, ls_copy_item_t *first, uin
         free(it);
     }
     if (copy)
-        shadow_commit(rx, copy, &cr);
+        shadow_commit(rx, copy, &cr, NULL);
     else
         credit_flush(rx, &cr); /* nothing written: the credit goes back all the same */
     return next;
@@ -390,6 +399,7 @@ bool ls_copy_rx_run_held(ls_copy_rx_t *rx)
      * the thread is still idle: the copy is this thread's until the next push. */
     LS_CHECK(ls_copy_rx_idle(rx));
     credit_run_t cr = {0};
+    running_held = true;
     while (it) {
         ls_copy_item_t *next = it->link;
         if (rx->copy) shadow_append(rx, rx->copy, it, &cr);
@@ -397,10 +407,17 @@ bool ls_copy_rx_run_held(ls_copy_rx_t *rx)
         it = next;
     }
     if (rx->copy)
-        shadow_commit(rx, rx->copy, &cr);
+        shadow_commit(rx, rx->copy, &cr, &rx->held_report);
     else
         credit_flush(rx, &cr);
+    running_held = false;
     return true;
+}
+
+void ls_copy_rx_held_done(ls_copy_rx_t *rx)
+{
+    if (rx->held_report && rx->copy) ls_copy_shadow_report(rx->copy);
+    rx->held_report = false;
 }
 
 ls_copy_t *ls_copy_rx_stop(ls_copy_rx_t *rx)

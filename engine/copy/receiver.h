@@ -109,11 +109,14 @@ int ls_copy_rx_start(ls_copy_rx_t *rx, ls_copy_t *copy);
  * with ls_copy_rx_run_held. Any other push first queues the held items, in order. */
 void ls_copy_rx_push(ls_copy_rx_t *rx, ls_copy_item_t *it);
 /* Runs the held BLOCK items on the calling thread (the one that pushes): written, one
- * fdatasync, the BLOCK event and the credit posted, the replayer told, as the thread does for a
- * batch; no thread hand-off either way (docs/BLOCKMODE.md "The round trip of a batch"). The
- * thread stays idle meanwhile (nothing was pushed since), so the copy is the caller's. True when
- * there were some (their events are queued: poll them). */
+ * fdatasync, the BLOCK event and the credit posted (without notify_cb: the caller polls them
+ * next), as the thread does for a batch; no thread hand-off either way (docs/BLOCKMODE.md "The
+ * round trip of a batch"). The thread stays idle meanwhile (nothing was pushed since), so the
+ * copy is the caller's. True when there were some: poll their events, send the acknowledgement,
+ * then call ls_copy_rx_held_done, which tells the replayer and runs the shadow's checks of the
+ * new bytes (ls_copy_shadow_report), after the acknowledgement as the thread does. */
 bool ls_copy_rx_run_held(ls_copy_rx_t *rx);
+void ls_copy_rx_held_done(ls_copy_rx_t *rx);
 /* Running, and every item pushed is finished (the thread touches the copy no more until the
  * next push). */
 bool ls_copy_rx_idle(ls_copy_rx_t *rx);

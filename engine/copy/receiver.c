@@ -197,10 +197,7 @@ static ls_copy_item_t *shadow_batch(ls_copy_rx_t *rx, ls_copy_item_t *first, uin
         if (copy) shadow_append(rx, copy, it, &cr);
         free(it);
     }
-    if (copy)
-        shadow_commit(rx, copy, &cr, NULL);
-    else
-        credit_flush(rx, &cr); /* nothing written: the credit goes back all the same */
+    if (copy) shadow_commit(rx, copy, &cr, NULL);
     return next;
 }
 
@@ -406,10 +403,7 @@ bool ls_copy_rx_run_held(ls_copy_rx_t *rx)
         free(it);
         it = next;
     }
-    if (rx->copy)
-        shadow_commit(rx, rx->copy, &cr, &rx->held_report);
-    else
-        credit_flush(rx, &cr);
+    if (rx->copy) shadow_commit(rx, rx->copy, &cr, &rx->held_report);
     running_held = false;
     return true;
 }

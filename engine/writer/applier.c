@@ -3,9 +3,8 @@
  * (and already acknowledged: their writes are readable through the overlay) to the store, in LSN
  * order; it also checkpoints the store on its timer.
  *
- * Each pass first lets durable batches gather while more are coming (gather(): commits queued, a
- * batch being written or committers waiting for their copies; until a quarter of overlay_max of
- * log waits, or for APPLY_GATHER_NS, or a checkpoint call or close), then takes
+ * Each pass first lets durable batches gather while more are coming (gather(): until a quarter of
+ * overlay_max of log waits, or for APPLY_GATHER_NS, or a checkpoint call or close), then takes
  * EVERY durable batch queued (the flusher chains them in LSN order) with the position after the
  * last one; when the flusher is writing a batch at that moment, the applier first waits for that
  * one (at most one log fsync, never for a later batch: bounded) so it joins this apply. Then,
@@ -152,20 +151,15 @@ static void finish(ls_db_t *db, ls_txn_t *chain, const ls_store_meta_t *pos, int
 /* Lets durable batches gather before an apply (mu held, ahead non-empty): each LMDB commit
  * writes every B-tree page the transaction dirtied, and with random keys a transaction of a few
  * batches dirties about as many leaves as one of many, so fewer, larger applies write far less.
- * Waits while more batches are coming (commits queued, a batch being written, or committers
- * waiting for their copies: they commit again once told; an idle flusher with nobody waiting
- * means nothing more to wait for) until a quarter of overlay_max bytes of log are waiting
- * (backpressure starts at all of it), the batches waited APPLY_GATHER_NS, or ls_db_checkpoint,
- * close or a failure; readers meanwhile read the overlay. The committers waiting for copies
- * count since 2026-12-05: without them a lone committer's every batch was applied at once, its
- * data.mdb fdatasync beside the copy's shadow fdatasync the commit waits for (bench/README.md
- * "The active's store sync off the round trip"). */
+ * Waits while more batches are coming (commits queued or a batch being written: an idle
+ * flusher means nothing more to wait for) until a quarter of overlay_max bytes of log are
+ * waiting (backpressure starts at all of it), the batches waited APPLY_GATHER_NS, or
+ * ls_db_checkpoint, close or a failure; readers meanwhile read the overlay. */
 static void gather(ls_db_t *db)
 {
     uint64_t until = ls_mono_ns() + APPLY_GATHER_NS;
-    while ((db->qhead || db->handed < db->taken || db->shead) &&
-           db->unapplied < db->opts.overlay_max / 4 && !db->apply_stopping && !db->failed &&
-           !db->flush_waiters && ls_mono_ns() < until) {
+    while ((db->qhead || db->handed < db->taken) && db->unapplied < db->opts.overlay_max / 4 &&
+           !db->apply_stopping && !db->failed && !db->flush_waiters && ls_mono_ns() < until) {
         struct timespec ts = {.tv_sec = (time_t) (until / 1000000000ull),
                               .tv_nsec = (long) (until % 1000000000ull)};
         pthread_cond_timedwait(&db->applyq, &db->mu, &ts);

@@ -332,6 +332,17 @@ int ls_copy_shadow_sync(ls_copy_t *copy, ls_copy_shadow_t *out, char *err, size_
 int ls_copy_shadow_sync_deferred(ls_copy_t *copy, ls_copy_shadow_t *out, bool *due, char *err,
                                  size_t errlen);
 void ls_copy_shadow_report(ls_copy_t *copy);
+/* Whether a BLOCK of (epoch, generation) at offset, len bytes, appends to the open shadow with no
+ * other disk work than its write and one fdatasync: the shadow is open for that generation and
+ * epoch, its name durable, offset not past its size, len at most LS_COPY_SHADOW_QUICK_MAX, its
+ * last fdatasync took less than sync_ns (the daemon: LS_COPY_SHADOW_QUICK_NS) and ended at least
+ * as long ago as it took (BLOCKs that come faster go to the receiver thread; UINT64_MAX: not
+ * asked, for tests). The receiver then lets the loop run it (copy/receiver.h,
+ * ls_copy_rx_run_held). Receiver thread only, or while it is idle. */
+#define LS_COPY_SHADOW_QUICK_MAX (64u * 1024)
+#define LS_COPY_SHADOW_QUICK_NS  (2ull * 1000000ull)
+bool ls_copy_shadow_quick(ls_copy_t *copy, uint32_t epoch, uint64_t generation, uint64_t offset,
+                          size_t len, uint64_t sync_ns);
 /* Deletes the shadows of generations <= upto (the closed one is held), the one open included. */
 void ls_copy_shadow_drop(ls_copy_t *copy, uint64_t upto);
 /* What the shadow holds (generation 0: none). */

@@ -110,6 +110,8 @@ typedef struct {
     char path[LS__COPY_PATH_MAX]; /* shadow/<name> */
     bool dir_unsynced;            /* made here, shadow/ not synced since: the first sync of its
                                      bytes syncs shadow/ too, before they are acknowledged */
+    uint64_t sync_ns;             /* how long its last fdatasync took (ls_copy_shadow_quick) */
+    uint64_t sync_end_ns;         /* when it ended (ls_mono_ns) */
     /* The closed generation's checks, run over the shadow's bytes as they are acknowledged
      * (ls_copy_shadow_report) and handed to GEN_TAIL's receive, whose head then needs no reading
      * back: the receive path's SHA-256, seal and stream inspection, begun from byte 0. */

@@ -16,14 +16,21 @@ struct ls_copy_rx {
     void (*notify_cb)(void *); /* see ls_copy_rx_options_t */
     void *notify_ctx;
     pthread_t thread;
-    bool started;       /* the thread runs (until stop) */
-    ls_workq_t *work;   /* items for the thread, from start to stop (the loop's pointer) */
-    ls_workq_t *events; /* events for the loop, from any thread of the copy */
-    ls_copy_t *copy;    /* the thread's copy once started (the thread alone) */
-    uint64_t skip_gen;  /* the thread's: drop the frames of this generation */
-    uint64_t tail_gen;  /* the thread's: the generation begun from the shadow (GEN_TAIL) */
-    uint64_t ends;      /* END items pushed and not yet taken by the thread (atomic): a whole
-                           generation is queued behind the one ending */
+    bool started;            /* the thread runs (until stop) */
+    ls_workq_t *work;        /* items for the thread, from start to stop (the loop's pointer) */
+    ls_workq_t *events;      /* events for the loop, from any thread of the copy */
+    ls_copy_t *copy;         /* the thread's copy once started (the thread alone) */
+    uint64_t skip_gen;       /* the thread's: drop the frames of this generation */
+    uint64_t tail_gen;       /* the thread's: the generation begun from the shadow (GEN_TAIL) */
+    uint64_t ends;           /* END items pushed and not yet taken by the thread (atomic): a whole
+                                generation is queued behind the one ending */
+    uint64_t inline_sync_ns; /* see ls_copy_rx_options_t */
+    uint64_t pushed;         /* items pushed into work since start (the loop's) */
+    uint64_t done;           /* of those, finished by the thread (atomic, release): pushed == done
+                                means it is idle and touches the copy no more until the next push */
+    ls_copy_item_t *held, *held_last; /* BLOCK items held for ls_copy_rx_run_held (the loop's) */
+    uint64_t held_bytes;              /* their bytes */
+    bool held_report; /* the last run_held made bytes durable: ls_copy_rx_held_done reports them */
 };
 
 ls_copy_item_t *ls_copy_item_new(ls_copy_item_kind_t kind, uint32_t len)
@@ -38,10 +45,14 @@ ls_copy_item_t *ls_copy_item_new(ls_copy_item_kind_t kind, uint32_t len)
     return it;
 }
 
+/* Set on the loop while it runs held BLOCK items: it polls their events right after, so they
+ * need no wake-up of its own (another thread's event still wakes it). */
+static __thread bool running_held;
+
 static void notify(void *arg)
 {
     ls_copy_rx_t *rx = arg;
-    if (rx->notify_cb) rx->notify_cb(rx->notify_ctx);
+    if (rx->notify_cb && !running_held) rx->notify_cb(rx->notify_ctx);
 }
 
 ls_copy_rx_t *ls_copy_rx_new(const ls_copy_rx_options_t *opts)
@@ -51,6 +62,8 @@ ls_copy_rx_t *ls_copy_rx_new(const ls_copy_rx_options_t *opts)
     snprintf(rx->name, sizeof(rx->name), "%s", opts->name ? opts->name : "copy");
     rx->notify_cb = opts->notify_cb;
     rx->notify_ctx = opts->notify_ctx;
+    rx->inline_sync_ns = opts->inline_sync_ns;
+    rx->held_last = NULL;
     rx->events = ls_workq_new_growing(64, notify, rx);
     if (!rx->events) {
         free(rx);
@@ -132,29 +145,12 @@ static void shadow_append(ls_copy_rx_t *rx, ls_copy_t *copy, const ls_copy_item_
     cr->len += it->len;
 }
 
-/* BLOCK items: this one and every BLOCK queued behind it are written, then one fdatasync for all
- * of them and one BLOCK event (the acknowledgement): a copy that falls behind catches up in
- * fewer syncs. The acknowledgement is posted first, then the credit, then the replayer is told
- * (ls_copy_shadow_report): nothing but the fdatasync between the bytes and their
- * acknowledgement. Returns the first other item taken meanwhile (the caller runs it next), or
- * NULL. */
-static ls_copy_item_t *shadow_batch(ls_copy_rx_t *rx, ls_copy_item_t *first)
+/* The end of a batch of BLOCK items appended: one fdatasync for all of them and one BLOCK event
+ * (the acknowledgement), then the credit, then the replayer is told (ls_copy_shadow_report; not
+ * when report is non-NULL: *report says whether the caller must): nothing but the fdatasync
+ * between the bytes and their acknowledgement. */
+static void shadow_commit(ls_copy_rx_t *rx, ls_copy_t *copy, credit_run_t *cr, bool *report)
 {
-    ls_copy_t *copy = rx->copy;
-    ls_copy_item_t *next = NULL;
-    credit_run_t cr = {0};
-    if (copy) shadow_append(rx, copy, first, &cr);
-    ls_workq_msg_t m;
-    while (ls_workq_pop(rx->work, &m) == 1) {
-        ls_copy_item_t *it = m.ptr;
-        if (it->kind != LS_COPY_ITEM_BLOCK) {
-            next = it;
-            break;
-        }
-        if (copy) shadow_append(rx, copy, it, &cr);
-        free(it);
-    }
-    if (!copy) return next;
     char err[512] = "";
     /* A closed generation taken before these BLOCKs may have had its fsync of logs/ deferred (a
      * whole generation was queued behind it): it is made durable first, so that no BLOCK_ACK of
@@ -162,7 +158,8 @@ static ls_copy_item_t *shadow_batch(ls_copy_rx_t *rx, ls_copy_item_t *first)
      * block mode streams the next generation right behind the closed one's GEN_END). */
     if (ls_copy_recv_flush(copy, err, sizeof(err)) != 0) {
         ls_log(LS_LOG_WARN, "receiver", "%s: %s", rx->name, err);
-        return next; /* no acknowledgement now: the next batch syncs the shadow */
+        credit_flush(rx, cr);
+        return; /* no acknowledgement now: the next batch syncs the shadow */
     }
     ls_copy_shadow_t sh;
     bool due = false;
@@ -176,8 +173,34 @@ static ls_copy_item_t *shadow_batch(ls_copy_rx_t *rx, ls_copy_item_t *first)
                                 .lsn = sh.durable_lsn};
         post(rx, &e);
     }
-    credit_flush(rx, &cr);
-    if (due) ls_copy_shadow_report(copy);
+    credit_flush(rx, cr);
+    if (report)
+        *report = due;
+    else if (due)
+        ls_copy_shadow_report(copy);
+}
+
+/* BLOCK items: this one and every BLOCK queued behind it are written, then shadow_commit: a copy
+ * that falls behind catches up in fewer syncs. Returns the first other item taken meanwhile (the
+ * caller runs it next), or NULL; *taken counts the items taken from the queue. */
+static ls_copy_item_t *shadow_batch(ls_copy_rx_t *rx, ls_copy_item_t *first, uint64_t *taken)
+{
+    ls_copy_t *copy = rx->copy;
+    ls_copy_item_t *next = NULL;
+    credit_run_t cr = {0};
+    if (copy) shadow_append(rx, copy, first, &cr);
+    ls_workq_msg_t m;
+    while (ls_workq_pop(rx->work, &m) == 1) {
+        ls_copy_item_t *it = m.ptr;
+        ++*taken;
+        if (it->kind != LS_COPY_ITEM_BLOCK) {
+            next = it;
+            break;
+        }
+        if (copy) shadow_append(rx, copy, it, &cr);
+        free(it);
+    }
+    if (copy) shadow_commit(rx, copy, &cr, NULL);
     return next;
 }
 
@@ -250,8 +273,9 @@ static void *receiver_main(void *arg)
     char err[512];
     while (ls_workq_pop_wait(rx->work, &m) == 1) { /* LS_ECLOSED: stopped */
         ls_copy_item_t *it = m.ptr;
+        uint64_t taken = 1;
         while (it && it->kind == LS_COPY_ITEM_BLOCK) {
-            ls_copy_item_t *next = shadow_batch(rx, it);
+            ls_copy_item_t *next = shadow_batch(rx, it, &taken);
             free(it);
             it = next;
         }
@@ -266,6 +290,7 @@ static void *receiver_main(void *arg)
         if (rx->copy && __atomic_load_n(&rx->ends, __ATOMIC_RELAXED) == 0 &&
             ls_copy_recv_flush(rx->copy, err, sizeof(err)))
             LS_LOGW("receiver", "%s: %s", rx->name, err);
+        __atomic_fetch_add(&rx->done, taken, __ATOMIC_RELEASE); /* last: the copy is the loop's */
     }
     if (rx->copy) ls_copy_recv_flush(rx->copy, err, sizeof(err));
     return NULL;
@@ -284,6 +309,7 @@ int ls_copy_rx_start(ls_copy_rx_t *rx, ls_copy_t *copy)
     if (!rx->work) return LS_ENOMEM;
     rx->copy = copy; /* before the thread starts: from then on its own */
     rx->ends = 0;    /* END items dropped by an earlier stop are not queued */
+    rx->pushed = rx->done = 0;
     if (pthread_create(&rx->thread, NULL, receiver_main, rx) != 0) {
         rx->copy = NULL;
         ls_workq_free(rx->work, NULL, NULL);
@@ -294,7 +320,7 @@ int ls_copy_rx_start(ls_copy_rx_t *rx, ls_copy_t *copy)
     return 0;
 }
 
-void ls_copy_rx_push(ls_copy_rx_t *rx, ls_copy_item_t *it)
+static void push_queue(ls_copy_rx_t *rx, ls_copy_item_t *it)
 {
     ls_workq_msg_t m = {.type = (int) it->kind, .ptr = it, .len = it->len};
     bool end = it->kind == LS_COPY_ITEM_END;
@@ -302,11 +328,104 @@ void ls_copy_rx_push(ls_copy_rx_t *rx, ls_copy_item_t *it)
     if (!rx->started || ls_workq_push(rx->work, &m) != 0) {
         if (end) __atomic_fetch_sub(&rx->ends, 1, __ATOMIC_RELAXED);
         free(it); /* stopped: dropped */
+        return;
     }
+    rx->pushed++;
+}
+
+/* The held BLOCK items go into the queue ahead of anything pushed after them (in order). */
+static void release_held(ls_copy_rx_t *rx)
+{
+    ls_copy_item_t *it = rx->held;
+    rx->held = NULL;
+    rx->held_last = NULL;
+    rx->held_bytes = 0;
+    while (it) {
+        ls_copy_item_t *next = it->link;
+        it->link = NULL;
+        push_queue(rx, it);
+        it = next;
+    }
+}
+
+/* The thread is idle (every item pushed is finished): until the next push the copy is the
+ * caller's. */
+bool ls_copy_rx_idle(ls_copy_rx_t *rx)
+{
+    return rx->started && __atomic_load_n(&rx->done, __ATOMIC_ACQUIRE) == rx->pushed;
+}
+
+/* Whether BLOCK item it may be held for the loop: the thread idle, and the shadow takes it by a
+ * write and one fdatasync (the first held), or it follows the last one held. */
+static bool holdable(ls_copy_rx_t *rx, const ls_copy_item_t *it)
+{
+    if (!rx->inline_sync_ns || it->kind != LS_COPY_ITEM_BLOCK || !ls_copy_rx_idle(rx) ||
+        !rx->copy || rx->held_bytes + it->len > LS_COPY_SHADOW_QUICK_MAX)
+        return false;
+    if (!rx->held)
+        return ls_copy_shadow_quick(rx->copy, it->epoch, it->generation, it->offset, it->len,
+                                    rx->inline_sync_ns);
+    const ls_copy_item_t *last = rx->held_last;
+    return it->epoch == last->epoch && it->generation == last->generation &&
+           it->offset <= last->offset + last->len;
+}
+
+void ls_copy_rx_push(ls_copy_rx_t *rx, ls_copy_item_t *it)
+{
+    if (holdable(rx, it)) {
+        bool first = !rx->held;
+        it->link = NULL;
+        if (rx->held_last)
+            rx->held_last->link = it;
+        else
+            rx->held = it;
+        rx->held_last = it;
+        rx->held_bytes += it->len;
+        if (first) notify(rx); /* the loop comes back for it: ls_copy_rx_run_held */
+        return;
+    }
+    release_held(rx);
+    push_queue(rx, it);
+}
+
+bool ls_copy_rx_run_held(ls_copy_rx_t *rx)
+{
+    if (!rx->held) return false;
+    ls_copy_item_t *it = rx->held;
+    rx->held = NULL;
+    rx->held_last = NULL;
+    rx->held_bytes = 0;
+    /* Nothing was pushed since they were held (a push releases them into the queue first), so
+     * the thread is still idle: the copy is this thread's until the next push. */
+    LS_CHECK(ls_copy_rx_idle(rx));
+    credit_run_t cr = {0};
+    running_held = true;
+    while (it) {
+        ls_copy_item_t *next = it->link;
+        if (rx->copy) shadow_append(rx, rx->copy, it, &cr);
+        free(it);
+        it = next;
+    }
+    if (rx->copy) shadow_commit(rx, rx->copy, &cr, &rx->held_report);
+    running_held = false;
+    return true;
+}
+
+void ls_copy_rx_held_done(ls_copy_rx_t *rx)
+{
+    if (rx->held_report && rx->copy) ls_copy_shadow_report(rx->copy);
+    rx->held_report = false;
 }
 
 ls_copy_t *ls_copy_rx_stop(ls_copy_rx_t *rx)
 {
+    for (ls_copy_item_t *it = rx->held, *next; it; it = next) { /* dropped, as queued ones */
+        next = it->link;
+        free(it);
+    }
+    rx->held = NULL;
+    rx->held_last = NULL;
+    rx->held_bytes = 0;
     if (!rx->started) return NULL;
     ls_workq_cancel(rx->work); /* the thread ends at its next item */
     pthread_join(rx->thread, NULL);

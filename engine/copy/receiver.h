@@ -18,9 +18,10 @@
  * ls_copy_rx_stop() (joins the thread, drops the items not done, returns the copy the thread
  * held: the caller closes it) -> ls_copy_rx_free(). Events still queued at stop can be polled.
  *
- * Threading: push, poll, start, stop and free on one thread (the loop); the items run on the
- * receiver thread in the order pushed; the notify callback from the receiver, the replayer or
- * the loop thread, never with the receiver's lock held.
+ * Threading: push, poll, run_held, idle, start, stop and free on one thread (the loop); the items
+ * run on the receiver thread in the order pushed, held BLOCK items (inline_sync_ns) on the loop in
+ * ls_copy_rx_run_held, while the receiver thread is idle; the notify callback from the receiver,
+ * the replayer or the loop thread, never with the receiver's lock held.
  * Fault point (test builds): receiver.flip_bit (flips a bit of every GEN_DATA: wire damage).
  */
 #ifndef LS_COPY_RECEIVER_H
@@ -60,6 +61,7 @@ struct ls_copy_item {
     int sub;                        /* RUN: the caller's kind of step */
     ls_copy_run_fn run;             /* RUN */
     void *run_ctx;                  /* RUN: passed to run */
+    struct ls_copy_item *link;      /* the receiver's: BLOCK items held for the loop */
     uint32_t len;                   /* bytes in data */
     uint8_t data[];                 /* DATA (and RUN items that carry bytes) */
 };
@@ -89,6 +91,9 @@ typedef struct {
     const char *name;          /* for log lines (the copy's name); copied */
     void (*notify_cb)(void *); /* events are queued: poll them (any thread); NULL: none */
     void *notify_ctx;          /* passed to notify_cb */
+    uint64_t inline_sync_ns;   /* 0: never; else small BLOCK batches run on the pushing thread
+                                  when the receiver thread is idle and the shadow's last fdatasync
+                                  took less than this (LS_COPY_SHADOW_QUICK_NS): run_held */
 } ls_copy_rx_options_t;
 
 /* A receiver, not running yet. NULL when out of memory. */
@@ -98,8 +103,24 @@ void ls_copy_rx_event_cb(void *ctx, const ls_copy_event_t *ev);
 /* Starts the thread, which owns copy (may be NULL: items then do nothing but RUN) until stop.
  * 0, LS_ESTATE (already started) or LS_ENOMEM. */
 int ls_copy_rx_start(ls_copy_rx_t *rx, ls_copy_t *copy);
-/* Queues it (takes ownership) for the thread; before start or after stop it is freed. */
+/* Queues it (takes ownership) for the thread; before start or after stop it is freed. With
+ * inline_sync_ns, a BLOCK item is held instead when the thread is idle (ls_copy_rx_idle) and
+ * ls_copy_shadow_quick says the shadow takes it, with those held before it, by a write and one
+ * fdatasync (at most LS_COPY_SHADOW_QUICK_MAX bytes): notify_cb is called and the loop runs them
+ * with ls_copy_rx_run_held. Any other push first queues the held items, in order. */
 void ls_copy_rx_push(ls_copy_rx_t *rx, ls_copy_item_t *it);
+/* Runs the held BLOCK items on the calling thread (the one that pushes): written, one
+ * fdatasync, the BLOCK event and the credit posted (without notify_cb: the caller polls them
+ * next), as the thread does for a batch; no thread hand-off either way (docs/BLOCKMODE.md "The
+ * round trip of a batch"). The thread stays idle meanwhile (nothing was pushed since), so the
+ * copy is the caller's. True when there were some: poll their events, send the acknowledgement,
+ * then call ls_copy_rx_held_done, which tells the replayer and runs the shadow's checks of the
+ * new bytes (ls_copy_shadow_report), after the acknowledgement as the thread does. */
+bool ls_copy_rx_run_held(ls_copy_rx_t *rx);
+void ls_copy_rx_held_done(ls_copy_rx_t *rx);
+/* Running, and every item pushed is finished (the thread touches the copy no more until the
+ * next push). */
+bool ls_copy_rx_idle(ls_copy_rx_t *rx);
 /* Takes the oldest queued event into *out: true, or false when none. */
 bool ls_copy_rx_poll(ls_copy_rx_t *rx, ls_copy_rx_event_t *out);
 /* Stops and joins the thread (items not taken yet are freed unrun) and returns the copy the

@@ -271,7 +271,10 @@ int ls_copy_shadow_sync_deferred(ls_copy_t *c, ls_copy_shadow_t *out, bool *due,
 {
     *due = false;
     if (c->shf.generation && c->shf.size > c->shf.synced) {
+        uint64_t t0 = ls_mono_ns();
         int rc = LS_FAULT("copy.shadow.before_fsync") ? LS_EIO : ls_fdatasync(c->shf.fd);
+        c->shf.sync_end_ns = ls_mono_ns();
+        c->shf.sync_ns = c->shf.sync_end_ns - t0;
         if (rc) {
             ls_msgf(err, errlen, "copy %s: cannot sync the shadow %s: %s", c->dir, c->shf.path,
                     ls_strerror(rc));
@@ -299,6 +302,19 @@ int ls_copy_shadow_sync_deferred(ls_copy_t *c, ls_copy_shadow_t *out, bool *due,
         c->shf.synced_lsn = c->shf.lsn; /* bytes durable already: a later position in them */
     ls_copy_shadow_info(c, out);
     return 0;
+}
+
+bool ls_copy_shadow_quick(ls_copy_t *c, uint32_t epoch, uint64_t gen, uint64_t offset, size_t len,
+                          uint64_t sync_ns)
+{
+    const ls__copy_shfile_t *f = &c->shf;
+    if (f->fd < 0 || f->generation != gen || f->epoch != epoch || f->dir_unsynced ||
+        offset > f->size || len > LS_COPY_SHADOW_QUICK_MAX || f->sync_ns >= sync_ns)
+        return false;
+    /* BLOCKs that come faster than a sync takes are better taken by the receiver thread, which
+     * syncs while the loop goes on reading (and acknowledging): only a BLOCK that finds the last
+     * sync over for at least as long as it took. */
+    return sync_ns == UINT64_MAX || ls_mono_ns() - f->sync_end_ns >= f->sync_ns;
 }
 
 void ls_copy_shadow_report(ls_copy_t *c)

@@ -112,7 +112,13 @@ int ls__node_pcopy_open(ls_node_t *n, pcopy_t *p, const ls_cfg_database_t *cfg, 
     ls__node_announced_load(p);
     uv_async_init(n->loop, &p->async, on_async);
     p->async.data = p;
-    ls_copy_rx_options_t ro = {.name = cfg->name, .notify_cb = notify, .notify_ctx = &p->async};
+    /* A small BLOCK batch while the receiver thread is idle is written and synced on the loop:
+     * no hand-off to that thread and back on a synchronous commit's path (docs/ARCHITECTURE.md,
+     * the threads). */
+    ls_copy_rx_options_t ro = {.name = cfg->name,
+                               .notify_cb = notify,
+                               .notify_ctx = &p->async,
+                               .inline_sync_ns = LS_COPY_SHADOW_QUICK_NS};
     p->rx = ls_copy_rx_new(&ro);
     LS_CHECK(p->rx != NULL);
     new_machine(p);

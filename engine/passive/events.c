@@ -180,6 +180,8 @@ void ls_passive_on_event(ls_passive_t *m, const ls_copy_rx_event_t *e, uint64_t 
 void ls_passive_poll(ls_passive_t *m, uint64_t now)
 {
     ls_copy_rx_event_t e;
+    bool held = m->o.rx && ls_copy_rx_run_held(m->o.rx); /* BLOCKs written here */
     while (m->o.rx && ls_copy_rx_poll(m->o.rx, &e))
         ls_passive_on_event(m, &e, now);
+    if (held) ls_copy_rx_held_done(m->o.rx); /* after their BLOCK_ACK went */
 }

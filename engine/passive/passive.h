@@ -183,7 +183,9 @@ uint32_t ls_passive_epoch(const ls_passive_t *m); /* the newest epoch known (0: 
 
 /* The source's clock minus ours (heartbeats), as the caller measures it: status adds it. */
 void ls_passive_clock_offset(ls_passive_t *m, int64_t offset_ns);
-/* Handles every event queued by the receiver (engine/copy/receiver.h) in order. */
+/* Runs the BLOCK items the receiver held for this thread (ls_copy_rx_run_held: written and
+ * synced here while the receiver thread is idle), then handles every event queued by the
+ * receiver (engine/copy/receiver.h) in order. */
 void ls_passive_poll(ls_passive_t *m, uint64_t now);
 /* Handles one such event (what ls_passive_poll does for each). */
 void ls_passive_on_event(ls_passive_t *m, const ls_copy_rx_event_t *e, uint64_t now);

@@ -98,6 +98,78 @@ Test(passive_block, blocks_fill_the_shadow_and_are_acknowledged)
     chain_free(&ch);
 }
 
+static bool rx_idle(void *ctx)
+{
+    return ls_copy_rx_idle(ctx);
+}
+
+/* The index of the first frame of type (with offset >= bytes for BLOCK_ACK, generation gen for
+ * DURABLE), or -1. */
+static int first_frame(const pt_t *t, uint8_t type, uint64_t gen, uint64_t bytes)
+{
+    for (int i = 0; i < t->nframes; i++)
+        if (t->frames[i].type == type && t->frames[i].generation == gen &&
+            (type != LS_FRAME_BLOCK_ACK || t->frames[i].bytes >= bytes))
+            return i;
+    return -1;
+}
+
+/* With inline_sync_ns (the daemon's loop), a small BLOCK batch that arrives while the receiver
+ * thread is idle is written and synced by the loop itself in ls_passive_poll: its BLOCK_ACK is
+ * sent when that call returns and the thread took nothing. A frame of a closed generation pushed
+ * behind held BLOCKs sends them to the thread first, in order: their BLOCK_ACK goes before the
+ * generation's DURABLE. The first BLOCK of a generation (the shadow made) is the thread's. */
+Test(passive_block, small_blocks_run_on_the_loop_while_the_receiver_is_idle)
+{
+    pt_t t;
+    chain_t ch;
+    chain_build(&ch, 3, 3, 60);
+    pt_inline_sync_ns = UINT64_MAX; /* whatever this disk's fdatasync takes */
+    pt_setup(&t);
+    pt_connect(&t);
+    pt_ship(&t, &ch, 1, 1000, NULL);
+    pt_wait(&t, LS_FRAME_DURABLE, 1);
+    pt_ship(&t, &ch, 2, 1000, NULL);
+    pt_wait(&t, LS_FRAME_DURABLE, 2);
+    size_t open = ch.len[3] - LS_GEN_TRAILER_SIZE, a = open / 3, b = 2 * open / 3;
+    cr_assert_eq(pt_block(&t, &ch, 3, 0, a, 300, 11), 0);
+    acked_t ack = {&t, 3, a};
+    cr_assert(ls_h_wait_for(acked, &ack, 10000), "BLOCK_ACK of %zu bytes", a);
+    cr_assert(ls_h_wait_for(rx_idle, t.rx, 10000), "the receiver thread went idle");
+    cr_assert_eq(pt_block(&t, &ch, 3, a, b, 100, 22), 0);
+    cr_assert(ls_copy_rx_run_held(t.rx), "held for the loop, run here");
+    ls_passive_poll(t.m, t.now); /* the events run_held queued */
+    ls_copy_rx_held_done(t.rx);
+    int i = first_frame(&t, LS_FRAME_BLOCK_ACK, 3, b);
+    cr_assert_geq(i, 0, "acknowledged in the poll, by the loop itself");
+    cr_assert_eq(t.frames[i].bytes, b);
+    cr_assert_eq(t.frames[i].lsn, 22);
+    cr_assert(ls_copy_rx_idle(t.rx), "the receiver thread took nothing");
+    char path[4200];
+    gen_path(path, sizeof(path), t.dir, "shadow", 3, "");
+    size_t len = 0;
+    uint8_t *buf = ls_h_read_file(path, &len);
+    cr_assert(buf && len == b, "the shadow holds %zu bytes, want %zu", len, b);
+    cr_assert_arr_eq(buf, ch.buf[3], len);
+    free(buf);
+    /* Held, then the closed generation behind them without a poll in between. */
+    cr_assert_eq(pt_block(&t, &ch, 3, b, open, 100, 33), 0);
+    pt_ship(&t, &ch, 3, 1000, NULL);
+    pt_wait(&t, LS_FRAME_DURABLE, 3);
+    ls_passive_poll(t.m, t.now);
+    int acked_open = first_frame(&t, LS_FRAME_BLOCK_ACK, 3, open);
+    cr_assert_geq(acked_open, 0, "the held BLOCKs were written");
+    cr_assert_lt(acked_open, first_frame(&t, LS_FRAME_DURABLE, 3, 0), "before the closed file");
+    gen_path(path, sizeof(path), t.dir, "logs", 3, "");
+    buf = ls_h_read_file(path, &len);
+    cr_assert(buf && len == ch.len[3]);
+    cr_assert_arr_eq(buf, ch.buf[3], len);
+    free(buf);
+    cr_assert_eq(count_files(t.dir, "shadow"), 0, "the shadow went once 3 was held");
+    pt_teardown(&t);
+    chain_free(&ch);
+}
+
 Test(passive_block, held_blocks_are_dropped_and_the_window_is_enforced)
 {
     pt_t t;

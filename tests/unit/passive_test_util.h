@@ -134,13 +134,16 @@ UTIL bool pt_held(void *ctx)
     return ((pt_t *) ctx)->held;
 }
 
+/* The receiver's inline_sync_ns for the next pt_setup (0: every item on its thread). */
+static uint64_t pt_inline_sync_ns;
+
 /* A machine over a fresh copy (its replayer started when replay), its receiver running. */
 UTIL void pt_setup_op(pt_t *t, bool replay, const ls_status_op_t *op)
 {
     memset(t, 0, sizeof(*t));
     t->now = PT_T0;
     t->dir = ls_h_tmpdir("passive");
-    ls_copy_rx_options_t ro = {.name = "db1"};
+    ls_copy_rx_options_t ro = {.name = "db1", .inline_sync_ns = pt_inline_sync_ns};
     t->rx = ls_copy_rx_new(&ro);
     ls_copy_options_t o = {.dir = t->dir, .event_cb = ls_copy_rx_event_cb, .event_ctx = t->rx};
     t->copy = copy_open_opts(&o);

@@ -185,6 +185,7 @@ struct pcopy {
     bool ann_dirty;    /* changed since the file was last written */
     bool ann_unsynced; /* written since the file was last fsynced */
     size_t ann_len;    /* the file's length when known durable (overwritten in place), else 0 */
+    int ann_fd;        /* kept open for the writes in place while ann_len is set, else -1 */
 };
 
 /* A configured database on this node: its role (the role file, engine/role, with the
@@ -331,6 +332,7 @@ void ls__node_announced_load(pcopy_t *p); /* at open */
 void ls__node_announced_made(pcopy_t *p); /* once the copy's directory is made: synced whole */
 void ls__node_announced_set(pcopy_t *p, const ls_proto_copy_state_t *cs); /* a COPY_STATE */
 void ls__node_announced_save(pcopy_t *p, bool sync); /* when changed; sync: fsync too */
+void ls__node_announced_close(pcopy_t *p);           /* the kept descriptor closed, with the copy */
 /* Block mode: the source streamed its open generation up to durable_lsn (a BLOCK frame); kept
  * for the loss accounting of an activation, written at the next housekeeping. */
 void ls__node_announced_block(pcopy_t *p, uint64_t generation, uint64_t durable_lsn);

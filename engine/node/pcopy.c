@@ -187,5 +187,6 @@ void ls__node_pcopy_close(pcopy_t *p)
     ls_copy_close(rxc ? rxc : p->copy); /* stops the replayer, checkpoints */
     p->copy = NULL; /* p->rx and p->m are freed with the node: a late push is dropped */
     ls__node_announced_save(p, true);
+    ls__node_announced_close(p);
     uv_close((uv_handle_t *) &p->async, on_async_closed);
 }

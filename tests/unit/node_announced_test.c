@@ -1,10 +1,18 @@
 /* node: the text of <copy>.announced (engine/node/announced.c), what a copy's source last
  * announced, kept for an activation after a restart: made and read back without a file, a
- * missing key, comments, and a damaged line making the whole of it unknown. */
+ * missing key, comments, and a damaged line making the whole of it unknown; and the file as the
+ * copy keeps it (written in place through a kept descriptor). */
 #include <criterion/criterion.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "harness.h"
 #include "node/announced.h"
+#include "node/node_int.h"
 
 Test(node_announced, reads_back_what_it_writes)
 {
@@ -84,4 +92,101 @@ Test(node_announced, a_short_buffer_is_cut_not_overrun)
     cr_assert(len >= 8);
     cr_assert_eq(text[7], '\0');
     cr_assert_eq(text[8], 'x');
+}
+
+/* The file itself (announced.c's pcopy adapters, without a loop): made whole at the copy's open,
+ * then each changed COPY_STATE written in place through the descriptor kept open (same inode),
+ * a file removed behind the daemon's back written whole again by the next sync, the descriptor
+ * closed with the copy, and a later open reading back the last announcement. */
+static void read_back(const char *path, ls_role_announced_t *out)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    cr_assert_eq(ls_read_file(path, 4096, &buf, &len), 0, "%s unreadable", path);
+    char *text = calloc(1, len + 1);
+    cr_assert(text != NULL);
+    memcpy(text, buf, len);
+    free(buf);
+    cr_assert_eq(ls_node_announced_parse(text, out), 0, "%s: %s", path, text);
+    free(text);
+}
+
+Test(node_announced, file_kept_open_and_written_in_place)
+{
+    char *dir = ls_h_tmpdir("announced");
+    ls_cfg_database_t cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    snprintf(cfg.name, sizeof(cfg.name), "db1");
+    snprintf(cfg.path, sizeof(cfg.path), "%s/db1", dir);
+    pcopy_t p;
+    memset(&p, 0, sizeof(p));
+    p.cfg = &cfg;
+    snprintf(p.source, sizeof(p.source), "node-a");
+    char path[LS_CFG_PATH_MAX + 16];
+    snprintf(path, sizeof(path), "%s.announced", cfg.path);
+
+    ls__node_announced_load(&p); /* absent: nothing announced, no descriptor */
+    cr_assert_eq(p.announced.last_generation, 0);
+    cr_assert_eq(p.ann_fd, -1);
+    ls__node_announced_made(&p); /* written whole and synced, then kept open */
+    cr_assert(p.ann_fd >= 0);
+    cr_assert(p.ann_len > 0);
+    struct stat made;
+    cr_assert_eq(stat(path, &made), 0);
+    cr_assert_eq((size_t) made.st_size, p.ann_len);
+
+    ls_proto_copy_state_t cs = {.last_generated = 7, .last_generated_ns = 123, .queue_bytes = 9};
+    ls__node_announced_set(&p, &cs);
+    int fd = p.ann_fd;
+    ls_role_announced_t a;
+    read_back(path, &a);
+    cr_assert_eq(a.last_generation, 7);
+    cr_assert_eq(a.missing_bytes, 9);
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0);
+    cr_assert_eq(st.st_ino, made.st_ino, "written in place, not replaced");
+    cr_assert_eq((size_t) st.st_size, p.ann_len);
+    cs.queue_bytes = 0; /* after the DURABLE: another COPY_STATE, same descriptor */
+    ls__node_announced_set(&p, &cs);
+    cr_assert_eq(p.ann_fd, fd);
+    read_back(path, &a);
+    cr_assert_eq(a.missing_bytes, 0);
+    ls__node_announced_save(&p, true); /* the housekeeping's sync: in place still */
+    cr_assert_eq(p.ann_fd, fd);
+    cr_assert_eq(stat(path, &st), 0);
+    cr_assert_eq(st.st_ino, made.st_ino);
+
+    /* Removed behind the daemon's back: the write in place goes to the orphaned inode, the next
+     * sync sees no link left and writes the file whole again, with a new kept descriptor. */
+    cr_assert_eq(unlink(path), 0);
+    cs.last_generated = 8;
+    ls__node_announced_set(&p, &cs);
+    ls__node_announced_save(&p, true);
+    cr_assert(p.ann_fd >= 0);
+    read_back(path, &a);
+    cr_assert_eq(a.last_generation, 8);
+    cs.last_generated = 9; /* and in place again from then on */
+    ls__node_announced_set(&p, &cs);
+    cr_assert_eq(stat(path, &made), 0);
+    read_back(path, &a);
+    cr_assert_eq(a.last_generation, 9);
+    cr_assert_eq(stat(path, &st), 0);
+    cr_assert_eq(st.st_ino, made.st_ino);
+
+    fd = p.ann_fd;
+    ls__node_announced_save(&p, true);
+    ls__node_announced_close(&p);
+    cr_assert_eq(p.ann_fd, -1);
+    cr_assert_eq(fcntl(fd, F_GETFD), -1, "the kept descriptor is closed with the copy");
+
+    pcopy_t q; /* the copy opened again (a restart): the last announcement read back */
+    memset(&q, 0, sizeof(q));
+    q.cfg = &cfg;
+    snprintf(q.source, sizeof(q.source), "node-a");
+    ls__node_announced_load(&q);
+    cr_assert_eq(q.announced.last_generation, 9);
+    cr_assert_eq(q.announced.last_close_ns, 123);
+    ls__node_announced_close(&q);
+    ls_h_rmtree(dir);
+    free(dir);
 }

@@ -261,19 +261,27 @@ Test(config, max_log_bytes_default_none_and_zero)
 
 /* Issue 12: [database] auto_resync, off unless true; anything but true or false is refused with
  * its line. */
-static bool auto_resync_of(const char *line)
+/* An active database d shipping to b, with LINE as the last line of its section (line 11). */
+#define ACTIVE_DB_TEXT                                                                             \
+    "[node]\nname=a\ndata_dir=/x\n[tls]\ninsecure_plaintext = true\n[target b]\n"                  \
+    "network = r h:1\n[database d]\nrole = active\ntargets = b\n"
+
+/* A copy of the section: read its flags and numbers only (its strings go with the config). */
+static ls_cfg_database_t active_db_with(const char *line)
 {
     char text[1024];
-    snprintf(text, sizeof(text),
-             "[node]\nname=a\ndata_dir=/x\n[tls]\ninsecure_plaintext = true\n[target b]\n"
-             "network = r h:1\n[database d]\nrole = active\ntargets = b\n%s\n",
-             line);
+    snprintf(text, sizeof(text), ACTIVE_DB_TEXT "%s\n", line);
     ls_config_t *c = NULL;
     char err[512] = "";
     cr_assert_eq(load(text, &c, err, sizeof(err)), 0, "%s: %s", line, err);
-    bool on = ls_config_database(c, "d")->auto_resync;
+    ls_cfg_database_t d = *ls_config_database(c, "d");
     ls_config_free(c);
-    return on;
+    return d;
+}
+
+static bool auto_resync_of(const char *line)
+{
+    return active_db_with(line).auto_resync;
 }
 
 Test(config, auto_resync_default_off)
@@ -281,9 +289,7 @@ Test(config, auto_resync_default_off)
     cr_assert_not(auto_resync_of(""), "absent: off");
     cr_assert_not(auto_resync_of("auto_resync = false"));
     cr_assert(auto_resync_of("auto_resync = true"));
-    expect_error("[node]\nname=a\ndata_dir=/x\n[tls]\ninsecure_plaintext = true\n[target b]\n"
-                 "network = r h:1\n[database d]\nrole = active\ntargets = b\n"
-                 "auto_resync = yes\n",
+    expect_error(ACTIVE_DB_TEXT "auto_resync = yes\n",
                  ":11: bad value for 'auto_resync': 'yes' (true or false)");
 }
 
@@ -291,17 +297,7 @@ Test(config, auto_resync_default_off)
  * verifies"); anything else is refused with its line. */
 static bool verify_full_of(const char *line)
 {
-    char text[1024];
-    snprintf(text, sizeof(text),
-             "[node]\nname=a\ndata_dir=/x\n[tls]\ninsecure_plaintext = true\n[target b]\n"
-             "network = r h:1\n[database d]\nrole = active\ntargets = b\n%s\n",
-             line);
-    ls_config_t *c = NULL;
-    char err[512] = "";
-    cr_assert_eq(load(text, &c, err, sizeof(err)), 0, "%s: %s", line, err);
-    bool full = ls_config_database(c, "d")->source_verify_full;
-    ls_config_free(c);
-    return full;
+    return active_db_with(line).source_verify_full;
 }
 
 Test(config, source_verify_default_records)
@@ -309,9 +305,7 @@ Test(config, source_verify_default_records)
     cr_assert_not(verify_full_of(""), "absent: records");
     cr_assert_not(verify_full_of("source_verify = records"));
     cr_assert(verify_full_of("source_verify = full"));
-    expect_error("[node]\nname=a\ndata_dir=/x\n[tls]\ninsecure_plaintext = true\n[target b]\n"
-                 "network = r h:1\n[database d]\nrole = active\ntargets = b\n"
-                 "source_verify = sha\n",
+    expect_error(ACTIVE_DB_TEXT "source_verify = sha\n",
                  ":11: bad value for 'source_verify': 'sha' (records or full)");
 }
 

@@ -259,8 +259,6 @@ Test(config, max_log_bytes_default_none_and_zero)
                  "none)");
 }
 
-/* Issue 12: [database] auto_resync, off unless true; anything but true or false is refused with
- * its line. */
 /* An active database d shipping to b, with LINE as the last line of its section (line 11). */
 #define ACTIVE_DB_TEXT                                                                             \
     "[node]\nname=a\ndata_dir=/x\n[tls]\ninsecure_plaintext = true\n[target b]\n"                  \
@@ -279,6 +277,8 @@ static ls_cfg_database_t active_db_with(const char *line)
     return d;
 }
 
+/* Issue 12: [database] auto_resync, off unless true; anything but true or false is refused with
+ * its line. */
 static bool auto_resync_of(const char *line)
 {
     return active_db_with(line).auto_resync;

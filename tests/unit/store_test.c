@@ -424,11 +424,13 @@ static long store_rss_kib(const char *dir)
 
 struct walk {
     const char *dir;
-    long before, after; /* resident KiB of the map around the release inside the transaction */
+    bool release;       /* release the pages half way (else only measure at the end) */
+    long before, after; /* resident KiB of the map around the release inside the transaction, or
+                           at the end of the transaction without one */
 };
 
-/* Puts 3000 keys in the middle of the tree, releasing the pages half way. */
-static int put_and_release(void *ctx, ls_store_txn_t *txn)
+/* Puts 3000 keys in the middle of the tree; with w->release, releases the pages half way. */
+static int put_keys(void *ctx, ls_store_txn_t *txn)
 {
     struct walk *w = ctx;
     char val[200];
@@ -438,35 +440,19 @@ static int put_and_release(void *ctx, ls_store_txn_t *txn)
         int n = snprintf(key, sizeof(key), "k%08d", i * 3 + 1);
         int rc = ls_store_put(txn, key, (size_t) n, val, sizeof(val));
         if (rc) return rc;
-        if (i == 1500) {
+        if (w->release && i == 1500) {
             w->before = store_rss_kib(w->dir);
             ls_store_txn_release_pages(txn);
             w->after = store_rss_kib(w->dir);
         }
     }
-    return 0;
-}
-
-/* Puts the same 3000 keys without releasing anything itself; w->after: the map's resident KiB at
- * the end of the transaction. */
-static int put_spread(void *ctx, ls_store_txn_t *txn)
-{
-    struct walk *w = ctx;
-    char val[200];
-    memset(val, 'w', sizeof(val));
-    for (int i = 0; i < 3000; i++) {
-        char key[32];
-        int n = snprintf(key, sizeof(key), "k%08d", i * 3 + 1);
-        int rc = ls_store_put(txn, key, (size_t) n, val, sizeof(val));
-        if (rc) return rc;
-    }
-    w->after = store_rss_kib(w->dir);
+    if (!w->release) w->after = store_rss_kib(w->dir);
     return 0;
 }
 
 struct check {
     int n;          /* keys seen */
-    bool rewritten; /* put_and_release has run */
+    bool rewritten; /* put_keys has run */
 };
 
 static int check_value(void *ctx, const void *k, size_t kl, const void *v, size_t vl)
@@ -507,9 +493,9 @@ Test(store, released_pages_leave_the_resident_set_and_read_back_the_same)
     cr_assert_lt(released, walked / 4, "%ld KiB resident after the release, %ld before", released,
                  walked);
     /* inside a transaction: the pages read so far are released, the transaction goes on */
-    struct walk w = {.dir = dir};
+    struct walk w = {.dir = dir, .release = true};
     m.lsn = 2;
-    cr_assert_eq(ls_store_apply(s, put_and_release, &w, &m), 0);
+    cr_assert_eq(ls_store_apply(s, put_keys, &w, &m), 0);
     cr_assert_lt(w.after, w.before, "%ld KiB resident after, %ld before", w.after, w.before);
     c = (struct check){.rewritten = true};
     cr_assert_eq(ls_store_iterate(s, check_value, &c), 0);
@@ -543,7 +529,7 @@ Test(store, a_long_transaction_keeps_few_of_the_map_pages_it_read_resident)
      * the store releases what was read every few hundred writes */
     struct walk w = {.dir = dir};
     m.lsn = 2;
-    cr_assert_eq(ls_store_apply(s, put_spread, &w, &m), 0);
+    cr_assert_eq(ls_store_apply(s, put_keys, &w, &m), 0);
     cr_assert_lt(w.after, walked / 4,
                  "%ld KiB of the map resident at the end of the transaction, "
                  "%ld after walking the whole store",

@@ -103,9 +103,9 @@ static bool rx_idle(void *ctx)
     return ls_copy_rx_idle(ctx);
 }
 
-/* The index of the first frame of type (with offset >= bytes for BLOCK_ACK, generation gen for
- * DURABLE), or -1. */
-static int first_frame(const pt_t *t, uint8_t type, uint64_t gen, uint64_t bytes)
+/* The index of the first frame of type with generation gen (offset >= bytes for BLOCK_ACK), or
+ * -1. */
+static int frame_at(const pt_t *t, uint8_t type, uint64_t gen, uint64_t bytes)
 {
     for (int i = 0; i < t->nframes; i++)
         if (t->frames[i].type == type && t->frames[i].generation == gen &&
@@ -140,7 +140,7 @@ Test(passive_block, small_blocks_run_on_the_loop_while_the_receiver_is_idle)
     cr_assert(ls_copy_rx_run_held(t.rx), "held for the loop, run here");
     ls_passive_poll(t.m, t.now); /* the events run_held queued */
     ls_copy_rx_held_done(t.rx);
-    int i = first_frame(&t, LS_FRAME_BLOCK_ACK, 3, b);
+    int i = frame_at(&t, LS_FRAME_BLOCK_ACK, 3, b);
     cr_assert_geq(i, 0, "acknowledged in the poll, by the loop itself");
     cr_assert_eq(t.frames[i].bytes, b);
     cr_assert_eq(t.frames[i].lsn, 22);
@@ -157,9 +157,9 @@ Test(passive_block, small_blocks_run_on_the_loop_while_the_receiver_is_idle)
     pt_ship(&t, &ch, 3, 1000, NULL);
     pt_wait(&t, LS_FRAME_DURABLE, 3);
     ls_passive_poll(t.m, t.now);
-    int acked_open = first_frame(&t, LS_FRAME_BLOCK_ACK, 3, open);
+    int acked_open = frame_at(&t, LS_FRAME_BLOCK_ACK, 3, open);
     cr_assert_geq(acked_open, 0, "the held BLOCKs were written");
-    cr_assert_lt(acked_open, first_frame(&t, LS_FRAME_DURABLE, 3, 0), "before the closed file");
+    cr_assert_lt(acked_open, frame_at(&t, LS_FRAME_DURABLE, 3, 0), "before the closed file");
     gen_path(path, sizeof(path), t.dir, "logs", 3, "");
     buf = ls_h_read_file(path, &len);
     cr_assert(buf && len == ch.len[3]);
@@ -255,16 +255,6 @@ Test(passive_block, gen_tail_finishes_from_the_shadow_or_asks_again_whole)
     logs_equal(&t, &ch, 4);
     pt_teardown(&t);
     chain_free(&ch);
-}
-
-/* The index of the first frame of type with generation gen (bytes >= min for BLOCK_ACK), or -1. */
-static int frame_at(pt_t *t, uint8_t type, uint64_t gen, uint64_t min)
-{
-    for (int i = 0; i < t->nframes; i++)
-        if (t->frames[i].type == type && t->frames[i].generation == gen &&
-            (type != LS_FRAME_BLOCK_ACK || t->frames[i].bytes >= min))
-            return i;
-    return -1;
 }
 
 Test(passive_block, the_next_generation_streams_right_behind_the_closed_ones_end)

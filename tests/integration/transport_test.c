@@ -349,6 +349,15 @@ static void tls_pair(fx_t *fx, ls_tls_ctx_t *cli_ctx, const char *srv_expects)
     ls_tls_ctx_free(cli_ctx);
 }
 
+/* The usual pair: both ends under ca1, the client "source", the server "target"; returns once
+ * both are ready (what the test set in fx->cli and fx->srv before applies). */
+static void tls_pair_ready(fx_t *fx)
+{
+    tls_pair(fx, ctx(fx, "ca1", "ca1", "source"), "source");
+    cr_assert(run_until(fx, both_ready, 10000), "handshake: srv '%s' cli '%s'", fx->srv.msg,
+              fx->cli.msg);
+}
+
 /* ---- log capture, to check that refusals are logged ------------------------------------- */
 /* What the transport logs, through the library's log handler (logship/log.h): the lines are
  * kept in memory while a capture runs. */
@@ -405,9 +414,7 @@ Test(transport, mutual_tls_frames_flow_both_ways, .timeout = 30)
     fx_t fx;
     fx_init(&fx);
     make_certs(&fx);
-    tls_pair(&fx, ctx(&fx, "ca1", "ca1", "source"), "source");
-    cr_assert(run_until(&fx, both_ready, 10000), "handshake: srv '%s' cli '%s'", fx.srv.msg,
-              fx.cli.msg);
+    tls_pair_ready(&fx);
     cr_assert(ls_conn_is_tls(fx.cli.c) && ls_conn_is_tls(fx.srv.c));
     cr_assert_str_eq(ls_conn_peer_name(fx.cli.c), "target");
     cr_assert_str_eq(ls_conn_peer_name(fx.srv.c), "source");
@@ -444,9 +451,7 @@ Test(transport, tls_frames_from_pieces, .timeout = 30)
     fx_t fx;
     fx_init(&fx);
     make_certs(&fx);
-    tls_pair(&fx, ctx(&fx, "ca1", "ca1", "source"), "source");
-    cr_assert(run_until(&fx, both_ready, 10000), "handshake: srv '%s' cli '%s'", fx.srv.msg,
-              fx.cli.msg);
+    tls_pair_ready(&fx);
     fx.cli.pieces = fx.srv.pieces = true;
     fx.cli.frame = 200001; /* the last frame is shorter: every rotation of the sizes is seen */
     fx.srv.frame = 16384;
@@ -660,8 +665,7 @@ static void exchange(int level, xfer_t *x)
     fx_init(&fx);
     make_certs(&fx);
     fx.srv.zstd_level = fx.cli.zstd_level = level;
-    tls_pair(&fx, ctx(&fx, "ca1", "ca1", "source"), "source");
-    cr_assert(run_until(&fx, both_ready, 10000));
+    tls_pair_ready(&fx);
     fx.cli.frame = fx.srv.frame = 256 * 1024;
     fx.cli.to_send = fx.srv.to_send = 4 * MiB;
     cr_assert(run_until(&fx, exchanged, 20000), "level %d: srv '%s' cli '%s'", level, fx.srv.msg,
@@ -775,8 +779,7 @@ Test(transport, fast_sender_to_paused_reader_keeps_memory_bounded, .timeout = 60
     fx_init(&fx);
     make_certs(&fx);
     fx.srv.pause_on_ready = true;
-    tls_pair(&fx, ctx(&fx, "ca1", "ca1", "source"), "source");
-    cr_assert(run_until(&fx, both_ready, 10000));
+    tls_pair_ready(&fx);
     size_t rss0 = rss_bytes();
     fx.rss_max = rss0;
     const uint32_t frame = 256 * 1024;

@@ -2,7 +2,7 @@
  * padded to the pool size and fsynced), bare-<n> (empty, nothing written or synced; kept open
  * when made or emptied here, so that the taker only renames it),
  * <n>.tmp (being made or given; deleted at open). */
-#include "copy/prealloc.h"
+#include "copy/prealloc_int.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -17,55 +17,6 @@
 
 #include "core/core.h"
 
-#define MAX_FILES  64
-#define MAX_SYNCS  8
-#define ZERO_STEP  (256u * 1024u)
-#define SIZE_ROUND (64ull * 1024)
-#define DEFAULT_SZ (896ull * 1024) /* under the ~0.93-1 MiB generations of the default */
-#define RECENT     8               /* sizes the pool size follows (their smallest) */
-#define BARE_FILES 4               /* empty files created at once, even during takes (prealloc.h) */
-
-/* The growth of a taken file (ls_prealloc_grow_ahead): one at a time. RUNNING: its zeros are
- * being written; SYNCING: written, the pool's fdatasync runs (the receiver may write there). */
-typedef enum { GROW_NONE, GROW_QUEUED, GROW_RUNNING, GROW_SYNCING, GROW_DONE } grow_state_t;
-#define PATH_MAX_PA 4096
-
-struct ls_prealloc {
-    char dir[PATH_MAX_PA];
-    char label[256];
-    unsigned count;
-    uint64_t idle_ns;
-    pthread_mutex_t mu;
-    pthread_cond_t cv; /* CLOCK_MONOTONIC */
-    pthread_t thread;
-    bool started, stop;
-    uint64_t size;           /* of the files made from now on (mu) */
-    uint64_t recent[RECENT]; /* sizes announced lately, 0: none (mu) */
-    unsigned nrecent;        /* sizes announced so far (mu) */
-    struct {
-        grow_state_t state;
-        int fd; /* a duplicate, closed by ls_prealloc_grown */
-        uint64_t from, to;
-        int rc;
-    } grow;                            /* (mu) */
-    uint64_t ready[MAX_FILES];         /* numbers of the ready files, oldest first (mu) */
-    unsigned nready;                   /* (mu) */
-    uint64_t bare[MAX_FILES];          /* numbers of the bare files, oldest first (mu) */
-    int bare_fd[MAX_FILES];            /* each one's descriptor (O_WRONLY), -1: not open (mu) */
-    unsigned nbare, making_bare;       /* (mu): making_bare: being created */
-    uint64_t emptying[MAX_FILES];      /* given files to empty into bare ones (mu) */
-    unsigned nemptying, bare_reserved; /* (mu): bare_reserved: such gives between their halves */
-    bool bare_failed;            /* the last bare file failed: none until the next take (mu) */
-    uint64_t pending[MAX_FILES]; /* given files to finish (mu) */
-    unsigned npending, reserved; /* (mu): reserved: gives between their two halves */
-    int syncs[MAX_SYNCS];        /* fds to fdatasync (mu) */
-    unsigned nsyncs;             /* (mu) */
-    uint64_t next;               /* next file number (mu) */
-    uint64_t last_take_ns;       /* monotonic (mu) */
-    bool make_failed;            /* the last new file failed: none until the next take (mu) */
-    uint8_t *zeros;              /* ZERO_STEP zero bytes */
-};
-
 typedef enum { NAME_TMP, NAME_READY, NAME_BARE } name_t;
 
 static void file_path(const ls_prealloc_t *p, char *out, size_t len, uint64_t n, name_t kind)
@@ -79,7 +30,7 @@ static void file_path(const ls_prealloc_t *p, char *out, size_t len, uint64_t n,
 }
 
 /* Writes zeros over [from, to) of fd. */
-static int zeros(ls_prealloc_t *p, int fd, uint64_t from, uint64_t to)
+int ls__prealloc_zeros(ls_prealloc_t *p, int fd, uint64_t from, uint64_t to)
 {
     int rc = 0;
     for (uint64_t off = from; rc == 0 && off < to;) {
@@ -106,7 +57,7 @@ static int finish(ls_prealloc_t *p, uint64_t n, uint64_t size)
     int rc = fstat(fd, &st) != 0 ? ls_err_from_errno(errno) : 0;
     if (rc == 0 && (uint64_t) st.st_size > size && ftruncate(fd, (off_t) size) != 0)
         rc = ls_err_from_errno(errno);
-    if (rc == 0) rc = zeros(p, fd, (uint64_t) st.st_size, size);
+    if (rc == 0) rc = ls__prealloc_zeros(p, fd, (uint64_t) st.st_size, size);
     if (rc == 0) rc = ls_fsync(fd);
     close(fd);
     if (rc == 0 && rename(tmp, ready) != 0) rc = ls_err_from_errno(errno);
@@ -194,7 +145,7 @@ static void *pool_main(void *arg)
             int fd = p->grow.fd;
             uint64_t from = p->grow.from, to = p->grow.to;
             pthread_mutex_unlock(&p->mu);
-            int rc = zeros(p, fd, from, to);
+            int rc = ls__prealloc_zeros(p, fd, from, to);
             if (rc == 0) { /* written: the receiver may write there while they are synced */
                 pthread_mutex_lock(&p->mu);
                 p->grow.state = GROW_SYNCING;
@@ -453,89 +404,6 @@ void ls_prealloc_size(ls_prealloc_t *p, uint64_t size)
         least = LS_MIN(least, p->recent[i]);
     p->size = LS_MAX(least / SIZE_ROUND * SIZE_ROUND, SIZE_ROUND);
     pthread_mutex_unlock(&p->mu);
-}
-
-void ls_prealloc_grow_ahead(ls_prealloc_t *p, int fd, uint64_t from, uint64_t to)
-{
-    if (!p || from >= to) return;
-    int dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-    pthread_mutex_lock(&p->mu);
-    LS_CHECK(p->grow.state == GROW_NONE); /* one at a time: the last one was waited for */
-    p->grow.fd = dup_fd;
-    p->grow.from = from;
-    p->grow.to = to;
-    p->grow.rc = dup_fd < 0 ? ls_err_from_errno(errno) : 0;
-    p->grow.state = dup_fd < 0 ? GROW_DONE : GROW_QUEUED; /* the error for ls_prealloc_grown */
-    pthread_cond_broadcast(&p->cv);
-    pthread_mutex_unlock(&p->mu);
-}
-
-/* The growth is over for the taker (mu held): the pool's duplicate of its descriptor closed, a
- * next growth may be asked for. */
-static void grow_release(ls_prealloc_t *p)
-{
-    if (p->grow.fd >= 0) close(p->grow.fd);
-    p->grow.fd = -1;
-    p->grow.state = GROW_NONE;
-}
-
-int ls_prealloc_grown(ls_prealloc_t *p, bool cancel)
-{
-    if (!p) return 0;
-    pthread_mutex_lock(&p->mu);
-    if (p->grow.state == GROW_NONE) {
-        pthread_mutex_unlock(&p->mu);
-        return 0;
-    }
-    int rc;
-    if (p->grow.state == GROW_QUEUED) { /* not started: done here (or not at all) */
-        int fd = p->grow.fd;
-        uint64_t from = p->grow.from, to = p->grow.to;
-        p->grow.state = GROW_RUNNING;
-        pthread_mutex_unlock(&p->mu);
-        rc = cancel ? 0 : zeros(p, fd, from, to); /* the caller's fdatasync commits them */
-        pthread_mutex_lock(&p->mu);
-    } else {
-        while (p->grow.state == GROW_RUNNING || (cancel && p->grow.state == GROW_SYNCING))
-            pthread_cond_wait(&p->cv, &p->mu);
-        if (p->grow.state == GROW_SYNCING) { /* ls_prealloc_grow_synced waits for the rest */
-            pthread_mutex_unlock(&p->mu);
-            return 0;
-        }
-        rc = p->grow.rc;
-    }
-    grow_release(p);
-    pthread_mutex_unlock(&p->mu);
-    return rc;
-}
-
-int ls_prealloc_grow_synced(ls_prealloc_t *p)
-{
-    if (!p) return 0;
-    pthread_mutex_lock(&p->mu);
-    while (p->grow.state == GROW_QUEUED || p->grow.state == GROW_RUNNING ||
-           p->grow.state == GROW_SYNCING)
-        pthread_cond_wait(&p->cv, &p->mu);
-    int rc = 0;
-    if (p->grow.state == GROW_DONE) { /* the pool's thread grew and synced it */
-        rc = p->grow.rc;
-        grow_release(p);
-    }
-    pthread_mutex_unlock(&p->mu);
-    return rc;
-}
-
-void ls_prealloc_sync_ahead(ls_prealloc_t *p, int fd)
-{
-    if (!p) return;
-    int dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-    if (dup_fd < 0) return;
-    pthread_mutex_lock(&p->mu);
-    bool room = !p->stop && p->nsyncs < MAX_SYNCS;
-    if (room) p->syncs[p->nsyncs++] = dup_fd;
-    pthread_cond_signal(&p->cv);
-    pthread_mutex_unlock(&p->mu);
-    if (!room) close(dup_fd);
 }
 
 unsigned ls_prealloc_ready(ls_prealloc_t *p)

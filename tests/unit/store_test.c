@@ -475,19 +475,28 @@ static int check_value(void *ctx, const void *k, size_t kl, const void *v, size_
     return 0;
 }
 
-Test(store, released_pages_leave_the_resident_set_and_read_back_the_same)
+/* A store of 10000 values of 1 KiB (~12 MB of pages) walked whole once, so that its pages are
+ * mapped; returns the map's resident KiB after the walk. */
+static long filled_and_walked(const char *dir, ls_store_t **s, ls_store_meta_t *m)
 {
-    char *dir = ls_h_tmpdir("store");
-    ls_store_t *s = open_store(dir, ID_A, 64u * 1024 * 1024);
-    ls_store_meta_t m;
-    ls_store_meta(s, &m);
+    *s = open_store(dir, ID_A, 64u * 1024 * 1024);
+    ls_store_meta(*s, m);
     struct puts p = {.first = 0, .count = 10000, .value_size = 1024, .fail_at = -1};
-    cr_assert_eq(ls_store_apply(s, put_range, &p, &m), 0); /* ~12 MB of pages */
+    cr_assert_eq(ls_store_apply(*s, put_range, &p, m), 0);
     struct check c = {0};
-    cr_assert_eq(ls_store_iterate(s, check_value, &c), 0);
+    cr_assert_eq(ls_store_iterate(*s, check_value, &c), 0);
     cr_assert_eq(c.n, 10000);
     long walked = store_rss_kib(dir);
     cr_assert_gt(walked, 4096, "the walk mapped the store's pages (%ld KiB)", walked);
+    return walked;
+}
+
+Test(store, released_pages_leave_the_resident_set_and_read_back_the_same)
+{
+    char *dir = ls_h_tmpdir("store");
+    ls_store_t *s;
+    ls_store_meta_t m;
+    long walked = filled_and_walked(dir, &s, &m);
     ls_store_release_pages(s);
     long released = store_rss_kib(dir);
     cr_assert_lt(released, walked / 4, "%ld KiB resident after the release, %ld before", released,
@@ -497,7 +506,7 @@ Test(store, released_pages_leave_the_resident_set_and_read_back_the_same)
     m.lsn = 2;
     cr_assert_eq(ls_store_apply(s, put_keys, &w, &m), 0);
     cr_assert_lt(w.after, w.before, "%ld KiB resident after, %ld before", w.after, w.before);
-    c = (struct check){.rewritten = true};
+    struct check c = {.rewritten = true};
     cr_assert_eq(ls_store_iterate(s, check_value, &c), 0);
     cr_assert_eq(c.n, 10000);
     ls_store_close(s);
@@ -515,15 +524,9 @@ Test(store, released_pages_leave_the_resident_set_and_read_back_the_same)
 Test(store, a_long_transaction_keeps_few_of_the_map_pages_it_read_resident)
 {
     char *dir = ls_h_tmpdir("store");
-    ls_store_t *s = open_store(dir, ID_A, 64u * 1024 * 1024);
+    ls_store_t *s;
     ls_store_meta_t m;
-    ls_store_meta(s, &m);
-    struct puts p = {.first = 0, .count = 10000, .value_size = 1024, .fail_at = -1};
-    cr_assert_eq(ls_store_apply(s, put_range, &p, &m), 0); /* ~12 MB of pages */
-    struct check c = {0};
-    cr_assert_eq(ls_store_iterate(s, check_value, &c), 0);
-    long walked = store_rss_kib(dir);
-    cr_assert_gt(walked, 4096, "the walk mapped the store's pages (%ld KiB)", walked);
+    long walked = filled_and_walked(dir, &s, &m);
     ls_store_release_pages(s);
     /* 3000 puts, one in every leaf or so: each reads its leaf from the map before LMDB copies it;
      * the store releases what was read every few hundred writes */
@@ -534,7 +537,7 @@ Test(store, a_long_transaction_keeps_few_of_the_map_pages_it_read_resident)
                  "%ld KiB of the map resident at the end of the transaction, "
                  "%ld after walking the whole store",
                  w.after, walked);
-    c = (struct check){.rewritten = true};
+    struct check c = {.rewritten = true};
     cr_assert_eq(ls_store_iterate(s, check_value, &c), 0);
     cr_assert_eq(c.n, 10000);
     ls_store_close(s);

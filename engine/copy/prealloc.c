@@ -135,52 +135,99 @@ static uint64_t deadline_ns(const ls_prealloc_t *p)
     return p->last_take_ns + p->idle_ns;
 }
 
+/* The steps of the pool's thread. Each is called with p->mu held, returns with it held and says
+ * whether it did something (the loop then looks again from the first step). */
+
+/* A growth a receive has queued: it will wait on it, so it goes first. */
+static bool step_grow(ls_prealloc_t *p)
+{
+    if (p->grow.state != GROW_QUEUED) return false;
+    p->grow.state = GROW_RUNNING;
+    int fd = p->grow.fd;
+    uint64_t from = p->grow.from, to = p->grow.to;
+    pthread_mutex_unlock(&p->mu);
+    int rc = ls__prealloc_zeros(p, fd, from, to);
+    if (rc == 0) { /* written: the receiver may write there while they are synced */
+        pthread_mutex_lock(&p->mu);
+        p->grow.state = GROW_SYNCING;
+        pthread_cond_broadcast(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+        rc = LS_FAULT("copy.prealloc.grow_sync_eio") /* tests: the sync fails */
+                 ? LS_EIO
+                 : ls_fdatasync(fd); /* the blocks and the size committed */
+    }
+    pthread_mutex_lock(&p->mu);
+    p->grow.rc = rc;
+    p->grow.state = GROW_DONE;
+    pthread_cond_broadcast(&p->cv);
+    return true;
+}
+
+/* A file synced ahead of a receive that will sync it. */
+static bool step_sync(ls_prealloc_t *p)
+{
+    if (!p->nsyncs) return false;
+    int fd = p->syncs[--p->nsyncs];
+    pthread_mutex_unlock(&p->mu);
+    (void) ls_fdatasync(fd);
+    close(fd);
+    pthread_mutex_lock(&p->mu);
+    return true;
+}
+
+/* A pruned log: emptied, it spares an inode's allocation. */
+static bool step_empty(ls_prealloc_t *p)
+{
+    if (!p->nemptying) return false;
+    uint64_t n = p->emptying[--p->nemptying];
+    int fd = -1;
+    pthread_mutex_unlock(&p->mu);
+    int rc = empty_given(p, n, &fd);
+    pthread_mutex_lock(&p->mu);
+    if (rc == 0 && p->nbare < MAX_FILES)
+        bare_push(p, n, fd);
+    else if (fd >= 0)
+        close(fd);
+    return true;
+}
+
+/* Makes ready file n (a given one, else the next), from a bare file when there is one. */
+static void make_ready(ls_prealloc_t *p, bool given)
+{
+    uint64_t n = given ? p->pending[--p->npending] : p->next++, size = p->size;
+    uint64_t from = 0; /* a bare file becomes this ready one: no inode allocated */
+    bool reuse = !given && p->nbare > 0;
+    int bare_fd = -1;
+    if (reuse) from = bare_pop(p, &bare_fd);
+    if (!given) p->reserved++;
+    pthread_mutex_unlock(&p->mu);
+    if (reuse) {
+        if (bare_fd >= 0) close(bare_fd);
+        char b[PATH_MAX_PA + 32], t[PATH_MAX_PA + 32];
+        file_path(p, b, sizeof(b), from, NAME_BARE);
+        file_path(p, t, sizeof(t), n, NAME_TMP);
+        (void) rename(b, t); /* failed: finish creates the .tmp */
+    }
+    int rc = finish(p, n, size);
+    pthread_mutex_lock(&p->mu);
+    if (!given) p->reserved--;
+    if (rc == 0 && p->nready < MAX_FILES) {
+        p->ready[p->nready++] = n;
+    } else if (rc) {
+        if (!given) p->make_failed = true;
+        LS_LOGW("copy",
+                "%s: cannot preallocate %s/%llu: %s (the next receive makes a new "
+                "file)",
+                p->label, p->dir, (unsigned long long) n, ls_strerror(rc));
+    }
+}
+
 static void *pool_main(void *arg)
 {
     ls_prealloc_t *p = arg;
     pthread_mutex_lock(&p->mu);
     while (!p->stop) {
-        if (p->grow.state == GROW_QUEUED) { /* first: a receive will wait on it */
-            p->grow.state = GROW_RUNNING;
-            int fd = p->grow.fd;
-            uint64_t from = p->grow.from, to = p->grow.to;
-            pthread_mutex_unlock(&p->mu);
-            int rc = ls__prealloc_zeros(p, fd, from, to);
-            if (rc == 0) { /* written: the receiver may write there while they are synced */
-                pthread_mutex_lock(&p->mu);
-                p->grow.state = GROW_SYNCING;
-                pthread_cond_broadcast(&p->cv);
-                pthread_mutex_unlock(&p->mu);
-                rc = LS_FAULT("copy.prealloc.grow_sync_eio") /* tests: the sync fails */
-                         ? LS_EIO
-                         : ls_fdatasync(fd); /* the blocks and the size committed */
-            }
-            pthread_mutex_lock(&p->mu);
-            p->grow.rc = rc;
-            p->grow.state = GROW_DONE;
-            pthread_cond_broadcast(&p->cv);
-            continue;
-        }
-        if (p->nsyncs) { /* then: a receive will sync that file */
-            int fd = p->syncs[--p->nsyncs];
-            pthread_mutex_unlock(&p->mu);
-            (void) ls_fdatasync(fd);
-            close(fd);
-            pthread_mutex_lock(&p->mu);
-            continue;
-        }
-        if (p->nemptying) { /* a pruned log: emptied, it spares an inode's allocation */
-            uint64_t n = p->emptying[--p->nemptying];
-            int fd = -1;
-            pthread_mutex_unlock(&p->mu);
-            int rc = empty_given(p, n, &fd);
-            pthread_mutex_lock(&p->mu);
-            if (rc == 0 && p->nbare < MAX_FILES)
-                bare_push(p, n, fd);
-            else if (fd >= 0)
-                close(fd);
-            continue;
-        }
+        if (step_grow(p) || step_sync(p) || step_empty(p)) continue;
         if (p->nbare + p->making_bare < BARE_FILES && !p->bare_failed) { /* cheap: at once */
             add_bare(p);
             continue;
@@ -203,32 +250,7 @@ static void *pool_main(void *arg)
             pthread_cond_wait(&p->cv, &p->mu);
             continue;
         }
-        uint64_t n = given ? p->pending[--p->npending] : p->next++, size = p->size;
-        uint64_t from = 0; /* a bare file becomes this ready one: no inode allocated */
-        bool reuse = !given && p->nbare > 0;
-        int bare_fd = -1;
-        if (reuse) from = bare_pop(p, &bare_fd);
-        if (!given) p->reserved++;
-        pthread_mutex_unlock(&p->mu);
-        if (reuse) {
-            if (bare_fd >= 0) close(bare_fd);
-            char b[PATH_MAX_PA + 32], t[PATH_MAX_PA + 32];
-            file_path(p, b, sizeof(b), from, NAME_BARE);
-            file_path(p, t, sizeof(t), n, NAME_TMP);
-            (void) rename(b, t); /* failed: finish creates the .tmp */
-        }
-        int rc = finish(p, n, size);
-        pthread_mutex_lock(&p->mu);
-        if (!given) p->reserved--;
-        if (rc == 0 && p->nready < MAX_FILES) {
-            p->ready[p->nready++] = n;
-        } else if (rc) {
-            if (!given) p->make_failed = true;
-            LS_LOGW("copy",
-                    "%s: cannot preallocate %s/%llu: %s (the next receive makes a new "
-                    "file)",
-                    p->label, p->dir, (unsigned long long) n, ls_strerror(rc));
-        }
+        make_ready(p, given);
     }
     pthread_mutex_unlock(&p->mu);
     return NULL;

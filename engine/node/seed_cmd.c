@@ -125,38 +125,39 @@ static pcopy_t *find_copy(ls_node_t *n, const char *db, char *err, size_t errlen
     return NULL;
 }
 
-int ls__node_seed_client_cmd(ls_node_t *n, const cJSON *req, bool status_only, cJSON *resp,
-                             char *err, size_t errlen)
+/* `seed --status`: the last seed of p since the daemon started. */
+static int seed_status(pcopy_t *p, cJSON *resp, char *err, size_t errlen)
 {
-    pcopy_t *p = find_copy(n, str_arg(req, "database"), err, errlen);
-    if (!p) return LS_ENOENT;
-    if (status_only) {
-        if (!p->seed) {
-            snprintf(err, errlen, "no seed of %s since the daemon started", p->cfg->name);
-            return LS_ENOENT;
-        }
-        describe(p->seed, resp);
-        cJSON_AddStringToObject(resp, "copy_state", ls__node_state_name(ls__node_pcopy_state(p)));
-        cJSON_AddStringToObject(resp, "reason", ls__node_pcopy_reason(p));
-        return 0;
+    if (!p->seed) {
+        snprintf(err, errlen, "no seed of %s since the daemon started", p->cfg->name);
+        return LS_ENOENT;
     }
-    const ls_cfg_target_t *src;
-    int net;
-    bool replace;
-    int rc = check(n, p, req, &src, &net, &replace, err, errlen);
-    if (rc) return rc;
+    describe(p->seed, resp);
+    cJSON_AddStringToObject(resp, "copy_state", ls__node_state_name(ls__node_pcopy_state(p)));
+    cJSON_AddStringToObject(resp, "reason", ls__node_pcopy_reason(p));
+    return 0;
+}
+
+/* Closes p's last seed if it has wound down; LS_EBUSY if it has not. */
+static int retire_old(pcopy_t *p, char *err, size_t errlen)
+{
     struct node_seedc *old = p->seed;
-    if (old) {
-        pthread_mutex_lock(&old->mu);
-        bool idle = old->outstanding == 0;
-        pthread_mutex_unlock(&old->mu);
-        if (!idle || old->conn) {
-            snprintf(err, errlen, "the last seed of %s is still winding down: try again",
-                     p->cfg->name);
-            return LS_EBUSY;
-        }
-        uv_close((uv_handle_t *) &old->async, on_async_closed);
+    if (!old) return 0;
+    pthread_mutex_lock(&old->mu);
+    bool idle = old->outstanding == 0;
+    pthread_mutex_unlock(&old->mu);
+    if (!idle || old->conn) {
+        snprintf(err, errlen, "the last seed of %s is still winding down: try again", p->cfg->name);
+        return LS_EBUSY;
     }
+    uv_close((uv_handle_t *) &old->async, on_async_closed);
+    return 0;
+}
+
+/* A new seed client of p from src over network net, as req asks. */
+static struct node_seedc *seedc_new(ls_node_t *n, pcopy_t *p, const cJSON *req,
+                                    const ls_cfg_target_t *src, int net, bool replace)
+{
     struct node_seedc *sc = calloc(1, sizeof(*sc));
     LS_CHECK(sc != NULL);
     sc->node = n;
@@ -181,6 +182,22 @@ int ls__node_seed_client_cmd(ls_node_t *n, const cJSON *req, bool status_only, c
     pthread_mutex_init(&sc->mu, NULL);
     uv_async_init(n->loop, &sc->async, ls__node_seedc_on_async);
     sc->async.data = sc;
+    return sc;
+}
+
+int ls__node_seed_client_cmd(ls_node_t *n, const cJSON *req, bool status_only, cJSON *resp,
+                             char *err, size_t errlen)
+{
+    pcopy_t *p = find_copy(n, str_arg(req, "database"), err, errlen);
+    if (!p) return LS_ENOENT;
+    if (status_only) return seed_status(p, resp, err, errlen);
+    const ls_cfg_target_t *src;
+    int net;
+    bool replace;
+    int rc = check(n, p, req, &src, &net, &replace, err, errlen);
+    if (rc == 0) rc = retire_old(p, err, errlen);
+    if (rc) return rc;
+    struct node_seedc *sc = seedc_new(n, p, req, src, net, replace);
     p->seed = sc;
     NODE_SET_STATE(p, CS_SEEDING, "seeding from %s over network %s: connecting", src->name,
                    src->nets[net].name);

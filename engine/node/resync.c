@@ -109,6 +109,22 @@ static int refuse(ls_node_t *n, node_db_t *db, char *err, size_t errlen)
     return 0;
 }
 
+/* The log of db has a generation after the split (why): its role becomes DIVERGED, recorded,
+ * and its shippers fenced, for the incremental resync. */
+static void record_diverged(node_db_t *db, const char *follows, const char *why)
+{
+    ls_role_state_t st = db->role;
+    st.role = LS_ROLE_DIVERGED;
+    st.since_ns = ls_now_ns();
+    snprintf(st.reason, sizeof(st.reason), "diverged: 1 generation after the split (%.400s)", why);
+    char e2[600];
+    if (ls_role_save(db->cfg->path, &st, e2, sizeof(e2)) == 0) db->role = st;
+    for (int i = 0; db->active && i < db->active->nshippers; i++)
+        ls_ship_fence(db->active->shippers[i].m, st.epoch, follows, true, st.reason, ls_now_ns());
+    db->role.role = LS_ROLE_DIVERGED;
+    LS_LOGW("resync", "%s: %s: incremental resync", db->cfg->name, why);
+}
+
 int ls__node_resync_cmd(ls_node_t *n, const cJSON *req, cJSON *resp, char *err, size_t errlen)
 {
     int rc = 0;
@@ -128,18 +144,7 @@ int ls__node_resync_cmd(ls_node_t *n, const cJSON *req, cJSON *resp, char *err, 
     uint64_t records = 0;
     rc = open_log(db, &records, why, sizeof(why));
     if (rc == LS_EDIVERGED) { /* recorded; the incremental resync brings it back */
-        ls_role_state_t st = db->role;
-        st.role = LS_ROLE_DIVERGED;
-        st.since_ns = ls_now_ns();
-        snprintf(st.reason, sizeof(st.reason), "diverged: 1 generation after the split (%.400s)",
-                 why);
-        char e2[600];
-        if (ls_role_save(db->cfg->path, &st, e2, sizeof(e2)) == 0) db->role = st;
-        for (int i = 0; db->active && i < db->active->nshippers; i++)
-            ls_ship_fence(db->active->shippers[i].m, st.epoch, follows, true, st.reason,
-                          ls_now_ns());
-        db->role.role = LS_ROLE_DIVERGED;
-        LS_LOGW("resync", "%s: %s: incremental resync", db->cfg->name, why);
+        record_diverged(db, follows, why);
         return ls__node_resync_inc_start(n, db, resp, err, errlen);
     }
     if (rc) {

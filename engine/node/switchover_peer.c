@@ -50,47 +50,58 @@ static void activated(node_db_t *db, void *ctx, int rc, const ls_role_activate_r
     free(s);
 }
 
-void ls__node_switchover_frame(peer_t *p, const ls_proto_switchover_t *f)
+/* The database a SWITCHOVER frame names, if this copy of it can take over losslessly: a healthy
+ * copy holding and having replayed exactly the announced last generation. Else NULL and why. */
+static node_db_t *switchover_db(peer_t *p, const ls_proto_switchover_t *f, char *why, size_t whylen)
 {
     ls_node_t *n = p->node;
-    char why[1200];
     pcopy_t *c = NULL;
     for (int i = 0; i < p->nidx && !c; i++)
         if (!memcmp(p->dbids[i], f->dbid, LS_DBID_LEN)) c = p->by_idx[i];
     node_db_t *db = c && c->peer == p && !c->retired ? ls__node_db(n, c->cfg->name) : NULL;
-    int code = LS_ESTATE;
     if (!db) {
-        ls_msgf(why, sizeof(why),
+        ls_msgf(why, whylen,
                 "switchover refused by %s: this connection from %s serves no copy of that "
                 "database here",
                 n->cfg->node_name, p->name);
-        goto refused;
+        return NULL;
     }
     const char *name = db->cfg->name, *self = n->cfg->node_name;
     if (db->role.role != LS_ROLE_COPY || !c->copy) {
-        ls_msgf(why, sizeof(why), "switchover of %s refused by %s: it is %s here, not a copy", name,
+        ls_msgf(why, whylen, "switchover of %s refused by %s: it is %s here, not a copy", name,
                 self, ls_role_kind_name(db->role.role));
-        goto refused;
+        return NULL;
     }
     ls_copy_stats_t st;
     ls_copy_stats(c->copy, &st);
     if (st.state != LS_COPY_HEALTHY) {
-        ls_msgf(why, sizeof(why), "switchover of %s refused by %s: its copy is not healthy (%s)",
-                name, self, st.reason);
-        goto refused;
+        ls_msgf(why, whylen, "switchover of %s refused by %s: its copy is not healthy (%s)", name,
+                self, st.reason);
+        return NULL;
     }
     /* Lossless: exactly the announced last generation, held, inspected and replayed. */
     if (st.last_replayed != f->last_generation || st.last_durable != f->last_generation ||
         st.inspect_queue || st.replay_queue ||
         (f->last_lsn && st.last_replayed_lsn != f->last_lsn)) {
-        ls_msgf(why, sizeof(why),
+        ls_msgf(why, whylen,
                 "switchover of %s refused by %s: %s announced generation %" PRIu64 " (LSN %" PRIu64
                 ") as its last, this copy holds up to %" PRIu64 " and replayed up to %" PRIu64
                 " (LSN %" PRIu64 "); not exactly the same",
                 name, self, p->name, f->last_generation, f->last_lsn, st.last_durable,
                 st.last_replayed, st.last_replayed_lsn);
-        goto refused;
+        return NULL;
     }
+    return db;
+}
+
+void ls__node_switchover_frame(peer_t *p, const ls_proto_switchover_t *f)
+{
+    ls_node_t *n = p->node;
+    char why[1200];
+    int code = LS_ESTATE;
+    node_db_t *db = switchover_db(p, f, why, sizeof(why));
+    if (!db) goto refused;
+    const char *name = db->cfg->name;
     struct sw_answer *s = calloc(1, sizeof(*s));
     if (!s) {
         code = LS_ENOMEM;

@@ -100,6 +100,25 @@ static void undo(struct node_sw *w, sw_state_t st, const char *fmt, ...)
 }
 
 /* ---- step 5: this node becomes NODE's copy -------------------------------------------------- */
+/* Records db as a copy of w->to in the new epoch, and fences the control page. */
+static int save_copy_role(struct node_sw *w, ls_role_state_t *st, char *e, size_t elen)
+{
+    /* Saved again: an EPOCH from NODE may have recorded it demoted meanwhile (epoch.c). */
+    *st = w->db->role;
+    st->role = LS_ROLE_COPY;
+    st->epoch = w->new_epoch;
+    st->since_ns = ls_now_ns();
+    memset(&st->loss, 0, sizeof(st->loss));
+    snprintf(st->follows, sizeof(st->follows), "%s", w->to);
+    snprintf(st->reason, sizeof(st->reason),
+             "switched over to %.64s by logship switchover on %.64s: %.64s is active in epoch %u "
+             "from generation %" PRIu64,
+             w->to, w->node->cfg->node_name, w->to, w->new_epoch, w->first_generation);
+    int rc = ls_role_save(w->db->cfg->path, st, e, elen);
+    if (rc == 0 && w->ctl) rc = ls_ctlpage_set_fence(w->ctl, w->new_epoch, w->to, e, elen);
+    return rc;
+}
+
 static void become_copy(struct node_sw *w)
 {
     ls_node_t *n = w->node;
@@ -130,20 +149,8 @@ static void become_copy(struct node_sw *w)
         end(w, SW_FAILED);
         return;
     }
-    /* Saved again: an EPOCH from NODE may have recorded it demoted meanwhile (epoch.c). */
-    ls_role_state_t st = db->role;
-    st.role = LS_ROLE_COPY;
-    st.epoch = w->new_epoch;
-    st.since_ns = ls_now_ns();
-    memset(&st.loss, 0, sizeof(st.loss));
-    snprintf(st.follows, sizeof(st.follows), "%s", w->to);
-    snprintf(st.reason, sizeof(st.reason),
-             "switched over to %.64s by logship switchover on %.64s: %.64s is active in epoch %u "
-             "from generation %" PRIu64,
-             w->to, n->cfg->node_name, w->to, w->new_epoch, w->first_generation);
-    int rc = ls_role_save(db->cfg->path, &st, e, sizeof(e));
-    if (rc == 0 && w->ctl) rc = ls_ctlpage_set_fence(w->ctl, w->new_epoch, w->to, e, sizeof(e));
-    if (rc) {
+    ls_role_state_t st;
+    if (save_copy_role(w, &st, e, sizeof(e))) {
         ls_msgf(w->message, sizeof(w->message),
                 "%s was handed over to %s, but this node cannot record it: %s", db->cfg->name,
                 w->to, e);
@@ -221,6 +228,42 @@ static void ask(struct node_sw *w, link_t *l)
             w->db->cfg->name, w->to, w->last_gen, w->last_lsn);
 }
 
+/* What shipping() does once ls_node_switchover_wait has decided. */
+static void act_on(struct node_sw *w, link_t *l, ls_ship_state_t ms, ls_node_sw_next_t verdict)
+{
+    switch (verdict) {
+    case LS_NODE_SW_WAIT:
+        break;
+    case LS_NODE_SW_ASK:
+        ask(w, l);
+        break;
+    case LS_NODE_SW_NOTHING:
+        undo(w, SW_REFUSED, "%s has no closed generation: nothing to hand over", w->db->cfg->name);
+        break;
+    case LS_NODE_SW_COPY_LOST:
+        undo(w, SW_FAILED, "%s's copy became %s (%s)", w->to, ls_ship_state_name(ms),
+             ls_ship_reason(w->s->m));
+        break;
+    case LS_NODE_SW_OLD_PROTOCOL:
+        undo(w, SW_REFUSED, "%s speaks protocol version %u on its connection; switchover needs %u",
+             w->to, (unsigned) l->version, (unsigned) LS_PROTO_VERSION_SWITCHOVER);
+        break;
+    case LS_NODE_SW_NO_CLOSE:
+        undo(w, SW_FAILED,
+             "timed out after %" PRIu64
+             " ms: the application's writer did not close its current log (a writer that "
+             "died with the database open leaves its log to the next open)",
+             w->timeout_ms);
+        break;
+    case LS_NODE_SW_NOT_REPLAYED:
+        undo(w, SW_FAILED,
+             "timed out after %" PRIu64 " ms: %s replayed up to generation %" PRIu64 " of %" PRIu64
+             " (copy %s)",
+             w->timeout_ms, w->to, w->replayed, w->last_gen, ls_ship_state_name(ms));
+        break;
+    }
+}
+
 static void shipping(struct node_sw *w)
 {
     active_t *a = w->db->active;
@@ -253,37 +296,7 @@ static void shipping(struct node_sw *w)
                               .ready = l->conn && l->ready,
                               .version = l->version,
                               .expired = mono >= w->deadline};
-    switch (ls_node_switchover_wait(&seen)) {
-    case LS_NODE_SW_WAIT:
-        break;
-    case LS_NODE_SW_ASK:
-        ask(w, l);
-        break;
-    case LS_NODE_SW_NOTHING:
-        undo(w, SW_REFUSED, "%s has no closed generation: nothing to hand over", w->db->cfg->name);
-        break;
-    case LS_NODE_SW_COPY_LOST:
-        undo(w, SW_FAILED, "%s's copy became %s (%s)", w->to, ls_ship_state_name(ms),
-             ls_ship_reason(w->s->m));
-        break;
-    case LS_NODE_SW_OLD_PROTOCOL:
-        undo(w, SW_REFUSED, "%s speaks protocol version %u on its connection; switchover needs %u",
-             w->to, (unsigned) l->version, (unsigned) LS_PROTO_VERSION_SWITCHOVER);
-        break;
-    case LS_NODE_SW_NO_CLOSE:
-        undo(w, SW_FAILED,
-             "timed out after %" PRIu64
-             " ms: the application's writer did not close its current log (a writer that "
-             "died with the database open leaves its log to the next open)",
-             w->timeout_ms);
-        break;
-    case LS_NODE_SW_NOT_REPLAYED:
-        undo(w, SW_FAILED,
-             "timed out after %" PRIu64 " ms: %s replayed up to generation %" PRIu64 " of %" PRIu64
-             " (copy %s)",
-             w->timeout_ms, w->to, w->replayed, w->last_gen, ls_ship_state_name(ms));
-        break;
-    }
+    act_on(w, l, ms, ls_node_switchover_wait(&seen));
 }
 
 static void on_timer(uv_timer_t *t)

@@ -25,27 +25,32 @@ bool ls__sw_writer_gone(const char *dir)
     return free_;
 }
 
-void ls__sw_hold_work(uv_work_t *work)
+/* Opens the control page of dir for a hold: an interrupted switchover's hold is taken over, a
+ * fence refused. */
+static int hold_open(struct node_sw *w, const char *dir)
 {
-    struct node_sw *w = work->data;
-    const char *dir = w->db->cfg->path;
-    w->rc = ls_ctlpage_open(dir, true, &w->ctl, w->err, sizeof(w->err));
-    if (w->rc) return;
+    int rc = ls_ctlpage_open(dir, true, &w->ctl, w->err, sizeof(w->err));
+    if (rc) return rc;
     if (ls_ctlpage_held(w->ctl)) { /* an interrupted switchover's: its copy is still Healthy */
         char e[600];
         LS_LOGW("switchover", "%s: taking over the hold an interrupted switchover left", dir);
-        if (ls_ctlpage_clear_fence(w->ctl, e, sizeof(e)) != 0) {
-            w->rc = ls_errf(w->err, sizeof(w->err), LS_EIO, "%s", e);
-            return;
-        }
+        if (ls_ctlpage_clear_fence(w->ctl, e, sizeof(e)) != 0)
+            return ls_errf(w->err, sizeof(w->err), LS_EIO, "%s", e);
     }
     if (ls_ctlpage_fenced(w->ctl)) {
         ls_ctl_fence_t f;
         ls_ctlpage_fence(w->ctl, &f);
-        w->rc = ls_errf(w->err, sizeof(w->err), LS_ESTATE, "%s is fenced already (%s, epoch %u)",
-                        dir, f.name, f.epoch);
-        return;
+        return ls_errf(w->err, sizeof(w->err), LS_ESTATE, "%s is fenced already (%s, epoch %u)",
+                       dir, f.name, f.epoch);
     }
+    return 0;
+}
+
+void ls__sw_hold_work(uv_work_t *work)
+{
+    struct node_sw *w = work->data;
+    const char *dir = w->db->cfg->path;
+    if ((w->rc = hold_open(w, dir)) != 0) return;
     for (int i = 0; i < SW_OPEN_TRIES; i++) {
         ls_db_t *wdb = NULL;
         ls_db_options_t o = {.no_create = true};

@@ -82,8 +82,11 @@ void ls_copy_shadow_durable(ls_copy_t *c, uint32_t epoch, uint64_t generation, u
     c->sh.report_ns = ls_mono_ns(); /* the idle checkpoint waits until reports are quiet */
     /* Lazy: nothing is applied while reports come, so the replayer is not woken for each (it
      * looks again by itself: the quiet time it waits for, or its idle wait). */
-    if (!c->sh.lazy) pthread_cond_broadcast(&c->cv);
+    bool wake = !c->sh.lazy;
     pthread_mutex_unlock(&c->mu);
+    /* Woken after the unlock (it re-reads the report under mu): woken under the lock it would
+     * run at once into the mutex still held, block on it and be woken a second time. */
+    if (wake) pthread_cond_broadcast(&c->cv);
 }
 
 int ls_copy_shadow_path(ls_copy_t *c, uint32_t epoch, uint64_t generation, char *out, size_t outlen)

@@ -15,11 +15,11 @@
 #include "core/core.h"
 #include "lb.h"
 
-/* +1 when a higher value is better (rates), -1 when lower is (times, sizes). A ratio to a
- * baseline reads like its figure. */
+/* +1 when a higher value is better (rates, and "x rate": a rate's ratio), -1 when lower is
+ * (times, sizes). A ratio to a baseline reads like its figure. */
 static int direction(const char *unit)
 {
-    return strstr(unit, "/s") ? 1 : -1;
+    return strstr(unit, "/s") || !strcmp(unit, "x rate") ? 1 : -1;
 }
 
 static double num(const cJSON *o, const char *field)

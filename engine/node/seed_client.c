@@ -12,8 +12,9 @@
  * The swap: once the stream verified, the loop stops using the open ls_copy_t (p->copy = NULL)
  * and the receiver thread, which owns its own pointer to it (engine/copy/receiver.h: a RUN
  * item is given that pointer), closes it, swaps the
- * new copy in and opens it again (ls_seed_copy_swap); the loop takes the new one and sends
- * RE_OFFER REPLACED + RESUME(N) for this database alone. A seed that fails leaves the old copy as
+ * new copy in and opens it again (ls_seed_copy_swap_open); the loop takes the new one and sends
+ * RE_OFFER REPLACED + RESUME(N) for this database alone, while the thread removes the replaced
+ * copy (ls_seed_copy_finish). A seed that fails leaves the old copy as
  * it was (reopened if it had been closed) and the copy's reason says why.
  *
  * Threading: the loop owns everything but `install` (receiver thread) and the fields under mu,
@@ -49,8 +50,8 @@ static void swap(struct node_seedc *sc, pcopy_t *p, ls_copy_t **copy)
 {
     char err[NODE_REASON_MAX] = "";
     bool swapped = false;
-    int rc =
-        ls_seed_copy_swap(copy, &sc->install, p->cfg->path, reopen, p, &swapped, err, sizeof(err));
+    int rc = ls_seed_copy_swap_open(copy, &sc->install, p->cfg->path, reopen, p, &swapped, err,
+                                    sizeof(err));
     ls_status_op_t op = {0};
     if (swapped && sc->manual_resume) {
         op.suspended = true;
@@ -93,6 +94,12 @@ static void run_step(void *ctx, ls_copy_t **copy, ls_copy_item_t *it)
         pthread_mutex_unlock(&sc->mu);
     } else if (it->sub == SEED_SWAP) {
         swap(sc, p, copy);
+        /* The loop takes the new copy now (end_swap: installed); the replaced copy is removed
+         * after, off the way to it (sc lives: this item is still outstanding). */
+        pthread_mutex_lock(&sc->mu);
+        uv_async_send(&sc->async);
+        pthread_mutex_unlock(&sc->mu);
+        ls_seed_copy_finish(&sc->install, p->cfg->path);
     }
     if (rc || it->sub == SEED_ABORT) {
         ls_seed_install_free(sc->install); /* removes the partial new copy */

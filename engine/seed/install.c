@@ -44,6 +44,7 @@ struct ls_seed_install {
     stage_t stage;     /* where the install stands */
     int failed;        /* sticky error (0: none) */
     bool created;      /* we created <copy>.seed-new (free removes it) */
+    bool finished;     /* committed, and the replaced copy and the marker removed */
     /* an incremental resync (info.resync): the stream goes to <copy>/resync/ */
     bool resync;
     char prefix[LS_GEN_PREFIX_MAX + 1];
@@ -411,10 +412,14 @@ static int commit_resync(ls_seed_install_t *in, char *err, size_t errlen)
     return 0;
 }
 
-int ls_seed_install_commit(ls_seed_install_t *in, char *err, size_t errlen)
+int ls_seed_install_swap(ls_seed_install_t *in, char *err, size_t errlen)
 {
     if (in->failed || in->stage != ST_VERIFIED) return LS_ESTATE;
-    if (in->resync) return commit_resync(in, err, errlen);
+    if (in->resync) { /* applied in place: nothing replaced is left to remove */
+        int rc = commit_resync(in, err, errlen);
+        in->finished = rc == 0;
+        return rc;
+    }
     char summary[256], hex[2 * LS_DBID_LEN + 1];
     ls_hex(in->info.dbid, LS_DBID_LEN, hex);
     int n = snprintf(
@@ -431,12 +436,26 @@ int ls_seed_install_commit(ls_seed_install_t *in, char *err, size_t errlen)
     if (rc) return in->failed = rc; /* ls_seed_recover finishes it: the marker is durable */
     in->stage = ST_COMMITTED;
     LS_FAULT("seed.install.after_swap");
-    rc = ls__seed_finish(&in->p, err, errlen);
+    return 0;
+}
+
+int ls_seed_install_finish(ls_seed_install_t *in, char *err, size_t errlen)
+{
+    if (in->failed || in->stage != ST_COMMITTED) return LS_ESTATE;
+    if (in->finished) return 0;
+    int rc = ls__seed_finish(&in->p, err, errlen);
     if (rc) return in->failed = rc;
+    in->finished = true;
     LS_LOGI("seed", "%s: installed the snapshot (lsn %llu); the copy asks for generation %llu",
             in->p.copy, (unsigned long long) in->info.last_lsn,
             (unsigned long long) in->info.generation);
     return 0;
+}
+
+int ls_seed_install_commit(ls_seed_install_t *in, char *err, size_t errlen)
+{
+    int rc = ls_seed_install_swap(in, err, errlen);
+    return rc ? rc : ls_seed_install_finish(in, err, errlen);
 }
 
 void ls_seed_install_free(ls_seed_install_t *in)

@@ -178,6 +178,13 @@ int ls_seed_install_end(ls_seed_install_t *in, const uint8_t digest[LS_DIGEST_SI
  * ls_copy_t open on it) and removes the old one. From the moment the ready marker is durable a
  * crash is finished by ls_seed_recover (the new copy wins). LS_EIO, LS_ESTATE. */
 int ls_seed_install_commit(ls_seed_install_t *in, char *err, size_t errlen);
+/* ls_seed_install_commit in its two halves, so that the new copy can be opened before the old one
+ * is removed (ls_seed_copy_swap_open, session.h). _swap: the ready marker, then the swap: the new
+ * copy is in place (an incremental resync: its whole commit). _finish (after _swap): removes the
+ * replaced copy and the marker. A crash between them is finished by ls_seed_recover (rules 3
+ * and 4); the copy may be open meanwhile (neither touches its files). LS_EIO, LS_ESTATE. */
+int ls_seed_install_swap(ls_seed_install_t *in, char *err, size_t errlen);
+int ls_seed_install_finish(ls_seed_install_t *in, char *err, size_t errlen);
 /* Whether the copy in copy_dir holds data as ls_seed_install_begin judges it (a store file, or a
  * file in logs/ or inspect/), with what in what (len bytes). Only looks: the store is never
  * opened (opening an LMDB environment rewrites its lock file). */

@@ -281,5 +281,14 @@ typedef int (*ls_seed_open_fn)(void *ctx, ls_copy_t **out, char *err, size_t err
  * Fault point: seed.client.swap (tests: "sleep:MS" between closing and committing). */
 int ls_seed_copy_swap(ls_copy_t **copy, ls_seed_install_t **in, const char *copy_dir,
                       ls_seed_open_fn open, void *ctx, bool *swapped, char *err, size_t errlen);
+/* ls_seed_copy_swap without the removal of the replaced copy: when swapped, *in is kept (else
+ * freed, NULL) for ls_seed_copy_finish, to be called later on the same thread (the copy may be in
+ * use meanwhile: the removal touches only <copy>.seed-new or .seed-old and the marker). */
+int ls_seed_copy_swap_open(ls_copy_t **copy, ls_seed_install_t **in, const char *copy_dir,
+                           ls_seed_open_fn open, void *ctx, bool *swapped, char *err,
+                           size_t errlen);
+/* Removes the replaced copy and the marker (ls_seed_install_finish), frees *in (NULL: no-op) and
+ * sets it NULL. A failure is logged (the daemon's next start finishes it: ls_seed_recover). */
+void ls_seed_copy_finish(ls_seed_install_t **in, const char *copy_dir);
 
 #endif

@@ -98,12 +98,6 @@ typedef struct {
     char name[LS_GEN_NAME_MAX];     /* <name> */
 } ls__copy_rx_t;
 
-/* The shadow's blocks filled ahead of its bytes (shadow_fill.c): from a shadow of FROM bytes on,
- * AHEAD bytes past them are kept allocated and written with zeros by a thread of its own. */
-#define LS__COPY_FILL_FROM  (4u << 20)
-#define LS__COPY_FILL_AHEAD (8u << 20)
-typedef struct ls__copy_fill ls__copy_fill_t;
-
 /* The shadow's file as the receiver writes it (shadow.c): receiver thread only, and open/close. */
 typedef struct {
     int fd;                       /* shadow/<name> while open, -1 when none */
@@ -118,8 +112,6 @@ typedef struct {
                                      bytes syncs shadow/ too, before they are acknowledged */
     uint64_t sync_ns;             /* how long its last fdatasync took (ls_copy_shadow_quick) */
     uint64_t sync_end_ns;         /* when it ended (ls_mono_ns) */
-    ls__copy_fill_t *fill;        /* its filler, once it holds LS__COPY_FILL_FROM bytes */
-    bool fill_off;                /* the filler could not start: appended only */
     /* The closed generation's checks, run over the shadow's bytes as they are acknowledged
      * (ls_copy_shadow_report) and handed to GEN_TAIL's receive, whose head then needs no reading
      * back: the receive path's SHA-256, seal and stream inspection, begun from byte 0. */
@@ -270,12 +262,6 @@ void ls__copy_remove_logs(ls_copy_t *c, uint64_t synced);
 
 /* shadow.c */
 void ls__copy_shadow_close(ls_copy_t *c); /* closes its descriptor (the file stays) */
-/* shadow_fill.c: writes len bytes of the shadow at offset (never into a chunk being filled), and
- * starts the filler once the shadow holds LS__COPY_FILL_FROM bytes; 0 or an error (errno's). */
-int ls__copy_fill_write(ls_copy_t *c, const void *data, size_t len, uint64_t offset);
-/* Stops the shadow's filler (a chunk in progress ends first); none: nothing. The file may then
- * hold zeros past the shadow's bytes. */
-void ls__copy_fill_stop(ls_copy_t *c);
 /* A receive whose .part was a link of the shadow ended without the move into logs/: the shadow's
  * file is cut back to the bytes it holds (no sync: a crash leaving the longer file is taken up
  * cut to its last COMMIT). */

@@ -23,7 +23,6 @@
 static bool forget(ls_copy_t *c, bool unlink_it, bool sync_dir)
 {
     bool removed = false;
-    ls__copy_fill_stop(c);
     if (c->shf.fd >= 0) close(c->shf.fd);
     if (unlink_it && c->shf.generation) {
         removed = unlink(c->shf.path) == 0;
@@ -39,7 +38,6 @@ static bool forget(ls_copy_t *c, bool unlink_it, bool sync_dir)
 
 void ls__copy_shadow_close(ls_copy_t *c)
 {
-    ls__copy_fill_stop(c);
     if (c->shf.fd >= 0) close(c->shf.fd);
     c->shf.fd = -1;
     c->shf.hashing = false;
@@ -98,7 +96,6 @@ void ls__copy_shadow_hash_more(ls_copy_t *c)
 
 void ls__copy_shadow_cut(ls_copy_t *c)
 {
-    ls__copy_fill_stop(c); /* stopped at the link already: nothing */
     if (c->shf.fd >= 0 && c->shf.generation == c->rx.generation && c->shf.epoch == c->rx.epoch &&
         ftruncate(c->shf.fd, (off_t) c->shf.size) != 0)
         LS_LOGW("copy", "%s: cannot cut the shadow %s back to %llu bytes: %s", c->dir, c->shf.path,
@@ -255,7 +252,8 @@ int ls_copy_shadow_append(ls_copy_t *c, uint32_t epoch, uint64_t gen, uint64_t o
     }
     if (offset + len > c->shf.size) { /* what it holds already is not written again */
         size_t skip = (size_t) (c->shf.size - offset);
-        rc = ls__copy_fill_write(c, (const uint8_t *) data + skip, len - skip, c->shf.size);
+        rc = ls_pwrite_full(c->shf.fd, (const uint8_t *) data + skip, len - skip,
+                            (off_t) c->shf.size);
         if (rc) {
             ls_msgf(err, errlen, "copy %s: cannot write the shadow %s at %llu: %s", c->dir,
                     c->shf.path, (unsigned long long) c->shf.size, ls_strerror(rc));

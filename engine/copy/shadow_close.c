@@ -195,10 +195,7 @@ static int close_into_logs(ls_copy_t *c, bool dry_run, uint32_t epoch, uint64_t 
     out->generation = gen;
     out->first_lsn = info.header.first_lsn;
     out->last_lsn = info.closed ? info.trailer.last_lsn : info.commit_lsn;
-    size_t end = len; /* zeros past the shadow's bytes are its filler's (shadow_fill.c), not data */
-    while (!info.closed && end > info.commit_end && buf[end - 1] == 0)
-        end--;
-    out->dropped = info.closed ? 0 : end - info.commit_end;
+    out->dropped = info.closed ? 0 : len - info.commit_end;
     out->bytes = info.closed ? len : info.commit_end + LS_GEN_TRAILER_SIZE;
     if (dry_run) return 0;
     if (!info.closed) {

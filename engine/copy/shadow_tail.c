@@ -118,12 +118,6 @@ static bool link_head(ls_copy_t *c, uint64_t start, int *rc, char *err, size_t e
     ls__copy_rx_t *rx = &c->rx;
     *rc = 0;
     unlink(rx->part); /* a .part left by an earlier attempt of this generation */
-    /* Zeros the filler wrote past the closed generation's end go (shadow_fill.c). */
-    ls__copy_fill_stop(c);
-    struct stat st;
-    if (fstat(c->shf.fd, &st) != 0 ||
-        ((uint64_t) st.st_size > rx->size && ftruncate(c->shf.fd, (off_t) rx->size) != 0))
-        return false;
     if (link(c->shf.path, rx->part) != 0) {
         LS_LOGI("copy", "%s: cannot link the shadow %s as %s (%s): its head is copied", c->dir,
                 c->shf.path, rx->part, strerror(errno));

@@ -510,3 +510,125 @@ Test(copy_shadow_write, a_crash_after_the_head_was_copied_is_finished_by_the_nex
     held_from_tail(c);
     ls_copy_close(c);
 }
+
+/* The roll as the receiver runs it when the next generation's BLOCKs are queued behind the
+ * closed one's GEN_END: generation 3 finished from its shadow with the fsync of logs/ deferred
+ * (ls_copy_shadow_keep: the shadow's file stays), 4's BLOCKs written and synced, then the fsync
+ * of logs/ (in the receiver: shadow_commit, before 4's BLOCK_ACK). */
+static void roll_to_4(ls_copy_t *c, size_t part4)
+{
+    size_t part = open_len() - 700;
+    cr_assert_eq(block(c, 3, 0, part, NULL), 0);
+    char err[512] = "";
+    ls_copy_recv_defer(c, true);
+    cr_assert_eq(send_tail(c, part, err, sizeof(err)), 0, "%s", err);
+    ls_copy_recv_defer(c, false);
+    ls_copy_shadow_keep(c, 3);
+    cr_assert_eq(ls_copy_shadow_append(c, 1, 4, 0, ch.buf[4], part4, LSN, err, sizeof(err)), 0,
+                 "%s", err);
+    ls_copy_shadow_t sh;
+    bool due = false;
+    cr_assert_eq(ls_copy_shadow_sync_deferred(c, &sh, &due, err, sizeof(err)), 0, "%s", err);
+    cr_assert(due && sh.generation == 4 && sh.size == part4);
+}
+
+Test(copy_shadow_write, the_rolls_fsync_of_logs_follows_the_next_shadows_first_sync)
+{
+    events_t ev;
+    events_init(&ev);
+    ls_copy_t *c = copy_open(dir, &ev);
+    send_range(c, &ch, 1, 2);
+    ls_copy_stats_t before, after;
+    ls_copy_stats(c, &before);
+    roll_to_4(c, 500);
+    /* 3 is held and in logs/, not yet durable there: its shadow's file is kept beside 4's, and
+     * nothing says 3 is durable */
+    logs_hold_gen3();
+    cr_assert_eq(count_files(dir, "shadow"), 2, "3's shadow kept, 4's made");
+    cr_assert_eq(events_count(&ev, LS_COPY_EV_DURABLE, 3), 0);
+    ls_copy_stats(c, &after);
+    cr_assert_eq(after.logs_syncs, before.logs_syncs, "no fsync of logs/ yet");
+    char err[512] = "";
+    cr_assert_eq(ls_copy_recv_flush(c, err, sizeof(err)), 0, "%s", err);
+    ls_copy_stats(c, &after);
+    cr_assert_eq(after.logs_syncs, before.logs_syncs + 1);
+    cr_assert_eq(events_count(&ev, LS_COPY_EV_DURABLE, 3), 1);
+    cr_assert_eq(count_files(dir, "shadow"), 1, "3's shadow gone once 3 is durable in logs/");
+    ls_copy_shadow_t sh;
+    ls_copy_shadow_info(c, &sh);
+    cr_assert(sh.generation == 4 && sh.size == 500, "4's shadow untouched");
+    /* 4 closes in turn, from its shadow */
+    cr_assert_eq(send_gen(c, &ch, 4), 0);
+    ls_copy_shadow_drop(c, 4);
+    cr_assert_eq(count_files(dir, "shadow"), 0);
+    ls_copy_close(c);
+}
+
+/* A connection's work ending in the deferred roll (no BLOCK behind it): ls_copy_shadow_keep with
+ * the fsync of logs/ done already is a drop. */
+Test(copy_shadow_write, keeping_the_shadow_of_a_generation_durable_in_logs_drops_it)
+{
+    ls_copy_t *c = copy_open(dir, NULL);
+    send_range(c, &ch, 1, 2);
+    size_t part = open_len() - 700;
+    cr_assert_eq(block(c, 3, 0, part, NULL), 0);
+    char err[512] = "";
+    cr_assert_eq(send_tail(c, part, err, sizeof(err)), 0, "%s", err); /* not deferred */
+    ls_copy_shadow_keep(c, 3);
+    cr_assert_eq(count_files(dir, "shadow"), 0);
+    logs_hold_gen3();
+    ls_copy_close(c);
+}
+
+/* In a forked child: the roll to 4 with 4's shadow synced, dying before the fsync of logs/ (the
+ * receiver's next step). */
+static void roll_child(const char *faults)
+{
+    ls_copy_t *c = child_open(faults);
+    roll_to_4(c, 500);
+    _exit(LS_FAULT_EXIT_CODE);
+}
+
+/* A crash between the roll's rename into logs/ and its fsync: whether the rename survived or
+ * not, the closed generation is on the copy under one name, the active's file byte for byte. */
+static void crash_in_the_roll(bool rename_lost)
+{
+    child_dies_at("the roll's fsync of logs/", roll_child, "");
+    cr_assert_eq(count_files(dir, "shadow"), 2, "3's shadow kept until the fsync, 4's");
+    char logs3[4200], part3[4200];
+    gen_path(logs3, sizeof(logs3), dir, "logs", 3, "");
+    gen_path(part3, sizeof(part3), dir, "inspect", 3, ".part");
+    if (rename_lost) /* the machine crashed: the rename never reached the disk */
+        cr_assert_eq(rename(logs3, part3), 0);
+    ls_copy_t *c = copy_open(dir, NULL);
+    if (!rename_lost) {
+        /* held: 3's shadow goes with the stream, which takes 4's up again */
+        ls_copy_shadow_t sh;
+        cr_assert_eq(block(c, 4, 0, 10, &sh), 0);
+        cr_assert_eq(sh.generation, 4, "4's shadow taken up");
+        cr_assert_gt(sh.size, 10);
+        cr_assert_eq(count_files(dir, "shadow"), 1);
+        logs_hold_gen3();
+        ls_copy_close(c);
+        return;
+    }
+    /* not held: an activation now closes 3 from its kept shadow (it holds the whole closed file,
+     * trailer included: only renamed), equal to the active's */
+    ls_copy_shadow_closed_t out;
+    char err[512] = "";
+    cr_assert_eq(ls_copy_shadow_close(c, false, &out, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(out.generation, 3);
+    cr_assert_eq(out.dropped, 0);
+    logs_hold_gen3();
+    ls_copy_close(c);
+}
+
+Test(copy_shadow_write, a_crash_before_the_rolls_fsync_of_logs_keeps_the_closed_generation)
+{
+    crash_in_the_roll(false);
+}
+
+Test(copy_shadow_write, a_crash_that_loses_the_rolls_rename_closes_it_from_the_kept_shadow)
+{
+    crash_in_the_roll(true);
+}

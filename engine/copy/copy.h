@@ -345,13 +345,6 @@ bool ls_copy_shadow_quick(ls_copy_t *copy, uint32_t epoch, uint64_t generation, 
                           size_t len, uint64_t sync_ns);
 /* Deletes the shadows of generations <= upto (the closed one is held), the one open included. */
 void ls_copy_shadow_drop(ls_copy_t *copy, uint64_t upto);
-/* The closed generation of the shadow was moved into logs/ with its fsync of logs/ left pending
- * (ls_copy_recv_defer): the shadow is closed but its file stays until that fsync
- * (ls_copy_recv_flush, or the next BLOCK batch's sync: then after the next shadow's first
- * fdatasync, whose journal commit carries the rename), so that a crash in between leaves the
- * bytes BLOCK_ACK promised under one of the two names. When nothing is pending (the fsync was
- * done), the same as ls_copy_shadow_drop. Receiver thread. */
-void ls_copy_shadow_keep(ls_copy_t *copy, uint64_t generation);
 /* What the shadow holds (generation 0: none). */
 void ls_copy_shadow_info(ls_copy_t *copy, ls_copy_shadow_t *out);
 /* GEN_TAIL: right after ls_copy_recv_begin of the shadow's generation, bytes [0, start) of the

@@ -125,11 +125,6 @@ typedef struct {
     ls_gen_expect_t ex;      /* x for the stream; known_digest is rx.digest (filled at the end) */
     bool ex_lent;            /* the stream reading ex went to the receive: ex stays unchanged
                                 until that receive ends (drop_part clears it) */
-    /* The shadow of the closed generation just moved into logs/ whose fsync of logs/ was left to
-     * the next shadow's first sync (ls_copy_shadow_keep): its file stays until that fsync, so a
-     * crash in between finds the bytes BLOCK_ACK promised under one of the two names. */
-    uint64_t kept_gen;                 /* 0: none */
-    char kept_path[LS__COPY_PATH_MAX]; /* shadow/<name> of kept_gen */
 } ls__copy_shfile_t;
 
 struct ls_copy {
@@ -276,9 +271,6 @@ int ls__copy_shadow_open(ls_copy_t *c, uint32_t epoch, uint64_t gen, char *err, 
 /* Feeds the shadow's bytes not yet checked to its running checks (read back, after their
  * acknowledgement). */
 void ls__copy_shadow_hash_more(ls_copy_t *c);
-/* The fsync of logs/ for the pending generations was done (ok) or failed (they were rolled
- * back): the shadow kept by ls_copy_shadow_keep goes (durably when its generation is not held). */
-void ls__copy_shadow_logs_synced(ls_copy_t *c, bool ok);
 
 /* inspect.c */
 /* Inspects the durable file inspect/<name> of (epoch, gen) against the held chain; known_digest

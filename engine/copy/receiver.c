@@ -16,16 +16,14 @@ struct ls_copy_rx {
     void (*notify_cb)(void *); /* see ls_copy_rx_options_t */
     void *notify_ctx;
     pthread_t thread;
-    bool started;       /* the thread runs (until stop) */
-    ls_workq_t *work;   /* items for the thread, from start to stop (the loop's pointer) */
-    ls_workq_t *events; /* events for the loop, from any thread of the copy */
-    ls_copy_t *copy;    /* the thread's copy once started (the thread alone) */
-    uint64_t skip_gen;  /* the thread's: drop the frames of this generation */
-    uint64_t tail_gen;  /* the thread's: the generation begun from the shadow (GEN_TAIL) */
-    bool roll;     /* the thread's: the shadow's closed generation just went into logs/, its fsync
-                      of logs/ pending (ls_copy_shadow_keep): the next BLOCK batch may do it */
-    uint64_t ends; /* END items pushed and not yet taken by the thread (atomic): a whole
-                      generation is queued behind the one ending */
+    bool started;            /* the thread runs (until stop) */
+    ls_workq_t *work;        /* items for the thread, from start to stop (the loop's pointer) */
+    ls_workq_t *events;      /* events for the loop, from any thread of the copy */
+    ls_copy_t *copy;         /* the thread's copy once started (the thread alone) */
+    uint64_t skip_gen;       /* the thread's: drop the frames of this generation */
+    uint64_t tail_gen;       /* the thread's: the generation begun from the shadow (GEN_TAIL) */
+    uint64_t ends;           /* END items pushed and not yet taken by the thread (atomic): a whole
+                                generation is queued behind the one ending */
     uint64_t inline_sync_ns; /* see ls_copy_rx_options_t */
     uint64_t pushed;         /* items pushed into work since start (the loop's) */
     uint64_t done;           /* of those, finished by the thread (atomic, release): pushed == done
@@ -154,26 +152,20 @@ static void shadow_append(ls_copy_rx_t *rx, ls_copy_t *copy, const ls_copy_item_
 static void shadow_commit(ls_copy_rx_t *rx, ls_copy_t *copy, credit_run_t *cr, bool *report)
 {
     char err[512] = "";
-    ls_copy_shadow_t sh;
-    bool due = false;
-    int rc = ls_copy_shadow_sync_deferred(copy, &sh, &due, err, sizeof(err));
-    if (rc) ls_log(LS_LOG_WARN, "receiver", "%s: %s", rx->name, err);
-    /* A closed generation taken before these BLOCKs may have had its fsync of logs/ deferred (the
-     * shadow's own, kept until then: ls_copy_shadow_keep; or a whole generation was queued
-     * behind it): it is made durable before the acknowledgement, so that no BLOCK_ACK of the
-     * next generation goes out while an earlier one could still be lost, and after the shadow's
-     * fdatasync, whose journal commit carried the rename: at a roll one journal commit lies
-     * between the next generation's first bytes and their BLOCK_ACK, not two in series (a
-     * no-op otherwise). */
+    /* A closed generation taken before these BLOCKs may have had its fsync of logs/ deferred (a
+     * whole generation was queued behind it): it is made durable first, so that no BLOCK_ACK of
+     * the next generation goes out while an earlier one could still be lost (a no-op otherwise;
+     * block mode streams the next generation right behind the closed one's GEN_END). */
     if (ls_copy_recv_flush(copy, err, sizeof(err)) != 0) {
         ls_log(LS_LOG_WARN, "receiver", "%s: %s", rx->name, err);
-        /* the earlier generation was rolled back: nothing of the next one is acknowledged */
-        if (sh.generation) ls_copy_shadow_drop(copy, sh.generation);
         credit_flush(rx, cr);
-        if (report) *report = false;
-        return;
+        return; /* no acknowledgement now: the next batch syncs the shadow */
     }
-    if (rc == 0 && sh.generation) {
+    ls_copy_shadow_t sh;
+    bool due = false;
+    if (ls_copy_shadow_sync_deferred(copy, &sh, &due, err, sizeof(err)) != 0)
+        ls_log(LS_LOG_WARN, "receiver", "%s: %s", rx->name, err);
+    else if (sh.generation) {
         ls_copy_rx_event_t e = {.kind = LS_COPY_RX_EV_BLOCK,
                                 .generation = sh.generation,
                                 .epoch = sh.epoch,
@@ -240,21 +232,16 @@ static void receive(ls_copy_rx_t *rx, ls_copy_item_t *it)
                                sizeof(err));
     } else {
         /* a whole generation queued behind: one fsync of logs/ for the generations received
-         * back to back (not merely the first bytes of the next: its END may be far off). The
-         * shadow's generation too: its shadow's file stays until that fsync
-         * (ls_copy_shadow_keep), so a crash in between leaves what BLOCK_ACK promised under one
-         * of the two names; the next generation's BLOCKs, queued behind (receiver_main), do the
-         * fsync after their shadow's first fdatasync (shadow_commit). */
+         * back to back (not merely the first bytes of the next: its END may be far off) */
+        /* Never for the shadow's generation: its shadow is dropped once the closed file is
+         * held, and the file's name must be durable in logs/ before what BLOCK_ACK promised
+         * goes (a crash in between would leave neither). */
         ls_copy_shadow_t sh;
         ls_copy_shadow_info(copy, &sh);
-        bool roll = sh.generation == it->generation;
-        ls_copy_recv_defer(copy, roll || __atomic_load_n(&rx->ends, __ATOMIC_RELAXED) > 0);
+        ls_copy_recv_defer(copy, __atomic_load_n(&rx->ends, __ATOMIC_RELAXED) > 0 &&
+                                     sh.generation != it->generation);
         rc = ls_copy_recv_end(copy, it->generation, it->digest, err, sizeof(err));
-        if (rc == 0 && roll) {
-            ls_copy_shadow_keep(copy, it->generation); /* held; deleted after the fsync */
-            rx->roll = true;
-        } else if (rc == 0)
-            ls_copy_shadow_drop(copy, it->generation); /* held whole now */
+        if (rc == 0) ls_copy_shadow_drop(copy, it->generation); /* held whole now */
         /* Its head came from a shadow that is not the active's log: that shadow goes (the
          * generation comes whole; a new stream starts a new shadow). */
         else if (rx->tail_gen == it->generation && rc != LS_ENOSPC && rc != LS_EIO)
@@ -279,14 +266,6 @@ static void run_item(ls_copy_rx_t *rx, ls_copy_item_t *it)
     if (it->kind == LS_COPY_ITEM_DATA) consumed(rx, it);
 }
 
-/* No whole generation queued any more: the pending ones are made durable now. */
-static void flush_idle(ls_copy_rx_t *rx, char *err, size_t errlen)
-{
-    if (rx->copy && __atomic_load_n(&rx->ends, __ATOMIC_RELAXED) == 0 &&
-        ls_copy_recv_flush(rx->copy, err, errlen))
-        LS_LOGW("receiver", "%s: %s", rx->name, err);
-}
-
 static void *receiver_main(void *arg)
 {
     ls_copy_rx_t *rx = arg;
@@ -295,33 +274,22 @@ static void *receiver_main(void *arg)
     while (ls_workq_pop_wait(rx->work, &m) == 1) { /* LS_ECLOSED: stopped */
         ls_copy_item_t *it = m.ptr;
         uint64_t taken = 1;
-        while (it) {
-            while (it && it->kind == LS_COPY_ITEM_BLOCK) {
-                ls_copy_item_t *next = shadow_batch(rx, it, &taken);
-                free(it);
-                it = next;
-            }
-            if (!it) break;
+        while (it && it->kind == LS_COPY_ITEM_BLOCK) {
+            ls_copy_item_t *next = shadow_batch(rx, it, &taken);
+            free(it);
+            it = next;
+        }
+        if (it) {
             if (it->kind == LS_COPY_ITEM_END) __atomic_fetch_sub(&rx->ends, 1, __ATOMIC_RELAXED);
             if (it->kind == LS_COPY_ITEM_RUN && rx->copy) /* a seed's step may close the copy */
                 ls_copy_recv_flush(rx->copy, err, sizeof(err));
             run_item(rx, it);
             free(it);
-            it = NULL;
-            /* The shadow's closed generation went into logs/, its fsync of logs/ pending: the
-             * next generation's BLOCKs, when they are queued already (block mode streams them
-             * right behind GEN_END), do it in their batch (shadow_commit); anything else after
-             * the pending ones are made durable (below, or before it runs). */
-            if (rx->roll) {
-                rx->roll = false;
-                if (ls_workq_pop(rx->work, &m) == 1) {
-                    ++taken;
-                    it = m.ptr;
-                    if (it->kind != LS_COPY_ITEM_BLOCK) flush_idle(rx, err, sizeof(err));
-                }
-            }
         }
-        flush_idle(rx, err, sizeof(err));
+        /* no whole generation queued any more: the pending ones are made durable now */
+        if (rx->copy && __atomic_load_n(&rx->ends, __ATOMIC_RELAXED) == 0 &&
+            ls_copy_recv_flush(rx->copy, err, sizeof(err)))
+            LS_LOGW("receiver", "%s: %s", rx->name, err);
         __atomic_fetch_add(&rx->done, taken, __ATOMIC_RELEASE); /* last: the copy is the loop's */
     }
     if (rx->copy) ls_copy_recv_flush(rx->copy, err, sizeof(err));

@@ -428,7 +428,6 @@ int ls__copy_flush_durable(ls_copy_t *c, char *err, size_t errlen)
     ls_msgf(reason, sizeof(reason), "%s", c->reason);
     pthread_cond_broadcast(&c->cv);
     pthread_mutex_unlock(&c->mu);
-    ls__copy_shadow_logs_synced(c, rc == 0);
     if (rc) {
         if (err) ls_msgf(err, errlen, "%s", why);
         if (why[0]) ls__copy_emit(c, LS_COPY_EV_ASK_AGAIN, first, 0, rc, why);

@@ -175,7 +175,6 @@ static bool delete_shadows(ls_copy_t *c, const char *keep, uint64_t upto, bool s
             continue;
         char path[LS__COPY_PATH_MAX];
         ls_msgf(path, sizeof(path), "%s/%s", c->shadow_dir, e->d_name);
-        if (c->shf.kept_gen && !strcmp(path, c->shf.kept_path)) continue; /* until logs/ synced */
         LS_LOGI("copy", "%s: shadow %s deleted (%s)", c->dir, e->d_name,
                 keep ? "block mode streams another generation now" : "its generation is held");
         unlink(path);
@@ -343,50 +342,8 @@ int ls_copy_shadow_write(ls_copy_t *c, uint32_t epoch, uint64_t gen, uint64_t of
     return ls_copy_shadow_sync(c, out, err, errlen);
 }
 
-/* Deletes the kept shadow (its name in logs/ durable now, or not held after all: then durably). */
-static void unkeep(ls_copy_t *c, bool sync_dir)
-{
-    if (!c->shf.kept_gen) return;
-    unlink(c->shf.kept_path);
-    if (sync_dir) ls_fsync_dir(c->shadow_dir);
-    c->shf.kept_gen = 0;
-    c->shf.kept_path[0] = '\0';
-}
-
-void ls_copy_shadow_keep(ls_copy_t *c, uint64_t gen)
-{
-    pthread_mutex_lock(&c->mu);
-    bool held = c->held_gen >= gen;
-    pthread_mutex_unlock(&c->mu);
-    if (!held || !c->npend || c->pend[c->npend - 1].generation != gen || c->shf.generation != gen ||
-        c->shf.kept_gen) {
-        ls_copy_shadow_drop(c, gen); /* its name in logs/ is durable already (or it is not held) */
-        return;
-    }
-    ls_msgf(c->shf.kept_path, sizeof(c->shf.kept_path), "%s", c->shf.path);
-    c->shf.kept_gen = gen;
-    forget(c, false, false); /* the file stays: ls__copy_shadow_logs_synced deletes it */
-}
-
-void ls__copy_shadow_logs_synced(ls_copy_t *c, bool ok)
-{
-    if (!c->shf.kept_gen) return;
-    pthread_mutex_lock(&c->mu);
-    bool held = c->held_gen >= c->shf.kept_gen;
-    pthread_mutex_unlock(&c->mu);
-    /* held and durable in logs/: deleted as ls_copy_shadow_drop deletes a held generation's
-     * shadow, not synced; rolled back (its closed file comes again): deleted durably */
-    unkeep(c, !(ok && held));
-}
-
 void ls_copy_shadow_drop(ls_copy_t *c, uint64_t upto)
 {
-    if (c->shf.kept_gen && c->shf.kept_gen <= upto) {
-        pthread_mutex_lock(&c->mu);
-        bool kept_held = c->held_gen >= c->shf.kept_gen && !c->npend;
-        pthread_mutex_unlock(&c->mu);
-        unkeep(c, !kept_held);
-    }
     /* Held generations' shadows: their deletion need not be durable (a crash that undoes it
      * leaves a shadow of a held generation, which the next stream deletes again), so the roll's
      * hand-off does not wait for an fsync of shadow/ here. A shadow dropped because it is not the

@@ -510,3 +510,100 @@ Test(copy_shadow_write, a_crash_after_the_head_was_copied_is_finished_by_the_nex
     held_from_tail(c);
     ls_copy_close(c);
 }
+
+static ino_t inode_of(const char *path)
+{
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0, "%s", path);
+    return st.st_ino;
+}
+
+/* The next generation's shadow made ahead of the roll (ls_copy_shadow_ready_next, the receiver
+ * calls it when idle): empty, once per generation, and the roll's first BLOCKs go into that file
+ * (no create then); a stream of another generation deletes it. */
+Test(copy_shadow_write, the_next_shadow_is_made_ahead_and_taken_at_the_roll)
+{
+    ls_copy_t *c = copy_open(dir, NULL);
+    send_range(c, &ch, 1, 2);
+    char next[4200];
+    shadow_path(next, sizeof(next), 1, 4);
+    ls_copy_shadow_ready_next(c); /* no shadow yet: nothing */
+    cr_assert_eq(count_files(dir, "shadow"), 0);
+    cr_assert_eq(block(c, 3, 0, 500, NULL), 0);
+    ls_copy_shadow_ready_next(c);
+    cr_assert_eq(count_files(dir, "shadow"), 2, "3's and 4's made ahead");
+    cr_assert_eq(file_len(next), 0);
+    ino_t ino = inode_of(next);
+    ls_copy_shadow_ready_next(c); /* once */
+    cr_assert_eq(inode_of(next), ino);
+    cr_assert_eq(block(c, 3, 500, open_len() - 500, NULL), 0);
+    cr_assert_eq(send_gen(c, &ch, 3), 0); /* 3 held, its shadow gone; 4's stays, empty */
+    ls_copy_shadow_drop(c, 3);
+    logs_hold_gen3();
+    cr_assert_eq(count_files(dir, "shadow"), 1);
+    cr_assert_eq(count_nonempty_files(dir, "shadow"), 0);
+    ls_copy_shadow_t sh;
+    cr_assert_eq(block(c, 4, 0, 700, &sh), 0);
+    cr_assert(sh.generation == 4 && sh.size == 700);
+    cr_assert_eq(inode_of(next), ino, "the roll wrote into the file made ahead");
+    cr_assert_eq(file_len(next), 700);
+    size_t len = 0;
+    uint8_t *b = ls_h_read_file(next, &len);
+    cr_assert(b && len == 700);
+    cr_assert_arr_eq(b, ch.buf[4], 700);
+    free(b);
+    /* 5's made ahead in turn */
+    ls_copy_shadow_ready_next(c);
+    cr_assert_eq(count_files(dir, "shadow"), 2);
+    ls_copy_close(c);
+}
+
+/* A copy activated with nothing but an empty shadow of the generation after the last held (made
+ * ahead of a roll that had not come): it holds nothing, the activation deletes it; the take-up
+ * after a restart replaces it. */
+Test(copy_shadow_write, an_empty_shadow_made_ahead_holds_nothing)
+{
+    ls_copy_t *c = copy_open(dir, NULL);
+    send_range(c, &ch, 1, 2);
+    cr_assert_eq(block(c, 3, 0, 500, NULL), 0);
+    ls_copy_shadow_ready_next(c);
+    cr_assert_eq(block(c, 3, 500, open_len() - 500, NULL), 0);
+    cr_assert_eq(send_gen(c, &ch, 3), 0);
+    ls_copy_shadow_drop(c, 3);
+    ls_copy_close(c);
+    cr_assert_eq(count_files(dir, "shadow"), 1, "4's, empty");
+    /* the take-up: replaced by the stream's first BLOCK */
+    c = copy_open(dir, NULL);
+    ls_copy_shadow_t sh;
+    size_t open4 = ch.len[4] - LS_GEN_TRAILER_SIZE;
+    cr_assert_eq(block(c, 4, 0, open4, &sh), 0);
+    cr_assert(sh.generation == 4 && sh.size == open4);
+    ls_copy_shadow_ready_next(c);
+    ls_copy_close(c);
+    /* the activation (a dry run), with 4's shadow holding bytes and 5's empty: 4 */
+    c = copy_open(dir, NULL);
+    ls_copy_shadow_closed_t out;
+    char err[512] = "";
+    cr_assert_eq(ls_copy_shadow_close(c, true, &out, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(out.generation, 4, "4's shadow would be closed");
+    ls_copy_close(c);
+    /* now one with only the empty shadow: cut 4's away by hand (as if 4 had been held) */
+    char four[4200];
+    shadow_path(four, sizeof(four), 1, 4);
+    cr_assert_eq(unlink(four), 0);
+    char five[4200];
+    shadow_path(five, sizeof(five), 1, 5);
+    cr_assert_eq(file_len(five), 0);
+    int fd = open(four, O_RDWR | O_CREAT | O_EXCL, 0600); /* 4's, made ahead, empty */
+    cr_assert_geq(fd, 0);
+    close(fd);
+    cr_assert_eq(unlink(five), 0);
+    c = copy_open(dir, NULL);
+    cr_assert_eq(ls_copy_shadow_close(c, true, &out, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(out.generation, 0, "nothing to close (dry run)");
+    cr_assert_eq(count_files(dir, "shadow"), 1, "a dry run changes nothing");
+    cr_assert_eq(ls_copy_shadow_close(c, false, &out, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(out.generation, 0, "nothing to close");
+    cr_assert_eq(count_files(dir, "shadow"), 0, "the empty shadow deleted");
+    ls_copy_close(c);
+}

@@ -192,7 +192,6 @@ static bool delete_shadows(ls_copy_t *c, const char *keep, uint64_t upto, bool s
                 keep ? "block mode streams another generation now" : "its generation is held");
         unlink(path);
         removed = true;
-        if (gen == c->shf.next_gen && epoch == c->shf.next_epoch) next_forget(c); /* made ahead */
     }
     closedir(d);
     if (removed && sync_dir) ls_fsync_dir(c->shadow_dir);

@@ -148,7 +148,6 @@ int ls_copy_open(const ls_copy_options_t *opts, ls_copy_t **out, char *err, size
     if (!c) return LS_ENOMEM;
     c->rx.fd = -1;
     c->shf.fd = -1;
-    c->shf.next_fd = -1;
     pthread_mutex_init(&c->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);

@@ -293,8 +293,7 @@ int ls_copy_recv_flush(ls_copy_t *copy, char *err, size_t errlen);
 /* ---- block mode: the receiver's side of the shadow (docs/BLOCKMODE.md) ------------------------
  * <dir>/shadow/<name>, <name> the generation's name in logs/: exactly bytes [0, size) of the
  * active's open generation, which only grows by BLOCK frames in order and is fdatasynced before
- * it is acknowledged. At most one: the generation after the last held (and, ahead of the roll,
- * the empty file of the one after it: ls_copy_shadow_ready_next). The first BLOCK after an
+ * it is acknowledged. At most one: the generation after the last held. The first BLOCK after an
  * open takes up the file an earlier run left (cut to its last complete transaction: a torn tail
  * after a crash) and deletes shadows of any other generation or epoch; ls_copy_open touches no
  * shadow (an activation closes it: ls_copy_shadow_close). The shadow is deleted once its
@@ -346,13 +345,6 @@ bool ls_copy_shadow_quick(ls_copy_t *copy, uint32_t epoch, uint64_t generation, 
                           size_t len, uint64_t sync_ns);
 /* Deletes the shadows of generations <= upto (the closed one is held), the one open included. */
 void ls_copy_shadow_drop(ls_copy_t *copy, uint64_t upto);
-/* Makes the next generation's shadow ahead, empty, and syncs shadow/ for its name (once per
- * generation, after the open shadow's bytes were first acknowledged: call it when the receiver
- * has nothing queued), so that at the roll the next generation's first BLOCKs are written into
- * it and synced by one fdatasync, with no create and no fsync of shadow/ before their
- * acknowledgement. Until then the file is empty: the take-up replaces it, an activation deletes
- * it (it holds nothing), the stream of another generation deletes it. Receiver thread. */
-void ls_copy_shadow_ready_next(ls_copy_t *copy);
 /* What the shadow holds (generation 0: none). */
 void ls_copy_shadow_info(ls_copy_t *copy, ls_copy_shadow_t *out);
 /* GEN_TAIL: right after ls_copy_recv_begin of the shadow's generation, bytes [0, start) of the

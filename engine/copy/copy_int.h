@@ -125,11 +125,6 @@ typedef struct {
     ls_gen_expect_t ex;      /* x for the stream; known_digest is rx.digest (filled at the end) */
     bool ex_lent;            /* the stream reading ex went to the receive: ex stays unchanged
                                 until that receive ends (drop_part clears it) */
-    /* The next generation's shadow, made empty while this one streams and its name synced then
-     * (ls_copy_shadow_ready_next), so that the roll's first BLOCKs need no fsync of shadow/. */
-    int next_fd;         /* -1: none */
-    uint32_t next_epoch; /* its epoch (this one's) */
-    uint64_t next_gen;   /* its generation (this one's + 1) */
 } ls__copy_shfile_t;
 
 struct ls_copy {

@@ -174,13 +174,10 @@ static void shadow_commit(ls_copy_rx_t *rx, ls_copy_t *copy, credit_run_t *cr, b
         post(rx, &e);
     }
     credit_flush(rx, cr);
-    if (report) {
+    if (report)
         *report = due;
-        return;
-    }
-    if (due) ls_copy_shadow_report(copy);
-    /* nothing waiting: the next generation's shadow is made ahead of the roll (once) */
-    if (ls_workq_len(rx->work) == 0) ls_copy_shadow_ready_next(copy);
+    else if (due)
+        ls_copy_shadow_report(copy);
 }
 
 /* BLOCK items: this one and every BLOCK queued behind it are written, then shadow_commit: a copy

@@ -36,19 +36,8 @@ static bool forget(ls_copy_t *c, bool unlink_it, bool sync_dir)
     return removed;
 }
 
-/* Forgets the next generation's empty shadow (its file stays: the stream of another generation
- * deletes it, the take-up replaces it, an activation deletes it: it holds nothing). */
-static void next_forget(ls_copy_t *c)
-{
-    if (c->shf.next_fd >= 0) close(c->shf.next_fd);
-    c->shf.next_fd = -1;
-    c->shf.next_gen = 0;
-    c->shf.next_epoch = 0;
-}
-
 void ls__copy_shadow_close(ls_copy_t *c)
 {
-    next_forget(c);
     if (c->shf.fd >= 0) close(c->shf.fd);
     c->shf.fd = -1;
     c->shf.hashing = false;
@@ -143,8 +132,6 @@ static bool adopt(ls_copy_t *c, const char *path, uint32_t epoch, uint64_t gen)
     /* A shadow may have grown the closed generation's tail and trailer (its file was the .part
      * of GEN_TAIL, ls_copy_recv_begin_tail) before a crash: cut to its last COMMIT like a torn
      * tail, it is again the open generation's bytes. */
-    struct stat st0;
-    if (stat(path, &st0) == 0 && st0.st_size == 0) return false; /* made ahead: holds nothing */
     if (ls_gen_scan_file(path, &x, NULL, NULL, &info, &v) != 0 || !info.header_ok) {
         LS_LOGI("copy", "%s: shadow %s replaced: %s", c->dir, path,
                 v.msg[0] ? v.msg : "not an open generation");
@@ -215,32 +202,13 @@ int ls__copy_shadow_open(ls_copy_t *c, uint32_t epoch, uint64_t gen, char *err, 
     if (rc == 0) {
         removed |= delete_shadows(c, name, UINT64_MAX, false);
         ls_msgf(path, sizeof(path), "%s/%s", c->shadow_dir, name);
-        bool ready = c->shf.next_fd >= 0 && c->shf.next_gen == gen && c->shf.next_epoch == epoch;
-        if (ready) { /* made empty while the last one streamed, its name durable since */
-            c->shf.fd = c->shf.next_fd;
-            c->shf.next_fd = -1;
-            ls_msgf(c->shf.path, sizeof(c->shf.path), "%s", path);
-        } else {
-            next_forget(c); /* another generation's: deleted above */
-            if (access(path, F_OK) == 0 && adopt(c, path, epoch, gen)) {
-                if (removed) ls_fsync_dir(c->shadow_dir);
-                return 0;
-            }
-            ls_msgf(c->shf.path, sizeof(c->shf.path), "%s", path);
-            c->shf.fd = open(c->shf.path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-            if (c->shf.fd < 0) rc = errno == ENOSPC ? LS_ENOSPC : LS_EIO;
-        }
-        next_forget(c);
-        if (rc == 0 && ready) {
-            c->shf.epoch = epoch;
-            c->shf.generation = gen;
-            c->shf.size = c->shf.lsn = c->shf.synced = c->shf.synced_lsn = 0;
-            /* deletions made here (none at a roll: the held generation's shadow went with its
-             * closed file) are synced with the first bytes, as for a new shadow */
-            c->shf.dir_unsynced = removed;
-            hash_start(c, epoch, gen);
+        if (access(path, F_OK) == 0 && adopt(c, path, epoch, gen)) {
+            if (removed) ls_fsync_dir(c->shadow_dir);
             return 0;
         }
+        ls_msgf(c->shf.path, sizeof(c->shf.path), "%s", path);
+        c->shf.fd = open(c->shf.path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (c->shf.fd < 0) rc = errno == ENOSPC ? LS_ENOSPC : LS_EIO;
     }
     if (rc) {
         ls_msgf(err, errlen, "copy %s: cannot create the shadow of generation %llu: %s", c->dir,
@@ -347,30 +315,6 @@ bool ls_copy_shadow_quick(ls_copy_t *c, uint32_t epoch, uint64_t gen, uint64_t o
      * syncs while the loop goes on reading (and acknowledging): only a BLOCK that finds the last
      * sync over for at least as long as it took. */
     return sync_ns == UINT64_MAX || ls_mono_ns() - f->sync_end_ns >= f->sync_ns;
-}
-
-void ls_copy_shadow_ready_next(ls_copy_t *c)
-{
-    ls__copy_shfile_t *f = &c->shf;
-    if (!f->generation || f->fd < 0 || f->dir_unsynced || !f->synced ||
-        (f->next_fd >= 0 && f->next_gen == f->generation + 1 && f->next_epoch == f->epoch))
-        return;
-    next_forget(c);
-    char name[LS_GEN_NAME_MAX], path[LS__COPY_PATH_MAX];
-    if (ls_gen_name(name, sizeof(name), c->prefix, f->epoch, f->generation + 1) != 0) return;
-    ls_msgf(path, sizeof(path), "%s/%s", c->shadow_dir, name);
-    /* O_EXCL: a file of that name is one an earlier run left; the roll takes it up or replaces
-     * it as before (a create and a sync of shadow/ then) */
-    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) return;
-    if (ls_fsync_dir(c->shadow_dir) != 0) { /* the roll makes it then */
-        close(fd);
-        unlink(path);
-        return;
-    }
-    f->next_fd = fd;
-    f->next_gen = f->generation + 1;
-    f->next_epoch = f->epoch;
 }
 
 void ls_copy_shadow_report(ls_copy_t *c)

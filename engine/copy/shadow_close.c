@@ -20,7 +20,6 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "copy/copy_int.h"
@@ -242,26 +241,12 @@ int ls_copy_shadow_close(ls_copy_t *c, bool dry_run, ls_copy_shadow_closed_t *ou
     bool found = false;
     int rc = find_shadow(c, dry_run, &epoch, &gen, &found, err, errlen);
     if (rc) return rc;
-    char path[LS__COPY_PATH_MAX];
-    if (found) {
-        /* shorter than a header: made ahead of the roll (ls_copy_shadow_ready_next) or before its
-         * first bytes were written: it holds nothing */
-        struct stat st;
-        ls__copy_path(c, path, c->shadow_dir, epoch, gen);
-        if (stat(path, &st) == 0 && st.st_size < LS_GEN_HEADER_SIZE) {
-            found = false;
-            if (!dry_run) {
-                unlink(path);
-                if ((rc = ls_fsync_dir(c->shadow_dir)))
-                    return ls_errf(err, errlen, rc, "cannot sync %s: %s", c->shadow_dir,
-                                   ls_strerror(rc));
-            }
-        }
-    }
     if (!found) {
         marker_read(c, dry_run, out);
         return 0;
     }
+    char path[LS__COPY_PATH_MAX];
+    ls__copy_path(c, path, c->shadow_dir, epoch, gen);
     uint8_t *buf = NULL;
     size_t len = 0;
     if ((rc = ls_read_file(path, LS_GEN_HARD_CAP, &buf, &len)))

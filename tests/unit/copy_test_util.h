@@ -14,7 +14,6 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "copy/copy.h"
@@ -292,26 +291,6 @@ UTIL void fix_start_replay(copy_fix_t *f, int to)
     cr_assert_eq(ls_copy_start(f->c), 0);
     wait_replayed(f->c, (uint64_t) to, true);
     store_matches(f->c, &f->ch);
-}
-
-/* Counts the files in dir/sub that hold bytes (a shadow made ahead of the roll,
- * ls_copy_shadow_ready_next, is empty until its generation's first BLOCK). */
-UTIL int count_nonempty_files(const char *dir, const char *sub)
-{
-    char path[4200];
-    snprintf(path, sizeof(path), "%s/%s", dir, sub);
-    DIR *d = opendir(path);
-    if (!d) return -1;
-    int n = 0;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        char f[8400];
-        struct stat st;
-        snprintf(f, sizeof(f), "%s/%s", path, de->d_name);
-        if (de->d_name[0] != '.' && stat(f, &st) == 0 && st.st_size > 0) n++;
-    }
-    closedir(d);
-    return n;
 }
 
 /* Counts files in dir/sub whose name does (suffix true) or does not end in ".part". */

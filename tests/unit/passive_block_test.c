@@ -83,10 +83,10 @@ Test(passive_block, blocks_fill_the_shadow_and_are_acknowledged)
     cr_assert_eq(c.block_generation, 3);
     cr_assert_eq(c.block_offset, open);
     cr_assert_eq(c.block_durable_lsn, 4242);
-    cr_assert_eq(count_nonempty_files(t.dir, "shadow"), 1);
+    cr_assert_eq(count_files(t.dir, "shadow"), 1);
     pt_ship(&t, &ch, 3, 1000, NULL); /* the roll: the closed generation, whole */
     pt_wait(&t, LS_FRAME_DURABLE, 3);
-    cr_assert_eq(count_nonempty_files(t.dir, "shadow"), 0, "the shadow went once 3 was held");
+    cr_assert_eq(count_files(t.dir, "shadow"), 0, "the shadow went once 3 was held");
     char path[4200];
     gen_path(path, sizeof(path), t.dir, "logs", 3, "");
     size_t len = 0;
@@ -165,7 +165,7 @@ Test(passive_block, small_blocks_run_on_the_loop_while_the_receiver_is_idle)
     cr_assert(buf && len == ch.len[3]);
     cr_assert_arr_eq(buf, ch.buf[3], len);
     free(buf);
-    cr_assert_eq(count_nonempty_files(t.dir, "shadow"), 0, "the shadow went once 3 was held");
+    cr_assert_eq(count_files(t.dir, "shadow"), 0, "the shadow went once 3 was held");
     pt_teardown(&t);
     chain_free(&ch);
 }
@@ -184,7 +184,7 @@ Test(passive_block, held_blocks_are_dropped_and_the_window_is_enforced)
     ls_passive_poll(t.m, t.now);
     cr_assert_eq(pt_count(&t, LS_FRAME_BLOCK_ACK), 0);
     cr_assert_gt(credit_back(&t), 2 * PT_DBW, "dropped, their credit given back");
-    cr_assert_leq(count_nonempty_files(t.dir, "shadow"), 0, "nothing written");
+    cr_assert_leq(count_files(t.dir, "shadow"), 0, "nothing written");
     t.held = false;
     /* More than the window outstanding: a protocol error (the daemon closes). */
     static uint8_t big[PT_DBW + 1];
@@ -236,7 +236,7 @@ Test(passive_block, gen_tail_finishes_from_the_shadow_or_asks_again_whole)
     pt_tail(&t, &ch, 3, part, 64);
     pt_wait(&t, LS_FRAME_DURABLE, 3);
     logs_equal(&t, &ch, 3);
-    cr_assert_eq(count_nonempty_files(t.dir, "shadow"), 0, "the shadow went once 3 was held");
+    cr_assert_eq(count_files(t.dir, "shadow"), 0, "the shadow went once 3 was held");
     ls_passive_poll(t.m, t.now);
     cr_assert_leq(credit_back(&t) - before, ch.len[3] - part, "credit for the tail only");
     /* 4: its shadow holds 500 bytes but GEN_TAIL starts at 900: asked again, then whole */
@@ -279,7 +279,7 @@ Test(passive_block, the_next_generation_streams_right_behind_the_closed_ones_end
     cr_assert_lt(frame_at(&t, LS_FRAME_DURABLE, 2, 0), frame_at(&t, LS_FRAME_BLOCK_ACK, 3, part3),
                  "2 durable before 3's bytes are acknowledged");
     logs_equal(&t, &ch, 2);
-    cr_assert_eq(count_nonempty_files(t.dir, "shadow"), 1, "3's shadow alone");
+    cr_assert_eq(count_files(t.dir, "shadow"), 1, "3's shadow alone");
     /* 4 arrives whole, with 5's BLOCKs and 5 whole queued behind it: 4's fsync of logs/ may be
      * deferred (a whole generation queued behind it), but never past an acknowledgement of 5 */
     pt_tail(&t, &ch, 3, part3, 1000);
@@ -295,7 +295,7 @@ Test(passive_block, the_next_generation_streams_right_behind_the_closed_ones_end
                      "4 durable before 5's bytes are acknowledged");
     for (int g = 3; g <= 5; g++)
         logs_equal(&t, &ch, g);
-    cr_assert_eq(count_nonempty_files(t.dir, "shadow"), 0);
+    cr_assert_eq(count_files(t.dir, "shadow"), 0);
     pt_teardown(&t);
     chain_free(&ch);
 }

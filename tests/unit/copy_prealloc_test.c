@@ -344,7 +344,9 @@ Test(copy_prealloc, bare_files_are_handed_out_empty_when_no_ready_file_is_left)
     ls_prealloc_t *p = NULL;
     char err[512] = "";
     cr_assert_eq(ls_prealloc_open(&o, &p, err, sizeof(err)), 0, "%s", err);
-    cr_assert_eq(ls_prealloc_bare(p), 64, "64 kept");
+    /* 64 kept; 63 once the pool's thread has taken one for the ready file (it may run first) */
+    unsigned kept = ls_prealloc_bare(p);
+    cr_assert(kept == 64 || kept == 63, "64 kept, %u bare", kept);
     wait_ready(p, 1);
     cr_assert_leq(count_pool(dir, "bare-"), 64, "the extras deleted (one may be zero-filled now)");
     for (int i = 0; i < 62; i++) { /* back to 2 bare files */

@@ -116,6 +116,31 @@ bool ls__node_hello_admit(peer_t *p, const ls_proto_hello_t *h, ls_proto_choice_
     return false;
 }
 
+/* The WELCOME's answer r for entry i of HELLO h, with why (which r points into) if refused. */
+static void answer_db(peer_t *p, const ls_proto_hello_t *h, int i, ls_proto_db_result_t *r,
+                      char *why, size_t whylen)
+{
+    memcpy(r->dbid, h->dbs[i].dbid, LS_DBID_LEN);
+    memcpy(p->dbids[i], h->dbs[i].dbid, LS_DBID_LEN);
+    LS_CHECK(ls_credit_rx_db_add(p->credit) == i);
+    why[0] = '\0';
+    int dup = duplicate_of(h, i);
+    pcopy_t *c = NULL;
+    if (dup >= 0) {
+        r->code = LS_EEXIST;
+        snprintf(why, whylen,
+                 "HELLO from %s names database %.*s twice (entries %d and %d): entry %d refused",
+                 p->name, (int) h->dbs[i].name.len, h->dbs[i].name.ptr, dup + 1, i + 1, i + 1);
+    } else {
+        c = match(p, &h->dbs[i], &p->seeding[i], &r->code, why, whylen);
+    }
+    r->status = c ? LS_DB_ACCEPTED : LS_DB_REFUSED;
+    r->code = c ? 0 : r->code;
+    r->reason = ls_proto_str(why);
+    if (!c) LS_LOGW("peer", "%s", why);
+    p->by_idx[i] = c;
+}
+
 static void on_hello(peer_t *p, const ls_proto_hello_t *h)
 {
     ls_node_t *n = p->node;
@@ -137,29 +162,8 @@ static void on_hello(peer_t *p, const ls_proto_hello_t *h)
     ls__node_welcome(n, &w, &choice, h->db_count);
     w.welcome.db_window = (uint32_t) dbw;
     w.welcome.conn_window = (uint32_t) connw;
-    for (int i = 0; i < h->db_count; i++) {
-        ls_proto_db_result_t *r = &w.welcome.dbs[i];
-        memcpy(r->dbid, h->dbs[i].dbid, LS_DBID_LEN);
-        memcpy(p->dbids[i], h->dbs[i].dbid, LS_DBID_LEN);
-        LS_CHECK(ls_credit_rx_db_add(p->credit) == i);
-        why[i][0] = '\0';
-        int dup = duplicate_of(h, i);
-        pcopy_t *c = NULL;
-        if (dup >= 0) {
-            r->code = LS_EEXIST;
-            snprintf(why[i], sizeof(why[i]),
-                     "HELLO from %s names database %.*s twice (entries %d and %d): entry %d "
-                     "refused",
-                     p->name, (int) h->dbs[i].name.len, h->dbs[i].name.ptr, dup + 1, i + 1, i + 1);
-        } else {
-            c = match(p, &h->dbs[i], &p->seeding[i], &r->code, why[i], sizeof(why[i]));
-        }
-        r->status = c ? LS_DB_ACCEPTED : LS_DB_REFUSED;
-        r->code = c ? 0 : r->code;
-        r->reason = ls_proto_str(why[i]);
-        if (!c) LS_LOGW("peer", "%s", why[i]);
-        p->by_idx[i] = c;
-    }
+    for (int i = 0; i < h->db_count; i++)
+        answer_db(p, h, i, &w.welcome.dbs[i], why[i], sizeof(why[i]));
     if (ls__node_send(p->conn, &w) != 0) {
         ls_conn_close(p->conn);
         return;

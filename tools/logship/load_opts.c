@@ -63,6 +63,28 @@ static int level_parse(const char *s, ls_db_commit_level_t *out)
     return -1;
 }
 
+/* The ranges of the parsed options. */
+static int check_opts(const load_opts_t *o)
+{
+    if (o->threads == 0 || o->threads > 1024) {
+        return usage_error("--threads must be 1..1024 (got %" PRIu64 ")", o->threads);
+    }
+    if (o->records == 0) return usage_error("--records-per-txn must be at least 1");
+    if (o->key_space == 0) return usage_error("--key-space must be at least 1");
+    if (o->value_size > 16u * 1024 * 1024) return usage_error("--value-size is above 16 MiB");
+    if (o->compressibility < 1.0) return usage_error("--compressibility must be >= 1");
+    if (o->sync_copies > 8) return usage_error("--sync-copies must be 1..8");
+    if (o->sync_timeout_ms > 3600000)
+        return usage_error("--sync-timeout must be 0..3600000 ms (0: wait forever)");
+    if (o->level == LS_COMMIT_LOCAL && (o->sync_copies || o->sync_timeout_ms))
+        return usage_error("--sync-copies and --sync-timeout need --sync remote_durable or "
+                           "remote_applied");
+    if (o->target_size && (o->target_size < 4096 || o->target_size > (64u << 20)))
+        return usage_error("--target-size must be 4096..67108864 bytes (got %" PRIu64 ")",
+                           o->target_size);
+    return 0;
+}
+
 /* Parses argv into o and *dir; returns 0 or the exit code 2 after a message. */
 int ls_load_parse_args(int argc, char **argv, load_opts_t *o, const char **dir)
 {
@@ -118,23 +140,7 @@ int ls_load_parse_args(int argc, char **argv, load_opts_t *o, const char **dir)
         }
     }
     if (!*dir) return usage_error("missing DIR");
-    if (o->threads == 0 || o->threads > 1024) {
-        return usage_error("--threads must be 1..1024 (got %" PRIu64 ")", o->threads);
-    }
-    if (o->records == 0) return usage_error("--records-per-txn must be at least 1");
-    if (o->key_space == 0) return usage_error("--key-space must be at least 1");
-    if (o->value_size > 16u * 1024 * 1024) return usage_error("--value-size is above 16 MiB");
-    if (o->compressibility < 1.0) return usage_error("--compressibility must be >= 1");
-    if (o->sync_copies > 8) return usage_error("--sync-copies must be 1..8");
-    if (o->sync_timeout_ms > 3600000)
-        return usage_error("--sync-timeout must be 0..3600000 ms (0: wait forever)");
-    if (o->level == LS_COMMIT_LOCAL && (o->sync_copies || o->sync_timeout_ms))
-        return usage_error("--sync-copies and --sync-timeout need --sync remote_durable or "
-                           "remote_applied");
-    if (o->target_size && (o->target_size < 4096 || o->target_size > (64u << 20)))
-        return usage_error("--target-size must be 4096..67108864 bytes (got %" PRIu64 ")",
-                           o->target_size);
-    return 0;
+    return check_opts(o);
 }
 
 void ls_load_report(const load_opts_t *o, const ls_db_stats_t *s, uint64_t records, uint64_t bytes,

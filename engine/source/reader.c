@@ -12,7 +12,11 @@
  * Memory: before reading a generation the thread reserves its size; it waits while the
  * generations read and not yet released would exceed max_gens or max_bytes (a generation larger
  * than max_bytes is read only when nothing else is buffered). So at most
- * max(max_bytes, one generation) bytes are held, whatever the backlog.
+ * max(max_bytes, one generation) bytes are held, whatever the backlog. The buffer of a released
+ * generation is kept as a spare for the next one (only while it and the buffered bytes fit
+ * max_bytes; the next generation takes it, or frees it when it is too small): a backlog reads
+ * into memory already mapped instead of a fresh malloc of a generation's size per generation,
+ * which glibc gives back to the kernel at its free (page faults and zeroed pages every time).
  *
  * Streaming: a generation is read in pieces of READ_PIECE bytes, each fed to the incremental
  * scanner (ls_gen_stream_*, the same checks as ls_gen_scan) while it is in cache, and handed out
@@ -160,9 +164,39 @@ void ls_reader_release(ls_reader_t *r, const ls_gen_buf_t *gen)
     r->st.buffered_gens--;
     r->st.buffered_bytes -= n->buf.size;
     pthread_cond_broadcast(&r->cond);
+    uint8_t *gone = ls__reader_drop_locked(r, n);
     pthread_mutex_unlock(&r->mu);
-    free(n->data);
+    free(gone);
+}
+
+uint8_t *ls__reader_drop_locked(ls_reader_t *r, rgen_t *n)
+{
+    uint8_t *gone = n->data;
+    /* kept only while it and what is buffered fit max_bytes, so the bound above still holds */
+    if (!r->stop && n->cap > r->spare_cap && r->st.buffered_bytes + n->cap <= r->max_bytes) {
+        gone = r->spare;
+        r->spare = n->data;
+        r->spare_cap = n->cap;
+    }
     free(n);
+    return gone;
+}
+
+uint8_t *ls__reader_buffer(ls_reader_t *r, size_t size, size_t *cap)
+{
+    pthread_mutex_lock(&r->mu);
+    uint8_t *b = r->spare;
+    size_t c = r->spare_cap;
+    r->spare = NULL;
+    r->spare_cap = 0;
+    pthread_mutex_unlock(&r->mu);
+    if (b && c >= size) {
+        *cap = c;
+        return b;
+    }
+    free(b); /* too small: not held beside the new one */
+    *cap = size;
+    return malloc(size);
 }
 
 const char *ls_reader_error(ls_reader_t *r)
@@ -201,6 +235,7 @@ void ls_reader_stop(ls_reader_t *r)
     ls__src_unwatch(r->src, &r->waiter);
     free_list(r->head);
     free_list(r->out);
+    free(r->spare);
     ls_gen_stream_free(r->scan);
     pthread_cond_destroy(&r->cond);
     pthread_mutex_destroy(&r->mu);

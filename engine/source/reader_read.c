@@ -120,16 +120,17 @@ static int open_gen(ls_reader_t *r, const char *path, int *fdp, rgen_t **out)
         goto fail;
     }
     rgen_t *n = calloc(1, sizeof(*n));
-    uint8_t *data = malloc(size ? size : 1);
+    size_t cap = 0;
+    uint8_t *data = n ? ls__reader_buffer(r, size ? size : 1, &cap) : NULL;
     if (!n || !data) {
         free(n);
-        free(data);
         unreserve(r, size);
         rc =
             ls_errf(r->errmsg, sizeof(r->errmsg), LS_ENOMEM, "cannot read %s: out of memory", path);
         goto fail;
     }
     n->data = data;
+    n->cap = cap;
     n->buf.bytes = data;
     n->buf.size = size;
     n->buf.avail = &n->avail;
@@ -163,6 +164,7 @@ static void publish(ls_reader_t *r, rgen_t *n, bool filling)
 static void withdraw(ls_reader_t *r, rgen_t *n, bool published)
 {
     bool queued = false;
+    uint8_t *gone = NULL;
     pthread_mutex_lock(&r->mu);
     n->filling = false;
     if (published && n->released) {
@@ -184,12 +186,10 @@ static void withdraw(ls_reader_t *r, rgen_t *n, bool published)
         r->st.buffered_gens--;
         r->st.buffered_bytes -= n->buf.size;
         pthread_cond_broadcast(&r->cond);
+        gone = ls__reader_drop_locked(r, n);
     }
     pthread_mutex_unlock(&r->mu);
-    if (!published || queued) {
-        free(n->data);
-        free(n);
-    }
+    free(gone);
 }
 
 static bool stopping(ls_reader_t *r)
@@ -308,6 +308,7 @@ static void hand_over(ls_reader_t *r, rgen_t *n, uint64_t g, bool published)
         return;
     }
     bool gone = false;
+    uint8_t *drop = NULL;
     pthread_mutex_lock(&r->mu);
     r->st.read++;
     r->st.next = g + 1;
@@ -316,15 +317,12 @@ static void hand_over(ls_reader_t *r, rgen_t *n, uint64_t g, bool published)
         r->st.buffered_gens--;
         r->st.buffered_bytes -= n->buf.size;
         pthread_cond_broadcast(&r->cond);
+        drop = ls__reader_drop_locked(r, n);
         gone = true;
     }
     pthread_mutex_unlock(&r->mu);
-    if (gone) {
-        free(n->data);
-        free(n);
-    } else {
-        r->cb(r->ctx);
-    }
+    free(drop);
+    if (!gone) r->cb(r->ctx);
 }
 
 /* Reads generation g (epoch from its name) at path piece by piece through the incremental

@@ -95,6 +95,7 @@ void ls__src_unwatch(ls_source_t *src, ls__src_waiter_t *w);
 typedef struct rgen {
     ls_gen_buf_t buf;       /* what ls_reader_next hands out; first, so &buf is the node */
     uint8_t *data;          /* the file's bytes (buf.bytes) */
+    size_t cap;             /* bytes allocated at data (>= buf.size: it may be a spare) */
     _Atomic uint64_t avail; /* bytes read and verified so far (buf.avail points here) */
     bool filling;           /* under r->mu: published, the thread still reads into data */
     bool released;          /* under r->mu: released while filling: the thread frees it */
@@ -126,6 +127,8 @@ struct ls_reader {
     bool dirty;                          /* the directory changed since the thread last looked */
     rgen_t *head, *tail;                 /* ready queue, in generation order */
     rgen_t *out;                         /* handed out, not yet released */
+    uint8_t *spare;                      /* a released generation's buffer, for the next one */
+    size_t spare_cap;                    /* its bytes */
     ls_reader_stats_t st;                /* figures; st.error is the sticky failure */
     char errmsg[LS_SOURCE_ERRLEN];       /* why the reader stopped */
 };
@@ -133,5 +136,11 @@ struct ls_reader {
 /* Reads generation g on the reader's thread (reader_read.c): 0 verified, LOCATE_WAIT,
  * 1 stopping, or an error (r->errmsg). */
 int ls__reader_step(ls_reader_t *r, uint64_t g);
+/* Frees n, its buffer kept as the reader's spare when that fits the bounds (reader.c). Called
+ * with r->mu held; returns what the caller frees once it has let go of the lock (or NULL). */
+uint8_t *ls__reader_drop_locked(ls_reader_t *r, rgen_t *n);
+/* A buffer of at least size bytes for the next generation: the spare when large enough, else a
+ * new one (the spare, too small, is freed). NULL when out of memory. *cap: its bytes. */
+uint8_t *ls__reader_buffer(ls_reader_t *r, size_t size, size_t *cap);
 
 #endif

@@ -78,6 +78,9 @@ struct ls__pframe {
     size_t zlen;             /* bytes in zbody */
     size_t len;              /* body bytes */
     size_t cap;              /* room for body bytes (>= len; a reused frame may have more) */
+    uv_write_t wreq[2];      /* plain TCP: what the socket did not take, written from here */
+    size_t wlen[2];          /* bytes of each write request */
+    unsigned wrefs;          /* write requests not through their callback yet */
     uint8_t hdr[LS_FRAME_HEADER_SIZE]; /* room for the header: the frame is encoded in place */
     uint8_t body[]; /* the body, then LS_FRAME_CKSUM_SIZE bytes of room for the checksum */
 };
@@ -166,7 +169,7 @@ struct ls_conn {
     size_t sock_queued;              /* encoded bytes handed to libuv, not yet written */
     struct ls__wbuf *wst;            /* TLS records staged for the socket (NULL: none yet) */
     struct ls__wbuf *wspare;         /* the largest buffer written so far, for reuse (send.c) */
-    struct ls__pframe *pspare;       /* the largest frame sent from the queue, for reuse */
+    struct ls__pframe *pspare[2];    /* the largest frames sent from the queue, for reuse */
     uint8_t *tx;                     /* scratch: header + body + checksum of the frame being sent */
     uint8_t *ztx;                    /* scratch: same, compressed */
     uint64_t tx_seq;                 /* sequence number of the next frame sent */

@@ -68,6 +68,8 @@ static struct ls__wbuf *spare_get(ls_conn_t *c, size_t cap)
     return w;
 }
 
+static void written(ls_conn_t *c, int status);
+
 static void write_cb(uv_write_t *req, int status)
 {
     struct ls__wpiece *p = (struct ls__wpiece *) req;
@@ -79,6 +81,12 @@ static void write_cb(uv_write_t *req, int status)
         free(w->pieces);
         spare_put(c, w);
     }
+    written(c, status);
+}
+
+/* After a write request's callback: the socket queue shrank (or the connection failed). */
+static void written(ls_conn_t *c, int status)
+{
     account(c);
     if (status < 0) {
         ls__conn_fail(c, ls__uv_err(status), "write to %s failed: %s", c->peer,
@@ -243,7 +251,11 @@ _Static_assert(offsetof(struct ls__pframe, body) ==
 /* Encodes the frame whose body (body bytes) follows LS_FRAME_HEADER_SIZE bytes of room at frame,
  * with LS_FRAME_CKSUM_SIZE bytes of room after it: compressed (on the loop) into ztx, or in
  * place; then to the driver. */
-static int encode(ls_conn_t *c, uint8_t *frame, size_t body, uint8_t type, uint8_t flags)
+static int write_pframe(ls_conn_t *c, struct ls__pframe *p, size_t len);
+
+/* p: the queued frame whose memory frame is (or NULL); 1 when p is still being written from. */
+static int encode(ls_conn_t *c, struct ls__pframe *p, uint8_t *frame, size_t body, uint8_t type,
+                  uint8_t flags)
 {
     c->stats.bytes_sent += LS_FRAME_HEADER_SIZE + body;
     if (c->zstd_level && !c->off && !(flags & LS_FRAME_FLAG_ZSTD) && compressible(type) &&
@@ -268,16 +280,18 @@ static int encode(ls_conn_t *c, uint8_t *frame, size_t body, uint8_t type, uint8
     }
     c->tx_seq++;
     c->stats.frames_sent++;
+    if (p && frame == p->hdr && c->drv == &ls__driver_tcp) return write_pframe(c, p, len);
     return c->drv->write(c, frame, len);
 }
 
 int ls__conn_send_frame(ls_conn_t *c, uint8_t type, uint8_t flags, const struct iovec *iov,
                         int iovcnt)
 {
-    return encode(c, c->tx, gather(c, iov, iovcnt), type, flags);
+    return encode(c, NULL, c->tx, gather(c, iov, iovcnt), type, flags);
 }
 
-/* Encodes the frame p taken off the queue: as it is, or as the worker compressed it. */
+/* Encodes the frame p taken off the queue: as it is, or as the worker compressed it. 1 when
+ * the socket still writes from p (plain TCP), else 0 or < 0. */
 static int send_pframe(ls_conn_t *c, struct ls__pframe *p)
 {
     if (p->zstate == LS__Z_DONE && p->zrc)
@@ -288,20 +302,63 @@ static int send_pframe(ls_conn_t *c, struct ls__pframe *p)
         c->stats.bytes_sent += p->len - p->zlen; /* counted before compression, like the loop */
         return rc;
     }
-    return encode(c, p->hdr, p->len, p->type, p->flags); /* in place: no copy into tx */
+    return encode(c, p, p->hdr, p->len, p->type, p->flags); /* in place: no copy into tx */
 }
 
-/* A sent frame is kept as the connection's spare (the larger of the two), for the next frame
+/* A sent frame is kept as one of the connection's two spares (the largest), for the next frames
  * queued: as with the write buffers, memory that stays mapped instead of a fresh malloc per frame.
- */
+ * Two, because a frame the socket is still writing from holds its memory while the next is
+ * queued. */
 static void pframe_put(ls_conn_t *c, struct ls__pframe *p)
 {
-    if (c->pspare && c->pspare->cap >= p->cap) {
+    struct ls__pframe **s = c->pspare;
+    int small = !s[0] ? 0 : !s[1] ? 1 : s[0]->cap <= s[1]->cap ? 0 : 1;
+    if (s[small] && s[small]->cap >= p->cap) {
         free(p);
         return;
     }
-    free(c->pspare);
-    c->pspare = p;
+    free(s[small]);
+    s[small] = p;
+}
+
+static void pframe_write_cb(uv_write_t *req, int status)
+{
+    struct ls__pframe *p = req->data;
+    ls_conn_t *c = req->handle->data;
+    size_t len = p->wlen[req == &p->wreq[0] ? 0 : 1];
+    c->sock_queued -= len;
+    if (status == 0) c->stats.wire_bytes_sent += len;
+    if (--p->wrefs == 0) pframe_put(c, p);
+    written(c, status);
+}
+
+/* The plain driver's write of the frame p encoded in place (len bytes from p->hdr): what the
+ * socket does not take at once is written from p itself by libuv, as the bulk and a TAIL (see
+ * write_later), instead of being copied into a write buffer; p goes back to the spares after the
+ * last piece's callback. 1: p is being written (taken), 0: all of it went now, < 0: failed. */
+static int write_pframe(ls_conn_t *c, struct ls__pframe *p, size_t len)
+{
+    if (c->state == LS__CONN_CLOSING) return LS_ECLOSED;
+    ssize_t done = write_now(c, p->hdr, len);
+    if (done < 0) return (int) done;
+    if ((size_t) done == len) return 0;
+    size_t off = (size_t) done, rest = len - off, n = rest > TAIL ? 2 : 1;
+    p->wrefs = (unsigned) n;
+    for (size_t i = 0; i < n; i++) {
+        p->wlen[i] = n == 2 && i == 0 ? rest - TAIL : len - off;
+        p->wreq[i].data = p;
+        uv_buf_t b = uv_buf_init((char *) p->hdr + off, (unsigned) p->wlen[i]);
+        int rc = uv_write(&p->wreq[i], (uv_stream_t *) &c->tcp, &b, 1, pframe_write_cb);
+        if (rc < 0) { /* the pieces queued before still call back; the others never will */
+            p->wrefs -= (unsigned) (n - i);
+            ls__conn_fail(c, ls__uv_err(rc), "write to %s failed: %s", c->peer, uv_strerror(rc));
+            return i ? 1 : rc;
+        }
+        off += p->wlen[i];
+        c->sock_queued += p->wlen[i];
+    }
+    account(c);
+    return 1;
 }
 
 void ls__send_flush(ls_conn_t *c)
@@ -314,8 +371,9 @@ void ls__send_flush(ls_conn_t *c)
         c->pending_bytes -= LS_FRAME_HEADER_SIZE + p->len;
         int rc = send_pframe(c, p);
         free(p->zbody);
-        pframe_put(c, p);
-        if (rc) return;
+        p->zbody = NULL;
+        if (rc != 1) pframe_put(c, p); /* 1: the socket still writes from it */
+        if (rc < 0) return;
     }
     account(c);
 }
@@ -324,10 +382,12 @@ void ls__send_flush(ls_conn_t *c)
 static struct ls__pframe *queue(ls_conn_t *c, uint8_t type, uint8_t flags, const struct iovec *iov,
                                 int iovcnt, size_t len)
 {
-    struct ls__pframe *p = c->pspare;
+    struct ls__pframe **s = c->pspare, *p = NULL;
     size_t cap = len;
-    if (p && p->cap >= len) {
-        c->pspare = NULL;
+    int k = s[0] && s[0]->cap >= len ? 0 : s[1] && s[1]->cap >= len ? 1 : -1;
+    if (k >= 0) {
+        p = s[k];
+        s[k] = NULL;
         cap = p->cap;
     } else {
         p = malloc(sizeof(*p) + len + LS_FRAME_CKSUM_SIZE);
@@ -432,8 +492,9 @@ void ls__send_free(ls_conn_t *c)
     c->wst = NULL;
     free(c->wspare);
     c->wspare = NULL;
-    free(c->pspare);
-    c->pspare = NULL;
+    free(c->pspare[0]);
+    free(c->pspare[1]);
+    c->pspare[0] = c->pspare[1] = NULL;
     while (c->pending) {
         struct ls__pframe *p = c->pending;
         c->pending = p->next;

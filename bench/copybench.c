@@ -3,7 +3,7 @@
  * profiling the receive path and the replayer (perf record, heaptrack) on a real workload.
  *
  *   copybench LOGS_DIR COPY_DIR [--hold | --serial] [--chunk BYTES] [--batch N]
- *             [--batch-bytes BYTES] [--no-group] [--idle MS]
+ *             [--batch-bytes BYTES] [--no-group] [--idle MS] [--hashed]
  *
  * LOGS_DIR holds closed generations (e.g. `logship load DIR ...`'s DIR/logs). Every generation
  * found there, from 1 on, is received into a fresh copy at COPY_DIR (which must not exist) on
@@ -18,7 +18,10 @@
  * (written, hashed, inspected, synced, moved into logs/ and that fsynced) and of the time in its
  * recv_data calls alone (written, hashed, inspected: the CPU part). Always printed: the
  * receiving thread's own CPU time in the ls_copy_recv_* calls (its thread clock: the file reads
- * are not in it), the figure to compare on a loaded machine.
+ * are not in it), the figure to compare on a loaded machine. --hashed: each generation's SHA-256
+ * is computed before its recv_begin, outside the timers, and the chunks go through
+ * ls_copy_recv_data_hashed / ls_copy_recv_end_hashed, as the receiver thread takes them from the
+ * daemon's loop (copy/receiver.c hashes on the pushing thread): the receiver thread's share.
  */
 #include <dirent.h>
 #include <pthread.h>
@@ -101,11 +104,11 @@ int main(int argc, char **argv)
         fprintf(
             stderr,
             "usage: copybench LOGS_DIR COPY_DIR [--hold | --serial] [--chunk BYTES] [--batch N] "
-            "[--batch-bytes BYTES] [--no-group] [--idle MS]\n");
+            "[--batch-bytes BYTES] [--no-group] [--idle MS] [--hashed]\n");
         return 2;
     }
     const char *logs = argv[1], *dir = argv[2];
-    bool hold = false, serial = false, group = true;
+    bool hold = false, serial = false, group = true, hashed = false;
     size_t chunk = 256 * 1024;
     long idle_ms = -1;
     ls_copy_options_t o = {.dir = dir, .event_cb = on_event};
@@ -114,6 +117,8 @@ int main(int argc, char **argv)
             hold = true;
         else if (strcmp(argv[i], "--no-group") == 0)
             group = false;
+        else if (strcmp(argv[i], "--hashed") == 0)
+            hashed = true;
         else if (strcmp(argv[i], "--serial") == 0)
             serial = true;
         else if (strcmp(argv[i], "--chunk") == 0 && i + 1 < argc)
@@ -187,15 +192,24 @@ int main(int argc, char **argv)
             usleep((useconds_t) idle_ms * 1000);
             idle_s += now_s() - s;
         }
+        uint8_t digest[LS_DIGEST_LEN];
+        if (hashed && len >= LS_GEN_TRAILER_SIZE) { /* the loop's share, not timed */
+            ls_sha256_t *h = ls_sha256_new();
+            ls_sha256_update(h, buf, len - LS_GEN_TRAILER_SIZE);
+            ls_sha256_final(h, digest);
+            ls_sha256_free(h);
+        }
         double tg = now_s(), cg = thread_cpu_s();
         rc = ls_copy_recv_begin(c, epoch[g], g, len, 0, err, sizeof(err));
         double td = now_s();
         for (size_t off = 0; rc == 0 && off < len; off += chunk)
-            rc =
-                ls_copy_recv_data(c, g, off, buf + off, LS_MIN(chunk, len - off), err, sizeof(err));
+            rc = (hashed ? ls_copy_recv_data_hashed : ls_copy_recv_data)(
+                c, g, off, buf + off, LS_MIN(chunk, len - off), err, sizeof(err));
         data_took[g] = now_s() - td;
         ls_copy_recv_defer(c, group && idle_ms < 0 && g < n); /* a backlog: the next is queued */
-        if (rc == 0) rc = ls_copy_recv_end(c, g, NULL, err, sizeof(err));
+        if (rc == 0)
+            rc = hashed ? ls_copy_recv_end_hashed(c, g, NULL, digest, err, sizeof(err))
+                        : ls_copy_recv_end(c, g, NULL, err, sizeof(err));
         took[g] = now_s() - tg;
         cpu_s += thread_cpu_s() - cg;
         free(buf);

@@ -3,7 +3,7 @@
  * profiling the receive path and the replayer (perf record, heaptrack) on a real workload.
  *
  *   copybench LOGS_DIR COPY_DIR [--hold | --serial] [--chunk BYTES] [--batch N]
- *             [--batch-bytes BYTES] [--no-group] [--idle MS]
+ *             [--batch-bytes BYTES] [--no-group] [--idle MS] [--hashed] [--receiver US]
  *
  * LOGS_DIR holds closed generations (e.g. `logship load DIR ...`'s DIR/logs). Every generation
  * found there, from 1 on, is received into a fresh copy at COPY_DIR (which must not exist) on
@@ -18,7 +18,16 @@
  * (written, hashed, inspected, synced, moved into logs/ and that fsynced) and of the time in its
  * recv_data calls alone (written, hashed, inspected: the CPU part). Always printed: the
  * receiving thread's own CPU time in the ls_copy_recv_* calls (its thread clock: the file reads
- * are not in it), the figure to compare on a loaded machine.
+ * are not in it), the figure to compare on a loaded machine. --hashed: each generation's SHA-256
+ * is computed before its recv_begin, outside the timers, and the chunks go through
+ * ls_copy_recv_data_hashed / ls_copy_recv_end_hashed, as the receiver thread takes them from the
+ * daemon's loop (copy/receiver.c hashes on the pushing thread): the receiver thread's share.
+ * --receiver US: through the daemon's hand-off instead, a receiver thread (copy/receiver.h) fed
+ * from this thread as the loop feeds it, each generation alone (--idle MS, 100 by default) in the
+ * active's pieces (64 KiB, 256 KiB ..., the last 64 KiB), piece k pushed at begin + k * US
+ * microseconds (the wire's pace; at most as fast as this thread copies and pushes, as the loop);
+ * prints the median and p90 of the time from the last push (GEN_END) to DURABLE and from
+ * GEN_BEGIN to DURABLE: the pick-up's part on the passive that the two threads share.
  */
 #include <dirent.h>
 #include <pthread.h>
@@ -29,6 +38,7 @@
 #include <unistd.h>
 
 #include "copy/copy.h"
+#include "copy/receiver.h"
 #include "core/core.h"
 
 #define GENS_MAX 4096
@@ -95,29 +105,141 @@ static void *sampler(void *arg)
     return NULL;
 }
 
+/* --receiver: the receiver thread's events wake this thread. */
+static pthread_mutex_t r_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t r_cv = PTHREAD_COND_INITIALIZER;
+static int r_flag;
+
+static void r_notify(void *arg)
+{
+    (void) arg;
+    pthread_mutex_lock(&r_mu);
+    r_flag = 1;
+    pthread_cond_signal(&r_cv);
+    pthread_mutex_unlock(&r_mu);
+}
+
+static void sleep_until(double t)
+{
+    double d;
+    while ((d = t - now_s()) > 0)
+        if (d > 0.0002) usleep((useconds_t) ((d - 0.0001) * 1e6));
+}
+
+/* Generations 1..n through a receiver thread, each alone after idle_ms, pieces paced pace_us
+ * apart; prints END->durable and BEGIN->durable. 0 or 1. */
+static int via_receiver(ls_copy_options_t *o, char **path, const uint32_t *epoch, uint64_t n,
+                        long idle_ms, long pace_us)
+{
+    static double last[GENS_MAX + 1], whole[GENS_MAX + 1];
+    ls_copy_rx_options_t ro = {.name = "copybench", .notify_cb = r_notify};
+    ls_copy_rx_t *rx = ls_copy_rx_new(&ro);
+    char err[512];
+    ls_copy_t *c = NULL;
+    o->event_cb = ls_copy_rx_event_cb;
+    o->event_ctx = rx;
+    if (!rx || ls_copy_open(o, &c, err, sizeof(err)) != 0 || ls_copy_rx_start(rx, c) != 0) {
+        fprintf(stderr, "copybench: %s\n", rx ? err : "out of memory");
+        return 1;
+    }
+    for (uint64_t g = 1; g <= n; g++) {
+        uint8_t *buf = NULL;
+        size_t len = 0;
+        if (ls_read_file(path[g], LS_GEN_HARD_CAP, &buf, &len) || len < LS_GEN_TRAILER_SIZE) {
+            fprintf(stderr, "copybench: cannot read %s\n", path[g]);
+            return 1;
+        }
+        uint8_t digest[LS_DIGEST_LEN]; /* the sender's */
+        ls_sha256_t *h = ls_sha256_new();
+        ls_sha256_update(h, buf, len - LS_GEN_TRAILER_SIZE);
+        ls_sha256_final(h, digest);
+        ls_sha256_free(h);
+        usleep((useconds_t) (idle_ms < 0 ? 100 : idle_ms) * 1000);
+        double t0 = now_s();
+        ls_copy_item_t *it = ls_copy_item_new(LS_COPY_ITEM_BEGIN, 0);
+        it->epoch = epoch[g];
+        it->generation = g;
+        it->size = len;
+        ls_copy_rx_push(rx, it);
+        size_t off = 0;
+        for (int k = 0; off < len; k++) {
+            size_t want = off == 0 || len - off <= 64 * 1024 ? 64 * 1024 : 256 * 1024;
+            size_t piece = LS_MIN(want, len - off);
+            if (off + piece < len && len - off - piece < 64 * 1024) piece = len - off - 64 * 1024;
+            if (piece == 0) piece = len - off;
+            sleep_until(t0 + (double) k * (double) pace_us / 1e6);
+            it = ls_copy_item_new(LS_COPY_ITEM_DATA, (uint32_t) piece);
+            it->generation = g;
+            it->offset = off;
+            memcpy(it->data, buf + off, piece);
+            ls_copy_rx_push(rx, it);
+            off += piece;
+        }
+        it = ls_copy_item_new(LS_COPY_ITEM_END, 0);
+        it->generation = g;
+        memcpy(it->digest, digest, LS_DIGEST_LEN);
+        double te = now_s();
+        ls_copy_rx_push(rx, it);
+        bool durable = false;
+        while (!durable) {
+            ls_copy_rx_event_t ev;
+            while (ls_copy_rx_poll(rx, &ev)) {
+                if (ev.kind == LS_COPY_EV_DURABLE && ev.generation == g) durable = true;
+                if (ev.kind == LS_COPY_EV_ASK_AGAIN || ev.kind == LS_COPY_RX_EV_BEHIND) {
+                    fprintf(stderr, "copybench: generation %llu: %s\n", (unsigned long long) g,
+                            ev.message);
+                    return 1;
+                }
+            }
+            if (durable) break;
+            pthread_mutex_lock(&r_mu);
+            while (!r_flag)
+                pthread_cond_wait(&r_cv, &r_mu);
+            r_flag = 0;
+            pthread_mutex_unlock(&r_mu);
+        }
+        double t1 = now_s();
+        last[g] = t1 - te;
+        whole[g] = t1 - t0;
+        free(buf);
+    }
+    ls_copy_rx_free(rx);
+    qsort(last + 1, n, sizeof(last[0]), cmp_double);
+    qsort(whole + 1, n, sizeof(whole[0]), cmp_double);
+    printf("through the receiver thread, pieces %ld us apart: GEN_END pushed to DURABLE median "
+           "%.3f ms, p90 %.3f ms; GEN_BEGIN to DURABLE median %.3f ms, p90 %.3f ms\n",
+           pace_us, last[1 + (n - 1) / 2] * 1e3, last[1 + (n - 1) * 9 / 10] * 1e3,
+           whole[1 + (n - 1) / 2] * 1e3, whole[1 + (n - 1) * 9 / 10] * 1e3);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3) {
         fprintf(
             stderr,
             "usage: copybench LOGS_DIR COPY_DIR [--hold | --serial] [--chunk BYTES] [--batch N] "
-            "[--batch-bytes BYTES] [--no-group] [--idle MS]\n");
+            "[--batch-bytes BYTES] [--no-group] [--idle MS] [--hashed] [--receiver US]\n");
         return 2;
     }
     const char *logs = argv[1], *dir = argv[2];
-    bool hold = false, serial = false, group = true;
+    bool hold = false, serial = false, group = true, hashed = false;
     size_t chunk = 256 * 1024;
-    long idle_ms = -1;
+    long idle_ms = -1, pace_us = -1;
     ls_copy_options_t o = {.dir = dir, .event_cb = on_event};
     for (int i = 3; i < argc; i++) {
         if (strcmp(argv[i], "--hold") == 0)
             hold = true;
         else if (strcmp(argv[i], "--no-group") == 0)
             group = false;
+        else if (strcmp(argv[i], "--hashed") == 0)
+            hashed = true;
         else if (strcmp(argv[i], "--serial") == 0)
             serial = true;
         else if (strcmp(argv[i], "--chunk") == 0 && i + 1 < argc)
             chunk = strtoull(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--receiver") == 0 && i + 1 < argc)
+            pace_us = strtol(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--idle") == 0 && i + 1 < argc)
             idle_ms = strtol(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc)
@@ -161,6 +283,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "copybench: no generations in %s\n", logs);
         return 1;
     }
+    if (pace_us >= 0) return via_receiver(&o, path, epoch, n, idle_ms, pace_us);
     char err[512];
     ls_copy_t *c = NULL;
     int rc = ls_copy_open(&o, &c, err, sizeof(err));
@@ -187,15 +310,24 @@ int main(int argc, char **argv)
             usleep((useconds_t) idle_ms * 1000);
             idle_s += now_s() - s;
         }
+        uint8_t digest[LS_DIGEST_LEN];
+        if (hashed && len >= LS_GEN_TRAILER_SIZE) { /* the loop's share, not timed */
+            ls_sha256_t *h = ls_sha256_new();
+            ls_sha256_update(h, buf, len - LS_GEN_TRAILER_SIZE);
+            ls_sha256_final(h, digest);
+            ls_sha256_free(h);
+        }
         double tg = now_s(), cg = thread_cpu_s();
         rc = ls_copy_recv_begin(c, epoch[g], g, len, 0, err, sizeof(err));
         double td = now_s();
         for (size_t off = 0; rc == 0 && off < len; off += chunk)
-            rc =
-                ls_copy_recv_data(c, g, off, buf + off, LS_MIN(chunk, len - off), err, sizeof(err));
+            rc = (hashed ? ls_copy_recv_data_hashed : ls_copy_recv_data)(
+                c, g, off, buf + off, LS_MIN(chunk, len - off), err, sizeof(err));
         data_took[g] = now_s() - td;
         ls_copy_recv_defer(c, group && idle_ms < 0 && g < n); /* a backlog: the next is queued */
-        if (rc == 0) rc = ls_copy_recv_end(c, g, NULL, err, sizeof(err));
+        if (rc == 0)
+            rc = hashed ? ls_copy_recv_end_hashed(c, g, NULL, digest, err, sizeof(err))
+                        : ls_copy_recv_end(c, g, NULL, err, sizeof(err));
         took[g] = now_s() - tg;
         cpu_s += thread_cpu_s() - cg;
         free(buf);

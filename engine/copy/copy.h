@@ -267,6 +267,12 @@ int ls_copy_recv_begin(ls_copy_t *copy, uint32_t epoch, uint64_t generation, uin
  * error the receive is over (begin again). */
 int ls_copy_recv_data(ls_copy_t *copy, uint64_t generation, uint64_t offset, const void *data,
                       size_t len, char *err, size_t errlen);
+/* As recv_data, but the caller has hashed the bytes: the SHA-256 of the generation's bytes
+ * below the trailer, in order from offset 0, is the caller's running hash (copy/receiver.c: the
+ * loop, as it moves the bytes out of the socket's buffer). Every chunk of a generation comes one
+ * way or the other (LS_ESTATE otherwise), and one received this way ends with recv_end_hashed. */
+int ls_copy_recv_data_hashed(ls_copy_t *copy, uint64_t generation, uint64_t offset,
+                             const void *data, size_t len, char *err, size_t errlen);
 /* Completes the generation: size reached, digest compared with sender_digest (may be NULL),
  * fdatasync; then the inspection's verdict, established while receiving (the file is not read
  * back): passed, the .part is renamed into logs/ and logs/ fsynced -> DURABLE, INSPECTED
@@ -277,6 +283,11 @@ int ls_copy_recv_data(ls_copy_t *copy, uint64_t generation, uint64_t offset, con
  * LS_ESTATE, LS_ENOSPC, LS_EIO as above. */
 int ls_copy_recv_end(ls_copy_t *copy, uint64_t generation, const uint8_t *sender_digest, char *err,
                      size_t errlen);
+/* As recv_end, for a generation received by recv_data_hashed: digest is the caller's SHA-256 of
+ * those bytes, checked against sender_digest and the trailer exactly as recv_end checks its own
+ * (ignored when the bytes were hashed here). */
+int ls_copy_recv_end_hashed(ls_copy_t *copy, uint64_t generation, const uint8_t *sender_digest,
+                            const uint8_t *digest, char *err, size_t errlen);
 /* Drops a half-received .part (connection lost). No-op when nothing is being received. */
 void ls_copy_recv_abort(ls_copy_t *copy);
 /* Group durability (the receiver thread, which knows what is queued behind: copy/receiver.c sets

@@ -89,6 +89,8 @@ typedef struct {
     bool grow_sync;          /* the growth's sync may still run on the pool's thread
                                 (ls_prealloc_grow_synced before the fdatasync) */
     ls_sha256_t *sha;        /* running SHA-256 of bytes [0, size - LS_GEN_TRAILER_SIZE) */
+    uint64_t by_caller;      /* bytes [0, by_caller) came hashed by the caller, not into sha
+                                (ls_copy_recv_data_hashed; 0: sha has them all) */
     ls_seal_t *seal;         /* running XXH3-128 of bytes [0, size): the file's seal (kept) */
     ls_gen_stream_t *stream; /* the inspection, record by record as bytes arrive (kept) */
     ls__copy_expect_t x;     /* what the generation must be, fixed at begin */

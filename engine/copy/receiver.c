@@ -31,6 +31,12 @@ struct ls_copy_rx {
     ls_copy_item_t *held, *held_last; /* BLOCK items held for ls_copy_rx_run_held (the loop's) */
     uint64_t held_bytes;              /* their bytes */
     bool held_report; /* the last run_held made bytes durable: ls_copy_rx_held_done reports them */
+    /* The pushing thread's hash of the generation pushed (push: prehash) */
+    ls_sha256_t *sha; /* SHA-256 of its bytes [0, next) below the trailer; NULL: none yet */
+    bool hashing;     /* a generation begun at offset 0 whose DATA so far were contiguous */
+    uint64_t gen;     /* its generation */
+    uint64_t size;    /* its announced size */
+    uint64_t next;    /* the offset its next DATA must have */
 };
 
 ls_copy_item_t *ls_copy_item_new(ls_copy_item_kind_t kind, uint32_t len)
@@ -227,9 +233,10 @@ static void receive(ls_copy_rx_t *rx, ls_copy_item_t *it)
     } else if (it->generation == rx->skip_gen) {
         return;
     } else if (it->kind == LS_COPY_ITEM_DATA) {
-        if (LS_FAULT("receiver.flip_bit") && it->len) it->data[it->len / 2] ^= 0x10;
-        rc = ls_copy_recv_data(copy, it->generation, it->offset, it->data, it->len, err,
-                               sizeof(err));
+        rc = it->hashed ? ls_copy_recv_data_hashed(copy, it->generation, it->offset, it->data,
+                                                   it->len, err, sizeof(err))
+                        : ls_copy_recv_data(copy, it->generation, it->offset, it->data, it->len,
+                                            err, sizeof(err));
     } else {
         /* a whole generation queued behind: one fsync of logs/ for the generations received
          * back to back (not merely the first bytes of the next: its END may be far off) */
@@ -240,7 +247,8 @@ static void receive(ls_copy_rx_t *rx, ls_copy_item_t *it)
         ls_copy_shadow_info(copy, &sh);
         ls_copy_recv_defer(copy, __atomic_load_n(&rx->ends, __ATOMIC_RELAXED) > 0 &&
                                      sh.generation != it->generation);
-        rc = ls_copy_recv_end(copy, it->generation, it->digest, err, sizeof(err));
+        rc = ls_copy_recv_end_hashed(copy, it->generation, it->digest, it->hashed ? it->hash : NULL,
+                                     err, sizeof(err));
         if (rc == 0) ls_copy_shadow_drop(copy, it->generation); /* held whole now */
         /* Its head came from a shadow that is not the active's log: that shadow goes (the
          * generation comes whole; a new stream starts a new shadow). */
@@ -370,8 +378,57 @@ static bool holdable(ls_copy_rx_t *rx, const ls_copy_item_t *it)
            it->offset <= last->offset + last->len;
 }
 
+/* The pushing thread's share of the receive: the SHA-256 of a generation's DATA, hashed right
+ * after the loop copied them into the item (in its cache), so that the receiver thread only
+ * writes and inspects them. Only bytes that continue a generation begun at offset 0 are hashed,
+ * in the order pushed, which is the order the thread takes them: the copy then takes each
+ * hashed item only where its own receive is at the same offset (ls_copy_recv_data_hashed), and
+ * the END's digest only when every byte came hashed; anything else is received as before. */
+static void prehash(ls_copy_rx_t *rx, ls_copy_item_t *it)
+{
+    switch (it->kind) {
+    case LS_COPY_ITEM_BEGIN:
+        rx->hashing = it->offset == 0 && it->size >= LS_GEN_TRAILER_SIZE &&
+                      (rx->sha || (rx->sha = ls_sha256_new()) != NULL);
+        if (!rx->hashing) return;
+        ls_sha256_reset(rx->sha);
+        rx->gen = it->generation;
+        rx->size = it->size;
+        rx->next = 0;
+        return;
+    case LS_COPY_ITEM_ABORT:
+        rx->hashing = false;
+        return;
+    case LS_COPY_ITEM_DATA: {
+        if (LS_FAULT("receiver.flip_bit") && it->len) it->data[it->len / 2] ^= 0x10;
+        if (!rx->hashing || it->generation != rx->gen || it->offset != rx->next ||
+            it->len > rx->size - rx->next) {
+            rx->hashing = false; /* the receive refuses it too; the rest is not hashed here */
+            return;
+        }
+        uint64_t hash_end = rx->size - LS_GEN_TRAILER_SIZE;
+        if (it->offset < hash_end)
+            ls_sha256_update(rx->sha, it->data,
+                             (size_t) LS_MIN((uint64_t) it->len, hash_end - it->offset));
+        rx->next += it->len;
+        it->hashed = true;
+        return;
+    }
+    case LS_COPY_ITEM_END:
+        if (rx->hashing && it->generation == rx->gen && rx->next == rx->size) {
+            ls_sha256_final(rx->sha, it->hash);
+            it->hashed = true;
+        }
+        rx->hashing = false;
+        return;
+    default: /* RUN, BLOCK: no part of a GEN_ stream */
+        return;
+    }
+}
+
 void ls_copy_rx_push(ls_copy_rx_t *rx, ls_copy_item_t *it)
 {
+    prehash(rx, it);
     if (holdable(rx, it)) {
         bool first = !rx->held;
         it->link = NULL;
@@ -442,5 +499,6 @@ void ls_copy_rx_free(ls_copy_rx_t *rx)
     if (!rx) return;
     ls_copy_close(ls_copy_rx_stop(rx));
     ls_workq_free(rx->events, drop_item, NULL);
+    ls_sha256_free(rx->sha);
     free(rx);
 }

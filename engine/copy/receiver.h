@@ -22,7 +22,14 @@
  * run on the receiver thread in the order pushed, held BLOCK items (inline_sync_ns) on the loop in
  * ls_copy_rx_run_held, while the receiver thread is idle; the notify callback from the receiver,
  * the replayer or the loop thread, never with the receiver's lock held.
- * Fault point (test builds): receiver.flip_bit (flips a bit of every GEN_DATA: wire damage).
+ * Hashing: push hashes each GEN_DATA item's bytes on the pushing thread (the loop, while they
+ * are in its cache after the copy out of the socket's buffer) when they continue a generation
+ * begun at offset 0, and gives its END the digest: the receiver thread then writes and inspects
+ * (ls_copy_recv_data_hashed, ls_copy_recv_end_hashed), so the two threads pipeline piece by
+ * piece; the digest is checked on the receiver thread before anything is durable, as always.
+ * GEN_TAIL (the head from the shadow) is hashed on the receiver thread.
+ * Fault point (test builds): receiver.flip_bit (flips a bit of every GEN_DATA in push, before it
+ * is hashed: wire damage).
  */
 #ifndef LS_COPY_RECEIVER_H
 #define LS_COPY_RECEIVER_H
@@ -62,6 +69,10 @@ struct ls_copy_item {
     ls_copy_run_fn run;             /* RUN */
     void *run_ctx;                  /* RUN: passed to run */
     struct ls_copy_item *link;      /* the receiver's: BLOCK items held for the loop */
+    bool hashed;                    /* the receiver's (set by push): DATA: the bytes are in the
+                                       pushing thread's SHA-256 of the generation; END: hash is
+                                       that SHA-256 */
+    uint8_t hash[LS_DIGEST_SIZE];   /* the receiver's: END, when hashed */
     uint32_t len;                   /* bytes in data */
     uint8_t data[];                 /* DATA (and RUN items that carry bytes) */
 };
@@ -103,7 +114,8 @@ void ls_copy_rx_event_cb(void *ctx, const ls_copy_event_t *ev);
 /* Starts the thread, which owns copy (may be NULL: items then do nothing but RUN) until stop.
  * 0, LS_ESTATE (already started) or LS_ENOMEM. */
 int ls_copy_rx_start(ls_copy_rx_t *rx, ls_copy_t *copy);
-/* Queues it (takes ownership) for the thread; before start or after stop it is freed. With
+/* Queues it (takes ownership) for the thread; before start or after stop it is freed. GEN_DATA
+ * and GEN_END items are hashed here (see Hashing above). With
  * inline_sync_ns, a BLOCK item is held instead when the thread is idle (ls_copy_rx_idle) and
  * ls_copy_shadow_quick says the shadow takes it, with those held before it, by a write and one
  * fdatasync (at most LS_COPY_SHADOW_QUICK_MAX bytes): notify_cb is called and the loop runs them

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <string.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -206,8 +207,13 @@ int ls__copy_rx_check_header(ls_copy_t *c, char *err, size_t errlen)
     return LS_EDBID;
 }
 
-int ls_copy_recv_data(ls_copy_t *c, uint64_t gen, uint64_t offset, const void *data, size_t len,
-                      char *err, size_t errlen)
+static int absorb(ls_copy_t *c, uint64_t offset, const void *data, size_t len, bool hashed,
+                  char *err, size_t errlen);
+
+/* recv_data; hashed: the caller has put the bytes into its own SHA-256 (every byte of the
+ * generation comes one way or the other, never both: recv_end_hashed then takes its digest). */
+static int recv_data(ls_copy_t *c, uint64_t gen, uint64_t offset, const void *data, size_t len,
+                     bool hashed, char *err, size_t errlen)
 {
     ls__copy_rx_t *rx = &c->rx;
     char why[768] = "";
@@ -225,6 +231,15 @@ int ls_copy_recv_data(ls_copy_t *c, uint64_t gen, uint64_t offset, const void *d
                 "%llu",
                 c->dir, (unsigned long long) gen, len, (unsigned long long) offset,
                 (unsigned long long) rx->got, (unsigned long long) rx->size);
+        ok = false;
+    }
+    if (ok && (hashed ? rx->by_caller != rx->got : rx->by_caller != 0)) {
+        ls_msgf(why, sizeof(why),
+                "copy %s: generation %llu: bytes at offset %llu hashed %s, the %llu before "
+                "them %s",
+                c->dir, (unsigned long long) gen, (unsigned long long) offset,
+                hashed ? "by the caller" : "here", (unsigned long long) rx->got,
+                hashed ? "here" : "by the caller");
         ok = false;
     }
     if (!ok) {
@@ -246,15 +261,35 @@ int ls_copy_recv_data(ls_copy_t *c, uint64_t gen, uint64_t offset, const void *d
      * chunks are hashed and inspected, and recv_end's fdatasync, which alone makes the file
      * durable, finds most of it written already. */
     (void) sync_file_range(rx->fd, (off_t) offset, (off_t) len, SYNC_FILE_RANGE_WRITE);
-    return ls__copy_rx_absorb(c, offset, data, len, err, errlen);
+    return absorb(c, offset, data, len, hashed, err, errlen);
+}
+
+int ls_copy_recv_data(ls_copy_t *c, uint64_t gen, uint64_t offset, const void *data, size_t len,
+                      char *err, size_t errlen)
+{
+    return recv_data(c, gen, offset, data, len, false, err, errlen);
+}
+
+int ls_copy_recv_data_hashed(ls_copy_t *c, uint64_t gen, uint64_t offset, const void *data,
+                             size_t len, char *err, size_t errlen)
+{
+    return recv_data(c, gen, offset, data, len, true, err, errlen);
 }
 
 int ls__copy_rx_absorb(ls_copy_t *c, uint64_t offset, const void *data, size_t len, char *err,
                        size_t errlen)
 {
+    return absorb(c, offset, data, len, false, err, errlen);
+}
+
+static int absorb(ls_copy_t *c, uint64_t offset, const void *data, size_t len, bool hashed,
+                  char *err, size_t errlen)
+{
     ls__copy_rx_t *rx = &c->rx;
     uint64_t hash_end = rx->size - LS_GEN_TRAILER_SIZE;
-    if (offset < hash_end)
+    if (hashed)
+        rx->by_caller += len;
+    else if (offset < hash_end)
         ls_sha256_update(rx->sha, data, (size_t) LS_MIN((uint64_t) len, hash_end - offset));
     ls_seal_update(rx->seal, data, len);
     /* a failure sticks in the stream and is the inspection's verdict at the end */
@@ -315,8 +350,10 @@ static int make_durable(ls_copy_t *c, char *err, size_t errlen)
     return 0;
 }
 
-int ls_copy_recv_end(ls_copy_t *c, uint64_t gen, const uint8_t *sender_digest, char *err,
-                     size_t errlen)
+/* recv_end; hashed: the caller's SHA-256 of the bytes it passed to recv_data_hashed (NULL: the
+ * bytes were hashed here). */
+static int recv_end(ls_copy_t *c, uint64_t gen, const uint8_t *sender_digest, const uint8_t *hashed,
+                    char *err, size_t errlen)
 {
     ls__copy_rx_t *rx = &c->rx;
     if (!rx->active || rx->generation != gen || rx->got != rx->size) {
@@ -324,6 +361,14 @@ int ls_copy_recv_end(ls_copy_t *c, uint64_t gen, const uint8_t *sender_digest, c
                 c->dir, (unsigned long long) gen, (unsigned long long) rx->got,
                 (unsigned long long) rx->size);
         if (rx->active) drop_part(c);
+        return LS_ESTATE;
+    }
+    if (rx->by_caller && !hashed) {
+        ls_msgf(err, errlen,
+                "copy %s: generation %llu cannot end: its bytes were hashed by the caller, "
+                "whose digest did not come",
+                c->dir, (unsigned long long) gen);
+        drop_part(c);
         return LS_ESTATE;
     }
     char why[768];
@@ -336,7 +381,10 @@ int ls_copy_recv_end(ls_copy_t *c, uint64_t gen, const uint8_t *sender_digest, c
         return LS_ESTATE;
     }
     uint8_t *digest = rx->digest; /* the stream's known digest */
-    ls_sha256_final(rx->sha, digest);
+    if (rx->by_caller) /* == size: every byte came hashed by the caller (recv_data_hashed) */
+        memcpy(digest, hashed, LS_DIGEST_SIZE);
+    else
+        ls_sha256_final(rx->sha, digest);
     LS__COPY_COUNT(c, digests, 1);
     LS__COPY_COUNT(c, digest_bytes, rx->size - LS_GEN_TRAILER_SIZE);
     if (sender_digest && memcmp(sender_digest, digest, LS_DIGEST_SIZE) != 0) {
@@ -394,6 +442,18 @@ int ls_copy_recv_end(ls_copy_t *c, uint64_t gen, const uint8_t *sender_digest, c
         return ls__copy_conclude(c, epoch, gen, 0, &e, info.header.dbid, msg, part, err, errlen);
     ls__copy_durable(c, gen);
     return ls__copy_conclude(c, epoch, gen, vrc, &e, info.header.dbid, msg, NULL, err, errlen);
+}
+
+int ls_copy_recv_end(ls_copy_t *c, uint64_t gen, const uint8_t *sender_digest, char *err,
+                     size_t errlen)
+{
+    return recv_end(c, gen, sender_digest, NULL, err, errlen);
+}
+
+int ls_copy_recv_end_hashed(ls_copy_t *c, uint64_t gen, const uint8_t *sender_digest,
+                            const uint8_t *digest, char *err, size_t errlen)
+{
+    return recv_end(c, gen, sender_digest, digest, err, errlen);
 }
 
 int ls__copy_flush_durable(ls_copy_t *c, char *err, size_t errlen)

@@ -118,6 +118,74 @@ Test(copy, flipped_bit_fails_inspection_is_deleted_and_asked_again)
     fix_fini(&f);
 }
 
+/* Generation g sent whole by ls_copy_recv_data_hashed in 3 pieces, the caller's digest being the
+ * SHA-256 of hashed (the bytes it saw: buf unless the wire changed them after the hash). */
+static int send_hashed(ls_copy_t *c, uint64_t g, const uint8_t *buf, const uint8_t *hashed,
+                       size_t len, const uint8_t *sender_digest, char *err, size_t errlen)
+{
+    uint8_t mine[LS_DIGEST_SIZE];
+    ls_sha256_t *h = ls_sha256_new();
+    ls_sha256_update(h, hashed, len - LS_GEN_TRAILER_SIZE);
+    ls_sha256_final(h, mine);
+    ls_sha256_free(h);
+    int rc = ls_copy_recv_begin(c, 1, g, len, LS_H_GEN_CLOSE_NS, err, errlen);
+    size_t cut[] = {0, 100, len - 10, len};
+    for (int i = 0; rc == 0 && i < 3; i++)
+        rc = ls_copy_recv_data_hashed(c, g, cut[i], buf + cut[i], cut[i + 1] - cut[i], err, errlen);
+    return rc ? rc : ls_copy_recv_end_hashed(c, g, sender_digest, mine, err, errlen);
+}
+
+Test(copy, bytes_hashed_by_the_caller_are_checked_by_its_digest_and_never_mixed)
+{
+    copy_fix_t f;
+    fix_init(&f, "copy", 3, 3, 20);
+    fix_open(&f, true);
+    char err[1024] = "";
+    size_t len = f.ch.len[1];
+    const uint8_t *buf = f.ch.buf[1];
+    int rc = send_hashed(f.c, 1, buf, buf, len, f.ch.digest[1], err, sizeof(err));
+    cr_assert_eq(rc, 0, "%s: %s", ls_err_name(rc), err);
+    cr_assert_eq(events_count(&f.ev, LS_COPY_EV_INSPECTED, 1), 1);
+    /* the caller's digest is what is compared: bytes it hashed are not the bytes written */
+    len = f.ch.len[2];
+    buf = f.ch.buf[2];
+    uint8_t *other = malloc(len);
+    memcpy(other, buf, len);
+    other[LS_GEN_HEADER_SIZE + 40] ^= 0x04;
+    rc = send_hashed(f.c, 2, buf, other, len, f.ch.digest[2], err, sizeof(err));
+    cr_assert_eq(rc, LS_EDIGEST, "%s: %s", ls_err_name(rc), err);
+    cr_assert_eq(events_count(&f.ev, LS_COPY_EV_DURABLE, 2), 0, "never durable");
+    cr_assert_eq(events_count(&f.ev, LS_COPY_EV_ASK_AGAIN, 2), 1);
+    cr_assert_eq(count_files(f.dir, "inspect"), 0);
+    /* a generation is hashed by the caller or here, never partly each */
+    cr_assert_eq(ls_copy_recv_begin(f.c, 1, 2, len, 0, err, sizeof(err)), 0);
+    cr_assert_eq(ls_copy_recv_data_hashed(f.c, 2, 0, buf, 10, err, sizeof(err)), 0);
+    cr_assert_eq(ls_copy_recv_data(f.c, 2, 10, buf + 10, 10, err, sizeof(err)), LS_ESTATE);
+    cr_assert(ls_h_contains(err, "hashed here, the 10 before them by the caller"), "%s", err);
+    cr_assert_eq(count_files(f.dir, "inspect"), 0, "the .part was dropped");
+    cr_assert_eq(ls_copy_recv_begin(f.c, 1, 2, len, 0, err, sizeof(err)), 0);
+    cr_assert_eq(ls_copy_recv_data(f.c, 2, 0, buf, 10, err, sizeof(err)), 0);
+    cr_assert_eq(ls_copy_recv_data_hashed(f.c, 2, 10, buf + 10, 10, err, sizeof(err)), LS_ESTATE);
+    cr_assert(ls_h_contains(err, "hashed by the caller, the 10 before them here"), "%s", err);
+    /* hashed by the caller, ended without its digest */
+    cr_assert_eq(ls_copy_recv_begin(f.c, 1, 2, len, 0, err, sizeof(err)), 0);
+    cr_assert_eq(ls_copy_recv_data_hashed(f.c, 2, 0, buf, len, err, sizeof(err)), 0);
+    cr_assert_eq(ls_copy_recv_end(f.c, 2, f.ch.digest[2], err, sizeof(err)), LS_ESTATE);
+    cr_assert(ls_h_contains(err, "whose digest did not come"), "%s", err);
+    cr_assert_eq(count_files(f.dir, "inspect"), 0);
+    cr_assert_eq(events_count(&f.ev, LS_COPY_EV_DURABLE, 2), 0);
+    /* a clean one of each kind after that */
+    rc = send_hashed(f.c, 2, buf, buf, len, f.ch.digest[2], err, sizeof(err));
+    cr_assert_eq(rc, 0, "%s: %s", ls_err_name(rc), err);
+    send_range(f.c, &f.ch, 3, 3);
+    cr_assert_eq(ls_copy_start(f.c), 0);
+    wait_replayed(f.c, 3, true);
+    store_matches(f.c, &f.ch);
+    ls_copy_close(f.c);
+    free(other);
+    fix_fini(&f);
+}
+
 Test(copy, three_failures_of_one_generation_make_the_copy_failed)
 {
     copy_fix_t f;

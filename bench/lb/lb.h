@@ -139,7 +139,7 @@ typedef struct {
     uint64_t ngen;         /* generations 1..ngen are tracked */
     uint64_t *closed_ns;   /* dropped into the active's logs/ (UTC ns) */
     uint64_t *durable_ns;  /* appeared under its final name in the passive's inspect/ */
-    uint64_t *replayed_ns; /* the active learned replayed(N) (status, polled every 2 ms) */
+    uint64_t *replayed_ns; /* the active learned replayed(N) (status, polled every 10 ms) */
 } lb_times_t;
 
 /* Makes a pair under dir, the generations staged in stage/ (names as in logs/). Certificates

@@ -224,8 +224,18 @@ int ls__conn_send_frame(ls_conn_t *c, uint8_t type, uint8_t flags, const struct 
  * ready. */
 int ls__conn_send_now(ls_conn_t *c, uint8_t type, const void *body, size_t len);
 void ls__send_free(ls_conn_t *c); /* drops the frame queue */
-/* Hands bytes to the socket: written now or queued (counted in sock_queued). */
+/* sockq.c. Hands bytes to the socket: written now or queued (counted in sock_queued). */
 int ls__conn_write_raw(ls_conn_t *c, const uint8_t *buf, size_t len);
+/* Writes what the socket takes at once when nothing is queued before it: the bytes written (0:
+ * none), or < 0 after closing the connection. */
+ssize_t ls__sock_write_now(ls_conn_t *c, const uint8_t *buf, size_t len);
+/* After a write request's callback: the socket queue shrank (or the connection failed). */
+void ls__sock_written(ls_conn_t *c, int status);
+/* Updates the send queue's figures (frame queue + socket queue) in c->stats. */
+void ls__sock_account(ls_conn_t *c);
+/* Bytes queued from one buffer go as two write requests when more than this: the bulk, then this
+ * tail, so that the socket queue falls below LS__SOCK_LOW while the tail is still written. */
+#define LS__SOCK_TAIL (LS__SOCK_LOW / 2)
 /* Makes room for at least n more bytes in the stage (c->wst); LS_ENOMEM. */
 int ls__stage_reserve(ls_conn_t *c, size_t n);
 /* Appends len bytes to the stage (growing it); LS_ENOMEM. */

@@ -165,8 +165,10 @@ int ls_copy_open(const ls_copy_options_t *opts, ls_copy_t **out, char *err, size
     }
     if (c->o.prealloc_files >= 0) { /* without it, each receive makes a new file */
         char why[512] = "";
-        ls_prealloc_options_t po = {
-            .dir = c->pool_dir, .count = (unsigned) c->o.prealloc_files, .label = c->dir};
+        ls_prealloc_options_t po = {.dir = c->pool_dir,
+                                    .count =
+                                        c->o.prealloc_files ? (unsigned) c->o.prealloc_files : 8,
+                                    .label = c->dir};
         if (ls_prealloc_open(&po, &c->pool, why, sizeof(why)) != 0) LS_LOGW("copy", "%s", why);
     }
     c->last_ckpt = ls_mono_ns();

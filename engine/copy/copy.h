@@ -10,7 +10,8 @@
  *   <dir>/logs/<name>           inspected (checksums, trailer, digest, chain): the .part is
  *                               fsynced and renamed here directly: durable(N), inspected(N)
  *   <dir>/store/                the copy store; replayed(N), then replayed-synced(N) after a sync
- *   <dir>/pool/ready-<n>        preallocated files a .part is taken from (copy/prealloc.h)
+ *   <dir>/pool/ready-<n>        preallocated files a .part or a shadow is taken from
+ *                               (copy/prealloc.h)
  *
  * Position after a restart comes from the directories and the store's meta record only (no
  * journal): .part files are deleted, complete files left in inspect/ are inspected again, logs/
@@ -117,8 +118,9 @@ typedef struct {
                                       each: the bound of that memory), estimated as the fewer of
                                       its operations and the tree's pages at its start + 1 per 8
                                       operations; 65536 (256 MiB of 4 KiB pages) */
-    int prealloc_files;            /* preallocated .part files kept ready in <dir>/pool (made
-                                      in the background, docs/COPY.md); 2; negative: none */
+    int prealloc_files;            /* preallocated files kept ready in <dir>/pool for .part
+                                      files and block mode's shadows (made in the background,
+                                      docs/COPY.md); 8; negative: none */
     ls_copy_event_cb event_cb;     /* NULL: no events */
     void *event_ctx;               /* passed to event_cb */
 } ls_copy_options_t;
@@ -302,18 +304,20 @@ void ls_copy_recv_defer(ls_copy_t *copy, bool defer);
 int ls_copy_recv_flush(ls_copy_t *copy, char *err, size_t errlen);
 
 /* ---- block mode: the receiver's side of the shadow (docs/BLOCKMODE.md) ------------------------
- * <dir>/shadow/<name>, <name> the generation's name in logs/: exactly bytes [0, size) of the
- * active's open generation, which only grows by BLOCK frames in order and is fdatasynced before
- * it is acknowledged. At most one: the generation after the last held. The first BLOCK after an
- * open takes up the file an earlier run left (cut to its last complete transaction: a torn tail
- * after a crash) and deletes shadows of any other generation or epoch; ls_copy_open touches no
- * shadow (an activation closes it: ls_copy_shadow_close). The shadow is deleted once its
- * generation is held (ls_copy_shadow_drop after the closed file, inspected whole as any other).
- * The closed file may take its head from the shadow (ls_copy_recv_begin_tail, GEN_TAIL: the
- * .part a hard link of it; ls_copy_recv_from_shadow copies it instead): the whole file is checked
- * against its trailer and the sender's digest, so a shadow that differs from the active's log is
- * caught and the generation asked again whole. Receiver thread only, like ls_copy_recv_*. Fault
- * points (test builds): copy.shadow.before_fsync, copy.shadow.after_fsync. */
+ * <dir>/shadow/<name>, <name> the generation's name in logs/: begins with exactly bytes [0, size)
+ * of the active's open generation, which only grows by BLOCK frames in order and is fdatasynced
+ * before it is acknowledged (the file may be longer: a file of the pool overwritten in place,
+ * zeros or a pruned log's old bytes past size, never taken for data). At most one: the generation
+ * after the last held. The first BLOCK after an open takes up the file an earlier run left (cut to
+ * its last complete transaction: a torn tail after a crash) and deletes shadows of any other
+ * generation or epoch; ls_copy_open touches no shadow (an activation closes it:
+ * ls_copy_shadow_close). The shadow is deleted once its generation is held (ls_copy_shadow_drop
+ * after the closed file, inspected whole as any other). The closed file may take its head from the
+ * shadow (ls_copy_recv_begin_tail, GEN_TAIL: the .part a hard link of it; ls_copy_recv_from_shadow
+ * copies it instead): the whole file is checked against its trailer and the sender's digest, so a
+ * shadow that differs from the active's log is caught and the generation asked again whole.
+ * Receiver thread only, like ls_copy_recv_*. Fault points (test builds): copy.shadow.before_fsync,
+ * copy.shadow.after_fsync. */
 typedef struct {
     uint32_t epoch;       /* the shadow's epoch */
     uint64_t generation;  /* its generation (0: no shadow) */

@@ -105,7 +105,11 @@ typedef struct {
     int fd;                       /* shadow/<name> while open, -1 when none */
     uint32_t epoch;               /* its epoch */
     uint64_t generation;          /* its generation (0: no shadow) */
-    uint64_t size;                /* bytes [0, size) written contiguously */
+    uint64_t size;                /* bytes [0, size) written contiguously (the valid bytes:
+                                     a file taken from the pool is longer, zeros or a pool
+                                     file's old bytes past them) */
+    uint64_t prepared;            /* the file's size when made (a pool file's, 0: a new one):
+                                     bytes below it are overwritten, not appended */
     uint64_t lsn;                 /* last LSN complete in them, as the source said (0: none) */
     uint64_t synced;              /* bytes [0, synced) fdatasynced (<= size) */
     uint64_t synced_lsn;          /* lsn when they were */

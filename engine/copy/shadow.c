@@ -30,6 +30,7 @@ static bool forget(ls_copy_t *c, bool unlink_it, bool sync_dir)
     }
     c->shf.fd = -1;
     c->shf.generation = c->shf.size = c->shf.lsn = c->shf.synced = c->shf.synced_lsn = 0;
+    c->shf.prepared = 0;
     c->shf.epoch = 0;
     c->shf.path[0] = '\0';
     c->shf.hashing = c->shf.dir_unsynced = false;
@@ -185,6 +186,32 @@ static bool delete_shadows(ls_copy_t *c, const char *keep, uint64_t upto, bool s
     return removed;
 }
 
+/* The new shadow's file at shf.path: a file of the copy's pool when one is ready (its blocks
+ * allocated, written and synced: the BLOCKs below its size overwrite them, so a batch's
+ * fdatasync writes data only, with no block allocation or size change to commit; docs/BLOCKMODE.md
+ * "The shadow over prepared blocks"), else a bare one of the pool, else a new file. The pool file
+ * keeps its size: the valid bytes are shf.size, never the file's size (zeros, or a recycled log's
+ * old bytes, lie past them: the take-up after a crash finds the end by the records' checksums and
+ * LSNs, GEN_TAIL cuts the file to the closed size, the activation's scan stops at them). Its name
+ * comes by rename; the first fdatasync's fsync of shadow/ makes it durable (dir_unsynced). */
+static int make_file(ls_copy_t *c)
+{
+    int fd = -1;
+    uint64_t have = 0;
+    c->shf.prepared = 0;
+    if (ls_prealloc_take(c->pool, c->shf.path, &fd, &have) == 0) {
+        close(fd); /* opened write-only; the shadow is read back too */
+        c->shf.fd = open(c->shf.path, O_RDWR | O_CLOEXEC);
+        if (c->shf.fd >= 0) {
+            c->shf.prepared = have;
+            return 0;
+        }
+        unlink(c->shf.path);
+    }
+    c->shf.fd = open(c->shf.path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    return c->shf.fd >= 0 ? 0 : errno == ENOSPC ? LS_ENOSPC : LS_EIO;
+}
+
 /* Opens the shadow of (epoch, gen): the one open already, the file left by an earlier run (cut
  * to its last transaction), or a new one; any shadow of another generation or epoch goes (it
  * can never be finished: its closed generation comes whole). The deletions are made durable by
@@ -207,8 +234,7 @@ int ls__copy_shadow_open(ls_copy_t *c, uint32_t epoch, uint64_t gen, char *err, 
             return 0;
         }
         ls_msgf(c->shf.path, sizeof(c->shf.path), "%s", path);
-        c->shf.fd = open(c->shf.path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (c->shf.fd < 0) rc = errno == ENOSPC ? LS_ENOSPC : LS_EIO;
+        rc = make_file(c);
     }
     if (rc) {
         ls_msgf(err, errlen, "copy %s: cannot create the shadow of generation %llu: %s", c->dir,

@@ -179,13 +179,20 @@ static int close_into_logs(ls_copy_t *c, bool dry_run, uint32_t epoch, uint64_t 
     ls_gen_info_t info;
     ls_gen_verdict_t v;
     int rc = ls_gen_scan(buf, len, &ex, count_record, &n, &info, &v);
+    ls_gen_header_t h;
+    if (rc && (ls_gen_header_decode(buf, len, &h) != 0 || h.epoch != epoch || h.generation != gen))
+        rc = 0, info.closed = false, info.commit_count = 0; /* its header never written: below */
     if (rc)
         return ls_errf(err, errlen, rc,
                        "copy %s: the shadow %s cannot become generation %llu: %s (offset %llu); "
                        "remove it to activate without it",
                        c->dir, path, (unsigned long long) gen, v.msg,
                        (unsigned long long) v.offset);
-    if (!info.closed && info.commit_count == 0) { /* nothing complete: nothing to keep */
+    /* Nothing complete: nothing to keep. So also when its first bytes are not a header of this
+     * generation (zeros or a recycled log's old header: a file taken from the copy's pool before
+     * its first BLOCK's fdatasync): no BLOCK_ACK ever covered it, the header is in every batch's
+     * sync from the first on. */
+    if (!info.closed && info.commit_count == 0) {
         if (dry_run) return 0;
         LS_LOGI("copy", "%s: the shadow %s holds no complete transaction: deleted", c->dir, path);
         unlink(path);
@@ -195,7 +202,13 @@ static int close_into_logs(ls_copy_t *c, bool dry_run, uint32_t epoch, uint64_t 
     out->generation = gen;
     out->first_lsn = info.header.first_lsn;
     out->last_lsn = info.closed ? info.trailer.last_lsn : info.commit_lsn;
-    out->dropped = info.closed ? 0 : len - info.commit_end;
+    /* A shadow taken from the copy's pool is longer than its bytes: the walk stops at the zeros
+     * (a record length of 0) or at a recycled log's old bytes (their checksums are seeded with
+     * another generation, their LSNs are below this one's); trailing zeros are not counted. */
+    size_t end = len;
+    while (end > info.commit_end && buf[end - 1] == 0)
+        end--;
+    out->dropped = info.closed ? 0 : end - info.commit_end;
     out->bytes = info.closed ? len : info.commit_end + LS_GEN_TRAILER_SIZE;
     if (dry_run) return 0;
     if (!info.closed) {

@@ -128,6 +128,19 @@ static bool link_head(ls_copy_t *c, uint64_t start, int *rc, char *err, size_t e
         unlink(rx->part);
         return false;
     }
+    /* A shadow taken from the pool may be longer than the closed generation: cut to its size
+     * (past the shadow's bytes: nothing acknowledged is lost; recv_end's fdatasync commits the
+     * size). The pool's files follow the closed sizes, a little shorter, so this is rare. */
+    struct stat st;
+    if (fstat(rx->fd, &st) != 0 ||
+        ((uint64_t) st.st_size > rx->size && ftruncate(rx->fd, (off_t) rx->size) != 0)) {
+        LS_LOGI("copy", "%s: cannot cut the shadow %s to %llu bytes (%s): its head is copied",
+                c->dir, c->shf.path, (unsigned long long) rx->size, strerror(errno));
+        close(rx->fd);
+        rx->fd = -1;
+        unlink(rx->part);
+        return false;
+    }
     rx->linked = true;
     ls__copy_rx_opened(c);
     if (hand_over(c, start, rc, err, errlen)) {
@@ -170,6 +183,7 @@ int ls_copy_recv_begin_tail(ls_copy_t *c, uint32_t epoch, uint64_t gen, uint64_t
     }
     int rc = ls__copy_rx_begin(c, epoch, gen, size, err, errlen);
     if (rc) return rc;
+    ls_prealloc_size(c->pool, size); /* the next shadows' pool files: a little shorter */
     if (start > size - LS_GEN_TRAILER_SIZE) {
         ls_msgf(err, errlen, "copy %s: generation %llu cannot start at byte %llu from its shadow",
                 c->dir, (unsigned long long) gen, (unsigned long long) start);

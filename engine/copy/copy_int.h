@@ -252,6 +252,15 @@ int ls__copy_rx_check_header(ls_copy_t *c, char *err, size_t errlen);
  * sealed, inspected, counted (ls_copy_recv_data after its write). */
 int ls__copy_rx_absorb(ls_copy_t *c, uint64_t offset, const void *data, size_t len, char *err,
                        size_t errlen);
+/* Closes and deletes the .part; the receive is over. */
+void ls__copy_rx_drop(ls_copy_t *c);
+/* An I/O error of the receive path (what: the step): drops the .part; ENOSPC makes the copy
+ * DISK_FULL. Returns rc with err set. */
+int ls__copy_rx_io_failed(ls_copy_t *c, int rc, const char *what, char *err, size_t errlen);
+/* Whether gen may be received now (mu held); why is set when not. */
+bool ls__copy_rx_wanted(ls_copy_t *c, uint32_t epoch, uint64_t gen, char *why, size_t len);
+
+/* recv_end.c */
 /* gen is durable: records it, leaves DISK_FULL, emits DURABLE (mu not held). */
 void ls__copy_durable(ls_copy_t *c, uint64_t gen);
 /* The pending generations (pend): one fsync of logs/, then DURABLE and INSPECTED for each still

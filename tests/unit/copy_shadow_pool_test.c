@@ -10,33 +10,14 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#include "copy_test_util.h"
-
-#define LSN 1000 /* a durable LSN the tests pass along */
-
-static char *dir;
-static chain_t ch;
+#include "shadow_test_util.h"
 
 static void setup(void)
 {
-    dir = ls_h_tmpdir("copyshpool");
-    chain_build(&ch, 4, 6, 200); /* 4 generations of 6 transactions: several KiB each */
+    shadow_fixture_init("copyshpool");
 }
 
-static void teardown(void)
-{
-    chain_free(&ch);
-    ls_h_rmtree(dir);
-    free(dir);
-}
-
-TestSuite(copy_shadow_pool, .init = setup, .fini = teardown);
-
-/* Generation 3 as the active's open log: its bytes without the trailer. */
-static size_t open_len(void)
-{
-    return ch.len[3] - LS_GEN_TRAILER_SIZE;
-}
+TestSuite(copy_shadow_pool, .init = setup, .fini = shadow_fixture_fini);
 
 static int block(ls_copy_t *c, uint64_t off, size_t len, ls_copy_shadow_t *out)
 {
@@ -76,36 +57,19 @@ static void shadow_begins_with(size_t n)
     free(b);
 }
 
-/* The end of the last complete transaction in the first n bytes of generation 3. */
-static size_t commit_end_within(size_t n)
+/* Generations 1 and 2 held by a copy opened and closed again. */
+static void held_two(void)
 {
-    ls_gen_expect_t x = {.allow_open = true};
-    ls_gen_info_t info;
-    ls_gen_verdict_t v;
-    cr_assert_eq(ls_gen_scan(ch.buf[3], n, &x, NULL, NULL, &info, &v), 0, "%s", v.msg);
-    return (size_t) info.commit_end;
-}
-
-/* logs/ holds generation 3, the active's file byte for byte (nothing of the pool file behind). */
-static void logs_hold_gen3(void)
-{
-    char path[4200];
-    gen_path(path, sizeof(path), dir, "logs", 3, "");
-    size_t len = 0;
-    uint8_t *b = ls_h_read_file(path, &len);
-    cr_assert(b);
-    cr_assert_eq(len, ch.len[3]);
-    cr_assert_arr_eq(b, ch.buf[3], len);
-    free(b);
+    ls_copy_t *c = copy_open(dir, NULL);
+    send_range(c, &ch, 1, 2);
+    ls_copy_close(c);
 }
 
 /* Generations 1 and 2 held, the copy closed, and its pool emptied but for one ready file holding
  * buf[0, len) (zeros when buf is NULL): the next shadow takes it. */
 static void prepare(const uint8_t *buf, size_t len)
 {
-    ls_copy_t *c = copy_open(dir, NULL);
-    send_range(c, &ch, 1, 2);
-    ls_copy_close(c);
+    held_two();
     char p[4200];
     snprintf(p, sizeof(p), "%s/pool", dir);
     ls_h_rmtree(p);
@@ -351,16 +315,14 @@ Test(copy_shadow_pool, the_activation_closes_it_after_its_last_commit)
  * it, and the activation deletes it instead of refusing. */
 static void header_never_written(const uint8_t *buf, size_t len)
 {
-    ls_copy_t *c = copy_open(dir, NULL);
-    send_range(c, &ch, 1, 2);
-    ls_copy_close(c);
+    held_two();
     char path[4200];
     shadow_path(path, sizeof(path));
     char sdir[4200];
     snprintf(sdir, sizeof(sdir), "%s/shadow", dir);
     cr_assert_eq(ls_mkdir_p(sdir), 0);
     cr_assert_eq(ls_h_write_file(path, buf, len), 0);
-    c = copy_open(dir, NULL);
+    ls_copy_t *c = copy_open(dir, NULL);
     ls_copy_shadow_closed_t out;
     char err[1024] = "";
     cr_assert_eq(ls_copy_shadow_close(c, false, &out, err, sizeof(err)), 0, "%s", err);

@@ -13,33 +13,14 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#include "copy_test_util.h"
-
-#define LSN 1000 /* a durable LSN the tests pass along */
-
-static char *dir;
-static chain_t ch;
+#include "shadow_test_util.h"
 
 static void setup(void)
 {
-    dir = ls_h_tmpdir("copyshadow");
-    chain_build(&ch, 4, 6, 200); /* 4 generations of 6 transactions: several KiB each */
+    shadow_fixture_init("copyshadow");
 }
 
-static void teardown(void)
-{
-    chain_free(&ch);
-    ls_h_rmtree(dir);
-    free(dir);
-}
-
-TestSuite(copy_shadow_write, .init = setup, .fini = teardown);
-
-/* Generation 3 as the active's open log: its bytes without the trailer. */
-static size_t open_len(void)
-{
-    return ch.len[3] - LS_GEN_TRAILER_SIZE;
-}
+TestSuite(copy_shadow_write, .init = setup, .fini = shadow_fixture_fini);
 
 /* A BLOCK of generation gen's bytes (the closed file's: the open log's are the same). */
 static int block(ls_copy_t *c, uint64_t gen, uint64_t off, size_t len, ls_copy_shadow_t *out)
@@ -76,28 +57,6 @@ static void shadow_is(size_t n)
     cr_assert(b, "no shadow %s", path);
     cr_assert_eq(len, n);
     cr_assert_arr_eq(b, ch.buf[3], n);
-    free(b);
-}
-
-/* The end of the last complete transaction in the first n bytes of generation 3. */
-static size_t commit_end_within(size_t n)
-{
-    ls_gen_expect_t x = {.allow_open = true};
-    ls_gen_info_t info;
-    ls_gen_verdict_t v;
-    cr_assert_eq(ls_gen_scan(ch.buf[3], n, &x, NULL, NULL, &info, &v), 0, "%s", v.msg);
-    return (size_t) info.commit_end;
-}
-
-/* logs/ holds generation 3, the active's file byte for byte. */
-static void logs_hold_gen3(void)
-{
-    char path[4200];
-    gen_path(path, sizeof(path), dir, "logs", 3, "");
-    size_t len = 0;
-    uint8_t *b = ls_h_read_file(path, &len);
-    cr_assert(b && len == ch.len[3]);
-    cr_assert_arr_eq(b, ch.buf[3], len);
     free(b);
 }
 

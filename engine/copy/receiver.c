@@ -2,6 +2,7 @@
  * the events the loop polls, both core/workq (growing: the work is bounded by the sender's credit
  * window, the events by the work and the replayer's progress). */
 #include "copy/receiver.h"
+#include "copy/receiver_int.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -10,34 +11,6 @@
 
 #include "core/core.h"
 #include "core/workq.h"
-
-struct ls_copy_rx {
-    char name[128];            /* the copy's, for log lines */
-    void (*notify_cb)(void *); /* see ls_copy_rx_options_t */
-    void *notify_ctx;
-    pthread_t thread;
-    bool started;            /* the thread runs (until stop) */
-    ls_workq_t *work;        /* items for the thread, from start to stop (the loop's pointer) */
-    ls_workq_t *events;      /* events for the loop, from any thread of the copy */
-    ls_copy_t *copy;         /* the thread's copy once started (the thread alone) */
-    uint64_t skip_gen;       /* the thread's: drop the frames of this generation */
-    uint64_t tail_gen;       /* the thread's: the generation begun from the shadow (GEN_TAIL) */
-    uint64_t ends;           /* END items pushed and not yet taken by the thread (atomic): a whole
-                                generation is queued behind the one ending */
-    uint64_t inline_sync_ns; /* see ls_copy_rx_options_t */
-    uint64_t pushed;         /* items pushed into work since start (the loop's) */
-    uint64_t done;           /* of those, finished by the thread (atomic, release): pushed == done
-                                means it is idle and touches the copy no more until the next push */
-    ls_copy_item_t *held, *held_last; /* BLOCK items held for ls_copy_rx_run_held (the loop's) */
-    uint64_t held_bytes;              /* their bytes */
-    bool held_report; /* the last run_held made bytes durable: ls_copy_rx_held_done reports them */
-    /* The pushing thread's hash of the generation pushed (push: prehash) */
-    ls_sha256_t *sha; /* SHA-256 of its bytes [0, next) below the trailer; NULL: none yet */
-    bool hashing;     /* a generation begun at offset 0 whose DATA so far were contiguous */
-    uint64_t gen;     /* its generation */
-    uint64_t size;    /* its announced size */
-    uint64_t next;    /* the offset its next DATA must have */
-};
 
 ls_copy_item_t *ls_copy_item_new(ls_copy_item_kind_t kind, uint32_t len)
 {
@@ -55,7 +28,7 @@ ls_copy_item_t *ls_copy_item_new(ls_copy_item_kind_t kind, uint32_t len)
  * need no wake-up of its own (another thread's event still wakes it). */
 static __thread bool running_held;
 
-static void notify(void *arg)
+void ls__copy_rx_notify(void *arg)
 {
     ls_copy_rx_t *rx = arg;
     if (rx->notify_cb && !running_held) rx->notify_cb(rx->notify_ctx);
@@ -70,7 +43,7 @@ ls_copy_rx_t *ls_copy_rx_new(const ls_copy_rx_options_t *opts)
     rx->notify_ctx = opts->notify_ctx;
     rx->inline_sync_ns = opts->inline_sync_ns;
     rx->held_last = NULL;
-    rx->events = ls_workq_new_growing(64, notify, rx);
+    rx->events = ls_workq_new_growing(64, ls__copy_rx_notify, rx);
     if (!rx->events) {
         free(rx);
         return NULL;
@@ -326,123 +299,6 @@ int ls_copy_rx_start(ls_copy_rx_t *rx, ls_copy_t *copy)
     }
     rx->started = true;
     return 0;
-}
-
-static void push_queue(ls_copy_rx_t *rx, ls_copy_item_t *it)
-{
-    ls_workq_msg_t m = {.type = (int) it->kind, .ptr = it, .len = it->len};
-    bool end = it->kind == LS_COPY_ITEM_END;
-    if (end) __atomic_fetch_add(&rx->ends, 1, __ATOMIC_RELAXED); /* before the thread can see it */
-    if (!rx->started || ls_workq_push(rx->work, &m) != 0) {
-        if (end) __atomic_fetch_sub(&rx->ends, 1, __ATOMIC_RELAXED);
-        free(it); /* stopped: dropped */
-        return;
-    }
-    rx->pushed++;
-}
-
-/* The held BLOCK items go into the queue ahead of anything pushed after them (in order). */
-static void release_held(ls_copy_rx_t *rx)
-{
-    ls_copy_item_t *it = rx->held;
-    rx->held = NULL;
-    rx->held_last = NULL;
-    rx->held_bytes = 0;
-    while (it) {
-        ls_copy_item_t *next = it->link;
-        it->link = NULL;
-        push_queue(rx, it);
-        it = next;
-    }
-}
-
-/* The thread is idle (every item pushed is finished): until the next push the copy is the
- * caller's. */
-bool ls_copy_rx_idle(ls_copy_rx_t *rx)
-{
-    return rx->started && __atomic_load_n(&rx->done, __ATOMIC_ACQUIRE) == rx->pushed;
-}
-
-/* Whether BLOCK item it may be held for the loop: the thread idle, and the shadow takes it by a
- * write and one fdatasync (the first held), or it follows the last one held. */
-static bool holdable(ls_copy_rx_t *rx, const ls_copy_item_t *it)
-{
-    if (!rx->inline_sync_ns || it->kind != LS_COPY_ITEM_BLOCK || !ls_copy_rx_idle(rx) ||
-        !rx->copy || rx->held_bytes + it->len > LS_COPY_SHADOW_QUICK_MAX)
-        return false;
-    if (!rx->held)
-        return ls_copy_shadow_quick(rx->copy, it->epoch, it->generation, it->offset, it->len,
-                                    rx->inline_sync_ns);
-    const ls_copy_item_t *last = rx->held_last;
-    return it->epoch == last->epoch && it->generation == last->generation &&
-           it->offset <= last->offset + last->len;
-}
-
-/* The pushing thread's share of the receive: the SHA-256 of a generation's DATA, hashed right
- * after the loop copied them into the item (in its cache), so that the receiver thread only
- * writes and inspects them. Only bytes that continue a generation begun at offset 0 are hashed,
- * in the order pushed, which is the order the thread takes them: the copy then takes each
- * hashed item only where its own receive is at the same offset (ls_copy_recv_data_hashed), and
- * the END's digest only when every byte came hashed; anything else is received as before. */
-static void prehash(ls_copy_rx_t *rx, ls_copy_item_t *it)
-{
-    switch (it->kind) {
-    case LS_COPY_ITEM_BEGIN:
-        rx->hashing = it->offset == 0 && it->size >= LS_GEN_TRAILER_SIZE &&
-                      (rx->sha || (rx->sha = ls_sha256_new()) != NULL);
-        if (!rx->hashing) return;
-        ls_sha256_reset(rx->sha);
-        rx->gen = it->generation;
-        rx->size = it->size;
-        rx->next = 0;
-        return;
-    case LS_COPY_ITEM_ABORT:
-        rx->hashing = false;
-        return;
-    case LS_COPY_ITEM_DATA: {
-        if (LS_FAULT("receiver.flip_bit") && it->len) it->data[it->len / 2] ^= 0x10;
-        if (!rx->hashing || it->generation != rx->gen || it->offset != rx->next ||
-            it->len > rx->size - rx->next) {
-            rx->hashing = false; /* the receive refuses it too; the rest is not hashed here */
-            return;
-        }
-        uint64_t hash_end = rx->size - LS_GEN_TRAILER_SIZE;
-        if (it->offset < hash_end)
-            ls_sha256_update(rx->sha, it->data,
-                             (size_t) LS_MIN((uint64_t) it->len, hash_end - it->offset));
-        rx->next += it->len;
-        it->hashed = true;
-        return;
-    }
-    case LS_COPY_ITEM_END:
-        if (rx->hashing && it->generation == rx->gen && rx->next == rx->size) {
-            ls_sha256_final(rx->sha, it->hash);
-            it->hashed = true;
-        }
-        rx->hashing = false;
-        return;
-    default: /* RUN, BLOCK: no part of a GEN_ stream */
-        return;
-    }
-}
-
-void ls_copy_rx_push(ls_copy_rx_t *rx, ls_copy_item_t *it)
-{
-    prehash(rx, it);
-    if (holdable(rx, it)) {
-        bool first = !rx->held;
-        it->link = NULL;
-        if (rx->held_last)
-            rx->held_last->link = it;
-        else
-            rx->held = it;
-        rx->held_last = it;
-        rx->held_bytes += it->len;
-        if (first) notify(rx); /* the loop comes back for it: ls_copy_rx_run_held */
-        return;
-    }
-    release_held(rx);
-    push_queue(rx, it);
 }
 
 bool ls_copy_rx_run_held(ls_copy_rx_t *rx)

@@ -63,10 +63,9 @@ static int make_durable(ls_copy_t *c, char *err, size_t errlen)
     return 0;
 }
 
-/* recv_end; hashed: the caller's SHA-256 of the bytes it passed to recv_data_hashed (NULL: the
- * bytes were hashed here). */
-static int recv_end(ls_copy_t *c, uint64_t gen, const uint8_t *sender_digest, const uint8_t *hashed,
-                    char *err, size_t errlen)
+/* Whether the generation being received may end as gen (every byte received, the caller's
+ * digest there when the caller hashed, still wanted); else the receive is dropped, LS_ESTATE. */
+static int may_end(ls_copy_t *c, uint64_t gen, const uint8_t *hashed, char *err, size_t errlen)
 {
     ls__copy_rx_t *rx = &c->rx;
     if (!rx->active || rx->generation != gen || rx->got != rx->size) {
@@ -93,6 +92,46 @@ static int recv_end(ls_copy_t *c, uint64_t gen, const uint8_t *sender_digest, co
         ls__copy_rx_drop(c);
         return LS_ESTATE;
     }
+    return 0;
+}
+
+/* The digest of generation gen differs from the sender's: the receive is dropped, the pending
+ * generations reported, the generation asked again (FAILED after too many); LS_EDIGEST. */
+static int digest_differs(ls_copy_t *c, uint64_t gen, char *err, size_t errlen)
+{
+    ls__copy_rx_t *rx = &c->rx;
+    char msg[256];
+    if (rx->head)
+        ls_msgf(msg, sizeof(msg),
+                "generation %llu: digest differs from the sender's: bytes [0, %llu) from the "
+                "shadow and the rest received are not the active's file",
+                (unsigned long long) gen, (unsigned long long) rx->head);
+    else
+        ls_msgf(msg, sizeof(msg),
+                "generation %llu: digest of the bytes received differs from "
+                "the sender's (damaged in transit)",
+                (unsigned long long) gen);
+    ls_msgf(err, errlen, "copy %s: %s", c->dir, msg);
+    ls__copy_rx_drop(c);
+    ls__copy_flush_durable(c, NULL, 0); /* the pending ones are reported first */
+    pthread_mutex_lock(&c->mu);
+    bool failed = ls__copy_count_failure(c, gen, msg);
+    char reason[512];
+    ls_msgf(reason, sizeof(reason), "%s", c->reason);
+    pthread_mutex_unlock(&c->mu);
+    ls__copy_emit(c, LS_COPY_EV_ASK_AGAIN, gen, 0, LS_EDIGEST, msg);
+    if (failed) ls__copy_emit(c, LS_COPY_EV_STATE, 0, 0, LS_COPY_FAILED, reason);
+    return LS_EDIGEST;
+}
+
+/* recv_end; hashed: the caller's SHA-256 of the bytes it passed to recv_data_hashed (NULL: the
+ * bytes were hashed here). */
+static int recv_end(ls_copy_t *c, uint64_t gen, const uint8_t *sender_digest, const uint8_t *hashed,
+                    char *err, size_t errlen)
+{
+    ls__copy_rx_t *rx = &c->rx;
+    int rc = may_end(c, gen, hashed, err, errlen);
+    if (rc) return rc;
     uint8_t *digest = rx->digest; /* the stream's known digest */
     if (rx->by_caller) /* == size: every byte came hashed by the caller (recv_data_hashed) */
         memcpy(digest, hashed, LS_DIGEST_SIZE);
@@ -100,30 +139,8 @@ static int recv_end(ls_copy_t *c, uint64_t gen, const uint8_t *sender_digest, co
         ls_sha256_final(rx->sha, digest);
     LS__COPY_COUNT(c, digests, 1);
     LS__COPY_COUNT(c, digest_bytes, rx->size - LS_GEN_TRAILER_SIZE);
-    if (sender_digest && memcmp(sender_digest, digest, LS_DIGEST_SIZE) != 0) {
-        char msg[256];
-        if (rx->head)
-            ls_msgf(msg, sizeof(msg),
-                    "generation %llu: digest differs from the sender's: bytes [0, %llu) from the "
-                    "shadow and the rest received are not the active's file",
-                    (unsigned long long) gen, (unsigned long long) rx->head);
-        else
-            ls_msgf(msg, sizeof(msg),
-                    "generation %llu: digest of the bytes received differs from "
-                    "the sender's (damaged in transit)",
-                    (unsigned long long) gen);
-        ls_msgf(err, errlen, "copy %s: %s", c->dir, msg);
-        ls__copy_rx_drop(c);
-        ls__copy_flush_durable(c, NULL, 0); /* the pending ones are reported first */
-        pthread_mutex_lock(&c->mu);
-        bool failed = ls__copy_count_failure(c, gen, msg);
-        char reason[512];
-        ls_msgf(reason, sizeof(reason), "%s", c->reason);
-        pthread_mutex_unlock(&c->mu);
-        ls__copy_emit(c, LS_COPY_EV_ASK_AGAIN, gen, 0, LS_EDIGEST, msg);
-        if (failed) ls__copy_emit(c, LS_COPY_EV_STATE, 0, 0, LS_COPY_FAILED, reason);
-        return LS_EDIGEST;
-    }
+    if (sender_digest && memcmp(sender_digest, digest, LS_DIGEST_SIZE) != 0)
+        return digest_differs(c, gen, err, errlen);
     /* the inspection's verdict, from the pass over the bytes as they arrived */
     ls_gen_info_t info;
     ls_gen_verdict_t v;
@@ -147,7 +164,7 @@ static int recv_end(ls_copy_t *c, uint64_t gen, const uint8_t *sender_digest, co
      * inspected(N) follow that fsync. Failed: the pending ones are reported first; made durable in
      * inspect/ as received, then deleted and asked again. */
     if (vrc && c->npend) ls__copy_flush_durable(c, NULL, 0);
-    int rc = vrc == 0 ? sync_part(c, err, errlen) : make_durable(c, err, errlen);
+    rc = vrc == 0 ? sync_part(c, err, errlen) : make_durable(c, err, errlen);
     if (rc) return rc;
     ls__copy_rx_drop(
         c); /* fd already closed (the .part renamed, or kept for the move): frees the hash */

@@ -159,11 +159,11 @@ static int hold(ls_copy_t *c, uint32_t epoch, uint64_t gen, const uint8_t *buf, 
     return rc;
 }
 
-/* The shadow at path, read into buf: closes it (unless a rerun finds it closed) and moves it
- * into logs/. */
-static int close_into_logs(ls_copy_t *c, bool dry_run, uint32_t epoch, uint64_t gen,
-                           const char *path, uint8_t *buf, size_t len, ls_copy_shadow_closed_t *out,
-                           char *err, size_t errlen)
+/* Scans the shadow of (epoch, gen) in buf as an open generation following the held ones; a
+ * file whose first bytes are not a header of this generation (taken from the pool, never
+ * written) scans as holding nothing. */
+static int scan(ls_copy_t *c, uint32_t epoch, uint64_t gen, const uint8_t *buf, size_t len,
+                count_t *n, ls_gen_info_t *info, ls_gen_verdict_t *v)
 {
     uint8_t prev[LS_DIGEST_SIZE];
     pthread_mutex_lock(&c->mu);
@@ -175,13 +175,49 @@ static int close_into_logs(ls_copy_t *c, bool dry_run, uint32_t epoch, uint64_t 
                           .prev_digest = prev,
                           .allow_open = true};
     pthread_mutex_unlock(&c->mu);
+    int rc = ls_gen_scan(buf, len, &ex, count_record, n, info, v);
+    ls_gen_header_t h;
+    if (rc && (ls_gen_header_decode(buf, len, &h) != 0 || h.epoch != epoch || h.generation != gen))
+        rc = 0, info->closed = false, info->commit_count = 0; /* its header never written */
+    return rc;
+}
+
+/* The closed shadow at path into logs/ as generation gen of epoch (the marker first, both
+ * directories synced), then held; out->bytes is the held file's size. */
+static int move_into_logs(ls_copy_t *c, uint32_t epoch, uint64_t gen, const char *path,
+                          ls_copy_shadow_closed_t *out, char *err, size_t errlen)
+{
+    int rc = marker_write(c, out, err, errlen);
+    if (rc) return rc;
+    char dst[LS__COPY_PATH_MAX];
+    ls__copy_path(c, dst, c->logs_dir, epoch, gen);
+    if (rename(path, dst) != 0)
+        return ls_errf(err, errlen, ls_err_from_errno(errno), "cannot rename %s to %s: %s", path,
+                       dst, strerror(errno));
+    if ((rc = ls_fsync_dir(c->logs_dir)) || (rc = ls_fsync_dir(c->shadow_dir)))
+        return ls_errf(err, errlen, rc, "cannot sync %s: %s", c->logs_dir, ls_strerror(rc));
+    if (LS_FAULT("copy.shadow_close.after_rename")) return LS_EIO;
+    uint8_t *closed = NULL;
+    size_t clen = 0;
+    if ((rc = ls_read_file(dst, LS_GEN_HARD_CAP, &closed, &clen)))
+        return ls_errf(err, errlen, rc, "cannot read %s: %s", dst, ls_strerror(rc));
+    rc = hold(c, epoch, gen, closed, clen, err, errlen);
+    free(closed);
+    if (rc) return rc;
+    out->bytes = clen;
+    return 0;
+}
+
+/* The shadow at path, read into buf: closes it (unless a rerun finds it closed) and moves it
+ * into logs/. */
+static int close_into_logs(ls_copy_t *c, bool dry_run, uint32_t epoch, uint64_t gen,
+                           const char *path, uint8_t *buf, size_t len, ls_copy_shadow_closed_t *out,
+                           char *err, size_t errlen)
+{
     count_t n = {0};
     ls_gen_info_t info;
     ls_gen_verdict_t v;
-    int rc = ls_gen_scan(buf, len, &ex, count_record, &n, &info, &v);
-    ls_gen_header_t h;
-    if (rc && (ls_gen_header_decode(buf, len, &h) != 0 || h.epoch != epoch || h.generation != gen))
-        rc = 0, info.closed = false, info.commit_count = 0; /* its header never written: below */
+    int rc = scan(c, epoch, gen, buf, len, &n, &info, &v);
     if (rc)
         return ls_errf(err, errlen, rc,
                        "copy %s: the shadow %s cannot become generation %llu: %s (offset %llu); "
@@ -215,28 +251,12 @@ static int close_into_logs(ls_copy_t *c, bool dry_run, uint32_t epoch, uint64_t 
         if ((rc = write_trailer(path, &info, n.committed, buf, err, errlen))) return rc;
         if (LS_FAULT("copy.shadow_close.after_trailer")) return LS_EIO;
     }
-    if ((rc = marker_write(c, out, err, errlen))) return rc;
-    char dst[LS__COPY_PATH_MAX];
-    ls__copy_path(c, dst, c->logs_dir, epoch, gen);
-    if (rename(path, dst) != 0)
-        return ls_errf(err, errlen, ls_err_from_errno(errno), "cannot rename %s to %s: %s", path,
-                       dst, strerror(errno));
-    if ((rc = ls_fsync_dir(c->logs_dir)) || (rc = ls_fsync_dir(c->shadow_dir)))
-        return ls_errf(err, errlen, rc, "cannot sync %s: %s", c->logs_dir, ls_strerror(rc));
-    if (LS_FAULT("copy.shadow_close.after_rename")) return LS_EIO;
-    uint8_t *closed = NULL;
-    size_t clen = 0;
-    if ((rc = ls_read_file(dst, LS_GEN_HARD_CAP, &closed, &clen)))
-        return ls_errf(err, errlen, rc, "cannot read %s: %s", dst, ls_strerror(rc));
-    rc = hold(c, epoch, gen, closed, clen, err, errlen);
-    free(closed);
-    if (rc) return rc;
-    out->bytes = clen;
+    if ((rc = move_into_logs(c, epoch, gen, path, out, err, errlen))) return rc;
     LS_LOGI("copy",
             "%s: the shadow of generation %llu closed as the last generation of epoch %u: "
             "lsn %llu..%llu, %llu bytes (%llu bytes after its last commit dropped)",
             c->dir, (unsigned long long) gen, epoch, (unsigned long long) out->first_lsn,
-            (unsigned long long) out->last_lsn, (unsigned long long) clen,
+            (unsigned long long) out->last_lsn, (unsigned long long) out->bytes,
             (unsigned long long) out->dropped);
     return 0;
 }

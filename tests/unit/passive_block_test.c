@@ -52,17 +52,23 @@ static uint64_t credit_back(pt_t *t)
     return n;
 }
 
+/* A connected pair whose copy holds generations 1 and 2 of ch, durable. */
+static void two_held(pt_t *t, chain_t *ch)
+{
+    pt_setup(t);
+    pt_connect(t);
+    pt_ship(t, ch, 1, 1000, NULL);
+    pt_wait(t, LS_FRAME_DURABLE, 1);
+    pt_ship(t, ch, 2, 1000, NULL);
+    pt_wait(t, LS_FRAME_DURABLE, 2);
+}
+
 Test(passive_block, blocks_fill_the_shadow_and_are_acknowledged)
 {
     pt_t t;
     chain_t ch;
     chain_build(&ch, 3, 3, 60); /* about 1 KiB each: within the window of the tests */
-    pt_setup(&t);
-    pt_connect(&t);
-    pt_ship(&t, &ch, 1, 1000, NULL);
-    pt_wait(&t, LS_FRAME_DURABLE, 1);
-    pt_ship(&t, &ch, 2, 1000, NULL);
-    pt_wait(&t, LS_FRAME_DURABLE, 2);
+    two_held(&t, &ch);
     ls_passive_poll(t.m, t.now);
     uint64_t before = credit_back(&t);
     size_t open = ch.len[3] - LS_GEN_TRAILER_SIZE;
@@ -125,12 +131,7 @@ Test(passive_block, small_blocks_run_on_the_loop_while_the_receiver_is_idle)
     chain_t ch;
     chain_build(&ch, 3, 3, 60);
     pt_inline_sync_ns = UINT64_MAX; /* whatever this disk's fdatasync takes */
-    pt_setup(&t);
-    pt_connect(&t);
-    pt_ship(&t, &ch, 1, 1000, NULL);
-    pt_wait(&t, LS_FRAME_DURABLE, 1);
-    pt_ship(&t, &ch, 2, 1000, NULL);
-    pt_wait(&t, LS_FRAME_DURABLE, 2);
+    two_held(&t, &ch);
     size_t open = ch.len[3] - LS_GEN_TRAILER_SIZE, a = open / 3, b = 2 * open / 3;
     cr_assert_eq(pt_block(&t, &ch, 3, 0, a, 300, 11), 0);
     acked_t ack = {&t, 3, a};

@@ -491,6 +491,21 @@ static long filled_and_walked(const char *dir, ls_store_t **s, ls_store_meta_t *
     return walked;
 }
 
+/* The 10000 values rewritten, in the store s and, after closing and opening it again, on disk
+ * (what was committed is there as written); returns the store opened again. */
+static ls_store_t *rewritten_everywhere(ls_store_t *s, const char *dir)
+{
+    struct check c = {.rewritten = true};
+    cr_assert_eq(ls_store_iterate(s, check_value, &c), 0);
+    cr_assert_eq(c.n, 10000);
+    ls_store_close(s);
+    s = open_store(dir, ID_A, 0);
+    c = (struct check){.rewritten = true};
+    cr_assert_eq(ls_store_iterate(s, check_value, &c), 0);
+    cr_assert_eq(c.n, 10000);
+    return s;
+}
+
 Test(store, released_pages_leave_the_resident_set_and_read_back_the_same)
 {
     char *dir = ls_h_tmpdir("store");
@@ -506,14 +521,7 @@ Test(store, released_pages_leave_the_resident_set_and_read_back_the_same)
     m.lsn = 2;
     cr_assert_eq(ls_store_apply(s, put_keys, &w, &m), 0);
     cr_assert_lt(w.after, w.before, "%ld KiB resident after, %ld before", w.after, w.before);
-    struct check c = {.rewritten = true};
-    cr_assert_eq(ls_store_iterate(s, check_value, &c), 0);
-    cr_assert_eq(c.n, 10000);
-    ls_store_close(s);
-    s = open_store(dir, ID_A, 0); /* what was committed is on disk as written */
-    c = (struct check){.rewritten = true};
-    cr_assert_eq(ls_store_iterate(s, check_value, &c), 0);
-    cr_assert_eq(c.n, 10000);
+    s = rewritten_everywhere(s, dir);
     ls_store_meta(s, &m);
     cr_assert_eq(m.lsn, 2);
     ls_store_close(s);
@@ -537,14 +545,7 @@ Test(store, a_long_transaction_keeps_few_of_the_map_pages_it_read_resident)
                  "%ld KiB of the map resident at the end of the transaction, "
                  "%ld after walking the whole store",
                  w.after, walked);
-    struct check c = {.rewritten = true};
-    cr_assert_eq(ls_store_iterate(s, check_value, &c), 0);
-    cr_assert_eq(c.n, 10000);
-    ls_store_close(s);
-    s = open_store(dir, ID_A, 0); /* what was committed is on disk as written */
-    c = (struct check){.rewritten = true};
-    cr_assert_eq(ls_store_iterate(s, check_value, &c), 0);
-    cr_assert_eq(c.n, 10000);
+    s = rewritten_everywhere(s, dir);
     ls_store_close(s);
     ls_h_rmtree(dir);
     free(dir);

@@ -28,6 +28,9 @@
 
 #define SEED_SWAP  0x4e /* item steps past LS_FRAME_SEED_END: swap the verified copy in */
 #define SEED_ABORT 0x4f /* ... drop the install */
+#define SEED_DATA_BUF                                                                              \
+    0x50 /* ... SEED_DATA whose chunk is in sc->buf[k], k the item's data (a uint32_t) */
+#define SEEDC_BUF_MIN (256u * 1024u) /* a chunk buffer's least size: the server's chunk */
 
 /* ---- receiver thread ------------------------------------------------------------------------- */
 static void fail_thread(struct node_seedc *sc, int rc, const char *msg)
@@ -81,17 +84,31 @@ static void run_step(void *ctx, ls_copy_t **copy, ls_copy_item_t *it)
     if (it->sub == LS_FRAME_SEED_BEGIN) {
         ls_seed_install_options_t o = {.copy_dir = p->cfg->path, .delete_existing = sc->replace};
         rc = ls_seed_install_begin(&o, &sc->info, &sc->install, err, sizeof(err));
-    } else if (it->sub == LS_FRAME_SEED_DATA && sc->install) {
-        rc = ls_seed_install_data(sc->install, it->offset, it->data, it->len, err, sizeof(err));
+    } else if (it->sub == LS_FRAME_SEED_DATA || it->sub == SEED_DATA_BUF) {
+        const uint8_t *data = it->data;
+        uint32_t len = it->len, k = NODE_SEEDC_BUFS;
+        if (it->sub == SEED_DATA_BUF) {
+            memcpy(&k, it->data, sizeof(k));
+            pthread_mutex_lock(&sc->mu);
+            data = sc->buf[k];
+            len = sc->buf_len[k];
+            pthread_mutex_unlock(&sc->mu);
+        }
+        if (sc->install)
+            rc = ls_seed_install_data(sc->install, it->offset, data, len, err, sizeof(err));
         pthread_mutex_lock(&sc->mu);
-        sc->consumed += it->len;
-        if (!rc) sc->done = ls_seed_install_done(sc->install);
+        if (k < NODE_SEEDC_BUFS) sc->buf_busy[k] = false; /* the loop's again */
+        if (sc->install) {
+            sc->consumed += len;
+            if (!rc) sc->done = ls_seed_install_done(sc->install);
+        }
         pthread_mutex_unlock(&sc->mu);
     } else if (it->sub == LS_FRAME_SEED_END && sc->install) {
         rc = ls_seed_install_end(sc->install, it->digest, err, sizeof(err));
         pthread_mutex_lock(&sc->mu);
         sc->verified = rc == 0;
         pthread_mutex_unlock(&sc->mu);
+        ls__node_seedc_bufs_free(sc, false); /* the stream is over */
     } else if (it->sub == SEED_SWAP) {
         swap(sc, p, copy);
         /* The loop takes the new copy now (end_swap: installed); the replaced copy is removed
@@ -104,6 +121,7 @@ static void run_step(void *ctx, ls_copy_t **copy, ls_copy_item_t *it)
     if (rc || it->sub == SEED_ABORT) {
         ls_seed_install_free(sc->install); /* removes the partial new copy */
         sc->install = NULL;
+        ls__node_seedc_bufs_free(sc, false);
     }
     /* The failure is told only now: the loop may run an earlier item's wake-up at any time and
      * report it, and the partial new copy must be gone by then (with its writeback under way,
@@ -134,6 +152,53 @@ static ls_copy_item_t *item(struct node_seedc *sc, int step, uint32_t len)
     it->run = run_step;
     it->run_ctx = sc;
     return it;
+}
+
+/* A SEED_DATA item: the chunk copied into one of sc's buffers, reused from chunk to chunk (the
+ * item carries the buffer's index), or, with every buffer queued, into the item itself. */
+static ls_copy_item_t *data_item(struct node_seedc *sc, const void *data, uint32_t len)
+{
+    uint32_t k = NODE_SEEDC_BUFS, empty = NODE_SEEDC_BUFS;
+    pthread_mutex_lock(&sc->mu);
+    for (uint32_t i = 0; i < NODE_SEEDC_BUFS && k == NODE_SEEDC_BUFS; i++) {
+        if (!sc->buf[i] && empty == NODE_SEEDC_BUFS)
+            empty = i;
+        else if (sc->buf[i] && !sc->buf_busy[i] && sc->buf_cap[i] >= len)
+            k = i;
+    }
+    if (k == NODE_SEEDC_BUFS && empty < NODE_SEEDC_BUFS) {
+        uint32_t cap = LS_MAX(len, SEEDC_BUF_MIN);
+        if ((sc->buf[empty] = malloc(cap)) != NULL) {
+            sc->buf_cap[empty] = cap;
+            k = empty;
+        }
+    }
+    if (k < NODE_SEEDC_BUFS) {
+        sc->buf_busy[k] = true; /* the receiver thread frees none that is busy */
+        sc->buf_len[k] = len;
+    }
+    pthread_mutex_unlock(&sc->mu);
+    if (k == NODE_SEEDC_BUFS) {
+        ls_copy_item_t *it = item(sc, LS_FRAME_SEED_DATA, len);
+        memcpy(it->data, data, len);
+        return it;
+    }
+    memcpy(sc->buf[k], data, len);
+    ls_copy_item_t *it = item(sc, SEED_DATA_BUF, sizeof(k));
+    memcpy(it->data, &k, sizeof(k));
+    return it;
+}
+
+void ls__node_seedc_bufs_free(struct node_seedc *sc, bool all)
+{
+    pthread_mutex_lock(&sc->mu);
+    for (uint32_t i = 0; i < NODE_SEEDC_BUFS; i++) {
+        if (!sc->buf[i] || (sc->buf_busy[i] && !all)) continue;
+        free(sc->buf[i]);
+        sc->buf[i] = NULL;
+        sc->buf_busy[i] = false;
+    }
+    pthread_mutex_unlock(&sc->mu);
 }
 
 /* Tells the copy's source that the copy changed (PROTOCOL.md, RE_OFFER): on a version-2 ship
@@ -232,9 +297,8 @@ static void act_one(struct node_seedc *sc, const ls_seed_act_t *a)
         push(sc, item(sc, LS_FRAME_SEED_BEGIN, 0));
         break;
     case LS_SEED_ACT_INSTALL_DATA:
-        it = item(sc, LS_FRAME_SEED_DATA, a->len);
+        it = data_item(sc, a->data, a->len);
         it->offset = a->offset;
-        memcpy(it->data, a->data, a->len);
         push(sc, it);
         break;
     case LS_SEED_ACT_INSTALL_END:

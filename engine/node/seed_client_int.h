@@ -8,6 +8,8 @@
 #include "seed/seed.h"
 #include "seed/session.h"
 
+#define NODE_SEEDC_BUFS 64 /* chunk buffers at most (the default 4 MiB window holds 16) */
+
 struct node_seedc {
     ls_node_t *node;
     pcopy_t *p;
@@ -42,6 +44,12 @@ struct node_seedc {
     ls_status_op_t op;         /* manual resume: the suspension written */
     int code;                  /* first failure on the receiver thread ... */
     char msg[NODE_REASON_MAX]; /* ... and why */
+    /* SEED_DATA buffers, reused chunk after chunk instead of a fresh item per chunk (whose pages
+     * the loop faulted in and zero-filled as it copied the chunk in); under mu */
+    uint8_t *buf[NODE_SEEDC_BUFS];
+    uint32_t buf_cap[NODE_SEEDC_BUFS];
+    uint32_t buf_len[NODE_SEEDC_BUFS]; /* the chunk it holds */
+    bool buf_busy[NODE_SEEDC_BUFS];    /* queued to the receiver thread */
 };
 
 /* seed_client.c */
@@ -51,5 +59,6 @@ int ls__node_seedc_connect(struct node_seedc *sc);         /* over sc->net; 0 or
  * connection, else a connection-wide ERROR that makes a version-1 source reconnect. */
 void ls__node_seedc_reoffer(pcopy_t *p, uint32_t flags, const char *why);
 void ls__node_seedc_on_async(uv_async_t *a); /* the receiver thread's events, on the loop */
+void ls__node_seedc_bufs_free(struct node_seedc *sc, bool all); /* the idle (all: every) buffer */
 
 #endif

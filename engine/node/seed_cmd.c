@@ -18,6 +18,7 @@ static void on_async_closed(uv_handle_t *h)
 {
     struct node_seedc *sc = h->data;
     ls_seed_client_free(sc->cs);
+    ls__node_seedc_bufs_free(sc, true);
     pthread_mutex_destroy(&sc->mu);
     free(sc);
 }

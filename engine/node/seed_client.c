@@ -159,14 +159,15 @@ static ls_copy_item_t *item(struct node_seedc *sc, int step, uint32_t len)
 static ls_copy_item_t *data_item(struct node_seedc *sc, const void *data, uint32_t len)
 {
     uint32_t k = NODE_SEEDC_BUFS, empty = NODE_SEEDC_BUFS;
+    bool none = LS_FAULT("seed.client.buf"); /* tests: "fail" as if every buffer were queued */
     pthread_mutex_lock(&sc->mu);
-    for (uint32_t i = 0; i < NODE_SEEDC_BUFS && k == NODE_SEEDC_BUFS; i++) {
+    for (uint32_t i = 0; i < NODE_SEEDC_BUFS && k == NODE_SEEDC_BUFS && !none; i++) {
         if (!sc->buf[i] && empty == NODE_SEEDC_BUFS)
             empty = i;
         else if (sc->buf[i] && !sc->buf_busy[i] && sc->buf_cap[i] >= len)
             k = i;
     }
-    if (k == NODE_SEEDC_BUFS && empty < NODE_SEEDC_BUFS) {
+    if (k == NODE_SEEDC_BUFS && empty < NODE_SEEDC_BUFS && !none) {
         uint32_t cap = LS_MAX(len, SEEDC_BUF_MIN);
         if ((sc->buf[empty] = malloc(cap)) != NULL) {
             sc->buf_cap[empty] = cap;

@@ -176,7 +176,10 @@ Test(seed, snapshot_inside_an_open_generation_hands_off_exactly)
     ls_h_load(&pair, "--transactions 200 --records-per-txn 50 --value-size 400 --seed 4");
     truncate_logs(1);
     char *env[] = {"LS_FAULTS=seed.snapshot.before=sleep:1500", NULL};
-    ls_h_node_start(&pair, LS_H_B, NULL);
+    /* The passive's 3rd chunk goes in a receiver item of its own, as when all of its reused
+     * chunk buffers are queued (a receive window over 64 chunks); the others in those buffers. */
+    char *b_env[] = {"LS_FAULTS=seed.client.buf=fail@3", NULL};
+    ls_h_node_start(&pair, LS_H_B, b_env);
     ls_h_node_start(&pair, LS_H_A, env);
     cr_assert(ls_h_wait_state(&pair, LS_H_B, "Failed", 20000));
     /* ~600 KB in 3 s: the snapshot, 1.5 s in, falls inside the generation being written. */
@@ -207,6 +210,11 @@ Test(seed, snapshot_inside_an_open_generation_hands_off_exactly)
     ls_h_node_stop(&pair, LS_H_A);
     ls_h_node_stop(&pair, LS_H_B);
     cr_assert(ls_h_stores_equal(&pair));
+    size_t n_log = 0;
+    char *log = (char *) ls_h_read_file(pair.log[LS_H_B], &n_log);
+    cr_assert(log && ls_h_contains(log, "fault point seed.client.buf fired"), "see %s",
+              pair.log[LS_H_B]);
+    free(log);
 }
 
 #define MID_STORE "--transactions 600 --records-per-txn 10 --value-size 4000 --seed 6"

@@ -290,16 +290,6 @@ int ls_copy_recv_end(ls_copy_t *copy, uint64_t generation, const uint8_t *sender
  * (ignored when the bytes were hashed here). */
 int ls_copy_recv_end_hashed(ls_copy_t *copy, uint64_t generation, const uint8_t *sender_digest,
                             const uint8_t *digest, char *err, size_t errlen);
-/* As recv_end_hashed (digest may be NULL: the bytes were hashed here), but an inspected generation
- * is not finished: *later is set and its fdatasync, move into logs/ and events are left to
- * ls_copy_recv_finish, which may run on another thread while the receiver thread takes the next
- * generation's BLOCKs (copy/receiver.c, the roll; nothing else of the receive may run meanwhile).
- * A generation that fails is handled as recv_end does (*later false). */
-int ls_copy_recv_end_checked(ls_copy_t *copy, uint64_t generation, const uint8_t *sender_digest,
-                             const uint8_t *digest, bool *later, char *err, size_t errlen);
-/* The finish left by recv_end_checked: what recv_end does after the inspection's verdict (with the
- * fsync of logs/ not deferred). Returns as recv_end. */
-int ls_copy_recv_finish(ls_copy_t *copy, char *err, size_t errlen);
 /* Drops a half-received .part (connection lost). No-op when nothing is being received. */
 void ls_copy_recv_abort(ls_copy_t *copy);
 /* Group durability (the receiver thread, which knows what is queued behind: copy/receiver.c sets
@@ -370,18 +360,6 @@ bool ls_copy_shadow_quick(ls_copy_t *copy, uint32_t epoch, uint64_t generation, 
                           size_t len, uint64_t sync_ns);
 /* Deletes the shadows of generations <= upto (the closed one is held), the one open included. */
 void ls_copy_shadow_drop(ls_copy_t *copy, uint64_t upto);
-/* The roll with two shadows (docs/BLOCKMODE.md, "Two shadows"): generation's closed file was
- * inspected and its finish (ls_copy_recv_finish) runs on another thread. The shadow is closed but
- * its file kept; BLOCKs of the next generation are taken into a new shadow meanwhile (synced, not
- * yet acknowledged: the caller waits for the finish first). No-op unless generation is the
- * shadow's. Receiver thread. */
-void ls_copy_shadow_keep(ls_copy_t *copy, uint64_t generation);
-/* The finish ended (rc: its result): held and durable in logs/ (rc 0), the kept file goes (not
- * synced, as any held generation's shadow) and the next generation's shadow starts its checks;
- * otherwise the kept file goes durably (kept on LS_EIO / LS_ENOSPC: the generation is received
- * again, a later stream takes it up) and the next generation's shadow is dropped durably (nothing
- * of it was acknowledged). Receiver thread. */
-void ls_copy_shadow_unkeep(ls_copy_t *copy, int rc);
 /* What the shadow holds (generation 0: none). */
 void ls_copy_shadow_info(ls_copy_t *copy, ls_copy_shadow_t *out);
 /* GEN_TAIL: right after ls_copy_recv_begin of the shadow's generation, bytes [0, start) of the

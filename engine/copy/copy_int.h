@@ -131,24 +131,7 @@ typedef struct {
     ls_gen_expect_t ex;      /* x for the stream; known_digest is rx.digest (filled at the end) */
     bool ex_lent;            /* the stream reading ex went to the receive: ex stays unchanged
                                 until that receive ends (drop_part clears it) */
-    /* The shadow of the closed generation whose finish runs beside the next one's BLOCKs
-     * (ls_copy_shadow_keep): its file stays until its name in logs/ is durable, so that a crash
-     * in between leaves what BLOCK_ACK promised under one of the two names; the next generation's
-     * shadow is taken meanwhile (not acknowledged before ls_copy_shadow_unkeep). */
-    uint64_t kept_gen;                 /* 0: none */
-    uint32_t kept_epoch;               /* its epoch */
-    char kept_path[LS__COPY_PATH_MAX]; /* shadow/<name> of kept_gen */
 } ls__copy_shfile_t;
-
-/* An inspected generation whose finish (fdatasync of the .part, the move into logs/) was left to
- * ls_copy_recv_finish (ls_copy_recv_end_checked). */
-typedef struct {
-    uint32_t epoch;
-    uint64_t generation; /* 0: none */
-    ls__copy_entry_t entry;
-    uint8_t dbid[LS_DBID_LEN];    /* its header's database id */
-    char part[LS__COPY_PATH_MAX]; /* inspect/<name>.part, fdatasynced by the finish */
-} ls__copy_fin_t;
 
 struct ls_copy {
     /* options, copied at open */
@@ -196,7 +179,6 @@ struct ls_copy {
     } pend[LS__COPY_PEND_MAX];
     size_t npend;          /* entries in pend */
     bool rx_defer;         /* recv_end may leave its fsync pending (ls_copy_recv_defer) */
-    ls__copy_fin_t fin;    /* the generation ls_copy_recv_finish finishes (its thread's) */
     uint64_t unsynced_gen; /* first generation in logs/ not yet fsynced into it; 0: none (mu):
                               the replayer applies nothing from it on */
     /* what the replayer knows of the receiver (atomic, relaxed: set by the receiver) */

@@ -111,45 +111,6 @@ static void credit_flush(ls_copy_rx_t *rx, credit_run_t *cr)
     cr->len = 0;
 }
 
-/* The roll's finish, on a thread of its own: ls_copy_recv_finish, then a FINISHED item wakes the
- * receiver thread if it waits for work (it joins in fin_reap). */
-static void *fin_main(void *arg)
-{
-    ls_copy_rx_t *rx = arg;
-    rx->fin_rc = ls_copy_recv_finish(rx->copy, rx->fin_err, sizeof(rx->fin_err));
-    ls_copy_item_t *it = ls_copy_item_new(LS_COPY_ITEM_FINISHED, 0);
-    it->generation = rx->fin_gen;
-    ls_workq_msg_t m = {.ptr = it, .len = sizeof(*it)};
-    if (ls_workq_push(rx->work, &m) != 0) free(it); /* stopping: the thread joins anyway */
-    return NULL;
-}
-
-/* Starts the finish of generation gen left by ls_copy_recv_end_checked; false when no thread
- * could be made (the caller finishes it itself). */
-static bool fin_start(ls_copy_rx_t *rx, uint64_t gen)
-{
-    rx->fin_gen = gen;
-    rx->fin_rc = 0;
-    rx->fin_err[0] = '\0';
-    if (pthread_create(&rx->fin_thread, NULL, fin_main, rx) != 0) return false;
-    rx->fin_running = true;
-    return true;
-}
-
-/* Waits for the roll's finish, if one runs, and concludes it on the shadow's side: before any
- * acknowledgement of the next generation's BLOCKs and before any other item. */
-static void fin_reap(ls_copy_rx_t *rx)
-{
-    if (!rx->fin_running) return;
-    pthread_join(rx->fin_thread, NULL);
-    rx->fin_running = false;
-    int rc = rx->fin_rc;
-    if (rx->copy) ls_copy_shadow_unkeep(rx->copy, rc);
-    if (rc)
-        ls_log(rc == LS_ESTATE ? LS_LOG_DEBUG : LS_LOG_WARN, "receiver", "%s generation %llu: %s",
-               rx->name, (unsigned long long) rx->fin_gen, rx->fin_err);
-}
-
 static void shadow_append(ls_copy_rx_t *rx, ls_copy_t *copy, const ls_copy_item_t *it,
                           credit_run_t *cr)
 {
@@ -173,24 +134,15 @@ static void shadow_commit(ls_copy_rx_t *rx, ls_copy_t *copy, credit_run_t *cr, b
     /* A closed generation taken before these BLOCKs may have had its fsync of logs/ deferred (a
      * whole generation was queued behind it): it is made durable first, so that no BLOCK_ACK of
      * the next generation goes out while an earlier one could still be lost (a no-op otherwise;
-     * block mode streams the next generation right behind the closed one's GEN_END). At a roll
-     * whose finish runs on its own thread (fin_start) it is that thread's: these BLOCKs are
-     * written and synced beside it, and acknowledged only after it ended (fin_reap). */
-    bool finishing = rx->fin_running;
-    if (!finishing && ls_copy_recv_flush(copy, err, sizeof(err)) != 0) {
+     * block mode streams the next generation right behind the closed one's GEN_END). */
+    if (ls_copy_recv_flush(copy, err, sizeof(err)) != 0) {
         ls_log(LS_LOG_WARN, "receiver", "%s: %s", rx->name, err);
         credit_flush(rx, cr);
         return; /* no acknowledgement now: the next batch syncs the shadow */
     }
     ls_copy_shadow_t sh;
     bool due = false;
-    int rc = ls_copy_shadow_sync_deferred(copy, &sh, &due, err, sizeof(err));
-    if (finishing) {
-        fin_reap(rx); /* the closed generation durable in logs/, or the shadow dropped */
-        ls_copy_shadow_info(copy, &sh);
-        if (!sh.generation) due = false;
-    }
-    if (rc != 0)
+    if (ls_copy_shadow_sync_deferred(copy, &sh, &due, err, sizeof(err)) != 0)
         ls_log(LS_LOG_WARN, "receiver", "%s: %s", rx->name, err);
     else if (sh.generation) {
         ls_copy_rx_event_t e = {.kind = LS_COPY_RX_EV_BLOCK,
@@ -268,26 +220,8 @@ static void receive(ls_copy_rx_t *rx, ls_copy_item_t *it)
         ls_copy_shadow_info(copy, &sh);
         ls_copy_recv_defer(copy, __atomic_load_n(&rx->ends, __ATOMIC_RELAXED) > 0 &&
                                      sh.generation != it->generation);
-        /* The roll (docs/BLOCKMODE.md, "Two shadows"): the shadow's generation, finished from it.
-         * Once inspected, its fdatasync and move into logs/ run on a thread of their own while
-         * this one takes the next generation's BLOCKs into a second shadow; its shadow's file
-         * stays until its name in logs/ is durable (ls_copy_shadow_keep). */
-        bool later = false;
-        if (sh.generation == it->generation && rx->tail_gen == it->generation) {
-            rc = ls_copy_recv_end_checked(copy, it->generation, it->digest,
-                                          it->hashed ? it->hash : NULL, &later, err, sizeof(err));
-            if (rc == 0 && later) {
-                ls_copy_shadow_keep(copy, it->generation);
-                if (fin_start(rx, it->generation)) {
-                    rx->tail_gen = 0;
-                    return;
-                }
-                rc = ls_copy_recv_finish(copy, err, sizeof(err)); /* no thread: here */
-                ls_copy_shadow_unkeep(copy, rc);
-            }
-        } else
-            rc = ls_copy_recv_end_hashed(copy, it->generation, it->digest,
-                                         it->hashed ? it->hash : NULL, err, sizeof(err));
+        rc = ls_copy_recv_end_hashed(copy, it->generation, it->digest, it->hashed ? it->hash : NULL,
+                                     err, sizeof(err));
         if (rc == 0) ls_copy_shadow_drop(copy, it->generation); /* held whole now */
         /* Its head came from a shadow that is not the active's log: that shadow goes (the
          * generation comes whole; a new stream starts a new shadow). */
@@ -326,14 +260,7 @@ static void *receiver_main(void *arg)
             free(it);
             it = next;
         }
-        if (it && it->kind == LS_COPY_ITEM_FINISHED) { /* not the loop's: not counted */
-            --taken;
-            if (it->generation == rx->fin_gen) fin_reap(rx); /* else joined already */
-            free(it);
-            it = NULL;
-        }
         if (it) {
-            fin_reap(rx); /* nothing but BLOCKs beside the roll's finish */
             if (it->kind == LS_COPY_ITEM_END) __atomic_fetch_sub(&rx->ends, 1, __ATOMIC_RELAXED);
             if (it->kind == LS_COPY_ITEM_RUN && rx->copy) /* a seed's step may close the copy */
                 ls_copy_recv_flush(rx->copy, err, sizeof(err));
@@ -341,17 +268,11 @@ static void *receiver_main(void *arg)
             free(it);
         }
         /* no whole generation queued any more: the pending ones are made durable now */
-        if (!rx->fin_running && rx->copy && __atomic_load_n(&rx->ends, __ATOMIC_RELAXED) == 0 &&
+        if (rx->copy && __atomic_load_n(&rx->ends, __ATOMIC_RELAXED) == 0 &&
             ls_copy_recv_flush(rx->copy, err, sizeof(err)))
             LS_LOGW("receiver", "%s: %s", rx->name, err);
-        /* While the roll's finish runs the copy is not the loop's: done once it was joined. */
-        rx->fin_taken += taken;
-        if (rx->fin_running) continue;
-        taken = rx->fin_taken;
-        rx->fin_taken = 0;
         __atomic_fetch_add(&rx->done, taken, __ATOMIC_RELEASE); /* last: the copy is the loop's */
     }
-    fin_reap(rx);
     if (rx->copy) ls_copy_recv_flush(rx->copy, err, sizeof(err));
     return NULL;
 }
@@ -369,7 +290,7 @@ int ls_copy_rx_start(ls_copy_rx_t *rx, ls_copy_t *copy)
     if (!rx->work) return LS_ENOMEM;
     rx->copy = copy; /* before the thread starts: from then on its own */
     rx->ends = 0;    /* END items dropped by an earlier stop are not queued */
-    rx->pushed = rx->done = rx->fin_taken = 0;
+    rx->pushed = rx->done = 0;
     if (pthread_create(&rx->thread, NULL, receiver_main, rx) != 0) {
         rx->copy = NULL;
         ls_workq_free(rx->work, NULL, NULL);

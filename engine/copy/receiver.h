@@ -48,9 +48,7 @@ typedef enum {
     LS_COPY_ITEM_DATA,      /* ls_copy_recv_data(generation, offset, data, len) */
     LS_COPY_ITEM_END,       /* ls_copy_recv_end(generation, digest) */
     LS_COPY_ITEM_RUN,       /* run(run_ctx, &copy, item) on the receiver thread */
-    LS_COPY_ITEM_BLOCK,     /* ls_copy_shadow_write(epoch, generation, offset, data, len, lsn) */
-    LS_COPY_ITEM_FINISHED   /* the receiver's own (not pushed by the loop): the roll's finish
-                               thread ended (receiver.c) */
+    LS_COPY_ITEM_BLOCK      /* ls_copy_shadow_write(epoch, generation, offset, data, len, lsn) */
 } ls_copy_item_kind_t;
 
 /* Runs on the receiver thread. *copy is the thread's copy pointer (NULL when a swap could not

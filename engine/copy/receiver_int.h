@@ -15,23 +15,14 @@ struct ls_copy_rx {
     void (*notify_cb)(void *); /* see ls_copy_rx_options_t */
     void *notify_ctx;
     pthread_t thread;
-    bool started;       /* the thread runs (until stop) */
-    ls_workq_t *work;   /* items for the thread, from start to stop (the loop's pointer) */
-    ls_workq_t *events; /* events for the loop, from any thread of the copy */
-    ls_copy_t *copy;    /* the thread's copy once started (the thread alone) */
-    uint64_t skip_gen;  /* the thread's: drop the frames of this generation */
-    uint64_t tail_gen;  /* the thread's: the generation begun from the shadow (GEN_TAIL) */
-    uint64_t ends;      /* END items pushed and not yet taken by the thread (atomic): a whole
-                           generation is queued behind the one ending */
-    /* The roll's finish (receiver.c, fin_start): the closed generation's fdatasync and move into
-     * logs/ on a thread of its own while the receiver takes the next generation's BLOCKs. */
-    pthread_t fin_thread;
-    bool fin_running;        /* the thread's: started, not yet joined (fin_reap) */
-    int fin_rc;              /* its result (joined) */
-    char fin_err[512];       /* its message when fin_rc */
-    uint64_t fin_gen;        /* the generation it finishes */
-    uint64_t fin_taken;      /* items taken while it ran: done once it is joined (the copy is not
-                                the loop's before) */
+    bool started;            /* the thread runs (until stop) */
+    ls_workq_t *work;        /* items for the thread, from start to stop (the loop's pointer) */
+    ls_workq_t *events;      /* events for the loop, from any thread of the copy */
+    ls_copy_t *copy;         /* the thread's copy once started (the thread alone) */
+    uint64_t skip_gen;       /* the thread's: drop the frames of this generation */
+    uint64_t tail_gen;       /* the thread's: the generation begun from the shadow (GEN_TAIL) */
+    uint64_t ends;           /* END items pushed and not yet taken by the thread (atomic): a whole
+                                generation is queued behind the one ending */
     uint64_t inline_sync_ns; /* see ls_copy_rx_options_t */
     uint64_t pushed;         /* items pushed into work since start (the loop's) */
     uint64_t done;           /* of those, finished by the thread (atomic, release): pushed == done

@@ -124,25 +124,11 @@ static int digest_differs(ls_copy_t *c, uint64_t gen, char *err, size_t errlen)
     return LS_EDIGEST;
 }
 
-/* The finish of an inspected generation: fdatasync of the .part, then the move into logs/ (rename,
- * fsync of logs/ unless deferred), DURABLE and INSPECTED. */
-static int finish(ls_copy_t *c, uint32_t epoch, uint64_t gen, const ls__copy_entry_t *e,
-                  const uint8_t *dbid, const char *part, char *err, size_t errlen)
-{
-    int rc = sync_part(c, err, errlen);
-    if (rc) return rc;
-    ls__copy_rx_drop(c); /* fd already closed (kept for the move): frees the hash */
-    __atomic_store_n(&c->rx_activity_ns, ls_mono_ns(), __ATOMIC_RELAXED);
-    return ls__copy_conclude(c, epoch, gen, 0, e, dbid, "", part, err, errlen);
-}
-
 /* recv_end; hashed: the caller's SHA-256 of the bytes it passed to recv_data_hashed (NULL: the
- * bytes were hashed here). later: non-NULL, an inspected generation is not finished here but
- * left in c->fin for ls_copy_recv_finish (*later set); a failed one is handled here. */
+ * bytes were hashed here). */
 static int recv_end(ls_copy_t *c, uint64_t gen, const uint8_t *sender_digest, const uint8_t *hashed,
-                    bool *later, char *err, size_t errlen)
+                    char *err, size_t errlen)
 {
-    if (later) *later = false;
     ls__copy_rx_t *rx = &c->rx;
     int rc = may_end(c, gen, hashed, err, errlen);
     if (rc) return rc;
@@ -177,19 +163,14 @@ static int recv_end(ls_copy_t *c, uint64_t gen, const uint8_t *sender_digest, co
      * with the generations queued behind it while the receiver defers), and durable(N) and
      * inspected(N) follow that fsync. Failed: the pending ones are reported first; made durable in
      * inspect/ as received, then deleted and asked again. */
-    if (vrc == 0 && later) {
-        c->fin = (ls__copy_fin_t){.epoch = epoch, .generation = gen, .entry = e};
-        memcpy(c->fin.dbid, info.header.dbid, LS_DBID_LEN);
-        ls_msgf(c->fin.part, sizeof(c->fin.part), "%s", part);
-        *later = true;
-        return 0;
-    }
-    if (vrc == 0) return finish(c, epoch, gen, &e, info.header.dbid, part, err, errlen);
-    if (c->npend) ls__copy_flush_durable(c, NULL, 0);
-    rc = make_durable(c, err, errlen);
+    if (vrc && c->npend) ls__copy_flush_durable(c, NULL, 0);
+    rc = vrc == 0 ? sync_part(c, err, errlen) : make_durable(c, err, errlen);
     if (rc) return rc;
-    ls__copy_rx_drop(c); /* fd already closed (the .part renamed): frees the hash */
+    ls__copy_rx_drop(
+        c); /* fd already closed (the .part renamed, or kept for the move): frees the hash */
     __atomic_store_n(&c->rx_activity_ns, ls_mono_ns(), __ATOMIC_RELAXED);
+    if (vrc == 0)
+        return ls__copy_conclude(c, epoch, gen, 0, &e, info.header.dbid, msg, part, err, errlen);
     ls__copy_durable(c, gen);
     return ls__copy_conclude(c, epoch, gen, vrc, &e, info.header.dbid, msg, NULL, err, errlen);
 }
@@ -197,30 +178,13 @@ static int recv_end(ls_copy_t *c, uint64_t gen, const uint8_t *sender_digest, co
 int ls_copy_recv_end(ls_copy_t *c, uint64_t gen, const uint8_t *sender_digest, char *err,
                      size_t errlen)
 {
-    return recv_end(c, gen, sender_digest, NULL, NULL, err, errlen);
+    return recv_end(c, gen, sender_digest, NULL, err, errlen);
 }
 
 int ls_copy_recv_end_hashed(ls_copy_t *c, uint64_t gen, const uint8_t *sender_digest,
                             const uint8_t *digest, char *err, size_t errlen)
 {
-    return recv_end(c, gen, sender_digest, digest, NULL, err, errlen);
-}
-
-int ls_copy_recv_end_checked(ls_copy_t *c, uint64_t gen, const uint8_t *sender_digest,
-                             const uint8_t *digest, bool *later, char *err, size_t errlen)
-{
-    return recv_end(c, gen, sender_digest, digest, later, err, errlen);
-}
-
-int ls_copy_recv_finish(ls_copy_t *c, char *err, size_t errlen)
-{
-    ls__copy_fin_t *f = &c->fin;
-    if (!f->generation)
-        return ls_errf(err, errlen, LS_ESTATE, "copy %s: no generation is left to finish", c->dir);
-    uint64_t gen = f->generation;
-    f->generation = 0;
-    c->rx_defer = false; /* the .part's own fsync of logs/: the shadow's file goes after it */
-    return finish(c, f->epoch, gen, &f->entry, f->dbid, f->part, err, errlen);
+    return recv_end(c, gen, sender_digest, digest, err, errlen);
 }
 
 int ls__copy_flush_durable(ls_copy_t *c, char *err, size_t errlen)

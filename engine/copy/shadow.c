@@ -57,8 +57,6 @@ static void hash_start(ls_copy_t *c, uint32_t epoch, uint64_t gen)
 {
     ls__copy_shfile_t *f = &c->shf;
     f->hashing = false;
-    /* the closed generation's finish runs (its receive reads ex until it ends): begun at unkeep */
-    if (f->kept_gen) return;
     if (f->ex_lent || (!f->stream && !(f->stream = ls_gen_stream_new())) ||
         (!f->seal && !(f->seal = ls_seal_new())) || (!f->sha && !(f->sha = ls_sha256_new())))
         return; /* GEN_TAIL reads the head back instead */
@@ -105,8 +103,7 @@ void ls__copy_shadow_cut(ls_copy_t *c)
                 (unsigned long long) c->shf.size, strerror(errno));
 }
 
-/* The generation the shadow may be of: the one after the last held, and the held epoch; while a
- * kept shadow's generation is finished (ls_copy_shadow_keep), the one after it. */
+/* The generation the shadow may be of: the one after the last held, and the held epoch. */
 static void wanted(ls_copy_t *c, uint64_t *gen, uint32_t *epoch, bool *failed)
 {
     pthread_mutex_lock(&c->mu);
@@ -114,10 +111,6 @@ static void wanted(ls_copy_t *c, uint64_t *gen, uint32_t *epoch, bool *failed)
     *epoch = c->held_epoch;
     *failed = c->state == LS_COPY_FAILED;
     pthread_mutex_unlock(&c->mu);
-    if (c->shf.kept_gen && c->shf.kept_gen + 1 >= *gen) {
-        *gen = c->shf.kept_gen + 1;
-        *epoch = c->shf.kept_epoch;
-    }
 }
 
 /* Takes path as the shadow of (epoch, gen) when its bytes are a valid open generation of this
@@ -183,7 +176,6 @@ static bool delete_shadows(ls_copy_t *c, const char *keep, uint64_t upto, bool s
             continue;
         char path[LS__COPY_PATH_MAX];
         ls_msgf(path, sizeof(path), "%s/%s", c->shadow_dir, e->d_name);
-        if (c->shf.kept_gen && !strcmp(path, c->shf.kept_path)) continue; /* until unkeep */
         LS_LOGI("copy", "%s: shadow %s deleted (%s)", c->dir, e->d_name,
                 keep ? "block mode streams another generation now" : "its generation is held");
         unlink(path);
@@ -374,47 +366,6 @@ int ls_copy_shadow_write(ls_copy_t *c, uint32_t epoch, uint64_t gen, uint64_t of
     int rc = ls_copy_shadow_append(c, epoch, gen, offset, data, len, durable_lsn, err, errlen);
     if (rc) return rc;
     return ls_copy_shadow_sync(c, out, err, errlen);
-}
-
-void ls_copy_shadow_keep(ls_copy_t *c, uint64_t gen)
-{
-    if (c->shf.kept_gen || c->shf.generation != gen || c->shf.fd < 0) return;
-    c->shf.kept_gen = gen;
-    c->shf.kept_epoch = c->shf.epoch;
-    ls_msgf(c->shf.kept_path, sizeof(c->shf.kept_path), "%s", c->shf.path);
-    forget(c, false, false); /* the file stays: ls_copy_shadow_unkeep deletes it */
-}
-
-void ls_copy_shadow_unkeep(ls_copy_t *c, int rc)
-{
-    if (!c->shf.kept_gen) return;
-    uint64_t gen = c->shf.kept_gen;
-    pthread_mutex_lock(&c->mu);
-    bool held = c->held_gen >= gen;
-    pthread_mutex_unlock(&c->mu);
-    c->shf.kept_gen = 0;
-    c->shf.kept_epoch = 0;
-    if (rc == 0 && held) { /* durable in logs/: its shadow goes as a held one's (not synced) */
-        unlink(c->shf.kept_path);
-        c->shf.kept_path[0] = '\0';
-        if (c->shf.generation == gen + 1 && c->shf.fd >= 0) { /* its checks start now */
-            hash_start(c, c->shf.epoch, c->shf.generation);   /* fed after the acknowledgement */
-        }
-        return;
-    }
-    /* Not held: nothing of the next generation may be acknowledged (it would not chain), its
-     * shadow goes durably; the kept one too, unless the finish failed on the disk (its closed
-     * file comes again and a later stream takes the shadow up, as recv_end's failures keep it). */
-    bool keep_file = rc == LS_EIO || rc == LS_ENOSPC;
-    LS_LOGI("copy",
-            "%s: generation %llu was not finished (%s): the shadow of the next one is "
-            "dropped%s",
-            c->dir, (unsigned long long) gen, ls_strerror(rc),
-            keep_file ? "" : ", its own deleted");
-    if (c->shf.generation) forget(c, true, false);
-    if (!keep_file) unlink(c->shf.kept_path);
-    c->shf.kept_path[0] = '\0';
-    ls_fsync_dir(c->shadow_dir);
 }
 
 void ls_copy_shadow_drop(ls_copy_t *c, uint64_t upto)

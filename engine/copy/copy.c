@@ -295,7 +295,6 @@ void ls_copy_stats(ls_copy_t *c, ls_copy_stats_t *out)
     out->seal_bytes = __atomic_load_n(&c->ck.seal_bytes, __ATOMIC_RELAXED);
     out->logs_syncs = __atomic_load_n(&c->ck.logs_syncs, __ATOMIC_RELAXED);
     out->replay_yields = __atomic_load_n(&c->ck.replay_yields, __ATOMIC_RELAXED);
-    out->replay_commits_held = __atomic_load_n(&c->ck.replay_commits_held, __ATOMIC_RELAXED);
 }
 
 ls_store_t *ls_copy_store(ls_copy_t *c)

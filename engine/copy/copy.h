@@ -167,19 +167,16 @@ typedef struct {
     /* Checks computed since open, on any thread (docs/COPY.md, "Which check runs where"). Each
      * record of a received generation has its checksum computed once (while receiving) and each
      * generation its digest once; replay computes neither, it compares the file's seal. */
-    uint64_t record_checksums;    /* record checksums computed (receiving; re-checks after open) */
-    uint64_t digests;             /* generation digests (SHA-256) computed */
-    uint64_t digest_bytes;        /* bytes fed to SHA-256 */
-    uint64_t seals;               /* whole-file XXH3-128 seals computed (receiving; after open) */
-    uint64_t seal_checks;         /* seals verified by the replayer, one per file read */
-    uint64_t seal_bytes;          /* bytes fed to XXH3-128 (seals and their checks) */
-    uint64_t logs_syncs;          /* fsyncs of logs/ that made inspected generations durable (one
-                                     for several while the receiver defers: ls_copy_recv_defer) */
-    uint64_t replay_yields;       /* times the replayer yielded to the busy receiver (nice 19;
-                                     docs/COPY.md "Replay") */
-    uint64_t replay_commits_held; /* store transactions that went past batch_generations or
-                                     batch_bytes while the receiver was busy, their commit held
-                                     for the receive (docs/COPY.md "Replay") */
+    uint64_t record_checksums; /* record checksums computed (receiving; re-checks after open) */
+    uint64_t digests;          /* generation digests (SHA-256) computed */
+    uint64_t digest_bytes;     /* bytes fed to SHA-256 */
+    uint64_t seals;            /* whole-file XXH3-128 seals computed (receiving; after open) */
+    uint64_t seal_checks;      /* seals verified by the replayer, one per file read */
+    uint64_t seal_bytes;       /* bytes fed to XXH3-128 (seals and their checks) */
+    uint64_t logs_syncs;       /* fsyncs of logs/ that made inspected generations durable (one
+                                  for several while the receiver defers: ls_copy_recv_defer) */
+    uint64_t replay_yields;    /* times the replayer yielded to the busy receiver (nice 19;
+                                  docs/COPY.md "Replay") */
 } ls_copy_stats_t;
 
 /* Opens (creating when absent) the copy in opts->dir and works out its position (see above).

@@ -206,15 +206,14 @@ struct ls_copy {
     /* Checks computed since open (atomic, relaxed: counted by the receiver and the replayer,
      * read by ls_copy_stats). docs/COPY.md says which runs where. */
     struct {
-        uint64_t record_checksums;    /* record checksums computed */
-        uint64_t digests;             /* generation digests (SHA-256) computed */
-        uint64_t digest_bytes;        /* bytes fed to SHA-256 */
-        uint64_t seals;               /* whole-file seals computed (receive, restart) */
-        uint64_t seal_checks;         /* seals verified by the replayer */
-        uint64_t seal_bytes;          /* bytes fed to XXH3-128 for seals and their checks */
-        uint64_t logs_syncs;          /* fsyncs of logs/ that made received generations durable */
-        uint64_t replay_yields;       /* times the replayer went to nice 19 (receiver busy) */
-        uint64_t replay_commits_held; /* transactions grown past their bounds (receiver busy) */
+        uint64_t record_checksums; /* record checksums computed */
+        uint64_t digests;          /* generation digests (SHA-256) computed */
+        uint64_t digest_bytes;     /* bytes fed to SHA-256 */
+        uint64_t seals;            /* whole-file seals computed (receive, restart) */
+        uint64_t seal_checks;      /* seals verified by the replayer */
+        uint64_t seal_bytes;       /* bytes fed to XXH3-128 for seals and their checks */
+        uint64_t logs_syncs;       /* fsyncs of logs/ that made received generations durable */
+        uint64_t replay_yields;    /* times the replayer went to nice 19 (receiver busy) */
     } ck;
 };
 

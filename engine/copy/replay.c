@@ -50,25 +50,15 @@ static bool may_yield(int nice)
     return (eff >> CAP_SYS_NICE_BIT) & 1;
 }
 
-static void wait_ns(ls_copy_t *c, uint64_t ns)
-{
-    ls_cond_wait_until(&c->cv, &c->mu, ls_mono_ns() + ns);
-}
-
-/* The receiver is busy: a .part open, or its last call less than RX_QUIET_NS before mono. */
-static bool rx_busy(ls_copy_t *c, uint64_t mono)
-{
-    uint64_t quiet = mono - __atomic_load_n(&c->rx_activity_ns, __ATOMIC_RELAXED);
-    return __atomic_load_n(&c->rx_open, __ATOMIC_RELAXED) || quiet < RX_QUIET_NS;
-}
-
 void ls__copy_replay_yield(batch_t *b, bool allowed)
 {
     ls_copy_t *c = b->c;
     bool want = false;
     if (allowed && b->may_yield) {
         uint64_t mono = ls_mono_ns();
-        want = rx_busy(c, mono) && mono - b->e[0].queued_ns < YIELD_MAX_NS;
+        uint64_t quiet = mono - __atomic_load_n(&c->rx_activity_ns, __ATOMIC_RELAXED);
+        bool busy = __atomic_load_n(&c->rx_open, __ATOMIC_RELAXED) || quiet < RX_QUIET_NS;
+        want = busy && mono - b->e[0].queued_ns < YIELD_MAX_NS;
     }
     if (want == b->yielding) return;
     int rc = setpriority(PRIO_PROCESS, (id_t) syscall(SYS_gettid), want ? YIELD_NICE : b->nice) == 0
@@ -126,7 +116,9 @@ static size_t ready(ls_copy_t *c, bool may_yield, uint64_t *wait_ns, bool *holdi
     }
     if (n == 0 || full || n == max || may_yield) return n;
     uint64_t mono = ls_mono_ns(), held = mono - c->q[0].queued_ns;
-    if (!rx_busy(c, mono) || held >= HOLD_MAX_NS) return n;
+    uint64_t quiet = mono - __atomic_load_n(&c->rx_activity_ns, __ATOMIC_RELAXED);
+    bool busy = __atomic_load_n(&c->rx_open, __ATOMIC_RELAXED) || quiet < RX_QUIET_NS;
+    if (!busy || held >= HOLD_MAX_NS) return n;
     *holding = true;
     *wait_ns = LS_MIN(RX_QUIET_NS, HOLD_MAX_NS - held);
     return 0;
@@ -134,52 +126,24 @@ static size_t ready(ls_copy_t *c, bool may_yield, uint64_t *wait_ns, bool *holdi
 
 size_t ls__copy_replay_next(ls_copy_t *c, batch_t *b)
 {
-    size_t gens = LS_MIN((size_t) c->o.batch_generations, (size_t) LS__COPY_REPLAY_MAX);
-    uint64_t lag = c->o.replay_lag_ms * 1000000ull, bytes = 0;
+    size_t txn_max = LS_MIN((size_t) c->o.batch_generations, (size_t) LS__COPY_REPLAY_MAX);
+    uint64_t now = ls_now_ns(), lag = c->o.replay_lag_ms * 1000000ull, bytes = 0;
+    uint64_t max_bytes =
+        LS_MIN(c->o.batch_bytes - LS_MIN(c->o.batch_bytes, b->done_bytes), CHUNK_BYTES);
     size_t n = 0;
-    bool waited = false;
     pthread_mutex_lock(&c->mu);
-    for (;;) {
-        uint64_t mono = ls_mono_ns(), now = ls_now_ns(), txn_bytes = c->o.batch_bytes;
-        /* generations arriving: one being received, or received since the transaction began
-         * and the receiver not quiet since */
-        bool arrived = c->qlen && c->q[c->qlen - 1].queued_ns > b->txn_start_ns;
-        bool hold =
-            (__atomic_load_n(&c->rx_open, __ATOMIC_RELAXED) || (arrived && rx_busy(c, mono))) &&
-            mono - b->txn_start_ns < YIELD_MAX_NS;
-        size_t txn_max = hold ? gens * HOLD_FACTOR : gens;
-        if (hold) txn_bytes = LS_MIN(txn_bytes, UINT64_MAX / HOLD_FACTOR) * HOLD_FACTOR;
-        uint64_t max_bytes = LS_MIN(txn_bytes - LS_MIN(txn_bytes, b->done_bytes), CHUNK_BYTES);
-        bool arriving = false; /* the bounds leave room, the next generation is not in logs/ yet */
-        if (c->stop || c->paused || c->state == LS_COPY_FAILED || !c->store) break;
-        while (b->done + n < txn_max && n < CHUNK_GENS) {
-            if (b->done + n == c->qlen) {
-                arriving = true;
-                break;
-            }
+    if (!c->stop && !c->paused && c->state != LS_COPY_FAILED && c->store) {
+        while (b->done + n < c->qlen && b->done + n < txn_max && n < CHUNK_GENS) {
             const ls__copy_entry_t *e = &c->q[b->done + n];
-            if (c->unsynced_gen && e->generation >= c->unsynced_gen) {
-                arriving = true; /* not durable yet */
-                break;
-            }
-            if (e->close_ns + lag > now || bytes + e->size > max_bytes)
-                break; /* waiting for its lag, or beyond the bounds */
+            if ((c->unsynced_gen && e->generation >= c->unsynced_gen) || e->close_ns + lag > now ||
+                bytes + e->size > max_bytes)
+                break; /* not durable yet, waiting for its lag, or beyond the bounds */
             bytes += e->size;
             b->e[n++] = *e;
         }
-        /* A backlog still arriving: rather than commit whenever the replayer has caught up
-         * (each commit writes most of the tree), wait for the receiver's next generation. */
-        if (n || !hold || !arriving || b->done < CHUNK_GENS) break;
-        waited = true;
-        wait_ns(c, RX_QUIET_NS);
     }
     pthread_mutex_unlock(&c->mu);
     b->n = n;
-    if (!b->held &&
-        (waited || (n && (b->done + n > gens || b->done_bytes + bytes > c->o.batch_bytes)))) {
-        b->held = true; /* the commit waits for the receive */
-        LS__COPY_COUNT(c, replay_commits_held, 1);
-    }
     return n;
 }
 
@@ -275,6 +239,11 @@ static void release_batch(batch_t *b)
     b->ops = NULL;
     b->keys = NULL;
     b->ops_cap = 0;
+}
+
+static void wait_ns(ls_copy_t *c, uint64_t ns)
+{
+    ls_cond_wait_until(&c->cv, &c->mu, ls_mono_ns() + ns);
 }
 
 /* Grows this thread's malloc arena to HEAP_RESERVE bytes in HEAP_STEP steps and gives the pages

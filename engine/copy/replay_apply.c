@@ -315,8 +315,6 @@ int ls__copy_replay_apply(ls_copy_t *c, batch_t *b, ls_store_meta_t *nm)
     b->base = *nm;
     b->nm = nm;
     b->first_gen = b->e[0].generation;
-    b->txn_start_ns = ls_mono_ns();
-    b->held = false;
     b->attempts = 0;
     b->done = 0;
     b->done_bytes = 0;

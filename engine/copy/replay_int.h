@@ -17,10 +17,6 @@
 #define RX_QUIET_NS  5000000ull    /* the receiver counts as busy this long after its last call */
 #define YIELD_MAX_NS 1000000000ull /* a batch queued longer ago than this does not yield */
 #define YIELD_NICE   19            /* the replayer's nice value while it yields */
-#define HOLD_FACTOR                                                                                \
-    4 /* while the receiver is busy a transaction goes on up to this                               \
-         many times batch_generations and batch_bytes (its commit                                  \
-         held for the receive, docs/COPY.md "Replay") */
 
 /* One PUT or DEL of a batch, pointing into the batch's buffer; ops[i] is the batch's i-th. */
 typedef struct {
@@ -53,8 +49,6 @@ typedef struct {
                                        queue's first (the current chunk's once applied) */
     uint64_t done_bytes;            /* their bytes */
     uint64_t first_gen;             /* the transaction's first generation */
-    uint64_t txn_start_ns;          /* when the transaction began (ls_mono_ns) */
-    bool held;                      /* the transaction went past its bounds for the receiver */
     uint64_t txn_ops;               /* operations applied in this transaction */
     uint64_t tree_pages;            /* the store's data pages when it began */
     ls_store_meta_t base;           /* the store's meta before the transaction */
@@ -101,12 +95,7 @@ int ls__copy_replay_apply(ls_copy_t *c, batch_t *b, ls_store_meta_t *nm);
 /* The next chunk of the transaction: the generations of the queue after its first b->done that
  * are ready (durable in logs/, past their replay lag, the copy neither paused, failed nor
  * stopping), within the chunk's and the transaction's bounds, copied into b->e (b->n); 0 when
- * none. While generations are arriving (one being received, or one received since the
- * transaction began and the receiver's last call less than RX_QUIET_NS ago) and the transaction
- * began less than YIELD_MAX_NS ago, the transaction's bounds are HOLD_FACTOR times
- * batch_generations and batch_bytes, and once it holds CHUNK_GENS generations it waits for the
- * receiver's next one rather than end when it has caught up: its commit (most of the tree's
- * pages written and synced) comes after the receive instead of during it. Takes mu (replay.c). */
+ * none. Takes mu (replay.c). */
 size_t ls__copy_replay_next(ls_copy_t *c, batch_t *b);
 
 /* The replayer yields the CPU to the receiver: while the receiver is busy (a .part open, or its

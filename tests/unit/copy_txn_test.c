@@ -1,8 +1,7 @@
 /* copy: a replay transaction spans the ready queue, a chunk (16 generations) read, checked and
  * applied at a time: one commit for a backlog, bounded by batch_generations; a file damaged in a
  * later chunk ends the transaction before it; batch_pages ends it after a chunk; a map grown
- * meanwhile reruns it from the queue's head; while a receive is open it goes past
- * batch_generations (its commit held for the receiver). docs/COPY.md, "Replay". */
+ * meanwhile reruns it from the queue's head. docs/COPY.md, "Replay". */
 #include "copy_test_util.h"
 
 #define BACKLOG 40 /* generations: more than two chunks */
@@ -45,41 +44,6 @@ Test(copy_txn, batch_generations_bounds_the_transaction_across_chunks)
     cr_assert_eq(st.replay_txns, 2, "24 + 16 generations: %llu transactions",
                  (unsigned long long) st.replay_txns);
     cr_assert_eq(st.applied_generations, BACKLOG);
-    ls_copy_close(f.c);
-    fix_fini(&f);
-}
-
-Test(copy_txn, a_transaction_goes_past_batch_generations_while_a_receive_is_open)
-{
-    copy_fix_t f;
-    fix_init(&f, "copytxn", 9, 4, 30);
-    ls_copy_options_t o = {.dir = f.dir, .batch_generations = 4};
-    f.c = copy_open_opts(&o);
-    ls_copy_pause_replay(f.c, true);
-    cr_assert_eq(ls_copy_start(f.c), 0);
-    send_range(f.c, &f.ch, 1, 8);
-    char err[1024] = "";
-    cr_assert_eq(ls_copy_recv_begin(f.c, 1, 9, f.ch.len[9], LS_H_GEN_CLOSE_NS, err, sizeof(err)), 0,
-                 "%s", err);
-    cr_assert_eq(ls_copy_recv_data(f.c, 9, 0, f.ch.buf[9], 100, err, sizeof(err)), 0, "%s", err);
-    ls_copy_pause_replay(f.c, false); /* 1..8 ready, generation 9 arriving */
-    wait_replayed(f.c, 8, false);
-    ls_copy_stats_t st;
-    ls_copy_stats(f.c, &st);
-    cr_assert_eq(st.replay_txns, 1, "4 + 4 generations in one transaction: %llu",
-                 (unsigned long long) st.replay_txns);
-    cr_assert_eq(st.replay_commits_held, 1);
-    cr_assert_eq(st.applied_generations, 8);
-    cr_assert_eq(
-        ls_copy_recv_data(f.c, 9, 100, f.ch.buf[9] + 100, f.ch.len[9] - 100, err, sizeof(err)), 0,
-        "%s", err);
-    cr_assert_eq(ls_copy_recv_end(f.c, 9, f.ch.digest[9], err, sizeof(err)), 0, "%s", err);
-    wait_replayed(f.c, 9, true);
-    store_matches(f.c, &f.ch);
-    ls_copy_stats(f.c, &st);
-    cr_assert_eq(st.replay_txns, 2, "generation 9 after the receive: %llu",
-                 (unsigned long long) st.replay_txns);
-    cr_assert_eq(st.applied_generations, 9);
     ls_copy_close(f.c);
     fix_fini(&f);
 }

@@ -109,9 +109,7 @@ typedef struct {
     uint64_t checkpoint_ms;        /* sync the store at most this often (and when idle: nothing
                                       to apply, the receiver quiet for 100 ms); 1000 */
     uint32_t batch_generations;    /* at most this many generations per store transaction;
-                                       64 (capped at 64); read, checked and sorted 16 at a time;
-                                       4 times as many (and batch_bytes) while generations are
-                                       arriving (docs/COPY.md "Replay") */
+                                       64 (capped at 64); read, checked and sorted 16 at a time */
     uint64_t batch_bytes;          /* at most about this many bytes of log per transaction;
                                       64 MiB (one generation is always allowed); read 32 MiB at
                                       a time, at most */

@@ -266,10 +266,9 @@ static void heap_reserve(void)
         free(p[i]);
 }
 
-void *ls__copy_replayer(void *arg)
+/* The replayer's batch: its nice value and whether it may yield, the seal and the walk. */
+static batch_t *batch_new(ls_copy_t *c)
 {
-    ls_copy_t *c = arg;
-    heap_reserve();
     batch_t *b = calloc(1, sizeof(*b));
     LS_CHECK(b != NULL);
     b->c = c;
@@ -284,6 +283,44 @@ void *ls__copy_replayer(void *arg)
     b->seal = ls_seal_new();
     b->st = ls_gen_stream_new();
     LS_CHECK(b->seal != NULL && b->st != NULL);
+    return b;
+}
+
+/* Nothing ready (mu held): checkpoint now if the receiver has been quiet IDLE_CKPT_NS (or the
+ * interval is over), not between the generations of a steady stream, whose receives would wait
+ * for the store's syncs; otherwise wait up to wait ns. */
+static void idle(ls_copy_t *c, batch_t *b, uint64_t wait, bool holding)
+{
+    uint64_t mono = ls_mono_ns(), ckpt_ns = c->o.checkpoint_ms * 1000000ull;
+    uint64_t quiet = mono - LS_MAX(__atomic_load_n(&c->rx_activity_ns, __ATOMIC_RELAXED),
+                                   c->sh.report_ns); /* block mode: shadow reports */
+    uint64_t since = mono - c->last_ckpt;
+    bool ckpt = c->dirty && !holding && (quiet >= IDLE_CKPT_NS || since >= ckpt_ns);
+    if (c->dirty && !holding && !ckpt)
+        wait = LS_MIN(wait, LS_MIN(IDLE_CKPT_NS - quiet, ckpt_ns - since));
+    if (ckpt) {
+        pthread_mutex_unlock(&c->mu);
+        ls__copy_checkpoint(c); /* idle: sync now */
+        release_batch(b);       /* and give the batch's memory back */
+        pthread_mutex_lock(&c->mu);
+        return; /* look again: a shadow report or a generation came meanwhile, its wake-up lost
+                   while mu was released (remote_applied waited ~1 s) */
+    }
+    if (!c->stop) wait_ns(c, wait);
+}
+
+/* A checkpoint once checkpoint_ms passed since the last (mu not held). */
+static void checkpoint_due(ls_copy_t *c)
+{
+    if (c->dirty && ls_mono_ns() - c->last_ckpt >= c->o.checkpoint_ms * 1000000ull)
+        ls__copy_checkpoint(c);
+}
+
+void *ls__copy_replayer(void *arg)
+{
+    ls_copy_t *c = arg;
+    heap_reserve();
+    batch_t *b = batch_new(c);
     pthread_mutex_lock(&c->mu);
     while (!c->stop) {
         uint64_t wait;
@@ -292,32 +329,13 @@ void *ls__copy_replayer(void *arg)
         if (n == 0 && ls__copy_shadow_due(c, &wait)) { /* block mode: the open generation, early */
             pthread_mutex_unlock(&c->mu);
             int rc = ls__copy_shadow_apply(c);
-            if (c->dirty && ls_mono_ns() - c->last_ckpt >= c->o.checkpoint_ms * 1000000ull)
-                ls__copy_checkpoint(c); /* reports that never pause still get checkpoints */
+            checkpoint_due(c); /* reports that never pause still get checkpoints */
             pthread_mutex_lock(&c->mu);
             if (rc && !c->stop) wait_ns(c, ERROR_WAIT_NS);
             continue;
         }
         if (n == 0) {
-            /* Idle: checkpoint now if the receiver has been quiet IDLE_CKPT_NS (or the interval
-             * is over), not between the generations of a steady stream, whose receives would
-             * wait for the store's syncs. */
-            uint64_t mono = ls_mono_ns(), ckpt_ns = c->o.checkpoint_ms * 1000000ull;
-            uint64_t quiet = mono - LS_MAX(__atomic_load_n(&c->rx_activity_ns, __ATOMIC_RELAXED),
-                                           c->sh.report_ns); /* block mode: shadow reports */
-            uint64_t since = mono - c->last_ckpt;
-            bool ckpt = c->dirty && !holding && (quiet >= IDLE_CKPT_NS || since >= ckpt_ns);
-            if (c->dirty && !holding && !ckpt)
-                wait = LS_MIN(wait, LS_MIN(IDLE_CKPT_NS - quiet, ckpt_ns - since));
-            if (ckpt) {
-                pthread_mutex_unlock(&c->mu);
-                ls__copy_checkpoint(c); /* idle: sync now */
-                release_batch(b);       /* and give the batch's memory back */
-                pthread_mutex_lock(&c->mu);
-                continue; /* look again: a shadow report or a generation came meanwhile, its
-                             wake-up lost while mu was released (remote_applied waited ~1 s) */
-            }
-            if (!c->stop) wait_ns(c, wait);
+            idle(c, b, wait, holding);
             continue;
         }
         b->n = n;
@@ -325,8 +343,7 @@ void *ls__copy_replayer(void *arg)
         ls_store_meta_t m = c->meta;
         pthread_mutex_unlock(&c->mu);
         int rc = replay_batch(c, b, &m);
-        if (c->dirty && ls_mono_ns() - c->last_ckpt >= c->o.checkpoint_ms * 1000000ull)
-            ls__copy_checkpoint(c);
+        checkpoint_due(c);
         pthread_mutex_lock(&c->mu);
         if (rc && !c->stop) wait_ns(c, ERROR_WAIT_NS);
     }

@@ -330,6 +330,40 @@ static void store_failed(ls_copy_t *c, const run_t *r, int rc)
     ls__copy_store_failed(c, rc, reason);
 }
 
+/* Brings the walk of shadow (epoch, gen) up to size, at most STEP_BYTES further, after starting
+ * it anew for another or a replaced file (*rp, the replayer's alone). Returns 0 with *rp NULL
+ * when the walk stopped (no memory, unreadable: the closed generation will do), or an error. */
+static int advance(ls_copy_t *c, uint32_t epoch, uint64_t gen, uint64_t size,
+                   const ls_store_meta_t *m, run_t **rp)
+{
+    run_t *r = *rp;
+    /* A file shorter than reported was replaced by the receiver: walk the new one at once. */
+    for (int attempt = 0; attempt < 2 && (!r || r->reopen || attempt == 0); attempt++) {
+        if (r && (r->epoch != epoch || r->generation != gen || r->reopen)) {
+            ls__copy_shadow_free(c);
+            r = *rp = NULL;
+        }
+        if (!r) {
+            int rc = run_start(c, epoch, gen, m, &r);
+            if (rc) {
+                LS_LOGW("copy", "%s: cannot read the shadow of generation %llu: %s", c->dir,
+                        (unsigned long long) gen, ls_strerror(rc));
+                return rc;
+            }
+            *rp = c->sh.run = r;
+        }
+        int rc = walk(c, r, LS_MIN(size, r->fed + STEP_BYTES));
+        if (rc) {
+            r->stopped = true;
+            LS_LOGW("copy", "%s: reading the shadow of generation %llu: %s", c->dir,
+                    (unsigned long long) gen, ls_strerror(rc));
+            *rp = NULL;
+            return 0;
+        }
+    }
+    return 0;
+}
+
 int ls__copy_shadow_apply(ls_copy_t *c)
 {
     pthread_mutex_lock(&c->mu);
@@ -339,29 +373,8 @@ int ls__copy_shadow_apply(ls_copy_t *c)
     c->sh.seen = c->sh.reports;
     run_t *r = c->sh.run;
     pthread_mutex_unlock(&c->mu);
-    int rc = 0;
-    /* A file shorter than reported was replaced by the receiver: walk the new one at once. */
-    for (int attempt = 0; attempt < 2 && (!r || r->reopen || attempt == 0); attempt++) {
-        if (r && (r->epoch != epoch || r->generation != gen || r->reopen)) {
-            ls__copy_shadow_free(c);
-            r = NULL;
-        }
-        if (!r) {
-            rc = run_start(c, epoch, gen, &m, &r);
-            if (rc) {
-                LS_LOGW("copy", "%s: cannot read the shadow of generation %llu: %s", c->dir,
-                        (unsigned long long) gen, ls_strerror(rc));
-                return rc;
-            }
-            c->sh.run = r; /* the replayer's alone */
-        }
-        if ((rc = walk(c, r, LS_MIN(size, r->fed + STEP_BYTES))) != 0) {
-            r->stopped = true; /* no memory or unreadable: the closed generation will do */
-            LS_LOGW("copy", "%s: reading the shadow of generation %llu: %s", c->dir,
-                    (unsigned long long) gen, ls_strerror(rc));
-            return 0;
-        }
-    }
+    int rc = advance(c, epoch, gen, size, &m, &r);
+    if (rc || !r) return rc;
     if (r->unlike || (r->commit_lsn <= m.lsn && m.generation == gen)) return 0; /* nothing new */
     if (r->applied_end != r->commit_end || r->commit_end <= LS_GEN_HEADER_SIZE) return 0;
     ls_store_meta_t nm = m;

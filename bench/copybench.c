@@ -168,7 +168,7 @@ static int via_receiver(ls_copy_options_t *o, char **path, const uint32_t *epoch
             if (off + piece < len && len - off - piece < 64 * 1024) piece = len - off - 64 * 1024;
             if (piece == 0) piece = len - off;
             sleep_until(t0 + (double) k * (double) pace_us / 1e6);
-            it = ls_copy_item_new(LS_COPY_ITEM_DATA, (uint32_t) piece);
+            it = ls_copy_rx_item_new(rx, LS_COPY_ITEM_DATA, (uint32_t) piece);
             it->generation = g;
             it->offset = off;
             memcpy(it->data, buf + off, piece);

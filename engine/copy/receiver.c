@@ -21,7 +21,36 @@ ls_copy_item_t *ls_copy_item_new(ls_copy_item_kind_t kind, uint32_t len)
     memset(it, 0, sizeof(*it));
     it->kind = kind;
     it->len = len;
+    it->cap = len;
     return it;
+}
+
+ls_copy_item_t *ls_copy_rx_item_new(ls_copy_rx_t *rx, ls_copy_item_kind_t kind, uint32_t len)
+{
+    if (kind != LS_COPY_ITEM_DATA || len > LS_COPY_RX_SPARE_LEN) return ls_copy_item_new(kind, len);
+    pthread_mutex_lock(&rx->spare_mu);
+    ls_copy_item_t *it = rx->spares ? rx->spare[--rx->spares] : NULL;
+    pthread_mutex_unlock(&rx->spare_mu);
+    if (!it) it = ls_copy_item_new(kind, LS_COPY_RX_SPARE_LEN);
+    memset(it, 0, sizeof(*it));
+    it->kind = kind;
+    it->len = len;
+    it->cap = LS_COPY_RX_SPARE_LEN;
+    return it;
+}
+
+/* An item the thread has run: kept as a spare when it is one of ls_copy_rx_item_new's and
+ * fewer than LS_COPY_RX_SPARES are kept, else freed. */
+static void item_done(ls_copy_rx_t *rx, ls_copy_item_t *it)
+{
+    if (it->cap == LS_COPY_RX_SPARE_LEN) {
+        pthread_mutex_lock(&rx->spare_mu);
+        bool kept = rx->spares < LS_COPY_RX_SPARES;
+        if (kept) rx->spare[rx->spares++] = it;
+        pthread_mutex_unlock(&rx->spare_mu);
+        if (kept) return;
+    }
+    free(it);
 }
 
 /* Set on the loop while it runs held BLOCK items: it polls their events right after, so they
@@ -48,6 +77,7 @@ ls_copy_rx_t *ls_copy_rx_new(const ls_copy_rx_options_t *opts)
         free(rx);
         return NULL;
     }
+    pthread_mutex_init(&rx->spare_mu, NULL);
     return rx;
 }
 
@@ -265,7 +295,7 @@ static void *receiver_main(void *arg)
             if (it->kind == LS_COPY_ITEM_RUN && rx->copy) /* a seed's step may close the copy */
                 ls_copy_recv_flush(rx->copy, err, sizeof(err));
             run_item(rx, it);
-            free(it);
+            item_done(rx, it);
         }
         /* no whole generation queued any more: the pending ones are made durable now */
         if (rx->copy && __atomic_load_n(&rx->ends, __ATOMIC_RELAXED) == 0 &&
@@ -356,5 +386,8 @@ void ls_copy_rx_free(ls_copy_rx_t *rx)
     ls_copy_close(ls_copy_rx_stop(rx));
     ls_workq_free(rx->events, drop_item, NULL);
     ls_sha256_free(rx->sha);
+    while (rx->spares)
+        free(rx->spare[--rx->spares]);
+    pthread_mutex_destroy(&rx->spare_mu);
     free(rx);
 }

@@ -74,6 +74,7 @@ struct ls_copy_item {
                                        that SHA-256 */
     uint8_t hash[LS_DIGEST_SIZE];   /* the receiver's: END, when hashed */
     uint32_t len;                   /* bytes in data */
+    uint32_t cap;                   /* room for data bytes (len, or LS_COPY_RX_SPARE_LEN) */
     uint8_t data[];                 /* DATA (and RUN items that carry bytes) */
 };
 
@@ -81,6 +82,18 @@ struct ls_copy_item {
  * the caller fills them). Aborts when out of memory, as the daemon did: a receiver cannot go on
  * without its queue. Freed by the receiver once run. */
 ls_copy_item_t *ls_copy_item_new(ls_copy_item_kind_t kind, uint32_t len);
+
+/* Room of a DATA item that rx's thread keeps for the next one once it has run (the active's
+ * GEN_DATA frames are at most this), and how many it keeps. */
+#define LS_COPY_RX_SPARE_LEN (256u * 1024u)
+#define LS_COPY_RX_SPARES    4
+
+/* As ls_copy_item_new, for an item pushed to rx: a DATA item of up to LS_COPY_RX_SPARE_LEN
+ * bytes is one of the thread's spares when it has one (an item it has run, its bytes already
+ * in memory), else a new one of that room. So a pick-up's pieces reuse the memory of the last
+ * one's instead of taking fresh pages from the heap (which the receiver's frees had given back
+ * to the kernel) on the loop, in series with the bytes. Any thread. */
+ls_copy_item_t *ls_copy_rx_item_new(ls_copy_rx_t *rx, ls_copy_item_kind_t kind, uint32_t len);
 
 #define LS_COPY_RX_EV_CONSUMED 100 /* a GEN_DATA item's bytes were written (credit to return) */
 #define LS_COPY_RX_EV_BEHIND   101 /* GEN_BEGIN past the generation the copy wants: ask again */

@@ -36,6 +36,10 @@ struct ls_copy_rx {
     uint64_t gen;     /* its generation */
     uint64_t size;    /* its announced size */
     uint64_t next;    /* the offset its next DATA must have */
+    /* DATA items run by the thread, kept for ls_copy_rx_item_new (any thread: under spare_mu) */
+    pthread_mutex_t spare_mu;
+    ls_copy_item_t *spare[LS_COPY_RX_SPARES];
+    unsigned spares; /* how many */
 };
 
 /* Wakes the loop for the events queued (not while the loop itself runs held items). */

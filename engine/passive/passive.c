@@ -274,7 +274,7 @@ static int on_gen(ls_passive_t *m, const ls_frame_t *f, uint64_t now)
             ls__passive_grant(m, f->gen_data.len);
             return 0;
         }
-        it = ls_copy_item_new(LS_COPY_ITEM_DATA, f->gen_data.len);
+        it = ls_copy_rx_item_new(m->o.rx, LS_COPY_ITEM_DATA, f->gen_data.len);
         it->generation = f->gen_data.generation;
         it->offset = f->gen_data.offset;
         memcpy(it->data, f->gen_data.data, f->gen_data.len);

@@ -140,6 +140,75 @@ Test(copy_receiver, receives_in_order_and_reports_events_and_credit)
     teardown(&f);
 }
 
+/* The loop's DATA items come from ls_copy_rx_item_new: the thread keeps the ones it has run as
+ * spares and hands them out again, stale bytes and all, for pieces of any size up to their room;
+ * every generation is still received byte for byte (its digest and records checked, replayed). */
+Test(copy_receiver, data_items_reuse_the_ones_the_thread_has_run)
+{
+    fix_t f;
+    setup(&f);
+    chain_t ch;
+    chain_build(&ch, 3, 20, 40);
+    ls_copy_item_t *ran[256];
+    size_t nran = 0;
+    for (int g = 1; g <= 3; g++) {
+        ls_copy_item_t *it = ls_copy_rx_item_new(f.rx, LS_COPY_ITEM_BEGIN, 0);
+        cr_assert_eq(it->cap, 0, "not a DATA item: its own room");
+        it->epoch = 1;
+        it->generation = (uint64_t) g;
+        it->size = ch.len[g];
+        it->close_ns = LS_H_GEN_CLOSE_NS;
+        ls_copy_rx_push(f.rx, it);
+        size_t chunk = (size_t) (4 - g) * 100; /* smaller pieces into the spares of larger ones */
+        for (size_t off = 0; off < ch.len[g]; off += chunk) {
+            uint32_t n = (uint32_t) LS_MIN(chunk, ch.len[g] - off);
+            it = ls_copy_rx_item_new(f.rx, LS_COPY_ITEM_DATA, n);
+            cr_assert_eq(it->len, n);
+            cr_assert_eq(it->cap, LS_COPY_RX_SPARE_LEN);
+            cr_assert_eq(it->generation, 0, "a spare's fields are reset");
+            if (g == 1 && nran < LS_ARRAY_SIZE(ran)) ran[nran++] = it;
+            it->generation = (uint64_t) g;
+            it->offset = off;
+            it->tag = 3;
+            memcpy(it->data, ch.buf[g] + off, n);
+            ls_copy_rx_push(f.rx, it);
+        }
+        it = ls_copy_rx_item_new(f.rx, LS_COPY_ITEM_END, 0);
+        it->generation = (uint64_t) g;
+        memcpy(it->digest, ch.digest[g], LS_DIGEST_SIZE);
+        ls_copy_rx_push(f.rx, it);
+        wait_ev(&f, LS_COPY_EV_INSPECTED, (uint64_t) g);
+        if (g > 1) continue;
+        /* generation 1's items have all run: the next ones are among them (its spares) */
+        ls_copy_item_t *again[LS_COPY_RX_SPARES];
+        for (int k = 0; k < LS_COPY_RX_SPARES; k++) {
+            again[k] = ls_copy_rx_item_new(f.rx, LS_COPY_ITEM_DATA, 1);
+            bool among = false;
+            for (size_t i = 0; i < nran; i++)
+                among = among || again[k] == ran[i];
+            cr_assert(among, "spare %d is an item the thread ran", k);
+        }
+        for (int k = 0; k < LS_COPY_RX_SPARES; k++) { /* generation 1 again: refused */
+            again[k]->generation = 1;
+            again[k]->tag = 3;
+            again[k]->data[0] = ch.buf[1][0];
+            ls_copy_rx_push(f.rx, again[k]);
+        }
+    }
+    ls_copy_item_t *big = ls_copy_rx_item_new(f.rx, LS_COPY_ITEM_DATA, LS_COPY_RX_SPARE_LEN + 1);
+    cr_assert_eq(big->cap, LS_COPY_RX_SPARE_LEN + 1, "larger than a spare: its own room");
+    free(big);
+    wait_ev(&f, LS_COPY_EV_REPLAYED, 3);
+    cr_assert_eq(count(&f, LS_COPY_EV_DURABLE, 0), 3);
+    cr_assert_eq(consumed(&f, 3), ch.len[1] + ch.len[2] + ch.len[3] + LS_COPY_RX_SPARES,
+                 "every byte's credit back, the refused ones' too");
+    ls_copy_resume_t r;
+    ls_copy_resume_point(f.copy, &r);
+    cr_assert_eq(r.next_generation, 4);
+    chain_free(&ch);
+    teardown(&f);
+}
+
 Test(copy_receiver, a_generation_past_the_wanted_one_is_behind_and_skipped)
 {
     fix_t f;

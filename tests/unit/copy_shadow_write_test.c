@@ -22,6 +22,20 @@ static void setup(void)
 
 TestSuite(copy_shadow_write, .init = setup, .fini = shadow_fixture_fini);
 
+/* The copy without a pool: each shadow is a new file, so its length is what it was given (a file
+ * taken from the pool, filled in the background, would be the pool's size: that path is
+ * copy_shadow_pool_test.c's, and with the pool here the lengths below depended on whether a
+ * pool file happened to be ready). */
+static ls_copy_t *wopen(const char *d, events_t *ev)
+{
+    ls_copy_options_t o = {.dir = d, .prealloc_files = -1};
+    if (ev) {
+        o.event_cb = on_event;
+        o.event_ctx = ev;
+    }
+    return copy_open_opts(&o);
+}
+
 /* A BLOCK of generation gen's bytes (the closed file's: the open log's are the same). */
 static int block(ls_copy_t *c, uint64_t gen, uint64_t off, size_t len, ls_copy_shadow_t *out)
 {
@@ -75,7 +89,7 @@ static void finish(ls_copy_t *c)
 
 Test(copy_shadow_write, grows_in_order_and_refuses_gaps_and_other_generations)
 {
-    ls_copy_t *c = copy_open(dir, NULL);
+    ls_copy_t *c = wopen(dir, NULL);
     send_range(c, &ch, 1, 2);
     size_t a = 1000, b = open_len();
     ls_copy_shadow_t sh;
@@ -101,7 +115,7 @@ Test(copy_shadow_write, grows_in_order_and_refuses_gaps_and_other_generations)
 
 Test(copy_shadow_write, a_torn_tail_is_cut_to_the_last_transaction_when_taken_up)
 {
-    ls_copy_t *c = copy_open(dir, NULL);
+    ls_copy_t *c = wopen(dir, NULL);
     send_range(c, &ch, 1, 2);
     size_t mid = open_len() * 2 / 3; /* inside a record */
     cr_assert_eq(block(c, 3, 0, mid, NULL), 0);
@@ -113,7 +127,7 @@ Test(copy_shadow_write, a_torn_tail_is_cut_to_the_last_transaction_when_taken_up
     static const uint8_t zeros[300];
     cr_assert_eq(write(fd, zeros, sizeof(zeros)), (ssize_t) sizeof(zeros)); /* a torn tail */
     close(fd);
-    c = copy_open(dir, NULL);
+    c = wopen(dir, NULL);
     ls_copy_shadow_t sh;
     ls_copy_shadow_info(c, &sh);
     cr_assert_eq(sh.generation, 0, "open touches no shadow");
@@ -133,7 +147,7 @@ Test(copy_shadow_write, a_torn_tail_is_cut_to_the_last_transaction_when_taken_up
 
 Test(copy_shadow_write, shadows_of_another_generation_or_epoch_are_deleted_by_the_stream)
 {
-    ls_copy_t *c = copy_open(dir, NULL);
+    ls_copy_t *c = wopen(dir, NULL);
     send_range(c, &ch, 1, 2);
     ls_copy_close(c);
     char path[4200];
@@ -147,7 +161,7 @@ Test(copy_shadow_write, shadows_of_another_generation_or_epoch_are_deleted_by_th
     }
     snprintf(path, sizeof(path), "%s/shadow/closed", dir); /* not a shadow: stays */
     cr_assert_eq(ls_h_write_file(path, "x", 1), 0);
-    c = copy_open(dir, NULL);
+    c = wopen(dir, NULL);
     cr_assert_eq(count_files(dir, "shadow"), 4, "open touches no shadow");
     ls_copy_shadow_t sh;
     cr_assert_eq(block(c, 3, 0, 1000, &sh), 0);
@@ -162,7 +176,7 @@ Test(copy_shadow_write, shadows_of_another_generation_or_epoch_are_deleted_by_th
 static ls_copy_t *child_open(const char *faults)
 {
     setenv("LS_FAULTS", faults, 1);
-    ls_copy_options_t o = {.dir = dir};
+    ls_copy_options_t o = {.dir = dir, .prealloc_files = -1};
     ls_copy_t *c = NULL;
     if (ls_copy_open(&o, &c, NULL, 0) != 0) _exit(3);
     for (int g = 1; g <= 2; g++)
@@ -202,7 +216,7 @@ static void crash_at(const char *point)
     char faults[128];
     snprintf(faults, sizeof(faults), "%s=exit@2", point); /* at the second BLOCK */
     child_dies_at(point, child, faults);
-    ls_copy_t *c = copy_open(dir, NULL);
+    ls_copy_t *c = wopen(dir, NULL);
     ls_copy_shadow_t sh;
     cr_assert_eq(block(c, 3, 0, 10, &sh), 0, "the stream restarts at 0");
     cr_assert_eq(sh.generation, 3, "the shadow was taken up");
@@ -230,13 +244,13 @@ Test(copy_shadow_write, a_crash_after_the_fsync_is_finished_from_the_closed_file
  * shadow of a held generation goes with the next stream or the next drop. */
 Test(copy_shadow_write, a_shadow_of_a_held_generation_goes_with_the_next_stream)
 {
-    ls_copy_t *c = copy_open(dir, NULL);
+    ls_copy_t *c = wopen(dir, NULL);
     send_range(c, &ch, 1, 2);
     cr_assert_eq(block(c, 3, 0, open_len(), NULL), 0);
     cr_assert_eq(send_gen(c, &ch, 3), 0); /* no drop: the crash */
     ls_copy_close(c);
     cr_assert_eq(count_files(dir, "shadow"), 1);
-    c = copy_open(dir, NULL);
+    c = wopen(dir, NULL);
     cr_assert_eq(block(c, 4, 0, 500, NULL), 0);
     cr_assert_eq(count_files(dir, "shadow"), 1, "generation 4's only");
     cr_assert_eq(send_gen(c, &ch, 4), 0);
@@ -297,7 +311,7 @@ static void gen_tail_finishes(bool copied)
 {
     events_t ev;
     events_init(&ev);
-    ls_copy_t *c = copy_open(dir, &ev);
+    ls_copy_t *c = wopen(dir, &ev);
     send_range(c, &ch, 1, 2);
     size_t part = open_len() - 700; /* the stream ended 700 bytes before the log did */
     cr_assert_eq(block(c, 3, 0, part, NULL), 0);
@@ -332,7 +346,7 @@ Test(copy_shadow_write, gen_tail_finishes_it_from_a_copy_of_the_shadow_too)
  * although the file grew a trailer. */
 Test(copy_shadow_write, a_dropped_tail_leaves_the_shadow_as_it_was)
 {
-    ls_copy_t *c = copy_open(dir, NULL);
+    ls_copy_t *c = wopen(dir, NULL);
     send_range(c, &ch, 1, 2);
     size_t part = open_len() - 700;
     cr_assert_eq(block(c, 3, 0, part, NULL), 0);
@@ -371,7 +385,7 @@ Test(copy_shadow_write, a_shadow_that_grew_a_trailer_before_a_crash_is_taken_up_
     char path[4200];
     shadow_path(path, sizeof(path), 1, 3);
     cr_assert_eq(file_len(path), ch.len[3], "the tail and the trailer reached the shadow's file");
-    ls_copy_t *c = copy_open(dir, NULL);
+    ls_copy_t *c = wopen(dir, NULL);
     ls_copy_shadow_t sh;
     cr_assert_eq(block(c, 3, 0, 10, &sh), 0, "the stream restarts at 0");
     cr_assert_eq(sh.generation, 3, "the shadow was taken up, not replaced");
@@ -389,7 +403,7 @@ static void differing_shadow(bool with_digest)
 {
     events_t ev;
     events_init(&ev);
-    ls_copy_t *c = copy_open(dir, &ev);
+    ls_copy_t *c = wopen(dir, &ev);
     send_range(c, &ch, 1, 2);
     uint8_t *bad = malloc(open_len());
     memcpy(bad, ch.buf[3], open_len());
@@ -428,7 +442,7 @@ Test(copy_shadow_write, a_shadow_that_lacks_the_head_asks_for_the_whole_generati
 {
     events_t ev;
     events_init(&ev);
-    ls_copy_t *c = copy_open(dir, &ev);
+    ls_copy_t *c = wopen(dir, &ev);
     send_range(c, &ch, 1, 2);
     cr_assert_eq(block(c, 3, 0, 1000, NULL), 0);
     char err[512] = "";
@@ -459,7 +473,7 @@ static void tail_child(const char *faults)
 Test(copy_shadow_write, a_crash_after_the_head_was_copied_is_finished_by_the_next_gen_tail)
 {
     child_dies_at("copy.tail.after_head", tail_child, "copy.tail.after_head=exit");
-    ls_copy_t *c = copy_open(dir, NULL);
+    ls_copy_t *c = wopen(dir, NULL);
     ls_copy_resume_t r;
     ls_copy_resume_point(c, &r);
     cr_assert_eq(r.next_generation, 3, "generation 3 is not held");

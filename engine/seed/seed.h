@@ -40,7 +40,8 @@
  * seed.install.no_exchange (behave as if RENAME_EXCHANGE were unsupported),
  * seed.install.between_renames (fallback only: old copy renamed away, new not yet in),
  * seed.install.after_swap (new copy in place, old not yet removed), seed.snapshot.corrupt
- * ("fail": flips a byte of the chunk after hashing it, so the stream fails verification).
+ * ("fail": flips a byte of the chunk after hashing it, so the stream fails verification);
+ * seed.sha256 (in the daemon: neither offer nor accept LS_FEAT_SEEDXXH, as an older node).
  */
 #ifndef LS_SEED_H
 #define LS_SEED_H

@@ -114,6 +114,10 @@ typedef enum {
     0x00000040u /* ship connections, version >= 5 with LS_FEAT_BLOCK: the source's COPY_STATE says \
                    (LS_COPY_APPLY) whether a commit waits for the copy's applied position; the     \
                    target applies its shadow early at each BLOCK only then (docs/BLOCKMODE.md)  */
+#define LS_FEAT_SEEDXXH                                                                            \
+    0x00000080u /* seed connections: the stream's check in SEED_END is XXH3-128 (its first 16      \
+                   bytes, the rest zero) instead of SHA-256 (docs/SEED.md, "The stream's check")   \
+                 */
 #define LS_FEAT_RESYNC                                                                             \
     0x00000008u /* seed connections, version >= 4: the client asks for an incremental resync       \
                    (CHAIN_REQ, RESYNC) before the server takes anything (PROTOCOL.md §10) */

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/core.h"
 #include "node/node.h"
 
 const char *ls_node_cert_name(const ls_config_t *cfg, const char *name, bool target)
@@ -33,10 +34,12 @@ int ls_node_hello_admit(const ls_config_t *cfg, const ls_node_peer_cert_t *cert,
                         const ls_proto_hello_t *h, ls_proto_choice_t *choice, ls_frame_t *refusal,
                         char *msg, size_t msglen)
 {
-    /* A seed connection may ask for an incremental resync (version >= 4, PROTOCOL.md §10). */
+    /* A seed connection may ask for an incremental resync (version >= 4, PROTOCOL.md §10) and
+     * for XXH3-128 as its stream's check (the fault point seed.sha256 plays a node without it). */
+    uint32_t seed_xxh = LS_FAULT("seed.sha256") ? 0 : LS_FEAT_SEEDXXH;
     ls_proto_offer_t offer = {.features =
                                   LS_FEAT_ZSTD | LS_FEAT_CKSUM |
-                                  (h->purpose == LS_PURPOSE_SEED ? LS_FEAT_RESYNC : 0) |
+                                  (h->purpose == LS_PURPOSE_SEED ? LS_FEAT_RESYNC | seed_xxh : 0) |
                                   (h->purpose == LS_PURPOSE_SHIP
                                        ? LS_FEAT_BLOCK | LS_FEAT_TAIL | LS_FEAT_NEXT | LS_FEAT_APPLY
                                        : 0)};

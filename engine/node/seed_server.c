@@ -44,6 +44,7 @@ struct node_seeds {
     int handles;          /* handles not yet closed */
     bool snapshotting;    /* counted in db->seed_snapshots: the store is open for the snapshot */
     bool resync;          /* LS_FEAT_RESYNC accepted: the worker waits for the client's RESYNC */
+    bool xxh;             /* LS_FEAT_SEEDXXH accepted: the stream's check is XXH3-128 */
     bool resync_asked;    /* ... which came: resync_req is the worker's */
     ls_seed_resync_req_t resync_req; /* its keys borrowed from ss (the worker copies them) */
     uint64_t start_ns;               /* monotonic, when accepted */
@@ -312,6 +313,7 @@ static void on_hello(peer_t *p, const ls_proto_hello_t *h)
     s->ship = sh;
     snprintf(s->client, sizeof(s->client), "%s", p->name);
     s->resync = (choice.features & LS_FEAT_RESYNC) != 0;
+    s->xxh = (choice.features & LS_FEAT_SEEDXXH) != 0;
     ls_seed_server_options_t so = {.db_window = h->db_window,
                                    .conn_window = h->conn_window,
                                    .chunk_max = NODE_CHUNK,
@@ -349,7 +351,8 @@ static void start_worker(struct node_seeds *s)
                                   .notify = notify,
                                   .ctx = s,
                                   .resync = s->resync ? &s->resync_req : NULL,
-                                  .direct = true};
+                                  .direct = true,
+                                  .xxh = s->xxh};
     if (ls_seed_worker_start(&o, &s->w) != 0) {
         snapshot_over(s);
         ls_seed_wev_t ev = {.kind = LS_SEED_WEV_FAIL, .code = LS_ENOMEM};

@@ -22,6 +22,7 @@ struct ls_seed_client {
     char source[LS_PROTO_NODE_MAX + 1];
     ls_seed_client_state_t state;
     bool welcomed;
+    bool xxh; /* the WELCOME accepted LS_FEAT_SEEDXXH: the stream's check is XXH3-128 */
     ls_credit_rx_t *credit; /* what the source may still send */
     ls_seed_info_t info;    /* from SEED_BEGIN */
     bool begun;
@@ -58,6 +59,7 @@ int ls_seed_client_new(const ls_seed_client_options_t *o, ls_seed_client_t **out
     snprintf(c->source, sizeof(c->source), "%s", o->source ? o->source : "the source");
     c->o.source = c->source;
     if (c->o.resync) c->o.features |= LS_FEAT_RESYNC;
+    if (!c->o.sha256 && !LS_FAULT("seed.sha256")) c->o.features |= LS_FEAT_SEEDXXH;
     c->state = LS_SEED_CLI_CONNECTING;
     c->credit = ls_credit_rx_new(o->window, o->window);
     if (!c->credit || ls_credit_rx_db_add(c->credit) != 0) {
@@ -190,6 +192,7 @@ static void on_welcome(ls_seed_client_t *c, const ls_proto_welcome_t *w)
     } else {
         c->welcomed = true;
         memcpy(c->info.dbid, w->dbs[0].dbid, LS_DBID_LEN);
+        c->xxh = (w->features & LS_FEAT_SEEDXXH) != 0;
         c->state = c->o.resync ? LS_SEED_CLI_CHAIN : LS_SEED_CLI_SNAPSHOT;
         if (w->features & LS_FEAT_ZSTD)
             push(c, LS_SEED_ACT_ZSTD)->zstd_level = ls_proto_zstd_level(w->zstd_level);
@@ -303,6 +306,7 @@ static void on_resync_begin(ls_seed_client_t *c, const ls_proto_resync_begin_t *
     c->info.split_generation = b->split_generation;
     c->info.keys = b->keys;
     c->info.store_bytes = b->store_bytes;
+    c->info.xxh = c->xxh;
     ls_seed_progress_init(&c->prog, b->total_bytes, now_ns);
     c->state = LS_SEED_CLI_RECEIVING;
     push(c, LS_SEED_ACT_INSTALL_BEGIN)->info = &c->info;
@@ -320,6 +324,7 @@ static void on_begin(ls_seed_client_t *c, const ls_proto_seed_begin_t *b, uint64
                  "%s sent a full seed instead of the resync", c->source);
     take_head(&c->info, b->dbid, b->total_bytes, b->last_lsn, b->generation, b->prev_digest,
               b->epoch);
+    c->info.xxh = c->xxh;
     ls_seed_progress_init(&c->prog, b->total_bytes, now_ns);
     c->state = LS_SEED_CLI_RECEIVING;
     push(c, LS_SEED_ACT_INSTALL_BEGIN)->info = &c->info;

@@ -36,15 +36,15 @@ struct ls_seed_install {
     ls__seed_paths_t p;                     /* <copy> and its siblings */
     char store_dir[LS__SEED_PATH_MAX + 16]; /* <copy>.seed-new/store */
     ls_seed_info_t info;                    /* the announced stream */
-    uint64_t map_size; /* map size to open the new store with, bytes (0: file's) */
-    int fd;            /* <copy>.seed-new/store/data.mdb; -1 when closed */
-    ls_sha256_t *sha;  /* running SHA-256 of the bytes received */
-    uint64_t got;      /* bytes received (contiguous from 0) */
-    uint64_t flushed;  /* writeback started up to here (sync_file_range) */
-    stage_t stage;     /* where the install stands */
-    int failed;        /* sticky error (0: none) */
-    bool created;      /* we created <copy>.seed-new (free removes it) */
-    bool finished;     /* committed, and the replaced copy and the marker removed */
+    uint64_t map_size;  /* map size to open the new store with, bytes (0: file's) */
+    int fd;             /* <copy>.seed-new/store/data.mdb; -1 when closed */
+    ls__seed_sum_t sum; /* running check of the bytes received (info.xxh: XXH3-128) */
+    uint64_t got;       /* bytes received (contiguous from 0) */
+    uint64_t flushed;   /* writeback started up to here (sync_file_range) */
+    stage_t stage;      /* where the install stands */
+    int failed;         /* sticky error (0: none) */
+    bool created;       /* we created <copy>.seed-new (free removes it) */
+    bool finished;      /* committed, and the replaced copy and the marker removed */
     /* an incremental resync (info.resync): the stream goes to <copy>/resync/ */
     bool resync;
     char prefix[LS_GEN_PREFIX_MAX + 1];
@@ -233,8 +233,8 @@ int ls_seed_install_begin(const ls_seed_install_options_t *o, const ls_seed_info
         snprintf(in->rmarker, sizeof(in->rmarker), "%s/%s", in->rdir, LS__RESYNC_READY);
         snprintf(in->rstream, sizeof(in->rstream), "%s/%s", in->rdir, LS__RESYNC_STREAM);
         snprintf(in->store_dir, sizeof(in->store_dir), "%s", in->rdir); /* what end syncs */
-        in->sha = ls_sha256_new();
-        rc = in->sha ? admit_resync(o, info, in, err, errlen) : LS_ENOMEM;
+        rc = ls__seed_sum_init(&in->sum, info->xxh);
+        if (rc == 0) rc = admit_resync(o, info, in, err, errlen);
         if (rc == 0) rc = create_resync(in, err, errlen);
         if (rc) {
             ls_seed_install_free(in);
@@ -251,8 +251,8 @@ int ls_seed_install_begin(const ls_seed_install_options_t *o, const ls_seed_info
         in->info = *info;
         in->map_size = o->store_map_mb << 20;
         snprintf(in->store_dir, sizeof(in->store_dir), "%s/store", in->p.new_dir);
-        in->sha = ls_sha256_new();
-        rc = in->sha ? create_new(in, err, errlen) : LS_ENOMEM;
+        rc = ls__seed_sum_init(&in->sum, info->xxh);
+        if (rc == 0) rc = create_new(in, err, errlen);
     }
     if (rc) {
         ls_seed_install_free(in);
@@ -282,7 +282,7 @@ int ls_seed_install_data(ls_seed_install_t *in, uint64_t offset, const void *dat
                 (unsigned long long) offset, ls_strerror(rc));
     }
     if (rc) return in->failed = rc;
-    ls_sha256_update(in->sha, data, len);
+    ls__seed_sum_update(&in->sum, data, len);
     uint64_t before = in->got, half = in->info.total_bytes / 2;
     in->got += len;
     if (in->got - in->flushed >= INSTALL_FLUSH) { /* the disk works while the stream goes on */
@@ -357,13 +357,15 @@ static int verify_stream(ls_seed_install_t *in, const uint8_t digest[LS_DIGEST_S
                 (unsigned long long) in->got, (unsigned long long) in->info.total_bytes);
         return LS_ETRUNCATED;
     }
-    ls_sha256_peek(in->sha, got);
+    ls__seed_sum_peek(&in->sum, got);
     if (memcmp(got, digest, LS_DIGEST_SIZE) != 0) {
-        ls_hex(got, LS_DIGEST_SIZE, a);
-        ls_hex(digest, LS_DIGEST_SIZE, b);
+        ls__seed_sum_hex(&in->sum, got, a);
+        ls__seed_sum_hex(&in->sum, digest, b);
+        const char *alg = ls__seed_sum_name(&in->sum);
         ls_msgf(err, errlen,
-                "seed of %s: the stream's SHA-256 is %s, the sender's %s: nothing installed",
-                in->p.copy, a, b);
+                "seed of %s: seed stream %s mismatch: got %s, SEED_END says %s: "
+                "nothing installed",
+                in->p.copy, alg, a, b);
         return LS_EDIGEST;
     }
     /* A store's data is made durable by prepare_store's LMDB commit and sync (an fdatasync of
@@ -462,7 +464,7 @@ void ls_seed_install_free(ls_seed_install_t *in)
 {
     if (!in) return;
     if (in->fd >= 0) close(in->fd);
-    ls_sha256_free(in->sha);
+    ls__seed_sum_free(&in->sum);
     if (in->resync) { /* not committed and not marked: the partial stream goes */
         if (in->created && in->stage != ST_COMMITTED && !ls__seed_exists(in->rmarker) &&
             (ls__seed_rmtree(in->rdir) != 0 || ls_fsync_dir(in->p.copy) != 0))

@@ -8,7 +8,7 @@
  * of the live map; the cost is disk: about the live data size, on the active's file system, until
  * ls_seed_snapshot_free). It reads the copy's meta record (last LSN L), finds in <db>/logs/ the
  * generation N holding L (closed or the current log) and the digest of N-1 (N's header), then
- * streams the copy in chunks with a running SHA-256.
+ * streams the copy in chunks with a running check (XXH3-128, or SHA-256 for an older peer).
  *
  * Passive side (install.c, swap.c): ls_seed_install_begin() refuses to replace a copy holding
  * data unless told to, then writes the stream into <copy>.seed-new/store/data.mdb (+ empty
@@ -40,7 +40,8 @@
  * seed.install.no_exchange (behave as if RENAME_EXCHANGE were unsupported),
  * seed.install.between_renames (fallback only: old copy renamed away, new not yet in),
  * seed.install.after_swap (new copy in place, old not yet removed), seed.snapshot.corrupt
- * ("fail": flips a byte of the chunk after hashing it, so the stream fails verification).
+ * ("fail": flips a byte of the chunk after hashing it, so the stream fails verification);
+ * seed.sha256 (in the daemon: neither offer nor accept LS_FEAT_SEEDXXH, as an older node).
  */
 #ifndef LS_SEED_H
 #define LS_SEED_H
@@ -71,6 +72,9 @@ typedef struct {
     uint64_t keys;             /* resync: entries in the stream */
     uint64_t store_bytes;      /* resync: the server's store size, bytes (what a seed moves) */
     char fallback[160];        /* a resync asked for but a full seed taken: why ("" else) */
+    bool xxh; /* the stream's check (SEED_END) is XXH3-128, not SHA-256: both sides negotiated
+                 LS_FEAT_SEEDXXH (not on the wire: the snapshot takes it from its options, the
+                 client from the WELCOME) */
 } ls_seed_info_t;
 
 /* An incremental resync asked by an old active (the RESYNC frames, assembled). */
@@ -105,6 +109,8 @@ typedef struct {
                     the read transaction and the store's shared lock are held until the
                     stream ends or spills. Falls back to the local copy when the store
                     keeps committing while the copy begins. Not for a resync */
+    bool xxh;    /* the stream's check is XXH3-128 (the connection negotiated LS_FEAT_SEEDXXH);
+                    false: SHA-256, for a peer without it (docs/SEED.md, "The stream's check") */
 } ls_seed_snapshot_options_t;
 
 /* Takes a snapshot of <db>/store without stopping its writers (another process may hold it) and
@@ -131,7 +137,8 @@ bool ls_seed_snapshot_direct(const ls_seed_snapshot_t *snap);
  * read transaction; the following reads come from that file. 0 (also when not direct),
  * LS_ENOSPC (not enough room: nothing changed, the stream stays direct), LS_EIO, LS_ESTORE. */
 int ls_seed_snapshot_spill(ls_seed_snapshot_t *snap, char *err, size_t errlen);
-/* SHA-256 of the whole stream (what SEED_END carries). LS_ESTATE until every byte was read. */
+/* The check of the whole stream (what SEED_END carries): XXH3-128 in the first 16 bytes, the
+ * rest zero, with opts->xxh, else SHA-256. LS_ESTATE until every byte was read. */
 int ls_seed_snapshot_digest(const ls_seed_snapshot_t *snap, uint8_t out[LS_DIGEST_SIZE]);
 /* Removes the local copy and frees snap. NULL: no-op. */
 void ls_seed_snapshot_free(ls_seed_snapshot_t *snap);

@@ -40,6 +40,24 @@ int ls__seed_rmtree(const char *path);
 /* True when dir has an entry other than . and .. (false when absent). */
 bool ls__seed_dir_nonempty(const char *dir);
 
+/* util.c: the stream's end-to-end check (SEED_END's digest field, docs/SEED.md "The stream's
+ * check"): XXH3-128 in the field's first 16 bytes, the rest zero, when both sides negotiated
+ * LS_FEAT_SEEDXXH (info.xxh); else SHA-256 of the whole field. */
+typedef struct {
+    ls_sha256_t *sha; /* SHA-256: an older peer */
+    ls_seal_t *xxh;   /* XXH3-128 */
+} ls__seed_sum_t;
+/* 0 or LS_ENOMEM (then nothing to free). */
+int ls__seed_sum_init(ls__seed_sum_t *c, bool xxh);
+void ls__seed_sum_update(ls__seed_sum_t *c, const void *buf, size_t len);
+/* The check of everything updated so far, as SEED_END carries it. */
+void ls__seed_sum_peek(const ls__seed_sum_t *c, uint8_t out[LS_DIGEST_SIZE]);
+/* "XXH3-128" or "SHA-256"; the hex of a field (out: 2 * LS_DIGEST_SIZE + 1 bytes) as long as
+ * the algorithm's value. */
+const char *ls__seed_sum_name(const ls__seed_sum_t *c);
+void ls__seed_sum_hex(const ls__seed_sum_t *c, const uint8_t v[LS_DIGEST_SIZE], char *out);
+void ls__seed_sum_free(ls__seed_sum_t *c);
+
 /* handoff.c */
 /* Works out info's generation, epoch, prev_digest and dbid from the snapshot's meta m and the
  * generation files in logs (see handoff.c). 0 or LS_EGAP, LS_ELINEAGE, LS_EDBID, LS_ECORRUPT,

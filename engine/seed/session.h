@@ -60,7 +60,7 @@ typedef struct {
     uint64_t offset;                /* CHUNK: stream offset of data[0] */
     uint8_t *data;                  /* CHUNK: the bytes; hand back with ls_seed_worker_release */
     size_t len;                     /* CHUNK: bytes in data */
-    uint8_t digest[LS_DIGEST_SIZE]; /* END: SHA-256 of the stream */
+    uint8_t digest[LS_DIGEST_SIZE]; /* END: the stream's check (ls_seed_snapshot_digest) */
     int code;                       /* FAIL: LS_E* */
     char msg[LS_SEED_MSG_MAX];      /* FAIL: why */
 } ls_seed_wev_t;
@@ -77,6 +77,8 @@ typedef struct {
     unsigned pin_ms; /* direct: the longest the store's read transaction should live; once the
                         rate the chunks are taken at says the stream will not end by then, the
                         rest is spilled to the local copy. 0: 2000 ms */
+    bool xxh;        /* the stream's check is XXH3-128: the connection negotiated LS_FEAT_SEEDXXH
+                        (ls_seed_snapshot_options_t.xxh); false: SHA-256 */
 } ls_seed_worker_options_t;
 
 /* Starts the thread: ls_seed_snapshot_new, then reads ahead. 0, LS_EINVAL, LS_ENOMEM (no
@@ -217,6 +219,9 @@ typedef struct {
                             source that does not accept it fails the session: seed instead) */
     uint64_t chain_from; /* resync: the first generation of the source's chain asked (this
                             node's oldest closed generation; 0: 1) */
+    bool sha256;         /* do not offer LS_FEAT_SEEDXXH (offered by default, unless the fault
+                            point seed.sha256 is armed): the stream's check is SHA-256, as with a
+                            peer older than it (tests) */
 } ls_seed_client_options_t;
 
 /* Progress and outcome, for status (seed_status). */

@@ -110,8 +110,7 @@ static int open_copy(ls_seed_snapshot_t *s, const char *name, char *err, size_t 
         return rc;
     }
     s->info.total_bytes = (uint64_t) st.st_size;
-    s->sha = ls_sha256_new();
-    return s->sha ? 0 : LS_ENOMEM;
+    return ls__seed_sum_init(&s->sum, s->xxh);
 }
 
 static int take(ls_seed_snapshot_t *s, const ls_seed_snapshot_options_t *o, char *err,
@@ -148,8 +147,8 @@ static int take(ls_seed_snapshot_t *s, const ls_seed_snapshot_options_t *o, char
         bool fallback = false;
         if ((rc = ls__snap_direct_start(s, store, &m, &fallback, err, errlen))) return rc;
         if (s->direct) {
-            s->sha = ls_sha256_new();
-            rc = s->sha ? ls__seed_handoff(logs, prefix, &m, &s->info, err, errlen) : LS_ENOMEM;
+            rc = ls__seed_sum_init(&s->sum, s->xxh);
+            if (rc == 0) rc = ls__seed_handoff(logs, prefix, &m, &s->info, err, errlen);
             if (rc) ls__snap_direct_end(s, true);
             return rc;
         }
@@ -182,8 +181,10 @@ int ls_seed_snapshot_new(const ls_seed_snapshot_options_t *opts, ls_seed_snapsho
     s->fd = s->pipe_rd = s->pipe_wr = -1;
     s->chunk_max =
         opts->chunk_max && opts->chunk_max < LS__SEED_CHUNK ? opts->chunk_max : LS__SEED_CHUNK;
+    s->xxh = opts->xxh;
     uint64_t t0 = ls_mono_ns();
     int rc = take(s, opts, err, errlen);
+    s->info.xxh = s->xxh;
     if (rc) {
         ls_seed_snapshot_free(s);
         return rc;
@@ -227,7 +228,7 @@ int ls_seed_snapshot_read(ls_seed_snapshot_t *s, void *buf, size_t cap, uint64_t
             return s->failed;
         }
     }
-    if (!s->spilled) ls_sha256_update(s->sha, buf, n); /* a spill hashed what it wrote */
+    if (!s->spilled) ls__seed_sum_update(&s->sum, buf, n); /* a spill hashed what it wrote */
     if (LS_FAULT("seed.snapshot.corrupt")) ((uint8_t *) buf)[n / 2] ^= 0x5a;
     s->offset += n;
     *len = n;
@@ -237,7 +238,7 @@ int ls_seed_snapshot_read(ls_seed_snapshot_t *s, void *buf, size_t cap, uint64_t
 int ls_seed_snapshot_digest(const ls_seed_snapshot_t *s, uint8_t out[LS_DIGEST_SIZE])
 {
     if (s->failed || s->offset != s->info.total_bytes || s->direct) return LS_ESTATE;
-    ls_sha256_peek(s->sha, out);
+    ls__seed_sum_peek(&s->sum, out);
     return 0;
 }
 
@@ -246,7 +247,7 @@ void ls_seed_snapshot_free(ls_seed_snapshot_t *s)
     if (!s) return;
     if (s->env) ls__snap_direct_end(s, true);
     if (s->fd >= 0) close(s->fd);
-    ls_sha256_free(s->sha);
+    ls__seed_sum_free(&s->sum);
     if (s->dir[0] && ls__seed_rmtree(s->dir) != 0)
         LS_LOGW("seed", "%s: cannot remove the local snapshot copy", s->dir);
     free(s);

@@ -312,7 +312,7 @@ int ls_seed_snapshot_spill(ls_seed_snapshot_t *s, char *err, size_t errlen)
         s->offset = off; /* direct_read serves the head by s->offset */
         rc = buf ? ls__snap_direct_read(s, buf, n) : LS_ENOMEM;
         s->offset = save;
-        if (rc == 0) ls_sha256_update(s->sha, buf, n);
+        if (rc == 0) ls__seed_sum_update(&s->sum, buf, n);
         if (rc == 0) rc = ls_pwrite_full(fd, buf, n, (off_t) off);
         off += n;
     }

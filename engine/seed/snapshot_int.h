@@ -16,7 +16,8 @@ struct ls_seed_snapshot {
     char dir[LS__SEED_PATH_MAX]; /* <db>/seed-tmp/<unique>: the local copy's environment */
     ls_seed_info_t info;         /* what it holds */
     int fd;                      /* <dir>/data.mdb, read only; -1 when closed */
-    ls_sha256_t *sha;            /* running SHA-256 of the bytes read so far */
+    bool xxh;                    /* the options' xxh: the check is XXH3-128 */
+    ls__seed_sum_t sum;          /* running check of the bytes read so far (util.c) */
     uint64_t offset;             /* next stream offset */
     size_t chunk_max;            /* largest chunk returned, bytes */
     int failed;                  /* sticky error of the reader (0: none) */

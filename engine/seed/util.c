@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -87,4 +88,53 @@ int ls__seed_rmtree(const char *path)
     int rc = rm_entries(fd, 0);
     if (rc == 0 && rmdir(path) != 0 && errno != ENOENT) rc = ls_err_from_errno(errno);
     return rc;
+}
+
+int ls__seed_sum_init(ls__seed_sum_t *c, bool xxh)
+{
+    memset(c, 0, sizeof(*c));
+    if (xxh)
+        c->xxh = ls_seal_new();
+    else
+        c->sha = ls_sha256_new();
+    return c->xxh || c->sha ? 0 : LS_ENOMEM;
+}
+
+void ls__seed_sum_update(ls__seed_sum_t *c, const void *buf, size_t len)
+{
+    if (c->xxh)
+        ls_seal_update(c->xxh, buf, len);
+    else
+        ls_sha256_update(c->sha, buf, len);
+}
+
+void ls__seed_sum_peek(const ls__seed_sum_t *c, uint8_t out[LS_DIGEST_SIZE])
+{
+    _Static_assert(LS_SEAL_LEN <= LS_DIGEST_SIZE, "XXH3-128 fits SEED_END's field");
+    memset(out, 0, LS_DIGEST_SIZE);
+    if (c->xxh)
+        ls_seal_final(c->xxh, out);
+    else
+        ls_sha256_peek(c->sha, out);
+}
+
+const char *ls__seed_sum_name(const ls__seed_sum_t *c)
+{
+    return c->xxh ? "XXH3-128" : "SHA-256";
+}
+
+void ls__seed_sum_hex(const ls__seed_sum_t *c, const uint8_t v[LS_DIGEST_SIZE], char *out)
+{
+    size_t n = c->xxh ? LS_SEAL_LEN : LS_DIGEST_SIZE;
+    for (size_t i = n; i < LS_DIGEST_SIZE; i++)
+        if (v[i]) n = LS_DIGEST_SIZE; /* not an XXH3-128 field: all of it */
+    ls_hex(v, n, out);
+}
+
+void ls__seed_sum_free(ls__seed_sum_t *c)
+{
+    ls_sha256_free(c->sha);
+    ls_seal_free(c->xxh);
+    c->sha = NULL;
+    c->xxh = NULL;
 }

@@ -35,6 +35,7 @@ struct ls_seed_worker {
     bool exited;   /* the thread returned */
     bool resync;   /* rq holds a resync request (keys: its own copy) */
     bool direct;   /* stream from the compacting copy */
+    bool xxh;      /* the check is XXH3-128 */
     unsigned pin_ms;
     uint64_t released;             /* chunks released (taken by the connection) */
     void *spare[WORKER_AHEAD_MAX]; /* released chunk buffers kept for the next reads */
@@ -159,7 +160,8 @@ static void *worker_main(void *arg)
     ls_seed_snapshot_options_t o = {.db_dir = w->db_dir,
                                     .chunk_max = w->chunk,
                                     .resync = w->resync ? &w->rq : NULL,
-                                    .direct = w->direct};
+                                    .direct = w->direct,
+                                    .xxh = w->xxh};
     int rc = ls_seed_snapshot_new(&o, &snap, fail.msg, sizeof(fail.msg));
     if (rc == 0) {
         ls_seed_wev_t info = {.kind = LS_SEED_WEV_INFO,
@@ -204,6 +206,7 @@ int ls_seed_worker_start(const ls_seed_worker_options_t *o, ls_seed_worker_t **o
     w->chunk = o->chunk ? LS_MIN(o->chunk, LS__SEED_CHUNK) : WORKER_CHUNK;
     w->ahead = o->ahead ? o->ahead : WORKER_AHEAD;
     w->direct = o->direct;
+    w->xxh = o->xxh;
     w->pin_ms = o->pin_ms ? o->pin_ms : WORKER_PIN;
     w->notify = o->notify;
     w->ctx = o->ctx;

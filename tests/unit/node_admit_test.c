@@ -154,6 +154,29 @@ Test(node_admit, apply_is_accepted_only_with_block_mode_on_a_ship_connection)
     ls_config_free(cfg);
 }
 
+/* XXH3-128 as the seed stream's check is accepted on a seed connection that offers it (any
+ * version: it changes no layout), never on a ship connection. */
+Test(node_admit, seed_xxh_is_accepted_only_on_a_seed_connection)
+{
+    ls_config_t *cfg = load(CONF(PLAINTEXT));
+    ls_proto_choice_t choice;
+    ls_frame_t refusal;
+    char msg[256] = "";
+    cert_t cert = {.name = NULL};
+    ls_proto_hello_t h = hello("node-b", LS_PURPOSE_SEED);
+    h.features = LS_FEAT_CKSUM | LS_FEAT_SEEDXXH;
+    cr_assert_eq(admit(cfg, &cert, &h, &choice, &refusal, msg, sizeof(msg)), 0, "%s", msg);
+    cr_assert_eq(choice.features & LS_FEAT_SEEDXXH, LS_FEAT_SEEDXXH);
+    h.features = LS_FEAT_CKSUM; /* an older client: SHA-256 */
+    cr_assert_eq(admit(cfg, &cert, &h, &choice, &refusal, msg, sizeof(msg)), 0, "%s", msg);
+    cr_assert_eq(choice.features & LS_FEAT_SEEDXXH, 0u);
+    h = hello("node-c", LS_PURPOSE_SHIP);
+    h.features = LS_FEAT_CKSUM | LS_FEAT_SEEDXXH;
+    cr_assert_eq(admit(cfg, &cert, &h, &choice, &refusal, msg, sizeof(msg)), 0, "%s", msg);
+    cr_assert_eq(choice.features & LS_FEAT_SEEDXXH, 0u);
+    ls_config_free(cfg);
+}
+
 Test(node_admit, plaintext_admits_any_name_without_asking_a_certificate)
 {
     ls_config_t *cfg = load(CONF(PLAINTEXT));

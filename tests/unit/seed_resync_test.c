@@ -259,8 +259,12 @@ static void serve_requests(wire_t *t)
             cr_assert_eq(ls_seed_server_chain(t->srv, 2, "node-b", links, n), 0);
             free(links);
         } else {
-            ls_seed_worker_options_t wo = {
-                .db_dir = t->s->b, .chunk = 1024, .notify = notify, .resync = &rq.resync};
+            /* the WELCOME accepted what the client offered, LS_FEAT_SEEDXXH included */
+            ls_seed_worker_options_t wo = {.db_dir = t->s->b,
+                                           .chunk = 1024,
+                                           .notify = notify,
+                                           .resync = &rq.resync,
+                                           .xxh = true};
             cr_assert_eq(ls_seed_worker_start(&wo, &t->w), 0);
         }
     }
@@ -313,6 +317,7 @@ static void wire_start(wire_t *t, const sides_t *s)
     static ls_frame_t h, w;
     ls_seed_client_hello(t->cli, "node-a", "db1", zero, &h);
     cr_assert(h.hello.features & LS_FEAT_RESYNC, "a resync client offers LS_FEAT_RESYNC");
+    cr_assert(h.hello.features & LS_FEAT_SEEDXXH, "and XXH3-128 as the stream's check");
     memset(&w, 0, sizeof(w));
     w.type = LS_FRAME_WELCOME;
     w.welcome.version = LS_PROTO_VERSION_RESYNC;

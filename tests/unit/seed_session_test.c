@@ -163,12 +163,18 @@ static void pump(wire_t *t)
     }
 }
 
+/* wire_init's client plays a node without LS_FEAT_SEEDXXH (its option sha256): the stream's
+ * check is SHA-256 on both sides; else XXH3-128, the default. */
+static bool wire_sha256;
+
 static void welcome(wire_t *t, bool accept)
 {
     static ls_frame_t h, w;
     uint8_t zero[LS_DBID_LEN] = {0};
     ls_seed_client_hello(t->cli, "node-b", "db1", zero, &h);
     cr_assert_eq(h.hello.purpose, LS_PURPOSE_SEED);
+    cr_assert_eq((h.hello.features & LS_FEAT_SEEDXXH) != 0, !wire_sha256,
+                 "XXH3-128 offered unless playing an older node");
     cr_assert_eq(h.hello.db_window, WIN);
     memset(&w, 0, sizeof(w));
     w.type = LS_FRAME_WELCOME;
@@ -195,10 +201,13 @@ static void wire_init(wire_t *t, const env_t *e, bool worker)
                                    .release_ctx = t};
     uint8_t id[LS_DBID_LEN] = {1};
     cr_assert_eq(ls_seed_server_new(&so, id, &t->srv), 0);
-    ls_seed_client_options_t co = {.source = "node-a", .features = LS_FEAT_CKSUM, .window = WIN};
+    ls_seed_client_options_t co = {
+        .source = "node-a", .features = LS_FEAT_CKSUM, .window = WIN, .sha256 = wire_sha256};
     cr_assert_eq(ls_seed_client_new(&co, &t->cli), 0);
     if (!worker) return;
-    ls_seed_worker_options_t wo = {.db_dir = e->db, .chunk = 48 * 1024, .notify = notify};
+    /* the server's side of the negotiation: welcome() accepts what the client offered */
+    ls_seed_worker_options_t wo = {
+        .db_dir = e->db, .chunk = 48 * 1024, .notify = notify, .xxh = !wire_sha256};
     cr_assert_eq(ls_seed_worker_start(&wo, &t->w), 0);
 }
 
@@ -331,8 +340,11 @@ Test(seed_session, refused_without_delete_existing_creates_nothing, .timeout = 6
     env_free(&e);
 }
 
-Test(seed_session, corrupt_stream_installs_nothing, .timeout = 60)
+/* A byte flipped in transit: the negotiated check (XXH3-128, or SHA-256 with a client playing a
+ * node without LS_FEAT_SEEDXXH) catches it; the error names the algorithm. */
+static void corrupt_stream(bool sha256)
 {
+    wire_sha256 = sha256;
     env_t e;
     env_init(&e, "seed-session");
     ls_db_t *db = active(&e, 10);
@@ -348,10 +360,40 @@ Test(seed_session, corrupt_stream_installs_nothing, .timeout = 60)
     cr_assert_eq(ls_seed_client_state(t.cli), LS_SEED_CLI_FAILED);
     const char *why = ls_seed_client_error(t.cli, &code);
     cr_assert_eq(code, LS_EDIGEST, "%s", why);
+    cr_assert(ls_h_contains(why, sha256 ? "seed stream SHA-256 mismatch"
+                                        : "seed stream XXH3-128 mismatch"),
+              "%s", why);
     cr_assert(!t.swapped && !t.in);
     assert_no_leftovers(e.copy);
     tree_hash(e.copy, after);
     cr_assert_str_eq(before, after, "the old copy is untouched");
+    ls_db_close(db);
+    wire_free(&t);
+    env_free(&e);
+}
+
+Test(seed_session, corrupt_stream_installs_nothing, .timeout = 60)
+{
+    corrupt_stream(false);
+}
+
+Test(seed_session, corrupt_stream_with_an_older_peer_fails_its_sha256, .timeout = 60)
+{
+    corrupt_stream(true);
+}
+
+/* Playing an older node, the whole seed goes through with SHA-256 on both sides. */
+Test(seed_session, seed_with_an_older_peer_checks_sha256, .timeout = 60)
+{
+    wire_sha256 = true;
+    env_t e;
+    env_init(&e, "seed-session");
+    ls_db_t *db = active(&e, 10);
+    wire_t t;
+    wire_init(&t, &e, true);
+    welcome(&t, true);
+    pump(&t);
+    cr_assert_eq(ls_seed_client_state(t.cli), LS_SEED_CLI_DONE, "%s", t.err);
     ls_db_close(db);
     wire_free(&t);
     env_free(&e);
@@ -694,9 +736,13 @@ static void run_worker(const ls_seed_worker_options_t *wo, unsigned hold, stream
     cr_assert(ls_h_wait_for((bool (*)(void *)) ls_seed_worker_exited, w, 10000));
     ls_seed_worker_free(w);
     cr_assert_eq(st->len, st->total);
-    uint8_t want[LS_DIGEST_SIZE];
-    ls_sha256(st->buf, st->len, want);
-    cr_assert_arr_eq(st->digest, want, LS_DIGEST_SIZE, "END carries the SHA-256 of the stream");
+    uint8_t want[LS_DIGEST_SIZE] = {0};
+    if (wo->xxh) /* XXH3-128 in the first 16 bytes, the rest zero */
+        ls_seal(st->buf, st->len, want);
+    else
+        ls_sha256(st->buf, st->len, want);
+    cr_assert_arr_eq(st->digest, want, LS_DIGEST_SIZE, "END carries the %s of the stream",
+                     wo->xxh ? "XXH3-128" : "SHA-256");
 }
 
 /* A direct stream the connection takes too slowly (pin_ms 1, the queue full) spills the rest to
@@ -707,7 +753,7 @@ Test(seed_session, worker_spills_a_slow_direct_stream_with_the_same_bytes, .time
     env_init(&e, "seed-session");
     ls_db_t *db = active(&e, 200);
     cr_assert_eq(ls_db_close(db), 0);
-    stream_t a, b, c;
+    stream_t a, b, c, d;
     ls_seed_worker_options_t wo = {.db_dir = e.db, .chunk = 16 * 1024, .notify = notify};
     run_worker(&wo, 0, &a);
     wo.direct = true;
@@ -715,16 +761,21 @@ Test(seed_session, worker_spills_a_slow_direct_stream_with_the_same_bytes, .time
     wo.pin_ms = 1;
     wo.ahead = 2;
     run_worker(&wo, 2, &c);
+    wo.xxh = true; /* the spill hashes what it writes with the negotiated check too */
+    run_worker(&wo, 2, &d);
     cr_assert_gt(a.len, 256 * 1024);
     cr_assert_eq(b.len, a.len);
     cr_assert_eq(c.len, a.len);
+    cr_assert_eq(d.len, a.len);
     cr_assert_eq(memcmp(a.buf, b.buf, a.len), 0);
     cr_assert_eq(memcmp(a.buf, c.buf, a.len), 0);
+    cr_assert_eq(memcmp(a.buf, d.buf, a.len), 0);
     char tmp[PATHSZ];
     snprintf(tmp, sizeof(tmp), "%s/seed-tmp", e.db);
     cr_assert_eq(ls_h_dir_entries(tmp), 0, "every local copy removed with its worker");
     free(a.buf);
     free(b.buf);
     free(c.buf);
+    free(d.buf);
     env_free(&e);
 }

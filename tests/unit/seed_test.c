@@ -71,6 +71,13 @@ Test(seed, round_trip_copy_equals_active_and_meta_names_handoff)
     round_trip(false);
 }
 
+/* Streamed from the compacting copy, checked by XXH3-128 (LS_FEAT_SEEDXXH negotiated). */
+Test(seed, round_trip_with_the_xxh3_check)
+{
+    seed_xxh = true;
+    round_trip(true);
+}
+
 /* The same, streamed from the compacting copy (no local copy). */
 Test(seed, round_trip_streamed_from_the_compaction)
 {
@@ -223,10 +230,13 @@ static void old_copy(env_t *e, ls_db_t **db)
     cr_assert(wait_applied(*db, 10000), "the store holds every commit (the snapshot reads it)");
 }
 
-Test(seed, corrupted_byte_fails_verification_and_installs_nothing)
+/* One flipped bit of the stream fails the check, XXH3-128 (xxh) or SHA-256 (a peer without
+ * LS_FEAT_SEEDXXH); the message names the algorithm and both values. */
+static void corrupted_byte(bool xxh)
 {
     env_t e;
     env_init(&e, "seed");
+    seed_xxh = xxh;
     ls_db_t *db;
     old_copy(&e, &db);
     char before[65], after[65];
@@ -235,7 +245,13 @@ Test(seed, corrupted_byte_fails_verification_and_installs_nothing)
     char err[1024] = "";
     int rc = seed_run(e.db, &io, CHUNK, 5000, NULL, err, sizeof(err));
     cr_assert_eq(rc, LS_EDIGEST, "got %s (%s)", ls_err_name(rc), err);
-    cr_assert(ls_h_contains(err, "SHA-256"), "the message says why: %s", err);
+    cr_assert(ls_h_contains(err, xxh ? "seed stream XXH3-128 mismatch: got "
+                                     : "seed stream SHA-256 mismatch: got ") &&
+                  ls_h_contains(err, ", SEED_END says "),
+              "the message says why: %s", err);
+    /* the values as long as the algorithm's: 32 hex digits for XXH3-128, 64 for SHA-256 */
+    const char *got = strstr(err, "got ") + 4;
+    cr_assert_eq(strcspn(got, ","), xxh ? 32u : 64u, "%s", err);
     tree_hash(e.copy, after);
     cr_assert_str_eq(before, after, "the old copy is byte-identical");
     assert_no_leftovers(e.copy);
@@ -244,6 +260,16 @@ Test(seed, corrupted_byte_fails_verification_and_installs_nothing)
     cr_assert_eq(ls_db_close(db), 0);
     assert_copy_equals_active(e.db, e.copy);
     env_free(&e);
+}
+
+Test(seed, corrupted_byte_fails_verification_and_installs_nothing)
+{
+    corrupted_byte(false);
+}
+
+Test(seed, corrupted_byte_fails_the_xxh3_check_and_installs_nothing)
+{
+    corrupted_byte(true);
 }
 
 Test(seed, refuses_existing_copy_without_delete_existing)

@@ -99,11 +99,14 @@ UTIL int commit_range(ls_db_t *db, int from, int to, int nput, size_t vlen)
  * NULL) receives the snapshot's figures. Returns the first failing call's code, err set. */
 /* seed_run's snapshots stream from the compacting copy (ls_seed_snapshot_options_t.direct). */
 static __attribute__((unused)) bool seed_direct;
+/* seed_run's stream check is XXH3-128 (ls_seed_snapshot_options_t.xxh; the install follows the
+ * snapshot's info), else SHA-256 as with a peer without LS_FEAT_SEEDXXH. */
+static __attribute__((unused)) bool seed_xxh;
 
 UTIL int seed_run(const char *db, const ls_seed_install_options_t *io, size_t chunk,
                   long long corrupt, ls_seed_info_t *info, char *err, size_t errlen)
 {
-    ls_seed_snapshot_options_t so = {.db_dir = db, .direct = seed_direct};
+    ls_seed_snapshot_options_t so = {.db_dir = db, .direct = seed_direct, .xxh = seed_xxh};
     ls_seed_snapshot_t *s = NULL;
     ls_seed_install_t *in = NULL;
     int rc = ls_seed_snapshot_new(&so, &s, err, errlen);

@@ -48,7 +48,7 @@ static bool wait_dir(ls_reader_t *r)
 {
     pthread_mutex_lock(&r->mu);
     r->st.waiting_gen = true;
-    while (!r->dirty && !r->stop)
+    while (!r->dirty && !r->stop && !r->hinted)
         pthread_cond_wait(&r->cond, &r->mu);
     r->st.waiting_gen = false;
     bool ok = !r->stop;
@@ -62,6 +62,7 @@ static void *reader_main(void *arg)
     for (uint64_t g = r->st.next;;) {
         pthread_mutex_lock(&r->mu);
         r->dirty = false;
+        r->hinted = false;
         bool stop = r->stop;
         pthread_mutex_unlock(&r->mu);
         if (stop) break;
@@ -69,6 +70,7 @@ static void *reader_main(void *arg)
         if (rc == 0) {
             g++;
         } else if (rc == LOCATE_WAIT) {
+            ls__reader_ahead(r, g); /* the open generation's durable bytes, meanwhile */
             if (!wait_dir(r)) break;
         } else if (rc == 1) {
             break;
@@ -91,7 +93,9 @@ int ls_reader_start(ls_source_t *src, uint64_t first, const ls_reader_options_t 
     if (!src || first == 0 || !notify_cb || !out) return LS_EINVAL;
     ls_reader_t *r = calloc(1, sizeof(*r));
     if (!r) return LS_ENOMEM;
-    if (!(r->scan = ls_gen_stream_new())) {
+    r->pre.fd = -1;
+    if (!(r->scan = ls_gen_stream_new()) || !(r->pre.scan = ls_gen_stream_new())) {
+        ls_gen_stream_free(r->scan);
         free(r);
         return LS_ENOMEM;
     }
@@ -117,6 +121,7 @@ int ls_reader_start(ls_source_t *src, uint64_t first, const ls_reader_options_t 
         pthread_cond_destroy(&r->cond);
         pthread_mutex_destroy(&r->mu);
         ls_gen_stream_free(r->scan);
+        ls_gen_stream_free(r->pre.scan);
         free(r);
         return ls_err_from_errno(err);
     }
@@ -199,6 +204,27 @@ uint8_t *ls__reader_buffer(ls_reader_t *r, size_t size, size_t *cap)
     return malloc(size);
 }
 
+#define AHEAD_STEP (256ull * 1024ull) /* the thread is woken for this many new bytes */
+#define AHEAD_MAX  (4ull << 20)       /* and verifies at most this many ahead */
+
+void ls_reader_hint(ls_reader_t *r, uint32_t epoch, uint64_t generation, uint64_t durable)
+{
+    if (!r || !epoch || !generation) return;
+    pthread_mutex_lock(&r->mu);
+    if (generation != r->hint_gen || epoch != r->hint_epoch) {
+        r->hint_gen = generation;
+        r->hint_epoch = epoch;
+        r->hint_off = 0;
+        r->ahead_done = 0;
+    }
+    r->hint_off = LS_MAX(r->hint_off, LS_MIN(durable, AHEAD_MAX));
+    if (!r->hinted && r->hint_off >= r->ahead_done + AHEAD_STEP) {
+        r->hinted = true; /* only a step's worth wakes the thread: a few times a generation */
+        pthread_cond_broadcast(&r->cond);
+    }
+    pthread_mutex_unlock(&r->mu);
+}
+
 const char *ls_reader_error(ls_reader_t *r)
 {
     pthread_mutex_lock(&r->mu);
@@ -236,6 +262,9 @@ void ls_reader_stop(ls_reader_t *r)
     free_list(r->head);
     free_list(r->out);
     free(r->spare);
+    ls__reader_ahead_reset(r);
+    free(r->pre.buf);
+    ls_gen_stream_free(r->pre.scan);
     ls_gen_stream_free(r->scan);
     pthread_cond_destroy(&r->cond);
     pthread_mutex_destroy(&r->mu);

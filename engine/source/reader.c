@@ -27,9 +27,10 @@
  * A generation that is not closed yet is waited for: ls_source_rescan() wakes the thread when a
  * newer generation appears. Meanwhile, in block mode, ls_reader_hint() lets it verify the open
  * log's durable bytes ahead (reader_read.c, "ahead"; at most AHEAD_MAX bytes more are held), so
- * at the roll only the rest of the closed file is read and checked (docs/SOURCE.md). One that is missing while a later one exists, removed, unreadable or
- * damaged stops the reader with the reason; it is never verified whole (never handed out when
- * its first piece fails).
+ * at the roll only the rest of the closed file is read and checked (docs/SOURCE.md).
+ * A generation that is missing while a later one exists, removed, unreadable or damaged stops the
+ * reader with the reason; it is never verified whole (never handed out when its first piece
+ * fails).
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -152,17 +152,23 @@ Test(copy_receiver, data_items_reuse_the_ones_the_thread_has_run)
     ls_copy_item_t *ran[256];
     size_t nran = 0;
     for (int g = 1; g <= 3; g++) {
-        ls_copy_item_t *it = ls_copy_rx_item_new(f.rx, LS_COPY_ITEM_BEGIN, 0);
-        cr_assert_eq(it->cap, 0, "not a DATA item: its own room");
-        it->epoch = 1;
-        it->generation = (uint64_t) g;
-        it->size = ch.len[g];
-        it->close_ns = LS_H_GEN_CLOSE_NS;
-        ls_copy_rx_push(f.rx, it);
+        ls_copy_item_t *begin = ls_copy_rx_item_new(f.rx, LS_COPY_ITEM_BEGIN, 0), *it;
+        cr_assert_eq(begin->cap, 0, "not a DATA item: its own room");
+        begin->epoch = 1;
+        begin->generation = (uint64_t) g;
+        begin->size = ch.len[g];
+        begin->close_ns = LS_H_GEN_CLOSE_NS;
         size_t chunk = (size_t) (4 - g) * 100; /* smaller pieces into the spares of larger ones */
+        /* Every DATA item of the generation is taken before the first is pushed, so none of them
+         * is a spare the thread returned meanwhile: once the generation is inspected, all have
+         * run and the thread keeps LS_COPY_RX_SPARES of them (taken and pushed in turn, the
+         * thread keeping pace would leave one or two). */
+        ls_copy_item_t *data[256];
+        size_t nd = 0;
         for (size_t off = 0; off < ch.len[g]; off += chunk) {
             uint32_t n = (uint32_t) LS_MIN(chunk, ch.len[g] - off);
-            it = ls_copy_rx_item_new(f.rx, LS_COPY_ITEM_DATA, n);
+            cr_assert_lt(nd, LS_ARRAY_SIZE(data));
+            it = data[nd++] = ls_copy_rx_item_new(f.rx, LS_COPY_ITEM_DATA, n);
             cr_assert_eq(it->len, n);
             cr_assert_eq(it->cap, LS_COPY_RX_SPARE_LEN);
             cr_assert_eq(it->generation, 0, "a spare's fields are reset");
@@ -171,8 +177,11 @@ Test(copy_receiver, data_items_reuse_the_ones_the_thread_has_run)
             it->offset = off;
             it->tag = 3;
             memcpy(it->data, ch.buf[g] + off, n);
-            ls_copy_rx_push(f.rx, it);
         }
+        cr_assert_gt(nd, LS_COPY_RX_SPARES, "more pieces than spares");
+        ls_copy_rx_push(f.rx, begin);
+        for (size_t i = 0; i < nd; i++)
+            ls_copy_rx_push(f.rx, data[i]);
         it = ls_copy_rx_item_new(f.rx, LS_COPY_ITEM_END, 0);
         it->generation = (uint64_t) g;
         memcpy(it->digest, ch.digest[g], LS_DIGEST_SIZE);

@@ -127,54 +127,46 @@ Test(node_admit, ship_connection_is_admitted_as_a_source)
     ls_config_free(cfg);
 }
 
-/* LS_FEAT_APPLY goes with block mode on a ship connection: accepted with LS_FEAT_BLOCK, stripped
- * without it (a version 4 peer, or one that did not offer block mode), never on a seed one. */
-Test(node_admit, apply_is_accepted_only_with_block_mode_on_a_ship_connection)
+/* The features a plaintext server chooses for node's HELLO of purpose offering features, up to
+ * protocol version_max (admitted: asserted). */
+static uint32_t chosen(const char *node, ls_proto_purpose_t purpose, uint32_t features,
+                       uint32_t version_max)
 {
     ls_config_t *cfg = load(CONF(PLAINTEXT));
     ls_proto_choice_t choice;
     ls_frame_t refusal;
     char msg[256] = "";
     cert_t cert = {.name = NULL};
-    ls_proto_hello_t h = hello("node-c", LS_PURPOSE_SHIP);
-    h.features = LS_FEAT_CKSUM | LS_FEAT_BLOCK | LS_FEAT_APPLY;
+    ls_proto_hello_t h = hello(node, purpose);
+    h.features = features;
+    h.version_max = (uint16_t) version_max;
     cr_assert_eq(admit(cfg, &cert, &h, &choice, &refusal, msg, sizeof(msg)), 0, "%s", msg);
-    cr_assert_eq(choice.features & (LS_FEAT_BLOCK | LS_FEAT_APPLY), LS_FEAT_BLOCK | LS_FEAT_APPLY);
-    h.features = LS_FEAT_CKSUM | LS_FEAT_APPLY; /* no block mode offered */
-    cr_assert_eq(admit(cfg, &cert, &h, &choice, &refusal, msg, sizeof(msg)), 0, "%s", msg);
-    cr_assert_eq(choice.features & LS_FEAT_APPLY, 0u);
-    h.features = LS_FEAT_CKSUM | LS_FEAT_BLOCK | LS_FEAT_APPLY;
-    h.version_max = 4; /* no block mode before version 5 */
-    cr_assert_eq(admit(cfg, &cert, &h, &choice, &refusal, msg, sizeof(msg)), 0, "%s", msg);
-    cr_assert_eq(choice.features & (LS_FEAT_BLOCK | LS_FEAT_APPLY), 0u);
-    h = hello("node-c", LS_PURPOSE_SEED);
-    h.features = LS_FEAT_CKSUM | LS_FEAT_BLOCK | LS_FEAT_APPLY;
-    cr_assert_eq(admit(cfg, &cert, &h, &choice, &refusal, msg, sizeof(msg)), 0, "%s", msg);
-    cr_assert_eq(choice.features & (LS_FEAT_BLOCK | LS_FEAT_APPLY), 0u);
     ls_config_free(cfg);
+    return choice.features;
+}
+
+/* LS_FEAT_APPLY goes with block mode on a ship connection: accepted with LS_FEAT_BLOCK, stripped
+ * without it (a version 4 peer, or one that did not offer block mode), never on a seed one. */
+Test(node_admit, apply_is_accepted_only_with_block_mode_on_a_ship_connection)
+{
+    const uint32_t both = LS_FEAT_BLOCK | LS_FEAT_APPLY, v = LS_PROTO_VERSION_MAX;
+    cr_assert_eq(chosen("node-c", LS_PURPOSE_SHIP, LS_FEAT_CKSUM | both, v) & both, both);
+    cr_assert_eq(chosen("node-c", LS_PURPOSE_SHIP, LS_FEAT_CKSUM | LS_FEAT_APPLY, v) & both, 0u,
+                 "no block mode offered");
+    cr_assert_eq(chosen("node-c", LS_PURPOSE_SHIP, LS_FEAT_CKSUM | both, 4) & both, 0u,
+                 "no block mode before version 5");
+    cr_assert_eq(chosen("node-c", LS_PURPOSE_SEED, LS_FEAT_CKSUM | both, v) & both, 0u);
 }
 
 /* XXH3-128 as the seed stream's check is accepted on a seed connection that offers it (any
  * version: it changes no layout), never on a ship connection. */
 Test(node_admit, seed_xxh_is_accepted_only_on_a_seed_connection)
 {
-    ls_config_t *cfg = load(CONF(PLAINTEXT));
-    ls_proto_choice_t choice;
-    ls_frame_t refusal;
-    char msg[256] = "";
-    cert_t cert = {.name = NULL};
-    ls_proto_hello_t h = hello("node-b", LS_PURPOSE_SEED);
-    h.features = LS_FEAT_CKSUM | LS_FEAT_SEEDXXH;
-    cr_assert_eq(admit(cfg, &cert, &h, &choice, &refusal, msg, sizeof(msg)), 0, "%s", msg);
-    cr_assert_eq(choice.features & LS_FEAT_SEEDXXH, LS_FEAT_SEEDXXH);
-    h.features = LS_FEAT_CKSUM; /* an older client: SHA-256 */
-    cr_assert_eq(admit(cfg, &cert, &h, &choice, &refusal, msg, sizeof(msg)), 0, "%s", msg);
-    cr_assert_eq(choice.features & LS_FEAT_SEEDXXH, 0u);
-    h = hello("node-c", LS_PURPOSE_SHIP);
-    h.features = LS_FEAT_CKSUM | LS_FEAT_SEEDXXH;
-    cr_assert_eq(admit(cfg, &cert, &h, &choice, &refusal, msg, sizeof(msg)), 0, "%s", msg);
-    cr_assert_eq(choice.features & LS_FEAT_SEEDXXH, 0u);
-    ls_config_free(cfg);
+    const uint32_t xxh = LS_FEAT_SEEDXXH, v = LS_PROTO_VERSION_MAX;
+    cr_assert_eq(chosen("node-b", LS_PURPOSE_SEED, LS_FEAT_CKSUM | xxh, v) & xxh, xxh);
+    cr_assert_eq(chosen("node-b", LS_PURPOSE_SEED, LS_FEAT_CKSUM, v) & xxh, 0u,
+                 "an older client: SHA-256");
+    cr_assert_eq(chosen("node-c", LS_PURPOSE_SHIP, LS_FEAT_CKSUM | xxh, v) & xxh, 0u);
 }
 
 Test(node_admit, plaintext_admits_any_name_without_asking_a_certificate)

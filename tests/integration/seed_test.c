@@ -332,14 +332,36 @@ Test(seed, active_killed_half_way_fails_the_seed_and_keeps_the_copy)
     cr_assert(ls_h_store_matches_dump(&pair, LS_H_B, old), "the old copy is intact");
 }
 
-Test(seed, refused_without_delete_existing_and_a_corrupt_stream_installs_nothing)
+/* A plaintext seedable pair named name, node-a started with faults, loaded (load) and caught up. */
+static void corrupting_pair(const char *name, const char *faults, const char *load)
 {
-    ls_h_pair_init(&pair, "seed-refuse", &(ls_h_pair_opts_t){.plaintext = true, .seedable = true});
-    char *a_env[] = {"LS_FAULTS=seed.snapshot.corrupt=fail@2", NULL};
+    ls_h_pair_init(&pair, name, &(ls_h_pair_opts_t){.plaintext = true, .seedable = true});
+    char env[200];
+    snprintf(env, sizeof(env), "LS_FAULTS=%s", faults);
+    char *a_env[] = {env, NULL};
     ls_h_node_start(&pair, LS_H_B, NULL);
     ls_h_node_start(&pair, LS_H_A, a_env);
-    ls_h_load(&pair, "--transactions 300 --records-per-txn 10 --value-size 2000 --seed 9");
+    ls_h_load(&pair, load);
     cr_assert(ls_h_wait_caught_up(&pair, 60000));
+}
+
+/* The seed of a stream corrupted on the source (fault seed.snapshot.corrupt) fails with an error
+ * that names the check (check: "XXH3-128" or "SHA-256"). */
+static void corrupt_seed_fails(const char *check)
+{
+    char *out = NULL, *err = NULL, want[64];
+    int rc = ls_h_seed(&pair, "--delete-existing", &out, &err, 60000);
+    cr_assert_eq(rc, 1, "the corrupted stream fails: %s %s", out, err);
+    snprintf(want, sizeof(want), "seed stream %s mismatch", check);
+    cr_assert(ls_h_contains(err, want), "the check both nodes negotiated names it: %s", err);
+    free(out);
+    free(err);
+}
+
+Test(seed, refused_without_delete_existing_and_a_corrupt_stream_installs_nothing)
+{
+    corrupting_pair("seed-refuse", "seed.snapshot.corrupt=fail@2",
+                    "--transactions 300 --records-per-txn 10 --value-size 2000 --seed 9");
     char old[700];
     snprintf(old, sizeof(old), "%s/old.dump", pair.dir);
     ls_h_dump_store(&pair, LS_H_B, old);
@@ -351,13 +373,7 @@ Test(seed, refused_without_delete_existing_and_a_corrupt_stream_installs_nothing
     free(out);
     free(err);
     cr_assert(!exists(pair.db[LS_H_B], ".seed-new"));
-    out = err = NULL;
-    rc = ls_h_seed(&pair, "--delete-existing", &out, &err, 60000);
-    cr_assert_eq(rc, 1, "the corrupted stream fails: %s %s", out, err);
-    cr_assert(ls_h_contains(err, "seed stream XXH3-128 mismatch"),
-              "the check both nodes negotiated names it: %s", err);
-    free(out);
-    free(err);
+    corrupt_seed_fails("XXH3-128");
     cr_assert(!exists(pair.db[LS_H_B], ".seed-new"), "nothing installed, nothing left");
     cr_assert(ls_h_store_matches_dump(&pair, LS_H_B, old), "the copy is as it was");
     cr_assert(ls_h_wait_state(&pair, LS_H_B, "Healthy", 10000), "shipping resumed");
@@ -369,20 +385,11 @@ Test(seed, refused_without_delete_existing_and_a_corrupt_stream_installs_nothing
  * is SHA-256, which catches a corrupted byte too, and the next seed installs with it. */
 Test(seed, with_an_older_source_the_check_is_sha256)
 {
-    ls_h_pair_init(&pair, "seed-sha", &(ls_h_pair_opts_t){.plaintext = true, .seedable = true});
-    char *a_env[] = {"LS_FAULTS=seed.snapshot.corrupt=fail@2,seed.sha256=fail", NULL};
-    ls_h_node_start(&pair, LS_H_B, NULL);
-    ls_h_node_start(&pair, LS_H_A, a_env);
-    ls_h_load(&pair, "--transactions 200 --records-per-txn 10 --value-size 2000 --seed 11");
-    cr_assert(ls_h_wait_caught_up(&pair, 60000));
+    corrupting_pair("seed-sha", "seed.snapshot.corrupt=fail@2,seed.sha256=fail",
+                    "--transactions 200 --records-per-txn 10 --value-size 2000 --seed 11");
+    corrupt_seed_fails("SHA-256");
     char *out = NULL, *err = NULL;
     int rc = ls_h_seed(&pair, "--delete-existing", &out, &err, 60000);
-    cr_assert_eq(rc, 1, "the corrupted stream fails: %s %s", out, err);
-    cr_assert(ls_h_contains(err, "seed stream SHA-256 mismatch"), "SHA-256 was checked: %s", err);
-    free(out);
-    free(err);
-    out = err = NULL;
-    rc = ls_h_seed(&pair, "--delete-existing", &out, &err, 60000);
     cr_assert_eq(rc, 0, "seeded with SHA-256: %s %s", out, err);
     free(out);
     free(err);

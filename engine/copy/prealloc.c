@@ -252,12 +252,7 @@ static void make_ready(ls_prealloc_t *p, bool given)
     uint64_t from = 0; /* a bare file becomes this ready one: no inode allocated */
     bool reuse = !given && p->nbare > 0;
     int bare_fd = -1;
-    if (reuse) { /* an unnamed one: the named ones are kept for ls_prealloc_take_inplace */
-        unsigned i = p->nbare - 1;
-        while (i > 0 && p->bare_named[i])
-            i--;
-        from = bare_remove(p, i, &bare_fd);
-    }
+    if (reuse) from = bare_pop(p, &bare_fd);
     if (!given) p->reserved++;
     pthread_mutex_unlock(&p->mu);
     if (reuse) {

@@ -202,15 +202,15 @@ static bool step_sync(ls_prealloc_t *p)
     return true;
 }
 
-/* The names of the ready and bare files made since the last time made durable, one fsync of the
- * directory for all, when fewer than half as many as the ready files kept may be taken in place
- * (or, all: when the pool has nothing else to do): a shadow of block mode keeps its pool file's
- * name (ls_prealloc_take_inplace), so that no fsync of a directory lies between its first bytes
- * and their acknowledgement. */
-static bool step_name(ls_prealloc_t *p, bool all)
+/* The names of the ready files made since the last time made durable, one fsync of the directory
+ * for all, when fewer than half of the ready files may be taken in place (or the pool is idle):
+ * a shadow of block mode keeps its pool file's name (ls_prealloc_take_inplace), so that no fsync
+ * of a directory lies between its first bytes and their acknowledgement. */
+static bool step_name(ls_prealloc_t *p)
 {
     unsigned named = count_named(p);
-    if (named == p->nready + p->nbare || (!all && named * 2 >= p->count)) return false;
+    if (named == p->nready + p->nbare || (named * 2 >= p->count && ls_mono_ns() < deadline_ns(p)))
+        return false;
     uint64_t todo[2 * MAX_FILES];
     unsigned ntodo = 0;
     for (unsigned i = 0; i < p->nready; i++)
@@ -282,12 +282,11 @@ static void *pool_main(void *arg)
     ls_prealloc_t *p = arg;
     pthread_mutex_lock(&p->mu);
     while (!p->stop) {
-        if (step_grow(p) || step_sync(p) || step_empty(p)) continue;
+        if (step_grow(p) || step_sync(p) || step_empty(p) || step_name(p)) continue;
         if (p->nbare + p->making_bare < BARE_FILES && !p->bare_failed) { /* cheap: at once */
             add_bare(p);
             continue;
         }
-        if (step_name(p, false)) continue; /* after the bare files made at once: one fsync */
         bool given = p->npending > 0, idle = ls_mono_ns() >= deadline_ns(p);
         bool want = p->nready + p->npending + p->reserved < p->count && !p->make_failed;
         bool more_bare = p->nbare + p->making_bare < MAX_FILES && !p->bare_failed;
@@ -303,7 +302,6 @@ static void *pool_main(void *arg)
             continue;
         }
         if (!given && !want) {
-            if (step_name(p, true)) continue;
             pthread_cond_wait(&p->cv, &p->mu);
             continue;
         }

@@ -84,26 +84,18 @@ static void bare_push(ls_prealloc_t *p, uint64_t n, int fd)
         fd = -1;
     }
     p->bare[p->nbare] = n;
-    p->bare_named[p->nbare] = false; /* until step_name fsyncs the directory */
     p->bare_fd[p->nbare++] = fd;
-}
-
-/* Takes bare file i (mu held, one there): its number, its descriptor or -1. */
-static uint64_t bare_remove(ls_prealloc_t *p, unsigned i, int *fd)
-{
-    uint64_t n = p->bare[i];
-    *fd = p->bare_fd[i];
-    p->nbare--;
-    memmove(p->bare + i, p->bare + i + 1, (p->nbare - i) * sizeof(p->bare[0]));
-    memmove(p->bare_fd + i, p->bare_fd + i + 1, (p->nbare - i) * sizeof(p->bare_fd[0]));
-    memmove(p->bare_named + i, p->bare_named + i + 1, (p->nbare - i) * sizeof(p->bare_named[0]));
-    return n;
 }
 
 /* Takes the oldest bare file (mu held, one there): its number, its descriptor or -1. */
 static uint64_t bare_pop(ls_prealloc_t *p, int *fd)
 {
-    return bare_remove(p, 0, fd);
+    uint64_t n = p->bare[0];
+    *fd = p->bare_fd[0];
+    p->nbare--;
+    memmove(p->bare, p->bare + 1, p->nbare * sizeof(p->bare[0]));
+    memmove(p->bare_fd, p->bare_fd + 1, p->nbare * sizeof(p->bare_fd[0]));
+    return n;
 }
 
 /* A given file <n>.tmp emptied (its blocks freed: the taker writes it as a new file) and renamed
@@ -146,14 +138,11 @@ static void remove_ready(ls_prealloc_t *p, unsigned i)
     memmove(p->named + i, p->named + i + 1, (p->nready - i) * sizeof(p->named[0]));
 }
 
-/* Ready and bare files whose names are durable (mu held). */
 static unsigned count_named(const ls_prealloc_t *p)
 {
     unsigned n = 0;
     for (unsigned i = 0; i < p->nready; i++)
         n += p->named[i];
-    for (unsigned i = 0; i < p->nbare; i++)
-        n += p->bare_named[i];
     return n;
 }
 
@@ -209,23 +198,18 @@ static bool step_sync(ls_prealloc_t *p)
 static bool step_name(ls_prealloc_t *p)
 {
     unsigned named = count_named(p);
-    if (named == p->nready + p->nbare || (named * 2 >= p->count && ls_mono_ns() < deadline_ns(p)))
+    if (named == p->nready || (named * 2 >= p->count && ls_mono_ns() < deadline_ns(p)))
         return false;
-    uint64_t todo[2 * MAX_FILES];
+    uint64_t todo[MAX_FILES];
     unsigned ntodo = 0;
     for (unsigned i = 0; i < p->nready; i++)
         if (!p->named[i]) todo[ntodo++] = p->ready[i];
-    for (unsigned i = 0; i < p->nbare; i++)
-        if (!p->bare_named[i]) todo[ntodo++] = p->bare[i];
     pthread_mutex_unlock(&p->mu);
     int rc = ls_fsync_dir(p->dir);
     pthread_mutex_lock(&p->mu);
-    for (unsigned k = 0; rc == 0 && k < ntodo; k++) { /* numbers are unique in the pool */
-        for (unsigned i = 0; i < p->nready; i++)
+    for (unsigned i = 0; rc == 0 && i < p->nready; i++)
+        for (unsigned k = 0; k < ntodo; k++)
             if (p->ready[i] == todo[k]) p->named[i] = true;
-        for (unsigned i = 0; i < p->nbare; i++)
-            if (p->bare[i] == todo[k]) p->bare_named[i] = true;
-    }
     return rc == 0;
 }
 
@@ -388,9 +372,7 @@ int ls_prealloc_open(const ls_prealloc_options_t *o, ls_prealloc_t **out, char *
     pthread_condattr_destroy(&ca);
     int rc = ls_mkdir_p(p->dir);
     if (rc == 0) rc = scan(p);
-    if (rc == 0 && p->nready + p->nbare) rc = ls_fsync_dir(p->dir); /* their names durable */
-    for (unsigned i = 0; rc == 0 && i < p->nbare; i++)
-        p->bare_named[i] = true;
+    if (rc == 0 && p->nready) rc = ls_fsync_dir(p->dir); /* their names durable: named */
     if (rc == 0 && pthread_create(&p->thread, NULL, pool_main, p) != 0) rc = LS_ENOMEM;
     if (rc) {
         ls_msgf(err, errlen, "%s: cannot open the pool of preallocated files in %s: %s", p->label,
@@ -458,26 +440,17 @@ int ls_prealloc_take_inplace(ls_prealloc_t *p, char *path, size_t pathlen, int *
     pthread_mutex_lock(&p->mu);
     p->last_take_ns = ls_mono_ns();
     p->make_failed = p->bare_failed = false;
-    unsigned i = 0, b = 0;
+    unsigned i = 0;
     while (i < p->nready && !p->named[i])
         i++;
-    while (b < p->nbare && !p->bare_named[b])
-        b++;
-    name_t kind = i < p->nready ? NAME_READY : b < p->nbare ? NAME_BARE : NAME_TMP;
-    uint64_t n = 0;
-    int bare_fd = -1; /* write-only: the taker reads too */
-    if (kind == NAME_READY) {
-        n = p->ready[i];
-        remove_ready(p, i);
-    } else if (kind == NAME_BARE) {
-        n = bare_remove(p, b, &bare_fd);
-    }
+    bool found = i < p->nready;
+    uint64_t n = found ? p->ready[i] : 0;
+    if (found) remove_ready(p, i);
     pthread_cond_signal(&p->cv);
     pthread_mutex_unlock(&p->mu);
-    if (bare_fd >= 0) close(bare_fd);
-    if (kind == NAME_TMP) return LS_ENOENT;
+    if (!found) return LS_ENOENT;
     char from[PATH_MAX_PA + 32];
-    file_path(p, from, sizeof(from), n, kind);
+    file_path(p, from, sizeof(from), n, NAME_READY);
     if (strlen(from) >= pathlen) return LS_EINVAL;
     memcpy(path, from, strlen(from) + 1);
     *fd = open(path, O_RDWR | O_CLOEXEC);

@@ -46,7 +46,6 @@ struct ls_prealloc {
     unsigned nready;                   /* (mu) */
     uint64_t bare[MAX_FILES];          /* numbers of the bare files, oldest first (mu) */
     int bare_fd[MAX_FILES];            /* each one's descriptor (O_WRONLY), -1: not open (mu) */
-    bool bare_named[MAX_FILES];        /* each one's name durable, as named (mu) */
     unsigned nbare, making_bare;       /* (mu): making_bare: being created */
     uint64_t emptying[MAX_FILES];      /* given files to empty into bare ones (mu) */
     unsigned nemptying, bare_reserved; /* (mu): bare_reserved: such gives between their halves */

@@ -1,16 +1,15 @@
 /* copy: at open, block mode's shadows taken in place from the pool get their name in shadow/ back
- * (docs/BLOCKMODE.md, "The shadow in place"). A shadow made from a pool file whose name is durable
- * (pool/ready-<n> or pool/bare-<n>) keeps that name and gets shadow/<name> as a link that is
- * never synced, so after a crash the shadow may be named in pool/ only, or in both. Before the
- * pool opens (it would count the file as its own and hand it out to be overwritten), each ready
- * and bare file is read: one whose header and records are an open (or closed) generation of this
- * copy's chain past the held one is a shadow and goes to shadow/ (a link, shadow/ fsynced, then
- * the pool name unlinked and pool/ fsynced: at every step the file has a durable name); of two
- * files of one generation the one with more complete transactions stays. A pool file that is not
- * a shadow but has another name too (a held generation's log, or a shadow's old name) leaves the
- * pool, its bytes being that file's; so does a bare file that is not empty (the pool hands bare
- * files out as empty). Everything else is an ordinary pool file (zeros, a pruned log's old bytes,
- * a shadow whose header never reached the disk). */
+ * (docs/BLOCKMODE.md, "The shadow in place"). A shadow made from a ready pool file keeps the
+ * file's durable name pool/ready-<n> and gets shadow/<name> as a link that is never synced, so
+ * after a crash the shadow may be named in pool/ only, or in both. Before the pool opens (it
+ * would count every ready-<n> as ready and hand it out to be overwritten), each ready file is
+ * read: one whose header and records are an open generation of this copy's chain past the held
+ * one is a shadow and goes to shadow/ (a link, shadow/ fsynced, then the pool name unlinked and
+ * pool/ fsynced: at every step the file has a durable name); of two files of one generation the
+ * one with more complete transactions stays. A ready file that is not a shadow but has another
+ * name too (a held generation's log, or a shadow's old name) leaves the pool: its bytes are that
+ * file's. Everything else is an ordinary pool file (zeros, a pruned log's old bytes, a shadow
+ * whose header never reached the disk). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -101,8 +100,7 @@ int ls__copy_shadow_claim(ls_copy_t *c, char *err, size_t errlen)
     for (struct dirent *e; (e = readdir(d)) != NULL;) {
         unsigned long long n;
         char extra;
-        bool bare = sscanf(e->d_name, "bare-%llu%c", &n, &extra) == 1;
-        if (!bare && sscanf(e->d_name, "ready-%llu%c", &n, &extra) != 1) continue;
+        if (sscanf(e->d_name, "ready-%llu%c", &n, &extra) != 1) continue;
         char path[LS__COPY_PATH_MAX + 300], dst[LS__COPY_PATH_MAX];
         ls_msgf(path, sizeof(path), "%s/%s", c->pool_dir, e->d_name);
         uint32_t epoch = 0;
@@ -113,10 +111,9 @@ int ls__copy_shadow_claim(ls_copy_t *c, char *err, size_t errlen)
             if (!claim_one(c, path, dst, epoch, gen, end)) continue;
         } else {
             struct stat st;
-            if (stat(path, &st) != 0 || (st.st_nlink <= 1 && !(bare && st.st_size > 0)))
-                continue; /* a pool file */
-            LS_LOGI("copy", "%s: the pool file %s %s: it leaves the pool", c->dir, path,
-                    st.st_nlink > 1 ? "has another name" : "is bare but not empty");
+            if (stat(path, &st) != 0 || st.st_nlink <= 1) continue; /* a pool file */
+            LS_LOGI("copy", "%s: the pool file %s has another name: it leaves the pool", c->dir,
+                    path);
         }
         if (unlink(path) == 0) removed = true;
     }

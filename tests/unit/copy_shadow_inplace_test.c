@@ -5,7 +5,6 @@
  * shadow/ again (ls__copy_shadow_claim) before the pool could hand it out. Here a crash is a
  * forked child dying at a fault point, and what it did not make durable is undone by hand: the
  * unsynced link removed, a header that no fdatasync covered zeroed. */
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -325,77 +324,5 @@ Test(copy_shadow_inplace, a_pool_file_that_is_a_held_logs_name_leaves_the_pool)
     cr_assert(b && len == ch.len[2], "generation 2 untouched by the shadow of 3");
     cr_assert_arr_eq(b, ch.buf[2], len);
     free(b);
-    ls_copy_close(c);
-}
-
-/* The name in pool/ of the file at path (the same inode), if any. */
-static bool pool_name_of(const char *path, char *out, size_t len)
-{
-    struct stat want, st;
-    cr_assert_eq(stat(path, &want), 0);
-    char pool[3800];
-    snprintf(pool, sizeof(pool), "%s/pool", dir);
-    DIR *d = opendir(pool);
-    cr_assert_not_null(d);
-    bool found = false;
-    for (struct dirent *e; !found && (e = readdir(d)) != NULL;) {
-        snprintf(out, len, "%.3800s/%.255s", pool, e->d_name);
-        found = e->d_name[0] != '.' && stat(out, &st) == 0 && st.st_ino == want.st_ino;
-    }
-    closedir(d);
-    return found;
-}
-
-/* Only a bare pool file (empty) at open: its name made durable at the pool's open, the shadow
- * takes it in place too (written as a new file; or the ready file the idle pool made of it);
- * killed after a batch's fsync with the link lost, the open finds it in pool/ by its header. */
-Test(copy_shadow_inplace, a_bare_pool_file_is_taken_in_place_and_claimed_after_a_crash)
-{
-    fflush(NULL);
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        prepare(NULL, 0, 0);
-        char p[4200];
-        snprintf(p, sizeof(p), "%s/pool/bare-1", dir);
-        cr_assert_eq(ls_h_write_file(p, "", 0), 0);
-        _exit(0);
-    }
-    int status;
-    cr_assert_eq(waitpid(pid, &status, 0), pid);
-    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) child("copy.shadow.after_fsync=exit@2");
-    cr_assert_eq(waitpid(pid, &status, 0), pid);
-    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == LS_FAULT_EXIT_CODE, "status %d", status);
-    char p[4200], sp[4200];
-    shadow_path(sp, sizeof(sp));
-    cr_assert(pool_name_of(sp, p, sizeof(p)), "in place: a name in pool/");
-    cr_assert_eq(unlink(sp), 0); /* the link, never synced, lost */
-    ls_copy_t *c = open_pool();
-    cr_assert_not(exists(p), "claimed");
-    taken_up(c, commit_end_within(open_len() / 2 + open_len() / 4));
-    cr_assert_eq(block(c, 0, open_len(), NULL), 0);
-    send_tail(c, open_len());
-    ls_copy_close(c);
-}
-
-/* A bare pool file that is not empty and not a shadow (a shadow's bytes whose header never
- * reached the disk): it leaves the pool, which hands bare files out as empty. */
-Test(copy_shadow_inplace, a_bare_pool_file_that_is_not_empty_leaves_the_pool)
-{
-    prepare(NULL, 0, 0);
-    char p[4200];
-    snprintf(p, sizeof(p), "%s/pool/bare-1", dir);
-    uint8_t junk[4096];
-    memset(junk, 0, sizeof(junk));
-    memcpy(junk + LS_GEN_HEADER_SIZE, ch.buf[3] + LS_GEN_HEADER_SIZE, 1000);
-    cr_assert_eq(ls_h_write_file(p, junk, sizeof(junk)), 0);
-    ls_copy_t *c = open_pool();
-    cr_assert_not(exists(p));
-    cr_assert_eq(count_files(dir, "shadow"), 0);
-    cr_assert_eq(block(c, 0, open_len(), NULL), 0);
-    send_tail(c, open_len());
     ls_copy_close(c);
 }

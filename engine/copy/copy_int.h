@@ -102,26 +102,22 @@ typedef struct {
 
 /* The shadow's file as the receiver writes it (shadow.c): receiver thread only, and open/close. */
 typedef struct {
-    int fd;                            /* shadow/<name> while open, -1 when none */
-    uint32_t epoch;                    /* its epoch */
-    uint64_t generation;               /* its generation (0: no shadow) */
-    uint64_t size;                     /* bytes [0, size) written contiguously (the valid bytes:
-                                          a file taken from the pool is longer, zeros or a pool
-                                          file's old bytes past them) */
-    uint64_t prepared;                 /* the file's size when made (a pool file's, 0: a new one):
-                                          bytes below it are overwritten, not appended */
-    uint64_t lsn;                      /* last LSN complete in them, as the source said (0: none) */
-    uint64_t synced;                   /* bytes [0, synced) fdatasynced (<= size) */
-    uint64_t synced_lsn;               /* lsn when they were */
-    char path[LS__COPY_PATH_MAX];      /* shadow/<name> */
-    char pool_path[LS__COPY_PATH_MAX]; /* pool/ready-<n> when the file is a pool file taken in
-                                          place: its durable name (shadow/<name> is a link made
-                                          for the readers, never synced); "" otherwise */
-    bool dir_unsynced;                 /* made here, shadow/ not synced since: the first sync of its
-                                          bytes syncs shadow/ too, before they are acknowledged */
-    bool pool_unsynced;   /* with dir_unsynced: pool/ too (an in-place shadow deleted) */
-    uint64_t sync_ns;     /* how long its last fdatasync took (ls_copy_shadow_quick) */
-    uint64_t sync_end_ns; /* when it ended (ls_mono_ns) */
+    int fd;                       /* shadow/<name> while open, -1 when none */
+    uint32_t epoch;               /* its epoch */
+    uint64_t generation;          /* its generation (0: no shadow) */
+    uint64_t size;                /* bytes [0, size) written contiguously (the valid bytes:
+                                     a file taken from the pool is longer, zeros or a pool
+                                     file's old bytes past them) */
+    uint64_t prepared;            /* the file's size when made (a pool file's, 0: a new one):
+                                     bytes below it are overwritten, not appended */
+    uint64_t lsn;                 /* last LSN complete in them, as the source said (0: none) */
+    uint64_t synced;              /* bytes [0, synced) fdatasynced (<= size) */
+    uint64_t synced_lsn;          /* lsn when they were */
+    char path[LS__COPY_PATH_MAX]; /* shadow/<name> */
+    bool dir_unsynced;            /* made here, shadow/ not synced since: the first sync of its
+                                     bytes syncs shadow/ too, before they are acknowledged */
+    uint64_t sync_ns;             /* how long its last fdatasync took (ls_copy_shadow_quick) */
+    uint64_t sync_end_ns;         /* when it ended (ls_mono_ns) */
     /* The closed generation's checks, run over the shadow's bytes as they are acknowledged
      * (ls_copy_shadow_report) and handed to GEN_TAIL's receive, whose head then needs no reading
      * back: the receive path's SHA-256, seal and stream inspection, begun from byte 0. */
@@ -274,10 +270,6 @@ int ls__copy_flush_durable(ls_copy_t *c, char *err, size_t errlen);
 
 /* position.c */
 int ls__copy_recover(ls_copy_t *c, char *err, size_t errlen);
-/* At open, after the recovery and before the pool opens (shadow_claim.c): the pool's ready files
- * that are (or were) block mode's shadow taken in place, found by their header, get their name in
- * shadow/ back and leave the pool; a ready file that is another file's name too leaves it. */
-int ls__copy_shadow_claim(ls_copy_t *c, char *err, size_t errlen);
 /* Deletes logs/ files of generations from..held (mu held) and rolls held back to from-1. */
 void ls__copy_rollback(ls_copy_t *c, uint64_t from);
 /* Removes replayed-synced logs beyond the newest keep_logs (replayer thread). */

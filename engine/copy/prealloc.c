@@ -130,22 +130,6 @@ static void add_bare(ls_prealloc_t *p)
         p->bare_failed = true; /* the taker creates its own file, as without a pool */
 }
 
-/* Removes ready file i from the list (mu held). */
-static void remove_ready(ls_prealloc_t *p, unsigned i)
-{
-    p->nready--;
-    memmove(p->ready + i, p->ready + i + 1, (p->nready - i) * sizeof(p->ready[0]));
-    memmove(p->named + i, p->named + i + 1, (p->nready - i) * sizeof(p->named[0]));
-}
-
-static unsigned count_named(const ls_prealloc_t *p)
-{
-    unsigned n = 0;
-    for (unsigned i = 0; i < p->nready; i++)
-        n += p->named[i];
-    return n;
-}
-
 static uint64_t deadline_ns(const ls_prealloc_t *p)
 {
     return p->last_take_ns + p->idle_ns;
@@ -191,28 +175,6 @@ static bool step_sync(ls_prealloc_t *p)
     return true;
 }
 
-/* The names of the ready files made since the last time made durable, one fsync of the directory
- * for all, when fewer than half of the ready files may be taken in place (or the pool is idle):
- * a shadow of block mode keeps its pool file's name (ls_prealloc_take_inplace), so that no fsync
- * of a directory lies between its first bytes and their acknowledgement. */
-static bool step_name(ls_prealloc_t *p)
-{
-    unsigned named = count_named(p);
-    if (named == p->nready || (named * 2 >= p->count && ls_mono_ns() < deadline_ns(p)))
-        return false;
-    uint64_t todo[MAX_FILES];
-    unsigned ntodo = 0;
-    for (unsigned i = 0; i < p->nready; i++)
-        if (!p->named[i]) todo[ntodo++] = p->ready[i];
-    pthread_mutex_unlock(&p->mu);
-    int rc = ls_fsync_dir(p->dir);
-    pthread_mutex_lock(&p->mu);
-    for (unsigned i = 0; rc == 0 && i < p->nready; i++)
-        for (unsigned k = 0; k < ntodo; k++)
-            if (p->ready[i] == todo[k]) p->named[i] = true;
-    return rc == 0;
-}
-
 /* A pruned log: emptied, it spares an inode's allocation. */
 static bool step_empty(ls_prealloc_t *p)
 {
@@ -250,7 +212,6 @@ static void make_ready(ls_prealloc_t *p, bool given)
     pthread_mutex_lock(&p->mu);
     if (!given) p->reserved--;
     if (rc == 0 && p->nready < MAX_FILES) {
-        p->named[p->nready] = false; /* until step_name fsyncs the directory */
         p->ready[p->nready++] = n;
     } else if (rc) {
         if (!given) p->make_failed = true;
@@ -266,7 +227,7 @@ static void *pool_main(void *arg)
     ls_prealloc_t *p = arg;
     pthread_mutex_lock(&p->mu);
     while (!p->stop) {
-        if (step_grow(p) || step_sync(p) || step_empty(p) || step_name(p)) continue;
+        if (step_grow(p) || step_sync(p) || step_empty(p)) continue;
         if (p->nbare + p->making_bare < BARE_FILES && !p->bare_failed) { /* cheap: at once */
             add_bare(p);
             continue;
@@ -334,7 +295,6 @@ static int scan(ls_prealloc_t *p)
     qsort(found, nfound, sizeof(found[0]), cmp_u64); /* the oldest are taken first */
     for (unsigned i = 0; i < nfound; i++) {
         if (p->nready < p->count) {
-            p->named[p->nready] = true; /* ls_prealloc_open fsyncs the directory */
             p->ready[p->nready++] = found[i];
             continue;
         }
@@ -372,7 +332,6 @@ int ls_prealloc_open(const ls_prealloc_options_t *o, ls_prealloc_t **out, char *
     pthread_condattr_destroy(&ca);
     int rc = ls_mkdir_p(p->dir);
     if (rc == 0) rc = scan(p);
-    if (rc == 0 && p->nready) rc = ls_fsync_dir(p->dir); /* their names durable: named */
     if (rc == 0 && pthread_create(&p->thread, NULL, pool_main, p) != 0) rc = LS_ENOMEM;
     if (rc) {
         ls_msgf(err, errlen, "%s: cannot open the pool of preallocated files in %s: %s", p->label,
@@ -399,7 +358,7 @@ int ls_prealloc_take(ls_prealloc_t *p, const char *path, int *fd, uint64_t *size
     int open_fd = -1; /* a bare file the pool kept open */
     if (kind == NAME_READY) {
         n = p->ready[0];
-        remove_ready(p, 0);
+        memmove(p->ready, p->ready + 1, --p->nready * sizeof(p->ready[0]));
     } else if (kind == NAME_BARE) {
         n = bare_pop(p, &open_fd);
     }
@@ -420,40 +379,6 @@ int ls_prealloc_take(ls_prealloc_t *p, const char *path, int *fd, uint64_t *size
     }
     if (rename(from, path) != 0) return ls_err_from_errno(errno);
     *fd = open(path, O_WRONLY | O_CLOEXEC);
-    struct stat st;
-    if (*fd < 0 || fstat(*fd, &st) != 0) {
-        int rc = ls_err_from_errno(errno);
-        if (*fd >= 0) close(*fd);
-        *fd = -1;
-        unlink(path);
-        return rc;
-    }
-    *size = (uint64_t) st.st_size;
-    return 0;
-}
-
-int ls_prealloc_take_inplace(ls_prealloc_t *p, char *path, size_t pathlen, int *fd, uint64_t *size)
-{
-    *fd = -1;
-    *size = 0;
-    if (!p) return LS_ENOENT;
-    pthread_mutex_lock(&p->mu);
-    p->last_take_ns = ls_mono_ns();
-    p->make_failed = p->bare_failed = false;
-    unsigned i = 0;
-    while (i < p->nready && !p->named[i])
-        i++;
-    bool found = i < p->nready;
-    uint64_t n = found ? p->ready[i] : 0;
-    if (found) remove_ready(p, i);
-    pthread_cond_signal(&p->cv);
-    pthread_mutex_unlock(&p->mu);
-    if (!found) return LS_ENOENT;
-    char from[PATH_MAX_PA + 32];
-    file_path(p, from, sizeof(from), n, NAME_READY);
-    if (strlen(from) >= pathlen) return LS_EINVAL;
-    memcpy(path, from, strlen(from) + 1);
-    *fd = open(path, O_RDWR | O_CLOEXEC);
     struct stat st;
     if (*fd < 0 || fstat(*fd, &st) != 0) {
         int rc = ls_err_from_errno(errno);

@@ -57,14 +57,6 @@ int ls_prealloc_open(const ls_prealloc_options_t *o, ls_prealloc_t **out, char *
  * LS_ENOENT when none is left (the caller makes its own file), or another error (errno's). */
 int ls_prealloc_take(ls_prealloc_t *p, const char *path, int *fd, uint64_t *size);
 
-/* A ready file whose name is durable (the pool's directory fsynced since it was made; the pool
- * makes them so on its thread, a few at a time), taken where it lies: not renamed, its path in
- * path, opened O_RDWR as *fd, its size in *size (never 0). The pool forgets it: the taker owns
- * the name and must claim it before the next ls_prealloc_open of this directory, which would
- * count it as ready again (block mode's shadow: ls__copy_shadow_claim). LS_ENOENT when no such
- * file is ready (the caller uses ls_prealloc_take), or another error. */
-int ls_prealloc_take_inplace(ls_prealloc_t *p, char *path, size_t pathlen, int *fd, uint64_t *size);
-
 /* A file its owner no longer needs (on the same filesystem): renamed into the pool at once when
  * the pool wants one (true), to be padded and synced by the pool's thread, or, when the ready
  * files are all there, emptied into a bare one while fewer than 64 are kept; false: the pool is

@@ -41,8 +41,6 @@ struct ls_prealloc {
         int rc;
     } grow;                            /* (mu) */
     uint64_t ready[MAX_FILES];         /* numbers of the ready files, oldest first (mu) */
-    bool named[MAX_FILES];             /* each one's name durable (the pool's directory fsynced
-                                          since its rename): it may be taken in place (mu) */
     unsigned nready;                   /* (mu) */
     uint64_t bare[MAX_FILES];          /* numbers of the bare files, oldest first (mu) */
     int bare_fd[MAX_FILES];            /* each one's descriptor (O_WRONLY), -1: not open (mu) */

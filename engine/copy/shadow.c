@@ -26,16 +26,14 @@ static bool forget(ls_copy_t *c, bool unlink_it, bool sync_dir)
     if (c->shf.fd >= 0) close(c->shf.fd);
     if (unlink_it && c->shf.generation) {
         removed = unlink(c->shf.path) == 0;
-        if (c->shf.pool_path[0]) removed |= unlink(c->shf.pool_path) == 0;
         if (sync_dir) ls_fsync_dir(c->shadow_dir);
-        if (sync_dir && c->shf.pool_path[0]) ls_fsync_dir(c->pool_dir);
     }
     c->shf.fd = -1;
     c->shf.generation = c->shf.size = c->shf.lsn = c->shf.synced = c->shf.synced_lsn = 0;
     c->shf.prepared = 0;
     c->shf.epoch = 0;
-    c->shf.path[0] = c->shf.pool_path[0] = '\0';
-    c->shf.hashing = c->shf.dir_unsynced = c->shf.pool_unsynced = false;
+    c->shf.path[0] = '\0';
+    c->shf.hashing = c->shf.dir_unsynced = false;
     return removed;
 }
 
@@ -194,34 +192,13 @@ static bool delete_shadows(ls_copy_t *c, const char *keep, uint64_t upto, bool s
  * "The shadow over prepared blocks"), else a bare one of the pool, else a new file. The pool file
  * keeps its size: the valid bytes are shf.size, never the file's size (zeros, or a recycled log's
  * old bytes, lie past them: the take-up after a crash finds the end by the records' checksums and
- * LSNs, GEN_TAIL cuts the file to the closed size, the activation's scan stops at them).
- * In place (*inplace): a ready file whose name in pool/ is durable keeps it (shf.pool_path), and
- * shf.path is a hard link made for the readers, never synced: no fsync of a directory before the
- * first acknowledgement; after a crash the copy's open finds the file by its header and names it
- * in shadow/ again (ls__copy_shadow_claim, docs/BLOCKMODE.md "The shadow in place"). Otherwise
- * its name comes by rename and the first fdatasync's fsync of shadow/ makes it durable
- * (dir_unsynced). */
-static int make_file(ls_copy_t *c, bool *inplace)
+ * LSNs, GEN_TAIL cuts the file to the closed size, the activation's scan stops at them). Its name
+ * comes by rename; the first fdatasync's fsync of shadow/ makes it durable (dir_unsynced). */
+static int make_file(ls_copy_t *c)
 {
     int fd = -1;
     uint64_t have = 0;
     c->shf.prepared = 0;
-    *inplace = false;
-    if (ls_prealloc_take_inplace(c->pool, c->shf.pool_path, sizeof(c->shf.pool_path), &fd, &have) ==
-        0) {
-        unlink(c->shf.path); /* a shadow replaced (adopt refused it) */
-        bool linked = link(c->shf.pool_path, c->shf.path) == 0;
-        if (linked || rename(c->shf.pool_path, c->shf.path) == 0) {
-            *inplace = linked;
-            if (!linked) c->shf.pool_path[0] = '\0'; /* renamed: synced as below */
-            c->shf.fd = fd;
-            c->shf.prepared = have;
-            return 0;
-        }
-        close(fd);
-        unlink(c->shf.pool_path);
-        c->shf.pool_path[0] = '\0';
-    }
     if (ls_prealloc_take(c->pool, c->shf.path, &fd, &have) == 0) {
         close(fd); /* opened write-only; the shadow is read back too */
         c->shf.fd = open(c->shf.path, O_RDWR | O_CLOEXEC);
@@ -245,8 +222,7 @@ static int make_file(ls_copy_t *c, bool *inplace)
 int ls__copy_shadow_open(ls_copy_t *c, uint32_t epoch, uint64_t gen, char *err, size_t errlen)
 {
     if (c->shf.generation == gen && c->shf.epoch == epoch && c->shf.fd >= 0) return 0;
-    bool pool_removed = c->shf.generation && c->shf.pool_path[0];
-    bool removed = forget(c, true, false), inplace = false;
+    bool removed = forget(c, true, false);
     char name[LS_GEN_NAME_MAX], path[LS__COPY_PATH_MAX];
     int rc = ls_mkdir_p(c->shadow_dir);
     if (rc == 0) rc = ls_gen_name(name, sizeof(name), c->prefix, epoch, gen);
@@ -258,7 +234,7 @@ int ls__copy_shadow_open(ls_copy_t *c, uint32_t epoch, uint64_t gen, char *err, 
             return 0;
         }
         ls_msgf(c->shf.path, sizeof(c->shf.path), "%s", path);
-        rc = make_file(c, &inplace);
+        rc = make_file(c);
     }
     if (rc) {
         ls_msgf(err, errlen, "copy %s: cannot create the shadow of generation %llu: %s", c->dir,
@@ -269,10 +245,7 @@ int ls__copy_shadow_open(ls_copy_t *c, uint32_t epoch, uint64_t gen, char *err, 
     c->shf.epoch = epoch;
     c->shf.generation = gen;
     c->shf.size = c->shf.lsn = c->shf.synced = c->shf.synced_lsn = 0;
-    /* Synced after the file's first fdatasync, before its ack: its name when it is not in place,
-     * and deletions (of a shadow of another generation or epoch) made here. */
-    c->shf.dir_unsynced = !inplace || removed;
-    c->shf.pool_unsynced = removed && pool_removed;
+    c->shf.dir_unsynced = true; /* synced after the file's first fdatasync, before its ack */
     hash_start(c, epoch, gen);
     return 0;
 }
@@ -338,16 +311,14 @@ int ls_copy_shadow_sync_deferred(ls_copy_t *c, ls_copy_shadow_t *out, bool *due,
         /* A new shadow's name (and the deletions its creation made) become durable here, after
          * its bytes and before anything is acknowledged: on a journaling file system the first
          * fdatasync has committed them already, so this costs no second journal commit. */
-        if (c->shf.dir_unsynced &&
-            ((rc = ls_fsync_dir(c->shadow_dir)) != 0 ||
-             (c->shf.pool_unsynced && (rc = ls_fsync_dir(c->pool_dir)) != 0))) {
+        if (c->shf.dir_unsynced && (rc = ls_fsync_dir(c->shadow_dir)) != 0) {
             ls_msgf(err, errlen, "copy %s: cannot sync the directory of the shadow %s: %s", c->dir,
                     c->shf.path, ls_strerror(rc));
             forget(c, true, true);
             ls_copy_shadow_info(c, out);
             return rc;
         }
-        c->shf.dir_unsynced = c->shf.pool_unsynced = false;
+        c->shf.dir_unsynced = false;
         c->shf.synced = c->shf.size;
         c->shf.synced_lsn = c->shf.lsn;
         LS_FAULT("copy.shadow.after_fsync");

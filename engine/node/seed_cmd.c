@@ -29,13 +29,20 @@ static const char *str_arg(const cJSON *req, const char *k)
     return cJSON_IsString(v) && v->valuestring[0] ? v->valuestring : NULL;
 }
 
-static void fill(const struct node_seedc *sc, ls_status_seed_t *o)
+/* A failed seed shows as "aborting" until the receiver thread has taken every item pushed, the
+ * abort among them: only then is the partial new copy (<copy>.seed-new) gone, and "failed" says
+ * so to `logship seed`, which stops polling at it. */
+static void fill(struct node_seedc *sc, ls_status_seed_t *o)
 {
     ls_seed_client_figures_t fig;
     ls_seed_client_figures(sc->cs, &fig);
+    pthread_mutex_lock(&sc->mu);
+    bool busy = sc->outstanding > 0;
+    pthread_mutex_unlock(&sc->mu);
     o->present = true;
     o->id = sc->id;
-    o->state = ls_seed_client_state_name(fig.state);
+    o->state =
+        fig.state == LS_SEED_CLI_FAILED && busy ? "aborting" : ls_seed_client_state_name(fig.state);
     snprintf(o->from, sizeof(o->from), "%s", sc->src->name);
     snprintf(o->network, sizeof(o->network), "%s", sc->src->nets[sc->net].name);
     o->bytes_done = fig.prog.done;
@@ -51,7 +58,7 @@ static void fill(const struct node_seedc *sc, ls_status_seed_t *o)
     snprintf(o->error, sizeof(o->error), "%s", sc->error);
 }
 
-static void describe(const struct node_seedc *sc, cJSON *o)
+static void describe(struct node_seedc *sc, cJSON *o)
 {
     ls_status_seed_t st = {0};
     fill(sc, &st);

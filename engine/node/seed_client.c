@@ -119,6 +119,7 @@ static void run_step(void *ctx, ls_copy_t **copy, ls_copy_item_t *it)
         ls_seed_copy_finish(&sc->install, p->cfg->path);
     }
     if (rc || it->sub == SEED_ABORT) {
+        LS_FAULT("seed.client.abort");     /* tests: "sleep:MS" before the partial copy goes */
         ls_seed_install_free(sc->install); /* removes the partial new copy */
         sc->install = NULL;
         ls__node_seedc_bufs_free(sc, false);

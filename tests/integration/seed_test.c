@@ -2,7 +2,8 @@
  * database keeps shipping, the hand-off inside an open generation, either daemon killed half-way,
  * the passive killed inside the swap, a refusal that says why, a corrupted stream, and
  * --manual-resume. Fault points: seed.server.chunk (sleep: paces the stream), seed.snapshot.before
- * (sleep), seed.snapshot.corrupt, seed.install.before_swap / after_swap (exit). */
+ * (sleep), seed.snapshot.corrupt, seed.install.before_swap / after_swap (exit), seed.client.abort
+ * (sleep: the partial copy removed slowly). */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <signal.h>
@@ -307,9 +308,12 @@ Test(seed, passive_killed_during_the_swap_recovers_then_reseeds)
     }
 }
 
+/* node-b removes the partial copy slowly (seed.client.abort): logship seed still exits only once
+ * it is gone (the seed shows "aborting" until then). */
 Test(seed, active_killed_half_way_fails_the_seed_and_keeps_the_copy)
 {
-    healthy_pair("seed-kill-a", NULL);
+    char *b_env[] = {"LS_FAULTS=seed.client.abort=sleep:1500", NULL};
+    healthy_pair("seed-kill-a", b_env);
     char old[700];
     snprintf(old, sizeof(old), "%s/old.dump", pair.dir);
     ls_h_dump_store(&pair, LS_H_B, old);

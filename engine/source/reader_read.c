@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -143,12 +144,14 @@ fail:
 }
 
 /* Puts n at the end of the ready queue (its first bytes verified, or all of it) and tells the
- * loop; filling: the thread goes on reading into it. */
-static void publish(ls_reader_t *r, rgen_t *n, bool filling)
+ * loop; filling: the thread goes on reading into it. Whether the queue was empty before (the
+ * loop had taken everything: it waits for n). */
+static bool publish(ls_reader_t *r, rgen_t *n, bool filling)
 {
     n->buf.ready_ns = ls_mono_ns();
     pthread_mutex_lock(&r->mu);
     n->filling = filling;
+    bool was_empty = !r->head;
     if (r->tail)
         r->tail->next = n;
     else
@@ -156,6 +159,7 @@ static void publish(ls_reader_t *r, rgen_t *n, bool filling)
     r->tail = n;
     pthread_mutex_unlock(&r->mu);
     r->cb(r->ctx);
+    return was_empty;
 }
 
 /* The thread is done with n (it failed, or the reader stops): freed when not published, still
@@ -261,7 +265,12 @@ static int read_pieces(ls_reader_t *r, rgen_t *n, int fd, uint64_t g, const char
         if (off == n->buf.size) break; /* the last piece is sent once the whole file passed */
         atomic_store_explicit(&n->avail, off, memory_order_release);
         if (!*published) {
-            publish(r, n, true);
+            /* Nothing else was queued: the loop waits for this first piece (a pick-up), and its
+             * wake-up often lands on this thread's CPU, where it waited for the rest of the
+             * file's reads while the other CPU idled (bench/README.md, "Picking up one
+             * generation", pickup3): it gets the CPU now, once per generation. With nothing
+             * else runnable here this returns at once; a reader ahead of the loop never yields. */
+            if (publish(r, n, true)) sched_yield();
             *published = true;
         } else {
             r->cb(r->ctx);

@@ -159,6 +159,7 @@ int ls_copy_open(const ls_copy_options_t *opts, ls_copy_t **out, char *err, size
                     (rc = ls_mkdir_p(c->shadow_dir))))
         ls_msgf(err, errlen, "copy %s: cannot create its directories: %s", c->dir, ls_strerror(rc));
     if (rc == 0) rc = ls__copy_recover(c, err, errlen);
+    if (rc == 0) rc = ls__copy_shadow_restore(c, err, errlen); /* before anything reads it */
     if (rc) {
         ls_copy_close(c);
         return rc;

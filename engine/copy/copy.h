@@ -221,6 +221,14 @@ void ls_copy_shadow_durable(ls_copy_t *copy, uint32_t epoch, uint64_t generation
  * (the writer idle), so under a steady stream the shadow's transactions are applied from the
  * closed generation and the store's commits and syncs stay off the shadow's disk. Any thread. */
 void ls_copy_shadow_apply_eager(ls_copy_t *copy, bool eager);
+/* The receiver wrote bytes [0, size) of the shadow of (epoch, generation), not yet made durable
+ * (called before its fdatasync, which runs meanwhile). An eager copy (ls_copy_shadow_apply_eager)
+ * may apply their complete transactions at once: the store transaction then also carries the
+ * bytes past the durable end reported (at most 1 MiB past it), so that the store's one fdatasync
+ * makes them durable with the applied state, and ls_copy_open writes them back into a shadow
+ * that lost them (docs/BLOCKMODE.md "The store carries the shadow's unsynced bytes"). Lazy: a
+ * no-op. Any thread. */
+void ls_copy_shadow_written(ls_copy_t *copy, uint32_t epoch, uint64_t generation, uint64_t size);
 /* The shadow's path for (epoch, generation) into out (outlen bytes): <dir>/shadow/<name>. The
  * directory exists once the copy is open. 0, or LS_EINVAL (out too small). */
 int ls_copy_shadow_path(ls_copy_t *copy, uint32_t epoch, uint64_t generation, char *out,
@@ -347,6 +355,9 @@ int ls_copy_shadow_sync(ls_copy_t *copy, ls_copy_shadow_t *out, char *err, size_
 int ls_copy_shadow_sync_deferred(ls_copy_t *copy, ls_copy_shadow_t *out, bool *due, char *err,
                                  size_t errlen);
 void ls_copy_shadow_report(ls_copy_t *copy);
+/* ls_copy_shadow_written for the bytes the shadow holds past its synced end (none: a no-op):
+ * called between ls_copy_shadow_append and the fdatasync. */
+void ls_copy_shadow_report_written(ls_copy_t *copy);
 /* Whether a BLOCK of (epoch, generation) at offset, len bytes, appends to the open shadow with no
  * other disk work than its write and one fdatasync: the shadow is open for that generation and
  * epoch, its name durable, offset not past its size, len at most LS_COPY_SHADOW_QUICK_MAX, its

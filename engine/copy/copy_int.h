@@ -65,12 +65,32 @@ typedef struct {
     uint64_t report_ns;   /* monotonic ns of the last report (the idle checkpoint waits) */
     bool lazy; /* no commit waits for the applied position (the source said so, LS_COPY_APPLY
                   clear): apply early only once reports were quiet SHADOW_QUIET_NS */
+    /* reported by the receiver through ls_copy_shadow_written, before its fdatasync (mu): an
+     * eager replayer may apply them, its store transaction carrying the bytes past size */
+    uint32_t w_epoch;      /* the shadow written */
+    uint64_t w_generation; /* its generation (0: none) */
+    uint64_t w_size;       /* bytes written, durable or not */
+    bool carried;          /* the store may hold a carry record (replayer only) */
     /* what the replayer did (mu) */
     uint64_t applied_lsn;        /* last LSN applied early from it (0: none) */
     uint64_t applies;            /* store transactions applying a shadow */
     uint64_t seen;               /* reports when the replayer last looked */
     struct ls__copy_sh_run *run; /* the replayer's walk of the shadow (replayer only) */
 } ls__copy_shadow_t;
+
+/* The store's carry record (shadow_carry.c, docs/BLOCKMODE.md "The store carries the shadow's
+ * unsynced bytes"): bytes [from, end) of the shadow of (epoch, generation), written in the early
+ * apply's store transaction when they were not yet reported durable. */
+#define LS__COPY_CARRY_KEY  "shadow_carry"
+#define LS__COPY_CARRY_HEAD 32u        /* magic u32, epoch u32, generation, from, end (u64 each) */
+#define LS__COPY_CARRY_MAX  (1u << 20) /* bytes carried at most: beyond, wait for the sync */
+/* Encodes the record's head into out (LS__COPY_CARRY_HEAD bytes). */
+void ls__copy_carry_head(uint8_t *out, uint32_t epoch, uint64_t gen, uint64_t from, uint64_t end);
+/* At open, after the position is recovered: a carry record of the generation the store applied
+ * early (not yet held) is written into the shadow where the file is shorter or differs, and the
+ * shadow fdatasynced, before anything reads it. LS_ECORRUPT (malformed record, err says so),
+ * LS_EIO. */
+int ls__copy_shadow_restore(ls_copy_t *c, char *err, size_t errlen);
 
 /* The generation being received (receiver thread only). */
 typedef struct {

@@ -271,6 +271,8 @@ void ls_copy_stats(ls_copy_t *c, ls_copy_stats_t *out)
     out->last_replayed = c->meta.digest_generation;
     out->last_replayed_lsn = c->meta.lsn;
     out->applied_lsn = c->meta.lsn;
+    if (c->sh.pend_lsn && c->meta.lsn == c->sh.pend_lsn && c->meta.generation == c->sh.pend_gen)
+        out->applied_lsn = c->sh.ack_lsn; /* that commit may not be durable yet */
     out->shadow_generation = c->sh.generation;
     out->shadow_size = c->sh.size;
     out->shadow_durable_lsn = c->sh.durable_lsn;

@@ -71,6 +71,15 @@ typedef struct {
     uint64_t w_generation; /* its generation (0: none) */
     uint64_t w_size;       /* bytes written, durable or not */
     bool carried;          /* the store may hold a carry record (replayer only) */
+    /* A step whose carried bytes are not yet reported durable is not acknowledged as applied
+     * until they are (ls_copy_shadow_durable) or the store commits again: with MDB_NOMETASYNC
+     * its own commit leaves its meta page unsynced, so a power cut may undo it, carry and all,
+     * while the shadow's fdatasync has not ended (mu). */
+    uint64_t pend_lsn;   /* that step's LSN (0: none) */
+    uint64_t pend_gen;   /* its generation */
+    uint32_t pend_epoch; /* its shadow's epoch */
+    uint64_t pend_end;   /* its shadow_end: durable once the shadow is synced to here */
+    uint64_t ack_lsn;    /* applied_lsn to acknowledge meanwhile (the store's commit before) */
     /* what the replayer did (mu) */
     uint64_t applied_lsn;        /* last LSN applied early from it (0: none) */
     uint64_t applies;            /* store transactions applying a shadow */

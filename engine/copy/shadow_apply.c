@@ -84,6 +84,14 @@ void ls_copy_shadow_durable(ls_copy_t *c, uint32_t epoch, uint64_t generation, u
     c->sh.generation = generation;
     c->sh.size = size;
     c->sh.durable_lsn = durable_lsn;
+    /* a step that carried these bytes is durable now: acknowledged as applied */
+    uint64_t released = 0;
+    if (c->sh.pend_lsn && c->sh.pend_epoch == epoch && c->sh.pend_gen == generation &&
+        size >= c->sh.pend_end) {
+        if (c->meta.lsn == c->sh.pend_lsn && c->meta.generation == generation)
+            released = c->sh.pend_lsn;
+        c->sh.pend_lsn = 0;
+    }
     c->sh.reports++;
     c->sh.report_ns = ls_mono_ns(); /* the idle checkpoint waits until reports are quiet */
     /* Lazy: nothing is applied while reports come, so the replayer is not woken for each (it
@@ -93,6 +101,7 @@ void ls_copy_shadow_durable(ls_copy_t *c, uint32_t epoch, uint64_t generation, u
     /* Woken after the unlock (it re-reads the report under mu): woken under the lock it would
      * run at once into the mutex still held, block on it and be woken a second time. */
     if (wake) pthread_cond_broadcast(&c->cv);
+    if (released) ls__copy_emit(c, LS_COPY_EV_APPLIED, generation, released, 0, "");
 }
 
 void ls_copy_shadow_written(ls_copy_t *c, uint32_t epoch, uint64_t generation, uint64_t size)
@@ -485,6 +494,22 @@ int ls__copy_shadow_apply(ls_copy_t *c)
     r->ops_committed = 0;
     r->base_lsn = nm.lsn;
     pthread_mutex_lock(&c->mu);
+    /* This commit's fdatasync made the store's previous commit durable (its meta page): a step
+     * left pending is acknowledged now; this one at once unless it carried bytes the shadow has
+     * not reported durable since. */
+    bool moved = c->sh.pend_lsn != 0;
+    c->sh.pend_lsn = 0;
+    if (r->rec_len &&
+        !(c->sh.epoch == epoch && c->sh.generation == gen && c->sh.size >= nm.shadow_end)) {
+        c->sh.pend_lsn = nm.lsn;
+        c->sh.pend_gen = gen;
+        c->sh.pend_epoch = epoch;
+        c->sh.pend_end = nm.shadow_end;
+        c->sh.ack_lsn = m.lsn;
+    } else {
+        moved = true;
+    }
+    bool pending = c->sh.pend_lsn != 0;
     c->meta = nm;
     c->sh.applied_lsn = nm.lsn;
     c->sh.applies++;
@@ -493,7 +518,7 @@ int ls__copy_shadow_apply(ls_copy_t *c)
     pthread_mutex_unlock(&c->mu);
     c->dirty = true;
     if (healthy) ls__copy_emit(c, LS_COPY_EV_STATE, 0, 0, LS_COPY_HEALTHY, "");
-    ls__copy_emit(c, LS_COPY_EV_APPLIED, gen, nm.lsn, 0, "");
+    if (moved) ls__copy_emit(c, LS_COPY_EV_APPLIED, gen, pending ? m.lsn : nm.lsn, 0, "");
     return 0;
 }
 

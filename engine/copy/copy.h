@@ -80,8 +80,9 @@ typedef enum {
     LS_COPY_EV_REPLAYED_SYNCED, /* the store has been synced with generation applied */
     LS_COPY_EV_STATE,           /* the state changed: code is the new ls_copy_state_t */
     LS_COPY_EV_APPLIED          /* block mode: the store applied the open generation's shadow up
-                                   to lsn (complete transactions, not yet synced); generation is
-                                   the open one (docs/BLOCKMODE.md) */
+                                   to lsn (complete transactions, not yet synced; bytes it carried
+                                   are durable: from the replayer, or from the thread reporting
+                                   them durable); generation is the open one (docs/BLOCKMODE.md) */
 } ls_copy_event_kind_t;
 
 typedef struct {
@@ -318,14 +319,15 @@ int ls_copy_recv_flush(ls_copy_t *copy, char *err, size_t errlen);
  * zeros or a pruned log's old bytes past size, never taken for data). At most one: the generation
  * after the last held. The first BLOCK after an open takes up the file an earlier run left (cut to
  * its last complete transaction: a torn tail after a crash) and deletes shadows of any other
- * generation or epoch; ls_copy_open touches no shadow (an activation closes it:
- * ls_copy_shadow_close). The shadow is deleted once its generation is held (ls_copy_shadow_drop
- * after the closed file, inspected whole as any other). The closed file may take its head from the
- * shadow (ls_copy_recv_begin_tail, GEN_TAIL: the .part a hard link of it; ls_copy_recv_from_shadow
- * copies it instead): the whole file is checked against its trailer and the sender's digest, so a
- * shadow that differs from the active's log is caught and the generation asked again whole.
- * Receiver thread only, like ls_copy_recv_*. Fault points (test builds): copy.shadow.before_fsync,
- * copy.shadow.after_fsync. */
+ * generation or epoch; ls_copy_open only writes back into it the bytes the store carries for it
+ * (ls_copy_shadow_written: an eager early apply of bytes not yet synced) where the file is short
+ * of them or differs (an activation closes it: ls_copy_shadow_close). The shadow is deleted once
+ * its generation is held (ls_copy_shadow_drop after the closed file, inspected whole as any other).
+ * The closed file may take its head from the shadow (ls_copy_recv_begin_tail, GEN_TAIL: the .part a
+ * hard link of it; ls_copy_recv_from_shadow copies it instead): the whole file is checked against
+ * its trailer and the sender's digest, so a shadow that differs from the active's log is caught and
+ * the generation asked again whole. Receiver thread only, like ls_copy_recv_*. Fault points (test
+ * builds): copy.shadow.before_fsync, copy.shadow.after_fsync. */
 typedef struct {
     uint32_t epoch;       /* the shadow's epoch */
     uint64_t generation;  /* its generation (0: no shadow) */

@@ -299,7 +299,7 @@ static void seal_to(run_t *r, uint64_t end)
  * (what a store transaction must carry); drops what d passed. */
 static int keep(run_t *r, uint64_t d, uint64_t off, const uint8_t *p, size_t n)
 {
-    if (r->carry_from < d) {
+    if (r->carry_from < d && r->carry_len) {
         size_t drop = (size_t) LS_MIN(d - r->carry_from, (uint64_t) r->carry_len);
         memmove(r->carry, r->carry + drop, r->carry_len - drop);
         r->carry_len -= drop;

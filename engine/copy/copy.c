@@ -159,6 +159,7 @@ int ls_copy_open(const ls_copy_options_t *opts, ls_copy_t **out, char *err, size
                     (rc = ls_mkdir_p(c->shadow_dir))))
         ls_msgf(err, errlen, "copy %s: cannot create its directories: %s", c->dir, ls_strerror(rc));
     if (rc == 0) rc = ls__copy_recover(c, err, errlen);
+    if (rc == 0) rc = ls__copy_shadow_restore(c, err, errlen); /* before anything reads it */
     if (rc) {
         ls_copy_close(c);
         return rc;
@@ -270,6 +271,8 @@ void ls_copy_stats(ls_copy_t *c, ls_copy_stats_t *out)
     out->last_replayed = c->meta.digest_generation;
     out->last_replayed_lsn = c->meta.lsn;
     out->applied_lsn = c->meta.lsn;
+    if (c->sh.pend_lsn && c->meta.lsn == c->sh.pend_lsn && c->meta.generation == c->sh.pend_gen)
+        out->applied_lsn = c->sh.ack_lsn; /* that commit may not be durable yet */
     out->shadow_generation = c->sh.generation;
     out->shadow_size = c->sh.size;
     out->shadow_durable_lsn = c->sh.durable_lsn;

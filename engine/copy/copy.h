@@ -80,8 +80,9 @@ typedef enum {
     LS_COPY_EV_REPLAYED_SYNCED, /* the store has been synced with generation applied */
     LS_COPY_EV_STATE,           /* the state changed: code is the new ls_copy_state_t */
     LS_COPY_EV_APPLIED          /* block mode: the store applied the open generation's shadow up
-                                   to lsn (complete transactions, not yet synced); generation is
-                                   the open one (docs/BLOCKMODE.md) */
+                                   to lsn (complete transactions, not yet synced; bytes it carried
+                                   are durable: from the replayer, or from the thread reporting
+                                   them durable); generation is the open one (docs/BLOCKMODE.md) */
 } ls_copy_event_kind_t;
 
 typedef struct {
@@ -221,6 +222,14 @@ void ls_copy_shadow_durable(ls_copy_t *copy, uint32_t epoch, uint64_t generation
  * (the writer idle), so under a steady stream the shadow's transactions are applied from the
  * closed generation and the store's commits and syncs stay off the shadow's disk. Any thread. */
 void ls_copy_shadow_apply_eager(ls_copy_t *copy, bool eager);
+/* The receiver wrote bytes [0, size) of the shadow of (epoch, generation), not yet made durable
+ * (called before its fdatasync, which runs meanwhile). An eager copy (ls_copy_shadow_apply_eager)
+ * may apply their complete transactions at once: the store transaction then also carries the
+ * bytes past the durable end reported (at most 1 MiB past it), so that the store's one fdatasync
+ * makes them durable with the applied state, and ls_copy_open writes them back into a shadow
+ * that lost them (docs/BLOCKMODE.md "The store carries the shadow's unsynced bytes"). Lazy: a
+ * no-op. Any thread. */
+void ls_copy_shadow_written(ls_copy_t *copy, uint32_t epoch, uint64_t generation, uint64_t size);
 /* The shadow's path for (epoch, generation) into out (outlen bytes): <dir>/shadow/<name>. The
  * directory exists once the copy is open. 0, or LS_EINVAL (out too small). */
 int ls_copy_shadow_path(ls_copy_t *copy, uint32_t epoch, uint64_t generation, char *out,
@@ -310,14 +319,15 @@ int ls_copy_recv_flush(ls_copy_t *copy, char *err, size_t errlen);
  * zeros or a pruned log's old bytes past size, never taken for data). At most one: the generation
  * after the last held. The first BLOCK after an open takes up the file an earlier run left (cut to
  * its last complete transaction: a torn tail after a crash) and deletes shadows of any other
- * generation or epoch; ls_copy_open touches no shadow (an activation closes it:
- * ls_copy_shadow_close). The shadow is deleted once its generation is held (ls_copy_shadow_drop
- * after the closed file, inspected whole as any other). The closed file may take its head from the
- * shadow (ls_copy_recv_begin_tail, GEN_TAIL: the .part a hard link of it; ls_copy_recv_from_shadow
- * copies it instead): the whole file is checked against its trailer and the sender's digest, so a
- * shadow that differs from the active's log is caught and the generation asked again whole.
- * Receiver thread only, like ls_copy_recv_*. Fault points (test builds): copy.shadow.before_fsync,
- * copy.shadow.after_fsync. */
+ * generation or epoch; ls_copy_open only writes back into it the bytes the store carries for it
+ * (ls_copy_shadow_written: an eager early apply of bytes not yet synced) where the file is short
+ * of them or differs (an activation closes it: ls_copy_shadow_close). The shadow is deleted once
+ * its generation is held (ls_copy_shadow_drop after the closed file, inspected whole as any other).
+ * The closed file may take its head from the shadow (ls_copy_recv_begin_tail, GEN_TAIL: the .part a
+ * hard link of it; ls_copy_recv_from_shadow copies it instead): the whole file is checked against
+ * its trailer and the sender's digest, so a shadow that differs from the active's log is caught and
+ * the generation asked again whole. Receiver thread only, like ls_copy_recv_*. Fault points (test
+ * builds): copy.shadow.before_fsync, copy.shadow.after_fsync. */
 typedef struct {
     uint32_t epoch;       /* the shadow's epoch */
     uint64_t generation;  /* its generation (0: no shadow) */
@@ -347,6 +357,9 @@ int ls_copy_shadow_sync(ls_copy_t *copy, ls_copy_shadow_t *out, char *err, size_
 int ls_copy_shadow_sync_deferred(ls_copy_t *copy, ls_copy_shadow_t *out, bool *due, char *err,
                                  size_t errlen);
 void ls_copy_shadow_report(ls_copy_t *copy);
+/* ls_copy_shadow_written for the bytes the shadow holds past its synced end (none: a no-op):
+ * called between ls_copy_shadow_append and the fdatasync. */
+void ls_copy_shadow_report_written(ls_copy_t *copy);
 /* Whether a BLOCK of (epoch, generation) at offset, len bytes, appends to the open shadow with no
  * other disk work than its write and one fdatasync: the shadow is open for that generation and
  * epoch, its name durable, offset not past its size, len at most LS_COPY_SHADOW_QUICK_MAX, its

@@ -65,12 +65,41 @@ typedef struct {
     uint64_t report_ns;   /* monotonic ns of the last report (the idle checkpoint waits) */
     bool lazy; /* no commit waits for the applied position (the source said so, LS_COPY_APPLY
                   clear): apply early only once reports were quiet SHADOW_QUIET_NS */
+    /* reported by the receiver through ls_copy_shadow_written, before its fdatasync (mu): an
+     * eager replayer may apply them, its store transaction carrying the bytes past size */
+    uint32_t w_epoch;      /* the shadow written */
+    uint64_t w_generation; /* its generation (0: none) */
+    uint64_t w_size;       /* bytes written, durable or not */
+    bool carried;          /* the store may hold a carry record (replayer only) */
+    /* A step whose carried bytes are not yet reported durable is not acknowledged as applied
+     * until they are (ls_copy_shadow_durable) or the store commits again: with MDB_NOMETASYNC
+     * its own commit leaves its meta page unsynced, so a power cut may undo it, carry and all,
+     * while the shadow's fdatasync has not ended (mu). */
+    uint64_t pend_lsn;   /* that step's LSN (0: none) */
+    uint64_t pend_gen;   /* its generation */
+    uint32_t pend_epoch; /* its shadow's epoch */
+    uint64_t pend_end;   /* its shadow_end: durable once the shadow is synced to here */
+    uint64_t ack_lsn;    /* applied_lsn to acknowledge meanwhile (the store's commit before) */
     /* what the replayer did (mu) */
     uint64_t applied_lsn;        /* last LSN applied early from it (0: none) */
     uint64_t applies;            /* store transactions applying a shadow */
     uint64_t seen;               /* reports when the replayer last looked */
     struct ls__copy_sh_run *run; /* the replayer's walk of the shadow (replayer only) */
 } ls__copy_shadow_t;
+
+/* The store's carry record (shadow_carry.c, docs/BLOCKMODE.md "The store carries the shadow's
+ * unsynced bytes"): bytes [from, end) of the shadow of (epoch, generation), written in the early
+ * apply's store transaction when they were not yet reported durable. */
+#define LS__COPY_CARRY_KEY  "shadow_carry"
+#define LS__COPY_CARRY_HEAD 32u        /* magic u32, epoch u32, generation, from, end (u64 each) */
+#define LS__COPY_CARRY_MAX  (1u << 20) /* bytes carried at most: beyond, wait for the sync */
+/* Encodes the record's head into out (LS__COPY_CARRY_HEAD bytes). */
+void ls__copy_carry_head(uint8_t *out, uint32_t epoch, uint64_t gen, uint64_t from, uint64_t end);
+/* At open, after the position is recovered: a carry record of the generation the store applied
+ * early (not yet held) is written into the shadow where the file is shorter or differs, and the
+ * shadow fdatasynced, before anything reads it. LS_ECORRUPT (malformed record, err says so),
+ * LS_EIO. */
+int ls__copy_shadow_restore(ls_copy_t *c, char *err, size_t errlen);
 
 /* The generation being received (receiver thread only). */
 typedef struct {

@@ -172,6 +172,9 @@ static void shadow_commit(ls_copy_rx_t *rx, ls_copy_t *copy, credit_run_t *cr, b
     }
     ls_copy_shadow_t sh;
     bool due = false;
+    /* An eager replayer applies the bytes now, its store transaction carrying them: the
+     * shadow's fdatasync below runs beside the store's, not before it. */
+    ls_copy_shadow_report_written(copy);
     if (ls_copy_shadow_sync_deferred(copy, &sh, &due, err, sizeof(err)) != 0)
         ls_log(LS_LOG_WARN, "receiver", "%s: %s", rx->name, err);
     else if (sh.generation) {

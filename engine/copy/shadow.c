@@ -351,6 +351,12 @@ void ls_copy_shadow_report(ls_copy_t *c)
     ls__copy_shadow_hash_more(c);
 }
 
+void ls_copy_shadow_report_written(ls_copy_t *c)
+{
+    if (c->shf.generation && c->shf.size > c->shf.synced)
+        ls_copy_shadow_written(c, c->shf.epoch, c->shf.generation, c->shf.size);
+}
+
 int ls_copy_shadow_sync(ls_copy_t *c, ls_copy_shadow_t *out, char *err, size_t errlen)
 {
     bool due = false;

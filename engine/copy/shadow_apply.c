@@ -67,6 +67,12 @@ struct ls__copy_sh_run {
     size_t ops_committed;         /* bytes of ops up to the last COMMIT walked */
     uint8_t applied[LS_SEAL_LEN]; /* seal at commit_end (what the next apply records) */
     uint64_t applied_end;         /* offset it covers */
+    uint8_t *carry;               /* bytes [carry_from, fed) walked past the durable end */
+    size_t carry_len, carry_cap;  /* bytes, capacity */
+    uint64_t carry_from;          /* offset of carry[0] */
+    uint8_t *rec;                 /* the step's carry record (shadow_carry.c), or none */
+    size_t rec_len, rec_cap;      /* bytes (0: none), capacity */
+    bool rec_del;                 /* the step removes the store's carry record */
 };
 typedef struct ls__copy_sh_run run_t;
 
@@ -78,6 +84,14 @@ void ls_copy_shadow_durable(ls_copy_t *c, uint32_t epoch, uint64_t generation, u
     c->sh.generation = generation;
     c->sh.size = size;
     c->sh.durable_lsn = durable_lsn;
+    /* a step that carried these bytes is durable now: acknowledged as applied */
+    uint64_t released = 0;
+    if (c->sh.pend_lsn && c->sh.pend_epoch == epoch && c->sh.pend_gen == generation &&
+        size >= c->sh.pend_end) {
+        if (c->meta.lsn == c->sh.pend_lsn && c->meta.generation == generation)
+            released = c->sh.pend_lsn;
+        c->sh.pend_lsn = 0;
+    }
     c->sh.reports++;
     c->sh.report_ns = ls_mono_ns(); /* the idle checkpoint waits until reports are quiet */
     /* Lazy: nothing is applied while reports come, so the replayer is not woken for each (it
@@ -87,6 +101,38 @@ void ls_copy_shadow_durable(ls_copy_t *c, uint32_t epoch, uint64_t generation, u
     /* Woken after the unlock (it re-reads the report under mu): woken under the lock it would
      * run at once into the mutex still held, block on it and be woken a second time. */
     if (wake) pthread_cond_broadcast(&c->cv);
+    if (released) ls__copy_emit(c, LS_COPY_EV_APPLIED, generation, released, 0, "");
+}
+
+void ls_copy_shadow_written(ls_copy_t *c, uint32_t epoch, uint64_t generation, uint64_t size)
+{
+    pthread_mutex_lock(&c->mu);
+    bool wake = !c->sh.lazy; /* lazy: nothing is applied while the stream runs anyway */
+    if (wake) {
+        if (c->sh.generation != generation || c->sh.epoch != epoch) {
+            c->sh.epoch = epoch; /* a new shadow: nothing of it reported durable yet */
+            c->sh.generation = generation;
+            c->sh.size = c->sh.durable_lsn = 0;
+        }
+        if (c->sh.w_generation != generation || c->sh.w_epoch != epoch || size > c->sh.w_size)
+            c->sh.w_size = size;
+        c->sh.w_epoch = epoch;
+        c->sh.w_generation = generation;
+        c->sh.reports++;
+        c->sh.report_ns = ls_mono_ns();
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (wake) pthread_cond_broadcast(&c->cv);
+}
+
+/* Where the walk may go: the durable end, or (eager) the bytes written past it, at most
+ * LS__COPY_CARRY_MAX of them (the store transaction carries them). */
+static uint64_t walk_end(const ls__copy_shadow_t *s)
+{
+    if (!s->lazy && s->w_generation == s->generation && s->w_epoch == s->epoch &&
+        s->w_size > s->size)
+        return LS_MIN(s->w_size, s->size + LS__COPY_CARRY_MAX);
+    return s->size;
 }
 
 int ls_copy_shadow_path(ls_copy_t *c, uint32_t epoch, uint64_t generation, char *out, size_t outlen)
@@ -106,6 +152,8 @@ static void run_free(run_t *r)
     ls_seal_free(r->seal);
     free(r->tail);
     free(r->ops);
+    free(r->carry);
+    free(r->rec);
     free(r);
 }
 
@@ -141,9 +189,9 @@ bool ls__copy_shadow_due(ls_copy_t *c, uint64_t *wait_ns)
         return false;
     bool pending;
     if (!r || r->epoch != s->epoch || r->generation != s->generation || r->reopen)
-        pending = s->size > LS_GEN_HEADER_SIZE && s->seen != s->reports; /* a new report */
+        pending = walk_end(s) > LS_GEN_HEADER_SIZE && s->seen != s->reports; /* a new report */
     else
-        pending = !r->stopped && s->size > r->fed;
+        pending = !r->stopped && walk_end(s) > r->fed;
     if (!pending || !s->lazy) return pending;
     /* Lazy: no commit waits for the store, so the store's commits and syncs keep off the disk
      * while the shadow streams; what a steady stream leaves comes with the closed generation. */
@@ -247,9 +295,29 @@ static void seal_to(run_t *r, uint64_t end)
     r->sealed = end;
 }
 
+/* Keeps the bytes [off, off + n) just read that lie at or past d, the durable end reported
+ * (what a store transaction must carry); drops what d passed. */
+static int keep(run_t *r, uint64_t d, uint64_t off, const uint8_t *p, size_t n)
+{
+    if (r->carry_from < d && r->carry_len) {
+        size_t drop = (size_t) LS_MIN(d - r->carry_from, (uint64_t) r->carry_len);
+        memmove(r->carry, r->carry + drop, r->carry_len - drop);
+        r->carry_len -= drop;
+        r->carry_from += drop;
+    }
+    if (n == 0) return 0;
+    if (r->carry_len == 0) r->carry_from = LS_MAX(off, d);
+    if (off + n <= r->carry_from) return 0;
+    size_t skip = (size_t) (r->carry_from + r->carry_len - off);
+    if (grow(&r->carry, &r->carry_cap, r->carry_len + n - skip)) return LS_ENOMEM;
+    memcpy(r->carry + r->carry_len, p + skip, n - skip);
+    r->carry_len += n - skip;
+    return 0;
+}
+
 /* Feeds the durable bytes [fed, size) to the walk; seals up to the last COMMIT, checking the
  * store's proof on the way. A bad record or a proof mismatch stops the walk (logged). */
-static int walk(ls_copy_t *c, run_t *r, uint64_t size)
+static int walk(ls_copy_t *c, run_t *r, uint64_t size, uint64_t d)
 {
     while (!r->stopped && r->fed < size) {
         size_t n = (size_t) LS_MIN((uint64_t) READ_PIECE, size - r->fed);
@@ -264,6 +332,7 @@ static int walk(ls_copy_t *c, run_t *r, uint64_t size)
             n = (size_t) got;
         }
         const uint8_t *p = r->tail + r->tail_len;
+        if (keep(r, d, r->fed, p, n)) return LS_ENOMEM;
         r->tail_len += n;
         r->fed += n;
         int rc = ls_gen_stream_feed(r->st, p, n, walk_record, r);
@@ -316,6 +385,10 @@ static int apply_ops(void *ctx, ls_store_txn_t *txn)
         if (rc) return rc;
         off += OP_HEAD + klen + vlen;
     }
+    int rc = r->rec_len   ? ls_store_aux_put(txn, LS__COPY_CARRY_KEY, r->rec, r->rec_len)
+             : r->rec_del ? ls_store_aux_del(txn, LS__COPY_CARRY_KEY)
+                          : 0;
+    if (rc) return rc;
     if (LS_FAULT("copy.shadow.before_commit")) return LS_EIO;
     return 0;
 }
@@ -333,7 +406,7 @@ static void store_failed(ls_copy_t *c, const run_t *r, int rc)
 /* Brings the walk of shadow (epoch, gen) up to size, at most STEP_BYTES further, after starting
  * it anew for another or a replaced file (*rp, the replayer's alone). Returns 0 with *rp NULL
  * when the walk stopped (no memory, unreadable: the closed generation will do), or an error. */
-static int advance(ls_copy_t *c, uint32_t epoch, uint64_t gen, uint64_t size,
+static int advance(ls_copy_t *c, uint32_t epoch, uint64_t gen, uint64_t size, uint64_t d,
                    const ls_store_meta_t *m, run_t **rp)
 {
     run_t *r = *rp;
@@ -352,7 +425,7 @@ static int advance(ls_copy_t *c, uint32_t epoch, uint64_t gen, uint64_t size,
             }
             *rp = c->sh.run = r;
         }
-        int rc = walk(c, r, LS_MIN(size, r->fed + STEP_BYTES));
+        int rc = walk(c, r, LS_MIN(size, r->fed + STEP_BYTES), d);
         if (rc) {
             r->stopped = true;
             LS_LOGW("copy", "%s: reading the shadow of generation %llu: %s", c->dir,
@@ -368,15 +441,37 @@ int ls__copy_shadow_apply(ls_copy_t *c)
 {
     pthread_mutex_lock(&c->mu);
     uint32_t epoch = c->sh.epoch;
-    uint64_t gen = c->sh.generation, size = c->sh.size;
+    uint64_t gen = c->sh.generation, d = c->sh.size, size = walk_end(&c->sh);
     ls_store_meta_t m = c->meta;
     c->sh.seen = c->sh.reports;
     run_t *r = c->sh.run;
     pthread_mutex_unlock(&c->mu);
-    int rc = advance(c, epoch, gen, size, &m, &r);
+    int rc = advance(c, epoch, gen, size, d, &m, &r);
     if (rc || !r) return rc;
     if (r->unlike || (r->commit_lsn <= m.lsn && m.generation == gen)) return 0; /* nothing new */
     if (r->applied_end != r->commit_end || r->commit_end <= LS_GEN_HEADER_SIZE) return 0;
+    /* Bytes past the durable end: the transaction carries them (shadow_carry.c), so its one
+     * fdatasync makes them durable with what they applied. */
+    if (keep(r, d, r->fed, NULL, 0)) return LS_ENOMEM;
+    r->rec_len = 0;
+    r->rec_del = false;
+    if (r->commit_end > d) {
+        if (r->carry_from != d || r->carry_from + r->carry_len < r->commit_end) {
+            LS_LOGW("copy",
+                    "%s: shadow bytes [%llu, %llu) of generation %llu not kept: applied "
+                    "once they are durable",
+                    c->dir, (unsigned long long) d, (unsigned long long) r->commit_end,
+                    (unsigned long long) gen);
+            return 0;
+        }
+        size_t n = (size_t) (r->commit_end - d);
+        if (grow(&r->rec, &r->rec_cap, LS__COPY_CARRY_HEAD + n)) return LS_ENOMEM;
+        ls__copy_carry_head(r->rec, epoch, gen, d, r->commit_end);
+        memcpy(r->rec + LS__COPY_CARRY_HEAD, r->carry, n);
+        r->rec_len = LS__COPY_CARRY_HEAD + n;
+    } else {
+        r->rec_del = c->sh.carried;
+    }
     ls_store_meta_t nm = m;
     /* The epoch stays digest_generation's: a restart takes it as the held chain's epoch (a
      * shadow opening a new epoch must not make generation N-1 look like the new epoch's). The
@@ -392,12 +487,29 @@ int ls__copy_shadow_apply(ls_copy_t *c)
         store_failed(c, r, rc);
         return rc;
     }
+    c->sh.carried = r->rec_len > 0;
     LS_FAULT("copy.shadow.after_commit");
     memmove(r->ops, r->ops + r->ops_committed, r->ops_len - r->ops_committed);
     r->ops_len -= r->ops_committed;
     r->ops_committed = 0;
     r->base_lsn = nm.lsn;
     pthread_mutex_lock(&c->mu);
+    /* This commit's fdatasync made the store's previous commit durable (its meta page): a step
+     * left pending is acknowledged now; this one at once unless it carried bytes the shadow has
+     * not reported durable since. */
+    bool moved = c->sh.pend_lsn != 0;
+    c->sh.pend_lsn = 0;
+    if (r->rec_len &&
+        !(c->sh.epoch == epoch && c->sh.generation == gen && c->sh.size >= nm.shadow_end)) {
+        c->sh.pend_lsn = nm.lsn;
+        c->sh.pend_gen = gen;
+        c->sh.pend_epoch = epoch;
+        c->sh.pend_end = nm.shadow_end;
+        c->sh.ack_lsn = m.lsn;
+    } else {
+        moved = true;
+    }
+    bool pending = c->sh.pend_lsn != 0;
     c->meta = nm;
     c->sh.applied_lsn = nm.lsn;
     c->sh.applies++;
@@ -406,7 +518,7 @@ int ls__copy_shadow_apply(ls_copy_t *c)
     pthread_mutex_unlock(&c->mu);
     c->dirty = true;
     if (healthy) ls__copy_emit(c, LS_COPY_EV_STATE, 0, 0, LS_COPY_HEALTHY, "");
-    ls__copy_emit(c, LS_COPY_EV_APPLIED, gen, nm.lsn, 0, "");
+    if (moved) ls__copy_emit(c, LS_COPY_EV_APPLIED, gen, pending ? m.lsn : nm.lsn, 0, "");
     return 0;
 }
 

@@ -101,6 +101,18 @@ int ls_store_put(ls_store_txn_t *txn, const void *key, size_t key_len, const voi
                  size_t val_len);
 int ls_store_del(ls_store_txn_t *txn, const void *key, size_t key_len);
 
+/* Side records kept in the "meta" database beside the meta record, written in the same
+ * transaction as the data (inside fn only), so they are durable exactly when it is: name is 1..32
+ * bytes other than "meta" (LS_EINVAL). engine/copy keeps the shadow's carried bytes there
+ * (docs/BLOCKMODE.md "The store carries the shadow's unsynced bytes"). len 0 stores an empty
+ * value; ls_store_aux_del removes the record (absent: not an error). Same returns as
+ * ls_store_put. */
+int ls_store_aux_put(ls_store_txn_t *txn, const char *name, const void *val, size_t len);
+int ls_store_aux_del(ls_store_txn_t *txn, const char *name);
+/* The committed value of side record name into a malloc'd buffer (*val owned by the caller, NULL
+ * for an empty value). LS_ENOENT when absent, LS_EINVAL for a bad name. */
+int ls_store_aux_get(ls_store_t *store, const char *name, void **val, size_t *len);
+
 /* Copies the value of key into a malloc'd buffer (*val owned by the caller; NUL-terminated for
  * convenience, *val_len excludes it). LS_ENOENT when absent. */
 int ls_store_get(ls_store_t *store, const void *key, size_t key_len, void **val, size_t *val_len);

@@ -7,7 +7,8 @@
  * back to back (the application and the daemon of one host); `logship activate db1` on node-b;
  * every id in F is looked up as its marker key `txn/<id>` in node-b's store (mdb_dump, and
  * tools/ack-check.sh must agree).
- *   - remote_durable: activation lossless (no --max-loss) and no acknowledged id missing;
+ *   - remote_durable, remote_applied: activation lossless (no --max-loss) and no acknowledged id
+ *     missing;
  *   - block mode alone: activation with --max-loss as needed; the missing ids are counted per kill
  *     and must be the newest acknowledged ones (the copy holds a prefix of the active's history).
  * LS_HOSTKILL_KILLS=N kills per mode (default 3: the short run of `make test`; `make hostkill
@@ -43,7 +44,7 @@ TestSuite(hostkill, .fini = fini, .timeout = 0);
 enum { THREADS = 4, MAX_DELAY_MS = 1000, MAX_MISSING = 4096 };
 
 typedef struct {
-    const char *name; /* "remote_durable" or "block" */
+    const char *name; /* "remote_durable", "remote_applied" or "block" */
     const char *sync; /* load arguments for the commit level */
     bool lossless;    /* activation without --max-loss; nothing acknowledged may be missing */
 } hk_mode_t;
@@ -417,6 +418,15 @@ static void run_mode(const hk_mode_t *m)
 Test(hostkill, remote_durable_loses_no_acknowledged_commit)
 {
     static const hk_mode_t m = {"remote_durable", "--sync remote_durable", true};
+    run_mode(&m);
+}
+
+/* remote_applied: the copy applies the shadow's bytes as they are written, its store
+ * transactions carrying those not yet synced (docs/BLOCKMODE.md "The store carries the shadow's
+ * unsynced bytes"): still nothing acknowledged may be missing. */
+Test(hostkill, remote_applied_loses_no_acknowledged_commit)
+{
+    static const hk_mode_t m = {"remote_applied", "--sync remote_applied", true};
     run_mode(&m);
 }
 

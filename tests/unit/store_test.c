@@ -550,3 +550,55 @@ Test(store, a_long_transaction_keeps_few_of_the_map_pages_it_read_resident)
     ls_h_rmtree(dir);
     free(dir);
 }
+
+/* The side records of the meta database: committed with the transaction, absent from the data. */
+struct aux {
+    const char *name; /* record */
+    const char *val;  /* NULL: delete it */
+    int rc;           /* what the put or delete returned */
+};
+
+static int aux_cb(void *ctx, ls_store_txn_t *txn)
+{
+    struct aux *a = ctx;
+    a->rc = a->val ? ls_store_aux_put(txn, a->name, a->val, strlen(a->val))
+                   : ls_store_aux_del(txn, a->name);
+    return a->rc == LS_EINVAL ? 0 : a->rc;
+}
+
+Test(store, side_records_commit_with_the_transaction_and_stay_out_of_the_data)
+{
+    char *dir = ls_h_tmpdir("store");
+    ls_store_t *s = open_store(dir, ID_A, 0);
+    ls_store_meta_t m;
+    ls_store_meta(s, &m);
+    void *v = NULL;
+    size_t n = 0;
+    cr_assert_eq(ls_store_aux_get(s, "carry", &v, &n), LS_ENOENT);
+    struct aux a = {"carry", "bytes carried", 0};
+    m.lsn = 5;
+    cr_assert_eq(ls_store_apply(s, aux_cb, &a, &m), 0);
+    cr_assert_eq(ls_store_aux_get(s, "carry", &v, &n), 0);
+    cr_assert(n == 13 && memcmp(v, "bytes carried", 13) == 0);
+    free(v);
+    int keys = 0;
+    cr_assert_eq(ls_store_iterate(s, count_keys, &keys), 0);
+    cr_assert_eq(keys, 0, "not a data key");
+    struct aux bad = {"meta", "x", 0}, none = {"", "x", 0};
+    cr_assert_eq(ls_store_apply(s, aux_cb, &bad, &m), 0);
+    cr_assert_eq(bad.rc, LS_EINVAL, "the meta record is not a side record");
+    cr_assert_eq(ls_store_apply(s, aux_cb, &none, &m), 0);
+    cr_assert_eq(none.rc, LS_EINVAL);
+    cr_assert_eq(ls_store_aux_get(s, "meta", &v, &n), LS_EINVAL);
+    ls_store_close(s);
+    s = open_store(dir, ID_A, 0); /* durable with its transaction */
+    cr_assert_eq(ls_store_aux_get(s, "carry", &v, &n), 0);
+    free(v);
+    struct aux del = {"carry", NULL, 0};
+    cr_assert_eq(ls_store_apply(s, aux_cb, &del, &m), 0);
+    cr_assert_eq(ls_store_aux_get(s, "carry", &v, &n), LS_ENOENT);
+    cr_assert_eq(ls_store_apply(s, aux_cb, &del, &m), 0, "deleting an absent record is no error");
+    ls_store_close(s);
+    ls_h_rmtree(dir);
+    free(dir);
+}

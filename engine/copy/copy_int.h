@@ -100,6 +100,11 @@ void ls__copy_carry_head(uint8_t *out, uint32_t epoch, uint64_t gen, uint64_t fr
  * shadow fdatasynced, before anything reads it. LS_ECORRUPT (malformed record, err says so),
  * LS_EIO. */
 int ls__copy_shadow_restore(ls_copy_t *c, char *err, size_t errlen);
+/* shadow_report.c: after an early-apply transaction moved the store from was to nm (carried: it
+ * wrote the carry record): c->meta, the applied position and its acknowledgement (held while the
+ * carried bytes are not reported durable), the APPLIED event. Replayer's thread, mu not held. */
+void ls__copy_shadow_committed(ls_copy_t *c, uint32_t epoch, const ls_store_meta_t *was,
+                               const ls_store_meta_t *nm, bool carried);
 
 /* The generation being received (receiver thread only). */
 typedef struct {

@@ -3,8 +3,9 @@
  * replay and activation").
  *
  * The receiver (engine/copy/shadow.c) appends the active's durable bytes of its current log to
- * <dir>/shadow/<name> and reports each fdatasync through ls_copy_shadow_durable, which only
- * records the position and wakes the replayer.
+ * <dir>/shadow/<name> and reports each fdatasync through ls_copy_shadow_durable (and, eager,
+ * each batch written before it through ls_copy_shadow_written), which only record the position
+ * and wake the replayer (shadow_report.c, with the acknowledgement of what a step committed).
  *
  * The replayer (replay.c calls in here when no closed generation is ready) walks the shadow of
  * the generation it wants next with ls_gen_stream, as the bytes become durable: every record's
@@ -75,55 +76,6 @@ struct ls__copy_sh_run {
     bool rec_del;                 /* the step removes the store's carry record */
 };
 typedef struct ls__copy_sh_run run_t;
-
-void ls_copy_shadow_durable(ls_copy_t *c, uint32_t epoch, uint64_t generation, uint64_t size,
-                            uint64_t durable_lsn)
-{
-    pthread_mutex_lock(&c->mu);
-    c->sh.epoch = epoch;
-    c->sh.generation = generation;
-    c->sh.size = size;
-    c->sh.durable_lsn = durable_lsn;
-    /* a step that carried these bytes is durable now: acknowledged as applied */
-    uint64_t released = 0;
-    if (c->sh.pend_lsn && c->sh.pend_epoch == epoch && c->sh.pend_gen == generation &&
-        size >= c->sh.pend_end) {
-        if (c->meta.lsn == c->sh.pend_lsn && c->meta.generation == generation)
-            released = c->sh.pend_lsn;
-        c->sh.pend_lsn = 0;
-    }
-    c->sh.reports++;
-    c->sh.report_ns = ls_mono_ns(); /* the idle checkpoint waits until reports are quiet */
-    /* Lazy: nothing is applied while reports come, so the replayer is not woken for each (it
-     * looks again by itself: the quiet time it waits for, or its idle wait). */
-    bool wake = !c->sh.lazy;
-    pthread_mutex_unlock(&c->mu);
-    /* Woken after the unlock (it re-reads the report under mu): woken under the lock it would
-     * run at once into the mutex still held, block on it and be woken a second time. */
-    if (wake) pthread_cond_broadcast(&c->cv);
-    if (released) ls__copy_emit(c, LS_COPY_EV_APPLIED, generation, released, 0, "");
-}
-
-void ls_copy_shadow_written(ls_copy_t *c, uint32_t epoch, uint64_t generation, uint64_t size)
-{
-    pthread_mutex_lock(&c->mu);
-    bool wake = !c->sh.lazy; /* lazy: nothing is applied while the stream runs anyway */
-    if (wake) {
-        if (c->sh.generation != generation || c->sh.epoch != epoch) {
-            c->sh.epoch = epoch; /* a new shadow: nothing of it reported durable yet */
-            c->sh.generation = generation;
-            c->sh.size = c->sh.durable_lsn = 0;
-        }
-        if (c->sh.w_generation != generation || c->sh.w_epoch != epoch || size > c->sh.w_size)
-            c->sh.w_size = size;
-        c->sh.w_epoch = epoch;
-        c->sh.w_generation = generation;
-        c->sh.reports++;
-        c->sh.report_ns = ls_mono_ns();
-    }
-    pthread_mutex_unlock(&c->mu);
-    if (wake) pthread_cond_broadcast(&c->cv);
-}
 
 /* Where the walk may go: the durable end, or (eager) the bytes written past it, at most
  * LS__COPY_CARRY_MAX of them (the store transaction carries them). */
@@ -437,6 +389,34 @@ static int advance(ls_copy_t *c, uint32_t epoch, uint64_t gen, uint64_t size, ui
     return 0;
 }
 
+/* Bytes past the durable end d: the transaction carries them (shadow_carry.c), so its one
+ * fdatasync makes them durable with what they applied; a record carried before and not needed
+ * now is deleted. 1 when the bytes were not kept (applied once they are durable). */
+static int carry_record(ls_copy_t *c, run_t *r, uint32_t epoch, uint64_t gen, uint64_t d)
+{
+    if (keep(r, d, r->fed, NULL, 0)) return LS_ENOMEM;
+    r->rec_len = 0;
+    r->rec_del = false;
+    if (r->commit_end <= d) {
+        r->rec_del = c->sh.carried;
+        return 0;
+    }
+    if (r->carry_from != d || r->carry_from + r->carry_len < r->commit_end) {
+        LS_LOGW("copy",
+                "%s: shadow bytes [%llu, %llu) of generation %llu not kept: applied once they "
+                "are durable",
+                c->dir, (unsigned long long) d, (unsigned long long) r->commit_end,
+                (unsigned long long) gen);
+        return 1;
+    }
+    size_t n = (size_t) (r->commit_end - d);
+    if (grow(&r->rec, &r->rec_cap, LS__COPY_CARRY_HEAD + n)) return LS_ENOMEM;
+    ls__copy_carry_head(r->rec, epoch, gen, d, r->commit_end);
+    memcpy(r->rec + LS__COPY_CARRY_HEAD, r->carry, n);
+    r->rec_len = LS__COPY_CARRY_HEAD + n;
+    return 0;
+}
+
 int ls__copy_shadow_apply(ls_copy_t *c)
 {
     pthread_mutex_lock(&c->mu);
@@ -450,28 +430,8 @@ int ls__copy_shadow_apply(ls_copy_t *c)
     if (rc || !r) return rc;
     if (r->unlike || (r->commit_lsn <= m.lsn && m.generation == gen)) return 0; /* nothing new */
     if (r->applied_end != r->commit_end || r->commit_end <= LS_GEN_HEADER_SIZE) return 0;
-    /* Bytes past the durable end: the transaction carries them (shadow_carry.c), so its one
-     * fdatasync makes them durable with what they applied. */
-    if (keep(r, d, r->fed, NULL, 0)) return LS_ENOMEM;
-    r->rec_len = 0;
-    r->rec_del = false;
-    if (r->commit_end > d) {
-        if (r->carry_from != d || r->carry_from + r->carry_len < r->commit_end) {
-            LS_LOGW("copy",
-                    "%s: shadow bytes [%llu, %llu) of generation %llu not kept: applied "
-                    "once they are durable",
-                    c->dir, (unsigned long long) d, (unsigned long long) r->commit_end,
-                    (unsigned long long) gen);
-            return 0;
-        }
-        size_t n = (size_t) (r->commit_end - d);
-        if (grow(&r->rec, &r->rec_cap, LS__COPY_CARRY_HEAD + n)) return LS_ENOMEM;
-        ls__copy_carry_head(r->rec, epoch, gen, d, r->commit_end);
-        memcpy(r->rec + LS__COPY_CARRY_HEAD, r->carry, n);
-        r->rec_len = LS__COPY_CARRY_HEAD + n;
-    } else {
-        r->rec_del = c->sh.carried;
-    }
+    rc = carry_record(c, r, epoch, gen, d);
+    if (rc) return rc == 1 ? 0 : rc;
     ls_store_meta_t nm = m;
     /* The epoch stays digest_generation's: a restart takes it as the held chain's epoch (a
      * shadow opening a new epoch must not make generation N-1 look like the new epoch's). The
@@ -493,32 +453,7 @@ int ls__copy_shadow_apply(ls_copy_t *c)
     r->ops_len -= r->ops_committed;
     r->ops_committed = 0;
     r->base_lsn = nm.lsn;
-    pthread_mutex_lock(&c->mu);
-    /* This commit's fdatasync made the store's previous commit durable (its meta page): a step
-     * left pending is acknowledged now; this one at once unless it carried bytes the shadow has
-     * not reported durable since. */
-    bool moved = c->sh.pend_lsn != 0;
-    c->sh.pend_lsn = 0;
-    if (r->rec_len &&
-        !(c->sh.epoch == epoch && c->sh.generation == gen && c->sh.size >= nm.shadow_end)) {
-        c->sh.pend_lsn = nm.lsn;
-        c->sh.pend_gen = gen;
-        c->sh.pend_epoch = epoch;
-        c->sh.pend_end = nm.shadow_end;
-        c->sh.ack_lsn = m.lsn;
-    } else {
-        moved = true;
-    }
-    bool pending = c->sh.pend_lsn != 0;
-    c->meta = nm;
-    c->sh.applied_lsn = nm.lsn;
-    c->sh.applies++;
-    c->replay_txns++;
-    bool healthy = c->state == LS_COPY_DISK_FULL && ls__copy_set_state(c, LS_COPY_HEALTHY, "");
-    pthread_mutex_unlock(&c->mu);
-    c->dirty = true;
-    if (healthy) ls__copy_emit(c, LS_COPY_EV_STATE, 0, 0, LS_COPY_HEALTHY, "");
-    if (moved) ls__copy_emit(c, LS_COPY_EV_APPLIED, gen, pending ? m.lsn : nm.lsn, 0, "");
+    ls__copy_shadow_committed(c, epoch, &m, &nm, r->rec_len > 0);
     return 0;
 }
 

@@ -145,6 +145,36 @@ Test(copy_shadow_write, a_torn_tail_is_cut_to_the_last_transaction_when_taken_up
     ls_copy_close(c);
 }
 
+/* A shadow that ends on a COMMIT (nothing to cut) is still synced before it is taken up: its
+ * bytes may be in the page cache only (a daemon killed between a write and its fdatasync). With
+ * the sync failing (copy.shadow.adopt_sync) it is not taken up but replaced. */
+static size_t taken_up_after_restart(const char *faults)
+{
+    if (faults) setenv("LS_FAULTS", faults, 1); /* read once, before the first fault point */
+    ls_copy_t *c = wopen(dir, NULL);
+    send_range(c, &ch, 1, 2);
+    size_t keep = commit_end_within(open_len() * 2 / 3);
+    cr_assert_eq(block(c, 3, 0, keep, NULL), 0);
+    ls_copy_close(c);
+    c = wopen(dir, NULL);
+    ls_copy_shadow_t sh;
+    cr_assert_eq(block(c, 3, 0, 100, &sh), 0, "a resent start");
+    ls_copy_close(c);
+    return (size_t) sh.size;
+}
+
+Test(copy_shadow_write, a_shadow_ending_on_a_commit_is_synced_before_it_is_taken_up)
+{
+    size_t keep = commit_end_within(open_len() * 2 / 3);
+    cr_assert_eq(taken_up_after_restart(NULL), keep, "taken up whole");
+}
+
+Test(copy_shadow_write, a_shadow_whose_sync_fails_at_take_up_is_replaced)
+{
+    cr_assert_eq(taken_up_after_restart("copy.shadow.adopt_sync=fail"), 100,
+                 "not taken up: the resent start begins a new shadow");
+}
+
 Test(copy_shadow_write, shadows_of_another_generation_or_epoch_are_deleted_by_the_stream)
 {
     ls_copy_t *c = wopen(dir, NULL);

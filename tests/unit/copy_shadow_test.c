@@ -141,14 +141,20 @@ static bool applied_reached(void *ctx)
     return s.applied_lsn >= w->lsn || s.state == LS_COPY_FAILED;
 }
 
-static void wait_applied(ls_copy_t *c, uint64_t lsn)
+/* Waits until reached(lsn) holds, then asserts the copy is healthy; its figures in *s. */
+static void wait_healthy(ls_copy_t *c, bool (*reached)(void *), uint64_t lsn, ls_copy_stats_t *s)
 {
     wait_t w = {c, lsn};
-    cr_assert(ls_h_wait_for(applied_reached, &w, 20000), "applied up to lsn %llu",
+    cr_assert(ls_h_wait_for(reached, &w, 20000), "applied up to lsn %llu",
               (unsigned long long) lsn);
+    ls_copy_stats(c, s);
+    cr_assert_eq(s->state, LS_COPY_HEALTHY, "%s", s->reason);
+}
+
+static void wait_applied(ls_copy_t *c, uint64_t lsn)
+{
     ls_copy_stats_t s;
-    ls_copy_stats(c, &s);
-    cr_assert_eq(s.state, LS_COPY_HEALTHY, "%s", s.reason);
+    wait_healthy(c, applied_reached, lsn, &s);
 }
 
 static bool replayed_reached(void *ctx)
@@ -410,18 +416,27 @@ Test(copy_shadow, nothing_applied_early_while_lagged_or_paused, .timeout = 60)
     fx_free(&f);
 }
 
+/* A fresh fixture f: six commits in the active's open generation 1, written into the copy's
+ * shadow, and the copy opened (not started); *db stays open, *d is their durable position. */
+static ls_copy_t *six_in_shadow(fx_t *f, ls_db_t **db, ls_ctl_durable_t *d)
+{
+    fx_init(f);
+    *db = open_db(f->act);
+    commit_n(*db, 0, 6);
+    *d = durable_of(f->act);
+    shadow_write(f, d->epoch, 1, d->offset);
+    return copy_with(f, 0);
+}
+
 /* Lazy (the source said no commit waits for the applied position): the replayer applies the
  * shadow by itself once the reports were quiet, with no further report to wake it; eager again,
  * the next report is applied as before. */
 Test(copy_shadow, lazy_early_apply_waits_for_quiet_reports_then_applies, .timeout = 60)
 {
     fx_t f;
-    fx_init(&f);
-    ls_db_t *db = open_db(f.act);
-    commit_n(db, 0, 6);
-    ls_ctl_durable_t d1 = durable_of(f.act);
-    shadow_write(&f, d1.epoch, 1, d1.offset);
-    ls_copy_t *c = copy_with(&f, 0);
+    ls_db_t *db;
+    ls_ctl_durable_t d1;
+    ls_copy_t *c = six_in_shadow(&f, &db, &d1);
     ls_copy_shadow_apply_eager(c, false);
     cr_assert_eq(ls_copy_start(c), 0);
     ls_copy_shadow_durable(c, d1.epoch, 1, d1.offset, d1.lsn);
@@ -617,6 +632,18 @@ static void expect_activated(const fx_t *f, const ls_role_activate_report_t *r, 
     cr_assert_eq(ls_gen_scan_file(p4, &ex4, NULL, NULL, NULL, &v), 0, "%s", v.msg);
 }
 
+/* Activates the copy of prepare_activation's setup: the active announced generations up to 2
+ * closed and generation 3 open through open_lsn. */
+static void activate_gen3(fx_t *f, uint64_t open_lsn, ls_role_activate_report_t *r)
+{
+    ls_role_activate_options_t o = {.announced = {.last_generation = 2,
+                                                  .last_close_ns = close_time(f->act, 1, 2),
+                                                  .open_generation = 3,
+                                                  .open_lsn = open_lsn}};
+    char err[1024] = "";
+    cr_assert_eq(ls_role_activate(f->cp, &o, r, err, sizeof(err)), 0, "%s", err);
+}
+
 Test(copy_shadow, activation_closes_the_shadow_as_the_last_generation, .timeout = 120)
 {
     fx_t f;
@@ -624,13 +651,8 @@ Test(copy_shadow, activation_closes_the_shadow_as_the_last_generation, .timeout 
     cr_assert_eq(run_child(prepare_activation, &f, NULL), 0);
     uint64_t size, lsn;
     read_pos(&f, &size, &lsn);
-    ls_role_activate_options_t o = {.announced = {.last_generation = 2,
-                                                  .last_close_ns = close_time(f.act, 1, 2),
-                                                  .open_generation = 3,
-                                                  .open_lsn = lsn}};
     ls_role_activate_report_t r;
-    char err[1024] = "";
-    cr_assert_eq(ls_role_activate(f.cp, &o, &r, err, sizeof(err)), 0, "%s", err);
+    activate_gen3(&f, lsn, &r);
     cr_assert(r.shadow_dropped > 0, "the torn fifth transaction was cut");
     cr_assert(r.lossless);
     cr_assert_eq(r.loss.open_generation, 0, "everything announced of generation 3 is here");
@@ -646,18 +668,14 @@ Test(copy_shadow, activation_counts_what_is_beyond_the_shadow_as_possibly_lost, 
     cr_assert_eq(run_child(prepare_activation, &f, NULL), 0);
     uint64_t size, lsn;
     read_pos(&f, &size, &lsn);
-    ls_role_activate_options_t o = {.announced = {.last_generation = 2,
-                                                  .last_close_ns = close_time(f.act, 1, 2),
-                                                  .open_generation = 3,
-                                                  .open_lsn = lsn + 3}};
     ls_role_activate_report_t r;
-    char err[1024] = "";
-    cr_assert_eq(ls_role_activate(f.cp, &o, &r, err, sizeof(err)), 0, "%s", err);
+    activate_gen3(&f, lsn + 3, &r);
     cr_assert(r.lossless, "no closed generation lost");
     cr_assert_eq(r.loss.open_generation, 3);
     cr_assert_eq(r.loss.open_held_lsn, lsn);
     cr_assert_eq(r.loss.open_lsn, lsn + 3);
     ls_role_state_t st;
+    char err[1024] = "";
     cr_assert_eq(ls_role_load(f.cp, LS_ROLE_COPY, &st, err, sizeof(err)), 0, "%s", err);
     cr_assert(st.loss.open_held_lsn == lsn && st.loss.open_lsn == lsn + 3, "kept in the role file");
     expect_activated(&f, &r, lsn);
@@ -940,26 +958,21 @@ static bool shadow_applied_reached(void *ctx)
  * it carries are not reported durable and its commit's meta page is not synced). */
 static void wait_carried(ls_copy_t *c, uint64_t lsn, uint64_t acked)
 {
-    wait_t w = {c, lsn};
-    cr_assert(ls_h_wait_for(shadow_applied_reached, &w, 20000), "applied up to lsn %llu",
-              (unsigned long long) lsn);
     ls_copy_stats_t s;
-    ls_copy_stats(c, &s);
-    cr_assert_eq(s.state, LS_COPY_HEALTHY, "%s", s.reason);
+    wait_healthy(c, shadow_applied_reached, lsn, &s);
     cr_assert_eq(s.applied_lsn, acked, "acknowledged up to %llu, not %llu",
                  (unsigned long long) acked, (unsigned long long) s.applied_lsn);
 }
 
-/* Three early-apply steps on written reports: [0, d1) and [0, d2) carried whole (nothing
- * reported durable), then d2 reported durable and [d2, d3) carried alone. The copy is closed;
- * *d2, *d3 and *lsn (d3's) for the caller, the active closed (generation 1 in f->cur). */
+/* On a fresh fixture f, three early-apply steps on written reports: [0, d1) and [0, d2) carried
+ * whole (nothing reported durable), then d2 reported durable and [d2, d3) carried alone. The copy
+ * is closed; *d2, *d3 and *lsn (d3's) for the caller, the active closed (generation 1 in f->cur).
+ */
 static void carry_three_steps(fx_t *f, uint64_t *d2o, uint64_t *d3o, uint64_t *lsn)
 {
-    ls_db_t *db = open_db(f->act);
-    commit_n(db, 0, 6);
-    ls_ctl_durable_t d1 = durable_of(f->act);
-    shadow_write(f, d1.epoch, 1, d1.offset);
-    ls_copy_t *c = copy_with(f, 0);
+    ls_db_t *db;
+    ls_ctl_durable_t d1;
+    ls_copy_t *c = six_in_shadow(f, &db, &d1);
     cr_assert_eq(ls_copy_start(c), 0);
     ls_copy_shadow_written(c, d1.epoch, 1, d1.offset);
     wait_carried(c, d1.lsn, 0);
@@ -1014,14 +1027,19 @@ static void reopen_and_finish(fx_t *f, uint64_t d3, uint64_t lsn)
     ls_copy_close(c);
 }
 
+/* carry_three_steps (a fresh fixture f); path (PATHLEN): the shadow's file, for the damage. */
+static void carried(fx_t *f, uint64_t *d2, uint64_t *d3, uint64_t *lsn, char *path)
+{
+    carry_three_steps(f, d2, d3, lsn);
+    shadow_file(f->cp, 1, 1, path, PATHLEN);
+}
+
 Test(copy_shadow, carried_bytes_lost_from_the_shadow_are_written_back_at_open, .timeout = 60)
 {
     fx_t f;
-    fx_init(&f);
     uint64_t d2, d3, lsn;
-    carry_three_steps(&f, &d2, &d3, &lsn);
     char path[PATHLEN];
-    shadow_file(f.cp, 1, 1, path, sizeof(path));
+    carried(&f, &d2, &d3, &lsn, path);
     cr_assert_eq(truncate(path, (off_t) (d2 + (d3 - d2) / 2)), 0); /* a power cut's loss */
     reopen_and_finish(&f, d3, lsn);
     fx_free(&f);
@@ -1030,11 +1048,9 @@ Test(copy_shadow, carried_bytes_lost_from_the_shadow_are_written_back_at_open, .
 Test(copy_shadow, carried_bytes_that_differ_in_the_shadow_are_written_back, .timeout = 60)
 {
     fx_t f;
-    fx_init(&f);
     uint64_t d2, d3, lsn;
-    carry_three_steps(&f, &d2, &d3, &lsn);
     char path[PATHLEN];
-    shadow_file(f.cp, 1, 1, path, sizeof(path));
+    carried(&f, &d2, &d3, &lsn, path);
     int fd = open(path, O_WRONLY);
     cr_assert_geq(fd, 0);
     uint8_t junk[64];
@@ -1049,12 +1065,9 @@ Test(copy_shadow, carried_bytes_that_differ_in_the_shadow_are_written_back, .tim
 Test(copy_shadow, a_shadow_never_synced_is_made_again_from_the_carry, .timeout = 60)
 {
     fx_t f;
-    fx_init(&f);
-    ls_db_t *db = open_db(f.act);
-    commit_n(db, 0, 6);
-    ls_ctl_durable_t d = durable_of(f.act);
-    shadow_write(&f, d.epoch, 1, d.offset);
-    ls_copy_t *c = copy_with(&f, 0);
+    ls_db_t *db;
+    ls_ctl_durable_t d;
+    ls_copy_t *c = six_in_shadow(&f, &db, &d);
     cr_assert_eq(ls_copy_start(c), 0);
     ls_copy_shadow_written(c, d.epoch, 1, d.offset);
     wait_carried(c, d.lsn, 0);
@@ -1097,13 +1110,8 @@ Test(copy_shadow, killed_after_the_carrying_commit_activation_closes_the_carried
     char path[PATHLEN];
     shadow_file(f.cp, 1, 3, path, sizeof(path));
     cr_assert_eq(truncate(path, (off_t) (size / 2)), 0); /* the shadow's bytes never synced */
-    ls_role_activate_options_t o = {.announced = {.last_generation = 2,
-                                                  .last_close_ns = close_time(f.act, 1, 2),
-                                                  .open_generation = 3,
-                                                  .open_lsn = lsn}};
     ls_role_activate_report_t r;
-    char err[1024] = "";
-    cr_assert_eq(ls_role_activate(f.cp, &o, &r, err, sizeof(err)), 0, "%s", err);
+    activate_gen3(&f, lsn, &r);
     cr_assert(r.lossless);
     expect_activated(&f, &r, lsn);
     fx_free(&f);

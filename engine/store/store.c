@@ -14,30 +14,6 @@
 #include "store/meta_int.h"
 #include "store/store.h"
 
-struct ls_store {
-    ls_store_env_t *shared;  /* the process's environment of this path (store/env.h) */
-    MDB_env *env;            /* its LMDB handle */
-    MDB_dbi data;            /* "data": user keys */
-    MDB_dbi meta_dbi;        /* "meta": the meta record */
-    pthread_mutex_t meta_mu; /* guards meta */
-    ls_store_meta_t meta;    /* copy of the last committed meta record */
-    uint64_t map_grows;      /* times the map was grown since open */
-    char path[4096];         /* environment directory, for messages */
-};
-
-struct ls_store_txn {
-    ls_store_t *store; /* owner */
-    MDB_txn *txn;      /* the LMDB write transaction */
-    MDB_cursor *cur;   /* on "data", opened by the first put/del: a put whose key falls in the
-                          leaf page of the previous one is placed without a search from the root
-                          (keys applied in order are several times faster) */
-    bool map_full;     /* a put/del hit MDB_MAP_FULL: retry after growing even if fn hides it */
-    int nmaps;         /* mappings of data.mdb found by the first release (-1: none yet); the
-                          map cannot move while the transaction runs (the env's read lock) */
-    uintptr_t map_lo[4], map_hi[4]; /* their address ranges */
-    uint32_t writes;                /* puts and deletes so far (RELEASE_WRITES) */
-};
-
 static int meta_put(MDB_txn *txn, MDB_dbi dbi, const ls_store_meta_t *m)
 {
     uint8_t buf[META_SIZE];
@@ -280,59 +256,6 @@ int ls_store_del(ls_store_txn_t *t, const void *key, size_t key_len)
     if (rc == 0 || rc == MDB_NOTFOUND) count_write(t);
     if (rc == MDB_NOTFOUND) return 0;
     if (rc == MDB_MAP_FULL) t->map_full = true;
-    return ls_store_map_rc(rc);
-}
-
-static bool aux_name_ok(const char *name)
-{
-    size_t n = name ? strlen(name) : 0;
-    return n > 0 && n <= 32 && strcmp(name, META_KEY) != 0;
-}
-
-int ls_store_aux_put(ls_store_txn_t *t, const char *name, const void *val, size_t len)
-{
-    if (!aux_name_ok(name)) return LS_EINVAL;
-    MDB_val k = {strlen(name), (void *) name}, v = {len, (void *) val};
-    int rc = mdb_put(t->txn, t->store->meta_dbi, &k, &v, 0);
-    if (rc == MDB_MAP_FULL) t->map_full = true;
-    return ls_store_map_rc(rc);
-}
-
-int ls_store_aux_del(ls_store_txn_t *t, const char *name)
-{
-    if (!aux_name_ok(name)) return LS_EINVAL;
-    MDB_val k = {strlen(name), (void *) name};
-    int rc = mdb_del(t->txn, t->store->meta_dbi, &k, NULL);
-    if (rc == MDB_NOTFOUND) return 0;
-    if (rc == MDB_MAP_FULL) t->map_full = true;
-    return ls_store_map_rc(rc);
-}
-
-int ls_store_aux_get(ls_store_t *s, const char *name, void **val, size_t *len)
-{
-    *val = NULL;
-    *len = 0;
-    if (!aux_name_ok(name)) return LS_EINVAL;
-    MDB_txn *txn;
-    ls_store_env_rdlock(s->shared);
-    int rc = txn_begin(s, MDB_RDONLY, &txn);
-    if (rc == 0) {
-        MDB_val k = {strlen(name), (void *) name}, v;
-        rc = mdb_get(txn, s->meta_dbi, &k, &v);
-        if (rc == 0 && v.mv_size) {
-            *val = malloc(v.mv_size);
-            if (*val) {
-                memcpy(*val, v.mv_data, v.mv_size);
-                *len = v.mv_size;
-            } else {
-                rc = ENOMEM;
-            }
-        }
-        mdb_txn_abort(txn);
-    }
-    ls_store_env_unlock(s->shared);
-    if (rc == MDB_NOTFOUND) return LS_ENOENT;
-    if (rc == ENOMEM) return LS_ENOMEM;
     return ls_store_map_rc(rc);
 }
 

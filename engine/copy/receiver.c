@@ -12,17 +12,24 @@
 #include "core/core.h"
 #include "core/workq.h"
 
-ls_copy_item_t *ls_copy_item_new(ls_copy_item_kind_t kind, uint32_t len)
+/* it's header reset for a new item of len bytes in a room of cap (the data bytes are not
+ * zeroed: every caller fills them; a GEN_DATA item is 256 KiB, and zeroing it was a second pass
+ * over each byte on the loop: 9 % of its perf samples). */
+static ls_copy_item_t *item_init(ls_copy_item_t *it, ls_copy_item_kind_t kind, uint32_t len,
+                                 uint32_t cap)
 {
-    /* The data bytes are not zeroed: every caller fills them (a GEN_DATA item is 256 KiB, and
-     * zeroing it was a second pass over each byte on the loop: 9 % of its perf samples). */
-    ls_copy_item_t *it = malloc(sizeof(*it) + len);
-    LS_CHECK(it != NULL);
     memset(it, 0, sizeof(*it));
     it->kind = kind;
     it->len = len;
-    it->cap = len;
+    it->cap = cap;
     return it;
+}
+
+ls_copy_item_t *ls_copy_item_new(ls_copy_item_kind_t kind, uint32_t len)
+{
+    ls_copy_item_t *it = malloc(sizeof(*it) + len);
+    LS_CHECK(it != NULL);
+    return item_init(it, kind, len, len);
 }
 
 ls_copy_item_t *ls_copy_rx_item_new(ls_copy_rx_t *rx, ls_copy_item_kind_t kind, uint32_t len)
@@ -32,11 +39,7 @@ ls_copy_item_t *ls_copy_rx_item_new(ls_copy_rx_t *rx, ls_copy_item_kind_t kind, 
     ls_copy_item_t *it = rx->spares ? rx->spare[--rx->spares] : NULL;
     pthread_mutex_unlock(&rx->spare_mu);
     if (!it) it = ls_copy_item_new(kind, LS_COPY_RX_SPARE_LEN);
-    memset(it, 0, sizeof(*it));
-    it->kind = kind;
-    it->len = len;
-    it->cap = LS_COPY_RX_SPARE_LEN;
-    return it;
+    return item_init(it, kind, len, LS_COPY_RX_SPARE_LEN);
 }
 
 /* An item the thread has run: kept as a spare when it is one of ls_copy_rx_item_new's and

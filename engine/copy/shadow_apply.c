@@ -247,9 +247,9 @@ static void seal_to(run_t *r, uint64_t end)
     r->sealed = end;
 }
 
-/* Keeps the bytes [off, off + n) just read that lie at or past d, the durable end reported
- * (what a store transaction must carry); drops what d passed. */
-static int keep(run_t *r, uint64_t d, uint64_t off, const uint8_t *p, size_t n)
+/* Drops the kept bytes that d, the durable end reported, has passed: durable in the shadow,
+ * no store transaction needs to carry them. */
+static void carry_drop(run_t *r, uint64_t d)
 {
     if (r->carry_from < d && r->carry_len) {
         size_t drop = (size_t) LS_MIN(d - r->carry_from, (uint64_t) r->carry_len);
@@ -257,6 +257,13 @@ static int keep(run_t *r, uint64_t d, uint64_t off, const uint8_t *p, size_t n)
         r->carry_len -= drop;
         r->carry_from += drop;
     }
+}
+
+/* Keeps the bytes [off, off + n) just read that lie at or past d (what a store transaction must
+ * carry), after dropping what d passed. */
+static int keep(run_t *r, uint64_t d, uint64_t off, const uint8_t *p, size_t n)
+{
+    carry_drop(r, d);
     if (n == 0) return 0;
     if (r->carry_len == 0) r->carry_from = LS_MAX(off, d);
     if (off + n <= r->carry_from) return 0;
@@ -394,7 +401,7 @@ static int advance(ls_copy_t *c, uint32_t epoch, uint64_t gen, uint64_t size, ui
  * now is deleted. 1 when the bytes were not kept (applied once they are durable). */
 static int carry_record(ls_copy_t *c, run_t *r, uint32_t epoch, uint64_t gen, uint64_t d)
 {
-    if (keep(r, d, r->fed, NULL, 0)) return LS_ENOMEM;
+    carry_drop(r, d);
     r->rec_len = 0;
     r->rec_del = false;
     if (r->commit_end <= d) {

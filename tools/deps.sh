@@ -34,6 +34,11 @@ for what in "$@"; do
   esac
 done
 
+# Two runs at once (make -j with build and release-build) would race for apt's locks: the second
+# waits here for the first, then finds its packages installed. flock is util-linux's (Essential).
+exec 9>"${TMPDIR:-/tmp}/logship-deps.$(id -u).lock"
+flock 9
+
 missing=()
 for p in "${need[@]}"; do
   st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)

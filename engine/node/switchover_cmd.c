@@ -97,6 +97,24 @@ static void status_json(const struct node_sw *w, cJSON *resp)
     cJSON_AddBoolToObject(resp, "daemon_closed_log", w->self_closed);
 }
 
+/* The database's switchover record, emptied for a new one: the last one's timer is kept (stopped),
+ * since a libuv handle once initialised is only closed, not forgotten. */
+static struct node_sw *sw_fresh(node_db_t *db)
+{
+    struct node_sw *w = db->sw ? db->sw : calloc(1, sizeof(*w));
+    if (!w) return NULL;
+    if (w->timer_init && !w->timer_closed) {
+        uv_timer_t keep = w->timer;
+        memset(w, 0, sizeof(*w));
+        w->timer = keep;
+        w->timer_init = true;
+    } else {
+        memset(w, 0, sizeof(*w));
+    }
+    w->timer.data = w;
+    return w;
+}
+
 int ls__node_switchover_cmd(ls_node_t *n, const cJSON *req, bool status_only, cJSON *resp,
                             char *err, size_t errlen)
 {
@@ -124,17 +142,8 @@ int ls__node_switchover_cmd(ls_node_t *n, const cJSON *req, bool status_only, cJ
         LS_LOGW("switchover", "%s", err);
         return rc;
     }
-    struct node_sw *w = db->sw ? db->sw : calloc(1, sizeof(*w));
+    struct node_sw *w = sw_fresh(db);
     if (!w) return LS_ENOMEM;
-    if (w->timer_init && !w->timer_closed) { /* the last one's timer is kept, stopped */
-        uv_timer_t keep = w->timer;
-        memset(w, 0, sizeof(*w));
-        w->timer = keep;
-        w->timer_init = true;
-    } else {
-        memset(w, 0, sizeof(*w));
-    }
-    w->timer.data = w;
     db->sw = w;
     w->node = n;
     w->db = db;

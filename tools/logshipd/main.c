@@ -69,22 +69,21 @@ static void set_level(const char *s)
                                            : LS_LOG_INFO);
 }
 
-int main(int argc, char **argv)
+/* The command line: the configuration file's path in *conf and --check in *check. Returns -1 to
+ * go on, or the exit status (0 after --help, 2 after a usage message). */
+static int parse_args(int argc, char **argv, const char **conf, bool *check)
 {
-    ls_log_set_handler(ls_log_stderr, NULL); /* the library prints nothing by itself */
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
                                          {"check", no_argument, NULL, 'k'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
-    const char *conf = NULL;
-    bool check = false;
     int ch;
     opterr = 0;
     while ((ch = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
         if (ch == 'c')
-            conf = optarg;
+            *conf = optarg;
         else if (ch == 'k')
-            check = true;
+            *check = true;
         else if (ch == 'h') {
             manual(stdout);
             return 0;
@@ -94,7 +93,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (!conf || optind != argc) {
+    if (!*conf || optind != argc) {
         if (optind != argc)
             fprintf(stderr, "logshipd: unexpected argument '%s'\n", argv[optind]);
         else
@@ -102,6 +101,16 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    return -1;
+}
+
+int main(int argc, char **argv)
+{
+    ls_log_set_handler(ls_log_stderr, NULL); /* the library prints nothing by itself */
+    const char *conf = NULL;
+    bool check = false;
+    int status = parse_args(argc, argv, &conf, &check);
+    if (status >= 0) return status;
     char err[1024];
     ls_config_t *cfg;
     if (ls_config_load(conf, &cfg, err, sizeof(err)) != 0) {

@@ -218,8 +218,6 @@ struct ls_copy {
     /* what the replayer knows of the receiver (atomic, relaxed: set by the receiver) */
     bool rx_open;            /* a .part is being received */
     uint64_t rx_activity_ns; /* monotonic ns of the receiver's last begin, data or end */
-    /* what the loop knows of the replayer (atomic, relaxed: set by the replayer) */
-    bool sh_stepping; /* an early-apply step of the shadow is running (ls_copy_shadow_quick) */
 
     ls_copy_state_t state;     /* (mu) */
     char reason[512];          /* why DISK_FULL/FAILED (mu) */

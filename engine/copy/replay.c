@@ -328,9 +328,7 @@ void *ls__copy_replayer(void *arg)
         size_t n = ready(c, b->may_yield, &wait, &holding);
         if (n == 0 && ls__copy_shadow_due(c, &wait)) { /* block mode: the open generation, early */
             pthread_mutex_unlock(&c->mu);
-            __atomic_store_n(&c->sh_stepping, true, __ATOMIC_RELAXED);
             int rc = ls__copy_shadow_apply(c);
-            __atomic_store_n(&c->sh_stepping, false, __ATOMIC_RELAXED);
             checkpoint_due(c); /* reports that never pause still get checkpoints */
             pthread_mutex_lock(&c->mu);
             if (rc && !c->stop) wait_ns(c, ERROR_WAIT_NS);

@@ -343,11 +343,7 @@ bool ls_copy_shadow_quick(ls_copy_t *c, uint32_t epoch, uint64_t gen, uint64_t o
         return false;
     /* BLOCKs that come faster than a sync takes are better taken by the receiver thread, which
      * syncs while the loop goes on reading (and acknowledging): only a BLOCK that finds the last
-     * sync over for at least as long as it took. Nor while an early-apply step runs: it ends
-     * with an APPLIED acknowledgement the loop sends (remote_applied commits wait for it), which
-     * would wait behind the loop's fdatasync (docs/BLOCKMODE.md "The loop leaves the shadow's
-     * sync to the receiver thread while a step runs"). */
-    if (sync_ns != UINT64_MAX && __atomic_load_n(&c->sh_stepping, __ATOMIC_RELAXED)) return false;
+     * sync over for at least as long as it took. */
     return sync_ns == UINT64_MAX || ls_mono_ns() - f->sync_end_ns >= f->sync_ns;
 }
 

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@ struct ls_store_env {
     MDB_dbi dbis[MAX_DBIS];       /* their handles */
     int ndbis;                    /* entries used */
     char path[4096];              /* directory of the first opener, for messages */
+    _Atomic uint64_t checked_ns;  /* ls_mono_ns() of the last stale reader check (reader_check) */
     struct ls_store_env *next;    /* registry list; guarded by reg_mu */
 };
 
@@ -36,6 +38,36 @@ static ls_store_env_t *find(const struct stat *st)
     for (ls_store_env_t *e = reg_head; e; e = e->next)
         if (e->dev == st->st_dev && e->ino == st->st_ino) return e;
     return NULL;
+}
+
+/* A process killed inside a read transaction (a daemon's seed snapshot, an operator's mdb_dump)
+ * leaves its slot in the lock file's reader table, and LMDB then keeps every page freed since
+ * that snapshot: while another process holds the environment open (the application's writer
+ * beside a daemon killed with kill -9), the file grows by each commit's churn until the map is
+ * full. LMDB clears such slots only when asked: at the open of a writable environment and then,
+ * while it is written, at most once a second before a write transaction (one lock-file probe
+ * per reader's pid). */
+#define READER_CHECK_NS 1000000000ull
+
+static void reader_check(ls_store_env_t *e)
+{
+    int dead = 0;
+    int rc = mdb_reader_check(e->env, &dead);
+    if (rc)
+        LS_LOGW("store", "%s: cannot check the reader table for dead processes: %s", e->path,
+                mdb_strerror(rc));
+    else if (dead > 0)
+        LS_LOGW("store",
+                "%s: cleared %d reader slot%s of dead processes (killed inside a read "
+                "transaction): their snapshots no longer keep freed pages from reuse",
+                e->path, dead, dead == 1 ? "" : "s");
+}
+
+static void reader_check_due(ls_store_env_t *e)
+{
+    uint64_t now = ls_mono_ns(), last = atomic_load_explicit(&e->checked_ns, memory_order_relaxed);
+    if (now - last < READER_CHECK_NS) return;
+    if (atomic_compare_exchange_strong(&e->checked_ns, &last, now)) reader_check(e);
 }
 
 /* Opens a new environment in path; reg_mu held (two first openers never race). */
@@ -66,6 +98,10 @@ static int open_new(const char *path, const char *file, const ls_store_env_optio
     e->dev = st.st_dev;
     e->ino = st.st_ino;
     e->refs = 1;
+    if (e->writable) {
+        atomic_store(&e->checked_ns, ls_mono_ns());
+        reader_check(e);
+    }
     pthread_rwlockattr_t attr;
     pthread_rwlockattr_init(&attr);
     pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
@@ -192,6 +228,7 @@ int ls_store_env_grow(ls_store_env_t *e, uint64_t size, uint64_t *now)
 
 int ls_store_env_txn_begin(ls_store_env_t *e, unsigned flags, MDB_txn **txn)
 {
+    if (!(flags & MDB_RDONLY) && e->writable) reader_check_due(e);
     for (int tries = 0;; tries++) {
         int rc = mdb_txn_begin(e->env, NULL, flags, txn);
         if (rc != MDB_MAP_RESIZED || tries > 3) return rc;

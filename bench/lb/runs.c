@@ -298,7 +298,6 @@ void lb_run_pickup(lb_ctx_t *c)
     lb_progress("logship plain: pick up one new generation on an idle system, %d times", k);
     snprintf(dir, sizeof(dir), "%s/pair-pickup", c->tmp);
     if (lb_pair_start(&p, dir, c->bin, c->certs, c->set, &cfg) != 0) return;
-    p.sync_after = getenv("LB_PICKUP_SYNC_AFTER") != NULL; /* scratch: A/B of the harness */
     lb_times_t t;
     lb_times_init(&t, (uint64_t) k + 1);
     for (uint64_t g = 2; g <= (uint64_t) k + 1; g++) {

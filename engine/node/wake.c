@@ -22,8 +22,7 @@ static void on_readable(uv_poll_t *h, int status, int events)
     uint64_t v;
     (void) status;
     (void) events;
-    while (read(w->fd, &v, sizeof(v)) < 0 && errno == EINTR) {
-    }
+    while (read(w->fd, &v, sizeof(v)) < 0 && errno == EINTR) {}
     /* Cleared before the callback, by an exchange (it reads the senders' last store): whatever
      * a sender published before finding the flag set is seen by this callback, and a sender
      * that finds it clear from now on writes again. */
@@ -48,8 +47,7 @@ void ls__node_wake_send(ls_node_wake_t *w)
 {
     if (atomic_exchange(&w->pending, 1) != 0) return; /* the loop has not run it yet */
     uint64_t one = 1;
-    while (write(w->fd, &one, sizeof(one)) < 0 && errno == EINTR) {
-    }
+    while (write(w->fd, &one, sizeof(one)) < 0 && errno == EINTR) {}
 }
 
 static void on_closed(uv_handle_t *h)

@@ -7,8 +7,8 @@
  * write, before the mark is cleared: the loop yields back, and the sender — a reader with the
  * rest of a generation to read and verify, the receiver with a piece to write — keeps that CPU
  * for up to 0.5 ms while the loop, with frames to send, waits (bench/README.md, "Picking up one
- * generation", 2026-12-05 pickup4). Here the sender's last shared step is the write itself: the
- * loop, whenever it runs, has nothing of the sender's to wait for.
+ * generation", 2026-12-05, second wip/pickup session). Here the sender's last shared step is the
+ * write itself: the loop, whenever it runs, has nothing of the sender's to wait for.
  */
 #include <errno.h>
 #include <sys/eventfd.h>

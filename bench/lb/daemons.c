@@ -6,7 +6,9 @@
  * "closes" generation N by hard-linking the master file into the active's logs/ under its closed
  * name and fsyncing the directory: what the writer's roll does last (rename + dir fsync), without
  * the writer's own speed in the figure. Timing of generation N:
- *   closed   = the moment the link exists (UTC ns, taken right after link())
+ *   closed   = the moment the link exists (UTC ns, taken right after link()); the pick-up
+ *              (sync_after) fsyncs the directory once the generation is durable on the copy,
+ *              outside its window, as the raw copy's pick-up has no source-side sync either
  *   durable  = the passive's receiver renamed it out of .part into inspect/ (inotify IN_MOVED_TO,
  *              the first event for that name in inspect/ or logs/); the receiver does that after
  *              the file's fsync, so the figure lacks only the directory fsync that follows
@@ -148,7 +150,7 @@ static int wait_answer(const char *sock, double timeout_s)
     return -1;
 }
 
-static int drop(lb_pair_t *p, const char *stage, uint64_t gen, uint64_t *closed_ns)
+static int drop(lb_pair_t *p, const char *stage, uint64_t gen, uint64_t *closed_ns, bool sync)
 {
     char name[LS_GEN_NAME_MAX], from[LB_PATH + 64], to[LB_PATH + 64];
     ls_gen_name(name, sizeof(name), LS_GEN_PREFIX_DEFAULT, 1, gen);
@@ -159,7 +161,7 @@ static int drop(lb_pair_t *p, const char *stage, uint64_t gen, uint64_t *closed_
         return -1;
     }
     if (closed_ns) *closed_ns = lb_now_ns();
-    return ls_fsync_dir(p->logs_a) == 0 ? 0 : -1;
+    return !sync || ls_fsync_dir(p->logs_a) == 0 ? 0 : -1;
 }
 
 /* The active's database for a seed: the workload's store, the current log and the last two
@@ -215,7 +217,7 @@ int lb_pair_start(lb_pair_t *p, const char *dir, const char *bin, const char *ce
     p->pid_a = start_daemon(p, bin, cfg->netns_a, 'a');
     if (p->pid_a < 0 || wait_answer(p->sock_a, 10)) goto fail;
     if (cfg->seed_store || cfg->empty) return 0;
-    if (drop(p, stage, 1, NULL)) goto fail;
+    if (drop(p, stage, 1, NULL, true)) goto fail;
     uint64_t end = lb_mono_ns() + 30000000000ull;
     lb_status_t st;
     while (lb_mono_ns() < end) {
@@ -335,7 +337,7 @@ int lb_pair_ship(lb_pair_t *p, const char *stage, uint64_t first, uint64_t last,
     int rc = 0;
     for (uint64_t g = first; g <= last && rc == 0; g++) {
         if (rate > 0) lb_sleep_until_mono(t0 + (uint64_t) ((double) (g - first) / rate * 1e9));
-        rc = drop(p, stage, g, &t->closed_ns[g]);
+        rc = drop(p, stage, g, &t->closed_ns[g], !p->sync_after);
     }
     uint64_t end = lb_mono_ns() + (uint64_t) (timeout_s * 1e9);
     for (unsigned i = 0; rc == 0 && !atomic_load(&m.done) && lb_mono_ns() < end; i++) {
@@ -349,6 +351,7 @@ int lb_pair_ship(lb_pair_t *p, const char *stage, uint64_t first, uint64_t last,
     atomic_store(&m.stop, true);
     pthread_join(th, NULL);
     close(m.ifd);
+    if (p->sync_after && ls_fsync_dir(p->logs_a) != 0) rc = -1; /* the drops' links, once */
     if (rc == 0 && !atomic_load(&m.done)) {
         fprintf(stderr, "logship-bench: generation %lu not replayed within %.0f s (see %s)\n",
                 (unsigned long) last, timeout_s, p->dir);

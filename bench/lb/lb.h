@@ -130,6 +130,7 @@ typedef struct {
     double cpu_a, cpu_b;     /* CPU seconds at the last lb_pair_cpu() */
     int port;                /* the passive's listening port */
     bool hold_replay;        /* replay held back: wait for durable, not replayed */
+    bool sync_after;         /* lb_pair_ship fsyncs logs/ after the run, not in each drop */
     uint64_t anon_a, anon_b; /* peak RssAnon seen by the monitor, KiB (sampled every ~20 ms) */
     lb_shaper_t *shaper;     /* or NULL */
 } lb_pair_t;

@@ -8,9 +8,9 @@
 
 #include "node/netpath.h"
 
-static void on_wake(uv_async_t *a)
+static void on_wake(void *data)
 {
-    ls__node_link_pump(a->data);
+    ls__node_link_pump(data);
 }
 
 static void on_retry(uv_timer_t *t)
@@ -27,8 +27,7 @@ void ls__node_link_init(ls_node_t *n, link_t *l, const ls_cfg_target_t *cfg)
     l->backoff_ms = NODE_BACKOFF_MIN;
     uv_timer_init(n->loop, &l->retry);
     l->retry.data = l;
-    uv_async_init(n->loop, &l->wake, on_wake);
-    l->wake.data = l;
+    ls__node_wake_init(n->loop, &l->wake, on_wake, l);
     ls__node_np_init(l);
 }
 
@@ -458,7 +457,7 @@ void ls__node_link_close(link_t *l)
 {
     uv_timer_stop(&l->retry);
     uv_close((uv_handle_t *) &l->retry, NULL);
-    uv_close((uv_handle_t *) &l->wake, NULL);
+    ls__node_wake_close(&l->wake, NULL);
     ls__node_np_close(l);
     if (l->conn) ls_conn_close(l->conn);
 }

@@ -36,7 +36,8 @@
  * (each copy's receiver: disk writes, fsync, inspection, a seed's install; and its replayer)
  * and engine/source (readers), each seed server's snapshot worker, and each connection's zstd
  * worker (engine/transport, offload_compression: every connection asks for it). Those
- * threads talk to the loop only through mutex-protected queues and uv_async_send(). The loop
+ * threads talk to the loop only through mutex-protected queues and uv_async_send() (the
+ * readers and the copies' receivers through ls_node_wake_t, wake.c). The loop
  * only moves bytes, runs timers and lists directories; the exceptions are rare and small: a
  * fence (ls_role_fence: two durable writes, once per fenced database) and a resync (the role
  * file, the copy's open) run on it.
@@ -45,6 +46,7 @@
 #define LS_NODE_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -137,6 +139,20 @@ struct active {
     bool switching;       /* a switchover holds it (switchover.c): no log removal */
 };
 
+/* A wake-up of the loop from another thread (wake.c): like uv_async_t, but the loop never waits
+ * for a sender that it preempted (libuv's busy mark and sched_yield). */
+typedef struct {
+    uv_poll_t poll;             /* the eventfd, polled by the loop */
+    int fd;                     /* eventfd */
+    atomic_int pending;         /* written and not yet run: later sends do not write */
+    void (*cb)(void *data);     /* on the loop */
+    void (*closed)(void *data); /* after the close, or NULL */
+    void *data;
+} ls_node_wake_t;
+void ls__node_wake_init(uv_loop_t *loop, ls_node_wake_t *w, void (*cb)(void *), void *data);
+void ls__node_wake_send(ls_node_wake_t *w); /* any thread */
+void ls__node_wake_close(ls_node_wake_t *w, void (*closed)(void *data));
+
 struct link {
     ls_node_t *node;
     const ls_cfg_target_t *cfg;
@@ -144,7 +160,7 @@ struct link {
     bool ready;           /* WELCOME received */
     int net;              /* network in use (index into cfg->nets) */
     uv_timer_t retry;     /* reconnect timer */
-    uv_async_t wake;      /* readers' notifications */
+    ls_node_wake_t wake;  /* readers' notifications */
     uint64_t backoff_ms;  /* next reconnect delay */
     uint64_t conn_window; /* connection-wide credit window (WELCOME), bytes */
     uint64_t conn_credit; /* bytes of GEN_DATA the connection accepts now */
@@ -163,15 +179,15 @@ struct link {
 struct pcopy {
     ls_node_t *node;
     const ls_cfg_database_t *cfg;
-    ls_passive_t *m;  /* its protocol: state, RESUME, acks, ask-again, suspension, figures */
-    ls_copy_t *copy;  /* engine/copy as the loop uses it (NULL if it failed to open: see the
-                         reason; NULL during a seed's swap, from start_swap to end_swap); the
-                         machine is given the same pointer */
-    peer_t *peer;     /* connection serving it, or NULL */
-    ls_copy_rx_t *rx; /* the receiver thread (engine/copy/receiver.h): owns its own pointer to
-                         the copy, which a seed's swap replaces there (seed_client.c) */
-    bool rx_started;  /* rx runs */
-    uv_async_t async; /* rx's notify: its events are polled on the loop */
+    ls_passive_t *m;      /* its protocol: state, RESUME, acks, ask-again, suspension, figures */
+    ls_copy_t *copy;      /* engine/copy as the loop uses it (NULL if it failed to open: see the
+                             reason; NULL during a seed's swap, from start_swap to end_swap); the
+                             machine is given the same pointer */
+    peer_t *peer;         /* connection serving it, or NULL */
+    ls_copy_rx_t *rx;     /* the receiver thread (engine/copy/receiver.h): owns its own pointer to
+                             the copy, which a seed's swap replaces there (seed_client.c) */
+    bool rx_started;      /* rx runs */
+    ls_node_wake_t async; /* rx's notify: its events are polled on the loop */
     char op_path[LS_CFG_PATH_MAX + 16];   /* the operator's decision: <copy>.state */
     char kept_path[LS_CFG_PATH_MAX + 16]; /* ask-again counters: <copy>.counters */
     struct node_seedc *seed;      /* this copy's seed, running or the last one (seed_client.c) */

@@ -1,5 +1,5 @@
 /* A passive copy in the node: engine/copy with its receiver thread (engine/copy/receiver.h),
- * whose events the loop polls on one uv_async, and the copy's protocol machine
+ * whose events the loop polls on one wake-up (wake.c), and the copy's protocol machine
  * (engine/passive), whose frames go to the connection serving the copy and whose actions are
  * carried out here: log a state change, keep the operator's decision (<copy>.state) and the
  * ask-again counters (<copy>.counters). */
@@ -55,15 +55,15 @@ static bool held(void *ctx)
     return ls__node_seed_client_busy(ctx, NULL, 0);
 }
 
-static void on_async(uv_async_t *a)
+static void on_async(void *data)
 {
-    pcopy_t *p = a->data;
+    pcopy_t *p = data;
     ls_passive_poll(p->m, ls_now_ns());
 }
 
 static void notify(void *ctx)
 {
-    uv_async_send(ctx); /* any thread */
+    ls__node_wake_send(ctx); /* any thread */
 }
 
 /* ---- lifecycle ------------------------------------------------------------------------------ */
@@ -110,8 +110,7 @@ int ls__node_pcopy_open(ls_node_t *n, pcopy_t *p, const ls_cfg_database_t *cfg, 
     p->cfg = cfg;
     snprintf(p->source, sizeof(p->source), "%s", source);
     ls__node_announced_load(p);
-    uv_async_init(n->loop, &p->async, on_async);
-    p->async.data = p;
+    ls__node_wake_init(n->loop, &p->async, on_async, p);
     /* A small BLOCK batch while the receiver thread is idle is written and synced on the loop:
      * no hand-off to that thread and back on a synchronous commit's path (docs/ARCHITECTURE.md,
      * the threads). */
@@ -171,9 +170,9 @@ void ls__node_pcopy_housekeep(pcopy_t *p)
     if (avail >= need) ls_passive_space_available(p->m, ls_now_ns());
 }
 
-static void on_async_closed(uv_handle_t *h)
+static void on_async_closed(void *data)
 {
-    pcopy_t *p = h->data;
+    pcopy_t *p = data;
     p->async_closed = true;
 }
 
@@ -188,5 +187,5 @@ void ls__node_pcopy_close(pcopy_t *p)
     p->copy = NULL; /* p->rx and p->m are freed with the node: a late push is dropped */
     ls__node_announced_save(p, true);
     ls__node_announced_close(p);
-    uv_close((uv_handle_t *) &p->async, on_async_closed);
+    ls__node_wake_close(&p->async, on_async_closed);
 }

@@ -64,7 +64,7 @@ static int64_t on_block_read(void *ctx, uint32_t epoch, uint64_t generation, uin
 static void on_notify(void *ctx)
 {
     link_t *l = ctx;
-    uv_async_send(&l->wake);
+    ls__node_wake_send(&l->wake);
 }
 
 void ls__node_shipper_init(shipper_t *s, active_t *a, link_t *l)

@@ -109,8 +109,9 @@ Test(store_readers, a_killed_readers_slot_is_cleared_and_its_pages_reused)
     rewrite_rounds(s, &round, 50);
     cr_assert_eq(reader_slots(env), 0, "a write transaction cleared the dead reader's slot");
     /* Pinned by the dead snapshot, each round would take ~60 new pages (3,000 in all). */
-    cr_assert_leq(last_page(env), before + 128, "the pages freed since its snapshot are reused "
-                                                "(last page %zu before, %zu after 50 rounds)",
+    cr_assert_leq(last_page(env), before + 128,
+                  "the pages freed since its snapshot are reused "
+                  "(last page %zu before, %zu after 50 rounds)",
                   before, last_page(env));
     ls_store_env_release(e);
     ls_store_close(s);

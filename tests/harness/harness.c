@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <dirent.h>
 #include <ftw.h>
+#include <lmdb.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -308,4 +309,18 @@ bool ls_h_flip_byte(const char *path, size_t off, uint8_t mask)
     }
     free(b);
     return ok;
+}
+
+static int count_line(const char *msg, void *ctx)
+{
+    (void) msg;
+    (*(int *) ctx)++;
+    return 0;
+}
+
+int ls_h_reader_slots(void *env)
+{
+    int n = 0;
+    mdb_reader_list(env, count_line, &n);
+    return n - 1;
 }

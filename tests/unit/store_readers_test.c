@@ -50,21 +50,6 @@ static size_t last_page(MDB_env *env)
     return info.me_last_pgno;
 }
 
-static int count_line(const char *msg, void *ctx)
-{
-    (void) msg;
-    (*(int *) ctx)++;
-    return 0;
-}
-
-/* Reader slots in the lock file (the header line excluded). */
-static int reader_slots(MDB_env *env)
-{
-    int n = 0;
-    mdb_reader_list(env, count_line, &n);
-    return n - 1;
-}
-
 /* Another process opens the environment itself, begins a read transaction and is killed. */
 static void killed_reader(const char *dir)
 {
@@ -102,12 +87,12 @@ Test(store_readers, a_killed_readers_slot_is_cleared_and_its_pages_reused)
                   steady, last_page(env));
 
     killed_reader(dir);
-    cr_assert_eq(reader_slots(env), 1, "the dead process's slot is still in the table");
+    cr_assert_eq(ls_h_reader_slots(env), 1, "the dead process's slot is still in the table");
     struct timespec wait = {.tv_sec = 1, .tv_nsec = 100 * 1000 * 1000}; /* the check's period */
     nanosleep(&wait, NULL);
     size_t before = last_page(env);
     rewrite_rounds(s, &round, 50);
-    cr_assert_eq(reader_slots(env), 0, "a write transaction cleared the dead reader's slot");
+    cr_assert_eq(ls_h_reader_slots(env), 0, "a write transaction cleared the dead reader's slot");
     /* Pinned by the dead snapshot, each round would take ~60 new pages (3,000 in all). */
     cr_assert_leq(last_page(env), before + 128,
                   "the pages freed since its snapshot are reused "

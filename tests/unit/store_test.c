@@ -296,21 +296,6 @@ Test(store, map_grown_by_another_process_is_adopted)
 
 /* ---- one environment per path per process (issue 11, issue 13 defect 1) ------------------- */
 
-static int count_reader(const char *msg, void *ctx)
-{
-    (void) msg;
-    (*(int *) ctx)++;
-    return 0;
-}
-
-/* Reader slots listed in the lock file (the header line excluded). */
-static int readers(MDB_env *env)
-{
-    int n = 0;
-    mdb_reader_list(env, count_reader, &n);
-    return n - 1;
-}
-
 Test(store, every_user_of_a_path_shares_one_environment)
 {
     char *dir = ls_h_tmpdir("store");
@@ -359,11 +344,12 @@ Test(store, releasing_one_user_keeps_another_users_reader_slot)
     MDB_txn *txn;
     ls_store_env_rdlock(e1);
     cr_assert_eq(ls_store_env_txn_begin(e1, MDB_RDONLY, &txn), 0);
-    cr_assert_eq(readers(ls_store_env_mdb(e1)), 1);
+    cr_assert_eq(ls_h_reader_slots(ls_store_env_mdb(e1)), 1);
     cr_assert_eq(ls_store_env_acquire(dir, &ro, &e2, err, sizeof(err)), 0, "%s", err);
     cr_assert_eq(e1, e2, "a second snapshot of the path gets the same environment");
     ls_store_env_release(e2);
-    cr_assert_eq(readers(ls_store_env_mdb(e1)), 1, "the first user's read transaction survives");
+    cr_assert_eq(ls_h_reader_slots(ls_store_env_mdb(e1)), 1,
+                 "the first user's read transaction survives");
     mdb_txn_abort(txn);
     ls_store_env_unlock(e1);
     ls_store_env_release(e1);

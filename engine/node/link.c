@@ -313,7 +313,8 @@ int ls__node_link_connect(link_t *l, int net, ls_conn_t **out)
                          .on_frame = on_frame,
                          .on_drain = on_drain,
                          .on_close = on_close,
-                         .data = l};
+                         .data = l,
+                         .send_hwm = l->cfg->compression_level > 0 ? 0 : NODE_LINK_SEND_HWM};
     return ls__node_connect(l->node, l->cfg, net, true, &cb, out);
 }
 

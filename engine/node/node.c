@@ -108,6 +108,7 @@ int ls__node_connect(ls_node_t *n, const ls_cfg_target_t *t, int net, bool targe
     o.on_drain = cb->on_drain;
     o.on_close = cb->on_close;
     o.data = cb->data;
+    if (cb->send_hwm) o.send_hwm = cb->send_hwm;
     int rc = ls_conn_connect(n->loop, nw->remote.host, nw->remote.port, &o, out);
     if (rc) *out = NULL;
     return rc;

@@ -68,13 +68,18 @@
 #include "transport/transport.h"
 #include "writer/ctlpage.h"
 
-#define NODE_CHUNK        (256u * 1024u) /* GEN_DATA chunk, bytes */
-#define NODE_RESCAN_MS    1000           /* periodic rescan of an active log directory */
-#define NODE_HOUSEKEEP_MS 1000           /* log removal, disk-full retries, status upkeep */
-#define NODE_BACKOFF_MIN  100            /* reconnect backoff, ms */
-#define NODE_BACKOFF_MAX  3000
-#define NODE_REASON_MAX   512
-#define NODE_ACTIVATIONS  16 /* activations of one database a daemon run holds (switchovers) */
+#define NODE_CHUNK (256u * 1024u) /* GEN_DATA chunk, bytes */
+/* The link's send queue bound (the transport's send_hwm) without compression: GEN_DATA chunks are
+ * copies of the reader's buffers, so a deeper queue only holds a second copy of bytes the reader
+ * already holds; the kernel keeps the socket fed (docs/SHIP.md, "The active's memory"). With
+ * compression the transport's default, the zstd worker's bodies wait in the same queue. */
+#define NODE_LINK_SEND_HWM (1024u * 1024u)
+#define NODE_RESCAN_MS     1000 /* periodic rescan of an active log directory */
+#define NODE_HOUSEKEEP_MS  1000 /* log removal, disk-full retries, status upkeep */
+#define NODE_BACKOFF_MIN   100  /* reconnect backoff, ms */
+#define NODE_BACKOFF_MAX   3000
+#define NODE_REASON_MAX    512
+#define NODE_ACTIVATIONS   16 /* activations of one database a daemon run holds (switchovers) */
 
 typedef struct link link_t;
 typedef struct shipper shipper_t;
@@ -267,8 +272,8 @@ int ls__node_send(ls_conn_t *conn, const ls_frame_t *f); /* encodes and sends; 0
 const uint8_t *ls__node_frame_dbid(const ls_frame_t *f, bool to_source);
 /* Connects to network net of t, a [target] section when target, else a [source] one: its
  * address, bind address and heartbeats, the certificate name its node must show
- * (ls_node_cert_name), cb's callbacks and data. 0 and *out, or an error (*out NULL, no
- * callback runs). */
+ * (ls_node_cert_name), cb's callbacks and data, and cb's send_hwm when not 0. 0 and *out, or an
+ * error (*out NULL, no callback runs). */
 int ls__node_connect(ls_node_t *n, const ls_cfg_target_t *t, int net, bool target,
                      const ls_conn_opts_t *cb, ls_conn_t **out);
 /* The head of the WELCOME that answers a HELLO admitted with choice, for count databases (their

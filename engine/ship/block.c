@@ -163,10 +163,6 @@ void ls_ship_block_durable(ls_ship_t *m, const ls_ship_durable_t *d, uint64_t no
     if (d->generation == b->gen && d->epoch == b->epoch) b->pub = LS_MAX(b->pub, d->offset);
     ls__ship_block_check(m, now);
     if (b->mode == LS_SHIP_MODE_BLOCK && d->offset > 0) point_push(b, d);
-    /* The reader verifies the open generation's durable bytes ahead of its roll: its GEN_END,
-     * which the next generation's BLOCKs follow, then waits only for the rest to be checked. */
-    if (b->mode == LS_SHIP_MODE_BLOCK && m->reader && !m->o.reader)
-        ls_reader_hint(m->reader, d->epoch, d->generation, d->offset);
 }
 
 void ls__ship_block_forget(ls_ship_t *m)

@@ -25,12 +25,9 @@
  * digest, can only follow a verified generation. One that fails part way is aborted by ship.
  *
  * A generation that is not closed yet is waited for: ls_source_rescan() wakes the thread when a
- * newer generation appears. Meanwhile, in block mode, ls_reader_hint() lets it verify the open
- * log's durable bytes ahead (reader_read.c, "ahead"; at most AHEAD_MAX bytes more are held), so
- * at the roll only the rest of the closed file is read and checked (docs/SOURCE.md).
- * A generation that is missing while a later one exists, removed, unreadable or damaged stops the
- * reader with the reason; it is never verified whole (never handed out when its first piece
- * fails).
+ * newer generation appears. One that is missing while a later one exists, removed, unreadable or
+ * damaged stops the reader with the reason; it is never verified whole (never handed out when
+ * its first piece fails).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -51,7 +48,7 @@ static bool wait_dir(ls_reader_t *r)
 {
     pthread_mutex_lock(&r->mu);
     r->st.waiting_gen = true;
-    while (!r->dirty && !r->stop && !r->hinted)
+    while (!r->dirty && !r->stop)
         pthread_cond_wait(&r->cond, &r->mu);
     r->st.waiting_gen = false;
     bool ok = !r->stop;
@@ -65,7 +62,6 @@ static void *reader_main(void *arg)
     for (uint64_t g = r->st.next;;) {
         pthread_mutex_lock(&r->mu);
         r->dirty = false;
-        r->hinted = false;
         bool stop = r->stop;
         pthread_mutex_unlock(&r->mu);
         if (stop) break;
@@ -73,7 +69,6 @@ static void *reader_main(void *arg)
         if (rc == 0) {
             g++;
         } else if (rc == LOCATE_WAIT) {
-            ls__reader_ahead(r, g); /* the open generation's durable bytes, meanwhile */
             if (!wait_dir(r)) break;
         } else if (rc == 1) {
             break;
@@ -96,9 +91,7 @@ int ls_reader_start(ls_source_t *src, uint64_t first, const ls_reader_options_t 
     if (!src || first == 0 || !notify_cb || !out) return LS_EINVAL;
     ls_reader_t *r = calloc(1, sizeof(*r));
     if (!r) return LS_ENOMEM;
-    r->pre.fd = -1;
-    if (!(r->scan = ls_gen_stream_new()) || !(r->pre.scan = ls_gen_stream_new())) {
-        ls_gen_stream_free(r->scan);
+    if (!(r->scan = ls_gen_stream_new())) {
         free(r);
         return LS_ENOMEM;
     }
@@ -124,7 +117,6 @@ int ls_reader_start(ls_source_t *src, uint64_t first, const ls_reader_options_t 
         pthread_cond_destroy(&r->cond);
         pthread_mutex_destroy(&r->mu);
         ls_gen_stream_free(r->scan);
-        ls_gen_stream_free(r->pre.scan);
         free(r);
         return ls_err_from_errno(err);
     }
@@ -207,27 +199,6 @@ uint8_t *ls__reader_buffer(ls_reader_t *r, size_t size, size_t *cap)
     return malloc(size);
 }
 
-#define AHEAD_STEP (256ull * 1024ull) /* the thread is woken for this many new bytes */
-#define AHEAD_MAX  (4ull << 20)       /* and verifies at most this many ahead */
-
-void ls_reader_hint(ls_reader_t *r, uint32_t epoch, uint64_t generation, uint64_t durable)
-{
-    if (!r || !epoch || !generation) return;
-    pthread_mutex_lock(&r->mu);
-    if (generation != r->hint_gen || epoch != r->hint_epoch) {
-        r->hint_gen = generation;
-        r->hint_epoch = epoch;
-        r->hint_off = 0;
-        r->ahead_done = 0;
-    }
-    r->hint_off = LS_MAX(r->hint_off, LS_MIN(durable, AHEAD_MAX));
-    if (!r->hinted && r->hint_off >= r->ahead_done + AHEAD_STEP) {
-        r->hinted = true; /* only a step's worth wakes the thread: a few times a generation */
-        pthread_cond_broadcast(&r->cond);
-    }
-    pthread_mutex_unlock(&r->mu);
-}
-
 const char *ls_reader_error(ls_reader_t *r)
 {
     pthread_mutex_lock(&r->mu);
@@ -265,9 +236,6 @@ void ls_reader_stop(ls_reader_t *r)
     free_list(r->head);
     free_list(r->out);
     free(r->spare);
-    ls__reader_ahead_reset(r);
-    free(r->pre.buf);
-    ls_gen_stream_free(r->pre.scan);
     ls_gen_stream_free(r->scan);
     pthread_cond_destroy(&r->cond);
     pthread_mutex_destroy(&r->mu);

@@ -9,7 +9,6 @@
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -238,119 +237,14 @@ static ls_gen_expect_t expected(const ls_reader_t *r, uint64_t g, uint32_t epoch
     };
 }
 
-/* ---- the open generation verified ahead (ls_reader_hint) ------------------------------------ */
-void ls__reader_ahead_reset(ls_reader_t *r)
-{
-    ls__reader_ahead_t *p = &r->pre;
-    if (p->fd >= 0) close(p->fd);
-    p->fd = -1;
-    p->gen = 0;
-    p->epoch = 0;
-    p->len = 0;
-    p->dead = false;
-}
-
-/* Opens logs/<prefix>.log for p->gen: its header must name (epoch, gen), else it is not (yet,
- * or any more) that generation's. Begins the verifier at byte 0. 0, or -1 (dead when the file
- * holds another generation: the roll went by). */
-static int ahead_open(ls_reader_t *r)
-{
-    ls__reader_ahead_t *p = &r->pre;
-    char path[PATH_MAX + LS_GEN_PREFIX_MAX + 8];
-    pthread_mutex_lock(&r->src->mu);
-    snprintf(path, sizeof(path), "%s/%s.log", r->src->logs, r->src->prefix);
-    pthread_mutex_unlock(&r->src->mu);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -1;
-    uint8_t hdr[LS_GEN_HEADER_SIZE];
-    ls_gen_header_t h;
-    struct stat st;
-    if (ls_pread_full(fd, hdr, sizeof(hdr), 0) != (ssize_t) sizeof(hdr) ||
-        ls_gen_header_decode(hdr, sizeof(hdr), &h) != 0 || fstat(fd, &st) != 0) {
-        close(fd);
-        return -1;
-    }
-    if (h.generation != p->gen || h.epoch != p->epoch) {
-        p->dead = h.generation > p->gen; /* rolled already: read whole once it is closed */
-        close(fd);
-        return -1;
-    }
-    p->fd = fd;
-    p->dev = (uint64_t) st.st_dev;
-    p->ino = (uint64_t) st.st_ino;
-    p->ex = expected(r, p->gen, p->epoch);
-    p->ex.known_digest = r->trl_digest; /* the closed file's trailer's, read before the end */
-    ls_gen_stream_begin(p->scan, &p->ex, 0);
-    return 0;
-}
-
-void ls__reader_ahead(ls_reader_t *r, uint64_t g)
-{
-    ls__reader_ahead_t *p = &r->pre;
-    pthread_mutex_lock(&r->mu);
-    uint32_t epoch = r->hint_epoch;
-    uint64_t hg = r->hint_gen, off = r->hint_off;
-    pthread_mutex_unlock(&r->mu);
-    /* the chain it continues must be known (the generation before was read), and nothing is
-     * verified ahead when the digest is to be computed (FULL: the closed file is read whole) */
-    if (hg != g || !r->have_prev || r->verify == LS_READER_VERIFY_FULL || g == r->full_gen) return;
-    if (p->gen != g || p->epoch != epoch) {
-        ls__reader_ahead_reset(r);
-        p->gen = g;
-        p->epoch = epoch;
-    }
-    if (p->dead || off <= p->len) return;
-    if (p->fd < 0 && ahead_open(r) != 0) return;
-    if (off > p->cap) {
-        size_t cap = (size_t) LS_MAX(off, (uint64_t) p->cap * 2);
-        uint8_t *b = realloc(p->buf, cap);
-        if (!b) return; /* the closed file is read whole */
-        p->buf = b;
-        p->cap = cap;
-    }
-    size_t len = (size_t) (off - p->len);
-    if (ls_pread_full(p->fd, p->buf + p->len, len, (off_t) p->len) != (ssize_t) len) return;
-    if (ls_gen_stream_feed(p->scan, p->buf + p->len, len, NULL, NULL) != 0) {
-        p->dead = true; /* the closed file's read finds it again, and says so */
-        return;
-    }
-    p->len = off;
-    pthread_mutex_lock(&r->mu);
-    if (r->hint_gen == g) r->ahead_done = off;
-    r->st.ahead += len;
-    pthread_mutex_unlock(&r->mu);
-}
-
-/* The closed generation g (epoch; n opened as fd, its ends read, not verified FULL) continues
- * what was verified ahead when the closed file is the open log it was read from: its bytes
- * copied into n, the verifier swapped in. The byte it continues from, or 0 (read whole). */
-static uint64_t ahead_take(ls_reader_t *r, rgen_t *n, int fd, uint64_t g, uint32_t epoch)
-{
-    ls__reader_ahead_t *p = &r->pre;
-    struct stat st;
-    if (p->gen != g || p->epoch != epoch || p->dead || p->fd < 0 || p->len == 0 ||
-        p->len + LS_GEN_TRAILER_SIZE > n->buf.size || fstat(fd, &st) != 0 ||
-        (uint64_t) st.st_dev != p->dev || (uint64_t) st.st_ino != p->ino)
-        return 0;
-    memcpy(n->data, p->buf, p->len);
-    ls_gen_stream_t *s = r->scan; /* p->ex stays as it is until the end (reset after it) */
-    r->scan = p->scan;
-    p->scan = s;
-    pthread_mutex_lock(&r->mu);
-    r->st.ahead_gens++;
-    pthread_mutex_unlock(&r->mu);
-    return p->len;
-}
-
-/* Reads n's bytes from byte `from` (the scanner was fed those before it) piece by piece through
- * the incremental scanner (begun by the caller),
+/* Reads n's bytes piece by piece through the incremental scanner (begun by the caller),
  * publishing n after its first piece passed (*published) and every later piece but the last.
  * 0 (every piece passed: the verdict is ls_gen_stream_end's), 1 (stopping) or an error
  * (errmsg). */
 static int read_pieces(ls_reader_t *r, rgen_t *n, int fd, uint64_t g, const char *path,
-                       uint64_t from, bool *published)
+                       bool *published)
 {
-    for (uint64_t off = from; off < n->buf.size;) {
+    for (uint64_t off = 0; off < n->buf.size;) {
         size_t len = piece_len(off, n->buf.size);
         ssize_t got = ls_pread_full(fd, n->data + off, len, (off_t) off);
         if (got != (ssize_t) len) {
@@ -459,12 +353,10 @@ static int read_verify(ls_reader_t *r, uint64_t g, uint32_t epoch, const char *p
      * everything but hashes nothing; without a trailer the scan fails whatever is known. */
     bool full = r->verify == LS_READER_VERIFY_FULL || g == r->full_gen || !r->have_trl;
     if (!full) ex.known_digest = r->trl_digest;
-    uint64_t from = full ? 0 : ahead_take(r, n, fd, g, epoch);
-    if (!from) ls_gen_stream_begin(r->scan, &ex, 0);
-    if ((rc = read_pieces(r, n, fd, g, path, from, &published)) ||
+    ls_gen_stream_begin(r->scan, &ex, 0);
+    if ((rc = read_pieces(r, n, fd, g, path, &published)) ||
         (rc = verdict(r, n, g, path, full, &info)))
         goto fail;
-    ls__reader_ahead_reset(r);
     close(fd);
     n->buf.last_lsn = info.trailer.last_lsn;
     memcpy(n->buf.digest, info.digest, LS_DIGEST_SIZE);
@@ -481,7 +373,6 @@ static int read_verify(ls_reader_t *r, uint64_t g, uint32_t epoch, const char *p
     hand_over(r, n, g, published);
     return 0;
 fail:
-    ls__reader_ahead_reset(r);
     close(fd);
     withdraw(r, n, published);
     return rc;

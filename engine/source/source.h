@@ -247,8 +247,6 @@ typedef struct {
     bool waiting_space;      /* the thread waits for a release (bounds reached) */
     bool waiting_gen;        /* the thread waits for generation `next` to be closed */
     int error;               /* 0, or why the reader stopped */
-    uint64_t ahead;          /* bytes of open generations verified ahead (ls_reader_hint) */
-    uint64_t ahead_gens;     /* generations whose verification began ahead and was taken up */
 } ls_reader_stats_t;
 
 /* Called on the reader's thread when a generation becomes ready, grows, or the reader fails. Must
@@ -271,15 +269,6 @@ int ls_reader_next(ls_reader_t *r, const ls_gen_buf_t **gen);
  * still being read (short of its size) may be released too (ship does when it stops the
  * reader): the thread stops filling it and frees it itself. */
 void ls_reader_release(ls_reader_t *r, const ls_gen_buf_t *gen);
-/* Block mode: bytes [0, durable) of the open generation (epoch, generation) are durable in
- * logs/<prefix>.log (the writer published them: final). While the thread waits for that
- * generation to close it reads and verifies them ahead (once durable is a step, 256 KiB, past
- * what it verified, up to 4 MiB), from the open log whose header names the generation; when it
- * closes, the verification goes on from there if the closed file is that same file (its inode),
- * so at the roll only the rest is read and checked and GEN_END is not behind a re-read of the
- * whole file. The same checks as reading it whole; anything else (another file, a failed
- * check, a verification FULL) reads the closed file whole as before. Non-blocking. */
-void ls_reader_hint(ls_reader_t *r, uint32_t epoch, uint64_t generation, uint64_t durable);
 /* Why the reader stopped ("" while healthy); valid until ls_reader_stop(). */
 const char *ls_reader_error(ls_reader_t *r);
 void ls_reader_stats(ls_reader_t *r, ls_reader_stats_t *out);

@@ -102,20 +102,6 @@ typedef struct rgen {
     struct rgen *next;      /* next in the ready queue or the handed-out list */
 } rgen_t;
 
-/* The open generation verified ahead (the reader thread's own; reader_read.c). */
-typedef struct {
-    int fd;                /* logs/<prefix>.log, its header naming (epoch, gen); -1: none */
-    uint32_t epoch;        /* the generation ... */
-    uint64_t gen;          /* ... (0: none) */
-    uint64_t dev, ino;     /* the file's identity (the closed file must be it) */
-    uint8_t *buf;          /* bytes [0, len) as read and verified */
-    size_t cap;            /* bytes allocated at buf */
-    uint64_t len;          /* bytes fed to scan */
-    bool dead;             /* unusable for gen (another file, a failed check): not tried again */
-    ls_gen_stream_t *scan; /* the verifier, begun at byte 0 with ex */
-    ls_gen_expect_t ex;    /* what it expects (borrowed by scan until its end) */
-} ls__reader_ahead_t;
-
 struct ls_reader {
     ls_source_t *src;                    /* the directory view (outlives the reader) */
     pthread_t thread;                    /* the reading thread */
@@ -145,22 +131,11 @@ struct ls_reader {
     size_t spare_cap;                    /* its bytes */
     ls_reader_stats_t st;                /* figures; st.error is the sticky failure */
     char errmsg[LS_SOURCE_ERRLEN];       /* why the reader stopped */
-    /* ls_reader_hint: the open generation verified ahead of its roll */
-    uint32_t hint_epoch;    /* under mu: the open generation hinted ... */
-    uint64_t hint_gen;      /* ... (0: none) */
-    uint64_t hint_off;      /* under mu: its bytes known durable */
-    uint64_t ahead_done;    /* under mu: bytes of it verified ahead */
-    bool hinted;            /* under mu: a hint worth the thread's wake-up */
-    ls__reader_ahead_t pre; /* the thread's: the verification ahead */
 };
 
 /* Reads generation g on the reader's thread (reader_read.c): 0 verified, LOCATE_WAIT,
  * 1 stopping, or an error (r->errmsg). */
 int ls__reader_step(ls_reader_t *r, uint64_t g);
-/* While g is not closed: verifies the hinted bytes of the open log ahead (reader_read.c). */
-void ls__reader_ahead(ls_reader_t *r, uint64_t g);
-/* Drops what was verified ahead (its file closed; its buffer and verifier kept for reuse). */
-void ls__reader_ahead_reset(ls_reader_t *r);
 /* Frees n, its buffer kept as the reader's spare when that fits the bounds (reader.c). Called
  * with r->mu held; returns what the caller frees once it has let go of the lock (or NULL). */
 uint8_t *ls__reader_drop_locked(ls_reader_t *r, rgen_t *n);

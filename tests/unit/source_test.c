@@ -2,11 +2,9 @@
  * Log directories are built with genbuild (a chain of valid generations under their real names),
  * each generation's trailer patched to a distinct close time (BASE_NS + generation seconds). */
 #include <criterion/criterion.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -68,9 +66,8 @@ static void patch_close(uint8_t *b, size_t len, uint64_t seed, uint64_t close_ns
     ls_gen_trailer_encode(&info.trailer, seed, b + len - LS_GEN_TRAILER_SIZE);
 }
 
-/* Makes generation n+1 of epoch e with `puts` records of vsize-byte values: its bytes (the
- * caller writes them) into *lenp. */
-static uint8_t *make_gen(chain_t *c, uint32_t e, int puts, size_t vsize, size_t *lenp)
+/* Appends generation n+1 of epoch e with `puts` records of vsize-byte values. */
+static void add_gen(chain_t *c, uint32_t e, int puts, size_t vsize)
 {
     uint64_t g = ++c->n;
     cr_assert_leq(g, MAXG);
@@ -99,17 +96,8 @@ static uint8_t *make_gen(chain_t *c, uint32_t e, int puts, size_t vsize, size_t 
     c->last_lsn[g] = c->next_lsn + (uint64_t) puts; /* puts + one COMMIT */
     c->next_lsn = c->last_lsn[g] + 1;
     ls_h_gen_free(b);
-    *lenp = len;
-    return bytes;
-}
-
-/* Appends generation n+1 of epoch e with `puts` records of vsize-byte values. */
-static void add_gen(chain_t *c, uint32_t e, int puts, size_t vsize)
-{
-    size_t len;
-    uint8_t *bytes = make_gen(c, e, puts, vsize, &len);
     char path[PATH_MAX];
-    gen_path(c, c->n, path, sizeof(path));
+    gen_path(c, g, path, sizeof(path));
     cr_assert_eq(ls_h_write_file(path, bytes, len), 0);
     free(bytes);
 }
@@ -1195,107 +1183,6 @@ Test(source, add_appends_only_the_next_generation_and_wakes_the_reader)
     cr_assert_eq(ls_source_rescan(s, err, sizeof(err)), LS_ELINEAGE);
     ls_source_view(s, &v);
     cr_assert_eq(v.newest, 5, "the view kept");
-    ls_reader_stop(r);
-    ls_source_free(s);
-    chain_free(c);
-}
-
-/* ---- the open generation verified ahead of its roll (ls_reader_hint, block mode) ----------- */
-static bool ahead_at(const ls_reader_stats_t *st, uint64_t arg)
-{
-    return st->ahead == arg;
-}
-
-typedef enum { ROLL_SAME, ROLL_OTHER_FILE, ROLL_DAMAGED } roll_t;
-
-/* Generations 1-2 closed, the reader past 2; generation 3 (about 700 KB) written as the open
- * log up to `cut`, hinted durable there, then closed as `how` says. Returns the reader. */
-static ls_reader_t *roll_ahead(chain_t *c, ls_source_t **sp, int *notes, size_t cut, roll_t how)
-{
-    add_gens(c, 2, 1);
-    size_t len;
-    uint8_t *bytes = make_gen(c, 1, 700, 1000, &len);
-    cr_assert_gt(len, cut + 1000);
-    char open_path[PATH_MAX], closed[PATH_MAX];
-    snprintf(open_path, sizeof(open_path), "%s/E00.log", c->logs);
-    gen_path(c, 3, closed, sizeof(closed));
-    if (how == ROLL_DAMAGED) bytes[cut / 2] ^= 0x40; /* a record inside what is verified ahead */
-    cr_assert_eq(ls_h_write_file(open_path, bytes, cut), 0);
-    ls_source_t *s = open_src(c);
-    ls_reader_t *r = NULL;
-    cr_assert_eq(ls_reader_start(s, 2, NULL, notify, notes, &r), 0);
-    take(c, r, 2);
-    wait_reader(r, waiting_gen, 3);
-    ls_reader_hint(r, 1, 3, cut);
-    if (how != ROLL_DAMAGED) wait_reader(r, ahead_at, cut);
-    if (how == ROLL_OTHER_FILE) { /* the open log replaced: not the file verified ahead */
-        cr_assert_eq(unlink(open_path), 0);
-        cr_assert_eq(ls_h_write_file(closed, bytes, len), 0);
-    } else { /* the writer's roll: the rest appended, the same file renamed */
-        int fd = open(open_path, O_WRONLY | O_APPEND);
-        cr_assert_geq(fd, 0);
-        cr_assert_eq(write(fd, bytes + cut, len - cut), (ssize_t) (len - cut));
-        close(fd);
-        cr_assert_eq(rename(open_path, closed), 0);
-    }
-    free(bytes);
-    rescan(s);
-    *sp = s;
-    return r;
-}
-
-Test(source, reader_verifies_the_open_generation_ahead_of_its_roll)
-{
-    chain_t *c = chain_new();
-    ls_source_t *s;
-    int notes = 0;
-    ls_reader_t *r = roll_ahead(c, &s, &notes, 500000, ROLL_SAME);
-    take(c, r, 3); /* bytes, digest, last LSN and close time as when read whole */
-    ls_reader_stats_t st;
-    ls_reader_stats(r, &st);
-    cr_assert_eq(st.ahead, 500000);
-    cr_assert_eq(st.ahead_gens, 1, "the closed file's verification went on from there");
-    cr_assert_eq(st.read, 2);
-    ls_reader_stop(r);
-    ls_source_free(s);
-    chain_free(c);
-}
-
-Test(source, reader_reads_whole_a_closed_file_that_is_not_the_one_verified_ahead)
-{
-    chain_t *c = chain_new();
-    ls_source_t *s;
-    int notes = 0;
-    ls_reader_t *r = roll_ahead(c, &s, &notes, 300000, ROLL_OTHER_FILE);
-    take(c, r, 3);
-    ls_reader_stats_t st;
-    ls_reader_stats(r, &st);
-    cr_assert_eq(st.ahead, 300000);
-    cr_assert_eq(st.ahead_gens, 0, "another inode: read and verified whole");
-    ls_reader_stop(r);
-    ls_source_free(s);
-    chain_free(c);
-}
-
-Test(source, reader_fails_a_generation_damaged_in_what_it_verified_ahead)
-{
-    chain_t *c = chain_new();
-    ls_source_t *s;
-    int notes = 0;
-    ls_reader_t *r = roll_ahead(c, &s, &notes, 400000, ROLL_DAMAGED);
-    const ls_gen_buf_t *g = NULL;
-    int rc = next_gen(r, &g);
-    if (rc == 0) { /* handed out on its first piece: it never reaches its size */
-        wait_reader(r, failed, 0);
-        cr_assert_lt(ls_gen_buf_avail(g), g->size);
-        ls_reader_release(r, g);
-        rc = next_gen(r, &g);
-    }
-    cr_assert_eq(rc, LS_ERECCKSUM, "%s", ls_reader_error(r));
-    cr_assert(strstr(ls_reader_error(r), "generation 3"), "%s", ls_reader_error(r));
-    ls_reader_stats_t st;
-    ls_reader_stats(r, &st);
-    cr_assert_eq(st.ahead_gens, 0);
     ls_reader_stop(r);
     ls_source_free(s);
     chain_free(c);

@@ -159,6 +159,10 @@ static void blocklag(lb_ctx_t *c, const char *label, uint64_t target, bool hold_
 void lb_run_blocklag(lb_ctx_t *c)
 {
     blocklag(c, "", 0, false);
+    /* The same with the copy's replay held back: each closed generation's replay commits a store
+     * transaction whose fdatasync (about 9 ms here) shares the disk with the shadow's, so this
+     * row tells the roll's hand-off from the replay's I/O (bench/README.md, 2026-12-06). */
+    blocklag(c, " (replay held)", 0, true);
     /* The same with 64 MiB generations: no roll while it runs, so no closed generation to wait
      * for (the stream of the next generation waits until the closed one is durable); and with
      * the copy's replay held back (no early apply, no store syncs on the copy's disk). */

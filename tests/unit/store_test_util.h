@@ -1,7 +1,7 @@
 /*
  * Helpers shared by the store tests (store_test.c, store_resident_test.c): two database
- * identities, a callback that puts a range of keys (struct puts) and opening a store that must open.
- * Static functions: each test program includes this once.
+ * identities, a callback that puts a range of keys (struct puts) and opening a store that must
+ * open. Static functions: each test program includes this once.
  */
 #ifndef LS_STORE_TEST_UTIL_H
 #define LS_STORE_TEST_UTIL_H

@@ -13,19 +13,6 @@ static void setup(void)
 
 TestSuite(copy_stream_hold, .init = setup, .fini = shadow_fixture_fini);
 
-typedef struct {
-    ls_copy_t *c;
-    uint64_t gen;
-} replayed_t;
-
-static bool replayed(void *ctx)
-{
-    replayed_t *r = ctx;
-    ls_copy_stats_t s;
-    ls_copy_stats(r->c, &s);
-    return s.last_replayed >= r->gen || s.state == LS_COPY_FAILED;
-}
-
 static uint64_t last_replayed(ls_copy_t *c)
 {
     ls_copy_stats_t s;
@@ -36,14 +23,14 @@ static uint64_t last_replayed(ls_copy_t *c)
 
 /* The shadow of generation 3 reports (no bytes past its header: nothing to apply early) every
  * 10 ms for ms; returns the longest gap between two reports, ns. */
-static uint64_t stream(ls_copy_t *c, uint64_t ms, replayed_t *until)
+static uint64_t stream(ls_copy_t *c, uint64_t ms, want_t *until)
 {
     uint64_t t0 = ls_mono_ns(), last = t0, gap = 0;
     for (uint64_t now = t0; now - t0 < ms * 1000000ull; now = ls_mono_ns()) {
         ls_copy_shadow_durable(c, 1, 3, LS_GEN_HEADER_SIZE, LSN);
         gap = LS_MAX(gap, now - last);
         last = now;
-        if (until && replayed(until)) break;
+        if (until && reached(until)) break;
         usleep(10000);
     }
     return gap;
@@ -55,17 +42,17 @@ Test(copy_stream_hold, lazy_copy_holds_closed_generations_while_the_shadow_strea
     ls_copy_shadow_apply_eager(c, false);
     cr_assert_eq(ls_copy_start(c), 0);
     send_range(c, &ch, 1, 1);
-    replayed_t r = {c, 1};
-    cr_assert(ls_h_wait_for(replayed, &r, 20000), "no stream: generation 1 replayed at once");
+    want_t r = {c, 1, 0}; /* copy_test_util.h: replayed up to r.replayed */
+    cr_assert(ls_h_wait_for(reached, &r, 20000), "no stream: generation 1 replayed at once");
     ls_copy_shadow_durable(c, 1, 3, LS_GEN_HEADER_SIZE, LSN);
     uint64_t t0 = ls_mono_ns();
     send_range(c, &ch, 2, 2);
     uint64_t gap = stream(c, 300, NULL);
     if (gap < 50000000ull) /* a test thread stalled 50 ms or more may let the stream look quiet */
         cr_assert_eq(last_replayed(c), 1, "generation 2 held while the shadow streams");
-    r.gen = 2;
+    r.replayed = 2;
     stream(c, 10000, &r); /* the reports go on: the hold ends after a second */
-    cr_assert(replayed(&r), "generation 2 replayed while the stream went on");
+    cr_assert(reached(&r), "generation 2 replayed while the stream went on");
     cr_assert_eq(last_replayed(c), 2);
     cr_assert_lt(ls_mono_ns() - t0, 5000000000ull);
     ls_copy_close(c);
@@ -76,9 +63,9 @@ Test(copy_stream_hold, an_eager_copy_replays_at_once_while_the_shadow_streams, .
     ls_copy_t *c = copy_open(dir, NULL);
     cr_assert_eq(ls_copy_start(c), 0); /* eager: a commit waits for the applied position */
     send_range(c, &ch, 1, 2);
-    replayed_t r = {c, 2};
+    want_t r = {c, 2, 0};
     stream(c, 10000, &r);
-    cr_assert(replayed(&r));
+    cr_assert(reached(&r));
     cr_assert_eq(last_replayed(c), 2);
     ls_copy_close(c);
 }

@@ -11,7 +11,8 @@
  * to give back, with the item's tag), BEHIND (a GEN_BEGIN past the generation wanted) and BLOCK
  * (block mode: the shadow of the open generation made durable up to an offset). The
  * notify callback says "there is something to poll"; it runs on any thread, must not block, and
- * is what the daemon turns into one uv_async_send: this module knows no event loop.
+ * is what the daemon turns into one wake-up of its loop (ls_node_wake_t): this module knows no
+ * event loop.
  *
  * Lifecycle: ls_copy_rx_new() -> open the copy with ls_copy_rx_event_cb -> ls_copy_rx_start(copy)
  * (the thread owns that pointer from then on) -> ls_copy_rx_push() / ls_copy_rx_poll() ->

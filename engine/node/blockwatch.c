@@ -1,6 +1,7 @@
 /* Block mode on the active side (docs/BLOCKMODE.md): a watcher thread per active database
  * sleeps on the writer's durable position in the control page's channel
- * (ls_ctlpage_wait_durable, with a timeout, woken at stop) and posts to the loop (uv_async); the
+ * (ls_ctlpage_wait_durable, with a timeout, woken at stop) and wakes the loop (ls_node_wake_t,
+ * wake.c: libuv's uv_async_t would have the woken loop spin on the watcher's busy mark); the
  * loop reads the position and gives it to each target's machine (engine/ship), which decides
  * what to stream. The bytes are read here, on the loop, from logs/<prefix>.log through a
  * descriptor whose header was checked to name the generation asked for (the machine asks only
@@ -31,13 +32,13 @@
 
 struct node_bw {
     active_t *a;
-    ls_ctlpage_t *page; /* <db>/control: the active's mapping (ls__node_active_ctl), borrowed */
-    pthread_t thread;   /* the watcher */
-    bool running;       /* thread started, not joined */
-    atomic_bool stop;   /* the watcher ends */
-    uv_async_t async;   /* the watcher's post to the loop */
-    bool async_open;    /* async initialised, not closed */
-    int bell;           /* <db>/doorbell, polled by the loop (-1: none) */
+    ls_ctlpage_t *page;  /* <db>/control: the active's mapping (ls__node_active_ctl), borrowed */
+    pthread_t thread;    /* the watcher */
+    bool running;        /* thread started, not joined */
+    atomic_bool stop;    /* the watcher ends */
+    ls_node_wake_t wake; /* the watcher's wake-up of the loop */
+    bool wake_open;      /* wake initialised, not closed */
+    int bell;            /* <db>/doorbell, polled by the loop (-1: none) */
     uv_poll_t bell_poll;
     bool bell_open;           /* bell_poll initialised, not closed */
     pthread_mutex_t idle_mu;  /* the watcher's sleep while the writer rings ... */
@@ -76,7 +77,7 @@ static void *watch_main(void *arg)
     struct node_bw *bw = arg;
     ls_ctl_durable_t d;
     uint32_t seq = ls_ctlpage_read_durable(bw->page, &d);
-    uv_async_send(&bw->async);
+    ls__node_wake_send(&bw->wake);
     while (!atomic_load(&bw->stop)) {
         if (rung(bw, &d))
             idle_wait(bw); /* the loop is rung; a re-read a second in case a ring was lost */
@@ -85,7 +86,7 @@ static void *watch_main(void *arg)
         uint32_t now = ls_ctlpage_read_durable(bw->page, &d);
         if (now != seq) {
             seq = now;
-            uv_async_send(&bw->async);
+            ls__node_wake_send(&bw->wake);
         }
     }
     return NULL;
@@ -120,7 +121,7 @@ static void hand_on(struct node_bw *bw, const ls_ctl_durable_t *dp)
 
 /* Hands the position on; with a doorbell, arms it and reads the position once more (a
  * publication between the read and the arming rang nothing): again while it moved, twice at most
- * in one go (the loop serves the others), then through the async. */
+ * in one go (the loop serves the others), then through the wake-up. */
 static void take_durable(struct node_bw *bw)
 {
     ls_ctl_durable_t d;
@@ -138,16 +139,16 @@ static void take_durable(struct node_bw *bw)
         }
         if (seq == bw->last_seq) return;
         if (pass == 2) {
-            uv_async_send(&bw->async);
+            ls__node_wake_send(&bw->wake);
             return;
         }
         bw->last_seq = seq;
     }
 }
 
-static void on_durable(uv_async_t *h)
+static void on_durable(void *data)
 {
-    take_durable(h->data);
+    take_durable(data);
 }
 
 static void on_bell(uv_poll_t *h, int status, int events)
@@ -177,9 +178,8 @@ void ls__node_bw_start(active_t *a)
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&bw->idle_cond, &ca);
     pthread_condattr_destroy(&ca);
-    uv_async_init(a->node->loop, &bw->async, on_durable);
-    bw->async.data = bw;
-    bw->async_open = true;
+    ls__node_wake_init(a->node->loop, &bw->wake, on_durable, bw);
+    bw->wake_open = true;
     /* "node.doorbell": a daemon without it (the writer is never asked to ring) */
     bw->bell = LS_FAULT("node.doorbell") ? -1 : ls_ctlpage_bell_open(a->cfg->path);
     if (bw->bell >= 0 && uv_poll_init(a->node->loop, &bw->bell_poll, bw->bell) == 0) {
@@ -213,8 +213,8 @@ void ls__node_bw_stop(active_t *a)
         pthread_join(bw->thread, NULL);
         bw->running = false;
     }
-    if (bw->async_open) uv_close((uv_handle_t *) &bw->async, NULL);
-    bw->async_open = false;
+    if (bw->wake_open) ls__node_wake_close(&bw->wake, NULL); /* the watcher was joined */
+    bw->wake_open = false;
     if (bw->bell_open) {
         ls_ctlpage_arm_bell(bw->page, false); /* the writer rings no one */
         uv_close((uv_handle_t *) &bw->bell_poll, NULL);

@@ -292,7 +292,7 @@ void ls_node_stop(ls_node_t *n)
         uv_close((uv_handle_t *) &n->rescan, NULL);
         uv_close((uv_handle_t *) &n->housekeep, NULL);
     }
-    /* Readers first: their threads notify the links' async handles. */
+    /* Readers first: their threads wake the links (ls_node_wake_t). */
     for (int i = 0; i < n->nactives; i++)
         ls__node_active_close(&n->actives[i]);
     for (int i = 0; i < n->nlinks; i++)

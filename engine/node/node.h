@@ -17,8 +17,9 @@
  * is closed, and the loop ends once the caller closed its own; ls_node_free after the loop ended.
  *
  * Threading: every call on the loop thread. The node's own threads (each copy's receiver and
- * replayer, each source reader, each seed's snapshot worker, each connection's zstd worker) talk
- * to the loop only through queues and uv_async_send.
+ * replayer, each source reader, each active database's block watcher, each seed's snapshot
+ * worker, each connection's zstd worker) talk to the loop only through queues and a wake-up of
+ * the loop (the node's ls_node_wake_t, the transport's uv_async_t for the zstd workers).
  */
 #ifndef LS_NODE_H
 #define LS_NODE_H

@@ -34,10 +34,13 @@
  *
  * Threading: everything here runs on the loop thread except the threads inside engine/copy
  * (each copy's receiver: disk writes, fsync, inspection, a seed's install; and its replayer)
- * and engine/source (readers), each seed server's snapshot worker, and each connection's zstd
- * worker (engine/transport, offload_compression: every connection asks for it). Those
- * threads talk to the loop only through mutex-protected queues and uv_async_send() (the
- * readers and the copies' receivers through ls_node_wake_t, wake.c). The loop
+ * and engine/source (readers), each active database's block watcher (blockwatch.c), each seed
+ * server's snapshot worker, and each connection's zstd worker (engine/transport,
+ * offload_compression: every connection asks for it). Those threads talk to the loop only
+ * through mutex-protected queues and a wake-up of the loop: the node's own (readers, receivers,
+ * the block watcher, the seed server's worker, a seed's install on the receiver thread) through
+ * ls_node_wake_t (wake.c: libuv's uv_async_t has the woken loop spin on the sender's busy mark);
+ * the zstd workers through the transport's own uv_async_t. The loop
  * only moves bytes, runs timers and lists directories; the exceptions are rare and small: a
  * fence (ls_role_fence: two durable writes, once per fenced database) and a resync (the role
  * file, the copy's open) run on it.

@@ -18,8 +18,9 @@
  * it was (reopened if it had been closed) and the copy's reason says why.
  *
  * Threading: the loop owns everything but `install` (receiver thread) and the fields under mu,
- * which the receiver thread fills and signals with uv_async_send. A seed object lives until the
- * next seed of the copy replaces it or the node stops, so status can show the last result. */
+ * which the receiver thread fills and signals through sc->wake (ls_node_wake_t, wake.c). A seed
+ * object lives until the next seed of the copy replaces it or the node stops, so status can show
+ * the last result. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,7 +115,7 @@ static void run_step(void *ctx, ls_copy_t **copy, ls_copy_item_t *it)
         /* The loop takes the new copy now (end_swap: installed); the replaced copy is removed
          * after, off the way to it (sc lives: this item is still outstanding). */
         pthread_mutex_lock(&sc->mu);
-        uv_async_send(&sc->async);
+        ls__node_wake_send(&sc->wake);
         pthread_mutex_unlock(&sc->mu);
         ls_seed_copy_finish(&sc->install, p->cfg->path);
     }
@@ -133,7 +134,7 @@ static void run_step(void *ctx, ls_copy_t **copy, ls_copy_item_t *it)
     pthread_mutex_lock(&sc->mu);
     sc->outstanding--;
     LS_FAULT("seed.client.item_done"); /* tests: "sleep:MS" between the count and the wake-up */
-    uv_async_send(&sc->async);
+    ls__node_wake_send(&sc->wake);
     pthread_mutex_unlock(&sc->mu);
 }
 
@@ -458,9 +459,9 @@ static void end_swap(struct node_seedc *sc)
                            swapped ? "was seeded" : "was not seeded");
 }
 
-void ls__node_seedc_on_async(uv_async_t *a)
+void ls__node_seedc_on_wake(void *data)
 {
-    struct node_seedc *sc = a->data;
+    struct node_seedc *sc = data;
     pthread_mutex_lock(&sc->mu);
     uint64_t consumed = sc->consumed, done = sc->done;
     sc->consumed = 0;

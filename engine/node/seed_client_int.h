@@ -28,7 +28,7 @@ struct node_seedc {
     uint64_t start_ns, end_ns; /* UTC ns */
     copy_state_t saved_state;  /* the copy's state before the seed ... */
     char saved_reason[NODE_REASON_MAX]; /* ... and its reason */
-    uv_async_t async;                   /* receiver thread -> loop */
+    ls_node_wake_t wake;                /* receiver thread -> loop (wake.c) */
     /* receiver thread only */
     ls_seed_install_t *install;
     /* receiver thread <-> loop, under mu */
@@ -58,7 +58,7 @@ int ls__node_seedc_connect(struct node_seedc *sc);         /* over sc->net; 0 or
 /* Tells the copy's source it changed: RE_OFFER with flags (LS_REOFFER_*) on a version-2 ship
  * connection, else a connection-wide ERROR that makes a version-1 source reconnect. */
 void ls__node_seedc_reoffer(pcopy_t *p, uint32_t flags, const char *why);
-void ls__node_seedc_on_async(uv_async_t *a); /* the receiver thread's events, on the loop */
+void ls__node_seedc_on_wake(void *data); /* the receiver thread's events, on the loop (sc) */
 void ls__node_seedc_bufs_free(struct node_seedc *sc, bool all); /* the idle (all: every) buffer */
 
 #endif

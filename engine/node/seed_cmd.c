@@ -14,9 +14,9 @@ static const char *state_name(const struct node_seedc *sc)
 }
 
 /* ---- loop: commands -------------------------------------------------------------------------- */
-static void on_async_closed(uv_handle_t *h)
+static void on_wake_closed(void *data)
 {
-    struct node_seedc *sc = h->data;
+    struct node_seedc *sc = data;
     ls_seed_client_free(sc->cs);
     ls__node_seedc_bufs_free(sc, true);
     pthread_mutex_destroy(&sc->mu);
@@ -158,7 +158,7 @@ static int retire_old(pcopy_t *p, char *err, size_t errlen)
         snprintf(err, errlen, "the last seed of %s is still winding down: try again", p->cfg->name);
         return LS_EBUSY;
     }
-    uv_close((uv_handle_t *) &old->async, on_async_closed);
+    ls__node_wake_close(&old->wake, on_wake_closed);
     return 0;
 }
 
@@ -188,8 +188,7 @@ static struct node_seedc *seedc_new(ls_node_t *n, pcopy_t *p, const cJSON *req,
     LS_CHECK(ls_seed_client_new(&co, &sc->cs) == 0);
     sc->shown = ls_seed_client_state(sc->cs);
     pthread_mutex_init(&sc->mu, NULL);
-    uv_async_init(n->loop, &sc->async, ls__node_seedc_on_async);
-    sc->async.data = sc;
+    ls__node_wake_init(n->loop, &sc->wake, ls__node_seedc_on_wake, sc);
     return sc;
 }
 
@@ -285,6 +284,6 @@ void ls__node_seed_client_stop(ls_node_t *n)
             ls_conn_set_data(sc->conn, NULL);
             ls_conn_close(sc->conn);
         }
-        uv_close((uv_handle_t *) &sc->async, on_async_closed);
+        ls__node_wake_close(&sc->wake, on_wake_closed);
     }
 }

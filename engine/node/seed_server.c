@@ -39,7 +39,7 @@ struct node_seeds {
     char client[LS_PROTO_NODE_MAX + 1];
     ls_seed_server_t *ss; /* the protocol (engine/seed) */
     ls_seed_worker_t *w;  /* the snapshot thread (engine/seed); NULL until started */
-    uv_async_t async;     /* worker -> loop */
+    ls_node_wake_t wake;  /* worker -> loop (wake.c) */
     uv_timer_t retry;     /* socket full, or a log removal peeking at the store */
     int handles;          /* handles not yet closed */
     bool snapshotting;    /* counted in db->seed_snapshots: the store is open for the snapshot */
@@ -53,7 +53,7 @@ struct node_seeds {
 static void notify(void *ctx)
 {
     struct node_seeds *s = ctx;
-    uv_async_send(&s->async);
+    ls__node_wake_send(&s->wake);
 }
 
 static void release(void *ctx, void *data)
@@ -62,11 +62,20 @@ static void release(void *ctx, void *data)
     ls_seed_worker_release(s->w, data);
 }
 
-static void on_handle_closed(uv_handle_t *h)
+static void handle_closed(struct node_seeds *s)
 {
-    struct node_seeds *s = h->data;
     if (--s->handles > 0) return;
     free(s);
+}
+
+static void on_retry_closed(uv_handle_t *h)
+{
+    handle_closed(h->data);
+}
+
+static void on_wake_closed(void *data)
+{
+    handle_closed(data);
 }
 
 /* The worker is done with the store's environment (it returned from ls_seed_snapshot_new). */
@@ -87,8 +96,8 @@ static void maybe_free(struct node_seeds *s)
     s->ss = NULL;
     ls_seed_worker_free(s->w);
     s->w = NULL;
-    uv_close((uv_handle_t *) &s->async, on_handle_closed);
-    uv_close((uv_handle_t *) &s->retry, on_handle_closed);
+    ls__node_wake_close(&s->wake, on_wake_closed);
+    uv_close((uv_handle_t *) &s->retry, on_retry_closed);
 }
 
 static void on_retry(uv_timer_t *t);
@@ -218,9 +227,9 @@ static void step(struct node_seeds *s)
     pump(s);
 }
 
-static void on_async(uv_async_t *a)
+static void on_wake(void *data)
 {
-    struct node_seeds *s = a->data;
+    struct node_seeds *s = data;
     step(s);
     maybe_free(s);
 }
@@ -322,9 +331,9 @@ static void on_hello(peer_t *p, const ls_proto_hello_t *h)
                                    .resync = s->resync};
     LS_CHECK(ls_seed_server_new(&so, a->dbid, &s->ss) == 0);
     s->start_ns = ls_mono_ns();
-    uv_async_init(n->loop, &s->async, on_async);
+    ls__node_wake_init(n->loop, &s->wake, on_wake, s);
     uv_timer_init(n->loop, &s->retry);
-    s->async.data = s->retry.data = s;
+    s->retry.data = s;
     s->handles = 2;
     p->seed = s;
     ls_ship_seed_hold(sh->m, 0); /* nothing is removed while the snapshot is taken */

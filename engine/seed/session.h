@@ -24,8 +24,8 @@
  *
  * Threading: a session belongs to one thread (the daemon's loop); it takes no lock and starts no
  * thread. The worker's functions are called from that thread too; its thread touches only its
- * own queue (under its mutex) and calls notify, which must be safe from any thread
- * (uv_async_send).
+ * own queue (under its mutex) and calls notify, which must be safe from any thread (the
+ * daemon's: a wake-up of its loop, ls_node_wake_t in engine/node/wake.c).
  */
 #ifndef LS_SEED_SESSION_H
 #define LS_SEED_SESSION_H

@@ -250,7 +250,8 @@ typedef struct {
 } ls_reader_stats_t;
 
 /* Called on the reader's thread when a generation becomes ready, grows, or the reader fails. Must
- * not block nor call ls_reader_stop(); uv_async_send() is the intended body. */
+ * not block nor call ls_reader_stop(); a wake-up of the loop is the intended body (the daemon's
+ * ls_node_wake_t, engine/node/wake.c). */
 typedef void (*ls_reader_notify_cb)(void *ctx);
 
 /* Starts a reader thread from generation first (which the plan approved). *out is owned by the

@@ -178,7 +178,19 @@ void ls__node_bw_start(active_t *a)
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&bw->idle_cond, &ca);
     pthread_condattr_destroy(&ca);
-    ls__node_wake_init(a->node->loop, &bw->wake, on_durable, bw);
+    int wrc = ls__node_wake_init(a->node->loop, &bw->wake, on_durable, bw);
+    if (wrc != 0) { /* out of descriptors: file mode meanwhile, the next poll tries again */
+        if (!a->bw_warned)
+            LS_LOGW("active",
+                    "database %s: no block mode yet: cannot make the watcher's "
+                    "wake-up: %s",
+                    a->cfg->name, strerror(wrc));
+        a->bw_warned = true;
+        pthread_cond_destroy(&bw->idle_cond);
+        pthread_mutex_destroy(&bw->idle_mu);
+        free(bw);
+        return;
+    }
     bw->wake_open = true;
     /* "node.doorbell": a daemon without it (the writer is never asked to ring) */
     bw->bell = LS_FAULT("node.doorbell") ? -1 : ls_ctlpage_bell_open(a->cfg->path);

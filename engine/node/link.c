@@ -27,7 +27,7 @@ void ls__node_link_init(ls_node_t *n, link_t *l, const ls_cfg_target_t *cfg)
     l->backoff_ms = NODE_BACKOFF_MIN;
     uv_timer_init(n->loop, &l->retry);
     l->retry.data = l;
-    ls__node_wake_init(n->loop, &l->wake, on_wake, l);
+    LS_CHECK(ls__node_wake_init(n->loop, &l->wake, on_wake, l) == 0); /* at the node's start */
     ls__node_np_init(l);
 }
 

@@ -144,6 +144,7 @@ struct active {
                              the block watcher's and the sync state's one mapping */
     ls_ctl_sync_t sync;   /* synchronous commit as last read from it (state off: no writer) */
     bool sync_warned;     /* the control page could not be read: said once */
+    bool bw_warned;       /* the block watcher could not start: said once */
     bool switching;       /* a switchover holds it (switchover.c): no log removal */
 };
 
@@ -157,7 +158,10 @@ typedef struct {
     void (*closed)(void *data); /* after the close, or NULL */
     void *data;
 } ls_node_wake_t;
-void ls__node_wake_init(uv_loop_t *loop, ls_node_wake_t *w, void (*cb)(void *), void *data);
+/* 0, or the errno of a failed eventfd or poll (out of descriptors): nothing is left open then.
+ * Where a node cannot run without it (links, copies at start) the caller checks it; where it
+ * serves one request (a seed, a block watcher) the request fails instead of the daemon. */
+int ls__node_wake_init(uv_loop_t *loop, ls_node_wake_t *w, void (*cb)(void *), void *data);
 void ls__node_wake_send(ls_node_wake_t *w); /* any thread */
 void ls__node_wake_close(ls_node_wake_t *w, void (*closed)(void *data));
 

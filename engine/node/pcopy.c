@@ -110,7 +110,9 @@ int ls__node_pcopy_open(ls_node_t *n, pcopy_t *p, const ls_cfg_database_t *cfg, 
     p->cfg = cfg;
     snprintf(p->source, sizeof(p->source), "%s", source);
     ls__node_announced_load(p);
-    ls__node_wake_init(n->loop, &p->async, on_async, p);
+    /* The copy's receiver cannot run without it: out of descriptors here, the daemon stops with
+     * its check (as for the receiver's thread below) rather than run a copy no one wakes. */
+    LS_CHECK(ls__node_wake_init(n->loop, &p->async, on_async, p) == 0);
     /* A small BLOCK batch while the receiver thread is idle is written and synced on the loop:
      * no hand-off to that thread and back on a synchronous commit's path (docs/ARCHITECTURE.md,
      * the threads). */

@@ -162,12 +162,18 @@ static int retire_old(pcopy_t *p, char *err, size_t errlen)
     return 0;
 }
 
-/* A new seed client of p from src over network net, as req asks. */
+/* A new seed client of p from src over network net, as req asks; NULL with the errno in *werr
+ * when its wake-up cannot be made (out of descriptors). */
 static struct node_seedc *seedc_new(ls_node_t *n, pcopy_t *p, const cJSON *req,
-                                    const ls_cfg_target_t *src, int net, bool replace)
+                                    const ls_cfg_target_t *src, int net, bool replace, int *werr)
 {
     struct node_seedc *sc = calloc(1, sizeof(*sc));
     LS_CHECK(sc != NULL);
+    *werr = ls__node_wake_init(n->loop, &sc->wake, ls__node_seedc_on_wake, sc);
+    if (*werr != 0) {
+        free(sc);
+        return NULL;
+    }
     sc->node = n;
     sc->p = p;
     sc->id = next_id++;
@@ -188,7 +194,6 @@ static struct node_seedc *seedc_new(ls_node_t *n, pcopy_t *p, const cJSON *req,
     LS_CHECK(ls_seed_client_new(&co, &sc->cs) == 0);
     sc->shown = ls_seed_client_state(sc->cs);
     pthread_mutex_init(&sc->mu, NULL);
-    ls__node_wake_init(n->loop, &sc->wake, ls__node_seedc_on_wake, sc);
     return sc;
 }
 
@@ -204,7 +209,13 @@ int ls__node_seed_client_cmd(ls_node_t *n, const cJSON *req, bool status_only, c
     int rc = check(n, p, req, &src, &net, &replace, err, errlen);
     if (rc == 0) rc = retire_old(p, err, errlen);
     if (rc) return rc;
-    struct node_seedc *sc = seedc_new(n, p, req, src, net, replace);
+    int werr;
+    struct node_seedc *sc = seedc_new(n, p, req, src, net, replace, &werr);
+    if (!sc) {
+        snprintf(err, errlen, "cannot seed %s now: cannot make the seed's wake-up: %s",
+                 p->cfg->name, strerror(werr));
+        return ls_err_from_errno(werr);
+    }
     p->seed = sc;
     NODE_SET_STATE(p, CS_SEEDING, "seeding from %s over network %s: connecting", src->name,
                    src->nets[net].name);

@@ -316,6 +316,14 @@ static void on_hello(peer_t *p, const ls_proto_hello_t *h)
     }
     struct node_seeds *s = calloc(1, sizeof(*s));
     LS_CHECK(s != NULL);
+    int wrc = ls__node_wake_init(n->loop, &s->wake, on_wake, s);
+    if (wrc != 0) { /* out of descriptors: this seed fails, the daemon serves on */
+        LS_LOGE("seed", "%s: cannot serve the seed of %s: cannot make its wake-up: %s", p->name,
+                a->cfg->name, strerror(wrc));
+        free(s);
+        ls_conn_close(p->conn);
+        return;
+    }
     s->node = n;
     s->peer = p;
     s->db = a;
@@ -331,7 +339,6 @@ static void on_hello(peer_t *p, const ls_proto_hello_t *h)
                                    .resync = s->resync};
     LS_CHECK(ls_seed_server_new(&so, a->dbid, &s->ss) == 0);
     s->start_ns = ls_mono_ns();
-    ls__node_wake_init(n->loop, &s->wake, on_wake, s);
     uv_timer_init(n->loop, &s->retry);
     s->retry.data = s;
     s->handles = 2;

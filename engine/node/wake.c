@@ -30,17 +30,23 @@ static void on_readable(uv_poll_t *h, int status, int events)
     w->cb(w->data);
 }
 
-void ls__node_wake_init(uv_loop_t *loop, ls_node_wake_t *w, void (*cb)(void *), void *data)
+int ls__node_wake_init(uv_loop_t *loop, ls_node_wake_t *w, void (*cb)(void *), void *data)
 {
     w->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    LS_CHECK(w->fd >= 0);
+    if (w->fd < 0) return errno;
     atomic_init(&w->pending, 0);
     w->cb = cb;
     w->data = data;
     w->closed = NULL;
-    LS_CHECK(uv_poll_init(loop, &w->poll, w->fd) == 0);
+    int rc = uv_poll_init(loop, &w->poll, w->fd);
+    if (rc != 0) {
+        close(w->fd);
+        w->fd = -1;
+        return -rc; /* libuv's codes are negated errnos */
+    }
     w->poll.data = w;
-    LS_CHECK(uv_poll_start(&w->poll, UV_READABLE, on_readable) == 0);
+    LS_CHECK(uv_poll_start(&w->poll, UV_READABLE, on_readable) == 0); /* only EINVAL/EEXIST */
+    return 0;
 }
 
 void ls__node_wake_send(ls_node_wake_t *w)

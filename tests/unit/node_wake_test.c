@@ -1,10 +1,12 @@
 /* node: the loop's wake-up from other threads (engine/node/wake.c, ls_node_wake_t): sends before
  * the loop runs are run once and the callback sees everything published before them; a sender
- * thread's every publication is seen; the close runs its callback and closes the eventfd. */
+ * thread's every publication is seen; the close runs its callback and closes the eventfd; out of
+ * descriptors, the init says so and leaves nothing open. */
 #include <criterion/criterion.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -96,6 +98,36 @@ Test(node_wake, a_sender_threads_last_publication_is_seen)
     pthread_join(th, NULL);
     cr_assert_eq(c.seen, s.n);
     cr_assert(c.runs >= 1 && (uint64_t) c.runs <= s.n);
+    ls__node_wake_close(&w, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    cr_assert_eq(uv_loop_close(&loop), 0);
+}
+
+/* Out of descriptors (RLIMIT_NOFILE at the next free one): the init returns EMFILE instead of
+ * stopping the process, and a later init once a descriptor is free works (Criterion runs each
+ * test in its own process, so the limit does not outlive it). */
+Test(node_wake, out_of_descriptors_the_init_fails_cleanly)
+{
+    uv_loop_t loop;
+    ctx_t c = {0};
+    ls_node_wake_t w;
+    cr_assert_eq(uv_loop_init(&loop), 0);
+    int next = dup(0);
+    cr_assert(next >= 0);
+    close(next); /* the lowest free descriptor: the limit makes it the first refused */
+    struct rlimit old, low;
+    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+    low = old;
+    low.rlim_cur = (rlim_t) next;
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+    cr_assert_eq(ls__node_wake_init(&loop, &w, on_wake, &c), EMFILE);
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+    cr_assert_eq(fcntl(next, F_GETFD), -1, "nothing was left open");
+    cr_assert_eq(ls__node_wake_init(&loop, &w, on_wake, &c), 0);
+    atomic_store(&c.published, 1);
+    ls__node_wake_send(&w);
+    run_until(&loop, &c, 1);
+    cr_assert_eq(c.seen, 1);
     ls__node_wake_close(&w, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
     cr_assert_eq(uv_loop_close(&loop), 0);

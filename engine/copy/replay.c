@@ -96,24 +96,6 @@ static bool stream_hold(const ls_copy_t *c, uint64_t mono, uint64_t held, uint64
     return true;
 }
 
-/* Whether the generations ready at the head of the queue fill a whole store transaction (mu
- * held): n of them, bytes, counted for the first chunk, and those ready after it, up to
- * batch_generations (at most LS__COPY_REPLAY_MAX) and batch_bytes. A held batch waits for the
- * transaction's bounds, not the chunk's: its transaction takes the later chunks as they are ready
- * (replay_apply.c), so a hold is one store commit however many chunks it spans. */
-static bool txn_full(const ls_copy_t *c, size_t n, uint64_t bytes, uint64_t now, uint64_t lag)
-{
-    size_t max = LS_MIN((size_t) c->o.batch_generations, (size_t) LS__COPY_REPLAY_MAX);
-    for (; n < c->qlen && n < max; n++) {
-        const ls__copy_entry_t *e = &c->q[n];
-        if ((c->unsynced_gen && e->generation >= c->unsynced_gen) || e->close_ns + lag > now)
-            return false; /* the rest is not ready: nothing fills it yet */
-        if (n > 0 && bytes + e->size > c->o.batch_bytes) return true;
-        bytes += e->size;
-    }
-    return n >= max;
-}
-
 /* Entries at the head of the queue ready to replay (mu held); *wait_ns when the head waits for
  * its replay lag, or when the batch is held for more. A batch is whatever is ready, up to
  * batch_generations: the queue chooses its size, so a backlog is applied in growing batches
@@ -134,7 +116,7 @@ static size_t ready(ls_copy_t *c, bool may_yield, uint64_t *wait_ns, bool *holdi
     uint64_t now = ls_now_ns(), lag = c->o.replay_lag_ms * 1000000ull, bytes = 0;
     uint64_t max_bytes = LS_MIN(c->o.batch_bytes, CHUNK_BYTES);
     size_t n = 0, max = LS_MIN((size_t) c->o.batch_generations, (size_t) CHUNK_GENS);
-    bool full = false; /* the chunk ends before the queue's ready entries do */
+    bool full = false, bound = false; /* bound: the batch's bytes are reached */
     while (n < c->qlen && n < max) {
         const ls__copy_entry_t *e = &c->q[n];
         if (c->unsynced_gen && e->generation >= c->unsynced_gen) {
@@ -147,7 +129,7 @@ static size_t ready(ls_copy_t *c, bool may_yield, uint64_t *wait_ns, bool *holdi
             break;
         }
         if (n > 0 && bytes + e->size > max_bytes) {
-            full = true;
+            full = bound = true;
             break;
         }
         bytes += e->size;
@@ -155,7 +137,7 @@ static size_t ready(ls_copy_t *c, bool may_yield, uint64_t *wait_ns, bool *holdi
     }
     if (n == 0) return 0;
     uint64_t mono = ls_mono_ns(), held = mono - c->q[0].queued_ns;
-    if (!txn_full(c, n, bytes, now, lag) && stream_hold(c, mono, held, wait_ns)) {
+    if (!bound && n < max && stream_hold(c, mono, held, wait_ns)) {
         *holding = true;
         return 0;
     }

@@ -21,25 +21,19 @@ static uint64_t last_replayed(ls_copy_t *c)
     return s.last_replayed;
 }
 
-/* The shadow of generation gen reports (no bytes past its header: nothing to apply early) every
+/* The shadow of generation 3 reports (no bytes past its header: nothing to apply early) every
  * 10 ms for ms; returns the longest gap between two reports, ns. */
-static uint64_t stream_gen(ls_copy_t *c, uint64_t gen, uint64_t ms, want_t *until)
+static uint64_t stream(ls_copy_t *c, uint64_t ms, want_t *until)
 {
     uint64_t t0 = ls_mono_ns(), last = t0, gap = 0;
     for (uint64_t now = t0; now - t0 < ms * 1000000ull; now = ls_mono_ns()) {
-        ls_copy_shadow_durable(c, 1, gen, LS_GEN_HEADER_SIZE, LSN);
+        ls_copy_shadow_durable(c, 1, 3, LS_GEN_HEADER_SIZE, LSN);
         gap = LS_MAX(gap, now - last);
         last = now;
         if (until && reached(until)) break;
         usleep(10000);
     }
     return gap;
-}
-
-/* The same for generation 3 (the fixture's open log). */
-static uint64_t stream(ls_copy_t *c, uint64_t ms, want_t *until)
-{
-    return stream_gen(c, 3, ms, until);
 }
 
 Test(copy_stream_hold, lazy_copy_holds_closed_generations_while_the_shadow_streams, .timeout = 60)
@@ -74,38 +68,4 @@ Test(copy_stream_hold, an_eager_copy_replays_at_once_while_the_shadow_streams, .
     cr_assert(reached(&r));
     cr_assert_eq(last_replayed(c), 2);
     ls_copy_close(c);
-}
-
-/* More closed generations than a chunk holds (CHUNK_GENS, 16) arrive within the hold: the held
- * batch waits for the transaction's bounds, not the chunk's, and is replayed in one store
- * transaction (its chunks read one after the other into it), not one per chunk. */
-Test(copy_stream_hold, a_hold_spans_chunks_in_one_transaction, .timeout = 60)
-{
-    chain_t big;
-    chain_build(&big, 20, 2, 100);
-    ls_copy_t *c = copy_open(dir, NULL);
-    ls_copy_shadow_apply_eager(c, false);
-    cr_assert_eq(ls_copy_start(c), 0);
-    send_range(c, &big, 1, 1);
-    want_t r = {c, 1, 0};
-    cr_assert(ls_h_wait_for(reached, &r, 20000), "no stream: generation 1 replayed at once");
-    ls_copy_stats_t s0, s1;
-    ls_copy_stats(c, &s0);
-    uint64_t t0 = ls_mono_ns();
-    for (int g = 2; g <= 19; g++) { /* 18 closed generations while generation 20 streams */
-        ls_copy_shadow_durable(c, 1, 20, LS_GEN_HEADER_SIZE, LSN);
-        send_range(c, &big, g, g);
-    }
-    uint64_t sent_ns = ls_mono_ns() - t0;
-    r.replayed = 19;
-    stream_gen(c, 20, 10000, &r); /* the hold ends after a second */
-    cr_assert(reached(&r), "generations 2..19 replayed while the stream went on");
-    ls_copy_stats(c, &s1);
-    if (sent_ns < 500000000ull) /* all queued well within the hold (a stalled test may not be) */
-        cr_assert_eq(s1.replay_txns - s0.replay_txns, 1,
-                     "%llu store transactions for 18 held "
-                     "generations",
-                     (unsigned long long) (s1.replay_txns - s0.replay_txns));
-    ls_copy_close(c);
-    chain_free(&big);
 }

@@ -11,6 +11,7 @@
  * disk after inspection is deleted with every later one, and asked again; what was verified
  * before it is committed. When nothing closed is ready, the shadow of the open generation is
  * applied early (shadow_apply.c).
+ * A lazy copy replays nothing while a backlog arrives (arrival_hold: ship first, replay after).
  * The store is checkpointed at most every checkpoint_ms, and when idle (nothing to apply and the
  * receiver quiet for IDLE_CKPT_NS); replayed-synced(N) follows, then log removal.
  */
@@ -24,13 +25,15 @@
 
 #include "copy/replay_int.h"
 
-#define IDLE_WAIT_NS     1000000000ull /* re-evaluate at least this often */
-#define ERROR_WAIT_NS    1000000000ull /* after a transient store error (ENOSPC) */
-#define HOLD_MAX_NS      250000000ull  /* a batch waits at most this long for more generations */
-#define IDLE_CKPT_NS     100000000ull  /* idle: checkpoint once the receiver was quiet this long */
-#define STREAM_QUIET_NS  100000000ull  /* block mode: the shadow streams while it reports */
-#define STREAM_HOLD_NS   1000000000ull /* ... a lazy copy's batch waits this long meanwhile */
-#define CAP_SYS_NICE_BIT 23            /* linux/capability.h's CAP_SYS_NICE */
+#define IDLE_WAIT_NS       1000000000ull /* re-evaluate at least this often */
+#define ERROR_WAIT_NS      1000000000ull /* after a transient store error (ENOSPC) */
+#define HOLD_MAX_NS        250000000ull  /* a batch waits at most this long for more generations */
+#define IDLE_CKPT_NS       100000000ull /* idle: checkpoint once the receiver was quiet this long */
+#define STREAM_QUIET_NS    100000000ull /* block mode: the shadow streams while it reports */
+#define STREAM_HOLD_NS     1000000000ull  /* ... a lazy copy's batch waits this long meanwhile */
+#define CAP_SYS_NICE_BIT   23             /* linux/capability.h's CAP_SYS_NICE */
+#define ARRIVAL_HOLD_NS    1000000000ull  /* a backlog's arrival holds replay at most this long */
+#define ARRIVAL_HOLD_BYTES (256ull << 20) /* ... and while less than this is queued */
 
 /* Whether this thread may return to its nice value after raising it: an unprivileged thread may
  * lower its nice value only as far as RLIMIT_NICE allows (can_nice in the kernel), otherwise it
@@ -96,6 +99,31 @@ static bool stream_hold(const ls_copy_t *c, uint64_t mono, uint64_t held, uint64
     return true;
 }
 
+/* Ship first, replay after (mu held): whether a lazy copy's replayer waits while a backlog
+ * arrives, as a copy queue is served before the replay queue. A backlog arrives while a .part is
+ * open, or generations are queued (or received, not yet durable in logs/) behind the head and the
+ * receiver's last call was less than RX_QUIET_NS ago; a lone generation of a steady stream, with
+ * no .part open behind it, is replayed at once. Nothing of the replay runs meanwhile (no reading,
+ * checking, sorting, applying, commit or checkpoint): the receiver, the daemon's loop and the
+ * active have the CPUs and the disk, as with replay held back. Bounded: once the head has been
+ * queued ARRIVAL_HOLD_NS, or ARRIVAL_HOLD_BYTES are queued, the replayer runs as before (yielding
+ * to the receiver), so under a continuous stream the replay lags by about a second at most more
+ * than without the hold. Never while a commit waits for the applied position (the copy is eager,
+ * or the source did not say: sh.lazy clear) nor with a replay lag. The generations are durable in
+ * logs/ meanwhile; only the store is later. */
+static bool arrival_hold(const ls_copy_t *c, uint64_t mono, uint64_t held, uint64_t *wait_ns)
+{
+    if (!c->sh.lazy || c->o.replay_lag_ms || held >= ARRIVAL_HOLD_NS ||
+        c->q_bytes >= ARRIVAL_HOLD_BYTES)
+        return false;
+    bool open = __atomic_load_n(&c->rx_open, __ATOMIC_RELAXED);
+    uint64_t act = __atomic_load_n(&c->rx_activity_ns, __ATOMIC_RELAXED);
+    uint64_t quiet = mono > act ? mono - act : 0;
+    if (!open && (quiet >= RX_QUIET_NS || (c->qlen < 2 && !c->unsynced_gen))) return false;
+    *wait_ns = LS_MIN(open ? RX_QUIET_NS : RX_QUIET_NS - quiet, ARRIVAL_HOLD_NS - held);
+    return true;
+}
+
 /* Entries at the head of the queue ready to replay (mu held); *wait_ns when the head waits for
  * its replay lag, or when the batch is held for more. A batch is whatever is ready, up to
  * batch_generations: the queue chooses its size, so a backlog is applied in growing batches
@@ -106,7 +134,8 @@ static bool stream_hold(const ls_copy_t *c, uint64_t mono, uint64_t held, uint64
  * that is not full is instead held while the receiver is busy (a generation arriving, or one
  * ended less than RX_QUIET_NS ago), for at most HOLD_MAX_NS after its first generation was
  * queued, so that its commits and checkpoints keep off the disk and the CPU while receives run.
- * In block mode a lazy copy holds a batch that is not full while the shadow streams (stream_hold).
+ * In block mode a lazy copy holds a batch that is not full while the shadow streams (stream_hold),
+ * and any lazy copy holds all of its queue while a backlog arrives (arrival_hold).
  * *holding says the batch is held (not idle: no checkpoint now). */
 static size_t ready(ls_copy_t *c, bool may_yield, uint64_t *wait_ns, bool *holding)
 {
@@ -137,7 +166,8 @@ static size_t ready(ls_copy_t *c, bool may_yield, uint64_t *wait_ns, bool *holdi
     }
     if (n == 0) return 0;
     uint64_t mono = ls_mono_ns(), held = mono - c->q[0].queued_ns;
-    if (!bound && n < max && stream_hold(c, mono, held, wait_ns)) {
+    if ((!bound && n < max && stream_hold(c, mono, held, wait_ns)) ||
+        arrival_hold(c, mono, held, wait_ns)) {
         *holding = true;
         return 0;
     }
@@ -158,7 +188,10 @@ size_t ls__copy_replay_next(ls_copy_t *c, batch_t *b)
         LS_MIN(c->o.batch_bytes - LS_MIN(c->o.batch_bytes, b->done_bytes), CHUNK_BYTES);
     size_t n = 0;
     pthread_mutex_lock(&c->mu);
-    if (!c->stop && !c->paused && c->state != LS_COPY_FAILED && c->store) {
+    uint64_t mono = ls_mono_ns(), wait;
+    /* a transaction begun before the backlog was seen arriving commits what it has and waits */
+    bool arriving = b->done && c->qlen && arrival_hold(c, mono, mono - c->q[0].queued_ns, &wait);
+    if (!c->stop && !c->paused && c->state != LS_COPY_FAILED && c->store && !arriving) {
         while (b->done + n < c->qlen && b->done + n < txn_max && n < CHUNK_GENS) {
             const ls__copy_entry_t *e = &c->q[b->done + n];
             if ((c->unsynced_gen && e->generation >= c->unsynced_gen) || e->close_ns + lag > now ||

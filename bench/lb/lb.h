@@ -43,6 +43,7 @@ void lb_stop_all(void); /* every process still recorded */
 bool lb_alive(pid_t *pid);
 /* Runs argv to completion (output to log or /dev/null); returns its exit code or -1. */
 int lb_run(char *const argv[], const char *log);
+int lb_wait(pid_t pid); /* waits for an lb_spawn'ed process: its exit code or -1 */
 int lb_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2))); /* system(), quiet */
 
 /* snprintf into a path buffer; a path cut short shows up as a failed open, not a warning. */
@@ -75,6 +76,7 @@ int lb_free_port(void);
 uint64_t lb_file_size(const char *path);
 
 /* The daemon's status (`{"cmd":"status"}` on its control socket): copies[0]'s fields. */
+#define LB_LAG_MAX 512 /* buckets of a lag histogram read from status */
 typedef struct {
     bool ok;                                   /* the daemon answered */
     char state[32];                            /* copy state */
@@ -90,8 +92,16 @@ typedef struct {
     double block_lag_p50_ms, block_lag_p99_ms; /* commit durable on the active -> on the */
     double block_lag_max_ms;                   /* copy, over the daemon's last 1024 */
     uint64_t mode_switches;                    /* file <-> block */
+    int lag_n;                                 /* the daemon's lag histogram since its start: */
+    double lag_lower[LB_LAG_MAX];              /* ... each non-empty bucket's bounds, ns */
+    double lag_upper[LB_LAG_MAX];              /* ... (0: unbounded) */
+    double lag_count[LB_LAG_MAX];              /* ... and count ("block_lag_hist") */
 } lb_status_t;
 int lb_status(const char *sock, lb_status_t *st); /* 0 or -1 */
+/* The p-th percentile, ms, of the block-mode lags measured between two status reads (the
+ * difference of their histograms: every batch between them, not the daemon's last 1024), as the
+ * upper bound of its bucket (at most 1/16 high); -1 when none. *n: the batches counted. */
+double lb_lag_between(const lb_status_t *before, const lb_status_t *after, double p, uint64_t *n);
 
 uint64_t lb_vmhwm_kib(pid_t pid);                   /* peak RSS, KiB (0 when unknown) */
 uint64_t lb_proc_kib(pid_t pid, const char *field); /* "RssAnon:" etc. of /proc/PID/status */

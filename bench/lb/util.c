@@ -93,14 +93,18 @@ void lb_stop_all(void)
         if (pids[i] > 0) lb_stop(pids[i], 3000);
 }
 
-int lb_run(char *const argv[], const char *log)
+int lb_wait(pid_t pid)
 {
-    pid_t pid = lb_spawn(argv, log);
-    if (pid < 0) return -1;
     int st;
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
     remember(pid, false);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int lb_run(char *const argv[], const char *log)
+{
+    pid_t pid = lb_spawn(argv, log);
+    return pid < 0 ? -1 : lb_wait(pid);
 }
 
 int lb_sh(const char *fmt, ...)
@@ -302,6 +306,15 @@ int lb_status(const char *sock, lb_status_t *st)
             st->block_lag_p99_ms = v->valuedouble;
         if (cJSON_IsNumber(v = cJSON_GetObjectItem(c, "block_lag_max_ms")))
             st->block_lag_max_ms = v->valuedouble;
+        const cJSON *b;
+        cJSON_ArrayForEach(b, cJSON_GetObjectItem(c, "block_lag_hist"))
+        {
+            if (st->lag_n >= LB_LAG_MAX || cJSON_GetArraySize(b) != 3) break;
+            st->lag_lower[st->lag_n] = cJSON_GetArrayItem(b, 0)->valuedouble;
+            st->lag_upper[st->lag_n] = cJSON_GetArrayItem(b, 1)->valuedouble;
+            st->lag_count[st->lag_n] = cJSON_GetArrayItem(b, 2)->valuedouble;
+            st->lag_n++;
+        }
         st->ok = true;
     }
     cJSON_Delete(j);
@@ -355,4 +368,27 @@ double lb_cpu_s(pid_t pid)
         sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &stime) != 2)
         return 0;
     return (double) (ut + stime) / (double) sysconf(_SC_CLK_TCK);
+}
+
+double lb_lag_between(const lb_status_t *before, const lb_status_t *after, double p, uint64_t *n)
+{
+    double diff[LB_LAG_MAX], total = 0, seen = 0; /* after's buckets, ascending */
+    for (int i = 0; i < after->lag_n; i++) {
+        diff[i] = after->lag_count[i];
+        for (int j = 0; j < before->lag_n; j++)
+            if (before->lag_lower[j] == after->lag_lower[i]) diff[i] -= before->lag_count[j];
+        if (diff[i] < 0) diff[i] = 0; /* a restarted daemon: not a difference */
+        total += diff[i];
+    }
+    if (n) *n = (uint64_t) total;
+    if (total <= 0) return -1;
+    double rank = total * p / 100.0;
+    for (int i = 0; i < after->lag_n; i++) {
+        seen += diff[i];
+        if (diff[i] > 0 && seen >= rank - 1e-9) {
+            double up = after->lag_upper[i] > 0 ? after->lag_upper[i] : 2 * after->lag_lower[i];
+            return up / 1e6;
+        }
+    }
+    return -1;
 }

@@ -43,19 +43,20 @@ typedef struct {
     uint64_t held;                 /* the target's RESUME: it holds generations < held + 1 */
     ship_point_t pts[SHIP_POINTS]; /* published, not yet acknowledged (ring) */
     unsigned pts_head, pts_n;
-    uint64_t samples[SHIP_SAMPLES]; /* lags, ns (ring) */
-    uint64_t nsamples;              /* samples ever taken */
-    uint8_t *buf;                   /* the read buffer (LS_FRAME_CHUNK_MAX bytes, lazily) */
-    uint64_t bytes;                 /* BLOCK bytes sent since start */
-    ls_proto_block_ack_t ack;       /* the target's last BLOCK_ACK */
-    uint64_t ack_ns;                /* when it arrived (0: none) */
-    bool ack_conn;                  /* ... on the current connection */
-    bool tail;                      /* the connection negotiated GEN_TAIL (LS_FEAT_TAIL) */
-    bool next;                      /* ... LS_FEAT_NEXT: stream the next after GEN_END */
-    bool apply;                     /* ... LS_FEAT_APPLY: COPY_STATE says LS_COPY_APPLY */
-    bool apply_wanted;              /* a commit waits for the applied position (the writer) */
-    uint64_t no_tail_gen;           /* asked again: this generation goes whole (GEN_BEGIN) */
-    uint64_t now;                   /* the last input's time, UTC ns */
+    uint64_t samples[SHIP_SAMPLES];       /* lags, ns (ring) */
+    uint64_t nsamples;                    /* samples ever taken */
+    uint64_t hist[LS_STATUS_LAG_BUCKETS]; /* all of them (status.h's lag histogram) */
+    uint8_t *buf;                         /* the read buffer (LS_FRAME_CHUNK_MAX bytes, lazily) */
+    uint64_t bytes;                       /* BLOCK bytes sent since start */
+    ls_proto_block_ack_t ack;             /* the target's last BLOCK_ACK */
+    uint64_t ack_ns;                      /* when it arrived (0: none) */
+    bool ack_conn;                        /* ... on the current connection */
+    bool tail;                            /* the connection negotiated GEN_TAIL (LS_FEAT_TAIL) */
+    bool next;                            /* ... LS_FEAT_NEXT: stream the next after GEN_END */
+    bool apply;                           /* ... LS_FEAT_APPLY: COPY_STATE says LS_COPY_APPLY */
+    bool apply_wanted;                    /* a commit waits for the applied position (the writer) */
+    uint64_t no_tail_gen;                 /* asked again: this generation goes whole (GEN_BEGIN) */
+    uint64_t now;                         /* the last input's time, UTC ns */
 } ship_block_t;
 
 struct ls_ship {

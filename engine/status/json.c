@@ -250,6 +250,21 @@ cJSON *ls_status_networks_to_json(const ls_status_net_t *nets, int count)
     return arr;
 }
 
+/* "block_lag_hist": [[lower_ns, upper_ns, count], ...] for the buckets that are not empty, upper
+ * 0 for the last (unbounded); counts since the daemon's start (status.h, lag.c). */
+static void lag_hist(cJSON *o, const uint64_t *counts)
+{
+    cJSON *arr = cJSON_CreateArray();
+    for (size_t i = 0; arr && i < LS_STATUS_LAG_BUCKETS; i++) {
+        if (!counts[i]) continue;
+        uint64_t up = ls_status_lag_upper(i);
+        double v[3] = {(double) ls_status_lag_lower(i), up == UINT64_MAX ? 0 : (double) up,
+                       (double) counts[i]};
+        cJSON_AddItemToArray(arr, cJSON_CreateDoubleArray(v, 3));
+    }
+    cJSON_AddItemToObject(o, "block_lag_hist", arr);
+}
+
 static cJSON *copy_json(const ls_status_copy_t *c)
 {
     bool active = c->role == LS_STATUS_ACTIVE;
@@ -258,6 +273,7 @@ static cJSON *copy_json(const ls_status_copy_t *c)
     add_members(o, c, IN_COPY, (active ? ACTIVE : PASSIVE) | (c->have_networks ? NETS : 0));
     if (active && c->have_networks)
         cJSON_AddItemToObject(o, "networks", ls_status_networks_to_json(c->nets, c->nnets));
+    if (active && c->block_lag_samples) lag_hist(o, c->block_lag_hist);
     if (active || !c->seed.present) return o;
     cJSON_AddNumberToObject(o, "seed_percent", c->seed.percent);
     cJSON *so = cJSON_AddObjectToObject(o, "seed");

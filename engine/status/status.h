@@ -30,6 +30,21 @@
 #define LS_STATUS_TEXT_MAX 512 /* reasons, comments, errors, bytes */
 #define LS_STATUS_NETS_MAX 8   /* replication networks per target */
 
+/* A lag histogram (lag.c): counts since start in log-linear buckets, LS_STATUS_LAG_SUB to each
+ * power of two from 2^MIN_LOG2 to 2^MAX_LOG2 ns, bucket 0 below and the last above; a value read
+ * back as its bucket's upper bound is at most 1/16 high. */
+#define LS_STATUS_LAG_SUB      16
+#define LS_STATUS_LAG_MIN_LOG2 10
+#define LS_STATUS_LAG_MAX_LOG2 36
+#define LS_STATUS_LAG_BUCKETS                                                                      \
+    (2 + (LS_STATUS_LAG_MAX_LOG2 - LS_STATUS_LAG_MIN_LOG2) * LS_STATUS_LAG_SUB)
+size_t ls_status_lag_bucket(uint64_t ns);
+uint64_t ls_status_lag_lower(size_t i); /* the bucket's bounds, ns: lower <= v < upper */
+uint64_t ls_status_lag_upper(size_t i); /* UINT64_MAX for the last */
+/* The p-th percentile (0 < p <= 100) of counts[LS_STATUS_LAG_BUCKETS] as the upper bound of its
+ * bucket (0 when empty). */
+uint64_t ls_status_lag_percentile(const uint64_t *counts, double p);
+
 typedef enum { LS_STATUS_ACTIVE = 0, LS_STATUS_PASSIVE } ls_status_role_t;
 
 /* A position in the log and when it was reached. */
@@ -151,6 +166,7 @@ typedef struct {
     uint64_t block_lag_p50_ns;  /* commit durable on the active -> on the copy, ns, */
     uint64_t block_lag_p99_ns;  /* over the last 1024 batches */
     uint64_t block_lag_max_ns;
+    uint64_t block_lag_hist[LS_STATUS_LAG_BUCKETS]; /* all of them since start (lag.c) */
     /* counters */
     ls_status_counters_t kept;    /* survive restarts */
     uint64_t sent_generations;    /* active: generations sent in full since start */

@@ -128,6 +128,8 @@ Test(ship_block, streams_only_durable_bytes_and_measures_the_lag, .init = setup_
     c = status();
     cr_assert_eq(c.block_lag_samples, 2);
     cr_assert_eq(c.block_lag_p50_ns, 2 * MS, "the second: published 2 ms before its ack");
+    cr_assert_eq(c.block_lag_hist[ls_status_lag_bucket(2 * MS)], 1, "both in the histogram");
+    cr_assert_eq(c.block_lag_hist[ls_status_lag_bucket(3 * MS)], 1);
     cr_assert_eq(c.block_lag_max_ns, 3 * MS);
     block_ack(4, first, lsn4 - 3); /* late: changes nothing */
     cr_assert_eq(status().block_offset, W.size[4] - 100);

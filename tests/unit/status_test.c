@@ -434,3 +434,34 @@ Test(status, the_rate_is_the_last_minute_of_bytes)
     cr_assert_float_eq(ls_status_rate_per_s(&r, t0 + 10 * s), 0.0, 1e-9,
                        "a clock that went back starts over");
 }
+
+/* The lag histogram (lag.c): every value falls in a bucket whose bounds hold it and whose upper
+ * bound is at most 1/16 above it; a percentile is its bucket's upper bound, never below the true
+ * one; the JSON carries the non-empty buckets as [lower, upper, count]. */
+Test(status, the_lag_histogram_bounds_each_value_within_a_sixteenth)
+{
+    for (uint64_t v = 1; v < (1ull << 40); v = v * 3 / 2 + 1) {
+        size_t i = ls_status_lag_bucket(v);
+        cr_assert(i < LS_STATUS_LAG_BUCKETS);
+        cr_assert(ls_status_lag_lower(i) <= v && v < ls_status_lag_upper(i), "%llu in %zu",
+                  (unsigned long long) v, i);
+        if (v >= 1024 && i < LS_STATUS_LAG_BUCKETS - 1)
+            cr_assert(ls_status_lag_upper(i) - v <= v / 16 + 1, "%llu", (unsigned long long) v);
+    }
+    cr_assert_eq(ls_status_lag_upper(LS_STATUS_LAG_BUCKETS - 1), UINT64_MAX);
+    static uint64_t h[LS_STATUS_LAG_BUCKETS];
+    cr_assert_eq(ls_status_lag_percentile(h, 99), 0, "empty");
+    for (uint64_t k = 1; k <= 1000; k++)
+        h[ls_status_lag_bucket(k * 1000)]++; /* 1 .. 1000 µs */
+    uint64_t p99 = ls_status_lag_percentile(h, 99), p50 = ls_status_lag_percentile(h, 50);
+    cr_assert(p99 > 990000 && p99 <= 990000 + 990000 / 16 + 1, "%llu", (unsigned long long) p99);
+    cr_assert(p50 > 500000 && p50 <= 500000 + 500000 / 16 + 1, "%llu", (unsigned long long) p50);
+    ls_status_copy_t c;
+    active(&c);
+    c.block_lag_samples = 2;
+    c.block_lag_hist[ls_status_lag_bucket(3000000)] = 2;
+    ls_status_node_t n = {"node-a", true, T0, T0, &c, 1, NULL, 0};
+    char *text = json_text(&n);
+    cr_assert(strstr(text, "\"block_lag_hist\":[[2883584,3014656,2]]"), "%s", text);
+    free(text);
+}

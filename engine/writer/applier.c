@@ -3,9 +3,10 @@
  * (and already acknowledged: their writes are readable through the overlay) to the store, in LSN
  * order; it also checkpoints the store on its timer.
  *
- * Each pass first lets durable batches gather while more are coming (gather(): until a quarter of
- * overlay_max of log waits, or for APPLY_GATHER_NS, or the commits pause for APPLY_IDLE_NS, or
- * a checkpoint call or close; at a remote commit level an idle flusher ends it), then takes
+ * Each pass first lets durable batches gather while more are coming (gather(), gather.h's rule:
+ * until a quarter of overlay_max of log waits, or for GATHER_LONG_NS, or the commits pause for
+ * GATHER_IDLE_NS, or a checkpoint call or close; at a remote commit level with few committers
+ * waiting an idle flusher ends it), then takes
  * EVERY durable batch queued (the flusher chains them in LSN order) with the position after the
  * last one; when the flusher is writing a batch at that moment, the applier first waits for that
  * one (at most one log fsync, never for a later batch: bounded) so it joins this apply. Then,
@@ -37,12 +38,10 @@
  */
 #include <time.h>
 
+#include "writer/gather.h"
 #include "writer/writer_int.h"
 
-#define MAX_WAIT_NS            (3600ull * 1000000000ull) /* longest timed wait of the applier */
-#define APPLY_GATHER_NS        (1000ull * 1000000ull) /* longest a durable batch waits for company */
-#define APPLY_IDLE_NS          (2ull * 1000000ull)    /* no batch this long: the commits paused */
-#define APPLY_GATHER_REMOTE_NS (100ull * 1000000ull)  /* the same at a remote commit level */
+#define MAX_WAIT_NS (3600ull * 1000000000ull) /* longest timed wait of the applier */
 
 static int put_or_del(ls_store_txn_t *st, const ls_txn_t *t, const ls__op_t *op)
 {
@@ -151,35 +150,28 @@ static void finish(ls_db_t *db, ls_txn_t *chain, const ls_store_meta_t *pos, int
     pthread_mutex_unlock(&db->mu);
 }
 
-/* Lets durable batches gather before an apply (mu held, ahead non-empty): each LMDB commit
- * writes every B-tree page the transaction dirtied, and with random keys a transaction of a few
- * batches dirties about as many leaves as one of many, so fewer, larger applies write far less
- * (about a page per put when they are small: the page writes that slow the log's fdatasync
- * beside the store's, bench/README.md "The 8-thread commit tail: gathering until the commits
- * pause"). Gathers while batches keep coming, until a quarter of overlay_max bytes of log are
- * waiting (backpressure starts at all of it), the batches waited APPLY_GATHER_NS, or
- * ls_db_checkpoint, close or a failure; it ends once no batch was queued, written or handed
- * over for APPLY_IDLE_NS (the commits paused: a lone committer's store follows within that).
- * At a remote commit level it ends as soon as the flusher is idle, within APPLY_GATHER_REMOTE_NS
- * (the flusher idles while committers wait for their copies; larger applies there measured a
- * higher p99). Readers meanwhile read the overlay. */
+/* Lets durable batches gather before an apply (mu held, ahead non-empty), by gather.h's rule:
+ * long (level local, or a remote level while many committers wait) or short (a remote level with
+ * few), until a quarter of overlay_max bytes of log are waiting (backpressure starts at all of
+ * it), or ls_db_checkpoint, close or a failure. Readers meanwhile read the overlay. */
+static ls__gather_look_t look(const ls_db_t *db)
+{
+    return (ls__gather_look_t){.busy = db->qhead || db->handed < db->taken,
+                               .handed = db->handed,
+                               .committers = db->committers};
+}
+
 static void gather(ls_db_t *db)
 {
-    bool local = db->opts.commit_level == LS_COMMIT_LOCAL;
-    uint64_t idle = local ? APPLY_IDLE_NS : 0, now = ls_mono_ns(), last = now;
-    uint64_t until = now + (local ? APPLY_GATHER_NS : APPLY_GATHER_REMOTE_NS), seen = db->handed;
+    ls__gather_t g;
+    ls__gather_look_t l = look(db);
+    uint64_t now = ls_mono_ns(), wake;
+    ls__gather_begin(&g, db->opts.commit_level == LS_COMMIT_LOCAL, &l, now);
     while (db->unapplied < db->opts.overlay_max / 4 && !db->apply_stopping && !db->failed &&
-           !db->flush_waiters && now < until) {
-        bool busy = db->qhead || db->handed < db->taken;
-        if (busy || (idle && db->handed != seen)) {
-            seen = db->handed;
-            last = now;
-        } else if (now - last >= idle) {
-            break; /* the commits paused */
-        }
-        /* A batch being written or queued signals applyq once handed over. */
-        ls_cond_wait_until(&db->applyq, &db->mu, busy ? until : LS_MIN(until, last + idle));
+           !db->flush_waiters && ls__gather_next(&g, &l, now, &wake)) {
+        ls_cond_wait_until(&db->applyq, &db->mu, wake); /* signalled at each hand-over */
         now = ls_mono_ns();
+        l = look(db);
     }
 }
 

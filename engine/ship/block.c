@@ -46,6 +46,7 @@ static void points_acked(ship_block_t *b, uint64_t gen, uint64_t offset, uint64_
         if (p->time_ns && now >= p->time_ns) {
             b->samples[b->nsamples++ % SHIP_SAMPLES] = now - p->time_ns;
             b->hist[ls_status_lag_bucket(now - p->time_ns)]++;
+            b->sum_ns += now - p->time_ns;
         }
         b->pts_head = (b->pts_head + 1) % SHIP_POINTS;
         b->pts_n--;
@@ -311,6 +312,7 @@ void ls__ship_block_status(ls_ship_t *m, ls_status_copy_t *c)
     ls_ship_copy_lsns(m, &c->block_durable_lsn, &c->block_applied_lsn);
     c->block_lag_samples = b->nsamples;
     memcpy(c->block_lag_hist, b->hist, sizeof(c->block_lag_hist));
+    c->block_lag_sum_ns = b->sum_ns;
     size_t n = (size_t) LS_MIN(b->nsamples, (uint64_t) SHIP_SAMPLES);
     if (n == 0) return;
     uint64_t sorted[SHIP_SAMPLES];

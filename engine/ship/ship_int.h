@@ -46,6 +46,7 @@ typedef struct {
     uint64_t samples[SHIP_SAMPLES];       /* lags, ns (ring) */
     uint64_t nsamples;                    /* samples ever taken */
     uint64_t hist[LS_STATUS_LAG_BUCKETS]; /* all of them (status.h's lag histogram) */
+    uint64_t sum_ns;                      /* ... and their sum */
     uint8_t *buf;                         /* the read buffer (LS_FRAME_CHUNK_MAX bytes, lazily) */
     uint64_t bytes;                       /* BLOCK bytes sent since start */
     ls_proto_block_ack_t ack;             /* the target's last BLOCK_ACK */

@@ -149,7 +149,8 @@ static const struct {
     {"logship_block_durable_lsn", U64, F(block_durable_lsn), BOTH,
      "the copy holds every record up to this LSN durably"},
     {"logship_block_lag_p99_seconds", NS, F(block_lag_p99_ns), ACTIVE,
-     "commit durable on the active to durable on the copy, 99th percentile of the last 1024"},
+     "commit durable on the active to durable on the copy, 99th percentile of the last 1024 "
+     "(every batch: logship_block_lag_seconds)"},
     {"logship_sent_generations_total", U64, F(sent_generations), ACTIVE,
      "generations sent in full since the start"},
     {"logship_sent_bytes_total", U64, F(sent_bytes), ACTIVE,
@@ -247,6 +248,45 @@ static void labelled(sbuf_t *b, const ls_status_node_t *n)
         }
 }
 
+/* logship_block_lag_seconds, a histogram of every block-mode lag since the start (the JSON's
+ * block_lag_hist, lag.c), cumulative at each power of two of nanoseconds from 2^LAG_LE_MIN
+ * (16 µs) to 2^(LS_STATUS_LAG_MAX_LOG2 - 1) (34 s): those are bucket bounds of lag.c, so each
+ * count is exact, for values below the bound (a value equal to one counts in the next). */
+#define LAG_LE_MIN 14
+static void lag_histogram(sbuf_t *b, const ls_status_node_t *n)
+{
+    header(b, "logship_block_lag_seconds", "histogram",
+           "commit durable on the active to durable on the copy, every batch since the start");
+    for (size_t i = 0; i < n->ncopies; i++) {
+        const ls_status_copy_t *c = &n->copies[i];
+        if (c->role != LS_STATUS_ACTIVE) continue;
+        uint64_t cum = 0;
+        size_t k = 0;
+        char le[32];
+        for (unsigned e = LAG_LE_MIN; e < LS_STATUS_LAG_MAX_LOG2; e++) {
+            for (; k < LS_STATUS_LAG_BUCKETS && ls_status_lag_upper(k) <= (1ull << e); k++)
+                cum += c->block_lag_hist[k];
+            uint64_t ns = 1ull << e;
+            snprintf(le, sizeof(le), "%" PRIu64 ".%09" PRIu64, ns / 1000000000u, ns % 1000000000u);
+            put(b, "logship_block_lag_seconds_bucket");
+            put_labels(b, c, (const char *const[]){"le", le, NULL});
+            put(b, " %" PRIu64 "\n", cum);
+        }
+        for (; k < LS_STATUS_LAG_BUCKETS; k++)
+            cum += c->block_lag_hist[k];
+        put(b, "logship_block_lag_seconds_bucket");
+        put_labels(b, c, (const char *const[]){"le", "+Inf", NULL});
+        put(b, " %" PRIu64 "\n", cum);
+        put(b, "logship_block_lag_seconds_sum");
+        put_labels(b, c, NULL);
+        put(b, " ");
+        put_ns_as_s(b, c->block_lag_sum_ns > INT64_MAX ? INT64_MAX : (int64_t) c->block_lag_sum_ns);
+        put(b, "\nlogship_block_lag_seconds_count");
+        put_labels(b, c, NULL);
+        put(b, " %" PRIu64 "\n", cum);
+    }
+}
+
 char *ls_status_to_prometheus(const ls_status_node_t *n)
 {
     sbuf_t b = {malloc(8192), 0, 8192, false};
@@ -259,6 +299,7 @@ char *ls_status_to_prometheus(const ls_status_node_t *n)
     put_ns_as_s(&b, (int64_t) n->start_time_ns);
     put(&b, "\n");
     labelled(&b, n);
+    lag_histogram(&b, n);
     char *dbs = ls__status_databases_prom(n);
     if (dbs) put(&b, "%s", dbs);
     b.oom = b.oom || !dbs;

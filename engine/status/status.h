@@ -167,6 +167,7 @@ typedef struct {
     uint64_t block_lag_p99_ns;  /* over the last 1024 batches */
     uint64_t block_lag_max_ns;
     uint64_t block_lag_hist[LS_STATUS_LAG_BUCKETS]; /* all of them since start (lag.c) */
+    uint64_t block_lag_sum_ns;                      /* ... and their sum */
     /* counters */
     ls_status_counters_t kept;    /* survive restarts */
     uint64_t sent_generations;    /* active: generations sent in full since start */

@@ -353,10 +353,25 @@ Test(status, promtool_accepts_the_metrics)
     snprintf(d[1].database, sizeof(d[1].database), "db\"2");
     d[1].role = "copy";
     d[1].epoch = 1;
+    c[0].block_lag_hist[ls_status_lag_bucket(3000000)] = 2;    /* 3 ms: below 2^22 ns */
+    c[0].block_lag_hist[ls_status_lag_bucket(1ull << 22)] = 1; /* a bound: in the next */
+    c[0].block_lag_sum_ns = 2 * 3000000 + (1ull << 22);
     ls_status_node_t n = {"node-b", false, T0, T0, c, 2, d, 2};
     char *text = ls_status_to_prometheus(&n);
     cr_assert(strstr(text, "logship_database_role{database=\"db1\",role=\"active\"} 1\n"), "%s",
               text);
+    static const char *lag[] = {
+        "le=\"0.002097152\"} 0\n",
+        "le=\"0.004194304\"} 2\n",
+        "le=\"0.008388608\"} 3\n",
+        "le=\"+Inf\"} 3\n",
+        "logship_block_lag_seconds_sum{database=\"db\\\"2\\\\\",role=\"active\",",
+        "} 0.010194304\nlogship_block_lag_seconds_count{"};
+    for (size_t i = 0; i < LS_ARRAY_SIZE(lag); i++)
+        cr_assert(strstr(text, lag[i]), "%s not in\n%s", lag[i], text);
+    cr_assert_null(
+        strstr(text, "logship_block_lag_seconds_bucket{database=\"db1\",role=\"passive\""),
+        "the active's only");
     cr_assert(strstr(text, "logship_database_epoch{database=\"db1\"} 2\n"), "%s", text);
     cr_assert(strstr(text, "logship_activation_lost_generations{database=\"db1\"} 3\n"), "%s",
               text);

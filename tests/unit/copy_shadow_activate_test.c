@@ -20,11 +20,7 @@ static void prepare_shadow(void *arg)
     commit_n(db, 8, 3);
     cr_assert_eq(ls_db_roll(db), 0);
     cr_assert_eq(ls_db_close(db), 0);
-    char pos[PATHLEN], text[64];
-    snprintf(pos, sizeof(pos), "%s.pos", f->cp);
-    int n = snprintf(text, sizeof(text), "%llu %llu", (unsigned long long) d.offset,
-                     (unsigned long long) d.lsn);
-    cr_assert_eq(ls_h_write_file(pos, text, (size_t) n), 0);
+    write_pos(f, &d);
 }
 
 /* Opens the copy (the closed generation 1 names the database), reports the shadow and waits:

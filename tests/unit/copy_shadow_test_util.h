@@ -266,6 +266,16 @@ UTIL int run_child(void (*body)(void *), void *arg, const char *faults)
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+/* <copy>.pos: the durable position a forked writer hands to the test ("SIZE LSN"). */
+UTIL void write_pos(const fx_t *f, const ls_ctl_durable_t *d)
+{
+    char pos[PATHLEN], text[64];
+    snprintf(pos, sizeof(pos), "%s.pos", f->cp);
+    int n = snprintf(text, sizeof(text), "%llu %llu", (unsigned long long) d->offset,
+                     (unsigned long long) d->lsn);
+    cr_assert_eq(ls_h_write_file(pos, text, (size_t) n), 0);
+}
+
 UTIL void read_pos(const fx_t *f, uint64_t *size, uint64_t *lsn)
 {
     char pos[PATHLEN];
@@ -297,11 +307,7 @@ UTIL void prepare_activation(void *arg)
     ls_ctl_durable_t d2 = durable_of(f->act);
     shadow_write(f, 1, 3, d.offset + (d2.offset - d.offset) / 2);
     cr_assert_eq(ls_db_close(db), 0);
-    char pos[PATHLEN], text[64];
-    snprintf(pos, sizeof(pos), "%s.pos", f->cp);
-    int n = snprintf(text, sizeof(text), "%llu %llu", (unsigned long long) d.offset,
-                     (unsigned long long) d.lsn);
-    cr_assert_eq(ls_h_write_file(pos, text, (size_t) n), 0);
+    write_pos(f, &d);
 }
 
 UTIL void activate_body(void *arg)

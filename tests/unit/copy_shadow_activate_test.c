@@ -57,9 +57,7 @@ Test(copy_shadow, crash_before_or_after_the_early_commit_finishes_the_same, .tim
     cr_assert_eq(s.last_replayed, 0);
     cr_assert_eq(ls_copy_start(c), 0);
     ls_copy_shadow_durable(c, 1, 1, size, lsn); /* again: walked, proof checked, nothing new */
-    send_closed(&f, c, 1);
-    wait_t w = {c, 1};
-    cr_assert(ls_h_wait_for(replayed_reached, &w, 20000));
+    replay_closed(&f, c, 1);
     ls_copy_stats(c, &s);
     cr_assert_eq(s.state, LS_COPY_HEALTHY, "%s", s.reason);
     expect_same_store(&f, c);

@@ -53,9 +53,7 @@ Test(copy_shadow, early_apply_then_the_closed_generation_gives_the_actives_store
     commit_n(db, 20, 2); /* generation 2 */
     cr_assert_eq(ls_db_close(db), 0);
     send_closed(&f, c, 1);
-    send_closed(&f, c, 2);
-    wait_t w = {c, 2};
-    cr_assert(ls_h_wait_for(replayed_reached, &w, 20000));
+    replay_closed(&f, c, 2);
     ls_copy_stats(c, &s);
     cr_assert_eq(s.state, LS_COPY_HEALTHY, "%s", s.reason);
     ls_store_meta(ls_copy_store(c), &m);
@@ -147,9 +145,7 @@ Test(copy_shadow, closed_generation_unlike_the_applied_shadow_fails_the_copy, .t
     wait_applied(c, d.lsn);
     cr_assert_eq(ls_db_roll(db), 0);
     cr_assert_eq(ls_db_close(db), 0);
-    send_closed(&f, c, 1);
-    wait_t w = {c, 1};
-    cr_assert(ls_h_wait_for(replayed_reached, &w, 20000));
+    replay_closed(&f, c, 1);
     ls_copy_stats_t s;
     ls_copy_stats(c, &s);
     cr_assert_eq(s.state, LS_COPY_FAILED);
@@ -217,9 +213,7 @@ Test(copy_shadow, lazy_early_apply_waits_for_quiet_reports_then_applies, .timeou
     commit_n(db, 11, 2);
     cr_assert_eq(ls_db_roll(db), 0);
     cr_assert_eq(ls_db_close(db), 0);
-    send_closed(&f, c, 1);
-    wait_t w = {c, 1};
-    cr_assert(ls_h_wait_for(replayed_reached, &w, 20000));
+    replay_closed(&f, c, 1);
     expect_same_store(&f, c);
     ls_copy_close(c);
     fx_free(&f);
@@ -252,9 +246,7 @@ Test(copy_shadow, closed_generation_replay_skips_what_was_applied_early, .timeou
     commit_n(db, 4, 2);
     cr_assert_eq(ls_db_roll(db), 0);
     cr_assert_eq(ls_db_close(db), 0);
-    send_closed(&f, c, 1);
-    wait_t w = {c, 1};
-    cr_assert(ls_h_wait_for(replayed_reached, &w, 20000));
+    replay_closed(&f, c, 1);
     void *v = NULL;
     size_t vl = 0;
     cr_assert_eq(ls_store_get(ls_copy_store(c), "k1-1", 4, &v, &vl), 0);
@@ -293,9 +285,7 @@ Test(copy_shadow, damaged_record_stops_the_early_apply_before_its_transaction, .
     cr_assert(!has_key(c, "k3-0"));
     cr_assert_eq(ls_db_roll(db), 0);
     cr_assert_eq(ls_db_close(db), 0);
-    send_closed(&f, c, 1); /* the closed generation brings the rest */
-    wait_t w = {c, 1};
-    cr_assert(ls_h_wait_for(replayed_reached, &w, 20000));
+    replay_closed(&f, c, 1); /* the closed generation brings the rest */
     ls_copy_stats(c, &s);
     cr_assert_eq(s.state, LS_COPY_HEALTHY, "%s", s.reason);
     expect_same_store(&f, c);

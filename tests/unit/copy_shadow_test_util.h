@@ -185,6 +185,15 @@ UTIL void send_closed(const fx_t *f, ls_copy_t *c, uint64_t gen)
     free(buf);
 }
 
+/* send_closed, then waits (20 s at most) until the copy has replayed gen. */
+UTIL void replay_closed(const fx_t *f, ls_copy_t *c, uint64_t gen)
+{
+    send_closed(f, c, gen);
+    wait_t w = {c, gen};
+    cr_assert(ls_h_wait_for(replayed_reached, &w, 20000), "generation %llu not replayed",
+              (unsigned long long) gen);
+}
+
 /* Every key and value of a store, "key=value\n" in key order. */
 typedef struct {
     char *text;

@@ -44,8 +44,7 @@ Test(writer_overlay, a_read_right_after_commit_sees_it_while_the_applier_is_held
     /* Every apply waits 1.5 s before its store transaction. */
     setenv("LS_FAULTS", "writer.apply.before=sleep:1500", 1);
     char *dir = ls_h_tmpdir("overlay");
-    ls_db_options_t o = quiet_opts();
-    ls_db_t *db = open_db(dir, &o);
+    ls_db_t *db = open_sized(dir, 0);
     char v[64];
     cr_assert_eq(put1(db, "a", "one"), 0);
     cr_assert_eq(get_str(db, "a", v, sizeof(v)), 0);
@@ -78,8 +77,7 @@ Test(writer_overlay, a_delete_in_the_overlay_hides_the_store_value, .timeout = 6
     /* The first apply (of "k") runs at once; later ones wait 2 s each. */
     setenv("LS_FAULTS", "writer.apply.before=sleep:2000@2", 1);
     char *dir = ls_h_tmpdir("overlay");
-    ls_db_options_t o = quiet_opts();
-    ls_db_t *db = open_db(dir, &o);
+    ls_db_t *db = open_sized(dir, 0);
     char v[64];
     cr_assert_eq(put1(db, "k", "stored"), 0);
     cr_assert(ls_h_wait_for(store_caught_up, db, 10000), "k is in the store");
@@ -125,8 +123,7 @@ Test(writer_overlay, trimming_keeps_a_later_write_of_an_applied_key, .timeout = 
      * wrote; the store still has v1 until apply 2. */
     setenv("LS_FAULTS", HOLD_BETWEEN, 1);
     char *dir = ls_h_tmpdir("overlay");
-    ls_db_options_t o = quiet_opts();
-    ls_db_t *db = open_db(dir, &o);
+    ls_db_t *db = open_sized(dir, 0);
     char v[64];
     cr_assert_eq(put1(db, "k", "v1"), 0);
     until_t u = {.db = db, .applied_lsn = 2};
@@ -159,8 +156,7 @@ Test(writer_overlay, the_table_grows_and_shrinks_keeping_what_is_not_applied, .t
      * must still be found. */
     setenv("LS_FAULTS", HOLD_BETWEEN, 1);
     char *dir = ls_h_tmpdir("overlay");
-    ls_db_options_t o = quiet_opts();
-    ls_db_t *db = open_db(dir, &o);
+    ls_db_t *db = open_sized(dir, 0);
     cr_assert_eq(commit_tx(db, 0, 5000, 8), 0);
     for (int j = 0; j < 5000; j += 499)
         cr_assert(has_tx(db, 0, j), "k0-%d", j);
@@ -477,8 +473,7 @@ Test(writer_overlay, a_checkpoint_covers_every_commit_durable_before_it, .timeou
      * it to apply what was acknowledged before the call, not checkpoint the empty store. */
     setenv("LS_FAULTS", "writer.apply.before=sleep:1000@1", 1);
     char *dir = ls_h_tmpdir("overlay");
-    ls_db_options_t o = quiet_opts();
-    ls_db_t *db = open_db(dir, &o);
+    ls_db_t *db = open_sized(dir, 0);
     cr_assert_eq(put1(db, "a", "1"), 0);
     cr_assert_eq(put1(db, "b", "2"), 0);
     cr_assert_eq(ls_db_checkpoint(db), 0);

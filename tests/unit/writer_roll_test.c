@@ -37,8 +37,7 @@ Test(writer, a_new_current_log_whose_header_was_lost_is_created_again)
         cur_path(dir, cur);
         cr_assert_eq(file_size(cur), LS_GEN_HEADER_SIZE);
         cr_assert_eq(truncate(cur, cut), 0);
-        ls_db_options_t o = quiet_opts();
-        ls_db_t *db = open_db(dir, &o);
+        ls_db_t *db = open_sized(dir, 0);
         ls_db_stats_t s;
         ls_db_stats(db, &s);
         cr_assert_eq(s.current_generation, 2, "cut %lld", (long long) cut);

@@ -46,6 +46,12 @@ void ls_h_rmtree(const char *path)
     if (path) nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+void ls_h_rmtree_free(char *path)
+{
+    ls_h_rmtree(path);
+    free(path);
+}
+
 const char *ls_h_bin(const char *name)
 {
     static __thread char buf[4][512];

@@ -14,6 +14,7 @@
 /* A fresh directory under $TMPDIR (or /tmp), removed by ls_h_rmtree. Returns a malloc'd path. */
 char *ls_h_tmpdir(const char *tag);
 void ls_h_rmtree(const char *path);
+void ls_h_rmtree_free(char *path); /* ls_h_rmtree, then free(path) (ls_h_tmpdir's) */
 /* Reader slots in an LMDB environment's lock file (mdb_reader_list's header line excluded);
  * env is an MDB_env * (void * so that this header needs no lmdb.h). */
 int ls_h_reader_slots(void *env);

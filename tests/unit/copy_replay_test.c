@@ -309,8 +309,7 @@ Test(copy, a_batch_applies_the_last_write_of_each_key_whatever_its_bytes)
     ls_copy_close(c);
     for (int g = 1; g <= 12; g++)
         free(buf[g]);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 /* The nice value of every thread of this process but the caller's, in *n; false when one

@@ -20,8 +20,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 TestSuite(layout, .init = setup, .fini = teardown);

@@ -213,6 +213,5 @@ Test(logfmt, scan_file_reads_and_names_the_path)
     cr_assert_eq(ls_gen_scan_file(path, NULL, NULL, NULL, &in, &v), LS_ENOENT);
     cr_assert(ls_h_contains(v.msg, path), "%s", v.msg);
     ls_h_gen_free(g);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }

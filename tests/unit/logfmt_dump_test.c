@@ -37,8 +37,7 @@ Test(logfmt, dump_valid_generation)
     free(out);
     free(err);
     ls_h_gen_free(g);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 Test(logfmt, dump_damaged_and_open_generations)
@@ -69,8 +68,7 @@ Test(logfmt, dump_damaged_and_open_generations)
     free(err);
     free(b);
     ls_h_gen_free(g);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 Test(logfmt, dump_usage_errors)
@@ -132,8 +130,7 @@ Test(logfmt, oversize_input_and_allocation_failure_are_errors)
     cr_assert_eq(truncate(path, (off_t) LS_GEN_HARD_CAP + 1), 0);
     cr_assert_eq(ls_gen_scan_file(path, NULL, NULL, NULL, NULL, &v), LS_ETOOBIG);
     cr_assert(ls_h_contains(v.msg, path), "%s", v.msg);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 #ifdef LS_FAULTS_ENABLED
     ls_h_gen_t *g = small_gen(true);
     size_t len;

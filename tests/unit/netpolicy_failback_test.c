@@ -33,12 +33,7 @@ static void on_public_after_repl_failed(void)
 
 Test(netpolicy, preferred_networks_are_probed_while_a_later_one_carries_the_copies)
 {
-    make(3, NULL);
-    connect_over(0);
-    ls_netpolicy_failed(p, now(), "reset", &out);
-    ls_netpolicy_kick(p, now(), &out);
-    ls_netpolicy_failed(p, now(), "refused", &out);
-    connect_over(2);
+    on_backup("refused");
     /* Both repl and public failed just now: their probes wait for the probe interval (1 s). */
     cr_assert_eq(count(LS_NETPOLICY_PROBE), 0);
     cr_assert_eq(ls_netpolicy_deadline(p), BASE + 1000 * MS);
@@ -141,12 +136,7 @@ Test(netpolicy, a_probe_break_restarts_the_settle_time)
 
 Test(netpolicy, the_best_settled_network_wins_and_others_close_after_the_switch)
 {
-    make(3, NULL);
-    connect_over(0);
-    ls_netpolicy_failed(p, now(), "reset", &out);
-    ls_netpolicy_kick(p, now(), &out);
-    ls_netpolicy_failed(p, now(), "reset", &out);
-    connect_over(2);
+    on_backup("reset");
     t_ms = 1000;
     ls_netpolicy_tick(p, now(), &out);
     ls_netpolicy_probe_up(p, now(), 1, &out); /* public first */
@@ -166,12 +156,7 @@ Test(netpolicy, the_best_settled_network_wins_and_others_close_after_the_switch)
 
 Test(netpolicy, reconnecting_adopts_a_ready_probe_and_closes_the_others)
 {
-    make(3, NULL);
-    connect_over(0);
-    ls_netpolicy_failed(p, now(), "reset", &out);
-    ls_netpolicy_kick(p, now(), &out);
-    ls_netpolicy_failed(p, now(), "reset", &out);
-    connect_over(2);
+    on_backup("reset");
     t_ms = 1000;
     ls_netpolicy_tick(p, now(), &out);
     ls_netpolicy_probe_up(p, now(), 1, &out);
@@ -298,12 +283,7 @@ Test(netpolicy, a_pin_changes_nothing_until_saved_and_nothing_if_saving_failed)
 
 Test(netpolicy, a_pin_moves_at_once_stops_probes_and_failover_then_release_fails_back)
 {
-    make(3, NULL);
-    connect_over(0);
-    ls_netpolicy_failed(p, now(), "reset", &out);
-    ls_netpolicy_kick(p, now(), &out);
-    ls_netpolicy_failed(p, now(), "reset", &out);
-    connect_over(2);
+    on_backup("reset");
     t_ms = 1000;
     ls_netpolicy_tick(p, now(), &out);
     ls_netpolicy_probe_up(p, now(), 1, &out); /* public's probe is up */

@@ -74,4 +74,16 @@ UTIL void connect_over(int j)
     cr_assert_str_eq(state(j), "in_use");
 }
 
+/* Three networks, repl (reset) and then public (why) failed in turn: backup (2) carries the
+ * copies. */
+UTIL void on_backup(const char *why)
+{
+    make(3, NULL);
+    connect_over(0);
+    ls_netpolicy_failed(p, now(), "reset", &out);
+    ls_netpolicy_kick(p, now(), &out);
+    ls_netpolicy_failed(p, now(), why, &out);
+    connect_over(2);
+}
+
 #endif

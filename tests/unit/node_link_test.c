@@ -173,8 +173,7 @@ static void teardown(void)
     ls_node_free(W.n);
     cr_assert_eq(uv_loop_close(&W.loop), 0);
     ls_config_free(W.cfg);
-    ls_h_rmtree(W.dir);
-    free(W.dir);
+    ls_h_rmtree_free(W.dir);
 }
 
 static void setup_plain(void)
@@ -289,6 +288,5 @@ Test(node_link, out_of_descriptors_a_new_link_is_not_made, .timeout = 30)
     ls_node_free(W.n);
     cr_assert_eq(uv_loop_close(&W.loop), 0);
     ls_config_free(W.cfg);
-    ls_h_rmtree(W.dir);
-    free(W.dir);
+    ls_h_rmtree_free(W.dir);
 }

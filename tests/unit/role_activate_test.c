@@ -90,10 +90,8 @@ Test(role, activated_copy_opens_in_the_next_epoch_chained_to_its_last_generation
         }
     expect_value(db, "new", "after activation");
     cr_assert_eq(ls_db_close(db), 0);
-    ls_h_rmtree(act);
-    ls_h_rmtree(cp);
-    free(act);
-    free(cp);
+    ls_h_rmtree_free(act);
+    ls_h_rmtree_free(cp);
 }
 
 /* The copy holds a generation the old active had not announced yet (its COPY_STATE lagged the
@@ -108,10 +106,8 @@ Test(role, open_generation_follows_a_generation_held_but_not_announced, .timeout
     cr_assert_eq(r.last_generation, 3);
     cr_assert_eq(r.loss.generations, 0);
     cr_assert_eq(r.loss.open_generation, 4, "generation 3 is held: the open one is 4");
-    ls_h_rmtree(act);
-    ls_h_rmtree(cp);
-    free(act);
-    free(cp);
+    ls_h_rmtree_free(act);
+    ls_h_rmtree_free(cp);
 }
 
 Test(role, lossy_activation_is_refused_then_accepted_within_max_loss, .timeout = 60)
@@ -173,10 +169,8 @@ Test(role, lossy_activation_is_refused_then_accepted_within_max_loss, .timeout =
     /* a second activation of an active is refused */
     cr_assert_eq(ls_role_activate(cp, &o, &r, err, sizeof(err)), LS_ESTATE);
     cr_assert(ls_h_contains(err, "is active in epoch 2, not a copy"), "%s", err);
-    ls_h_rmtree(act);
-    ls_h_rmtree(cp);
-    free(act);
-    free(cp);
+    ls_h_rmtree_free(act);
+    ls_h_rmtree_free(cp);
 }
 
 static int run_child(void (*body)(void *), void *arg, const char *faults)
@@ -257,8 +251,7 @@ Test(role, fenced_database_neither_rolls_nor_closes_its_log)
     cr_assert_eq(l.ngens, 0, "the open log stays open: nothing written after the fence");
     cr_assert(l.has_current);
     ls_layout_list_free(&l);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 Test(role, activation_replays_a_durable_file_left_in_inspect, .timeout = 60)
@@ -297,10 +290,8 @@ Test(role, activation_replays_a_durable_file_left_in_inspect, .timeout = 60)
     ls_db_stats(db, &s);
     cr_assert_eq(s.current_generation, 4);
     cr_assert_eq(ls_db_close(db), 0);
-    ls_h_rmtree(act);
-    ls_h_rmtree(cp);
-    free(act);
-    free(cp);
+    ls_h_rmtree_free(act);
+    ls_h_rmtree_free(cp);
 }
 
 Test(role, damaged_control_page_is_refused_naming_the_file)
@@ -324,6 +315,5 @@ Test(role, damaged_control_page_is_refused_naming_the_file)
     cr_assert(ls_h_contains(ls_db_open_error(), "is not 4096 bytes long"), "%s",
               ls_db_open_error());
     free(page);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }

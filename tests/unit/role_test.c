@@ -27,8 +27,7 @@ Test(role, missing_file_means_the_configured_role_and_the_history_epoch)
     cr_assert_eq(ls_role_load(dir, LS_ROLE_ACTIVE, &st, err, sizeof(err)), 0, "%s", err);
     cr_assert_eq(st.role, LS_ROLE_ACTIVE);
     cr_assert_eq(st.epoch, 3);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 Test(role, saved_state_survives_and_reads_back_exactly)
@@ -48,8 +47,7 @@ Test(role, saved_state_survives_and_reads_back_exactly)
     cr_assert_str_eq(back.follows, "node-b");
     cr_assert_str_eq(back.reason, "fenced by node-b with a newline");
     cr_assert_eq(memcmp(&back.loss, &st.loss, sizeof(st.loss)), 0);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 Test(role, malformed_file_names_the_file_line_and_field)
@@ -73,8 +71,7 @@ Test(role, malformed_file_names_the_file_line_and_field)
         cr_assert(ls_h_contains(err, cases[i].want), "case %zu: %s", i, err);
         cr_assert(ls_h_contains(err, dir), "names the file: %s", err);
     }
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 /* ---- the fence ---- */
@@ -99,8 +96,7 @@ Test(role, fenced_database_fails_commits_stickily_naming_the_new_active)
     cr_assert_eq(st.role, LS_ROLE_DEMOTED);
     cr_assert_eq(st.epoch, 2);
     cr_assert_str_eq(st.follows, "node-b");
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 Test(role, fenced_directory_refuses_to_open)
@@ -116,8 +112,7 @@ Test(role, fenced_directory_refuses_to_open)
     cr_assert_null(db);
     cr_assert(ls_h_contains(ls_db_open_error(), "node-c became active in epoch 4"), "%s",
               ls_db_open_error());
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 typedef struct {
@@ -189,6 +184,5 @@ Test(role, fence_set_by_another_process_stops_running_commits, .timeout = 60)
     int ok = c[0].ok + c[1].ok + c[2].ok + c[3].ok;
     cr_assert_eq((uint64_t) ok, s.commits);
     ls_db_close(db);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }

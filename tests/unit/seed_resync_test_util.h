@@ -96,8 +96,7 @@ UTIL void build(sides_t *s, const char *tag)
 
 UTIL void sides_free(sides_t *s)
 {
-    ls_h_rmtree(s->base);
-    free(s->base);
+    ls_h_rmtree_free(s->base);
 }
 
 /* ---- the wire: both sessions in one thread --------------------------------------------------- */

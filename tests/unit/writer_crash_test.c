@@ -66,10 +66,8 @@ Test(writer, torn_tail_at_every_byte_of_the_last_transaction_recovers_to_the_las
         cr_assert_eq(commit_tx(db, 100, 1, 8), 0, "cut %lld: commits continue", cut);
         cr_assert_eq(ls_db_close(db), 0);
     }
-    ls_h_rmtree(work);
-    ls_h_rmtree(tmpl);
-    free(work);
-    free(tmpl);
+    ls_h_rmtree_free(work);
+    ls_h_rmtree_free(tmpl);
 }
 
 /* Appends a tail to the current log of a crashed database and checks recovery removes it. */
@@ -94,8 +92,7 @@ static void check_tail(const uint8_t *tail, size_t len)
     for (int i = 0; i < 4; i++)
         cr_assert(has_tx(db, i, 0) && has_tx(db, i, 1));
     cr_assert_eq(ls_db_close(db), 0);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 Test(writer, tail_of_zeros_is_removed)
@@ -164,8 +161,7 @@ Test(writer, tail_of_records_from_an_older_generation_is_removed)
     cr_assert_eq(ls_db_get(db, "k9-0", 4, &v, &vl), LS_ENOENT);
     cr_assert(has_tx(db, 4, 1));
     cr_assert_eq(ls_db_close(db), 0);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 Test(writer, kill_between_rename_and_directory_fsync_recovers)
@@ -185,8 +181,7 @@ Test(writer, kill_between_rename_and_directory_fsync_recovers)
     cr_assert_eq(ls_db_close(db), 0);
     genfile_t g[8];
     cr_assert_eq(list_gens(dir, g, 8), 2);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 Test(writer, kill_after_trailer_before_rename_finishes_the_close)
@@ -204,8 +199,7 @@ Test(writer, kill_after_trailer_before_rename_finishes_the_close)
     cr_assert(has_tx(db, 4, 1));
     cr_assert_eq(ls_db_close(db), 0);
     cr_assert_eq(list_gens(dir, g, 8), 1, "the recovered close renamed it");
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 Test(writer, trailer_torn_at_every_byte_leaves_the_generation_open_and_intact)
@@ -233,10 +227,8 @@ Test(writer, trailer_torn_at_every_byte_leaves_the_generation_open_and_intact)
         genfile_t g[4];
         cr_assert_eq(list_gens(work, g, 4), 1, "cut %lld", cut);
     }
-    ls_h_rmtree(work);
-    ls_h_rmtree(tmpl);
-    free(work);
-    free(tmpl);
+    ls_h_rmtree_free(work);
+    ls_h_rmtree_free(tmpl);
 }
 
 Test(writer, kill_after_log_fsync_before_store_apply_recovers_from_the_log)
@@ -252,8 +244,7 @@ Test(writer, kill_after_log_fsync_before_store_apply_recovers_from_the_log)
     cr_assert(has_tx(db, 2, 0) && has_tx(db, 2, 1));
     cr_assert(!has_tx(db, 3, 0));
     cr_assert_eq(ls_db_close(db), 0);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 /* Child: commits n transactions (each applied before the next), then waits for the fault point
@@ -279,8 +270,7 @@ Test(writer, kill_after_store_apply_keeps_the_applied_transaction)
     cr_assert(has_tx(db, 2, 0) && has_tx(db, 2, 1));
     cr_assert(!has_tx(db, 3, 0));
     cr_assert_eq(ls_db_close(db), 0);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 /* Child: transaction 0 is applied, then the applier waits while 1-5 become durable (one batch and
@@ -320,8 +310,7 @@ Test(writer, kill_with_durable_batches_across_rolls_waiting_for_the_applier_repl
         cr_assert(has_tx(db, i, 0) && has_tx(db, i, 1), "tx %d", i);
     cr_assert_eq(commit_tx(db, 6, 1, 8), 0, "commits continue");
     cr_assert_eq(ls_db_close(db), 0);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 /* Child: commit 1 succeeds, commit 2 fails (fault), commit 3 must get the same error. */
@@ -343,8 +332,7 @@ Test(writer, failed_log_sync_fails_the_database_stickily)
 {
     char *dir = ls_h_tmpdir("writer");
     cr_assert_eq(in_child("writer.commit.after_write=fail@2", child_sticky, dir, 0), 0);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 /* True once the database has failed (its message is set), false after timeout_ms. */
@@ -387,6 +375,5 @@ Test(writer, failed_store_apply_fails_the_database_stickily_and_reopen_replays)
     cr_assert_eq(s.recovered_records, 2);
     cr_assert(!has_tx(db, 1, 0), "refused before anything was written");
     cr_assert_eq(ls_db_close(db), 0);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }

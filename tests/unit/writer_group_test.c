@@ -161,8 +161,7 @@ Test(writer, concurrent_commits_store_equals_a_replay_of_the_logs, .timeout = 60
     free(r.ops);
     ls_store_close(active);
     ls_store_close(r.into);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 /* A lone committer (nothing queued, nothing being written) writes its batch in its own thread:
@@ -184,6 +183,5 @@ Test(writer, a_lone_committer_writes_its_own_batch)
                  (unsigned long long) s.led_batches);
     cr_assert_gt(s.generations_closed, 3, "rolls on the way");
     cr_assert_eq(ls_db_close(db), 0);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }

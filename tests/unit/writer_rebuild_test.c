@@ -49,8 +49,7 @@ Test(writer, deleted_store_is_rebuilt_from_the_logs)
     for (int i = 0; i < 40; i++)
         cr_assert(has_tx(db, i, 0) && has_tx(db, i, 1), "tx %d", i);
     cr_assert_eq(ls_db_close(db), 0);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 Test(writer, missing_generation_the_store_needs_is_a_gap)
@@ -65,8 +64,7 @@ Test(writer, missing_generation_the_store_needs_is_a_gap)
     cr_assert_eq(ls_db_open(dir, &o, &db), LS_EGAP, "%s", ls_db_open_error());
     cr_assert(ls_h_contains(ls_db_open_error(), "generation 2 is missing"), "%s",
               ls_db_open_error());
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 Test(writer, damaged_generation_the_store_needs_is_refused)
@@ -88,8 +86,7 @@ Test(writer, damaged_generation_the_store_needs_is_refused)
     cr_assert_null(db);
     cr_assert(ls_h_contains(ls_db_open_error(), g[2].name), "names the file: %s",
               ls_db_open_error());
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 /* ---- kill -9 under concurrent commits ------------------------------------------------------ */
@@ -179,6 +176,5 @@ Test(writer, kill_9_during_concurrent_commits_loses_no_acknowledged_commit, .tim
         free(list);
     }
     unlink(acks);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }

@@ -48,8 +48,7 @@ Test(writer, rolls_at_target_size_and_chains_generations)
         next_lsn = info.last_lsn + 1;
     }
     cr_assert_eq(next_lsn, 601);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 typedef struct {
@@ -93,8 +92,7 @@ Test(writer, no_transaction_spans_generations)
         commits += t.commits;
     }
     cr_assert_eq(commits, 120);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 Test(writer, oversized_transaction_gets_its_own_generation_and_beyond_cap_is_refused)
@@ -125,8 +123,7 @@ Test(writer, oversized_transaction_gets_its_own_generation_and_beyond_cap_is_ref
     txids_t t = {0};
     cr_assert_eq(ls_gen_scan_file(g[1].name, NULL, note_txids, &t, NULL, NULL), 0);
     cr_assert_eq(t.commits, 1, "the oversized transaction is alone in its generation");
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 /* ---- identity, map, idle roll, close ---------------------------------------------------- */
@@ -153,8 +150,7 @@ Test(writer, reopening_keeps_the_database_id)
     snprintf(none, sizeof(none), "%s/none", dir);
     cr_assert_eq(ls_db_open(none, &o, &db), LS_ENOENT);
     cr_assert(ls_h_contains(ls_db_open_error(), "history"), "%s", ls_db_open_error());
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 Test(writer, store_of_another_database_is_refused)
@@ -177,10 +173,8 @@ Test(writer, store_of_another_database_is_refused)
     ls_hex(sb.dbid, LS_DBID_LEN, hb);
     const char *msg = ls_db_open_error();
     cr_assert(ls_h_contains(msg, ha) && ls_h_contains(msg, hb), "names both ids: %s", msg);
-    ls_h_rmtree(a);
-    ls_h_rmtree(b);
-    free(a);
-    free(b);
+    ls_h_rmtree_free(a);
+    ls_h_rmtree_free(b);
 }
 
 typedef struct {
@@ -223,8 +217,7 @@ Test(writer, map_full_grows_the_store_while_readers_read)
     for (int i = 0; i < 100; i += 9)
         cr_assert(has_tx(db, i, 9));
     cr_assert_eq(ls_db_close(db), 0);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 static bool rolled(void *ctx)
@@ -247,8 +240,7 @@ Test(writer, idle_current_log_is_rolled_after_idle_roll_ms)
     ls_db_stats(db, &s);
     cr_assert_eq(s.current_generation, 2);
     cr_assert_eq(ls_db_close(db), 0);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 Test(writer, close_rolls_a_non_empty_log_and_checkpoints)
@@ -280,8 +272,7 @@ Test(writer, close_rolls_a_non_empty_log_and_checkpoints)
     cr_assert_eq(s.truncated_bytes, 0, "a prepared log's zeros are not a torn tail");
     cr_assert_eq(ls_db_close(db), 0);
     cr_assert_eq(list_gens(dir, g, 4), 1, "closing with an empty log adds nothing");
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 Test(writer, a_database_is_opened_by_one_handle_at_a_time)
@@ -295,8 +286,7 @@ Test(writer, a_database_is_opened_by_one_handle_at_a_time)
     cr_assert_eq(ls_db_close(db), 0);
     db = open_db(dir, &o);
     cr_assert_eq(ls_db_close(db), 0);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 Test(writer, a_newer_epoch_in_history_starts_with_the_next_generation)
@@ -324,8 +314,7 @@ Test(writer, a_newer_epoch_in_history_starts_with_the_next_generation)
     db = open_db(dir, &o); /* the chain holds across the epoch change */
     cr_assert(has_tx(db, 0, 1) && has_tx(db, 1, 1));
     cr_assert_eq(ls_db_close(db), 0);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 Test(writer, a_damaged_history_is_refused_naming_the_file_and_line)
@@ -348,8 +337,7 @@ Test(writer, a_damaged_history_is_refused_naming_the_file_and_line)
     fclose(f);
     cr_assert_eq(ls_db_open(dir, &o, &db), LS_ECORRUPT);
     cr_assert(ls_h_contains(ls_db_open_error(), "holds no epoch"), "%s", ls_db_open_error());
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 static bool checkpointed(void *ctx)
@@ -373,8 +361,7 @@ Test(writer, applier_checkpoints_every_checkpoint_ms)
     cr_assert(ls_h_wait_for(checkpointed, db, 5000), "and again after more commits");
     cr_assert_eq(ls_db_checkpoint(db), 0);
     cr_assert_eq(ls_db_close(db), 0);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 /* ---- the pipeline: the applier merges durable batches ------------------------------------ */
@@ -436,8 +423,6 @@ Test(writer, durable_batches_behind_the_applier_merge_into_one_store_transaction
     cr_assert_eq(ls_gen_scan_file(g[gen - 2].name, NULL, NULL, NULL, &info, &v), 0, "%s", v.msg);
     cr_assert_eq(memcmp(m.digest, info.digest, LS_DIGEST_SIZE), 0, "digest of generation %llu",
                  (unsigned long long) gen - 1);
-    ls_h_rmtree(dir);
-    ls_h_rmtree(hold);
-    free(dir);
-    free(hold);
+    ls_h_rmtree_free(dir);
+    ls_h_rmtree_free(hold);
 }

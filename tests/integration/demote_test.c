@@ -177,6 +177,33 @@ Test(demote, resync_out_of_descriptors_fails_cleanly_and_runs_again)
     cr_assert(ls_h_stores_equal(&pair), "the stores differ after the resync");
 }
 
+/* Out of descriptors when a switchover makes node-a a copy (fault point node.copy_wake, its
+ * first hit): the copy waits as for a writer still open, said once, and the next poll opens it;
+ * the switchover ends done, node-a a copy of node-b, its daemon alive. */
+Test(demote, switchover_out_of_descriptors_waits_then_becomes_a_copy)
+{
+    ls_h_pair_start_peers(&pair, "demote-sw-emfile", NULL, NULL);
+    ls_h_node_stop(&pair, LS_H_A);
+    char *env[] = {"LS_FAULTS=node.copy_wake=fail@1", NULL};
+    ls_h_node_start(&pair, LS_H_A, env);
+    ls_h_load_ok(&pair, LS_H_A, "--transactions 200 --target-size 65536");
+    cr_assert(ls_h_wait_role(&pair, LS_H_A, "active", "Healthy"), "node-a does not ship");
+    char *out, *err, cmd[1200];
+    int rc = ls_h_logship(&pair, "switchover", LS_H_A, "--to node-b", &out, &err);
+    cr_assert_eq(rc, 0, "switchover failed (%d): %s%s", rc, out, err);
+    cr_assert(ls_h_contains(out, "db1 on node-a is now a copy of node-b"), "%s", out);
+    free(out);
+    free(err);
+    cr_assert(ls_h_wait_role(&pair, LS_H_A, "copy", "Healthy"), "node-a is no copy of node-b");
+    snprintf(cmd, sizeof(cmd),
+             "grep -c \"its copy waits: cannot open the copy db1: cannot make its receiver's "
+             "wake-up: Too many open files\" %s",
+             pair.log[LS_H_A]);
+    cr_assert_eq(ls_h_sh(cmd, &out, NULL, 5000), 0, "the wait was not logged");
+    cr_assert_eq(atoi(out), 1, "said once: %s", out);
+    free(out);
+}
+
 Test(demote, diverged_old_active_is_refused_and_its_generations_stay_out)
 {
     ls_h_pair_start_peers(&pair, "demote-diverged", NULL, NULL);

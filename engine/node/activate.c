@@ -122,19 +122,16 @@ static void finish(struct node_act *a, act_state_t st)
     a->end = NULL;
 }
 
-/* The copy runs again (a refused or failed activation): in place, the same slot. */
+/* The copy runs again (a refused or failed activation): in place, the same slot, its last
+ * seed's figures and handles kept. Its wake-up was kept by stop_copy: this open needs no new
+ * descriptor for it, so it cannot fail for want of one. */
 static void reopen_copy(struct node_act *a)
 {
     pcopy_t *p = a->db->copy;
-    if (!p->async_closed) { /* cannot happen: the close callback ran before any work ended */
-        LS_LOGE("activate", "%s: the copy cannot be opened again before a restart", p->cfg->name);
-        return;
-    }
-    struct node_seedc *seed = p->seed; /* its last seed's figures and handles are kept */
-    ls_passive_free(p->m);
-    ls_copy_rx_free(p->rx);
-    ls__node_pcopy_open(a->node, p, a->db->cfg, a->source);
-    p->seed = seed;
+    char err[256];
+    if (ls__node_pcopy_open(a->node, p, a->db->cfg, a->source, err, sizeof(err)) != 0)
+        LS_LOGE("activate", "%s: the copy cannot be opened again before a restart: %s",
+                p->cfg->name, err); /* cannot happen: reserved */
 }
 
 static void describe(struct node_act *a, char *out, size_t len)
@@ -187,9 +184,13 @@ static void activate_done(uv_work_t *w, int status)
     if (a->rc) {
         snprintf(a->message, sizeof(a->message), "%s", a->err);
         finish(a, a->rc == LS_ESTATE ? ACT_REFUSED : ACT_FAILED);
-        if (!n->stopping) reopen_copy(a);
+        if (!n->stopping)
+            reopen_copy(a);
+        else
+            ls__node_pcopy_unreserve(db->copy);
         return;
     }
+    ls__node_pcopy_unreserve(db->copy); /* the copy's slot stays retired */
     char err[600];
     if (ls_role_load(db->cfg->path, LS_ROLE_ACTIVE, &db->role, err, sizeof(err)) != 0)
         LS_LOGE("activate", "%s: %s", db->cfg->name, err);
@@ -216,7 +217,7 @@ static void stop_copy(struct node_act *a)
         for (int i = 0; i < q->nidx; i++)
             if (q->by_idx[i] == p) q->by_idx[i] = NULL;
     if (serving) ls_conn_close(serving->conn);
-    ls__node_pcopy_close(p);
+    ls__node_pcopy_close(p, true); /* its wake-up kept for reopen_copy */
     p->retired = true;
 }
 
@@ -262,7 +263,27 @@ static bool running(const struct node_act *a)
     return a && (a->state == ACT_PROBING || a->state == ACT_ACTIVATING);
 }
 
-/* Refusals decided at once: the database, its role, a seed, the connection serving the copy. */
+/* The links to the rest of db's copy set, made now (idle: a link connects once it has something
+ * to ship) rather than by ls__node_active_init after the activation: out of descriptors for a
+ * link's wake-up, the activation is refused before the copy stops or anything is written. */
+static int make_links(ls_node_t *n, node_db_t *db, char *err, size_t errlen)
+{
+    char set[LS_CFG_MAX_COPIES][LS_CFG_NAME_MAX];
+    int count = ls_config_copy_set(n->cfg, db->cfg, set);
+    for (int i = 0; i < count; i++) {
+        int werr = 0;
+        if (!strcmp(set[i], n->cfg->node_name) || ls__node_link_for(n, set[i], &werr) || !werr)
+            continue;
+        return ls_errf(err, errlen, ls_err_from_errno(werr),
+                       "activation of %s refused: cannot make the link to %s: cannot make its "
+                       "wake-up: %s; the copy runs on, try again once descriptors are free",
+                       db->cfg->name, set[i], strerror(werr));
+    }
+    return 0;
+}
+
+/* Refusals decided at once: the database, its role, a seed, the connection serving the copy,
+ * the links it will ship over. */
 static int check(ls_node_t *n, node_db_t *db, bool force, char *err, size_t errlen)
 {
     const ls_role_state_t *r = &db->role;
@@ -307,7 +328,7 @@ static int check(ls_node_t *n, node_db_t *db, bool force, char *err, size_t errl
                  db->cfg->name, p->source, ls_conn_peer(p->peer->conn), ago / 1000000);
         return LS_ESTATE;
     }
-    return 0;
+    return make_links(n, db, err, errlen);
 }
 
 static void report_json(const struct node_act *a, cJSON *resp)

@@ -18,7 +18,15 @@ void ls__node_active_init(ls_node_t *n, active_t *a, const ls_cfg_database_t *cf
     a->shippers = calloc((size_t) count + 1, sizeof(shipper_t));
     LS_CHECK(a->shippers != NULL);
     for (int i = 0; i < count; i++) {
-        link_t *l = ls__node_link_for(n, to[i]);
+        int werr;
+        link_t *l = ls__node_link_for(n, to[i], &werr);
+        if (!l && werr) { /* an activation made its links first (activate.c): at start only */
+            LS_LOGE("active",
+                    "database %s: cannot make the link to %s: cannot make its wake-up: %s: not "
+                    "shipped there until the daemon restarts",
+                    cfg->name, to[i], strerror(werr));
+            continue;
+        }
         if (!l) { /* the configuration names it in 'copies' without a section: checked there */
             LS_LOGE("active",
                     "database %s: no [peer %s] section says how to reach %s: not "

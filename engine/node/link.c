@@ -19,26 +19,29 @@ static void on_retry(uv_timer_t *t)
     ls__node_link_kick(l);
 }
 
-void ls__node_link_init(ls_node_t *n, link_t *l, const ls_cfg_target_t *cfg)
+int ls__node_link_init(ls_node_t *n, link_t *l, const ls_cfg_target_t *cfg)
 {
     memset(l, 0, sizeof(*l));
+    int wrc = ls__node_wake_init(n->loop, &l->wake, on_wake, l);
+    if (wrc != 0) return wrc; /* out of descriptors: nothing made, l not counted */
     l->node = n;
     l->cfg = cfg;
     l->backoff_ms = NODE_BACKOFF_MIN;
     uv_timer_init(n->loop, &l->retry);
     l->retry.data = l;
-    LS_CHECK(ls__node_wake_init(n->loop, &l->wake, on_wake, l) == 0); /* at the node's start */
     ls__node_np_init(l);
+    return 0;
 }
 
-link_t *ls__node_link_for(ls_node_t *n, const char *name)
+link_t *ls__node_link_for(ls_node_t *n, const char *name, int *werr)
 {
+    *werr = 0;
     for (int i = 0; i < n->nlinks; i++)
         if (!strcmp(n->links[i].cfg->name, name)) return &n->links[i];
     const ls_cfg_target_t *t = ls_config_peer(n->cfg, name);
     if (!t || n->nlinks == n->links_cap) return NULL;
-    ls__node_link_init(n, &n->links[n->nlinks], t);
-    return &n->links[n->nlinks++];
+    *werr = ls__node_link_init(n, &n->links[n->nlinks], t);
+    return *werr ? NULL : &n->links[n->nlinks++];
 }
 
 void ls__node_link_add(link_t *l, shipper_t *s)

@@ -204,10 +204,10 @@ static int run_database(ls_node_t *n, node_db_t *db, char *err, size_t errlen)
                  d->name, d->path);
         return LS_ECONFIG;
     }
+    rc = ls__node_pcopy_open(n, &n->copies[n->ncopies], d, source, err, errlen);
+    if (rc) return rc; /* out of descriptors: the daemon does not start */
     db->copy = &n->copies[n->ncopies++];
-    rc = ls__node_pcopy_open(n, db->copy, d, source);
-    if (rc) snprintf(err, errlen, "passive copy %s: %s", d->name, ls__node_pcopy_reason(db->copy));
-    return rc;
+    return 0;
 }
 
 static int start_databases(ls_node_t *n, char *err, size_t errlen)
@@ -222,8 +222,14 @@ static int start_databases(ls_node_t *n, char *err, size_t errlen)
     n->copies = calloc((size_t) c->ndatabases + 1, sizeof(pcopy_t));
     n->dbs = calloc((size_t) c->ndatabases + 1, sizeof(node_db_t));
     if (!n->links || !n->actives || !n->copies || !n->dbs) return LS_ENOMEM;
-    for (int i = 0; i < c->ntargets; i++)
-        ls__node_link_init(n, &n->links[n->nlinks++], &c->targets[i]);
+    for (int i = 0; i < c->ntargets; i++) {
+        int wrc = ls__node_link_init(n, &n->links[n->nlinks], &c->targets[i]);
+        if (wrc)
+            return ls_errf(err, errlen, ls_err_from_errno(wrc),
+                           "the link to %s: cannot make its wake-up: %s", c->targets[i].name,
+                           strerror(wrc));
+        n->nlinks++;
+    }
     for (int i = 0; i < c->ndatabases; i++) {
         node_db_t *db = &n->dbs[n->ndbs++];
         db->cfg = &c->databases[i];
@@ -299,7 +305,7 @@ void ls_node_stop(ls_node_t *n)
         ls__node_link_close(&n->links[i]);
     ls__node_peer_close_all(n);
     for (int i = 0; i < n->ncopies; i++)
-        if (!n->copies[i].retired) ls__node_pcopy_close(&n->copies[i]);
+        if (!n->copies[i].retired) ls__node_pcopy_close(&n->copies[i], false);
     ls__node_seed_client_stop(n); /* after the receiver threads ended */
     ls__node_switchover_stop(n);
     ls__node_resync_inc_stop(n);

@@ -159,8 +159,9 @@ typedef struct {
     void *data;
 } ls_node_wake_t;
 /* 0, or the errno of a failed eventfd or poll (out of descriptors): nothing is left open then.
- * Where a node cannot run without it (links, copies at start) the caller checks it; where it
- * serves one request (a seed, a block watcher) the request fails instead of the daemon. */
+ * Never the daemon's end: at start it does not start, saying which; a request (a seed, a block
+ * watcher's start, an activation's links, a resync's or a switchover's copy) fails or waits,
+ * made before anything durable (ls__node_pcopy_reserve), and works again once one is free. */
 int ls__node_wake_init(uv_loop_t *loop, ls_node_wake_t *w, void (*cb)(void *), void *data);
 void ls__node_wake_send(ls_node_wake_t *w); /* any thread */
 void ls__node_wake_close(ls_node_wake_t *w, void (*closed)(void *data));
@@ -191,21 +192,22 @@ struct link {
 struct pcopy {
     ls_node_t *node;
     const ls_cfg_database_t *cfg;
-    ls_passive_t *m;      /* its protocol: state, RESUME, acks, ask-again, suspension, figures */
-    ls_copy_t *copy;      /* engine/copy as the loop uses it (NULL if it failed to open: see the
-                             reason; NULL during a seed's swap, from start_swap to end_swap); the
-                             machine is given the same pointer */
-    peer_t *peer;         /* connection serving it, or NULL */
-    ls_copy_rx_t *rx;     /* the receiver thread (engine/copy/receiver.h): owns its own pointer to
-                             the copy, which a seed's swap replaces there (seed_client.c) */
-    bool rx_started;      /* rx runs */
-    ls_node_wake_t async; /* rx's notify: its events are polled on the loop */
+    ls_passive_t *m;       /* its protocol: state, RESUME, acks, ask-again, suspension, figures */
+    ls_copy_t *copy;       /* engine/copy as the loop uses it (NULL if it failed to open: see the
+                              reason; NULL during a seed's swap, from start_swap to end_swap); the
+                              machine is given the same pointer */
+    peer_t *peer;          /* connection serving it, or NULL */
+    ls_copy_rx_t *rx;      /* the receiver thread (engine/copy/receiver.h): owns its own pointer to
+                              the copy, which a seed's swap replaces there (seed_client.c) */
+    bool rx_started;       /* rx runs */
+    ls_node_wake_t *async; /* rx's notify: its events are polled on the loop (NULL: none made,
+                              or closed; made ahead by ls__node_pcopy_reserve) */
     char op_path[LS_CFG_PATH_MAX + 16];   /* the operator's decision: <copy>.state */
     char kept_path[LS_CFG_PATH_MAX + 16]; /* ask-again counters: <copy>.counters */
     struct node_seedc *seed;      /* this copy's seed, running or the last one (seed_client.c) */
     char source[LS_CFG_NAME_MAX]; /* the active it follows: the role file's, else the config's */
     bool retired;                 /* closed for an activation (activate.c): no longer served */
-    bool async_closed;            /* async's close callback ran (it may be initialised again) */
+    bool async_closed;            /* async's close callback ran (it may be made again) */
     /* What the source last announced in COPY_STATE, kept in <copy>.announced (announced.c) so
      * that an activation after a restart of this daemon still knows it. */
     ls_role_announced_t announced;
@@ -313,10 +315,12 @@ int64_t ls__node_bw_read(active_t *a, uint32_t epoch, uint64_t generation, uint6
 void ls__node_bw_publish_copies(active_t *a);
 
 /* link.c */
-void ls__node_link_init(ls_node_t *n, link_t *l, const ls_cfg_target_t *cfg);
+/* 0, or the errno when its wake-up cannot be made (out of descriptors): nothing made then. */
+int ls__node_link_init(ls_node_t *n, link_t *l, const ls_cfg_target_t *cfg);
 /* The link to node name, made from its [target]/[peer] (else [source]) section when there is none
- * yet; NULL when no section says how to reach it. */
-link_t *ls__node_link_for(ls_node_t *n, const char *name);
+ * yet; NULL when no section says how to reach it (*werr 0) or its wake-up cannot be made (*werr:
+ * the errno, out of descriptors). */
+link_t *ls__node_link_for(ls_node_t *n, const char *name, int *werr);
 void ls__node_link_add(link_t *l, shipper_t *s); /* s ships over l (at start) */
 void ls__node_link_kick(link_t *l); /* connect if idle and something is ready to ship */
 void ls__node_link_pump(link_t *l); /* send what credit and the socket allow */
@@ -344,9 +348,21 @@ bool ls__node_hello_admit(peer_t *p, const ls_proto_hello_t *h, ls_proto_choice_
                           const char *component);
 
 /* pcopy.c */
-/* Opens the copy of cfg following source (the active it copies from). */
-int ls__node_pcopy_open(ls_node_t *n, pcopy_t *p, const ls_cfg_database_t *cfg, const char *source);
-void ls__node_pcopy_close(pcopy_t *p);
+/* Opens the copy of cfg following source (the active it copies from) in slot p (a new one, or
+ * a retired one opened again in place: its last seed kept). 0, or out of descriptors for its
+ * wake-up: the error, naming the copy, in err and p left as it was (nothing opened, nothing on
+ * disk touched). A copy that cannot open its store is not an error: it shows Failed. */
+int ls__node_pcopy_open(ls_node_t *n, pcopy_t *p, const ls_cfg_database_t *cfg, const char *source,
+                        char *err, size_t errlen);
+/* p's wake-up made ahead of the open, before a command's durable step (a resync's or a
+ * switchover's role file), so that running out of descriptors fails the command before it:
+ * 0 (made now or already), or the error naming the copy name. ls__node_pcopy_open uses it;
+ * ls__node_pcopy_unreserve closes it unused. */
+int ls__node_pcopy_reserve(ls_node_t *n, pcopy_t *p, const char *name, char *err, size_t errlen);
+void ls__node_pcopy_unreserve(pcopy_t *p);
+/* Closes the copy; keep_wake: its wake-up stays (the slot reserved: an activation's copy,
+ * opened again in place if the activation fails). */
+void ls__node_pcopy_close(pcopy_t *p, bool keep_wake);
 void ls__node_pcopy_attach(pcopy_t *p, peer_t *peer, int idx); /* a connection now serves it */
 void ls__node_pcopy_detach(pcopy_t *p);                        /* that connection ended */
 void ls__node_pcopy_housekeep(pcopy_t *p);
@@ -417,10 +433,16 @@ void ls__node_resync_retire(active_t *a); /* its shipping stops for good */
 void ls__rsi_recover_diverged(const char *db_dir, const char *name);
 /* db (its role file saved as a copy following follows) opens as a copy: its active retired, a
  * copy slot taken, the new active's ship connections closed (they offer it again); *at: where
- * the copy resumes. The caller checked ls__node_resync_has_slot. */
+ * the copy resumes. The caller reserved the slot (ls__node_resync_reserve) before saving the
+ * role file: this cannot fail then. */
 void ls__node_resync_open_copy(ls_node_t *n, node_db_t *db, const char *follows,
                                ls_copy_resume_t *at);
 bool ls__node_resync_has_slot(ls_node_t *n, node_db_t *db);
+/* A copy slot for db with its wake-up made (ls__node_pcopy_reserve), before the caller's
+ * durable step: 0, LS_ENOMEM when no slot is left, or out of descriptors; err names db and the
+ * reason. ls__node_resync_unreserve undoes it when that step fails. */
+int ls__node_resync_reserve(ls_node_t *n, node_db_t *db, char *err, size_t errlen);
+void ls__node_resync_unreserve(ls_node_t *n, node_db_t *db);
 /* resync_inc.c: the incremental resync of a diverged (or demoted) old active from the split
  * (docs/ACTIVATION.md, "Incremental resync"): started by "resync", followed by "resync_status";
  * auto_resync starts it from the housekeeping timer. */

@@ -3,6 +3,7 @@
  * (engine/passive), whose frames go to the connection serving the copy and whose actions are
  * carried out here: log a state change, keep the operator's decision (<copy>.state) and the
  * ask-again counters (<copy>.counters). */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,32 +104,73 @@ static void new_machine(pcopy_t *p)
     LS_CHECK(p->m != NULL);
 }
 
-int ls__node_pcopy_open(ls_node_t *n, pcopy_t *p, const ls_cfg_database_t *cfg, const char *source)
+int ls__node_pcopy_reserve(ls_node_t *n, pcopy_t *p, const char *name, char *err, size_t errlen)
 {
+    if (p->async) return 0;
+    ls_node_wake_t *w = malloc(sizeof(*w));
+    LS_CHECK(w != NULL);
+    /* "node.copy_wake": a copy's wake-up refused as at RLIMIT_NOFILE (tests at the limit) */
+    int wrc = LS_FAULT("node.copy_wake") ? EMFILE : ls__node_wake_init(n->loop, w, on_async, p);
+    if (wrc != 0) {
+        free(w);
+        return ls_errf(err, errlen, ls_err_from_errno(wrc),
+                       "cannot open the copy %s: cannot make its receiver's wake-up: %s", name,
+                       strerror(wrc));
+    }
+    p->async = w; /* async_closed still says the slot's last copy closed its own */
+    return 0;
+}
+
+static void free_wake(void *data)
+{
+    free(data);
+}
+
+void ls__node_pcopy_unreserve(pcopy_t *p)
+{
+    ls_node_wake_t *w = p->async;
+    if (!w) return;
+    p->async = NULL; /* the slot may be reserved again at once: w frees itself */
+    p->async_closed = true;
+    w->data = w;
+    ls__node_wake_close(w, free_wake);
+}
+
+int ls__node_pcopy_open(ls_node_t *n, pcopy_t *p, const ls_cfg_database_t *cfg, const char *source,
+                        char *err, size_t errlen)
+{
+    /* The copy's receiver cannot run without its wake-up: made first (unless reserved), so that
+     * out of descriptors p is left as it was (a retired slot stays retired) and the caller's
+     * operation fails, not the daemon. */
+    int rc = ls__node_pcopy_reserve(n, p, cfg->name, err, errlen);
+    if (rc) return rc;
+    ls_node_wake_t *w = p->async;
+    struct node_seedc *seed = p->seed; /* a retired slot's last seed: its figures are kept */
+    ls_passive_free(p->m);             /* a retired slot's (NULL in a new one) */
+    ls_copy_rx_free(p->rx);
     memset(p, 0, sizeof(*p));
+    p->async = w;
+    p->seed = seed;
     p->node = n;
     p->cfg = cfg;
     snprintf(p->source, sizeof(p->source), "%s", source);
     ls__node_announced_load(p);
-    /* The copy's receiver cannot run without it: out of descriptors here, the daemon stops with
-     * its check (as for the receiver's thread below) rather than run a copy no one wakes. */
-    LS_CHECK(ls__node_wake_init(n->loop, &p->async, on_async, p) == 0);
     /* A small BLOCK batch while the receiver thread is idle is written and synced on the loop:
      * no hand-off to that thread and back on a synchronous commit's path (docs/ARCHITECTURE.md,
      * the threads). */
     ls_copy_rx_options_t ro = {.name = cfg->name,
                                .notify_cb = notify,
-                               .notify_ctx = &p->async,
+                               .notify_ctx = p->async,
                                .inline_sync_ns = LS_COPY_SHADOW_QUICK_NS};
     p->rx = ls_copy_rx_new(&ro);
     LS_CHECK(p->rx != NULL);
     new_machine(p);
     ls__node_pcopy_epochs(p); /* generations of an older epoch than its history are refused */
-    char err[512] = "", why[NODE_REASON_MAX];
-    int rc = ls__node_pcopy_copy_open(p, &p->copy, err, sizeof(err));
+    char cerr[512] = "", why[NODE_REASON_MAX];
+    rc = ls__node_pcopy_copy_open(p, &p->copy, cerr, sizeof(cerr));
     /* The node keeps serving its other databases: a copy that cannot open shows Failed. */
     snprintf(why, sizeof(why), "cannot open the copy in %.200s: %.280s", cfg->path,
-             err[0] ? err : ls_strerror(rc));
+             cerr[0] ? cerr : ls_strerror(rc));
     ls_passive_start(p->m, p->copy, why, ls_now_ns());
     if (rc) return 0;
     ls__node_announced_made(p);
@@ -175,10 +217,12 @@ void ls__node_pcopy_housekeep(pcopy_t *p)
 static void on_async_closed(void *data)
 {
     pcopy_t *p = data;
+    free(p->async);
+    p->async = NULL;
     p->async_closed = true;
 }
 
-void ls__node_pcopy_close(pcopy_t *p)
+void ls__node_pcopy_close(pcopy_t *p, bool keep_wake)
 {
     /* The receiver thread's copy is the open one (the loop's is NULL during a seed's swap, and
      * the same object otherwise). */
@@ -189,5 +233,6 @@ void ls__node_pcopy_close(pcopy_t *p)
     p->copy = NULL; /* p->rx and p->m are freed with the node: a late push is dropped */
     ls__node_announced_save(p, true);
     ls__node_announced_close(p);
-    ls__node_wake_close(&p->async, on_async_closed);
+    /* Kept: the slot stays reserved for an open in place (ls__node_pcopy_unreserve ends it). */
+    if (!keep_wake) ls__node_wake_close(p->async, on_async_closed);
 }

@@ -151,10 +151,11 @@ int ls__node_resync_cmd(ls_node_t *n, const cJSON *req, cJSON *resp, char *err, 
         snprintf(err, errlen, "resync of %s failed: %s", db->cfg->name, why);
         return rc;
     }
-    if (!copy_slot(n, db)) {
-        snprintf(err, errlen, "resync of %s: no room for another copy in this daemon: restart it",
-                 db->cfg->name);
-        return LS_ENOMEM;
+    rc = ls__node_resync_reserve(n, db, why, sizeof(why));
+    if (rc) { /* nothing saved yet: it may run again */
+        snprintf(err, errlen, "resync of %s: %s", db->cfg->name, why);
+        LS_LOGW("resync", "%s", err);
+        return rc;
     }
     ls_role_state_t st = db->role;
     st.role = LS_ROLE_COPY;
@@ -166,6 +167,7 @@ int ls__node_resync_cmd(ls_node_t *n, const cJSON *req, cJSON *resp, char *err, 
              follows, n->cfg->node_name, follows, st.epoch);
     rc = ls_role_save(db->cfg->path, &st, why, sizeof(why));
     if (rc) {
+        ls__node_resync_unreserve(n, db);
         snprintf(err, errlen, "resync of %s failed: %s", db->cfg->name, why);
         return rc;
     }
@@ -188,17 +190,11 @@ void ls__node_resync_open_copy(ls_node_t *n, node_db_t *db, const char *follows,
     if (db->active) ls__node_resync_retire(db->active);
     db->active = NULL;
     pcopy_t *p = copy_slot(n, db);
-    LS_CHECK(p != NULL); /* checked by the caller */
-    struct node_seedc *seed = NULL;
-    if (p == &n->copies[n->ncopies]) {
-        n->ncopies++;
-    } else { /* its own, retired by an activation: opened again in place */
-        seed = p->seed;
-        ls_passive_free(p->m);
-        ls_copy_rx_free(p->rx);
-    }
-    ls__node_pcopy_open(n, p, db->cfg, follows);
-    p->seed = seed;
+    LS_CHECK(p != NULL); /* reserved by the caller */
+    char err[256];
+    /* Its own slot retired by an activation is opened again in place; a new one is counted. */
+    LS_CHECK(ls__node_pcopy_open(n, p, db->cfg, follows, err, sizeof(err)) == 0); /* reserved */
+    if (p == &n->copies[n->ncopies]) n->ncopies++;
     db->copy = p;
     /* The new active's connection refused the database: closed, it offers it again. */
     for (peer_t *q = n->peers; q; q = q->next)
@@ -209,4 +205,19 @@ void ls__node_resync_open_copy(ls_node_t *n, node_db_t *db, const char *follows,
 bool ls__node_resync_has_slot(ls_node_t *n, node_db_t *db)
 {
     return copy_slot(n, db) != NULL;
+}
+
+int ls__node_resync_reserve(ls_node_t *n, node_db_t *db, char *err, size_t errlen)
+{
+    pcopy_t *p = copy_slot(n, db);
+    if (!p)
+        return ls_errf(err, errlen, LS_ENOMEM,
+                       "no room for another copy of %s in this daemon: restart it", db->cfg->name);
+    return ls__node_pcopy_reserve(n, p, db->cfg->name, err, errlen);
+}
+
+void ls__node_resync_unreserve(ls_node_t *n, node_db_t *db)
+{
+    pcopy_t *p = copy_slot(n, db);
+    if (p) ls__node_pcopy_unreserve(p);
 }

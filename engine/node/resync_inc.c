@@ -98,7 +98,13 @@ static void finish_swapped(struct node_rsi *r)
     ls_role_state_t st = r->new_role;
     const ls_seed_info_t *in = &r->info;
     char err[900];
-    int rc = ls_role_save(db->cfg->path, &st, err, sizeof(err));
+    /* The copy's slot first: out of descriptors it fails as a role file that cannot be saved
+     * does, before it (the database stays an old active; `logship resync` runs again). */
+    int rc = ls__node_resync_reserve(n, db, err, sizeof(err));
+    if (rc == 0) {
+        rc = ls_role_save(db->cfg->path, &st, err, sizeof(err));
+        if (rc) ls__node_resync_unreserve(n, db);
+    }
     if (rc) {
         finish_failed(r, err);
         return;

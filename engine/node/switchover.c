@@ -141,7 +141,8 @@ static void become_copy(struct node_sw *w)
         snprintf(cur, sizeof(cur), "%s/logs/%s.log", db->cfg->path, LS_GEN_PREFIX_DEFAULT);
         unlink(cur);
     }
-    if (!ls__node_resync_has_slot(n, db)) {
+    int rc = ls__node_resync_reserve(n, db, e, sizeof(e));
+    if (rc == LS_ENOMEM) {
         ls_msgf(w->message, sizeof(w->message),
                 "%s was handed over to %s, but this daemon has no room for another copy: "
                 "restart it (it then runs as %s's copy)",
@@ -149,8 +150,17 @@ static void become_copy(struct node_sw *w)
         end(w, SW_FAILED);
         return;
     }
+    if (rc) { /* out of descriptors: tried again at the next tick, as for a writer still open */
+        if (!w->wake_warned) LS_LOGW("switchover", "%s: its copy waits: %s", db->cfg->name, e);
+        w->wake_warned = true;
+        ls_msgf(w->message, sizeof(w->message),
+                "%s is active on %s in epoch %u; %s becomes its copy once it can open it: %s",
+                db->cfg->name, w->to, w->new_epoch, n->cfg->node_name, e);
+        return;
+    }
     ls_role_state_t st;
     if (save_copy_role(w, &st, e, sizeof(e))) {
+        ls__node_resync_unreserve(n, db);
         ls_msgf(w->message, sizeof(w->message),
                 "%s was handed over to %s, but this node cannot record it: %s", db->cfg->name,
                 w->to, e);

@@ -43,6 +43,7 @@ struct node_sw {
     uint64_t replayed; /* NODE's last replayed generation, as last seen */
     bool acked;        /* the writer acknowledged the hold */
     bool self_closed;  /* no writer had it open: the daemon closed the log */
+    bool wake_warned;  /* the copy's wake-up could not be made (out of descriptors): said once */
     ls_ctlpage_t *ctl;
     ls_conn_t *asked_conn; /* the connection SWITCHOVER went on */
     uint64_t kick_mono;

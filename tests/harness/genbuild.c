@@ -39,6 +39,13 @@ void ls_h_gen_spec_default(ls_h_gen_spec_t *spec, uint64_t generation, uint64_t 
     spec->first_lsn = first_lsn;
 }
 
+ls_h_gen_t *ls_h_gen_default(uint64_t generation, uint64_t first_lsn)
+{
+    ls_h_gen_spec_t spec;
+    ls_h_gen_spec_default(&spec, generation, first_lsn);
+    return ls_h_gen_new(&spec);
+}
+
 static uint8_t *reserve(ls_h_gen_t *g, size_t n)
 {
     if (g->len + n > g->cap) {

@@ -45,6 +45,8 @@ typedef struct {
 void ls_h_gen_spec_default(ls_h_gen_spec_t *spec, uint64_t generation, uint64_t first_lsn);
 
 ls_h_gen_t *ls_h_gen_new(const ls_h_gen_spec_t *spec);
+/* ls_h_gen_new of ls_h_gen_spec_default's spec: the generation, its first LSN. */
+ls_h_gen_t *ls_h_gen_default(uint64_t generation, uint64_t first_lsn);
 void ls_h_gen_free(ls_h_gen_t *g); /* NULL is a no-op */
 
 /* Records of the open transaction (begun implicitly). key_len 1..LS_KEY_MAX. */

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <netinet/in.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -43,6 +44,12 @@ static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ft
 void ls_h_rmtree(const char *path)
 {
     if (path) nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+void ls_h_rmtree_free(char *path)
+{
+    ls_h_rmtree(path);
+    free(path);
 }
 
 const char *ls_h_bin(const char *name)
@@ -323,4 +330,44 @@ int ls_h_reader_slots(void *env)
     int n = 0;
     mdb_reader_list(env, count_line, &n);
     return n - 1;
+}
+
+/* The lowest descriptor number pid does not hold (its /proc/<pid>/fd listing, this listing's own
+ * descriptor left out), -1 when it cannot be listed. */
+static int lowest_free_fd(pid_t pid)
+{
+    char path[64];
+    static bool used[65536];
+    memset(used, 0, sizeof(used));
+    snprintf(path, sizeof(path), pid ? "/proc/%d/fd" : "/proc/self/fd", (int) pid);
+    DIR *d = opendir(path);
+    if (!d) return -1;
+    int own = pid ? -1 : dirfd(d);
+    for (struct dirent *e; (e = readdir(d));) {
+        long fd = strtol(e->d_name, NULL, 10);
+        if (e->d_name[0] != '.' && fd >= 0 && fd < 65536 && fd != own) used[fd] = true;
+    }
+    closedir(d);
+    int low = 0;
+    while (low < 65535 && used[low])
+        low++;
+    return low;
+}
+
+bool ls_h_fd_limit(pid_t pid, int spare, uint64_t *old_soft)
+{
+    struct rlimit lim;
+    int low = lowest_free_fd(pid);
+    if (low < 0 || prlimit(pid, RLIMIT_NOFILE, NULL, &lim) != 0) return false;
+    *old_soft = lim.rlim_cur;
+    lim.rlim_cur = (rlim_t) low + (rlim_t) spare;
+    return prlimit(pid, RLIMIT_NOFILE, &lim, NULL) == 0;
+}
+
+bool ls_h_fd_unlimit(pid_t pid, uint64_t old_soft)
+{
+    struct rlimit lim;
+    if (prlimit(pid, RLIMIT_NOFILE, NULL, &lim) != 0) return false;
+    lim.rlim_cur = (rlim_t) old_soft;
+    return prlimit(pid, RLIMIT_NOFILE, &lim, NULL) == 0;
 }

@@ -14,6 +14,7 @@
 /* A fresh directory under $TMPDIR (or /tmp), removed by ls_h_rmtree. Returns a malloc'd path. */
 char *ls_h_tmpdir(const char *tag);
 void ls_h_rmtree(const char *path);
+void ls_h_rmtree_free(char *path); /* ls_h_rmtree, then free(path) (ls_h_tmpdir's) */
 /* Reader slots in an LMDB environment's lock file (mdb_reader_list's header line excluded);
  * env is an MDB_env * (void * so that this header needs no lmdb.h). */
 int ls_h_reader_slots(void *env);
@@ -54,6 +55,13 @@ int ls_h_free_port(void);
 
 /* Polls cond(ctx) every few ms until it is true (returns true) or timeout_ms passes (false). */
 bool ls_h_wait_for(bool (*cond)(void *ctx), void *ctx, int timeout_ms);
+
+/* Out of descriptors on purpose: RLIMIT_NOFILE of pid (0: this process) lowered to its lowest
+ * free descriptor + spare, so that the (spare+1)-th descriptor it makes next is refused with
+ * EMFILE; *old_soft: the soft limit to put back with ls_h_fd_unlimit. False when /proc or
+ * prlimit fails. */
+bool ls_h_fd_limit(pid_t pid, int spare, uint64_t *old_soft);
+bool ls_h_fd_unlimit(pid_t pid, uint64_t old_soft);
 
 /* Entries of dir other than . and .. (hidden ones count), -1 when it cannot be opened. */
 int ls_h_dir_entries(const char *dir);

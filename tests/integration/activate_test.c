@@ -81,6 +81,22 @@ static int missing_acks(int node, const char *acklog, int *acked)
     return missing;
 }
 
+/* `logship activate db1 ARGS` on node-b succeeds lossless: db1 is active there in epoch 2. */
+static void activate_ok(const char *args)
+{
+    char *out, *err;
+    int rc = activate(args, &out, &err);
+    cr_assert_eq(rc, 0, "activation failed (%d): %s%s", rc, out, err);
+    cr_assert(ls_h_contains(out, "lossless"), "%s", out);
+    free(out);
+    free(err);
+    cJSON *st;
+    const cJSON *d = db1_role(LS_H_B, &st);
+    cr_assert_str_eq(ls_h_jstr(d, "role"), "active");
+    cr_assert_eq(ls_status_json_u64(d, "epoch"), 2);
+    cJSON_Delete(st);
+}
+
 Test(activate, lossless_failover_keeps_every_acknowledged_commit)
 {
     ls_h_pair_start_peers(&pair, "activate-lossless", NULL, NULL);
@@ -176,17 +192,40 @@ Test(activate, refused_while_the_active_answers_unless_forced)
     cr_assert_str_eq(ls_h_jstr(d, "activation"), "refused");
     cJSON_Delete(st);
 
-    rc = activate("--force", &out, &err);
-    cr_assert_eq(rc, 0, "forced activation failed: %s%s", out, err);
-    cr_assert(ls_h_contains(out, "lossless"), "%s", out);
-    free(out);
-    free(err);
+    activate_ok("--force");
     d = db1_role(LS_H_B, &st);
-    cr_assert_str_eq(ls_h_jstr(d, "role"), "active");
-    cr_assert_eq(ls_status_json_u64(d, "epoch"), 2);
     cr_assert(ls_h_contains(ls_h_jstr(d, "reason"), "--force"), "%s", ls_h_jstr(d, "reason"));
     cJSON_Delete(st);
     ls_h_node_kill(&pair, LS_H_A); /* a stopped process dies of SIGKILL too */
+}
+
+/* node-b's daemon at RLIMIT_NOFILE when activated: the link to node-a (the copy set it will
+ * ship to) cannot get its wake-up, and the activation is refused before the copy stops or
+ * anything is written, naming the database, the link and the reason; the daemon runs on, the
+ * copy with it, and once descriptors are free the same command activates. */
+Test(activate, out_of_descriptors_refused_then_activates)
+{
+    start_pair("activate-emfile");
+    ls_h_load(&pair, "--transactions 200");
+    cr_assert(ls_h_wait_caught_up(&pair, 30000), "the copy did not catch up");
+    ls_h_node_kill(&pair, LS_H_A);
+    cr_assert(ls_h_wait_state(&pair, LS_H_B, "Disconnected", 20000), "the copy did not notice");
+    uint64_t old; /* one spare: the control connection takes it */
+    cr_assert(ls_h_fd_limit(pair.pid[LS_H_B], 1, &old));
+    char *out, *err;
+    int rc = activate("", &out, &err);
+    cr_assert(ls_h_fd_unlimit(pair.pid[LS_H_B], old));
+    cr_assert_eq(rc, 1, "%s%s", out, err);
+    cr_assert(ls_h_contains(err, "activation of db1 refused: cannot make the link to node-a: "
+                                 "cannot make its wake-up: Too many open files"),
+              "%s", err);
+    free(out);
+    free(err);
+    cJSON *st;
+    const cJSON *d = db1_role(LS_H_B, &st);
+    cr_assert_str_eq(ls_h_jstr(d, "role"), "copy", "a refusal changes nothing");
+    cJSON_Delete(st);
+    activate_ok("");
 }
 
 Test(activate, lossy_activation_reports_exactly_the_missing_generations)

@@ -11,8 +11,7 @@ static char *dir;
 
 static void fini(void)
 {
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 TestSuite(daemon_cli, .fini = fini, .timeout = 60);

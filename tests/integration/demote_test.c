@@ -60,6 +60,21 @@ static uint64_t newest_of(int node, unsigned epoch)
     return g;
 }
 
+/* `logship resync db1` on node-a makes it a copy of node-b resuming at first (epoch 2's first
+ * generation), and node-b ships to it until caught up. */
+static void resync_a(uint64_t first)
+{
+    char *out, *err, want[200];
+    int rc = ls_h_logship(&pair, "resync", LS_H_A, "", &out, &err);
+    cr_assert_eq(rc, 0, "resync failed (%d): %s%s", rc, out, err);
+    snprintf(want, sizeof(want),
+             "is now a copy of node-b (epoch 2): it resumes at generation %" PRIu64, first);
+    cr_assert(ls_h_contains(out, want), "%s (want: %s)", out, want);
+    free(out);
+    free(err);
+    cr_assert(ls_h_wait_b_caught_up(&pair, 30000), "node-b did not ship to node-a");
+}
+
 Test(demote, old_active_returns_demoted_then_resyncs_as_a_copy)
 {
     ls_h_pair_start_peers(&pair, "demote-cycle", NULL, NULL);
@@ -106,15 +121,7 @@ Test(demote, old_active_returns_demoted_then_resyncs_as_a_copy)
               "node-a is not demoted after a restart");
 
     /* Rebuilt as a copy of node-b, without a restart, from where epoch 2 began. */
-    rc = ls_h_logship(&pair, "resync", LS_H_A, "", &out, &err);
-    cr_assert_eq(rc, 0, "resync failed (%d): %s%s", rc, out, err);
-    char want[200];
-    snprintf(want, sizeof(want),
-             "is now a copy of node-b (epoch 2): it resumes at generation %" PRIu64, first);
-    cr_assert(ls_h_contains(out, want), "%s (want: %s)", out, want);
-    free(out);
-    free(err);
-    cr_assert(ls_h_wait_b_caught_up(&pair, 30000), "node-b did not ship to node-a");
+    resync_a(first);
     st = ls_h_status(&pair, LS_H_A);
     d = ls_h_db1_of(st);
     cr_assert_str_eq(ls_h_jstr(d, "role"), "copy");
@@ -139,6 +146,62 @@ Test(demote, old_active_returns_demoted_then_resyncs_as_a_copy)
     cr_assert(ls_h_contains(err, "is a copy on node-a already, following node-b"), "%s", err);
     free(out);
     free(err);
+}
+
+/* Out of descriptors for the copy's wake-up (fault point node.copy_wake, its first hit: as at
+ * RLIMIT_NOFILE), `logship resync` fails naming the copy and the reason before the role file is
+ * written: node-a stays demoted, its daemon runs on, and the same command then works. */
+Test(demote, resync_out_of_descriptors_fails_cleanly_and_runs_again)
+{
+    ls_h_pair_start_peers(&pair, "demote-emfile", NULL, NULL);
+    ls_h_load_ok(&pair, LS_H_A, "--transactions 200 --target-size 65536");
+    cr_assert(ls_h_wait_caught_up(&pair, 30000), "the copy did not catch up");
+    uint64_t first = kill_a_and_activate_b();
+    char *env[] = {"LS_FAULTS=node.copy_wake=fail@1", NULL};
+    ls_h_node_start(&pair, LS_H_A, env);
+    cr_assert(ls_h_wait_role(&pair, LS_H_A, "demoted", "Demoted"),
+              "node-a did not learn of epoch 2");
+    char *out, *err;
+    int rc = ls_h_logship(&pair, "resync", LS_H_A, "", &out, &err);
+    cr_assert_eq(rc, 1, "%s%s", out, err);
+    cr_assert(ls_h_contains(err, "resync of db1: cannot open the copy db1: cannot make its "
+                                 "receiver's wake-up: Too many open files"),
+              "%s", err);
+    free(out);
+    free(err);
+    cJSON *st = ls_h_status(&pair, LS_H_A);
+    cr_assert_not_null(st, "node-a's daemon stopped");
+    cr_assert_str_eq(ls_h_jstr(ls_h_db1_of(st), "role"), "demoted", "the role file is unchanged");
+    cJSON_Delete(st);
+    resync_a(first);
+    cr_assert(ls_h_stores_equal(&pair), "the stores differ after the resync");
+}
+
+/* Out of descriptors when a switchover makes node-a a copy (fault point node.copy_wake, its
+ * first hit): the copy waits as for a writer still open, said once, and the next poll opens it;
+ * the switchover ends done, node-a a copy of node-b, its daemon alive. */
+Test(demote, switchover_out_of_descriptors_waits_then_becomes_a_copy)
+{
+    ls_h_pair_start_peers(&pair, "demote-sw-emfile", NULL, NULL);
+    ls_h_node_stop(&pair, LS_H_A);
+    char *env[] = {"LS_FAULTS=node.copy_wake=fail@1", NULL};
+    ls_h_node_start(&pair, LS_H_A, env);
+    ls_h_load_ok(&pair, LS_H_A, "--transactions 200 --target-size 65536");
+    cr_assert(ls_h_wait_role(&pair, LS_H_A, "active", "Healthy"), "node-a does not ship");
+    char *out, *err, cmd[1200];
+    int rc = ls_h_logship(&pair, "switchover", LS_H_A, "--to node-b", &out, &err);
+    cr_assert_eq(rc, 0, "switchover failed (%d): %s%s", rc, out, err);
+    cr_assert(ls_h_contains(out, "db1 on node-a is now a copy of node-b"), "%s", out);
+    free(out);
+    free(err);
+    cr_assert(ls_h_wait_role(&pair, LS_H_A, "copy", "Healthy"), "node-a is no copy of node-b");
+    snprintf(cmd, sizeof(cmd),
+             "grep -c \"its copy waits: cannot open the copy db1: cannot make its receiver's "
+             "wake-up: Too many open files\" %s",
+             pair.log[LS_H_A]);
+    cr_assert_eq(ls_h_sh(cmd, &out, NULL, 5000), 0, "the wait was not logged");
+    cr_assert_eq(atoi(out), 1, "said once: %s", out);
+    free(out);
 }
 
 Test(demote, diverged_old_active_is_refused_and_its_generations_stay_out)

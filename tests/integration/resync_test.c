@@ -365,6 +365,36 @@ Test(resync, a_failed_resync_falls_back_and_runs_again)
     a_is_an_equal_copy_keeping_diverged();
 }
 
+/* Out of descriptors for the copy's wake-up once the new store is in place (fault point
+ * node.copy_wake, its first hit): the resync fails before the role file says copy, as when that
+ * file cannot be saved: node-a stays diverged, its daemon answers, and `logship resync` then
+ * runs to the end. */
+Test(resync, out_of_descriptors_at_the_copys_open_fails_and_runs_again)
+{
+    ls_h_pair_start_peers(&pair, "resync-emfile", NULL, NULL);
+    diverge_while_a_is_down(NULL);
+    char *env[] = {"LS_FAULTS=node.copy_wake=fail@1", NULL};
+    ls_h_node_start(&pair, LS_H_A, env);
+    cr_assert(ls_h_wait_role(&pair, LS_H_A, "diverged", "Diverged"), "node-a is not diverged");
+    char *out, *err;
+    int rc = ls_h_logship(&pair, "resync", LS_H_A, "", &out, &err);
+    cr_assert_eq(rc, 1, "resync out of descriptors (%d): %s%s", rc, out, err);
+    cr_assert(ls_h_contains(err, "cannot open the copy db1: cannot make its receiver's wake-up: "
+                                 "Too many open files"),
+              "%s", err);
+    free(out);
+    free(err);
+    cJSON *st = ls_h_status(&pair, LS_H_A);
+    cr_assert_not_null(st, "node-a's daemon stopped");
+    cr_assert_str_eq(ls_h_jstr(ls_h_db1_of(st), "role"), "diverged");
+    cJSON_Delete(st);
+    rc = ls_h_logship(&pair, "resync", LS_H_A, "", &out, &err);
+    cr_assert_eq(rc, 0, "the second resync failed (%d): %s%s", rc, out, err);
+    free(out);
+    free(err);
+    a_is_an_equal_copy_keeping_diverged();
+}
+
 Test(resync, falls_back_to_a_full_seed_and_keeps_the_diverged_generations)
 {
     diverge_beyond_b_logs("resync-fallback", NULL);

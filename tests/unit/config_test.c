@@ -16,8 +16,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 /* Writes text to a file and loads it; returns the code, err filled. */

@@ -65,8 +65,7 @@ static void teardown(void)
     uv_async_send(&stop_async);
     pthread_join(thread, NULL);
     uv_loop_close(&loop);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 TestSuite(control, .init = setup, .fini = teardown, .timeout = 20);

@@ -53,8 +53,7 @@ Test(copy_checks, each_record_checksum_and_each_digest_is_computed_once_receive_
     assert_checks(c, w.records, 12, w.hashed, 12, 12, 2 * w.bytes, "received and replayed");
     ls_copy_close(c);
     chain_free(&ch);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 Test(copy_checks, file_damaged_in_logs_is_caught_by_its_seal_not_applied_and_asked_again)

@@ -62,8 +62,7 @@ static void crash_case(const char *faults, int send_to, bool replay, uint64_t wa
     ls_copy_close(c);
     converge_after_crash(dir, &ch);
     chain_free(&ch);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 Test(copy_crash, crash_before_the_second_replay_commit_loses_only_that_batch)
@@ -166,8 +165,7 @@ Test(copy_crash, a_log_that_no_longer_chains_is_dropped_at_open)
     converge_after_crash(dir, &ch);
     chain_free(&ch);
     chain_free(&other);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 /* Fills the file system holding dir; returns the filler's path (malloc'd). */
@@ -250,8 +248,7 @@ Test(copy_crash, full_disk_is_a_state_and_the_copy_resumes_when_space_returns)
     free(filler);
     chain_free(&ch);
     umount2(mnt, MNT_DETACH);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 Test(copy_crash, a_log_of_another_database_in_logs_refuses_the_open)

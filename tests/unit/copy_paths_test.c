@@ -267,8 +267,7 @@ static uint32_t handoff_resume_epoch(const char *history)
     cr_assert_eq(r.next_generation, 3);
     cr_assert_eq(memcmp(r.digest, seeded.digest, LS_DIGEST_SIZE), 0);
     ls_copy_close(c);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
     return r.epoch;
 }
 

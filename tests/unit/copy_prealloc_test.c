@@ -126,8 +126,7 @@ Test(copy_prealloc, the_pool_fills_in_the_background_hands_out_and_takes_back)
     close(fd);
     cr_assert_eq(size, 100000, "the oldest (the given one, padded to 196608, was deleted)");
     ls_prealloc_close(p);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 Test(copy_prealloc, a_missing_directory_is_a_clear_error)
@@ -310,8 +309,7 @@ Test(copy_prealloc, a_failed_sync_of_a_growth_is_reported_to_the_taker)
     char *dir = ls_h_tmpdir("prealloc");
     cr_assert_eq(ls_h_in_child(child_grow, dir, "copy.prealloc.grow_sync_eio=fail"), 0);
     cr_assert_eq(ls_h_in_child(child_grow, dir, NULL), 7, "without the fault: synced, 0");
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 Test(copy_prealloc, a_pool_that_cannot_make_files_leaves_receives_to_new_files)
@@ -393,8 +391,7 @@ Test(copy_prealloc, bare_files_are_handed_out_empty_when_no_ready_file_is_left)
     wait_bare(p, 4);
     ls_prealloc_close(p);
     cr_assert_eq(count_pool(dir, "bare-"), 4, "kept for the next open");
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 
     /* a copy receiving through them: the files in logs/ are exactly the bytes received */
     copy_fix_t f;
@@ -425,6 +422,5 @@ Test(copy_prealloc, an_idle_pool_lays_in_64_bare_files)
     wait_bare(p, 64);
     ls_prealloc_close(p);
     cr_assert_eq(count_pool(dir, "bare-"), 64);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }

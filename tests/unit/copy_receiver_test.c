@@ -44,8 +44,7 @@ static void setup(fix_t *f)
 static void teardown(fix_t *f)
 {
     ls_copy_rx_free(f->rx);
-    ls_h_rmtree(f->dir);
-    free(f->dir);
+    ls_h_rmtree_free(f->dir);
 }
 
 static void push_gen(fix_t *f, const chain_t *ch, int g, uint64_t tag, size_t chunk)

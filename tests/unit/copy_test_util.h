@@ -215,8 +215,7 @@ UTIL void fix_start(copy_fix_t *f, bool events, bool paused)
 UTIL void fix_fini(copy_fix_t *f)
 {
     chain_free(&f->ch);
-    ls_h_rmtree(f->dir);
-    free(f->dir);
+    ls_h_rmtree_free(f->dir);
 }
 
 /* Waiting on the copy's figures. */

@@ -49,8 +49,7 @@ Test(core, durable_file_and_mkdir)
     cr_assert_arr_eq(buf, "hello", 5);
     free(buf);
     cr_assert_eq(ls_read_file(path, 4, &buf, &len), LS_ETOOBIG, "size bound is enforced");
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 Test(core, checksums_are_seeded_and_sha256_matches_known_vector)

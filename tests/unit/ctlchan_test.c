@@ -222,8 +222,7 @@ Test(ctlchan, reads_are_never_torn)
 Test(ctlchan, the_writer_publishes_after_each_batch_and_roll)
 {
     char *dir = ls_h_tmpdir("ctlchan");
-    ls_db_options_t o = quiet_opts();
-    ls_db_t *db = open_db(dir, &o);
+    ls_db_t *db = open_sized(dir, 0);
     ls_ctlpage_t *p = open_page(dir);
     ls_ctl_durable_t d;
     ls_ctlpage_read_durable(p, &d);
@@ -272,8 +271,7 @@ static int bell_bytes(int fd)
 Test(ctlchan, the_writer_rings_once_per_arming_and_never_unarmed)
 {
     char *dir = ls_h_tmpdir("ctlchan");
-    ls_db_options_t o = quiet_opts();
-    ls_db_t *db = open_db(dir, &o);
+    ls_db_t *db = open_sized(dir, 0);
     ls_ctlpage_t *p = open_page(dir);
     int bell = ls_ctlpage_bell_open(dir); /* the daemon's side */
     cr_assert_geq(bell, 0, "the writer made <db>/doorbell a FIFO both sides open");
@@ -308,8 +306,7 @@ Test(ctlchan, a_doorbell_name_that_is_no_fifo_means_no_doorbell)
     fputs("not a fifo", f);
     fclose(f);
     cr_assert_eq(ls_ctlpage_bell_open(dir), -1, "a regular file is not a doorbell");
-    ls_db_options_t o = quiet_opts();
-    ls_db_t *db = open_db(dir, &o);
+    ls_db_t *db = open_sized(dir, 0);
     ls_ctlpage_t *p = open_page(dir);
     cr_assert_eq(ls_ctlpage_bell(p), 0, "a writer without a doorbell does not claim one");
     ls_ctlpage_arm_bell(p, true);
@@ -326,8 +323,7 @@ Test(ctlchan, a_doorbell_name_that_is_no_fifo_means_no_doorbell)
 Test(ctlchan, a_daemon_in_another_process_polling_the_doorbell_wakes)
 {
     char *dir = ls_h_tmpdir("ctlchan");
-    ls_db_options_t o = quiet_opts();
-    ls_db_t *db = open_db(dir, &o);
+    ls_db_t *db = open_sized(dir, 0);
     int ready[2];
     cr_assert_eq(pipe(ready), 0);
     pid_t pid = fork();

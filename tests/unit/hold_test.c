@@ -64,8 +64,7 @@ Test(hold, next_batch_closes_the_log_refuses_and_clearing_resumes_commits)
     cr_assert_eq(s.current_generation, g0 + 1);
     cr_assert_eq(ls_db_close(db), 0);
     ls_ctlpage_close(p);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 static bool acked(void *ctx)
@@ -102,6 +101,5 @@ Test(hold, idle_writer_closes_its_log_on_its_tick_and_its_close_marks_it_applied
     cr_assert_eq(m.digest_generation, g0, "the closed generation is recorded as applied");
     cr_assert_eq(m.lsn, lsn);
     ls_ctlpage_close(p);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }

@@ -20,8 +20,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 TestSuite(layout, .init = setup, .fini = teardown);
@@ -124,9 +123,7 @@ Test(layout, errors_name_the_directory_and_the_prefix)
 /* Writes generation g (epoch 1) with two records, closed or not; returns its path. */
 static void write_gen(uint64_t g, bool closed, char *path, size_t len, uint8_t **bytes, size_t *n)
 {
-    ls_h_gen_spec_t spec;
-    ls_h_gen_spec_default(&spec, g, 40);
-    ls_h_gen_t *b = ls_h_gen_new(&spec);
+    ls_h_gen_t *b = ls_h_gen_default(g, 40);
     ls_h_gen_put(b, "key", 3, "value", 5);
     ls_h_gen_commit(b);
     if (closed) ls_h_gen_close(b);

@@ -75,8 +75,7 @@ Test(load, sync_without_a_copy_degrades_after_the_timeout_and_says_so, .timeout 
               "%s", out);
     free(out);
     free(err);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 Test(load, target_size_sets_the_generation_size, .timeout = 60)
@@ -100,8 +99,7 @@ Test(load, target_size_sets_the_generation_size, .timeout = 60)
     cr_assert_eq(ls_h_sh(cmd, &out, NULL, 10000), 0, "%s", out);
     cr_assert_geq(atoi(out), 5, "several generations of 64 KiB: %s", out);
     free(out);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 Test(load, writes_the_workload_it_reports, .timeout = 60)
@@ -151,8 +149,7 @@ Test(load, writes_the_workload_it_reports, .timeout = 60)
     cr_assert_eq(ls_db_close(h), 0);
     free(out);
     free(err);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 /* zstd -1 ratio of the closed generations a default run writes. */
@@ -171,8 +168,7 @@ static double ratio_of_run(const char *extra_flag, const char *extra_val)
     cr_assert_gt(packed, 0);
     free(out);
     free(err);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
     return raw / packed;
 }
 
@@ -211,8 +207,7 @@ Test(load, rate_paces_the_run)
     cr_assert_lt(secs, 5.0);
     free(out);
     free(err);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 /* `logship load DB --transactions 120 --threads 3 --ack-log ACK`, asserting success. */
@@ -284,8 +279,7 @@ Test(load, ack_log_ids_have_markers_by_mdb_dump, .timeout = 60)
     cr_assert(ls_h_contains(out, "1 of 242 acknowledged ids missing from the store, 1 repeated"),
               "%s", out);
     free(out);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 /* `logship load DB --transactions 40 --records-per-txn 25 --threads 1 [--pregenerate]`: its
@@ -333,6 +327,5 @@ Test(load, pregenerate_writes_the_same_workload, .timeout = 60)
     cr_assert_eq(ls_h_sh(cmd, &out, &err, 30000), 0, "%s %s", out, err);
     free(out);
     free(err);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }

@@ -7,27 +7,7 @@
 #include "core/core.h"
 #include "genbuild.h"
 #include "harness.h"
-
-/* A generation of about size bytes: PUTs of 160-byte values, a COMMIT every fourth. */
-static ls_h_gen_t *gen_of(size_t size)
-{
-    ls_h_gen_spec_t spec;
-    ls_h_gen_spec_default(&spec, 9, 1000);
-    ls_h_gen_t *g = ls_h_gen_new(&spec);
-    uint8_t val[160];
-    char key[32];
-    size_t len = 0;
-    for (int i = 0; len + 4096 < size; i++) {
-        memset(val, (uint8_t) i, sizeof(val));
-        int kl = snprintf(key, sizeof(key), "user:%08d", i);
-        ls_h_gen_put(g, key, (size_t) kl, val, sizeof(val));
-        if (i % 4 == 3) ls_h_gen_commit(g);
-        ls_h_gen_bytes(g, &len);
-    }
-    ls_h_gen_commit(g);
-    ls_h_gen_close(g);
-    return g;
-}
+#include "logfmt_test_util.h"
 
 static int count_cb(void *ctx, const ls_record_t *r)
 {
@@ -133,9 +113,7 @@ Test(logfmt_stream, damage_and_truncation_get_the_scan_s_verdict_in_pieces)
 
 Test(logfmt_stream, a_record_larger_than_many_pieces_is_assembled_and_its_buffer_released)
 {
-    ls_h_gen_spec_t spec;
-    ls_h_gen_spec_default(&spec, 3, 1);
-    ls_h_gen_t *g = ls_h_gen_new(&spec);
+    ls_h_gen_t *g = ls_h_gen_default(3, 1);
     size_t big = 3u * 1024 * 1024 + 17;
     uint8_t *val = malloc(big);
     for (size_t i = 0; i < big; i++)

@@ -29,8 +29,7 @@ static ls_config_t *load(const char *text)
     cr_assert_eq(ls_h_write_file(path, text, strlen(text)), 0);
     ls_config_t *cfg = NULL;
     int rc = ls_config_load(path, &cfg, err, sizeof(err));
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
     cr_assert_eq(rc, 0, "%s", err);
     return cfg;
 }

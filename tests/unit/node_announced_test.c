@@ -187,6 +187,5 @@ Test(node_announced, file_kept_open_and_written_in_place)
     cr_assert_eq(q.announced.last_generation, 9);
     cr_assert_eq(q.announced.last_close_ns, 123);
     ls__node_announced_close(&q);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }

@@ -6,7 +6,7 @@
  * and takes chunks again once the peer reads; with compression configured the connection keeps
  * the transport's 8 MiB default. The HELLO offers a stand-in shipper's database (an unattached
  * machine); the peer never answers it, so the WELCOME's effect is set by hand: the test is the
- * sender, the machine sends nothing. */
+ * sender, the machine sends nothing. Out of descriptors, a new link is not made and says why. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -108,7 +108,8 @@ static void connect_link(void)
     W.l->ready = true;
 }
 
-static void setup(const char *target_extra)
+/* A node of W's configuration with room for one link, none made yet. */
+static void new_node(const char *target_extra)
 {
     memset(&W, 0, sizeof(W));
     W.dir = ls_h_tmpdir("node_link");
@@ -120,7 +121,13 @@ static void setup(const char *target_extra)
     cr_assert(W.n);
     W.n->links = calloc(1, sizeof(link_t));
     W.n->links_cap = 1;
-    W.l = ls__node_link_for(W.n, "node-b");
+}
+
+static void setup(const char *target_extra)
+{
+    new_node(target_extra);
+    int werr;
+    W.l = ls__node_link_for(W.n, "node-b", &werr);
     cr_assert(W.l);
     ls_ship_options_t so = {
         .database = "db1", .target = "node-b", .send_cb = ship_send, .action_cb = ship_action};
@@ -166,8 +173,7 @@ static void teardown(void)
     ls_node_free(W.n);
     cr_assert_eq(uv_loop_close(&W.loop), 0);
     ls_config_free(W.cfg);
-    ls_h_rmtree(W.dir);
-    free(W.dir);
+    ls_h_rmtree_free(W.dir);
 }
 
 static void setup_plain(void)
@@ -257,4 +263,30 @@ Test(node_link, a_compressed_link_keeps_the_transports_default_bound, .init = se
     cr_assert_geq(max, LS_CONN_SEND_HWM_DEFAULT, "refused before 8 MiB: queued max %zu", max);
     cr_assert_leq(max, LS_CONN_SEND_HWM_DEFAULT + FRAME_WIRE, "queued %zu > 8 MiB + one frame",
                   max);
+}
+
+/* Out of descriptors (RLIMIT_NOFILE at the next free one), a new link cannot make its wake-up:
+ * ls__node_link_for returns NULL with EMFILE and counts nothing (an activation refuses on it,
+ * activate.c), and makes the link once a descriptor is free. */
+Test(node_link, out_of_descriptors_a_new_link_is_not_made, .timeout = 30)
+{
+    new_node("");
+    uint64_t old;
+    cr_assert(ls_h_fd_limit(0, 0, &old)); /* the next descriptor is refused */
+    int werr = 0;
+    cr_assert_null(ls__node_link_for(W.n, "node-b", &werr));
+    cr_assert(ls_h_fd_unlimit(0, old));
+    cr_assert_eq(werr, EMFILE);
+    cr_assert_eq(W.n->nlinks, 0, "nothing counted");
+    W.l = ls__node_link_for(W.n, "node-b", &werr);
+    cr_assert_not_null(W.l);
+    cr_assert_eq(werr, 0);
+    cr_assert_eq(W.n->nlinks, 1);
+    ls_node_stop(W.n);
+    uv_run(&W.loop, UV_RUN_DEFAULT);
+    close(W.lfd);
+    ls_node_free(W.n);
+    cr_assert_eq(uv_loop_close(&W.loop), 0);
+    ls_config_free(W.cfg);
+    ls_h_rmtree_free(W.dir);
 }

@@ -6,7 +6,6 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -115,13 +114,10 @@ Test(node_wake, out_of_descriptors_the_init_fails_cleanly)
     int next = dup(0);
     cr_assert(next >= 0);
     close(next); /* the lowest free descriptor: the limit makes it the first refused */
-    struct rlimit old, low;
-    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
-    low = old;
-    low.rlim_cur = (rlim_t) next;
-    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+    uint64_t old;
+    cr_assert(ls_h_fd_limit(0, 0, &old));
     cr_assert_eq(ls__node_wake_init(&loop, &w, on_wake, &c), EMFILE);
-    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+    cr_assert(ls_h_fd_unlimit(0, old));
     cr_assert_eq(fcntl(next, F_GETFD), -1, "nothing was left open");
     cr_assert_eq(ls__node_wake_init(&loop, &w, on_wake, &c), 0);
     atomic_store(&c.published, 1);

@@ -177,8 +177,7 @@ UTIL void pt_teardown(pt_t *t)
     ls_passive_free(t->m);
     ls_copy_rx_free(t->rx); /* closes the copy its thread held */
     ls_credit_rx_free(t->credit);
-    ls_h_rmtree(t->dir);
-    free(t->dir);
+    ls_h_rmtree_free(t->dir);
 }
 
 UTIL void pt_connect_tag(pt_t *t, uint64_t tag)

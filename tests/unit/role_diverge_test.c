@@ -63,8 +63,7 @@ Test(role_diverge, split_point_is_the_last_generation_with_the_same_digest)
     cr_assert(!s.found && !s.overlap);
     cr_assert_eq(s.diverged, 0);
     free(mine);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 static bool exists(const char *dir, const char *sub, uint32_t e, uint64_t g)
@@ -129,8 +128,7 @@ Test(role_diverge, generations_after_the_split_are_moved_aside_and_reported, .ti
     cr_assert_neq(stat(p, &st), 0);
     free(t);
     free(mine);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 Test(role_diverge, nothing_diverged_moves_nothing_and_everything_diverged_moves_all, .timeout = 60)
@@ -171,8 +169,7 @@ Test(role_diverge, nothing_diverged_moves_nothing_and_everything_diverged_moves_
         cr_assert(exists(dir, "diverged/3", 1, g));
     free(t);
     free(mine);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 Test(role_diverge, demote_fences_waits_for_the_application_then_moves_aside, .timeout = 60)
@@ -211,6 +208,5 @@ Test(role_diverge, demote_fences_waits_for_the_application_then_moves_aside, .ti
     cr_assert(ls_h_contains(st.reason, "moved aside by an earlier run"), "%s", st.reason);
     free(t);
     free(mine);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }

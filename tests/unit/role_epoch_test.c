@@ -62,8 +62,7 @@ Test(role_epoch, known_epochs_merge_the_history_and_the_names)
     cr_assert_eq(ls_h_write_file(path, "1 1\nx\n", 6), 0);
     cr_assert_eq(ls_role_known_epochs(dir, NULL, &h, &n, err, sizeof(err)), LS_ECONFIG);
     cr_assert(ls_h_contains(err, "logs/history:2"), "%s", err);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 Test(role_epoch, epoch_info_names_who_activated_the_newest_epoch)
@@ -86,6 +85,5 @@ Test(role_epoch, epoch_info_names_who_activated_the_newest_epoch)
                  0);
     cr_assert(info.role == LS_ROLE_DEMOTED && info.epoch == 2 && info.first_generation == 0);
     cr_assert_str_eq(info.active, "node-b");
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }

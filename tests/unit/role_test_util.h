@@ -78,7 +78,8 @@ UTIL void build_active(const char *dir, int gens, int per)
 UTIL void gen_path(char *out, size_t len, const char *dir, uint32_t e, uint64_t g)
 {
     char logs[PATHLEN];
-    snprintf(logs, sizeof(logs), "%s/logs", dir);
+    int n = snprintf(logs, sizeof(logs), "%s/logs", dir);
+    cr_assert(n > 0 && (size_t) n < sizeof(logs), "%s: path too long", dir);
     cr_assert_eq(ls_layout_path(out, len, logs, NULL, e, g, NULL), 0);
 }
 

@@ -29,6 +29,5 @@ Test(seed_install, total_bytes_near_the_top_of_u64_is_refused_without_wrapping)
     info.total_bytes = 1ull << 49;
     cr_assert_eq(ls_seed_install_begin(&o, &info, &in, err, sizeof(err)), LS_ENOSPC, "%s", err);
     cr_assert_null(in);
-    ls_h_rmtree(base);
-    free(base);
+    ls_h_rmtree_free(base);
 }

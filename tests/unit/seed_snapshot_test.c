@@ -61,8 +61,7 @@ static void compacted_copy(copy_t *c, int n, size_t vlen)
 static void copy_free(copy_t *c)
 {
     free(c->file);
-    ls_h_rmtree(c->tmp);
-    free(c->tmp);
+    ls_h_rmtree_free(c->tmp);
 }
 
 Test(seed_snapshot, meta_page_names_the_compacted_copy_size)

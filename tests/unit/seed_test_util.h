@@ -45,8 +45,7 @@ UTIL void env_init(env_t *e, const char *tag)
 
 UTIL void env_free(env_t *e)
 {
-    ls_h_rmtree(e->base);
-    free(e->base);
+    ls_h_rmtree_free(e->base);
 }
 
 UTIL ls_db_options_t db_opts(uint64_t target_size)

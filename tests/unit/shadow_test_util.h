@@ -24,8 +24,7 @@ static inline void shadow_fixture_init(const char *name)
 static inline void shadow_fixture_fini(void)
 {
     chain_free(&ch);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 /* Generation 3 as the active's open log: its bytes without the trailer. */

@@ -274,8 +274,7 @@ UTIL void teardown_world(void)
         free(W.q[i].data);
     for (uint64_t g = 1; g <= W.n; g++)
         free(W.bytes[g]);
-    ls_h_rmtree(W.dir);
-    free(W.dir);
+    ls_h_rmtree_free(W.dir);
 }
 
 UTIL void setup_attached(void)

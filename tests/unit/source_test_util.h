@@ -53,8 +53,7 @@ UTIL chain_t *chain_new(void)
 
 UTIL void chain_free(chain_t *c)
 {
-    ls_h_rmtree(c->dir);
-    free(c->dir);
+    ls_h_rmtree_free(c->dir);
     free(c);
 }
 

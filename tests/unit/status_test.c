@@ -404,8 +404,7 @@ Test(status, promtool_accepts_the_metrics)
     free(out);
     free(err);
     free(text);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 Test(status, counters_kept_with_the_copy_round_trip)
@@ -429,8 +428,7 @@ Test(status, counters_kept_with_the_copy_round_trip)
     cr_assert_eq(ls_h_write_file(path, "not json", 8), 0);
     cr_assert_eq(ls_status_counters_load(path, &back), LS_ECORRUPT);
     cr_assert_eq(back.ask_agains, 0);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 Test(status, the_rate_is_the_last_minute_of_bytes)

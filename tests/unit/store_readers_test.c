@@ -100,6 +100,5 @@ Test(store_readers, a_killed_readers_slot_is_cleared_and_its_pages_reused)
                   before, last_page(env));
     ls_store_env_release(e);
     ls_store_close(s);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }

@@ -136,8 +136,7 @@ Test(store, released_pages_leave_the_resident_set_and_read_back_the_same)
     ls_store_meta(s, &m);
     cr_assert_eq(m.lsn, 2);
     ls_store_close(s);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 Test(store, a_long_transaction_keeps_few_of_the_map_pages_it_read_resident)
@@ -158,6 +157,5 @@ Test(store, a_long_transaction_keeps_few_of_the_map_pages_it_read_resident)
                  w.after, walked);
     s = rewritten_everywhere(s, dir);
     ls_store_close(s);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }

@@ -52,8 +52,7 @@ Test(store, put_get_and_meta_commit_together)
     cr_assert_eq(ls_store_stats(s, &st), 0);
     cr_assert_eq(st.entries, 100);
     ls_store_close(s);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 Test(store, refuses_store_of_another_database)
@@ -76,8 +75,7 @@ Test(store, refuses_store_of_another_database)
     ls_store_meta(s, &m);
     cr_assert_arr_eq(m.dbid, ID_A, LS_DBID_LEN);
     ls_store_close(s);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 Test(store, missing_store_without_create_is_enoent)
@@ -90,8 +88,7 @@ Test(store, missing_store_without_create_is_enoent)
     char err[256] = "";
     cr_assert_eq(ls_store_open(sub, &o, &s, err, sizeof(err)), LS_ENOENT);
     cr_assert(ls_h_contains(err, sub), "%s", err);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 Test(store, map_full_grows_the_map_and_reruns_the_callback)
@@ -111,8 +108,7 @@ Test(store, map_full_grows_the_map_and_reruns_the_callback)
     cr_assert_gt(st.map_size, 4u * 1024 * 1024);
     cr_assert_eq(st.entries, 4096);
     ls_store_close(s);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 Test(store, checkpoint_records_the_synced_lsn)
@@ -133,8 +129,7 @@ Test(store, checkpoint_records_the_synced_lsn)
     cr_assert_eq(m.checkpoint_lsn, 10);
     cr_assert_eq(m.lsn, 10);
     ls_store_close(s);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 static int count_keys(void *ctx, const void *k, size_t kl, const void *v, size_t vl)
@@ -159,8 +154,7 @@ Test(store, iterate_walks_all_keys)
     cr_assert_eq(ls_store_iterate(s, count_keys, &n), 0);
     cr_assert_eq(n, 300);
     ls_store_close(s);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 /* Rewrites the meta record as the 96-byte record written before applied_generations existed. */
@@ -211,8 +205,7 @@ Test(store, applied_generations_round_trips_and_old_record_reads_as_zero)
     cr_assert_eq(m.epoch, 2);
     cr_assert_eq(m.applied_generations, 0);
     ls_store_close(s);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 Test(store, map_grown_by_another_process_is_adopted)
@@ -251,8 +244,7 @@ Test(store, map_grown_by_another_process_is_adopted)
     m.lsn = 3;
     cr_assert_eq(ls_store_apply(s, put_range, &p, &m), 0, "and writing works");
     ls_store_close(s);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 /* ---- one environment per path per process (issue 11, issue 13 defect 1) ------------------- */
@@ -287,8 +279,7 @@ Test(store, every_user_of_a_path_shares_one_environment)
     cr_assert_eq(ls_store_env_count(), 0, "the last release closed it");
     cr_assert_eq(ls_store_peek_meta(dir, &got, err, sizeof(err)), LS_ENOENT, "no store there");
     cr_assert_eq(ls_store_env_count(), 0, "a reader never creates an environment");
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 /* What broke two seeds at once: releasing one user's handle must leave another user's read
@@ -315,8 +306,7 @@ Test(store, releasing_one_user_keeps_another_users_reader_slot)
     ls_store_env_unlock(e1);
     ls_store_env_release(e1);
     cr_assert_eq(ls_store_env_count(), 0);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 /* A later user asking for a larger map grows the shared one; a smaller request never shrinks
@@ -342,8 +332,7 @@ Test(store, a_larger_map_request_grows_the_shared_map)
     ls_store_close(b);
     ls_store_close(a);
     cr_assert_eq(ls_store_env_count(), 0);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 /* The side records of the meta database: committed with the transaction, absent from the data. */
@@ -394,6 +383,5 @@ Test(store, side_records_commit_with_the_transaction_and_stay_out_of_the_data)
     cr_assert_eq(ls_store_aux_get(s, "carry", &v, &n), LS_ENOENT);
     cr_assert_eq(ls_store_apply(s, aux_cb, &del, &m), 0, "deleting an absent record is no error");
     ls_store_close(s);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }

@@ -2,9 +2,11 @@
  * writer crash recovery: a torn tail at every byte of the last transaction, tails of zeros, random
  * bytes and stale records, kills at the roll, commit and apply fault points (between the two
  * stages of the pipeline, with durable batches across rolls waiting for the applier), sticky
- * failure of the log and of the store.
+ * failure of the log and of the store. The store rebuilt from the logs and kill -9 under
+ * concurrent commits: writer_rebuild_test.c.
  * Crashes are simulated in a forked child (writer_util.h) that _exit()s or dies at a fault point.
  */
+
 #include <criterion/criterion.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -13,7 +15,6 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
 #include <logship/db.h>
 
 #include "core/core.h"
@@ -50,8 +51,7 @@ Test(writer, torn_tail_at_every_byte_of_the_last_transaction_recovers_to_the_las
         cr_assert_eq(ls_h_sh(cmd, NULL, NULL, 10000), 0);
         cur_path(work, cur);
         cr_assert_eq(truncate(cur, (off_t) cut), 0);
-        ls_db_options_t o = quiet_opts();
-        ls_db_t *db = open_db(work, &o);
+        ls_db_t *db = open_sized(work, 0);
         ls_db_stats_t s;
         ls_db_stats(db, &s);
         for (int i = 0; i < 5; i++)
@@ -66,10 +66,8 @@ Test(writer, torn_tail_at_every_byte_of_the_last_transaction_recovers_to_the_las
         cr_assert_eq(commit_tx(db, 100, 1, 8), 0, "cut %lld: commits continue", cut);
         cr_assert_eq(ls_db_close(db), 0);
     }
-    ls_h_rmtree(work);
-    ls_h_rmtree(tmpl);
-    free(work);
-    free(tmpl);
+    ls_h_rmtree_free(work);
+    ls_h_rmtree_free(tmpl);
 }
 
 /* Appends a tail to the current log of a crashed database and checks recovery removes it. */
@@ -85,8 +83,7 @@ static void check_tail(const uint8_t *tail, size_t len)
     int fd = open(cur, O_WRONLY | O_APPEND);
     cr_assert_eq(write(fd, tail, len), (ssize_t) len);
     close(fd);
-    ls_db_options_t o = quiet_opts();
-    ls_db_t *db = open_db(dir, &o);
+    ls_db_t *db = open_sized(dir, 0);
     ls_db_stats_t s;
     ls_db_stats(db, &s);
     cr_assert_eq(s.truncated_bytes, len);
@@ -95,8 +92,7 @@ static void check_tail(const uint8_t *tail, size_t len)
     for (int i = 0; i < 4; i++)
         cr_assert(has_tx(db, i, 0) && has_tx(db, i, 1));
     cr_assert_eq(ls_db_close(db), 0);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 Test(writer, tail_of_zeros_is_removed)
@@ -154,8 +150,7 @@ Test(writer, tail_of_records_from_an_older_generation_is_removed)
     int fd = open(cur, O_WRONLY | O_APPEND);
     cr_assert_eq(write(fd, tail, len), (ssize_t) len);
     close(fd);
-    ls_db_options_t o = quiet_opts();
-    ls_db_t *db = open_db(dir, &o);
+    ls_db_t *db = open_sized(dir, 0);
     ls_db_stats_t s;
     ls_db_stats(db, &s);
     cr_assert_eq(s.truncated_bytes, len, "the stale records never validate");
@@ -166,8 +161,7 @@ Test(writer, tail_of_records_from_an_older_generation_is_removed)
     cr_assert_eq(ls_db_get(db, "k9-0", 4, &v, &vl), LS_ENOENT);
     cr_assert(has_tx(db, 4, 1));
     cr_assert_eq(ls_db_close(db), 0);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 Test(writer, kill_between_rename_and_directory_fsync_recovers)
@@ -175,8 +169,7 @@ Test(writer, kill_between_rename_and_directory_fsync_recovers)
     char *dir = ls_h_tmpdir("writer");
     cr_assert_eq(in_child("writer.roll.after_rename=exit", child_commit_roll, dir, 5),
                  LS_FAULT_EXIT_CODE);
-    ls_db_options_t o = quiet_opts();
-    ls_db_t *db = open_db(dir, &o);
+    ls_db_t *db = open_sized(dir, 0);
     ls_db_stats_t s;
     ls_db_stats(db, &s);
     cr_assert_eq(s.last_closed, 1);
@@ -188,8 +181,7 @@ Test(writer, kill_between_rename_and_directory_fsync_recovers)
     cr_assert_eq(ls_db_close(db), 0);
     genfile_t g[8];
     cr_assert_eq(list_gens(dir, g, 8), 2);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 Test(writer, kill_after_trailer_before_rename_finishes_the_close)
@@ -199,8 +191,7 @@ Test(writer, kill_after_trailer_before_rename_finishes_the_close)
                  LS_FAULT_EXIT_CODE);
     genfile_t g[8];
     cr_assert_eq(list_gens(dir, g, 8), 0, "not renamed yet");
-    ls_db_options_t o = quiet_opts();
-    ls_db_t *db = open_db(dir, &o);
+    ls_db_t *db = open_sized(dir, 0);
     ls_db_stats_t s;
     ls_db_stats(db, &s);
     cr_assert_eq(s.last_closed, 1);
@@ -208,8 +199,7 @@ Test(writer, kill_after_trailer_before_rename_finishes_the_close)
     cr_assert(has_tx(db, 4, 1));
     cr_assert_eq(ls_db_close(db), 0);
     cr_assert_eq(list_gens(dir, g, 8), 1, "the recovered close renamed it");
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 Test(writer, trailer_torn_at_every_byte_leaves_the_generation_open_and_intact)
@@ -226,8 +216,7 @@ Test(writer, trailer_torn_at_every_byte_leaves_the_generation_open_and_intact)
         cr_assert_eq(ls_h_sh(cmd, NULL, NULL, 10000), 0);
         cur_path(work, cur);
         cr_assert_eq(truncate(cur, (off_t) cut), 0);
-        ls_db_options_t o = quiet_opts();
-        ls_db_t *db = open_db(work, &o);
+        ls_db_t *db = open_sized(work, 0);
         ls_db_stats_t s;
         ls_db_stats(db, &s);
         cr_assert_eq(s.current_generation, 1, "cut %lld: still open", cut);
@@ -238,10 +227,8 @@ Test(writer, trailer_torn_at_every_byte_leaves_the_generation_open_and_intact)
         genfile_t g[4];
         cr_assert_eq(list_gens(work, g, 4), 1, "cut %lld", cut);
     }
-    ls_h_rmtree(work);
-    ls_h_rmtree(tmpl);
-    free(work);
-    free(tmpl);
+    ls_h_rmtree_free(work);
+    ls_h_rmtree_free(tmpl);
 }
 
 Test(writer, kill_after_log_fsync_before_store_apply_recovers_from_the_log)
@@ -249,8 +236,7 @@ Test(writer, kill_after_log_fsync_before_store_apply_recovers_from_the_log)
     char *dir = ls_h_tmpdir("writer");
     cr_assert_eq(in_child("writer.commit.after_fsync=exit@3", child_commit, dir, 5),
                  LS_FAULT_EXIT_CODE);
-    ls_db_options_t o = quiet_opts();
-    ls_db_t *db = open_db(dir, &o);
+    ls_db_t *db = open_sized(dir, 0);
     ls_db_stats_t s;
     ls_db_stats(db, &s);
     cr_assert_eq(s.recovered_records, 3, "the durable transaction was replayed");
@@ -258,8 +244,7 @@ Test(writer, kill_after_log_fsync_before_store_apply_recovers_from_the_log)
     cr_assert(has_tx(db, 2, 0) && has_tx(db, 2, 1));
     cr_assert(!has_tx(db, 3, 0));
     cr_assert_eq(ls_db_close(db), 0);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 /* Child: commits n transactions (each applied before the next), then waits for the fault point
@@ -276,8 +261,7 @@ Test(writer, kill_after_store_apply_keeps_the_applied_transaction)
     char *dir = ls_h_tmpdir("writer");
     cr_assert_eq(in_child("writer.apply.after=exit@3", child_commit_and_wait, dir, 3),
                  LS_FAULT_EXIT_CODE);
-    ls_db_options_t o = quiet_opts();
-    ls_db_t *db = open_db(dir, &o);
+    ls_db_t *db = open_sized(dir, 0);
     ls_db_stats_t s;
     ls_db_stats(db, &s);
     cr_assert_eq(s.recovered_records, 0, "the store held it already (%llu replayed)",
@@ -286,8 +270,7 @@ Test(writer, kill_after_store_apply_keeps_the_applied_transaction)
     cr_assert(has_tx(db, 2, 0) && has_tx(db, 2, 1));
     cr_assert(!has_tx(db, 3, 0));
     cr_assert_eq(ls_db_close(db), 0);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 /* Child: transaction 0 is applied, then the applier waits while 1-5 become durable (one batch and
@@ -318,8 +301,7 @@ Test(writer, kill_with_durable_batches_across_rolls_waiting_for_the_applier_repl
                  LS_FAULT_EXIT_CODE);
     genfile_t g[16];
     cr_assert_geq(list_gens(dir, g, 16), 4, "the log rolled ahead of the applier");
-    ls_db_options_t o = quiet_opts();
-    ls_db_t *db = open_db(dir, &o);
+    ls_db_t *db = open_sized(dir, 0);
     ls_db_stats_t s;
     ls_db_stats(db, &s);
     cr_assert_eq(s.recovered_records, 15, "transactions 1-5 replayed from closed generations");
@@ -328,8 +310,7 @@ Test(writer, kill_with_durable_batches_across_rolls_waiting_for_the_applier_repl
         cr_assert(has_tx(db, i, 0) && has_tx(db, i, 1), "tx %d", i);
     cr_assert_eq(commit_tx(db, 6, 1, 8), 0, "commits continue");
     cr_assert_eq(ls_db_close(db), 0);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 /* Child: commit 1 succeeds, commit 2 fails (fault), commit 3 must get the same error. */
@@ -351,8 +332,7 @@ Test(writer, failed_log_sync_fails_the_database_stickily)
 {
     char *dir = ls_h_tmpdir("writer");
     cr_assert_eq(in_child("writer.commit.after_write=fail@2", child_sticky, dir, 0), 0);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 /* True once the database has failed (its message is set), false after timeout_ms. */
@@ -388,185 +368,12 @@ Test(writer, failed_store_apply_fails_the_database_stickily_and_reopen_replays)
 {
     char *dir = ls_h_tmpdir("writer");
     cr_assert_eq(in_child("writer.apply.before=fail@1", child_store_sticky, dir, 0), 0);
-    ls_db_options_t o = quiet_opts();
-    ls_db_t *db = open_db(dir, &o);
+    ls_db_t *db = open_sized(dir, 0);
     ls_db_stats_t s;
     ls_db_stats(db, &s);
     cr_assert(has_tx(db, 0, 0), "acknowledged, never applied: replayed from the log");
     cr_assert_eq(s.recovered_records, 2);
     cr_assert(!has_tx(db, 1, 0), "refused before anything was written");
     cr_assert_eq(ls_db_close(db), 0);
-    ls_h_rmtree(dir);
-    free(dir);
-}
-
-/* ---- the store is a consequence of the log ------------------------------------------------ */
-
-/* Builds a closed database of 40 transactions over several generations; returns its dir. */
-static char *build_closed(void)
-{
-    char *dir = ls_h_tmpdir("writer");
-    ls_db_options_t o = quiet_opts();
-    o.target_size = 1024;
-    ls_db_t *db = open_db(dir, &o);
-    for (int i = 0; i < 40; i++)
-        cr_assert_eq(commit_tx(db, i, 2, 30), 0);
-    cr_assert_eq(ls_db_close(db), 0);
-    return dir;
-}
-
-static void rm_store(const char *dir)
-{
-    char cmd[PATHLEN + 16];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s/store", dir);
-    cr_assert_eq(ls_h_sh(cmd, NULL, NULL, 10000), 0);
-}
-
-Test(writer, deleted_store_is_rebuilt_from_the_logs)
-{
-    char *dir = build_closed();
-    genfile_t g[64];
-    cr_assert_gt(list_gens(dir, g, 64), 3);
-    rm_store(dir);
-    ls_db_options_t o = quiet_opts();
-    ls_db_t *db = open_db(dir, &o);
-    ls_db_stats_t s;
-    ls_db_stats(db, &s);
-    cr_assert_eq(s.recovered_records, 120, "every record replayed");
-    for (int i = 0; i < 40; i++)
-        cr_assert(has_tx(db, i, 0) && has_tx(db, i, 1), "tx %d", i);
-    cr_assert_eq(ls_db_close(db), 0);
-    ls_h_rmtree(dir);
-    free(dir);
-}
-
-Test(writer, missing_generation_the_store_needs_is_a_gap)
-{
-    char *dir = build_closed();
-    genfile_t g[64];
-    cr_assert_gt(list_gens(dir, g, 64), 3);
-    rm_store(dir);
-    cr_assert_eq(unlink(g[1].name), 0);
-    ls_db_options_t o = quiet_opts();
-    ls_db_t *db = NULL;
-    cr_assert_eq(ls_db_open(dir, &o, &db), LS_EGAP, "%s", ls_db_open_error());
-    cr_assert(ls_h_contains(ls_db_open_error(), "generation 2 is missing"), "%s",
-              ls_db_open_error());
-    ls_h_rmtree(dir);
-    free(dir);
-}
-
-Test(writer, damaged_generation_the_store_needs_is_refused)
-{
-    char *dir = build_closed();
-    genfile_t g[64];
-    cr_assert_gt(list_gens(dir, g, 64), 3);
-    rm_store(dir);
-    int fd = open(g[2].name, O_RDWR);
-    uint8_t b;
-    cr_assert_eq(pread(fd, &b, 1, LS_GEN_HEADER_SIZE + 40), 1);
-    b ^= 0x20;
-    cr_assert_eq(pwrite(fd, &b, 1, LS_GEN_HEADER_SIZE + 40), 1);
-    close(fd);
-    ls_db_options_t o = quiet_opts();
-    ls_db_t *db = NULL;
-    int rc = ls_db_open(dir, &o, &db);
-    cr_assert_neq(rc, 0);
-    cr_assert_null(db);
-    cr_assert(ls_h_contains(ls_db_open_error(), g[2].name), "names the file: %s",
-              ls_db_open_error());
-    ls_h_rmtree(dir);
-    free(dir);
-}
-
-/* ---- kill -9 under concurrent commits ------------------------------------------------------ */
-
-typedef struct {
-    ls_db_t *db; /* shared database */
-    int id;      /* thread number */
-    int round;   /* kill round, part of the keys */
-    int ack_fd;  /* acknowledged keys are appended here, one per line */
-} acker_t;
-
-static void *acker(void *arg)
-{
-    acker_t *a = arg;
-    for (int n = 0;; n++) {
-        char key[64], line[70];
-        int kn = snprintf(key, sizeof(key), "r%d-t%d-n%d", a->round, a->id, n);
-        ls_txn_t *t;
-        if (ls_txn_begin(a->db, &t) || ls_txn_put(t, key, (size_t) kn, key, (size_t) kn) ||
-            ls_txn_commit(t))
-            _exit(7);
-        int ln = snprintf(line, sizeof(line), "%s\n", key);
-        if (write(a->ack_fd, line, (size_t) ln) != ln) _exit(8);
-    }
-    return NULL;
-}
-
-/* Child: 4 threads commit until killed; every acknowledged key goes to <dir>.acks. */
-static void child_commit_until_killed(const char *dir, int round)
-{
-    ls_db_options_t o = quiet_opts();
-    o.target_size = 16 * 1024;
-    ls_db_t *db = NULL;
-    if (ls_db_open(dir, &o, &db)) _exit(3);
-    char path[PATHLEN];
-    snprintf(path, sizeof(path), "%s.acks", dir);
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0600);
-    acker_t a[4];
-    pthread_t th[4];
-    for (int i = 0; i < 4; i++) {
-        a[i] = (acker_t){db, i, round, fd};
-        pthread_create(&th[i], NULL, acker, &a[i]);
-    }
-    pthread_join(th[0], NULL); /* never returns: killed */
-}
-
-Test(writer, kill_9_during_concurrent_commits_loses_no_acknowledged_commit, .timeout = 60)
-{
-    char *dir = ls_h_tmpdir("writer");
-    char acks[PATHLEN];
-    snprintf(acks, sizeof(acks), "%s.acks", dir);
-    srand(42);
-    for (int round = 0; round < 6; round++) {
-        unlink(acks); /* the child creates it; the last round's must not count as this one's */
-        pid_t pid = fork();
-        cr_assert_geq(pid, 0);
-        if (pid == 0) {
-            child_commit_until_killed(dir, round);
-            _exit(0);
-        }
-        /* Kill at a random moment once commits are being acknowledged (a fixed delay alone
-         * could fall before the first acknowledgement on a loaded machine). */
-        struct stat ast;
-        for (int waited = 0; waited < 20000 && (stat(acks, &ast) != 0 || ast.st_size == 0);
-             waited += 5)
-            usleep(5000);
-        usleep((useconds_t) (rand() % 70000));
-        kill(pid, SIGKILL);
-        int st;
-        waitpid(pid, &st, 0);
-        cr_assert(WIFSIGNALED(st), "round %d: child ended by itself (status %d)", round, st);
-        size_t len = 0;
-        char *list = (char *) ls_h_read_file(acks, &len);
-        cr_assert_not_null(list);
-        ls_db_options_t o = quiet_opts();
-        ls_db_t *db = open_db(dir, &o);
-        int n = 0;
-        for (char *save = NULL, *k = strtok_r(list, "\n", &save); k;
-             k = strtok_r(NULL, "\n", &save), n++) {
-            void *v;
-            size_t vl;
-            cr_assert_eq(ls_db_get(db, k, strlen(k), &v, &vl), 0, "round %d: acknowledged %s lost",
-                         round, k);
-            free(v);
-        }
-        cr_assert_gt(n, 0, "round %d: something was acknowledged", round);
-        cr_assert_eq(ls_db_close(db), 0);
-        free(list);
-    }
-    unlink(acks);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }

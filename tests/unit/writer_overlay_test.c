@@ -44,8 +44,7 @@ Test(writer_overlay, a_read_right_after_commit_sees_it_while_the_applier_is_held
     /* Every apply waits 1.5 s before its store transaction. */
     setenv("LS_FAULTS", "writer.apply.before=sleep:1500", 1);
     char *dir = ls_h_tmpdir("overlay");
-    ls_db_options_t o = quiet_opts();
-    ls_db_t *db = open_db(dir, &o);
+    ls_db_t *db = open_sized(dir, 0);
     char v[64];
     cr_assert_eq(put1(db, "a", "one"), 0);
     cr_assert_eq(get_str(db, "a", v, sizeof(v)), 0);
@@ -69,8 +68,7 @@ Test(writer_overlay, a_read_right_after_commit_sees_it_while_the_applier_is_held
     cr_assert_eq(get_str(db, "a", v, sizeof(v)), 0);
     cr_assert_str_eq(v, "two", "from the store now");
     cr_assert_eq(ls_db_close(db), 0);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 Test(writer_overlay, a_delete_in_the_overlay_hides_the_store_value, .timeout = 60)
@@ -78,8 +76,7 @@ Test(writer_overlay, a_delete_in_the_overlay_hides_the_store_value, .timeout = 6
     /* The first apply (of "k") runs at once; later ones wait 2 s each. */
     setenv("LS_FAULTS", "writer.apply.before=sleep:2000@2", 1);
     char *dir = ls_h_tmpdir("overlay");
-    ls_db_options_t o = quiet_opts();
-    ls_db_t *db = open_db(dir, &o);
+    ls_db_t *db = open_sized(dir, 0);
     char v[64];
     cr_assert_eq(put1(db, "k", "stored"), 0);
     cr_assert(ls_h_wait_for(store_caught_up, db, 10000), "k is in the store");
@@ -96,8 +93,7 @@ Test(writer_overlay, a_delete_in_the_overlay_hides_the_store_value, .timeout = 6
     cr_assert(ls_h_wait_for(store_caught_up, db, 20000));
     cr_assert_eq(get_str(db, "k", v, sizeof(v)), LS_ENOENT, "deleted in the store too");
     cr_assert_eq(ls_db_close(db), 0);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 typedef struct {
@@ -125,8 +121,7 @@ Test(writer_overlay, trimming_keeps_a_later_write_of_an_applied_key, .timeout = 
      * wrote; the store still has v1 until apply 2. */
     setenv("LS_FAULTS", HOLD_BETWEEN, 1);
     char *dir = ls_h_tmpdir("overlay");
-    ls_db_options_t o = quiet_opts();
-    ls_db_t *db = open_db(dir, &o);
+    ls_db_t *db = open_sized(dir, 0);
     char v[64];
     cr_assert_eq(put1(db, "k", "v1"), 0);
     until_t u = {.db = db, .applied_lsn = 2};
@@ -147,8 +142,7 @@ Test(writer_overlay, trimming_keeps_a_later_write_of_an_applied_key, .timeout = 
     cr_assert_eq(s.overlay_keys, 0);
     cr_assert_eq(s.commits, 2);
     cr_assert_eq(ls_db_close(db), 0);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 Test(writer_overlay, the_table_grows_and_shrinks_keeping_what_is_not_applied, .timeout = 60)
@@ -159,8 +153,7 @@ Test(writer_overlay, the_table_grows_and_shrinks_keeping_what_is_not_applied, .t
      * must still be found. */
     setenv("LS_FAULTS", HOLD_BETWEEN, 1);
     char *dir = ls_h_tmpdir("overlay");
-    ls_db_options_t o = quiet_opts();
-    ls_db_t *db = open_db(dir, &o);
+    ls_db_t *db = open_sized(dir, 0);
     cr_assert_eq(commit_tx(db, 0, 5000, 8), 0);
     for (int j = 0; j < 5000; j += 499)
         cr_assert(has_tx(db, 0, j), "k0-%d", j);
@@ -181,8 +174,7 @@ Test(writer_overlay, the_table_grows_and_shrinks_keeping_what_is_not_applied, .t
     for (int j = 0; j < 10; j++)
         cr_assert(has_tx(db, 1, j));
     cr_assert_eq(ls_db_close(db), 0);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 typedef struct {
@@ -229,8 +221,7 @@ Test(writer_overlay, commits_wait_for_the_applier_beyond_overlay_max, .timeout =
     for (int i = 0; i < 3; i++)
         cr_assert(has_tx(db, i, 0) && has_tx(db, i, 3), "tx %d", i);
     cr_assert_eq(ls_db_close(db), 0);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 /* ---- readers and committers at once ------------------------------------------------------- */
@@ -348,8 +339,7 @@ Test(writer_overlay, concurrent_readers_and_committers_see_every_acknowledged_co
         }
     }
     cr_assert_eq(ls_db_close(db), 0);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 /* Keys that sort close together in LMDB's order: a shared prefix, embedded zero bytes, lengths
@@ -439,8 +429,7 @@ static uint64_t merged_last_writes(size_t nkeys, int ops, uint64_t seed,
     cr_assert_eq(ls_db_close(db), 0);
     free(model);
     free(present);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
     return s.applies;
 }
 
@@ -477,8 +466,7 @@ Test(writer_overlay, a_checkpoint_covers_every_commit_durable_before_it, .timeou
      * it to apply what was acknowledged before the call, not checkpoint the empty store. */
     setenv("LS_FAULTS", "writer.apply.before=sleep:1000@1", 1);
     char *dir = ls_h_tmpdir("overlay");
-    ls_db_options_t o = quiet_opts();
-    ls_db_t *db = open_db(dir, &o);
+    ls_db_t *db = open_sized(dir, 0);
     cr_assert_eq(put1(db, "a", "1"), 0);
     cr_assert_eq(put1(db, "b", "2"), 0);
     cr_assert_eq(ls_db_checkpoint(db), 0);
@@ -488,6 +476,5 @@ Test(writer_overlay, a_checkpoint_covers_every_commit_durable_before_it, .timeou
     cr_assert_eq(s.applied_lsn, 4, "the store holds both commits");
     cr_assert_eq(s.checkpoint_lsn, 4, "and the checkpoint covers them");
     cr_assert_eq(ls_db_close(db), 0);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }

@@ -37,8 +37,7 @@ Test(writer, a_new_current_log_whose_header_was_lost_is_created_again)
         cur_path(dir, cur);
         cr_assert_eq(file_size(cur), LS_GEN_HEADER_SIZE);
         cr_assert_eq(truncate(cur, cut), 0);
-        ls_db_options_t o = quiet_opts();
-        ls_db_t *db = open_db(dir, &o);
+        ls_db_t *db = open_sized(dir, 0);
         ls_db_stats_t s;
         ls_db_stats(db, &s);
         cr_assert_eq(s.current_generation, 2, "cut %lld", (long long) cut);
@@ -49,8 +48,7 @@ Test(writer, a_new_current_log_whose_header_was_lost_is_created_again)
         cr_assert_eq(ls_db_close(db), 0);
         genfile_t g[4];
         cr_assert_eq(list_gens(dir, g, 4), 2, "generation 2 closed after generation 1");
-        ls_h_rmtree(dir);
-        free(dir);
+        ls_h_rmtree_free(dir);
     }
 }
 
@@ -136,8 +134,7 @@ Test(writer, a_prepared_next_log_takes_the_roll_and_its_zeros_are_not_a_torn_tai
     assert_closed(g[1].name); /* cut to its records before the trailer */
     s = reopen_check(dir, 5, 1);
     cr_assert_eq(s.truncated_bytes, 0, "a clean close leaves nothing torn");
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 Test(writer, a_torn_or_stale_tail_in_a_prepared_log_is_cut_with_its_zeros)
@@ -160,8 +157,7 @@ Test(writer, a_torn_or_stale_tail_in_a_prepared_log_is_cut_with_its_zeros)
     close(fd);
     ls_db_stats_t s = reopen_check(dir, 5, 0);
     cr_assert_eq(s.truncated_bytes, TARGET - in.commit_end, "the junk and the zeros after it");
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 Test(writer, a_prepared_log_whose_header_was_lost_is_created_again)
@@ -182,8 +178,7 @@ Test(writer, a_prepared_log_whose_header_was_lost_is_created_again)
         cr_assert_eq(s.current_generation, 2, "cut %lld", (long long) cut);
         genfile_t g[4];
         cr_assert_eq(list_gens(dir, g, 4), 2, "generation 2 closed after generation 1");
-        ls_h_rmtree(dir);
-        free(dir);
+        ls_h_rmtree_free(dir);
     }
 }
 
@@ -242,6 +237,5 @@ Test(writer, kill_while_preparing_the_next_log_leaves_nothing_to_recover)
     genfile_t g[4];
     cr_assert_eq(list_gens(dir, g, 4), 1);
     assert_closed(g[0].name);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }

@@ -132,8 +132,7 @@ static void fx_close(fixture_t *f, int close_rc)
 {
     if (f->db) cr_assert_eq(ls_db_close(f->db), close_rc);
     ls_ctlpage_close(f->p);
-    ls_h_rmtree(f->dir);
-    free(f->dir);
+    ls_h_rmtree_free(f->dir);
 }
 
 /* Starts c committing tx i and waits until the database counts `waits` batches that waited for
@@ -170,8 +169,7 @@ Test(writer_sync, options_are_checked_with_a_clear_error)
     cr_assert_eq(stats(db).sync_waits, 0);
     cr_assert_eq(ls_db_close(db), 0);
     ls_ctlpage_close(p);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 Test(writer_sync, a_commit_waits_until_a_copy_holds_its_batch)

@@ -1,16 +1,16 @@
 /*
  * writer: rolls at the target size, the generation chain, transactions never spanning
- * generations, oversized transactions, group commit against a replay of the logs, the applier
- * merging durable batches across rolls, identity, a damaged history, map growth, idle roll,
- * close, checkpoints.
- * Crash recovery is in writer_crash_test.c.
+ * generations, oversized transactions, identity, a damaged history, map growth, idle roll,
+ * close, checkpoints, one handle at a time.
+ * Group commit against a replay of the logs: writer_group_test.c; crash recovery:
+ * writer_crash_test.c.
  */
+
 #include <criterion/criterion.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
-
 #include <logship/db.h>
 
 #include "core/core.h"
@@ -21,9 +21,7 @@
 Test(writer, rolls_at_target_size_and_chains_generations)
 {
     char *dir = ls_h_tmpdir("writer");
-    ls_db_options_t o = quiet_opts();
-    o.target_size = 4096;
-    ls_db_t *db = open_db(dir, &o);
+    ls_db_t *db = open_sized(dir, 4096);
     for (int i = 0; i < 200; i++)
         cr_assert_eq(commit_tx(db, i, 2, 40), 0);
     ls_db_stats_t st;
@@ -50,8 +48,7 @@ Test(writer, rolls_at_target_size_and_chains_generations)
         next_lsn = info.last_lsn + 1;
     }
     cr_assert_eq(next_lsn, 601);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 typedef struct {
@@ -74,9 +71,7 @@ static int note_txids(void *ctx, const ls_record_t *r)
 Test(writer, no_transaction_spans_generations)
 {
     char *dir = ls_h_tmpdir("writer");
-    ls_db_options_t o = quiet_opts();
-    o.target_size = 2048;
-    ls_db_t *db = open_db(dir, &o);
+    ls_db_t *db = open_sized(dir, 2048);
     for (int i = 0; i < 120; i++) /* transactions of varying size, 1..7 records */
         cr_assert_eq(commit_tx(db, i, 1 + i % 7, 30), 0);
     cr_assert_eq(ls_db_close(db), 0);
@@ -97,8 +92,7 @@ Test(writer, no_transaction_spans_generations)
         commits += t.commits;
     }
     cr_assert_eq(commits, 120);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 Test(writer, oversized_transaction_gets_its_own_generation_and_beyond_cap_is_refused)
@@ -129,186 +123,7 @@ Test(writer, oversized_transaction_gets_its_own_generation_and_beyond_cap_is_ref
     txids_t t = {0};
     cr_assert_eq(ls_gen_scan_file(g[1].name, NULL, note_txids, &t, NULL, NULL), 0);
     cr_assert_eq(t.commits, 1, "the oversized transaction is alone in its generation");
-    ls_h_rmtree(dir);
-    free(dir);
-}
-/* ---- group commit against a replay of the logs ------------------------------------------ */
-
-typedef struct {
-    ls_db_t *db; /* shared database */
-    int id;      /* thread number */
-} worker_t;
-
-static void *worker(void *arg)
-{
-    worker_t *w = arg;
-    unsigned seed = (unsigned) w->id * 7919u + 1;
-    for (int i = 0; i < 150; i++) {
-        ls_txn_t *t;
-        if (ls_txn_begin(w->db, &t)) return (void *) 1;
-        for (int j = 0; j < 3; j++) {
-            char key[16], val[64];
-            int kn = snprintf(key, sizeof(key), "key%03d", rand_r(&seed) % 200);
-            int vn = snprintf(val, sizeof(val), "t%d-i%d-j%d", w->id, i, j);
-            if (rand_r(&seed) % 5 == 0)
-                ls_txn_del(t, key, (size_t) kn);
-            else
-                ls_txn_put(t, key, (size_t) kn, val, (size_t) vn);
-        }
-        if (ls_txn_commit(t)) return (void *) 2;
-    }
-    return NULL;
-}
-
-typedef struct {
-    ls_record_t *ops; /* pending records of the open transaction */
-    size_t n;         /* entries in ops */
-    ls_store_t *into; /* the scratch store */
-    uint64_t last;    /* last LSN seen */
-} replay_t;
-
-static int apply_ops(void *ctx, ls_store_txn_t *st)
-{
-    replay_t *r = ctx;
-    for (size_t i = 0; i < r->n; i++) {
-        const ls_record_t *x = &r->ops[i];
-        int rc = x->type == LS_REC_PUT
-                     ? ls_store_put(st, x->key, x->key_len, x->value, x->value_len)
-                     : ls_store_del(st, x->key, x->key_len);
-        if (rc) return rc;
-    }
-    return 0;
-}
-
-static int replay_rec(void *ctx, const ls_record_t *rec)
-{
-    replay_t *r = ctx;
-    cr_assert_eq(rec->lsn, r->last + 1, "LSNs dense across generations");
-    r->last = rec->lsn;
-    if (rec->type != LS_REC_COMMIT) {
-        r->ops[r->n++] = *rec;
-        return 0;
-    }
-    ls_store_meta_t m;
-    ls_store_meta(r->into, &m);
-    m.lsn = rec->lsn;
-    cr_assert_eq(ls_store_apply(r->into, apply_ops, r, &m), 0);
-    r->n = 0;
-    return 0;
-}
-
-typedef struct {
-    char **keys, **vals; /* dumped pairs */
-    size_t n;            /* entries */
-} dump_t;
-
-static void dump_free(dump_t *d)
-{
-    for (size_t i = 0; i < d->n; i++) {
-        free(d->keys[i]);
-        free(d->vals[i]);
-    }
-    free(d->keys);
-    free(d->vals);
-}
-
-static int dump_kv(void *ctx, const void *k, size_t kl, const void *v, size_t vl)
-{
-    dump_t *d = ctx;
-    d->keys = realloc(d->keys, (d->n + 1) * sizeof(char *));
-    d->vals = realloc(d->vals, (d->n + 1) * sizeof(char *));
-    d->keys[d->n] = strndup(k, kl);
-    d->vals[d->n] = strndup(v, vl);
-    d->n++;
-    return 0;
-}
-
-Test(writer, concurrent_commits_store_equals_a_replay_of_the_logs, .timeout = 60)
-{
-    char *dir = ls_h_tmpdir("writer");
-    ls_db_options_t o = quiet_opts();
-    o.target_size = 8192;
-    ls_db_t *db = open_db(dir, &o);
-    pthread_t th[6];
-    worker_t w[6];
-    for (int i = 0; i < 6; i++) {
-        w[i] = (worker_t){db, i};
-        pthread_create(&th[i], NULL, worker, &w[i]);
-    }
-    for (int i = 0; i < 6; i++) {
-        void *ret;
-        pthread_join(th[i], &ret);
-        cr_assert_null(ret, "worker %d failed", i);
-    }
-    ls_db_stats_t s;
-    ls_db_stats(db, &s);
-    cr_assert_eq(s.commits, 900);
-    cr_assert_leq(s.batches, s.commits);
-    cr_assert_leq(s.applies, s.batches, "the applier merges batches, never splits one");
-    cr_assert_leq(s.led_batches, s.batches, "lone committers and the flusher share the batches");
-    cr_assert_eq(ls_db_close(db), 0); /* rolls: every record is in a closed generation */
-
-    char scratch[PATHLEN], storedir[PATHLEN];
-    snprintf(scratch, sizeof(scratch), "%s/scratch", dir);
-    snprintf(storedir, sizeof(storedir), "%s/store", dir);
-    ls_store_options_t so = {.create = true};
-    replay_t r = {.ops = calloc(16, sizeof(ls_record_t))};
-    cr_assert_eq(ls_store_open(scratch, &so, &r.into, NULL, 0), 0);
-    genfile_t g[512];
-    int n = list_gens(dir, g, 512);
-    cr_assert_gt(n, 3);
-    for (int i = 0; i < n; i++) {
-        ls_gen_verdict_t v;
-        cr_assert_eq(ls_gen_scan_file(g[i].name, NULL, replay_rec, &r, NULL, &v), 0, "%s", v.msg);
-    }
-    cr_assert_eq(r.last, 900 * 4);
-    ls_store_t *active;
-    so.create = false;
-    cr_assert_eq(ls_store_open(storedir, &so, &active, NULL, 0), 0);
-    dump_t a = {0}, b = {0};
-    cr_assert_eq(ls_store_iterate(active, dump_kv, &a), 0);
-    cr_assert_eq(ls_store_iterate(r.into, dump_kv, &b), 0);
-    cr_assert_gt(a.n, 100);
-    cr_assert_eq(a.n, b.n, "same key count: active %zu, replay %zu", a.n, b.n);
-    for (size_t i = 0; i < a.n; i++) {
-        cr_assert_str_eq(a.keys[i], b.keys[i]);
-        cr_assert_str_eq(a.vals[i], b.vals[i], "key %s", a.keys[i]);
-    }
-    ls_store_meta_t m;
-    ls_store_meta(active, &m);
-    cr_assert_eq(m.lsn, 3600);
-    dump_free(&a);
-    dump_free(&b);
-    free(r.ops);
-    ls_store_close(active);
-    ls_store_close(r.into);
-    ls_h_rmtree(dir);
-    free(dir);
-}
-
-/* A lone committer (nothing queued, nothing being written) writes its batch in its own thread:
- * one thread committing one transaction at a time leads every batch, across rolls, and each is
- * durable and readable when its commit returns. */
-Test(writer, a_lone_committer_writes_its_own_batch)
-{
-    char *dir = ls_h_tmpdir("writer");
-    ls_db_options_t o = quiet_opts();
-    o.target_size = 8192;
-    ls_db_t *db = open_db(dir, &o);
-    ls_db_stats_t s;
-    for (int i = 0; i < 100; i++) {
-        cr_assert_eq(commit_tx(db, i, 3, 100), 0);
-        cr_assert(has_tx(db, i, 2), "transaction %d readable when its commit returned", i);
-        cr_assert_eq(ls_db_stats(db, &s), 0);
-        cr_assert_eq(s.last_lsn, (uint64_t) (i + 1) * 4, "dense LSNs (3 puts and a COMMIT)");
-    }
-    cr_assert_eq(s.batches, 100);
-    cr_assert_eq(s.led_batches, 100, "every batch written by its committer (%llu)",
-                 (unsigned long long) s.led_batches);
-    cr_assert_gt(s.generations_closed, 3, "rolls on the way");
-    cr_assert_eq(ls_db_close(db), 0);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 /* ---- identity, map, idle roll, close ---------------------------------------------------- */
@@ -335,8 +150,7 @@ Test(writer, reopening_keeps_the_database_id)
     snprintf(none, sizeof(none), "%s/none", dir);
     cr_assert_eq(ls_db_open(none, &o, &db), LS_ENOENT);
     cr_assert(ls_h_contains(ls_db_open_error(), "history"), "%s", ls_db_open_error());
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 Test(writer, store_of_another_database_is_refused)
@@ -359,10 +173,8 @@ Test(writer, store_of_another_database_is_refused)
     ls_hex(sb.dbid, LS_DBID_LEN, hb);
     const char *msg = ls_db_open_error();
     cr_assert(ls_h_contains(msg, ha) && ls_h_contains(msg, hb), "names both ids: %s", msg);
-    ls_h_rmtree(a);
-    ls_h_rmtree(b);
-    free(a);
-    free(b);
+    ls_h_rmtree_free(a);
+    ls_h_rmtree_free(b);
 }
 
 typedef struct {
@@ -405,8 +217,7 @@ Test(writer, map_full_grows_the_store_while_readers_read)
     for (int i = 0; i < 100; i += 9)
         cr_assert(has_tx(db, i, 9));
     cr_assert_eq(ls_db_close(db), 0);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 static bool rolled(void *ctx)
@@ -429,8 +240,7 @@ Test(writer, idle_current_log_is_rolled_after_idle_roll_ms)
     ls_db_stats(db, &s);
     cr_assert_eq(s.current_generation, 2);
     cr_assert_eq(ls_db_close(db), 0);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 Test(writer, close_rolls_a_non_empty_log_and_checkpoints)
@@ -462,8 +272,7 @@ Test(writer, close_rolls_a_non_empty_log_and_checkpoints)
     cr_assert_eq(s.truncated_bytes, 0, "a prepared log's zeros are not a torn tail");
     cr_assert_eq(ls_db_close(db), 0);
     cr_assert_eq(list_gens(dir, g, 4), 1, "closing with an empty log adds nothing");
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 Test(writer, a_database_is_opened_by_one_handle_at_a_time)
@@ -477,8 +286,7 @@ Test(writer, a_database_is_opened_by_one_handle_at_a_time)
     cr_assert_eq(ls_db_close(db), 0);
     db = open_db(dir, &o);
     cr_assert_eq(ls_db_close(db), 0);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 Test(writer, a_newer_epoch_in_history_starts_with_the_next_generation)
@@ -506,8 +314,7 @@ Test(writer, a_newer_epoch_in_history_starts_with_the_next_generation)
     db = open_db(dir, &o); /* the chain holds across the epoch change */
     cr_assert(has_tx(db, 0, 1) && has_tx(db, 1, 1));
     cr_assert_eq(ls_db_close(db), 0);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 Test(writer, a_damaged_history_is_refused_naming_the_file_and_line)
@@ -530,8 +337,7 @@ Test(writer, a_damaged_history_is_refused_naming_the_file_and_line)
     fclose(f);
     cr_assert_eq(ls_db_open(dir, &o, &db), LS_ECORRUPT);
     cr_assert(ls_h_contains(ls_db_open_error(), "holds no epoch"), "%s", ls_db_open_error());
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 static bool checkpointed(void *ctx)
@@ -555,8 +361,7 @@ Test(writer, applier_checkpoints_every_checkpoint_ms)
     cr_assert(ls_h_wait_for(checkpointed, db, 5000), "and again after more commits");
     cr_assert_eq(ls_db_checkpoint(db), 0);
     cr_assert_eq(ls_db_close(db), 0);
-    ls_h_rmtree(dir);
-    free(dir);
+    ls_h_rmtree_free(dir);
 }
 
 /* ---- the pipeline: the applier merges durable batches ------------------------------------ */
@@ -618,8 +423,6 @@ Test(writer, durable_batches_behind_the_applier_merge_into_one_store_transaction
     cr_assert_eq(ls_gen_scan_file(g[gen - 2].name, NULL, NULL, NULL, &info, &v), 0, "%s", v.msg);
     cr_assert_eq(memcmp(m.digest, info.digest, LS_DIGEST_SIZE), 0, "digest of generation %llu",
                  (unsigned long long) gen - 1);
-    ls_h_rmtree(dir);
-    ls_h_rmtree(hold);
-    free(dir);
-    free(hold);
+    ls_h_rmtree_free(dir);
+    ls_h_rmtree_free(hold);
 }

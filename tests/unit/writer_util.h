@@ -36,6 +36,14 @@ static inline ls_db_t *open_db(const char *dir, const ls_db_options_t *o)
     return db;
 }
 
+/* A database in dir with quiet_opts() and target_size (0: the default). */
+static inline ls_db_t *open_sized(const char *dir, uint64_t target_size)
+{
+    ls_db_options_t o = quiet_opts();
+    o.target_size = target_size;
+    return open_db(dir, &o);
+}
+
 /* Commits transaction i: nrec puts of "k<i>-<j>" = value of vlen bytes. */
 static inline int commit_tx(ls_db_t *db, int i, int nrec, size_t vlen)
 {

@@ -226,7 +226,6 @@ int main(int argc, char **argv)
                    {"tls", "tls", false, {.tls = true}},
                    {"tls+zstd", "tls+zstd", false, {.tls = true, .zstd = 1}},
                    {"held", "plain, replay held back", false, {.hold_replay = true}},
-                   {"plain-cold", "plain, pool not settled", false, {.cold_pool = true}},
                    {"tls-held", "tls, replay held back", true, {.tls = true, .hold_replay = true}}};
     /* Rounds: each round measures every baseline and configuration once, so slow drift of this
      * shared machine (noise of +-20-40 %, reference/machine-limits.md) hits all of them alike;

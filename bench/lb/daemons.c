@@ -16,7 +16,6 @@
  *              active received replayed(N); a jump from M to N gives N's time to M+1..N (the
  *              replayer applies them in one transaction anyway)
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -190,34 +189,6 @@ static int seed_setup(lb_pair_t *p, const char *stage)
     return ls_fsync_dir(p->logs_a) == 0 ? 0 : -1;
 }
 
-/* Ready files in the passive's pool of preallocated .part files (docs/COPY.md). */
-static int pool_ready(const lb_pair_t *p)
-{
-    char dir[LB_PATH + 32];
-    snprintf(dir, sizeof(dir), "%s/node-b/db1/pool", p->dir);
-    DIR *d = opendir(dir);
-    int n = 0;
-    for (struct dirent *e; d && (e = readdir(d)) != NULL;)
-        n += !strncmp(e->d_name, "ready-", 6);
-    if (d) closedir(d);
-    return n;
-}
-
-/* A copy that has been running holds a full pool (its pruned logs, recycled) and a fresh one
- * fills it with zeros once idle for 100 ms: wait until the count of ready files has not moved
- * for 300 ms (at most 20 s), so that the backlog meets the pool of a copy at rest. */
-static void settle_pool(lb_pair_t *p)
-{
-    uint64_t end = lb_mono_ns() + 20000000000ull, still = lb_mono_ns();
-    int last = pool_ready(p);
-    while (lb_mono_ns() < end && lb_mono_ns() - still < 300000000ull) {
-        lb_sleep_ns(10000000);
-        int n = pool_ready(p);
-        if (n != last) still = lb_mono_ns();
-        last = n;
-    }
-}
-
 int lb_pair_start(lb_pair_t *p, const char *dir, const char *bin, const char *certs,
                   const char *stage, const lb_pair_cfg_t *cfg)
 {
@@ -250,11 +221,8 @@ int lb_pair_start(lb_pair_t *p, const char *dir, const char *bin, const char *ce
     uint64_t end = lb_mono_ns() + 30000000000ull;
     lb_status_t st;
     while (lb_mono_ns() < end) {
-        if (lb_status(p->sock_a, &st) == 0 && (p->hold_replay ? st.copied : st.replayed) >= 1) {
-            if (!cfg->cold_pool) settle_pool(p);
-            p->pool_ready = pool_ready(p);
+        if (lb_status(p->sock_a, &st) == 0 && (p->hold_replay ? st.copied : st.replayed) >= 1)
             return 0;
-        }
         lb_sleep_ns(2000000);
     }
     fprintf(stderr, "logship-bench: generation 1 not replayed within 30 s (see %s/node-*.log)\n",

@@ -122,8 +122,6 @@ typedef struct {
     bool empty;          /* no generation dropped: a writer (`logship load`) makes the database */
     bool seed_store;     /* the active gets the workload's store and only its log's tail, and no
                             warm-up generation: for `logship seed` (seed.c) */
-    bool cold_pool;      /* drop right after generation 1, whatever the passive's pool of
-                            preallocated files holds (else wait until it stops growing) */
 } lb_pair_cfg_t;
 
 typedef struct lb_shaper lb_shaper_t;
@@ -145,7 +143,6 @@ typedef struct {
     bool sync_after;         /* lb_pair_ship fsyncs logs/ after the run, not in each drop */
     uint64_t anon_a, anon_b; /* peak RssAnon seen by the monitor, KiB (sampled every ~20 ms) */
     lb_shaper_t *shaper;     /* or NULL */
-    int pool_ready;          /* ready files in the passive's pool when the backlog was dropped */
 } lb_pair_t;
 
 /* Per-generation times of one run, indexed by generation number. */

@@ -153,7 +153,7 @@ void lb_run_lmdb(lb_ctx_t *c)
 void lb_run_logship(lb_ctx_t *c, const char *label, const lb_pair_cfg_t *cfg)
 {
     double dur[LB_MAXRUNS], rep[LB_MAXRUNS], ld[3][LB_MAXRUNS], lr[3][LB_MAXRUNS];
-    double cpua[LB_MAXRUNS], cpub[LB_MAXRUNS], wire[LB_MAXRUNS], pool[LB_MAXRUNS];
+    double cpua[LB_MAXRUNS], cpub[LB_MAXRUNS], wire[LB_MAXRUNS];
     uint64_t T = c->tput_gens, bytes = bytes_of(c, 2, T);
     int ok = 0;
     lb_progress("logship %s: %d runs, backlog of %lu generations (%.0f MB) dropped at once", label,
@@ -189,7 +189,6 @@ void lb_run_logship(lb_ctx_t *c, const char *label, const lb_pair_cfg_t *cfg)
             cpua[ok] = (p.cpu_a - a0) * 1e3 / ((double) bytes / 1048576.0);
             cpub[ok] = (p.cpu_b - b0) * 1e3 / ((double) bytes / 1048576.0);
             wire[ok] = w1 > w0 ? (double) bytes / (double) (w1 - w0) : 0;
-            pool[ok] = p.pool_ready;
             ok++;
         }
         lb_times_free(&t);
@@ -210,8 +209,6 @@ void lb_run_logship(lb_ctx_t *c, const char *label, const lb_pair_cfg_t *cfg)
         lb_result_cmp(r, "raw copy (a): files durable", LB_T_MIN, 0.8, ">=0.8x raw copy");
     else
         lb_result_cmp(r, "raw copy (a): files durable", LB_T_NONE, 0, "");
-    snprintf(n, sizeof(n), "logship %s: passive's ready pool files at the drop", label);
-    lb_result_add(n, "files", pool, ok);
     if (held) {
         snprintf(n, sizeof(n), "logship %s: closed->durable p99", label);
         lb_result_add(n, "ms", ld[1], ok);

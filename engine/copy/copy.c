@@ -168,7 +168,7 @@ int ls_copy_open(const ls_copy_options_t *opts, ls_copy_t **out, char *err, size
         char why[512] = "";
         ls_prealloc_options_t po = {.dir = c->pool_dir,
                                     .count =
-                                        c->o.prealloc_files ? (unsigned) c->o.prealloc_files : 192,
+                                        c->o.prealloc_files ? (unsigned) c->o.prealloc_files : 8,
                                     .label = c->dir};
         if (ls_prealloc_open(&po, &c->pool, why, sizeof(why)) != 0) LS_LOGW("copy", "%s", why);
     }

@@ -211,7 +211,7 @@ static void make_ready(ls_prealloc_t *p, bool given)
     int rc = finish(p, n, size);
     pthread_mutex_lock(&p->mu);
     if (!given) p->reserved--;
-    if (rc == 0 && p->nready < MAX_READY) {
+    if (rc == 0 && p->nready < MAX_FILES) {
         p->ready[p->nready++] = n;
     } else if (rc) {
         if (!given) p->make_failed = true;
@@ -232,8 +232,7 @@ static void *pool_main(void *arg)
             add_bare(p);
             continue;
         }
-        bool idle = ls_mono_ns() >= deadline_ns(p);
-        bool given = p->npending > 0 && (idle || !getenv("LS_POOL_IDLEGIVE")); /* EXPERIMENT */
+        bool given = p->npending > 0, idle = ls_mono_ns() >= deadline_ns(p);
         bool want = p->nready + p->npending + p->reserved < p->count && !p->make_failed;
         bool more_bare = p->nbare + p->making_bare < MAX_FILES && !p->bare_failed;
         if (!given && !want && more_bare && idle) { /* a stock for the next backlog */
@@ -269,7 +268,7 @@ static int scan(ls_prealloc_t *p)
 {
     DIR *d = opendir(p->dir);
     if (!d) return ls_err_from_errno(errno);
-    uint64_t found[MAX_READY * 2];
+    uint64_t found[MAX_FILES * 2];
     unsigned nfound = 0;
     char path[PATH_MAX_PA + 300];
     for (struct dirent *e; (e = readdir(d)) != NULL;) {
@@ -308,9 +307,9 @@ static int scan(ls_prealloc_t *p)
 int ls_prealloc_open(const ls_prealloc_options_t *o, ls_prealloc_t **out, char *err, size_t errlen)
 {
     *out = NULL;
-    if (!o->dir || strlen(o->dir) >= PATH_MAX_PA - 64 || o->count > MAX_READY) {
+    if (!o->dir || strlen(o->dir) >= PATH_MAX_PA - 64 || o->count > MAX_FILES) {
         ls_msgf(err, errlen, "prealloc: a directory (under %d bytes) and at most %d files needed",
-                PATH_MAX_PA - 64, MAX_READY);
+                PATH_MAX_PA - 64, MAX_FILES);
         return LS_EINVAL;
     }
     ls_prealloc_t *p = calloc(1, sizeof(*p));

@@ -9,8 +9,7 @@
 
 #include "copy/prealloc.h"
 
-#define MAX_FILES  64  /* bare files kept, at most */
-#define MAX_READY  256 /* ready files kept, at most (prealloc.h) */
+#define MAX_FILES  64
 #define MAX_SYNCS  8
 #define ZERO_STEP  (256u * 1024u)
 #define SIZE_ROUND (64ull * 1024)
@@ -41,7 +40,7 @@ struct ls_prealloc {
         uint64_t from, to;
         int rc;
     } grow;                            /* (mu) */
-    uint64_t ready[MAX_READY];         /* numbers of the ready files, oldest first (mu) */
+    uint64_t ready[MAX_FILES];         /* numbers of the ready files, oldest first (mu) */
     unsigned nready;                   /* (mu) */
     uint64_t bare[MAX_FILES];          /* numbers of the bare files, oldest first (mu) */
     int bare_fd[MAX_FILES];            /* each one's descriptor (O_WRONLY), -1: not open (mu) */
@@ -49,7 +48,7 @@ struct ls_prealloc {
     uint64_t emptying[MAX_FILES];      /* given files to empty into bare ones (mu) */
     unsigned nemptying, bare_reserved; /* (mu): bare_reserved: such gives between their halves */
     bool bare_failed;            /* the last bare file failed: none until the next take (mu) */
-    uint64_t pending[MAX_READY]; /* given files to finish (mu) */
+    uint64_t pending[MAX_FILES]; /* given files to finish (mu) */
     unsigned npending, reserved; /* (mu): reserved: gives between their two halves */
     int syncs[MAX_SYNCS];        /* fds to fdatasync (mu) */
     unsigned nsyncs;             /* (mu) */

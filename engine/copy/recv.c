@@ -101,7 +101,6 @@ static int open_part(ls_copy_t *c, uint64_t size)
     if (ls_prealloc_take(c->pool, rx->part, &rx->fd, &have) == 0) {
         if (LS_FAULT("copy.recv.after_take")) return LS_EIO; /* tests: a recycled .part */
         if (have == 0) { /* a bare file: nothing to grow or cut */
-        } else if (have < size && getenv("LS_POOL_NOGROW")) { /* EXPERIMENT */
         } else if (have < size) {
             ls_prealloc_grow_ahead(c->pool, rx->fd, have, size);
             rx->growing = true;

@@ -16,6 +16,7 @@
  *              active received replayed(N); a jump from M to N gives N's time to M+1..N (the
  *              replayer applies them in one transaction anyway)
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -189,6 +190,19 @@ static int seed_setup(lb_pair_t *p, const char *stage)
     return ls_fsync_dir(p->logs_a) == 0 ? 0 : -1;
 }
 
+/* Files named prefix* in the passive's pool of preallocated .part files (docs/COPY.md). */
+static int pool_files(const lb_pair_t *p, const char *prefix)
+{
+    char dir[LB_PATH + 32];
+    snprintf(dir, sizeof(dir), "%s/node-b/db1/pool", p->dir);
+    DIR *d = opendir(dir);
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d)) != NULL;)
+        n += !strncmp(e->d_name, prefix, strlen(prefix));
+    if (d) closedir(d);
+    return n;
+}
+
 int lb_pair_start(lb_pair_t *p, const char *dir, const char *bin, const char *certs,
                   const char *stage, const lb_pair_cfg_t *cfg)
 {
@@ -221,8 +235,11 @@ int lb_pair_start(lb_pair_t *p, const char *dir, const char *bin, const char *ce
     uint64_t end = lb_mono_ns() + 30000000000ull;
     lb_status_t st;
     while (lb_mono_ns() < end) {
-        if (lb_status(p->sock_a, &st) == 0 && (p->hold_replay ? st.copied : st.replayed) >= 1)
+        if (lb_status(p->sock_a, &st) == 0 && (p->hold_replay ? st.copied : st.replayed) >= 1) {
+            p->pool_ready = pool_files(p, "ready-"); /* the state the backlog meets */
+            p->pool_bare = pool_files(p, "bare-");
             return 0;
+        }
         lb_sleep_ns(2000000);
     }
     fprintf(stderr, "logship-bench: generation 1 not replayed within 30 s (see %s/node-*.log)\n",

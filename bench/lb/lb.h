@@ -143,6 +143,8 @@ typedef struct {
     bool sync_after;         /* lb_pair_ship fsyncs logs/ after the run, not in each drop */
     uint64_t anon_a, anon_b; /* peak RssAnon seen by the monitor, KiB (sampled every ~20 ms) */
     lb_shaper_t *shaper;     /* or NULL */
+    int pool_ready;          /* ready files in the passive's pool when the backlog was dropped */
+    int pool_bare;           /* its bare (empty) files then */
 } lb_pair_t;
 
 /* Per-generation times of one run, indexed by generation number. */

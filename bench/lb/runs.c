@@ -154,6 +154,7 @@ void lb_run_logship(lb_ctx_t *c, const char *label, const lb_pair_cfg_t *cfg)
 {
     double dur[LB_MAXRUNS], rep[LB_MAXRUNS], ld[3][LB_MAXRUNS], lr[3][LB_MAXRUNS];
     double cpua[LB_MAXRUNS], cpub[LB_MAXRUNS], wire[LB_MAXRUNS];
+    double pool[2][LB_MAXRUNS]; /* ready, bare files in the passive's pool at the drop */
     uint64_t T = c->tput_gens, bytes = bytes_of(c, 2, T);
     int ok = 0;
     lb_progress("logship %s: %d runs, backlog of %lu generations (%.0f MB) dropped at once", label,
@@ -189,6 +190,8 @@ void lb_run_logship(lb_ctx_t *c, const char *label, const lb_pair_cfg_t *cfg)
             cpua[ok] = (p.cpu_a - a0) * 1e3 / ((double) bytes / 1048576.0);
             cpub[ok] = (p.cpu_b - b0) * 1e3 / ((double) bytes / 1048576.0);
             wire[ok] = w1 > w0 ? (double) bytes / (double) (w1 - w0) : 0;
+            pool[0][ok] = p.pool_ready;
+            pool[1][ok] = p.pool_bare;
             ok++;
         }
         lb_times_free(&t);
@@ -209,6 +212,10 @@ void lb_run_logship(lb_ctx_t *c, const char *label, const lb_pair_cfg_t *cfg)
         lb_result_cmp(r, "raw copy (a): files durable", LB_T_MIN, 0.8, ">=0.8x raw copy");
     else
         lb_result_cmp(r, "raw copy (a): files durable", LB_T_NONE, 0, "");
+    snprintf(n, sizeof(n), "logship %s: pool at the drop, ready", label);
+    lb_result_add(n, "files", pool[0], ok);
+    snprintf(n, sizeof(n), "logship %s: pool at the drop, bare", label);
+    lb_result_add(n, "files", pool[1], ok);
     if (held) {
         snprintf(n, sizeof(n), "logship %s: closed->durable p99", label);
         lb_result_add(n, "ms", ld[1], ok);

@@ -33,8 +33,8 @@ static ls_node_t *node(void)
     static ls_node_t *n;
     if (n) return n;
     char err[512];
-    if (uv_loop_init(&loop) || ls_config_parse("fuzz.conf", conf, sizeof(conf) - 1, &cfg, err,
-                                               sizeof(err)))
+    if (uv_loop_init(&loop) ||
+        ls_config_parse("fuzz.conf", conf, sizeof(conf) - 1, &cfg, err, sizeof(err)))
         abort();
     ls_node_options_t o = {.loop = &loop, .cfg = cfg, .tls = NULL};
     n = ls_node_new(&o);

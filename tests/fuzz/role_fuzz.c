@@ -25,7 +25,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     if (st.role < LS_ROLE_ACTIVE || st.role > LS_ROLE_DIVERGED || st.epoch == 0) abort();
-    if (!memchr(st.follows, '\0', sizeof(st.follows)) || !memchr(st.reason, '\0', sizeof(st.reason)))
+    if (!memchr(st.follows, '\0', sizeof(st.follows)) ||
+        !memchr(st.reason, '\0', sizeof(st.reason)))
         abort();
     return 0;
 }

@@ -150,7 +150,8 @@ Test(parsers_fuzzed, a_negative_number_in_announced_is_a_damaged_line)
 }
 
 /* ls_config_parse (the fuzz target's entry) and ls_config_load read the same text the same way,
- * messages included, the name standing for the file; an empty text is refused like an empty file. */
+ * messages included, the name standing for the file; an empty text is refused like an empty file.
+ */
 Test(parsers_fuzzed, config_from_a_buffer_is_config_from_a_file)
 {
     char *dir = ls_h_tmpdir("cfgbuf"), path[512], err[512] = "", err2[512] = "";
@@ -168,8 +169,7 @@ Test(parsers_fuzzed, config_from_a_buffer_is_config_from_a_file)
     ls_config_free(b);
     cr_assert_eq(ls_h_write_file(path, "[node]\nname = a\nbogus = 1\n", 26), 0);
     cr_assert_eq(ls_config_load(path, &a, err, sizeof(err)), LS_ECONFIG);
-    cr_assert_eq(ls_config_parse(path, "[node]\nname = a\nbogus = 1\n", 26, &b, err2,
-                                 sizeof(err2)),
+    cr_assert_eq(ls_config_parse(path, "[node]\nname = a\nbogus = 1\n", 26, &b, err2, sizeof(err2)),
                  LS_ECONFIG);
     cr_assert_str_eq(err, err2);
     cr_assert_eq(ls_h_write_file(path, "", 0), 0);

@@ -1,9 +1,9 @@
 /*
  * libFuzzer target for the role file (<db>/role, engine/role/state.c): any input is parsed through
  * ls_role_parse, the in-memory twin of ls_role_load. It must never crash, leak or read out of
- * bounds; a refusal leaves a NUL-terminated message naming the file; an accepted file has a known
- * role, an epoch from 1, NUL-terminated names, and writes back (ls_role_save's text) to a file
- * that parses to the same state.
+ * bounds (a NUL byte, a negative number and an unknown key are refused); a refusal leaves a
+ * NUL-terminated message naming the file; an accepted file has a known role, an epoch from 1 and
+ * NUL-terminated names.
  */
 #include <stddef.h>
 #include <stdint.h>

@@ -49,19 +49,10 @@ static int handler(void *user, const char *section, const char *name, const char
     return 1;
 }
 
-int ls_config_load(const char *path, ls_config_t **out, char *err, size_t errlen)
+/* Parses the already opened stream f as the file cfg->path, closes it and validates. */
+static int load_stream(ls_config_t *cfg, FILE *f, ls_config_t **out, char *err, size_t errlen)
 {
-    *out = NULL;
-    ls_config_t *cfg = calloc(1, sizeof(*cfg));
-    if (!cfg) return LS_ENOMEM;
-    snprintf(cfg->path, sizeof(cfg->path), "%s", path);
-    struct parser p = {.cfg = cfg, .err = err, .errlen = errlen};
-    p.f = fopen(path, "r");
-    if (!p.f) {
-        snprintf(err, errlen, "%s: cannot open configuration file: %m", path);
-        ls_config_free(cfg);
-        return LS_ENOENT;
-    }
+    struct parser p = {.cfg = cfg, .f = f, .err = err, .errlen = errlen};
     int line = ini_parse_stream(reader, &p, handler, &p);
     fclose(p.f);
     if (p.long_line) { /* an over-long line is the first thing to fix, whatever followed it */
@@ -80,6 +71,38 @@ int ls_config_load(const char *path, ls_config_t **out, char *err, size_t errlen
     }
     *out = cfg;
     return 0;
+}
+
+int ls_config_load(const char *path, ls_config_t **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    ls_config_t *cfg = calloc(1, sizeof(*cfg));
+    if (!cfg) return LS_ENOMEM;
+    snprintf(cfg->path, sizeof(cfg->path), "%s", path);
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "%s: cannot open configuration file: %m", path);
+        ls_config_free(cfg);
+        return LS_ENOENT;
+    }
+    return load_stream(cfg, f, out, err, errlen);
+}
+
+int ls_config_parse(const char *name, const char *text, size_t len, ls_config_t **out, char *err,
+                    size_t errlen)
+{
+    *out = NULL;
+    ls_config_t *cfg = calloc(1, sizeof(*cfg));
+    if (!cfg) return LS_ENOMEM;
+    snprintf(cfg->path, sizeof(cfg->path), "%s", name);
+    /* An empty text is a stream of one empty line: the same configuration (none) and the same
+     * error, and fmemopen needs at least one byte. */
+    FILE *f = len ? fmemopen((void *) text, len, "r") : fmemopen((void *) "\n", 1, "r");
+    if (!f) {
+        ls_config_free(cfg);
+        return LS_ENOMEM;
+    }
+    return load_stream(cfg, f, out, err, errlen);
 }
 
 void ls_config_free(ls_config_t *cfg)

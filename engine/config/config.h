@@ -114,6 +114,10 @@ typedef struct {
 /* Loads and validates path. On error returns LS_ECONFIG (or LS_ENOENT/LS_EIO for the file) and
  * writes "FILE:LINE: reason" into err. *out is owned by the caller (ls_config_free). */
 int ls_config_load(const char *path, ls_config_t **out, char *err, size_t errlen);
+/* The same from text[0..len) already in memory, named name in messages ("NAME:LINE: reason"), as
+ * if it were the file name (the fuzz target's entry point; no I/O). */
+int ls_config_parse(const char *name, const char *text, size_t len, ls_config_t **out, char *err,
+                    size_t errlen);
 void ls_config_free(ls_config_t *cfg); /* NULL is a no-op */
 
 const ls_cfg_target_t *ls_config_target(const ls_config_t *cfg, const char *name);

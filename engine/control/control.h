@@ -34,6 +34,10 @@ int ls_control_start(uv_loop_t *loop, const char *path, ls_control_handler handl
 /* Stops listening and removes the socket file; clients already accepted get their answer.
  * Frees c from the loop (after the listening handle's close callback). */
 void ls_control_close(ls_control_t *c);
+/* The answer to one request line[0..len) (no newline): parsed, checked ("cmd" a string) and
+ * handed to handler, then {"ok": true, ...} or {"ok": false, "error": ...}. Owned by the caller.
+ * What the server does with each line it reads; no I/O of its own (the fuzz target's entry). */
+cJSON *ls_control_answer(const char *line, size_t len, ls_control_handler handler, void *ctx);
 
 /* Client side (blocking; for the `logship` command): connects to path, sends request (one JSON
  * object, no newline inside), reads the one-line answer into a malloc'd string (*response, owned

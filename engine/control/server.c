@@ -76,44 +76,53 @@ static void reply(client_t *cl, cJSON *resp)
     }
 }
 
-static void reply_error(client_t *cl, const char *msg)
+static cJSON *error_answer(const char *msg)
 {
     cJSON *resp = cJSON_CreateObject();
     cJSON_AddBoolToObject(resp, "ok", 0);
     cJSON_AddStringToObject(resp, "error", msg);
+    return resp;
+}
+
+static void reply_error(client_t *cl, const char *msg)
+{
+    cJSON *resp = error_answer(msg);
     reply(cl, resp);
     cJSON_Delete(resp);
 }
 
-static void handle_line(client_t *cl)
+cJSON *ls_control_answer(const char *line, size_t len, ls_control_handler handler, void *ctx)
 {
     const char *end = NULL;
-    cJSON *req = cJSON_ParseWithLengthOpts(cl->buf, cl->len, &end, 0);
+    cJSON *req = cJSON_ParseWithLengthOpts(line, len, &end, 0);
     if (!req || !cJSON_IsObject(req)) {
         char msg[160];
         snprintf(msg, sizeof(msg),
                  "malformed request: expected one JSON object, error near byte %zu",
-                 end ? (size_t) (end - cl->buf) : (size_t) 0);
+                 end ? (size_t) (end - line) : (size_t) 0);
         cJSON_Delete(req);
-        reply_error(cl, msg);
-        return;
+        return error_answer(msg);
     }
     const cJSON *cmd = cJSON_GetObjectItemCaseSensitive(req, "cmd");
     if (!cJSON_IsString(cmd)) {
         cJSON_Delete(req);
-        reply_error(cl, "malformed request: missing string field \"cmd\"");
-        return;
+        return error_answer("malformed request: missing string field \"cmd\"");
     }
     cJSON *resp = cJSON_CreateObject();
     char err[512] = "";
-    int rc = cl->server->handler(cl->server->ctx, req, resp, err, sizeof(err));
+    int rc = handler(ctx, req, resp, err, sizeof(err));
     cJSON_Delete(req);
     if (rc) {
         cJSON_Delete(resp);
-        reply_error(cl, err[0] ? err : ls_strerror(rc));
-        return;
+        return error_answer(err[0] ? err : ls_strerror(rc));
     }
     cJSON_AddBoolToObject(resp, "ok", 1);
+    return resp;
+}
+
+static void handle_line(client_t *cl)
+{
+    cJSON *resp = ls_control_answer(cl->buf, cl->len, cl->server->handler, cl->server->ctx);
     reply(cl, resp);
     cJSON_Delete(resp);
 }

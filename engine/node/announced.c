@@ -51,6 +51,10 @@ int ls_node_announced_parse(char *text, ls_role_announced_t *out)
         char key[32];
         uint64_t v;
         if (l[0] == '#') continue;
+        if (strchr(l, '-')) { /* SCNu64 takes "-1" as 2^64 - 1: a damaged line, not a number */
+            memset(out, 0, sizeof(*out));
+            return line;
+        }
         if (sscanf(l, "%31s %" SCNu64, key, &v) == 2 && !strcmp(key, "last_generation"))
             out->last_generation = v;
         else if (sscanf(l, "%31s %" SCNu64, key, &v) == 2 && !strcmp(key, "last_close_ns"))

@@ -471,6 +471,8 @@ void ls__node_switchover_free(node_db_t *d); /* after the loop ended */
 
 /* opstate.c */
 int ls__node_opstate_load(const char *path, ls_status_op_t *out); /* absent: all clear, 0 */
+/* The same from the file's text[0..len) in memory, named name in messages (the fuzz target's). */
+int ls__node_opstate_parse(const char *name, const char *text, size_t len, ls_status_op_t *out);
 int ls__node_opstate_save(const char *path, const ls_status_op_t *st);
 /* The ask-again counters kept at path: loaded (from 0, with a warning, when unreadable), saved
  * at once (a warning when it fails). */

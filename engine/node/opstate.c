@@ -8,6 +8,29 @@
 
 #include "node/node_int.h"
 
+int ls__node_opstate_parse(const char *name, const char *text, size_t len, ls_status_op_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    cJSON *j = cJSON_ParseWithLength(text, len);
+    if (!cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        LS_LOGE("opstate", "%s: not a JSON object: ignoring it (the copy is not suspended)", name);
+        return LS_ECORRUPT;
+    }
+    out->suspended = cJSON_IsTrue(cJSON_GetObjectItem(j, "suspended"));
+    out->replay_suspended = cJSON_IsTrue(cJSON_GetObjectItem(j, "replay_suspended"));
+    const cJSON *c = cJSON_GetObjectItem(j, "comment");
+    if (cJSON_IsString(c)) snprintf(out->comment, sizeof(out->comment), "%s", c->valuestring);
+    const cJSON *t = cJSON_GetObjectItem(j, "since_ns");
+    /* A double outside [0, 2^64) (negative, 1e300, an overflow to inf) has no uint64_t. */
+    if (cJSON_IsNumber(t) && t->valuedouble >= 0 && t->valuedouble < 18446744073709551616.0)
+        out->since_ns = (uint64_t) t->valuedouble;
+    else if (t)
+        LS_LOGW("opstate", "%s: field since_ns is not a time in ns since 1970: taken as 0", name);
+    cJSON_Delete(j);
+    return 0;
+}
+
 int ls__node_opstate_load(const char *path, ls_status_op_t *out)
 {
     memset(out, 0, sizeof(*out));
@@ -16,20 +39,9 @@ int ls__node_opstate_load(const char *path, ls_status_op_t *out)
     int rc = ls_read_file(path, 64 * 1024, &buf, &len);
     if (rc == LS_ENOENT) return 0;
     if (rc) return rc;
-    cJSON *j = cJSON_ParseWithLength((const char *) buf, len);
+    rc = ls__node_opstate_parse(path, (const char *) buf, len, out);
     free(buf);
-    if (!j) {
-        LS_LOGE("opstate", "%s: not JSON: ignoring it (the copy is not suspended)", path);
-        return LS_ECORRUPT;
-    }
-    out->suspended = cJSON_IsTrue(cJSON_GetObjectItem(j, "suspended"));
-    out->replay_suspended = cJSON_IsTrue(cJSON_GetObjectItem(j, "replay_suspended"));
-    const cJSON *c = cJSON_GetObjectItem(j, "comment");
-    if (cJSON_IsString(c)) snprintf(out->comment, sizeof(out->comment), "%s", c->valuestring);
-    const cJSON *t = cJSON_GetObjectItem(j, "since_ns");
-    if (cJSON_IsNumber(t)) out->since_ns = (uint64_t) t->valuedouble;
-    cJSON_Delete(j);
-    return 0;
+    return rc;
 }
 
 int ls__node_opstate_save(const char *path, const ls_status_op_t *st)

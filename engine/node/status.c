@@ -144,7 +144,9 @@ static int status_cmd(ls_node_t *n, cJSON *resp)
 int ls_node_control(void *ctx, const cJSON *req, cJSON *resp, char *err, size_t errlen)
 {
     ls_node_t *n = ctx;
-    const char *cmd = cJSON_GetObjectItem(req, "cmd")->valuestring;
+    /* Case-sensitive, as the server checked it is a string: cJSON_GetObjectItem would take the
+     * first member of any case, e.g. the number of {"CMD": 1, "cmd": "status"} (fuzzed). */
+    const char *cmd = cJSON_GetObjectItemCaseSensitive(req, "cmd")->valuestring;
     if (!strcmp(cmd, "status")) return status_cmd(n, resp);
     if (!strcmp(cmd, "suspend") || !strcmp(cmd, "resume"))
         return ls__node_cmd_suspend(n, req, !strcmp(cmd, "suspend"), resp, err, errlen);

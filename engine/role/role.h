@@ -78,6 +78,10 @@ const char *ls_role_kind_name(ls_role_kind_t kind);
  * LS_ECONFIG for a malformed file (err names "<dir>/role:<line>" and the field), LS_EIO. */
 int ls_role_load(const char *dir, ls_role_kind_t initial, ls_role_state_t *out, char *err,
                  size_t errlen);
+/* The same from the role file's text[0..len) already in memory (no I/O), named name in messages
+ * ("NAME:LINE: reason"); ls_role_load reads the file and calls it. A NUL byte is refused. */
+int ls_role_parse(const char *name, const char *text, size_t len, ls_role_state_t *out, char *err,
+                  size_t errlen);
 /* Writes <dir>/role durably (tmp, fsync, rename, directory fsync). */
 int ls_role_save(const char *dir, const ls_role_state_t *st, char *err, size_t errlen);
 

@@ -30,31 +30,6 @@ const char *ls_role_kind_name(ls_role_kind_t k)
     return k >= LS_ROLE_ACTIVE && k <= LS_ROLE_DIVERGED ? kind_names[k] : "unknown";
 }
 
-/* Reads a small text file, NUL-terminated. LS_ENOENT when absent. */
-static int read_text(const char *path, size_t max, char **out, char *err, size_t errlen)
-{
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    int rc = ls_read_file(path, max, &buf, &len);
-    if (rc) {
-        if (rc != LS_ENOENT) ls_msgf(err, errlen, "cannot read %s: %s", path, ls_strerror(rc));
-        return rc;
-    }
-    char *t = realloc(buf, len + 1);
-    if (!t) {
-        free(buf);
-        return LS_ENOMEM;
-    }
-    t[len] = '\0';
-    if (memchr(t, '\0', len)) {
-        free(t);
-        ls_msgf(err, errlen, "%s: contains a NUL byte (not a text file)", path);
-        return LS_ECONFIG;
-    }
-    *out = t;
-    return 0;
-}
-
 int ls_role_history_last(const char *dir, uint32_t *epoch, uint64_t *first_gen, char *err,
                          size_t errlen)
 {
@@ -80,6 +55,9 @@ static const char *parse_field(char *key, char *val, ls_role_state_t *st, bool *
 {
     unsigned long long a, b, c, d, e, f, g;
     char extra;
+    /* sscanf's %llu takes "-1" as 2^64 - 1: a sign is refused, not wrapped (fuzzed). */
+    bool number = !strcmp(key, "epoch") || !strcmp(key, "since") || !strcmp(key, "loss");
+    if (number && strchr(val, '-')) return "numbers cannot be negative";
     if (strcmp(key, "role") == 0) {
         for (int k = LS_ROLE_ACTIVE; k <= LS_ROLE_DIVERGED; k++)
             if (strcmp(val, kind_names[k]) == 0) {
@@ -170,20 +148,42 @@ static int initial_epoch(const char *dir, uint32_t *epoch, char *err, size_t err
     return 0;
 }
 
+int ls_role_parse(const char *name, const char *text, size_t len, ls_role_state_t *out, char *err,
+                  size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    if (memchr(text, '\0', len)) {
+        ls_msgf(err, errlen, "%s: contains a NUL byte (not a text file)", name);
+        return LS_ECONFIG;
+    }
+    char *t = malloc(len + 1);
+    if (!t) return LS_ENOMEM;
+    memcpy(t, text, len);
+    t[len] = '\0';
+    int rc = parse_role(name, t, out, err, errlen);
+    free(t);
+    return rc;
+}
+
 int ls_role_load(const char *dir, ls_role_kind_t initial, ls_role_state_t *out, char *err,
                  size_t errlen)
 {
-    char path[4200], *text = NULL;
+    char path[4200];
     snprintf(path, sizeof(path), "%.4000s/role", dir);
     memset(out, 0, sizeof(*out));
-    int rc = read_text(path, ROLE_FILE_MAX, &text, err, errlen);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = ls_read_file(path, ROLE_FILE_MAX, &buf, &len);
     if (rc == LS_ENOENT) {
         out->role = initial;
         return initial_epoch(dir, &out->epoch, err, errlen);
     }
-    if (rc) return rc;
-    rc = parse_role(path, text, out, err, errlen);
-    free(text);
+    if (rc) {
+        ls_msgf(err, errlen, "cannot read %s: %s", path, ls_strerror(rc));
+        return rc;
+    }
+    rc = ls_role_parse(path, (const char *) buf, len, out, err, errlen);
+    free(buf);
     return rc;
 }
 

@@ -8,24 +8,16 @@
 #include "core/core.h"
 #include "status/status.h"
 
-int ls_status_counters_load(const char *path, ls_status_counters_t *out)
+int ls_status_counters_parse(const char *text, size_t len, ls_status_counters_t *out)
 {
     memset(out, 0, sizeof(*out));
-    uint8_t *buf;
-    size_t len;
-    int rc = ls_read_file(path, 4096, &buf, &len);
-    if (rc == LS_ENOENT) return 0;
-    if (rc) return rc;
-    char *text = malloc(len + 1);
-    if (!text) {
-        free(buf);
-        return LS_ENOMEM;
-    }
-    memcpy(text, buf, len);
-    text[len] = '\0';
-    free(buf);
-    cJSON *j = ls_status_json_parse(text);
-    free(text);
+    if (memchr(text, '\0', len)) return LS_ECORRUPT;
+    char *t = malloc(len + 1);
+    if (!t) return LS_ENOMEM;
+    memcpy(t, text, len);
+    t[len] = '\0';
+    cJSON *j = ls_status_json_parse(t);
+    free(t);
     if (!cJSON_IsObject(j)) {
         cJSON_Delete(j);
         return LS_ECORRUPT;
@@ -34,6 +26,19 @@ int ls_status_counters_load(const char *path, ls_status_counters_t *out)
     out->inspection_failures = ls_status_json_u64(j, "inspection_failures");
     cJSON_Delete(j);
     return 0;
+}
+
+int ls_status_counters_load(const char *path, ls_status_counters_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    uint8_t *buf;
+    size_t len;
+    int rc = ls_read_file(path, 4096, &buf, &len);
+    if (rc == LS_ENOENT) return 0;
+    if (rc) return rc;
+    rc = ls_status_counters_parse((const char *) buf, len, out);
+    free(buf);
+    return rc;
 }
 
 int ls_status_counters_save(const char *path, const ls_status_counters_t *c)

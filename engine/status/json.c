@@ -381,7 +381,9 @@ uint64_t ls_status_json_u64(const cJSON *obj, const char *key)
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
     if (cJSON_IsRaw(v) && v->valuestring && v->valuestring[0] != '-')
         return strtoull(v->valuestring, NULL, 10);
-    if (cJSON_IsNumber(v) && v->valuedouble > 0) return (uint64_t) v->valuedouble;
+    /* Below 2^64 only: a larger double (1e300, inf) has no uint64_t (undefined behaviour). */
+    if (cJSON_IsNumber(v) && v->valuedouble > 0 && v->valuedouble < 18446744073709551616.0)
+        return (uint64_t) v->valuedouble;
     return 0;
 }
 

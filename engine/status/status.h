@@ -275,6 +275,8 @@ double ls_status_json_num(const cJSON *obj, const char *key);
 /* Reads the counters at path (a small JSON file). Absent: all zero, 0. Returns 0, LS_ECORRUPT
  * (not our format: *out stays zero), LS_EIO. */
 int ls_status_counters_load(const char *path, ls_status_counters_t *out);
+/* The same from the file's text[0..len) already in memory (no I/O; a NUL byte is LS_ECORRUPT). */
+int ls_status_counters_parse(const char *text, size_t len, ls_status_counters_t *out);
 /* Writes them to path durably (temporary file, fsync, rename, directory fsync). 0 or LS_E*. */
 int ls_status_counters_save(const char *path, const ls_status_counters_t *c);
 /* Counts one ASK_AGAIN with the code it gave (an LS_E* code): every one is an ask-again, and it

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every libFuzzer target built in BUILD/bin (*_fuzz) for SECONDS each, on a fresh copy of its
 # seed corpus tests/fuzz/corpus/<name without _fuzz>/ (so the checked-in corpus is never
-# polluted), and prints one line per target. Work copies and crash artifacts stay under
+# polluted), with the dictionary tests/fuzz/<name without _fuzz>.dict when there is one, and
+# prints one line per target. Work copies and crash artifacts stay under
 # BUILD/fuzz/<name>/ for inspection; reproduce a crash with: BUILD/bin/<name> <artifact>.
 # Exit status: 0 when every target ran clean, 1 when any found a crash, leak, timeout or OOM (or
 # could not run), 2 on bad usage.
@@ -24,6 +25,13 @@ max_len_for() {
     frame_decode) echo 32768 ;; # a HELLO naming 256 databases is ~21 KiB; data chunks are opaque
     gen_scan) echo 65536 ;;     # many records, trailer; a full 1 MiB generation adds nothing
     gen_stream) echo 65536 ;;   # the same inputs, plus one byte choosing how they are cut
+    config) echo 8192 ;;        # a configuration of a few peers and databases is ~1-2 KiB
+    control) echo 65536 ;;      # one request line, at most LS_CONTROL_REQ_MAX (64 KiB)
+    role) echo 4096 ;;          # the role file: six short lines
+    announced) echo 4096 ;;     # five fixed-width lines and a comment
+    opstate) echo 4096 ;;       # a small JSON object (a comment up to its field size)
+    counters) echo 4096 ;;      # a small JSON object; the loader reads at most 4096 bytes
+    history) echo 8192 ;;       # one short line per epoch
     *) echo 65536 ;;
   esac
 }
@@ -51,9 +59,13 @@ for exe in "${targets[@]}"; do
     echo "fuzz: note: no seed corpus $seeds for $prog, starting empty" >&2
   fi
   nseeds=$(find "$work/corpus" -type f | wc -l)
+  # A dictionary of the input's words (keys, section names) where the parser's own comparisons
+  # are not instrumented (cJSON, libinih are system libraries): tests/fuzz/<name>.dict.
+  dict=()
+  [ -f "$here/$name.dict" ] && dict=(-dict="$here/$name.dict")
   # In a subshell so that the shell's own "Aborted" note on a crash goes to the log too.
   ("$exe" "$work/corpus" -max_total_time="$secs" -max_len="$(max_len_for "$name")" \
-    -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+    "${dict[@]}" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
     -artifact_prefix="$work/artifacts/"; exit $?) >"$work/log" 2>&1
   rc=$?
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/log" | tail -1)

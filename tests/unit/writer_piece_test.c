@@ -17,12 +17,13 @@
 #include "store/store.h"
 #include "writer_util.h"
 
-#define OLD_KEYS 200   /* round 1: one piece (under PIECE_MIN), applied whole */
-#define NEW_KEYS 1800  /* round 2 adds these... */
-#define DELETED 50     /* ...and deletes the first of the old ones */
-#define PIECE_KEYS 256 /* applier.c's PIECE_MIN */
-#define IDLE_US 300000 /* pieces only while the applier is mostly idle (its last apply under a
-                          quarter of the time since it began) */
+#define OLD_KEYS   200  /* round 1: one piece (under PIECE_MIN), applied whole */
+#define NEW_KEYS   1800 /* round 2 adds these... */
+#define DELETED    50   /* ...and deletes the first of the old ones */
+#define PIECE_KEYS 256  /* applier.c's PIECE_MIN */
+/* Pieces only while the applier is mostly idle (its last apply under a quarter of the time since
+ * it began): the tests let it idle this long before the big chain. */
+#define IDLE_US 300000
 
 static int put_round(ls_txn_t *t, int k, int round)
 {

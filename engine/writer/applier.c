@@ -74,12 +74,73 @@ static int apply_sorted_cb(void *ctx, ls_store_txn_t *st)
     return 0;
 }
 
-/* Applies the chain with the position pos in one store transaction (store_mu held). */
-static int apply_chain(ls_db_t *db, ls_txn_t *chain, const ls_store_meta_t *pos)
+/* The store's writeback paced (docs/WRITER.md "The store's writeback in pieces"): a sorted chain
+ * is applied in pieces of consecutive keys, one store transaction each, so that each commit's
+ * fdatasync puts about PIECE_TARGET_NS of writes into the device queue instead of the whole
+ * apply's tens of MB at once (every log and shadow fdatasync issued meanwhile waits behind
+ * them). Only the last piece writes the new position: a crash between pieces leaves later writes
+ * in the store under the old position, which replay from that position makes whole again (last
+ * write wins: store.h's idempotent replay). Readers read the overlay first, which holds every
+ * key of the chain until the whole chain is applied (finish()), so no reader sees a piece. The
+ * piece's operation count adapts to the measured time of a full piece within
+ * [PIECE_MIN, PIECE_MAX]: random keys dirty a leaf each, keys in order share leaves. Only while
+ * the applier is mostly idle (its last apply took under a quarter of the time from its start to
+ * this take) and the overlay under half full: in a bulk load the applier's commits are the
+ * writer's throughput (the writer row) and a piece costs a commit and an fdatasync more, so a
+ * busy applier (and the first apply, with no history) applies the chain in one transaction as
+ * before. */
+#define PIECE_MIN       256u
+#define PIECE_MAX       (1u << 20)
+#define PIECE_TARGET_NS 2000000ull
+
+typedef struct {
+    const ls__keysort_t *ks;
+    size_t lo, hi; /* ks->ops[lo, hi) */
+} piece_t;
+
+static int apply_piece_cb(void *ctx, ls_store_txn_t *st)
+{
+    const piece_t *p = ctx;
+    for (size_t i = p->lo; i < p->hi; i++) {
+        int rc = put_or_del(st, p->ks->ops[i].t, &p->ks->ops[i].t->ops[p->ks->ops[i].op]);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+static void piece_adapt(ls_db_t *db, uint64_t ns)
+{
+    if (ns < PIECE_TARGET_NS / 2 && db->piece_ops < PIECE_MAX) db->piece_ops *= 2;
+    if (ns > PIECE_TARGET_NS * 2 && db->piece_ops > PIECE_MIN) db->piece_ops /= 2;
+}
+
+/* The sorted chain in pieces, the last one with the new position m, the others with the
+ * store's current one (cur). An empty sort still writes m. */
+static int apply_pieces(ls_db_t *db, const ls_store_meta_t *cur, const ls_store_meta_t *m)
+{
+    if (db->piece_ops < PIECE_MIN) db->piece_ops = PIECE_MIN;
+    for (size_t lo = 0;;) {
+        size_t n = db->piece_ops, hi = db->ks.n - lo <= n ? db->ks.n : lo + n;
+        piece_t p = {.ks = &db->ks, .lo = lo, .hi = hi};
+        uint64_t t0 = ls_mono_ns();
+        bool last = hi == db->ks.n;
+        if (!last && LS_FAULT("writer.apply.piece")) return LS_ESTORE;
+        int rc = ls_store_apply(db->store, apply_piece_cb, &p, last ? m : cur);
+        if (rc || last) return rc;
+        db->pieces++;
+        piece_adapt(db, ls_mono_ns() - t0);
+        lo = hi;
+    }
+}
+
+/* Applies the chain with the position pos (store_mu held): sorted, in pieces when pace (the
+ * store keeps up) or in one store transaction; unsorted (the sort had no memory), in one. */
+static int apply_chain(ls_db_t *db, ls_txn_t *chain, const ls_store_meta_t *pos, bool pace)
 {
     if (db->store_failed) return db->store_failed;
-    ls_store_meta_t m;
+    ls_store_meta_t m, cur;
     ls_store_meta(db->store, &m); /* keeps checkpoint_lsn and applied_generations */
+    cur = m;
     memcpy(m.dbid, pos->dbid, LS_DBID_LEN);
     m.epoch = pos->epoch;
     m.generation = pos->generation;
@@ -89,6 +150,7 @@ static int apply_chain(ls_db_t *db, ls_txn_t *chain, const ls_store_meta_t *pos)
     memcpy(m.digest, pos->digest, LS_DIGEST_SIZE);
     bool sorted = ls__keysort_chain(&db->ks, chain) == 0;
     int rc = LS_FAULT("writer.apply.before") ? LS_ESTORE
+             : sorted && pace                ? apply_pieces(db, &cur, &m)
              : sorted ? ls_store_apply(db->store, apply_sorted_cb, &db->ks, &m)
                       : ls_store_apply(db->store, apply_cb, chain, &m);
     if (rc) {
@@ -188,6 +250,7 @@ void *ls__applier_main(void *arg)
     pthread_mutex_lock(&db->store_mu);
     uint64_t deadline = timers(db);
     pthread_mutex_unlock(&db->store_mu);
+    uint64_t took = 0, busy = UINT64_MAX; /* the last take (monotonic ns) and its apply's time */
     for (;;) {
         pthread_mutex_lock(&db->mu);
         wait_until(db, deadline);
@@ -198,16 +261,22 @@ void *ls__applier_main(void *arg)
             pthread_cond_wait(&db->applyq, &db->mu);
         ls_txn_t *chain = db->ahead;
         ls_store_meta_t pos = db->apos;
+        uint64_t now = ls_mono_ns();
+        bool pace = busy < (now - took) / 4 && db->unapplied < db->opts.overlay_max / 2;
         bool stop = db->apply_stopping; /* set only once the flusher has exited */
         db->ahead = db->atail = NULL;
         pthread_mutex_unlock(&db->mu);
 
         pthread_mutex_lock(&db->store_mu);
-        int rc = chain ? apply_chain(db, chain, &pos) : 0;
+        int rc = chain ? apply_chain(db, chain, &pos, pace) : 0;
         deadline = timers(db);
         pthread_mutex_unlock(&db->store_mu);
 
-        if (chain) finish(db, chain, &pos, rc);
+        if (chain) {
+            took = now;
+            busy = ls_mono_ns() - now;
+            finish(db, chain, &pos, rc);
+        }
         if (stop && !chain) break;
     }
     return NULL;

@@ -162,6 +162,9 @@ struct ls_db {
     pthread_mutex_t store_mu; /* guards store writes and the field below */
     uint64_t last_ckpt_ns;    /* monotonic time of the last checkpoint */
     ls__keysort_t ks;         /* the applier's sort buffers */
+    size_t piece_ops;         /* operations per store transaction of a sorted apply (applier.c,
+                                 adapted to the time of a piece) */
+    uint64_t pieces;          /* store transactions before the last one of a sorted apply */
 
     ls__overlay_t ov; /* acknowledged writes the store does not hold yet (its own leaf lock) */
 

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "node/node_int.h"
+#include "node/resync_switchover_int.h"
 
 static ls_role_kind_t initial_role(const ls_cfg_database_t *d)
 {

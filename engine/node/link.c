@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "node/netpath.h"
+#include "node/resync_switchover_int.h"
 
 static void on_wake(void *data)
 {

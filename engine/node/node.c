@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "node/node_int.h"
+#include "node/resync_switchover_int.h"
 
 const char *ls__node_state_name(copy_state_t s)
 {

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "node/node_int.h"
+#include "node/resync_switchover_int.h"
 
 void ls_node_accept(ls_listener_t *l, ls_conn_t *conn)
 {

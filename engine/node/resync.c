@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "node/node_int.h"
+#include "node/resync_switchover_int.h"
 
 /* The shippers of a leave their links; a link whose connection offered a is closed (it
  * reconnects with a HELLO without it). The machines stay allocated until the node is freed

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "node/resync_int.h"
+#include "node/resync_switchover_int.h"
 
 static uint64_t next_id = 1;
 

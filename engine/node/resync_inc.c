@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "node/node_int.h"
+#include "node/resync_switchover_int.h"
 #include "seed/seed.h"
 #include "seed/session.h"
 #include "node/resync_int.h"

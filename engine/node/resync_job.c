@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "node/resync_int.h"
+#include "node/resync_switchover_int.h"
 #include "seed/seed.h"
 
 static int open_none(void *ctx, ls_copy_t **out, char *err, size_t errlen)

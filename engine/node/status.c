@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "node/node_int.h"
+#include "node/resync_switchover_int.h"
 #include "layout/layout.h"
 
 static uint64_t age_ns(uint64_t then_ns, uint64_t now_ns)

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "node/switchover_int.h"
+#include "node/resync_switchover_int.h"
 #include "node/switchover_wait.h"
 
 const char *ls__sw_state_name(sw_state_t s)

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "node/switchover_int.h"
+#include "node/resync_switchover_int.h"
 
 static bool sw_running(const struct node_sw *w)
 {

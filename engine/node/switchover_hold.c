@@ -12,6 +12,7 @@
 #include <logship/db.h>
 
 #include "node/switchover_int.h"
+#include "node/resync_switchover_int.h"
 
 /* <dir>/lock free: no writer has the database open (flock taken and released at once). */
 bool ls__sw_writer_gone(const char *dir)

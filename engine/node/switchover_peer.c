@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "node/node_int.h"
+#include "node/resync_switchover_int.h"
 
 struct sw_answer {
     ls_node_t *node;
